@@ -1,0 +1,22 @@
+"""lamarr-export: trained networks to standalone, dependency-free C functions, with proven parity.
+
+Flow, one direction: frontends (read models) -> ir (typed ops, numpy weights) ->
+backend (Jinja templates -> .c/.h) -> toolchain (compile, cffi) -> parity (check).
+Importing this package does not import any ML framework.
+"""
+
+from exporter.api import Export, export_keras
+from exporter.errors import ExportError, UnsupportedModelError
+from exporter.parity import ParityReport, check_parity, make_inputs
+from exporter.version import __version__
+
+__all__ = [
+    "Export",
+    "ExportError",
+    "ParityReport",
+    "UnsupportedModelError",
+    "__version__",
+    "check_parity",
+    "export_keras",
+    "make_inputs",
+]

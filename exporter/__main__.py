@@ -1,0 +1,3 @@
+from exporter.cli import entry_point
+
+entry_point()

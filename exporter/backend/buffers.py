@@ -1,0 +1,65 @@
+"""Where each IR value lives during a call: the caller's buffers or a stack scratch array.
+
+Scratch arrays are reused as soon as the value they hold is dead, so the stack a call
+needs stays near twice the widest layer. Only ops that declare ``in_place`` may write
+over an input that dies with them; every other op gets an output distinct from its inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exporter.ir import Graph
+
+INPUT, OUTPUT = "input", "output"
+
+
+@dataclass
+class BufferPlan:
+    location: dict[str, str]  # value -> C array expression
+    sizes: list[int]  # floats in each scratch array
+    copy_from: str | None  # scratch array to copy into `output` at the end, if any
+
+    @property
+    def stack_bytes(self) -> int:
+        return 4 * sum(self.sizes)
+
+
+def plan_buffers(graph: Graph, scratch_prefix: str) -> BufferPlan:
+    last_use: dict[str, int] = {}
+    for index, op in enumerate(graph.ops):
+        for name in op.inputs:
+            last_use[name] = index
+    last_use[graph.output] = len(graph.ops)
+
+    location = {graph.input: INPUT}
+    holder: dict[str, int] = {}  # value -> scratch index
+    sizes: list[int] = []
+    free: list[int] = []
+
+    def take(width: int) -> int:
+        if free:
+            best = max(free, key=lambda i: (sizes[i] >= width, -sizes[i] if sizes[i] >= width else sizes[i]))
+            free.remove(best)
+            sizes[best] = max(sizes[best], width)
+            return best
+        sizes.append(width)
+        return len(sizes) - 1
+
+    for index, op in enumerate(graph.ops):
+        dying = [v for v in dict.fromkeys(op.inputs) if v in holder and last_use[v] == index]
+        writes_output = index == len(graph.ops) - 1 and op.output == graph.output and graph.input not in op.inputs
+        if writes_output:
+            location[op.output] = OUTPUT
+        else:
+            if op.in_place and dying:
+                slot = holder.pop(dying.pop(0))
+                sizes[slot] = max(sizes[slot], op.width)
+            else:
+                slot = take(op.width)
+            holder[op.output] = slot
+            location[op.output] = f"{scratch_prefix}{slot}"
+        free.extend(holder.pop(v) for v in dying)
+
+    copy_from = None if location[graph.output] == OUTPUT else location[graph.output]
+    return BufferPlan(location=location, sizes=sizes, copy_from=copy_from)

@@ -1,0 +1,31 @@
+"""Errors that are the user's to fix: the CLI prints them without a traceback and exits with 2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ExportError(Exception):
+    """A user mistake (bad file, bad flag, unsupported model): message only, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing in a model that stands in the way of exporting it."""
+
+    layer: str
+    cls: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"layer '{self.layer}' ({self.cls}): {self.reason}"
+
+
+class UnsupportedModelError(ExportError):
+    """Every unsupported layer of a model at once, so the user fixes them in one go."""
+
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: cannot export {len(problems)} layer(s):\n{lines}")

@@ -1,0 +1,1 @@
+"""Frontends read trained models and produce IR; they never write C."""

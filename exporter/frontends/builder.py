@@ -1,0 +1,50 @@
+"""What every frontend uses to grow an IR graph while collecting every problem it meets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from exporter.errors import Problem, UnsupportedModelError
+from exporter.ir import Graph, Op, optimize
+from exporter.ir.graph import arrays_of
+
+
+class Unsupported(Exception):
+    """Raised by a layer mapping: this layer, as configured, has no C translation."""
+
+
+class Builder:
+    """Accumulates IR ops; a refused layer becomes a placeholder so the walk can go on."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.widths: dict[str, int] = {}
+        self.ops: list[Op] = []
+        self.problems: list[Problem] = []
+
+    def value(self, width: int) -> str:
+        name = f"v{len(self.widths)}"
+        self.widths[name] = int(width)
+        return name
+
+    def add(self, cls: type[Op], name: str, inputs: list[str], width: int, **fields: Any) -> str:
+        output = self.value(width)
+        op = cls(name=name, inputs=tuple(inputs), output=output, width=int(width), **fields)
+        for array in arrays_of(op):
+            if not np.all(np.isfinite(array)):
+                raise Unsupported("its weights contain NaN or infinity")
+        self.ops.append(op)
+        return output
+
+    def refuse(self, layer: str, cls: str, reason: str, width: int) -> str:
+        self.problems.append(Problem(layer, cls, reason))
+        return self.value(width)
+
+    def finish(self, input_name: str, output_name: str) -> Graph:
+        if self.problems:
+            raise UnsupportedModelError(self.source, self.problems)
+        graph = Graph(input=input_name, output=output_name, widths=self.widths, ops=self.ops, source=self.source)
+        graph.validate()
+        return optimize(graph)

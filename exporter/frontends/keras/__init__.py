@@ -1,0 +1,140 @@
+"""Keras frontend: ``.keras`` (Keras 3) and legacy ``.h5`` files, or a live ``keras.Model``.
+
+Files are screened from their stored configuration first, without importing Keras:
+a model with custom or unsupported layers (which Keras itself may refuse to load, e.g.
+a ``Lambda`` under safe mode) is reported layer by layer, and fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporter.errors import ExportError, Problem, UnsupportedModelError
+from exporter.frontends.keras.layers import LAYERS
+from exporter.frontends.keras.walk import keras_to_ir, refusal_reason
+from exporter.frontends.loaded import LoadedModel
+
+MODEL_CLASSES = {"Functional", "Sequential", "Model"}
+SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def _stored_config(path: Path) -> dict[str, Any]:
+    """The model configuration as saved in the file, read without Keras."""
+    try:
+        if path.suffix == ".keras":
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json"))
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+            if raw is None:
+                raise ExportError(f"{path}: HDF5 file holds weights only, no model configuration")
+            return json.loads(raw)
+    except ExportError:
+        raise
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        raise ExportError(f"{path}: not a readable Keras model file ({err})") from None
+
+
+def _screen(config: dict[str, Any], problems: list[Problem]) -> None:
+    """Record each stored layer whose class has no mapping, recursing into nested models."""
+    for entry in config.get("config", {}).get("layers", []):
+        cls = entry.get("class_name", "?")
+        name = entry.get("config", {}).get("name", entry.get("name", "?"))
+        if cls in MODEL_CLASSES:
+            _screen(entry, problems)
+        elif cls != "InputLayer":
+            module = entry.get("module") or "keras.layers"
+            builtin = module.startswith("keras") and not entry.get("registered_name")
+            if not builtin or cls not in LAYERS:
+                problems.append(Problem(name, cls, refusal_reason(cls, builtin)))
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the C++ log lines TensorFlow prints while it loads (they bypass TF_CPP_MIN_LOG_LEVEL)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _import_keras() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        if "keras" in sys.modules:
+            import keras
+        else:
+            with _quiet_stderr():
+                import keras
+
+                keras.ops.convert_to_tensor(0.0)  # the backend logs once more on first use
+    except ImportError as err:
+        raise ExportError(
+            f"reading Keras models needs Keras 3 and a backend: pip install 'lamarr-export[keras]' ({err})"
+        ) from None
+    return keras
+
+
+def load_keras_file(path: str | os.PathLike[str]) -> Any:
+    """Load a model file with Keras (``compile=False``, safe mode) after screening its layers."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such model file")
+    if path.suffix not in SUFFIXES:
+        raise ExportError(f"{path}: expected a Keras model file ({', '.join(SUFFIXES)})")
+    config = _stored_config(path)
+    if config.get("class_name") not in MODEL_CLASSES:
+        raise ExportError(f"{path}: stores a {config.get('class_name')!r}, not a Keras model")
+    problems: list[Problem] = []
+    _screen(config, problems)
+    if problems:
+        raise UnsupportedModelError(path.name, problems)
+    keras = _import_keras()
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many types for a damaged file
+        raise ExportError(f"{path}: Keras could not load it: {err}") from None
+
+
+def keras_reference(model: Any) -> Any:
+    """The model's own float32 forward pass, in inference mode, on numpy rows."""
+    import keras
+
+    def reference(x: np.ndarray) -> np.ndarray:
+        out = model(np.asarray(x, dtype=np.float32), training=False)
+        return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+
+    return reference
+
+
+def load_keras(model: Any) -> LoadedModel:
+    """A Keras model (file path or live ``keras.Model``) as IR plus its reference forward pass."""
+    if isinstance(model, (str, os.PathLike)):
+        source = Path(model).name
+        model = load_keras_file(model)
+    else:
+        source = f"{model.name} (in memory)"
+    keras = _import_keras()
+    graph = keras_to_ir(model, source)
+    return LoadedModel(
+        graph=graph,
+        reference=keras_reference(model),
+        framework="Keras",
+        framework_version=f"{keras.__version__} ({keras.backend.backend()} backend)",
+    )

@@ -1,0 +1,90 @@
+"""Keras activation functions -> IR activations, with Keras' own defaults made explicit."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+from exporter.frontends.builder import Unsupported
+from exporter.ir import LINEAR, Activation
+
+
+def relu_activation(negative_slope: float = 0.0, max_value: float | None = None, threshold: float = 0.0) -> Activation:
+    """Keras' ``relu`` and ``ReLU`` layer; the plain and leaky cases get their own, cheaper kinds."""
+    if negative_slope == 0.0 and max_value is None and threshold == 0.0:
+        return Activation("relu")
+    if max_value is None and threshold == 0.0:
+        return Activation("leaky_relu", {"negative_slope": negative_slope})
+    return Activation(
+        "relu_general",
+        {
+            "negative_slope": negative_slope,
+            "max_value": math.inf if max_value is None else max_value,
+            "threshold": threshold,
+        },
+    )
+
+
+def _vector(kind: str) -> Callable[..., Activation]:
+    def make(axis: int = -1) -> Activation:
+        if axis not in (-1, 1):
+            raise Unsupported(f"{kind} over axis {axis}; only the feature axis (-1) is supported")
+        return Activation(kind)
+
+    return make
+
+
+def _plain(kind: str) -> Callable[[], Activation]:
+    return lambda: Activation(kind)
+
+
+# Keras function name -> maker taking the function's keyword arguments, defaults as in Keras 3.
+KERAS_ACTIVATIONS: dict[str, Callable[..., Activation]] = {
+    "linear": lambda: LINEAR,
+    "relu": relu_activation,
+    "relu6": lambda: relu_activation(max_value=6.0),
+    "leaky_relu": lambda negative_slope=0.2: Activation("leaky_relu", {"negative_slope": negative_slope}),
+    "elu": lambda alpha=1.0: Activation("elu", {"alpha": alpha}),
+    "celu": lambda alpha=1.0: Activation("celu", {"alpha": alpha}),
+    "gelu": lambda approximate=False: Activation("gelu_tanh" if approximate else "gelu_erf"),
+    "softmax": _vector("softmax"),
+    "log_softmax": _vector("log_softmax"),
+    **{
+        name: _plain(name)
+        for name in (
+            "selu",
+            "silu",
+            "sigmoid",
+            "hard_sigmoid",
+            "hard_silu",
+            "log_sigmoid",
+            "tanh",
+            "hard_tanh",
+            "softplus",
+            "softsign",
+            "mish",
+            "exponential",
+        )
+    },
+}
+KERAS_ACTIVATIONS["swish"] = KERAS_ACTIVATIONS["silu"]
+KERAS_ACTIVATIONS["hard_swish"] = KERAS_ACTIVATIONS["hard_silu"]
+
+
+def from_keras(fn: Any) -> Activation:
+    """Map ``layer.activation`` (a Keras function, possibly a ``functools.partial`` of one)."""
+    kwargs: dict[str, Any] = {}
+    if isinstance(fn, functools.partial):
+        kwargs = dict(fn.keywords)
+        fn = fn.func
+    name = getattr(fn, "__name__", repr(fn))
+    module = getattr(fn, "__module__", "") or ""
+    maker = KERAS_ACTIVATIONS.get(name)
+    if maker is None or not module.startswith("keras."):
+        raise Unsupported(f"activation {name!r} is not supported")
+    try:
+        return maker(**kwargs)
+    except TypeError as err:
+        raise Unsupported(f"activation {name!r} with arguments {kwargs}: {err}") from None

@@ -1,0 +1,103 @@
+"""Walk a built Keras model (Sequential, Functional, nested models) into IR, node by node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.keras.layers import LAYERS
+from exporter.ir import Graph
+
+# What to tell a user whose layer has no mapping, by family of class names.
+REFUSALS = {
+    "Lambda": "runs arbitrary Python code, which cannot be translated to C",
+    "Conv": "convolutions are not supported (the exporter handles 1-D feature vectors)",
+    "Pooling": "pooling is not supported (the exporter handles 1-D feature vectors)",
+    "LSTM": "recurrent layers are not supported",
+    "GRU": "recurrent layers are not supported",
+    "RNN": "recurrent layers are not supported",
+    "Attention": "attention layers are not supported",
+    "Embedding": "embeddings are not supported",
+}
+
+
+def refusal_reason(cls: str, builtin: bool) -> str:
+    """Why a layer class has no mapping: the most specific reason we know."""
+    if not builtin:
+        return "custom layer: only built-in Keras layers can be exported"
+    for fragment, reason in REFUSALS.items():
+        if fragment in cls:
+            return reason
+    return "this layer type is not supported"
+
+
+def is_model(obj: Any) -> bool:
+    return hasattr(obj, "_nodes_by_depth") or hasattr(obj, "_functional")
+
+
+def _is_builtin(layer: Any) -> bool:
+    return type(layer).__module__.startswith("keras.")
+
+
+def _rank_problem(shape: Any) -> str | None:
+    if len(shape) != 2 or shape[-1] is None:
+        return f"tensor shape {tuple(shape)}: only (batch, features) tensors are supported"
+    return None
+
+
+class KerasWalker:
+    """Maps every node of the model to IR, recording (not raising) each refused layer."""
+
+    def __init__(self, builder: Builder):
+        self.b = builder
+
+    def apply(self, layer: Any, inputs: list[str], out_shapes: list[Any]) -> list[str]:
+        if is_model(layer):
+            return self.walk(layer, inputs)
+        cls = type(layer).__name__
+        width = int(out_shapes[0][-1] or 1) if out_shapes else 1
+        problems = [p for p in map(_rank_problem, out_shapes) if p]
+        if len(out_shapes) != 1:
+            problems.append(f"{len(out_shapes)} outputs; layers with one output are supported")
+        mapping = LAYERS.get(cls) if _is_builtin(layer) else None
+        if mapping is None:
+            problems.insert(0, refusal_reason(cls, _is_builtin(layer)))
+        if problems:
+            return [self.b.refuse(layer.name, cls, "; ".join(problems), width)]
+        try:
+            return [mapping(layer, self.b, inputs)]
+        except Unsupported as err:
+            return [self.b.refuse(layer.name, cls, str(err), width)]
+
+    def walk(self, model: Any, inputs: list[str]) -> list[str]:
+        graph = getattr(model, "_functional", None) or model
+        if not hasattr(graph, "_nodes_by_depth"):
+            return [self.b.refuse(model.name, type(model).__name__, "model is not built (no input shape)", 1)]
+        values = {id(t): v for t, v in zip(graph.inputs, inputs, strict=True)}
+        for depth in sorted(graph._nodes_by_depth, reverse=True):
+            for node in graph._nodes_by_depth[depth]:
+                if node.is_input or not node.operation:
+                    continue
+                ins = [values[id(t)] for t in node.input_tensors]
+                outs = self.apply(node.operation, ins, [t.shape for t in node.outputs])
+                values.update({id(t): v for t, v in zip(node.outputs, outs, strict=True)})
+        return [values[id(t)] for t in graph.outputs]
+
+
+def keras_to_ir(model: Any, source: str) -> Graph:
+    """The IR of a loaded Keras model; raises ``UnsupportedModelError`` listing every problem."""
+    b = Builder(source)
+    walker = KerasWalker(b)
+    if not getattr(model, "built", False) or not getattr(model, "inputs", None):
+        b.refuse(model.name, type(model).__name__, "model is not built: give it an Input shape", 1)
+        return b.finish("", "")
+    for kind, tensors in (("input", model.inputs), ("output", model.outputs)):
+        if len(tensors) != 1:
+            b.refuse(model.name, type(model).__name__, f"{len(tensors)} {kind}s; exactly one is supported", 1)
+    shape = model.inputs[0].shape
+    problem = _rank_problem(shape)
+    if problem:
+        b.refuse(model.name, "InputLayer", problem, 1)
+    x = b.value(shape[-1] or 1)
+    outputs = walker.walk(model, [x] * len(model.inputs))
+    return b.finish(x, outputs[0])

@@ -1,0 +1,21 @@
+"""The intermediate representation: what a network computes, with no framework attached."""
+
+from exporter.ir.activations import LINEAR, Activation
+from exporter.ir.graph import Graph
+from exporter.ir.ops import ALL_OPS, Activate, Affine, Concatenate, Dense, Merge, Op, PReLU
+from exporter.ir.passes import optimize
+
+__all__ = [
+    "ALL_OPS",
+    "LINEAR",
+    "Activate",
+    "Activation",
+    "Affine",
+    "Concatenate",
+    "Dense",
+    "Graph",
+    "Merge",
+    "Op",
+    "PReLU",
+    "optimize",
+]

@@ -1,0 +1,71 @@
+"""A model as the IR sees it: one input row, a topologically ordered list of ops, one output row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from exporter.ir.ops import Concatenate, Dense, Op
+
+
+@dataclass
+class Graph:
+    """The whole network; frontends build it, passes rewrite it, the backend renders it.
+
+    ``widths`` maps every value name to its number of floats. ``source`` is the model
+    file's name (never its path: generated files must not depend on where they were made).
+    """
+
+    input: str
+    output: str
+    widths: dict[str, int]
+    ops: list[Op] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def n_inputs(self) -> int:
+        return self.widths[self.input]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.widths[self.output]
+
+    @property
+    def n_params(self) -> int:
+        return sum(a.size for op in self.ops for a in arrays_of(op))
+
+    def consumers(self, value: str) -> list[Op]:
+        return [op for op in self.ops if value in op.inputs]
+
+    def validate(self) -> None:
+        """Check what every backend relies on; a failure here is a frontend bug, not a user error."""
+        known = {self.input}
+        for op in self.ops:
+            for name in op.inputs:
+                if name not in known:
+                    raise AssertionError(f"op {op.name!r} reads {name!r} before it is computed")
+            if op.output in known:
+                raise AssertionError(f"value {op.output!r} is written twice")
+            in_widths = [self.widths[name] for name in op.inputs]
+            expected = _output_width(op, in_widths)
+            if expected != op.width or self.widths.get(op.output) != op.width:
+                raise AssertionError(f"op {op.name!r}: widths {in_widths} -> {op.width} do not match")
+            known.add(op.output)
+        if self.output not in known:
+            raise AssertionError(f"output {self.output!r} is never computed")
+
+
+def _output_width(op: Op, in_widths: list[int]) -> int:
+    if op.n_inputs is not None and len(in_widths) != op.n_inputs:
+        raise AssertionError(f"op {op.name!r} takes {op.n_inputs} inputs, got {len(in_widths)}")
+    if isinstance(op, Dense):
+        return op.width if in_widths == [op.n_in] else -1
+    if isinstance(op, Concatenate):
+        return sum(in_widths)
+    return in_widths[0] if len(set(in_widths)) == 1 else -1
+
+
+def arrays_of(op: Op) -> list[np.ndarray]:
+    """The weight arrays an op carries, for counting parameters and checking finiteness."""
+    return [v for v in vars(op).values() if isinstance(v, np.ndarray)]

@@ -1,0 +1,154 @@
+"""The IR's operations: small, typed, framework-free, with their weights as numpy arrays.
+
+Every op reads one or more row vectors (IR values, named by string) and writes one.
+Each op class names the template that renders it (``template``) and says whether its
+output may overwrite an input that dies with it (``in_place``): true only when
+output element ``i`` depends on input element ``i`` alone.
+
+Adding an op: a dataclass here (validate shapes in ``__post_init__``), a template
+``templates/ops/<template>.c.j2`` with the macros ``decls`` and ``body``, a mapping in
+each frontend, and a parity test in ``tests/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from exporter.ir.activations import LINEAR, Activation
+
+
+def _vector(name: str, array: np.ndarray, width: int) -> np.ndarray:
+    out = np.ascontiguousarray(array, dtype=np.float32).reshape(-1)
+    if out.shape != (width,):
+        raise ValueError(f"{name} has {out.size} values, expected {width}")
+    return out
+
+
+@dataclass
+class Op:
+    """Base of all ops. ``name`` is the source layer's name, kept for messages and comments."""
+
+    name: str
+    inputs: tuple[str, ...]
+    output: str
+    width: int
+
+    template: ClassVar[str] = ""
+    in_place: ClassVar[bool] = False
+    n_inputs: ClassVar[int | None] = 1  # None: two or more
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+@dataclass
+class Dense(Op):
+    """``y = act(x @ kernel + bias)``; kernel is (n_in, n_out), the Keras layout."""
+
+    kernel: np.ndarray = None  # type: ignore[assignment]
+    bias: np.ndarray | None = None
+    activation: Activation = LINEAR
+
+    template: ClassVar[str] = "dense"
+
+    def __post_init__(self) -> None:
+        self.kernel = np.ascontiguousarray(self.kernel, dtype=np.float32)
+        if self.kernel.ndim != 2 or self.kernel.shape[1] != self.width:
+            raise ValueError(f"kernel shape {self.kernel.shape} does not give {self.width} outputs")
+        if self.bias is not None:
+            self.bias = _vector("bias", self.bias, self.width)
+
+    @property
+    def n_in(self) -> int:
+        return int(self.kernel.shape[0])
+
+    def describe(self) -> str:
+        bias = "" if self.bias is not None else ", no bias"
+        return f"Dense {self.n_in}->{self.width}, {self.activation.describe()}{bias}"
+
+
+@dataclass
+class Activate(Op):
+    """An activation applied on its own (elementwise, or softmax over the row)."""
+
+    activation: Activation = LINEAR
+
+    template: ClassVar[str] = "activate"
+    in_place: ClassVar[bool] = True  # softmax too: it reads the whole row before writing
+
+    def describe(self) -> str:
+        return f"Activation {self.activation.describe()}"
+
+
+@dataclass
+class Affine(Op):
+    """Per-feature ``y = x * scale + shift``: inference BatchNorm, Rescaling, Normalization."""
+
+    scale: np.ndarray = None  # type: ignore[assignment]
+    shift: np.ndarray = None  # type: ignore[assignment]
+
+    template: ClassVar[str] = "affine"
+    in_place: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self.scale = _vector("scale", self.scale, self.width)
+        self.shift = _vector("shift", self.shift, self.width)
+
+    def describe(self) -> str:
+        return f"Affine {self.width}"
+
+
+@dataclass
+class PReLU(Op):
+    """``y = x > 0 ? x : alpha * x`` with one learned slope per feature."""
+
+    alpha: np.ndarray = None  # type: ignore[assignment]
+
+    template: ClassVar[str] = "prelu"
+    in_place: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self.alpha = _vector("alpha", self.alpha, self.width)
+
+    def describe(self) -> str:
+        return f"PReLU {self.width}"
+
+
+MERGE_KINDS = ("add", "subtract", "multiply", "average", "maximum", "minimum")
+
+
+@dataclass
+class Merge(Op):
+    """Elementwise combination of equally wide inputs, folded left to right."""
+
+    kind: str = "add"
+
+    template: ClassVar[str] = "merge"
+    in_place: ClassVar[bool] = True
+    n_inputs: ClassVar[int | None] = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in MERGE_KINDS:
+            raise ValueError(f"unknown merge kind {self.kind!r}")
+        if len(self.inputs) < 2 or (self.kind == "subtract" and len(self.inputs) != 2):
+            raise ValueError(f"{self.kind} of {len(self.inputs)} inputs")
+
+    def describe(self) -> str:
+        return f"{self.kind.capitalize()} of {len(self.inputs)}"
+
+
+@dataclass
+class Concatenate(Op):
+    """Inputs laid end to end along the feature axis, in order."""
+
+    template: ClassVar[str] = "concatenate"
+    n_inputs: ClassVar[int | None] = None
+
+    def describe(self) -> str:
+        return f"Concatenate of {len(self.inputs)}"
+
+
+ALL_OPS: tuple[type[Op], ...] = (Dense, Activate, Affine, PReLU, Merge, Concatenate)

@@ -1,0 +1,80 @@
+"""Rewrites of the IR that every frontend gets for free.
+
+They make the generated C look the same whichever way a network was written
+(``Dense(activation="relu")``, ``Dense`` + ``Activation("relu")``, ``nn.Dense`` +
+``nn.relu``), and remove passes over the row that cost time per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from exporter.ir.graph import Graph
+from exporter.ir.ops import Activate, Affine, Dense, Op
+
+
+def _fuse_into_dense(graph: Graph, follower: type[Op], merge: Callable[[Dense, Op], Dense]) -> None:
+    """Merge each ``follower`` op into the linear Dense that alone feeds it."""
+    producers = {op.output: op for op in graph.ops}
+    fused: list[Op] = []
+    for op in graph.ops:
+        if isinstance(op, follower):
+            source = producers.get(op.inputs[0])
+            if (
+                isinstance(source, Dense)
+                and source.activation.is_linear
+                and source.output != graph.output
+                and len(graph.consumers(source.output)) == 1
+            ):
+                merged = merge(source, op)
+                idx = next(i for i, kept in enumerate(fused) if kept is source)
+                fused[idx] = merged
+                producers[op.output] = merged
+                del graph.widths[source.output]
+                continue
+        fused.append(op)
+    graph.ops = fused
+
+
+def _with_activation(dense: Dense, act: Op) -> Dense:
+    assert isinstance(act, Activate)
+    return replace(dense, output=act.output, activation=act.activation, name=f"{dense.name}+{act.name}")
+
+
+def _with_affine(dense: Dense, affine: Op) -> Dense:
+    """Inference BatchNorm after a Dense: scale the kernel's columns, shift the bias (computed in float64)."""
+    assert isinstance(affine, Affine)
+    scale = affine.scale.astype(np.float64)
+    bias = np.zeros(dense.width) if dense.bias is None else dense.bias.astype(np.float64)
+    return replace(
+        dense,
+        output=affine.output,
+        kernel=dense.kernel.astype(np.float64) * scale,
+        bias=bias * scale + affine.shift,
+        name=f"{dense.name}+{affine.name}",
+    )
+
+
+def prune(graph: Graph) -> None:
+    """Drop ops whose results never reach the output, so the output op is the last one."""
+    needed = {graph.output}
+    kept: list[Op] = []
+    for op in reversed(graph.ops):
+        if op.output in needed:
+            kept.append(op)
+            needed.update(op.inputs)
+        else:
+            del graph.widths[op.output]
+    graph.ops = kept[::-1]
+
+
+def optimize(graph: Graph) -> Graph:
+    """Prune dead ops; fold per-feature affine maps and standalone activations into the Dense before them."""
+    prune(graph)
+    _fuse_into_dense(graph, Affine, _with_affine)
+    _fuse_into_dense(graph, Activate, _with_activation)
+    graph.validate()
+    return graph

@@ -1,0 +1,94 @@
+"""Compile generated C into a shared library the way Lamarr does, and call it from numpy via cffi."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from exporter.backend import CSource
+from exporter.errors import ExportError
+
+LAMARR_FLAGS = ["-std=c99", "-O3"]
+SHARED_FLAGS = ["-shared", "-fPIC"]
+
+
+class CompileError(Exception):
+    """The C compiler rejected generated code: a bug in the exporter, reported with the compiler's words."""
+
+
+def compile_command(c_file: Path, so_file: Path) -> list[str]:
+    """``$CC $CFLAGS -shared -fPIC file.c -o file.so -lm``; CC defaults to cc, CFLAGS to Lamarr's."""
+    cc = shlex.split(os.environ.get("CC") or "cc")
+    cflags = os.environ.get("CFLAGS")
+    flags = ["-std=c99", *shlex.split(cflags)] if cflags else LAMARR_FLAGS
+    return [*cc, *flags, *SHARED_FLAGS, str(c_file), "-o", str(so_file), "-lm"]
+
+
+def compile_shared(source: CSource, workdir: Path) -> Path:
+    c_file = workdir / f"{source.symbol}.c"
+    so_file = workdir / f"lib{source.symbol}.so"
+    c_file.write_text(source.c)
+    (workdir / f"{source.symbol}.h").write_text(source.h)
+    cmd = compile_command(c_file, so_file)
+    if shutil.which(cmd[0]) is None:
+        raise ExportError(f"C compiler {cmd[0]!r} not found (set CC, or use --no-check)")
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CompileError(f"{shlex.join(cmd)} failed:\n{result.stderr}")
+    return so_file
+
+
+@dataclass
+class CompiledModel:
+    """A loaded shared library exposing one model function to numpy."""
+
+    symbol: str
+    library: Path
+    n_inputs: int
+    n_outputs: int
+
+    keepalive: object = None  # e.g. the temporary folder holding the library
+
+    def __post_init__(self) -> None:
+        import cffi
+
+        self._ffi = cffi.FFI()
+        self._ffi.cdef(f"float *{self.symbol}(float *output, const float *input);")
+        self._lib = self._ffi.dlopen(str(self.library))
+        self._fn = getattr(self._lib, self.symbol)
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """Evaluate row by row, exactly as Lamarr calls it (one row per call)."""
+        rows = np.ascontiguousarray(rows, dtype=np.float32).reshape(-1, self.n_inputs)
+        out = np.empty((rows.shape[0], self.n_outputs), dtype=np.float32)
+        ffi, fn = self._ffi, self._fn
+        for i in range(rows.shape[0]):
+            fn(ffi.from_buffer("float[]", out[i]), ffi.from_buffer("float[]", rows[i]))
+        return out
+
+    def call_in_place(self, rows: np.ndarray) -> np.ndarray:
+        """Evaluate with output == input, in a buffer of max(inputs, outputs) floats per row."""
+        rows = np.asarray(rows, dtype=np.float32).reshape(-1, self.n_inputs)
+        buf = np.zeros((rows.shape[0], max(self.n_inputs, self.n_outputs)), dtype=np.float32)
+        buf[:, : self.n_inputs] = rows
+        ffi, fn = self._ffi, self._fn
+        for i in range(rows.shape[0]):
+            row = ffi.from_buffer("float[]", buf[i])
+            fn(row, row)
+        return buf[:, : self.n_outputs].copy()
+
+
+def build(source: CSource, n_inputs: int, n_outputs: int, workdir: Path | None = None) -> CompiledModel:
+    """Compile ``source`` (into ``workdir`` or a fresh temporary folder) and load it."""
+    if workdir is not None:
+        return CompiledModel(source.symbol, compile_shared(source, Path(workdir)), n_inputs, n_outputs)
+    tmp = tempfile.TemporaryDirectory(prefix="lamarr-export-")
+    library = compile_shared(source, Path(tmp.name))
+    return CompiledModel(source.symbol, library, n_inputs, n_outputs, keepalive=tmp)

@@ -1,0 +1,77 @@
+"""Small tools the tests share: random weights, strict compiles, export-and-check."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporter import export_keras
+from exporter.parity import ParityReport
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Lamarr's strict flags and then some: every generated file must pass all of these.
+STRICT_C = [
+    "gcc",
+    "-std=c99",
+    "-O3",
+    "-Wall",
+    "-Wextra",
+    "-pedantic-errors",
+    "-Werror",
+    "-Wconversion",
+    "-Wdouble-promotion",
+    "-Wshadow",
+    "-Wstrict-prototypes",
+    "-Wmissing-prototypes",
+    "-Wfloat-equal",
+    "-Wcast-qual",
+    "-Wundef",
+    "-Wvla",
+    "-Wredundant-decls",
+    "-shared",
+    "-fPIC",
+]
+STRICT_CXX = ["g++", "-x", "c++", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow", "-Wconversion", "-c"]
+
+
+def randomize(model: Any, seed: int = 0) -> Any:
+    """Give every weight a random value so no term of a layer hides behind a zero.
+
+    Kernels get the spread of a trained network (std 1/sqrt(fan-in), gain about 1 per
+    layer); biases, slopes and shifts std 0.5; variances lie in [0.5, 2].
+    """
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        shape = tuple(w.shape)
+        if "variance" in w.path:
+            w.assign(rng.uniform(0.5, 2.0, shape).astype("float32"))
+        elif len(shape) == 2:
+            w.assign((rng.standard_normal(shape) / np.sqrt(shape[0])).astype("float32"))
+        elif not w.path.endswith("count"):
+            w.assign((rng.standard_normal(shape) * 0.5).astype("float32"))
+    return model
+
+
+def saved(model: Any, tmp_path: Path, name: str = "model.keras") -> Path:
+    path = tmp_path / name
+    model.save(path)
+    return path
+
+
+def export_and_check(model: Any, tmp_path: Path, **check: Any) -> ParityReport:
+    """Save to .keras, export from the file, compile, and check parity against Keras."""
+    ex = export_keras(saved(model, tmp_path))
+    return ex.check(ex.compile(tmp_path), **check)
+
+
+def strict_compile(c_file: Path, out_dir: Path) -> None:
+    for cmd in (
+        [*STRICT_C, str(c_file), "-o", str(out_dir / "strict.so"), "-lm"],
+        [*STRICT_CXX, str(c_file), "-o", str(out_dir / "strict.o")],
+    ):
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stderr}"

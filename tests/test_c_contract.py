@@ -1,0 +1,156 @@
+"""The C contract Lamarr relies on: strict compiles, in-place calls, threads, visibility, reproducibility."""
+
+from __future__ import annotations
+
+import getpass
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+
+from exporter import export_keras
+from exporter.parity import make_inputs
+
+from helpers import ROOT, randomize, saved, strict_compile
+
+EXAMPLE = ROOT / "examples" / "efficiency.keras"
+
+
+@pytest.fixture(scope="module")
+def every_op_model(keras):
+    """One model touching every IR op and template, with widths growing and shrinking."""
+    L = keras.layers
+    x = keras.Input((6,))
+    a = L.Dense(16, activation="tanh")(x)
+    b = L.BatchNormalization()(L.Dense(16, use_bias=False)(a))
+    b = L.Activation("gelu")(b)
+    c = L.Concatenate()([a, b, x])
+    d = L.PReLU()(L.Dense(8)(c))
+    e = L.Maximum()([d, L.Dense(8, activation="elu")(x)])
+    e = L.Average()([e, L.Rescaling(0.5, offset=0.1)(e)])
+    f = L.Softmax()(L.Dense(3)(L.ReLU(max_value=4.0, negative_slope=0.1)(e)))
+    return randomize(keras.Model(x, f))
+
+
+@pytest.mark.parametrize("model_name", ["every_op", "example"])
+def test_strict_flags_c_and_cxx(every_op_model, tmp_path, model_name):
+    ex = export_keras(EXAMPLE if model_name == "example" else every_op_model, name="strict_model")
+    c_file, _ = ex.write(tmp_path / "strict_model.c")
+    strict_compile(c_file, tmp_path)
+
+
+def test_header_links_from_c_and_cxx_callers(tmp_path):
+    """A C and a C++ program include the header, link the C object and call the model in place."""
+    ex = export_keras(EXAMPLE)
+    c_file, h_file = ex.write(tmp_path / "efficiency.c")
+    obj = tmp_path / "efficiency.o"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-c", str(c_file), "-o", str(obj)], check=True)
+    caller = (
+        '#include "efficiency.h"\n'
+        "int main(void) {\n"
+        "  float b[efficiency_N_INPUTS > efficiency_N_OUTPUTS ? efficiency_N_INPUTS : efficiency_N_OUTPUTS] = {0};\n"
+        "  float *out = efficiency(b, b);\n"
+        "  float sum = out[0] + out[1] + out[2] + out[3];\n"
+        "  return out == b && sum > 0.999f && sum < 1.001f ? 0 : 1;\n"
+        "}\n"
+    )
+    for compiler, suffix in (("gcc", ".c"), ("g++", ".cpp")):
+        source = tmp_path / f"caller{suffix}"
+        source.write_text(caller)
+        exe = tmp_path / f"caller{suffix}.exe"
+        result = subprocess.run(
+            [compiler, "-Wall", "-Wextra", "-Werror", str(source), str(obj), "-o", str(exe), "-lm"],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        assert subprocess.run([str(exe)]).returncode == 0
+    assert "#define efficiency_N_INPUTS 12" in h_file.read_text()
+
+
+def test_only_the_symbol_is_exported(every_op_model, tmp_path):
+    ex = export_keras(every_op_model, name="only_me")
+    c_file, _ = ex.write(tmp_path / "only_me.c")
+    so = tmp_path / "libonly.so"
+    subprocess.run(
+        ["gcc", "-std=c99", "-O2", "-fvisibility=hidden", "-shared", "-fPIC", str(c_file), "-o", str(so), "-lm"],
+        check=True,
+    )
+    symbols = subprocess.run(["nm", "-D", "--defined-only", str(so)], capture_output=True, text=True).stdout.split()
+    assert "only_me" in symbols
+    assert not [s for s in symbols if s.startswith("only_me_")]
+
+
+@pytest.mark.parametrize("widths", [(6, 3), (3, 8), (4, 4)], ids=["shrinking", "growing", "equal"])
+def test_in_place_call(keras, tmp_path, widths):
+    n_in, n_out = widths
+    L = keras.layers
+    x = keras.Input((n_in,))
+    h = L.Dense(10, activation="relu")(x)
+    model = randomize(keras.Model(x, L.Dense(n_out, activation="softmax")(L.Add()([h, L.Dense(10)(h)]))))
+    compiled = export_keras(model, name="inplace").compile(tmp_path)
+    rows = make_inputs(n_in, 500)
+    np.testing.assert_array_equal(compiled.call_in_place(rows), compiled(rows))
+
+
+def test_in_place_when_last_op_reads_the_input(keras, tmp_path):
+    """The final op reads the caller's input directly: it must not write into it."""
+    L = keras.layers
+    x = keras.Input((4,))
+    model = randomize(keras.Model(x, L.Concatenate()([L.Dense(2)(x), x])))
+    compiled = export_keras(model, name="lastreads").compile(tmp_path)
+    rows = make_inputs(4, 200)
+    np.testing.assert_array_equal(compiled.call_in_place(rows), compiled(rows))
+
+
+def test_eight_threads_agree(tmp_path):
+    compiled = export_keras(EXAMPLE).compile(tmp_path)
+    rows = make_inputs(12, 2000)
+    expected = compiled(rows)
+    results: list[np.ndarray] = [None] * 8  # type: ignore[list-item]
+
+    def work(i: int) -> None:
+        results[i] = compiled(rows)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got in results:
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_reproducible_and_free_of_machine_details(every_op_model, tmp_path):
+    first = tmp_path / "a" / "m.c"
+    second = tmp_path / "b" / "m.c"
+    path = saved(every_op_model, tmp_path)
+    export_keras(path, name="m").write(first)
+    export_keras(path, name="m").write(second)
+    assert first.read_bytes() == second.read_bytes()
+    assert first.with_suffix(".h").read_bytes() == second.with_suffix(".h").read_bytes()
+    text = first.read_text()
+    assert str(tmp_path) not in text and getpass.getuser() not in text.replace("root", "")
+    assert "from model.keras" in text
+
+
+def test_weights_round_trip_exactly(tmp_path):
+    """Every weight in the C equals the Keras float32 weight bit for bit."""
+    from exporter.backend.literals import c_array
+
+    values = np.random.default_rng(0).standard_normal(5000).astype(np.float32) * np.float32(
+        10.0
+    ) ** np.random.default_rng(1).integers(-40, 38, 5000).astype(np.float32)
+    values = np.concatenate([values, np.array([0.0, -0.0, 1.0, 3.4028235e38, 1.4e-45, -1.17549435e-38], np.float32)])
+    c_file = tmp_path / "w.c"
+    c_file.write_text(f"const float w[{values.size}] = {{\n{c_array(values)}\n}};\n")
+    obj = tmp_path / "w.so"
+    subprocess.run(["gcc", "-std=c99", "-shared", "-fPIC", str(c_file), "-o", str(obj)], check=True)
+    import cffi
+
+    ffi = cffi.FFI()
+    ffi.cdef(f"const float w[{values.size}];")
+    lib = ffi.dlopen(str(obj))
+    back = np.frombuffer(ffi.buffer(lib.w), dtype=np.float32)
+    np.testing.assert_array_equal(back.view(np.uint32), values.view(np.uint32))

@@ -1,0 +1,192 @@
+"""The command line: outputs, exit codes (0 ok, 1 parity failure, 2 user error), and no stray files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from exporter.cli import main
+from exporter.parity import edge_rows
+
+from helpers import ROOT, randomize, saved
+
+EXAMPLE = ROOT / "examples" / "efficiency.keras"
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_default_names_and_summary(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(capsys, EXAMPLE, "--samples", 2000)
+    assert code == 0
+    assert (tmp_path / "efficiency.c").is_file() and (tmp_path / "efficiency.h").is_file()
+    assert "parity: passed" in out and "84,740 parameters" in out
+    assert "Parity: passed against Keras" in (tmp_path / "efficiency.c").read_text()
+
+
+def test_output_name_so_and_user_inputs(capsys, tmp_path):
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.random.default_rng(0).uniform(-3, 3, (50, 12)).astype(np.float32))
+    out_c = tmp_path / "sub" / "eff.c"
+    code, out, _ = run_cli(
+        capsys,
+        EXAMPLE,
+        "-o",
+        out_c,
+        "--name",
+        "eff_v2",
+        "--so",
+        tmp_path / "eff.so",
+        "--inputs",
+        rows,
+        "--samples",
+        100,
+    )
+    assert code == 0, out
+    header = out_c.with_suffix(".h").read_text()
+    assert "float *eff_v2(float *output, const float *input);" in header
+    assert "#define eff_v2_N_OUTPUTS 4" in header
+    assert f"on {100 + len(edge_rows(12)) + 50} rows" in out  # random, edge and the user's rows
+    symbols = subprocess.run(["nm", "-D", "--defined-only", tmp_path / "eff.so"], capture_output=True, text=True).stdout
+    assert " eff_v2\n" in symbols
+
+
+def test_no_check_writes_without_compiling(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    code, _, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--no-check")
+    assert code == 0
+    assert "Parity: not checked" in (tmp_path / "e.c").read_text()
+
+
+def test_parity_failure_exits_1_with_report(capsys, tmp_path, keras):
+    """Zero tolerance cannot hold for tanh (libm and TensorFlow round differently): exit 1, report, files marked."""
+    model = randomize(
+        keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(2)])
+    )
+    code, out, _ = run_cli(capsys, saved(model, tmp_path), "-o", tmp_path / "m.c", "--atol", 0, "--rtol", 0)
+    assert code == 1
+    assert "parity: FAILED" in out and "worst input row" in out
+    assert "Parity: FAILED" in (tmp_path / "m.c").read_text()
+
+
+def assert_user_error(capsys, tmp_path, args, *fragments):
+    before = set(os.listdir(tmp_path))
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2, (out, err)
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert set(os.listdir(tmp_path)) == before, "a user error must leave no file behind"
+
+
+def test_missing_model(capsys, tmp_path):
+    assert_user_error(capsys, tmp_path, [tmp_path / "nope.keras", "-o", tmp_path / "x.c"], "nope.keras", "no such")
+
+
+def test_corrupt_model(capsys, tmp_path):
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"this is not a zip archive")
+    assert_user_error(capsys, tmp_path, [bad, "-o", tmp_path / "x.c"], "broken.keras", "not a readable Keras model")
+
+
+def test_wrong_file_type(capsys, tmp_path):
+    bad = tmp_path / "weights.npy"
+    np.save(bad, np.zeros(3))
+    assert_user_error(capsys, tmp_path, [bad, "-o", tmp_path / "x.c"], "weights.npy", ".keras")
+
+
+def test_unsupported_layers_all_named_at_once(capsys, tmp_path, keras):
+    @keras.saving.register_keras_serializable(package="tests")
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return 2 * x
+
+    L = keras.layers
+    x = keras.Input((4,))
+    y = L.Lambda(lambda t: t + 1.0, name="plus_one")(x)
+    y = Doubler(name="doubler")(y)
+    y = L.Reshape((2, 2), name="to_2d")(y)
+    y = L.LSTM(3, name="recurrent")(y)
+    path = saved(keras.Model(x, L.Dense(1)(y)), tmp_path, "odd.keras")
+    assert_user_error(
+        capsys,
+        tmp_path,
+        [path, "-o", tmp_path / "odd.c"],
+        "odd.keras",
+        "plus_one",
+        "Lambda",
+        "arbitrary Python code",
+        "doubler",
+        "custom layer",
+        "to_2d",
+        "Reshape",
+        "recurrent",
+        "LSTM",
+    )
+
+
+def test_live_walk_refusals_named(capsys, tmp_path, keras):
+    """Problems only visible on the built model: two outputs, 2-D features, a non-feature axis."""
+    L = keras.layers
+    x = keras.Input((4,))
+    two = keras.Model(x, [L.Dense(1, name="a")(x), L.Dense(2, name="b")(x)], name="two_heads")
+    assert_user_error(
+        capsys, tmp_path, [saved(two, tmp_path, "two.keras"), "-o", tmp_path / "t.c"], "two_heads", "2 outputs"
+    )
+    x2 = keras.Input((3, 4))
+    flat = keras.Model(x2, L.Dense(2, name="per_row")(x2))
+    assert_user_error(
+        capsys, tmp_path, [saved(flat, tmp_path, "flat.keras"), "-o", tmp_path / "f.c"], "per_row", "(None, 3, 2)"
+    )
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--name", "double"], "keyword"),
+        (["--name", "9lives"], "not a C identifier"),
+        (["--name", "expf"], "<math.h>"),
+        (["-o", "out.txt"], ".c file"),
+        (["--inputs", "missing.npy"], "cannot read"),
+    ],
+)
+def test_bad_flags(capsys, tmp_path, args, fragment):
+    args = [str(tmp_path / a) if a.endswith((".txt", ".npy")) else a for a in args]
+    assert_user_error(capsys, tmp_path, [EXAMPLE, *args], fragment)
+
+
+def test_inputs_of_wrong_width(capsys, tmp_path):
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.zeros((5, 3), np.float32))
+    os.chdir(tmp_path)
+    assert_user_error(capsys, tmp_path, [EXAMPLE, "--inputs", rows, "-o", tmp_path / "x.c"], "takes 12 inputs")
+
+
+def test_argparse_errors_are_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([str(EXAMPLE), "--samples", "-5"])
+    assert exc.value.code == 2
+
+
+def test_console_script(tmp_path):
+    """The installed entry point: --version, --help and a real export, in a fresh process."""
+    exe = shutil.which("lamarr-export")
+    command = [exe] if exe else [sys.executable, "-m", "exporter"]
+    version = subprocess.run([*command, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("lamarr-export ")
+    assert "--no-check" in subprocess.run([*command, "--help"], capture_output=True, text=True).stdout
+    missing = subprocess.run([*command, str(tmp_path / "none.keras")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    done = subprocess.run(
+        [*command, str(EXAMPLE), "-o", str(tmp_path / "e.c"), "--samples", "500"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
