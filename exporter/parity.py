@@ -112,7 +112,7 @@ def compare(
 ) -> ParityReport:
     c_out = np.asarray(c_out, dtype=np.float32)
     ref = np.asarray(ref, dtype=np.float32).reshape(c_out.shape)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         diff = np.abs(c_out.astype(np.float64) - ref.astype(np.float64))
         same = (c_out == ref) | (np.isnan(c_out) & np.isnan(ref))
         diff = np.where(same, 0.0, np.nan_to_num(diff, nan=np.inf))

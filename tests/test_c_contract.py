@@ -150,7 +150,7 @@ def test_weights_round_trip_exactly(tmp_path):
     import cffi
 
     ffi = cffi.FFI()
-    ffi.cdef(f"const float w[{values.size}];")
+    ffi.cdef(f"extern const float w[{values.size}];")
     lib = ffi.dlopen(str(obj))
     back = np.frombuffer(ffi.buffer(lib.w), dtype=np.float32)
     np.testing.assert_array_equal(back.view(np.uint32), values.view(np.uint32))
