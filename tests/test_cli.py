@@ -190,3 +190,17 @@ def test_console_script(tmp_path):
         [*command, str(EXAMPLE), "-o", str(tmp_path / "e.c"), "--samples", "500"], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_cc_and_cflags_are_used(capsys, tmp_path, monkeypatch):
+    log = tmp_path / "cc.log"
+    wrapper = tmp_path / "mycc"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec gcc "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    monkeypatch.setenv("CFLAGS", "-O1 -DLAMARR_TEST_FLAG")
+    code, _, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 100)
+    assert code == 0
+    args = log.read_text().split()
+    assert "-DLAMARR_TEST_FLAG" in args and "-O1" in args and "-O3" not in args
+    assert {"-std=c99", "-shared", "-fPIC", "-lm"} <= set(args)

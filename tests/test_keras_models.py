@@ -84,3 +84,10 @@ def test_identity_model(keras, tmp_path):
     rows = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
     np.testing.assert_array_equal(compiled(rows), rows)
     np.testing.assert_array_equal(compiled.call_in_place(rows), rows)
+
+
+def test_inputs_and_outputs_given_as_lists(keras, tmp_path):
+    """The seed notebook builds keras.Model(inputs=[input], outputs=[x])."""
+    x = keras.Input((5,))
+    model = randomize(keras.Model(inputs=[x], outputs=[keras.layers.Dense(4, activation="softmax")(x)]))
+    assert export_and_check(model, tmp_path).passed

@@ -116,8 +116,13 @@ def keras_reference(model: Any) -> Any:
     """The model's own float32 forward pass, in inference mode, on numpy rows."""
     import keras
 
+    as_list = isinstance(getattr(model, "_inputs_struct", None), (list, tuple))  # Model(inputs=[x], ...)
+
     def reference(x: np.ndarray) -> np.ndarray:
-        out = model(np.asarray(x, dtype=np.float32), training=False)
+        rows = np.asarray(x, dtype=np.float32)
+        out = model([rows] if as_list else rows, training=False)
+        if isinstance(out, (list, tuple)):
+            (out,) = out
         return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
 
     return reference
