@@ -15,6 +15,8 @@ from exporter.errors import ExportError
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
 from exporter.version import __version__
 
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")  # as exporter.api, without importing it for --help
+
 if TYPE_CHECKING:
     from exporter.api import Export
     from exporter.parity import ParityReport
@@ -40,7 +42,11 @@ def parser() -> argparse.ArgumentParser:
         "what Keras computes.",
         epilog="Exit codes: 0 exported (and parity passed), 1 parity failed, 2 user error.",
     )
-    p.add_argument("model", help="the model file (.keras, or legacy Keras .h5)")
+    p.add_argument(
+        "model",
+        help="the model file (.keras, or legacy Keras .h5), or a fitted transformer "
+        "(.pkl, .joblib, .skops) to export on its own",
+    )
     p.add_argument(
         "-o",
         "--output",
@@ -61,11 +67,48 @@ def parser() -> argparse.ArgumentParser:
         ("--atol", "A", DEFAULT_ATOL, "absolute"),
         ("--rtol", "R", DEFAULT_RTOL, "relative"),
     ):
-        p.add_argument(flag, type=_non_negative(float), default=default, metavar=metavar,
-                       help=f"{kind} tolerance (default {default:g})")  # fmt: skip
+        p.add_argument(
+            flag,
+            type=_non_negative(float),
+            default=default,
+            metavar=metavar,
+            help=f"{kind} tolerance (default {default:g})",
+        )
     p.add_argument("--so", metavar="OUT.so", help="also write the compiled shared library")
+    chain = p.add_argument_group("preprocessing and output (the exported function maps raw inputs to final outputs)")
+    chain.add_argument(
+        "--log-columns",
+        type=_columns,
+        action="extend",
+        default=[],
+        metavar="I[,J...]",
+        help="take the natural log of these raw input columns first (counting from 0), e.g. pT",
+    )
+    chain.add_argument(
+        "--preprocess",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a fitted scikit-learn transformer (.pkl, .joblib, .skops) applied to the inputs; "
+        "repeat it to apply several, in order",
+    )
+    chain.add_argument(
+        "--target-transform",
+        metavar="FILE",
+        help="a transformer fitted on the training targets: its inverse is applied to the output",
+    )
+    chain.add_argument(
+        "--output-activation", choices=OUTPUT_ACTIVATIONS, help="activation for a network that outputs logits"
+    )
     p.add_argument("--version", action="version", version=f"lamarr-export {__version__}")
     return p
+
+
+def _columns(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected column numbers like 1 or 1,3, got {text!r}") from None
 
 
 def _user_rows(path: str | None) -> np.ndarray | None:
@@ -88,7 +131,8 @@ def _output_paths(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from exporter.api import export_keras, write_atomically
+    from exporter.api import export_chain, write_atomically
+    from exporter.frontends.sklearn.safe_load import SUFFIXES
     from exporter.toolchain import CompileError
 
     c_path = _output_paths(args)
@@ -102,13 +146,23 @@ def run(args: argparse.Namespace) -> int:
         timings[step] = now - clock
         clock = now
 
-    ex = export_keras(args.model, args.name)
-    lap("load+export")
-    graph = ex.graph
-    if user_rows is not None and (user_rows.ndim != 2 or user_rows.shape[1] != graph.n_inputs):
-        raise ExportError(
-            f"--inputs {args.inputs}: shape {user_rows.shape}, the model takes {graph.n_inputs} inputs per row"
+    if Path(args.model).suffix in SUFFIXES:  # a transformer on its own
+        if args.target_transform or args.output_activation:
+            raise ExportError(f"{args.model}: --target-transform and --output-activation need a network")
+        ex = export_chain(preprocess=[args.model, *args.preprocess], log_columns=args.log_columns, name=args.name)
+    else:
+        ex = export_chain(
+            args.model,
+            preprocess=args.preprocess,
+            log_columns=args.log_columns,
+            target_transform=args.target_transform,
+            output_activation=args.output_activation,
+            name=args.name,
         )
+    lap("load+export")
+    n_inputs = ex.chain.n_inputs
+    if user_rows is not None and (user_rows.ndim != 2 or user_rows.shape[1] != n_inputs):
+        raise ExportError(f"--inputs {args.inputs}: shape {user_rows.shape}, the model takes {n_inputs} inputs per row")
 
     report = compiled = None
     try:
@@ -131,22 +185,25 @@ def run(args: argparse.Namespace) -> int:
 def _summary(
     args: argparse.Namespace, ex: Export, c_path: Path, report: ParityReport | None, timings: dict[str, float]
 ) -> None:
-    graph, source = ex.graph, ex.source
+    chain, source = ex.chain, ex.source
+    steps = [op for stage, _ in chain.stages for op in stage.ops]
     print(
         f"lamarr-export {__version__}: {args.model} -> {c_path}, {c_path.with_suffix('.h')}"
         + (f", {args.so}" if args.so else "")
     )
     print(
-        f"  symbol {ex.symbol}: {graph.n_inputs} inputs -> {graph.n_outputs} outputs, "
-        f"{len(graph.ops)} steps, {graph.n_params:,} parameters, C source {len(source.c) / 1024:.1f} KiB, "
+        f"  symbol {ex.symbol}: {chain.n_inputs} inputs -> {chain.n_outputs} outputs, "
+        f"{len(steps)} steps, {chain.n_params:,} parameters, C source {len(source.c) / 1024:.1f} KiB, "
         f"stack {source.stack_bytes:,} B per call"
     )
-    for op in graph.ops:
+    if len(source.functions) > 1:
+        print(f"  functions: {', '.join(source.functions)}")
+    for op in steps:
         print(f"    {op.name}: {op.describe()}")
     if report is None:
         print("  parity: not checked (--no-check)")
     else:
-        print(f"  parity: {report.verdict()} [{ex.loaded.framework} {ex.loaded.framework_version}]")
+        print(f"  parity: {report.verdict()} [{ex.framework} {ex.framework_version}]".replace(" ]", "]"))
         print("    " + report.table().replace("\n", "\n    "))
         if not report.passed:
             worst = ", ".join(f"{v:.6g}" for v in report.worst_input)

@@ -13,12 +13,13 @@ class ExportError(Exception):
 class Problem:
     """One thing in a model that stands in the way of exporting it."""
 
-    layer: str
+    layer: str  # a layer's name, or a transformer's step path
     cls: str
     reason: str
+    kind: str = "layer"
 
     def __str__(self) -> str:
-        return f"layer '{self.layer}' ({self.cls}): {self.reason}"
+        return f"{self.kind} '{self.layer}' ({self.cls}): {self.reason}"
 
 
 class UnsupportedModelError(ExportError):
@@ -28,4 +29,5 @@ class UnsupportedModelError(ExportError):
         self.source = source
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: cannot export {len(problems)} layer(s):\n{lines}")
+        kinds = "/".join(sorted({p.kind for p in problems}))
+        super().__init__(f"{source}: cannot export {len(problems)} {kinds}(s):\n{lines}")

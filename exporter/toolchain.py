@@ -64,6 +64,10 @@ class CompiledModel:
         self._lib = self._ffi.dlopen(str(self.library))
         self._fn = getattr(self._lib, self.symbol)
 
+    def sibling(self, symbol: str, n_inputs: int, n_outputs: int) -> CompiledModel:
+        """Another function of the same library (a chain's ``SYMBOL_preprocess``, ``SYMBOL_inverse``...)."""
+        return CompiledModel(symbol, self.library, n_inputs, n_outputs, keepalive=self)
+
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         """Evaluate row by row, exactly as Lamarr calls it (one row per call)."""
         rows = np.ascontiguousarray(rows, dtype=np.float32).reshape(-1, self.n_inputs)

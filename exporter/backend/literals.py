@@ -26,9 +26,25 @@ def _literal(value: float) -> str:
 
 
 def c_array(values: np.ndarray) -> str:
-    """The body of an array initializer, PER_LINE literals per line."""
-    flat = np.asarray(values, dtype=np.float32).reshape(-1).tolist()
-    literals = [_literal(v) for v in flat]
+    """The body of a float array initializer, PER_LINE literals per line."""
+    return _lines([_literal(v) for v in np.asarray(values, dtype=np.float32).reshape(-1).tolist()])
+
+
+def c_double(value: float) -> str:
+    """One double literal: Python's repr is the shortest string that round-trips."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{value} has no C double literal without <math.h> macros")
+    text = repr(value)
+    return text if ("." in text or "e" in text) else text + ".0"
+
+
+def c_doubles(values: np.ndarray) -> str:
+    """The body of a double array initializer."""
+    return _lines([c_double(v) for v in np.asarray(values, dtype=np.float64).reshape(-1).tolist()])
+
+
+def _lines(literals: list[str]) -> str:
     return ",\n".join("    " + ", ".join(literals[i : i + PER_LINE]) for i in range(0, len(literals), PER_LINE))
 
 

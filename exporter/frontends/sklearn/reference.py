@@ -1,0 +1,40 @@
+"""scikit-learn's own forward and inverse transforms, the reference the C is checked against.
+
+scikit-learn has no ``ColumnTransformer.inverse_transform``; when the layout is a
+permutation (every column used once) its inverse is each block's inverse put back in
+place, which is what is computed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from exporter.frontends.sklearn.transformers import _column_indices
+
+
+def forward(est: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(est.transform(np.asarray(x, dtype=np.float64)), dtype=np.float64)
+
+
+def inverse(est: Any, y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64)
+    cls = type(est).__name__
+    if cls == "Pipeline":
+        for _, step in reversed(est.steps):
+            if step is not None and step != "passthrough":
+                y = inverse(step, y)
+        return y
+    if cls == "ColumnTransformer":
+        x = np.empty((y.shape[0], est.n_features_in_))
+        offset = 0
+        for _, trans, columns in est.transformers_:
+            indices = _column_indices(columns, est.n_features_in_)
+            if trans == "drop" or not indices:
+                continue
+            block = y[:, offset : offset + len(indices)]
+            x[:, indices] = block if trans == "passthrough" else inverse(trans, block)
+            offset += len(indices)
+        return x
+    return np.asarray(est.inverse_transform(y), dtype=np.float64)

@@ -1,0 +1,101 @@
+"""Load fitted transformers without letting the file run code.
+
+A pickle can call any importable function while it loads (``os.system`` included), so
+pickles and joblib files go through an unpickler that resolves only the scikit-learn,
+numpy and builtin names the exporter supports; anything else stops the load before it
+is called. ``.skops`` files are loaded by skops, trusting only those same types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from exporter.errors import ExportError
+from exporter.ir.columns import FUNCTIONS
+
+_SKLEARN = {
+    "sklearn.preprocessing._data": {
+        "StandardScaler",
+        "MinMaxScaler",
+        "MaxAbsScaler",
+        "RobustScaler",
+        "QuantileTransformer",
+        "PowerTransformer",
+    },
+    "sklearn.preprocessing._function_transformer": {"FunctionTransformer"},
+    "sklearn.pipeline": {"Pipeline"},
+    "sklearn.compose._column_transformer": {"ColumnTransformer", "_RemainderColsList"},
+}
+_NUMPY = {
+    "numpy": {"dtype", "ndarray", *FUNCTIONS},
+    "numpy.core.multiarray": {"_reconstruct", "scalar"},
+    "numpy._core.multiarray": {"_reconstruct", "scalar"},
+    "numpy._core.numeric": {"_frombuffer"},
+    "numpy.core.numeric": {"_frombuffer"},
+    "numpy.dtypes": {"Float64DType", "Float32DType", "Int64DType", "Int32DType", "BoolDType"},
+    "builtins": {"slice"},
+    "joblib.numpy_pickle": {"NumpyArrayWrapper"},
+}
+ALLOWED = {module: _SKLEARN.get(module, set()) | _NUMPY.get(module, set()) for module in {*_SKLEARN, *_NUMPY}}
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+SUFFIXES = (*PICKLE_SUFFIXES, ".skops")
+
+
+class _Refusing:
+    """Mixin for unpicklers: resolve only allowed globals."""
+
+    path: str = ""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if name in ALLOWED.get(module, ()):
+            return super().find_class(module, name)  # type: ignore[misc]
+        raise ExportError(
+            f"{self.path}: refusing to load {module}.{name}: only scikit-learn transformers the exporter "
+            "supports (and the numpy types they hold) may be unpickled"
+        )
+
+
+def _load_joblib(path: Path) -> Any:
+    try:
+        import joblib
+    except ImportError:
+        raise ExportError(f"{path}: reading transformers needs scikit-learn (pip install scikit-learn)") from None
+    import joblib.numpy_pickle as numpy_pickle
+
+    class RestrictedNumpyUnpickler(_Refusing, numpy_pickle.NumpyUnpickler):
+        pass
+
+    RestrictedNumpyUnpickler.path = str(path)
+    with mock.patch.object(numpy_pickle, "NumpyUnpickler", RestrictedNumpyUnpickler):
+        return joblib.load(path)
+
+
+def _load_skops(path: Path) -> Any:
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise ExportError(f"{path}: reading .skops files needs the skops package (pip install skops)") from None
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if t.rsplit(".", 1)[-1] not in ALLOWED.get(t.rsplit(".", 1)[0], ())]
+    if refused:
+        raise ExportError(f"{path}: refusing to load untrusted types {refused}")
+    return sio.load(path, trusted=untrusted)
+
+
+def load_transformer_file(path: str | Path) -> Any:
+    """The fitted transformer in a .pkl/.pickle/.joblib/.skops file, loaded safely."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such transformer file")
+    if path.suffix not in SUFFIXES:
+        raise ExportError(f"{path}: expected a transformer file ({', '.join(SUFFIXES)})")
+    try:
+        if path.suffix == ".skops":
+            return _load_skops(path)
+        return _load_joblib(path)  # joblib reads plain and compressed pickles alike
+    except ExportError:
+        raise
+    except Exception as err:  # a damaged pickle raises many types
+        raise ExportError(f"{path}: cannot read the transformer ({type(err).__name__}: {err})") from None

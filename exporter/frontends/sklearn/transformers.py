@@ -1,0 +1,201 @@
+"""Fitted scikit-learn transformers -> IR column stages, one mapping per class.
+
+Every supported transformer works feature by feature, so Pipelines compose column
+ops and a ColumnTransformer is a ``Select`` (its output layout: transformed columns
+in transformer order, then the remainder) followed by each transformer's ops moved
+to its block of output columns. Problems are collected with the step path
+(``tX / colcnv / quantile``) so that the user sees all of them at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from exporter.errors import Problem, UnsupportedModelError
+from exporter.ir.columns import FUNCTIONS, ColumnOp, ColumnStage, Function, MulAdd, Power, Quantile, Select, Standardize
+
+Mapping = Callable[[Any, int, str, list[Problem]], list[ColumnOp]]
+TRANSFORMERS: dict[str, Mapping] = {}
+
+
+class Refused(Exception):
+    """A mapping cannot translate this (fitted) transformer; the message says why."""
+
+
+def handles(*class_names: str) -> Callable[[Mapping], Mapping]:
+    def register(fn: Mapping) -> Mapping:
+        for name in class_names:
+            TRANSFORMERS[name] = fn
+        return fn
+
+    return register
+
+
+def _all(n: int) -> tuple[int, ...]:
+    return tuple(range(n))
+
+
+def _fitted(est: Any, *attributes: str) -> None:
+    missing = [a for a in attributes if not hasattr(est, a)]
+    if missing:
+        raise Refused(f"{type(est).__name__} is not fitted (no {', '.join(missing)})")
+
+
+def _finite(*arrays: Any) -> None:
+    for array in arrays:
+        if not np.all(np.isfinite(np.asarray(array, dtype=np.float64))):
+            raise Refused("fitted parameters contain NaN or infinity")
+
+
+@handles("StandardScaler")
+def standard_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    _fitted(est, "scale_")
+    center = est.mean_ if est.with_mean else 0.0
+    scale = est.scale_ if est.with_std else 1.0
+    _finite(center, scale)
+    return [Standardize(path, _all(n), center, scale)]
+
+
+@handles("RobustScaler")
+def robust_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    _fitted(est, "center_", "scale_")
+    center = est.center_ if est.with_centering else 0.0
+    scale = est.scale_ if est.with_scaling else 1.0
+    _finite(center, scale)
+    return [Standardize(path, _all(n), center, scale)]
+
+
+@handles("MaxAbsScaler")
+def max_abs_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    _fitted(est, "scale_")
+    _finite(est.scale_)
+    return [Standardize(path, _all(n), 0.0, est.scale_)]
+
+
+@handles("MinMaxScaler")
+def min_max_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    _fitted(est, "scale_", "min_")
+    _finite(est.scale_, est.min_)
+    clip = (float(est.feature_range[0]), float(est.feature_range[1])) if est.clip else None
+    return [MulAdd(path, _all(n), est.scale_, est.min_, clip)]
+
+
+@handles("QuantileTransformer")
+def quantile_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    _fitted(est, "quantiles_", "references_")
+    _finite(est.quantiles_)
+    return [Quantile(path, _all(n), est.quantiles_, est.references_, est.output_distribution == "normal")]
+
+
+@handles("PowerTransformer")
+def power_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    _fitted(est, "lambdas_")
+    _finite(est.lambdas_)
+    ops: list[ColumnOp] = [Power(path, _all(n), est.method, est.lambdas_)]
+    if est.standardize:
+        ops.append(Standardize(f"{path} (standardize)", _all(n), est._scaler.mean_, est._scaler.scale_))
+    return ops
+
+
+def _function_kind(fn: Any, role: str) -> str | None:
+    if fn is None:
+        return None
+    for kind in FUNCTIONS:
+        if fn is getattr(np, kind):
+            return kind
+    raise Refused(f"{role} {getattr(fn, '__name__', fn)!r} is not one of numpy's {', '.join(FUNCTIONS)} (or None)")
+
+
+@handles("FunctionTransformer")
+def function_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    if est.kw_args or est.inv_kw_args:
+        raise Refused("kw_args / inv_kw_args are not supported")
+    kind = _function_kind(est.func, "func")
+    inverse = _function_kind(est.inverse_func, "inverse_func")
+    if kind is None and inverse is None:
+        return []
+    if kind is None:  # identity forward, a real inverse: keep the inverse, with an identity forward op
+        raise Refused("func=None with an inverse_func is not supported")
+    return [Function(path, _all(n), kind, inverse)]
+
+
+@handles("Pipeline")
+def pipeline(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    ops: list[ColumnOp] = []
+    width = n
+    for name, step in est.steps:
+        if step is None or step == "passthrough":
+            continue
+        step_ops = convert(step, width, f"{path} / {name}", problems)
+        ops += step_ops
+        width = ColumnStage(width, step_ops).n_outputs
+    return ops
+
+
+def _column_indices(columns: Any, n: int) -> list[int]:
+    if isinstance(columns, slice):
+        return list(range(n))[columns]
+    array = np.asarray(columns)
+    if array.dtype == bool:
+        return [int(i) for i in np.flatnonzero(array)]
+    if array.dtype.kind in "iu":
+        return [int(i) % n for i in array.reshape(-1)]
+    raise Refused(f"columns {columns!r}: only integer indices, slices and boolean masks are supported (no names)")
+
+
+@handles("ColumnTransformer")
+def column_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    _fitted(est, "transformers_")
+    if getattr(est, "sparse_output_", False):
+        raise Refused("sparse output is not supported")
+    layout: list[int] = []
+    blocks: list[tuple[int, list[ColumnOp]]] = []
+    for name, trans, columns in est.transformers_:
+        indices = _column_indices(columns, n)
+        if trans == "drop" or not indices:
+            continue
+        offset = len(layout)
+        layout += indices
+        if trans != "passthrough":
+            sub = convert(trans, len(indices), f"{path} / {name}", problems)
+            if any(isinstance(op, Select) for op in sub):
+                reason = "a ColumnTransformer nested in a ColumnTransformer is not supported"
+                problems.append(Problem(f"{path} / {name}", type(trans).__name__, reason, "step"))
+                continue
+            blocks.append((offset, sub))
+    ops: list[ColumnOp] = [Select(f"{path} (columns)", tuple(layout), n)]
+    for offset, sub in blocks:
+        ops += [replace(op, columns=tuple(offset + c for c in op.columns)) for op in sub]
+    return ops
+
+
+def convert(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    """Column ops of one (possibly composite) transformer taking ``n`` columns; problems are collected."""
+    cls = type(est).__name__
+    mapping = TRANSFORMERS.get(cls) if type(est).__module__.startswith("sklearn.") else None
+    if mapping is None:
+        problems.append(Problem(path, cls, "this transformer is not supported", "step"))
+        return []
+    expected = getattr(est, "n_features_in_", n)
+    if expected != n:
+        problems.append(Problem(path, cls, f"fitted on {expected} columns, but receives {n}", "step"))
+        return []
+    try:
+        return mapping(est, n, path, problems)
+    except Refused as err:
+        problems.append(Problem(path, cls, str(err), "step"))
+        return []
+
+
+def transformer_stage(est: Any, name: str, n_inputs: int | None = None) -> ColumnStage:
+    """The column stage of a fitted transformer named ``name`` (its file's stem) for ``n_inputs`` columns."""
+    n = int(getattr(est, "n_features_in_", 0)) if n_inputs is None else n_inputs
+    problems: list[Problem] = []
+    ops = convert(est, n, name, problems)
+    if problems:
+        raise UnsupportedModelError(name, problems)
+    return ColumnStage(n, ops)

@@ -1,0 +1,65 @@
+"""What one exported symbol computes: raw inputs -> preprocessing -> network -> target inverse.
+
+The preprocessing and the target transform are column stages computed in double
+precision (as scikit-learn does); the network works in float32, as Keras does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from exporter.errors import ExportError
+from exporter.ir.activations import Activation
+from exporter.ir.columns import ColumnStage
+from exporter.ir.graph import Graph
+from exporter.ir.ops import Activate
+from exporter.ir.passes import optimize
+
+
+@dataclass
+class Chain:
+    pre: ColumnStage | None = None
+    net: Graph | None = None
+    post: ColumnStage | None = None
+    source: str = ""  # the files it was made from, by name (no paths: generated files must not depend on them)
+
+    def __post_init__(self) -> None:
+        widths = [(s.n_inputs, s.n_outputs, name) for s, name in self.stages]
+        for (_, out, before), (inp, _, after) in itertools.pairwise(widths):
+            if out != inp:
+                raise ExportError(f"the {before} gives {out} values but the {after} takes {inp}")
+
+    @property
+    def stages(self) -> list[tuple[ColumnStage | Graph, str]]:
+        named = [(self.pre, "preprocessing"), (self.net, "network"), (self.post, "target transform")]
+        return [(stage, name) for stage, name in named if stage is not None]
+
+    @property
+    def n_inputs(self) -> int:
+        return self.stages[0][0].n_inputs
+
+    @property
+    def n_outputs(self) -> int:
+        return self.stages[-1][0].n_outputs
+
+    @property
+    def n_params(self) -> int:
+        return sum(stage.n_params for stage, _ in self.stages)
+
+
+def with_output_activation(graph: Graph, activation: Activation) -> Graph:
+    """Append an activation to a network that outputs logits (fused into its last Dense if it can be)."""
+    output = f"{graph.output}_{activation.kind}"
+    graph.widths[output] = graph.n_outputs
+    graph.ops.append(
+        Activate(
+            name=f"output {activation.kind}",
+            inputs=(graph.output,),
+            output=output,
+            width=graph.n_outputs,
+            activation=activation,
+        )
+    )
+    graph.output = output
+    return optimize(graph)
