@@ -43,7 +43,7 @@ class Export:
     symbol: str
     reference: Reference  # raw float32 rows -> final outputs, computed by the Python frameworks
     framework: str  # e.g. "Keras": quoted in generated files, so no version here
-    framework_version: str = ""  # for reports only
+    framework_version: str = ""  # e.g. "Keras 3.15.1 (tensorflow backend)": for reports only
     source: CSource = field(init=False)
 
     def __post_init__(self) -> None:
@@ -195,9 +195,12 @@ def export_chain(
         return x.astype(np.float32)
 
     frameworks = [net_loaded.framework] if net_loaded else []
+    versions = [f"{net_loaded.framework} {net_loaded.framework_version}"] if net_loaded else []
     if pre_transformers or target is not None:
+        import sklearn
+
         frameworks.append("scikit-learn")
-    versions = [net_loaded.framework_version] if net_loaded else []
+        versions.append(f"scikit-learn {sklearn.__version__}")
     return Export(chain, symbol, reference, " + ".join(frameworks) or "numpy", ", ".join(versions))
 
 

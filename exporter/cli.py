@@ -203,7 +203,7 @@ def _summary(
     if report is None:
         print("  parity: not checked (--no-check)")
     else:
-        print(f"  parity: {report.verdict()} [{ex.framework} {ex.framework_version}]".replace(" ]", "]"))
+        print(f"  parity: {report.verdict()} [{ex.framework_version or ex.framework}]")
         print("    " + report.table().replace("\n", "\n    "))
         if not report.passed:
             worst = ", ".join(f"{v:.6g}" for v in report.worst_input)

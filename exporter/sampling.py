@@ -29,29 +29,29 @@ _UNDO = {
 }
 
 
-def _points(op: ColumnOp, c: int, rng: np.random.Generator, k: int) -> np.ndarray:
-    """Typical and edge values of the input of ``op``'s c-th column."""
+def _points(op: ColumnOp, c: int, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Typical values and edge values (every one of which the rows must reach) of op's c-th input column."""
     normal = rng.standard_normal(k)
     if isinstance(op, Standardize):
-        return np.concatenate([op.center[c] + op.scale[c] * normal, op.center[c] + op.scale[c] * np.array([-5, 0, 5])])
+        return op.center[c] + op.scale[c] * normal, op.center[c] + op.scale[c] * np.array([-5.0, 0.0, 5.0])
     if isinstance(op, MulAdd):
         lo, hi = op.clip or (0.0, 1.0)
         y = rng.uniform(lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo), k)
-        return np.concatenate([(y - op.add[c]) / op.mul[c], (np.array([lo, hi]) - op.add[c]) / op.mul[c]])
+        return (y - op.add[c]) / op.mul[c], (np.array([lo, hi]) - op.add[c]) / op.mul[c]
     if isinstance(op, Quantile) and not op.inverse_direction:
         q = op.quantiles[:, c]
         span = max(q[-1] - q[0], 1e-12)
-        edges = [q[0] - 0.05 * span, q[-1] + 0.05 * span, np.nextafter(q[0], -np.inf), np.nextafter(q[-1], np.inf)]
-        return np.concatenate([rng.uniform(q[0], q[-1], k), q, edges])
+        beyond = [q[0] - 0.05 * span, q[-1] + 0.05 * span, np.nextafter(q[0], -np.inf), np.nextafter(q[-1], np.inf)]
+        return rng.uniform(q[0], q[-1], k), np.concatenate([q, beyond])  # bounds, plateaus, just outside
     if isinstance(op, Quantile):
-        return 2.0 * normal if op.normal else rng.uniform(-0.1, 1.1, k)
+        return (2.0 * normal if op.normal else rng.uniform(-0.1, 1.1, k)), np.array([0.0])
     if isinstance(op, Power) and op.method == "box-cox" and not op.inverse_direction:
-        return np.exp(normal)
-    return 3.0 * normal
+        return np.exp(normal), np.array([1.0])
+    return 3.0 * normal, np.array([0.0])
 
 
-def _column_pool(stage: ColumnStage, raw: int, rng: np.random.Generator, k: int) -> np.ndarray:
-    """Candidate values of raw input column ``raw``, from the first fitted op that reads it."""
+def _column_pool(stage: ColumnStage, raw: int, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Typical and edge values of raw input column ``raw``, from the first fitted op that reads it."""
     position = raw
     undo: list[str] = []
     values = None
@@ -66,12 +66,12 @@ def _column_pool(stage: ColumnStage, raw: int, rng: np.random.Generator, k: int)
                 continue
             values = _points(op, op.columns.index(position), rng, k)
             break
-    if values is None:
-        values = rng.standard_normal(k)
+    typical, edges = values if values is not None else (rng.standard_normal(k), np.array([0.0]))
     with np.errstate(all="ignore"):
         for kind in reversed(undo):
-            values = _UNDO[kind](values)
-    return values[np.isfinite(values)]
+            typical, edges = _UNDO[kind](typical), _UNDO[kind](edges)
+    typical, edges = typical[np.isfinite(typical)], edges[np.isfinite(edges)]
+    return typical, edges if edges.size else typical[:1]
 
 
 def chain_inputs(chain: Chain, samples: int, seed: int = 0, user_rows: np.ndarray | None = None) -> np.ndarray:
@@ -80,10 +80,9 @@ def chain_inputs(chain: Chain, samples: int, seed: int = 0, user_rows: np.ndarra
         return make_inputs(chain.n_inputs, samples, seed, user_rows)
     rng = np.random.default_rng(seed)
     pools = [_column_pool(chain.pre, raw, rng, max(samples, 1)) for raw in range(chain.n_inputs)]
-    rows = np.stack([rng.choice(pool, samples) for pool in pools], axis=1)
-    edges = np.stack(
-        [[pool.min() for pool in pools], [pool.max() for pool in pools], [np.median(pool) for pool in pools]]
-    )
+    rows = np.stack([rng.choice(np.concatenate(pool), samples) for pool in pools], axis=1)
+    n_edges = max(len(edges) for _, edges in pools)  # every edge value of every column appears at least once
+    edges = np.stack([np.resize(rng.permutation(edges), n_edges) for _, edges in pools], axis=1)
     parts = [rows, edges]
     if user_rows is not None:
         parts.append(np.asarray(user_rows, dtype=np.float64).reshape(-1, chain.n_inputs))

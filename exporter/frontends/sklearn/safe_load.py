@@ -1,9 +1,11 @@
 """Load fitted transformers without letting the file run code.
 
 A pickle can call any importable function while it loads (``os.system`` included), so
-pickles and joblib files go through an unpickler that resolves only the scikit-learn,
-numpy and builtin names the exporter supports; anything else stops the load before it
-is called. ``.skops`` files are loaded by skops, trusting only those same types.
+pickles and joblib files go through an unpickler that resolves only scikit-learn
+estimator classes and the numpy and builtin names fitted transformers hold; anything
+else stops the load before it is called. (Estimators the exporter does not support
+load, to be refused with their step path.) ``.skops`` files are loaded by skops,
+trusting only the supported types.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ class _Refusing:
     def find_class(self, module: str, name: str) -> Any:
         if name in ALLOWED.get(module, ()):
             return super().find_class(module, name)  # type: ignore[misc]
+        if module.startswith("sklearn."):  # any estimator class: refused later by name, with its step path
+            from sklearn.base import BaseEstimator
+
+            found = super().find_class(module, name)  # type: ignore[misc]
+            if isinstance(found, type) and issubclass(found, BaseEstimator):
+                return found
         raise ExportError(
             f"{self.path}: refusing to load {module}.{name}: only scikit-learn transformers the exporter "
             "supports (and the numpy types they hold) may be unpickled"

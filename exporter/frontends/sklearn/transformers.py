@@ -155,7 +155,11 @@ def column_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> 
     layout: list[int] = []
     blocks: list[tuple[int, list[ColumnOp]]] = []
     for name, trans, columns in est.transformers_:
-        indices = _column_indices(columns, n)
+        try:
+            indices = _column_indices(columns, n)
+        except Refused as err:
+            problems.append(Problem(f"{path} / {name}", type(trans).__name__, str(err), "step"))
+            continue
         if trans == "drop" or not indices:
             continue
         offset = len(layout)

@@ -1,0 +1,36 @@
+"""Export the shipped examples into generated/: the exact commands, shared with the test that checks them.
+
+python examples/regenerate.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent
+
+# generated/<name>.c <- lamarr-export arguments (paths relative to examples/)
+EXPORTS: dict[str, list[str]] = {
+    "efficiency": ["efficiency.keras", "--preprocess", "efficiency_tX.pkl"],
+    "tracking": ["tracking.keras", "--log-columns", "1", "--preprocess", "tracking_scaler.pkl",
+                 "--output-activation", "sigmoid"],
+}  # fmt: skip
+
+
+def arguments(name: str, out_dir: Path) -> list[str]:
+    """The CLI arguments that write generated/<name>.c (or into ``out_dir``)."""
+    model, *rest = EXPORTS[name]
+    rest = [str(EXAMPLES / a) if (EXAMPLES / a).is_file() else a for a in rest]
+    return [str(EXAMPLES / model), *rest, "-o", str(out_dir / f"{name}.c")]
+
+
+def main() -> int:
+    from exporter.cli import main as cli
+
+    out_dir = EXAMPLES.parent / "generated"
+    return max(cli(arguments(name, out_dir)) for name in EXPORTS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
