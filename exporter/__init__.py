@@ -5,7 +5,7 @@ backend (Jinja templates -> .c/.h) -> toolchain (compile, cffi) -> parity (check
 Importing this package does not import any ML framework.
 """
 
-from exporter.api import Export, export_keras
+from exporter.api import Export, export_chain, export_keras, export_transformer
 from exporter.errors import ExportError, UnsupportedModelError
 from exporter.parity import ParityReport, check_parity, make_inputs
 from exporter.version import __version__
@@ -17,6 +17,8 @@ __all__ = [
     "UnsupportedModelError",
     "__version__",
     "check_parity",
+    "export_chain",
     "export_keras",
+    "export_transformer",
     "make_inputs",
 ]
