@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +21,23 @@ import numpy as np
 from exporter.backend import CSource, render
 from exporter.backend.naming import check_symbol, symbol_from_stem
 from exporter.frontends.loaded import LoadedModel
-from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, make_inputs
+from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityData, ParityReport, evaluate, make_inputs
 from exporter.toolchain import CompiledModel, build
 
 
 @dataclass
 class Export:
-    """One model on its way to C: the loaded model, its symbol and its rendered source."""
+    """One model on its way to C: the loaded model, its symbol and its rendered source.
+
+    ``c_edit`` is a test hook: it edits the C text before every compile (the production build and
+    the trace builds alike), so a test can break one weight and check that the trace finds it.
+    It never touches what ``write`` writes.
+    """
 
     loaded: LoadedModel
     symbol: str
     source: CSource = field(init=False)
+    c_edit: Callable[[str], str] | None = None
 
     def __post_init__(self) -> None:
         self.source = render(self.loaded.graph, self.symbol)
@@ -40,8 +47,15 @@ class Export:
         return self.loaded.graph
 
     def compile(self, workdir: str | os.PathLike[str] | None = None) -> CompiledModel:
-        graph = self.loaded.graph
-        return build(self.source, graph.n_inputs, graph.n_outputs, Path(workdir) if workdir else None)
+        return self.compile_source(self.source, self.loaded.graph.n_outputs, workdir)
+
+    def compile_source(
+        self, source: CSource, n_outputs: int, workdir: str | os.PathLike[str] | None = None
+    ) -> CompiledModel:
+        """Compile a rendering of this model or of a part of it (``n_outputs`` wide), hook applied."""
+        if self.c_edit is not None:
+            source = replace(source, c=self.c_edit(source.c))
+        return build(source, self.loaded.graph.n_inputs, n_outputs, Path(workdir) if workdir else None)
 
     def inputs(self, samples: int = DEFAULT_SAMPLES, user_rows: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
         return make_inputs(self.loaded.graph.n_inputs, samples, seed, user_rows)
@@ -53,9 +67,19 @@ class Export:
         atol: float = DEFAULT_ATOL,
         rtol: float = DEFAULT_RTOL,
     ) -> ParityReport:
+        return self.evaluate(compiled, inputs, atol, rtol).report
+
+    def evaluate(
+        self,
+        compiled: CompiledModel | None = None,
+        inputs: np.ndarray | None = None,
+        atol: float = DEFAULT_ATOL,
+        rtol: float = DEFAULT_RTOL,
+    ) -> ParityData:
+        """Like ``check``, keeping both outputs for plots and the trace."""
         compiled = compiled or self.compile()
         rows = self.inputs() if inputs is None else inputs
-        return check_parity(compiled, self.loaded.reference, rows, atol, rtol, self.loaded.framework)
+        return evaluate(compiled, self.loaded.reference, rows, atol, rtol, self.loaded.framework)
 
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""

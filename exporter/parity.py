@@ -107,9 +107,26 @@ class ParityReport:
         return {**asdict(self), "passed": self.passed}
 
 
-def compare(
-    c_out: np.ndarray, ref: np.ndarray, inputs: np.ndarray, atol: float, rtol: float, reference: str
-) -> ParityReport:
+@dataclass
+class Errors:
+    """Elementwise comparison of C against the reference: what every parity figure is made of."""
+
+    diff: np.ndarray  # |c - ref| in float64; 0 where both are equal (same infinity, both NaN), inf for one NaN
+    bound: np.ndarray  # atol + rtol * |ref|
+    rel: np.ndarray  # diff / |ref| where ref != 0, else 0
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """diff / bound: above 1 fails. NaN (0/0 at zero tolerance) counts as passing."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.diff / self.bound
+
+    @property
+    def failing(self) -> np.ndarray:
+        return ~(self.diff <= self.bound)
+
+
+def errors(c_out: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> Errors:
     c_out = np.asarray(c_out, dtype=np.float32)
     ref = np.asarray(ref, dtype=np.float32).reshape(c_out.shape)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -117,9 +134,18 @@ def compare(
         same = (c_out == ref) | (np.isnan(c_out) & np.isnan(ref))
         diff = np.where(same, 0.0, np.nan_to_num(diff, nan=np.inf))
         bound = atol + rtol * np.abs(ref.astype(np.float64))
-        ratio = diff / bound
         nonzero = ref != 0  # relative error is reported where it means something
         rel = np.where(nonzero, diff / np.where(nonzero, np.abs(ref.astype(np.float64)), 1.0), 0.0)
+    return Errors(diff=diff, bound=bound, rel=rel)
+
+
+def compare(
+    c_out: np.ndarray, ref: np.ndarray, inputs: np.ndarray, atol: float, rtol: float, reference: str
+) -> ParityReport:
+    c_out = np.asarray(c_out, dtype=np.float32)
+    ref = np.asarray(ref, dtype=np.float32).reshape(c_out.shape)
+    err = errors(c_out, ref, atol, rtol)
+    diff, bound, rel, ratio = err.diff, err.bound, err.rel, err.ratio
     ulps = ulp_distance(c_out, ref)
     columns = []
     for j in range(c_out.shape[1]):
@@ -145,6 +171,38 @@ def compare(
     )
 
 
+@dataclass
+class ParityData:
+    """A parity check with the numbers behind it: the rows, both outputs, and the report made of them.
+    Plots and the trace need the arrays; the banner and the table need only ``report``."""
+
+    inputs: np.ndarray
+    c_out: np.ndarray
+    ref: np.ndarray
+    report: ParityReport
+
+    def worst_rows(self, n: int) -> np.ndarray:
+        """Indices of the ``n`` rows furthest beyond (or closest to) tolerance, worst first."""
+        err = errors(self.c_out, self.ref, self.report.atol, self.report.rtol)
+        score = np.nan_to_num(err.ratio, nan=0.0, posinf=np.inf).max(axis=1, initial=0.0)
+        return np.argsort(-score, kind="stable")[:n]
+
+
+def evaluate(
+    compiled: Callable[[np.ndarray], np.ndarray],
+    reference: Callable[[np.ndarray], np.ndarray],
+    inputs: np.ndarray,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+    reference_name: str = "the framework",
+) -> ParityData:
+    """Run both on the same float32 rows, compare, and keep the outputs."""
+    inputs = np.asarray(inputs, dtype=np.float32)
+    c_out = np.asarray(compiled(inputs), dtype=np.float32)
+    ref = np.asarray(reference(inputs), dtype=np.float32).reshape(c_out.shape)
+    return ParityData(inputs, c_out, ref, compare(c_out, ref, inputs, atol, rtol, reference_name))
+
+
 def check_parity(
     compiled: Callable[[np.ndarray], np.ndarray],
     reference: Callable[[np.ndarray], np.ndarray],
@@ -154,5 +212,4 @@ def check_parity(
     reference_name: str = "the framework",
 ) -> ParityReport:
     """Run both on the same float32 rows and compare."""
-    inputs = np.asarray(inputs, dtype=np.float32)
-    return compare(compiled(inputs), reference(inputs), inputs, atol, rtol, reference_name)
+    return evaluate(compiled, reference, inputs, atol, rtol, reference_name).report

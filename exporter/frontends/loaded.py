@@ -16,3 +16,5 @@ class LoadedModel:
     reference: Callable[[np.ndarray], np.ndarray]  # float32 rows in, float32 rows out
     framework: str  # e.g. "Keras": quoted in generated files, so no version here
     framework_version: str = ""  # e.g. "3.15.1 (tensorflow)": for reports only
+    # The framework's own value of IR values ({value: rows}) for given input rows; used by the trace.
+    intermediates: Callable[[list[str], np.ndarray], dict[str, np.ndarray]] | None = None
