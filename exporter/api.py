@@ -85,13 +85,17 @@ class Export:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""
         return render(self.loaded.graph, self.symbol, report.verdict() if report else "not checked")
 
+    def files(self, c_path: str | os.PathLike[str], report: ParityReport | None = None) -> dict[Path, bytes]:
+        """``c_path`` and the header beside it, with their contents: for ``write_atomically``, with other files."""
+        c_path = Path(c_path)
+        source = self.final_source(report)
+        return {c_path: source.c.encode(), c_path.with_suffix(".h"): source.h.encode()}
+
     def write(self, c_path: str | os.PathLike[str], report: ParityReport | None = None) -> tuple[Path, Path]:
         """Write ``c_path`` and the header beside it; each appears whole or not at all."""
         c_path = Path(c_path)
-        h_path = c_path.with_suffix(".h")
-        source = self.final_source(report)
-        write_atomically({c_path: source.c.encode(), h_path: source.h.encode()})
-        return c_path, h_path
+        write_atomically(self.files(c_path, report))
+        return c_path, c_path.with_suffix(".h")
 
 
 def write_atomically(files: dict[Path, bytes]) -> None:

@@ -22,7 +22,6 @@ from exporter.parity import errors
 
 if TYPE_CHECKING:
     from exporter.api import Export
-    from exporter.progress import Progress
 
 WORST_ROWS = 5
 
@@ -84,17 +83,13 @@ def subgraph(graph: Graph, value: str) -> Graph:
     return part
 
 
-def trace(
-    ex: Export, inputs: np.ndarray, rows: list[int], atol: float, rtol: float, progress: Progress | None = None
-) -> Trace:
+def trace(ex: Export, inputs: np.ndarray, rows: list[int], atol: float, rtol: float) -> Trace:
     """Compare every step of ``ex`` on ``inputs[rows]``; one C build per step."""
     intermediates = ex.loaded.intermediates
     if intermediates is None:
         raise ExportError(f"{ex.graph.source}: the {ex.loaded.framework} frontend gives no intermediate outputs")
     graph = ex.graph
     picked = np.asarray(inputs, dtype=np.float32)[rows]
-    if progress is not None:
-        progress.say(f"tracing {len(graph.ops)} steps on the {len(rows)} worst rows (one C build per step) ...")
     reference = intermediates([op.output for op in graph.ops], picked)
     steps = []
     for index, op in enumerate(graph.ops):
