@@ -20,6 +20,7 @@ import numpy as np
 
 from exporter.backend import CSource, render
 from exporter.backend.naming import check_symbol, symbol_from_stem
+from exporter.errors import ExportError
 from exporter.frontends.loaded import LoadedModel
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityData, ParityReport, evaluate, make_inputs
 from exporter.toolchain import CompiledModel, build
@@ -99,7 +100,15 @@ class Export:
 
 
 def write_atomically(files: dict[Path, bytes]) -> None:
-    """Write every file to a temporary name first, then rename them all into place."""
+    """Write every file to a temporary name first, then rename them all into place.
+
+    A path that is a folder, or that another path needs as its folder, is refused before anything is
+    written; any other failure to write is the user's to fix too (permissions, a full disk).
+    """
+    folders = {parent.resolve() for path in files for parent in path.parents}
+    for path in files:
+        if path.is_dir() or path.resolve() in folders:
+            raise ExportError(f"{path}: is a folder (or must become one), cannot write the file there")
     staged: list[tuple[Path, Path]] = []
     try:
         for path, data in files.items():
@@ -109,6 +118,8 @@ def write_atomically(files: dict[Path, bytes]) -> None:
             staged.append((tmp, path))
         for tmp, path in staged:
             os.replace(tmp, path)
+    except OSError as err:
+        raise ExportError(f"{err.filename or 'output'}: cannot write ({err.strerror or err})") from None
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)

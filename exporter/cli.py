@@ -298,7 +298,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
     inspection = inspect_keras(args.model, args.name, Progress(enabled=not (args.quiet or args.json)))
     if args.json:
-        print(to_json(inspect_document(args.model, inspection)), end="")
+        print(to_json(inspect_document(args.model, inspection, framework="Keras")), end="")
     else:
         print(f"lamarr-export {__version__} inspect: {args.model}, symbol {inspection.symbol}")
         shape = f"{inspection.n_inputs} inputs -> {inspection.n_outputs} outputs, " if inspection.n_inputs else ""

@@ -198,7 +198,9 @@ def inspect_chain(
 
     rows = []
     for entry in chain:
-        if isinstance(entry, Refusal):
+        if isinstance(entry, Refusal) and not entry.inputs:  # the model as a whole: no widths to show
+            rows.append(Row(entry.problem.layer, entry.problem.cls, None, None, None, None, entry.problem.reason))
+        elif isinstance(entry, Refusal):
             in_widths = [widths[v] for v in entry.inputs]
             rows.append(
                 Row(entry.problem.layer, entry.problem.cls, in_widths, entry.width, None, None, entry.problem.reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -75,3 +76,20 @@ def strict_compile(c_file: Path, out_dir: Path) -> None:
     ):
         result = subprocess.run(cmd, capture_output=True, text=True)
         assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stderr}"
+
+
+_LITERAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?f")
+
+
+def perturb_weight(c_source: str, op_name: str, delta: float = 0.5) -> str:
+    """Test hook for ``Export.c_edit``: add ``delta`` to the first weight literal of the op named
+    ``op_name`` (its arrays follow the comment ``/* op_name */``). Sources without that op, such as
+    trace builds of earlier steps, come back unchanged."""
+    marker = f"/* {op_name} */\n"
+    if marker not in c_source:
+        return c_source
+    start = c_source.index("{", c_source.index(marker))
+    literal = _LITERAL.search(c_source, start)
+    assert literal is not None, f"no weight literal after {marker!r}"
+    value = float(literal.group()[:-1]) + delta
+    return c_source[: literal.start()] + f"{value:.6e}f" + c_source[literal.end() :]

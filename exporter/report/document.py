@@ -123,13 +123,9 @@ def export_document(
     }
 
 
-def inspect_document(model: Any, inspection: Inspection) -> dict[str, Any]:
-    return {
-        **_head("inspect"),
-        "model": model_info(model),
-        "exit_code": 0 if inspection.exportable else 2,
-        **inspection.to_dict(),
-    }
+def inspect_document(model: Any, inspection: Inspection, framework: str = "") -> dict[str, Any]:
+    exit_code = 0 if inspection.exportable else 2
+    return {**_head("inspect"), "model": model_info(model, framework), "exit_code": exit_code, **inspection.to_dict()}
 
 
 def error_document(err: ExportError | str) -> dict[str, Any]:
