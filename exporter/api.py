@@ -22,7 +22,7 @@ from exporter.backend import CSource, render
 from exporter.backend.naming import check_symbol, symbol_from_stem
 from exporter.errors import ExportError
 from exporter.frontends.loaded import LoadedModel
-from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityData, ParityReport, evaluate, make_inputs
+from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, make_inputs
 from exporter.toolchain import CompiledModel, build
 
 
@@ -68,19 +68,10 @@ class Export:
         atol: float = DEFAULT_ATOL,
         rtol: float = DEFAULT_RTOL,
     ) -> ParityReport:
-        return self.evaluate(compiled, inputs, atol, rtol).report
-
-    def evaluate(
-        self,
-        compiled: CompiledModel | None = None,
-        inputs: np.ndarray | None = None,
-        atol: float = DEFAULT_ATOL,
-        rtol: float = DEFAULT_RTOL,
-    ) -> ParityData:
-        """Like ``check``, keeping both outputs for plots and the trace."""
+        """Parity of the compiled C against the framework; the report keeps the arrays for plots and the trace."""
         compiled = compiled or self.compile()
         rows = self.inputs() if inputs is None else inputs
-        return evaluate(compiled, self.loaded.reference, rows, atol, rtol, self.loaded.framework)
+        return check_parity(compiled, self.loaded.reference, rows, atol, rtol, self.loaded.framework)
 
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""

@@ -24,7 +24,7 @@ from exporter.version import __version__
 
 if TYPE_CHECKING:
     from exporter.api import Export
-    from exporter.parity import ParityData, ParityReport
+    from exporter.parity import ParityReport
     from exporter.trace import Trace
 
 EXIT_OK, EXIT_PARITY, EXIT_USER = 0, 1, 2
@@ -52,6 +52,17 @@ def _non_negative(kind: type) -> Callable[[str], float]:
     return parse
 
 
+def _command(prog: str, description: str, epilog: str) -> Parser:
+    """A parser for one command, with the model file as its argument."""
+    p = Parser(prog=prog, description=description, epilog=epilog)
+    p.add_argument("model", help="the model file (.keras, or legacy Keras .h5)")
+    return p
+
+
+def _name_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", metavar="SYMBOL", help="the C function's name (default: the model file's stem)")
+
+
 def _output_flags(p: argparse.ArgumentParser) -> None:
     """The flags that shape what a command prints, shared by export and inspect."""
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout (for CI), nothing else")
@@ -60,20 +71,19 @@ def _output_flags(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> Parser:
-    p = Parser(
-        prog="lamarr-export",
-        description="Export a trained Keras model to one standalone C99 function and prove it computes "
-        "what Keras computes. 'lamarr-export inspect MODEL' shows the model as the exporter sees it.",
-        epilog="Exit codes: 0 exported (and parity passed), 1 parity failed, 2 user error.",
+    p = _command(
+        "lamarr-export",
+        "Export a trained Keras model to one standalone C99 function and prove it computes what Keras computes. "
+        "'lamarr-export inspect MODEL' shows the model as the exporter sees it.",
+        "Exit codes: 0 exported (and parity passed), 1 parity failed, 2 user error.",
     )
-    p.add_argument("model", help="the model file (.keras, or legacy Keras .h5)")
     p.add_argument(
         "-o",
         "--output",
         metavar="OUT.c",
         help="C file to write; the header goes beside it as OUT.h (default: <model stem>.c in the current directory)",
     )
-    p.add_argument("--name", metavar="SYMBOL", help="the C function's name (default: the model file's stem)")
+    _name_flag(p)
     p.add_argument("--no-check", action="store_true", help="skip compiling and the parity check")
     p.add_argument(
         "--samples",
@@ -110,14 +120,13 @@ def parser() -> Parser:
 
 
 def inspect_parser() -> Parser:
-    p = Parser(
-        prog="lamarr-export inspect",
-        description="Print the model as the exporter sees it, one row per step: op, widths, parameters, FLOPs, "
+    p = _command(
+        "lamarr-export inspect",
+        "Print the model as the exporter sees it, one row per step: op, widths, parameters, FLOPs, "
         "and every refused layer with the reason, at once.",
-        epilog="Exit codes: 0 exportable, 2 not exportable (the table is printed all the same) or user error.",
+        "Exit codes: 0 exportable, 2 not exportable (the table is printed all the same) or user error.",
     )
-    p.add_argument("model", help="the model file (.keras, or legacy Keras .h5)")
-    p.add_argument("--name", metavar="SYMBOL", help="the C function's name (default: the model file's stem)")
+    _name_flag(p)
     _output_flags(p)
     return p
 
@@ -158,18 +167,18 @@ def _report_dir(args: argparse.Namespace) -> Path | None:
 
 
 def _trace(
-    args: argparse.Namespace, ex: Export, data: ParityData | None, progress: Progress
+    args: argparse.Namespace, ex: Export, report: ParityReport | None, progress: Progress
 ) -> tuple[Trace | None, str | None]:
     """Trace on request, and always when parity failed; a trace that cannot run is reported, not fatal."""
     from exporter.trace import WORST_ROWS, trace
 
-    if data is None or (data.report.passed and not args.trace):
+    if report is None or report.arrays is None or (report.passed and not args.trace):
         return None, None
-    rows = [int(r) for r in data.worst_rows(WORST_ROWS)]
+    rows = [int(r) for r in report.worst_rows(WORST_ROWS)]
     message = f"tracing {len(ex.graph.ops)} steps on the {len(rows)} worst rows (one C build per step)"
     try:
         with progress.step("trace", message):
-            return trace(ex, data.inputs, rows, data.report.atol, data.report.rtol), None
+            return trace(ex, report.arrays.inputs, rows, report.atol, report.rtol), None
     except Exception as err:  # a diagnosis that fails must not cost the user the export itself
         return None, f"{type(err).__name__}: {err}"
 
@@ -195,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pt_column is not None and args.pt_column >= graph.n_inputs:
         raise ExportError(f"--pt-column {args.pt_column}: the model has inputs 0 to {graph.n_inputs - 1}")
 
-    data = compiled = None
+    report = compiled = None
     try:
         if not args.no_check or args.so:
             with progress.step("compile", "compiling the C"):
@@ -205,9 +214,8 @@ def run(args: argparse.Namespace) -> int:
     if compiled is not None and not args.no_check:
         rows = ex.inputs(args.samples, user_rows)
         with progress.step("parity", f"checking parity against Keras on {len(rows):,} rows"):
-            data = ex.evaluate(compiled, rows, args.atol, args.rtol)
-    traced, trace_error = _trace(args, ex, data, progress)
-    report = data.report if data is not None else None
+            report = ex.check(compiled, rows, args.atol, args.rtol)
+    traced, trace_error = _trace(args, ex, report, progress)
 
     files = ex.files(c_path, report)
     if args.so:
@@ -216,14 +224,14 @@ def run(args: argparse.Namespace) -> int:
         from exporter.report import draw, report_files
 
         sections = []
-        if report_dir and data is not None:
+        if report_dir and report is not None:
             with progress.step("report", "drawing the report's plots"):
-                sections = draw(data, graph, ex.loaded.framework, args.pt_column, compiled, ex.loaded.reference)
+                sections = draw(report, graph, ex.loaded.framework, args.pt_column, compiled, ex.loaded.reference)
         document = export_document(
             model=args.model,
             ex=ex,
             inspection=inspect_graph(graph, ex.symbol, ex.source.stack_bytes),
-            data=data,
+            report=report,
             samples=args.samples,
             user_rows=0 if user_rows is None else len(user_rows),
             trace=traced,

@@ -8,7 +8,7 @@ tanh, sigmoid and softmax into saturation, where naive C code loses accuracy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,15 @@ class ColumnParity:
 
 
 @dataclass
+class ParityArrays:
+    """The numbers behind a report: the rows and both outputs, for plots and the trace."""
+
+    inputs: np.ndarray
+    c_out: np.ndarray
+    ref: np.ndarray
+
+
+@dataclass
 class ParityReport:
     reference: str
     rows: int
@@ -80,6 +89,7 @@ class ParityReport:
     rtol: float
     columns: list[ColumnParity]
     worst_input: list[float]
+    arrays: ParityArrays | None = field(default=None, repr=False, compare=False)  # not part of to_dict()
 
     @property
     def passed(self) -> bool:
@@ -104,7 +114,17 @@ class ParityReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
+        data = asdict(replace(self, arrays=None))  # the arrays are for plots, not for the record
+        del data["arrays"]
+        return {**data, "passed": self.passed}
+
+    def worst_rows(self, n: int) -> np.ndarray:
+        """Indices of the ``n`` rows furthest beyond (or closest to) tolerance, worst first."""
+        if self.arrays is None:
+            raise ValueError("this report keeps no arrays (made by compare(), not check_parity())")
+        err = errors(self.arrays.c_out, self.arrays.ref, self.atol, self.rtol)
+        score = np.nan_to_num(err.ratio, nan=0.0).max(axis=1, initial=0.0)
+        return np.argsort(-score, kind="stable")[:n]
 
 
 @dataclass
@@ -171,38 +191,6 @@ def compare(
     )
 
 
-@dataclass
-class ParityData:
-    """A parity check with the numbers behind it: the rows, both outputs, and the report made of them.
-    Plots and the trace need the arrays; the banner and the table need only ``report``."""
-
-    inputs: np.ndarray
-    c_out: np.ndarray
-    ref: np.ndarray
-    report: ParityReport
-
-    def worst_rows(self, n: int) -> np.ndarray:
-        """Indices of the ``n`` rows furthest beyond (or closest to) tolerance, worst first."""
-        err = errors(self.c_out, self.ref, self.report.atol, self.report.rtol)
-        score = np.nan_to_num(err.ratio, nan=0.0, posinf=np.inf).max(axis=1, initial=0.0)
-        return np.argsort(-score, kind="stable")[:n]
-
-
-def evaluate(
-    compiled: Callable[[np.ndarray], np.ndarray],
-    reference: Callable[[np.ndarray], np.ndarray],
-    inputs: np.ndarray,
-    atol: float = DEFAULT_ATOL,
-    rtol: float = DEFAULT_RTOL,
-    reference_name: str = "the framework",
-) -> ParityData:
-    """Run both on the same float32 rows, compare, and keep the outputs."""
-    inputs = np.asarray(inputs, dtype=np.float32)
-    c_out = np.asarray(compiled(inputs), dtype=np.float32)
-    ref = np.asarray(reference(inputs), dtype=np.float32).reshape(c_out.shape)
-    return ParityData(inputs, c_out, ref, compare(c_out, ref, inputs, atol, rtol, reference_name))
-
-
 def check_parity(
     compiled: Callable[[np.ndarray], np.ndarray],
     reference: Callable[[np.ndarray], np.ndarray],
@@ -211,5 +199,10 @@ def check_parity(
     rtol: float = DEFAULT_RTOL,
     reference_name: str = "the framework",
 ) -> ParityReport:
-    """Run both on the same float32 rows and compare."""
-    return evaluate(compiled, reference, inputs, atol, rtol, reference_name).report
+    """Run both on the same float32 rows and compare; the report keeps the arrays (``report.arrays``)."""
+    inputs = np.asarray(inputs, dtype=np.float32)
+    c_out = np.asarray(compiled(inputs), dtype=np.float32)
+    ref = np.asarray(reference(inputs), dtype=np.float32).reshape(c_out.shape)
+    report = compare(c_out, ref, inputs, atol, rtol, reference_name)
+    report.arrays = ParityArrays(inputs, c_out, ref)
+    return report

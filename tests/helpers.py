@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 from pathlib import Path
@@ -61,6 +62,31 @@ def saved(model: Any, tmp_path: Path, name: str = "model.keras") -> Path:
     path = tmp_path / name
     model.save(path)
     return path
+
+
+@functools.cache
+def _custom_layer(keras: Any) -> type:
+    """A custom layer class, registered once per session (Keras refuses a second registration)."""
+
+    @keras.saving.register_keras_serializable(package="tests")
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return 2 * x
+
+    return Doubler
+
+
+def refused_model(keras: Any, tmp_path: Path, name: str = "odd.keras") -> Path:
+    """A saved model whose stored configuration shows four refused layers (a Lambda, a custom layer,
+    a 2-D reshape, an LSTM) among supported Dense layers."""
+    L = keras.layers
+    x = keras.Input((4,))
+    y = L.Lambda(lambda t: t + 1.0, name="plus_one")(x)
+    y = _custom_layer(keras)(name="doubler")(y)
+    y = L.Dense(4, name="fine_dense")(y)
+    y = L.Reshape((2, 2), name="to_2d")(y)
+    y = L.LSTM(3, name="recurrent")(y)
+    return saved(keras.Model(x, L.Dense(1, name="head")(y)), tmp_path, name)
 
 
 def export_and_check(model: Any, tmp_path: Path, **check: Any) -> ParityReport:

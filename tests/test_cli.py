@@ -13,7 +13,7 @@ import pytest
 from exporter.cli import main
 from exporter.parity import edge_rows
 
-from helpers import ROOT, randomize, saved
+from helpers import ROOT, randomize, refused_model, saved
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
 
@@ -105,18 +105,7 @@ def test_wrong_file_type(capsys, tmp_path):
 
 
 def test_unsupported_layers_all_named_at_once(capsys, tmp_path, keras):
-    @keras.saving.register_keras_serializable(package="tests")
-    class Doubler(keras.layers.Layer):
-        def call(self, x):
-            return 2 * x
-
-    L = keras.layers
-    x = keras.Input((4,))
-    y = L.Lambda(lambda t: t + 1.0, name="plus_one")(x)
-    y = Doubler(name="doubler")(y)
-    y = L.Reshape((2, 2), name="to_2d")(y)
-    y = L.LSTM(3, name="recurrent")(y)
-    path = saved(keras.Model(x, L.Dense(1)(y)), tmp_path, "odd.keras")
+    path = refused_model(keras, tmp_path, "odd.keras")
     assert_user_error(
         capsys,
         tmp_path,

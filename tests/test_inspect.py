@@ -7,7 +7,7 @@ import json
 from exporter.cli import main
 from exporter.inspect import inspect_keras
 
-from helpers import ROOT, saved
+from helpers import ROOT, refused_model, saved
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
 
@@ -51,27 +51,15 @@ def test_supported_model_table_and_totals(capsys):
 def test_refused_in_stored_config_lists_every_layer(capsys, tmp_path, keras):
     """Refused before Keras loads the file: every stored layer, supported ones too, each with its status."""
 
-    @keras.saving.register_keras_serializable(package="tests")
-    class Tripler(keras.layers.Layer):
-        def call(self, x):
-            return 3 * x
-
-    L = keras.layers
-    x = keras.Input((4,))
-    y = L.Lambda(lambda t: t + 1.0, name="plus_one")(x)
-    y = Tripler(name="tripler")(y)
-    y = L.Dense(4, name="fine_dense")(y)
-    y = L.Reshape((2, 2), name="to_2d")(y)
-    y = L.LSTM(3, name="recurrent")(y)
-    path = saved(keras.Model(x, L.Dense(1, name="head")(y)), tmp_path, "odd.keras")
+    path = refused_model(keras, tmp_path, "odd.keras")
     code, out, err = run_cli(capsys, "inspect", path)
     assert code == 2
     assert "Traceback" not in err and "odd.keras: cannot export 4 layer(s)" in err
     status = {line.split()[1]: line for line in table_lines(out)}
-    assert list(status) == ["plus_one", "tripler", "fine_dense", "to_2d", "recurrent", "head"]
+    assert list(status) == ["plus_one", "doubler", "fine_dense", "to_2d", "recurrent", "head"]
     assert status["fine_dense"].endswith(" ok") and status["head"].endswith(" ok")
     assert "REFUSED: runs arbitrary Python code" in status["plus_one"]
-    assert "REFUSED: custom layer" in status["tripler"]
+    assert "REFUSED: custom layer" in status["doubler"]
     assert "Reshape" in status["to_2d"] and "REFUSED" in status["to_2d"]
     assert "REFUSED: recurrent layers are not supported" in status["recurrent"]
     assert "exportable: no, 4 layer(s) refused" in out

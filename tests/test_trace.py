@@ -38,14 +38,14 @@ def run_trace(path, broken: str | None = None):
     ex = export_keras(path)
     if broken:
         ex.c_edit = functools.partial(perturb_weight, op_name=broken)
-    data = ex.evaluate(inputs=ex.inputs(500))
-    rows = [int(r) for r in data.worst_rows(5)]
-    return ex, data, trace(ex, data.inputs, rows, data.report.atol, data.report.rtol)
+    report = ex.check(inputs=ex.inputs(500))
+    rows = [int(r) for r in report.worst_rows(5)]
+    return ex, report, trace(ex, report.arrays.inputs, rows, report.atol, report.rtol)
 
 
 def test_every_step_agrees_on_a_correct_export(branchy):
-    ex, data, result = run_trace(branchy)
-    assert data.report.passed
+    ex, report, result = run_trace(branchy)
+    assert report.passed
     assert [s.name for s in result.steps] == [op.name for op in ex.graph.ops]
     assert {"stem", "left", "inner_a", "inner_b", "join", "head"} == {s.name for s in result.steps}
     assert result.first_drift is None and "every step agrees" in result.verdict()
@@ -54,8 +54,8 @@ def test_every_step_agrees_on_a_correct_export(branchy):
 
 @pytest.mark.parametrize("broken", ["stem", "inner_a", "left"])
 def test_trace_names_the_broken_step(branchy, broken):
-    ex, data, result = run_trace(branchy, broken)
-    assert not data.report.passed  # the hook really breaks the production build too
+    ex, report, result = run_trace(branchy, broken)
+    assert not report.passed  # the hook really breaks the production build too
     drift = result.first_drift
     assert drift is not None and drift.name == broken, result.table()
     index = [op.name for op in ex.graph.ops].index(broken)

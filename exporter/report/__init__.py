@@ -15,7 +15,7 @@ import jinja2
 import numpy as np
 
 from exporter.ir import Graph
-from exporter.parity import ParityData
+from exporter.parity import ParityReport
 from exporter.report.document import to_json
 from exporter.report.plots import Plot
 
@@ -29,7 +29,7 @@ def is_classifier(graph: Graph) -> bool:
 
 
 def draw(
-    data: ParityData,
+    report: ParityReport,
     graph: Graph,
     framework: str,
     pt_column: int | None = None,
@@ -39,11 +39,11 @@ def draw(
     """Every plot the data supports, by section; ``compiled`` and ``reference`` evaluate the pT scan."""
     from exporter.report import plots
 
-    sections: Sections = [(f"C against {framework}, per output", plots.output_plots(data, framework))]
+    sections: Sections = [(f"C against {framework}, per output", plots.output_plots(report, framework))]
     if is_classifier(graph):
-        sections.append(("Class probabilities", plots.class_plots(data, framework)))
+        sections.append(("Class probabilities", plots.class_plots(report, framework)))
     if pt_column is not None and compiled is not None and reference is not None:
-        curves = plots.pt_plots(data, pt_column, compiled, reference, framework)
+        curves = plots.pt_plots(report, pt_column, compiled, reference, framework)
         sections.append((f"Outputs against the pT-like input {pt_column}", curves))
     return sections
 

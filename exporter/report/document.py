@@ -23,7 +23,7 @@ from exporter.version import __version__
 if TYPE_CHECKING:
     from exporter.api import Export
     from exporter.inspect import Inspection
-    from exporter.parity import ParityData
+    from exporter.parity import ParityReport
     from exporter.trace import Trace
 
 SCHEMA_VERSION = 1
@@ -54,9 +54,9 @@ def model_info(model: Any, framework: str = "", framework_version: str = "") -> 
     }
 
 
-def parity_dict(data: ParityData, samples: int, user_rows: int) -> dict[str, Any]:
-    report = data.report
-    inputs = data.inputs.astype(np.float64)
+def parity_dict(report: ParityReport, samples: int, user_rows: int) -> dict[str, Any]:
+    assert report.arrays is not None, "a report made by check_parity keeps its input rows"
+    inputs = report.arrays.inputs.astype(np.float64)
     return {
         "reference": report.reference,
         "passed": report.passed,
@@ -96,7 +96,7 @@ def export_document(
     model: Any,
     ex: Export,
     inspection: Inspection,
-    data: ParityData | None,
+    report: ParityReport | None,
     samples: int,
     user_rows: int,
     trace: Trace | None,
@@ -105,7 +105,7 @@ def export_document(
     timings: dict[str, float],
 ) -> dict[str, Any]:
     """Everything one export run established, as plain JSON-able values."""
-    passed = None if data is None else data.report.passed
+    passed = None if report is None else report.passed
     return {
         **_head("export"),
         "model": model_info(model, ex.loaded.framework, ex.loaded.framework_version),
@@ -115,7 +115,7 @@ def export_document(
         "files": files,
         "passed": passed,
         "exit_code": 1 if passed is False else 0,
-        "parity": None if data is None else parity_dict(data, samples, user_rows),
+        "parity": None if report is None else parity_dict(report, samples, user_rows),
         "trace": None if trace is None else trace.to_dict(),
         "trace_error": trace_error,
         "inspection": inspection.to_dict(),

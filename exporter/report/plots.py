@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import ExportError
-from exporter.parity import ParityData, errors
+from exporter.parity import ParityArrays, ParityReport, errors
 
 MAX_OUTPUT_PLOTS = 24  # a report for a 200-output model shows the worst 24 outputs
 MAX_CURVES = 8
@@ -52,9 +52,15 @@ def _finite(*arrays: np.ndarray) -> np.ndarray:
     return np.all([np.isfinite(a) for a in arrays], axis=0)
 
 
-def output_plots(data: ParityData, framework: str) -> list[Plot]:
+def arrays_of(report: ParityReport) -> ParityArrays:
+    if report.arrays is None:
+        raise ValueError("plots need a report made by check_parity (it keeps the arrays)")
+    return report.arrays
+
+
+def output_plots(report: ParityReport, framework: str) -> list[Plot]:
     """Per output: C against the framework (scatter, with the diagonal) and a histogram of C - framework."""
-    report = data.report
+    data = arrays_of(report)
     err = errors(data.c_out, data.ref, report.atol, report.rtol)
     score = np.nan_to_num(err.ratio, nan=0.0).max(axis=0, initial=0.0)
     columns = sorted(np.argsort(-score, kind="stable")[:MAX_OUTPUT_PLOTS])
@@ -85,8 +91,9 @@ def output_plots(data: ParityData, framework: str) -> list[Plot]:
     return plots
 
 
-def class_plots(data: ParityData, framework: str) -> list[Plot]:
+def class_plots(report: ParityReport, framework: str) -> list[Plot]:
     """A classifier's per-class probability distributions, C and the framework overlaid."""
+    data = arrays_of(report)
     n = min(data.c_out.shape[1], MAX_OUTPUT_PLOTS)
     cols = min(n, 4)
     rows = -(-n // cols)
@@ -103,12 +110,12 @@ def class_plots(data: ParityData, framework: str) -> list[Plot]:
         ax.set(xlabel=f"probability of class {j}", ylabel="rows")
         if j == 0:
             ax.legend(frameon=False)
-    caption = f"per-class probabilities over the {data.report.rows} checked rows; the two histograms should coincide"
+    caption = f"per-class probabilities over the {report.rows} checked rows; the two histograms should coincide"
     return [Plot("class probabilities", caption, _png(fig))]
 
 
 def pt_plots(
-    data: ParityData,
+    report: ParityReport,
     column: int,
     compiled: Callable[[np.ndarray], np.ndarray],
     reference: Callable[[np.ndarray], np.ndarray],
@@ -117,10 +124,11 @@ def pt_plots(
 ) -> list[Plot]:
     """Each output as a function of the pT-like input, the others held at the median row and at the
     worst row: C and the framework drawn on top of each other, as physicists draw an efficiency curve."""
+    data = arrays_of(report)
     inputs = data.inputs.astype(np.float64)
     lo, hi = np.quantile(inputs[:, column], [0.005, 0.995])
     grid = np.linspace(lo, hi, points)
-    worst = np.asarray(data.report.worst_input, dtype=np.float64)
+    worst = np.asarray(report.worst_input, dtype=np.float64)
     bases = {"other inputs at their median": np.median(inputs, axis=0), "other inputs at the worst row": worst}
     n = min(data.c_out.shape[1], MAX_CURVES)
     fig = _figure(11, 3.8)
