@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 from exporter.backend import CSource, render
 from exporter.backend.naming import check_symbol, symbol_from_stem
 from exporter.errors import ExportError
+from exporter.frontends.loaded import LoadedModel
 from exporter.ir import Activation, Graph
 from exporter.ir.chain import Chain, with_output_activation
 from exporter.ir.columns import ColumnStage, Function, NotInvertible
@@ -37,14 +38,24 @@ Reference = Callable[[np.ndarray], np.ndarray]
 
 @dataclass
 class Export:
-    """One chain on its way to C: its IR, its symbol, the Python reference and the rendered source."""
+    """One chain on its way to C: its IR, its symbol, the Python reference and the rendered source.
+
+    ``loaded`` is the network as its frontend read it (for the trace's intermediate values), and
+    ``prepare`` maps raw rows to the network's inputs in Python (the preprocessing).
+    ``c_edit`` is a test hook: it edits the C text before every compile (the production build and
+    the trace builds alike), so a test can break one weight and check that the trace finds it.
+    It never touches what ``write`` writes.
+    """
 
     chain: Chain
     symbol: str
     reference: Reference  # raw float32 rows -> final outputs, computed by the Python frameworks
     framework: str  # e.g. "Keras": quoted in generated files, so no version here
     framework_version: str = ""  # e.g. "Keras 3.15.1 (tensorflow backend)": for reports only
+    loaded: LoadedModel | None = None
+    prepare: Reference | None = None
     source: CSource = field(init=False)
+    c_edit: Callable[[str], str] | None = None
 
     def __post_init__(self) -> None:
         self.source = render(self.chain, self.symbol)
@@ -55,12 +66,24 @@ class Export:
         return self.chain.net
 
     def compile(self, workdir: str | os.PathLike[str] | None = None) -> CompiledModel:
-        return build(self.source, self.chain.n_inputs, self.chain.n_outputs, Path(workdir) if workdir else None)
+        return self.compile_source(self.source, self.chain.n_inputs, self.chain.n_outputs, workdir)
+
+    def compile_source(
+        self, source: CSource, n_inputs: int, n_outputs: int, workdir: str | os.PathLike[str] | None = None
+    ) -> CompiledModel:
+        """Compile a rendering of this chain or of a part of it, hook applied."""
+        if self.c_edit is not None:
+            source = replace(source, c=self.c_edit(source.c))
+        return build(source, n_inputs, n_outputs, Path(workdir) if workdir else None)
+
+    def network_inputs(self, rows: np.ndarray) -> np.ndarray:
+        """What the network receives for raw ``rows``, computed in Python."""
+        return np.asarray(rows, dtype=np.float32) if self.prepare is None else self.prepare(rows)
 
     def inputs(self, samples: int = DEFAULT_SAMPLES, user_rows: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
         return chain_inputs(self.chain, samples, seed, user_rows)
 
-    def check(
+    def check(  # the report keeps the arrays, for plots and the trace
         self,
         compiled: CompiledModel | None = None,
         inputs: np.ndarray | None = None,
@@ -75,17 +98,29 @@ class Export:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""
         return render(self.chain, self.symbol, report.verdict() if report else "not checked")
 
+    def files(self, c_path: str | os.PathLike[str], report: ParityReport | None = None) -> dict[Path, bytes]:
+        """``c_path`` and the header beside it, with their contents: for ``write_atomically``, with other files."""
+        c_path = Path(c_path)
+        source = self.final_source(report)
+        return {c_path: source.c.encode(), c_path.with_suffix(".h"): source.h.encode()}
+
     def write(self, c_path: str | os.PathLike[str], report: ParityReport | None = None) -> tuple[Path, Path]:
         """Write ``c_path`` and the header beside it; each appears whole or not at all."""
         c_path = Path(c_path)
-        h_path = c_path.with_suffix(".h")
-        source = self.final_source(report)
-        write_atomically({c_path: source.c.encode(), h_path: source.h.encode()})
-        return c_path, h_path
+        write_atomically(self.files(c_path, report))
+        return c_path, c_path.with_suffix(".h")
 
 
 def write_atomically(files: dict[Path, bytes]) -> None:
-    """Write every file to a temporary name first, then rename them all into place."""
+    """Write every file to a temporary name first, then rename them all into place.
+
+    A path that is a folder, or that another path needs as its folder, is refused before anything is
+    written; any other failure to write is the user's to fix too (permissions, a full disk).
+    """
+    folders = {parent.resolve() for path in files for parent in path.parents}
+    for path in files:
+        if path.is_dir() or path.resolve() in folders:
+            raise ExportError(f"{path}: is a folder (or must become one), cannot write the file there")
     staged: list[tuple[Path, Path]] = []
     try:
         for path, data in files.items():
@@ -95,6 +130,8 @@ def write_atomically(files: dict[Path, bytes]) -> None:
             staged.append((tmp, path))
         for tmp, path in staged:
             os.replace(tmp, path)
+    except OSError as err:
+        raise ExportError(f"{err.filename or 'output'}: cannot write ({err.strerror or err})") from None
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
@@ -104,7 +141,8 @@ def _name_of(thing: Any) -> str:
     return Path(thing).name if isinstance(thing, (str, os.PathLike)) else f"{type(thing).__name__} (in memory)"
 
 
-def _symbol(name: str | None, thing: Any) -> str:
+def symbol_for(name: str | None, thing: Any) -> str:
+    """``name`` checked as a C symbol, or one made from the file's stem (or the live model's name)."""
     if name:
         return check_symbol(name)
     stem = Path(thing).stem if isinstance(thing, (str, os.PathLike)) else getattr(thing, "name", "model")
@@ -148,7 +186,7 @@ def export_chain(
     from exporter.frontends.sklearn import reference as sk
     from exporter.frontends.sklearn import transformer_stage
 
-    symbol = _symbol(name, model if model is not None else (preprocess[0] if preprocess else "model"))
+    symbol = symbol_for(name, model if model is not None else (preprocess[0] if preprocess else "model"))
     if output_activation not in (None, *OUTPUT_ACTIVATIONS):
         raise ExportError(f"--output-activation {output_activation!r}: choose one of {', '.join(OUTPUT_ACTIVATIONS)}")
     pre_transformers = [_transformer(t) for t in preprocess]
@@ -180,7 +218,7 @@ def export_chain(
     sources = [_name_of(t) for t in (model, *preprocess, target_transform) if t is not None]
     chain = Chain(pre=pre, net=net, post=post, source=" + ".join(sources))
 
-    def reference(rows: np.ndarray) -> np.ndarray:
+    def prepare(rows: np.ndarray) -> np.ndarray:
         x = np.asarray(rows, dtype=np.float64)
         if log_columns:
             x = x.copy()
@@ -188,6 +226,10 @@ def export_chain(
                 x[:, list(log_columns)] = np.log(x[:, list(log_columns)])
         for est, _ in pre_transformers:
             x = sk.forward(est, x)
+        return x
+
+    def reference(rows: np.ndarray) -> np.ndarray:
+        x = prepare(rows)
         if net_loaded is not None:
             x = _activate(net_loaded.reference(x.astype(np.float32)).astype(np.float64), output_activation)
         if target is not None:
@@ -201,7 +243,10 @@ def export_chain(
 
         frameworks.append("scikit-learn")
         versions.append(f"scikit-learn {sklearn.__version__}")
-    return Export(chain, symbol, reference, " + ".join(frameworks) or "numpy", ", ".join(versions))
+    prepared = (lambda rows: prepare(rows).astype(np.float32)) if pre is not None else None
+    return Export(
+        chain, symbol, reference, " + ".join(frameworks) or "numpy", ", ".join(versions), net_loaded, prepared
+    )
 
 
 def _load_network(model: Any) -> Any:

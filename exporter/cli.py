@@ -1,27 +1,45 @@
-"""``lamarr-export MODEL``: export, compile, prove parity, write. Exit 0 ok, 1 parity failure, 2 user error."""
+"""``lamarr-export MODEL``: export, compile, prove parity, write. Exit 0 ok, 1 parity failure, 2 user error.
+
+``lamarr-export inspect MODEL`` prints the model as the exporter sees it (exit 0 exportable, 2 not).
+Under ``--json`` stdout carries one JSON document and nothing else (see ``exporter/report/schema.json``);
+progress lines go to stderr, and not at all under ``--quiet`` or ``--json``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
 from exporter.errors import ExportError
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
+from exporter.progress import Progress
+from exporter.report.document import error_document, to_json
 from exporter.version import __version__
-
-OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")  # as exporter.api, without importing it for --help
 
 if TYPE_CHECKING:
     from exporter.api import Export
     from exporter.parity import ParityReport
+    from exporter.trace import Trace
 
 EXIT_OK, EXIT_PARITY, EXIT_USER = 0, 1, 2
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")  # as exporter.api, without importing it for --help
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that, under ``--json``, also prints a usage error as a JSON error document (still exit 2)."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors:
+            print(to_json(error_document(f"{self.prog}: {message}")), end="", flush=True)
+        super().error(message)
 
 
 def _non_negative(kind: type) -> Callable[[str], float]:
@@ -35,17 +53,34 @@ def _non_negative(kind: type) -> Callable[[str], float]:
     return parse
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="lamarr-export",
-        description="Export a trained Keras model to one standalone C99 function and prove it computes "
-        "what Keras computes.",
-        epilog="Exit codes: 0 exported (and parity passed), 1 parity failed, 2 user error.",
-    )
+def _command(prog: str, description: str, epilog: str) -> Parser:
+    """A parser for one command, with the model file as its argument."""
+    p = Parser(prog=prog, description=description, epilog=epilog)
     p.add_argument(
         "model",
-        help="the model file (.keras, or legacy Keras .h5), or a fitted transformer "
-        "(.pkl, .joblib, .skops) to export on its own",
+        help="the model file (.keras, or legacy Keras .h5), or a fitted transformer (.pkl, .joblib, .skops) "
+        "to export on its own",
+    )
+    return p
+
+
+def _name_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", metavar="SYMBOL", help="the C function's name (default: the model file's stem)")
+
+
+def _output_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that shape what a command prints, shared by export and inspect."""
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout (for CI), nothing else")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--version", action="version", version=f"lamarr-export {__version__}")
+
+
+def parser() -> Parser:
+    p = _command(
+        "lamarr-export",
+        "Export a trained Keras model to one standalone C99 function and prove it computes what Keras computes. "
+        "'lamarr-export inspect MODEL' shows the model as the exporter sees it.",
+        "Exit codes: 0 exported (and parity passed), 1 parity failed, 2 user error.",
     )
     p.add_argument(
         "-o",
@@ -53,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="OUT.c",
         help="C file to write; the header goes beside it as OUT.h (default: <model stem>.c in the current directory)",
     )
-    p.add_argument("--name", metavar="SYMBOL", help="the C function's name (default: the model file's stem)")
+    _name_flag(p)
     p.add_argument("--no-check", action="store_true", help="skip compiling and the parity check")
     p.add_argument(
         "--samples",
@@ -67,14 +102,37 @@ def parser() -> argparse.ArgumentParser:
         ("--atol", "A", DEFAULT_ATOL, "absolute"),
         ("--rtol", "R", DEFAULT_RTOL, "relative"),
     ):
-        p.add_argument(
-            flag,
-            type=_non_negative(float),
-            default=default,
-            metavar=metavar,
-            help=f"{kind} tolerance (default {default:g})",
-        )
+        p.add_argument(flag, type=_non_negative(float), default=default, metavar=metavar,
+                       help=f"{kind} tolerance (default {default:g})")  # fmt: skip
     p.add_argument("--so", metavar="OUT.so", help="also write the compiled shared library")
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="compare C and Keras after every step on the worst rows and name the first step that drifts "
+        "(done anyway when parity fails)",
+    )
+    p.add_argument(
+        "--report", metavar="DIR", help="write DIR/report.json and DIR/report.html (plots: needs matplotlib)"
+    )
+    p.add_argument(
+        "--pt-column",
+        type=_non_negative(int),
+        metavar="INDEX",
+        help="with --report: the pT-like input to draw each output against, C and Keras overlaid",
+    )
+    _chain_flags(p)
+    _output_flags(p)
+    return p
+
+
+def _columns(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected column numbers like 1 or 1,3, got {text!r}") from None
+
+
+def _chain_flags(p: argparse.ArgumentParser) -> None:
     chain = p.add_argument_group("preprocessing and output (the exported function maps raw inputs to final outputs)")
     chain.add_argument(
         "--log-columns",
@@ -100,15 +158,18 @@ def parser() -> argparse.ArgumentParser:
     chain.add_argument(
         "--output-activation", choices=OUTPUT_ACTIVATIONS, help="activation for a network that outputs logits"
     )
-    p.add_argument("--version", action="version", version=f"lamarr-export {__version__}")
+
+
+def inspect_parser() -> Parser:
+    p = _command(
+        "lamarr-export inspect",
+        "Print the model as the exporter sees it, one row per step: op, widths, parameters, FLOPs, "
+        "and every refused layer with the reason, at once.",
+        "Exit codes: 0 exportable, 2 not exportable (the table is printed all the same) or user error.",
+    )
+    _name_flag(p)
+    _output_flags(p)
     return p
-
-
-def _columns(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected column numbers like 1 or 1,3, got {text!r}") from None
 
 
 def _user_rows(path: str | None) -> np.ndarray | None:
@@ -130,60 +191,142 @@ def _output_paths(args: argparse.Namespace) -> Path:
     return c_path
 
 
-def run(args: argparse.Namespace) -> int:
-    from exporter.api import export_chain, write_atomically
+def _report_dir(args: argparse.Namespace) -> Path | None:
+    """Check the flags that go with --report and --trace before any work is done or file written."""
+    if args.pt_column is not None and not args.report:
+        raise ExportError("--pt-column draws a curve in the report: add --report DIR")
+    if args.trace and args.no_check:
+        raise ExportError("--trace compares the compiled C with Keras: it cannot run with --no-check")
+    if not args.report:
+        return None
+    directory = Path(args.report)
+    if directory.exists() and not directory.is_dir():
+        raise ExportError(f"--report {directory}: exists and is not a folder")
+    if not args.no_check and importlib.util.find_spec("matplotlib") is None:
+        raise ExportError("--report draws its plots with matplotlib: pip install 'lamarr-export[report]'")
+    return directory
+
+
+def _trace(
+    args: argparse.Namespace, ex: Export, report: ParityReport | None, progress: Progress
+) -> tuple[Trace | None, str | None]:
+    """Trace on request, and always when parity failed; a trace that cannot run is reported, not fatal."""
+    from exporter.trace import WORST_ROWS, trace
+
+    if report is None or report.arrays is None or (report.passed and not args.trace) or ex.graph is None:
+        return None, None
+    rows = [int(r) for r in report.worst_rows(WORST_ROWS)]
+    message = f"tracing {len(ex.graph.ops)} steps on the {len(rows)} worst rows (one C build per step)"
+    try:
+        with progress.step("trace", message):
+            return trace(ex, report.arrays.inputs, rows, report.atol, report.rtol), None
+    except Exception as err:  # a diagnosis that fails must not cost the user the export itself
+        return None, f"{type(err).__name__}: {err}"
+
+
+def _export(args: argparse.Namespace) -> Export:
+    """The chain the flags describe: a network with its steps, or a transformer on its own."""
+    from exporter.api import export_chain
     from exporter.frontends.sklearn.safe_load import SUFFIXES
-    from exporter.toolchain import CompileError
 
-    c_path = _output_paths(args)
-    user_rows = _user_rows(args.inputs)
-    clock = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    def lap(step: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[step] = now - clock
-        clock = now
-
-    if Path(args.model).suffix in SUFFIXES:  # a transformer on its own
+    if Path(args.model).suffix in SUFFIXES:
         if args.target_transform or args.output_activation:
             raise ExportError(f"{args.model}: --target-transform and --output-activation need a network")
-        ex = export_chain(preprocess=[args.model, *args.preprocess], log_columns=args.log_columns, name=args.name)
-    else:
-        ex = export_chain(
-            args.model,
-            preprocess=args.preprocess,
-            log_columns=args.log_columns,
-            target_transform=args.target_transform,
-            output_activation=args.output_activation,
-            name=args.name,
-        )
-    lap("load+export")
+        return export_chain(preprocess=[args.model, *args.preprocess], log_columns=args.log_columns, name=args.name)
+    return export_chain(
+        args.model,
+        preprocess=args.preprocess,
+        log_columns=args.log_columns,
+        target_transform=args.target_transform,
+        output_activation=args.output_activation,
+        name=args.name,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from exporter.api import write_atomically
+    from exporter.inspect import inspect_export
+    from exporter.report.document import export_document
+    from exporter.toolchain import CompileError
+
+    progress = Progress(enabled=not (args.quiet or args.json))
+    c_path = _output_paths(args)
+    user_rows = _user_rows(args.inputs)
+    report_dir = _report_dir(args)
+
+    with progress.step("load+export", f"reading {args.model}"):
+        ex = _export(args)
     n_inputs = ex.chain.n_inputs
     if user_rows is not None and (user_rows.ndim != 2 or user_rows.shape[1] != n_inputs):
         raise ExportError(f"--inputs {args.inputs}: shape {user_rows.shape}, the model takes {n_inputs} inputs per row")
+    if args.pt_column is not None and args.pt_column >= n_inputs:
+        raise ExportError(f"--pt-column {args.pt_column}: the model has inputs 0 to {n_inputs - 1}")
 
     report = compiled = None
     try:
         if not args.no_check or args.so:
-            compiled = ex.compile()
-            lap("compile")
+            with progress.step("compile", "compiling the C"):
+                compiled = ex.compile()
     except CompileError as err:
         raise ExportError(f"the C compiler failed (check CC and CFLAGS):\n{err}") from None
     if compiled is not None and not args.no_check:
-        report = ex.check(compiled, ex.inputs(args.samples, user_rows), args.atol, args.rtol)
-        lap("parity")
+        rows = ex.inputs(args.samples, user_rows)
+        with progress.step("parity", f"checking parity against {ex.framework} on {len(rows):,} rows"):
+            report = ex.check(compiled, rows, args.atol, args.rtol)
+    traced, trace_error = _trace(args, ex, report, progress)
 
-    ex.write(c_path, report)
+    files = ex.files(c_path, report)
     if args.so:
-        write_atomically({Path(args.so): compiled.library.read_bytes()})  # type: ignore[union-attr]
-    _summary(args, ex, c_path, report, timings)
+        files[Path(args.so)] = compiled.library.read_bytes()  # type: ignore[union-attr]
+    if args.json or report_dir:
+        from exporter.report import draw, report_files
+
+        sections = []
+        if report_dir and report is not None:
+            with progress.step("report", "drawing the report's plots"):
+                classifier_graph = ex.graph if ex.chain.post is None else None
+                sections = draw(report, classifier_graph, ex.framework, args.pt_column, compiled, ex.reference)
+        document = export_document(
+            model=args.model,
+            ex=ex,
+            inspection=inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes),
+            report=report,
+            samples=args.samples,
+            user_rows=0 if user_rows is None else len(user_rows),
+            trace=traced,
+            trace_error=trace_error,
+            files={k: None if v is None else str(v) for k, v in _file_names(args, c_path, report_dir).items()},
+            timings=progress.timings,
+        )
+        if report_dir:
+            files.update(report_files(report_dir, document, sections))
+    write_atomically(files)
+    if args.json:
+        print(to_json(document), end="")
+    else:
+        _summary(args, ex, c_path, report, progress.timings, traced, trace_error, report_dir)
     return EXIT_PARITY if report is not None and not report.passed else EXIT_OK
 
 
+def _file_names(args: argparse.Namespace, c_path: Path, report_dir: Path | None) -> dict[str, Path | None]:
+    return {
+        "c": c_path,
+        "h": c_path.with_suffix(".h"),
+        "so": Path(args.so) if args.so else None,
+        "report_json": report_dir / "report.json" if report_dir else None,
+        "report_html": report_dir / "report.html" if report_dir else None,
+    }
+
+
 def _summary(
-    args: argparse.Namespace, ex: Export, c_path: Path, report: ParityReport | None, timings: dict[str, float]
+    args: argparse.Namespace,
+    ex: Export,
+    c_path: Path,
+    report: ParityReport | None,
+    timings: dict[str, float],
+    traced: Trace | None,
+    trace_error: str | None,
+    report_dir: Path | None,
 ) -> None:
     chain, source = ex.chain, ex.source
     steps = [op for stage, _ in chain.stages for op in stage.ops]
@@ -208,15 +351,50 @@ def _summary(
         if not report.passed:
             worst = ", ".join(f"{v:.6g}" for v in report.worst_input)
             print(f"    worst input row: [{worst}]")
+    if traced is not None:
+        print(f"  trace: {traced.verdict()}")
+        print("    " + traced.table().replace("\n", "\n    "))
+    elif trace_error:
+        print(f"  trace: could not run ({trace_error})")
+    if report_dir is not None:
+        print(f"  report: {report_dir / 'report.html'}, {report_dir / 'report.json'}")
     print("  time: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
 
 
+def run_inspect(args: argparse.Namespace) -> int:
+    """``lamarr-export inspect``: the table, exit 0 if the model is exportable, else 2 (after the table)."""
+    from exporter.inspect import STAGES, inspect_keras
+    from exporter.report.document import inspect_document
+
+    inspection = inspect_keras(args.model, args.name, Progress(enabled=not (args.quiet or args.json)))
+    if args.json:
+        print(to_json(inspect_document(args.model, inspection, framework="Keras")), end="")
+    else:
+        print(f"lamarr-export {__version__} inspect: {args.model}, symbol {inspection.symbol}")
+        shape = f"{inspection.n_inputs} inputs -> {inspection.n_outputs} outputs, " if inspection.n_inputs else ""
+        print(f"  {shape}{len(inspection.rows)} rows: {STAGES[inspection.stage]}")
+        print("    " + inspection.table().replace("\n", "\n    "))
+    if not inspection.exportable:
+        print(
+            f"lamarr-export: error: {inspection.source}: cannot export {len(inspection.problems)} layer(s)",
+            file=sys.stderr,
+        )
+        return EXIT_USER
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    inspecting = argv[:1] == ["inspect"]  # a model file named 'inspect' would need './inspect'
+    p = inspect_parser() if inspecting else parser()
+    p.json_errors = "--json" in argv
+    args = p.parse_args(argv[1:] if inspecting else argv)
     try:
-        return run(args)
+        return run_inspect(args) if inspecting else run(args)
     except ExportError as err:
         print(f"lamarr-export: error: {err}", file=sys.stderr)
+        if args.json:
+            print(to_json(error_document(err)), end="")
         return EXIT_USER
 
 

@@ -8,7 +8,7 @@ tanh, sigmoid and softmax into saturation, where naive C code loses accuracy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,15 @@ class ColumnParity:
 
 
 @dataclass
+class ParityArrays:
+    """The numbers behind a report: the rows and both outputs, for plots and the trace."""
+
+    inputs: np.ndarray
+    c_out: np.ndarray
+    ref: np.ndarray
+
+
+@dataclass
 class ParityReport:
     reference: str
     rows: int
@@ -80,6 +89,7 @@ class ParityReport:
     rtol: float
     columns: list[ColumnParity]
     worst_input: list[float]
+    arrays: ParityArrays | None = field(default=None, repr=False, compare=False)  # not part of to_dict()
 
     @property
     def passed(self) -> bool:
@@ -104,12 +114,39 @@ class ParityReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
+        data = asdict(replace(self, arrays=None))  # the arrays are for plots, not for the record
+        del data["arrays"]
+        return {**data, "passed": self.passed}
+
+    def worst_rows(self, n: int) -> np.ndarray:
+        """Indices of the ``n`` rows furthest beyond (or closest to) tolerance, worst first."""
+        if self.arrays is None:
+            raise ValueError("this report keeps no arrays (made by compare(), not check_parity())")
+        err = errors(self.arrays.c_out, self.arrays.ref, self.atol, self.rtol)
+        score = np.nan_to_num(err.ratio, nan=0.0).max(axis=1, initial=0.0)
+        return np.argsort(-score, kind="stable")[:n]
 
 
-def compare(
-    c_out: np.ndarray, ref: np.ndarray, inputs: np.ndarray, atol: float, rtol: float, reference: str
-) -> ParityReport:
+@dataclass
+class Errors:
+    """Elementwise comparison of C against the reference: what every parity figure is made of."""
+
+    diff: np.ndarray  # |c - ref| in float64; 0 where both are equal (same infinity, both NaN), inf for one NaN
+    bound: np.ndarray  # atol + rtol * |ref|
+    rel: np.ndarray  # diff / |ref| where ref != 0, else 0
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """diff / bound: above 1 fails. NaN (0/0 at zero tolerance) counts as passing."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.diff / self.bound
+
+    @property
+    def failing(self) -> np.ndarray:
+        return ~(self.diff <= self.bound)
+
+
+def errors(c_out: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> Errors:
     c_out = np.asarray(c_out, dtype=np.float32)
     ref = np.asarray(ref, dtype=np.float32).reshape(c_out.shape)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -117,9 +154,18 @@ def compare(
         same = (c_out == ref) | (np.isnan(c_out) & np.isnan(ref))
         diff = np.where(same, 0.0, np.nan_to_num(diff, nan=np.inf))
         bound = atol + rtol * np.abs(ref.astype(np.float64))
-        ratio = diff / bound
         nonzero = ref != 0  # relative error is reported where it means something
         rel = np.where(nonzero, diff / np.where(nonzero, np.abs(ref.astype(np.float64)), 1.0), 0.0)
+    return Errors(diff=diff, bound=bound, rel=rel)
+
+
+def compare(
+    c_out: np.ndarray, ref: np.ndarray, inputs: np.ndarray, atol: float, rtol: float, reference: str
+) -> ParityReport:
+    c_out = np.asarray(c_out, dtype=np.float32)
+    ref = np.asarray(ref, dtype=np.float32).reshape(c_out.shape)
+    err = errors(c_out, ref, atol, rtol)
+    diff, bound, rel, ratio = err.diff, err.bound, err.rel, err.ratio
     ulps = ulp_distance(c_out, ref)
     columns = []
     for j in range(c_out.shape[1]):
@@ -153,6 +199,10 @@ def check_parity(
     rtol: float = DEFAULT_RTOL,
     reference_name: str = "the framework",
 ) -> ParityReport:
-    """Run both on the same float32 rows and compare."""
+    """Run both on the same float32 rows and compare; the report keeps the arrays (``report.arrays``)."""
     inputs = np.asarray(inputs, dtype=np.float32)
-    return compare(compiled(inputs), reference(inputs), inputs, atol, rtol, reference_name)
+    c_out = np.asarray(compiled(inputs), dtype=np.float32)
+    ref = np.asarray(reference(inputs), dtype=np.float32).reshape(c_out.shape)
+    report = compare(c_out, ref, inputs, atol, rtol, reference_name)
+    report.arrays = ParityArrays(inputs, c_out, ref)
+    return report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,31 @@ def saved(model: Any, tmp_path: Path, name: str = "model.keras") -> Path:
     return path
 
 
+@functools.cache
+def _custom_layer(keras: Any) -> type:
+    """A custom layer class, registered once per session (Keras refuses a second registration)."""
+
+    @keras.saving.register_keras_serializable(package="tests")
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return 2 * x
+
+    return Doubler
+
+
+def refused_model(keras: Any, tmp_path: Path, name: str = "odd.keras") -> Path:
+    """A saved model whose stored configuration shows four refused layers (a Lambda, a custom layer,
+    a 2-D reshape, an LSTM) among supported Dense layers."""
+    L = keras.layers
+    x = keras.Input((4,))
+    y = L.Lambda(lambda t: t + 1.0, name="plus_one")(x)
+    y = _custom_layer(keras)(name="doubler")(y)
+    y = L.Dense(4, name="fine_dense")(y)
+    y = L.Reshape((2, 2), name="to_2d")(y)
+    y = L.LSTM(3, name="recurrent")(y)
+    return saved(keras.Model(x, L.Dense(1, name="head")(y)), tmp_path, name)
+
+
 def export_and_check(model: Any, tmp_path: Path, **check: Any) -> ParityReport:
     """Save to .keras, export from the file, compile, and check parity against Keras."""
     ex = export_keras(saved(model, tmp_path))
@@ -75,3 +102,20 @@ def strict_compile(c_file: Path, out_dir: Path) -> None:
     ):
         result = subprocess.run(cmd, capture_output=True, text=True)
         assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stderr}"
+
+
+_LITERAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?f")
+
+
+def perturb_weight(c_source: str, op_name: str, delta: float = 0.5) -> str:
+    """Test hook for ``Export.c_edit``: add ``delta`` to the first weight literal of the op named
+    ``op_name`` (its arrays follow the comment ``/* op_name */``). Sources without that op, such as
+    trace builds of earlier steps, come back unchanged."""
+    marker = f"/* {op_name} */\n"
+    if marker not in c_source:
+        return c_source
+    start = c_source.index("{", c_source.index(marker))
+    literal = _LITERAL.search(c_source, start)
+    assert literal is not None, f"no weight literal after {marker!r}"
+    value = float(literal.group()[:-1]) + delta
+    return c_source[: literal.start()] + f"{value:.6e}f" + c_source[literal.end() :]

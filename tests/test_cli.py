@@ -13,7 +13,7 @@ import pytest
 from exporter.cli import main
 from exporter.parity import edge_rows
 
-from helpers import ROOT, randomize, saved
+from helpers import ROOT, randomize, refused_model, saved
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
 
@@ -105,18 +105,7 @@ def test_wrong_file_type(capsys, tmp_path):
 
 
 def test_unsupported_layers_all_named_at_once(capsys, tmp_path, keras):
-    @keras.saving.register_keras_serializable(package="tests")
-    class Doubler(keras.layers.Layer):
-        def call(self, x):
-            return 2 * x
-
-    L = keras.layers
-    x = keras.Input((4,))
-    y = L.Lambda(lambda t: t + 1.0, name="plus_one")(x)
-    y = Doubler(name="doubler")(y)
-    y = L.Reshape((2, 2), name="to_2d")(y)
-    y = L.LSTM(3, name="recurrent")(y)
-    path = saved(keras.Model(x, L.Dense(1)(y)), tmp_path, "odd.keras")
+    path = refused_model(keras, tmp_path, "odd.keras")
     assert_user_error(
         capsys,
         tmp_path,
@@ -204,3 +193,34 @@ def test_cc_and_cflags_are_used(capsys, tmp_path, monkeypatch):
     args = log.read_text().split()
     assert "-DLAMARR_TEST_FLAG" in args and "-O1" in args and "-O3" not in args
     assert {"-std=c99", "-shared", "-fPIC", "-lm"} <= set(args)
+
+
+def test_progress_lines_on_stderr_and_quiet(capsys, tmp_path):
+    code, out, err = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 100)
+    assert code == 0
+    for step in ("reading", "compiling the C", "checking parity against Keras on 165 rows"):
+        assert f"lamarr-export: {step}" in err
+    assert "lamarr-export: compiling" not in out  # stdout keeps the summary only
+    code, out, err = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 100, "--quiet")
+    assert code == 0 and err == "" and "parity: passed" in out
+
+
+def test_trace_on_request_prints_every_step(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 200, "--trace", "--quiet")
+    assert code == 0
+    assert "trace: every step agrees within tolerance on the 5 worst rows" in out
+    assert "  11  " in out and "logits+probabilities: Dense 128->4, softmax" in out
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--pt-column", "3"], "add --report DIR"),
+        (["--report", "{tmp}/r", "--pt-column", "12"], "inputs 0 to 11"),
+        (["--trace", "--no-check"], "cannot run with --no-check"),
+        (["--report", "{tmp}/x.c"], "is a folder"),
+    ],
+)
+def test_report_and_trace_flag_errors(capsys, tmp_path, args, fragment):
+    args = [a.format(tmp=tmp_path) for a in args]
+    assert_user_error(capsys, tmp_path, [EXAMPLE, "-o", tmp_path / "x.c", *args], fragment)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,14 +16,29 @@ class Unsupported(Exception):
     """Raised by a layer mapping: this layer, as configured, has no C translation."""
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A refused layer, kept in the chain where its op would have been, so `inspect` can show it in place."""
+
+    problem: Problem
+    inputs: tuple[str, ...]
+    output: str
+    width: int
+
+
 class Builder:
-    """Accumulates IR ops; a refused layer becomes a placeholder so the walk can go on."""
+    """Accumulates IR ops; a refused layer becomes a placeholder so the walk can go on.
+
+    ``chain`` holds the ops and refusals in walk order: the partial model that ``inspect``
+    shows when ``finish`` would refuse it, without walking the model a second time.
+    """
 
     def __init__(self, source: str):
         self.source = source
         self.widths: dict[str, int] = {}
         self.ops: list[Op] = []
         self.problems: list[Problem] = []
+        self.chain: list[Op | Refusal] = []
 
     def value(self, width: int) -> str:
         name = f"v{len(self.widths)}"
@@ -36,11 +52,15 @@ class Builder:
             if not np.all(np.isfinite(array)):
                 raise Unsupported("its weights contain NaN or infinity")
         self.ops.append(op)
+        self.chain.append(op)
         return output
 
-    def refuse(self, layer: str, cls: str, reason: str, width: int) -> str:
-        self.problems.append(Problem(layer, cls, reason))
-        return self.value(width)
+    def refuse(self, layer: str, cls: str, reason: str, width: int, inputs: tuple[str, ...] = ()) -> str:
+        problem = Problem(layer, cls, reason)
+        self.problems.append(problem)
+        output = self.value(width)
+        self.chain.append(Refusal(problem, tuple(inputs), output, int(width)))
+        return output
 
     def finish(self, input_name: str, output_name: str) -> Graph:
         if self.problems:

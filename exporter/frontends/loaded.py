@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from exporter.ir import Graph
+
+
+class Intermediates(Protocol):
+    def knows(self, value: str) -> bool: ...
+
+    def __call__(self, values: list[str], rows: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
 @dataclass
@@ -16,3 +23,6 @@ class LoadedModel:
     reference: Callable[[np.ndarray], np.ndarray]  # float32 rows in, float32 rows out
     framework: str  # e.g. "Keras": quoted in generated files, so no version here
     framework_version: str = ""  # e.g. "3.15.1 (tensorflow)": for reports only
+    # The framework's own value of IR values ({value: rows}) for given input rows, with a
+    # ``knows(value)`` method; used by the trace.
+    intermediates: Intermediates | None = None

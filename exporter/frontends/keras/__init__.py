@@ -13,14 +13,16 @@ import os
 import sys
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from exporter.errors import ExportError, Problem, UnsupportedModelError
+from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.layers import LAYERS
-from exporter.frontends.keras.walk import keras_to_ir, refusal_reason
+from exporter.frontends.keras.walk import refusal_reason, walk_keras
 from exporter.frontends.loaded import LoadedModel
 
 MODEL_CLASSES = {"Functional", "Sequential", "Model"}
@@ -46,18 +48,32 @@ def _stored_config(path: Path) -> dict[str, Any]:
         raise ExportError(f"{path}: not a readable Keras model file ({err})") from None
 
 
-def _screen(config: dict[str, Any], problems: list[Problem]) -> None:
-    """Record each stored layer whose class has no mapping, recursing into nested models."""
+@dataclass(frozen=True)
+class StoredLayer:
+    """One layer as the file's stored configuration names it, and why it is refused (if it is)."""
+
+    name: str
+    cls: str
+    problem: Problem | None
+
+
+def stored_layers(config: dict[str, Any], prefix: str = "") -> list[StoredLayer]:
+    """Every stored layer, nested models' layers included (named ``outer/inner``), each screened
+    by its class alone: a class with no mapping is refused before Keras is even imported."""
+    layers: list[StoredLayer] = []
     for entry in config.get("config", {}).get("layers", []):
         cls = entry.get("class_name", "?")
         name = entry.get("config", {}).get("name", entry.get("name", "?"))
         if cls in MODEL_CLASSES:
-            _screen(entry, problems)
+            layers += stored_layers(entry, f"{prefix}{name}/")
         elif cls != "InputLayer":
             module = entry.get("module") or "keras.layers"
             builtin = module.startswith("keras") and not entry.get("registered_name")
-            if not builtin or cls not in LAYERS:
-                problems.append(Problem(name, cls, refusal_reason(cls, builtin)))
+            refused = not builtin or cls not in LAYERS
+            layers.append(
+                StoredLayer(prefix + name, cls, Problem(name, cls, refusal_reason(cls, builtin)) if refused else None)
+            )
+    return layers
 
 
 @contextlib.contextmanager
@@ -91,8 +107,8 @@ def _import_keras() -> Any:
     return keras
 
 
-def load_keras_file(path: str | os.PathLike[str]) -> Any:
-    """Load a model file with Keras (``compile=False``, safe mode) after screening its layers."""
+def read_stored_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The stored configuration of a model file, after checking the file is one; no Keras import."""
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path}: no such model file")
@@ -101,8 +117,13 @@ def load_keras_file(path: str | os.PathLike[str]) -> Any:
     config = _stored_config(path)
     if config.get("class_name") not in MODEL_CLASSES:
         raise ExportError(f"{path}: stores a {config.get('class_name')!r}, not a Keras model")
-    problems: list[Problem] = []
-    _screen(config, problems)
+    return config
+
+
+def load_keras_file(path: str | os.PathLike[str]) -> Any:
+    """Load a model file with Keras (``compile=False``, safe mode) after screening its layers."""
+    path = Path(path)
+    problems = [layer.problem for layer in stored_layers(read_stored_config(path)) if layer.problem]
     if problems:
         raise UnsupportedModelError(path.name, problems)
     keras = _import_keras()
@@ -128,18 +149,22 @@ def keras_reference(model: Any) -> Any:
     return reference
 
 
+def source_name(model: Any) -> str:
+    """How generated files and messages name a model: the file's name (never its path), or the live model's."""
+    return Path(model).name if isinstance(model, (str, os.PathLike)) else f"{model.name} (in memory)"
+
+
 def load_keras(model: Any) -> LoadedModel:
     """A Keras model (file path or live ``keras.Model``) as IR plus its reference forward pass."""
+    source = source_name(model)
     if isinstance(model, (str, os.PathLike)):
-        source = Path(model).name
         model = load_keras_file(model)
-    else:
-        source = f"{model.name} (in memory)"
     keras = _import_keras()
-    graph = keras_to_ir(model, source)
+    walked = walk_keras(model, source)
     return LoadedModel(
-        graph=graph,
+        graph=walked.graph(),
         reference=keras_reference(model),
         framework="Keras",
         framework_version=f"{keras.__version__} ({keras.backend.backend()} backend)",
+        intermediates=KerasIntermediates(walked.input, walked.origins),
     )

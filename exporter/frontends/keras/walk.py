@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.frontends.builder import Builder, Unsupported
@@ -45,11 +46,26 @@ def _rank_problem(shape: Any) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where Keras computes an IR value: ``tensor`` of the (possibly nested) functional ``graph``,
+    whose inputs are fed by the IR values ``feeds``. The trace rebuilds Keras' own intermediate
+    outputs from this, one ``keras.Model(graph.inputs, tensor)`` per value."""
+
+    graph: Any
+    tensor: Any
+    feeds: tuple[str, ...]
+
+
 class KerasWalker:
-    """Maps every node of the model to IR, recording (not raising) each refused layer."""
+    """Maps every node of the model to IR, recording (not raising) each refused layer.
+
+    ``origins`` maps each IR value to the first Keras tensor that carries it.
+    """
 
     def __init__(self, builder: Builder):
         self.b = builder
+        self.origins: dict[str, Origin] = {}
 
     def apply(self, layer: Any, inputs: list[str], out_shapes: list[Any]) -> list[str]:
         if is_model(layer):
@@ -63,16 +79,17 @@ class KerasWalker:
         if mapping is None:
             problems.insert(0, refusal_reason(cls, _is_builtin(layer)))
         if problems:
-            return [self.b.refuse(layer.name, cls, "; ".join(problems), width)]
+            return [self.b.refuse(layer.name, cls, "; ".join(problems), width, tuple(inputs))]
         try:
             return [mapping(layer, self.b, inputs)]
         except Unsupported as err:
-            return [self.b.refuse(layer.name, cls, str(err), width)]
+            return [self.b.refuse(layer.name, cls, str(err), width, tuple(inputs))]
 
     def walk(self, model: Any, inputs: list[str]) -> list[str]:
         graph = getattr(model, "_functional", None) or model
         if not hasattr(graph, "_nodes_by_depth"):
-            return [self.b.refuse(model.name, type(model).__name__, "model is not built (no input shape)", 1)]
+            reason = "model is not built (no input shape)"
+            return [self.b.refuse(model.name, type(model).__name__, reason, 1, tuple(inputs))]
         values = {id(t): v for t, v in zip(graph.inputs, inputs, strict=True)}
         for depth in sorted(graph._nodes_by_depth, reverse=True):
             for node in graph._nodes_by_depth[depth]:
@@ -80,17 +97,33 @@ class KerasWalker:
                     continue
                 ins = [values[id(t)] for t in node.input_tensors]
                 outs = self.apply(node.operation, ins, [t.shape for t in node.outputs])
-                values.update({id(t): v for t, v in zip(node.outputs, outs, strict=True)})
+                for t, v in zip(node.outputs, outs, strict=True):
+                    values[id(t)] = v
+                    self.origins.setdefault(v, Origin(graph, t, tuple(inputs)))
         return [values[id(t)] for t in graph.outputs]
 
 
-def keras_to_ir(model: Any, source: str) -> Graph:
-    """The IR of a loaded Keras model; raises ``UnsupportedModelError`` listing every problem."""
+@dataclass
+class Walked:
+    """A walked model: the builder (ops, refusals, problems), its input and output values, and the
+    Keras tensor behind each value. ``graph()`` finishes it, or raises listing every problem."""
+
+    builder: Builder
+    input: str = ""
+    output: str = ""
+    origins: dict[str, Origin] = field(default_factory=dict)
+
+    def graph(self) -> Graph:
+        return self.builder.finish(self.input, self.output)
+
+
+def walk_keras(model: Any, source: str) -> Walked:
+    """Walk a loaded Keras model into IR ops, recording every refused layer in place."""
     b = Builder(source)
     walker = KerasWalker(b)
     if not getattr(model, "built", False) or not getattr(model, "inputs", None):
         b.refuse(model.name, type(model).__name__, "model is not built: give it an Input shape", 1)
-        return b.finish("", "")
+        return Walked(b)
     for kind, tensors in (("input", model.inputs), ("output", model.outputs)):
         if len(tensors) != 1:
             b.refuse(model.name, type(model).__name__, f"{len(tensors)} {kind}s; exactly one is supported", 1)
@@ -100,4 +133,9 @@ def keras_to_ir(model: Any, source: str) -> Graph:
         b.refuse(model.name, "InputLayer", problem, 1)
     x = b.value(shape[-1] or 1)
     outputs = walker.walk(model, [x] * len(model.inputs))
-    return b.finish(x, outputs[0])
+    return Walked(b, x, outputs[0], walker.origins)
+
+
+def keras_to_ir(model: Any, source: str) -> Graph:
+    """The IR of a loaded Keras model; raises ``UnsupportedModelError`` listing every problem."""
+    return walk_keras(model, source).graph()

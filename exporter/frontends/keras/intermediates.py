@@ -1,0 +1,47 @@
+"""Keras' own value of every IR value, for the trace: the Python side of a layer-by-layer comparison.
+
+Each IR value was first carried by a Keras tensor of some (possibly nested) functional graph; the
+walk records which (``Origin``). A ``keras.Model(graph.inputs, tensor)`` fed with the values of that
+graph's inputs gives Keras' result for exactly that value, in inference mode and float32.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from exporter.frontends.keras.walk import Origin
+
+
+class KerasIntermediates:
+    """Callable ``(values, rows) -> {value: Keras' output rows}``; one small Keras model per value, cached."""
+
+    def __init__(self, input_value: str, origins: dict[str, Origin]):
+        self.input_value = input_value
+        self.origins = origins
+        self._models: dict[str, Any] = {}
+
+    def knows(self, value: str) -> bool:
+        """Whether Keras computes this IR value (an output activation added at export does not exist there)."""
+        return value == self.input_value or value in self.origins
+
+    def __call__(self, values: list[str], rows: np.ndarray) -> dict[str, np.ndarray]:
+        memo = {self.input_value: np.asarray(rows, dtype=np.float32)}
+        return {value: self._value(value, memo) for value in values}
+
+    def _value(self, value: str, memo: dict[str, np.ndarray]) -> np.ndarray:
+        if value in memo:
+            return memo[value]
+        import keras
+
+        origin = self.origins.get(value)
+        if origin is None:
+            raise KeyError(f"no Keras tensor computes IR value {value!r}")
+        feeds = [self._value(v, memo) for v in origin.feeds]
+        model = self._models.get(value)
+        if model is None:
+            model = self._models[value] = keras.Model(origin.graph.inputs, origin.tensor)
+        out = model(feeds, training=False)
+        memo[value] = np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+        return memo[value]

@@ -1,0 +1,37 @@
+"""Progress lines for the slow steps (loading TensorFlow, compiling, the parity loop), and their timings.
+
+A line goes to stderr when a step starts, so a user waiting on TensorFlow knows why; stdout stays
+for results (and is pure JSON under ``--json``). Disabled, it only measures.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+
+class Progress:
+    """Announces each step on ``stream`` (when enabled) and records how long it took."""
+
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None):
+        self.enabled = enabled
+        self.stream = stream
+        self.timings: dict[str, float] = {}
+
+    def say(self, message: str) -> None:
+        if self.enabled:
+            stream = self.stream or sys.stderr  # looked up late: tests and callers may swap sys.stderr
+            print(f"lamarr-export: {message}", file=stream, flush=True)
+
+    @contextmanager
+    def step(self, key: str, message: str) -> Iterator[None]:
+        """Announce ``message``, run the block, add its duration to ``timings[key]``."""
+        self.say(f"{message} ...")
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - start

@@ -1,0 +1,116 @@
+"""Which step goes wrong? Compare C and the framework after every step, on the worst rows.
+
+The production function is never changed for this. Each step's output is an IR value; the pruned
+sub-graph whose output is that value is rendered by the same backend as its own C function
+(``SYMBOL_stepK``), compiled on its own and called on the rows. The framework side is its own
+intermediate output for the same value (``LoadedModel.intermediates``). The first step whose
+output differs beyond the parity tolerance is the one to look at: every step before it agrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from exporter.backend import render
+from exporter.errors import ExportError
+from exporter.ir import Graph
+from exporter.ir.passes import prune
+from exporter.parity import errors
+
+if TYPE_CHECKING:
+    from exporter.api import Export
+
+WORST_ROWS = 5
+
+
+@dataclass
+class TraceStep:
+    index: int
+    name: str
+    op: str
+    value: str  # the IR value this step writes
+    width: int
+    max_abs: float
+    max_rel: float
+    worst_ratio: float  # max |c - ref| / (atol + rtol * |ref|) over the traced rows; above 1 drifts
+    drifts: bool
+
+
+@dataclass
+class Trace:
+    """Per-step agreement of C and framework on a few input rows (indices into the parity rows)."""
+
+    rows: list[int]
+    atol: float
+    rtol: float
+    steps: list[TraceStep]
+
+    @property
+    def first_drift(self) -> TraceStep | None:
+        return next((s for s in self.steps if s.drifts), None)
+
+    def verdict(self) -> str:
+        drift = self.first_drift
+        if drift is None:
+            return f"every step agrees within tolerance on the {len(self.rows)} worst rows"
+        return f"first step beyond tolerance: step {drift.index} '{drift.name}' ({drift.op})"
+
+    def table(self) -> str:
+        lines = [f"{'step':>4}  {'max abs err':>11}  {'max rel err':>11}  {'err/tol':>9}  name: op"]
+        for s in self.steps:
+            mark = "  <-- drifts" if s is self.first_drift else ""
+            lines.append(
+                f"{s.index:>4}  {s.max_abs:>11.3e}  {s.max_rel:>11.3e}  {s.worst_ratio:>9.3g}  {s.name}: {s.op}{mark}"
+            )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        drift = self.first_drift
+        return {
+            "rows": self.rows,
+            "first_drift": None if drift is None else {"index": drift.index, "name": drift.name, "op": drift.op},
+            "steps": [asdict(s) for s in self.steps],
+        }
+
+
+def subgraph(graph: Graph, value: str) -> Graph:
+    """The part of ``graph`` that computes ``value``, as a graph of its own whose output is ``value``."""
+    part = replace(graph, output=value, widths=dict(graph.widths), ops=list(graph.ops))
+    prune(part)
+    return part
+
+
+def trace(ex: Export, inputs: np.ndarray, rows: list[int], atol: float, rtol: float) -> Trace:
+    """Compare every step of ``ex`` on ``inputs[rows]``; one C build per step."""
+    graph = ex.graph
+    intermediates = ex.loaded.intermediates if ex.loaded is not None else None
+    if graph is None or intermediates is None:
+        raise ExportError(f"{ex.chain.source}: the {ex.framework} frontend gives no intermediate outputs")
+    picked = ex.network_inputs(np.asarray(inputs, dtype=np.float32)[rows])
+    known = [op for op in graph.ops if intermediates.knows(op.output)]
+    reference = intermediates([op.output for op in known], picked)
+    steps = []
+    for index, op in enumerate(graph.ops):
+        if op not in known:
+            continue
+        part = subgraph(graph, op.output)
+        compiled = ex.compile_source(render(part, f"{ex.symbol}_step{index}"), part.n_inputs, part.n_outputs)
+        err = errors(compiled(picked), reference[op.output], atol, rtol)
+        ratio = np.nan_to_num(err.ratio, nan=0.0)
+        steps.append(
+            TraceStep(
+                index=index,
+                name=op.name,
+                op=op.describe(),
+                value=op.output,
+                width=op.width,
+                max_abs=float(err.diff.max(initial=0.0)),
+                max_rel=float(err.rel.max(initial=0.0)),
+                worst_ratio=float(ratio.max(initial=0.0)),
+                drifts=bool(err.failing.any()),
+            )
+        )
+    return Trace(rows=[int(r) for r in rows], atol=atol, rtol=rtol, steps=steps)

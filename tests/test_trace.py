@@ -1,0 +1,87 @@
+"""The trace: C against Keras after every step, naming the first step that drifts.
+
+A test hook (``Export.c_edit`` with ``perturb_weight``) breaks one weight in the C of one step, as a
+backend bug would; the trace must name exactly that step and find every step before it in agreement.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from exporter import export_keras
+from exporter.trace import subgraph, trace
+
+from helpers import perturb_weight, randomize, saved
+
+
+@pytest.fixture(scope="module")
+def branchy(keras, tmp_path_factory):
+    """A DAG with a nested model and two branches, so each step's sub-graph is pruned differently."""
+    L = keras.layers
+    inner = keras.Sequential(
+        [keras.Input((8,)), L.Dense(8, activation="tanh", name="inner_a"), L.Dense(8, name="inner_b")], name="block"
+    )
+    x = keras.Input((5,))
+    h = L.Dense(8, activation="relu", name="stem")(x)
+    left = L.Dense(8, activation="sigmoid", name="left")(h)
+    right = inner(h)
+    merged = L.Add(name="join")([left, right])
+    out = L.Dense(3, activation="softmax", name="head")(L.Dropout(0.3)(merged))
+    model = randomize(keras.Model(x, out), seed=7)
+    return saved(model, tmp_path_factory.mktemp("branchy"), "branchy.keras")
+
+
+def run_trace(path, broken: str | None = None):
+    ex = export_keras(path)
+    if broken:
+        ex.c_edit = functools.partial(perturb_weight, op_name=broken)
+    report = ex.check(inputs=ex.inputs(500))
+    rows = [int(r) for r in report.worst_rows(5)]
+    return ex, report, trace(ex, report.arrays.inputs, rows, report.atol, report.rtol)
+
+
+def test_every_step_agrees_on_a_correct_export(branchy):
+    ex, report, result = run_trace(branchy)
+    assert report.passed
+    assert [s.name for s in result.steps] == [op.name for op in ex.graph.ops]
+    assert {"stem", "left", "inner_a", "inner_b", "join", "head"} == {s.name for s in result.steps}
+    assert result.first_drift is None and "every step agrees" in result.verdict()
+    assert all(s.max_abs < 1e-5 for s in result.steps), result.table()
+
+
+@pytest.mark.parametrize("broken", ["stem", "inner_a", "left"])
+def test_trace_names_the_broken_step(branchy, broken):
+    ex, report, result = run_trace(branchy, broken)
+    assert not report.passed  # the hook really breaks the production build too
+    drift = result.first_drift
+    assert drift is not None and drift.name == broken, result.table()
+    index = [op.name for op in ex.graph.ops].index(broken)
+    assert not any(s.drifts for s in result.steps[:index])
+    assert f"step {index} '{broken}'" in result.verdict()
+
+
+def test_subgraph_keeps_only_what_a_value_needs(branchy):
+    ex = export_keras(branchy)
+    by_name = {op.name: op for op in ex.graph.ops}
+    part = subgraph(ex.graph, by_name["inner_b"].output)
+    assert [op.name for op in part.ops] == ["stem", "inner_a", "inner_b"]
+    assert part.n_outputs == 8 and ex.graph.output != part.output  # the model's own graph is untouched
+    assert len(ex.graph.ops) == 6
+
+
+def test_keras_intermediates_match_the_model(branchy, keras):
+    """The Python side of the trace: each value's Keras tensor, through the nested model too."""
+    ex = export_keras(branchy)
+    rows = np.random.default_rng(1).standard_normal((7, 5)).astype(np.float32)
+    model = keras.saving.load_model(branchy)
+    by_name = {op.name: op.output for op in ex.graph.ops}
+    values = ex.loaded.intermediates(list(by_name.values()), rows)
+    np.testing.assert_allclose(values[by_name["head"]], model(rows), rtol=1e-6)
+    stem = keras.Model(model.inputs, model.get_layer("stem").output)([rows])
+    np.testing.assert_allclose(values[by_name["stem"]], stem, rtol=1e-6)
+    inner = model.get_layer("block")
+    inner_a = keras.Model(inner.inputs, inner.get_layer("inner_a").output)([stem])
+    np.testing.assert_allclose(values[by_name["inner_a"]], inner_a, rtol=1e-6)
