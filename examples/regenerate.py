@@ -13,9 +13,16 @@ EXAMPLES = Path(__file__).resolve().parent
 # generated/<name>.c <- lamarr-export arguments (paths relative to examples/)
 EXPORTS: dict[str, list[str]] = {
     "efficiency": ["efficiency.keras", "--preprocess", "efficiency_tX.pkl"],
-    "tracking": ["tracking.keras", "--log-columns", "1", "--preprocess", "tracking_scaler.pkl",
-                 "--output-activation", "sigmoid"],
-}  # fmt: skip
+    "tracking": [
+        "tracking.keras",
+        "--log-columns",
+        "1",
+        "--preprocess",
+        "tracking_scaler.pkl",
+        "--output-activation",
+        "sigmoid",
+    ],
+}
 
 
 def arguments(name: str, out_dir: Path) -> list[str]:

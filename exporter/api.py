@@ -138,6 +138,8 @@ def write_atomically(files: dict[Path, bytes]) -> None:
 
 
 def _name_of(thing: Any) -> str:
+    if isinstance(thing, LoadedModel):
+        return thing.graph.source
     return Path(thing).name if isinstance(thing, (str, os.PathLike)) else f"{type(thing).__name__} (in memory)"
 
 
@@ -192,13 +194,14 @@ def export_chain(
     pre_transformers = [_transformer(t) for t in preprocess]
     net_loaded = _load_network(model) if model is not None else None
     net = net_loaded.graph if net_loaded else None
+    inner_pre = net_loaded.pre if net_loaded else None
     if net is not None and output_activation:
         net = with_output_activation(net, Activation(output_activation))
 
     n_inputs = (
         int(getattr(pre_transformers[0][0], "n_features_in_", 0))
         if pre_transformers
-        else net.n_inputs
+        else (inner_pre.n_inputs if inner_pre else net.n_inputs)
         if net is not None
         else 0
     )
@@ -206,6 +209,8 @@ def export_chain(
     for est, stem in pre_transformers:
         stage = transformer_stage(est, stem, pre.n_outputs if pre else None)
         pre = stage if pre is None else pre.then(stage)
+    if inner_pre is not None:
+        pre = inner_pre if pre is None else pre.then(inner_pre)
     post = None
     target = _transformer(target_transform) if target_transform is not None else None
     if target is not None:
@@ -249,7 +254,9 @@ def export_chain(
     )
 
 
-def _load_network(model: Any) -> Any:
+def _load_network(model: Any) -> LoadedModel:
+    if isinstance(model, LoadedModel):
+        return model
     from exporter.frontends.keras import load_keras
 
     return load_keras(model)
@@ -262,6 +269,36 @@ def _activate(y: np.ndarray, kind: str | None) -> np.ndarray:
         e = np.exp(y - y.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
     return y
+
+
+def export_flax(
+    model: Any,
+    params: Any = None,
+    *,
+    n_inputs: int,
+    name: str | None = None,
+    preprocess: Sequence[Any] = (),
+    log_columns: Sequence[int] = (),
+    target_transform: Any = None,
+    output_activation: str | None = None,
+) -> Export:
+    """A Flax model (linen module + params, nnx module, or ``f(params, x)``) and its chain, like ``export_chain``.
+
+    ``n_inputs`` is the width of one row the model receives (after any ``preprocess``).
+    """
+    from exporter.frontends.flax import load_flax
+
+    source = name or getattr(model, "__name__", type(model).__name__)
+    symbol = symbol_for(name, source)
+    loaded = load_flax(model, params, n_inputs, source)
+    return export_chain(
+        loaded,
+        preprocess=preprocess,
+        log_columns=log_columns,
+        target_transform=target_transform,
+        output_activation=output_activation,
+        name=symbol,
+    )
 
 
 def export_transformer(transformer: Any, name: str | None = None) -> Export:

@@ -53,11 +53,12 @@ def _non_negative(kind: type) -> Callable[[str], float]:
     return parse
 
 
-def _command(prog: str, description: str, epilog: str) -> Parser:
+def _command(prog: str, description: str, epilog: str, optional_model: bool = False) -> Parser:
     """A parser for one command, with the model file as its argument."""
     p = Parser(prog=prog, description=description, epilog=epilog)
     p.add_argument(
         "model",
+        nargs="?" if optional_model else None,
         help="the model file (.keras, or legacy Keras .h5), or a fitted transformer (.pkl, .joblib, .skops) "
         "to export on its own",
     )
@@ -81,6 +82,7 @@ def parser() -> Parser:
         "Export a trained Keras model to one standalone C99 function and prove it computes what Keras computes. "
         "'lamarr-export inspect MODEL' shows the model as the exporter sees it.",
         "Exit codes: 0 exported (and parity passed), 1 parity failed, 2 user error.",
+        optional_model=True,
     )
     p.add_argument(
         "-o",
@@ -102,8 +104,13 @@ def parser() -> Parser:
         ("--atol", "A", DEFAULT_ATOL, "absolute"),
         ("--rtol", "R", DEFAULT_RTOL, "relative"),
     ):
-        p.add_argument(flag, type=_non_negative(float), default=default, metavar=metavar,
-                       help=f"{kind} tolerance (default {default:g})")  # fmt: skip
+        p.add_argument(
+            flag,
+            type=_non_negative(float),
+            default=default,
+            metavar=metavar,
+            help=f"{kind} tolerance (default {default:g})",
+        )
     p.add_argument("--so", metavar="OUT.so", help="also write the compiled shared library")
     p.add_argument(
         "--trace",
@@ -158,6 +165,11 @@ def _chain_flags(p: argparse.ArgumentParser) -> None:
     chain.add_argument(
         "--output-activation", choices=OUTPUT_ACTIVATIONS, help="activation for a network that outputs logits"
     )
+    flax = p.add_argument_group("Flax models (instead of MODEL)")
+    flax.add_argument("--flax", metavar="PKG.MODULE:CLASS", help="a flax.linen module class, importable from here")
+    flax.add_argument("--flax-kwargs", metavar="JSON", help="its constructor arguments, e.g. '{\"layer\": [128, 128]}'")
+    flax.add_argument("--params", metavar="FILE.msgpack", help="its parameters, saved with flax.serialization")
+    flax.add_argument("--n-inputs", type=int, metavar="N", help="the width of one input row the module receives")
 
 
 def inspect_parser() -> Parser:
@@ -185,7 +197,8 @@ def _user_rows(path: str | None) -> np.ndarray | None:
 
 
 def _output_paths(args: argparse.Namespace) -> Path:
-    c_path = Path(args.output) if args.output else Path(Path(args.model).stem + ".c")
+    stem = Path(args.model).stem if args.model else args.name or args.flax.rpartition(":")[2]
+    c_path = Path(args.output) if args.output else Path(stem + ".c")
     if c_path.suffix != ".c":
         raise ExportError(f"-o {c_path}: the output must be a .c file (the header is written beside it)")
     return c_path
@@ -226,21 +239,26 @@ def _trace(
 
 def _export(args: argparse.Namespace) -> Export:
     """The chain the flags describe: a network with its steps, or a transformer on its own."""
-    from exporter.api import export_chain
+    from exporter.api import export_chain, export_flax, symbol_for
     from exporter.frontends.sklearn.safe_load import SUFFIXES
 
+    chain = {
+        "preprocess": args.preprocess,
+        "log_columns": args.log_columns,
+        "target_transform": args.target_transform,
+        "output_activation": args.output_activation,
+    }
+    if args.flax:
+        from exporter.frontends.flax import load_flax_cli
+
+        module, params = load_flax_cli(args.flax, args.flax_kwargs, args.params, args.n_inputs)
+        symbol = args.name or symbol_for(None, args.flax.rpartition(":")[2])
+        return export_flax(module, params, n_inputs=args.n_inputs, name=symbol, **chain)
     if Path(args.model).suffix in SUFFIXES:
         if args.target_transform or args.output_activation:
             raise ExportError(f"{args.model}: --target-transform and --output-activation need a network")
         return export_chain(preprocess=[args.model, *args.preprocess], log_columns=args.log_columns, name=args.name)
-    return export_chain(
-        args.model,
-        preprocess=args.preprocess,
-        log_columns=args.log_columns,
-        target_transform=args.target_transform,
-        output_activation=args.output_activation,
-        name=args.name,
-    )
+    return export_chain(args.model, name=args.name, **chain)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -250,11 +268,15 @@ def run(args: argparse.Namespace) -> int:
     from exporter.toolchain import CompileError
 
     progress = Progress(enabled=not (args.quiet or args.json))
+    if bool(args.model) == bool(args.flax):
+        raise ExportError("give a model file, or a Flax module with --flax (not both)")
+    if not args.flax and (args.flax_kwargs or args.params or args.n_inputs is not None):
+        raise ExportError("--flax-kwargs, --params and --n-inputs go with --flax")
     c_path = _output_paths(args)
     user_rows = _user_rows(args.inputs)
     report_dir = _report_dir(args)
 
-    with progress.step("load+export", f"reading {args.model}"):
+    with progress.step("load+export", f"reading {args.model or args.flax}"):
         ex = _export(args)
     n_inputs = ex.chain.n_inputs
     if user_rows is not None and (user_rows.ndim != 2 or user_rows.shape[1] != n_inputs):
@@ -287,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
                 classifier_graph = ex.graph if ex.chain.post is None else None
                 sections = draw(report, classifier_graph, ex.framework, args.pt_column, compiled, ex.reference)
         document = export_document(
-            model=args.model,
+            model=args.model or args.flax,
             ex=ex,
             inspection=inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes),
             report=report,
@@ -331,7 +353,7 @@ def _summary(
     chain, source = ex.chain, ex.source
     steps = [op for stage, _ in chain.stages for op in stage.ops]
     print(
-        f"lamarr-export {__version__}: {args.model} -> {c_path}, {c_path.with_suffix('.h')}"
+        f"lamarr-export {__version__}: {args.model or args.flax} -> {c_path}, {c_path.with_suffix('.h')}"
         + (f", {args.so}" if args.so else "")
     )
     print(

@@ -82,8 +82,12 @@ def test_refused_on_the_built_model_keeps_the_chain(tmp_path, keras):
     assert "2 outputs" in by_name["two_heads"].problem
     assert by_name["middle"].supported and (by_name["middle"].inputs, by_name["middle"].params) == ([8], 27)
     assert {p.layer for p in inspection.problems} == {"two_heads", "wrong_axis"}
-    assert inspection.totals() == {"params": 40 + 27 + 10, "weight_bytes": 4 * 77, "flops": 64 + 8 + 48 + 16,
-                                   "stack_bytes": None}  # fmt: skip
+    assert inspection.totals() == {
+        "params": 40 + 27 + 10,
+        "weight_bytes": 4 * 77,
+        "flops": 64 + 8 + 48 + 16,
+        "stack_bytes": None,
+    }
 
 
 def test_inspect_json_and_bad_name(capsys):

@@ -45,8 +45,9 @@ def validate(document: dict) -> None:
 @pytest.fixture(scope="module")
 def passing(tmp_path_factory, keras):
     out = tmp_path_factory.mktemp("passing")
-    result = run_quietly(EXAMPLE, "-o", out / "e.c", "--samples", 1000, "--report", out / "report", "--pt-column", 3,
-                         "--json")  # fmt: skip
+    result = run_quietly(
+        EXAMPLE, "-o", out / "e.c", "--samples", 1000, "--report", out / "report", "--pt-column", 3, "--json"
+    )
     return (*result, out / "report")
 
 
@@ -151,8 +152,15 @@ def test_html_is_self_contained(passing):
     for image in images:
         png = Image.open(io.BytesIO(base64.b64decode(image.split(",", 1)[1])))
         assert png.format == "PNG" and png.width > 400
-    for fragment in ("parity PASSED", "efficiency.keras", "Class probabilities", "pT-like input 3",
-                     "logits+probabilities", "84,740", "Input ranges"):  # fmt: skip
+    for fragment in (
+        "parity PASSED",
+        "efficiency.keras",
+        "Class probabilities",
+        "pT-like input 3",
+        "logits+probabilities",
+        "84,740",
+        "Input ranges",
+    ):
         assert fragment in html
 
 

@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from exporter.ir import Graph
+from exporter.ir.columns import ColumnStage
 
 
 class Intermediates(Protocol):
@@ -26,3 +27,4 @@ class LoadedModel:
     # The framework's own value of IR values ({value: rows}) for given input rows, with a
     # ``knows(value)`` method; used by the trace.
     intermediates: Intermediates | None = None
+    pre: ColumnStage | None = None  # preprocessing written inside the model's own function (traced JAX)

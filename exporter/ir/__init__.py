@@ -2,7 +2,7 @@
 
 from exporter.ir.activations import LINEAR, Activation
 from exporter.ir.graph import Graph
-from exporter.ir.ops import ALL_OPS, Activate, Affine, Concatenate, Dense, Merge, Op, PReLU
+from exporter.ir.ops import ALL_OPS, Activate, Affine, Broadcast, Concatenate, Dense, Merge, Op, PReLU, Reduce
 from exporter.ir.passes import optimize
 
 __all__ = [
@@ -11,11 +11,13 @@ __all__ = [
     "Activate",
     "Activation",
     "Affine",
+    "Broadcast",
     "Concatenate",
     "Dense",
     "Graph",
     "Merge",
     "Op",
     "PReLU",
+    "Reduce",
     "optimize",
 ]

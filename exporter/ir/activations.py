@@ -37,6 +37,16 @@ ELEMENTWISE: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "softsign": (),
         "mish": (),
         "exponential": (),
+        # elementwise functions that traced JAX code applies on its own (gelu, preprocessing...)
+        "log": (),
+        "log1p": (),
+        "expm1": (),
+        "abs": (),
+        "sqrt": (),
+        "rsqrt": (),
+        "erf": (),
+        "erfc": (),
+        "integer_pow": ("exponent",),
     }
 )
 

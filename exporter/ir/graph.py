@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from exporter.ir.ops import Concatenate, Dense, Op
+from exporter.ir.ops import Broadcast, Concatenate, Dense, Op, Reduce
 
 
 @dataclass
@@ -63,6 +63,10 @@ def _output_width(op: Op, in_widths: list[int]) -> int:
         return op.width if in_widths == [op.n_in] else -1
     if isinstance(op, Concatenate):
         return sum(in_widths)
+    if isinstance(op, Reduce):
+        return 1
+    if isinstance(op, Broadcast):
+        return op.width if in_widths == [1] else -1
     return in_widths[0] if len(set(in_widths)) == 1 else -1
 
 

@@ -117,7 +117,7 @@ class PReLU(Op):
         return f"PReLU {self.width}"
 
 
-MERGE_KINDS = ("add", "subtract", "multiply", "average", "maximum", "minimum")
+MERGE_KINDS = ("add", "subtract", "multiply", "divide", "average", "maximum", "minimum")
 
 
 @dataclass
@@ -133,7 +133,7 @@ class Merge(Op):
     def __post_init__(self) -> None:
         if self.kind not in MERGE_KINDS:
             raise ValueError(f"unknown merge kind {self.kind!r}")
-        if len(self.inputs) < 2 or (self.kind == "subtract" and len(self.inputs) != 2):
+        if len(self.inputs) < 2 or (self.kind in ("subtract", "divide") and len(self.inputs) != 2):
             raise ValueError(f"{self.kind} of {len(self.inputs)} inputs")
 
     def describe(self) -> str:
@@ -151,4 +151,30 @@ class Concatenate(Op):
         return f"Concatenate of {len(self.inputs)}"
 
 
-ALL_OPS: tuple[type[Op], ...] = (Dense, Activate, Affine, PReLU, Merge, Concatenate)
+@dataclass
+class Reduce(Op):
+    """The maximum or the sum of a row, as one value (traced JAX: softmax, normalisations)."""
+
+    kind: str = "sum"
+
+    template: ClassVar[str] = "reduce"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("sum", "max") or self.width != 1:
+            raise ValueError(f"reduce {self.kind!r} to width {self.width}")
+
+    def describe(self) -> str:
+        return f"Reduce {self.kind}"
+
+
+@dataclass
+class Broadcast(Op):
+    """One value repeated over a row of ``width``."""
+
+    template: ClassVar[str] = "broadcast"
+
+    def describe(self) -> str:
+        return f"Broadcast to {self.width}"
+
+
+ALL_OPS: tuple[type[Op], ...] = (Dense, Activate, Affine, PReLU, Merge, Concatenate, Reduce, Broadcast)

@@ -71,9 +71,28 @@ def prune(graph: Graph) -> None:
     graph.ops = kept[::-1]
 
 
+def _merge_affines(graph: Graph) -> None:
+    """Compose consecutive per-feature affine maps (traced code writes ``(x - m) * s + b`` as three)."""
+    producers = {op.output: op for op in graph.ops}
+    kept: list[Op] = []
+    for op in graph.ops:
+        source = producers.get(op.inputs[0]) if isinstance(op, Affine) else None
+        if isinstance(source, Affine) and source.output != graph.output and len(graph.consumers(source.output)) == 1:
+            scale = source.scale.astype(np.float64) * op.scale
+            shift = source.shift.astype(np.float64) * op.scale + op.shift
+            merged = replace(source, output=op.output, scale=scale, shift=shift, name=f"{source.name}+{op.name}")
+            kept[next(i for i, k in enumerate(kept) if k is source)] = merged
+            producers[op.output] = merged
+            del graph.widths[source.output]
+            continue
+        kept.append(op)
+    graph.ops = kept
+
+
 def optimize(graph: Graph) -> Graph:
     """Prune dead ops; fold per-feature affine maps and standalone activations into the Dense before them."""
     prune(graph)
+    _merge_affines(graph)
     _fuse_into_dense(graph, Affine, _with_affine)
     _fuse_into_dense(graph, Activate, _with_activation)
     graph.validate()

@@ -1,0 +1,113 @@
+"""Flax / JAX frontend: flax.linen and flax.nnx modules with their parameters, or any ``f(params, x)``.
+
+The function is traced for one input row (``jax.make_jaxpr``) and its primitives mapped to IR
+(``jaxpr.py``); its reference is the same function, jitted and vmapped over rows, in float32.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporter.errors import ExportError
+from exporter.frontends.flax.jaxpr import jaxpr_to_ir
+from exporter.frontends.loaded import LoadedModel
+
+
+def _import_jax() -> Any:
+    try:
+        import jax
+    except ImportError as err:
+        raise ExportError(
+            f"reading Flax/JAX models needs jax and flax: pip install 'lamarr-export[flax]' ({err})"
+        ) from None
+    return jax
+
+
+def as_function(model: Any, params: Any) -> tuple[Callable[[Any, Any], Any], Any]:
+    """``(f, params)`` with ``f(params, x)``: a linen module's ``apply``, an nnx module split in two, or ``model``."""
+    from flax import linen, nnx
+
+    if isinstance(model, linen.Module):
+        return model.apply, params
+    if isinstance(model, nnx.Module):
+        graphdef, state = nnx.split(model)
+        return (lambda s, x: nnx.merge(graphdef, s)(x)), state
+    if callable(model):
+        return model, params
+    raise ExportError(f"{type(model).__name__}: expected a flax.linen or flax.nnx module, or a function f(params, x)")
+
+
+def load_flax(model: Any, params: Any, n_inputs: int, source: str) -> LoadedModel:
+    """Trace ``model`` (with ``params``) for rows of ``n_inputs`` floats into IR plus its reference."""
+    jax = _import_jax()
+    import flax
+
+    if not isinstance(n_inputs, int) or n_inputs < 1:
+        raise ExportError(f"--n-inputs {n_inputs!r}: a positive number of input features is needed")
+    fn, params = as_function(model, params)
+    try:
+        probe = jax.eval_shape(lambda x: fn(params, x), jax.ShapeDtypeStruct((n_inputs,), np.float32))
+    except Exception as err:  # shape errors, missing params...: all say the inputs or params do not fit
+        raise ExportError(
+            f"{source}: cannot apply the model to a row of {n_inputs} inputs ({type(err).__name__}: "
+            f"{str(err).splitlines()[0]})"
+        ) from None
+    if not hasattr(probe, "shape") or len(probe.shape) > 1:
+        raise ExportError(
+            f"{source}: the output for one row has shape {getattr(probe, 'shape', '?')}; "
+            "one row must give a vector (or a scalar)"
+        )
+    pre, graph = jaxpr_to_ir(fn, params, n_inputs, source)
+    batched = jax.jit(jax.vmap(lambda x: fn(params, x)))
+
+    def reference(rows: np.ndarray) -> np.ndarray:
+        out = np.asarray(batched(np.asarray(rows, dtype=np.float32)), dtype=np.float32)
+        return out.reshape(len(out), -1)
+
+    return LoadedModel(graph, reference, "Flax", f"Flax {flax.__version__}, JAX {jax.__version__}", pre=pre)
+
+
+def load_flax_cli(spec: str, kwargs_json: str | None, params_file: str | None, n_inputs: int | None) -> tuple[Any, Any]:
+    """The module named ``package.module:Class`` built with ``kwargs_json``, and its params from msgpack."""
+    jax = _import_jax()
+    from flax import linen, serialization
+
+    if ":" not in spec:
+        raise ExportError(f"--flax {spec!r}: expected package.module:Class")
+    module_name, _, attr = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ExportError(f"--flax {spec}: cannot import it ({err})") from None
+    try:
+        kwargs = json.loads(kwargs_json) if kwargs_json else {}
+    except json.JSONDecodeError as err:
+        raise ExportError(f"--flax-kwargs: not valid JSON ({err})") from None
+    if not isinstance(kwargs, dict):
+        raise ExportError("--flax-kwargs: expected a JSON object of constructor arguments")
+    if not (isinstance(cls, type) and issubclass(cls, linen.Module)):
+        raise ExportError(f"--flax {spec}: the command line takes flax.linen modules (use the Python API for nnx)")
+    if params_file is None or n_inputs is None:
+        raise ExportError("--flax needs --params FILE.msgpack and --n-inputs N")
+    try:
+        module = cls(**kwargs)
+        template = module.init(jax.random.PRNGKey(0), np.zeros(n_inputs, np.float32))
+    except Exception as err:
+        raise ExportError(f"--flax {spec}: cannot build it with {kwargs} for {n_inputs} inputs ({err})") from None
+    path = Path(params_file)
+    if not path.is_file():
+        raise ExportError(f"--params {path}: no such file")
+    try:
+        params = serialization.from_bytes(template, path.read_bytes())
+    except Exception as err:
+        raise ExportError(f"--params {path}: does not match {attr}({kwargs}) on {n_inputs} inputs ({err})") from None
+    shapes = jax.tree_util.tree_map(np.shape, template)
+    if jax.tree_util.tree_map(np.shape, params) != shapes:
+        raise ExportError(f"--params {path}: parameter shapes do not match {attr}({kwargs}) on {n_inputs} inputs")
+    return module, params
