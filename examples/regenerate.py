@@ -9,6 +9,24 @@ import sys
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent
+sys.path.insert(0, str(EXAMPLES))  # the Flax example's module is imported by name (flax_tracking:Model)
+
+FLAX_TRACKING = [
+    "--flax",
+    "flax_tracking:Model",
+    "--flax-kwargs",
+    '{"layer": [128, 128, 128]}',
+    "--params",
+    "flax_tracking.msgpack",
+    "--n-inputs",
+    "3",
+    "--log-columns",
+    "1",
+    "--preprocess",
+    "flax_tracking_scaler.pkl",
+    "--output-activation",
+    "sigmoid",
+]
 
 # generated/<name>.c <- lamarr-export arguments (paths relative to examples/)
 EXPORTS: dict[str, list[str]] = {
@@ -22,14 +40,14 @@ EXPORTS: dict[str, list[str]] = {
         "--output-activation",
         "sigmoid",
     ],
+    "flax_tracking": ["--name", "flax_tracking", *FLAX_TRACKING],
 }
 
 
 def arguments(name: str, out_dir: Path) -> list[str]:
     """The CLI arguments that write generated/<name>.c (or into ``out_dir``)."""
-    model, *rest = EXPORTS[name]
-    rest = [str(EXAMPLES / a) if (EXAMPLES / a).is_file() else a for a in rest]
-    return [str(EXAMPLES / model), *rest, "-o", str(out_dir / f"{name}.c")]
+    args = [str(EXAMPLES / a) if (EXAMPLES / a).is_file() else a for a in EXPORTS[name]]
+    return [*args, "-o", str(out_dir / f"{name}.c")]
 
 
 def main() -> int:

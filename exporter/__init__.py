@@ -5,7 +5,7 @@ backend (Jinja templates -> .c/.h) -> toolchain (compile, cffi) -> parity (check
 Importing this package does not import any ML framework.
 """
 
-from exporter.api import Export, export_chain, export_keras, export_transformer
+from exporter.api import Export, export_chain, export_flax, export_keras, export_transformer
 from exporter.errors import ExportError, UnsupportedModelError
 from exporter.parity import ParityReport, check_parity, make_inputs
 from exporter.version import __version__
@@ -18,6 +18,7 @@ __all__ = [
     "__version__",
     "check_parity",
     "export_chain",
+    "export_flax",
     "export_keras",
     "export_transformer",
     "make_inputs",

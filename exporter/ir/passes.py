@@ -39,9 +39,14 @@ def _fuse_into_dense(graph: Graph, follower: type[Op], merge: Callable[[Dense, O
     graph.ops = fused
 
 
+def _joined(first: str, second: str) -> str:
+    """The name of two fused ops: both, unless the second repeats the first (a traced bias add)."""
+    return first if second in first.split("+") else f"{first}+{second}"
+
+
 def _with_activation(dense: Dense, act: Op) -> Dense:
     assert isinstance(act, Activate)
-    return replace(dense, output=act.output, activation=act.activation, name=f"{dense.name}+{act.name}")
+    return replace(dense, output=act.output, activation=act.activation, name=_joined(dense.name, act.name))
 
 
 def _with_affine(dense: Dense, affine: Op) -> Dense:
@@ -54,7 +59,7 @@ def _with_affine(dense: Dense, affine: Op) -> Dense:
         output=affine.output,
         kernel=dense.kernel.astype(np.float64) * scale,
         bias=bias * scale + affine.shift,
-        name=f"{dense.name}+{affine.name}",
+        name=_joined(dense.name, affine.name),
     )
 
 
@@ -80,7 +85,7 @@ def _merge_affines(graph: Graph) -> None:
         if isinstance(source, Affine) and source.output != graph.output and len(graph.consumers(source.output)) == 1:
             scale = source.scale.astype(np.float64) * op.scale
             shift = source.shift.astype(np.float64) * op.scale + op.shift
-            merged = replace(source, output=op.output, scale=scale, shift=shift, name=f"{source.name}+{op.name}")
+            merged = replace(source, output=op.output, scale=scale, shift=shift, name=_joined(source.name, op.name))
             kept[next(i for i, k in enumerate(kept) if k is source)] = merged
             producers[op.output] = merged
             del graph.widths[source.output]

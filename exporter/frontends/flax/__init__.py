@@ -70,7 +70,7 @@ def load_flax(model: Any, params: Any, n_inputs: int, source: str) -> LoadedMode
         out = np.asarray(batched(np.asarray(rows, dtype=np.float32)), dtype=np.float32)
         return out.reshape(len(out), -1)
 
-    return LoadedModel(graph, reference, "Flax", f"Flax {flax.__version__}, JAX {jax.__version__}", pre=pre)
+    return LoadedModel(graph, reference, "Flax", f"{flax.__version__}, JAX {jax.__version__}", pre=pre)
 
 
 def load_flax_cli(spec: str, kwargs_json: str | None, params_file: str | None, n_inputs: int | None) -> tuple[Any, Any]:

@@ -46,7 +46,12 @@ class Data:
     scalar: bool = False  # a 0-d value (a reduction), stored as width 1
 
 
-Value = Const | Lanes | Data
+@dataclass(frozen=True)
+class Refused:
+    """The result of a refused primitive: what depends on it is not reported again."""
+
+
+Value = Const | Lanes | Data | Refused
 
 # named jax.nn calls -> IR activation (parameters read from the call's constant arguments)
 NAMED: dict[str, Callable[[list[float]], Activation]] = {
@@ -111,12 +116,16 @@ MERGES = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide", "
 
 
 def _where(eqn: Any) -> str:
+    """The innermost line of the user's own code that made this primitive (not JAX's, not Flax's)."""
     try:
         from jax._src import source_info_util
 
-        return source_info_util.summarize(eqn.source_info)
-    except Exception:  # the summary is a courtesy: never fail over it
-        return ""
+        for frame in source_info_util.user_frames(eqn.source_info.traceback):
+            if "site-packages" not in frame.file_name:
+                return f"{frame.file_name}:{frame.start_line} ({frame.function_name})"
+    except Exception:  # the location is a courtesy (and JAX-internal API): never fail over it
+        pass
+    return ""
 
 
 class JaxprWalker:
@@ -125,6 +134,7 @@ class JaxprWalker:
         self.n_inputs = n_inputs
         self.pre: ColumnStage | None = None
         self.materialized: dict[Lanes, Data] = {}
+        self.label = ""  # where the current primitive comes from, for op names
 
     # -- values ---------------------------------------------------------------------------------
     def width(self, v: Data) -> int:
@@ -161,6 +171,9 @@ class JaxprWalker:
 
         for eqn in jaxpr.eqns:
             ins = [read(a) for a in eqn.invars]
+            if any(isinstance(v, Refused) for v in ins):
+                env.update((v, Refused()) for v in eqn.outvars)
+                continue
             try:
                 outs = self.eqn(eqn, ins)
             except Unsupported as err:
@@ -170,12 +183,15 @@ class JaxprWalker:
                         f"{eqn.primitive.name}" + (f" at {where}" if where else ""), "primitive", str(err), "primitive"
                     )
                 )
-                outs = [Const(np.zeros(v.aval.shape, np.float32)) for v in eqn.outvars]  # placeholders
+                outs = [Refused() for _ in eqn.outvars]
             env.update(zip(eqn.outvars, outs, strict=True))
         return [read(a) for a in jaxpr.outvars]
 
     def eqn(self, eqn: Any, ins: list[Value]) -> list[Value]:
         name = eqn.primitive.name
+        self.label = str(getattr(eqn.source_info, "name_stack", "")) or name  # e.g. "Model/Dense_0"
+        if name.startswith(("random_", "threefry")):
+            raise Unsupported("random numbers have no place in a deterministic C function")
         if all(isinstance(v, Const) for v in ins):
             return self.fold(eqn, ins)
         if name in CALLS:
@@ -262,7 +278,7 @@ class JaxprWalker:
             if lhs_b or rhs_b or tuple(lhs_c) != (0,) or w.ndim != 2:
                 raise Unsupported(f"matrix product with dimension numbers {p['dimension_numbers']}")
             kernel = w if tuple(rhs_c) == (0,) else w.T
-            return Data(self.b.add(Dense, "dot_general", [x.name], kernel.shape[1], kernel=kernel))
+            return Data(self.b.add(Dense, self.label, [x.name], kernel.shape[1], kernel=kernel))
         if name in UNARY:
             return self._activate(x, Activation(UNARY[name]), name)
         if name == "integer_pow":
@@ -289,33 +305,35 @@ class JaxprWalker:
             raise Unsupported(f"{name} of a constant and a network value in this order")
         if name in MERGES:
             a, b = (self._row(v, max(self.width(d) for d in data)) for v in data)
-            return Data(self.b.add(Merge, name, [a.name, b.name], self.width(a), kind=MERGES[name]))
+            return Data(self.b.add(Merge, self.label, [a.name, b.name], self.width(a), kind=MERGES[name]))
         if name in ("reduce_max", "reduce_sum") and tuple(p["axes"]) == (0,):
-            return Data(self.b.add(Reduce, name, [x.name], 1, kind=name[7:]), scalar=True)
+            return Data(self.b.add(Reduce, self.label, [x.name], 1, kind=name[7:]), scalar=True)
         if name == "broadcast_in_dim" and x.scalar and len(p["shape"]) == 1:
             return self._row(x, int(p["shape"][0]))
         if name == "broadcast_in_dim" and tuple(p["shape"]) == (width,):
             return x
         if name == "concatenate" and all(isinstance(v, Data) for v in ins):
             names = [v.name for v in data]
-            return Data(self.b.add(Concatenate, name, names, sum(self.width(v) for v in data)))
+            return Data(self.b.add(Concatenate, self.label, names, sum(self.width(v) for v in data)))
+        if name in ("gt", "lt", "ge", "le", "eq", "ne", "select_n", "cond", "while", "scan"):
+            raise Unsupported("control flow or selection that depends on the data has no C translation")
         raise Unsupported("this primitive (or this use of it) has no C translation")
 
     def _row(self, v: Data, width: int) -> Data:
         if self.width(v) == width:
             return v
         if self.width(v) == 1:
-            return Data(self.b.add(Broadcast, "broadcast", [v.name], width))
+            return Data(self.b.add(Broadcast, self.label, [v.name], width))
         raise Unsupported(f"values of widths {self.width(v)} and {width} do not broadcast")
 
     def _activate(self, x: Data, act: Activation, name: str) -> Data:
-        return Data(self.b.add(Activate, name, [x.name], self.width(x), activation=act), x.scalar)
+        return Data(self.b.add(Activate, self.label, [x.name], self.width(x), activation=act), x.scalar)
 
     def _affine(self, x: Data, scale: Any, shift: Any, name: str) -> Data:
         width = self.width(x)
         scale = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1), (width,))
         shift = np.broadcast_to(np.asarray(shift, np.float64).reshape(-1), (width,))
-        return Data(self.b.add(Affine, name, [x.name], width, scale=scale, shift=shift), x.scalar)
+        return Data(self.b.add(Affine, self.label, [x.name], width, scale=scale, shift=shift), x.scalar)
 
 
 def _const(ins: list[Value]) -> Const:
@@ -350,8 +368,9 @@ def jaxpr_to_ir(
     raw = Lanes(tuple((i, ()) for i in range(n_inputs)))
     args: list[Value] = [*(Const(v) for v in leaves), raw]
     (out,) = _single(walker.run(closed.jaxpr, args, closed.consts), source)
-    if isinstance(out, Const):
-        raise UnsupportedModelError(source, [Problem("output", "value", "does not depend on the input", "output")])
+    if isinstance(out, (Const, Refused)):
+        problems = walker.b.problems or [Problem("output", "value", "does not depend on the input", "output")]
+        raise UnsupportedModelError(source, problems)
     try:
         output = walker.to_data(out)
     except Unsupported as err:
