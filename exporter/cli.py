@@ -178,8 +178,10 @@ def inspect_parser() -> Parser:
         "Print the model as the exporter sees it, one row per step: op, widths, parameters, FLOPs, "
         "and every refused layer with the reason, at once.",
         "Exit codes: 0 exportable, 2 not exportable (the table is printed all the same) or user error.",
+        optional_model=True,
     )
     _name_flag(p)
+    _chain_flags(p)
     _output_flags(p)
     return p
 
@@ -237,6 +239,13 @@ def _trace(
         return None, f"{type(err).__name__}: {err}"
 
 
+def _check_model_flags(args: argparse.Namespace) -> None:
+    if bool(args.model) == bool(args.flax):
+        raise ExportError("give a model file, or a Flax module with --flax (not both)")
+    if not args.flax and (args.flax_kwargs or args.params or args.n_inputs is not None):
+        raise ExportError("--flax-kwargs, --params and --n-inputs go with --flax")
+
+
 def _export(args: argparse.Namespace) -> Export:
     """The chain the flags describe: a network with its steps, or a transformer on its own."""
     from exporter.api import export_chain, export_flax, symbol_for
@@ -268,10 +277,7 @@ def run(args: argparse.Namespace) -> int:
     from exporter.toolchain import CompileError
 
     progress = Progress(enabled=not (args.quiet or args.json))
-    if bool(args.model) == bool(args.flax):
-        raise ExportError("give a model file, or a Flax module with --flax (not both)")
-    if not args.flax and (args.flax_kwargs or args.params or args.n_inputs is not None):
-        raise ExportError("--flax-kwargs, --params and --n-inputs go with --flax")
+    _check_model_flags(args)
     c_path = _output_paths(args)
     user_rows = _user_rows(args.inputs)
     report_dir = _report_dir(args)
@@ -385,14 +391,32 @@ def _summary(
 
 def run_inspect(args: argparse.Namespace) -> int:
     """``lamarr-export inspect``: the table, exit 0 if the model is exportable, else 2 (after the table)."""
-    from exporter.inspect import STAGES, inspect_keras
+    from exporter.errors import UnsupportedModelError
+    from exporter.inspect import STAGES, inspect_export, inspect_keras
     from exporter.report.document import inspect_document
 
-    inspection = inspect_keras(args.model, args.name, Progress(enabled=not (args.quiet or args.json)))
-    if args.json:
-        print(to_json(inspect_document(args.model, inspection, framework="Keras")), end="")
+    _check_model_flags(args)
+    progress = Progress(enabled=not (args.quiet or args.json))
+    keras_file = bool(args.model) and Path(args.model).suffix in (".keras", ".h5", ".hdf5")
+    chain = args.preprocess or args.log_columns or args.target_transform or args.output_activation
+    framework = "Keras"
+    if keras_file and not chain:
+        inspection = inspect_keras(args.model, args.name, progress)  # shows a refused network layer by layer
     else:
-        print(f"lamarr-export {__version__} inspect: {args.model}, symbol {inspection.symbol}")
+        try:
+            with progress.step("load+export", f"reading {args.model or args.flax}"):
+                ex = _export(args)
+        except UnsupportedModelError:
+            if not keras_file:
+                raise
+            inspection = inspect_keras(args.model, args.name, progress)
+        else:
+            inspection, framework = inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes), ex.framework
+    model = args.model or args.flax
+    if args.json:
+        print(to_json(inspect_document(model, inspection, framework=framework)), end="")
+    else:
+        print(f"lamarr-export {__version__} inspect: {model}, symbol {inspection.symbol}")
         shape = f"{inspection.n_inputs} inputs -> {inspection.n_outputs} outputs, " if inspection.n_inputs else ""
         print(f"  {shape}{len(inspection.rows)} rows: {STAGES[inspection.stage]}")
         print("    " + inspection.table().replace("\n", "\n    "))

@@ -258,3 +258,30 @@ def test_unsupported_transformer_names_its_path(capsys, tmp_path, keras):
         "tX / colcnv / pca",
         "PCA",
     )
+
+
+def test_several_preprocess_files_apply_in_order(keras, tmp_path, capsys):
+    first = StandardScaler().fit(LOGGED)
+    second = MinMaxScaler(feature_range=(-1, 1)).fit(first.transform(LOGGED))
+    for name, est in (("a.pkl", first), ("b.pkl", second)):
+        with open(tmp_path / name, "wb") as f:
+            pickle.dump(est, f)
+    model = saved(network(keras, 4, 2), tmp_path, "m.keras")
+    code, out, _ = run_cli(
+        capsys,
+        model,
+        "--log-columns",
+        "1",
+        "--preprocess",
+        tmp_path / "a.pkl",
+        "--preprocess",
+        tmp_path / "b.pkl",
+        "-o",
+        tmp_path / "m.c",
+    )
+    assert code == 0, out
+    assert out.index("    a: Standardize") < out.index("    b: MulAdd")  # the order of the flags
+    ex = export_chain(model, log_columns=[1], preprocess=[first, second], name="two")
+    pre = ex.compile(tmp_path).sibling("two_preprocess", 4, 4)
+    expected = second.transform(first.transform(LOGGED[:100])).astype(np.float32)
+    np.testing.assert_array_equal(pre(RAW[:100].astype(np.float32)), expected)

@@ -103,3 +103,27 @@ def test_inspect_json_and_bad_name(capsys):
 def test_inspect_missing_file(capsys, tmp_path):
     code, out, err = run_cli(capsys, "inspect", tmp_path / "nope.keras")
     assert code == 2 and "nope.keras: no such model file" in err and out == ""
+
+
+def test_inspect_a_chain_and_a_flax_model(capsys, tmp_path, monkeypatch):
+    """Inspect reads what export reads: a network with its preprocessing, or a Flax module."""
+    code = main(["inspect", str(EXAMPLE), "--preprocess", str(EXAMPLE.with_name("efficiency_tX.pkl")), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "efficiency_tX / quantile" in out and "hidden" in out
+    monkeypatch.chdir(EXAMPLE.parent)
+    code = main(
+        [
+            "inspect",
+            "--flax",
+            "flax_tracking:Model",
+            "--flax-kwargs",
+            '{"layer": [128, 128, 128]}',
+            "--params",
+            "flax_tracking.msgpack",
+            "--n-inputs",
+            "3",
+            "--quiet",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "Model/Dense_0+relu" in out and "Dense 128->1" in out

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,8 @@ def load_flax_cli(spec: str, kwargs_json: str | None, params_file: str | None, n
     if ":" not in spec:
         raise ExportError(f"--flax {spec!r}: expected package.module:Class")
     module_name, _, attr = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # "importable from here", as with python -m
     try:
         cls = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
