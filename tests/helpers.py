@@ -119,3 +119,27 @@ def perturb_weight(c_source: str, op_name: str, delta: float = 0.5) -> str:
     assert literal is not None, f"no weight literal after {marker!r}"
     value = float(literal.group()[:-1]) + delta
     return c_source[: literal.start()] + f"{value:.6e}f" + c_source[literal.end() :]
+
+
+def run_cli(capsys: Any, *args: Any) -> tuple[int, str, str]:
+    """``lamarr-export`` in this process: exit code, stdout, stderr."""
+    from exporter.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(capsys: Any, folder: Path, args: list[Any], *fragments: str) -> None:
+    """Exit code 2, every fragment in the message, no traceback, and no file left behind in ``folder``."""
+    before = set(folder.iterdir())
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2, (out, err)
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert set(folder.iterdir()) == before, "a user error must leave no file behind"
+
+
+def exported_symbols(library: Path) -> list[str]:
+    return subprocess.run(["nm", "-D", "--defined-only", str(library)], capture_output=True, text=True).stdout.split()

@@ -7,15 +7,9 @@ import json
 from exporter.cli import main
 from exporter.inspect import inspect_keras
 
-from helpers import ROOT, refused_model, saved
+from helpers import ROOT, refused_model, run_cli, saved
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def table_lines(out: str) -> list[str]:
