@@ -20,22 +20,11 @@ from flax import nnx, serialization
 from exporter.api import export_flax, export_keras
 from exporter.errors import ExportError
 
-from helpers import randomize, run_cli
+from helpers import ROOT, randomize, run_cli
 
 KEY = jax.random.PRNGKey(0)
-
-
-class Seed(nn.Module):
-    """The seed notebook's model."""
-
-    layer: tuple = (128, 128, 128)
-
-    @nn.compact
-    def __call__(self, x):
-        for k in self.layer:
-            x = nn.Dense(k)(x)
-            x = nn.relu(x)
-        return nn.Dense(1)(x).flatten()
+sys.path.insert(0, str(ROOT / "examples"))
+from flax_tracking import Model as Seed  # noqa: E402  (the seed notebook's model)
 
 
 class OneActivation(nn.Module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 from exporter.cli import main
@@ -10,6 +11,9 @@ from exporter.inspect import inspect_keras
 from helpers import ROOT, refused_model, run_cli, saved
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
+_spec = importlib.util.spec_from_file_location("regenerate", ROOT / "examples" / "regenerate.py")
+REGENERATE = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(REGENERATE)
 
 
 def table_lines(out: str) -> list[str]:
@@ -105,19 +109,7 @@ def test_inspect_a_chain_and_a_flax_model(capsys, tmp_path, monkeypatch):
     out = capsys.readouterr().out
     assert code == 0 and "efficiency_tX / quantile" in out and "hidden" in out
     monkeypatch.chdir(EXAMPLE.parent)
-    code = main(
-        [
-            "inspect",
-            "--flax",
-            "flax_tracking:Model",
-            "--flax-kwargs",
-            '{"layer": [128, 128, 128]}',
-            "--params",
-            "flax_tracking.msgpack",
-            "--n-inputs",
-            "3",
-            "--quiet",
-        ]
-    )
+    module_flags = REGENERATE.FLAX_TRACKING[:8]  # --flax, --flax-kwargs, --params, --n-inputs: the network alone
+    code = main(["inspect", *module_flags, "--quiet"])
     out = capsys.readouterr().out
     assert code == 0 and "Model/Dense_0+relu" in out and "Dense 128->1" in out
