@@ -265,3 +265,13 @@ def test_several_preprocess_files_apply_in_order(keras, tmp_path, capsys):
     logged = rows.astype(np.float64)
     logged[:, 1] = np.log(logged[:, 1])
     np.testing.assert_array_equal(pre(rows), second.transform(first.transform(logged)).astype(np.float32))
+
+
+def test_transformer_with_a_random_state_object_loads(tmp_path):
+    """random_state=np.random.RandomState(...) is pickled with the transformer: numpy's own, allowed."""
+    from exporter.frontends.sklearn import load_transformer_file
+
+    est = QuantileTransformer(n_quantiles=10, random_state=np.random.RandomState(3)).fit(LOGGED)
+    with open(tmp_path / "q.pkl", "wb") as f:
+        pickle.dump(est, f)
+    np.testing.assert_array_equal(load_transformer_file(tmp_path / "q.pkl").quantiles_, est.quantiles_)

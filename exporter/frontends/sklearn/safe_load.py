@@ -37,6 +37,11 @@ _NUMPY = {
     "numpy._core.numeric": {"_frombuffer"},
     "numpy.core.numeric": {"_frombuffer"},
     "numpy.dtypes": {"Float64DType", "Float32DType", "Int64DType", "Int32DType", "BoolDType"},
+    # a fitted transformer's random_state may be a numpy RandomState
+    "numpy.random._pickle": {"__randomstate_ctor", "__bit_generator_ctor", "__generator_ctor"},
+    "numpy.random._mt19937": {"MT19937"},
+    "numpy.random._pcg64": {"PCG64"},
+    "numpy.random.mtrand": {"RandomState"},
     "builtins": {"slice"},
     "joblib.numpy_pickle": {"NumpyArrayWrapper"},
 }
