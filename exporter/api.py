@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from exporter.backend import CSource, render
+from exporter.backend.mathlib import DEFAULT_MATH, check_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
 from exporter.frontends.loaded import LoadedModel
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, make_inputs
@@ -30,10 +31,12 @@ class Export:
 
     loaded: LoadedModel
     symbol: str
+    math: str = DEFAULT_MATH  # "fast" (inline vectorizable approximations) or "libm"
     source: CSource = field(init=False)
 
     def __post_init__(self) -> None:
-        self.source = render(self.loaded.graph, self.symbol)
+        check_math(self.math)
+        self.source = render(self.loaded.graph, self.symbol, math_mode=self.math)
 
     @property
     def graph(self) -> Any:
@@ -59,7 +62,7 @@ class Export:
 
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""
-        return render(self.loaded.graph, self.symbol, report.verdict() if report else "not checked")
+        return render(self.loaded.graph, self.symbol, report.verdict() if report else "not checked", self.math)
 
     def write(self, c_path: str | os.PathLike[str], report: ParityReport | None = None) -> tuple[Path, Path]:
         """Write ``c_path`` and the header beside it; each appears whole or not at all."""
@@ -91,9 +94,14 @@ def default_symbol(model: Any) -> str:
     return symbol_from_stem(stem)
 
 
-def export_keras(model: Any, name: str | None = None) -> Export:
-    """Read a Keras model (``.keras``/``.h5`` path or live ``keras.Model``) into an ``Export``."""
+def export_keras(model: Any, name: str | None = None, math: str = DEFAULT_MATH) -> Export:
+    """Read a Keras model (``.keras``/``.h5`` path or live ``keras.Model``) into an ``Export``.
+
+    ``math="libm"`` makes the C call libm's ``tanhf``, ``expf``... instead of the default
+    inline approximations (``"fast"``), for bit-for-bit libm results at a loss of speed.
+    """
     from exporter.frontends.keras import load_keras
 
+    check_math(math)
     symbol = check_symbol(name) if name else default_symbol(model)
-    return Export(load_keras(model), symbol)
+    return Export(load_keras(model), symbol, math)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES
 from exporter.errors import ExportError
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
 from exporter.version import __version__
@@ -63,6 +64,13 @@ def parser() -> argparse.ArgumentParser:
     ):
         p.add_argument(flag, type=_non_negative(float), default=default, metavar=metavar,
                        help=f"{kind} tolerance (default {default:g})")  # fmt: skip
+    p.add_argument(
+        "--math",
+        choices=MATH_MODES,
+        default=DEFAULT_MATH,
+        help="fast (default): inline branch-free approximations of tanh, exp... accurate to a few ULP, that "
+        "the compiler vectorizes; libm: call libm's tanhf, expf... (slower, libm's results bit for bit)",
+    )
     p.add_argument("--so", metavar="OUT.so", help="also write the compiled shared library")
     p.add_argument("--version", action="version", version=f"lamarr-export {__version__}")
     return p
@@ -102,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         timings[step] = now - clock
         clock = now
 
-    ex = export_keras(args.model, args.name)
+    ex = export_keras(args.model, args.name, args.math)
     lap("load+export")
     graph = ex.graph
     if user_rows is not None and (user_rows.ndim != 2 or user_rows.shape[1] != graph.n_inputs):

@@ -60,9 +60,13 @@ class CompiledModel:
         import cffi
 
         self._ffi = cffi.FFI()
-        self._ffi.cdef(f"float *{self.symbol}(float *output, const float *input);")
+        self._ffi.cdef(
+            f"float *{self.symbol}(float *output, const float *input);\n"
+            f"float *{self.symbol}_batch(float *output, const float *input, size_t n);"
+        )
         self._lib = self._ffi.dlopen(str(self.library))
         self._fn = getattr(self._lib, self.symbol)
+        self._batch = getattr(self._lib, f"{self.symbol}_batch")
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         """Evaluate row by row, exactly as Lamarr calls it (one row per call)."""
@@ -71,6 +75,14 @@ class CompiledModel:
         ffi, fn = self._ffi, self._fn
         for i in range(rows.shape[0]):
             fn(ffi.from_buffer("float[]", out[i]), ffi.from_buffer("float[]", rows[i]))
+        return out
+
+    def batch(self, rows: np.ndarray) -> np.ndarray:
+        """Evaluate all rows with one call of ``SYMBOL_batch`` (same bits as row by row, faster)."""
+        rows = np.ascontiguousarray(rows, dtype=np.float32).reshape(-1, self.n_inputs)
+        out = np.empty((rows.shape[0], self.n_outputs), dtype=np.float32)
+        ffi = self._ffi
+        self._batch(ffi.from_buffer("float[]", out), ffi.from_buffer("float[]", rows), rows.shape[0])
         return out
 
     def call_in_place(self, rows: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Backend: IR -> one C99 source file and its header, through the Jinja templates.
 
 The templates only format; everything they print (weights, widths, activation
-parameters, buffer names) is stated by the IR or by the buffer plan made here.
+parameters, buffer names, row blocks) is stated by the IR or by the plan made here.
 """
 
 from __future__ import annotations
@@ -14,10 +14,19 @@ from typing import Any, NoReturn
 
 import jinja2
 
-from exporter.backend.buffers import plan_buffers
+from exporter.backend.buffers import INPUT, OUTPUT, BufferPlan, plan_buffers
 from exporter.backend.literals import c_array, c_comment, c_float
-from exporter.ir import Graph, Op
+from exporter.backend.mathlib import ACCURACY, DEFAULT_MATH, check_math, helpers_used
+from exporter.ir import Dense, Graph, Op
 from exporter.version import __version__
+
+BATCH_ROWS = 2
+"""Rows ``SYMBOL_batch`` computes together: each weight loaded is used this many times (2 measured
+fastest for the 128-wide example with SSE2 and with AVX-512: more rows leave fewer columns per
+block and the sums' add latency shows)."""
+
+ACCUMULATORS = 32
+"""Sums a Dense keeps in registers at once (rows x columns): 8 SSE registers, 4 AVX ones."""
 
 
 @dataclass
@@ -32,7 +41,12 @@ class CSource:
 
 @dataclass
 class Step:
-    """One op as a template sees it: the op, its static-name prefix and its buffers."""
+    """One op as a template sees it: the op, its static-name prefix, its buffers and its row block.
+
+    ``x(i, k)`` and ``y(k)`` are the C lvalues of element ``k`` of input ``i`` and of the output
+    in row ``r`` of a block of ``rows`` rows (plain ``buf[k]`` when ``rows`` is 1). ``block`` is
+    the number of output columns a Dense sums at once.
+    """
 
     op: Op
     id: str
@@ -40,6 +54,42 @@ class Step:
     out: str
     in_widths: list[int]
     template: Any
+    m: dict[str, Any]
+    rows: int
+    strides: dict[str, int]
+
+    @property
+    def block(self) -> int:
+        return max(1, ACCUMULATORS // self.rows)
+
+    def _at(self, buf: str, k: str) -> str:
+        return f"{buf}[{k}]" if self.rows == 1 else f"{buf}[r * {self.strides[buf]} + {k}]"
+
+    def x_row(self, i: int, k: str, row: int) -> str:
+        """Element ``k`` of input ``i`` in the block's row number ``row`` (a constant)."""
+        buf = self.ins[i]
+        return f"{buf}[{k}]" if self.rows == 1 else f"{buf}[{row * self.strides[buf]} + {k}]"
+
+    def x(self, i: int, k: str) -> str:
+        return self._at(self.ins[i], k)
+
+    def y(self, k: str) -> str:
+        return self._at(self.out, k)
+
+
+@dataclass
+class RowBlock:
+    """One static function of the generated file: the whole network for ``rows`` rows at once."""
+
+    name: str
+    rows: int
+    steps: list[Step]
+    buffers: list[int]
+    copy_stride: int
+
+    @property
+    def stack_bytes(self) -> int:
+        return 4 * sum(self.buffers)
 
 
 def template_dir() -> Path:
@@ -70,22 +120,48 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render(graph: Graph, symbol: str, parity: str = "not checked") -> CSource:
-    """Render ``graph`` as the C function ``symbol``; ``parity`` is the verdict quoted in the banner."""
+def _row_block(graph: Graph, plan: BufferPlan, model: dict[str, Any], rows: int) -> RowBlock:
     env = environment()
-    plan = plan_buffers(graph, scratch_prefix=f"{symbol}_buf")
+    strides = {INPUT: graph.n_inputs, OUTPUT: graph.n_outputs}
+    strides.update({f"{model['scratch']}{i}": size for i, size in enumerate(plan.sizes)})
     steps = [
         Step(
             op=op,
-            id=f"{symbol}_{index}",
+            id=f"{model['symbol']}_{index}",
             ins=[plan.location[v] for v in op.inputs],
             out=plan.location[op.output],
             in_widths=[graph.widths[v] for v in op.inputs],
             template=env.get_template(f"ops/{op.template}.c.j2").module,
+            m=model,
+            rows=rows,
+            strides=strides,
         )
         for index, op in enumerate(graph.ops)
     ]
-    model = {
+    return RowBlock(
+        name=f"{model['symbol']}_rows{rows}",
+        rows=rows,
+        steps=steps,
+        buffers=[rows * size for size in plan.sizes],
+        copy_stride=strides.get(plan.copy_from or "", 0),
+    )
+
+
+def math_note(mode: str) -> str:
+    if mode == "libm":
+        return "libm (tanhf, expf, expm1f, log1pf, erfcf as the activations need them)"
+    worst = max(ACCURACY.values())
+    return (
+        "fast: branch-free inline float approximations that vectorize without -march or -ffast-math; "
+        f"errors of a few ULP (at most {worst:g}, see the README), --math libm for libm's functions"
+    )
+
+
+def render(graph: Graph, symbol: str, parity: str = "not checked", math_mode: str = DEFAULT_MATH) -> CSource:
+    """Render ``graph`` as the C function ``symbol``; ``parity`` is the verdict quoted in the banner."""
+    env = environment()
+    plan = plan_buffers(graph, scratch_prefix=f"{symbol}_buf")
+    model: dict[str, Any] = {
         "symbol": symbol,
         "version": __version__,
         "source": graph.source,
@@ -96,11 +172,17 @@ def render(graph: Graph, symbol: str, parity: str = "not checked") -> CSource:
         "layers": [f"{op.name}: {op.describe()}" for op in graph.ops] or ["(identity)"],
         "parity": parity,
         "guard": f"{symbol.upper()}_H_INCLUDED",
-        "steps": steps,
-        "buffers": plan.sizes,
         "scratch": f"{symbol}_buf",
         "copy_from": plan.copy_from,
+        "math": check_math(math_mode),
+        "math_note": math_note(math_mode),
+        "helpers": [],
+        "dense": any(isinstance(op, Dense) for op in graph.ops),
     }
+    model["blocks"] = [_row_block(graph, plan, model, rows) for rows in (1, BATCH_ROWS)]
+    math = env.get_template("math.c.j2").module
+    code = "".join(str(s.template.body(s)) for s in model["blocks"][0].steps)  # cheap: no weights
+    model["helpers"] = helpers_used(code, symbol, lambda name: str(math.helper(name, symbol)))
     return CSource(
         symbol=symbol,
         c=env.get_template("model.c.j2").render(m=model),
