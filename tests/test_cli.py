@@ -172,9 +172,22 @@ def test_inputs_of_wrong_width(capsys, tmp_path):
 
 
 def test_argparse_errors_are_exit_2(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([str(EXAMPLE), "--samples", "-5"])
-    assert exc.value.code == 2
+    for bad in (["--samples", "-5"], ["--math", "fastest"]):
+        with pytest.raises(SystemExit) as exc:
+            main([str(EXAMPLE), *bad])
+        assert exc.value.code == 2
+
+
+def test_math_libm_calls_libm_and_passes_parity(capsys, tmp_path):
+    """--math libm: tanhf and expf from libm, no inline approximation; the default is --math fast."""
+    code, out, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "libm.c", "--math", "libm", "--samples", 500)
+    assert code == 0 and "parity: passed" in out
+    libm = (tmp_path / "libm.c").read_text()
+    assert "tanhf(x)" in libm and "expf(" in libm and "efficiency_tanh(" not in libm
+    assert " * Math: libm" in libm
+    code, _, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "fast.c", "--no-check")
+    fast = (tmp_path / "fast.c").read_text()
+    assert code == 0 and "tanhf(" not in fast and "efficiency_tanh(x)" in fast and " * Math: fast" in fast
 
 
 def test_console_script(tmp_path):
