@@ -10952,9 +10952,9 @@ static void efficiency_rows2(float *output, const float *input)
             }
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_buf0[r * 128 + b * 16 + j] = acc[r][j];
         }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_buf0[r * 128 + k];
-            efficiency_buf0[r * 128 + k] = efficiency_tanh(x);
+        for (int k = 0; k < 256; ++k) {
+            const float x = efficiency_buf0[k];
+            efficiency_buf0[k] = efficiency_tanh(x);
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
@@ -10977,9 +10977,9 @@ static void efficiency_rows2(float *output, const float *input)
             }
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_buf1[r * 128 + b * 16 + j] = acc[r][j];
         }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_buf1[r * 128 + k];
-            efficiency_buf1[r * 128 + k] = efficiency_tanh(x) + efficiency_buf0[r * 128 + k];
+        for (int k = 0; k < 256; ++k) {
+            const float x = efficiency_buf1[k];
+            efficiency_buf1[k] = efficiency_tanh(x) + efficiency_buf0[k];
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
@@ -11002,9 +11002,9 @@ static void efficiency_rows2(float *output, const float *input)
             }
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_buf0[r * 128 + b * 16 + j] = acc[r][j];
         }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_buf0[r * 128 + k];
-            efficiency_buf0[r * 128 + k] = efficiency_tanh(x) + efficiency_buf1[r * 128 + k];
+        for (int k = 0; k < 256; ++k) {
+            const float x = efficiency_buf0[k];
+            efficiency_buf0[k] = efficiency_tanh(x) + efficiency_buf1[k];
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
@@ -11027,9 +11027,9 @@ static void efficiency_rows2(float *output, const float *input)
             }
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_buf1[r * 128 + b * 16 + j] = acc[r][j];
         }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_buf1[r * 128 + k];
-            efficiency_buf1[r * 128 + k] = efficiency_tanh(x) + efficiency_buf0[r * 128 + k];
+        for (int k = 0; k < 256; ++k) {
+            const float x = efficiency_buf1[k];
+            efficiency_buf1[k] = efficiency_tanh(x) + efficiency_buf0[k];
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
@@ -11052,9 +11052,9 @@ static void efficiency_rows2(float *output, const float *input)
             }
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_buf0[r * 128 + b * 16 + j] = acc[r][j];
         }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_buf0[r * 128 + k];
-            efficiency_buf0[r * 128 + k] = efficiency_tanh(x) + efficiency_buf1[r * 128 + k];
+        for (int k = 0; k < 256; ++k) {
+            const float x = efficiency_buf0[k];
+            efficiency_buf0[k] = efficiency_tanh(x) + efficiency_buf1[k];
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
@@ -11077,9 +11077,9 @@ static void efficiency_rows2(float *output, const float *input)
             }
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_buf1[r * 128 + b * 16 + j] = acc[r][j];
         }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_buf1[r * 128 + k];
-            efficiency_buf1[r * 128 + k] = efficiency_tanh(x) + efficiency_buf0[r * 128 + k];
+        for (int k = 0; k < 256; ++k) {
+            const float x = efficiency_buf1[k];
+            efficiency_buf1[k] = efficiency_tanh(x) + efficiency_buf0[k];
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */

@@ -62,19 +62,26 @@ class Step:
     def block(self) -> int:
         return max(1, ACCUMULATORS // self.rows)
 
-    def _at(self, buf: str, k: str) -> str:
-        return f"{buf}[{k}]" if self.rows == 1 else f"{buf}[r * {self.strides[buf]} + {k}]"
+    def _at(self, buf: str, k: str, flat: bool) -> str:
+        return f"{buf}[{k}]" if self.rows == 1 or flat else f"{buf}[r * {self.strides[buf]} + {k}]"
 
     def x_row(self, i: int, k: str, row: int) -> str:
         """Element ``k`` of input ``i`` in the block's row number ``row`` (a constant)."""
         buf = self.ins[i]
         return f"{buf}[{k}]" if self.rows == 1 else f"{buf}[{row * self.strides[buf]} + {k}]"
 
-    def x(self, i: int, k: str) -> str:
-        return self._at(self.ins[i], k)
+    def x(self, i: int, k: str, flat: bool = False) -> str:
+        return self._at(self.ins[i], k, flat)
 
-    def y(self, k: str) -> str:
-        return self._at(self.out, k)
+    def y(self, k: str, flat: bool = False) -> str:
+        return self._at(self.out, k, flat)
+
+    def flat(self, width: int, inputs: list[int]) -> bool:
+        """Whether the output and ``inputs`` hold the block's rows back to back (row stride ``width``):
+        an elementwise pass is then one loop over all the block's values, which GCC vectorizes at
+        -O2 where it does not vectorize the same loop nested in a loop over rows."""
+        buffers = [self.out, *(self.ins[i] for i in inputs)]
+        return self.rows > 1 and all(self.strides[b] == width for b in buffers)
 
 
 @dataclass
