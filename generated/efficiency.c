@@ -107,17 +107,17 @@ efficiency_INLINE float efficiency_exp(float x)
     return efficiency_pick(x < 89.0f, y, x + y);
 }
 
-/* tanh|x| = -e / (2 + e), e = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1): no cancellation near 0;
-   from |x| = 9.5 on tanh rounds to 1. Sign restored last (-0 stays -0), NaN stays NaN. */
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). Sign restored last. */
 efficiency_INLINE float efficiency_tanh(float x)
 {
-    const float a = fabsf(x), z = -2.0f * efficiency_min(a, 9.5f);
-    const float n = efficiency_round(z * 1.44269504089f);
+    const float a = fabsf(x), z = -2.0f * efficiency_pick(a > 9.5f, 9.5f, a);
+    const float k = z * 1.44269504089f + 12582912.0f, n = k - 12582912.0f;
     const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f;
-    const float e = efficiency_expm1_reduced(r), s = efficiency_pow2(n);
-    const float m = efficiency_pick(n > -0.5f, e, e * s + (s - 1.0f));
-    const float t = efficiency_pick(a < 9.5f, -m / (2.0f + m), efficiency_pick(a >= 9.5f, 1.0f, x + x));
-    return efficiency_sign(t, x);
+    const float s = efficiency_float((efficiency_bits(k) - 0x4b400000u + 127u) << 23);
+    const float m = efficiency_expm1_reduced(r) * s + (s - 1.0f);
+    return efficiency_sign(-m / (2.0f + m), x);
 }
 
 
