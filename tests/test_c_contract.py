@@ -33,9 +33,10 @@ def every_op_model(keras):
     return randomize(keras.Model(x, f))
 
 
+@pytest.mark.parametrize("math", ["fast", "libm"])
 @pytest.mark.parametrize("model_name", ["every_op", "example"])
-def test_strict_flags_c_and_cxx(every_op_model, tmp_path, model_name):
-    ex = export_keras(EXAMPLE if model_name == "example" else every_op_model, name="strict_model")
+def test_strict_flags_c_and_cxx(every_op_model, tmp_path, model_name, math):
+    ex = export_keras(EXAMPLE if model_name == "example" else every_op_model, name="strict_model", math=math)
     c_file, _ = ex.write(tmp_path / "strict_model.c")
     strict_compile(c_file, tmp_path)
 

@@ -2,7 +2,7 @@
 
 Each case is a small model saved to a .keras file, exported from that file, compiled
 with Lamarr's flags and checked on 10,000 random rows plus the edge rows (zeros,
-constants up to 1e3, spikes) at the default tolerance |c - ref| <= 1e-5 + 1e-4 |ref|.
+constants up to 30, one-hot spikes up to 100) at the default tolerance |c - ref| <= 1e-5 + 1e-4 |ref|.
 """
 
 from __future__ import annotations
