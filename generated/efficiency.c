@@ -10908,22 +10908,22 @@ static void efficiency_rows1(float *output, const float *input)
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
             float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_6_bias[0 + j];
+            for (int j = 0; j < 4; ++j) acc[j] = efficiency_6_bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_6_kernel + i * 4 + 0;
+                const float *w = efficiency_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
-            for (int j = 0; j < 4; ++j) output[0 + j] = acc[j];
+            for (int j = 0; j < 4; ++j) output[j] = acc[j];
         }
         {
             float top = output[0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
+            for (int k = 0; k < 4; ++k) output[k] = efficiency_exp(output[k] - top);
+            for (int k = 0; k < 4; ++k) sum += output[k]; /* apart: the exp loop vectorizes */
             for (int k = 0; k < 4; ++k) output[k] /= sum;
         }
-
     }
 }
 
@@ -10939,7 +10939,7 @@ static void efficiency_rows2(float *output, const float *input)
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_0_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
-                const float x0 = input[0 + i];
+                const float x0 = input[i];
                 const float x1 = input[12 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
@@ -10964,7 +10964,7 @@ static void efficiency_rows2(float *output, const float *input)
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_1_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
-                const float x0 = efficiency_buf0[0 + i];
+                const float x0 = efficiency_buf0[i];
                 const float x1 = efficiency_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
@@ -10989,7 +10989,7 @@ static void efficiency_rows2(float *output, const float *input)
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_2_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
-                const float x0 = efficiency_buf1[0 + i];
+                const float x0 = efficiency_buf1[i];
                 const float x1 = efficiency_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
@@ -11014,7 +11014,7 @@ static void efficiency_rows2(float *output, const float *input)
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_3_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
-                const float x0 = efficiency_buf0[0 + i];
+                const float x0 = efficiency_buf0[i];
                 const float x1 = efficiency_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
@@ -11039,7 +11039,7 @@ static void efficiency_rows2(float *output, const float *input)
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_4_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
-                const float x0 = efficiency_buf1[0 + i];
+                const float x0 = efficiency_buf1[i];
                 const float x1 = efficiency_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
@@ -11064,7 +11064,7 @@ static void efficiency_rows2(float *output, const float *input)
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_5_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
-                const float x0 = efficiency_buf0[0 + i];
+                const float x0 = efficiency_buf0[i];
                 const float x1 = efficiency_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
@@ -11085,24 +11085,24 @@ static void efficiency_rows2(float *output, const float *input)
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
             float acc[2][4];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_6_bias[0 + j];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_6_bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_6_kernel + i * 4 + 0;
+                const float *w = efficiency_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float x0 = efficiency_buf1[0 + i];
+                const float x0 = efficiency_buf1[i];
                 const float x1 = efficiency_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + 0 + j] = acc[r][j];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
         }
         for (int r = 0; r < 2; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top);
+            for (int k = 0; k < 4; ++k) sum += output[r * 4 + k]; /* apart: the exp loop vectorizes */
             for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
         }
-
     }
 }
 

@@ -68,7 +68,7 @@ class Step:
     def x_row(self, i: int, k: str, row: int) -> str:
         """Element ``k`` of input ``i`` in the block's row number ``row`` (a constant)."""
         buf = self.ins[i]
-        return f"{buf}[{k}]" if self.rows == 1 else f"{buf}[{row * self.strides[buf]} + {k}]"
+        return f"{buf}[{k}]" if row == 0 else f"{buf}[{row * self.strides[buf]} + {k}]"
 
     def x(self, i: int, k: str, flat: bool = False) -> str:
         return self._at(self.ins[i], k, flat)
