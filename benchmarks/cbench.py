@@ -37,11 +37,20 @@ def compile_object(source: Path, flags: list[str], obj: Path, cxx: bool = False)
 
 
 def run_driver(
-    obj: Path, symbol: str, n_in: int, n_out: int, batch: bool, rows: int, repeats: int, cxx: bool = False
+    obj: Path,
+    symbol: str,
+    n_in: int,
+    n_out: int,
+    batch: bool,
+    rows: int,
+    repeats: int,
+    cxx: bool = False,
+    real: str = "float",
 ) -> dict[str, float]:
     """Link the driver with ``obj`` (a C or C++ object defining ``symbol``), run it, parse its medians."""
     exe = obj.with_suffix(".bench")
-    defines = [f"-DMODEL={symbol}", f"-DN_IN={n_in}", f"-DN_OUT={n_out}"] + (["-DBATCH"] if batch else [])
+    defines = [f"-DMODEL={symbol}", f"-DN_IN={n_in}", f"-DN_OUT={n_out}", f"-DREAL={real}"]
+    defines += ["-DBATCH"] if batch else []
     linker = "g++" if cxx else "gcc"
     driver = obj.with_name(f"{obj.stem}_driver.o")
     subprocess.run(["gcc", "-std=c99", "-O2", *defines, "-c", str(HERE / "driver.c"), "-o", str(driver)], check=True)
@@ -51,12 +60,21 @@ def run_driver(
 
 
 def time_c(
-    source: Path, symbol: str, n_in: int, n_out: int, flags: list[str], *, batch: bool, rows: int, repeats: int
+    source: Path,
+    symbol: str,
+    n_in: int,
+    n_out: int,
+    flags: list[str],
+    *,
+    batch: bool,
+    rows: int,
+    repeats: int,
+    real: str = "float",
 ) -> Timing:
     cxx = source.suffix == ".cpp"
     obj = source.with_name(f"{source.stem}_{abs(hash(tuple(flags))) % 10**8}.o")
     seconds = compile_object(source, flags, obj, cxx)
-    medians = run_driver(obj, symbol, n_in, n_out, batch, rows, repeats, cxx)
+    medians = run_driver(obj, symbol, n_in, n_out, batch, rows, repeats, cxx, real)
     return Timing(medians["row"], medians.get("batch"), seconds)
 
 

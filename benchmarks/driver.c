@@ -2,7 +2,8 @@
  * Times one exported model function from C, as Lamarr calls it: no Python, no cffi.
  *
  * Compiled by benchmarks/run.py with -DMODEL=<symbol> -DN_IN=<inputs> -DN_OUT=<outputs>
- * (and -DBATCH for a model with MODEL_batch), linked with the model's object file. Prints
+ * (-DBATCH for a model with MODEL_batch, -DREAL=double for --dtype double), linked with the
+ * model's object file. Prints
  *
  *   row <median ns/row> <min ns/row>
  *   batch <median ns/row> <min ns/row>      (with -DBATCH)
@@ -15,15 +16,18 @@
 #include <stdlib.h>
 #include <time.h>
 
+#ifndef REAL
+#define REAL float
+#endif
 #define CAT2(a, b) a##b
 #define CAT(a, b) CAT2(a, b)
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-float *MODEL(float *output, const float *input);
+REAL *MODEL(REAL *output, const REAL *input);
 #ifdef BATCH
-float *CAT(MODEL, _batch)(float *output, const float *input, size_t n);
+REAL *CAT(MODEL, _batch)(REAL *output, const REAL *input, size_t n);
 #endif
 #ifdef __cplusplus
 }
@@ -51,8 +55,8 @@ static void report(const char *what, double *ns, int repeats)
 int main(int argc, char **argv)
 {
     const int rows = argc > 1 ? atoi(argv[1]) : 1000, repeats = argc > 2 ? atoi(argv[2]) : 21;
-    float *in = (float *)malloc(sizeof(float) * (size_t)rows * N_IN);
-    float *out = (float *)malloc(sizeof(float) * (size_t)rows * N_OUT);
+    REAL *in = (REAL *)malloc(sizeof(REAL) * (size_t)rows * N_IN);
+    REAL *out = (REAL *)malloc(sizeof(REAL) * (size_t)rows * N_OUT);
     double *ns = (double *)malloc(sizeof(double) * (size_t)repeats);
     unsigned seed = 12345u;
     double check = 0;
@@ -63,7 +67,7 @@ int main(int argc, char **argv)
             seed = seed * 1103515245u + 12345u;
             s += (float)(seed >> 8) / 16777216.0f - 0.5f;
         }
-        in[i] = s * 1.7f;
+        in[i] = (REAL)(s * 1.7f);
     }
     for (int rep = -1; rep < repeats; ++rep) {
         const double t0 = now();

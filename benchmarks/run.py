@@ -4,7 +4,8 @@
 
 Builds the reference models (benchmarks/models.py), exports them with lamarr-export, and
 measures per-row latency (one call per row, as Lamarr calls it) and batch throughput:
-our C at Lamarr's flags (-O3 -std=c99), -O2 and -march=native, timed by a C driver; scikinC's
+our C at Lamarr's flags (-O3 -std=c99), -O2 and -march=native (and --math libm, --dtype double),
+timed by a C driver; scikinC's
 C++ (Sequential twin, the only form it reads); keras2c's C; ONNX Runtime via tf2onnx; Keras
 predict and model(x); numpy. Every figure is the median of repeated passes after a warm-up,
 with its ratio to ours at Lamarr's flags on the same model. It also prints the FLOPs per row,
@@ -58,17 +59,18 @@ def pin(cpu: int | None) -> int:
 
 
 def ours(name: str, path: Path, workdir: Path, rows: int, repeats: int) -> list[Result]:
+    """Our C: --math fast at every flag set, --math libm and --dtype double at Lamarr's flags."""
+    variants = [("fast", "float", FLAG_SETS), ("libm", "float", {LAMARR: FLAG_SETS[LAMARR]})]
+    variants.append(("libm", "double", {LAMARR: FLAG_SETS[LAMARR]}))
     results = []
-    for math in ("fast", "libm"):
-        ex = export_keras(path, name=f"ours_{name}_{math}", math=math)
-        c_file, _ = ex.write(workdir / f"ours_{name}_{math}.c")
-        graph = ex.graph
-        flag_sets = FLAG_SETS if math == "fast" else {LAMARR: FLAG_SETS[LAMARR]}
-        for label, flags in flag_sets.items():
-            t = time_c(
-                c_file, ex.symbol, graph.n_inputs, graph.n_outputs, flags, batch=True, rows=rows, repeats=repeats
-            )
-            results.append(Result(f"lamarr-export --math {math} {label}", name, t.row_ns, t.batch_ns))
+    for math, dtype, flag_sets in variants:
+        ex = export_keras(path, name=f"ours_{name}_{math}_{dtype}", math=math, dtype=dtype)
+        c_file, _ = ex.write(workdir / f"{ex.symbol}.c")
+        n_in, n_out = ex.graph.n_inputs, ex.graph.n_outputs
+        label = f"lamarr-export --math {math}" + (" --dtype double" if dtype == "double" else "")
+        for flags_label, flags in flag_sets.items():
+            t = time_c(c_file, ex.symbol, n_in, n_out, flags, batch=True, rows=rows, repeats=repeats, real=dtype)
+            results.append(Result(f"{label} {flags_label}", name, t.row_ns, t.batch_ns))
     return results
 
 

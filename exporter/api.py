@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from exporter.backend import CSource, render
-from exporter.backend.mathlib import DEFAULT_MATH, check_math
+from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
 from exporter.frontends.loaded import LoadedModel
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, make_inputs
@@ -32,11 +32,12 @@ class Export:
     loaded: LoadedModel
     symbol: str
     math: str = DEFAULT_MATH  # "fast" (inline vectorizable approximations) or "libm"
+    dtype: str = "float"  # the C type computed in: "float" or "double"
     source: CSource = field(init=False)
 
     def __post_init__(self) -> None:
-        check_math(self.math)
-        self.source = render(self.loaded.graph, self.symbol, math_mode=self.math)
+        check_real(self.dtype, check_math(self.math))
+        self.source = render(self.loaded.graph, self.symbol, math_mode=self.math, real=self.dtype)
 
     @property
     def graph(self) -> Any:
@@ -62,7 +63,8 @@ class Export:
 
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""
-        return render(self.loaded.graph, self.symbol, report.verdict() if report else "not checked", self.math)
+        verdict = report.verdict() if report else "not checked"
+        return render(self.loaded.graph, self.symbol, verdict, self.math, self.dtype)
 
     def write(self, c_path: str | os.PathLike[str], report: ParityReport | None = None) -> tuple[Path, Path]:
         """Write ``c_path`` and the header beside it; each appears whole or not at all."""
@@ -89,19 +91,23 @@ def write_atomically(files: dict[Path, bytes]) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def default_symbol(model: Any) -> str:
+def default_symbol(model: Any, dtype: str = "float") -> str:
+    """The file's stem (or the live model's name) as a C identifier; ``_double`` added for double."""
     stem = Path(model).stem if isinstance(model, (str, os.PathLike)) else getattr(model, "name", "model")
-    return symbol_from_stem(stem)
+    return symbol_from_stem(stem + ("_double" if dtype == "double" else ""))
 
 
-def export_keras(model: Any, name: str | None = None, math: str = DEFAULT_MATH) -> Export:
+def export_keras(model: Any, name: str | None = None, math: str | None = None, dtype: str = "float") -> Export:
     """Read a Keras model (``.keras``/``.h5`` path or live ``keras.Model``) into an ``Export``.
 
     ``math="libm"`` makes the C call libm's ``tanhf``, ``expf``... instead of the default
     inline approximations (``"fast"``), for bit-for-bit libm results at a loss of speed.
+    ``dtype="double"`` computes in double from the same IR (symbol ``<stem>_double`` by
+    default, libm's double functions).
     """
     from exporter.frontends.keras import load_keras
 
-    check_math(math)
-    symbol = check_symbol(name) if name else default_symbol(model)
-    return Export(load_keras(model), symbol, math)
+    math = resolve_math(math, dtype)
+    check_real(dtype, check_math(math))
+    symbol = check_symbol(name) if name else default_symbol(model, dtype)
+    return Export(load_keras(model), symbol, math, dtype)

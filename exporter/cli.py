@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES
+from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES, REALS
 from exporter.errors import ExportError
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
 from exporter.version import __version__
@@ -67,9 +67,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--math",
         choices=MATH_MODES,
-        default=DEFAULT_MATH,
-        help="fast (default): inline branch-free approximations of tanh, exp... accurate to a few ULP, that "
-        "the compiler vectorizes; libm: call libm's tanhf, expf... (slower, libm's results bit for bit)",
+        default=None,
+        help=f"{DEFAULT_MATH} (default for float): inline branch-free approximations of tanh, exp... accurate to "
+        "a few ULP, that the compiler vectorizes; libm (default for double): call libm's tanhf, expf... "
+        "(slower, libm's results bit for bit)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=REALS,
+        default="float",
+        help="the C type of inputs, outputs and arithmetic (default float); double: the symbol is "
+        "<stem>_double by default",
     )
     p.add_argument("--so", metavar="OUT.so", help="also write the compiled shared library")
     p.add_argument("--version", action="version", version=f"lamarr-export {__version__}")
@@ -110,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         timings[step] = now - clock
         clock = now
 
-    ex = export_keras(args.model, args.name, args.math)
+    ex = export_keras(args.model, args.name, args.math, args.dtype)
     lap("load+export")
     graph = ex.graph
     if user_rows is not None and (user_rows.ndim != 2 or user_rows.shape[1] != graph.n_inputs):

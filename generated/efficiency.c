@@ -10920,8 +10920,7 @@ static void efficiency_rows1(float *output, const float *input)
         {
             float top = output[0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) output[k] = efficiency_exp(output[k] - top);
-            for (int k = 0; k < 4; ++k) sum += output[k]; /* apart: the exp loop vectorizes */
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
             for (int k = 0; k < 4; ++k) output[k] /= sum;
         }
     }
@@ -11099,8 +11098,7 @@ static void efficiency_rows2(float *output, const float *input)
         for (int r = 0; r < 2; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top);
-            for (int k = 0; k < 4; ++k) sum += output[r * 4 + k]; /* apart: the exp loop vectorizes */
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
             for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
         }
     }

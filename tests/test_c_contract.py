@@ -33,10 +33,11 @@ def every_op_model(keras):
     return randomize(keras.Model(x, f))
 
 
-@pytest.mark.parametrize("math", ["fast", "libm"])
+@pytest.mark.parametrize("math, dtype", [("fast", "float"), ("libm", "float"), ("libm", "double")])
 @pytest.mark.parametrize("model_name", ["every_op", "example"])
-def test_strict_flags_c_and_cxx(every_op_model, tmp_path, model_name, math):
-    ex = export_keras(EXAMPLE if model_name == "example" else every_op_model, name="strict_model", math=math)
+def test_strict_flags_c_and_cxx(every_op_model, tmp_path, model_name, math, dtype):
+    model = EXAMPLE if model_name == "example" else every_op_model
+    ex = export_keras(model, name="strict_model", math=math, dtype=dtype)
     c_file, _ = ex.write(tmp_path / "strict_model.c")
     strict_compile(c_file, tmp_path)
 
@@ -85,14 +86,15 @@ def test_only_the_symbol_is_exported(every_op_model, tmp_path):
     assert not [s for s in symbols if s.startswith("only_me_") and s != "only_me_batch"]
 
 
+@pytest.mark.parametrize("dtype", ["float", "double"])
 @pytest.mark.parametrize("widths", [(6, 3), (3, 8), (4, 4)], ids=["shrinking", "growing", "equal"])
-def test_in_place_call(keras, tmp_path, widths):
+def test_in_place_call(keras, tmp_path, widths, dtype):
     n_in, n_out = widths
     L = keras.layers
     x = keras.Input((n_in,))
     h = L.Dense(10, activation="relu")(x)
     model = randomize(keras.Model(x, L.Dense(n_out, activation="softmax")(L.Add()([h, L.Dense(10)(h)]))))
-    compiled = export_keras(model, name="inplace").compile(tmp_path)
+    compiled = export_keras(model, name="inplace", dtype=dtype).compile(tmp_path)
     rows = make_inputs(n_in, 500)
     np.testing.assert_array_equal(compiled.call_in_place(rows), compiled(rows))
 
@@ -160,18 +162,20 @@ def test_weights_round_trip_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("model_name", ["every_op", "example"])
-@pytest.mark.parametrize("math", ["fast", "libm"])
-def test_batch_gives_the_same_bits_as_rows(every_op_model, tmp_path, model_name, math):
+@pytest.mark.parametrize("math, dtype", [("fast", "float"), ("libm", "float"), ("libm", "double")])
+def test_batch_gives_the_same_bits_as_rows(every_op_model, tmp_path, model_name, math, dtype):
     """SYMBOL_batch computes rows in blocks; each row's bits must be those of one SYMBOL call,
     for every n: 0, 1, a remainder after full blocks, and many rows."""
-    ex = export_keras(EXAMPLE if model_name == "example" else every_op_model, name="batched", math=math)
+    model = EXAMPLE if model_name == "example" else every_op_model
+    ex = export_keras(model, name="batched", math=math, dtype=dtype)
     compiled = ex.compile(tmp_path)
     rows = make_inputs(ex.graph.n_inputs, 1000)
     expected = compiled(rows)
+    bits = np.uint64 if dtype == "double" else np.uint32
     for n in (0, 1, 2, 3, 7, len(rows)):
         got = compiled.batch(rows[:n])
         assert got.shape == (n, ex.graph.n_outputs)
-        np.testing.assert_array_equal(got.view(np.uint32), expected[:n].view(np.uint32))
+        np.testing.assert_array_equal(got.view(bits), expected[:n].view(bits))
 
 
 def test_batch_leaves_memory_beyond_n_rows_alone(tmp_path):

@@ -172,10 +172,25 @@ def test_inputs_of_wrong_width(capsys, tmp_path):
 
 
 def test_argparse_errors_are_exit_2(capsys):
-    for bad in (["--samples", "-5"], ["--math", "fastest"]):
+    for bad in (["--samples", "-5"], ["--math", "fastest"], ["--dtype", "half"]):
         with pytest.raises(SystemExit) as exc:
             main([str(EXAMPLE), *bad])
         assert exc.value.code == 2
+
+
+def test_dtype_double(capsys, tmp_path):
+    """--dtype double: double buffers and arithmetic, symbol <stem>_double, libm's double functions."""
+    code, out, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "d.c", "--dtype", "double", "--samples", 500)
+    assert code == 0 and "parity: passed" in out, out
+    header = (tmp_path / "d.h").read_text()
+    assert "double *efficiency_double(double *output, const double *input);" in header
+    assert "double *efficiency_double_batch(double *output, const double *input, size_t n);" in header
+    source = (tmp_path / "d.c").read_text()
+    assert "tanh(x)" in source and "tanhf" not in source and "static const double" in source
+    assert "float" not in source.replace("floats", "").replace("float32", "")
+    assert_user_error(
+        capsys, tmp_path, [EXAMPLE, "--dtype", "double", "--math", "fast", "-o", tmp_path / "f.c"], "float only"
+    )
 
 
 def test_math_libm_calls_libm_and_passes_parity(capsys, tmp_path):

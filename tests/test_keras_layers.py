@@ -65,13 +65,14 @@ def test_activation_layer(keras, tmp_path, activation):
     assert_parity(model, tmp_path)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "gelu", "mish", "softplus", "selu", "log_softmax"])
-def test_math_libm(keras, tmp_path, activation):
-    """--math libm keeps libm's functions; its parity holds as well."""
+@pytest.mark.parametrize("dtype", ["float", "double"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "gelu", "mish", "softplus", "selu", "log_softmax", "relu6"])
+def test_math_libm_and_double(keras, tmp_path, activation, dtype):
+    """--math libm keeps libm's functions, --dtype double computes in double: parity holds for both."""
     from exporter import export_keras
 
     model = sequential(keras, [keras.layers.Dense(7, activation=activation), keras.layers.Dense(3)])
-    ex = export_keras(model, name="libm_model", math="libm")
+    ex = export_keras(model, name="libm_model", math="libm", dtype=dtype)
     report = ex.check(ex.compile(tmp_path))
     assert report.passed, report.table()
 

@@ -16,7 +16,7 @@ import jinja2
 
 from exporter.backend.buffers import INPUT, OUTPUT, BufferPlan, plan_buffers
 from exporter.backend.literals import c_array, c_comment, c_float
-from exporter.backend.mathlib import ACCURACY, DEFAULT_MATH, check_math, helpers_used
+from exporter.backend.mathlib import ACCURACY, DEFAULT_MATH, check_math, check_real, helpers_used
 from exporter.ir import Dense, Graph, Op
 from exporter.version import __version__
 
@@ -37,6 +37,7 @@ class CSource:
     c: str
     h: str
     stack_bytes: int
+    real: str = "float"  # the C type of inputs, outputs and arithmetic: "float" or "double"
 
 
 @dataclass
@@ -60,7 +61,8 @@ class Step:
 
     @property
     def block(self) -> int:
-        return max(1, ACCUMULATORS // self.rows)
+        lanes = ACCUMULATORS // 2 if self.m["real"] == "double" else ACCUMULATORS  # same register count
+        return max(1, lanes // self.rows)
 
     def _at(self, buf: str, k: str, flat: bool) -> str:
         return f"{buf}[{k}]" if self.rows == 1 or flat else f"{buf}[r * {self.strides[buf]} + {k}]"
@@ -94,9 +96,11 @@ class RowBlock:
     buffers: list[int]
     copy_stride: int
 
+    real_size: int = 4
+
     @property
     def stack_bytes(self) -> int:
-        return 4 * sum(self.buffers)
+        return self.real_size * sum(self.buffers)
 
 
 def template_dir() -> Path:
@@ -151,10 +155,13 @@ def _row_block(graph: Graph, plan: BufferPlan, model: dict[str, Any], rows: int)
         steps=steps,
         buffers=[rows * size for size in plan.sizes],
         copy_stride=strides.get(plan.copy_from or "", 0),
+        real_size=8 if model["real"] == "double" else 4,
     )
 
 
-def math_note(mode: str) -> str:
+def math_note(mode: str, real: str) -> str:
+    if real == "double":
+        return "double throughout, libm's double functions (tanh, exp, expm1, log1p, erfc as needed)"
     if mode == "libm":
         return "libm (tanhf, expf, expm1f, log1pf, erfcf as the activations need them)"
     worst = max(ACCURACY.values())
@@ -164,10 +171,18 @@ def math_note(mode: str) -> str:
     )
 
 
-def render(graph: Graph, symbol: str, parity: str = "not checked", math_mode: str = DEFAULT_MATH) -> CSource:
-    """Render ``graph`` as the C function ``symbol``; ``parity`` is the verdict quoted in the banner."""
+def render(
+    graph: Graph, symbol: str, parity: str = "not checked", math_mode: str = DEFAULT_MATH, real: str = "float"
+) -> CSource:
+    """Render ``graph`` as the C function ``symbol``; ``parity`` is the verdict quoted in the banner.
+
+    ``real="double"`` computes in double (same IR, its float32 weights printed exactly as doubles),
+    with libm's double functions: the inline approximations exist for float only.
+    """
     env = environment()
+    check_real(real, math_mode)
     plan = plan_buffers(graph, scratch_prefix=f"{symbol}_buf")
+    real_size = 8 if real == "double" else 4
     model: dict[str, Any] = {
         "symbol": symbol,
         "version": __version__,
@@ -175,24 +190,26 @@ def render(graph: Graph, symbol: str, parity: str = "not checked", math_mode: st
         "n_inputs": graph.n_inputs,
         "n_outputs": graph.n_outputs,
         "n_params": graph.n_params,
-        "stack_bytes": plan.stack_bytes,
+        "stack_bytes": plan.stack_bytes // 4 * real_size,
         "layers": [f"{op.name}: {op.describe()}" for op in graph.ops] or ["(identity)"],
         "parity": parity,
         "guard": f"{symbol.upper()}_H_INCLUDED",
         "scratch": f"{symbol}_buf",
         "copy_from": plan.copy_from,
         "math": check_math(math_mode),
-        "math_note": math_note(math_mode),
+        "math_note": math_note(math_mode, real),
+        "real": real,
         "helpers": [],
         "dense": any(isinstance(op, Dense) for op in graph.ops),
     }
     model["blocks"] = [_row_block(graph, plan, model, rows) for rows in (1, BATCH_ROWS)]
     math = env.get_template("math.c.j2").module
     code = "".join(str(s.template.body(s)) for s in model["blocks"][0].steps)  # cheap: no weights
-    model["helpers"] = helpers_used(code, symbol, lambda name: str(math.helper(name, symbol)))
+    model["helpers"] = helpers_used(code, symbol, lambda name: str(math.helper(name, symbol, real)))
     return CSource(
         symbol=symbol,
         c=env.get_template("model.c.j2").render(m=model),
         h=env.get_template("model.h.j2").render(m=model),
-        stack_bytes=plan.stack_bytes,
+        stack_bytes=model["stack_bytes"],
+        real=real,
     )

@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+from exporter.errors import ExportError
+
 MATH_MODES = ("fast", "libm")
 DEFAULT_MATH = "fast"
 
@@ -63,6 +65,23 @@ ACCURACY: Mapping[str, float] = MappingProxyType(
         "log_softmax": 3,
     }
 )
+
+
+REALS = ("float", "double")
+
+
+def check_real(real: str, math: str) -> str:
+    """``double`` evaluates activations with libm's double functions: fast math is float only."""
+    if real not in REALS:
+        raise ValueError(f"dtype {real!r}: expected one of {', '.join(REALS)}")
+    if real == "double" and math != "libm":
+        raise ExportError("--dtype double needs --math libm: the inline approximations are float only")
+    return real
+
+
+def resolve_math(math: str | None, real: str) -> str:
+    """The math mode to use: as asked, else fast for float and libm for double."""
+    return math if math is not None else ("libm" if real == "double" else DEFAULT_MATH)
 
 
 def check_math(mode: str) -> str:
