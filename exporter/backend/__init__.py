@@ -25,6 +25,8 @@ BATCH_ROWS = 2
 fastest for the 128-wide example with SSE2 and with AVX-512: more rows leave fewer columns per
 block and the sums' add latency shows)."""
 
+REAL_SIZE = {"float": 4, "double": 8}  # bytes of each C type the backend can compute in
+
 ACCUMULATORS = 32
 """Sums a Dense keeps in registers at once (rows x columns): 8 SSE registers, 4 AVX ones."""
 
@@ -155,19 +157,21 @@ def _row_block(graph: Graph, plan: BufferPlan, model: dict[str, Any], rows: int)
         steps=steps,
         buffers=[rows * size for size in plan.sizes],
         copy_stride=strides.get(plan.copy_from or "", 0),
-        real_size=8 if model["real"] == "double" else 4,
+        real_size=REAL_SIZE[model["real"]],
     )
 
 
-def math_note(mode: str, real: str) -> str:
+def math_note(graph: Graph, mode: str, real: str) -> str:
+    """The banner's line on how activations are evaluated, with the stated error of those used."""
     if real == "double":
         return "double throughout, libm's double functions (tanh, exp, expm1, log1p, erfc as needed)"
     if mode == "libm":
         return "libm (tanhf, expf, expm1f, log1pf, erfcf as the activations need them)"
-    worst = max(ACCURACY.values())
+    kinds = sorted({a.kind for op in graph.ops if (a := getattr(op, "activation", None)) and a.kind in ACCURACY})
+    bounds = ", ".join(f"{kind} {ACCURACY[kind]:g}" for kind in kinds) or "none used"
     return (
         "fast: branch-free inline float approximations that vectorize without -march or -ffast-math; "
-        f"errors of a few ULP (at most {worst:g}, see the README), --math libm for libm's functions"
+        f"largest error in ULP: {bounds} (--math libm for libm's functions)"
     )
 
 
@@ -182,7 +186,6 @@ def render(
     env = environment()
     check_real(real, math_mode)
     plan = plan_buffers(graph, scratch_prefix=f"{symbol}_buf")
-    real_size = 8 if real == "double" else 4
     model: dict[str, Any] = {
         "symbol": symbol,
         "version": __version__,
@@ -190,14 +193,14 @@ def render(
         "n_inputs": graph.n_inputs,
         "n_outputs": graph.n_outputs,
         "n_params": graph.n_params,
-        "stack_bytes": plan.stack_bytes // 4 * real_size,
+        "stack_bytes": plan.stack_bytes // 4 * REAL_SIZE[real],
         "layers": [f"{op.name}: {op.describe()}" for op in graph.ops] or ["(identity)"],
         "parity": parity,
         "guard": f"{symbol.upper()}_H_INCLUDED",
         "scratch": f"{symbol}_buf",
         "copy_from": plan.copy_from,
         "math": check_math(math_mode),
-        "math_note": math_note(math_mode, real),
+        "math_note": math_note(graph, math_mode, real),
         "real": real,
         "helpers": [],
         "dense": any(isinstance(op, Dense) for op in graph.ops),
