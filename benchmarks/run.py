@@ -105,13 +105,13 @@ def table(results: list[Result]) -> str:
     ours_lamarr = [r for r in results if r.name == OURS]
     reference = {(r.model, "row"): r.row_ns for r in ours_lamarr}
     reference.update({(r.model, "batch"): r.batch_ns for r in ours_lamarr})
-    lines = [f"{'implementation':<58} {'model':<10} {'us/row':>9} {'vs ours':>8} {'batch us/row':>13} {'vs ours':>8}"]
+    lines = [f"{'implementation':<64} {'model':<10} {'us/row':>9} {'vs ours':>8} {'batch us/row':>13} {'vs ours':>8}"]
     for r in results:
         if r.unavailable:
-            lines.append(f"{r.name:<58} {r.model:<10} unavailable: {r.unavailable}")
+            lines.append(f"{r.name:<64} {r.model:<10} unavailable: {r.unavailable}")
             continue
         lines.append(
-            f"{r.name:<58} {r.model:<10} {fmt_us(r.row_ns):>9} {ratio(r.row_ns, reference.get((r.model, 'row'))):>8} "
+            f"{r.name:<64} {r.model:<10} {fmt_us(r.row_ns):>9} {ratio(r.row_ns, reference.get((r.model, 'row'))):>8} "
             f"{fmt_us(r.batch_ns):>13} {ratio(r.batch_ns, reference.get((r.model, 'batch'))):>8}"
             + (f"  ({r.note})" if r.note else "")
         )
