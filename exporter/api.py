@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from exporter.backend import CSource, render
+from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
 from exporter.errors import ExportError
 from exporter.frontends.loaded import LoadedModel
@@ -54,11 +55,14 @@ class Export:
     framework_version: str = ""  # e.g. "Keras 3.15.1 (tensorflow backend)": for reports only
     loaded: LoadedModel | None = None
     prepare: Reference | None = None
+    math: str = DEFAULT_MATH  # "fast" (inline vectorizable approximations) or "libm"
+    dtype: str = "float"  # the C type computed in: "float" or "double"
     source: CSource = field(init=False)
     c_edit: Callable[[str], str] | None = None
 
     def __post_init__(self) -> None:
-        self.source = render(self.chain, self.symbol)
+        check_real(self.dtype, check_math(self.math))
+        self.source = render(self.chain, self.symbol, math_mode=self.math, real=self.dtype)
 
     @property
     def graph(self) -> Graph | None:
@@ -96,7 +100,8 @@ class Export:
 
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""
-        return render(self.chain, self.symbol, report.verdict() if report else "not checked")
+        verdict = report.verdict() if report else "not checked"
+        return render(self.chain, self.symbol, verdict, self.math, self.dtype)
 
     def files(self, c_path: str | os.PathLike[str], report: ParityReport | None = None) -> dict[Path, bytes]:
         """``c_path`` and the header beside it, with their contents: for ``write_atomically``, with other files."""
@@ -143,17 +148,24 @@ def _name_of(thing: Any) -> str:
     return Path(thing).name if isinstance(thing, (str, os.PathLike)) else f"{type(thing).__name__} (in memory)"
 
 
-def symbol_for(name: str | None, thing: Any) -> str:
-    """``name`` checked as a C symbol, or one made from the file's stem (or the live model's name)."""
+def symbol_for(name: str | None, thing: Any, dtype: str = "float") -> str:
+    """``name`` checked as a C symbol, or one made from the file's stem (or the live model's name);
+    ``_double`` added to a made one for double."""
     if name:
         return check_symbol(name)
     stem = Path(thing).stem if isinstance(thing, (str, os.PathLike)) else getattr(thing, "name", "model")
-    return symbol_from_stem(stem)
+    return symbol_from_stem(stem + ("_double" if dtype == "double" else ""))
 
 
-def export_keras(model: Any, name: str | None = None) -> Export:
-    """Read a Keras model (``.keras``/``.h5`` path or live ``keras.Model``) into an ``Export``."""
-    return export_chain(model, name=name)
+def export_keras(model: Any, name: str | None = None, math: str | None = None, dtype: str = "float") -> Export:
+    """Read a Keras model (``.keras``/``.h5`` path or live ``keras.Model``) into an ``Export``.
+
+    ``math="libm"`` makes the C call libm's ``tanhf``, ``expf``... instead of the default
+    inline approximations (``"fast"``), for bit-for-bit libm results at a loss of speed.
+    ``dtype="double"`` computes in double from the same IR (symbol ``<stem>_double`` by
+    default, libm's double functions).
+    """
+    return export_chain(model, name=name, math=math, dtype=dtype)
 
 
 def _transformer(thing: Any) -> tuple[Any, str]:
@@ -179,6 +191,8 @@ def export_chain(
     target_transform: Any = None,
     output_activation: str | None = None,
     name: str | None = None,
+    math: str | None = None,
+    dtype: str = "float",
 ) -> Export:
     """A Lamarr chain: raw inputs -> log(columns) -> preprocess... -> network -> activation -> inverse target.
 
@@ -188,7 +202,9 @@ def export_chain(
     from exporter.frontends.sklearn import reference as sk
     from exporter.frontends.sklearn import transformer_stage
 
-    symbol = symbol_for(name, model if model is not None else (preprocess[0] if preprocess else "model"))
+    math = resolve_math(math, dtype)
+    check_real(dtype, check_math(math))
+    symbol = symbol_for(name, model if model is not None else (preprocess[0] if preprocess else "model"), dtype)
     if output_activation not in (None, *OUTPUT_ACTIVATIONS):
         raise ExportError(f"--output-activation {output_activation!r}: choose one of {', '.join(OUTPUT_ACTIVATIONS)}")
     pre_transformers = [_transformer(t) for t in preprocess]
@@ -249,9 +265,8 @@ def export_chain(
         frameworks.append("scikit-learn")
         versions.append(f"scikit-learn {sklearn.__version__}")
     prepared = (lambda rows: prepare(rows).astype(np.float32)) if pre is not None else None
-    return Export(
-        chain, symbol, reference, " + ".join(frameworks) or "numpy", ", ".join(versions), net_loaded, prepared
-    )
+    framework = " + ".join(frameworks) or "numpy"
+    return Export(chain, symbol, reference, framework, ", ".join(versions), net_loaded, prepared, math, dtype)
 
 
 def _load_network(model: Any) -> LoadedModel:
@@ -281,6 +296,8 @@ def export_flax(
     log_columns: Sequence[int] = (),
     target_transform: Any = None,
     output_activation: str | None = None,
+    math: str | None = None,
+    dtype: str = "float",
 ) -> Export:
     """A Flax model (linen module + params, nnx module, or ``f(params, x)``) and its chain, like ``export_chain``.
 
@@ -298,6 +315,8 @@ def export_flax(
         target_transform=target_transform,
         output_activation=output_activation,
         name=symbol,
+        math=math,
+        dtype=dtype,
     )
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
+from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES, REALS
 from exporter.errors import ExportError
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
 from exporter.progress import Progress
@@ -112,6 +113,21 @@ def parser() -> Parser:
             help=f"{kind} tolerance (default {default:g})",
         )
     p.add_argument("--so", metavar="OUT.so", help="also write the compiled shared library")
+    p.add_argument(
+        "--math",
+        choices=MATH_MODES,
+        default=None,
+        help=f"{DEFAULT_MATH} (default for float): inline branch-free approximations of tanh, exp... accurate to "
+        "a few ULP, that the compiler vectorizes; libm (default for double): call libm's tanhf, expf... "
+        "(slower, libm's results bit for bit)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=REALS,
+        default="float",
+        help="the C type of inputs, outputs and arithmetic (default float); double: the symbol is "
+        "<stem>_double by default",
+    )
     p.add_argument(
         "--trace",
         action="store_true",
@@ -256,17 +272,25 @@ def _export(args: argparse.Namespace) -> Export:
         "log_columns": args.log_columns,
         "target_transform": args.target_transform,
         "output_activation": args.output_activation,
+        "math": getattr(args, "math", None),
+        "dtype": getattr(args, "dtype", "float"),
     }
     if args.flax:
         from exporter.frontends.flax import load_flax_cli
 
         module, params = load_flax_cli(args.flax, args.flax_kwargs, args.params, args.n_inputs)
-        symbol = args.name or symbol_for(None, args.flax.rpartition(":")[2])
+        symbol = args.name or symbol_for(None, args.flax.rpartition(":")[2], chain["dtype"])
         return export_flax(module, params, n_inputs=args.n_inputs, name=symbol, **chain)
     if Path(args.model).suffix in SUFFIXES:
         if args.target_transform or args.output_activation:
             raise ExportError(f"{args.model}: --target-transform and --output-activation need a network")
-        return export_chain(preprocess=[args.model, *args.preprocess], log_columns=args.log_columns, name=args.name)
+        return export_chain(
+            preprocess=[args.model, *args.preprocess],
+            log_columns=args.log_columns,
+            name=args.name,
+            math=chain["math"],
+            dtype=chain["dtype"],
+        )
     return export_chain(args.model, name=args.name, **chain)
 
 

@@ -168,7 +168,8 @@ def activation_flops(activation: Activation, width: int) -> int:
 def op_flops(op: Op, in_widths: list[int]) -> int:
     """Estimated floating-point operations of one op per call (see the module's docstring)."""
     if isinstance(op, Dense):
-        return 2 * op.n_in * op.width + activation_flops(op.activation, op.width)
+        residual = op.width if getattr(op, "residual", False) else 0
+        return 2 * op.n_in * op.width + activation_flops(op.activation, op.width) + residual
     if isinstance(op, Activate):
         return activation_flops(op.activation, op.width)
     if isinstance(op, Affine):

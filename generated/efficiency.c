@@ -8,36 +8,43 @@
  *
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
+ * NAME_batch(output, input, n) does the same for n consecutive rows (its buffers must not overlap),
+ * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * each weight is used for several rows.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 1072 bytes of
- * scratch on the stack per call. C99, needs only <math.h> (link with -lm).
+ * scratch on the stack per call of efficiency. C99, needs only the standard library's headers and
+ * <math.h> (link with -lm).
+ * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: softmax 3, tanh 3 (--math libm for libm's functions)
  *
  * Parameters: 85740
  * Steps:
  *   efficiency_tX (columns): Select 12 -> 12 columns [0, 1, 2, 3, 4, 5, 6, 7, 11, 8, 9, 10]
  *   efficiency_tX / quantile: quantile (normal, 100 quantiles)
  *   hidden: Dense 12->128, tanh
- *   residual_0: Dense 128->128, tanh
- *   skip_0: Add of 2
- *   residual_1: Dense 128->128, tanh
- *   skip_1: Add of 2
- *   residual_2: Dense 128->128, tanh
- *   skip_2: Add of 2
- *   residual_3: Dense 128->128, tanh
- *   skip_3: Add of 2
- *   residual_4: Dense 128->128, tanh
- *   skip_4: Add of 2
+ *   residual_0+skip_0: Dense 128->128, tanh, + skip
+ *   residual_1+skip_1: Dense 128->128, tanh, + skip
+ *   residual_2+skip_2: Dense 128->128, tanh, + skip
+ *   residual_3+skip_3: Dense 128->128, tanh, + skip
+ *   residual_4+skip_4: Dense 128->128, tanh, + skip
  *   logits+probabilities: Dense 128->4, softmax
  * Parity: passed against Keras + scikit-learn on 10104 rows, |c - ref| <= 1e-05 + 0.0001 * |ref|
  */
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 float *efficiency(float *output, const float *input);
+float *efficiency_batch(float *output, const float *input, size_t n);
 float *efficiency_preprocess(float *output, const float *input);
+float *efficiency_preprocess_batch(float *output, const float *input, size_t n);
 float *efficiency_dnn(float *output, const float *input);
+float *efficiency_dnn_batch(float *output, const float *input, size_t n);
 float *efficiency_preprocess_inverse(float *output, const float *input);
+float *efficiency_preprocess_inverse_batch(float *output, const float *input, size_t n);
 #ifdef __cplusplus
 }
 #endif
@@ -47,6 +54,83 @@ float *efficiency_preprocess_inverse(float *output, const float *input);
 #else
 #define efficiency_EXPORT
 #endif
+
+/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
+   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
+#if defined(__GNUC__)
+#define efficiency_KEEP_SUMS() __asm__("")
+#else
+#define efficiency_KEEP_SUMS() ((void)0)
+#endif
+
+/* inlined even where -O2 would not: a call in a loop stops its vectorization */
+#if defined(__GNUC__)
+#define efficiency_INLINE static inline __attribute__((always_inline))
+#else
+#define efficiency_INLINE static inline
+#endif
+
+/* float helpers (--math fast: branch-free, vectorizable) */
+efficiency_INLINE uint32_t efficiency_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+efficiency_INLINE float efficiency_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+efficiency_INLINE float efficiency_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return efficiency_float((efficiency_bits(a) & m) | (efficiency_bits(b) & ~m));
+}
+
+efficiency_INLINE float efficiency_min(float a, float b) { return efficiency_pick(a < b, a, b); } /* b if a is NaN */
+
+efficiency_INLINE float efficiency_max(float a, float b) { return efficiency_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+efficiency_INLINE float efficiency_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+efficiency_INLINE float efficiency_pow2(float n) { return efficiency_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* |m| with the sign bit of s */
+efficiency_INLINE float efficiency_sign(float m, float s)
+{
+    return efficiency_float((efficiency_bits(m) & 0x7fffffffu) | (efficiency_bits(s) & 0x80000000u));
+}
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+efficiency_INLINE float efficiency_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+efficiency_INLINE float efficiency_exp(float x)
+{
+    const float xc = efficiency_max(efficiency_min(x, 88.7228394f), -104.0f);
+    const float n = efficiency_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = efficiency_round(n * 0.5f);
+    const float y = (efficiency_expm1_reduced(r) + 1.0f) * efficiency_pow2(h) * efficiency_pow2(n - h);
+    return efficiency_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). Sign restored last. */
+efficiency_INLINE float efficiency_tanh(float x)
+{
+    const float a = fabsf(x), z = -2.0f * efficiency_pick(a > 9.5f, 9.5f, a);
+    const float k = z * 1.44269504089f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float s = efficiency_float((efficiency_bits(k) - 0x4b400000u + 127u) << 23);
+    const float m = efficiency_expm1_reduced(r) * s + (s - 1.0f);
+    return efficiency_sign(-m / (2.0f + m), x);
+}
+
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
 static double efficiency_interp(double x, const double *xp, const double *fp, int n)
 {
@@ -607,7 +691,7 @@ static const float efficiency_dnn_0_bias[128] = {
     0.00348527078f, -0.00404569507f, 0.0165730119f, 0.0233665295f, -0.0119326944f, 0.0431552865f, 0.0313362814f, 0.0292840209f
 };
 
-/* residual_0 */
+/* residual_0+skip_0 */
 static const float efficiency_dnn_1_kernel[16384] = {
     0.192270055f, 0.0754971057f, -0.199384093f, -0.101415493f, 0.038787514f, 0.101579614f, -0.0320469923f, 0.13873525f,
     0.0344644822f, 0.0490746275f, 0.0082573453f, -0.129803494f, 0.134061873f, 0.0773811638f, -0.199319333f, 0.0892826691f,
@@ -2677,8 +2761,8 @@ static const float efficiency_dnn_1_bias[128] = {
     -0.0515198335f, 0.0170247518f, 0.0370680019f, 0.036670588f, -0.0236458499f, 0.0563589744f, 0.0393109173f, 0.0287407376f
 };
 
-/* residual_1 */
-static const float efficiency_dnn_3_kernel[16384] = {
+/* residual_1+skip_1 */
+static const float efficiency_dnn_2_kernel[16384] = {
     0.0513272174f, 0.117788076f, -0.00725817913f, 0.0662231967f, 0.0379439369f, -0.0171420146f, 0.0983487219f, 0.0898239315f,
     -0.152202144f, 0.243511602f, -0.0927462578f, -0.121097051f, 0.0427696556f, -0.0106048658f, 0.108975448f, -0.2379044f,
     -0.262028486f, 0.081873104f, 0.0807541981f, 0.129586548f, 0.0498036891f, -0.121651411f, -0.0375806242f, 0.162130341f,
@@ -4728,7 +4812,7 @@ static const float efficiency_dnn_3_kernel[16384] = {
     -0.255079865f, 0.146321163f, -0.17116791f, -0.133054107f, -0.135805294f, 0.245870292f, -0.164758325f, 0.101677693f,
     -0.155732617f, 0.0741310716f, 0.196561143f, 0.121470205f, 0.212281004f, 0.125902101f, 0.0709641278f, -0.0471344218f
 };
-static const float efficiency_dnn_3_bias[128] = {
+static const float efficiency_dnn_2_bias[128] = {
     0.00118412508f, -0.0438717268f, 0.0599579737f, 0.00966906641f, -0.052912008f, 0.0235050265f, 0.0211026408f, 0.0248770416f,
     0.00578270759f, 0.0450090542f, -0.0282143261f, -0.0528022982f, -0.00355774653f, 0.0478867516f, 0.0622370839f, -0.00195169135f,
     -0.0164994635f, -0.0384383239f, 0.00149349915f, 0.0416878946f, -0.0142059242f, -0.0372209884f, 0.0196327884f, 0.0157150384f,
@@ -4747,8 +4831,8 @@ static const float efficiency_dnn_3_bias[128] = {
     -0.0118796723f, -0.00241926685f, 0.0150899729f, 0.0280010868f, 0.0198229402f, 0.0233617742f, -0.000225501601f, 0.0249952599f
 };
 
-/* residual_2 */
-static const float efficiency_dnn_5_kernel[16384] = {
+/* residual_2+skip_2 */
+static const float efficiency_dnn_3_kernel[16384] = {
     -0.228006124f, -0.0112253651f, 0.0953959972f, -0.151875541f, -0.158770949f, -0.0344347283f, -0.0260700025f, -0.106663756f,
     -0.132876247f, 0.142313793f, -0.0296225287f, -0.0631740689f, -0.119067334f, -0.0222249664f, -0.0123540033f, -0.0317367539f,
     -0.116861723f, -0.110516176f, 0.0645543039f, 0.0732156485f, 0.0249993466f, 0.0426816866f, -0.14044562f, 0.0998048186f,
@@ -6798,7 +6882,7 @@ static const float efficiency_dnn_5_kernel[16384] = {
     -0.073548466f, -0.214451656f, -0.0380583145f, -0.0200220868f, -0.0827427283f, -0.0357590467f, -0.10602463f, 0.073341243f,
     0.0937351957f, 0.15985173f, -0.212614834f, -0.113687791f, 0.177735478f, 0.0111153899f, -0.176926911f, -0.209978163f
 };
-static const float efficiency_dnn_5_bias[128] = {
+static const float efficiency_dnn_3_bias[128] = {
     0.00934910309f, -0.0135716051f, 0.049335178f, 0.020077819f, -0.0314769447f, -0.0110083744f, -0.0112355296f, 0.0286870133f,
     -0.0493454337f, -0.0139874136f, -0.0287445989f, 0.0181436352f, 0.0136296637f, -0.0442434065f, 0.00727012567f, -0.0199893713f,
     -0.0267980248f, -0.0459804721f, 0.0273580458f, -0.00405414496f, 0.00234018895f, -0.0584179237f, 0.0250533931f, 0.0458512083f,
@@ -6817,8 +6901,8 @@ static const float efficiency_dnn_5_bias[128] = {
     0.0470077544f, 0.0152273737f, 0.0110955462f, 0.0337131061f, -0.0123244431f, 0.00240723579f, 0.0190393813f, 0.0329021625f
 };
 
-/* residual_3 */
-static const float efficiency_dnn_7_kernel[16384] = {
+/* residual_3+skip_3 */
+static const float efficiency_dnn_4_kernel[16384] = {
     0.1628488f, 0.0637382567f, 0.109511323f, 0.0377858989f, 0.245556101f, -0.138438076f, 0.132974595f, 0.134537295f,
     -0.0908712894f, -0.0343408771f, 0.0937723294f, 0.227838814f, 0.195623562f, -0.0372656584f, -0.0105366157f, 0.175861314f,
     -0.079647325f, -0.0810257643f, -0.213892564f, 0.0651416779f, 0.176580876f, -0.0296503846f, -0.138220608f, -0.131806269f,
@@ -8868,7 +8952,7 @@ static const float efficiency_dnn_7_kernel[16384] = {
     -0.0983199179f, 0.12977767f, 0.00853696372f, 0.176806733f, -0.104647301f, -0.0257944409f, 0.143247589f, -0.12842451f,
     0.121080816f, 0.11402712f, 0.0173529424f, -0.189813316f, 0.0244760178f, -0.200639039f, 0.192583382f, -0.142037183f
 };
-static const float efficiency_dnn_7_bias[128] = {
+static const float efficiency_dnn_4_bias[128] = {
     0.00167649076f, -0.00919762626f, 0.0432471968f, 0.02517456f, -0.0367516838f, -0.0147037487f, 0.00811836123f, 0.0135503849f,
     -0.0242335591f, 0.0278938096f, -0.0310300011f, 0.0468809046f, -0.00936468039f, -0.0340116285f, 0.0499363616f, 0.0218849257f,
     -0.0223024655f, -0.0399372689f, 0.0520673953f, 0.0272809025f, -0.0291631818f, -0.0626940876f, -0.0206032488f, 0.0398433544f,
@@ -8887,8 +8971,8 @@ static const float efficiency_dnn_7_bias[128] = {
     0.0248090699f, -0.00976492465f, 0.00379618071f, 0.0346950479f, 0.0431017689f, 0.0575836636f, 0.0331113078f, 0.0484639816f
 };
 
-/* residual_4 */
-static const float efficiency_dnn_9_kernel[16384] = {
+/* residual_4+skip_4 */
+static const float efficiency_dnn_5_kernel[16384] = {
     0.208071262f, 0.0425520353f, -0.106150262f, 0.0250539463f, -0.186443821f, 0.123727776f, -0.012921961f, -0.214163586f,
     -0.00382048078f, -0.107840955f, 0.0178214796f, 0.230345458f, 0.140279964f, 0.13441731f, 0.0709518418f, 0.00363660674f,
     -0.137125626f, -0.00325241871f, -0.0661916584f, 0.258629739f, -0.0642867088f, 0.21774739f, 0.0342828967f, 0.00779095478f,
@@ -10938,7 +11022,7 @@ static const float efficiency_dnn_9_kernel[16384] = {
     0.220566139f, 0.0239715222f, 0.0127337938f, -0.240609139f, -0.160175398f, -0.150185972f, 0.185892269f, -0.111917384f,
     0.0949035957f, -0.258430541f, 0.054978691f, -0.0424994081f, -0.0618928298f, -0.0713618472f, -0.0969584584f, -0.059235964f
 };
-static const float efficiency_dnn_9_bias[128] = {
+static const float efficiency_dnn_5_bias[128] = {
     0.0262222476f, -0.00418770267f, 0.0430523343f, 0.0495333523f, -0.0325006321f, 0.0676373318f, -0.0178270545f, 0.0487808771f,
     -0.0341995023f, 0.0232991017f, -0.0344541296f, 0.0114176851f, -0.0166826341f, -0.0264941081f, 0.0186190419f, -0.0556932874f,
     -0.0166677721f, -0.0324805789f, 0.0435497575f, -0.0514692813f, 0.0257860105f, -0.0562557317f, -0.0383683592f, 0.0250171088f,
@@ -10958,7 +11042,7 @@ static const float efficiency_dnn_9_bias[128] = {
 };
 
 /* logits+probabilities */
-static const float efficiency_dnn_11_kernel[512] = {
+static const float efficiency_dnn_6_kernel[512] = {
     0.155014813f, -0.0196998324f, -0.0475390106f, 0.096442081f, -0.019389214f, 0.0725264475f, -0.0869679078f, -0.0623921119f,
     -0.0368149281f, -0.088784501f, -0.213259831f, 0.13065742f, -0.16995652f, -0.174485728f, -0.156492561f, -0.0366695523f,
     -0.118316852f, 0.0253539309f, 0.0234691724f, -0.0740257576f, 0.23344928f, -0.191540867f, 0.110522084f, 0.0145828025f,
@@ -11024,7 +11108,7 @@ static const float efficiency_dnn_11_kernel[512] = {
     0.121015161f, -0.0748365596f, -0.097681202f, 0.0130653325f, -0.0161341596f, -0.140433654f, 0.0910926387f, 0.153489649f,
     0.118915595f, -0.024918057f, -0.120184287f, -0.0312836654f, 0.0362024084f, -0.0775373131f, 0.045956824f, 0.0273768976f
 };
-static const float efficiency_dnn_11_bias[4] = {
+static const float efficiency_dnn_6_bias[4] = {
     0.00234928285f, -0.031242732f, -0.0456509404f, 0.0504602194f
 };
 
@@ -11192,116 +11276,375 @@ efficiency_EXPORT float *efficiency_preprocess_inverse(float *output, const floa
     return output;
 }
 
-efficiency_EXPORT float *efficiency_dnn(float *output, const float *input)
+efficiency_EXPORT float *efficiency_preprocess_inverse_batch(float *output, const float *input, size_t n)
+{
+    for (size_t r = 0; r < n; ++r) efficiency_preprocess_inverse(output + r * 12, input + r * 12);
+
+    return output;
+}
+
+/* efficiency_dnn, 1 row at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
+static void efficiency_dnn_rows1(float *output, const float *input)
 {
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
-        for (int o = 0; o < 128; ++o) efficiency_dnn_buf0[o] = efficiency_dnn_0_bias[o];
-        for (int i = 0; i < 12; ++i) {
-            const float xi = input[i];
-            const float *w = efficiency_dnn_0_kernel + i * 128;
-            for (int o = 0; o < 128; ++o) efficiency_dnn_buf0[o] += w[o] * xi;
+        for (int b = 0; b < 4; ++b) {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_0_bias[b * 32 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
+                const float xi = input[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) efficiency_dnn_buf0[b * 32 + j] = acc[j];
         }
         for (int k = 0; k < 128; ++k) {
             const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = tanhf(x);
+            efficiency_dnn_buf0[k] = efficiency_tanh(x);
         }
     }
-    {   /* residual_0: Dense 128->128, tanh */
-        for (int o = 0; o < 128; ++o) efficiency_dnn_buf1[o] = efficiency_dnn_1_bias[o];
-        for (int i = 0; i < 128; ++i) {
-            const float xi = efficiency_dnn_buf0[i];
-            const float *w = efficiency_dnn_1_kernel + i * 128;
-            for (int o = 0; o < 128; ++o) efficiency_dnn_buf1[o] += w[o] * xi;
+    {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 4; ++b) {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_1_bias[b * 32 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) efficiency_dnn_buf1[b * 32 + j] = acc[j];
         }
         for (int k = 0; k < 128; ++k) {
             const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = tanhf(x);
+            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
         }
     }
-    {   /* skip_0: Add of 2 */
-        for (int k = 0; k < 128; ++k)
-            efficiency_dnn_buf0[k] = efficiency_dnn_buf0[k] + efficiency_dnn_buf1[k];
+    {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 4; ++b) {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_2_bias[b * 32 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) efficiency_dnn_buf0[b * 32 + j] = acc[j];
+        }
+        for (int k = 0; k < 128; ++k) {
+            const float x = efficiency_dnn_buf0[k];
+            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+        }
     }
-    {   /* residual_1: Dense 128->128, tanh */
-        for (int o = 0; o < 128; ++o) efficiency_dnn_buf1[o] = efficiency_dnn_3_bias[o];
-        for (int i = 0; i < 128; ++i) {
-            const float xi = efficiency_dnn_buf0[i];
-            const float *w = efficiency_dnn_3_kernel + i * 128;
-            for (int o = 0; o < 128; ++o) efficiency_dnn_buf1[o] += w[o] * xi;
+    {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 4; ++b) {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_3_bias[b * 32 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) efficiency_dnn_buf1[b * 32 + j] = acc[j];
         }
         for (int k = 0; k < 128; ++k) {
             const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = tanhf(x);
+            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
         }
     }
-    {   /* skip_1: Add of 2 */
-        for (int k = 0; k < 128; ++k)
-            efficiency_dnn_buf0[k] = efficiency_dnn_buf0[k] + efficiency_dnn_buf1[k];
+    {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 4; ++b) {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_4_bias[b * 32 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) efficiency_dnn_buf0[b * 32 + j] = acc[j];
+        }
+        for (int k = 0; k < 128; ++k) {
+            const float x = efficiency_dnn_buf0[k];
+            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+        }
     }
-    {   /* residual_2: Dense 128->128, tanh */
-        for (int o = 0; o < 128; ++o) efficiency_dnn_buf1[o] = efficiency_dnn_5_bias[o];
-        for (int i = 0; i < 128; ++i) {
-            const float xi = efficiency_dnn_buf0[i];
-            const float *w = efficiency_dnn_5_kernel + i * 128;
-            for (int o = 0; o < 128; ++o) efficiency_dnn_buf1[o] += w[o] * xi;
+    {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 4; ++b) {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_5_bias[b * 32 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) efficiency_dnn_buf1[b * 32 + j] = acc[j];
         }
         for (int k = 0; k < 128; ++k) {
             const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = tanhf(x);
+            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
         }
-    }
-    {   /* skip_2: Add of 2 */
-        for (int k = 0; k < 128; ++k)
-            efficiency_dnn_buf0[k] = efficiency_dnn_buf0[k] + efficiency_dnn_buf1[k];
-    }
-    {   /* residual_3: Dense 128->128, tanh */
-        for (int o = 0; o < 128; ++o) efficiency_dnn_buf1[o] = efficiency_dnn_7_bias[o];
-        for (int i = 0; i < 128; ++i) {
-            const float xi = efficiency_dnn_buf0[i];
-            const float *w = efficiency_dnn_7_kernel + i * 128;
-            for (int o = 0; o < 128; ++o) efficiency_dnn_buf1[o] += w[o] * xi;
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = tanhf(x);
-        }
-    }
-    {   /* skip_3: Add of 2 */
-        for (int k = 0; k < 128; ++k)
-            efficiency_dnn_buf0[k] = efficiency_dnn_buf0[k] + efficiency_dnn_buf1[k];
-    }
-    {   /* residual_4: Dense 128->128, tanh */
-        for (int o = 0; o < 128; ++o) efficiency_dnn_buf1[o] = efficiency_dnn_9_bias[o];
-        for (int i = 0; i < 128; ++i) {
-            const float xi = efficiency_dnn_buf0[i];
-            const float *w = efficiency_dnn_9_kernel + i * 128;
-            for (int o = 0; o < 128; ++o) efficiency_dnn_buf1[o] += w[o] * xi;
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = tanhf(x);
-        }
-    }
-    {   /* skip_4: Add of 2 */
-        for (int k = 0; k < 128; ++k)
-            efficiency_dnn_buf0[k] = efficiency_dnn_buf0[k] + efficiency_dnn_buf1[k];
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        for (int o = 0; o < 4; ++o) output[o] = efficiency_dnn_11_bias[o];
-        for (int i = 0; i < 128; ++i) {
-            const float xi = efficiency_dnn_buf0[i];
-            const float *w = efficiency_dnn_11_kernel + i * 4;
-            for (int o = 0; o < 4; ++o) output[o] += w[o] * xi;
+        {
+            float acc[4];
+            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+            }
+            for (int j = 0; j < 4; ++j) output[j] = acc[j];
         }
         {
             float top = output[0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = expf(output[k] - top); sum += output[k]; }
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
             for (int k = 0; k < 4; ++k) output[k] /= sum;
         }
     }
+}
+
+/* efficiency_dnn, 2 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
+static void efficiency_dnn_rows2(float *output, const float *input)
+{
+    float efficiency_dnn_buf0[256];
+    float efficiency_dnn_buf1[256];
+    {   /* hidden: Dense 12->128, tanh */
+        for (int b = 0; b < 8; ++b) {
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
+                const float x0 = input[i];
+                const float x1 = input[12 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+            }
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
+        }
+        for (int k = 0; k < 256; ++k) {
+            const float x = efficiency_dnn_buf0[k];
+            efficiency_dnn_buf0[k] = efficiency_tanh(x);
+        }
+    }
+    {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 8; ++b) {
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf0[i];
+                const float x1 = efficiency_dnn_buf0[128 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+            }
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
+        }
+        for (int k = 0; k < 256; ++k) {
+            const float x = efficiency_dnn_buf1[k];
+            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+        }
+    }
+    {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 8; ++b) {
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf1[i];
+                const float x1 = efficiency_dnn_buf1[128 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+            }
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
+        }
+        for (int k = 0; k < 256; ++k) {
+            const float x = efficiency_dnn_buf0[k];
+            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+        }
+    }
+    {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 8; ++b) {
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf0[i];
+                const float x1 = efficiency_dnn_buf0[128 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+            }
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
+        }
+        for (int k = 0; k < 256; ++k) {
+            const float x = efficiency_dnn_buf1[k];
+            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+        }
+    }
+    {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 8; ++b) {
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf1[i];
+                const float x1 = efficiency_dnn_buf1[128 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+            }
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
+        }
+        for (int k = 0; k < 256; ++k) {
+            const float x = efficiency_dnn_buf0[k];
+            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+        }
+    }
+    {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 8; ++b) {
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf0[i];
+                const float x1 = efficiency_dnn_buf0[128 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+            }
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
+        }
+        for (int k = 0; k < 256; ++k) {
+            const float x = efficiency_dnn_buf1[k];
+            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+        }
+    }
+    {   /* logits+probabilities: Dense 128->4, softmax */
+        {
+            float acc[2][4];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf1[i];
+                const float x1 = efficiency_dnn_buf1[128 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+            }
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+        }
+        for (int r = 0; r < 2; ++r) {
+            float top = output[r * 4 + 0], sum = 0.0f;
+            for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
+        }
+    }
+}
+
+efficiency_EXPORT float *efficiency_dnn(float *output, const float *input)
+{
+    efficiency_dnn_rows1(output, input);
+    return output;
+}
+
+efficiency_EXPORT float *efficiency_dnn_batch(float *output, const float *input, size_t n)
+{
+    size_t r = 0;
+    for (; r + 2 <= n; r += 2)
+        efficiency_dnn_rows2(output + r * 4, input + r * 12);
+    for (; r < n; ++r)
+        efficiency_dnn_rows1(output + r * 4, input + r * 12);
+
     return output;
 }
 
@@ -11335,10 +11678,24 @@ efficiency_EXPORT float *efficiency_preprocess(float *output, const float *input
     return output;
 }
 
+efficiency_EXPORT float *efficiency_preprocess_batch(float *output, const float *input, size_t n)
+{
+    for (size_t r = 0; r < n; ++r) efficiency_preprocess(output + r * 12, input + r * 12);
+
+    return output;
+}
+
 efficiency_EXPORT float *efficiency(float *output, const float *input)
 {
     float efficiency_stage[12];
     efficiency_preprocess(efficiency_stage, input);
     efficiency_dnn(output, efficiency_stage);
+    return output;
+}
+
+efficiency_EXPORT float *efficiency_batch(float *output, const float *input, size_t n)
+{
+    for (size_t r = 0; r < n; ++r) efficiency(output + r * 4, input + r * 12);
+
     return output;
 }

@@ -8,8 +8,13 @@
  *
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
+ * NAME_batch(output, input, n) does the same for n consecutive rows (its buffers must not overlap),
+ * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * each weight is used for several rows.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 1036 bytes of
- * scratch on the stack per call. C99, needs only <math.h> (link with -lm).
+ * scratch on the stack per call of flax_tracking. C99, needs only the standard library's headers and
+ * <math.h> (link with -lm).
+ * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: sigmoid 3 (--math libm for libm's functions)
  *
  * Parameters: 33671
  * Steps:
@@ -22,14 +27,21 @@
  * Parity: passed against Flax + scikit-learn on 10003 rows, |c - ref| <= 1e-05 + 0.0001 * |ref|
  */
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 float *flax_tracking(float *output, const float *input);
+float *flax_tracking_batch(float *output, const float *input, size_t n);
 float *flax_tracking_preprocess(float *output, const float *input);
+float *flax_tracking_preprocess_batch(float *output, const float *input, size_t n);
 float *flax_tracking_dnn(float *output, const float *input);
+float *flax_tracking_dnn_batch(float *output, const float *input, size_t n);
 float *flax_tracking_preprocess_inverse(float *output, const float *input);
+float *flax_tracking_preprocess_inverse_batch(float *output, const float *input, size_t n);
 #ifdef __cplusplus
 }
 #endif
@@ -39,6 +51,71 @@ float *flax_tracking_preprocess_inverse(float *output, const float *input);
 #else
 #define flax_tracking_EXPORT
 #endif
+
+/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
+   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
+#if defined(__GNUC__)
+#define flax_tracking_KEEP_SUMS() __asm__("")
+#else
+#define flax_tracking_KEEP_SUMS() ((void)0)
+#endif
+
+/* inlined even where -O2 would not: a call in a loop stops its vectorization */
+#if defined(__GNUC__)
+#define flax_tracking_INLINE static inline __attribute__((always_inline))
+#else
+#define flax_tracking_INLINE static inline
+#endif
+
+/* float helpers (--math fast: branch-free, vectorizable) */
+flax_tracking_INLINE uint32_t flax_tracking_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+flax_tracking_INLINE float flax_tracking_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+flax_tracking_INLINE float flax_tracking_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return flax_tracking_float((flax_tracking_bits(a) & m) | (flax_tracking_bits(b) & ~m));
+}
+
+flax_tracking_INLINE float flax_tracking_min(float a, float b) { return flax_tracking_pick(a < b, a, b); } /* b if a is NaN */
+
+flax_tracking_INLINE float flax_tracking_max(float a, float b) { return flax_tracking_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+flax_tracking_INLINE float flax_tracking_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+flax_tracking_INLINE float flax_tracking_pow2(float n) { return flax_tracking_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+flax_tracking_INLINE float flax_tracking_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+flax_tracking_INLINE float flax_tracking_exp(float x)
+{
+    const float xc = flax_tracking_max(flax_tracking_min(x, 88.7228394f), -104.0f);
+    const float n = flax_tracking_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = flax_tracking_round(n * 0.5f);
+    const float y = (flax_tracking_expm1_reduced(r) + 1.0f) * flax_tracking_pow2(h) * flax_tracking_pow2(n - h);
+    return flax_tracking_pick(x < 89.0f, y, x + y);
+}
+
+/* 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below: accurate in both tails */
+flax_tracking_INLINE float flax_tracking_sigmoid(float x)
+{
+    const float e = flax_tracking_exp(-fabsf(x));
+    return flax_tracking_pick(x >= 0.0f, 1.0f, e) / (1.0f + e);
+}
+
 
 /* log columns */
 static const int flax_tracking_preprocess_0_cols[1] = { 1 };
@@ -4324,58 +4401,224 @@ flax_tracking_EXPORT float *flax_tracking_preprocess_inverse(float *output, cons
     return output;
 }
 
-flax_tracking_EXPORT float *flax_tracking_dnn(float *output, const float *input)
+flax_tracking_EXPORT float *flax_tracking_preprocess_inverse_batch(float *output, const float *input, size_t n)
+{
+    for (size_t r = 0; r < n; ++r) flax_tracking_preprocess_inverse(output + r * 3, input + r * 3);
+
+    return output;
+}
+
+/* flax_tracking_dnn, 1 row at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
+static void flax_tracking_dnn_rows1(float *output, const float *input)
 {
     float flax_tracking_dnn_buf0[128];
     float flax_tracking_dnn_buf1[128];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        for (int o = 0; o < 128; ++o) flax_tracking_dnn_buf0[o] = flax_tracking_dnn_0_bias[o];
-        for (int i = 0; i < 3; ++i) {
-            const float xi = input[i];
-            const float *w = flax_tracking_dnn_0_kernel + i * 128;
-            for (int o = 0; o < 128; ++o) flax_tracking_dnn_buf0[o] += w[o] * xi;
+        for (int b = 0; b < 4; ++b) {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = flax_tracking_dnn_0_bias[b * 32 + j];
+            for (int i = 0; i < 3; ++i) {
+                const float *w = flax_tracking_dnn_0_kernel + i * 128 + b * 32;
+                flax_tracking_KEEP_SUMS();
+                const float xi = input[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) flax_tracking_dnn_buf0[b * 32 + j] = acc[j];
         }
         for (int k = 0; k < 128; ++k) {
             const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = (x > 0.0f ? x : 0.0f);
+            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
-        for (int o = 0; o < 128; ++o) flax_tracking_dnn_buf1[o] = flax_tracking_dnn_1_bias[o];
-        for (int i = 0; i < 128; ++i) {
-            const float xi = flax_tracking_dnn_buf0[i];
-            const float *w = flax_tracking_dnn_1_kernel + i * 128;
-            for (int o = 0; o < 128; ++o) flax_tracking_dnn_buf1[o] += w[o] * xi;
+        for (int b = 0; b < 4; ++b) {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = flax_tracking_dnn_1_bias[b * 32 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 32;
+                flax_tracking_KEEP_SUMS();
+                const float xi = flax_tracking_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) flax_tracking_dnn_buf1[b * 32 + j] = acc[j];
         }
         for (int k = 0; k < 128; ++k) {
             const float x = flax_tracking_dnn_buf1[k];
-            flax_tracking_dnn_buf1[k] = (x > 0.0f ? x : 0.0f);
+            flax_tracking_dnn_buf1[k] = flax_tracking_max(x, 0.0f);
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
-        for (int o = 0; o < 128; ++o) flax_tracking_dnn_buf0[o] = flax_tracking_dnn_2_bias[o];
-        for (int i = 0; i < 128; ++i) {
-            const float xi = flax_tracking_dnn_buf1[i];
-            const float *w = flax_tracking_dnn_2_kernel + i * 128;
-            for (int o = 0; o < 128; ++o) flax_tracking_dnn_buf0[o] += w[o] * xi;
+        for (int b = 0; b < 4; ++b) {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = flax_tracking_dnn_2_bias[b * 32 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 32;
+                flax_tracking_KEEP_SUMS();
+                const float xi = flax_tracking_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) flax_tracking_dnn_buf0[b * 32 + j] = acc[j];
         }
         for (int k = 0; k < 128; ++k) {
             const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = (x > 0.0f ? x : 0.0f);
+            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
-        for (int o = 0; o < 1; ++o) output[o] = flax_tracking_dnn_3_bias[o];
-        for (int i = 0; i < 128; ++i) {
-            const float xi = flax_tracking_dnn_buf0[i];
-            const float *w = flax_tracking_dnn_3_kernel + i * 1;
-            for (int o = 0; o < 1; ++o) output[o] += w[o] * xi;
+        {
+            float acc[1];
+            for (int j = 0; j < 1; ++j) acc[j] = flax_tracking_dnn_3_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
+                flax_tracking_KEEP_SUMS();
+                const float xi = flax_tracking_dnn_buf0[i];
+                acc[0] += w[0] * xi;
+            }
+            for (int j = 0; j < 1; ++j) output[j] = acc[j];
         }
         for (int k = 0; k < 1; ++k) {
             const float x = output[k];
-            output[k] = (x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)));
+            output[k] = flax_tracking_sigmoid(x);
         }
     }
+}
+
+/* flax_tracking_dnn, 2 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
+static void flax_tracking_dnn_rows2(float *output, const float *input)
+{
+    float flax_tracking_dnn_buf0[256];
+    float flax_tracking_dnn_buf1[256];
+    {   /* Model/Dense_0+relu: Dense 3->128, relu */
+        for (int b = 0; b < 8; ++b) {
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_0_bias[b * 16 + j];
+            for (int i = 0; i < 3; ++i) {
+                const float *w = flax_tracking_dnn_0_kernel + i * 128 + b * 16;
+                flax_tracking_KEEP_SUMS();
+                const float x0 = input[i];
+                const float x1 = input[3 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+            }
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
+        }
+        for (int k = 0; k < 256; ++k) {
+            const float x = flax_tracking_dnn_buf0[k];
+            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+        }
+    }
+    {   /* Model/Dense_1+relu: Dense 128->128, relu */
+        for (int b = 0; b < 8; ++b) {
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 16;
+                flax_tracking_KEEP_SUMS();
+                const float x0 = flax_tracking_dnn_buf0[i];
+                const float x1 = flax_tracking_dnn_buf0[128 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+            }
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) flax_tracking_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
+        }
+        for (int k = 0; k < 256; ++k) {
+            const float x = flax_tracking_dnn_buf1[k];
+            flax_tracking_dnn_buf1[k] = flax_tracking_max(x, 0.0f);
+        }
+    }
+    {   /* Model/Dense_2+relu: Dense 128->128, relu */
+        for (int b = 0; b < 8; ++b) {
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 16;
+                flax_tracking_KEEP_SUMS();
+                const float x0 = flax_tracking_dnn_buf1[i];
+                const float x1 = flax_tracking_dnn_buf1[128 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+            }
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
+        }
+        for (int k = 0; k < 256; ++k) {
+            const float x = flax_tracking_dnn_buf0[k];
+            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+        }
+    }
+    {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
+        {
+            float acc[2][1];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = flax_tracking_dnn_3_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
+                flax_tracking_KEEP_SUMS();
+                const float x0 = flax_tracking_dnn_buf0[i];
+                const float x1 = flax_tracking_dnn_buf0[128 + i];
+                acc[0][0] += w[0] * x0;
+                acc[1][0] += w[0] * x1;
+            }
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) output[r * 1 + j] = acc[r][j];
+        }
+        for (int k = 0; k < 2; ++k) {
+            const float x = output[k];
+            output[k] = flax_tracking_sigmoid(x);
+        }
+    }
+}
+
+flax_tracking_EXPORT float *flax_tracking_dnn(float *output, const float *input)
+{
+    flax_tracking_dnn_rows1(output, input);
+    return output;
+}
+
+flax_tracking_EXPORT float *flax_tracking_dnn_batch(float *output, const float *input, size_t n)
+{
+    size_t r = 0;
+    for (; r + 2 <= n; r += 2)
+        flax_tracking_dnn_rows2(output + r * 1, input + r * 3);
+    for (; r < n; ++r)
+        flax_tracking_dnn_rows1(output + r * 1, input + r * 3);
+
     return output;
 }
 
@@ -4405,10 +4648,24 @@ flax_tracking_EXPORT float *flax_tracking_preprocess(float *output, const float 
     return output;
 }
 
+flax_tracking_EXPORT float *flax_tracking_preprocess_batch(float *output, const float *input, size_t n)
+{
+    for (size_t r = 0; r < n; ++r) flax_tracking_preprocess(output + r * 3, input + r * 3);
+
+    return output;
+}
+
 flax_tracking_EXPORT float *flax_tracking(float *output, const float *input)
 {
     float flax_tracking_stage[3];
     flax_tracking_preprocess(flax_tracking_stage, input);
     flax_tracking_dnn(output, flax_tracking_stage);
+    return output;
+}
+
+flax_tracking_EXPORT float *flax_tracking_batch(float *output, const float *input, size_t n)
+{
+    for (size_t r = 0; r < n; ++r) flax_tracking(output + r * 1, input + r * 3);
+
     return output;
 }

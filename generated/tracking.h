@@ -8,8 +8,13 @@
  *
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
+ * NAME_batch(output, input, n) does the same for n consecutive rows (its buffers must not overlap),
+ * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * each weight is used for several rows.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 1036 bytes of
- * scratch on the stack per call. C99, needs only <math.h> (link with -lm).
+ * scratch on the stack per call of tracking. C99, needs only the standard library's headers and
+ * <math.h> (link with -lm).
+ * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: sigmoid 3 (--math libm for libm's functions)
  *
  * Parameters: 33671
  * Steps:
@@ -23,6 +28,8 @@
  */
 #ifndef TRACKING_H_INCLUDED
 #define TRACKING_H_INCLUDED
+
+#include <stddef.h>
 
 #define tracking_N_INPUTS 3
 #define tracking_N_OUTPUTS 1
@@ -38,9 +45,13 @@ extern "C" {
 #endif
 
 float *tracking(float *output, const float *input);
+float *tracking_batch(float *output, const float *input, size_t n);
 float *tracking_preprocess(float *output, const float *input);
+float *tracking_preprocess_batch(float *output, const float *input, size_t n);
 float *tracking_dnn(float *output, const float *input);
+float *tracking_dnn_batch(float *output, const float *input, size_t n);
 float *tracking_preprocess_inverse(float *output, const float *input);
+float *tracking_preprocess_inverse_batch(float *output, const float *input, size_t n);
 
 #ifdef __cplusplus
 }

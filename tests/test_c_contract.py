@@ -33,9 +33,11 @@ def every_op_model(keras):
     return randomize(keras.Model(x, f))
 
 
+@pytest.mark.parametrize("math, dtype", [("fast", "float"), ("libm", "float"), ("libm", "double")])
 @pytest.mark.parametrize("model_name", ["every_op", "example"])
-def test_strict_flags_c_and_cxx(every_op_model, tmp_path, model_name):
-    ex = export_keras(EXAMPLE if model_name == "example" else every_op_model, name="strict_model")
+def test_strict_flags_c_and_cxx(every_op_model, tmp_path, model_name, math, dtype):
+    model = EXAMPLE if model_name == "example" else every_op_model
+    ex = export_keras(model, name="strict_model", math=math, dtype=dtype)
     c_file, _ = ex.write(tmp_path / "strict_model.c")
     strict_compile(c_file, tmp_path)
 
@@ -50,8 +52,10 @@ def test_header_links_from_c_and_cxx_callers(tmp_path):
         '#include "efficiency.h"\n'
         "int main(void) {\n"
         "  float b[efficiency_N_INPUTS > efficiency_N_OUTPUTS ? efficiency_N_INPUTS : efficiency_N_OUTPUTS] = {0};\n"
+        "  float rows[3 * efficiency_N_INPUTS] = {0}, outs[3 * efficiency_N_OUTPUTS];\n"
         "  float *out = efficiency(b, b);\n"
         "  float sum = out[0] + out[1] + out[2] + out[3];\n"
+        "  if (efficiency_batch(outs, rows, 3) != outs || outs[8] != out[0]) return 1;\n"
         "  return out == b && sum > 0.999f && sum < 1.001f ? 0 : 1;\n"
         "}\n"
     )
@@ -78,18 +82,19 @@ def test_only_the_symbol_is_exported(every_op_model, tmp_path):
         check=True,
     )
     symbols = subprocess.run(["nm", "-D", "--defined-only", str(so)], capture_output=True, text=True).stdout.split()
-    assert "only_me" in symbols
-    assert not [s for s in symbols if s.startswith("only_me_")]
+    assert "only_me" in symbols and "only_me_batch" in symbols
+    assert not [s for s in symbols if s.startswith("only_me_") and s != "only_me_batch"]
 
 
+@pytest.mark.parametrize("dtype", ["float", "double"])
 @pytest.mark.parametrize("widths", [(6, 3), (3, 8), (4, 4)], ids=["shrinking", "growing", "equal"])
-def test_in_place_call(keras, tmp_path, widths):
+def test_in_place_call(keras, tmp_path, widths, dtype):
     n_in, n_out = widths
     L = keras.layers
     x = keras.Input((n_in,))
     h = L.Dense(10, activation="relu")(x)
     model = randomize(keras.Model(x, L.Dense(n_out, activation="softmax")(L.Add()([h, L.Dense(10)(h)]))))
-    compiled = export_keras(model, name="inplace").compile(tmp_path)
+    compiled = export_keras(model, name="inplace", dtype=dtype).compile(tmp_path)
     rows = make_inputs(n_in, 500)
     np.testing.assert_array_equal(compiled.call_in_place(rows), compiled(rows))
 
@@ -154,3 +159,30 @@ def test_weights_round_trip_exactly(tmp_path):
     lib = ffi.dlopen(str(obj))
     back = np.frombuffer(ffi.buffer(lib.w), dtype=np.float32)
     np.testing.assert_array_equal(back.view(np.uint32), values.view(np.uint32))
+
+
+@pytest.mark.parametrize("model_name", ["every_op", "example"])
+@pytest.mark.parametrize("math, dtype", [("fast", "float"), ("libm", "float"), ("libm", "double")])
+def test_batch_gives_the_same_bits_as_rows(every_op_model, tmp_path, model_name, math, dtype):
+    """SYMBOL_batch computes rows in blocks; each row's bits must be those of one SYMBOL call,
+    for every n: 0, 1, a remainder after full blocks, and many rows."""
+    model = EXAMPLE if model_name == "example" else every_op_model
+    ex = export_keras(model, name="batched", math=math, dtype=dtype)
+    compiled = ex.compile(tmp_path)
+    rows = make_inputs(ex.graph.n_inputs, 1000)
+    expected = compiled(rows)
+    bits = np.uint64 if dtype == "double" else np.uint32
+    for n in (0, 1, 2, 3, 7, len(rows)):
+        got = compiled.batch(rows[:n])
+        assert got.shape == (n, ex.graph.n_outputs)
+        np.testing.assert_array_equal(got.view(bits), expected[:n].view(bits))
+
+
+def test_batch_leaves_memory_beyond_n_rows_alone(tmp_path):
+    compiled = export_keras(EXAMPLE).compile(tmp_path)
+    rows = make_inputs(12, 10)
+    out = np.full((12, 4), 7.0, dtype=np.float32)
+    ffi = compiled._ffi
+    compiled._batch(ffi.from_buffer("float[]", out), ffi.from_buffer("float[]", rows), 5)
+    np.testing.assert_array_equal(out[:5], compiled(rows[:5]))
+    assert (out[5:] == 7.0).all()

@@ -145,9 +145,37 @@ def test_inputs_of_wrong_width(capsys, tmp_path):
 
 
 def test_argparse_errors_are_exit_2(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([str(EXAMPLE), "--samples", "-5"])
-    assert exc.value.code == 2
+    for bad in (["--samples", "-5"], ["--math", "fastest"], ["--dtype", "half"]):
+        with pytest.raises(SystemExit) as exc:
+            main([str(EXAMPLE), *bad])
+        assert exc.value.code == 2
+
+
+def test_dtype_double(capsys, tmp_path):
+    """--dtype double: double buffers and arithmetic, symbol <stem>_double, libm's double functions."""
+    code, out, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "d.c", "--dtype", "double", "--samples", 500)
+    assert code == 0 and "parity: passed" in out, out
+    header = (tmp_path / "d.h").read_text()
+    assert "double *efficiency_double(double *output, const double *input);" in header
+    assert "double *efficiency_double_batch(double *output, const double *input, size_t n);" in header
+    source = (tmp_path / "d.c").read_text()
+    assert "tanh(x)" in source and "tanhf" not in source and "static const double" in source
+    assert "float" not in source.replace("floats", "").replace("float32", "")
+    assert_user_error(
+        capsys, tmp_path, [EXAMPLE, "--dtype", "double", "--math", "fast", "-o", tmp_path / "f.c"], "float only"
+    )
+
+
+def test_math_libm_calls_libm_and_passes_parity(capsys, tmp_path):
+    """--math libm: tanhf and expf from libm, no inline approximation; the default is --math fast."""
+    code, out, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "libm.c", "--math", "libm", "--samples", 500)
+    assert code == 0 and "parity: passed" in out
+    libm = (tmp_path / "libm.c").read_text()
+    assert "tanhf(x)" in libm and "expf(" in libm and "efficiency_tanh(" not in libm
+    assert " * Math: libm" in libm
+    code, _, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "fast.c", "--no-check")
+    fast = (tmp_path / "fast.c").read_text()
+    assert code == 0 and "tanhf(" not in fast and "efficiency_tanh(x)" in fast and " * Math: fast" in fast
 
 
 def test_console_script(tmp_path):
@@ -193,7 +221,7 @@ def test_trace_on_request_prints_every_step(capsys, tmp_path):
     code, out, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 200, "--trace", "--quiet")
     assert code == 0
     assert "trace: every step agrees within tolerance on the 5 worst rows" in out
-    assert "  11  " in out and "logits+probabilities: Dense 128->4, softmax" in out
+    assert "   6  " in out and "logits+probabilities: Dense 128->4, softmax" in out
 
 
 @pytest.mark.parametrize(

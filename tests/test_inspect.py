@@ -27,16 +27,13 @@ def table_lines(out: str) -> list[str]:
 def test_supported_model_table_and_totals(capsys):
     code, out, err = run_cli(capsys, "inspect", EXAMPLE)
     assert code == 0, err
-    assert "12 inputs -> 4 outputs, 12 rows: the steps of the generated C" in out
+    assert "12 inputs -> 4 outputs, 7 rows: the steps of the generated C" in out  # residual adds fused
     rows = [line.split() for line in table_lines(out)]
-    assert [r[1] for r in rows] == [
-        "hidden",
-        *[f"{kind}_{i}" for i in range(5) for kind in ("residual", "skip")],
-        "logits+probabilities",
-    ]
+    assert [r[1] for r in rows] == ["hidden", *[f"residual_{i}+skip_{i}" for i in range(5)], "logits+probabilities"]
     assert rows[0][2:] == ["Dense", "12->128,", "tanh", "12", "128", "1,664", "3,200", "ok"]
-    assert rows[2][2:] == ["Add", "of", "2", "128+128", "128", "0", "128", "ok"]
-    assert rows[11][2:] == ["Dense", "128->4,", "softmax", "128", "4", "516", "1,040", "ok"]
+    # the residual Add is fused into its Dense: 2 FLOPs per weight, 1 per tanh, 1 per element added
+    assert rows[1][2:] == ["Dense", "128->128,", "tanh,", "+", "skip", "128+128", "128", "16,512", "33,024", "ok"]
+    assert rows[6][2:] == ["Dense", "128->4,", "softmax", "128", "4", "516", "1,040", "ok"]
     # 2 FLOPs per weight of the kernels, 1 per tanh, 1 per element added, 4 per softmax element
     flops = 2 * (12 * 128 + 5 * 128 * 128 + 128 * 4) + 6 * 128 + 5 * 128 + 4 * 4
     assert (
@@ -93,7 +90,7 @@ def test_inspect_json_and_bad_name(capsys):
     assert code == 0 and err == "", err  # --json: no progress lines either
     document = json.loads(out)
     assert document["kind"] == "inspect" and document["symbol"] == "eff" and document["exportable"]
-    assert document["totals"]["params"] == 84_740 and len(document["steps"]) == 12
+    assert document["totals"]["params"] == 84_740 and len(document["steps"]) == 7
     code, out, err = run_cli(capsys, "inspect", EXAMPLE, "--name", "float", "--json")
     assert code == 2 and "keyword" in json.loads(out)["error"] and "Traceback" not in err
 

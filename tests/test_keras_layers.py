@@ -2,7 +2,7 @@
 
 Each case is a small model saved to a .keras file, exported from that file, compiled
 with Lamarr's flags and checked on 10,000 random rows plus the edge rows (zeros,
-constants up to 1e3, spikes) at the default tolerance |c - ref| <= 1e-5 + 1e-4 |ref|.
+constants up to 30, one-hot spikes up to 100) at the default tolerance |c - ref| <= 1e-5 + 1e-4 |ref|.
 """
 
 from __future__ import annotations
@@ -63,6 +63,18 @@ def test_dense_activation_string(keras, tmp_path, activation):
 def test_activation_layer(keras, tmp_path, activation):
     model = sequential(keras, [keras.layers.Dense(6), keras.layers.Activation(activation), keras.layers.Dense(3)])
     assert_parity(model, tmp_path)
+
+
+@pytest.mark.parametrize("dtype", ["float", "double"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "gelu", "mish", "softplus", "selu", "log_softmax", "relu6"])
+def test_math_libm_and_double(keras, tmp_path, activation, dtype):
+    """--math libm keeps libm's functions, --dtype double computes in double: parity holds for both."""
+    from exporter import export_keras
+
+    model = sequential(keras, [keras.layers.Dense(7, activation=activation), keras.layers.Dense(3)])
+    ex = export_keras(model, name="libm_model", math="libm", dtype=dtype)
+    report = ex.check(ex.compile(tmp_path))
+    assert report.passed, report.table()
 
 
 @pytest.mark.parametrize(

@@ -53,11 +53,11 @@ def passing(tmp_path_factory, keras):
 
 @pytest.fixture(scope="module")
 def failing(tmp_path_factory, keras):
-    """The example with one weight of step 5 ('residual_2') broken in the C, through the test hook."""
+    """The example with one weight of step 3 ('residual_2+skip_2') broken in the C, through the test hook."""
 
     def broken_export(*args, **kwargs):
         ex = original(*args, **kwargs)
-        ex.c_edit = functools.partial(perturb_weight, op_name="residual_2")
+        ex.c_edit = functools.partial(perturb_weight, op_name="residual_2+skip_2")
         return ex
 
     original = exporter.api.export_chain
@@ -90,12 +90,13 @@ def test_failing_parity_is_traced_and_reported(failing):
     code, out, err, report_dir = failing
     assert code == 1, err
     assert "parity: FAILED" in out
-    assert "trace: first step beyond tolerance: step 5 'residual_2' (Dense 128->128, tanh)" in out
+    assert "trace: first step beyond tolerance: step 3 'residual_2+skip_2' (Dense 128->128, tanh, + skip)" in out
     document = json.loads((report_dir / "report.json").read_text())
     validate(document)
     assert document["passed"] is False and document["exit_code"] == 1
-    assert document["trace"]["first_drift"] == {"index": 5, "name": "residual_2", "op": "Dense 128->128, tanh"}
-    assert [s["drifts"] for s in document["trace"]["steps"][:5]] == [False] * 5
+    drift = {"index": 3, "name": "residual_2+skip_2", "op": "Dense 128->128, tanh, + skip"}
+    assert document["trace"]["first_drift"] == drift
+    assert [s["drifts"] for s in document["trace"]["steps"][:3]] == [False] * 3
     html = (report_dir / "report.html").read_text()
     assert "parity FAILED" in html and "residual_2" in html
 

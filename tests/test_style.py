@@ -10,7 +10,7 @@ from helpers import ROOT
 
 def test_ruff_clean():
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "exporter", "tests", "examples"],
+        [sys.executable, "-m", "ruff", "check", "exporter", "tests", "examples", "benchmarks"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -47,7 +47,7 @@ def test_every_step_agrees_on_a_correct_export(branchy):
     ex, report, result = run_trace(branchy)
     assert report.passed
     assert [s.name for s in result.steps] == [op.name for op in ex.graph.ops]
-    assert {"stem", "left", "inner_a", "inner_b", "join", "head"} == {s.name for s in result.steps}
+    assert {"stem", "left", "inner_a", "inner_b+join", "head"} == {s.name for s in result.steps}
     assert result.first_drift is None and "every step agrees" in result.verdict()
     assert all(s.max_abs < 1e-5 for s in result.steps), result.table()
 
@@ -66,10 +66,10 @@ def test_trace_names_the_broken_step(branchy, broken):
 def test_subgraph_keeps_only_what_a_value_needs(branchy):
     ex = export_keras(branchy)
     by_name = {op.name: op for op in ex.graph.ops}
-    part = subgraph(ex.graph, by_name["inner_b"].output)
-    assert [op.name for op in part.ops] == ["stem", "inner_a", "inner_b"]
+    part = subgraph(ex.graph, by_name["inner_b+join"].output)
+    assert [op.name for op in part.ops] == ["stem", "left", "inner_a", "inner_b+join"]  # not "head"
     assert part.n_outputs == 8 and ex.graph.output != part.output  # the model's own graph is untouched
-    assert len(ex.graph.ops) == 6
+    assert len(ex.graph.ops) == 5  # stem, left, inner_a, inner_b+join (the Add fused), head
 
 
 def test_keras_intermediates_match_the_model(branchy, keras):

@@ -1,10 +1,11 @@
 """Backend: IR -> one C99 source file and its header, through the Jinja templates.
 
 The templates only format; everything they print (weights, widths, activation
-parameters, buffer names) is stated by the IR or by the plans made here. A chain
-becomes several exported functions in one file: the whole chain under its symbol
-and each stage under ``SYMBOL_preprocess``, ``SYMBOL_dnn``, ``SYMBOL_postprocess``
-(and ``SYMBOL_preprocess_inverse`` when the preprocessing can be inverted).
+parameters, buffer names, row blocks) is stated by the IR or by the plans made here.
+A chain becomes several exported functions in one file: the whole chain under its
+symbol and each stage under ``SYMBOL_preprocess``, ``SYMBOL_dnn``, ``SYMBOL_postprocess``
+(and ``SYMBOL_preprocess_inverse`` when the preprocessing can be inverted). Every
+function also has a ``_batch`` form for n consecutive rows.
 """
 
 from __future__ import annotations
@@ -17,12 +18,23 @@ from typing import Any, NoReturn
 
 import jinja2
 
-from exporter.backend.buffers import plan_buffers
+from exporter.backend.buffers import INPUT, OUTPUT, BufferPlan, plan_buffers
 from exporter.backend.literals import c_array, c_comment, c_double, c_doubles, c_float
-from exporter.ir import Graph, Op
+from exporter.backend.mathlib import ACCURACY, DEFAULT_MATH, check_math, check_real, helpers_used
+from exporter.ir import Dense, Graph, Op
 from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnOp, ColumnStage, NotInvertible, Quantile
 from exporter.version import __version__
+
+BATCH_ROWS = 2
+"""Rows ``SYMBOL_batch`` computes together: each weight loaded is used this many times (2 measured
+fastest for the 128-wide example with SSE2 and with AVX-512: more rows leave fewer columns per
+block and the sums' add latency shows)."""
+
+REAL_SIZE = {"float": 4, "double": 8}  # bytes of each C type the backend can compute in
+
+ACCUMULATORS = 32
+"""Sums a Dense keeps in registers at once (rows x columns): 8 SSE registers, 4 AVX ones."""
 
 
 @dataclass
@@ -33,36 +45,97 @@ class CSource:
     c: str
     h: str
     stack_bytes: int
-    functions: list[str] = field(default_factory=list)  # every exported symbol, the main one first
+    functions: list[str] = field(default_factory=list)  # every exported symbol (not the _batch forms), main first
+    real: str = "float"  # the C type of inputs, outputs and network arithmetic: "float" or "double"
 
 
 @dataclass
 class Step:
-    """One op as a template sees it: the op, its static-name prefix and its buffers."""
+    """One network op as a template sees it: the op, its static-name prefix, its buffers and its row block.
 
-    op: Op | ColumnOp
+    ``x(i, k)`` and ``y(k)`` are the C lvalues of element ``k`` of input ``i`` and of the output
+    in row ``r`` of a block of ``rows`` rows (plain ``buf[k]`` when ``rows`` is 1). ``block`` is
+    the number of output columns a Dense sums at once.
+    """
+
+    op: Op
+    id: str
+    ins: list[str]
+    out: str
+    in_widths: list[int]
+    template: Any
+    m: dict[str, Any]
+    rows: int
+    strides: dict[str, int]
+
+    @property
+    def block(self) -> int:
+        lanes = ACCUMULATORS // 2 if self.m["real"] == "double" else ACCUMULATORS  # same register count
+        return max(1, lanes // self.rows)
+
+    def _at(self, buf: str, k: str, flat: bool) -> str:
+        return f"{buf}[{k}]" if self.rows == 1 or flat else f"{buf}[r * {self.strides[buf]} + {k}]"
+
+    def x_row(self, i: int, k: str, row: int) -> str:
+        """Element ``k`` of input ``i`` in the block's row number ``row`` (a constant)."""
+        buf = self.ins[i]
+        return f"{buf}[{k}]" if row == 0 else f"{buf}[{row * self.strides[buf]} + {k}]"
+
+    def x(self, i: int, k: str, flat: bool = False) -> str:
+        return self._at(self.ins[i], k, flat)
+
+    def y(self, k: str, flat: bool = False) -> str:
+        return self._at(self.out, k, flat)
+
+    def flat(self, width: int, inputs: list[int]) -> bool:
+        """Whether the output and ``inputs`` hold the block's rows back to back (row stride ``width``):
+        an elementwise pass is then one loop over all the block's values, which GCC vectorizes at
+        -O2 where it does not vectorize the same loop nested in a loop over rows."""
+        buffers = [self.out, *(self.ins[i] for i in inputs)]
+        return self.rows > 1 and all(self.strides[b] == width for b in buffers)
+
+
+@dataclass
+class ColumnStep:
+    """One column op (preprocessing, target transform) as a template sees it: it rewrites the row ``buf``."""
+
+    op: ColumnOp
     id: str
     template: Any
-    symbol: str = ""
-    ins: list[str] = field(default_factory=list)
-    out: str = ""
-    in_widths: list[int] = field(default_factory=list)
-    buf: str = ""  # column ops: the double row they rewrite
+    symbol: str
+    buf: str
+
+
+@dataclass
+class RowBlock:
+    """One static function of the generated file: a whole network for ``rows`` rows at once."""
+
+    name: str
+    rows: int
+    steps: list[Step]
+    buffers: list[int]
+    copy_stride: int
+    real_size: int = 4
+
+    @property
+    def stack_bytes(self) -> int:
+        return self.real_size * sum(self.buffers)
 
 
 @dataclass
 class Function:
-    """One exported C function ``float *name(float *output, const float *input)``."""
+    """One exported C function ``real *name(real *output, const real *input)`` and its ``name_batch``."""
 
     name: str
     kind: str  # "network", "columns" or "compose"
     n_inputs: int
     n_outputs: int
     stack_bytes: int
-    steps: list[Step] = field(default_factory=list)
-    buffers: list[int] = field(default_factory=list)  # network: scratch sizes; columns: [row width]
+    steps: list[Any] = field(default_factory=list)  # columns: ColumnSteps
+    blocks: list[RowBlock] = field(default_factory=list)  # network: one row, and BATCH_ROWS rows
     scratch: str = ""
     copy_from: str | None = None
+    width: int = 0  # columns: the widest row; compose: the widest stage
     parts: list[str] = field(default_factory=list)  # compose: the functions called in turn
 
 
@@ -94,63 +167,59 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def _network(graph: Graph, name: str) -> Function:
+def _row_block(graph: Graph, plan: BufferPlan, name: str, m: dict[str, Any], rows: int) -> RowBlock:
     env = environment()
-    plan = plan_buffers(graph, scratch_prefix=f"{name}_buf")
+    scratch = f"{name}_buf"
+    strides = {INPUT: graph.n_inputs, OUTPUT: graph.n_outputs}
+    strides.update({f"{scratch}{i}": size for i, size in enumerate(plan.sizes)})
     steps = [
         Step(
             op=op,
             id=f"{name}_{index}",
-            template=env.get_template(f"ops/{op.template}.c.j2").module,
             ins=[plan.location[v] for v in op.inputs],
             out=plan.location[op.output],
             in_widths=[graph.widths[v] for v in op.inputs],
+            template=env.get_template(f"ops/{op.template}.c.j2").module,
+            m=m,
+            rows=rows,
+            strides=strides,
         )
         for index, op in enumerate(graph.ops)
     ]
-    return Function(
-        name,
-        "network",
-        graph.n_inputs,
-        graph.n_outputs,
-        plan.stack_bytes,
-        steps,
-        plan.sizes,
-        f"{name}_buf",
-        plan.copy_from,
+    return RowBlock(
+        name=f"{name}_rows{rows}",
+        rows=rows,
+        steps=steps,
+        buffers=[rows * size for size in plan.sizes],
+        copy_stride=strides.get(plan.copy_from or "", 0),
+        real_size=REAL_SIZE[m["real"]],
     )
+
+
+def _network(graph: Graph, name: str, m: dict[str, Any]) -> Function:
+    plan = plan_buffers(graph, scratch_prefix=f"{name}_buf")
+    blocks = [_row_block(graph, plan, name, m, rows) for rows in (1, BATCH_ROWS)]
+    return Function(name, "network", graph.n_inputs, graph.n_outputs, blocks[0].stack_bytes, blocks=blocks,
+                    scratch=f"{name}_buf", copy_from=plan.copy_from)  # fmt: skip
 
 
 def _columns(stage: ColumnStage, name: str, symbol: str) -> Function:
     env = environment()
     buf = f"{name}_row"
     steps = [
-        Step(
-            op=op,
-            id=f"{name}_{i}",
-            template=env.get_template(f"columns/{op.template}.c.j2").module,
-            symbol=symbol,
-            buf=buf,
-        )
+        ColumnStep(op, f"{name}_{i}", env.get_template(f"columns/{op.template}.c.j2").module, symbol, buf)
         for i, op in enumerate(stage.ops)
     ]
     stack = 8 * stage.max_width * 2  # the row, and at most one Select's copy
-    return Function(name, "columns", stage.n_inputs, stage.n_outputs, stack, steps, [stage.max_width], buf)
+    return Function(name, "columns", stage.n_inputs, stage.n_outputs, stack, steps, scratch=buf,
+                    width=stage.max_width)  # fmt: skip
 
 
-def _compose(name: str, parts: list[Function]) -> Function:
+def _compose(name: str, parts: list[Function], real_size: int) -> Function:
     widest = max(max(p.n_inputs, p.n_outputs) for p in parts)
-    stack = 4 * widest + max(p.stack_bytes for p in parts)
-    return Function(
-        name,
-        "compose",
-        parts[0].n_inputs,
-        parts[-1].n_outputs,
-        stack,
-        buffers=[widest],
-        scratch=f"{name}_stage",
-        parts=[p.name for p in parts],
-    )
+    stack = real_size * widest + max(p.stack_bytes for p in parts)
+    return Function(name, "compose", parts[0].n_inputs, parts[-1].n_outputs, stack, scratch=f"{name}_stage",
+                    width=widest, parts=[p.name for p in parts])  # fmt: skip
 
 
 def _inverse_or_none(stage: ColumnStage) -> ColumnStage | None:
@@ -160,10 +229,10 @@ def _inverse_or_none(stage: ColumnStage) -> ColumnStage | None:
         return None
 
 
-def plan_functions(chain: Chain, symbol: str) -> list[Function]:
+def plan_functions(chain: Chain, symbol: str, m: dict[str, Any]) -> list[Function]:
     """The exported functions of a chain, the main symbol first."""
     if chain.pre is None and chain.post is None and chain.net is not None:
-        return [_network(chain.net, symbol)]
+        return [_network(chain.net, symbol, m)]
     if chain.net is None and chain.post is None and chain.pre is not None:  # a transformer on its own
         inverse = _inverse_or_none(chain.pre)
         forward = _columns(chain.pre, symbol, symbol)
@@ -176,10 +245,10 @@ def plan_functions(chain: Chain, symbol: str) -> list[Function]:
         if inverse is not None:
             extra.append(_columns(inverse, f"{symbol}_preprocess_inverse", symbol))
     if chain.net is not None:
-        parts.append(_network(chain.net, f"{symbol}_dnn"))
+        parts.append(_network(chain.net, f"{symbol}_dnn", m))
     if chain.post is not None:
         parts.append(_columns(chain.post, f"{symbol}_postprocess", symbol))
-    return [_compose(symbol, parts), *parts, *extra]
+    return [_compose(symbol, parts, REAL_SIZE[m["real"]]), *parts, *extra]
 
 
 def _layers(chain: Chain) -> list[str]:
@@ -187,35 +256,73 @@ def _layers(chain: Chain) -> list[str]:
     return lines or ["(identity)"]
 
 
-def render(chain: Chain | Graph, symbol: str, parity: str = "not checked") -> CSource:
-    """Render ``chain`` as the C function ``symbol`` (and its stages); ``parity`` is quoted in the banner."""
+def math_note(graph: Graph | None, mode: str, real: str) -> str:
+    """The banner's line on how activations are evaluated, with the stated error of those used."""
+    if real == "double":
+        return "double throughout, libm's double functions (tanh, exp, expm1, log1p, erfc as needed)"
+    if mode == "libm":
+        return "libm (tanhf, expf, expm1f, log1pf, erfcf as the activations need them)"
+    ops = graph.ops if graph is not None else []
+    kinds = sorted({a.kind for op in ops if (a := getattr(op, "activation", None)) and a.kind in ACCURACY})
+    bounds = ", ".join(f"{kind} {ACCURACY[kind]:g}" for kind in kinds) or "none used"
+    return (
+        "fast: branch-free inline float approximations that vectorize without -march or -ffast-math; "
+        f"largest error in ULP: {bounds} (--math libm for libm's functions)"
+    )
+
+
+def render(
+    chain: Chain | Graph,
+    symbol: str,
+    parity: str = "not checked",
+    math_mode: str = DEFAULT_MATH,
+    real: str = "float",
+) -> CSource:
+    """Render ``chain`` as the C function ``symbol`` (and its stages); ``parity`` is quoted in the banner.
+
+    ``real="double"`` computes the network in double (same IR, its float32 weights printed exactly
+    as doubles), with libm's double functions: the inline approximations exist for float only.
+    Preprocessing and target transforms are computed in double either way.
+    """
     chain = chain if isinstance(chain, Chain) else Chain(net=chain, source=chain.source)
     env = environment()
-    functions = plan_functions(chain, symbol)
-    ops = [step.op for f in functions for step in f.steps]
-    quantile = any(isinstance(op, Quantile) for op in ops)
-    model = {
+    check_real(real, math_mode)
+    m: dict[str, Any] = {
         "symbol": symbol,
         "version": __version__,
         "source": chain.source,
         "n_inputs": chain.n_inputs,
         "n_outputs": chain.n_outputs,
         "n_params": chain.n_params,
-        "stack_bytes": functions[0].stack_bytes,
         "layers": _layers(chain),
         "parity": parity,
         "guard": f"{symbol.upper()}_H_INCLUDED",
-        "functions": functions,
-        "helpers": {
-            "interp": quantile,
-            "ndtr": any(isinstance(op, Quantile) and op.normal and op.inverse_direction for op in ops),
-            "ndtri": any(isinstance(op, Quantile) and op.normal and not op.inverse_direction for op in ops),
-        },
+        "math": check_math(math_mode),
+        "math_note": math_note(chain.net, math_mode, real),
+        "real": real,
+        "batch_rows": BATCH_ROWS,
     }
+    functions = plan_functions(chain, symbol, m)
+    networks = [f for f in functions if f.kind == "network"]
+    column_ops = [step.op for f in functions if f.kind == "columns" for step in f.steps]
+    math = env.get_template("math.c.j2").module
+    code = "".join(str(s.template.body(s)) for f in networks for s in f.blocks[0].steps)  # cheap: no weights
+    m.update(
+        functions=functions,
+        stack_bytes=functions[0].stack_bytes,
+        dense=any(isinstance(s.op, Dense) for f in networks for s in f.blocks[0].steps),
+        helpers=helpers_used(code, symbol, lambda name: str(math.helper(name, symbol, real))),
+        column_helpers={
+            "interp": any(isinstance(op, Quantile) for op in column_ops),
+            "ndtr": any(isinstance(op, Quantile) and op.normal and op.inverse_direction for op in column_ops),
+            "ndtri": any(isinstance(op, Quantile) and op.normal and not op.inverse_direction for op in column_ops),
+        },
+    )
     return CSource(
         symbol=symbol,
-        c=env.get_template("model.c.j2").render(m=model),
-        h=env.get_template("model.h.j2").render(m=model),
+        c=env.get_template("model.c.j2").render(m=m),
+        h=env.get_template("model.h.j2").render(m=m),
         stack_bytes=functions[0].stack_bytes,
         functions=[f.name for f in functions],
+        real=real,
     )

@@ -1,7 +1,9 @@
 """C literals for weights: exact round-trip, deterministic, valid in C99 and in C++98 and later.
 
 ``%.9g`` always round-trips a float32 (9 significant digits suffice) and, unlike hex
-floats, is also accepted by pre-C++17 compilers.
+floats, is also accepted by pre-C++17 compilers. For ``--dtype double`` the same float32
+values are printed as double literals that hold them exactly (Python's shortest repr of
+the double, at most 17 digits).
 """
 
 from __future__ import annotations
@@ -13,34 +15,32 @@ import numpy as np
 PER_LINE = 8
 
 
-def c_float(value: float) -> str:
-    """One float32 literal, e.g. ``0.5f``, ``1.f``, ``-2.5e-08f``."""
-    return _literal(float(np.float32(value)))
+def c_float(value: float, real: str = "float") -> str:
+    """One literal of the float32 ``value``: ``0.5f``, ``1.f``, ``-2.5e-08f``; or ``0.5``, ``1.`` as double."""
+    return _literal(float(np.float32(value)), real)
 
 
-def _literal(value: float) -> str:
+def _literal(value: float, real: str = "float") -> str:
     if not math.isfinite(value):
         raise ValueError(f"{value} has no C float literal without <math.h> macros")
-    text = f"{value:.9g}"
-    return text + ("f" if ("." in text or "e" in text) else ".f")
+    text = f"{value:.9g}" if real == "float" else repr(value)
+    if "." not in text and "e" not in text:
+        text += "."
+    return text + ("f" if real == "float" else "")
 
 
-def c_array(values: np.ndarray) -> str:
-    """The body of a float array initializer, PER_LINE literals per line."""
-    return _lines([_literal(v) for v in np.asarray(values, dtype=np.float32).reshape(-1).tolist()])
+def c_array(values: np.ndarray, real: str = "float") -> str:
+    """The body of an array initializer of float32 weights (printed as ``real``), PER_LINE literals per line."""
+    return _lines([_literal(v, real) for v in np.asarray(values, dtype=np.float32).reshape(-1).tolist()])
 
 
 def c_double(value: float) -> str:
-    """One double literal: Python's repr is the shortest string that round-trips."""
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{value} has no C double literal without <math.h> macros")
-    text = repr(value)
-    return text if ("." in text or "e" in text) else text + ".0"
+    """One double literal of a float64 value (not rounded to float32): the shortest string that round-trips."""
+    return _literal(float(value), "double")
 
 
 def c_doubles(values: np.ndarray) -> str:
-    """The body of a double array initializer."""
+    """The body of a double array initializer of float64 values."""
     return _lines([c_double(v) for v in np.asarray(values, dtype=np.float64).reshape(-1).tolist()])
 
 

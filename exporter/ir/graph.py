@@ -60,7 +60,7 @@ def _output_width(op: Op, in_widths: list[int]) -> int:
     if op.n_inputs is not None and len(in_widths) != op.n_inputs:
         raise AssertionError(f"op {op.name!r} takes {op.n_inputs} inputs, got {len(in_widths)}")
     if isinstance(op, Dense):
-        return op.width if in_widths == [op.n_in] else -1
+        return op.width if in_widths == op.input_widths else -1
     if isinstance(op, Concatenate):
         return sum(in_widths)
     if isinstance(op, Reduce):

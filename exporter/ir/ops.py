@@ -46,13 +46,19 @@ class Op:
 
 @dataclass
 class Dense(Op):
-    """``y = act(x @ kernel + bias)``; kernel is (n_in, n_out), the Keras layout."""
+    """``y = act(x @ kernel + bias) [+ skip]``; kernel is (n_in, n_out), the Keras layout.
+
+    With ``residual`` the op has a second input ``skip`` (as wide as the output) added
+    after the activation: a residual block's ``Add`` fused in, so the row is not walked twice.
+    """
 
     kernel: np.ndarray = None  # type: ignore[assignment]
     bias: np.ndarray | None = None
     activation: Activation = LINEAR
+    residual: bool = False
 
     template: ClassVar[str] = "dense"
+    n_inputs: ClassVar[int | None] = None  # x, then skip when residual
 
     def __post_init__(self) -> None:
         self.kernel = np.ascontiguousarray(self.kernel, dtype=np.float32)
@@ -65,9 +71,14 @@ class Dense(Op):
     def n_in(self) -> int:
         return int(self.kernel.shape[0])
 
+    @property
+    def input_widths(self) -> list[int]:
+        return [self.n_in, self.width] if self.residual else [self.n_in]
+
     def describe(self) -> str:
         bias = "" if self.bias is not None else ", no bias"
-        return f"Dense {self.n_in}->{self.width}, {self.activation.describe()}{bias}"
+        skip = ", + skip" if self.residual else ""
+        return f"Dense {self.n_in}->{self.width}, {self.activation.describe()}{bias}{skip}"
 
 
 @dataclass

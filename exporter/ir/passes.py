@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from exporter.ir.graph import Graph
-from exporter.ir.ops import Activate, Affine, Dense, Op
+from exporter.ir.ops import Activate, Affine, Dense, Merge, Op
 
 
 def _fuse_into_dense(graph: Graph, follower: type[Op], merge: Callable[[Dense, Op], Dense]) -> None:
@@ -63,6 +63,40 @@ def _with_affine(dense: Dense, affine: Op) -> Dense:
     )
 
 
+def _fuse_residual_adds(graph: Graph) -> None:
+    """``Add(a, dense_out)`` -> the Dense adds ``a`` itself after its activation.
+
+    Only a two-input Add whose Dense operand feeds nothing else is fused; float addition is
+    commutative, so which operand the Dense was does not change a bit of the result. The
+    fused op takes the Add's place in the order, where both its inputs are computed.
+    """
+    producers = {op.output: op for op in graph.ops}
+    replaced: dict[int, Op] = {}  # id of an Add -> the fused Dense standing in for it
+    dropped: set[int] = set()  # ids of Dense ops folded into a later Add
+    for op in graph.ops:
+        if not (isinstance(op, Merge) and op.kind == "add" and len(op.inputs) == 2):
+            continue
+        for k in (1, 0):
+            dense = producers.get(op.inputs[k])
+            skip = op.inputs[1 - k]
+            if (
+                isinstance(dense, Dense)
+                and not dense.residual
+                and id(dense) not in dropped
+                and skip != dense.output
+                and len(graph.consumers(dense.output)) == 1
+            ):
+                fused = replace(
+                    dense, inputs=(*dense.inputs, skip), output=op.output, residual=True, name=f"{dense.name}+{op.name}"
+                )
+                replaced[id(op)] = fused
+                dropped.add(id(dense))
+                producers[op.output] = fused
+                del graph.widths[dense.output]
+                break
+    graph.ops = [replaced.get(id(op), op) for op in graph.ops if id(op) not in dropped]
+
+
 def prune(graph: Graph) -> None:
     """Drop ops whose results never reach the output, so the output op is the last one."""
     needed = {graph.output}
@@ -95,10 +129,11 @@ def _merge_affines(graph: Graph) -> None:
 
 
 def optimize(graph: Graph) -> Graph:
-    """Prune dead ops; fold per-feature affine maps and standalone activations into the Dense before them."""
+    """Prune dead ops; fold affine maps, standalone activations and residual adds into the Dense before them."""
     prune(graph)
     _merge_affines(graph)
     _fuse_into_dense(graph, Affine, _with_affine)
     _fuse_into_dense(graph, Activate, _with_activation)
+    _fuse_residual_adds(graph)
     graph.validate()
     return graph

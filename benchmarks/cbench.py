@@ -1,0 +1,86 @@
+"""Compile C (ours or a peer's) with given flags and time it with the C driver, on one pinned core."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FLAG_SETS = {
+    "-O3 -std=c99 (Lamarr)": ["-std=c99", "-O3"],
+    "-O2 -std=c99 (PID models)": ["-std=c99", "-O2"],
+    "-O3 -std=c99 -march=native": ["-std=c99", "-O3", "-march=native"],
+}
+LAMARR = "-O3 -std=c99 (Lamarr)"
+
+
+@dataclass
+class Timing:
+    row_ns: float  # median per row, one call per row
+    batch_ns: float | None  # median per row through SYMBOL_batch, if there is one
+    compile_s: float
+
+
+def compile_object(source: Path, flags: list[str], obj: Path, cxx: bool = False) -> float:
+    """Compile ``source`` to ``obj``; returns the seconds it took."""
+    compiler = ["g++", "-x", "c++"] if cxx else ["gcc"]
+    flags = [f for f in flags if not (cxx and f.startswith("-std="))]
+    cmd = [*compiler, *flags, "-c", str(source), "-o", str(obj)]
+    start = time.perf_counter()
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} failed:\n{result.stderr[-2000:]}")
+    return time.perf_counter() - start
+
+
+def run_driver(
+    obj: Path,
+    symbol: str,
+    n_in: int,
+    n_out: int,
+    batch: bool,
+    rows: int,
+    repeats: int,
+    cxx: bool = False,
+    real: str = "float",
+) -> dict[str, float]:
+    """Link the driver with ``obj`` (a C or C++ object defining ``symbol``), run it, parse its medians."""
+    exe = obj.with_suffix(".bench")
+    defines = [f"-DMODEL={symbol}", f"-DN_IN={n_in}", f"-DN_OUT={n_out}", f"-DREAL={real}"]
+    defines += ["-DBATCH"] if batch else []
+    linker = "g++" if cxx else "gcc"
+    driver = obj.with_name(f"{obj.stem}_driver.o")
+    subprocess.run(["gcc", "-std=c99", "-O2", *defines, "-c", str(HERE / "driver.c"), "-o", str(driver)], check=True)
+    subprocess.run([linker, str(driver), str(obj), "-o", str(exe), "-lm"], check=True)
+    out = subprocess.run([str(exe), str(rows), str(repeats)], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0]: float(line.split()[1]) for line in out.splitlines() if line.split()[0] in ("row", "batch")}
+
+
+def time_c(
+    source: Path,
+    symbol: str,
+    n_in: int,
+    n_out: int,
+    flags: list[str],
+    *,
+    batch: bool,
+    rows: int,
+    repeats: int,
+    real: str = "float",
+) -> Timing:
+    cxx = source.suffix == ".cpp"
+    obj = source.with_name(f"{source.stem}_{abs(hash(tuple(flags))) % 10**8}.o")
+    seconds = compile_object(source, flags, obj, cxx)
+    medians = run_driver(obj, symbol, n_in, n_out, batch, rows, repeats, cxx, real)
+    return Timing(medians["row"], medians.get("batch"), seconds)
+
+
+def peak_gflops(flags: list[str], workdir: Path) -> float:
+    """Multiply-add throughput of one core for code compiled with ``flags`` (benchmarks/peak.c)."""
+    exe = workdir / f"peak_{abs(hash(tuple(flags))) % 10**8}"
+    subprocess.run(["gcc", *flags, str(HERE / "peak.c"), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    return float(out.split()[1])
