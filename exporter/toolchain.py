@@ -47,7 +47,10 @@ def compile_shared(source: CSource, workdir: Path) -> Path:
 
 @dataclass
 class CompiledModel:
-    """A loaded shared library exposing one model function to numpy."""
+    """A loaded shared library exposing one model function to numpy.
+
+    A generator's function (``n_noise`` > 0) has the three-argument form and takes its noise rows.
+    """
 
     symbol: str
     library: Path
@@ -55,44 +58,64 @@ class CompiledModel:
     n_outputs: int
 
     keepalive: object = None  # e.g. the temporary folder holding the library
+    n_noise: int = 0
 
     def __post_init__(self) -> None:
         import cffi
 
         self._ffi = cffi.FFI()
-        self._ffi.cdef(f"float *{self.symbol}(float *output, const float *input);")
+        noise = ", const float *random" if self.n_noise else ""
+        self._ffi.cdef(f"float *{self.symbol}(float *output, const float *input{noise});")
         self._lib = self._ffi.dlopen(str(self.library))
         self._fn = getattr(self._lib, self.symbol)
 
-    def sibling(self, symbol: str, n_inputs: int, n_outputs: int) -> CompiledModel:
+    def sibling(self, symbol: str, n_inputs: int, n_outputs: int, n_noise: int = 0) -> CompiledModel:
         """Another function of the same library (a chain's ``SYMBOL_preprocess``, ``SYMBOL_inverse``...)."""
-        return CompiledModel(symbol, self.library, n_inputs, n_outputs, keepalive=self)
+        return CompiledModel(symbol, self.library, n_inputs, n_outputs, keepalive=self, n_noise=n_noise)
 
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
+    def _noise(self, noise: np.ndarray | None, n_rows: int) -> np.ndarray | None:
+        if not self.n_noise:
+            if noise is not None:
+                raise ValueError(f"{self.symbol} takes no noise")
+            return None
+        if noise is None:
+            raise ValueError(f"{self.symbol} is a generator: give {self.n_noise} noise values per row")
+        noise = np.ascontiguousarray(noise, dtype=np.float32).reshape(-1, self.n_noise)
+        if noise.shape[0] != n_rows:
+            raise ValueError(f"{noise.shape[0]} noise rows for {n_rows} input rows")
+        return noise
+
+    def __call__(self, rows: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         """Evaluate row by row, exactly as Lamarr calls it (one row per call)."""
         rows = np.ascontiguousarray(rows, dtype=np.float32).reshape(-1, self.n_inputs)
+        random = self._noise(noise, rows.shape[0])
         out = np.empty((rows.shape[0], self.n_outputs), dtype=np.float32)
         ffi, fn = self._ffi, self._fn
         for i in range(rows.shape[0]):
-            fn(ffi.from_buffer("float[]", out[i]), ffi.from_buffer("float[]", rows[i]))
+            extra = () if random is None else (ffi.from_buffer("float[]", random[i]),)
+            fn(ffi.from_buffer("float[]", out[i]), ffi.from_buffer("float[]", rows[i]), *extra)
         return out
 
-    def call_in_place(self, rows: np.ndarray) -> np.ndarray:
+    def call_in_place(self, rows: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         """Evaluate with output == input, in a buffer of max(inputs, outputs) floats per row."""
         rows = np.asarray(rows, dtype=np.float32).reshape(-1, self.n_inputs)
+        random = self._noise(noise, rows.shape[0])
         buf = np.zeros((rows.shape[0], max(self.n_inputs, self.n_outputs)), dtype=np.float32)
         buf[:, : self.n_inputs] = rows
         ffi, fn = self._ffi, self._fn
         for i in range(rows.shape[0]):
             row = ffi.from_buffer("float[]", buf[i])
-            fn(row, row)
+            fn(row, row, *(() if random is None else (ffi.from_buffer("float[]", random[i]),)))
         return buf[:, : self.n_outputs].copy()
 
 
-def build(source: CSource, n_inputs: int, n_outputs: int, workdir: Path | None = None) -> CompiledModel:
+def build(
+    source: CSource, n_inputs: int, n_outputs: int, workdir: Path | None = None, n_noise: int = 0
+) -> CompiledModel:
     """Compile ``source`` (into ``workdir`` or a fresh temporary folder) and load it."""
     if workdir is not None:
-        return CompiledModel(source.symbol, compile_shared(source, Path(workdir)), n_inputs, n_outputs)
+        library = compile_shared(source, Path(workdir))
+        return CompiledModel(source.symbol, library, n_inputs, n_outputs, n_noise=n_noise)
     tmp = tempfile.TemporaryDirectory(prefix="lamarr-export-")
     library = compile_shared(source, Path(tmp.name))
-    return CompiledModel(source.symbol, library, n_inputs, n_outputs, keepalive=tmp)
+    return CompiledModel(source.symbol, library, n_inputs, n_outputs, keepalive=tmp, n_noise=n_noise)

@@ -52,7 +52,8 @@ class Step:
 
 @dataclass
 class Function:
-    """One exported C function ``float *name(float *output, const float *input)``."""
+    """One exported C function ``float *name(float *output, const float *input)``, or for a generator's
+    network and chain ``float *name(float *output, const float *input, const float *random)``."""
 
     name: str
     kind: str  # "network", "columns" or "compose"
@@ -64,6 +65,13 @@ class Function:
     scratch: str = ""
     copy_from: str | None = None
     parts: list[str] = field(default_factory=list)  # compose: the functions called in turn
+    n_noise: int = 0  # a generator's noise entries: the function takes `random` too
+    part_noise: list[bool] = field(default_factory=list)  # compose: which parts take `random`
+
+    @property
+    def params(self) -> str:
+        """The C parameter list."""
+        return "float *output, const float *input" + (", const float *random" if self.n_noise else "")
 
 
 def template_dir() -> Path:
@@ -118,6 +126,7 @@ def _network(graph: Graph, name: str) -> Function:
         plan.sizes,
         f"{name}_buf",
         plan.copy_from,
+        n_noise=graph.n_noise,
     )
 
 
@@ -150,6 +159,8 @@ def _compose(name: str, parts: list[Function]) -> Function:
         buffers=[widest],
         scratch=f"{name}_stage",
         parts=[p.name for p in parts],
+        n_noise=max(p.n_noise for p in parts),
+        part_noise=[bool(p.n_noise) for p in parts],
     )
 
 
@@ -200,6 +211,7 @@ def render(chain: Chain | Graph, symbol: str, parity: str = "not checked") -> CS
         "source": chain.source,
         "n_inputs": chain.n_inputs,
         "n_outputs": chain.n_outputs,
+        "n_noise": chain.n_noise,
         "n_params": chain.n_params,
         "stack_bytes": functions[0].stack_bytes,
         "layers": _layers(chain),
