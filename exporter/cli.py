@@ -165,6 +165,14 @@ def _chain_flags(p: argparse.ArgumentParser) -> None:
     chain.add_argument(
         "--output-activation", choices=OUTPUT_ACTIVATIONS, help="activation for a network that outputs logits"
     )
+    chain.add_argument(
+        "--noise",
+        type=_non_negative(int),
+        default=0,
+        metavar="N",
+        help="a generator whose one input ends with N noise entries: SYMBOL(output, input, random) "
+        "(a model with two inputs, conditions and noise, is a generator without this flag)",
+    )
     flax = p.add_argument_group("Flax models (instead of MODEL)")
     flax.add_argument("--flax", metavar="PKG.MODULE:CLASS", help="a flax.linen module class, importable from here")
     flax.add_argument("--flax-kwargs", metavar="JSON", help="its constructor arguments, e.g. '{\"layer\": [128, 128]}'")
@@ -228,6 +236,8 @@ def _trace(
 
     if report is None or report.arrays is None or (report.passed and not args.trace) or ex.graph is None:
         return None, None
+    if ex.chain.n_noise:
+        return None, "the trace does not handle generators (noise inputs) yet"
     rows = [int(r) for r in report.worst_rows(WORST_ROWS)]
     message = f"tracing {len(ex.graph.ops)} steps on the {len(rows)} worst rows (one C build per step)"
     try:
@@ -248,6 +258,8 @@ def _export(args: argparse.Namespace) -> Export:
         "target_transform": args.target_transform,
         "output_activation": args.output_activation,
     }
+    if args.noise and (args.flax or Path(args.model).suffix in SUFFIXES):
+        raise ExportError("--noise goes with a Keras generator model")
     if args.flax:
         from exporter.frontends.flax import load_flax_cli
 
@@ -258,15 +270,20 @@ def _export(args: argparse.Namespace) -> Export:
         if args.target_transform or args.output_activation:
             raise ExportError(f"{args.model}: --target-transform and --output-activation need a network")
         return export_chain(preprocess=[args.model, *args.preprocess], log_columns=args.log_columns, name=args.name)
-    return export_chain(args.model, name=args.name, **chain)
+    return export_chain(args.model, name=args.name, noise=args.noise, **chain)
 
 
 def run(args: argparse.Namespace) -> int:
     from exporter.api import write_atomically
     from exporter.inspect import inspect_export
+    from exporter.refrows import format_rows, ref_path, reference_rows
     from exporter.report.document import export_document
     from exporter.toolchain import CompileError
 
+    from exporter.cli_manifest import is_manifest, run_manifest
+
+    if is_manifest(args.model):
+        return run_manifest(args)
     progress = Progress(enabled=not (args.quiet or args.json))
     if bool(args.model) == bool(args.flax):
         raise ExportError("give a model file, or a Flax module with --flax (not both)")
@@ -283,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
         raise ExportError(f"--inputs {args.inputs}: shape {user_rows.shape}, the model takes {n_inputs} inputs per row")
     if args.pt_column is not None and args.pt_column >= n_inputs:
         raise ExportError(f"--pt-column {args.pt_column}: the model has inputs 0 to {n_inputs - 1}")
+    if args.pt_column is not None and ex.chain.n_noise:
+        raise ExportError("--pt-column draws one curve per output: a generator's output is a distribution")
 
     report = compiled = None
     try:
@@ -298,6 +317,9 @@ def run(args: argparse.Namespace) -> int:
     traced, trace_error = _trace(args, ex, report, progress)
 
     files = ex.files(c_path, report)
+    with progress.step("reference rows", "computing the reference rows"):
+        rows = reference_rows(ex, atol=args.atol, rtol=args.rtol)
+    files[ref_path(c_path)] = format_rows(ex.symbol, [ex.source], [rows]).encode()
     if args.so:
         files[Path(args.so)] = compiled.library.read_bytes()  # type: ignore[union-attr]
     if args.json or report_dir:
@@ -334,6 +356,7 @@ def _file_names(args: argparse.Namespace, c_path: Path, report_dir: Path | None)
     return {
         "c": c_path,
         "h": c_path.with_suffix(".h"),
+        "ref": c_path.with_suffix(".ref.txt"),
         "so": Path(args.so) if args.so else None,
         "report_json": report_dir / "report.json" if report_dir else None,
         "report_html": report_dir / "report.html" if report_dir else None,
@@ -357,7 +380,9 @@ def _summary(
         + (f", {args.so}" if args.so else "")
     )
     print(
-        f"  symbol {ex.symbol}: {chain.n_inputs} inputs -> {chain.n_outputs} outputs, "
+        f"  symbol {ex.symbol}: {chain.n_inputs} inputs"
+        + (f" + {chain.n_noise} noise" if chain.n_noise else "")
+        + f" -> {chain.n_outputs} outputs, "
         f"{len(steps)} steps, {chain.n_params:,} parameters, C source {len(source.c) / 1024:.1f} KiB, "
         f"stack {source.stack_bytes:,} B per call"
     )

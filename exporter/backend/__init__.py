@@ -34,6 +34,7 @@ class CSource:
     h: str
     stack_bytes: int
     functions: list[str] = field(default_factory=list)  # every exported symbol, the main one first
+    widths: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # symbol -> (inputs, outputs, noise)
 
 
 @dataclass
@@ -230,4 +231,24 @@ def render(chain: Chain | Graph, symbol: str, parity: str = "not checked") -> CS
         h=env.get_template("model.h.j2").render(m=model),
         stack_bytes=functions[0].stack_bytes,
         functions=[f.name for f in functions],
+        widths={f.name: (f.n_inputs, f.n_outputs, f.n_noise) for f in functions},
+    )
+
+
+def render_set(name: str, source: str, parts: list[CSource]) -> CSource:
+    """Several rendered models in one ``.c`` and one ``.h`` (a Lamarr model set, from a manifest).
+
+    Every static name of a part is prefixed by its symbol, so the parts are simply laid end to end
+    under one banner and one include guard; the header keeps each part's own guard too.
+    """
+    env = environment()
+    model = {"name": name, "version": __version__, "source": source, "parts": parts}
+    banner = env.get_template("set.j2").module
+    return CSource(
+        symbol=name,
+        c=banner.c(model) + "".join(p.c for p in parts),
+        h=banner.h_open(model) + "".join(p.h for p in parts) + banner.h_close(model),
+        stack_bytes=max(p.stack_bytes for p in parts),
+        functions=[f for p in parts for f in p.functions],
+        widths={k: v for p in parts for k, v in p.widths.items()},
     )
