@@ -127,6 +127,11 @@ def parser() -> Parser:
         metavar="INDEX",
         help="with --report: the pT-like input to draw each output against, C and Keras overlaid",
     )
+    p.add_argument(
+        "--depends",
+        action="store_true",
+        help="with a manifest (MODELS.toml): print the files it reads, one per line, and stop (for build systems)",
+    )
     _chain_flags(p)
     _output_flags(p)
     return p
@@ -284,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
 
     if is_manifest(args.model):
         return run_manifest(args)
+    if args.depends:
+        raise ExportError("--depends lists the files of a manifest: give a .toml file")
     progress = Progress(enabled=not (args.quiet or args.json))
     if bool(args.model) == bool(args.flax):
         raise ExportError("give a model file, or a Flax module with --flax (not both)")

@@ -51,6 +51,12 @@ def run_manifest(args: argparse.Namespace) -> int:
     from exporter.refrows import format_rows, ref_path, reference_rows
     from exporter.toolchain import CompileError, build
 
+    from exporter.manifest import read_manifest
+
+    if args.depends:
+        for entry in read_manifest(args.model):
+            print("\n".join(str(p.resolve()) for p in entry.files()))
+        return 0
     for key, flag in PER_MODEL.items():
         if getattr(args, key) not in (None, False, [], 0):
             raise ExportError(f"{args.model}: {flag} does not go with a manifest")
