@@ -280,12 +280,11 @@ def _export(args: argparse.Namespace) -> Export:
 
 def run(args: argparse.Namespace) -> int:
     from exporter.api import write_atomically
+    from exporter.cli_manifest import is_manifest, run_manifest
     from exporter.inspect import inspect_export
     from exporter.refrows import format_rows, ref_path, reference_rows
     from exporter.report.document import export_document
     from exporter.toolchain import CompileError
-
-    from exporter.cli_manifest import is_manifest, run_manifest
 
     if is_manifest(args.model):
         return run_manifest(args)

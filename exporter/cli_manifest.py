@@ -47,11 +47,9 @@ def run_manifest(args: argparse.Namespace) -> int:
     """Export, compile once, check every model, write atomically; exit 1 if any model fails parity."""
     from exporter.api import write_atomically
     from exporter.backend.naming import symbol_from_stem
-    from exporter.manifest import export_manifest
+    from exporter.manifest import export_manifest, read_manifest
     from exporter.refrows import format_rows, ref_path, reference_rows
     from exporter.toolchain import CompileError, build
-
-    from exporter.manifest import read_manifest
 
     if args.depends:
         for entry in read_manifest(args.model):
@@ -106,8 +104,10 @@ def _summary(args: argparse.Namespace, model_set: ModelSet, c_path: Path, report
     for ex in model_set.exports:
         chain = ex.chain
         noise = f" + {chain.n_noise} noise" if chain.n_noise else ""
-        print(f"  symbol {ex.symbol}: {chain.n_inputs} inputs{noise} -> {chain.n_outputs} outputs, "
-              f"{chain.n_params:,} parameters; functions: {', '.join(ex.source.functions)}")
+        print(
+            f"  symbol {ex.symbol}: {chain.n_inputs} inputs{noise} -> {chain.n_outputs} outputs, "
+            f"{chain.n_params:,} parameters; functions: {', '.join(ex.source.functions)}"
+        )
         report = reports.get(ex.symbol)
         if report is None:
             print("    parity: not checked (--no-check)")

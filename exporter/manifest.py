@@ -16,9 +16,10 @@ and the key (``models.toml: [models.resolution] noise: ...``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,7 @@ from exporter.backend.naming import check_symbol
 from exporter.errors import ExportError
 from exporter.parity import ParityReport
 
-KEYS = (
-    "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise".split()
-)
+KEYS = "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise".split()
 
 
 def _toml() -> Any:
@@ -173,7 +172,10 @@ def export_entry(entry: Entry, manifest: Path) -> Export:
 
             with _on_path(manifest.parent):
                 module, params = load_flax_cli(
-                    entry.flax, json.dumps(entry.flax_kwargs), str(entry.params) if entry.params else None, entry.n_inputs
+                    entry.flax,
+                    json.dumps(entry.flax_kwargs),
+                    str(entry.params) if entry.params else None,
+                    entry.n_inputs,
                 )
             return export_flax(module, params, n_inputs=entry.n_inputs or 0, **chain)
         return export_chain(entry.model, noise=entry.noise, **chain)
@@ -181,17 +183,15 @@ def export_entry(entry: Entry, manifest: Path) -> Export:
         raise ExportError(f"{where}: {err}") from None
 
 
-class _on_path:  # noqa: N801 - used as a context manager
+@contextlib.contextmanager
+def _on_path(folder: Path) -> Iterator[None]:
     """The manifest's folder on ``sys.path`` while its Flax modules are imported by name."""
-
-    def __init__(self, folder: Path):
-        self.folder = str(folder.resolve())
-
-    def __enter__(self) -> None:
-        sys.path.insert(0, self.folder)
-
-    def __exit__(self, *_: object) -> None:
-        sys.path.remove(self.folder)
+    entry = str(folder.resolve())
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        sys.path.remove(entry)
 
 
 @dataclass

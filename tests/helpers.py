@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -38,6 +39,26 @@ STRICT_C = [
     "-fPIC",
 ]
 STRICT_CXX = ["g++", "-x", "c++", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow", "-Wconversion", "-c"]
+
+
+def run_cli(capsys: Any, *args: Any) -> tuple[int, str, str]:
+    """``lamarr-export ARGS`` in process: exit code, stdout, stderr."""
+    from exporter.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(capsys: Any, tmp_path: Path, args: list[Any], *fragments: str) -> None:
+    """Exit 2, every fragment in the message, no traceback, no file left behind in ``tmp_path``."""
+    before = set(os.listdir(tmp_path))
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2, (out, err)
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert set(os.listdir(tmp_path)) == before, "a user error must leave no file behind"
 
 
 def randomize(model: Any, seed: int = 0) -> Any:

@@ -13,15 +13,9 @@ import pytest
 from exporter.cli import main
 from exporter.parity import edge_rows
 
-from helpers import ROOT, randomize, refused_model, saved
+from helpers import ROOT, assert_user_error, randomize, refused_model, run_cli, saved
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_default_names_and_summary(capsys, tmp_path, monkeypatch):
@@ -76,16 +70,6 @@ def test_parity_failure_exits_1_with_report(capsys, tmp_path, keras):
     assert code == 1
     assert "parity: FAILED" in out and "worst input row" in out
     assert "Parity: FAILED" in (tmp_path / "m.c").read_text()
-
-
-def assert_user_error(capsys, tmp_path, args, *fragments):
-    before = set(os.listdir(tmp_path))
-    code, out, err = run_cli(capsys, *args)
-    assert code == 2, (out, err)
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
-    assert set(os.listdir(tmp_path)) == before, "a user error must leave no file behind"
 
 
 def test_missing_model(capsys, tmp_path):
