@@ -81,6 +81,7 @@ def randomize(model: Any, seed: int = 0) -> Any:
 
 def saved(model: Any, tmp_path: Path, name: str = "model.keras") -> Path:
     path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return path
 
