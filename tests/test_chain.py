@@ -13,10 +13,9 @@ from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import MinMaxScaler, PowerTransformer, QuantileTransformer, StandardScaler
 
 from exporter.api import export_chain
-from exporter.cli import main
 from exporter.sampling import chain_inputs
 
-from helpers import randomize, saved, strict_compile
+from helpers import assert_user_error, randomize, run_cli, saved, strict_compile
 
 rng = np.random.default_rng(0)
 RAW = np.stack(
@@ -42,12 +41,6 @@ def network(keras, n_in, n_out, activation=None):
     x = keras.Input((n_in,))
     h = L.Dense(32, activation="tanh")(x)
     return randomize(keras.Model(x, L.Dense(n_out, activation=activation)(L.Add()([h, L.Dense(32)(h)]))))
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def exported_symbols(so):
@@ -179,16 +172,6 @@ def test_transformer_alone_from_cli(tmp_path, capsys):
     )
     assert code == 0, out
     assert {"tX", "tX_inverse"} <= set(exported_symbols(tmp_path / "tX.so"))
-
-
-def assert_user_error(capsys, tmp_path, args, *fragments):
-    before = set(os.listdir(tmp_path))
-    code, out, err = run_cli(capsys, *args)
-    assert code == 2, (out, err)
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
-    assert set(os.listdir(tmp_path)) == before
 
 
 class Exploit:

@@ -18,10 +18,9 @@ from flax import linen as nn
 from flax import nnx, serialization
 
 from exporter.api import export_flax, export_keras
-from exporter.cli import main
 from exporter.errors import ExportError
 
-from helpers import randomize
+from helpers import randomize, run_cli
 
 KEY = jax.random.PRNGKey(0)
 
@@ -251,12 +250,6 @@ def flax_package(tmp_path, monkeypatch):
     params = Seed((16, 16)).init(KEY, jnp.zeros(3))
     (tmp_path / "params.msgpack").write_bytes(serialization.to_bytes(params))
     return tmp_path
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_flax(flax_package, capsys):
