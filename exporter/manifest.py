@@ -116,11 +116,16 @@ def _entry(manifest: Path, symbol: str, table: Any) -> Entry:
     if noise < 0:
         raise r.fail("noise", f"expected an integer >= 0, got {noise}")
     flax_kwargs = r.get("flax_kwargs", (dict, str), "a table or a JSON string") or {}
+    if isinstance(flax_kwargs, str):
+        try:
+            flax_kwargs = json.loads(flax_kwargs)
+        except json.JSONDecodeError as err:
+            raise r.fail("flax_kwargs", f"not valid JSON ({err})") from None
     entry = Entry(
         symbol,
         model=r.path("model"),
         flax=r.get("flax", str, "PKG.MODULE:CLASS"),
-        flax_kwargs=json.loads(flax_kwargs) if isinstance(flax_kwargs, str) else flax_kwargs,
+        flax_kwargs=flax_kwargs,
         params=r.path("params"),
         n_inputs=r.get("n_inputs", int, "an integer"),
         preprocess=[r.path("preprocess", p) for p in pre or []],  # type: ignore[misc]

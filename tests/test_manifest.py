@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 import subprocess
 import textwrap
 
@@ -12,7 +13,7 @@ import pytest
 from exporter.refrows import parse_rows
 from exporter.toolchain import CompiledModel
 
-from helpers import assert_user_error, randomize, run_cli, saved, strict_compile
+from helpers import ROOT, assert_user_error, randomize, run_cli, saved, strict_compile
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,8 @@ def bad_manifest(folder, text):
         ('[models.int]\nmodel = "nets/cls.keras"\n', ["[models.int]", "int"]),
         ('[models.a]\nmodel = "nets/cls.keras"\nlog_columns = [7]\n', ["[models.a]", "--log-columns [7]"]),
         ('[models.a]\nmodel = "nets/gen.keras"\nnoise = 3\n', ["[models.a]", "noise = 3, but"]),
+        ('[models.a]\nflax = "m:M"\nflax_kwargs = "{"\n', ["[models.a] flax_kwargs: not valid JSON"]),
+        ('[models.a]\nmodel = "nets/cls.keras"\nparams = "tX.pkl"\n', ["[models.a] params: flax_kwargs, params"]),
         ("[models.a\n", ["bad.toml: not valid TOML"]),
         ("title = 'x'\n", ["title: unknown top-level key"]),
         ("", ["no models"]),
@@ -133,3 +136,26 @@ def test_manifest_refuses_per_model_flags(capsys, model_dir, tmp_path):
 def test_same_function_twice_is_refused(capsys, model_dir, tmp_path):
     text = '[models.a]\nmodel = "nets/cls.keras"\npreprocess = ["tX.pkl"]\n\n[models.a_dnn]\nmodel = "nets/cls.keras"\n'
     assert_user_error(capsys, tmp_path, [bad_manifest(model_dir, text), "-o", tmp_path / "x.c"], "'a_dnn'")
+
+
+def test_flax_entry(capsys, tmp_path):
+    """A Flax model in a manifest: module imported from the manifest's folder, kwargs as a TOML table."""
+    examples = ROOT / "examples"
+    for name in ("flax_tracking.py", "flax_tracking.msgpack", "flax_tracking_scaler.pkl"):
+        shutil.copy(examples / name, tmp_path)
+    (tmp_path / "flax.toml").write_text(
+        textwrap.dedent("""
+        [models.flax_eff]
+        flax = "flax_tracking:Model"
+        flax_kwargs = { layer = [128, 128, 128] }
+        params = "flax_tracking.msgpack"
+        n_inputs = 3
+        log_columns = [1]
+        preprocess = ["flax_tracking_scaler.pkl"]
+        output_activation = "sigmoid"
+        """)
+    )
+    code, out, err = run_cli(capsys, tmp_path / "flax.toml", "-o", tmp_path / "out" / "f.c", "--samples", 300)
+    assert code == 0, out + err
+    assert "symbol flax_eff: 3 inputs -> 1 outputs" in out and "parity: passed against Flax" in out
+    assert "float *flax_eff_preprocess(float *output, const float *input);" in (tmp_path / "out" / "f.h").read_text()
