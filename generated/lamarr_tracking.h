@@ -146,7 +146,8 @@ float *efficiency_preprocess_inverse(float *output, const float *input);
  *
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
- * A generator: `random` holds 128 standard-normal numbers drawn by the caller (read only).
+ * A generator: `random` holds 128 standard-normal numbers drawn by the caller
+ * (read only; it must not overlap `output`).
  * Reentrant and thread-safe: no heap, no mutable static state; at most 736 bytes of
  * scratch on the stack per call. C99, needs only <math.h> (link with -lm).
  *
@@ -210,7 +211,8 @@ float *resolution_preprocess_inverse(float *output, const float *input);
  *
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
- * A generator: `random` holds 128 standard-normal numbers drawn by the caller (read only).
+ * A generator: `random` holds 128 standard-normal numbers drawn by the caller
+ * (read only; it must not overlap `output`).
  * Reentrant and thread-safe: no heap, no mutable static state; at most 760 bytes of
  * scratch on the stack per call. C99, needs only <math.h> (link with -lm).
  *
