@@ -241,13 +241,11 @@ def _trace(
 
     if report is None or report.arrays is None or (report.passed and not args.trace) or ex.graph is None:
         return None, None
-    if ex.chain.n_noise:
-        return None, "the trace does not handle generators (noise inputs) yet"
     rows = [int(r) for r in report.worst_rows(WORST_ROWS)]
     message = f"tracing {len(ex.graph.ops)} steps on the {len(rows)} worst rows (one C build per step)"
     try:
         with progress.step("trace", message):
-            return trace(ex, report.arrays.inputs, rows, report.atol, report.rtol), None
+            return trace(ex, report.arrays.inputs, rows, report.atol, report.rtol, report.arrays.noise), None
     except Exception as err:  # a diagnosis that fails must not cost the user the export itself
         return None, f"{type(err).__name__}: {err}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 import re
 
@@ -10,8 +11,9 @@ import pytest
 
 from exporter import export_chain
 from exporter.errors import ExportError, UnsupportedModelError
+from exporter.trace import trace
 
-from helpers import assert_user_error, randomize, run_cli, saved, strict_compile
+from helpers import assert_user_error, perturb_weight, randomize, run_cli, saved, strict_compile
 
 
 def two_input_generator(keras, n_cond=3, n_noise=5, n_out=2):
@@ -120,9 +122,10 @@ def test_refusals(keras, tmp_path):
 
 def test_cli_noise(capsys, keras, tmp_path):
     path = saved(one_input_generator(keras), tmp_path, "gen.keras")
-    code, out, _ = run_cli(capsys, path, "--noise", 5, "-o", tmp_path / "out" / "gen.c", "--samples", 500)
+    code, out, _ = run_cli(capsys, path, "--noise", 5, "-o", tmp_path / "out" / "gen.c", "--samples", 500, "--trace")
     assert code == 0, out
     assert "3 inputs + 5 noise -> 2 outputs" in out and "parity: passed" in out
+    assert "trace: every step agrees" in out
     text = (tmp_path / "out" / "gen.ref.txt").read_text()
     assert "symbol gen 3 2 5 8" in text and "\nrandom " in text
     scaler = tmp_path / "scaler.pkl"
@@ -132,3 +135,26 @@ def test_cli_noise(capsys, keras, tmp_path):
         capsys, tmp_path, [path, "--noise", 9, "-o", tmp_path / "y.c"], "noise = 9, but the model's input has only 8"
     )
     assert_user_error(capsys, tmp_path, [path, "--noise", 5, "--pt-column", 0, "--report", tmp_path / "r"], "generator")
+
+
+@pytest.mark.parametrize("kind", ["two inputs", "trailing noise"])
+def test_trace_finds_a_broken_step_of_a_generator(keras, tmp_path, kind):
+    """The trace feeds each step the parity check's noise rows, in C and in Keras."""
+    L = keras.layers
+    if kind == "two inputs":
+        cond, noise = keras.Input((3,)), keras.Input((5,))
+        h = L.Dense(16, activation="tanh", name="first")(L.Concatenate(name="join")([cond, noise]))
+        model = keras.Model([cond, noise], L.Dense(2, name="head")(L.Dense(16, activation="tanh", name="mid")(h)))
+        ex = export_chain(saved(randomize(model), tmp_path))
+    else:
+        x = keras.Input((8,))
+        h = L.Dense(16, activation="tanh", name="first")(x)
+        model = keras.Model(x, L.Dense(2, name="head")(L.Dense(16, activation="tanh", name="mid")(h)))
+        ex = export_chain(saved(randomize(model), tmp_path), noise=5)
+    ex.c_edit = functools.partial(perturb_weight, op_name="mid")
+    report = ex.check(inputs=ex.inputs(300))
+    assert not report.passed
+    rows = [int(r) for r in report.worst_rows(5)]
+    result = trace(ex, report.arrays.inputs, rows, report.atol, report.rtol, report.arrays.noise)
+    assert result.first_drift is not None and result.first_drift.name == "mid"
+    assert all(not s.drifts for s in result.steps if s.name == "first")

@@ -176,5 +176,5 @@ def load_keras(model: Any, noise: int = 0) -> LoadedModel:
         reference=keras_reference(model),
         framework="Keras",
         framework_version=f"{keras.__version__} ({keras.backend.backend()} backend)",
-        intermediates=KerasIntermediates(walked.input, walked.origins),
+        intermediates=KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined),
     )

@@ -114,6 +114,7 @@ class Walked:
     output: str = ""
     origins: dict[str, Origin] = field(default_factory=dict)
     noise: str | None = None
+    joined: str | None = None  # a one-input generator: the value (conditions, then noise) fed to the model
 
     def graph(self) -> Graph:
         return self.builder.finish(self.input, self.output, self.noise)
@@ -163,7 +164,8 @@ def walk_keras(model: Any, source: str, noise: int = 0) -> Walked:
             b.refuse(model.name, "InputLayer", problem, 1)
     x, r, feeds = _generator_inputs(b, model, [int(t.shape[-1] or 1) for t in model.inputs], noise)
     outputs = walker.walk(model, feeds)
-    return Walked(b, x, outputs[0], walker.origins, r)
+    joined = feeds[0] if r is not None and len(feeds) == 1 else None
+    return Walked(b, x, outputs[0], walker.origins, r, joined)
 
 
 def keras_to_ir(model: Any, source: str) -> Graph:
