@@ -422,7 +422,10 @@ def run_inspect(args: argparse.Namespace) -> int:
         print(to_json(inspect_document(args.model, inspection, framework="Keras")), end="")
     else:
         print(f"lamarr-export {__version__} inspect: {args.model}, symbol {inspection.symbol}")
-        shape = f"{inspection.n_inputs} inputs -> {inspection.n_outputs} outputs, " if inspection.n_inputs else ""
+        noise = f" + {inspection.n_noise} noise" if inspection.n_noise else ""
+        shape = (
+            f"{inspection.n_inputs} inputs{noise} -> {inspection.n_outputs} outputs, " if inspection.n_inputs else ""
+        )
         print(f"  {shape}{len(inspection.rows)} rows: {STAGES[inspection.stage]}")
         print("    " + inspection.table().replace("\n", "\n    "))
     if not inspection.exportable:

@@ -126,6 +126,8 @@ def test_cli_noise(capsys, keras, tmp_path):
     assert code == 0, out
     assert "3 inputs + 5 noise -> 2 outputs" in out and "parity: passed" in out
     assert "trace: every step agrees" in out
+    code, out, _ = run_cli(capsys, "inspect", saved(two_input_generator(keras), tmp_path, "two.keras"))
+    assert code == 0 and "3 inputs + 5 noise -> 2 outputs" in out
     text = (tmp_path / "out" / "gen.ref.txt").read_text()
     assert "symbol gen 3 2 5 8" in text and "\nrandom " in text
     scaler = tmp_path / "scaler.pkl"
