@@ -42,6 +42,16 @@ class Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+class CMakeDir(argparse.Action):
+    """``--cmake-dir``: where ``LamarrExport.cmake`` is, in a checkout or an installed wheel; like --version."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from exporter.backend import shipped_dir
+
+        print(shipped_dir("cmake", "LamarrExport.cmake"))
+        parser.exit()
+
+
 def _non_negative(kind: type) -> Callable[[str], float]:
     def parse(text: str) -> float:
         value = kind(text)
@@ -126,6 +136,12 @@ def parser() -> Parser:
         type=_non_negative(int),
         metavar="INDEX",
         help="with --report: the pT-like input to draw each output against, C and Keras overlaid",
+    )
+    p.add_argument(
+        "--cmake-dir",
+        action=CMakeDir,
+        nargs=0,
+        help="print the folder of LamarrExport.cmake (for CMake's include()) and exit",
     )
     p.add_argument(
         "--depends",

@@ -101,8 +101,10 @@ def test_lamarr_export_models_in_a_project(cmake, keras, tmp_path):
         '[models.cls]\nmodel = "cls.keras"\noutput_activation = "softmax"\n\n[models.gen]\nmodel = "gen.keras"\n'
     )
     build = tmp_path / "build"
+    cmake_dir = Path(run(EXPORTER, "--cmake-dir").stdout.strip())  # from the installed package, as Lamarr finds it
+    assert (cmake_dir / "LamarrExport.cmake").is_file()
     options = [
-        f"-DLAMARR_EXPORT_CMAKE_DIR={ROOT / 'cmake'}",
+        f"-DLAMARR_EXPORT_CMAKE_DIR={cmake_dir}",
         f"-DMODELS_MANIFEST={manifest}",
         f"-DLAMARR_EXPORT_EXECUTABLE={EXPORTER}",
     ]

@@ -75,13 +75,17 @@ class Function:
         return "float *output, const float *input" + (", const float *random" if self.n_noise else "")
 
 
-def template_dir() -> Path:
-    """Templates ship inside the wheel as exporter/templates; in a checkout they sit at the top."""
+def shipped_dir(name: str, marker: str) -> Path:
+    """A folder that ships inside the wheel as exporter/<name>; in a checkout it sits at the top."""
     here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "templates", here.parent / "templates"):
-        if (candidate / "model.c.j2").is_file():
+    for candidate in (here / name, here.parent / name):
+        if (candidate / marker).is_file():
             return candidate
-    raise RuntimeError(f"templates not found next to {here}")
+    raise RuntimeError(f"{name}/ not found next to {here}")
+
+
+def template_dir() -> Path:
+    return shipped_dir("templates", "model.c.j2")
 
 
 def _fail(message: str) -> NoReturn:
