@@ -160,3 +160,14 @@ def test_trace_finds_a_broken_step_of_a_generator(keras, tmp_path, kind):
     result = trace(ex, report.arrays.inputs, rows, report.atol, report.rtol, report.arrays.noise)
     assert result.first_drift is not None and result.first_drift.name == "mid"
     assert all(not s.drifts for s in result.steps if s.name == "first")
+
+
+def test_a_generator_that_ignores_its_noise_compiles_strictly(keras, tmp_path):
+    """Keras accepts a noise input that nothing reads; the C keeps the 3-argument signature without a warning."""
+    L = keras.layers
+    cond, noise = keras.Input((3,)), keras.Input((4,))
+    ex = export_chain(saved(randomize(keras.Model([cond, noise], L.Dense(2)(cond))), tmp_path))
+    assert ex.chain.n_noise == 4 and "(void)random;" in ex.source.c
+    (tmp_path / "g.c").write_text(ex.source.c)
+    strict_compile(tmp_path / "g.c", tmp_path)
+    assert ex.check(ex.compile(tmp_path), ex.inputs(200)).passed

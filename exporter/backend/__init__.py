@@ -68,6 +68,7 @@ class Function:
     parts: list[str] = field(default_factory=list)  # compose: the functions called in turn
     n_noise: int = 0  # a generator's noise entries: the function takes `random` too
     part_noise: list[bool] = field(default_factory=list)  # compose: which parts take `random`
+    ignores_noise: bool = False  # network: takes `random` but no op reads it (strict warnings need it cast away)
 
     @property
     def params(self) -> str:
@@ -132,6 +133,7 @@ def _network(graph: Graph, name: str) -> Function:
         f"{name}_buf",
         plan.copy_from,
         n_noise=graph.n_noise,
+        ignores_noise=bool(graph.noise) and not any(graph.noise in op.inputs for op in graph.ops),
     )
 
 
