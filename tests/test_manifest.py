@@ -159,3 +159,12 @@ def test_flax_entry(capsys, tmp_path):
     assert code == 0, out + err
     assert "symbol flax_eff: 3 inputs -> 1 outputs" in out and "parity: passed against Flax" in out
     assert "float *flax_eff_preprocess(float *output, const float *input);" in (tmp_path / "out" / "f.h").read_text()
+
+
+def test_parity_failure_in_a_set_exits_1(capsys, model_dir, tmp_path):
+    """Zero tolerance cannot hold for tanh: exit 1, the failing model's table printed, its banner marked."""
+    out_c = tmp_path / "set.c"
+    code, out, _ = run_cli(capsys, model_dir / "models.toml", "-o", out_c, "--samples", 300, "--atol", 0, "--rtol", 0)
+    assert code == 1
+    assert "parity: FAILED" in out and "max abs err" in out
+    assert "Parity: FAILED" in out_c.read_text() and out_c.with_suffix(".ref.txt").is_file()
