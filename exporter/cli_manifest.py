@@ -85,11 +85,11 @@ def run_manifest(args: argparse.Namespace) -> int:
             with progress.step("parity", f"{ex.symbol}: parity against {ex.framework} on {len(rows):,} rows"):
                 reports[ex.symbol] = ex.check(fn, rows, args.atol, args.rtol)
     source = model_set.source(reports)
-    rows = [reference_rows(ex, atol=args.atol, rtol=args.rtol) for ex in model_set.exports]
+    references = [reference_rows(ex, atol=args.atol, rtol=args.rtol) for ex in model_set.exports]
     files = {
         c_path: source.c.encode(),
         c_path.with_suffix(".h"): source.h.encode(),
-        ref_path(c_path): format_rows(manifest.name, [ex.source for ex in model_set.exports], rows).encode(),
+        ref_path(c_path): format_rows(manifest.name, [ex.source for ex in model_set.exports], references).encode(),
     }
     if args.so:
         files[Path(args.so)] = compiled.library.read_bytes()  # type: ignore[union-attr]
