@@ -39,8 +39,13 @@ def median_ns(call: Callable[[], Any], count: int, repeats: int) -> float:
     return statistics.median(samples)
 
 
-def python_timings(row_fn: Callable[[np.ndarray], Any], batch_fn: Callable[[np.ndarray], Any], rows: np.ndarray,
-                   repeats: int, budget_s: float = 0.3) -> tuple[float, float]:  # fmt: skip
+def python_timings(
+    row_fn: Callable[[np.ndarray], Any],
+    batch_fn: Callable[[np.ndarray], Any],
+    rows: np.ndarray,
+    repeats: int,
+    budget_s: float = 0.3,
+) -> tuple[float, float]:
     """Per-row latency (single-row calls, as many as fit in ``budget_s``) and batch time per row."""
     one = rows[:1]
     start = time.perf_counter()
@@ -113,8 +118,12 @@ def onnxruntime_peer(model: Any, name: str, workdir: Path, rows: np.ndarray, rep
 def keras_peers(model: Any, name: str, workdir: Path, rows: np.ndarray, repeats: int) -> list[Result]:
     import keras
 
-    predict = python_timings(lambda x: model.predict(x, verbose=0, batch_size=len(x)), lambda x: model.predict(
-        x, verbose=0, batch_size=len(x)), rows, repeats)  # fmt: skip
+    predict = python_timings(
+        lambda x: model.predict(x, verbose=0, batch_size=len(x)),
+        lambda x: model.predict(x, verbose=0, batch_size=len(x)),
+        rows,
+        repeats,
+    )
     direct = python_timings(lambda x: model(x, training=False), lambda x: model(x, training=False), rows, repeats)
     version = f"Keras {keras.__version__} ({keras.backend.backend()})"
     return [

@@ -41,6 +41,7 @@ EXPORTS: dict[str, list[str]] = {
         "sigmoid",
     ],
     "flax_tracking": ["--name", "flax_tracking", *FLAX_TRACKING],
+    "lamarr_tracking": ["lamarr_tracking.toml"],  # a model set: four models from one manifest
 }
 
 

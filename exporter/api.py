@@ -29,12 +29,12 @@ from exporter.frontends.loaded import LoadedModel
 from exporter.ir import Activation, Graph
 from exporter.ir.chain import Chain, with_output_activation
 from exporter.ir.columns import ColumnStage, Function, NotInvertible
-from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity
+from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, noise_rows
 from exporter.sampling import chain_inputs
 from exporter.toolchain import CompiledModel, build
 
 OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")
-Reference = Callable[[np.ndarray], np.ndarray]
+Reference = Callable[..., np.ndarray]  # rows (and a generator's noise rows) -> rows
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Export:
 
     chain: Chain
     symbol: str
-    reference: Reference  # raw float32 rows -> final outputs, computed by the Python frameworks
+    reference: Reference  # raw float32 rows (, noise rows) -> final outputs, computed by the Python frameworks
     framework: str  # e.g. "Keras": quoted in generated files, so no version here
     framework_version: str = ""  # e.g. "Keras 3.15.1 (tensorflow backend)": for reports only
     loaded: LoadedModel | None = None
@@ -70,15 +70,25 @@ class Export:
         return self.chain.net
 
     def compile(self, workdir: str | os.PathLike[str] | None = None) -> CompiledModel:
-        return self.compile_source(self.source, self.chain.n_inputs, self.chain.n_outputs, workdir)
+        chain = self.chain
+        return self.compile_source(self.source, chain.n_inputs, chain.n_outputs, workdir, chain.n_noise)
 
     def compile_source(
-        self, source: CSource, n_inputs: int, n_outputs: int, workdir: str | os.PathLike[str] | None = None
+        self,
+        source: CSource,
+        n_inputs: int,
+        n_outputs: int,
+        workdir: str | os.PathLike[str] | None = None,
+        n_noise: int = 0,
     ) -> CompiledModel:
         """Compile a rendering of this chain or of a part of it, hook applied."""
         if self.c_edit is not None:
             source = replace(source, c=self.c_edit(source.c))
-        return build(source, n_inputs, n_outputs, Path(workdir) if workdir else None)
+        return build(source, n_inputs, n_outputs, Path(workdir) if workdir else None, n_noise)
+
+    def noise(self, n_rows: int, seed: int = 1) -> np.ndarray | None:
+        """Standard-normal noise rows for a generator (None for a deterministic model)."""
+        return noise_rows(n_rows, self.chain.n_noise, seed) if self.chain.n_noise else None
 
     def network_inputs(self, rows: np.ndarray) -> np.ndarray:
         """What the network receives for raw ``rows``, computed in Python."""
@@ -93,10 +103,14 @@ class Export:
         inputs: np.ndarray | None = None,
         atol: float = DEFAULT_ATOL,
         rtol: float = DEFAULT_RTOL,
+        noise: np.ndarray | None = None,
     ) -> ParityReport:
+        """Parity on ``inputs``; a generator gets ``noise`` (default: ``self.noise``), the same rows on both sides."""
         compiled = compiled or self.compile()
         rows = self.inputs() if inputs is None else inputs
-        return check_parity(compiled, self.reference, rows, atol, rtol, self.framework)
+        if noise is None:
+            noise = self.noise(len(rows))
+        return check_parity(compiled, self.reference, rows, atol, rtol, self.framework, noise)
 
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""
@@ -193,11 +207,14 @@ def export_chain(
     name: str | None = None,
     math: str | None = None,
     dtype: str = "float",
+    noise: int = 0,
 ) -> Export:
     """A Lamarr chain: raw inputs -> log(columns) -> preprocess... -> network -> activation -> inverse target.
 
     ``model`` is a Keras file or model (or None for preprocessing alone); transformers are
-    fitted scikit-learn objects or their .pkl/.joblib/.skops files.
+    fitted scikit-learn objects or their .pkl/.joblib/.skops files. A generator (a Keras model with
+    two inputs, conditions and noise, or ``noise`` > 0 trailing noise entries in its one input)
+    gets the caller's noise after the preprocessing: ``SYMBOL(output, input, random)``.
     """
     from exporter.frontends.sklearn import reference as sk
     from exporter.frontends.sklearn import transformer_stage
@@ -207,8 +224,12 @@ def export_chain(
     symbol = symbol_for(name, model if model is not None else (preprocess[0] if preprocess else "model"), dtype)
     if output_activation not in (None, *OUTPUT_ACTIVATIONS):
         raise ExportError(f"--output-activation {output_activation!r}: choose one of {', '.join(OUTPUT_ACTIVATIONS)}")
+    if noise < 0 or (noise and model is None):
+        raise ExportError(f"--noise {noise}: a generator needs a network and at least one noise entry")
     pre_transformers = [_transformer(t) for t in preprocess]
-    net_loaded = _load_network(model) if model is not None else None
+    net_loaded = _load_network(model, noise) if model is not None else None
+    if noise and net_loaded is not None and net_loaded.graph.n_noise != noise:
+        raise ExportError(f"--noise {noise}: only Keras generators take noise ({_name_of(model)} does not)")
     net = net_loaded.graph if net_loaded else None
     inner_pre = net_loaded.pre if net_loaded else None
     if net is not None and output_activation:
@@ -249,10 +270,10 @@ def export_chain(
             x = sk.forward(est, x)
         return x
 
-    def reference(rows: np.ndarray) -> np.ndarray:
+    def reference(rows: np.ndarray, *noise: np.ndarray) -> np.ndarray:
         x = prepare(rows)
         if net_loaded is not None:
-            x = _activate(net_loaded.reference(x.astype(np.float32)).astype(np.float64), output_activation)
+            x = _activate(net_loaded.reference(x.astype(np.float32), *noise).astype(np.float64), output_activation)
         if target is not None:
             x = sk.inverse(target[0], x)
         return x.astype(np.float32)
@@ -269,12 +290,12 @@ def export_chain(
     return Export(chain, symbol, reference, framework, ", ".join(versions), net_loaded, prepared, math, dtype)
 
 
-def _load_network(model: Any) -> LoadedModel:
+def _load_network(model: Any, noise: int = 0) -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model
     from exporter.frontends.keras import load_keras
 
-    return load_keras(model)
+    return load_keras(model, noise)
 
 
 def _activate(y: np.ndarray, kind: str | None) -> np.ndarray:

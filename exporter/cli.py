@@ -43,6 +43,16 @@ class Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+class CMakeDir(argparse.Action):
+    """``--cmake-dir``: where ``LamarrExport.cmake`` is, in a checkout or an installed wheel; like --version."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from exporter.backend import shipped_dir
+
+        print(shipped_dir("cmake", "LamarrExport.cmake"))
+        parser.exit()
+
+
 def _non_negative(kind: type) -> Callable[[str], float]:
     def parse(text: str) -> float:
         value = kind(text)
@@ -143,6 +153,17 @@ def parser() -> Parser:
         metavar="INDEX",
         help="with --report: the pT-like input to draw each output against, C and Keras overlaid",
     )
+    p.add_argument(
+        "--cmake-dir",
+        action=CMakeDir,
+        nargs=0,
+        help="print the folder of LamarrExport.cmake (for CMake's include()) and exit",
+    )
+    p.add_argument(
+        "--depends",
+        action="store_true",
+        help="with a manifest (MODELS.toml): print the files it reads, one per line, and stop (for build systems)",
+    )
     _chain_flags(p)
     _output_flags(p)
     return p
@@ -180,6 +201,14 @@ def _chain_flags(p: argparse.ArgumentParser) -> None:
     )
     chain.add_argument(
         "--output-activation", choices=OUTPUT_ACTIVATIONS, help="activation for a network that outputs logits"
+    )
+    chain.add_argument(
+        "--noise",
+        type=_non_negative(int),
+        default=0,
+        metavar="N",
+        help="a generator whose one input ends with N noise entries: SYMBOL(output, input, random) "
+        "(a model with two inputs, conditions and noise, is a generator without this flag)",
     )
     flax = p.add_argument_group("Flax models (instead of MODEL)")
     flax.add_argument("--flax", metavar="PKG.MODULE:CLASS", help="a flax.linen module class, importable from here")
@@ -250,7 +279,7 @@ def _trace(
     message = f"tracing {len(ex.graph.ops)} steps on the {len(rows)} worst rows (one C build per step)"
     try:
         with progress.step("trace", message):
-            return trace(ex, report.arrays.inputs, rows, report.atol, report.rtol), None
+            return trace(ex, report.arrays.inputs, rows, report.atol, report.rtol, report.arrays.noise), None
     except Exception as err:  # a diagnosis that fails must not cost the user the export itself
         return None, f"{type(err).__name__}: {err}"
 
@@ -275,6 +304,8 @@ def _export(args: argparse.Namespace) -> Export:
         "math": getattr(args, "math", None),
         "dtype": getattr(args, "dtype", "float"),
     }
+    if args.noise and (args.flax or Path(args.model).suffix in SUFFIXES):
+        raise ExportError("--noise goes with a Keras generator model")
     if args.flax:
         from exporter.frontends.flax import load_flax_cli
 
@@ -291,15 +322,21 @@ def _export(args: argparse.Namespace) -> Export:
             math=chain["math"],
             dtype=chain["dtype"],
         )
-    return export_chain(args.model, name=args.name, **chain)
+    return export_chain(args.model, name=args.name, noise=getattr(args, "noise", 0) or 0, **chain)
 
 
 def run(args: argparse.Namespace) -> int:
     from exporter.api import write_atomically
+    from exporter.cli_manifest import is_manifest, run_manifest
     from exporter.inspect import inspect_export
+    from exporter.refrows import format_rows, ref_path, reference_rows
     from exporter.report.document import export_document
     from exporter.toolchain import CompileError
 
+    if is_manifest(args.model):
+        return run_manifest(args)
+    if args.depends:
+        raise ExportError("--depends lists the files of a manifest: give a .toml file")
     progress = Progress(enabled=not (args.quiet or args.json))
     _check_model_flags(args)
     c_path = _output_paths(args)
@@ -313,6 +350,8 @@ def run(args: argparse.Namespace) -> int:
         raise ExportError(f"--inputs {args.inputs}: shape {user_rows.shape}, the model takes {n_inputs} inputs per row")
     if args.pt_column is not None and args.pt_column >= n_inputs:
         raise ExportError(f"--pt-column {args.pt_column}: the model has inputs 0 to {n_inputs - 1}")
+    if args.pt_column is not None and ex.chain.n_noise:
+        raise ExportError("--pt-column draws one curve per output: a generator's output is a distribution")
 
     report = compiled = None
     try:
@@ -328,6 +367,9 @@ def run(args: argparse.Namespace) -> int:
     traced, trace_error = _trace(args, ex, report, progress)
 
     files = ex.files(c_path, report)
+    with progress.step("reference rows", "computing the reference rows"):
+        rows = reference_rows(ex, atol=args.atol, rtol=args.rtol)
+    files[ref_path(c_path)] = format_rows(ex.symbol, [ex.source], [rows]).encode()
     if args.so:
         files[Path(args.so)] = compiled.library.read_bytes()  # type: ignore[union-attr]
     if args.json or report_dir:
@@ -364,6 +406,7 @@ def _file_names(args: argparse.Namespace, c_path: Path, report_dir: Path | None)
     return {
         "c": c_path,
         "h": c_path.with_suffix(".h"),
+        "ref": c_path.with_suffix(".ref.txt"),
         "so": Path(args.so) if args.so else None,
         "report_json": report_dir / "report.json" if report_dir else None,
         "report_html": report_dir / "report.html" if report_dir else None,
@@ -387,7 +430,9 @@ def _summary(
         + (f", {args.so}" if args.so else "")
     )
     print(
-        f"  symbol {ex.symbol}: {chain.n_inputs} inputs -> {chain.n_outputs} outputs, "
+        f"  symbol {ex.symbol}: {chain.n_inputs} inputs"
+        + (f" + {chain.n_noise} noise" if chain.n_noise else "")
+        + f" -> {chain.n_outputs} outputs, "
         f"{len(steps)} steps, {chain.n_params:,} parameters, C source {len(source.c) / 1024:.1f} KiB, "
         f"stack {source.stack_bytes:,} B per call"
     )
@@ -441,7 +486,10 @@ def run_inspect(args: argparse.Namespace) -> int:
         print(to_json(inspect_document(model, inspection, framework=framework)), end="")
     else:
         print(f"lamarr-export {__version__} inspect: {model}, symbol {inspection.symbol}")
-        shape = f"{inspection.n_inputs} inputs -> {inspection.n_outputs} outputs, " if inspection.n_inputs else ""
+        noise = f" + {inspection.n_noise} noise" if inspection.n_noise else ""
+        shape = (
+            f"{inspection.n_inputs} inputs{noise} -> {inspection.n_outputs} outputs, " if inspection.n_inputs else ""
+        )
         print(f"  {shape}{len(inspection.rows)} rows: {STAGES[inspection.stage]}")
         print("    " + inspection.table().replace("\n", "\n    "))
     if not inspection.exportable:

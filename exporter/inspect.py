@@ -81,6 +81,7 @@ class Inspection:
     n_outputs: int | None = None
     stack_bytes: int | None = None  # known only for an exportable model
     problems: list[Problem] = field(default_factory=list)
+    n_noise: int = 0  # a generator's noise entries (its C function's third argument)
 
     @property
     def exportable(self) -> bool:
@@ -192,7 +193,9 @@ def op_row(op: Op, widths: dict[str, int]) -> Row:
 def inspect_graph(graph: Graph, symbol: str, stack_bytes: int) -> Inspection:
     """An exportable model: the steps of its C."""
     rows = [op_row(op, graph.widths) for op in graph.ops]
-    return Inspection(graph.source, symbol, "graph", rows, graph.n_inputs, graph.n_outputs, stack_bytes)
+    return Inspection(
+        graph.source, symbol, "graph", rows, graph.n_inputs, graph.n_outputs, stack_bytes, n_noise=graph.n_noise
+    )
 
 
 def column_rows(stage: ColumnStage) -> list[Row]:
@@ -211,7 +214,9 @@ def inspect_export(chain: Chain, symbol: str, stack_bytes: int) -> Inspection:
     if chain.net is not None:
         rows += inspect_graph(chain.net, symbol, stack_bytes).rows
     rows += column_rows(chain.post) if chain.post else []
-    return Inspection(chain.source, symbol, "graph", rows, chain.n_inputs, chain.n_outputs, stack_bytes)
+    return Inspection(
+        chain.source, symbol, "graph", rows, chain.n_inputs, chain.n_outputs, stack_bytes, n_noise=chain.n_noise
+    )
 
 
 def inspect_chain(

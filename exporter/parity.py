@@ -79,6 +79,7 @@ class ParityArrays:
     inputs: np.ndarray
     c_out: np.ndarray
     ref: np.ndarray
+    noise: np.ndarray | None = None  # a generator's noise rows, fed to both sides
 
 
 @dataclass
@@ -191,18 +192,26 @@ def compare(
     )
 
 
+def noise_rows(n_rows: int, n_noise: int, seed: int = 1) -> np.ndarray:
+    """Standard-normal noise for a generator, as Lamarr draws it: the same rows go to C and the framework."""
+    return np.random.default_rng(seed).standard_normal((n_rows, n_noise)).astype(np.float32)
+
+
 def check_parity(
-    compiled: Callable[[np.ndarray], np.ndarray],
-    reference: Callable[[np.ndarray], np.ndarray],
+    compiled: Callable[..., np.ndarray],
+    reference: Callable[..., np.ndarray],
     inputs: np.ndarray,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
     reference_name: str = "the framework",
+    noise: np.ndarray | None = None,
 ) -> ParityReport:
-    """Run both on the same float32 rows and compare; the report keeps the arrays (``report.arrays``)."""
+    """Run both on the same float32 rows (and a generator's same noise rows) and compare; the report
+    keeps the arrays (``report.arrays``)."""
     inputs = np.asarray(inputs, dtype=np.float32)
-    c_out = np.asarray(compiled(inputs), dtype=np.float32)
-    ref = np.asarray(reference(inputs), dtype=np.float32).reshape(c_out.shape)
+    extra = () if noise is None else (np.asarray(noise, dtype=np.float32),)
+    c_out = np.asarray(compiled(inputs, *extra), dtype=np.float32)
+    ref = np.asarray(reference(inputs, *extra), dtype=np.float32).reshape(c_out.shape)
     report = compare(c_out, ref, inputs, atol, rtol, reference_name)
-    report.arrays = ParityArrays(inputs, c_out, ref)
+    report.arrays = ParityArrays(inputs, c_out, ref, *extra)
     return report

@@ -56,6 +56,7 @@ class CompiledModel:
 
     keepalive: object = None  # e.g. the temporary folder holding the library
     real: str = "float"  # the C type of the buffers: "float" or "double"
+    n_noise: int = 0  # a generator's noise values per row: its functions take `random` too
 
     def __post_init__(self) -> None:
         import cffi
@@ -63,52 +64,72 @@ class CompiledModel:
         t = self.real
         self._dtype = np.float64 if t == "double" else np.float32
         self._ffi = cffi.FFI()
+        noise = f", const {t} *random" if self.n_noise else ""
         self._ffi.cdef(
-            f"{t} *{self.symbol}({t} *output, const {t} *input);\n"
-            f"{t} *{self.symbol}_batch({t} *output, const {t} *input, size_t n);"
+            f"{t} *{self.symbol}({t} *output, const {t} *input{noise});\n"
+            f"{t} *{self.symbol}_batch({t} *output, const {t} *input{noise}, size_t n);"
         )
         self._lib = self._ffi.dlopen(str(self.library))
         self._fn = getattr(self._lib, self.symbol)
         self._batch = getattr(self._lib, f"{self.symbol}_batch")
 
-    def sibling(self, symbol: str, n_inputs: int, n_outputs: int) -> CompiledModel:
+    def sibling(self, symbol: str, n_inputs: int, n_outputs: int, n_noise: int = 0) -> CompiledModel:
         """Another function of the same library (a chain's ``SYMBOL_preprocess``, ``SYMBOL_inverse``...)."""
-        return CompiledModel(symbol, self.library, n_inputs, n_outputs, keepalive=self, real=self.real)
+        return CompiledModel(symbol, self.library, n_inputs, n_outputs, keepalive=self, real=self.real, n_noise=n_noise)
 
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
+    def _noise(self, noise: np.ndarray | None, n_rows: int) -> np.ndarray | None:
+        if not self.n_noise:
+            if noise is not None:
+                raise ValueError(f"{self.symbol} takes no noise")
+            return None
+        if noise is None:
+            raise ValueError(f"{self.symbol} is a generator: give {self.n_noise} noise values per row")
+        noise = np.ascontiguousarray(noise, dtype=self._dtype).reshape(-1, self.n_noise)
+        if noise.shape[0] != n_rows:
+            raise ValueError(f"{noise.shape[0]} noise rows for {n_rows} input rows")
+        return noise
+
+    def __call__(self, rows: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         """Evaluate row by row, exactly as Lamarr calls it (one row per call)."""
         rows = np.ascontiguousarray(rows, dtype=self._dtype).reshape(-1, self.n_inputs)
+        random = self._noise(noise, rows.shape[0])
         out = np.empty((rows.shape[0], self.n_outputs), dtype=self._dtype)
         ffi, fn, t = self._ffi, self._fn, f"{self.real}[]"
         for i in range(rows.shape[0]):
-            fn(ffi.from_buffer(t, out[i]), ffi.from_buffer(t, rows[i]))
+            extra = () if random is None else (ffi.from_buffer(t, random[i]),)
+            fn(ffi.from_buffer(t, out[i]), ffi.from_buffer(t, rows[i]), *extra)
         return out
 
-    def batch(self, rows: np.ndarray) -> np.ndarray:
+    def batch(self, rows: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         """Evaluate all rows with one call of ``SYMBOL_batch`` (same bits as row by row, faster)."""
         rows = np.ascontiguousarray(rows, dtype=self._dtype).reshape(-1, self.n_inputs)
+        random = self._noise(noise, rows.shape[0])
         out = np.empty((rows.shape[0], self.n_outputs), dtype=self._dtype)
         t = f"{self.real}[]"
-        self._batch(self._ffi.from_buffer(t, out), self._ffi.from_buffer(t, rows), rows.shape[0])
+        extra = () if random is None else (self._ffi.from_buffer(t, random),)
+        self._batch(self._ffi.from_buffer(t, out), self._ffi.from_buffer(t, rows), *extra, rows.shape[0])
         return out
 
-    def call_in_place(self, rows: np.ndarray) -> np.ndarray:
+    def call_in_place(self, rows: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         """Evaluate with output == input, in a buffer of max(inputs, outputs) floats per row."""
         rows = np.asarray(rows, dtype=self._dtype).reshape(-1, self.n_inputs)
+        random = self._noise(noise, rows.shape[0])
         buf = np.zeros((rows.shape[0], max(self.n_inputs, self.n_outputs)), dtype=self._dtype)
         buf[:, : self.n_inputs] = rows
-        ffi, fn = self._ffi, self._fn
+        ffi, fn, t = self._ffi, self._fn, f"{self.real}[]"
         for i in range(rows.shape[0]):
-            row = ffi.from_buffer(f"{self.real}[]", buf[i])
-            fn(row, row)
+            row = ffi.from_buffer(t, buf[i])
+            fn(row, row, *(() if random is None else (ffi.from_buffer(t, random[i]),)))
         return buf[:, : self.n_outputs].copy()
 
 
-def build(source: CSource, n_inputs: int, n_outputs: int, workdir: Path | None = None) -> CompiledModel:
+def build(
+    source: CSource, n_inputs: int, n_outputs: int, workdir: Path | None = None, n_noise: int = 0
+) -> CompiledModel:
     """Compile ``source`` (into ``workdir`` or a fresh temporary folder) and load it."""
     if workdir is not None:
         library = compile_shared(source, Path(workdir))
-        return CompiledModel(source.symbol, library, n_inputs, n_outputs, real=source.real)
+        return CompiledModel(source.symbol, library, n_inputs, n_outputs, real=source.real, n_noise=n_noise)
     tmp = tempfile.TemporaryDirectory(prefix="lamarr-export-")
     library = compile_shared(source, Path(tmp.name))
-    return CompiledModel(source.symbol, library, n_inputs, n_outputs, keepalive=tmp, real=source.real)
+    return CompiledModel(source.symbol, library, n_inputs, n_outputs, keepalive=tmp, real=source.real, n_noise=n_noise)

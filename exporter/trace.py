@@ -83,22 +83,28 @@ def subgraph(graph: Graph, value: str) -> Graph:
     return part
 
 
-def trace(ex: Export, inputs: np.ndarray, rows: list[int], atol: float, rtol: float) -> Trace:
-    """Compare every step of ``ex`` on ``inputs[rows]``; one C build per step."""
+def trace(
+    ex: Export, inputs: np.ndarray, rows: list[int], atol: float, rtol: float, noise: np.ndarray | None = None
+) -> Trace:
+    """Compare every step of ``ex`` on ``inputs[rows]`` (a generator: with ``noise[rows]``); one C build per step."""
     graph = ex.graph
     intermediates = ex.loaded.intermediates if ex.loaded is not None else None
     if graph is None or intermediates is None:
         raise ExportError(f"{ex.chain.source}: the {ex.framework} frontend gives no intermediate outputs")
     picked = ex.network_inputs(np.asarray(inputs, dtype=np.float32)[rows])
+    if graph.noise and noise is None:
+        raise ExportError(f"{ex.chain.source}: a generator is traced with the noise rows its parity check used")
+    extra = () if not graph.noise else (np.asarray(noise, dtype=np.float32)[rows],)
     known = [op for op in graph.ops if intermediates.knows(op.output)]
-    reference = intermediates([op.output for op in known], picked)
+    reference = intermediates([op.output for op in known], picked, *extra)
     steps = []
     for index, op in enumerate(graph.ops):
         if op not in known:
             continue
         part = subgraph(graph, op.output)
-        compiled = ex.compile_source(render(part, f"{ex.symbol}_step{index}"), part.n_inputs, part.n_outputs)
-        err = errors(compiled(picked), reference[op.output], atol, rtol)
+        source = render(part, f"{ex.symbol}_step{index}")
+        compiled = ex.compile_source(source, part.n_inputs, part.n_outputs, n_noise=part.n_noise)
+        err = errors(compiled(picked, *extra), reference[op.output], atol, rtol)
         ratio = np.nan_to_num(err.ratio, nan=0.0)
         steps.append(
             TraceStep(

@@ -8,7 +8,7 @@
  *
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
- * NAME_batch(output, input, n) does the same for n consecutive rows (its buffers must not overlap),
+ * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
  * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
  * each weight is used for several rows.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 1036 bytes of

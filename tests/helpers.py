@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -40,6 +41,26 @@ STRICT_C = [
 STRICT_CXX = ["g++", "-x", "c++", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow", "-Wconversion", "-c"]
 
 
+def run_cli(capsys: Any, *args: Any) -> tuple[int, str, str]:
+    """``lamarr-export ARGS`` in process: exit code, stdout, stderr."""
+    from exporter.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(capsys: Any, tmp_path: Path, args: list[Any], *fragments: str) -> None:
+    """Exit 2, every fragment in the message, no traceback, no file left behind in ``tmp_path``."""
+    before = set(os.listdir(tmp_path))
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2, (out, err)
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert set(os.listdir(tmp_path)) == before, "a user error must leave no file behind"
+
+
 def randomize(model: Any, seed: int = 0) -> Any:
     """Give every weight a random value so no term of a layer hides behind a zero.
 
@@ -60,6 +81,7 @@ def randomize(model: Any, seed: int = 0) -> Any:
 
 def saved(model: Any, tmp_path: Path, name: str = "model.keras") -> Path:
     path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return path
 
@@ -119,26 +141,6 @@ def perturb_weight(c_source: str, op_name: str, delta: float = 0.5) -> str:
     assert literal is not None, f"no weight literal after {marker!r}"
     value = float(literal.group()[:-1]) + delta
     return c_source[: literal.start()] + f"{value:.6e}f" + c_source[literal.end() :]
-
-
-def run_cli(capsys: Any, *args: Any) -> tuple[int, str, str]:
-    """``lamarr-export`` in this process: exit code, stdout, stderr."""
-    from exporter.cli import main
-
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_user_error(capsys: Any, folder: Path, args: list[Any], *fragments: str) -> None:
-    """Exit code 2, every fragment in the message, no traceback, and no file left behind in ``folder``."""
-    before = set(folder.iterdir())
-    code, out, err = run_cli(capsys, *args)
-    assert code == 2, (out, err)
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
-    assert set(folder.iterdir()) == before, "a user error must leave no file behind"
 
 
 def exported_symbols(library: Path) -> list[str]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
 import pytest
 
 from exporter.cli import main
+from exporter.refrows import parse_rows
 
 from helpers import ROOT
 
@@ -23,3 +25,15 @@ def test_generated_files_are_current(tmp_path, capsys, name):
         assert (tmp_path / f"{name}{suffix}").read_bytes() == committed, (
             f"generated/{name}{suffix} is stale: run python examples/regenerate.py"
         )
+    # The reference rows hold the frameworks' outputs, which may differ in the last bits between CPUs
+    # (TensorFlow picks its kernels per machine): the inputs and noise must match exactly, the outputs within
+    # the tolerance the file states.
+    fresh_functions, fresh = parse_rows((tmp_path / f"{name}.ref.txt").read_text())
+    functions, rows = parse_rows((ROOT / "generated" / f"{name}.ref.txt").read_text())
+    assert fresh_functions == functions and [r.symbol for r in fresh] == [r.symbol for r in rows]
+    for new, old in zip(fresh, rows, strict=True):
+        np.testing.assert_array_equal(new.inputs, old.inputs)
+        np.testing.assert_array_equal(
+            new.noise if new.noise is not None else [], old.noise if old.noise is not None else []
+        )
+        np.testing.assert_allclose(new.outputs, old.outputs, atol=old.atol, rtol=old.rtol)

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import jinja2
 
-from exporter.backend.buffers import INPUT, OUTPUT, BufferPlan, plan_buffers
+from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, plan_buffers
 from exporter.backend.literals import c_array, c_comment, c_double, c_doubles, c_float
 from exporter.backend.mathlib import ACCURACY, DEFAULT_MATH, check_math, check_real, helpers_used
 from exporter.ir import Dense, Graph, Op
@@ -47,6 +47,7 @@ class CSource:
     stack_bytes: int
     functions: list[str] = field(default_factory=list)  # every exported symbol (not the _batch forms), main first
     real: str = "float"  # the C type of inputs, outputs and network arithmetic: "float" or "double"
+    widths: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # symbol -> (inputs, outputs, noise)
 
 
 @dataclass
@@ -124,7 +125,8 @@ class RowBlock:
 
 @dataclass
 class Function:
-    """One exported C function ``real *name(real *output, const real *input)`` and its ``name_batch``."""
+    """One exported C function ``real *name(real *output, const real *input)`` and its ``name_batch``;
+    for a generator's network and chain ``real *name(real *output, const real *input, const real *random)``."""
 
     name: str
     kind: str  # "network", "columns" or "compose"
@@ -137,15 +139,34 @@ class Function:
     copy_from: str | None = None
     width: int = 0  # columns: the widest row; compose: the widest stage
     parts: list[str] = field(default_factory=list)  # compose: the functions called in turn
+    real: str = "float"
+    n_noise: int = 0  # a generator's noise entries: the function takes `random` too
+    part_noise: list[bool] = field(default_factory=list)  # compose: which parts take `random`
+    ignores_noise: bool = False  # network: takes `random` but no op reads it (strict warnings need it cast away)
+
+    @property
+    def params(self) -> str:
+        """The C parameter list."""
+        t = self.real
+        return f"{t} *output, const {t} *input" + (f", const {t} *random" if self.n_noise else "")
+
+    @property
+    def args(self) -> str:
+        """The arguments a wrapper passes on, for row ``r`` of a batch when given (``output + r * ...``)."""
+        return "output, input" + (", random" if self.n_noise else "")
+
+
+def shipped_dir(name: str, marker: str) -> Path:
+    """A folder that ships inside the wheel as exporter/<name>; in a checkout it sits at the top."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / name, here.parent / name):
+        if (candidate / marker).is_file():
+            return candidate
+    raise RuntimeError(f"{name}/ not found next to {here}")
 
 
 def template_dir() -> Path:
-    """Templates ship inside the wheel as exporter/templates; in a checkout they sit at the top."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "templates", here.parent / "templates"):
-        if (candidate / "model.c.j2").is_file():
-            return candidate
-    raise RuntimeError(f"templates not found next to {here}")
+    return shipped_dir("templates", "model.c.j2")
 
 
 def _fail(message: str) -> NoReturn:
@@ -170,7 +191,7 @@ def environment() -> jinja2.Environment:
 def _row_block(graph: Graph, plan: BufferPlan, name: str, m: dict[str, Any], rows: int) -> RowBlock:
     env = environment()
     scratch = f"{name}_buf"
-    strides = {INPUT: graph.n_inputs, OUTPUT: graph.n_outputs}
+    strides = {INPUT: graph.n_inputs, OUTPUT: graph.n_outputs, RANDOM: graph.n_noise}
     strides.update({f"{scratch}{i}": size for i, size in enumerate(plan.sizes)})
     steps = [
         Step(
@@ -199,11 +220,23 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: dict[str, Any], row
 def _network(graph: Graph, name: str, m: dict[str, Any]) -> Function:
     plan = plan_buffers(graph, scratch_prefix=f"{name}_buf")
     blocks = [_row_block(graph, plan, name, m, rows) for rows in (1, BATCH_ROWS)]
-    return Function(name, "network", graph.n_inputs, graph.n_outputs, blocks[0].stack_bytes, blocks=blocks,
-                    scratch=f"{name}_buf", copy_from=plan.copy_from)  # fmt: skip
+    unread_noise = bool(graph.noise) and not any(graph.noise in op.inputs for op in graph.ops)
+    return Function(
+        name,
+        "network",
+        graph.n_inputs,
+        graph.n_outputs,
+        blocks[0].stack_bytes,
+        blocks=blocks,
+        scratch=f"{name}_buf",
+        copy_from=plan.copy_from,
+        real=m["real"],
+        n_noise=graph.n_noise,
+        ignores_noise=unread_noise,
+    )
 
 
-def _columns(stage: ColumnStage, name: str, symbol: str) -> Function:
+def _columns(stage: ColumnStage, name: str, symbol: str, real: str) -> Function:
     env = environment()
     buf = f"{name}_row"
     steps = [
@@ -211,15 +244,27 @@ def _columns(stage: ColumnStage, name: str, symbol: str) -> Function:
         for i, op in enumerate(stage.ops)
     ]
     stack = 8 * stage.max_width * 2  # the row, and at most one Select's copy
-    return Function(name, "columns", stage.n_inputs, stage.n_outputs, stack, steps, scratch=buf,
-                    width=stage.max_width)  # fmt: skip
+    return Function(
+        name, "columns", stage.n_inputs, stage.n_outputs, stack, steps, scratch=buf, width=stage.max_width, real=real
+    )
 
 
-def _compose(name: str, parts: list[Function], real_size: int) -> Function:
+def _compose(name: str, parts: list[Function], real: str) -> Function:
     widest = max(max(p.n_inputs, p.n_outputs) for p in parts)
-    stack = real_size * widest + max(p.stack_bytes for p in parts)
-    return Function(name, "compose", parts[0].n_inputs, parts[-1].n_outputs, stack, scratch=f"{name}_stage",
-                    width=widest, parts=[p.name for p in parts])  # fmt: skip
+    stack = REAL_SIZE[real] * widest + max(p.stack_bytes for p in parts)
+    return Function(
+        name,
+        "compose",
+        parts[0].n_inputs,
+        parts[-1].n_outputs,
+        stack,
+        scratch=f"{name}_stage",
+        width=widest,
+        parts=[p.name for p in parts],
+        real=real,
+        n_noise=max(p.n_noise for p in parts),
+        part_noise=[bool(p.n_noise) for p in parts],
+    )
 
 
 def _inverse_or_none(stage: ColumnStage) -> ColumnStage | None:
@@ -235,20 +280,20 @@ def plan_functions(chain: Chain, symbol: str, m: dict[str, Any]) -> list[Functio
         return [_network(chain.net, symbol, m)]
     if chain.net is None and chain.post is None and chain.pre is not None:  # a transformer on its own
         inverse = _inverse_or_none(chain.pre)
-        forward = _columns(chain.pre, symbol, symbol)
-        return [forward, _columns(inverse, f"{symbol}_inverse", symbol)] if inverse else [forward]
+        forward = _columns(chain.pre, symbol, symbol, m["real"])
+        return [forward, _columns(inverse, f"{symbol}_inverse", symbol, m["real"])] if inverse else [forward]
     parts: list[Function] = []
     extra: list[Function] = []
     if chain.pre is not None:
-        parts.append(_columns(chain.pre, f"{symbol}_preprocess", symbol))
+        parts.append(_columns(chain.pre, f"{symbol}_preprocess", symbol, m["real"]))
         inverse = _inverse_or_none(chain.pre)
         if inverse is not None:
-            extra.append(_columns(inverse, f"{symbol}_preprocess_inverse", symbol))
+            extra.append(_columns(inverse, f"{symbol}_preprocess_inverse", symbol, m["real"]))
     if chain.net is not None:
         parts.append(_network(chain.net, f"{symbol}_dnn", m))
     if chain.post is not None:
-        parts.append(_columns(chain.post, f"{symbol}_postprocess", symbol))
-    return [_compose(symbol, parts, REAL_SIZE[m["real"]]), *parts, *extra]
+        parts.append(_columns(chain.post, f"{symbol}_postprocess", symbol, m["real"]))
+    return [_compose(symbol, parts, m["real"]), *parts, *extra]
 
 
 def _layers(chain: Chain) -> list[str]:
@@ -293,6 +338,7 @@ def render(
         "source": chain.source,
         "n_inputs": chain.n_inputs,
         "n_outputs": chain.n_outputs,
+        "n_noise": chain.n_noise,
         "n_params": chain.n_params,
         "layers": _layers(chain),
         "parity": parity,
@@ -325,4 +371,25 @@ def render(
         stack_bytes=functions[0].stack_bytes,
         functions=[f.name for f in functions],
         real=real,
+        widths={f.name: (f.n_inputs, f.n_outputs, f.n_noise) for f in functions},
+    )
+
+
+def render_set(name: str, source: str, parts: list[CSource]) -> CSource:
+    """Several rendered models in one ``.c`` and one ``.h`` (a Lamarr model set, from a manifest).
+
+    Every static name of a part is prefixed by its symbol, so the parts are simply laid end to end
+    under one banner and one include guard; the header keeps each part's own guard too.
+    """
+    env = environment()
+    model = {"name": name, "version": __version__, "source": source, "parts": parts}
+    banner = env.get_template("set.j2").module
+    return CSource(
+        symbol=name,
+        c=banner.c(model) + "".join(p.c for p in parts),
+        h=banner.h_open(model) + "".join(p.h for p in parts) + banner.h_close(model),
+        stack_bytes=max(p.stack_bytes for p in parts),
+        functions=[f for p in parts for f in p.functions],
+        real=parts[0].real,
+        widths={k: v for p in parts for k, v in p.widths.items()},
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from exporter.ir import Graph
 
-INPUT, OUTPUT = "input", "output"
+INPUT, OUTPUT, RANDOM = "input", "output", "random"
 
 
 @dataclass
@@ -33,6 +33,8 @@ def plan_buffers(graph: Graph, scratch_prefix: str) -> BufferPlan:
     last_use[graph.output] = len(graph.ops)
 
     location = {graph.input: INPUT}
+    if graph.noise:
+        location[graph.noise] = RANDOM  # the caller's noise, read-only like the input
     holder: dict[str, int] = {}  # value -> scratch index
     sizes: list[int] = []
     free: list[int] = []

@@ -62,9 +62,9 @@ class Builder:
         self.chain.append(Refusal(problem, tuple(inputs), output, int(width)))
         return output
 
-    def finish(self, input_name: str, output_name: str) -> Graph:
+    def finish(self, input_name: str, output_name: str, noise: str | None = None) -> Graph:
         if self.problems:
             raise UnsupportedModelError(self.source, self.problems)
-        graph = Graph(input=input_name, output=output_name, widths=self.widths, ops=self.ops, source=self.source)
+        graph = Graph(input_name, output_name, self.widths, self.ops, self.source, noise)
         graph.validate()
         return optimize(graph)

@@ -44,6 +44,11 @@ class Chain:
         return self.stages[-1][0].n_outputs
 
     @property
+    def n_noise(self) -> int:
+        """A generator's noise entries per call (its C function's third argument), 0 otherwise."""
+        return self.net.n_noise if self.net is not None else 0
+
+    @property
     def n_params(self) -> int:
         return sum(stage.n_params for stage, _ in self.stages)
 

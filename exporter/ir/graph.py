@@ -1,4 +1,5 @@
-"""A model as the IR sees it: one input row, a topologically ordered list of ops, one output row."""
+"""A model as the IR sees it: one input row (and a generator's noise row), a topologically ordered list of ops,
+one output row."""
 
 from __future__ import annotations
 
@@ -22,10 +23,15 @@ class Graph:
     widths: dict[str, int]
     ops: list[Op] = field(default_factory=list)
     source: str = ""
+    noise: str | None = None  # a generator's second input: the caller's random numbers (C argument `random`)
 
     @property
     def n_inputs(self) -> int:
         return self.widths[self.input]
+
+    @property
+    def n_noise(self) -> int:
+        return self.widths[self.noise] if self.noise else 0
 
     @property
     def n_outputs(self) -> int:
@@ -40,7 +46,7 @@ class Graph:
 
     def validate(self) -> None:
         """Check what every backend relies on; a failure here is a frontend bug, not a user error."""
-        known = {self.input}
+        known = {self.input, *([self.noise] if self.noise else [])}
         for op in self.ops:
             for name in op.inputs:
                 if name not in known:

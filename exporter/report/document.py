@@ -112,6 +112,7 @@ def export_document(
         "symbol": ex.symbol,
         "n_inputs": ex.chain.n_inputs,
         "n_outputs": ex.chain.n_outputs,
+        "n_noise": ex.chain.n_noise,
         "files": files,
         "passed": passed,
         "exit_code": 1 if passed is False else 0,

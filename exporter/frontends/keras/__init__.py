@@ -134,14 +134,21 @@ def load_keras_file(path: str | os.PathLike[str]) -> Any:
 
 
 def keras_reference(model: Any) -> Any:
-    """The model's own float32 forward pass, in inference mode, on numpy rows."""
+    """The model's own float32 forward pass, in inference mode, on numpy rows.
+
+    A generator also takes its noise rows: as its second input, or appended to the conditions
+    when it has one input.
+    """
     import keras
 
     as_list = isinstance(getattr(model, "_inputs_struct", None), (list, tuple))  # Model(inputs=[x], ...)
 
-    def reference(x: np.ndarray) -> np.ndarray:
-        rows = np.asarray(x, dtype=np.float32)
-        out = model([rows] if as_list else rows, training=False)
+    def reference(x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+        rows: Any = np.asarray(x, dtype=np.float32)
+        if noise is not None:
+            noise = np.asarray(noise, dtype=np.float32)
+            rows = [rows, noise] if len(model.inputs) == 2 else np.concatenate([rows, noise], axis=1)
+        out = model([rows] if as_list and not isinstance(rows, list) else rows, training=False)
         if isinstance(out, (list, tuple)):
             (out,) = out
         return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
@@ -154,17 +161,20 @@ def source_name(model: Any) -> str:
     return Path(model).name if isinstance(model, (str, os.PathLike)) else f"{model.name} (in memory)"
 
 
-def load_keras(model: Any) -> LoadedModel:
-    """A Keras model (file path or live ``keras.Model``) as IR plus its reference forward pass."""
+def load_keras(model: Any, noise: int = 0) -> LoadedModel:
+    """A Keras model (file path or live ``keras.Model``) as IR plus its reference forward pass.
+
+    ``noise`` > 0: a generator whose one input ends with that many noise entries (see ``walk_keras``).
+    """
     source = source_name(model)
     if isinstance(model, (str, os.PathLike)):
         model = load_keras_file(model)
     keras = _import_keras()
-    walked = walk_keras(model, source)
+    walked = walk_keras(model, source, noise)
     return LoadedModel(
         graph=walked.graph(),
         reference=keras_reference(model),
         framework="Keras",
         framework_version=f"{keras.__version__} ({keras.backend.backend()} backend)",
-        intermediates=KerasIntermediates(walked.input, walked.origins),
+        intermediates=KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined),
     )

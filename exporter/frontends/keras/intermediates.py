@@ -17,17 +17,25 @@ from exporter.frontends.keras.walk import Origin
 class KerasIntermediates:
     """Callable ``(values, rows) -> {value: Keras' output rows}``; one small Keras model per value, cached."""
 
-    def __init__(self, input_value: str, origins: dict[str, Origin]):
+    def __init__(
+        self, input_value: str, origins: dict[str, Origin], noise_value: str | None = None, joined: str | None = None
+    ):
         self.input_value = input_value
         self.origins = origins
+        self.noise_value = noise_value  # a generator's noise input
+        self.joined = joined  # a one-input generator: conditions and noise side by side, as the model reads them
         self._models: dict[str, Any] = {}
 
     def knows(self, value: str) -> bool:
         """Whether Keras computes this IR value (an output activation added at export does not exist there)."""
-        return value == self.input_value or value in self.origins
+        return value in (self.input_value, self.joined) or value in self.origins
 
-    def __call__(self, values: list[str], rows: np.ndarray) -> dict[str, np.ndarray]:
+    def __call__(self, values: list[str], rows: np.ndarray, noise: np.ndarray | None = None) -> dict[str, np.ndarray]:
         memo = {self.input_value: np.asarray(rows, dtype=np.float32)}
+        if self.noise_value is not None and noise is not None:
+            memo[self.noise_value] = np.asarray(noise, dtype=np.float32)
+            if self.joined is not None:
+                memo[self.joined] = np.concatenate([memo[self.input_value], memo[self.noise_value]], axis=1)
         return {value: self._value(value, memo) for value in values}
 
     def _value(self, value: str, memo: dict[str, np.ndarray]) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Any
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.layers import LAYERS
 from exporter.ir import Graph
+from exporter.ir.ops import Concatenate
 
 # What to tell a user whose layer has no mapping, by family of class names.
 REFUSALS = {
@@ -112,28 +113,59 @@ class Walked:
     input: str = ""
     output: str = ""
     origins: dict[str, Origin] = field(default_factory=dict)
+    noise: str | None = None
+    joined: str | None = None  # a one-input generator: the value (conditions, then noise) fed to the model
 
     def graph(self) -> Graph:
-        return self.builder.finish(self.input, self.output)
+        return self.builder.finish(self.input, self.output, self.noise)
 
 
-def walk_keras(model: Any, source: str) -> Walked:
-    """Walk a loaded Keras model into IR ops, recording every refused layer in place."""
+def _generator_inputs(b: Builder, model: Any, widths: list[int], noise: int) -> tuple[str, str | None, list[str]]:
+    """The IR inputs (conditions, noise or None) and the values fed to the model's Keras inputs.
+
+    A generator either has two inputs, (conditions, noise), or one whose last ``noise`` entries are
+    the noise; then the IR concatenates the two in front of the model, as the hand-written glue did.
+    """
+    cls = type(model).__name__
+    if len(widths) == 2:
+        if noise and widths[1] != noise:
+            b.refuse(model.name, cls, f"noise = {noise}, but the model's second input (the noise) has {widths[1]}", 1)
+        x, r = b.value(widths[0]), b.value(widths[1])
+        return x, r, [x, r]
+    if len(widths) != 1:
+        b.refuse(model.name, cls, f"{len(widths)} inputs; one, or two for a generator (conditions, noise)", 1)
+    if not noise:
+        x = b.value(widths[0])
+        return x, None, [x] * len(widths)
+    if noise >= widths[0]:
+        b.refuse(model.name, cls, f"noise = {noise}, but the model's input has only {widths[0]} entries", 1)
+        x = b.value(widths[0])
+        return x, None, [x]
+    x, r = b.value(widths[0] - noise), b.value(noise)
+    return x, r, [b.add(Concatenate, "conditions+noise", [x, r], widths[0])]
+
+
+def walk_keras(model: Any, source: str, noise: int = 0) -> Walked:
+    """Walk a loaded Keras model into IR ops, recording every refused layer in place.
+
+    ``noise`` > 0 makes it a generator whose input ends with that many noise entries; a model with
+    two inputs is a generator (conditions, noise) anyway.
+    """
     b = Builder(source)
     walker = KerasWalker(b)
     if not getattr(model, "built", False) or not getattr(model, "inputs", None):
         b.refuse(model.name, type(model).__name__, "model is not built: give it an Input shape", 1)
         return Walked(b)
-    for kind, tensors in (("input", model.inputs), ("output", model.outputs)):
-        if len(tensors) != 1:
-            b.refuse(model.name, type(model).__name__, f"{len(tensors)} {kind}s; exactly one is supported", 1)
-    shape = model.inputs[0].shape
-    problem = _rank_problem(shape)
-    if problem:
-        b.refuse(model.name, "InputLayer", problem, 1)
-    x = b.value(shape[-1] or 1)
-    outputs = walker.walk(model, [x] * len(model.inputs))
-    return Walked(b, x, outputs[0], walker.origins)
+    if len(model.outputs) != 1:
+        b.refuse(model.name, type(model).__name__, f"{len(model.outputs)} outputs; exactly one is supported", 1)
+    for shape in [t.shape for t in model.inputs]:
+        problem = _rank_problem(shape)
+        if problem:
+            b.refuse(model.name, "InputLayer", problem, 1)
+    x, r, feeds = _generator_inputs(b, model, [int(t.shape[-1] or 1) for t in model.inputs], noise)
+    outputs = walker.walk(model, feeds)
+    joined = feeds[0] if r is not None and len(feeds) == 1 else None
+    return Walked(b, x, outputs[0], walker.origins, r, joined)
 
 
 def keras_to_ir(model: Any, source: str) -> Graph:

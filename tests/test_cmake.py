@@ -1,0 +1,131 @@
+"""CMake and C++ consumers: the committed exports built and checked by ctest (plain and under ASan/UBSan), the
+C++ test program shown to fail on a wrong reference, and lamarr_export_models() in a consumer project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import ROOT, randomize, saved
+
+EXPORTER = Path(sys.executable).parent / "lamarr-export"
+
+
+def run(*cmd: object, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=cwd)
+    if check:
+        assert result.returncode == 0, f"{' '.join(map(str, cmd))}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def cmake() -> str:
+    found = shutil.which("cmake")
+    assert found, "cmake is needed (CI installs it): the C++ consumers are part of what is tested"
+    return found
+
+
+def build_and_test(cmake: str, build: Path, *options: str, source: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    run(cmake, "-S", source, "-B", build, "-DCMAKE_BUILD_TYPE=Release", *options)
+    run(cmake, "--build", build, "-j2")
+    return run("ctest", "--output-on-failure", cwd=build, check=False)  # cwd: --test-dir needs CMake 3.20
+
+
+def test_committed_exports_pass_ctest(cmake, tmp_path):
+    """One library and one test program per generated file; each checks every function its reference file lists."""
+    build = tmp_path / "build"
+    result = build_and_test(cmake, build)
+    assert result.returncode == 0, result.stdout + result.stderr
+    refs = sorted((ROOT / "generated").glob("*.ref.txt"))
+    assert f"0 tests failed out of {len(refs)}" in result.stdout and "lamarr_tracking" in result.stdout
+    for ref in refs:
+        stem = ref.name.removesuffix(".ref.txt")
+        functions = sum(line.startswith("function ") for line in ref.open())
+        program = run(build / f"test_{stem}", build / f"lib{stem}.so", ref)
+        assert f"{functions} functions" in program.stdout and program.stdout.rstrip().endswith(": ok")
+
+
+def test_committed_exports_under_sanitizers(cmake, tmp_path):
+    """In-place calls and exact-size heap buffers, under -fsanitize=address,undefined: nothing reported."""
+    build = tmp_path / "build"
+    result = build_and_test(cmake, build, "-DLAMARR_EXPORT_SANITIZE=ON")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "runtime error" not in result.stdout + result.stderr and "AddressSanitizer" not in result.stdout
+    linked = run("ldd", build / "test_lamarr_tracking").stdout
+    assert "libasan" in linked and "libubsan" in linked
+
+
+def test_test_program_fails_on_a_wrong_reference(cmake, tmp_path):
+    """One output of the reference rows changed by far more than the tolerance: ctest must fail, naming it."""
+    generated = tmp_path / "generated"
+    generated.mkdir()
+    for suffix in (".c", ".h", ".ref.txt"):
+        shutil.copy(ROOT / "generated" / f"tracking{suffix}", generated)
+    ref = generated / "tracking.ref.txt"
+    lines = ref.read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("out "))
+    lines[row] = f"out {float(lines[row].split()[1]) + 0.01:.9g}"
+    ref.write_text("\n".join(lines) + "\n")
+    result = build_and_test(cmake, tmp_path / "build", f"-DLAMARR_EXPORT_GENERATED_DIR={generated}")
+    assert result.returncode != 0
+    assert "FAIL: linked tracking: row 0 output 0" in result.stdout
+    assert "FAIL: dlsym tracking: row 0 output 0" in result.stdout
+
+
+def consumer_outputs(build: Path) -> dict[str, np.ndarray]:
+    lines = run(build / "consumer").stdout.split("\n")
+    return {k: np.array([float(line.split()[1]) for line in lines if line.startswith(k)]) for k in ("cls", "gen")}
+
+
+def test_lamarr_export_models_in_a_project(cmake, keras, tmp_path):
+    """A C++ project exports a manifest at build time, includes the header, links the library, and re-exports
+    when a model file changes."""
+    L = keras.layers
+    models = tmp_path / "models"
+    cond, noise = keras.Input((3,)), keras.Input((4,))
+    gen = randomize(
+        keras.Model([cond, noise], L.Dense(2)(L.Dense(8, activation="tanh")(L.Concatenate()([cond, noise]))))
+    )
+    saved(gen, models, "gen.keras")
+    x = keras.Input((3,))
+    cls = randomize(keras.Model(x, L.Dense(4)(L.Dense(8, activation="relu")(x))))
+    saved(cls, models, "cls.keras")
+    manifest = models / "models.toml"
+    manifest.write_text(
+        '[models.cls]\nmodel = "cls.keras"\noutput_activation = "softmax"\n\n[models.gen]\nmodel = "gen.keras"\n'
+    )
+    build = tmp_path / "build"
+    cmake_dir = Path(run(EXPORTER, "--cmake-dir").stdout.strip())  # from the installed package, as Lamarr finds it
+    assert (cmake_dir / "LamarrExport.cmake").is_file()
+    options = [
+        f"-DLAMARR_EXPORT_CMAKE_DIR={cmake_dir}",
+        f"-DMODELS_MANIFEST={manifest}",
+        f"-DLAMARR_EXPORT_EXECUTABLE={EXPORTER}",
+    ]
+    run(cmake, "-S", ROOT / "tests" / "cmake_project", "-B", build, *options)
+    run(cmake, "--build", build, "-j2")
+    assert (build / "lamarr_models" / "lamarr_models.ref.txt").is_file()
+
+    row = np.array([[0.5, 1.5, -1.0]], np.float32)
+    random = np.array([[0.1, -0.2, 0.3, -0.4]], np.float32)
+
+    def expected(cls_model):
+        logits = cls_model(row).numpy()[0].astype(np.float64)
+        return np.exp(logits) / np.exp(logits).sum()
+
+    got = consumer_outputs(build)
+    np.testing.assert_allclose(got["cls"], expected(cls), atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(got["gen"], gen([row, random]).numpy()[0], atol=1e-5, rtol=1e-4)
+
+    saved(randomize(cls, seed=5), models, "cls.keras")  # a retrained model: the build exports again
+    rebuilt = run(cmake, "--build", build, "-j2")
+    assert "lamarr-export" in rebuilt.stdout
+    got = consumer_outputs(build)
+    np.testing.assert_allclose(got["cls"], expected(cls), atol=1e-5, rtol=1e-4)
+    assert os.path.getmtime(build / "lamarr_models" / "lamarr_models.c") >= os.path.getmtime(models / "cls.keras")
