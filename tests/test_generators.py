@@ -62,6 +62,9 @@ def test_two_input_generator_chain(keras, tmp_path):
     pre = compiled.sibling("model_preprocess", 3, 3)
     post = compiled.sibling("model_postprocess", 2, 2)
     np.testing.assert_array_equal(post(dnn(pre(rows), noise)), out)
+    for n in (0, 1, 3, 200):  # the batch forms take the noise rows too, with the same bits
+        np.testing.assert_array_equal(compiled.batch(rows[:n], noise[:n]), out[:n])
+        np.testing.assert_array_equal(dnn.batch(pre(rows[:n]), noise[:n]), dnn(pre(rows[:n]), noise[:n]))
     (tmp_path / "gen.c").write_text(ex.source.c)
     strict_compile(tmp_path / "gen.c", tmp_path)
 
