@@ -51,22 +51,25 @@ def _finite(*arrays: Any) -> None:
             raise Refused("fitted parameters contain NaN or infinity")
 
 
-@handles("StandardScaler")
-def standard_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
-    _fitted(est, "scale_")
-    center = est.mean_ if est.with_mean else 0.0
-    scale = est.scale_ if est.with_std else 1.0
+def _scaler(est: Any, n: int, path: str, fitted: tuple[str, str], center: Any, scale: Any) -> list[ColumnOp]:
+    """``(x - center) / scale`` with an optional part switched off (0 or 1), as sklearn's scalers do."""
+    _fitted(est, *fitted)
     _finite(center, scale)
     return [Standardize(path, _all(n), center, scale)]
+
+
+@handles("StandardScaler")
+def standard_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    center = getattr(est, "mean_", None) if est.with_mean else 0.0
+    scale = getattr(est, "scale_", None) if est.with_std else 1.0
+    return _scaler(est, n, path, ("scale_", "mean_"), center, scale)
 
 
 @handles("RobustScaler")
 def robust_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
-    _fitted(est, "center_", "scale_")
-    center = est.center_ if est.with_centering else 0.0
-    scale = est.scale_ if est.with_scaling else 1.0
-    _finite(center, scale)
-    return [Standardize(path, _all(n), center, scale)]
+    center = getattr(est, "center_", None) if est.with_centering else 0.0
+    scale = getattr(est, "scale_", None) if est.with_scaling else 1.0
+    return _scaler(est, n, path, ("center_", "scale_"), center, scale)
 
 
 @handles("MaxAbsScaler")
