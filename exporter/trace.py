@@ -97,26 +97,44 @@ def trace(
     extra = () if not graph.noise else (np.asarray(noise, dtype=np.float32)[rows],)
     known = [op for op in graph.ops if intermediates.knows(op.output)]
     reference = intermediates([op.output for op in known], picked, *extra)
-    steps = []
+    pre = ex.chain.pre
+    offset = len(pre.ops) if pre is not None else 0  # indices are the rows of the inspect table
+    steps = [] if pre is None else [_preprocessing_step(ex, inputs, rows, picked, offset - 1, atol, rtol)]
     for index, op in enumerate(graph.ops):
         if op not in known:
             continue
         part = subgraph(graph, op.output)
-        source = render(part, f"{ex.symbol}_step{index}")
+        source = render(part, f"{ex.symbol}_step{index}", math_mode=ex.math, real=ex.dtype)
         compiled = ex.compile_source(source, part.n_inputs, part.n_outputs, n_noise=part.n_noise)
-        err = errors(compiled(picked, *extra), reference[op.output], atol, rtol)
-        ratio = np.nan_to_num(err.ratio, nan=0.0)
-        steps.append(
-            TraceStep(
-                index=index,
-                name=op.name,
-                op=op.describe(),
-                value=op.output,
-                width=op.width,
-                max_abs=float(err.diff.max(initial=0.0)),
-                max_rel=float(err.rel.max(initial=0.0)),
-                worst_ratio=float(ratio.max(initial=0.0)),
-                drifts=bool(err.failing.any()),
-            )
-        )
+        got = compiled(picked, *extra)
+        steps.append(_step(offset + index, op.name, op.describe(), op.output, got, reference[op.output], atol, rtol))
     return Trace(rows=[int(r) for r in rows], atol=atol, rtol=rtol, steps=steps)
+
+
+def _step(
+    index: int, name: str, op: str, value: str, got: np.ndarray, ref: np.ndarray, atol: float, rtol: float
+) -> TraceStep:
+    err = errors(got, ref, atol, rtol)
+    ratio = np.nan_to_num(err.ratio, nan=0.0)
+    return TraceStep(
+        index=index,
+        name=name,
+        op=op,
+        value=value,
+        width=int(np.asarray(got).shape[1]),
+        max_abs=float(err.diff.max(initial=0.0)),
+        max_rel=float(err.rel.max(initial=0.0)),
+        worst_ratio=float(ratio.max(initial=0.0)),
+        drifts=bool(err.failing.any()),
+    )
+
+
+def _preprocessing_step(
+    ex: Export, inputs: np.ndarray, rows: list[int], prepared: np.ndarray, index: int, atol: float, rtol: float
+) -> TraceStep:
+    """The chain's preprocessing as one step: the C ``SYMBOL_preprocess`` against the Python transformers."""
+    pre = ex.chain.pre
+    assert pre is not None
+    compiled = ex.compile().sibling(f"{ex.symbol}_preprocess", pre.n_inputs, pre.n_outputs)
+    raw = np.asarray(inputs, dtype=np.float32)[rows]
+    return _step(index, "preprocessing", f"{len(pre.ops)} column steps", "input", compiled(raw), prepared, atol, rtol)

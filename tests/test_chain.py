@@ -275,3 +275,20 @@ def test_transformer_with_a_random_state_object_loads(tmp_path):
     with open(tmp_path / "q.pkl", "wb") as f:
         pickle.dump(est, f)
     np.testing.assert_array_equal(load_transformer_file(tmp_path / "q.pkl").quantiles_, est.quantiles_)
+
+
+def test_trace_covers_the_preprocessing(keras, tmp_path):
+    """The trace compares SYMBOL_preprocess with scikit-learn first; a broken centre is named there."""
+    from exporter.trace import trace
+
+    ex = export_chain(network(keras, 4, 2), log_columns=[1], preprocess=[StandardScaler().fit(LOGGED)], name="tr")
+    report = ex.check(ex.compile())
+    clean = trace(ex, report.arrays.inputs, list(report.worst_rows(5)), report.atol, report.rtol)
+    assert clean.first_drift is None and clean.steps[0].name == "preprocessing" and clean.steps[0].index == 1
+    marker = "tr_preprocess_1_center[4] = {\n    "
+    assert marker in ex.source.c
+    ex.c_edit = lambda c: c.replace(marker, marker + "1.0 + ")
+    report = ex.check(ex.compile())
+    assert not report.passed
+    broken = trace(ex, report.arrays.inputs, list(report.worst_rows(5)), report.atol, report.rtol)
+    assert broken.first_drift is not None and broken.first_drift.name == "preprocessing"
