@@ -322,7 +322,7 @@ def _export(args: argparse.Namespace) -> Export:
             math=chain["math"],
             dtype=chain["dtype"],
         )
-    return export_chain(args.model, name=args.name, noise=getattr(args, "noise", 0) or 0, **chain)
+    return export_chain(args.model, name=args.name, noise=args.noise, **chain)
 
 
 def run(args: argparse.Namespace) -> int:

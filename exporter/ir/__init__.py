@@ -2,11 +2,10 @@
 
 from exporter.ir.activations import LINEAR, Activation
 from exporter.ir.graph import Graph
-from exporter.ir.ops import ALL_OPS, Activate, Affine, Broadcast, Concatenate, Dense, Merge, Op, PReLU, Reduce
+from exporter.ir.ops import Activate, Affine, Broadcast, Concatenate, Dense, Merge, Op, PReLU, Reduce
 from exporter.ir.passes import optimize
 
 __all__ = [
-    "ALL_OPS",
     "LINEAR",
     "Activate",
     "Activation",

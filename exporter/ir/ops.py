@@ -186,6 +186,3 @@ class Broadcast(Op):
 
     def describe(self) -> str:
         return f"Broadcast to {self.width}"
-
-
-ALL_OPS: tuple[type[Op], ...] = (Dense, Activate, Affine, PReLU, Merge, Concatenate, Reduce, Broadcast)
