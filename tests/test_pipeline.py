@@ -25,16 +25,16 @@ def test_python_spec_runs_every_step(tmp_path):
     functions, rows = parse_rows(out.with_suffix(".ref.txt").read_text())
     assert set(functions) == {"tx", "tx_inverse"} and rows[0].symbol == "tx"
     assert "Parity: passed" in out.read_text()
-    assert result.summary().startswith(f"lamarr-export") and "parity: passed" in result.summary()
+    assert result.summary().startswith("lamarr-export") and "parity: passed" in result.summary()
 
 
 def test_spec_rules_in_python_words(tmp_path):
     both = ModelSpec(model=SCALER, flax="m:M")
-    with pytest.raises(ExportError, match="give exactly one of model .* or flax .*not both"):
+    with pytest.raises(ExportError, match=r"give exactly one of model .* or flax .*not both"):
         both.build()
     with pytest.raises(ExportError, match="noise goes with a Keras generator"):
         ModelSpec(model=SCALER, noise=2).build()
-    with pytest.raises(ExportError, match="log_columns \\[99\\]: the chain takes"):
+    with pytest.raises(ExportError, match=r"log_columns \[99\]: the chain takes"):
         export_spec(ModelSpec(model=SCALER, log_columns=[99]), Outputs(tmp_path / "x.c"))
     assert list(tmp_path.iterdir()) == []
 
