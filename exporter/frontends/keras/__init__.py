@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import ExportError, Problem, UnsupportedModelError
+from exporter.frontends.keras.backend import INSTALL, choose_backend, without_optional_imports
 from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.layers import LAYERS
 from exporter.frontends.keras.walk import refusal_reason, walk_keras
@@ -91,18 +92,20 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 def _import_keras() -> Any:
+    """Keras, imported on the backend ``choose_backend`` names, without its unused integrations."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         if "keras" in sys.modules:
             import keras
         else:
-            with _quiet_stderr():
+            choose_backend()
+            with _quiet_stderr(), without_optional_imports():
                 import keras
 
                 keras.ops.convert_to_tensor(0.0)  # the backend logs once more on first use
     except ImportError as err:
         raise ExportError(
-            f"reading Keras models needs Keras 3 and a backend: pip install 'lamarr-export[keras]' ({err})"
+            f"reading Keras models needs Keras 3 and a backend: {INSTALL} ({err})"
         ) from None
     return keras
 

@@ -1,0 +1,51 @@
+"""Which backend Keras computes the reference on, chosen before Keras is first imported.
+
+Importing TensorFlow takes seconds (most of an export's time), while Keras 3 on its numpy backend
+imports, loads a model and predicts in about a second. So unless the user asks for a backend with
+``KERAS_BACKEND``, the exporter takes the lightest one installed (numpy, whose Keras backend imports
+jax for a few functions, then jax, then TensorFlow) and names it wherever parity is reported.
+``~/.keras/keras.json`` is not read as a request: Keras writes ``tensorflow`` there on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+
+from exporter.errors import ExportError
+
+# Lightest first; each with the packages it needs importable.
+BACKENDS = {"numpy": ("jax", "scipy"), "jax": ("jax",), "tensorflow": ("tensorflow",), "torch": ("torch",)}
+# Packages Keras imports at start-up only for integrations an export never uses (DataFrames as
+# training data, plots, scikit-learn wrappers): hidden while Keras imports, importable afterwards.
+OPTIONAL = ("pandas", "matplotlib", "sklearn")
+INSTALL = "pip install 'lamarr-export[keras]' (Keras 3 on its numpy backend) or 'lamarr-export[tensorflow]'"
+
+
+def choose_backend() -> str:
+    """``KERAS_BACKEND`` if the user set it, else the lightest installed backend (set for Keras to read)."""
+    asked = os.environ.get("KERAS_BACKEND")
+    if asked:
+        return asked
+    for name, needs in BACKENDS.items():
+        if all(importlib.util.find_spec(package) for package in needs):
+            os.environ["KERAS_BACKEND"] = name
+            return name
+    raise ExportError(f"reading Keras models needs Keras 3 and a backend: {INSTALL}")
+
+
+@contextlib.contextmanager
+def without_optional_imports() -> Iterator[None]:
+    """Make the ``OPTIONAL`` packages not yet imported look absent (Keras tries each and goes on)."""
+    hidden = [name for name in OPTIONAL if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
