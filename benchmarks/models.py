@@ -1,6 +1,6 @@
 """The reference models of the benchmark, saved as .keras files.
 
-- ``residual``: the seed's efficiency network as shipped (examples/efficiency.keras: 12 inputs,
+- ``residual``: the efficiency network as shipped (examples/efficiency.keras: 12 inputs,
   Dense 128 tanh, five residual blocks, Dense 4 + Softmax, trained).
 - ``sequential``: the same layers and trained weights without the skip connections, as a
   Keras Sequential model, because scikinC reads only Sequential models.

@@ -1,16 +1,16 @@
-"""The JAX seed, reproduced: LHCb tracking efficiency from 3-D histograms, trained with Flax, exported to C.
+"""LHCb tracking efficiency from 3-D histograms: a flax.linen MLP trained with Flax, exported to C.
 
-``shared/seeds/000_...`` fits a flax.linen MLP to the efficiency in (eta, pT, phi) bins. Here:
+The efficiency in (eta, pT, phi) bins is fitted with a flax.linen MLP:
 
 1. synthetic LHCb-like histograms with boost-histogram: eta in [2, 5], pT log-spaced from 10 MeV
    to 10 GeV, phi in [-pi, pi]; generated counts from a falling pT spectrum, reconstructed counts
    drawn binomially from a smooth efficiency (rising with pT, dropping at the eta edges, modulated
    in phi);
-2. the seed's checkerboard split of the bins, log(pT), a StandardScaler;
-3. the seed's ``Model((128, 128, 128))`` trained with optax nadamw, the plateau learning-rate
-   schedule of exercise 2 and the binomial negative log-likelihood of exercise 4;
+2. a checkerboard split of the bins, log(pT), a StandardScaler;
+3. ``Model((128, 128, 128))`` trained with optax nadamw, a plateau learning-rate schedule and
+   the binomial negative log-likelihood of the counts;
 4. ``efficiency(eta, pT, phi) = sigmoid(net(scaler(eta, log pT, phi)))`` exported as one C function
-   with its parity report, and a plot like the seed's ``draw``: efficiency against pT per eta bin,
+   with its parity report, and a plot: efficiency against pT per eta bin,
    data with binomial error bars, the Flax curve and the C curve on top of each other.
 
     pip install '.[flax,sklearn,examples]' && python examples/flax_tracking.py
@@ -32,7 +32,7 @@ PLOT = HERE.parent / "docs" / "img" / "flax_tracking.png"  # shown in docs/flax.
 
 
 class Model(nn.Module):
-    """The seed's network: Dense + ReLU per hidden layer, then Dense(1), flattened: a logit."""
+    """The network: Dense + ReLU per hidden layer, then Dense(1), flattened: a logit."""
 
     layer: Sequence[int]
 
@@ -72,7 +72,7 @@ def histograms(seed: int = 0, n_particles: int = 400_000):
 
 
 def split(generated, reconstructed):
-    """The seed's checkerboard: bins with even (ieta + ipt + iphi) train, odd ones test."""
+    """A checkerboard: bins with even (ieta + ipt + iphi) train, odd ones test."""
     axes = generated.axes
     n_gen, n_rec = generated.values(), reconstructed.values()
     parts: dict[bool, list[list[float]]] = {True: [], False: []}
@@ -86,7 +86,7 @@ def split(generated, reconstructed):
 
 
 def train(model, t_train, k_train, n_train, t_test, k_test, n_test, max_epoch: int, seed: int = 0):
-    """The seed's loop with exercise 2's plateau schedule and exercise 4's binomial likelihood."""
+    """nadamw steps with a plateau learning-rate schedule, on the binomial likelihood of the counts."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -174,7 +174,7 @@ def main() -> None:
     generated, reconstructed = histograms()
     train_bins, test_bins = split(generated, reconstructed)
     for bins in (train_bins, test_bins):
-        bins[:, 1] = np.log(bins[:, 1])  # the seed's log(pT)
+        bins[:, 1] = np.log(bins[:, 1])  # log(pT), as in training
     scaler = StandardScaler().fit(train_bins[:, :3])
     model = Model((128, 128, 128))
     params, losses = train(

@@ -1,6 +1,6 @@
-"""Build and briefly train the seed's Lamarr tracking-efficiency model with its preprocessing.
+"""Build and briefly train Lamarr's tracking-efficiency classifier with its preprocessing.
 
-The network is the one of the seed notebook (``shared/seeds/002_...``): Dense(128, tanh),
+The network is the one Lamarr's efficiency model uses: Dense(128, tanh),
 five residual blocks (Dense(128, tanh) then Add), Dense(4, linear) and a separate Softmax
 layer, classifying a generated particle as long, upstream, downstream or unreconstructed.
 Its 12 inputs are synthetic stand-ins for Lamarr's physical quantities (origin vertex,
@@ -63,7 +63,7 @@ def synthetic_tracks(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_model(softmax_layer: bool = True):
-    """The seed's architecture; ``softmax_layer=False`` puts softmax in the last Dense instead."""
+    """The architecture; ``softmax_layer=False`` puts softmax in the last Dense instead."""
     import keras
 
     dense = {"units": 128, "activation": "tanh", "kernel_initializer": "he_normal"}

@@ -4,7 +4,7 @@ Lamarr's tracking is four models loaded from one shared library by symbol (see
 ``examples/lamarr_tracking.toml`` and ``generated/lamarr_tracking.c``):
 
 - ``acceptance`` (12 -> 1): Dense(32, tanh), 10 residual blocks (Dense(32, tanh) then Add), Dense(1, sigmoid).
-- ``efficiency`` (12 -> 4): the seed's model, ``examples/efficiency.keras`` (``make_efficiency.py``).
+- ``efficiency`` (12 -> 4): the efficiency classifier, ``examples/efficiency.keras`` (``make_efficiency.py``).
 - ``resolution`` (12 conditions + 128 noise -> 9): a GAN generator with two inputs, conditions and noise,
   joined by a Concatenate inside the model, then Dense(32, tanh) and 4 residual blocks; its targets are
   QuantileTransformer-ed, so the export applies the inverse.

@@ -1,6 +1,6 @@
-"""The JAX seed's tracking-efficiency regression, in Keras: log(pT) + StandardScaler -> MLP -> sigmoid.
+"""The Flax example's tracking-efficiency regression, in Keras: log(pT) + StandardScaler -> MLP -> sigmoid.
 
-The seed (``shared/seeds/000_...``) predicts the LHCb tracking efficiency in bins of
+Like ``flax_tracking.py``, it predicts the LHCb tracking efficiency in bins of
 (eta, pT, phi): pT goes through log(pT) and, with eta and phi, a StandardScaler; an MLP
 (Dense 128 ReLU x 3, Dense 1) gives a logit; the efficiency is its sigmoid. Here the
 counts are synthetic (a smooth efficiency rising with pT, falling at the eta edges,
@@ -57,7 +57,7 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     raw, reconstructed = synthetic_particles(40_000)
     features = raw.copy()
-    features[:, 1] = np.log(features[:, 1])  # the seed's log(pT)
+    features[:, 1] = np.log(features[:, 1])  # log(pT), as in flax_tracking.py
     scaler = StandardScaler().fit(features)
     with open(here / "tracking_scaler.pkl", "wb") as f:
         pickle.dump(scaler, f)

@@ -40,7 +40,7 @@ EXPORTS: dict[str, list[str]] = {
         "--output-activation",
         "sigmoid",
     ],
-    "flax_tracking": ["--name", "flax_tracking", *FLAX_TRACKING],
+    "flax_tracking": FLAX_TRACKING,  # the symbol comes from the params file, flax_tracking.msgpack
     "lamarr_tracking": ["lamarr_tracking.toml"],  # a model set: four models from one manifest
 }
 

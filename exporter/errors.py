@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exporter.words import noun
+
 
 class ExportError(Exception):
     """A user mistake (bad file, bad flag, unsupported model): message only, exit code 2."""
@@ -43,5 +45,5 @@ class UnsupportedModelError(ExportError):
         self.source = source
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        kinds = "/".join(sorted({p.kind for p in problems}))
-        super().__init__(f"{source}: cannot export {len(problems)} {kinds}(s):\n{lines}")
+        kinds = "/".join(noun(len(problems), kind) for kind in sorted({p.kind for p in problems}))
+        super().__init__(f"{source}: cannot export {len(problems)} {kinds}:\n{lines}")

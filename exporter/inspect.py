@@ -26,6 +26,7 @@ from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Graph,
 from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnStage, Select
 from exporter.ir.graph import arrays_of
+from exporter.words import count
 
 if TYPE_CHECKING:
     from exporter.frontends.builder import Refusal
@@ -137,7 +138,7 @@ class Inspection:
         if self.exportable:
             lines.append("exportable: yes")
         else:
-            lines.append(f"exportable: no, {len(self.problems)} layer(s) refused:")
+            lines.append(f"exportable: no, {count(len(self.problems), 'layer')} refused:")
             lines += [f"  - {p}" for p in self.problems]
         return "\n".join(line.rstrip() for line in lines)
 

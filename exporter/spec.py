@@ -112,8 +112,10 @@ class ModelSpec:
 
     @property
     def stem(self) -> str:
-        """The default name of the output files."""
-        return Path(self.model).stem if self.model is not None else self.name or str(self.flax).rpartition(":")[2]
+        """The default name of the output files: the model file's, or for Flax ``name`` or the params file's."""
+        if self.model is not None:
+            return Path(self.model).stem
+        return self.name or (Path(self.params).stem if self.params else str(self.flax).rpartition(":")[2])
 
     @property
     def is_transformer(self) -> bool:
@@ -142,7 +144,7 @@ class ModelSpec:
 
     def build(self) -> Export:
         """Load the model and its steps, make the IR and render the C (the pipeline's first step)."""
-        from exporter.api import export_chain, export_flax
+        from exporter.api import export_chain, export_flax, symbol_for
 
         self.check()
         chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "math": self.math}
@@ -162,6 +164,7 @@ class ModelSpec:
             assert self.params is not None and self.n_inputs is not None  # check() made sure
             with _importable(self.import_from or Path.cwd()):
                 module, params = load_linen(self.flax, self.flax_kwargs, self.params, self.n_inputs)
+            chain["name"] = symbol_for(self.name, self.params, self.dtype)  # a class name says little: the file's stem
             return export_flax(module, params, n_inputs=self.n_inputs, **chain)
 
     # the pipeline's view (exporter.pipeline.Exportable): one model, one rendering

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from exporter.version import __version__
+from exporter.words import count
 
 if TYPE_CHECKING:
     from exporter.pipeline import Result
@@ -20,6 +21,12 @@ def _one_model(result: Result) -> bool:
     from exporter.spec import ModelSpec
 
     return isinstance(result.spec, ModelSpec)
+
+
+def shape(n_inputs: int, n_noise: int, n_outputs: int) -> str:
+    """``12 inputs -> 4 outputs``; a generator's noise too: ``12 inputs + 128 noise -> 2 outputs``."""
+    noise = f" + {count(n_noise, 'noise')}" if n_noise else ""
+    return f"{count(n_inputs, 'input')}{noise} -> {count(n_outputs, 'output')}"
 
 
 def _indent(text: str, by: str) -> str:
@@ -39,16 +46,16 @@ def model_summary(result: Result) -> list[str]:
     chain, source = ex.chain, ex.source
     report = result.reports.get(ex.symbol)
     steps = [op for stage, _ in chain.stages for op in stage.ops]
-    noise = f" + {chain.n_noise} noise" if chain.n_noise else ""
     lines = [
         _written(result),
-        f"  symbol {ex.symbol}: {chain.n_inputs} inputs{noise} -> {chain.n_outputs} outputs, "
-        f"{len(steps)} steps, {chain.n_params:,} parameters, C source {len(source.c) / 1024:.1f} KiB, "
+        f"  symbol {ex.symbol}: {shape(chain.n_inputs, chain.n_noise, chain.n_outputs)}, "
+        f"{count(len(steps), 'step')}, {count(chain.n_params, 'parameter')}, C source {len(source.c) / 1024:.1f} KiB, "
         f"stack {source.stack_bytes:,} B per call",
     ]
     if len(source.functions) > 1:
         lines.append(f"  functions: {', '.join(source.functions)}")
-    lines += [f"    {op.name}: {op.describe()}" for op in steps]
+    digits = len(str(len(steps) - 1))
+    lines += [f"    {i:>{digits}}  {op.name}: {op.describe()}" for i, op in enumerate(steps)]  # inspect's numbers
     if report is None:
         lines.append("  parity: not checked (--no-check)")
     else:
@@ -71,10 +78,9 @@ def set_summary(result: Result) -> list[str]:
     lines = [_written(result)]
     for ex in result.exports:
         chain = ex.chain
-        noise = f" + {chain.n_noise} noise" if chain.n_noise else ""
         lines.append(
-            f"  symbol {ex.symbol}: {chain.n_inputs} inputs{noise} -> {chain.n_outputs} outputs, "
-            f"{chain.n_params:,} parameters; functions: {', '.join(ex.source.functions)}"
+            f"  symbol {ex.symbol}: {shape(chain.n_inputs, chain.n_noise, chain.n_outputs)}, "
+            f"{count(chain.n_params, 'parameter')}; functions: {', '.join(ex.source.functions)}"
         )
         report = result.reports.get(ex.symbol)
         if report is None:

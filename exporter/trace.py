@@ -104,7 +104,7 @@ def trace(
         if op not in known:
             continue
         part = subgraph(graph, op.output)
-        source = render(part, f"{ex.symbol}_step{index}", math_mode=ex.math, real=ex.dtype)
+        source = render(part, f"{ex.symbol}_step{offset + index}", math_mode=ex.math, real=ex.dtype)
         compiled = ex.compile_source(source, part.n_inputs, part.n_outputs, n_noise=part.n_noise)
         got = compiled(picked, *extra)
         steps.append(_step(offset + index, op.name, op.describe(), op.output, got, reference[op.output], atol, rtol))
@@ -137,4 +137,5 @@ def _preprocessing_step(
     assert pre is not None
     compiled = ex.compile().sibling(f"{ex.symbol}_preprocess", pre.n_inputs, pre.n_outputs)
     raw = np.asarray(inputs, dtype=np.float32)[rows]
-    return _step(index, "preprocessing", f"{len(pre.ops)} column steps", "input", compiled(raw), prepared, atol, rtol)
+    steps = f"column step {index}" if index == 0 else f"column steps 0-{index}"  # the inspect table's rows
+    return _step(index, "preprocessing", steps, "input", compiled(raw), prepared, atol, rtol)

@@ -54,6 +54,24 @@ def test_output_name_so_and_user_inputs(capsys, tmp_path):
     assert " eff_v2\n" in symbols
 
 
+@pytest.mark.parametrize("dtype", ["float", "double"])
+def test_symbol_from_the_output_file(capsys, tmp_path, dtype):
+    out_c = tmp_path / "out" / "resolution.c"
+    code, out, err = run_cli(capsys, EXAMPLE, "-o", out_c, "--no-check", "--dtype", dtype)
+    assert code == 0, err
+    assert "symbol resolution:" in out
+    assert f"{dtype} *resolution({dtype} *output, const {dtype} *input);" in out_c.with_suffix(".h").read_text()
+
+
+def test_abbreviated_flags_are_refused(capsys, tmp_path):
+    tx = ROOT / "examples" / "efficiency_tX.pkl"
+    with pytest.raises(SystemExit) as exc:
+        main([str(EXAMPLE), "--preproces", str(tx), "-o", str(tmp_path / "e.c")])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --preproces" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_no_check_writes_without_compiling(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("CC", "/nonexistent/cc")
     code, _, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--no-check")
@@ -151,14 +169,15 @@ def test_argparse_errors_are_exit_2(capsys):
         assert exc.value.code == 2
 
 
-def test_dtype_double(capsys, tmp_path):
+def test_dtype_double(capsys, tmp_path, monkeypatch):
     """--dtype double: double buffers and arithmetic, symbol <stem>_double, libm's double functions."""
-    code, out, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "d.c", "--dtype", "double", "--samples", 500)
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(capsys, EXAMPLE, "--dtype", "double", "--samples", 500)
     assert code == 0 and "parity: passed" in out, out
-    header = (tmp_path / "d.h").read_text()
+    header = (tmp_path / "efficiency.h").read_text()
     assert "double *efficiency_double(double *output, const double *input);" in header
     assert "double *efficiency_double_batch(double *output, const double *input, size_t n);" in header
-    source = (tmp_path / "d.c").read_text()
+    source = (tmp_path / "efficiency.c").read_text()
     assert "tanh(x)" in source and "tanhf" not in source and "static const double" in source
     assert "float" not in source.replace("floats", "").replace("float32", "")
     assert_user_error(
@@ -168,13 +187,14 @@ def test_dtype_double(capsys, tmp_path):
 
 def test_math_libm_calls_libm_and_passes_parity(capsys, tmp_path):
     """--math libm: tanhf and expf from libm, no inline approximation; the default is --math fast."""
-    code, out, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "libm.c", "--math", "libm", "--samples", 500)
+    libm_c, fast_c = tmp_path / "libm" / "efficiency.c", tmp_path / "fast" / "efficiency.c"
+    code, out, _ = run_cli(capsys, EXAMPLE, "-o", libm_c, "--math", "libm", "--samples", 500)
     assert code == 0 and "parity: passed" in out
-    libm = (tmp_path / "libm.c").read_text()
+    libm = libm_c.read_text()
     assert "tanhf(x)" in libm and "expf(" in libm and "efficiency_tanh(" not in libm
     assert " * Math: libm" in libm
-    code, _, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "fast.c", "--no-check")
-    fast = (tmp_path / "fast.c").read_text()
+    code, _, _ = run_cli(capsys, EXAMPLE, "-o", fast_c, "--no-check")
+    fast = fast_c.read_text()
     assert code == 0 and "tanhf(" not in fast and "efficiency_tanh(x)" in fast and " * Math: fast" in fast
 
 

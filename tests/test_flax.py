@@ -24,7 +24,7 @@ from helpers import ROOT, randomize, run_cli
 
 KEY = jax.random.PRNGKey(0)
 sys.path.insert(0, str(ROOT / "examples"))
-from flax_tracking import Model as Seed  # noqa: E402  (the seed notebook's model)
+from flax_tracking import Model as TrackingModel  # noqa: E402  (the Flax example's model)
 
 
 class OneActivation(nn.Module):
@@ -79,10 +79,10 @@ def test_named_activations_become_ir_activations():
     assert first.activation.kind == "leaky_relu" and first.activation.params["negative_slope"] == pytest.approx(0.05)
 
 
-def test_seed_model_with_sigmoid():
-    model = Seed((32, 32, 32))
+def test_tracking_model_with_sigmoid():
+    model = TrackingModel((32, 32, 32))
     params = model.init(KEY, jnp.zeros(3))
-    ex = export_flax(model, params, n_inputs=3, name="seed", output_activation="sigmoid")
+    ex = export_flax(model, params, n_inputs=3, name="tracking", output_activation="sigmoid")
     assert [op.describe() for op in ex.graph.ops] == [
         "Dense 3->32, relu",
         "Dense 32->32, relu",
@@ -107,7 +107,7 @@ def test_residual_concatenation_and_arithmetic():
 
 
 class Preprocessed(nn.Module):
-    """The seed's preprocessing written in jnp: log(pT), then (x - mean) / scale."""
+    """The Flax example's preprocessing written in jnp: log(pT), then (x - mean) / scale."""
 
     @nn.compact
     def __call__(self, x):
@@ -166,7 +166,7 @@ def test_same_ir_and_code_as_keras(keras):
     k_model = randomize(
         keras.Sequential([keras.Input((3,)), L.Dense(8, activation="relu"), L.Dense(8, activation="relu"), L.Dense(1)])
     )
-    f_model = Seed((8, 8))
+    f_model = TrackingModel((8, 8))
     params = {
         "params": {
             f"Dense_{i}": {"kernel": layer.kernel.numpy(), "bias": layer.bias.numpy()}
@@ -236,7 +236,7 @@ def flax_package(tmp_path, monkeypatch):
     (tmp_path / "mymodels.py").write_text(MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("mymodels", None)
-    params = Seed((16, 16)).init(KEY, jnp.zeros(3))
+    params = TrackingModel((16, 16)).init(KEY, jnp.zeros(3))
     (tmp_path / "params.msgpack").write_bytes(serialization.to_bytes(params))
     return tmp_path
 
@@ -265,6 +265,15 @@ def test_cli_flax(flax_package, capsys):
     assert code == 0, err
     assert "parity: passed against Flax" in out
     assert "float *eff(float *output, const float *input);" in out_c.with_suffix(".h").read_text()
+
+
+def test_cli_flax_symbol_from_the_params_file(flax_package, capsys, monkeypatch):
+    monkeypatch.chdir(flax_package)
+    flags = ["--flax", "mymodels:Model", "--flax-kwargs", '{"layer": [16, 16]}', "--n-inputs", 3]
+    code, out, err = run_cli(capsys, *flags, "--params", flax_package / "params.msgpack", "--no-check")
+    assert code == 0, err
+    assert "symbol params:" in out
+    assert "float *params(float *output, const float *input);" in (flax_package / "params.h").read_text()
 
 
 @pytest.mark.parametrize(

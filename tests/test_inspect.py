@@ -49,7 +49,7 @@ def test_refused_in_stored_config_lists_every_layer(capsys, tmp_path, keras):
     path = refused_model(keras, tmp_path, "odd.keras")
     code, out, err = run_cli(capsys, "inspect", path)
     assert code == 2
-    assert "Traceback" not in err and "odd.keras: cannot export 4 layer(s)" in err
+    assert "Traceback" not in err and "odd.keras: cannot export 4 layers" in err
     status = {line.split()[1]: line for line in table_lines(out)}
     assert list(status) == ["plus_one", "doubler", "fine_dense", "to_2d", "recurrent", "head"]
     assert status["fine_dense"].endswith(" ok") and status["head"].endswith(" ok")
@@ -57,7 +57,7 @@ def test_refused_in_stored_config_lists_every_layer(capsys, tmp_path, keras):
     assert "REFUSED: custom layer" in status["doubler"]
     assert "Reshape" in status["to_2d"] and "REFUSED" in status["to_2d"]
     assert "REFUSED: recurrent layers are not supported" in status["recurrent"]
-    assert "exportable: no, 4 layer(s) refused" in out
+    assert "exportable: no, 4 layers refused" in out
 
 
 def test_refused_on_the_built_model_keeps_the_chain(tmp_path, keras):

@@ -1,4 +1,4 @@
-"""Whole models: Sequential, Functional DAGs, nested models, legacy .h5, and the seed's network."""
+"""Whole models: Sequential, Functional DAGs, nested models, legacy .h5, and the efficiency example's network."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def load_example():
 
 @pytest.mark.parametrize("softmax_layer", [True, False], ids=["Softmax layer", "Dense(softmax)"])
 def test_seed_efficiency_model(keras, tmp_path, softmax_layer):
-    """The seed notebook's network in both softmax forms (scikinC handles only the first)."""
+    """The efficiency example's network in both softmax forms (scikinC handles only the first)."""
     model = randomize(load_example().build_model(softmax_layer=softmax_layer), seed=3)
     report = export_and_check(model, tmp_path)
     assert report.passed, report.table()
@@ -87,7 +87,7 @@ def test_identity_model(keras, tmp_path):
 
 
 def test_inputs_and_outputs_given_as_lists(keras, tmp_path):
-    """The seed notebook builds keras.Model(inputs=[input], outputs=[x])."""
+    """Lamarr's training code builds keras.Model(inputs=[input], outputs=[x])."""
     x = keras.Input((5,))
     model = randomize(keras.Model(inputs=[x], outputs=[keras.layers.Dense(4, activation="softmax")(x)]))
     assert export_and_check(model, tmp_path).passed

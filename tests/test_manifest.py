@@ -93,6 +93,7 @@ def test_depends_lists_the_files(capsys, model_dir):
     listed = out.split()
     for name in ("nets/gen.keras", "nets/cls.keras", "tX.pkl", "tY.pkl"):
         assert str((model_dir / name).resolve()) in listed
+    assert len(listed) == len(set(listed)) == 4  # tX.pkl, read by both models, listed once
 
 
 def bad_manifest(folder, text):
@@ -157,7 +158,7 @@ def test_flax_entry(capsys, tmp_path):
     )
     code, out, err = run_cli(capsys, tmp_path / "flax.toml", "-o", tmp_path / "out" / "f.c", "--samples", 300)
     assert code == 0, out + err
-    assert "symbol flax_eff: 3 inputs -> 1 outputs" in out and "parity: passed against Flax" in out
+    assert "symbol flax_eff: 3 inputs -> 1 output," in out and "parity: passed against Flax" in out
     assert "float *flax_eff_preprocess(float *output, const float *input);" in (tmp_path / "out" / "f.h").read_text()
 
 

@@ -7,6 +7,7 @@ backend bug would; the trace must name exactly that step and find every step bef
 from __future__ import annotations
 
 import functools
+import json
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from exporter import export_keras
 from exporter.trace import subgraph, trace
 
-from helpers import perturb_weight, randomize, saved
+from helpers import ROOT, perturb_weight, randomize, run_cli, saved
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,23 @@ def test_keras_intermediates_match_the_model(branchy, keras):
     inner = model.get_layer("block")
     inner_a = keras.Model(inner.inputs, inner.get_layer("inner_a").output)([stem])
     np.testing.assert_allclose(values[by_name["inner_a"]], inner_a, rtol=1e-6)
+
+
+def test_trace_summary_and_inspect_number_steps_alike(capsys, tmp_path):
+    """One numbering: the trace's step K is row K of the inspect table and line K of the summary's steps."""
+    examples = ROOT / "examples"
+    chain = ["--log-columns", 1, "--preprocess", examples / "tracking_scaler.pkl", "--output-activation", "sigmoid"]
+    args = [examples / "tracking.keras", *chain, "--trace", "--samples", 300, "-o", tmp_path / "t.c"]
+    code, out, err = run_cli(capsys, *args, "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    rows = [row["name"] for row in document["inspection"]["steps"]]
+    traced = document["trace"]["steps"]
+    assert traced[0]["name"] == "preprocessing" and traced[0]["index"] == 1  # rows 0 (log) and 1 (scaler)
+    assert traced[0]["op"] == "column steps 0-1"
+    assert [rows[s["index"]] for s in traced[1:]] == [s["name"] for s in traced[1:]] == rows[2 : len(traced) + 1]
+    _, summary, _ = run_cli(capsys, *args, "--quiet")
+    table = run_cli(capsys, "inspect", examples / "tracking.keras", *chain)[1]
+    for index, name in enumerate(rows):
+        assert f"\n    {index}  {name}: " in summary
+        assert f"\n       {index}  {name}  " in table

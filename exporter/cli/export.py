@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exporter.backend.naming import symbol_from_stem
 from exporter.cli.parser import CLI_WORDS, EXIT_OK, EXIT_PARITY
 from exporter.errors import ExportError
 from exporter.progress import Progress
@@ -83,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
     if args.depends:
         raise ExportError("--depends lists the files of a manifest: give a .toml file")
     spec = spec_from_args(args)
+    c = c_path(args.output, spec.stem)
+    if args.output and not spec.name:
+        spec.name = symbol_from_stem(c.stem)  # the file the user named names its function
     outputs = Outputs(
-        c_path(args.output, spec.stem),
+        c,
         so=Path(args.so) if args.so else None,
         report=_report_dir(args),
         pt_column=args.pt_column,

@@ -9,7 +9,9 @@ from pathlib import Path
 from exporter.cli.parser import CLI_WORDS, EXIT_OK, EXIT_USER
 from exporter.progress import Progress
 from exporter.report.document import to_json
+from exporter.summary import shape
 from exporter.version import __version__
+from exporter.words import count
 
 
 def run_inspect(args: argparse.Namespace) -> int:
@@ -41,15 +43,13 @@ def run_inspect(args: argparse.Namespace) -> int:
         print(to_json(inspect_document(model, inspection, framework=framework)), end="")
     else:
         print(f"lamarr-export {__version__} inspect: {model}, symbol {inspection.symbol}")
-        noise = f" + {inspection.n_noise} noise" if inspection.n_noise else ""
-        shape = (
-            f"{inspection.n_inputs} inputs{noise} -> {inspection.n_outputs} outputs, " if inspection.n_inputs else ""
-        )
-        print(f"  {shape}{len(inspection.rows)} rows: {STAGES[inspection.stage]}")
+        widths = (inspection.n_inputs, inspection.n_noise, inspection.n_outputs)
+        known = f"{shape(*widths)}, " if inspection.n_inputs and inspection.n_outputs is not None else ""
+        print(f"  {known}{count(len(inspection.rows), 'row')}: {STAGES[inspection.stage]}")
         print("    " + inspection.table().replace("\n", "\n    "))
     if not inspection.exportable:
         print(
-            f"lamarr-export: error: {inspection.source}: cannot export {len(inspection.problems)} layer(s)",
+            f"lamarr-export: error: {inspection.source}: cannot export {count(len(inspection.problems), 'layer')}",
             file=sys.stderr,
         )
         return EXIT_USER

@@ -77,7 +77,7 @@ def _non_negative(kind: type) -> Callable[[str], float]:
 
 def _command(prog: str, description: str, epilog: str, optional_model: bool = False) -> Parser:
     """A parser for one command, with the model file as its argument."""
-    p = Parser(prog=prog, description=description, epilog=epilog)
+    p = Parser(prog=prog, description=description, epilog=epilog, allow_abbrev=False)  # --preproces is a typo
     p.add_argument(
         "model",
         nargs="?" if optional_model else None,
@@ -88,7 +88,12 @@ def _command(prog: str, description: str, epilog: str, optional_model: bool = Fa
 
 
 def _name_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", metavar="SYMBOL", help="the C function's name (default: the model file's stem)")
+    p.add_argument(
+        "--name",
+        metavar="SYMBOL",
+        help="the C function's name (default: the stem of -o OUT.c, else of the model file, or of --params "
+        "for Flax; <stem>_double with --dtype double unless -o names the file)",
+    )
 
 
 def _output_flags(p: argparse.ArgumentParser) -> None:
