@@ -7,12 +7,10 @@ a ``Lambda`` under safe mode) is reported layer by layer, and fast.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from exporter.frontends.keras import keras2
 from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
 from exporter.frontends.keras.layers import LAYERS
 from exporter.frontends.keras.operations import operation_reason
+from exporter.frontends.keras.quiet import quiet_stderr
 from exporter.frontends.keras.walk import refusal_reason, walk_keras
 from exporter.frontends.loaded import LoadedModel
 
@@ -88,27 +87,13 @@ def _screen(entry: dict[str, Any], name: str, cls: str) -> Problem | None:
     return Problem(name, cls, refusal_reason(cls, builtin)) if not builtin or cls not in LAYERS else None
 
 
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence the C++ log lines TensorFlow prints while it loads (they bypass TF_CPP_MIN_LOG_LEVEL)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _import_keras() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         if "keras" in sys.modules:
             import keras
         else:
-            with _quiet_stderr():
+            with quiet_stderr():
                 import keras
 
                 keras.ops.convert_to_tensor(0.0)  # the backend logs once more on first use

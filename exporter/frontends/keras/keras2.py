@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import ExportError, Problem, UnsupportedModelError
+from exporter.frontends.keras.quiet import quiet_stderr
 
 TF_OP_LAMBDAS = ("TFOpLambda", "SlicingOpLambda")
 MODEL_CLASSES = {"Functional", "Sequential", "Model"}
@@ -225,7 +226,7 @@ def build_keras3(keras: Any, config: dict[str, Any], source: str) -> Any:
         raise UnsupportedModelError(source, problems)
     cls = keras.Sequential if translated.get("class_name") == "Sequential" else keras.Model
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_stderr():  # TensorFlow logs its devices on first use
             warnings.simplefilter("ignore")  # Keras 3 warns about Keras 2 argument names (LeakyReLU's alpha)
             return cls.from_config(translated["config"])
     except Exception as err:  # Keras raises many types for a configuration it cannot rebuild
@@ -237,7 +238,8 @@ def build_keras3(keras: Any, config: dict[str, Any], source: str) -> Any:
 
 def _tensorflow(folder: Path) -> Any:
     try:
-        import tensorflow as tf
+        with quiet_stderr():
+            import tensorflow as tf
     except ImportError:
         raise ExportError(
             f"{folder}: reading a Keras 2 SavedModel folder needs TensorFlow: pip install tensorflow-cpu "
@@ -289,7 +291,8 @@ def saved_model_reference(folder: Path, input_names: list[str]) -> Callable[...,
     """The SavedModel's own serving signature, run by TensorFlow, on float32 rows (and noise rows)."""
     tf = _tensorflow(folder)
     try:
-        serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
+        with quiet_stderr():
+            serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
     except (KeyError, ValueError, OSError, tf.errors.OpError) as err:
         raise ExportError(f"{folder}: TensorFlow could not load its serving signature ({err})") from None
     (output,) = serve.structured_outputs
@@ -310,13 +313,15 @@ def saved_model_reference(folder: Path, input_names: list[str]) -> Callable[...,
 def tf_keras_reference(path: Path) -> tuple[Callable[..., np.ndarray], str]:
     """TF 2 Keras' own forward pass of an ``.h5`` file with TFOpLambda nodes."""
     try:
-        import tf_keras
+        with quiet_stderr():
+            import tf_keras
     except ImportError:
         raise ExportError(
             f"{path}: checking a Keras 2 model with TFOpLambda nodes against TF 2 Keras needs tf-keras: "
             "pip install tf-keras"
         ) from None
-    model = tf_keras.models.load_model(path, compile=False)
+    with quiet_stderr():
+        model = tf_keras.models.load_model(path, compile=False)
 
     def reference(x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         rows: Any = np.asarray(x, dtype=np.float32)
