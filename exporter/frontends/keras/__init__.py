@@ -68,6 +68,9 @@ def stored_layers(config: dict[str, Any], prefix: str = "") -> list[StoredLayer]
         name = entry.get("config", {}).get("name", entry.get("name", "?"))
         if cls in MODEL_CLASSES:
             layers += stored_layers(entry, f"{prefix}{name}/")
+        elif cls in TF_OP_LAMBDAS:
+            label = f"{cls} tf.{entry.get('config', {}).get('function', '?')}"
+            layers.append(StoredLayer(prefix + name, label, _screen(entry, name, cls)))
         elif cls != "InputLayer":
             layers.append(StoredLayer(prefix + name, cls, _screen(entry, name, cls)))
     return layers
