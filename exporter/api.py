@@ -266,11 +266,15 @@ def export_chain(
         raise ExportError("nothing to export: give a model or at least one transformer")
     sources = [_name_of(t) for t in (model, *preprocess, target_transform) if t is not None]
     labels = {
-        "preprocessing": ", ".join(_step_label(t, est) for t, (est, _) in zip(preprocess, pre_transformers, strict=True)),
+        "preprocessing": ", ".join(
+            _step_label(t, est) for t, (est, _) in zip(preprocess, pre_transformers, strict=True)
+        ),
         "network": _name_of(model) if model is not None else "",
         "target transform": _step_label(target_transform, target[0]) if target is not None else "",
     }
-    chain = Chain(pre=pre, net=net, post=post, source=" + ".join(sources), labels={k: v for k, v in labels.items() if v})
+    chain = Chain(
+        pre=pre, net=net, post=post, source=" + ".join(sources), labels={k: v for k, v in labels.items() if v}
+    )
 
     def prepare(rows: np.ndarray) -> np.ndarray:
         x = np.asarray(rows, dtype=np.float64)

@@ -466,7 +466,9 @@ def run_inspect(args: argparse.Namespace) -> int:
 
     _check_model_flags(args)
     progress = Progress(enabled=not (args.quiet or args.json))
-    keras_file = bool(args.model) and (Path(args.model).suffix in (".keras", ".h5", ".hdf5") or Path(args.model).is_dir())
+    keras_file = bool(args.model) and (
+        Path(args.model).suffix in (".keras", ".h5", ".hdf5") or Path(args.model).is_dir()
+    )
     chain = args.preprocess or args.log_columns or args.target_transform or args.output_activation
     framework = "Keras"
     if keras_file and not chain:

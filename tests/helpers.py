@@ -157,7 +157,9 @@ def export_through_cli_and_manifest(capsys: Any, tmp_path: Path, model: Path, sa
     for key, value in keys.items():
         values = value if isinstance(value, list) else [value]
         flags += [f"--{key.replace('_', '-')}", *values]
-        plain = [str(v) for v in values] if isinstance(value, list) else str(value) if isinstance(value, Path) else value
+        plain = (
+            [str(v) for v in values] if isinstance(value, list) else str(value) if isinstance(value, Path) else value
+        )
         lines.append(f"{key} = {json.dumps(plain)}")
     (tmp_path / "set").mkdir(exist_ok=True)
     manifest = tmp_path / "set" / "models.toml"

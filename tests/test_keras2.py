@@ -105,7 +105,9 @@ def test_unmapped_tf_function_is_refused_by_name(capsys, tf, tmp_path):
     assert_user_error(capsys, tmp_path, [path, "-o", tmp_path / "m.c"], *fragments)
     code, out, _ = run_cli(capsys, "inspect", path)
     assert code == 2
-    assert re.search(r"tf\.math\.sin(_\d+)?\s+TFOpLambda tf\.math\.sin\s.*REFUSED: TensorFlow function tf\.math\.sin", out)
+    assert re.search(
+        r"tf\.math\.sin(_\d+)?\s+TFOpLambda tf\.math\.sin\s.*REFUSED: TensorFlow function tf\.math\.sin", out
+    )
     assert re.search(r"tf\.__operators__\.add(_\d+)?\s+TFOpLambda tf\.__operators__\.add\s.*ok$", out, re.MULTILINE)
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import ExportError, Problem, UnsupportedModelError
-from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras import keras2
+from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
 from exporter.frontends.keras.layers import LAYERS
 from exporter.frontends.keras.operations import operation_reason

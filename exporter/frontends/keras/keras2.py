@@ -101,7 +101,10 @@ class _Refused(Exception):
 def _tensor(ref: list[Any]) -> dict[str, Any]:
     """A Keras 3 serialized reference to output ``ref[2]`` of node ``ref[1]`` of layer ``ref[0]``."""
     history = [ref[0], int(ref[1]), int(ref[2])]
-    return {"class_name": "__keras_tensor__", "config": {"shape": [None, None], "dtype": "float32", "keras_history": history}}
+    return {
+        "class_name": "__keras_tensor__",
+        "config": {"shape": [None, None], "dtype": "float32", "keras_history": history},
+    }
 
 
 def _argument(value: Any, layers: set[str]) -> Any:
@@ -179,7 +182,9 @@ def _operation_entry(entry: dict[str, Any], layers: set[str], problems: list[Pro
     function = entry.get("config", {}).get("function", "?")
     fn = TF_FUNCTIONS.get(function)
     if fn is None:  # screened before; kept so a direct call still names it
-        problems.append(Problem(name, f"{entry['class_name']} tf.{function}", str(tf_function_reason(function)), "operation"))
+        problems.append(
+            Problem(name, f"{entry['class_name']} tf.{function}", str(tf_function_reason(function)), "operation")
+        )
         return entry
     nodes = []
     for node in entry.get("inbound_nodes", []):
