@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.backend import CSource, render
+from exporter.backend import CSource, render, with_parity
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
 from exporter.errors import ExportError, InputError
@@ -113,8 +113,7 @@ class Export:
 
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""
-        verdict = report.verdict() if report else "not checked"
-        return render(self.chain, self.symbol, verdict, self.math, self.dtype)
+        return with_parity(self.source, report.verdict()) if report else self.source
 
     def files(self, c_path: str | os.PathLike[str], report: ParityReport | None = None) -> dict[Path, bytes]:
         """``c_path`` and the header beside it, with their contents: for ``write_atomically``, with other files."""

@@ -11,7 +11,7 @@ function also has a ``_batch`` form for n consecutive rows.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
@@ -373,6 +373,15 @@ def render(
         real=real,
         widths={f.name: (f.n_inputs, f.n_outputs, f.n_noise) for f in functions},
     )
+
+
+def with_parity(source: CSource, parity: str) -> CSource:
+    """``source`` (rendered with the default ``parity``) with ``parity`` quoted in its banners instead:
+    the same text ``render`` would give, without rendering the weights a second time."""
+    line, new = f"\n * Parity: {c_comment('not checked')}\n", f"\n * Parity: {c_comment(parity)}\n"
+    if line not in source.c or line not in source.h:
+        raise ValueError(f"{source.symbol}: no unchecked parity line in the banner to fill in")
+    return replace(source, c=source.c.replace(line, new, 1), h=source.h.replace(line, new, 1))
 
 
 def render_set(name: str, source: str, parts: list[CSource]) -> CSource:
