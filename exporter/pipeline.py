@@ -9,6 +9,7 @@ directly. Every file is written at the end, all at once or not at all.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -128,15 +129,17 @@ def export_spec(
         exports = spec.exports(progress)
     single = len(exports) == 1
     _check_inputs(exports[0], outputs, checks)
-    compiled = _compile(spec, exports, progress) if checks.parity or outputs.so else None
+    with ThreadPoolExecutor(1) as pool:  # the compiler runs in its own process: the reference meanwhile
+        building = pool.submit(_compile, spec, exports, progress) if checks.parity or outputs.so else None
+        expected = [_expected(ex, checks, progress, single) for ex in exports] if building and checks.parity else []
+        compiled = building.result() if building else None
     result = Result(spec, outputs, exports, timings=progress.timings)
-    if compiled is not None and checks.parity:
-        for ex in exports:
+    if compiled is not None:
+        for ex, (rows, noise, reference) in zip(exports, expected, strict=False):
             fn = compiled if ex is exports[0] else compiled.sibling(ex.symbol, *ex.source.widths[ex.symbol])
-            rows = ex.inputs(checks.samples, checks.user_rows)
             what = f"checking parity against {ex.framework} on {len(rows):,} rows"
             with progress.step("parity", what if single else f"{ex.symbol}: {what}"):
-                result.reports[ex.symbol] = ex.check(fn, rows, checks.atol, checks.rtol)
+                result.reports[ex.symbol] = ex.check(fn, rows, checks.atol, checks.rtol, noise, reference)
     if single:
         result.trace, result.trace_error = _trace(checks, exports[0], result.reports.get(exports[0].symbol), progress)
 
@@ -164,6 +167,17 @@ def _check_inputs(ex: Export, outputs: Outputs, checks: Checks) -> None:
         raise InputError("pt_column", f"{outputs.pt_column}: the model has inputs 0 to {n_inputs - 1}")
     if outputs.pt_column is not None and ex.chain.n_noise:
         raise InputError("pt_column", "draws one curve per output: a generator's output is a distribution")
+
+
+def _expected(
+    ex: Export, checks: Checks, progress: Progress, single: bool
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The parity rows (and a generator's noise rows) and the frameworks' outputs on them."""
+    rows = ex.inputs(checks.samples, checks.user_rows)
+    noise = ex.noise(len(rows))
+    what = f"computing the {ex.framework} reference on {len(rows):,} rows"
+    with progress.step("parity", what if single else f"{ex.symbol}: {what}"):
+        return rows, noise, ex.reference(rows, *([] if noise is None else [noise]))
 
 
 def _compile(spec: Exportable, exports: list[Export], progress: Progress) -> CompiledModel:

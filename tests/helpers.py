@@ -112,6 +112,44 @@ def refused_model(keras: Any, tmp_path: Path, name: str = "odd.keras") -> Path:
     return saved(keras.Model(x, L.Dense(1, name="head")(y)), tmp_path, name)
 
 
+def small_model_set(keras: Any, folder: Path) -> Path:
+    """``folder`` with a generator (two inputs), a classifier, their transformers and ``models.toml``:
+    every kind of function a model set has (symbols, _preprocess, _dnn, _postprocess, inverses), small."""
+    import pickle
+    import textwrap
+
+    from sklearn.preprocessing import QuantileTransformer, StandardScaler
+
+    (folder / "nets").mkdir(parents=True)
+    L = keras.layers
+    cond, noise = keras.Input((3,)), keras.Input((4,))
+    h = L.Dense(16, activation="tanh")(L.Concatenate()([cond, noise]))
+    saved(randomize(keras.Model([cond, noise], L.Dense(2)(h))), folder / "nets", "gen.keras")
+    x = keras.Input((3,))
+    saved(randomize(keras.Model(x, L.Dense(4)(L.Dense(8, activation="relu")(x)))), folder / "nets", "cls.keras")
+    rng = np.random.default_rng(0)
+    raw = np.c_[rng.normal(size=300), np.exp(rng.normal(size=300)), rng.normal(size=300) * 3]
+    (folder / "tX.pkl").write_bytes(pickle.dumps(StandardScaler().fit(np.c_[raw[:, 0], np.log(raw[:, 1]), raw[:, 2]])))
+    target = QuantileTransformer(n_quantiles=40, output_distribution="normal").fit(rng.gamma(2.0, size=(300, 2)))
+    (folder / "tY.pkl").write_bytes(pickle.dumps(target))
+    (folder / "models.toml").write_text(
+        textwrap.dedent("""
+        [models.gen]
+        model = "nets/gen.keras"
+        log_columns = [1]
+        preprocess = ["tX.pkl"]
+        target_transform = "tY.pkl"
+        noise = 4
+
+        [models.cls]
+        model = "nets/cls.keras"
+        preprocess = ["tX.pkl"]
+        output_activation = "softmax"
+        """)
+    )
+    return folder
+
+
 def export_and_check(model: Any, tmp_path: Path, **check: Any) -> ParityReport:
     """Save to .keras, export from the file, compile, and check parity against Keras."""
     ex = export_keras(saved(model, tmp_path))

@@ -258,7 +258,7 @@ def test_several_preprocess_files_apply_in_order(keras, tmp_path, capsys):
         tmp_path / "m.c",
     )
     assert code == 0, out
-    assert out.index("    a: Standardize") < out.index("    b: MulAdd")  # the order of the flags
+    assert out.index("  a: Standardize") < out.index("  b: MulAdd")  # the order of the flags
     ex = export_chain(model, log_columns=[1], preprocess=[first, second], name="two")
     pre = ex.compile(tmp_path).sibling("two_preprocess", 4, 4)
     rows = RAW[:100].astype(np.float32)

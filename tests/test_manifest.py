@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import shutil
 import subprocess
 import textwrap
@@ -13,43 +12,12 @@ import pytest
 from exporter.refrows import parse_rows
 from exporter.toolchain import CompiledModel
 
-from helpers import ROOT, assert_user_error, randomize, run_cli, saved, strict_compile
+from helpers import ROOT, assert_user_error, run_cli, small_model_set, strict_compile
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, keras):
-    """A folder with a generator (two inputs), a classifier, their transformers and a manifest."""
-    from sklearn.preprocessing import QuantileTransformer, StandardScaler
-
-    folder = tmp_path_factory.mktemp("set")
-    (folder / "nets").mkdir()
-    L = keras.layers
-    cond, noise = keras.Input((3,)), keras.Input((4,))
-    h = L.Dense(16, activation="tanh")(L.Concatenate()([cond, noise]))
-    saved(randomize(keras.Model([cond, noise], L.Dense(2)(h))), folder / "nets", "gen.keras")
-    x = keras.Input((3,))
-    saved(randomize(keras.Model(x, L.Dense(4)(L.Dense(8, activation="relu")(x)))), folder / "nets", "cls.keras")
-    rng = np.random.default_rng(0)
-    raw = np.c_[rng.normal(size=300), np.exp(rng.normal(size=300)), rng.normal(size=300) * 3]
-    (folder / "tX.pkl").write_bytes(pickle.dumps(StandardScaler().fit(np.c_[raw[:, 0], np.log(raw[:, 1]), raw[:, 2]])))
-    target = QuantileTransformer(n_quantiles=40, output_distribution="normal").fit(rng.gamma(2.0, size=(300, 2)))
-    (folder / "tY.pkl").write_bytes(pickle.dumps(target))
-    (folder / "models.toml").write_text(
-        textwrap.dedent("""
-        [models.gen]
-        model = "nets/gen.keras"
-        log_columns = [1]
-        preprocess = ["tX.pkl"]
-        target_transform = "tY.pkl"
-        noise = 4
-
-        [models.cls]
-        model = "nets/cls.keras"
-        preprocess = ["tX.pkl"]
-        output_activation = "softmax"
-        """)
-    )
-    return folder
+    return small_model_set(keras, tmp_path_factory.mktemp("set"))
 
 
 def test_manifest_exports_one_library(capsys, model_dir, tmp_path, monkeypatch):
