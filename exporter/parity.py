@@ -1,8 +1,12 @@
 """Does the compiled C compute what the framework computes? Inputs, comparison, report.
 
-A row passes when ``|c - ref| <= atol + rtol * |ref|`` (or both are the same infinity,
-or both NaN). Besides random normal rows, the inputs include edge rows that drive
-tanh, sigmoid and softmax into saturation, where naive C code loses accuracy.
+A value passes when ``|c - ref| <= atol + rtol * |ref|``, or when both are the same infinity or
+both NaN (a NaN the framework computes too is agreement). A NaN on one side only always fails and is
+counted apart (``nan_mismatches``). ``rtol * |ref|`` counts as 0 where ``ref`` is 0 (so ``--rtol inf``
+does not turn ``inf * 0`` into a failure) and where ``ref`` is infinite (only the same infinity agrees).
+
+Besides random normal rows, the inputs include edge rows that drive tanh, sigmoid and softmax into
+saturation, where naive C code loses accuracy.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
 DEFAULT_SAMPLES = 10_000
+RULE = "|c - ref| <= atol + rtol * |ref|, or both NaN, or the same infinity; NaN on one side only fails"
 
 
 def edge_rows(n_inputs: int) -> np.ndarray:
@@ -70,6 +75,7 @@ class ColumnParity:
     max_ulp: int
     failures: int
     worst_row: int  # index into the inputs of the row furthest beyond (or closest to) tolerance
+    nan_mismatches: int = 0  # values where exactly one side is NaN (counted in failures too)
 
 
 @dataclass
@@ -99,18 +105,22 @@ class ParityReport:
     def verdict(self) -> str:
         """One reproducible line for the generated file's banner (no machine-dependent numbers)."""
         word = "passed" if self.passed else "FAILED"
+        nans = sum(c.nan_mismatches for c in self.columns)
+        one_sided = f" ({nans} values NaN on one side only)" if nans else ""
         return (
             f"{word} against {self.reference} on {self.rows} rows, |c - ref| <= {self.atol:g} + {self.rtol:g} * |ref|"
+            + one_sided
         )
 
     def table(self) -> str:
         lines = [
             f"{'output':>6} {'max abs err':>12} {'max rel err':>12} {'max ULP':>9} {'failing':>8} {'worst row':>9}"
+            f" {'NaN one side':>12}"
         ]
         for c in self.columns:
             lines.append(
                 f"{c.column:>6} {c.max_abs:>12.3e} {c.max_rel:>12.3e} {c.max_ulp:>9d} "
-                f"{c.failures:>8d} {c.worst_row:>9d}"
+                f"{c.failures:>8d} {c.worst_row:>9d} {c.nan_mismatches:>12d}"
             )
         return "\n".join(lines)
 
@@ -133,18 +143,19 @@ class Errors:
     """Elementwise comparison of C against the reference: what every parity figure is made of."""
 
     diff: np.ndarray  # |c - ref| in float64; 0 where both are equal (same infinity, both NaN), inf for one NaN
-    bound: np.ndarray  # atol + rtol * |ref|
+    bound: np.ndarray  # atol + rtol * |ref|, with rtol * |ref| taken as 0 where ref is 0 or not finite
     rel: np.ndarray  # diff / |ref| where ref != 0, else 0
+    one_nan: np.ndarray  # exactly one side is NaN: a failure at any tolerance
 
     @property
     def ratio(self) -> np.ndarray:
-        """diff / bound: above 1 fails. NaN (0/0 at zero tolerance) counts as passing."""
+        """diff / bound: above 1 fails, a one-sided NaN is inf. NaN (0/0 at zero tolerance) counts as passing."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return self.diff / self.bound
+            return np.where(self.one_nan, np.inf, self.diff / self.bound)
 
     @property
     def failing(self) -> np.ndarray:
-        return ~(self.diff <= self.bound)
+        return self.one_nan | ~(self.diff <= self.bound)
 
 
 def errors(c_out: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> Errors:
@@ -154,10 +165,11 @@ def errors(c_out: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> Erro
         diff = np.abs(c_out.astype(np.float64) - ref.astype(np.float64))
         same = (c_out == ref) | (np.isnan(c_out) & np.isnan(ref))
         diff = np.where(same, 0.0, np.nan_to_num(diff, nan=np.inf))
-        bound = atol + rtol * np.abs(ref.astype(np.float64))
-        nonzero = ref != 0  # relative error is reported where it means something
-        rel = np.where(nonzero, diff / np.where(nonzero, np.abs(ref.astype(np.float64)), 1.0), 0.0)
-    return Errors(diff=diff, bound=bound, rel=rel)
+        magnitude = np.abs(ref.astype(np.float64))
+        scaled = np.isfinite(magnitude) & (magnitude > 0)  # no inf * 0, no NaN or inf bound from ref itself
+        bound = atol + np.where(scaled, rtol * np.where(scaled, magnitude, 0.0), 0.0)
+        rel = np.where(scaled, diff / np.where(scaled, magnitude, 1.0), 0.0)  # where it means something
+    return Errors(diff=diff, bound=bound, rel=rel, one_nan=np.isnan(c_out) != np.isnan(ref))
 
 
 def compare(
@@ -166,7 +178,7 @@ def compare(
     c_out = np.asarray(c_out, dtype=np.float32)
     ref = np.asarray(ref, dtype=np.float32).reshape(c_out.shape)
     err = errors(c_out, ref, atol, rtol)
-    diff, bound, rel, ratio = err.diff, err.bound, err.rel, err.ratio
+    diff, rel, ratio, failing = err.diff, err.rel, err.ratio, err.failing
     ulps = ulp_distance(c_out, ref)
     columns = []
     for j in range(c_out.shape[1]):
@@ -177,8 +189,9 @@ def compare(
                 max_abs=float(diff[:, j].max(initial=0.0)),
                 max_rel=float(rel[:, j].max(initial=0.0)),
                 max_ulp=int(ulps[:, j].max(initial=0)),
-                failures=int(np.count_nonzero(~(diff[:, j] <= bound[:, j]))),
+                failures=int(np.count_nonzero(failing[:, j])),
                 worst_row=worst,
+                nan_mismatches=int(np.count_nonzero(err.one_nan[:, j])),
             )
         )
     worst_col = max(columns, key=lambda c: ratio[c.worst_row, c.column])

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from exporter.errors import ExportError, UnsupportedModelError
-from exporter.parity import edge_rows
+from exporter.parity import RULE, edge_rows
 from exporter.version import __version__
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def parity_dict(report: ParityReport, samples: int, user_rows: int) -> dict[str,
         "edge_rows": len(edge_rows(inputs.shape[1])),
         "user_rows": user_rows,
         "row_order": "random samples, then edge rows, then user rows; worst_row indexes this order",
-        "tolerance": {"atol": report.atol, "rtol": report.rtol, "rule": "|c - ref| <= atol + rtol * |ref|"},
+        "tolerance": {"atol": report.atol, "rtol": report.rtol, "rule": RULE},
         "outputs": [
             {
                 "index": c.column,
@@ -74,6 +74,7 @@ def parity_dict(report: ParityReport, samples: int, user_rows: int) -> dict[str,
                 "max_ulp": c.max_ulp,
                 "failures": c.failures,
                 "worst_row": c.worst_row,
+                "nan_mismatches": c.nan_mismatches,
             }
             for c in report.columns
         ],
