@@ -1,0 +1,53 @@
+"""Regressions from the adversarial round (issue 14): each defect it found, as the user met it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers import randomize, run_cli, saved
+
+
+def three_inputs(keras, tmp_path, layer: str):
+    """Inputs of widths 2, 3 and 4; ``layer`` (BatchNormalization or Dense) sits on the second one."""
+    L = keras.layers
+    ins = [keras.Input((w,), name=f"in{w}") for w in (2, 3, 4)]
+    side = L.BatchNormalization(name="side")(ins[1]) if layer == "bn" else L.Dense(5, name="side")(ins[1])
+    merged = L.Concatenate(name="all")([ins[0], side, ins[2]])
+    return saved(randomize(keras.Model(ins, L.Dense(2, name="head")(merged))), tmp_path)
+
+
+@pytest.mark.parametrize("layer", ["bn", "dense"])
+@pytest.mark.parametrize("command", ["export", "inspect"])
+def test_three_inputs_of_different_widths_name_the_real_reason(capsys, tmp_path, keras, layer, command):
+    path = three_inputs(keras, tmp_path, layer)
+    args = [path, "-o", tmp_path / "m.c"] if command == "export" else ["inspect", path]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2 and "Traceback" not in err
+    assert "3 inputs; one, or two for a generator" in (err if command == "export" else out)
+    assert "does not match" not in out + err and "scale has" not in out + err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
+    if command == "inspect":
+        assert "exportable: no, 1 layer(s) refused" in out
+        code, out, _ = run_cli(capsys, *args, "--json")
+        side = next(step for step in json.loads(out)["steps"] if step["name"] == "side")
+        assert side["supported"] and side["input_widths"] == [3]  # it reads its own 3-wide input
+
+
+def test_nan_rows_in_inputs_pass_where_both_sides_are_nan(capsys, tmp_path, keras):
+    """NaN rows through tanh and relu: NaN in C and in Keras, which is agreement (exit 0)."""
+    L = keras.layers
+    model = randomize(keras.Sequential([keras.Input((3,)), L.Dense(4, activation="relu"), L.Dense(2, "tanh")]))
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.array([[np.nan, 1, 2], [0, 0, 0], [np.nan] * 3], dtype=np.float32))
+    code, out, _ = run_cli(capsys, saved(model, tmp_path), "-o", tmp_path / "m.c", "--inputs", rows, "--samples", 50)
+    assert code == 0, out
+    assert "parity: passed" in out
+
+
+def test_rtol_inf_passes_the_zero_row(capsys, tmp_path, keras):
+    model = randomize(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, use_bias=False)]))
+    code, out, _ = run_cli(capsys, saved(model, tmp_path), "-o", tmp_path / "m.c", "--rtol", "inf", "--samples", 20)
+    assert code == 0, out
