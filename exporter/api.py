@@ -165,7 +165,7 @@ def _name_of(thing: Any) -> str:
 def symbol_for(name: str | None, thing: Any, dtype: str = "float") -> str:
     """``name`` checked as a C symbol, or one made from the file's stem (or the live model's name);
     ``_double`` added to a made one for double."""
-    if name:
+    if name is not None:  # an empty --name is refused, not replaced by the stem
         return check_symbol(name)
     stem = Path(thing).stem if isinstance(thing, (str, os.PathLike)) else getattr(thing, "name", "model")
     return symbol_from_stem(stem + ("_double" if dtype == "double" else ""))

@@ -7,7 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from helpers import randomize, run_cli, saved
+from exporter.backend.naming import MAX_LENGTH, symbol_from_stem
+
+from helpers import ROOT, assert_user_error, randomize, run_cli, saved
+
+EXAMPLE = ROOT / "examples" / "efficiency.keras"
 
 
 def three_inputs(keras, tmp_path, layer: str):
@@ -51,3 +55,24 @@ def test_rtol_inf_passes_the_zero_row(capsys, tmp_path, keras):
     model = randomize(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, use_bias=False)]))
     code, out, _ = run_cli(capsys, saved(model, tmp_path), "-o", tmp_path / "m.c", "--rtol", "inf", "--samples", 20)
     assert code == 0, out
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("x" * 5000, "5000 characters, at most 100"),
+        ("malloc", "C or POSIX library"),
+        ("memcpy", "C or POSIX library"),
+        ("write", "C or POSIX library"),
+        ("", "an empty name"),
+    ],
+)
+@pytest.mark.parametrize("command", ["export", "inspect"])
+def test_name_refused_when_too_long_empty_or_a_library_function(capsys, tmp_path, name, fragment, command):
+    args = [EXAMPLE, "--name", name, "-o", tmp_path / "m.c", "--no-check"]
+    assert_user_error(capsys, tmp_path, args if command == "export" else ["inspect", EXAMPLE, "--name", name], fragment)
+
+
+def test_library_names_from_a_file_stem_get_a_suffix():
+    assert symbol_from_stem("malloc") == "malloc_model"
+    assert len(symbol_from_stem("a" * 300)) <= MAX_LENGTH
