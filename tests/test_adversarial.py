@@ -9,7 +9,7 @@ import pytest
 
 from exporter.backend.naming import MAX_LENGTH, symbol_from_stem
 
-from helpers import ROOT, assert_user_error, randomize, run_cli, saved
+from helpers import ROOT, assert_user_error, randomize, run_cli, saved, strict_compile
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
 
@@ -76,3 +76,17 @@ def test_name_refused_when_too_long_empty_or_a_library_function(capsys, tmp_path
 def test_library_names_from_a_file_stem_get_a_suffix():
     assert symbol_from_stem("malloc") == "malloc_model"
     assert len(symbol_from_stem("a" * 300)) <= MAX_LENGTH
+
+
+@pytest.mark.parametrize("reads", ["noise", "conditions"])
+def test_a_generator_that_ignores_an_input_compiles_strictly(capsys, tmp_path, keras, reads):
+    """Keras accepts an input nothing reads; its C argument is cast away, so -Wall -Wextra -Werror stay clean."""
+    L = keras.layers
+    cond, noise = keras.Input((3,), name="conditions"), keras.Input((4,), name="noise")
+    read = noise if reads == "noise" else cond
+    model = randomize(keras.Model([cond, noise], L.Dense(2, activation="tanh")(L.Dense(5)(read))))
+    code, out, _ = run_cli(capsys, saved(model, tmp_path), "-o", tmp_path / "g.c", "--samples", 200)
+    assert code == 0 and "parity: passed" in out, out
+    unread = "input" if reads == "noise" else "random"
+    assert f"(void){unread};" in (tmp_path / "g.c").read_text()
+    strict_compile(tmp_path / "g.c", tmp_path)

@@ -142,7 +142,8 @@ class Function:
     real: str = "float"
     n_noise: int = 0  # a generator's noise entries: the function takes `random` too
     part_noise: list[bool] = field(default_factory=list)  # compose: which parts take `random`
-    ignores_noise: bool = False  # network: takes `random` but no op reads it (strict warnings need it cast away)
+    unread: list[str] = field(default_factory=list)  # network: arguments no op reads (`input` of a generator
+    # that ignores its conditions, `random` of one that ignores its noise): cast away for the strict warnings
 
     @property
     def params(self) -> str:
@@ -220,7 +221,8 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: dict[str, Any], row
 def _network(graph: Graph, name: str, m: dict[str, Any]) -> Function:
     plan = plan_buffers(graph, scratch_prefix=f"{name}_buf")
     blocks = [_row_block(graph, plan, name, m, rows) for rows in (1, BATCH_ROWS)]
-    unread_noise = bool(graph.noise) and not any(graph.noise in op.inputs for op in graph.ops)
+    read = {graph.output, *(v for op in graph.ops for v in op.inputs)}
+    unread = [arg for value, arg in ((graph.input, INPUT), (graph.noise, RANDOM)) if value and value not in read]
     return Function(
         name,
         "network",
@@ -232,7 +234,7 @@ def _network(graph: Graph, name: str, m: dict[str, Any]) -> Function:
         copy_from=plan.copy_from,
         real=m["real"],
         n_noise=graph.n_noise,
-        ignores_noise=unread_noise,
+        unread=unread,
     )
 
 
