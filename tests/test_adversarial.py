@@ -90,3 +90,34 @@ def test_a_generator_that_ignores_an_input_compiles_strictly(capsys, tmp_path, k
     unread = "input" if reads == "noise" else "random"
     assert f"(void){unread};" in (tmp_path / "g.c").read_text()
     strict_compile(tmp_path / "g.c", tmp_path)
+
+
+def refused_everywhere(keras, tmp_path):
+    """Refused by its configuration (LayerNormalization) with an unsupported activation string on two
+    Dense layers, three inputs and two outputs: five problems."""
+    L = keras.layers
+    ins = [keras.Input((w,), name=f"in{w}") for w in (2, 3, 4)]
+    h = L.LayerNormalization(name="norm")(L.Concatenate(name="joined")(ins))
+    heads = [L.Dense(3, activation="sparsemax", name="sparse"), L.Dense(3, activation="glu", name="gated")]
+    return saved(keras.Model(ins, [head(h) for head in heads], name="everything"), tmp_path)
+
+
+def test_every_refusal_listed_at_once(capsys, tmp_path, keras):
+    path = refused_everywhere(keras, tmp_path)
+    assert_user_error(
+        capsys,
+        tmp_path,
+        [path, "-o", tmp_path / "m.c"],
+        "cannot export 5 layer(s)",
+        "'norm' (LayerNormalization)",
+        "'sparse' (Dense): activation 'sparsemax' is not supported",
+        "'gated' (Dense): activation 'glu' is not supported",
+        "3 inputs; one, or two for a generator",
+        "2 outputs; exactly one is supported",
+    )
+    code, out, _ = run_cli(capsys, "inspect", path, "--json")
+    assert code == 2
+    document = json.loads(out)
+    status = {step["name"]: step["supported"] for step in document["steps"]}
+    assert status == {"everything": False, "joined": True, "norm": False, "sparse": False, "gated": False}
+    assert len(document["problems"]) == 5 and document["stage"] == "config"

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import ExportError, Problem, UnsupportedModelError
+from exporter.frontends.keras.activations import KERAS_ACTIVATIONS
 from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.layers import LAYERS
 from exporter.frontends.keras.walk import refusal_reason, walk_keras
@@ -50,17 +51,50 @@ def _stored_config(path: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StoredLayer:
-    """One layer as the file's stored configuration names it, and why it is refused (if it is)."""
+    """One layer as the file's stored configuration names it, and why it is refused (if it is).
+
+    ``by_class``: refused for its class alone, which Keras itself may be unable to load; such a file
+    is refused from its configuration, before Keras is imported. The model itself is a row too when
+    its number of inputs or outputs is refused, so that every problem is listed at once.
+    """
 
     name: str
     cls: str
     problem: Problem | None
+    by_class: bool = False
+
+
+def _activation_problem(entry: dict[str, Any]) -> str | None:
+    """An activation the configuration names and the exporter has no mapping for (a string or a custom function)."""
+    stored = entry.get("config", {}).get("activation")
+    if isinstance(stored, dict):  # a function serialized with its module: built-in ones are stored as strings
+        name, builtin = stored.get("config"), str(stored.get("module", "")).startswith("keras")
+    else:
+        name, builtin = stored, True
+    if stored is None or (builtin and name in KERAS_ACTIVATIONS):
+        return None
+    return f"activation {name!r} is not supported"
+
+
+def _count(refs: Any) -> int:
+    """How many tensors ``input_layers`` / ``output_layers`` name: one ``[name, 0, 0]`` or a list of them."""
+    return 1 if not refs or isinstance(refs[0], str) else len(refs)
+
+
+def _model_problems(config: dict[str, Any]) -> list[StoredLayer]:
+    """The model's own refusals, with the walk's wording: more than two inputs, or not one output."""
+    cls, inner = config.get("class_name", "?"), config.get("config", {})
+    name = inner.get("name", "model")
+    n_in, n_out = _count(inner.get("input_layers")), _count(inner.get("output_layers"))
+    reasons = [f"{n_in} inputs; one, or two for a generator (conditions, noise)"] if n_in > 2 else []
+    reasons += [f"{n_out} outputs; exactly one is supported"] if n_out != 1 else []
+    return [StoredLayer(name, cls, Problem(name, cls, reason)) for reason in reasons]
 
 
 def stored_layers(config: dict[str, Any], prefix: str = "") -> list[StoredLayer]:
-    """Every stored layer, nested models' layers included (named ``outer/inner``), each screened
-    by its class alone: a class with no mapping is refused before Keras is even imported."""
-    layers: list[StoredLayer] = []
+    """Every stored layer, nested models' layers included (named ``outer/inner``), each screened by its
+    class and its activation, after the model's own problems."""
+    layers: list[StoredLayer] = [] if prefix else _model_problems(config)
     for entry in config.get("config", {}).get("layers", []):
         cls = entry.get("class_name", "?")
         name = entry.get("config", {}).get("name", entry.get("name", "?"))
@@ -69,11 +103,17 @@ def stored_layers(config: dict[str, Any], prefix: str = "") -> list[StoredLayer]
         elif cls != "InputLayer":
             module = entry.get("module") or "keras.layers"
             builtin = module.startswith("keras") and not entry.get("registered_name")
-            refused = not builtin or cls not in LAYERS
-            layers.append(
-                StoredLayer(prefix + name, cls, Problem(name, cls, refusal_reason(cls, builtin)) if refused else None)
-            )
+            by_class = not builtin or cls not in LAYERS
+            reasons = [refusal_reason(cls, builtin)] if by_class else []
+            reasons += [r for r in [_activation_problem(entry)] if r]
+            problem = Problem(name, cls, "; ".join(reasons)) if reasons else None
+            layers.append(StoredLayer(prefix + name, cls, problem, by_class))
     return layers
+
+
+def refused_from_config(layers: list[StoredLayer]) -> bool:
+    """Whether the configuration alone refuses the model (a layer refused by its class): Keras is not loaded."""
+    return any(layer.by_class for layer in layers)
 
 
 @contextlib.contextmanager
@@ -123,9 +163,9 @@ def read_stored_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 def load_keras_file(path: str | os.PathLike[str]) -> Any:
     """Load a model file with Keras (``compile=False``, safe mode) after screening its layers."""
     path = Path(path)
-    problems = [layer.problem for layer in stored_layers(read_stored_config(path)) if layer.problem]
-    if problems:
-        raise UnsupportedModelError(path.name, problems)
+    layers = stored_layers(read_stored_config(path))
+    if refused_from_config(layers):
+        raise UnsupportedModelError(path.name, [layer.problem for layer in layers if layer.problem])
     keras = _import_keras()
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
