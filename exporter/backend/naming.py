@@ -96,7 +96,7 @@ def check_symbol(name: str) -> str:
 
 def symbol_from_stem(stem: str) -> str:
     """A valid symbol made from a file's stem: invalid characters become _, clashes get a suffix."""
-    name = re.sub(r"[^A-Za-z0-9_]", "_", stem).lstrip("_")[:MAX_LENGTH - len("model_")] or "model"
+    name = re.sub(r"[^A-Za-z0-9_]", "_", stem).lstrip("_")[: MAX_LENGTH - len("model_")] or "model"
     if name[0].isdigit():
         name = f"model_{name}"
     if name in C_KEYWORDS | CPP_KEYWORDS | MATH_NAMES | LIBRARY_NAMES:
