@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -121,3 +122,12 @@ def test_every_refusal_listed_at_once(capsys, tmp_path, keras):
     status = {step["name"]: step["supported"] for step in document["steps"]}
     assert status == {"everything": False, "joined": True, "norm": False, "sparse": False, "gated": False}
     assert len(document["problems"]) == 5 and document["stage"] == "config"
+
+
+def test_a_write_error_names_the_requested_path(capsys, tmp_path):
+    """A file name the system takes, but not its temporary twin (longer): the message names the file asked for."""
+    out = tmp_path / ("a" * 245 + ".c")
+    code, _, err = run_cli(capsys, EXAMPLE, "-o", out, "--no-check")
+    assert code == 2 and "Traceback" not in err
+    assert f"{out}: cannot write (File name too long)" in err and ".tmp" not in err
+    assert os.listdir(tmp_path) == []
