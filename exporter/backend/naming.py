@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from exporter.errors import ExportError
+from exporter.errors import InputError
 
 C_KEYWORDS = set(
     """auto break case char const continue default do double else enum extern float for goto if
@@ -78,19 +78,19 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def check_symbol(name: str) -> str:
     """Return ``name`` if it can be the exported C symbol, else explain why not."""
     if not name:
-        raise ExportError("--name '': an empty name; give a C identifier, or leave --name out for the file's stem")
+        raise InputError("name", "'': an empty name; give a C identifier, or leave it out for the file's stem")
     if len(name) > MAX_LENGTH:
-        raise ExportError(f"--name {name[:20]!r}...: {len(name)} characters, at most {MAX_LENGTH}")
+        raise InputError("name", f"{name[:20]!r}...: {len(name)} characters, at most {MAX_LENGTH}")
     if not _IDENTIFIER.match(name):
-        raise ExportError(f"--name {name!r}: not a C identifier (letters, digits and _, not starting with a digit)")
+        raise InputError("name", f"{name!r}: not a C identifier (letters, digits and _, not starting with a digit)")
     if name in C_KEYWORDS or name in CPP_KEYWORDS:
-        raise ExportError(f"--name {name!r}: a C or C++ keyword cannot be a function name")
+        raise InputError("name", f"{name!r}: a C or C++ keyword cannot be a function name")
     if name in MATH_NAMES:
-        raise ExportError(f"--name {name!r}: clashes with a name <math.h> declares")
+        raise InputError("name", f"{name!r}: clashes with a name <math.h> declares")
     if name in LIBRARY_NAMES:
-        raise ExportError(f"--name {name!r}: a function or object of the C or POSIX library (it would replace it)")
+        raise InputError("name", f"{name!r}: a function or object of the C or POSIX library (it would replace it)")
     if name.startswith("__") or re.match(r"_[A-Z]", name):
-        raise ExportError(f"--name {name!r}: names starting with __ or _ and a capital are reserved in C")
+        raise InputError("name", f"{name!r}: names starting with __ or _ and a capital are reserved in C")
     return name
 
 
