@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from exporter.backend.naming import MAX_LENGTH, symbol_from_stem
+from exporter.cli import main
 
 from helpers import ROOT, assert_user_error, randomize, run_cli, saved, strict_compile
 
@@ -131,3 +136,94 @@ def test_a_write_error_names_the_requested_path(capsys, tmp_path):
     assert code == 2 and "Traceback" not in err
     assert f"{out}: cannot write (File name too long)" in err and ".tmp" not in err
     assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture
+def own_model(tmp_path):
+    """The user's model file, in the folder the outputs go to."""
+    path = tmp_path / "model.keras"
+    shutil.copy(EXAMPLE, path)
+    return path
+
+
+def collisions(tmp_path, model):
+    """(extra flags, message fragment) of every way an output can land on an input or on another output."""
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.zeros((3, 12), np.float32))
+    report = tmp_path / "rep"
+    report.mkdir()
+    shutil.copy(ROOT / "examples" / "efficiency_tX.pkl", report / "report.json")
+    return [
+        (["-o", tmp_path / "m.c", "--so", model], "the library (--so) would overwrite an input"),
+        (["-o", tmp_path / "m.c", "--so", tmp_path / "m.c"], "both the C file (-o) and the library (--so)"),
+        (["-o", tmp_path / "m.c", "--so", tmp_path / "m.h"], "both the header (beside -o) and the library"),
+        (["-o", tmp_path / "m.c", "--inputs", rows, "--so", tmp_path / "x" / ".." / "rows.npy"], "overwrite an input"),
+        (["-o", tmp_path / "m.c", "--preprocess", report / "report.json", "--report", report], "report.json"),
+    ]
+
+
+def test_outputs_on_inputs_or_on_each_other_are_refused(capsys, tmp_path, own_model):
+    before = own_model.read_bytes()
+    for flags, fragment in collisions(tmp_path, own_model):
+        assert_user_error(capsys, tmp_path, [own_model, *flags], fragment)
+        assert own_model.read_bytes() == before
+
+
+def test_manifest_outputs_on_its_inputs_are_refused(capsys, tmp_path, own_model):
+    manifest = tmp_path / "set.toml"
+    manifest.write_text('[models.eff]\nmodel = "model.keras"\n')
+    for flags, fragment in [
+        (["--so", own_model], "the library (--so) would overwrite an input"),
+        (["--so", manifest], "the library (--so) would overwrite an input (" + str(manifest)),
+        (["-o", tmp_path / "set.c", "--so", tmp_path / "set.ref.txt"], "both the reference rows (beside -o)"),
+    ]:
+        assert_user_error(capsys, tmp_path, [manifest, *flags], fragment)
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys, tmp_path, monkeypatch):
+    from exporter.api import Export
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Export, "check", interrupted)
+    code, out, err = run_cli(capsys, EXAMPLE, "-o", tmp_path / "m.c", "--quiet", "--samples", 100)
+    assert (code, out, err) == (130, "", "lamarr-export: interrupted\n")
+    assert os.listdir(tmp_path) == []
+
+
+def test_sigint_in_a_real_run(tmp_path):
+    """A real Ctrl-C (SIGINT) during the parity check of a large --samples: one line, exit 130, no file."""
+    command = [sys.executable, "-m", "exporter", EXAMPLE, "-o", tmp_path / "m.c", "--samples", "3000000"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env) as run:
+        for line in run.stderr:
+            if "checking parity" in line:
+                break
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "lamarr-export: interrupted" and "Traceback" not in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_inputs_empty_or_text_are_refused_plainly(capsys, tmp_path):
+    empty, text = tmp_path / "empty.npy", tmp_path / "rows.txt"
+    np.save(empty, np.zeros((0, 12), np.float32))
+    text.write_text("1 2 3\n4 5 6\n")
+    common = ["-o", tmp_path / "m.c", "--samples", 10]
+    assert_user_error(capsys, tmp_path, [EXAMPLE, "--inputs", empty, *common], "holds no rows")
+    assert_user_error(capsys, tmp_path, [EXAMPLE, "--inputs", text, *common], "not a .npy file", "numpy.save")
+    _, _, err = run_cli(capsys, EXAMPLE, "--inputs", text, *common)
+    assert "pickled" not in err
+
+
+@pytest.mark.parametrize("bad", [["--samples", "-5"], ["--math", "fastest"], ["--no-such-flag"], ["--dtype"]])
+def test_argparse_errors_are_one_line_with_a_help_hint(capsys, bad):
+    with pytest.raises(SystemExit) as exc:
+        main([str(EXAMPLE), *bad])
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith("lamarr-export: error: ") and err.endswith("(see 'lamarr-export --help')\n")
+    assert "usage:" not in err

@@ -53,3 +53,42 @@ def test_ordinary_tolerance_rule_unchanged():
     assert _report([0.5], [0.5], atol=0.0, rtol=0.0).passed
     err = errors(np.array([[2.0]]), np.array([[1.0]]), 0.5, 0.25)
     assert err.bound[0, 0] == 0.75 and err.failing[0, 0]
+
+
+def test_chunks_give_the_figures_of_one_pass(monkeypatch):
+    """Evaluated and compared in chunks (bounded memory for a huge --samples): the same report, worst rows
+    and arrays as in one pass, and neither side ever sees more than a chunk of rows."""
+    from exporter import parity
+
+    rng = np.random.default_rng(5)
+    inputs = rng.standard_normal((1000, 3)).astype(np.float32)
+    weights = rng.standard_normal((3, 2)).astype(np.float32)
+    seen = []
+
+    def reference(x):
+        seen.append(len(x))
+        return x @ weights
+
+    def compiled(x):  # off by a little everywhere, by a lot on some rows, NaN on a few
+        out = x @ weights + 1e-4 * x[:, :1]
+        out[x[:, 0] > 2.0] += 1.0
+        out[x[:, 1] > 2.5, 1] = np.nan
+        return out
+
+    whole = parity.check_parity(compiled, reference, inputs)
+    monkeypatch.setattr(parity, "CHUNK_ROWS", 64)
+    seen.clear()
+    chunked = parity.check_parity(compiled, reference, inputs)
+    assert max(seen) == 64 and sum(seen) == 1000
+    assert chunked.to_dict() == whole.to_dict() and not chunked.passed
+    assert chunked.columns[1].nan_mismatches == whole.columns[1].nan_mismatches >= 1
+    np.testing.assert_array_equal(chunked.worst_rows(20), whole.worst_rows(20))
+    np.testing.assert_array_equal(chunked.arrays.c_out, whole.arrays.c_out)
+
+
+def test_random_rows_are_drawn_in_chunks_as_in_one_draw(monkeypatch):
+    from exporter import parity
+
+    whole = parity.make_inputs(4, samples=500)
+    monkeypatch.setattr(parity, "CHUNK_ROWS", 33)
+    np.testing.assert_array_equal(parity.make_inputs(4, samples=500), whole)
