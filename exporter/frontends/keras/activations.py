@@ -54,6 +54,20 @@ KERAS_ACTIVATIONS: dict[str, Callable[..., Activation]] = {
 }
 
 
+def keras_activation(name: str, **kwargs: Any) -> Activation:
+    """The IR activation of the Keras activation function ``name`` called with ``kwargs``."""
+    maker = KERAS_ACTIVATIONS.get(name)
+    kind = KINDS.get(name)
+    if maker is None and kind is not None and not kind.params and not kind.vector:
+        maker = functools.partial(Activation, name)
+    if maker is None:
+        raise Unsupported(f"activation {name!r} is not supported")
+    try:
+        return maker(**kwargs)
+    except TypeError as err:
+        raise Unsupported(f"activation {name!r} with arguments {kwargs}: {err}") from None
+
+
 def from_keras(fn: Any) -> Activation:
     """Map ``layer.activation`` (a Keras function, possibly a ``functools.partial`` of one)."""
     kwargs: dict[str, Any] = {}
@@ -62,13 +76,7 @@ def from_keras(fn: Any) -> Activation:
         fn = fn.func
     name = getattr(fn, "__name__", repr(fn))
     module = getattr(fn, "__module__", "") or ""
-    maker = KERAS_ACTIVATIONS.get(name)
-    kind = KINDS.get(name)
-    if maker is None and kind is not None and not kind.params and not kind.vector and "activations" in module:
-        maker = functools.partial(Activation, name)
-    if maker is None or not module.startswith("keras."):
+    by_name = name not in KERAS_ACTIVATIONS
+    if not module.startswith("keras.") or (by_name and "activations" not in module):
         raise Unsupported(f"activation {name!r} is not supported")
-    try:
-        return maker(**kwargs)
-    except TypeError as err:
-        raise Unsupported(f"activation {name!r} with arguments {kwargs}: {err}") from None
+    return keras_activation(name, **kwargs)
