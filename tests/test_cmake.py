@@ -14,6 +14,8 @@ import pytest
 
 from helpers import ROOT, randomize, run_cli, saved, small_model_set
 
+pytestmark = pytest.mark.slow
+
 EXPORTER = Path(sys.executable).parent / "lamarr-export"
 
 
