@@ -40,7 +40,7 @@ def test_three_inputs_of_different_widths_name_the_real_reason(capsys, tmp_path,
     assert "does not match" not in out + err and "scale has" not in out + err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
     if command == "inspect":
-        assert "exportable: no, 1 layer(s) refused" in out
+        assert "exportable: no, 1 layer refused" in out
         code, out, _ = run_cli(capsys, *args, "--json")
         side = next(step for step in json.loads(out)["steps"] if step["name"] == "side")
         assert side["supported"] and side["input_widths"] == [3]  # it reads its own 3-wide input
@@ -114,7 +114,7 @@ def test_every_refusal_listed_at_once(capsys, tmp_path, keras):
         capsys,
         tmp_path,
         [path, "-o", tmp_path / "m.c"],
-        "cannot export 5 layer(s)",
+        "cannot export 5 layers",
         "'norm' (LayerNormalization)",
         "'sparse' (Dense): activation 'sparsemax' is not supported",
         "'gated' (Dense): activation 'glu' is not supported",

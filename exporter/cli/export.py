@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise ExportError("--depends lists the files of a manifest: give a .toml file")
     spec = spec_from_args(args)
     c = c_path(args.output, spec.stem)
-    if args.output and not spec.name:
+    if args.output and spec.name is None:
         spec.name = symbol_from_stem(c.stem)  # the file the user named names its function
     outputs = Outputs(
         c,
