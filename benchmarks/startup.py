@@ -5,7 +5,7 @@ same machine load; the best of ``--repeats`` rounds is kept and the ratios are t
 The export is the README's (preprocessing, network, compile, parity on 10,000+ rows), on the Keras
 backend the exporter picks by itself (``KERAS_BACKEND`` unset): no TensorFlow.
 
-    python benchmarks/startup.py [--repeats 5]
+    python benchmarks/startup.py [--repeats 5] [--tf-python PYTHON]
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ EXAMPLE = ROOT / "examples" / "efficiency.keras"
 GOALS = {"export": 0.5, "inspect": 0.2}  # at most this fraction of `import tensorflow`
 
 
-def commands(out_dir: Path) -> dict[str, list[str]]:
+def commands(out_dir: Path, tf_python: str) -> dict[str, list[str]]:
     cli = [sys.executable, "-m", "exporter"]
     return {
-        "import tensorflow": [sys.executable, "-c", "import tensorflow"],
+        "import tensorflow": [tf_python, "-c", "import tensorflow"],
         "export": [*cli, str(EXAMPLE), "--preprocess", str(EXAMPLE.with_name("efficiency_tX.pkl")), "-o",
                    str(out_dir / "efficiency.c"), "--quiet"],
         "inspect": [*cli, "inspect", str(EXAMPLE), "--quiet"],
@@ -42,12 +42,18 @@ def timed(command: list[str], env: dict[str, str]) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--repeats", type=int, default=5, help="rounds; the best time of each command is kept")
+    p.add_argument(
+        "--tf-python",
+        default=sys.executable,
+        help="the Python that imports TensorFlow (default: this one; run this script with the Python of a "
+        "'.[keras,sklearn]' environment to time what a user installs)",
+    )
     args = p.parse_args()
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     with tempfile.TemporaryDirectory() as tmp:
-        runs = commands(Path(tmp))
+        runs = commands(Path(tmp), args.tf_python)
         best = dict.fromkeys(runs, float("inf"))
         for _ in range(args.repeats):
             for name, command in runs.items():

@@ -120,11 +120,7 @@ def test_lamarr_export_models_in_a_project(cmake, keras, tmp_path):
     build = tmp_path / "build"
     cmake_dir = Path(run(EXPORTER, "--cmake-dir").stdout.strip())  # from the installed package, as Lamarr finds it
     assert (cmake_dir / "LamarrExport.cmake").is_file()
-    options = [
-        f"-DLAMARR_EXPORT_CMAKE_DIR={cmake_dir}",
-        f"-DMODELS_MANIFEST={manifest}",
-        f"-DLAMARR_EXPORT_EXECUTABLE={EXPORTER}",
-    ]
+    options = [f"-DMODELS_MANIFEST={manifest}", f"-DLAMARR_EXPORT_EXECUTABLE={EXPORTER}"]
     run(cmake, "-S", ROOT / "tests" / "cmake_project", "-B", build, *options)
     run(cmake, "--build", build, "-j2")
     assert (build / "lamarr_models" / "lamarr_models.ref.txt").is_file()
@@ -146,3 +142,18 @@ def test_lamarr_export_models_in_a_project(cmake, keras, tmp_path):
     got = consumer_outputs(build)
     np.testing.assert_allclose(got["cls"], expected(cls), atol=1e-5, rtol=1e-4)
     assert os.path.getmtime(build / "lamarr_models" / "lamarr_models.c") >= os.path.getmtime(models / "cls.keras")
+
+
+def test_consumer_project_says_when_lamarr_export_is_missing(cmake, tmp_path):
+    """Not on PATH and not given: configuring stops with what to do, not with a missing include."""
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "lamarr-export").exists())
+    project = ROOT / "tests" / "cmake_project"
+    result = subprocess.run(
+        [cmake, "-S", project, "-B", tmp_path / "build", f"-DMODELS_MANIFEST={tmp_path}/m.toml"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
+    )
+    assert result.returncode != 0
+    message = " ".join(result.stderr.split())  # CMake wraps long messages
+    assert "lamarr-export not found: activate its Python environment, or set LAMARR_EXPORT_EXECUTABLE" in message
