@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
+from exporter.backend.isa import DEFAULT_DISPATCH, DISPATCH_MODES
 from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES, REALS
 from exporter.errors import ExportError
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
@@ -137,6 +138,13 @@ def parser() -> Parser:
         default="float",
         help="the C type of inputs, outputs and arithmetic (default float); double: the symbol is "
         "<stem>_double by default",
+    )
+    p.add_argument(
+        "--dispatch",
+        choices=DISPATCH_MODES,
+        default=DEFAULT_DISPATCH,
+        help=f"{DEFAULT_DISPATCH} (default): the network's code once per x86-64 level (baseline, v3, v4), each "
+        "call running the best one the CPU supports, same bits; none: once, for what the compiler targets",
     )
     p.add_argument(
         "--trace",
@@ -303,6 +311,7 @@ def _export(args: argparse.Namespace) -> Export:
         "output_activation": args.output_activation,
         "math": getattr(args, "math", None),
         "dtype": getattr(args, "dtype", "float"),
+        "dispatch": getattr(args, "dispatch", DEFAULT_DISPATCH),
     }
     if args.noise and (args.flax or Path(args.model).suffix in SUFFIXES):
         raise ExportError("--noise goes with a Keras generator model")
@@ -321,6 +330,7 @@ def _export(args: argparse.Namespace) -> Export:
             name=args.name,
             math=chain["math"],
             dtype=chain["dtype"],
+            dispatch=chain["dispatch"],
         )
     return export_chain(args.model, name=args.name, noise=args.noise, **chain)
 

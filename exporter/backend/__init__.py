@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import jinja2
 
 from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, plan_buffers
+from exporter.backend.isa import DEFAULT_DISPATCH, VARIANTS, Variant, check_dispatch
 from exporter.backend.literals import c_array, c_comment, c_double, c_doubles, c_float
 from exporter.backend.mathlib import ACCURACY, DEFAULT_MATH, check_math, check_real, helpers_used
 from exporter.ir import Dense, Graph, Op
@@ -26,15 +27,7 @@ from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnOp, ColumnStage, NotInvertible, Quantile
 from exporter.version import __version__
 
-BATCH_ROWS = 2
-"""Rows ``SYMBOL_batch`` computes together: each weight loaded is used this many times (2 measured
-fastest for the 128-wide example with SSE2 and with AVX-512: more rows leave fewer columns per
-block and the sums' add latency shows)."""
-
 REAL_SIZE = {"float": 4, "double": 8}  # bytes of each C type the backend can compute in
-
-ACCUMULATORS = 32
-"""Sums a Dense keeps in registers at once (rows x columns): 8 SSE registers, 4 AVX ones."""
 
 
 @dataclass
@@ -56,7 +49,7 @@ class Step:
 
     ``x(i, k)`` and ``y(k)`` are the C lvalues of element ``k`` of input ``i`` and of the output
     in row ``r`` of a block of ``rows`` rows (plain ``buf[k]`` when ``rows`` is 1). ``block`` is
-    the number of output columns a Dense sums at once.
+    the number of output columns a Dense sums at once (the variant's register blocking).
     """
 
     op: Op
@@ -68,11 +61,7 @@ class Step:
     m: dict[str, Any]
     rows: int
     strides: dict[str, int]
-
-    @property
-    def block(self) -> int:
-        lanes = ACCUMULATORS // 2 if self.m["real"] == "double" else ACCUMULATORS  # same register count
-        return max(1, lanes // self.rows)
+    block: int
 
     def _at(self, buf: str, k: str, flat: bool) -> str:
         return f"{buf}[{k}]" if self.rows == 1 or flat else f"{buf}[r * {self.strides[buf]} + {k}]"
@@ -124,6 +113,15 @@ class RowBlock:
 
 
 @dataclass
+class VariantCode:
+    """A network's row blocks for one instruction set, and the static batch loop over them."""
+
+    variant: Variant
+    blocks: list[RowBlock]
+    batch: str  # the static function running n rows through the blocks
+
+
+@dataclass
 class Function:
     """One exported C function ``real *name(real *output, const real *input)`` and its ``name_batch``;
     for a generator's network and chain ``real *name(real *output, const real *input, const real *random)``."""
@@ -134,7 +132,7 @@ class Function:
     n_outputs: int
     stack_bytes: int
     steps: list[Any] = field(default_factory=list)  # columns: ColumnSteps
-    blocks: list[RowBlock] = field(default_factory=list)  # network: one row, and BATCH_ROWS rows
+    variants: list[VariantCode] = field(default_factory=list)  # network: its code per instruction set, baseline first
     scratch: str = ""
     copy_from: str | None = None
     width: int = 0  # columns: the widest row; compose: the widest stage
@@ -154,6 +152,11 @@ class Function:
     def args(self) -> str:
         """The arguments a wrapper passes on, for row ``r`` of a batch when given (``output + r * ...``)."""
         return "output, input" + (", random" if self.n_noise else "")
+
+    @property
+    def blocks(self) -> list[RowBlock]:
+        """A network's baseline blocks: one row, and a batch block."""
+        return self.variants[0].blocks if self.variants else []
 
 
 def shipped_dir(name: str, marker: str) -> Path:
@@ -188,7 +191,7 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def _row_block(graph: Graph, plan: BufferPlan, name: str, m: dict[str, Any], rows: int) -> RowBlock:
+def _row_block(graph: Graph, plan: BufferPlan, name: str, m: dict[str, Any], rows: int, variant: Variant) -> RowBlock:
     env = environment()
     scratch = f"{name}_buf"
     strides = {INPUT: graph.n_inputs, OUTPUT: graph.n_outputs, RANDOM: graph.n_noise}
@@ -204,11 +207,12 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: dict[str, Any], row
             m=m,
             rows=rows,
             strides=strides,
+            block=variant.columns(rows, m["real"]),
         )
         for index, op in enumerate(graph.ops)
     ]
     return RowBlock(
-        name=f"{name}_rows{rows}",
+        name=f"{name}{variant.suffix}_rows{rows}",
         rows=rows,
         steps=steps,
         buffers=[rows * size for size in plan.sizes],
@@ -219,15 +223,20 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: dict[str, Any], row
 
 def _network(graph: Graph, name: str, m: dict[str, Any]) -> Function:
     plan = plan_buffers(graph, scratch_prefix=f"{name}_buf")
-    blocks = [_row_block(graph, plan, name, m, rows) for rows in (1, BATCH_ROWS)]
+    variants = [
+        VariantCode(
+            v, [_row_block(graph, plan, name, m, rows, v) for rows in (1, v.batch_rows)], f"{name}{v.suffix}_rows_n"
+        )
+        for v in m["variants"]
+    ]
     unread_noise = bool(graph.noise) and not any(graph.noise in op.inputs for op in graph.ops)
     return Function(
         name,
         "network",
         graph.n_inputs,
         graph.n_outputs,
-        blocks[0].stack_bytes,
-        blocks=blocks,
+        variants[0].blocks[0].stack_bytes,
+        variants=variants,
         scratch=f"{name}_buf",
         copy_from=plan.copy_from,
         real=m["real"],
@@ -322,12 +331,15 @@ def render(
     parity: str = "not checked",
     math_mode: str = DEFAULT_MATH,
     real: str = "float",
+    dispatch: str = DEFAULT_DISPATCH,
 ) -> CSource:
     """Render ``chain`` as the C function ``symbol`` (and its stages); ``parity`` is quoted in the banner.
 
     ``real="double"`` computes the network in double (same IR, its float32 weights printed exactly
     as doubles), with libm's double functions: the inline approximations exist for float only.
     Preprocessing and target transforms are computed in double either way.
+    ``dispatch="none"`` writes the network code once, for whatever the compiler targets, instead
+    of once per instruction set of ``exporter.backend.isa`` chosen at run time.
     """
     chain = chain if isinstance(chain, Chain) else Chain(net=chain, source=chain.source)
     env = environment()
@@ -346,7 +358,7 @@ def render(
         "math": check_math(math_mode),
         "math_note": math_note(chain.net, math_mode, real),
         "real": real,
-        "batch_rows": BATCH_ROWS,
+        "variants": VARIANTS[check_dispatch(dispatch)],
     }
     functions = plan_functions(chain, symbol, m)
     networks = [f for f in functions if f.kind == "network"]
@@ -354,6 +366,7 @@ def render(
     math = env.get_template("math.c.j2").module
     code = "".join(str(s.template.body(s)) for f in networks for s in f.blocks[0].steps)  # cheap: no weights
     m.update(
+        dispatch=len(m["variants"]) > 1 and bool(networks),
         functions=functions,
         stack_bytes=functions[0].stack_bytes,
         dense=any(isinstance(s.op, Dense) for f in networks for s in f.blocks[0].steps),
