@@ -60,10 +60,11 @@ float *flax_tracking_preprocess_inverse_batch(float *output, const float *input,
 
 /* Instruction sets: the network code below exists for baseline, x86-64-v3, x86-64-v4;
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
-   Clang >= 14; elsewhere, or with -Dflax_tracking_DISPATCH=0, the baseline alone (what the compiler targets).
+   Clang >= 14; elsewhere, or with -Dflax_tracking_DISPATCH=0, the baseline alone (what the compiler targets);
+   also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
    -Dflax_tracking_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
 #ifndef flax_tracking_DISPATCH
-#if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define flax_tracking_DISPATCH 1
 #else
 #define flax_tracking_DISPATCH 0
@@ -4467,11 +4468,11 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) flax_tracking_dnn_buf0[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                flax_tracking_dnn_buf0[b * 32 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
@@ -4491,11 +4492,11 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) flax_tracking_dnn_buf1[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = flax_tracking_dnn_buf1[k];
-            flax_tracking_dnn_buf1[k] = flax_tracking_max(x, 0.0f);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                flax_tracking_dnn_buf1[b * 32 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
@@ -4515,11 +4516,11 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) flax_tracking_dnn_buf0[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                flax_tracking_dnn_buf0[b * 32 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
@@ -4532,31 +4533,29 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
-            for (int j = 0; j < 1; ++j) output[j] = acc[j];
-        }
-        for (int k = 0; k < 1; ++k) {
-            const float x = output[k];
-            output[k] = flax_tracking_sigmoid(x);
+            for (int j = 0; j < 1; ++j) {
+                const float x = acc[j];
+                output[j] = flax_tracking_sigmoid(x);
+            }
+
         }
     }
 }
 
-/* flax_tracking_dnn, 4 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
-static void flax_tracking_dnn_rows4(float *output, const float *input)
+/* flax_tracking_dnn, 2 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
+static void flax_tracking_dnn_rows2(float *output, const float *input)
 {
-    float flax_tracking_dnn_buf0[512];
-    float flax_tracking_dnn_buf1[512];
+    float flax_tracking_dnn_buf0[256];
+    float flax_tracking_dnn_buf1[256];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_0_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_0_bias[b * 16 + j];
             for (int i = 0; i < 3; ++i) {
                 const float *w = flax_tracking_dnn_0_kernel + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
-                const float x2 = input[6 + i];
-                const float x3 = input[9 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -4565,33 +4564,23 @@ static void flax_tracking_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
-                const float x2 = flax_tracking_dnn_buf0[256 + i];
-                const float x3 = flax_tracking_dnn_buf0[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -4600,33 +4589,23 @@ static void flax_tracking_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) flax_tracking_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = flax_tracking_dnn_buf1[k];
-            flax_tracking_dnn_buf1[k] = flax_tracking_max(x, 0.0f);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                flax_tracking_dnn_buf1[r * 128 + b * 16 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
-                const float x2 = flax_tracking_dnn_buf1[256 + i];
-                const float x3 = flax_tracking_dnn_buf1[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -4635,43 +4614,31 @@ static void flax_tracking_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[4][1];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = flax_tracking_dnn_3_bias[j];
+            float acc[2][1];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = flax_tracking_dnn_3_bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
-                const float x2 = flax_tracking_dnn_buf0[256 + i];
-                const float x3 = flax_tracking_dnn_buf0[384 + i];
                 acc[0][0] += w[0] * x0;
                 acc[1][0] += w[0] * x1;
-                acc[2][0] += w[0] * x2;
-                acc[3][0] += w[0] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) output[r * 1 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 4; ++k) {
-            const float x = output[k];
-            output[k] = flax_tracking_sigmoid(x);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) {
+                const float x = acc[r][j];
+                output[r * 1 + j] = flax_tracking_sigmoid(x);
+            }
+
         }
     }
 }
@@ -4679,8 +4646,8 @@ static void flax_tracking_dnn_rows4(float *output, const float *input)
 static void flax_tracking_dnn_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
-    for (; r + 4 <= n; r += 4)
-        flax_tracking_dnn_rows4(output + r * 1, input + r * 3);
+    for (; r + 2 <= n; r += 2)
+        flax_tracking_dnn_rows2(output + r * 1, input + r * 3);
     for (; r < n; ++r)
         flax_tracking_dnn_rows1(output + r * 1, input + r * 3);
 }
@@ -4717,11 +4684,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
                 acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
                 acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
             }
-            for (int j = 0; j < 64; ++j) flax_tracking_dnn_buf0[b * 64 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                flax_tracking_dnn_buf0[b * 64 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
@@ -4749,11 +4716,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
                 acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
                 acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
             }
-            for (int j = 0; j < 64; ++j) flax_tracking_dnn_buf1[b * 64 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = flax_tracking_dnn_buf1[k];
-            flax_tracking_dnn_buf1[k] = flax_tracking_max(x, 0.0f);
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                flax_tracking_dnn_buf1[b * 64 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
@@ -4781,11 +4748,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
                 acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
                 acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
             }
-            for (int j = 0; j < 64; ++j) flax_tracking_dnn_buf0[b * 64 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                flax_tracking_dnn_buf0[b * 64 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
@@ -4798,11 +4765,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
-            for (int j = 0; j < 1; ++j) output[j] = acc[j];
-        }
-        for (int k = 0; k < 1; ++k) {
-            const float x = output[k];
-            output[k] = flax_tracking_sigmoid(x);
+            for (int j = 0; j < 1; ++j) {
+                const float x = acc[j];
+                output[j] = flax_tracking_sigmoid(x);
+            }
+
         }
     }
 }
@@ -4840,11 +4807,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
@@ -4875,11 +4842,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) flax_tracking_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = flax_tracking_dnn_buf1[k];
-            flax_tracking_dnn_buf1[k] = flax_tracking_max(x, 0.0f);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                flax_tracking_dnn_buf1[r * 128 + b * 16 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
@@ -4910,11 +4877,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
@@ -4933,11 +4900,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
                 acc[2][0] += w[0] * x2;
                 acc[3][0] += w[0] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) output[r * 1 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 4; ++k) {
-            const float x = output[k];
-            output[k] = flax_tracking_sigmoid(x);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
+                const float x = acc[r][j];
+                output[r * 1 + j] = flax_tracking_sigmoid(x);
+            }
+
         }
     }
 }
@@ -5000,11 +4967,11 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
                 acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
                 acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
             }
-            for (int j = 0; j < 128; ++j) flax_tracking_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                flax_tracking_dnn_buf0[j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
@@ -5048,11 +5015,11 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
                 acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
                 acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
             }
-            for (int j = 0; j < 128; ++j) flax_tracking_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = flax_tracking_dnn_buf1[k];
-            flax_tracking_dnn_buf1[k] = flax_tracking_max(x, 0.0f);
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                flax_tracking_dnn_buf1[j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
@@ -5096,11 +5063,11 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
                 acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
                 acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
             }
-            for (int j = 0; j < 128; ++j) flax_tracking_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                flax_tracking_dnn_buf0[j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
@@ -5113,11 +5080,11 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
-            for (int j = 0; j < 1; ++j) output[j] = acc[j];
-        }
-        for (int k = 0; k < 1; ++k) {
-            const float x = output[k];
-            output[k] = flax_tracking_sigmoid(x);
+            for (int j = 0; j < 1; ++j) {
+                const float x = acc[j];
+                output[j] = flax_tracking_sigmoid(x);
+            }
+
         }
     }
 }
@@ -5128,11 +5095,11 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
     float flax_tracking_dnn_buf0[512];
     float flax_tracking_dnn_buf1[512];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        for (int b = 0; b < 4; ++b) {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = flax_tracking_dnn_0_bias[b * 32 + j];
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = flax_tracking_dnn_0_bias[b * 64 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = flax_tracking_dnn_0_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_0_kernel + i * 128 + b * 64;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
@@ -5146,6 +5113,14 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
                 acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
                 acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -5154,6 +5129,14 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
                 acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
                 acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -5162,6 +5145,14 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
                 acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
                 acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
@@ -5170,20 +5161,28 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) flax_tracking_dnn_buf0[r * 128 + b * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                flax_tracking_dnn_buf0[r * 128 + b * 64 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
-        for (int b = 0; b < 4; ++b) {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 32 + j];
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 64;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -5197,6 +5196,14 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
                 acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
                 acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -5205,6 +5212,14 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
                 acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
                 acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -5213,6 +5228,14 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
                 acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
                 acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
@@ -5221,20 +5244,28 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) flax_tracking_dnn_buf1[r * 128 + b * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = flax_tracking_dnn_buf1[k];
-            flax_tracking_dnn_buf1[k] = flax_tracking_max(x, 0.0f);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                flax_tracking_dnn_buf1[r * 128 + b * 64 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
-        for (int b = 0; b < 4; ++b) {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 32 + j];
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 64;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
@@ -5248,6 +5279,14 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
                 acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
                 acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -5256,6 +5295,14 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
                 acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
                 acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -5264,6 +5311,14 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
                 acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
                 acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
@@ -5272,12 +5327,20 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) flax_tracking_dnn_buf0[r * 128 + b * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                flax_tracking_dnn_buf0[r * 128 + b * 64 + j] = flax_tracking_max(x, 0.0f);
+            }
+
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
@@ -5296,11 +5359,11 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
                 acc[2][0] += w[0] * x2;
                 acc[3][0] += w[0] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) output[r * 1 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 4; ++k) {
-            const float x = output[k];
-            output[k] = flax_tracking_sigmoid(x);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
+                const float x = acc[r][j];
+                output[r * 1 + j] = flax_tracking_sigmoid(x);
+            }
+
         }
     }
 }

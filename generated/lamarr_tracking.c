@@ -79,10 +79,11 @@ float *acceptance_preprocess_inverse_batch(float *output, const float *input, si
 
 /* Instruction sets: the network code below exists for baseline, x86-64-v3, x86-64-v4;
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
-   Clang >= 14; elsewhere, or with -Dacceptance_DISPATCH=0, the baseline alone (what the compiler targets).
+   Clang >= 14; elsewhere, or with -Dacceptance_DISPATCH=0, the baseline alone (what the compiler targets);
+   also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
    -Dacceptance_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
 #ifndef acceptance_DISPATCH
-#if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define acceptance_DISPATCH 1
 #else
 #define acceptance_DISPATCH 0
@@ -2179,11 +2180,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x);
+            }
+
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
@@ -2203,11 +2204,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
@@ -2227,11 +2228,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
@@ -2251,11 +2252,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
@@ -2275,11 +2276,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
@@ -2299,11 +2300,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
@@ -2323,11 +2324,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
@@ -2347,11 +2348,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
@@ -2371,11 +2372,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
@@ -2395,11 +2396,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
@@ -2419,11 +2420,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
@@ -2436,31 +2437,29 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
-            for (int j = 0; j < 1; ++j) output[j] = acc[j];
-        }
-        for (int k = 0; k < 1; ++k) {
-            const float x = output[k];
-            output[k] = acceptance_sigmoid(x);
+            for (int j = 0; j < 1; ++j) {
+                const float x = acc[j];
+                output[j] = acceptance_sigmoid(x);
+            }
+
         }
     }
 }
 
-/* acceptance_dnn, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 1 ...] */
-static void acceptance_dnn_rows4(float *output, const float *input)
+/* acceptance_dnn, 2 rows at once: row r reads input[r * 12 ...], writes output[r * 1 ...] */
+static void acceptance_dnn_rows2(float *output, const float *input)
 {
-    float acceptance_dnn_buf0[128];
-    float acceptance_dnn_buf1[128];
+    float acceptance_dnn_buf0[64];
+    float acceptance_dnn_buf1[64];
     {   /* dense_1: Dense 12->32, tanh */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_0_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_0_bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = acceptance_dnn_0_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
-                const float x2 = input[24 + i];
-                const float x3 = input[36 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -2469,33 +2468,23 @@ static void acceptance_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x);
+            }
+
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_1_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
-                const float x2 = acceptance_dnn_buf0[64 + i];
-                const float x3 = acceptance_dnn_buf0[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -2504,33 +2493,23 @@ static void acceptance_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_2_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
-                const float x2 = acceptance_dnn_buf1[64 + i];
-                const float x3 = acceptance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -2539,33 +2518,23 @@ static void acceptance_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_3_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_3_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
-                const float x2 = acceptance_dnn_buf0[64 + i];
-                const float x3 = acceptance_dnn_buf0[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -2574,33 +2543,23 @@ static void acceptance_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_4_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_4_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
-                const float x2 = acceptance_dnn_buf1[64 + i];
-                const float x3 = acceptance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -2609,33 +2568,23 @@ static void acceptance_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_5_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_5_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
-                const float x2 = acceptance_dnn_buf0[64 + i];
-                const float x3 = acceptance_dnn_buf0[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -2644,33 +2593,23 @@ static void acceptance_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_6_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_6_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
-                const float x2 = acceptance_dnn_buf1[64 + i];
-                const float x3 = acceptance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -2679,33 +2618,23 @@ static void acceptance_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_7_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_7_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
-                const float x2 = acceptance_dnn_buf0[64 + i];
-                const float x3 = acceptance_dnn_buf0[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -2714,33 +2643,23 @@ static void acceptance_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_8_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_8_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
-                const float x2 = acceptance_dnn_buf1[64 + i];
-                const float x3 = acceptance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -2749,33 +2668,23 @@ static void acceptance_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_9_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_9_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
-                const float x2 = acceptance_dnn_buf0[64 + i];
-                const float x3 = acceptance_dnn_buf0[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -2784,33 +2693,23 @@ static void acceptance_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_10_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_10_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
-                const float x2 = acceptance_dnn_buf1[64 + i];
-                const float x3 = acceptance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -2819,43 +2718,31 @@ static void acceptance_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
         {
-            float acc[4][1];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
+            float acc[2][1];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
-                const float x2 = acceptance_dnn_buf0[64 + i];
-                const float x3 = acceptance_dnn_buf0[96 + i];
                 acc[0][0] += w[0] * x0;
                 acc[1][0] += w[0] * x1;
-                acc[2][0] += w[0] * x2;
-                acc[3][0] += w[0] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) output[r * 1 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 4; ++k) {
-            const float x = output[k];
-            output[k] = acceptance_sigmoid(x);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) {
+                const float x = acc[r][j];
+                output[r * 1 + j] = acceptance_sigmoid(x);
+            }
+
         }
     }
 }
@@ -2863,8 +2750,8 @@ static void acceptance_dnn_rows4(float *output, const float *input)
 static void acceptance_dnn_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
-    for (; r + 4 <= n; r += 4)
-        acceptance_dnn_rows4(output + r * 1, input + r * 12);
+    for (; r + 2 <= n; r += 2)
+        acceptance_dnn_rows2(output + r * 1, input + r * 12);
     for (; r < n; ++r)
         acceptance_dnn_rows1(output + r * 1, input + r * 12);
 }
@@ -2893,11 +2780,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x);
+            }
+
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
@@ -2917,11 +2804,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
@@ -2941,11 +2828,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
@@ -2965,11 +2852,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
@@ -2989,11 +2876,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
@@ -3013,11 +2900,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
@@ -3037,11 +2924,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
@@ -3061,11 +2948,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
@@ -3085,11 +2972,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
@@ -3109,11 +2996,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
@@ -3133,11 +3020,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
@@ -3150,11 +3037,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
-            for (int j = 0; j < 1; ++j) output[j] = acc[j];
-        }
-        for (int k = 0; k < 1; ++k) {
-            const float x = output[k];
-            output[k] = acceptance_sigmoid(x);
+            for (int j = 0; j < 1; ++j) {
+                const float x = acc[j];
+                output[j] = acceptance_sigmoid(x);
+            }
+
         }
     }
 }
@@ -3192,11 +3079,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x);
+            }
+
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
@@ -3227,11 +3114,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
@@ -3262,11 +3149,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
@@ -3297,11 +3184,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
@@ -3332,11 +3219,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
@@ -3367,11 +3254,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
@@ -3402,11 +3289,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
@@ -3437,11 +3324,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
@@ -3472,11 +3359,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
@@ -3507,11 +3394,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
@@ -3542,11 +3429,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
@@ -3565,11 +3452,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
                 acc[2][0] += w[0] * x2;
                 acc[3][0] += w[0] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) output[r * 1 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 4; ++k) {
-            const float x = output[k];
-            output[k] = acceptance_sigmoid(x);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
+                const float x = acc[r][j];
+                output[r * 1 + j] = acceptance_sigmoid(x);
+            }
+
         }
     }
 }
@@ -3608,11 +3495,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x);
+            }
+
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
@@ -3632,11 +3519,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
@@ -3656,11 +3543,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
@@ -3680,11 +3567,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
@@ -3704,11 +3591,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
@@ -3728,11 +3615,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
@@ -3752,11 +3639,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
@@ -3776,11 +3663,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
@@ -3800,11 +3687,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
@@ -3824,11 +3711,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
@@ -3848,11 +3735,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
@@ -3865,11 +3752,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
-            for (int j = 0; j < 1; ++j) output[j] = acc[j];
-        }
-        for (int k = 0; k < 1; ++k) {
-            const float x = output[k];
-            output[k] = acceptance_sigmoid(x);
+            for (int j = 0; j < 1; ++j) {
+                const float x = acc[j];
+                output[j] = acceptance_sigmoid(x);
+            }
+
         }
     }
 }
@@ -3923,11 +3810,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x);
+            }
+
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
@@ -3974,11 +3861,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
@@ -4025,11 +3912,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
@@ -4076,11 +3963,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
@@ -4127,11 +4014,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
@@ -4178,11 +4065,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
@@ -4229,11 +4116,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
@@ -4280,11 +4167,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
@@ -4331,11 +4218,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
@@ -4382,11 +4269,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
@@ -4433,11 +4320,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
+            }
+
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
@@ -4456,11 +4343,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[2][0] += w[0] * x2;
                 acc[3][0] += w[0] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) output[r * 1 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 4; ++k) {
-            const float x = output[k];
-            output[k] = acceptance_sigmoid(x);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
+                const float x = acc[r][j];
+                output[r * 1 + j] = acceptance_sigmoid(x);
+            }
+
         }
     }
 }
@@ -4618,10 +4505,11 @@ float *efficiency_preprocess_inverse_batch(float *output, const float *input, si
 
 /* Instruction sets: the network code below exists for baseline, x86-64-v3, x86-64-v4;
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
-   Clang >= 14; elsewhere, or with -Defficiency_DISPATCH=0, the baseline alone (what the compiler targets).
+   Clang >= 14; elsewhere, or with -Defficiency_DISPATCH=0, the baseline alone (what the compiler targets);
+   also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
    -Defficiency_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
 #ifndef efficiency_DISPATCH
-#if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define efficiency_DISPATCH 1
 #else
 #define efficiency_DISPATCH 0
@@ -15897,11 +15785,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) efficiency_dnn_buf0[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[b * 32 + j] = efficiency_tanh(x);
+            }
+
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
@@ -15921,11 +15809,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) efficiency_dnn_buf1[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[b * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 32 + j];
+            }
+
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
@@ -15945,11 +15833,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) efficiency_dnn_buf0[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[b * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 32 + j];
+            }
+
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
@@ -15969,11 +15857,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) efficiency_dnn_buf1[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[b * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 32 + j];
+            }
+
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
@@ -15993,11 +15881,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) efficiency_dnn_buf0[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[b * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 32 + j];
+            }
+
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
@@ -16017,11 +15905,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) efficiency_dnn_buf1[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[b * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 32 + j];
+            }
+
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
@@ -16035,6 +15923,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
             for (int j = 0; j < 4; ++j) output[j] = acc[j];
+
         }
         {
             float top = output[0], sum = 0.0f;
@@ -16045,22 +15934,20 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
 }
 
-/* efficiency_dnn, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
-static void efficiency_dnn_rows4(float *output, const float *input)
+/* efficiency_dnn, 2 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
+static void efficiency_dnn_rows2(float *output, const float *input)
 {
-    float efficiency_dnn_buf0[512];
-    float efficiency_dnn_buf1[512];
+    float efficiency_dnn_buf0[256];
+    float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
-                const float x2 = input[24 + i];
-                const float x3 = input[36 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -16069,33 +15956,23 @@ static void efficiency_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x);
+            }
+
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
-                const float x2 = efficiency_dnn_buf0[256 + i];
-                const float x3 = efficiency_dnn_buf0[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -16104,33 +15981,23 @@ static void efficiency_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
-                const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -16139,33 +16006,23 @@ static void efficiency_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
-                const float x2 = efficiency_dnn_buf0[256 + i];
-                const float x3 = efficiency_dnn_buf0[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -16174,33 +16031,23 @@ static void efficiency_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
-                const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -16209,33 +16056,23 @@ static void efficiency_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
-                const float x2 = efficiency_dnn_buf0[256 + i];
-                const float x3 = efficiency_dnn_buf0[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -16244,41 +16081,30 @@ static void efficiency_dnn_rows4(float *output, const float *input)
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4][4];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            float acc[2][4];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
-                const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+
         }
-        for (int r = 0; r < 4; ++r) {
+        for (int r = 0; r < 2; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
@@ -16290,8 +16116,8 @@ static void efficiency_dnn_rows4(float *output, const float *input)
 static void efficiency_dnn_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
-    for (; r + 4 <= n; r += 4)
-        efficiency_dnn_rows4(output + r * 4, input + r * 12);
+    for (; r + 2 <= n; r += 2)
+        efficiency_dnn_rows2(output + r * 4, input + r * 12);
     for (; r < n; ++r)
         efficiency_dnn_rows1(output + r * 4, input + r * 12);
 }
@@ -16328,11 +16154,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
                 acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
                 acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
             }
-            for (int j = 0; j < 64; ++j) efficiency_dnn_buf0[b * 64 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x);
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x);
+            }
+
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
@@ -16360,11 +16186,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
                 acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
                 acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
             }
-            for (int j = 0; j < 64; ++j) efficiency_dnn_buf1[b * 64 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+            }
+
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
@@ -16392,11 +16218,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
                 acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
                 acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
             }
-            for (int j = 0; j < 64; ++j) efficiency_dnn_buf0[b * 64 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
+            }
+
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
@@ -16424,11 +16250,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
                 acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
                 acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
             }
-            for (int j = 0; j < 64; ++j) efficiency_dnn_buf1[b * 64 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+            }
+
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
@@ -16456,11 +16282,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
                 acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
                 acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
             }
-            for (int j = 0; j < 64; ++j) efficiency_dnn_buf0[b * 64 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
+            }
+
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
@@ -16488,11 +16314,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
                 acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
                 acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
             }
-            for (int j = 0; j < 64; ++j) efficiency_dnn_buf1[b * 64 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+            }
+
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
@@ -16506,6 +16332,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
             for (int j = 0; j < 4; ++j) output[j] = acc[j];
+
         }
         {
             float top = output[0], sum = 0.0f;
@@ -16549,11 +16376,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x);
+            }
+
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
@@ -16584,11 +16411,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
@@ -16619,11 +16446,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
@@ -16654,11 +16481,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
@@ -16689,11 +16516,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
@@ -16724,11 +16551,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
@@ -16748,6 +16575,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
                 acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+
         }
         for (int r = 0; r < 4; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
@@ -16816,11 +16644,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
                 acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
             }
-            for (int j = 0; j < 128; ++j) efficiency_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x);
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[j] = efficiency_tanh(x);
+            }
+
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
@@ -16864,11 +16692,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
                 acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
             }
-            for (int j = 0; j < 128; ++j) efficiency_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[j] = efficiency_tanh(x) + efficiency_dnn_buf0[j];
+            }
+
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
@@ -16912,11 +16740,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
                 acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
             }
-            for (int j = 0; j < 128; ++j) efficiency_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[j] = efficiency_tanh(x) + efficiency_dnn_buf1[j];
+            }
+
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
@@ -16960,11 +16788,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
                 acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
             }
-            for (int j = 0; j < 128; ++j) efficiency_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[j] = efficiency_tanh(x) + efficiency_dnn_buf0[j];
+            }
+
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
@@ -17008,11 +16836,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
                 acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
             }
-            for (int j = 0; j < 128; ++j) efficiency_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[j] = efficiency_tanh(x) + efficiency_dnn_buf1[j];
+            }
+
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
@@ -17056,11 +16884,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
                 acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
             }
-            for (int j = 0; j < 128; ++j) efficiency_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[j] = efficiency_tanh(x) + efficiency_dnn_buf0[j];
+            }
+
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
@@ -17074,6 +16902,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
             for (int j = 0; j < 4; ++j) output[j] = acc[j];
+
         }
         {
             float top = output[0], sum = 0.0f;
@@ -17090,11 +16919,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
     float efficiency_dnn_buf0[512];
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
-        for (int b = 0; b < 4; ++b) {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 32 + j];
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 64 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -17108,6 +16937,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
                 acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
                 acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -17116,6 +16953,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
                 acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
                 acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -17124,6 +16969,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
                 acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
                 acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
@@ -17132,20 +16985,28 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) efficiency_dnn_buf0[r * 128 + b * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 64 + j] = efficiency_tanh(x);
+            }
+
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 4; ++b) {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 32 + j];
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17159,6 +17020,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
                 acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
                 acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -17167,6 +17036,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
                 acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
                 acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -17175,6 +17052,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
                 acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
                 acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
@@ -17183,20 +17068,28 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) efficiency_dnn_buf1[r * 128 + b * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 64 + j];
+            }
+
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 4; ++b) {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 32 + j];
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17210,6 +17103,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
                 acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
                 acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -17218,6 +17119,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
                 acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
                 acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -17226,6 +17135,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
                 acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
                 acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
@@ -17234,20 +17151,28 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) efficiency_dnn_buf0[r * 128 + b * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 64 + j];
+            }
+
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 4; ++b) {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 32 + j];
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17261,6 +17186,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
                 acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
                 acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -17269,6 +17202,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
                 acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
                 acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -17277,6 +17218,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
                 acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
                 acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
@@ -17285,20 +17234,28 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) efficiency_dnn_buf1[r * 128 + b * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 64 + j];
+            }
+
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 4; ++b) {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 32 + j];
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17312,6 +17269,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
                 acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
                 acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -17320,6 +17285,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
                 acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
                 acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -17328,6 +17301,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
                 acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
                 acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
@@ -17336,20 +17317,28 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) efficiency_dnn_buf0[r * 128 + b * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 64 + j];
+            }
+
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 4; ++b) {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 32 + j];
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17363,6 +17352,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
                 acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
                 acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -17371,6 +17368,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
                 acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
                 acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -17379,6 +17384,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
                 acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
                 acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
@@ -17387,12 +17400,20 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) efficiency_dnn_buf1[r * 128 + b * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 512; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 64 + j];
+            }
+
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
@@ -17412,6 +17433,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+
         }
         for (int r = 0; r < 4; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
@@ -17581,10 +17603,11 @@ float *resolution_preprocess_inverse_batch(float *output, const float *input, si
 
 /* Instruction sets: the network code below exists for baseline, x86-64-v3, x86-64-v4;
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
-   Clang >= 14; elsewhere, or with -Dresolution_DISPATCH=0, the baseline alone (what the compiler targets).
+   Clang >= 14; elsewhere, or with -Dresolution_DISPATCH=0, the baseline alone (what the compiler targets);
+   also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
    -Dresolution_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
 #ifndef resolution_DISPATCH
-#if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define resolution_DISPATCH 1
 #else
 #define resolution_DISPATCH 0
@@ -19538,11 +19561,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x);
+            }
+
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
@@ -19562,11 +19585,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[k];
-            resolution_dnn_buf0[k] = resolution_tanh(x) + resolution_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
@@ -19586,11 +19609,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x) + resolution_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
@@ -19610,11 +19633,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[k];
-            resolution_dnn_buf0[k] = resolution_tanh(x) + resolution_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
@@ -19634,11 +19657,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x) + resolution_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_17: Dense 32->9, linear */
@@ -19654,32 +19677,31 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
                 acc[8] += w[8] * xi;
             }
             for (int j = 0; j < 9; ++j) output[j] = acc[j];
+
         }
     }
 }
 
-/* resolution_dnn, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 9 ...] */
-static void resolution_dnn_rows4(float *output, const float *input, const float *random)
+/* resolution_dnn, 2 rows at once: row r reads input[r * 12 ...], writes output[r * 9 ...] */
+static void resolution_dnn_rows2(float *output, const float *input, const float *random)
 {
-    float resolution_dnn_buf0[560];
-    float resolution_dnn_buf1[128];
+    float resolution_dnn_buf0[280];
+    float resolution_dnn_buf1[64];
     {   /* concatenate: Concatenate of 2 */
-        for (int r = 0; r < 4; ++r) {
+        for (int r = 0; r < 2; ++r) {
             for (int k = 0; k < 12; ++k) resolution_dnn_buf0[r * 140 + k] = input[r * 12 + k];
             for (int k = 0; k < 128; ++k) resolution_dnn_buf0[r * 140 + 12 + k] = random[r * 128 + k];
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_1_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
-                const float x2 = resolution_dnn_buf0[280 + i];
-                const float x3 = resolution_dnn_buf0[420 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -19688,33 +19710,23 @@ static void resolution_dnn_rows4(float *output, const float *input, const float 
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x);
+            }
+
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_2_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
-                const float x2 = resolution_dnn_buf1[64 + i];
-                const float x3 = resolution_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -19723,33 +19735,23 @@ static void resolution_dnn_rows4(float *output, const float *input, const float 
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf0[r * 140 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[r * 140 + k];
-            resolution_dnn_buf0[r * 140 + k] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_3_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_3_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
-                const float x2 = resolution_dnn_buf0[280 + i];
-                const float x3 = resolution_dnn_buf0[420 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -19758,33 +19760,23 @@ static void resolution_dnn_rows4(float *output, const float *input, const float 
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[r * 32 + k];
-            resolution_dnn_buf1[r * 32 + k] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_4_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_4_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
-                const float x2 = resolution_dnn_buf1[64 + i];
-                const float x3 = resolution_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -19793,33 +19785,23 @@ static void resolution_dnn_rows4(float *output, const float *input, const float 
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf0[r * 140 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[r * 140 + k];
-            resolution_dnn_buf0[r * 140 + k] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_5_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_5_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
-                const float x2 = resolution_dnn_buf0[280 + i];
-                const float x3 = resolution_dnn_buf0[420 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -19828,47 +19810,32 @@ static void resolution_dnn_rows4(float *output, const float *input, const float 
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[r * 32 + k];
-            resolution_dnn_buf1[r * 32 + k] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_17: Dense 32->9, linear */
         {
-            float acc[4][9];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
+            float acc[2][9];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
-                const float x2 = resolution_dnn_buf1[64 + i];
-                const float x3 = resolution_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) output[r * 9 + j] = acc[r][j];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 9; ++j) output[r * 9 + j] = acc[r][j];
+
         }
     }
 }
@@ -19876,8 +19843,8 @@ static void resolution_dnn_rows4(float *output, const float *input, const float 
 static void resolution_dnn_rows_n(float *output, const float *input, const float *random, size_t n)
 {
     size_t r = 0;
-    for (; r + 4 <= n; r += 4)
-        resolution_dnn_rows4(output + r * 9, input + r * 12, random + r * 128);
+    for (; r + 2 <= n; r += 2)
+        resolution_dnn_rows2(output + r * 9, input + r * 12, random + r * 128);
     for (; r < n; ++r)
         resolution_dnn_rows1(output + r * 9, input + r * 12, random + r * 128);
 }
@@ -19912,11 +19879,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x);
+            }
+
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
@@ -19936,11 +19903,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[k];
-            resolution_dnn_buf0[k] = resolution_tanh(x) + resolution_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
@@ -19960,11 +19927,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x) + resolution_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
@@ -19984,11 +19951,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[k];
-            resolution_dnn_buf0[k] = resolution_tanh(x) + resolution_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
@@ -20008,11 +19975,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x) + resolution_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_17: Dense 32->9, linear */
@@ -20028,6 +19995,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
                 acc[8] += w[8] * xi;
             }
             for (int j = 0; j < 9; ++j) output[j] = acc[j];
+
         }
     }
 }
@@ -20071,11 +20039,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x);
+            }
+
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
@@ -20106,11 +20074,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf0[r * 140 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[r * 140 + k];
-            resolution_dnn_buf0[r * 140 + k] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
@@ -20141,11 +20109,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[r * 32 + k];
-            resolution_dnn_buf1[r * 32 + k] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
@@ -20176,11 +20144,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf0[r * 140 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[r * 140 + k];
-            resolution_dnn_buf0[r * 140 + k] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
@@ -20211,11 +20179,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[r * 32 + k];
-            resolution_dnn_buf1[r * 32 + k] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_17: Dense 32->9, linear */
@@ -20243,6 +20211,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3;
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) output[r * 9 + j] = acc[r][j];
+
         }
     }
 }
@@ -20287,11 +20256,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x);
+            }
+
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
@@ -20311,11 +20280,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[k];
-            resolution_dnn_buf0[k] = resolution_tanh(x) + resolution_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
@@ -20335,11 +20304,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x) + resolution_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
@@ -20359,11 +20328,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[k];
-            resolution_dnn_buf0[k] = resolution_tanh(x) + resolution_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
@@ -20383,11 +20352,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x) + resolution_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_17: Dense 32->9, linear */
@@ -20403,6 +20372,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
                 acc[8] += w[8] * xi;
             }
             for (int j = 0; j < 9; ++j) output[j] = acc[j];
+
         }
     }
 }
@@ -20462,11 +20432,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) resolution_dnn_buf1[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + j] = resolution_tanh(x);
+            }
+
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
@@ -20513,11 +20483,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) resolution_dnn_buf0[r * 140 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[r * 140 + k];
-            resolution_dnn_buf0[r * 140 + k] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf0[r * 140 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
@@ -20564,11 +20534,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) resolution_dnn_buf1[r * 32 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[r * 32 + k];
-            resolution_dnn_buf1[r * 32 + k] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + j];
+            }
+
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
@@ -20615,11 +20585,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) resolution_dnn_buf0[r * 140 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[r * 140 + k];
-            resolution_dnn_buf0[r * 140 + k] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf0[r * 140 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
@@ -20666,11 +20636,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) resolution_dnn_buf1[r * 32 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[r * 32 + k];
-            resolution_dnn_buf1[r * 32 + k] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + j];
+            }
+
         }
     }
     {   /* dense_17: Dense 32->9, linear */
@@ -20698,6 +20668,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
                 acc[3][8] += w[8] * x3;
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) output[r * 9 + j] = acc[r][j];
+
         }
     }
 }
@@ -20862,10 +20833,11 @@ float *covariance_preprocess_inverse_batch(float *output, const float *input, si
 
 /* Instruction sets: the network code below exists for baseline, x86-64-v3, x86-64-v4;
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
-   Clang >= 14; elsewhere, or with -Dcovariance_DISPATCH=0, the baseline alone (what the compiler targets).
+   Clang >= 14; elsewhere, or with -Dcovariance_DISPATCH=0, the baseline alone (what the compiler targets);
+   also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
    -Dcovariance_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
 #ifndef covariance_DISPATCH
-#if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define covariance_DISPATCH 1
 #else
 #define covariance_DISPATCH 0
@@ -22514,11 +22486,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x);
+            }
+
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
@@ -22538,11 +22510,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[k];
-            covariance_dnn_buf0[k] = covariance_tanh(x) + covariance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
@@ -22562,11 +22534,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x) + covariance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
@@ -22586,11 +22558,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[k];
-            covariance_dnn_buf0[k] = covariance_tanh(x) + covariance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
@@ -22610,11 +22582,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x) + covariance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_23: Dense 32->15, linear */
@@ -22631,32 +22603,31 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
                 acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi;
             }
             for (int j = 0; j < 15; ++j) output[j] = acc[j];
+
         }
     }
 }
 
-/* covariance_dnn, 4 rows at once: row r reads input[r * 15 ...], writes output[r * 15 ...] */
-static void covariance_dnn_rows4(float *output, const float *input, const float *random)
+/* covariance_dnn, 2 rows at once: row r reads input[r * 15 ...], writes output[r * 15 ...] */
+static void covariance_dnn_rows2(float *output, const float *input, const float *random)
 {
-    float covariance_dnn_buf0[572];
-    float covariance_dnn_buf1[128];
+    float covariance_dnn_buf0[286];
+    float covariance_dnn_buf1[64];
     {   /* concatenate_1: Concatenate of 2 */
-        for (int r = 0; r < 4; ++r) {
+        for (int r = 0; r < 2; ++r) {
             for (int k = 0; k < 15; ++k) covariance_dnn_buf0[r * 143 + k] = input[r * 15 + k];
             for (int k = 0; k < 128; ++k) covariance_dnn_buf0[r * 143 + 15 + k] = random[r * 128 + k];
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_1_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
-                const float x2 = covariance_dnn_buf0[286 + i];
-                const float x3 = covariance_dnn_buf0[429 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -22665,33 +22636,23 @@ static void covariance_dnn_rows4(float *output, const float *input, const float 
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x);
+            }
+
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_2_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
-                const float x2 = covariance_dnn_buf1[64 + i];
-                const float x3 = covariance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -22700,33 +22661,23 @@ static void covariance_dnn_rows4(float *output, const float *input, const float 
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf0[r * 143 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[r * 143 + k];
-            covariance_dnn_buf0[r * 143 + k] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_3_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_3_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
-                const float x2 = covariance_dnn_buf0[286 + i];
-                const float x3 = covariance_dnn_buf0[429 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -22735,33 +22686,23 @@ static void covariance_dnn_rows4(float *output, const float *input, const float 
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[r * 32 + k];
-            covariance_dnn_buf1[r * 32 + k] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_4_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_4_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
-                const float x2 = covariance_dnn_buf1[64 + i];
-                const float x3 = covariance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -22770,33 +22711,23 @@ static void covariance_dnn_rows4(float *output, const float *input, const float 
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf0[r * 143 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[r * 143 + k];
-            covariance_dnn_buf0[r * 143 + k] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_5_bias[b * 16 + j];
+            float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_5_bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
-                const float x2 = covariance_dnn_buf0[286 + i];
-                const float x3 = covariance_dnn_buf0[429 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -22805,33 +22736,23 @@ static void covariance_dnn_rows4(float *output, const float *input, const float 
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[r * 32 + k];
-            covariance_dnn_buf1[r * 32 + k] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_23: Dense 32->15, linear */
         {
-            float acc[4][15];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
+            float acc[2][15];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
-                const float x2 = covariance_dnn_buf1[64 + i];
-                const float x3 = covariance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -22840,16 +22761,9 @@ static void covariance_dnn_rows4(float *output, const float *input, const float 
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) output[r * 15 + j] = acc[r][j];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 15; ++j) output[r * 15 + j] = acc[r][j];
+
         }
     }
 }
@@ -22857,8 +22771,8 @@ static void covariance_dnn_rows4(float *output, const float *input, const float 
 static void covariance_dnn_rows_n(float *output, const float *input, const float *random, size_t n)
 {
     size_t r = 0;
-    for (; r + 4 <= n; r += 4)
-        covariance_dnn_rows4(output + r * 15, input + r * 15, random + r * 128);
+    for (; r + 2 <= n; r += 2)
+        covariance_dnn_rows2(output + r * 15, input + r * 15, random + r * 128);
     for (; r < n; ++r)
         covariance_dnn_rows1(output + r * 15, input + r * 15, random + r * 128);
 }
@@ -22893,11 +22807,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x);
+            }
+
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
@@ -22917,11 +22831,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[k];
-            covariance_dnn_buf0[k] = covariance_tanh(x) + covariance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
@@ -22941,11 +22855,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x) + covariance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
@@ -22965,11 +22879,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[k];
-            covariance_dnn_buf0[k] = covariance_tanh(x) + covariance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
@@ -22989,11 +22903,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x) + covariance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_23: Dense 32->15, linear */
@@ -23010,6 +22924,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
                 acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi;
             }
             for (int j = 0; j < 15; ++j) output[j] = acc[j];
+
         }
     }
 }
@@ -23053,11 +22968,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x);
+            }
+
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
@@ -23088,11 +23003,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf0[r * 143 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[r * 143 + k];
-            covariance_dnn_buf0[r * 143 + k] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
@@ -23123,11 +23038,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[r * 32 + k];
-            covariance_dnn_buf1[r * 32 + k] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
@@ -23158,11 +23073,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf0[r * 143 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[r * 143 + k];
-            covariance_dnn_buf0[r * 143 + k] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
@@ -23193,11 +23108,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
                 acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[r * 32 + k];
-            covariance_dnn_buf1[r * 32 + k] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_23: Dense 32->15, linear */
@@ -23229,6 +23144,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3;
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) output[r * 15 + j] = acc[r][j];
+
         }
     }
 }
@@ -23273,11 +23189,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x);
+            }
+
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
@@ -23297,11 +23213,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[k];
-            covariance_dnn_buf0[k] = covariance_tanh(x) + covariance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
@@ -23321,11 +23237,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x) + covariance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
@@ -23345,11 +23261,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[k];
-            covariance_dnn_buf0[k] = covariance_tanh(x) + covariance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
@@ -23369,11 +23285,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x) + covariance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_23: Dense 32->15, linear */
@@ -23390,6 +23306,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
                 acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi;
             }
             for (int j = 0; j < 15; ++j) output[j] = acc[j];
+
         }
     }
 }
@@ -23449,11 +23366,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) covariance_dnn_buf1[r * 32 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x);
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + j] = covariance_tanh(x);
+            }
+
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
@@ -23500,11 +23417,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) covariance_dnn_buf0[r * 143 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[r * 143 + k];
-            covariance_dnn_buf0[r * 143 + k] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf0[r * 143 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
@@ -23551,11 +23468,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) covariance_dnn_buf1[r * 32 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[r * 32 + k];
-            covariance_dnn_buf1[r * 32 + k] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + j];
+            }
+
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
@@ -23602,11 +23519,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) covariance_dnn_buf0[r * 143 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[r * 143 + k];
-            covariance_dnn_buf0[r * 143 + k] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf0[r * 143 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + j];
+            }
+
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
@@ -23653,11 +23570,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
                 acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
                 acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) covariance_dnn_buf1[r * 32 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 4; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[r * 32 + k];
-            covariance_dnn_buf1[r * 32 + k] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + k];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + j];
+            }
+
         }
     }
     {   /* dense_23: Dense 32->15, linear */
@@ -23689,6 +23606,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
                 acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3;
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) output[r * 15 + j] = acc[r][j];
+
         }
     }
 }
