@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from exporter import export_keras
-from exporter.backend.isa import VARIANTS
+from exporter.backend.isa import VARIANTS, missing_on_this_cpu
 from exporter.errors import ExportError
 from exporter.parity import make_inputs
 from exporter.toolchain import LAMARR_FLAGS, SHARED_FLAGS, CompiledModel
@@ -25,19 +25,6 @@ from helpers import ROOT, STRICT_C, randomize, run_cli
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
 ROWS = 10_000
-CPUINFO_NAMES = {"bmi": "bmi1"}  # /proc/cpuinfo's name where it differs from __builtin_cpu_supports'
-
-
-def missing_features(features: tuple[str, ...]) -> list[str]:
-    flags = next(
-        (
-            line.split(":", 1)[1].split()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("flags")
-        ),
-        [],
-    )
-    return [f for f in features if CPUINFO_NAMES.get(f, f) not in flags]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +65,7 @@ def test_every_variant_gives_the_same_bits(odd_widths_model, tmp_path, model_nam
     assert np.array_equal(bits(baseline.batch(rows)), expected)
     ran = []
     for variant in VARIANTS["auto"][1:]:
-        if missing_features(variant.features):
+        if missing_on_this_cpu(variant):
             continue
         forced = build(c_file, ex.symbol, [f"-D{ex.symbol}_ISA={variant.level}"], n_in, n_out, dtype)
         assert np.array_equal(bits(forced(rows)), expected), f"{variant.name}, one call per row"
@@ -87,9 +74,11 @@ def test_every_variant_gives_the_same_bits(odd_widths_model, tmp_path, model_nam
     chosen = build(c_file, ex.symbol, [], n_in, n_out, dtype)  # the CPU's own choice, as Lamarr builds it
     assert np.array_equal(bits(chosen(rows)), expected)
     assert np.array_equal(bits(chosen.batch(rows)), expected)
-    unavailable = [v.name for v in VARIANTS["auto"][1:] if v.name not in ran]
+    unavailable = [
+        f"{v.name} (no {', '.join(missing_on_this_cpu(v))})" for v in VARIANTS["auto"][1:] if v.name not in ran
+    ]
     if unavailable:
-        pytest.skip(f"baseline checked; this CPU cannot run {', '.join(unavailable)}")
+        pytest.skip(f"checked {', '.join(['baseline', *ran])}; this CPU cannot run {', '.join(unavailable)}")
 
 
 def test_banner_names_the_variants_and_none_writes_one(tmp_path, capsys):

@@ -15,6 +15,7 @@ variants give the same bits (ISO C mode, no FMA contraction; Clang is told so by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from exporter.errors import ExportError
 
@@ -64,6 +65,20 @@ V4 = Variant(
     batch_columns=64,
 )
 VARIANTS = {"auto": (BASELINE, V3, V4), "none": (BASELINE,)}
+
+
+CPUINFO_NAMES = {"bmi": "bmi1"}  # Linux's /proc/cpuinfo name where it differs from __builtin_cpu_supports'
+
+
+def missing_on_this_cpu(variant: Variant, cpuinfo: str = "/proc/cpuinfo") -> list[str]:
+    """The features ``variant`` needs that this (Linux) CPU lacks: tests and benchmarks force only
+    the variants it can run. Without /proc/cpuinfo every feature counts as missing."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return list(variant.features)
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return [f for f in variant.features if CPUINFO_NAMES.get(f, f) not in flags]
 
 
 def check_dispatch(mode: str) -> str:
