@@ -28,6 +28,7 @@ import numpy as np
 from flax import linen as nn
 
 HERE = Path(__file__).resolve().parent
+PLOT = HERE.parent / "docs" / "img" / "flax_tracking.png"  # shown in docs/flax.md
 
 
 class Model(nn.Module):
@@ -210,8 +211,8 @@ def main() -> None:
         prepared[:, 1] = np.log(prepared[:, 1])
         return np.asarray(apply(scaler.transform(prepared).astype(np.float32))).reshape(-1)
 
-    draw(HERE / "flax_tracking.png", generated, reconstructed, flax_fn, lambda rows: compiled(rows)[:, 0])
-    print(f"wrote {HERE / 'flax_tracking.png'}; export with python examples/regenerate.py")
+    draw(PLOT, generated, reconstructed, flax_fn, lambda rows: compiled(rows)[:, 0])
+    print(f"wrote {PLOT}; export with python examples/regenerate.py")
 
 
 if __name__ == "__main__":

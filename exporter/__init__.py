@@ -8,18 +8,25 @@ Importing this package does not import any ML framework.
 from exporter.api import Export, export_chain, export_flax, export_keras, export_transformer
 from exporter.errors import ExportError, UnsupportedModelError
 from exporter.parity import ParityReport, check_parity, make_inputs
+from exporter.pipeline import Checks, Outputs, Result, export_spec
+from exporter.spec import ModelSpec
 from exporter.version import __version__
 
 __all__ = [
+    "Checks",
     "Export",
     "ExportError",
+    "ModelSpec",
+    "Outputs",
     "ParityReport",
+    "Result",
     "UnsupportedModelError",
     "__version__",
     "check_parity",
     "export_chain",
     "export_flax",
     "export_keras",
+    "export_spec",
     "export_transformer",
     "make_inputs",
 ]

@@ -25,16 +25,15 @@ from exporter.backend import CSource, render
 from exporter.backend.isa import DEFAULT_DISPATCH, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
-from exporter.errors import ExportError
+from exporter.errors import ExportError, InputError
 from exporter.frontends.loaded import LoadedModel
 from exporter.ir import Activation, Graph
-from exporter.ir.chain import Chain, with_output_activation
+from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, with_output_activation
 from exporter.ir.columns import ColumnStage, Function, NotInvertible
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, noise_rows
 from exporter.sampling import chain_inputs
 from exporter.toolchain import CompiledModel, build
 
-OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")
 Reference = Callable[..., np.ndarray]  # rows (and a generator's noise rows) -> rows
 
 
@@ -198,7 +197,7 @@ def _transformer(thing: Any) -> tuple[Any, str]:
 def _log_stage(columns: Sequence[int], n_inputs: int) -> ColumnStage:
     bad = [c for c in columns if not 0 <= c < n_inputs]
     if bad:
-        raise ExportError(f"--log-columns {bad}: the chain takes {n_inputs} inputs (columns count from 0)")
+        raise InputError("log_columns", f"{bad}: the chain takes {n_inputs} inputs (columns count from 0)")
     return ColumnStage(n_inputs, [Function("log columns", tuple(sorted(set(columns))), "log", "exp")])
 
 
@@ -230,13 +229,14 @@ def export_chain(
     check_dispatch(dispatch)
     symbol = symbol_for(name, model if model is not None else (preprocess[0] if preprocess else "model"), dtype)
     if output_activation not in (None, *OUTPUT_ACTIVATIONS):
-        raise ExportError(f"--output-activation {output_activation!r}: choose one of {', '.join(OUTPUT_ACTIVATIONS)}")
+        choices = ", ".join(OUTPUT_ACTIVATIONS)
+        raise InputError("output_activation", f"{output_activation!r}: choose one of {choices}")
     if noise < 0 or (noise and model is None):
-        raise ExportError(f"--noise {noise}: a generator needs a network and at least one noise entry")
+        raise InputError("noise", f"{noise}: a generator needs a network and at least one noise entry")
     pre_transformers = [_transformer(t) for t in preprocess]
     net_loaded = _load_network(model, noise) if model is not None else None
     if noise and net_loaded is not None and net_loaded.graph.n_noise != noise:
-        raise ExportError(f"--noise {noise}: only Keras generators take noise ({_name_of(model)} does not)")
+        raise InputError("noise", f"{noise}: only Keras generators take noise ({_name_of(model)} does not)")
     net = net_loaded.graph if net_loaded else None
     inner_pre = net_loaded.pre if net_loaded else None
     if net is not None and output_activation:
@@ -261,7 +261,7 @@ def export_chain(
         try:
             post = transformer_stage(*target).inverse()
         except NotInvertible as err:
-            raise ExportError(f"--target-transform {_name_of(target_transform)}: {err}") from None
+            raise InputError("target_transform", f"{_name_of(target_transform)}: {err}") from None
     if pre is None and net is None:
         raise ExportError("nothing to export: give a model or at least one transformer")
     sources = [_name_of(t) for t in (model, *preprocess, target_transform) if t is not None]
@@ -335,7 +335,7 @@ def export_flax(
     from exporter.frontends.flax import load_flax
 
     source = name or getattr(model, "__name__", type(model).__name__)
-    symbol = symbol_for(name, source)
+    symbol = symbol_for(name, source, dtype)
     loaded = load_flax(model, params, n_inputs, source)
     return export_chain(
         loaded,

@@ -9,6 +9,20 @@ class ExportError(Exception):
     """A user mistake (bad file, bad flag, unsupported model): message only, exit code 2."""
 
 
+class InputError(ExportError):
+    """A bad value of one named input (``n_inputs``, ``log_columns``...).
+
+    Raised by the frontends and the API, which know the input by its Python name only; the model
+    spec re-words it the way the user wrote it (``--n-inputs`` on the command line, the manifest's
+    ``[models.X] n_inputs``). ``message`` starts with the value, e.g. ``"0: must be positive"``.
+    """
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field} {message}")
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing in a model that stands in the way of exporting it."""

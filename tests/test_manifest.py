@@ -112,7 +112,7 @@ def bad_manifest(folder, text):
         ('[models.a]\nmodel = "nets/cls.keras"\noutput_activation = "relu"\n', ["[models.a] output_activation"]),
         ('[models.a]\npreprocess = ["tX.pkl"]\n', ["[models.a] model: give exactly one of model"]),
         ('[models.int]\nmodel = "nets/cls.keras"\n', ["[models.int]", "int"]),
-        ('[models.a]\nmodel = "nets/cls.keras"\nlog_columns = [7]\n', ["[models.a]", "--log-columns [7]"]),
+        ('[models.a]\nmodel = "nets/cls.keras"\nlog_columns = [7]\n', ["[models.a] log_columns: [7]"]),
         ('[models.a]\nmodel = "nets/gen.keras"\nnoise = 3\n', ["[models.a]", "noise = 3, but"]),
         ('[models.a]\nflax = "m:M"\nflax_kwargs = "{"\n', ["[models.a] flax_kwargs: not valid JSON"]),
         ('[models.a]\nmodel = "nets/cls.keras"\nparams = "tX.pkl"\n', ["[models.a] params: flax_kwargs, params"]),

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.errors import ExportError
+from exporter.errors import InputError
 
 DISPATCH_MODES = ("auto", "none")
 DEFAULT_DISPATCH = "auto"
@@ -83,5 +83,5 @@ def missing_on_this_cpu(variant: Variant, cpuinfo: str = "/proc/cpuinfo") -> lis
 
 def check_dispatch(mode: str) -> str:
     if mode not in DISPATCH_MODES:
-        raise ExportError(f"--dispatch {mode!r}: choose one of {', '.join(DISPATCH_MODES)}")
+        raise InputError("dispatch", f"{mode!r}: choose one of {', '.join(DISPATCH_MODES)}")
     return mode

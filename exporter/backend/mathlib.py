@@ -44,7 +44,7 @@ HELPERS = (
 
 # Largest error of each --math fast activation over all floats, in ULPs of the exact result
 # (libm in double) where that is at least FLT_MIN, else in units of FLT_MIN. Checked by
-# tests/test_fast_math.py; the README's table quotes it.
+# tests/test_fast_math.py; docs/speed.md's table quotes it.
 ACCURACY: Mapping[str, float] = MappingProxyType(
     {
         "exponential": 1,

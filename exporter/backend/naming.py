@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from exporter.errors import ExportError
+from exporter.errors import InputError
 
 C_KEYWORDS = set(
     """auto break case char const continue default do double else enum extern float for goto if
@@ -36,13 +36,13 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def check_symbol(name: str) -> str:
     """Return ``name`` if it can be the exported C symbol, else explain why not."""
     if not _IDENTIFIER.match(name):
-        raise ExportError(f"--name {name!r}: not a C identifier (letters, digits and _, not starting with a digit)")
+        raise InputError("name", f"{name!r}: not a C identifier (letters, digits and _, not starting with a digit)")
     if name in C_KEYWORDS or name in CPP_KEYWORDS:
-        raise ExportError(f"--name {name!r}: a C or C++ keyword cannot be a function name")
+        raise InputError("name", f"{name!r}: a C or C++ keyword cannot be a function name")
     if name in MATH_NAMES:
-        raise ExportError(f"--name {name!r}: clashes with a name <math.h> declares")
+        raise InputError("name", f"{name!r}: clashes with a name <math.h> declares")
     if name.startswith("__") or re.match(r"_[A-Z]", name):
-        raise ExportError(f"--name {name!r}: names starting with __ or _ and a capital are reserved in C")
+        raise InputError("name", f"{name!r}: names starting with __ or _ and a capital are reserved in C")
     return name
 
 

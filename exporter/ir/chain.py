@@ -16,6 +16,8 @@ from exporter.ir.graph import Graph
 from exporter.ir.ops import Activate
 from exporter.ir.passes import optimize
 
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")  # the activations a network that outputs logits may be given
+
 
 @dataclass
 class Chain:

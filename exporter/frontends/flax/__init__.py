@@ -7,16 +7,14 @@ The function is traced for one input row (``jax.make_jaxpr``) and its primitives
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exporter.errors import ExportError
+from exporter.errors import ExportError, InputError
 from exporter.frontends.flax.jaxpr import jaxpr_to_ir
 from exporter.frontends.loaded import LoadedModel
 
@@ -51,7 +49,7 @@ def load_flax(model: Any, params: Any, n_inputs: int, source: str) -> LoadedMode
     import flax
 
     if not isinstance(n_inputs, int) or n_inputs < 1:
-        raise ExportError(f"--n-inputs {n_inputs!r}: a positive number of input features is needed")
+        raise InputError("n_inputs", f"{n_inputs!r}: a positive number of input features is needed")
     fn, params = as_function(model, params)
     try:
         probe = jax.eval_shape(lambda x: fn(params, x), jax.ShapeDtypeStruct((n_inputs,), np.float32))
@@ -75,43 +73,39 @@ def load_flax(model: Any, params: Any, n_inputs: int, source: str) -> LoadedMode
     return LoadedModel(graph, reference, "Flax", f"{flax.__version__}, JAX {jax.__version__}", pre=pre)
 
 
-def load_flax_cli(spec: str, kwargs_json: str | None, params_file: str | None, n_inputs: int | None) -> tuple[Any, Any]:
-    """The module named ``package.module:Class`` built with ``kwargs_json``, and its params from msgpack."""
+def load_linen(
+    path: str, kwargs: dict[str, Any], params_file: str | os.PathLike[str], n_inputs: int
+) -> tuple[Any, Any]:
+    """The flax.linen module ``package.module:Class`` built with ``kwargs``, and its params read from msgpack.
+
+    The module is imported from ``sys.path`` as it is; errors name the input at fault (``flax``,
+    ``params``...) as an :class:`InputError` for the caller to word.
+    """
     jax = _import_jax()
     from flax import linen, serialization
 
-    if ":" not in spec:
-        raise ExportError(f"--flax {spec!r}: expected package.module:Class")
-    module_name, _, attr = spec.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # "importable from here", as with python -m
+    if ":" not in path:
+        raise InputError("flax", f"{path!r}: expected package.module:Class")
+    module_name, _, attr = path.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
-        raise ExportError(f"--flax {spec}: cannot import it ({err})") from None
-    try:
-        kwargs = json.loads(kwargs_json) if kwargs_json else {}
-    except json.JSONDecodeError as err:
-        raise ExportError(f"--flax-kwargs: not valid JSON ({err})") from None
-    if not isinstance(kwargs, dict):
-        raise ExportError("--flax-kwargs: expected a JSON object of constructor arguments")
+        raise InputError("flax", f"{path}: cannot import it ({err})") from None
     if not (isinstance(cls, type) and issubclass(cls, linen.Module)):
-        raise ExportError(f"--flax {spec}: the command line takes flax.linen modules (use the Python API for nnx)")
-    if params_file is None or n_inputs is None:
-        raise ExportError("--flax needs --params FILE.msgpack and --n-inputs N")
+        raise InputError("flax", f"{path}: only flax.linen modules are read by name (use the Python API for nnx)")
     try:
         module = cls(**kwargs)
         template = module.init(jax.random.PRNGKey(0), np.zeros(n_inputs, np.float32))
     except Exception as err:
-        raise ExportError(f"--flax {spec}: cannot build it with {kwargs} for {n_inputs} inputs ({err})") from None
-    path = Path(params_file)
-    if not path.is_file():
-        raise ExportError(f"--params {path}: no such file")
+        raise InputError("flax", f"{path}: cannot build it with {kwargs} for {n_inputs} inputs ({err})") from None
+    file = Path(params_file)
+    if not file.is_file():
+        raise InputError("params", f"{file}: no such file")
     try:
-        params = serialization.from_bytes(template, path.read_bytes())
+        params = serialization.from_bytes(template, file.read_bytes())
     except Exception as err:
-        raise ExportError(f"--params {path}: does not match {attr}({kwargs}) on {n_inputs} inputs ({err})") from None
+        raise InputError("params", f"{file}: does not match {attr}({kwargs}) on {n_inputs} inputs ({err})") from None
     shapes = jax.tree_util.tree_map(np.shape, template)
     if jax.tree_util.tree_map(np.shape, params) != shapes:
-        raise ExportError(f"--params {path}: parameter shapes do not match {attr}({kwargs}) on {n_inputs} inputs")
+        raise InputError("params", f"{file}: parameter shapes do not match {attr}({kwargs}) on {n_inputs} inputs")
     return module, params

@@ -1,0 +1,43 @@
+"""``lamarr-export MODEL``: export, compile, prove parity, write. Exit 0 ok, 1 parity failure, 2 user error.
+
+``lamarr-export inspect MODEL`` prints the model as the exporter sees it (exit 0 exportable, 2 not);
+``lamarr-export MODELS.toml`` exports a manifest's models into one library.
+Under ``--json`` stdout carries one JSON document and nothing else (see ``exporter/report/schema.json``);
+progress lines go to stderr, and not at all under ``--quiet`` or ``--json``.
+
+One module per command: ``parser`` (the flags), ``export``, ``inspect``, ``manifest``. Each turns
+its flags into a spec and hands it to ``exporter.pipeline``; none repeats a step of it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from exporter.cli.parser import EXIT_USER, inspect_parser, parser
+from exporter.errors import ExportError
+from exporter.report.document import error_document, to_json
+
+
+def main(argv: list[str] | None = None) -> int:
+    from exporter.cli.export import run
+    from exporter.cli.inspect import run_inspect
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    inspecting = argv[:1] == ["inspect"]  # a model file named 'inspect' would need './inspect'
+    p = inspect_parser() if inspecting else parser()
+    p.json_errors = "--json" in argv
+    args = p.parse_args(argv[1:] if inspecting else argv)
+    try:
+        return run_inspect(args) if inspecting else run(args)
+    except ExportError as err:
+        print(f"lamarr-export: error: {err}", file=sys.stderr)
+        if args.json:
+            print(to_json(error_document(err)), end="")
+        return EXIT_USER
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+__all__ = ["entry_point", "main"]

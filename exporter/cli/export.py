@@ -1,0 +1,106 @@
+"""``lamarr-export MODEL [flags]``: the flags made into a model spec, run through the one pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from exporter.backend.isa import DEFAULT_DISPATCH
+from exporter.cli.parser import CLI_WORDS, EXIT_OK, EXIT_PARITY
+from exporter.errors import ExportError
+from exporter.progress import Progress
+from exporter.report.document import to_json
+from exporter.spec import ModelSpec, kwargs_from_json
+
+
+def spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    """The model the flags describe (export and inspect share them), checked before any file is read."""
+    with CLI_WORDS.wording():
+        spec = ModelSpec(
+            name=args.name,
+            model=Path(args.model) if args.model else None,
+            flax=args.flax,
+            flax_kwargs=kwargs_from_json(args.flax_kwargs),
+            params=Path(args.params) if args.params else None,
+            n_inputs=args.n_inputs,
+            preprocess=[Path(p) for p in args.preprocess],
+            log_columns=args.log_columns,
+            target_transform=Path(args.target_transform) if args.target_transform else None,
+            output_activation=args.output_activation,
+            noise=args.noise,
+            math=getattr(args, "math", None),  # inspect has no --math or --dtype: the defaults
+            dtype=getattr(args, "dtype", "float"),
+            dispatch=getattr(args, "dispatch", DEFAULT_DISPATCH),
+            words=CLI_WORDS,
+        )
+        spec.check()
+    return spec
+
+
+def c_path(output: str | None, stem: str) -> Path:
+    """``-o OUT.c``, or ``<stem>.c`` here; the header and the reference rows go beside it."""
+    path = Path(output) if output else Path(stem + ".c")
+    if path.suffix != ".c":
+        raise ExportError(f"-o {path}: the output must be a .c file (the header is written beside it)")
+    return path
+
+
+def _user_rows(path: str | None) -> np.ndarray | None:
+    if path is None:
+        return None
+    try:
+        rows = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ExportError(f"--inputs {path}: cannot read as a .npy array ({err})") from None
+    if rows.ndim not in (1, 2) or not np.issubdtype(rows.dtype, np.number):
+        raise ExportError(f"--inputs {path}: expected a numeric (rows x inputs) array, got {rows.dtype} {rows.shape}")
+    return rows
+
+
+def _report_dir(args: argparse.Namespace) -> Path | None:
+    """Check the flags that go with --report and --trace before any work is done or file written."""
+    if args.pt_column is not None and not args.report:
+        raise ExportError("--pt-column draws a curve in the report: add --report DIR")
+    if args.trace and args.no_check:
+        raise ExportError("--trace compares the compiled C with Keras: it cannot run with --no-check")
+    if not args.report:
+        return None
+    directory = Path(args.report)
+    if directory.exists() and not directory.is_dir():
+        raise ExportError(f"--report {directory}: exists and is not a folder")
+    if not args.no_check and importlib.util.find_spec("matplotlib") is None:
+        raise ExportError("--report draws its plots with matplotlib: pip install 'lamarr-export[report]'")
+    return directory
+
+
+def run(args: argparse.Namespace) -> int:
+    from exporter.cli.manifest import is_manifest, run_manifest
+    from exporter.pipeline import Checks, Outputs, export_spec
+
+    if is_manifest(args.model):
+        return run_manifest(args)
+    if args.depends:
+        raise ExportError("--depends lists the files of a manifest: give a .toml file")
+    spec = spec_from_args(args)
+    outputs = Outputs(
+        c_path(args.output, spec.stem),
+        so=Path(args.so) if args.so else None,
+        report=_report_dir(args),
+        pt_column=args.pt_column,
+        document=args.json,
+    )
+    checks = Checks(
+        parity=not args.no_check,
+        samples=args.samples,
+        atol=args.atol,
+        rtol=args.rtol,
+        user_rows=_user_rows(args.inputs),
+        trace=True if args.trace else None,
+    )
+    with CLI_WORDS.wording():
+        result = export_spec(spec, outputs, checks, Progress(enabled=not (args.quiet or args.json)))
+    print(to_json(result.document) if args.json else result.summary(), end="")
+    return EXIT_OK if result.passed else EXIT_PARITY

@@ -1,0 +1,56 @@
+"""``lamarr-export inspect MODEL``: the model as the exporter sees it; exit 0 if exportable, else 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from exporter.cli.parser import CLI_WORDS, EXIT_OK, EXIT_USER
+from exporter.progress import Progress
+from exporter.report.document import to_json
+from exporter.version import __version__
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """The table, exit 0 if the model is exportable, else 2 (after the table)."""
+    from exporter.cli.export import spec_from_args
+    from exporter.errors import UnsupportedModelError
+    from exporter.inspect import STAGES, inspect_export, inspect_keras
+    from exporter.report.document import inspect_document
+
+    spec = spec_from_args(args)
+    progress = Progress(enabled=not (args.quiet or args.json))
+    keras_file = bool(args.model) and Path(args.model).suffix in (".keras", ".h5", ".hdf5")
+    chain = args.preprocess or args.log_columns or args.target_transform or args.output_activation
+    framework = "Keras"
+    if keras_file and not chain:
+        inspection = inspect_keras(args.model, args.name, progress)  # shows a refused network layer by layer
+    else:
+        try:
+            with progress.step("load+export", f"reading {spec.title}"), CLI_WORDS.wording():
+                ex = spec.build()
+        except UnsupportedModelError:
+            if not keras_file:
+                raise
+            inspection = inspect_keras(args.model, args.name, progress)
+        else:
+            inspection, framework = inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes), ex.framework
+    model = args.model or args.flax
+    if args.json:
+        print(to_json(inspect_document(model, inspection, framework=framework)), end="")
+    else:
+        print(f"lamarr-export {__version__} inspect: {model}, symbol {inspection.symbol}")
+        noise = f" + {inspection.n_noise} noise" if inspection.n_noise else ""
+        shape = (
+            f"{inspection.n_inputs} inputs{noise} -> {inspection.n_outputs} outputs, " if inspection.n_inputs else ""
+        )
+        print(f"  {shape}{len(inspection.rows)} rows: {STAGES[inspection.stage]}")
+        print("    " + inspection.table().replace("\n", "\n    "))
+    if not inspection.exportable:
+        print(
+            f"lamarr-export: error: {inspection.source}: cannot export {len(inspection.problems)} layer(s)",
+            file=sys.stderr,
+        )
+        return EXIT_USER
+    return EXIT_OK

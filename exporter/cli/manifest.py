@@ -1,0 +1,63 @@
+"""``lamarr-export models.toml``: every model of a manifest into one ``.c``, ``.h``, reference rows (and ``.so``).
+
+Each model is compiled into the one library and checked against its Python frameworks through
+its own symbol there, so the parity proven is the parity of the file that is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from exporter.cli.parser import EXIT_OK, EXIT_PARITY
+from exporter.errors import ExportError
+from exporter.progress import Progress
+
+# Flags that describe one model: in a manifest they are keys of its entry, or not supported.
+PER_MODEL = {
+    "name": "--name (the symbols are the manifest's [models.SYMBOL] names)",
+    "inputs": "--inputs",
+    "trace": "--trace",
+    "report": "--report",
+    "pt_column": "--pt-column",
+    "json": "--json",
+    "log_columns": "--log-columns (a manifest key)",
+    "preprocess": "--preprocess (a manifest key)",
+    "target_transform": "--target-transform (a manifest key)",
+    "output_activation": "--output-activation (a manifest key)",
+    "noise": "--noise (a manifest key)",
+    "flax": "--flax (a manifest key)",
+    "flax_kwargs": "--flax-kwargs (a manifest key)",
+    "params": "--params (a manifest key)",
+    "n_inputs": "--n-inputs (a manifest key)",
+}
+
+
+def is_manifest(model: str | None) -> bool:
+    return bool(model) and Path(model).suffix == ".toml"  # type: ignore[arg-type]
+
+
+def run_manifest(args: argparse.Namespace) -> int:
+    """Export, compile once, check every model, write atomically; exit 1 if any model fails parity."""
+    from exporter.backend.naming import symbol_from_stem
+    from exporter.cli.export import c_path
+    from exporter.manifest import ModelSet, read_manifest
+    from exporter.pipeline import Checks, Outputs, export_spec
+
+    if args.depends:
+        for entry in read_manifest(args.model):
+            print("\n".join(str(p.resolve()) for p in entry.files()))
+        return EXIT_OK
+    for key, flag in PER_MODEL.items():
+        if getattr(args, key) not in (None, False, [], 0):
+            raise ExportError(f"{args.model}: {flag} does not go with a manifest")
+    manifest = Path(args.model)
+    if not manifest.is_file():
+        raise ExportError(f"{manifest}: no such manifest")
+    out = c_path(args.output, manifest.stem)
+    spec = ModelSet(symbol_from_stem(out.stem), manifest, read_manifest(manifest))
+    outputs = Outputs(out, so=Path(args.so) if args.so else None)
+    checks = Checks(parity=not args.no_check, samples=args.samples, atol=args.atol, rtol=args.rtol, trace=False)
+    result = export_spec(spec, outputs, checks, Progress(enabled=not args.quiet))
+    print(result.summary(), end="")
+    return EXIT_OK if result.passed else EXIT_PARITY

@@ -1,0 +1,251 @@
+"""The command line's flags: one parser per command, and the words errors quote for each spec field.
+
+Importing this module imports no ML framework, so ``--help`` and ``--version`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import NoReturn
+
+from exporter.backend.isa import DEFAULT_DISPATCH, DISPATCH_MODES
+from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES, REALS
+from exporter.ir.chain import OUTPUT_ACTIVATIONS
+from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
+from exporter.report.document import error_document, to_json
+from exporter.spec import Words
+from exporter.version import __version__
+
+EXIT_OK, EXIT_PARITY, EXIT_USER = 0, 1, 2
+
+# The flag of each spec field (and of the pipeline's inputs), for errors in the user's words.
+CLI_WORDS = Words(
+    MappingProxyType(
+        {
+            "model": "MODEL",
+            "name": "--name",
+            "flax": "--flax",
+            "flax_kwargs": "--flax-kwargs",
+            "params": "--params",
+            "n_inputs": "--n-inputs",
+            "preprocess": "--preprocess",
+            "log_columns": "--log-columns",
+            "target_transform": "--target-transform",
+            "output_activation": "--output-activation",
+            "noise": "--noise",
+            "math": "--math",
+            "dtype": "--dtype",
+            "dispatch": "--dispatch",
+            "user_rows": "--inputs",
+            "pt_column": "--pt-column",
+        }
+    )
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that, under ``--json``, also prints a usage error as a JSON error document (still exit 2)."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors:
+            print(to_json(error_document(f"{self.prog}: {message}")), end="", flush=True)
+        super().error(message)
+
+
+class CMakeDir(argparse.Action):
+    """``--cmake-dir``: where ``LamarrExport.cmake`` is, in a checkout or an installed wheel; like --version."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from exporter.backend import shipped_dir
+
+        print(shipped_dir("cmake", "LamarrExport.cmake"))
+        parser.exit()
+
+
+def _non_negative(kind: type) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error message
+    return parse
+
+
+def _command(prog: str, description: str, epilog: str, optional_model: bool = False) -> Parser:
+    """A parser for one command, with the model file as its argument."""
+    p = Parser(prog=prog, description=description, epilog=epilog)
+    p.add_argument(
+        "model",
+        nargs="?" if optional_model else None,
+        help="the model file (.keras, or legacy Keras .h5), or a fitted transformer (.pkl, .joblib, .skops) "
+        "to export on its own",
+    )
+    return p
+
+
+def _name_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", metavar="SYMBOL", help="the C function's name (default: the model file's stem)")
+
+
+def _output_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that shape what a command prints, shared by export and inspect."""
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout (for CI), nothing else")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--version", action="version", version=f"lamarr-export {__version__}")
+
+
+def parser() -> Parser:
+    p = _command(
+        "lamarr-export",
+        "Export a trained Keras model to one standalone C99 function and prove it computes what Keras computes. "
+        "'lamarr-export inspect MODEL' shows the model as the exporter sees it.",
+        "Exit codes: 0 exported (and parity passed), 1 parity failed, 2 user error.",
+        optional_model=True,
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.c",
+        help="C file to write; the header goes beside it as OUT.h (default: <model stem>.c in the current directory)",
+    )
+    _name_flag(p)
+    p.add_argument("--no-check", action="store_true", help="skip compiling and the parity check")
+    p.add_argument(
+        "--samples",
+        type=_non_negative(int),
+        default=DEFAULT_SAMPLES,
+        metavar="N",
+        help=f"random input rows for the parity check (default {DEFAULT_SAMPLES}; edge rows are added)",
+    )
+    p.add_argument("--inputs", metavar="FILE.npy", help="your own input rows (n_rows x n_inputs) to check as well")
+    for flag, metavar, default, kind in (
+        ("--atol", "A", DEFAULT_ATOL, "absolute"),
+        ("--rtol", "R", DEFAULT_RTOL, "relative"),
+    ):
+        p.add_argument(
+            flag,
+            type=_non_negative(float),
+            default=default,
+            metavar=metavar,
+            help=f"{kind} tolerance (default {default:g})",
+        )
+    p.add_argument("--so", metavar="OUT.so", help="also write the compiled shared library")
+    p.add_argument(
+        "--math",
+        choices=MATH_MODES,
+        default=None,
+        help=f"{DEFAULT_MATH} (default for float): inline branch-free approximations of tanh, exp... accurate to "
+        "a few ULP, that the compiler vectorizes; libm (default for double): call libm's tanhf, expf... "
+        "(slower, libm's results bit for bit)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=REALS,
+        default="float",
+        help="the C type of inputs, outputs and arithmetic (default float); double: the symbol is "
+        "<stem>_double by default",
+    )
+    p.add_argument(
+        "--dispatch",
+        choices=DISPATCH_MODES,
+        default=DEFAULT_DISPATCH,
+        help=f"{DEFAULT_DISPATCH} (default): the network's code once per x86-64 level (baseline, v3, v4), each "
+        "call running the best one the CPU supports, same bits; none: once, for what the compiler targets",
+    )
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="compare C and Keras after every step on the worst rows and name the first step that drifts "
+        "(done anyway when parity fails)",
+    )
+    p.add_argument(
+        "--report", metavar="DIR", help="write DIR/report.json and DIR/report.html (plots: needs matplotlib)"
+    )
+    p.add_argument(
+        "--pt-column",
+        type=_non_negative(int),
+        metavar="INDEX",
+        help="with --report: the pT-like input to draw each output against, C and Keras overlaid",
+    )
+    p.add_argument(
+        "--cmake-dir",
+        action=CMakeDir,
+        nargs=0,
+        help="print the folder of LamarrExport.cmake (for CMake's include()) and exit",
+    )
+    p.add_argument(
+        "--depends",
+        action="store_true",
+        help="with a manifest (MODELS.toml): print the files it reads, one per line, and stop (for build systems)",
+    )
+    _chain_flags(p)
+    _output_flags(p)
+    return p
+
+
+def _columns(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected column numbers like 1 or 1,3, got {text!r}") from None
+
+
+def _chain_flags(p: argparse.ArgumentParser) -> None:
+    chain = p.add_argument_group("preprocessing and output (the exported function maps raw inputs to final outputs)")
+    chain.add_argument(
+        "--log-columns",
+        type=_columns,
+        action="extend",
+        default=[],
+        metavar="I[,J...]",
+        help="take the natural log of these raw input columns first (counting from 0), e.g. pT",
+    )
+    chain.add_argument(
+        "--preprocess",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a fitted scikit-learn transformer (.pkl, .joblib, .skops) applied to the inputs; "
+        "repeat it to apply several, in order",
+    )
+    chain.add_argument(
+        "--target-transform",
+        metavar="FILE",
+        help="a transformer fitted on the training targets: its inverse is applied to the output",
+    )
+    chain.add_argument(
+        "--output-activation", choices=OUTPUT_ACTIVATIONS, help="activation for a network that outputs logits"
+    )
+    chain.add_argument(
+        "--noise",
+        type=_non_negative(int),
+        default=0,
+        metavar="N",
+        help="a generator whose one input ends with N noise entries: SYMBOL(output, input, random) "
+        "(a model with two inputs, conditions and noise, is a generator without this flag)",
+    )
+    flax = p.add_argument_group("Flax models (instead of MODEL)")
+    flax.add_argument("--flax", metavar="PKG.MODULE:CLASS", help="a flax.linen module class, importable from here")
+    flax.add_argument("--flax-kwargs", metavar="JSON", help="its constructor arguments, e.g. '{\"layer\": [128, 128]}'")
+    flax.add_argument("--params", metavar="FILE.msgpack", help="its parameters, saved with flax.serialization")
+    flax.add_argument("--n-inputs", type=int, metavar="N", help="the width of one input row the module receives")
+
+
+def inspect_parser() -> Parser:
+    p = _command(
+        "lamarr-export inspect",
+        "Print the model as the exporter sees it, one row per step: op, widths, parameters, FLOPs, "
+        "and every refused layer with the reason, at once.",
+        "Exit codes: 0 exportable, 2 not exportable (the table is printed all the same) or user error.",
+        optional_model=True,
+    )
+    _name_flag(p)
+    _chain_flags(p)
+    _output_flags(p)
+    return p

@@ -1,0 +1,227 @@
+"""The one export pipeline: load, IR, render -> compile -> parity -> reference rows -> files -> summary.
+
+``export_spec(spec, outputs, checks)`` runs these steps for anything that can say what it exports
+(:class:`Exportable`): one model (``exporter.spec.ModelSpec``) or a set of models compiled into one
+library (a manifest, ``exporter.manifest.ModelSet``). The command line builds the spec from its
+flags and prints ``result.summary()``; the manifest builds it from TOML; Python callers build it
+directly. Every file is written at the end, all at once or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from exporter.errors import ExportError, InputError
+from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport
+from exporter.progress import Progress
+
+if TYPE_CHECKING:
+    from exporter.api import Export
+    from exporter.backend import CSource
+    from exporter.toolchain import CompiledModel
+    from exporter.trace import Trace
+
+
+class Exportable(Protocol):
+    """What the pipeline exports: one or more models that end up in one ``.c`` and one ``.h``."""
+
+    @property
+    def title(self) -> str:
+        """What the user named: a model file, a Flax class, a manifest."""
+        ...
+
+    def files(self) -> list[Path]:
+        """The files read (a build system's dependencies)."""
+        ...
+
+    def exports(self, progress: Progress) -> list[Export]:
+        """Every model loaded, as IR and rendered C; the first one's symbol loads the library."""
+        ...
+
+    def combine(self, parts: list[CSource]) -> CSource:
+        """The one ``.c`` and ``.h`` of the rendered models."""
+        ...
+
+    def rows_title(self, exports: list[Export]) -> str:
+        """The title of the reference-rows file."""
+        ...
+
+
+@dataclass
+class Checks:
+    """What the pipeline proves: parity on ``samples`` random rows (plus edge rows and ``user_rows``).
+
+    ``trace``: True traces every step on the worst rows, None only when parity fails, False never.
+    """
+
+    parity: bool = True
+    samples: int = DEFAULT_SAMPLES
+    atol: float = DEFAULT_ATOL
+    rtol: float = DEFAULT_RTOL
+    user_rows: np.ndarray | None = None
+    trace: bool | None = None
+
+
+@dataclass
+class Outputs:
+    """Where the results go: ``c`` (the header beside it as ``.h``, the reference rows as ``.ref.txt``),
+    the compiled library ``so``, a ``report`` folder (``pt_column``: the input its curves are drawn
+    against); ``document`` makes the JSON document even without a report (for ``--json``)."""
+
+    c: Path
+    so: Path | None = None
+    report: Path | None = None
+    pt_column: int | None = None
+    document: bool = False
+
+    def names(self) -> dict[str, Path | None]:
+        """Every output file by kind, as the JSON document lists them."""
+        report = self.report
+        return {
+            "c": self.c,
+            "h": self.c.with_suffix(".h"),
+            "ref": self.c.with_suffix(".ref.txt"),
+            "so": self.so,
+            "report_json": report / "report.json" if report else None,
+            "report_html": report / "report.html" if report else None,
+        }
+
+
+@dataclass
+class Result:
+    """What a run made: the exports, their parity reports (by symbol), the trace and the timings."""
+
+    spec: Exportable
+    outputs: Outputs
+    exports: list[Export]
+    reports: dict[str, ParityReport] = field(default_factory=dict)
+    trace: Trace | None = None
+    trace_error: str | None = None
+    document: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """No parity check failed (an unchecked export passes: nothing was found wrong)."""
+        return all(r.passed for r in self.reports.values())
+
+    def summary(self) -> str:
+        from exporter.summary import summary
+
+        return summary(self)
+
+
+def export_spec(
+    spec: Exportable, outputs: Outputs, checks: Checks | None = None, progress: Progress | None = None
+) -> Result:
+    """Run every step for ``spec``; raises ``ExportError`` for the user's mistakes, before writing anything."""
+    from exporter.api import write_atomically
+    from exporter.refrows import format_rows, ref_path, reference_rows
+
+    checks = checks or Checks()
+    progress = progress or Progress(enabled=False)
+    with progress.step("load+export", f"reading {spec.title}"):
+        exports = spec.exports(progress)
+    single = len(exports) == 1
+    _check_inputs(exports[0], outputs, checks)
+    compiled = _compile(spec, exports, progress) if checks.parity or outputs.so else None
+    result = Result(spec, outputs, exports, timings=progress.timings)
+    if compiled is not None and checks.parity:
+        for ex in exports:
+            fn = compiled if ex is exports[0] else compiled.sibling(ex.symbol, *ex.source.widths[ex.symbol])
+            rows = ex.inputs(checks.samples, checks.user_rows)
+            what = f"checking parity against {ex.framework} on {len(rows):,} rows"
+            with progress.step("parity", what if single else f"{ex.symbol}: {what}"):
+                result.reports[ex.symbol] = ex.check(fn, rows, checks.atol, checks.rtol)
+    if single:
+        result.trace, result.trace_error = _trace(checks, exports[0], result.reports.get(exports[0].symbol), progress)
+
+    source = spec.combine([ex.final_source(result.reports.get(ex.symbol)) for ex in exports])
+    files = {outputs.c: source.c.encode(), outputs.c.with_suffix(".h"): source.h.encode()}
+    with progress.step("reference rows", "computing the reference rows"):
+        rows = [reference_rows(ex, atol=checks.atol, rtol=checks.rtol) for ex in exports]
+    files[ref_path(outputs.c)] = format_rows(spec.rows_title(exports), [ex.source for ex in exports], rows).encode()
+    if outputs.so:
+        assert compiled is not None
+        files[outputs.so] = compiled.library.read_bytes()
+    if single and (outputs.document or outputs.report):
+        files.update(_report(result, checks, compiled, progress))
+    write_atomically(files)
+    return result
+
+
+def _check_inputs(ex: Export, outputs: Outputs, checks: Checks) -> None:
+    """The user's rows and the report's pT column must fit the model (known once it is loaded)."""
+    n_inputs = ex.chain.n_inputs
+    rows = checks.user_rows
+    if rows is not None and (rows.ndim != 2 or rows.shape[1] != n_inputs):
+        raise InputError("user_rows", f"shape {rows.shape}, the model takes {n_inputs} inputs per row")
+    if outputs.pt_column is not None and outputs.pt_column >= n_inputs:
+        raise InputError("pt_column", f"{outputs.pt_column}: the model has inputs 0 to {n_inputs - 1}")
+    if outputs.pt_column is not None and ex.chain.n_noise:
+        raise InputError("pt_column", "draws one curve per output: a generator's output is a distribution")
+
+
+def _compile(spec: Exportable, exports: list[Export], progress: Progress) -> CompiledModel:
+    """One library for every model, loaded through the first model's symbol (the others are its siblings)."""
+    from exporter.toolchain import CompileError
+
+    first = exports[0]
+    source = replace(spec.combine([ex.source for ex in exports]), symbol=first.symbol)
+    message = "compiling the C" if len(exports) == 1 else f"compiling the {len(exports)} models into one library"
+    chain = first.chain
+    try:
+        with progress.step("compile", message):
+            return first.compile_source(source, chain.n_inputs, chain.n_outputs, n_noise=chain.n_noise)
+    except CompileError as err:
+        raise ExportError(f"the C compiler failed (check CC and CFLAGS):\n{err}") from None
+
+
+def _trace(
+    checks: Checks, ex: Export, report: ParityReport | None, progress: Progress
+) -> tuple[Trace | None, str | None]:
+    """Trace on request, and when parity failed unless told not to; a trace that cannot run is reported."""
+    from exporter.trace import WORST_ROWS, trace
+
+    wanted = checks.trace or (checks.trace is None and report is not None and not report.passed)
+    if report is None or report.arrays is None or not wanted or ex.graph is None:
+        return None, None
+    rows = [int(r) for r in report.worst_rows(WORST_ROWS)]
+    message = f"tracing {len(ex.graph.ops)} steps on the {len(rows)} worst rows (one C build per step)"
+    try:
+        with progress.step("trace", message):
+            return trace(ex, report.arrays.inputs, rows, report.atol, report.rtol, report.arrays.noise), None
+    except Exception as err:  # a diagnosis that fails must not cost the user the export itself
+        return None, f"{type(err).__name__}: {err}"
+
+
+def _report(result: Result, checks: Checks, compiled: CompiledModel | None, progress: Progress) -> dict[Path, bytes]:
+    """The JSON document (kept in ``result.document``) and, with a report folder, its files and plots."""
+    from exporter.inspect import inspect_export
+    from exporter.report import draw, report_files
+    from exporter.report.document import export_document
+
+    ex, outputs = result.exports[0], result.outputs
+    report = result.reports.get(ex.symbol)
+    sections = []
+    if outputs.report and report is not None:
+        with progress.step("report", "drawing the report's plots"):
+            classifier_graph = ex.graph if ex.chain.post is None else None
+            sections = draw(report, classifier_graph, ex.framework, outputs.pt_column, compiled, ex.reference)
+    result.document = export_document(
+        model=result.spec.title,
+        ex=ex,
+        inspection=inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes),
+        report=report,
+        samples=checks.samples,
+        user_rows=0 if checks.user_rows is None else len(checks.user_rows),
+        trace=result.trace,
+        trace_error=result.trace_error,
+        files={k: None if v is None else str(v) for k, v in outputs.names().items()},
+        timings=progress.timings,
+    )
+    return report_files(outputs.report, result.document, sections) if outputs.report else {}

@@ -1,0 +1,189 @@
+"""One model to export, however it was described: command-line flags, a manifest entry, or Python.
+
+A :class:`ModelSpec` holds what the user asked for (files, chain steps, C type) and nothing of how
+they said it, except :class:`Words`: the names the user knows each field by (``--n-inputs`` on the
+command line, ``n_inputs`` in ``[models.X]`` of a manifest), so that every error quotes the user's
+own words. ``ModelSpec.build()`` is the pipeline's first step (load, IR, render); see
+``exporter/pipeline.py`` for the rest. New kinds of model (a composed pipeline, say) add a field
+here and a branch in ``build``; the pipeline and the three ways of describing a spec stay as they are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from exporter.backend.isa import DEFAULT_DISPATCH
+from exporter.errors import ExportError, InputError
+from exporter.frontends.sklearn.safe_load import SUFFIXES
+
+if TYPE_CHECKING:
+    from exporter.api import Export
+    from exporter.backend import CSource
+    from exporter.progress import Progress
+
+
+@dataclass(frozen=True)
+class Words:
+    """How the user wrote each field of a spec, for error messages.
+
+    ``names`` maps a field to the user's word for it (missing: the field's own name). ``where``
+    names the entry (a manifest's ``models.toml: [models.gen]``); with it, messages read
+    ``where field: message``, without it ``word message`` (``--n-inputs 0: ...``).
+    """
+
+    names: Mapping[str, str] = field(default_factory=dict)
+    where: str = ""
+
+    def __call__(self, name: str) -> str:
+        return self.names.get(name, name)
+
+    def about(self, name: str, message: str) -> ExportError:
+        """An error about field ``name``; ``message`` starts with its value or says what is wrong."""
+        if self.where:
+            return ExportError(f"{self.where} {name}: {message}")
+        return ExportError(f"{self(name)} {message}")
+
+    def rule(self, name: str, message: str) -> ExportError:
+        """An error about how fields go together; ``message`` names the fields itself."""
+        return ExportError(f"{self.where} {name}: {message}" if self.where else message)
+
+    @contextlib.contextmanager
+    def wording(self) -> Iterator[None]:
+        """Re-word the errors of the block: an input error in the user's words, any error prefixed by ``where``."""
+        try:
+            yield
+        except InputError as err:
+            raise self.about(err.field, err.message) from None
+        except ExportError as err:
+            if not self.where:
+                raise
+            raise ExportError(f"{self.where}: {err}") from None
+
+
+PYTHON = Words()
+
+
+def kwargs_from_json(text: str | None) -> dict[str, Any]:
+    """A Flax module's constructor arguments written as a JSON object (command line, manifest string)."""
+    if not text:
+        return {}
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError("flax_kwargs", f"not valid JSON ({err})") from None
+    if not isinstance(kwargs, dict):
+        raise InputError("flax_kwargs", "expected a JSON object of constructor arguments")
+    return kwargs
+
+
+@dataclass
+class ModelSpec:
+    """One model and its chain: a Keras file, a Flax module, or a transformer file on its own.
+
+    ``name`` is the C symbol (None: made from the model's name). ``import_from`` is the folder
+    a Flax module named ``package.module:Class`` is imported from (a manifest's folder).
+    """
+
+    name: str | None = None
+    model: Path | None = None
+    flax: str | None = None
+    flax_kwargs: dict[str, Any] = field(default_factory=dict)
+    params: Path | None = None
+    n_inputs: int | None = None
+    preprocess: list[Path] = field(default_factory=list)
+    log_columns: list[int] = field(default_factory=list)
+    target_transform: Path | None = None
+    output_activation: str | None = None
+    noise: int = 0
+    math: str | None = None
+    dtype: str = "float"
+    dispatch: str = DEFAULT_DISPATCH
+    import_from: Path | None = None
+    words: Words = field(default=PYTHON, repr=False, compare=False)
+
+    @property
+    def title(self) -> str:
+        """What the user gave as the model: its file, or the Flax class."""
+        return str(self.model) if self.model is not None else str(self.flax)
+
+    @property
+    def stem(self) -> str:
+        """The default name of the output files."""
+        return Path(self.model).stem if self.model is not None else self.name or str(self.flax).rpartition(":")[2]
+
+    @property
+    def is_transformer(self) -> bool:
+        return self.model is not None and Path(self.model).suffix in SUFFIXES
+
+    def files(self) -> list[Path]:
+        """The files this model is made from (a build system's dependencies)."""
+        return [Path(p) for p in (self.model, self.params, *self.preprocess, self.target_transform) if p is not None]
+
+    def check(self) -> None:
+        """The rules between fields, checked before any file is read."""
+        w = self.words
+        if (self.model is None) == (self.flax is None):
+            one_of = f"{w('model')} (a model file) or {w('flax')} (a Flax module)"
+            raise w.rule("model", f"give exactly one of {one_of}, not both")
+        if self.flax is None and (self.flax_kwargs or self.params or self.n_inputs is not None):
+            flax_only = f"{w('flax_kwargs')}, {w('params')} and {w('n_inputs')}"
+            raise w.rule("params", f"{flax_only} go with {w('flax')}")
+        if self.flax is not None and (self.params is None or self.n_inputs is None):
+            raise w.rule("flax", f"{w('flax')} needs {w('params')} and {w('n_inputs')}")
+        if self.noise and (self.flax is not None or self.is_transformer):
+            raise w.rule("noise", f"{w('noise')} goes with a Keras generator model")
+        if self.is_transformer and (self.target_transform or self.output_activation):
+            what = f"{w('target_transform')} and {w('output_activation')}"
+            raise w.rule("model", f"{self.model}: {what} need a network")
+
+    def build(self) -> Export:
+        """Load the model and its steps, make the IR and render the C (the pipeline's first step)."""
+        from exporter.api import export_chain, export_flax
+
+        self.check()
+        chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "math": self.math}
+        chain.update(dtype=self.dtype, dispatch=self.dispatch)
+        with self.words.wording():
+            if self.is_transformer:
+                return export_chain(preprocess=[self.model, *self.preprocess], **chain)
+            chain.update(
+                preprocess=self.preprocess,
+                target_transform=self.target_transform,
+                output_activation=self.output_activation,
+            )
+            if self.flax is None:
+                return export_chain(self.model, noise=self.noise, **chain)
+            from exporter.frontends.flax import load_linen
+
+            assert self.params is not None and self.n_inputs is not None  # check() made sure
+            with _importable(self.import_from or Path.cwd()):
+                module, params = load_linen(self.flax, self.flax_kwargs, self.params, self.n_inputs)
+            return export_flax(module, params, n_inputs=self.n_inputs, **chain)
+
+    # the pipeline's view (exporter.pipeline.Exportable): one model, one rendering
+    def exports(self, progress: Progress) -> list[Export]:
+        return [self.build()]
+
+    def combine(self, parts: list[CSource]) -> CSource:
+        (source,) = parts
+        return source
+
+    def rows_title(self, exports: list[Export]) -> str:
+        return exports[0].symbol
+
+
+@contextlib.contextmanager
+def _importable(folder: Path) -> Iterator[None]:
+    """``folder`` on ``sys.path`` while a Flax module is imported by name ("importable from here")."""
+    entry = str(folder.resolve())
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        sys.path.remove(entry)

@@ -1,0 +1,86 @@
+"""The text a run prints on stdout: what was written, each symbol's shape, parity (and trace), timings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from exporter.version import __version__
+
+if TYPE_CHECKING:
+    from exporter.pipeline import Result
+
+
+def summary(result: Result) -> str:
+    """One model in detail (its steps, the parity table, the trace); a set of models one symbol at a time."""
+    lines = model_summary(result) if _one_model(result) else set_summary(result)
+    return "\n".join(lines) + "\n"
+
+
+def _one_model(result: Result) -> bool:
+    from exporter.spec import ModelSpec
+
+    return isinstance(result.spec, ModelSpec)
+
+
+def _indent(text: str, by: str) -> str:
+    return by + text.replace("\n", "\n" + by)
+
+
+def _written(result: Result) -> str:
+    o = result.outputs
+    files = [str(o.c), str(o.c.with_suffix(".h"))]
+    if not _one_model(result):
+        files.append(str(o.c.with_suffix(".ref.txt")))
+    return f"lamarr-export {__version__}: {result.spec.title} -> {', '.join(files + ([str(o.so)] if o.so else []))}"
+
+
+def model_summary(result: Result) -> list[str]:
+    ex = result.exports[0]
+    chain, source = ex.chain, ex.source
+    report = result.reports.get(ex.symbol)
+    steps = [op for stage, _ in chain.stages for op in stage.ops]
+    noise = f" + {chain.n_noise} noise" if chain.n_noise else ""
+    lines = [
+        _written(result),
+        f"  symbol {ex.symbol}: {chain.n_inputs} inputs{noise} -> {chain.n_outputs} outputs, "
+        f"{len(steps)} steps, {chain.n_params:,} parameters, C source {len(source.c) / 1024:.1f} KiB, "
+        f"stack {source.stack_bytes:,} B per call",
+    ]
+    if len(source.functions) > 1:
+        lines.append(f"  functions: {', '.join(source.functions)}")
+    lines += [f"    {op.name}: {op.describe()}" for op in steps]
+    if report is None:
+        lines.append("  parity: not checked (--no-check)")
+    else:
+        lines.append(f"  parity: {report.verdict()} [{ex.framework_version or ex.framework}]")
+        lines.append(_indent(report.table(), "    "))
+        if not report.passed:
+            lines.append(f"    worst input row: [{', '.join(f'{v:.6g}' for v in report.worst_input)}]")
+    if result.trace is not None:
+        lines += [f"  trace: {result.trace.verdict()}", _indent(result.trace.table(), "    ")]
+    elif result.trace_error:
+        lines.append(f"  trace: could not run ({result.trace_error})")
+    folder = result.outputs.report
+    if folder is not None:
+        lines.append(f"  report: {folder / 'report.html'}, {folder / 'report.json'}")
+    lines.append("  time: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
+    return lines
+
+
+def set_summary(result: Result) -> list[str]:
+    lines = [_written(result)]
+    for ex in result.exports:
+        chain = ex.chain
+        noise = f" + {chain.n_noise} noise" if chain.n_noise else ""
+        lines.append(
+            f"  symbol {ex.symbol}: {chain.n_inputs} inputs{noise} -> {chain.n_outputs} outputs, "
+            f"{chain.n_params:,} parameters; functions: {', '.join(ex.source.functions)}"
+        )
+        report = result.reports.get(ex.symbol)
+        if report is None:
+            lines.append("    parity: not checked (--no-check)")
+        else:
+            lines.append(f"    parity: {report.verdict()}")
+            if not report.passed:
+                lines.append(_indent(report.table(), "      "))
+    return lines
