@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cbench import FLAG_SETS, time_c
+from cbench import time_c
 
 
 @dataclass
@@ -58,7 +58,9 @@ def python_timings(
     return per_row, batch
 
 
-def scikinc(model: Any, name: str, workdir: Path, rows: int, repeats: int) -> list[Result]:
+def scikinc(
+    model: Any, name: str, workdir: Path, rows: int, repeats: int, flag_sets: dict[str, list[str]]
+) -> list[Result]:
     """scikinC's C++ for a Sequential model, built with g++ at each flag set (it has no batch call)."""
     import scikinC
 
@@ -66,7 +68,7 @@ def scikinc(model: Any, name: str, workdir: Path, rows: int, repeats: int) -> li
     source.write_text(scikinC.convert({"scikinc_model": model}))
     n_in, n_out = model.inputs[0].shape[-1], model.outputs[0].shape[-1]
     results = []
-    for label, flags in FLAG_SETS.items():
+    for label, flags in flag_sets.items():
         timing = time_c(source, "scikinc_model", n_in, n_out, flags, batch=False, rows=rows, repeats=repeats)
         results.append(Result(f"scikinC {scikinc_version()} {label.replace('-std=c99', 'g++')}", name, timing.row_ns))
     return results

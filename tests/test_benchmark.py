@@ -17,7 +17,7 @@ def test_benchmark_quick_runs_and_reports():
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--rows", "50", "--repeats", "1"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1200,  # minutes on a 2-core machine shared with other test runs
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -30,7 +30,6 @@ def test_benchmark_quick_runs_and_reports():
         "compute limit of this core",
         "verdict (Lamarr's build line runs",
         "  per row: ",
-        "-parameter model: export",
     ):
         assert line in out, out
     for peer in ("scikinC", "keras2c", "ONNX Runtime"):
