@@ -215,7 +215,7 @@ def _report(result: Result, checks: Checks, compiled: CompiledModel | None, prog
     result.document = export_document(
         model=result.spec.title,
         ex=ex,
-        inspection=inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes),
+        inspection=inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes, ex.dtype),
         report=report,
         samples=checks.samples,
         user_rows=0 if checks.user_rows is None else len(checks.user_rows),

@@ -198,8 +198,3 @@ def walk_keras(model: Any, source: str, noise: int = 0) -> Walked:
     outputs = walker.walk(model, feeds)
     joined = feeds[0] if r is not None and len(feeds) == 1 else None
     return Walked(b, x, outputs[0], walker.origins, r, joined)
-
-
-def keras_to_ir(model: Any, source: str) -> Graph:
-    """The IR of a loaded Keras model; raises ``UnsupportedModelError`` listing every problem."""
-    return walk_keras(model, source).graph()
