@@ -242,7 +242,7 @@ def inspect_keras(model: Any, name: str | None = None, progress: Progress | None
     source = frontend.source_name(model)
     if isinstance(model, (str, os.PathLike)):
         layers = frontend.stored_layers(frontend.read_stored_config(model))
-        if any(layer.problem for layer in layers):
+        if frontend.refused_from_config(layers):
             return inspect_stored(source, symbol, layers)
         with progress.step("load", "loading the model with Keras"):
             model = frontend.load_keras_file(model)

@@ -4470,7 +4470,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                flax_tracking_dnn_buf0[b * 32 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf0[b * 32 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -4494,7 +4494,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                flax_tracking_dnn_buf1[b * 32 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf1[b * 32 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -4518,7 +4518,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                flax_tracking_dnn_buf0[b * 32 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf0[b * 32 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -4567,7 +4567,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
             }
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -4592,7 +4592,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
             }
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                flax_tracking_dnn_buf1[r * 128 + b * 16 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf1[r * 128 + b * 16 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -4617,7 +4617,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
             }
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -4686,7 +4686,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                flax_tracking_dnn_buf0[b * 64 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf0[b * 64 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -4718,7 +4718,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                flax_tracking_dnn_buf1[b * 64 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf1[b * 64 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -4750,7 +4750,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                flax_tracking_dnn_buf0[b * 64 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf0[b * 64 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -4809,7 +4809,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -4844,7 +4844,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                flax_tracking_dnn_buf1[r * 128 + b * 16 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf1[r * 128 + b * 16 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -4879,7 +4879,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf0[r * 128 + b * 16 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -4969,7 +4969,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
             }
             for (int j = 0; j < 128; ++j) {
                 const float x = acc[j];
-                flax_tracking_dnn_buf0[j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf0[j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -5017,7 +5017,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
             }
             for (int j = 0; j < 128; ++j) {
                 const float x = acc[j];
-                flax_tracking_dnn_buf1[j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf1[j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -5065,7 +5065,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
             }
             for (int j = 0; j < 128; ++j) {
                 const float x = acc[j];
-                flax_tracking_dnn_buf0[j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf0[j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -5172,7 +5172,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
                 const float x = acc[r][j];
-                flax_tracking_dnn_buf0[r * 128 + b * 64 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf0[r * 128 + b * 64 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -5255,7 +5255,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
                 const float x = acc[r][j];
-                flax_tracking_dnn_buf1[r * 128 + b * 64 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf1[r * 128 + b * 64 + j] = flax_tracking_max(0.0f, x);
             }
 
         }
@@ -5338,7 +5338,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows4(fl
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
                 const float x = acc[r][j];
-                flax_tracking_dnn_buf0[r * 128 + b * 64 + j] = flax_tracking_max(x, 0.0f);
+                flax_tracking_dnn_buf0[r * 128 + b * 64 + j] = flax_tracking_max(0.0f, x);
             }
 
         }

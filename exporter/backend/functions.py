@@ -151,7 +151,8 @@ class NetworkFunction(ExportedFunction):
 
     variants: list[VariantCode] = field(default_factory=list)  # baseline first
     copy_from: str | None = None  # the scratch array to copy into `output` at the end
-    ignores_noise: bool = False  # takes `random` but no op reads it (strict warnings need it cast away)
+    unread: list[str] = field(default_factory=list)  # arguments no op reads (`input` of a generator that
+    # ignores its conditions, `random` of one that ignores its noise): cast away for the strict warnings
 
     @property
     def blocks(self) -> list[RowBlock]:
@@ -226,7 +227,8 @@ def _network(graph: Graph, name: str, m: Target) -> NetworkFunction:
         )
         for v in m.variants
     ]
-    unread_noise = bool(graph.noise) and not any(graph.noise in op.inputs for op in graph.ops)
+    read = {graph.output, *(v for op in graph.ops for v in op.inputs)}
+    unread = [arg for value, arg in ((graph.input, INPUT), (graph.noise, RANDOM)) if value and value not in read]
     return NetworkFunction(
         name,
         graph.n_inputs,
@@ -237,7 +239,7 @@ def _network(graph: Graph, name: str, m: Target) -> NetworkFunction:
         n_noise=graph.n_noise,
         variants=variants,
         copy_from=plan.copy_from,
-        ignores_noise=unread_noise,
+        unread=unread,
     )
 
 
