@@ -203,7 +203,8 @@ def test_verdict_filled_in_equals_a_fresh_rendering():
 
     ex = export_chain(ROOT / "examples/efficiency.keras", preprocess=[ROOT / "examples/efficiency_tX.pkl"])
     verdict = "passed against Keras on 12 rows, |c - ref| <= 1e-05 [a */ b /* c]"
-    filled, fresh = with_parity(ex.source, verdict), render(ex.chain, ex.symbol, verdict, ex.math, ex.dtype)
+    filled = with_parity(ex.source, verdict)
+    fresh = render(ex.chain, ex.symbol, verdict, ex.math, ex.dtype, ex.dispatch)
     assert (filled.c, filled.h) == (fresh.c, fresh.h) != (ex.source.c, ex.source.h)
     with pytest.raises(ValueError, match="no unchecked parity line"):
         with_parity(filled, verdict)

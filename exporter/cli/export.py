@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.backend.naming import symbol_from_stem
 from exporter.cli.parser import CLI_WORDS, EXIT_OK, EXIT_PARITY
 from exporter.errors import ExportError
@@ -33,6 +34,7 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
             noise=args.noise,
             math=getattr(args, "math", None),  # inspect has no --math or --dtype: the defaults
             dtype=getattr(args, "dtype", "float"),
+            dispatch=getattr(args, "dispatch", DEFAULT_DISPATCH),
             words=CLI_WORDS,
         )
         spec.check()
