@@ -142,7 +142,7 @@ def test_h5_residual_generator_cli_and_manifest(capsys, tf, tmp_path):
 
 @pytest.mark.parametrize(
     ("folder", "keys", "shape"),
-    [("generator", {"noise": 8}, "4 inputs + 8 noise -> 3 outputs"), ("classifier", {}, "5 inputs -> 1 outputs")],
+    [("generator", {"noise": 8}, "4 inputs + 8 noise -> 3 outputs"), ("classifier", {}, "5 inputs -> 1 output,")],
 )
 def test_saved_model_folder_cli_and_manifest(capsys, tmp_path, folder, keys, shape):
     path = tmp_path / folder

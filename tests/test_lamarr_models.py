@@ -68,7 +68,7 @@ def is_muon_files(keras, tmp_path):
 def test_unfitted_identity_target_transform(capsys, tmp_path, is_muon_files):
     model, tx, ty = is_muon_files
     out = export_through_cli_and_manifest(capsys, tmp_path, model, preprocess=[tx], target_transform=ty)
-    assert "4 inputs -> 1 outputs" in out
+    assert "4 inputs -> 1 output," in out
     ex = export_chain(model, preprocess=[tx], target_transform=ty)
     assert ex.chain.post is not None and ex.chain.post.n_inputs == 1 and not ex.chain.post.ops
 
