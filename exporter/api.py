@@ -280,7 +280,7 @@ def export_chain(
 
     frameworks = [net_loaded.framework] if net_loaded else []
     versions = [f"{net_loaded.framework} {net_loaded.framework_version}"] if net_loaded else []
-    if pre_transformers or target is not None:
+    if (pre_transformers or target is not None) and "scikit-learn" not in frameworks:
         import sklearn
 
         frameworks.append("scikit-learn")
@@ -293,6 +293,11 @@ def export_chain(
 def _load_network(model: Any, noise: int = 0) -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model
+    from exporter.frontends.sklearn.safe_load import SUFFIXES
+    from exporter.frontends.sklearn.trees import is_tree_model, load_trees
+
+    if is_tree_model(model) or (isinstance(model, (str, os.PathLike)) and Path(model).suffix in SUFFIXES):
+        return load_trees(model)  # a tree model is the network of its chain
     from exporter.frontends.keras import load_keras
 
     return load_keras(model, noise)

@@ -26,6 +26,7 @@ from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Graph,
 from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnStage, Select
 from exporter.ir.graph import arrays_of
+from exporter.ir.trees import TreeEnsemble
 
 if TYPE_CHECKING:
     from exporter.frontends.builder import Refusal
@@ -181,6 +182,8 @@ def op_flops(op: Op, in_widths: list[int]) -> int:
         return (len(in_widths) - 1 + (op.kind == "average")) * op.width
     if isinstance(op, Concatenate):
         return 0
+    if isinstance(op, TreeEnsemble):
+        return op.flops()
     return op.width * max(1, len(in_widths))  # an op this module does not know yet: one per element and input
 
 

@@ -117,7 +117,10 @@ class ModelSpec:
 
     @property
     def is_transformer(self) -> bool:
-        return self.model is not None and Path(self.model).suffix in SUFFIXES
+        """A scikit-learn file holding a transformer (one holding a tree model is a network)."""
+        from exporter.frontends.sklearn.trees import holds_tree_model
+
+        return self.model is not None and Path(self.model).suffix in SUFFIXES and not holds_tree_model(self.model)
 
     def files(self) -> list[Path]:
         """The files this model is made from (a build system's dependencies)."""

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import jinja2
 
 from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, plan_buffers
-from exporter.backend.literals import c_array, c_comment, c_double, c_doubles, c_float
+from exporter.backend.literals import c_array, c_bounds, c_comment, c_double, c_doubles, c_float, c_ints
 from exporter.backend.mathlib import ACCURACY, DEFAULT_MATH, check_math, check_real, helpers_used
 from exporter.ir import Dense, Graph, Op
 from exporter.ir.chain import Chain
@@ -184,6 +184,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters.update(c_float=c_float, c_array=c_array, c_comment=c_comment, c_double=c_double, c_doubles=c_doubles)
+    env.filters.update(c_bounds=c_bounds, c_ints=c_ints)
     env.globals.update(fail=_fail, inf=math.inf)
     return env
 

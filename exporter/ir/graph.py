@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from exporter.ir.ops import Broadcast, Concatenate, Dense, Op, Reduce
+from exporter.ir.trees import TreeEnsemble
 
 
 @dataclass
@@ -73,6 +74,8 @@ def _output_width(op: Op, in_widths: list[int]) -> int:
         return 1
     if isinstance(op, Broadcast):
         return op.width if in_widths == [1] else -1
+    if isinstance(op, TreeEnsemble):  # reads any feature of its row, gives its link's outputs
+        return op.width if in_widths[0] > int(op.feature.max(initial=-1)) else -1
     return in_widths[0] if len(set(in_widths)) == 1 else -1
 
 

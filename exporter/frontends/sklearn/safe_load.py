@@ -15,6 +15,7 @@ from typing import Any
 from unittest import mock
 
 from exporter.errors import ExportError
+from exporter.frontends.sklearn.trees import LOADABLE as TREE_INTERNALS
 from exporter.ir.columns import FUNCTIONS
 
 _SKLEARN = {
@@ -45,7 +46,8 @@ _NUMPY = {
     "builtins": {"slice"},
     "joblib.numpy_pickle": {"NumpyArrayWrapper"},
 }
-ALLOWED = {module: _SKLEARN.get(module, set()) | _NUMPY.get(module, set()) for module in {*_SKLEARN, *_NUMPY}}
+_PARTS = (_SKLEARN, _NUMPY, TREE_INTERNALS)
+ALLOWED = {module: set().union(*(part.get(module, set()) for part in _PARTS)) for part in _PARTS for module in part}
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 SUFFIXES = (*PICKLE_SUFFIXES, ".skops")
 
