@@ -115,8 +115,7 @@ class TreeEnsemble(Op):
         link = "" if self.link == "identity" else f", {self.link}"
         mean = f", mean of {self.n_trees}" if self.divisor != 1.0 else ""
         return (
-            f"{self.n_trees:,} trees, {self.n_nodes:,} nodes ({self.n_leaves:,} leaves), "
-            f"depth {self.depth}{mean}{link}"
+            f"{self.n_trees:,} trees, {self.n_nodes:,} nodes ({self.n_leaves:,} leaves), depth {self.depth}{mean}{link}"
         )
 
     def flops(self) -> int:

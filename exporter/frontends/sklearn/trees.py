@@ -155,7 +155,7 @@ def _classifier_link(est: Any, ensemble: _Ensemble) -> _Ensemble:
 
 def _gradient_boosting(est: Any) -> _Ensemble:
     init = est.init_
-    if not (isinstance(init, str) and init == "zero") and type(init).__name__ not in ("DummyClassifier", "DummyRegressor"):
+    if not isinstance(init, str) and type(init).__name__ not in ("DummyClassifier", "DummyRegressor"):
         raise Refused(f"init estimator {type(init).__name__}: only the default (a prior) or 'zero' is supported")
     baseline = est._raw_predict_init(np.zeros((1, est.n_features_in_), dtype=np.float32))[0]
     rate = float(est.learning_rate)
@@ -315,7 +315,7 @@ def load_trees(model: Any) -> LoadedModel:
     if isinstance(model, (str, os.PathLike)):
         source, est = Path(model).name, load_model_file(model)
         if not is_tree_model(est):
-            families = ", ".join(sorted({name.removesuffix("Classifier").removesuffix("Regressor") for name in FAMILIES}))
+            families = ", ".join(sorted({n.removesuffix("Classifier").removesuffix("Regressor") for n in FAMILIES}))
             raise ExportError(
                 f"{model}: holds a {type(est).__name__}, not a tree model ({families}); "
                 "give a transformer as preprocessing or a target transform"
