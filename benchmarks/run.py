@@ -6,7 +6,8 @@ Builds the reference models (benchmarks/models.py), exports them with lamarr-exp
 measures per-row latency (one call per row, as Lamarr calls it) and batch throughput:
 our C at Lamarr's flags (-O3 -std=c99), -O2 and -march=native (and --math libm, --dtype double),
 timed by a C driver; scikinC's
-C++ (Sequential twin, the only form it reads); keras2c's C; ONNX Runtime via tf2onnx; Keras
+C++ (Sequential twin, the only form it reads); keras2c's C; for tree models (benchmarks/trees.py)
+m2cgen's C, scikinC's C++ and scikit-learn's predict_proba; ONNX Runtime via tf2onnx; Keras
 predict and model(x); numpy. Every figure is the median of repeated passes after a warm-up,
 with its ratio to ours at Lamarr's flags on the same model. It also prints the FLOPs per row,
 the compute limit measured on this core (benchmarks/peak.c), a verdict against the goals of
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the exporter,
 from cbench import FLAG_SETS, LAMARR, compile_object, peak_gflops, time_c  # noqa: E402
 from models import build, flops_per_row  # noqa: E402
 from peers import Result, keras2c, keras_peers, numpy_peer, onnxruntime_peer, scikinc  # noqa: E402
+from trees import tree_results  # noqa: E402
 
 from exporter import export_keras  # noqa: E402
 from exporter.parity import make_inputs  # noqa: E402
@@ -155,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             results += attempt("ONNX Runtime (tf2onnx)", name, onnxruntime_peer, model, name, workdir, inputs, repeats)
             results += attempt("Keras", name, keras_peers, model, name, workdir, inputs, repeats)
             results += attempt("numpy", name, numpy_peer, graph, name, inputs, repeats)
+        results += tree_results(attempt, workdir, args.quick, rows, repeats)
         print(table(results))
 
         flops = flops_per_row(models["residual"][1])

@@ -31,8 +31,10 @@ def test_benchmark_quick_runs_and_reports():
         "compute limit of this core",
         "per row at Lamarr's flags:",
         "-parameter model: export",
+        "lamarr-export --math fast -O3 -std=c99 (Lamarr)                  bdt",
+        "lamarr-export --math fast -O3 -std=c99 (Lamarr)                  forest",
     ):
         assert line in out, out
-    for peer in ("scikinC", "keras2c", "ONNX Runtime", "Keras"):
+    for peer in ("scikinC", "keras2c", "ONNX Runtime", "Keras", "m2cgen", "scikit-learn"):
         assert peer in out, out  # measured, or "unavailable: <reason>"
     assert "Traceback" not in result.stderr

@@ -38,6 +38,26 @@ _LOSSES = (
     "HalfGammaLoss",
 )
 LOADABLE = {
+    "sklearn.tree._classes": {
+        "DecisionTreeClassifier",
+        "DecisionTreeRegressor",
+        "ExtraTreeClassifier",
+        "ExtraTreeRegressor",
+    },
+    "sklearn.ensemble._forest": {
+        "RandomForestClassifier",
+        "RandomForestRegressor",
+        "ExtraTreesClassifier",
+        "ExtraTreesRegressor",
+    },
+    "sklearn.ensemble._gb": {"GradientBoostingClassifier", "GradientBoostingRegressor"},
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting": {
+        "HistGradientBoostingClassifier",
+        "HistGradientBoostingRegressor",
+    },
+    "sklearn.ensemble._hist_gradient_boosting.binning": {"_BinMapper"},
+    "sklearn.dummy": {"DummyClassifier", "DummyRegressor"},  # GradientBoosting's default init estimator
+    "sklearn.preprocessing._label": {"LabelEncoder"},  # a classifier's labels
     "sklearn.tree._tree": {"Tree"},
     "sklearn.ensemble._hist_gradient_boosting.predictor": {"TreePredictor"},
     "sklearn._loss.loss": set(_LOSSES),
