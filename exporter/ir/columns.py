@@ -255,3 +255,35 @@ class ColumnStage:
 
     def inverse(self) -> ColumnStage:
         return ColumnStage(self.n_outputs, [inv for op in reversed(self.ops) for inv in op.inverse()])
+
+
+@dataclass
+class Polynomial(ColumnOp):
+    """PolynomialFeatures: the row becomes its monomials, each made as scikit-learn makes it.
+
+    Column ``c`` of the full expansion is ``1`` (``source[c] == -2``), input ``feature[c]``
+    (``source[c] == -1``), or full column ``source[c]`` times input ``feature[c]``: one product
+    per column, in scikit-learn's order, so the doubles are the same. ``keep`` picks the output
+    columns from the full expansion (a minimum degree drops the low ones). Forward only.
+    """
+
+    source: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    feature: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    keep: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    template: ClassVar[str] = "polynomial"
+
+    def __post_init__(self) -> None:
+        self.source = np.ascontiguousarray(self.source, dtype=np.int32).reshape(-1)
+        self.feature = np.ascontiguousarray(self.feature, dtype=np.int32).reshape(-1)
+        self.keep = np.ascontiguousarray(self.keep, dtype=np.int32).reshape(-1)
+        if self.source.size != self.feature.size or np.any(self.source >= np.arange(self.source.size)):
+            raise ValueError("every product must use an earlier column")
+
+    def out_width(self, width: int) -> int:
+        return int(self.keep.size)
+
+    def inverse(self) -> list[ColumnOp]:
+        raise NotInvertible(f"{self.name}: PolynomialFeatures has no inverse (it is a forward-only step)")
+
+    def describe(self) -> str:
+        return f"PolynomialFeatures {len(self.columns)} -> {self.keep.size} columns"

@@ -16,7 +16,18 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import Problem, UnsupportedModelError
-from exporter.ir.columns import FUNCTIONS, ColumnOp, ColumnStage, Function, MulAdd, Power, Quantile, Select, Standardize
+from exporter.ir.columns import (
+    FUNCTIONS,
+    ColumnOp,
+    ColumnStage,
+    Function,
+    MulAdd,
+    Polynomial,
+    Power,
+    Quantile,
+    Select,
+    Standardize,
+)
 
 Mapping = Callable[[Any, int, str, list[Problem]], list[ColumnOp]]
 TRANSFORMERS: dict[str, Mapping] = {}
@@ -126,6 +137,48 @@ def function_transformer(est: Any, n: int, path: str, problems: list[Problem]) -
     return [Function(path, _all(n), kind, inverse)]
 
 
+def polynomial_columns(
+    n: int, degrees: tuple[int, int], interaction_only: bool, include_bias: bool, n_out: int
+) -> tuple[list[int], list[int], list[int]]:
+    """(source, feature, keep) of ``Polynomial``: scikit-learn's dense expansion, one product per column.
+
+    Each degree's columns are the previous degree's columns from feature ``f``'s first term on
+    (past it with ``interaction_only``) times feature ``f``, for f = 0, 1, ...; a minimum degree
+    then keeps the last ``n_out`` columns (and the bias).
+    """
+    low, high = degrees
+    source, feature = ([-2], [0]) if include_bias else ([], [])
+    if high > 0:
+        first = len(source)
+        source += [-1] * n
+        feature += list(range(n))
+        index = [*range(first, first + n), first + n]
+        for _ in range(2, high + 1):
+            current, end, next_index = len(source), index[-1], []
+            for f in range(n):
+                next_index.append(current)
+                start = index[f + 1] if interaction_only else index[f]
+                if end <= start:
+                    break
+                source += list(range(start, end))
+                feature += [f] * (end - start)
+                current = len(source)
+            index = [*next_index, current]
+    full = len(source)
+    keep = list(range(full)) if low <= 1 else [0] * include_bias + list(range(full - n_out + include_bias, full))
+    return source, feature, keep
+
+
+@handles("PolynomialFeatures")
+def polynomial_features(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    _fitted(est, "n_output_features_", "_max_degree", "_min_degree")
+    degrees = (int(est._min_degree), int(est._max_degree))
+    recipe = polynomial_columns(n, degrees, bool(est.interaction_only), bool(est.include_bias), est.n_output_features_)
+    if len(recipe[2]) != est.n_output_features_:
+        raise Refused(f"expected {est.n_output_features_} output columns, the expansion gives {len(recipe[2])}")
+    return [Polynomial(path, _all(n), *recipe)]
+
+
 @handles("Pipeline")
 def pipeline(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     ops: list[ColumnOp] = []
@@ -169,8 +222,11 @@ def column_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> 
         layout += indices
         if trans != "passthrough":
             sub = convert(trans, len(indices), f"{path} / {name}", problems)
-            if any(isinstance(op, Select) for op in sub):
-                reason = "a ColumnTransformer nested in a ColumnTransformer is not supported"
+            if any(isinstance(op, Select) for op in sub) or ColumnStage(len(indices), sub).n_outputs != len(indices):
+                reason = (
+                    "a step that changes the number of columns (a ColumnTransformer, PolynomialFeatures) "
+                    "is not supported inside a ColumnTransformer"
+                )
                 problems.append(Problem(f"{path} / {name}", type(trans).__name__, reason, "step"))
                 continue
             blocks.append((offset, sub))
