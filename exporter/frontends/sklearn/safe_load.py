@@ -15,6 +15,7 @@ from typing import Any
 from unittest import mock
 
 from exporter.errors import ExportError
+from exporter.frontends.sklearn.scikinc import stand_in
 from exporter.frontends.sklearn.trees import LOADABLE as TREE_INTERNALS
 from exporter.ir.columns import FUNCTIONS
 
@@ -66,6 +67,9 @@ class _Refusing:
             found = super().find_class(module, name)  # type: ignore[misc]
             if isinstance(found, type) and issubclass(found, BaseEstimator):
                 return found
+        known = stand_in(module, name)  # scikinC's own classes, read by name: their module is never imported
+        if known is not None:
+            return known
         raise ExportError(
             f"{self.path}: refusing to load {module}.{name}: only scikit-learn transformers the exporter "
             "supports (and the numpy types they hold) may be unpickled"

@@ -20,6 +20,7 @@ from exporter.ir.columns import (
     FUNCTIONS,
     ColumnOp,
     ColumnStage,
+    FixedBin,
     Function,
     MulAdd,
     Polynomial,
@@ -103,6 +104,37 @@ def quantile_transformer(est: Any, n: int, path: str, problems: list[Problem]) -
     _fitted(est, "quantiles_", "references_")
     _finite(est.quantiles_)
     return [Quantile(path, _all(n), est.quantiles_, est.references_, est.output_distribution == "normal")]
+
+
+def _grid(interpolators: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lo, hi, values) of FastQuantileLayer's per-column interpolators (FixedBinInterpolator)."""
+    if any(not hasattr(t, a) for t in interpolators for a in ("x_min", "x_max", "y_values")):
+        raise Refused("an interpolator has no x_min, x_max or y_values")
+    values = [np.asarray(t.y_values, dtype=np.float32).reshape(-1) for t in interpolators]
+    if len({v.size for v in values}) != 1:
+        raise Refused("the columns' grids have different lengths")
+    _finite(values, [t.x_min for t in interpolators], [t.x_max for t in interpolators])
+    return np.array([t.x_min for t in interpolators]), np.array([t.x_max for t in interpolators]), np.stack(values)
+
+
+def fast_quantile_layer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    """scikinC's FastQuantileLayer (fastquantilelayer package), read by name and attributes."""
+    _fitted(est, "fwdTransforms_", "bwdTransforms_")
+    if getattr(est, "decorrelate", False):
+        raise Refused("decorrelate=True (a linear decorrelation after the quantiles) is not supported")
+    forward, backward = _grid(est.fwdTransforms_), _grid(est.bwdTransforms_)
+    if getattr(est, "default_to_inverse", False):
+        forward, backward = backward, forward
+    if forward[2].shape[0] != n or backward[2].shape[0] != n:
+        raise Refused(f"{forward[2].shape[0]} interpolators for {n} columns")
+    return [FixedBin(path, _all(n), *forward, back=backward)]
+
+
+# scikinC's own classes, recognised by class name in any module (their packages are never imported)
+BY_NAME: dict[str, Mapping] = {
+    "WeightedQuantileTransformer": quantile_transformer,
+    "FastQuantileLayer": fast_quantile_layer,
+}
 
 
 @handles("PowerTransformer")
@@ -239,7 +271,7 @@ def column_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> 
 def convert(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     """Column ops of one (possibly composite) transformer taking ``n`` columns; problems are collected."""
     cls = type(est).__name__
-    mapping = TRANSFORMERS.get(cls) if type(est).__module__.startswith("sklearn.") else None
+    mapping = TRANSFORMERS.get(cls) if type(est).__module__.startswith("sklearn.") else BY_NAME.get(cls)
     if mapping is None:
         problems.append(Problem(path, cls, "this transformer is not supported", "step"))
         return []
