@@ -20,7 +20,7 @@ from sklearn.preprocessing import QuantileTransformer
 from exporter.api import export_chain, export_transformer
 from exporter.errors import ExportError
 
-from helpers import strict_compile
+from helpers import ROOT, strict_compile
 
 
 class WeightedQuantileTransformer(QuantileTransformer):
@@ -162,3 +162,10 @@ def test_refusals_name_the_class(tmp_path, keras):
     wqt = WeightedQuantileTransformer(n_quantiles=10)
     with pytest.raises(ExportError, match=r"WeightedQuantileTransformer.*not fitted"):
         export_transformer(_pickled_elsewhere(wqt, tmp_path / "wqt.pkl"))
+
+
+def test_docs_table_lists_scikinc_registry_row_by_row():
+    """docs/scikinc.md compares with every converter scikinC registers, and only those."""
+    text = (ROOT / "docs" / "scikinc.md").read_text()
+    rows = [line.split("|")[1].strip().strip("`") for line in text.splitlines() if line.startswith("| `")]
+    assert sorted(rows) == sorted(scikinC.get_converters()), rows
