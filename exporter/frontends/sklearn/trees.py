@@ -316,6 +316,8 @@ def _load_cached(path: str, mtime_ns: int, size: int) -> Any:
 
 def load_model_file(path: str | os.PathLike[str]) -> Any:
     """The estimator in a pickle/joblib/skops file, safely loaded (once per file version)."""
+    if not Path(path).is_file():
+        raise ExportError(f"{path}: no such model file")
     stat = Path(path).stat()
     return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
 
