@@ -199,5 +199,5 @@ def test_a_tree_model_refuses_what_needs_a_transformer(capsys, tmp_path):
     (tmp_path / "scaler.pkl").write_bytes(pickle.dumps(StandardScaler().fit(np.ones((3, 2)))))
     with pytest.raises(ExportError, match="holds a StandardScaler, not a tree model"):
         export_chain(tmp_path / "scaler.pkl")
-    with pytest.raises(ExportError, match="none.pkl: no such model file"):
+    with pytest.raises(ExportError, match=r"none\.pkl: no such model file"):
         export_chain(tmp_path / "none.pkl")
