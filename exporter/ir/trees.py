@@ -101,6 +101,11 @@ class TreeEnsemble(Op):
     def n_raw(self) -> int:
         return int(self.baseline.size)
 
+    def refusal(self) -> str | None:
+        """Leaf values and the baseline must be finite; a threshold may be infinite (NaN split from numbers)."""
+        finite = np.all(np.isfinite(self.leaf_values)) and np.all(np.isfinite(self.baseline))
+        return None if finite else "leaf values or the baseline contain NaN or infinity"
+
     @property
     def routes_missing(self) -> bool:
         """Some node sends NaN left: the C must test for it (else NaN fails every ``<=`` and goes right)."""
@@ -118,7 +123,11 @@ class TreeEnsemble(Op):
             f"{self.n_trees:,} trees, {self.n_nodes:,} nodes ({self.n_leaves:,} leaves), depth {self.depth}{mean}{link}"
         )
 
-    def flops(self) -> int:
+    def out_width(self, in_widths: list[int]) -> int:
+        """Its link's outputs, from a row holding every feature a node reads."""
+        return self.width if in_widths[0] > int(self.feature.max(initial=-1)) else -1
+
+    def flops(self, in_widths: list[int]) -> int:
         """Per call: one comparison per level of every tree, one add per leaf value, the link's work."""
         link = {"identity": 0, "exp": 1, "logistic": 4, "softmax": 4 * self.width}[self.link]
         return self.n_trees * (self.depth + self.leaf_width) + link
