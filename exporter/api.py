@@ -26,6 +26,7 @@ from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resol
 from exporter.backend.naming import check_symbol, symbol_from_stem
 from exporter.errors import ExportError, InputError
 from exporter.frontends.loaded import LoadedModel
+from exporter.frontends.sklearn.trust import Trust
 from exporter.ir import Activation, Graph
 from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, with_output_activation
 from exporter.ir.columns import ColumnStage, Function, NotInvertible
@@ -181,11 +182,11 @@ def export_keras(model: Any, name: str | None = None, math: str | None = None, d
     return export_chain(model, name=name, math=math, dtype=dtype)
 
 
-def _transformer(thing: Any) -> tuple[Any, str]:
+def _transformer(thing: Any, trust: Sequence[str] = ()) -> tuple[Any, str]:
     from exporter.frontends.sklearn import load_transformer_file
 
     if isinstance(thing, (str, os.PathLike)):
-        return load_transformer_file(thing), Path(thing).stem
+        return load_transformer_file(thing, tuple(trust)), Path(thing).stem
     return thing, type(thing).__name__
 
 
@@ -207,16 +208,20 @@ def export_chain(
     math: str | None = None,
     dtype: str = "float",
     noise: int = 0,
+    trust: Sequence[str] = (),
 ) -> Export:
     """A Lamarr chain: raw inputs -> log(columns) -> preprocess... -> network -> activation -> inverse target.
 
     ``model`` is a Keras file or model (or None for preprocessing alone); transformers are
-    fitted scikit-learn objects or their .pkl/.joblib/.skops files. A generator (a Keras model with
+    fitted scikit-learn objects or their .pkl/.joblib/.skops files. ``trust`` names your own
+    modules whose classes and functions those files may load (``["lamarr_utils"]``), see
+    docs/custom-preprocessing.md. A generator (a Keras model with
     two inputs, conditions and noise, or ``noise`` > 0 trailing noise entries in its one input)
     gets the caller's noise after the preprocessing: ``SYMBOL(output, input, random)``.
     """
     from exporter.frontends.sklearn import reference as sk
     from exporter.frontends.sklearn import transformer_stage
+    from exporter.frontends.sklearn.transformers import n_columns
 
     math = resolve_math(math, dtype)
     check_real(dtype, check_math(math))
@@ -226,7 +231,8 @@ def export_chain(
         raise InputError("output_activation", f"{output_activation!r}: choose one of {choices}")
     if noise < 0 or (noise and model is None):
         raise InputError("noise", f"{noise}: a generator needs a network and at least one noise entry")
-    pre_transformers = [_transformer(t) for t in preprocess]
+    trust = Trust.of(trust).modules  # checked before any file is read
+    pre_transformers = [_transformer(t, trust) for t in preprocess]
     net_loaded = _load_network(model, noise) if model is not None else None
     if noise and net_loaded is not None and net_loaded.graph.n_noise != noise:
         raise InputError("noise", f"{noise}: only Keras generators take noise ({_name_of(model)} does not)")
@@ -236,7 +242,7 @@ def export_chain(
         net = with_output_activation(net, Activation(output_activation))
 
     n_inputs = (
-        int(getattr(pre_transformers[0][0], "n_features_in_", 0))
+        n_columns(pre_transformers[0][0])
         if pre_transformers
         else (inner_pre.n_inputs if inner_pre else net.n_inputs)
         if net is not None
@@ -249,7 +255,7 @@ def export_chain(
     if inner_pre is not None:
         pre = inner_pre if pre is None else pre.then(inner_pre)
     post = None
-    target = _transformer(target_transform) if target_transform is not None else None
+    target = _transformer(target_transform, trust) if target_transform is not None else None
     if target is not None:
         try:
             post = transformer_stage(*target).inverse()
@@ -319,6 +325,7 @@ def export_flax(
     output_activation: str | None = None,
     math: str | None = None,
     dtype: str = "float",
+    trust: Sequence[str] = (),
 ) -> Export:
     """A Flax model (linen module + params, nnx module, or ``f(params, x)``) and its chain, like ``export_chain``.
 
@@ -338,9 +345,10 @@ def export_flax(
         name=symbol,
         math=math,
         dtype=dtype,
+        trust=trust,
     )
 
 
-def export_transformer(transformer: Any, name: str | None = None) -> Export:
+def export_transformer(transformer: Any, name: str | None = None, trust: Sequence[str] = ()) -> Export:
     """A fitted transformer alone: ``SYMBOL`` (transform) and ``SYMBOL_inverse`` where it has one."""
-    return export_chain(preprocess=[transformer], name=name)
+    return export_chain(preprocess=[transformer], name=name, trust=trust)

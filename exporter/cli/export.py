@@ -32,6 +32,7 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
             noise=args.noise,
             math=getattr(args, "math", None),  # inspect has no --math or --dtype: the defaults
             dtype=getattr(args, "dtype", "float"),
+            trust=args.trust,
             words=CLI_WORDS,
         )
         spec.check()

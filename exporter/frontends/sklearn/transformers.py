@@ -1,9 +1,11 @@
 """Fitted scikit-learn transformers -> IR column stages, one mapping per class.
 
-Every supported transformer works feature by feature, so Pipelines compose column
-ops and a ColumnTransformer is a ``Select`` (its output layout: transformed columns
-in transformer order, then the remainder) followed by each transformer's ops moved
-to its block of output columns. Problems are collected with the step path
+Pipelines compose column ops and a ColumnTransformer is a ``Select`` (its output layout:
+transformed columns in transformer order, then the remainder) followed by each
+transformer's ops moved to its block of output columns. scikit-learn's classes are
+found by name (``handles``); other classes through ``register_transformer`` (by class,
+or by name from any module: Lamarr's ``DecorrTransformer``), which is also the
+extension API for the user's own transformers. Problems are collected with the step path
 (``tX / colcnv / quantile``) so that the user sees all of them at once.
 """
 
@@ -16,10 +18,22 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import Problem, UnsupportedModelError
-from exporter.ir.columns import FUNCTIONS, ColumnOp, ColumnStage, Function, MulAdd, Power, Quantile, Select, Standardize
+from exporter.ir.columns import (
+    FUNCTIONS,
+    ColumnOp,
+    ColumnStage,
+    Function,
+    Mix,
+    MulAdd,
+    Power,
+    Quantile,
+    Select,
+    Standardize,
+)
 
 Mapping = Callable[[Any, int, str, list[Problem]], list[ColumnOp]]
-TRANSFORMERS: dict[str, Mapping] = {}
+TRANSFORMERS: dict[str, Mapping] = {}  # scikit-learn's classes, by name
+REGISTERED: dict[str | type, Mapping] = {}  # register_transformer: a class, or a class name from any module
 
 
 class Refused(Exception):
@@ -33,6 +47,29 @@ def handles(*class_names: str) -> Callable[[Mapping], Mapping]:
         return fn
 
     return register
+
+
+def register_transformer(cls_or_name: type | str) -> Callable[[Mapping], Mapping]:
+    """Decorator: ``mapping(est, n, path, problems) -> [ColumnOp, ...]`` translates instances of
+    ``cls_or_name`` (the class itself, or any class of that name) taking ``n`` columns, ahead of
+    the built-in mappings. It raises ``Refused`` with the reason for a fit it cannot translate."""
+    if not isinstance(cls_or_name, (type, str)) or not cls_or_name:
+        raise TypeError(f"register_transformer takes a class or a class name, not {cls_or_name!r}")
+
+    def register(fn: Mapping) -> Mapping:
+        REGISTERED[cls_or_name] = fn
+        return fn
+
+    return register
+
+
+def mapping_for(est: Any) -> Mapping | None:
+    """The mapping of ``est``: registered for its class, for its class name, or scikit-learn's own."""
+    cls = type(est)
+    found = REGISTERED.get(cls) or REGISTERED.get(cls.__name__)
+    if found is None and cls.__module__.startswith("sklearn."):
+        found = TRANSFORMERS.get(cls.__name__)
+    return found
 
 
 def _all(n: int) -> tuple[int, ...]:
@@ -126,6 +163,46 @@ def function_transformer(est: Any, n: int, path: str, problems: list[Problem]) -
     return [Function(path, _all(n), kind, inverse)]
 
 
+def _eig(est: Any) -> np.ndarray:
+    """Lamarr's DecorrTransformer's fitted matrix, ``eig`` (or ``eig_``): real and square."""
+    found = next((getattr(est, a) for a in ("eig", "eig_") if getattr(est, a, None) is not None), None)
+    if found is None:
+        raise Refused("DecorrTransformer is not fitted (no eig or eig_ matrix)")
+    eig = np.asarray(found)
+    if np.iscomplexobj(eig):
+        if np.any(eig.imag != 0):
+            raise Refused("eig is complex (not eigenvectors of a covariance matrix)")
+        eig = eig.real
+    if eig.ndim != 2 or eig.shape[0] != eig.shape[1] or not np.issubdtype(eig.dtype, np.number):
+        raise Refused(f"eig must be a square matrix of numbers, got {eig.dtype} {eig.shape}")
+    _finite(eig)
+    return eig.astype(np.float64)
+
+
+@register_transformer("DecorrTransformer")
+def decorr_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    """Lamarr's decorrelation, read from its matrix, its code never run: ``transform`` is
+    ``X.dot(eig)``, ``inverse_transform`` ``X.dot(eig.T)`` (exact only for orthogonal eig: as Lamarr)."""
+    eig = _eig(est)
+    if len(eig) != n:
+        raise Refused(f"eig is {eig.shape[0]}x{eig.shape[1]}, but the step receives {n} columns")
+    return [Mix(path, _all(n), eig, 0.0, 0.0, eig.T)]
+
+
+def n_columns(est: Any) -> int:
+    """The columns a fitted transformer takes: ``n_features_in_``, else (a DecorrTransformer, which
+    need not record it, maybe first in a Pipeline) its matrix size; 0 if unknown."""
+    if hasattr(est, "n_features_in_"):
+        return int(est.n_features_in_)
+    if type(est).__name__ == "Pipeline":
+        steps = [step for _, step in getattr(est, "steps", []) if step is not None and step != "passthrough"]
+        return n_columns(steps[0]) if steps else 0
+    try:
+        return len(_eig(est)) if type(est).__name__ == "DecorrTransformer" else 0
+    except Refused:
+        return 0
+
+
 @handles("Pipeline")
 def pipeline(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     ops: list[ColumnOp] = []
@@ -183,7 +260,7 @@ def column_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> 
 def convert(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     """Column ops of one (possibly composite) transformer taking ``n`` columns; problems are collected."""
     cls = type(est).__name__
-    mapping = TRANSFORMERS.get(cls) if type(est).__module__.startswith("sklearn.") else None
+    mapping = mapping_for(est)
     if mapping is None:
         problems.append(Problem(path, cls, "this transformer is not supported", "step"))
         return []
@@ -200,7 +277,7 @@ def convert(est: Any, n: int, path: str, problems: list[Problem]) -> list[Column
 
 def transformer_stage(est: Any, name: str, n_inputs: int | None = None) -> ColumnStage:
     """The column stage of a fitted transformer named ``name`` (its file's stem) for ``n_inputs`` columns."""
-    n = int(getattr(est, "n_features_in_", 0)) if n_inputs is None else n_inputs
+    n = n_columns(est) if n_inputs is None else n_inputs
     problems: list[Problem] = []
     ops = convert(est, n, name, problems)
     if problems:
