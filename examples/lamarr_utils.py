@@ -1,8 +1,11 @@
-"""The user's own preprocessing module, as Lamarr's training code has it: a decorrelation step.
+"""The user's own preprocessing module, as Lamarr's training code has it: a decorrelation step and
+the ProbNN functions.
 
 Pickles of the tracking covariance's target transform name ``lamarr_utils.DecorrTransformer``,
 so they load only with ``trust = ["lamarr_utils"]`` (``--trust lamarr_utils``); the exporter
-reads the fitted ``eig`` matrix and never runs this code (parity does, as the reference).
+reads the fitted ``eig`` matrix and never runs this code (parity does, as the reference). A
+PID target transform's ``FunctionTransformer(func=logit, inverse_func=sigmoid)`` is exported
+from the C expressions attached as ``inC`` (scikinC's convention).
 """
 
 from __future__ import annotations
@@ -23,3 +26,17 @@ class DecorrTransformer(TransformerMixin, BaseEstimator):
 
     def inverse_transform(self, X):
         return np.asarray(X).dot(self.eig.T)
+
+
+def logit(x):
+    """ProbNN outputs to the real line (a target transform's func), with its C expression (scikinC's inC)."""
+    return np.log(x / (1 - x))
+
+
+def sigmoid(x):
+    """Back to probabilities (the target transform's inverse_func), with its C expression."""
+    return 1 / (1 + np.exp(-x))
+
+
+logit.inC = "log({x} / (1 - {x}))"
+sigmoid.inC = "1 / (1 + exp(-{x}))"

@@ -154,7 +154,7 @@ def errors(c_out: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> Erro
         diff = np.abs(c_out.astype(np.float64) - ref.astype(np.float64))
         same = (c_out == ref) | (np.isnan(c_out) & np.isnan(ref))
         diff = np.where(same, 0.0, np.nan_to_num(diff, nan=np.inf))
-        bound = atol + rtol * np.abs(ref.astype(np.float64))
+        bound = np.where(np.isnan(ref), atol, atol + rtol * np.abs(ref.astype(np.float64)))  # both NaN: passes
         nonzero = ref != 0  # relative error is reported where it means something
         rel = np.where(nonzero, diff / np.where(nonzero, np.abs(ref.astype(np.float64)), 1.0), 0.0)
     return Errors(diff=diff, bound=bound, rel=rel)

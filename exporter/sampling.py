@@ -13,7 +13,17 @@ from __future__ import annotations
 import numpy as np
 
 from exporter.ir.chain import Chain
-from exporter.ir.columns import ColumnOp, ColumnStage, Function, MulAdd, Power, Quantile, Select, Standardize
+from exporter.ir.columns import (
+    ColumnOp,
+    ColumnStage,
+    Expression,
+    Function,
+    MulAdd,
+    Power,
+    Quantile,
+    Select,
+    Standardize,
+)
 from exporter.parity import make_inputs
 
 _UNDO = {
@@ -45,6 +55,8 @@ def _points(op: ColumnOp, c: int, rng: np.random.Generator, k: int) -> tuple[np.
         return rng.uniform(q[0], q[-1], k), np.concatenate([q, beyond])  # bounds, plateaus, just outside
     if isinstance(op, Quantile):
         return (2.0 * normal if op.normal else rng.uniform(-0.1, 1.1, k)), np.array([0.0])
+    if isinstance(op, Expression) and op.backward is not None:  # where the function is defined: its inverse's range
+        return op.backward.evaluate(2.0 * normal), op.backward.evaluate(np.array([-8.0, 0.0, 8.0]))
     if isinstance(op, Power) and op.method == "box-cox" and not op.inverse_direction:
         return np.exp(normal), np.array([1.0])
     return 3.0 * normal, np.array([0.0])

@@ -18,6 +18,7 @@ import pytest
 from exporter.api import export_chain, export_transformer
 from exporter.errors import ExportError
 
+import helpers
 from helpers import assert_user_error, run_cli
 
 MODULE = """
@@ -41,18 +42,12 @@ class DecorrTransformer(TransformerMixin, BaseEstimator):
 
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
-    """A module ``usermod_<test>`` in tmp_path (the working directory), a fitted pickle of its class in
+    """A user module defining DecorrTransformer in the working directory, a fitted pickle of it in
     tmp_path/tY.pkl; the module is forgotten again, so the exporter must import it from there."""
-    name = "usermod_" + "".join(c if c.isalnum() else "_" for c in tmp_path.name)
-    (tmp_path / f"{name}.py").write_text(MODULE)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = __import__(name)
+    module = helpers.user_module(tmp_path, monkeypatch, MODULE)
     est = module.DecorrTransformer().fit(np.random.default_rng(0).normal(size=(200, 3)) @ np.diag([1.0, 5.0, 0.1]))
     (tmp_path / "tY.pkl").write_bytes(pickle.dumps(est))
-    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
-    monkeypatch.delitem(sys.modules, name)
-    return name
+    return helpers.forget_module(monkeypatch, module)
 
 
 def _crafted(path, module: str, name: str, argument: str) -> None:

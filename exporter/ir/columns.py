@@ -20,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from exporter.errors import ExportError
+from exporter.ir.expression import X, Expr
 
 EPS = float(np.finfo(np.float64).eps)  # np.spacing(1.0), the threshold sklearn and scipy use
 FUNCTIONS = ("log", "log1p", "log10", "exp", "expm1", "sqrt", "square", "arctanh", "tanh")
@@ -131,6 +132,25 @@ class Function(ColumnOp):
 
     def describe(self) -> str:
         return f"{self.kind} on columns {list(self.columns)}"
+
+
+@dataclass
+class Expression(ColumnOp):
+    """A formula of each value ``x`` (``exporter.ir.expression``): a FunctionTransformer with the user's
+    functions, from scikinC's ``inC`` C expressions or traced; ``backward`` None is the identity."""
+
+    forward: Expr = X
+    backward: Expr | None = None
+    label: str = ""  # the Python function's name, for the C comments
+    template: ClassVar[str] = "expression"
+
+    def inverse(self) -> list[ColumnOp]:
+        if self.backward is None:
+            return []
+        return [Expression(f"{self.name} (inverse)", self.columns, self.backward, self.forward, f"inverse {self.label}")]
+
+    def describe(self) -> str:
+        return f"{self.label or 'expression'}: y = {self.forward.c()}"
 
 
 @dataclass

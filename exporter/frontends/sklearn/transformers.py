@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import Problem, UnsupportedModelError
+from exporter.frontends.sklearn.symbolic import Untraceable, trace
 from exporter.ir.columns import (
     FUNCTIONS,
     ColumnOp,
     ColumnStage,
+    Expression,
     Function,
     Mix,
     MulAdd,
@@ -30,6 +32,7 @@ from exporter.ir.columns import (
     Select,
     Standardize,
 )
+from exporter.ir.expression import X, Expr, ExpressionError, parse
 
 Mapping = Callable[[Any, int, str, list[Problem]], list[ColumnOp]]
 TRANSFORMERS: dict[str, Mapping] = {}  # scikit-learn's classes, by name
@@ -141,26 +144,50 @@ def power_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> l
     return ops
 
 
-def _function_kind(fn: Any, role: str) -> str | None:
+def _function_kind(fn: Any) -> str | None:
+    """The name of a numpy function the exporter knows as a column function (None: not one)."""
+    return next((kind for kind in FUNCTIONS if fn is getattr(np, kind)), None)
+
+
+def _formula(est: Any, role: str) -> Expr | None:
+    """``func`` or ``inverse_func`` as an expression: the transformer's ``func_inC`` / ``inverse_func_inC``,
+    else the function's ``inC`` (scikinC's conventions, C expressions of ``{x}``), else traced."""
+    fn = getattr(est, role)
+    text = getattr(est, f"{role}_inC", None)
+    where = f"{role}_inC"
+    if text is None and fn is not None:
+        text, where = getattr(fn, "inC", None), f"{role}.inC"
+    if text is not None:
+        try:
+            return parse(text)
+        except ExpressionError as err:
+            raise Refused(f"{where} {text!r}: {err}") from None
     if fn is None:
         return None
-    for kind in FUNCTIONS:
-        if fn is getattr(np, kind):
-            return kind
-    raise Refused(f"{role} {getattr(fn, '__name__', fn)!r} is not one of numpy's {', '.join(FUNCTIONS)} (or None)")
+    try:
+        return trace(fn)
+    except Untraceable as err:
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        raise Refused(
+            f"{role} {name!r} cannot be translated to C ({err}): attach a C expression of {{x}} as its inC "
+            f'attribute (scikinC\'s convention, e.g. {name}.inC = "log({{x}} / (1 - {{x}}))") or as the '
+            f"transformer's {role}_inC"
+        ) from None
 
 
 @handles("FunctionTransformer")
 def function_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     if est.kw_args or est.inv_kw_args:
         raise Refused("kw_args / inv_kw_args are not supported")
-    kind = _function_kind(est.func, "func")
-    inverse = _function_kind(est.inverse_func, "inverse_func")
-    if kind is None and inverse is None:
+    custom = any(hasattr(est, f"{role}_inC") for role in ("func", "inverse_func"))
+    kind, inverse = _function_kind(est.func), _function_kind(est.inverse_func)
+    if not custom and kind and (inverse or est.inverse_func is None):
+        return [Function(path, _all(n), kind, inverse)]  # numpy's own functions, as before
+    forward, backward = _formula(est, "func"), _formula(est, "inverse_func")
+    if forward is None and backward is None:
         return []
-    if kind is None:  # identity forward, a real inverse: keep the inverse, with an identity forward op
-        raise Refused("func=None with an inverse_func is not supported")
-    return [Function(path, _all(n), kind, inverse)]
+    label = getattr(est.func, "__name__", None) or "identity"
+    return [Expression(path, _all(n), forward or X, backward, label)]
 
 
 def _eig(est: Any) -> np.ndarray:
