@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from exporter.errors import ExportError
-from exporter.ir.expression import X, Expr
+from exporter.ir.expression import Expr, X
 
 EPS = float(np.finfo(np.float64).eps)  # np.spacing(1.0), the threshold sklearn and scipy use
 FUNCTIONS = ("log", "log1p", "log10", "exp", "expm1", "sqrt", "square", "arctanh", "tanh")
@@ -147,7 +147,8 @@ class Expression(ColumnOp):
     def inverse(self) -> list[ColumnOp]:
         if self.backward is None:
             return []
-        return [Expression(f"{self.name} (inverse)", self.columns, self.backward, self.forward, f"inverse {self.label}")]
+        inverse = f"inverse {self.label}"
+        return [Expression(f"{self.name} (inverse)", self.columns, self.backward, self.forward, inverse)]
 
     def describe(self) -> str:
         return f"{self.label or 'expression'}: y = {self.forward.c()}"

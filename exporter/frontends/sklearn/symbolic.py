@@ -11,12 +11,13 @@ arguments, so the parity check against the function itself remains the proof.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from exporter.ir.expression import FUNCTIONS, X, Expr, ExpressionError, call, num
+from exporter.ir.expression import FUNCTIONS, Expr, ExpressionError, X, call, num
 
 
 class Untraceable(Exception):
@@ -64,7 +65,7 @@ _UFUNCS: dict[str, Callable[..., Expr]] = {
     "arctan2": lambda a, b: call("atan2", a, b),
     "expit": lambda a: Expr("/", (num(1.0), Expr("+", (num(1.0), call("exp", _neg(a)))))),
     "logit": lambda a: call("log", Expr("/", (a, Expr("-", (num(1.0), a))))),
-    **{name: (lambda name: lambda *args: call(name, *args))(name) for name in FUNCTIONS if name != "round"},
+    **{name: functools.partial(call, name) for name in FUNCTIONS if name != "round"},
 }
 
 

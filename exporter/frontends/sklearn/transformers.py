@@ -32,7 +32,7 @@ from exporter.ir.columns import (
     Select,
     Standardize,
 )
-from exporter.ir.expression import X, Expr, ExpressionError, parse
+from exporter.ir.expression import Expr, ExpressionError, X, parse
 
 Mapping = Callable[[Any, int, str, list[Problem]], list[ColumnOp]]
 TRANSFORMERS: dict[str, Mapping] = {}  # scikit-learn's classes, by name
