@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from exporter.ir.activations import LINEAR, Activation
+from exporter.ir.expression import Expr, X
 
 
 def _vector(name: str, array: np.ndarray, width: int) -> np.ndarray:
@@ -186,3 +187,17 @@ class Broadcast(Op):
 
     def describe(self) -> str:
         return f"Broadcast to {self.width}"
+
+
+@dataclass
+class Formula(Op):
+    """An elementwise formula of each value ``x`` (``exporter.ir.expression``), computed in double:
+    a custom layer registered with a C expression (``exporter.register_layer``)."""
+
+    expr: Expr = X
+
+    template: ClassVar[str] = "formula"
+    in_place: ClassVar[bool] = True
+
+    def describe(self) -> str:
+        return f"Formula y = {self.expr.c()}"

@@ -21,7 +21,7 @@ import numpy as np
 
 from exporter.errors import ExportError, Problem, UnsupportedModelError
 from exporter.frontends.keras.intermediates import KerasIntermediates
-from exporter.frontends.keras.layers import LAYERS
+from exporter.frontends.keras.layers import CUSTOM, LAYERS
 from exporter.frontends.keras.walk import refusal_reason, walk_keras
 from exporter.frontends.loaded import LoadedModel
 
@@ -69,7 +69,7 @@ def stored_layers(config: dict[str, Any], prefix: str = "") -> list[StoredLayer]
         elif cls != "InputLayer":
             module = entry.get("module") or "keras.layers"
             builtin = module.startswith("keras") and not entry.get("registered_name")
-            refused = not builtin or cls not in LAYERS
+            refused = not (builtin or cls in CUSTOM) or cls not in LAYERS
             layers.append(
                 StoredLayer(prefix + name, cls, Problem(name, cls, refusal_reason(cls, builtin)) if refused else None)
             )
