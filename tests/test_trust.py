@@ -149,3 +149,14 @@ def test_trust_needs_a_file_not_a_live_object():
     """Live objects are the caller's already: trust only governs files, and bad names fail early."""
     with pytest.raises(ExportError, match="not a module name"):
         export_chain(preprocess=[np.zeros(1)], trust=["not a name"])
+
+
+def test_skops_files_follow_the_same_trust(capsys, tmp_path, monkeypatch):
+    import skops.io as sio
+
+    module = helpers.user_module(tmp_path, monkeypatch, MODULE)
+    sio.dump(module.DecorrTransformer().fit(np.random.default_rng(1).normal(size=(100, 4))), tmp_path / "tY.skops")
+    name = helpers.forget_module(monkeypatch, module)
+    assert_user_error(capsys, tmp_path, ["tY.skops", "-o", "t.c"], f"{name}.DecorrTransformer", f"add --trust {name}")
+    code, out, err = run_cli(capsys, "tY.skops", "--trust", name, "-o", "t.c", "--samples", 300)
+    assert code == 0, out + err
