@@ -13,6 +13,7 @@ preprocessing, the network, an output activation and the inverse target transfor
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -141,19 +142,21 @@ def write_atomically(files: dict[Path, bytes]) -> None:
         if path.is_dir() or path.resolve() in folders:
             raise ExportError(f"{path}: is a folder (or must become one), cannot write the file there")
     staged: list[tuple[Path, Path]] = []
+    path = next(iter(files), Path("output"))
     try:
         for path, data in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(data)
             staged.append((tmp, path))
+            tmp.write_bytes(data)
         for tmp, path in staged:
             os.replace(tmp, path)
-    except OSError as err:
-        raise ExportError(f"{err.filename or 'output'}: cannot write ({err.strerror or err})") from None
+    except OSError as err:  # named by the path the user asked for, never by the temporary name
+        raise ExportError(f"{path}: cannot write ({err.strerror or err})") from None
     finally:
         for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # never written (e.g. its name was too long), or renamed
+                tmp.unlink()
 
 
 def _name_of(thing: Any) -> str:
@@ -165,7 +168,7 @@ def _name_of(thing: Any) -> str:
 def symbol_for(name: str | None, thing: Any, dtype: str = "float") -> str:
     """``name`` checked as a C symbol, or one made from the file's stem (or the live model's name);
     ``_double`` added to a made one for double."""
-    if name:
+    if name is not None:  # an empty --name is refused, not replaced by the stem
         return check_symbol(name)
     stem = Path(thing).stem if isinstance(thing, (str, os.PathLike)) else getattr(thing, "name", "model")
     return symbol_from_stem(stem + ("_double" if dtype == "double" else ""))

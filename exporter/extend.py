@@ -1,7 +1,7 @@
 """The extension API: your own transformers and Keras layers, in the registries the built-ins use.
 
     import exporter
-    from exporter.ir.columns import Mix
+    from exporter.ir.user_columns import Mix
 
     @exporter.register_transformer(MyWhitening)          # or "MyWhitening": that name, from any module
     def whitening(est, n, path, problems):
@@ -13,8 +13,8 @@
     def scale_shift(layer, builder, inputs):
         return builder.add(Affine, layer.name, inputs, builder.widths[inputs[0]], scale=..., shift=...)
 
-A mapping that cannot translate a particular fit raises ``exporter.extend.Refused`` (transformers)
-or ``exporter.extend.Unsupported`` (layers) with the reason; the export then lists it with the step
+A mapping that cannot translate a particular fit raises ``exporter.extend.Unsupported`` (transformers
+and layers alike) with the reason; the export then lists it with the step
 or layer. Whatever a mapping produces is checked by parity against the Python object itself (the
 transformer's ``transform``/``inverse_transform``, the layer's ``call``): a wrong translation fails
 the export. See docs/custom-preprocessing.md for the worked example (tests/test_extension.py runs it).
@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 from exporter.frontends.builder import Unsupported
-from exporter.frontends.sklearn.transformers import Refused
 
 
 def register_transformer(cls_or_name: type | str) -> Callable[[Any], Any]:
@@ -47,4 +46,4 @@ def register_layer(class_name: str, c_expression: str | None = None) -> Callable
     return register(class_name, c_expression)
 
 
-__all__ = ["Refused", "Unsupported", "register_layer", "register_transformer"]
+__all__ = ["Unsupported", "register_layer", "register_transformer"]

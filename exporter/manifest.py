@@ -149,7 +149,7 @@ class ModelSet:
         return str(self.manifest)
 
     def files(self) -> list[Path]:
-        return [p for spec in self.specs for p in spec.files()]
+        return [self.manifest, *(p for spec in self.specs for p in spec.files())]
 
     def exports(self, progress: Progress) -> list[Export]:
         """Every entry exported; the C functions must be unique across the set."""

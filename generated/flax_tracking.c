@@ -4434,7 +4434,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
         }
         for (int k = 0; k < 128; ++k) {
             const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            flax_tracking_dnn_buf0[k] = flax_tracking_max(0.0f, x);
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
@@ -4458,7 +4458,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
         }
         for (int k = 0; k < 128; ++k) {
             const float x = flax_tracking_dnn_buf1[k];
-            flax_tracking_dnn_buf1[k] = flax_tracking_max(x, 0.0f);
+            flax_tracking_dnn_buf1[k] = flax_tracking_max(0.0f, x);
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
@@ -4482,7 +4482,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
         }
         for (int k = 0; k < 128; ++k) {
             const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            flax_tracking_dnn_buf0[k] = flax_tracking_max(0.0f, x);
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
@@ -4531,7 +4531,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
         }
         for (int k = 0; k < 256; ++k) {
             const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            flax_tracking_dnn_buf0[k] = flax_tracking_max(0.0f, x);
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
@@ -4556,7 +4556,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
         }
         for (int k = 0; k < 256; ++k) {
             const float x = flax_tracking_dnn_buf1[k];
-            flax_tracking_dnn_buf1[k] = flax_tracking_max(x, 0.0f);
+            flax_tracking_dnn_buf1[k] = flax_tracking_max(0.0f, x);
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
@@ -4581,7 +4581,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
         }
         for (int k = 0; k < 256; ++k) {
             const float x = flax_tracking_dnn_buf0[k];
-            flax_tracking_dnn_buf0[k] = flax_tracking_max(x, 0.0f);
+            flax_tracking_dnn_buf0[k] = flax_tracking_max(0.0f, x);
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */

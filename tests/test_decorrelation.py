@@ -20,8 +20,9 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
 from exporter.api import export_transformer
 from exporter.frontends.sklearn import reference
-from exporter.frontends.sklearn.transformers import REGISTERED, Refused, register_transformer
-from exporter.ir.columns import Mix, NotInvertible
+from exporter.frontends.sklearn.transformers import REGISTERED, register_transformer
+from exporter.ir.columns import NotInvertible
+from exporter.ir.user_columns import Mix
 
 from helpers import ROOT
 
@@ -205,4 +206,4 @@ def test_decorrelation_refusals(eig, fragment):
 def test_register_transformer_takes_classes_and_names():
     with pytest.raises(TypeError):
         register_transformer(42)  # type: ignore[arg-type]
-    assert "DecorrTransformer" in REGISTERED and issubclass(Refused, Exception)
+    assert "DecorrTransformer" in REGISTERED

@@ -19,8 +19,8 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from exporter.api import export_chain, export_transformer
 from exporter.errors import ExportError
 from exporter.frontends.sklearn.symbolic import Untraceable, trace
-from exporter.ir.columns import Expression
 from exporter.ir.expression import ExpressionError, parse
+from exporter.ir.user_columns import Expression
 from exporter.parity import ulp_distance
 
 import helpers

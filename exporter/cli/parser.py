@@ -18,6 +18,7 @@ from exporter.spec import Words
 from exporter.version import __version__
 
 EXIT_OK, EXIT_PARITY, EXIT_USER = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 # The flag of each spec field (and of the pipeline's inputs), for errors in the user's words.
 CLI_WORDS = Words(
@@ -45,14 +46,15 @@ CLI_WORDS = Words(
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that, under ``--json``, also prints a usage error as a JSON error document (still exit 2)."""
+    """argparse whose usage errors are one line and a pointer to ``--help`` (not the whole usage first);
+    under ``--json`` also a JSON error document. Exit 2 either way."""
 
     json_errors = False
 
     def error(self, message: str) -> NoReturn:
         if self.json_errors:
             print(to_json(error_document(f"{self.prog}: {message}")), end="", flush=True)
-        super().error(message)
+        self.exit(EXIT_USER, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 class CMakeDir(argparse.Action):

@@ -11,6 +11,8 @@ are loaded by skops, trusting only those types.
 
 from __future__ import annotations
 
+import functools
+import importlib
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -19,19 +21,8 @@ from exporter.errors import ExportError
 from exporter.frontends.sklearn.trust import Trust
 from exporter.ir.columns import FUNCTIONS
 
-_SKLEARN = {
-    "sklearn.preprocessing._data": {
-        "StandardScaler",
-        "MinMaxScaler",
-        "MaxAbsScaler",
-        "RobustScaler",
-        "QuantileTransformer",
-        "PowerTransformer",
-    },
-    "sklearn.preprocessing._function_transformer": {"FunctionTransformer"},
-    "sklearn.pipeline": {"Pipeline"},
-    "sklearn.compose._column_transformer": {"ColumnTransformer", "_RemainderColsList"},
-}
+# what fitted transformers hold besides transformers, numbers and arrays
+_SKLEARN_HELD = {"sklearn.compose._column_transformer": {"_RemainderColsList"}}
 _NUMPY = {
     "numpy": {"dtype", "ndarray", *FUNCTIONS},
     "numpy.core.multiarray": {"_reconstruct", "scalar"},
@@ -47,7 +38,22 @@ _NUMPY = {
     "builtins": {"slice"},
     "joblib.numpy_pickle": {"NumpyArrayWrapper"},
 }
-ALLOWED = {module: _SKLEARN.get(module, set()) | _NUMPY.get(module, set()) for module in {*_SKLEARN, *_NUMPY}}
+
+
+@functools.lru_cache(maxsize=1)
+def allowed() -> dict[str, set[str]]:
+    """module -> the names that may be unpickled from it: every transformer the exporter maps
+    (``transformers.handles``, found where scikit-learn defines it), what they hold, numpy's types."""
+    from exporter.frontends.sklearn.transformers import IMPORT_PATHS
+
+    names: dict[str, set[str]] = {module: set(held) for module, held in (*_NUMPY.items(), *_SKLEARN_HELD.items())}
+    for path in IMPORT_PATHS:
+        public, _, name = path.rpartition(".")
+        cls = getattr(importlib.import_module(public), name)
+        names.setdefault(cls.__module__, set()).add(name)
+    return names
+
+
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 SUFFIXES = (*PICKLE_SUFFIXES, ".skops")
 
@@ -81,7 +87,7 @@ def _allowed(module: str, name: str) -> bool:
     import numpy as np
 
     ufunc = module == "numpy" and isinstance(getattr(np, name, None), np.ufunc)
-    return ufunc or name in ALLOWED.get(module, ())
+    return ufunc or name in allowed().get(module, ())
 
 
 def _load_joblib(path: Path, trust: Trust) -> Any:

@@ -18,35 +18,25 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import Problem, UnsupportedModelError
+from exporter.frontends.builder import Unsupported
 from exporter.frontends.sklearn.symbolic import Untraceable, trace
-from exporter.ir.columns import (
-    FUNCTIONS,
-    ColumnOp,
-    ColumnStage,
-    Expression,
-    Function,
-    Mix,
-    MulAdd,
-    Power,
-    Quantile,
-    Select,
-    Standardize,
-)
+from exporter.ir.columns import FUNCTIONS, ColumnOp, ColumnStage, Function, MulAdd, Power, Quantile, Select, Standardize
 from exporter.ir.expression import Expr, ExpressionError, X, parse
+from exporter.ir.user_columns import Expression, Mix
 
 Mapping = Callable[[Any, int, str, list[Problem]], list[ColumnOp]]
 TRANSFORMERS: dict[str, Mapping] = {}  # scikit-learn's classes, by name
+IMPORT_PATHS: list[str] = []  # each class where scikit-learn exports it: the safe loader's allow-list
 REGISTERED: dict[str | type, Mapping] = {}  # register_transformer: a class, or a class name from any module
 
 
-class Refused(Exception):
-    """A mapping cannot translate this (fitted) transformer; the message says why."""
+def handles(*paths: str) -> Callable[[Mapping], Mapping]:
+    """Register a mapping for the classes at ``paths`` (``sklearn.preprocessing.StandardScaler``)."""
 
-
-def handles(*class_names: str) -> Callable[[Mapping], Mapping]:
     def register(fn: Mapping) -> Mapping:
-        for name in class_names:
-            TRANSFORMERS[name] = fn
+        for path in paths:
+            TRANSFORMERS[path.rpartition(".")[2]] = fn
+            IMPORT_PATHS.append(path)
         return fn
 
     return register
@@ -55,7 +45,7 @@ def handles(*class_names: str) -> Callable[[Mapping], Mapping]:
 def register_transformer(cls_or_name: type | str) -> Callable[[Mapping], Mapping]:
     """Decorator: ``mapping(est, n, path, problems) -> [ColumnOp, ...]`` translates instances of
     ``cls_or_name`` (the class itself, or any class of that name) taking ``n`` columns, ahead of
-    the built-in mappings. It raises ``Refused`` with the reason for a fit it cannot translate."""
+    the built-in mappings. It raises ``Unsupported`` with the reason for a fit it cannot translate."""
     if not isinstance(cls_or_name, (type, str)) or not cls_or_name:
         raise TypeError(f"register_transformer takes a class or a class name, not {cls_or_name!r}")
 
@@ -82,62 +72,51 @@ def _all(n: int) -> tuple[int, ...]:
 def _fitted(est: Any, *attributes: str) -> None:
     missing = [a for a in attributes if not hasattr(est, a)]
     if missing:
-        raise Refused(f"{type(est).__name__} is not fitted (no {', '.join(missing)})")
-
-
-def _finite(*arrays: Any) -> None:
-    for array in arrays:
-        if not np.all(np.isfinite(np.asarray(array, dtype=np.float64))):
-            raise Refused("fitted parameters contain NaN or infinity")
+        raise Unsupported(f"{type(est).__name__} is not fitted (no {', '.join(missing)})")
 
 
 def _scaler(est: Any, n: int, path: str, fitted: tuple[str, str], center: Any, scale: Any) -> list[ColumnOp]:
     """``(x - center) / scale`` with an optional part switched off (0 or 1), as sklearn's scalers do."""
     _fitted(est, *fitted)
-    _finite(center, scale)
     return [Standardize(path, _all(n), center, scale)]
 
 
-@handles("StandardScaler")
+@handles("sklearn.preprocessing.StandardScaler")
 def standard_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     center = getattr(est, "mean_", None) if est.with_mean else 0.0
     scale = getattr(est, "scale_", None) if est.with_std else 1.0
     return _scaler(est, n, path, ("scale_", "mean_"), center, scale)
 
 
-@handles("RobustScaler")
+@handles("sklearn.preprocessing.RobustScaler")
 def robust_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     center = getattr(est, "center_", None) if est.with_centering else 0.0
     scale = getattr(est, "scale_", None) if est.with_scaling else 1.0
     return _scaler(est, n, path, ("center_", "scale_"), center, scale)
 
 
-@handles("MaxAbsScaler")
+@handles("sklearn.preprocessing.MaxAbsScaler")
 def max_abs_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     _fitted(est, "scale_")
-    _finite(est.scale_)
     return [Standardize(path, _all(n), 0.0, est.scale_)]
 
 
-@handles("MinMaxScaler")
+@handles("sklearn.preprocessing.MinMaxScaler")
 def min_max_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     _fitted(est, "scale_", "min_")
-    _finite(est.scale_, est.min_)
     clip = (float(est.feature_range[0]), float(est.feature_range[1])) if est.clip else None
     return [MulAdd(path, _all(n), est.scale_, est.min_, clip)]
 
 
-@handles("QuantileTransformer")
+@handles("sklearn.preprocessing.QuantileTransformer")
 def quantile_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     _fitted(est, "quantiles_", "references_")
-    _finite(est.quantiles_)
     return [Quantile(path, _all(n), est.quantiles_, est.references_, est.output_distribution == "normal")]
 
 
-@handles("PowerTransformer")
+@handles("sklearn.preprocessing.PowerTransformer")
 def power_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     _fitted(est, "lambdas_")
-    _finite(est.lambdas_)
     ops: list[ColumnOp] = [Power(path, _all(n), est.method, est.lambdas_)]
     if est.standardize:
         ops.append(Standardize(f"{path} (standardize)", _all(n), est._scaler.mean_, est._scaler.scale_))
@@ -161,24 +140,24 @@ def _formula(est: Any, role: str) -> Expr | None:
         try:
             return parse(text)
         except ExpressionError as err:
-            raise Refused(f"{where} {text!r}: {err}") from None
+            raise Unsupported(f"{where} {text!r}: {err}") from None
     if fn is None:
         return None
     try:
         return trace(fn)
     except Untraceable as err:
         name = getattr(fn, "__qualname__", None) or repr(fn)
-        raise Refused(
+        raise Unsupported(
             f"{role} {name!r} cannot be translated to C ({err}): attach a C expression of {{x}} as its inC "
             f'attribute (scikinC\'s convention, e.g. {name}.inC = "log({{x}} / (1 - {{x}}))") or as the '
             f"transformer's {role}_inC"
         ) from None
 
 
-@handles("FunctionTransformer")
+@handles("sklearn.preprocessing.FunctionTransformer")
 def function_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     if est.kw_args or est.inv_kw_args:
-        raise Refused("kw_args / inv_kw_args are not supported")
+        raise Unsupported("kw_args / inv_kw_args are not supported")
     custom = any(hasattr(est, f"{role}_inC") for role in ("func", "inverse_func"))
     kind, inverse = _function_kind(est.func), _function_kind(est.inverse_func)
     if not custom and kind and (inverse or est.inverse_func is None):
@@ -194,16 +173,15 @@ def _eig(est: Any) -> np.ndarray:
     """Lamarr's DecorrTransformer's fitted matrix, ``eig`` (or ``eig_``): real and square."""
     found = next((getattr(est, a) for a in ("eig", "eig_") if getattr(est, a, None) is not None), None)
     if found is None:
-        raise Refused("DecorrTransformer is not fitted (no eig or eig_ matrix)")
+        raise Unsupported("DecorrTransformer is not fitted (no eig or eig_ matrix)")
     eig = np.asarray(found)
     if np.iscomplexobj(eig):
         if np.any(eig.imag != 0):
-            raise Refused("eig is complex (not eigenvectors of a covariance matrix)")
+            raise Unsupported("eig is complex (not eigenvectors of a covariance matrix)")
         eig = eig.real
     if eig.ndim != 2 or eig.shape[0] != eig.shape[1] or not np.issubdtype(eig.dtype, np.number):
-        raise Refused(f"eig must be a square matrix of numbers, got {eig.dtype} {eig.shape}")
-    _finite(eig)
-    return eig.astype(np.float64)
+        raise Unsupported(f"eig must be a square matrix of numbers, got {eig.dtype} {eig.shape}")
+    return eig.astype(np.float64)  # NaN or infinity: refused by the Mix op
 
 
 @register_transformer("DecorrTransformer")
@@ -212,7 +190,7 @@ def decorr_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> 
     ``X.dot(eig)``, ``inverse_transform`` ``X.dot(eig.T)`` (exact only for orthogonal eig: as Lamarr)."""
     eig = _eig(est)
     if len(eig) != n:
-        raise Refused(f"eig is {eig.shape[0]}x{eig.shape[1]}, but the step receives {n} columns")
+        raise Unsupported(f"eig is {eig.shape[0]}x{eig.shape[1]}, but the step receives {n} columns")
     return [Mix(path, _all(n), eig, 0.0, 0.0, eig.T)]
 
 
@@ -226,11 +204,11 @@ def n_columns(est: Any) -> int:
         return n_columns(steps[0]) if steps else 0
     try:
         return len(_eig(est)) if type(est).__name__ == "DecorrTransformer" else 0
-    except Refused:
+    except Unsupported:
         return 0
 
 
-@handles("Pipeline")
+@handles("sklearn.pipeline.Pipeline")
 def pipeline(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     ops: list[ColumnOp] = []
     width = n
@@ -251,20 +229,20 @@ def _column_indices(columns: Any, n: int) -> list[int]:
         return [int(i) for i in np.flatnonzero(array)]
     if array.dtype.kind in "iu":
         return [int(i) % n for i in array.reshape(-1)]
-    raise Refused(f"columns {columns!r}: only integer indices, slices and boolean masks are supported (no names)")
+    raise Unsupported(f"columns {columns!r}: only integer indices, slices and boolean masks are supported (no names)")
 
 
-@handles("ColumnTransformer")
+@handles("sklearn.compose.ColumnTransformer")
 def column_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     _fitted(est, "transformers_")
     if getattr(est, "sparse_output_", False):
-        raise Refused("sparse output is not supported")
+        raise Unsupported("sparse output is not supported")
     layout: list[int] = []
     blocks: list[tuple[int, list[ColumnOp]]] = []
     for name, trans, columns in est.transformers_:
         try:
             indices = _column_indices(columns, n)
-        except Refused as err:
+        except Unsupported as err:
             problems.append(Problem(f"{path} / {name}", type(trans).__name__, str(err), "step"))
             continue
         if trans == "drop" or not indices:
@@ -296,10 +274,15 @@ def convert(est: Any, n: int, path: str, problems: list[Problem]) -> list[Column
         problems.append(Problem(path, cls, f"fitted on {expected} columns, but receives {n}", "step"))
         return []
     try:
-        return mapping(est, n, path, problems)
-    except Refused as err:
+        ops = mapping(est, n, path, problems)
+    except Unsupported as err:
         problems.append(Problem(path, cls, str(err), "step"))
         return []
+    refusals = [reason for op in ops if (reason := op.refusal())]
+    if refusals:
+        problems.append(Problem(path, cls, refusals[0], "step"))
+        return []
+    return ops
 
 
 def transformer_stage(est: Any, name: str, n_inputs: int | None = None) -> ColumnStage:
