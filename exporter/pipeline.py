@@ -82,15 +82,15 @@ class Outputs:
     def check(self, inputs: list[Path]) -> None:
         """No output may be one of the ``inputs`` or another output: refused before anything is read or written.
 
-        Paths are compared as the file system resolves them (symbolic links, ``..``), so two spellings
-        of one file are one file.
+        Files are compared as the file system knows them (symbolic and hard links, ``..``), so two
+        spellings of one file are one file.
         """
-        read = {Path(p).resolve(): p for p in inputs}
-        written: dict[Path, str] = {}
+        read = {_identity(Path(p)): p for p in inputs}
+        written: dict[object, str] = {}
         for kind, path in self.names().items():
             if path is None:
                 continue
-            key = path.resolve()
+            key = _identity(path)
             what = OUTPUT_KINDS[kind]
             if key in read:
                 raise ExportError(f"{path}: the {what} would overwrite an input ({read[key]})")
@@ -119,6 +119,16 @@ OUTPUT_KINDS = {
     "report_json": "report.json (--report)",
     "report_html": "report.html (--report)",
 }
+
+
+def _identity(path: Path) -> object:
+    """The resolved path's device and inode when it exists (the same for every link to it), else the path."""
+    resolved = path.resolve()  # a folder that does not exist yet still resolves (`new/../model.keras`)
+    try:
+        status = resolved.stat()
+    except OSError:
+        return resolved
+    return (status.st_dev, status.st_ino)
 
 
 @dataclass

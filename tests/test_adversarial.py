@@ -153,7 +153,9 @@ def collisions(tmp_path, model):
     report = tmp_path / "rep"
     report.mkdir()
     shutil.copy(ROOT / "examples" / "efficiency_tX.pkl", report / "report.json")
+    os.link(model, tmp_path / "alias.keras")
     return [
+        (["-o", tmp_path / "m.c", "--so", tmp_path / "alias.keras"], "the library (--so) would overwrite an input"),
         (["-o", tmp_path / "m.c", "--so", model], "the library (--so) would overwrite an input"),
         (["-o", tmp_path / "m.c", "--so", tmp_path / "m.c"], "both the C file (-o) and the library (--so)"),
         (["-o", tmp_path / "m.c", "--so", tmp_path / "m.h"], "both the header (beside -o) and the library"),
