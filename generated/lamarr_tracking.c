@@ -16836,7 +16836,7 @@ resolution_EXPORT float *resolution_batch(float *output, const float *input, con
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: tanh 3 (--math libm for libm's functions)
  *
- * Parameters: 11467
+ * Parameters: 11212
  * Steps:
  *   lamarr_covariance_tX: Standardize on columns [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
  *   concatenate_1: Concatenate of 2

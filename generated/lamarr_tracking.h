@@ -236,7 +236,7 @@ float *resolution_preprocess_inverse_batch(float *output, const float *input, si
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: tanh 3 (--math libm for libm's functions)
  *
- * Parameters: 11467
+ * Parameters: 11212
  * Steps:
  *   lamarr_covariance_tX: Standardize on columns [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
  *   concatenate_1: Concatenate of 2
