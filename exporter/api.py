@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from exporter.backend import CSource, render
+from exporter.backend.isa import DEFAULT_DISPATCH, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
 from exporter.errors import ExportError, InputError
@@ -58,12 +59,13 @@ class Export:
     prepare: Reference | None = None
     math: str = DEFAULT_MATH  # "fast" (inline vectorizable approximations) or "libm"
     dtype: str = "float"  # the C type computed in: "float" or "double"
+    dispatch: str = DEFAULT_DISPATCH  # "auto": the network once per x86-64 level, chosen at run time; "none": once
     source: CSource = field(init=False)
     c_edit: Callable[[str], str] | None = None
 
     def __post_init__(self) -> None:
         check_real(self.dtype, check_math(self.math))
-        self.source = render(self.chain, self.symbol, math_mode=self.math, real=self.dtype)
+        self.source = render(self.chain, self.symbol, math_mode=self.math, real=self.dtype, dispatch=self.dispatch)
 
     @property
     def graph(self) -> Graph | None:
@@ -116,7 +118,7 @@ class Export:
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""
         verdict = report.verdict() if report else "not checked"
-        return render(self.chain, self.symbol, verdict, self.math, self.dtype)
+        return render(self.chain, self.symbol, verdict, self.math, self.dtype, self.dispatch)
 
     def files(self, c_path: str | os.PathLike[str], report: ParityReport | None = None) -> dict[Path, bytes]:
         """``c_path`` and the header beside it, with their contents: for ``write_atomically``, with other files."""
@@ -174,15 +176,18 @@ def symbol_for(name: str | None, thing: Any, dtype: str = "float") -> str:
     return symbol_from_stem(stem + ("_double" if dtype == "double" else ""))
 
 
-def export_keras(model: Any, name: str | None = None, math: str | None = None, dtype: str = "float") -> Export:
+def export_keras(
+    model: Any, name: str | None = None, math: str | None = None, dtype: str = "float", dispatch: str = DEFAULT_DISPATCH
+) -> Export:
     """Read a Keras model (``.keras``/``.h5`` path or live ``keras.Model``) into an ``Export``.
 
     ``math="libm"`` makes the C call libm's ``tanhf``, ``expf``... instead of the default
     inline approximations (``"fast"``), for bit-for-bit libm results at a loss of speed.
     ``dtype="double"`` computes in double from the same IR (symbol ``<stem>_double`` by
-    default, libm's double functions).
+    default, libm's double functions). ``dispatch="none"`` writes the network code once, for
+    whatever the compiler targets, instead of once per x86-64 level chosen at run time.
     """
-    return export_chain(model, name=name, math=math, dtype=dtype)
+    return export_chain(model, name=name, math=math, dtype=dtype, dispatch=dispatch)
 
 
 def _transformer(thing: Any, trust: Sequence[str] = ()) -> tuple[Any, str]:
@@ -224,6 +229,7 @@ def export_chain(
     dtype: str = "float",
     noise: int = 0,
     trust: Sequence[str] = (),
+    dispatch: str = DEFAULT_DISPATCH,
 ) -> Export:
     """A Lamarr chain: raw inputs -> log(columns) -> preprocess... -> network -> activation -> inverse target.
 
@@ -239,6 +245,7 @@ def export_chain(
 
     math = resolve_math(math, dtype)
     check_real(dtype, check_math(math))
+    check_dispatch(dispatch)
     symbol = symbol_for(name, model if model is not None else (preprocess[0] if preprocess else "model"), dtype)
     if output_activation not in (None, *OUTPUT_ACTIVATIONS):
         choices = ", ".join(OUTPUT_ACTIVATIONS)
@@ -313,7 +320,7 @@ def export_chain(
         versions.append(f"scikit-learn {sklearn.__version__}")
     prepared = (lambda rows: prepare(rows).astype(np.float32)) if pre is not None else None
     framework = " + ".join(frameworks) or "numpy"
-    return Export(chain, symbol, reference, framework, ", ".join(versions), net_loaded, prepared, math, dtype)
+    return Export(chain, symbol, reference, framework, ", ".join(versions), net_loaded, prepared, math, dtype, dispatch)
 
 
 def _load_network(model: Any, noise: int = 0) -> LoadedModel:
@@ -346,6 +353,7 @@ def export_flax(
     math: str | None = None,
     dtype: str = "float",
     trust: Sequence[str] = (),
+    dispatch: str = DEFAULT_DISPATCH,
 ) -> Export:
     """A Flax model (linen module + params, nnx module, or ``f(params, x)``) and its chain, like ``export_chain``.
 
@@ -366,6 +374,7 @@ def export_flax(
         math=math,
         dtype=dtype,
         trust=trust,
+        dispatch=dispatch,
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.errors import ExportError, InputError, UntrustedError
 from exporter.frontends.sklearn.safe_load import SUFFIXES
 from exporter.frontends.sklearn.trust import Trust
@@ -116,6 +117,7 @@ class ModelSpec:
     math: str | None = None
     dtype: str = "float"
     trust: list[str] = field(default_factory=list)
+    dispatch: str = DEFAULT_DISPATCH
     import_from: Path | None = None
     words: Words = field(default=PYTHON, repr=False, compare=False)
 
@@ -162,7 +164,7 @@ class ModelSpec:
 
         self.check()
         chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "math": self.math}
-        chain.update(dtype=self.dtype, trust=self.trust)
+        chain.update(dtype=self.dtype, dispatch=self.dispatch, trust=self.trust)
         importing = self.trust or self.flax is not None
         folder = _importable(self.import_from or Path.cwd()) if importing else contextlib.nullcontext()
         with self.words.wording(), folder:

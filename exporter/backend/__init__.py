@@ -20,6 +20,7 @@ from exporter.backend.functions import (
     Target,
     plan_functions,
 )
+from exporter.backend.isa import DEFAULT_DISPATCH, VARIANTS, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, helpers_needed
 from exporter.backend.templates import environment, shipped_dir
 from exporter.ir import Dense, Graph
@@ -61,6 +62,7 @@ class RenderContext(Target):
     math_note: str = ""
     functions: tuple[ExportedFunction, ...] = ()
     stack_bytes: int = 0
+    dispatch: bool = False  # the network code is there per instruction set, chosen at run time
     dense: bool = False  # a Dense is rendered: the file defines the KEEP_SUMS macro
     helpers: tuple[str, ...] = ()  # math.c.j2 helpers, in definition order
     column_helpers: dict[str, bool] = field(default_factory=dict)  # columns/helpers.c.j2 macro -> needed
@@ -92,17 +94,20 @@ def render(
     parity: str = "not checked",
     math_mode: str = DEFAULT_MATH,
     real: str = "float",
+    dispatch: str = DEFAULT_DISPATCH,
 ) -> CSource:
     """Render ``chain`` as the C function ``symbol`` (and its stages); ``parity`` is quoted in the banner.
 
     ``real="double"`` computes the network in double (same IR, its float32 weights printed exactly
     as doubles), with libm's double functions: the inline approximations exist for float only.
     Preprocessing and target transforms are computed in double either way.
+    ``dispatch="none"`` writes the network code once, for whatever the compiler targets, instead
+    of once per instruction set of ``exporter.backend.isa`` chosen at run time.
     """
     chain = chain if isinstance(chain, Chain) else Chain(net=chain, source=chain.source)
     env = environment()
     check_real(real, math_mode)
-    target = Target(symbol, real, check_math(math_mode))
+    target = Target(symbol, real, check_math(math_mode), VARIANTS[check_dispatch(dispatch)])
     functions = plan_functions(chain, symbol, target)
     net_ops = chain.net.ops if chain.net is not None else []
     column_ops = [step.op for f in functions if isinstance(f, ColumnsFunction) for step in f.steps]
@@ -120,6 +125,8 @@ def render(
         guard=f"{symbol.upper()}_H_INCLUDED",
         math_note=math_note(chain.net, math_mode, real),
         functions=tuple(functions),
+        variants=target.variants,
+        dispatch=len(target.variants) > 1 and chain.net is not None,
         stack_bytes=functions[0].stack_bytes,
         dense=any(isinstance(op, Dense) for op in net_ops),
         helpers=tuple(helpers_needed(name for op in net_ops for name in op.helpers(target.math))),

@@ -1,7 +1,7 @@
 """The functions a chain exports, planned for the templates: one type per kind of generated function.
 
 A network becomes a :class:`NetworkFunction` (its ops as :class:`Step` s, rendered for one row and
-for a block of ``BATCH_ROWS`` rows), a column stage a :class:`ColumnsFunction`, a whole chain a
+for a block of rows, per instruction set), a column stage a :class:`ColumnsFunction`, a whole chain a
 :class:`ComposedFunction` calling its stages in turn. Every step sees the :class:`Target` (symbol,
 C type, math mode) it is rendered for.
 """
@@ -12,20 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, plan_buffers
+from exporter.backend.isa import VARIANTS, Variant
 from exporter.backend.templates import environment
 from exporter.ir import Graph, Op
 from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnOp, ColumnStage, NotInvertible
 
-BATCH_ROWS = 2
-"""Rows ``SYMBOL_batch`` computes together: each weight loaded is used this many times (2 measured
-fastest for the 128-wide example with SSE2 and with AVX-512: more rows leave fewer columns per
-block and the sums' add latency shows)."""
-
 REAL_SIZE = {"float": 4, "double": 8}  # bytes of each C type the backend can compute in
-
-ACCUMULATORS = 32
-"""Sums a Dense keeps in registers at once (rows x columns): 8 SSE registers, 4 AVX ones."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +29,7 @@ class Target:
     symbol: str
     real: str
     math: str
-    batch_rows: int = BATCH_ROWS
+    variants: tuple[Variant, ...] = VARIANTS["none"]  # instruction sets the network code is written for
 
 
 @dataclass
@@ -45,7 +38,7 @@ class Step:
 
     ``x(i, k)`` and ``y(k)`` are the C lvalues of element ``k`` of input ``i`` and of the output
     in row ``r`` of a block of ``rows`` rows (plain ``buf[k]`` when ``rows`` is 1). ``block`` is
-    the number of output columns a Dense sums at once.
+    the number of output columns a Dense sums at once (the variant's register blocking).
     """
 
     op: Op
@@ -57,11 +50,7 @@ class Step:
     m: Target
     rows: int
     strides: dict[str, int]
-
-    @property
-    def block(self) -> int:
-        lanes = ACCUMULATORS // 2 if self.m.real == "double" else ACCUMULATORS  # same register count
-        return max(1, lanes // self.rows)
+    block: int
 
     def _at(self, buf: str, k: str, flat: bool) -> str:
         return f"{buf}[{k}]" if self.rows == 1 or flat else f"{buf}[r * {self.strides[buf]} + {k}]"
@@ -146,15 +135,29 @@ class ExportedFunction:
 
 
 @dataclass
+class VariantCode:
+    """A network's row blocks for one instruction set, and the static batch loop over them."""
+
+    variant: Variant
+    blocks: list[RowBlock]
+    batch: str  # the static function running n rows through the blocks
+
+
+@dataclass
 class NetworkFunction(ExportedFunction):
-    """A network, as static row-block functions for one row and for ``BATCH_ROWS`` rows."""
+    """A network, as static row-block functions for one row and for a batch block, per instruction set."""
 
     kind: ClassVar[str] = "network"
 
-    blocks: list[RowBlock] = field(default_factory=list)
+    variants: list[VariantCode] = field(default_factory=list)  # baseline first
     copy_from: str | None = None  # the scratch array to copy into `output` at the end
     unread: list[str] = field(default_factory=list)  # arguments no op reads (`input` of a generator that
     # ignores its conditions, `random` of one that ignores its noise): cast away for the strict warnings
+
+    @property
+    def blocks(self) -> list[RowBlock]:
+        """The baseline's blocks: one row, and a batch block."""
+        return self.variants[0].blocks
 
     @property
     def steps(self) -> list[Step]:
@@ -186,7 +189,7 @@ class ComposedFunction(ExportedFunction):
     width: int = 0  # the widest stage
 
 
-def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int) -> RowBlock:
+def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, variant: Variant) -> RowBlock:
     env = environment()
     scratch = f"{name}_buf"
     strides = {INPUT: graph.n_inputs, OUTPUT: graph.n_outputs, RANDOM: graph.n_noise}
@@ -202,11 +205,12 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int) 
             m=m,
             rows=rows,
             strides=strides,
+            block=variant.columns(rows, m.real),
         )
         for index, op in enumerate(graph.ops)
     ]
     return RowBlock(
-        name=f"{name}_rows{rows}",
+        name=f"{name}{variant.suffix}_rows{rows}",
         rows=rows,
         steps=steps,
         buffers=[rows * size for size in plan.sizes],
@@ -217,18 +221,23 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int) 
 
 def _network(graph: Graph, name: str, m: Target) -> NetworkFunction:
     plan = plan_buffers(graph, scratch_prefix=f"{name}_buf")
-    blocks = [_row_block(graph, plan, name, m, rows) for rows in (1, BATCH_ROWS)]
+    variants = [
+        VariantCode(
+            v, [_row_block(graph, plan, name, m, rows, v) for rows in (1, v.batch_rows)], f"{name}{v.suffix}_rows_n"
+        )
+        for v in m.variants
+    ]
     read = {graph.output, *(v for op in graph.ops for v in op.inputs)}
     unread = [arg for value, arg in ((graph.input, INPUT), (graph.noise, RANDOM)) if value and value not in read]
     return NetworkFunction(
         name,
         graph.n_inputs,
         graph.n_outputs,
-        blocks[0].stack_bytes,
+        variants[0].blocks[0].stack_bytes,
         scratch=f"{name}_buf",
         real=m.real,
         n_noise=graph.n_noise,
-        blocks=blocks,
+        variants=variants,
         copy_from=plan.copy_from,
         unread=unread,
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.cli.parser import CLI_WORDS, EXIT_OK, EXIT_PARITY
 from exporter.errors import ExportError
 from exporter.progress import Progress
@@ -33,6 +34,7 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
             math=getattr(args, "math", None),  # inspect has no --math or --dtype: the defaults
             dtype=getattr(args, "dtype", "float"),
             trust=args.trust,
+            dispatch=getattr(args, "dispatch", DEFAULT_DISPATCH),
             words=CLI_WORDS,
         )
         spec.check()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import NoReturn
 
+from exporter.backend.isa import DEFAULT_DISPATCH, DISPATCH_MODES
 from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES, REALS
 from exporter.ir.chain import OUTPUT_ACTIVATIONS
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
@@ -38,6 +39,7 @@ CLI_WORDS = Words(
             "math": "--math",
             "dtype": "--dtype",
             "trust": "--trust",
+            "dispatch": "--dispatch",
             "user_rows": "--inputs",
             "pt_column": "--pt-column",
         }
@@ -152,6 +154,13 @@ def parser() -> Parser:
         default="float",
         help="the C type of inputs, outputs and arithmetic (default float); double: the symbol is "
         "<stem>_double by default",
+    )
+    p.add_argument(
+        "--dispatch",
+        choices=DISPATCH_MODES,
+        default=DEFAULT_DISPATCH,
+        help=f"{DEFAULT_DISPATCH} (default): the network's code once per x86-64 level (baseline, v3, v4), each "
+        "call running the best one the CPU supports, same bits; none: once, for what the compiler targets",
     )
     p.add_argument(
         "--trace",
