@@ -1,9 +1,11 @@
 """Fitted scikit-learn transformers -> IR column stages, one mapping per class.
 
-Every supported transformer works feature by feature, so Pipelines compose column
-ops and a ColumnTransformer is a ``Select`` (its output layout: transformed columns
-in transformer order, then the remainder) followed by each transformer's ops moved
-to its block of output columns. Problems are collected with the step path
+Pipelines compose column ops and a ColumnTransformer is a ``Select`` (its output layout:
+transformed columns in transformer order, then the remainder) followed by each
+transformer's ops moved to its block of output columns. scikit-learn's classes are
+found by name (``handles``); other classes through ``register_transformer`` (by class,
+or by name from any module: Lamarr's ``DecorrTransformer``), which is also the
+extension API for the user's own transformers. Problems are collected with the step path
 (``tX / colcnv / quantile``) so that the user sees all of them at once.
 """
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from exporter.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Unsupported
+from exporter.frontends.sklearn.symbolic import Untraceable, trace
 from exporter.ir.columns import (
     FUNCTIONS,
     ColumnOp,
@@ -30,10 +33,13 @@ from exporter.ir.columns import (
     Select,
     Standardize,
 )
+from exporter.ir.expression import Expr, ExpressionError, X, parse
+from exporter.ir.user_columns import Expression, Mix
 
 Mapping = Callable[[Any, int, str, list[Problem]], list[ColumnOp]]
-TRANSFORMERS: dict[str, Mapping] = {}  # class name -> mapping
+TRANSFORMERS: dict[str, Mapping] = {}  # scikit-learn's classes, by name
 IMPORT_PATHS: list[str] = []  # each class where scikit-learn exports it: the safe loader's allow-list
+REGISTERED: dict[str | type, Mapping] = {}  # register_transformer: a class, or a class name from any module
 
 
 def handles(*paths: str) -> Callable[[Mapping], Mapping]:
@@ -46,6 +52,29 @@ def handles(*paths: str) -> Callable[[Mapping], Mapping]:
         return fn
 
     return register
+
+
+def register_transformer(cls_or_name: type | str) -> Callable[[Mapping], Mapping]:
+    """Decorator: ``mapping(est, n, path, problems) -> [ColumnOp, ...]`` translates instances of
+    ``cls_or_name`` (the class itself, or any class of that name) taking ``n`` columns, ahead of
+    the built-in mappings. It raises ``Unsupported`` with the reason for a fit it cannot translate."""
+    if not isinstance(cls_or_name, (type, str)) or not cls_or_name:
+        raise TypeError(f"register_transformer takes a class or a class name, not {cls_or_name!r}")
+
+    def register(fn: Mapping) -> Mapping:
+        REGISTERED[cls_or_name] = fn
+        return fn
+
+    return register
+
+
+def mapping_for(est: Any) -> Mapping | None:
+    """The mapping of ``est``: registered for its class, for its class name, or scikit-learn's own."""
+    cls = type(est)
+    found = REGISTERED.get(cls) or REGISTERED.get(cls.__name__)
+    if found is None and cls.__module__.startswith("sklearn."):
+        found = TRANSFORMERS.get(cls.__name__)
+    return found
 
 
 def _all(n: int) -> tuple[int, ...]:
@@ -178,26 +207,89 @@ def power_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> l
     return ops
 
 
-def _function_kind(fn: Any, role: str) -> str | None:
+def _function_kind(fn: Any) -> str | None:
+    """The name of a numpy function the exporter knows as a column function (None: not one)."""
+    return next((kind for kind in FUNCTIONS if fn is getattr(np, kind)), None)
+
+
+def _formula(est: Any, role: str) -> Expr | None:
+    """``func`` or ``inverse_func`` as an expression: the transformer's ``func_inC`` / ``inverse_func_inC``,
+    else the function's ``inC`` (scikinC's conventions, C expressions of ``{x}``), else traced."""
+    fn = getattr(est, role)
+    text = getattr(est, f"{role}_inC", None)
+    where = f"{role}_inC"
+    if text is None and fn is not None:
+        text, where = getattr(fn, "inC", None), f"{role}.inC"
+    if text is not None:
+        try:
+            return parse(text)
+        except ExpressionError as err:
+            raise Unsupported(f"{where} {text!r}: {err}") from None
     if fn is None:
         return None
-    for kind in FUNCTIONS:
-        if fn is getattr(np, kind):
-            return kind
-    raise Unsupported(f"{role} {getattr(fn, '__name__', fn)!r} is not one of numpy's {', '.join(FUNCTIONS)} (or None)")
+    try:
+        return trace(fn)
+    except Untraceable as err:
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        raise Unsupported(
+            f"{role} {name!r} cannot be translated to C ({err}): attach a C expression of {{x}} as its inC "
+            f'attribute (scikinC\'s convention, e.g. {name}.inC = "log({{x}} / (1 - {{x}}))") or as the '
+            f"transformer's {role}_inC"
+        ) from None
 
 
 @handles("sklearn.preprocessing.FunctionTransformer")
 def function_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     if est.kw_args or est.inv_kw_args:
         raise Unsupported("kw_args / inv_kw_args are not supported")
-    kind = _function_kind(est.func, "func")
-    inverse = _function_kind(est.inverse_func, "inverse_func")
-    if kind is None and inverse is None:
+    custom = any(hasattr(est, f"{role}_inC") for role in ("func", "inverse_func"))
+    kind, inverse = _function_kind(est.func), _function_kind(est.inverse_func)
+    if not custom and kind and (inverse or est.inverse_func is None):
+        return [Function(path, _all(n), kind, inverse)]  # numpy's own functions, as before
+    forward, backward = _formula(est, "func"), _formula(est, "inverse_func")
+    if forward is None and backward is None:
         return []
-    if kind is None:  # identity forward, a real inverse: keep the inverse, with an identity forward op
-        raise Unsupported("func=None with an inverse_func is not supported")
-    return [Function(path, _all(n), kind, inverse)]
+    label = getattr(est.func, "__name__", None) or "identity"
+    return [Expression(path, _all(n), forward or X, backward, label)]
+
+
+def _eig(est: Any) -> np.ndarray:
+    """Lamarr's DecorrTransformer's fitted matrix, ``eig`` (or ``eig_``): real and square."""
+    found = next((getattr(est, a) for a in ("eig", "eig_") if getattr(est, a, None) is not None), None)
+    if found is None:
+        raise Unsupported("DecorrTransformer is not fitted (no eig or eig_ matrix)")
+    eig = np.asarray(found)
+    if np.iscomplexobj(eig):
+        if np.any(eig.imag != 0):
+            raise Unsupported("eig is complex (not eigenvectors of a covariance matrix)")
+        eig = eig.real
+    if eig.ndim != 2 or eig.shape[0] != eig.shape[1] or not np.issubdtype(eig.dtype, np.number):
+        raise Unsupported(f"eig must be a square matrix of numbers, got {eig.dtype} {eig.shape}")
+    return eig.astype(np.float64)  # NaN or infinity: refused by the Mix op
+
+
+@register_transformer("DecorrTransformer")
+def decorr_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    """Lamarr's decorrelation, read from its matrix, its code never run: ``transform`` is
+    ``X.dot(eig)``, ``inverse_transform`` ``X.dot(eig.T)`` (exact only for orthogonal eig: as Lamarr)."""
+    eig = _eig(est)
+    if len(eig) != n:
+        raise Unsupported(f"eig is {eig.shape[0]}x{eig.shape[1]}, but the step receives {n} columns")
+    return [Mix(path, _all(n), eig, 0.0, 0.0, eig.T)]
+
+
+def n_columns(est: Any) -> int:
+    """The columns a fitted transformer takes: ``n_features_in_``, else (a DecorrTransformer, which
+    need not record it, maybe first in a Pipeline) its matrix size; 0 if unknown."""
+    if hasattr(est, "n_features_in_"):
+        return int(est.n_features_in_)
+    if type(est).__name__ == "Pipeline":
+        steps = [step for _, step in getattr(est, "steps", []) if step is not None and step != "passthrough"]
+        return n_columns(steps[0]) if steps else 0
+    try:
+        return len(_eig(est)) if type(est).__name__ == "DecorrTransformer" else 0
+    except Unsupported:
+        return 0
 
 
 @handles("sklearn.pipeline.Pipeline")
@@ -260,7 +352,7 @@ def column_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> 
 def convert(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     """Column ops of one (possibly composite) transformer taking ``n`` columns; problems are collected."""
     cls = type(est).__name__
-    mapping = TRANSFORMERS.get(cls) if type(est).__module__.startswith("sklearn.") else BY_NAME.get(cls)
+    mapping = mapping_for(est) or BY_NAME.get(cls)
     if mapping is None:
         problems.append(Problem(path, cls, "this transformer is not supported", "step"))
         return []
@@ -282,7 +374,7 @@ def convert(est: Any, n: int, path: str, problems: list[Problem]) -> list[Column
 
 def transformer_stage(est: Any, name: str, n_inputs: int | None = None) -> ColumnStage:
     """The column stage of a fitted transformer named ``name`` (its file's stem) for ``n_inputs`` columns."""
-    n = int(getattr(est, "n_features_in_", 0)) if n_inputs is None else n_inputs
+    n = n_columns(est) if n_inputs is None else n_inputs
     problems: list[Problem] = []
     ops = convert(est, n, name, problems)
     if problems:
