@@ -77,12 +77,13 @@ class _Refusing:
             found = super().find_class(module, name)  # type: ignore[misc]
             if isinstance(found, type) and issubclass(found, BaseEstimator):
                 return found
+        # scikinC's own classes are read by name and attributes, their module never imported (unless trusted)
+        known = None if self.trust.covers(module) else stand_in(module, name)
+        if known is not None:
+            return known
         trusted = self.trust.resolve(self.path, module, name)
         if trusted is not None:
             return trusted
-        known = stand_in(module, name)  # scikinC's own classes, read by name (untrusted module: never imported)
-        if known is not None:
-            return known
         raise ExportError(
             f"{self.path}: refusing to load {module}.{name}: only scikit-learn transformers the exporter "
             "supports (and the numpy types they hold) may be unpickled"
