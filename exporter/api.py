@@ -56,12 +56,16 @@ class Export:
     prepare: Reference | None = None
     math: str = DEFAULT_MATH  # "fast" (inline vectorizable approximations) or "libm"
     dtype: str = "float"  # the C type computed in: "float" or "double"
+    scikinc_names: bool = False  # each step also under scikinC's name (SYMBOL_tX, SYMBOL_dnn, SYMBOL_tY_inverse)
     source: CSource = field(init=False)
     c_edit: Callable[[str], str] | None = None
 
     def __post_init__(self) -> None:
         check_real(self.dtype, check_math(self.math))
-        self.source = render(self.chain, self.symbol, math_mode=self.math, real=self.dtype)
+        self.source = self.render()
+
+    def render(self, parity: str = "not checked") -> CSource:
+        return render(self.chain, self.symbol, parity, self.math, self.dtype, self.scikinc_names)
 
     @property
     def graph(self) -> Graph | None:
@@ -113,8 +117,7 @@ class Export:
 
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""
-        verdict = report.verdict() if report else "not checked"
-        return render(self.chain, self.symbol, verdict, self.math, self.dtype)
+        return self.render(report.verdict() if report else "not checked")
 
     def files(self, c_path: str | os.PathLike[str], report: ParityReport | None = None) -> dict[Path, bytes]:
         """``c_path`` and the header beside it, with their contents: for ``write_atomically``, with other files."""
@@ -207,6 +210,7 @@ def export_chain(
     math: str | None = None,
     dtype: str = "float",
     noise: int = 0,
+    scikinc_names: bool = False,
 ) -> Export:
     """A Lamarr chain: raw inputs -> log(columns) -> preprocess... -> network -> activation -> inverse target.
 
@@ -214,6 +218,7 @@ def export_chain(
     fitted scikit-learn objects or their .pkl/.joblib/.skops files. A generator (a Keras model with
     two inputs, conditions and noise, or ``noise`` > 0 trailing noise entries in its one input)
     gets the caller's noise after the preprocessing: ``SYMBOL(output, input, random)``.
+    ``scikinc_names`` also exports each step under the name scikinC gave it, for Lamarr's glue.
     """
     from exporter.frontends.sklearn import reference as sk
     from exporter.frontends.sklearn import transformer_stage
@@ -287,7 +292,8 @@ def export_chain(
         versions.append(f"scikit-learn {sklearn.__version__}")
     prepared = (lambda rows: prepare(rows).astype(np.float32)) if pre is not None else None
     framework = " + ".join(frameworks) or "numpy"
-    return Export(chain, symbol, reference, framework, ", ".join(versions), net_loaded, prepared, math, dtype)
+    versions_text = ", ".join(versions)
+    return Export(chain, symbol, reference, framework, versions_text, net_loaded, prepared, math, dtype, scikinc_names)
 
 
 def _load_network(model: Any, noise: int = 0) -> LoadedModel:
@@ -319,6 +325,7 @@ def export_flax(
     output_activation: str | None = None,
     math: str | None = None,
     dtype: str = "float",
+    scikinc_names: bool = False,
 ) -> Export:
     """A Flax model (linen module + params, nnx module, or ``f(params, x)``) and its chain, like ``export_chain``.
 
@@ -338,6 +345,7 @@ def export_flax(
         name=symbol,
         math=math,
         dtype=dtype,
+        scikinc_names=scikinc_names,
     )
 
 

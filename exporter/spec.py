@@ -102,6 +102,7 @@ class ModelSpec:
     noise: int = 0
     math: str | None = None
     dtype: str = "float"
+    scikinc_names: bool = False  # each step also under scikinC's name (a pipeline's stages, for Lamarr's glue)
     import_from: Path | None = None
     words: Words = field(default=PYTHON, repr=False, compare=False)
 
@@ -146,7 +147,7 @@ class ModelSpec:
 
         self.check()
         chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "math": self.math}
-        chain["dtype"] = self.dtype
+        chain.update(dtype=self.dtype, scikinc_names=self.scikinc_names)
         with self.words.wording():
             if self.is_transformer:
                 return export_chain(preprocess=[self.model, *self.preprocess], **chain)

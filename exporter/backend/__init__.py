@@ -24,6 +24,8 @@ from exporter.backend.mathlib import ACCURACY, DEFAULT_MATH, check_math, check_r
 from exporter.ir import Dense, Graph, Op
 from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnOp, ColumnStage, NotInvertible, Quantile
+from exporter.ir.pipeline import INPUT as PIPELINE_INPUT
+from exporter.ir.pipeline import Pipeline
 from exporter.version import __version__
 
 BATCH_ROWS = 2
@@ -129,7 +131,7 @@ class Function:
     for a generator's network and chain ``real *name(real *output, const real *input, const real *random)``."""
 
     name: str
-    kind: str  # "network", "columns" or "compose"
+    kind: str  # "network", "columns", "compose", "alias", "joined" (scikinC's names) or "pipeline"
     n_inputs: int
     n_outputs: int
     stack_bytes: int
@@ -138,7 +140,7 @@ class Function:
     scratch: str = ""
     copy_from: str | None = None
     width: int = 0  # columns: the widest row; compose: the widest stage
-    parts: list[str] = field(default_factory=list)  # compose: the functions called in turn
+    parts: list[str] = field(default_factory=list)  # compose: the functions called in turn; alias, joined: the one
     real: str = "float"
     n_noise: int = 0  # a generator's noise entries: the function takes `random` too
     part_noise: list[bool] = field(default_factory=list)  # compose: which parts take `random`
@@ -274,9 +276,27 @@ def _inverse_or_none(stage: ColumnStage) -> ColumnStage | None:
         return None
 
 
-def plan_functions(chain: Chain, symbol: str, m: dict[str, Any]) -> list[Function]:
-    """The exported functions of a chain, the main symbol first."""
-    if chain.pre is None and chain.post is None and chain.net is not None:
+def _scikinc_names(symbol: str, parts: list[Function], real: str) -> list[Function]:
+    """scikinC's names for a chain's steps (``SYMBOL_tX``, ``SYMBOL_tY_inverse``, ``SYMBOL_dnn``), which
+    Lamarr's hand-written glue declares. A generator's ``SYMBOL_dnn`` takes scikinC's one input (the
+    preprocessed conditions, then the noise) and calls the network, exported as ``SYMBOL_dnn_random``."""
+    names = {f"{symbol}_preprocess": f"{symbol}_tX", f"{symbol}_postprocess": f"{symbol}_tY_inverse"}
+    aliases = []
+    for p in parts:
+        if p.name in names:
+            aliases.append(Function(names[p.name], "alias", p.n_inputs, p.n_outputs, 0, parts=[p.name], real=real))
+        elif p.kind == "network" and p.n_noise:
+            width, n_in = p.n_noise, p.n_inputs + p.n_noise
+            scratch = f"{symbol}_dnn_noise"
+            joined = Function(f"{symbol}_dnn", "joined", n_in, p.n_outputs, 4 * width, scratch=scratch, width=width)
+            joined.parts, joined.real = [p.name], real
+            aliases.append(joined)
+    return aliases
+
+
+def plan_functions(chain: Chain, symbol: str, m: dict[str, Any], scikinc: bool = False) -> list[Function]:
+    """The exported functions of a chain, the main symbol first; ``scikinc``: with scikinC's names too."""
+    if chain.pre is None and chain.post is None and chain.net is not None and not scikinc:
         return [_network(chain.net, symbol, m)]
     if chain.net is None and chain.post is None and chain.pre is not None:  # a transformer on its own
         inverse = _inverse_or_none(chain.pre)
@@ -290,9 +310,12 @@ def plan_functions(chain: Chain, symbol: str, m: dict[str, Any]) -> list[Functio
         if inverse is not None:
             extra.append(_columns(inverse, f"{symbol}_preprocess_inverse", symbol, m["real"]))
     if chain.net is not None:
-        parts.append(_network(chain.net, f"{symbol}_dnn", m))
+        renamed = scikinc and chain.net.n_noise  # SYMBOL_dnn is then scikinC's one-input form
+        parts.append(_network(chain.net, f"{symbol}_dnn_random" if renamed else f"{symbol}_dnn", m))
     if chain.post is not None:
         parts.append(_columns(chain.post, f"{symbol}_postprocess", symbol, m["real"]))
+    if scikinc:
+        extra += _scikinc_names(symbol, parts, m["real"])
     return [_compose(symbol, parts, m["real"]), *parts, *extra]
 
 
@@ -322,8 +345,10 @@ def render(
     parity: str = "not checked",
     math_mode: str = DEFAULT_MATH,
     real: str = "float",
+    scikinc: bool = False,
 ) -> CSource:
     """Render ``chain`` as the C function ``symbol`` (and its stages); ``parity`` is quoted in the banner.
+    ``scikinc``: each step is also exported under the name scikinC gave it (see ``_scikinc_names``).
 
     ``real="double"`` computes the network in double (same IR, its float32 weights printed exactly
     as doubles), with libm's double functions: the inline approximations exist for float only.
@@ -348,7 +373,7 @@ def render(
         "real": real,
         "batch_rows": BATCH_ROWS,
     }
-    functions = plan_functions(chain, symbol, m)
+    functions = plan_functions(chain, symbol, m, scikinc)
     networks = [f for f in functions if f.kind == "network"]
     column_ops = [step.op for f in functions if f.kind == "columns" for step in f.steps]
     math = env.get_template("math.c.j2").module
@@ -372,6 +397,41 @@ def render(
         functions=[f.name for f in functions],
         real=real,
         widths={f.name: (f.n_inputs, f.n_outputs, f.n_noise) for f in functions},
+    )
+
+
+def render_pipeline(pipeline: Pipeline, parity: str = "not checked", real: str = "float") -> CSource:
+    """The C glue of ``pipeline``: one function calling its stages (functions of the same file) in turn."""
+    env = environment()
+    name = pipeline.name
+    n_noise = pipeline.n_noise
+    stack = REAL_SIZE[real] * pipeline.values_width + max(s.stack_bytes for s in pipeline.stages)
+    f = Function(name, "pipeline", pipeline.n_inputs, pipeline.n_outputs, stack, real=real)
+    f.n_noise, f.scratch = n_noise, f"{name}_in"
+    buffer = {PIPELINE_INPUT: INPUT, **{s.name: f"{name}_out{i}" for i, s in enumerate(pipeline.stages)}}
+    m: dict[str, Any] = {
+        "symbol": name,
+        "version": __version__,
+        "source": pipeline.source,
+        "real": real,
+        "functions": [f],
+        "stages": pipeline.stages,
+        "output": pipeline.output,
+        "buffer": buffer,
+        "gather_width": pipeline.gather_width,
+        "stack_bytes": stack,
+        "n_params": pipeline.n_params,
+        "parity": parity,
+        "guard": f"{name.upper()}_H_INCLUDED",
+    }
+    return CSource(
+        symbol=name,
+        c=env.get_template("pipeline.c.j2").render(m=m),
+        h=env.get_template("pipeline.h.j2").render(m=m),
+        stack_bytes=stack,
+        functions=[name],
+        real=real,
+        widths={name: (f.n_inputs, f.n_outputs, n_noise)},
     )
 
 
