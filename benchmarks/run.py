@@ -131,9 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lamarr-export benchmark: {platform.processor() or platform.machine()}, {cpu_name()}, pinned to core {cpu}")
     print(f"{rows} rows per pass, median of {repeats} passes after a warm-up; times in microseconds per row\n")
 
-    from exporter.frontends.keras import _import_keras, _quiet_stderr
+    from exporter.frontends.keras import _import_keras
+    from exporter.frontends.keras.quiet import quiet_stderr
 
-    with _quiet_stderr():  # TensorFlow's C++ start-up lines
+    with quiet_stderr():  # TensorFlow's C++ start-up lines
         import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(1)  # before TensorFlow runs anything
     tf.config.threading.set_inter_op_parallelism_threads(1)

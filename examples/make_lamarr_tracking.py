@@ -6,8 +6,9 @@ Lamarr's tracking is four models loaded from one shared library by symbol (see
 - ``acceptance`` (12 -> 1): Dense(32, tanh), 10 residual blocks (Dense(32, tanh) then Add), Dense(1, sigmoid).
 - ``efficiency`` (12 -> 4): the seed's model, ``examples/efficiency.keras`` (``make_efficiency.py``).
 - ``resolution`` (12 conditions + 128 noise -> 9): a GAN generator with two inputs, conditions and noise,
-  joined by a Concatenate inside the model, then Dense(32, tanh) and 4 residual blocks; its targets are
-  QuantileTransformer-ed, so the export applies the inverse.
+  joined by a Concatenate inside the model, then Dense(32, tanh) and 4 residual blocks written
+  ``x = x + x_`` as Lamarr's Keras 3 notebooks write them (operation nodes, not Add layers); its targets
+  are QuantileTransformer-ed, so the export applies the inverse.
 - ``covariance`` (15 conditions + 128 noise -> 15): the same, with a Pipeline (StandardScaler, then
   QuantileTransformer) as the target transform.
 
@@ -37,17 +38,19 @@ sys.path.insert(0, str(EXAMPLES))
 WIDTH, NOISE, ROWS = 32, 128, 20_000
 
 
-def residual(keras, x, width: int, blocks: int):
-    """Dense(width, tanh), then ``blocks`` residual blocks: Dense(width, tanh) added to its input."""
+def residual(keras, x, width: int, blocks: int, operator: bool = False):
+    """Dense(width, tanh), then ``blocks`` residual blocks: Dense(width, tanh) added to its input,
+    by an ``Add`` layer or, with ``operator``, by ``x = x + x_`` (a Keras 3 operation node)."""
     h = keras.layers.Dense(width, activation="tanh")(x)
     for _ in range(blocks):
-        h = keras.layers.Add()([h, keras.layers.Dense(width, activation="tanh")(h)])
+        h_ = keras.layers.Dense(width, activation="tanh")(h)
+        h = h + h_ if operator else keras.layers.Add()([h, h_])
     return h
 
 
 def generator(keras, n_cond: int, n_out: int, name: str):
     conditions, noise = keras.Input((n_cond,), name="conditions"), keras.Input((NOISE,), name="noise")
-    h = residual(keras, keras.layers.Concatenate()([conditions, noise]), WIDTH, 4)
+    h = residual(keras, keras.layers.Concatenate()([conditions, noise]), WIDTH, 4, operator=True)
     return keras.Model([conditions, noise], keras.layers.Dense(n_out)(h), name=name)
 
 

@@ -192,6 +192,16 @@ def _transformer(thing: Any) -> tuple[Any, str]:
     return thing, type(thing).__name__
 
 
+def _recorded_width(est: Any, given: int) -> int:
+    """The number of columns a transformer was fitted on, or ``given`` when it records none."""
+    return int(getattr(est, "n_features_in_", given))
+
+
+def _step_label(thing: Any, est: Any) -> str:
+    """A transformer as width messages name it: its file and its class (the step)."""
+    return f"{_name_of(thing)}: {type(est).__name__}"
+
+
 def _log_stage(columns: Sequence[int], n_inputs: int) -> ColumnStage:
     bad = [c for c in columns if not 0 <= c < n_inputs]
     if bad:
@@ -240,30 +250,36 @@ def export_chain(
     if net is not None and output_activation:
         net = with_output_activation(net, Activation(output_activation))
 
-    n_inputs = (
-        int(getattr(pre_transformers[0][0], "n_features_in_", 0))
-        if pre_transformers
-        else (inner_pre.n_inputs if inner_pre else net.n_inputs)
-        if net is not None
-        else 0
-    )
+    net_inputs = (inner_pre.n_inputs if inner_pre else net.n_inputs) if net is not None else 0
+    # a stateless transformer that records no width (FunctionTransformer(None)) takes the width it is given
+    n_inputs = _recorded_width(pre_transformers[0][0], net_inputs) if pre_transformers else net_inputs
     pre = _log_stage(log_columns, n_inputs) if log_columns else None
     for est, stem in pre_transformers:
-        stage = transformer_stage(est, stem, pre.n_outputs if pre else None)
+        stage = transformer_stage(est, stem, pre.n_outputs if pre else n_inputs)
         pre = stage if pre is None else pre.then(stage)
     if inner_pre is not None:
         pre = inner_pre if pre is None else pre.then(inner_pre)
     post = None
     target = _transformer(target_transform) if target_transform is not None else None
     if target is not None:
+        given = net.n_outputs if net is not None else pre.n_outputs if pre is not None else 0
         try:
-            post = transformer_stage(*target).inverse()
+            post = transformer_stage(*target, _recorded_width(target[0], given)).inverse()
         except NotInvertible as err:
             raise InputError("target_transform", f"{_name_of(target_transform)}: {err}") from None
     if pre is None and net is None:
         raise ExportError("nothing to export: give a model or at least one transformer")
     sources = [_name_of(t) for t in (model, *preprocess, target_transform) if t is not None]
-    chain = Chain(pre=pre, net=net, post=post, source=" + ".join(sources))
+    labels = {
+        "preprocessing": ", ".join(
+            _step_label(t, est) for t, (est, _) in zip(preprocess, pre_transformers, strict=True)
+        ),
+        "network": _name_of(model) if model is not None else "",
+        "target transform": _step_label(target_transform, target[0]) if target is not None else "",
+    }
+    chain = Chain(
+        pre=pre, net=net, post=post, source=" + ".join(sources), labels={k: v for k, v in labels.items() if v}
+    )
 
     def prepare(rows: np.ndarray) -> np.ndarray:
         x = np.asarray(rows, dtype=np.float64)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from exporter.errors import Problem
-from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Graph, Merge, Op, PReLU
+from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Graph, Merge, Op, PReLU, Slice
 from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnStage, Select
 from exporter.ir.graph import arrays_of
@@ -179,7 +179,7 @@ def op_flops(op: Op, in_widths: list[int]) -> int:
         return op.width
     if isinstance(op, Merge):
         return (len(in_widths) - 1 + (op.kind == "average")) * op.width
-    if isinstance(op, Concatenate):
+    if isinstance(op, (Concatenate, Slice)):
         return 0
     return op.width * max(1, len(in_widths))  # an op this module does not know yet: one per element and input
 

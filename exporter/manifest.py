@@ -79,7 +79,7 @@ class _Reader:
         if value is None:
             return None
         path = self.folder / value
-        if not path.is_file():
+        if not (path.is_file() or (key == "model" and path.is_dir())):  # a model may be a SavedModel folder
             raise self.words.about(key, f"{path}: no such file")
         return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import subprocess
@@ -145,3 +146,32 @@ def perturb_weight(c_source: str, op_name: str, delta: float = 0.5) -> str:
 
 def exported_symbols(library: Path) -> list[str]:
     return subprocess.run(["nm", "-D", "--defined-only", str(library)], capture_output=True, text=True).stdout.split()
+
+
+def export_through_cli_and_manifest(capsys: Any, tmp_path: Path, model: Path, samples: int = 500, **keys: Any) -> str:
+    """Export ``model`` from the command line and from a one-entry manifest with the same ``keys``
+    (manifest key -> value; CLI flag ``--key-with-dashes``); each must pass parity and compile
+    under the strict flags. Returns the CLI's output."""
+    flags: list[Any] = []
+    lines = [f'model = "{model}"']
+    for key, value in keys.items():
+        values = value if isinstance(value, list) else [value]
+        flags += [f"--{key.replace('_', '-')}", *values]
+        plain = (
+            [str(v) for v in values] if isinstance(value, list) else str(value) if isinstance(value, Path) else value
+        )
+        lines.append(f"{key} = {json.dumps(plain)}")
+    (tmp_path / "set").mkdir(exist_ok=True)
+    manifest = tmp_path / "set" / "models.toml"
+    manifest.write_text("[models.entry]\n" + "\n".join(lines) + "\n")
+    outputs = []
+    for args, c_file in (
+        ([model, *flags], tmp_path / "cli" / "model.c"),
+        ([manifest], tmp_path / "set" / "models.c"),
+    ):
+        code, out, err = run_cli(capsys, *args, "-o", c_file, "--samples", samples)
+        assert code == 0, out + err
+        assert "parity: passed" in out, out
+        strict_compile(c_file, c_file.parent)
+        outputs.append(out)
+    return outputs[0]

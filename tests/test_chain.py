@@ -207,13 +207,13 @@ def test_width_mismatches(capsys, tmp_path, keras):
         capsys,
         tmp_path,
         [model, "--preprocess", tmp_path / "tX.pkl", "-o", tmp_path / "m.c"],
-        "preprocessing gives 3 values but the network takes 4",
+        "preprocessing (tX.pkl: StandardScaler) gives 3 values but the network (m.keras) takes 4",
     )
     assert_user_error(
         capsys,
         tmp_path,
         [model, "--target-transform", tmp_path / "tY.pkl", "-o", tmp_path / "m.c"],
-        "network gives 3 values but the target transform takes 2",
+        "network (m.keras) gives 3 values but the target transform (tY.pkl: StandardScaler) takes 2",
     )
     assert_user_error(capsys, tmp_path, [model, "--log-columns", "7", "-o", tmp_path / "m.c"], "--log-columns [7]")
 

@@ -21,7 +21,8 @@ def run_inspect(args: argparse.Namespace) -> int:
 
     spec = spec_from_args(args)
     progress = Progress(enabled=not (args.quiet or args.json))
-    keras_file = bool(args.model) and Path(args.model).suffix in (".keras", ".h5", ".hdf5")
+    path = Path(args.model) if args.model else None
+    keras_file = path is not None and (path.suffix in (".keras", ".h5", ".hdf5") or path.is_dir())
     chain = args.preprocess or args.log_columns or args.target_transform or args.output_activation
     framework = "Keras"
     if keras_file and not chain:

@@ -81,7 +81,8 @@ def _command(prog: str, description: str, epilog: str, optional_model: bool = Fa
     p.add_argument(
         "model",
         nargs="?" if optional_model else None,
-        help="the model file (.keras, or legacy Keras .h5), or a fitted transformer (.pkl, .joblib, .skops) "
+        help="the model file (.keras, or legacy Keras .h5), a Keras 2 SavedModel folder, or a fitted transformer "
+        "(.pkl, .joblib, .skops) "
         "to export on its own",
     )
     return p

@@ -55,8 +55,10 @@ class Builder:
         self.chain.append(op)
         return output
 
-    def refuse(self, layer: str, cls: str, reason: str, width: int, inputs: tuple[str, ...] = ()) -> str:
-        problem = Problem(layer, cls, reason)
+    def refuse(
+        self, layer: str, cls: str, reason: str, width: int, inputs: tuple[str, ...] = (), kind: str = "layer"
+    ) -> str:
+        problem = Problem(layer, cls, reason, kind)
         self.problems.append(problem)
         output = self.value(width)
         self.chain.append(Refusal(problem, tuple(inputs), output, int(width)))

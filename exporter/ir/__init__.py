@@ -2,7 +2,7 @@
 
 from exporter.ir.activations import LINEAR, Activation
 from exporter.ir.graph import Graph
-from exporter.ir.ops import Activate, Affine, Broadcast, Concatenate, Dense, Merge, Op, PReLU, Reduce
+from exporter.ir.ops import Activate, Affine, Broadcast, Concatenate, Dense, Merge, Op, PReLU, Reduce, Slice
 from exporter.ir.passes import optimize
 
 __all__ = [
@@ -18,5 +18,6 @@ __all__ = [
     "Op",
     "PReLU",
     "Reduce",
+    "Slice",
     "optimize",
 ]

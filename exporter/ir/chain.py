@@ -7,7 +7,7 @@ precision (as scikit-learn does); the network works in float32, as Keras does.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from exporter.errors import ExportError
 from exporter.ir.activations import Activation
@@ -25,12 +25,17 @@ class Chain:
     net: Graph | None = None
     post: ColumnStage | None = None
     source: str = ""  # the files it was made from, by name (no paths: generated files must not depend on them)
+    # stage name -> what it was made from ("tY.pkl: step tY (StandardScaler)"), for width mismatch messages
+    labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        widths = [(s.n_inputs, s.n_outputs, name) for s, name in self.stages]
+        widths = [(s.n_inputs, s.n_outputs, self._named(name)) for s, name in self.stages]
         for (_, out, before), (inp, _, after) in itertools.pairwise(widths):
             if out != inp:
                 raise ExportError(f"the {before} gives {out} values but the {after} takes {inp}")
+
+    def _named(self, stage: str) -> str:
+        return f"{stage} ({self.labels[stage]})" if stage in self.labels else stage
 
     @property
     def stages(self) -> list[tuple[ColumnStage | Graph, str]]:

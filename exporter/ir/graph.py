@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from exporter.ir.ops import Broadcast, Concatenate, Dense, Op, Reduce
+from exporter.ir.ops import Broadcast, Concatenate, Dense, Op, Reduce, Slice
 
 
 @dataclass
@@ -71,6 +71,8 @@ def _output_width(op: Op, in_widths: list[int]) -> int:
         return sum(in_widths)
     if isinstance(op, Reduce):
         return 1
+    if isinstance(op, Slice):
+        return op.width if op.start + op.width <= in_widths[0] else -1
     if isinstance(op, Broadcast):
         return op.width if in_widths == [1] else -1
     return in_widths[0] if len(set(in_widths)) == 1 else -1

@@ -163,6 +163,22 @@ class Concatenate(Op):
 
 
 @dataclass
+class Slice(Op):
+    """Features ``start`` to ``start + width`` of the input row (``x[:, a:b]``: conditions split from noise)."""
+
+    start: int = 0
+
+    template: ClassVar[str] = "slice"
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.width < 1:
+            raise ValueError(f"slice of {self.width} features from {self.start}")
+
+    def describe(self) -> str:
+        return f"Slice {self.start}:{self.start + self.width}"
+
+
+@dataclass
 class Reduce(Op):
     """The maximum or the sum of a row, as one value (traced JAX: softmax, normalisations)."""
 

@@ -7,12 +7,10 @@ a ``Lambda`` under safe mode) is reported layer by layer, and fast.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,12 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import ExportError, Problem, UnsupportedModelError
+from exporter.frontends.keras import keras2
 from exporter.frontends.keras.intermediates import KerasIntermediates
+from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
 from exporter.frontends.keras.layers import LAYERS
+from exporter.frontends.keras.operations import operation_reason
+from exporter.frontends.keras.quiet import quiet_stderr
 from exporter.frontends.keras.walk import refusal_reason, walk_keras
 from exporter.frontends.loaded import LoadedModel
 
@@ -66,28 +68,26 @@ def stored_layers(config: dict[str, Any], prefix: str = "") -> list[StoredLayer]
         name = entry.get("config", {}).get("name", entry.get("name", "?"))
         if cls in MODEL_CLASSES:
             layers += stored_layers(entry, f"{prefix}{name}/")
+        elif cls in TF_OP_LAMBDAS:
+            label = f"{cls} tf.{entry.get('config', {}).get('function', '?')}"
+            layers.append(StoredLayer(prefix + name, label, _screen(entry, name, cls)))
         elif cls != "InputLayer":
-            module = entry.get("module") or "keras.layers"
-            builtin = module.startswith("keras") and not entry.get("registered_name")
-            refused = not builtin or cls not in LAYERS
-            layers.append(
-                StoredLayer(prefix + name, cls, Problem(name, cls, refusal_reason(cls, builtin)) if refused else None)
-            )
+            layers.append(StoredLayer(prefix + name, cls, _screen(entry, name, cls)))
     return layers
 
 
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence the C++ log lines TensorFlow prints while it loads (they bypass TF_CPP_MIN_LOG_LEVEL)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+def _screen(entry: dict[str, Any], name: str, cls: str) -> Problem | None:
+    """Why a stored layer or operation node is refused by its class alone, or None."""
+    module = entry.get("module") or "keras.layers"
+    if module.startswith("keras.src.ops."):
+        reason = operation_reason(cls)
+        return Problem(name, cls, reason, "operation") if reason else None
+    if cls in TF_OP_LAMBDAS:
+        function = entry.get("config", {}).get("function", "?")
+        reason = tf_function_reason(function)
+        return Problem(name, f"{cls} tf.{function}", reason, "operation") if reason else None
+    builtin = module.startswith("keras") and not entry.get("registered_name")
+    return Problem(name, cls, refusal_reason(cls, builtin)) if not builtin or cls not in LAYERS else None
 
 
 def _import_keras() -> Any:
@@ -96,7 +96,7 @@ def _import_keras() -> Any:
         if "keras" in sys.modules:
             import keras
         else:
-            with _quiet_stderr():
+            with quiet_stderr():
                 import keras
 
                 keras.ops.convert_to_tensor(0.0)  # the backend logs once more on first use
@@ -108,29 +108,63 @@ def _import_keras() -> Any:
 
 
 def read_stored_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The stored configuration of a model file, after checking the file is one; no Keras import."""
+    """The stored configuration of a model file (or Keras 2 SavedModel folder), after checking it is one;
+    no Keras import (a SavedModel's metadata needs TensorFlow's protobuf classes)."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        if not keras2.is_saved_model(path):
+            raise ExportError(f"{path}: a folder, but not a SavedModel (no saved_model.pb)")
+        config = keras2.saved_model_config(path)
+    elif not path.is_file():
         raise ExportError(f"{path}: no such model file")
-    if path.suffix not in SUFFIXES:
-        raise ExportError(f"{path}: expected a Keras model file ({', '.join(SUFFIXES)})")
-    config = _stored_config(path)
+    elif path.suffix not in SUFFIXES:
+        raise ExportError(f"{path}: expected a Keras model file ({', '.join(SUFFIXES)}) or SavedModel folder")
+    else:
+        config = _stored_config(path)
     if config.get("class_name") not in MODEL_CLASSES:
         raise ExportError(f"{path}: stores a {config.get('class_name')!r}, not a Keras model")
     return config
 
 
 def load_keras_file(path: str | os.PathLike[str]) -> Any:
-    """Load a model file with Keras (``compile=False``, safe mode) after screening its layers."""
+    """Load a model file with Keras (``compile=False``, safe mode) after screening its layers.
+
+    A Keras 2 model that Keras 3 cannot load (``TFOpLambda`` nodes, a SavedModel folder) is rebuilt
+    from its translated configuration and given its stored weights (see ``keras2``).
+    """
     path = Path(path)
-    problems = [layer.problem for layer in stored_layers(read_stored_config(path)) if layer.problem]
+    config = read_stored_config(path)
+    problems = [layer.problem for layer in stored_layers(config) if layer.problem]
     if problems:
         raise UnsupportedModelError(path.name, problems)
     keras = _import_keras()
     try:
+        if keras2.is_saved_model(path):
+            model = keras2.build_keras3(keras, config, path.name)
+            keras2.load_saved_model_weights(model, path)
+            return model
+        if keras2.has_tf_op_lambda(config):
+            model = keras2.build_keras3(keras, config, path.name)
+            model.load_weights(path)
+            return model
         return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ExportError:
+        raise
     except Exception as err:  # Keras raises many types for a damaged file
         raise ExportError(f"{path}: Keras could not load it: {err}") from None
+
+
+def file_reference(path: Path, model: Any) -> tuple[Any, str] | None:
+    """The forward pass of what was saved and its label, when Keras 3 did not load the file itself:
+    the serving signature of a SavedModel folder, TF 2 Keras for an ``.h5`` file with TFOpLambda nodes."""
+    if keras2.is_saved_model(path):
+        import tensorflow as tf
+
+        names = [layer.name for layer in getattr(model, "_input_layers", [])] or [t.name for t in model.inputs]
+        return keras2.saved_model_reference(path, names), f"SavedModel serving signature, TensorFlow {tf.__version__}"
+    if path.suffix != ".keras" and keras2.has_tf_op_lambda(read_stored_config(path)):
+        return keras2.tf_keras_reference(path)
+    return None
 
 
 def keras_reference(model: Any) -> Any:
@@ -167,14 +201,17 @@ def load_keras(model: Any, noise: int = 0) -> LoadedModel:
     ``noise`` > 0: a generator whose one input ends with that many noise entries (see ``walk_keras``).
     """
     source = source_name(model)
+    saved = None
     if isinstance(model, (str, os.PathLike)):
-        model = load_keras_file(model)
+        path = Path(model)
+        model = load_keras_file(path)
+        saved = file_reference(path, model)
     keras = _import_keras()
     walked = walk_keras(model, source, noise)
     return LoadedModel(
         graph=walked.graph(),
-        reference=keras_reference(model),
+        reference=saved[0] if saved else keras_reference(model),
         framework="Keras",
-        framework_version=f"{keras.__version__} ({keras.backend.backend()} backend)",
+        framework_version=saved[1] if saved else f"{keras.__version__} ({keras.backend.backend()} backend)",
         intermediates=KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined),
     )

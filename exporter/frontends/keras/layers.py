@@ -41,13 +41,13 @@ def _one(b: Builder, inputs: list[str]) -> tuple[str, int]:
     return inputs[0], b.widths[inputs[0]]
 
 
-def _feature_axis(axis: Any) -> None:
+def feature_axis(axis: Any) -> None:
     axes = axis if isinstance(axis, (list, tuple)) else [axis]
     if list(axes) not in ([-1], [1]):
         raise Unsupported(f"axis {axis}; only the feature axis (-1) is supported")
 
 
-def _per_feature(values: Any, width: int, what: str) -> np.ndarray:
+def per_feature(values: Any, width: int, what: str) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     if array.size == 1:
         return np.full(width, array[0])
@@ -88,7 +88,7 @@ def activation(layer: Any, b: Builder, inputs: list[str]) -> str:
 @handles("Softmax")
 def softmax(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
-    _feature_axis(layer.axis)
+    feature_axis(layer.axis)
     return b.add(Activate, layer.name, [x], width, activation=Activation("softmax"))
 
 
@@ -119,14 +119,14 @@ def elu(layer: Any, b: Builder, inputs: list[str]) -> str:
 @handles("PReLU")
 def prelu(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
-    alpha = _per_feature(_numpy(layer.alpha), width, "alpha")
+    alpha = per_feature(_numpy(layer.alpha), width, "alpha")
     return b.add(PReLU, layer.name, [x], width, alpha=alpha)
 
 
 @handles("BatchNormalization")
 def batch_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
-    _feature_axis(layer.axis)
+    feature_axis(layer.axis)
     mean = _numpy(layer.moving_mean)
     variance = _numpy(layer.moving_variance)
     gamma = _numpy(layer.gamma) if layer.scale else np.ones(width)
@@ -138,8 +138,8 @@ def batch_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
 @handles("Rescaling")
 def rescaling(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
-    scale = _per_feature(layer.scale, width, "scale")
-    offset = _per_feature(layer.offset, width, "offset")
+    scale = per_feature(layer.scale, width, "scale")
+    offset = per_feature(layer.offset, width, "offset")
     return b.add(Affine, layer.name, [x], width, scale=scale, shift=offset)
 
 
@@ -150,21 +150,23 @@ def normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
     if layer.axis not in ((-1,), (1,), -1, 1, None):
         raise Unsupported(f"axis {layer.axis}; only the feature axis (-1) is supported")
-    mean = _per_feature(_numpy(layer.mean), width, "mean")
-    std = np.maximum(np.sqrt(_per_feature(_numpy(layer.variance), width, "variance")), keras.backend.epsilon())
+    mean = per_feature(_numpy(layer.mean), width, "mean")
+    std = np.maximum(np.sqrt(per_feature(_numpy(layer.variance), width, "variance")), keras.backend.epsilon())
     if getattr(layer, "invert", False):
         return b.add(Affine, layer.name, [x], width, scale=std, shift=mean)
     return b.add(Affine, layer.name, [x], width, scale=1.0 / std, shift=-mean / std)
 
 
-def _merge(kind: str) -> Mapping:
-    def mapping(layer: Any, b: Builder, inputs: list[str]) -> str:
-        widths = {b.widths[v] for v in inputs}
-        if len(widths) != 1:
-            raise Unsupported(f"inputs of different widths {sorted(widths)} (broadcasting is not supported)")
-        return b.add(Merge, layer.name, inputs, widths.pop(), kind=kind)
+def merge_values(b: Builder, name: str, kind: str, inputs: list[str]) -> str:
+    """An elementwise merge of equally wide values (merge layers and operation nodes alike)."""
+    widths = {b.widths[v] for v in inputs}
+    if len(widths) != 1:
+        raise Unsupported(f"inputs of different widths {sorted(widths)} (broadcasting is not supported)")
+    return b.add(Merge, name, inputs, widths.pop(), kind=kind)
 
-    return mapping
+
+def _merge(kind: str) -> Mapping:
+    return lambda layer, b, inputs: merge_values(b, layer.name, kind, inputs)
 
 
 for _kind in ("add", "subtract", "multiply", "average", "maximum", "minimum"):
@@ -173,5 +175,5 @@ for _kind in ("add", "subtract", "multiply", "average", "maximum", "minimum"):
 
 @handles("Concatenate")
 def concatenate(layer: Any, b: Builder, inputs: list[str]) -> str:
-    _feature_axis(layer.axis)
+    feature_axis(layer.axis)
     return b.add(Concatenate, layer.name, inputs, sum(b.widths[v] for v in inputs))

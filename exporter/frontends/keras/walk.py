@@ -7,6 +7,7 @@ from typing import Any
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.layers import LAYERS
+from exporter.frontends.keras.operations import Tensor, is_operation, map_operation
 from exporter.ir import Graph
 from exporter.ir.ops import Concatenate
 
@@ -86,6 +87,22 @@ class KerasWalker:
         except Unsupported as err:
             return [self.b.refuse(layer.name, cls, str(err), width, tuple(inputs))]
 
+    def operation(self, node: Any, values: dict[int, str], inputs: list[str], out_shapes: list[Any]) -> list[str]:
+        """An operation node (``x + x_``, ``keras.ops.tanh``...): mapped from its call arguments."""
+        op = node.operation
+        cls = type(op).__name__
+        width = int(out_shapes[0][-1] or 1) if out_shapes else 1
+        problems = [p for p in map(_rank_problem, out_shapes) if p]
+        if len(out_shapes) != 1:
+            problems.append(f"{len(out_shapes)} outputs; operations with one output are supported")
+        try:
+            if problems:
+                raise Unsupported("; ".join(problems))
+            args = _with_tensors(tuple(node.arguments.args), values)
+            return [map_operation(op, self.b, args, _with_tensors(dict(node.arguments.kwargs), values))]
+        except Unsupported as err:
+            return [self.b.refuse(op.name, cls, str(err), width, tuple(inputs), kind="operation")]
+
     def walk(self, model: Any, inputs: list[str]) -> list[str]:
         graph = getattr(model, "_functional", None) or model
         if not hasattr(graph, "_nodes_by_depth"):
@@ -97,11 +114,26 @@ class KerasWalker:
                 if node.is_input or not node.operation:
                     continue
                 ins = [values[id(t)] for t in node.input_tensors]
-                outs = self.apply(node.operation, ins, [t.shape for t in node.outputs])
+                shapes = [t.shape for t in node.outputs]
+                if is_operation(node.operation):
+                    outs = self.operation(node, values, ins, shapes)
+                else:
+                    outs = self.apply(node.operation, ins, shapes)
                 for t, v in zip(node.outputs, outs, strict=True):
                     values[id(t)] = v
                     self.origins.setdefault(v, Origin(graph, t, tuple(inputs)))
         return [values[id(t)] for t in graph.outputs]
+
+
+def _with_tensors(structure: Any, values: dict[int, str]) -> Any:
+    """A node's call arguments with each Keras tensor replaced by the ``Tensor`` of its IR value."""
+    if id(structure) in values:
+        return Tensor(values[id(structure)])
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(_with_tensors(item, values) for item in structure)
+    if isinstance(structure, dict):
+        return {key: _with_tensors(item, values) for key, item in structure.items()}
+    return structure
 
 
 @dataclass

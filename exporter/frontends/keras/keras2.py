@@ -1,0 +1,338 @@
+"""Keras 2 (TF 2 Keras) models that Keras 3 cannot load: ``TFOpLambda`` nodes and SavedModel folders.
+
+TF 2 Keras saves ``x + x_`` on symbolic tensors as a ``TFOpLambda`` layer that names a TensorFlow
+function (``tf.__operators__.add``) and stores its call arguments as data. Keras 3 refuses such a
+configuration. This module rewrites each accepted ``TFOpLambda`` entry into the Keras 3 operation
+node of the same meaning (``tf.math.add`` -> ``keras.src.ops.numpy.Add``) - a translation of the
+stored data, no stored code runs - so Keras 3 builds the model, the walk maps the nodes like any
+operation node, and the generated C is that of the Keras 3 twin.
+
+The parity reference stays with what was saved: TF 2 Keras (``tf_keras``) loading the ``.h5`` file,
+or the SavedModel's own serving signature run by TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporter.errors import ExportError, Problem, UnsupportedModelError
+from exporter.frontends.keras.quiet import quiet_stderr
+
+TF_OP_LAMBDAS = ("TFOpLambda", "SlicingOpLambda")
+MODEL_CLASSES = {"Functional", "Sequential", "Model"}
+UNARY, BINARY, CONCAT, SLICE = "unary", "binary", "concat", "slice"
+
+
+@dataclass(frozen=True)
+class TFFunction:
+    """A TensorFlow function as a Keras 3 operation: its class, module, call form, and the keyword
+    arguments it reads (TensorFlow's name -> the operation's attribute, with TensorFlow's default)."""
+
+    cls: str
+    form: str = UNARY
+    module: str = "numpy"
+    attributes: tuple[tuple[str, str, Any], ...] = ()
+
+
+def _nn(cls: str, *attributes: tuple[str, str, Any]) -> TFFunction:
+    return TFFunction(cls, UNARY, "nn", attributes)
+
+
+# tf function (as TFOpLambda stores it, without the leading "tf.") -> its Keras 3 operation
+TF_FUNCTIONS: dict[str, TFFunction] = {
+    "__operators__.add": TFFunction("Add", BINARY),
+    "math.add": TFFunction("Add", BINARY),
+    "math.subtract": TFFunction("Subtract", BINARY),
+    "math.multiply": TFFunction("Multiply", BINARY),
+    "math.truediv": TFFunction("TrueDivide", BINARY),
+    "math.divide": TFFunction("Divide", BINARY),
+    "math.maximum": TFFunction("Maximum", BINARY),
+    "math.minimum": TFFunction("Minimum", BINARY),
+    "math.negative": TFFunction("Negative"),
+    "concat": TFFunction("Concatenate", CONCAT, attributes=(("axis", "axis", None),)),
+    "__operators__.getitem": TFFunction("GetItem", SLICE),
+    "math.tanh": TFFunction("Tanh"),
+    "nn.tanh": TFFunction("Tanh"),
+    "math.exp": TFFunction("Exp"),
+    "math.log": TFFunction("Log"),
+    "math.log1p": TFFunction("Log1p"),
+    "math.expm1": TFFunction("Expm1"),
+    "math.abs": TFFunction("Absolute"),
+    "math.sqrt": TFFunction("Sqrt"),
+    "math.square": TFFunction("Square"),
+    "math.sigmoid": _nn("Sigmoid"),
+    "nn.sigmoid": _nn("Sigmoid"),
+    "nn.relu": _nn("Relu"),
+    "nn.relu6": _nn("Relu6"),
+    "nn.elu": _nn("Elu", ("alpha", "alpha", 1.0)),
+    "nn.selu": _nn("Selu"),
+    "nn.silu": _nn("Silu"),
+    "nn.swish": _nn("Silu"),
+    "math.softplus": _nn("Softplus"),
+    "nn.softplus": _nn("Softplus"),
+    "math.softsign": _nn("Softsign"),
+    "nn.softsign": _nn("Softsign"),
+    "nn.leaky_relu": _nn("LeakyRelu", ("alpha", "negative_slope", 0.2)),
+    "nn.softmax": _nn("Softmax", ("axis", "axis", -1)),
+    "math.softmax": _nn("Softmax", ("axis", "axis", -1)),
+    "nn.log_softmax": _nn("LogSoftmax", ("axis", "axis", -1)),
+    "math.log_softmax": _nn("LogSoftmax", ("axis", "axis", -1)),
+}
+
+
+def tf_function_reason(function: str) -> str | None:
+    """Why a TFOpLambda's function is refused, or None when it has a mapping."""
+    if function in TF_FUNCTIONS:
+        return None
+    return f"TensorFlow function tf.{function} has no C translation (see docs/keras-models.md)"
+
+
+class _Refused(Exception):
+    """A TFOpLambda whose stored call cannot be translated."""
+
+
+def _tensor(ref: list[Any]) -> dict[str, Any]:
+    """A Keras 3 serialized reference to output ``ref[2]`` of node ``ref[1]`` of layer ``ref[0]``."""
+    history = [ref[0], int(ref[1]), int(ref[2])]
+    return {
+        "class_name": "__keras_tensor__",
+        "config": {"shape": [None, None], "dtype": "float32", "keras_history": history},
+    }
+
+
+def _argument(value: Any, layers: set[str]) -> Any:
+    """A stored argument: a reference ``[layer, node, tensor]`` to a known layer becomes a tensor."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) and value[0] in layers:
+        return _tensor(value)
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return [_argument(v, layers) for v in value]
+    return value
+
+
+def _slice(spec: Any) -> dict[str, Any]:
+    if not isinstance(spec, dict) or set(spec) != {"start", "stop", "step"}:
+        raise _Refused(f"index {spec!r}: only slices of the feature axis (x[:, a:b]) are supported")
+    return {"class_name": "__slice__", "config": spec}
+
+
+def _call(node: list[Any], layers: set[str]) -> tuple[Any, dict[str, Any]]:
+    """The first positional argument and the keyword arguments of a stored TFOpLambda call: one entry
+    ``[layer, node, tensor, kwargs]``, or a list of them when the first argument is a list of tensors."""
+    firsts = []
+    kwargs: dict[str, Any] = {}
+    for name, _node, index_or_value, *rest in [node] if isinstance(node[0], str) else node:
+        firsts.append(index_or_value if name == "_CONSTANT_VALUE" else _tensor([name, _node, index_or_value]))
+        kwargs = rest[0] if rest else {}
+    first = firsts[0] if len(firsts) == 1 else firsts
+    kwargs = {k: _argument(v, layers) for k, v in kwargs.items() if not (k == "name" and v is None)}
+    return first, kwargs
+
+
+def _translate_call(fn: TFFunction, node: list[Any], layers: set[str]) -> tuple[list[Any], dict[str, Any]]:
+    """The Keras 3 operation's arguments and attributes for one stored call."""
+    first, kwargs = _call(node, layers)
+    attributes = {attr: kwargs.pop(tf_name, default) for tf_name, attr, default in fn.attributes}
+    if fn.form == CONCAT:
+        args = [first if isinstance(first, list) else [first]]
+    elif fn.form == SLICE:
+        spec = kwargs.pop("slice_spec", None)
+        args = [first, [_slice(s) for s in spec] if isinstance(spec, list) else _slice(spec)]
+    elif fn.form == BINARY:
+        if "y" not in kwargs:
+            raise _Refused("called without its second operand y")
+        args = [first, kwargs.pop("y")]
+    else:
+        args = [first]
+    if kwargs:
+        raise _Refused(f"arguments {sorted(kwargs)} are not supported")
+    if fn.cls == "Concatenate" and attributes["axis"] is None:
+        raise _Refused("no axis given")
+    return args, {k: v for k, v in attributes.items() if v is not None}
+
+
+def translate_config(config: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    """A Keras 2 model configuration with every TFOpLambda entry rewritten as a Keras 3 operation node.
+
+    Nested models are rewritten too. A call that cannot be translated is added to ``problems``.
+    """
+    inner = config.get("config", {})
+    if not isinstance(inner, dict) or "layers" not in inner:
+        return config
+    layers = {entry.get("name", entry.get("config", {}).get("name")) for entry in inner["layers"]}
+    rewritten = []
+    for entry in inner["layers"]:
+        cls = entry.get("class_name")
+        if cls in MODEL_CLASSES:
+            entry = translate_config(entry, problems)
+        elif cls in TF_OP_LAMBDAS:
+            entry = _operation_entry(entry, layers, problems)
+        rewritten.append(entry)
+    return {**config, "config": {**inner, "layers": rewritten}}
+
+
+def _operation_entry(entry: dict[str, Any], layers: set[str], problems: list[Problem]) -> dict[str, Any]:
+    name = entry.get("name") or entry["config"]["name"]
+    function = entry.get("config", {}).get("function", "?")
+    fn = TF_FUNCTIONS.get(function)
+    if fn is None:  # screened before; kept so a direct call still names it
+        problems.append(
+            Problem(name, f"{entry['class_name']} tf.{function}", str(tf_function_reason(function)), "operation")
+        )
+        return entry
+    nodes = []
+    for node in entry.get("inbound_nodes", []):
+        try:
+            args, attributes = _translate_call(fn, node, layers)
+        except (_Refused, TypeError, ValueError, KeyError) as err:
+            problems.append(Problem(name, f"{entry['class_name']} tf.{function}", str(err), "operation"))
+            return entry
+        nodes.append({"args": args, "kwargs": {}})
+    return {
+        "module": f"keras.src.ops.{fn.module}",
+        "class_name": fn.cls,
+        "config": {"name": name, **attributes},
+        "registered_name": fn.cls,
+        "name": name,
+        "inbound_nodes": nodes,
+    }
+
+
+def plain_config(value: Any) -> Any:
+    """A configuration as SavedModel metadata stores it, with its ``__tuple__`` objects made lists."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__tuple__" and "items" in value:
+            return [plain_config(v) for v in value["items"]]
+        return {k: plain_config(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_config(v) for v in value]
+    return value
+
+
+def has_tf_op_lambda(config: dict[str, Any]) -> bool:
+    return any(
+        entry.get("class_name") in TF_OP_LAMBDAS
+        or (entry.get("class_name") in MODEL_CLASSES and has_tf_op_lambda(entry))
+        for entry in config.get("config", {}).get("layers", [])
+    )
+
+
+def build_keras3(keras: Any, config: dict[str, Any], source: str) -> Any:
+    """The Keras 3 model of a (translated) Keras 2 configuration, weights not loaded yet."""
+    problems: list[Problem] = []
+    translated = translate_config(config, problems)
+    if problems:
+        raise UnsupportedModelError(source, problems)
+    cls = keras.Sequential if translated.get("class_name") == "Sequential" else keras.Model
+    try:
+        with warnings.catch_warnings(), quiet_stderr():  # TensorFlow logs its devices on first use
+            warnings.simplefilter("ignore")  # Keras 3 warns about Keras 2 argument names (LeakyReLU's alpha)
+            return cls.from_config(translated["config"])
+    except Exception as err:  # Keras raises many types for a configuration it cannot rebuild
+        raise ExportError(f"{source}: Keras 3 could not rebuild the Keras 2 model: {err}") from None
+
+
+# -- SavedModel folders --------------------------------------------------------------------------
+
+
+def _tensorflow(folder: Path) -> Any:
+    try:
+        with quiet_stderr():
+            import tensorflow as tf
+    except ImportError:
+        raise ExportError(
+            f"{folder}: reading a Keras 2 SavedModel folder needs TensorFlow: pip install tensorflow-cpu "
+            "(or pip install 'lamarr-export[keras]')"
+        ) from None
+    return tf
+
+
+def is_saved_model(path: Path) -> bool:
+    return path.is_dir() and (path / "saved_model.pb").is_file()
+
+
+def saved_model_config(folder: Path) -> dict[str, Any]:
+    """The model configuration Keras stored in ``keras_metadata.pb`` (the root object's metadata)."""
+    metadata = folder / "keras_metadata.pb"
+    if not metadata.is_file():
+        raise ExportError(f"{folder}: a SavedModel folder without keras_metadata.pb (not saved by Keras)")
+    _tensorflow(folder)
+    from tensorflow.python.keras.protobuf import saved_metadata_pb2
+
+    saved = saved_metadata_pb2.SavedMetadata()
+    try:
+        saved.ParseFromString(metadata.read_bytes())
+        root = next(json.loads(node.metadata) for node in saved.nodes if node.node_path == "root")
+    except (StopIteration, ValueError) as err:
+        raise ExportError(f"{folder}: keras_metadata.pb is not readable ({err or 'no root object'})") from None
+    return {"class_name": root.get("class_name"), "config": plain_config(root.get("config", {}))}
+
+
+def load_saved_model_weights(model: Any, folder: Path) -> None:
+    """Each layer's weights from ``variables/``, found as TF 2 Keras checkpoints them:
+    ``layer_with_weights-<i>/<weight>`` for the i-th layer that has weights."""
+    tf = _tensorflow(folder)
+    try:
+        reader = tf.train.load_checkpoint(str(folder / "variables" / "variables"))
+    except (ValueError, tf.errors.OpError) as err:
+        raise ExportError(f"{folder}: variables/ is not readable ({err})") from None
+    for i, layer in enumerate(layer for layer in model.layers if layer.weights):
+        values = []
+        for weight in layer.weights:
+            key = f"layer_with_weights-{i}/{weight.name}/.ATTRIBUTES/VARIABLE_VALUE"
+            if not reader.has_tensor(key):
+                raise ExportError(f"{folder}: variables/ has no {key} for layer {layer.name!r}")
+            values.append(reader.get_tensor(key))
+        layer.set_weights(values)
+
+
+def saved_model_reference(folder: Path, input_names: list[str]) -> Callable[..., np.ndarray]:
+    """The SavedModel's own serving signature, run by TensorFlow, on float32 rows (and noise rows)."""
+    tf = _tensorflow(folder)
+    try:
+        with quiet_stderr():
+            serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    except (KeyError, ValueError, OSError, tf.errors.OpError) as err:
+        raise ExportError(f"{folder}: TensorFlow could not load its serving signature ({err})") from None
+    (output,) = serve.structured_outputs
+
+    def reference(x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+        rows = np.asarray(x, dtype=np.float32)
+        if noise is not None:
+            noise = np.asarray(noise, dtype=np.float32)
+            feeds = [rows, noise] if len(input_names) == 2 else [np.concatenate([rows, noise], axis=1)]
+        else:
+            feeds = [rows]
+        result = serve(**{name: tf.constant(v) for name, v in zip(input_names, feeds, strict=True)})
+        return np.asarray(result[output].numpy(), dtype=np.float32)
+
+    return reference
+
+
+def tf_keras_reference(path: Path) -> tuple[Callable[..., np.ndarray], str]:
+    """TF 2 Keras' own forward pass of an ``.h5`` file with TFOpLambda nodes."""
+    try:
+        with quiet_stderr():
+            import tf_keras
+    except ImportError:
+        raise ExportError(
+            f"{path}: checking a Keras 2 model with TFOpLambda nodes against TF 2 Keras needs tf-keras: "
+            "pip install tf-keras"
+        ) from None
+    with quiet_stderr():
+        model = tf_keras.models.load_model(path, compile=False)
+
+    def reference(x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+        rows: Any = np.asarray(x, dtype=np.float32)
+        if noise is not None:
+            noise = np.asarray(noise, dtype=np.float32)
+            rows = [rows, noise] if len(model.inputs) == 2 else np.concatenate([rows, noise], axis=1)
+        return np.asarray(model(rows, training=False).numpy(), dtype=np.float32)
+
+    return reference, f"tf-keras {tf_keras.__version__} (TF 2 Keras, as the file was saved)"

@@ -1,0 +1,222 @@
+"""Keras 3 operation nodes (``x + x_``, ``keras.ops.tanh(x)``, ``x[:, 2:5]``) -> the IR ops their layer twins give.
+
+Keras 3 records arithmetic on symbolic tensors as operation nodes (``keras.src.ops.numpy.Add``...), not
+layers. Each accepted class maps to what the equivalent layer maps to: ``x + x_`` to the ``Merge`` of
+``layers.Add``, ``keras.ops.tanh`` to the ``Activate`` of ``layers.Activation("tanh")``, ``x * 2 + 1`` to
+the ``Affine`` of ``layers.Rescaling``; so a model gives the same C however it was written. Keras 2's
+``TFOpLambda`` nodes are translated to these same operation nodes (see ``keras2``).
+
+A mapping receives the node's call arguments with every tensor replaced by its ``Tensor`` (IR value);
+everything else in them is a constant from the stored configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.keras.activations import KERAS_ACTIVATIONS
+from exporter.frontends.keras.layers import feature_axis, merge_values, per_feature
+from exporter.ir import Activate, Activation, Affine, Concatenate, Slice
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """An argument of the node that is a tensor: the IR value carrying it."""
+
+    name: str
+
+
+OperationMapping = Callable[[Any, Builder, tuple[Any, ...], dict[str, Any]], str]
+OPERATIONS: dict[str, OperationMapping] = {}
+
+# Operation class -> Keras activation function of the same meaning, and the op attributes it takes.
+ACTIVATION_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "Relu": ("relu", ()),
+    "Relu6": ("relu6", ()),
+    "Sigmoid": ("sigmoid", ()),
+    "Tanh": ("tanh", ()),
+    "Exp": ("exponential", ()),
+    "Softplus": ("softplus", ()),
+    "Softsign": ("softsign", ()),
+    "Silu": ("silu", ()),
+    "LogSigmoid": ("log_sigmoid", ()),
+    "LeakyRelu": ("leaky_relu", ("negative_slope",)),
+    "HardSigmoid": ("hard_sigmoid", ()),
+    "HardSilu": ("hard_silu", ()),
+    "HardTanh": ("hard_tanh", ()),
+    "Elu": ("elu", ("alpha",)),
+    "Selu": ("selu", ()),
+    "Celu": ("celu", ("alpha",)),
+    "Gelu": ("gelu", ("approximate",)),
+    "Softmax": ("softmax", ("axis",)),
+    "LogSoftmax": ("log_softmax", ("axis",)),
+}
+# Elementwise functions with no Keras activation of their own: the IR's kind of the same name.
+FUNCTION_OPS = {"Log": "log", "Log1p": "log1p", "Expm1": "expm1", "Abs": "abs", "Absolute": "abs", "Sqrt": "sqrt"}
+BINARY_OPS = {
+    "Add": "add",
+    "Subtract": "subtract",
+    "Multiply": "multiply",
+    "Divide": "divide",
+    "TrueDivide": "divide",
+    "Maximum": "maximum",
+    "Minimum": "minimum",
+}
+
+
+def handles(*class_names: str) -> Callable[[OperationMapping], OperationMapping]:
+    def register(fn: OperationMapping) -> OperationMapping:
+        for name in class_names:
+            OPERATIONS[name] = fn
+        return fn
+
+    return register
+
+
+def _tensor(b: Builder, arg: Any) -> tuple[str, int]:
+    if not isinstance(arg, Tensor):
+        raise Unsupported(f"expected a tensor, got the constant {arg!r}")
+    return arg.name, b.widths[arg.name]
+
+
+def _unary(b: Builder, args: tuple[Any, ...]) -> tuple[str, int]:
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    if len(tensors) != 1 or len(args) != 1:
+        raise Unsupported(f"called on {len(args)} arguments, expected one tensor")
+    return _tensor(b, args[0])
+
+
+def _affine(op: Any, b: Builder, x: str, scale: Any, shift: Any) -> str:
+    width = b.widths[x]
+    scale, shift = per_feature(scale, width, "the constant"), per_feature(shift, width, "the constant")
+    return b.add(Affine, op.name, [x], width, scale=scale, shift=shift)
+
+
+def _constant(value: Any) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise Unsupported(f"constant {value!r} is not a number or an array of numbers") from None
+    if array.ndim > 2 or (array.ndim == 2 and array.shape[0] != 1):
+        raise Unsupported(f"constant of shape {array.shape}: only a number or one value per feature is supported")
+    return array
+
+
+def _binary(kind: str) -> OperationMapping:
+    """Two tensors: the ``Merge`` of the matching merge layer. A tensor and a constant: an ``Affine``."""
+
+    def mapping(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        if len(args) != 2 or kwargs:
+            raise Unsupported(f"called on {len(args)} arguments, expected 2")
+        first, second = args
+        if isinstance(first, Tensor) and isinstance(second, Tensor):
+            return merge_values(b, op.name, kind, [first.name, second.name])
+        if not isinstance(first, Tensor) and not isinstance(second, Tensor):
+            raise Unsupported("no tensor among its arguments")
+        tensor_first = isinstance(first, Tensor)
+        x, c = (first.name, _constant(second)) if tensor_first else (second.name, _constant(first))
+        if kind == "add":
+            return _affine(op, b, x, 1.0, c)
+        if kind == "multiply":
+            return _affine(op, b, x, c, 0.0)
+        if kind == "subtract":
+            return _affine(op, b, x, 1.0, -c) if tensor_first else _affine(op, b, x, -1.0, c)
+        if kind == "divide" and tensor_first and np.all(c != 0):
+            return _affine(op, b, x, 1.0 / c, 0.0)
+        raise Unsupported(f"{kind} of {'a tensor and a constant' if tensor_first else 'a constant and a tensor'}")
+
+    return mapping
+
+
+def _activation(kind: str, attributes: tuple[str, ...]) -> OperationMapping:
+    def mapping(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        x, width = _unary(b, args)
+        try:
+            act = KERAS_ACTIVATIONS[kind](**{a: getattr(op, a) for a in attributes})
+        except TypeError as err:
+            raise Unsupported(f"{kind} with these arguments: {err}") from None
+        return x if act.is_linear else b.add(Activate, op.name, [x], width, activation=act)
+
+    return mapping
+
+
+def _function(kind: str) -> OperationMapping:
+    def mapping(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        x, width = _unary(b, args)
+        return b.add(Activate, op.name, [x], width, activation=Activation(kind))
+
+    return mapping
+
+
+for _name, (_kind, _attributes) in ACTIVATION_OPS.items():
+    handles(_name)(_activation(_kind, _attributes))
+for _name, _kind in FUNCTION_OPS.items():
+    handles(_name)(_function(_kind))
+for _name, _kind in BINARY_OPS.items():
+    handles(_name)(_binary(_kind))
+
+
+@handles("Negative")
+def negative(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    x, _ = _unary(b, args)
+    return _affine(op, b, x, -1.0, 0.0)
+
+
+@handles("Square")
+def square(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    x, width = _unary(b, args)
+    return b.add(Activate, op.name, [x], width, activation=Activation("integer_pow", {"exponent": 2.0}))
+
+
+@handles("Concatenate")
+def concatenate(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    feature_axis(getattr(op, "axis", -1))
+    parts = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
+    values = [_tensor(b, part)[0] for part in parts]
+    return b.add(Concatenate, op.name, values, sum(b.widths[v] for v in values))
+
+
+def _feature_slice(key: Any, width: int) -> tuple[int, int]:
+    """``(start, stop)`` of ``x[key]`` when the key keeps every row and a contiguous run of features."""
+    parts = tuple(key) if isinstance(key, (tuple, list)) else (key,)
+    if len(parts) == 2 and parts[0] in (Ellipsis, slice(None)) and isinstance(parts[1], slice):
+        start, stop, step = parts[1].indices(width)
+        if step == 1 and stop > start:
+            return start, stop
+        raise Unsupported(f"slice {parts[1]}: only a non-empty run of features with step 1 is supported")
+    raise Unsupported(f"index {key!r}: only slices of the feature axis (x[:, a:b]) are supported")
+
+
+@handles("GetItem")
+def get_item(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    if len(args) != 2:
+        raise Unsupported(f"called on {len(args)} arguments, expected a tensor and an index")
+    x, width = _tensor(b, args[0])
+    start, stop = _feature_slice(args[1], width)
+    if (start, stop) == (0, width):
+        return x
+    return b.add(Slice, op.name, [x], stop - start, start=start)
+
+
+def is_operation(operation: Any) -> bool:
+    """A Keras 3 operation node (not a layer): its class comes from ``keras.src.ops``."""
+    return type(operation).__module__.startswith("keras.src.ops.")
+
+
+def operation_reason(cls: str) -> str | None:
+    """Why an operation class is refused before any argument is seen, or None when it has a mapping."""
+    return None if cls in OPERATIONS else f"operation {cls} has no C translation (see docs/keras-models.md)"
+
+
+def map_operation(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The IR value of one operation node; raises ``Unsupported`` naming what stands in the way."""
+    cls = type(op).__name__
+    reason = operation_reason(cls)
+    if reason:
+        raise Unsupported(reason)
+    return OPERATIONS[cls](op, b, args, kwargs)
