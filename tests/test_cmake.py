@@ -63,18 +63,20 @@ def copy_generated(tmp_path: Path, stem: str) -> Path:
     return generated
 
 
-def test_committed_exports_under_sanitizers(cmake, tmp_path):
+@pytest.mark.parametrize("stem", ["lamarr_tracking", "lamarr_pid"])
+def test_committed_exports_under_sanitizers(cmake, tmp_path, stem):
     """In-place calls and exact-size heap buffers, under -fsanitize=address,undefined: nothing reported.
 
-    The tracking set alone: it holds a classifier and generators with preprocessing and target transforms,
-    every kind of function the other exports have, and building all of them under ASan took minutes.
+    The tracking set: it holds a classifier and generators with preprocessing and target transforms, every
+    kind of function the other single exports have (building all of them under ASan took minutes); the PID
+    set: pipelines (three arguments, N_RANDOM noise values) and scikinC's names.
     """
     build = tmp_path / "build"
-    generated = copy_generated(tmp_path, "lamarr_tracking")
+    generated = copy_generated(tmp_path, stem)
     result = build_and_test(cmake, build, "-DLAMARR_EXPORT_SANITIZE=ON", f"-DLAMARR_EXPORT_GENERATED_DIR={generated}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "runtime error" not in result.stdout + result.stderr and "AddressSanitizer" not in result.stdout
-    linked = run("ldd", build / "test_lamarr_tracking").stdout
+    linked = run("ldd", build / f"test_{stem}").stdout
     assert "libasan" in linked and "libubsan" in linked
 
 
