@@ -123,9 +123,11 @@ class PipelineSpec:
                 raise self.error(stage.name, "noise", f"{stage.noise!r}: expected an integer >= 0")
         if self.n_random is not None and (isinstance(self.n_random, bool) or self.n_random < 0):
             raise self.error(None, "n_random", f"{self.n_random!r}: expected an integer >= 0")
-        for index, stage in enumerate(self.stages):
+        for stage in self.stages:  # every slice parsed before the order is checked (a cycle reads ahead)
             if not stage.reads:
                 raise self.error(stage.name, "reads", "reads nothing: list slices of input and of earlier stages")
+            self._slices(stage.reads, stage.name, "reads")
+        for index, stage in enumerate(self.stages):
             for s in self._slices(stage.reads, stage.name, "reads"):
                 self._check_order(s, index)
         for s in self._slices(self.output or [], None, "output"):
