@@ -63,6 +63,13 @@ reads = ["input[0:3]", "rich", "muon[0]"]
 """
 
 
+ISMUON = """
+[pipelines.ismu]
+n_inputs = 3
+stages = [{ model = "ismuon", reads = ["input"] }]
+"""
+
+
 def generator(keras, n_cond: int, n_noise: int, n_out: int, seed: int):
     L = keras.layers
     cond, noise = keras.Input((n_cond,)), keras.Input((n_noise,))
@@ -91,7 +98,7 @@ def pipe_dir(tmp_path_factory, keras):
     (folder / "tX.pkl").write_bytes(pickle.dumps(StandardScaler().fit(rng.normal(size=(300, 3)) * 3 + 1)))
     target = QuantileTransformer(n_quantiles=40, output_distribution="normal").fit(rng.gamma(2.0, size=(300, 2)))
     (folder / "rich_tY.pkl").write_bytes(pickle.dumps(target))
-    (folder / "pid.toml").write_text(MODELS + PIPELINE)
+    (folder / "pid.toml").write_text(MODELS + PIPELINE + ISMUON)
     return folder
 
 
@@ -117,6 +124,9 @@ def test_pipeline_exports_one_function(capsys, pipe_dir, tmp_path):
         "float *rich_dnn(float *output, const float *input);",
         "float *gpid_dnn(float *output, const float *input);",
         "#define rich_dnn_N_INPUTS 7",
+        # a pipeline without noise: two arguments
+        "float *ismu(float *output, const float *input);",
+        "#define ismu_N_RANDOM 0",
     ):
         assert line in header, line
     assert "ismuon_tX" not in header  # not a stage of a pipeline with scikinc_names
@@ -195,6 +205,10 @@ REFUSALS = [
         PIPELINE.replace('reads = ["input[0:3]"]', 'reads = ["inputs[0:3]"]'),
         ["stage muon reads: inputs[0:3]: inputs is neither input nor a stage"],
     ),
+    (  # a malformed slice in a stage that an earlier one reads ahead of
+        PIPELINE.replace('reads = ["input"]', 'reads = ["input[0:2]", "gpid[0]"]').replace('"muon[0]"]', '"muon[0"]'),
+        ["stage gpid reads: 'muon[0': expected NAME"],
+    ),
     (
         PIPELINE.replace('reads = ["input[0:3]"]', 'reads = ["input[0:3"]'),
         ["stage muon reads: 'input[0:3': expected NAME"],
@@ -228,14 +242,14 @@ def test_python_pipeline_spec_words_its_errors(pipe_dir):
         PipelineSpec("int", 3, [StageSpec(rich, ["input"])]).check()
 
 
-def _pipeline_and_library(manifest, edit=None):
+def _pipeline_and_library(manifest, name, edit=None):
     """A manifest's set exported in Python, its library compiled (``edit``: the C text changed first),
-    and its last pipeline with its function in that library."""
+    and its pipeline ``name`` with its function in that library."""
     from exporter.manifest import ModelSet
 
     spec = ModelSet(manifest.stem, manifest, read_manifest(manifest))
     exports = spec.exports(Progress(enabled=False))
-    pipe, first = exports[-1], exports[0]
+    pipe, first = next(ex for ex in exports if ex.symbol == name), exports[0]
     source = spec.combine([ex.source for ex in exports])
     if edit is not None:
         source = replace(source, c=edit(source.c))
@@ -254,7 +268,7 @@ def _add_to_first(array: str, delta: float, c: str) -> str:
 def test_a_broken_stage_is_named(pipe_dir):
     """Muon's network broken in the C: stage by stage names muon, not gpid downstream of it, nor rich."""
     pipe, compiled = _pipeline_and_library(
-        pipe_dir / "pid.toml", lambda c: _add_to_first("muon_dnn_random_1_kernel", 0.5, c)
+        pipe_dir / "pid.toml", "full", lambda c: _add_to_first("muon_dnn_random_1_kernel", 0.5, c)
     )
     report = pipe.check(compiled, pipe.inputs(1000))
     assert not report.passed and not report.end_to_end.passed
@@ -286,7 +300,7 @@ def test_amplified_differences_are_told_apart(pipe_dir, keras):
         stages = [{ model = "lin", reads = ["input"] }, { model = "steep", reads = ["lin"] }]
     """)
     )
-    pipe, compiled = _pipeline_and_library(manifest, lambda c: _add_to_first("lin_0_bias", 4e-6, c))
+    pipe, compiled = _pipeline_and_library(manifest, "amp", lambda c: _add_to_first("lin_0_bias", 4e-6, c))
     report = pipe.check(compiled, pipe.inputs(2000))
     assert report.translated and not report.passed and not report.end_to_end.passed
     assert report.diagnosis().startswith("amplified float32 differences")
@@ -299,6 +313,6 @@ def test_routing_is_checked(pipe_dir):
     def wrong_slice(c: str) -> str:
         return c.replace("full_in[3 + k] = full_out0[0 + k]", "full_in[3 + k] = full_out0[1 - k]")
 
-    pipe, compiled = _pipeline_and_library(pipe_dir / "pid.toml", wrong_slice)
+    pipe, compiled = _pipeline_and_library(pipe_dir / "pid.toml", "full", wrong_slice)
     report = pipe.check(compiled, pipe.inputs(500))
     assert not report.routing_ok and "routing" in report.diagnosis()
