@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import resource
 import shlex
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,21 +19,27 @@ LAMARR = "-O3 -std=c99 (Lamarr)"
 
 @dataclass
 class Timing:
-    row_ns: float  # median per row, one call per row
-    batch_ns: float | None  # median per row through SYMBOL_batch, if there is one
+    row_ns: float  # best pass, per row, one call per row
+    batch_ns: float | None  # best pass, per row, through SYMBOL_batch, if there is one
     compile_s: float
 
 
 def compile_object(source: Path, flags: list[str], obj: Path, cxx: bool = False) -> float:
-    """Compile ``source`` to ``obj``; returns the seconds it took."""
+    """Compile ``source`` to ``obj``; returns the compiler's CPU seconds (user + system: a busy
+    machine does not inflate them)."""
     compiler = ["g++", "-x", "c++"] if cxx else ["gcc"]
     flags = [f for f in flags if not (cxx and f.startswith("-std="))]
     cmd = [*compiler, *flags, "-c", str(source), "-o", str(obj)]
-    start = time.perf_counter()
+    start = children_cpu_s()
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{shlex.join(cmd)} failed:\n{result.stderr[-2000:]}")
-    return time.perf_counter() - start
+    return children_cpu_s() - start
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_driver(
@@ -47,7 +53,7 @@ def run_driver(
     cxx: bool = False,
     real: str = "float",
 ) -> dict[str, float]:
-    """Link the driver with ``obj`` (a C or C++ object defining ``symbol``), run it, parse its medians."""
+    """Link the driver with ``obj`` (a C or C++ object defining ``symbol``), run it, parse its best passes."""
     exe = obj.with_suffix(".bench")
     defines = [f"-DMODEL={symbol}", f"-DN_IN={n_in}", f"-DN_OUT={n_out}", f"-DREAL={real}"]
     defines += ["-DBATCH"] if batch else []

@@ -5,10 +5,11 @@
  * (-DBATCH for a model with MODEL_batch, -DREAL=double for --dtype double), linked with the
  * model's object file. Prints
  *
- *   row <median ns/row> <min ns/row>
- *   batch <median ns/row> <min ns/row>      (with -DBATCH)
+ *   row <best ns/row> <median ns/row>
+ *   batch <best ns/row> <median ns/row>      (with -DBATCH)
  *
- * over REPEATS timed passes of ROWS distinct rows, after one untimed warm-up pass.
+ * over REPEATS timed passes of ROWS distinct rows, after one untimed warm-up pass, in CPU time of
+ * this thread: on a core shared with other work, the time they take does not count.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stddef.h>
@@ -36,7 +37,7 @@ REAL *CAT(MODEL, _batch)(REAL *output, const REAL *input, size_t n);
 static double now(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -49,7 +50,7 @@ static int by_value(const void *a, const void *b)
 static void report(const char *what, double *ns, int repeats)
 {
     qsort(ns, (size_t)repeats, sizeof ns[0], by_value);
-    printf("%s %.2f %.2f\n", what, ns[repeats / 2], ns[0]);
+    printf("%s %.2f %.2f\n", what, ns[0], ns[repeats / 2]);
 }
 
 int main(int argc, char **argv)

@@ -5,7 +5,7 @@
 - ``sequential``: the same layers and trained weights without the skip connections, as a
   Keras Sequential model, because scikinC reads only Sequential models.
 - ``wide``: about a million parameters (12 -> 5 x Dense 512 tanh -> 4 softmax) for the
-  export and compile times; ``--quick`` makes it ten times smaller.
+  export and compile times.
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ def wide_model(width: int, depth: int, seed: int = 0) -> Any:
     return model
 
 
-def build(workdir: Path, quick: bool) -> dict[str, tuple[Path, Any]]:
+def build(workdir: Path) -> dict[str, tuple[Path, Any]]:
     """{name: (.keras path, live model)} for the three reference models."""
     import keras
 
     residual = keras.saving.load_model(EXAMPLE, compile=False)
     models = {"residual": residual, "sequential": sequential_twin(residual)}
-    models["wide"] = wide_model(160, 4) if quick else wide_model(512, 5)
+    models["wide"] = wide_model(512, 5)
     out = {}
     for name, model in models.items():
         path = workdir / f"{name}.keras"

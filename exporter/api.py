@@ -13,6 +13,7 @@ preprocessing, the network, an output activation and the inverse target transfor
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from exporter.backend import CSource, render
+from exporter.backend.isa import DEFAULT_DISPATCH, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
 from exporter.errors import ExportError, InputError
@@ -56,6 +58,7 @@ class Export:
     prepare: Reference | None = None
     math: str = DEFAULT_MATH  # "fast" (inline vectorizable approximations) or "libm"
     dtype: str = "float"  # the C type computed in: "float" or "double"
+    dispatch: str = DEFAULT_DISPATCH  # "auto": the network once per x86-64 level, chosen at run time; "none": once
     scikinc_names: bool = False  # each step also under scikinC's name (SYMBOL_tX, SYMBOL_dnn, SYMBOL_tY_inverse)
     source: CSource = field(init=False)
     c_edit: Callable[[str], str] | None = None
@@ -65,7 +68,7 @@ class Export:
         self.source = self.render()
 
     def render(self, parity: str = "not checked") -> CSource:
-        return render(self.chain, self.symbol, parity, self.math, self.dtype, self.scikinc_names)
+        return render(self.chain, self.symbol, parity, self.math, self.dtype, self.dispatch, self.scikinc_names)
 
     @property
     def graph(self) -> Graph | None:
@@ -143,19 +146,21 @@ def write_atomically(files: dict[Path, bytes]) -> None:
         if path.is_dir() or path.resolve() in folders:
             raise ExportError(f"{path}: is a folder (or must become one), cannot write the file there")
     staged: list[tuple[Path, Path]] = []
+    path = next(iter(files), Path("output"))
     try:
         for path, data in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(data)
             staged.append((tmp, path))
+            tmp.write_bytes(data)
         for tmp, path in staged:
             os.replace(tmp, path)
-    except OSError as err:
-        raise ExportError(f"{err.filename or 'output'}: cannot write ({err.strerror or err})") from None
+    except OSError as err:  # named by the path the user asked for, never by the temporary name
+        raise ExportError(f"{path}: cannot write ({err.strerror or err})") from None
     finally:
         for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # never written (e.g. its name was too long), or renamed
+                tmp.unlink()
 
 
 def _name_of(thing: Any) -> str:
@@ -167,21 +172,24 @@ def _name_of(thing: Any) -> str:
 def symbol_for(name: str | None, thing: Any, dtype: str = "float") -> str:
     """``name`` checked as a C symbol, or one made from the file's stem (or the live model's name);
     ``_double`` added to a made one for double."""
-    if name:
+    if name is not None:  # an empty --name is refused, not replaced by the stem
         return check_symbol(name)
     stem = Path(thing).stem if isinstance(thing, (str, os.PathLike)) else getattr(thing, "name", "model")
     return symbol_from_stem(stem + ("_double" if dtype == "double" else ""))
 
 
-def export_keras(model: Any, name: str | None = None, math: str | None = None, dtype: str = "float") -> Export:
+def export_keras(
+    model: Any, name: str | None = None, math: str | None = None, dtype: str = "float", dispatch: str = DEFAULT_DISPATCH
+) -> Export:
     """Read a Keras model (``.keras``/``.h5`` path or live ``keras.Model``) into an ``Export``.
 
     ``math="libm"`` makes the C call libm's ``tanhf``, ``expf``... instead of the default
     inline approximations (``"fast"``), for bit-for-bit libm results at a loss of speed.
     ``dtype="double"`` computes in double from the same IR (symbol ``<stem>_double`` by
-    default, libm's double functions).
+    default, libm's double functions). ``dispatch="none"`` writes the network code once, for
+    whatever the compiler targets, instead of once per x86-64 level chosen at run time.
     """
-    return export_chain(model, name=name, math=math, dtype=dtype)
+    return export_chain(model, name=name, math=math, dtype=dtype, dispatch=dispatch)
 
 
 def _transformer(thing: Any) -> tuple[Any, str]:
@@ -220,6 +228,7 @@ def export_chain(
     math: str | None = None,
     dtype: str = "float",
     noise: int = 0,
+    dispatch: str = DEFAULT_DISPATCH,
     scikinc_names: bool = False,
 ) -> Export:
     """A Lamarr chain: raw inputs -> log(columns) -> preprocess... -> network -> activation -> inverse target.
@@ -235,6 +244,7 @@ def export_chain(
 
     math = resolve_math(math, dtype)
     check_real(dtype, check_math(math))
+    check_dispatch(dispatch)
     symbol = symbol_for(name, model if model is not None else (preprocess[0] if preprocess else "model"), dtype)
     if output_activation not in (None, *OUTPUT_ACTIVATIONS):
         choices = ", ".join(OUTPUT_ACTIVATIONS)
@@ -309,7 +319,9 @@ def export_chain(
     prepared = (lambda rows: prepare(rows).astype(np.float32)) if pre is not None else None
     framework = " + ".join(frameworks) or "numpy"
     versions_text = ", ".join(versions)
-    return Export(chain, symbol, reference, framework, versions_text, net_loaded, prepared, math, dtype, scikinc_names)
+    return Export(
+        chain, symbol, reference, framework, versions_text, net_loaded, prepared, math, dtype, dispatch, scikinc_names
+    )
 
 
 def _load_network(model: Any, noise: int = 0) -> LoadedModel:
@@ -341,6 +353,7 @@ def export_flax(
     output_activation: str | None = None,
     math: str | None = None,
     dtype: str = "float",
+    dispatch: str = DEFAULT_DISPATCH,
     scikinc_names: bool = False,
 ) -> Export:
     """A Flax model (linen module + params, nnx module, or ``f(params, x)``) and its chain, like ``export_chain``.
@@ -361,6 +374,7 @@ def export_flax(
         name=symbol,
         math=math,
         dtype=dtype,
+        dispatch=dispatch,
         scikinc_names=scikinc_names,
     )
 

@@ -9,8 +9,9 @@ Three depths, whichever the model allows:
 - ``config``: the file's stored configuration already names refused layers, so Keras is never
   loaded; the rows are the stored layers, widths and parameters unknown.
 
-FLOPs are an estimate per call: a multiply-add counts 2, an activation function 1 per element
-(softmax 4: max, exp, sum, divide), an elementwise merge 1 per element and input.
+FLOPs are an estimate per call, stated by each op (``Op.flops``, ``ColumnOp.flops``): a multiply-add
+counts 2, an activation function 1 per element (softmax 4: max, exp, sum, divide), an elementwise
+merge 1 per element and input, a column step about 4 per column it maps.
 """
 
 from __future__ import annotations
@@ -19,20 +20,18 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from exporter.backend import REAL_SIZE
 from exporter.errors import Problem
-from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Graph, Merge, Op, PReLU, Slice
+from exporter.ir import Graph, Op
 from exporter.ir.chain import Chain
-from exporter.ir.columns import ColumnStage, Select
-from exporter.ir.graph import arrays_of
+from exporter.ir.columns import ColumnStage
 
 if TYPE_CHECKING:
     from exporter.frontends.builder import Refusal
     from exporter.frontends.keras import StoredLayer
     from exporter.progress import Progress
 
-FLOAT_BYTES = 4  # weights are float32 arrays in the generated C
+COLUMN_BYTES = 8  # preprocessing and target steps keep their parameters as doubles
 STAGES = {
     "graph": "the steps of the generated C (IR after fusion)",
     "walk": "layers as walked, before fusion, refused layers in place",
@@ -51,6 +50,7 @@ class Row:
     params: int | None
     flops: int | None
     problem: str | None = None
+    param_bytes: int = 4  # bytes of one parameter in the C: the network's real type, doubles for column steps
 
     @property
     def supported(self) -> bool:
@@ -95,10 +95,14 @@ class Inspection:
     def flops(self) -> int:
         return sum(r.flops or 0 for r in self.rows)
 
+    @property
+    def weight_bytes(self) -> int:
+        return sum((r.params or 0) * r.param_bytes for r in self.rows)
+
     def totals(self) -> dict[str, int | None]:
         return {
             "params": self.n_params,
-            "weight_bytes": FLOAT_BYTES * self.n_params,
+            "weight_bytes": self.weight_bytes,
             "flops": self.flops,
             "stack_bytes": self.stack_bytes,
         }
@@ -131,7 +135,7 @@ class Inspection:
         stack = f"{self.stack_bytes:,} stack bytes per call" if self.stack_bytes is not None else "stack unknown"
         known = "" if self.stage == "graph" else " (of the supported steps)"
         lines.append(
-            f"total{known}: {self.n_params:,} parameters, {FLOAT_BYTES * self.n_params:,} weight bytes, "
+            f"total{known}: {self.n_params:,} parameters, {self.weight_bytes:,} weight bytes, "
             f"{self.flops:,} FLOPs per call, {stack}"
         )
         if self.exportable:
@@ -160,59 +164,33 @@ def _count(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
-def activation_flops(activation: Activation, width: int) -> int:
-    if activation.is_linear:
-        return 0
-    return (4 if activation.is_vector else 1) * width
-
-
-def op_flops(op: Op, in_widths: list[int]) -> int:
-    """Estimated floating-point operations of one op per call (see the module's docstring)."""
-    if isinstance(op, Dense):
-        residual = op.width if getattr(op, "residual", False) else 0
-        return 2 * op.n_in * op.width + activation_flops(op.activation, op.width) + residual
-    if isinstance(op, Activate):
-        return activation_flops(op.activation, op.width)
-    if isinstance(op, Affine):
-        return 2 * op.width
-    if isinstance(op, PReLU):
-        return op.width
-    if isinstance(op, Merge):
-        return (len(in_widths) - 1 + (op.kind == "average")) * op.width
-    if isinstance(op, (Concatenate, Slice)):
-        return 0
-    return op.width * max(1, len(in_widths))  # an op this module does not know yet: one per element and input
-
-
-def op_row(op: Op, widths: dict[str, int]) -> Row:
+def op_row(op: Op, widths: dict[str, int], real: str = "float") -> Row:
     in_widths = [widths[v] for v in op.inputs]
-    params = sum(a.size for a in arrays_of(op))
-    return Row(op.name, op.describe(), in_widths, op.width, params, op_flops(op, in_widths))
+    flops = op.flops(in_widths)
+    return Row(op.name, op.describe(), in_widths, op.width, op.n_params, flops, param_bytes=REAL_SIZE[real])
 
 
-def inspect_graph(graph: Graph, symbol: str, stack_bytes: int) -> Inspection:
-    """An exportable model: the steps of its C."""
-    rows = [op_row(op, graph.widths) for op in graph.ops]
+def inspect_graph(graph: Graph, symbol: str, stack_bytes: int, real: str = "float") -> Inspection:
+    """An exportable model: the steps of its C (weights of the C type ``real``)."""
+    rows = [op_row(op, graph.widths, real) for op in graph.ops]
     return Inspection(
         graph.source, symbol, "graph", rows, graph.n_inputs, graph.n_outputs, stack_bytes, n_noise=graph.n_noise
     )
 
 
 def column_rows(stage: ColumnStage) -> list[Row]:
-    """The rows of a preprocessing or target stage: one per column op, about one FLOP per value it maps."""
-    rows = []
-    for op, n_in, n_out in zip(stage.ops, stage.widths, stage.widths[1:], strict=False):
-        params = sum(v.size for v in vars(op).values() if isinstance(v, np.ndarray))
-        flops = 0 if isinstance(op, Select) else 4 * len(op.columns)
-        rows.append(Row(op.name, op.describe(), [n_in], n_out, params, flops))
-    return rows
+    """The rows of a preprocessing or target stage: one per column op."""
+    return [
+        Row(op.name, op.describe(), [n_in], n_out, op.n_params, op.flops(), param_bytes=COLUMN_BYTES)
+        for op, n_in, n_out in zip(stage.ops, stage.widths, stage.widths[1:], strict=False)
+    ]
 
 
-def inspect_export(chain: Chain, symbol: str, stack_bytes: int) -> Inspection:
+def inspect_export(chain: Chain, symbol: str, stack_bytes: int, real: str = "float") -> Inspection:
     """An exportable chain: its preprocessing steps, the steps of its network, its target steps."""
     rows = column_rows(chain.pre) if chain.pre else []
     if chain.net is not None:
-        rows += inspect_graph(chain.net, symbol, stack_bytes).rows
+        rows += inspect_graph(chain.net, symbol, stack_bytes, real).rows
     rows += column_rows(chain.post) if chain.post else []
     return Inspection(
         chain.source, symbol, "graph", rows, chain.n_inputs, chain.n_outputs, stack_bytes, n_noise=chain.n_noise
@@ -264,7 +242,7 @@ def inspect_keras(model: Any, name: str | None = None, progress: Progress | None
     source = frontend.source_name(model)
     if isinstance(model, (str, os.PathLike)):
         layers = frontend.stored_layers(frontend.read_stored_config(model))
-        if any(layer.problem for layer in layers):
+        if frontend.refused_from_config(layers):
             return inspect_stored(source, symbol, layers)
         with progress.step("load", "loading the model with Keras"):
             model = frontend.load_keras_file(model)

@@ -215,7 +215,7 @@ class ModelSet:
         return str(self.manifest)
 
     def files(self) -> list[Path]:
-        return list(dict.fromkeys(p for spec in self.specs for p in spec.files()))
+        return list(dict.fromkeys([self.manifest, *(p for spec in self.specs for p in spec.files())]))
 
     def exports(self, progress: Progress) -> list[Export | PipelineExport]:
         """Every model exported, then every pipeline composed of them; the C functions must be unique."""

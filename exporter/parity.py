@@ -1,8 +1,12 @@
 """Does the compiled C compute what the framework computes? Inputs, comparison, report.
 
-A row passes when ``|c - ref| <= atol + rtol * |ref|`` (or both are the same infinity,
-or both NaN). Besides random normal rows, the inputs include edge rows that drive
-tanh, sigmoid and softmax into saturation, where naive C code loses accuracy.
+A value passes when ``|c - ref| <= atol + rtol * |ref|``, or when both are the same infinity or
+both NaN (a NaN the framework computes too is agreement). A NaN on one side only always fails and is
+counted apart (``nan_mismatches``). ``rtol * |ref|`` counts as 0 where ``ref`` is 0 (so ``--rtol inf``
+does not turn ``inf * 0`` into a failure) and where ``ref`` is infinite (only the same infinity agrees).
+
+Besides random normal rows, the inputs include edge rows that drive tanh, sigmoid and softmax into
+saturation, where naive C code loses accuracy.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ import numpy as np
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
 DEFAULT_SAMPLES = 10_000
+CHUNK_ROWS = 65_536
+"""Rows evaluated and compared at once: the framework's intermediate values and the float64 error arrays
+stay this size however many rows are checked (a million rows of a 128-wide network took 7 GB at once)."""
+RULE = "|c - ref| <= atol + rtol * |ref|, or both NaN, or the same infinity; NaN on one side only fails"
 
 
 def edge_rows(n_inputs: int) -> np.ndarray:
@@ -42,9 +50,11 @@ def make_inputs(
 ) -> np.ndarray:
     """Random standard-normal rows (a tenth of them scaled by 5), edge rows, then the user's rows."""
     rng = np.random.default_rng(seed)
-    random = rng.standard_normal((samples, n_inputs))
+    random = np.empty((samples, n_inputs), dtype=np.float32)
+    for start in range(0, samples, CHUNK_ROWS):  # the same draws as one call, without a float64 copy of them all
+        random[start : start + CHUNK_ROWS] = rng.standard_normal((min(CHUNK_ROWS, samples - start), n_inputs))
     random[: samples // 10] *= 5.0
-    parts = [random.astype(np.float32), edge_rows(n_inputs)]
+    parts = [random, edge_rows(n_inputs)]
     if user_rows is not None:
         parts.append(np.asarray(user_rows, dtype=np.float32).reshape(-1, n_inputs))
     return np.concatenate(parts)
@@ -70,6 +80,7 @@ class ColumnParity:
     max_ulp: int
     failures: int
     worst_row: int  # index into the inputs of the row furthest beyond (or closest to) tolerance
+    nan_mismatches: int = 0  # values where exactly one side is NaN (counted in failures too)
 
 
 @dataclass
@@ -99,18 +110,22 @@ class ParityReport:
     def verdict(self) -> str:
         """One reproducible line for the generated file's banner (no machine-dependent numbers)."""
         word = "passed" if self.passed else "FAILED"
+        nans = sum(c.nan_mismatches for c in self.columns)
+        one_sided = f" ({nans} values NaN on one side only)" if nans else ""
         return (
             f"{word} against {self.reference} on {self.rows} rows, |c - ref| <= {self.atol:g} + {self.rtol:g} * |ref|"
+            + one_sided
         )
 
     def table(self) -> str:
         lines = [
             f"{'output':>6} {'max abs err':>12} {'max rel err':>12} {'max ULP':>9} {'failing':>8} {'worst row':>9}"
+            f" {'NaN one side':>12}"
         ]
         for c in self.columns:
             lines.append(
                 f"{c.column:>6} {c.max_abs:>12.3e} {c.max_rel:>12.3e} {c.max_ulp:>9d} "
-                f"{c.failures:>8d} {c.worst_row:>9d}"
+                f"{c.failures:>8d} {c.worst_row:>9d} {c.nan_mismatches:>12d}"
             )
         return "\n".join(lines)
 
@@ -123,9 +138,15 @@ class ParityReport:
         """Indices of the ``n`` rows furthest beyond (or closest to) tolerance, worst first."""
         if self.arrays is None:
             raise ValueError("this report keeps no arrays (made by compare(), not check_parity())")
-        err = errors(self.arrays.c_out, self.arrays.ref, self.atol, self.rtol)
-        score = np.nan_to_num(err.ratio, nan=0.0).max(axis=1, initial=0.0)
-        return np.argsort(-score, kind="stable")[:n]
+        rows, scores = np.zeros(0, dtype=np.int64), np.zeros(0)
+        for start in range(0, self.rows, CHUNK_ROWS):  # the n best of each chunk and of the ones before
+            end = start + CHUNK_ROWS
+            err = errors(self.arrays.c_out[start:end], self.arrays.ref[start:end], self.atol, self.rtol)
+            rows = np.concatenate([rows, np.arange(start, start + len(err.diff))])
+            scores = np.concatenate([scores, np.nan_to_num(err.ratio, nan=0.0).max(axis=1, initial=0.0)])
+            keep = np.argsort(-scores, kind="stable")[:n]
+            rows, scores = rows[keep], scores[keep]
+        return rows
 
 
 @dataclass
@@ -133,18 +154,19 @@ class Errors:
     """Elementwise comparison of C against the reference: what every parity figure is made of."""
 
     diff: np.ndarray  # |c - ref| in float64; 0 where both are equal (same infinity, both NaN), inf for one NaN
-    bound: np.ndarray  # atol + rtol * |ref|
+    bound: np.ndarray  # atol + rtol * |ref|, with rtol * |ref| taken as 0 where ref is 0 or not finite
     rel: np.ndarray  # diff / |ref| where ref != 0, else 0
+    one_nan: np.ndarray  # exactly one side is NaN: a failure at any tolerance
 
     @property
     def ratio(self) -> np.ndarray:
-        """diff / bound: above 1 fails. NaN (0/0 at zero tolerance) counts as passing."""
+        """diff / bound: above 1 fails, a one-sided NaN is inf. NaN (0/0 at zero tolerance) counts as passing."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return self.diff / self.bound
+            return np.where(self.one_nan, np.inf, self.diff / self.bound)
 
     @property
     def failing(self) -> np.ndarray:
-        return ~(self.diff <= self.bound)
+        return self.one_nan | ~(self.diff <= self.bound)
 
 
 def errors(c_out: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> Errors:
@@ -154,10 +176,51 @@ def errors(c_out: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> Erro
         diff = np.abs(c_out.astype(np.float64) - ref.astype(np.float64))
         same = (c_out == ref) | (np.isnan(c_out) & np.isnan(ref))
         diff = np.where(same, 0.0, np.nan_to_num(diff, nan=np.inf))
-        bound = atol + rtol * np.abs(ref.astype(np.float64))
-        nonzero = ref != 0  # relative error is reported where it means something
-        rel = np.where(nonzero, diff / np.where(nonzero, np.abs(ref.astype(np.float64)), 1.0), 0.0)
-    return Errors(diff=diff, bound=bound, rel=rel)
+        magnitude = np.abs(ref.astype(np.float64))
+        scaled = np.isfinite(magnitude) & (magnitude > 0)  # no inf * 0, no NaN or inf bound from ref itself
+        bound = atol + np.where(scaled, rtol * np.where(scaled, magnitude, 0.0), 0.0)
+        rel = np.where(scaled, diff / np.where(scaled, magnitude, 1.0), 0.0)  # where it means something
+    return Errors(diff=diff, bound=bound, rel=rel, one_nan=np.isnan(c_out) != np.isnan(ref))
+
+
+@dataclass
+class _Tally:
+    """The per-column figures of a comparison, added up chunk by chunk (the same figures as all at once)."""
+
+    n_columns: int
+    seen: int = 0
+    columns: list[ColumnParity] = field(default_factory=list)
+    worst_ratio: list[float] = field(default_factory=list)  # ratio at each column's worst row, as argmax saw it
+
+    def __post_init__(self) -> None:
+        self.columns = [ColumnParity(j, 0.0, 0.0, 0, 0, 0) for j in range(self.n_columns)]
+        self.worst_ratio = [-np.inf] * self.n_columns
+
+    def add(self, c_out: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> None:
+        err = errors(c_out, ref, atol, rtol)
+        ratio, failing, ulps = err.ratio, err.failing, ulp_distance(c_out, ref)
+        for j, c in enumerate(self.columns):
+            ranked = np.nan_to_num(ratio[:, j], nan=np.inf)
+            best = int(np.argmax(ranked)) if len(ranked) else 0
+            if len(ranked) and (self.seen == 0 or ranked[best] > self.worst_ratio[j]):  # first of equals wins
+                c.worst_row, self.worst_ratio[j] = self.seen + best, float(ranked[best])
+            c.max_abs = max(c.max_abs, float(err.diff[:, j].max(initial=0.0)))
+            c.max_rel = max(c.max_rel, float(err.rel[:, j].max(initial=0.0)))
+            c.max_ulp = max(c.max_ulp, int(ulps[:, j].max(initial=0)))
+            c.failures += int(np.count_nonzero(failing[:, j]))
+            c.nan_mismatches += int(np.count_nonzero(err.one_nan[:, j]))
+        self.seen += len(c_out)
+
+    def report(self, inputs: np.ndarray, atol: float, rtol: float, reference: str) -> ParityReport:
+        worst = max(range(self.n_columns), key=lambda j: self.worst_ratio[j])
+        return ParityReport(
+            reference=reference,
+            rows=self.seen,
+            atol=atol,
+            rtol=rtol,
+            columns=self.columns,
+            worst_input=[float(v) for v in inputs[self.columns[worst].worst_row]] if self.seen else [],
+        )
 
 
 def compare(
@@ -165,31 +228,10 @@ def compare(
 ) -> ParityReport:
     c_out = np.asarray(c_out, dtype=np.float32)
     ref = np.asarray(ref, dtype=np.float32).reshape(c_out.shape)
-    err = errors(c_out, ref, atol, rtol)
-    diff, bound, rel, ratio = err.diff, err.bound, err.rel, err.ratio
-    ulps = ulp_distance(c_out, ref)
-    columns = []
-    for j in range(c_out.shape[1]):
-        worst = int(np.argmax(np.nan_to_num(ratio[:, j], nan=np.inf)))
-        columns.append(
-            ColumnParity(
-                column=j,
-                max_abs=float(diff[:, j].max(initial=0.0)),
-                max_rel=float(rel[:, j].max(initial=0.0)),
-                max_ulp=int(ulps[:, j].max(initial=0)),
-                failures=int(np.count_nonzero(~(diff[:, j] <= bound[:, j]))),
-                worst_row=worst,
-            )
-        )
-    worst_col = max(columns, key=lambda c: ratio[c.worst_row, c.column])
-    return ParityReport(
-        reference=reference,
-        rows=int(c_out.shape[0]),
-        atol=atol,
-        rtol=rtol,
-        columns=columns,
-        worst_input=[float(v) for v in inputs[worst_col.worst_row]],
-    )
+    tally = _Tally(c_out.shape[1])
+    for start in range(0, len(c_out), CHUNK_ROWS):
+        tally.add(c_out[start : start + CHUNK_ROWS], ref[start : start + CHUNK_ROWS], atol, rtol)
+    return tally.report(inputs, atol, rtol, reference)
 
 
 def noise_rows(n_rows: int, n_noise: int, seed: int = 1) -> np.ndarray:
@@ -210,8 +252,12 @@ def check_parity(
     keeps the arrays (``report.arrays``)."""
     inputs = np.asarray(inputs, dtype=np.float32)
     extra = () if noise is None else (np.asarray(noise, dtype=np.float32),)
-    c_out = np.asarray(compiled(inputs, *extra), dtype=np.float32)
-    ref = np.asarray(reference(inputs, *extra), dtype=np.float32).reshape(c_out.shape)
+    c_parts, ref_parts = [], []
+    for start in range(0, max(len(inputs), 1), CHUNK_ROWS):  # the framework's memory stays one chunk's
+        chunk = [a[start : start + CHUNK_ROWS] for a in (inputs, *extra)]
+        c_parts.append(np.asarray(compiled(*chunk), dtype=np.float32))
+        ref_parts.append(np.asarray(reference(*chunk), dtype=np.float32).reshape(c_parts[-1].shape))
+    c_out, ref = np.concatenate(c_parts), np.concatenate(ref_parts)
     report = compare(c_out, ref, inputs, atol, rtol, reference_name)
     report.arrays = ParityArrays(inputs, c_out, ref, *extra)
     return report

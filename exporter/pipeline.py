@@ -64,6 +64,7 @@ class Checks:
     rtol: float = DEFAULT_RTOL
     user_rows: np.ndarray | None = None
     trace: bool | None = None
+    rows_file: Path | None = None  # the file ``user_rows`` came from: an input, never to be written over
 
 
 @dataclass
@@ -78,6 +79,25 @@ class Outputs:
     pt_column: int | None = None
     document: bool = False
 
+    def check(self, inputs: list[Path]) -> None:
+        """No output may be one of the ``inputs`` or another output: refused before anything is read or written.
+
+        Files are compared as the file system knows them (symbolic and hard links, ``..``), so two
+        spellings of one file are one file.
+        """
+        read = {_identity(Path(p)): p for p in inputs}
+        written: dict[object, str] = {}
+        for kind, path in self.names().items():
+            if path is None:
+                continue
+            key = _identity(path)
+            what = OUTPUT_KINDS[kind]
+            if key in read:
+                raise ExportError(f"{path}: the {what} would overwrite an input ({read[key]})")
+            if key in written:
+                raise ExportError(f"{path}: both the {written[key]} and the {what} would be written there")
+            written[key] = what
+
     def names(self) -> dict[str, Path | None]:
         """Every output file by kind, as the JSON document lists them."""
         report = self.report
@@ -89,6 +109,26 @@ class Outputs:
             "report_json": report / "report.json" if report else None,
             "report_html": report / "report.html" if report else None,
         }
+
+
+OUTPUT_KINDS = {
+    "c": "C file (-o)",
+    "h": "header (beside -o)",
+    "ref": "reference rows (beside -o)",
+    "so": "library (--so)",
+    "report_json": "report.json (--report)",
+    "report_html": "report.html (--report)",
+}
+
+
+def _identity(path: Path) -> object:
+    """The resolved path's device and inode when it exists (the same for every link to it), else the path."""
+    resolved = path.resolve()  # a folder that does not exist yet still resolves (`new/../model.keras`)
+    try:
+        status = resolved.stat()
+    except OSError:
+        return resolved
+    return (status.st_dev, status.st_ino)
 
 
 @dataclass
@@ -124,6 +164,7 @@ def export_spec(
 
     checks = checks or Checks()
     progress = progress or Progress(enabled=False)
+    outputs.check([*spec.files(), *([checks.rows_file] if checks.rows_file else [])])
     with progress.step("load+export", f"reading {spec.title}"):
         exports = spec.exports(progress)
     single = len(exports) == 1
@@ -215,7 +256,7 @@ def _report(result: Result, checks: Checks, compiled: CompiledModel | None, prog
     result.document = export_document(
         model=result.spec.title,
         ex=ex,
-        inspection=inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes),
+        inspection=inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes, ex.dtype),
         report=report,
         samples=checks.samples,
         user_rows=0 if checks.user_rows is None else len(checks.user_rows),

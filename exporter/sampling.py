@@ -13,41 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from exporter.ir.chain import Chain
-from exporter.ir.columns import ColumnOp, ColumnStage, Function, MulAdd, Power, Quantile, Select, Standardize
+from exporter.ir.columns import UNDO, ColumnStage, Function, Select
 from exporter.parity import make_inputs
-
-_UNDO = {
-    "log": np.exp,
-    "log1p": np.expm1,
-    "log10": lambda y: np.power(10.0, y),
-    "exp": lambda y: np.log(np.abs(y) + 1e-300),
-    "expm1": lambda y: np.log1p(np.maximum(y, -1 + 1e-12)),
-    "sqrt": np.square,
-    "square": lambda y: np.sqrt(np.abs(y)),
-    "arctanh": np.tanh,
-    "tanh": lambda y: np.arctanh(np.clip(y, -0.999999, 0.999999)),
-}
-
-
-def _points(op: ColumnOp, c: int, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Typical values and edge values (every one of which the rows must reach) of op's c-th input column."""
-    normal = rng.standard_normal(k)
-    if isinstance(op, Standardize):
-        return op.center[c] + op.scale[c] * normal, op.center[c] + op.scale[c] * np.array([-5.0, 0.0, 5.0])
-    if isinstance(op, MulAdd):
-        lo, hi = op.clip or (0.0, 1.0)
-        y = rng.uniform(lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo), k)
-        return (y - op.add[c]) / op.mul[c], (np.array([lo, hi]) - op.add[c]) / op.mul[c]
-    if isinstance(op, Quantile) and not op.inverse_direction:
-        q = op.quantiles[:, c]
-        span = max(q[-1] - q[0], 1e-12)
-        beyond = [q[0] - 0.05 * span, q[-1] + 0.05 * span, np.nextafter(q[0], -np.inf), np.nextafter(q[-1], np.inf)]
-        return rng.uniform(q[0], q[-1], k), np.concatenate([q, beyond])  # bounds, plateaus, just outside
-    if isinstance(op, Quantile):
-        return (2.0 * normal if op.normal else rng.uniform(-0.1, 1.1, k)), np.array([0.0])
-    if isinstance(op, Power) and op.method == "box-cox" and not op.inverse_direction:
-        return np.exp(normal), np.array([1.0])
-    return 3.0 * normal, np.array([0.0])
 
 
 def _column_pool(stage: ColumnStage, raw: int, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,12 +31,12 @@ def _column_pool(stage: ColumnStage, raw: int, rng: np.random.Generator, k: int)
             if isinstance(op, Function):
                 undo.append(op.kind)
                 continue
-            values = _points(op, op.columns.index(position), rng, k)
+            values = op.domain(op.columns.index(position), rng.standard_normal(k), rng)
             break
     typical, edges = values if values is not None else (rng.standard_normal(k), np.array([0.0]))
     with np.errstate(all="ignore"):
         for kind in reversed(undo):
-            typical, edges = _UNDO[kind](typical), _UNDO[kind](edges)
+            typical, edges = UNDO[kind](typical), UNDO[kind](edges)
     typical, edges = typical[np.isfinite(typical)], edges[np.isfinite(edges)]
     return typical, edges if edges.size else typical[:1]
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.errors import ExportError, InputError
 from exporter.frontends.sklearn.safe_load import SUFFIXES
 
@@ -102,6 +103,7 @@ class ModelSpec:
     noise: int = 0
     math: str | None = None
     dtype: str = "float"
+    dispatch: str = DEFAULT_DISPATCH
     scikinc_names: bool = False  # each step also under scikinC's name (a pipeline's stages, for Lamarr's glue)
     import_from: Path | None = None
     words: Words = field(default=PYTHON, repr=False, compare=False)
@@ -147,7 +149,7 @@ class ModelSpec:
 
         self.check()
         chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "math": self.math}
-        chain.update(dtype=self.dtype, scikinc_names=self.scikinc_names)
+        chain.update(dtype=self.dtype, dispatch=self.dispatch, scikinc_names=self.scikinc_names)
         with self.words.wording():
             if self.is_transformer:
                 return export_chain(preprocess=[self.model, *self.preprocess], **chain)

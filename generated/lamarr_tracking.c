@@ -20,8 +20,10 @@
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 304 bytes of
  * scratch on the stack per call of acceptance. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -50,6 +52,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -69,6 +75,38 @@ float *acceptance_preprocess_inverse_batch(float *output, const float *input, si
 #define acceptance_EXPORT __attribute__((visibility("default")))
 #else
 #define acceptance_EXPORT
+#endif
+
+/* Instruction sets: the network code below exists for baseline, x86-64-v3, x86-64-v4;
+   each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
+   Clang >= 14; elsewhere, or with -Dacceptance_DISPATCH=0, the baseline alone (what the compiler targets);
+   also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
+   -Dacceptance_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+#ifndef acceptance_DISPATCH
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
+#define acceptance_DISPATCH 1
+#else
+#define acceptance_DISPATCH 0
+#endif
+#endif
+#if acceptance_DISPATCH
+#define acceptance_TARGET(isa) __attribute__((target(isa)))
+
+/* 4, 3, 1: the best variant this CPU runs (a few loads: libgcc's or compiler-rt's CPU features) */
+static int acceptance_isa(void)
+{
+#ifdef acceptance_ISA
+    return acceptance_ISA;
+#else
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")
+        && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return 4;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2"))
+        return 3;
+    return 1;
+#endif
+}
 #endif
 
 /* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
@@ -2116,11 +2154,11 @@ acceptance_EXPORT float *acceptance_preprocess_inverse(float *output, const floa
 acceptance_EXPORT float *acceptance_preprocess_inverse_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) acceptance_preprocess_inverse(output + r * 12, input + r * 12);
-
     return output;
+
 }
 
-/* acceptance_dnn, 1 row at once: row r reads input[r * 12 ...], writes output[r * 1 ...] */
+/* acceptance_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 12 ...], writes output[r * 1 ...] */
 static void acceptance_dnn_rows1(float *output, const float *input)
 {
     float acceptance_dnn_buf0[32];
@@ -2142,11 +2180,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x);
+            }
+
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
@@ -2166,11 +2204,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
@@ -2190,11 +2228,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
@@ -2214,11 +2252,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
@@ -2238,11 +2276,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
@@ -2262,11 +2300,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
@@ -2286,11 +2324,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
@@ -2310,11 +2348,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
@@ -2334,11 +2372,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
@@ -2358,11 +2396,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
@@ -2382,11 +2420,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) acceptance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
@@ -2399,11 +2437,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
-            for (int j = 0; j < 1; ++j) output[j] = acc[j];
-        }
-        for (int k = 0; k < 1; ++k) {
-            const float x = output[k];
-            output[k] = acceptance_sigmoid(x);
+            for (int j = 0; j < 1; ++j) {
+                const float x = acc[j];
+                output[j] = acceptance_sigmoid(x);
+            }
+
         }
     }
 }
@@ -2431,11 +2469,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x);
+            }
+
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
@@ -2456,11 +2494,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
@@ -2481,11 +2519,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
@@ -2506,11 +2544,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
@@ -2531,11 +2569,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
@@ -2556,11 +2594,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
@@ -2581,11 +2619,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
@@ -2606,11 +2644,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
@@ -2631,11 +2669,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
@@ -2656,11 +2694,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = acceptance_dnn_buf1[k];
-            acceptance_dnn_buf1[k] = acceptance_tanh(x) + acceptance_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
@@ -2681,11 +2719,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acceptance_dnn_buf0[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = acceptance_dnn_buf0[k];
-            acceptance_dnn_buf0[k] = acceptance_tanh(x) + acceptance_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
@@ -2700,30 +2738,1655 @@ static void acceptance_dnn_rows2(float *output, const float *input)
                 acc[0][0] += w[0] * x0;
                 acc[1][0] += w[0] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) output[r * 1 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 2; ++k) {
-            const float x = output[k];
-            output[k] = acceptance_sigmoid(x);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) {
+                const float x = acc[r][j];
+                output[r * 1 + j] = acceptance_sigmoid(x);
+            }
+
         }
     }
 }
 
-acceptance_EXPORT float *acceptance_dnn(float *output, const float *input)
-{
-    acceptance_dnn_rows1(output, input);
-    return output;
-}
-
-acceptance_EXPORT float *acceptance_dnn_batch(float *output, const float *input, size_t n)
+static void acceptance_dnn_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
     for (; r + 2 <= n; r += 2)
         acceptance_dnn_rows2(output + r * 1, input + r * 12);
     for (; r < n; ++r)
         acceptance_dnn_rows1(output + r * 1, input + r * 12);
+}
 
+#if acceptance_DISPATCH  /* acceptance_dnn for x86-64-v3 */
+
+/* acceptance_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 12 ...], writes output[r * 1 ...] */
+acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *output, const float *input)
+{
+    float acceptance_dnn_buf0[32];
+    float acceptance_dnn_buf1[32];
+    {   /* dense_1: Dense 12->32, tanh */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_0_bias[j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = acceptance_dnn_0_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = input[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x);
+            }
+
+        }
+    }
+    {   /* dense_2+add: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_1_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_1_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_2_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_2_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_3_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_3_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_4_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_4_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_5_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_5_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_6_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_6_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_7_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_7_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_8_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_8_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_9_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_9_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_10_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_10_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense: Dense 32->1, sigmoid */
+        {
+            float acc[1];
+            for (int j = 0; j < 1; ++j) acc[j] = acceptance_dnn_11_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_11_kernel + i * 1;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf0[i];
+                acc[0] += w[0] * xi;
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = acc[j];
+                output[j] = acceptance_sigmoid(x);
+            }
+
+        }
+    }
+}
+
+/* acceptance_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 1 ...] */
+acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *output, const float *input)
+{
+    float acceptance_dnn_buf0[128];
+    float acceptance_dnn_buf1[128];
+    {   /* dense_1: Dense 12->32, tanh */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_0_bias[b * 16 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = acceptance_dnn_0_kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
+                const float x0 = input[i];
+                const float x1 = input[12 + i];
+                const float x2 = input[24 + i];
+                const float x3 = input[36 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x);
+            }
+
+        }
+    }
+    {   /* dense_2+add: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_1_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_1_kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf0[i];
+                const float x1 = acceptance_dnn_buf0[32 + i];
+                const float x2 = acceptance_dnn_buf0[64 + i];
+                const float x3 = acceptance_dnn_buf0[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_2_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_2_kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf1[i];
+                const float x1 = acceptance_dnn_buf1[32 + i];
+                const float x2 = acceptance_dnn_buf1[64 + i];
+                const float x3 = acceptance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_3_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_3_kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf0[i];
+                const float x1 = acceptance_dnn_buf0[32 + i];
+                const float x2 = acceptance_dnn_buf0[64 + i];
+                const float x3 = acceptance_dnn_buf0[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_4_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_4_kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf1[i];
+                const float x1 = acceptance_dnn_buf1[32 + i];
+                const float x2 = acceptance_dnn_buf1[64 + i];
+                const float x3 = acceptance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_5_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_5_kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf0[i];
+                const float x1 = acceptance_dnn_buf0[32 + i];
+                const float x2 = acceptance_dnn_buf0[64 + i];
+                const float x3 = acceptance_dnn_buf0[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_6_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_6_kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf1[i];
+                const float x1 = acceptance_dnn_buf1[32 + i];
+                const float x2 = acceptance_dnn_buf1[64 + i];
+                const float x3 = acceptance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_7_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_7_kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf0[i];
+                const float x1 = acceptance_dnn_buf0[32 + i];
+                const float x2 = acceptance_dnn_buf0[64 + i];
+                const float x3 = acceptance_dnn_buf0[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_8_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_8_kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf1[i];
+                const float x1 = acceptance_dnn_buf1[32 + i];
+                const float x2 = acceptance_dnn_buf1[64 + i];
+                const float x3 = acceptance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_9_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_9_kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf0[i];
+                const float x1 = acceptance_dnn_buf0[32 + i];
+                const float x2 = acceptance_dnn_buf0[64 + i];
+                const float x3 = acceptance_dnn_buf0[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_10_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_10_kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf1[i];
+                const float x1 = acceptance_dnn_buf1[32 + i];
+                const float x2 = acceptance_dnn_buf1[64 + i];
+                const float x3 = acceptance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense: Dense 32->1, sigmoid */
+        {
+            float acc[4][1];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_11_kernel + i * 1;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf0[i];
+                const float x1 = acceptance_dnn_buf0[32 + i];
+                const float x2 = acceptance_dnn_buf0[64 + i];
+                const float x3 = acceptance_dnn_buf0[96 + i];
+                acc[0][0] += w[0] * x0;
+                acc[1][0] += w[0] * x1;
+                acc[2][0] += w[0] * x2;
+                acc[3][0] += w[0] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
+                const float x = acc[r][j];
+                output[r * 1 + j] = acceptance_sigmoid(x);
+            }
+
+        }
+    }
+}
+
+acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows_n(float *output, const float *input, size_t n)
+{
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4)
+        acceptance_dnn_v3_rows4(output + r * 1, input + r * 12);
+    for (; r < n; ++r)
+        acceptance_dnn_v3_rows1(output + r * 1, input + r * 12);
+}
+#endif
+
+#if acceptance_DISPATCH  /* acceptance_dnn for x86-64-v4 */
+
+/* acceptance_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 12 ...], writes output[r * 1 ...] */
+acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *output, const float *input)
+{
+    float acceptance_dnn_buf0[32];
+    float acceptance_dnn_buf1[32];
+    {   /* dense_1: Dense 12->32, tanh */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_0_bias[j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = acceptance_dnn_0_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = input[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x);
+            }
+
+        }
+    }
+    {   /* dense_2+add: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_1_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_1_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_2_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_2_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_3_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_3_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_4_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_4_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_5_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_5_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_6_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_6_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_7_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_7_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_8_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_8_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_9_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_9_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_10_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_10_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense: Dense 32->1, sigmoid */
+        {
+            float acc[1];
+            for (int j = 0; j < 1; ++j) acc[j] = acceptance_dnn_11_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_11_kernel + i * 1;
+                acceptance_KEEP_SUMS();
+                const float xi = acceptance_dnn_buf0[i];
+                acc[0] += w[0] * xi;
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = acc[j];
+                output[j] = acceptance_sigmoid(x);
+            }
+
+        }
+    }
+}
+
+/* acceptance_dnn for x86-64-v4, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 1 ...] */
+acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *output, const float *input)
+{
+    float acceptance_dnn_buf0[128];
+    float acceptance_dnn_buf1[128];
+    {   /* dense_1: Dense 12->32, tanh */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_0_bias[j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = acceptance_dnn_0_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float x0 = input[i];
+                const float x1 = input[12 + i];
+                const float x2 = input[24 + i];
+                const float x3 = input[36 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x);
+            }
+
+        }
+    }
+    {   /* dense_2+add: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_1_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_1_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf0[i];
+                const float x1 = acceptance_dnn_buf0[32 + i];
+                const float x2 = acceptance_dnn_buf0[64 + i];
+                const float x3 = acceptance_dnn_buf0[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_2_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_2_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf1[i];
+                const float x1 = acceptance_dnn_buf1[32 + i];
+                const float x2 = acceptance_dnn_buf1[64 + i];
+                const float x3 = acceptance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_3_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_3_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf0[i];
+                const float x1 = acceptance_dnn_buf0[32 + i];
+                const float x2 = acceptance_dnn_buf0[64 + i];
+                const float x3 = acceptance_dnn_buf0[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_4_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_4_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf1[i];
+                const float x1 = acceptance_dnn_buf1[32 + i];
+                const float x2 = acceptance_dnn_buf1[64 + i];
+                const float x3 = acceptance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_5_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_5_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf0[i];
+                const float x1 = acceptance_dnn_buf0[32 + i];
+                const float x2 = acceptance_dnn_buf0[64 + i];
+                const float x3 = acceptance_dnn_buf0[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_6_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_6_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf1[i];
+                const float x1 = acceptance_dnn_buf1[32 + i];
+                const float x2 = acceptance_dnn_buf1[64 + i];
+                const float x3 = acceptance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_7_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_7_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf0[i];
+                const float x1 = acceptance_dnn_buf0[32 + i];
+                const float x2 = acceptance_dnn_buf0[64 + i];
+                const float x3 = acceptance_dnn_buf0[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_8_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_8_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf1[i];
+                const float x1 = acceptance_dnn_buf1[32 + i];
+                const float x2 = acceptance_dnn_buf1[64 + i];
+                const float x3 = acceptance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_9_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_9_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf0[i];
+                const float x1 = acceptance_dnn_buf0[32 + i];
+                const float x2 = acceptance_dnn_buf0[64 + i];
+                const float x3 = acceptance_dnn_buf0[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_10_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_10_kernel + i * 32;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf1[i];
+                const float x1 = acceptance_dnn_buf1[32 + i];
+                const float x2 = acceptance_dnn_buf1[64 + i];
+                const float x3 = acceptance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense: Dense 32->1, sigmoid */
+        {
+            float acc[4][1];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_11_kernel + i * 1;
+                acceptance_KEEP_SUMS();
+                const float x0 = acceptance_dnn_buf0[i];
+                const float x1 = acceptance_dnn_buf0[32 + i];
+                const float x2 = acceptance_dnn_buf0[64 + i];
+                const float x3 = acceptance_dnn_buf0[96 + i];
+                acc[0][0] += w[0] * x0;
+                acc[1][0] += w[0] * x1;
+                acc[2][0] += w[0] * x2;
+                acc[3][0] += w[0] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
+                const float x = acc[r][j];
+                output[r * 1 + j] = acceptance_sigmoid(x);
+            }
+
+        }
+    }
+}
+
+acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows_n(float *output, const float *input, size_t n)
+{
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4)
+        acceptance_dnn_v4_rows4(output + r * 1, input + r * 12);
+    for (; r < n; ++r)
+        acceptance_dnn_v4_rows1(output + r * 1, input + r * 12);
+}
+#endif
+
+acceptance_EXPORT float *acceptance_dnn(float *output, const float *input)
+{
+#if acceptance_DISPATCH
+    switch (acceptance_isa()) {
+    case 4: acceptance_dnn_v4_rows1(output, input); return output;
+    case 3: acceptance_dnn_v3_rows1(output, input); return output;
+    default: break;
+    }
+#endif
+    acceptance_dnn_rows1(output, input);
     return output;
+}
+
+acceptance_EXPORT float *acceptance_dnn_batch(float *output, const float *input, size_t n)
+{
+#if acceptance_DISPATCH
+    switch (acceptance_isa()) {
+    case 4: acceptance_dnn_v4_rows_n(output, input, n); return output;
+    case 3: acceptance_dnn_v3_rows_n(output, input, n); return output;
+    default: break;
+    }
+#endif
+    acceptance_dnn_rows_n(output, input, n);
+    return output;
+
 }
 
 acceptance_EXPORT float *acceptance_preprocess(float *output, const float *input)
@@ -2759,8 +4422,8 @@ acceptance_EXPORT float *acceptance_preprocess(float *output, const float *input
 acceptance_EXPORT float *acceptance_preprocess_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) acceptance_preprocess(output + r * 12, input + r * 12);
-
     return output;
+
 }
 
 acceptance_EXPORT float *acceptance(float *output, const float *input)
@@ -2774,8 +4437,8 @@ acceptance_EXPORT float *acceptance(float *output, const float *input)
 acceptance_EXPORT float *acceptance_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) acceptance(output + r * 1, input + r * 12);
-
     return output;
+
 }
 /*
  * efficiency: generated by lamarr-export 0.1.0 from efficiency.keras + efficiency_tX.pkl. Do not edit.
@@ -2788,8 +4451,10 @@ acceptance_EXPORT float *acceptance_batch(float *output, const float *input, siz
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 1072 bytes of
  * scratch on the stack per call of efficiency. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -2813,6 +4478,10 @@ acceptance_EXPORT float *acceptance_batch(float *output, const float *input, siz
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -2832,6 +4501,38 @@ float *efficiency_preprocess_inverse_batch(float *output, const float *input, si
 #define efficiency_EXPORT __attribute__((visibility("default")))
 #else
 #define efficiency_EXPORT
+#endif
+
+/* Instruction sets: the network code below exists for baseline, x86-64-v3, x86-64-v4;
+   each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
+   Clang >= 14; elsewhere, or with -Defficiency_DISPATCH=0, the baseline alone (what the compiler targets);
+   also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
+   -Defficiency_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+#ifndef efficiency_DISPATCH
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
+#define efficiency_DISPATCH 1
+#else
+#define efficiency_DISPATCH 0
+#endif
+#endif
+#if efficiency_DISPATCH
+#define efficiency_TARGET(isa) __attribute__((target(isa)))
+
+/* 4, 3, 1: the best variant this CPU runs (a few loads: libgcc's or compiler-rt's CPU features) */
+static int efficiency_isa(void)
+{
+#ifdef efficiency_ISA
+    return efficiency_ISA;
+#else
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")
+        && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return 4;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2"))
+        return 3;
+    return 1;
+#endif
+}
 #endif
 
 /* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
@@ -14058,11 +15759,11 @@ efficiency_EXPORT float *efficiency_preprocess_inverse(float *output, const floa
 efficiency_EXPORT float *efficiency_preprocess_inverse_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) efficiency_preprocess_inverse(output + r * 12, input + r * 12);
-
     return output;
+
 }
 
-/* efficiency_dnn, 1 row at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
+/* efficiency_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 static void efficiency_dnn_rows1(float *output, const float *input)
 {
     float efficiency_dnn_buf0[128];
@@ -14084,11 +15785,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) efficiency_dnn_buf0[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[b * 32 + j] = efficiency_tanh(x);
+            }
+
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
@@ -14108,11 +15809,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) efficiency_dnn_buf1[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[b * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 32 + j];
+            }
+
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
@@ -14132,11 +15833,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) efficiency_dnn_buf0[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[b * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 32 + j];
+            }
+
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
@@ -14156,11 +15857,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) efficiency_dnn_buf1[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[b * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 32 + j];
+            }
+
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
@@ -14180,11 +15881,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) efficiency_dnn_buf0[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[b * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 32 + j];
+            }
+
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
@@ -14204,11 +15905,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) efficiency_dnn_buf1[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[b * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 32 + j];
+            }
+
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
@@ -14222,6 +15923,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
             for (int j = 0; j < 4; ++j) output[j] = acc[j];
+
         }
         {
             float top = output[0], sum = 0.0f;
@@ -14255,11 +15957,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 256; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x);
+            }
+
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
@@ -14280,11 +15982,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 256; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
@@ -14305,11 +16007,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 256; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
@@ -14330,11 +16032,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 256; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
@@ -14355,11 +16057,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 256; ++k) {
-            const float x = efficiency_dnn_buf0[k];
-            efficiency_dnn_buf0[k] = efficiency_tanh(x) + efficiency_dnn_buf1[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
@@ -14380,11 +16082,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) efficiency_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 256; ++k) {
-            const float x = efficiency_dnn_buf1[k];
-            efficiency_dnn_buf1[k] = efficiency_tanh(x) + efficiency_dnn_buf0[k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+            }
+
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
@@ -14400,6 +16102,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
             }
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+
         }
         for (int r = 0; r < 2; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
@@ -14410,21 +16113,1372 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
 }
 
-efficiency_EXPORT float *efficiency_dnn(float *output, const float *input)
-{
-    efficiency_dnn_rows1(output, input);
-    return output;
-}
-
-efficiency_EXPORT float *efficiency_dnn_batch(float *output, const float *input, size_t n)
+static void efficiency_dnn_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
     for (; r + 2 <= n; r += 2)
         efficiency_dnn_rows2(output + r * 4, input + r * 12);
     for (; r < n; ++r)
         efficiency_dnn_rows1(output + r * 4, input + r * 12);
+}
 
+#if efficiency_DISPATCH  /* efficiency_dnn for x86-64-v3 */
+
+/* efficiency_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
+efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *output, const float *input)
+{
+    float efficiency_dnn_buf0[128];
+    float efficiency_dnn_buf1[128];
+    {   /* hidden: Dense 12->128, tanh */
+        for (int b = 0; b < 2; ++b) {
+            float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_0_bias[b * 64 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
+                const float xi = input[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+            }
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x);
+            }
+
+        }
+    }
+    {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_1_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+            }
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+            }
+
+        }
+    }
+    {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_2_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+            }
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
+            }
+
+        }
+    }
+    {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_3_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+            }
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+            }
+
+        }
+    }
+    {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_4_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+            }
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
+            }
+
+        }
+    }
+    {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_5_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+            }
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+            }
+
+        }
+    }
+    {   /* logits+probabilities: Dense 128->4, softmax */
+        {
+            float acc[4];
+            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+            }
+            for (int j = 0; j < 4; ++j) output[j] = acc[j];
+
+        }
+        {
+            float top = output[0], sum = 0.0f;
+            for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
+            for (int k = 0; k < 4; ++k) output[k] /= sum;
+        }
+    }
+}
+
+/* efficiency_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
+efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *output, const float *input)
+{
+    float efficiency_dnn_buf0[512];
+    float efficiency_dnn_buf1[512];
+    {   /* hidden: Dense 12->128, tanh */
+        for (int b = 0; b < 8; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
+                const float x0 = input[i];
+                const float x1 = input[12 + i];
+                const float x2 = input[24 + i];
+                const float x3 = input[36 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x);
+            }
+
+        }
+    }
+    {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 8; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf0[i];
+                const float x1 = efficiency_dnn_buf0[128 + i];
+                const float x2 = efficiency_dnn_buf0[256 + i];
+                const float x3 = efficiency_dnn_buf0[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 8; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf1[i];
+                const float x1 = efficiency_dnn_buf1[128 + i];
+                const float x2 = efficiency_dnn_buf1[256 + i];
+                const float x3 = efficiency_dnn_buf1[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 8; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf0[i];
+                const float x1 = efficiency_dnn_buf0[128 + i];
+                const float x2 = efficiency_dnn_buf0[256 + i];
+                const float x3 = efficiency_dnn_buf0[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 8; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf1[i];
+                const float x1 = efficiency_dnn_buf1[128 + i];
+                const float x2 = efficiency_dnn_buf1[256 + i];
+                const float x3 = efficiency_dnn_buf1[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 8; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf0[i];
+                const float x1 = efficiency_dnn_buf0[128 + i];
+                const float x2 = efficiency_dnn_buf0[256 + i];
+                const float x3 = efficiency_dnn_buf0[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* logits+probabilities: Dense 128->4, softmax */
+        {
+            float acc[4][4];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf1[i];
+                const float x1 = efficiency_dnn_buf1[128 + i];
+                const float x2 = efficiency_dnn_buf1[256 + i];
+                const float x3 = efficiency_dnn_buf1[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+
+        }
+        for (int r = 0; r < 4; ++r) {
+            float top = output[r * 4 + 0], sum = 0.0f;
+            for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
+        }
+    }
+}
+
+efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows_n(float *output, const float *input, size_t n)
+{
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4)
+        efficiency_dnn_v3_rows4(output + r * 4, input + r * 12);
+    for (; r < n; ++r)
+        efficiency_dnn_v3_rows1(output + r * 4, input + r * 12);
+}
+#endif
+
+#if efficiency_DISPATCH  /* efficiency_dnn for x86-64-v4 */
+
+/* efficiency_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
+efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *output, const float *input)
+{
+    float efficiency_dnn_buf0[128];
+    float efficiency_dnn_buf1[128];
+    {   /* hidden: Dense 12->128, tanh */
+        {
+            float acc[128];
+            for (int j = 0; j < 128; ++j) acc[j] = efficiency_dnn_0_bias[j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128;
+                efficiency_KEEP_SUMS();
+                const float xi = input[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+                acc[64] += w[64] * xi; acc[65] += w[65] * xi; acc[66] += w[66] * xi; acc[67] += w[67] * xi;
+                acc[68] += w[68] * xi; acc[69] += w[69] * xi; acc[70] += w[70] * xi; acc[71] += w[71] * xi;
+                acc[72] += w[72] * xi; acc[73] += w[73] * xi; acc[74] += w[74] * xi; acc[75] += w[75] * xi;
+                acc[76] += w[76] * xi; acc[77] += w[77] * xi; acc[78] += w[78] * xi; acc[79] += w[79] * xi;
+                acc[80] += w[80] * xi; acc[81] += w[81] * xi; acc[82] += w[82] * xi; acc[83] += w[83] * xi;
+                acc[84] += w[84] * xi; acc[85] += w[85] * xi; acc[86] += w[86] * xi; acc[87] += w[87] * xi;
+                acc[88] += w[88] * xi; acc[89] += w[89] * xi; acc[90] += w[90] * xi; acc[91] += w[91] * xi;
+                acc[92] += w[92] * xi; acc[93] += w[93] * xi; acc[94] += w[94] * xi; acc[95] += w[95] * xi;
+                acc[96] += w[96] * xi; acc[97] += w[97] * xi; acc[98] += w[98] * xi; acc[99] += w[99] * xi;
+                acc[100] += w[100] * xi; acc[101] += w[101] * xi; acc[102] += w[102] * xi; acc[103] += w[103] * xi;
+                acc[104] += w[104] * xi; acc[105] += w[105] * xi; acc[106] += w[106] * xi; acc[107] += w[107] * xi;
+                acc[108] += w[108] * xi; acc[109] += w[109] * xi; acc[110] += w[110] * xi; acc[111] += w[111] * xi;
+                acc[112] += w[112] * xi; acc[113] += w[113] * xi; acc[114] += w[114] * xi; acc[115] += w[115] * xi;
+                acc[116] += w[116] * xi; acc[117] += w[117] * xi; acc[118] += w[118] * xi; acc[119] += w[119] * xi;
+                acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
+                acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
+            }
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[j] = efficiency_tanh(x);
+            }
+
+        }
+    }
+    {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        {
+            float acc[128];
+            for (int j = 0; j < 128; ++j) acc[j] = efficiency_dnn_1_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+                acc[64] += w[64] * xi; acc[65] += w[65] * xi; acc[66] += w[66] * xi; acc[67] += w[67] * xi;
+                acc[68] += w[68] * xi; acc[69] += w[69] * xi; acc[70] += w[70] * xi; acc[71] += w[71] * xi;
+                acc[72] += w[72] * xi; acc[73] += w[73] * xi; acc[74] += w[74] * xi; acc[75] += w[75] * xi;
+                acc[76] += w[76] * xi; acc[77] += w[77] * xi; acc[78] += w[78] * xi; acc[79] += w[79] * xi;
+                acc[80] += w[80] * xi; acc[81] += w[81] * xi; acc[82] += w[82] * xi; acc[83] += w[83] * xi;
+                acc[84] += w[84] * xi; acc[85] += w[85] * xi; acc[86] += w[86] * xi; acc[87] += w[87] * xi;
+                acc[88] += w[88] * xi; acc[89] += w[89] * xi; acc[90] += w[90] * xi; acc[91] += w[91] * xi;
+                acc[92] += w[92] * xi; acc[93] += w[93] * xi; acc[94] += w[94] * xi; acc[95] += w[95] * xi;
+                acc[96] += w[96] * xi; acc[97] += w[97] * xi; acc[98] += w[98] * xi; acc[99] += w[99] * xi;
+                acc[100] += w[100] * xi; acc[101] += w[101] * xi; acc[102] += w[102] * xi; acc[103] += w[103] * xi;
+                acc[104] += w[104] * xi; acc[105] += w[105] * xi; acc[106] += w[106] * xi; acc[107] += w[107] * xi;
+                acc[108] += w[108] * xi; acc[109] += w[109] * xi; acc[110] += w[110] * xi; acc[111] += w[111] * xi;
+                acc[112] += w[112] * xi; acc[113] += w[113] * xi; acc[114] += w[114] * xi; acc[115] += w[115] * xi;
+                acc[116] += w[116] * xi; acc[117] += w[117] * xi; acc[118] += w[118] * xi; acc[119] += w[119] * xi;
+                acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
+                acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
+            }
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[j] = efficiency_tanh(x) + efficiency_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        {
+            float acc[128];
+            for (int j = 0; j < 128; ++j) acc[j] = efficiency_dnn_2_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+                acc[64] += w[64] * xi; acc[65] += w[65] * xi; acc[66] += w[66] * xi; acc[67] += w[67] * xi;
+                acc[68] += w[68] * xi; acc[69] += w[69] * xi; acc[70] += w[70] * xi; acc[71] += w[71] * xi;
+                acc[72] += w[72] * xi; acc[73] += w[73] * xi; acc[74] += w[74] * xi; acc[75] += w[75] * xi;
+                acc[76] += w[76] * xi; acc[77] += w[77] * xi; acc[78] += w[78] * xi; acc[79] += w[79] * xi;
+                acc[80] += w[80] * xi; acc[81] += w[81] * xi; acc[82] += w[82] * xi; acc[83] += w[83] * xi;
+                acc[84] += w[84] * xi; acc[85] += w[85] * xi; acc[86] += w[86] * xi; acc[87] += w[87] * xi;
+                acc[88] += w[88] * xi; acc[89] += w[89] * xi; acc[90] += w[90] * xi; acc[91] += w[91] * xi;
+                acc[92] += w[92] * xi; acc[93] += w[93] * xi; acc[94] += w[94] * xi; acc[95] += w[95] * xi;
+                acc[96] += w[96] * xi; acc[97] += w[97] * xi; acc[98] += w[98] * xi; acc[99] += w[99] * xi;
+                acc[100] += w[100] * xi; acc[101] += w[101] * xi; acc[102] += w[102] * xi; acc[103] += w[103] * xi;
+                acc[104] += w[104] * xi; acc[105] += w[105] * xi; acc[106] += w[106] * xi; acc[107] += w[107] * xi;
+                acc[108] += w[108] * xi; acc[109] += w[109] * xi; acc[110] += w[110] * xi; acc[111] += w[111] * xi;
+                acc[112] += w[112] * xi; acc[113] += w[113] * xi; acc[114] += w[114] * xi; acc[115] += w[115] * xi;
+                acc[116] += w[116] * xi; acc[117] += w[117] * xi; acc[118] += w[118] * xi; acc[119] += w[119] * xi;
+                acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
+                acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
+            }
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[j] = efficiency_tanh(x) + efficiency_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        {
+            float acc[128];
+            for (int j = 0; j < 128; ++j) acc[j] = efficiency_dnn_3_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+                acc[64] += w[64] * xi; acc[65] += w[65] * xi; acc[66] += w[66] * xi; acc[67] += w[67] * xi;
+                acc[68] += w[68] * xi; acc[69] += w[69] * xi; acc[70] += w[70] * xi; acc[71] += w[71] * xi;
+                acc[72] += w[72] * xi; acc[73] += w[73] * xi; acc[74] += w[74] * xi; acc[75] += w[75] * xi;
+                acc[76] += w[76] * xi; acc[77] += w[77] * xi; acc[78] += w[78] * xi; acc[79] += w[79] * xi;
+                acc[80] += w[80] * xi; acc[81] += w[81] * xi; acc[82] += w[82] * xi; acc[83] += w[83] * xi;
+                acc[84] += w[84] * xi; acc[85] += w[85] * xi; acc[86] += w[86] * xi; acc[87] += w[87] * xi;
+                acc[88] += w[88] * xi; acc[89] += w[89] * xi; acc[90] += w[90] * xi; acc[91] += w[91] * xi;
+                acc[92] += w[92] * xi; acc[93] += w[93] * xi; acc[94] += w[94] * xi; acc[95] += w[95] * xi;
+                acc[96] += w[96] * xi; acc[97] += w[97] * xi; acc[98] += w[98] * xi; acc[99] += w[99] * xi;
+                acc[100] += w[100] * xi; acc[101] += w[101] * xi; acc[102] += w[102] * xi; acc[103] += w[103] * xi;
+                acc[104] += w[104] * xi; acc[105] += w[105] * xi; acc[106] += w[106] * xi; acc[107] += w[107] * xi;
+                acc[108] += w[108] * xi; acc[109] += w[109] * xi; acc[110] += w[110] * xi; acc[111] += w[111] * xi;
+                acc[112] += w[112] * xi; acc[113] += w[113] * xi; acc[114] += w[114] * xi; acc[115] += w[115] * xi;
+                acc[116] += w[116] * xi; acc[117] += w[117] * xi; acc[118] += w[118] * xi; acc[119] += w[119] * xi;
+                acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
+                acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
+            }
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[j] = efficiency_tanh(x) + efficiency_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        {
+            float acc[128];
+            for (int j = 0; j < 128; ++j) acc[j] = efficiency_dnn_4_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+                acc[64] += w[64] * xi; acc[65] += w[65] * xi; acc[66] += w[66] * xi; acc[67] += w[67] * xi;
+                acc[68] += w[68] * xi; acc[69] += w[69] * xi; acc[70] += w[70] * xi; acc[71] += w[71] * xi;
+                acc[72] += w[72] * xi; acc[73] += w[73] * xi; acc[74] += w[74] * xi; acc[75] += w[75] * xi;
+                acc[76] += w[76] * xi; acc[77] += w[77] * xi; acc[78] += w[78] * xi; acc[79] += w[79] * xi;
+                acc[80] += w[80] * xi; acc[81] += w[81] * xi; acc[82] += w[82] * xi; acc[83] += w[83] * xi;
+                acc[84] += w[84] * xi; acc[85] += w[85] * xi; acc[86] += w[86] * xi; acc[87] += w[87] * xi;
+                acc[88] += w[88] * xi; acc[89] += w[89] * xi; acc[90] += w[90] * xi; acc[91] += w[91] * xi;
+                acc[92] += w[92] * xi; acc[93] += w[93] * xi; acc[94] += w[94] * xi; acc[95] += w[95] * xi;
+                acc[96] += w[96] * xi; acc[97] += w[97] * xi; acc[98] += w[98] * xi; acc[99] += w[99] * xi;
+                acc[100] += w[100] * xi; acc[101] += w[101] * xi; acc[102] += w[102] * xi; acc[103] += w[103] * xi;
+                acc[104] += w[104] * xi; acc[105] += w[105] * xi; acc[106] += w[106] * xi; acc[107] += w[107] * xi;
+                acc[108] += w[108] * xi; acc[109] += w[109] * xi; acc[110] += w[110] * xi; acc[111] += w[111] * xi;
+                acc[112] += w[112] * xi; acc[113] += w[113] * xi; acc[114] += w[114] * xi; acc[115] += w[115] * xi;
+                acc[116] += w[116] * xi; acc[117] += w[117] * xi; acc[118] += w[118] * xi; acc[119] += w[119] * xi;
+                acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
+                acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
+            }
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf0[j] = efficiency_tanh(x) + efficiency_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        {
+            float acc[128];
+            for (int j = 0; j < 128; ++j) acc[j] = efficiency_dnn_5_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+                acc[64] += w[64] * xi; acc[65] += w[65] * xi; acc[66] += w[66] * xi; acc[67] += w[67] * xi;
+                acc[68] += w[68] * xi; acc[69] += w[69] * xi; acc[70] += w[70] * xi; acc[71] += w[71] * xi;
+                acc[72] += w[72] * xi; acc[73] += w[73] * xi; acc[74] += w[74] * xi; acc[75] += w[75] * xi;
+                acc[76] += w[76] * xi; acc[77] += w[77] * xi; acc[78] += w[78] * xi; acc[79] += w[79] * xi;
+                acc[80] += w[80] * xi; acc[81] += w[81] * xi; acc[82] += w[82] * xi; acc[83] += w[83] * xi;
+                acc[84] += w[84] * xi; acc[85] += w[85] * xi; acc[86] += w[86] * xi; acc[87] += w[87] * xi;
+                acc[88] += w[88] * xi; acc[89] += w[89] * xi; acc[90] += w[90] * xi; acc[91] += w[91] * xi;
+                acc[92] += w[92] * xi; acc[93] += w[93] * xi; acc[94] += w[94] * xi; acc[95] += w[95] * xi;
+                acc[96] += w[96] * xi; acc[97] += w[97] * xi; acc[98] += w[98] * xi; acc[99] += w[99] * xi;
+                acc[100] += w[100] * xi; acc[101] += w[101] * xi; acc[102] += w[102] * xi; acc[103] += w[103] * xi;
+                acc[104] += w[104] * xi; acc[105] += w[105] * xi; acc[106] += w[106] * xi; acc[107] += w[107] * xi;
+                acc[108] += w[108] * xi; acc[109] += w[109] * xi; acc[110] += w[110] * xi; acc[111] += w[111] * xi;
+                acc[112] += w[112] * xi; acc[113] += w[113] * xi; acc[114] += w[114] * xi; acc[115] += w[115] * xi;
+                acc[116] += w[116] * xi; acc[117] += w[117] * xi; acc[118] += w[118] * xi; acc[119] += w[119] * xi;
+                acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
+                acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
+            }
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                efficiency_dnn_buf1[j] = efficiency_tanh(x) + efficiency_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* logits+probabilities: Dense 128->4, softmax */
+        {
+            float acc[4];
+            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
+                efficiency_KEEP_SUMS();
+                const float xi = efficiency_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+            }
+            for (int j = 0; j < 4; ++j) output[j] = acc[j];
+
+        }
+        {
+            float top = output[0], sum = 0.0f;
+            for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
+            for (int k = 0; k < 4; ++k) output[k] /= sum;
+        }
+    }
+}
+
+/* efficiency_dnn for x86-64-v4, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
+efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *output, const float *input)
+{
+    float efficiency_dnn_buf0[512];
+    float efficiency_dnn_buf1[512];
+    {   /* hidden: Dense 12->128, tanh */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 64 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
+                const float x0 = input[i];
+                const float x1 = input[12 + i];
+                const float x2 = input[24 + i];
+                const float x3 = input[36 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 64 + j] = efficiency_tanh(x);
+            }
+
+        }
+    }
+    {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf0[i];
+                const float x1 = efficiency_dnn_buf0[128 + i];
+                const float x2 = efficiency_dnn_buf0[256 + i];
+                const float x3 = efficiency_dnn_buf0[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 64 + j];
+            }
+
+        }
+    }
+    {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf1[i];
+                const float x1 = efficiency_dnn_buf1[128 + i];
+                const float x2 = efficiency_dnn_buf1[256 + i];
+                const float x3 = efficiency_dnn_buf1[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 64 + j];
+            }
+
+        }
+    }
+    {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf0[i];
+                const float x1 = efficiency_dnn_buf0[128 + i];
+                const float x2 = efficiency_dnn_buf0[256 + i];
+                const float x3 = efficiency_dnn_buf0[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 64 + j];
+            }
+
+        }
+    }
+    {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf1[i];
+                const float x1 = efficiency_dnn_buf1[128 + i];
+                const float x2 = efficiency_dnn_buf1[256 + i];
+                const float x3 = efficiency_dnn_buf1[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf0[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 64 + j];
+            }
+
+        }
+    }
+    {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf0[i];
+                const float x1 = efficiency_dnn_buf0[128 + i];
+                const float x2 = efficiency_dnn_buf0[256 + i];
+                const float x3 = efficiency_dnn_buf0[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                efficiency_dnn_buf1[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 64 + j];
+            }
+
+        }
+    }
+    {   /* logits+probabilities: Dense 128->4, softmax */
+        {
+            float acc[4][4];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
+                efficiency_KEEP_SUMS();
+                const float x0 = efficiency_dnn_buf1[i];
+                const float x1 = efficiency_dnn_buf1[128 + i];
+                const float x2 = efficiency_dnn_buf1[256 + i];
+                const float x3 = efficiency_dnn_buf1[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+
+        }
+        for (int r = 0; r < 4; ++r) {
+            float top = output[r * 4 + 0], sum = 0.0f;
+            for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
+        }
+    }
+}
+
+efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows_n(float *output, const float *input, size_t n)
+{
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4)
+        efficiency_dnn_v4_rows4(output + r * 4, input + r * 12);
+    for (; r < n; ++r)
+        efficiency_dnn_v4_rows1(output + r * 4, input + r * 12);
+}
+#endif
+
+efficiency_EXPORT float *efficiency_dnn(float *output, const float *input)
+{
+#if efficiency_DISPATCH
+    switch (efficiency_isa()) {
+    case 4: efficiency_dnn_v4_rows1(output, input); return output;
+    case 3: efficiency_dnn_v3_rows1(output, input); return output;
+    default: break;
+    }
+#endif
+    efficiency_dnn_rows1(output, input);
     return output;
+}
+
+efficiency_EXPORT float *efficiency_dnn_batch(float *output, const float *input, size_t n)
+{
+#if efficiency_DISPATCH
+    switch (efficiency_isa()) {
+    case 4: efficiency_dnn_v4_rows_n(output, input, n); return output;
+    case 3: efficiency_dnn_v3_rows_n(output, input, n); return output;
+    default: break;
+    }
+#endif
+    efficiency_dnn_rows_n(output, input, n);
+    return output;
+
 }
 
 efficiency_EXPORT float *efficiency_preprocess(float *output, const float *input)
@@ -14460,8 +17514,8 @@ efficiency_EXPORT float *efficiency_preprocess(float *output, const float *input
 efficiency_EXPORT float *efficiency_preprocess_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) efficiency_preprocess(output + r * 12, input + r * 12);
-
     return output;
+
 }
 
 efficiency_EXPORT float *efficiency(float *output, const float *input)
@@ -14475,8 +17529,8 @@ efficiency_EXPORT float *efficiency(float *output, const float *input)
 efficiency_EXPORT float *efficiency_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) efficiency(output + r * 4, input + r * 12);
-
     return output;
+
 }
 /*
  * resolution: generated by lamarr-export 0.1.0 from lamarr_resolution.keras + efficiency_tX.pkl + lamarr_resolution_tY.pkl. Do not edit.
@@ -14492,8 +17546,10 @@ efficiency_EXPORT float *efficiency_batch(float *output, const float *input, siz
  * A generator: `random` holds 128 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 736 bytes of
  * scratch on the stack per call of resolution. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -14518,6 +17574,10 @@ efficiency_EXPORT float *efficiency_batch(float *output, const float *input, siz
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -14539,6 +17599,38 @@ float *resolution_preprocess_inverse_batch(float *output, const float *input, si
 #define resolution_EXPORT __attribute__((visibility("default")))
 #else
 #define resolution_EXPORT
+#endif
+
+/* Instruction sets: the network code below exists for baseline, x86-64-v3, x86-64-v4;
+   each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
+   Clang >= 14; elsewhere, or with -Dresolution_DISPATCH=0, the baseline alone (what the compiler targets);
+   also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
+   -Dresolution_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+#ifndef resolution_DISPATCH
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
+#define resolution_DISPATCH 1
+#else
+#define resolution_DISPATCH 0
+#endif
+#endif
+#if resolution_DISPATCH
+#define resolution_TARGET(isa) __attribute__((target(isa)))
+
+/* 4, 3, 1: the best variant this CPU runs (a few loads: libgcc's or compiler-rt's CPU features) */
+static int resolution_isa(void)
+{
+#ifdef resolution_ISA
+    return resolution_ISA;
+#else
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")
+        && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return 4;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2"))
+        return 3;
+    return 1;
+#endif
+}
 #endif
 
 /* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
@@ -16407,8 +19499,8 @@ resolution_EXPORT float *resolution_preprocess_inverse(float *output, const floa
 resolution_EXPORT float *resolution_preprocess_inverse_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) resolution_preprocess_inverse(output + r * 12, input + r * 12);
-
     return output;
+
 }
 
 resolution_EXPORT float *resolution_postprocess(float *output, const float *input)
@@ -16437,11 +19529,11 @@ resolution_EXPORT float *resolution_postprocess(float *output, const float *inpu
 resolution_EXPORT float *resolution_postprocess_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) resolution_postprocess(output + r * 9, input + r * 9);
-
     return output;
+
 }
 
-/* resolution_dnn, 1 row at once: row r reads input[r * 12 ...], writes output[r * 9 ...] */
+/* resolution_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 12 ...], writes output[r * 9 ...] */
 static void resolution_dnn_rows1(float *output, const float *input, const float *random)
 {
     float resolution_dnn_buf0[140];
@@ -16469,11 +19561,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x);
+            }
+
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
@@ -16493,11 +19585,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[k];
-            resolution_dnn_buf0[k] = resolution_tanh(x) + resolution_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
@@ -16517,11 +19609,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x) + resolution_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
@@ -16541,11 +19633,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[k];
-            resolution_dnn_buf0[k] = resolution_tanh(x) + resolution_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
@@ -16565,11 +19657,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) resolution_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x) + resolution_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_17: Dense 32->9, linear */
@@ -16585,6 +19677,7 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
                 acc[8] += w[8] * xi;
             }
             for (int j = 0; j < 9; ++j) output[j] = acc[j];
+
         }
     }
 }
@@ -16618,11 +19711,11 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = resolution_dnn_buf1[k];
-            resolution_dnn_buf1[k] = resolution_tanh(x);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x);
+            }
+
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
@@ -16643,11 +19736,11 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf0[r * 140 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[r * 140 + k];
-            resolution_dnn_buf0[r * 140 + k] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
@@ -16668,11 +19761,11 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[r * 32 + k];
-            resolution_dnn_buf1[r * 32 + k] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
@@ -16693,11 +19786,11 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf0[r * 140 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf0[r * 140 + k];
-            resolution_dnn_buf0[r * 140 + k] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
@@ -16718,11 +19811,11 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) resolution_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = resolution_dnn_buf1[r * 32 + k];
-            resolution_dnn_buf1[r * 32 + k] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_17: Dense 32->9, linear */
@@ -16742,25 +19835,879 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
                 acc[1][8] += w[8] * x1;
             }
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 9; ++j) output[r * 9 + j] = acc[r][j];
+
         }
     }
 }
 
-resolution_EXPORT float *resolution_dnn(float *output, const float *input, const float *random)
-{
-    resolution_dnn_rows1(output, input, random);
-    return output;
-}
-
-resolution_EXPORT float *resolution_dnn_batch(float *output, const float *input, const float *random, size_t n)
+static void resolution_dnn_rows_n(float *output, const float *input, const float *random, size_t n)
 {
     size_t r = 0;
     for (; r + 2 <= n; r += 2)
         resolution_dnn_rows2(output + r * 9, input + r * 12, random + r * 128);
     for (; r < n; ++r)
         resolution_dnn_rows1(output + r * 9, input + r * 12, random + r * 128);
+}
 
+#if resolution_DISPATCH  /* resolution_dnn for x86-64-v3 */
+
+/* resolution_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 12 ...], writes output[r * 9 ...] */
+resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *output, const float *input, const float *random)
+{
+    float resolution_dnn_buf0[140];
+    float resolution_dnn_buf1[32];
+    {   /* concatenate: Concatenate of 2 */
+        {
+            for (int k = 0; k < 12; ++k) resolution_dnn_buf0[k] = input[k];
+            for (int k = 0; k < 128; ++k) resolution_dnn_buf0[12 + k] = random[k];
+        }
+    }
+    {   /* dense_12: Dense 140->32, tanh */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_1_bias[j];
+            for (int i = 0; i < 140; ++i) {
+                const float *w = resolution_dnn_1_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float xi = resolution_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x);
+            }
+
+        }
+    }
+    {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_2_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_2_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float xi = resolution_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_3_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_3_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float xi = resolution_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_4_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_4_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float xi = resolution_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_5_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_5_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float xi = resolution_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_17: Dense 32->9, linear */
+        {
+            float acc[9];
+            for (int j = 0; j < 9; ++j) acc[j] = resolution_dnn_6_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_6_kernel + i * 9;
+                resolution_KEEP_SUMS();
+                const float xi = resolution_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi;
+            }
+            for (int j = 0; j < 9; ++j) output[j] = acc[j];
+
+        }
+    }
+}
+
+/* resolution_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 9 ...] */
+resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *output, const float *input, const float *random)
+{
+    float resolution_dnn_buf0[560];
+    float resolution_dnn_buf1[128];
+    {   /* concatenate: Concatenate of 2 */
+        for (int r = 0; r < 4; ++r) {
+            for (int k = 0; k < 12; ++k) resolution_dnn_buf0[r * 140 + k] = input[r * 12 + k];
+            for (int k = 0; k < 128; ++k) resolution_dnn_buf0[r * 140 + 12 + k] = random[r * 128 + k];
+        }
+    }
+    {   /* dense_12: Dense 140->32, tanh */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_1_bias[b * 16 + j];
+            for (int i = 0; i < 140; ++i) {
+                const float *w = resolution_dnn_1_kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
+                const float x0 = resolution_dnn_buf0[i];
+                const float x1 = resolution_dnn_buf0[140 + i];
+                const float x2 = resolution_dnn_buf0[280 + i];
+                const float x3 = resolution_dnn_buf0[420 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x);
+            }
+
+        }
+    }
+    {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_2_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_2_kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
+                const float x0 = resolution_dnn_buf1[i];
+                const float x1 = resolution_dnn_buf1[32 + i];
+                const float x2 = resolution_dnn_buf1[64 + i];
+                const float x3 = resolution_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_3_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_3_kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
+                const float x0 = resolution_dnn_buf0[i];
+                const float x1 = resolution_dnn_buf0[140 + i];
+                const float x2 = resolution_dnn_buf0[280 + i];
+                const float x3 = resolution_dnn_buf0[420 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_4_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_4_kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
+                const float x0 = resolution_dnn_buf1[i];
+                const float x1 = resolution_dnn_buf1[32 + i];
+                const float x2 = resolution_dnn_buf1[64 + i];
+                const float x3 = resolution_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_5_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_5_kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
+                const float x0 = resolution_dnn_buf0[i];
+                const float x1 = resolution_dnn_buf0[140 + i];
+                const float x2 = resolution_dnn_buf0[280 + i];
+                const float x3 = resolution_dnn_buf0[420 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_17: Dense 32->9, linear */
+        {
+            float acc[4][9];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_6_kernel + i * 9;
+                resolution_KEEP_SUMS();
+                const float x0 = resolution_dnn_buf1[i];
+                const float x1 = resolution_dnn_buf1[32 + i];
+                const float x2 = resolution_dnn_buf1[64 + i];
+                const float x3 = resolution_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) output[r * 9 + j] = acc[r][j];
+
+        }
+    }
+}
+
+resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows_n(float *output, const float *input, const float *random, size_t n)
+{
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4)
+        resolution_dnn_v3_rows4(output + r * 9, input + r * 12, random + r * 128);
+    for (; r < n; ++r)
+        resolution_dnn_v3_rows1(output + r * 9, input + r * 12, random + r * 128);
+}
+#endif
+
+#if resolution_DISPATCH  /* resolution_dnn for x86-64-v4 */
+
+/* resolution_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 12 ...], writes output[r * 9 ...] */
+resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *output, const float *input, const float *random)
+{
+    float resolution_dnn_buf0[140];
+    float resolution_dnn_buf1[32];
+    {   /* concatenate: Concatenate of 2 */
+        {
+            for (int k = 0; k < 12; ++k) resolution_dnn_buf0[k] = input[k];
+            for (int k = 0; k < 128; ++k) resolution_dnn_buf0[12 + k] = random[k];
+        }
+    }
+    {   /* dense_12: Dense 140->32, tanh */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_1_bias[j];
+            for (int i = 0; i < 140; ++i) {
+                const float *w = resolution_dnn_1_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float xi = resolution_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x);
+            }
+
+        }
+    }
+    {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_2_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_2_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float xi = resolution_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_3_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_3_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float xi = resolution_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_4_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_4_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float xi = resolution_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_5_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_5_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float xi = resolution_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_17: Dense 32->9, linear */
+        {
+            float acc[9];
+            for (int j = 0; j < 9; ++j) acc[j] = resolution_dnn_6_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_6_kernel + i * 9;
+                resolution_KEEP_SUMS();
+                const float xi = resolution_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi;
+            }
+            for (int j = 0; j < 9; ++j) output[j] = acc[j];
+
+        }
+    }
+}
+
+/* resolution_dnn for x86-64-v4, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 9 ...] */
+resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *output, const float *input, const float *random)
+{
+    float resolution_dnn_buf0[560];
+    float resolution_dnn_buf1[128];
+    {   /* concatenate: Concatenate of 2 */
+        for (int r = 0; r < 4; ++r) {
+            for (int k = 0; k < 12; ++k) resolution_dnn_buf0[r * 140 + k] = input[r * 12 + k];
+            for (int k = 0; k < 128; ++k) resolution_dnn_buf0[r * 140 + 12 + k] = random[r * 128 + k];
+        }
+    }
+    {   /* dense_12: Dense 140->32, tanh */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_1_bias[j];
+            for (int i = 0; i < 140; ++i) {
+                const float *w = resolution_dnn_1_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float x0 = resolution_dnn_buf0[i];
+                const float x1 = resolution_dnn_buf0[140 + i];
+                const float x2 = resolution_dnn_buf0[280 + i];
+                const float x3 = resolution_dnn_buf0[420 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + j] = resolution_tanh(x);
+            }
+
+        }
+    }
+    {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_2_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_2_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float x0 = resolution_dnn_buf1[i];
+                const float x1 = resolution_dnn_buf1[32 + i];
+                const float x2 = resolution_dnn_buf1[64 + i];
+                const float x3 = resolution_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf0[r * 140 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_3_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_3_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float x0 = resolution_dnn_buf0[i];
+                const float x1 = resolution_dnn_buf0[140 + i];
+                const float x2 = resolution_dnn_buf0[280 + i];
+                const float x3 = resolution_dnn_buf0[420 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + j];
+            }
+
+        }
+    }
+    {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_4_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_4_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float x0 = resolution_dnn_buf1[i];
+                const float x1 = resolution_dnn_buf1[32 + i];
+                const float x2 = resolution_dnn_buf1[64 + i];
+                const float x3 = resolution_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf0[r * 140 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_5_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_5_kernel + i * 32;
+                resolution_KEEP_SUMS();
+                const float x0 = resolution_dnn_buf0[i];
+                const float x1 = resolution_dnn_buf0[140 + i];
+                const float x2 = resolution_dnn_buf0[280 + i];
+                const float x3 = resolution_dnn_buf0[420 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                resolution_dnn_buf1[r * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + j];
+            }
+
+        }
+    }
+    {   /* dense_17: Dense 32->9, linear */
+        {
+            float acc[4][9];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_6_kernel + i * 9;
+                resolution_KEEP_SUMS();
+                const float x0 = resolution_dnn_buf1[i];
+                const float x1 = resolution_dnn_buf1[32 + i];
+                const float x2 = resolution_dnn_buf1[64 + i];
+                const float x3 = resolution_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) output[r * 9 + j] = acc[r][j];
+
+        }
+    }
+}
+
+resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows_n(float *output, const float *input, const float *random, size_t n)
+{
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4)
+        resolution_dnn_v4_rows4(output + r * 9, input + r * 12, random + r * 128);
+    for (; r < n; ++r)
+        resolution_dnn_v4_rows1(output + r * 9, input + r * 12, random + r * 128);
+}
+#endif
+
+resolution_EXPORT float *resolution_dnn(float *output, const float *input, const float *random)
+{
+#if resolution_DISPATCH
+    switch (resolution_isa()) {
+    case 4: resolution_dnn_v4_rows1(output, input, random); return output;
+    case 3: resolution_dnn_v3_rows1(output, input, random); return output;
+    default: break;
+    }
+#endif
+    resolution_dnn_rows1(output, input, random);
     return output;
+}
+
+resolution_EXPORT float *resolution_dnn_batch(float *output, const float *input, const float *random, size_t n)
+{
+#if resolution_DISPATCH
+    switch (resolution_isa()) {
+    case 4: resolution_dnn_v4_rows_n(output, input, random, n); return output;
+    case 3: resolution_dnn_v3_rows_n(output, input, random, n); return output;
+    default: break;
+    }
+#endif
+    resolution_dnn_rows_n(output, input, random, n);
+    return output;
+
 }
 
 resolution_EXPORT float *resolution_preprocess(float *output, const float *input)
@@ -16796,8 +20743,8 @@ resolution_EXPORT float *resolution_preprocess(float *output, const float *input
 resolution_EXPORT float *resolution_preprocess_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) resolution_preprocess(output + r * 12, input + r * 12);
-
     return output;
+
 }
 
 resolution_EXPORT float *resolution(float *output, const float *input, const float *random)
@@ -16812,8 +20759,8 @@ resolution_EXPORT float *resolution(float *output, const float *input, const flo
 resolution_EXPORT float *resolution_batch(float *output, const float *input, const float *random, size_t n)
 {
     for (size_t r = 0; r < n; ++r) resolution(output + r * 9, input + r * 12, random + r * 128);
-
     return output;
+
 }
 /*
  * covariance: generated by lamarr-export 0.1.0 from lamarr_covariance.keras + lamarr_covariance_tX.pkl + lamarr_covariance_tY.pkl. Do not edit.
@@ -16829,8 +20776,10 @@ resolution_EXPORT float *resolution_batch(float *output, const float *input, con
  * A generator: `random` holds 128 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 760 bytes of
  * scratch on the stack per call of covariance. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -16855,6 +20804,10 @@ resolution_EXPORT float *resolution_batch(float *output, const float *input, con
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -16876,6 +20829,38 @@ float *covariance_preprocess_inverse_batch(float *output, const float *input, si
 #define covariance_EXPORT __attribute__((visibility("default")))
 #else
 #define covariance_EXPORT
+#endif
+
+/* Instruction sets: the network code below exists for baseline, x86-64-v3, x86-64-v4;
+   each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
+   Clang >= 14; elsewhere, or with -Dcovariance_DISPATCH=0, the baseline alone (what the compiler targets);
+   also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
+   -Dcovariance_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+#ifndef covariance_DISPATCH
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
+#define covariance_DISPATCH 1
+#else
+#define covariance_DISPATCH 0
+#endif
+#endif
+#if covariance_DISPATCH
+#define covariance_TARGET(isa) __attribute__((target(isa)))
+
+/* 4, 3, 1: the best variant this CPU runs (a few loads: libgcc's or compiler-rt's CPU features) */
+static int covariance_isa(void)
+{
+#ifdef covariance_ISA
+    return covariance_ISA;
+#else
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")
+        && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return 4;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2"))
+        return 3;
+    return 1;
+#endif
+}
 #endif
 
 /* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
@@ -18429,8 +22414,8 @@ covariance_EXPORT float *covariance_preprocess_inverse(float *output, const floa
 covariance_EXPORT float *covariance_preprocess_inverse_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) covariance_preprocess_inverse(output + r * 15, input + r * 15);
-
     return output;
+
 }
 
 covariance_EXPORT float *covariance_postprocess(float *output, const float *input)
@@ -18469,11 +22454,11 @@ covariance_EXPORT float *covariance_postprocess(float *output, const float *inpu
 covariance_EXPORT float *covariance_postprocess_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) covariance_postprocess(output + r * 15, input + r * 15);
-
     return output;
+
 }
 
-/* covariance_dnn, 1 row at once: row r reads input[r * 15 ...], writes output[r * 15 ...] */
+/* covariance_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 15 ...], writes output[r * 15 ...] */
 static void covariance_dnn_rows1(float *output, const float *input, const float *random)
 {
     float covariance_dnn_buf0[143];
@@ -18501,11 +22486,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x);
+            }
+
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
@@ -18525,11 +22510,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[k];
-            covariance_dnn_buf0[k] = covariance_tanh(x) + covariance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
@@ -18549,11 +22534,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x) + covariance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
@@ -18573,11 +22558,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf0[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[k];
-            covariance_dnn_buf0[k] = covariance_tanh(x) + covariance_dnn_buf1[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            }
+
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
@@ -18597,11 +22582,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) covariance_dnn_buf1[j] = acc[j];
-        }
-        for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x) + covariance_dnn_buf0[k];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            }
+
         }
     }
     {   /* dense_23: Dense 32->15, linear */
@@ -18618,6 +22603,7 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
                 acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi;
             }
             for (int j = 0; j < 15; ++j) output[j] = acc[j];
+
         }
     }
 }
@@ -18651,11 +22637,11 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 64; ++k) {
-            const float x = covariance_dnn_buf1[k];
-            covariance_dnn_buf1[k] = covariance_tanh(x);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x);
+            }
+
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
@@ -18676,11 +22662,11 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf0[r * 143 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[r * 143 + k];
-            covariance_dnn_buf0[r * 143 + k] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
@@ -18701,11 +22687,11 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[r * 32 + k];
-            covariance_dnn_buf1[r * 32 + k] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
@@ -18726,11 +22712,11 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf0[r * 143 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf0[r * 143 + k];
-            covariance_dnn_buf0[r * 143 + k] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
@@ -18751,11 +22737,11 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) covariance_dnn_buf1[r * 32 + b * 16 + j] = acc[r][j];
-        }
-        for (int r = 0; r < 2; ++r) for (int k = 0; k < 32; ++k) {
-            const float x = covariance_dnn_buf1[r * 32 + k];
-            covariance_dnn_buf1[r * 32 + k] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + k];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
+            }
+
         }
     }
     {   /* dense_23: Dense 32->15, linear */
@@ -18777,25 +22763,889 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1;
             }
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 15; ++j) output[r * 15 + j] = acc[r][j];
+
         }
     }
 }
 
-covariance_EXPORT float *covariance_dnn(float *output, const float *input, const float *random)
-{
-    covariance_dnn_rows1(output, input, random);
-    return output;
-}
-
-covariance_EXPORT float *covariance_dnn_batch(float *output, const float *input, const float *random, size_t n)
+static void covariance_dnn_rows_n(float *output, const float *input, const float *random, size_t n)
 {
     size_t r = 0;
     for (; r + 2 <= n; r += 2)
         covariance_dnn_rows2(output + r * 15, input + r * 15, random + r * 128);
     for (; r < n; ++r)
         covariance_dnn_rows1(output + r * 15, input + r * 15, random + r * 128);
+}
 
+#if covariance_DISPATCH  /* covariance_dnn for x86-64-v3 */
+
+/* covariance_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 15 ...], writes output[r * 15 ...] */
+covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *output, const float *input, const float *random)
+{
+    float covariance_dnn_buf0[143];
+    float covariance_dnn_buf1[32];
+    {   /* concatenate_1: Concatenate of 2 */
+        {
+            for (int k = 0; k < 15; ++k) covariance_dnn_buf0[k] = input[k];
+            for (int k = 0; k < 128; ++k) covariance_dnn_buf0[15 + k] = random[k];
+        }
+    }
+    {   /* dense_18: Dense 143->32, tanh */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_1_bias[j];
+            for (int i = 0; i < 143; ++i) {
+                const float *w = covariance_dnn_1_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float xi = covariance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x);
+            }
+
+        }
+    }
+    {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_2_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_2_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float xi = covariance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_3_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_3_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float xi = covariance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_4_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_4_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float xi = covariance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_5_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_5_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float xi = covariance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_23: Dense 32->15, linear */
+        {
+            float acc[15];
+            for (int j = 0; j < 15; ++j) acc[j] = covariance_dnn_6_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_6_kernel + i * 15;
+                covariance_KEEP_SUMS();
+                const float xi = covariance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi;
+            }
+            for (int j = 0; j < 15; ++j) output[j] = acc[j];
+
+        }
+    }
+}
+
+/* covariance_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 15 ...], writes output[r * 15 ...] */
+covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *output, const float *input, const float *random)
+{
+    float covariance_dnn_buf0[572];
+    float covariance_dnn_buf1[128];
+    {   /* concatenate_1: Concatenate of 2 */
+        for (int r = 0; r < 4; ++r) {
+            for (int k = 0; k < 15; ++k) covariance_dnn_buf0[r * 143 + k] = input[r * 15 + k];
+            for (int k = 0; k < 128; ++k) covariance_dnn_buf0[r * 143 + 15 + k] = random[r * 128 + k];
+        }
+    }
+    {   /* dense_18: Dense 143->32, tanh */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_1_bias[b * 16 + j];
+            for (int i = 0; i < 143; ++i) {
+                const float *w = covariance_dnn_1_kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
+                const float x0 = covariance_dnn_buf0[i];
+                const float x1 = covariance_dnn_buf0[143 + i];
+                const float x2 = covariance_dnn_buf0[286 + i];
+                const float x3 = covariance_dnn_buf0[429 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x);
+            }
+
+        }
+    }
+    {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_2_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_2_kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
+                const float x0 = covariance_dnn_buf1[i];
+                const float x1 = covariance_dnn_buf1[32 + i];
+                const float x2 = covariance_dnn_buf1[64 + i];
+                const float x3 = covariance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_3_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_3_kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
+                const float x0 = covariance_dnn_buf0[i];
+                const float x1 = covariance_dnn_buf0[143 + i];
+                const float x2 = covariance_dnn_buf0[286 + i];
+                const float x3 = covariance_dnn_buf0[429 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_4_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_4_kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
+                const float x0 = covariance_dnn_buf1[i];
+                const float x1 = covariance_dnn_buf1[32 + i];
+                const float x2 = covariance_dnn_buf1[64 + i];
+                const float x3 = covariance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_5_bias[b * 16 + j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_5_kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
+                const float x0 = covariance_dnn_buf0[i];
+                const float x1 = covariance_dnn_buf0[143 + i];
+                const float x2 = covariance_dnn_buf0[286 + i];
+                const float x3 = covariance_dnn_buf0[429 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
+            }
+
+        }
+    }
+    {   /* dense_23: Dense 32->15, linear */
+        {
+            float acc[4][15];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_6_kernel + i * 15;
+                covariance_KEEP_SUMS();
+                const float x0 = covariance_dnn_buf1[i];
+                const float x1 = covariance_dnn_buf1[32 + i];
+                const float x2 = covariance_dnn_buf1[64 + i];
+                const float x3 = covariance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) output[r * 15 + j] = acc[r][j];
+
+        }
+    }
+}
+
+covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows_n(float *output, const float *input, const float *random, size_t n)
+{
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4)
+        covariance_dnn_v3_rows4(output + r * 15, input + r * 15, random + r * 128);
+    for (; r < n; ++r)
+        covariance_dnn_v3_rows1(output + r * 15, input + r * 15, random + r * 128);
+}
+#endif
+
+#if covariance_DISPATCH  /* covariance_dnn for x86-64-v4 */
+
+/* covariance_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 15 ...], writes output[r * 15 ...] */
+covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *output, const float *input, const float *random)
+{
+    float covariance_dnn_buf0[143];
+    float covariance_dnn_buf1[32];
+    {   /* concatenate_1: Concatenate of 2 */
+        {
+            for (int k = 0; k < 15; ++k) covariance_dnn_buf0[k] = input[k];
+            for (int k = 0; k < 128; ++k) covariance_dnn_buf0[15 + k] = random[k];
+        }
+    }
+    {   /* dense_18: Dense 143->32, tanh */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_1_bias[j];
+            for (int i = 0; i < 143; ++i) {
+                const float *w = covariance_dnn_1_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float xi = covariance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x);
+            }
+
+        }
+    }
+    {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_2_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_2_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float xi = covariance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_3_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_3_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float xi = covariance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_4_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_4_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float xi = covariance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            }
+
+        }
+    }
+    {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
+        {
+            float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_5_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_5_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float xi = covariance_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            }
+
+        }
+    }
+    {   /* dense_23: Dense 32->15, linear */
+        {
+            float acc[15];
+            for (int j = 0; j < 15; ++j) acc[j] = covariance_dnn_6_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_6_kernel + i * 15;
+                covariance_KEEP_SUMS();
+                const float xi = covariance_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi;
+            }
+            for (int j = 0; j < 15; ++j) output[j] = acc[j];
+
+        }
+    }
+}
+
+/* covariance_dnn for x86-64-v4, 4 rows at once: row r reads input[r * 15 ...], writes output[r * 15 ...] */
+covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *output, const float *input, const float *random)
+{
+    float covariance_dnn_buf0[572];
+    float covariance_dnn_buf1[128];
+    {   /* concatenate_1: Concatenate of 2 */
+        for (int r = 0; r < 4; ++r) {
+            for (int k = 0; k < 15; ++k) covariance_dnn_buf0[r * 143 + k] = input[r * 15 + k];
+            for (int k = 0; k < 128; ++k) covariance_dnn_buf0[r * 143 + 15 + k] = random[r * 128 + k];
+        }
+    }
+    {   /* dense_18: Dense 143->32, tanh */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_1_bias[j];
+            for (int i = 0; i < 143; ++i) {
+                const float *w = covariance_dnn_1_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float x0 = covariance_dnn_buf0[i];
+                const float x1 = covariance_dnn_buf0[143 + i];
+                const float x2 = covariance_dnn_buf0[286 + i];
+                const float x3 = covariance_dnn_buf0[429 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + j] = covariance_tanh(x);
+            }
+
+        }
+    }
+    {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_2_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_2_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float x0 = covariance_dnn_buf1[i];
+                const float x1 = covariance_dnn_buf1[32 + i];
+                const float x2 = covariance_dnn_buf1[64 + i];
+                const float x3 = covariance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf0[r * 143 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_3_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_3_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float x0 = covariance_dnn_buf0[i];
+                const float x1 = covariance_dnn_buf0[143 + i];
+                const float x2 = covariance_dnn_buf0[286 + i];
+                const float x3 = covariance_dnn_buf0[429 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + j];
+            }
+
+        }
+    }
+    {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_4_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_4_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float x0 = covariance_dnn_buf1[i];
+                const float x1 = covariance_dnn_buf1[32 + i];
+                const float x2 = covariance_dnn_buf1[64 + i];
+                const float x3 = covariance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf0[r * 143 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + j];
+            }
+
+        }
+    }
+    {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
+        {
+            float acc[4][32];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_5_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_5_kernel + i * 32;
+                covariance_KEEP_SUMS();
+                const float x0 = covariance_dnn_buf0[i];
+                const float x1 = covariance_dnn_buf0[143 + i];
+                const float x2 = covariance_dnn_buf0[286 + i];
+                const float x3 = covariance_dnn_buf0[429 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+                const float x = acc[r][j];
+                covariance_dnn_buf1[r * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + j];
+            }
+
+        }
+    }
+    {   /* dense_23: Dense 32->15, linear */
+        {
+            float acc[4][15];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
+            for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_6_kernel + i * 15;
+                covariance_KEEP_SUMS();
+                const float x0 = covariance_dnn_buf1[i];
+                const float x1 = covariance_dnn_buf1[32 + i];
+                const float x2 = covariance_dnn_buf1[64 + i];
+                const float x3 = covariance_dnn_buf1[96 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) output[r * 15 + j] = acc[r][j];
+
+        }
+    }
+}
+
+covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows_n(float *output, const float *input, const float *random, size_t n)
+{
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4)
+        covariance_dnn_v4_rows4(output + r * 15, input + r * 15, random + r * 128);
+    for (; r < n; ++r)
+        covariance_dnn_v4_rows1(output + r * 15, input + r * 15, random + r * 128);
+}
+#endif
+
+covariance_EXPORT float *covariance_dnn(float *output, const float *input, const float *random)
+{
+#if covariance_DISPATCH
+    switch (covariance_isa()) {
+    case 4: covariance_dnn_v4_rows1(output, input, random); return output;
+    case 3: covariance_dnn_v3_rows1(output, input, random); return output;
+    default: break;
+    }
+#endif
+    covariance_dnn_rows1(output, input, random);
     return output;
+}
+
+covariance_EXPORT float *covariance_dnn_batch(float *output, const float *input, const float *random, size_t n)
+{
+#if covariance_DISPATCH
+    switch (covariance_isa()) {
+    case 4: covariance_dnn_v4_rows_n(output, input, random, n); return output;
+    case 3: covariance_dnn_v3_rows_n(output, input, random, n); return output;
+    default: break;
+    }
+#endif
+    covariance_dnn_rows_n(output, input, random, n);
+    return output;
+
 }
 
 covariance_EXPORT float *covariance_preprocess(float *output, const float *input)
@@ -18818,8 +23668,8 @@ covariance_EXPORT float *covariance_preprocess(float *output, const float *input
 covariance_EXPORT float *covariance_preprocess_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) covariance_preprocess(output + r * 15, input + r * 15);
-
     return output;
+
 }
 
 covariance_EXPORT float *covariance(float *output, const float *input, const float *random)
@@ -18834,6 +23684,6 @@ covariance_EXPORT float *covariance(float *output, const float *input, const flo
 covariance_EXPORT float *covariance_batch(float *output, const float *input, const float *random, size_t n)
 {
     for (size_t r = 0; r < n; ++r) covariance(output + r * 15, input + r * 15, random + r * 128);
-
     return output;
+
 }

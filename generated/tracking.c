@@ -9,8 +9,10 @@
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 1036 bytes of
  * scratch on the stack per call of tracking. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -31,6 +33,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -50,6 +56,38 @@ float *tracking_preprocess_inverse_batch(float *output, const float *input, size
 #define tracking_EXPORT __attribute__((visibility("default")))
 #else
 #define tracking_EXPORT
+#endif
+
+/* Instruction sets: the network code below exists for baseline, x86-64-v3, x86-64-v4;
+   each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
+   Clang >= 14; elsewhere, or with -Dtracking_DISPATCH=0, the baseline alone (what the compiler targets);
+   also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
+   -Dtracking_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+#ifndef tracking_DISPATCH
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
+#define tracking_DISPATCH 1
+#else
+#define tracking_DISPATCH 0
+#endif
+#endif
+#if tracking_DISPATCH
+#define tracking_TARGET(isa) __attribute__((target(isa)))
+
+/* 4, 3, 1: the best variant this CPU runs (a few loads: libgcc's or compiler-rt's CPU features) */
+static int tracking_isa(void)
+{
+#ifdef tracking_ISA
+    return tracking_ISA;
+#else
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")
+        && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return 4;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2"))
+        return 3;
+    return 1;
+#endif
+}
 #endif
 
 /* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
@@ -4404,11 +4442,11 @@ tracking_EXPORT float *tracking_preprocess_inverse(float *output, const float *i
 tracking_EXPORT float *tracking_preprocess_inverse_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) tracking_preprocess_inverse(output + r * 3, input + r * 3);
-
     return output;
+
 }
 
-/* tracking_dnn, 1 row at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
+/* tracking_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 3 ...], writes output[r * 1 ...] */
 static void tracking_dnn_rows1(float *output, const float *input)
 {
     float tracking_dnn_buf0[128];
@@ -4430,11 +4468,11 @@ static void tracking_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) tracking_dnn_buf0[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = tracking_dnn_buf0[k];
-            tracking_dnn_buf0[k] = tracking_max(x, 0.0f);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                tracking_dnn_buf0[b * 32 + j] = tracking_max(0.0f, x);
+            }
+
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
@@ -4454,11 +4492,11 @@ static void tracking_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) tracking_dnn_buf1[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = tracking_dnn_buf1[k];
-            tracking_dnn_buf1[k] = tracking_max(x, 0.0f);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                tracking_dnn_buf1[b * 32 + j] = tracking_max(0.0f, x);
+            }
+
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
@@ -4478,11 +4516,11 @@ static void tracking_dnn_rows1(float *output, const float *input)
                 acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
                 acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
             }
-            for (int j = 0; j < 32; ++j) tracking_dnn_buf0[b * 32 + j] = acc[j];
-        }
-        for (int k = 0; k < 128; ++k) {
-            const float x = tracking_dnn_buf0[k];
-            tracking_dnn_buf0[k] = tracking_max(x, 0.0f);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc[j];
+                tracking_dnn_buf0[b * 32 + j] = tracking_max(0.0f, x);
+            }
+
         }
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
@@ -4495,11 +4533,11 @@ static void tracking_dnn_rows1(float *output, const float *input)
                 const float xi = tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
-            for (int j = 0; j < 1; ++j) output[j] = acc[j];
-        }
-        for (int k = 0; k < 1; ++k) {
-            const float x = output[k];
-            output[k] = tracking_sigmoid(x);
+            for (int j = 0; j < 1; ++j) {
+                const float x = acc[j];
+                output[j] = tracking_sigmoid(x);
+            }
+
         }
     }
 }
@@ -4527,11 +4565,11 @@ static void tracking_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) tracking_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 256; ++k) {
-            const float x = tracking_dnn_buf0[k];
-            tracking_dnn_buf0[k] = tracking_max(x, 0.0f);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                tracking_dnn_buf0[r * 128 + b * 16 + j] = tracking_max(0.0f, x);
+            }
+
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
@@ -4552,11 +4590,11 @@ static void tracking_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) tracking_dnn_buf1[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 256; ++k) {
-            const float x = tracking_dnn_buf1[k];
-            tracking_dnn_buf1[k] = tracking_max(x, 0.0f);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                tracking_dnn_buf1[r * 128 + b * 16 + j] = tracking_max(0.0f, x);
+            }
+
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
@@ -4577,11 +4615,11 @@ static void tracking_dnn_rows2(float *output, const float *input)
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
                 acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) tracking_dnn_buf0[r * 128 + b * 16 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 256; ++k) {
-            const float x = tracking_dnn_buf0[k];
-            tracking_dnn_buf0[k] = tracking_max(x, 0.0f);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                tracking_dnn_buf0[r * 128 + b * 16 + j] = tracking_max(0.0f, x);
+            }
+
         }
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
@@ -4596,30 +4634,775 @@ static void tracking_dnn_rows2(float *output, const float *input)
                 acc[0][0] += w[0] * x0;
                 acc[1][0] += w[0] * x1;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) output[r * 1 + j] = acc[r][j];
-        }
-        for (int k = 0; k < 2; ++k) {
-            const float x = output[k];
-            output[k] = tracking_sigmoid(x);
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) {
+                const float x = acc[r][j];
+                output[r * 1 + j] = tracking_sigmoid(x);
+            }
+
         }
     }
 }
 
-tracking_EXPORT float *tracking_dnn(float *output, const float *input)
-{
-    tracking_dnn_rows1(output, input);
-    return output;
-}
-
-tracking_EXPORT float *tracking_dnn_batch(float *output, const float *input, size_t n)
+static void tracking_dnn_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
     for (; r + 2 <= n; r += 2)
         tracking_dnn_rows2(output + r * 1, input + r * 3);
     for (; r < n; ++r)
         tracking_dnn_rows1(output + r * 1, input + r * 3);
+}
 
+#if tracking_DISPATCH  /* tracking_dnn for x86-64-v3 */
+
+/* tracking_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 3 ...], writes output[r * 1 ...] */
+tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *output, const float *input)
+{
+    float tracking_dnn_buf0[128];
+    float tracking_dnn_buf1[128];
+    {   /* hidden_0: Dense 3->128, relu */
+        for (int b = 0; b < 2; ++b) {
+            float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_0_bias[b * 64 + j];
+            for (int i = 0; i < 3; ++i) {
+                const float *w = tracking_dnn_0_kernel + i * 128 + b * 64;
+                tracking_KEEP_SUMS();
+                const float xi = input[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+            }
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                tracking_dnn_buf0[b * 64 + j] = tracking_max(0.0f, x);
+            }
+
+        }
+    }
+    {   /* hidden_1: Dense 128->128, relu */
+        for (int b = 0; b < 2; ++b) {
+            float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_1_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = tracking_dnn_1_kernel + i * 128 + b * 64;
+                tracking_KEEP_SUMS();
+                const float xi = tracking_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+            }
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                tracking_dnn_buf1[b * 64 + j] = tracking_max(0.0f, x);
+            }
+
+        }
+    }
+    {   /* hidden_2: Dense 128->128, relu */
+        for (int b = 0; b < 2; ++b) {
+            float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_2_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = tracking_dnn_2_kernel + i * 128 + b * 64;
+                tracking_KEEP_SUMS();
+                const float xi = tracking_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+            }
+            for (int j = 0; j < 64; ++j) {
+                const float x = acc[j];
+                tracking_dnn_buf0[b * 64 + j] = tracking_max(0.0f, x);
+            }
+
+        }
+    }
+    {   /* logit+output sigmoid: Dense 128->1, sigmoid */
+        {
+            float acc[1];
+            for (int j = 0; j < 1; ++j) acc[j] = tracking_dnn_3_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = tracking_dnn_3_kernel + i * 1;
+                tracking_KEEP_SUMS();
+                const float xi = tracking_dnn_buf0[i];
+                acc[0] += w[0] * xi;
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = acc[j];
+                output[j] = tracking_sigmoid(x);
+            }
+
+        }
+    }
+}
+
+/* tracking_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
+tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *output, const float *input)
+{
+    float tracking_dnn_buf0[512];
+    float tracking_dnn_buf1[512];
+    {   /* hidden_0: Dense 3->128, relu */
+        for (int b = 0; b < 8; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_0_bias[b * 16 + j];
+            for (int i = 0; i < 3; ++i) {
+                const float *w = tracking_dnn_0_kernel + i * 128 + b * 16;
+                tracking_KEEP_SUMS();
+                const float x0 = input[i];
+                const float x1 = input[3 + i];
+                const float x2 = input[6 + i];
+                const float x3 = input[9 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                tracking_dnn_buf0[r * 128 + b * 16 + j] = tracking_max(0.0f, x);
+            }
+
+        }
+    }
+    {   /* hidden_1: Dense 128->128, relu */
+        for (int b = 0; b < 8; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_1_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = tracking_dnn_1_kernel + i * 128 + b * 16;
+                tracking_KEEP_SUMS();
+                const float x0 = tracking_dnn_buf0[i];
+                const float x1 = tracking_dnn_buf0[128 + i];
+                const float x2 = tracking_dnn_buf0[256 + i];
+                const float x3 = tracking_dnn_buf0[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                tracking_dnn_buf1[r * 128 + b * 16 + j] = tracking_max(0.0f, x);
+            }
+
+        }
+    }
+    {   /* hidden_2: Dense 128->128, relu */
+        for (int b = 0; b < 8; ++b) {
+            float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_2_bias[b * 16 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = tracking_dnn_2_kernel + i * 128 + b * 16;
+                tracking_KEEP_SUMS();
+                const float x0 = tracking_dnn_buf1[i];
+                const float x1 = tracking_dnn_buf1[128 + i];
+                const float x2 = tracking_dnn_buf1[256 + i];
+                const float x3 = tracking_dnn_buf1[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
+                const float x = acc[r][j];
+                tracking_dnn_buf0[r * 128 + b * 16 + j] = tracking_max(0.0f, x);
+            }
+
+        }
+    }
+    {   /* logit+output sigmoid: Dense 128->1, sigmoid */
+        {
+            float acc[4][1];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = tracking_dnn_3_kernel + i * 1;
+                tracking_KEEP_SUMS();
+                const float x0 = tracking_dnn_buf0[i];
+                const float x1 = tracking_dnn_buf0[128 + i];
+                const float x2 = tracking_dnn_buf0[256 + i];
+                const float x3 = tracking_dnn_buf0[384 + i];
+                acc[0][0] += w[0] * x0;
+                acc[1][0] += w[0] * x1;
+                acc[2][0] += w[0] * x2;
+                acc[3][0] += w[0] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
+                const float x = acc[r][j];
+                output[r * 1 + j] = tracking_sigmoid(x);
+            }
+
+        }
+    }
+}
+
+tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows_n(float *output, const float *input, size_t n)
+{
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4)
+        tracking_dnn_v3_rows4(output + r * 1, input + r * 3);
+    for (; r < n; ++r)
+        tracking_dnn_v3_rows1(output + r * 1, input + r * 3);
+}
+#endif
+
+#if tracking_DISPATCH  /* tracking_dnn for x86-64-v4 */
+
+/* tracking_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 3 ...], writes output[r * 1 ...] */
+tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *output, const float *input)
+{
+    float tracking_dnn_buf0[128];
+    float tracking_dnn_buf1[128];
+    {   /* hidden_0: Dense 3->128, relu */
+        {
+            float acc[128];
+            for (int j = 0; j < 128; ++j) acc[j] = tracking_dnn_0_bias[j];
+            for (int i = 0; i < 3; ++i) {
+                const float *w = tracking_dnn_0_kernel + i * 128;
+                tracking_KEEP_SUMS();
+                const float xi = input[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+                acc[64] += w[64] * xi; acc[65] += w[65] * xi; acc[66] += w[66] * xi; acc[67] += w[67] * xi;
+                acc[68] += w[68] * xi; acc[69] += w[69] * xi; acc[70] += w[70] * xi; acc[71] += w[71] * xi;
+                acc[72] += w[72] * xi; acc[73] += w[73] * xi; acc[74] += w[74] * xi; acc[75] += w[75] * xi;
+                acc[76] += w[76] * xi; acc[77] += w[77] * xi; acc[78] += w[78] * xi; acc[79] += w[79] * xi;
+                acc[80] += w[80] * xi; acc[81] += w[81] * xi; acc[82] += w[82] * xi; acc[83] += w[83] * xi;
+                acc[84] += w[84] * xi; acc[85] += w[85] * xi; acc[86] += w[86] * xi; acc[87] += w[87] * xi;
+                acc[88] += w[88] * xi; acc[89] += w[89] * xi; acc[90] += w[90] * xi; acc[91] += w[91] * xi;
+                acc[92] += w[92] * xi; acc[93] += w[93] * xi; acc[94] += w[94] * xi; acc[95] += w[95] * xi;
+                acc[96] += w[96] * xi; acc[97] += w[97] * xi; acc[98] += w[98] * xi; acc[99] += w[99] * xi;
+                acc[100] += w[100] * xi; acc[101] += w[101] * xi; acc[102] += w[102] * xi; acc[103] += w[103] * xi;
+                acc[104] += w[104] * xi; acc[105] += w[105] * xi; acc[106] += w[106] * xi; acc[107] += w[107] * xi;
+                acc[108] += w[108] * xi; acc[109] += w[109] * xi; acc[110] += w[110] * xi; acc[111] += w[111] * xi;
+                acc[112] += w[112] * xi; acc[113] += w[113] * xi; acc[114] += w[114] * xi; acc[115] += w[115] * xi;
+                acc[116] += w[116] * xi; acc[117] += w[117] * xi; acc[118] += w[118] * xi; acc[119] += w[119] * xi;
+                acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
+                acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
+            }
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                tracking_dnn_buf0[j] = tracking_max(0.0f, x);
+            }
+
+        }
+    }
+    {   /* hidden_1: Dense 128->128, relu */
+        {
+            float acc[128];
+            for (int j = 0; j < 128; ++j) acc[j] = tracking_dnn_1_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = tracking_dnn_1_kernel + i * 128;
+                tracking_KEEP_SUMS();
+                const float xi = tracking_dnn_buf0[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+                acc[64] += w[64] * xi; acc[65] += w[65] * xi; acc[66] += w[66] * xi; acc[67] += w[67] * xi;
+                acc[68] += w[68] * xi; acc[69] += w[69] * xi; acc[70] += w[70] * xi; acc[71] += w[71] * xi;
+                acc[72] += w[72] * xi; acc[73] += w[73] * xi; acc[74] += w[74] * xi; acc[75] += w[75] * xi;
+                acc[76] += w[76] * xi; acc[77] += w[77] * xi; acc[78] += w[78] * xi; acc[79] += w[79] * xi;
+                acc[80] += w[80] * xi; acc[81] += w[81] * xi; acc[82] += w[82] * xi; acc[83] += w[83] * xi;
+                acc[84] += w[84] * xi; acc[85] += w[85] * xi; acc[86] += w[86] * xi; acc[87] += w[87] * xi;
+                acc[88] += w[88] * xi; acc[89] += w[89] * xi; acc[90] += w[90] * xi; acc[91] += w[91] * xi;
+                acc[92] += w[92] * xi; acc[93] += w[93] * xi; acc[94] += w[94] * xi; acc[95] += w[95] * xi;
+                acc[96] += w[96] * xi; acc[97] += w[97] * xi; acc[98] += w[98] * xi; acc[99] += w[99] * xi;
+                acc[100] += w[100] * xi; acc[101] += w[101] * xi; acc[102] += w[102] * xi; acc[103] += w[103] * xi;
+                acc[104] += w[104] * xi; acc[105] += w[105] * xi; acc[106] += w[106] * xi; acc[107] += w[107] * xi;
+                acc[108] += w[108] * xi; acc[109] += w[109] * xi; acc[110] += w[110] * xi; acc[111] += w[111] * xi;
+                acc[112] += w[112] * xi; acc[113] += w[113] * xi; acc[114] += w[114] * xi; acc[115] += w[115] * xi;
+                acc[116] += w[116] * xi; acc[117] += w[117] * xi; acc[118] += w[118] * xi; acc[119] += w[119] * xi;
+                acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
+                acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
+            }
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                tracking_dnn_buf1[j] = tracking_max(0.0f, x);
+            }
+
+        }
+    }
+    {   /* hidden_2: Dense 128->128, relu */
+        {
+            float acc[128];
+            for (int j = 0; j < 128; ++j) acc[j] = tracking_dnn_2_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = tracking_dnn_2_kernel + i * 128;
+                tracking_KEEP_SUMS();
+                const float xi = tracking_dnn_buf1[i];
+                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
+                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
+                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
+                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
+                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
+                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
+                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
+                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
+                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
+                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
+                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
+                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
+                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
+                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
+                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
+                acc[64] += w[64] * xi; acc[65] += w[65] * xi; acc[66] += w[66] * xi; acc[67] += w[67] * xi;
+                acc[68] += w[68] * xi; acc[69] += w[69] * xi; acc[70] += w[70] * xi; acc[71] += w[71] * xi;
+                acc[72] += w[72] * xi; acc[73] += w[73] * xi; acc[74] += w[74] * xi; acc[75] += w[75] * xi;
+                acc[76] += w[76] * xi; acc[77] += w[77] * xi; acc[78] += w[78] * xi; acc[79] += w[79] * xi;
+                acc[80] += w[80] * xi; acc[81] += w[81] * xi; acc[82] += w[82] * xi; acc[83] += w[83] * xi;
+                acc[84] += w[84] * xi; acc[85] += w[85] * xi; acc[86] += w[86] * xi; acc[87] += w[87] * xi;
+                acc[88] += w[88] * xi; acc[89] += w[89] * xi; acc[90] += w[90] * xi; acc[91] += w[91] * xi;
+                acc[92] += w[92] * xi; acc[93] += w[93] * xi; acc[94] += w[94] * xi; acc[95] += w[95] * xi;
+                acc[96] += w[96] * xi; acc[97] += w[97] * xi; acc[98] += w[98] * xi; acc[99] += w[99] * xi;
+                acc[100] += w[100] * xi; acc[101] += w[101] * xi; acc[102] += w[102] * xi; acc[103] += w[103] * xi;
+                acc[104] += w[104] * xi; acc[105] += w[105] * xi; acc[106] += w[106] * xi; acc[107] += w[107] * xi;
+                acc[108] += w[108] * xi; acc[109] += w[109] * xi; acc[110] += w[110] * xi; acc[111] += w[111] * xi;
+                acc[112] += w[112] * xi; acc[113] += w[113] * xi; acc[114] += w[114] * xi; acc[115] += w[115] * xi;
+                acc[116] += w[116] * xi; acc[117] += w[117] * xi; acc[118] += w[118] * xi; acc[119] += w[119] * xi;
+                acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
+                acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
+            }
+            for (int j = 0; j < 128; ++j) {
+                const float x = acc[j];
+                tracking_dnn_buf0[j] = tracking_max(0.0f, x);
+            }
+
+        }
+    }
+    {   /* logit+output sigmoid: Dense 128->1, sigmoid */
+        {
+            float acc[1];
+            for (int j = 0; j < 1; ++j) acc[j] = tracking_dnn_3_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = tracking_dnn_3_kernel + i * 1;
+                tracking_KEEP_SUMS();
+                const float xi = tracking_dnn_buf0[i];
+                acc[0] += w[0] * xi;
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = acc[j];
+                output[j] = tracking_sigmoid(x);
+            }
+
+        }
+    }
+}
+
+/* tracking_dnn for x86-64-v4, 4 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
+tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows4(float *output, const float *input)
+{
+    float tracking_dnn_buf0[512];
+    float tracking_dnn_buf1[512];
+    {   /* hidden_0: Dense 3->128, relu */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = tracking_dnn_0_bias[b * 64 + j];
+            for (int i = 0; i < 3; ++i) {
+                const float *w = tracking_dnn_0_kernel + i * 128 + b * 64;
+                tracking_KEEP_SUMS();
+                const float x0 = input[i];
+                const float x1 = input[3 + i];
+                const float x2 = input[6 + i];
+                const float x3 = input[9 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                tracking_dnn_buf0[r * 128 + b * 64 + j] = tracking_max(0.0f, x);
+            }
+
+        }
+    }
+    {   /* hidden_1: Dense 128->128, relu */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = tracking_dnn_1_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = tracking_dnn_1_kernel + i * 128 + b * 64;
+                tracking_KEEP_SUMS();
+                const float x0 = tracking_dnn_buf0[i];
+                const float x1 = tracking_dnn_buf0[128 + i];
+                const float x2 = tracking_dnn_buf0[256 + i];
+                const float x3 = tracking_dnn_buf0[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                tracking_dnn_buf1[r * 128 + b * 64 + j] = tracking_max(0.0f, x);
+            }
+
+        }
+    }
+    {   /* hidden_2: Dense 128->128, relu */
+        for (int b = 0; b < 2; ++b) {
+            float acc[4][64];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = tracking_dnn_2_bias[b * 64 + j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = tracking_dnn_2_kernel + i * 128 + b * 64;
+                tracking_KEEP_SUMS();
+                const float x0 = tracking_dnn_buf1[i];
+                const float x1 = tracking_dnn_buf1[128 + i];
+                const float x2 = tracking_dnn_buf1[256 + i];
+                const float x3 = tracking_dnn_buf1[384 + i];
+                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
+                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
+                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
+                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
+                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
+                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
+                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
+                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
+                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
+                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
+                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
+                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
+                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
+                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
+                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
+                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
+                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
+                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
+                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
+                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
+                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
+                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
+                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
+                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
+                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
+                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
+                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
+                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
+                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
+                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
+                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
+                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
+                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
+                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
+                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
+                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
+                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
+                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
+                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
+                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
+                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
+                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
+                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
+                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
+                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
+                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
+                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
+                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
+                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
+                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
+                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
+                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
+                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
+                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
+                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
+                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
+                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
+                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+                const float x = acc[r][j];
+                tracking_dnn_buf0[r * 128 + b * 64 + j] = tracking_max(0.0f, x);
+            }
+
+        }
+    }
+    {   /* logit+output sigmoid: Dense 128->1, sigmoid */
+        {
+            float acc[4][1];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
+            for (int i = 0; i < 128; ++i) {
+                const float *w = tracking_dnn_3_kernel + i * 1;
+                tracking_KEEP_SUMS();
+                const float x0 = tracking_dnn_buf0[i];
+                const float x1 = tracking_dnn_buf0[128 + i];
+                const float x2 = tracking_dnn_buf0[256 + i];
+                const float x3 = tracking_dnn_buf0[384 + i];
+                acc[0][0] += w[0] * x0;
+                acc[1][0] += w[0] * x1;
+                acc[2][0] += w[0] * x2;
+                acc[3][0] += w[0] * x3;
+            }
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
+                const float x = acc[r][j];
+                output[r * 1 + j] = tracking_sigmoid(x);
+            }
+
+        }
+    }
+}
+
+tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows_n(float *output, const float *input, size_t n)
+{
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4)
+        tracking_dnn_v4_rows4(output + r * 1, input + r * 3);
+    for (; r < n; ++r)
+        tracking_dnn_v4_rows1(output + r * 1, input + r * 3);
+}
+#endif
+
+tracking_EXPORT float *tracking_dnn(float *output, const float *input)
+{
+#if tracking_DISPATCH
+    switch (tracking_isa()) {
+    case 4: tracking_dnn_v4_rows1(output, input); return output;
+    case 3: tracking_dnn_v3_rows1(output, input); return output;
+    default: break;
+    }
+#endif
+    tracking_dnn_rows1(output, input);
     return output;
+}
+
+tracking_EXPORT float *tracking_dnn_batch(float *output, const float *input, size_t n)
+{
+#if tracking_DISPATCH
+    switch (tracking_isa()) {
+    case 4: tracking_dnn_v4_rows_n(output, input, n); return output;
+    case 3: tracking_dnn_v3_rows_n(output, input, n); return output;
+    default: break;
+    }
+#endif
+    tracking_dnn_rows_n(output, input, n);
+    return output;
+
 }
 
 tracking_EXPORT float *tracking_preprocess(float *output, const float *input)
@@ -4651,8 +5434,8 @@ tracking_EXPORT float *tracking_preprocess(float *output, const float *input)
 tracking_EXPORT float *tracking_preprocess_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) tracking_preprocess(output + r * 3, input + r * 3);
-
     return output;
+
 }
 
 tracking_EXPORT float *tracking(float *output, const float *input)
@@ -4666,6 +5449,6 @@ tracking_EXPORT float *tracking(float *output, const float *input)
 tracking_EXPORT float *tracking_batch(float *output, const float *input, size_t n)
 {
     for (size_t r = 0; r < n; ++r) tracking(output + r * 1, input + r * 3);
-
     return output;
+
 }

@@ -9,8 +9,10 @@
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 1036 bytes of
  * scratch on the stack per call of tracking. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).

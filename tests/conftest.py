@@ -15,3 +15,16 @@ def keras():
     from exporter.frontends.keras import _import_keras
 
     return _import_keras()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz-examples",
+        type=int,
+        default=40,
+        help="random models tests/test_fuzz.py draws (default 40; several hundred on demand)",
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fuzz: the random-architecture test (pytest -m fuzz --fuzz-examples 400)")

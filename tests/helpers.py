@@ -18,9 +18,7 @@ from exporter.parity import ParityReport
 ROOT = Path(__file__).resolve().parent.parent
 
 # Lamarr's strict flags and then some: every generated file must pass all of these.
-STRICT_C = [
-    "gcc",
-    "-std=c99",
+STRICT_CFLAGS = [
     "-O3",
     "-Wall",
     "-Wextra",
@@ -36,9 +34,8 @@ STRICT_C = [
     "-Wundef",
     "-Wvla",
     "-Wredundant-decls",
-    "-shared",
-    "-fPIC",
 ]
+STRICT_C = ["gcc", "-std=c99", *STRICT_CFLAGS, "-shared", "-fPIC"]
 STRICT_CXX = ["g++", "-x", "c++", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow", "-Wconversion", "-c"]
 
 
@@ -88,7 +85,7 @@ def saved(model: Any, tmp_path: Path, name: str = "model.keras") -> Path:
 
 
 @functools.cache
-def _custom_layer(keras: Any) -> type:
+def custom_layer(keras: Any) -> type:
     """A custom layer class, registered once per session (Keras refuses a second registration)."""
 
     @keras.saving.register_keras_serializable(package="tests")
@@ -105,7 +102,7 @@ def refused_model(keras: Any, tmp_path: Path, name: str = "odd.keras") -> Path:
     L = keras.layers
     x = keras.Input((4,))
     y = L.Lambda(lambda t: t + 1.0, name="plus_one")(x)
-    y = _custom_layer(keras)(name="doubler")(y)
+    y = custom_layer(keras)(name="doubler")(y)
     y = L.Dense(4, name="fine_dense")(y)
     y = L.Reshape((2, 2), name="to_2d")(y)
     y = L.LSTM(3, name="recurrent")(y)

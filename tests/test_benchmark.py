@@ -9,7 +9,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT
+
+pytestmark = pytest.mark.slow
 
 
 def test_benchmark_quick_runs_and_reports():
@@ -17,22 +21,22 @@ def test_benchmark_quick_runs_and_reports():
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--rows", "50", "--repeats", "1"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1200,  # minutes on a 2-core machine shared with other test runs
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     for line in (
         "lamarr-export --math fast -O3 -std=c99 (Lamarr)",
-        "lamarr-export --math fast -O2 -std=c99 (PID models)",
-        "lamarr-export --math fast -O3 -std=c99 -march=native",
-        "lamarr-export --math libm -O3 -std=c99 (Lamarr)",
+        "lamarr-export --math fast -O3 -std=c99 (Lamarr) baseline forced",
+        "lamarr-export --math fast --dispatch none -O3 -std=c99 (Lamarr)",
         "numpy",
         "FLOPs per row (residual model, Dense multiplies and adds): 167,936",
         "compute limit of this core",
-        "per row at Lamarr's flags:",
-        "-parameter model: export",
+        "verdict (Lamarr's build line runs",
+        "  per row: ",
     ):
         assert line in out, out
-    for peer in ("scikinC", "keras2c", "ONNX Runtime", "Keras"):
+    for peer in ("scikinC", "keras2c", "ONNX Runtime"):
         assert peer in out, out  # measured, or "unavailable: <reason>"
+    assert "per row vs scikinC" in out and "batch" in out, out  # a verdict, or "not measured"
     assert "Traceback" not in result.stderr

@@ -127,17 +127,24 @@ def test_eight_threads_agree(tmp_path):
         np.testing.assert_array_equal(got, expected)
 
 
-def test_reproducible_and_free_of_machine_details(every_op_model, tmp_path):
+def test_reproducible_and_free_of_machine_details(every_op_model, tmp_path, monkeypatch):
+    """Two exports are byte-identical, and neither the model's folder nor the user appears in them:
+    the folder and the user (getpass reads $LOGNAME/$USER first) get names that cannot occur by chance."""
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.setenv(variable, "lamarr_user_7f3a9c")
+    folder = tmp_path / "private_folder_51d2e8"
+    folder.mkdir()
     first = tmp_path / "a" / "m.c"
     second = tmp_path / "b" / "m.c"
-    path = saved(every_op_model, tmp_path)
+    path = saved(every_op_model, folder)
     export_keras(path, name="m").write(first)
     export_keras(path, name="m").write(second)
     assert first.read_bytes() == second.read_bytes()
     assert first.with_suffix(".h").read_bytes() == second.with_suffix(".h").read_bytes()
-    text = first.read_text()
-    assert str(tmp_path) not in text and getpass.getuser() not in text.replace("root", "")
-    assert "from model.keras" in text
+    assert getpass.getuser() == "lamarr_user_7f3a9c"
+    for text in (first.read_text(), first.with_suffix(".h").read_text()):
+        assert "lamarr_user_7f3a9c" not in text and "private_folder_51d2e8" not in text and str(tmp_path) not in text
+    assert "from model.keras" in first.read_text()
 
 
 def test_weights_round_trip_exactly(tmp_path):

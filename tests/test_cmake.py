@@ -15,6 +15,8 @@ import pytest
 
 from helpers import ROOT, randomize, saved
 
+pytestmark = pytest.mark.slow
+
 EXPORTER = Path(sys.executable).parent / "lamarr-export"
 
 

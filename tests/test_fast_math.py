@@ -15,10 +15,12 @@ import subprocess
 import pytest
 
 from exporter.backend import render
-from exporter.backend.mathlib import ACCURACY
 from exporter.ir import Activate, Activation, Graph
+from exporter.ir.activations import ACCURACY
 
 from helpers import ROOT, STRICT_C
+
+pytestmark = pytest.mark.slow
 
 # case -> (activation, features per row); softmax cases run over the row (x, 0)
 CASES = {

@@ -12,6 +12,8 @@ from exporter.refrows import parse_rows
 
 from helpers import ROOT
 
+pytestmark = pytest.mark.slow
+
 spec = importlib.util.spec_from_file_location("regenerate", ROOT / "examples" / "regenerate.py")
 regenerate = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(regenerate)

@@ -59,4 +59,4 @@ def test_cli_and_manifest_share_the_pipeline(capsys, tmp_path, monkeypatch, mani
     assert code == 2 and "stopped here" in err
     (spec, outputs, checks) = seen[0]
     assert outputs.c == Path(tmp_path / "x.c") and checks.samples == 7
-    assert spec.files() == [SCALER]
+    assert spec.files() == [model, SCALER] if manifest else [SCALER]  # a manifest is read too

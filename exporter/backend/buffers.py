@@ -20,10 +20,6 @@ class BufferPlan:
     sizes: list[int]  # floats in each scratch array
     copy_from: str | None  # scratch array to copy into `output` at the end, if any
 
-    @property
-    def stack_bytes(self) -> int:
-        return 4 * sum(self.sizes)
-
 
 def plan_buffers(graph: Graph, scratch_prefix: str) -> BufferPlan:
     last_use: dict[str, int] = {}

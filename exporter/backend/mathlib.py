@@ -6,14 +6,14 @@ that GCC vectorizes at ``-O2``/``-O3`` without ``-march`` or ``-ffast-math``, so
 activations cost a few cycles per value instead of a libm call each. ``--math libm`` calls
 ``tanhf``, ``expf``... as before, for users who want libm's own results bit for bit.
 
-Only the helpers a model's code calls are emitted: the backend scans the rendered code for
-``<symbol>_<helper>(`` and closes that set over the helpers' own calls.
+Only the helpers a model needs are emitted: each IR op says which it calls (``Op.helpers``, from
+the activation table of ``exporter/ir/activations.py``), and ``HELPERS`` closes that set over the
+helpers' own calls.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from exporter.errors import ExportError
@@ -21,51 +21,29 @@ from exporter.errors import ExportError
 MATH_MODES = ("fast", "libm")
 DEFAULT_MATH = "fast"
 
-# every helper of templates/math.c.j2, each after the helpers it calls
-HELPERS = (
-    "bits",
-    "float",
-    "pick",
-    "min",
-    "max",
-    "round",
-    "pow2",
-    "sign",
-    "expm1_reduced",
-    "exp",
-    "expm1",
-    "log1p",
-    "tanh",
-    "sigmoid",
-    "softplus_tail",
-    "mish",
-    "ncdf",
-)
-
-# Largest error of each --math fast activation over all floats, in ULPs of the exact result
-# (libm in double) where that is at least FLT_MIN, else in units of FLT_MIN. Checked by
-# tests/test_fast_math.py; docs/speed.md's table quotes it.
-ACCURACY: Mapping[str, float] = MappingProxyType(
+# every helper of templates/math.c.j2, in definition order, with the helpers it calls
+# (tests/test_fast_math.py checks these against the template)
+HELPERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
-        "exponential": 1,
-        "tanh": 3,
-        "sigmoid": 3,
-        "silu": 4,
-        "elu": 1,
-        "selu": 3,
-        "celu": 1,
-        "softplus": 2,
-        "log_sigmoid": 2,
-        "mish": 4,
-        "gelu_erf": 8,
-        # x < -5 only: the float rounding of its argument 0.798 (x + 0.0447 x^3) is amplified by exp;
-        # libm's tanhf in 0.5 x (1 + tanh(u)) cancels there and is off by up to 2^24 ULP
-        "gelu_tanh": 150,
-        "softmax": 3,
-        "log_softmax": 3,
+        "bits": (),
+        "float": (),
+        "pick": ("bits", "float"),
+        "min": ("pick",),
+        "max": ("pick",),
+        "round": (),
+        "pow2": ("float",),
+        "sign": ("bits", "float"),
+        "expm1_reduced": (),
+        "exp": ("pick", "min", "max", "round", "pow2", "expm1_reduced"),
+        "expm1": ("pick", "min", "max", "round", "pow2", "sign", "expm1_reduced"),
+        "log1p": ("bits", "float", "pick"),
+        "tanh": ("bits", "float", "pick", "sign", "expm1_reduced"),
+        "sigmoid": ("pick", "exp"),
+        "softplus_tail": ("exp", "log1p"),
+        "mish": ("pick", "min", "exp"),
+        "ncdf": ("bits", "float", "pick", "min", "exp"),
     }
 )
-
 
 REALS = ("float", "double")
 
@@ -90,14 +68,13 @@ def check_math(mode: str) -> str:
     return mode
 
 
-def helpers_used(code: str, prefix: str, definition: Callable[[str], str]) -> list[str]:
-    """The helpers ``code`` calls, directly or through other helpers, in definition order."""
-    calls = re.compile(rf"\b{re.escape(prefix)}_({'|'.join(HELPERS)})\(")
+def helpers_needed(called: Iterable[str]) -> list[str]:
+    """The helpers ``called`` and every helper they call, in definition order."""
     needed: set[str] = set()
-    pending = set(calls.findall(code))
+    pending = set(called)
     while pending:
         name = pending.pop()
         if name not in needed:
             needed.add(name)
-            pending.update(calls.findall(definition(name)))
+            pending.update(HELPERS[name])
     return [name for name in HELPERS if name in needed]

@@ -1,7 +1,8 @@
 """C symbol names: derived from a file name, or checked when the user gives one.
 
 The generated file is compiled as C and as C++ and includes <math.h>, so a symbol must
-be neither a keyword of either language nor a name that header declares.
+be neither a keyword of either language nor a name that header declares; it is linked into
+programs, so it must not be a function of the C or POSIX library either.
 """
 
 from __future__ import annotations
@@ -30,17 +31,64 @@ MATH_NAMES = {f + suffix for f in _MATH_FUNCTIONS for suffix in ("", "f", "l")} 
     """fpclassify isfinite isinf isnan isnormal signbit isgreater isgreaterequal isless islessequal
     islessgreater isunordered float_t double_t main""".split()
 )
+# C99's library (every header but <math.h>, above) and POSIX's common functions and objects: a
+# function exported under one of these names replaces the library's own for the whole program
+# (``--name malloc`` links, and the program crashes in its first allocation), or clashes with its
+# declaration where the generated file includes <string.h>.
+LIBRARY_NAMES = set(
+    """assert isalnum isalpha isblank iscntrl isdigit isgraph islower isprint ispunct isspace isupper
+    isxdigit tolower toupper errno feclearexcept fegetexceptflag feraiseexcept fesetexceptflag
+    fetestexcept fegetround fesetround fegetenv feholdexcept fesetenv feupdateenv imaxabs imaxdiv
+    strtoimax strtoumax wcstoimax wcstoumax setlocale localeconv setjmp longjmp signal raise va_start
+    va_arg va_copy va_end offsetof remove rename tmpfile tmpnam fclose fflush fopen freopen setbuf
+    setvbuf fprintf fscanf printf scanf snprintf sprintf sscanf vfprintf vfscanf vprintf vscanf
+    vsnprintf vsprintf vsscanf fgetc fgets fputc fputs getc getchar gets putc putchar puts ungetc
+    fread fwrite fgetpos fseek fsetpos ftell rewind clearerr feof ferror perror stdin stdout stderr
+    atof atoi atol atoll strtod strtof strtold strtol strtoll strtoul strtoull rand srand calloc free
+    malloc realloc abort atexit exit _Exit getenv system bsearch qsort abs labs llabs div ldiv lldiv
+    mblen mbtowc wctomb mbstowcs wcstombs memcpy memmove strcpy strncpy strcat strncat memcmp strcmp
+    strcoll strncmp strxfrm memchr strchr strcspn strpbrk strrchr strspn strstr strtok memset
+    strerror strlen clock difftime mktime time asctime ctime gmtime localtime strftime btowc wctob
+    fwprintf fwscanf swprintf swscanf vfwprintf vfwscanf vswprintf vswscanf vwprintf vwscanf wprintf
+    wscanf fgetwc fgetws fputwc fputws fwide getwc getwchar putwc putwchar ungetwc wcstod wcstof
+    wcstold wcstol wcstoll wcstoul wcstoull wcscpy wcsncpy wmemcpy wmemmove wcscat wcsncat wcscmp
+    wcscoll wcsncmp wcsxfrm wmemcmp wcschr wcscspn wcspbrk wcsrchr wcsspn wcsstr wcstok wmemchr
+    wcslen wmemset wcsftime mbsinit mbrlen mbrtowc wcrtomb mbsrtowcs wcsrtombs iswalnum iswalpha
+    iswblank iswcntrl iswdigit iswgraph iswlower iswprint iswpunct iswspace iswupper iswxdigit
+    iswctype wctype towlower towupper towctrans wctrans
+    open close read write lseek pread pwrite dup dup2 pipe fork vfork execv execve execvp execl execlp
+    execle wait waitpid kill getpid getppid getuid geteuid getgid getegid sleep usleep nanosleep
+    alarm pause chdir fchdir getcwd mkdir rmdir unlink link symlink readlink chmod fchmod chown
+    fchown access stat fstat lstat truncate ftruncate fsync sync isatty ttyname umask mmap munmap
+    mprotect msync select poll ioctl fcntl socket bind listen accept connect send recv sendto recvfrom
+    shutdown getsockopt setsockopt dlopen dlsym dlclose dlerror pthread_create pthread_join
+    pthread_self pthread_exit pthread_mutex_lock pthread_mutex_unlock opendir readdir closedir
+    fdopen fileno popen pclose getline getdelim strdup strndup strnlen strtok_r strerror_r stpcpy
+    posix_memalign aligned_alloc setenv unsetenv putenv mkstemp realpath basename dirname
+    gettimeofday clock_gettime localtime_r gmtime_r environ optarg optind opterr optopt getopt
+    sysconf signal sigaction sigemptyset sigaddset sigprocmask""".split()
+)
+MAX_LENGTH = 100
+"""Longest symbol accepted: past it names stop being readable, and file names built from the symbol
+(the build's ``<symbol>.c``, ``lib<symbol>.so``) approach the file system's limit of 255 bytes."""
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def check_symbol(name: str) -> str:
     """Return ``name`` if it can be the exported C symbol, else explain why not."""
+    if not name:
+        raise InputError("name", "'': an empty name; give a C identifier, or leave it out for the file's stem")
+    if len(name) > MAX_LENGTH:
+        raise InputError("name", f"{name[:20]!r}...: {len(name)} characters, at most {MAX_LENGTH}")
     if not _IDENTIFIER.match(name):
         raise InputError("name", f"{name!r}: not a C identifier (letters, digits and _, not starting with a digit)")
     if name in C_KEYWORDS or name in CPP_KEYWORDS:
         raise InputError("name", f"{name!r}: a C or C++ keyword cannot be a function name")
     if name in MATH_NAMES:
         raise InputError("name", f"{name!r}: clashes with a name <math.h> declares")
+    if name in LIBRARY_NAMES:
+        raise InputError("name", f"{name!r}: a function or object of the C or POSIX library (it would replace it)")
     if name.startswith("__") or re.match(r"_[A-Z]", name):
         raise InputError("name", f"{name!r}: names starting with __ or _ and a capital are reserved in C")
     return name
@@ -48,9 +96,9 @@ def check_symbol(name: str) -> str:
 
 def symbol_from_stem(stem: str) -> str:
     """A valid symbol made from a file's stem: invalid characters become _, clashes get a suffix."""
-    name = re.sub(r"[^A-Za-z0-9_]", "_", stem).lstrip("_") or "model"
+    name = re.sub(r"[^A-Za-z0-9_]", "_", stem).lstrip("_")[: MAX_LENGTH - len("model_")] or "model"
     if name[0].isdigit():
         name = f"model_{name}"
-    if name in C_KEYWORDS | CPP_KEYWORDS | MATH_NAMES:
+    if name in C_KEYWORDS | CPP_KEYWORDS | MATH_NAMES | LIBRARY_NAMES:
         name = f"{name}_model"
     return check_symbol(name)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from exporter.cli.parser import EXIT_USER, inspect_parser, parser
+from exporter.cli.parser import EXIT_INTERRUPTED, EXIT_USER, inspect_parser, parser
 from exporter.errors import ExportError
 from exporter.report.document import error_document, to_json
 
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(to_json(error_document(err)), end="")
         return EXIT_USER
+    except KeyboardInterrupt:  # Ctrl-C: files are written last, all at once, so none is left half-written
+        print("lamarr-export: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def entry_point() -> None:

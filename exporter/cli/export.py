@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.cli.parser import CLI_WORDS, EXIT_OK, EXIT_PARITY
 from exporter.errors import ExportError
 from exporter.progress import Progress
@@ -32,6 +33,7 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
             noise=args.noise,
             math=getattr(args, "math", None),  # inspect has no --math or --dtype: the defaults
             dtype=getattr(args, "dtype", "float"),
+            dispatch=getattr(args, "dispatch", DEFAULT_DISPATCH),
             words=CLI_WORDS,
         )
         spec.check()
@@ -46,15 +48,28 @@ def c_path(output: str | None, stem: str) -> Path:
     return path
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
 def _user_rows(path: str | None) -> np.ndarray | None:
+    """The rows of ``--inputs``: a non-empty numeric .npy array (anything else named plainly, never numpy's words
+    about pickles for a text file)."""
     if path is None:
         return None
     try:
+        with open(path, "rb") as f:
+            if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                raise ExportError(
+                    f"--inputs {path}: not a .npy file; save the rows with numpy.save "
+                    "(a text file: numpy.save('rows.npy', numpy.loadtxt(...)))"
+                )
         rows = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise ExportError(f"--inputs {path}: cannot read as a .npy array ({err})") from None
     if rows.ndim not in (1, 2) or not np.issubdtype(rows.dtype, np.number):
         raise ExportError(f"--inputs {path}: expected a numeric (rows x inputs) array, got {rows.dtype} {rows.shape}")
+    if rows.size == 0:
+        raise ExportError(f"--inputs {path}: holds no rows (shape {rows.shape})")
     return rows
 
 
@@ -97,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         rtol=args.rtol,
         user_rows=_user_rows(args.inputs),
         trace=True if args.trace else None,
+        rows_file=Path(args.inputs) if args.inputs else None,
     )
     with CLI_WORDS.wording():
         result = export_spec(spec, outputs, checks, Progress(enabled=not (args.quiet or args.json)))

@@ -36,7 +36,7 @@ def run_inspect(args: argparse.Namespace) -> int:
                 raise
             inspection = inspect_keras(args.model, args.name, progress)
         else:
-            inspection, framework = inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes), ex.framework
+            inspection, framework = inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes, ex.dtype), ex.framework
     model = args.model or args.flax
     if args.json:
         print(to_json(inspect_document(model, inspection, framework=framework)), end="")

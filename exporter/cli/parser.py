@@ -10,6 +10,7 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import NoReturn
 
+from exporter.backend.isa import DEFAULT_DISPATCH, DISPATCH_MODES
 from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES, REALS
 from exporter.ir.chain import OUTPUT_ACTIVATIONS
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
@@ -18,6 +19,7 @@ from exporter.spec import Words
 from exporter.version import __version__
 
 EXIT_OK, EXIT_PARITY, EXIT_USER = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 # The flag of each spec field (and of the pipeline's inputs), for errors in the user's words.
 CLI_WORDS = Words(
@@ -36,6 +38,7 @@ CLI_WORDS = Words(
             "noise": "--noise",
             "math": "--math",
             "dtype": "--dtype",
+            "dispatch": "--dispatch",
             "user_rows": "--inputs",
             "pt_column": "--pt-column",
         }
@@ -44,14 +47,15 @@ CLI_WORDS = Words(
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that, under ``--json``, also prints a usage error as a JSON error document (still exit 2)."""
+    """argparse whose usage errors are one line and a pointer to ``--help`` (not the whole usage first);
+    under ``--json`` also a JSON error document. Exit 2 either way."""
 
     json_errors = False
 
     def error(self, message: str) -> NoReturn:
         if self.json_errors:
             print(to_json(error_document(f"{self.prog}: {message}")), end="", flush=True)
-        super().error(message)
+        self.exit(EXIT_USER, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 class CMakeDir(argparse.Action):
@@ -149,6 +153,13 @@ def parser() -> Parser:
         default="float",
         help="the C type of inputs, outputs and arithmetic (default float); double: the symbol is "
         "<stem>_double by default",
+    )
+    p.add_argument(
+        "--dispatch",
+        choices=DISPATCH_MODES,
+        default=DEFAULT_DISPATCH,
+        help=f"{DEFAULT_DISPATCH} (default): the network's code once per x86-64 level (baseline, v3, v4), each "
+        "call running the best one the CPU supports, same bits; none: once, for what the compiler targets",
     )
     p.add_argument(
         "--trace",

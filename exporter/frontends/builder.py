@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from exporter.errors import Problem, UnsupportedModelError
 from exporter.ir import Graph, Op, optimize
-from exporter.ir.graph import arrays_of
 
 
 class Unsupported(Exception):
@@ -48,9 +45,9 @@ class Builder:
     def add(self, cls: type[Op], name: str, inputs: list[str], width: int, **fields: Any) -> str:
         output = self.value(width)
         op = cls(name=name, inputs=tuple(inputs), output=output, width=int(width), **fields)
-        for array in arrays_of(op):
-            if not np.all(np.isfinite(array)):
-                raise Unsupported("its weights contain NaN or infinity")
+        reason = op.refusal()
+        if reason is not None:
+            raise Unsupported(reason)
         self.ops.append(op)
         self.chain.append(op)
         return output

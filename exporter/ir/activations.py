@@ -1,9 +1,16 @@
-"""Activation functions as the IR states them: a kind plus its numeric parameters.
+"""Activation functions as the IR states them: a kind plus its numeric parameters, and the one table of kinds.
 
 Frameworks disagree on names and defaults (Keras' ``leaky_relu`` defaults to a slope
 of 0.2, its ``LeakyReLU`` layer to 0.3; Keras' ``gelu`` is exact, JAX's is the tanh
 form). Frontends resolve those differences; the IR only ever holds explicit values,
 so that the backend never has to guess a default.
+
+``KINDS`` is everything the exporter knows of a kind in one place: its parameters, the helpers
+of ``templates/math.c.j2`` its C calls (``--math fast``, and ``--math libm``: the selects ``min``,
+``max``, ``pick`` are helpers in both modes), and the largest error of its ``--math fast`` C in
+ULP (checked by ``tests/test_fast_math.py``). Its C expression is one branch of
+``templates/activations.c.j2``. A frontend maps a framework's function to the kind of the same
+name without listing it; only renamed functions and framework defaults are written there.
 """
 
 from __future__ import annotations
@@ -12,46 +19,66 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-# kind -> names of the parameters it requires (all floats)
-ELEMENTWISE: Mapping[str, tuple[str, ...]] = MappingProxyType(
+
+@dataclass(frozen=True)
+class Kind:
+    """One activation kind: parameters (floats), helpers its C calls, stated accuracy (None: exact or libm's)."""
+
+    params: tuple[str, ...] = ()
+    fast: tuple[str, ...] = ()  # helpers under --math fast
+    libm: tuple[str, ...] = ()  # helpers under --math libm (and for double)
+    accuracy: float | None = None  # largest --math fast error in ULP over all floats
+    vector: bool = False  # couples the features of a row (normalised over the last axis)
+
+
+def _select(*helpers: str) -> Kind:
+    """A kind written with selects only: the same helpers in both modes."""
+    return Kind(fast=helpers, libm=helpers)
+
+
+KINDS: Mapping[str, Kind] = MappingProxyType(
     {
-        "linear": (),
-        "relu": (),
+        "linear": Kind(),
+        "relu": _select("max"),
         # Keras' general ReLU: (x > threshold ? x : 0), clipped at max_value,
-        # minus negative_slope * max(threshold - x, 0).
-        "relu_general": ("negative_slope", "max_value", "threshold"),
-        "leaky_relu": ("negative_slope",),
-        "elu": ("alpha",),
-        "selu": (),
-        "celu": ("alpha",),
-        "gelu_erf": (),
-        "gelu_tanh": (),
-        "silu": (),
-        "sigmoid": (),
-        "hard_sigmoid": (),
-        "hard_silu": (),
-        "log_sigmoid": (),
-        "tanh": (),
-        "hard_tanh": (),
-        "softplus": (),
-        "softsign": (),
-        "mish": (),
-        "exponential": (),
+        # minus negative_slope * max(threshold - x, 0); its helpers depend on which parts act.
+        "relu_general": Kind(params=("negative_slope", "max_value", "threshold")),
+        "leaky_relu": Kind(params=("negative_slope",), fast=("pick",), libm=("pick",)),
+        "elu": Kind(params=("alpha",), fast=("pick", "expm1"), libm=("pick",), accuracy=1),
+        "selu": Kind(fast=("pick", "expm1"), libm=("pick",), accuracy=3),
+        "celu": Kind(params=("alpha",), fast=("pick", "expm1"), libm=("pick",), accuracy=1),
+        "gelu_erf": Kind(fast=("ncdf",), accuracy=8),
+        # x < -5 only: the float rounding of its argument 0.798 (x + 0.0447 x^3) is amplified by exp;
+        # libm's tanhf in 0.5 x (1 + tanh(u)) cancels there and is off by up to 2^24 ULP
+        "gelu_tanh": Kind(fast=("sigmoid",), accuracy=150),
+        "silu": Kind(fast=("sigmoid",), accuracy=4),
+        "sigmoid": Kind(fast=("sigmoid",), accuracy=3),
+        "hard_sigmoid": _select("min", "max"),
+        "hard_silu": _select("min", "max"),
+        "log_sigmoid": Kind(fast=("min", "softplus_tail"), libm=("min",), accuracy=2),
+        "tanh": Kind(fast=("tanh",), accuracy=3),
+        "hard_tanh": _select("min", "max"),
+        "softplus": Kind(fast=("max", "softplus_tail"), libm=("max",), accuracy=2),
+        "softsign": Kind(),
+        "mish": Kind(fast=("mish",), libm=("max",), accuracy=4),
+        "exponential": Kind(fast=("exp",), accuracy=1),
         # elementwise functions that traced JAX code applies on its own (gelu, preprocessing...)
-        "log": (),
-        "log1p": (),
-        "expm1": (),
-        "abs": (),
-        "sqrt": (),
-        "rsqrt": (),
-        "erf": (),
-        "erfc": (),
-        "integer_pow": ("exponent",),
+        "log": Kind(),
+        "log1p": Kind(fast=("log1p",)),
+        "expm1": Kind(fast=("expm1",)),
+        "abs": Kind(),
+        "sqrt": Kind(),
+        "rsqrt": Kind(),
+        "erf": Kind(),
+        "erfc": Kind(),
+        "integer_pow": Kind(params=("exponent",)),
+        "softmax": Kind(fast=("exp",), accuracy=3, vector=True),
+        "log_softmax": Kind(fast=("exp", "log1p"), accuracy=3, vector=True),
     }
 )
 
-# kinds that couple the features of one row (normalised over the last axis)
-VECTOR: Mapping[str, tuple[str, ...]] = MappingProxyType({"softmax": (), "log_softmax": ()})
+# kind -> stated --math fast accuracy (the docs' table and tests/test_fast_math.py read it)
+ACCURACY: Mapping[str, float] = MappingProxyType({k: v.accuracy for k, v in KINDS.items() if v.accuracy is not None})
 
 
 @dataclass(frozen=True)
@@ -62,9 +89,9 @@ class Activation:
     params: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        required = ELEMENTWISE.get(self.kind, VECTOR.get(self.kind))
-        if required is None:
+        if self.kind not in KINDS:
             raise ValueError(f"unknown activation kind {self.kind!r}")
+        required = KINDS[self.kind].params
         if set(self.params) != set(required):
             raise ValueError(f"activation {self.kind!r} needs parameters {sorted(required)}, got {sorted(self.params)}")
         object.__setattr__(self, "params", MappingProxyType({k: float(v) for k, v in self.params.items()}))
@@ -75,7 +102,21 @@ class Activation:
 
     @property
     def is_vector(self) -> bool:
-        return self.kind in VECTOR
+        return KINDS[self.kind].vector
+
+    def helpers(self, math: str) -> tuple[str, ...]:
+        """The helpers of ``templates/math.c.j2`` its C calls directly, under ``math`` ("fast" or "libm")."""
+        if self.kind == "relu_general":  # the clip and the slope are written only when they act
+            clip = ("min", "max") if self.params["max_value"] != float("inf") else ()
+            return ("pick", *clip, *(("max",) if self.params["negative_slope"] != 0 else ()))
+        kind = KINDS[self.kind]
+        return kind.fast if math == "fast" else kind.libm
+
+    def flops(self, width: int) -> int:
+        """Estimated FLOPs on a row of ``width``: 1 per element, a vector kind 4 (max, exp, sum, divide)."""
+        if self.is_linear:
+            return 0
+        return (4 if self.is_vector else 1) * width
 
     def describe(self) -> str:
         if not self.params:

@@ -25,7 +25,7 @@ class Chain:
     net: Graph | None = None
     post: ColumnStage | None = None
     source: str = ""  # the files it was made from, by name (no paths: generated files must not depend on them)
-    # stage name -> what it was made from ("tY.pkl: step tY (StandardScaler)"), for width mismatch messages
+    # stage name -> what it was made from ("tY.pkl: step tY (its class)"), for width mismatch messages
     labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -7,22 +7,41 @@ maps some of the columns one by one and leaves the rest alone. Each op knows its
 inverse, written exactly as scikit-learn computes it, so the C can match it to
 the last bits.
 
-Adding a column op: a dataclass here with ``template`` and ``inverse()``, a template
-``templates/columns/<template>.c.j2`` with the macros ``decls`` and ``body``, a mapping
-in ``exporter/frontends/sklearn/transformers.py`` and a parity test.
+A column op owns its rules: its output width (``out_width``), cost (``flops``, ``n_params``),
+why it cannot be exported (``refusal``), its inverse, and the values its fitted parameters say
+its inputs take (``domain``: where the parity check samples). Adding one: see "How to add" in
+docs/architecture.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import ClassVar
 
 import numpy as np
 
 from exporter.errors import ExportError
+from exporter.ir.weights import Weighted
 
 EPS = float(np.finfo(np.float64).eps)  # np.spacing(1.0), the threshold sklearn and scipy use
-FUNCTIONS = ("log", "log1p", "log10", "exp", "expm1", "sqrt", "square", "arctanh", "tanh")
+# numpy's elementwise functions a column may go through, each with what undoes it on sampled values
+# (where the function is defined: parity inputs are drawn after it and mapped back before it)
+UNDO: Mapping[str, Callable[[np.ndarray], np.ndarray]] = MappingProxyType(
+    {
+        "log": np.exp,
+        "log1p": np.expm1,
+        "log10": lambda y: np.power(10.0, y),
+        "exp": lambda y: np.log(np.abs(y) + 1e-300),
+        "expm1": lambda y: np.log1p(np.maximum(y, -1 + 1e-12)),
+        "sqrt": np.square,
+        "square": lambda y: np.sqrt(np.abs(y)),
+        "arctanh": np.tanh,
+        "tanh": lambda y: np.arctanh(np.clip(y, -0.999999, 0.999999)),
+    }
+)
+FUNCTIONS = tuple(UNDO)
 
 
 class NotInvertible(ExportError):
@@ -39,16 +58,26 @@ def _doubles(values: object, n: int, what: str) -> np.ndarray:
 
 
 @dataclass
-class ColumnOp:
+class ColumnOp(Weighted):
     """Base: maps ``columns`` of the row (indices), leaving the others unchanged; ``name`` is the step path."""
 
     name: str
     columns: tuple[int, ...]
 
     template: ClassVar[str] = ""
+    non_finite: ClassVar[str] = "fitted parameters contain NaN or infinity"
 
     def out_width(self, width: int) -> int:
         return width
+
+    def flops(self) -> int:
+        """Estimated floating-point operations per call: about 4 per column it maps."""
+        return 4 * len(self.columns)
+
+    def domain(self, c: int, normal: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Typical values of the op's ``c``-th input column (as many as ``normal``, standard-normal draws
+        to shape) and the edge values a parity check must reach."""
+        return 3.0 * normal, np.array([0.0])
 
     def inverse(self) -> list[ColumnOp]:
         """The ops undoing this one, as scikit-learn's ``inverse_transform`` computes it (maybe none)."""
@@ -68,6 +97,9 @@ class Select(ColumnOp):
     def out_width(self, width: int) -> int:
         return len(self.columns)
 
+    def flops(self) -> int:
+        return 0
+
     def inverse(self) -> list[ColumnOp]:
         if sorted(self.columns) != list(range(self.n_in)):
             raise NotInvertible(f"{self.name}: columns {list(self.columns)} drop or repeat inputs")
@@ -79,7 +111,7 @@ class Select(ColumnOp):
 
 @dataclass
 class Standardize(ColumnOp):
-    """``(x - center) / scale``: StandardScaler, RobustScaler, MaxAbsScaler (center 0), MinMax inverse."""
+    """``(x - center) / scale``: standardising scalers (center 0 for scaling alone), and MulAdd's inverse."""
 
     center: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scale: np.ndarray = field(default_factory=lambda: np.ones(0))
@@ -89,13 +121,17 @@ class Standardize(ColumnOp):
         self.center = _doubles(self.center, len(self.columns), "center")
         self.scale = _doubles(self.scale, len(self.columns), "scale")
 
+    def domain(self, c: int, normal: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        center, scale = self.center[c], self.scale[c]
+        return center + scale * normal, center + scale * np.array([-5.0, 0.0, 5.0])
+
     def inverse(self) -> list[ColumnOp]:
         return [MulAdd(f"{self.name} (inverse)", self.columns, self.scale, self.center)]
 
 
 @dataclass
 class MulAdd(ColumnOp):
-    """``x * mul + add``, then clipped to [lo, hi] if ``clip``: MinMaxScaler, scaler inverses."""
+    """``x * mul + add``, then clipped to [lo, hi] if ``clip``: range scalers, and Standardize's inverse."""
 
     mul: np.ndarray = field(default_factory=lambda: np.ones(0))
     add: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -106,8 +142,14 @@ class MulAdd(ColumnOp):
         self.mul = _doubles(self.mul, len(self.columns), "mul")
         self.add = _doubles(self.add, len(self.columns), "add")
 
+    def domain(self, c: int, normal: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs that land a quarter of the range beyond [lo, hi] (or [0, 1]) on either side."""
+        lo, hi = self.clip or (0.0, 1.0)
+        y = rng.uniform(lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo), len(normal))
+        return (y - self.add[c]) / self.mul[c], (np.array([lo, hi]) - self.add[c]) / self.mul[c]
+
     def inverse(self) -> list[ColumnOp]:
-        # sklearn's MinMaxScaler.inverse_transform: (x - min_) / scale_, no clipping
+        # a range scaler's inverse_transform in sklearn: (x - min_) / scale_, no clipping
         return [Standardize(f"{self.name} (inverse)", self.columns, self.add, self.mul)]
 
 
@@ -162,6 +204,16 @@ class Quantile(ColumnOp):
         low = self.BOUNDS_THRESHOLD - np.spacing(1)
         return NormalDist().inv_cdf(low), NormalDist().inv_cdf(1 - low)
 
+    def domain(self, c: int, normal: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Forward: inside the quantiles, every quantile (bounds, plateaus) and just outside; inverse: its range."""
+        k = len(normal)
+        if self.inverse_direction:
+            return (2.0 * normal if self.normal else rng.uniform(-0.1, 1.1, k)), np.array([0.0])
+        q = self.quantiles[:, c]
+        span = max(q[-1] - q[0], 1e-12)
+        beyond = [q[0] - 0.05 * span, q[-1] + 0.05 * span, np.nextafter(q[0], -np.inf), np.nextafter(q[-1], np.inf)]
+        return rng.uniform(q[0], q[-1], k), np.concatenate([q, beyond])
+
     @property
     def backward(self) -> tuple[np.ndarray, np.ndarray]:
         """-quantiles and -references, reversed: sklearn's second interpolation, which averaged with
@@ -206,6 +258,11 @@ class Power(ColumnOp):
             return [int(lam == 0.0 if self.inverse_direction else abs(lam) < 1e-19) for lam in self.lambdas]
         return [int(abs(lam) < EPS) for lam in self.lambdas]
 
+    def domain(self, c: int, normal: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self.method == "box-cox" and not self.inverse_direction:  # defined for positive values only
+            return np.exp(normal), np.array([1.0])
+        return super().domain(c, normal, rng)
+
     @property
     def two_flags(self) -> list[int]:
         """Per column (Yeo-Johnson): does lambda count as 2?"""
@@ -243,7 +300,7 @@ class ColumnStage:
 
     @property
     def n_params(self) -> int:
-        return sum(v.size for op in self.ops for v in vars(op).values() if isinstance(v, np.ndarray))
+        return sum(op.n_params for op in self.ops)
 
     def then(self, other: ColumnStage) -> ColumnStage:
         if other.n_inputs != self.n_outputs:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from exporter.ir.ops import Broadcast, Concatenate, Dense, Op, Reduce, Slice
+from exporter.ir.ops import Op
 
 
 @dataclass
@@ -39,7 +37,7 @@ class Graph:
 
     @property
     def n_params(self) -> int:
-        return sum(a.size for op in self.ops for a in arrays_of(op))
+        return sum(op.n_params for op in self.ops)
 
     def consumers(self, value: str) -> list[Op]:
         return [op for op in self.ops if value in op.inputs]
@@ -54,30 +52,11 @@ class Graph:
             if op.output in known:
                 raise AssertionError(f"value {op.output!r} is written twice")
             in_widths = [self.widths[name] for name in op.inputs]
-            expected = _output_width(op, in_widths)
+            if op.n_inputs is not None and len(in_widths) != op.n_inputs:
+                raise AssertionError(f"op {op.name!r} takes {op.n_inputs} inputs, got {len(in_widths)}")
+            expected = op.out_width(in_widths)
             if expected != op.width or self.widths.get(op.output) != op.width:
                 raise AssertionError(f"op {op.name!r}: widths {in_widths} -> {op.width} do not match")
             known.add(op.output)
         if self.output not in known:
             raise AssertionError(f"output {self.output!r} is never computed")
-
-
-def _output_width(op: Op, in_widths: list[int]) -> int:
-    if op.n_inputs is not None and len(in_widths) != op.n_inputs:
-        raise AssertionError(f"op {op.name!r} takes {op.n_inputs} inputs, got {len(in_widths)}")
-    if isinstance(op, Dense):
-        return op.width if in_widths == op.input_widths else -1
-    if isinstance(op, Concatenate):
-        return sum(in_widths)
-    if isinstance(op, Reduce):
-        return 1
-    if isinstance(op, Slice):
-        return op.width if op.start + op.width <= in_widths[0] else -1
-    if isinstance(op, Broadcast):
-        return op.width if in_widths == [1] else -1
-    return in_widths[0] if len(set(in_widths)) == 1 else -1
-
-
-def arrays_of(op: Op) -> list[np.ndarray]:
-    """The weight arrays an op carries, for counting parameters and checking finiteness."""
-    return [v for v in vars(op).values() if isinstance(v, np.ndarray)]

@@ -3,11 +3,12 @@
 Every op reads one or more row vectors (IR values, named by string) and writes one.
 Each op class names the template that renders it (``template``) and says whether its
 output may overwrite an input that dies with it (``in_place``): true only when
-output element ``i`` depends on input element ``i`` alone.
+output element ``i`` depends on input element ``i`` alone. An op owns its rules: the width
+it computes from its inputs' (``out_width``), its cost (``flops``, ``n_params``), the math
+helpers its C calls (``helpers``) and why it cannot be exported (``refusal``, ``weights.py``); the graph,
+``inspect`` and the backend ask the op instead of knowing every op.
 
-Adding an op: a dataclass here (validate shapes in ``__post_init__``), a template
-``templates/ops/<template>.c.j2`` with the macros ``decls`` and ``body``, a mapping in
-each frontend, and a parity test in ``tests/``.
+Adding an op: see "How to add" in docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from exporter.ir.activations import LINEAR, Activation
+from exporter.ir.weights import Weighted
 
 
 def _vector(name: str, array: np.ndarray, width: int) -> np.ndarray:
@@ -28,7 +30,7 @@ def _vector(name: str, array: np.ndarray, width: int) -> np.ndarray:
 
 
 @dataclass
-class Op:
+class Op(Weighted):
     """Base of all ops. ``name`` is the source layer's name, kept for messages and comments."""
 
     name: str
@@ -42,6 +44,19 @@ class Op:
 
     def describe(self) -> str:
         return type(self).__name__
+
+    def out_width(self, in_widths: list[int]) -> int:
+        """The width this op computes from inputs of ``in_widths`` (-1: they do not fit it).
+        By default an elementwise op: all inputs as wide as the output."""
+        return in_widths[0] if len(set(in_widths)) == 1 else -1
+
+    def flops(self, in_widths: list[int]) -> int:
+        """Estimated floating-point operations per call; by default one per element and input."""
+        return self.width * max(1, len(in_widths))
+
+    def helpers(self, math: str) -> tuple[str, ...]:
+        """The helpers of ``templates/math.c.j2`` its C calls under ``math`` ("fast" or "libm")."""
+        return ()
 
 
 @dataclass
@@ -80,6 +95,16 @@ class Dense(Op):
         skip = ", + skip" if self.residual else ""
         return f"Dense {self.n_in}->{self.width}, {self.activation.describe()}{bias}{skip}"
 
+    def out_width(self, in_widths: list[int]) -> int:
+        return self.width if in_widths == self.input_widths else -1
+
+    def flops(self, in_widths: list[int]) -> int:
+        residual = self.width if self.residual else 0
+        return 2 * self.n_in * self.width + self.activation.flops(self.width) + residual
+
+    def helpers(self, math: str) -> tuple[str, ...]:
+        return self.activation.helpers(math)
+
 
 @dataclass
 class Activate(Op):
@@ -92,6 +117,12 @@ class Activate(Op):
 
     def describe(self) -> str:
         return f"Activation {self.activation.describe()}"
+
+    def flops(self, in_widths: list[int]) -> int:
+        return self.activation.flops(self.width)
+
+    def helpers(self, math: str) -> tuple[str, ...]:
+        return self.activation.helpers(math)
 
 
 @dataclass
@@ -111,6 +142,9 @@ class Affine(Op):
     def describe(self) -> str:
         return f"Affine {self.width}"
 
+    def flops(self, in_widths: list[int]) -> int:
+        return 2 * self.width
+
 
 @dataclass
 class PReLU(Op):
@@ -126,6 +160,12 @@ class PReLU(Op):
 
     def describe(self) -> str:
         return f"PReLU {self.width}"
+
+    def flops(self, in_widths: list[int]) -> int:
+        return self.width
+
+    def helpers(self, math: str) -> tuple[str, ...]:
+        return ("pick",)
 
 
 MERGE_KINDS = ("add", "subtract", "multiply", "divide", "average", "maximum", "minimum")
@@ -150,6 +190,12 @@ class Merge(Op):
     def describe(self) -> str:
         return f"{self.kind.capitalize()} of {len(self.inputs)}"
 
+    def flops(self, in_widths: list[int]) -> int:
+        return (len(in_widths) - 1 + (self.kind == "average")) * self.width
+
+    def helpers(self, math: str) -> tuple[str, ...]:
+        return {"maximum": ("max",), "minimum": ("min",)}.get(self.kind, ())
+
 
 @dataclass
 class Concatenate(Op):
@@ -160,6 +206,12 @@ class Concatenate(Op):
 
     def describe(self) -> str:
         return f"Concatenate of {len(self.inputs)}"
+
+    def out_width(self, in_widths: list[int]) -> int:
+        return sum(in_widths)
+
+    def flops(self, in_widths: list[int]) -> int:
+        return 0
 
 
 @dataclass
@@ -177,6 +229,12 @@ class Slice(Op):
     def describe(self) -> str:
         return f"Slice {self.start}:{self.start + self.width}"
 
+    def out_width(self, in_widths: list[int]) -> int:
+        return self.width if self.start + self.width <= in_widths[0] else -1
+
+    def flops(self, in_widths: list[int]) -> int:
+        return 0
+
 
 @dataclass
 class Reduce(Op):
@@ -193,6 +251,9 @@ class Reduce(Op):
     def describe(self) -> str:
         return f"Reduce {self.kind}"
 
+    def out_width(self, in_widths: list[int]) -> int:
+        return 1
+
 
 @dataclass
 class Broadcast(Op):
@@ -202,3 +263,6 @@ class Broadcast(Op):
 
     def describe(self) -> str:
         return f"Broadcast to {self.width}"
+
+    def out_width(self, in_widths: list[int]) -> int:
+        return self.width if in_widths == [1] else -1

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from exporter.errors import ExportError, UnsupportedModelError
-from exporter.parity import edge_rows
+from exporter.parity import RULE, edge_rows
 from exporter.version import __version__
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def model_info(model: Any, framework: str = "", framework_version: str = "") -> 
 
 def parity_dict(report: ParityReport, samples: int, user_rows: int) -> dict[str, Any]:
     assert report.arrays is not None, "a report made by check_parity keeps its input rows"
-    inputs = report.arrays.inputs.astype(np.float64)
+    inputs = report.arrays.inputs
     return {
         "reference": report.reference,
         "passed": report.passed,
@@ -65,7 +65,7 @@ def parity_dict(report: ParityReport, samples: int, user_rows: int) -> dict[str,
         "edge_rows": len(edge_rows(inputs.shape[1])),
         "user_rows": user_rows,
         "row_order": "random samples, then edge rows, then user rows; worst_row indexes this order",
-        "tolerance": {"atol": report.atol, "rtol": report.rtol, "rule": "|c - ref| <= atol + rtol * |ref|"},
+        "tolerance": {"atol": report.atol, "rtol": report.rtol, "rule": RULE},
         "outputs": [
             {
                 "index": c.column,
@@ -74,20 +74,23 @@ def parity_dict(report: ParityReport, samples: int, user_rows: int) -> dict[str,
                 "max_ulp": c.max_ulp,
                 "failures": c.failures,
                 "worst_row": c.worst_row,
+                "nan_mismatches": c.nan_mismatches,
             }
             for c in report.columns
         ],
         "worst_input": report.worst_input,
-        "input_ranges": [
-            {
-                "index": j,
-                "min": float(col.min()),
-                "max": float(col.max()),
-                "mean": float(col.mean()),
-                "std": float(col.std()),
-            }
-            for j, col in enumerate(inputs.T)
-        ],
+        # one column in float64 at a time: a float64 copy of millions of rows would be the run's largest array
+        "input_ranges": [_input_range(j, inputs[:, j].astype(np.float64)) for j in range(inputs.shape[1])],
+    }
+
+
+def _input_range(index: int, column: np.ndarray) -> dict[str, Any]:
+    return {
+        "index": index,
+        "min": float(column.min()),
+        "max": float(column.max()),
+        "mean": float(column.mean()),
+        "std": float(column.std()),
     }
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from exporter.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.ir import Activate, Activation, Affine, Broadcast, Concatenate, Dense, Graph, Merge, Reduce
+from exporter.ir.activations import KINDS
 from exporter.ir.columns import ColumnOp, ColumnStage, Function, MulAdd, Select, Standardize
 
 
@@ -53,22 +54,30 @@ class Refused:
 
 Value = Const | Lanes | Data | Refused
 
-# named jax.nn calls -> IR activation (parameters read from the call's constant arguments)
+# jax.nn calls whose IR kind has another name or whose parameters have JAX's defaults (read from the
+# call's constant arguments); a jax.nn function named like an IR kind without parameters maps to it by name
 NAMED: dict[str, Callable[[list[float]], Activation]] = {
-    "relu": lambda a: Activation("relu"),
     "relu6": lambda a: Activation("relu_general", {"negative_slope": 0.0, "max_value": 6.0, "threshold": 0.0}),
-    "sigmoid": lambda a: Activation("sigmoid"),
-    "silu": lambda a: Activation("silu"),
     "swish": lambda a: Activation("silu"),
-    "softplus": lambda a: Activation("softplus"),
     "soft_sign": lambda a: Activation("softsign"),
-    "log_sigmoid": lambda a: Activation("log_sigmoid"),
-    "hard_tanh": lambda a: Activation("hard_tanh"),
     "leaky_relu": lambda a: Activation("leaky_relu", {"negative_slope": a[0] if a else 0.01}),
     "elu": lambda a: Activation("elu", {"alpha": a[0] if a else 1.0}),
     "celu": lambda a: Activation("celu", {"alpha": a[0] if a else 1.0}),
-    "selu": lambda a: Activation("selu"),
 }
+
+
+def named_activation(name: str | None, constants: list[Any]) -> Activation | None:
+    """The IR activation of a named jax.nn call with these constant arguments, or None to trace into it."""
+    import jax
+
+    if name in NAMED:
+        return NAMED[name]([float(np.asarray(c).reshape(-1)[0]) for c in constants])
+    kind = KINDS.get(name or "")
+    if kind is not None and not kind.params and not kind.vector and not constants and hasattr(jax.nn, name or ""):
+        return Activation(name)  # type: ignore[arg-type]
+    return None
+
+
 UNARY = {
     "tanh": "tanh",
     "logistic": "sigmoid",
@@ -221,11 +230,12 @@ class JaxprWalker:
         closed = eqn.params[CALLS[eqn.primitive.name]]
         name = eqn.params.get("name")
         data = [v for v in ins if not isinstance(v, Const)]
-        if name in NAMED and len(data) == 1 and len(eqn.outvars) == 1:
+        constants = [v.value for v in ins if isinstance(v, Const)]
+        activation = named_activation(name, constants) if len(data) == 1 and len(eqn.outvars) == 1 else None
+        if activation is not None:
             x = self.to_data(data[0])
-            args = [float(np.asarray(v.value).reshape(-1)[0]) for v in ins if isinstance(v, Const)]
             width = self.width(x)
-            return [Data(self.b.add(Activate, name, [x.name], width, activation=NAMED[name](args)), x.scalar)]
+            return [Data(self.b.add(Activate, name, [x.name], width, activation=activation), x.scalar)]
         return self.run(getattr(closed, "jaxpr", closed), ins, getattr(closed, "consts", []))
 
     # -- preprocessing: lane bookkeeping ----------------------------------------------------------

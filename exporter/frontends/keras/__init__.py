@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from exporter.errors import ExportError, Problem, UnsupportedModelError
 from exporter.frontends.keras import keras2
+from exporter.frontends.keras.activations import KERAS_ACTIVATIONS
 from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
 from exporter.frontends.keras.layers import LAYERS
@@ -52,17 +53,50 @@ def _stored_config(path: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StoredLayer:
-    """One layer as the file's stored configuration names it, and why it is refused (if it is)."""
+    """One layer as the file's stored configuration names it, and why it is refused (if it is).
+
+    ``by_class``: refused for its class alone, which Keras itself may be unable to load; such a file
+    is refused from its configuration, before Keras is imported. The model itself is a row too when
+    its number of inputs or outputs is refused, so that every problem is listed at once.
+    """
 
     name: str
     cls: str
     problem: Problem | None
+    by_class: bool = False
+
+
+def _activation_problem(entry: dict[str, Any]) -> str | None:
+    """An activation the configuration names and the exporter has no mapping for (a string or a custom function)."""
+    stored = entry.get("config", {}).get("activation")
+    if isinstance(stored, dict):  # a function serialized with its module: built-in ones are stored as strings
+        name, builtin = stored.get("config"), str(stored.get("module", "")).startswith("keras")
+    else:
+        name, builtin = stored, True
+    if stored is None or (builtin and name in KERAS_ACTIVATIONS):
+        return None
+    return f"activation {name!r} is not supported"
+
+
+def _count(refs: Any) -> int:
+    """How many tensors ``input_layers`` / ``output_layers`` name: one ``[name, 0, 0]`` or a list of them."""
+    return 1 if not refs or isinstance(refs[0], str) else len(refs)
+
+
+def _model_problems(config: dict[str, Any]) -> list[StoredLayer]:
+    """The model's own refusals, with the walk's wording: more than two inputs, or not one output."""
+    cls, inner = config.get("class_name", "?"), config.get("config", {})
+    name = inner.get("name", "model")
+    n_in, n_out = _count(inner.get("input_layers")), _count(inner.get("output_layers"))
+    reasons = [f"{n_in} inputs; one, or two for a generator (conditions, noise)"] if n_in > 2 else []
+    reasons += [f"{n_out} outputs; exactly one is supported"] if n_out != 1 else []
+    return [StoredLayer(name, cls, Problem(name, cls, reason)) for reason in reasons]
 
 
 def stored_layers(config: dict[str, Any], prefix: str = "") -> list[StoredLayer]:
-    """Every stored layer, nested models' layers included (named ``outer/inner``), each screened
-    by its class alone: a class with no mapping is refused before Keras is even imported."""
-    layers: list[StoredLayer] = []
+    """Every stored layer, nested models' layers included (named ``outer/inner``), each screened by its
+    class and its activation, after the model's own problems."""
+    layers: list[StoredLayer] = [] if prefix else _model_problems(config)
     for entry in config.get("config", {}).get("layers", []):
         cls = entry.get("class_name", "?")
         name = entry.get("config", {}).get("name", entry.get("name", "?"))
@@ -70,10 +104,26 @@ def stored_layers(config: dict[str, Any], prefix: str = "") -> list[StoredLayer]
             layers += stored_layers(entry, f"{prefix}{name}/")
         elif cls in TF_OP_LAMBDAS:
             label = f"{cls} tf.{entry.get('config', {}).get('function', '?')}"
-            layers.append(StoredLayer(prefix + name, label, _screen(entry, name, cls)))
+            layers.append(_stored(prefix, name, label, _screen(entry, name, cls), entry))
         elif cls != "InputLayer":
-            layers.append(StoredLayer(prefix + name, cls, _screen(entry, name, cls)))
+            layers.append(_stored(prefix, name, cls, _screen(entry, name, cls), entry))
     return layers
+
+
+def _stored(prefix: str, name: str, cls: str, refused: Problem | None, entry: dict[str, Any]) -> StoredLayer:
+    """A stored layer with every reason it is refused: its class's (``by_class``) and its activation's."""
+    activation = _activation_problem(entry)
+    problem = refused
+    if activation is not None and refused is not None:
+        problem = replace(refused, reason=f"{refused.reason}; {activation}")
+    elif activation is not None:
+        problem = Problem(name, cls, activation)
+    return StoredLayer(prefix + name, cls, problem, refused is not None)
+
+
+def refused_from_config(layers: list[StoredLayer]) -> bool:
+    """Whether the configuration alone refuses the model (a layer refused by its class): Keras is not loaded."""
+    return any(layer.by_class for layer in layers)
 
 
 def _screen(entry: dict[str, Any], name: str, cls: str) -> Problem | None:
@@ -134,9 +184,9 @@ def load_keras_file(path: str | os.PathLike[str]) -> Any:
     """
     path = Path(path)
     config = read_stored_config(path)
-    problems = [layer.problem for layer in stored_layers(config) if layer.problem]
-    if problems:
-        raise UnsupportedModelError(path.name, problems)
+    layers = stored_layers(config)
+    if refused_from_config(layers):
+        raise UnsupportedModelError(path.name, [layer.problem for layer in layers if layer.problem])
     keras = _import_keras()
     try:
         if keras2.is_saved_model(path):

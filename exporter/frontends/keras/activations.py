@@ -9,6 +9,7 @@ from typing import Any
 
 from exporter.frontends.builder import Unsupported
 from exporter.ir import LINEAR, Activation
+from exporter.ir.activations import KINDS
 
 
 def relu_activation(negative_slope: float = 0.0, max_value: float | None = None, threshold: float = 0.0) -> Activation:
@@ -36,11 +37,8 @@ def _vector(kind: str) -> Callable[..., Activation]:
     return make
 
 
-def _plain(kind: str) -> Callable[[], Activation]:
-    return lambda: Activation(kind)
-
-
-# Keras function name -> maker taking the function's keyword arguments, defaults as in Keras 3.
+# Keras functions whose IR kind has another name, parameters or Keras' defaults, as makers taking the
+# function's keyword arguments; any other Keras activation named like a plain IR kind maps to it by name.
 KERAS_ACTIVATIONS: dict[str, Callable[..., Activation]] = {
     "linear": lambda: LINEAR,
     "relu": relu_activation,
@@ -51,26 +49,23 @@ KERAS_ACTIVATIONS: dict[str, Callable[..., Activation]] = {
     "gelu": lambda approximate=False: Activation("gelu_tanh" if approximate else "gelu_erf"),
     "softmax": _vector("softmax"),
     "log_softmax": _vector("log_softmax"),
-    **{
-        name: _plain(name)
-        for name in (
-            "selu",
-            "silu",
-            "sigmoid",
-            "hard_sigmoid",
-            "hard_silu",
-            "log_sigmoid",
-            "tanh",
-            "hard_tanh",
-            "softplus",
-            "softsign",
-            "mish",
-            "exponential",
-        )
-    },
+    "swish": lambda: Activation("silu"),
+    "hard_swish": lambda: Activation("hard_silu"),
 }
-KERAS_ACTIVATIONS["swish"] = KERAS_ACTIVATIONS["silu"]
-KERAS_ACTIVATIONS["hard_swish"] = KERAS_ACTIVATIONS["hard_silu"]
+
+
+def keras_activation(name: str, **kwargs: Any) -> Activation:
+    """The IR activation of the Keras activation function ``name`` called with ``kwargs``."""
+    maker = KERAS_ACTIVATIONS.get(name)
+    kind = KINDS.get(name)
+    if maker is None and kind is not None and not kind.params and not kind.vector:
+        maker = functools.partial(Activation, name)
+    if maker is None:
+        raise Unsupported(f"activation {name!r} is not supported")
+    try:
+        return maker(**kwargs)
+    except TypeError as err:
+        raise Unsupported(f"activation {name!r} with arguments {kwargs}: {err}") from None
 
 
 def from_keras(fn: Any) -> Activation:
@@ -81,10 +76,7 @@ def from_keras(fn: Any) -> Activation:
         fn = fn.func
     name = getattr(fn, "__name__", repr(fn))
     module = getattr(fn, "__module__", "") or ""
-    maker = KERAS_ACTIVATIONS.get(name)
-    if maker is None or not module.startswith("keras."):
+    by_name = name not in KERAS_ACTIVATIONS
+    if not module.startswith("keras.") or (by_name and "activations" not in module):
         raise Unsupported(f"activation {name!r} is not supported")
-    try:
-        return maker(**kwargs)
-    except TypeError as err:
-        raise Unsupported(f"activation {name!r} with arguments {kwargs}: {err}") from None
+    return keras_activation(name, **kwargs)

@@ -12,6 +12,7 @@ everything else in them is a constant from the stored configuration.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.keras.activations import KERAS_ACTIVATIONS
+from exporter.frontends.keras.activations import keras_activation
 from exporter.frontends.keras.layers import feature_axis, merge_values, per_feature
 from exporter.ir import Activate, Activation, Affine, Concatenate, Slice
 
@@ -34,28 +35,30 @@ class Tensor:
 OperationMapping = Callable[[Any, Builder, tuple[Any, ...], dict[str, Any]], str]
 OPERATIONS: dict[str, OperationMapping] = {}
 
-# Operation class -> Keras activation function of the same meaning, and the op attributes it takes.
-ACTIVATION_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "Relu": ("relu", ()),
-    "Relu6": ("relu6", ()),
-    "Sigmoid": ("sigmoid", ()),
-    "Tanh": ("tanh", ()),
-    "Exp": ("exponential", ()),
-    "Softplus": ("softplus", ()),
-    "Softsign": ("softsign", ()),
-    "Silu": ("silu", ()),
-    "LogSigmoid": ("log_sigmoid", ()),
-    "LeakyRelu": ("leaky_relu", ("negative_slope",)),
-    "HardSigmoid": ("hard_sigmoid", ()),
-    "HardSilu": ("hard_silu", ()),
-    "HardTanh": ("hard_tanh", ()),
-    "Elu": ("elu", ("alpha",)),
-    "Selu": ("selu", ()),
-    "Celu": ("celu", ("alpha",)),
-    "Gelu": ("gelu", ("approximate",)),
-    "Softmax": ("softmax", ("axis",)),
-    "LogSoftmax": ("log_softmax", ("axis",)),
+# Operation class -> the op attributes its Keras activation function takes. The function is the
+# class name in snake case (LogSigmoid: log_sigmoid), or the one RENAMED names.
+ACTIVATION_OPS: dict[str, tuple[str, ...]] = {
+    "Relu": (),
+    "Relu6": (),
+    "Sigmoid": (),
+    "Tanh": (),
+    "Exp": (),
+    "Softplus": (),
+    "Softsign": (),
+    "Silu": (),
+    "LogSigmoid": (),
+    "LeakyRelu": ("negative_slope",),
+    "HardSigmoid": (),
+    "HardSilu": (),
+    "HardTanh": (),
+    "Elu": ("alpha",),
+    "Selu": (),
+    "Celu": ("alpha",),
+    "Gelu": ("approximate",),
+    "Softmax": ("axis",),
+    "LogSoftmax": ("axis",),
 }
+RENAMED = {"Exp": "exponential"}
 # Elementwise functions with no Keras activation of their own: the IR's kind of the same name.
 FUNCTION_OPS = {"Log": "log", "Log1p": "log1p", "Expm1": "expm1", "Abs": "abs", "Absolute": "abs", "Sqrt": "sqrt"}
 BINARY_OPS = {
@@ -136,10 +139,7 @@ def _binary(kind: str) -> OperationMapping:
 def _activation(kind: str, attributes: tuple[str, ...]) -> OperationMapping:
     def mapping(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         x, width = _unary(b, args)
-        try:
-            act = KERAS_ACTIVATIONS[kind](**{a: getattr(op, a) for a in attributes})
-        except TypeError as err:
-            raise Unsupported(f"{kind} with these arguments: {err}") from None
+        act = keras_activation(kind, **{a: getattr(op, a) for a in attributes})
         return x if act.is_linear else b.add(Activate, op.name, [x], width, activation=act)
 
     return mapping
@@ -153,7 +153,8 @@ def _function(kind: str) -> OperationMapping:
     return mapping
 
 
-for _name, (_kind, _attributes) in ACTIVATION_OPS.items():
+for _name, _attributes in ACTIVATION_OPS.items():
+    _kind = RENAMED.get(_name) or re.sub(r"(?<!^)(?=[A-Z])", "_", _name).lower()
     handles(_name)(_activation(_kind, _attributes))
 for _name, _kind in FUNCTION_OPS.items():
     handles(_name)(_function(_kind))

@@ -164,11 +164,13 @@ def _generator_inputs(b: Builder, model: Any, widths: list[int], noise: int) -> 
             b.refuse(model.name, cls, f"noise = {noise}, but the model's second input (the noise) has {widths[1]}", 1)
         x, r = b.value(widths[0]), b.value(widths[1])
         return x, r, [x, r]
-    if len(widths) != 1:
+    if len(widths) != 1:  # each input still gets its own value, so the walk finds the layers' real problems
         b.refuse(model.name, cls, f"{len(widths)} inputs; one, or two for a generator (conditions, noise)", 1)
+        feeds = [b.value(w) for w in widths]
+        return feeds[0], None, feeds
     if not noise:
         x = b.value(widths[0])
-        return x, None, [x] * len(widths)
+        return x, None, [x]
     if noise >= widths[0]:
         b.refuse(model.name, cls, f"noise = {noise}, but the model's input has only {widths[0]} entries", 1)
         x = b.value(widths[0])
@@ -198,8 +200,3 @@ def walk_keras(model: Any, source: str, noise: int = 0) -> Walked:
     outputs = walker.walk(model, feeds)
     joined = feeds[0] if r is not None and len(feeds) == 1 else None
     return Walked(b, x, outputs[0], walker.origins, r, joined)
-
-
-def keras_to_ir(model: Any, source: str) -> Graph:
-    """The IR of a loaded Keras model; raises ``UnsupportedModelError`` listing every problem."""
-    return walk_keras(model, source).graph()

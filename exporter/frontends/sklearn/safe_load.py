@@ -10,6 +10,8 @@ trusting only the supported types.
 
 from __future__ import annotations
 
+import functools
+import importlib
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -17,19 +19,8 @@ from unittest import mock
 from exporter.errors import ExportError
 from exporter.ir.columns import FUNCTIONS
 
-_SKLEARN = {
-    "sklearn.preprocessing._data": {
-        "StandardScaler",
-        "MinMaxScaler",
-        "MaxAbsScaler",
-        "RobustScaler",
-        "QuantileTransformer",
-        "PowerTransformer",
-    },
-    "sklearn.preprocessing._function_transformer": {"FunctionTransformer"},
-    "sklearn.pipeline": {"Pipeline"},
-    "sklearn.compose._column_transformer": {"ColumnTransformer", "_RemainderColsList"},
-}
+# what fitted transformers hold besides transformers, numbers and arrays
+_SKLEARN_HELD = {"sklearn.compose._column_transformer": {"_RemainderColsList"}}
 _NUMPY = {
     "numpy": {"dtype", "ndarray", *FUNCTIONS},
     "numpy.core.multiarray": {"_reconstruct", "scalar"},
@@ -45,7 +36,22 @@ _NUMPY = {
     "builtins": {"slice"},
     "joblib.numpy_pickle": {"NumpyArrayWrapper"},
 }
-ALLOWED = {module: _SKLEARN.get(module, set()) | _NUMPY.get(module, set()) for module in {*_SKLEARN, *_NUMPY}}
+
+
+@functools.lru_cache(maxsize=1)
+def allowed() -> dict[str, set[str]]:
+    """module -> the names that may be unpickled from it: every transformer the exporter maps
+    (``transformers.handles``, found where scikit-learn defines it), what they hold, numpy's types."""
+    from exporter.frontends.sklearn.transformers import IMPORT_PATHS
+
+    names: dict[str, set[str]] = {module: set(held) for module, held in (*_NUMPY.items(), *_SKLEARN_HELD.items())}
+    for path in IMPORT_PATHS:
+        public, _, name = path.rpartition(".")
+        cls = getattr(importlib.import_module(public), name)
+        names.setdefault(cls.__module__, set()).add(name)
+    return names
+
+
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 SUFFIXES = (*PICKLE_SUFFIXES, ".skops")
 
@@ -56,7 +62,7 @@ class _Refusing:
     path: str = ""
 
     def find_class(self, module: str, name: str) -> Any:
-        if name in ALLOWED.get(module, ()):
+        if name in allowed().get(module, ()):
             return super().find_class(module, name)  # type: ignore[misc]
         if module.startswith("sklearn."):  # any estimator class: refused later by name, with its step path
             from sklearn.base import BaseEstimator
@@ -91,7 +97,7 @@ def _load_skops(path: Path) -> Any:
     except ImportError:
         raise ExportError(f"{path}: reading .skops files needs the skops package (pip install skops)") from None
     untrusted = sio.get_untrusted_types(file=path)
-    refused = [t for t in untrusted if t.rsplit(".", 1)[-1] not in ALLOWED.get(t.rsplit(".", 1)[0], ())]
+    refused = [t for t in untrusted if t.rsplit(".", 1)[-1] not in allowed().get(t.rsplit(".", 1)[0], ())]
     if refused:
         raise ExportError(f"{path}: refusing to load untrusted types {refused}")
     return sio.load(path, trusted=untrusted)

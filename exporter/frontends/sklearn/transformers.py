@@ -16,20 +16,21 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import Problem, UnsupportedModelError
+from exporter.frontends.builder import Unsupported
 from exporter.ir.columns import FUNCTIONS, ColumnOp, ColumnStage, Function, MulAdd, Power, Quantile, Select, Standardize
 
 Mapping = Callable[[Any, int, str, list[Problem]], list[ColumnOp]]
-TRANSFORMERS: dict[str, Mapping] = {}
+TRANSFORMERS: dict[str, Mapping] = {}  # class name -> mapping
+IMPORT_PATHS: list[str] = []  # each class where scikit-learn exports it: the safe loader's allow-list
 
 
-class Refused(Exception):
-    """A mapping cannot translate this (fitted) transformer; the message says why."""
+def handles(*paths: str) -> Callable[[Mapping], Mapping]:
+    """Register a mapping for the classes at ``paths`` (``sklearn.preprocessing.StandardScaler``)."""
 
-
-def handles(*class_names: str) -> Callable[[Mapping], Mapping]:
     def register(fn: Mapping) -> Mapping:
-        for name in class_names:
-            TRANSFORMERS[name] = fn
+        for path in paths:
+            TRANSFORMERS[path.rpartition(".")[2]] = fn
+            IMPORT_PATHS.append(path)
         return fn
 
     return register
@@ -42,62 +43,51 @@ def _all(n: int) -> tuple[int, ...]:
 def _fitted(est: Any, *attributes: str) -> None:
     missing = [a for a in attributes if not hasattr(est, a)]
     if missing:
-        raise Refused(f"{type(est).__name__} is not fitted (no {', '.join(missing)})")
-
-
-def _finite(*arrays: Any) -> None:
-    for array in arrays:
-        if not np.all(np.isfinite(np.asarray(array, dtype=np.float64))):
-            raise Refused("fitted parameters contain NaN or infinity")
+        raise Unsupported(f"{type(est).__name__} is not fitted (no {', '.join(missing)})")
 
 
 def _scaler(est: Any, n: int, path: str, fitted: tuple[str, str], center: Any, scale: Any) -> list[ColumnOp]:
     """``(x - center) / scale`` with an optional part switched off (0 or 1), as sklearn's scalers do."""
     _fitted(est, *fitted)
-    _finite(center, scale)
     return [Standardize(path, _all(n), center, scale)]
 
 
-@handles("StandardScaler")
+@handles("sklearn.preprocessing.StandardScaler")
 def standard_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     center = getattr(est, "mean_", None) if est.with_mean else 0.0
     scale = getattr(est, "scale_", None) if est.with_std else 1.0
     return _scaler(est, n, path, ("scale_", "mean_"), center, scale)
 
 
-@handles("RobustScaler")
+@handles("sklearn.preprocessing.RobustScaler")
 def robust_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     center = getattr(est, "center_", None) if est.with_centering else 0.0
     scale = getattr(est, "scale_", None) if est.with_scaling else 1.0
     return _scaler(est, n, path, ("center_", "scale_"), center, scale)
 
 
-@handles("MaxAbsScaler")
+@handles("sklearn.preprocessing.MaxAbsScaler")
 def max_abs_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     _fitted(est, "scale_")
-    _finite(est.scale_)
     return [Standardize(path, _all(n), 0.0, est.scale_)]
 
 
-@handles("MinMaxScaler")
+@handles("sklearn.preprocessing.MinMaxScaler")
 def min_max_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     _fitted(est, "scale_", "min_")
-    _finite(est.scale_, est.min_)
     clip = (float(est.feature_range[0]), float(est.feature_range[1])) if est.clip else None
     return [MulAdd(path, _all(n), est.scale_, est.min_, clip)]
 
 
-@handles("QuantileTransformer")
+@handles("sklearn.preprocessing.QuantileTransformer")
 def quantile_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     _fitted(est, "quantiles_", "references_")
-    _finite(est.quantiles_)
     return [Quantile(path, _all(n), est.quantiles_, est.references_, est.output_distribution == "normal")]
 
 
-@handles("PowerTransformer")
+@handles("sklearn.preprocessing.PowerTransformer")
 def power_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     _fitted(est, "lambdas_")
-    _finite(est.lambdas_)
     ops: list[ColumnOp] = [Power(path, _all(n), est.method, est.lambdas_)]
     if est.standardize:
         ops.append(Standardize(f"{path} (standardize)", _all(n), est._scaler.mean_, est._scaler.scale_))
@@ -110,23 +100,23 @@ def _function_kind(fn: Any, role: str) -> str | None:
     for kind in FUNCTIONS:
         if fn is getattr(np, kind):
             return kind
-    raise Refused(f"{role} {getattr(fn, '__name__', fn)!r} is not one of numpy's {', '.join(FUNCTIONS)} (or None)")
+    raise Unsupported(f"{role} {getattr(fn, '__name__', fn)!r} is not one of numpy's {', '.join(FUNCTIONS)} (or None)")
 
 
-@handles("FunctionTransformer")
+@handles("sklearn.preprocessing.FunctionTransformer")
 def function_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     if est.kw_args or est.inv_kw_args:
-        raise Refused("kw_args / inv_kw_args are not supported")
+        raise Unsupported("kw_args / inv_kw_args are not supported")
     kind = _function_kind(est.func, "func")
     inverse = _function_kind(est.inverse_func, "inverse_func")
     if kind is None and inverse is None:
         return []
     if kind is None:  # identity forward, a real inverse: keep the inverse, with an identity forward op
-        raise Refused("func=None with an inverse_func is not supported")
+        raise Unsupported("func=None with an inverse_func is not supported")
     return [Function(path, _all(n), kind, inverse)]
 
 
-@handles("Pipeline")
+@handles("sklearn.pipeline.Pipeline")
 def pipeline(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     ops: list[ColumnOp] = []
     width = n
@@ -147,20 +137,20 @@ def _column_indices(columns: Any, n: int) -> list[int]:
         return [int(i) for i in np.flatnonzero(array)]
     if array.dtype.kind in "iu":
         return [int(i) % n for i in array.reshape(-1)]
-    raise Refused(f"columns {columns!r}: only integer indices, slices and boolean masks are supported (no names)")
+    raise Unsupported(f"columns {columns!r}: only integer indices, slices and boolean masks are supported (no names)")
 
 
-@handles("ColumnTransformer")
+@handles("sklearn.compose.ColumnTransformer")
 def column_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     _fitted(est, "transformers_")
     if getattr(est, "sparse_output_", False):
-        raise Refused("sparse output is not supported")
+        raise Unsupported("sparse output is not supported")
     layout: list[int] = []
     blocks: list[tuple[int, list[ColumnOp]]] = []
     for name, trans, columns in est.transformers_:
         try:
             indices = _column_indices(columns, n)
-        except Refused as err:
+        except Unsupported as err:
             problems.append(Problem(f"{path} / {name}", type(trans).__name__, str(err), "step"))
             continue
         if trans == "drop" or not indices:
@@ -192,10 +182,15 @@ def convert(est: Any, n: int, path: str, problems: list[Problem]) -> list[Column
         problems.append(Problem(path, cls, f"fitted on {expected} columns, but receives {n}", "step"))
         return []
     try:
-        return mapping(est, n, path, problems)
-    except Refused as err:
+        ops = mapping(est, n, path, problems)
+    except Unsupported as err:
         problems.append(Problem(path, cls, str(err), "step"))
         return []
+    refusals = [reason for op in ops if (reason := op.refusal())]
+    if refusals:
+        problems.append(Problem(path, cls, refusals[0], "step"))
+        return []
+    return ops
 
 
 def transformer_stage(est: Any, name: str, n_inputs: int | None = None) -> ColumnStage:

@@ -1,0 +1,87 @@
+"""The instruction-set variants a network's code is written for, and how each blocks its Dense sums.
+
+Lamarr builds every model with ``gcc -std=c99 -O3`` and no ``-march``, on grid nodes from
+x86-64-v2 to v4, so the generated file carries the network code once per variant below and
+picks one per call with ``__builtin_cpu_supports`` (x86-64, GCC >= 12 or Clang >= 14; elsewhere
+the preprocessor keeps the baseline alone). A per-call check rather than ``target_clones``
+because the variants differ in their source (register blocking), not only in their flags, and
+it needs no ifunc (musl, C++ builds of the file) and no mutable state of ours.
+
+Every output's sum is bias + x[0] w[0] + x[1] w[1] + ... in that order in every variant, for
+every block shape: the blocking only chooses which sums are in registers together, so the
+variants give the same bits (ISO C mode, no FMA contraction; Clang is told so by a pragma).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from exporter.errors import InputError
+
+DISPATCH_MODES = ("auto", "none")
+DEFAULT_DISPATCH = "auto"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One instruction set: its C ``target`` (None: whatever the compiler targets), its level for
+    the dispatch, and the register blocking measured fastest for it on the efficiency network.
+
+    ``row_columns``: output columns summed at once for one row (per-row calls);
+    ``batch_rows`` x ``batch_columns``: the block of ``SYMBOL_batch``, each weight loaded once
+    for ``batch_rows`` rows. Counts are for float; double sums half as many columns at once.
+    The sums take half the vector registers or more (SSE2: 8 of 16 xmm; AVX2: 8 of 16 ymm;
+    AVX-512: 8 of 32 zmm for one row, 16 for a batch block), enough independent adds to hide
+    their latency; more spill (AVX2 with 32 columns per row kept one sum on the stack, which
+    made it slower than SSE2).
+    """
+
+    name: str  # as the banner and the benchmark name it
+    suffix: str  # appended to the static function names
+    level: int  # what SYMBOL_isa() returns for it
+    target: str | None
+    features: tuple[str, ...]  # what __builtin_cpu_supports must confirm before it runs
+    row_columns: int
+    batch_rows: int
+    batch_columns: int
+
+    def columns(self, rows: int, real: str) -> int:
+        per_row = self.row_columns if rows == 1 else self.batch_columns
+        return max(1, per_row // 2) if real == "double" else per_row
+
+
+_V3_FEATURES = ("avx2", "fma", "bmi", "bmi2")
+BASELINE = Variant("baseline", "", 1, None, (), row_columns=32, batch_rows=2, batch_columns=16)
+V3 = Variant("x86-64-v3", "_v3", 3, "arch=x86-64-v3", _V3_FEATURES, row_columns=64, batch_rows=4, batch_columns=16)
+V4 = Variant(
+    "x86-64-v4",
+    "_v4",
+    4,
+    "arch=x86-64-v4",
+    (*_V3_FEATURES, "avx512f", "avx512bw", "avx512dq", "avx512vl"),
+    row_columns=128,
+    batch_rows=4,
+    batch_columns=64,
+)
+VARIANTS = {"auto": (BASELINE, V3, V4), "none": (BASELINE,)}
+
+
+CPUINFO_NAMES = {"bmi": "bmi1"}  # Linux's /proc/cpuinfo name where it differs from __builtin_cpu_supports'
+
+
+def missing_on_this_cpu(variant: Variant, cpuinfo: str = "/proc/cpuinfo") -> list[str]:
+    """The features ``variant`` needs that this (Linux) CPU lacks: tests and benchmarks force only
+    the variants it can run. Without /proc/cpuinfo every feature counts as missing."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return list(variant.features)
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return [f for f in variant.features if CPUINFO_NAMES.get(f, f) not in flags]
+
+
+def check_dispatch(mode: str) -> str:
+    if mode not in DISPATCH_MODES:
+        raise InputError("dispatch", f"{mode!r}: choose one of {', '.join(DISPATCH_MODES)}")
+    return mode

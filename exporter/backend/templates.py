@@ -1,0 +1,44 @@
+"""The Jinja environment the backend renders with, and where the shipped templates are."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import NoReturn
+
+import jinja2
+
+from exporter.backend.literals import c_array, c_comment, c_double, c_doubles, c_float
+
+
+def shipped_dir(name: str, marker: str) -> Path:
+    """A folder that ships inside the wheel as exporter/<name>; in a checkout it sits at the top."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / name, here.parent / name):
+        if (candidate / marker).is_file():
+            return candidate
+    raise RuntimeError(f"{name}/ not found next to {here}")
+
+
+def template_dir() -> Path:
+    return shipped_dir("templates", "model.c.j2")
+
+
+def _fail(message: str) -> NoReturn:
+    raise jinja2.TemplateError(message)
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dir()),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(c_float=c_float, c_array=c_array, c_comment=c_comment, c_double=c_double, c_doubles=c_doubles)
+    env.globals.update(fail=_fail, inf=math.inf)
+    return env
