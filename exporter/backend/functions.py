@@ -3,8 +3,8 @@
 A network becomes a :class:`NetworkFunction` (its ops as :class:`Step` s, rendered for one row and
 for a block of rows, per instruction set), a column stage a :class:`ColumnsFunction`, a whole chain a
 :class:`ComposedFunction` calling its stages in turn; scikinC's names for a chain's steps are
-:class:`AliasFunction` s and a :class:`JoinedFunction`, a pipeline of chains a :class:`PipelineFunction`. Every step sees the :class:`Target` (symbol,
-C type, math mode) it is rendered for.
+:class:`AliasFunction` s and a :class:`JoinedFunction`, a pipeline of chains a :class:`PipelineFunction`.
+Every step sees the :class:`Target` (symbol, C type, math mode) it is rendered for.
 """
 
 from __future__ import annotations
@@ -319,8 +319,9 @@ def _scikinc_names(symbol: str, parts: list[ExportedFunction], real: str) -> lis
             aliases.append(AliasFunction(names[p.name], p.n_inputs, p.n_outputs, 0, "", real, parts=[p.name]))
         elif isinstance(p, NetworkFunction) and p.n_noise:
             n_in, stack = p.n_inputs + p.n_noise, REAL_SIZE[real] * p.n_noise + p.stack_bytes
-            scratch = f"{symbol}_dnn_noise"
-            aliases.append(JoinedFunction(f"{symbol}_dnn", n_in, p.n_outputs, stack, scratch, real, 0, [p.name], p.n_noise))
+            joined = JoinedFunction(f"{symbol}_dnn", n_in, p.n_outputs, stack, f"{symbol}_dnn_noise", real)
+            joined.parts, joined.width = [p.name], p.n_noise
+            aliases.append(joined)
     return aliases
 
 
