@@ -52,8 +52,10 @@
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of rich_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -139,8 +141,10 @@ float *rich_muon_tY_inverse_batch(float *output, const float *input, size_t n);
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of muon_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -226,8 +230,10 @@ float *muon_muon_tY_inverse_batch(float *output, const float *input, size_t n);
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidmu_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -317,8 +323,10 @@ float *gpidmu_muon_tY_inverse_batch(float *output, const float *input, size_t n)
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidh_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -402,8 +410,10 @@ float *gpidh_muon_tY_inverse_batch(float *output, const float *input, size_t n);
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 144 bytes of
  * scratch on the stack per call of ismuon_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -467,8 +477,10 @@ float *ismuon_muon_preprocess_inverse_batch(float *output, const float *input, s
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of rich_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -554,8 +566,10 @@ float *rich_pion_tY_inverse_batch(float *output, const float *input, size_t n);
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of muon_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -641,8 +655,10 @@ float *muon_pion_tY_inverse_batch(float *output, const float *input, size_t n);
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidmu_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -732,8 +748,10 @@ float *gpidmu_pion_tY_inverse_batch(float *output, const float *input, size_t n)
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidh_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -817,8 +835,10 @@ float *gpidh_pion_tY_inverse_batch(float *output, const float *input, size_t n);
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 144 bytes of
  * scratch on the stack per call of ismuon_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -882,8 +902,10 @@ float *ismuon_pion_preprocess_inverse_batch(float *output, const float *input, s
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of rich_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -969,8 +991,10 @@ float *rich_kaon_tY_inverse_batch(float *output, const float *input, size_t n);
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of muon_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1056,8 +1080,10 @@ float *muon_kaon_tY_inverse_batch(float *output, const float *input, size_t n);
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidmu_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1147,8 +1173,10 @@ float *gpidmu_kaon_tY_inverse_batch(float *output, const float *input, size_t n)
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidh_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1232,8 +1260,10 @@ float *gpidh_kaon_tY_inverse_batch(float *output, const float *input, size_t n);
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 144 bytes of
  * scratch on the stack per call of ismuon_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1297,8 +1327,10 @@ float *ismuon_kaon_preprocess_inverse_batch(float *output, const float *input, s
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of rich_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1384,8 +1416,10 @@ float *rich_proton_tY_inverse_batch(float *output, const float *input, size_t n)
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of muon_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1471,8 +1505,10 @@ float *muon_proton_tY_inverse_batch(float *output, const float *input, size_t n)
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidmu_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1562,8 +1598,10 @@ float *gpidmu_proton_tY_inverse_batch(float *output, const float *input, size_t 
  * A generator: `random` holds 64 standard-normal numbers drawn by the caller
  * (read only; it must not overlap `output`).
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidh_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1647,8 +1685,10 @@ float *gpidh_proton_tY_inverse_batch(float *output, const float *input, size_t n
  * Each reads its inputs from `input`, writes its outputs to `output` and returns `output`.
  * `output` may be the same buffer as `input` (in-place call); otherwise they must not overlap.
  * NAME_batch(output, input, [random,] n) does the same for n consecutive rows (its buffers must not overlap),
- * with the same bits as n calls of NAME; a network computes 2 rows at a time, so that
+ * with the same bits as n calls of NAME; a network computes several rows at a time, so that
  * each weight is used for several rows.
+ * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
+ * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 144 bytes of
  * scratch on the stack per call of ismuon_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
