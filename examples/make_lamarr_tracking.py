@@ -9,8 +9,9 @@ Lamarr's tracking is four models loaded from one shared library by symbol (see
   joined by a Concatenate inside the model, then Dense(32, tanh) and 4 residual blocks written
   ``x = x + x_`` as Lamarr's Keras 3 notebooks write them (operation nodes, not Add layers); its targets
   are QuantileTransformer-ed, so the export applies the inverse.
-- ``covariance`` (15 conditions + 128 noise -> 15): the same, with a Pipeline (StandardScaler, then
-  QuantileTransformer) as the target transform.
+- ``covariance`` (15 conditions + 128 noise -> 15): the same, with Lamarr's own target transform: a
+  Pipeline of a StandardScaler named "minmax", Lamarr's ``DecorrTransformer`` (from the user module
+  ``examples/lamarr_utils.py``, so the manifest trusts it) and a QuantileTransformer to a normal.
 
 Widths are 32, not Lamarr's 128, to keep the committed files small (the exporter does not care). The
 conditions of all four are preprocessed with the efficiency model's ``efficiency_tX.pkl`` (covariance:
@@ -67,6 +68,7 @@ def targets(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
 
 def main() -> None:
     import keras
+    from lamarr_utils import DecorrTransformer
     from make_efficiency import synthetic_tracks
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import QuantileTransformer, StandardScaler
@@ -90,7 +92,11 @@ def main() -> None:
     cov_conditions = np.c_[x, resolution[:, :3]]
     tx_covariance = StandardScaler().fit(cov_conditions)
     ty_covariance = Pipeline(
-        [("scale", StandardScaler()), ("quantile", QuantileTransformer(n_quantiles=100, output_distribution="normal"))]
+        [
+            ("minmax", StandardScaler()),  # Lamarr's name for it
+            ("decorr", DecorrTransformer()),
+            ("quantile", QuantileTransformer(n_quantiles=100, output_distribution="normal")),
+        ]
     ).fit(covariance)
     for name, conditions, y, ty in (
         ("resolution", xs, resolution, ty_resolution),

@@ -8,6 +8,7 @@ Importing this package does not import any ML framework.
 from exporter.api import Export, export_chain, export_flax, export_keras, export_transformer
 from exporter.composed import PipelineSpec, StageSpec
 from exporter.errors import ExportError, UnsupportedModelError
+from exporter.extend import register_layer, register_transformer
 from exporter.parity import ParityReport, check_parity, make_inputs
 from exporter.pipeline import Checks, Outputs, Result, export_spec
 from exporter.spec import ModelSpec
@@ -32,4 +33,6 @@ __all__ = [
     "export_spec",
     "export_transformer",
     "make_inputs",
+    "register_layer",
+    "register_transformer",
 ]

@@ -28,6 +28,7 @@ from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resol
 from exporter.backend.naming import check_symbol, symbol_from_stem
 from exporter.errors import ExportError, InputError
 from exporter.frontends.loaded import LoadedModel
+from exporter.frontends.sklearn.trust import Trust
 from exporter.ir import Activation, Graph
 from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, with_output_activation
 from exporter.ir.columns import ColumnStage, Function, NotInvertible
@@ -192,17 +193,19 @@ def export_keras(
     return export_chain(model, name=name, math=math, dtype=dtype, dispatch=dispatch)
 
 
-def _transformer(thing: Any) -> tuple[Any, str]:
+def _transformer(thing: Any, trust: Sequence[str] = ()) -> tuple[Any, str]:
     from exporter.frontends.sklearn import load_transformer_file
 
     if isinstance(thing, (str, os.PathLike)):
-        return load_transformer_file(thing), Path(thing).stem
+        return load_transformer_file(thing, tuple(trust)), Path(thing).stem
     return thing, type(thing).__name__
 
 
 def _recorded_width(est: Any, given: int) -> int:
     """The number of columns a transformer was fitted on, or ``given`` when it records none."""
-    return int(getattr(est, "n_features_in_", given))
+    from exporter.frontends.sklearn.transformers import n_columns
+
+    return n_columns(est) or given
 
 
 def _step_label(thing: Any, est: Any) -> str:
@@ -228,13 +231,16 @@ def export_chain(
     math: str | None = None,
     dtype: str = "float",
     noise: int = 0,
+    trust: Sequence[str] = (),
     dispatch: str = DEFAULT_DISPATCH,
     scikinc_names: bool = False,
 ) -> Export:
     """A Lamarr chain: raw inputs -> log(columns) -> preprocess... -> network -> activation -> inverse target.
 
     ``model`` is a Keras file or model (or None for preprocessing alone); transformers are
-    fitted scikit-learn objects or their .pkl/.joblib/.skops files. A generator (a Keras model with
+    fitted scikit-learn objects or their .pkl/.joblib/.skops files. ``trust`` names your own
+    modules whose classes and functions those files may load (``["lamarr_utils"]``), see
+    docs/custom-preprocessing.md. A generator (a Keras model with
     two inputs, conditions and noise, or ``noise`` > 0 trailing noise entries in its one input)
     gets the caller's noise after the preprocessing: ``SYMBOL(output, input, random)``.
     ``scikinc_names`` also exports each step under the name scikinC gave it, for Lamarr's glue.
@@ -251,7 +257,8 @@ def export_chain(
         raise InputError("output_activation", f"{output_activation!r}: choose one of {choices}")
     if noise < 0 or (noise and model is None):
         raise InputError("noise", f"{noise}: a generator needs a network and at least one noise entry")
-    pre_transformers = [_transformer(t) for t in preprocess]
+    trust = Trust.of(trust).modules  # checked before any file is read
+    pre_transformers = [_transformer(t, trust) for t in preprocess]
     net_loaded = _load_network(model, noise) if model is not None else None
     if noise and net_loaded is not None and net_loaded.graph.n_noise != noise:
         raise InputError("noise", f"{noise}: only Keras generators take noise ({_name_of(model)} does not)")
@@ -270,7 +277,7 @@ def export_chain(
     if inner_pre is not None:
         pre = inner_pre if pre is None else pre.then(inner_pre)
     post = None
-    target = _transformer(target_transform) if target_transform is not None else None
+    target = _transformer(target_transform, trust) if target_transform is not None else None
     if target is not None:
         given = net.n_outputs if net is not None else pre.n_outputs if pre is not None else 0
         try:
@@ -311,7 +318,7 @@ def export_chain(
 
     frameworks = [net_loaded.framework] if net_loaded else []
     versions = [f"{net_loaded.framework} {net_loaded.framework_version}"] if net_loaded else []
-    if pre_transformers or target is not None:
+    if (pre_transformers or target is not None) and "scikit-learn" not in frameworks:
         import sklearn
 
         frameworks.append("scikit-learn")
@@ -327,6 +334,11 @@ def export_chain(
 def _load_network(model: Any, noise: int = 0) -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model
+    from exporter.frontends.sklearn.safe_load import SUFFIXES
+    from exporter.frontends.sklearn.trees import is_tree_model, load_trees
+
+    if is_tree_model(model) or (isinstance(model, (str, os.PathLike)) and Path(model).suffix in SUFFIXES):
+        return load_trees(model)  # a tree model is the network of its chain
     from exporter.frontends.keras import load_keras
 
     return load_keras(model, noise)
@@ -353,6 +365,7 @@ def export_flax(
     output_activation: str | None = None,
     math: str | None = None,
     dtype: str = "float",
+    trust: Sequence[str] = (),
     dispatch: str = DEFAULT_DISPATCH,
     scikinc_names: bool = False,
 ) -> Export:
@@ -374,11 +387,12 @@ def export_flax(
         name=symbol,
         math=math,
         dtype=dtype,
+        trust=trust,
         dispatch=dispatch,
         scikinc_names=scikinc_names,
     )
 
 
-def export_transformer(transformer: Any, name: str | None = None) -> Export:
+def export_transformer(transformer: Any, name: str | None = None, trust: Sequence[str] = ()) -> Export:
     """A fitted transformer alone: ``SYMBOL`` (transform) and ``SYMBOL_inverse`` where it has one."""
-    return export_chain(preprocess=[transformer], name=name)
+    return export_chain(preprocess=[transformer], name=name, trust=trust)

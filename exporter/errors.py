@@ -45,3 +45,22 @@ class UnsupportedModelError(ExportError):
         lines = "\n".join(f"  - {p}" for p in problems)
         kinds = "/".join(sorted({p.kind for p in problems}))
         super().__init__(f"{source}: cannot export {len(problems)} {kinds}(s):\n{lines}")
+
+
+class UntrustedError(ExportError):
+    """A file names a class or function of a module the user has not said they trust.
+
+    The message says how to trust it; the model spec re-words that hint the way the user
+    gives settings (``--trust M`` on the command line, ``trust = ["M"]`` in a manifest).
+    """
+
+    def __init__(self, path: str, module: str, name: str):
+        self.path, self.module, self.name = path, module, name
+        super().__init__(self.worded(f'trust=["{module}"]'))
+
+    def worded(self, how: str) -> str:
+        """The message, ``how`` being the setting that trusts the module in the user's words."""
+        return (
+            f"{self.path}: refusing to load {self.module}.{self.name} from your module {self.module}: "
+            f"loading it runs that module's code. If you trust it, add {how}"
+        )

@@ -9,6 +9,7 @@ library by symbol, so the manifest lists every model under the symbol it gets::
     preprocess = ["resolution_tX.pkl"]
     target_transform = "resolution_tY.pkl"
     noise = 128
+    trust = ["lamarr_utils"]              # your modules the transformer files may load (from this folder)
 
 A pipeline (``[pipelines.NAME]``, see ``exporter/composed.py``) calls models of the same manifest
 in turn inside one C function::
@@ -47,7 +48,9 @@ if TYPE_CHECKING:
     from exporter.composed import PipelineExport
     from exporter.progress import Progress
 
-KEYS = "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise".split()
+KEYS = (
+    "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise trust"
+).split()
 PIPELINE_KEYS = "n_inputs n_random stages output scikinc_names".split()
 STAGE_KEYS = "model reads noise".split()
 
@@ -83,6 +86,12 @@ class _Reader:
             raise self.words.about(key, f"{path}: no such file")
         return path
 
+    def strings(self, key: str, what: str) -> list[str]:
+        values = self.get(key, list, f"a list of {what}") or []
+        if not all(isinstance(v, str) for v in values):
+            raise self.words.about(key, f"expected a list of {what} (strings), got {values!r}")
+        return values
+
     def ints(self, key: str) -> list[int]:
         values = self.get(key, list, "a list of integers") or []
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
@@ -100,9 +109,7 @@ def _entry(manifest: Path, symbol: str, table: Any) -> ModelSpec:
     unknown = sorted(set(table) - set(KEYS))
     if unknown:
         raise words.about(unknown[0], f"unknown key (the keys are {', '.join(KEYS)})")
-    pre = r.get("preprocess", list, "a list of transformer files")
-    if pre is not None and not all(isinstance(p, str) for p in pre):
-        raise words.about("preprocess", f"expected a list of file paths, got {pre!r}")
+    pre = r.strings("preprocess", "file paths")
     flax_kwargs = r.get("flax_kwargs", (dict, str), "a table or a JSON string") or {}
     if isinstance(flax_kwargs, str):
         with words.wording():
@@ -114,11 +121,12 @@ def _entry(manifest: Path, symbol: str, table: Any) -> ModelSpec:
         flax_kwargs=flax_kwargs,
         params=r.path("params"),
         n_inputs=r.get("n_inputs", int, "an integer"),
-        preprocess=[r.path("preprocess", p) for p in pre or []],  # type: ignore[misc]
+        preprocess=[r.path("preprocess", p) for p in pre],  # type: ignore[misc]
         log_columns=r.ints("log_columns"),
         target_transform=r.path("target_transform"),
         output_activation=r.get("output_activation", str, "a string"),
         noise=r.get("noise", int, "an integer") or 0,
+        trust=r.strings("trust", "module names"),
         import_from=manifest.parent,
         words=words,
     )

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exporter.backend.isa import DEFAULT_DISPATCH
-from exporter.errors import ExportError, InputError
+from exporter.errors import ExportError, InputError, UntrustedError
 from exporter.frontends.sklearn.safe_load import SUFFIXES
+from exporter.frontends.sklearn.trust import Trust
 
 if TYPE_CHECKING:
     from exporter.api import Export
@@ -49,6 +50,14 @@ class Words:
             return ExportError(f"{self.where} {name}: {message}")
         return ExportError(f"{self(name)} {message}")
 
+    def add_to(self, name: str, value: str) -> str:
+        """How the user adds ``value`` to the list ``name``: ``--trust M``, ``trust = ["M"] to ...``, ``trust=[M]``."""
+        if self.where:
+            return f'{name} = ["{value}"] to {self.where}'
+        if name in self.names:
+            return f"{self(name)} {value}"
+        return f'{name}=["{value}"]'
+
     def rule(self, name: str, message: str) -> ExportError:
         """An error about how fields go together; ``message`` names the fields itself."""
         return ExportError(f"{self.where} {name}: {message}" if self.where else message)
@@ -58,6 +67,8 @@ class Words:
         """Re-word the errors of the block: an input error in the user's words, any error prefixed by ``where``."""
         try:
             yield
+        except UntrustedError as err:
+            raise ExportError(err.worded(self.add_to("trust", err.module))) from None
         except InputError as err:
             raise self.about(err.field, err.message) from None
         except ExportError as err:
@@ -87,7 +98,9 @@ class ModelSpec:
     """One model and its chain: a Keras file, a Flax module, or a transformer file on its own.
 
     ``name`` is the C symbol (None: made from the model's name). ``import_from`` is the folder
-    a Flax module named ``package.module:Class`` is imported from (a manifest's folder).
+    a Flax module named ``package.module:Class`` and the ``trust``-ed modules (the user's own,
+    whose classes and functions the transformer files may load) are imported from (a manifest's
+    folder; None: the working directory).
     """
 
     name: str | None = None
@@ -103,6 +116,7 @@ class ModelSpec:
     noise: int = 0
     math: str | None = None
     dtype: str = "float"
+    trust: list[str] = field(default_factory=list)
     dispatch: str = DEFAULT_DISPATCH
     scikinc_names: bool = False  # each step also under scikinC's name (a pipeline's stages, for Lamarr's glue)
     import_from: Path | None = None
@@ -120,7 +134,10 @@ class ModelSpec:
 
     @property
     def is_transformer(self) -> bool:
-        return self.model is not None and Path(self.model).suffix in SUFFIXES
+        """A scikit-learn file holding a transformer (one holding a tree model is a network)."""
+        from exporter.frontends.sklearn.trees import holds_tree_model
+
+        return self.model is not None and Path(self.model).suffix in SUFFIXES and not holds_tree_model(self.model)
 
     def files(self) -> list[Path]:
         """The files this model is made from (a build system's dependencies)."""
@@ -142,6 +159,8 @@ class ModelSpec:
         if self.is_transformer and (self.target_transform or self.output_activation):
             what = f"{w('target_transform')} and {w('output_activation')}"
             raise w.rule("model", f"{self.model}: {what} need a network")
+        with w.wording():
+            Trust.of(self.trust)
 
     def build(self) -> Export:
         """Load the model and its steps, make the IR and render the C (the pipeline's first step)."""
@@ -149,8 +168,10 @@ class ModelSpec:
 
         self.check()
         chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "math": self.math}
-        chain.update(dtype=self.dtype, dispatch=self.dispatch, scikinc_names=self.scikinc_names)
-        with self.words.wording():
+        chain.update(dtype=self.dtype, dispatch=self.dispatch, trust=self.trust, scikinc_names=self.scikinc_names)
+        importing = self.trust or self.flax is not None
+        folder = _importable(self.import_from or Path.cwd()) if importing else contextlib.nullcontext()
+        with self.words.wording(), folder:
             if self.is_transformer:
                 return export_chain(preprocess=[self.model, *self.preprocess], **chain)
             chain.update(
@@ -163,8 +184,7 @@ class ModelSpec:
             from exporter.frontends.flax import load_linen
 
             assert self.params is not None and self.n_inputs is not None  # check() made sure
-            with _importable(self.import_from or Path.cwd()):
-                module, params = load_linen(self.flax, self.flax_kwargs, self.params, self.n_inputs)
+            module, params = load_linen(self.flax, self.flax_kwargs, self.params, self.n_inputs)
             return export_flax(module, params, n_inputs=self.n_inputs, **chain)
 
     # the pipeline's view (exporter.pipeline.Exportable): one model, one rendering
@@ -181,7 +201,7 @@ class ModelSpec:
 
 @contextlib.contextmanager
 def _importable(folder: Path) -> Iterator[None]:
-    """``folder`` on ``sys.path`` while a Flax module is imported by name ("importable from here")."""
+    """``folder`` on ``sys.path`` while the user's modules are imported by name ("importable from here")."""
     entry = str(folder.resolve())
     sys.path.insert(0, entry)
     try:

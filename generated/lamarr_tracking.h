@@ -244,7 +244,7 @@ float *resolution_preprocess_inverse_batch(float *output, const float *input, si
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: tanh 3 (--math libm for libm's functions)
  *
- * Parameters: 10987
+ * Parameters: 11212
  * Steps:
  *   lamarr_covariance_tX: Standardize on columns [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
  *   concatenate_1: Concatenate of 2
@@ -255,7 +255,8 @@ float *resolution_preprocess_inverse_batch(float *output, const float *input, si
  *   dense_22+add_17: Dense 32->32, tanh, + skip
  *   dense_23: Dense 32->15, linear
  *   lamarr_covariance_tY / quantile (inverse): inverse quantile (normal, 100 quantiles)
- *   lamarr_covariance_tY / scale (inverse): MulAdd on columns [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+ *   lamarr_covariance_tY / decorr (inverse): mix 15 columns [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14] (x - c) @ M
+ *   lamarr_covariance_tY / minmax (inverse): MulAdd on columns [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
  * Parity: passed against Keras + scikit-learn on 10003 rows, |c - ref| <= 1e-05 + 0.0001 * |ref|
  */
 #ifndef COVARIANCE_H_INCLUDED

@@ -172,3 +172,26 @@ def export_through_cli_and_manifest(capsys: Any, tmp_path: Path, model: Path, sa
         strict_compile(c_file, c_file.parent)
         outputs.append(out)
     return outputs[0]
+
+
+def user_module(tmp_path: Path, monkeypatch: Any, source: str) -> Any:
+    """A module of the user's own, written to ``tmp_path`` (made the working directory) and imported,
+    under a name unique to the test; ``forget_module`` makes the exporter import it again itself."""
+    import importlib
+    import textwrap
+
+    name = "usermod_" + "".join(c if c.isalnum() else "_" for c in tmp_path.name)
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return importlib.import_module(name)
+
+
+def forget_module(monkeypatch: Any, module: Any) -> str:
+    """Drop ``module`` from sys.modules and its folder from sys.path (after pickling with it); its name."""
+    import sys
+
+    folder = str(Path(module.__file__).parent)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != folder])
+    monkeypatch.delitem(sys.modules, module.__name__)
+    return module.__name__

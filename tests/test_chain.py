@@ -14,6 +14,7 @@ from sklearn.preprocessing import MinMaxScaler, PowerTransformer, QuantileTransf
 from exporter.api import export_chain
 from exporter.sampling import chain_inputs
 
+import helpers
 from helpers import assert_user_error, exported_symbols, randomize, run_cli, saved, strict_compile
 
 rng = np.random.default_rng(0)
@@ -179,17 +180,23 @@ class Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.parametrize("trusted", [False, True], ids=["untrusted", "trusted_module"])
 @pytest.mark.parametrize("suffix", [".pkl", ".joblib"])
-def test_malicious_pickle_is_refused_without_running(capsys, tmp_path, suffix, keras):
+def test_malicious_pickle_is_refused_without_running(capsys, tmp_path, monkeypatch, suffix, trusted, keras):
+    """Also when the user trusts a module of theirs that imports os.system: only what it defines loads."""
     marker = tmp_path / "pwned"
     bad = tmp_path / f"tX{suffix}"
     with open(bad, "wb") as f:
         pickle.dump(Exploit(marker), f)
     model = saved(network(keras, 4, 1), tmp_path, "m.keras")
+    trust = []
+    if trusted:
+        module = helpers.user_module(tmp_path, monkeypatch, "from os import system\n")
+        trust = ["--trust", helpers.forget_module(monkeypatch, module)]
     assert_user_error(
         capsys,
         tmp_path,
-        [model, "--preprocess", bad, "-o", tmp_path / "m.c"],
+        [model, "--preprocess", bad, "-o", tmp_path / "m.c", *trust],
         f"tX{suffix}",
         "refusing to load",
         "system",

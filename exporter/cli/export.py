@@ -33,6 +33,7 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
             noise=args.noise,
             math=getattr(args, "math", None),  # inspect has no --math or --dtype: the defaults
             dtype=getattr(args, "dtype", "float"),
+            trust=args.trust,
             dispatch=getattr(args, "dispatch", DEFAULT_DISPATCH),
             words=CLI_WORDS,
         )

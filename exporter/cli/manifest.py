@@ -30,6 +30,7 @@ PER_MODEL = {
     "flax_kwargs": "--flax-kwargs (a manifest key)",
     "params": "--params (a manifest key)",
     "n_inputs": "--n-inputs (a manifest key)",
+    "trust": "--trust (a manifest key)",
 }
 
 

@@ -38,6 +38,7 @@ CLI_WORDS = Words(
             "noise": "--noise",
             "math": "--math",
             "dtype": "--dtype",
+            "trust": "--trust",
             "dispatch": "--dispatch",
             "user_rows": "--inputs",
             "pt_column": "--pt-column",
@@ -224,6 +225,14 @@ def _chain_flags(p: argparse.ArgumentParser) -> None:
     )
     chain.add_argument(
         "--output-activation", choices=OUTPUT_ACTIVATIONS, help="activation for a network that outputs logits"
+    )
+    chain.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="your own module (imported from the working directory) whose classes and functions the transformer "
+        "files may load, e.g. the one defining Lamarr's DecorrTransformer; repeat it for several",
     )
     chain.add_argument(
         "--noise",

@@ -2,7 +2,19 @@
 
 from exporter.ir.activations import LINEAR, Activation
 from exporter.ir.graph import Graph
-from exporter.ir.ops import Activate, Affine, Broadcast, Concatenate, Dense, Merge, Op, PReLU, Reduce, Slice
+from exporter.ir.ops import (
+    Activate,
+    Affine,
+    Broadcast,
+    Concatenate,
+    Dense,
+    Formula,
+    Merge,
+    Op,
+    PReLU,
+    Reduce,
+    Slice,
+)
 from exporter.ir.passes import optimize
 
 __all__ = [
@@ -13,6 +25,7 @@ __all__ = [
     "Broadcast",
     "Concatenate",
     "Dense",
+    "Formula",
     "Graph",
     "Merge",
     "Op",

@@ -107,8 +107,9 @@ class Activation:
     def helpers(self, math: str) -> tuple[str, ...]:
         """The helpers of ``templates/math.c.j2`` its C calls directly, under ``math`` ("fast" or "libm")."""
         if self.kind == "relu_general":  # the clip and the slope are written only when they act
+            kept = "pick" if self.params["threshold"] != 0 else "max"  # as templates/activations.c.j2 writes it
             clip = ("min", "max") if self.params["max_value"] != float("inf") else ()
-            return ("pick", *clip, *(("max",) if self.params["negative_slope"] != 0 else ()))
+            return (kept, *clip, *(("max",) if self.params["negative_slope"] != 0 else ()))
         kind = KINDS[self.kind]
         return kind.fast if math == "fast" else kind.libm
 

@@ -19,6 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from exporter.ir.activations import LINEAR, Activation
+from exporter.ir.expression import Expr, X
 from exporter.ir.weights import Weighted
 
 
@@ -266,3 +267,17 @@ class Broadcast(Op):
 
     def out_width(self, in_widths: list[int]) -> int:
         return self.width if in_widths == [1] else -1
+
+
+@dataclass
+class Formula(Op):
+    """An elementwise formula of each value ``x`` (``exporter.ir.expression``), computed in double:
+    a custom layer registered with a C expression (``exporter.register_layer``)."""
+
+    expr: Expr = X
+
+    template: ClassVar[str] = "formula"
+    in_place: ClassVar[bool] = True
+
+    def describe(self) -> str:
+        return f"Formula y = {self.expr.c()}"

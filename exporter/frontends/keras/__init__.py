@@ -22,7 +22,7 @@ from exporter.frontends.keras import keras2
 from exporter.frontends.keras.activations import KERAS_ACTIVATIONS
 from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
-from exporter.frontends.keras.layers import LAYERS
+from exporter.frontends.keras.layers import CUSTOM, LAYERS
 from exporter.frontends.keras.operations import operation_reason
 from exporter.frontends.keras.quiet import quiet_stderr
 from exporter.frontends.keras.walk import refusal_reason, walk_keras
@@ -137,7 +137,8 @@ def _screen(entry: dict[str, Any], name: str, cls: str) -> Problem | None:
         reason = tf_function_reason(function)
         return Problem(name, f"{cls} tf.{function}", reason, "operation") if reason else None
     builtin = module.startswith("keras") and not entry.get("registered_name")
-    return Problem(name, cls, refusal_reason(cls, builtin)) if not builtin or cls not in LAYERS else None
+    known = (builtin or cls in CUSTOM) and cls in LAYERS  # CUSTOM: register_layer
+    return None if known else Problem(name, cls, refusal_reason(cls, builtin))
 
 
 def _import_keras() -> Any:

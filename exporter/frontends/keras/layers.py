@@ -14,10 +14,12 @@ import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.activations import from_keras, relu_activation
-from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Merge, PReLU
+from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Formula, Merge, PReLU
+from exporter.ir.expression import parse
 
 Mapping = Callable[[Any, Builder, list[str]], str]
 LAYERS: dict[str, Mapping] = {}
+CUSTOM: set[str] = set()  # class names of the user's own layers with a mapping (register_layer)
 
 
 def handles(*class_names: str) -> Callable[[Mapping], Mapping]:
@@ -54,6 +56,34 @@ def per_feature(values: Any, width: int, what: str) -> np.ndarray:
     if array.size != width:
         raise Unsupported(f"{what} has {array.size} values for {width} features")
     return array
+
+
+def register_layer(class_name: str, c_expression: str | None = None) -> Callable[[Mapping], Mapping]:
+    """Map the user's custom Keras layer class ``class_name``, whatever module defines it.
+
+    As a decorator, ``mapping(layer, builder, inputs) -> output value`` adds IR ops for a built
+    layer, exactly as the built-in mappings do (``builder.add(Dense, layer.name, inputs, width,
+    kernel=..., bias=...)``). With ``c_expression`` (a C expression of ``{x}``, the grammar of
+    ``exporter.ir.expression``), the layer is elementwise and computed by that expression in
+    double; the decorator is then not needed. Either way the layer's own ``call`` is the Python
+    reference the parity check compares the C with.
+    """
+    if c_expression is not None:
+        expr = parse(c_expression)  # refused here, at registration, if outside the grammar
+
+        def elementwise(layer: Any, b: Builder, inputs: list[str]) -> str:
+            x, width = _one(b, inputs)
+            return b.add(Formula, layer.name, [x], width, expr=expr)
+
+        LAYERS[class_name] = elementwise
+        CUSTOM.add(class_name)
+
+    def register(fn: Mapping) -> Mapping:
+        LAYERS[class_name] = fn
+        CUSTOM.add(class_name)
+        return fn
+
+    return register
 
 
 @handles("Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout", "Identity", "ActivityRegularization")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.keras.layers import LAYERS
+from exporter.frontends.keras.layers import CUSTOM, LAYERS
 from exporter.frontends.keras.operations import Tensor, is_operation, map_operation
 from exporter.ir import Graph
 from exporter.ir.ops import Concatenate
@@ -27,7 +27,7 @@ REFUSALS = {
 def refusal_reason(cls: str, builtin: bool) -> str:
     """Why a layer class has no mapping: the most specific reason we know."""
     if not builtin:
-        return "custom layer: only built-in Keras layers can be exported"
+        return "custom layer: only built-in Keras layers, and those given to exporter.register_layer, can be exported"
     for fragment, reason in REFUSALS.items():
         if fragment in cls:
             return reason
@@ -77,7 +77,7 @@ class KerasWalker:
         problems = [p for p in map(_rank_problem, out_shapes) if p]
         if len(out_shapes) != 1:
             problems.append(f"{len(out_shapes)} outputs; layers with one output are supported")
-        mapping = LAYERS.get(cls) if _is_builtin(layer) else None
+        mapping = LAYERS.get(cls) if _is_builtin(layer) or cls in CUSTOM else None
         if mapping is None:
             problems.insert(0, refusal_reason(cls, _is_builtin(layer)))
         if problems:
