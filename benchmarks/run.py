@@ -8,7 +8,8 @@ our C at Lamarr's flags (-O3 -std=c99: the file picks its instruction set at run
 variant forced (-DSYMBOL_ISA=...), the single-ISA file (--dispatch none) at Lamarr's flags, -O2
 and -march=native, --math libm and --dtype double, timed by a C driver; scikinC's C++ (Sequential
 twin, the only form it reads); keras2c's C; ONNX Runtime via tf2onnx; Keras predict and
-model(x); numpy. Every figure is the best of repeated passes after a warm-up, in CPU time of the
+model(x); numpy; for tree models (benchmarks/trees.py) m2cgen's C, scikinC's C++ and
+scikit-learn's predict_proba. Every figure is the best of repeated passes after a warm-up, in CPU time of the
 timing thread (time another process takes on the pinned core is not counted), with its ratio to
 ours at Lamarr's flags on the same model. It also prints the FLOPs per row, the compute limit of
 this core for each variant (benchmarks/peak.c), the verdict against the goals of issue 15, and the
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the exporter,
 from cbench import FLAG_SETS, LAMARR, compile_object, peak_gflops, time_c  # noqa: E402
 from models import build, flops_per_row  # noqa: E402
 from peers import Result, keras2c, keras_peers, numpy_peer, onnxruntime_peer, scikinc  # noqa: E402
+from trees import tree_results  # noqa: E402
 
 from exporter import export_keras  # noqa: E402
 from exporter.backend.isa import VARIANTS, Variant, missing_on_this_cpu  # noqa: E402
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.quick:
                 results += attempt("Keras", name, keras_peers, model, name, workdir, inputs, repeats)
             results += attempt("numpy", name, numpy_peer, graph, name, inputs, repeats)
+        results += tree_results(attempt, workdir, args.quick, rows, repeats)
         print(table(results))
 
         flops = flops_per_row(models["residual"][1])

@@ -14,6 +14,7 @@ import numpy as np
 
 from exporter.ir.chain import Chain
 from exporter.ir.columns import UNDO, ColumnStage, Function, Select
+from exporter.ir.trees import TreeEnsemble
 from exporter.parity import make_inputs
 
 
@@ -41,10 +42,17 @@ def _column_pool(stage: ColumnStage, raw: int, rng: np.random.Generator, k: int)
     return typical, edges if edges.size else typical[:1]
 
 
+def _tree_rows(chain: Chain, seed: int) -> list[np.ndarray]:
+    """Rows on the thresholds of the tree ensembles that read the raw inputs (and NaN rows where they route NaN)."""
+    net = chain.net
+    ops = [op for op in net.ops if isinstance(op, TreeEnsemble) and op.inputs == (net.input,)] if net else []
+    return [op.boundary_rows(chain.n_inputs, np.random.default_rng(seed)) for op in ops]
+
+
 def chain_inputs(chain: Chain, samples: int, seed: int = 0, user_rows: np.ndarray | None = None) -> np.ndarray:
     """Rows for the parity check of ``chain``: domain-aware when it starts with preprocessing."""
     if chain.pre is None:
-        return make_inputs(chain.n_inputs, samples, seed, user_rows)
+        return np.concatenate([make_inputs(chain.n_inputs, samples, seed, user_rows), *_tree_rows(chain, seed)])
     rng = np.random.default_rng(seed)
     pools = [_column_pool(chain.pre, raw, rng, max(samples, 1)) for raw in range(chain.n_inputs)]
     rows = np.stack([rng.choice(np.concatenate(pool), samples) for pool in pools], axis=1)

@@ -118,6 +118,7 @@ class ModelSpec:
     dtype: str = "float"
     trust: list[str] = field(default_factory=list)
     dispatch: str = DEFAULT_DISPATCH
+    scikinc_names: bool = False  # each step also under scikinC's name (a pipeline's stages, for Lamarr's glue)
     import_from: Path | None = None
     words: Words = field(default=PYTHON, repr=False, compare=False)
 
@@ -133,7 +134,10 @@ class ModelSpec:
 
     @property
     def is_transformer(self) -> bool:
-        return self.model is not None and Path(self.model).suffix in SUFFIXES
+        """A scikit-learn file holding a transformer (one holding a tree model is a network)."""
+        from exporter.frontends.sklearn.trees import holds_tree_model
+
+        return self.model is not None and Path(self.model).suffix in SUFFIXES and not holds_tree_model(self.model)
 
     def files(self) -> list[Path]:
         """The files this model is made from (a build system's dependencies)."""
@@ -164,7 +168,7 @@ class ModelSpec:
 
         self.check()
         chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "math": self.math}
-        chain.update(dtype=self.dtype, dispatch=self.dispatch, trust=self.trust)
+        chain.update(dtype=self.dtype, dispatch=self.dispatch, trust=self.trust, scikinc_names=self.scikinc_names)
         importing = self.trust or self.flax is not None
         folder = _importable(self.import_from or Path.cwd()) if importing else contextlib.nullcontext()
         with self.words.wording(), folder:

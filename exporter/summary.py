@@ -22,6 +22,12 @@ def _one_model(result: Result) -> bool:
     return isinstance(result.spec, ModelSpec)
 
 
+def _is_pipeline(ex: object) -> bool:
+    from exporter.composed import PipelineExport
+
+    return isinstance(ex, PipelineExport)
+
+
 def _indent(text: str, by: str) -> str:
     return by + text.replace("\n", "\n" + by)
 
@@ -81,6 +87,6 @@ def set_summary(result: Result) -> list[str]:
             lines.append("    parity: not checked (--no-check)")
         else:
             lines.append(f"    parity: {report.verdict()}")
-            if not report.passed:
+            if not report.passed or _is_pipeline(ex):  # a pipeline's: the diagnosis and the error distribution
                 lines.append(_indent(report.table(), "      "))
     return lines

@@ -36,7 +36,9 @@ def test_benchmark_quick_runs_and_reports():
         "  per row: ",
     ):
         assert line in out, out
-    for peer in ("scikinC", "keras2c", "ONNX Runtime"):
+    for model in ("bdt", "forest"):
+        assert f"lamarr-export --math fast -O3 -std=c99 (Lamarr)                  {model}" in out, out
+    for peer in ("scikinC", "keras2c", "ONNX Runtime", "m2cgen", "scikit-learn"):
         assert peer in out, out  # measured, or "unavailable: <reason>"
     assert "per row vs scikinC" in out and "batch" in out, out  # a verdict, or "not measured"
     assert "Traceback" not in result.stderr

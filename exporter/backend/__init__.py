@@ -17,6 +17,7 @@ from exporter.backend.functions import (
     REAL_SIZE,
     ColumnsFunction,
     ExportedFunction,
+    PipelineFunction,
     Target,
     plan_functions,
 )
@@ -27,9 +28,11 @@ from exporter.ir import Dense, Graph
 from exporter.ir.activations import ACCURACY
 from exporter.ir.chain import Chain
 from exporter.ir.columns import Quantile
+from exporter.ir.pipeline import INPUT as PIPELINE_INPUT
+from exporter.ir.pipeline import Pipeline
 from exporter.version import __version__
 
-__all__ = ["REAL_SIZE", "CSource", "RenderContext", "render", "render_set", "shipped_dir"]
+__all__ = ["REAL_SIZE", "CSource", "RenderContext", "render", "render_pipeline", "render_set", "shipped_dir"]
 
 
 @dataclass
@@ -95,8 +98,10 @@ def render(
     math_mode: str = DEFAULT_MATH,
     real: str = "float",
     dispatch: str = DEFAULT_DISPATCH,
+    scikinc: bool = False,
 ) -> CSource:
     """Render ``chain`` as the C function ``symbol`` (and its stages); ``parity`` is quoted in the banner.
+    ``scikinc``: each step is also exported under the name scikinC gave it (``SYMBOL_tX``...).
 
     ``real="double"`` computes the network in double (same IR, its float32 weights printed exactly
     as doubles), with libm's double functions: the inline approximations exist for float only.
@@ -108,7 +113,7 @@ def render(
     env = environment()
     check_real(real, math_mode)
     target = Target(symbol, real, check_math(math_mode), VARIANTS[check_dispatch(dispatch)])
-    functions = plan_functions(chain, symbol, target)
+    functions = plan_functions(chain, symbol, target, scikinc)
     net_ops = chain.net.ops if chain.net is not None else []
     column_ops = [step.op for f in functions if isinstance(f, ColumnsFunction) for step in f.steps]
     m = RenderContext(
@@ -144,6 +149,39 @@ def render(
         functions=[f.name for f in functions],
         real=real,
         widths={f.name: (f.n_inputs, f.n_outputs, f.n_noise) for f in functions},
+    )
+
+
+def render_pipeline(pipeline: Pipeline, parity: str = "not checked", real: str = "float") -> CSource:
+    """The C glue of ``pipeline``: one function calling its stages (functions of the same file) in turn,
+    their values in stack arrays sized from the IR."""
+    env = environment()
+    name = pipeline.name
+    stack = REAL_SIZE[real] * pipeline.values_width + max(s.stack_bytes for s in pipeline.stages)
+    f = PipelineFunction(name, pipeline.n_inputs, pipeline.n_outputs, stack, f"{name}_in", real, pipeline.n_noise)
+    m = {
+        "symbol": name,
+        "version": __version__,
+        "source": pipeline.source,
+        "real": real,
+        "functions": [f],
+        "stages": pipeline.stages,
+        "output": pipeline.output,
+        "buffer": {PIPELINE_INPUT: "input", **{s.name: f"{name}_out{i}" for i, s in enumerate(pipeline.stages)}},
+        "gather_width": pipeline.gather_width,
+        "stack_bytes": stack,
+        "n_params": pipeline.n_params,
+        "parity": parity,
+        "guard": f"{name.upper()}_H_INCLUDED",
+    }
+    return CSource(
+        symbol=name,
+        c=env.get_template("pipeline.c.j2").render(m=m),
+        h=env.get_template("pipeline.h.j2").render(m=m),
+        stack_bytes=stack,
+        functions=[name],
+        real=real,
+        widths={name: (f.n_inputs, f.n_outputs, f.n_noise)},
     )
 
 

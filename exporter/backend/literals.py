@@ -34,6 +34,17 @@ def c_array(values: np.ndarray, real: str = "float") -> str:
     return _lines([_literal(v, real) for v in np.asarray(values, dtype=np.float32).reshape(-1).tolist()])
 
 
+def c_bounds(values: np.ndarray) -> str:
+    """The body of a float array initializer of float32 values that may be infinite (<math.h>'s ``INFINITY``)."""
+    values = np.asarray(values, dtype=np.float32).reshape(-1).tolist()
+    return _lines([_literal(v) if math.isfinite(v) else ("-" if v < 0 else "") + "INFINITY" for v in values])
+
+
+def c_ints(values: np.ndarray) -> str:
+    """The body of an integer array initializer."""
+    return _lines([str(int(v)) for v in np.asarray(values).reshape(-1).tolist()])
+
+
 def c_double(value: float) -> str:
     """One double literal of a float64 value (not rounded to float32): the shortest string that round-trips."""
     return _literal(float(value), "double")

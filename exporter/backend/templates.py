@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import jinja2
 
-from exporter.backend.literals import c_array, c_comment, c_double, c_doubles, c_float
+from exporter.backend.literals import c_array, c_bounds, c_comment, c_double, c_doubles, c_float, c_ints
 
 
 def shipped_dir(name: str, marker: str) -> Path:
@@ -40,5 +40,6 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters.update(c_float=c_float, c_array=c_array, c_comment=c_comment, c_double=c_double, c_doubles=c_doubles)
+    env.filters.update(c_bounds=c_bounds, c_ints=c_ints)
     env.globals.update(fail=_fail, inf=math.inf)
     return env

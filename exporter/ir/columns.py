@@ -312,3 +312,71 @@ class ColumnStage:
 
     def inverse(self) -> ColumnStage:
         return ColumnStage(self.n_outputs, [inv for op in reversed(self.ops) for inv in op.inverse()])
+
+
+@dataclass
+class Polynomial(ColumnOp):
+    """PolynomialFeatures: the row becomes its monomials, each made as scikit-learn makes it.
+
+    Column ``c`` of the full expansion is ``1`` (``source[c] == -2``), input ``feature[c]``
+    (``source[c] == -1``), or full column ``source[c]`` times input ``feature[c]``: one product
+    per column, in scikit-learn's order, so the doubles are the same. ``keep`` picks the output
+    columns from the full expansion (a minimum degree drops the low ones). Forward only.
+    """
+
+    source: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    feature: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    keep: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    template: ClassVar[str] = "polynomial"
+
+    def __post_init__(self) -> None:
+        self.source = np.ascontiguousarray(self.source, dtype=np.int32).reshape(-1)
+        self.feature = np.ascontiguousarray(self.feature, dtype=np.int32).reshape(-1)
+        self.keep = np.ascontiguousarray(self.keep, dtype=np.int32).reshape(-1)
+        if self.source.size != self.feature.size or np.any(self.source >= np.arange(self.source.size)):
+            raise ValueError("every product must use an earlier column")
+
+    def out_width(self, width: int) -> int:
+        return int(self.keep.size)
+
+    def flops(self) -> int:
+        return int(self.source.size)  # one product per column of the expansion
+
+    def inverse(self) -> list[ColumnOp]:
+        raise NotInvertible(f"{self.name}: PolynomialFeatures has no inverse (it is a forward-only step)")
+
+    def describe(self) -> str:
+        return f"PolynomialFeatures {len(self.columns)} -> {self.keep.size} columns"
+
+
+@dataclass
+class FixedBin(ColumnOp):
+    """FastQuantileLayer: per column, ``values`` sampled on ``linspace(lo, hi, n)`` and interpolated
+    in float32 exactly as the layer's graph does (outside the grid it keeps interpolating the end
+    bins' fractions, and a bin index past int64 becomes 0, as the layer does on x86). ``back`` is the
+    (lo, hi, values) of its inverse."""
+
+    lo: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    hi: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    values: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.float32))
+    back: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    template: ClassVar[str] = "fixedbin"
+
+    def __post_init__(self) -> None:
+        self.lo = np.ascontiguousarray(self.lo, dtype=np.float32).reshape(-1)
+        self.hi = np.ascontiguousarray(self.hi, dtype=np.float32).reshape(-1)
+        self.values = np.ascontiguousarray(self.values, dtype=np.float32)
+        n = len(self.columns)
+        if self.lo.size != n or self.hi.size != n or self.values.ndim != 2 or self.values.shape[0] != n:
+            raise ValueError(f"grids do not match {n} columns")
+        if self.values.shape[1] < 2:
+            raise ValueError("a grid needs at least two values")
+
+    def inverse(self) -> list[ColumnOp]:
+        if self.back is None:
+            raise NotInvertible(f"{self.name}: no backward grid")
+        forward = (self.lo, self.hi, self.values)
+        return [FixedBin(f"{self.name} (inverse)", self.columns, *self.back, back=forward)]
+
+    def describe(self) -> str:
+        return f"fixed-grid quantile interpolation ({self.values.shape[1]} points)"

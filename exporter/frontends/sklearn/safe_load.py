@@ -18,6 +18,8 @@ from typing import Any
 from unittest import mock
 
 from exporter.errors import ExportError
+from exporter.frontends.sklearn.scikinc import stand_in
+from exporter.frontends.sklearn.trees import LOADABLE as TREE_INTERNALS
 from exporter.frontends.sklearn.trust import Trust
 from exporter.ir.columns import FUNCTIONS
 
@@ -51,6 +53,8 @@ def allowed() -> dict[str, set[str]]:
         public, _, name = path.rpartition(".")
         cls = getattr(importlib.import_module(public), name)
         names.setdefault(cls.__module__, set()).add(name)
+    for module, held in TREE_INTERNALS.items():  # tree models and what they hold
+        names.setdefault(module, set()).update(held)
     return names
 
 
@@ -73,6 +77,10 @@ class _Refusing:
             found = super().find_class(module, name)  # type: ignore[misc]
             if isinstance(found, type) and issubclass(found, BaseEstimator):
                 return found
+        # scikinC's own classes are read by name and attributes, their module never imported (unless trusted)
+        known = None if self.trust.covers(module) else stand_in(module, name)
+        if known is not None:
+            return known
         trusted = self.trust.resolve(self.path, module, name)
         if trusted is not None:
             return trusted

@@ -20,7 +20,19 @@ import numpy as np
 from exporter.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Unsupported
 from exporter.frontends.sklearn.symbolic import Untraceable, trace
-from exporter.ir.columns import FUNCTIONS, ColumnOp, ColumnStage, Function, MulAdd, Power, Quantile, Select, Standardize
+from exporter.ir.columns import (
+    FUNCTIONS,
+    ColumnOp,
+    ColumnStage,
+    FixedBin,
+    Function,
+    MulAdd,
+    Polynomial,
+    Power,
+    Quantile,
+    Select,
+    Standardize,
+)
 from exporter.ir.expression import Expr, ExpressionError, X, parse
 from exporter.ir.user_columns import Expression, Mix
 
@@ -112,6 +124,78 @@ def min_max_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list
 def quantile_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     _fitted(est, "quantiles_", "references_")
     return [Quantile(path, _all(n), est.quantiles_, est.references_, est.output_distribution == "normal")]
+
+
+def _grid(interpolators: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lo, hi, values) of FastQuantileLayer's per-column interpolators (FixedBinInterpolator)."""
+    if any(not hasattr(t, a) for t in interpolators for a in ("x_min", "x_max", "y_values")):
+        raise Unsupported("an interpolator has no x_min, x_max or y_values")
+    values = [np.asarray(t.y_values, dtype=np.float32).reshape(-1) for t in interpolators]
+    if len({v.size for v in values}) != 1:
+        raise Unsupported("the columns' grids have different lengths")
+    return np.array([t.x_min for t in interpolators]), np.array([t.x_max for t in interpolators]), np.stack(values)
+
+
+def fast_quantile_layer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    """scikinC's FastQuantileLayer (fastquantilelayer package), read by name and attributes."""
+    _fitted(est, "fwdTransforms_", "bwdTransforms_")
+    if getattr(est, "decorrelate", False):
+        raise Unsupported("decorrelate=True (a linear decorrelation after the quantiles) is not supported")
+    forward, backward = _grid(est.fwdTransforms_), _grid(est.bwdTransforms_)
+    if getattr(est, "default_to_inverse", False):
+        forward, backward = backward, forward
+    if forward[2].shape[0] != n or backward[2].shape[0] != n:
+        raise Unsupported(f"{forward[2].shape[0]} interpolators for {n} columns")
+    return [FixedBin(path, _all(n), *forward, back=backward)]
+
+
+# scikinC's own classes, recognised by class name in any module (their packages are never imported)
+BY_NAME: dict[str, Mapping] = {
+    "WeightedQuantileTransformer": quantile_transformer,
+    "FastQuantileLayer": fast_quantile_layer,
+}
+
+
+def polynomial_columns(
+    n: int, degrees: tuple[int, int], interaction_only: bool, include_bias: bool, n_out: int
+) -> tuple[list[int], list[int], list[int]]:
+    """(source, feature, keep) of ``Polynomial``: scikit-learn's dense expansion, one product per column.
+
+    Each degree's columns are the previous degree's columns from feature ``f``'s first term on
+    (past it with ``interaction_only``) times feature ``f``, for f = 0, 1, ...; a minimum degree
+    then keeps the last ``n_out`` columns (and the bias).
+    """
+    low, high = degrees
+    source, feature = ([-2], [0]) if include_bias else ([], [])
+    if high > 0:
+        first = len(source)
+        source += [-1] * n
+        feature += list(range(n))
+        index = [*range(first, first + n), first + n]
+        for _ in range(2, high + 1):
+            current, end, next_index = len(source), index[-1], []
+            for f in range(n):
+                next_index.append(current)
+                start = index[f + 1] if interaction_only else index[f]
+                if end <= start:
+                    break
+                source += list(range(start, end))
+                feature += [f] * (end - start)
+                current = len(source)
+            index = [*next_index, current]
+    full = len(source)
+    keep = list(range(full)) if low <= 1 else [0] * include_bias + list(range(full - n_out + include_bias, full))
+    return source, feature, keep
+
+
+@handles("sklearn.preprocessing.PolynomialFeatures")
+def polynomial_features(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
+    _fitted(est, "n_output_features_", "_max_degree", "_min_degree")
+    degrees = (int(est._min_degree), int(est._max_degree))
+    recipe = polynomial_columns(n, degrees, bool(est.interaction_only), bool(est.include_bias), est.n_output_features_)
+    if len(recipe[2]) != est.n_output_features_:
+        raise Unsupported(f"expected {est.n_output_features_} output columns, the expansion gives {len(recipe[2])}")
+    return [Polynomial(path, _all(n), *recipe)]
 
 
 @handles("sklearn.preprocessing.PowerTransformer")
@@ -251,8 +335,11 @@ def column_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> 
         layout += indices
         if trans != "passthrough":
             sub = convert(trans, len(indices), f"{path} / {name}", problems)
-            if any(isinstance(op, Select) for op in sub):
-                reason = "a ColumnTransformer nested in a ColumnTransformer is not supported"
+            if any(isinstance(op, Select) for op in sub) or ColumnStage(len(indices), sub).n_outputs != len(indices):
+                reason = (
+                    "a step that changes the number of columns (a ColumnTransformer, PolynomialFeatures) "
+                    "is not supported inside a ColumnTransformer"
+                )
                 problems.append(Problem(f"{path} / {name}", type(trans).__name__, reason, "step"))
                 continue
             blocks.append((offset, sub))
@@ -265,7 +352,7 @@ def column_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> 
 def convert(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     """Column ops of one (possibly composite) transformer taking ``n`` columns; problems are collected."""
     cls = type(est).__name__
-    mapping = mapping_for(est)
+    mapping = mapping_for(est) or BY_NAME.get(cls)
     if mapping is None:
         problems.append(Problem(path, cls, "this transformer is not supported", "step"))
         return []

@@ -1,0 +1,347 @@
+"""Fitted scikit-learn tree models -> one ``TreeEnsemble`` op: the network of a chain.
+
+Each family is read from its fitted attributes into plain node arrays (one ``_Tree`` per tree:
+children, feature, threshold, where NaN goes, leaf values), with what scikit-learn adds around
+the trees: the starting value (GradientBoosting's init estimator, Hist*'s baseline), a forest's
+mean, the loss's link (``predict_proba`` for classifiers, ``predict`` for regressors). Leaf
+values are the numbers scikit-learn adds (GradientBoosting's already times the learning rate,
+as ``predict_stages`` computes ``scale * value``), so the C adds the same doubles in the same order.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporter.errors import ExportError, Problem, UnsupportedModelError
+from exporter.frontends.loaded import LoadedModel
+from exporter.ir import Graph, optimize
+from exporter.ir.trees import TreeEnsemble, float32_floor
+
+# What safe loading must resolve for these models (beyond estimator classes): the trees' node
+# storage, Hist*'s predictors, and the loss and link objects the boosting models keep.
+_LOSSES = (
+    "HalfBinomialLoss",
+    "HalfMultinomialLoss",
+    "ExponentialLoss",
+    "HalfSquaredError",
+    "AbsoluteError",
+    "HuberLoss",
+    "PinballLoss",
+    "HalfPoissonLoss",
+    "HalfGammaLoss",
+)
+LOADABLE = {
+    "sklearn.tree._classes": {
+        "DecisionTreeClassifier",
+        "DecisionTreeRegressor",
+        "ExtraTreeClassifier",
+        "ExtraTreeRegressor",
+    },
+    "sklearn.ensemble._forest": {
+        "RandomForestClassifier",
+        "RandomForestRegressor",
+        "ExtraTreesClassifier",
+        "ExtraTreesRegressor",
+    },
+    "sklearn.ensemble._gb": {"GradientBoostingClassifier", "GradientBoostingRegressor"},
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting": {
+        "HistGradientBoostingClassifier",
+        "HistGradientBoostingRegressor",
+    },
+    "sklearn.ensemble._hist_gradient_boosting.binning": {"_BinMapper"},
+    "sklearn.dummy": {"DummyClassifier", "DummyRegressor"},  # GradientBoosting's default init estimator
+    "sklearn.preprocessing._label": {"LabelEncoder"},  # a classifier's labels
+    "sklearn.tree._tree": {"Tree"},
+    "sklearn.ensemble._hist_gradient_boosting.predictor": {"TreePredictor"},
+    "sklearn._loss.loss": set(_LOSSES),
+    "sklearn._loss._loss": {f"{prefix}{name}" for prefix in ("Cy", "__pyx_unpickle_Cy") for name in _LOSSES},
+    "sklearn._loss.link": {"IdentityLink", "LogLink", "LogitLink", "HalfLogitLink", "MultinomialLogit", "Interval"},
+    "numpy.random.bit_generator": {"SeedSequence", "__pyx_unpickle_SeedSequence"},
+}
+
+
+class Refused(Exception):
+    """This fitted model cannot be translated; the message says why."""
+
+
+@dataclass
+class _Tree:
+    """One tree's nodes as arrays (``left``/``right`` meaningless at leaves), leaf values (n_nodes, width)."""
+
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray  # float64, as fitted
+    missing_left: np.ndarray
+    is_leaf: np.ndarray
+    values: np.ndarray
+    depth: int
+
+
+@dataclass
+class _Ensemble:
+    """A family's reading: the trees, where each adds, and what comes before and after the sums."""
+
+    trees: list[_Tree]
+    offsets: list[int]
+    baseline: np.ndarray
+    link: str = "identity"
+    raw_scale: float = 1.0
+    divisor: float = 1.0
+
+
+def _sklearn_tree(tree: Any, values: np.ndarray) -> _Tree:
+    """A ``sklearn.tree._tree.Tree``; ``values`` per node, as the caller reads them from ``tree.value``."""
+    left = np.asarray(tree.children_left)
+    missing = getattr(tree, "missing_go_to_left", np.zeros(left.size, dtype=np.uint8))
+    return _Tree(
+        left,
+        np.asarray(tree.children_right),
+        np.asarray(tree.feature),
+        np.asarray(tree.threshold, dtype=np.float64),
+        np.asarray(missing, dtype=np.uint8),
+        left == -1,
+        np.asarray(values, dtype=np.float64).reshape(left.size, -1),
+        int(tree.max_depth),
+    )
+
+
+def _hist_tree(predictor: Any) -> _Tree:
+    nodes = predictor.nodes
+    if np.any(nodes["is_categorical"]):
+        raise Refused("categorical splits are not supported")
+    return _Tree(
+        nodes["left"].astype(np.int64),
+        nodes["right"].astype(np.int64),
+        nodes["feature_idx"],
+        nodes["num_threshold"].astype(np.float64),
+        nodes["missing_go_to_left"].astype(np.uint8),
+        nodes["is_leaf"].astype(bool),
+        nodes["value"].astype(np.float64).reshape(-1, 1),
+        int(nodes["depth"].max(initial=0)),
+    )
+
+
+def _single_output(est: Any) -> None:
+    if getattr(est, "n_outputs_", 1) != 1:
+        raise Refused(f"{est.n_outputs_} outputs: only single-output models are supported")
+
+
+def _class_values(est: Any, tree: Any) -> np.ndarray:
+    """A classification tree's per-node class probabilities, as its ``predict_proba`` returns them."""
+    return np.asarray(tree.value, dtype=np.float64)[:, 0, : int(est.n_classes_)]
+
+
+def _decision_tree(est: Any) -> _Ensemble:
+    _single_output(est)
+    if hasattr(est, "classes_"):
+        n = int(est.n_classes_)
+        return _Ensemble([_sklearn_tree(est.tree_, _class_values(est, est.tree_))], [0], np.zeros(n))
+    return _Ensemble([_sklearn_tree(est.tree_, np.asarray(est.tree_.value)[:, 0, :1])], [0], np.zeros(1))
+
+
+def _forest(est: Any) -> _Ensemble:
+    _single_output(est)
+    if hasattr(est, "classes_"):
+        trees = [_sklearn_tree(e.tree_, _class_values(est, e.tree_)) for e in est.estimators_]
+        width = int(est.n_classes_)
+    else:
+        trees = [_sklearn_tree(e.tree_, np.asarray(e.tree_.value)[:, 0, :1]) for e in est.estimators_]
+        width = 1
+    return _Ensemble(trees, [0] * len(trees), np.zeros(width), divisor=float(len(trees)))
+
+
+_LOGISTIC = {"HalfBinomialLoss": 1.0, "ExponentialLoss": 2.0}  # predict_proba: expit(scale * raw)
+
+
+def _classifier_link(est: Any, ensemble: _Ensemble) -> _Ensemble:
+    """The classifier's ``predict_proba`` from its raw sums: expit (two columns) or softmax."""
+    loss = type(est._loss).__name__
+    if loss in _LOGISTIC:
+        ensemble.link, ensemble.raw_scale = "logistic", _LOGISTIC[loss]
+    elif loss == "HalfMultinomialLoss":
+        ensemble.link = "softmax"
+    else:
+        raise Refused(f"loss {loss} has no predict_proba the exporter knows")
+    return ensemble
+
+
+def _gradient_boosting(est: Any) -> _Ensemble:
+    init = est.init_
+    if not isinstance(init, str) and type(init).__name__ not in ("DummyClassifier", "DummyRegressor"):
+        raise Refused(f"init estimator {type(init).__name__}: only the default (a prior) or 'zero' is supported")
+    baseline = est._raw_predict_init(np.zeros((1, est.n_features_in_), dtype=np.float32))[0]
+    rate = float(est.learning_rate)
+    trees, offsets = [], []
+    for stage in est.estimators_:
+        for k, tree in enumerate(stage):
+            trees.append(_sklearn_tree(tree.tree_, rate * np.asarray(tree.tree_.value)[:, 0, :1]))
+            offsets.append(k)
+    ensemble = _Ensemble(trees, offsets, baseline)
+    return _classifier_link(est, ensemble) if hasattr(est, "classes_") else ensemble
+
+
+_REGRESSION_LINKS = {"IdentityLink": "identity", "LogLink": "exp"}
+
+
+def _hist_gradient_boosting(est: Any) -> _Ensemble:
+    categorical = getattr(est, "is_categorical_", None)
+    if getattr(est, "_preprocessor", None) is not None or (categorical is not None and np.any(categorical)):
+        raise Refused("categorical features are not supported")
+    trees, offsets = [], []
+    for iteration in est._predictors:
+        for k, predictor in enumerate(iteration):
+            trees.append(_hist_tree(predictor))
+            offsets.append(k)
+    ensemble = _Ensemble(trees, offsets, np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1))
+    if hasattr(est, "classes_"):
+        return _classifier_link(est, ensemble)
+    link = type(est._loss.link).__name__
+    if link not in _REGRESSION_LINKS:
+        raise Refused(f"link {link} of loss {type(est._loss).__name__} is not supported")
+    ensemble.link = _REGRESSION_LINKS[link]
+    return ensemble
+
+
+FAMILIES: dict[str, tuple[Callable[[Any], _Ensemble], str]] = {
+    "DecisionTreeClassifier": (_decision_tree, "tree_"),
+    "DecisionTreeRegressor": (_decision_tree, "tree_"),
+    "ExtraTreeClassifier": (_decision_tree, "tree_"),
+    "ExtraTreeRegressor": (_decision_tree, "tree_"),
+    "RandomForestClassifier": (_forest, "estimators_"),
+    "RandomForestRegressor": (_forest, "estimators_"),
+    "ExtraTreesClassifier": (_forest, "estimators_"),
+    "ExtraTreesRegressor": (_forest, "estimators_"),
+    "GradientBoostingClassifier": (_gradient_boosting, "estimators_"),
+    "GradientBoostingRegressor": (_gradient_boosting, "estimators_"),
+    "HistGradientBoostingClassifier": (_hist_gradient_boosting, "_predictors"),
+    "HistGradientBoostingRegressor": (_hist_gradient_boosting, "_predictors"),
+}
+
+
+def is_tree_model(obj: Any) -> bool:
+    """A scikit-learn estimator of one of the supported tree families."""
+    return type(obj).__name__ in FAMILIES and type(obj).__module__.startswith("sklearn.")
+
+
+def _flatten(ensemble: _Ensemble) -> dict[str, Any]:
+    """The trees' internal nodes numbered across all trees, their leaves likewise (a child ``~leaf``)."""
+    roots, feature, threshold, children, missing, leaves = [], [], [], [], [], []
+    n_internal = n_leaves = 0
+    for tree in ensemble.trees:
+        internal, leaf = np.flatnonzero(~tree.is_leaf), np.flatnonzero(tree.is_leaf)
+        index = np.empty(tree.is_leaf.size, dtype=np.int64)
+        index[internal] = n_internal + np.arange(internal.size)
+        index[leaf] = ~(n_leaves + np.arange(leaf.size))
+        roots.append(index[0])
+        feature.append(tree.feature[internal])
+        threshold.append(tree.threshold[internal])
+        children.append(np.stack([index[tree.left[internal]], index[tree.right[internal]]], axis=1).reshape(-1))
+        missing.append(tree.missing_left[internal])
+        leaves.append(tree.values[leaf])
+        n_internal, n_leaves = n_internal + internal.size, n_leaves + leaf.size
+    values = np.concatenate(leaves)
+    if not np.all(np.isfinite(values)) or not np.all(np.isfinite(ensemble.baseline)):
+        raise Refused("leaf values or the baseline contain NaN or infinity")
+    return {
+        "roots": np.asarray(roots),
+        "feature": np.concatenate(feature),
+        "threshold": float32_floor(np.concatenate(threshold)),
+        "children": np.concatenate(children),
+        "missing_left": np.concatenate(missing),
+        "leaf_values": values,
+        "offsets": np.asarray(ensemble.offsets),
+        "depth": max(t.depth for t in ensemble.trees),
+    }
+
+
+def _accepts_nan(est: Any, n_features: int) -> bool:
+    """Whether the fitted model predicts rows with missing values (the C then routes them as it does)."""
+    try:
+        est.predict(np.full((1, n_features), np.nan, dtype=np.float32))
+    except ValueError:
+        return False
+    return True
+
+
+def tree_graph(est: Any, source: str) -> Graph:
+    """The network of a fitted tree model: one ``TreeEnsemble`` from its input row to its outputs."""
+    cls = type(est).__name__
+    read, fitted = FAMILIES[cls]
+    try:
+        if not hasattr(est, fitted):
+            raise Refused(f"not fitted (no {fitted})")
+        ensemble = read(est)
+        arrays = _flatten(ensemble)
+    except Refused as err:
+        raise UnsupportedModelError(source, [Problem(source, cls, str(err), "model")]) from None
+    n_features = int(est.n_features_in_)
+    n_raw = ensemble.baseline.size
+    width = 2 if ensemble.link == "logistic" else n_raw
+    op = TreeEnsemble(
+        name=cls,
+        inputs=("x",),
+        output="y",
+        width=width,
+        baseline=ensemble.baseline,
+        divisor=ensemble.divisor,
+        link=ensemble.link,
+        raw_scale=ensemble.raw_scale,
+        missing=_accepts_nan(est, n_features),
+        **arrays,
+    )
+    return optimize(Graph("x", "y", {"x": n_features, "y": width}, [op], source))
+
+
+def _reference(est: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """``predict_proba`` of a classifier, ``predict`` of a regressor, as float32 rows."""
+    if hasattr(est, "classes_"):
+        return lambda x: np.asarray(est.predict_proba(x), dtype=np.float32)
+    return lambda x: np.asarray(est.predict(x), dtype=np.float32).reshape(len(x), -1)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str, mtime_ns: int, size: int) -> Any:
+    from exporter.frontends.sklearn.safe_load import load_transformer_file
+
+    return load_transformer_file(path)
+
+
+def load_model_file(path: str | os.PathLike[str]) -> Any:
+    """The estimator in a pickle/joblib/skops file, safely loaded (once per file version)."""
+    if not Path(path).is_file():
+        raise ExportError(f"{path}: no such model file")
+    stat = Path(path).stat()
+    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def holds_tree_model(path: str | os.PathLike[str]) -> bool:
+    """Whether a scikit-learn file holds a tree model (a network), not a transformer; unreadable: no."""
+    try:
+        return is_tree_model(load_model_file(path))
+    except (ExportError, OSError):
+        return False
+
+
+def load_trees(model: Any) -> LoadedModel:
+    """A tree model (a fitted estimator, or its .pkl/.joblib/.skops file) as a network with its reference."""
+    import sklearn
+
+    if isinstance(model, (str, os.PathLike)):
+        source, est = Path(model).name, load_model_file(model)
+        if not is_tree_model(est):
+            families = ", ".join(sorted({n.removesuffix("Classifier").removesuffix("Regressor") for n in FAMILIES}))
+            raise ExportError(
+                f"{model}: holds a {type(est).__name__}, not a tree model ({families}); "
+                "give a transformer as preprocessing or a target transform"
+            )
+    else:
+        source, est = f"{type(model).__name__} (in memory)", model
+    return LoadedModel(tree_graph(est, source), _reference(est), "scikit-learn", sklearn.__version__)

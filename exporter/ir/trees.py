@@ -1,0 +1,152 @@
+"""Tree ensembles as one IR op: static node arrays, summed leaf values, then an exact link function.
+
+Every tree family (one decision tree, random forests, extra trees, gradient boosting, histogram
+gradient boosting) is the same computation: from ``baseline``, walk every tree to a leaf and add
+the leaf's values to the accumulators from column ``offsets[t]`` on; divide by ``divisor`` (a
+forest's mean); apply ``link`` (``identity``, ``exp``, ``logistic``: the two-column
+``[1 - p, p]`` of ``p = expit(raw_scale * raw)``, or ``softmax``). Sums and link are computed in
+double, in the order scikit-learn computes them.
+
+A split sends a row left when ``(float)x <= threshold`` (as scikit-learn compares its float32
+inputs with its float64 thresholds: ``threshold`` here is the largest float32 not above the
+fitted one, which gives the same answer for every float32 ``x``), or when ``x`` is NaN and
+``missing_left`` is set for the node. Internal nodes are numbered across all trees; a child
+index ``c < 0`` is the leaf ``~c``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from exporter.ir.ops import Op
+
+LINKS = ("identity", "exp", "logistic", "softmax")
+
+
+def float32_floor(thresholds: np.ndarray) -> np.ndarray:
+    """The largest float32 at or below each float64 threshold: ``x <= t`` iff ``x <= floor`` for float32 ``x``."""
+    t = np.asarray(thresholds, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        rounded = t.astype(np.float32)
+    above = rounded.astype(np.float64) > t
+    return np.where(above, np.nextafter(rounded, np.float32(-np.inf)), rounded).astype(np.float32)
+
+
+@dataclass
+class TreeEnsemble(Op):
+    """Trees walked on the input row, summed into ``n_raw`` accumulators, linked to ``width`` outputs."""
+
+    roots: np.ndarray = None  # type: ignore[assignment]  # int32, per tree: its first node (or ~leaf)
+    feature: np.ndarray = None  # type: ignore[assignment]  # int32, per internal node
+    threshold: np.ndarray = None  # type: ignore[assignment]  # float32, per internal node
+    children: np.ndarray = None  # type: ignore[assignment]  # int32, (left, right) per internal node
+    missing_left: np.ndarray = None  # type: ignore[assignment]  # uint8, per internal node: NaN goes left
+    leaf_values: np.ndarray = None  # type: ignore[assignment]  # float64, (n_leaves, leaf_width)
+    offsets: np.ndarray = None  # type: ignore[assignment]  # int32, per tree: first accumulator it adds to
+    baseline: np.ndarray = None  # type: ignore[assignment]  # float64, the accumulators' start
+    divisor: float = 1.0
+    link: str = "identity"
+    raw_scale: float = 1.0  # logistic only: expit(raw_scale * raw) (2 for the exponential loss)
+    depth: int = 0
+    missing: bool = False  # the fitted model says where NaN goes (else NaN is outside its domain)
+
+    template: ClassVar[str] = "trees"
+
+    def __post_init__(self) -> None:
+        self.roots = np.ascontiguousarray(self.roots, dtype=np.int32).reshape(-1)
+        self.feature = np.ascontiguousarray(self.feature, dtype=np.int32).reshape(-1)
+        self.threshold = np.ascontiguousarray(self.threshold, dtype=np.float32).reshape(-1)
+        self.children = np.ascontiguousarray(self.children, dtype=np.int32).reshape(-1)
+        self.missing_left = np.ascontiguousarray(self.missing_left, dtype=np.uint8).reshape(-1)
+        self.leaf_values = np.ascontiguousarray(self.leaf_values, dtype=np.float64)
+        self.offsets = np.ascontiguousarray(self.offsets, dtype=np.int32).reshape(-1)
+        self.baseline = np.ascontiguousarray(self.baseline, dtype=np.float64).reshape(-1)
+        n = self.feature.size
+        if self.link not in LINKS:
+            raise ValueError(f"unknown link {self.link!r}")
+        if not (self.threshold.size == self.missing_left.size == n and self.children.size == 2 * n):
+            raise ValueError("node arrays of different lengths")
+        if self.leaf_values.ndim != 2 or self.offsets.size != self.roots.size:
+            raise ValueError("leaf values must be (n_leaves, width), one offset per tree")
+        if np.any(self.offsets + self.leaf_width > self.n_raw):
+            raise ValueError("a tree adds past the last accumulator")
+        expected = 2 if self.link == "logistic" else self.n_raw
+        if (self.link == "logistic" and self.n_raw != 1) or self.width != expected:
+            raise ValueError(f"{self.link} of {self.n_raw} sums does not give {self.width} outputs")
+
+    @property
+    def n_trees(self) -> int:
+        return int(self.roots.size)
+
+    @property
+    def n_internal(self) -> int:
+        return int(self.feature.size)
+
+    @property
+    def n_leaves(self) -> int:
+        return int(self.leaf_values.shape[0])
+
+    @property
+    def n_nodes(self) -> int:
+        return self.n_internal + self.n_leaves
+
+    @property
+    def leaf_width(self) -> int:
+        return int(self.leaf_values.shape[1])
+
+    @property
+    def n_raw(self) -> int:
+        return int(self.baseline.size)
+
+    def refusal(self) -> str | None:
+        """Leaf values and the baseline must be finite; a threshold may be infinite (NaN split from numbers)."""
+        finite = np.all(np.isfinite(self.leaf_values)) and np.all(np.isfinite(self.baseline))
+        return None if finite else "leaf values or the baseline contain NaN or infinity"
+
+    @property
+    def routes_missing(self) -> bool:
+        """Some node sends NaN left: the C must test for it (else NaN fails every ``<=`` and goes right)."""
+        return bool(self.missing_left.any())
+
+    @property
+    def offset_free(self) -> bool:
+        """Every tree adds from the first accumulator on (forests, one output): no offsets array needed."""
+        return not self.offsets.any()
+
+    def describe(self) -> str:
+        link = "" if self.link == "identity" else f", {self.link}"
+        mean = f", mean of {self.n_trees}" if self.divisor != 1.0 else ""
+        return (
+            f"{self.n_trees:,} trees, {self.n_nodes:,} nodes ({self.n_leaves:,} leaves), depth {self.depth}{mean}{link}"
+        )
+
+    def out_width(self, in_widths: list[int]) -> int:
+        """Its link's outputs, from a row holding every feature a node reads."""
+        return self.width if in_widths[0] > int(self.feature.max(initial=-1)) else -1
+
+    def flops(self, in_widths: list[int]) -> int:
+        """Per call: one comparison per level of every tree, one add per leaf value, the link's work."""
+        link = {"identity": 0, "exp": 1, "logistic": 4, "softmax": 4 * self.width}[self.link]
+        return self.n_trees * (self.depth + self.leaf_width) + link
+
+    def boundary_rows(self, n_inputs: int, rng: np.random.Generator, limit: int = 2000) -> np.ndarray:
+        """Rows that sit exactly on thresholds (the last value sent left and the first sent right) in
+        one feature, random elsewhere; and, when the model routes missing values, rows with NaNs."""
+        picked = rng.choice(self.n_internal, min(self.n_internal, limit), replace=False) if self.n_internal else []
+        rows = []
+        for node in picked:
+            t = self.threshold[node]
+            for value in (t, np.nextafter(t, np.float32(np.inf))):
+                if not np.isfinite(value):  # a split of NaN from all numbers: no number on it
+                    continue
+                row = rng.standard_normal(n_inputs).astype(np.float32)
+                row[self.feature[node]] = value
+                rows.append(row)
+        if self.missing:
+            holes = rng.standard_normal((limit // 4, n_inputs)).astype(np.float32)
+            holes[rng.random(holes.shape) < 0.3] = np.nan
+            rows += [*holes, np.full(n_inputs, np.nan, dtype=np.float32)]
+        return np.asarray(rows, dtype=np.float32).reshape(-1, n_inputs)
