@@ -6,6 +6,7 @@ Importing this package does not import any ML framework.
 """
 
 from exporter.api import Export, export_chain, export_flax, export_keras, export_transformer
+from exporter.composed import PipelineSpec, StageSpec
 from exporter.errors import ExportError, UnsupportedModelError
 from exporter.extend import register_layer, register_transformer
 from exporter.parity import ParityReport, check_parity, make_inputs
@@ -20,7 +21,9 @@ __all__ = [
     "ModelSpec",
     "Outputs",
     "ParityReport",
+    "PipelineSpec",
     "Result",
+    "StageSpec",
     "UnsupportedModelError",
     "__version__",
     "check_parity",

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.backend import CSource, render, with_parity
+from exporter.backend import CSource, render
 from exporter.backend.isa import DEFAULT_DISPATCH, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
@@ -60,12 +60,16 @@ class Export:
     math: str = DEFAULT_MATH  # "fast" (inline vectorizable approximations) or "libm"
     dtype: str = "float"  # the C type computed in: "float" or "double"
     dispatch: str = DEFAULT_DISPATCH  # "auto": the network once per x86-64 level, chosen at run time; "none": once
+    scikinc_names: bool = False  # each step also under scikinC's name (SYMBOL_tX, SYMBOL_dnn, SYMBOL_tY_inverse)
     source: CSource = field(init=False)
     c_edit: Callable[[str], str] | None = None
 
     def __post_init__(self) -> None:
         check_real(self.dtype, check_math(self.math))
-        self.source = render(self.chain, self.symbol, math_mode=self.math, real=self.dtype, dispatch=self.dispatch)
+        self.source = self.render()
+
+    def render(self, parity: str = "not checked") -> CSource:
+        return render(self.chain, self.symbol, parity, self.math, self.dtype, self.dispatch, self.scikinc_names)
 
     @property
     def graph(self) -> Graph | None:
@@ -122,7 +126,7 @@ class Export:
 
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""
-        return with_parity(self.source, report.verdict()) if report else self.source
+        return self.render(report.verdict() if report else "not checked")
 
     def files(self, c_path: str | os.PathLike[str], report: ParityReport | None = None) -> dict[Path, bytes]:
         """``c_path`` and the header beside it, with their contents: for ``write_atomically``, with other files."""
@@ -234,6 +238,7 @@ def export_chain(
     noise: int = 0,
     trust: Sequence[str] = (),
     dispatch: str = DEFAULT_DISPATCH,
+    scikinc_names: bool = False,
 ) -> Export:
     """A Lamarr chain: raw inputs -> log(columns) -> preprocess... -> network -> activation -> inverse target.
 
@@ -243,6 +248,7 @@ def export_chain(
     docs/custom-preprocessing.md. A generator (a Keras model with
     two inputs, conditions and noise, or ``noise`` > 0 trailing noise entries in its one input)
     gets the caller's noise after the preprocessing: ``SYMBOL(output, input, random)``.
+    ``scikinc_names`` also exports each step under the name scikinC gave it, for Lamarr's glue.
     """
     from exporter.frontends.sklearn import reference as sk
     from exporter.frontends.sklearn import transformer_stage
@@ -324,7 +330,10 @@ def export_chain(
         versions.append(f"scikit-learn {sklearn.__version__}")
     prepared = (lambda rows: prepare(rows).astype(np.float32)) if pre is not None else None
     framework = " + ".join(frameworks) or "numpy"
-    return Export(chain, symbol, reference, framework, ", ".join(versions), net_loaded, prepared, math, dtype, dispatch)
+    versions_text = ", ".join(versions)
+    return Export(
+        chain, symbol, reference, framework, versions_text, net_loaded, prepared, math, dtype, dispatch, scikinc_names
+    )
 
 
 def _load_network(model: Any, noise: int = 0) -> LoadedModel:
@@ -363,6 +372,7 @@ def export_flax(
     dtype: str = "float",
     trust: Sequence[str] = (),
     dispatch: str = DEFAULT_DISPATCH,
+    scikinc_names: bool = False,
 ) -> Export:
     """A Flax model (linen module + params, nnx module, or ``f(params, x)``) and its chain, like ``export_chain``.
 
@@ -384,6 +394,7 @@ def export_flax(
         dtype=dtype,
         trust=trust,
         dispatch=dispatch,
+        scikinc_names=scikinc_names,
     )
 
 

@@ -11,8 +11,23 @@ library by symbol, so the manifest lists every model under the symbol it gets::
     noise = 128
     trust = ["lamarr_utils"]              # your modules the transformer files may load (from this folder)
 
+A pipeline (``[pipelines.NAME]``, see ``exporter/composed.py``) calls models of the same manifest
+in turn inside one C function::
+
+    [pipelines.full_muon_pipe]
+    n_inputs = 5
+    n_random = 128                        # optional: checked against the stages' noise
+    output = ["rich", "gpid[0:3]"]        # optional: default every stage's output, in order
+    scikinc_names = true                  # optional: the stages' steps also as rich_tX, rich_dnn...
+
+    [[pipelines.full_muon_pipe.stages]]
+    model = "rich"                        # a [models.rich] entry
+    reads = ["input[0:5]"]                # slices of input and of earlier stages, concatenated
+    noise = 64                            # optional: checked against the model's
+
 Relative paths resolve against the manifest's folder. Every error names the manifest, the entry
-and the key (``models.toml: [models.resolution] noise: ...``).
+and the key (``models.toml: [models.resolution] noise: ...``; a pipeline's also the stage:
+``models.toml: [pipelines.full] stage gpid reads: ...``).
 """
 
 from __future__ import annotations
@@ -23,17 +38,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exporter.backend.naming import check_symbol
+from exporter.composed import PipelineSpec, StageSpec
 from exporter.errors import ExportError
 from exporter.spec import ModelSpec, Words, kwargs_from_json
 
 if TYPE_CHECKING:
     from exporter.api import Export
     from exporter.backend import CSource
+    from exporter.composed import PipelineExport
     from exporter.progress import Progress
 
 KEYS = (
     "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise trust"
 ).split()
+PIPELINE_KEYS = "n_inputs n_random stages output scikinc_names".split()
+STAGE_KEYS = "model reads noise".split()
 
 
 def _toml() -> Any:
@@ -115,8 +134,8 @@ def _entry(manifest: Path, symbol: str, table: Any) -> ModelSpec:
     return entry
 
 
-def read_manifest(path: str | Path) -> list[ModelSpec]:
-    """The manifest's entries, in file order, checked (files exist, keys known, values typed)."""
+def read_manifest(path: str | Path) -> list[ModelSpec | PipelineSpec]:
+    """The manifest's models, then its pipelines, in file order, checked (files exist, keys known, values typed)."""
     path = Path(path)
     try:
         data = _toml().loads(path.read_text())
@@ -124,13 +143,68 @@ def read_manifest(path: str | Path) -> list[ModelSpec]:
         raise ExportError(f"{path}: cannot read the manifest ({err.strerror or err})") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise ExportError(f"{path}: not valid TOML ({err})") from None
-    extra = sorted(set(data) - {"models"})
+    extra = sorted(set(data) - {"models", "pipelines"})
     if extra:
         raise ExportError(f"{path}: {extra[0]}: unknown top-level key (models go in [models.SYMBOL] tables)")
     models = data.get("models")
     if not isinstance(models, dict) or not models:
         raise ExportError(f"{path}: no models: list each as a [models.SYMBOL] table")
-    return [_entry(path, symbol, table) for symbol, table in models.items()]
+    entries = {symbol: _entry(path, symbol, table) for symbol, table in models.items()}
+    pipelines = data.get("pipelines", {})
+    if not isinstance(pipelines, dict):
+        raise ExportError(f"{path}: pipelines: expected tables ([pipelines.NAME])")
+    return [*entries.values(), *(_pipeline(path, name, table, entries) for name, table in pipelines.items())]
+
+
+def _pipeline(manifest: Path, name: str, table: Any, models: dict[str, ModelSpec]) -> PipelineSpec:
+    """A ``[pipelines.NAME]`` table: its stages are the manifest's models (``scikinc_names`` set on them)."""
+    where = f"{manifest}: [pipelines.{name}]"
+    if not isinstance(table, dict):
+        raise ExportError(f"{where}: expected a table of keys")
+    words = Words(where=where)
+    unknown = sorted(set(table) - set(PIPELINE_KEYS))
+    if unknown:
+        raise words.about(unknown[0], f"unknown key (the keys are {', '.join(PIPELINE_KEYS)})")
+    r = _Reader(words, manifest.parent, table)
+    n_inputs = r.get("n_inputs", int, "an integer")
+    if n_inputs is None:
+        raise words.about("n_inputs", "missing: the width of the pipeline's input")
+    output = r.get("output", list, 'a list of stage outputs such as "rich[0:4]"')
+    if output is not None and not all(isinstance(o, str) for o in output):
+        raise words.about("output", f"expected a list of strings, got {output!r}")
+    scikinc = table.get("scikinc_names", False)
+    if not isinstance(scikinc, bool):
+        raise words.about("scikinc_names", f"expected true or false, got {scikinc!r}")
+    stages_table = table.get("stages")
+    if not isinstance(stages_table, list) or not stages_table:
+        raise words.about("stages", "expected stages: one [[pipelines.NAME.stages]] table per model called")
+    stages = [_stage(words, i, t, models) for i, t in enumerate(stages_table)]
+    if scikinc:
+        for stage in stages:
+            stage.model.scikinc_names = True
+    spec = PipelineSpec(name, n_inputs, stages, output, r.get("n_random", int, "an integer"), scikinc, where)
+    spec.check()
+    return spec
+
+
+def _stage(words: Words, index: int, table: Any, models: dict[str, ModelSpec]) -> StageSpec:
+    if not isinstance(table, dict):
+        raise words.about("stages", f"stage {index}: expected a table of keys (model, reads, noise)")
+    model = table.get("model")
+    label = f"stage {model if isinstance(model, str) else index}"
+    unknown = sorted(set(table) - set(STAGE_KEYS))
+    if unknown:
+        raise words.about(f"{label} {unknown[0]}", f"unknown key (the keys are {', '.join(STAGE_KEYS)})")
+    if not isinstance(model, str) or model not in models:
+        known = ", ".join(models)
+        raise words.about(f"{label} model", f"{model!r}: not a model of this manifest ({known})")
+    reads = table.get("reads")
+    if not isinstance(reads, list) or not all(isinstance(x, str) for x in reads):
+        raise words.about(f"{label} reads", f'expected a list of slices such as "input[0:5]", got {reads!r}')
+    noise = table.get("noise")
+    if noise is not None and (not isinstance(noise, int) or isinstance(noise, bool)):
+        raise words.about(f"{label} noise", f"expected an integer, got {noise!r}")
+    return StageSpec(models[model], reads, noise)
 
 
 @dataclass
@@ -142,21 +216,26 @@ class ModelSet:
 
     name: str
     manifest: Path
-    specs: list[ModelSpec]
+    specs: list[ModelSpec | PipelineSpec]
 
     @property
     def title(self) -> str:
         return str(self.manifest)
 
     def files(self) -> list[Path]:
-        return [self.manifest, *(p for spec in self.specs for p in spec.files())]
+        return list(dict.fromkeys([self.manifest, *(p for spec in self.specs for p in spec.files())]))
 
-    def exports(self, progress: Progress) -> list[Export]:
-        """Every entry exported; the C functions must be unique across the set."""
-        exports: list[Export] = []
+    def exports(self, progress: Progress) -> list[Export | PipelineExport]:
+        """Every model exported, then every pipeline composed of them; the C functions must be unique."""
+        exports: list[Export | PipelineExport] = []
+        built: dict[str, Export] = {}
         for spec in self.specs:
-            progress.say(f"model {spec.name}")
-            exports.append(spec.build())
+            progress.say(f"{'pipeline' if isinstance(spec, PipelineSpec) else 'model'} {spec.name}")
+            if isinstance(spec, PipelineSpec):
+                exports.append(spec.build(built))
+            else:
+                built[str(spec.name)] = spec.build()
+                exports.append(built[str(spec.name)])
         functions = [f for ex in exports for f in ex.source.functions]
         clash = sorted({f for f in functions if functions.count(f) > 1})
         if clash:

@@ -118,6 +118,7 @@ class ModelSpec:
     dtype: str = "float"
     trust: list[str] = field(default_factory=list)
     dispatch: str = DEFAULT_DISPATCH
+    scikinc_names: bool = False  # each step also under scikinC's name (a pipeline's stages, for Lamarr's glue)
     import_from: Path | None = None
     words: Words = field(default=PYTHON, repr=False, compare=False)
 
@@ -169,7 +170,7 @@ class ModelSpec:
 
         self.check()
         chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "math": self.math}
-        chain.update(dtype=self.dtype, dispatch=self.dispatch, trust=self.trust)
+        chain.update(dtype=self.dtype, dispatch=self.dispatch, trust=self.trust, scikinc_names=self.scikinc_names)
         importing = self.trust or self.flax is not None
         folder = _importable(self.import_from or Path.cwd()) if importing else contextlib.nullcontext()
         with self.words.wording(), folder:

@@ -29,6 +29,12 @@ def shape(n_inputs: int, n_noise: int, n_outputs: int) -> str:
     return f"{count(n_inputs, 'input')}{noise} -> {count(n_outputs, 'output')}"
 
 
+def _is_pipeline(ex: object) -> bool:
+    from exporter.composed import PipelineExport
+
+    return isinstance(ex, PipelineExport)
+
+
 def _indent(text: str, by: str) -> str:
     return by + text.replace("\n", "\n" + by)
 
@@ -87,6 +93,6 @@ def set_summary(result: Result) -> list[str]:
             lines.append("    parity: not checked (--no-check)")
         else:
             lines.append(f"    parity: {report.verdict()}")
-            if not report.passed:
+            if not report.passed or _is_pipeline(ex):  # a pipeline's: the diagnosis and the error distribution
                 lines.append(_indent(report.table(), "      "))
     return lines

@@ -194,17 +194,3 @@ def test_batch_leaves_memory_beyond_n_rows_alone(tmp_path):
     np.testing.assert_array_equal(out[:5], compiled(rows[:5]))
     assert (out[5:] == 7.0).all()
 
-
-def test_verdict_filled_in_equals_a_fresh_rendering():
-    """The written file quotes the parity verdict: filled into the first rendering, it must be the very
-    text a rendering with that verdict gives (a verdict with comment markers stays inside the comment)."""
-    from exporter.api import export_chain
-    from exporter.backend import render, with_parity
-
-    ex = export_chain(ROOT / "examples/efficiency.keras", preprocess=[ROOT / "examples/efficiency_tX.pkl"])
-    verdict = "passed against Keras on 12 rows, |c - ref| <= 1e-05 [a */ b /* c]"
-    filled = with_parity(ex.source, verdict)
-    fresh = render(ex.chain, ex.symbol, verdict, ex.math, ex.dtype, ex.dispatch)
-    assert (filled.c, filled.h) == (fresh.c, fresh.h) != (ex.source.c, ex.source.h)
-    with pytest.raises(ValueError, match="no unchecked parity line"):
-        with_parity(filled, verdict)

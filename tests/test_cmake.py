@@ -7,12 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import ROOT, randomize, run_cli, saved, small_model_set
+from helpers import ROOT, randomize, saved
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +47,8 @@ def test_committed_exports_pass_ctest(cmake, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     refs = sorted((ROOT / "generated").glob("*.ref.txt"))
     assert f"0 tests failed out of {len(refs)}" in result.stdout and "lamarr_tracking" in result.stdout
+    assert "lamarr_pid" in result.stdout  # the PID pipelines: three-argument functions with N_RANDOM noise values
+    assert "static_assert(full_muon_pipe_N_RANDOM == 256" in (build / "registry_lamarr_pid.cpp").read_text()
     for ref in refs:
         stem = ref.name.removesuffix(".ref.txt")
         functions = sum(line.startswith("function ") for line in ref.open())
@@ -62,22 +65,21 @@ def copy_generated(tmp_path: Path, stem: str) -> Path:
     return generated
 
 
-def test_exports_under_sanitizers(cmake, keras, tmp_path, capsys):
+@pytest.mark.parametrize("stem", ["lamarr_tracking", "lamarr_pid"])
+def test_committed_exports_under_sanitizers(cmake, tmp_path, stem):
     """In-place calls and exact-size heap buffers, under -fsanitize=address,undefined: nothing reported.
 
-    A small model set exported here: a classifier and a generator with preprocessing and a target
-    transform, every kind of function the committed exports have (their buffers are planned by the
-    same code, whatever the widths); the committed sets themselves took many minutes under ASan.
+    The tracking set: it holds a classifier and generators with preprocessing and target transforms, every
+    kind of function the other single exports have (building all of them under ASan took minutes); the PID
+    set: pipelines (three arguments, N_RANDOM noise values) and scikinC's names.
     """
-    build, generated = tmp_path / "build", tmp_path / "generated"
-    models = small_model_set(keras, tmp_path / "models")
-    code, out, err = run_cli(capsys, models / "models.toml", "-o", generated / "small_set.c", "--samples", 300)
-    assert code == 0, out + err
+    build = tmp_path / "build"
+    generated = copy_generated(tmp_path, stem)
     result = build_and_test(cmake, build, "-DLAMARR_EXPORT_SANITIZE=ON", f"-DLAMARR_EXPORT_GENERATED_DIR={generated}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 tests failed out of 1" in result.stdout and "small_set" in result.stdout
     assert "runtime error" not in result.stdout + result.stderr and "AddressSanitizer" not in result.stdout
-    linked = run("ldd", build / "test_small_set").stdout
+    linked = run("ldd", build / f"test_{stem}").stdout
     assert "libasan" in linked and "libubsan" in linked
 
 
@@ -93,6 +95,40 @@ def test_test_program_fails_on_a_wrong_reference(cmake, tmp_path):
     assert result.returncode != 0
     assert "FAIL: linked tracking: row 0 output 0" in result.stdout
     assert "FAIL: dlsym tracking: row 0 output 0" in result.stdout
+
+
+def test_registry_checks_a_pipelines_macros(cmake, keras, tmp_path):
+    """A small pipeline (scikinC names on) passes the C++ test program; a header whose NAME_N_RANDOM differs from
+    the reference rows stops the test program's build, naming the macro."""
+    L = keras.layers
+    models = tmp_path / "models"
+    for name, n_cond in (("a", 3), ("b", 5)):
+        cond, noise = keras.Input((n_cond,)), keras.Input((4,))
+        h = L.Dense(8, activation="tanh")(L.Concatenate()([cond, noise]))
+        saved(randomize(keras.Model([cond, noise], L.Dense(2)(h))), models, f"{name}.keras")
+    manifest = models / "chain.toml"
+    manifest.write_text(
+        textwrap.dedent("""
+        [models.a]
+        model = "a.keras"
+        [models.b]
+        model = "b.keras"
+        [pipelines.chain]
+        n_inputs = 3
+        scikinc_names = true
+        stages = [{ model = "a", reads = ["input"] }, { model = "b", reads = ["input", "a"] }]
+        """)
+    )
+    generated = tmp_path / "generated"
+    run(EXPORTER, manifest, "-o", generated / "chain.c", "--samples", 300, "--quiet")
+    build = tmp_path / "build"
+    result = build_and_test(cmake, build, f"-DLAMARR_EXPORT_GENERATED_DIR={generated}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "a_dnn_random" in (build / "registry_chain.cpp").read_text()
+    header = generated / "chain.h"
+    header.write_text(header.read_text().replace("#define chain_N_RANDOM 8", "#define chain_N_RANDOM 9"))
+    rebuilt = run(cmake, "--build", build, check=False)
+    assert rebuilt.returncode != 0 and "chain_N_RANDOM" in rebuilt.stdout + rebuilt.stderr
 
 
 def consumer_outputs(build: Path) -> dict[str, np.ndarray]:

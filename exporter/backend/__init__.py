@@ -11,26 +11,28 @@ function also has a ``_batch`` form for n consecutive rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from exporter.backend.functions import (
     REAL_SIZE,
     ColumnsFunction,
     ExportedFunction,
+    PipelineFunction,
     Target,
     plan_functions,
 )
 from exporter.backend.isa import DEFAULT_DISPATCH, VARIANTS, check_dispatch
-from exporter.backend.literals import c_comment
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, helpers_needed
 from exporter.backend.templates import environment, shipped_dir
 from exporter.ir import Dense, Graph
 from exporter.ir.activations import ACCURACY
 from exporter.ir.chain import Chain
 from exporter.ir.columns import Quantile
+from exporter.ir.pipeline import INPUT as PIPELINE_INPUT
+from exporter.ir.pipeline import Pipeline
 from exporter.version import __version__
 
-__all__ = ["REAL_SIZE", "CSource", "RenderContext", "render", "render_set", "shipped_dir", "with_parity"]
+__all__ = ["REAL_SIZE", "CSource", "RenderContext", "render", "render_pipeline", "render_set", "shipped_dir"]
 
 
 @dataclass
@@ -96,8 +98,10 @@ def render(
     math_mode: str = DEFAULT_MATH,
     real: str = "float",
     dispatch: str = DEFAULT_DISPATCH,
+    scikinc: bool = False,
 ) -> CSource:
     """Render ``chain`` as the C function ``symbol`` (and its stages); ``parity`` is quoted in the banner.
+    ``scikinc``: each step is also exported under the name scikinC gave it (``SYMBOL_tX``...).
 
     ``real="double"`` computes the network in double (same IR, its float32 weights printed exactly
     as doubles), with libm's double functions: the inline approximations exist for float only.
@@ -109,7 +113,7 @@ def render(
     env = environment()
     check_real(real, math_mode)
     target = Target(symbol, real, check_math(math_mode), VARIANTS[check_dispatch(dispatch)])
-    functions = plan_functions(chain, symbol, target)
+    functions = plan_functions(chain, symbol, target, scikinc)
     net_ops = chain.net.ops if chain.net is not None else []
     column_ops = [step.op for f in functions if isinstance(f, ColumnsFunction) for step in f.steps]
     m = RenderContext(
@@ -148,13 +152,37 @@ def render(
     )
 
 
-def with_parity(source: CSource, parity: str) -> CSource:
-    """``source`` (rendered with the default ``parity``) with ``parity`` quoted in its banners instead:
-    the same text ``render`` would give, without rendering the weights a second time."""
-    line, new = f"\n * Parity: {c_comment('not checked')}\n", f"\n * Parity: {c_comment(parity)}\n"
-    if line not in source.c or line not in source.h:
-        raise ValueError(f"{source.symbol}: no unchecked parity line in the banner to fill in")
-    return replace(source, c=source.c.replace(line, new, 1), h=source.h.replace(line, new, 1))
+def render_pipeline(pipeline: Pipeline, parity: str = "not checked", real: str = "float") -> CSource:
+    """The C glue of ``pipeline``: one function calling its stages (functions of the same file) in turn,
+    their values in stack arrays sized from the IR."""
+    env = environment()
+    name = pipeline.name
+    stack = REAL_SIZE[real] * pipeline.values_width + max(s.stack_bytes for s in pipeline.stages)
+    f = PipelineFunction(name, pipeline.n_inputs, pipeline.n_outputs, stack, f"{name}_in", real, pipeline.n_noise)
+    m = {
+        "symbol": name,
+        "version": __version__,
+        "source": pipeline.source,
+        "real": real,
+        "functions": [f],
+        "stages": pipeline.stages,
+        "output": pipeline.output,
+        "buffer": {PIPELINE_INPUT: "input", **{s.name: f"{name}_out{i}" for i, s in enumerate(pipeline.stages)}},
+        "gather_width": pipeline.gather_width,
+        "stack_bytes": stack,
+        "n_params": pipeline.n_params,
+        "parity": parity,
+        "guard": f"{name.upper()}_H_INCLUDED",
+    }
+    return CSource(
+        symbol=name,
+        c=env.get_template("pipeline.c.j2").render(m=m),
+        h=env.get_template("pipeline.h.j2").render(m=m),
+        stack_bytes=stack,
+        functions=[name],
+        real=real,
+        widths={name: (f.n_inputs, f.n_outputs, f.n_noise)},
+    )
 
 
 def render_set(name: str, source: str, parts: list[CSource]) -> CSource:

@@ -2,8 +2,9 @@
 
 A network becomes a :class:`NetworkFunction` (its ops as :class:`Step` s, rendered for one row and
 for a block of rows, per instruction set), a column stage a :class:`ColumnsFunction`, a whole chain a
-:class:`ComposedFunction` calling its stages in turn. Every step sees the :class:`Target` (symbol,
-C type, math mode) it is rendered for.
+:class:`ComposedFunction` calling its stages in turn; scikinC's names for a chain's steps are
+:class:`AliasFunction` s and a :class:`JoinedFunction`, a pipeline of chains a :class:`PipelineFunction`.
+Every step sees the :class:`Target` (symbol, C type, math mode) it is rendered for.
 """
 
 from __future__ import annotations
@@ -189,6 +190,33 @@ class ComposedFunction(ExportedFunction):
     width: int = 0  # the widest stage
 
 
+@dataclass
+class AliasFunction(ExportedFunction):
+    """scikinC's name for a chain's step (``SYMBOL_tX``, ``SYMBOL_tY_inverse``): the step, called under that name."""
+
+    kind: ClassVar[str] = "alias"
+
+    parts: list[str] = field(default_factory=list)  # the one function called
+
+
+@dataclass
+class JoinedFunction(ExportedFunction):
+    """scikinC's generator network ``SYMBOL_dnn(output, input)``: one input, the preprocessed conditions
+    then ``width`` noise values, copied out before the three-argument network is called."""
+
+    kind: ClassVar[str] = "joined"
+
+    parts: list[str] = field(default_factory=list)  # the one function called: the network
+    width: int = 0  # the noise values at the end of the input
+
+
+@dataclass
+class PipelineFunction(ExportedFunction):
+    """A pipeline (``exporter.ir.pipeline``): its stages, functions of the same file, called in turn."""
+
+    kind: ClassVar[str] = "pipeline"
+
+
 def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, variant: Variant) -> RowBlock:
     env = environment()
     scratch = f"{name}_buf"
@@ -280,9 +308,26 @@ def _inverse_or_none(stage: ColumnStage) -> ColumnStage | None:
         return None
 
 
-def plan_functions(chain: Chain, symbol: str, m: Target) -> list[ExportedFunction]:
-    """The exported functions of a chain, the main symbol first."""
-    if chain.pre is None and chain.post is None and chain.net is not None:
+def _scikinc_names(symbol: str, parts: list[ExportedFunction], real: str) -> list[ExportedFunction]:
+    """scikinC's names for a chain's steps (``SYMBOL_tX``, ``SYMBOL_tY_inverse``, ``SYMBOL_dnn``), which
+    Lamarr's hand-written glue declares. A generator's ``SYMBOL_dnn`` takes scikinC's one input (the
+    preprocessed conditions, then the noise) and calls the network, exported as ``SYMBOL_dnn_random``."""
+    names = {f"{symbol}_preprocess": f"{symbol}_tX", f"{symbol}_postprocess": f"{symbol}_tY_inverse"}
+    aliases: list[ExportedFunction] = []
+    for p in parts:
+        if p.name in names:
+            aliases.append(AliasFunction(names[p.name], p.n_inputs, p.n_outputs, 0, "", real, parts=[p.name]))
+        elif isinstance(p, NetworkFunction) and p.n_noise:
+            n_in, stack = p.n_inputs + p.n_noise, REAL_SIZE[real] * p.n_noise + p.stack_bytes
+            joined = JoinedFunction(f"{symbol}_dnn", n_in, p.n_outputs, stack, f"{symbol}_dnn_noise", real)
+            joined.parts, joined.width = [p.name], p.n_noise
+            aliases.append(joined)
+    return aliases
+
+
+def plan_functions(chain: Chain, symbol: str, m: Target, scikinc: bool = False) -> list[ExportedFunction]:
+    """The exported functions of a chain, the main symbol first; ``scikinc``: with scikinC's names too."""
+    if chain.pre is None and chain.post is None and chain.net is not None and not scikinc:
         return [_network(chain.net, symbol, m)]
     if chain.net is None and chain.post is None and chain.pre is not None:  # a transformer on its own
         inverse = _inverse_or_none(chain.pre)
@@ -296,7 +341,10 @@ def plan_functions(chain: Chain, symbol: str, m: Target) -> list[ExportedFunctio
         if inverse is not None:
             extra.append(_columns(inverse, f"{symbol}_preprocess_inverse", symbol, m.real))
     if chain.net is not None:
-        parts.append(_network(chain.net, f"{symbol}_dnn", m))
+        renamed = scikinc and chain.net.n_noise  # SYMBOL_dnn is then scikinC's one-input form
+        parts.append(_network(chain.net, f"{symbol}_dnn_random" if renamed else f"{symbol}_dnn", m))
     if chain.post is not None:
         parts.append(_columns(chain.post, f"{symbol}_postprocess", symbol, m.real))
+    if scikinc:
+        extra += _scikinc_names(symbol, parts, m.real)
     return [_compose(symbol, parts, m.real), *parts, *extra]

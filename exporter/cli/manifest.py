@@ -46,8 +46,8 @@ def run_manifest(args: argparse.Namespace) -> int:
     from exporter.pipeline import Checks, Outputs, export_spec
 
     if args.depends:
-        files = [p.resolve() for entry in read_manifest(args.model) for p in entry.files()]
-        print("\n".join(map(str, dict.fromkeys(files))))  # each once, in manifest order (models share scalers)
+        files = dict.fromkeys(p.resolve() for entry in read_manifest(args.model) for p in entry.files())
+        print("\n".join(map(str, files)))
         return EXIT_OK
     for key, flag in PER_MODEL.items():
         if getattr(args, key) not in (None, False, [], 0):

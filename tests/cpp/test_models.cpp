@@ -4,8 +4,11 @@
 //
 // (a) Through the headers: every function the reference files list is linked (registry.cpp) with the
 //     signature its n_noise implies; every model symbol reproduces the Python outputs within the file's
-//     tolerance, out of place and in place; its sub-steps (SYMBOL_preprocess -> SYMBOL_dnn ->
-//     SYMBOL_postprocess) give bit for bit what the symbol gives; every other function runs.
+//     tolerance, out of place and in place (a pipeline with its N_RANDOM noise values); its sub-steps
+//     (SYMBOL_preprocess -> SYMBOL_dnn -> SYMBOL_postprocess, and scikinC's SYMBOL_tX -> SYMBOL_dnn ->
+//     SYMBOL_tY_inverse where exported) give bit for bit what the symbol gives; every other function runs.
+//     The header's NAME_N_INPUTS, NAME_N_OUTPUTS and NAME_N_RANDOM (a pipeline) or NAME_N_NOISE (a
+//     generator) are checked against the reference rows when registry.cpp compiles.
 // (b) Through dlopen/dlsym, exactly as Lamarr loads models: every function is found, and every model
 //     symbol reproduces the Python outputs.
 // Every buffer is a heap array of exactly the size the function needs (in-place: max(inputs, outputs)),
@@ -156,8 +159,12 @@ void check_linked(const Reference &ref) {
         const Function *f = find(linked, s.name);
         if (!f) continue;
         const Function *pre = find(linked, s.name + "_preprocess");
-        const Function *dnn = find(linked, s.name + "_dnn");
+        const Function *dnn = find(linked, s.name + "_dnn_random");  // a generator's network beside scikinC's _dnn
+        const Function *joined = dnn ? find(linked, s.name + "_dnn") : nullptr;
+        if (!dnn) dnn = find(linked, s.name + "_dnn");
         const Function *post = find(linked, s.name + "_postprocess");
+        const Function *tx = find(linked, s.name + "_tX");
+        const Function *ty = find(linked, s.name + "_tY_inverse");
         for (size_t row = 0; row < s.in.size(); ++row) {
             const std::vector<float> random = s.n_noise ? s.random[row] : std::vector<float>();
             const std::vector<float> out = call(*f, s.in[row], random);
@@ -171,8 +178,21 @@ void check_linked(const Reference &ref) {
                 if (pre && !same_bits(call_in_place(*pre, s.in[row], {}), call(*pre, s.in[row], {})))
                     fail(s.name + "_preprocess: in-place call differs");
             }
+            if (tx || ty || joined) {  // scikinC's names, as Lamarr's hand-written glue calls them
+                std::vector<float> x = tx ? call(*tx, s.in[row], {}) : s.in[row];
+                if (joined) {  // scikinC's generator network: one input, the conditions then the noise
+                    x.insert(x.end(), random.begin(), random.end());
+                    if (!same_bits(call_in_place(*joined, x, {}), call(*joined, x, {})))
+                        fail(s.name + "_dnn: in-place call differs");
+                    x = call(*joined, x, {});
+                } else {
+                    x = call(*dnn, x, random);
+                }
+                if (ty) x = call(*ty, x, {});
+                if (!same_bits(x, out)) fail(s.name + ": _tX -> _dnn -> _tY_inverse differs from the symbol");
+            }
         }
-        for (const Function *g : {f, pre, dnn, post})
+        for (const Function *g : {f, pre, dnn, post, tx, joined, ty})
             if (g) called.push_back(g->name);
     }
     for (const Function &f : lamarr_test::linked_functions) {  // the rest (inverses...): each runs on a row
