@@ -7,9 +7,8 @@
     >>> report = ex.check(model)                              # parity against Keras
     >>> ex.write("efficiency.c", report)                      # .c and .h, atomically
 
-``export_chain`` does the same for a whole Lamarr chain: log columns, scikit-learn
-preprocessing, the network, an output activation and the inverse target transform.
-"""
+``export_chain`` does the same for a whole Lamarr chain: log columns, scikit-learn preprocessing,
+the network, an output activation and the inverse target transform."""
 
 from __future__ import annotations
 
@@ -176,8 +175,7 @@ def _name_of(thing: Any) -> str:
 
 
 def symbol_for(name: str | None, thing: Any, dtype: str = "float") -> str:
-    """``name`` checked as a C symbol, or one made from the file's stem (or the live model's name);
-    ``_double`` added to a made one for double."""
+    """``name`` checked as a C symbol, or one made from the file's stem (or the model's name), ``_double`` added."""
     if name is not None:  # an empty --name is refused, not replaced by the stem
         return check_symbol(name)
     stem = Path(thing).stem if isinstance(thing, (str, os.PathLike)) else getattr(thing, "name", "model")
@@ -191,10 +189,9 @@ def export_keras(
 
     ``math="libm"`` makes the C call libm's ``tanhf``, ``expf``... instead of the default
     inline approximations (``"fast"``), for bit-for-bit libm results at a loss of speed.
-    ``dtype="double"`` computes in double from the same IR (symbol ``<stem>_double`` by
-    default, libm's double functions). ``dispatch="none"`` writes the network code once, for
-    whatever the compiler targets, instead of once per x86-64 level chosen at run time.
-    """
+    ``dtype="double"`` computes in double from the same IR (symbol ``<stem>_double`` by default,
+    libm's double functions). ``dispatch="none"`` writes the network code once, for whatever the
+    compiler targets, instead of once per x86-64 level chosen at run time."""
     return export_chain(model, name=name, math=math, dtype=dtype, dispatch=dispatch)
 
 
@@ -245,9 +242,9 @@ def export_chain(
     ``model`` is a Keras file or model (or None for preprocessing alone); transformers are
     fitted scikit-learn objects or their .pkl/.joblib/.skops files. ``trust`` names your own
     modules whose classes and functions those files may load (``["lamarr_utils"]``), see
-    docs/custom-preprocessing.md. A generator (a Keras model with
-    two inputs, conditions and noise, or ``noise`` > 0 trailing noise entries in its one input)
-    gets the caller's noise after the preprocessing: ``SYMBOL(output, input, random)``.
+    docs/custom-preprocessing.md. A generator (a Keras model with two inputs, conditions and noise,
+    or ``noise`` > 0 trailing noise entries in its one input) gets the caller's noise after the
+    preprocessing: ``SYMBOL(output, input, random)``.
     ``scikinc_names`` also exports each step under the name scikinC gave it, for Lamarr's glue.
     """
     from exporter.frontends.sklearn import reference as sk

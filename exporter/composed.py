@@ -323,8 +323,13 @@ class PipelineExport:
         atol: float = DEFAULT_ATOL,
         rtol: float = DEFAULT_RTOL,
         noise: np.ndarray | None = None,
+        expected: np.ndarray | None = None,
     ) -> PipelineReport:
-        """Parity end to end, stage by stage and conditionally; ``compiled`` is the pipeline's function."""
+        """Parity end to end, stage by stage and conditionally; ``compiled`` is the pipeline's function.
+
+        ``expected`` is taken for the interface every export shares and not used: the pipeline's
+        comparisons need each stage's Python values, which it computes itself.
+        """
         from exporter.composed_parity import check_pipeline
 
         rows = self.inputs() if inputs is None else inputs
