@@ -46,6 +46,8 @@ class CSource:
     functions: list[str] = field(default_factory=list)  # every exported symbol (not the _batch forms), main first
     real: str = "float"  # the C type of inputs, outputs and network arithmetic: "float" or "double"
     widths: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # symbol -> (inputs, outputs, noise)
+    # The models whose network code is there once per instruction set: ``-DSYMBOL_ISA=k`` compiles variant k alone.
+    isa_symbols: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ def render(
         functions=[f.name for f in functions],
         real=real,
         widths={f.name: (f.n_inputs, f.n_outputs, f.n_noise) for f in functions},
+        isa_symbols=(symbol,) if m.dispatch else (),
     )
 
 
@@ -202,4 +205,5 @@ def render_set(name: str, source: str, parts: list[CSource]) -> CSource:
         functions=[f for p in parts for f in p.functions],
         real=parts[0].real,
         widths={k: v for p in parts for k, v in p.widths.items()},
+        isa_symbols=tuple(s for p in parts for s in p.isa_symbols),
     )
