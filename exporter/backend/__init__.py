@@ -93,6 +93,20 @@ def math_note(graph: Graph | None, mode: str, real: str) -> str:
     )
 
 
+def _plan(
+    chain: Chain | Graph, symbol: str, math_mode: str, real: str, dispatch: str, scikinc: bool
+) -> tuple[Chain, Target, list[ExportedFunction]]:
+    chain = chain if isinstance(chain, Chain) else Chain(net=chain, source=chain.source)
+    check_real(real, math_mode)
+    target = Target(symbol, real, check_math(math_mode), VARIANTS[check_dispatch(dispatch)])
+    return chain, target, plan_functions(chain, symbol, target, scikinc)
+
+
+def stack_bytes(graph: Graph, symbol: str) -> int:
+    """The stack one call of the default rendering needs, without rendering it (``inspect``)."""
+    return _plan(graph, symbol, DEFAULT_MATH, "float", DEFAULT_DISPATCH, False)[2][0].stack_bytes
+
+
 def render(
     chain: Chain | Graph,
     symbol: str,
@@ -111,11 +125,8 @@ def render(
     ``dispatch="none"`` writes the network code once, for whatever the compiler targets, instead
     of once per instruction set of ``exporter.backend.isa`` chosen at run time.
     """
-    chain = chain if isinstance(chain, Chain) else Chain(net=chain, source=chain.source)
+    chain, target, functions = _plan(chain, symbol, math_mode, real, dispatch, scikinc)
     env = environment()
-    check_real(real, math_mode)
-    target = Target(symbol, real, check_math(math_mode), VARIANTS[check_dispatch(dispatch)])
-    functions = plan_functions(chain, symbol, target, scikinc)
     net_ops = chain.net.ops if chain.net is not None else []
     column_ops = [step.op for f in functions if isinstance(f, ColumnsFunction) for step in f.steps]
     m = RenderContext(
