@@ -248,7 +248,8 @@ def inspect_keras(model: Any, name: str | None = None, progress: Progress | None
         if frontend.refused_from_config(layers):
             return inspect_stored(source, symbol, layers)
         try:  # no framework needed for what the file stores, when it can be read so
-            walked = frontend.stored_walk(Path(model), source)
+            with progress.step("load", f"reading {source}"):
+                walked = frontend.stored_walk(Path(model), source)
         except frontend.NotStored:
             with progress.step("load", "loading the model with Keras"):
                 model = frontend.load_keras_file(model)

@@ -23,7 +23,7 @@ from exporter.errors import ExportError, Problem, UnsupportedModelError
 from exporter.frontends.builder import Unsupported
 from exporter.frontends.keras import keras2
 from exporter.frontends.keras.activations import keras_activation
-from exporter.frontends.keras.backend import INSTALL, choose_backend, without_optional_imports
+from exporter.frontends.keras.backend import INSTALL, OPTIONAL, choose_backend
 from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
 from exporter.frontends.keras.layers import CUSTOM, LAYERS
@@ -32,6 +32,7 @@ from exporter.frontends.keras.quiet import quiet_stderr
 from exporter.frontends.keras.stored import NotStored, walk_stored
 from exporter.frontends.keras.walk import refusal_reason, walk_keras
 from exporter.frontends.loaded import LoadedModel
+from exporter.frontends.optional import without_optional_imports
 
 MODEL_CLASSES = {"Functional", "Sequential", "Model"}
 SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -157,7 +158,7 @@ def _import_keras() -> Any:
             import keras
         else:
             choose_backend()
-            with quiet_stderr(), without_optional_imports():
+            with quiet_stderr(), without_optional_imports(OPTIONAL):
                 import keras
 
                 keras.ops.convert_to_tensor(0.0)  # the backend logs once more on first use
@@ -313,7 +314,8 @@ class KerasLater:
     walk, which must name the IR values as the stored walk did."""
 
     def __init__(self, path: Path, source: str, noise: int, graph: Any):
-        self.path, self.source, self.noise, self.graph = path, source, noise, graph
+        self.path, self.source, self.noise = path, source, noise
+        self.ops = list(graph.ops)  # as walked: the export may append to the graph (an output activation)
 
     @functools.cached_property
     def model(self) -> Any:
@@ -330,7 +332,7 @@ class KerasLater:
     def _intermediates(self) -> KerasIntermediates:
         walked = walk_keras(self.model, self.source, self.noise)
         ops = walked.graph().ops
-        if len(ops) != len(self.graph.ops) or not all(a.same_as(b) for a, b in zip(ops, self.graph.ops, strict=False)):
+        if len(ops) != len(self.ops) or not all(a.same_as(b) for a, b in zip(ops, self.ops, strict=False)):
             raise ExportError(f"{self.source}: the loaded model walks into other IR than its stored configuration")
         return KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined)
 
