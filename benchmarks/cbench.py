@@ -86,7 +86,17 @@ def time_c(
 
 def peak_gflops(flags: list[str], workdir: Path) -> float:
     """Multiply-add throughput of one core for code compiled with ``flags`` (benchmarks/peak.c)."""
-    exe = workdir / f"peak_{abs(hash(tuple(flags))) % 10**8}"
-    subprocess.run(["gcc", *flags, str(HERE / "peak.c"), "-o", str(exe)], check=True)
-    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    return _measure("peak", flags, workdir)
+
+
+def stream_gbs(flags: list[str], workdir: Path, n_bytes: int) -> float:
+    """Read bandwidth of one core over ``n_bytes`` of floats that fit in L2, not L1 (benchmarks/stream.c)."""
+    return _measure("stream", flags, workdir, str(n_bytes))
+
+
+def _measure(program: str, flags: list[str], workdir: Path, *args: str) -> float:
+    """Build benchmarks/<program>.c with ``flags``, run it, read the figure of its first line."""
+    exe = workdir / f"{program}_{abs(hash(tuple(flags))) % 10**8}"
+    subprocess.run(["gcc", *flags, str(HERE / f"{program}.c"), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe), *args], capture_output=True, text=True, check=True).stdout
     return float(out.split()[1])
