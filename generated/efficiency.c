@@ -65,13 +65,19 @@ float *efficiency_preprocess_inverse_batch(float *output, const float *input, si
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
    Clang >= 14; elsewhere, or with -Defficiency_DISPATCH=0, the baseline alone (what the compiler targets);
    also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
-   -Defficiency_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+   -Defficiency_ISA=1, 3 or 4 compiles that variant alone and runs it (the exporter's parity build, tests
+   and benchmarks: the CPU must support it). */
 #ifndef efficiency_DISPATCH
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define efficiency_DISPATCH 1
 #else
 #define efficiency_DISPATCH 0
 #endif
+#endif
+#if efficiency_DISPATCH && defined(efficiency_ISA)
+#define efficiency_HAS(level) ((level) == efficiency_ISA)
+#else
+#define efficiency_HAS(level) 1
 #endif
 #if efficiency_DISPATCH
 #define efficiency_TARGET(isa) __attribute__((target(isa)))
@@ -11319,6 +11325,8 @@ efficiency_EXPORT float *efficiency_preprocess_inverse_batch(float *output, cons
 
 }
 
+#if efficiency_HAS(1)  /* efficiency_dnn for the baseline */
+
 /* efficiency_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 static void efficiency_dnn_rows1(float *output, const float *input)
 {
@@ -11677,8 +11685,9 @@ static void efficiency_dnn_rows_n(float *output, const float *input, size_t n)
     for (; r < n; ++r)
         efficiency_dnn_rows1(output + r * 4, input + r * 12);
 }
+#endif
 
-#if efficiency_DISPATCH  /* efficiency_dnn for x86-64-v3 */
+#if efficiency_DISPATCH && efficiency_HAS(3)  /* efficiency_dnn for x86-64-v3 */
 
 /* efficiency_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *output, const float *input)
@@ -12152,7 +12161,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows_n(float *
 }
 #endif
 
-#if efficiency_DISPATCH  /* efficiency_dnn for x86-64-v4 */
+#if efficiency_DISPATCH && efficiency_HAS(4)  /* efficiency_dnn for x86-64-v4 */
 
 /* efficiency_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *output, const float *input)
@@ -13198,12 +13207,18 @@ efficiency_EXPORT float *efficiency_dnn(float *output, const float *input)
 {
 #if efficiency_DISPATCH
     switch (efficiency_isa()) {
+#if efficiency_HAS(4)
     case 4: efficiency_dnn_v4_rows1(output, input); return output;
+#endif
+#if efficiency_HAS(3)
     case 3: efficiency_dnn_v3_rows1(output, input); return output;
+#endif
     default: break;
     }
 #endif
+#if efficiency_HAS(1)
     efficiency_dnn_rows1(output, input);
+#endif
     return output;
 }
 
@@ -13211,12 +13226,18 @@ efficiency_EXPORT float *efficiency_dnn_batch(float *output, const float *input,
 {
 #if efficiency_DISPATCH
     switch (efficiency_isa()) {
+#if efficiency_HAS(4)
     case 4: efficiency_dnn_v4_rows_n(output, input, n); return output;
+#endif
+#if efficiency_HAS(3)
     case 3: efficiency_dnn_v3_rows_n(output, input, n); return output;
+#endif
     default: break;
     }
 #endif
+#if efficiency_HAS(1)
     efficiency_dnn_rows_n(output, input, n);
+#endif
     return output;
 
 }

@@ -62,13 +62,19 @@ float *flax_tracking_preprocess_inverse_batch(float *output, const float *input,
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
    Clang >= 14; elsewhere, or with -Dflax_tracking_DISPATCH=0, the baseline alone (what the compiler targets);
    also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
-   -Dflax_tracking_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+   -Dflax_tracking_ISA=1, 3 or 4 compiles that variant alone and runs it (the exporter's parity build, tests
+   and benchmarks: the CPU must support it). */
 #ifndef flax_tracking_DISPATCH
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define flax_tracking_DISPATCH 1
 #else
 #define flax_tracking_DISPATCH 0
 #endif
+#endif
+#if flax_tracking_DISPATCH && defined(flax_tracking_ISA)
+#define flax_tracking_HAS(level) ((level) == flax_tracking_ISA)
+#else
+#define flax_tracking_HAS(level) 1
 #endif
 #if flax_tracking_DISPATCH
 #define flax_tracking_TARGET(isa) __attribute__((target(isa)))
@@ -4446,6 +4452,8 @@ flax_tracking_EXPORT float *flax_tracking_preprocess_inverse_batch(float *output
 
 }
 
+#if flax_tracking_HAS(1)  /* flax_tracking_dnn for the baseline */
+
 /* flax_tracking_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 3 ...], writes output[r * 1 ...] */
 static void flax_tracking_dnn_rows1(float *output, const float *input)
 {
@@ -4651,8 +4659,9 @@ static void flax_tracking_dnn_rows_n(float *output, const float *input, size_t n
     for (; r < n; ++r)
         flax_tracking_dnn_rows1(output + r * 1, input + r * 3);
 }
+#endif
 
-#if flax_tracking_DISPATCH  /* flax_tracking_dnn for x86-64-v3 */
+#if flax_tracking_DISPATCH && flax_tracking_HAS(3)  /* flax_tracking_dnn for x86-64-v3 */
 
 /* flax_tracking_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 3 ...], writes output[r * 1 ...] */
 flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(float *output, const float *input)
@@ -4919,7 +4928,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows_n(f
 }
 #endif
 
-#if flax_tracking_DISPATCH  /* flax_tracking_dnn for x86-64-v4 */
+#if flax_tracking_DISPATCH && flax_tracking_HAS(4)  /* flax_tracking_dnn for x86-64-v4 */
 
 /* flax_tracking_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 3 ...], writes output[r * 1 ...] */
 flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(float *output, const float *input)
@@ -5473,12 +5482,18 @@ flax_tracking_EXPORT float *flax_tracking_dnn(float *output, const float *input)
 {
 #if flax_tracking_DISPATCH
     switch (flax_tracking_isa()) {
+#if flax_tracking_HAS(4)
     case 4: flax_tracking_dnn_v4_rows1(output, input); return output;
+#endif
+#if flax_tracking_HAS(3)
     case 3: flax_tracking_dnn_v3_rows1(output, input); return output;
+#endif
     default: break;
     }
 #endif
+#if flax_tracking_HAS(1)
     flax_tracking_dnn_rows1(output, input);
+#endif
     return output;
 }
 
@@ -5486,12 +5501,18 @@ flax_tracking_EXPORT float *flax_tracking_dnn_batch(float *output, const float *
 {
 #if flax_tracking_DISPATCH
     switch (flax_tracking_isa()) {
+#if flax_tracking_HAS(4)
     case 4: flax_tracking_dnn_v4_rows_n(output, input, n); return output;
+#endif
+#if flax_tracking_HAS(3)
     case 3: flax_tracking_dnn_v3_rows_n(output, input, n); return output;
+#endif
     default: break;
     }
 #endif
+#if flax_tracking_HAS(1)
     flax_tracking_dnn_rows_n(output, input, n);
+#endif
     return output;
 
 }

@@ -81,13 +81,19 @@ float *acceptance_preprocess_inverse_batch(float *output, const float *input, si
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
    Clang >= 14; elsewhere, or with -Dacceptance_DISPATCH=0, the baseline alone (what the compiler targets);
    also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
-   -Dacceptance_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+   -Dacceptance_ISA=1, 3 or 4 compiles that variant alone and runs it (the exporter's parity build, tests
+   and benchmarks: the CPU must support it). */
 #ifndef acceptance_DISPATCH
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define acceptance_DISPATCH 1
 #else
 #define acceptance_DISPATCH 0
 #endif
+#endif
+#if acceptance_DISPATCH && defined(acceptance_ISA)
+#define acceptance_HAS(level) ((level) == acceptance_ISA)
+#else
+#define acceptance_HAS(level) 1
 #endif
 #if acceptance_DISPATCH
 #define acceptance_TARGET(isa) __attribute__((target(isa)))
@@ -2156,6 +2162,8 @@ acceptance_EXPORT float *acceptance_preprocess_inverse_batch(float *output, cons
 
 }
 
+#if acceptance_HAS(1)  /* acceptance_dnn for the baseline */
+
 /* acceptance_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 12 ...], writes output[r * 1 ...] */
 static void acceptance_dnn_rows1(float *output, const float *input)
 {
@@ -2753,8 +2761,9 @@ static void acceptance_dnn_rows_n(float *output, const float *input, size_t n)
     for (; r < n; ++r)
         acceptance_dnn_rows1(output + r * 1, input + r * 12);
 }
+#endif
 
-#if acceptance_DISPATCH  /* acceptance_dnn for x86-64-v3 */
+#if acceptance_DISPATCH && acceptance_HAS(3)  /* acceptance_dnn for x86-64-v3 */
 
 /* acceptance_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 12 ...], writes output[r * 1 ...] */
 acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *output, const float *input)
@@ -3469,7 +3478,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows_n(float *
 }
 #endif
 
-#if acceptance_DISPATCH  /* acceptance_dnn for x86-64-v4 */
+#if acceptance_DISPATCH && acceptance_HAS(4)  /* acceptance_dnn for x86-64-v4 */
 
 /* acceptance_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 12 ...], writes output[r * 1 ...] */
 acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *output, const float *input)
@@ -4263,12 +4272,18 @@ acceptance_EXPORT float *acceptance_dnn(float *output, const float *input)
 {
 #if acceptance_DISPATCH
     switch (acceptance_isa()) {
+#if acceptance_HAS(4)
     case 4: acceptance_dnn_v4_rows1(output, input); return output;
+#endif
+#if acceptance_HAS(3)
     case 3: acceptance_dnn_v3_rows1(output, input); return output;
+#endif
     default: break;
     }
 #endif
+#if acceptance_HAS(1)
     acceptance_dnn_rows1(output, input);
+#endif
     return output;
 }
 
@@ -4276,12 +4291,18 @@ acceptance_EXPORT float *acceptance_dnn_batch(float *output, const float *input,
 {
 #if acceptance_DISPATCH
     switch (acceptance_isa()) {
+#if acceptance_HAS(4)
     case 4: acceptance_dnn_v4_rows_n(output, input, n); return output;
+#endif
+#if acceptance_HAS(3)
     case 3: acceptance_dnn_v3_rows_n(output, input, n); return output;
+#endif
     default: break;
     }
 #endif
+#if acceptance_HAS(1)
     acceptance_dnn_rows_n(output, input, n);
+#endif
     return output;
 
 }
@@ -4404,13 +4425,19 @@ float *efficiency_preprocess_inverse_batch(float *output, const float *input, si
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
    Clang >= 14; elsewhere, or with -Defficiency_DISPATCH=0, the baseline alone (what the compiler targets);
    also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
-   -Defficiency_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+   -Defficiency_ISA=1, 3 or 4 compiles that variant alone and runs it (the exporter's parity build, tests
+   and benchmarks: the CPU must support it). */
 #ifndef efficiency_DISPATCH
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define efficiency_DISPATCH 1
 #else
 #define efficiency_DISPATCH 0
 #endif
+#endif
+#if efficiency_DISPATCH && defined(efficiency_ISA)
+#define efficiency_HAS(level) ((level) == efficiency_ISA)
+#else
+#define efficiency_HAS(level) 1
 #endif
 #if efficiency_DISPATCH
 #define efficiency_TARGET(isa) __attribute__((target(isa)))
@@ -15658,6 +15685,8 @@ efficiency_EXPORT float *efficiency_preprocess_inverse_batch(float *output, cons
 
 }
 
+#if efficiency_HAS(1)  /* efficiency_dnn for the baseline */
+
 /* efficiency_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 static void efficiency_dnn_rows1(float *output, const float *input)
 {
@@ -16016,8 +16045,9 @@ static void efficiency_dnn_rows_n(float *output, const float *input, size_t n)
     for (; r < n; ++r)
         efficiency_dnn_rows1(output + r * 4, input + r * 12);
 }
+#endif
 
-#if efficiency_DISPATCH  /* efficiency_dnn for x86-64-v3 */
+#if efficiency_DISPATCH && efficiency_HAS(3)  /* efficiency_dnn for x86-64-v3 */
 
 /* efficiency_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *output, const float *input)
@@ -16491,7 +16521,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows_n(float *
 }
 #endif
 
-#if efficiency_DISPATCH  /* efficiency_dnn for x86-64-v4 */
+#if efficiency_DISPATCH && efficiency_HAS(4)  /* efficiency_dnn for x86-64-v4 */
 
 /* efficiency_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *output, const float *input)
@@ -17537,12 +17567,18 @@ efficiency_EXPORT float *efficiency_dnn(float *output, const float *input)
 {
 #if efficiency_DISPATCH
     switch (efficiency_isa()) {
+#if efficiency_HAS(4)
     case 4: efficiency_dnn_v4_rows1(output, input); return output;
+#endif
+#if efficiency_HAS(3)
     case 3: efficiency_dnn_v3_rows1(output, input); return output;
+#endif
     default: break;
     }
 #endif
+#if efficiency_HAS(1)
     efficiency_dnn_rows1(output, input);
+#endif
     return output;
 }
 
@@ -17550,12 +17586,18 @@ efficiency_EXPORT float *efficiency_dnn_batch(float *output, const float *input,
 {
 #if efficiency_DISPATCH
     switch (efficiency_isa()) {
+#if efficiency_HAS(4)
     case 4: efficiency_dnn_v4_rows_n(output, input, n); return output;
+#endif
+#if efficiency_HAS(3)
     case 3: efficiency_dnn_v3_rows_n(output, input, n); return output;
+#endif
     default: break;
     }
 #endif
+#if efficiency_HAS(1)
     efficiency_dnn_rows_n(output, input, n);
+#endif
     return output;
 
 }
@@ -17684,13 +17726,19 @@ float *resolution_preprocess_inverse_batch(float *output, const float *input, si
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
    Clang >= 14; elsewhere, or with -Dresolution_DISPATCH=0, the baseline alone (what the compiler targets);
    also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
-   -Dresolution_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+   -Dresolution_ISA=1, 3 or 4 compiles that variant alone and runs it (the exporter's parity build, tests
+   and benchmarks: the CPU must support it). */
 #ifndef resolution_DISPATCH
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define resolution_DISPATCH 1
 #else
 #define resolution_DISPATCH 0
 #endif
+#endif
+#if resolution_DISPATCH && defined(resolution_ISA)
+#define resolution_HAS(level) ((level) == resolution_ISA)
+#else
+#define resolution_HAS(level) 1
 #endif
 #if resolution_DISPATCH
 #define resolution_TARGET(isa) __attribute__((target(isa)))
@@ -19602,6 +19650,8 @@ resolution_EXPORT float *resolution_postprocess_batch(float *output, const float
 
 }
 
+#if resolution_HAS(1)  /* resolution_dnn for the baseline */
+
 /* resolution_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 12 ...], writes output[r * 9 ...] */
 static void resolution_dnn_rows1(float *output, const float *input, const float *random)
 {
@@ -19917,8 +19967,9 @@ static void resolution_dnn_rows_n(float *output, const float *input, const float
     for (; r < n; ++r)
         resolution_dnn_rows1(output + r * 9, input + r * 12, random + r * 128);
 }
+#endif
 
-#if resolution_DISPATCH  /* resolution_dnn for x86-64-v3 */
+#if resolution_DISPATCH && resolution_HAS(3)  /* resolution_dnn for x86-64-v3 */
 
 /* resolution_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 12 ...], writes output[r * 9 ...] */
 resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *output, const float *input, const float *random)
@@ -20295,7 +20346,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows_n(float *
 }
 #endif
 
-#if resolution_DISPATCH  /* resolution_dnn for x86-64-v4 */
+#if resolution_DISPATCH && resolution_HAS(4)  /* resolution_dnn for x86-64-v4 */
 
 /* resolution_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 12 ...], writes output[r * 9 ...] */
 resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *output, const float *input, const float *random)
@@ -20707,12 +20758,18 @@ resolution_EXPORT float *resolution_dnn(float *output, const float *input, const
 {
 #if resolution_DISPATCH
     switch (resolution_isa()) {
+#if resolution_HAS(4)
     case 4: resolution_dnn_v4_rows1(output, input, random); return output;
+#endif
+#if resolution_HAS(3)
     case 3: resolution_dnn_v3_rows1(output, input, random); return output;
+#endif
     default: break;
     }
 #endif
+#if resolution_HAS(1)
     resolution_dnn_rows1(output, input, random);
+#endif
     return output;
 }
 
@@ -20720,12 +20777,18 @@ resolution_EXPORT float *resolution_dnn_batch(float *output, const float *input,
 {
 #if resolution_DISPATCH
     switch (resolution_isa()) {
+#if resolution_HAS(4)
     case 4: resolution_dnn_v4_rows_n(output, input, random, n); return output;
+#endif
+#if resolution_HAS(3)
     case 3: resolution_dnn_v3_rows_n(output, input, random, n); return output;
+#endif
     default: break;
     }
 #endif
+#if resolution_HAS(1)
     resolution_dnn_rows_n(output, input, random, n);
+#endif
     return output;
 
 }
@@ -20856,13 +20919,19 @@ float *covariance_preprocess_inverse_batch(float *output, const float *input, si
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
    Clang >= 14; elsewhere, or with -Dcovariance_DISPATCH=0, the baseline alone (what the compiler targets);
    also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
-   -Dcovariance_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+   -Dcovariance_ISA=1, 3 or 4 compiles that variant alone and runs it (the exporter's parity build, tests
+   and benchmarks: the CPU must support it). */
 #ifndef covariance_DISPATCH
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define covariance_DISPATCH 1
 #else
 #define covariance_DISPATCH 0
 #endif
+#endif
+#if covariance_DISPATCH && defined(covariance_ISA)
+#define covariance_HAS(level) ((level) == covariance_ISA)
+#else
+#define covariance_HAS(level) 1
 #endif
 #if covariance_DISPATCH
 #define covariance_TARGET(isa) __attribute__((target(isa)))
@@ -22513,6 +22582,8 @@ covariance_EXPORT float *covariance_postprocess_batch(float *output, const float
 
 }
 
+#if covariance_HAS(1)  /* covariance_dnn for the baseline */
+
 /* covariance_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 15 ...], writes output[r * 15 ...] */
 static void covariance_dnn_rows1(float *output, const float *input, const float *random)
 {
@@ -22831,8 +22902,9 @@ static void covariance_dnn_rows_n(float *output, const float *input, const float
     for (; r < n; ++r)
         covariance_dnn_rows1(output + r * 15, input + r * 15, random + r * 128);
 }
+#endif
 
-#if covariance_DISPATCH  /* covariance_dnn for x86-64-v3 */
+#if covariance_DISPATCH && covariance_HAS(3)  /* covariance_dnn for x86-64-v3 */
 
 /* covariance_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 15 ...], writes output[r * 15 ...] */
 covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *output, const float *input, const float *random)
@@ -23214,7 +23286,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows_n(float *
 }
 #endif
 
-#if covariance_DISPATCH  /* covariance_dnn for x86-64-v4 */
+#if covariance_DISPATCH && covariance_HAS(4)  /* covariance_dnn for x86-64-v4 */
 
 /* covariance_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 15 ...], writes output[r * 15 ...] */
 covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *output, const float *input, const float *random)
@@ -23630,12 +23702,18 @@ covariance_EXPORT float *covariance_dnn(float *output, const float *input, const
 {
 #if covariance_DISPATCH
     switch (covariance_isa()) {
+#if covariance_HAS(4)
     case 4: covariance_dnn_v4_rows1(output, input, random); return output;
+#endif
+#if covariance_HAS(3)
     case 3: covariance_dnn_v3_rows1(output, input, random); return output;
+#endif
     default: break;
     }
 #endif
+#if covariance_HAS(1)
     covariance_dnn_rows1(output, input, random);
+#endif
     return output;
 }
 
@@ -23643,12 +23721,18 @@ covariance_EXPORT float *covariance_dnn_batch(float *output, const float *input,
 {
 #if covariance_DISPATCH
     switch (covariance_isa()) {
+#if covariance_HAS(4)
     case 4: covariance_dnn_v4_rows_n(output, input, random, n); return output;
+#endif
+#if covariance_HAS(3)
     case 3: covariance_dnn_v3_rows_n(output, input, random, n); return output;
+#endif
     default: break;
     }
 #endif
+#if covariance_HAS(1)
     covariance_dnn_rows_n(output, input, random, n);
+#endif
     return output;
 
 }

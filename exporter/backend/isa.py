@@ -85,6 +85,12 @@ def missing_on_this_cpu(variant: Variant, cpuinfo: str = "/proc/cpuinfo") -> lis
     return [f for f in variant.features if CPUINFO_NAMES.get(f, f) not in flags]
 
 
+def running_level() -> int:
+    """The level of the best variant this CPU runs: a parity build compiles that one alone
+    (``-DSYMBOL_ISA``), since it is the one a dispatching file would run here."""
+    return max(v.level for v in VARIANTS["auto"] if not missing_on_this_cpu(v))
+
+
 def check_dispatch(mode: str) -> str:
     if mode not in DISPATCH_MODES:
         raise InputError("dispatch", f"{mode!r}: choose one of {', '.join(DISPATCH_MODES)}")
