@@ -12,7 +12,8 @@ model(x); numpy; for tree models (benchmarks/trees.py) m2cgen's C, scikinC's C++
 scikit-learn's predict_proba. Every figure is the best of repeated passes after a warm-up, in CPU time of the
 timing thread (time another process takes on the pinned core is not counted), with its ratio to
 ours at Lamarr's flags on the same model. It also prints the FLOPs per row, the compute limit of
-this core for each variant (benchmarks/peak.c), the verdict against the goals of issue 15, and the
+this core for each variant (benchmarks/peak.c) and the read bandwidth its weights stream at
+(benchmarks/stream.c: what bounds one call per row), the verdict against the goals of issue 15, and the
 export and compile time of a ~1M-parameter model. ``--quick`` measures only what the verdicts read
 (no Keras, no other flag sets, no 1M-parameter model), with fewer passes over the same rows: its
 verdicts are those of the full run. A peer that
@@ -42,7 +43,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the exporter, from a checkout
-from cbench import FLAG_SETS, LAMARR, compile_object, peak_gflops, time_c  # noqa: E402
+from cbench import FLAG_SETS, LAMARR, compile_object, peak_gflops, stream_gbs, time_c  # noqa: E402
 from models import build, flops_per_row  # noqa: E402
 from peers import Result, keras2c, keras_peers, numpy_peer, onnxruntime_peer, scikinc  # noqa: E402
 from trees import tree_results  # noqa: E402
@@ -174,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         models = build(workdir)
         inputs = make_inputs(12, rows)[:rows]
+        flops = flops_per_row(models["residual"][1])
+        before = machine_limits(workdir, flops)
         results: list[Result] = []
         for name in ("residual", "sequential"):
             results += ours(name, models[name][0], workdir, rows, repeats, args.quick)
@@ -191,15 +194,29 @@ def main(argv: list[str] | None = None) -> int:
         results += tree_results(attempt, workdir, args.quick, rows, repeats)
         print(table(results))
 
-        flops = flops_per_row(models["residual"][1])
-        peaks = {v.name: peak_gflops([*FLAG_SETS[LAMARR], *peak_flags(v)], workdir) for v in runnable()}
+        after = machine_limits(workdir, flops)
+        peaks = {name: max(before[0][name], after[0][name]) for name in before[0]}
+        stream = max(before[1], after[1])
         wide = None if args.quick else export_and_compile_times(models["wide"][0], workdir)
-    verdict(results, flops, peaks, wide)
+    verdict(results, flops, peaks, stream, wide)
     return 0
 
 
+def machine_limits(workdir: Path, flops: int) -> tuple[dict[str, float], float]:
+    """GFLOP/s of each runnable variant (benchmarks/peak.c) and GB/s reading a row's weights with the
+    chosen one (benchmarks/stream.c). Measured before and after the timings, the larger kept: other
+    load on a shared machine lowers them, which would flatter the ratios to them."""
+    peaks = {v.name: peak_gflops([*FLAG_SETS[LAMARR], *peak_flags(v)], workdir) for v in runnable()}
+    return peaks, stream_gbs([*FLAG_SETS[LAMARR], *peak_flags(runnable()[-1])], workdir, weight_bytes(flops))
+
+
+def weight_bytes(flops: int) -> int:
+    """Bytes of float Dense kernels a row reads: one multiply and one add per weight."""
+    return flops // 2 * 4
+
+
 def peak_flags(variant: Variant) -> list[str]:
-    """The flags that make benchmarks/peak.c use the variant's vectors."""
+    """The flags that make benchmarks/peak.c (and stream.c) use the variant's vectors."""
     return [f"-march={variant.target.removeprefix('arch=')}"] if variant.target else []
 
 
@@ -213,8 +230,9 @@ def cpu_name() -> str:
     return "unknown CPU"
 
 
-def verdict(results: list[Result], flops: int, peaks: dict[str, float], wide: tuple | None) -> None:
-    """The goals of issue 15, each from figures of this run (ratios, so a busy machine moves both sides)."""
+def verdict(results: list[Result], flops: int, peaks: dict[str, float], stream: float, wide: tuple | None) -> None:
+    """The goals of issue 15, each from figures of this run (ratios, so a busy machine moves both sides).
+    ``stream``: GB/s reading the weights once (benchmarks/stream.c), the bound of one call per row."""
 
     def find(name: str, model: str = "residual") -> Result | None:
         return next((r for r in results if r.name.startswith(name) and r.model == model and not r.unavailable), None)
@@ -240,6 +258,12 @@ def verdict(results: list[Result], flops: int, peaks: dict[str, float], wide: tu
         r = ours_res.row_ns / limits[chosen.name]
         ok = "met" if r <= GOAL_LIMIT_RATIO else "NOT met"
         print(f"  per row: {ours_res.row_ns / 1000:.2f} us = {r:.2f}x the {chosen.name} limit ({ok}: within 1.5x)")
+        read_ns = weight_bytes(flops) / stream  # bytes / (GB/s) = ns
+        print(
+            f"    one call reads each of its {weight_bytes(flops) / 1000:.0f} kB of weights once: at {stream:.0f} GB/s "
+            f"(benchmarks/stream.c) that takes {read_ns / 1000:.2f} us = {read_ns / limits[chosen.name]:.2f}x the "
+            f"compute limit; per row is {ours_res.row_ns / read_ns:.2f}x that read"
+        )
     if sk and sk.row_ns and ours_seq and ours_seq.row_ns:
         r = sk.row_ns / ours_seq.row_ns
         ok = "met" if r >= GOAL_SCIKINC_RATIO else "NOT met"

@@ -5,8 +5,12 @@ python examples/regenerate.py
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# The reference rows are Keras' outputs: computed on TensorFlow, as Lamarr trains and as tests/test_generated.py checks
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 EXAMPLES = Path(__file__).resolve().parent
 sys.path.insert(0, str(EXAMPLES))  # the Flax example's module is imported by name (flax_tracking:Model)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exporter.backend import REAL_SIZE
@@ -234,22 +235,27 @@ def inspect_stored(source: str, symbol: str, layers: list[StoredLayer]) -> Inspe
 def inspect_keras(model: Any, name: str | None = None, progress: Progress | None = None) -> Inspection:
     """Inspect a Keras model (file or live); never raises for an unsupported model, only for unreadable ones."""
     from exporter.api import symbol_for
-    from exporter.backend import render
+    from exporter.backend import stack_bytes
     from exporter.frontends import keras as frontend
     from exporter.progress import Progress
 
     progress = progress or Progress(enabled=False)
     symbol = symbol_for(name, model)
     source = frontend.source_name(model)
+    walked = None
     if isinstance(model, (str, os.PathLike)):
         layers = frontend.stored_layers(frontend.read_stored_config(model))
         if frontend.refused_from_config(layers):
             return inspect_stored(source, symbol, layers)
-        with progress.step("load", "loading the model with Keras"):
-            model = frontend.load_keras_file(model)
-    walked = frontend.walk_keras(model, source)
+        try:  # no framework needed for what the file stores, when it can be read so
+            with progress.step("load", f"reading {source}"):
+                walked = frontend.stored_walk(Path(model), source)
+        except frontend.NotStored:
+            with progress.step("load", "loading the model with Keras"):
+                model = frontend.load_keras_file(model)
+    walked = walked or frontend.walk_keras(model, source)
     b = walked.builder
     if b.problems:
         return inspect_chain(source, symbol, b.chain, b.widths, walked.input, walked.output)
     graph = walked.graph()
-    return inspect_graph(graph, symbol, render(graph, symbol).stack_bytes)
+    return inspect_graph(graph, symbol, stack_bytes(graph, symbol))

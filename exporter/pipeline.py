@@ -171,7 +171,8 @@ def export_spec(
     single = len(exports) == 1
     _check_inputs(exports[0], outputs, checks)
     with ThreadPoolExecutor(1) as pool:  # the compiler runs in its own process: the reference meanwhile
-        building = pool.submit(_compile, spec, exports, progress) if checks.parity or outputs.so else None
+        compiling = checks.parity or outputs.so
+        building = pool.submit(_compile, spec, exports, progress, not outputs.so) if compiling else None
         expected = [_expected(ex, checks, progress, single) for ex in exports] if building and checks.parity else []
         compiled = building.result() if building else None
     result = Result(spec, outputs, exports, timings=progress.timings)
@@ -221,8 +222,12 @@ def _expected(
         return rows, noise, ex.reference(rows, *([] if noise is None else [noise]))
 
 
-def _compile(spec: Exportable, exports: list[Export], progress: Progress) -> CompiledModel:
-    """One library for every model, loaded through the first model's symbol (the others are its siblings)."""
+def _compile(spec: Exportable, exports: list[Export], progress: Progress, one_isa: bool) -> CompiledModel:
+    """One library for every model, loaded through the first model's symbol (the others are its siblings).
+
+    ``one_isa``: only the instruction-set variant this CPU runs, which is what parity can check here
+    (the file's other variants give the same bits: tests/test_dispatch.py); a library written for
+    the user (``--so``) holds every variant."""
     from exporter.toolchain import CompileError
 
     first = exports[0]
@@ -231,7 +236,7 @@ def _compile(spec: Exportable, exports: list[Export], progress: Progress) -> Com
     chain = first.chain
     try:
         with progress.step("compile", message):
-            return first.compile_source(source, chain.n_inputs, chain.n_outputs, n_noise=chain.n_noise)
+            return first.compile_source(source, chain.n_inputs, chain.n_outputs, n_noise=chain.n_noise, one_isa=one_isa)
     except CompileError as err:
         raise ExportError(f"the C compiler failed (check CC and CFLAGS):\n{err}") from None
 

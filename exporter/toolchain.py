@@ -23,20 +23,28 @@ class CompileError(Exception):
     """The C compiler rejected generated code: a bug in the exporter, reported with the compiler's words."""
 
 
-def compile_command(c_file: Path, so_file: Path) -> list[str]:
+def compile_command(c_file: Path, so_file: Path, defines: tuple[str, ...] = ()) -> list[str]:
     """``$CC $CFLAGS -shared -fPIC file.c -o file.so -lm``; CC defaults to cc, CFLAGS to Lamarr's."""
     cc = shlex.split(os.environ.get("CC") or "cc")
     cflags = os.environ.get("CFLAGS")
     flags = ["-std=c99", *shlex.split(cflags)] if cflags else LAMARR_FLAGS
-    return [*cc, *flags, *SHARED_FLAGS, str(c_file), "-o", str(so_file), "-lm"]
+    return [*cc, *flags, *(f"-D{d}" for d in defines), *SHARED_FLAGS, str(c_file), "-o", str(so_file), "-lm"]
 
 
-def compile_shared(source: CSource, workdir: Path) -> Path:
+def running_isa_only(source: CSource) -> tuple[str, ...]:
+    """The defines that compile only the instruction-set variant this CPU runs: a third of the compile
+    for a dispatching file, and the very code its dispatch would pick here."""
+    from exporter.backend.isa import running_level
+
+    return tuple(f"{symbol}_ISA={running_level()}" for symbol in source.isa_symbols)
+
+
+def compile_shared(source: CSource, workdir: Path, one_isa: bool = False) -> Path:
     c_file = workdir / f"{source.symbol}.c"
     so_file = workdir / f"lib{source.symbol}.so"
     c_file.write_text(source.c)
     (workdir / f"{source.symbol}.h").write_text(source.h)
-    cmd = compile_command(c_file, so_file)
+    cmd = compile_command(c_file, so_file, running_isa_only(source) if one_isa else ())
     if shutil.which(cmd[0]) is None:
         raise ExportError(f"C compiler {cmd[0]!r} not found (set CC, or use --no-check)")
     result = subprocess.run(cmd, capture_output=True, text=True)
@@ -124,12 +132,13 @@ class CompiledModel:
 
 
 def build(
-    source: CSource, n_inputs: int, n_outputs: int, workdir: Path | None = None, n_noise: int = 0
+    source: CSource, n_inputs: int, n_outputs: int, workdir: Path | None = None, n_noise: int = 0, one_isa: bool = False
 ) -> CompiledModel:
-    """Compile ``source`` (into ``workdir`` or a fresh temporary folder) and load it."""
+    """Compile ``source`` (into ``workdir`` or a fresh temporary folder) and load it; ``one_isa``: only the
+    variant this CPU runs (for a check; a library to ship holds them all)."""
     if workdir is not None:
-        library = compile_shared(source, Path(workdir))
+        library = compile_shared(source, Path(workdir), one_isa)
         return CompiledModel(source.symbol, library, n_inputs, n_outputs, real=source.real, n_noise=n_noise)
     tmp = tempfile.TemporaryDirectory(prefix="lamarr-export-")
-    library = compile_shared(source, Path(tmp.name))
+    library = compile_shared(source, Path(tmp.name), one_isa)
     return CompiledModel(source.symbol, library, n_inputs, n_outputs, keepalive=tmp, real=source.real, n_noise=n_noise)

@@ -65,13 +65,19 @@ float *efficiency_preprocess_inverse_batch(float *output, const float *input, si
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
    Clang >= 14; elsewhere, or with -Defficiency_DISPATCH=0, the baseline alone (what the compiler targets);
    also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
-   -Defficiency_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+   -Defficiency_ISA=1, 3 or 4 compiles that variant alone and runs it (the exporter's parity build, tests
+   and benchmarks: the CPU must support it). */
 #ifndef efficiency_DISPATCH
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define efficiency_DISPATCH 1
 #else
 #define efficiency_DISPATCH 0
 #endif
+#endif
+#if efficiency_DISPATCH && defined(efficiency_ISA)
+#define efficiency_HAS(level) ((level) == efficiency_ISA)
+#else
+#define efficiency_HAS(level) 1
 #endif
 #if efficiency_DISPATCH
 #define efficiency_TARGET(isa) __attribute__((target(isa)))
@@ -130,12 +136,6 @@ efficiency_INLINE float efficiency_round(float x) { return (x + 12582912.0f) - 1
 /* 2^n for an integral n in [-126, 127], built from its exponent bits */
 efficiency_INLINE float efficiency_pow2(float n) { return efficiency_float((uint32_t)((int32_t)n + 127) << 23); }
 
-/* |m| with the sign bit of s */
-efficiency_INLINE float efficiency_sign(float m, float s)
-{
-    return efficiency_float((efficiency_bits(m) & 0x7fffffffu) | (efficiency_bits(s) & 0x80000000u));
-}
-
 /* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
 efficiency_INLINE float efficiency_expm1_reduced(float r)
 {
@@ -158,15 +158,19 @@ efficiency_INLINE float efficiency_exp(float x)
 
 /* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
    cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
-   (no float-to-int conversion, so a NaN just flows through to the result). Sign restored last. */
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
 efficiency_INLINE float efficiency_tanh(float x)
 {
-    const float a = fabsf(x), z = -2.0f * efficiency_pick(a > 9.5f, 9.5f, a);
-    const float k = z * 1.44269504089f + 12582912.0f, n = k - 12582912.0f;
-    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float a = fabsf(x), c = efficiency_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
     const float s = efficiency_float((efficiency_bits(k) - 0x4b400000u + 127u) << 23);
-    const float m = efficiency_expm1_reduced(r) * s + (s - 1.0f);
-    return efficiency_sign(-m / (2.0f + m), x);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return efficiency_float(efficiency_bits((0.0f - m) / (2.0f + m)) | (efficiency_bits(x) & 0x80000000u));
 }
 
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
@@ -11321,6 +11325,8 @@ efficiency_EXPORT float *efficiency_preprocess_inverse_batch(float *output, cons
 
 }
 
+#if efficiency_HAS(1)  /* efficiency_dnn for the baseline */
+
 /* efficiency_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 static void efficiency_dnn_rows1(float *output, const float *input)
 {
@@ -11679,8 +11685,9 @@ static void efficiency_dnn_rows_n(float *output, const float *input, size_t n)
     for (; r < n; ++r)
         efficiency_dnn_rows1(output + r * 4, input + r * 12);
 }
+#endif
 
-#if efficiency_DISPATCH  /* efficiency_dnn for x86-64-v3 */
+#if efficiency_DISPATCH && efficiency_HAS(3)  /* efficiency_dnn for x86-64-v3 */
 
 /* efficiency_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *output, const float *input)
@@ -12154,7 +12161,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows_n(float *
 }
 #endif
 
-#if efficiency_DISPATCH  /* efficiency_dnn for x86-64-v4 */
+#if efficiency_DISPATCH && efficiency_HAS(4)  /* efficiency_dnn for x86-64-v4 */
 
 /* efficiency_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *output, const float *input)
@@ -12471,22 +12478,21 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     }
 }
 
-/* efficiency_dnn for x86-64-v4, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
-efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *output, const float *input)
+/* efficiency_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
+efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *output, const float *input)
 {
-    float efficiency_dnn_buf0[512];
-    float efficiency_dnn_buf1[512];
+    float efficiency_dnn_buf0[384];
+    float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
-        for (int b = 0; b < 2; ++b) {
-            float acc[4][64];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 64 + j];
+        {
+            float acc[3][128];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = efficiency_dnn_0_bias[j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_0_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
-                const float x3 = input[36 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -12503,6 +12509,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
                 acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
                 acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
+                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
+                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
+                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
+                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
+                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
+                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
+                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
+                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
+                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
+                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
+                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
+                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
+                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
+                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
+                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -12519,6 +12541,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
                 acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
                 acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
+                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
+                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
+                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
+                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
+                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
+                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
+                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
+                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
+                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
+                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
+                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
+                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
+                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
+                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
+                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -12535,41 +12573,40 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
                 acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
                 acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
-                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
-                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
-                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
-                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
-                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
-                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
-                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
-                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
+                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
+                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
+                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
+                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
+                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
+                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
+                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
+                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
+                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
+                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
+                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
+                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
+                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
+                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
+                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 64 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[r * 128 + j] = efficiency_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 2; ++b) {
-            float acc[4][64];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 64 + j];
+        {
+            float acc[3][128];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = efficiency_dnn_1_bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_1_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
-                const float x3 = efficiency_dnn_buf0[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -12586,6 +12623,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
                 acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
                 acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
+                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
+                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
+                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
+                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
+                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
+                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
+                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
+                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
+                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
+                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
+                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
+                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
+                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
+                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
+                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -12602,6 +12655,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
                 acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
                 acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
+                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
+                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
+                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
+                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
+                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
+                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
+                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
+                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
+                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
+                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
+                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
+                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
+                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
+                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
+                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -12618,41 +12687,40 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
                 acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
                 acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
-                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
-                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
-                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
-                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
-                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
-                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
-                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
-                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
+                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
+                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
+                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
+                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
+                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
+                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
+                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
+                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
+                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
+                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
+                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
+                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
+                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
+                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
+                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 64 + j];
+                efficiency_dnn_buf1[r * 128 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 2; ++b) {
-            float acc[4][64];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 64 + j];
+        {
+            float acc[3][128];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = efficiency_dnn_2_bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_2_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -12669,6 +12737,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
                 acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
                 acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
+                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
+                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
+                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
+                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
+                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
+                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
+                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
+                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
+                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
+                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
+                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
+                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
+                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
+                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
+                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -12685,6 +12769,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
                 acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
                 acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
+                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
+                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
+                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
+                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
+                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
+                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
+                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
+                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
+                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
+                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
+                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
+                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
+                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
+                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
+                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -12701,41 +12801,40 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
                 acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
                 acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
-                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
-                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
-                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
-                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
-                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
-                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
-                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
-                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
+                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
+                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
+                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
+                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
+                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
+                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
+                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
+                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
+                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
+                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
+                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
+                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
+                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
+                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
+                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 64 + j];
+                efficiency_dnn_buf0[r * 128 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 2; ++b) {
-            float acc[4][64];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 64 + j];
+        {
+            float acc[3][128];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = efficiency_dnn_3_bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_3_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
-                const float x3 = efficiency_dnn_buf0[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -12752,6 +12851,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
                 acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
                 acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
+                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
+                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
+                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
+                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
+                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
+                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
+                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
+                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
+                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
+                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
+                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
+                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
+                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
+                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
+                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -12768,6 +12883,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
                 acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
                 acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
+                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
+                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
+                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
+                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
+                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
+                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
+                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
+                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
+                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
+                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
+                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
+                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
+                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
+                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
+                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -12784,41 +12915,40 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
                 acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
                 acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
-                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
-                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
-                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
-                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
-                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
-                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
-                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
-                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
+                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
+                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
+                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
+                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
+                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
+                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
+                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
+                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
+                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
+                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
+                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
+                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
+                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
+                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
+                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 64 + j];
+                efficiency_dnn_buf1[r * 128 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 2; ++b) {
-            float acc[4][64];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 64 + j];
+        {
+            float acc[3][128];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = efficiency_dnn_4_bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_4_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -12835,6 +12965,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
                 acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
                 acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
+                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
+                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
+                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
+                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
+                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
+                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
+                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
+                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
+                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
+                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
+                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
+                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
+                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
+                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
+                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -12851,6 +12997,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
                 acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
                 acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
+                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
+                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
+                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
+                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
+                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
+                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
+                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
+                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
+                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
+                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
+                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
+                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
+                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
+                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
+                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -12867,41 +13029,40 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
                 acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
                 acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
-                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
-                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
-                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
-                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
-                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
-                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
-                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
-                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
+                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
+                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
+                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
+                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
+                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
+                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
+                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
+                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
+                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
+                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
+                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
+                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
+                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
+                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
+                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 64 + j];
+                efficiency_dnn_buf0[r * 128 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 2; ++b) {
-            float acc[4][64];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 64 + j];
+        {
+            float acc[3][128];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = efficiency_dnn_5_bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_5_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
-                const float x3 = efficiency_dnn_buf0[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -12918,6 +13079,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
                 acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
                 acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
+                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
+                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
+                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
+                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
+                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
+                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
+                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
+                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
+                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
+                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
+                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
+                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
+                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
+                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
+                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -12934,6 +13111,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
                 acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
                 acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
+                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
+                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
+                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
+                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
+                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
+                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
+                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
+                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
+                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
+                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
+                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
+                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
+                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
+                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
+                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -12950,50 +13143,48 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
                 acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
                 acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
-                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
-                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
-                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
-                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
-                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
-                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
-                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
-                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
+                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
+                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
+                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
+                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
+                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
+                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
+                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
+                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
+                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
+                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
+                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
+                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
+                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
+                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
+                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 64 + j];
+                efficiency_dnn_buf1[r * 128 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + j];
             }
 
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4][4];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            float acc[3][4];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
 
         }
-        for (int r = 0; r < 4; ++r) {
+        for (int r = 0; r < 3; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
@@ -13005,8 +13196,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
 efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
-    for (; r + 4 <= n; r += 4)
-        efficiency_dnn_v4_rows4(output + r * 4, input + r * 12);
+    for (; r + 3 <= n; r += 3)
+        efficiency_dnn_v4_rows3(output + r * 4, input + r * 12);
     for (; r < n; ++r)
         efficiency_dnn_v4_rows1(output + r * 4, input + r * 12);
 }
@@ -13016,12 +13207,18 @@ efficiency_EXPORT float *efficiency_dnn(float *output, const float *input)
 {
 #if efficiency_DISPATCH
     switch (efficiency_isa()) {
+#if efficiency_HAS(4)
     case 4: efficiency_dnn_v4_rows1(output, input); return output;
+#endif
+#if efficiency_HAS(3)
     case 3: efficiency_dnn_v3_rows1(output, input); return output;
+#endif
     default: break;
     }
 #endif
+#if efficiency_HAS(1)
     efficiency_dnn_rows1(output, input);
+#endif
     return output;
 }
 
@@ -13029,12 +13226,18 @@ efficiency_EXPORT float *efficiency_dnn_batch(float *output, const float *input,
 {
 #if efficiency_DISPATCH
     switch (efficiency_isa()) {
+#if efficiency_HAS(4)
     case 4: efficiency_dnn_v4_rows_n(output, input, n); return output;
+#endif
+#if efficiency_HAS(3)
     case 3: efficiency_dnn_v3_rows_n(output, input, n); return output;
+#endif
     default: break;
     }
 #endif
+#if efficiency_HAS(1)
     efficiency_dnn_rows_n(output, input, n);
+#endif
     return output;
 
 }

@@ -81,13 +81,19 @@ float *acceptance_preprocess_inverse_batch(float *output, const float *input, si
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
    Clang >= 14; elsewhere, or with -Dacceptance_DISPATCH=0, the baseline alone (what the compiler targets);
    also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
-   -Dacceptance_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+   -Dacceptance_ISA=1, 3 or 4 compiles that variant alone and runs it (the exporter's parity build, tests
+   and benchmarks: the CPU must support it). */
 #ifndef acceptance_DISPATCH
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define acceptance_DISPATCH 1
 #else
 #define acceptance_DISPATCH 0
 #endif
+#endif
+#if acceptance_DISPATCH && defined(acceptance_ISA)
+#define acceptance_HAS(level) ((level) == acceptance_ISA)
+#else
+#define acceptance_HAS(level) 1
 #endif
 #if acceptance_DISPATCH
 #define acceptance_TARGET(isa) __attribute__((target(isa)))
@@ -146,12 +152,6 @@ acceptance_INLINE float acceptance_round(float x) { return (x + 12582912.0f) - 1
 /* 2^n for an integral n in [-126, 127], built from its exponent bits */
 acceptance_INLINE float acceptance_pow2(float n) { return acceptance_float((uint32_t)((int32_t)n + 127) << 23); }
 
-/* |m| with the sign bit of s */
-acceptance_INLINE float acceptance_sign(float m, float s)
-{
-    return acceptance_float((acceptance_bits(m) & 0x7fffffffu) | (acceptance_bits(s) & 0x80000000u));
-}
-
 /* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
 acceptance_INLINE float acceptance_expm1_reduced(float r)
 {
@@ -174,15 +174,19 @@ acceptance_INLINE float acceptance_exp(float x)
 
 /* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
    cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
-   (no float-to-int conversion, so a NaN just flows through to the result). Sign restored last. */
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
 acceptance_INLINE float acceptance_tanh(float x)
 {
-    const float a = fabsf(x), z = -2.0f * acceptance_pick(a > 9.5f, 9.5f, a);
-    const float k = z * 1.44269504089f + 12582912.0f, n = k - 12582912.0f;
-    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float a = fabsf(x), c = acceptance_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
     const float s = acceptance_float((acceptance_bits(k) - 0x4b400000u + 127u) << 23);
-    const float m = acceptance_expm1_reduced(r) * s + (s - 1.0f);
-    return acceptance_sign(-m / (2.0f + m), x);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return acceptance_float(acceptance_bits((0.0f - m) / (2.0f + m)) | (acceptance_bits(x) & 0x80000000u));
 }
 
 /* 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below: accurate in both tails */
@@ -2158,6 +2162,8 @@ acceptance_EXPORT float *acceptance_preprocess_inverse_batch(float *output, cons
 
 }
 
+#if acceptance_HAS(1)  /* acceptance_dnn for the baseline */
+
 /* acceptance_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 12 ...], writes output[r * 1 ...] */
 static void acceptance_dnn_rows1(float *output, const float *input)
 {
@@ -2755,8 +2761,9 @@ static void acceptance_dnn_rows_n(float *output, const float *input, size_t n)
     for (; r < n; ++r)
         acceptance_dnn_rows1(output + r * 1, input + r * 12);
 }
+#endif
 
-#if acceptance_DISPATCH  /* acceptance_dnn for x86-64-v3 */
+#if acceptance_DISPATCH && acceptance_HAS(3)  /* acceptance_dnn for x86-64-v3 */
 
 /* acceptance_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 12 ...], writes output[r * 1 ...] */
 acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *output, const float *input)
@@ -3471,7 +3478,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows_n(float *
 }
 #endif
 
-#if acceptance_DISPATCH  /* acceptance_dnn for x86-64-v4 */
+#if acceptance_DISPATCH && acceptance_HAS(4)  /* acceptance_dnn for x86-64-v4 */
 
 /* acceptance_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 12 ...], writes output[r * 1 ...] */
 acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *output, const float *input)
@@ -3761,22 +3768,21 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
     }
 }
 
-/* acceptance_dnn for x86-64-v4, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 1 ...] */
-acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *output, const float *input)
+/* acceptance_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 1 ...] */
+acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *output, const float *input)
 {
-    float acceptance_dnn_buf0[128];
-    float acceptance_dnn_buf1[128];
+    float acceptance_dnn_buf0[96];
+    float acceptance_dnn_buf1[96];
     {   /* dense_1: Dense 12->32, tanh */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_0_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_0_bias[j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = acceptance_dnn_0_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
-                const float x3 = input[36 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -3801,16 +3807,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x);
             }
@@ -3819,15 +3817,14 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_1_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_1_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
-                const float x3 = acceptance_dnn_buf0[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -3852,16 +3849,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
             }
@@ -3870,15 +3859,14 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_2_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_2_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
-                const float x3 = acceptance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -3903,16 +3891,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
             }
@@ -3921,15 +3901,14 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_3_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_3_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
-                const float x3 = acceptance_dnn_buf0[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -3954,16 +3933,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
             }
@@ -3972,15 +3943,14 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_4_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_4_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
-                const float x3 = acceptance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -4005,16 +3975,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
             }
@@ -4023,15 +3985,14 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_5_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_5_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
-                const float x3 = acceptance_dnn_buf0[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -4056,16 +4017,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
             }
@@ -4074,15 +4027,14 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_6_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_6_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
-                const float x3 = acceptance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -4107,16 +4059,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
             }
@@ -4125,15 +4069,14 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_7_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_7_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
-                const float x3 = acceptance_dnn_buf0[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -4158,16 +4101,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
             }
@@ -4176,15 +4111,14 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_8_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_8_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
-                const float x3 = acceptance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -4209,16 +4143,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
             }
@@ -4227,15 +4153,14 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_9_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_9_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
-                const float x3 = acceptance_dnn_buf0[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -4260,16 +4185,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 acceptance_dnn_buf1[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + j];
             }
@@ -4278,15 +4195,14 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_10_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = acceptance_dnn_10_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
-                const float x3 = acceptance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -4311,16 +4227,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 acceptance_dnn_buf0[r * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + j];
             }
@@ -4329,21 +4237,19 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
     }
     {   /* dense: Dense 32->1, sigmoid */
         {
-            float acc[4][1];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
+            float acc[3][1];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
-                const float x3 = acceptance_dnn_buf0[96 + i];
                 acc[0][0] += w[0] * x0;
                 acc[1][0] += w[0] * x1;
                 acc[2][0] += w[0] * x2;
-                acc[3][0] += w[0] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) {
                 const float x = acc[r][j];
                 output[r * 1 + j] = acceptance_sigmoid(x);
             }
@@ -4355,8 +4261,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows4(float *o
 acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
-    for (; r + 4 <= n; r += 4)
-        acceptance_dnn_v4_rows4(output + r * 1, input + r * 12);
+    for (; r + 3 <= n; r += 3)
+        acceptance_dnn_v4_rows3(output + r * 1, input + r * 12);
     for (; r < n; ++r)
         acceptance_dnn_v4_rows1(output + r * 1, input + r * 12);
 }
@@ -4366,12 +4272,18 @@ acceptance_EXPORT float *acceptance_dnn(float *output, const float *input)
 {
 #if acceptance_DISPATCH
     switch (acceptance_isa()) {
+#if acceptance_HAS(4)
     case 4: acceptance_dnn_v4_rows1(output, input); return output;
+#endif
+#if acceptance_HAS(3)
     case 3: acceptance_dnn_v3_rows1(output, input); return output;
+#endif
     default: break;
     }
 #endif
+#if acceptance_HAS(1)
     acceptance_dnn_rows1(output, input);
+#endif
     return output;
 }
 
@@ -4379,12 +4291,18 @@ acceptance_EXPORT float *acceptance_dnn_batch(float *output, const float *input,
 {
 #if acceptance_DISPATCH
     switch (acceptance_isa()) {
+#if acceptance_HAS(4)
     case 4: acceptance_dnn_v4_rows_n(output, input, n); return output;
+#endif
+#if acceptance_HAS(3)
     case 3: acceptance_dnn_v3_rows_n(output, input, n); return output;
+#endif
     default: break;
     }
 #endif
+#if acceptance_HAS(1)
     acceptance_dnn_rows_n(output, input, n);
+#endif
     return output;
 
 }
@@ -4507,13 +4425,19 @@ float *efficiency_preprocess_inverse_batch(float *output, const float *input, si
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
    Clang >= 14; elsewhere, or with -Defficiency_DISPATCH=0, the baseline alone (what the compiler targets);
    also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
-   -Defficiency_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+   -Defficiency_ISA=1, 3 or 4 compiles that variant alone and runs it (the exporter's parity build, tests
+   and benchmarks: the CPU must support it). */
 #ifndef efficiency_DISPATCH
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define efficiency_DISPATCH 1
 #else
 #define efficiency_DISPATCH 0
 #endif
+#endif
+#if efficiency_DISPATCH && defined(efficiency_ISA)
+#define efficiency_HAS(level) ((level) == efficiency_ISA)
+#else
+#define efficiency_HAS(level) 1
 #endif
 #if efficiency_DISPATCH
 #define efficiency_TARGET(isa) __attribute__((target(isa)))
@@ -4572,12 +4496,6 @@ efficiency_INLINE float efficiency_round(float x) { return (x + 12582912.0f) - 1
 /* 2^n for an integral n in [-126, 127], built from its exponent bits */
 efficiency_INLINE float efficiency_pow2(float n) { return efficiency_float((uint32_t)((int32_t)n + 127) << 23); }
 
-/* |m| with the sign bit of s */
-efficiency_INLINE float efficiency_sign(float m, float s)
-{
-    return efficiency_float((efficiency_bits(m) & 0x7fffffffu) | (efficiency_bits(s) & 0x80000000u));
-}
-
 /* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
 efficiency_INLINE float efficiency_expm1_reduced(float r)
 {
@@ -4600,15 +4518,19 @@ efficiency_INLINE float efficiency_exp(float x)
 
 /* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
    cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
-   (no float-to-int conversion, so a NaN just flows through to the result). Sign restored last. */
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
 efficiency_INLINE float efficiency_tanh(float x)
 {
-    const float a = fabsf(x), z = -2.0f * efficiency_pick(a > 9.5f, 9.5f, a);
-    const float k = z * 1.44269504089f + 12582912.0f, n = k - 12582912.0f;
-    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float a = fabsf(x), c = efficiency_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
     const float s = efficiency_float((efficiency_bits(k) - 0x4b400000u + 127u) << 23);
-    const float m = efficiency_expm1_reduced(r) * s + (s - 1.0f);
-    return efficiency_sign(-m / (2.0f + m), x);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return efficiency_float(efficiency_bits((0.0f - m) / (2.0f + m)) | (efficiency_bits(x) & 0x80000000u));
 }
 
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
@@ -15763,6 +15685,8 @@ efficiency_EXPORT float *efficiency_preprocess_inverse_batch(float *output, cons
 
 }
 
+#if efficiency_HAS(1)  /* efficiency_dnn for the baseline */
+
 /* efficiency_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 static void efficiency_dnn_rows1(float *output, const float *input)
 {
@@ -16121,8 +16045,9 @@ static void efficiency_dnn_rows_n(float *output, const float *input, size_t n)
     for (; r < n; ++r)
         efficiency_dnn_rows1(output + r * 4, input + r * 12);
 }
+#endif
 
-#if efficiency_DISPATCH  /* efficiency_dnn for x86-64-v3 */
+#if efficiency_DISPATCH && efficiency_HAS(3)  /* efficiency_dnn for x86-64-v3 */
 
 /* efficiency_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *output, const float *input)
@@ -16596,7 +16521,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows_n(float *
 }
 #endif
 
-#if efficiency_DISPATCH  /* efficiency_dnn for x86-64-v4 */
+#if efficiency_DISPATCH && efficiency_HAS(4)  /* efficiency_dnn for x86-64-v4 */
 
 /* efficiency_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *output, const float *input)
@@ -16913,22 +16838,21 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     }
 }
 
-/* efficiency_dnn for x86-64-v4, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
-efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *output, const float *input)
+/* efficiency_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
+efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *output, const float *input)
 {
-    float efficiency_dnn_buf0[512];
-    float efficiency_dnn_buf1[512];
+    float efficiency_dnn_buf0[384];
+    float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
-        for (int b = 0; b < 2; ++b) {
-            float acc[4][64];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 64 + j];
+        {
+            float acc[3][128];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = efficiency_dnn_0_bias[j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_0_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
-                const float x3 = input[36 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -16945,6 +16869,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
                 acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
                 acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
+                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
+                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
+                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
+                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
+                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
+                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
+                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
+                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
+                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
+                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
+                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
+                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
+                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
+                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
+                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -16961,6 +16901,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
                 acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
                 acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
+                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
+                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
+                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
+                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
+                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
+                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
+                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
+                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
+                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
+                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
+                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
+                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
+                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
+                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
+                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -16977,41 +16933,40 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
                 acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
                 acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
-                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
-                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
-                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
-                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
-                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
-                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
-                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
-                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
+                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
+                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
+                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
+                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
+                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
+                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
+                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
+                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
+                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
+                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
+                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
+                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
+                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
+                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
+                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 64 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[r * 128 + j] = efficiency_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 2; ++b) {
-            float acc[4][64];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 64 + j];
+        {
+            float acc[3][128];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = efficiency_dnn_1_bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_1_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
-                const float x3 = efficiency_dnn_buf0[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -17028,6 +16983,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
                 acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
                 acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
+                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
+                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
+                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
+                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
+                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
+                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
+                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
+                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
+                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
+                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
+                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
+                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
+                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
+                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
+                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -17044,6 +17015,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
                 acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
                 acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
+                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
+                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
+                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
+                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
+                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
+                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
+                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
+                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
+                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
+                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
+                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
+                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
+                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
+                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
+                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -17060,41 +17047,40 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
                 acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
                 acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
-                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
-                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
-                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
-                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
-                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
-                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
-                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
-                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
+                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
+                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
+                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
+                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
+                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
+                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
+                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
+                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
+                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
+                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
+                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
+                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
+                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
+                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
+                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 64 + j];
+                efficiency_dnn_buf1[r * 128 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 2; ++b) {
-            float acc[4][64];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 64 + j];
+        {
+            float acc[3][128];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = efficiency_dnn_2_bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_2_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -17111,6 +17097,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
                 acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
                 acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
+                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
+                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
+                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
+                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
+                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
+                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
+                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
+                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
+                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
+                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
+                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
+                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
+                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
+                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
+                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -17127,6 +17129,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
                 acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
                 acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
+                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
+                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
+                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
+                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
+                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
+                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
+                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
+                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
+                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
+                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
+                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
+                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
+                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
+                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
+                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -17143,41 +17161,40 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
                 acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
                 acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
-                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
-                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
-                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
-                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
-                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
-                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
-                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
-                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
+                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
+                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
+                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
+                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
+                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
+                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
+                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
+                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
+                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
+                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
+                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
+                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
+                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
+                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
+                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 64 + j];
+                efficiency_dnn_buf0[r * 128 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 2; ++b) {
-            float acc[4][64];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 64 + j];
+        {
+            float acc[3][128];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = efficiency_dnn_3_bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_3_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
-                const float x3 = efficiency_dnn_buf0[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -17194,6 +17211,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
                 acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
                 acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
+                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
+                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
+                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
+                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
+                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
+                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
+                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
+                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
+                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
+                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
+                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
+                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
+                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
+                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
+                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -17210,6 +17243,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
                 acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
                 acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
+                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
+                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
+                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
+                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
+                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
+                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
+                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
+                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
+                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
+                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
+                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
+                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
+                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
+                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
+                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -17226,41 +17275,40 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
                 acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
                 acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
-                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
-                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
-                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
-                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
-                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
-                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
-                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
-                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
+                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
+                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
+                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
+                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
+                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
+                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
+                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
+                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
+                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
+                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
+                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
+                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
+                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
+                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
+                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 64 + j];
+                efficiency_dnn_buf1[r * 128 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 2; ++b) {
-            float acc[4][64];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 64 + j];
+        {
+            float acc[3][128];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = efficiency_dnn_4_bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_4_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -17277,6 +17325,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
                 acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
                 acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
+                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
+                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
+                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
+                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
+                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
+                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
+                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
+                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
+                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
+                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
+                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
+                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
+                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
+                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
+                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -17293,6 +17357,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
                 acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
                 acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
+                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
+                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
+                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
+                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
+                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
+                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
+                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
+                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
+                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
+                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
+                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
+                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
+                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
+                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
+                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -17309,41 +17389,40 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
                 acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
                 acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
-                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
-                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
-                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
-                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
-                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
-                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
-                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
-                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
+                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
+                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
+                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
+                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
+                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
+                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
+                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
+                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
+                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
+                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
+                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
+                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
+                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
+                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
+                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 64 + j];
+                efficiency_dnn_buf0[r * 128 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        for (int b = 0; b < 2; ++b) {
-            float acc[4][64];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 64 + j];
+        {
+            float acc[3][128];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = efficiency_dnn_5_bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_5_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
-                const float x3 = efficiency_dnn_buf0[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -17360,6 +17439,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
                 acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
                 acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
+                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
+                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
+                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
+                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
+                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
+                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
+                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
+                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
+                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
+                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
+                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
+                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
+                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
+                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
+                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
+                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
                 acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
@@ -17376,6 +17471,22 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
                 acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
                 acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
+                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
+                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
+                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
+                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
+                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
+                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
+                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
+                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
+                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
+                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
+                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
+                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
+                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
+                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
+                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
+                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
@@ -17392,50 +17503,48 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
                 acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
                 acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
                 acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
-                acc[3][32] += w[32] * x3; acc[3][33] += w[33] * x3; acc[3][34] += w[34] * x3; acc[3][35] += w[35] * x3;
-                acc[3][36] += w[36] * x3; acc[3][37] += w[37] * x3; acc[3][38] += w[38] * x3; acc[3][39] += w[39] * x3;
-                acc[3][40] += w[40] * x3; acc[3][41] += w[41] * x3; acc[3][42] += w[42] * x3; acc[3][43] += w[43] * x3;
-                acc[3][44] += w[44] * x3; acc[3][45] += w[45] * x3; acc[3][46] += w[46] * x3; acc[3][47] += w[47] * x3;
-                acc[3][48] += w[48] * x3; acc[3][49] += w[49] * x3; acc[3][50] += w[50] * x3; acc[3][51] += w[51] * x3;
-                acc[3][52] += w[52] * x3; acc[3][53] += w[53] * x3; acc[3][54] += w[54] * x3; acc[3][55] += w[55] * x3;
-                acc[3][56] += w[56] * x3; acc[3][57] += w[57] * x3; acc[3][58] += w[58] * x3; acc[3][59] += w[59] * x3;
-                acc[3][60] += w[60] * x3; acc[3][61] += w[61] * x3; acc[3][62] += w[62] * x3; acc[3][63] += w[63] * x3;
+                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
+                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
+                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
+                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
+                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
+                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
+                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
+                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
+                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
+                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
+                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
+                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
+                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
+                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
+                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
+                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 64; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 64 + j];
+                efficiency_dnn_buf1[r * 128 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + j];
             }
 
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4][4];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            float acc[3][4];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
 
         }
-        for (int r = 0; r < 4; ++r) {
+        for (int r = 0; r < 3; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
@@ -17447,8 +17556,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows4(float *o
 efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
-    for (; r + 4 <= n; r += 4)
-        efficiency_dnn_v4_rows4(output + r * 4, input + r * 12);
+    for (; r + 3 <= n; r += 3)
+        efficiency_dnn_v4_rows3(output + r * 4, input + r * 12);
     for (; r < n; ++r)
         efficiency_dnn_v4_rows1(output + r * 4, input + r * 12);
 }
@@ -17458,12 +17567,18 @@ efficiency_EXPORT float *efficiency_dnn(float *output, const float *input)
 {
 #if efficiency_DISPATCH
     switch (efficiency_isa()) {
+#if efficiency_HAS(4)
     case 4: efficiency_dnn_v4_rows1(output, input); return output;
+#endif
+#if efficiency_HAS(3)
     case 3: efficiency_dnn_v3_rows1(output, input); return output;
+#endif
     default: break;
     }
 #endif
+#if efficiency_HAS(1)
     efficiency_dnn_rows1(output, input);
+#endif
     return output;
 }
 
@@ -17471,12 +17586,18 @@ efficiency_EXPORT float *efficiency_dnn_batch(float *output, const float *input,
 {
 #if efficiency_DISPATCH
     switch (efficiency_isa()) {
+#if efficiency_HAS(4)
     case 4: efficiency_dnn_v4_rows_n(output, input, n); return output;
+#endif
+#if efficiency_HAS(3)
     case 3: efficiency_dnn_v3_rows_n(output, input, n); return output;
+#endif
     default: break;
     }
 #endif
+#if efficiency_HAS(1)
     efficiency_dnn_rows_n(output, input, n);
+#endif
     return output;
 
 }
@@ -17605,13 +17726,19 @@ float *resolution_preprocess_inverse_batch(float *output, const float *input, si
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
    Clang >= 14; elsewhere, or with -Dresolution_DISPATCH=0, the baseline alone (what the compiler targets);
    also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
-   -Dresolution_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+   -Dresolution_ISA=1, 3 or 4 compiles that variant alone and runs it (the exporter's parity build, tests
+   and benchmarks: the CPU must support it). */
 #ifndef resolution_DISPATCH
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define resolution_DISPATCH 1
 #else
 #define resolution_DISPATCH 0
 #endif
+#endif
+#if resolution_DISPATCH && defined(resolution_ISA)
+#define resolution_HAS(level) ((level) == resolution_ISA)
+#else
+#define resolution_HAS(level) 1
 #endif
 #if resolution_DISPATCH
 #define resolution_TARGET(isa) __attribute__((target(isa)))
@@ -17660,31 +17787,21 @@ resolution_INLINE float resolution_pick(int c, float a, float b)
     return resolution_float((resolution_bits(a) & m) | (resolution_bits(b) & ~m));
 }
 
-/* |m| with the sign bit of s */
-resolution_INLINE float resolution_sign(float m, float s)
-{
-    return resolution_float((resolution_bits(m) & 0x7fffffffu) | (resolution_bits(s) & 0x80000000u));
-}
-
-/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
-resolution_INLINE float resolution_expm1_reduced(float r)
-{
-    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
-                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
-    return q * (r * r) + r;
-}
-
 /* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
    cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
-   (no float-to-int conversion, so a NaN just flows through to the result). Sign restored last. */
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
 resolution_INLINE float resolution_tanh(float x)
 {
-    const float a = fabsf(x), z = -2.0f * resolution_pick(a > 9.5f, 9.5f, a);
-    const float k = z * 1.44269504089f + 12582912.0f, n = k - 12582912.0f;
-    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float a = fabsf(x), c = resolution_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
     const float s = resolution_float((resolution_bits(k) - 0x4b400000u + 127u) << 23);
-    const float m = resolution_expm1_reduced(r) * s + (s - 1.0f);
-    return resolution_sign(-m / (2.0f + m), x);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return resolution_float(resolution_bits((0.0f - m) / (2.0f + m)) | (resolution_bits(x) & 0x80000000u));
 }
 
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
@@ -19533,6 +19650,8 @@ resolution_EXPORT float *resolution_postprocess_batch(float *output, const float
 
 }
 
+#if resolution_HAS(1)  /* resolution_dnn for the baseline */
+
 /* resolution_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 12 ...], writes output[r * 9 ...] */
 static void resolution_dnn_rows1(float *output, const float *input, const float *random)
 {
@@ -19848,8 +19967,9 @@ static void resolution_dnn_rows_n(float *output, const float *input, const float
     for (; r < n; ++r)
         resolution_dnn_rows1(output + r * 9, input + r * 12, random + r * 128);
 }
+#endif
 
-#if resolution_DISPATCH  /* resolution_dnn for x86-64-v3 */
+#if resolution_DISPATCH && resolution_HAS(3)  /* resolution_dnn for x86-64-v3 */
 
 /* resolution_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 12 ...], writes output[r * 9 ...] */
 resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *output, const float *input, const float *random)
@@ -20226,7 +20346,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows_n(float *
 }
 #endif
 
-#if resolution_DISPATCH  /* resolution_dnn for x86-64-v4 */
+#if resolution_DISPATCH && resolution_HAS(4)  /* resolution_dnn for x86-64-v4 */
 
 /* resolution_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 12 ...], writes output[r * 9 ...] */
 resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *output, const float *input, const float *random)
@@ -20377,28 +20497,27 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
     }
 }
 
-/* resolution_dnn for x86-64-v4, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 9 ...] */
-resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *output, const float *input, const float *random)
+/* resolution_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 9 ...] */
+resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *output, const float *input, const float *random)
 {
-    float resolution_dnn_buf0[560];
-    float resolution_dnn_buf1[128];
+    float resolution_dnn_buf0[420];
+    float resolution_dnn_buf1[96];
     {   /* concatenate: Concatenate of 2 */
-        for (int r = 0; r < 4; ++r) {
+        for (int r = 0; r < 3; ++r) {
             for (int k = 0; k < 12; ++k) resolution_dnn_buf0[r * 140 + k] = input[r * 12 + k];
             for (int k = 0; k < 128; ++k) resolution_dnn_buf0[r * 140 + 12 + k] = random[r * 128 + k];
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_1_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_1_bias[j];
             for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
-                const float x3 = resolution_dnn_buf0[420 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -20423,16 +20542,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 resolution_dnn_buf1[r * 32 + j] = resolution_tanh(x);
             }
@@ -20441,15 +20552,14 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_2_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_2_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
-                const float x3 = resolution_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -20474,16 +20584,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 resolution_dnn_buf0[r * 140 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + j];
             }
@@ -20492,15 +20594,14 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_3_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_3_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
-                const float x3 = resolution_dnn_buf0[420 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -20525,16 +20626,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 resolution_dnn_buf1[r * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + j];
             }
@@ -20543,15 +20636,14 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_4_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_4_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
-                const float x3 = resolution_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -20576,16 +20668,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 resolution_dnn_buf0[r * 140 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + j];
             }
@@ -20594,15 +20678,14 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_5_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = resolution_dnn_5_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
-                const float x3 = resolution_dnn_buf0[420 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -20627,16 +20710,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 resolution_dnn_buf1[r * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + j];
             }
@@ -20645,15 +20720,14 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
     }
     {   /* dense_17: Dense 32->9, linear */
         {
-            float acc[4][9];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
+            float acc[3][9];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
-                const float x3 = resolution_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0;
@@ -20663,11 +20737,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) output[r * 9 + j] = acc[r][j];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 9; ++j) output[r * 9 + j] = acc[r][j];
 
         }
     }
@@ -20676,8 +20747,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows4(float *o
 resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows_n(float *output, const float *input, const float *random, size_t n)
 {
     size_t r = 0;
-    for (; r + 4 <= n; r += 4)
-        resolution_dnn_v4_rows4(output + r * 9, input + r * 12, random + r * 128);
+    for (; r + 3 <= n; r += 3)
+        resolution_dnn_v4_rows3(output + r * 9, input + r * 12, random + r * 128);
     for (; r < n; ++r)
         resolution_dnn_v4_rows1(output + r * 9, input + r * 12, random + r * 128);
 }
@@ -20687,12 +20758,18 @@ resolution_EXPORT float *resolution_dnn(float *output, const float *input, const
 {
 #if resolution_DISPATCH
     switch (resolution_isa()) {
+#if resolution_HAS(4)
     case 4: resolution_dnn_v4_rows1(output, input, random); return output;
+#endif
+#if resolution_HAS(3)
     case 3: resolution_dnn_v3_rows1(output, input, random); return output;
+#endif
     default: break;
     }
 #endif
+#if resolution_HAS(1)
     resolution_dnn_rows1(output, input, random);
+#endif
     return output;
 }
 
@@ -20700,12 +20777,18 @@ resolution_EXPORT float *resolution_dnn_batch(float *output, const float *input,
 {
 #if resolution_DISPATCH
     switch (resolution_isa()) {
+#if resolution_HAS(4)
     case 4: resolution_dnn_v4_rows_n(output, input, random, n); return output;
+#endif
+#if resolution_HAS(3)
     case 3: resolution_dnn_v3_rows_n(output, input, random, n); return output;
+#endif
     default: break;
     }
 #endif
+#if resolution_HAS(1)
     resolution_dnn_rows_n(output, input, random, n);
+#endif
     return output;
 
 }
@@ -20836,13 +20919,19 @@ float *covariance_preprocess_inverse_batch(float *output, const float *input, si
    each call runs the best one this CPU supports, with the same bits. Only on x86-64 with GCC >= 12 or
    Clang >= 14; elsewhere, or with -Dcovariance_DISPATCH=0, the baseline alone (what the compiler targets);
    also under -fsanitize=address, whose checks on the unrolled sums make three copies slow to compile.
-   -Dcovariance_ISA=1, 3 or 4 forces a variant (tests and benchmarks: the CPU must support it). */
+   -Dcovariance_ISA=1, 3 or 4 compiles that variant alone and runs it (the exporter's parity build, tests
+   and benchmarks: the CPU must support it). */
 #ifndef covariance_DISPATCH
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
 #define covariance_DISPATCH 1
 #else
 #define covariance_DISPATCH 0
 #endif
+#endif
+#if covariance_DISPATCH && defined(covariance_ISA)
+#define covariance_HAS(level) ((level) == covariance_ISA)
+#else
+#define covariance_HAS(level) 1
 #endif
 #if covariance_DISPATCH
 #define covariance_TARGET(isa) __attribute__((target(isa)))
@@ -20891,31 +20980,21 @@ covariance_INLINE float covariance_pick(int c, float a, float b)
     return covariance_float((covariance_bits(a) & m) | (covariance_bits(b) & ~m));
 }
 
-/* |m| with the sign bit of s */
-covariance_INLINE float covariance_sign(float m, float s)
-{
-    return covariance_float((covariance_bits(m) & 0x7fffffffu) | (covariance_bits(s) & 0x80000000u));
-}
-
-/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
-covariance_INLINE float covariance_expm1_reduced(float r)
-{
-    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
-                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
-    return q * (r * r) + r;
-}
-
 /* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
    cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
-   (no float-to-int conversion, so a NaN just flows through to the result). Sign restored last. */
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
 covariance_INLINE float covariance_tanh(float x)
 {
-    const float a = fabsf(x), z = -2.0f * covariance_pick(a > 9.5f, 9.5f, a);
-    const float k = z * 1.44269504089f + 12582912.0f, n = k - 12582912.0f;
-    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float a = fabsf(x), c = covariance_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
     const float s = covariance_float((covariance_bits(k) - 0x4b400000u + 127u) << 23);
-    const float m = covariance_expm1_reduced(r) * s + (s - 1.0f);
-    return covariance_sign(-m / (2.0f + m), x);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return covariance_float(covariance_bits((0.0f - m) / (2.0f + m)) | (covariance_bits(x) & 0x80000000u));
 }
 
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
@@ -22503,6 +22582,8 @@ covariance_EXPORT float *covariance_postprocess_batch(float *output, const float
 
 }
 
+#if covariance_HAS(1)  /* covariance_dnn for the baseline */
+
 /* covariance_dnn, 1 row at once (32 columns summed at once): row r reads input[r * 15 ...], writes output[r * 15 ...] */
 static void covariance_dnn_rows1(float *output, const float *input, const float *random)
 {
@@ -22821,8 +22902,9 @@ static void covariance_dnn_rows_n(float *output, const float *input, const float
     for (; r < n; ++r)
         covariance_dnn_rows1(output + r * 15, input + r * 15, random + r * 128);
 }
+#endif
 
-#if covariance_DISPATCH  /* covariance_dnn for x86-64-v3 */
+#if covariance_DISPATCH && covariance_HAS(3)  /* covariance_dnn for x86-64-v3 */
 
 /* covariance_dnn for x86-64-v3, 1 row at once (64 columns summed at once): row r reads input[r * 15 ...], writes output[r * 15 ...] */
 covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *output, const float *input, const float *random)
@@ -23204,7 +23286,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows_n(float *
 }
 #endif
 
-#if covariance_DISPATCH  /* covariance_dnn for x86-64-v4 */
+#if covariance_DISPATCH && covariance_HAS(4)  /* covariance_dnn for x86-64-v4 */
 
 /* covariance_dnn for x86-64-v4, 1 row at once (128 columns summed at once): row r reads input[r * 15 ...], writes output[r * 15 ...] */
 covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *output, const float *input, const float *random)
@@ -23356,28 +23438,27 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
     }
 }
 
-/* covariance_dnn for x86-64-v4, 4 rows at once: row r reads input[r * 15 ...], writes output[r * 15 ...] */
-covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *output, const float *input, const float *random)
+/* covariance_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 15 ...], writes output[r * 15 ...] */
+covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *output, const float *input, const float *random)
 {
-    float covariance_dnn_buf0[572];
-    float covariance_dnn_buf1[128];
+    float covariance_dnn_buf0[429];
+    float covariance_dnn_buf1[96];
     {   /* concatenate_1: Concatenate of 2 */
-        for (int r = 0; r < 4; ++r) {
+        for (int r = 0; r < 3; ++r) {
             for (int k = 0; k < 15; ++k) covariance_dnn_buf0[r * 143 + k] = input[r * 15 + k];
             for (int k = 0; k < 128; ++k) covariance_dnn_buf0[r * 143 + 15 + k] = random[r * 128 + k];
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_1_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_1_bias[j];
             for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
-                const float x3 = covariance_dnn_buf0[429 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -23402,16 +23483,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 covariance_dnn_buf1[r * 32 + j] = covariance_tanh(x);
             }
@@ -23420,15 +23493,14 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_2_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_2_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
-                const float x3 = covariance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -23453,16 +23525,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 covariance_dnn_buf0[r * 143 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + j];
             }
@@ -23471,15 +23535,14 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_3_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_3_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
-                const float x3 = covariance_dnn_buf0[429 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -23504,16 +23567,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 covariance_dnn_buf1[r * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + j];
             }
@@ -23522,15 +23577,14 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_4_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_4_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
-                const float x3 = covariance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -23555,16 +23609,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 covariance_dnn_buf0[r * 143 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + j];
             }
@@ -23573,15 +23619,14 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
         {
-            float acc[4][32];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_5_bias[j];
+            float acc[3][32];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) acc[r][j] = covariance_dnn_5_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
-                const float x3 = covariance_dnn_buf0[429 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -23606,16 +23651,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
                 acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
                 acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
                 acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3; acc[3][15] += w[15] * x3;
-                acc[3][16] += w[16] * x3; acc[3][17] += w[17] * x3; acc[3][18] += w[18] * x3; acc[3][19] += w[19] * x3;
-                acc[3][20] += w[20] * x3; acc[3][21] += w[21] * x3; acc[3][22] += w[22] * x3; acc[3][23] += w[23] * x3;
-                acc[3][24] += w[24] * x3; acc[3][25] += w[25] * x3; acc[3][26] += w[26] * x3; acc[3][27] += w[27] * x3;
-                acc[3][28] += w[28] * x3; acc[3][29] += w[29] * x3; acc[3][30] += w[30] * x3; acc[3][31] += w[31] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 32; ++j) {
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 32; ++j) {
                 const float x = acc[r][j];
                 covariance_dnn_buf1[r * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + j];
             }
@@ -23624,15 +23661,14 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
     }
     {   /* dense_23: Dense 32->15, linear */
         {
-            float acc[4][15];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
+            float acc[3][15];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
-                const float x3 = covariance_dnn_buf1[96 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
                 acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
@@ -23645,12 +23681,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
                 acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
                 acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
                 acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[3][4] += w[4] * x3; acc[3][5] += w[5] * x3; acc[3][6] += w[6] * x3; acc[3][7] += w[7] * x3;
-                acc[3][8] += w[8] * x3; acc[3][9] += w[9] * x3; acc[3][10] += w[10] * x3; acc[3][11] += w[11] * x3;
-                acc[3][12] += w[12] * x3; acc[3][13] += w[13] * x3; acc[3][14] += w[14] * x3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) output[r * 15 + j] = acc[r][j];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 15; ++j) output[r * 15 + j] = acc[r][j];
 
         }
     }
@@ -23659,8 +23691,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows4(float *o
 covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows_n(float *output, const float *input, const float *random, size_t n)
 {
     size_t r = 0;
-    for (; r + 4 <= n; r += 4)
-        covariance_dnn_v4_rows4(output + r * 15, input + r * 15, random + r * 128);
+    for (; r + 3 <= n; r += 3)
+        covariance_dnn_v4_rows3(output + r * 15, input + r * 15, random + r * 128);
     for (; r < n; ++r)
         covariance_dnn_v4_rows1(output + r * 15, input + r * 15, random + r * 128);
 }
@@ -23670,12 +23702,18 @@ covariance_EXPORT float *covariance_dnn(float *output, const float *input, const
 {
 #if covariance_DISPATCH
     switch (covariance_isa()) {
+#if covariance_HAS(4)
     case 4: covariance_dnn_v4_rows1(output, input, random); return output;
+#endif
+#if covariance_HAS(3)
     case 3: covariance_dnn_v3_rows1(output, input, random); return output;
+#endif
     default: break;
     }
 #endif
+#if covariance_HAS(1)
     covariance_dnn_rows1(output, input, random);
+#endif
     return output;
 }
 
@@ -23683,12 +23721,18 @@ covariance_EXPORT float *covariance_dnn_batch(float *output, const float *input,
 {
 #if covariance_DISPATCH
     switch (covariance_isa()) {
+#if covariance_HAS(4)
     case 4: covariance_dnn_v4_rows_n(output, input, random, n); return output;
+#endif
+#if covariance_HAS(3)
     case 3: covariance_dnn_v3_rows_n(output, input, random, n); return output;
+#endif
     default: break;
     }
 #endif
+#if covariance_HAS(1)
     covariance_dnn_rows_n(output, input, random, n);
+#endif
     return output;
 
 }

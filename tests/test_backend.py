@@ -10,6 +10,7 @@ import pytest
 
 from exporter.errors import ExportError
 from exporter.frontends.keras import backend
+from exporter.frontends.optional import without_optional_imports
 
 from helpers import ROOT
 
@@ -75,11 +76,10 @@ def test_no_backend_installed_names_the_extras(monkeypatch):
         backend.choose_backend()
 
 
-def test_optional_packages_hidden_only_while_keras_imports(monkeypatch, tmp_path):
+def test_optional_packages_hidden_only_while_a_framework_imports(monkeypatch, tmp_path):
     (tmp_path / "optional_probe.py").write_text("VALUE = 1\n")
     monkeypatch.syspath_prepend(tmp_path)
-    monkeypatch.setattr(backend, "OPTIONAL", ("optional_probe", "json"))  # json: imported already, left alone
-    with backend.without_optional_imports():
+    with without_optional_imports(("optional_probe", "json")):  # json: imported already, left alone
         with pytest.raises(ImportError):
             import optional_probe
         import json  # noqa: F401

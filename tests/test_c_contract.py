@@ -193,4 +193,3 @@ def test_batch_leaves_memory_beyond_n_rows_alone(tmp_path):
     compiled._batch(ffi.from_buffer("float[]", out), ffi.from_buffer("float[]", rows), 5)
     np.testing.assert_array_equal(out[:5], compiled(rows[:5]))
     assert (out[5:] == 7.0).all()
-

@@ -9,6 +9,7 @@ features. The widths (130, 37, 70) leave tails at every block size.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from exporter import export_keras
-from exporter.backend.isa import VARIANTS, missing_on_this_cpu
+from exporter.backend.isa import VARIANTS, missing_on_this_cpu, running_level
 from exporter.errors import ExportError
 from exporter.parity import make_inputs
 from exporter.toolchain import LAMARR_FLAGS, SHARED_FLAGS, CompiledModel
@@ -106,16 +107,22 @@ def test_dispatch_refuses_other_values():
         export_keras(EXAMPLE, dispatch="avx2")
 
 
+ALL = {"baseline", "_v3", "_v4"}
+
+
 @pytest.mark.parametrize(
-    "compiler, extra",
+    "compiler, extra, variants",
     [
-        ("gcc", []),
-        ("gcc", ["-Dstrict_model_DISPATCH=0"]),  # the guards off: the baseline alone, as on other platforms
-        ("clang", []),
-        ("aarch64-linux-gnu-gcc", []),  # no x86 targets there: the guards keep the baseline alone
+        ("gcc", [], ALL),
+        ("gcc", ["-Dstrict_model_DISPATCH=0"], {"baseline"}),  # the guards off: the baseline alone, as elsewhere
+        ("gcc", ["-Dstrict_model_ISA=1"], {"baseline"}),  # a forced variant is compiled alone
+        ("gcc", ["-Dstrict_model_ISA=3"], {"_v3"}),
+        ("gcc", ["-Dstrict_model_ISA=4"], {"_v4"}),
+        ("clang", [], ALL),
+        ("aarch64-linux-gnu-gcc", [], {"baseline"}),  # no x86 targets there: the guards keep the baseline alone
     ],
 )
-def test_other_compilers_and_platforms_compile_it_strictly(tmp_path, compiler, extra):
+def test_other_compilers_and_platforms_compile_it_strictly(tmp_path, compiler, extra, variants):
     found = shutil.which(compiler) or next(
         filter(None, (shutil.which(f"{compiler}-{v}") for v in range(20, 13, -1))), None
     )
@@ -128,6 +135,21 @@ def test_other_compilers_and_platforms_compile_it_strictly(tmp_path, compiler, e
     cmd = [found, *flags, *extra, "-c", str(c_file), "-o", str(tmp_path / "strict.o")]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stderr}"
-    symbols = subprocess.run(["nm", str(tmp_path / "strict.o")], capture_output=True, text=True).stdout
-    has_variants = "strict_model_v4_rows1" in symbols
-    assert has_variants == (not extra and "aarch64" not in compiler), symbols
+    assert compiled_variants(tmp_path / "strict.o", "strict_model") == variants
+
+
+def compiled_variants(binary: Path, symbol: str) -> set[str]:
+    """Which variants' row functions a compiled file holds (static functions keep their names in nm)."""
+    symbols = subprocess.run(["nm", str(binary)], capture_output=True, text=True).stdout
+    found = {suffix for suffix in ("_v3", "_v4") if f"{symbol}{suffix}_rows1" in symbols}
+    return found | ({"baseline"} if re.search(rf"\b{symbol}_rows1\b", symbols) else set())
+
+
+def test_the_parity_build_holds_the_running_variant_and_the_written_library_all(tmp_path, capsys):
+    """The export's own compile checks the variant this CPU runs (a third of the compile); ``--so`` writes all."""
+    running = {1: "baseline", 3: "_v3", 4: "_v4"}[running_level()]
+    ex = export_keras(EXAMPLE, name="parity_build")
+    assert compiled_variants(ex.compile_source(ex.source, 12, 4, one_isa=True).library, "parity_build") == {running}
+    code, _, err = run_cli(capsys, EXAMPLE, "-o", tmp_path / "p.c", "--so", tmp_path / "p.so", "--samples", 100)
+    assert code == 0, err
+    assert compiled_variants(tmp_path / "p.so", "p") == ALL

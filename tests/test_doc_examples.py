@@ -133,8 +133,8 @@ def test_console_output_is_what_the_tool_prints(block, scratch):
     for command, shown in sessions(text):
         run = shell(command, scratch)
         printed = run.stdout.splitlines()
-        assert matches(shown, printed), f"{where}: $ {command}\nshown:\n" + "\n".join(shown) + (
-            "\nprinted:\n" + run.stdout + run.stderr
+        assert matches(shown, printed), (
+            f"{where}: $ {command}\nshown:\n" + "\n".join(shown) + ("\nprinted:\n" + run.stdout + run.stderr)
         )
 
 
@@ -166,14 +166,10 @@ def test_bash_commands_run(block, scratch):
         assert run.returncode == 0, f"{where}: {command}\n{run.stdout}\n{run.stderr}"
 
 
-@pytest.mark.parametrize(
-    "page", sorted({where.split(":")[0] for where, _ in blocks("python")}), ids=lambda p: p
-)
+@pytest.mark.parametrize("page", sorted({where.split(":")[0] for where, _ in blocks("python")}), ids=lambda p: p)
 def test_python_blocks_run(page, scratch):
     script = "\n".join(text for where, text in blocks("python") if where.startswith(page + ":"))
-    run = subprocess.run(
-        [sys.executable, "-c", script], cwd=scratch, env=environment(), capture_output=True, text=True
-    )
+    run = subprocess.run([sys.executable, "-c", script], cwd=scratch, env=environment(), capture_output=True, text=True)
     assert run.returncode == 0, f"{page}:\n{run.stdout}\n{run.stderr}"
 
 

@@ -24,9 +24,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from exporter.frontends.keras import NotStored, load_keras_file, stored_walk, walk_keras
 from exporter.frontends.keras.activations import KERAS_ACTIVATIONS
 
-from helpers import STRICT_CFLAGS, custom_layer, randomize, run_cli
+from helpers import STRICT_CFLAGS, custom_layer, randomize, run_cli, same_graph
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")]
 
@@ -224,6 +225,17 @@ def draw_model(keras: Any, data: Any) -> tuple[Any, list[str]]:
     return keras.Model(inputs, d.outputs(n_out), name="fuzz_functional"), d.refused
 
 
+def _stored_walk_agrees(path: Path) -> None:
+    """Where the export walked the file from what it stores, that is the IR of the model Keras loads."""
+    try:
+        stored = stored_walk(path, path.name).graph()
+    except NotStored:
+        event("walked after Keras loaded it")
+        return
+    event("walked from the stored file")
+    assert same_graph(stored, walk_keras(load_keras_file(path), path.name).graph())
+
+
 def fuzz_examples(config: Any) -> int:
     return int(config.getoption("--fuzz-examples"))
 
@@ -261,5 +273,6 @@ def test_random_architectures_export_or_are_refused_completely(keras, capsys, st
                 assert code == 0, (out, err)
                 assert "parity: passed" in out
                 assert {"fuzz.c", "fuzz.h"} <= set(os.listdir(folder))
+                _stored_walk_agrees(folder / "fuzz.keras")
 
     check()

@@ -40,7 +40,7 @@ def test_supported_model_table_and_totals(capsys):
         f"total: 84,740 parameters, 338,960 weight bytes, {flops:,} FLOPs per call, 1,024 stack bytes per call" in out
     )
     assert "exportable: yes" in out
-    assert "loading the model with Keras" in err  # progress on stderr, the table alone on stdout
+    assert "reading efficiency.keras" in err  # progress on stderr, the table alone on stdout
 
 
 def test_refused_in_stored_config_lists_every_layer(capsys, tmp_path, keras):

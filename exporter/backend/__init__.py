@@ -46,6 +46,8 @@ class CSource:
     functions: list[str] = field(default_factory=list)  # every exported symbol (not the _batch forms), main first
     real: str = "float"  # the C type of inputs, outputs and network arithmetic: "float" or "double"
     widths: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # symbol -> (inputs, outputs, noise)
+    # The models whose network code is there once per instruction set: ``-DSYMBOL_ISA=k`` compiles variant k alone.
+    isa_symbols: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,20 @@ def math_note(graph: Graph | None, mode: str, real: str) -> str:
     )
 
 
+def _plan(
+    chain: Chain | Graph, symbol: str, math_mode: str, real: str, dispatch: str, scikinc: bool
+) -> tuple[Chain, Target, list[ExportedFunction]]:
+    chain = chain if isinstance(chain, Chain) else Chain(net=chain, source=chain.source)
+    check_real(real, math_mode)
+    target = Target(symbol, real, check_math(math_mode), VARIANTS[check_dispatch(dispatch)])
+    return chain, target, plan_functions(chain, symbol, target, scikinc)
+
+
+def stack_bytes(graph: Graph, symbol: str) -> int:
+    """The stack one call of the default rendering needs, without rendering it (``inspect``)."""
+    return _plan(graph, symbol, DEFAULT_MATH, "float", DEFAULT_DISPATCH, False)[2][0].stack_bytes
+
+
 def render(
     chain: Chain | Graph,
     symbol: str,
@@ -109,11 +125,8 @@ def render(
     ``dispatch="none"`` writes the network code once, for whatever the compiler targets, instead
     of once per instruction set of ``exporter.backend.isa`` chosen at run time.
     """
-    chain = chain if isinstance(chain, Chain) else Chain(net=chain, source=chain.source)
+    chain, target, functions = _plan(chain, symbol, math_mode, real, dispatch, scikinc)
     env = environment()
-    check_real(real, math_mode)
-    target = Target(symbol, real, check_math(math_mode), VARIANTS[check_dispatch(dispatch)])
-    functions = plan_functions(chain, symbol, target, scikinc)
     net_ops = chain.net.ops if chain.net is not None else []
     column_ops = [step.op for f in functions if isinstance(f, ColumnsFunction) for step in f.steps]
     m = RenderContext(
@@ -149,6 +162,7 @@ def render(
         functions=[f.name for f in functions],
         real=real,
         widths={f.name: (f.n_inputs, f.n_outputs, f.n_noise) for f in functions},
+        isa_symbols=(symbol,) if m.dispatch else (),
     )
 
 
@@ -202,4 +216,5 @@ def render_set(name: str, source: str, parts: list[CSource]) -> CSource:
         functions=[f for p in parts for f in p.functions],
         real=parts[0].real,
         widths={k: v for p in parts for k, v in p.widths.items()},
+        isa_symbols=tuple(s for p in parts for s in p.isa_symbols),
     )

@@ -32,9 +32,13 @@ class Variant:
     ``batch_rows`` x ``batch_columns``: the block of ``SYMBOL_batch``, each weight loaded once
     for ``batch_rows`` rows. Counts are for float; double sums half as many columns at once.
     The sums take half the vector registers or more (SSE2: 8 of 16 xmm; AVX2: 8 of 16 ymm;
-    AVX-512: 8 of 32 zmm for one row, 16 for a batch block), enough independent adds to hide
+    AVX-512: 8 of 32 zmm for one row, 24 for a batch block), enough independent adds to hide
     their latency; more spill (AVX2 with 32 columns per row kept one sum on the stack, which
-    made it slower than SSE2).
+    made it slower than SSE2). Without FMA the loads bound the batch block, not the adds: each
+    weight vector is loaded once per block and each input broadcast once per block row, so
+    AVX-512's 3 rows x 128 columns (8 weight vectors, 3 broadcasts per 24 multiplies and adds)
+    beat 4 x 64 (4 and 4 per 16) by about 5% on Zen 4; 6 x 64, 4 x 96, 5 x 80, 2 x 128 and
+    256-bit vectors measured between the two or slower.
     """
 
     name: str  # as the banner and the benchmark name it
@@ -61,8 +65,8 @@ V4 = Variant(
     "arch=x86-64-v4",
     (*_V3_FEATURES, "avx512f", "avx512bw", "avx512dq", "avx512vl"),
     row_columns=128,
-    batch_rows=4,
-    batch_columns=64,
+    batch_rows=3,
+    batch_columns=128,
 )
 VARIANTS = {"auto": (BASELINE, V3, V4), "none": (BASELINE,)}
 
@@ -79,6 +83,12 @@ def missing_on_this_cpu(variant: Variant, cpuinfo: str = "/proc/cpuinfo") -> lis
         return list(variant.features)
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     return [f for f in variant.features if CPUINFO_NAMES.get(f, f) not in flags]
+
+
+def running_level() -> int:
+    """The level of the best variant this CPU runs: a parity build compiles that one alone
+    (``-DSYMBOL_ISA``), since it is the one a dispatching file would run here."""
+    return max(v.level for v in VARIANTS["auto"] if not missing_on_this_cpu(v))
 
 
 def check_dispatch(mode: str) -> str:

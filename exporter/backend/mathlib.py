@@ -37,7 +37,7 @@ HELPERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "exp": ("pick", "min", "max", "round", "pow2", "expm1_reduced"),
         "expm1": ("pick", "min", "max", "round", "pow2", "sign", "expm1_reduced"),
         "log1p": ("bits", "float", "pick"),
-        "tanh": ("bits", "float", "pick", "sign", "expm1_reduced"),
+        "tanh": ("bits", "float", "pick"),
         "sigmoid": ("pick", "exp"),
         "softplus_tail": ("exp", "log1p"),
         "mish": ("pick", "min", "exp"),

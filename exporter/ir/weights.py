@@ -21,6 +21,16 @@ class Weighted:
     def n_params(self) -> int:
         return sum(a.size for a in self.arrays)
 
+    def same_as(self, other: object) -> bool:
+        """Equal class and fields, arrays compared by value (dataclass ``==`` cannot compare arrays):
+        two frontends' paths to one model must give the same op."""
+        if type(other) is not type(self) or vars(self).keys() != vars(other).keys():
+            return False
+        return all(
+            np.array_equal(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else a == b
+            for a, b in zip(vars(self).values(), vars(other).values(), strict=True)
+        )
+
     def refusal(self) -> str | None:
         """Why this op cannot become C (None: it can); ops with more conditions extend it."""
         if any(not np.all(np.isfinite(a)) for a in self.arrays):

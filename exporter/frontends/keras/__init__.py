@@ -7,6 +7,8 @@ a ``Lambda`` under safe mode) is reported layer by layer, and fast.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import json
 import os
 import sys
@@ -18,16 +20,19 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import ExportError, Problem, UnsupportedModelError
+from exporter.frontends.builder import Unsupported
 from exporter.frontends.keras import keras2
-from exporter.frontends.keras.activations import KERAS_ACTIVATIONS
-from exporter.frontends.keras.backend import INSTALL, choose_backend, without_optional_imports
+from exporter.frontends.keras.activations import keras_activation
+from exporter.frontends.keras.backend import INSTALL, OPTIONAL, choose_backend
 from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
 from exporter.frontends.keras.layers import CUSTOM, LAYERS
 from exporter.frontends.keras.operations import operation_reason
 from exporter.frontends.keras.quiet import quiet_stderr
+from exporter.frontends.keras.stored import NotStored, walk_stored
 from exporter.frontends.keras.walk import refusal_reason, walk_keras
 from exporter.frontends.loaded import LoadedModel
+from exporter.frontends.optional import without_optional_imports
 
 MODEL_CLASSES = {"Functional", "Sequential", "Model"}
 SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -70,13 +75,16 @@ class StoredLayer:
 def _activation_problem(entry: dict[str, Any]) -> str | None:
     """An activation the configuration names and the exporter has no mapping for (a string or a custom function)."""
     stored = entry.get("config", {}).get("activation")
-    if isinstance(stored, dict):  # a function serialized with its module: built-in ones are stored as strings
-        name, builtin = stored.get("config"), str(stored.get("module", "")).startswith("keras")
-    else:
-        name, builtin = stored, True
-    if stored is None or (builtin and name in KERAS_ACTIVATIONS):
+    if stored is None:
         return None
-    return f"activation {name!r} is not supported"
+    name = stored.get("config") if isinstance(stored, dict) else stored  # a function stored with its module
+    if isinstance(stored, dict) and not str(stored.get("module", "")).startswith("keras"):
+        return f"activation {name!r} is not supported"
+    try:
+        keras_activation(str(name))
+    except Unsupported as err:
+        return str(err)
+    return None
 
 
 def _count(refs: Any) -> int:
@@ -150,14 +158,12 @@ def _import_keras() -> Any:
             import keras
         else:
             choose_backend()
-            with quiet_stderr(), without_optional_imports():
+            with quiet_stderr(), without_optional_imports(OPTIONAL):
                 import keras
 
                 keras.ops.convert_to_tensor(0.0)  # the backend logs once more on first use
     except ImportError as err:
-        raise ExportError(
-            f"reading Keras models needs Keras 3 and a backend: {INSTALL} ({err})"
-        ) from None
+        raise ExportError(f"reading Keras models needs Keras 3 and a backend: {INSTALL} ({err})") from None
     return keras
 
 
@@ -253,11 +259,17 @@ def load_keras(model: Any, noise: int = 0) -> LoadedModel:
     """A Keras model (file path or live ``keras.Model``) as IR plus its reference forward pass.
 
     ``noise`` > 0: a generator whose one input ends with that many noise entries (see ``walk_keras``).
+    A ``.keras`` file is walked from what it stores, when it can be (``stored``): Keras is then
+    imported only when the reference is first computed, while the C compiles.
     """
     source = source_name(model)
     saved = None
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
+        try:
+            return _load_stored(path, source, noise)
+        except NotStored:
+            pass
         model = load_keras_file(path)
         saved = file_reference(path, model)
     keras = _import_keras()
@@ -269,3 +281,63 @@ def load_keras(model: Any, noise: int = 0) -> LoadedModel:
         framework_version=saved[1] if saved else f"{keras.__version__} ({keras.backend.backend()} backend)",
         intermediates=KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined),
     )
+
+
+def stored_walk(path: Path, source: str, noise: int = 0) -> Any:
+    """The walk of a ``.keras`` file from its stored configuration and weights; ``NotStored`` when Keras
+    must load it (another format, a refused layer: the loaded model's walk words the refusals)."""
+    if path.suffix != ".keras" or not path.is_file():
+        raise NotStored(f"{path.name}: not a .keras file")
+    config = read_stored_config(path)
+    if any(layer.problem for layer in stored_layers(config)):
+        raise NotStored("refused layers")
+    return walk_stored(path, config, source, noise)
+
+
+def _load_stored(path: Path, source: str, noise: int) -> LoadedModel:
+    graph = stored_walk(path, source, noise).graph()
+    later = KerasLater(path, source, noise, graph)
+    return LoadedModel(graph, later.reference, "Keras", _version_label(), intermediates=later)
+
+
+def _version_label() -> str:
+    """``3.15.1 (numpy backend)``, as the loaded Keras would say it, without importing Keras."""
+    if "keras" in sys.modules:
+        keras = sys.modules["keras"]
+        return f"{keras.__version__} ({keras.backend.backend()} backend)"
+    return f"{importlib.metadata.version('keras')} ({choose_backend()} backend)"
+
+
+class KerasLater:
+    """The Keras side of a model walked from its file: loaded on first use (the reference rows, the
+    trace), which comes while the C compiles. Its intermediates are those of the loaded model's
+    walk, which must name the IR values as the stored walk did."""
+
+    def __init__(self, path: Path, source: str, noise: int, graph: Any):
+        self.path, self.source, self.noise = path, source, noise
+        self.ops = list(graph.ops)  # as walked: the export may append to the graph (an output activation)
+
+    @functools.cached_property
+    def model(self) -> Any:
+        return load_keras_file(self.path)
+
+    @functools.cached_property
+    def _reference(self) -> Any:
+        return keras_reference(self.model)
+
+    def reference(self, x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+        return self._reference(x, noise)
+
+    @functools.cached_property
+    def _intermediates(self) -> KerasIntermediates:
+        walked = walk_keras(self.model, self.source, self.noise)
+        ops = walked.graph().ops
+        if len(ops) != len(self.ops) or not all(a.same_as(b) for a, b in zip(ops, self.ops, strict=False)):
+            raise ExportError(f"{self.source}: the loaded model walks into other IR than its stored configuration")
+        return KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined)
+
+    def knows(self, value: str) -> bool:
+        return self._intermediates.knows(value)
+
+    def __call__(self, values: list[str], rows: np.ndarray, *noise: np.ndarray) -> dict[str, np.ndarray]:
+        return self._intermediates(values, rows, *noise)

@@ -69,7 +69,10 @@ def keras_activation(name: str, **kwargs: Any) -> Activation:
 
 
 def from_keras(fn: Any) -> Activation:
-    """Map ``layer.activation`` (a Keras function, possibly a ``functools.partial`` of one)."""
+    """Map ``layer.activation``: a Keras function, possibly a ``functools.partial`` of one, or the name
+    a stored configuration gives a built-in one (a custom function is stored as a dict: refused)."""
+    if isinstance(fn, str):
+        return keras_activation(fn)
     kwargs: dict[str, Any] = {}
     if isinstance(fn, functools.partial):
         kwargs = dict(fn.keywords)

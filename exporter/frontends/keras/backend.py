@@ -9,18 +9,15 @@ jax for a few functions, then jax, then TensorFlow) and names it wherever parity
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-import sys
-from collections.abc import Iterator
 
 from exporter.errors import ExportError
 
 # Lightest first; each with the packages it needs importable.
 BACKENDS = {"numpy": ("jax", "scipy"), "jax": ("jax",), "tensorflow": ("tensorflow",), "torch": ("torch",)}
 # Packages Keras imports at start-up only for integrations an export never uses (DataFrames as
-# training data, plots, scikit-learn wrappers): hidden while Keras imports, importable afterwards.
+# training data, plots, scikit-learn wrappers): hidden while Keras imports (exporter.frontends.optional).
 OPTIONAL = ("pandas", "matplotlib", "sklearn")
 INSTALL = "pip install 'lamarr-export[keras]' (Keras 3 on its numpy backend) or 'lamarr-export[tensorflow]'"
 
@@ -35,17 +32,3 @@ def choose_backend() -> str:
             os.environ["KERAS_BACKEND"] = name
             return name
     raise ExportError(f"reading Keras models needs Keras 3 and a backend: {INSTALL}")
-
-
-@contextlib.contextmanager
-def without_optional_imports() -> Iterator[None]:
-    """Make the ``OPTIONAL`` packages not yet imported look absent (Keras tries each and goes on)."""
-    hidden = [name for name in OPTIONAL if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
-    try:
-        yield
-    finally:
-        for name in hidden:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]

@@ -32,6 +32,9 @@ def handles(*class_names: str) -> Callable[[Mapping], Mapping]:
 
 
 def _numpy(variable: Any) -> np.ndarray:
+    """A live layer's variable, or a stored one (already an array: no Keras import)."""
+    if isinstance(variable, np.ndarray):
+        return variable.astype(np.float64)
     import keras
 
     return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float64)

@@ -152,7 +152,7 @@ class Walked:
         return self.builder.finish(self.input, self.output, self.noise)
 
 
-def _generator_inputs(b: Builder, model: Any, widths: list[int], noise: int) -> tuple[str, str | None, list[str]]:
+def generator_inputs(b: Builder, model: Any, widths: list[int], noise: int) -> tuple[str, str | None, list[str]]:
     """The IR inputs (conditions, noise or None) and the values fed to the model's Keras inputs.
 
     A generator either has two inputs, (conditions, noise), or one whose last ``noise`` entries are
@@ -196,7 +196,7 @@ def walk_keras(model: Any, source: str, noise: int = 0) -> Walked:
         problem = _rank_problem(shape)
         if problem:
             b.refuse(model.name, "InputLayer", problem, 1)
-    x, r, feeds = _generator_inputs(b, model, [int(t.shape[-1] or 1) for t in model.inputs], noise)
+    x, r, feeds = generator_inputs(b, model, [int(t.shape[-1] or 1) for t in model.inputs], noise)
     outputs = walker.walk(model, feeds)
     joined = feeds[0] if r is not None and len(feeds) == 1 else None
     return Walked(b, x, outputs[0], walker.origins, r, joined)

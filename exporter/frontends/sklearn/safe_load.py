@@ -18,6 +18,7 @@ from typing import Any
 from unittest import mock
 
 from exporter.errors import ExportError
+from exporter.frontends.optional import without_optional_imports
 from exporter.frontends.sklearn.scikinc import stand_in
 from exporter.frontends.sklearn.trees import LOADABLE as TREE_INTERNALS
 from exporter.frontends.sklearn.trust import Trust
@@ -104,6 +105,9 @@ def _load_joblib(path: Path, trust: Trust) -> Any:
     except ImportError:
         raise ExportError(f"{path}: reading transformers needs scikit-learn (pip install scikit-learn)") from None
     import joblib.numpy_pickle as numpy_pickle
+
+    with without_optional_imports(("pandas", "matplotlib")):  # scikit-learn starts up; the pickle imports its parts
+        import sklearn.base  # noqa: F401
 
     class RestrictedNumpyUnpickler(_Refusing, numpy_pickle.NumpyUnpickler):
         pass
