@@ -254,7 +254,7 @@ def _pipeline_and_library(manifest, name, edit=None):
     if edit is not None:
         source = replace(source, c=edit(source.c))
     n_in, n_out, n_noise = first.source.widths[first.symbol]
-    library = build(replace(source, symbol=first.symbol), n_in, n_out, n_noise=n_noise)
+    library = build(replace(source, symbol=first.symbol), n_in, n_out, n_noise=n_noise, one_isa=True)
     return pipe, library.sibling(pipe.symbol, *pipe.source.widths[pipe.symbol])
 
 
