@@ -9,7 +9,8 @@ A fenced block's language says how (docs/testing.md lists the rules):
 - ``bash``: every command runs there too. Setting up (``python3 -m venv``, activating it) is the
   environment the tests run in; ``pip install '.[X,Y]'`` checks that those extras exist; the test
   command is the one CI runs; commands of ``SLOW`` (training, benchmarks, whole builds that other
-  tests run) are checked to exist instead.
+  tests run) are checked to exist instead; a command a ``console`` block shows is run (and its output
+  compared) there.
 - ``python``: a page's blocks run in order, as one script, in the scratch folder.
 - ``c``: every declaration is in a generated header (``SYMBOL`` read as ``efficiency``).
 - ``cpp``: compiled with the generated C, linked and run.
@@ -20,6 +21,7 @@ A fenced block's language says how (docs/testing.md lists the rules):
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -138,6 +140,12 @@ def test_console_output_is_what_the_tool_prints(block, scratch):
         )
 
 
+@functools.cache
+def console_commands() -> frozenset[str]:
+    """Every ``$ command`` of the console blocks."""
+    return frozenset(command for _, text in blocks("console") for command, _ in sessions(text))
+
+
 def _bash_lines(text: str) -> list[str]:
     joined = text.replace("\\\n", " ")
     return [line for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
@@ -162,6 +170,8 @@ def test_bash_commands_run(block, scratch):
             continue
         if not command:
             continue
+        if command in console_commands():
+            continue  # run, and what it prints compared, by test_console_output_is_what_the_tool_prints
         run = shell(command, scratch)
         assert run.returncode == 0, f"{where}: {command}\n{run.stdout}\n{run.stderr}"
 
