@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import resource
 import shlex
 import subprocess
@@ -22,7 +23,7 @@ SPREAD = 3  # driver runs each C figure's passes are spread over
 class Timing:
     row_ns: float  # best pass, per row, one call per row
     batch_ns: float | None  # best pass, per row, through SYMBOL_batch, if there is one
-    compile_s: float
+    compile_s: float  # 0 when an earlier round compiled the same source
 
 
 def compile_object(source: Path, flags: list[str], obj: Path, cxx: bool = False) -> float:
@@ -87,8 +88,9 @@ def time_c(
     real: str = "float",
 ) -> Timing:
     cxx = source.suffix == ".cpp"
-    obj = source.with_name(f"{source.stem}_{abs(hash(tuple(flags))) % 10**8}.o")
-    seconds = compile_object(source, flags, obj, cxx)
+    key = hashlib.sha1(source.read_bytes() + "\0".join(flags).encode()).hexdigest()[:12]
+    obj = source.with_name(f"{source.stem}_{key}.o")  # a later round times the same code: compiled once
+    seconds = 0.0 if obj.exists() else compile_object(source, flags, obj, cxx)
     best = run_driver(obj, symbol, n_in, n_out, batch, rows, repeats, cxx, real)
     return Timing(best["row"], best.get("batch"), seconds)
 

@@ -104,7 +104,8 @@ def trace(
         if op not in known:
             continue
         part = subgraph(graph, op.output)
-        source = render(part, f"{ex.symbol}_step{offset + index}", math_mode=ex.math, real=ex.dtype)
+        symbol = f"{ex.symbol}_step{offset + index}"
+        source = render(part, symbol, math_mode=ex.math, real=ex.dtype, dispatch=ex.dispatch)  # as exported
         compiled = ex.compile_source(source, part.n_inputs, part.n_outputs, n_noise=part.n_noise, one_isa=True)
         got = compiled(picked, *extra)
         steps.append(_step(offset + index, op.name, op.describe(), op.output, got, reference[op.output], atol, rtol))

@@ -28,3 +28,10 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "fuzz: the random-architecture test (pytest -m fuzz --fuzz-examples 400)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests marked slow (CMake builds, regenerating generated/, the benchmark smoke run) first: pytest-xdist
+    hands out the first tests in turn to its workers, so the long ones start at once, on both cores, instead of
+    one of them running last while the other core idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

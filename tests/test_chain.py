@@ -288,7 +288,9 @@ def test_trace_covers_the_preprocessing(keras, tmp_path):
     """The trace compares SYMBOL_preprocess with scikit-learn first; a broken centre is named there."""
     from exporter.trace import trace
 
-    ex = export_chain(network(keras, 4, 2), log_columns=[1], preprocess=[StandardScaler().fit(LOGGED)], name="tr")
+    ex = export_chain(
+        network(keras, 4, 2), log_columns=[1], preprocess=[StandardScaler().fit(LOGGED)], name="tr", dispatch="none"
+    )
     report = ex.check(ex.compile())
     clean = trace(ex, report.arrays.inputs, list(report.worst_rows(5)), report.atol, report.rtol)
     assert clean.first_drift is None and clean.steps[0].name == "preprocessing" and clean.steps[0].index == 1

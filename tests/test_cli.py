@@ -16,6 +16,9 @@ from exporter.parity import edge_rows
 from helpers import ROOT, assert_user_error, randomize, refused_model, run_cli, saved
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
+# The network's code once instead of once per x86-64 level: a quarter of the compile time, where what a test checks
+# is not the dispatch (tests/test_dispatch.py; test_default_names_and_summary exports with the default).
+SINGLE = ["--dispatch", "none"]
 
 
 def test_default_names_and_summary(capsys, tmp_path, monkeypatch):
@@ -44,6 +47,7 @@ def test_output_name_so_and_user_inputs(capsys, tmp_path):
         rows,
         "--samples",
         100,
+        *SINGLE,
     )
     assert code == 0, out
     header = out_c.with_suffix(".h").read_text()
@@ -172,7 +176,7 @@ def test_argparse_errors_are_exit_2(capsys):
 def test_dtype_double(capsys, tmp_path, monkeypatch):
     """--dtype double: double buffers and arithmetic, symbol <stem>_double, libm's double functions."""
     monkeypatch.chdir(tmp_path)
-    code, out, _ = run_cli(capsys, EXAMPLE, "--dtype", "double", "--samples", 500)
+    code, out, _ = run_cli(capsys, EXAMPLE, "--dtype", "double", "--samples", 500, *SINGLE)
     assert code == 0 and "parity: passed" in out, out
     header = (tmp_path / "efficiency.h").read_text()
     assert "double *efficiency_double(double *output, const double *input);" in header
@@ -188,7 +192,7 @@ def test_dtype_double(capsys, tmp_path, monkeypatch):
 def test_math_libm_calls_libm_and_passes_parity(capsys, tmp_path):
     """--math libm: tanhf and expf from libm, no inline approximation; the default is --math fast."""
     libm_c, fast_c = tmp_path / "libm" / "efficiency.c", tmp_path / "fast" / "efficiency.c"
-    code, out, _ = run_cli(capsys, EXAMPLE, "-o", libm_c, "--math", "libm", "--samples", 500)
+    code, out, _ = run_cli(capsys, EXAMPLE, "-o", libm_c, "--math", "libm", "--samples", 500, *SINGLE)
     assert code == 0 and "parity: passed" in out
     libm = libm_c.read_text()
     assert "tanhf(x)" in libm and "expf(" in libm and "efficiency_tanh(" not in libm
@@ -207,9 +211,8 @@ def test_console_script(tmp_path):
     assert "--no-check" in subprocess.run([*command, "--help"], capture_output=True, text=True).stdout
     missing = subprocess.run([*command, str(tmp_path / "none.keras")], capture_output=True, text=True)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
-    done = subprocess.run(
-        [*command, str(EXAMPLE), "-o", str(tmp_path / "e.c"), "--samples", "500"], capture_output=True, text=True
-    )
+    export = [*command, str(EXAMPLE), "-o", str(tmp_path / "e.c"), "--samples", "500", *SINGLE]
+    done = subprocess.run(export, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
@@ -220,7 +223,7 @@ def test_cc_and_cflags_are_used(capsys, tmp_path, monkeypatch):
     wrapper.chmod(0o755)
     monkeypatch.setenv("CC", str(wrapper))
     monkeypatch.setenv("CFLAGS", "-O1 -DLAMARR_TEST_FLAG")
-    code, _, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 100)
+    code, _, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 100, *SINGLE)
     assert code == 0
     args = log.read_text().split()
     assert "-DLAMARR_TEST_FLAG" in args and "-O1" in args and "-O3" not in args
@@ -228,17 +231,17 @@ def test_cc_and_cflags_are_used(capsys, tmp_path, monkeypatch):
 
 
 def test_progress_lines_on_stderr_and_quiet(capsys, tmp_path):
-    code, out, err = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 100)
+    code, out, err = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 100, *SINGLE)
     assert code == 0
     for step in ("reading", "compiling the C", "checking parity against Keras on 165 rows"):
         assert f"lamarr-export: {step}" in err
     assert "lamarr-export: compiling" not in out  # stdout keeps the summary only
-    code, out, err = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 100, "--quiet")
+    code, out, err = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 100, "--quiet", *SINGLE)
     assert code == 0 and err == "" and "parity: passed" in out
 
 
 def test_trace_on_request_prints_every_step(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 200, "--trace", "--quiet")
+    code, out, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 200, "--trace", "--quiet", *SINGLE)
     assert code == 0
     assert "trace: every step agrees within tolerance on the 5 worst rows" in out
     assert "   6  " in out and "logits+probabilities: Dense 128->4, softmax" in out
@@ -255,4 +258,4 @@ def test_trace_on_request_prints_every_step(capsys, tmp_path):
 )
 def test_report_and_trace_flag_errors(capsys, tmp_path, args, fragment):
     args = [a.format(tmp=tmp_path) for a in args]
-    assert_user_error(capsys, tmp_path, [EXAMPLE, "-o", tmp_path / "x.c", *args], fragment)
+    assert_user_error(capsys, tmp_path, [EXAMPLE, "-o", tmp_path / "x.c", *args, *SINGLE], fragment)

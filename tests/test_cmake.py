@@ -1,5 +1,6 @@
-"""CMake and C++ consumers: the committed exports built and checked by ctest (plain and under ASan/UBSan), the
-C++ test program shown to fail on a wrong reference, and lamarr_export_models() in a consumer project."""
+"""CMake and C++ consumers: the committed exports built and checked by ctest, a small set with every kind of
+function under ASan/UBSan, the C++ test program shown to fail on a wrong reference, and lamarr_export_models() in a
+consumer project."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import ROOT, randomize, saved
+from exporter.cli import main
+
+from helpers import ROOT, randomize, saved, small_model_set
 
 pytestmark = pytest.mark.slow
 
@@ -65,21 +67,58 @@ def copy_generated(tmp_path: Path, stem: str) -> Path:
     return generated
 
 
-@pytest.mark.parametrize("stem", ["lamarr_tracking", "lamarr_pid"])
-def test_committed_exports_under_sanitizers(cmake, tmp_path, stem):
+# The small set's pipeline: a second generator reads the conditions and the first one's outputs; scikinC's names on.
+PIPELINE = """
+[models.b]
+model = "nets/b.keras"
+
+[pipelines.chain]
+n_inputs = 3
+scikinc_names = true
+stages = [{ model = "gen", reads = ["input"] }, { model = "b", reads = ["input", "gen"] }]
+"""
+
+
+@pytest.fixture(scope="module")
+def small_set(keras, tmp_path_factory) -> Path:
+    """A generated folder holding one small export with every kind of function the committed sets have: a
+    classifier (softmax) and generators (noise) with preprocessing (a log column, a scaler) and target
+    transforms (a quantile transformer) and their steps, and a pipeline (three arguments, N_RANDOM noise values,
+    scikinC's names). Exported once; tests copy it before changing it."""
+    folder = small_model_set(keras, tmp_path_factory.mktemp("small_set"))
+    L = keras.layers
+    cond, noise = keras.Input((5,)), keras.Input((4,))
+    h = L.Dense(8, activation="tanh")(L.Concatenate()([cond, noise]))
+    saved(randomize(keras.Model([cond, noise], L.Dense(2)(h)), seed=2), folder / "nets", "b.keras")
+    manifest = folder / "models.toml"
+    manifest.write_text(manifest.read_text() + PIPELINE)
+    generated = folder / "generated"
+    assert main([str(manifest), "-o", str(generated / "small.c"), "--samples", "300", "--quiet"]) == 0
+    return generated
+
+
+def copy_folder(generated: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(generated, tmp_path / "generated"))
+
+
+def test_every_kind_of_function_under_sanitizers(cmake, small_set, tmp_path):
     """In-place calls and exact-size heap buffers, under -fsanitize=address,undefined: nothing reported.
 
-    The tracking set: it holds a classifier and generators with preprocessing and target transforms, every
-    kind of function the other single exports have (building all of them under ASan took minutes); the PID
-    set: pipelines (three arguments, N_RANDOM noise values) and scikinC's names.
+    The memory behaviour of the generated C depends on the kinds of functions and steps (per row, in place,
+    generators, pipelines, preprocessing and target transforms, the run-time dispatch), not on the size of the
+    networks: the small set has each of them, so the committed sets (minutes under ASan) need not be rebuilt
+    this way; their strict build and reference rows are checked by test_committed_exports_pass_ctest.
     """
     build = tmp_path / "build"
-    generated = copy_generated(tmp_path, stem)
+    generated = copy_folder(small_set, tmp_path)
+    functions = (generated / "small.ref.txt").read_text()
+    for name in ("gen_preprocess_inverse", "gen_postprocess", "cls_dnn", "chain", "gen_tY_inverse", "b_dnn_random"):
+        assert f"function {name} " in functions, name  # each kind is really there, and listed for the test program
     result = build_and_test(cmake, build, "-DLAMARR_EXPORT_SANITIZE=ON", f"-DLAMARR_EXPORT_GENERATED_DIR={generated}")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 tests failed out of 1" in result.stdout and stem in result.stdout
+    assert "0 tests failed out of 1" in result.stdout and "small" in result.stdout
     assert "runtime error" not in result.stdout + result.stderr and "AddressSanitizer" not in result.stdout
-    linked = run("ldd", build / f"test_{stem}").stdout
+    linked = run("ldd", build / "test_small").stdout
     assert "libasan" in linked and "libubsan" in linked
 
 
@@ -97,35 +136,16 @@ def test_test_program_fails_on_a_wrong_reference(cmake, tmp_path):
     assert "FAIL: dlsym tracking: row 0 output 0" in result.stdout
 
 
-def test_registry_checks_a_pipelines_macros(cmake, keras, tmp_path):
-    """A small pipeline (scikinC names on) passes the C++ test program; a header whose NAME_N_RANDOM differs from
-    the reference rows stops the test program's build, naming the macro."""
-    L = keras.layers
-    models = tmp_path / "models"
-    for name, n_cond in (("a", 3), ("b", 5)):
-        cond, noise = keras.Input((n_cond,)), keras.Input((4,))
-        h = L.Dense(8, activation="tanh")(L.Concatenate()([cond, noise]))
-        saved(randomize(keras.Model([cond, noise], L.Dense(2)(h))), models, f"{name}.keras")
-    manifest = models / "chain.toml"
-    manifest.write_text(
-        textwrap.dedent("""
-        [models.a]
-        model = "a.keras"
-        [models.b]
-        model = "b.keras"
-        [pipelines.chain]
-        n_inputs = 3
-        scikinc_names = true
-        stages = [{ model = "a", reads = ["input"] }, { model = "b", reads = ["input", "a"] }]
-        """)
-    )
-    generated = tmp_path / "generated"
-    run(EXPORTER, manifest, "-o", generated / "chain.c", "--samples", 300, "--quiet")
+def test_registry_checks_a_pipelines_macros(cmake, small_set, tmp_path):
+    """The small set (a pipeline, scikinC names on) passes the C++ test program; a header whose NAME_N_RANDOM
+    differs from the reference rows stops the test program's build, naming the macro."""
+    generated = copy_folder(small_set, tmp_path)
     build = tmp_path / "build"
     result = build_and_test(cmake, build, f"-DLAMARR_EXPORT_GENERATED_DIR={generated}")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "a_dnn_random" in (build / "registry_chain.cpp").read_text()
-    header = generated / "chain.h"
+    assert "gen_dnn_random" in (build / "registry_small.cpp").read_text()
+    header = generated / "small.h"
+    assert "#define chain_N_RANDOM 8" in header.read_text()
     header.write_text(header.read_text().replace("#define chain_N_RANDOM 8", "#define chain_N_RANDOM 9"))
     rebuilt = run(cmake, "--build", build, check=False)
     assert rebuilt.returncode != 0 and "chain_N_RANDOM" in rebuilt.stdout + rebuilt.stderr

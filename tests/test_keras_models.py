@@ -9,7 +9,7 @@ import pytest
 
 from exporter import export_keras
 
-from helpers import ROOT, export_and_check, randomize
+from helpers import ROOT, export_and_check, randomize, saved
 
 
 def load_example():
@@ -23,11 +23,12 @@ def load_example():
 def test_seed_efficiency_model(keras, tmp_path, softmax_layer):
     """The efficiency example's network in both softmax forms (scikinC handles only the first)."""
     model = randomize(load_example().build_model(softmax_layer=softmax_layer), seed=3)
-    report = export_and_check(model, tmp_path)
+    ex = export_keras(saved(model, tmp_path), dispatch="none")  # the dispatch: tests/test_dispatch.py
+    compiled = ex.compile(tmp_path)
+    report = ex.check(compiled)
     assert report.passed, report.table()
-    ex = export_keras(tmp_path / "model.keras")
     assert ex.graph.ops[-1].activation.kind == "softmax"  # fused into the last Dense either way
-    probabilities = ex.compile(tmp_path)(np.random.default_rng(0).standard_normal((100, 12)))
+    probabilities = compiled(np.random.default_rng(0).standard_normal((100, 12)))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 

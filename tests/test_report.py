@@ -27,6 +27,7 @@ from exporter.report.document import SCHEMA
 from helpers import ROOT, perturb_weight
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
+SINGLE = ["--dispatch", "none"]  # the network's code once: a quarter of the compile time (and of each traced step's)
 C_COLOR = (0xD6, 0x27, 0x28)  # the plots' colour for C (exporter/report/plots.py)
 
 
@@ -46,7 +47,7 @@ def validate(document: dict) -> None:
 def passing(tmp_path_factory, keras):
     out = tmp_path_factory.mktemp("passing")
     result = run_quietly(
-        EXAMPLE, "-o", out / "e.c", "--samples", 1000, "--report", out / "report", "--pt-column", 3, "--json"
+        EXAMPLE, "-o", out / "e.c", "--samples", 1000, "--report", out / "report", "--pt-column", 3, "--json", *SINGLE
     )
     return (*result, out / "report")
 
@@ -64,7 +65,7 @@ def failing(tmp_path_factory, keras):
     out = tmp_path_factory.mktemp("failing")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(exporter.api, "export_chain", broken_export)
-        result = run_quietly(EXAMPLE, "-o", out / "e.c", "--samples", 500, "--report", out / "report")
+        result = run_quietly(EXAMPLE, "-o", out / "e.c", "--samples", 500, "--report", out / "report", *SINGLE)
     return (*result, out / "report")
 
 

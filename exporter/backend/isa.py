@@ -34,11 +34,11 @@ class Variant:
     The sums take half the vector registers or more (SSE2: 8 of 16 xmm; AVX2: 8 of 16 ymm;
     AVX-512: 8 of 32 zmm for one row, 24 for a batch block), enough independent adds to hide
     their latency; more spill (AVX2 with 32 columns per row kept one sum on the stack, which
-    made it slower than SSE2). Without FMA the loads bound the batch block, not the adds: each
-    weight vector is loaded once per block and each input broadcast once per block row, so
-    AVX-512's 3 rows x 128 columns (8 weight vectors, 3 broadcasts per 24 multiplies and adds)
-    beat 4 x 64 (4 and 4 per 16) by about 5% on Zen 4; 6 x 64, 4 x 96, 5 x 80, 2 x 128 and
-    256-bit vectors measured between the two or slower.
+    made it slower than SSE2). Without FMA the broadcasts of the inputs cost the batch block
+    more than its adds leave room for: AVX-512's 3 rows x 128 columns broadcasts each input once
+    per 8 vector multiplies (4 x 64: once per 4), its weights coming as memory operands of the
+    multiplies, and measured about 5% faster than 4 x 64 on Zen 4; 6 x 64, 4 x 96, 5 x 80,
+    2 x 128 and 256-bit vectors measured between the two or slower (docs/speed.md).
     """
 
     name: str  # as the banner and the benchmark name it
