@@ -4937,144 +4937,105 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
         {
-            float acc[128];
-            for (int j = 0; j < 128; ++j) acc[j] = tracking_dnn_0_bias[j];
+            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
+            for (int j = 0; j < 32; ++j) acc0_0[j] = tracking_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0_1[j] = tracking_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0_2[j] = tracking_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0_3[j] = tracking_dnn_0_bias[96 + j];
             for (int i = 0; i < 3; ++i) {
                 const float *w = tracking_dnn_0_kernel + i * 128;
                 tracking_KEEP_SUMS();
-                const float xi = input[i];
-                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
-                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
-                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
-                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
-                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
-                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
-                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
-                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
-                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
-                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
-                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
-                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
-                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
-                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
-                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
-                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
-                acc[64] += w[64] * xi; acc[65] += w[65] * xi; acc[66] += w[66] * xi; acc[67] += w[67] * xi;
-                acc[68] += w[68] * xi; acc[69] += w[69] * xi; acc[70] += w[70] * xi; acc[71] += w[71] * xi;
-                acc[72] += w[72] * xi; acc[73] += w[73] * xi; acc[74] += w[74] * xi; acc[75] += w[75] * xi;
-                acc[76] += w[76] * xi; acc[77] += w[77] * xi; acc[78] += w[78] * xi; acc[79] += w[79] * xi;
-                acc[80] += w[80] * xi; acc[81] += w[81] * xi; acc[82] += w[82] * xi; acc[83] += w[83] * xi;
-                acc[84] += w[84] * xi; acc[85] += w[85] * xi; acc[86] += w[86] * xi; acc[87] += w[87] * xi;
-                acc[88] += w[88] * xi; acc[89] += w[89] * xi; acc[90] += w[90] * xi; acc[91] += w[91] * xi;
-                acc[92] += w[92] * xi; acc[93] += w[93] * xi; acc[94] += w[94] * xi; acc[95] += w[95] * xi;
-                acc[96] += w[96] * xi; acc[97] += w[97] * xi; acc[98] += w[98] * xi; acc[99] += w[99] * xi;
-                acc[100] += w[100] * xi; acc[101] += w[101] * xi; acc[102] += w[102] * xi; acc[103] += w[103] * xi;
-                acc[104] += w[104] * xi; acc[105] += w[105] * xi; acc[106] += w[106] * xi; acc[107] += w[107] * xi;
-                acc[108] += w[108] * xi; acc[109] += w[109] * xi; acc[110] += w[110] * xi; acc[111] += w[111] * xi;
-                acc[112] += w[112] * xi; acc[113] += w[113] * xi; acc[114] += w[114] * xi; acc[115] += w[115] * xi;
-                acc[116] += w[116] * xi; acc[117] += w[117] * xi; acc[118] += w[118] * xi; acc[119] += w[119] * xi;
-                acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
-                acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
+                const float x0 = input[i];
+                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
             }
-            for (int j = 0; j < 128; ++j) {
-                const float x = acc[j];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_0[j];
                 tracking_dnn_buf0[j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_1[j];
+                tracking_dnn_buf0[32 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_2[j];
+                tracking_dnn_buf0[64 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_3[j];
+                tracking_dnn_buf0[96 + j] = tracking_max(0.0f, x);
             }
 
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
         {
-            float acc[128];
-            for (int j = 0; j < 128; ++j) acc[j] = tracking_dnn_1_bias[j];
+            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
+            for (int j = 0; j < 32; ++j) acc0_0[j] = tracking_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0_1[j] = tracking_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0_2[j] = tracking_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0_3[j] = tracking_dnn_1_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_1_kernel + i * 128;
                 tracking_KEEP_SUMS();
-                const float xi = tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
-                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
-                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
-                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
-                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
-                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
-                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
-                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
-                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
-                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
-                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
-                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
-                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
-                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
-                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
-                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
-                acc[64] += w[64] * xi; acc[65] += w[65] * xi; acc[66] += w[66] * xi; acc[67] += w[67] * xi;
-                acc[68] += w[68] * xi; acc[69] += w[69] * xi; acc[70] += w[70] * xi; acc[71] += w[71] * xi;
-                acc[72] += w[72] * xi; acc[73] += w[73] * xi; acc[74] += w[74] * xi; acc[75] += w[75] * xi;
-                acc[76] += w[76] * xi; acc[77] += w[77] * xi; acc[78] += w[78] * xi; acc[79] += w[79] * xi;
-                acc[80] += w[80] * xi; acc[81] += w[81] * xi; acc[82] += w[82] * xi; acc[83] += w[83] * xi;
-                acc[84] += w[84] * xi; acc[85] += w[85] * xi; acc[86] += w[86] * xi; acc[87] += w[87] * xi;
-                acc[88] += w[88] * xi; acc[89] += w[89] * xi; acc[90] += w[90] * xi; acc[91] += w[91] * xi;
-                acc[92] += w[92] * xi; acc[93] += w[93] * xi; acc[94] += w[94] * xi; acc[95] += w[95] * xi;
-                acc[96] += w[96] * xi; acc[97] += w[97] * xi; acc[98] += w[98] * xi; acc[99] += w[99] * xi;
-                acc[100] += w[100] * xi; acc[101] += w[101] * xi; acc[102] += w[102] * xi; acc[103] += w[103] * xi;
-                acc[104] += w[104] * xi; acc[105] += w[105] * xi; acc[106] += w[106] * xi; acc[107] += w[107] * xi;
-                acc[108] += w[108] * xi; acc[109] += w[109] * xi; acc[110] += w[110] * xi; acc[111] += w[111] * xi;
-                acc[112] += w[112] * xi; acc[113] += w[113] * xi; acc[114] += w[114] * xi; acc[115] += w[115] * xi;
-                acc[116] += w[116] * xi; acc[117] += w[117] * xi; acc[118] += w[118] * xi; acc[119] += w[119] * xi;
-                acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
-                acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
+                const float x0 = tracking_dnn_buf0[i];
+                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
             }
-            for (int j = 0; j < 128; ++j) {
-                const float x = acc[j];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_0[j];
                 tracking_dnn_buf1[j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_1[j];
+                tracking_dnn_buf1[32 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_2[j];
+                tracking_dnn_buf1[64 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_3[j];
+                tracking_dnn_buf1[96 + j] = tracking_max(0.0f, x);
             }
 
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
         {
-            float acc[128];
-            for (int j = 0; j < 128; ++j) acc[j] = tracking_dnn_2_bias[j];
+            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
+            for (int j = 0; j < 32; ++j) acc0_0[j] = tracking_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0_1[j] = tracking_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0_2[j] = tracking_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0_3[j] = tracking_dnn_2_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_2_kernel + i * 128;
                 tracking_KEEP_SUMS();
-                const float xi = tracking_dnn_buf1[i];
-                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
-                acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
-                acc[8] += w[8] * xi; acc[9] += w[9] * xi; acc[10] += w[10] * xi; acc[11] += w[11] * xi;
-                acc[12] += w[12] * xi; acc[13] += w[13] * xi; acc[14] += w[14] * xi; acc[15] += w[15] * xi;
-                acc[16] += w[16] * xi; acc[17] += w[17] * xi; acc[18] += w[18] * xi; acc[19] += w[19] * xi;
-                acc[20] += w[20] * xi; acc[21] += w[21] * xi; acc[22] += w[22] * xi; acc[23] += w[23] * xi;
-                acc[24] += w[24] * xi; acc[25] += w[25] * xi; acc[26] += w[26] * xi; acc[27] += w[27] * xi;
-                acc[28] += w[28] * xi; acc[29] += w[29] * xi; acc[30] += w[30] * xi; acc[31] += w[31] * xi;
-                acc[32] += w[32] * xi; acc[33] += w[33] * xi; acc[34] += w[34] * xi; acc[35] += w[35] * xi;
-                acc[36] += w[36] * xi; acc[37] += w[37] * xi; acc[38] += w[38] * xi; acc[39] += w[39] * xi;
-                acc[40] += w[40] * xi; acc[41] += w[41] * xi; acc[42] += w[42] * xi; acc[43] += w[43] * xi;
-                acc[44] += w[44] * xi; acc[45] += w[45] * xi; acc[46] += w[46] * xi; acc[47] += w[47] * xi;
-                acc[48] += w[48] * xi; acc[49] += w[49] * xi; acc[50] += w[50] * xi; acc[51] += w[51] * xi;
-                acc[52] += w[52] * xi; acc[53] += w[53] * xi; acc[54] += w[54] * xi; acc[55] += w[55] * xi;
-                acc[56] += w[56] * xi; acc[57] += w[57] * xi; acc[58] += w[58] * xi; acc[59] += w[59] * xi;
-                acc[60] += w[60] * xi; acc[61] += w[61] * xi; acc[62] += w[62] * xi; acc[63] += w[63] * xi;
-                acc[64] += w[64] * xi; acc[65] += w[65] * xi; acc[66] += w[66] * xi; acc[67] += w[67] * xi;
-                acc[68] += w[68] * xi; acc[69] += w[69] * xi; acc[70] += w[70] * xi; acc[71] += w[71] * xi;
-                acc[72] += w[72] * xi; acc[73] += w[73] * xi; acc[74] += w[74] * xi; acc[75] += w[75] * xi;
-                acc[76] += w[76] * xi; acc[77] += w[77] * xi; acc[78] += w[78] * xi; acc[79] += w[79] * xi;
-                acc[80] += w[80] * xi; acc[81] += w[81] * xi; acc[82] += w[82] * xi; acc[83] += w[83] * xi;
-                acc[84] += w[84] * xi; acc[85] += w[85] * xi; acc[86] += w[86] * xi; acc[87] += w[87] * xi;
-                acc[88] += w[88] * xi; acc[89] += w[89] * xi; acc[90] += w[90] * xi; acc[91] += w[91] * xi;
-                acc[92] += w[92] * xi; acc[93] += w[93] * xi; acc[94] += w[94] * xi; acc[95] += w[95] * xi;
-                acc[96] += w[96] * xi; acc[97] += w[97] * xi; acc[98] += w[98] * xi; acc[99] += w[99] * xi;
-                acc[100] += w[100] * xi; acc[101] += w[101] * xi; acc[102] += w[102] * xi; acc[103] += w[103] * xi;
-                acc[104] += w[104] * xi; acc[105] += w[105] * xi; acc[106] += w[106] * xi; acc[107] += w[107] * xi;
-                acc[108] += w[108] * xi; acc[109] += w[109] * xi; acc[110] += w[110] * xi; acc[111] += w[111] * xi;
-                acc[112] += w[112] * xi; acc[113] += w[113] * xi; acc[114] += w[114] * xi; acc[115] += w[115] * xi;
-                acc[116] += w[116] * xi; acc[117] += w[117] * xi; acc[118] += w[118] * xi; acc[119] += w[119] * xi;
-                acc[120] += w[120] * xi; acc[121] += w[121] * xi; acc[122] += w[122] * xi; acc[123] += w[123] * xi;
-                acc[124] += w[124] * xi; acc[125] += w[125] * xi; acc[126] += w[126] * xi; acc[127] += w[127] * xi;
+                const float x0 = tracking_dnn_buf1[i];
+                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
             }
-            for (int j = 0; j < 128; ++j) {
-                const float x = acc[j];
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_0[j];
                 tracking_dnn_buf0[j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_1[j];
+                tracking_dnn_buf0[32 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_2[j];
+                tracking_dnn_buf0[64 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_3[j];
+                tracking_dnn_buf0[96 + j] = tracking_max(0.0f, x);
             }
 
         }
@@ -5105,342 +5066,261 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
     float tracking_dnn_buf1[384];
     {   /* hidden_0: Dense 3->128, relu */
         {
-            float acc[3][128];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = tracking_dnn_0_bias[j];
+            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
+            float acc1_0[32]; float acc1_1[32]; float acc1_2[32]; float acc1_3[32];
+            float acc2_0[32]; float acc2_1[32]; float acc2_2[32]; float acc2_3[32];
+            for (int j = 0; j < 32; ++j) acc0_0[j] = tracking_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0_1[j] = tracking_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0_2[j] = tracking_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0_3[j] = tracking_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1_0[j] = tracking_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc1_1[j] = tracking_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1_2[j] = tracking_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1_3[j] = tracking_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2_0[j] = tracking_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc2_1[j] = tracking_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2_2[j] = tracking_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2_3[j] = tracking_dnn_0_bias[96 + j];
             for (int i = 0; i < 3; ++i) {
                 const float *w = tracking_dnn_0_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
                 const float x2 = input[6 + i];
-                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
-                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
-                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
-                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
-                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
-                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
-                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
-                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
-                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
-                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
-                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
-                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
-                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
-                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
-                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
-                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
-                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
-                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
-                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
-                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
-                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
-                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
-                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
-                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
-                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
-                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
-                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
-                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
-                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
-                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
-                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
-                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
-                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
-                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
-                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
-                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
-                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
-                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
-                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
-                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
-                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
-                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
-                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
-                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
-                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
-                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
-                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
-                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
-                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
-                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
-                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
-                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
-                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
-                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
-                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
-                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
-                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
-                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
-                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
-                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
-                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
-                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
-                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
-                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
-                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
-                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
-                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
-                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
-                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
-                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
-                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
-                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
-                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
-                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
-                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
-                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
-                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
-                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
-                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
-                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
-                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
-                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
-                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
-                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
-                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
-                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
-                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
-                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
+                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc1_1[j] += w[32 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1_2[j] += w[64 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1_3[j] += w[96 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc2_1[j] += w[32 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2_2[j] += w[64 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2_3[j] += w[96 + j] * x2;
             }
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
-                const float x = acc[r][j];
-                tracking_dnn_buf0[r * 128 + j] = tracking_max(0.0f, x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_0[j];
+                tracking_dnn_buf0[j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_1[j];
+                tracking_dnn_buf0[32 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_2[j];
+                tracking_dnn_buf0[64 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_3[j];
+                tracking_dnn_buf0[96 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc1_0[j];
+                tracking_dnn_buf0[128 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc1_1[j];
+                tracking_dnn_buf0[128 + 32 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc1_2[j];
+                tracking_dnn_buf0[128 + 64 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc1_3[j];
+                tracking_dnn_buf0[128 + 96 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc2_0[j];
+                tracking_dnn_buf0[256 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc2_1[j];
+                tracking_dnn_buf0[256 + 32 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc2_2[j];
+                tracking_dnn_buf0[256 + 64 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc2_3[j];
+                tracking_dnn_buf0[256 + 96 + j] = tracking_max(0.0f, x);
             }
 
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
         {
-            float acc[3][128];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = tracking_dnn_1_bias[j];
+            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
+            float acc1_0[32]; float acc1_1[32]; float acc1_2[32]; float acc1_3[32];
+            float acc2_0[32]; float acc2_1[32]; float acc2_2[32]; float acc2_3[32];
+            for (int j = 0; j < 32; ++j) acc0_0[j] = tracking_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0_1[j] = tracking_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0_2[j] = tracking_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0_3[j] = tracking_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1_0[j] = tracking_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc1_1[j] = tracking_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1_2[j] = tracking_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1_3[j] = tracking_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2_0[j] = tracking_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc2_1[j] = tracking_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2_2[j] = tracking_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2_3[j] = tracking_dnn_1_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_1_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
                 const float x2 = tracking_dnn_buf0[256 + i];
-                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
-                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
-                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
-                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
-                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
-                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
-                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
-                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
-                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
-                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
-                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
-                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
-                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
-                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
-                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
-                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
-                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
-                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
-                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
-                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
-                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
-                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
-                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
-                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
-                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
-                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
-                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
-                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
-                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
-                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
-                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
-                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
-                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
-                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
-                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
-                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
-                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
-                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
-                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
-                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
-                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
-                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
-                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
-                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
-                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
-                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
-                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
-                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
-                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
-                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
-                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
-                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
-                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
-                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
-                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
-                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
-                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
-                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
-                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
-                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
-                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
-                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
-                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
-                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
-                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
-                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
-                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
-                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
-                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
-                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
-                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
-                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
-                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
-                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
-                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
-                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
-                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
-                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
-                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
-                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
-                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
-                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
-                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
-                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
-                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
-                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
-                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
-                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
+                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc1_1[j] += w[32 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1_2[j] += w[64 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1_3[j] += w[96 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc2_1[j] += w[32 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2_2[j] += w[64 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2_3[j] += w[96 + j] * x2;
             }
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
-                const float x = acc[r][j];
-                tracking_dnn_buf1[r * 128 + j] = tracking_max(0.0f, x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_0[j];
+                tracking_dnn_buf1[j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_1[j];
+                tracking_dnn_buf1[32 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_2[j];
+                tracking_dnn_buf1[64 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_3[j];
+                tracking_dnn_buf1[96 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc1_0[j];
+                tracking_dnn_buf1[128 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc1_1[j];
+                tracking_dnn_buf1[128 + 32 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc1_2[j];
+                tracking_dnn_buf1[128 + 64 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc1_3[j];
+                tracking_dnn_buf1[128 + 96 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc2_0[j];
+                tracking_dnn_buf1[256 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc2_1[j];
+                tracking_dnn_buf1[256 + 32 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc2_2[j];
+                tracking_dnn_buf1[256 + 64 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc2_3[j];
+                tracking_dnn_buf1[256 + 96 + j] = tracking_max(0.0f, x);
             }
 
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
         {
-            float acc[3][128];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) acc[r][j] = tracking_dnn_2_bias[j];
+            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
+            float acc1_0[32]; float acc1_1[32]; float acc1_2[32]; float acc1_3[32];
+            float acc2_0[32]; float acc2_1[32]; float acc2_2[32]; float acc2_3[32];
+            for (int j = 0; j < 32; ++j) acc0_0[j] = tracking_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0_1[j] = tracking_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0_2[j] = tracking_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0_3[j] = tracking_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1_0[j] = tracking_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc1_1[j] = tracking_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1_2[j] = tracking_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1_3[j] = tracking_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2_0[j] = tracking_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc2_1[j] = tracking_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2_2[j] = tracking_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2_3[j] = tracking_dnn_2_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_2_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
                 const float x2 = tracking_dnn_buf1[256 + i];
-                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
-                acc[0][4] += w[4] * x0; acc[0][5] += w[5] * x0; acc[0][6] += w[6] * x0; acc[0][7] += w[7] * x0;
-                acc[0][8] += w[8] * x0; acc[0][9] += w[9] * x0; acc[0][10] += w[10] * x0; acc[0][11] += w[11] * x0;
-                acc[0][12] += w[12] * x0; acc[0][13] += w[13] * x0; acc[0][14] += w[14] * x0; acc[0][15] += w[15] * x0;
-                acc[0][16] += w[16] * x0; acc[0][17] += w[17] * x0; acc[0][18] += w[18] * x0; acc[0][19] += w[19] * x0;
-                acc[0][20] += w[20] * x0; acc[0][21] += w[21] * x0; acc[0][22] += w[22] * x0; acc[0][23] += w[23] * x0;
-                acc[0][24] += w[24] * x0; acc[0][25] += w[25] * x0; acc[0][26] += w[26] * x0; acc[0][27] += w[27] * x0;
-                acc[0][28] += w[28] * x0; acc[0][29] += w[29] * x0; acc[0][30] += w[30] * x0; acc[0][31] += w[31] * x0;
-                acc[0][32] += w[32] * x0; acc[0][33] += w[33] * x0; acc[0][34] += w[34] * x0; acc[0][35] += w[35] * x0;
-                acc[0][36] += w[36] * x0; acc[0][37] += w[37] * x0; acc[0][38] += w[38] * x0; acc[0][39] += w[39] * x0;
-                acc[0][40] += w[40] * x0; acc[0][41] += w[41] * x0; acc[0][42] += w[42] * x0; acc[0][43] += w[43] * x0;
-                acc[0][44] += w[44] * x0; acc[0][45] += w[45] * x0; acc[0][46] += w[46] * x0; acc[0][47] += w[47] * x0;
-                acc[0][48] += w[48] * x0; acc[0][49] += w[49] * x0; acc[0][50] += w[50] * x0; acc[0][51] += w[51] * x0;
-                acc[0][52] += w[52] * x0; acc[0][53] += w[53] * x0; acc[0][54] += w[54] * x0; acc[0][55] += w[55] * x0;
-                acc[0][56] += w[56] * x0; acc[0][57] += w[57] * x0; acc[0][58] += w[58] * x0; acc[0][59] += w[59] * x0;
-                acc[0][60] += w[60] * x0; acc[0][61] += w[61] * x0; acc[0][62] += w[62] * x0; acc[0][63] += w[63] * x0;
-                acc[0][64] += w[64] * x0; acc[0][65] += w[65] * x0; acc[0][66] += w[66] * x0; acc[0][67] += w[67] * x0;
-                acc[0][68] += w[68] * x0; acc[0][69] += w[69] * x0; acc[0][70] += w[70] * x0; acc[0][71] += w[71] * x0;
-                acc[0][72] += w[72] * x0; acc[0][73] += w[73] * x0; acc[0][74] += w[74] * x0; acc[0][75] += w[75] * x0;
-                acc[0][76] += w[76] * x0; acc[0][77] += w[77] * x0; acc[0][78] += w[78] * x0; acc[0][79] += w[79] * x0;
-                acc[0][80] += w[80] * x0; acc[0][81] += w[81] * x0; acc[0][82] += w[82] * x0; acc[0][83] += w[83] * x0;
-                acc[0][84] += w[84] * x0; acc[0][85] += w[85] * x0; acc[0][86] += w[86] * x0; acc[0][87] += w[87] * x0;
-                acc[0][88] += w[88] * x0; acc[0][89] += w[89] * x0; acc[0][90] += w[90] * x0; acc[0][91] += w[91] * x0;
-                acc[0][92] += w[92] * x0; acc[0][93] += w[93] * x0; acc[0][94] += w[94] * x0; acc[0][95] += w[95] * x0;
-                acc[0][96] += w[96] * x0; acc[0][97] += w[97] * x0; acc[0][98] += w[98] * x0; acc[0][99] += w[99] * x0;
-                acc[0][100] += w[100] * x0; acc[0][101] += w[101] * x0; acc[0][102] += w[102] * x0; acc[0][103] += w[103] * x0;
-                acc[0][104] += w[104] * x0; acc[0][105] += w[105] * x0; acc[0][106] += w[106] * x0; acc[0][107] += w[107] * x0;
-                acc[0][108] += w[108] * x0; acc[0][109] += w[109] * x0; acc[0][110] += w[110] * x0; acc[0][111] += w[111] * x0;
-                acc[0][112] += w[112] * x0; acc[0][113] += w[113] * x0; acc[0][114] += w[114] * x0; acc[0][115] += w[115] * x0;
-                acc[0][116] += w[116] * x0; acc[0][117] += w[117] * x0; acc[0][118] += w[118] * x0; acc[0][119] += w[119] * x0;
-                acc[0][120] += w[120] * x0; acc[0][121] += w[121] * x0; acc[0][122] += w[122] * x0; acc[0][123] += w[123] * x0;
-                acc[0][124] += w[124] * x0; acc[0][125] += w[125] * x0; acc[0][126] += w[126] * x0; acc[0][127] += w[127] * x0;
-                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
-                acc[1][4] += w[4] * x1; acc[1][5] += w[5] * x1; acc[1][6] += w[6] * x1; acc[1][7] += w[7] * x1;
-                acc[1][8] += w[8] * x1; acc[1][9] += w[9] * x1; acc[1][10] += w[10] * x1; acc[1][11] += w[11] * x1;
-                acc[1][12] += w[12] * x1; acc[1][13] += w[13] * x1; acc[1][14] += w[14] * x1; acc[1][15] += w[15] * x1;
-                acc[1][16] += w[16] * x1; acc[1][17] += w[17] * x1; acc[1][18] += w[18] * x1; acc[1][19] += w[19] * x1;
-                acc[1][20] += w[20] * x1; acc[1][21] += w[21] * x1; acc[1][22] += w[22] * x1; acc[1][23] += w[23] * x1;
-                acc[1][24] += w[24] * x1; acc[1][25] += w[25] * x1; acc[1][26] += w[26] * x1; acc[1][27] += w[27] * x1;
-                acc[1][28] += w[28] * x1; acc[1][29] += w[29] * x1; acc[1][30] += w[30] * x1; acc[1][31] += w[31] * x1;
-                acc[1][32] += w[32] * x1; acc[1][33] += w[33] * x1; acc[1][34] += w[34] * x1; acc[1][35] += w[35] * x1;
-                acc[1][36] += w[36] * x1; acc[1][37] += w[37] * x1; acc[1][38] += w[38] * x1; acc[1][39] += w[39] * x1;
-                acc[1][40] += w[40] * x1; acc[1][41] += w[41] * x1; acc[1][42] += w[42] * x1; acc[1][43] += w[43] * x1;
-                acc[1][44] += w[44] * x1; acc[1][45] += w[45] * x1; acc[1][46] += w[46] * x1; acc[1][47] += w[47] * x1;
-                acc[1][48] += w[48] * x1; acc[1][49] += w[49] * x1; acc[1][50] += w[50] * x1; acc[1][51] += w[51] * x1;
-                acc[1][52] += w[52] * x1; acc[1][53] += w[53] * x1; acc[1][54] += w[54] * x1; acc[1][55] += w[55] * x1;
-                acc[1][56] += w[56] * x1; acc[1][57] += w[57] * x1; acc[1][58] += w[58] * x1; acc[1][59] += w[59] * x1;
-                acc[1][60] += w[60] * x1; acc[1][61] += w[61] * x1; acc[1][62] += w[62] * x1; acc[1][63] += w[63] * x1;
-                acc[1][64] += w[64] * x1; acc[1][65] += w[65] * x1; acc[1][66] += w[66] * x1; acc[1][67] += w[67] * x1;
-                acc[1][68] += w[68] * x1; acc[1][69] += w[69] * x1; acc[1][70] += w[70] * x1; acc[1][71] += w[71] * x1;
-                acc[1][72] += w[72] * x1; acc[1][73] += w[73] * x1; acc[1][74] += w[74] * x1; acc[1][75] += w[75] * x1;
-                acc[1][76] += w[76] * x1; acc[1][77] += w[77] * x1; acc[1][78] += w[78] * x1; acc[1][79] += w[79] * x1;
-                acc[1][80] += w[80] * x1; acc[1][81] += w[81] * x1; acc[1][82] += w[82] * x1; acc[1][83] += w[83] * x1;
-                acc[1][84] += w[84] * x1; acc[1][85] += w[85] * x1; acc[1][86] += w[86] * x1; acc[1][87] += w[87] * x1;
-                acc[1][88] += w[88] * x1; acc[1][89] += w[89] * x1; acc[1][90] += w[90] * x1; acc[1][91] += w[91] * x1;
-                acc[1][92] += w[92] * x1; acc[1][93] += w[93] * x1; acc[1][94] += w[94] * x1; acc[1][95] += w[95] * x1;
-                acc[1][96] += w[96] * x1; acc[1][97] += w[97] * x1; acc[1][98] += w[98] * x1; acc[1][99] += w[99] * x1;
-                acc[1][100] += w[100] * x1; acc[1][101] += w[101] * x1; acc[1][102] += w[102] * x1; acc[1][103] += w[103] * x1;
-                acc[1][104] += w[104] * x1; acc[1][105] += w[105] * x1; acc[1][106] += w[106] * x1; acc[1][107] += w[107] * x1;
-                acc[1][108] += w[108] * x1; acc[1][109] += w[109] * x1; acc[1][110] += w[110] * x1; acc[1][111] += w[111] * x1;
-                acc[1][112] += w[112] * x1; acc[1][113] += w[113] * x1; acc[1][114] += w[114] * x1; acc[1][115] += w[115] * x1;
-                acc[1][116] += w[116] * x1; acc[1][117] += w[117] * x1; acc[1][118] += w[118] * x1; acc[1][119] += w[119] * x1;
-                acc[1][120] += w[120] * x1; acc[1][121] += w[121] * x1; acc[1][122] += w[122] * x1; acc[1][123] += w[123] * x1;
-                acc[1][124] += w[124] * x1; acc[1][125] += w[125] * x1; acc[1][126] += w[126] * x1; acc[1][127] += w[127] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[2][4] += w[4] * x2; acc[2][5] += w[5] * x2; acc[2][6] += w[6] * x2; acc[2][7] += w[7] * x2;
-                acc[2][8] += w[8] * x2; acc[2][9] += w[9] * x2; acc[2][10] += w[10] * x2; acc[2][11] += w[11] * x2;
-                acc[2][12] += w[12] * x2; acc[2][13] += w[13] * x2; acc[2][14] += w[14] * x2; acc[2][15] += w[15] * x2;
-                acc[2][16] += w[16] * x2; acc[2][17] += w[17] * x2; acc[2][18] += w[18] * x2; acc[2][19] += w[19] * x2;
-                acc[2][20] += w[20] * x2; acc[2][21] += w[21] * x2; acc[2][22] += w[22] * x2; acc[2][23] += w[23] * x2;
-                acc[2][24] += w[24] * x2; acc[2][25] += w[25] * x2; acc[2][26] += w[26] * x2; acc[2][27] += w[27] * x2;
-                acc[2][28] += w[28] * x2; acc[2][29] += w[29] * x2; acc[2][30] += w[30] * x2; acc[2][31] += w[31] * x2;
-                acc[2][32] += w[32] * x2; acc[2][33] += w[33] * x2; acc[2][34] += w[34] * x2; acc[2][35] += w[35] * x2;
-                acc[2][36] += w[36] * x2; acc[2][37] += w[37] * x2; acc[2][38] += w[38] * x2; acc[2][39] += w[39] * x2;
-                acc[2][40] += w[40] * x2; acc[2][41] += w[41] * x2; acc[2][42] += w[42] * x2; acc[2][43] += w[43] * x2;
-                acc[2][44] += w[44] * x2; acc[2][45] += w[45] * x2; acc[2][46] += w[46] * x2; acc[2][47] += w[47] * x2;
-                acc[2][48] += w[48] * x2; acc[2][49] += w[49] * x2; acc[2][50] += w[50] * x2; acc[2][51] += w[51] * x2;
-                acc[2][52] += w[52] * x2; acc[2][53] += w[53] * x2; acc[2][54] += w[54] * x2; acc[2][55] += w[55] * x2;
-                acc[2][56] += w[56] * x2; acc[2][57] += w[57] * x2; acc[2][58] += w[58] * x2; acc[2][59] += w[59] * x2;
-                acc[2][60] += w[60] * x2; acc[2][61] += w[61] * x2; acc[2][62] += w[62] * x2; acc[2][63] += w[63] * x2;
-                acc[2][64] += w[64] * x2; acc[2][65] += w[65] * x2; acc[2][66] += w[66] * x2; acc[2][67] += w[67] * x2;
-                acc[2][68] += w[68] * x2; acc[2][69] += w[69] * x2; acc[2][70] += w[70] * x2; acc[2][71] += w[71] * x2;
-                acc[2][72] += w[72] * x2; acc[2][73] += w[73] * x2; acc[2][74] += w[74] * x2; acc[2][75] += w[75] * x2;
-                acc[2][76] += w[76] * x2; acc[2][77] += w[77] * x2; acc[2][78] += w[78] * x2; acc[2][79] += w[79] * x2;
-                acc[2][80] += w[80] * x2; acc[2][81] += w[81] * x2; acc[2][82] += w[82] * x2; acc[2][83] += w[83] * x2;
-                acc[2][84] += w[84] * x2; acc[2][85] += w[85] * x2; acc[2][86] += w[86] * x2; acc[2][87] += w[87] * x2;
-                acc[2][88] += w[88] * x2; acc[2][89] += w[89] * x2; acc[2][90] += w[90] * x2; acc[2][91] += w[91] * x2;
-                acc[2][92] += w[92] * x2; acc[2][93] += w[93] * x2; acc[2][94] += w[94] * x2; acc[2][95] += w[95] * x2;
-                acc[2][96] += w[96] * x2; acc[2][97] += w[97] * x2; acc[2][98] += w[98] * x2; acc[2][99] += w[99] * x2;
-                acc[2][100] += w[100] * x2; acc[2][101] += w[101] * x2; acc[2][102] += w[102] * x2; acc[2][103] += w[103] * x2;
-                acc[2][104] += w[104] * x2; acc[2][105] += w[105] * x2; acc[2][106] += w[106] * x2; acc[2][107] += w[107] * x2;
-                acc[2][108] += w[108] * x2; acc[2][109] += w[109] * x2; acc[2][110] += w[110] * x2; acc[2][111] += w[111] * x2;
-                acc[2][112] += w[112] * x2; acc[2][113] += w[113] * x2; acc[2][114] += w[114] * x2; acc[2][115] += w[115] * x2;
-                acc[2][116] += w[116] * x2; acc[2][117] += w[117] * x2; acc[2][118] += w[118] * x2; acc[2][119] += w[119] * x2;
-                acc[2][120] += w[120] * x2; acc[2][121] += w[121] * x2; acc[2][122] += w[122] * x2; acc[2][123] += w[123] * x2;
-                acc[2][124] += w[124] * x2; acc[2][125] += w[125] * x2; acc[2][126] += w[126] * x2; acc[2][127] += w[127] * x2;
+                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc1_1[j] += w[32 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1_2[j] += w[64 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1_3[j] += w[96 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc2_1[j] += w[32 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2_2[j] += w[64 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2_3[j] += w[96 + j] * x2;
             }
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 128; ++j) {
-                const float x = acc[r][j];
-                tracking_dnn_buf0[r * 128 + j] = tracking_max(0.0f, x);
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_0[j];
+                tracking_dnn_buf0[j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_1[j];
+                tracking_dnn_buf0[32 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_2[j];
+                tracking_dnn_buf0[64 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc0_3[j];
+                tracking_dnn_buf0[96 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc1_0[j];
+                tracking_dnn_buf0[128 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc1_1[j];
+                tracking_dnn_buf0[128 + 32 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc1_2[j];
+                tracking_dnn_buf0[128 + 64 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc1_3[j];
+                tracking_dnn_buf0[128 + 96 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc2_0[j];
+                tracking_dnn_buf0[256 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc2_1[j];
+                tracking_dnn_buf0[256 + 32 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc2_2[j];
+                tracking_dnn_buf0[256 + 64 + j] = tracking_max(0.0f, x);
+            }
+            for (int j = 0; j < 32; ++j) {
+                const float x = acc2_3[j];
+                tracking_dnn_buf0[256 + 96 + j] = tracking_max(0.0f, x);
             }
 
         }

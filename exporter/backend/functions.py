@@ -39,7 +39,8 @@ class Step:
 
     ``x(i, k)`` and ``y(k)`` are the C lvalues of element ``k`` of input ``i`` and of the output
     in row ``r`` of a block of ``rows`` rows (plain ``buf[k]`` when ``rows`` is 1). ``block`` is
-    the number of output columns a Dense sums at once (the variant's register blocking).
+    the number of output columns a Dense sums at once (the variant's register blocking), ``chunk``
+    how many of them one loop sums (0: a statement per column; ``Variant.chunk_of``).
     """
 
     op: Op
@@ -52,6 +53,7 @@ class Step:
     rows: int
     strides: dict[str, int]
     block: int
+    chunk: int = 0
 
     def _at(self, buf: str, k: str, flat: bool) -> str:
         return f"{buf}[{k}]" if self.rows == 1 or flat else f"{buf}[r * {self.strides[buf]} + {k}]"
@@ -60,6 +62,18 @@ class Step:
         """Element ``k`` of input ``i`` in the block's row number ``row`` (a constant)."""
         buf = self.ins[i]
         return f"{buf}[{k}]" if row == 0 else f"{buf}[{row * self.strides[buf]} + {k}]"
+
+    def y_row(self, k: str, row: int) -> str:
+        """Element ``k`` of the output in the block's row number ``row`` (a constant)."""
+        return f"{self.out}[{k}]" if row == 0 else f"{self.out}[{row * self.strides[self.out]} + {k}]"
+
+    def sum_groups(self, n: int) -> list[tuple[int, int, bool]]:
+        """How a Dense block of ``n`` columns keeps its sums: (first column, columns, summed by a loop),
+        one array each; whole ``chunk``s by a loop, the rest (or all, without chunks) a statement each."""
+        c = self.chunk
+        if not c or n < c:
+            return [(0, n, False)]
+        return [(k * c, c, True) for k in range(n // c)] + ([(n - n % c, n % c, False)] if n % c else [])
 
     def x(self, i: int, k: str, flat: bool = False) -> str:
         return self._at(self.ins[i], k, flat)
@@ -234,6 +248,7 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, 
             rows=rows,
             strides=strides,
             block=variant.columns(rows, m.real),
+            chunk=variant.chunk_of(m.real),
         )
         for index, op in enumerate(graph.ops)
     ]
