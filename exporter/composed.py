@@ -328,7 +328,8 @@ class PipelineExport:
         """Parity end to end, stage by stage and conditionally; ``compiled`` is the pipeline's function.
 
         ``expected`` is taken for the interface every export shares and not used: the pipeline's
-        comparisons need each stage's Python values, which it computes itself.
+        comparisons need each stage's Python values, which it computes once, the end to end
+        reference from them.
         """
         from exporter.composed_parity import check_pipeline
 

@@ -9,6 +9,7 @@ the double, at most 17 digits).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -31,7 +32,13 @@ def _literal(value: float, real: str = "float") -> str:
 
 def c_array(values: np.ndarray, real: str = "float") -> str:
     """The body of an array initializer of float32 weights (printed as ``real``), PER_LINE literals per line."""
-    return _lines([_literal(v, real) for v in np.asarray(values, dtype=np.float32).reshape(-1).tolist()])
+    return _c_array(np.asarray(values, dtype=np.float32).reshape(-1).tobytes(), real)
+
+
+@lru_cache(maxsize=64)
+def _c_array(data: bytes, real: str) -> str:
+    """Cached by value: an export renders its file twice (the second time with the parity verdict in the banner)."""
+    return _lines([_literal(v, real) for v in np.frombuffer(data, dtype=np.float32).tolist()])
 
 
 def c_bounds(values: np.ndarray) -> str:
