@@ -32,6 +32,6 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     """The tests marked slow (CMake builds, regenerating generated/, the benchmark smoke run) first: pytest-xdist
-    hands out the first tests in turn to its workers, so the long ones start at once, on both cores, instead of
-    one of them running last while the other core idles."""
+    gives each worker a first chunk of consecutive tests and the rest as workers free up, so the long ones start at
+    once while the other worker takes the short ones, and none of them is left running alone at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
