@@ -180,3 +180,38 @@ def test_a_stored_model_is_traced_through_the_loaded_model(tmp_path, keras, caps
     assert code == 0, err
     assert "trace: every step agrees within tolerance" in out, out
     assert Path(tmp_path / "f.c").is_file()
+
+
+def test_a_file_laid_out_otherwise_is_left_to_keras(tmp_path, keras):
+    """Keras 2's `.keras` files list a call's inputs as lists, and keep their weights elsewhere."""
+    import json
+    import zipfile
+
+    path = saved(randomize(_layers_chain(keras)), tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    for entry in config["config"]["layers"]:
+        entry["inbound_nodes"] = [[["previous", 0, 0, {}]]]
+    config["class_name"] = "Functional"
+    config["config"].update(input_layers=[["input", 0, 0]], output_layers=[["output", 0, 0]])
+    with pytest.raises(NotStored, match="layout"):
+        stored_walk_of(config, path)
+    files["model.weights.h5"] = b"not an HDF5 file"
+    with pytest.raises(NotStored):
+        stored_walk_of(json.loads(files["config.json"]), _rewritten(tmp_path / "w.keras", files))
+
+
+def stored_walk_of(config: dict, path: Path) -> None:
+    from exporter.frontends.keras.stored import walk_stored
+
+    walk_stored(path, config, path.name)
+
+
+def _rewritten(path: Path, files: dict[str, bytes]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path

@@ -222,7 +222,15 @@ def _as_functional(config: dict[str, Any]) -> tuple[dict[str, Any], list[dict[st
 
 def walk_stored(path: Path, config: dict[str, Any], source: str, noise: int = 0) -> Walked:
     """The IR of a stored ``.keras`` model, as ``walk_keras`` gives it for the loaded model; raises
-    ``NotStored`` when Keras must load the model instead (see the module's docstring)."""
+    ``NotStored`` when Keras must load the model instead (see the module's docstring), also for a
+    configuration or weights file laid out otherwise (another Keras version's format)."""
+    try:
+        return _walk(path, config, source, noise)
+    except (KeyError, IndexError, AttributeError, TypeError, ValueError, OSError, ImportError) as err:
+        raise NotStored(f"stored in a layout this reader does not know ({type(err).__name__}: {err})") from None
+
+
+def _walk(path: Path, config: dict[str, Any], source: str, noise: int) -> Walked:
     if config.get("class_name") not in MODELS:
         raise NotStored(f"a {config.get('class_name')!r} model")
     inner, in_weights = _as_functional(config)
