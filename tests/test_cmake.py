@@ -91,11 +91,13 @@ def small_set(keras, tmp_path_factory) -> Path:
     """A generated folder holding one small export with every kind of function the committed sets have: a
     classifier (softmax) and generators (noise) with preprocessing (a log column, a scaler) and target
     transforms (a quantile transformer) and their steps, and a pipeline (three arguments, N_RANDOM noise values,
-    scikinC's names). Exported once; tests copy it before changing it."""
+    scikinC's names); widths 130 and 37 take the dense kernels through full blocks and every tail, as the
+    committed sets' 128-wide layers do. Exported once; tests copy it before changing it."""
     folder = small_model_set(keras, tmp_path_factory.mktemp("small_set"))
     L = keras.layers
     cond, noise = keras.Input((5,)), keras.Input((4,))
-    h = L.Dense(8, activation="tanh")(L.Concatenate()([cond, noise]))
+    h = L.Dense(130, activation="tanh")(L.Concatenate()([cond, noise]))  # the dense kernels' full blocks and tails
+    h = L.Dense(37, activation="relu")(h)
     saved(randomize(keras.Model([cond, noise], L.Dense(2)(h)), seed=2), folder / "nets", "b.keras")
     manifest = folder / "models.toml"
     manifest.write_text(manifest.read_text() + PIPELINE)
