@@ -47,7 +47,7 @@ def test_header_links_from_c_and_cxx_callers(tmp_path):
     ex = export_keras(EXAMPLE)
     c_file, h_file = ex.write(tmp_path / "efficiency.c")
     obj = tmp_path / "efficiency.o"
-    subprocess.run(["gcc", "-std=c99", "-O2", "-c", str(c_file), "-o", str(obj)], check=True)
+    subprocess.run(["gcc", "-std=c99", "-O0", "-c", str(c_file), "-o", str(obj)], check=True)
     caller = (
         '#include "efficiency.h"\n'
         "int main(void) {\n"

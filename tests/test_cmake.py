@@ -139,7 +139,7 @@ def test_test_program_fails_on_a_wrong_reference(cmake, tmp_path):
     row = next(i for i, line in enumerate(lines) if line.startswith("out "))
     lines[row] = f"out {float(lines[row].split()[1]) + 0.01:.9g}"
     ref.write_text("\n".join(lines) + "\n")
-    result = build_and_test(cmake, tmp_path / "build", f"-DLAMARR_EXPORT_GENERATED_DIR={generated}")
+    result = build_and_test(cmake, tmp_path / "build", f"-DLAMARR_EXPORT_GENERATED_DIR={generated}", build_type="")
     assert result.returncode != 0
     assert "FAIL: linked tracking: row 0 output 0" in result.stdout
     assert "FAIL: dlsym tracking: row 0 output 0" in result.stdout

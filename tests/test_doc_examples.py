@@ -202,7 +202,7 @@ def test_cpp_block_compiles_links_and_runs(block, tmp_path):
     top = [line for line in lines if line.startswith(("extern", "#include"))]
     body = [line for line in lines if line not in top]
     (tmp_path / "main.cpp").write_text("\n".join([*top, "int main() {", *body, "return 0;", "}"]) + "\n")
-    library = ["gcc", "-std=c99", "-O1", "-c", ROOT / "generated/efficiency.c", "-o", tmp_path / "e.o"]
+    library = ["gcc", "-std=c99", "-O0", "-c", ROOT / "generated/efficiency.c", "-o", tmp_path / "e.o"]
     subprocess.run(library, check=True)
     build = subprocess.run(
         ["g++", "-Wall", "-Werror", tmp_path / "main.cpp", tmp_path / "e.o", "-lm", "-o", tmp_path / "main"],
