@@ -143,6 +143,7 @@ def test_test_program_fails_on_a_wrong_reference(cmake, tmp_path):
     assert result.returncode != 0
     assert "FAIL: linked tracking: row 0 output 0" in result.stdout
     assert "FAIL: dlsym tracking: row 0 output 0" in result.stdout
+    assert "FAIL: dlsym tracking_batch: row 0 output 0" in result.stdout
 
 
 def test_registry_checks_a_pipelines_macros(cmake, small_set, tmp_path):

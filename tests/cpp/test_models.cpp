@@ -10,7 +10,8 @@
 //     The header's NAME_N_INPUTS, NAME_N_OUTPUTS and NAME_N_RANDOM (a pipeline) or NAME_N_NOISE (a
 //     generator) are checked against the reference rows when registry.cpp compiles.
 // (b) Through dlopen/dlsym, exactly as Lamarr loads models: every function is found, and every model
-//     symbol reproduces the Python outputs.
+//     symbol reproduces the Python outputs, one row per call and all rows in one SYMBOL_batch call (the same
+//     bits as one call per row).
 // Every buffer is a heap array of exactly the size the function needs (in-place: max(inputs, outputs)),
 // so that AddressSanitizer sees any access beyond it (cmake -DLAMARR_EXPORT_SANITIZE=ON).
 #include <dlfcn.h>
@@ -203,6 +204,35 @@ void check_linked(const Reference &ref) {
     }
 }
 
+// SYMBOL_batch on all of a symbol's reference rows in one call, with exact-size heap buffers: each row within
+// tolerance of the Python outputs and bit for bit what one SYMBOL call gives.
+void check_batch(void *handle, const Function &f, const Symbol &s) {
+    using DeterministicBatch = float *(*)(float *output, const float *input, size_t n);
+    using GeneratorBatch = float *(*)(float *output, const float *input, const float *random, size_t n);
+    void *symbol = dlsym(handle, (s.name + "_batch").c_str());
+    if (!symbol) {
+        fail("dlsym " + s.name + "_batch: not exported");
+        return;
+    }
+    const size_t n = s.in.size(), n_in = size_t(f.n_inputs), n_out = size_t(f.n_outputs), n_noise = size_t(f.n_noise);
+    std::unique_ptr<float[]> input(new float[n * n_in]);
+    std::unique_ptr<float[]> output(new float[n * n_out]);
+    std::unique_ptr<float[]> noise(n_noise ? new float[n * n_noise] : nullptr);
+    for (size_t row = 0; row < n; ++row) {
+        std::copy(s.in[row].begin(), s.in[row].begin() + f.n_inputs, input.get() + row * n_in);
+        if (n_noise) std::copy(s.random[row].begin(), s.random[row].begin() + f.n_noise, noise.get() + row * n_noise);
+    }
+    float *returned = n_noise ? reinterpret_cast<GeneratorBatch>(symbol)(output.get(), input.get(), noise.get(), n)
+                              : reinterpret_cast<DeterministicBatch>(symbol)(output.get(), input.get(), n);
+    if (returned != output.get()) fail(s.name + "_batch: does not return its output buffer");
+    for (size_t row = 0; row < n; ++row) {
+        const std::vector<float> got(output.get() + row * n_out, output.get() + (row + 1) * n_out);
+        compare("dlsym " + s.name + "_batch", s, row, got);
+        const std::vector<float> random = n_noise ? s.random[row] : std::vector<float>();
+        if (!same_bits(got, call(f, s.in[row], random))) fail(s.name + "_batch: differs from one call per row");
+    }
+}
+
 // (b) through dlopen/dlsym, as Lamarr loads models
 void check_dlopen(const char *library, const Reference &ref) {
     void *handle = dlopen(library, RTLD_NOW | RTLD_LOCAL);
@@ -230,6 +260,7 @@ void check_dlopen(const char *library, const Reference &ref) {
             compare("dlsym " + s.name, s, row, call(it->second, s.in[row], random));
             compare("dlsym in place " + s.name, s, row, call_in_place(it->second, s.in[row], random));
         }
+        check_batch(handle, it->second, s);
     }
     dlclose(handle);
 }
