@@ -48,13 +48,33 @@ def wide_model(width: int, depth: int, seed: int = 0) -> Any:
     return model
 
 
-def build(workdir: Path) -> dict[str, tuple[Path, Any]]:
-    """{name: (.keras path, live model)} for the three reference models."""
+def residual_model(width: int, seed: int = 0) -> Any:
+    """The efficiency network's shape (12 inputs, Dense tanh, five residual blocks, Dense 4 + Softmax)
+    at another width, random weights: ``--smoke`` runs every part of the benchmark on it in seconds."""
     import keras
 
-    residual = keras.saving.load_model(EXAMPLE, compile=False)
+    rng = np.random.default_rng(seed)
+    x = keras.Input((12,))
+    h = keras.layers.Dense(width, activation="tanh", name="hidden")(x)
+    for k in range(5):
+        h = keras.layers.Add(name=f"skip_{k}")(
+            [h, keras.layers.Dense(width, activation="tanh", name=f"residual_{k}")(h)]
+        )
+    logits = keras.layers.Dense(4, name="logits")(h)
+    model = keras.Model(x, keras.layers.Softmax(name="probabilities")(logits), name="efficiency")
+    for w in model.weights:
+        w.assign((rng.standard_normal(tuple(w.shape)) * 0.3).astype("float32"))
+    return model
+
+
+def build(workdir: Path, width: int | None = None) -> dict[str, tuple[Path, Any]]:
+    """{name: (.keras path, live model)} for the three reference models; ``width``: the residual
+    model at that width instead of the shipped one (and the wide model as narrow), for a smoke run."""
+    import keras
+
+    residual = keras.saving.load_model(EXAMPLE, compile=False) if width is None else residual_model(width)
     models = {"residual": residual, "sequential": sequential_twin(residual)}
-    models["wide"] = wide_model(512, 5)
+    models["wide"] = wide_model(width or 512, 5)
     out = {}
     for name, model in models.items():
         path = workdir / f"{name}.keras"

@@ -160,6 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=None, help="distinct input rows per timed pass (default 2000)")
     p.add_argument("--repeats", type=int, default=None, help="timed passes per figure (default 21)")
     p.add_argument("--cpu", type=int, default=None, help="core to pin to (default: the last one allowed)")
+    p.add_argument(
+        "--smoke",
+        type=int,
+        metavar="WIDTH",
+        default=None,
+        help="the residual model at this width, random weights (a check that every part runs; its numbers "
+        "say nothing about the shipped model)",
+    )
     args = p.parse_args(argv)
     rows = args.rows or 2000  # the same rows in --quick: ONNX Runtime's per-call cost must weigh the same
     repeats = args.repeats or (5 if args.quick else 21)
@@ -182,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
         workdir = Path(tmp)
-        models = build(workdir)
+        models = build(workdir, args.smoke)
         inputs = make_inputs(12, rows)[:rows]
         flops = flops_per_row(models["residual"][1])
         before = machine_limits(workdir, flops)

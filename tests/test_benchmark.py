@@ -1,4 +1,4 @@
-"""benchmarks/run.py --quick runs end to end (a smoke test: no timing is asserted).
+"""benchmarks/run.py --quick runs end to end (a smoke test on a 16-wide residual model: no timing is asserted).
 
 Peers that are not installed (scikinC, ONNX Runtime: the `bench` extra) must show up as
 unavailable with a reason, never as a crash.
@@ -18,7 +18,17 @@ pytestmark = pytest.mark.slow
 
 def test_benchmark_quick_runs_and_reports():
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--rows", "50", "--repeats", "1"],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--quick",
+            "--rows",
+            "50",
+            "--repeats",
+            "1",
+            "--smoke",
+            "16",
+        ],
         capture_output=True,
         text=True,
         timeout=1200,  # minutes on a 2-core machine shared with other test runs
@@ -30,7 +40,7 @@ def test_benchmark_quick_runs_and_reports():
         "lamarr-export --math fast -O3 -std=c99 (Lamarr) baseline forced",
         "lamarr-export --math fast --dispatch none -O3 -std=c99 (Lamarr)",
         "numpy",
-        "FLOPs per row (residual model, Dense multiplies and adds): 167,936",
+        "FLOPs per row (residual model, Dense multiplies and adds): 3,072",  # 2 (12*16 + 5*16*16 + 16*4)
         "compute limit of this core",
         "verdict (Lamarr's build line runs",
         "  per row: ",

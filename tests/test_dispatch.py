@@ -23,7 +23,7 @@ from exporter.errors import ExportError
 from exporter.parity import make_inputs
 from exporter.toolchain import LAMARR_FLAGS, SHARED_FLAGS, CompiledModel
 
-from helpers import ROOT, STRICT_C, randomize, run_cli
+from helpers import ROOT, STRICT_C, randomize, run_cli, saved
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
 ROWS = 10_000
@@ -39,6 +39,19 @@ def odd_widths_model(keras):
     d = L.Add()([c, L.Dense(70, activation="elu")(c)])
     y = L.Dense(5, activation="softmax")(d)
     return randomize(keras.Model(x, y), seed=3)
+
+
+@pytest.fixture(scope="module")
+def small(keras, tmp_path_factory):
+    """The example's kinds of step (Dense tanh, a residual add, softmax) at width 40: an AVX-512 loop of
+    32 columns and a tail of 8, the baseline's 32-column block and a tail; compiles in a fraction of
+    the example's time, for the tests of what the file holds rather than of its numbers."""
+    L = keras.layers
+    x = keras.Input((12,))
+    h = L.Dense(40, activation="tanh")(x)
+    h = L.Add()([h, L.Dense(40, activation="tanh")(h)])
+    model = randomize(keras.Model(x, L.Dense(4, activation="softmax")(h)), seed=5)
+    return saved(model, tmp_path_factory.mktemp("small"), "small.keras")
 
 
 def build(c_file: Path, symbol: str, defines: list[str], n_in: int, n_out: int, real: str) -> CompiledModel:
@@ -83,15 +96,13 @@ def test_every_variant_gives_the_same_bits(odd_widths_model, tmp_path, model_nam
         pytest.skip(f"checked {', '.join(['baseline', *ran])}; this CPU cannot run {', '.join(unavailable)}")
 
 
-def test_banner_names_the_variants_and_none_writes_one(tmp_path, capsys):
-    code, _, err = run_cli(capsys, EXAMPLE, "--no-check", "-o", tmp_path / "chosen.c", "--name", "chosen")
+def test_banner_names_the_variants_and_none_writes_one(tmp_path, capsys, small):
+    code, _, err = run_cli(capsys, small, "--no-check", "-o", tmp_path / "chosen.c", "--name", "chosen")
     assert code == 0, err
     auto = (tmp_path / "chosen.c").read_text()
     assert " * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one" in auto
     assert 'chosen_TARGET("arch=x86-64-v4") static void chosen_v4_rows1(' in auto
-    code, _, err = run_cli(
-        capsys, EXAMPLE, "--no-check", "--dispatch", "none", "-o", tmp_path / "one.c", "--name", "one"
-    )
+    code, _, err = run_cli(capsys, small, "--no-check", "--dispatch", "none", "-o", tmp_path / "one.c", "--name", "one")
     assert code == 0, err
     one = (tmp_path / "one.c").read_text()
     assert " * Instruction set: one, what the compiler targets (--dispatch none)." in one
@@ -122,14 +133,14 @@ ALL = {"baseline", "_v3", "_v4"}
         ("aarch64-linux-gnu-gcc", [], {"baseline"}),  # no x86 targets there: the guards keep the baseline alone
     ],
 )
-def test_other_compilers_and_platforms_compile_it_strictly(tmp_path, compiler, extra, variants):
+def test_other_compilers_and_platforms_compile_it_strictly(tmp_path, compiler, extra, variants, small):
     found = shutil.which(compiler) or next(
         filter(None, (shutil.which(f"{compiler}-{v}") for v in range(20, 13, -1))), None
     )
     if found is None:
         assert os.environ.get("CI") != "true", f"{compiler} is needed under CI=true (.ci/run installs it)"
         pytest.skip(f"{compiler} is not installed")
-    ex = export_keras(EXAMPLE, name="strict_model")
+    ex = export_keras(small, name="strict_model")
     c_file, _ = ex.write(tmp_path / "strict_model.c")
     flags = [f for f in STRICT_C[1:] if f != "-shared"]  # an object: clang warns of an unused -shared
     cmd = [found, *flags, *extra, "-c", str(c_file), "-o", str(tmp_path / "strict.o")]
@@ -145,11 +156,11 @@ def compiled_variants(binary: Path, symbol: str) -> set[str]:
     return found | ({"baseline"} if re.search(rf"\b{symbol}_rows1\b", symbols) else set())
 
 
-def test_the_parity_build_holds_the_running_variant_and_the_written_library_all(tmp_path, capsys):
+def test_the_parity_build_holds_the_running_variant_and_the_written_library_all(tmp_path, capsys, small):
     """The export's own compile checks the variant this CPU runs (a third of the compile); ``--so`` writes all."""
     running = {1: "baseline", 3: "_v3", 4: "_v4"}[running_level()]
-    ex = export_keras(EXAMPLE, name="parity_build")
+    ex = export_keras(small, name="parity_build")
     assert compiled_variants(ex.compile_source(ex.source, 12, 4, one_isa=True).library, "parity_build") == {running}
-    code, _, err = run_cli(capsys, EXAMPLE, "-o", tmp_path / "p.c", "--so", tmp_path / "p.so", "--samples", 100)
+    code, _, err = run_cli(capsys, small, "-o", tmp_path / "p.c", "--so", tmp_path / "p.so", "--samples", 100)
     assert code == 0, err
     assert compiled_variants(tmp_path / "p.so", "p") == ALL
