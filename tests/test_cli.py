@@ -213,8 +213,15 @@ def test_console_script(tmp_path):
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     export = [*command, str(EXAMPLE), "-o", str(tmp_path / "e.c"), "--samples", "500", *SINGLE]
     user = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}  # the tool picks the Keras backend
-    done = subprocess.run(export, capture_output=True, text=True, env=user)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = subprocess.run(export, capture_output=True, text=True, env={**user, "TMPDIR": str(scratch)})
     assert done.returncode == 0, done.stderr
+    # the process ends without the interpreter's teardown (exporter.cli.entry_point): the summary is
+    # flushed whole, and the compiled library's temporary folder is removed all the same
+    assert done.stdout.rstrip().splitlines()[-1].lstrip().startswith("time: "), done.stdout
+    left = [p.name for p in scratch.iterdir() if not p.name.startswith("_jinja2-cache")]  # that one is kept
+    assert not left, left
 
 
 def test_cc_and_cflags_are_used(capsys, tmp_path, monkeypatch):
