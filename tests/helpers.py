@@ -79,15 +79,6 @@ def randomize(model: Any, seed: int = 0) -> Any:
     return model
 
 
-def same_graph(a: Any, b: Any) -> bool:
-    """Two IR graphs alike: values, widths and every op's fields (arrays by value)."""
-    return (
-        (a.input, a.output, a.noise, a.widths) == (b.input, b.output, b.noise, b.widths)
-        and len(a.ops) == len(b.ops)
-        and all(x.same_as(y) for x, y in zip(a.ops, b.ops, strict=True))
-    )
-
-
 def saved(model: Any, tmp_path: Path, name: str = "model.keras") -> Path:
     path = tmp_path / name
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from exporter.frontends.keras import NotStored, load_keras_file, stored_walk, walk_keras
 from exporter.frontends.keras.activations import KERAS_ACTIVATIONS
 
-from helpers import STRICT_CFLAGS, custom_layer, randomize, run_cli, same_graph
+from helpers import STRICT_CFLAGS, custom_layer, randomize, run_cli
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")]
 
@@ -233,7 +233,7 @@ def _stored_walk_agrees(path: Path) -> None:
         event("walked after Keras loaded it")
         return
     event("walked from the stored file")
-    assert same_graph(stored, walk_keras(load_keras_file(path), path.name).graph())
+    assert stored.same_as(walk_keras(load_keras_file(path), path.name).graph())
 
 
 def fuzz_examples(config: Any) -> int:

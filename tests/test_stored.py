@@ -15,7 +15,7 @@ import pytest
 from exporter.frontends.keras import load_keras, load_keras_file, stored_walk, walk_keras
 from exporter.frontends.keras.stored import NotStored, keras_order, snake_case
 
-from helpers import ROOT, custom_layer, randomize, same_graph, saved
+from helpers import ROOT, custom_layer, randomize, saved
 
 
 def _functional(keras: Any) -> Any:
@@ -75,7 +75,7 @@ def test_stored_walk_is_the_loaded_models_walk(keras, tmp_path, kind):
     path = saved(randomize(make(keras)), tmp_path)
     stored = stored_walk(path, path.name, noise).graph()
     loaded = walk_keras(load_keras_file(path), path.name, noise).graph()
-    assert same_graph(stored, loaded)
+    assert stored.same_as(loaded)
     assert len(stored.ops) >= 3
 
 
@@ -86,7 +86,7 @@ def test_the_examples_are_read_from_what_they_store():
     for path in examples:
         noise = 128 if path.stem in ("lamarr_covariance", "lamarr_resolution") else 0
         stored = stored_walk(path, path.name, noise).graph()
-        assert same_graph(stored, walk_keras(load_keras_file(path), path.name, noise).graph()), path
+        assert stored.same_as(walk_keras(load_keras_file(path), path.name, noise).graph()), path
 
 
 def _nested(keras: Any) -> Any:

@@ -58,14 +58,16 @@ class Step:
     def _at(self, buf: str, k: str, flat: bool) -> str:
         return f"{buf}[{k}]" if self.rows == 1 or flat else f"{buf}[r * {self.strides[buf]} + {k}]"
 
+    def _at_row(self, buf: str, k: str, row: int) -> str:
+        return f"{buf}[{k}]" if row == 0 else f"{buf}[{row * self.strides[buf]} + {k}]"
+
     def x_row(self, i: int, k: str, row: int) -> str:
         """Element ``k`` of input ``i`` in the block's row number ``row`` (a constant)."""
-        buf = self.ins[i]
-        return f"{buf}[{k}]" if row == 0 else f"{buf}[{row * self.strides[buf]} + {k}]"
+        return self._at_row(self.ins[i], k, row)
 
     def y_row(self, k: str, row: int) -> str:
         """Element ``k`` of the output in the block's row number ``row`` (a constant)."""
-        return f"{self.out}[{k}]" if row == 0 else f"{self.out}[{row * self.strides[self.out]} + {k}]"
+        return self._at_row(self.out, k, row)
 
     def sum_groups(self, n: int) -> list[tuple[int, int, bool]]:
         """How a Dense block of ``n`` columns keeps its sums: (first column, columns, summed by a loop),

@@ -7,7 +7,7 @@ precision (as scikit-learn does); the network works in float32, as Keras does.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from exporter.errors import ExportError
 from exporter.ir.activations import Activation
@@ -61,17 +61,16 @@ class Chain:
 
 
 def with_output_activation(graph: Graph, activation: Activation) -> Graph:
-    """Append an activation to a network that outputs logits (fused into its last Dense if it can be)."""
+    """Append an activation to a network that outputs logits (fused into its last Dense if it can be).
+
+    A new graph: the frontend's own stays the model as walked (the trace compares it with the framework's walk)."""
     output = f"{graph.output}_{activation.kind}"
-    graph.widths[output] = graph.n_outputs
-    graph.ops.append(
-        Activate(
-            name=f"output {activation.kind}",
-            inputs=(graph.output,),
-            output=output,
-            width=graph.n_outputs,
-            activation=activation,
-        )
+    act = Activate(
+        name=f"output {activation.kind}",
+        inputs=(graph.output,),
+        output=output,
+        width=graph.n_outputs,
+        activation=activation,
     )
-    graph.output = output
-    return optimize(graph)
+    widths = {**graph.widths, output: graph.n_outputs}
+    return optimize(replace(graph, widths=widths, ops=[*graph.ops, act], output=output))

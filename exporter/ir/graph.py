@@ -23,6 +23,15 @@ class Graph:
     source: str = ""
     noise: str | None = None  # a generator's second input: the caller's random numbers (C argument `random`)
 
+    def same_as(self, other: Graph) -> bool:
+        """The same values, widths and ops (arrays compared by value): what two ways of reading one
+        model (a file's stored configuration, the loaded model) must agree on."""
+        return (
+            (self.input, self.output, self.noise, self.widths) == (other.input, other.output, other.noise, other.widths)
+            and len(self.ops) == len(other.ops)
+            and all(a.same_as(b) for a, b in zip(self.ops, other.ops, strict=True))
+        )
+
     @property
     def n_inputs(self) -> int:
         return self.widths[self.input]

@@ -272,13 +272,13 @@ def load_keras(model: Any, noise: int = 0) -> LoadedModel:
             pass
         model = load_keras_file(path)
         saved = file_reference(path, model)
-    keras = _import_keras()
+    _import_keras()  # imported already for a live model or a loaded file: on the backend _version_label names
     walked = walk_keras(model, source, noise)
     return LoadedModel(
         graph=walked.graph(),
         reference=saved[0] if saved else keras_reference(model),
         framework="Keras",
-        framework_version=saved[1] if saved else f"{keras.__version__} ({keras.backend.backend()} backend)",
+        framework_version=saved[1] if saved else _version_label(),
         intermediates=KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined),
     )
 
@@ -314,8 +314,7 @@ class KerasLater:
     walk, which must name the IR values as the stored walk did."""
 
     def __init__(self, path: Path, source: str, noise: int, graph: Any):
-        self.path, self.source, self.noise = path, source, noise
-        self.ops = list(graph.ops)  # as walked: the export may append to the graph (an output activation)
+        self.path, self.source, self.noise, self.graph = path, source, noise, graph
 
     @functools.cached_property
     def model(self) -> Any:
@@ -331,8 +330,7 @@ class KerasLater:
     @functools.cached_property
     def _intermediates(self) -> KerasIntermediates:
         walked = walk_keras(self.model, self.source, self.noise)
-        ops = walked.graph().ops
-        if len(ops) != len(self.ops) or not all(a.same_as(b) for a, b in zip(ops, self.ops, strict=False)):
+        if not walked.graph().same_as(self.graph):
             raise ExportError(f"{self.source}: the loaded model walks into other IR than its stored configuration")
         return KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined)
 

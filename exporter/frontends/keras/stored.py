@@ -9,7 +9,7 @@ layer's configuration and its stored variables, and in the order Keras' own walk
 
 This is a fast path, not a second frontend: whatever it is not sure of (nested or subclassed
 models, custom layers, a layer whose variables it cannot place, a constant it cannot read, any
-refusal) makes ``walk_stored`` return None, and the caller loads the model with Keras, whose walk
+refusal) makes ``walk_stored`` raise ``NotStored``, and the caller loads the model with Keras, whose walk
 gives the authoritative IR and messages. The parity check then compares the C with Keras anyway.
 """
 
