@@ -139,7 +139,7 @@ def check_pipeline(
     rows = np.asarray(rows, dtype=np.float32)
     py_values = pipe.values(rows, noise, pipe.python_stage)  # once: the end to end reference is made of them
     reference = pipe.output(py_values)
-    end_to_end = check_parity(compiled, lambda *_: reference, rows, atol, rtol, pipe.framework, noise)
+    end_to_end = check_parity(compiled, np.asarray(reference), rows, atol, rtol, pipe.framework, noise)
     stage_fns = [compiled.sibling(s.name, s.n_inputs, s.n_outputs, s.n_noise) for s in pipe.pipeline.stages]
 
     def c_stage(index: int, x: np.ndarray, *stage_noise: np.ndarray) -> np.ndarray:

@@ -241,7 +241,7 @@ def noise_rows(n_rows: int, n_noise: int, seed: int = 1) -> np.ndarray:
 
 def check_parity(
     compiled: Callable[..., np.ndarray],
-    reference: Callable[..., np.ndarray],
+    reference: Callable[..., np.ndarray] | np.ndarray,
     inputs: np.ndarray,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
@@ -249,14 +249,16 @@ def check_parity(
     noise: np.ndarray | None = None,
 ) -> ParityReport:
     """Run both on the same float32 rows (and a generator's same noise rows) and compare; the report
-    keeps the arrays (``report.arrays``)."""
+    keeps the arrays (``report.arrays``). ``reference`` may be the framework's outputs on ``inputs``
+    already computed (while the C compiled): they are then compared chunk by chunk like the C's."""
     inputs = np.asarray(inputs, dtype=np.float32)
     extra = () if noise is None else (np.asarray(noise, dtype=np.float32),)
     c_parts, ref_parts = [], []
     for start in range(0, max(len(inputs), 1), CHUNK_ROWS):  # the framework's memory stays one chunk's
         chunk = [a[start : start + CHUNK_ROWS] for a in (inputs, *extra)]
         c_parts.append(np.asarray(compiled(*chunk), dtype=np.float32))
-        ref_parts.append(np.asarray(reference(*chunk), dtype=np.float32).reshape(c_parts[-1].shape))
+        ref = reference[start : start + CHUNK_ROWS] if isinstance(reference, np.ndarray) else reference(*chunk)
+        ref_parts.append(np.asarray(ref, dtype=np.float32).reshape(c_parts[-1].shape))
     c_out, ref = np.concatenate(c_parts), np.concatenate(ref_parts)
     report = compare(c_out, ref, inputs, atol, rtol, reference_name)
     report.arrays = ParityArrays(inputs, c_out, ref, *extra)

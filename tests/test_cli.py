@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from exporter.cli import main
+from exporter import parity
 from exporter.parity import edge_rows
 
 from helpers import ROOT, assert_user_error, randomize, refused_model, run_cli, saved
@@ -23,6 +24,7 @@ SINGLE = ["--dispatch", "none"]
 
 def test_default_names_and_summary(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(parity, "CHUNK_ROWS", 512)  # more rows than a chunk: compared chunk by chunk
     code, out, _ = run_cli(capsys, EXAMPLE, "--samples", 2000)
     assert code == 0
     assert (tmp_path / "efficiency.c").is_file() and (tmp_path / "efficiency.h").is_file()

@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from exporter import parity
 from exporter.composed import PipelineSpec, StageSpec, parse_slice
 from exporter.errors import ExportError
 from exporter.manifest import read_manifest
@@ -102,7 +103,8 @@ def pipe_dir(tmp_path_factory, keras):
     return folder
 
 
-def test_pipeline_exports_one_function(capsys, pipe_dir, tmp_path):
+def test_pipeline_exports_one_function(capsys, pipe_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(parity, "CHUNK_ROWS", 512)  # more rows than a chunk: compared chunk by chunk
     out_c = tmp_path / "pid.c"
     code, out, err = run_cli(
         capsys, pipe_dir / "pid.toml", "-o", out_c, "--so", tmp_path / "libpid.so", "--samples", 2000

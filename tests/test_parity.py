@@ -81,6 +81,8 @@ def test_chunks_give_the_figures_of_one_pass(monkeypatch):
     chunked = parity.check_parity(compiled, reference, inputs)
     assert max(seen) == 64 and sum(seen) == 1000
     assert chunked.to_dict() == whole.to_dict() and not chunked.passed
+    computed_before = parity.check_parity(compiled, inputs @ weights, inputs)  # as while the C compiled
+    assert computed_before.to_dict() == whole.to_dict()
     assert chunked.columns[1].nan_mismatches == whole.columns[1].nan_mismatches >= 1
     np.testing.assert_array_equal(chunked.worst_rows(20), whole.worst_rows(20))
     np.testing.assert_array_equal(chunked.arrays.c_out, whole.arrays.c_out)
