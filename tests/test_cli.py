@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from exporter.cli import main
 from exporter import parity
+from exporter.cli import main
 from exporter.parity import edge_rows
 
 from helpers import ROOT, assert_user_error, randomize, refused_model, run_cli, saved
