@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from exporter import interrupt
+
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
 DEFAULT_SAMPLES = 10_000
@@ -239,6 +241,16 @@ def noise_rows(n_rows: int, n_noise: int, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n_rows, n_noise)).astype(np.float32)
 
 
+def in_chunks(fn: Callable[..., np.ndarray], inputs: np.ndarray, *extra: np.ndarray) -> np.ndarray:
+    """``fn`` on ``CHUNK_ROWS`` rows at a time (of ``inputs`` and the arrays beside them), as float32:
+    a framework's memory stays one chunk's, and a Ctrl-C that it swallowed is raised between chunks."""
+    parts = []
+    for start in range(0, max(len(inputs), 1), CHUNK_ROWS):
+        parts.append(np.asarray(fn(*(a[start : start + CHUNK_ROWS] for a in (inputs, *extra))), dtype=np.float32))
+        interrupt.check()
+    return np.concatenate(parts)
+
+
 def check_parity(
     compiled: Callable[..., np.ndarray],
     reference: Callable[..., np.ndarray] | np.ndarray,
@@ -250,16 +262,12 @@ def check_parity(
 ) -> ParityReport:
     """Run both on the same float32 rows (and a generator's same noise rows) and compare; the report
     keeps the arrays (``report.arrays``). ``reference`` may be the framework's outputs on ``inputs``
-    already computed (while the C compiled): they are then compared chunk by chunk like the C's."""
+    already computed (while the C compiled)."""
     inputs = np.asarray(inputs, dtype=np.float32)
     extra = () if noise is None else (np.asarray(noise, dtype=np.float32),)
-    c_parts, ref_parts = [], []
-    for start in range(0, max(len(inputs), 1), CHUNK_ROWS):  # the framework's memory stays one chunk's
-        chunk = [a[start : start + CHUNK_ROWS] for a in (inputs, *extra)]
-        c_parts.append(np.asarray(compiled(*chunk), dtype=np.float32))
-        ref = reference[start : start + CHUNK_ROWS] if isinstance(reference, np.ndarray) else reference(*chunk)
-        ref_parts.append(np.asarray(ref, dtype=np.float32).reshape(c_parts[-1].shape))
-    c_out, ref = np.concatenate(c_parts), np.concatenate(ref_parts)
+    c_out = in_chunks(compiled, inputs, *extra)
+    ref = reference if isinstance(reference, np.ndarray) else in_chunks(reference, inputs, *extra)
+    ref = np.asarray(ref, dtype=np.float32).reshape(c_out.shape)
     report = compare(c_out, ref, inputs, atol, rtol, reference_name)
     report.arrays = ParityArrays(inputs, c_out, ref, *extra)
     return report

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from exporter.errors import ExportError, InputError
-from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport
+from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, in_chunks
 from exporter.progress import Progress
 
 if TYPE_CHECKING:
@@ -219,7 +219,7 @@ def _expected(
     noise = ex.noise(len(rows))
     what = f"computing the {ex.framework} reference on {len(rows):,} rows"
     with progress.step("parity", what if single else f"{ex.symbol}: {what}"):
-        return rows, noise, ex.reference(rows, *([] if noise is None else [noise]))
+        return rows, noise, in_chunks(ex.reference, rows, *([] if noise is None else [noise]))
 
 
 def _compile(spec: Exportable, exports: list[Export], progress: Progress, one_isa: bool) -> CompiledModel:

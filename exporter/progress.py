@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
+from exporter import interrupt
+
 
 class Progress:
     """Announces each step on ``stream`` (when enabled) and records how long it took."""
@@ -35,3 +37,4 @@ class Progress:
             yield
         finally:
             self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - start
+        interrupt.check()  # a Ctrl-C that a library swallowed during the step

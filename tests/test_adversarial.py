@@ -8,12 +8,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
+from exporter import interrupt, parity
 from exporter.backend.naming import MAX_LENGTH, symbol_from_stem
 from exporter.cli import main
+from exporter.progress import Progress
 
 from helpers import ROOT, assert_user_error, randomize, run_cli, saved, strict_compile
 
@@ -209,6 +212,51 @@ def test_sigint_in_a_real_run(tmp_path):
     assert run.returncode == 130, err
     assert err.strip().splitlines()[-1] == "lamarr-export: interrupted" and "Traceback" not in err
     assert os.listdir(tmp_path) == []
+
+
+def _swallowed_ctrl_c() -> None:
+    """A Ctrl-C that lands in a library's bare ``except:`` (Keras' model loading has them)."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # not reached: the signal is taken as soon as os.kill returns
+    except BaseException:
+        pass
+
+
+def test_a_swallowed_ctrl_c_ends_the_step():
+    ran_on = []
+    with interrupt.recorded():
+        interrupt.check()  # nothing recorded yet
+        with pytest.raises(KeyboardInterrupt), Progress(enabled=False).step("load", "loading"):
+            _swallowed_ctrl_c()
+            ran_on.append(True)
+    assert ran_on == [True]
+    interrupt.check()  # forgotten once the command is over
+
+
+def test_a_swallowed_ctrl_c_stops_a_long_computation_between_chunks(monkeypatch):
+    calls = []
+
+    def framework(x):
+        calls.append(len(x))
+        if len(calls) == 1:
+            _swallowed_ctrl_c()
+        return x
+
+    monkeypatch.setattr(parity, "CHUNK_ROWS", 10)
+    with interrupt.recorded(), pytest.raises(KeyboardInterrupt):
+        parity.in_chunks(framework, np.zeros((100, 2), np.float32))
+    assert calls == [10]
+
+
+def test_ctrl_c_during_a_framework_import_waits_for_its_end():
+    """Raised inside jaxlib's start-up, a KeyboardInterrupt crashed the process or became an ImportError."""
+    finished = []
+    with interrupt.recorded(), pytest.raises(KeyboardInterrupt), interrupt.deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        finished.append(True)
+    assert finished == [True]
 
 
 def test_inputs_empty_or_text_are_refused_plainly(capsys, tmp_path):

@@ -15,6 +15,7 @@ import gc
 import os
 import sys
 
+from exporter import interrupt
 from exporter.cli.parser import EXIT_INTERRUPTED, EXIT_USER, inspect_parser, parser
 from exporter.errors import ExportError
 from exporter.report.document import error_document, to_json
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.json_errors = "--json" in argv
     args = p.parse_args(argv[1:] if inspecting else argv)
     try:
-        return run_inspect(args) if inspecting else run(args)
+        with interrupt.recorded():
+            return run_inspect(args) if inspecting else run(args)
     except ExportError as err:
         print(f"lamarr-export: error: {err}", file=sys.stderr)
         if args.json:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from exporter import interrupt
 from exporter.errors import ExportError, InputError
 from exporter.frontends.flax.jaxpr import jaxpr_to_ir
 from exporter.frontends.loaded import LoadedModel
@@ -21,7 +22,8 @@ from exporter.frontends.loaded import LoadedModel
 
 def _import_jax() -> Any:
     try:
-        import jax
+        with interrupt.deferred():
+            import jax
     except ImportError as err:
         raise ExportError(
             f"reading Flax/JAX models needs jax and flax: pip install 'lamarr-export[flax]' ({err})"

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from exporter import interrupt
 from exporter.errors import ExportError, Problem, UnsupportedModelError
 from exporter.frontends.builder import Unsupported
 from exporter.frontends.keras import keras2
@@ -158,7 +159,7 @@ def _import_keras() -> Any:
             import keras
         else:
             choose_backend()
-            with quiet_stderr(), without_optional_imports(OPTIONAL):
+            with interrupt.deferred(), quiet_stderr(), without_optional_imports(OPTIONAL):
                 import keras
 
                 keras.ops.convert_to_tensor(0.0)  # the backend logs once more on first use

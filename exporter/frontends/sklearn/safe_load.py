@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from exporter import interrupt
 from exporter.errors import ExportError
 from exporter.frontends.optional import without_optional_imports
 from exporter.frontends.sklearn.scikinc import stand_in
@@ -106,7 +107,8 @@ def _load_joblib(path: Path, trust: Trust) -> Any:
         raise ExportError(f"{path}: reading transformers needs scikit-learn (pip install scikit-learn)") from None
     import joblib.numpy_pickle as numpy_pickle
 
-    with without_optional_imports(("pandas", "matplotlib")):  # scikit-learn starts up; the pickle imports its parts
+    # scikit-learn starts up; the pickle imports its parts
+    with interrupt.deferred(), without_optional_imports(("pandas", "matplotlib")):
         import sklearn.base  # noqa: F401
 
     class RestrictedNumpyUnpickler(_Refusing, numpy_pickle.NumpyUnpickler):
