@@ -14,6 +14,15 @@ from typing import TextIO
 
 from exporter import interrupt
 
+# The steps in the order they run; the compile runs beside the parity's reference, so their ends
+# (when a step's time is recorded) come in either order.
+STEPS = ("load", "load+export", "compile", "parity", "trace", "reference rows", "report")
+
+
+def in_order(timings: dict[str, float]) -> dict[str, float]:
+    """``timings`` in the steps' order, the same in every run."""
+    return dict(sorted(timings.items(), key=lambda kv: STEPS.index(kv[0])))
+
 
 class Progress:
     """Announces each step on ``stream`` (when enabled) and records how long it took."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from exporter.progress import in_order
 from exporter.version import __version__
 from exporter.words import count
 
@@ -76,7 +77,7 @@ def model_summary(result: Result) -> list[str]:
     folder = result.outputs.report
     if folder is not None:
         lines.append(f"  report: {folder / 'report.html'}, {folder / 'report.json'}")
-    lines.append("  time: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
+    lines.append("  time: " + ", ".join(f"{k} {v:.2f} s" for k, v in in_order(result.timings).items()))
     return lines
 
 

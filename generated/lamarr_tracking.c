@@ -3487,187 +3487,187 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_0_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_0_bias[j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = acceptance_dnn_0_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x);
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x);
             }
 
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_1_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_1_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_2_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_2_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_3_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_3_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_4_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_4_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_5_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_5_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_6_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_6_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_7_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_7_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_8_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_8_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_9_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_9_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_10_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_10_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -3698,363 +3698,363 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
     float acceptance_dnn_buf1[96];
     {   /* dense_1: Dense 12->32, tanh */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = acceptance_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = acceptance_dnn_0_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_0_bias[j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = acceptance_dnn_0_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x);
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                acceptance_dnn_buf0[32 + j] = acceptance_tanh(x);
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                acceptance_dnn_buf0[64 + j] = acceptance_tanh(x);
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x);
             }
 
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = acceptance_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = acceptance_dnn_1_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_1_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                acceptance_dnn_buf1[32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                acceptance_dnn_buf1[64 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = acceptance_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = acceptance_dnn_2_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_2_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                acceptance_dnn_buf0[32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                acceptance_dnn_buf0[64 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = acceptance_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = acceptance_dnn_3_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_3_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                acceptance_dnn_buf1[32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                acceptance_dnn_buf1[64 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = acceptance_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = acceptance_dnn_4_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_4_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                acceptance_dnn_buf0[32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                acceptance_dnn_buf0[64 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = acceptance_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = acceptance_dnn_5_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_5_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                acceptance_dnn_buf1[32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                acceptance_dnn_buf1[64 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_6_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = acceptance_dnn_6_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = acceptance_dnn_6_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_6_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_6_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_6_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                acceptance_dnn_buf0[32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                acceptance_dnn_buf0[64 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_7_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = acceptance_dnn_7_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = acceptance_dnn_7_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_7_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_7_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_7_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                acceptance_dnn_buf1[32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                acceptance_dnn_buf1[64 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_8_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = acceptance_dnn_8_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = acceptance_dnn_8_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_8_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_8_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_8_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                acceptance_dnn_buf0[32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                acceptance_dnn_buf0[64 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_9_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = acceptance_dnn_9_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = acceptance_dnn_9_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_9_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_9_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_9_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                acceptance_dnn_buf1[32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                acceptance_dnn_buf1[64 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = acceptance_dnn_10_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = acceptance_dnn_10_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = acceptance_dnn_10_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_10_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_10_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_10_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                acceptance_dnn_buf0[32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                acceptance_dnn_buf0[64 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
@@ -16354,210 +16354,138 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = efficiency_dnn_0_bias[96 + j];
+            float acc0[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                efficiency_dnn_buf0[j] = efficiency_tanh(x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                efficiency_dnn_buf0[32 + j] = efficiency_tanh(x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                efficiency_dnn_buf0[64 + j] = efficiency_tanh(x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                efficiency_dnn_buf0[96 + j] = efficiency_tanh(x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = efficiency_dnn_1_bias[96 + j];
+            float acc0[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                efficiency_dnn_buf1[j] = efficiency_tanh(x) + efficiency_dnn_buf0[j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                efficiency_dnn_buf1[32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                efficiency_dnn_buf1[64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                efficiency_dnn_buf1[96 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[96 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = efficiency_dnn_2_bias[96 + j];
+            float acc0[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                efficiency_dnn_buf0[j] = efficiency_tanh(x) + efficiency_dnn_buf1[j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                efficiency_dnn_buf0[32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                efficiency_dnn_buf0[64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                efficiency_dnn_buf0[96 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[96 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = efficiency_dnn_3_bias[96 + j];
+            float acc0[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                efficiency_dnn_buf1[j] = efficiency_tanh(x) + efficiency_dnn_buf0[j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                efficiency_dnn_buf1[32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                efficiency_dnn_buf1[64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                efficiency_dnn_buf1[96 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[96 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = efficiency_dnn_4_bias[96 + j];
+            float acc0[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                efficiency_dnn_buf0[j] = efficiency_tanh(x) + efficiency_dnn_buf1[j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                efficiency_dnn_buf0[32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                efficiency_dnn_buf0[64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                efficiency_dnn_buf0[96 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[96 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = efficiency_dnn_5_bias[96 + j];
+            float acc0[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                efficiency_dnn_buf1[j] = efficiency_tanh(x) + efficiency_dnn_buf0[j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                efficiency_dnn_buf1[32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                efficiency_dnn_buf1[64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                efficiency_dnn_buf1[96 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[96 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -16591,522 +16519,306 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            float acc1_0[32]; float acc1_1[32]; float acc1_2[32]; float acc1_3[32];
-            float acc2_0[32]; float acc2_1[32]; float acc2_2[32]; float acc2_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_1[j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1_2[j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1_3[j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_1[j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2_2[j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2_3[j] = efficiency_dnn_0_bias[96 + j];
+            float acc0[4][32];
+            float acc1[4][32];
+            float acc2[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_0_bias[96 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_1[j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_2[j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_3[j] += w[96 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_1[j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_2[j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_3[j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                efficiency_dnn_buf0[j] = efficiency_tanh(x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                efficiency_dnn_buf0[32 + j] = efficiency_tanh(x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                efficiency_dnn_buf0[64 + j] = efficiency_tanh(x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                efficiency_dnn_buf0[96 + j] = efficiency_tanh(x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                efficiency_dnn_buf0[128 + j] = efficiency_tanh(x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_1[j];
-                efficiency_dnn_buf0[128 + 32 + j] = efficiency_tanh(x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_2[j];
-                efficiency_dnn_buf0[128 + 64 + j] = efficiency_tanh(x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_3[j];
-                efficiency_dnn_buf0[128 + 96 + j] = efficiency_tanh(x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                efficiency_dnn_buf0[256 + j] = efficiency_tanh(x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_1[j];
-                efficiency_dnn_buf0[256 + 32 + j] = efficiency_tanh(x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_2[j];
-                efficiency_dnn_buf0[256 + 64 + j] = efficiency_tanh(x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_3[j];
-                efficiency_dnn_buf0[256 + 96 + j] = efficiency_tanh(x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            float acc1_0[32]; float acc1_1[32]; float acc1_2[32]; float acc1_3[32];
-            float acc2_0[32]; float acc2_1[32]; float acc2_2[32]; float acc2_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = efficiency_dnn_1_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_1[j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1_2[j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1_3[j] = efficiency_dnn_1_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_1[j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2_2[j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2_3[j] = efficiency_dnn_1_bias[96 + j];
+            float acc0[4][32];
+            float acc1[4][32];
+            float acc2[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_1_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_1[j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_2[j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_3[j] += w[96 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_1[j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_2[j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_3[j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                efficiency_dnn_buf1[j] = efficiency_tanh(x) + efficiency_dnn_buf0[j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                efficiency_dnn_buf1[32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[32 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                efficiency_dnn_buf1[64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                efficiency_dnn_buf1[96 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[96 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                efficiency_dnn_buf1[128 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_1[j];
-                efficiency_dnn_buf1[128 + 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + 32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_2[j];
-                efficiency_dnn_buf1[128 + 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + 64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_3[j];
-                efficiency_dnn_buf1[128 + 96 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + 96 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                efficiency_dnn_buf1[256 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_1[j];
-                efficiency_dnn_buf1[256 + 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + 32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_2[j];
-                efficiency_dnn_buf1[256 + 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + 64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_3[j];
-                efficiency_dnn_buf1[256 + 96 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + 96 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            float acc1_0[32]; float acc1_1[32]; float acc1_2[32]; float acc1_3[32];
-            float acc2_0[32]; float acc2_1[32]; float acc2_2[32]; float acc2_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = efficiency_dnn_2_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_1[j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1_2[j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1_3[j] = efficiency_dnn_2_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_1[j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2_2[j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2_3[j] = efficiency_dnn_2_bias[96 + j];
+            float acc0[4][32];
+            float acc1[4][32];
+            float acc2[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_2_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_1[j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_2[j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_3[j] += w[96 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_1[j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_2[j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_3[j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                efficiency_dnn_buf0[j] = efficiency_tanh(x) + efficiency_dnn_buf1[j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                efficiency_dnn_buf0[32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[32 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                efficiency_dnn_buf0[64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                efficiency_dnn_buf0[96 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[96 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                efficiency_dnn_buf0[128 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_1[j];
-                efficiency_dnn_buf0[128 + 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + 32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_2[j];
-                efficiency_dnn_buf0[128 + 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + 64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_3[j];
-                efficiency_dnn_buf0[128 + 96 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + 96 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                efficiency_dnn_buf0[256 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_1[j];
-                efficiency_dnn_buf0[256 + 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + 32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_2[j];
-                efficiency_dnn_buf0[256 + 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + 64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_3[j];
-                efficiency_dnn_buf0[256 + 96 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + 96 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            float acc1_0[32]; float acc1_1[32]; float acc1_2[32]; float acc1_3[32];
-            float acc2_0[32]; float acc2_1[32]; float acc2_2[32]; float acc2_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = efficiency_dnn_3_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_1[j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1_2[j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1_3[j] = efficiency_dnn_3_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_1[j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2_2[j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2_3[j] = efficiency_dnn_3_bias[96 + j];
+            float acc0[4][32];
+            float acc1[4][32];
+            float acc2[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_3_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_3_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_3_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_3_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_3_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_3_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_1[j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_2[j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_3[j] += w[96 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_1[j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_2[j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_3[j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                efficiency_dnn_buf1[j] = efficiency_tanh(x) + efficiency_dnn_buf0[j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                efficiency_dnn_buf1[32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[32 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                efficiency_dnn_buf1[64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                efficiency_dnn_buf1[96 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[96 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                efficiency_dnn_buf1[128 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_1[j];
-                efficiency_dnn_buf1[128 + 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + 32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_2[j];
-                efficiency_dnn_buf1[128 + 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + 64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_3[j];
-                efficiency_dnn_buf1[128 + 96 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + 96 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                efficiency_dnn_buf1[256 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_1[j];
-                efficiency_dnn_buf1[256 + 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + 32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_2[j];
-                efficiency_dnn_buf1[256 + 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + 64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_3[j];
-                efficiency_dnn_buf1[256 + 96 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + 96 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            float acc1_0[32]; float acc1_1[32]; float acc1_2[32]; float acc1_3[32];
-            float acc2_0[32]; float acc2_1[32]; float acc2_2[32]; float acc2_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = efficiency_dnn_4_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_1[j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1_2[j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1_3[j] = efficiency_dnn_4_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_1[j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2_2[j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2_3[j] = efficiency_dnn_4_bias[96 + j];
+            float acc0[4][32];
+            float acc1[4][32];
+            float acc2[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_4_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_4_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_4_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_4_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_4_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_4_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_1[j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_2[j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_3[j] += w[96 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_1[j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_2[j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_3[j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                efficiency_dnn_buf0[j] = efficiency_tanh(x) + efficiency_dnn_buf1[j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                efficiency_dnn_buf0[32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[32 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                efficiency_dnn_buf0[64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                efficiency_dnn_buf0[96 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[96 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                efficiency_dnn_buf0[128 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_1[j];
-                efficiency_dnn_buf0[128 + 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + 32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_2[j];
-                efficiency_dnn_buf0[128 + 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + 64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_3[j];
-                efficiency_dnn_buf0[128 + 96 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + 96 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                efficiency_dnn_buf0[256 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_1[j];
-                efficiency_dnn_buf0[256 + 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + 32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_2[j];
-                efficiency_dnn_buf0[256 + 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + 64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_3[j];
-                efficiency_dnn_buf0[256 + 96 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + 96 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            float acc1_0[32]; float acc1_1[32]; float acc1_2[32]; float acc1_3[32];
-            float acc2_0[32]; float acc2_1[32]; float acc2_2[32]; float acc2_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = efficiency_dnn_5_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_1[j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1_2[j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1_3[j] = efficiency_dnn_5_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_1[j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2_2[j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2_3[j] = efficiency_dnn_5_bias[96 + j];
+            float acc0[4][32];
+            float acc1[4][32];
+            float acc2[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_5_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_5_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_5_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_5_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_5_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_5_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_1[j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_2[j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_3[j] += w[96 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_1[j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_2[j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_3[j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                efficiency_dnn_buf1[j] = efficiency_tanh(x) + efficiency_dnn_buf0[j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                efficiency_dnn_buf1[32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[32 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                efficiency_dnn_buf1[64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                efficiency_dnn_buf1[96 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[96 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                efficiency_dnn_buf1[128 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_1[j];
-                efficiency_dnn_buf1[128 + 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + 32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_2[j];
-                efficiency_dnn_buf1[128 + 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + 64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_3[j];
-                efficiency_dnn_buf1[128 + 96 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + 96 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                efficiency_dnn_buf1[256 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_1[j];
-                efficiency_dnn_buf1[256 + 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + 32 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_2[j];
-                efficiency_dnn_buf1[256 + 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + 64 + j];
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_3[j];
-                efficiency_dnn_buf1[256 + 96 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + 96 + j];
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
@@ -19945,85 +19657,85 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
     }
     {   /* dense_12: Dense 140->32, tanh */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = resolution_dnn_1_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_1_bias[j];
             for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                resolution_dnn_buf1[j] = resolution_tanh(x);
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x);
             }
 
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = resolution_dnn_2_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_2_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                resolution_dnn_buf0[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = resolution_dnn_3_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_3_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = resolution_dnn_4_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_4_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                resolution_dnn_buf0[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = resolution_dnn_5_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_5_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -20059,165 +19771,165 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
     }
     {   /* dense_12: Dense 140->32, tanh */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = resolution_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = resolution_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = resolution_dnn_1_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_1_bias[j];
             for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                resolution_dnn_buf1[j] = resolution_tanh(x);
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                resolution_dnn_buf1[32 + j] = resolution_tanh(x);
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                resolution_dnn_buf1[32 + g * 32 + j] = resolution_tanh(x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                resolution_dnn_buf1[64 + j] = resolution_tanh(x);
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                resolution_dnn_buf1[64 + g * 32 + j] = resolution_tanh(x);
             }
 
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = resolution_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = resolution_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = resolution_dnn_2_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_2_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                resolution_dnn_buf0[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                resolution_dnn_buf0[140 + j] = resolution_tanh(x) + resolution_dnn_buf1[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                resolution_dnn_buf0[140 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                resolution_dnn_buf0[280 + j] = resolution_tanh(x) + resolution_dnn_buf1[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                resolution_dnn_buf0[280 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = resolution_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = resolution_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = resolution_dnn_3_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_3_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                resolution_dnn_buf1[32 + j] = resolution_tanh(x) + resolution_dnn_buf0[140 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                resolution_dnn_buf1[32 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[140 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                resolution_dnn_buf1[64 + j] = resolution_tanh(x) + resolution_dnn_buf0[280 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                resolution_dnn_buf1[64 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[280 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = resolution_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = resolution_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = resolution_dnn_4_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_4_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                resolution_dnn_buf0[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                resolution_dnn_buf0[140 + j] = resolution_tanh(x) + resolution_dnn_buf1[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                resolution_dnn_buf0[140 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                resolution_dnn_buf0[280 + j] = resolution_tanh(x) + resolution_dnn_buf1[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                resolution_dnn_buf0[280 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = resolution_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = resolution_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = resolution_dnn_5_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_5_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                resolution_dnn_buf1[32 + j] = resolution_tanh(x) + resolution_dnn_buf0[140 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                resolution_dnn_buf1[32 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[140 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                resolution_dnn_buf1[64 + j] = resolution_tanh(x) + resolution_dnn_buf0[280 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                resolution_dnn_buf1[64 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[280 + g * 32 + j];
             }
 
         }
@@ -22805,85 +22517,85 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
     }
     {   /* dense_18: Dense 143->32, tanh */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = covariance_dnn_1_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_1_bias[j];
             for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                covariance_dnn_buf1[j] = covariance_tanh(x);
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x);
             }
 
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = covariance_dnn_2_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_2_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                covariance_dnn_buf0[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = covariance_dnn_3_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_3_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = covariance_dnn_4_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_4_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                covariance_dnn_buf0[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = covariance_dnn_5_bias[j];
+            float acc0[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_5_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -22920,165 +22632,165 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
     }
     {   /* dense_18: Dense 143->32, tanh */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = covariance_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = covariance_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = covariance_dnn_1_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_1_bias[j];
             for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                covariance_dnn_buf1[j] = covariance_tanh(x);
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                covariance_dnn_buf1[32 + j] = covariance_tanh(x);
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                covariance_dnn_buf1[32 + g * 32 + j] = covariance_tanh(x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                covariance_dnn_buf1[64 + j] = covariance_tanh(x);
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                covariance_dnn_buf1[64 + g * 32 + j] = covariance_tanh(x);
             }
 
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = covariance_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = covariance_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = covariance_dnn_2_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_2_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                covariance_dnn_buf0[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                covariance_dnn_buf0[143 + j] = covariance_tanh(x) + covariance_dnn_buf1[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                covariance_dnn_buf0[143 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                covariance_dnn_buf0[286 + j] = covariance_tanh(x) + covariance_dnn_buf1[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                covariance_dnn_buf0[286 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = covariance_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = covariance_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = covariance_dnn_3_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_3_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                covariance_dnn_buf1[32 + j] = covariance_tanh(x) + covariance_dnn_buf0[143 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                covariance_dnn_buf1[32 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[143 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                covariance_dnn_buf1[64 + j] = covariance_tanh(x) + covariance_dnn_buf0[286 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                covariance_dnn_buf1[64 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[286 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = covariance_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = covariance_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = covariance_dnn_4_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_4_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                covariance_dnn_buf0[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                covariance_dnn_buf0[143 + j] = covariance_tanh(x) + covariance_dnn_buf1[32 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                covariance_dnn_buf0[143 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[32 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                covariance_dnn_buf0[286 + j] = covariance_tanh(x) + covariance_dnn_buf1[64 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                covariance_dnn_buf0[286 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
         {
-            float acc0_0[32];
-            float acc1_0[32];
-            float acc2_0[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = covariance_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = covariance_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = covariance_dnn_5_bias[j];
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_5_bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                covariance_dnn_buf1[32 + j] = covariance_tanh(x) + covariance_dnn_buf0[143 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                covariance_dnn_buf1[32 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[143 + g * 32 + j];
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                covariance_dnn_buf1[64 + j] = covariance_tanh(x) + covariance_dnn_buf0[286 + j];
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                covariance_dnn_buf1[64 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[286 + g * 32 + j];
             }
 
         }

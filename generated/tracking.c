@@ -4937,105 +4937,69 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = tracking_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = tracking_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = tracking_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = tracking_dnn_0_bias[96 + j];
+            float acc0[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_0_bias[96 + j];
             for (int i = 0; i < 3; ++i) {
                 const float *w = tracking_dnn_0_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                tracking_dnn_buf0[j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                tracking_dnn_buf0[32 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                tracking_dnn_buf0[64 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                tracking_dnn_buf0[96 + j] = tracking_max(0.0f, x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                tracking_dnn_buf0[g * 32 + j] = tracking_max(0.0f, x);
             }
 
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = tracking_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = tracking_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = tracking_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = tracking_dnn_1_bias[96 + j];
+            float acc0[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_1_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_1_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                tracking_dnn_buf1[j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                tracking_dnn_buf1[32 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                tracking_dnn_buf1[64 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                tracking_dnn_buf1[96 + j] = tracking_max(0.0f, x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                tracking_dnn_buf1[g * 32 + j] = tracking_max(0.0f, x);
             }
 
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = tracking_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = tracking_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = tracking_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = tracking_dnn_2_bias[96 + j];
+            float acc0[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_2_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_2_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                tracking_dnn_buf0[j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                tracking_dnn_buf0[32 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                tracking_dnn_buf0[64 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                tracking_dnn_buf0[96 + j] = tracking_max(0.0f, x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                tracking_dnn_buf0[g * 32 + j] = tracking_max(0.0f, x);
             }
 
         }
@@ -5066,261 +5030,153 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
     float tracking_dnn_buf1[384];
     {   /* hidden_0: Dense 3->128, relu */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            float acc1_0[32]; float acc1_1[32]; float acc1_2[32]; float acc1_3[32];
-            float acc2_0[32]; float acc2_1[32]; float acc2_2[32]; float acc2_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = tracking_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = tracking_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = tracking_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = tracking_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = tracking_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_1[j] = tracking_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1_2[j] = tracking_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1_3[j] = tracking_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = tracking_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_1[j] = tracking_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2_2[j] = tracking_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2_3[j] = tracking_dnn_0_bias[96 + j];
+            float acc0[4][32];
+            float acc1[4][32];
+            float acc2[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = tracking_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = tracking_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = tracking_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = tracking_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = tracking_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = tracking_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = tracking_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = tracking_dnn_0_bias[96 + j];
             for (int i = 0; i < 3; ++i) {
                 const float *w = tracking_dnn_0_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
                 const float x2 = input[6 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_1[j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_2[j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_3[j] += w[96 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_1[j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_2[j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_3[j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                tracking_dnn_buf0[j] = tracking_max(0.0f, x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                tracking_dnn_buf0[g * 32 + j] = tracking_max(0.0f, x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                tracking_dnn_buf0[32 + j] = tracking_max(0.0f, x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                tracking_dnn_buf0[128 + g * 32 + j] = tracking_max(0.0f, x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                tracking_dnn_buf0[64 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                tracking_dnn_buf0[96 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                tracking_dnn_buf0[128 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_1[j];
-                tracking_dnn_buf0[128 + 32 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_2[j];
-                tracking_dnn_buf0[128 + 64 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_3[j];
-                tracking_dnn_buf0[128 + 96 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                tracking_dnn_buf0[256 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_1[j];
-                tracking_dnn_buf0[256 + 32 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_2[j];
-                tracking_dnn_buf0[256 + 64 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_3[j];
-                tracking_dnn_buf0[256 + 96 + j] = tracking_max(0.0f, x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                tracking_dnn_buf0[256 + g * 32 + j] = tracking_max(0.0f, x);
             }
 
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            float acc1_0[32]; float acc1_1[32]; float acc1_2[32]; float acc1_3[32];
-            float acc2_0[32]; float acc2_1[32]; float acc2_2[32]; float acc2_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = tracking_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = tracking_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = tracking_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = tracking_dnn_1_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = tracking_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_1[j] = tracking_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1_2[j] = tracking_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1_3[j] = tracking_dnn_1_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = tracking_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_1[j] = tracking_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2_2[j] = tracking_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2_3[j] = tracking_dnn_1_bias[96 + j];
+            float acc0[4][32];
+            float acc1[4][32];
+            float acc2[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = tracking_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = tracking_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = tracking_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = tracking_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = tracking_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = tracking_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = tracking_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = tracking_dnn_1_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_1_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
                 const float x2 = tracking_dnn_buf0[256 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_1[j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_2[j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_3[j] += w[96 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_1[j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_2[j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_3[j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                tracking_dnn_buf1[j] = tracking_max(0.0f, x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                tracking_dnn_buf1[g * 32 + j] = tracking_max(0.0f, x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                tracking_dnn_buf1[32 + j] = tracking_max(0.0f, x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                tracking_dnn_buf1[128 + g * 32 + j] = tracking_max(0.0f, x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                tracking_dnn_buf1[64 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                tracking_dnn_buf1[96 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                tracking_dnn_buf1[128 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_1[j];
-                tracking_dnn_buf1[128 + 32 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_2[j];
-                tracking_dnn_buf1[128 + 64 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_3[j];
-                tracking_dnn_buf1[128 + 96 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                tracking_dnn_buf1[256 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_1[j];
-                tracking_dnn_buf1[256 + 32 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_2[j];
-                tracking_dnn_buf1[256 + 64 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_3[j];
-                tracking_dnn_buf1[256 + 96 + j] = tracking_max(0.0f, x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                tracking_dnn_buf1[256 + g * 32 + j] = tracking_max(0.0f, x);
             }
 
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
         {
-            float acc0_0[32]; float acc0_1[32]; float acc0_2[32]; float acc0_3[32];
-            float acc1_0[32]; float acc1_1[32]; float acc1_2[32]; float acc1_3[32];
-            float acc2_0[32]; float acc2_1[32]; float acc2_2[32]; float acc2_3[32];
-            for (int j = 0; j < 32; ++j) acc0_0[j] = tracking_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc0_1[j] = tracking_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0_2[j] = tracking_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0_3[j] = tracking_dnn_2_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1_0[j] = tracking_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc1_1[j] = tracking_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1_2[j] = tracking_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1_3[j] = tracking_dnn_2_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2_0[j] = tracking_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc2_1[j] = tracking_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2_2[j] = tracking_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2_3[j] = tracking_dnn_2_bias[96 + j];
+            float acc0[4][32];
+            float acc1[4][32];
+            float acc2[4][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = tracking_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = tracking_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = tracking_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = tracking_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = tracking_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = tracking_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = tracking_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = tracking_dnn_2_bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_2_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
                 const float x2 = tracking_dnn_buf1[256 + i];
-                for (int j = 0; j < 32; ++j) acc0_0[j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_1[j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_2[j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0_3[j] += w[96 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc1_0[j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_1[j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_2[j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1_3[j] += w[96 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc2_0[j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_1[j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_2[j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2_3[j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+                for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
+                for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_0[j];
-                tracking_dnn_buf0[j] = tracking_max(0.0f, x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc0[g][j];
+                tracking_dnn_buf0[g * 32 + j] = tracking_max(0.0f, x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_1[j];
-                tracking_dnn_buf0[32 + j] = tracking_max(0.0f, x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc1[g][j];
+                tracking_dnn_buf0[128 + g * 32 + j] = tracking_max(0.0f, x);
             }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_2[j];
-                tracking_dnn_buf0[64 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc0_3[j];
-                tracking_dnn_buf0[96 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_0[j];
-                tracking_dnn_buf0[128 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_1[j];
-                tracking_dnn_buf0[128 + 32 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_2[j];
-                tracking_dnn_buf0[128 + 64 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc1_3[j];
-                tracking_dnn_buf0[128 + 96 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_0[j];
-                tracking_dnn_buf0[256 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_1[j];
-                tracking_dnn_buf0[256 + 32 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_2[j];
-                tracking_dnn_buf0[256 + 64 + j] = tracking_max(0.0f, x);
-            }
-            for (int j = 0; j < 32; ++j) {
-                const float x = acc2_3[j];
-                tracking_dnn_buf0[256 + 96 + j] = tracking_max(0.0f, x);
+            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc2[g][j];
+                tracking_dnn_buf0[256 + g * 32 + j] = tracking_max(0.0f, x);
             }
 
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from exporter import parity
 from exporter.cli import main
 from exporter.parity import edge_rows
+from exporter.progress import STEPS, Progress, in_order
 
 from helpers import ROOT, assert_user_error, randomize, refused_model, run_cli, saved
 
@@ -269,3 +271,15 @@ def test_trace_on_request_prints_every_step(capsys, tmp_path):
 def test_report_and_trace_flag_errors(capsys, tmp_path, args, fragment):
     args = [a.format(tmp=tmp_path) for a in args]
     assert_user_error(capsys, tmp_path, [EXAMPLE, "-o", tmp_path / "x.c", *args, *SINGLE], fragment)
+
+
+def test_timings_are_printed_in_the_steps_order():
+    """The compile runs beside the parity's reference: whichever ends first, the time line reads alike."""
+    progress = Progress(enabled=False)
+    for key in ("parity", "compile", "load+export"):
+        with progress.step(key, key):
+            pass
+    assert list(in_order(progress.timings)) == ["load+export", "compile", "parity"]
+    sources = [path.read_text() for path in (ROOT / "exporter").rglob("*.py")]
+    used = {key for text in sources for key in re.findall(r"\.step\(\"([^\"]+)\"", text)}
+    assert used and used <= set(STEPS), used - set(STEPS)

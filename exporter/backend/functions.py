@@ -69,13 +69,11 @@ class Step:
         """Element ``k`` of the output in the block's row number ``row`` (a constant)."""
         return self._at_row(self.out, k, row)
 
-    def sum_groups(self, n: int) -> list[tuple[int, int, bool]]:
-        """How a Dense block of ``n`` columns keeps its sums: (first column, columns, summed by a loop),
-        one array each; whole ``chunk``s by a loop, the rest (or all, without chunks) a statement each."""
+    def chunks(self, n: int) -> tuple[int, int]:
+        """How a Dense block of ``n`` columns keeps its sums: (loops, tail), ``loops`` arrays of ``chunk``
+        columns summed by a loop each, then ``tail`` columns a statement each (all ``n`` without chunks)."""
         c = self.chunk
-        if not c or n < c:
-            return [(0, n, False)]
-        return [(k * c, c, True) for k in range(n // c)] + ([(n - n % c, n % c, False)] if n % c else [])
+        return (n // c, n % c) if c and n >= c else (0, n)
 
     def x(self, i: int, k: str, flat: bool = False) -> str:
         return self._at(self.ins[i], k, flat)

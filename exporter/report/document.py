@@ -18,6 +18,7 @@ import numpy as np
 
 from exporter.errors import ExportError, UnsupportedModelError
 from exporter.parity import RULE, edge_rows
+from exporter.progress import in_order
 from exporter.version import __version__
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ def export_document(
         "trace": None if trace is None else trace.to_dict(),
         "trace_error": trace_error,
         "inspection": inspection.to_dict(),
-        "timings": {k: round(v, 4) for k, v in timings.items()},
+        "timings": {k: round(v, 4) for k, v in in_order(timings).items()},
     }
 
 
