@@ -19,7 +19,7 @@ from unittest import mock
 
 from exporter import interrupt
 from exporter.errors import ExportError
-from exporter.frontends.optional import without_optional_imports
+from exporter.frontends.optional import SKLEARN_OPTIONAL, without_optional_imports
 from exporter.frontends.sklearn.scikinc import stand_in
 from exporter.frontends.sklearn.trees import LOADABLE as TREE_INTERNALS
 from exporter.frontends.sklearn.trust import Trust
@@ -108,7 +108,7 @@ def _load_joblib(path: Path, trust: Trust) -> Any:
     import joblib.numpy_pickle as numpy_pickle
 
     # scikit-learn starts up; the pickle imports its parts
-    with interrupt.deferred(), without_optional_imports(("pandas", "matplotlib")):
+    with interrupt.deferred(), without_optional_imports(SKLEARN_OPTIONAL):
         import sklearn.base  # noqa: F401
 
     class RestrictedNumpyUnpickler(_Refusing, numpy_pickle.NumpyUnpickler):
