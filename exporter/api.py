@@ -3,7 +3,7 @@
     >>> from exporter import export_keras
     >>> ex = export_keras("examples/efficiency.keras")      # frontend + IR
     >>> ex.source.c[:40]                                      # backend (parity not yet known)
-    >>> model = ex.compile()                                  # toolchain: numpy rows -> C
+    >>> model = ex.compile()                                  # toolchain: this CPU's variant, numpy rows -> C
     >>> report = ex.check(model)                              # parity against Keras
     >>> ex.write("efficiency.c", report)                      # .c and .h, atomically
 
@@ -12,7 +12,6 @@ the network, an output activation and the inverse target transform."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,6 +25,7 @@ from exporter.backend.isa import DEFAULT_DISPATCH, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
 from exporter.errors import ExportError, InputError
+from exporter.files import write_atomically
 from exporter.frontends.loaded import LoadedModel
 from exporter.frontends.sklearn.trust import Trust
 from exporter.ir import Activation, Graph
@@ -75,9 +75,10 @@ class Export:
         """The network, if the chain has one."""
         return self.chain.net
 
-    def compile(self, workdir: str | os.PathLike[str] | None = None) -> CompiledModel:
+    def compile(self, workdir: str | os.PathLike[str] | None = None, one_isa: bool = True) -> CompiledModel:
+        """Built for calls from Python: the variant this CPU runs (``one_isa=False``: all, dispatched)."""
         chain = self.chain
-        return self.compile_source(self.source, chain.n_inputs, chain.n_outputs, workdir, chain.n_noise)
+        return self.compile_source(self.source, chain.n_inputs, chain.n_outputs, workdir, chain.n_noise, one_isa)
 
     def compile_source(
         self,
@@ -138,34 +139,6 @@ class Export:
         c_path = Path(c_path)
         write_atomically(self.files(c_path, report))
         return c_path, c_path.with_suffix(".h")
-
-
-def write_atomically(files: dict[Path, bytes]) -> None:
-    """Write every file to a temporary name first, then rename them all into place.
-
-    A path that is a folder, or that another path needs as its folder, is refused before anything is
-    written; any other failure to write is the user's to fix too (permissions, a full disk).
-    """
-    folders = {parent.resolve() for path in files for parent in path.parents}
-    for path in files:
-        if path.is_dir() or path.resolve() in folders:
-            raise ExportError(f"{path}: is a folder (or must become one), cannot write the file there")
-    staged: list[tuple[Path, Path]] = []
-    path = next(iter(files), Path("output"))
-    try:
-        for path, data in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            staged.append((tmp, path))
-            tmp.write_bytes(data)
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    except OSError as err:  # named by the path the user asked for, never by the temporary name
-        raise ExportError(f"{path}: cannot write ({err.strerror or err})") from None
-    finally:
-        for tmp, _ in staged:
-            with contextlib.suppress(OSError):  # never written (e.g. its name was too long), or renamed
-                tmp.unlink()
 
 
 def _name_of(thing: Any) -> str:

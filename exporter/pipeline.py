@@ -160,7 +160,7 @@ def export_spec(
     spec: Exportable, outputs: Outputs, checks: Checks | None = None, progress: Progress | None = None
 ) -> Result:
     """Run every step for ``spec``; raises ``ExportError`` for the user's mistakes, before writing anything."""
-    from exporter.api import write_atomically
+    from exporter.files import write_atomically
     from exporter.refrows import format_rows, ref_path, reference_rows
 
     checks = checks or Checks()

@@ -13,9 +13,7 @@ from typing import Any
 import numpy as np
 
 from exporter import export_keras
-from exporter.api import Export
 from exporter.parity import ParityReport
-from exporter.toolchain import CompiledModel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,18 +147,10 @@ def small_model_set(keras: Any, folder: Path) -> Path:
     return folder
 
 
-def compile_running(ex: Export, workdir: Path | None = None) -> CompiledModel:
-    """Compile only the instruction-set variant this CPU runs, as the command line's parity check does: the code
-    a dispatching library would run here, in a third of the compile time (every variant is compiled and compared
-    bit for bit by tests/test_dispatch.py, and under the strict flags by tests/test_c_contract.py)."""
-    chain = ex.chain
-    return ex.compile_source(ex.source, chain.n_inputs, chain.n_outputs, workdir, chain.n_noise, one_isa=True)
-
-
 def export_and_check(model: Any, tmp_path: Path, **check: Any) -> ParityReport:
     """Save to .keras, export from the file, compile (the variant this CPU runs), and check parity against Keras."""
     ex = export_keras(saved(model, tmp_path))
-    return ex.check(compile_running(ex, tmp_path), **check)
+    return ex.check(ex.compile(tmp_path), **check)
 
 
 def strict_compile(c_file: Path, out_dir: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from exporter import export_keras
 from exporter.parity import make_inputs
 
-from helpers import ROOT, compile_running, randomize, saved, strict_compile
+from helpers import ROOT, randomize, saved, strict_compile
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
 
@@ -94,7 +94,7 @@ def test_in_place_call(keras, tmp_path, widths, dtype):
     x = keras.Input((n_in,))
     h = L.Dense(10, activation="relu")(x)
     model = randomize(keras.Model(x, L.Dense(n_out, activation="softmax")(L.Add()([h, L.Dense(10)(h)]))))
-    compiled = compile_running(export_keras(model, name="inplace", dtype=dtype), tmp_path)
+    compiled = export_keras(model, name="inplace", dtype=dtype).compile(tmp_path)
     rows = make_inputs(n_in, 500)
     np.testing.assert_array_equal(compiled.call_in_place(rows), compiled(rows))
 
@@ -104,13 +104,15 @@ def test_in_place_when_last_op_reads_the_input(keras, tmp_path):
     L = keras.layers
     x = keras.Input((4,))
     model = randomize(keras.Model(x, L.Concatenate()([L.Dense(2)(x), x])))
-    compiled = compile_running(export_keras(model, name="lastreads"), tmp_path)
+    compiled = export_keras(model, name="lastreads").compile(tmp_path)
     rows = make_inputs(4, 200)
     np.testing.assert_array_equal(compiled.call_in_place(rows), compiled(rows))
 
 
 def test_eight_threads_agree(tmp_path):
-    compiled = export_keras(EXAMPLE).compile(tmp_path)  # every variant: the run-time dispatch too, from eight threads
+    compiled = export_keras(EXAMPLE).compile(
+        tmp_path, one_isa=False
+    )  # every variant: the run-time dispatch too, from eight threads
     rows = make_inputs(12, 2000)
     expected = compiled(rows)
     results: list[np.ndarray] = [None] * 8  # type: ignore[list-item]
@@ -175,7 +177,7 @@ def test_batch_gives_the_same_bits_as_rows(every_op_model, tmp_path, model_name,
     for every n: 0, 1, a remainder after full blocks, and many rows."""
     model = EXAMPLE if model_name == "example" else every_op_model
     ex = export_keras(model, name="batched", math=math, dtype=dtype)
-    compiled = compile_running(ex, tmp_path)  # every variant's batch against its rows: tests/test_dispatch.py
+    compiled = ex.compile(tmp_path)  # every variant's batch against its rows: tests/test_dispatch.py
     rows = make_inputs(ex.graph.n_inputs, 1000)
     expected = compiled(rows)
     bits = np.uint64 if dtype == "double" else np.uint32
@@ -186,7 +188,7 @@ def test_batch_gives_the_same_bits_as_rows(every_op_model, tmp_path, model_name,
 
 
 def test_batch_leaves_memory_beyond_n_rows_alone(tmp_path):
-    compiled = compile_running(export_keras(EXAMPLE), tmp_path)
+    compiled = export_keras(EXAMPLE).compile(tmp_path)
     rows = make_inputs(12, 10)
     out = np.full((12, 4), 7.0, dtype=np.float32)
     ffi = compiled._ffi

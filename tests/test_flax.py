@@ -20,7 +20,7 @@ from flax import nnx, serialization
 from exporter.api import export_flax, export_keras
 from exporter.errors import ExportError
 
-from helpers import ROOT, compile_running, randomize, run_cli
+from helpers import ROOT, randomize, run_cli
 
 KEY = jax.random.PRNGKey(0)
 sys.path.insert(0, str(ROOT / "examples"))
@@ -59,7 +59,7 @@ ACTIVATIONS = [
 
 
 def assert_parity(ex, rows=None):
-    report = ex.check(compile_running(ex), inputs=rows)
+    report = ex.check(ex.compile(), inputs=rows)
     assert report.passed, report.table()
     return report
 

@@ -24,7 +24,7 @@ from exporter.ir.user_columns import Expression
 from exporter.parity import ulp_distance
 
 import helpers
-from helpers import ROOT, assert_user_error, compile_running, randomize, run_cli, saved
+from helpers import ROOT, assert_user_error, randomize, run_cli, saved
 
 sys.path.insert(0, str(ROOT / "examples"))
 import lamarr_utils  # the example's module: logit and sigmoid with their inC
@@ -148,7 +148,7 @@ def test_probnn_target_transform_against_the_python_functions(case, tmp_path, ke
     x = keras.Input((5,))
     net = randomize(keras.Model(x, keras.layers.Dense(5)(keras.layers.Dense(16, activation="tanh")(x))))
     ex = export_chain(saved(net, tmp_path), target_transform=est, name="pid")
-    compiled = compile_running(ex, tmp_path)
+    compiled = ex.compile(tmp_path)
     report = ex.check(compiled, ex.inputs(5000))
     assert report.passed, report.table()
 
@@ -167,7 +167,7 @@ def test_a_wrong_inC_fails_parity(tmp_path):
     """Parity is the guard: a C expression that is valid but not the function is caught."""
     est = probnn_target(lamarr_utils.logit, lamarr_utils.sigmoid, func_inC="log({x} / (1 + {x}))")
     ex = export_transformer(est, name="t")
-    report = ex.check(compile_running(ex, tmp_path), probnn_data()[:500].astype(np.float32))
+    report = ex.check(ex.compile(tmp_path), probnn_data()[:500].astype(np.float32))
     assert not report.passed
 
 
@@ -175,7 +175,7 @@ def test_identity_forward_with_an_inverse_function(tmp_path):
     est = FunctionTransformer(func=None, inverse_func=sigmoid_traced).fit(np.zeros((2, 2)))
     ex = export_transformer(est, name="t")
     logits = np.linspace(-30, 30, 200, dtype=np.float32).reshape(-1, 2)
-    got = compile_running(ex, tmp_path).sibling("t_inverse", 2, 2)(logits)
+    got = ex.compile(tmp_path).sibling("t_inverse", 2, 2)(logits)
     assert ulp_distance(got, sigmoid_traced(logits.astype(np.float64)).astype(np.float32)).max() <= 2
 
 

@@ -33,7 +33,7 @@ from exporter.api import export_chain
 from exporter.errors import ExportError
 from exporter.ir.trees import TreeEnsemble, float32_floor
 
-from helpers import assert_user_error, compile_running, run_cli, strict_compile
+from helpers import assert_user_error, run_cli, strict_compile
 
 N = 4
 
@@ -93,7 +93,7 @@ def test_parity_with_scikit_learn(key, tmp_path):
     assert on_threshold.any(), "no row sits exactly on a threshold"
     assert np.isnan(rows).any() == op.missing  # NaN rows where scikit-learn takes them
     assert op.missing or not MODELS[key][2]
-    compiled = compile_running(ex, tmp_path)
+    compiled = ex.compile(tmp_path)
     report = ex.check(compiled, rows)
     assert report.passed, report.table()
     assert max(c.max_ulp for c in report.columns) == 0, report.table()
@@ -109,7 +109,7 @@ def test_models_that_learned_missing_values_route_them_as_fitted(tmp_path):
     assert op.missing and op.routes_missing
     rows = np.full((64, N), 0.25, dtype=np.float32)
     rows[np.random.default_rng(1).random(rows.shape) < 0.5] = np.nan
-    np.testing.assert_array_equal(compile_running(ex, tmp_path)(rows), model.predict_proba(rows).astype(np.float32))
+    np.testing.assert_array_equal(ex.compile(tmp_path)(rows), model.predict_proba(rows).astype(np.float32))
 
 
 def test_float32_floor_decides_like_the_float64_threshold():
@@ -138,7 +138,7 @@ def test_strict_compile_in_place_and_batch(tmp_path):
     ex = export_chain(fitted("gb_multiclass"), name="bdt")
     c_file, _ = ex.write(tmp_path / "bdt.c")
     strict_compile(c_file, tmp_path)
-    compiled = compile_running(ex, tmp_path)
+    compiled = ex.compile(tmp_path)
     rows = ex.inputs()[:501]
     one_by_one = compiled(rows)
     np.testing.assert_array_equal(compiled.call_in_place(rows), one_by_one)
@@ -153,7 +153,7 @@ def test_double_and_a_chain_with_preprocessing(tmp_path):
     for dtype in ("float", "double"):
         ex = export_chain(model, preprocess=[scaler], dtype=dtype)
         (tmp_path / dtype).mkdir()
-        report = ex.check(compile_running(ex, tmp_path / dtype))
+        report = ex.check(ex.compile(tmp_path / dtype))
         assert report.passed, report.table()
 
 
