@@ -62,8 +62,10 @@ def run_driver(
     defines = [f"-DMODEL={symbol}", f"-DN_IN={n_in}", f"-DN_OUT={n_out}", f"-DREAL={real}"]
     defines += ["-DBATCH"] if batch else []
     linker = "g++" if cxx else "gcc"
-    driver = obj.with_name(f"{obj.stem}_driver.o")
-    subprocess.run(["gcc", "-std=c99", "-O2", *defines, "-c", str(HERE / "driver.c"), "-o", str(driver)], check=True)
+    driver = obj.with_name(f"driver_{hashlib.sha1(' '.join(defines).encode()).hexdigest()[:12]}.o")
+    if not driver.exists():  # the same driver for every build of a model, and in every round
+        compile_driver = ["gcc", "-std=c99", "-O2", *defines, "-c", str(HERE / "driver.c"), "-o", str(driver)]
+        subprocess.run(compile_driver, check=True)
     subprocess.run([linker, str(driver), str(obj), "-o", str(exe), "-lm"], check=True)
     best: dict[str, float] = {}
     for _ in range(SPREAD):

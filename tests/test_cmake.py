@@ -150,8 +150,8 @@ def test_registry_checks_a_pipelines_macros(cmake, small_set, tmp_path):
     """The small set (a pipeline, scikinC names on) passes the C++ test program; a header whose NAME_N_RANDOM
     differs from the reference rows stops the test program's build, naming the macro."""
     generated = copy_folder(small_set, tmp_path)
-    build = tmp_path / "build"
-    result = build_and_test(cmake, build, f"-DLAMARR_EXPORT_GENERATED_DIR={generated}")
+    build = tmp_path / "build"  # the compiler's default -O0: the macros are what is checked
+    result = build_and_test(cmake, build, f"-DLAMARR_EXPORT_GENERATED_DIR={generated}", build_type="")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "gen_dnn_random" in (build / "registry_small.cpp").read_text()
     header = generated / "small.h"
