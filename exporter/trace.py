@@ -105,7 +105,8 @@ def trace(
             continue
         part = subgraph(graph, op.output)
         symbol = f"{ex.symbol}_step{offset + index}"
-        source = render(part, symbol, math_mode=ex.math, real=ex.dtype, dispatch=ex.dispatch)  # as exported
+        # as exported, but one row at a time: the blocks of SYMBOL_batch give the same bits (tests/test_c_contract.py)
+        source = render(part, symbol, math_mode=ex.math, real=ex.dtype, dispatch=ex.dispatch, batch_blocks=False)
         compiled = ex.compile_source(source, part.n_inputs, part.n_outputs, n_noise=part.n_noise, one_isa=True)
         got = compiled(picked, *extra)
         steps.append(_step(offset + index, op.name, op.describe(), op.output, got, reference[op.output], atol, rtol))

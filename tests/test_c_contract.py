@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import re
 import subprocess
 import threading
 
@@ -10,7 +11,9 @@ import numpy as np
 import pytest
 
 from exporter import export_keras
+from exporter.backend import render
 from exporter.parity import make_inputs
+from exporter.toolchain import build
 
 from helpers import ROOT, randomize, saved, strict_compile
 
@@ -185,6 +188,18 @@ def test_batch_gives_the_same_bits_as_rows(every_op_model, tmp_path, model_name,
         got = compiled.batch(rows[:n])
         assert got.shape == (n, ex.graph.n_outputs)
         np.testing.assert_array_equal(got.view(bits), expected[:n].view(bits))
+
+
+def test_without_batch_blocks_the_same_bits_from_one_row_code(every_op_model, tmp_path):
+    """The trace's builds (``batch_blocks=False``): SYMBOL_batch runs the one-row code, no block functions."""
+    ex = export_keras(every_op_model, name="rowwise")
+    source = render(ex.graph, "rowwise", batch_blocks=False)
+    assert "rowwise_rows1" in source.c and not re.search(r"rowwise(_v\d)?_rows[2-9]", source.c)
+    compiled = build(source, ex.graph.n_inputs, ex.graph.n_outputs, tmp_path, one_isa=True)
+    rows = make_inputs(ex.graph.n_inputs, 500)
+    expected = ex.compile()(rows)  # the exported file, with its batch blocks
+    np.testing.assert_array_equal(compiled.batch(rows).view(np.uint32), expected.view(np.uint32))
+    np.testing.assert_array_equal(compiled(rows).view(np.uint32), expected.view(np.uint32))
 
 
 def test_batch_leaves_memory_beyond_n_rows_alone(tmp_path):

@@ -11,7 +11,7 @@ function also has a ``_batch`` form for n consecutive rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from exporter.backend.functions import (
     REAL_SIZE,
@@ -94,11 +94,20 @@ def math_note(graph: Graph | None, mode: str, real: str) -> str:
 
 
 def _plan(
-    chain: Chain | Graph, symbol: str, math_mode: str, real: str, dispatch: str, scikinc: bool
+    chain: Chain | Graph,
+    symbol: str,
+    math_mode: str,
+    real: str,
+    dispatch: str,
+    scikinc: bool,
+    batch_blocks: bool = True,
 ) -> tuple[Chain, Target, list[ExportedFunction]]:
     chain = chain if isinstance(chain, Chain) else Chain(net=chain, source=chain.source)
     check_real(real, math_mode)
-    target = Target(symbol, real, check_math(math_mode), VARIANTS[check_dispatch(dispatch)])
+    variants = VARIANTS[check_dispatch(dispatch)]
+    if not batch_blocks:
+        variants = tuple(replace(v, batch_rows=1) for v in variants)
+    target = Target(symbol, real, check_math(math_mode), variants)
     return chain, target, plan_functions(chain, symbol, target, scikinc)
 
 
@@ -115,6 +124,7 @@ def render(
     real: str = "float",
     dispatch: str = DEFAULT_DISPATCH,
     scikinc: bool = False,
+    batch_blocks: bool = True,
 ) -> CSource:
     """Render ``chain`` as the C function ``symbol`` (and its stages); ``parity`` is quoted in the banner.
     ``scikinc``: each step is also exported under the name scikinC gave it (``SYMBOL_tX``...).
@@ -124,8 +134,10 @@ def render(
     Preprocessing and target transforms are computed in double either way.
     ``dispatch="none"`` writes the network code once, for whatever the compiler targets, instead
     of once per instruction set of ``exporter.backend.isa`` chosen at run time.
+    ``batch_blocks=False``: ``SYMBOL_batch`` runs the one-row code on each row (the same bits) instead
+    of blocks of rows, a third or less of the code to compile: for the trace, which calls one row at a time.
     """
-    chain, target, functions = _plan(chain, symbol, math_mode, real, dispatch, scikinc)
+    chain, target, functions = _plan(chain, symbol, math_mode, real, dispatch, scikinc, batch_blocks)
     env = environment()
     net_ops = chain.net.ops if chain.net is not None else []
     column_ops = [step.op for f in functions if isinstance(f, ColumnsFunction) for step in f.steps]
