@@ -112,11 +112,11 @@ def test_in_place_when_last_op_reads_the_input(keras, tmp_path):
     np.testing.assert_array_equal(compiled.call_in_place(rows), compiled(rows))
 
 
-def test_eight_threads_agree(tmp_path):
-    compiled = export_keras(EXAMPLE).compile(
-        tmp_path, one_isa=False
-    )  # every variant: the run-time dispatch too, from eight threads
-    rows = make_inputs(12, 2000)
+def test_eight_threads_agree(every_op_model, tmp_path):
+    """Every variant and the run-time dispatch, called from eight threads at once: no shared state."""
+    ex = export_keras(every_op_model, name="threads")
+    compiled = ex.compile(tmp_path, one_isa=False)
+    rows = make_inputs(ex.graph.n_inputs, 2000)
     expected = compiled(rows)
     results: list[np.ndarray] = [None] * 8  # type: ignore[list-item]
 
