@@ -88,10 +88,11 @@ class Export:
         workdir: str | os.PathLike[str] | None = None,
         n_noise: int = 0,
         one_isa: bool = False,
+        one_row: bool = False,
     ) -> CompiledModel:
-        """Compile a rendering of this chain or of a part of it, hook applied (``one_isa``: see ``build``)."""
+        """Compile a rendering of this chain or of a part of it, hook applied (flags: see ``build``)."""
         source = replace(source, c=self.c_edit(source.c)) if self.c_edit is not None else source
-        return build(source, n_inputs, n_outputs, Path(workdir) if workdir else None, n_noise, one_isa)
+        return build(source, n_inputs, n_outputs, Path(workdir) if workdir else None, n_noise, one_isa, one_row)
 
     def noise(self, n_rows: int, seed: int = 1) -> np.ndarray | None:
         """Standard-normal noise rows for a generator (None for a deterministic model)."""

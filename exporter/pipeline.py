@@ -226,8 +226,9 @@ def _compile(spec: Exportable, exports: list[Export], progress: Progress, one_is
     """One library for every model, loaded through the first model's symbol (the others are its siblings).
 
     ``one_isa``: only the instruction-set variant this CPU runs, which is what parity can check here
-    (the file's other variants give the same bits: tests/test_dispatch.py); a library written for
-    the user (``--so``) holds every variant."""
+    (the file's other variants give the same bits: tests/test_dispatch.py), and without the blocks of
+    rows of ``SYMBOL_batch`` (parity calls one row at a time; the blocks give the same bits:
+    tests/test_c_contract.py); a library written for the user (``--so``) holds all of it."""
     from exporter.toolchain import CompileError
 
     first = exports[0]
@@ -236,7 +237,8 @@ def _compile(spec: Exportable, exports: list[Export], progress: Progress, one_is
     chain = first.chain
     try:
         with progress.step("compile", message):
-            return first.compile_source(source, chain.n_inputs, chain.n_outputs, n_noise=chain.n_noise, one_isa=one_isa)
+            n_in, n_out, n_noise = chain.n_inputs, chain.n_outputs, chain.n_noise
+            return first.compile_source(source, n_in, n_out, n_noise=n_noise, one_isa=one_isa, one_row=one_isa)
     except CompileError as err:
         raise ExportError(f"the C compiler failed (check CC and CFLAGS):\n{err}") from None
 

@@ -39,12 +39,15 @@ def running_isa_only(source: CSource) -> tuple[str, ...]:
     return tuple(f"{symbol}_ISA={running_level()}" for symbol in source.isa_symbols)
 
 
-def compile_shared(source: CSource, workdir: Path, one_isa: bool = False) -> Path:
+def compile_shared(source: CSource, workdir: Path, one_isa: bool = False, one_row: bool = False) -> Path:
+    """``one_row``: ``SYMBOL_batch`` without its blocks of rows (``-DSYMBOL_ONE_ROW``), for a check that
+    calls one row at a time: half the code to compile, the same bits."""
     c_file = workdir / f"{source.symbol}.c"
     so_file = workdir / f"lib{source.symbol}.so"
     c_file.write_text(source.c)
     (workdir / f"{source.symbol}.h").write_text(source.h)
-    cmd = compile_command(c_file, so_file, running_isa_only(source) if one_isa else ())
+    defines = (*(running_isa_only(source) if one_isa else ()), *(f"{s}_ONE_ROW" for s in source.row_symbols if one_row))
+    cmd = compile_command(c_file, so_file, defines)
     if shutil.which(cmd[0]) is None:
         raise ExportError(f"C compiler {cmd[0]!r} not found (set CC, or use --no-check)")
     result = subprocess.run(cmd, capture_output=True, text=True)
@@ -132,13 +135,19 @@ class CompiledModel:
 
 
 def build(
-    source: CSource, n_inputs: int, n_outputs: int, workdir: Path | None = None, n_noise: int = 0, one_isa: bool = False
+    source: CSource,
+    n_inputs: int,
+    n_outputs: int,
+    workdir: Path | None = None,
+    n_noise: int = 0,
+    one_isa: bool = False,
+    one_row: bool = False,
 ) -> CompiledModel:
     """Compile ``source`` (into ``workdir`` or a fresh temporary folder) and load it; ``one_isa``: only the
-    variant this CPU runs (for a check; a library to ship holds them all)."""
+    variant this CPU runs (for a check; a library to ship holds them all); ``one_row``: see ``compile_shared``."""
     if workdir is not None:
-        library = compile_shared(source, Path(workdir), one_isa)
+        library = compile_shared(source, Path(workdir), one_isa, one_row)
         return CompiledModel(source.symbol, library, n_inputs, n_outputs, real=source.real, n_noise=n_noise)
     tmp = tempfile.TemporaryDirectory(prefix="lamarr-export-")
-    library = compile_shared(source, Path(tmp.name), one_isa)
+    library = compile_shared(source, Path(tmp.name), one_isa, one_row)
     return CompiledModel(source.symbol, library, n_inputs, n_outputs, keepalive=tmp, real=source.real, n_noise=n_noise)

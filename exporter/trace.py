@@ -105,9 +105,9 @@ def trace(
             continue
         part = subgraph(graph, op.output)
         symbol = f"{ex.symbol}_step{offset + index}"
-        # as exported, but one row at a time: the blocks of SYMBOL_batch give the same bits (tests/test_c_contract.py)
-        source = render(part, symbol, math_mode=ex.math, real=ex.dtype, dispatch=ex.dispatch, batch_blocks=False)
-        compiled = ex.compile_source(source, part.n_inputs, part.n_outputs, n_noise=part.n_noise, one_isa=True)
+        source = render(part, symbol, math_mode=ex.math, real=ex.dtype, dispatch=ex.dispatch)  # as exported
+        n_in, n_out, n_noise = part.n_inputs, part.n_outputs, part.n_noise  # built as the parity check builds it
+        compiled = ex.compile_source(source, n_in, n_out, n_noise=n_noise, one_isa=True, one_row=True)
         got = compiled(picked, *extra)
         steps.append(_step(offset + index, op.name, op.describe(), op.output, got, reference[op.output], atol, rtol))
     return Trace(rows=[int(r) for r in rows], atol=atol, rtol=rtol, steps=steps)

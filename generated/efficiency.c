@@ -11498,6 +11498,8 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
 }
 
+#ifndef efficiency_ONE_ROW  /* -Defficiency_ONE_ROW: efficiency_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+
 /* efficiency_dnn, 2 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
 static void efficiency_dnn_rows2(float *output, const float *input)
 {
@@ -11676,12 +11678,15 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
 }
+#endif
 
 static void efficiency_dnn_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef efficiency_ONE_ROW
     for (; r + 2 <= n; r += 2)
         efficiency_dnn_rows2(output + r * 4, input + r * 12);
+#endif
     for (; r < n; ++r)
         efficiency_dnn_rows1(output + r * 4, input + r * 12);
 }
@@ -11907,6 +11912,8 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
 }
+
+#ifndef efficiency_ONE_ROW  /* -Defficiency_ONE_ROW: efficiency_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* efficiency_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *output, const float *input)
@@ -12150,12 +12157,15 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
 }
+#endif
 
 efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef efficiency_ONE_ROW
     for (; r + 4 <= n; r += 4)
         efficiency_dnn_v3_rows4(output + r * 4, input + r * 12);
+#endif
     for (; r < n; ++r)
         efficiency_dnn_v3_rows1(output + r * 4, input + r * 12);
 }
@@ -12327,6 +12337,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
 }
+
+#ifndef efficiency_ONE_ROW  /* -Defficiency_ONE_ROW: efficiency_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* efficiency_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *output, const float *input)
@@ -12664,12 +12676,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
 }
+#endif
 
 efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef efficiency_ONE_ROW
     for (; r + 3 <= n; r += 3)
         efficiency_dnn_v4_rows3(output + r * 4, input + r * 12);
+#endif
     for (; r < n; ++r)
         efficiency_dnn_v4_rows1(output + r * 4, input + r * 12);
 }

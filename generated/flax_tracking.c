@@ -4550,6 +4550,8 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
     }
 }
 
+#ifndef flax_tracking_ONE_ROW  /* -Dflax_tracking_ONE_ROW: flax_tracking_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+
 /* flax_tracking_dnn, 2 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
 static void flax_tracking_dnn_rows2(float *output, const float *input)
 {
@@ -4650,12 +4652,15 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
         }
     }
 }
+#endif
 
 static void flax_tracking_dnn_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef flax_tracking_ONE_ROW
     for (; r + 2 <= n; r += 2)
         flax_tracking_dnn_rows2(output + r * 1, input + r * 3);
+#endif
     for (; r < n; ++r)
         flax_tracking_dnn_rows1(output + r * 1, input + r * 3);
 }
@@ -4782,6 +4787,8 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
         }
     }
 }
+
+#ifndef flax_tracking_ONE_ROW  /* -Dflax_tracking_ONE_ROW: flax_tracking_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* flax_tracking_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
 flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(float *output, const float *input)
@@ -4917,12 +4924,15 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
         }
     }
 }
+#endif
 
 flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef flax_tracking_ONE_ROW
     for (; r + 4 <= n; r += 4)
         flax_tracking_dnn_v3_rows4(output + r * 1, input + r * 3);
+#endif
     for (; r < n; ++r)
         flax_tracking_dnn_v3_rows1(output + r * 1, input + r * 3);
 }
@@ -5022,6 +5032,8 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
         }
     }
 }
+
+#ifndef flax_tracking_ONE_ROW  /* -Dflax_tracking_ONE_ROW: flax_tracking_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* flax_tracking_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
 flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows3(float *output, const float *input)
@@ -5203,12 +5215,15 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows3(fl
         }
     }
 }
+#endif
 
 flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef flax_tracking_ONE_ROW
     for (; r + 3 <= n; r += 3)
         flax_tracking_dnn_v4_rows3(output + r * 1, input + r * 3);
+#endif
     for (; r < n; ++r)
         flax_tracking_dnn_v4_rows1(output + r * 1, input + r * 3);
 }

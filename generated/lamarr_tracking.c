@@ -2452,6 +2452,8 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     }
 }
 
+#ifndef acceptance_ONE_ROW  /* -Dacceptance_ONE_ROW: acceptance_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+
 /* acceptance_dnn, 2 rows at once: row r reads input[r * 12 ...], writes output[r * 1 ...] */
 static void acceptance_dnn_rows2(float *output, const float *input)
 {
@@ -2752,12 +2754,15 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         }
     }
 }
+#endif
 
 static void acceptance_dnn_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef acceptance_ONE_ROW
     for (; r + 2 <= n; r += 2)
         acceptance_dnn_rows2(output + r * 1, input + r * 12);
+#endif
     for (; r < n; ++r)
         acceptance_dnn_rows1(output + r * 1, input + r * 12);
 }
@@ -3052,6 +3057,8 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         }
     }
 }
+
+#ifndef acceptance_ONE_ROW  /* -Dacceptance_ONE_ROW: acceptance_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* acceptance_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 1 ...] */
 acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *output, const float *input)
@@ -3467,12 +3474,15 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         }
     }
 }
+#endif
 
 acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef acceptance_ONE_ROW
     for (; r + 4 <= n; r += 4)
         acceptance_dnn_v3_rows4(output + r * 1, input + r * 12);
+#endif
     for (; r < n; ++r)
         acceptance_dnn_v3_rows1(output + r * 1, input + r * 12);
 }
@@ -3690,6 +3700,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
 }
+
+#ifndef acceptance_ONE_ROW  /* -Dacceptance_ONE_ROW: acceptance_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* acceptance_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 1 ...] */
 acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *output, const float *input)
@@ -4081,12 +4093,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
 }
+#endif
 
 acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef acceptance_ONE_ROW
     for (; r + 3 <= n; r += 3)
         acceptance_dnn_v4_rows3(output + r * 1, input + r * 12);
+#endif
     for (; r < n; ++r)
         acceptance_dnn_v4_rows1(output + r * 1, input + r * 12);
 }
@@ -15682,6 +15697,8 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
 }
 
+#ifndef efficiency_ONE_ROW  /* -Defficiency_ONE_ROW: efficiency_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+
 /* efficiency_dnn, 2 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
 static void efficiency_dnn_rows2(float *output, const float *input)
 {
@@ -15860,12 +15877,15 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
 }
+#endif
 
 static void efficiency_dnn_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef efficiency_ONE_ROW
     for (; r + 2 <= n; r += 2)
         efficiency_dnn_rows2(output + r * 4, input + r * 12);
+#endif
     for (; r < n; ++r)
         efficiency_dnn_rows1(output + r * 4, input + r * 12);
 }
@@ -16091,6 +16111,8 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
 }
+
+#ifndef efficiency_ONE_ROW  /* -Defficiency_ONE_ROW: efficiency_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* efficiency_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *output, const float *input)
@@ -16334,12 +16356,15 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
 }
+#endif
 
 efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef efficiency_ONE_ROW
     for (; r + 4 <= n; r += 4)
         efficiency_dnn_v3_rows4(output + r * 4, input + r * 12);
+#endif
     for (; r < n; ++r)
         efficiency_dnn_v3_rows1(output + r * 4, input + r * 12);
 }
@@ -16511,6 +16536,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
 }
+
+#ifndef efficiency_ONE_ROW  /* -Defficiency_ONE_ROW: efficiency_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* efficiency_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *output, const float *input)
@@ -16848,12 +16875,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
 }
+#endif
 
 efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef efficiency_ONE_ROW
     for (; r + 3 <= n; r += 3)
         efficiency_dnn_v4_rows3(output + r * 4, input + r * 12);
+#endif
     for (; r < n; ++r)
         efficiency_dnn_v4_rows1(output + r * 4, input + r * 12);
 }
@@ -19097,6 +19127,8 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
     }
 }
 
+#ifndef resolution_ONE_ROW  /* -Dresolution_ONE_ROW: resolution_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+
 /* resolution_dnn, 2 rows at once: row r reads input[r * 12 ...], writes output[r * 9 ...] */
 static void resolution_dnn_rows2(float *output, const float *input, const float *random)
 {
@@ -19254,12 +19286,15 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         }
     }
 }
+#endif
 
 static void resolution_dnn_rows_n(float *output, const float *input, const float *random, size_t n)
 {
     size_t r = 0;
+#ifndef resolution_ONE_ROW
     for (; r + 2 <= n; r += 2)
         resolution_dnn_rows2(output + r * 9, input + r * 12, random + r * 128);
+#endif
     for (; r < n; ++r)
         resolution_dnn_rows1(output + r * 9, input + r * 12, random + r * 128);
 }
@@ -19415,6 +19450,8 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         }
     }
 }
+
+#ifndef resolution_ONE_ROW  /* -Dresolution_ONE_ROW: resolution_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* resolution_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 9 ...] */
 resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *output, const float *input, const float *random)
@@ -19631,12 +19668,15 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         }
     }
 }
+#endif
 
 resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows_n(float *output, const float *input, const float *random, size_t n)
 {
     size_t r = 0;
+#ifndef resolution_ONE_ROW
     for (; r + 4 <= n; r += 4)
         resolution_dnn_v3_rows4(output + r * 9, input + r * 12, random + r * 128);
+#endif
     for (; r < n; ++r)
         resolution_dnn_v3_rows1(output + r * 9, input + r * 12, random + r * 128);
 }
@@ -19757,6 +19797,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
 }
+
+#ifndef resolution_ONE_ROW  /* -Dresolution_ONE_ROW: resolution_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* resolution_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 9 ...] */
 resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *output, const float *input, const float *random)
@@ -19959,12 +20001,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
 }
+#endif
 
 resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows_n(float *output, const float *input, const float *random, size_t n)
 {
     size_t r = 0;
+#ifndef resolution_ONE_ROW
     for (; r + 3 <= n; r += 3)
         resolution_dnn_v4_rows3(output + r * 9, input + r * 12, random + r * 128);
+#endif
     for (; r < n; ++r)
         resolution_dnn_v4_rows1(output + r * 9, input + r * 12, random + r * 128);
 }
@@ -21950,6 +21995,8 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
     }
 }
 
+#ifndef covariance_ONE_ROW  /* -Dcovariance_ONE_ROW: covariance_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+
 /* covariance_dnn, 2 rows at once: row r reads input[r * 15 ...], writes output[r * 15 ...] */
 static void covariance_dnn_rows2(float *output, const float *input, const float *random)
 {
@@ -22109,12 +22156,15 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         }
     }
 }
+#endif
 
 static void covariance_dnn_rows_n(float *output, const float *input, const float *random, size_t n)
 {
     size_t r = 0;
+#ifndef covariance_ONE_ROW
     for (; r + 2 <= n; r += 2)
         covariance_dnn_rows2(output + r * 15, input + r * 15, random + r * 128);
+#endif
     for (; r < n; ++r)
         covariance_dnn_rows1(output + r * 15, input + r * 15, random + r * 128);
 }
@@ -22271,6 +22321,8 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         }
     }
 }
+
+#ifndef covariance_ONE_ROW  /* -Dcovariance_ONE_ROW: covariance_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* covariance_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 15 ...], writes output[r * 15 ...] */
 covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *output, const float *input, const float *random)
@@ -22491,12 +22543,15 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         }
     }
 }
+#endif
 
 covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows_n(float *output, const float *input, const float *random, size_t n)
 {
     size_t r = 0;
+#ifndef covariance_ONE_ROW
     for (; r + 4 <= n; r += 4)
         covariance_dnn_v3_rows4(output + r * 15, input + r * 15, random + r * 128);
+#endif
     for (; r < n; ++r)
         covariance_dnn_v3_rows1(output + r * 15, input + r * 15, random + r * 128);
 }
@@ -22618,6 +22673,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
 }
+
+#ifndef covariance_ONE_ROW  /* -Dcovariance_ONE_ROW: covariance_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* covariance_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 15 ...], writes output[r * 15 ...] */
 covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *output, const float *input, const float *random)
@@ -22823,12 +22880,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
 }
+#endif
 
 covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows_n(float *output, const float *input, const float *random, size_t n)
 {
     size_t r = 0;
+#ifndef covariance_ONE_ROW
     for (; r + 3 <= n; r += 3)
         covariance_dnn_v4_rows3(output + r * 15, input + r * 15, random + r * 128);
+#endif
     for (; r < n; ++r)
         covariance_dnn_v4_rows1(output + r * 15, input + r * 15, random + r * 128);
 }

@@ -4550,6 +4550,8 @@ static void tracking_dnn_rows1(float *output, const float *input)
     }
 }
 
+#ifndef tracking_ONE_ROW  /* -Dtracking_ONE_ROW: tracking_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+
 /* tracking_dnn, 2 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
 static void tracking_dnn_rows2(float *output, const float *input)
 {
@@ -4650,12 +4652,15 @@ static void tracking_dnn_rows2(float *output, const float *input)
         }
     }
 }
+#endif
 
 static void tracking_dnn_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef tracking_ONE_ROW
     for (; r + 2 <= n; r += 2)
         tracking_dnn_rows2(output + r * 1, input + r * 3);
+#endif
     for (; r < n; ++r)
         tracking_dnn_rows1(output + r * 1, input + r * 3);
 }
@@ -4782,6 +4787,8 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
         }
     }
 }
+
+#ifndef tracking_ONE_ROW  /* -Dtracking_ONE_ROW: tracking_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* tracking_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
 tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *output, const float *input)
@@ -4917,12 +4924,15 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
         }
     }
 }
+#endif
 
 tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef tracking_ONE_ROW
     for (; r + 4 <= n; r += 4)
         tracking_dnn_v3_rows4(output + r * 1, input + r * 3);
+#endif
     for (; r < n; ++r)
         tracking_dnn_v3_rows1(output + r * 1, input + r * 3);
 }
@@ -5022,6 +5032,8 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
         }
     }
 }
+
+#ifndef tracking_ONE_ROW  /* -Dtracking_ONE_ROW: tracking_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
 
 /* tracking_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
 tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *output, const float *input)
@@ -5203,12 +5215,15 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
         }
     }
 }
+#endif
 
 tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows_n(float *output, const float *input, size_t n)
 {
     size_t r = 0;
+#ifndef tracking_ONE_ROW
     for (; r + 3 <= n; r += 3)
         tracking_dnn_v4_rows3(output + r * 1, input + r * 3);
+#endif
     for (; r < n; ++r)
         tracking_dnn_v4_rows1(output + r * 1, input + r * 3);
 }

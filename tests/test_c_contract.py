@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 
 from exporter import export_keras
-from exporter.backend import render
 from exporter.parity import make_inputs
-from exporter.toolchain import build
 
 from helpers import ROOT, randomize, saved, strict_compile
 
@@ -190,16 +188,20 @@ def test_batch_gives_the_same_bits_as_rows(every_op_model, tmp_path, model_name,
         np.testing.assert_array_equal(got.view(bits), expected[:n].view(bits))
 
 
-def test_without_batch_blocks_the_same_bits_from_one_row_code(every_op_model, tmp_path):
-    """The trace's builds (``batch_blocks=False``): SYMBOL_batch runs the one-row code, no block functions."""
+def test_one_row_build_has_no_blocks_and_the_same_bits(every_op_model, tmp_path):
+    """-DSYMBOL_ONE_ROW (the parity check's and the trace's builds): SYMBOL_batch runs the one-row code."""
     ex = export_keras(every_op_model, name="rowwise")
-    source = render(ex.graph, "rowwise", batch_blocks=False)
-    assert "rowwise_rows1" in source.c and not re.search(r"rowwise(_v\d)?_rows[2-9]", source.c)
-    compiled = build(source, ex.graph.n_inputs, ex.graph.n_outputs, tmp_path, one_isa=True)
+    c_file, _ = ex.write(tmp_path / "rowwise.c")
+    seen = {}
+    for define in ([], ["-Drowwise_ONE_ROW"]):
+        cpp = subprocess.run(["gcc", "-E", *define, str(c_file)], capture_output=True, text=True, check=True)
+        seen[bool(define)] = set(re.findall(r"rowwise(?:_v\d)?_rows[2-9]\b", cpp.stdout))
+    assert seen[False] and not seen[True], seen  # the blocks are there, and left out
     rows = make_inputs(ex.graph.n_inputs, 500)
-    expected = ex.compile()(rows)  # the exported file, with its batch blocks
-    np.testing.assert_array_equal(compiled.batch(rows).view(np.uint32), expected.view(np.uint32))
-    np.testing.assert_array_equal(compiled(rows).view(np.uint32), expected.view(np.uint32))
+    one_row = ex.compile_source(ex.source, ex.graph.n_inputs, ex.graph.n_outputs, tmp_path, one_row=True)
+    expected = ex.compile()(rows)  # with its blocks
+    np.testing.assert_array_equal(one_row.batch(rows).view(np.uint32), expected.view(np.uint32))
+    np.testing.assert_array_equal(one_row(rows).view(np.uint32), expected.view(np.uint32))
 
 
 def test_batch_leaves_memory_beyond_n_rows_alone(tmp_path):

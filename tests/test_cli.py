@@ -240,6 +240,7 @@ def test_cc_and_cflags_are_used(capsys, tmp_path, monkeypatch):
     args = log.read_text().split()
     assert "-DLAMARR_TEST_FLAG" in args and "-O1" in args and "-O3" not in args
     assert {"-std=c99", "-shared", "-fPIC", "-lm"} <= set(args)
+    assert "-De_ONE_ROW" in args  # parity calls one row at a time: the batch blocks are left out
 
 
 def test_progress_lines_on_stderr_and_quiet(capsys, tmp_path):

@@ -11,12 +11,13 @@ function also has a ``_batch`` form for n consecutive rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from exporter.backend.functions import (
     REAL_SIZE,
     ColumnsFunction,
     ExportedFunction,
+    NetworkFunction,
     PipelineFunction,
     Target,
     plan_functions,
@@ -48,6 +49,8 @@ class CSource:
     widths: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # symbol -> (inputs, outputs, noise)
     # The models whose network code is there once per instruction set: ``-DSYMBOL_ISA=k`` compiles variant k alone.
     isa_symbols: tuple[str, ...] = ()
+    # The models whose SYMBOL_batch runs blocks of rows: ``-DSYMBOL_ONE_ROW`` leaves the blocks out.
+    row_symbols: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,20 +97,11 @@ def math_note(graph: Graph | None, mode: str, real: str) -> str:
 
 
 def _plan(
-    chain: Chain | Graph,
-    symbol: str,
-    math_mode: str,
-    real: str,
-    dispatch: str,
-    scikinc: bool,
-    batch_blocks: bool = True,
+    chain: Chain | Graph, symbol: str, math_mode: str, real: str, dispatch: str, scikinc: bool
 ) -> tuple[Chain, Target, list[ExportedFunction]]:
     chain = chain if isinstance(chain, Chain) else Chain(net=chain, source=chain.source)
     check_real(real, math_mode)
-    variants = VARIANTS[check_dispatch(dispatch)]
-    if not batch_blocks:
-        variants = tuple(replace(v, batch_rows=1) for v in variants)
-    target = Target(symbol, real, check_math(math_mode), variants)
+    target = Target(symbol, real, check_math(math_mode), VARIANTS[check_dispatch(dispatch)])
     return chain, target, plan_functions(chain, symbol, target, scikinc)
 
 
@@ -124,7 +118,6 @@ def render(
     real: str = "float",
     dispatch: str = DEFAULT_DISPATCH,
     scikinc: bool = False,
-    batch_blocks: bool = True,
 ) -> CSource:
     """Render ``chain`` as the C function ``symbol`` (and its stages); ``parity`` is quoted in the banner.
     ``scikinc``: each step is also exported under the name scikinC gave it (``SYMBOL_tX``...).
@@ -134,10 +127,8 @@ def render(
     Preprocessing and target transforms are computed in double either way.
     ``dispatch="none"`` writes the network code once, for whatever the compiler targets, instead
     of once per instruction set of ``exporter.backend.isa`` chosen at run time.
-    ``batch_blocks=False``: ``SYMBOL_batch`` runs the one-row code on each row (the same bits) instead
-    of blocks of rows, a third or less of the code to compile: for the trace, which calls one row at a time.
     """
-    chain, target, functions = _plan(chain, symbol, math_mode, real, dispatch, scikinc, batch_blocks)
+    chain, target, functions = _plan(chain, symbol, math_mode, real, dispatch, scikinc)
     env = environment()
     net_ops = chain.net.ops if chain.net is not None else []
     column_ops = [step.op for f in functions if isinstance(f, ColumnsFunction) for step in f.steps]
@@ -175,6 +166,7 @@ def render(
         real=real,
         widths={f.name: (f.n_inputs, f.n_outputs, f.n_noise) for f in functions},
         isa_symbols=(symbol,) if m.dispatch else (),
+        row_symbols=(symbol,) if any(isinstance(f, NetworkFunction) for f in functions) else (),
     )
 
 
@@ -229,4 +221,5 @@ def render_set(name: str, source: str, parts: list[CSource]) -> CSource:
         real=parts[0].real,
         widths={k: v for p in parts for k, v in p.widths.items()},
         isa_symbols=tuple(s for p in parts for s in p.isa_symbols),
+        row_symbols=tuple(s for p in parts for s in p.row_symbols),
     )

@@ -266,9 +266,7 @@ def _network(graph: Graph, name: str, m: Target) -> NetworkFunction:
     plan = plan_buffers(graph, scratch_prefix=f"{name}_buf")
     variants = [
         VariantCode(
-            v,
-            [_row_block(graph, plan, name, m, rows, v) for rows in sorted({1, v.batch_rows})],
-            f"{name}{v.suffix}_rows_n",
+            v, [_row_block(graph, plan, name, m, rows, v) for rows in (1, v.batch_rows)], f"{name}{v.suffix}_rows_n"
         )
         for v in m.variants
     ]
