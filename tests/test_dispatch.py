@@ -86,9 +86,10 @@ def test_every_variant_gives_the_same_bits(odd_widths_model, tmp_path, model_nam
         assert np.array_equal(bits(forced(rows)), expected), f"{variant.name}, one call per row"
         assert np.array_equal(bits(forced.batch(rows)), expected), f"{variant.name}, SYMBOL_batch"
         ran.append(variant.name)
-    chosen = build(c_file, ex.symbol, [], n_in, n_out, dtype)  # the CPU's own choice, as Lamarr builds it
-    assert np.array_equal(bits(chosen(rows)), expected)
-    assert np.array_equal(bits(chosen.batch(rows)), expected)
+    if model_name == "example":  # the CPU's own choice, as Lamarr builds it (the same switch for any model)
+        chosen = build(c_file, ex.symbol, [], n_in, n_out, dtype)
+        assert np.array_equal(bits(chosen(rows)), expected)
+        assert np.array_equal(bits(chosen.batch(rows)), expected)
     unavailable = [
         f"{v.name} (no {', '.join(missing_on_this_cpu(v))})" for v in VARIANTS["auto"][1:] if v.name not in ran
     ]
