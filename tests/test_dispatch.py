@@ -23,7 +23,7 @@ from exporter.errors import ExportError
 from exporter.parity import make_inputs
 from exporter.toolchain import LAMARR_FLAGS, SHARED_FLAGS, CompiledModel
 
-from helpers import ROOT, STRICT_C, randomize, run_cli, saved
+from helpers import ROOT, STRICT_C, randomize, residual_model, run_cli, saved
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
 ROWS = 10_000
@@ -43,15 +43,7 @@ def odd_widths_model(keras):
 
 @pytest.fixture(scope="module")
 def small(keras, tmp_path_factory):
-    """The example's kinds of step (Dense tanh, a residual add, softmax) at width 40: an AVX-512 loop of
-    32 columns and a tail of 8, the baseline's 32-column block and a tail; compiles in a fraction of
-    the example's time, for the tests of what the file holds rather than of its numbers."""
-    L = keras.layers
-    x = keras.Input((12,))
-    h = L.Dense(40, activation="tanh")(x)
-    h = L.Add()([h, L.Dense(40, activation="tanh")(h)])
-    model = randomize(keras.Model(x, L.Dense(4, activation="softmax")(h)), seed=5)
-    return saved(model, tmp_path_factory.mktemp("small"), "small.keras")
+    return saved(residual_model(keras), tmp_path_factory.mktemp("small"), "small.keras")
 
 
 def build(c_file: Path, symbol: str, defines: list[str], n_in: int, n_out: int, real: str) -> CompiledModel:
