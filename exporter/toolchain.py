@@ -105,11 +105,20 @@ class CompiledModel:
         rows = np.ascontiguousarray(rows, dtype=self._dtype).reshape(-1, self.n_inputs)
         random = self._noise(noise, rows.shape[0])
         out = np.empty((rows.shape[0], self.n_outputs), dtype=self._dtype)
-        ffi, fn, t = self._ffi, self._fn, f"{self.real}[]"
-        for i in range(rows.shape[0]):
-            extra = () if random is None else (ffi.from_buffer(t, random[i]),)
-            fn(ffi.from_buffer(t, out[i]), ffi.from_buffer(t, rows[i]), *extra)
+        self._each_row(out, self.n_outputs, rows, random)
         return out
+
+    def _each_row(self, out: np.ndarray, out_stride: int, rows: np.ndarray, random: np.ndarray | None) -> None:
+        """One call per row, its pointers stepped through the arrays (one buffer object per array, not per row)."""
+        ffi, fn, t = self._ffi, self._fn, f"{self.real}[]"
+        o, x, n_in = ffi.from_buffer(t, out), ffi.from_buffer(t, rows), rows.shape[1]
+        if random is None:
+            for i in range(rows.shape[0]):
+                fn(o + i * out_stride, x + i * n_in)
+        else:
+            r = ffi.from_buffer(t, random)
+            for i in range(rows.shape[0]):
+                fn(o + i * out_stride, x + i * n_in, r + i * self.n_noise)
 
     def batch(self, rows: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         """Evaluate all rows with one call of ``SYMBOL_batch`` (same bits as row by row, faster)."""
@@ -127,10 +136,7 @@ class CompiledModel:
         random = self._noise(noise, rows.shape[0])
         buf = np.zeros((rows.shape[0], max(self.n_inputs, self.n_outputs)), dtype=self._dtype)
         buf[:, : self.n_inputs] = rows
-        ffi, fn, t = self._ffi, self._fn, f"{self.real}[]"
-        for i in range(rows.shape[0]):
-            row = ffi.from_buffer(t, buf[i])
-            fn(row, row, *(() if random is None else (ffi.from_buffer(t, random[i]),)))
+        self._each_row(buf, buf.shape[1], buf, random)
         return buf[:, : self.n_outputs].copy()
 
 
