@@ -204,10 +204,13 @@ class ModelSpec:
 
 @contextlib.contextmanager
 def _importable(folder: Path) -> Iterator[None]:
-    """``folder`` on ``sys.path`` while the user's modules are imported by name ("importable from here")."""
-    entry = str(folder.resolve())
+    """``folder`` on ``sys.path`` while the user's modules are imported by name ("importable from here"),
+    without bytecode caches: the exporter leaves no file in the user's folders but the ones it names."""
+    entry, writing = str(folder.resolve()), sys.dont_write_bytecode
     sys.path.insert(0, entry)
+    sys.dont_write_bytecode = True
     try:
         yield
     finally:
         sys.path.remove(entry)
+        sys.dont_write_bytecode = writing
