@@ -35,7 +35,6 @@ for _var in (
 ):
     os.environ.setdefault(_var, "1")  # one core: no thread pool fighting the pinned one
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
@@ -43,6 +42,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import replace  # noqa: E402
+from importlib.util import find_spec  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the exporter, from a checkout
@@ -180,14 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "microseconds per row\n"
     )
 
-    from exporter.frontends.keras import _import_keras
-    from exporter.frontends.keras.quiet import quiet_stderr
-
-    with quiet_stderr():  # TensorFlow's C++ start-up lines
-        import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(1)  # before TensorFlow runs anything
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    _import_keras()
+    keras_on_tensorflow(args.quick)
 
     with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
         workdir = Path(tmp)
@@ -205,6 +198,22 @@ def main(argv: list[str] | None = None) -> int:
         wide = None if args.quick else export_and_compile_times(models["wide"][0], workdir)
     verdict(results, flops, peaks, stream, wide)
     return 0
+
+
+def keras_on_tensorflow(quick: bool) -> None:
+    """Keras on TensorFlow, one thread, when a peer runs the model there (Keras' predict; ONNX Runtime, through
+    tf2onnx); otherwise (``--quick`` without tf2onnx) on the backend the exporter picks: no TensorFlow start-up."""
+    from exporter.frontends.keras import _import_keras
+    from exporter.frontends.keras.quiet import quiet_stderr
+
+    if not quick or find_spec("tf2onnx") is not None:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if os.environ.get("KERAS_BACKEND") == "tensorflow":
+        with quiet_stderr():  # TensorFlow's C++ start-up lines
+            import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(1)  # before TensorFlow runs anything
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    _import_keras()
 
 
 def measure(models: dict, workdir: Path, inputs, repeats: int, quick: bool, keras: bool) -> list[Result]:

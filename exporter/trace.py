@@ -137,7 +137,7 @@ def _preprocessing_step(
     """The chain's preprocessing as one step: the C ``SYMBOL_preprocess`` against the Python transformers."""
     pre = ex.chain.pre
     assert pre is not None
-    compiled = ex.compile().sibling(f"{ex.symbol}_preprocess", pre.n_inputs, pre.n_outputs)
+    compiled = ex.compile(one_row=True).sibling(f"{ex.symbol}_preprocess", pre.n_inputs, pre.n_outputs)
     raw = np.asarray(inputs, dtype=np.float32)[rows]
     steps = f"column step {index}" if index == 0 else f"column steps 0-{index}"  # the inspect table's rows
     return _step(index, "preprocessing", steps, "input", compiled(raw), prepared, atol, rtol)

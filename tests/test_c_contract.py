@@ -101,7 +101,7 @@ def test_in_place_call(keras, tmp_path, widths, dtype):
     x = keras.Input((n_in,))
     h = L.Dense(10, activation="relu")(x)
     model = randomize(keras.Model(x, L.Dense(n_out, activation="softmax")(L.Add()([h, L.Dense(10)(h)]))))
-    compiled = export_keras(model, name="inplace", dtype=dtype).compile(tmp_path)
+    compiled = export_keras(model, name="inplace", dtype=dtype).compile(tmp_path, one_row=True)
     rows = make_inputs(n_in, 500)
     np.testing.assert_array_equal(compiled.call_in_place(rows), compiled(rows))
 
@@ -111,7 +111,7 @@ def test_in_place_when_last_op_reads_the_input(keras, tmp_path):
     L = keras.layers
     x = keras.Input((4,))
     model = randomize(keras.Model(x, L.Concatenate()([L.Dense(2)(x), x])))
-    compiled = export_keras(model, name="lastreads").compile(tmp_path)
+    compiled = export_keras(model, name="lastreads").compile(tmp_path, one_row=True)
     rows = make_inputs(4, 200)
     np.testing.assert_array_equal(compiled.call_in_place(rows), compiled(rows))
 
@@ -119,7 +119,7 @@ def test_in_place_when_last_op_reads_the_input(keras, tmp_path):
 def test_eight_threads_agree(every_op_model, tmp_path):
     """Every variant and the run-time dispatch, called from eight threads at once: no shared state."""
     ex = export_keras(every_op_model, name="threads")
-    compiled = ex.compile(tmp_path, one_isa=False)
+    compiled = ex.compile(tmp_path, one_isa=False, one_row=True)
     rows = make_inputs(ex.graph.n_inputs, 2000)
     expected = compiled(rows)
     results: list[np.ndarray] = [None] * 8  # type: ignore[list-item]

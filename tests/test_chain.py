@@ -98,7 +98,7 @@ def test_generator_chain_with_target_transform(keras, tmp_path, capsys):
     )
     assert code == 0, out
     ex = export_chain(model, log_columns=[1], preprocess=[tx], target_transform=ty, name="gen")
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     rows = ex.inputs(500)
     parts = {
         name: compiled.sibling(f"gen_{name}", w_in, w_out)
@@ -113,7 +113,7 @@ def test_generator_chain_with_target_transform(keras, tmp_path, capsys):
 
 def test_preprocess_inverse_round_trip(keras, tmp_path):
     ex = export_chain(network(keras, 4, 2), log_columns=[1], preprocess=[lamarr_tx()], name="chain")
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     forward = compiled.sibling("chain_preprocess", 4, 4)
     backward = compiled.sibling("chain_preprocess_inverse", 4, 4)
     rows = RAW[:300].astype(np.float32)
@@ -123,7 +123,7 @@ def test_preprocess_inverse_round_trip(keras, tmp_path):
 def test_log_of_non_positive_is_numpy_s(keras, tmp_path):
     """log(0) = -inf and log(-1) = nan in C as in numpy; the rest of the chain decides what follows."""
     ex = export_chain(network(keras, 3, 1), log_columns=[0, 2], name="logs")
-    pre = ex.compile(tmp_path).sibling("logs_preprocess", 3, 3)
+    pre = ex.compile(tmp_path, one_row=True).sibling("logs_preprocess", 3, 3)
     rows = np.array([[0.0, 1.0, -1.0], [-0.0, 2.0, 1e-30], [np.inf, -5.0, 3.0]], dtype=np.float32)
     with np.errstate(all="ignore"):
         expected = rows.astype(np.float64)
@@ -143,7 +143,7 @@ def test_chain_compiles_with_strict_flags(keras, tmp_path):
     ex = export_chain(network(keras, 4, 2), preprocess=[tx], target_transform=ty, name="strict_chain")
     c_file, _ = ex.write(tmp_path / "strict_chain.c")
     strict_compile(c_file, tmp_path)
-    assert ex.check(ex.compile(tmp_path)).passed
+    assert ex.check(ex.compile(tmp_path, one_row=True)).passed
 
 
 def test_inputs_sample_the_fitted_range():
@@ -267,7 +267,7 @@ def test_several_preprocess_files_apply_in_order(keras, tmp_path, capsys):
     assert code == 0, out
     assert out.index("  a: Standardize") < out.index("  b: MulAdd")  # the order of the flags
     ex = export_chain(model, log_columns=[1], preprocess=[first, second], name="two")
-    pre = ex.compile(tmp_path).sibling("two_preprocess", 4, 4)
+    pre = ex.compile(tmp_path, one_row=True).sibling("two_preprocess", 4, 4)
     rows = RAW[:100].astype(np.float32)
     logged = rows.astype(np.float64)
     logged[:, 1] = np.log(logged[:, 1])
@@ -291,13 +291,13 @@ def test_trace_covers_the_preprocessing(keras, tmp_path):
     ex = export_chain(
         network(keras, 4, 2), log_columns=[1], preprocess=[StandardScaler().fit(LOGGED)], name="tr", dispatch="none"
     )
-    report = ex.check(ex.compile())
+    report = ex.check(ex.compile(one_row=True))
     clean = trace(ex, report.arrays.inputs, list(report.worst_rows(5)), report.atol, report.rtol)
     assert clean.first_drift is None and clean.steps[0].name == "preprocessing" and clean.steps[0].index == 1
     marker = "tr_preprocess_1_center[4] = {\n    "
     assert marker in ex.source.c
     ex.c_edit = lambda c: c.replace(marker, marker + "1.0 + ")
-    report = ex.check(ex.compile())
+    report = ex.check(ex.compile(one_row=True))
     assert not report.passed
     broken = trace(ex, report.arrays.inputs, list(report.worst_rows(5)), report.atol, report.rtol)
     assert broken.first_drift is not None and broken.first_drift.name == "preprocessing"

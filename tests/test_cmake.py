@@ -1,6 +1,6 @@
-"""CMake and C++ consumers: the committed exports built and checked by ctest, a small set with every kind of
-function under ASan/UBSan, the C++ test program shown to fail on a wrong reference, and lamarr_export_models() in a
-consumer project."""
+"""CMake and C++ consumers: the committed exports built and checked by ctest (and the C++ test program shown to fail
+on a wrong reference), a small set with every kind of function under ASan/UBSan (and shown to catch an overrun and
+a wrong macro), and lamarr_export_models() in a consumer project."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def build_and_test(
 
 
 def test_committed_exports_pass_ctest(cmake, tmp_path):
-    """One library and one test program per generated file; each checks every function its reference file lists.
+    """One library and one test program per generated file; each checks every function its reference file lists,
+    and fails on a reference row it does not reproduce.
 
     Built as CMakeLists.txt says (no build type: the compiler's default -O0, a fifth of -O3's time for the 5 MB of
     lamarr_pid.c); the same C code at Lamarr's -O3 is checked against the frameworks by tests/test_generated.py
@@ -64,14 +65,17 @@ def test_committed_exports_pass_ctest(cmake, tmp_path):
         program = run(build / f"test_{stem}", build / f"lib{stem}.so", ref)
         assert f"{functions} functions" in program.stdout and program.stdout.rstrip().endswith(": ok")
 
-
-def copy_generated(tmp_path: Path, stem: str) -> Path:
-    """A generated folder holding one committed export, for a build of that export alone."""
-    generated = tmp_path / "generated"
-    generated.mkdir()
-    for suffix in (".c", ".h", ".ref.txt"):
-        shutil.copy(ROOT / "generated" / f"{stem}{suffix}", generated)
-    return generated
+    # The same program given reference rows with one output changed by far more than the tolerance: it fails,
+    # naming the output, linked and through dlsym, one row per call and in a batch.
+    lines = (ROOT / "generated" / "tracking.ref.txt").read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("out "))
+    lines[row] = f"out {float(lines[row].split()[1]) + 0.01:.9g}"
+    wrong = tmp_path / "tracking.ref.txt"
+    wrong.write_text("\n".join(lines) + "\n")
+    failed = run(build / "test_tracking", build / "libtracking.so", wrong, check=False)
+    assert failed.returncode != 0
+    for call in ("linked tracking", "dlsym tracking", "dlsym tracking_batch"):
+        assert f"FAIL: {call}: row 0 output 0" in failed.stdout + failed.stderr, failed.stdout + failed.stderr
 
 
 # The small set's pipeline: a second generator reads the conditions and the first one's outputs; scikinC's names on.
@@ -111,7 +115,8 @@ def copy_folder(generated: Path, tmp_path: Path) -> Path:
 
 
 def test_every_kind_of_function_under_sanitizers(cmake, small_set, tmp_path):
-    """In-place calls and exact-size heap buffers, under -fsanitize=address,undefined: nothing reported.
+    """In-place calls and exact-size heap buffers, under -fsanitize=address,undefined: nothing reported; a write
+    past the outputs is; a header macro that disagrees with the reference rows stops the build.
 
     The memory behaviour of the generated C depends on the kinds of functions and steps (per row, in place,
     generators, pipelines, preprocessing and target transforms, the run-time dispatch), not on the size of the
@@ -123,36 +128,26 @@ def test_every_kind_of_function_under_sanitizers(cmake, small_set, tmp_path):
     functions = (generated / "small.ref.txt").read_text()
     for name in ("gen_preprocess_inverse", "gen_postprocess", "cls_dnn", "chain", "gen_tY_inverse", "b_dnn_random"):
         assert f"function {name} " in functions, name  # each kind is really there, and listed for the test program
-    result = build_and_test(cmake, build, "-DLAMARR_EXPORT_SANITIZE=ON", f"-DLAMARR_EXPORT_GENERATED_DIR={generated}")
+    options = ("-DLAMARR_EXPORT_SANITIZE=ON", f"-DLAMARR_EXPORT_GENERATED_DIR={generated}")
+    result = build_and_test(cmake, build, *options, build_type="")  # the library at -O1 -g, as ASan advises
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 tests failed out of 1" in result.stdout and "small" in result.stdout
     assert "runtime error" not in result.stdout + result.stderr and "AddressSanitizer" not in result.stdout
     linked = run("ldd", build / "test_small").stdout
     assert "libasan" in linked and "libubsan" in linked
 
+    # Only the library is instrumented: one float written past a model's outputs must still be caught.
+    c_file = generated / "small.c"
+    n_outputs = next(line.split()[3] for line in functions.splitlines() if line.startswith("function cls "))
+    entry = "cls_EXPORT float *cls(float *output, const float *input)\n{\n"
+    assert entry in c_file.read_text()
+    c_file.write_text(c_file.read_text().replace(entry, f"{entry}    output[{n_outputs}] = 0.0f;\n"))
+    run(cmake, "--build", build, "-j2")
+    caught = run("ctest", "--output-on-failure", cwd=build, check=False)
+    assert caught.returncode != 0 and "heap-buffer-overflow" in caught.stdout, caught.stdout
 
-def test_test_program_fails_on_a_wrong_reference(cmake, tmp_path):
-    """One output of the reference rows changed by far more than the tolerance: ctest must fail, naming it."""
-    generated = copy_generated(tmp_path, "tracking")
-    ref = generated / "tracking.ref.txt"
-    lines = ref.read_text().splitlines()
-    row = next(i for i, line in enumerate(lines) if line.startswith("out "))
-    lines[row] = f"out {float(lines[row].split()[1]) + 0.01:.9g}"
-    ref.write_text("\n".join(lines) + "\n")
-    result = build_and_test(cmake, tmp_path / "build", f"-DLAMARR_EXPORT_GENERATED_DIR={generated}", build_type="")
-    assert result.returncode != 0
-    assert "FAIL: linked tracking: row 0 output 0" in result.stdout
-    assert "FAIL: dlsym tracking: row 0 output 0" in result.stdout
-    assert "FAIL: dlsym tracking_batch: row 0 output 0" in result.stdout
-
-
-def test_registry_checks_a_pipelines_macros(cmake, small_set, tmp_path):
-    """The small set (a pipeline, scikinC names on) passes the C++ test program; a header whose NAME_N_RANDOM
-    differs from the reference rows stops the test program's build, naming the macro."""
-    generated = copy_folder(small_set, tmp_path)
-    build = tmp_path / "build"  # the compiler's default -O0: the macros are what is checked
-    result = build_and_test(cmake, build, f"-DLAMARR_EXPORT_GENERATED_DIR={generated}", build_type="")
-    assert result.returncode == 0, result.stdout + result.stderr
+    # The registry checks the header's macros against the reference rows: a pipeline's NAME_N_RANDOM that
+    # differs stops the test program's build, naming the macro.
     assert "gen_dnn_random" in (build / "registry_small.cpp").read_text()
     header = generated / "small.h"
     assert "#define chain_N_RANDOM 8" in header.read_text()

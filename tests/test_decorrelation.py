@@ -84,7 +84,7 @@ def test_decorrelation_bit_for_bit(fit, cls, tmp_path):
     ex = export_transformer(est, name="t")
     assert ex.source.functions == ["t", "t_inverse"]
     assert isinstance(ex.chain.pre.ops[0], Mix)
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     rows = _rows(FITS[fit], ex)
     expected = est.transform(rows.astype(np.float64)).astype(np.float32)
     np.testing.assert_array_equal(compiled(rows), expected)
@@ -110,7 +110,7 @@ def test_lamarr_pipeline_forward_and_inverse(tmp_path):
     data = FITS["scales"]
     est = lamarr_target(data)
     ex = export_transformer(est, name="t")
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     rows = _rows(data, ex)
     report = ex.check(compiled, rows)
     assert report.passed, report.table()
@@ -130,7 +130,7 @@ def test_decorrelation_inside_a_column_transformer(tmp_path):
     ex = export_transformer(est, name="t")
     mix = ex.chain.pre.ops[1]
     assert isinstance(mix, Mix) and mix.columns == (0, 1, 2)
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     rows = _rows(data, ex)
     np.testing.assert_array_equal(compiled(rows), est.transform(rows.astype(np.float64)).astype(np.float32))
     transformed = est.transform(rows.astype(np.float64)).astype(np.float32)
@@ -168,7 +168,7 @@ def test_centred_mix_and_computed_inverse(whitening, tmp_path):
     data = FITS["scales"]
     est = Whitening().fit(data)
     ex = export_transformer(est, name="t")
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     rows = _rows(data, ex)
     expected = est.transform(rows.astype(np.float64)).astype(np.float32)
     np.testing.assert_array_equal(compiled(rows), expected)

@@ -59,7 +59,7 @@ ACTIVATIONS = [
 
 
 def assert_parity(ex, rows=None):
-    report = ex.check(ex.compile(), inputs=rows)
+    report = ex.check(ex.compile(one_row=True), inputs=rows)
     assert report.passed, report.table()
     return report
 

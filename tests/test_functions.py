@@ -148,12 +148,12 @@ def test_probnn_target_transform_against_the_python_functions(case, tmp_path, ke
     x = keras.Input((5,))
     net = randomize(keras.Model(x, keras.layers.Dense(5)(keras.layers.Dense(16, activation="tanh")(x))))
     ex = export_chain(saved(net, tmp_path), target_transform=est, name="pid")
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     report = ex.check(compiled, ex.inputs(5000))
     assert report.passed, report.table()
 
     alone = export_transformer(est, name="t")
-    both = alone.compile()
+    both = alone.compile(one_row=True)
     rows = probnn_data()[:1500].astype(np.float32)
     forward = est.transform(rows.astype(np.float64)).astype(np.float32)
     limit = 8 if case == "transformer_inC" else 2  # libm against numpy; or another formula of the same function
@@ -167,7 +167,7 @@ def test_a_wrong_inC_fails_parity(tmp_path):
     """Parity is the guard: a C expression that is valid but not the function is caught."""
     est = probnn_target(lamarr_utils.logit, lamarr_utils.sigmoid, func_inC="log({x} / (1 + {x}))")
     ex = export_transformer(est, name="t")
-    report = ex.check(ex.compile(tmp_path), probnn_data()[:500].astype(np.float32))
+    report = ex.check(ex.compile(tmp_path, one_row=True), probnn_data()[:500].astype(np.float32))
     assert not report.passed
 
 
@@ -175,7 +175,7 @@ def test_identity_forward_with_an_inverse_function(tmp_path):
     est = FunctionTransformer(func=None, inverse_func=sigmoid_traced).fit(np.zeros((2, 2)))
     ex = export_transformer(est, name="t")
     logits = np.linspace(-30, 30, 200, dtype=np.float32).reshape(-1, 2)
-    got = ex.compile(tmp_path).sibling("t_inverse", 2, 2)(logits)
+    got = ex.compile(tmp_path, one_row=True).sibling("t_inverse", 2, 2)(logits)
     assert ulp_distance(got, sigmoid_traced(logits.astype(np.float64)).astype(np.float32)).max() <= 2
 
 

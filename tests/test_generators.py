@@ -72,7 +72,7 @@ def test_two_input_generator_chain(keras, tmp_path):
 def test_noise_reaches_both_sides(keras, tmp_path):
     """Other noise gives other outputs: a C that ignored `random` could not pass."""
     ex = export_chain(saved(two_input_generator(keras), tmp_path))
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     rows = ex.inputs(samples=300)
     noise = ex.noise(len(rows))
     assert ex.check(compiled, rows, noise=noise).passed
@@ -88,7 +88,7 @@ def test_noise_reaches_both_sides(keras, tmp_path):
 def test_one_input_with_trailing_noise(keras, tmp_path):
     ex = export_chain(saved(one_input_generator(keras), tmp_path), noise=5, name="gen1")
     assert (ex.chain.n_inputs, ex.chain.n_noise) == (3, 5)
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     report = ex.check(compiled, ex.inputs(samples=2000))
     assert report.passed, report.table()
     rows = ex.inputs(samples=50)
@@ -173,4 +173,4 @@ def test_a_generator_that_ignores_its_noise_compiles_strictly(keras, tmp_path):
     assert ex.chain.n_noise == 4 and "(void)random;" in ex.source.c
     (tmp_path / "g.c").write_text(ex.source.c)
     strict_compile(tmp_path / "g.c", tmp_path)
-    assert ex.check(ex.compile(tmp_path), ex.inputs(200)).passed
+    assert ex.check(ex.compile(tmp_path, one_row=True), ex.inputs(200)).passed

@@ -24,7 +24,7 @@ def test_seed_efficiency_model(keras, tmp_path, softmax_layer):
     """The efficiency example's network in both softmax forms (scikinC handles only the first)."""
     model = randomize(load_example().build_model(softmax_layer=softmax_layer), seed=3)
     ex = export_keras(saved(model, tmp_path), dispatch="none")  # the dispatch: tests/test_dispatch.py
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     report = ex.check(compiled)
     assert report.passed, report.table()
     assert ex.graph.ops[-1].activation.kind == "softmax"  # fused into the last Dense either way
@@ -74,14 +74,14 @@ def test_legacy_h5(keras, tmp_path):
     model.save(path)
     ex = export_keras(path)
     assert ex.symbol == "legacy"
-    assert ex.check(ex.compile(tmp_path)).passed
+    assert ex.check(ex.compile(tmp_path, one_row=True)).passed
 
 
 def test_identity_model(keras, tmp_path):
     """No op at all: the function copies its input, also in place."""
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dropout(0.5)])
     ex = export_keras(model, name="ident")
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     rows = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
     np.testing.assert_array_equal(compiled(rows), rows)
     np.testing.assert_array_equal(compiled.call_in_place(rows), rows)

@@ -38,7 +38,7 @@ def test_res_generator_with_trailing_noise(capsys, keras, tmp_path):
     assert f"{N_COND} inputs + {N_LATENT} noise -> 3 outputs" in out
     assert out.count("+ skip") == 3  # every Add fused into the Dense that feeds it
     ex = export_chain(path, noise=N_LATENT)
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     rows = ex.inputs(samples=300)
     noise = ex.noise(len(rows))
     assert ex.check(compiled, rows, noise=noise).passed

@@ -93,7 +93,7 @@ def test_elementwise_nan_and_infinities_match_keras(keras, model, tmp_path, math
     names = [name for name, _ in branches(keras)] + ["maximum", "minimum", "add", "multiply"]
     x = rows()
     ex = export_keras(model, math=math)
-    c_out = ex.compile(tmp_path)(x)
+    c_out = ex.compile(tmp_path, one_row=True)(x)
     ref = ex.reference(x)
     failing = errors(c_out, ref, 1e-5, 1e-4).failing.reshape(len(x), len(names), WIDTH)
     bad = {names[j]: int(failing[:, j].sum()) for j in range(len(names)) if failing[:, j].any()}
@@ -105,7 +105,7 @@ def test_softmax_row_with_nan_or_inf_is_nan_in_c(keras, tmp_path):
     model = keras.Sequential([keras.Input((WIDTH,)), keras.layers.Softmax()])
     ex = export_keras(model)
     x = rows()
-    c_out, ref = ex.compile(tmp_path)(x), ex.reference(x)
+    c_out, ref = ex.compile(tmp_path, one_row=True)(x), ex.reference(x)
     special = ~np.isfinite(x).all(axis=1) & (np.isnan(x) | (x == np.inf)).any(axis=1)
     assert special.any() and (~special).any()
     assert np.isnan(c_out[special]).all()

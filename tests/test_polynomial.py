@@ -42,7 +42,7 @@ def test_parity_with_scikit_learn(settings, tmp_path):
     poly = PolynomialFeatures(**settings).fit(X)
     ex = export_transformer(poly)
     assert ex.chain.n_outputs == poly.n_output_features_
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     report = ex.check(compiled)
     assert report.passed, report.table()
     rows = ex.inputs()
@@ -53,7 +53,7 @@ def test_parity_with_scikit_learn(settings, tmp_path):
 def test_in_a_pipeline_before_a_scaler_strict_and_in_place(tmp_path):
     chain = make_pipeline(StandardScaler(), PolynomialFeatures(3), StandardScaler()).fit(X)
     ex = export_chain(preprocess=[chain], name="poly")
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     assert ex.check(compiled).passed
     rows = ex.inputs()[:300]
     np.testing.assert_array_equal(compiled.call_in_place(rows), compiled(rows))

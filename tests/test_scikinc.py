@@ -127,7 +127,7 @@ def test_weighted_quantile_transformer(distribution, tmp_path):
     assert "QuantileTransformerConverter" in scikinC.convert({"wqt": wqt})  # scikinC's registry entry
     ex = export_transformer(_pickled_elsewhere(wqt, tmp_path / "wqt.pkl"))
     assert ex.source.functions == ["wqt", "wqt_inverse"]
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     assert ex.check(compiled).passed
     rows = _rows(x)
     np.testing.assert_array_equal(compiled(rows), wqt.transform(rows.astype(np.float64)).astype(np.float32))
@@ -143,7 +143,7 @@ def test_fast_quantile_layer(distribution, tmp_path, keras):
     fql = FastQuantileLayer(n_quantiles=40, n_samples=300, output_distribution=distribution).fit(x)
     assert "ql_interpolate_for_fql" in scikinC.convert({"fql": fql})  # scikinC's FastQuantileLayerConverter
     ex = export_chain(preprocess=[_pickled_elsewhere(fql, tmp_path / "fql.pkl")])
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     assert ex.check(compiled).passed
     rows = np.concatenate([_rows(x), [[np.nan, 0.0, 1e30], [-1e30, np.inf, -np.inf]]]).astype(np.float32)
     np.testing.assert_array_equal(compiled(rows), fql.transform(rows))

@@ -112,7 +112,7 @@ def fitted(case: str):
 @pytest.mark.parametrize("case", sorted(TRANSFORMERS))
 def test_forward(case, tmp_path):
     ex = export_transformer(fitted(case), name="t")
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     rows = ex.inputs(3000)
     report = ex.check(compiled, rows)
     assert report.passed, report.table()
@@ -125,7 +125,7 @@ def test_inverse(case, tmp_path):
     est = fitted(case)
     ex = export_transformer(est, name="t")
     assert ex.source.functions == ["t", "t_inverse"]
-    inverse = ex.compile(tmp_path).sibling("t_inverse", ex.chain.n_outputs, ex.chain.n_inputs)
+    inverse = ex.compile(tmp_path, one_row=True).sibling("t_inverse", ex.chain.n_outputs, ex.chain.n_inputs)
     transformed = reference.forward(est, ex.inputs(2000).astype(np.float64))
     noise = np.random.default_rng(1).normal(0.0, 0.3, transformed.shape)
     rows = np.concatenate([transformed, transformed + noise]).astype(np.float32)
@@ -148,7 +148,8 @@ def test_column_transformer_output_order(tmp_path):
     ex = export_transformer(est, name="t")
     assert ex.chain.pre.ops[0].columns == (3, 0, 1, 2, 4)
     rows = ex.inputs(200)
-    np.testing.assert_array_equal(ex.compile(tmp_path)(rows), est.transform(rows.astype(np.float64)).astype(np.float32))
+    expected = est.transform(rows.astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(ex.compile(tmp_path, one_row=True)(rows), expected)
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,7 @@ def test_parity_with_scikit_learn(key, tmp_path):
     assert on_threshold.any(), "no row sits exactly on a threshold"
     assert np.isnan(rows).any() == op.missing  # NaN rows where scikit-learn takes them
     assert op.missing or not MODELS[key][2]
-    compiled = ex.compile(tmp_path)
+    compiled = ex.compile(tmp_path, one_row=True)
     report = ex.check(compiled, rows)
     assert report.passed, report.table()
     assert max(c.max_ulp for c in report.columns) == 0, report.table()
@@ -109,7 +109,8 @@ def test_models_that_learned_missing_values_route_them_as_fitted(tmp_path):
     assert op.missing and op.routes_missing
     rows = np.full((64, N), 0.25, dtype=np.float32)
     rows[np.random.default_rng(1).random(rows.shape) < 0.5] = np.nan
-    np.testing.assert_array_equal(ex.compile(tmp_path)(rows), model.predict_proba(rows).astype(np.float32))
+    expected = model.predict_proba(rows).astype(np.float32)
+    np.testing.assert_array_equal(ex.compile(tmp_path, one_row=True)(rows), expected)
 
 
 def test_float32_floor_decides_like_the_float64_threshold():
@@ -131,7 +132,7 @@ def test_a_threshold_between_two_floats_is_compared_as_scikit_learn_does(tmp_pat
     rows = np.array([[0.1], [np.nextafter(np.float32(0.1), np.float32(0))], [0.0], [1.0]], dtype=np.float32)
     expected = tree.predict(rows)
     assert list(expected) == [1.0, 0.0, 0.0, 1.0]
-    np.testing.assert_array_equal(export_chain(tree).compile(tmp_path)(rows)[:, 0], expected)
+    np.testing.assert_array_equal(export_chain(tree).compile(tmp_path, one_row=True)(rows)[:, 0], expected)
 
 
 def test_strict_compile_in_place_and_batch(tmp_path):
@@ -153,7 +154,7 @@ def test_double_and_a_chain_with_preprocessing(tmp_path):
     for dtype in ("float", "double"):
         ex = export_chain(model, preprocess=[scaler], dtype=dtype)
         (tmp_path / dtype).mkdir()
-        report = ex.check(ex.compile(tmp_path / dtype))
+        report = ex.check(ex.compile(tmp_path / dtype, one_row=True))
         assert report.passed, report.table()
 
 
