@@ -1,10 +1,12 @@
 """Which step goes wrong? Compare C and the framework after every step, on the worst rows.
 
-The production function is never changed for this. Each step's output is an IR value; the pruned
-sub-graph whose output is that value is rendered by the same backend as its own C function
-(``SYMBOL_stepK``), compiled on its own and called on the rows. The framework side is its own
-intermediate output for the same value (``LoadedModel.intermediates``). The first step whose
-output differs beyond the parity tolerance is the one to look at: every step before it agrees.
+The production function is never changed for this. Each step's output is an IR value; a copy of the
+graph whose output is all those values laid end to end (one Concatenate appended: it only copies) is
+rendered by the same backend as a C function of its own (``SYMBOL_trace``), compiled once and called on
+the rows; each step's columns are its result, computed by the exported code of every step. The
+framework side is its own intermediate output for the same value (``LoadedModel.intermediates``). The
+first step whose output differs beyond the parity tolerance is the one to look at: every step before
+it agrees.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ import numpy as np
 
 from exporter.backend import render
 from exporter.errors import ExportError
-from exporter.ir import Graph
-from exporter.ir.passes import prune
+from exporter.ir import Concatenate, Graph
 from exporter.parity import errors
 
 if TYPE_CHECKING:
@@ -76,17 +77,18 @@ class Trace:
         }
 
 
-def subgraph(graph: Graph, value: str) -> Graph:
-    """The part of ``graph`` that computes ``value``, as a graph of its own whose output is ``value``."""
-    part = replace(graph, output=value, widths=dict(graph.widths), ops=list(graph.ops))
-    prune(part)
-    return part
+def tapped(graph: Graph, values: list[str]) -> Graph:
+    """``graph`` computing ``values`` laid end to end as its output (the graph itself is untouched)."""
+    output = next(name for k in range(len(graph.widths) + 1) if (name := f"trace{k}") not in graph.widths)
+    width = sum(graph.widths[v] for v in values)
+    taps = Concatenate("trace", tuple(values), output, width)
+    return replace(graph, output=output, widths={**graph.widths, output: width}, ops=[*graph.ops, taps])
 
 
 def trace(
     ex: Export, inputs: np.ndarray, rows: list[int], atol: float, rtol: float, noise: np.ndarray | None = None
 ) -> Trace:
-    """Compare every step of ``ex`` on ``inputs[rows]`` (a generator: with ``noise[rows]``); one C build per step."""
+    """Compare every step of ``ex`` on ``inputs[rows]`` (a generator: with ``noise[rows]``); one C build."""
     graph = ex.graph
     intermediates = ex.loaded.intermediates if ex.loaded is not None else None
     if graph is None or intermediates is None:
@@ -100,16 +102,18 @@ def trace(
     pre = ex.chain.pre
     offset = len(pre.ops) if pre is not None else 0  # indices are the rows of the inspect table
     steps = [] if pre is None else [_preprocessing_step(ex, inputs, rows, picked, offset - 1, atol, rtol)]
+    taps = tapped(graph, [op.output for op in known])
+    source = render(taps, f"{ex.symbol}_trace", math_mode=ex.math, real=ex.dtype, dispatch=ex.dispatch)  # as exported
+    n_in, n_out, n_noise = taps.n_inputs, taps.n_outputs, taps.n_noise  # built as the parity check builds it
+    got = ex.compile_source(source, n_in, n_out, n_noise=n_noise, one_isa=True, one_row=True)(picked, *extra)
+    start = 0
     for index, op in enumerate(graph.ops):
         if op not in known:
             continue
-        part = subgraph(graph, op.output)
-        symbol = f"{ex.symbol}_step{offset + index}"
-        source = render(part, symbol, math_mode=ex.math, real=ex.dtype, dispatch=ex.dispatch)  # as exported
-        n_in, n_out, n_noise = part.n_inputs, part.n_outputs, part.n_noise  # built as the parity check builds it
-        compiled = ex.compile_source(source, n_in, n_out, n_noise=n_noise, one_isa=True, one_row=True)
-        got = compiled(picked, *extra)
-        steps.append(_step(offset + index, op.name, op.describe(), op.output, got, reference[op.output], atol, rtol))
+        width = graph.widths[op.output]
+        columns, start = got[:, start : start + width], start + width
+        ref = reference[op.output]
+        steps.append(_step(offset + index, op.name, op.describe(), op.output, columns, ref, atol, rtol))
     return Trace(rows=[int(r) for r in rows], atol=atol, rtol=rtol, steps=steps)
 
 

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from exporter import export_keras
-from exporter.trace import subgraph, trace
+from exporter.trace import tapped, trace
 
 from helpers import ROOT, perturb_weight, randomize, run_cli, saved
 
 
 @pytest.fixture(scope="module")
 def branchy(keras, tmp_path_factory):
-    """A DAG with a nested model and two branches, so each step's sub-graph is pruned differently."""
+    """A DAG with a nested model and two branches: a step's value is still needed after later steps ran."""
     L = keras.layers
     inner = keras.Sequential(
         [keras.Input((8,)), L.Dense(8, activation="tanh", name="inner_a"), L.Dense(8, name="inner_b")], name="block"
@@ -64,13 +64,13 @@ def test_trace_names_the_broken_step(branchy, broken):
     assert f"step {index} '{broken}'" in result.verdict()
 
 
-def test_subgraph_keeps_only_what_a_value_needs(branchy):
+def test_tapped_graph_outputs_every_step_and_leaves_the_model_alone(branchy):
     ex = export_keras(branchy)
-    by_name = {op.name: op for op in ex.graph.ops}
-    part = subgraph(ex.graph, by_name["inner_b+join"].output)
-    assert [op.name for op in part.ops] == ["stem", "left", "inner_a", "inner_b+join"]  # not "head"
-    assert part.n_outputs == 8 and ex.graph.output != part.output  # the model's own graph is untouched
-    assert len(ex.graph.ops) == 5  # stem, left, inner_a, inner_b+join (the Add fused), head
+    values = [op.output for op in ex.graph.ops]
+    taps = tapped(ex.graph, values)
+    assert taps.ops[:-1] == ex.graph.ops and taps.ops[-1].inputs == tuple(values)  # the steps as exported, then a copy
+    assert taps.n_outputs == 8 + 8 + 8 + 8 + 3 and taps.output not in ex.graph.widths
+    assert len(ex.graph.ops) == 5 and ex.graph.n_outputs == 3  # stem, left, inner_a, inner_b+join (Add fused), head
 
 
 def test_keras_intermediates_match_the_model(branchy, keras):
@@ -93,7 +93,7 @@ def test_trace_summary_and_inspect_number_steps_alike(capsys, tmp_path):
     examples = ROOT / "examples"
     chain = ["--log-columns", 1, "--preprocess", examples / "tracking_scaler.pkl", "--output-activation", "sigmoid"]
     args = [examples / "tracking.keras", *chain, "--trace", "--samples", 300, "-o", tmp_path / "t.c"]
-    args += ["--dispatch", "none"]  # each traced step compiled once, not once per x86-64 level
+    args += ["--dispatch", "none"]  # the network's code written once, not once per x86-64 level
     code, out, err = run_cli(capsys, *args, "--json")
     assert code == 0, err
     document = json.loads(out)
