@@ -18,7 +18,8 @@ this core for each variant (benchmarks/peak.c) and the read bandwidth its weight
 (benchmarks/stream.c: what bounds one call per row), the verdict against the goals of issue 15, and the
 export and compile time of a ~1M-parameter model. ``--quick`` measures only what the verdicts read
 (no Keras, no other flag sets, no 1M-parameter model), with fewer passes over the same rows: its
-verdicts are those of the full run. A peer that
+verdicts are those of the full run. Keras runs on TensorFlow when a peer needs it (Keras' own timings,
+tf2onnx), otherwise on the backend the exporter picks. A peer that
 cannot be installed or run is listed as unavailable, with the reason.
 """
 

@@ -58,6 +58,18 @@ ACTIVATIONS = [
 ]
 
 
+def init(model, x, seed=0):
+    """Random params of the shapes ``model.init`` gives (traced, not run: run, it compiles every op of the model
+    with XLA): kernels with the spread of a trained network (std 1/sqrt(fan-in)), biases std 0.5."""
+    rng = np.random.default_rng(seed)
+
+    def draw(leaf):
+        spread = 1 / np.sqrt(leaf.shape[0]) if len(leaf.shape) > 1 else 0.5
+        return (spread * rng.standard_normal(leaf.shape)).astype(leaf.dtype)
+
+    return jax.tree_util.tree_map(draw, jax.eval_shape(model.init, KEY, x))
+
+
 def assert_parity(ex, rows=None):
     report = ex.check(ex.compile(one_row=True), inputs=rows)
     assert report.passed, report.table()
@@ -67,21 +79,21 @@ def assert_parity(ex, rows=None):
 @pytest.mark.parametrize("fn, kwargs", ACTIVATIONS, ids=[f"{f}{dict(k)}" for f, k in ACTIVATIONS])
 def test_linen_activation(fn, kwargs):
     model = OneActivation(fn, kwargs)
-    params = model.init(KEY, jnp.zeros(4))
+    params = init(model, jnp.zeros(4))
     assert_parity(export_flax(model, params, n_inputs=4, name="act"))
 
 
 def test_named_activations_become_ir_activations():
     """leaky_relu and friends are recognised by name (one op, fused into the Dense), not inlined."""
     model = OneActivation("leaky_relu", (("negative_slope", 0.05),))
-    ex = export_flax(model, model.init(KEY, jnp.zeros(4)), n_inputs=4, name="act")
+    ex = export_flax(model, init(model, jnp.zeros(4)), n_inputs=4, name="act")
     first = ex.graph.ops[0]
     assert first.activation.kind == "leaky_relu" and first.activation.params["negative_slope"] == pytest.approx(0.05)
 
 
 def test_tracking_model_with_sigmoid():
     model = TrackingModel((32, 32, 32))
-    params = model.init(KEY, jnp.zeros(3))
+    params = init(model, jnp.zeros(3))
     ex = export_flax(model, params, n_inputs=3, name="tracking", output_activation="sigmoid")
     assert [op.describe() for op in ex.graph.ops] == [
         "Dense 3->32, relu",
@@ -103,7 +115,7 @@ class Residual(nn.Module):
 
 def test_residual_concatenation_and_arithmetic():
     model = Residual()
-    assert_parity(export_flax(model, model.init(KEY, jnp.zeros(5)), n_inputs=5, name="res"))
+    assert_parity(export_flax(model, init(model, jnp.zeros(5)), n_inputs=5, name="res"))
 
 
 class Preprocessed(nn.Module):
@@ -118,7 +130,7 @@ class Preprocessed(nn.Module):
 
 def test_preprocessing_in_jnp_becomes_column_ops():
     model = Preprocessed()
-    ex = export_flax(model, model.init(KEY, jnp.ones(3)), n_inputs=3, name="pre", output_activation="sigmoid")
+    ex = export_flax(model, init(model, jnp.ones(3)), n_inputs=3, name="pre", output_activation="sigmoid")
     kinds = [type(op).__name__ for op in ex.chain.pre.ops]
     assert "Function" in kinds and "Standardize" in kinds
     assert "pre_preprocess" in ex.source.functions
@@ -209,7 +221,7 @@ class Noisy(nn.Module):
     "model, primitive", [(Convolution(), "conv_general_dilated"), (DataDependent(), "'gt at "), (Noisy(), "random_")]
 )
 def test_refusals_name_the_primitive_and_line(model, primitive):
-    params = model.init(KEY, jnp.zeros(4))
+    params = init(model, jnp.zeros(4))
     with pytest.raises(ExportError) as err:
         export_flax(model, params, n_inputs=4, name="refused")
     assert primitive in str(err.value) and "test_flax.py" in str(err.value)
@@ -236,7 +248,7 @@ def flax_package(tmp_path, monkeypatch):
     (tmp_path / "mymodels.py").write_text(MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("mymodels", None)
-    params = TrackingModel((16, 16)).init(KEY, jnp.zeros(3))
+    params = init(TrackingModel((16, 16)), jnp.zeros(3))
     (tmp_path / "params.msgpack").write_bytes(serialization.to_bytes(params))
     return tmp_path
 

@@ -97,7 +97,8 @@ def load_linen(
         raise InputError("flax", f"{path}: only flax.linen modules are read by name (use the Python API for nnx)")
     try:
         module = cls(**kwargs)
-        template = module.init(jax.random.PRNGKey(0), np.zeros(n_inputs, np.float32))
+        # the params' structure and shapes only: an eager init compiles every op of the model (seconds)
+        template = jax.eval_shape(module.init, jax.random.PRNGKey(0), np.zeros(n_inputs, np.float32))
     except Exception as err:
         raise InputError("flax", f"{path}: cannot build it with {kwargs} for {n_inputs} inputs ({err})") from None
     file = Path(params_file)
