@@ -85,11 +85,13 @@ def forced(variant: Variant) -> str:
 def ours(name: str, path: Path, workdir: Path, rows: int, repeats: int, quick: bool) -> list[Result]:
     """Our C: the dispatching file at Lamarr's flags and with each variant forced; the single-ISA
     file (--dispatch none) at every flag set; --math libm and --dtype double at Lamarr's flags.
-    ``quick``: what the verdicts read only (the sequential twin at Lamarr's flags, for scikinC)."""
+    ``quick``: what the verdicts read only (the dispatching and single-ISA files of the residual model at
+    Lamarr's flags, the sequential twin's for scikinC)."""
     lamarr = {LAMARR: FLAG_SETS[LAMARR]}
     builds: list[tuple[str, str, str, dict[str, list[str]]]] = [("fast", "float", "auto", lamarr)]
     if not quick or name == "residual":
         builds.append(("fast", "float", "none", lamarr if quick else FLAG_SETS))
+    if not quick:
         builds += [("libm", "float", "auto", lamarr), ("libm", "double", "auto", lamarr)]
     results = []
     for math, dtype, dispatch, flag_sets in builds:
