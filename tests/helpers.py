@@ -88,6 +88,21 @@ def residual_model(keras: Any) -> Any:
     return randomize(keras.Model(x, L.Dense(4, activation="softmax")(h)), seed=5)
 
 
+def every_op(keras: Any) -> Any:
+    """One model touching every IR op and template, with widths growing and shrinking."""
+    L = keras.layers
+    x = keras.Input((6,))
+    a = L.Dense(16, activation="tanh")(x)
+    b = L.BatchNormalization()(L.Dense(16, use_bias=False)(a))
+    b = L.Activation("gelu")(b)
+    c = L.Concatenate()([a, b, x])
+    d = L.PReLU()(L.Dense(8)(c))
+    e = L.Maximum()([d, L.Dense(8, activation="elu")(x)])
+    e = L.Average()([e, L.Rescaling(0.5, offset=0.1)(e)])
+    f = L.Softmax()(L.Dense(3)(L.ReLU(max_value=4.0, negative_slope=0.1)(e)))
+    return randomize(keras.Model(x, f))
+
+
 def saved(model: Any, tmp_path: Path, name: str = "model.keras") -> Path:
     path = tmp_path / name
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,25 +13,14 @@ import pytest
 from exporter import export_keras
 from exporter.parity import make_inputs
 
-from helpers import ROOT, randomize, residual_model, saved, strict_compile
+from helpers import ROOT, every_op, randomize, residual_model, saved, strict_compile
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
 
 
 @pytest.fixture(scope="module")
 def every_op_model(keras):
-    """One model touching every IR op and template, with widths growing and shrinking."""
-    L = keras.layers
-    x = keras.Input((6,))
-    a = L.Dense(16, activation="tanh")(x)
-    b = L.BatchNormalization()(L.Dense(16, use_bias=False)(a))
-    b = L.Activation("gelu")(b)
-    c = L.Concatenate()([a, b, x])
-    d = L.PReLU()(L.Dense(8)(c))
-    e = L.Maximum()([d, L.Dense(8, activation="elu")(x)])
-    e = L.Average()([e, L.Rescaling(0.5, offset=0.1)(e)])
-    f = L.Softmax()(L.Dense(3)(L.ReLU(max_value=4.0, negative_slope=0.1)(e)))
-    return randomize(keras.Model(x, f))
+    return every_op(keras)
 
 
 @pytest.fixture(scope="module")
