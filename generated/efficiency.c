@@ -11913,7 +11913,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     }
 }
 
-#ifndef efficiency_ONE_ROW  /* -Defficiency_ONE_ROW: efficiency_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef efficiency_ONE_ROW
 
 /* efficiency_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *output, const float *input)
@@ -12338,7 +12338,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     }
 }
 
-#ifndef efficiency_ONE_ROW  /* -Defficiency_ONE_ROW: efficiency_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef efficiency_ONE_ROW
 
 /* efficiency_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *output, const float *input)

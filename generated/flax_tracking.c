@@ -4788,7 +4788,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
     }
 }
 
-#ifndef flax_tracking_ONE_ROW  /* -Dflax_tracking_ONE_ROW: flax_tracking_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef flax_tracking_ONE_ROW
 
 /* flax_tracking_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
 flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(float *output, const float *input)
@@ -5033,7 +5033,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
     }
 }
 
-#ifndef flax_tracking_ONE_ROW  /* -Dflax_tracking_ONE_ROW: flax_tracking_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef flax_tracking_ONE_ROW
 
 /* flax_tracking_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
 flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows3(float *output, const float *input)

@@ -3058,7 +3058,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
     }
 }
 
-#ifndef acceptance_ONE_ROW  /* -Dacceptance_ONE_ROW: acceptance_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef acceptance_ONE_ROW
 
 /* acceptance_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 1 ...] */
 acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *output, const float *input)
@@ -3701,7 +3701,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
     }
 }
 
-#ifndef acceptance_ONE_ROW  /* -Dacceptance_ONE_ROW: acceptance_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef acceptance_ONE_ROW
 
 /* acceptance_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 1 ...] */
 acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *output, const float *input)
@@ -16112,7 +16112,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     }
 }
 
-#ifndef efficiency_ONE_ROW  /* -Defficiency_ONE_ROW: efficiency_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef efficiency_ONE_ROW
 
 /* efficiency_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *output, const float *input)
@@ -16537,7 +16537,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     }
 }
 
-#ifndef efficiency_ONE_ROW  /* -Defficiency_ONE_ROW: efficiency_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef efficiency_ONE_ROW
 
 /* efficiency_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
 efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *output, const float *input)
@@ -19451,7 +19451,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
     }
 }
 
-#ifndef resolution_ONE_ROW  /* -Dresolution_ONE_ROW: resolution_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef resolution_ONE_ROW
 
 /* resolution_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 12 ...], writes output[r * 9 ...] */
 resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *output, const float *input, const float *random)
@@ -19798,7 +19798,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
     }
 }
 
-#ifndef resolution_ONE_ROW  /* -Dresolution_ONE_ROW: resolution_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef resolution_ONE_ROW
 
 /* resolution_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 9 ...] */
 resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *output, const float *input, const float *random)
@@ -22322,7 +22322,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
     }
 }
 
-#ifndef covariance_ONE_ROW  /* -Dcovariance_ONE_ROW: covariance_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef covariance_ONE_ROW
 
 /* covariance_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 15 ...], writes output[r * 15 ...] */
 covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *output, const float *input, const float *random)
@@ -22674,7 +22674,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
     }
 }
 
-#ifndef covariance_ONE_ROW  /* -Dcovariance_ONE_ROW: covariance_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef covariance_ONE_ROW
 
 /* covariance_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 15 ...], writes output[r * 15 ...] */
 covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *output, const float *input, const float *random)

@@ -4788,7 +4788,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
     }
 }
 
-#ifndef tracking_ONE_ROW  /* -Dtracking_ONE_ROW: tracking_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef tracking_ONE_ROW
 
 /* tracking_dnn for x86-64-v3, 4 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
 tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *output, const float *input)
@@ -5033,7 +5033,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
     }
 }
 
-#ifndef tracking_ONE_ROW  /* -Dtracking_ONE_ROW: tracking_dnn_batch runs the one-row code on each row, the same bits (the exporter's parity build, which calls one row at a time) */
+#ifndef tracking_ONE_ROW
 
 /* tracking_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
 tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *output, const float *input)
