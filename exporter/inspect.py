@@ -244,12 +244,13 @@ def inspect_keras(model: Any, name: str | None = None, progress: Progress | None
     source = frontend.source_name(model)
     walked = None
     if isinstance(model, (str, os.PathLike)):
-        layers = frontend.stored_layers(frontend.read_stored_config(model))
+        config = frontend.read_stored_config(model)
+        layers = frontend.stored_layers(config)
         if frontend.refused_from_config(layers):
             return inspect_stored(source, symbol, layers)
         try:  # no framework needed for what the file stores, when it can be read so
             with progress.step("load", f"reading {source}"):
-                walked = frontend.stored_walk(Path(model), source)
+                walked = frontend.stored_walk(Path(model), source, config=config)
         except frontend.NotStored:
             with progress.step("load", "loading the model with Keras"):
                 model = frontend.load_keras_file(model)

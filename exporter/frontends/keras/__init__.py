@@ -284,12 +284,13 @@ def load_keras(model: Any, noise: int = 0) -> LoadedModel:
     )
 
 
-def stored_walk(path: Path, source: str, noise: int = 0) -> Any:
-    """The walk of a ``.keras`` file from its stored configuration and weights; ``NotStored`` when Keras
-    must load it (another format, a refused layer: the loaded model's walk words the refusals)."""
+def stored_walk(path: Path, source: str, noise: int = 0, config: dict[str, Any] | None = None) -> Any:
+    """The walk of a ``.keras`` file from its stored configuration (``config``, when read already) and weights;
+    ``NotStored`` when Keras must load it (another format, a refused layer: the loaded model's walk words the
+    refusals)."""
     if path.suffix != ".keras" or not path.is_file():
         raise NotStored(f"{path.name}: not a .keras file")
-    config = read_stored_config(path)
+    config = read_stored_config(path) if config is None else config
     if any(layer.problem for layer in stored_layers(config)):
         raise NotStored("refused layers")
     return walk_stored(path, config, source, noise)
