@@ -199,8 +199,8 @@ def test_one_row_build_has_no_blocks_and_the_same_bits(every_op_model, tmp_path)
     np.testing.assert_array_equal(one_row(rows).view(np.uint32), expected.view(np.uint32))
 
 
-def test_batch_leaves_memory_beyond_n_rows_alone(tmp_path):
-    compiled = export_keras(EXAMPLE).compile(tmp_path)
+def test_batch_leaves_memory_beyond_n_rows_alone(residual, tmp_path):
+    compiled = export_keras(residual, name="beyond").compile(tmp_path)  # 12 -> 4, as the example
     rows = make_inputs(12, 10)
     out = np.full((12, 4), 7.0, dtype=np.float32)
     ffi = compiled._ffi
