@@ -97,19 +97,17 @@ def trace(
     if graph.noise and noise is None:
         raise ExportError(f"{ex.chain.source}: a generator is traced with the noise rows its parity check used")
     extra = () if not graph.noise else (np.asarray(noise, dtype=np.float32)[rows],)
-    known = [op for op in graph.ops if intermediates.knows(op.output)]
-    reference = intermediates([op.output for op in known], picked, *extra)
+    known = [(index, op) for index, op in enumerate(graph.ops) if intermediates.knows(op.output)]
+    reference = intermediates([op.output for _, op in known], picked, *extra)
     pre = ex.chain.pre
     offset = len(pre.ops) if pre is not None else 0  # indices are the rows of the inspect table
     steps = [] if pre is None else [_preprocessing_step(ex, inputs, rows, picked, offset - 1, atol, rtol)]
-    taps = tapped(graph, [op.output for op in known])
+    taps = tapped(graph, [op.output for _, op in known])
     source = render(taps, f"{ex.symbol}_trace", math_mode=ex.math, real=ex.dtype, dispatch=ex.dispatch)  # as exported
     n_in, n_out, n_noise = taps.n_inputs, taps.n_outputs, taps.n_noise  # built as the parity check builds it
     got = ex.compile_source(source, n_in, n_out, n_noise=n_noise, one_isa=True, one_row=True)(picked, *extra)
     start = 0
-    for index, op in enumerate(graph.ops):
-        if op not in known:
-            continue
+    for index, op in known:
         width = graph.widths[op.output]
         columns, start = got[:, start : start + width], start + width
         ref = reference[op.output]
