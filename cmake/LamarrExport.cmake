@@ -1,12 +1,15 @@
 # CMake support for lamarr-export: build generated C into shared libraries, and export models at build time.
 #
 #   include(path/to/lamarr-export/cmake/LamarrExport.cmake)
-#   lamarr_export_models(TARGET lamarr_models MANIFEST models.toml [OUTPUT_DIR dir] [ARGS --samples 2000 ...])
+#   lamarr_export_models(TARGET lamarr_models MANIFEST models.toml [OUTPUT_DIR dir] [TRUST module...]
+#                        [ARGS --samples 2000 ...])
 #
 # lamarr_export_models runs `lamarr-export MANIFEST -o OUTPUT_DIR/TARGET.c` at build time (rerun when the
 # manifest or any file it names changes) and makes the shared library TARGET from the generated C, with
 # the generated header's folder as its public include directory. The exporter is LAMARR_EXPORT_EXECUTABLE
-# (default: `lamarr-export` found on PATH).
+# (default: `lamarr-export` found on PATH). TRUST names the modules of the manifest's folder that its
+# entries may import (their `trust` and `flax` keys): a manifest cannot grant that trust by itself, the
+# project that builds it does (`--trust MODULE` on the command line).
 
 cmake_minimum_required(VERSION 3.16)
 
@@ -27,7 +30,7 @@ function(lamarr_export_c_library target)
 endfunction()
 
 function(lamarr_export_models)
-    cmake_parse_arguments(LEM "" "TARGET;MANIFEST;OUTPUT_DIR" "ARGS" ${ARGN})
+    cmake_parse_arguments(LEM "" "TARGET;MANIFEST;OUTPUT_DIR" "TRUST;ARGS" ${ARGN})
     if(NOT LEM_TARGET OR NOT LEM_MANIFEST)
         message(FATAL_ERROR "lamarr_export_models: give TARGET name and MANIFEST file.toml")
     endif()
@@ -56,10 +59,14 @@ function(lamarr_export_models)
     string(REPLACE "\n" ";" depends "${depends}")
     set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${manifest}")
 
+    set(trust)
+    foreach(module IN LISTS LEM_TRUST)
+        list(APPEND trust --trust "${module}")
+    endforeach()
     set(c_file "${LEM_OUTPUT_DIR}/${LEM_TARGET}.c")
     add_custom_command(
         OUTPUT "${c_file}" "${LEM_OUTPUT_DIR}/${LEM_TARGET}.h" "${LEM_OUTPUT_DIR}/${LEM_TARGET}.ref.txt"
-        COMMAND ${LAMARR_EXPORT_EXECUTABLE} "${manifest}" -o "${c_file}" --quiet ${LEM_ARGS}
+        COMMAND ${LAMARR_EXPORT_EXECUTABLE} "${manifest}" -o "${c_file}" --quiet ${trust} ${LEM_ARGS}
         DEPENDS "${manifest}" ${depends}
         COMMENT "lamarr-export ${LEM_MANIFEST} -> ${LEM_TARGET}.c"
         VERBATIM)

@@ -45,7 +45,11 @@ EXPORTS: dict[str, list[str]] = {
         "sigmoid",
     ],
     "flax_tracking": FLAX_TRACKING,  # the symbol comes from the params file, flax_tracking.msgpack
-    "lamarr_tracking": ["lamarr_tracking.toml"],  # a model set: four models from one manifest
+    "lamarr_tracking": [
+        "lamarr_tracking.toml",
+        "--trust",
+        "lamarr_utils",
+    ],  # a model set: four models from one manifest
     "lamarr_pid": ["lamarr_pid.toml"],  # 20 models and 8 pipelines (chained generators) from one manifest
 }
 

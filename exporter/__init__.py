@@ -2,17 +2,47 @@
 
 Flow, one direction: frontends (read models) -> ir (typed ops, numpy weights) ->
 backend (Jinja templates -> .c/.h) -> toolchain (compile, cffi) -> parity (check).
-Importing this package does not import any ML framework.
+Importing this package does not import any ML framework, and its public names load when first
+used: the console command (``exporter.command``) starts inside this package, and until its own
+``try`` is entered a Ctrl-C could only end in a traceback.
 """
 
-from exporter.api import Export, export_chain, export_flax, export_keras, export_transformer
-from exporter.composed import PipelineSpec, StageSpec
-from exporter.errors import ExportError, UnsupportedModelError
-from exporter.extend import register_layer, register_transformer
-from exporter.parity import ParityReport, check_parity, make_inputs
-from exporter.pipeline import Checks, Outputs, Result, export_spec
-from exporter.spec import ModelSpec
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from exporter.version import __version__
+
+if TYPE_CHECKING:
+    from exporter.api import Export, export_chain, export_flax, export_keras, export_transformer
+    from exporter.composed import PipelineSpec, StageSpec
+    from exporter.errors import ExportError, UnsupportedModelError
+    from exporter.extend import register_layer, register_transformer
+    from exporter.parity import ParityReport, check_parity, make_inputs
+    from exporter.pipeline import Checks, Outputs, Result, export_spec
+    from exporter.spec import ModelSpec
+
+_HOMES = {
+    "exporter.api": "Export export_chain export_flax export_keras export_transformer",
+    "exporter.composed": "PipelineSpec StageSpec",
+    "exporter.errors": "ExportError UnsupportedModelError",
+    "exporter.extend": "register_layer register_transformer",
+    "exporter.parity": "ParityReport check_parity make_inputs",
+    "exporter.pipeline": "Checks Outputs Result export_spec",
+    "exporter.spec": "ModelSpec",
+}
+_HOME = {name: module for module, names in _HOMES.items() for name in names.split()}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module the first time it is asked for (PEP 562)."""
+    if name not in _HOME:
+        raise AttributeError(f"module 'exporter' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Checks",

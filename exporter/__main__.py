@@ -1,3 +1,3 @@
-from exporter.cli import entry_point
+from exporter.command import entry_point
 
 entry_point()

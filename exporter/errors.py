@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 from exporter.words import noun
 
+# The command's exit codes: what a build system or a script reads of the outcome.
+EXIT_OK, EXIT_PARITY, EXIT_USER = 0, 1, 2
+EXIT_INTERNAL = 3  # a bug of the exporter, not the user's input: never mistaken for a failed parity check
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+
 
 class ExportError(Exception):
     """A user mistake (bad file, bad flag, unsupported model): message only, exit code 2."""

@@ -4,9 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 from exporter.errors import ExportError
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before any work is done, an output that cannot be written, with the real reason.
+
+    The folders ``path`` needs are made only when the files are written, so the test is on the nearest
+    folder that exists: it must be a folder, and a file must be creatable in it (a probe file, removed at
+    once: permissions, read-only mounts and special file systems such as /proc all answer that).
+    """
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ExportError(f"{path}: cannot write there: {existing} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".lamarr-export-probe-"):
+            pass
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise ExportError(f"{path}: cannot create files in {existing} (the file system refuses: {reason})") from None
 
 
 def write_atomically(files: dict[Path, bytes]) -> None:

@@ -33,13 +33,17 @@ and the key (``models.toml: [models.resolution] noise: ...``; a pipeline's also 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from exporter.backend.isa import DISPATCH_MODES
+from exporter.backend.mathlib import MATH_MODES, REALS
 from exporter.backend.naming import check_symbol
 from exporter.composed import PipelineSpec, StageSpec
 from exporter.errors import ExportError
+from exporter.frontends.sklearn.trust import Trust
 from exporter.spec import ModelSpec, Words, kwargs_from_json
 
 if TYPE_CHECKING:
@@ -49,8 +53,12 @@ if TYPE_CHECKING:
     from exporter.progress import Progress
 
 KEYS = (
-    "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise trust"
+    "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise trust "
+    "math dtype dispatch"
 ).split()
+# keys that are also flags of the command (a flag sets them for every entry, and may not contradict one),
+# with the values they take
+OPTIONS = {"math": MATH_MODES, "dtype": REALS, "dispatch": DISPATCH_MODES}
 PIPELINE_KEYS = "n_inputs n_random stages output scikinc_names".split()
 STAGE_KEYS = "model reads noise".split()
 
@@ -99,7 +107,21 @@ class _Reader:
         return values
 
 
-def _entry(manifest: Path, symbol: str, table: Any) -> ModelSpec:
+def _options(r: _Reader, given: Mapping[str, str | None]) -> dict[str, str]:
+    """An entry's math, dtype and dispatch: its own keys, or the command line's flags; never both, differing."""
+    chosen = {}
+    for key, choices in OPTIONS.items():
+        own, flag = r.get(key, str, "a string"), given.get(key)
+        if own is not None and own not in choices:
+            raise r.words.about(key, f"{own!r}: expected one of {', '.join(choices)}")
+        if own is not None and flag is not None and own != flag:
+            raise r.words.about(key, f"{own!r} here, but --{key} {flag} on the command line: drop one of them")
+        if (own or flag) is not None:
+            chosen[key] = own or flag
+    return chosen
+
+
+def _entry(manifest: Path, symbol: str, table: Any, given: Mapping[str, str | None]) -> ModelSpec:
     if not isinstance(table, dict):
         raise ExportError(f"{manifest}: models.{symbol}: expected a table of keys ([models.{symbol}])")
     words = Words(where=f"{manifest}: [models.{symbol}]")
@@ -129,13 +151,17 @@ def _entry(manifest: Path, symbol: str, table: Any) -> ModelSpec:
         trust=r.strings("trust", "module names"),
         import_from=manifest.parent,
         words=words,
+        **_options(r, given),
     )
     entry.check()
     return entry
 
 
-def read_manifest(path: str | Path) -> list[ModelSpec | PipelineSpec]:
-    """The manifest's models, then its pipelines, in file order, checked (files exist, keys known, values typed)."""
+def read_manifest(path: str | Path, given: Mapping[str, str | None] | None = None) -> list[ModelSpec | PipelineSpec]:
+    """The manifest's models, then its pipelines, in file order, checked (files exist, keys known, values typed).
+
+    ``given``: the command line's ``--math``, ``--dtype``, ``--dispatch`` (None: not given), for every entry.
+    """
     path = Path(path)
     try:
         data = _toml().loads(path.read_text())
@@ -149,7 +175,7 @@ def read_manifest(path: str | Path) -> list[ModelSpec | PipelineSpec]:
     models = data.get("models")
     if not isinstance(models, dict) or not models:
         raise ExportError(f"{path}: no models: list each as a [models.SYMBOL] table")
-    entries = {symbol: _entry(path, symbol, table) for symbol, table in models.items()}
+    entries = {symbol: _entry(path, symbol, table, given or {}) for symbol, table in models.items()}
     pipelines = data.get("pipelines", {})
     if not isinstance(pipelines, dict):
         raise ExportError(f"{path}: pipelines: expected tables ([pipelines.NAME])")
@@ -211,12 +237,31 @@ def _stage(words: Words, index: int, table: Any, models: dict[str, ModelSpec]) -
 class ModelSet:
     """Every model of a manifest, exported into one ``.c`` and ``.h`` (one library) named ``name``.
 
-    The pipeline's spec for a manifest (``exporter.pipeline.Exportable``).
+    The pipeline's spec for a manifest (``exporter.pipeline.Exportable``). ``granted``: the modules the
+    person running the export trusts (``--trust``); a manifest cannot grant trust by itself, since whoever
+    wrote it (a colleague, a download) chose what its folder's Python does when imported.
     """
 
     name: str
     manifest: Path
     specs: list[ModelSpec | PipelineSpec]
+    granted: tuple[str, ...] = ()
+
+    def check_granted(self) -> None:
+        """Every module an entry would import (``trust``, ``flax``) is also trusted by the person running it."""
+        granted = Trust.of(self.granted)
+        for spec in self.specs:
+            if isinstance(spec, PipelineSpec):
+                continue
+            for module in spec.user_modules:
+                if not granted.covers(module):
+                    key = "trust" if module in spec.trust else "flax"
+                    raise spec.words.about(
+                        key,
+                        f"{module}: the manifest asks to import {module} from {self.manifest.parent}, which runs its "
+                        f"code; if you trust it, grant it yourself: --trust {module} on the command line "
+                        f"(CMake: lamarr_export_models(... TRUST {module}))",
+                    )
 
     @property
     def title(self) -> str:
@@ -227,6 +272,7 @@ class ModelSet:
 
     def exports(self, progress: Progress) -> list[Export | PipelineExport]:
         """Every model exported, then every pipeline composed of them; the C functions must be unique."""
+        self.check_granted()
         exports: list[Export | PipelineExport] = []
         built: dict[str, Export] = {}
         for spec in self.specs:

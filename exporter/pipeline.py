@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from exporter.errors import ExportError, InputError
+from exporter.files import check_writable
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, in_chunks
 from exporter.progress import Progress
 
@@ -98,6 +99,7 @@ class Outputs:
             if key in written:
                 raise ExportError(f"{path}: both the {written[key]} and the {what} would be written there")
             written[key] = what
+            check_writable(path)
 
     def names(self) -> dict[str, Path | None]:
         """Every output file by kind, as the JSON document lists them."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.errors import ExportError, InputError, UntrustedError
+from exporter.frontends import user_modules
 from exporter.frontends.sklearn.safe_load import SUFFIXES
 from exporter.frontends.sklearn.trust import Trust
 
@@ -148,8 +148,10 @@ class ModelSpec:
     def check(self) -> None:
         """The rules between fields, checked before any file is read."""
         w = self.words
-        if (self.model is None) == (self.flax is None):
-            one_of = f"{w('model')} (a model file) or {w('flax')} (a Flax module)"
+        one_of = f"{w('model')} (a model file) or {w('flax')} (a Flax module)"
+        if self.model is None and self.flax is None:
+            raise w.rule("model", f"give the model to export: {one_of}")
+        if self.model is not None and self.flax is not None:
             raise w.rule("model", f"give exactly one of {one_of}, not both")
         if self.flax is None and (self.flax_kwargs or self.params or self.n_inputs is not None):
             flax_only = f"{w('flax_kwargs')}, {w('params')} and {w('n_inputs')}"
@@ -171,9 +173,8 @@ class ModelSpec:
         self.check()
         chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "math": self.math}
         chain.update(dtype=self.dtype, dispatch=self.dispatch, trust=self.trust, scikinc_names=self.scikinc_names)
-        importing = self.trust or self.flax is not None
-        folder = _importable(self.import_from or Path.cwd()) if importing else contextlib.nullcontext()
-        with self.words.wording(), folder:
+        with self.words.wording(), user_modules.importable(self.import_from or Path.cwd(), self.user_modules):
+            self._check_trusted_modules_exist()
             if self.is_transformer:
                 return export_chain(preprocess=[self.model, *self.preprocess], **chain)
             chain.update(
@@ -190,6 +191,19 @@ class ModelSpec:
             chain["name"] = symbol_for(self.name, self.params, self.dtype)  # a class name says little: the file's stem
             return export_flax(module, params, n_inputs=self.n_inputs, **chain)
 
+    @property
+    def user_modules(self) -> list[str]:
+        """The user's own modules this model imports: the trusted ones and the Flax module's."""
+        flax = [self.flax.partition(":")[0]] if self.flax else []
+        return [*self.trust, *flax]
+
+    def _check_trusted_modules_exist(self) -> None:
+        """A trusted module that is nowhere to be found is a typo, not something to pass over in silence."""
+        folder = self.import_from or Path.cwd()
+        for module in self.trust:
+            if not user_modules.exists(module):
+                raise InputError("trust", f"{module}: no such module in {folder} (nor installed)")
+
     # the pipeline's view (exporter.pipeline.Exportable): one model, one rendering
     def exports(self, progress: Progress) -> list[Export]:
         return [self.build()]
@@ -200,17 +214,3 @@ class ModelSpec:
 
     def rows_title(self, exports: list[Export]) -> str:
         return exports[0].symbol
-
-
-@contextlib.contextmanager
-def _importable(folder: Path) -> Iterator[None]:
-    """``folder`` on ``sys.path`` while the user's modules are imported by name ("importable from here"),
-    without bytecode caches: the exporter leaves no file in the user's folders but the ones it names."""
-    entry, writing = str(folder.resolve()), sys.dont_write_bytecode
-    sys.path.insert(0, entry)
-    sys.dont_write_bytecode = True
-    try:
-        yield
-    finally:
-        sys.path.remove(entry)
-        sys.dont_write_bytecode = writing

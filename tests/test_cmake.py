@@ -176,13 +176,19 @@ def test_lamarr_export_models_in_a_project(cmake, keras, tmp_path, monkeypatch):
     cls = randomize(keras.Model(x, L.Dense(4)(L.Dense(8, activation="relu")(x))))
     saved(cls, models, "cls.keras")
     manifest = models / "models.toml"
+    (models / "lamarr_cmake_utils.py").write_text("")  # a module of the manifest's folder, trusted by the project
     manifest.write_text(
-        '[models.cls]\nmodel = "cls.keras"\noutput_activation = "softmax"\n\n[models.gen]\nmodel = "gen.keras"\n'
+        '[models.cls]\nmodel = "cls.keras"\noutput_activation = "softmax"\ntrust = ["lamarr_cmake_utils"]\n\n'
+        '[models.gen]\nmodel = "gen.keras"\n'
     )
     build = tmp_path / "build"
     cmake_dir = Path(run(EXPORTER, "--cmake-dir").stdout.strip())  # from the installed package, as Lamarr finds it
     assert (cmake_dir / "LamarrExport.cmake").is_file()
     options = [f"-DMODELS_MANIFEST={manifest}", f"-DLAMARR_EXPORT_EXECUTABLE={EXPORTER}"]
+    run(cmake, "-S", ROOT / "tests" / "cmake_project", "-B", build, *options)
+    refused = subprocess.run([cmake, "--build", build], capture_output=True, text=True)  # TRUST not given
+    assert refused.returncode != 0 and "--trust lamarr_cmake_utils" in refused.stdout + refused.stderr
+    options.append("-DMODELS_TRUST=lamarr_cmake_utils")
     run(cmake, "-S", ROOT / "tests" / "cmake_project", "-B", build, *options)
     run(cmake, "--build", build, "-j2")
     assert (build / "lamarr_models" / "lamarr_models.ref.txt").is_file()

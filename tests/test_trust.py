@@ -84,7 +84,7 @@ def test_untrusted_in_python_names_the_argument(tmp_path, user_module):
     assert ex.chain.n_inputs == 3 and ex.source.functions == ["tY", "tY_inverse"]
 
 
-def test_manifest_trust_imports_from_its_folder(capsys, tmp_path, user_module, keras):
+def test_manifest_trust_imports_from_its_folder_once_granted(capsys, tmp_path, user_module, keras):
     from helpers import randomize, saved
 
     folder = tmp_path / "set"
@@ -99,7 +99,11 @@ def test_manifest_trust_imports_from_its_folder(capsys, tmp_path, user_module, k
         capsys, tmp_path, [folder / "models.toml", "-o", "out.c"], f'add trust = ["{user_module}"] to', "[models.cov]"
     )
     (folder / "models.toml").write_text(entry + f'trust = ["{user_module}"]\n')
-    code, out, err = run_cli(capsys, folder / "models.toml", "-o", "out.c", "--samples", 300)
+    assert_user_error(  # the manifest's word alone is not enough: the person running it grants trust
+        capsys, tmp_path, [folder / "models.toml", "-o", "out.c"], "[models.cov] trust:", f"--trust {user_module}"
+    )
+    assert user_module not in sys.modules
+    code, out, err = run_cli(capsys, folder / "models.toml", "-o", "out.c", "--samples", 300, "--trust", user_module)
     assert code == 0, out + err
 
 

@@ -1,24 +1,31 @@
-"""``lamarr-export MODEL``: export, compile, prove parity, write. Exit 0 ok, 1 parity failure, 2 user error.
+"""``lamarr-export MODEL``: export, compile, prove parity, write.
 
+Exit codes (``exporter.errors``): 0 ok, 1 parity failure, 2 user error, 3 internal error (a bug of
+the exporter: never read as a failed parity check), 130 interrupted.
 ``lamarr-export inspect MODEL`` prints the model as the exporter sees it (exit 0 exportable, 2 not);
 ``lamarr-export MODELS.toml`` exports a manifest's models into one library.
 Under ``--json`` stdout carries one JSON document and nothing else (see ``exporter/report/schema.json``);
 progress lines go to stderr, and not at all under ``--quiet`` or ``--json``.
 
 One module per command: ``parser`` (the flags), ``export``, ``inspect``, ``manifest``. Each turns
-its flags into a spec and hands it to ``exporter.pipeline``; none repeats a step of it.
+its flags into a spec and hands it to ``exporter.pipeline``; none repeats a step of it. The console
+entry point is ``exporter.command``.
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
+import traceback
 
 from exporter import interrupt
-from exporter.cli.parser import EXIT_INTERRUPTED, EXIT_USER, inspect_parser, parser
-from exporter.errors import ExportError
+from exporter.cli.parser import inspect_parser, parser
+from exporter.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, ExportError
 from exporter.report.document import error_document, to_json
+from exporter.version import __version__
+
+# set to 1 to see the traceback of an internal error (a bug report's most useful part)
+TRACEBACK_VARIABLE = "LAMARR_EXPORT_TRACEBACK"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,22 +48,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: files are written last, all at once, so none is left half-written
         print("lamarr-export: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as err:  # not the user's mistake: say so, apart from exit 1 (parity) and 2 (input)
+        return _internal_error(err, json=args.json)
 
 
-def entry_point() -> None:
-    """The command: ``main``, then the process ends without the interpreter's teardown.
+def _internal_error(err: Exception, json: bool) -> int:
+    """One line saying it is the exporter's bug and how to report it; the traceback only when asked for."""
+    first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+    message = f"internal error ({type(err).__name__}{': ' + first if first else ''})"
+    if os.environ.get(TRACEBACK_VARIABLE) == "1":
+        traceback.print_exc()
+    print(
+        f"lamarr-export: {message}. This is a bug of lamarr-export {__version__}, not of your model: please report "
+        f"it to its maintainers with the command you ran ({TRACEBACK_VARIABLE}=1 prints the traceback)",
+        file=sys.stderr,
+    )
+    if json:
+        print(to_json(error_document(message, EXIT_INTERNAL)), end="")
+    return EXIT_INTERNAL
 
-    Why: once Keras, JAX and scikit-learn are imported, Python's teardown of their modules takes about
-    a second, a third of a whole export, after everything is done. By then every file is written and
-    closed (all at once, by rename), and the output streams are flushed here; what the export held
-    (the compiled library's temporary folder) is released by the collection below, so nothing of ours
-    is left behind. ``main`` itself (tests, callers in Python) returns as usual.
-    """
-    code = main()
-    gc.collect()  # temporary folders of objects in reference cycles: removed by their finalizers
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
-
-__all__ = ["entry_point", "main"]
+__all__ = ["main"]

@@ -10,8 +10,8 @@ import numpy as np
 
 from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.backend.naming import symbol_from_stem
-from exporter.cli.parser import CLI_WORDS, EXIT_OK, EXIT_PARITY
-from exporter.errors import ExportError
+from exporter.cli.parser import CLI_WORDS
+from exporter.errors import EXIT_OK, EXIT_PARITY, ExportError
 from exporter.progress import Progress
 from exporter.report.document import to_json
 from exporter.spec import ModelSpec, kwargs_from_json
@@ -33,9 +33,9 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
             output_activation=args.output_activation,
             noise=args.noise,
             math=getattr(args, "math", None),  # inspect has no --math or --dtype: the defaults
-            dtype=getattr(args, "dtype", "float"),
+            dtype=getattr(args, "dtype", None) or "float",
             trust=args.trust,
-            dispatch=getattr(args, "dispatch", DEFAULT_DISPATCH),
+            dispatch=getattr(args, "dispatch", None) or DEFAULT_DISPATCH,
             words=CLI_WORDS,
         )
         spec.check()

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from exporter.cli.parser import CLI_WORDS, EXIT_OK, EXIT_USER
+from exporter.cli.parser import CLI_WORDS
+from exporter.errors import EXIT_OK, EXIT_USER
 from exporter.progress import Progress
 from exporter.report.document import to_json
 from exporter.summary import shape

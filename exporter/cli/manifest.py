@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from exporter.cli.parser import EXIT_OK, EXIT_PARITY
-from exporter.errors import ExportError
+from exporter.errors import EXIT_OK, EXIT_PARITY, ExportError
 from exporter.progress import Progress
 
 # Flags that describe one model: in a manifest they are keys of its entry, or not supported.
@@ -30,7 +29,6 @@ PER_MODEL = {
     "flax_kwargs": "--flax-kwargs (a manifest key)",
     "params": "--params (a manifest key)",
     "n_inputs": "--n-inputs (a manifest key)",
-    "trust": "--trust (a manifest key)",
 }
 
 
@@ -45,8 +43,9 @@ def run_manifest(args: argparse.Namespace) -> int:
     from exporter.manifest import ModelSet, read_manifest
     from exporter.pipeline import Checks, Outputs, export_spec
 
+    given = {"math": args.math, "dtype": args.dtype, "dispatch": args.dispatch}
     if args.depends:
-        files = dict.fromkeys(p.resolve() for entry in read_manifest(args.model) for p in entry.files())
+        files = dict.fromkeys(p.resolve() for entry in read_manifest(args.model, given) for p in entry.files())
         print("\n".join(map(str, files)))
         return EXIT_OK
     for key, flag in PER_MODEL.items():
@@ -56,7 +55,7 @@ def run_manifest(args: argparse.Namespace) -> int:
     if not manifest.is_file():
         raise ExportError(f"{manifest}: no such manifest")
     out = c_path(args.output, manifest.stem)
-    spec = ModelSet(symbol_from_stem(out.stem), manifest, read_manifest(manifest))
+    spec = ModelSet(symbol_from_stem(out.stem), manifest, read_manifest(manifest, given), tuple(args.trust))
     outputs = Outputs(out, so=Path(args.so) if args.so else None)
     checks = Checks(parity=not args.no_check, samples=args.samples, atol=args.atol, rtol=args.rtol, trace=False)
     result = export_spec(spec, outputs, checks, Progress(enabled=not args.quiet))

@@ -12,14 +12,12 @@ from typing import NoReturn
 
 from exporter.backend.isa import DEFAULT_DISPATCH, DISPATCH_MODES
 from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES, REALS
+from exporter.errors import EXIT_USER
 from exporter.ir.chain import OUTPUT_ACTIVATIONS
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
 from exporter.report.document import error_document, to_json
 from exporter.spec import Words
 from exporter.version import __version__
-
-EXIT_OK, EXIT_PARITY, EXIT_USER = 0, 1, 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 # The flag of each spec field (and of the pipeline's inputs), for errors in the user's words.
 CLI_WORDS = Words(
@@ -156,14 +154,14 @@ def parser() -> Parser:
     p.add_argument(
         "--dtype",
         choices=REALS,
-        default="float",
+        default=None,
         help="the C type of inputs, outputs and arithmetic (default float); double: the symbol is "
         "<stem>_double by default",
     )
     p.add_argument(
         "--dispatch",
         choices=DISPATCH_MODES,
-        default=DEFAULT_DISPATCH,
+        default=None,
         help=f"{DEFAULT_DISPATCH} (default): the network's code once per x86-64 level (baseline, v3, v4), each "
         "call running the best one the CPU supports, same bits; none: once, for what the compiler targets",
     )

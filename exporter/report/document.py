@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from exporter.errors import ExportError, UnsupportedModelError
+from exporter.errors import EXIT_USER, ExportError, UnsupportedModelError
 from exporter.parity import RULE, edge_rows
 from exporter.progress import in_order
 from exporter.version import __version__
@@ -133,12 +133,13 @@ def inspect_document(model: Any, inspection: Inspection, framework: str = "") ->
     return {**_head("inspect"), "model": model_info(model, framework), "exit_code": exit_code, **inspection.to_dict()}
 
 
-def error_document(err: ExportError | str) -> dict[str, Any]:
-    """A user error, for ``--json`` callers: the message, and each refused layer when there are some."""
+def error_document(err: ExportError | str, exit_code: int = EXIT_USER) -> dict[str, Any]:
+    """An error, for ``--json`` callers: the message, and each refused layer when there are some
+    (``exit_code`` 3 for the exporter's own bugs)."""
     problems = err.problems if isinstance(err, UnsupportedModelError) else []
     return {
         **_head("error"),
-        "exit_code": 2,
+        "exit_code": exit_code,
         "error": str(err),
         "problems": [{"layer": p.layer, "class": p.cls, "reason": p.reason} for p in problems],
     }
