@@ -33,7 +33,9 @@ from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, with_output_activation
 from exporter.ir.columns import ColumnStage, Function, NotInvertible
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, noise_rows
 from exporter.sampling import chain_inputs
+from exporter.summary import headline
 from exporter.toolchain import CompiledModel, build
+from exporter.words import count
 
 Reference = Callable[..., np.ndarray]  # rows (and a generator's noise rows) -> rows
 
@@ -69,6 +71,10 @@ class Export:
     def __post_init__(self) -> None:
         check_real(self.dtype, check_math(self.math))
         self.source = self.render()
+
+    def __repr__(self) -> str:
+        steps = count(sum(len(stage.ops) for stage, _ in self.chain.stages), "step")
+        return f"<Export {headline(self.symbol, self.chain, steps, self.source)}; from {self.chain.source}>"
 
     def render(self, parity: str = "not checked") -> CSource:
         return render(self.chain, self.symbol, parity, self.math, self.dtype, self.dispatch, self.scikinc_names)
