@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 
 from helpers import ROOT
 
@@ -36,3 +37,35 @@ def test_docs_site_builds_strict(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+ASSET = re.compile(r"<(script|link|img)\b[^>]*?\b(src|href)\s*=\s*[\"']([^\"']*)", re.IGNORECASE)
+
+
+def test_docs_site_works_offline_from_disk(tmp_path):
+    """``mkdocs build`` then ``site/index.html`` opened from disk: no page loads a script, style, font or image
+    from another host (links in prose to other sites are fine), and pages link to each other as ``.html``
+    files (directory URLs would open folder listings from disk). A build takes well under a second."""
+    site = tmp_path / "site"
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert time.monotonic() - start < 30
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) > len(list((ROOT / "docs").glob("*.md")))
+    remote = [
+        f"{page.relative_to(site)}: <{tag} {url}>"
+        for page in pages
+        for tag, _, url in ASSET.findall(page.read_text())
+        if re.match(r"(https?:)?//", url)
+    ]
+    assert not remote, remote
+    index = (site / "index.html").read_text()
+    for page in ("command-line", "manifests", "parity"):
+        assert f'href="{page}.html"' in index and (site / f"{page}.html").is_file()
+    assert not re.search(r'href="[a-z-]+/"', index), "pages must be linked as files, not folders"
