@@ -69,3 +69,59 @@ def test_docs_site_works_offline_from_disk(tmp_path):
     for page in ("command-line", "manifests", "parity"):
         assert f'href="{page}.html"' in index and (site / f"{page}.html").is_file()
     assert not re.search(r'href="[a-z-]+/"', index), "pages must be linked as files, not folders"
+
+
+def synopsis_flags() -> dict[str, set[str]]:
+    """The flags docs/command-line.md's synopsis (its first block) shows, per command (``export``,
+    ``inspect``); a command's line continues on the indented lines after it, a ``#`` starts a comment."""
+    text = (ROOT / "docs" / "command-line.md").read_text()
+    block = re.search(r"```text\n(.*?)```", text, re.S)
+    assert block is not None
+    commands: list[str] = []
+    for line in block.group(1).splitlines():
+        code = line.split("#")[0]
+        if line.startswith("lamarr-export"):
+            commands.append(code)
+        elif code.strip():
+            commands[-1] += " " + code
+    flags: dict[str, set[str]] = {"export": set(), "inspect": set()}
+    for command in commands:
+        kind = "inspect" if command.startswith("lamarr-export inspect") else "export"
+        flags[kind] |= set(re.findall(r"(?<![\w-])--?[a-z][a-z-]*", command.removeprefix("lamarr-export")))
+    return flags
+
+
+def test_synopsis_lists_each_command_s_real_options():
+    """Every option of ``lamarr-export`` and of ``lamarr-export inspect`` is in the synopsis, under its
+    command, and the synopsis shows no option the command lacks (``--help``, ``--version`` and ``-o``'s long
+    form ``--output`` are in the table)."""
+    from exporter.cli.parser import inspect_parser, parser
+
+    shown = synopsis_flags()
+    for kind, command in (("export", parser()), ("inspect", inspect_parser())):
+        options = {o for action in command._actions for o in action.option_strings}
+        assert shown[kind] == options - {"-h", "--help", "--version", "--output"}, kind
+
+
+def test_name_default_is_told_as_the_code_makes_it(tmp_path):
+    """``--name``'s default is the stem of ``-o`` when there is one (export), the model file's otherwise:
+    the help of each command and the flag table say so."""
+    from exporter.cli.parser import inspect_parser, parser
+
+    out = tmp_path / "eff-v2.c"
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", str(ROOT / "examples/efficiency.keras"), "-o", str(out), "--no-check"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "float *eff_v2(float *output" in out.with_suffix(".h").read_text()  # -o's stem, made a C name
+    name = {
+        kind: next(a.help for a in p._actions if "--name" in a.option_strings)
+        for kind, p in (("export", parser()), ("inspect", inspect_parser()))
+    }
+    assert "stem of -o OUT.c" in name["export"] and "model file's stem" in name["export"]
+    assert "-o" not in name["inspect"] and "model file's stem" in name["inspect"]  # inspect has no -o
+    row = next(line for line in (ROOT / "docs/command-line.md").open() if line.startswith("| `--name SYMBOL` |"))
+    assert "the stem of `-o OUT.c`" in row and "model file's stem" in row
