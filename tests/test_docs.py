@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -103,20 +104,11 @@ def test_synopsis_lists_each_command_s_real_options():
         assert shown[kind] == options - {"-h", "--help", "--version", "--output"}, kind
 
 
-def test_name_default_is_told_as_the_code_makes_it(tmp_path):
-    """``--name``'s default is the stem of ``-o`` when there is one (export), the model file's otherwise:
-    the help of each command and the flag table say so."""
+def test_name_default_is_told_as_the_code_makes_it():
+    """``--name``'s default is the stem of ``-o`` when there is one (export), the model file's otherwise
+    (tests/test_cli.py's test_symbol_from_the_output_file): the help of each command and the flag table say so."""
     from exporter.cli.parser import inspect_parser, parser
 
-    out = tmp_path / "eff-v2.c"
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter", str(ROOT / "examples/efficiency.keras"), "-o", str(out), "--no-check"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "float *eff_v2(float *output" in out.with_suffix(".h").read_text()  # -o's stem, made a C name
     name = {
         kind: next(a.help for a in p._actions if "--name" in a.option_strings)
         for kind, p in (("export", parser()), ("inspect", inspect_parser()))
@@ -125,3 +117,27 @@ def test_name_default_is_told_as_the_code_makes_it(tmp_path):
     assert "-o" not in name["inspect"] and "model file's stem" in name["inspect"]  # inspect has no -o
     row = next(line for line in (ROOT / "docs/command-line.md").open() if line.startswith("| `--name SYMBOL` |"))
     assert "the stem of `-o OUT.c`" in row and "model file's stem" in row
+
+
+TRAIN = """
+import keras, numpy as np
+x = np.random.default_rng(0).normal(size=(256, 3))
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)])
+model.compile("adam", "mse")
+model.fit(x, x[:, :1] ** 2, epochs=2, verbose=0)
+assert keras.backend.backend() == "jax"
+model.save("trained.keras")
+"""
+
+
+def test_readme_s_way_to_train_trains_and_exports(tmp_path):
+    """The README tells a user of the ``keras`` extra (no TensorFlow) to train on Keras' jax backend, since
+    the numpy backend cannot: that trains, and the model it saves exports with parity."""
+    readme = (ROOT / "README.md").read_text()
+    assert "`KERAS_BACKEND=jax python train.py`" in readme and "numpy backend cannot train" in readme
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    trained = subprocess.run([sys.executable, "-c", TRAIN], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    export = [sys.executable, "-m", "exporter", "trained.keras", "--samples", "200", "--dispatch", "none", "--quiet"]
+    exported = subprocess.run(export, cwd=tmp_path, capture_output=True, text=True)
+    assert exported.returncode == 0 and "parity: passed" in exported.stdout, exported.stdout + exported.stderr

@@ -108,7 +108,7 @@ def test_every_step_after_the_network_is_traced(with_target):
 
 @pytest.mark.parametrize("broken", TARGET_STEPS)
 def test_trace_names_the_broken_target_transform_step(with_target, broken):
-    ex, report, result = run_trace(with_target[0], broken, target=with_target[1])
+    _, report, result = run_trace(with_target[0], broken, target=with_target[1])
     assert not report.passed  # the hook breaks the exported function's target transform too
     drift = result.first_drift
     assert drift is not None and drift.name == broken, result.table()
