@@ -141,3 +141,20 @@ def test_readme_s_way_to_train_trains_and_exports(tmp_path):
     export = [sys.executable, "-m", "exporter", "trained.keras", "--samples", "200", "--dispatch", "none", "--quiet"]
     exported = subprocess.run(export, cwd=tmp_path, capture_output=True, text=True)
     assert exported.returncode == 0 and "parity: passed" in exported.stdout, exported.stdout + exported.stderr
+
+
+def test_manifest_keys_and_sampled_rows_are_documented():
+    """docs/manifests.md's key table lists exactly the keys a manifest entry takes (``trust`` too), and its
+    account of the rows checked and written states the code's numbers: rows, seeds, edge rows."""
+    from exporter import refrows
+    from exporter.manifest import KEYS
+    from exporter.parity import DEFAULT_SAMPLES, edge_rows
+
+    text = (ROOT / "docs" / "manifests.md").read_text()
+    table = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]
+    assert {key for cell in table for key in re.findall(r"`(\w+)`", cell)} == set(KEYS)
+    assert "see docs/security.md" in next(line for line in text.splitlines() if line.startswith("| `trust` |"))
+    rows = text[text.index("# The rows checked") : text.index("# CMake and C++")]
+    assert f"default {DEFAULT_SAMPLES:,}" in rows and "seed 0" in rows and "seed 1" in rows  # api: inputs, noise
+    assert all(len(edge_rows(n)) == 17 + 4 * n for n in (1, 3, 12)) and "17 + 4 \u00d7 inputs rows" in rows
+    assert f"{refrows.N_ROWS} input rows" in rows and f"seed {refrows.SEED}" in rows
