@@ -117,6 +117,24 @@ def test_trace_names_the_broken_target_transform_step(with_target, broken):
     assert f"step {index} '{broken}'" in result.verdict()
 
 
+def test_target_transform_ops_are_cut_into_its_steps():
+    """A step is the run of ops named after it (several for a ColumnTransformer inside); a step whose inverse is
+    the identity has none; ops that do not line up with the steps are the whole transform, one step."""
+    from exporter.ir.columns import ColumnStage, Standardize
+    from exporter.trace import _target_steps
+
+    def stage(*names):
+        return ColumnStage(2, [Standardize(name, (0, 1), 0.0, 2.0) for name in names])
+
+    values = {label: np.full((1, 2), k) for k, label in enumerate(["v9_sigmoid", "tY / ct", "tY / id", "tY / s"])}
+    after = list(values.items())
+    post = stage("tY / ct (columns) (inverse)", "tY / ct / a (inverse)", "tY / s (inverse)")
+    cut = [(t.label, t.first, t.end, int(t.reference[0, 0])) for t in _target_steps(post, after)]
+    assert cut == [("tY / ct", 0, 2, 1), ("tY / s", 2, 3, 3)]
+    odd = _target_steps(stage("tY / s (inverse)", "tY / ct (inverse)"), after)  # not in the steps' order
+    assert [(t.label, t.first, t.end, int(t.reference[0, 0])) for t in odd] == [("target transform", 0, 2, 3)]
+
+
 def test_tapped_graph_outputs_every_step_and_leaves_the_model_alone(branchy):
     ex = export_keras(branchy)
     values = [op.output for op in ex.graph.ops]
