@@ -56,7 +56,7 @@ def test_docs_site_works_offline_from_disk(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert time.monotonic() - start < 30
+    assert time.monotonic() - start < 10  # about half a second: cheap enough to run with every test run
     pages = sorted(site.rglob("*.html"))
     assert len(pages) > len(list((ROOT / "docs").glob("*.md")))
     remote = [
