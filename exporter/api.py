@@ -33,7 +33,9 @@ from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, with_output_activation
 from exporter.ir.columns import ColumnStage, Function, NotInvertible
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, noise_rows
 from exporter.sampling import chain_inputs
+from exporter.summary import headline
 from exporter.toolchain import CompiledModel, build
+from exporter.words import count
 
 Reference = Callable[..., np.ndarray]  # rows (and a generator's noise rows) -> rows
 
@@ -62,10 +64,17 @@ class Export:
     scikinc_names: bool = False  # each step also under scikinC's name (SYMBOL_tX, SYMBOL_dnn, SYMBOL_tY_inverse)
     source: CSource = field(init=False)
     c_edit: Callable[[str], str] | None = None
+    # The Python steps after the network, for the trace: network outputs -> each step's values, labelled
+    # with the IR value it writes (the output activation) or its ops' name prefix (a target transform step).
+    after_network: Callable[[np.ndarray], list[tuple[str, np.ndarray]]] | None = None
 
     def __post_init__(self) -> None:
         check_real(self.dtype, check_math(self.math))
         self.source = self.render()
+
+    def __repr__(self) -> str:
+        steps = count(sum(len(stage.ops) for stage, _ in self.chain.stages), "step")
+        return f"<Export {headline(self.symbol, self.chain, steps, self.source)}; from {self.chain.source}>"
 
     def render(self, parity: str = "not checked") -> CSource:
         return render(self.chain, self.symbol, parity, self.math, self.dtype, self.dispatch, self.scikinc_names)
@@ -289,13 +298,19 @@ def export_chain(
             x = sk.forward(est, x)
         return x
 
+    def after_network(y: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        x, values = np.asarray(y, dtype=np.float64), []
+        if net is not None and output_activation:
+            x = _activate(x, output_activation)
+            values.append((net.output, x))  # labelled with the IR value the output activation writes
+        return values + (sk.inverse_steps(target[0], target[1], x) if target is not None else [])
+
     def reference(rows: np.ndarray, *noise: np.ndarray) -> np.ndarray:
         x = prepare(rows)
         if net_loaded is not None:
-            x = _activate(net_loaded.reference(x.astype(np.float32), *noise).astype(np.float64), output_activation)
-        if target is not None:
-            x = sk.inverse(target[0], x)
-        return x.astype(np.float32)
+            x = net_loaded.reference(x.astype(np.float32), *noise)
+        values = after_network(x)
+        return np.asarray(values[-1][1] if values else x, dtype=np.float32)
 
     frameworks = [net_loaded.framework] if net_loaded else []
     versions = [f"{net_loaded.framework} {net_loaded.framework_version}"] if net_loaded else []
@@ -307,9 +322,8 @@ def export_chain(
     prepared = (lambda rows: prepare(rows).astype(np.float32)) if pre is not None else None
     framework = " + ".join(frameworks) or "numpy"
     versions_text = ", ".join(versions)
-    return Export(
-        chain, symbol, reference, framework, versions_text, net_loaded, prepared, math, dtype, dispatch, scikinc_names
-    )
+    parts = (chain, symbol, reference, framework, versions_text, net_loaded, prepared, math, dtype, dispatch)
+    return Export(*parts, scikinc_names, after_network=after_network)
 
 
 def _load_network(model: Any, noise: int = 0) -> LoadedModel:

@@ -27,6 +27,8 @@ from exporter.errors import ExportError, InputError
 from exporter.ir.pipeline import INPUT, Pipeline, PipelineError, Read, Stage
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, noise_rows
 from exporter.spec import ModelSpec
+from exporter.summary import headline
+from exporter.words import count
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -251,6 +253,10 @@ class PipelineExport:
         from exporter.backend import render_pipeline
 
         self.source = render_pipeline(self.pipeline, real=self.dtype)
+
+    def __repr__(self) -> str:
+        line = headline(self.symbol, self.pipeline, count(len(self.stages), "stage"), self.source)
+        return f"<PipelineExport {line}; from {self.pipeline.source}>"
 
     @property
     def symbol(self) -> str:

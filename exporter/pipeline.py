@@ -255,7 +255,8 @@ def _trace(
     if report is None or report.arrays is None or not wanted or ex.graph is None:
         return None, None
     rows = [int(r) for r in report.worst_rows(WORST_ROWS)]
-    message = f"tracing {len(ex.graph.ops)} steps on the {len(rows)} worst rows (one C build)"
+    n_steps = len(ex.graph.ops) + (len(ex.chain.post.ops) if ex.chain.post is not None else 0)
+    message = f"tracing {n_steps} steps on the {len(rows)} worst rows (one C build)"
     try:
         with progress.step("trace", message):
             return trace(ex, report.arrays.inputs, rows, report.atol, report.rtol, report.arrays.noise), None

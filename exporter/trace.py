@@ -7,18 +7,27 @@ the rows; each step's columns are its result, computed by the exported code of e
 framework side is its own intermediate output for the same value (``LoadedModel.intermediates``). The
 first step whose output differs beyond the parity tolerance is the one to look at: every step before
 it agrees.
+
+After the network come the steps the framework does not know: an output activation (fused into the
+last Dense or a step of its own) and each step of the inverse target transform. Their reference is
+``Export.after_network``, the very code the chain's reference runs after the network, applied to the
+network's own output. On the C side each target transform step is the target transform's ops up to
+that step (``SYMBOL_trace_targetK``, in the same file), fed with the C network's output: the C path
+of the exported function, so an error the transform amplifies beyond tolerance shows where it does.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from exporter.backend import render
+from exporter.backend import CSource, render, render_set
 from exporter.errors import ExportError
 from exporter.ir import Concatenate, Graph
+from exporter.ir.chain import Chain
+from exporter.ir.columns import ColumnStage
 from exporter.parity import errors
 
 if TYPE_CHECKING:
@@ -91,28 +100,92 @@ def trace(
     """Compare every step of ``ex`` on ``inputs[rows]`` (a generator: with ``noise[rows]``); one C build."""
     graph = ex.graph
     intermediates = ex.loaded.intermediates if ex.loaded is not None else None
-    if graph is None or intermediates is None:
+    if graph is None or ex.loaded is None or intermediates is None:
         raise ExportError(f"{ex.chain.source}: the {ex.framework} frontend gives no intermediate outputs")
     picked = ex.network_inputs(np.asarray(inputs, dtype=np.float32)[rows])
     if graph.noise and noise is None:
         raise ExportError(f"{ex.chain.source}: a generator is traced with the noise rows its parity check used")
     extra = () if not graph.noise else (np.asarray(noise, dtype=np.float32)[rows],)
-    known = [(index, op) for index, op in enumerate(graph.ops) if intermediates.knows(op.output)]
-    reference = intermediates([op.output for _, op in known], picked, *extra)
-    pre = ex.chain.pre
+    # after the network: the output activation (by the value it writes) and the target transform's steps
+    after = ex.after_network(ex.loaded.reference(picked, *extra)) if ex.after_network is not None else []
+    known = [op.output for op in graph.ops if intermediates.knows(op.output)]
+    reference = intermediates(known, picked, *extra)
+    reference.update((label, values) for label, values in after if label in graph.widths)
+    pre, post = ex.chain.pre, ex.chain.post
     offset = len(pre.ops) if pre is not None else 0  # indices are the rows of the inspect table
     steps = [] if pre is None else [_preprocessing_step(ex, inputs, rows, picked, offset - 1, atol, rtol)]
-    taps = tapped(graph, [op.output for _, op in known])
-    source = render(taps, f"{ex.symbol}_trace", math_mode=ex.math, real=ex.dtype, dispatch=ex.dispatch)  # as exported
+    values = [op.output for op in graph.ops if op.output in reference]
+    values += [] if graph.output in values else [graph.output]  # what the target transform receives
+    taps = tapped(graph, values)
+    targets = [] if post is None else _target_steps(post, after)
+    source = _trace_source(ex, taps, targets)
     n_in, n_out, n_noise = taps.n_inputs, taps.n_outputs, taps.n_noise  # built as the parity check builds it
-    got = ex.compile_source(source, n_in, n_out, n_noise=n_noise, one_isa=True, one_row=True)(picked, *extra)
-    start = 0
-    for index, op in known:
-        width = graph.widths[op.output]
-        columns, start = got[:, start : start + width], start + width
-        ref = reference[op.output]
-        steps.append(_step(offset + index, op.name, op.describe(), op.output, columns, ref, atol, rtol))
+    compiled = ex.compile_source(source, n_in, n_out, n_noise=n_noise, one_isa=True, one_row=True)
+    got, start, outputs = compiled(picked, *extra), 0, {}
+    for value in values:
+        outputs[value], start = got[:, start : start + graph.widths[value]], start + graph.widths[value]
+    for index, op in enumerate(graph.ops):
+        if op.output in reference:
+            ref = reference[op.output]
+            steps.append(_step(offset + index, op.name, op.describe(), op.output, outputs[op.output], ref, atol, rtol))
+    offset += len(graph.ops)
+    for k, target in enumerate(targets):
+        assert post is not None
+        stage = ColumnStage(post.n_inputs, post.ops[: target.end])
+        c = compiled.sibling(f"{ex.symbol}_trace_target{k}", stage.n_inputs, stage.n_outputs)(outputs[graph.output])
+        steps.append(target.step(post, offset, c, atol, rtol))
     return Trace(rows=[int(r) for r in rows], atol=atol, rtol=rtol, steps=steps)
+
+
+class TargetStep(NamedTuple):
+    """One step of the target transform: its ops ``first`` to ``end`` (excluded) of the stage, and the
+    reference's values after it."""
+
+    label: str  # the step's path, the prefix of its ops' names (``tY / scale``)
+    first: int
+    end: int
+    reference: np.ndarray
+
+    def step(self, post: ColumnStage, offset: int, got: np.ndarray, atol: float, rtol: float) -> TraceStep:
+        """The trace's row: named as its one op, or as the step with the inspect rows of its ops."""
+        ops = post.ops[self.first : self.end]
+        rows = f"column steps {offset + self.first}-{offset + self.end - 1}"
+        name, op = (ops[0].name, ops[0].describe()) if len(ops) == 1 else (self.label, rows)
+        return _step(offset + self.end - 1, name, op, self.label, got, self.reference, atol, rtol)
+
+
+def _target_steps(post: ColumnStage, after: list[tuple[str, np.ndarray]]) -> list[TargetStep]:
+    """The target transform's ops cut into its steps: each step's ops are the run named after it
+    (``tY / scale (inverse)``, ``tY / ct / a (inverse)`` for the steps ``tY / scale``, ``tY / ct``). Ops that do
+    not line up with the steps are one step, the whole transform, so a step is never compared with another
+    step's values."""
+    ops, start, found = post.ops, 0, []
+    for label, values in after:
+        end = start
+        while end < len(ops) and (ops[end].name == label or ops[end].name.startswith(label + " ")):
+            end += 1
+        if end > start:  # a step whose inverse is the identity has no op
+            found.append(TargetStep(label, start, end, values))
+        start = end
+    if ops and (start != len(ops) or not found):
+        return [TargetStep("target transform", 0, len(ops), after[-1][1])]
+    return found
+
+
+def _trace_source(ex: Export, taps: Graph, targets: list[TargetStep]) -> CSource:
+    """The tapped network (``SYMBOL_trace``) and, per target transform step, the target transform up to
+    and including that step (``SYMBOL_trace_targetK``): one file, one compile, rendered as exported."""
+    how = {"math_mode": ex.math, "real": ex.dtype, "dispatch": ex.dispatch}
+    network = render(taps, f"{ex.symbol}_trace", **how)
+    if not targets:
+        return network
+    post = ex.chain.post
+    assert post is not None
+    parts = [
+        render(Chain(pre=ColumnStage(post.n_inputs, post.ops[: t.end])), f"{ex.symbol}_trace_target{k}", **how)
+        for k, t in enumerate(targets)
+    ]
+    return render_set(network.symbol, ex.chain.source, [network, *parts])
 
 
 def _step(

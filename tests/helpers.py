@@ -205,6 +205,18 @@ def perturb_weight(c_source: str, op_name: str, delta: float = 0.5) -> str:
     return c_source[: literal.start()] + f"{value:.6e}f" + c_source[literal.end() :]
 
 
+def perturb_column_step(c_source: str, op_name: str, delta: float = 0.5) -> str:
+    """Test hook for ``Export.c_edit``: add ``delta`` to every value the per-column op ``op_name`` of a
+    preprocessing or target transform writes (its loop follows the comment ``/* op_name: ...``), in every
+    function that runs it. Sources without that op come back unchanged."""
+    marker, parts, at = f"/* {op_name}: ", [], 0
+    while (found := c_source.find(marker, at)) >= 0:
+        write = c_source.index("] = y;", found)
+        parts.append(c_source[at:write] + f"] = y + {delta!r};")
+        at = write + len("] = y;")
+    return "".join(parts) + c_source[at:]
+
+
 def exported_symbols(library: Path) -> list[str]:
     return subprocess.run(["nm", "-D", "--defined-only", str(library)], capture_output=True, text=True).stdout.split()
 

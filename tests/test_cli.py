@@ -223,7 +223,7 @@ def test_console_script(tmp_path):
     assert done.returncode == 0, done.stderr
     # the process ends without the interpreter's teardown (exporter.cli.entry_point): the summary is
     # flushed whole, and the compiled library's temporary folder is removed all the same
-    assert done.stdout.rstrip().splitlines()[-1].lstrip().startswith("time: "), done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].lstrip().startswith("time (compile and parity overlap): ")
     left = [p.name for p in scratch.iterdir() if not p.name.startswith("_jinja2-cache")]  # that one is kept
     assert not left, left
 
@@ -284,3 +284,14 @@ def test_timings_are_printed_in_the_steps_order():
     sources = [path.read_text() for path in (ROOT / "exporter").rglob("*.py")]
     used = {key for text in sources for key in re.findall(r"\.step\(\"([^\"]+)\"", text)}
     assert used and used <= set(STEPS), used - set(STEPS)
+
+
+def test_time_line_says_that_compile_and_parity_overlap():
+    """The compile runs in its own process beside the reference (timed under parity): the line says they
+    overlap when both ran, so nobody adds them up; a run without one of them has nothing to overlap."""
+    from exporter.summary import time_line
+
+    both = {"parity": 0.31, "load+export": 1.5, "compile": 0.74}
+    assert time_line(both) == "time (compile and parity overlap): load+export 1.50 s, compile 0.74 s, parity 0.31 s"
+    assert time_line({"load+export": 1.5, "reference rows": 0.01}) == "time: load+export 1.50 s, reference rows 0.01 s"
+    assert time_line({"load+export": 1.5, "compile": 0.74}) == "time: load+export 1.50 s, compile 0.74 s"  # --so only

@@ -18,7 +18,7 @@ from exporter.progress import Progress
 from exporter.refrows import parse_rows
 from exporter.toolchain import CompiledModel, build
 
-from helpers import assert_user_error, randomize, run_cli, saved, strict_compile
+from helpers import ROOT, assert_user_error, randomize, run_cli, saved, strict_compile
 
 MODELS = """
 [models.rich]
@@ -318,3 +318,21 @@ def test_routing_is_checked(pipe_dir):
     pipe, compiled = _pipeline_and_library(pipe_dir / "pid.toml", "full", wrong_slice)
     report = pipe.check(compiled, pipe.inputs(500))
     assert not report.routing_ok and "routing" in report.diagnosis()
+
+
+def test_repr_is_one_short_line(pipe_dir):
+    """``repr`` of an export says what it is in a line (symbol, widths, steps, parameters, source size), not
+    every weight of its IR (the dataclass's repr was over a megabyte for the example)."""
+    from exporter import export_keras
+    from exporter.composed import PipelineExport
+    from exporter.manifest import ModelSet
+
+    manifest = pipe_dir / "pid.toml"
+    exports = ModelSet(manifest.stem, manifest, read_manifest(manifest)).exports(Progress(enabled=False))
+    example = export_keras(ROOT / "examples" / "efficiency.keras")
+    assert any(isinstance(ex, PipelineExport) for ex in exports)
+    for ex in [example, *exports]:
+        text = repr(ex)
+        assert len(text) < 500 and "\n" not in text, text
+        assert text.startswith(f"<{type(ex).__name__} {ex.symbol}: ") and "parameters" in text
+    assert "12 inputs -> 4 outputs, 7 steps, 84,740 parameters" in repr(example)

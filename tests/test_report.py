@@ -205,3 +205,33 @@ def test_report_renders_in_headless_chromium(passing, tmp_path):
     assert plot_red.sum() > 2000, "the first plots (C in red) must be drawn on the page"
     badge_green = np.all(np.abs(pixels - np.array((0x2C, 0xA0, 0x2C))) < 30, axis=2)
     assert badge_green[:200].sum() > 500, "the green 'parity PASSED' badge must be at the top"
+
+
+def tiny_errors(scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs of magnitude ``scale`` where C is off by one ULP on half the rows and equal on the others:
+    errors of about ``1e-7 * scale``, far below the default tolerance (1e-5 + 1e-4 |ref|)."""
+    ref = (np.random.default_rng(0).normal(size=(1000, 1)) * scale).astype(np.float32)
+    c_out = ref.copy()
+    c_out[::2] = np.nextafter(ref[::2], np.float32(np.inf))
+    return c_out, ref
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-5])
+def test_error_histogram_shows_errors_far_below_the_tolerance(scale):
+    """The histogram of |C - reference| draws its bars when every error is 1e-7 to 1e-12 against a tolerance
+    of 1e-5 (a linear axis reaching the tolerance left them one invisible sliver), and a bin of its own for
+    the rows where C is exactly the reference. Read from the PNG the report embeds."""
+    from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, ParityArrays, compare
+    from exporter.report.plots import output_plots
+
+    c_out, ref = tiny_errors(scale)
+    report = compare(c_out, ref, ref, DEFAULT_ATOL, DEFAULT_RTOL, "Keras")
+    report.arrays = ParityArrays(ref, c_out, ref)
+    (plot,) = output_plots(report, "Keras")
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(plot.png))).convert("RGB"), dtype=np.int32)
+    histogram = pixels[:, pixels.shape[1] // 2 :]  # the right panel; the scatter is on the left
+    bars = np.all(np.abs(histogram - np.array((0xE2, 0x67, 0x68))) < 30, axis=2)  # C's colour at alpha 0.7
+    zero_bin = np.all(np.abs(histogram - 115) < 8, axis=2)  # grey 0.45
+    assert np.count_nonzero(bars.any(axis=0)) >= 30, "the errors' bars must span a visible part of the axis"
+    assert np.count_nonzero(zero_bin.any(axis=0)) >= 20, "the rows with no error must have their bin"
+    assert report.passed and 0 < report.columns[0].max_abs < 1e-6 * scale  # far below the tolerance indeed

@@ -91,13 +91,11 @@ def _command(prog: str, description: str, epilog: str, optional_model: bool = Fa
     return p
 
 
-def _name_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--name",
-        metavar="SYMBOL",
-        help="the C function's name (default: the stem of -o OUT.c, else of the model file, or of --params "
-        "for Flax; <stem>_double with --dtype double unless -o names the file)",
-    )
+def _name_flag(p: argparse.ArgumentParser, output: bool = True) -> None:
+    """``--name``, its default told as the code makes it (``output``: the command has ``-o``, whose stem wins)."""
+    stem = "the model file's stem, or --params's for Flax"
+    default = f"the stem of -o OUT.c; without -o, {stem}, <stem>_double with --dtype double" if output else stem
+    p.add_argument("--name", metavar="SYMBOL", help=f"the C function's name (default: {default})")
 
 
 def _output_flags(p: argparse.ArgumentParser) -> None:
@@ -260,7 +258,7 @@ def inspect_parser() -> Parser:
         "Exit codes: 0 exportable, 2 not exportable (the table is printed all the same) or user error.",
         optional_model=True,
     )
-    _name_flag(p)
+    _name_flag(p, output=False)
     _chain_flags(p)
     _output_flags(p)
     return p

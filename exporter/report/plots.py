@@ -1,7 +1,7 @@
 """The report's plots, drawn with matplotlib (Agg, no display) and embedded as base64 PNG.
 
 Nobody reads 10,000 differences in a table; these show them at a glance: C against the framework
-per output, the distribution of C - framework with the tolerance marked, the class probabilities of
+per output, the distribution of |C - framework| with the tolerance marked, the class probabilities of
 a classifier, and the output-vs-pT curve of both implementations on top of each other.
 matplotlib is imported here only, and only when a report is asked for.
 """
@@ -21,6 +21,7 @@ from exporter.parity import ParityArrays, ParityReport, errors
 
 MAX_OUTPUT_PLOTS = 24  # a report for a 200-output model shows the worst 24 outputs
 MAX_CURVES = 8
+ERROR_BINS = 40
 C_COLOR, PY_COLOR = "#d62728", "#1f77b4"
 
 
@@ -76,12 +77,8 @@ def output_plots(report: ParityReport, framework: str) -> list[Plot]:
             scatter.plot([lo, hi], [lo, hi], color="black", lw=0.8, ls="--", label="C = " + framework)
             scatter.legend(loc="upper left", frameon=False)
         scatter.set(xlabel=f"{framework} output {j}", ylabel=f"C output {j}", title=f"output {j}: C vs {framework}")
-        diff = (c - ref)[ok]
-        hist.hist(diff, bins=80, color=C_COLOR, histtype="stepfilled", alpha=0.7)
-        for sign in (-1, 1):
-            hist.axvline(sign * report.atol, color="black", lw=0.8, ls=":")
-        hist.set_yscale("log")
-        hist.set(xlabel=f"C - {framework}", ylabel="rows", title=f"output {j}: C - {framework} (dotted: ±atol)")
+        error_histogram(hist, c[ok], ref[ok], report.atol, report.rtol, framework)
+        hist.set_title(f"output {j}: |C - {framework}|, the tolerance marked")
         col = report.columns[j]
         caption = (
             f"output {j}: max |C - {framework}| = {col.max_abs:.3g}, max rel {col.max_rel:.3g}, "
@@ -89,6 +86,37 @@ def output_plots(report: ParityReport, framework: str) -> list[Plot]:
         )
         plots.append(Plot(f"output {j}", caption, _png(fig)))
     return plots
+
+
+def error_histogram(ax: Any, c: np.ndarray, ref: np.ndarray, atol: float, rtol: float, framework: str) -> None:
+    """|C - framework| on log-spaced bins from the smallest nonzero error up to the tolerance (or the largest
+    error, if larger), the tolerance drawn as lines. Errors are usually far below the tolerance: on a linear
+    axis reaching the tolerance they were one invisible sliver at 0; here their spread shows. Rows where C
+    equals the framework exactly have a bin of their own, labelled, left of the others (a log axis has no 0)."""
+    err = np.abs(np.asarray(c, dtype=np.float64) - np.asarray(ref, dtype=np.float64))
+    nonzero, zeros = err[err > 0], int(np.count_nonzero(err == 0))
+    ref_max = float(np.abs(ref).max(initial=0.0))
+    tolerances = ((atol, ":", "atol"), (atol + rtol * ref_max, "--", f"atol + rtol·max|{framework}|"))
+    lines = [(t, ls, name) for t, ls, name in tolerances if np.isfinite(t) and t > 0]
+    top = max([t for t, _, _ in lines] + [float(nonzero.max(initial=0.0))]) or 1.0
+    low = min(float(nonzero.min(initial=top)), top / 10)
+    edges = np.geomspace(low, top, ERROR_BINS + 1)
+    counts = np.histogram(np.clip(nonzero, low, top), edges)[0]
+    label = f"|C - {framework}| > 0: {nonzero.size} rows"
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=C_COLOR, alpha=0.7, label=label)
+    zero_bin = (low / 100, low / 10)  # a decade wide, a decade left of the smallest error
+    exactly = f"C = {framework} exactly: {zeros} rows"
+    ax.bar(zero_bin[0], zeros, width=zero_bin[1] - zero_bin[0], align="edge", color="0.45", label=exactly)
+    if zeros:
+        ax.text(np.sqrt(zero_bin[0] * zero_bin[1]), zeros, "= 0", ha="center", va="bottom", fontsize="small")
+    for t, ls, name in lines:
+        ax.axvline(t, color="black", lw=0.8, ls=ls, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(low / 300, top * 3)
+    ax.set_ylim(0.5, max(zeros, int(counts.max(initial=0)), 1) * 8)  # a bin of one row shows; room for the legend
+    ax.legend(loc="upper right", frameon=False, fontsize="small")
+    ax.set(xlabel=f"|C - {framework}| (grey bin: exactly 0)", ylabel="rows")
 
 
 def class_plots(report: ParityReport, framework: str) -> list[Plot]:

@@ -20,14 +20,26 @@ def forward(est: Any, x: np.ndarray) -> np.ndarray:
         return np.asarray(est.transform(np.asarray(x, dtype=np.float64)), dtype=np.float64)
 
 
+def inverse_steps(est: Any, path: str, y: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """``inverse(est, y)`` one step at a time, each value labelled with its step's path (``path / name``,
+    the prefix of the names of that step's column ops): the values the trace compares each step with.
+    A transformer that is not a Pipeline is one step, labelled ``path``."""
+    if type(est).__name__ != "Pipeline":
+        return [(path, inverse(est, y))]
+    values = []
+    for name, step in reversed(est.steps):
+        if step is not None and step != "passthrough":
+            y = inverse(step, y)
+            values.append((f"{path} / {name}", y))
+    return values
+
+
 def inverse(est: Any, y: np.ndarray) -> np.ndarray:
     y = np.asarray(y, dtype=np.float64)
     cls = type(est).__name__
     if cls == "Pipeline":
-        for _, step in reversed(est.steps):
-            if step is not None and step != "passthrough":
-                y = inverse(step, y)
-        return y
+        steps = inverse_steps(est, "", y)
+        return steps[-1][1] if steps else y
     if cls == "ColumnTransformer":
         x = np.empty((y.shape[0], est.n_features_in_))
         offset = 0
