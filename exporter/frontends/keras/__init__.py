@@ -29,7 +29,7 @@ from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
 from exporter.frontends.keras.layers import CUSTOM, LAYERS
 from exporter.frontends.keras.operations import operation_reason
-from exporter.frontends.keras.quiet import quiet_stderr
+from exporter.frontends.keras.quiet import brief, quiet_stderr
 from exporter.frontends.keras.stored import NotStored, walk_stored
 from exporter.frontends.keras.walk import refusal_reason, walk_keras
 from exporter.frontends.loaded import LoadedModel
@@ -212,7 +212,7 @@ def load_keras_file(path: str | os.PathLike[str]) -> Any:
     except ExportError:
         raise
     except Exception as err:  # Keras raises many types for a damaged file
-        raise ExportError(f"{path}: Keras could not load it: {err}") from None
+        raise ExportError(f"{path}: Keras could not load it: {brief(err)}") from None
 
 
 def file_reference(path: Path, model: Any) -> tuple[Any, str] | None:
