@@ -168,6 +168,8 @@ def export_spec(
     outputs.check([*spec.files(), *([checks.rows_file] if checks.rows_file else [])])
     with progress.step("load+export", f"reading {spec.title}"):
         exports = spec.exports(progress)
+    for warning in (w for ex in exports for w in ex.warnings):
+        progress.warn(warning)
     single = len(exports) == 1
     _check_inputs(exports[0], outputs, checks)
     with ThreadPoolExecutor(1) as pool:  # the compiler runs in its own process: the reference meanwhile

@@ -24,7 +24,7 @@ from exporter.errors import ExportError, Problem, UnsupportedModelError
 from exporter.frontends.builder import Unsupported
 from exporter.frontends.keras import keras2
 from exporter.frontends.keras.activations import keras_activation
-from exporter.frontends.keras.backend import INSTALL, OPTIONAL, choose_backend
+from exporter.frontends.keras.backend import INSTALL, OPTIONAL, choose_backend, require_keras
 from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
 from exporter.frontends.keras.layers import CUSTOM, LAYERS
@@ -45,7 +45,10 @@ def _stored_config(path: Path) -> dict[str, Any]:
         if path.suffix == ".keras":
             with zipfile.ZipFile(path) as archive:
                 return json.loads(archive.read("config.json"))
-        import h5py
+        try:
+            import h5py
+        except ImportError:
+            raise ExportError(f"{path}: reading an HDF5 file needs h5py: pip install h5py") from None
 
         with h5py.File(path, "r") as f:
             raw = f.attrs.get("model_config")
@@ -187,6 +190,29 @@ def read_stored_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return config
 
 
+def saved_version(path: Path, config: dict[str, Any]) -> str:
+    """The Keras version that saved a model file (``.keras`` metadata.json, ``.h5`` attributes, a SavedModel's
+    Keras metadata), else the installed one, saying which; "" when neither is known. Reads no weights."""
+    version = config.get("keras_version")  # a SavedModel's, read with its configuration
+    try:
+        if path.suffix == ".keras":
+            with zipfile.ZipFile(path) as archive:
+                version = json.loads(archive.read("metadata.json")).get("keras_version")
+        elif path.is_file():
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                version = f.attrs.get("keras_version")
+    except (OSError, KeyError, ValueError, ImportError, zipfile.BadZipFile):
+        version = None
+    if version:
+        return f"{version.decode() if isinstance(version, bytes) else version} (saved the file)"
+    try:
+        return f"{importlib.metadata.version('keras')} (installed; the file does not say)"
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def load_keras_file(path: str | os.PathLike[str]) -> Any:
     """Load a model file with Keras (``compile=False``, safe mode) after screening its layers.
 
@@ -243,7 +269,8 @@ def keras_reference(model: Any) -> Any:
         if noise is not None:
             noise = np.asarray(noise, dtype=np.float32)
             rows = [rows, noise] if len(model.inputs) == 2 else np.concatenate([rows, noise], axis=1)
-        out = model([rows] if as_list and not isinstance(rows, list) else rows, training=False)
+        with np.errstate(all="ignore"):  # numpy backend: exp overflows on edge rows, to inf as the C does
+            out = model([rows] if as_list and not isinstance(rows, list) else rows, training=False)
         if isinstance(out, (list, tuple)):
             (out,) = out
         return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
@@ -303,11 +330,17 @@ def _load_stored(path: Path, source: str, noise: int) -> LoadedModel:
 
 
 def _version_label() -> str:
-    """``3.15.1 (numpy backend)``, as the loaded Keras would say it, without importing Keras."""
+    """``3.15.1 (numpy backend)``, as the loaded Keras would say it, without importing Keras; an export
+    without Keras is refused here, before the C compiles (its reference and reference rows need Keras)."""
     if "keras" in sys.modules:
         keras = sys.modules["keras"]
         return f"{keras.__version__} ({keras.backend.backend()} backend)"
-    return f"{importlib.metadata.version('keras')} ({choose_backend()} backend)"
+    require_keras("exporting a Keras model (Keras computes the reference the C is checked against)")
+    try:
+        version = importlib.metadata.version("keras")
+    except importlib.metadata.PackageNotFoundError:  # importable without its metadata (a source checkout)
+        version = "?"
+    return f"{version} ({choose_backend()} backend)"
 
 
 class KerasLater:

@@ -273,7 +273,8 @@ def saved_model_config(folder: Path) -> dict[str, Any]:
         root = next(json.loads(node.metadata) for node in saved.nodes if node.node_path == "root")
     except (StopIteration, ValueError) as err:
         raise ExportError(f"{folder}: keras_metadata.pb is not readable ({err or 'no root object'})") from None
-    return {"class_name": root.get("class_name"), "config": plain_config(root.get("config", {}))}
+    config = plain_config(root.get("config", {}))
+    return {"class_name": root.get("class_name"), "config": config, "keras_version": root.get("keras_version")}
 
 
 def load_saved_model_weights(model: Any, folder: Path) -> None:

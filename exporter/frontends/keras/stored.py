@@ -91,7 +91,10 @@ def snake_case(name: str) -> str:
 
 def read_weights(path: Path) -> dict[str, list[np.ndarray]]:
     """Every top-level layer's stored variables, by its name in the weights file."""
-    import h5py
+    try:
+        import h5py
+    except ImportError:
+        raise NotStored("its weights are read with h5py, which is not installed (pip install h5py)") from None
 
     with zipfile.ZipFile(path) as archive:
         data = archive.read("model.weights.h5")
