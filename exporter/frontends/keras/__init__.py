@@ -25,6 +25,7 @@ from exporter.frontends.builder import Unsupported
 from exporter.frontends.keras import keras2
 from exporter.frontends.keras.activations import keras_activation
 from exporter.frontends.keras.backend import INSTALL, OPTIONAL, choose_backend, require_keras
+from exporter.frontends.keras.declared import check_declared
 from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
 from exporter.frontends.keras.layers import CUSTOM, LAYERS
@@ -224,6 +225,7 @@ def load_keras_file(path: str | os.PathLike[str]) -> Any:
     layers = stored_layers(config)
     if refused_from_config(layers):
         raise UnsupportedModelError(path.name, [layer.problem for layer in layers if layer.problem])
+    check_declared(path, config)  # Keras allocates what the configuration declares before it reads the weights
     keras = _import_keras()
     try:
         if keras2.is_saved_model(path):
@@ -320,6 +322,7 @@ def stored_walk(path: Path, source: str, noise: int = 0, config: dict[str, Any] 
     config = read_stored_config(path) if config is None else config
     if any(layer.problem for layer in stored_layers(config)):
         raise NotStored("refused layers")
+    check_declared(path, config)  # what Keras will build later (the reference) must be what the walk reads
     return walk_stored(path, config, source, noise)
 
 

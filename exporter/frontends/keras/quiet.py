@@ -30,8 +30,10 @@ BRIEF = 240  # characters of a framework's error text a message quotes
 def brief(err: BaseException, limit: int = BRIEF) -> str:
     """A framework exception's text for a one- or two-line message: whitespace folded to one line, and
     when long (Keras quotes whole configurations, kilobytes of them) its start and its end kept, with
-    a note of what was cut between; the reason Keras gives usually comes last."""
-    text = " ".join(str(err).split()) or type(err).__name__
+    a note of what was cut between. Keras wraps a failure in one "could not be deserialized" paragraph
+    per enclosing object, each quoting its configuration: the reason is the innermost, last one."""
+    innermost = str(err).rsplit("Exception encountered:", 1)[-1]  # Keras nests its causes, each with its config
+    text = " ".join(innermost.split()) or type(err).__name__
     if len(text) <= limit:
         return text
     head, tail = limit // 3, limit - limit // 3
