@@ -85,6 +85,18 @@ def test_the_checkpoint_functions_may_not_be_called_from_the_model(tf):
         screen_meta_graphs(parsed, "classifier")
 
 
+def test_an_op_of_an_unknown_library_is_refused_by_name(tf):
+    """A custom op (loaded from a library by tf.load_op_library when saved) is not on the allow-list."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    parsed = saved_model_pb2.SavedModel()
+    parsed.ParseFromString((FIXTURES / "classifier" / "saved_model.pb").read_bytes())
+    function = next(f for f in parsed.meta_graphs[0].graph_def.library.function if "wrapped_model" in f.signature.name)
+    next(n for n in function.node_def if n.op == "MatMul").op = "ZeroOutCustom"
+    with pytest.raises(Exception, match=rf"function {function.signature.name} runs ZeroOutCustom \(not on the"):
+        screen_meta_graphs(parsed, "classifier")
+
+
 def test_allow_list_holds_no_io_or_python():
     assert not ALLOWED & {"WriteFile", "ReadFile", "SaveV2", "RestoreV2", "PyFunc", "EagerPyFunc", "MatchingFiles"}
 

@@ -77,12 +77,14 @@ def _why(op: str) -> str:
 
 
 def _functions_named(attrs: Any) -> Iterator[str]:
-    """The functions a node's attributes name (``f`` of a call, branches and bodies of control flow)."""
+    """The functions a node's attributes name (``f`` of a call, branches and bodies of control flow), and
+    those named in their own attributes in turn."""
     for value in attrs.values():
-        if value.HasField("func"):
-            yield value.func.name
-        if value.HasField("list"):
-            yield from (f.name for f in value.list.func)
+        functions = [value.func] if value.HasField("func") else []
+        functions += list(value.list.func) if value.HasField("list") else []
+        for function in functions:
+            yield function.name
+            yield from _functions_named(function.attr)
 
 
 def _object_graph_functions(object_graph: Any) -> set[str]:
