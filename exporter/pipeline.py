@@ -260,7 +260,9 @@ def _trace(
         with progress.step("trace", message):
             return trace(ex, report.arrays.inputs, rows, report.atol, report.rtol, report.arrays.noise), None
     except Exception as err:  # a diagnosis that fails must not cost the user the export itself
-        return None, f"{type(err).__name__}: {err}"
+        from exporter.frontends.keras.quiet import brief  # Keras' texts quote whole configurations
+
+        return None, f"{type(err).__name__}: {brief(err)}"
 
 
 def _report(result: Result, checks: Checks, compiled: CompiledModel | None, progress: Progress) -> dict[Path, bytes]:
