@@ -47,13 +47,27 @@ def model_file(keras, tmp_path_factory):
     return saved(randomize(keras.Model(x, keras.layers.Dense(2)(h))), tmp_path_factory.mktemp("models"))
 
 
-def test_export_without_keras_says_what_to_install(model_file, tmp_path):
-    run = without("keras,tf_keras", model_file, "-o", tmp_path / "m.c")
-    assert run.returncode == 2, run.stderr
-    assert "Traceback" not in run.stderr
-    assert "needs Keras 3: pip install 'lamarr-export[keras]'" in run.stderr
-    assert run.stderr.count("\n") <= 3, run.stderr
-    assert not list(tmp_path.iterdir())
+@pytest.fixture(scope="module")
+def h5_file(keras, model_file):
+    return saved(keras.saving.load_model(model_file), model_file.parent, "model.h5")
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-check"]])
+def test_export_without_keras_says_what_to_install(model_file, h5_file, tmp_path, flags):
+    for path in (model_file, h5_file):
+        run = without("keras,tf_keras", path, "-o", tmp_path / "m.c", *flags)
+        assert run.returncode == 2, run.stderr
+        assert "Traceback" not in run.stderr
+        assert f"{path.name}: exporting a Keras model" in run.stderr
+        assert "needs Keras 3: pip install 'lamarr-export[keras]'" in run.stderr
+        assert run.stderr.count("\n") <= 2, run.stderr
+        assert not list(tmp_path.iterdir())
+
+
+def test_inspect_of_an_h5_file_without_keras_says_keras_loads_it(h5_file):
+    run = without("keras,tf_keras", "inspect", h5_file)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert "model.h5: not a .keras file; loading it with Keras instead needs Keras 3: pip install" in run.stderr
 
 
 def test_inspect_with_h5py_alone(model_file):

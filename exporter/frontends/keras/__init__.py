@@ -295,6 +295,8 @@ def load_keras(model: Any, noise: int = 0) -> LoadedModel:
     source = source_name(model)
     saved = None
     if isinstance(model, (str, os.PathLike)):
+        # refused before any reading: Keras computes the reference and the reference rows, even with --no-check
+        require_keras(f"{source}: exporting a Keras model (Keras computes the reference the C is checked against)")
         path = Path(model)
         try:
             return _load_stored(path, source, noise)
@@ -318,7 +320,7 @@ def stored_walk(path: Path, source: str, noise: int = 0, config: dict[str, Any] 
     ``NotStored`` when Keras must load it (another format, a refused layer: the loaded model's walk words the
     refusals)."""
     if path.suffix != ".keras" or not path.is_file():
-        raise NotStored(f"{path.name}: not a .keras file")
+        raise NotStored("not a .keras file")
     config = read_stored_config(path) if config is None else config
     if any(layer.problem for layer in stored_layers(config)):
         raise NotStored("refused layers")
@@ -333,12 +335,10 @@ def _load_stored(path: Path, source: str, noise: int) -> LoadedModel:
 
 
 def _version_label() -> str:
-    """``3.15.1 (numpy backend)``, as the loaded Keras would say it, without importing Keras; an export
-    without Keras is refused here, before the C compiles (its reference and reference rows need Keras)."""
+    """``3.15.1 (numpy backend)``, as the loaded Keras would say it, without importing Keras."""
     if "keras" in sys.modules:
         keras = sys.modules["keras"]
         return f"{keras.__version__} ({keras.backend.backend()} backend)"
-    require_keras("exporting a Keras model (Keras computes the reference the C is checked against)")
     try:
         version = importlib.metadata.version("keras")
     except importlib.metadata.PackageNotFoundError:  # importable without its metadata (a source checkout)
