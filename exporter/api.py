@@ -29,7 +29,7 @@ from exporter.files import write_atomically
 from exporter.frontends.loaded import LoadedModel
 from exporter.frontends.sklearn.trust import Trust
 from exporter.ir import Activation, Graph
-from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, with_output_activation
+from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, repeated_activation, with_output_activation
 from exporter.ir.columns import ColumnStage, Function, NotInvertible
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, noise_rows
 from exporter.sampling import chain_inputs
@@ -67,6 +67,7 @@ class Export:
     # The Python steps after the network, for the trace: network outputs -> each step's values, labelled
     # with the IR value it writes (the output activation) or its ops' name prefix (a target transform step).
     after_network: Callable[[np.ndarray], list[tuple[str, np.ndarray]]] | None = None
+    warnings: list[str] = field(default_factory=list)  # things the user may not have meant, told on stderr
 
     def __post_init__(self) -> None:
         check_real(self.dtype, check_math(self.math))
@@ -254,7 +255,9 @@ def export_chain(
         raise InputError("noise", f"{noise}: only Keras generators take noise ({_name_of(model)} does not)")
     net = net_loaded.graph if net_loaded else None
     inner_pre = net_loaded.pre if net_loaded else None
+    notes = []
     if net is not None and output_activation:
+        notes = [note] if (note := repeated_activation(net, output_activation)) else []
         net = with_output_activation(net, Activation(output_activation))
 
     net_inputs = (inner_pre.n_inputs if inner_pre else net.n_inputs) if net is not None else 0
@@ -323,7 +326,9 @@ def export_chain(
     framework = " + ".join(frameworks) or "numpy"
     versions_text = ", ".join(versions)
     parts = (chain, symbol, reference, framework, versions_text, net_loaded, prepared, math, dtype, dispatch)
-    return Export(*parts, scikinc_names, after_network=after_network)
+    ex = Export(*parts, scikinc_names, after_network=after_network)
+    ex.warnings += notes
+    return ex
 
 
 def _load_network(model: Any, noise: int = 0) -> LoadedModel:
@@ -341,7 +346,8 @@ def _load_network(model: Any, noise: int = 0) -> LoadedModel:
 
 def _activate(y: np.ndarray, kind: str | None) -> np.ndarray:
     if kind == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-y))
+        with np.errstate(over="ignore"):  # exp(-y) is inf for y < -709: the output 0, no numpy warning
+            return 1.0 / (1.0 + np.exp(-y))
     if kind == "softmax":
         e = np.exp(y - y.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)

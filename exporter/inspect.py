@@ -17,6 +17,7 @@ merge 1 per element and input, a column step about 4 per column it maps.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,6 +85,7 @@ class Inspection:
     stack_bytes: int | None = None  # known only for an exportable model
     problems: list[Problem] = field(default_factory=list)
     n_noise: int = 0  # a generator's noise entries (its C function's third argument)
+    framework_version: str = ""  # the Keras version that saved the file (or the installed one), for --json
 
     @property
     def exportable(self) -> bool:
@@ -235,23 +237,39 @@ def inspect_stored(source: str, symbol: str, layers: list[StoredLayer]) -> Inspe
 def inspect_keras(model: Any, name: str | None = None, progress: Progress | None = None) -> Inspection:
     """Inspect a Keras model (file or live); never raises for an unsupported model, only for unreadable ones."""
     from exporter.api import symbol_for
-    from exporter.backend import stack_bytes
     from exporter.frontends import keras as frontend
     from exporter.progress import Progress
 
     progress = progress or Progress(enabled=False)
     symbol = symbol_for(name, model)
     source = frontend.source_name(model)
+    if not isinstance(model, (str, os.PathLike)):
+        inspection = _inspect_keras(model, symbol, source, progress)
+        inspection.framework_version = f"{sys.modules['keras'].__version__} (installed)"
+        return inspection
+    config = frontend.read_stored_config(model)
+    inspection = _inspect_keras(model, symbol, source, progress, config)
+    inspection.framework_version = frontend.saved_version(Path(model), config)
+    return inspection
+
+
+def _inspect_keras(
+    model: Any, symbol: str, source: str, progress: Progress, config: dict[str, Any] | None = None
+) -> Inspection:
+    from exporter.backend import stack_bytes
+    from exporter.frontends import keras as frontend
+    from exporter.frontends.keras.backend import require_keras
+
     walked = None
-    if isinstance(model, (str, os.PathLike)):
-        config = frontend.read_stored_config(model)
+    if config is not None:
         layers = frontend.stored_layers(config)
         if frontend.refused_from_config(layers):
             return inspect_stored(source, symbol, layers)
         try:  # no framework needed for what the file stores, when it can be read so
             with progress.step("load", f"reading {source}"):
                 walked = frontend.stored_walk(Path(model), source, config=config)
-        except frontend.NotStored:
+        except frontend.NotStored as why:
+            require_keras(f"{source}: {why}; loading it with Keras instead")  # h5py alone reads a plain .keras
             with progress.step("load", "loading the model with Keras"):
                 model = frontend.load_keras_file(model)
     walked = walked or frontend.walk_keras(model, source)

@@ -170,6 +170,8 @@ def export_spec(
     outputs.check([*spec.files(), *([checks.rows_file] if checks.rows_file else [])])
     with progress.step("load+export", f"reading {spec.title}"):
         exports = spec.exports(progress)
+    for warning in (w for ex in exports for w in ex.warnings):
+        progress.warn(warning)
     single = len(exports) == 1
     _check_inputs(exports[0], outputs, checks)
     with ThreadPoolExecutor(1) as pool:  # the compiler runs in its own process: the reference meanwhile
@@ -261,7 +263,9 @@ def _trace(
         with progress.step("trace", message):
             return trace(ex, report.arrays.inputs, rows, report.atol, report.rtol, report.arrays.noise), None
     except Exception as err:  # a diagnosis that fails must not cost the user the export itself
-        return None, f"{type(err).__name__}: {err}"
+        from exporter.frontends.keras.quiet import brief  # Keras' texts quote whole configurations
+
+        return None, f"{type(err).__name__}: {brief(err)}"
 
 
 def _report(result: Result, checks: Checks, compiled: CompiledModel | None, progress: Progress) -> dict[Path, bytes]:

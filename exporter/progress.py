@@ -37,6 +37,11 @@ class Progress:
             stream = self.stream or sys.stderr  # looked up late: tests and callers may swap sys.stderr
             print(f"lamarr-export: {message}", file=stream, flush=True)
 
+    def warn(self, message: str) -> None:
+        """A warning goes to stderr even when progress lines do not (``--quiet``, ``--json``): it is a result."""
+        stream = self.stream or sys.stderr
+        print(f"lamarr-export: warning: {message}", file=stream, flush=True)
+
     @contextmanager
     def step(self, key: str, message: str) -> Iterator[None]:
         """Announce ``message``, run the block, add its duration to ``timings[key]``."""

@@ -27,7 +27,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     path = Path(args.model) if args.model else None
     keras_file = path is not None and (path.suffix in (".keras", ".h5", ".hdf5") or path.is_dir())
     chain = args.preprocess or args.log_columns or args.target_transform or args.output_activation
-    framework = "Keras"
+    framework, version = "Keras", ""
     if keras_file and not chain:
         inspection = inspect_keras(args.model, args.name, progress)  # shows a refused network layer by layer
     else:
@@ -39,10 +39,13 @@ def run_inspect(args: argparse.Namespace) -> int:
                 raise
             inspection = inspect_keras(args.model, args.name, progress)
         else:
-            inspection, framework = inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes, ex.dtype), ex.framework
+            inspection = inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes, ex.dtype)
+            for warning in ex.warnings:
+                progress.warn(warning)
+            framework, version = ex.framework, ex.framework_version
     model = args.model or args.flax
     if args.json:
-        print(to_json(inspect_document(model, inspection, framework=framework)), end="")
+        print(to_json(inspect_document(model, inspection, framework, inspection.framework_version or version)), end="")
     else:
         print(f"lamarr-export {__version__} inspect: {model}, symbol {inspection.symbol}")
         widths = (inspection.n_inputs, inspection.n_noise, inspection.n_outputs)

@@ -13,7 +13,7 @@ from exporter.errors import ExportError
 from exporter.ir.activations import Activation
 from exporter.ir.columns import ColumnStage
 from exporter.ir.graph import Graph
-from exporter.ir.ops import Activate
+from exporter.ir.ops import Activate, Dense
 from exporter.ir.passes import optimize
 
 OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")  # the activations a network that outputs logits may be given
@@ -58,6 +58,22 @@ class Chain:
     @property
     def n_params(self) -> int:
         return sum(stage.n_params for stage, _ in self.stages)
+
+
+def repeated_activation(graph: Graph, kind: str) -> str | None:
+    """Why an output activation ``kind`` given to a network already ending in it is worth a warning, or None.
+
+    A network whose last layer is softmax outputs probabilities, not logits; softmax of them is a
+    flatter distribution that sums to 1 but is no probability of the model's classes (sigmoid
+    likewise): most likely the user took the flag for a description of the model."""
+    last = next((op for op in graph.ops if op.output == graph.output), None)
+    ends = isinstance(last, (Dense, Activate)) and last.activation.kind == kind
+    if not ends or (isinstance(last, Dense) and last.residual):
+        return None
+    return (
+        f"output activation {kind}: the network already ends in {kind} (its step {last.name!r}); {kind} of its "
+        f"output is applied again, so the output then is not a probability of the model's classes"
+    )
 
 
 def with_output_activation(graph: Graph, activation: Activation) -> Graph:

@@ -128,9 +128,10 @@ def export_document(
     }
 
 
-def inspect_document(model: Any, inspection: Inspection, framework: str = "") -> dict[str, Any]:
+def inspect_document(model: Any, inspection: Inspection, framework: str = "", version: str = "") -> dict[str, Any]:
     exit_code = 0 if inspection.exportable else 2
-    return {**_head("inspect"), "model": model_info(model, framework), "exit_code": exit_code, **inspection.to_dict()}
+    info = model_info(model, framework, version)
+    return {**_head("inspect"), "model": info, "exit_code": exit_code, **inspection.to_dict()}
 
 
 def error_document(err: ExportError | str, exit_code: int = EXIT_USER) -> dict[str, Any]:

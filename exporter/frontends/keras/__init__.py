@@ -24,12 +24,13 @@ from exporter.errors import ExportError, Problem, UnsupportedModelError
 from exporter.frontends.builder import Unsupported
 from exporter.frontends.keras import keras2
 from exporter.frontends.keras.activations import keras_activation
-from exporter.frontends.keras.backend import INSTALL, OPTIONAL, choose_backend
+from exporter.frontends.keras.backend import INSTALL, OPTIONAL, choose_backend, require_keras
+from exporter.frontends.keras.declared import check_declared
 from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
 from exporter.frontends.keras.layers import CUSTOM, LAYERS
 from exporter.frontends.keras.operations import operation_reason
-from exporter.frontends.keras.quiet import quiet_stderr
+from exporter.frontends.keras.quiet import brief, quiet_stderr
 from exporter.frontends.keras.stored import NotStored, walk_stored
 from exporter.frontends.keras.walk import refusal_reason, walk_keras
 from exporter.frontends.loaded import LoadedModel
@@ -45,7 +46,10 @@ def _stored_config(path: Path) -> dict[str, Any]:
         if path.suffix == ".keras":
             with zipfile.ZipFile(path) as archive:
                 return json.loads(archive.read("config.json"))
-        import h5py
+        try:
+            import h5py
+        except ImportError:
+            raise ExportError(f"{path}: reading an HDF5 file needs h5py: pip install h5py") from None
 
         with h5py.File(path, "r") as f:
             raw = f.attrs.get("model_config")
@@ -187,6 +191,29 @@ def read_stored_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return config
 
 
+def saved_version(path: Path, config: dict[str, Any]) -> str:
+    """The Keras version that saved a model file (``.keras`` metadata.json, ``.h5`` attributes, a SavedModel's
+    Keras metadata), else the installed one, saying which; "" when neither is known. Reads no weights."""
+    version = config.get("keras_version")  # a SavedModel's, read with its configuration
+    try:
+        if path.suffix == ".keras":
+            with zipfile.ZipFile(path) as archive:
+                version = json.loads(archive.read("metadata.json")).get("keras_version")
+        elif path.is_file():
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                version = f.attrs.get("keras_version")
+    except (OSError, KeyError, ValueError, ImportError, zipfile.BadZipFile):
+        version = None
+    if version:
+        return f"{version.decode() if isinstance(version, bytes) else version} (saved the file)"
+    try:
+        return f"{importlib.metadata.version('keras')} (installed; the file does not say)"
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def load_keras_file(path: str | os.PathLike[str]) -> Any:
     """Load a model file with Keras (``compile=False``, safe mode) after screening its layers.
 
@@ -198,6 +225,7 @@ def load_keras_file(path: str | os.PathLike[str]) -> Any:
     layers = stored_layers(config)
     if refused_from_config(layers):
         raise UnsupportedModelError(path.name, [layer.problem for layer in layers if layer.problem])
+    check_declared(path, config)  # Keras allocates what the configuration declares before it reads the weights
     keras = _import_keras()
     try:
         if keras2.is_saved_model(path):
@@ -212,7 +240,7 @@ def load_keras_file(path: str | os.PathLike[str]) -> Any:
     except ExportError:
         raise
     except Exception as err:  # Keras raises many types for a damaged file
-        raise ExportError(f"{path}: Keras could not load it: {err}") from None
+        raise ExportError(f"{path}: Keras could not load it: {brief(err)}") from None
 
 
 def file_reference(path: Path, model: Any) -> tuple[Any, str] | None:
@@ -243,7 +271,8 @@ def keras_reference(model: Any) -> Any:
         if noise is not None:
             noise = np.asarray(noise, dtype=np.float32)
             rows = [rows, noise] if len(model.inputs) == 2 else np.concatenate([rows, noise], axis=1)
-        out = model([rows] if as_list and not isinstance(rows, list) else rows, training=False)
+        with np.errstate(all="ignore"):  # numpy backend: exp overflows on edge rows, to inf as the C does
+            out = model([rows] if as_list and not isinstance(rows, list) else rows, training=False)
         if isinstance(out, (list, tuple)):
             (out,) = out
         return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
@@ -266,6 +295,8 @@ def load_keras(model: Any, noise: int = 0) -> LoadedModel:
     source = source_name(model)
     saved = None
     if isinstance(model, (str, os.PathLike)):
+        # refused before any reading: Keras computes the reference and the reference rows, even with --no-check
+        require_keras(f"{source}: exporting a Keras model (Keras computes the reference the C is checked against)")
         path = Path(model)
         try:
             return _load_stored(path, source, noise)
@@ -289,10 +320,11 @@ def stored_walk(path: Path, source: str, noise: int = 0, config: dict[str, Any] 
     ``NotStored`` when Keras must load it (another format, a refused layer: the loaded model's walk words the
     refusals)."""
     if path.suffix != ".keras" or not path.is_file():
-        raise NotStored(f"{path.name}: not a .keras file")
+        raise NotStored("not a .keras file")
     config = read_stored_config(path) if config is None else config
     if any(layer.problem for layer in stored_layers(config)):
         raise NotStored("refused layers")
+    check_declared(path, config)  # what Keras will build later (the reference) must be what the walk reads
     return walk_stored(path, config, source, noise)
 
 
@@ -307,7 +339,11 @@ def _version_label() -> str:
     if "keras" in sys.modules:
         keras = sys.modules["keras"]
         return f"{keras.__version__} ({keras.backend.backend()} backend)"
-    return f"{importlib.metadata.version('keras')} ({choose_backend()} backend)"
+    try:
+        version = importlib.metadata.version("keras")
+    except importlib.metadata.PackageNotFoundError:  # importable without its metadata (a source checkout)
+        version = "?"
+    return f"{version} ({choose_backend()} backend)"
 
 
 class KerasLater:

@@ -22,6 +22,21 @@ OPTIONAL = ("pandas", "matplotlib", "sklearn")
 INSTALL = "pip install 'lamarr-export[keras]' (Keras 3 on its numpy backend) or 'lamarr-export[tensorflow]'"
 
 
+def keras_installed() -> bool:
+    """Whether Keras 3 can be imported, asked without importing it (a finder that hides it counts as absent)."""
+    try:
+        return importlib.util.find_spec("keras") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["keras"] is None
+        return False
+
+
+def require_keras(why: str) -> None:
+    """Refuse with ``why`` and what to install, before the work that needs Keras starts (a model read
+    from its file needs none of it until its reference is computed, which comes while the C compiles)."""
+    if not keras_installed():
+        raise ExportError(f"{why} needs Keras 3: {INSTALL}")
+
+
 def choose_backend() -> str:
     """``KERAS_BACKEND`` if the user set it, else the lightest installed backend (set for Keras to read)."""
     asked = os.environ.get("KERAS_BACKEND")

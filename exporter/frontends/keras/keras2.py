@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from exporter.errors import ExportError, Problem, UnsupportedModelError
-from exporter.frontends.keras.quiet import quiet_stderr
+from exporter.frontends.keras.quiet import brief, quiet_stderr
+from exporter.frontends.keras.tfscreen import screen_saved_model
 
 TF_OP_LAMBDAS = ("TFOpLambda", "SlicingOpLambda")
 MODEL_CLASSES = {"Functional", "Sequential", "Model"}
@@ -235,7 +236,7 @@ def build_keras3(keras: Any, config: dict[str, Any], source: str) -> Any:
             warnings.simplefilter("ignore")  # Keras 3 warns about Keras 2 argument names (LeakyReLU's alpha)
             return cls.from_config(translated["config"])
     except Exception as err:  # Keras raises many types for a configuration it cannot rebuild
-        raise ExportError(f"{source}: Keras 3 could not rebuild the Keras 2 model: {err}") from None
+        raise ExportError(f"{source}: Keras 3 could not rebuild the Keras 2 model: {brief(err)}") from None
 
 
 # -- SavedModel folders --------------------------------------------------------------------------
@@ -263,6 +264,7 @@ def saved_model_config(folder: Path) -> dict[str, Any]:
     if not metadata.is_file():
         raise ExportError(f"{folder}: a SavedModel folder without keras_metadata.pb (not saved by Keras)")
     _tensorflow(folder)
+    screen_saved_model(folder)  # before anything else of the folder is read with TensorFlow
     from tensorflow.python.keras.protobuf import saved_metadata_pb2
 
     saved = saved_metadata_pb2.SavedMetadata()
@@ -271,7 +273,8 @@ def saved_model_config(folder: Path) -> dict[str, Any]:
         root = next(json.loads(node.metadata) for node in saved.nodes if node.node_path == "root")
     except (StopIteration, ValueError) as err:
         raise ExportError(f"{folder}: keras_metadata.pb is not readable ({err or 'no root object'})") from None
-    return {"class_name": root.get("class_name"), "config": plain_config(root.get("config", {}))}
+    config = plain_config(root.get("config", {}))
+    return {"class_name": root.get("class_name"), "config": config, "keras_version": root.get("keras_version")}
 
 
 def load_saved_model_weights(model: Any, folder: Path) -> None:
@@ -281,7 +284,7 @@ def load_saved_model_weights(model: Any, folder: Path) -> None:
     try:
         reader = tf.train.load_checkpoint(str(folder / "variables" / "variables"))
     except (ValueError, tf.errors.OpError) as err:
-        raise ExportError(f"{folder}: variables/ is not readable ({err})") from None
+        raise ExportError(f"{folder}: variables/ is not readable ({brief(err)})") from None
     for i, layer in enumerate(layer for layer in model.layers if layer.weights):
         values = []
         for weight in layer.weights:
@@ -295,11 +298,12 @@ def load_saved_model_weights(model: Any, folder: Path) -> None:
 def saved_model_reference(folder: Path, input_names: list[str]) -> Callable[..., np.ndarray]:
     """The SavedModel's own serving signature, run by TensorFlow, on float32 rows (and noise rows)."""
     tf = _tensorflow(folder)
+    screen_saved_model(folder)  # again, right before TensorFlow loads it: whatever the caller screened
     try:
         with quiet_stderr():
             serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
     except (KeyError, ValueError, OSError, tf.errors.OpError) as err:
-        raise ExportError(f"{folder}: TensorFlow could not load its serving signature ({err})") from None
+        raise ExportError(f"{folder}: TensorFlow could not load its serving signature ({brief(err)})") from None
     (output,) = serve.structured_outputs
 
     def reference(x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
@@ -325,8 +329,13 @@ def tf_keras_reference(path: Path) -> tuple[Callable[..., np.ndarray], str]:
             f"{path}: checking a Keras 2 model with TFOpLambda nodes against TF 2 Keras needs tf-keras: "
             "pip install tf-keras"
         ) from None
-    with quiet_stderr():
-        model = tf_keras.models.load_model(path, compile=False)
+    from tf_keras.src.saving.serialization_lib import SafeModeScope
+
+    try:  # safe mode: TF 2 Keras loads an .h5 file's Lambda bytecode unless a scope says otherwise
+        with quiet_stderr(), SafeModeScope(True):
+            model = tf_keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # TF 2 Keras raises many types for a file it cannot rebuild
+        raise ExportError(f"{path}: TF 2 Keras could not load it: {brief(err)}") from None
 
     def reference(x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         rows: Any = np.asarray(x, dtype=np.float32)

@@ -91,7 +91,10 @@ def snake_case(name: str) -> str:
 
 def read_weights(path: Path) -> dict[str, list[np.ndarray]]:
     """Every top-level layer's stored variables, by its name in the weights file."""
-    import h5py
+    try:
+        import h5py
+    except ImportError:
+        raise NotStored("its weights are read with h5py, which is not installed (pip install h5py)") from None
 
     with zipfile.ZipFile(path) as archive:
         data = archive.read("model.weights.h5")
@@ -112,7 +115,7 @@ def _is_operation(entry: dict[str, Any]) -> bool:
     return str(entry.get("module", "")).startswith("keras.src.ops.")
 
 
-def _weights_names(entries: list[dict[str, Any]]) -> dict[str, str]:
+def weights_names(entries: list[dict[str, Any]]) -> dict[str, str]:
     """Each layer's name in the weights file: its class in snake case, numbered by order (as Keras saves)."""
     used: dict[str, int] = {}
     names: dict[str, str] = {}
@@ -197,7 +200,7 @@ def _refs(stored: Any) -> list[Ref]:
     return [(str(name), int(call), int(output)) for name, call, output in listed]
 
 
-def _as_functional(config: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def as_functional(config: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The model's configuration as a Functional one (a Sequential calls each layer on the previous
     one), and the layers the weights file holds, in its order (a Sequential's without its input)."""
     inner = config["config"]
@@ -233,14 +236,14 @@ def walk_stored(path: Path, config: dict[str, Any], source: str, noise: int = 0)
 def _walk(path: Path, config: dict[str, Any], source: str, noise: int) -> Walked:
     if config.get("class_name") not in MODELS:
         raise NotStored(f"a {config.get('class_name')!r} model")
-    inner, in_weights = _as_functional(config)
+    inner, in_weights = as_functional(config)
     entries = {entry["name"]: entry for entry in inner["layers"]}
     custom = [e for e in entries.values() if e.get("registered_name") and not _is_operation(e)]
     if custom or any(entry["class_name"] in MODELS for entry in entries.values()):
         raise NotStored("a nested model or a registered (custom) class")
-    weights_names = _weights_names(in_weights)
+    names = weights_names(in_weights)
     weights = read_weights(path)
-    if set(weights) - set(weights_names.values()):
+    if set(weights) - set(names.values()):
         raise NotStored("stored weights of layers the configuration does not name")
     inputs = _refs(inner["input_layers"])
     widths = []
@@ -263,7 +266,7 @@ def _walk(path: Path, config: dict[str, Any], source: str, noise: int) -> Walked
     if b.problems or len(outputs) != 1 or any(p not in parents for ps in parents.values() for p in ps):
         raise NotStored("refused inputs, not one output, or a call the configuration does not hold")
     for name, k in keras_order(parents, [(name, k) for name, k, _ in outputs if (name, k, 0) not in values]):
-        stored = weights.get(weights_names.get(name, ""), [])
+        stored = weights.get(names.get(name, ""), [])
         _call(b, entries[name], entries[name]["inbound_nodes"][k], (name, k), values, stored)
     if outputs[0] not in values or b.problems:
         raise NotStored("the output is not computed")
