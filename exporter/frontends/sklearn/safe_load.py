@@ -179,7 +179,37 @@ def _load_skops(path: Path, trust: Trust) -> Any:
             refused.remove(user_type)
     if refused:
         raise ExportError(f"{path}: refusing to load untrusted types {refused}")
+    for loader, module, name in _skops_nodes(path):
+        if trust.covers(module) and loader not in _SKOPS_REBUILDS:
+            raise ExportError(
+                f"{path}: refusing to load: the file calls {module}.{name} while loading (a skops {loader}); "
+                "trusting a module rebuilds its classes and references its functions, it never runs them as they load"
+            )
     return sio.load(path, trusted=untrusted)
+
+
+# skops nodes that rebuild a class (``__new__``, ``__setstate__``) or reference a name; the others
+# (DictNode, ListNode, ConstructorFromReduceNode, ReduceNode...) call the type they name
+_SKOPS_REBUILDS = {"ObjectNode", "FunctionNode", "TypeNode"}
+
+
+def _skops_nodes(path: Path) -> list[tuple[str, str, str]]:
+    """Every node of a .skops file's schema: its loader, module and class name."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        pending: list[Any] = [json.loads(archive.read("schema.json"))]
+    nodes = []
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if {"__loader__", "__module__", "__class__"} <= item.keys():
+                nodes.append((str(item["__loader__"]), str(item["__module__"]), str(item["__class__"])))
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return nodes
 
 
 def load_transformer_file(path: str | Path, trust: Trust | list[str] | tuple[str, ...] = ()) -> Any:

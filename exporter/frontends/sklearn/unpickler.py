@@ -47,25 +47,24 @@ LEGACY = (
     "companion files): that format is not read, as its arrays are loaded by numpy's own unpickler. "
     "Load it with a current joblib where you trust it, and save it again with joblib.dump"
 )
-_OPENERS: list[tuple[bytes, Callable[[Path], BinaryIO]]] = [
-    (b"\x1f\x8b", lambda p: gzip.open(p, "rb")),  # type: ignore[list-item]
-    (b"BZ", lambda p: bz2.open(p, "rb")),  # type: ignore[list-item]
-    (b"\xfd7zXZ", lambda p: lzma.open(p, "rb")),  # type: ignore[list-item]
-    (b"\x5d\x00", lambda p: lzma.open(p, "rb", format=lzma.FORMAT_ALONE)),  # type: ignore[list-item]
-    (b"\x78", lambda p: io.BytesIO(zlib.decompress(p.read_bytes()))),
-]
+_DECOMPRESS: dict[bytes, Callable[[bytes], bytes]] = {  # joblib's compressors by their magic bytes
+    b"\x1f\x8b": gzip.decompress,
+    b"BZ": bz2.decompress,
+    b"\xfd7zXZ": lzma.decompress,
+    b"\x5d\x00": lzma.decompress,
+    b"\x78": zlib.decompress,
+}
 
 
 def open_stream(path: Path) -> BinaryIO:
     """The pickle stream in a plain, joblib-compressed or legacy file (refused), read with the stdlib."""
-    with path.open("rb") as f:
-        head = f.read(8)
-    if head.startswith(b"ZF"):
+    data = path.read_bytes()
+    if data.startswith(b"ZF"):
         raise ExportError(f"{path}: {LEGACY}")
-    if head.startswith(b"\x04\x22\x4d\x18"):
+    if data.startswith(b"\x04\x22\x4d\x18"):
         raise ExportError(f"{path}: lz4-compressed joblib files are not read: save it with compress=('gzip', 3)")
-    opener = next((open_ for magic, open_ in _OPENERS if head.startswith(magic)), None)
-    return opener(path) if opener else path.open("rb")
+    magic = next((m for m in _DECOMPRESS if data.startswith(m)), None)
+    return io.BytesIO(_DECOMPRESS[magic](data) if magic else data)
 
 
 def name_of(obj: Any) -> str:
@@ -148,7 +147,8 @@ class RestrictedUnpickler(pickle._Unpickler):  # the Python implementation: its 
             raise self.refuse(f"the file builds an object of {name_of(cls)}, which is not a class")
         if type(args) is not tuple or (kwargs is not None and type(kwargs) is not dict):
             raise self.refuse(f"the arguments of {name_of(cls)}.__new__ are not a tuple and a dict")
-        if (args or kwargs) and (id(cls) in self.library or issubclass(cls, np.ndarray) or not self.plain((args, kwargs))):
+        library = id(cls) in self.library or issubclass(cls, np.ndarray)
+        if (args or kwargs) and (library or not self.plain((args, kwargs))):
             raise self.refuse(f"the file builds {name_of(cls)} with arguments")
         return cls.__new__(cls, *args, **(kwargs or {}))
 
@@ -189,7 +189,8 @@ class RestrictedUnpickler(pickle._Unpickler):  # the Python implementation: its 
         """The array a joblib ``NumpyArrayWrapper`` stands for: raw bytes (joblib's reader), or for
         object arrays the nested pickle joblib writes, read by this unpickler."""
         dtype, shape = getattr(wrapper, "dtype", None), getattr(wrapper, "shape", None)
-        if not isinstance(dtype, np.dtype) or type(shape) is not tuple or getattr(wrapper, "order", None) not in ("C", "F"):
+        order = getattr(wrapper, "order", None)
+        if not isinstance(dtype, np.dtype) or type(shape) is not tuple or order not in ("C", "F"):
             raise self.refuse("a joblib array without a numpy dtype, a shape and an order")
         if not dtype.hasobject:
             return wrapper.read_array(self, ensure_native_byte_order=True)
@@ -233,7 +234,6 @@ class RestrictedUnpickler(pickle._Unpickler):  # the Python implementation: its 
         if not isinstance(target, kind):
             raise self.refuse(f"the file adds items to a {name_of(target)}, not a {kind.__name__}")
         return target
-
 
 
 for _opcode, _method in (
