@@ -78,8 +78,9 @@ _CONTAINERS = (tuple, list, frozenset, set, dict)
 
 
 def _numpy_owned(x: Any) -> bool:
-    """A numpy dtype or scalar of numpy's own types (their methods are numpy's code)."""
-    return isinstance(x, (np.dtype, np.generic)) and type(x).__module__.startswith("numpy")
+    """A numpy dtype, scalar or random bit generator of numpy's own types (their methods are numpy's code)."""
+    owned = (np.dtype, np.generic, np.random.BitGenerator, np.random.SeedSequence)
+    return isinstance(x, owned) and type(x).__module__.startswith("numpy")
 
 
 class RestrictedUnpickler(pickle._Unpickler):  # the Python implementation: its opcodes can be replaced
