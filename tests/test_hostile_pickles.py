@@ -224,3 +224,24 @@ def test_a_target_transform_without_inverse_func_is_refused(capsys, tmp_path, ke
     (tmp_path / "tY.pkl").write_bytes(pickle.dumps(FunctionTransformer().fit(np.ones((3, 2)))))  # truly identity
     code, out, err = run_cli(capsys, net, "--target-transform", "tY.pkl", "-o", "x.c", "--samples", 300)
     assert code == 0, out + err
+
+
+def test_a_state_set_twice_is_refused(tmp_path):
+    """A second BUILD on scikit-learn's Tree freed its node memory twice: heap corruption, then a crash."""
+    import subprocess
+    import sys
+
+    from sklearn.tree import DecisionTreeRegressor
+
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    tree = DecisionTreeRegressor(max_depth=3).fit(x, x[:, 0]).tree_
+    small = DecisionTreeRegressor(max_depth=1).fit(x, x[:, 0]).tree_.__getstate__()
+    # the Tree, built; then a second state for the same object on the stack, and BUILD again
+    (tmp_path / "t.pkl").write_bytes(
+        pickle.dumps(tree, protocol=3)[:-1] + pickle.dumps(small, protocol=3)[2:-1] + b"b."
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "exporter", "t.pkl", "-o", "x.c"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert run.returncode == 2, run.stderr
+    assert "t.pkl: refusing to load: the file sets the state of a sklearn.tree._tree.Tree twice" in run.stderr

@@ -94,6 +94,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # the Python implementation: its 
         # ids of module-level objects the resolver returned: safe to call, and the library's (plain data)
         self.callable: set[int] = set()
         self.library: set[int] = set()
+        self.built: dict[int, Any] = {}  # objects whose state was set (kept alive, so ids stay theirs)
         # what joblib's NumpyArrayWrapper.read_array reads the arrays' raw bytes through
         self.file_handle, self.np, self.mmap_mode = stream, np, None
 
@@ -177,6 +178,9 @@ class RestrictedUnpickler(pickle._Unpickler):  # the Python implementation: its 
             raise self.refuse(f"the file sets the state of {name_of(inst)} itself")
         if type(state) not in (dict, tuple, list, *_SCALARS):
             raise self.refuse(f"the state of a {name_of(inst)} is a {name_of(state)}")
+        if id(inst) in self.built:  # scikit-learn's Tree corrupts its memory when its state is set again
+            raise self.refuse(f"the file sets the state of a {name_of(inst)} twice")
+        self.built[id(inst)] = inst
         super().load_build()
         built = self.stack[-1]
         if isinstance(built, np.dtype) and (built.hasobject and built != np.dtype(object)):
