@@ -1,12 +1,15 @@
 """Load fitted transformers without letting the file run code.
 
-A pickle can call any importable function while it loads (``os.system`` included), so
-pickles and joblib files go through an unpickler that resolves only scikit-learn
-estimator classes, numpy's ufuncs and the numpy and builtin names fitted transformers
-hold, and the classes and functions defined in the user's modules they trust (see
-``trust.py``); anything else stops the load before it is called. (Estimators the
-exporter does not support load, to be refused with their step path.) ``.skops`` files
-are loaded by skops, trusting only those types.
+A pickle can call any importable function while it loads (``os.system`` included), so every
+pickle and joblib file (plain, or compressed as joblib writes: ``unpickler.py`` reads the
+container itself and refuses joblib's legacy ZF format) goes through one restricted unpickler.
+This module says which names it resolves: scikit-learn estimator classes, numpy's ufuncs and the
+numpy and builtin names fitted transformers hold, and the classes and functions defined in the
+user's modules they trust (see ``trust.py``); anything else stops the load before it is called.
+Which of them may be *called* while loading is narrower: numpy's and scikit-learn's reconstructors,
+never the user's code (trust rebuilds classes and references functions). (Estimators the exporter
+does not support load, to be refused with their step path.) ``.skops`` files are loaded by skops,
+trusting only those types, and only in skops nodes that rebuild or reference them.
 """
 
 from __future__ import annotations
