@@ -69,14 +69,14 @@ SUFFIXES = (*PICKLE_SUFFIXES, ".skops")
 def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
     """``copyreg._reconstructor`` (protocols 0 and 1) for plain objects only: no base class's code runs."""
     if not isinstance(cls, type) or base is not object or state is not None:
-        raise ExportError(f"copyreg._reconstructor of {cls!r} on {base!r}: only plain objects are rebuilt")
+        raise ValueError(f"copyreg._reconstructor of {cls!r} on {base!r}: only plain objects are rebuilt")
     return object.__new__(cls)
 
 
 def _encode(text: Any, encoding: Any = "latin1") -> bytes:
     """``_codecs.encode``, as protocols 0 to 2 store bytes: a str in latin-1."""
     if type(text) is not str or encoding not in ("latin1", "latin-1"):
-        raise ExportError("_codecs.encode: only a string in latin-1 is decoded")
+        raise ValueError("_codecs.encode: only a string in latin-1 is decoded")
     return text.encode("latin1")
 
 

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import _compat_pickle
 import bz2
+import functools
 import gzip
-import inspect
 import io
 import lzma
 import pickle
+import types
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +82,18 @@ def _numpy_owned(x: Any) -> bool:
     """A numpy dtype, scalar or random bit generator of numpy's own types (their methods are numpy's code)."""
     owned = (np.dtype, np.generic, np.random.BitGenerator, np.random.SeedSequence)
     return isinstance(x, owned) and type(x).__module__.startswith("numpy")
+
+
+# what BUILD may not set attributes on: classes and functions (their behaviour, for everything after)
+_NOT_BUILT = (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, np.ufunc)
+
+
+@functools.cache
+def _array_wrapper() -> type:
+    """joblib's placeholder for an array whose bytes follow in the stream."""
+    from joblib.numpy_pickle import NumpyArrayWrapper
+
+    return NumpyArrayWrapper
 
 
 class RestrictedUnpickler(pickle._Unpickler):  # the Python implementation: its opcodes can be replaced
@@ -174,7 +187,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # the Python implementation: its 
 
     def load_build(self) -> None:
         state, inst = self.stack[-1], self.stack[-2]
-        if isinstance(inst, type) or inspect.isroutine(inst) or isinstance(inst, np.ufunc):
+        if isinstance(inst, _NOT_BUILT):
             raise self.refuse(f"the file sets the state of {name_of(inst)} itself")
         if type(state) not in (dict, tuple, list, *_SCALARS):
             raise self.refuse(f"the state of a {name_of(inst)} is a {name_of(state)}")
@@ -185,9 +198,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # the Python implementation: its 
         built = self.stack[-1]
         if isinstance(built, np.dtype) and (built.hasobject and built != np.dtype(object)):
             raise self.refuse("a numpy dtype holding Python objects inside a record")
-        from joblib.numpy_pickle import NumpyArrayWrapper
-
-        if isinstance(built, NumpyArrayWrapper):  # joblib: the array's bytes follow in the stream
+        if isinstance(built, _array_wrapper()):  # joblib: the array's bytes follow in the stream
             self.stack[-1] = self.wrapped_array(built)
 
     def wrapped_array(self, wrapper: Any) -> np.ndarray:
