@@ -245,3 +245,14 @@ def test_a_state_set_twice_is_refused(tmp_path):
     )
     assert run.returncode == 2, run.stderr
     assert "t.pkl: refusing to load: the file sets the state of a sklearn.tree._tree.Tree twice" in run.stderr
+
+
+def test_a_record_dtype_with_fields_outside_its_items_is_refused(capsys, tmp_path):
+    """numpy's dtype ``__setstate__`` takes any field offset: an array of it reads (and writes) outside itself."""
+    import pickletools
+
+    dtype = np.dtype([("left", "<u4"), ("value", "<f8")])
+    stream = pickletools.optimize(pickle.dumps(np.zeros(4, dtype=dtype), protocol=3))
+    stream = stream.replace(pickle.dumps(4, protocol=3)[2:-1] + b"\x86", b"J\xa0\x86\x01\x00\x86", 1)  # offset 100000
+    (tmp_path / "t.pkl").write_bytes(stream)
+    assert_user_error(capsys, tmp_path, ["t.pkl", "-o", "x.c"], "t.pkl: refusing to load: a numpy dtype with fields")

@@ -84,6 +84,20 @@ def _numpy_owned(x: Any) -> bool:
     return isinstance(x, owned) and type(x).__module__.startswith("numpy")
 
 
+def _sound(dtype: np.dtype, depth: int = 0) -> bool:
+    """A dtype whose records hold their fields (numpy's ``__setstate__`` takes any offsets: reading such a
+    field reads outside the array) and no Python objects (pointers read from the file's bytes)."""
+    if dtype == np.dtype(object):
+        return depth == 0
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        return depth < 8 and base.itemsize * int(np.prod(shape)) <= dtype.itemsize and _sound(base, depth + 1)
+    for sub, offset, *_ in (dtype.fields or {}).values():
+        if depth >= 8 or offset < 0 or offset + sub.itemsize > dtype.itemsize or not _sound(sub, depth + 1):
+            return False
+    return True
+
+
 # what BUILD may not set attributes on: classes and functions (their behaviour, for everything after)
 _NOT_BUILT = (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, np.ufunc)
 
@@ -196,8 +210,8 @@ class RestrictedUnpickler(pickle._Unpickler):  # the Python implementation: its 
         self.built[id(inst)] = inst
         super().load_build()
         built = self.stack[-1]
-        if isinstance(built, np.dtype) and (built.hasobject and built != np.dtype(object)):
-            raise self.refuse("a numpy dtype holding Python objects inside a record")
+        if isinstance(built, np.dtype) and not _sound(built):
+            raise self.refuse(f"a numpy dtype with fields outside its {built.itemsize}-byte items, or objects in them")
         if isinstance(built, _array_wrapper()):  # joblib: the array's bytes follow in the stream
             self.stack[-1] = self.wrapped_array(built)
 
