@@ -178,15 +178,8 @@ def test_trusted_module_functions_are_never_called_while_loading(capsys, tmp_pat
 
 
 def test_skops_never_calls_a_trusted_function(capsys, tmp_path, trusted):
-    import skops.io as sio
-
     marker = tmp_path / "pwned"
-    sio.dump({}, tmp_path / "t.skops")  # a DictNode: skops calls the type it names
-    with zipfile.ZipFile(tmp_path / "t.skops") as archive:
-        schema = json.loads(archive.read("schema.json"))
-    schema.update({"__module__": trusted, "__class__": "helper"})
-    with zipfile.ZipFile(tmp_path / "t.skops", "w") as archive:
-        archive.writestr("schema.json", json.dumps(schema))
+    _edit_skops(tmp_path / "t.skops", {}, {"__module__": trusted, "__class__": "helper"})  # a DictNode: called
     assert_user_error(
         capsys, tmp_path, ["t.skops", "--trust", trusted, "-o", "x.c"], f"calls {trusted}.helper while loading"
     )
@@ -203,11 +196,27 @@ def test_a_trusted_function_is_still_referenced(tmp_path, monkeypatch, trusted):
     assert loaded.func.__qualname__ == "helper" and loaded.func.__module__ == trusted
 
 
-def test_a_main_class_says_how_to_fix_it(capsys, tmp_path):
-    (tmp_path / "t.pkl").write_bytes(b"c__main__\nMyScaler\n)\x81.")
+@pytest.mark.parametrize("suffix", [".pkl", ".skops"])
+def test_a_main_class_says_how_to_fix_it(capsys, tmp_path, suffix):
+    if suffix == ".pkl":
+        (tmp_path / "t.pkl").write_bytes(b"c__main__\nMyScaler\n)\x81.")
+    else:
+        _edit_skops(tmp_path / "t.skops", StandardScaler(), {"__module__": "__main__", "__class__": "MyScaler"})
     assert_user_error(
-        capsys, tmp_path, ["t.pkl", "-o", "x.c"], "__main__.MyScaler", "Move MyScaler into a module", "--trust"
+        capsys, tmp_path, [f"t{suffix}", "-o", "x.c"], "__main__.MyScaler", "Move MyScaler into a module", "--trust"
     )
+
+
+def _edit_skops(path, obj, changes: dict[str, str]) -> None:
+    """A .skops file of ``obj`` whose top node says ``changes`` instead (as a crafted file could)."""
+    import skops.io as sio
+
+    sio.dump(obj, path)
+    with zipfile.ZipFile(path) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    schema.update(changes)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("schema.json", json.dumps(schema))
 
 
 def test_a_target_transform_without_inverse_func_is_refused(capsys, tmp_path, keras):

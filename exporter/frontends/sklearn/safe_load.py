@@ -108,6 +108,14 @@ def _role(name: str, found: Any) -> str:
     return CALL if name in _NUMPY_CALLED or name.startswith("__pyx_unpickle_") else NAME
 
 
+def _from_main(path: str | Path, name: str) -> ExportError:
+    return ExportError(
+        f"{path}: refusing to load __main__.{name}: it was defined in the script that pickled it, so "
+        f"the file does not say where its code is. Move {name} into a module of its own (my_module.py), "
+        "import it from there, pickle the object again, and trust that module (--trust my_module)"
+    )
+
+
 def _resolver(path: str, trust: Trust) -> Resolver:
     """What the restricted unpickler may use from ``path``: allowed names, estimator classes (refused
     later by name, with their step path), scikinC's stand-ins, the user's trusted classes and functions."""
@@ -121,11 +129,7 @@ def _resolver(path: str, trust: Trust) -> Resolver:
             found = _lookup(module, name)
             return found, _role(name, found)
         if module == "__main__":
-            raise ExportError(
-                f"{path}: refusing to load __main__.{name}: it was defined in the script that pickled it, so "
-                f"the file does not say where its code is. Move {name} into a module of its own (my_module.py), "
-                "import it from there, pickle the object again, and trust that module (--trust my_module)"
-            )
+            raise _from_main(path, name)
         if module.startswith("joblib.") and name in ("NDArrayWrapper", "ZNDArrayWrapper"):
             raise ExportError(f"{path}: {LEGACY}")
         if module.startswith("sklearn."):  # any estimator class: refused later by name, with its step path
@@ -180,6 +184,9 @@ def _load_skops(path: Path, trust: Trust) -> Any:
     for user_type in list(refused):
         if trust.resolve(str(path), *user_type.rsplit(".", 1)) is not None:  # trusted, and defined there
             refused.remove(user_type)
+    main = [t for t in refused if t.startswith("__main__.")]
+    if main:
+        raise _from_main(path, main[0].partition(".")[2])
     if refused:
         raise ExportError(f"{path}: refusing to load untrusted types {refused}")
     for loader, module, name in _skops_nodes(path):
