@@ -202,3 +202,64 @@ def test_a_tree_model_refuses_what_needs_a_transformer(capsys, tmp_path):
         export_chain(tmp_path / "scaler.pkl")
     with pytest.raises(ExportError, match=r"none\.pkl: no such model file"):
         export_chain(tmp_path / "none.pkl")
+
+
+def _hostile_tree(tmp_path, family: str, change):
+    """A fitted tree model's file whose node arrays ``change(nodes)`` has edited (as a crafted file would
+    store them); the exporter must refuse it before scikit-learn's own predict walks them."""
+    if family == "hist":
+        est = HistGradientBoostingRegressor(max_iter=2, max_depth=3).fit(*data("regression", False))
+        change(est._predictors[1][0].nodes, "left", "right", "feature_idx", "num_threshold")
+    else:
+        est = GradientBoostingRegressor(n_estimators=3, max_depth=3).fit(*data("regression", False))
+        state = est.estimators_[2, 0].tree_.__getstate__()
+        nodes = state["nodes"].copy()
+        change(nodes, "left_child", "right_child", "feature", "threshold")
+        est.estimators_[2, 0].tree_.__setstate__({**state, "nodes": nodes})
+    (tmp_path / "bdt.pkl").write_bytes(pickle.dumps(est))
+
+
+def _set(field: int, node: int, value):
+    def change(nodes, *fields):
+        column = nodes[fields[field]]
+        with np.errstate(all="ignore"):  # Hist* stores children unsigned: -5 wraps around, as a file could
+            column[node] = np.array(value).astype(column.dtype)
+
+    return change
+
+
+def _cycle(nodes, left, right, feature, threshold):
+    """The root's left child's left child points back to the root's left child."""
+    first = nodes[left][0]
+    nodes[left][nodes[left][first]] = first
+
+
+@pytest.mark.parametrize("family", ["sklearn", "hist"])
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (_set(0, 0, -5), "node 0: left child"),  # sklearn's predict segfaulted
+        (_set(1, 0, 10**6), "node 0: right child 1000000 is not a later node"),  # traceback, or reads anywhere
+        (_cycle, "child 1 is not a later node"),  # sklearn's predict looped forever, deaf to Ctrl-C
+        (_set(2, 0, 99), "node 0 splits on feature 99, but the model has 4"),
+        (_set(2, 0, -3), "node 0 splits on feature"),
+        (_set(3, 0, np.nan), "node 0 has the threshold NaN"),
+    ],
+    ids=["negative_child", "child_out_of_range", "cycle", "feature_too_large", "feature_negative", "nan_threshold"],
+)
+def test_hostile_tree_arrays_are_refused_before_anything_walks_them(capsys, tmp_path, family, change, fragment):
+    _hostile_tree(tmp_path, family, change)
+    which = "tree 1 (of _predictors)" if family == "hist" else "tree 2 (of estimators_)"
+    assert_user_error(capsys, tmp_path, [tmp_path / "bdt.pkl", "-o", tmp_path / "b.c"], "bdt.pkl", which, fragment)
+
+
+def test_a_shared_child_and_a_one_sided_leaf_are_refused(capsys, tmp_path):
+    def shared(nodes, left, right, *_):  # both children of a node are the same node, its right subtree orphaned
+        nodes[right][0] = nodes[left][0]
+
+    def one_sided(nodes, left, right, *_):
+        nodes[right][np.flatnonzero(nodes[left] == -1)[0]] = 1
+
+    for change, fragment in ((shared, "is the child of"), (one_sided, "has a left child -1 (a leaf) but a right")):
+        _hostile_tree(tmp_path, "sklearn", change)
+        assert_user_error(capsys, tmp_path, [tmp_path / "bdt.pkl", "-o", tmp_path / "b.c"], fragment)

@@ -48,6 +48,16 @@ class NotInvertible(ExportError):
     """A step without an inverse was asked for one."""
 
 
+def no_inverse_func(name: str, func: str) -> str:
+    """Why a FunctionTransformer without ``inverse_func`` has no inverse here, though scikit-learn gives one:
+    its ``inverse_transform`` is then the identity, and a target transform undone by the identity would
+    silently leave the network's outputs as ``func`` of the targets."""
+    return (
+        f"{name}: FunctionTransformer({func}) has no inverse_func, so its inverse_transform returns its input "
+        f"unchanged (not the inverse of {func}); fit it with inverse_func=... to undo it"
+    )
+
+
 def _doubles(values: object, n: int, what: str) -> np.ndarray:
     array = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
     if array.size == 1 and n != 1:
@@ -158,7 +168,7 @@ class Function(ColumnOp):
     """An elementwise numpy function (FunctionTransformer, log columns); ``inverse_kind`` as sklearn's."""
 
     kind: str = "log"
-    inverse_kind: str | None = None  # None: identity, as FunctionTransformer without inverse_func
+    inverse_kind: str | None = None  # None: no inverse (FunctionTransformer without inverse_func)
     template: ClassVar[str] = "function"
 
     def __post_init__(self) -> None:
@@ -168,7 +178,7 @@ class Function(ColumnOp):
 
     def inverse(self) -> list[ColumnOp]:
         if self.inverse_kind is None:
-            return []
+            raise NotInvertible(no_inverse_func(self.name, self.kind))
         return [Function(f"{self.name} (inverse)", self.columns, self.inverse_kind, self.kind)]
 
     def describe(self) -> str:

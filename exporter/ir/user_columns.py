@@ -10,14 +10,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from exporter.ir.columns import ColumnOp, NotInvertible, _doubles
+from exporter.ir.columns import ColumnOp, NotInvertible, _doubles, no_inverse_func
 from exporter.ir.expression import Expr, X
 
 
 @dataclass
 class Expression(ColumnOp):
     """A formula of each value ``x`` (``exporter.ir.expression``): a FunctionTransformer with the user's
-    functions, from scikinC's ``inC`` C expressions or traced; ``backward`` None is the identity."""
+    functions, from scikinC's ``inC`` C expressions or traced; ``backward`` None: no inverse."""
 
     forward: Expr = X
     backward: Expr | None = None
@@ -26,7 +26,7 @@ class Expression(ColumnOp):
 
     def inverse(self) -> list[ColumnOp]:
         if self.backward is None:
-            return []
+            raise NotInvertible(no_inverse_func(self.name, self.label))
         inverse = f"inverse {self.label}"
         return [Expression(f"{self.name} (inverse)", self.columns, self.backward, self.forward, inverse)]
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from exporter.errors import ExportError, Problem, UnsupportedModelError
 from exporter.frontends.loaded import LoadedModel
+from exporter.frontends.sklearn.tree_checks import tree_depth, tree_problem
 from exporter.ir import Graph, optimize
 from exporter.ir.trees import TreeEnsemble, float32_floor
 
@@ -192,8 +193,8 @@ _REGRESSION_LINKS = {"IdentityLink": "identity", "LogLink": "exp"}
 
 
 def _hist_gradient_boosting(est: Any) -> _Ensemble:
-    categorical = getattr(est, "is_categorical_", None)
-    if getattr(est, "_preprocessor", None) is not None or (categorical is not None and np.any(categorical)):
+    categorical = [getattr(est, "is_categorical_", None), getattr(est._bin_mapper, "is_categorical_", None)]
+    if getattr(est, "_preprocessor", None) is not None or any(c is not None and np.any(c) for c in categorical):
         raise Refused("categorical features are not supported")
     trees, offsets = [], []
     for iteration in est._predictors:
@@ -262,6 +263,24 @@ def _flatten(ensemble: _Ensemble) -> dict[str, Any]:
     }
 
 
+def _checked(est: Any, read: Callable[[Any], _Ensemble], n_features: int, fitted: str) -> _Ensemble:
+    """The family's reading, every tree's arrays checked (``tree_checks``) before anything walks them
+    (scikit-learn's own predict included); each tree's depth is measured, not taken from the file."""
+    try:
+        ensemble = read(est)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as err:
+        raise Refused(f"its fitted trees are not what scikit-learn stores ({type(err).__name__}: {err})") from None
+    sklearn_leaves = not type(est).__name__.startswith("Hist")
+    for t, (tree, offset) in enumerate(zip(ensemble.trees, ensemble.offsets, strict=True)):
+        problem = tree_problem(tree, n_features, sklearn_leaves)
+        if problem is None and offset + tree.values.shape[1] > ensemble.baseline.size:
+            problem = f"{tree.values.shape[1]} values per leaf, for {ensemble.baseline.size} outputs"
+        if problem is not None:
+            raise Refused(f"tree {t} (of {fitted}): {problem}")
+        tree.depth = tree_depth(tree.left, tree.right, tree.is_leaf)
+    return ensemble
+
+
 def _accepts_nan(est: Any, n_features: int) -> bool:
     """Whether the fitted model predicts rows with missing values (the C then routes them as it does)."""
     try:
@@ -278,11 +297,14 @@ def tree_graph(est: Any, source: str) -> Graph:
     try:
         if not hasattr(est, fitted):
             raise Refused(f"not fitted (no {fitted})")
-        ensemble = read(est)
+        n_features = getattr(est, "n_features_in_", None)
+        if not isinstance(n_features, (int, np.integer)) or n_features < 1:
+            raise Refused(f"n_features_in_ is {n_features!r}, not a number of inputs")
+        ensemble = _checked(est, read, int(n_features), fitted)
         arrays = _flatten(ensemble)
     except Refused as err:
         raise UnsupportedModelError(source, [Problem(source, cls, str(err), "model")]) from None
-    n_features = int(est.n_features_in_)
+    n_features = int(n_features)
     n_raw = ensemble.baseline.size
     width = 2 if ensemble.link == "logistic" else n_raw
     op = TreeEnsemble(
