@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exporter.escaping import terminal_line
 from exporter.words import noun
 
 
@@ -35,7 +36,8 @@ class Problem:
     kind: str = "layer"
 
     def __str__(self) -> str:
-        return f"{self.kind} '{self.layer}' ({self.cls}): {self.reason}"
+        # one line of the refusal list whatever the file's names hold (the CLI escapes the rest)
+        return terminal_line(f"{self.kind} '{self.layer}' ({self.cls}): {self.reason}")
 
 
 class UnsupportedModelError(ExportError):

@@ -16,6 +16,7 @@ import os
 import sys
 
 from exporter import interrupt
+from exporter.cli.output import emit
 from exporter.cli.parser import EXIT_INTERRUPTED, EXIT_USER, inspect_parser, parser
 from exporter.errors import ExportError
 from exporter.report.document import error_document, to_json
@@ -34,12 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         with interrupt.recorded():
             return run_inspect(args) if inspecting else run(args)
     except ExportError as err:
-        print(f"lamarr-export: error: {err}", file=sys.stderr)
+        emit(f"lamarr-export: error: {err}\n", sys.stderr)
         if args.json:
-            print(to_json(error_document(err)), end="")
+            emit(to_json(error_document(err)))
         return EXIT_USER
     except KeyboardInterrupt:  # Ctrl-C: files are written last, all at once, so none is left half-written
-        print("lamarr-export: interrupted", file=sys.stderr)
+        emit("lamarr-export: interrupted\n", sys.stderr)
         return EXIT_INTERRUPTED
 
 
