@@ -13,12 +13,15 @@ and the terminal. Each target has one function here and every such string goes t
 - ``cmake_list_item``: a path on ``--depends``'s output, which CMake splits on newlines and uses as a
   list: refused (``ValueError``) when it holds a newline, ``;``, unbalanced ``[ ]`` or ``$<``.
 - ``terminal``: a message for a terminal: C0 controls (but the message's own newlines), DEL, C1
-  controls, Unicode line separators and bidirectional overrides and isolates shown as ``\\x1b``,
-  ``\\u202e``. Applied where the command line prints (``exporter.cli.output``), and with
-  ``newlines=False`` where a file's name enters a multi-line message (refused layers, step tables),
-  so that a name cannot forge a line of its own.
-- ``visible``: ``terminal`` without newlines, for the report page (``finalize`` of its Jinja
-  environment, before the autoescaping that handles ``& < > " '``).
+  controls, Unicode line separators, bidirectional overrides and isolates, and lone surrogates shown
+  as ``\\x1b``, ``\\u202e``. Applied where the command line prints (``exporter.cli.output``,
+  ``exporter.progress``); ``terminal_line`` (newlines escaped too) where a file's name enters a
+  multi-line message (refused layers, step tables), so that a name cannot forge a line of its own.
+- ``visible``: ``terminal_line`` for the report page (``finalize`` of its Jinja environment, before
+  the autoescaping that handles ``& < > " '``).
+
+No C string literal, TOML or shell text is written from a file's strings; symbols and stage names
+that are printed as C code are checked identifiers (``exporter.backend.naming``), not escaped.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ _C_COMMENT_PAIRS = ("*/", "/*", "??")
 # Bidirectional embeddings, overrides and isolates (Trojan Source), marks, and Unicode's line separators.
 _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029"
 _CONTROLS = "".join(map(chr, [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)])) + _BIDI
-_TERMINAL = re.compile(f"[{re.escape(_CONTROLS.replace(chr(10), ''))}]")
-_TERMINAL_ALL = re.compile(f"[{re.escape(_CONTROLS)}]")
+# and lone surrogates: a file name's undecodable bytes (surrogateescape), which a UTF-8 stream cannot write
+_TERMINAL = re.compile(f"[{re.escape(_CONTROLS.replace(chr(10), ''))}\ud800-\udfff]")
+_TERMINAL_ALL = re.compile(f"[{re.escape(_CONTROLS)}\ud800-\udfff]")
 
 
 def _hex_bytes(ch: str) -> str:
