@@ -17,8 +17,8 @@ and the terminal. Each target has one function here and every such string goes t
   as ``\\x1b``, ``\\u202e``. Applied where the command line prints (``exporter.cli.output``,
   ``exporter.progress``); ``terminal_line`` (newlines escaped too) where a file's name enters a
   multi-line message (refused layers, step tables), so that a name cannot forge a line of its own.
-- ``visible``: ``terminal_line`` for the report page (``finalize`` of its Jinja environment, before
-  the autoescaping that handles ``& < > " '``).
+- ``visible``: ``terminal`` for the report page (``finalize`` of its Jinja environment, before the
+  autoescaping that handles ``& < > " '``).
 
 No C string literal, TOML or shell text is written from a file's strings; symbols and stage names
 that are printed as C code are checked identifiers (``exporter.backend.naming``), not escaped.
@@ -102,5 +102,8 @@ def terminal_line(text: object) -> str:
 
 
 def visible(value: object) -> object:
-    """A string as ``terminal_line`` shows it; any other value unchanged (the report's Jinja ``finalize``)."""
-    return terminal_line(value) if isinstance(value, str) else value
+    """A string as ``terminal`` shows it (a newline is only white space in HTML); any other value unchanged.
+
+    The report's Jinja ``finalize``: markup is the autoescaping's, this makes the rest of a name seen as it is.
+    """
+    return terminal(value) if isinstance(value, str) else value
