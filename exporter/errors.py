@@ -11,6 +11,10 @@ from exporter.words import noun
 class ExportError(Exception):
     """A user mistake (bad file, bad flag, unsupported model): message only, exit code 2."""
 
+    # One line, so the command line shows any newline in it escaped: it came from a name in a file and
+    # would start a line of its own. True where the message has lines by design (each one escaped).
+    multiline = False
+
 
 class InputError(ExportError):
     """A bad value of one named input (``n_inputs``, ``log_columns``...).
@@ -42,6 +46,8 @@ class Problem:
 
 class UnsupportedModelError(ExportError):
     """Every unsupported layer of a model at once, so the user fixes them in one go."""
+
+    multiline = True  # one line per problem, each escaped by ``Problem.__str__``
 
     def __init__(self, source: str, problems: list[Problem]):
         self.source = source

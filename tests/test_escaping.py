@@ -152,3 +152,19 @@ def test_huge_inc_expressions_are_refused_in_one_line(capsys, tmp_path, text, fr
     (line,) = [line for line in err.splitlines() if fragment in line]
     assert "step 't'" in line and "func_inC" in line and len(line) < 250, line
     assert not (tmp_path / "t.c").exists()
+
+
+def test_a_one_line_error_stays_one_line(capsys, tmp_path):
+    """A pickle naming a module ``evil ESC [2K CR ... LF lamarr-export: ok`` (protocol 4 takes any string):
+    the refusal quotes it on its one line, every control character shown, the newline too."""
+
+    def text(value: str) -> bytes:  # SHORT_BINUNICODE
+        return b"\x8c" + bytes([len(value.encode())]) + value.encode()
+
+    module = "evil\x1b[2K\rlamarr-export: ok\nlamarr-export: ok"
+    (tmp_path / "evil.pkl").write_bytes(b"\x80\x04" + text(module) + text("f") + b"\x93)R.")  # STACK_GLOBAL, call
+    code, out, err = run_cli(capsys, tmp_path / "evil.pkl", "-o", tmp_path / "e.c")
+    assert code == 2 and out == "" and "Traceback" not in err
+    (error,) = [line for line in err.splitlines() if line.startswith("lamarr-export: error:")]
+    assert "refusing to load evil\\x1b[2K\\x0dlamarr-export: ok\\x0alamarr-export: ok.f" in error
+    assert "\x1b" not in err and "\r" not in err and not err.splitlines()[-1].startswith("lamarr-export: ok")

@@ -19,6 +19,7 @@ from exporter import interrupt
 from exporter.cli.output import emit
 from exporter.cli.parser import EXIT_INTERRUPTED, EXIT_USER, inspect_parser, parser
 from exporter.errors import ExportError
+from exporter.escaping import terminal_line
 from exporter.report.document import error_document, to_json
 
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         with interrupt.recorded():
             return run_inspect(args) if inspecting else run(args)
     except ExportError as err:
-        emit(f"lamarr-export: error: {err}\n", sys.stderr)
+        emit(f"lamarr-export: error: {err if err.multiline else terminal_line(err)}\n", sys.stderr)
         if args.json:
             emit(to_json(error_document(err)))
         return EXIT_USER
