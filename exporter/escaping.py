@@ -59,7 +59,8 @@ def c_comment(text: object) -> str:
     """
     out: list[str] = []
     for ch in str(text):
-        for c in ch if ch in _PRINTABLE and ch != "\\" else _hex_bytes(ch):
+        kept = ch if ch in _PRINTABLE and ch != "\\" else _hex_bytes(ch)
+        for c in kept:
             if out and out[-1] + c in _C_COMMENT_PAIRS:
                 out.append(" ")
             out.append(c)
