@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import TextIO
 
 from exporter import interrupt
-from exporter.escaping import terminal
+from exporter.escaping import terminal_line
 
 # The steps in the order they run; the compile runs beside the parity's reference, so their ends
 # (when a step's time is recorded) come in either order.
@@ -36,7 +36,7 @@ class Progress:
     def say(self, message: str) -> None:
         if self.enabled:
             stream = self.stream or sys.stderr  # looked up late: tests and callers may swap sys.stderr
-            print(terminal(f"lamarr-export: {message}"), file=stream, flush=True)  # names from files, escaped
+            print(terminal_line(f"lamarr-export: {message}"), file=stream, flush=True)  # one line, names escaped
 
     @contextmanager
     def step(self, key: str, message: str) -> Iterator[None]:
