@@ -267,6 +267,11 @@ class PipelineExport:
         return self.pipeline
 
     @property
+    def warnings(self) -> list[str]:
+        """None of its own: its stages are models of the set, exported (and their warnings told) on their own."""
+        return []
+
+    @property
     def framework(self) -> str:
         parts = [p for ex in self.stages for p in ex.framework.split(" + ")]
         return " + ".join(dict.fromkeys(parts))

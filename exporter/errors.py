@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exporter.escaping import terminal_line
 from exporter.words import noun
 
 # The command's exit codes: what a build system or a script reads of the outcome.
@@ -14,6 +15,10 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 class ExportError(Exception):
     """A user mistake (bad file, bad flag, unsupported model): message only, exit code 2."""
+
+    # One line, so the command line shows any newline in it escaped: it came from a name in a file and
+    # would start a line of its own. True where the message has lines by design (each one escaped).
+    multiline = False
 
 
 class InputError(ExportError):
@@ -40,11 +45,14 @@ class Problem:
     kind: str = "layer"
 
     def __str__(self) -> str:
-        return f"{self.kind} '{self.layer}' ({self.cls}): {self.reason}"
+        # one line of the refusal list whatever the file's names hold (the CLI escapes the rest)
+        return terminal_line(f"{self.kind} '{self.layer}' ({self.cls}): {self.reason}")
 
 
 class UnsupportedModelError(ExportError):
     """Every unsupported layer of a model at once, so the user fixes them in one go."""
+
+    multiline = True  # one line per problem, each escaped by ``Problem.__str__``
 
     def __init__(self, source: str, problems: list[Problem]):
         self.source = source

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from exporter.backend import REAL_SIZE
 from exporter.errors import Problem
+from exporter.escaping import terminal_line
 from exporter.ir import Graph, Op
 from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnStage
@@ -114,16 +115,16 @@ class Inspection:
     def table(self) -> str:
         """The rows as aligned text, then the totals and the verdict."""
         header = ["step", "name", "op", "in", "out", "params", "FLOPs", "status"]
-        body = [
+        body = [  # names from files on one line, escaped before the widths are measured
             [
                 str(i),
-                r.name,
-                r.op,
+                terminal_line(r.name),
+                terminal_line(r.op),
                 "+".join(map(str, r.inputs)) if r.inputs else "?",
                 _count(r.output),
                 _count(r.params),
                 _count(r.flops),
-                "ok" if r.supported else f"REFUSED: {r.problem}",
+                "ok" if r.supported else f"REFUSED: {terminal_line(r.problem)}",
             ]
             for i, r in enumerate(self.rows)
         ]

@@ -244,7 +244,9 @@ def _compile(spec: Exportable, exports: list[Export], progress: Progress, one_is
             n_in, n_out, n_noise = chain.n_inputs, chain.n_outputs, chain.n_noise
             return first.compile_source(source, n_in, n_out, n_noise=n_noise, one_isa=one_isa, one_row=one_isa)
     except CompileError as err:
-        raise ExportError(f"the C compiler failed (check CC and CFLAGS):\n{err}") from None
+        failed = ExportError(f"the C compiler failed (check CC and CFLAGS):\n{err}")
+        failed.multiline = True  # the compiler's own lines (the CLI still escapes control characters)
+        raise failed from None
 
 
 def _trace(

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import TextIO
 
 from exporter import interrupt
+from exporter.escaping import terminal_line
 
 # The steps in the order they run; the compile runs beside the parity's reference, so their ends
 # (when a step's time is recorded) come in either order.
@@ -35,12 +36,12 @@ class Progress:
     def say(self, message: str) -> None:
         if self.enabled:
             stream = self.stream or sys.stderr  # looked up late: tests and callers may swap sys.stderr
-            print(f"lamarr-export: {message}", file=stream, flush=True)
+            print(terminal_line(f"lamarr-export: {message}"), file=stream, flush=True)  # one line, names escaped
 
     def warn(self, message: str) -> None:
         """A warning goes to stderr even when progress lines do not (``--quiet``, ``--json``): it is a result."""
         stream = self.stream or sys.stderr
-        print(f"lamarr-export: warning: {message}", file=stream, flush=True)
+        print(terminal_line(f"lamarr-export: warning: {message}"), file=stream, flush=True)  # names escaped
 
     @contextmanager
     def step(self, key: str, message: str) -> Iterator[None]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from exporter.backend import CSource
+from exporter.escaping import one_line
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL
 
 if TYPE_CHECKING:
@@ -66,7 +67,8 @@ def _line(tag: str, values: Iterable[float]) -> str:
 
 def format_rows(title: str, sources: Sequence[CSource], rows: Sequence[ReferenceRows]) -> str:
     """The whole file: every function of ``sources``, then each symbol's rows."""
-    lines = [f"# lamarr-export reference rows for {title}", "# format: see exporter/refrows.py or the README"]
+    # the title names a file: one line of printable ASCII, so CMake's line-by-line reader sees no forged `function` line
+    lines = [f"# lamarr-export reference rows for {one_line(title)}", "# format: see exporter/refrows.py or the README"]
     for source in sources:
         lines += [f"function {name} {n_in} {n_out} {n_noise}" for name, (n_in, n_out, n_noise) in source.widths.items()]
     for r in rows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from exporter.escaping import terminal_line
 from exporter.progress import in_order
 from exporter.version import __version__
 from exporter.words import count
@@ -71,7 +72,10 @@ def model_summary(result: Result) -> list[str]:
     if len(source.functions) > 1:
         lines.append(f"  functions: {', '.join(source.functions)}")
     digits = len(str(len(steps) - 1))
-    lines += [f"    {i:>{digits}}  {op.name}: {op.describe()}" for i, op in enumerate(steps)]  # inspect's numbers
+    # inspect's numbers; a name from a file on one line, whatever it holds (the CLI escapes the rest)
+    lines += [
+        f"    {i:>{digits}}  {terminal_line(op.name)}: {terminal_line(op.describe())}" for i, op in enumerate(steps)
+    ]
     if report is None:
         lines.append("  parity: not checked (--no-check)")
     else:

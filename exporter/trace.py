@@ -25,6 +25,7 @@ import numpy as np
 
 from exporter.backend import CSource, render, render_set
 from exporter.errors import ExportError
+from exporter.escaping import terminal_line
 from exporter.ir import Concatenate, Graph
 from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnStage
@@ -72,9 +73,8 @@ class Trace:
         lines = [f"{'step':>4}  {'max abs err':>11}  {'max rel err':>11}  {'err/tol':>9}  name: op"]
         for s in self.steps:
             mark = "  <-- drifts" if s is self.first_drift else ""
-            lines.append(
-                f"{s.index:>4}  {s.max_abs:>11.3e}  {s.max_rel:>11.3e}  {s.worst_ratio:>9.3g}  {s.name}: {s.op}{mark}"
-            )
+            step = terminal_line(f"{s.name}: {s.op}")  # a name from a file, on its one line
+            lines.append(f"{s.index:>4}  {s.max_abs:>11.3e}  {s.max_rel:>11.3e}  {s.worst_ratio:>9.3g}  {step}{mark}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

@@ -217,6 +217,23 @@ def perturb_column_step(c_source: str, op_name: str, delta: float = 0.5) -> str:
     return "".join(parts) + c_source[at:]
 
 
+def comment_symbols(texts: list[str], folder: Path, cc: str = "gcc") -> list[str]:
+    """The symbols a C file defines whose comments are ``texts`` through the templates' ``c_comment`` filter,
+    in a banner at file scope and in a function body, followed by ``int x = 1;``: compiled under ``-trigraphs``
+    (``??/`` is a backslash) and the strict warnings as errors; inert comments leave ``f`` and ``x`` alone."""
+    from exporter.backend.templates import environment
+
+    comment = environment().filters["c_comment"]
+    lines = ["/*", *(f" *   {comment(t)}" for t in texts), " */", "void f(void);", "void f(void)", "{"]
+    lines += [*(f"    {{   /* {comment(t)}: step */ }}" for t in texts), "}", "int x = 1;"]
+    source, obj = folder / "comments.c", folder / "comments.o"
+    source.write_bytes(("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))  # raw, if a filter let it through
+    flags = ["-std=c99", "-trigraphs", "-Wall", "-Wextra", "-Werror", "-pedantic-errors"]
+    subprocess.run([cc, *flags, "-c", str(source), "-o", str(obj)], check=True, capture_output=True)
+    listed = subprocess.run(["nm", str(obj)], check=True, capture_output=True, text=True).stdout
+    return [line.split()[-1] for line in listed.splitlines() if line.strip()]  # defined and undefined
+
+
 def exported_symbols(library: Path) -> list[str]:
     return subprocess.run(["nm", "-D", "--defined-only", str(library)], capture_output=True, text=True).stdout.split()
 

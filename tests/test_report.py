@@ -22,6 +22,7 @@ from PIL import Image
 
 import exporter.api
 from exporter.cli import main
+from exporter.report import render_html
 from exporter.report.document import SCHEMA
 
 from helpers import ROOT, perturb_weight
@@ -164,6 +165,31 @@ def test_html_is_self_contained(passing):
         "Input ranges",
     ):
         assert fragment in html
+
+
+HOSTILE = '</td><script>alert(1)</script><img src=x onerror="a()">\x1b[2K\r\u202e&'
+
+
+def _hostile(value):
+    """Every string of a document with ``HOSTILE`` around it (names, ops, reasons, the file name...)."""
+    if isinstance(value, dict):
+        return {k: _hostile(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hostile(v) for v in value]
+    return HOSTILE + value + HOSTILE if isinstance(value, str) else value
+
+
+def test_strings_from_files_are_inert_in_the_page(passing, failing):
+    """Names reach the page as text: markup escaped by Jinja, control characters and bidi overrides shown
+    as escapes (issue 27, item 11), on the export's and the trace's document alike."""
+    for report_dir in (passing[3], failing[3]):
+        document = _hostile(json.loads((report_dir / "report.json").read_text()))
+        html = render_html(document, [])
+        assert "<script" not in html and "<img src=x" not in html and 'onerror="' not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        for raw in ("\x1b", "\r", "\u202e"):
+            assert raw not in html
+        assert "\\x1b[2K\\x0d\\u202e&amp;" in html
 
 
 def chromium() -> str:

@@ -64,8 +64,3 @@ def c_doubles(values: np.ndarray) -> str:
 
 def _lines(literals: list[str]) -> str:
     return ",\n".join("    " + ", ".join(literals[i : i + PER_LINE]) for i in range(0, len(literals), PER_LINE))
-
-
-def c_comment(text: object) -> str:
-    """Text safe inside a /* */ comment on one line."""
-    return str(text).replace("*/", "* /").replace("/*", "/ *").replace("\n", " ")

@@ -9,7 +9,8 @@ from typing import NoReturn
 
 import jinja2
 
-from exporter.backend.literals import c_array, c_bounds, c_comment, c_double, c_doubles, c_float, c_ints
+from exporter.backend.literals import c_array, c_bounds, c_double, c_doubles, c_float, c_ints
+from exporter.escaping import c_comment
 
 
 def shipped_dir(name: str, marker: str) -> Path:

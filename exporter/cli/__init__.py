@@ -19,8 +19,10 @@ import sys
 import traceback
 
 from exporter import interrupt
+from exporter.cli.output import emit
 from exporter.cli.parser import inspect_parser, parser
 from exporter.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, ExportError
+from exporter.escaping import terminal_line
 from exporter.report.document import error_document, to_json
 from exporter.version import __version__
 
@@ -41,12 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         with interrupt.recorded():
             return run_inspect(args) if inspecting else run(args)
     except ExportError as err:
-        print(f"lamarr-export: error: {err}", file=sys.stderr)
+        emit(f"lamarr-export: error: {err if err.multiline else terminal_line(err)}\n", sys.stderr)
         if args.json:
-            print(to_json(error_document(err)), end="")
+            emit(to_json(error_document(err)))
         return EXIT_USER
     except KeyboardInterrupt:  # Ctrl-C: files are written last, all at once, so none is left half-written
-        print("lamarr-export: interrupted", file=sys.stderr)
+        emit("lamarr-export: interrupted\n", sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # not the user's mistake: say so, apart from exit 1 (parity) and 2 (input)
         return _internal_error(err, json=args.json)
@@ -58,13 +60,13 @@ def _internal_error(err: Exception, json: bool) -> int:
     message = f"internal error ({type(err).__name__}{': ' + first if first else ''})"
     if os.environ.get(TRACEBACK_VARIABLE) == "1":
         traceback.print_exc()
-    print(
-        f"lamarr-export: {message}. This is a bug of lamarr-export {__version__}, not of your model: please report "
-        f"it to its maintainers with the command you ran ({TRACEBACK_VARIABLE}=1 prints the traceback)",
-        file=sys.stderr,
+    emit(
+        f"lamarr-export: {terminal_line(message)}. This is a bug of lamarr-export {__version__}, not of your model: "
+        f"please report it to its maintainers with the command you ran ({TRACEBACK_VARIABLE}=1 prints the traceback)\n",
+        sys.stderr,
     )
     if json:
-        print(to_json(error_document(message, EXIT_INTERNAL)), end="")
+        emit(to_json(error_document(message, EXIT_INTERNAL)))
     return EXIT_INTERNAL
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.backend.naming import symbol_from_stem
+from exporter.cli.output import emit
 from exporter.cli.parser import CLI_WORDS
 from exporter.errors import EXIT_OK, EXIT_PARITY, ExportError
 from exporter.progress import Progress
@@ -121,5 +122,5 @@ def run(args: argparse.Namespace) -> int:
     )
     with CLI_WORDS.wording():
         result = export_spec(spec, outputs, checks, Progress(enabled=not (args.quiet or args.json)))
-    print(to_json(result.document) if args.json else result.summary(), end="")
+    emit(to_json(result.document) if args.json else result.summary())
     return EXIT_OK if result.passed else EXIT_PARITY

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from exporter.cli.output import emit
 from exporter.cli.parser import CLI_WORDS
 from exporter.errors import EXIT_OK, EXIT_USER
 from exporter.progress import Progress
@@ -45,17 +46,17 @@ def run_inspect(args: argparse.Namespace) -> int:
             framework, version = ex.framework, ex.framework_version
     model = args.model or args.flax
     if args.json:
-        print(to_json(inspect_document(model, inspection, framework, inspection.framework_version or version)), end="")
+        emit(to_json(inspect_document(model, inspection, framework, inspection.framework_version or version)))
     else:
-        print(f"lamarr-export {__version__} inspect: {model}, symbol {inspection.symbol}")
         widths = (inspection.n_inputs, inspection.n_noise, inspection.n_outputs)
         known = f"{shape(*widths)}, " if inspection.n_inputs and inspection.n_outputs is not None else ""
-        print(f"  {known}{count(len(inspection.rows), 'row')}: {STAGES[inspection.stage]}")
-        print("    " + inspection.table().replace("\n", "\n    "))
-    if not inspection.exportable:
-        print(
-            f"lamarr-export: error: {inspection.source}: cannot export {count(len(inspection.problems), 'layer')}",
-            file=sys.stderr,
+        emit(
+            f"lamarr-export {__version__} inspect: {model}, symbol {inspection.symbol}\n"
+            f"  {known}{count(len(inspection.rows), 'row')}: {STAGES[inspection.stage]}\n"
+            "    " + inspection.table().replace("\n", "\n    ") + "\n"
         )
+    if not inspection.exportable:
+        problems = count(len(inspection.problems), "layer")
+        emit(f"lamarr-export: error: {inspection.source}: cannot export {problems}\n", sys.stderr)
         return EXIT_USER
     return EXIT_OK

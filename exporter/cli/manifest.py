@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from exporter.cli.output import emit
 from exporter.errors import EXIT_OK, EXIT_PARITY, ExportError
+from exporter.escaping import cmake_list_item
 from exporter.progress import Progress
 
 # Flags that describe one model: in a manifest they are keys of its entry, or not supported.
@@ -45,8 +47,13 @@ def run_manifest(args: argparse.Namespace) -> int:
 
     given = {"math": args.math, "dtype": args.dtype, "dispatch": args.dispatch}
     if args.depends:
-        files = dict.fromkeys(p.resolve() for entry in read_manifest(args.model, given) for p in entry.files())
-        print("\n".join(map(str, files)))
+        files = dict.fromkeys(str(p.resolve()) for entry in read_manifest(args.model, given) for p in entry.files())
+        for file in files:  # CMake reads the lines back as a list: a path it would split is refused, not listed
+            try:
+                cmake_list_item(file)
+            except ValueError as err:
+                raise ExportError(f"{args.model}: --depends: {file!r}: {err}; rename it") from None
+        emit("\n".join(files) + "\n")
         return EXIT_OK
     for key, flag in PER_MODEL.items():
         if getattr(args, key) not in (None, False, [], 0):
@@ -59,5 +66,5 @@ def run_manifest(args: argparse.Namespace) -> int:
     outputs = Outputs(out, so=Path(args.so) if args.so else None)
     checks = Checks(parity=not args.no_check, samples=args.samples, atol=args.atol, rtol=args.rtol, trace=False)
     result = export_spec(spec, outputs, checks, Progress(enabled=not args.quiet))
-    print(result.summary(), end="")
+    emit(result.summary())
     return EXIT_OK if result.passed else EXIT_PARITY

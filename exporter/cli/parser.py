@@ -13,6 +13,7 @@ from typing import NoReturn
 from exporter.backend.isa import DEFAULT_DISPATCH, DISPATCH_MODES
 from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES, REALS
 from exporter.errors import EXIT_USER
+from exporter.escaping import terminal
 from exporter.ir.chain import OUTPUT_ACTIVATIONS
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
 from exporter.report.document import error_document, to_json
@@ -54,7 +55,7 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if self.json_errors:
             print(to_json(error_document(f"{self.prog}: {message}")), end="", flush=True)
-        self.exit(EXIT_USER, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_USER, terminal(f"{self.prog}: error: {message} (see '{self.prog} --help')\n"))
 
 
 class CMakeDir(argparse.Action):

@@ -13,13 +13,19 @@ printed back from the tree, so only what the grammar admits can reach the file::
 FUNCTION is one of ``FUNCTIONS`` (double-precision ``<math.h>``). There are no statements,
 no ``;``, no comments, no other names. Every number is printed as a double literal (so ``1/2``
 is 0.5, as in Python, not C's integer 0); every operation is parenthesised as parsed.
+
+A tree is bounded (``MAX_DEPTH`` levels, ``MAX_TERMS`` terms, checked as each node is made, parsed
+or traced) and a text (``MAX_LENGTH`` characters): printing, evaluating and comparing a tree recurse
+once per level, and a hostile string or function (2,000 unary minuses, a sum of 1,000 terms, a
+square taken 40 times over: 2**40 terms once printed) would otherwise exhaust Python's stack or
+the memory instead of being refused with the reason.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
@@ -36,7 +42,10 @@ FUNCTIONS = MappingProxyType(
     }
 )
 MAX_LENGTH = 2000  # characters of one C expression
-MAX_DEPTH = 64  # nesting, so that a hostile string cannot exhaust the parser's stack
+# Levels of the tree: a sum or product adds one per term (the C is parenthesised as parsed, and
+# clang refuses more than 256 nested parentheses); also the parser's nesting of parentheses.
+MAX_DEPTH = 100
+MAX_TERMS = 1000  # numbers, x's, operations and calls of one tree, as printed (a shared subtree each time)
 _NUMPY: dict[str, Callable[..., np.ndarray]] = {
     "asin": np.arcsin,
     "acos": np.arccos,
@@ -65,6 +74,21 @@ class Expr:
     kind: str
     args: tuple[Expr, ...] = ()
     value: float = 0.0
+    depth: int = field(default=1, init=False, compare=False, repr=False)  # levels, this node included
+    terms: int = field(default=1, init=False, compare=False, repr=False)  # nodes as printed, this one included
+
+    def __post_init__(self) -> None:
+        """Measured from the arguments' measures (no recursion), and refused past the bounds."""
+        if not self.args:
+            return
+        depth = 1 + max(a.depth for a in self.args)
+        terms = 1 + sum(a.terms for a in self.args)
+        if depth > MAX_DEPTH:
+            raise ExpressionError(f"nested deeper than {MAX_DEPTH} levels (the limit; each term of a sum is a level)")
+        if terms > MAX_TERMS:
+            raise ExpressionError(f"more than {MAX_TERMS} terms (the limit: numbers, x, operations and calls)")
+        object.__setattr__(self, "depth", depth)
+        object.__setattr__(self, "terms", terms)
 
     def c(self) -> str:
         """The C99 expression of the double ``x``, fully parenthesised."""
@@ -125,7 +149,7 @@ def parse(text: str) -> Expr:
     if not isinstance(text, str):
         raise ExpressionError(f"expected a string, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
-        raise ExpressionError(f"longer than {MAX_LENGTH} characters")
+        raise ExpressionError(f"{len(text)} characters, longer than {MAX_LENGTH} (the limit)")
     for bad, what in ((";", "a ';' (one expression, no statements)"), ("/*", "a comment"), ("//", "a comment")):
         if bad in text:
             raise ExpressionError(f"{what} is not allowed")
@@ -193,11 +217,14 @@ class _Parser:
         return tree
 
     def unary(self) -> Expr:
-        if self.take("-"):
-            return Expr("neg", (self.unary(),))
-        if self.take("+"):
-            return self.unary()
-        return self.primary()
+        """Signs counted in a loop, not by recursion: a run of them is as long as the text allows."""
+        negations = 0
+        while sign := self.take("-", "+"):
+            negations += sign == "-"
+        tree = self.primary()
+        for _ in range(negations):
+            tree = Expr("neg", (tree,))  # refused past MAX_DEPTH as it is made
+        return tree
 
     def primary(self) -> Expr:
         token = self.peek()

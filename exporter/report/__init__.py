@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from exporter.escaping import visible
 from exporter.ir import Graph
 from exporter.parity import ParityReport
 from exporter.report.document import to_json
@@ -52,7 +53,8 @@ def draw(
 def _template() -> jinja2.Template:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent),
-        autoescape=True,
+        autoescape=True,  # & < > " ' of every value (the page has no script, style or URL built from values)
+        finalize=visible,  # control characters and bidi overrides in names shown, not obeyed
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

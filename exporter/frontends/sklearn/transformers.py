@@ -224,7 +224,8 @@ def _formula(est: Any, role: str) -> Expr | None:
         try:
             return parse(text)
         except ExpressionError as err:
-            raise Unsupported(f"{where} {text!r}: {err}") from None
+            shown = repr(text) if len(str(text)) <= 60 else f"{str(text)[:40]!r}..."  # one line, not the whole text
+            raise Unsupported(f"{where} {shown}: {err}") from None
     if fn is None:
         return None
     try:
