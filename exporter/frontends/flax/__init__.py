@@ -80,7 +80,8 @@ def load_linen(
 ) -> tuple[Any, Any]:
     """The flax.linen module ``package.module:Class`` built with ``kwargs``, and its params read from msgpack.
 
-    The module is imported from ``sys.path`` as it is; errors name the input at fault (``flax``,
+    The module is imported as Python finds it (the model spec offers the user's folder for that module's
+    name only, ``exporter.frontends.user_modules``); errors name the input at fault (``flax``,
     ``params``...) as an :class:`InputError` for the caller to word.
     """
     jax = _import_jax()

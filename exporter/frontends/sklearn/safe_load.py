@@ -226,8 +226,8 @@ def load_transformer_file(path: str | Path, trust: Trust | list[str] | tuple[str
     """The fitted transformer in a .pkl/.pickle/.joblib/.skops file, loaded safely.
 
     ``trust`` names the user's modules whose classes and functions the file may use; they are
-    imported from ``sys.path`` (the model spec puts the working directory or the manifest's
-    folder there first).
+    imported as Python finds them (the model spec offers the working directory or the manifest's
+    folder for those names only: ``exporter.frontends.user_modules``).
     """
     path = Path(path)
     trust = Trust.of(trust)

@@ -72,7 +72,8 @@ class Trust:
         except Exception as err:  # the user's module failed to import: any error is theirs to see
             raise ExportError(
                 f"{path}: cannot import the trusted module {module} ({type(err).__name__}: {err}); it is imported "
-                "from the working directory (a manifest's: from its folder)"
+                "from the working directory (a manifest's: from its folder), and only the modules you trust are taken "
+                "from there: a file of that folder it imports must be trusted too"
             ) from None
         obj = found
         for part in name.split("."):
