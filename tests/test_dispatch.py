@@ -63,7 +63,7 @@ def bits(values: np.ndarray) -> np.ndarray:
 )
 def test_every_variant_gives_the_same_bits(odd_widths_model, tmp_path, model_name, math, dtype):
     model = EXAMPLE if model_name == "example" else odd_widths_model
-    ex = export_keras(model, name="isa", math=math, dtype=dtype)
+    ex = export_keras(model, name="variants", math=math, dtype=dtype)
     c_file, _ = ex.write(tmp_path / f"{ex.symbol}.c")
     n_in, n_out = ex.graph.n_inputs, ex.graph.n_outputs
     rows = make_inputs(n_in, ROWS)[:ROWS].astype(np.float64 if dtype == "double" else np.float32)

@@ -73,18 +73,18 @@ def bad_manifest(folder, text):
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
-        ('[models.a]\nmodel = "nets/gen.keras"\nnosie = 4\n', ["[models.a] nosie: unknown key"]),
-        ('[models.a]\nmodel = "nets/gen.keras"\nnoise = "4"\n', ["[models.a] noise: expected an integer"]),
-        ('[models.a]\nmodel = "nets/missing.keras"\n', ["[models.a] model:", "missing.keras: no such file"]),
-        ('[models.a]\nmodel = "nets/cls.keras"\npreprocess = "tX.pkl"\n', ["[models.a] preprocess: expected a list"]),
-        ('[models.a]\nmodel = "nets/cls.keras"\nlog_columns = [1.5]\n', ["[models.a] log_columns: expected a list"]),
-        ('[models.a]\nmodel = "nets/cls.keras"\noutput_activation = "relu"\n', ["[models.a] output_activation"]),
-        ('[models.a]\npreprocess = ["tX.pkl"]\n', ["[models.a] model: give the model to export: model"]),
+        ('[models.one]\nmodel = "nets/gen.keras"\nnosie = 4\n', ["[models.one] nosie: unknown key"]),
+        ('[models.one]\nmodel = "nets/gen.keras"\nnoise = "4"\n', ["[models.one] noise: expected an integer"]),
+        ('[models.one]\nmodel = "nets/missing.keras"\n', ["[models.one] model:", "missing.keras: no such file"]),
+        ('[models.one]\nmodel = "nets/cls.keras"\npreprocess = "tX.pkl"\n', ["[models.one] preprocess: expected a list"]),
+        ('[models.one]\nmodel = "nets/cls.keras"\nlog_columns = [1.5]\n', ["[models.one] log_columns: expected a list"]),
+        ('[models.one]\nmodel = "nets/cls.keras"\noutput_activation = "relu"\n', ["[models.one] output_activation"]),
+        ('[models.one]\npreprocess = ["tX.pkl"]\n', ["[models.one] model: give the model to export: model"]),
         ('[models.int]\nmodel = "nets/cls.keras"\n', ["[models.int]", "int"]),
-        ('[models.a]\nmodel = "nets/cls.keras"\nlog_columns = [7]\n', ["[models.a] log_columns: [7]"]),
-        ('[models.a]\nmodel = "nets/gen.keras"\nnoise = 3\n', ["[models.a]", "noise = 3, but"]),
-        ('[models.a]\nflax = "m:M"\nflax_kwargs = "{"\n', ["[models.a] flax_kwargs: not valid JSON"]),
-        ('[models.a]\nmodel = "nets/cls.keras"\nparams = "tX.pkl"\n', ["[models.a] params: flax_kwargs, params"]),
+        ('[models.one]\nmodel = "nets/cls.keras"\nlog_columns = [7]\n', ["[models.one] log_columns: [7]"]),
+        ('[models.one]\nmodel = "nets/gen.keras"\nnoise = 3\n', ["[models.one]", "noise = 3, but"]),
+        ('[models.one]\nflax = "m:M"\nflax_kwargs = "{"\n', ["[models.one] flax_kwargs: not valid JSON"]),
+        ('[models.one]\nmodel = "nets/cls.keras"\nparams = "tX.pkl"\n', ["[models.one] params: flax_kwargs, params"]),
         ("[models.a\n", ["bad.toml: not valid TOML"]),
         ("title = 'x'\n", ["title: unknown top-level key"]),
         ("", ["no models"]),
@@ -103,8 +103,8 @@ def test_manifest_refuses_per_model_flags(capsys, model_dir, tmp_path):
 
 
 def test_same_function_twice_is_refused(capsys, model_dir, tmp_path):
-    text = '[models.a]\nmodel = "nets/cls.keras"\npreprocess = ["tX.pkl"]\n\n[models.a_dnn]\nmodel = "nets/cls.keras"\n'
-    assert_user_error(capsys, tmp_path, [bad_manifest(model_dir, text), "-o", tmp_path / "x.c"], "'a_dnn'")
+    text = '[models.one]\nmodel = "nets/cls.keras"\npreprocess = ["tX.pkl"]\n\n[models.one_dnn]\nmodel = "nets/cls.keras"\n'
+    assert_user_error(capsys, tmp_path, [bad_manifest(model_dir, text), "-o", tmp_path / "x.c"], "'one_dnn'")
 
 
 def test_flax_entry(capsys, tmp_path):

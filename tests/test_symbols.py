@@ -32,6 +32,7 @@ from exporter.backend.naming import (
     MATH_NAMES,
     check_symbol,
     clash,
+    shared_name,
 )
 from exporter.composed import PipelineExport
 from exporter.errors import InputError
@@ -267,3 +268,16 @@ def test_a_manifest_model_or_pipeline_named_so_is_refused(capsys, tmp_path):
         manifest.write_text(text.format(EXAMPLE))
         code, _, err = run_cli(capsys, manifest, "-o", tmp_path / "set.c")
         assert code == 2 and f"'{name}'" in err and "variables, parameters" in err, err
+
+
+def test_a_manifest_symbol_that_is_a_name_of_another_models_code_is_refused(capsys, keras, tmp_path):
+    """``cls_max`` beside ``cls`` (whose max helper it is) is refused, naming both; ``cls_other`` would not be."""
+    manifest = small_model_set(keras, tmp_path) / "models.toml"
+    manifest.write_text(manifest.read_text() + '\n[models.cls_max]\nmodel = "nets/cls.keras"\n')
+    code, _, err = run_cli(capsys, manifest, "-o", tmp_path / "set.c", "--no-check", "--dispatch", "none")
+    assert code == 2 and "'cls_max' is also a name the C code of cls uses" in err, err
+    assert not list(tmp_path.glob("set.*"))
+    code_of_cls = "/* from cls_other.keras */ static float cls_max(float a, float b);"
+    assert shared_name({"cls": code_of_cls, "cls_other": ""}, {}) is None  # named in a comment only
+    assert shared_name({"cls": code_of_cls, "cls_max": ""}, {}) == ("cls_max", "cls")
+    assert shared_name({"p": "p_stage(output, input);", "p_stage": ""}, {"p": ["p_stage"]}) is None  # its stage

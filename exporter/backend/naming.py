@@ -11,6 +11,7 @@ the ``n_batch`` that calls it. tests/test_symbols.py checks that list against th
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 
 from exporter.errors import InputError
 
@@ -56,7 +57,7 @@ _STDINT = re.compile(
 GENERATED_NAMES = set(
     """input output random n r k i j g b c t w x y acc tail xi top sum arg value node right p
     a d e f h l m q s u v z s1 s2 r2 xc iu large moderate half_f2 edge ah al
-    lo hi mid slope xp fp prob span position start raw fraction mt full from picked lower upper
+    lo hi mid slope xp fp prob span position start raw fraction mt expanded from picked lower upper
     isa level target visibility always_inline defined STDC FP_CONTRACT OFF""".split()
 )
 _NUMBERED = re.compile(r"(?:x|acc|tail)\d+\Z")  # one per row of a block of rows (x0, acc3, tail1...)
@@ -146,3 +147,19 @@ def symbol_from_stem(stem: str) -> str:
     if clash(name):  # int.c, n.c, size_t.c: the file keeps its name, the function gets a free one
         name = f"{name}_model"
     return check_symbol(name)
+
+
+def shared_name(parts: Mapping[str, str], calls: Mapping[str, Collection[str]]) -> tuple[str, str] | None:
+    """A symbol of one file's parts (symbol -> its C and header) that another part's code also uses, as
+    ``(symbol, other)``; None if there is none. Every name a part makes starts with its symbol and _, so
+    only such symbols are looked for (``cls_pick`` beside ``cls``, whose helper it is); ``calls``: the
+    symbols a part calls (a pipeline's stages), which it names rightly. Comments are left out: a banner
+    names the model's file, which may be spelled like a symbol."""
+    for symbol in parts:
+        for other, text in parts.items():
+            if not symbol.startswith(other + "_") or symbol in calls.get(other, ()):
+                continue
+            code = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+            if re.search(rf"(?<!\w){re.escape(symbol)}(?!\w)", code):
+                return symbol, other
+    return None
