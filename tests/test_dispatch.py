@@ -151,6 +151,6 @@ def test_the_parity_build_holds_the_running_variant_and_the_written_library_all(
     running = {1: "baseline", 3: "_v3", 4: "_v4"}[running_level()]
     ex = export_keras(small, name="parity_build")
     assert compiled_variants(ex.compile_source(ex.source, 12, 4, one_isa=True).library, "parity_build") == {running}
-    code, _, err = run_cli(capsys, small, "-o", tmp_path / "p.c", "--so", tmp_path / "p.so", "--samples", 100)
+    code, _, err = run_cli(capsys, small, "-o", tmp_path / "pb.c", "--so", tmp_path / "pb.so", "--samples", 100)
     assert code == 0, err
-    assert compiled_variants(tmp_path / "p.so", "p") == ALL
+    assert compiled_variants(tmp_path / "pb.so", "pb") == ALL
