@@ -11,6 +11,8 @@ list the refusal comes from, ``naming.GENERATED_NAMES``, is checked against that
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 import subprocess
 import sys
@@ -184,16 +186,22 @@ def _unprefixed(kinds: dict[str, Renderer]) -> set[str]:
     return found
 
 
-def _compile(sources: list[str], folder: Path, name: str) -> str:
-    """The strict flags, without optimization and linking (names are all this checks); the errors, or ''."""
+def _compile(sources: dict[str, str], folder: Path, name: str) -> dict[str, list[str]]:
+    """``sources`` (symbol -> its C) compiled as one file under the strict flags, without optimization or
+    linking (names are all this checks): the errors, by the symbol whose text they are in."""
     folder.mkdir(parents=True, exist_ok=True)
     c_file = folder / name
-    c_file.write_text("".join(sources))
+    c_file.write_text("".join(sources.values()))
+    starts = list(itertools.accumulate((text.count("\n") for text in sources.values()), initial=1))
     flags = [f for f in STRICT_C if f not in ("-O3", "-shared", "-fPIC")]
-    result = subprocess.run(
-        [*flags, "-O0", "-c", str(c_file), "-o", str(c_file.with_suffix(".o"))], capture_output=True, text=True
-    )
-    return result.stderr if result.returncode else ""
+    command = [*flags, "-O0", "-c", str(c_file), "-o", str(c_file.with_suffix(".o"))]
+    result = subprocess.run(command, capture_output=True, text=True)
+    errors: dict[str, list[str]] = {}
+    for line, message in re.findall(rf"{re.escape(name)}:(\d+):\d+: error: ([^\n]*)", result.stderr):
+        symbol = list(sources)[min(bisect.bisect_right(starts, int(line)) - 1, len(sources) - 1)]
+        errors.setdefault(symbol, []).append(message)
+    assert errors or not result.returncode, result.stderr[:3000]
+    return errors
 
 
 def test_every_name_the_generated_code_uses_is_refused_or_compiles(capsys, kinds, tmp_path):
@@ -214,16 +222,14 @@ def test_every_name_the_generated_code_uses_is_refused_or_compiles(capsys, kinds
     failed = {}
     for kind, render_as in kinds.items():
         try:
-            sources = [render_as(name, i) for i, name in enumerate(accepted)]
+            sources = {name: render_as(name, i) for i, name in enumerate(accepted)}
         except Exception as err:  # a name the IR itself mistakes (a pipeline stage called input)
             failed[kind] = repr(err)
             continue
         for part in ("c", "h"):
-            errors = _compile(
-                [getattr(s, part) for s in sources], tmp_path / re.sub(r"\W+", "_", kind), f"all.{part}.c"
-            )
-            if errors:
-                failed[f"{kind} ({part})"] = errors[:3000]
+            texts = {name: getattr(source, part) for name, source in sources.items()}
+            errors = _compile(texts, tmp_path / re.sub(r"\W+", "_", kind), f"all.{part}.c")
+            failed.update({f"{kind} ({part}) as {symbol}": messages[:3] for symbol, messages in errors.items()})
     assert not failed, failed
 
 
