@@ -50,8 +50,8 @@ _STDINT = re.compile(
     r"|U?INT(?:_LEAST|_FAST)?(?:8|16|32|64)_(?:MAX|MIN|C)|U?INT(?:PTR|MAX)_(?:MAX|MIN|C)"
     r"|(?:PTRDIFF|SIZE|SIG_ATOMIC|WCHAR|WINT)_(?:MAX|MIN))\Z"
 )
-# Every identifier the templates write without the symbol's prefix, other than keywords and the names
-# above: locals and parameters (a local of the same name hides the exported function from the code that
+# Every identifier the templates write without the symbol's prefix, other than keywords and the libraries'
+# names: locals and parameters (a local of the same name hides the exported function from the code that
 # calls it: `n_batch(..., size_t n)` calling `n`), macro parameters, and the words of pragmas and
 # attributes. Refused as symbols, so that no template has to know which of its scopes call which function.
 GENERATED_NAMES = set(
