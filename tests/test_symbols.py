@@ -230,7 +230,10 @@ def test_every_name_the_generated_code_uses_is_refused_or_compiles(capsys, kinds
             texts = {name: getattr(source, part) for name, source in sources.items()}
             errors = _compile(texts, tmp_path / re.sub(r"\W+", "_", kind), f"all.{part}.c")
             failed.update({f"{kind} ({part}) as {symbol}": messages[:3] for symbol, messages in errors.items()})
-    assert not failed, failed
+    symbols = sorted({key.rpartition(" as ")[2] for key in failed})
+    assert not failed, f"{len(symbols)} symbols do not compile: {symbols}\n" + "\n".join(
+        f"{k}: {v}" for k, v in failed.items()
+    )
 
 
 def test_the_declared_list_covers_what_the_templates_spell_unprefixed(kinds):
