@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from exporter.backend.naming import check_symbol
+from exporter.backend.naming import check_symbol, shared_name
 from exporter.errors import ExportError, InputError
 from exporter.ir.pipeline import INPUT, Pipeline, PipelineError, Read, Stage
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, noise_rows
@@ -224,7 +224,9 @@ class PipelineSpec:
             progress.say(f"model {stage.name}")
             stage.model.scikinc_names = stage.model.scikinc_names or self.scikinc_names
             built[stage.name] = stage.model.build()
-        return [*built.values(), self.build(built)]
+        exports = [*built.values(), self.build(built)]
+        check_distinct(exports, self.title)
+        return exports
 
     def combine(self, parts: list[CSource]) -> CSource:
         from exporter.backend import render_set
@@ -357,3 +359,20 @@ class PipelineExport:
 def gather(reads: list[Read], values: dict[str, np.ndarray]) -> np.ndarray:
     """The slices side by side, as the C glue copies them."""
     return np.concatenate([values[r.source][:, r.start : r.stop] for r in reads], axis=1)
+
+
+def check_distinct(exports: list[Export | PipelineExport], where: object) -> None:
+    """The functions of one file (a manifest's models and pipelines) are all distinct, and no symbol is a name
+    another model's code uses (``cls_pick`` beside ``cls``): one C file cannot hold two of a name."""
+    functions = [f for ex in exports for f in ex.source.functions]
+    clash = sorted({f for f in functions if functions.count(f) > 1})
+    if clash:
+        raise ExportError(f"{where}: two models export the same C function {clash[0]!r}: rename one")
+    parts = {ex.symbol: ex.source.c + ex.source.h for ex in exports}
+    calls = {ex.symbol: {s.name for s in ex.pipeline.stages} for ex in exports if isinstance(ex, PipelineExport)}
+    shared = shared_name(parts, calls)
+    if shared:
+        symbol, other = shared
+        raise ExportError(
+            f"{where}: {symbol!r} is also a name the C code of {other} uses (its names start {other}_): rename one"
+        )

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from exporter.backend.isa import DISPATCH_MODES
 from exporter.backend.mathlib import MATH_MODES, REALS
 from exporter.backend.naming import check_symbol
-from exporter.composed import PipelineSpec, StageSpec
+from exporter.composed import PipelineSpec, StageSpec, check_distinct
 from exporter.errors import ExportError
 from exporter.frontends.sklearn.trust import Trust
 from exporter.spec import ModelSpec, Words, kwargs_from_json
@@ -282,10 +282,7 @@ class ModelSet:
             else:
                 built[str(spec.name)] = spec.build()
                 exports.append(built[str(spec.name)])
-        functions = [f for ex in exports for f in ex.source.functions]
-        clash = sorted({f for f in functions if functions.count(f) > 1})
-        if clash:
-            raise ExportError(f"{self.manifest}: two models export the same C function {clash[0]!r}: rename one")
+        check_distinct(exports, self.manifest)
         return exports
 
     def combine(self, parts: list[CSource]) -> CSource:

@@ -135,8 +135,8 @@ def test_reproducible_and_free_of_machine_details(every_op_model, tmp_path, monk
     first = tmp_path / "a" / "m.c"
     second = tmp_path / "b" / "m.c"
     path = saved(every_op_model, folder)
-    export_keras(path, name="m").write(first)
-    export_keras(path, name="m").write(second)
+    export_keras(path, name="mm").write(first)
+    export_keras(path, name="mm").write(second)
     assert first.read_bytes() == second.read_bytes()
     assert first.with_suffix(".h").read_bytes() == second.with_suffix(".h").read_bytes()
     assert getpass.getuser() == "lamarr_user_7f3a9c"

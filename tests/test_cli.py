@@ -235,12 +235,12 @@ def test_cc_and_cflags_are_used(capsys, tmp_path, monkeypatch):
     wrapper.chmod(0o755)
     monkeypatch.setenv("CC", str(wrapper))
     monkeypatch.setenv("CFLAGS", "-O1 -DLAMARR_TEST_FLAG")
-    code, _, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "e.c", "--samples", 100, *SINGLE)
+    code, _, _ = run_cli(capsys, EXAMPLE, "-o", tmp_path / "eff.c", "--samples", 100, *SINGLE)
     assert code == 0
     args = log.read_text().split()
     assert "-DLAMARR_TEST_FLAG" in args and "-O1" in args and "-O3" not in args
     assert {"-std=c99", "-shared", "-fPIC", "-lm"} <= set(args)
-    assert "-De_ONE_ROW" in args  # parity calls one row at a time: the batch blocks are left out
+    assert "-Deff_ONE_ROW" in args  # parity calls one row at a time: the batch blocks are left out
 
 
 def test_progress_lines_on_stderr_and_quiet(capsys, tmp_path):

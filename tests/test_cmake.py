@@ -80,13 +80,13 @@ def test_committed_exports_pass_ctest(cmake, tmp_path):
 
 # The small set's pipeline: a second generator reads the conditions and the first one's outputs; scikinC's names on.
 PIPELINE = """
-[models.b]
+[models.b2]
 model = "nets/b.keras"
 
 [pipelines.chain]
 n_inputs = 3
 scikinc_names = true
-stages = [{ model = "gen", reads = ["input"] }, { model = "b", reads = ["input", "gen"] }]
+stages = [{ model = "gen", reads = ["input"] }, { model = "b2", reads = ["input", "gen"] }]
 """
 
 
@@ -126,7 +126,7 @@ def test_every_kind_of_function_under_sanitizers(cmake, small_set, tmp_path):
     build = tmp_path / "build"
     generated = copy_folder(small_set, tmp_path)
     functions = (generated / "small.ref.txt").read_text()
-    for name in ("gen_preprocess_inverse", "gen_postprocess", "cls_dnn", "chain", "gen_tY_inverse", "b_dnn_random"):
+    for name in ("gen_preprocess_inverse", "gen_postprocess", "cls_dnn", "chain", "gen_tY_inverse", "b2_dnn_random"):
         assert f"function {name} " in functions, name  # each kind is really there, and listed for the test program
     options = ("-DLAMARR_EXPORT_SANITIZE=ON", f"-DLAMARR_EXPORT_GENERATED_DIR={generated}")
     result = build_and_test(cmake, build, *options, build_type="")  # the library at -O1 -g, as ASan advises

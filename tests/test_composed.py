@@ -237,8 +237,8 @@ def test_refusals_name_pipeline_stage_and_key(capsys, pipe_dir, tmp_path, pipeli
 
 def test_python_pipeline_spec_words_its_errors(pipe_dir):
     (rich, muon, *_) = read_manifest(pipe_dir / "pid.toml")
-    spec = PipelineSpec("p", 3, [StageSpec(rich, ["input"]), StageSpec(muon, ["rich[0:3]"])])
-    with pytest.raises(ExportError, match=r"^pipeline p stage muon reads: rich\[0:3\]: out of range"):
+    spec = PipelineSpec("pl", 3, [StageSpec(rich, ["input"]), StageSpec(muon, ["rich[0:3]"])])
+    with pytest.raises(ExportError, match=r"^pipeline pl stage muon reads: rich\[0:3\]: out of range"):
         spec.build()
     with pytest.raises(ExportError, match=r"^pipeline int name: 'int': a C or C\+\+ keyword"):
         PipelineSpec("int", 3, [StageSpec(rich, ["input"])]).check()

@@ -81,14 +81,14 @@ def _rows(data: np.ndarray, ex) -> np.ndarray:
 @pytest.mark.parametrize("fit", sorted(FITS))
 def test_decorrelation_bit_for_bit(fit, cls, tmp_path):
     est = cls().fit(FITS[fit])
-    ex = export_transformer(est, name="t")
-    assert ex.source.functions == ["t", "t_inverse"]
+    ex = export_transformer(est, name="tr")
+    assert ex.source.functions == ["tr", "tr_inverse"]
     assert isinstance(ex.chain.pre.ops[0], Mix)
     compiled = ex.compile(tmp_path, one_row=True)
     rows = _rows(FITS[fit], ex)
     expected = est.transform(rows.astype(np.float64)).astype(np.float32)
     np.testing.assert_array_equal(compiled(rows), expected)
-    inverse = compiled.sibling("t_inverse", 5, 5)
+    inverse = compiled.sibling("tr_inverse", 5, 5)
     back = est.inverse_transform(expected.astype(np.float64)).astype(np.float32)
     np.testing.assert_array_equal(inverse(expected), back)
 
@@ -109,7 +109,7 @@ def lamarr_target(data: np.ndarray) -> Pipeline:
 def test_lamarr_pipeline_forward_and_inverse(tmp_path):
     data = FITS["scales"]
     est = lamarr_target(data)
-    ex = export_transformer(est, name="t")
+    ex = export_transformer(est, name="tr")
     compiled = ex.compile(tmp_path, one_row=True)
     rows = _rows(data, ex)
     report = ex.check(compiled, rows)
@@ -117,7 +117,7 @@ def test_lamarr_pipeline_forward_and_inverse(tmp_path):
     np.testing.assert_array_equal(compiled(rows), reference.forward(est, rows.astype(np.float64)).astype(np.float32))
     gaussian = np.random.default_rng(0).normal(size=(3000, 5)).astype(np.float32)  # what a generator outputs
     expected = reference.inverse(est, gaussian.astype(np.float64)).astype(np.float32)
-    got = compiled.sibling("t_inverse", 5, 5)(gaussian)
+    got = compiled.sibling("tr_inverse", 5, 5)(gaussian)
     close = np.isclose(got, expected, rtol=1e-6, atol=1e-6)  # the normal CDF: libm's erfc against scipy's
     assert close.all(), f"{(~close).sum()} values differ, e.g. {got[~close][:5]} vs {expected[~close][:5]}"
 
@@ -127,7 +127,7 @@ def test_decorrelation_inside_a_column_transformer(tmp_path):
     est = ColumnTransformer(
         [("decorr", DecorrTransformer(), [3, 0, 4]), ("std", StandardScaler(), [1])], remainder="passthrough"
     ).fit(data)
-    ex = export_transformer(est, name="t")
+    ex = export_transformer(est, name="tr")
     mix = ex.chain.pre.ops[1]
     assert isinstance(mix, Mix) and mix.columns == (0, 1, 2)
     compiled = ex.compile(tmp_path, one_row=True)
@@ -135,7 +135,7 @@ def test_decorrelation_inside_a_column_transformer(tmp_path):
     np.testing.assert_array_equal(compiled(rows), est.transform(rows.astype(np.float64)).astype(np.float32))
     transformed = est.transform(rows.astype(np.float64)).astype(np.float32)
     back = reference.inverse(est, transformed.astype(np.float64)).astype(np.float32)
-    np.testing.assert_array_equal(compiled.sibling("t_inverse", 5, 5)(transformed), back)
+    np.testing.assert_array_equal(compiled.sibling("tr_inverse", 5, 5)(transformed), back)
 
 
 class Whitening(TransformerMixin, BaseEstimator):
@@ -167,13 +167,13 @@ def whitening():
 def test_centred_mix_and_computed_inverse(whitening, tmp_path):
     data = FITS["scales"]
     est = Whitening().fit(data)
-    ex = export_transformer(est, name="t")
+    ex = export_transformer(est, name="tr")
     compiled = ex.compile(tmp_path, one_row=True)
     rows = _rows(data, ex)
     expected = est.transform(rows.astype(np.float64)).astype(np.float32)
     np.testing.assert_array_equal(compiled(rows), expected)
     back = est.inverse_transform(expected.astype(np.float64))
-    got = compiled.sibling("t_inverse", 5, 5)(expected)
+    got = compiled.sibling("tr_inverse", 5, 5)(expected)
     assert np.allclose(got, back, rtol=1e-6, atol=1e-6 * np.abs(back).max(axis=0))  # inv(w) times x: BLAS order
 
 
@@ -200,7 +200,7 @@ def test_decorrelation_refusals(eig, fragment):
     est.eig = eig
     est.n_features_in_ = 5
     with pytest.raises(ExportError, match=fragment):
-        export_transformer(est, name="t")
+        export_transformer(est, name="tr")
 
 
 def test_register_transformer_takes_classes_and_names():

@@ -63,7 +63,7 @@ def bits(values: np.ndarray) -> np.ndarray:
 )
 def test_every_variant_gives_the_same_bits(odd_widths_model, tmp_path, model_name, math, dtype):
     model = EXAMPLE if model_name == "example" else odd_widths_model
-    ex = export_keras(model, name="isa", math=math, dtype=dtype)
+    ex = export_keras(model, name="variants", math=math, dtype=dtype)
     c_file, _ = ex.write(tmp_path / f"{ex.symbol}.c")
     n_in, n_out = ex.graph.n_inputs, ex.graph.n_outputs
     rows = make_inputs(n_in, ROWS)[:ROWS].astype(np.float64 if dtype == "double" else np.float32)
@@ -151,6 +151,6 @@ def test_the_parity_build_holds_the_running_variant_and_the_written_library_all(
     running = {1: "baseline", 3: "_v3", 4: "_v4"}[running_level()]
     ex = export_keras(small, name="parity_build")
     assert compiled_variants(ex.compile_source(ex.source, 12, 4, one_isa=True).library, "parity_build") == {running}
-    code, _, err = run_cli(capsys, small, "-o", tmp_path / "p.c", "--so", tmp_path / "p.so", "--samples", 100)
+    code, _, err = run_cli(capsys, small, "-o", tmp_path / "pb.c", "--so", tmp_path / "pb.so", "--samples", 100)
     assert code == 0, err
-    assert compiled_variants(tmp_path / "p.so", "p") == ALL
+    assert compiled_variants(tmp_path / "pb.so", "pb") == ALL

@@ -126,7 +126,7 @@ def test_reference_rows_title_stays_one_line():
 
 def test_depends_refuses_a_path_cmake_would_split(capsys, tmp_path):
     (tmp_path / "a;b.keras").write_bytes(b"")
-    (tmp_path / "set.toml").write_text('[models.m]\nmodel = "a;b.keras"\n')
+    (tmp_path / "set.toml").write_text('[models.mixed]\nmodel = "a;b.keras"\n')
     code, out, err = run_cli(capsys, tmp_path / "set.toml", "--depends")
     assert code == 2 and out == "" and "Traceback" not in err
     assert "a;b.keras" in err and "CMake cannot read a path with ';'" in err

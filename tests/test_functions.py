@@ -152,7 +152,7 @@ def test_probnn_target_transform_against_the_python_functions(case, tmp_path, ke
     report = ex.check(compiled, ex.inputs(5000))
     assert report.passed, report.table()
 
-    alone = export_transformer(est, name="t")
+    alone = export_transformer(est, name="tr")
     both = alone.compile(one_row=True)
     rows = probnn_data()[:1500].astype(np.float32)
     forward = est.transform(rows.astype(np.float64)).astype(np.float32)
@@ -160,22 +160,22 @@ def test_probnn_target_transform_against_the_python_functions(case, tmp_path, ke
     assert ulp_distance(both(rows), forward).max() <= limit
     logits = np.random.default_rng(0).normal(0.0, 6.0, (3000, 5)).astype(np.float32)
     inverse = est.named_transformers_["probnn"].inverse_transform(logits[:, 2:].astype(np.float64)).astype(np.float32)
-    assert ulp_distance(both.sibling("t_inverse", 5, 5)(logits)[:, 2:], inverse).max() <= limit
+    assert ulp_distance(both.sibling("tr_inverse", 5, 5)(logits)[:, 2:], inverse).max() <= limit
 
 
 def test_a_wrong_inC_fails_parity(tmp_path):
     """Parity is the guard: a C expression that is valid but not the function is caught."""
     est = probnn_target(lamarr_utils.logit, lamarr_utils.sigmoid, func_inC="log({x} / (1 + {x}))")
-    ex = export_transformer(est, name="t")
+    ex = export_transformer(est, name="tr")
     report = ex.check(ex.compile(tmp_path, one_row=True), probnn_data()[:500].astype(np.float32))
     assert not report.passed
 
 
 def test_identity_forward_with_an_inverse_function(tmp_path):
     est = FunctionTransformer(func=None, inverse_func=sigmoid_traced).fit(np.zeros((2, 2)))
-    ex = export_transformer(est, name="t")
+    ex = export_transformer(est, name="tr")
     logits = np.linspace(-30, 30, 200, dtype=np.float32).reshape(-1, 2)
-    got = ex.compile(tmp_path, one_row=True).sibling("t_inverse", 2, 2)(logits)
+    got = ex.compile(tmp_path, one_row=True).sibling("tr_inverse", 2, 2)(logits)
     assert ulp_distance(got, sigmoid_traced(logits.astype(np.float64)).astype(np.float32)).max() <= 2
 
 

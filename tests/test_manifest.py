@@ -73,18 +73,18 @@ def bad_manifest(folder, text):
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
-        ('[models.a]\nmodel = "nets/gen.keras"\nnosie = 4\n', ["[models.a] nosie: unknown key"]),
-        ('[models.a]\nmodel = "nets/gen.keras"\nnoise = "4"\n', ["[models.a] noise: expected an integer"]),
-        ('[models.a]\nmodel = "nets/missing.keras"\n', ["[models.a] model:", "missing.keras: no such file"]),
-        ('[models.a]\nmodel = "nets/cls.keras"\npreprocess = "tX.pkl"\n', ["[models.a] preprocess: expected a list"]),
-        ('[models.a]\nmodel = "nets/cls.keras"\nlog_columns = [1.5]\n', ["[models.a] log_columns: expected a list"]),
-        ('[models.a]\nmodel = "nets/cls.keras"\noutput_activation = "relu"\n', ["[models.a] output_activation"]),
-        ('[models.a]\npreprocess = ["tX.pkl"]\n', ["[models.a] model: give the model to export: model"]),
+        ('[models.aa]\nmodel = "nets/gen.keras"\nnosie = 4\n', ["[models.aa] nosie: unknown key"]),
+        ('[models.aa]\nmodel = "nets/gen.keras"\nnoise = "4"\n', ["[models.aa] noise: expected an integer"]),
+        ('[models.aa]\nmodel = "nets/missing.keras"\n', ["[models.aa] model:", "missing.keras: no such file"]),
+        ('[models.aa]\nmodel = "nets/cls.keras"\npreprocess = "tX.pkl"\n', ["[models.aa] preprocess: expected a list"]),
+        ('[models.aa]\nmodel = "nets/cls.keras"\nlog_columns = [1.5]\n', ["[models.aa] log_columns: expected a list"]),
+        ('[models.aa]\nmodel = "nets/cls.keras"\noutput_activation = "relu"\n', ["[models.aa] output_activation"]),
+        ('[models.aa]\npreprocess = ["tX.pkl"]\n', ["[models.aa] model: give the model to export: model"]),
         ('[models.int]\nmodel = "nets/cls.keras"\n', ["[models.int]", "int"]),
-        ('[models.a]\nmodel = "nets/cls.keras"\nlog_columns = [7]\n', ["[models.a] log_columns: [7]"]),
-        ('[models.a]\nmodel = "nets/gen.keras"\nnoise = 3\n', ["[models.a]", "noise = 3, but"]),
-        ('[models.a]\nflax = "m:M"\nflax_kwargs = "{"\n', ["[models.a] flax_kwargs: not valid JSON"]),
-        ('[models.a]\nmodel = "nets/cls.keras"\nparams = "tX.pkl"\n', ["[models.a] params: flax_kwargs, params"]),
+        ('[models.aa]\nmodel = "nets/cls.keras"\nlog_columns = [7]\n', ["[models.aa] log_columns: [7]"]),
+        ('[models.aa]\nmodel = "nets/gen.keras"\nnoise = 3\n', ["[models.aa]", "noise = 3, but"]),
+        ('[models.aa]\nflax = "m:M"\nflax_kwargs = "{"\n', ["[models.aa] flax_kwargs: not valid JSON"]),
+        ('[models.aa]\nmodel = "nets/cls.keras"\nparams = "tX.pkl"\n', ["[models.aa] params: flax_kwargs, params"]),
         ("[models.a\n", ["bad.toml: not valid TOML"]),
         ("title = 'x'\n", ["title: unknown top-level key"]),
         ("", ["no models"]),
@@ -103,8 +103,9 @@ def test_manifest_refuses_per_model_flags(capsys, model_dir, tmp_path):
 
 
 def test_same_function_twice_is_refused(capsys, model_dir, tmp_path):
-    text = '[models.a]\nmodel = "nets/cls.keras"\npreprocess = ["tX.pkl"]\n\n[models.a_dnn]\nmodel = "nets/cls.keras"\n'
-    assert_user_error(capsys, tmp_path, [bad_manifest(model_dir, text), "-o", tmp_path / "x.c"], "'a_dnn'")
+    text = '[models.aa]\nmodel = "nets/cls.keras"\npreprocess = ["tX.pkl"]\n\n'
+    text += '[models.aa_dnn]\nmodel = "nets/cls.keras"\n'
+    assert_user_error(capsys, tmp_path, [bad_manifest(model_dir, text), "-o", tmp_path / "x.c"], "'aa_dnn'")
 
 
 def test_flax_entry(capsys, tmp_path):

@@ -111,7 +111,7 @@ def fitted(case: str):
 
 @pytest.mark.parametrize("case", sorted(TRANSFORMERS))
 def test_forward(case, tmp_path):
-    ex = export_transformer(fitted(case), name="t")
+    ex = export_transformer(fitted(case), name="tr")
     compiled = ex.compile(tmp_path, one_row=True)
     rows = ex.inputs(3000)
     report = ex.check(compiled, rows)
@@ -123,9 +123,9 @@ def test_forward(case, tmp_path):
 @pytest.mark.parametrize("case", sorted(HAS_INVERSE))
 def test_inverse(case, tmp_path):
     est = fitted(case)
-    ex = export_transformer(est, name="t")
-    assert ex.source.functions == ["t", "t_inverse"]
-    inverse = ex.compile(tmp_path, one_row=True).sibling("t_inverse", ex.chain.n_outputs, ex.chain.n_inputs)
+    ex = export_transformer(est, name="tr")
+    assert ex.source.functions == ["tr", "tr_inverse"]
+    inverse = ex.compile(tmp_path, one_row=True).sibling("tr_inverse", ex.chain.n_outputs, ex.chain.n_inputs)
     transformed = reference.forward(est, ex.inputs(2000).astype(np.float64))
     noise = np.random.default_rng(1).normal(0.0, 0.3, transformed.shape)
     rows = np.concatenate([transformed, transformed + noise]).astype(np.float32)
@@ -138,14 +138,14 @@ def test_inverse(case, tmp_path):
 
 
 def test_not_invertible_has_no_inverse_function():
-    ex = export_transformer(fitted("column_transformer_drop"), name="t")
-    assert ex.source.functions == ["t"]
+    ex = export_transformer(fitted("column_transformer_drop"), name="tr")
+    assert ex.source.functions == ["tr"]
 
 
 def test_column_transformer_output_order(tmp_path):
     """sklearn puts transformed blocks first, in transformer order, then the remainder."""
     est = fitted("column_transformer")
-    ex = export_transformer(est, name="t")
+    ex = export_transformer(est, name="tr")
     assert ex.chain.pre.ops[0].columns == (3, 0, 1, 2, 4)
     rows = ex.inputs(200)
     expected = est.transform(rows.astype(np.float64)).astype(np.float32)

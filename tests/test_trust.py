@@ -140,7 +140,7 @@ def test_trust_refuses_libraries_and_non_names(capsys, tmp_path, user_module, tr
 def test_manifest_trust_must_be_a_list_of_names(capsys, tmp_path):
     (tmp_path / "m.toml").write_text(
         textwrap.dedent("""
-        [models.t]
+        [models.tr]
         model = "t.pkl"
         trust = "lamarr_utils"
         """)

@@ -72,9 +72,9 @@ def test_a_manifests_flax_module_needs_the_same_grant(tmp_path, model_folder):
     canary = tmp_path / "flax-module-ran"
     canary_module(model_folder / "nets.py", canary)
     (model_folder / "p.msgpack").write_bytes(b"")
-    (model_folder / "set.toml").write_text('[models.f]\nflax = "nets:Net"\nparams = "p.msgpack"\nn_inputs = 3\n')
+    (model_folder / "set.toml").write_text('[models.fl]\nflax = "nets:Net"\nparams = "p.msgpack"\nn_inputs = 3\n')
     refused = lamarr_export(model_folder, "set.toml", "-o", "set.c")
-    assert refused.returncode == 2 and "[models.f] flax: nets" in refused.stderr and "--trust nets" in refused.stderr
+    assert refused.returncode == 2 and "[models.fl] flax: nets" in refused.stderr and "--trust nets" in refused.stderr
     assert not canary.exists()
 
 
