@@ -9,7 +9,7 @@ Every step sees the :class:`Target` (symbol, C type, math mode) it is rendered f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, plan_buffers
@@ -31,6 +31,13 @@ class Target:
     real: str
     math: str
     variants: tuple[Variant, ...] = VARIANTS["none"]  # instruction sets the network code is written for
+    suffix: str = ""  # of the variant a step is rendered for (``Variant.suffix``): see ``helper``
+
+    @property
+    def helper(self) -> str:
+        """The prefix of the math helpers the code calls: ``SYMBOL_``, or ``SYMBOL_v3_`` in that variant's code,
+        which has its own copies of them compiled for its own target (see templates/math.c.j2)."""
+        return f"{self.symbol}{self.suffix}_"
 
 
 @dataclass
@@ -244,7 +251,7 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, 
             out=plan.location[op.output],
             in_widths=[graph.widths[v] for v in op.inputs],
             template=env.get_template(f"ops/{op.template}.c.j2").module,
-            m=m,
+            m=replace(m, suffix=variant.suffix),
             rows=rows,
             strides=strides,
             block=variant.columns(rows, m.real),
