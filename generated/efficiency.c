@@ -36,8 +36,18 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__FAST_MATH__)
+#error "efficiency: compiled with -ffast-math or -Ofast, which this file refuses: they fold the rounding steps of its inline math away ((x + 1.5 * 2^23) - 1.5 * 2^23 becomes x, and tanh, exp, sigmoid come out wrong), drop its NaN and infinity checks, and reorder sums (a batch then differs from row-by-row calls). Compile it without (-fno-fast-math): it vectorizes at plain -O2/-O3."
+#endif
+
+/* No FMA contraction, in every variant and whatever -std (GCC contracts in its GNU modes, Clang within
+   expressions): a * b + c stays two roundings, so every variant, one row or a batch, gives the same bits.
+   Clang's -ffp-contract=fast ignores the pragma: not supported (docs/c-contract.md). */
 #if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #ifdef __cplusplus
@@ -99,12 +109,16 @@ static int efficiency_isa(void)
 }
 #endif
 
-/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
-   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
+/* On a pointer to weights (a Dense's kernel row and bias, an affine map's scale and shift): the
+   compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
+   FMADDSUB instructions even where contraction is off (one rounding instead of two: a block of rows
+   and one row got other bits). Volatile, in a Dense's loop over its inputs, it also keeps GCC from
+   turning that loop into in-order vector reductions (slow) rather than summing across columns. */
 #if defined(__GNUC__)
-#define efficiency_KEEP_SUMS() __asm__("")
+#define efficiency_OPAQUE(p) __asm__ __volatile__("" : "+r"(p))
 #else
-#define efficiency_KEEP_SUMS() ((void)0)
+#define efficiency_OPAQUE(p) ((void)0)
 #endif
 
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
@@ -173,6 +187,128 @@ efficiency_INLINE float efficiency_tanh(float x)
     return efficiency_float(efficiency_bits((0.0f - m) / (2.0f + m)) | (efficiency_bits(x) & 0x80000000u));
 }
 
+
+#if efficiency_DISPATCH && efficiency_HAS(3)  /* the same helpers for x86-64-v3's code, compiled for its target (always_inline needs it) */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE uint32_t efficiency_v3_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return efficiency_v3_float((efficiency_v3_bits(a) & m) | (efficiency_v3_bits(b) & ~m));
+}
+
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_min(float a, float b) { return efficiency_v3_pick(a < b, a, b); } /* b if a is NaN */
+
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_max(float a, float b) { return efficiency_v3_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_pow2(float n) { return efficiency_v3_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_exp(float x)
+{
+    const float xc = efficiency_v3_max(efficiency_v3_min(x, 88.7228394f), -104.0f);
+    const float n = efficiency_v3_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = efficiency_v3_round(n * 0.5f);
+    const float y = (efficiency_v3_expm1_reduced(r) + 1.0f) * efficiency_v3_pow2(h) * efficiency_v3_pow2(n - h);
+    return efficiency_v3_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_tanh(float x)
+{
+    const float a = fabsf(x), c = efficiency_v3_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = efficiency_v3_float((efficiency_v3_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return efficiency_v3_float(efficiency_v3_bits((0.0f - m) / (2.0f + m)) | (efficiency_v3_bits(x) & 0x80000000u));
+}
+
+#endif
+
+#if efficiency_DISPATCH && efficiency_HAS(4)  /* the same helpers for x86-64-v4's code, compiled for its target (always_inline needs it) */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE uint32_t efficiency_v4_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return efficiency_v4_float((efficiency_v4_bits(a) & m) | (efficiency_v4_bits(b) & ~m));
+}
+
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_min(float a, float b) { return efficiency_v4_pick(a < b, a, b); } /* b if a is NaN */
+
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_max(float a, float b) { return efficiency_v4_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_pow2(float n) { return efficiency_v4_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_exp(float x)
+{
+    const float xc = efficiency_v4_max(efficiency_v4_min(x, 88.7228394f), -104.0f);
+    const float n = efficiency_v4_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = efficiency_v4_round(n * 0.5f);
+    const float y = (efficiency_v4_expm1_reduced(r) + 1.0f) * efficiency_v4_pow2(h) * efficiency_v4_pow2(n - h);
+    return efficiency_v4_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_tanh(float x)
+{
+    const float a = fabsf(x), c = efficiency_v4_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = efficiency_v4_float((efficiency_v4_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return efficiency_v4_float(efficiency_v4_bits((0.0f - m) / (2.0f + m)) | (efficiency_v4_bits(x) & 0x80000000u));
+}
+
+#endif
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
 static double efficiency_interp(double x, const double *xp, const double *fp, int n)
 {
@@ -11334,11 +11470,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         for (int b = 0; b < 4; ++b) {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_0_bias[b * 32 + j];
+            const float *bias = efficiency_dnn_0_bias;
+            efficiency_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128 + b * 32;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11358,11 +11496,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 4; ++b) {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_1_bias[b * 32 + j];
+            const float *bias = efficiency_dnn_1_bias;
+            efficiency_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11382,11 +11522,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 4; ++b) {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_2_bias[b * 32 + j];
+            const float *bias = efficiency_dnn_2_bias;
+            efficiency_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11406,11 +11548,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 4; ++b) {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_3_bias[b * 32 + j];
+            const float *bias = efficiency_dnn_3_bias;
+            efficiency_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11430,11 +11574,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 4; ++b) {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_4_bias[b * 32 + j];
+            const float *bias = efficiency_dnn_4_bias;
+            efficiency_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11454,11 +11600,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 4; ++b) {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_5_bias[b * 32 + j];
+            const float *bias = efficiency_dnn_5_bias;
+            efficiency_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11478,11 +11626,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            const float *bias = efficiency_dnn_6_bias;
+            efficiency_OPAQUE(bias);
+float acc[4];
+            for (int j = 0; j < 4; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
@@ -11507,11 +11657,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
         for (int b = 0; b < 8; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_0_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11532,11 +11684,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_1_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11557,11 +11711,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_2_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11582,11 +11738,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_3_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11607,11 +11765,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_4_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11632,11 +11792,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_5_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11657,11 +11819,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[2][4];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            const float *bias = efficiency_dnn_6_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][4];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11701,11 +11865,13 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         for (int b = 0; b < 2; ++b) {
-            float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_0_bias[b * 64 + j];
+            const float *bias = efficiency_dnn_0_bias;
+            efficiency_OPAQUE(bias);
+float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11726,18 +11892,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_v3_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_1_bias[b * 64 + j];
+            const float *bias = efficiency_dnn_1_bias;
+            efficiency_OPAQUE(bias);
+float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11758,18 +11926,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_2_bias[b * 64 + j];
+            const float *bias = efficiency_dnn_2_bias;
+            efficiency_OPAQUE(bias);
+float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11790,18 +11960,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_3_bias[b * 64 + j];
+            const float *bias = efficiency_dnn_3_bias;
+            efficiency_OPAQUE(bias);
+float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11822,18 +11994,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_4_bias[b * 64 + j];
+            const float *bias = efficiency_dnn_4_bias;
+            efficiency_OPAQUE(bias);
+float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11854,18 +12028,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_5_bias[b * 64 + j];
+            const float *bias = efficiency_dnn_5_bias;
+            efficiency_OPAQUE(bias);
+float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11886,18 +12062,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
             }
 
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            const float *bias = efficiency_dnn_6_bias;
+            efficiency_OPAQUE(bias);
+float acc[4];
+            for (int j = 0; j < 4; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
@@ -11907,7 +12085,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         {
             float top = output[0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_v3_exp(output[k] - top); sum += output[k]; }
             for (int k = 0; k < 4; ++k) output[k] /= sum;
         }
     }
@@ -11922,11 +12100,13 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_0_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
@@ -11950,18 +12130,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_v3_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_1_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -11985,18 +12167,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_2_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -12020,18 +12204,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_3_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -12055,18 +12241,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_4_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -12090,18 +12278,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_5_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -12125,18 +12315,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
             }
 
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4][4];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            const float *bias = efficiency_dnn_6_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][4];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -12152,7 +12344,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int r = 0; r < 4; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v3_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
             for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
         }
     }
@@ -12180,14 +12372,16 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         {
+            const float *bias = efficiency_dnn_0_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -12196,21 +12390,23 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_1_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -12219,21 +12415,23 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_2_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -12242,21 +12440,23 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_3_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -12265,21 +12465,23 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_4_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -12288,21 +12490,23 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_5_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -12311,18 +12515,20 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            const float *bias = efficiency_dnn_6_bias;
+            efficiency_OPAQUE(bias);
+float acc[4];
+            for (int j = 0; j < 4; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
@@ -12332,7 +12538,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         {
             float top = output[0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_v4_exp(output[k] - top); sum += output[k]; }
             for (int k = 0; k < 4; ++k) output[k] /= sum;
         }
     }
@@ -12347,24 +12553,26 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
         {
+            const float *bias = efficiency_dnn_0_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
@@ -12383,39 +12591,41 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_1_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_1_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -12434,39 +12644,41 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_2_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_2_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -12485,39 +12697,41 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_3_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_3_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_3_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -12536,39 +12750,41 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_4_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_4_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_4_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -12587,39 +12803,41 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_5_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_5_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_5_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -12638,26 +12856,28 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[3][4];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            const float *bias = efficiency_dnn_6_bias;
+            efficiency_OPAQUE(bias);
+float acc[3][4];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -12671,7 +12891,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         for (int r = 0; r < 3; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v4_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
             for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
         }
     }
@@ -12780,3 +13000,6 @@ efficiency_EXPORT float *efficiency_batch(float *output, const float *input, siz
     return output;
 
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif

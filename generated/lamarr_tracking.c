@@ -52,8 +52,18 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__FAST_MATH__)
+#error "acceptance: compiled with -ffast-math or -Ofast, which this file refuses: they fold the rounding steps of its inline math away ((x + 1.5 * 2^23) - 1.5 * 2^23 becomes x, and tanh, exp, sigmoid come out wrong), drop its NaN and infinity checks, and reorder sums (a batch then differs from row-by-row calls). Compile it without (-fno-fast-math): it vectorizes at plain -O2/-O3."
+#endif
+
+/* No FMA contraction, in every variant and whatever -std (GCC contracts in its GNU modes, Clang within
+   expressions): a * b + c stays two roundings, so every variant, one row or a batch, gives the same bits.
+   Clang's -ffp-contract=fast ignores the pragma: not supported (docs/c-contract.md). */
 #if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #ifdef __cplusplus
@@ -115,12 +125,16 @@ static int acceptance_isa(void)
 }
 #endif
 
-/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
-   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
+/* On a pointer to weights (a Dense's kernel row and bias, an affine map's scale and shift): the
+   compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
+   FMADDSUB instructions even where contraction is off (one rounding instead of two: a block of rows
+   and one row got other bits). Volatile, in a Dense's loop over its inputs, it also keeps GCC from
+   turning that loop into in-order vector reductions (slow) rather than summing across columns. */
 #if defined(__GNUC__)
-#define acceptance_KEEP_SUMS() __asm__("")
+#define acceptance_OPAQUE(p) __asm__ __volatile__("" : "+r"(p))
 #else
-#define acceptance_KEEP_SUMS() ((void)0)
+#define acceptance_OPAQUE(p) ((void)0)
 #endif
 
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
@@ -196,6 +210,142 @@ acceptance_INLINE float acceptance_sigmoid(float x)
     return acceptance_pick(x >= 0.0f, 1.0f, e) / (1.0f + e);
 }
 
+
+#if acceptance_DISPATCH && acceptance_HAS(3)  /* the same helpers for x86-64-v3's code, compiled for its target (always_inline needs it) */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE uint32_t acceptance_v3_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return acceptance_v3_float((acceptance_v3_bits(a) & m) | (acceptance_v3_bits(b) & ~m));
+}
+
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_min(float a, float b) { return acceptance_v3_pick(a < b, a, b); } /* b if a is NaN */
+
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_max(float a, float b) { return acceptance_v3_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_pow2(float n) { return acceptance_v3_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_exp(float x)
+{
+    const float xc = acceptance_v3_max(acceptance_v3_min(x, 88.7228394f), -104.0f);
+    const float n = acceptance_v3_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = acceptance_v3_round(n * 0.5f);
+    const float y = (acceptance_v3_expm1_reduced(r) + 1.0f) * acceptance_v3_pow2(h) * acceptance_v3_pow2(n - h);
+    return acceptance_v3_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_tanh(float x)
+{
+    const float a = fabsf(x), c = acceptance_v3_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = acceptance_v3_float((acceptance_v3_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return acceptance_v3_float(acceptance_v3_bits((0.0f - m) / (2.0f + m)) | (acceptance_v3_bits(x) & 0x80000000u));
+}
+
+/* 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below: accurate in both tails */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_sigmoid(float x)
+{
+    const float e = acceptance_v3_exp(-fabsf(x));
+    return acceptance_v3_pick(x >= 0.0f, 1.0f, e) / (1.0f + e);
+}
+
+#endif
+
+#if acceptance_DISPATCH && acceptance_HAS(4)  /* the same helpers for x86-64-v4's code, compiled for its target (always_inline needs it) */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE uint32_t acceptance_v4_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return acceptance_v4_float((acceptance_v4_bits(a) & m) | (acceptance_v4_bits(b) & ~m));
+}
+
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_min(float a, float b) { return acceptance_v4_pick(a < b, a, b); } /* b if a is NaN */
+
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_max(float a, float b) { return acceptance_v4_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_pow2(float n) { return acceptance_v4_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_exp(float x)
+{
+    const float xc = acceptance_v4_max(acceptance_v4_min(x, 88.7228394f), -104.0f);
+    const float n = acceptance_v4_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = acceptance_v4_round(n * 0.5f);
+    const float y = (acceptance_v4_expm1_reduced(r) + 1.0f) * acceptance_v4_pow2(h) * acceptance_v4_pow2(n - h);
+    return acceptance_v4_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_tanh(float x)
+{
+    const float a = fabsf(x), c = acceptance_v4_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = acceptance_v4_float((acceptance_v4_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return acceptance_v4_float(acceptance_v4_bits((0.0f - m) / (2.0f + m)) | (acceptance_v4_bits(x) & 0x80000000u));
+}
+
+/* 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below: accurate in both tails */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_sigmoid(float x)
+{
+    const float e = acceptance_v4_exp(-fabsf(x));
+    return acceptance_v4_pick(x >= 0.0f, 1.0f, e) / (1.0f + e);
+}
+
+#endif
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
 static double acceptance_interp(double x, const double *xp, const double *fp, int n)
 {
@@ -2171,11 +2321,13 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_0_bias[j];
+            const float *bias = acceptance_dnn_0_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = acceptance_dnn_0_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2195,11 +2347,13 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_1_bias[j];
+            const float *bias = acceptance_dnn_1_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2219,11 +2373,13 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_2_bias[j];
+            const float *bias = acceptance_dnn_2_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2243,11 +2399,13 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_3_bias[j];
+            const float *bias = acceptance_dnn_3_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2267,11 +2425,13 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_4_bias[j];
+            const float *bias = acceptance_dnn_4_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2291,11 +2451,13 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_5_bias[j];
+            const float *bias = acceptance_dnn_5_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2315,11 +2477,13 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_6_bias[j];
+            const float *bias = acceptance_dnn_6_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2339,11 +2503,13 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_7_bias[j];
+            const float *bias = acceptance_dnn_7_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2363,11 +2529,13 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_8_bias[j];
+            const float *bias = acceptance_dnn_8_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2387,11 +2555,13 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_9_bias[j];
+            const float *bias = acceptance_dnn_9_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2411,11 +2581,13 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_10_bias[j];
+            const float *bias = acceptance_dnn_10_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2435,11 +2607,13 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     }
     {   /* dense: Dense 32->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = acceptance_dnn_11_bias[j];
+            const float *bias = acceptance_dnn_11_bias;
+            acceptance_OPAQUE(bias);
+float acc[1];
+            for (int j = 0; j < 1; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
@@ -2461,11 +2635,13 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     float acceptance_dnn_buf1[64];
     {   /* dense_1: Dense 12->32, tanh */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_0_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_0_bias;
+            acceptance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = acceptance_dnn_0_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2486,11 +2662,13 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_1_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_1_bias;
+            acceptance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2511,11 +2689,13 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_2_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_2_bias;
+            acceptance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2536,11 +2716,13 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_3_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_3_bias;
+            acceptance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2561,11 +2743,13 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_4_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_4_bias;
+            acceptance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2586,11 +2770,13 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_5_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_5_bias;
+            acceptance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2611,11 +2797,13 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_6_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_6_bias;
+            acceptance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2636,11 +2824,13 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_7_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_7_bias;
+            acceptance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2661,11 +2851,13 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_8_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_8_bias;
+            acceptance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2686,11 +2878,13 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_9_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_9_bias;
+            acceptance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2711,11 +2905,13 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_10_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_10_bias;
+            acceptance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2736,11 +2932,13 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     }
     {   /* dense: Dense 32->1, sigmoid */
         {
-            float acc[2][1];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
+            const float *bias = acceptance_dnn_11_bias;
+            acceptance_OPAQUE(bias);
+float acc[2][1];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 acc[0][0] += w[0] * x0;
@@ -2777,11 +2975,13 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_0_bias[j];
+            const float *bias = acceptance_dnn_0_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = acceptance_dnn_0_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2794,18 +2994,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x);
+                acceptance_dnn_buf0[j] = acceptance_v3_tanh(x);
             }
 
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_1_bias[j];
+            const float *bias = acceptance_dnn_1_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2818,18 +3020,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+                acceptance_dnn_buf1[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[j];
             }
 
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_2_bias[j];
+            const float *bias = acceptance_dnn_2_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2842,18 +3046,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+                acceptance_dnn_buf0[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[j];
             }
 
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_3_bias[j];
+            const float *bias = acceptance_dnn_3_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2866,18 +3072,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+                acceptance_dnn_buf1[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[j];
             }
 
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_4_bias[j];
+            const float *bias = acceptance_dnn_4_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2890,18 +3098,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+                acceptance_dnn_buf0[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[j];
             }
 
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_5_bias[j];
+            const float *bias = acceptance_dnn_5_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2914,18 +3124,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+                acceptance_dnn_buf1[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[j];
             }
 
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_6_bias[j];
+            const float *bias = acceptance_dnn_6_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2938,18 +3150,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+                acceptance_dnn_buf0[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[j];
             }
 
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_7_bias[j];
+            const float *bias = acceptance_dnn_7_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2962,18 +3176,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+                acceptance_dnn_buf1[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[j];
             }
 
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_8_bias[j];
+            const float *bias = acceptance_dnn_8_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2986,18 +3202,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+                acceptance_dnn_buf0[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[j];
             }
 
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_9_bias[j];
+            const float *bias = acceptance_dnn_9_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3010,18 +3228,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+                acceptance_dnn_buf1[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[j];
             }
 
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_10_bias[j];
+            const float *bias = acceptance_dnn_10_bias;
+            acceptance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3034,24 +3254,26 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+                acceptance_dnn_buf0[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[j];
             }
 
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = acceptance_dnn_11_bias[j];
+            const float *bias = acceptance_dnn_11_bias;
+            acceptance_OPAQUE(bias);
+float acc[1];
+            for (int j = 0; j < 1; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
             for (int j = 0; j < 1; ++j) {
                 const float x = acc[j];
-                output[j] = acceptance_sigmoid(x);
+                output[j] = acceptance_v3_sigmoid(x);
             }
 
         }
@@ -3067,11 +3289,13 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
     float acceptance_dnn_buf1[128];
     {   /* dense_1: Dense 12->32, tanh */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_0_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_0_bias;
+            acceptance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = acceptance_dnn_0_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
@@ -3095,18 +3319,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x);
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_v3_tanh(x);
             }
 
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_1_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_1_bias;
+            acceptance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3130,18 +3356,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_2_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_2_bias;
+            acceptance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3165,18 +3393,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_3_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_3_bias;
+            acceptance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3200,18 +3430,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_4_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_4_bias;
+            acceptance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3235,18 +3467,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_5_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_5_bias;
+            acceptance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3270,18 +3504,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_6_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_6_bias;
+            acceptance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3305,18 +3541,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_7_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_7_bias;
+            acceptance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3340,18 +3578,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_8_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_8_bias;
+            acceptance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3375,18 +3615,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_9_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_9_bias;
+            acceptance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3410,18 +3652,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_10_bias[b * 16 + j];
+            const float *bias = acceptance_dnn_10_bias;
+            acceptance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32 + b * 16;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3445,18 +3689,20 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
         {
-            float acc[4][1];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
+            const float *bias = acceptance_dnn_11_bias;
+            acceptance_OPAQUE(bias);
+float acc[4][1];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3468,7 +3714,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
                 const float x = acc[r][j];
-                output[r * 1 + j] = acceptance_sigmoid(x);
+                output[r * 1 + j] = acceptance_v3_sigmoid(x);
             }
 
         }
@@ -3497,204 +3743,228 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
         {
+            const float *bias = acceptance_dnn_0_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = acceptance_dnn_0_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x);
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x);
             }
 
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_1_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_2_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_3_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_4_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_5_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_6_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_6_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_7_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_7_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_8_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_8_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_9_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_9_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_10_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_10_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = acceptance_dnn_11_bias[j];
+            const float *bias = acceptance_dnn_11_bias;
+            acceptance_OPAQUE(bias);
+float acc[1];
+            for (int j = 0; j < 1; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
             for (int j = 0; j < 1; ++j) {
                 const float x = acc[j];
-                output[j] = acceptance_sigmoid(x);
+                output[j] = acceptance_v4_sigmoid(x);
             }
 
         }
@@ -3710,15 +3980,17 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
     float acceptance_dnn_buf1[96];
     {   /* dense_1: Dense 12->32, tanh */
         {
+            const float *bias = acceptance_dnn_0_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = acceptance_dnn_0_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
@@ -3728,30 +4000,32 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x);
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x);
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x);
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_v4_tanh(x);
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x);
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_v4_tanh(x);
             }
 
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_1_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3761,30 +4035,32 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_2_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3794,30 +4070,32 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_3_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3827,30 +4105,32 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_4_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3860,30 +4140,32 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_5_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3893,30 +4175,32 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_6_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_6_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_6_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_6_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3926,30 +4210,32 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_7_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_7_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_7_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_7_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3959,30 +4245,32 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_8_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_8_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_8_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_8_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3992,30 +4280,32 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_9_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_9_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_9_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_9_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -4025,30 +4315,32 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
         {
+            const float *bias = acceptance_dnn_10_bias;
+            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_10_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_10_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_10_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -4058,26 +4350,28 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
         {
-            float acc[3][1];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
+            const float *bias = acceptance_dnn_11_bias;
+            acceptance_OPAQUE(bias);
+float acc[3][1];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
-                acceptance_KEEP_SUMS();
+                acceptance_OPAQUE(w);
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -4087,7 +4381,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) {
                 const float x = acc[r][j];
-                output[r * 1 + j] = acceptance_sigmoid(x);
+                output[r * 1 + j] = acceptance_v4_sigmoid(x);
             }
 
         }
@@ -4197,6 +4491,9 @@ acceptance_EXPORT float *acceptance_batch(float *output, const float *input, siz
     return output;
 
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 /*
  * efficiency: generated by lamarr-export 0.1.0 from efficiency.keras + efficiency_tX.pkl. Do not edit.
  *
@@ -4235,8 +4532,18 @@ acceptance_EXPORT float *acceptance_batch(float *output, const float *input, siz
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__FAST_MATH__)
+#error "efficiency: compiled with -ffast-math or -Ofast, which this file refuses: they fold the rounding steps of its inline math away ((x + 1.5 * 2^23) - 1.5 * 2^23 becomes x, and tanh, exp, sigmoid come out wrong), drop its NaN and infinity checks, and reorder sums (a batch then differs from row-by-row calls). Compile it without (-fno-fast-math): it vectorizes at plain -O2/-O3."
+#endif
+
+/* No FMA contraction, in every variant and whatever -std (GCC contracts in its GNU modes, Clang within
+   expressions): a * b + c stays two roundings, so every variant, one row or a batch, gives the same bits.
+   Clang's -ffp-contract=fast ignores the pragma: not supported (docs/c-contract.md). */
 #if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #ifdef __cplusplus
@@ -4298,12 +4605,16 @@ static int efficiency_isa(void)
 }
 #endif
 
-/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
-   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
+/* On a pointer to weights (a Dense's kernel row and bias, an affine map's scale and shift): the
+   compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
+   FMADDSUB instructions even where contraction is off (one rounding instead of two: a block of rows
+   and one row got other bits). Volatile, in a Dense's loop over its inputs, it also keeps GCC from
+   turning that loop into in-order vector reductions (slow) rather than summing across columns. */
 #if defined(__GNUC__)
-#define efficiency_KEEP_SUMS() __asm__("")
+#define efficiency_OPAQUE(p) __asm__ __volatile__("" : "+r"(p))
 #else
-#define efficiency_KEEP_SUMS() ((void)0)
+#define efficiency_OPAQUE(p) ((void)0)
 #endif
 
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
@@ -4372,6 +4683,128 @@ efficiency_INLINE float efficiency_tanh(float x)
     return efficiency_float(efficiency_bits((0.0f - m) / (2.0f + m)) | (efficiency_bits(x) & 0x80000000u));
 }
 
+
+#if efficiency_DISPATCH && efficiency_HAS(3)  /* the same helpers for x86-64-v3's code, compiled for its target (always_inline needs it) */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE uint32_t efficiency_v3_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return efficiency_v3_float((efficiency_v3_bits(a) & m) | (efficiency_v3_bits(b) & ~m));
+}
+
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_min(float a, float b) { return efficiency_v3_pick(a < b, a, b); } /* b if a is NaN */
+
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_max(float a, float b) { return efficiency_v3_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_pow2(float n) { return efficiency_v3_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_exp(float x)
+{
+    const float xc = efficiency_v3_max(efficiency_v3_min(x, 88.7228394f), -104.0f);
+    const float n = efficiency_v3_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = efficiency_v3_round(n * 0.5f);
+    const float y = (efficiency_v3_expm1_reduced(r) + 1.0f) * efficiency_v3_pow2(h) * efficiency_v3_pow2(n - h);
+    return efficiency_v3_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_tanh(float x)
+{
+    const float a = fabsf(x), c = efficiency_v3_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = efficiency_v3_float((efficiency_v3_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return efficiency_v3_float(efficiency_v3_bits((0.0f - m) / (2.0f + m)) | (efficiency_v3_bits(x) & 0x80000000u));
+}
+
+#endif
+
+#if efficiency_DISPATCH && efficiency_HAS(4)  /* the same helpers for x86-64-v4's code, compiled for its target (always_inline needs it) */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE uint32_t efficiency_v4_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return efficiency_v4_float((efficiency_v4_bits(a) & m) | (efficiency_v4_bits(b) & ~m));
+}
+
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_min(float a, float b) { return efficiency_v4_pick(a < b, a, b); } /* b if a is NaN */
+
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_max(float a, float b) { return efficiency_v4_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_pow2(float n) { return efficiency_v4_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_exp(float x)
+{
+    const float xc = efficiency_v4_max(efficiency_v4_min(x, 88.7228394f), -104.0f);
+    const float n = efficiency_v4_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = efficiency_v4_round(n * 0.5f);
+    const float y = (efficiency_v4_expm1_reduced(r) + 1.0f) * efficiency_v4_pow2(h) * efficiency_v4_pow2(n - h);
+    return efficiency_v4_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_tanh(float x)
+{
+    const float a = fabsf(x), c = efficiency_v4_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = efficiency_v4_float((efficiency_v4_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return efficiency_v4_float(efficiency_v4_bits((0.0f - m) / (2.0f + m)) | (efficiency_v4_bits(x) & 0x80000000u));
+}
+
+#endif
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
 static double efficiency_interp(double x, const double *xp, const double *fp, int n)
 {
@@ -15533,11 +15966,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         for (int b = 0; b < 4; ++b) {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_0_bias[b * 32 + j];
+            const float *bias = efficiency_dnn_0_bias;
+            efficiency_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128 + b * 32;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -15557,11 +15992,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 4; ++b) {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_1_bias[b * 32 + j];
+            const float *bias = efficiency_dnn_1_bias;
+            efficiency_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -15581,11 +16018,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 4; ++b) {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_2_bias[b * 32 + j];
+            const float *bias = efficiency_dnn_2_bias;
+            efficiency_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -15605,11 +16044,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 4; ++b) {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_3_bias[b * 32 + j];
+            const float *bias = efficiency_dnn_3_bias;
+            efficiency_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -15629,11 +16070,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 4; ++b) {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_4_bias[b * 32 + j];
+            const float *bias = efficiency_dnn_4_bias;
+            efficiency_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -15653,11 +16096,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 4; ++b) {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_5_bias[b * 32 + j];
+            const float *bias = efficiency_dnn_5_bias;
+            efficiency_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -15677,11 +16122,13 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            const float *bias = efficiency_dnn_6_bias;
+            efficiency_OPAQUE(bias);
+float acc[4];
+            for (int j = 0; j < 4; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
@@ -15706,11 +16153,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
         for (int b = 0; b < 8; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_0_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -15731,11 +16180,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_1_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -15756,11 +16207,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_2_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -15781,11 +16234,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_3_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -15806,11 +16261,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_4_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -15831,11 +16288,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_5_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -15856,11 +16315,13 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[2][4];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            const float *bias = efficiency_dnn_6_bias;
+            efficiency_OPAQUE(bias);
+float acc[2][4];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -15900,11 +16361,13 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         for (int b = 0; b < 2; ++b) {
-            float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_0_bias[b * 64 + j];
+            const float *bias = efficiency_dnn_0_bias;
+            efficiency_OPAQUE(bias);
+float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -15925,18 +16388,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_v3_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_1_bias[b * 64 + j];
+            const float *bias = efficiency_dnn_1_bias;
+            efficiency_OPAQUE(bias);
+float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -15957,18 +16422,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_2_bias[b * 64 + j];
+            const float *bias = efficiency_dnn_2_bias;
+            efficiency_OPAQUE(bias);
+float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -15989,18 +16456,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_3_bias[b * 64 + j];
+            const float *bias = efficiency_dnn_3_bias;
+            efficiency_OPAQUE(bias);
+float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16021,18 +16490,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_4_bias[b * 64 + j];
+            const float *bias = efficiency_dnn_4_bias;
+            efficiency_OPAQUE(bias);
+float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16053,18 +16524,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_5_bias[b * 64 + j];
+            const float *bias = efficiency_dnn_5_bias;
+            efficiency_OPAQUE(bias);
+float acc[64];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16085,18 +16558,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
             }
 
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            const float *bias = efficiency_dnn_6_bias;
+            efficiency_OPAQUE(bias);
+float acc[4];
+            for (int j = 0; j < 4; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
@@ -16106,7 +16581,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         {
             float top = output[0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_v3_exp(output[k] - top); sum += output[k]; }
             for (int k = 0; k < 4; ++k) output[k] /= sum;
         }
     }
@@ -16121,11 +16596,13 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_0_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
@@ -16149,18 +16626,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_v3_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_1_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -16184,18 +16663,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_2_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -16219,18 +16700,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_3_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -16254,18 +16737,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_4_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -16289,18 +16774,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         for (int b = 0; b < 8; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
+            const float *bias = efficiency_dnn_5_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -16324,18 +16811,20 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
             }
 
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4][4];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            const float *bias = efficiency_dnn_6_bias;
+            efficiency_OPAQUE(bias);
+float acc[4][4];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -16351,7 +16840,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int r = 0; r < 4; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v3_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
             for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
         }
     }
@@ -16379,14 +16868,16 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         {
+            const float *bias = efficiency_dnn_0_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -16395,21 +16886,23 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_1_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -16418,21 +16911,23 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_2_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -16441,21 +16936,23 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_3_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -16464,21 +16961,23 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_4_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -16487,21 +16986,23 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_5_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -16510,18 +17011,20 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            const float *bias = efficiency_dnn_6_bias;
+            efficiency_OPAQUE(bias);
+float acc[4];
+            for (int j = 0; j < 4; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
@@ -16531,7 +17034,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         {
             float top = output[0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_v4_exp(output[k] - top); sum += output[k]; }
             for (int k = 0; k < 4; ++k) output[k] /= sum;
         }
     }
@@ -16546,24 +17049,26 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
         {
+            const float *bias = efficiency_dnn_0_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 12; ++i) {
                 const float *w = efficiency_dnn_0_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
@@ -16582,39 +17087,41 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_1_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_1_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -16633,39 +17140,41 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_2_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_2_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -16684,39 +17193,41 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_3_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_3_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_3_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -16735,39 +17246,41 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_4_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_4_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_4_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -16786,39 +17299,41 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
         {
+            const float *bias = efficiency_dnn_5_bias;
+            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_5_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_5_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -16837,26 +17352,28 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[3][4];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            const float *bias = efficiency_dnn_6_bias;
+            efficiency_OPAQUE(bias);
+float acc[3][4];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_KEEP_SUMS();
+                efficiency_OPAQUE(w);
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -16870,7 +17387,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         for (int r = 0; r < 3; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v4_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
             for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
         }
     }
@@ -16979,6 +17496,9 @@ efficiency_EXPORT float *efficiency_batch(float *output, const float *input, siz
     return output;
 
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 /*
  * resolution: generated by lamarr-export 0.1.0 from lamarr_resolution.keras + efficiency_tX.pkl + lamarr_resolution_tY.pkl. Do not edit.
  *
@@ -17021,8 +17541,18 @@ efficiency_EXPORT float *efficiency_batch(float *output, const float *input, siz
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__FAST_MATH__)
+#error "resolution: compiled with -ffast-math or -Ofast, which this file refuses: they fold the rounding steps of its inline math away ((x + 1.5 * 2^23) - 1.5 * 2^23 becomes x, and tanh, exp, sigmoid come out wrong), drop its NaN and infinity checks, and reorder sums (a batch then differs from row-by-row calls). Compile it without (-fno-fast-math): it vectorizes at plain -O2/-O3."
+#endif
+
+/* No FMA contraction, in every variant and whatever -std (GCC contracts in its GNU modes, Clang within
+   expressions): a * b + c stays two roundings, so every variant, one row or a batch, gives the same bits.
+   Clang's -ffp-contract=fast ignores the pragma: not supported (docs/c-contract.md). */
 #if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #ifdef __cplusplus
@@ -17086,12 +17616,16 @@ static int resolution_isa(void)
 }
 #endif
 
-/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
-   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
+/* On a pointer to weights (a Dense's kernel row and bias, an affine map's scale and shift): the
+   compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
+   FMADDSUB instructions even where contraction is off (one rounding instead of two: a block of rows
+   and one row got other bits). Volatile, in a Dense's loop over its inputs, it also keeps GCC from
+   turning that loop into in-order vector reductions (slow) rather than summing across columns. */
 #if defined(__GNUC__)
-#define resolution_KEEP_SUMS() __asm__("")
+#define resolution_OPAQUE(p) __asm__ __volatile__("" : "+r"(p))
 #else
-#define resolution_KEEP_SUMS() ((void)0)
+#define resolution_OPAQUE(p) ((void)0)
 #endif
 
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
@@ -17130,6 +17664,68 @@ resolution_INLINE float resolution_tanh(float x)
     return resolution_float(resolution_bits((0.0f - m) / (2.0f + m)) | (resolution_bits(x) & 0x80000000u));
 }
 
+
+#if resolution_DISPATCH && resolution_HAS(3)  /* the same helpers for x86-64-v3's code, compiled for its target (always_inline needs it) */
+resolution_TARGET("arch=x86-64-v3") resolution_INLINE uint32_t resolution_v3_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+resolution_TARGET("arch=x86-64-v3") resolution_INLINE float resolution_v3_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+resolution_TARGET("arch=x86-64-v3") resolution_INLINE float resolution_v3_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return resolution_v3_float((resolution_v3_bits(a) & m) | (resolution_v3_bits(b) & ~m));
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+resolution_TARGET("arch=x86-64-v3") resolution_INLINE float resolution_v3_tanh(float x)
+{
+    const float a = fabsf(x), c = resolution_v3_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = resolution_v3_float((resolution_v3_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return resolution_v3_float(resolution_v3_bits((0.0f - m) / (2.0f + m)) | (resolution_v3_bits(x) & 0x80000000u));
+}
+
+#endif
+
+#if resolution_DISPATCH && resolution_HAS(4)  /* the same helpers for x86-64-v4's code, compiled for its target (always_inline needs it) */
+resolution_TARGET("arch=x86-64-v4") resolution_INLINE uint32_t resolution_v4_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+resolution_TARGET("arch=x86-64-v4") resolution_INLINE float resolution_v4_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+resolution_TARGET("arch=x86-64-v4") resolution_INLINE float resolution_v4_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return resolution_v4_float((resolution_v4_bits(a) & m) | (resolution_v4_bits(b) & ~m));
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+resolution_TARGET("arch=x86-64-v4") resolution_INLINE float resolution_v4_tanh(float x)
+{
+    const float a = fabsf(x), c = resolution_v4_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = resolution_v4_float((resolution_v4_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return resolution_v4_float(resolution_v4_bits((0.0f - m) / (2.0f + m)) | (resolution_v4_bits(x) & 0x80000000u));
+}
+
+#endif
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
 static double resolution_interp(double x, const double *xp, const double *fp, int n)
 {
@@ -18991,11 +19587,13 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
     }
     {   /* dense_12: Dense 140->32, tanh */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_1_bias[j];
+            const float *bias = resolution_dnn_1_bias;
+            resolution_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19015,11 +19613,13 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_2_bias[j];
+            const float *bias = resolution_dnn_2_bias;
+            resolution_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19039,11 +19639,13 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_3_bias[j];
+            const float *bias = resolution_dnn_3_bias;
+            resolution_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19063,11 +19665,13 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_4_bias[j];
+            const float *bias = resolution_dnn_4_bias;
+            resolution_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19087,11 +19691,13 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_5_bias[j];
+            const float *bias = resolution_dnn_5_bias;
+            resolution_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19111,11 +19717,13 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
     }
     {   /* dense_17: Dense 32->9, linear */
         {
-            float acc[9];
-            for (int j = 0; j < 9; ++j) acc[j] = resolution_dnn_6_bias[j];
+            const float *bias = resolution_dnn_6_bias;
+            resolution_OPAQUE(bias);
+float acc[9];
+            for (int j = 0; j < 9; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19142,11 +19750,13 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
     }
     {   /* dense_12: Dense 140->32, tanh */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_1_bias[b * 16 + j];
+            const float *bias = resolution_dnn_1_bias;
+            resolution_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32 + b * 16;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -19167,11 +19777,13 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_2_bias[b * 16 + j];
+            const float *bias = resolution_dnn_2_bias;
+            resolution_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32 + b * 16;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -19192,11 +19804,13 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_3_bias[b * 16 + j];
+            const float *bias = resolution_dnn_3_bias;
+            resolution_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32 + b * 16;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -19217,11 +19831,13 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_4_bias[b * 16 + j];
+            const float *bias = resolution_dnn_4_bias;
+            resolution_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32 + b * 16;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -19242,11 +19858,13 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_5_bias[b * 16 + j];
+            const float *bias = resolution_dnn_5_bias;
+            resolution_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32 + b * 16;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -19267,11 +19885,13 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
     }
     {   /* dense_17: Dense 32->9, linear */
         {
-            float acc[2][9];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
+            const float *bias = resolution_dnn_6_bias;
+            resolution_OPAQUE(bias);
+float acc[2][9];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -19315,11 +19935,13 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
     }
     {   /* dense_12: Dense 140->32, tanh */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_1_bias[j];
+            const float *bias = resolution_dnn_1_bias;
+            resolution_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19332,18 +19954,20 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                resolution_dnn_buf1[j] = resolution_tanh(x);
+                resolution_dnn_buf1[j] = resolution_v3_tanh(x);
             }
 
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_2_bias[j];
+            const float *bias = resolution_dnn_2_bias;
+            resolution_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19356,18 +19980,20 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+                resolution_dnn_buf0[j] = resolution_v3_tanh(x) + resolution_dnn_buf1[j];
             }
 
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_3_bias[j];
+            const float *bias = resolution_dnn_3_bias;
+            resolution_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19380,18 +20006,20 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+                resolution_dnn_buf1[j] = resolution_v3_tanh(x) + resolution_dnn_buf0[j];
             }
 
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_4_bias[j];
+            const float *bias = resolution_dnn_4_bias;
+            resolution_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19404,18 +20032,20 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+                resolution_dnn_buf0[j] = resolution_v3_tanh(x) + resolution_dnn_buf1[j];
             }
 
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_5_bias[j];
+            const float *bias = resolution_dnn_5_bias;
+            resolution_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19428,18 +20058,20 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+                resolution_dnn_buf1[j] = resolution_v3_tanh(x) + resolution_dnn_buf0[j];
             }
 
         }
     }
     {   /* dense_17: Dense 32->9, linear */
         {
-            float acc[9];
-            for (int j = 0; j < 9; ++j) acc[j] = resolution_dnn_6_bias[j];
+            const float *bias = resolution_dnn_6_bias;
+            resolution_OPAQUE(bias);
+float acc[9];
+            for (int j = 0; j < 9; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19466,11 +20098,13 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
     }
     {   /* dense_12: Dense 140->32, tanh */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_1_bias[b * 16 + j];
+            const float *bias = resolution_dnn_1_bias;
+            resolution_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32 + b * 16;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
@@ -19494,18 +20128,20 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x);
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_v3_tanh(x);
             }
 
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_2_bias[b * 16 + j];
+            const float *bias = resolution_dnn_2_bias;
+            resolution_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32 + b * 16;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
@@ -19529,18 +20165,20 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
+                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_v3_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_3_bias[b * 16 + j];
+            const float *bias = resolution_dnn_3_bias;
+            resolution_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32 + b * 16;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
@@ -19564,18 +20202,20 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_v3_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_4_bias[b * 16 + j];
+            const float *bias = resolution_dnn_4_bias;
+            resolution_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32 + b * 16;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
@@ -19599,18 +20239,20 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
+                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_v3_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_5_bias[b * 16 + j];
+            const float *bias = resolution_dnn_5_bias;
+            resolution_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32 + b * 16;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
@@ -19634,18 +20276,20 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_v3_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_17: Dense 32->9, linear */
         {
-            float acc[4][9];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
+            const float *bias = resolution_dnn_6_bias;
+            resolution_OPAQUE(bias);
+float acc[4][9];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
@@ -19697,96 +20341,108 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
     }
     {   /* dense_12: Dense 140->32, tanh */
         {
+            const float *bias = resolution_dnn_1_bias;
+            resolution_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x);
+                resolution_dnn_buf1[g * 32 + j] = resolution_v4_tanh(x);
             }
 
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
         {
+            const float *bias = resolution_dnn_2_bias;
+            resolution_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf0[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[g * 32 + j];
+                resolution_dnn_buf0[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
         {
+            const float *bias = resolution_dnn_3_bias;
+            resolution_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[g * 32 + j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
         {
+            const float *bias = resolution_dnn_4_bias;
+            resolution_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf0[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[g * 32 + j];
+                resolution_dnn_buf0[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
         {
+            const float *bias = resolution_dnn_5_bias;
+            resolution_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[g * 32 + j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_17: Dense 32->9, linear */
         {
-            float acc[9];
-            for (int j = 0; j < 9; ++j) acc[j] = resolution_dnn_6_bias[j];
+            const float *bias = resolution_dnn_6_bias;
+            resolution_OPAQUE(bias);
+float acc[9];
+            for (int j = 0; j < 9; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19813,15 +20469,17 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
     }
     {   /* dense_12: Dense 140->32, tanh */
         {
+            const float *bias = resolution_dnn_1_bias;
+            resolution_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
@@ -19831,30 +20489,32 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x);
+                resolution_dnn_buf1[g * 32 + j] = resolution_v4_tanh(x);
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                resolution_dnn_buf1[32 + g * 32 + j] = resolution_tanh(x);
+                resolution_dnn_buf1[32 + g * 32 + j] = resolution_v4_tanh(x);
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                resolution_dnn_buf1[64 + g * 32 + j] = resolution_tanh(x);
+                resolution_dnn_buf1[64 + g * 32 + j] = resolution_v4_tanh(x);
             }
 
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
         {
+            const float *bias = resolution_dnn_2_bias;
+            resolution_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
@@ -19864,30 +20524,32 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf0[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[g * 32 + j];
+                resolution_dnn_buf0[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                resolution_dnn_buf0[140 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[32 + g * 32 + j];
+                resolution_dnn_buf0[140 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                resolution_dnn_buf0[280 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[64 + g * 32 + j];
+                resolution_dnn_buf0[280 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
         {
+            const float *bias = resolution_dnn_3_bias;
+            resolution_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
@@ -19897,30 +20559,32 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[g * 32 + j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                resolution_dnn_buf1[32 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[140 + g * 32 + j];
+                resolution_dnn_buf1[32 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[140 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                resolution_dnn_buf1[64 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[280 + g * 32 + j];
+                resolution_dnn_buf1[64 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[280 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
         {
+            const float *bias = resolution_dnn_4_bias;
+            resolution_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
@@ -19930,30 +20594,32 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf0[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[g * 32 + j];
+                resolution_dnn_buf0[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                resolution_dnn_buf0[140 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[32 + g * 32 + j];
+                resolution_dnn_buf0[140 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                resolution_dnn_buf0[280 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[64 + g * 32 + j];
+                resolution_dnn_buf0[280 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
         {
+            const float *bias = resolution_dnn_5_bias;
+            resolution_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
@@ -19963,26 +20629,28 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[g * 32 + j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                resolution_dnn_buf1[32 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[140 + g * 32 + j];
+                resolution_dnn_buf1[32 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[140 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                resolution_dnn_buf1[64 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[280 + g * 32 + j];
+                resolution_dnn_buf1[64 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[280 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_17: Dense 32->9, linear */
         {
-            float acc[3][9];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
+            const float *bias = resolution_dnn_6_bias;
+            resolution_OPAQUE(bias);
+float acc[3][9];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
-                resolution_KEEP_SUMS();
+                resolution_OPAQUE(w);
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
@@ -20106,6 +20774,9 @@ resolution_EXPORT float *resolution_batch(float *output, const float *input, con
     return output;
 
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 /*
  * covariance: generated by lamarr-export 0.1.0 from lamarr_covariance.keras + lamarr_covariance_tX.pkl + lamarr_covariance_tY.pkl. Do not edit.
  *
@@ -20149,8 +20820,18 @@ resolution_EXPORT float *resolution_batch(float *output, const float *input, con
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__FAST_MATH__)
+#error "covariance: compiled with -ffast-math or -Ofast, which this file refuses: they fold the rounding steps of its inline math away ((x + 1.5 * 2^23) - 1.5 * 2^23 becomes x, and tanh, exp, sigmoid come out wrong), drop its NaN and infinity checks, and reorder sums (a batch then differs from row-by-row calls). Compile it without (-fno-fast-math): it vectorizes at plain -O2/-O3."
+#endif
+
+/* No FMA contraction, in every variant and whatever -std (GCC contracts in its GNU modes, Clang within
+   expressions): a * b + c stays two roundings, so every variant, one row or a batch, gives the same bits.
+   Clang's -ffp-contract=fast ignores the pragma: not supported (docs/c-contract.md). */
 #if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #ifdef __cplusplus
@@ -20214,12 +20895,16 @@ static int covariance_isa(void)
 }
 #endif
 
-/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
-   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
+/* On a pointer to weights (a Dense's kernel row and bias, an affine map's scale and shift): the
+   compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
+   FMADDSUB instructions even where contraction is off (one rounding instead of two: a block of rows
+   and one row got other bits). Volatile, in a Dense's loop over its inputs, it also keeps GCC from
+   turning that loop into in-order vector reductions (slow) rather than summing across columns. */
 #if defined(__GNUC__)
-#define covariance_KEEP_SUMS() __asm__("")
+#define covariance_OPAQUE(p) __asm__ __volatile__("" : "+r"(p))
 #else
-#define covariance_KEEP_SUMS() ((void)0)
+#define covariance_OPAQUE(p) ((void)0)
 #endif
 
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
@@ -20258,6 +20943,68 @@ covariance_INLINE float covariance_tanh(float x)
     return covariance_float(covariance_bits((0.0f - m) / (2.0f + m)) | (covariance_bits(x) & 0x80000000u));
 }
 
+
+#if covariance_DISPATCH && covariance_HAS(3)  /* the same helpers for x86-64-v3's code, compiled for its target (always_inline needs it) */
+covariance_TARGET("arch=x86-64-v3") covariance_INLINE uint32_t covariance_v3_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+covariance_TARGET("arch=x86-64-v3") covariance_INLINE float covariance_v3_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+covariance_TARGET("arch=x86-64-v3") covariance_INLINE float covariance_v3_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return covariance_v3_float((covariance_v3_bits(a) & m) | (covariance_v3_bits(b) & ~m));
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+covariance_TARGET("arch=x86-64-v3") covariance_INLINE float covariance_v3_tanh(float x)
+{
+    const float a = fabsf(x), c = covariance_v3_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = covariance_v3_float((covariance_v3_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return covariance_v3_float(covariance_v3_bits((0.0f - m) / (2.0f + m)) | (covariance_v3_bits(x) & 0x80000000u));
+}
+
+#endif
+
+#if covariance_DISPATCH && covariance_HAS(4)  /* the same helpers for x86-64-v4's code, compiled for its target (always_inline needs it) */
+covariance_TARGET("arch=x86-64-v4") covariance_INLINE uint32_t covariance_v4_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+covariance_TARGET("arch=x86-64-v4") covariance_INLINE float covariance_v4_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+covariance_TARGET("arch=x86-64-v4") covariance_INLINE float covariance_v4_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return covariance_v4_float((covariance_v4_bits(a) & m) | (covariance_v4_bits(b) & ~m));
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+covariance_TARGET("arch=x86-64-v4") covariance_INLINE float covariance_v4_tanh(float x)
+{
+    const float a = fabsf(x), c = covariance_v4_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = covariance_v4_float((covariance_v4_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return covariance_v4_float(covariance_v4_bits((0.0f - m) / (2.0f + m)) | (covariance_v4_bits(x) & 0x80000000u));
+}
+
+#endif
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
 static double covariance_interp(double x, const double *xp, const double *fp, int n)
 {
@@ -21858,11 +22605,13 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
     }
     {   /* dense_18: Dense 143->32, tanh */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_1_bias[j];
+            const float *bias = covariance_dnn_1_bias;
+            covariance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -21882,11 +22631,13 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_2_bias[j];
+            const float *bias = covariance_dnn_2_bias;
+            covariance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -21906,11 +22657,13 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_3_bias[j];
+            const float *bias = covariance_dnn_3_bias;
+            covariance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -21930,11 +22683,13 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_4_bias[j];
+            const float *bias = covariance_dnn_4_bias;
+            covariance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -21954,11 +22709,13 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_5_bias[j];
+            const float *bias = covariance_dnn_5_bias;
+            covariance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -21978,11 +22735,13 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
     }
     {   /* dense_23: Dense 32->15, linear */
         {
-            float acc[15];
-            for (int j = 0; j < 15; ++j) acc[j] = covariance_dnn_6_bias[j];
+            const float *bias = covariance_dnn_6_bias;
+            covariance_OPAQUE(bias);
+float acc[15];
+            for (int j = 0; j < 15; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22010,11 +22769,13 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
     }
     {   /* dense_18: Dense 143->32, tanh */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_1_bias[b * 16 + j];
+            const float *bias = covariance_dnn_1_bias;
+            covariance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32 + b * 16;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -22035,11 +22796,13 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_2_bias[b * 16 + j];
+            const float *bias = covariance_dnn_2_bias;
+            covariance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32 + b * 16;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -22060,11 +22823,13 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_3_bias[b * 16 + j];
+            const float *bias = covariance_dnn_3_bias;
+            covariance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32 + b * 16;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -22085,11 +22850,13 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_4_bias[b * 16 + j];
+            const float *bias = covariance_dnn_4_bias;
+            covariance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32 + b * 16;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -22110,11 +22877,13 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_5_bias[b * 16 + j];
+            const float *bias = covariance_dnn_5_bias;
+            covariance_OPAQUE(bias);
+float acc[2][16];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32 + b * 16;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -22135,11 +22904,13 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
     }
     {   /* dense_23: Dense 32->15, linear */
         {
-            float acc[2][15];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
+            const float *bias = covariance_dnn_6_bias;
+            covariance_OPAQUE(bias);
+float acc[2][15];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -22185,11 +22956,13 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
     }
     {   /* dense_18: Dense 143->32, tanh */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_1_bias[j];
+            const float *bias = covariance_dnn_1_bias;
+            covariance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22202,18 +22975,20 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                covariance_dnn_buf1[j] = covariance_tanh(x);
+                covariance_dnn_buf1[j] = covariance_v3_tanh(x);
             }
 
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_2_bias[j];
+            const float *bias = covariance_dnn_2_bias;
+            covariance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22226,18 +23001,20 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+                covariance_dnn_buf0[j] = covariance_v3_tanh(x) + covariance_dnn_buf1[j];
             }
 
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_3_bias[j];
+            const float *bias = covariance_dnn_3_bias;
+            covariance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22250,18 +23027,20 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+                covariance_dnn_buf1[j] = covariance_v3_tanh(x) + covariance_dnn_buf0[j];
             }
 
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_4_bias[j];
+            const float *bias = covariance_dnn_4_bias;
+            covariance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22274,18 +23053,20 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+                covariance_dnn_buf0[j] = covariance_v3_tanh(x) + covariance_dnn_buf1[j];
             }
 
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
         {
-            float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_5_bias[j];
+            const float *bias = covariance_dnn_5_bias;
+            covariance_OPAQUE(bias);
+float acc[32];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22298,18 +23079,20 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+                covariance_dnn_buf1[j] = covariance_v3_tanh(x) + covariance_dnn_buf0[j];
             }
 
         }
     }
     {   /* dense_23: Dense 32->15, linear */
         {
-            float acc[15];
-            for (int j = 0; j < 15; ++j) acc[j] = covariance_dnn_6_bias[j];
+            const float *bias = covariance_dnn_6_bias;
+            covariance_OPAQUE(bias);
+float acc[15];
+            for (int j = 0; j < 15; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22337,11 +23120,13 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
     }
     {   /* dense_18: Dense 143->32, tanh */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_1_bias[b * 16 + j];
+            const float *bias = covariance_dnn_1_bias;
+            covariance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32 + b * 16;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
@@ -22365,18 +23150,20 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x);
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_v3_tanh(x);
             }
 
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_2_bias[b * 16 + j];
+            const float *bias = covariance_dnn_2_bias;
+            covariance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32 + b * 16;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
@@ -22400,18 +23187,20 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
+                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_v3_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_3_bias[b * 16 + j];
+            const float *bias = covariance_dnn_3_bias;
+            covariance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32 + b * 16;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
@@ -22435,18 +23224,20 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_v3_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_4_bias[b * 16 + j];
+            const float *bias = covariance_dnn_4_bias;
+            covariance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32 + b * 16;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
@@ -22470,18 +23261,20 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
+                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_v3_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
         for (int b = 0; b < 2; ++b) {
-            float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_5_bias[b * 16 + j];
+            const float *bias = covariance_dnn_5_bias;
+            covariance_OPAQUE(bias);
+float acc[4][16];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32 + b * 16;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
@@ -22505,18 +23298,20 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_v3_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
             }
 
         }
     }
     {   /* dense_23: Dense 32->15, linear */
         {
-            float acc[4][15];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
+            const float *bias = covariance_dnn_6_bias;
+            covariance_OPAQUE(bias);
+float acc[4][15];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
@@ -22572,96 +23367,108 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
     }
     {   /* dense_18: Dense 143->32, tanh */
         {
+            const float *bias = covariance_dnn_1_bias;
+            covariance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x);
+                covariance_dnn_buf1[g * 32 + j] = covariance_v4_tanh(x);
             }
 
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
         {
+            const float *bias = covariance_dnn_2_bias;
+            covariance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf0[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[g * 32 + j];
+                covariance_dnn_buf0[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
         {
+            const float *bias = covariance_dnn_3_bias;
+            covariance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[g * 32 + j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
         {
+            const float *bias = covariance_dnn_4_bias;
+            covariance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf0[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[g * 32 + j];
+                covariance_dnn_buf0[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[g * 32 + j];
             }
 
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
         {
+            const float *bias = covariance_dnn_5_bias;
+            covariance_OPAQUE(bias);
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[g * 32 + j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[g * 32 + j];
             }
 
         }
     }
     {   /* dense_23: Dense 32->15, linear */
         {
-            float acc[15];
-            for (int j = 0; j < 15; ++j) acc[j] = covariance_dnn_6_bias[j];
+            const float *bias = covariance_dnn_6_bias;
+            covariance_OPAQUE(bias);
+float acc[15];
+            for (int j = 0; j < 15; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22689,15 +23496,17 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
     }
     {   /* dense_18: Dense 143->32, tanh */
         {
+            const float *bias = covariance_dnn_1_bias;
+            covariance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
@@ -22707,30 +23516,32 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x);
+                covariance_dnn_buf1[g * 32 + j] = covariance_v4_tanh(x);
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                covariance_dnn_buf1[32 + g * 32 + j] = covariance_tanh(x);
+                covariance_dnn_buf1[32 + g * 32 + j] = covariance_v4_tanh(x);
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                covariance_dnn_buf1[64 + g * 32 + j] = covariance_tanh(x);
+                covariance_dnn_buf1[64 + g * 32 + j] = covariance_v4_tanh(x);
             }
 
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
         {
+            const float *bias = covariance_dnn_2_bias;
+            covariance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
@@ -22740,30 +23551,32 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf0[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[g * 32 + j];
+                covariance_dnn_buf0[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                covariance_dnn_buf0[143 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[32 + g * 32 + j];
+                covariance_dnn_buf0[143 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                covariance_dnn_buf0[286 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[64 + g * 32 + j];
+                covariance_dnn_buf0[286 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
         {
+            const float *bias = covariance_dnn_3_bias;
+            covariance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
@@ -22773,30 +23586,32 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[g * 32 + j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                covariance_dnn_buf1[32 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[143 + g * 32 + j];
+                covariance_dnn_buf1[32 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[143 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                covariance_dnn_buf1[64 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[286 + g * 32 + j];
+                covariance_dnn_buf1[64 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[286 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
         {
+            const float *bias = covariance_dnn_4_bias;
+            covariance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
@@ -22806,30 +23621,32 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf0[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[g * 32 + j];
+                covariance_dnn_buf0[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                covariance_dnn_buf0[143 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[32 + g * 32 + j];
+                covariance_dnn_buf0[143 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                covariance_dnn_buf0[286 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[64 + g * 32 + j];
+                covariance_dnn_buf0[286 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
         {
+            const float *bias = covariance_dnn_5_bias;
+            covariance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
@@ -22839,26 +23656,28 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[g * 32 + j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                covariance_dnn_buf1[32 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[143 + g * 32 + j];
+                covariance_dnn_buf1[32 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[143 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                covariance_dnn_buf1[64 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[286 + g * 32 + j];
+                covariance_dnn_buf1[64 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[286 + g * 32 + j];
             }
 
         }
     }
     {   /* dense_23: Dense 32->15, linear */
         {
-            float acc[3][15];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
+            const float *bias = covariance_dnn_6_bias;
+            covariance_OPAQUE(bias);
+float acc[3][15];
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
-                covariance_KEEP_SUMS();
+                covariance_OPAQUE(w);
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
@@ -22972,3 +23791,6 @@ covariance_EXPORT float *covariance_batch(float *output, const float *input, con
     return output;
 
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
