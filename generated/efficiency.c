@@ -109,14 +109,21 @@ static int efficiency_isa(void)
 }
 #endif
 
-/* On a pointer to weights (a Dense's kernel row and bias, an affine map's scale and shift): the
-   compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
-   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
-   FMADDSUB instructions even where contraction is off (one rounding instead of two: a block of rows
-   and one row got other bits). Volatile, in a Dense's loop over its inputs, it also keeps GCC from
-   turning that loop into in-order vector reductions (slow) rather than summing across columns. */
+/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
+   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
 #if defined(__GNUC__)
-#define efficiency_OPAQUE(p) __asm__ __volatile__("" : "+r"(p))
+#define efficiency_KEEP_SUMS() __asm__("")
+#else
+#define efficiency_KEEP_SUMS() ((void)0)
+#endif
+
+/* On a pointer to weights (a Dense's kernel and bias, an affine map's scale and shift): the compiler
+   no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
+   FMADDSUB instructions even where contraction is off (one rounding instead of two: a variant, or
+   its blocks of rows, got other bits than the baseline's one row). */
+#if defined(__GNUC__)
+#define efficiency_OPAQUE(p) __asm__("" : "+r"(p))
 #else
 #define efficiency_OPAQUE(p) ((void)0)
 #endif
@@ -11469,14 +11476,15 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = efficiency_dnn_0_bias;
-            efficiency_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 32;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11495,14 +11503,15 @@ float acc[32];
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = efficiency_dnn_1_bias;
-            efficiency_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11521,14 +11530,15 @@ float acc[32];
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = efficiency_dnn_2_bias;
-            efficiency_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11547,14 +11557,15 @@ float acc[32];
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = efficiency_dnn_3_bias;
-            efficiency_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11573,14 +11584,15 @@ float acc[32];
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = efficiency_dnn_4_bias;
-            efficiency_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11599,14 +11611,15 @@ float acc[32];
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = efficiency_dnn_5_bias;
-            efficiency_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11625,14 +11638,15 @@ float acc[32];
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
+        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_6_bias;
-            efficiency_OPAQUE(bias);
-float acc[4];
+            float acc[4];
             for (int j = 0; j < 4; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 4;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
@@ -11656,14 +11670,15 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf0[256];
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_0_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11683,14 +11698,15 @@ float acc[2][16];
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_1_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11710,14 +11726,15 @@ float acc[2][16];
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_2_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11737,14 +11754,15 @@ float acc[2][16];
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_3_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11764,14 +11782,15 @@ float acc[2][16];
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_4_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11791,14 +11810,15 @@ float acc[2][16];
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_5_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11818,14 +11838,15 @@ float acc[2][16];
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
+        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_6_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][4];
+            float acc[2][4];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 4;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -11864,14 +11885,15 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = efficiency_dnn_0_bias;
-            efficiency_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11898,14 +11920,15 @@ float acc[64];
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = efficiency_dnn_1_bias;
-            efficiency_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11932,14 +11955,15 @@ float acc[64];
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = efficiency_dnn_2_bias;
-            efficiency_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -11966,14 +11990,15 @@ float acc[64];
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = efficiency_dnn_3_bias;
-            efficiency_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -12000,14 +12025,15 @@ float acc[64];
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = efficiency_dnn_4_bias;
-            efficiency_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -12034,14 +12060,15 @@ float acc[64];
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = efficiency_dnn_5_bias;
-            efficiency_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -12068,14 +12095,15 @@ float acc[64];
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
+        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_6_bias;
-            efficiency_OPAQUE(bias);
-float acc[4];
+            float acc[4];
             for (int j = 0; j < 4; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 4;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
@@ -12099,14 +12127,15 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf0[512];
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_0_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
@@ -12136,14 +12165,15 @@ float acc[4][16];
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_1_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -12173,14 +12203,15 @@ float acc[4][16];
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_2_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -12210,14 +12241,15 @@ float acc[4][16];
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_3_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -12247,14 +12279,15 @@ float acc[4][16];
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_4_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -12284,14 +12317,15 @@ float acc[4][16];
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_5_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -12321,14 +12355,15 @@ float acc[4][16];
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
+        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_6_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][4];
+            float acc[4][4];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 4;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -12371,17 +12406,18 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_0_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -12396,17 +12432,18 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_1_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -12421,17 +12458,18 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_2_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -12446,17 +12484,18 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_3_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -12471,17 +12510,18 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_4_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -12496,17 +12536,18 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_5_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -12521,14 +12562,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
+        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_6_bias;
-            efficiency_OPAQUE(bias);
-float acc[4];
+            float acc[4];
             for (int j = 0; j < 4; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 4;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
@@ -12552,9 +12594,10 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf0[384];
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_0_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -12571,8 +12614,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
@@ -12605,9 +12648,10 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_1_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -12624,8 +12668,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -12658,9 +12702,10 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_2_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -12677,8 +12722,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -12711,9 +12756,10 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_3_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -12730,8 +12776,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -12764,9 +12810,10 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_4_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -12783,8 +12830,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -12817,9 +12864,10 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_5_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -12836,8 +12884,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -12870,14 +12918,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
+        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_6_bias;
-            efficiency_OPAQUE(bias);
-float acc[3][4];
+            float acc[3][4];
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 4;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];

@@ -125,14 +125,21 @@ static int acceptance_isa(void)
 }
 #endif
 
-/* On a pointer to weights (a Dense's kernel row and bias, an affine map's scale and shift): the
-   compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
-   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
-   FMADDSUB instructions even where contraction is off (one rounding instead of two: a block of rows
-   and one row got other bits). Volatile, in a Dense's loop over its inputs, it also keeps GCC from
-   turning that loop into in-order vector reductions (slow) rather than summing across columns. */
+/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
+   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
 #if defined(__GNUC__)
-#define acceptance_OPAQUE(p) __asm__ __volatile__("" : "+r"(p))
+#define acceptance_KEEP_SUMS() __asm__("")
+#else
+#define acceptance_KEEP_SUMS() ((void)0)
+#endif
+
+/* On a pointer to weights (a Dense's kernel and bias, an affine map's scale and shift): the compiler
+   no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
+   FMADDSUB instructions even where contraction is off (one rounding instead of two: a variant, or
+   its blocks of rows, got other bits than the baseline's one row). */
+#if defined(__GNUC__)
+#define acceptance_OPAQUE(p) __asm__("" : "+r"(p))
 #else
 #define acceptance_OPAQUE(p) ((void)0)
 #endif
@@ -2320,14 +2327,15 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     float acceptance_dnn_buf0[32];
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_0_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2346,14 +2354,15 @@ float acc[32];
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_1_kernel, *bias = acceptance_dnn_1_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_1_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_1_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2372,14 +2381,15 @@ float acc[32];
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_2_kernel, *bias = acceptance_dnn_2_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_2_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_2_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2398,14 +2408,15 @@ float acc[32];
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_3_kernel, *bias = acceptance_dnn_3_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_3_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_3_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2424,14 +2435,15 @@ float acc[32];
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_4_kernel, *bias = acceptance_dnn_4_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_4_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_4_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2450,14 +2462,15 @@ float acc[32];
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_5_kernel, *bias = acceptance_dnn_5_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_5_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_5_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2476,14 +2489,15 @@ float acc[32];
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_6_kernel, *bias = acceptance_dnn_6_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_6_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_6_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2502,14 +2516,15 @@ float acc[32];
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_7_kernel, *bias = acceptance_dnn_7_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_7_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_7_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2528,14 +2543,15 @@ float acc[32];
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_8_kernel, *bias = acceptance_dnn_8_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_8_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_8_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2554,14 +2570,15 @@ float acc[32];
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_9_kernel, *bias = acceptance_dnn_9_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_9_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_9_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2580,14 +2597,15 @@ float acc[32];
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_10_kernel, *bias = acceptance_dnn_10_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_10_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_10_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -2606,14 +2624,15 @@ float acc[32];
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
+        const float *kernel = acceptance_dnn_11_kernel, *bias = acceptance_dnn_11_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_11_bias;
-            acceptance_OPAQUE(bias);
-float acc[1];
+            float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_11_kernel + i * 1;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 1;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
@@ -2634,14 +2653,15 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     float acceptance_dnn_buf0[64];
     float acceptance_dnn_buf1[64];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_0_bias;
-            acceptance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2661,14 +2681,15 @@ float acc[2][16];
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_1_kernel, *bias = acceptance_dnn_1_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_1_bias;
-            acceptance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_1_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2688,14 +2709,15 @@ float acc[2][16];
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_2_kernel, *bias = acceptance_dnn_2_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_2_bias;
-            acceptance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_2_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2715,14 +2737,15 @@ float acc[2][16];
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_3_kernel, *bias = acceptance_dnn_3_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_3_bias;
-            acceptance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_3_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2742,14 +2765,15 @@ float acc[2][16];
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_4_kernel, *bias = acceptance_dnn_4_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_4_bias;
-            acceptance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_4_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2769,14 +2793,15 @@ float acc[2][16];
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_5_kernel, *bias = acceptance_dnn_5_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_5_bias;
-            acceptance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_5_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2796,14 +2821,15 @@ float acc[2][16];
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_6_kernel, *bias = acceptance_dnn_6_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_6_bias;
-            acceptance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_6_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2823,14 +2849,15 @@ float acc[2][16];
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_7_kernel, *bias = acceptance_dnn_7_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_7_bias;
-            acceptance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_7_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2850,14 +2877,15 @@ float acc[2][16];
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_8_kernel, *bias = acceptance_dnn_8_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_8_bias;
-            acceptance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_8_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2877,14 +2905,15 @@ float acc[2][16];
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_9_kernel, *bias = acceptance_dnn_9_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_9_bias;
-            acceptance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_9_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2904,14 +2933,15 @@ float acc[2][16];
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_10_kernel, *bias = acceptance_dnn_10_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_10_bias;
-            acceptance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_10_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -2931,14 +2961,15 @@ float acc[2][16];
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
+        const float *kernel = acceptance_dnn_11_kernel, *bias = acceptance_dnn_11_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_11_bias;
-            acceptance_OPAQUE(bias);
-float acc[2][1];
+            float acc[2][1];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_11_kernel + i * 1;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 1;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 acc[0][0] += w[0] * x0;
@@ -2974,14 +3005,15 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
     float acceptance_dnn_buf0[32];
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_0_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3000,14 +3032,15 @@ float acc[32];
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_1_kernel, *bias = acceptance_dnn_1_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_1_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_1_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3026,14 +3059,15 @@ float acc[32];
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_2_kernel, *bias = acceptance_dnn_2_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_2_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_2_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3052,14 +3086,15 @@ float acc[32];
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_3_kernel, *bias = acceptance_dnn_3_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_3_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_3_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3078,14 +3113,15 @@ float acc[32];
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_4_kernel, *bias = acceptance_dnn_4_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_4_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_4_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3104,14 +3140,15 @@ float acc[32];
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_5_kernel, *bias = acceptance_dnn_5_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_5_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_5_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3130,14 +3167,15 @@ float acc[32];
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_6_kernel, *bias = acceptance_dnn_6_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_6_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_6_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3156,14 +3194,15 @@ float acc[32];
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_7_kernel, *bias = acceptance_dnn_7_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_7_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_7_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3182,14 +3221,15 @@ float acc[32];
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_8_kernel, *bias = acceptance_dnn_8_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_8_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_8_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3208,14 +3248,15 @@ float acc[32];
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_9_kernel, *bias = acceptance_dnn_9_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_9_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_9_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3234,14 +3275,15 @@ float acc[32];
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_10_kernel, *bias = acceptance_dnn_10_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_10_bias;
-            acceptance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_10_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -3260,14 +3302,15 @@ float acc[32];
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
+        const float *kernel = acceptance_dnn_11_kernel, *bias = acceptance_dnn_11_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_11_bias;
-            acceptance_OPAQUE(bias);
-float acc[1];
+            float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_11_kernel + i * 1;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 1;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
@@ -3288,14 +3331,15 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
     float acceptance_dnn_buf0[128];
     float acceptance_dnn_buf1[128];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_0_bias;
-            acceptance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
@@ -3325,14 +3369,15 @@ float acc[4][16];
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_1_kernel, *bias = acceptance_dnn_1_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_1_bias;
-            acceptance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_1_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3362,14 +3407,15 @@ float acc[4][16];
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_2_kernel, *bias = acceptance_dnn_2_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_2_bias;
-            acceptance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_2_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3399,14 +3445,15 @@ float acc[4][16];
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_3_kernel, *bias = acceptance_dnn_3_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_3_bias;
-            acceptance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_3_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3436,14 +3483,15 @@ float acc[4][16];
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_4_kernel, *bias = acceptance_dnn_4_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_4_bias;
-            acceptance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_4_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3473,14 +3521,15 @@ float acc[4][16];
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_5_kernel, *bias = acceptance_dnn_5_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_5_bias;
-            acceptance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_5_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3510,14 +3559,15 @@ float acc[4][16];
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_6_kernel, *bias = acceptance_dnn_6_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_6_bias;
-            acceptance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_6_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3547,14 +3597,15 @@ float acc[4][16];
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_7_kernel, *bias = acceptance_dnn_7_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_7_bias;
-            acceptance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_7_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3584,14 +3635,15 @@ float acc[4][16];
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_8_kernel, *bias = acceptance_dnn_8_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_8_bias;
-            acceptance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_8_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3621,14 +3673,15 @@ float acc[4][16];
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_9_kernel, *bias = acceptance_dnn_9_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_9_bias;
-            acceptance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_9_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3658,14 +3711,15 @@ float acc[4][16];
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_10_kernel, *bias = acceptance_dnn_10_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = acceptance_dnn_10_bias;
-            acceptance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_10_kernel + i * 32 + b * 16;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -3695,14 +3749,15 @@ float acc[4][16];
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
+        const float *kernel = acceptance_dnn_11_kernel, *bias = acceptance_dnn_11_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_11_bias;
-            acceptance_OPAQUE(bias);
-float acc[4][1];
+            float acc[4][1];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_11_kernel + i * 1;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 1;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -3742,14 +3797,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
     float acceptance_dnn_buf0[32];
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_0_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -3761,14 +3817,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_1_kernel, *bias = acceptance_dnn_1_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_1_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_1_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -3780,14 +3837,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_2_kernel, *bias = acceptance_dnn_2_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_2_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_2_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -3799,14 +3857,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_3_kernel, *bias = acceptance_dnn_3_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_3_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_3_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -3818,14 +3877,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_4_kernel, *bias = acceptance_dnn_4_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_4_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_4_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -3837,14 +3897,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_5_kernel, *bias = acceptance_dnn_5_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_5_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_5_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -3856,14 +3917,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_6_kernel, *bias = acceptance_dnn_6_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_6_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_6_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -3875,14 +3937,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_7_kernel, *bias = acceptance_dnn_7_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_7_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_7_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -3894,14 +3957,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_8_kernel, *bias = acceptance_dnn_8_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_8_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_8_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -3913,14 +3977,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_9_kernel, *bias = acceptance_dnn_9_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_9_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_9_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -3932,14 +3997,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_10_kernel, *bias = acceptance_dnn_10_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_10_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_10_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -3951,14 +4017,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
+        const float *kernel = acceptance_dnn_11_kernel, *bias = acceptance_dnn_11_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_11_bias;
-            acceptance_OPAQUE(bias);
-float acc[1];
+            float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_11_kernel + i * 1;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 1;
+                acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
@@ -3979,9 +4046,10 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
     float acceptance_dnn_buf0[96];
     float acceptance_dnn_buf1[96];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_0_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -3989,8 +4057,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
@@ -4014,9 +4082,10 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_1_kernel, *bias = acceptance_dnn_1_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_1_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -4024,8 +4093,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_1_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -4049,9 +4118,10 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_2_kernel, *bias = acceptance_dnn_2_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_2_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -4059,8 +4129,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_2_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -4084,9 +4154,10 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_3_kernel, *bias = acceptance_dnn_3_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_3_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -4094,8 +4165,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_3_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -4119,9 +4190,10 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_4_kernel, *bias = acceptance_dnn_4_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_4_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -4129,8 +4201,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_4_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -4154,9 +4226,10 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_5_kernel, *bias = acceptance_dnn_5_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_5_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -4164,8 +4237,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_5_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -4189,9 +4262,10 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_6_kernel, *bias = acceptance_dnn_6_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_6_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -4199,8 +4273,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_6_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -4224,9 +4298,10 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_7_kernel, *bias = acceptance_dnn_7_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_7_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -4234,8 +4309,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_7_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -4259,9 +4334,10 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_8_kernel, *bias = acceptance_dnn_8_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_8_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -4269,8 +4345,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_8_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -4294,9 +4370,10 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_9_kernel, *bias = acceptance_dnn_9_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_9_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -4304,8 +4381,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_9_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -4329,9 +4406,10 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
+        const float *kernel = acceptance_dnn_10_kernel, *bias = acceptance_dnn_10_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_10_bias;
-            acceptance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -4339,8 +4417,8 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_10_kernel + i * 32;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
                 const float x2 = acceptance_dnn_buf1[64 + i];
@@ -4364,14 +4442,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
+        const float *kernel = acceptance_dnn_11_kernel, *bias = acceptance_dnn_11_bias;
+        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
-            const float *bias = acceptance_dnn_11_bias;
-            acceptance_OPAQUE(bias);
-float acc[3][1];
+            float acc[3][1];
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = acceptance_dnn_11_kernel + i * 1;
-                acceptance_OPAQUE(w);
+                const float *w = kernel + i * 1;
+                acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
                 const float x2 = acceptance_dnn_buf0[64 + i];
@@ -4605,14 +4684,21 @@ static int efficiency_isa(void)
 }
 #endif
 
-/* On a pointer to weights (a Dense's kernel row and bias, an affine map's scale and shift): the
-   compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
-   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
-   FMADDSUB instructions even where contraction is off (one rounding instead of two: a block of rows
-   and one row got other bits). Volatile, in a Dense's loop over its inputs, it also keeps GCC from
-   turning that loop into in-order vector reductions (slow) rather than summing across columns. */
+/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
+   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
 #if defined(__GNUC__)
-#define efficiency_OPAQUE(p) __asm__ __volatile__("" : "+r"(p))
+#define efficiency_KEEP_SUMS() __asm__("")
+#else
+#define efficiency_KEEP_SUMS() ((void)0)
+#endif
+
+/* On a pointer to weights (a Dense's kernel and bias, an affine map's scale and shift): the compiler
+   no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
+   FMADDSUB instructions even where contraction is off (one rounding instead of two: a variant, or
+   its blocks of rows, got other bits than the baseline's one row). */
+#if defined(__GNUC__)
+#define efficiency_OPAQUE(p) __asm__("" : "+r"(p))
 #else
 #define efficiency_OPAQUE(p) ((void)0)
 #endif
@@ -15965,14 +16051,15 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = efficiency_dnn_0_bias;
-            efficiency_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 32;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -15991,14 +16078,15 @@ float acc[32];
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = efficiency_dnn_1_bias;
-            efficiency_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16017,14 +16105,15 @@ float acc[32];
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = efficiency_dnn_2_bias;
-            efficiency_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16043,14 +16132,15 @@ float acc[32];
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = efficiency_dnn_3_bias;
-            efficiency_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16069,14 +16159,15 @@ float acc[32];
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = efficiency_dnn_4_bias;
-            efficiency_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16095,14 +16186,15 @@ float acc[32];
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = efficiency_dnn_5_bias;
-            efficiency_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16121,14 +16213,15 @@ float acc[32];
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
+        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_6_bias;
-            efficiency_OPAQUE(bias);
-float acc[4];
+            float acc[4];
             for (int j = 0; j < 4; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 4;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
@@ -16152,14 +16245,15 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf0[256];
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_0_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -16179,14 +16273,15 @@ float acc[2][16];
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_1_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -16206,14 +16301,15 @@ float acc[2][16];
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_2_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -16233,14 +16329,15 @@ float acc[2][16];
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_3_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -16260,14 +16357,15 @@ float acc[2][16];
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_4_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -16287,14 +16385,15 @@ float acc[2][16];
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_5_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -16314,14 +16413,15 @@ float acc[2][16];
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
+        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_6_bias;
-            efficiency_OPAQUE(bias);
-float acc[2][4];
+            float acc[2][4];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 4;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -16360,14 +16460,15 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = efficiency_dnn_0_bias;
-            efficiency_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16394,14 +16495,15 @@ float acc[64];
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = efficiency_dnn_1_bias;
-            efficiency_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16428,14 +16530,15 @@ float acc[64];
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = efficiency_dnn_2_bias;
-            efficiency_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16462,14 +16565,15 @@ float acc[64];
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = efficiency_dnn_3_bias;
-            efficiency_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16496,14 +16600,15 @@ float acc[64];
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = efficiency_dnn_4_bias;
-            efficiency_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16530,14 +16635,15 @@ float acc[64];
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = efficiency_dnn_5_bias;
-            efficiency_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -16564,14 +16670,15 @@ float acc[64];
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
+        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_6_bias;
-            efficiency_OPAQUE(bias);
-float acc[4];
+            float acc[4];
             for (int j = 0; j < 4; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 4;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
@@ -16595,14 +16702,15 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf0[512];
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_0_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
@@ -16632,14 +16740,15 @@ float acc[4][16];
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_1_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -16669,14 +16778,15 @@ float acc[4][16];
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_2_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -16706,14 +16816,15 @@ float acc[4][16];
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_3_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -16743,14 +16854,15 @@ float acc[4][16];
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_4_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -16780,14 +16892,15 @@ float acc[4][16];
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = efficiency_dnn_5_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -16817,14 +16930,15 @@ float acc[4][16];
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
+        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_6_bias;
-            efficiency_OPAQUE(bias);
-float acc[4][4];
+            float acc[4][4];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 4;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -16867,17 +16981,18 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_0_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -16892,17 +17007,18 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_1_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -16917,17 +17033,18 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_2_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -16942,17 +17059,18 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_3_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -16967,17 +17085,18 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_4_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -16992,17 +17111,18 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_5_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -17017,14 +17137,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
+        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_6_bias;
-            efficiency_OPAQUE(bias);
-float acc[4];
+            float acc[4];
             for (int j = 0; j < 4; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 4;
+                efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
             }
@@ -17048,9 +17169,10 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf0[384];
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_0_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -17067,8 +17189,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
@@ -17101,9 +17223,10 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_1_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -17120,8 +17243,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -17154,9 +17277,10 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_2_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -17173,8 +17297,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -17207,9 +17331,10 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_3_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -17226,8 +17351,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -17260,9 +17385,10 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_4_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -17279,8 +17405,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -17313,9 +17439,10 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
+        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_5_bias;
-            efficiency_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -17332,8 +17459,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
@@ -17366,14 +17493,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
+        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
+        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
-            const float *bias = efficiency_dnn_6_bias;
-            efficiency_OPAQUE(bias);
-float acc[3][4];
+            float acc[3][4];
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_6_kernel + i * 4;
-                efficiency_OPAQUE(w);
+                const float *w = kernel + i * 4;
+                efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
@@ -17616,14 +17744,21 @@ static int resolution_isa(void)
 }
 #endif
 
-/* On a pointer to weights (a Dense's kernel row and bias, an affine map's scale and shift): the
-   compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
-   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
-   FMADDSUB instructions even where contraction is off (one rounding instead of two: a block of rows
-   and one row got other bits). Volatile, in a Dense's loop over its inputs, it also keeps GCC from
-   turning that loop into in-order vector reductions (slow) rather than summing across columns. */
+/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
+   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
 #if defined(__GNUC__)
-#define resolution_OPAQUE(p) __asm__ __volatile__("" : "+r"(p))
+#define resolution_KEEP_SUMS() __asm__("")
+#else
+#define resolution_KEEP_SUMS() ((void)0)
+#endif
+
+/* On a pointer to weights (a Dense's kernel and bias, an affine map's scale and shift): the compiler
+   no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
+   FMADDSUB instructions even where contraction is off (one rounding instead of two: a variant, or
+   its blocks of rows, got other bits than the baseline's one row). */
+#if defined(__GNUC__)
+#define resolution_OPAQUE(p) __asm__("" : "+r"(p))
 #else
 #define resolution_OPAQUE(p) ((void)0)
 #endif
@@ -19586,14 +19721,15 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
+        const float *kernel = resolution_dnn_1_kernel, *bias = resolution_dnn_1_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_1_bias;
-            resolution_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 140; ++i) {
-                const float *w = resolution_dnn_1_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19612,14 +19748,15 @@ float acc[32];
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_2_kernel, *bias = resolution_dnn_2_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_2_bias;
-            resolution_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_2_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19638,14 +19775,15 @@ float acc[32];
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_3_kernel, *bias = resolution_dnn_3_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_3_bias;
-            resolution_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_3_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19664,14 +19802,15 @@ float acc[32];
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_4_kernel, *bias = resolution_dnn_4_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_4_bias;
-            resolution_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_4_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19690,14 +19829,15 @@ float acc[32];
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_5_kernel, *bias = resolution_dnn_5_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_5_bias;
-            resolution_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_5_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19716,14 +19856,15 @@ float acc[32];
         }
     }
     {   /* dense_17: Dense 32->9, linear */
+        const float *kernel = resolution_dnn_6_kernel, *bias = resolution_dnn_6_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_6_bias;
-            resolution_OPAQUE(bias);
-float acc[9];
+            float acc[9];
             for (int j = 0; j < 9; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_6_kernel + i * 9;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 9;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19749,14 +19890,15 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
+        const float *kernel = resolution_dnn_1_kernel, *bias = resolution_dnn_1_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = resolution_dnn_1_bias;
-            resolution_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 140; ++i) {
-                const float *w = resolution_dnn_1_kernel + i * 32 + b * 16;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -19776,14 +19918,15 @@ float acc[2][16];
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_2_kernel, *bias = resolution_dnn_2_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = resolution_dnn_2_bias;
-            resolution_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_2_kernel + i * 32 + b * 16;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -19803,14 +19946,15 @@ float acc[2][16];
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_3_kernel, *bias = resolution_dnn_3_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = resolution_dnn_3_bias;
-            resolution_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_3_kernel + i * 32 + b * 16;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -19830,14 +19974,15 @@ float acc[2][16];
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_4_kernel, *bias = resolution_dnn_4_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = resolution_dnn_4_bias;
-            resolution_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_4_kernel + i * 32 + b * 16;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -19857,14 +20002,15 @@ float acc[2][16];
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_5_kernel, *bias = resolution_dnn_5_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = resolution_dnn_5_bias;
-            resolution_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_5_kernel + i * 32 + b * 16;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -19884,14 +20030,15 @@ float acc[2][16];
         }
     }
     {   /* dense_17: Dense 32->9, linear */
+        const float *kernel = resolution_dnn_6_kernel, *bias = resolution_dnn_6_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_6_bias;
-            resolution_OPAQUE(bias);
-float acc[2][9];
+            float acc[2][9];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_6_kernel + i * 9;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 9;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -19934,14 +20081,15 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
+        const float *kernel = resolution_dnn_1_kernel, *bias = resolution_dnn_1_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_1_bias;
-            resolution_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 140; ++i) {
-                const float *w = resolution_dnn_1_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19960,14 +20108,15 @@ float acc[32];
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_2_kernel, *bias = resolution_dnn_2_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_2_bias;
-            resolution_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_2_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -19986,14 +20135,15 @@ float acc[32];
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_3_kernel, *bias = resolution_dnn_3_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_3_bias;
-            resolution_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_3_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -20012,14 +20162,15 @@ float acc[32];
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_4_kernel, *bias = resolution_dnn_4_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_4_bias;
-            resolution_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_4_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -20038,14 +20189,15 @@ float acc[32];
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_5_kernel, *bias = resolution_dnn_5_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_5_bias;
-            resolution_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_5_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -20064,14 +20216,15 @@ float acc[32];
         }
     }
     {   /* dense_17: Dense 32->9, linear */
+        const float *kernel = resolution_dnn_6_kernel, *bias = resolution_dnn_6_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_6_bias;
-            resolution_OPAQUE(bias);
-float acc[9];
+            float acc[9];
             for (int j = 0; j < 9; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_6_kernel + i * 9;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 9;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -20097,14 +20250,15 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
+        const float *kernel = resolution_dnn_1_kernel, *bias = resolution_dnn_1_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = resolution_dnn_1_bias;
-            resolution_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 140; ++i) {
-                const float *w = resolution_dnn_1_kernel + i * 32 + b * 16;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
@@ -20134,14 +20288,15 @@ float acc[4][16];
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_2_kernel, *bias = resolution_dnn_2_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = resolution_dnn_2_bias;
-            resolution_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_2_kernel + i * 32 + b * 16;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
@@ -20171,14 +20326,15 @@ float acc[4][16];
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_3_kernel, *bias = resolution_dnn_3_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = resolution_dnn_3_bias;
-            resolution_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_3_kernel + i * 32 + b * 16;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
@@ -20208,14 +20364,15 @@ float acc[4][16];
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_4_kernel, *bias = resolution_dnn_4_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = resolution_dnn_4_bias;
-            resolution_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_4_kernel + i * 32 + b * 16;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
@@ -20245,14 +20402,15 @@ float acc[4][16];
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_5_kernel, *bias = resolution_dnn_5_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = resolution_dnn_5_bias;
-            resolution_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_5_kernel + i * 32 + b * 16;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
@@ -20282,14 +20440,15 @@ float acc[4][16];
         }
     }
     {   /* dense_17: Dense 32->9, linear */
+        const float *kernel = resolution_dnn_6_kernel, *bias = resolution_dnn_6_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_6_bias;
-            resolution_OPAQUE(bias);
-float acc[4][9];
+            float acc[4][9];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_6_kernel + i * 9;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 9;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
@@ -20340,14 +20499,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
+        const float *kernel = resolution_dnn_1_kernel, *bias = resolution_dnn_1_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_1_bias;
-            resolution_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 140; ++i) {
-                const float *w = resolution_dnn_1_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -20359,14 +20519,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_2_kernel, *bias = resolution_dnn_2_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_2_bias;
-            resolution_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_2_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -20378,14 +20539,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_3_kernel, *bias = resolution_dnn_3_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_3_bias;
-            resolution_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_3_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -20397,14 +20559,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_4_kernel, *bias = resolution_dnn_4_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_4_bias;
-            resolution_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_4_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -20416,14 +20579,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_5_kernel, *bias = resolution_dnn_5_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_5_bias;
-            resolution_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_5_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -20435,14 +20599,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_17: Dense 32->9, linear */
+        const float *kernel = resolution_dnn_6_kernel, *bias = resolution_dnn_6_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_6_bias;
-            resolution_OPAQUE(bias);
-float acc[9];
+            float acc[9];
             for (int j = 0; j < 9; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_6_kernel + i * 9;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 9;
+                resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -20468,9 +20633,10 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
+        const float *kernel = resolution_dnn_1_kernel, *bias = resolution_dnn_1_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_1_bias;
-            resolution_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -20478,8 +20644,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 140; ++i) {
-                const float *w = resolution_dnn_1_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
@@ -20503,9 +20669,10 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_2_kernel, *bias = resolution_dnn_2_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_2_bias;
-            resolution_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -20513,8 +20680,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_2_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
@@ -20538,9 +20705,10 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_3_kernel, *bias = resolution_dnn_3_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_3_bias;
-            resolution_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -20548,8 +20716,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_3_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
@@ -20573,9 +20741,10 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_4_kernel, *bias = resolution_dnn_4_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_4_bias;
-            resolution_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -20583,8 +20752,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_4_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
@@ -20608,9 +20777,10 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
+        const float *kernel = resolution_dnn_5_kernel, *bias = resolution_dnn_5_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_5_bias;
-            resolution_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -20618,8 +20788,8 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_5_kernel + i * 32;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
                 const float x2 = resolution_dnn_buf0[280 + i];
@@ -20643,14 +20813,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_17: Dense 32->9, linear */
+        const float *kernel = resolution_dnn_6_kernel, *bias = resolution_dnn_6_bias;
+        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        resolution_OPAQUE(bias);
         {
-            const float *bias = resolution_dnn_6_bias;
-            resolution_OPAQUE(bias);
-float acc[3][9];
+            float acc[3][9];
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = resolution_dnn_6_kernel + i * 9;
-                resolution_OPAQUE(w);
+                const float *w = kernel + i * 9;
+                resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
                 const float x2 = resolution_dnn_buf1[64 + i];
@@ -20895,14 +21066,21 @@ static int covariance_isa(void)
 }
 #endif
 
-/* On a pointer to weights (a Dense's kernel row and bias, an affine map's scale and shift): the
-   compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
-   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
-   FMADDSUB instructions even where contraction is off (one rounding instead of two: a block of rows
-   and one row got other bits). Volatile, in a Dense's loop over its inputs, it also keeps GCC from
-   turning that loop into in-order vector reductions (slow) rather than summing across columns. */
+/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
+   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
 #if defined(__GNUC__)
-#define covariance_OPAQUE(p) __asm__ __volatile__("" : "+r"(p))
+#define covariance_KEEP_SUMS() __asm__("")
+#else
+#define covariance_KEEP_SUMS() ((void)0)
+#endif
+
+/* On a pointer to weights (a Dense's kernel and bias, an affine map's scale and shift): the compiler
+   no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
+   FMADDSUB instructions even where contraction is off (one rounding instead of two: a variant, or
+   its blocks of rows, got other bits than the baseline's one row). */
+#if defined(__GNUC__)
+#define covariance_OPAQUE(p) __asm__("" : "+r"(p))
 #else
 #define covariance_OPAQUE(p) ((void)0)
 #endif
@@ -22604,14 +22782,15 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
+        const float *kernel = covariance_dnn_1_kernel, *bias = covariance_dnn_1_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_1_bias;
-            covariance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 143; ++i) {
-                const float *w = covariance_dnn_1_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22630,14 +22809,15 @@ float acc[32];
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_2_kernel, *bias = covariance_dnn_2_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_2_bias;
-            covariance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_2_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22656,14 +22836,15 @@ float acc[32];
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_3_kernel, *bias = covariance_dnn_3_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_3_bias;
-            covariance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_3_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22682,14 +22863,15 @@ float acc[32];
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_4_kernel, *bias = covariance_dnn_4_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_4_bias;
-            covariance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_4_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22708,14 +22890,15 @@ float acc[32];
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_5_kernel, *bias = covariance_dnn_5_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_5_bias;
-            covariance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_5_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22734,14 +22917,15 @@ float acc[32];
         }
     }
     {   /* dense_23: Dense 32->15, linear */
+        const float *kernel = covariance_dnn_6_kernel, *bias = covariance_dnn_6_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_6_bias;
-            covariance_OPAQUE(bias);
-float acc[15];
+            float acc[15];
             for (int j = 0; j < 15; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_6_kernel + i * 15;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 15;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22768,14 +22952,15 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
+        const float *kernel = covariance_dnn_1_kernel, *bias = covariance_dnn_1_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = covariance_dnn_1_bias;
-            covariance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 143; ++i) {
-                const float *w = covariance_dnn_1_kernel + i * 32 + b * 16;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -22795,14 +22980,15 @@ float acc[2][16];
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_2_kernel, *bias = covariance_dnn_2_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = covariance_dnn_2_bias;
-            covariance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_2_kernel + i * 32 + b * 16;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -22822,14 +23008,15 @@ float acc[2][16];
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_3_kernel, *bias = covariance_dnn_3_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = covariance_dnn_3_bias;
-            covariance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_3_kernel + i * 32 + b * 16;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -22849,14 +23036,15 @@ float acc[2][16];
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_4_kernel, *bias = covariance_dnn_4_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = covariance_dnn_4_bias;
-            covariance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_4_kernel + i * 32 + b * 16;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -22876,14 +23064,15 @@ float acc[2][16];
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_5_kernel, *bias = covariance_dnn_5_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = covariance_dnn_5_bias;
-            covariance_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_5_kernel + i * 32 + b * 16;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -22903,14 +23092,15 @@ float acc[2][16];
         }
     }
     {   /* dense_23: Dense 32->15, linear */
+        const float *kernel = covariance_dnn_6_kernel, *bias = covariance_dnn_6_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_6_bias;
-            covariance_OPAQUE(bias);
-float acc[2][15];
+            float acc[2][15];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_6_kernel + i * 15;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 15;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -22955,14 +23145,15 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
+        const float *kernel = covariance_dnn_1_kernel, *bias = covariance_dnn_1_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_1_bias;
-            covariance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 143; ++i) {
-                const float *w = covariance_dnn_1_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -22981,14 +23172,15 @@ float acc[32];
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_2_kernel, *bias = covariance_dnn_2_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_2_bias;
-            covariance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_2_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -23007,14 +23199,15 @@ float acc[32];
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_3_kernel, *bias = covariance_dnn_3_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_3_bias;
-            covariance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_3_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -23033,14 +23226,15 @@ float acc[32];
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_4_kernel, *bias = covariance_dnn_4_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_4_bias;
-            covariance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_4_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -23059,14 +23253,15 @@ float acc[32];
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_5_kernel, *bias = covariance_dnn_5_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_5_bias;
-            covariance_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_5_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -23085,14 +23280,15 @@ float acc[32];
         }
     }
     {   /* dense_23: Dense 32->15, linear */
+        const float *kernel = covariance_dnn_6_kernel, *bias = covariance_dnn_6_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_6_bias;
-            covariance_OPAQUE(bias);
-float acc[15];
+            float acc[15];
             for (int j = 0; j < 15; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_6_kernel + i * 15;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 15;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -23119,14 +23315,15 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
+        const float *kernel = covariance_dnn_1_kernel, *bias = covariance_dnn_1_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = covariance_dnn_1_bias;
-            covariance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 143; ++i) {
-                const float *w = covariance_dnn_1_kernel + i * 32 + b * 16;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
@@ -23156,14 +23353,15 @@ float acc[4][16];
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_2_kernel, *bias = covariance_dnn_2_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = covariance_dnn_2_bias;
-            covariance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_2_kernel + i * 32 + b * 16;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
@@ -23193,14 +23391,15 @@ float acc[4][16];
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_3_kernel, *bias = covariance_dnn_3_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = covariance_dnn_3_bias;
-            covariance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_3_kernel + i * 32 + b * 16;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
@@ -23230,14 +23429,15 @@ float acc[4][16];
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_4_kernel, *bias = covariance_dnn_4_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = covariance_dnn_4_bias;
-            covariance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_4_kernel + i * 32 + b * 16;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
@@ -23267,14 +23467,15 @@ float acc[4][16];
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_5_kernel, *bias = covariance_dnn_5_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = covariance_dnn_5_bias;
-            covariance_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_5_kernel + i * 32 + b * 16;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32 + b * 16;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
@@ -23304,14 +23505,15 @@ float acc[4][16];
         }
     }
     {   /* dense_23: Dense 32->15, linear */
+        const float *kernel = covariance_dnn_6_kernel, *bias = covariance_dnn_6_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_6_bias;
-            covariance_OPAQUE(bias);
-float acc[4][15];
+            float acc[4][15];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_6_kernel + i * 15;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 15;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
@@ -23366,14 +23568,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
+        const float *kernel = covariance_dnn_1_kernel, *bias = covariance_dnn_1_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_1_bias;
-            covariance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 143; ++i) {
-                const float *w = covariance_dnn_1_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -23385,14 +23588,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_2_kernel, *bias = covariance_dnn_2_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_2_bias;
-            covariance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_2_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -23404,14 +23608,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_3_kernel, *bias = covariance_dnn_3_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_3_bias;
-            covariance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_3_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -23423,14 +23628,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_4_kernel, *bias = covariance_dnn_4_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_4_bias;
-            covariance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_4_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -23442,14 +23648,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_5_kernel, *bias = covariance_dnn_5_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_5_bias;
-            covariance_OPAQUE(bias);
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_5_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
@@ -23461,14 +23668,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_23: Dense 32->15, linear */
+        const float *kernel = covariance_dnn_6_kernel, *bias = covariance_dnn_6_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_6_bias;
-            covariance_OPAQUE(bias);
-float acc[15];
+            float acc[15];
             for (int j = 0; j < 15; ++j) acc[j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_6_kernel + i * 15;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 15;
+                covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -23495,9 +23703,10 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
+        const float *kernel = covariance_dnn_1_kernel, *bias = covariance_dnn_1_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_1_bias;
-            covariance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -23505,8 +23714,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 143; ++i) {
-                const float *w = covariance_dnn_1_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
@@ -23530,9 +23739,10 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_2_kernel, *bias = covariance_dnn_2_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_2_bias;
-            covariance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -23540,8 +23750,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_2_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
@@ -23565,9 +23775,10 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_3_kernel, *bias = covariance_dnn_3_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_3_bias;
-            covariance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -23575,8 +23786,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_3_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
@@ -23600,9 +23811,10 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_4_kernel, *bias = covariance_dnn_4_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_4_bias;
-            covariance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -23610,8 +23822,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_4_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];
@@ -23635,9 +23847,10 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
+        const float *kernel = covariance_dnn_5_kernel, *bias = covariance_dnn_5_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_5_bias;
-            covariance_OPAQUE(bias);
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
@@ -23645,8 +23858,8 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_5_kernel + i * 32;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 32;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
                 const float x2 = covariance_dnn_buf0[286 + i];
@@ -23670,14 +23883,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_23: Dense 32->15, linear */
+        const float *kernel = covariance_dnn_6_kernel, *bias = covariance_dnn_6_bias;
+        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        covariance_OPAQUE(bias);
         {
-            const float *bias = covariance_dnn_6_bias;
-            covariance_OPAQUE(bias);
-float acc[3][15];
+            float acc[3][15];
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 32; ++i) {
-                const float *w = covariance_dnn_6_kernel + i * 15;
-                covariance_OPAQUE(w);
+                const float *w = kernel + i * 15;
+                covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
                 const float x2 = covariance_dnn_buf1[64 + i];

@@ -106,14 +106,21 @@ static int tracking_isa(void)
 }
 #endif
 
-/* On a pointer to weights (a Dense's kernel row and bias, an affine map's scale and shift): the
-   compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
-   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
-   FMADDSUB instructions even where contraction is off (one rounding instead of two: a block of rows
-   and one row got other bits). Volatile, in a Dense's loop over its inputs, it also keeps GCC from
-   turning that loop into in-order vector reductions (slow) rather than summing across columns. */
+/* In a Dense's loop over its inputs: keeps GCC from turning the loop into in-order vector
+   reductions (slow), so that it vectorizes the sums of one input across columns instead. */
 #if defined(__GNUC__)
-#define tracking_OPAQUE(p) __asm__ __volatile__("" : "+r"(p))
+#define tracking_KEEP_SUMS() __asm__("")
+#else
+#define tracking_KEEP_SUMS() ((void)0)
+#endif
+
+/* On a pointer to weights (a Dense's kernel and bias, an affine map's scale and shift): the compiler
+   no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
+   FMADDSUB instructions even where contraction is off (one rounding instead of two: a variant, or
+   its blocks of rows, got other bits than the baseline's one row). */
+#if defined(__GNUC__)
+#define tracking_OPAQUE(p) __asm__("" : "+r"(p))
 #else
 #define tracking_OPAQUE(p) ((void)0)
 #endif
@@ -4576,14 +4583,15 @@ static void tracking_dnn_rows1(float *output, const float *input)
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = tracking_dnn_0_bias;
-            tracking_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128 + b * 32;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                tracking_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -4602,14 +4610,15 @@ float acc[32];
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
+        const float *kernel = tracking_dnn_1_kernel, *bias = tracking_dnn_1_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = tracking_dnn_1_bias;
-            tracking_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 32;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -4628,14 +4637,15 @@ float acc[32];
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
+        const float *kernel = tracking_dnn_2_kernel, *bias = tracking_dnn_2_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
-            const float *bias = tracking_dnn_2_bias;
-            tracking_OPAQUE(bias);
-float acc[32];
+            float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 32;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 32;
+                tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -4654,14 +4664,15 @@ float acc[32];
         }
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
+        const float *kernel = tracking_dnn_3_kernel, *bias = tracking_dnn_3_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
-            const float *bias = tracking_dnn_3_bias;
-            tracking_OPAQUE(bias);
-float acc[1];
+            float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_3_kernel + i * 1;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 1;
+                tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
@@ -4682,14 +4693,15 @@ static void tracking_dnn_rows2(float *output, const float *input)
     float tracking_dnn_buf0[256];
     float tracking_dnn_buf1[256];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = tracking_dnn_0_bias;
-            tracking_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128 + b * 16;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -4709,14 +4721,15 @@ float acc[2][16];
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
+        const float *kernel = tracking_dnn_1_kernel, *bias = tracking_dnn_1_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = tracking_dnn_1_bias;
-            tracking_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 16;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -4736,14 +4749,15 @@ float acc[2][16];
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
+        const float *kernel = tracking_dnn_2_kernel, *bias = tracking_dnn_2_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = tracking_dnn_2_bias;
-            tracking_OPAQUE(bias);
-float acc[2][16];
+            float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 16;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
@@ -4763,14 +4777,15 @@ float acc[2][16];
         }
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
+        const float *kernel = tracking_dnn_3_kernel, *bias = tracking_dnn_3_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
-            const float *bias = tracking_dnn_3_bias;
-            tracking_OPAQUE(bias);
-float acc[2][1];
+            float acc[2][1];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_3_kernel + i * 1;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 1;
+                tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
                 acc[0][0] += w[0] * x0;
@@ -4806,14 +4821,15 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = tracking_dnn_0_bias;
-            tracking_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128 + b * 64;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                tracking_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -4840,14 +4856,15 @@ float acc[64];
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
+        const float *kernel = tracking_dnn_1_kernel, *bias = tracking_dnn_1_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = tracking_dnn_1_bias;
-            tracking_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 64;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -4874,14 +4891,15 @@ float acc[64];
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
+        const float *kernel = tracking_dnn_2_kernel, *bias = tracking_dnn_2_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
-            const float *bias = tracking_dnn_2_bias;
-            tracking_OPAQUE(bias);
-float acc[64];
+            float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 64;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 64;
+                tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
                 acc[4] += w[4] * xi; acc[5] += w[5] * xi; acc[6] += w[6] * xi; acc[7] += w[7] * xi;
@@ -4908,14 +4926,15 @@ float acc[64];
         }
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
+        const float *kernel = tracking_dnn_3_kernel, *bias = tracking_dnn_3_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
-            const float *bias = tracking_dnn_3_bias;
-            tracking_OPAQUE(bias);
-float acc[1];
+            float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_3_kernel + i * 1;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 1;
+                tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
@@ -4936,14 +4955,15 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
     float tracking_dnn_buf0[512];
     float tracking_dnn_buf1[512];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = tracking_dnn_0_bias;
-            tracking_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128 + b * 16;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
                 const float x2 = input[6 + i];
@@ -4973,14 +4993,15 @@ float acc[4][16];
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
+        const float *kernel = tracking_dnn_1_kernel, *bias = tracking_dnn_1_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = tracking_dnn_1_bias;
-            tracking_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 16;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
                 const float x2 = tracking_dnn_buf0[256 + i];
@@ -5010,14 +5031,15 @@ float acc[4][16];
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
+        const float *kernel = tracking_dnn_2_kernel, *bias = tracking_dnn_2_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
-            const float *bias = tracking_dnn_2_bias;
-            tracking_OPAQUE(bias);
-float acc[4][16];
+            float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 16;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128 + b * 16;
+                tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
                 const float x2 = tracking_dnn_buf1[256 + i];
@@ -5047,14 +5069,15 @@ float acc[4][16];
         }
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
+        const float *kernel = tracking_dnn_3_kernel, *bias = tracking_dnn_3_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
-            const float *bias = tracking_dnn_3_bias;
-            tracking_OPAQUE(bias);
-float acc[4][1];
+            float acc[4][1];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_3_kernel + i * 1;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 1;
+                tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
                 const float x2 = tracking_dnn_buf0[256 + i];
@@ -5094,17 +5117,18 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
-            const float *bias = tracking_dnn_0_bias;
-            tracking_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -5119,17 +5143,18 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
+        const float *kernel = tracking_dnn_1_kernel, *bias = tracking_dnn_1_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
-            const float *bias = tracking_dnn_1_bias;
-            tracking_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -5144,17 +5169,18 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
+        const float *kernel = tracking_dnn_2_kernel, *bias = tracking_dnn_2_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
-            const float *bias = tracking_dnn_2_bias;
-            tracking_OPAQUE(bias);
             float acc0[4][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
@@ -5169,14 +5195,15 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
         }
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
+        const float *kernel = tracking_dnn_3_kernel, *bias = tracking_dnn_3_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
-            const float *bias = tracking_dnn_3_bias;
-            tracking_OPAQUE(bias);
-float acc[1];
+            float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_3_kernel + i * 1;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 1;
+                tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi;
             }
@@ -5197,9 +5224,10 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
     float tracking_dnn_buf0[384];
     float tracking_dnn_buf1[384];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
-            const float *bias = tracking_dnn_0_bias;
-            tracking_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -5216,8 +5244,8 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
                 const float x2 = input[6 + i];
@@ -5250,9 +5278,10 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
+        const float *kernel = tracking_dnn_1_kernel, *bias = tracking_dnn_1_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
-            const float *bias = tracking_dnn_1_bias;
-            tracking_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -5269,8 +5298,8 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
                 const float x2 = tracking_dnn_buf0[256 + i];
@@ -5303,9 +5332,10 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
+        const float *kernel = tracking_dnn_2_kernel, *bias = tracking_dnn_2_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
-            const float *bias = tracking_dnn_2_bias;
-            tracking_OPAQUE(bias);
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
@@ -5322,8 +5352,8 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
             for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 128;
+                tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
                 const float x2 = tracking_dnn_buf1[256 + i];
@@ -5356,14 +5386,15 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
         }
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
+        const float *kernel = tracking_dnn_3_kernel, *bias = tracking_dnn_3_bias;
+        tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
-            const float *bias = tracking_dnn_3_bias;
-            tracking_OPAQUE(bias);
-float acc[3][1];
+            float acc[3][1];
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_3_kernel + i * 1;
-                tracking_OPAQUE(w);
+                const float *w = kernel + i * 1;
+                tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
                 const float x2 = tracking_dnn_buf0[256 + i];
