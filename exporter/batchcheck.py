@@ -14,6 +14,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -186,7 +187,9 @@ def run(library: Path, source: CSource) -> BatchCheck:
     return check
 
 
-def _call(ffi, fn, level: int, x: np.ndarray, noise: np.ndarray | None, n_out: int, real: str, runs: bool = False):
+def _call(
+    ffi: Any, fn: Any, level: int, x: np.ndarray, noise: np.ndarray | None, n_out: int, real: str, runs: bool = False
+) -> np.ndarray:
     """One variant on all rows: one-row calls, or consecutive batch calls of the lengths ``RUNS``."""
     out = np.full((len(x), n_out), np.nan, dtype=x.dtype)
     t = f"{real}[]"
