@@ -81,7 +81,9 @@ def main() -> int:
     problems = []
     with tempfile.TemporaryDirectory(prefix="batch-bits-") as tmp:
         for seed in range(args.seed, args.seed + args.models):
-            found = check(keras, seed, Path(tmp))
+            folder = Path(tmp) / str(seed)  # a library loaded once must not be overwritten: one folder per model
+            folder.mkdir()
+            found = check(keras, seed, folder)
             problems += found
             print("\n".join(found) or f"model {seed}: the same bits", flush=True)
     print(f"{len(problems)} mismatches in {args.models} models")

@@ -119,6 +119,7 @@ def _guard(net: NetworkCode, level: int) -> str:
 
 
 def _levels(net: NetworkCode) -> str:
+    """A C expression: the bit mask of the levels the file compiles here (the preprocessor decides, not Python)."""
     if len(net.variants) == 1:
         return str(1 << net.variants[0][0].level)
     terms = [f"(({_guard(net, v.level)}) ? {1 << v.level} : 0)" for v, _, _ in net.variants]
