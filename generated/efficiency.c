@@ -117,11 +117,17 @@ static int efficiency_isa(void)
 #define efficiency_KEEP_SUMS() ((void)0)
 #endif
 
-/* On a pointer to weights (a Dense's kernel and bias, an affine map's scale and shift): the compiler
-   no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
-   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
-   FMADDSUB instructions even where contraction is off (one rounding instead of two: a variant, or
-   its blocks of rows, got other bits than the baseline's one row). */
+/* Where GCC would see the weights, it turns `acc + w * x` with a negative w into `acc - |w| * x`, and
+   GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB instructions even
+   where contraction is off: one rounding instead of two, so that a variant, or its blocks of rows,
+   got other bits than the baseline's one row. ROLLED, before a Dense's loop over its inputs, keeps it
+   a loop (unrolled, each weight is a known constant; the loops over many inputs stay loops anyway);
+   OPAQUE, on a pointer to an affine map's scale and shift, hides the values behind it. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define efficiency_ROLLED _Pragma("GCC unroll 1")
+#else
+#define efficiency_ROLLED
+#endif
 #if defined(__GNUC__)
 #define efficiency_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -11476,14 +11482,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_0_bias[b * 32 + j];
+            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11503,14 +11506,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_1_bias[b * 32 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11530,14 +11530,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_2_bias[b * 32 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11557,14 +11554,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_3_bias[b * 32 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11584,14 +11578,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_4_bias[b * 32 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11611,14 +11602,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_5_bias[b * 32 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11638,14 +11626,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 4;
+            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11670,14 +11655,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf0[256];
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -11698,14 +11680,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -11726,14 +11705,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -11754,14 +11730,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -11782,14 +11755,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -11810,14 +11780,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -11838,14 +11805,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc[2][4];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 4;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -11885,14 +11849,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_0_bias[b * 64 + j];
+            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11920,14 +11881,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_1_bias[b * 64 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11955,14 +11913,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_2_bias[b * 64 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11990,14 +11945,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_3_bias[b * 64 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -12025,14 +11977,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_4_bias[b * 64 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -12060,14 +12009,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_5_bias[b * 64 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -12095,14 +12041,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 4;
+            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -12127,14 +12070,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf0[512];
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -12165,14 +12105,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12203,14 +12140,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -12241,14 +12175,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12279,14 +12210,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -12317,14 +12245,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12355,14 +12280,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc[4][4];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 4;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -12406,17 +12328,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12432,17 +12351,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12458,17 +12374,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12484,17 +12397,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12510,17 +12420,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12536,17 +12443,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12562,14 +12466,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 4;
+            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -12594,27 +12495,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf0[384];
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_0_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -12648,27 +12546,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_1_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12702,27 +12597,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_2_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -12756,27 +12648,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_3_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_3_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_3_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_3_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_3_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_3_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12810,27 +12699,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_4_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_4_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_4_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_4_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_4_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_4_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -12864,27 +12750,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_5_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_5_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_5_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_5_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_5_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_5_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12918,14 +12801,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc[3][4];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 4;
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];

@@ -114,11 +114,17 @@ static int flax_tracking_isa(void)
 #define flax_tracking_KEEP_SUMS() ((void)0)
 #endif
 
-/* On a pointer to weights (a Dense's kernel and bias, an affine map's scale and shift): the compiler
-   no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
-   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
-   FMADDSUB instructions even where contraction is off (one rounding instead of two: a variant, or
-   its blocks of rows, got other bits than the baseline's one row). */
+/* Where GCC would see the weights, it turns `acc + w * x` with a negative w into `acc - |w| * x`, and
+   GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB instructions even
+   where contraction is off: one rounding instead of two, so that a variant, or its blocks of rows,
+   got other bits than the baseline's one row. ROLLED, before a Dense's loop over its inputs, keeps it
+   a loop (unrolled, each weight is a known constant; the loops over many inputs stay loops anyway);
+   OPAQUE, on a pointer to an affine map's scale and shift, hides the values behind it. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define flax_tracking_ROLLED _Pragma("GCC unroll 1")
+#else
+#define flax_tracking_ROLLED
+#endif
 #if defined(__GNUC__)
 #define flax_tracking_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -4583,14 +4589,11 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
     float flax_tracking_dnn_buf0[128];
     float flax_tracking_dnn_buf1[128];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 3; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = flax_tracking_dnn_0_bias[b * 32 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 3; ++i) {
+                const float *w = flax_tracking_dnn_0_kernel + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4610,14 +4613,11 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
-        const float *kernel = flax_tracking_dnn_1_kernel, *bias = flax_tracking_dnn_1_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = flax_tracking_dnn_1_bias[b * 32 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4637,14 +4637,11 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
-        const float *kernel = flax_tracking_dnn_2_kernel, *bias = flax_tracking_dnn_2_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = flax_tracking_dnn_2_bias[b * 32 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4664,14 +4661,11 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
-        const float *kernel = flax_tracking_dnn_3_kernel, *bias = flax_tracking_dnn_3_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         {
             float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 1;
+            for (int j = 0; j < 1; ++j) acc[j] = flax_tracking_dnn_3_bias[j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi;
@@ -4693,14 +4687,11 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
     float flax_tracking_dnn_buf0[256];
     float flax_tracking_dnn_buf1[256];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 3; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_0_bias[b * 16 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 3; ++i) {
+                const float *w = flax_tracking_dnn_0_kernel + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
@@ -4721,14 +4712,11 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
-        const float *kernel = flax_tracking_dnn_1_kernel, *bias = flax_tracking_dnn_1_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 16 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -4749,14 +4737,11 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
-        const float *kernel = flax_tracking_dnn_2_kernel, *bias = flax_tracking_dnn_2_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 16 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
@@ -4777,14 +4762,11 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
-        const float *kernel = flax_tracking_dnn_3_kernel, *bias = flax_tracking_dnn_3_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         {
             float acc[2][1];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 1;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = flax_tracking_dnn_3_bias[j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -4821,14 +4803,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
     float flax_tracking_dnn_buf0[128];
     float flax_tracking_dnn_buf1[128];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 3; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = flax_tracking_dnn_0_bias[b * 64 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 3; ++i) {
+                const float *w = flax_tracking_dnn_0_kernel + i * 128 + b * 64;
                 flax_tracking_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4856,14 +4835,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
-        const float *kernel = flax_tracking_dnn_1_kernel, *bias = flax_tracking_dnn_1_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = flax_tracking_dnn_1_bias[b * 64 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 64;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4891,14 +4867,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
-        const float *kernel = flax_tracking_dnn_2_kernel, *bias = flax_tracking_dnn_2_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = flax_tracking_dnn_2_bias[b * 64 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 64;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4926,14 +4899,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
-        const float *kernel = flax_tracking_dnn_3_kernel, *bias = flax_tracking_dnn_3_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         {
             float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 1;
+            for (int j = 0; j < 1; ++j) acc[j] = flax_tracking_dnn_3_bias[j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi;
@@ -4955,14 +4925,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
     float flax_tracking_dnn_buf0[512];
     float flax_tracking_dnn_buf1[512];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 3; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_0_bias[b * 16 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 3; ++i) {
+                const float *w = flax_tracking_dnn_0_kernel + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
@@ -4993,14 +4960,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
-        const float *kernel = flax_tracking_dnn_1_kernel, *bias = flax_tracking_dnn_1_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 16 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -5031,14 +4995,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
-        const float *kernel = flax_tracking_dnn_2_kernel, *bias = flax_tracking_dnn_2_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 16 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
@@ -5069,14 +5030,11 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
-        const float *kernel = flax_tracking_dnn_3_kernel, *bias = flax_tracking_dnn_3_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         {
             float acc[4][1];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 1;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = flax_tracking_dnn_3_bias[j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -5117,17 +5075,14 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
     float flax_tracking_dnn_buf0[128];
     float flax_tracking_dnn_buf1[128];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 3; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = flax_tracking_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = flax_tracking_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = flax_tracking_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = flax_tracking_dnn_0_bias[96 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 3; ++i) {
+                const float *w = flax_tracking_dnn_0_kernel + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -5143,17 +5098,14 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
-        const float *kernel = flax_tracking_dnn_1_kernel, *bias = flax_tracking_dnn_1_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = flax_tracking_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = flax_tracking_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = flax_tracking_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = flax_tracking_dnn_1_bias[96 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_1_kernel + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -5169,17 +5121,14 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
-        const float *kernel = flax_tracking_dnn_2_kernel, *bias = flax_tracking_dnn_2_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = flax_tracking_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = flax_tracking_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = flax_tracking_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = flax_tracking_dnn_2_bias[96 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_2_kernel + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -5195,14 +5144,11 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
-        const float *kernel = flax_tracking_dnn_3_kernel, *bias = flax_tracking_dnn_3_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         {
             float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 1;
+            for (int j = 0; j < 1; ++j) acc[j] = flax_tracking_dnn_3_bias[j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi;
@@ -5224,27 +5170,24 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows3(fl
     float flax_tracking_dnn_buf0[384];
     float flax_tracking_dnn_buf1[384];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 3; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = flax_tracking_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = flax_tracking_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = flax_tracking_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = flax_tracking_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = flax_tracking_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = flax_tracking_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = flax_tracking_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = flax_tracking_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = flax_tracking_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = flax_tracking_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = flax_tracking_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = flax_tracking_dnn_0_bias[96 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 3; ++i) {
+                const float *w = flax_tracking_dnn_0_kernel + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
@@ -5278,27 +5221,24 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows3(fl
         }
     }
     {   /* Model/Dense_1+relu: Dense 128->128, relu */
-        const float *kernel = flax_tracking_dnn_1_kernel, *bias = flax_tracking_dnn_1_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = flax_tracking_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = flax_tracking_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = flax_tracking_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = flax_tracking_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = flax_tracking_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = flax_tracking_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = flax_tracking_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = flax_tracking_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = flax_tracking_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = flax_tracking_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = flax_tracking_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = flax_tracking_dnn_1_bias[96 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_1_kernel + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -5332,27 +5272,24 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows3(fl
         }
     }
     {   /* Model/Dense_2+relu: Dense 128->128, relu */
-        const float *kernel = flax_tracking_dnn_2_kernel, *bias = flax_tracking_dnn_2_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = flax_tracking_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = flax_tracking_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = flax_tracking_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = flax_tracking_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = flax_tracking_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = flax_tracking_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = flax_tracking_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = flax_tracking_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = flax_tracking_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = flax_tracking_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = flax_tracking_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = flax_tracking_dnn_2_bias[96 + j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_2_kernel + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
@@ -5386,14 +5323,11 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows3(fl
         }
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
-        const float *kernel = flax_tracking_dnn_3_kernel, *bias = flax_tracking_dnn_3_bias;
-        flax_tracking_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        flax_tracking_OPAQUE(bias);
         {
             float acc[3][1];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 1;
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = flax_tracking_dnn_3_bias[j];
+            flax_tracking_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];

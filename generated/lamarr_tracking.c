@@ -133,11 +133,17 @@ static int acceptance_isa(void)
 #define acceptance_KEEP_SUMS() ((void)0)
 #endif
 
-/* On a pointer to weights (a Dense's kernel and bias, an affine map's scale and shift): the compiler
-   no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
-   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
-   FMADDSUB instructions even where contraction is off (one rounding instead of two: a variant, or
-   its blocks of rows, got other bits than the baseline's one row). */
+/* Where GCC would see the weights, it turns `acc + w * x` with a negative w into `acc - |w| * x`, and
+   GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB instructions even
+   where contraction is off: one rounding instead of two, so that a variant, or its blocks of rows,
+   got other bits than the baseline's one row. ROLLED, before a Dense's loop over its inputs, keeps it
+   a loop (unrolled, each weight is a known constant; the loops over many inputs stay loops anyway);
+   OPAQUE, on a pointer to an affine map's scale and shift, hides the values behind it. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define acceptance_ROLLED _Pragma("GCC unroll 1")
+#else
+#define acceptance_ROLLED
+#endif
 #if defined(__GNUC__)
 #define acceptance_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -2327,14 +2333,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     float acceptance_dnn_buf0[32];
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
-        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_0_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = acceptance_dnn_0_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2354,14 +2357,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_1_kernel, *bias = acceptance_dnn_1_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_1_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_1_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2381,14 +2381,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_2_kernel, *bias = acceptance_dnn_2_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_2_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_2_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2408,14 +2405,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_3_kernel, *bias = acceptance_dnn_3_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_3_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_3_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2435,14 +2429,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_4_kernel, *bias = acceptance_dnn_4_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_4_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_4_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2462,14 +2453,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_5_kernel, *bias = acceptance_dnn_5_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_5_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_5_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2489,14 +2477,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_6_kernel, *bias = acceptance_dnn_6_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_6_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_6_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2516,14 +2501,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_7_kernel, *bias = acceptance_dnn_7_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_7_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_7_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2543,14 +2525,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_8_kernel, *bias = acceptance_dnn_8_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_8_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_8_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2570,14 +2549,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_9_kernel, *bias = acceptance_dnn_9_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_9_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_9_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2597,14 +2573,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_10_kernel, *bias = acceptance_dnn_10_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_10_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_10_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2624,14 +2597,11 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
-        const float *kernel = acceptance_dnn_11_kernel, *bias = acceptance_dnn_11_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 1;
+            for (int j = 0; j < 1; ++j) acc[j] = acceptance_dnn_11_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
@@ -2653,14 +2623,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     float acceptance_dnn_buf0[64];
     float acceptance_dnn_buf1[64];
     {   /* dense_1: Dense 12->32, tanh */
-        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_0_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = acceptance_dnn_0_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -2681,14 +2648,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_1_kernel, *bias = acceptance_dnn_1_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_1_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_1_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -2709,14 +2673,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_2_kernel, *bias = acceptance_dnn_2_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_2_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_2_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -2737,14 +2698,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_3_kernel, *bias = acceptance_dnn_3_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_3_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_3_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -2765,14 +2723,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_4_kernel, *bias = acceptance_dnn_4_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_4_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_4_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -2793,14 +2748,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_5_kernel, *bias = acceptance_dnn_5_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_5_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_5_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -2821,14 +2773,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_6_kernel, *bias = acceptance_dnn_6_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_6_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_6_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -2849,14 +2798,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_7_kernel, *bias = acceptance_dnn_7_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_7_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_7_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -2877,14 +2823,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_8_kernel, *bias = acceptance_dnn_8_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_8_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_8_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -2905,14 +2848,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_9_kernel, *bias = acceptance_dnn_9_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_9_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_9_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -2933,14 +2873,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_10_kernel, *bias = acceptance_dnn_10_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_10_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_10_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -2961,14 +2898,11 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
-        const float *kernel = acceptance_dnn_11_kernel, *bias = acceptance_dnn_11_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[2][1];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 1;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -3005,14 +2939,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
     float acceptance_dnn_buf0[32];
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
-        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_0_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = acceptance_dnn_0_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -3032,14 +2963,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_1_kernel, *bias = acceptance_dnn_1_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_1_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_1_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -3059,14 +2987,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_2_kernel, *bias = acceptance_dnn_2_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_2_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_2_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -3086,14 +3011,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_3_kernel, *bias = acceptance_dnn_3_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_3_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_3_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -3113,14 +3035,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_4_kernel, *bias = acceptance_dnn_4_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_4_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_4_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -3140,14 +3059,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_5_kernel, *bias = acceptance_dnn_5_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_5_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_5_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -3167,14 +3083,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_6_kernel, *bias = acceptance_dnn_6_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_6_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_6_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -3194,14 +3107,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_7_kernel, *bias = acceptance_dnn_7_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_7_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_7_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -3221,14 +3131,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_8_kernel, *bias = acceptance_dnn_8_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_8_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_8_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -3248,14 +3155,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_9_kernel, *bias = acceptance_dnn_9_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_9_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_9_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -3275,14 +3179,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_10_kernel, *bias = acceptance_dnn_10_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_10_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_10_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -3302,14 +3203,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
-        const float *kernel = acceptance_dnn_11_kernel, *bias = acceptance_dnn_11_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 1;
+            for (int j = 0; j < 1; ++j) acc[j] = acceptance_dnn_11_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
@@ -3331,14 +3229,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
     float acceptance_dnn_buf0[128];
     float acceptance_dnn_buf1[128];
     {   /* dense_1: Dense 12->32, tanh */
-        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_0_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = acceptance_dnn_0_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -3369,14 +3264,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_1_kernel, *bias = acceptance_dnn_1_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_1_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_1_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -3407,14 +3299,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_2_kernel, *bias = acceptance_dnn_2_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_2_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_2_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -3445,14 +3334,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_3_kernel, *bias = acceptance_dnn_3_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_3_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_3_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -3483,14 +3369,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_4_kernel, *bias = acceptance_dnn_4_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_4_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_4_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -3521,14 +3404,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_5_kernel, *bias = acceptance_dnn_5_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_5_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_5_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -3559,14 +3439,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_6_kernel, *bias = acceptance_dnn_6_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_6_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_6_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -3597,14 +3474,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_7_kernel, *bias = acceptance_dnn_7_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_7_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_7_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -3635,14 +3509,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_8_kernel, *bias = acceptance_dnn_8_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_8_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_8_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -3673,14 +3544,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_9_kernel, *bias = acceptance_dnn_9_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_9_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_9_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -3711,14 +3579,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_10_kernel, *bias = acceptance_dnn_10_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_10_bias[b * 16 + j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_10_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -3749,14 +3614,11 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
-        const float *kernel = acceptance_dnn_11_kernel, *bias = acceptance_dnn_11_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[4][1];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 1;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -3797,14 +3659,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
     float acceptance_dnn_buf0[32];
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
-        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_0_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = acceptance_dnn_0_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -3817,14 +3676,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_1_kernel, *bias = acceptance_dnn_1_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_1_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_1_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -3837,14 +3693,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_2_kernel, *bias = acceptance_dnn_2_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_2_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_2_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -3857,14 +3710,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_3_kernel, *bias = acceptance_dnn_3_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_3_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_3_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -3877,14 +3727,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_4_kernel, *bias = acceptance_dnn_4_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_4_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_4_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -3897,14 +3744,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_5_kernel, *bias = acceptance_dnn_5_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_5_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_5_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -3917,14 +3761,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_6_kernel, *bias = acceptance_dnn_6_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_6_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_6_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -3937,14 +3778,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_7_kernel, *bias = acceptance_dnn_7_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_7_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_7_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -3957,14 +3795,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_8_kernel, *bias = acceptance_dnn_8_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_8_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_8_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -3977,14 +3812,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_9_kernel, *bias = acceptance_dnn_9_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_9_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_9_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -3997,14 +3829,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_10_kernel, *bias = acceptance_dnn_10_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_10_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_10_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -4017,14 +3846,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
-        const float *kernel = acceptance_dnn_11_kernel, *bias = acceptance_dnn_11_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 1;
+            for (int j = 0; j < 1; ++j) acc[j] = acceptance_dnn_11_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
                 acc[0] += w[0] * xi;
@@ -4046,18 +3872,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
     float acceptance_dnn_buf0[96];
     float acceptance_dnn_buf1[96];
     {   /* dense_1: Dense 12->32, tanh */
-        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_0_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = acceptance_dnn_0_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -4082,18 +3905,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_2+add: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_1_kernel, *bias = acceptance_dnn_1_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_1_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_1_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -4118,18 +3938,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_3+add_1: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_2_kernel, *bias = acceptance_dnn_2_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_2_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_2_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -4154,18 +3971,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_4+add_2: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_3_kernel, *bias = acceptance_dnn_3_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_3_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_3_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -4190,18 +4004,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_5+add_3: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_4_kernel, *bias = acceptance_dnn_4_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_4_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_4_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -4226,18 +4037,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_6+add_4: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_5_kernel, *bias = acceptance_dnn_5_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_5_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_5_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -4262,18 +4070,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_7+add_5: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_6_kernel, *bias = acceptance_dnn_6_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_6_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_6_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_6_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_6_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -4298,18 +4103,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_8+add_6: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_7_kernel, *bias = acceptance_dnn_7_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_7_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_7_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_7_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_7_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -4334,18 +4136,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_9+add_7: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_8_kernel, *bias = acceptance_dnn_8_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_8_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_8_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_8_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_8_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -4370,18 +4169,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_10+add_8: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_9_kernel, *bias = acceptance_dnn_9_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_9_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_9_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_9_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_9_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -4406,18 +4202,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_11+add_9: Dense 32->32, tanh, + skip */
-        const float *kernel = acceptance_dnn_10_kernel, *bias = acceptance_dnn_10_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_10_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_10_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_10_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_10_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
                 const float x1 = acceptance_dnn_buf1[32 + i];
@@ -4442,14 +4235,11 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense: Dense 32->1, sigmoid */
-        const float *kernel = acceptance_dnn_11_kernel, *bias = acceptance_dnn_11_bias;
-        acceptance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        acceptance_OPAQUE(bias);
         {
             float acc[3][1];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 1;
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
+            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
                 const float x1 = acceptance_dnn_buf0[32 + i];
@@ -4692,11 +4482,17 @@ static int efficiency_isa(void)
 #define efficiency_KEEP_SUMS() ((void)0)
 #endif
 
-/* On a pointer to weights (a Dense's kernel and bias, an affine map's scale and shift): the compiler
-   no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
-   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
-   FMADDSUB instructions even where contraction is off (one rounding instead of two: a variant, or
-   its blocks of rows, got other bits than the baseline's one row). */
+/* Where GCC would see the weights, it turns `acc + w * x` with a negative w into `acc - |w| * x`, and
+   GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB instructions even
+   where contraction is off: one rounding instead of two, so that a variant, or its blocks of rows,
+   got other bits than the baseline's one row. ROLLED, before a Dense's loop over its inputs, keeps it
+   a loop (unrolled, each weight is a known constant; the loops over many inputs stay loops anyway);
+   OPAQUE, on a pointer to an affine map's scale and shift, hides the values behind it. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define efficiency_ROLLED _Pragma("GCC unroll 1")
+#else
+#define efficiency_ROLLED
+#endif
 #if defined(__GNUC__)
 #define efficiency_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -16051,14 +15847,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_0_bias[b * 32 + j];
+            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16078,14 +15871,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_1_bias[b * 32 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16105,14 +15895,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_2_bias[b * 32 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16132,14 +15919,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_3_bias[b * 32 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16159,14 +15943,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_4_bias[b * 32 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16186,14 +15967,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_5_bias[b * 32 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16213,14 +15991,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 4;
+            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16245,14 +16020,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf0[256];
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -16273,14 +16045,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16301,14 +16070,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -16329,14 +16095,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16357,14 +16120,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -16385,14 +16145,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16413,14 +16170,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc[2][4];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 4;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -16460,14 +16214,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_0_bias[b * 64 + j];
+            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16495,14 +16246,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_1_bias[b * 64 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16530,14 +16278,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_2_bias[b * 64 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16565,14 +16310,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_3_bias[b * 64 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16600,14 +16342,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_4_bias[b * 64 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16635,14 +16374,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_5_bias[b * 64 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16670,14 +16406,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 4;
+            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16702,14 +16435,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf0[512];
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -16740,14 +16470,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16778,14 +16505,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -16816,14 +16540,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16854,14 +16575,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -16892,14 +16610,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16930,14 +16645,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc[4][4];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 4;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -16981,17 +16693,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17007,17 +16716,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17033,17 +16739,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17059,17 +16762,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17085,17 +16785,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17111,17 +16808,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17137,14 +16831,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 4;
+            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -17169,27 +16860,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf0[384];
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_0_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_0_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_0_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
+                const float *w = efficiency_dnn_0_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -17223,27 +16911,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_1_kernel, *bias = efficiency_dnn_1_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_1_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_1_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_1_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_1_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_1_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17277,27 +16962,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_2_kernel, *bias = efficiency_dnn_2_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_2_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_2_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_2_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_2_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_2_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17331,27 +17013,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_3_kernel, *bias = efficiency_dnn_3_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_3_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_3_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_3_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_3_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_3_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_3_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_3_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17385,27 +17064,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_4_kernel, *bias = efficiency_dnn_4_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_4_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_4_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_4_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_4_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_4_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_4_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_4_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17439,27 +17115,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        const float *kernel = efficiency_dnn_5_kernel, *bias = efficiency_dnn_5_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_5_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_5_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_5_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_5_bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_5_bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_5_bias[96 + j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_5_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17493,14 +17166,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
-        const float *kernel = efficiency_dnn_6_kernel, *bias = efficiency_dnn_6_bias;
-        efficiency_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        efficiency_OPAQUE(bias);
         {
             float acc[3][4];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = kernel + i * 4;
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17752,11 +17422,17 @@ static int resolution_isa(void)
 #define resolution_KEEP_SUMS() ((void)0)
 #endif
 
-/* On a pointer to weights (a Dense's kernel and bias, an affine map's scale and shift): the compiler
-   no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
-   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
-   FMADDSUB instructions even where contraction is off (one rounding instead of two: a variant, or
-   its blocks of rows, got other bits than the baseline's one row). */
+/* Where GCC would see the weights, it turns `acc + w * x` with a negative w into `acc - |w| * x`, and
+   GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB instructions even
+   where contraction is off: one rounding instead of two, so that a variant, or its blocks of rows,
+   got other bits than the baseline's one row. ROLLED, before a Dense's loop over its inputs, keeps it
+   a loop (unrolled, each weight is a known constant; the loops over many inputs stay loops anyway);
+   OPAQUE, on a pointer to an affine map's scale and shift, hides the values behind it. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define resolution_ROLLED _Pragma("GCC unroll 1")
+#else
+#define resolution_ROLLED
+#endif
 #if defined(__GNUC__)
 #define resolution_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -19721,14 +19397,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
-        const float *kernel = resolution_dnn_1_kernel, *bias = resolution_dnn_1_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 140; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_1_bias[j];
+            resolution_ROLLED for (int i = 0; i < 140; ++i) {
+                const float *w = resolution_dnn_1_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -19748,14 +19421,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_2_kernel, *bias = resolution_dnn_2_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_2_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_2_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -19775,14 +19445,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_3_kernel, *bias = resolution_dnn_3_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_3_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_3_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -19802,14 +19469,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_4_kernel, *bias = resolution_dnn_4_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_4_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_4_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -19829,14 +19493,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_5_kernel, *bias = resolution_dnn_5_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_5_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_5_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -19856,14 +19517,11 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_17: Dense 32->9, linear */
-        const float *kernel = resolution_dnn_6_kernel, *bias = resolution_dnn_6_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[9];
-            for (int j = 0; j < 9; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 9;
+            for (int j = 0; j < 9; ++j) acc[j] = resolution_dnn_6_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -19890,14 +19548,11 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
-        const float *kernel = resolution_dnn_1_kernel, *bias = resolution_dnn_1_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 140; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_1_bias[b * 16 + j];
+            resolution_ROLLED for (int i = 0; i < 140; ++i) {
+                const float *w = resolution_dnn_1_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
@@ -19918,14 +19573,11 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_2_kernel, *bias = resolution_dnn_2_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_2_bias[b * 16 + j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_2_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
@@ -19946,14 +19598,11 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_3_kernel, *bias = resolution_dnn_3_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_3_bias[b * 16 + j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_3_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
@@ -19974,14 +19623,11 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_4_kernel, *bias = resolution_dnn_4_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_4_bias[b * 16 + j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_4_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
@@ -20002,14 +19648,11 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_5_kernel, *bias = resolution_dnn_5_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_5_bias[b * 16 + j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_5_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
@@ -20030,14 +19673,11 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_17: Dense 32->9, linear */
-        const float *kernel = resolution_dnn_6_kernel, *bias = resolution_dnn_6_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[2][9];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 9;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
@@ -20081,14 +19721,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
-        const float *kernel = resolution_dnn_1_kernel, *bias = resolution_dnn_1_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 140; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_1_bias[j];
+            resolution_ROLLED for (int i = 0; i < 140; ++i) {
+                const float *w = resolution_dnn_1_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -20108,14 +19745,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_2_kernel, *bias = resolution_dnn_2_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_2_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_2_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -20135,14 +19769,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_3_kernel, *bias = resolution_dnn_3_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_3_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_3_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -20162,14 +19793,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_4_kernel, *bias = resolution_dnn_4_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_4_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_4_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -20189,14 +19817,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_5_kernel, *bias = resolution_dnn_5_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_5_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_5_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -20216,14 +19841,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_17: Dense 32->9, linear */
-        const float *kernel = resolution_dnn_6_kernel, *bias = resolution_dnn_6_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[9];
-            for (int j = 0; j < 9; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 9;
+            for (int j = 0; j < 9; ++j) acc[j] = resolution_dnn_6_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -20250,14 +19872,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
-        const float *kernel = resolution_dnn_1_kernel, *bias = resolution_dnn_1_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 140; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_1_bias[b * 16 + j];
+            resolution_ROLLED for (int i = 0; i < 140; ++i) {
+                const float *w = resolution_dnn_1_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
@@ -20288,14 +19907,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_2_kernel, *bias = resolution_dnn_2_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_2_bias[b * 16 + j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_2_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
@@ -20326,14 +19942,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_3_kernel, *bias = resolution_dnn_3_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_3_bias[b * 16 + j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_3_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
@@ -20364,14 +19977,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_4_kernel, *bias = resolution_dnn_4_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_4_bias[b * 16 + j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_4_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
@@ -20402,14 +20012,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_5_kernel, *bias = resolution_dnn_5_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_5_bias[b * 16 + j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_5_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
@@ -20440,14 +20047,11 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_17: Dense 32->9, linear */
-        const float *kernel = resolution_dnn_6_kernel, *bias = resolution_dnn_6_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[4][9];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 9;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
@@ -20499,14 +20103,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
-        const float *kernel = resolution_dnn_1_kernel, *bias = resolution_dnn_1_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 140; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_1_bias[j];
+            resolution_ROLLED for (int i = 0; i < 140; ++i) {
+                const float *w = resolution_dnn_1_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -20519,14 +20120,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_2_kernel, *bias = resolution_dnn_2_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_2_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_2_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -20539,14 +20137,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_3_kernel, *bias = resolution_dnn_3_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_3_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_3_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -20559,14 +20154,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_4_kernel, *bias = resolution_dnn_4_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_4_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_4_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -20579,14 +20171,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_5_kernel, *bias = resolution_dnn_5_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_5_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_5_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -20599,14 +20188,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_17: Dense 32->9, linear */
-        const float *kernel = resolution_dnn_6_kernel, *bias = resolution_dnn_6_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[9];
-            for (int j = 0; j < 9; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 9;
+            for (int j = 0; j < 9; ++j) acc[j] = resolution_dnn_6_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -20633,18 +20219,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_12: Dense 140->32, tanh */
-        const float *kernel = resolution_dnn_1_kernel, *bias = resolution_dnn_1_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 140; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_1_bias[j];
+            resolution_ROLLED for (int i = 0; i < 140; ++i) {
+                const float *w = resolution_dnn_1_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
@@ -20669,18 +20252,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_13+add_10: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_2_kernel, *bias = resolution_dnn_2_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_2_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_2_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
@@ -20705,18 +20285,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_14+add_11: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_3_kernel, *bias = resolution_dnn_3_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_3_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_3_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
@@ -20741,18 +20318,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_15+add_12: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_4_kernel, *bias = resolution_dnn_4_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_4_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_4_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
@@ -20777,18 +20351,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_16+add_13: Dense 32->32, tanh, + skip */
-        const float *kernel = resolution_dnn_5_kernel, *bias = resolution_dnn_5_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_5_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_5_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
                 const float x1 = resolution_dnn_buf0[140 + i];
@@ -20813,14 +20384,11 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_17: Dense 32->9, linear */
-        const float *kernel = resolution_dnn_6_kernel, *bias = resolution_dnn_6_bias;
-        resolution_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        resolution_OPAQUE(bias);
         {
             float acc[3][9];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 9;
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
+            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
                 const float x1 = resolution_dnn_buf1[32 + i];
@@ -21074,11 +20642,17 @@ static int covariance_isa(void)
 #define covariance_KEEP_SUMS() ((void)0)
 #endif
 
-/* On a pointer to weights (a Dense's kernel and bias, an affine map's scale and shift): the compiler
-   no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
-   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into
-   FMADDSUB instructions even where contraction is off (one rounding instead of two: a variant, or
-   its blocks of rows, got other bits than the baseline's one row). */
+/* Where GCC would see the weights, it turns `acc + w * x` with a negative w into `acc - |w| * x`, and
+   GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB instructions even
+   where contraction is off: one rounding instead of two, so that a variant, or its blocks of rows,
+   got other bits than the baseline's one row. ROLLED, before a Dense's loop over its inputs, keeps it
+   a loop (unrolled, each weight is a known constant; the loops over many inputs stay loops anyway);
+   OPAQUE, on a pointer to an affine map's scale and shift, hides the values behind it. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define covariance_ROLLED _Pragma("GCC unroll 1")
+#else
+#define covariance_ROLLED
+#endif
 #if defined(__GNUC__)
 #define covariance_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -22782,14 +22356,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
-        const float *kernel = covariance_dnn_1_kernel, *bias = covariance_dnn_1_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 143; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_1_bias[j];
+            covariance_ROLLED for (int i = 0; i < 143; ++i) {
+                const float *w = covariance_dnn_1_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -22809,14 +22380,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_2_kernel, *bias = covariance_dnn_2_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_2_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_2_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -22836,14 +22404,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_3_kernel, *bias = covariance_dnn_3_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_3_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_3_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -22863,14 +22428,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_4_kernel, *bias = covariance_dnn_4_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_4_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_4_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -22890,14 +22452,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_5_kernel, *bias = covariance_dnn_5_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_5_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_5_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -22917,14 +22476,11 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         }
     }
     {   /* dense_23: Dense 32->15, linear */
-        const float *kernel = covariance_dnn_6_kernel, *bias = covariance_dnn_6_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[15];
-            for (int j = 0; j < 15; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 15;
+            for (int j = 0; j < 15; ++j) acc[j] = covariance_dnn_6_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -22952,14 +22508,11 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
-        const float *kernel = covariance_dnn_1_kernel, *bias = covariance_dnn_1_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 143; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_1_bias[b * 16 + j];
+            covariance_ROLLED for (int i = 0; i < 143; ++i) {
+                const float *w = covariance_dnn_1_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
@@ -22980,14 +22533,11 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_2_kernel, *bias = covariance_dnn_2_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_2_bias[b * 16 + j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_2_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
@@ -23008,14 +22558,11 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_3_kernel, *bias = covariance_dnn_3_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_3_bias[b * 16 + j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_3_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
@@ -23036,14 +22583,11 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_4_kernel, *bias = covariance_dnn_4_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_4_bias[b * 16 + j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_4_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
@@ -23064,14 +22608,11 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_5_kernel, *bias = covariance_dnn_5_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_5_bias[b * 16 + j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_5_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
@@ -23092,14 +22633,11 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         }
     }
     {   /* dense_23: Dense 32->15, linear */
-        const float *kernel = covariance_dnn_6_kernel, *bias = covariance_dnn_6_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[2][15];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 15;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
@@ -23145,14 +22683,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
-        const float *kernel = covariance_dnn_1_kernel, *bias = covariance_dnn_1_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 143; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_1_bias[j];
+            covariance_ROLLED for (int i = 0; i < 143; ++i) {
+                const float *w = covariance_dnn_1_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -23172,14 +22707,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_2_kernel, *bias = covariance_dnn_2_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_2_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_2_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -23199,14 +22731,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_3_kernel, *bias = covariance_dnn_3_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_3_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_3_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -23226,14 +22755,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_4_kernel, *bias = covariance_dnn_4_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_4_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_4_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -23253,14 +22779,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_5_kernel, *bias = covariance_dnn_5_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_5_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_5_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -23280,14 +22803,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         }
     }
     {   /* dense_23: Dense 32->15, linear */
-        const float *kernel = covariance_dnn_6_kernel, *bias = covariance_dnn_6_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[15];
-            for (int j = 0; j < 15; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 15;
+            for (int j = 0; j < 15; ++j) acc[j] = covariance_dnn_6_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -23315,14 +22835,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
-        const float *kernel = covariance_dnn_1_kernel, *bias = covariance_dnn_1_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 143; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_1_bias[b * 16 + j];
+            covariance_ROLLED for (int i = 0; i < 143; ++i) {
+                const float *w = covariance_dnn_1_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
@@ -23353,14 +22870,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_2_kernel, *bias = covariance_dnn_2_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_2_bias[b * 16 + j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_2_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
@@ -23391,14 +22905,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_3_kernel, *bias = covariance_dnn_3_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_3_bias[b * 16 + j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_3_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
@@ -23429,14 +22940,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_4_kernel, *bias = covariance_dnn_4_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_4_bias[b * 16 + j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_4_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
@@ -23467,14 +22975,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_5_kernel, *bias = covariance_dnn_5_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_5_bias[b * 16 + j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_5_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
@@ -23505,14 +23010,11 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         }
     }
     {   /* dense_23: Dense 32->15, linear */
-        const float *kernel = covariance_dnn_6_kernel, *bias = covariance_dnn_6_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[4][15];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 15;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
@@ -23568,14 +23070,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
-        const float *kernel = covariance_dnn_1_kernel, *bias = covariance_dnn_1_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 143; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_1_bias[j];
+            covariance_ROLLED for (int i = 0; i < 143; ++i) {
+                const float *w = covariance_dnn_1_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -23588,14 +23087,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_2_kernel, *bias = covariance_dnn_2_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_2_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_2_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -23608,14 +23104,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_3_kernel, *bias = covariance_dnn_3_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_3_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_3_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -23628,14 +23121,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_4_kernel, *bias = covariance_dnn_4_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_4_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_4_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -23648,14 +23138,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_5_kernel, *bias = covariance_dnn_5_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_5_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_5_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -23668,14 +23155,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         }
     }
     {   /* dense_23: Dense 32->15, linear */
-        const float *kernel = covariance_dnn_6_kernel, *bias = covariance_dnn_6_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[15];
-            for (int j = 0; j < 15; ++j) acc[j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 15;
+            for (int j = 0; j < 15; ++j) acc[j] = covariance_dnn_6_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -23703,18 +23187,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_18: Dense 143->32, tanh */
-        const float *kernel = covariance_dnn_1_kernel, *bias = covariance_dnn_1_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 143; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_1_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_1_bias[j];
+            covariance_ROLLED for (int i = 0; i < 143; ++i) {
+                const float *w = covariance_dnn_1_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
@@ -23739,18 +23220,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_19+add_14: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_2_kernel, *bias = covariance_dnn_2_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_2_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_2_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_2_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
@@ -23775,18 +23253,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_20+add_15: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_3_kernel, *bias = covariance_dnn_3_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_3_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_3_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_3_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
@@ -23811,18 +23286,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_21+add_16: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_4_kernel, *bias = covariance_dnn_4_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_4_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_4_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_4_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
@@ -23847,18 +23319,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_22+add_17: Dense 32->32, tanh, + skip */
-        const float *kernel = covariance_dnn_5_kernel, *bias = covariance_dnn_5_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_5_bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_5_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_5_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
                 const float x1 = covariance_dnn_buf0[143 + i];
@@ -23883,14 +23352,11 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         }
     }
     {   /* dense_23: Dense 32->15, linear */
-        const float *kernel = covariance_dnn_6_kernel, *bias = covariance_dnn_6_bias;
-        covariance_OPAQUE(kernel);  /* the weights' signs unknown: no subtraction for GCC to fuse (model.c.j2) */
-        covariance_OPAQUE(bias);
         {
             float acc[3][15];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = bias[j];
-            for (int i = 0; i < 32; ++i) {
-                const float *w = kernel + i * 15;
+            for (int r = 0; r < 3; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
+            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+                const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
                 const float x1 = covariance_dnn_buf1[32 + i];
