@@ -117,17 +117,11 @@ static int efficiency_isa(void)
 #define efficiency_KEEP_SUMS() ((void)0)
 #endif
 
-/* Where GCC would see the weights, it turns `acc + w * x` with a negative w into `acc - |w| * x`, and
-   GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB instructions even
-   where contraction is off: one rounding instead of two, so that a variant, or its blocks of rows,
-   got other bits than the baseline's one row. ROLLED, before a Dense's loop over its inputs, keeps it
-   a loop (unrolled, each weight is a known constant; the loops over many inputs stay loops anyway);
-   OPAQUE, on a pointer to an affine map's scale and shift, hides the values behind it. */
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
-#define efficiency_ROLLED _Pragma("GCC unroll 1")
-#else
-#define efficiency_ROLLED
-#endif
+/* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
+   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
+   instructions even where contraction is off: one rounding instead of two, so that a variant, or its
+   blocks of rows, got other bits than the baseline's one row. */
 #if defined(__GNUC__)
 #define efficiency_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -11482,11 +11476,14 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_0_bias[b * 32 + j];
-            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11509,7 +11506,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         for (int b = 0; b < 4; ++b) {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_1_bias[b * 32 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
@@ -11533,7 +11530,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         for (int b = 0; b < 4; ++b) {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_2_bias[b * 32 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -11557,7 +11554,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         for (int b = 0; b < 4; ++b) {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_3_bias[b * 32 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
@@ -11581,7 +11578,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         for (int b = 0; b < 4; ++b) {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_4_bias[b * 32 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -11605,7 +11602,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         for (int b = 0; b < 4; ++b) {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_5_bias[b * 32 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
@@ -11629,7 +11626,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         {
             float acc[4];
             for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -11655,11 +11652,14 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf0[256];
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -11683,7 +11683,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -11708,7 +11708,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -11733,7 +11733,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -11758,7 +11758,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -11783,7 +11783,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -11808,7 +11808,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         {
             float acc[2][4];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -11849,11 +11849,14 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_0_bias[b * 64 + j];
-            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11884,7 +11887,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_1_bias[b * 64 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
@@ -11916,7 +11919,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_2_bias[b * 64 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -11948,7 +11951,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_3_bias[b * 64 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
@@ -11980,7 +11983,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_4_bias[b * 64 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -12012,7 +12015,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_5_bias[b * 64 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
@@ -12044,7 +12047,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         {
             float acc[4];
             for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -12070,11 +12073,14 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf0[512];
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -12108,7 +12114,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -12143,7 +12149,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -12178,7 +12184,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -12213,7 +12219,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -12248,7 +12254,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -12283,7 +12289,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         {
             float acc[4][4];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -12328,14 +12334,17 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12357,7 +12366,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -12380,7 +12389,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -12403,7 +12412,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -12426,7 +12435,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -12449,7 +12458,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -12469,7 +12478,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         {
             float acc[4];
             for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -12495,24 +12504,27 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf0[384];
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_0_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -12562,7 +12574,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_1_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -12613,7 +12625,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_2_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -12664,7 +12676,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_3_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_3_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_3_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -12715,7 +12727,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_4_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_4_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_4_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -12766,7 +12778,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_5_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_5_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_5_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -12804,7 +12816,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         {
             float acc[3][4];
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];

@@ -133,17 +133,11 @@ static int acceptance_isa(void)
 #define acceptance_KEEP_SUMS() ((void)0)
 #endif
 
-/* Where GCC would see the weights, it turns `acc + w * x` with a negative w into `acc - |w| * x`, and
-   GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB instructions even
-   where contraction is off: one rounding instead of two, so that a variant, or its blocks of rows,
-   got other bits than the baseline's one row. ROLLED, before a Dense's loop over its inputs, keeps it
-   a loop (unrolled, each weight is a known constant; the loops over many inputs stay loops anyway);
-   OPAQUE, on a pointer to an affine map's scale and shift, hides the values behind it. */
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
-#define acceptance_ROLLED _Pragma("GCC unroll 1")
-#else
-#define acceptance_ROLLED
-#endif
+/* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
+   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
+   instructions even where contraction is off: one rounding instead of two, so that a variant, or its
+   blocks of rows, got other bits than the baseline's one row. */
 #if defined(__GNUC__)
 #define acceptance_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -2333,11 +2327,14 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     float acceptance_dnn_buf0[32];
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_0_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2360,7 +2357,7 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_1_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -2384,7 +2381,7 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_2_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
@@ -2408,7 +2405,7 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_3_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -2432,7 +2429,7 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_4_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
@@ -2456,7 +2453,7 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_5_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -2480,7 +2477,7 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_6_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
@@ -2504,7 +2501,7 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_7_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -2528,7 +2525,7 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_8_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
@@ -2552,7 +2549,7 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_9_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -2576,7 +2573,7 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_10_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
@@ -2600,7 +2597,7 @@ static void acceptance_dnn_rows1(float *output, const float *input)
         {
             float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = acceptance_dnn_11_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -2623,11 +2620,14 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     float acceptance_dnn_buf0[64];
     float acceptance_dnn_buf1[64];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_0_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -2651,7 +2651,7 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_1_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -2676,7 +2676,7 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_2_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -2701,7 +2701,7 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_3_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -2726,7 +2726,7 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_4_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -2751,7 +2751,7 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_5_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -2776,7 +2776,7 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_6_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -2801,7 +2801,7 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_7_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -2826,7 +2826,7 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_8_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -2851,7 +2851,7 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_9_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -2876,7 +2876,7 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_10_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -2901,7 +2901,7 @@ static void acceptance_dnn_rows2(float *output, const float *input)
         {
             float acc[2][1];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -2939,11 +2939,14 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
     float acceptance_dnn_buf0[32];
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_0_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2966,7 +2969,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_1_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -2990,7 +2993,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_2_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
@@ -3014,7 +3017,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_3_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -3038,7 +3041,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_4_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
@@ -3062,7 +3065,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_5_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -3086,7 +3089,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_6_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
@@ -3110,7 +3113,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_7_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -3134,7 +3137,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_8_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
@@ -3158,7 +3161,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_9_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -3182,7 +3185,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_10_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf1[i];
@@ -3206,7 +3209,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
         {
             float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = acceptance_dnn_11_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -3229,11 +3232,14 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
     float acceptance_dnn_buf0[128];
     float acceptance_dnn_buf1[128];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_0_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -3267,7 +3273,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_1_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3302,7 +3308,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_2_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3337,7 +3343,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_3_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3372,7 +3378,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_4_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3407,7 +3413,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_5_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3442,7 +3448,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_6_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3477,7 +3483,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_7_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3512,7 +3518,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_8_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3547,7 +3553,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_9_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3582,7 +3588,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_10_bias[b * 16 + j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3617,7 +3623,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
         {
             float acc[4][1];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3659,11 +3665,14 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
     float acceptance_dnn_buf0[32];
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_0_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -3679,7 +3688,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_1_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3696,7 +3705,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_2_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3713,7 +3722,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_3_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3730,7 +3739,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_4_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3747,7 +3756,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_5_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3764,7 +3773,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_6_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3781,7 +3790,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_7_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3798,7 +3807,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_8_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3815,7 +3824,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_9_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3832,7 +3841,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_10_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3849,7 +3858,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = acceptance_dnn_11_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -3872,15 +3881,18 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
     float acceptance_dnn_buf0[96];
     float acceptance_dnn_buf1[96];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_0_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -3912,7 +3924,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_1_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_1_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_1_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3945,7 +3957,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_2_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_2_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_2_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3978,7 +3990,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_3_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_3_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_3_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -4011,7 +4023,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_4_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_4_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_4_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -4044,7 +4056,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_5_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_5_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_5_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -4077,7 +4089,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_6_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_6_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_6_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -4110,7 +4122,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_7_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_7_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_7_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -4143,7 +4155,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_8_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_8_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_8_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -4176,7 +4188,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_9_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_9_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_9_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -4209,7 +4221,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_10_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_10_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_10_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -4238,7 +4250,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
         {
             float acc[3][1];
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = acceptance_dnn_11_bias[j];
-            acceptance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -4482,17 +4494,11 @@ static int efficiency_isa(void)
 #define efficiency_KEEP_SUMS() ((void)0)
 #endif
 
-/* Where GCC would see the weights, it turns `acc + w * x` with a negative w into `acc - |w| * x`, and
-   GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB instructions even
-   where contraction is off: one rounding instead of two, so that a variant, or its blocks of rows,
-   got other bits than the baseline's one row. ROLLED, before a Dense's loop over its inputs, keeps it
-   a loop (unrolled, each weight is a known constant; the loops over many inputs stay loops anyway);
-   OPAQUE, on a pointer to an affine map's scale and shift, hides the values behind it. */
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
-#define efficiency_ROLLED _Pragma("GCC unroll 1")
-#else
-#define efficiency_ROLLED
-#endif
+/* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
+   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
+   instructions even where contraction is off: one rounding instead of two, so that a variant, or its
+   blocks of rows, got other bits than the baseline's one row. */
 #if defined(__GNUC__)
 #define efficiency_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -15847,11 +15853,14 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_0_bias[b * 32 + j];
-            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -15874,7 +15883,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         for (int b = 0; b < 4; ++b) {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_1_bias[b * 32 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
@@ -15898,7 +15907,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         for (int b = 0; b < 4; ++b) {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_2_bias[b * 32 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -15922,7 +15931,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         for (int b = 0; b < 4; ++b) {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_3_bias[b * 32 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
@@ -15946,7 +15955,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         for (int b = 0; b < 4; ++b) {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_4_bias[b * 32 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -15970,7 +15979,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         for (int b = 0; b < 4; ++b) {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_5_bias[b * 32 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
@@ -15994,7 +16003,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         {
             float acc[4];
             for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -16020,11 +16029,14 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf0[256];
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -16048,7 +16060,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -16073,7 +16085,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -16098,7 +16110,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -16123,7 +16135,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -16148,7 +16160,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -16173,7 +16185,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         {
             float acc[2][4];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -16214,11 +16226,14 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_0_bias[b * 64 + j];
-            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16249,7 +16264,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_1_bias[b * 64 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
@@ -16281,7 +16296,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_2_bias[b * 64 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -16313,7 +16328,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_3_bias[b * 64 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
@@ -16345,7 +16360,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_4_bias[b * 64 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -16377,7 +16392,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_5_bias[b * 64 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
@@ -16409,7 +16424,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         {
             float acc[4];
             for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -16435,11 +16450,14 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf0[512];
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -16473,7 +16491,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -16508,7 +16526,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -16543,7 +16561,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -16578,7 +16596,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -16613,7 +16631,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -16648,7 +16666,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         {
             float acc[4][4];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -16693,14 +16711,17 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -16722,7 +16743,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -16745,7 +16766,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -16768,7 +16789,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -16791,7 +16812,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -16814,7 +16835,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -16834,7 +16855,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         {
             float acc[4];
             for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
@@ -16860,24 +16881,27 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf0[384];
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_0_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
+            for (int i = 0; i < 12; ++i) {
+                const float *w = kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -16927,7 +16951,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_1_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_1_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -16978,7 +17002,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_2_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_2_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -17029,7 +17053,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_3_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_3_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_3_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_3_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -17080,7 +17104,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_4_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_4_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_4_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_4_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -17131,7 +17155,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_5_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_5_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_5_bias[96 + j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_5_kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
@@ -17169,7 +17193,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         {
             float acc[3][4];
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
-            efficiency_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
@@ -17422,17 +17446,11 @@ static int resolution_isa(void)
 #define resolution_KEEP_SUMS() ((void)0)
 #endif
 
-/* Where GCC would see the weights, it turns `acc + w * x` with a negative w into `acc - |w| * x`, and
-   GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB instructions even
-   where contraction is off: one rounding instead of two, so that a variant, or its blocks of rows,
-   got other bits than the baseline's one row. ROLLED, before a Dense's loop over its inputs, keeps it
-   a loop (unrolled, each weight is a known constant; the loops over many inputs stay loops anyway);
-   OPAQUE, on a pointer to an affine map's scale and shift, hides the values behind it. */
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
-#define resolution_ROLLED _Pragma("GCC unroll 1")
-#else
-#define resolution_ROLLED
-#endif
+/* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
+   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
+   instructions even where contraction is off: one rounding instead of two, so that a variant, or its
+   blocks of rows, got other bits than the baseline's one row. */
 #if defined(__GNUC__)
 #define resolution_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -19400,7 +19418,7 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_1_bias[j];
-            resolution_ROLLED for (int i = 0; i < 140; ++i) {
+            for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
@@ -19424,7 +19442,7 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_2_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
@@ -19448,7 +19466,7 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_3_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
@@ -19472,7 +19490,7 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_4_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
@@ -19496,7 +19514,7 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_5_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
@@ -19520,7 +19538,7 @@ static void resolution_dnn_rows1(float *output, const float *input, const float 
         {
             float acc[9];
             for (int j = 0; j < 9; ++j) acc[j] = resolution_dnn_6_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
@@ -19551,7 +19569,7 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_1_bias[b * 16 + j];
-            resolution_ROLLED for (int i = 0; i < 140; ++i) {
+            for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -19576,7 +19594,7 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_2_bias[b * 16 + j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -19601,7 +19619,7 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_3_bias[b * 16 + j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -19626,7 +19644,7 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_4_bias[b * 16 + j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -19651,7 +19669,7 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_5_bias[b * 16 + j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -19676,7 +19694,7 @@ static void resolution_dnn_rows2(float *output, const float *input, const float 
         {
             float acc[2][9];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -19724,7 +19742,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_1_bias[j];
-            resolution_ROLLED for (int i = 0; i < 140; ++i) {
+            for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
@@ -19748,7 +19766,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_2_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
@@ -19772,7 +19790,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_3_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
@@ -19796,7 +19814,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_4_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
@@ -19820,7 +19838,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = resolution_dnn_5_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf0[i];
@@ -19844,7 +19862,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
         {
             float acc[9];
             for (int j = 0; j < 9; ++j) acc[j] = resolution_dnn_6_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
@@ -19875,7 +19893,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_1_bias[b * 16 + j];
-            resolution_ROLLED for (int i = 0; i < 140; ++i) {
+            for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -19910,7 +19928,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_2_bias[b * 16 + j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -19945,7 +19963,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_3_bias[b * 16 + j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -19980,7 +19998,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_4_bias[b * 16 + j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -20015,7 +20033,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = resolution_dnn_5_bias[b * 16 + j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32 + b * 16;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -20050,7 +20068,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
         {
             float acc[4][9];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -20106,7 +20124,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_1_bias[j];
-            resolution_ROLLED for (int i = 0; i < 140; ++i) {
+            for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -20123,7 +20141,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_2_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -20140,7 +20158,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_3_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -20157,7 +20175,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_4_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -20174,7 +20192,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_5_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -20191,7 +20209,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         {
             float acc[9];
             for (int j = 0; j < 9; ++j) acc[j] = resolution_dnn_6_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
@@ -20226,7 +20244,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_1_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_1_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_1_bias[j];
-            resolution_ROLLED for (int i = 0; i < 140; ++i) {
+            for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -20259,7 +20277,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_2_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_2_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_2_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -20292,7 +20310,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_3_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_3_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_3_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -20325,7 +20343,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_4_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_4_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_4_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -20358,7 +20376,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_5_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = resolution_dnn_5_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = resolution_dnn_5_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -20387,7 +20405,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
         {
             float acc[3][9];
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 9; ++j) acc[r][j] = resolution_dnn_6_bias[j];
-            resolution_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -20642,17 +20660,11 @@ static int covariance_isa(void)
 #define covariance_KEEP_SUMS() ((void)0)
 #endif
 
-/* Where GCC would see the weights, it turns `acc + w * x` with a negative w into `acc - |w| * x`, and
-   GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB instructions even
-   where contraction is off: one rounding instead of two, so that a variant, or its blocks of rows,
-   got other bits than the baseline's one row. ROLLED, before a Dense's loop over its inputs, keeps it
-   a loop (unrolled, each weight is a known constant; the loops over many inputs stay loops anyway);
-   OPAQUE, on a pointer to an affine map's scale and shift, hides the values behind it. */
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
-#define covariance_ROLLED _Pragma("GCC unroll 1")
-#else
-#define covariance_ROLLED
-#endif
+/* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
+   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
+   instructions even where contraction is off: one rounding instead of two, so that a variant, or its
+   blocks of rows, got other bits than the baseline's one row. */
 #if defined(__GNUC__)
 #define covariance_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -22359,7 +22371,7 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_1_bias[j];
-            covariance_ROLLED for (int i = 0; i < 143; ++i) {
+            for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
@@ -22383,7 +22395,7 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_2_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
@@ -22407,7 +22419,7 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_3_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
@@ -22431,7 +22443,7 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_4_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
@@ -22455,7 +22467,7 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_5_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
@@ -22479,7 +22491,7 @@ static void covariance_dnn_rows1(float *output, const float *input, const float 
         {
             float acc[15];
             for (int j = 0; j < 15; ++j) acc[j] = covariance_dnn_6_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
@@ -22511,7 +22523,7 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_1_bias[b * 16 + j];
-            covariance_ROLLED for (int i = 0; i < 143; ++i) {
+            for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -22536,7 +22548,7 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_2_bias[b * 16 + j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
@@ -22561,7 +22573,7 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_3_bias[b * 16 + j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -22586,7 +22598,7 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_4_bias[b * 16 + j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
@@ -22611,7 +22623,7 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_5_bias[b * 16 + j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -22636,7 +22648,7 @@ static void covariance_dnn_rows2(float *output, const float *input, const float 
         {
             float acc[2][15];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
@@ -22686,7 +22698,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_1_bias[j];
-            covariance_ROLLED for (int i = 0; i < 143; ++i) {
+            for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
@@ -22710,7 +22722,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_2_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
@@ -22734,7 +22746,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_3_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
@@ -22758,7 +22770,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_4_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
@@ -22782,7 +22794,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = covariance_dnn_5_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf0[i];
@@ -22806,7 +22818,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
         {
             float acc[15];
             for (int j = 0; j < 15; ++j) acc[j] = covariance_dnn_6_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
@@ -22838,7 +22850,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_1_bias[b * 16 + j];
-            covariance_ROLLED for (int i = 0; i < 143; ++i) {
+            for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -22873,7 +22885,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_2_bias[b * 16 + j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
@@ -22908,7 +22920,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_3_bias[b * 16 + j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -22943,7 +22955,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_4_bias[b * 16 + j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
@@ -22978,7 +22990,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = covariance_dnn_5_bias[b * 16 + j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32 + b * 16;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -23013,7 +23025,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
         {
             float acc[4][15];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
@@ -23073,7 +23085,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_1_bias[j];
-            covariance_ROLLED for (int i = 0; i < 143; ++i) {
+            for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -23090,7 +23102,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_2_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
@@ -23107,7 +23119,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_3_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -23124,7 +23136,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_4_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
@@ -23141,7 +23153,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_5_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -23158,7 +23170,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         {
             float acc[15];
             for (int j = 0; j < 15; ++j) acc[j] = covariance_dnn_6_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];
@@ -23194,7 +23206,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_1_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_1_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_1_bias[j];
-            covariance_ROLLED for (int i = 0; i < 143; ++i) {
+            for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -23227,7 +23239,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_2_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_2_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_2_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
@@ -23260,7 +23272,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_3_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_3_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_3_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -23293,7 +23305,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_4_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_4_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_4_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
@@ -23326,7 +23338,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_5_bias[j];
             for (int j = 0; j < 32; ++j) acc1[0][j] = covariance_dnn_5_bias[j];
             for (int j = 0; j < 32; ++j) acc2[0][j] = covariance_dnn_5_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -23355,7 +23367,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
         {
             float acc[3][15];
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 15; ++j) acc[r][j] = covariance_dnn_6_bias[j];
-            covariance_ROLLED for (int i = 0; i < 32; ++i) {
+            for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];

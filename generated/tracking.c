@@ -114,17 +114,11 @@ static int tracking_isa(void)
 #define tracking_KEEP_SUMS() ((void)0)
 #endif
 
-/* Where GCC would see the weights, it turns `acc + w * x` with a negative w into `acc - |w| * x`, and
-   GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB instructions even
-   where contraction is off: one rounding instead of two, so that a variant, or its blocks of rows,
-   got other bits than the baseline's one row. ROLLED, before a Dense's loop over its inputs, keeps it
-   a loop (unrolled, each weight is a known constant; the loops over many inputs stay loops anyway);
-   OPAQUE, on a pointer to an affine map's scale and shift, hides the values behind it. */
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
-#define tracking_ROLLED _Pragma("GCC unroll 1")
-#else
-#define tracking_ROLLED
-#endif
+/* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
+   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
+   instructions even where contraction is off: one rounding instead of two, so that a variant, or its
+   blocks of rows, got other bits than the baseline's one row. */
 #if defined(__GNUC__)
 #define tracking_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -4589,11 +4583,14 @@ static void tracking_dnn_rows1(float *output, const float *input)
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = tracking_dnn_0_bias[b * 32 + j];
-            tracking_ROLLED for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128 + b * 32;
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
+            for (int i = 0; i < 3; ++i) {
+                const float *w = kernel + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4616,7 +4613,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
         for (int b = 0; b < 4; ++b) {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = tracking_dnn_1_bias[b * 32 + j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_1_kernel + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
@@ -4640,7 +4637,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
         for (int b = 0; b < 4; ++b) {
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = tracking_dnn_2_bias[b * 32 + j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_2_kernel + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf1[i];
@@ -4664,7 +4661,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
         {
             float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = tracking_dnn_3_bias[j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
@@ -4687,11 +4684,14 @@ static void tracking_dnn_rows2(float *output, const float *input)
     float tracking_dnn_buf0[256];
     float tracking_dnn_buf1[256];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_0_bias[b * 16 + j];
-            tracking_ROLLED for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128 + b * 16;
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
+            for (int i = 0; i < 3; ++i) {
+                const float *w = kernel + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
@@ -4715,7 +4715,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_1_bias[b * 16 + j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_1_kernel + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
@@ -4740,7 +4740,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_2_bias[b * 16 + j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_2_kernel + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
@@ -4765,7 +4765,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
         {
             float acc[2][1];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
@@ -4803,11 +4803,14 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_0_bias[b * 64 + j];
-            tracking_ROLLED for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128 + b * 64;
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
+            for (int i = 0; i < 3; ++i) {
+                const float *w = kernel + i * 128 + b * 64;
                 tracking_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4838,7 +4841,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
         for (int b = 0; b < 2; ++b) {
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_1_bias[b * 64 + j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_1_kernel + i * 128 + b * 64;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
@@ -4870,7 +4873,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
         for (int b = 0; b < 2; ++b) {
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_2_bias[b * 64 + j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_2_kernel + i * 128 + b * 64;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf1[i];
@@ -4902,7 +4905,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
         {
             float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = tracking_dnn_3_bias[j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
@@ -4925,11 +4928,14 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
     float tracking_dnn_buf0[512];
     float tracking_dnn_buf1[512];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_0_bias[b * 16 + j];
-            tracking_ROLLED for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128 + b * 16;
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
+            for (int i = 0; i < 3; ++i) {
+                const float *w = kernel + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
@@ -4963,7 +4969,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_1_bias[b * 16 + j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_1_kernel + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
@@ -4998,7 +5004,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_2_bias[b * 16 + j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_2_kernel + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
@@ -5033,7 +5039,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
         {
             float acc[4][1];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
@@ -5075,14 +5081,17 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_0_bias[96 + j];
-            tracking_ROLLED for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int i = 0; i < 3; ++i) {
+                const float *w = kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -5104,7 +5113,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_1_bias[96 + j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_1_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
@@ -5127,7 +5136,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_2_bias[96 + j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_2_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
@@ -5147,7 +5156,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
         {
             float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = tracking_dnn_3_bias[j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
@@ -5170,24 +5179,27 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
     float tracking_dnn_buf0[384];
     float tracking_dnn_buf1[384];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = tracking_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = tracking_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = tracking_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = tracking_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = tracking_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = tracking_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = tracking_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = tracking_dnn_0_bias[96 + j];
-            tracking_ROLLED for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128;
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
+            for (int i = 0; i < 3; ++i) {
+                const float *w = kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
@@ -5237,7 +5249,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
             for (int j = 0; j < 32; ++j) acc2[1][j] = tracking_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc2[2][j] = tracking_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = tracking_dnn_1_bias[96 + j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_1_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
@@ -5288,7 +5300,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
             for (int j = 0; j < 32; ++j) acc2[1][j] = tracking_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc2[2][j] = tracking_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc2[3][j] = tracking_dnn_2_bias[96 + j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_2_kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
@@ -5326,7 +5338,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
         {
             float acc[3][1];
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
-            tracking_ROLLED for (int i = 0; i < 128; ++i) {
+            for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];

@@ -93,7 +93,7 @@ class RenderContext(Target):
     functions: tuple[ExportedFunction, ...] = ()
     stack_bytes: int = 0
     dispatch: bool = False  # the network code is there per instruction set, chosen at run time
-    dense: bool = False  # a Dense or an affine map is rendered: the file defines KEEP_SUMS, ROLLED, OPAQUE
+    dense: bool = False  # a Dense or an affine map is rendered: the file defines KEEP_SUMS and OPAQUE
     helpers: tuple[str, ...] = ()  # math.c.j2 helpers, in definition order
     column_helpers: dict[str, bool] = field(default_factory=dict)  # columns/helpers.c.j2 macro -> needed
 
