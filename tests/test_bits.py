@@ -31,12 +31,14 @@ FMA = re.compile(r"\bvfn?m(add|sub)")  # vfmadd213ps, vfnmsub231ss, vfmaddsub132
 
 
 def mixed_signs(keras):
-    """Three inputs (the loop over them fully unrolled, so GCC sees each weight), weights and biases of
-    alternating signs: GCC 12 turned `acc + w * x` with w < 0 into `acc - |w| * x` and fused the mix."""
+    """Three inputs, then 7 and 2 (GCC unrolls the loops over so few inputs and sees each weight), weights and
+    biases of alternating signs: GCC 12 turned `acc + w * x` with w < 0 into `acc - |w| * x` and fused the mix."""
     L = keras.layers
     x = keras.Input((3,))
     h = L.Dense(7, activation="tanh")(x)
     h = L.Add()([h, L.Dense(7, activation="sigmoid")(h)])
+    h = L.Dense(2)(h)
+    h = L.Add()([h, L.Dense(2, activation="gelu")(h)])
     model = keras.Model(x, L.Dense(5)(h))
     for k, w in enumerate(model.weights):
         n = int(np.prod(w.shape))
