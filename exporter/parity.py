@@ -111,13 +111,18 @@ class ParityReport:
     batch: BatchCheck | None = field(default=None, compare=False)
 
     @property
+    def agrees(self) -> bool:
+        """The C agrees with the framework within the tolerance (the batch check aside)."""
+        return all(c.failures == 0 for c in self.columns)
+
+    @property
     def passed(self) -> bool:
-        return all(c.failures == 0 for c in self.columns) and (self.batch is None or self.batch.passed)
+        return self.agrees and (self.batch is None or self.batch.passed)
 
     def verdict(self) -> str:
         """One reproducible line for the generated file's banner (no machine-dependent numbers); a batch
         that differs from one call per row comes first: the file then breaks its own promise."""
-        word = "passed" if all(c.failures == 0 for c in self.columns) else "FAILED"
+        word = "passed" if self.agrees else "FAILED"
         nans = sum(c.nan_mismatches for c in self.columns)
         one_sided = f" ({nans} values NaN on one side only)" if nans else ""
         line = (

@@ -103,6 +103,7 @@ def test_parity_fails_when_the_batch_differs_from_one_call_per_row(keras, tmp_pa
     assert code == 1, (out, err)
     verdict = "FAILED: baseline: bx_batch differs from one call per row in "
     assert f"parity: {verdict}" in out and "; parity passed against Keras" in out, out
+    assert "trace:" not in out  # no step drifts from Keras: nothing to trace
     assert verdict in (tmp_path / "bx.c").read_text()
     monkeypatch.setattr(exporter.api, "export_chain", original)
     code, out, err = run_cli(capsys, model, "-o", tmp_path / "ok.c", "--samples", 200)
