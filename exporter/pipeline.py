@@ -9,6 +9,7 @@ directly. Every file is written at the end, all at once or not at all.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from exporter.progress import Progress
 if TYPE_CHECKING:
     from exporter.api import Export
     from exporter.backend import CSource
+    from exporter.batchcheck import BatchCheck
     from exporter.toolchain import CompiledModel
     from exporter.trace import Trace
 
@@ -53,6 +55,13 @@ class Exportable(Protocol):
         ...
 
 
+def batch_check_wanted() -> bool:
+    """The batch check (``exporter.batchcheck``) is on unless ``LAMARR_EXPORT_BATCH_CHECK=0``: its build
+    compiles every variant with its blocks of rows, about five times the parity build; a test suite
+    exporting hundreds of small models leaves it to the tests about it (tests/conftest.py)."""
+    return os.environ.get("LAMARR_EXPORT_BATCH_CHECK", "1") != "0"
+
+
 @dataclass
 class Checks:
     """What the pipeline proves: parity on ``samples`` random rows (plus edge rows and ``user_rows``).
@@ -67,6 +76,7 @@ class Checks:
     user_rows: np.ndarray | None = None
     trace: bool | None = None
     rows_file: Path | None = None  # the file ``user_rows`` came from: an input, never to be written over
+    batch: bool = field(default_factory=batch_check_wanted)  # SYMBOL_batch against one call per row
 
 
 @dataclass
@@ -174,9 +184,10 @@ def export_spec(
         progress.warn(warning)
     single = len(exports) == 1
     _check_inputs(exports[0], outputs, checks)
-    with ThreadPoolExecutor(1) as pool:  # the compiler runs in its own process: the reference meanwhile
+    with ThreadPoolExecutor(2) as pool:  # the compilers run in their own processes: the reference meanwhile
         compiling = checks.parity or outputs.so
         building = pool.submit(_compile, spec, exports, progress, not outputs.so) if compiling else None
+        batching = pool.submit(_batch_check, spec, exports, progress) if checks.parity and checks.batch else None
         expected = [_expected(ex, checks, progress, single) for ex in exports] if building and checks.parity else []
         compiled = building.result() if building else None
     result = Result(spec, outputs, exports, timings=progress.timings)
@@ -186,6 +197,12 @@ def export_spec(
             what = f"checking parity against {ex.framework} on {len(rows):,} rows"
             with progress.step("parity", what if single else f"{ex.symbol}: {what}"):
                 result.reports[ex.symbol] = ex.check(fn, rows, checks.atol, checks.rtol, noise, reference)
+    if batching is not None:
+        batch = batching.result()
+        for ex in exports:  # each model's networks on its own report: a mismatch fails that model's parity
+            report = result.reports.get(ex.symbol)
+            if isinstance(report, ParityReport) and ex.source.networks:
+                report.batch = batch.only({net.name for net in ex.source.networks})
     if single:
         result.trace, result.trace_error = _trace(checks, exports[0], result.reports.get(exports[0].symbol), progress)
 
@@ -236,7 +253,7 @@ def _compile(spec: Exportable, exports: list[Export], progress: Progress, one_is
     from exporter.toolchain import CompileError
 
     first = exports[0]
-    source = replace(spec.combine([ex.source for ex in exports]), symbol=first.symbol)
+    source = _combined(spec, exports)
     message = "compiling the C" if len(exports) == 1 else f"compiling the {len(exports)} models into one library"
     chain = first.chain
     try:
@@ -249,13 +266,35 @@ def _compile(spec: Exportable, exports: list[Export], progress: Progress, one_is
         raise failed from None
 
 
+def _combined(spec: Exportable, exports: list[Export]) -> CSource:
+    """The one file of every model, under the first one's symbol."""
+    return replace(spec.combine([ex.source for ex in exports]), symbol=exports[0].symbol)
+
+
+def _batch_check(spec: Exportable, exports: list[Export], progress: Progress) -> BatchCheck:
+    """``SYMBOL_batch`` against one call per row, in every variant this CPU runs (``exporter.batchcheck``):
+    one more build, with every variant and the blocks of rows, which the parity build leaves out."""
+    from exporter.batchcheck import build_and_run
+    from exporter.toolchain import CompileError
+
+    source = _combined(spec, exports)
+    edit = getattr(exports[0], "c_edit", None)  # the test hook changes this build's C as it changes the parity build's
+    source = replace(source, c=edit(source.c)) if edit is not None else source
+    try:
+        with progress.step("compile", "compiling the batch check (every instruction set, blocks of rows)"):
+            return build_and_run(source)
+    except CompileError as err:
+        raise ExportError(f"the C compiler failed (check CC and CFLAGS):\n{err}") from None
+
+
 def _trace(
     checks: Checks, ex: Export, report: ParityReport | None, progress: Progress
 ) -> tuple[Trace | None, str | None]:
     """Trace on request, and when parity failed unless told not to; a trace that cannot run is reported."""
     from exporter.trace import WORST_ROWS, trace
 
-    wanted = checks.trace or (checks.trace is None and report is not None and not report.passed)
+    # a batch that differs from one row is not a step that drifts from the framework: no trace for it
+    wanted = checks.trace or (checks.trace is None and report is not None and not report.agrees)
     if report is None or report.arrays is None or not wanted or ex.graph is None:
         return None, None
     rows = [int(r) for r in report.worst_rows(WORST_ROWS)]

@@ -47,6 +47,11 @@ def compile_shared(source: CSource, workdir: Path, one_isa: bool = False, one_ro
     c_file.write_text(source.c)
     (workdir / f"{source.symbol}.h").write_text(source.h)
     defines = (*(running_isa_only(source) if one_isa else ()), *(f"{s}_ONE_ROW" for s in source.row_symbols if one_row))
+    return compile_files(c_file, so_file, defines)
+
+
+def compile_files(c_file: Path, so_file: Path, defines: tuple[str, ...] = ()) -> Path:
+    """``compile_command`` run: the library, or ``CompileError`` with the compiler's words."""
     cmd = compile_command(c_file, so_file, defines)
     if shutil.which(cmd[0]) is None:
         raise ExportError(f"C compiler {cmd[0]!r} not found (set CC, or use --no-check)")

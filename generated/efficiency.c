@@ -36,8 +36,18 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__FAST_MATH__)
+#error "efficiency: compiled with -ffast-math or -Ofast, which this file refuses: they fold the rounding steps of its inline math away ((x + 1.5 * 2^23) - 1.5 * 2^23 becomes x, and tanh, exp, sigmoid come out wrong), drop its NaN and infinity checks, and reorder sums (a batch then differs from row-by-row calls). Compile it without (-fno-fast-math): it vectorizes at plain -O2/-O3."
+#endif
+
+/* No FMA contraction, in every variant and whatever -std (GCC contracts in its GNU modes, Clang within
+   expressions): a * b + c stays two roundings, so every variant, one row or a batch, gives the same bits.
+   Clang's -ffp-contract=fast ignores the pragma: not supported (docs/c-contract.md). */
 #if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #ifdef __cplusplus
@@ -107,6 +117,17 @@ static int efficiency_isa(void)
 #define efficiency_KEEP_SUMS() ((void)0)
 #endif
 
+/* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
+   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
+   instructions even where contraction is off: one rounding instead of two, so that a variant, or its
+   blocks of rows, got other bits than the baseline's one row. */
+#if defined(__GNUC__)
+#define efficiency_OPAQUE(p) __asm__("" : "+r"(p))
+#else
+#define efficiency_OPAQUE(p) ((void)0)
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define efficiency_INLINE static inline __attribute__((always_inline))
@@ -173,6 +194,128 @@ efficiency_INLINE float efficiency_tanh(float x)
     return efficiency_float(efficiency_bits((0.0f - m) / (2.0f + m)) | (efficiency_bits(x) & 0x80000000u));
 }
 
+
+#if efficiency_DISPATCH && efficiency_HAS(3)  /* the same helpers for x86-64-v3's code, compiled for its target (always_inline needs it) */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE uint32_t efficiency_v3_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return efficiency_v3_float((efficiency_v3_bits(a) & m) | (efficiency_v3_bits(b) & ~m));
+}
+
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_min(float a, float b) { return efficiency_v3_pick(a < b, a, b); } /* b if a is NaN */
+
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_max(float a, float b) { return efficiency_v3_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_pow2(float n) { return efficiency_v3_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_exp(float x)
+{
+    const float xc = efficiency_v3_max(efficiency_v3_min(x, 88.7228394f), -104.0f);
+    const float n = efficiency_v3_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = efficiency_v3_round(n * 0.5f);
+    const float y = (efficiency_v3_expm1_reduced(r) + 1.0f) * efficiency_v3_pow2(h) * efficiency_v3_pow2(n - h);
+    return efficiency_v3_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_tanh(float x)
+{
+    const float a = fabsf(x), c = efficiency_v3_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = efficiency_v3_float((efficiency_v3_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return efficiency_v3_float(efficiency_v3_bits((0.0f - m) / (2.0f + m)) | (efficiency_v3_bits(x) & 0x80000000u));
+}
+
+#endif
+
+#if efficiency_DISPATCH && efficiency_HAS(4)  /* the same helpers for x86-64-v4's code, compiled for its target (always_inline needs it) */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE uint32_t efficiency_v4_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return efficiency_v4_float((efficiency_v4_bits(a) & m) | (efficiency_v4_bits(b) & ~m));
+}
+
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_min(float a, float b) { return efficiency_v4_pick(a < b, a, b); } /* b if a is NaN */
+
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_max(float a, float b) { return efficiency_v4_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_pow2(float n) { return efficiency_v4_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_exp(float x)
+{
+    const float xc = efficiency_v4_max(efficiency_v4_min(x, 88.7228394f), -104.0f);
+    const float n = efficiency_v4_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = efficiency_v4_round(n * 0.5f);
+    const float y = (efficiency_v4_expm1_reduced(r) + 1.0f) * efficiency_v4_pow2(h) * efficiency_v4_pow2(n - h);
+    return efficiency_v4_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_tanh(float x)
+{
+    const float a = fabsf(x), c = efficiency_v4_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = efficiency_v4_float((efficiency_v4_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return efficiency_v4_float(efficiency_v4_bits((0.0f - m) / (2.0f + m)) | (efficiency_v4_bits(x) & 0x80000000u));
+}
+
+#endif
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
 static double efficiency_interp(double x, const double *xp, const double *fp, int n)
 {
@@ -11333,11 +11476,14 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_0_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 32;
+                const float *w = kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11506,11 +11652,14 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf0[256];
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
+                const float *w = kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -11700,11 +11849,14 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_0_bias[b * 64 + j];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
+                const float *w = kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11726,7 +11878,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_v3_tanh(x);
             }
 
         }
@@ -11758,7 +11910,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
             }
 
         }
@@ -11790,7 +11942,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
             }
 
         }
@@ -11822,7 +11974,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
             }
 
         }
@@ -11854,7 +12006,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
             }
 
         }
@@ -11886,7 +12038,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
             }
 
         }
@@ -11907,7 +12059,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         {
             float top = output[0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_v3_exp(output[k] - top); sum += output[k]; }
             for (int k = 0; k < 4; ++k) output[k] /= sum;
         }
     }
@@ -11921,11 +12073,14 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf0[512];
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
+                const float *w = kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -11950,7 +12105,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_v3_tanh(x);
             }
 
         }
@@ -11985,7 +12140,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
             }
 
         }
@@ -12020,7 +12175,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
             }
 
         }
@@ -12055,7 +12210,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
             }
 
         }
@@ -12090,7 +12245,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
             }
 
         }
@@ -12125,7 +12280,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
             }
 
         }
@@ -12152,7 +12307,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int r = 0; r < 4; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v3_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
             for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
         }
     }
@@ -12179,14 +12334,17 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128;
+                const float *w = kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12196,7 +12354,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x);
             }
 
         }
@@ -12219,7 +12377,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -12242,7 +12400,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -12265,7 +12423,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -12288,7 +12446,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -12311,7 +12469,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -12332,7 +12490,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         {
             float top = output[0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_v4_exp(output[k] - top); sum += output[k]; }
             for (int k = 0; k < 4; ++k) output[k] /= sum;
         }
     }
@@ -12346,24 +12504,27 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf0[384];
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128;
+                const float *w = kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -12383,15 +12544,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x);
             }
 
         }
@@ -12434,15 +12595,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
@@ -12485,15 +12646,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
             }
 
         }
@@ -12536,15 +12697,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
@@ -12587,15 +12748,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
             }
 
         }
@@ -12638,15 +12799,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
@@ -12671,7 +12832,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         for (int r = 0; r < 3; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v4_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
             for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
         }
     }
@@ -12780,3 +12941,6 @@ efficiency_EXPORT float *efficiency_batch(float *output, const float *input, siz
     return output;
 
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif

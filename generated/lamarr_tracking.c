@@ -52,8 +52,18 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__FAST_MATH__)
+#error "acceptance: compiled with -ffast-math or -Ofast, which this file refuses: they fold the rounding steps of its inline math away ((x + 1.5 * 2^23) - 1.5 * 2^23 becomes x, and tanh, exp, sigmoid come out wrong), drop its NaN and infinity checks, and reorder sums (a batch then differs from row-by-row calls). Compile it without (-fno-fast-math): it vectorizes at plain -O2/-O3."
+#endif
+
+/* No FMA contraction, in every variant and whatever -std (GCC contracts in its GNU modes, Clang within
+   expressions): a * b + c stays two roundings, so every variant, one row or a batch, gives the same bits.
+   Clang's -ffp-contract=fast ignores the pragma: not supported (docs/c-contract.md). */
 #if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #ifdef __cplusplus
@@ -121,6 +131,17 @@ static int acceptance_isa(void)
 #define acceptance_KEEP_SUMS() __asm__("")
 #else
 #define acceptance_KEEP_SUMS() ((void)0)
+#endif
+
+/* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
+   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
+   instructions even where contraction is off: one rounding instead of two, so that a variant, or its
+   blocks of rows, got other bits than the baseline's one row. */
+#if defined(__GNUC__)
+#define acceptance_OPAQUE(p) __asm__("" : "+r"(p))
+#else
+#define acceptance_OPAQUE(p) ((void)0)
 #endif
 
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
@@ -196,6 +217,142 @@ acceptance_INLINE float acceptance_sigmoid(float x)
     return acceptance_pick(x >= 0.0f, 1.0f, e) / (1.0f + e);
 }
 
+
+#if acceptance_DISPATCH && acceptance_HAS(3)  /* the same helpers for x86-64-v3's code, compiled for its target (always_inline needs it) */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE uint32_t acceptance_v3_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return acceptance_v3_float((acceptance_v3_bits(a) & m) | (acceptance_v3_bits(b) & ~m));
+}
+
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_min(float a, float b) { return acceptance_v3_pick(a < b, a, b); } /* b if a is NaN */
+
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_max(float a, float b) { return acceptance_v3_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_pow2(float n) { return acceptance_v3_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_exp(float x)
+{
+    const float xc = acceptance_v3_max(acceptance_v3_min(x, 88.7228394f), -104.0f);
+    const float n = acceptance_v3_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = acceptance_v3_round(n * 0.5f);
+    const float y = (acceptance_v3_expm1_reduced(r) + 1.0f) * acceptance_v3_pow2(h) * acceptance_v3_pow2(n - h);
+    return acceptance_v3_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_tanh(float x)
+{
+    const float a = fabsf(x), c = acceptance_v3_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = acceptance_v3_float((acceptance_v3_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return acceptance_v3_float(acceptance_v3_bits((0.0f - m) / (2.0f + m)) | (acceptance_v3_bits(x) & 0x80000000u));
+}
+
+/* 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below: accurate in both tails */
+acceptance_TARGET("arch=x86-64-v3") acceptance_INLINE float acceptance_v3_sigmoid(float x)
+{
+    const float e = acceptance_v3_exp(-fabsf(x));
+    return acceptance_v3_pick(x >= 0.0f, 1.0f, e) / (1.0f + e);
+}
+
+#endif
+
+#if acceptance_DISPATCH && acceptance_HAS(4)  /* the same helpers for x86-64-v4's code, compiled for its target (always_inline needs it) */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE uint32_t acceptance_v4_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return acceptance_v4_float((acceptance_v4_bits(a) & m) | (acceptance_v4_bits(b) & ~m));
+}
+
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_min(float a, float b) { return acceptance_v4_pick(a < b, a, b); } /* b if a is NaN */
+
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_max(float a, float b) { return acceptance_v4_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_pow2(float n) { return acceptance_v4_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_exp(float x)
+{
+    const float xc = acceptance_v4_max(acceptance_v4_min(x, 88.7228394f), -104.0f);
+    const float n = acceptance_v4_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = acceptance_v4_round(n * 0.5f);
+    const float y = (acceptance_v4_expm1_reduced(r) + 1.0f) * acceptance_v4_pow2(h) * acceptance_v4_pow2(n - h);
+    return acceptance_v4_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_tanh(float x)
+{
+    const float a = fabsf(x), c = acceptance_v4_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = acceptance_v4_float((acceptance_v4_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return acceptance_v4_float(acceptance_v4_bits((0.0f - m) / (2.0f + m)) | (acceptance_v4_bits(x) & 0x80000000u));
+}
+
+/* 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below: accurate in both tails */
+acceptance_TARGET("arch=x86-64-v4") acceptance_INLINE float acceptance_v4_sigmoid(float x)
+{
+    const float e = acceptance_v4_exp(-fabsf(x));
+    return acceptance_v4_pick(x >= 0.0f, 1.0f, e) / (1.0f + e);
+}
+
+#endif
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
 static double acceptance_interp(double x, const double *xp, const double *fp, int n)
 {
@@ -2170,11 +2327,14 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     float acceptance_dnn_buf0[32];
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32;
+                const float *w = kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2460,11 +2620,14 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     float acceptance_dnn_buf0[64];
     float acceptance_dnn_buf1[64];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_0_bias[b * 16 + j];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32 + b * 16;
+                const float *w = kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -2776,11 +2939,14 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
     float acceptance_dnn_buf0[32];
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = acceptance_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32;
+                const float *w = kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -2794,7 +2960,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x);
+                acceptance_dnn_buf0[j] = acceptance_v3_tanh(x);
             }
 
         }
@@ -2818,7 +2984,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+                acceptance_dnn_buf1[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[j];
             }
 
         }
@@ -2842,7 +3008,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+                acceptance_dnn_buf0[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[j];
             }
 
         }
@@ -2866,7 +3032,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+                acceptance_dnn_buf1[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[j];
             }
 
         }
@@ -2890,7 +3056,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+                acceptance_dnn_buf0[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[j];
             }
 
         }
@@ -2914,7 +3080,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+                acceptance_dnn_buf1[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[j];
             }
 
         }
@@ -2938,7 +3104,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+                acceptance_dnn_buf0[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[j];
             }
 
         }
@@ -2962,7 +3128,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+                acceptance_dnn_buf1[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[j];
             }
 
         }
@@ -2986,7 +3152,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+                acceptance_dnn_buf0[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[j];
             }
 
         }
@@ -3010,7 +3176,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf1[j] = acceptance_tanh(x) + acceptance_dnn_buf0[j];
+                acceptance_dnn_buf1[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[j];
             }
 
         }
@@ -3034,7 +3200,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                acceptance_dnn_buf0[j] = acceptance_tanh(x) + acceptance_dnn_buf1[j];
+                acceptance_dnn_buf0[j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[j];
             }
 
         }
@@ -3051,7 +3217,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 1; ++j) {
                 const float x = acc[j];
-                output[j] = acceptance_sigmoid(x);
+                output[j] = acceptance_v3_sigmoid(x);
             }
 
         }
@@ -3066,11 +3232,14 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
     float acceptance_dnn_buf0[128];
     float acceptance_dnn_buf1[128];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = acceptance_dnn_0_bias[b * 16 + j];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32 + b * 16;
+                const float *w = kernel + i * 32 + b * 16;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -3095,7 +3264,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x);
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_v3_tanh(x);
             }
 
         }
@@ -3130,7 +3299,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
             }
 
         }
@@ -3165,7 +3334,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
@@ -3200,7 +3369,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
             }
 
         }
@@ -3235,7 +3404,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
@@ -3270,7 +3439,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
             }
 
         }
@@ -3305,7 +3474,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
@@ -3340,7 +3509,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
             }
 
         }
@@ -3375,7 +3544,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
@@ -3410,7 +3579,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
+                acceptance_dnn_buf1[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf0[r * 32 + b * 16 + j];
             }
 
         }
@@ -3445,7 +3614,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
+                acceptance_dnn_buf0[r * 32 + b * 16 + j] = acceptance_v3_tanh(x) + acceptance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
@@ -3468,7 +3637,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
                 const float x = acc[r][j];
-                output[r * 1 + j] = acceptance_sigmoid(x);
+                output[r * 1 + j] = acceptance_v3_sigmoid(x);
             }
 
         }
@@ -3496,18 +3665,21 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
     float acceptance_dnn_buf0[32];
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32;
+                const float *w = kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x);
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x);
             }
 
         }
@@ -3524,7 +3696,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -3541,7 +3713,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -3558,7 +3730,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -3575,7 +3747,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -3592,7 +3764,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -3609,7 +3781,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -3626,7 +3798,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -3643,7 +3815,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -3660,7 +3832,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -3677,7 +3849,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -3694,7 +3866,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
             }
             for (int j = 0; j < 1; ++j) {
                 const float x = acc[j];
-                output[j] = acceptance_sigmoid(x);
+                output[j] = acceptance_v4_sigmoid(x);
             }
 
         }
@@ -3709,15 +3881,18 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
     float acceptance_dnn_buf0[96];
     float acceptance_dnn_buf1[96];
     {   /* dense_1: Dense 12->32, tanh */
+        const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
             float acc1[1][32];
             float acc2[1][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = acceptance_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = acceptance_dnn_0_bias[j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = acceptance_dnn_0_kernel + i * 32;
+                const float *w = kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -3728,15 +3903,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x);
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x);
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x);
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_v4_tanh(x);
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x);
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_v4_tanh(x);
             }
 
         }
@@ -3761,15 +3936,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
@@ -3794,15 +3969,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
@@ -3827,15 +4002,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
@@ -3860,15 +4035,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
@@ -3893,15 +4068,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
@@ -3926,15 +4101,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
@@ -3959,15 +4134,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
@@ -3992,15 +4167,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
@@ -4025,15 +4200,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf1[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
+                acceptance_dnn_buf1[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
+                acceptance_dnn_buf1[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
+                acceptance_dnn_buf1[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf0[64 + g * 32 + j];
             }
 
         }
@@ -4058,15 +4233,15 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                acceptance_dnn_buf0[g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
+                acceptance_dnn_buf0[g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
+                acceptance_dnn_buf0[32 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
+                acceptance_dnn_buf0[64 + g * 32 + j] = acceptance_v4_tanh(x) + acceptance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
@@ -4087,7 +4262,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
             }
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) {
                 const float x = acc[r][j];
-                output[r * 1 + j] = acceptance_sigmoid(x);
+                output[r * 1 + j] = acceptance_v4_sigmoid(x);
             }
 
         }
@@ -4197,6 +4372,9 @@ acceptance_EXPORT float *acceptance_batch(float *output, const float *input, siz
     return output;
 
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 /*
  * efficiency: generated by lamarr-export 0.1.0 from efficiency.keras + efficiency_tX.pkl. Do not edit.
  *
@@ -4235,8 +4413,18 @@ acceptance_EXPORT float *acceptance_batch(float *output, const float *input, siz
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__FAST_MATH__)
+#error "efficiency: compiled with -ffast-math or -Ofast, which this file refuses: they fold the rounding steps of its inline math away ((x + 1.5 * 2^23) - 1.5 * 2^23 becomes x, and tanh, exp, sigmoid come out wrong), drop its NaN and infinity checks, and reorder sums (a batch then differs from row-by-row calls). Compile it without (-fno-fast-math): it vectorizes at plain -O2/-O3."
+#endif
+
+/* No FMA contraction, in every variant and whatever -std (GCC contracts in its GNU modes, Clang within
+   expressions): a * b + c stays two roundings, so every variant, one row or a batch, gives the same bits.
+   Clang's -ffp-contract=fast ignores the pragma: not supported (docs/c-contract.md). */
 #if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #ifdef __cplusplus
@@ -4306,6 +4494,17 @@ static int efficiency_isa(void)
 #define efficiency_KEEP_SUMS() ((void)0)
 #endif
 
+/* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
+   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
+   instructions even where contraction is off: one rounding instead of two, so that a variant, or its
+   blocks of rows, got other bits than the baseline's one row. */
+#if defined(__GNUC__)
+#define efficiency_OPAQUE(p) __asm__("" : "+r"(p))
+#else
+#define efficiency_OPAQUE(p) ((void)0)
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define efficiency_INLINE static inline __attribute__((always_inline))
@@ -4372,6 +4571,128 @@ efficiency_INLINE float efficiency_tanh(float x)
     return efficiency_float(efficiency_bits((0.0f - m) / (2.0f + m)) | (efficiency_bits(x) & 0x80000000u));
 }
 
+
+#if efficiency_DISPATCH && efficiency_HAS(3)  /* the same helpers for x86-64-v3's code, compiled for its target (always_inline needs it) */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE uint32_t efficiency_v3_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return efficiency_v3_float((efficiency_v3_bits(a) & m) | (efficiency_v3_bits(b) & ~m));
+}
+
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_min(float a, float b) { return efficiency_v3_pick(a < b, a, b); } /* b if a is NaN */
+
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_max(float a, float b) { return efficiency_v3_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_pow2(float n) { return efficiency_v3_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_exp(float x)
+{
+    const float xc = efficiency_v3_max(efficiency_v3_min(x, 88.7228394f), -104.0f);
+    const float n = efficiency_v3_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = efficiency_v3_round(n * 0.5f);
+    const float y = (efficiency_v3_expm1_reduced(r) + 1.0f) * efficiency_v3_pow2(h) * efficiency_v3_pow2(n - h);
+    return efficiency_v3_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+efficiency_TARGET("arch=x86-64-v3") efficiency_INLINE float efficiency_v3_tanh(float x)
+{
+    const float a = fabsf(x), c = efficiency_v3_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = efficiency_v3_float((efficiency_v3_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return efficiency_v3_float(efficiency_v3_bits((0.0f - m) / (2.0f + m)) | (efficiency_v3_bits(x) & 0x80000000u));
+}
+
+#endif
+
+#if efficiency_DISPATCH && efficiency_HAS(4)  /* the same helpers for x86-64-v4's code, compiled for its target (always_inline needs it) */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE uint32_t efficiency_v4_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return efficiency_v4_float((efficiency_v4_bits(a) & m) | (efficiency_v4_bits(b) & ~m));
+}
+
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_min(float a, float b) { return efficiency_v4_pick(a < b, a, b); } /* b if a is NaN */
+
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_max(float a, float b) { return efficiency_v4_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_pow2(float n) { return efficiency_v4_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_exp(float x)
+{
+    const float xc = efficiency_v4_max(efficiency_v4_min(x, 88.7228394f), -104.0f);
+    const float n = efficiency_v4_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = efficiency_v4_round(n * 0.5f);
+    const float y = (efficiency_v4_expm1_reduced(r) + 1.0f) * efficiency_v4_pow2(h) * efficiency_v4_pow2(n - h);
+    return efficiency_v4_pick(x < 89.0f, y, x + y);
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+efficiency_TARGET("arch=x86-64-v4") efficiency_INLINE float efficiency_v4_tanh(float x)
+{
+    const float a = fabsf(x), c = efficiency_v4_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = efficiency_v4_float((efficiency_v4_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return efficiency_v4_float(efficiency_v4_bits((0.0f - m) / (2.0f + m)) | (efficiency_v4_bits(x) & 0x80000000u));
+}
+
+#endif
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
 static double efficiency_interp(double x, const double *xp, const double *fp, int n)
 {
@@ -15532,11 +15853,14 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_0_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 32;
+                const float *w = kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -15705,11 +16029,14 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf0[256];
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
+                const float *w = kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -15899,11 +16226,14 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_0_bias[b * 64 + j];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 64;
+                const float *w = kernel + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -15925,7 +16255,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_v3_tanh(x);
             }
 
         }
@@ -15957,7 +16287,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
             }
 
         }
@@ -15989,7 +16319,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
             }
 
         }
@@ -16021,7 +16351,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
             }
 
         }
@@ -16053,7 +16383,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf0[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
+                efficiency_dnn_buf0[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[b * 64 + j];
             }
 
         }
@@ -16085,7 +16415,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                efficiency_dnn_buf1[b * 64 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
+                efficiency_dnn_buf1[b * 64 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[b * 64 + j];
             }
 
         }
@@ -16106,7 +16436,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         {
             float top = output[0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_v3_exp(output[k] - top); sum += output[k]; }
             for (int k = 0; k < 4; ++k) output[k] /= sum;
         }
     }
@@ -16120,11 +16450,14 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf0[512];
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_0_bias[b * 16 + j];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128 + b * 16;
+                const float *w = kernel + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -16149,7 +16482,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_v3_tanh(x);
             }
 
         }
@@ -16184,7 +16517,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
             }
 
         }
@@ -16219,7 +16552,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
             }
 
         }
@@ -16254,7 +16587,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
             }
 
         }
@@ -16289,7 +16622,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
+                efficiency_dnn_buf0[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf1[r * 128 + b * 16 + j];
             }
 
         }
@@ -16324,7 +16657,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
+                efficiency_dnn_buf1[r * 128 + b * 16 + j] = efficiency_v3_tanh(x) + efficiency_dnn_buf0[r * 128 + b * 16 + j];
             }
 
         }
@@ -16351,7 +16684,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         for (int r = 0; r < 4; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v3_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
             for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
         }
     }
@@ -16378,14 +16711,17 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128;
+                const float *w = kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -16395,7 +16731,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x);
             }
 
         }
@@ -16418,7 +16754,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -16441,7 +16777,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -16464,7 +16800,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -16487,7 +16823,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -16510,7 +16846,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -16531,7 +16867,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         {
             float top = output[0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_v4_exp(output[k] - top); sum += output[k]; }
             for (int k = 0; k < 4; ++k) output[k] /= sum;
         }
     }
@@ -16545,24 +16881,27 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf0[384];
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = efficiency_dnn_0_kernel + i * 128;
+                const float *w = kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
@@ -16582,15 +16921,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x);
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x);
             }
 
         }
@@ -16633,15 +16972,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
@@ -16684,15 +17023,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
             }
 
         }
@@ -16735,15 +17074,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
@@ -16786,15 +17125,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
+                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
+                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
             }
 
         }
@@ -16837,15 +17176,15 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
             }
 
         }
@@ -16870,7 +17209,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
         for (int r = 0; r < 3; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v4_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
             for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
         }
     }
@@ -16979,6 +17318,9 @@ efficiency_EXPORT float *efficiency_batch(float *output, const float *input, siz
     return output;
 
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 /*
  * resolution: generated by lamarr-export 0.1.0 from lamarr_resolution.keras + efficiency_tX.pkl + lamarr_resolution_tY.pkl. Do not edit.
  *
@@ -17021,8 +17363,18 @@ efficiency_EXPORT float *efficiency_batch(float *output, const float *input, siz
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__FAST_MATH__)
+#error "resolution: compiled with -ffast-math or -Ofast, which this file refuses: they fold the rounding steps of its inline math away ((x + 1.5 * 2^23) - 1.5 * 2^23 becomes x, and tanh, exp, sigmoid come out wrong), drop its NaN and infinity checks, and reorder sums (a batch then differs from row-by-row calls). Compile it without (-fno-fast-math): it vectorizes at plain -O2/-O3."
+#endif
+
+/* No FMA contraction, in every variant and whatever -std (GCC contracts in its GNU modes, Clang within
+   expressions): a * b + c stays two roundings, so every variant, one row or a batch, gives the same bits.
+   Clang's -ffp-contract=fast ignores the pragma: not supported (docs/c-contract.md). */
 #if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #ifdef __cplusplus
@@ -17094,6 +17446,17 @@ static int resolution_isa(void)
 #define resolution_KEEP_SUMS() ((void)0)
 #endif
 
+/* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
+   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
+   instructions even where contraction is off: one rounding instead of two, so that a variant, or its
+   blocks of rows, got other bits than the baseline's one row. */
+#if defined(__GNUC__)
+#define resolution_OPAQUE(p) __asm__("" : "+r"(p))
+#else
+#define resolution_OPAQUE(p) ((void)0)
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define resolution_INLINE static inline __attribute__((always_inline))
@@ -17130,6 +17493,68 @@ resolution_INLINE float resolution_tanh(float x)
     return resolution_float(resolution_bits((0.0f - m) / (2.0f + m)) | (resolution_bits(x) & 0x80000000u));
 }
 
+
+#if resolution_DISPATCH && resolution_HAS(3)  /* the same helpers for x86-64-v3's code, compiled for its target (always_inline needs it) */
+resolution_TARGET("arch=x86-64-v3") resolution_INLINE uint32_t resolution_v3_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+resolution_TARGET("arch=x86-64-v3") resolution_INLINE float resolution_v3_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+resolution_TARGET("arch=x86-64-v3") resolution_INLINE float resolution_v3_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return resolution_v3_float((resolution_v3_bits(a) & m) | (resolution_v3_bits(b) & ~m));
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+resolution_TARGET("arch=x86-64-v3") resolution_INLINE float resolution_v3_tanh(float x)
+{
+    const float a = fabsf(x), c = resolution_v3_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = resolution_v3_float((resolution_v3_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return resolution_v3_float(resolution_v3_bits((0.0f - m) / (2.0f + m)) | (resolution_v3_bits(x) & 0x80000000u));
+}
+
+#endif
+
+#if resolution_DISPATCH && resolution_HAS(4)  /* the same helpers for x86-64-v4's code, compiled for its target (always_inline needs it) */
+resolution_TARGET("arch=x86-64-v4") resolution_INLINE uint32_t resolution_v4_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+resolution_TARGET("arch=x86-64-v4") resolution_INLINE float resolution_v4_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+resolution_TARGET("arch=x86-64-v4") resolution_INLINE float resolution_v4_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return resolution_v4_float((resolution_v4_bits(a) & m) | (resolution_v4_bits(b) & ~m));
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+resolution_TARGET("arch=x86-64-v4") resolution_INLINE float resolution_v4_tanh(float x)
+{
+    const float a = fabsf(x), c = resolution_v4_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = resolution_v4_float((resolution_v4_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return resolution_v4_float(resolution_v4_bits((0.0f - m) / (2.0f + m)) | (resolution_v4_bits(x) & 0x80000000u));
+}
+
+#endif
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
 static double resolution_interp(double x, const double *xp, const double *fp, int n)
 {
@@ -19332,7 +19757,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                resolution_dnn_buf1[j] = resolution_tanh(x);
+                resolution_dnn_buf1[j] = resolution_v3_tanh(x);
             }
 
         }
@@ -19356,7 +19781,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+                resolution_dnn_buf0[j] = resolution_v3_tanh(x) + resolution_dnn_buf1[j];
             }
 
         }
@@ -19380,7 +19805,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+                resolution_dnn_buf1[j] = resolution_v3_tanh(x) + resolution_dnn_buf0[j];
             }
 
         }
@@ -19404,7 +19829,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                resolution_dnn_buf0[j] = resolution_tanh(x) + resolution_dnn_buf1[j];
+                resolution_dnn_buf0[j] = resolution_v3_tanh(x) + resolution_dnn_buf1[j];
             }
 
         }
@@ -19428,7 +19853,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                resolution_dnn_buf1[j] = resolution_tanh(x) + resolution_dnn_buf0[j];
+                resolution_dnn_buf1[j] = resolution_v3_tanh(x) + resolution_dnn_buf0[j];
             }
 
         }
@@ -19494,7 +19919,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x);
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_v3_tanh(x);
             }
 
         }
@@ -19529,7 +19954,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
+                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_v3_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
@@ -19564,7 +19989,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_v3_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
             }
 
         }
@@ -19599,7 +20024,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
+                resolution_dnn_buf0[r * 140 + b * 16 + j] = resolution_v3_tanh(x) + resolution_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
@@ -19634,7 +20059,7 @@ resolution_TARGET("arch=x86-64-v3") static void resolution_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
+                resolution_dnn_buf1[r * 32 + b * 16 + j] = resolution_v3_tanh(x) + resolution_dnn_buf0[r * 140 + b * 16 + j];
             }
 
         }
@@ -19707,7 +20132,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x);
+                resolution_dnn_buf1[g * 32 + j] = resolution_v4_tanh(x);
             }
 
         }
@@ -19724,7 +20149,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf0[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[g * 32 + j];
+                resolution_dnn_buf0[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -19741,7 +20166,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[g * 32 + j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -19758,7 +20183,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf0[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[g * 32 + j];
+                resolution_dnn_buf0[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -19775,7 +20200,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[g * 32 + j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -19831,15 +20256,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x);
+                resolution_dnn_buf1[g * 32 + j] = resolution_v4_tanh(x);
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                resolution_dnn_buf1[32 + g * 32 + j] = resolution_tanh(x);
+                resolution_dnn_buf1[32 + g * 32 + j] = resolution_v4_tanh(x);
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                resolution_dnn_buf1[64 + g * 32 + j] = resolution_tanh(x);
+                resolution_dnn_buf1[64 + g * 32 + j] = resolution_v4_tanh(x);
             }
 
         }
@@ -19864,15 +20289,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf0[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[g * 32 + j];
+                resolution_dnn_buf0[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                resolution_dnn_buf0[140 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[32 + g * 32 + j];
+                resolution_dnn_buf0[140 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                resolution_dnn_buf0[280 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[64 + g * 32 + j];
+                resolution_dnn_buf0[280 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[64 + g * 32 + j];
             }
 
         }
@@ -19897,15 +20322,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[g * 32 + j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                resolution_dnn_buf1[32 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[140 + g * 32 + j];
+                resolution_dnn_buf1[32 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[140 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                resolution_dnn_buf1[64 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[280 + g * 32 + j];
+                resolution_dnn_buf1[64 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[280 + g * 32 + j];
             }
 
         }
@@ -19930,15 +20355,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf0[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[g * 32 + j];
+                resolution_dnn_buf0[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                resolution_dnn_buf0[140 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[32 + g * 32 + j];
+                resolution_dnn_buf0[140 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                resolution_dnn_buf0[280 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf1[64 + g * 32 + j];
+                resolution_dnn_buf0[280 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf1[64 + g * 32 + j];
             }
 
         }
@@ -19963,15 +20388,15 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                resolution_dnn_buf1[g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[g * 32 + j];
+                resolution_dnn_buf1[g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                resolution_dnn_buf1[32 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[140 + g * 32 + j];
+                resolution_dnn_buf1[32 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[140 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                resolution_dnn_buf1[64 + g * 32 + j] = resolution_tanh(x) + resolution_dnn_buf0[280 + g * 32 + j];
+                resolution_dnn_buf1[64 + g * 32 + j] = resolution_v4_tanh(x) + resolution_dnn_buf0[280 + g * 32 + j];
             }
 
         }
@@ -20106,6 +20531,9 @@ resolution_EXPORT float *resolution_batch(float *output, const float *input, con
     return output;
 
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 /*
  * covariance: generated by lamarr-export 0.1.0 from lamarr_covariance.keras + lamarr_covariance_tX.pkl + lamarr_covariance_tY.pkl. Do not edit.
  *
@@ -20149,8 +20577,18 @@ resolution_EXPORT float *resolution_batch(float *output, const float *input, con
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__FAST_MATH__)
+#error "covariance: compiled with -ffast-math or -Ofast, which this file refuses: they fold the rounding steps of its inline math away ((x + 1.5 * 2^23) - 1.5 * 2^23 becomes x, and tanh, exp, sigmoid come out wrong), drop its NaN and infinity checks, and reorder sums (a batch then differs from row-by-row calls). Compile it without (-fno-fast-math): it vectorizes at plain -O2/-O3."
+#endif
+
+/* No FMA contraction, in every variant and whatever -std (GCC contracts in its GNU modes, Clang within
+   expressions): a * b + c stays two roundings, so every variant, one row or a batch, gives the same bits.
+   Clang's -ffp-contract=fast ignores the pragma: not supported (docs/c-contract.md). */
 #if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #ifdef __cplusplus
@@ -20222,6 +20660,17 @@ static int covariance_isa(void)
 #define covariance_KEEP_SUMS() ((void)0)
 #endif
 
+/* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
+   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
+   instructions even where contraction is off: one rounding instead of two, so that a variant, or its
+   blocks of rows, got other bits than the baseline's one row. */
+#if defined(__GNUC__)
+#define covariance_OPAQUE(p) __asm__("" : "+r"(p))
+#else
+#define covariance_OPAQUE(p) ((void)0)
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define covariance_INLINE static inline __attribute__((always_inline))
@@ -20258,6 +20707,68 @@ covariance_INLINE float covariance_tanh(float x)
     return covariance_float(covariance_bits((0.0f - m) / (2.0f + m)) | (covariance_bits(x) & 0x80000000u));
 }
 
+
+#if covariance_DISPATCH && covariance_HAS(3)  /* the same helpers for x86-64-v3's code, compiled for its target (always_inline needs it) */
+covariance_TARGET("arch=x86-64-v3") covariance_INLINE uint32_t covariance_v3_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+covariance_TARGET("arch=x86-64-v3") covariance_INLINE float covariance_v3_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+covariance_TARGET("arch=x86-64-v3") covariance_INLINE float covariance_v3_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return covariance_v3_float((covariance_v3_bits(a) & m) | (covariance_v3_bits(b) & ~m));
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+covariance_TARGET("arch=x86-64-v3") covariance_INLINE float covariance_v3_tanh(float x)
+{
+    const float a = fabsf(x), c = covariance_v3_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = covariance_v3_float((covariance_v3_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return covariance_v3_float(covariance_v3_bits((0.0f - m) / (2.0f + m)) | (covariance_v3_bits(x) & 0x80000000u));
+}
+
+#endif
+
+#if covariance_DISPATCH && covariance_HAS(4)  /* the same helpers for x86-64-v4's code, compiled for its target (always_inline needs it) */
+covariance_TARGET("arch=x86-64-v4") covariance_INLINE uint32_t covariance_v4_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+covariance_TARGET("arch=x86-64-v4") covariance_INLINE float covariance_v4_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+covariance_TARGET("arch=x86-64-v4") covariance_INLINE float covariance_v4_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return covariance_v4_float((covariance_v4_bits(a) & m) | (covariance_v4_bits(b) & ~m));
+}
+
+/* tanh|x| = -m / (2 + m), m = expm1(-2|x|) = 2^n (e^r - 1) + (2^n - 1) (exact for n = 0): no
+   cancellation near 0; |x| >= 9.5 gives exactly 1. 2^n comes from the bits of the rounding sum
+   (no float-to-int conversion, so a NaN just flows through to the result). e^r - 1 is Cephes'
+   polynomial (as in expm1_reduced) in Estrin's form, and -m is 0 - m, never -0, so that the sign
+   of x is OR'ed in: fewer dependent steps, which is what a vector of them waits on. */
+covariance_TARGET("arch=x86-64-v4") covariance_INLINE float covariance_v4_tanh(float x)
+{
+    const float a = fabsf(x), c = covariance_v4_pick(a > 9.5f, 9.5f, a), z = -2.0f * c;
+    const float k = c * -2.88539008178f + 12582912.0f, n = k - 12582912.0f;
+    const float r = (z - n * 0.693359375f) - n * -2.12194440e-4f, r2 = r * r;
+    const float s = covariance_v4_float((covariance_v4_bits(k) - 0x4b400000u + 127u) << 23);
+    const float q = ((5.0000001201e-1f + 1.6666665459e-1f * r) + r2 * (4.1665795894e-2f + 8.3334519073e-3f * r))
+                    + (r2 * r2) * (1.3981999507e-3f + 1.9875691500e-4f * r);
+    const float m = (q * r2 + r) * s + (s - 1.0f);
+    return covariance_v4_float(covariance_v4_bits((0.0f - m) / (2.0f + m)) | (covariance_v4_bits(x) & 0x80000000u));
+}
+
+#endif
 /* numpy.interp(x, xp, fp) for increasing xp (repeats allowed), bit for bit: the last xp[j] <= x. */
 static double covariance_interp(double x, const double *xp, const double *fp, int n)
 {
@@ -22202,7 +22713,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                covariance_dnn_buf1[j] = covariance_tanh(x);
+                covariance_dnn_buf1[j] = covariance_v3_tanh(x);
             }
 
         }
@@ -22226,7 +22737,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+                covariance_dnn_buf0[j] = covariance_v3_tanh(x) + covariance_dnn_buf1[j];
             }
 
         }
@@ -22250,7 +22761,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+                covariance_dnn_buf1[j] = covariance_v3_tanh(x) + covariance_dnn_buf0[j];
             }
 
         }
@@ -22274,7 +22785,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                covariance_dnn_buf0[j] = covariance_tanh(x) + covariance_dnn_buf1[j];
+                covariance_dnn_buf0[j] = covariance_v3_tanh(x) + covariance_dnn_buf1[j];
             }
 
         }
@@ -22298,7 +22809,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows1(float *o
             }
             for (int j = 0; j < 32; ++j) {
                 const float x = acc[j];
-                covariance_dnn_buf1[j] = covariance_tanh(x) + covariance_dnn_buf0[j];
+                covariance_dnn_buf1[j] = covariance_v3_tanh(x) + covariance_dnn_buf0[j];
             }
 
         }
@@ -22365,7 +22876,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x);
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_v3_tanh(x);
             }
 
         }
@@ -22400,7 +22911,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
+                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_v3_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
@@ -22435,7 +22946,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_v3_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
             }
 
         }
@@ -22470,7 +22981,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
+                covariance_dnn_buf0[r * 143 + b * 16 + j] = covariance_v3_tanh(x) + covariance_dnn_buf1[r * 32 + b * 16 + j];
             }
 
         }
@@ -22505,7 +23016,7 @@ covariance_TARGET("arch=x86-64-v3") static void covariance_dnn_v3_rows4(float *o
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
+                covariance_dnn_buf1[r * 32 + b * 16 + j] = covariance_v3_tanh(x) + covariance_dnn_buf0[r * 143 + b * 16 + j];
             }
 
         }
@@ -22582,7 +23093,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x);
+                covariance_dnn_buf1[g * 32 + j] = covariance_v4_tanh(x);
             }
 
         }
@@ -22599,7 +23110,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf0[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[g * 32 + j];
+                covariance_dnn_buf0[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -22616,7 +23127,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[g * 32 + j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -22633,7 +23144,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf0[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[g * 32 + j];
+                covariance_dnn_buf0[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[g * 32 + j];
             }
 
         }
@@ -22650,7 +23161,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[g * 32 + j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[g * 32 + j];
             }
 
         }
@@ -22707,15 +23218,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x);
+                covariance_dnn_buf1[g * 32 + j] = covariance_v4_tanh(x);
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                covariance_dnn_buf1[32 + g * 32 + j] = covariance_tanh(x);
+                covariance_dnn_buf1[32 + g * 32 + j] = covariance_v4_tanh(x);
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                covariance_dnn_buf1[64 + g * 32 + j] = covariance_tanh(x);
+                covariance_dnn_buf1[64 + g * 32 + j] = covariance_v4_tanh(x);
             }
 
         }
@@ -22740,15 +23251,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf0[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[g * 32 + j];
+                covariance_dnn_buf0[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                covariance_dnn_buf0[143 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[32 + g * 32 + j];
+                covariance_dnn_buf0[143 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                covariance_dnn_buf0[286 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[64 + g * 32 + j];
+                covariance_dnn_buf0[286 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
@@ -22773,15 +23284,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[g * 32 + j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                covariance_dnn_buf1[32 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[143 + g * 32 + j];
+                covariance_dnn_buf1[32 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[143 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                covariance_dnn_buf1[64 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[286 + g * 32 + j];
+                covariance_dnn_buf1[64 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[286 + g * 32 + j];
             }
 
         }
@@ -22806,15 +23317,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf0[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[g * 32 + j];
+                covariance_dnn_buf0[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                covariance_dnn_buf0[143 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[32 + g * 32 + j];
+                covariance_dnn_buf0[143 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[32 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                covariance_dnn_buf0[286 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf1[64 + g * 32 + j];
+                covariance_dnn_buf0[286 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf1[64 + g * 32 + j];
             }
 
         }
@@ -22839,15 +23350,15 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows3(float *o
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                covariance_dnn_buf1[g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[g * 32 + j];
+                covariance_dnn_buf1[g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                covariance_dnn_buf1[32 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[143 + g * 32 + j];
+                covariance_dnn_buf1[32 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[143 + g * 32 + j];
             }
             for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                covariance_dnn_buf1[64 + g * 32 + j] = covariance_tanh(x) + covariance_dnn_buf0[286 + g * 32 + j];
+                covariance_dnn_buf1[64 + g * 32 + j] = covariance_v4_tanh(x) + covariance_dnn_buf0[286 + g * 32 + j];
             }
 
         }
@@ -22972,3 +23483,6 @@ covariance_EXPORT float *covariance_batch(float *output, const float *input, con
     return output;
 
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif

@@ -33,8 +33,18 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__FAST_MATH__)
+#error "tracking: compiled with -ffast-math or -Ofast, which this file refuses: they fold the rounding steps of its inline math away ((x + 1.5 * 2^23) - 1.5 * 2^23 becomes x, and tanh, exp, sigmoid come out wrong), drop its NaN and infinity checks, and reorder sums (a batch then differs from row-by-row calls). Compile it without (-fno-fast-math): it vectorizes at plain -O2/-O3."
+#endif
+
+/* No FMA contraction, in every variant and whatever -std (GCC contracts in its GNU modes, Clang within
+   expressions): a * b + c stays two roundings, so every variant, one row or a batch, gives the same bits.
+   Clang's -ffp-contract=fast ignores the pragma: not supported (docs/c-contract.md). */
 #if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF /* a * b + c stays two roundings, as in GCC's ISO C modes: the same bits with and without FMA */
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 #endif
 
 #ifdef __cplusplus
@@ -104,6 +114,17 @@ static int tracking_isa(void)
 #define tracking_KEEP_SUMS() ((void)0)
 #endif
 
+/* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
+   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
+   instructions even where contraction is off: one rounding instead of two, so that a variant, or its
+   blocks of rows, got other bits than the baseline's one row. */
+#if defined(__GNUC__)
+#define tracking_OPAQUE(p) __asm__("" : "+r"(p))
+#else
+#define tracking_OPAQUE(p) ((void)0)
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define tracking_INLINE static inline __attribute__((always_inline))
@@ -160,6 +181,108 @@ tracking_INLINE float tracking_sigmoid(float x)
     return tracking_pick(x >= 0.0f, 1.0f, e) / (1.0f + e);
 }
 
+
+#if tracking_DISPATCH && tracking_HAS(3)  /* the same helpers for x86-64-v3's code, compiled for its target (always_inline needs it) */
+tracking_TARGET("arch=x86-64-v3") tracking_INLINE uint32_t tracking_v3_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+tracking_TARGET("arch=x86-64-v3") tracking_INLINE float tracking_v3_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+tracking_TARGET("arch=x86-64-v3") tracking_INLINE float tracking_v3_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return tracking_v3_float((tracking_v3_bits(a) & m) | (tracking_v3_bits(b) & ~m));
+}
+
+tracking_TARGET("arch=x86-64-v3") tracking_INLINE float tracking_v3_min(float a, float b) { return tracking_v3_pick(a < b, a, b); } /* b if a is NaN */
+
+tracking_TARGET("arch=x86-64-v3") tracking_INLINE float tracking_v3_max(float a, float b) { return tracking_v3_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+tracking_TARGET("arch=x86-64-v3") tracking_INLINE float tracking_v3_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+tracking_TARGET("arch=x86-64-v3") tracking_INLINE float tracking_v3_pow2(float n) { return tracking_v3_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+tracking_TARGET("arch=x86-64-v3") tracking_INLINE float tracking_v3_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+tracking_TARGET("arch=x86-64-v3") tracking_INLINE float tracking_v3_exp(float x)
+{
+    const float xc = tracking_v3_max(tracking_v3_min(x, 88.7228394f), -104.0f);
+    const float n = tracking_v3_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = tracking_v3_round(n * 0.5f);
+    const float y = (tracking_v3_expm1_reduced(r) + 1.0f) * tracking_v3_pow2(h) * tracking_v3_pow2(n - h);
+    return tracking_v3_pick(x < 89.0f, y, x + y);
+}
+
+/* 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below: accurate in both tails */
+tracking_TARGET("arch=x86-64-v3") tracking_INLINE float tracking_v3_sigmoid(float x)
+{
+    const float e = tracking_v3_exp(-fabsf(x));
+    return tracking_v3_pick(x >= 0.0f, 1.0f, e) / (1.0f + e);
+}
+
+#endif
+
+#if tracking_DISPATCH && tracking_HAS(4)  /* the same helpers for x86-64-v4's code, compiled for its target (always_inline needs it) */
+tracking_TARGET("arch=x86-64-v4") tracking_INLINE uint32_t tracking_v4_bits(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+
+tracking_TARGET("arch=x86-64-v4") tracking_INLINE float tracking_v4_float(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+
+/* c ? a : b, both already computed; a bit mask, so the loop needs no branch */
+tracking_TARGET("arch=x86-64-v4") tracking_INLINE float tracking_v4_pick(int c, float a, float b)
+{
+    const uint32_t m = (uint32_t)0 - (uint32_t)c;
+    return tracking_v4_float((tracking_v4_bits(a) & m) | (tracking_v4_bits(b) & ~m));
+}
+
+tracking_TARGET("arch=x86-64-v4") tracking_INLINE float tracking_v4_min(float a, float b) { return tracking_v4_pick(a < b, a, b); } /* b if a is NaN */
+
+tracking_TARGET("arch=x86-64-v4") tracking_INLINE float tracking_v4_max(float a, float b) { return tracking_v4_pick(a > b, a, b); } /* b if a is NaN */
+
+/* nearest integer, for |x| < 2^22 (adding 1.5 * 2^23 rounds in the default rounding mode) */
+tracking_TARGET("arch=x86-64-v4") tracking_INLINE float tracking_v4_round(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+/* 2^n for an integral n in [-126, 127], built from its exponent bits */
+tracking_TARGET("arch=x86-64-v4") tracking_INLINE float tracking_v4_pow2(float n) { return tracking_v4_float((uint32_t)((int32_t)n + 127) << 23); }
+
+/* e^r - 1 for |r| <= ln2/2: Cephes' expf polynomial */
+tracking_TARGET("arch=x86-64-v4") tracking_INLINE float tracking_v4_expm1_reduced(float r)
+{
+    const float q = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
+                     + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    return q * (r * r) + r;
+}
+
+/* e^x = 2^n e^r, n = round(x / ln2), r by Cody-Waite; 2^n applied in two halves so that
+   results down to the smallest subnormal are right. Overflow gives inf, NaN stays NaN. */
+tracking_TARGET("arch=x86-64-v4") tracking_INLINE float tracking_v4_exp(float x)
+{
+    const float xc = tracking_v4_max(tracking_v4_min(x, 88.7228394f), -104.0f);
+    const float n = tracking_v4_round(xc * 1.44269504089f);
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float h = tracking_v4_round(n * 0.5f);
+    const float y = (tracking_v4_expm1_reduced(r) + 1.0f) * tracking_v4_pow2(h) * tracking_v4_pow2(n - h);
+    return tracking_v4_pick(x < 89.0f, y, x + y);
+}
+
+/* 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below: accurate in both tails */
+tracking_TARGET("arch=x86-64-v4") tracking_INLINE float tracking_v4_sigmoid(float x)
+{
+    const float e = tracking_v4_exp(-fabsf(x));
+    return tracking_v4_pick(x >= 0.0f, 1.0f, e) / (1.0f + e);
+}
+
+#endif
 
 /* log columns */
 static const int tracking_preprocess_0_cols[1] = { 1 };
@@ -4460,11 +4583,14 @@ static void tracking_dnn_rows1(float *output, const float *input)
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
-            for (int j = 0; j < 32; ++j) acc[j] = tracking_dnn_0_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc[j] = bias[b * 32 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128 + b * 32;
+                const float *w = kernel + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4558,11 +4684,14 @@ static void tracking_dnn_rows2(float *output, const float *input)
     float tracking_dnn_buf0[256];
     float tracking_dnn_buf1[256];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_0_bias[b * 16 + j];
+            for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128 + b * 16;
+                const float *w = kernel + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
@@ -4674,11 +4803,14 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
-            for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_0_bias[b * 64 + j];
+            for (int j = 0; j < 64; ++j) acc[j] = bias[b * 64 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128 + b * 64;
+                const float *w = kernel + i * 128 + b * 64;
                 tracking_KEEP_SUMS();
                 const float xi = input[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4700,7 +4832,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                tracking_dnn_buf0[b * 64 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf0[b * 64 + j] = tracking_v3_max(0.0f, x);
             }
 
         }
@@ -4732,7 +4864,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                tracking_dnn_buf1[b * 64 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf1[b * 64 + j] = tracking_v3_max(0.0f, x);
             }
 
         }
@@ -4764,7 +4896,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
             }
             for (int j = 0; j < 64; ++j) {
                 const float x = acc[j];
-                tracking_dnn_buf0[b * 64 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf0[b * 64 + j] = tracking_v3_max(0.0f, x);
             }
 
         }
@@ -4781,7 +4913,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
             }
             for (int j = 0; j < 1; ++j) {
                 const float x = acc[j];
-                output[j] = tracking_sigmoid(x);
+                output[j] = tracking_v3_sigmoid(x);
             }
 
         }
@@ -4796,11 +4928,14 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
     float tracking_dnn_buf0[512];
     float tracking_dnn_buf1[512];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_0_bias[b * 16 + j];
+            for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = bias[b * 16 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128 + b * 16;
+                const float *w = kernel + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
@@ -4825,7 +4960,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                tracking_dnn_buf0[r * 128 + b * 16 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf0[r * 128 + b * 16 + j] = tracking_v3_max(0.0f, x);
             }
 
         }
@@ -4860,7 +4995,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                tracking_dnn_buf1[r * 128 + b * 16 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf1[r * 128 + b * 16 + j] = tracking_v3_max(0.0f, x);
             }
 
         }
@@ -4895,7 +5030,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) {
                 const float x = acc[r][j];
-                tracking_dnn_buf0[r * 128 + b * 16 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf0[r * 128 + b * 16 + j] = tracking_v3_max(0.0f, x);
             }
 
         }
@@ -4918,7 +5053,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
             }
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
                 const float x = acc[r][j];
-                output[r * 1 + j] = tracking_sigmoid(x);
+                output[r * 1 + j] = tracking_v3_sigmoid(x);
             }
 
         }
@@ -4946,14 +5081,17 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
             float acc0[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128;
+                const float *w = kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -4963,7 +5101,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                tracking_dnn_buf0[g * 32 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf0[g * 32 + j] = tracking_v4_max(0.0f, x);
             }
 
         }
@@ -4986,7 +5124,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                tracking_dnn_buf1[g * 32 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf1[g * 32 + j] = tracking_v4_max(0.0f, x);
             }
 
         }
@@ -5009,7 +5147,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                tracking_dnn_buf0[g * 32 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf0[g * 32 + j] = tracking_v4_max(0.0f, x);
             }
 
         }
@@ -5026,7 +5164,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             }
             for (int j = 0; j < 1; ++j) {
                 const float x = acc[j];
-                output[j] = tracking_sigmoid(x);
+                output[j] = tracking_v4_sigmoid(x);
             }
 
         }
@@ -5041,24 +5179,27 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
     float tracking_dnn_buf0[384];
     float tracking_dnn_buf1[384];
     {   /* hidden_0: Dense 3->128, relu */
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(bias);
         {
             float acc0[4][32];
             float acc1[4][32];
             float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = tracking_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = tracking_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = tracking_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = tracking_dnn_0_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = tracking_dnn_0_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = tracking_dnn_0_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = tracking_dnn_0_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = tracking_dnn_0_bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
+            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
+            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
+            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = tracking_dnn_0_kernel + i * 128;
+                const float *w = kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
@@ -5078,15 +5219,15 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                tracking_dnn_buf0[g * 32 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf0[g * 32 + j] = tracking_v4_max(0.0f, x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                tracking_dnn_buf0[128 + g * 32 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf0[128 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                tracking_dnn_buf0[256 + g * 32 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf0[256 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
 
         }
@@ -5129,15 +5270,15 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                tracking_dnn_buf1[g * 32 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf1[g * 32 + j] = tracking_v4_max(0.0f, x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                tracking_dnn_buf1[128 + g * 32 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf1[128 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                tracking_dnn_buf1[256 + g * 32 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf1[256 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
 
         }
@@ -5180,15 +5321,15 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                tracking_dnn_buf0[g * 32 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf0[g * 32 + j] = tracking_v4_max(0.0f, x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                tracking_dnn_buf0[128 + g * 32 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf0[128 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                tracking_dnn_buf0[256 + g * 32 + j] = tracking_max(0.0f, x);
+                tracking_dnn_buf0[256 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
 
         }
@@ -5209,7 +5350,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
             }
             for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) {
                 const float x = acc[r][j];
-                output[r * 1 + j] = tracking_sigmoid(x);
+                output[r * 1 + j] = tracking_v4_sigmoid(x);
             }
 
         }
@@ -5315,3 +5456,6 @@ tracking_EXPORT float *tracking_batch(float *output, const float *input, size_t 
     return output;
 
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif

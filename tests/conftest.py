@@ -6,6 +6,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The exports' batch check (every variant built with its blocks of rows: five parity builds) runs in the
+# tests about it (test_parity, test_fuzz: monkeypatch.setenv(..., "1")), not in every export of the suite.
+os.environ.setdefault("LAMARR_EXPORT_BATCH_CHECK", "0")
 
 import pytest
 

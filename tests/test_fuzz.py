@@ -3,9 +3,10 @@
 Hypothesis draws each model layer by layer (Sequential or Functional, merges, nested models, shared
 layers, every supported and several unsupported layers and activation strings, 1-3 inputs, 1-2
 outputs, widths 1-300), saves it and runs ``lamarr-export`` on it in process. Every model must either
-exit 0 with parity passed, its C compiled once under the strict warning flags (as CFLAGS of the
-export's own compile), or exit 2 naming every refused layer, activation and input/output count;
-never a traceback, and nothing written on exit 2.
+exit 0 with parity passed, its C compiled under the strict warning flags (as CFLAGS of the
+export's own compiles) and its SYMBOL_batch giving the bits of one call per row in every
+instruction-set variant this CPU runs (the export's batch check), or exit 2 naming every refused
+layer, activation and input/output count; never a traceback, and nothing written on exit 2.
 
 Seeded and derandomized: the same models every run. ``--fuzz-examples N`` sets how many (default
 40); ``pytest -m fuzz --fuzz-examples 400`` runs this test alone on several hundred.
@@ -24,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from exporter.backend.isa import VARIANTS, missing_on_this_cpu
 from exporter.frontends.keras import NotStored, load_keras_file, stored_walk, walk_keras
 from exporter.frontends.keras.activations import KERAS_ACTIVATIONS
 
@@ -52,6 +54,7 @@ SUPPORTED_LAYERS = [
 ]
 UNSUPPORTED_LAYERS = ["layer_norm", "unit_norm", "lambda", "custom", "reshape"]
 MERGES = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"]
+RUNNABLE = [v.name for v in VARIANTS["auto"] if not missing_on_this_cpu(v)]  # the variants the batch check runs
 
 
 @dataclass
@@ -242,9 +245,12 @@ def fuzz_examples(config: Any) -> int:
 
 @pytest.fixture
 def strict_cflags(monkeypatch):
-    """The export's own compile uses the strict warning flags: one compile per model proves both."""
+    """The export's own compiles use the strict warning flags: one compile per model proves both. Its batch
+    check (off elsewhere in the suite) compares SYMBOL_batch with one call per row in every variant this
+    CPU runs, bit for bit: random widths leave every tail of every block."""
     monkeypatch.setenv("CC", "gcc")
     monkeypatch.setenv("CFLAGS", shlex.join(STRICT_CFLAGS))
+    monkeypatch.setenv("LAMARR_EXPORT_BATCH_CHECK", "1")
 
 
 def test_random_architectures_export_or_are_refused_completely(keras, capsys, strict_cflags, request):
@@ -272,6 +278,7 @@ def test_random_architectures_export_or_are_refused_completely(keras, capsys, st
             else:
                 assert code == 0, (out, err)
                 assert "parity: passed" in out
+                assert f"batch: the same bits as one call per row in {', '.join(RUNNABLE)} (" in out, out
                 assert {"fuzz.c", "fuzz.h"} <= set(os.listdir(folder))
                 _stored_walk_agrees(folder / "fuzz.keras")
 

@@ -22,10 +22,10 @@ from exporter.backend.functions import (
     Target,
     plan_functions,
 )
-from exporter.backend.isa import DEFAULT_DISPATCH, VARIANTS, check_dispatch
+from exporter.backend.isa import DEFAULT_DISPATCH, VARIANTS, Variant, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, helpers_needed
 from exporter.backend.templates import environment, shipped_dir
-from exporter.ir import Dense, Graph
+from exporter.ir import Affine, Dense, Graph
 from exporter.ir.activations import ACCURACY
 from exporter.ir.chain import Chain
 from exporter.ir.columns import Quantile
@@ -33,7 +33,28 @@ from exporter.ir.pipeline import INPUT as PIPELINE_INPUT
 from exporter.ir.pipeline import Pipeline
 from exporter.version import __version__
 
-__all__ = ["REAL_SIZE", "CSource", "RenderContext", "render", "render_pipeline", "render_set", "shipped_dir"]
+__all__ = [
+    "REAL_SIZE",
+    "CSource",
+    "NetworkCode",
+    "RenderContext",
+    "render",
+    "render_pipeline",
+    "render_set",
+    "shipped_dir",
+]
+
+
+@dataclass(frozen=True)
+class NetworkCode:
+    """A network function of a file as a check sees it (``exporter/batchcheck.py``): per instruction-set
+    variant, the static functions for one row and for n rows, which a check including the file calls
+    directly. ``symbol`` is the model's: its ``SYMBOL_DISPATCH`` says whether the variants beyond the
+    baseline are compiled."""
+
+    name: str
+    symbol: str
+    variants: tuple[tuple[Variant, str, str], ...]  # (variant, one-row function, n-row function), baseline first
 
 
 @dataclass
@@ -51,6 +72,7 @@ class CSource:
     isa_symbols: tuple[str, ...] = ()
     # The models whose SYMBOL_batch runs blocks of rows: ``-DSYMBOL_ONE_ROW`` leaves the blocks out.
     row_symbols: tuple[str, ...] = ()
+    networks: tuple[NetworkCode, ...] = ()  # every network function, for the batch check
 
 
 @dataclass(frozen=True)
@@ -71,7 +93,7 @@ class RenderContext(Target):
     functions: tuple[ExportedFunction, ...] = ()
     stack_bytes: int = 0
     dispatch: bool = False  # the network code is there per instruction set, chosen at run time
-    dense: bool = False  # a Dense is rendered: the file defines the KEEP_SUMS macro
+    dense: bool = False  # a Dense or an affine map is rendered: the file defines KEEP_SUMS and OPAQUE
     helpers: tuple[str, ...] = ()  # math.c.j2 helpers, in definition order
     column_helpers: dict[str, bool] = field(default_factory=dict)  # columns/helpers.c.j2 macro -> needed
 
@@ -149,7 +171,7 @@ def render(
         variants=target.variants,
         dispatch=len(target.variants) > 1 and chain.net is not None,
         stack_bytes=functions[0].stack_bytes,
-        dense=any(isinstance(op, Dense) for op in net_ops),
+        dense=any(isinstance(op, (Dense, Affine)) for op in net_ops),
         helpers=tuple(helpers_needed(name for op in net_ops for name in op.helpers(target.math))),
         column_helpers={
             "interp": any(isinstance(op, Quantile) for op in column_ops),
@@ -167,6 +189,11 @@ def render(
         widths={f.name: (f.n_inputs, f.n_outputs, f.n_noise) for f in functions},
         isa_symbols=(symbol,) if m.dispatch else (),
         row_symbols=(symbol,) if any(isinstance(f, NetworkFunction) for f in functions) else (),
+        networks=tuple(
+            NetworkCode(f.name, symbol, tuple((c.variant, c.blocks[0].name, c.batch) for c in f.variants))
+            for f in functions
+            if isinstance(f, NetworkFunction)
+        ),
     )
 
 
@@ -222,4 +249,5 @@ def render_set(name: str, source: str, parts: list[CSource]) -> CSource:
         widths={k: v for p in parts for k, v in p.widths.items()},
         isa_symbols=tuple(s for p in parts for s in p.isa_symbols),
         row_symbols=tuple(s for p in parts for s in p.row_symbols),
+        networks=tuple(n for p in parts for n in p.networks),
     )

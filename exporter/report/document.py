@@ -80,6 +80,7 @@ def parity_dict(report: ParityReport, samples: int, user_rows: int) -> dict[str,
             for c in report.columns
         ],
         "worst_input": report.worst_input,
+        "batch": None if getattr(report, "batch", None) is None else report.batch.verdict(),  # vs one row per call
         # one column in float64 at a time: a float64 copy of millions of rows would be the run's largest array
         "input_ranges": [_input_range(j, inputs[:, j].astype(np.float64)) for j in range(inputs.shape[1])],
     }
