@@ -24,7 +24,7 @@ from exporter.backend import CSource, render
 from exporter.backend.isa import DEFAULT_DISPATCH, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
-from exporter.errors import ExportError, InputError
+from exporter.errors import ExportError, Float64Unavailable, InputError
 from exporter.files import write_atomically
 from exporter.frontends.loaded import LoadedModel
 from exporter.frontends.sklearn.trust import Trust
@@ -32,7 +32,8 @@ from exporter.ir import Activation, Graph
 from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, with_output_activation
 from exporter.ir.columns import ColumnStage, Function, NotInvertible
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, noise_rows
-from exporter.sampling import chain_inputs
+from exporter.criteria import DEFAULT_CRITERION, Criterion, judge_report, nudge
+from exporter.sampling import chain_inputs, inside_fitted
 from exporter.toolchain import CompiledModel, build
 
 Reference = Callable[..., np.ndarray]  # rows (and a generator's noise rows) -> rows
@@ -62,6 +63,9 @@ class Export:
     scikinc_names: bool = False  # each step also under scikinC's name (SYMBOL_tX, SYMBOL_dnn, SYMBOL_tY_inverse)
     source: CSource = field(init=False)
     c_edit: Callable[[str], str] | None = None
+    # the chain computed by the frameworks in float64 (rows[, noise], rng=None): the float32 criterion's
+    # reference; ``rng`` nudges the values where float32 rounds them (exporter/criteria.py). None: none exists
+    reference64: Callable[..., np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         check_real(self.dtype, check_math(self.math))
@@ -118,17 +122,23 @@ class Export:
         rtol: float = DEFAULT_RTOL,
         noise: np.ndarray | None = None,
         expected: np.ndarray | None = None,
+        criterion: str = DEFAULT_CRITERION,
     ) -> ParityReport:
         """Parity on ``inputs``; a generator gets ``noise`` (default: ``self.noise``), the same rows on both sides.
 
         ``expected``: ``self.reference`` on those rows, when it was computed already (while the C compiled).
+        ``criterion``: ``"float32"`` judges against the float64 reference (exporter/criteria.py), rows outside
+        the fitted range apart; ``"fixed"``: ``|c - ref| <= atol + rtol |ref|`` on every row.
         """
         compiled = compiled or self.compile(one_row=True)
         rows = self.inputs() if inputs is None else inputs
         if noise is None:
             noise = self.noise(len(rows))
         reference = self.reference if expected is None else np.asarray(expected)
-        return check_parity(compiled, reference, rows, atol, rtol, self.framework, noise)
+        report = check_parity(compiled, reference, rows, atol, rtol, self.framework, noise)
+        if Criterion(criterion).name == "fixed":
+            return report
+        return judge_report(report, self.reference64, inside_fitted(self.chain, rows), bool(self.chain.n_noise))
 
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""
@@ -297,6 +307,15 @@ def export_chain(
             x = sk.inverse(target[0], x)
         return x.astype(np.float32)
 
+    def reference64(rows: np.ndarray, *noise: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """The chain in float64: no rounding to float32 between the steps (``rng``: nudged where it rounds)."""
+        x = nudge(prepare(nudge(rows, rng)), rng)
+        if net_loaded is not None:
+            if net_loaded.reference64 is None:
+                raise Float64Unavailable(f"{net_loaded.framework} gives no float64 reference for {chain.source}")
+            x = nudge(_activate(net_loaded.reference64(x, *noise), output_activation), rng)
+        return sk.inverse(target[0], x) if target is not None else x
+
     frameworks = [net_loaded.framework] if net_loaded else []
     versions = [f"{net_loaded.framework} {net_loaded.framework_version}"] if net_loaded else []
     if (pre_transformers or target is not None) and "scikit-learn" not in frameworks:
@@ -308,7 +327,18 @@ def export_chain(
     framework = " + ".join(frameworks) or "numpy"
     versions_text = ", ".join(versions)
     return Export(
-        chain, symbol, reference, framework, versions_text, net_loaded, prepared, math, dtype, dispatch, scikinc_names
+        chain,
+        symbol,
+        reference,
+        framework,
+        versions_text,
+        net_loaded,
+        prepared,
+        math,
+        dtype,
+        dispatch,
+        scikinc_names,
+        reference64=reference64,
     )
 
 

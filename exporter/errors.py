@@ -71,3 +71,8 @@ class UntrustedError(ExportError):
             f"{self.path}: refusing to load {self.module}.{self.name} from your module {self.module}: "
             f"loading it runs that module's code. If you trust it, add {how}"
         )
+
+
+class Float64Unavailable(Exception):
+    """A framework cannot compute a model in float64 here (the message says why): its parity is then
+    judged by the fixed rule, and the verdict says so."""

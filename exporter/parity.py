@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from exporter import interrupt
+
+if TYPE_CHECKING:
+    from exporter.criteria import Judgement
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
@@ -104,22 +107,33 @@ class ParityReport:
     columns: list[ColumnParity]
     worst_input: list[float]
     arrays: ParityArrays | None = field(default=None, repr=False, compare=False)  # not part of to_dict()
+    # the float32 rule's verdict (exporter/criteria.py); None: the fixed rule above decides
+    judgement: Judgement | None = field(default=None, repr=False, compare=False)
+    fallback: str | None = None  # why the float32 rule was asked for but could not decide
 
     @property
     def passed(self) -> bool:
+        if self.judgement is not None:
+            return self.judgement.passed
         return all(c.failures == 0 for c in self.columns)
 
     def verdict(self) -> str:
         """One reproducible line for the generated file's banner (no machine-dependent numbers)."""
         word = "passed" if self.passed else "FAILED"
+        if self.judgement is not None:
+            return self.judgement.verdict(word, self.reference)
         nans = sum(c.nan_mismatches for c in self.columns)
         one_sided = f" ({nans} values NaN on one side only)" if nans else ""
+        fallback = f"; rule fixed, since {self.fallback}" if self.fallback else ""
         return (
             f"{word} against {self.reference} on {self.rows} rows, |c - ref| <= {self.atol:g} + {self.rtol:g} * |ref|"
             + one_sided
+            + fallback
         )
 
     def table(self) -> str:
+        if self.judgement is not None:
+            return self.judgement.table()
         lines = [
             f"{'output':>6} {'max abs err':>12} {'max rel err':>12} {'max ULP':>9} {'failing':>8} {'worst row':>9}"
             f" {'NaN one side':>12}"
@@ -132,8 +146,9 @@ class ParityReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(replace(self, arrays=None))  # the arrays are for plots, not for the record
+        data = asdict(replace(self, arrays=None, judgement=None))  # the arrays are for plots, not for the record
         del data["arrays"]
+        data["judgement"] = None if self.judgement is None else self.judgement.to_dict()
         return {**data, "passed": self.passed}
 
     def worst_rows(self, n: int) -> np.ndarray:

@@ -79,6 +79,11 @@ class ColumnOp(Weighted):
         to shape) and the edge values a parity check must reach."""
         return 3.0 * normal, np.array([0.0])
 
+    def fitted(self, c: int) -> tuple[float, float] | None:
+        """The range of the op's ``c``-th input column the op was fitted on, where it records one: outside
+        it a model extrapolates, and its parity is reported apart (``exporter/sampling.py``)."""
+        return None
+
     def inverse(self) -> list[ColumnOp]:
         """The ops undoing this one, as scikit-learn's ``inverse_transform`` computes it (maybe none)."""
         raise NotInvertible(f"{self.name}: {type(self).__name__} has no inverse")
@@ -148,6 +153,11 @@ class MulAdd(ColumnOp):
         y = rng.uniform(lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo), len(normal))
         return (y - self.add[c]) / self.mul[c], (np.array([lo, hi]) - self.add[c]) / self.mul[c]
 
+    def fitted(self, c: int) -> tuple[float, float] | None:
+        """The inputs that map onto [lo, hi] (or [0, 1]): a min-max scaler's fitted data range."""
+        ends = (np.array(self.clip or (0.0, 1.0)) - self.add[c]) / self.mul[c]
+        return float(ends.min()), float(ends.max())
+
     def inverse(self) -> list[ColumnOp]:
         # a range scaler's inverse_transform in sklearn: (x - min_) / scale_, no clipping
         return [Standardize(f"{self.name} (inverse)", self.columns, self.add, self.mul)]
@@ -213,6 +223,10 @@ class Quantile(ColumnOp):
         span = max(q[-1] - q[0], 1e-12)
         beyond = [q[0] - 0.05 * span, q[-1] + 0.05 * span, np.nextafter(q[0], -np.inf), np.nextafter(q[-1], np.inf)]
         return rng.uniform(q[0], q[-1], k), np.concatenate([q, beyond])
+
+    def fitted(self, c: int) -> tuple[float, float] | None:
+        """Forward: from the first to the last quantile (the fitted data's extremes)."""
+        return None if self.inverse_direction else (float(self.quantiles[0, c]), float(self.quantiles[-1, c]))
 
     @property
     def backward(self) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,298 @@
+"""The float32 criterion: as strict as float32 allows, and no stricter.
+
+A fixed ``|c - ref| <= atol + rtol |ref|`` against a float32 framework cannot tell a wrong
+translation from float32 rounding that a steep step (a QuantileTransformer's inverse, a tanh(100 x))
+amplifies: the same correct chain passes or fails with the backend. So errors are measured from a
+float64 reference of the same model (the framework's own layers run in float64, scikit-learn's
+transforms already are), and the C is judged against what float32 itself does there:
+
+- ``e_c = |c - r64|``: the C's error; ``e_f = |f32 - r64|``: the framework's own float32 error;
+- ``e_n = |r64(nudged) - r64|``: what one float32 rounding does at that value: the float64 chain with
+  its raw inputs, its network's inputs and its network's outputs (each pipeline stage's output) moved
+  by one float32 ULP (random signs). The C computes the preprocessing and the target transform in
+  float32 where scikit-learn uses float64, so the framework's own error does not cover those steps;
+  the nudge does, and it is large exactly where a step amplifies;
+- the float32 envelope ``env = max(e_f, e_n)``, and ``ulp = ulp32(r64)``.
+
+Per output column, on the rows inside the range the preprocessing was fitted on:
+
+- **distribution**: for q in 50, 90, 99, 100 %: ``Q_q(e_c / ulp) <= K_QUANTILE * Q_q(env / ulp) + FLOOR_ULP``;
+- **per value**: ``e_c <= K_VALUE * env + FLOOR_ULP * ulp`` for every value (a generator: at most
+  ``GATE_BEYOND`` of its rows beyond, and its output quantiles within ``GATE_QUANTILE`` of the
+  framework's interquartile range of each other, as a release gate on the same noise compares them);
+- non-finite values: the C must give what the float32 framework gives (both NaN, or the same value).
+
+The constants were chosen by measurement (docs/parity.md): correct translations (generators with
+QuantileTransformer and PowerTransformer targets, QuantileTransformer, log and scaler preprocessing, a
+network of every activation, BatchNormalization, residual adds and softmax) reach at most 0.6 of a
+bound on the numpy, JAX and TensorFlow backends; the weakest break measured, one first-layer weight
+changed in its 4th significant digit, reaches 3.1 times it; swapped columns, a dropped activation or a
+wrong inverse 10^5 times. The floor covers the C's own float32 arithmetic in the steps scikit-learn
+computes in float64 (up to about 9 ULP in a QuantileTransformer inverse).
+Rows outside the fitted range are extrapolation: judged apart and reported, never part of the verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from exporter.errors import Float64Unavailable
+from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, ParityReport
+
+CRITERIA = ("float32", "fixed")
+DEFAULT_CRITERION = "float32"
+K_QUANTILE = 4.0
+K_VALUE = 8.0
+FLOOR_ULP = 8.0
+QUANTILES = (50.0, 90.0, 99.0, 100.0)
+GATE_LEVELS = (1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
+GATE_QUANTILE = 1e-3  # |Q_c - Q_f| / IQR_f of a generator's output column
+GATE_BEYOND = 1e-3  # fraction of a generator's values beyond the per-value bound
+NUDGE_SEED = 3
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """Which rule decides parity, with its numbers; ``fixed`` uses ``atol`` and ``rtol`` only."""
+
+    name: str = DEFAULT_CRITERION
+    atol: float = DEFAULT_ATOL
+    rtol: float = DEFAULT_RTOL
+
+    def __post_init__(self) -> None:
+        if self.name not in CRITERIA:
+            raise ValueError(f"{self.name!r}: expected one of {', '.join(CRITERIA)}")
+
+    def rule(self) -> str:
+        """The rule in words, with its constants: reproducible, for the generated file's banner."""
+        if self.name == "fixed":
+            return f"rule fixed: |c - ref| <= {self.atol:g} + {self.rtol:g} * |ref|"
+        return (
+            f"rule float32: per output, C's error from float64 at quantiles 50/90/99/100% <= {K_QUANTILE:g} x "
+            f"float32's + {FLOOR_ULP:g} ULP, every value <= {K_VALUE:g} x float32's + {FLOOR_ULP:g} ULP"
+        )
+
+
+def ulp32(x: np.ndarray) -> np.ndarray:
+    """The float32 ULP at each value (float64); the largest float32's beyond the float32 range."""
+    magnitude = np.minimum(np.abs(np.nan_to_num(np.asarray(x, np.float64), nan=0.0)), np.finfo(np.float32).max)
+    return np.spacing(magnitude.astype(np.float32)).astype(np.float64)
+
+
+def nudge(x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+    """``x`` moved by one float32 ULP with random signs (unchanged when ``rng`` is None)."""
+    if rng is None:
+        return x
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return x + rng.choice((-1.0, 1.0), x.shape) * ulp32(x)
+
+
+@dataclass
+class ColumnJudgement:
+    """One output column under the float32 rule: the numbers each bound compared."""
+
+    column: int
+    c_ulp: list[float]  # the C's error quantiles (QUANTILES), in float32 ULPs of the float64 reference
+    envelope_ulp: list[float]  # the float32 envelope's quantiles, same units
+    framework_ulp: list[float]  # the framework's own float32 error quantiles (for the report)
+    beyond: int  # values beyond the per-value bound (non-finite disagreements included)
+    worst_row: int
+    worst_ratio: float  # e_c / per-value bound at the worst row
+    failed_quantile: float | None = None  # the first quantile over its bound, if any
+    gate: float | None = None  # a generator's largest |Q_c - Q_f| / IQR_f
+
+    def decided(self, rows: int, generator: bool) -> tuple[bool, str]:
+        """Passed, and the rule and numbers that decided it."""
+        if self.failed_quantile is not None:
+            i = QUANTILES.index(self.failed_quantile)
+            bound = K_QUANTILE * self.envelope_ulp[i] + FLOOR_ULP
+            return False, (
+                f"output {self.column}: C's {self.failed_quantile:g}% error {self.c_ulp[i]:.3g} ULP > "
+                f"{K_QUANTILE:g} x float32's {self.envelope_ulp[i]:.3g} + {FLOOR_ULP:g} = {bound:.3g}"
+            )
+        allowed = int(GATE_BEYOND * rows) if generator else 0
+        if self.beyond > allowed:
+            return False, (
+                f"output {self.column}: {self.beyond} of {rows} values beyond {K_VALUE:g} x float32's error + "
+                f"{FLOOR_ULP:g} ULP (allowed {allowed}); worst at row {self.worst_row}, {self.worst_ratio:.3g} x the bound"
+            )
+        if self.gate is not None and self.gate > GATE_QUANTILE:
+            return False, (
+                f"output {self.column}: output quantiles differ by {self.gate:.3g} of the interquartile range "
+                f"(gate {GATE_QUANTILE:g})"
+            )
+        return True, (
+            f"output {self.column}: C's max error {self.c_ulp[-1]:.3g} ULP vs float32's {self.envelope_ulp[-1]:.3g}, "
+            f"worst value {self.worst_ratio:.3g} x its bound"
+        )
+
+
+@dataclass
+class Judgement:
+    """The float32 rule's verdict on one comparison, and extrapolation rows judged apart."""
+
+    columns: list[ColumnJudgement]
+    rows: int  # rows judged (inside the fitted range)
+    generator: bool = False
+    extrapolation: list[ColumnJudgement] = field(default_factory=list)  # the rows outside, for the record
+    extrapolation_rows: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return all(c.decided(self.rows, self.generator)[0] for c in self.columns)
+
+    def reason(self) -> str:
+        """The deciding numbers: the first failing column, else the tightest one."""
+        decided = [c.decided(self.rows, self.generator) for c in self.columns]
+        failing = [text for ok, text in decided if not ok]
+        if failing:
+            return "; ".join(failing[:3]) + ("" if len(failing) <= 3 else f"; {len(failing) - 3} more")
+        if not self.columns:
+            return "no values"
+        tightest = max(self.columns, key=lambda c: c.worst_ratio)
+        return tightest.decided(self.rows, self.generator)[1]
+
+    def verdict(self, word: str, reference: str) -> str:
+        """The banner's line: reproducible (the rule and the row counts, no measured numbers)."""
+        apart = f" ({self.extrapolation_rows} extrapolation rows apart)" if self.extrapolation_rows else ""
+        gates = f"; generator gates: <= {GATE_BEYOND:g} of values beyond, output quantiles within {GATE_QUANTILE:g} IQR"
+        return (
+            f"{word} against {reference} (float64 and float32) on {self.rows} rows{apart}, {Criterion().rule()}"
+            + (gates if self.generator else "")
+        )
+
+    def table(self) -> str:
+        """Per output: the C's error quantiles against the float32 envelope's (ULPs), and what decided."""
+        head = "/".join(f"{q:g}%" for q in QUANTILES)
+        lines = [
+            f"decided by: {self.reason()}",
+            f"{'output':>6} {'C error ' + head + ' (ULP)':>34} {'float32 ' + head:>34} {'beyond':>7} {'worst x':>8}",
+        ]
+        for c in self.columns:
+            ours = "/".join(f"{v:.3g}" for v in c.c_ulp)
+            theirs = "/".join(f"{v:.3g}" for v in c.envelope_ulp)
+            lines.append(f"{c.column:>6} {ours:>34} {theirs:>34} {c.beyond:>7d} {c.worst_ratio:>8.3g}")
+        note = self.extrapolation_note()
+        return "\n".join([*lines, note] if note else lines)
+
+    def extrapolation_note(self) -> str:
+        if not self.extrapolation_rows:
+            return ""
+        beyond = sum(c.beyond for c in self.extrapolation)
+        worst = max((c.worst_ratio for c in self.extrapolation), default=0.0)
+        return (
+            f"{self.extrapolation_rows} extrapolation rows (outside the fitted range) judged apart, not in the "
+            f"verdict: {beyond} values beyond the per-value bound, worst {worst:.3g} x"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "generator": self.generator,
+            "reason": self.reason(),
+            "columns": [asdict(c) for c in self.columns],
+            "extrapolation_rows": self.extrapolation_rows,
+            "extrapolation": [asdict(c) for c in self.extrapolation],
+        }
+
+
+def _percentiles(values: np.ndarray) -> list[float]:
+    return [float(v) for v in np.percentile(values, QUANTILES)] if values.size else [0.0] * len(QUANTILES)
+
+
+def _column(
+    j: int, c: np.ndarray, f: np.ndarray, r: np.ndarray, envelope: np.ndarray, rows: np.ndarray, generator: bool
+) -> ColumnJudgement:
+    """Column ``j`` judged on ``rows`` (indices): both bounds, non-finite values apart."""
+    c, f, r, envelope = c[rows], f[rows], r[rows], envelope[rows]
+    finite = np.isfinite(c) & np.isfinite(f) & np.isfinite(r)
+    same = (c == f) | (np.isnan(c) & np.isnan(f))
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        unit = np.where(finite, ulp32(r), 1.0)
+        e_c = np.where(finite, np.abs(c - r), 0.0)
+        env = np.where(finite, envelope, 0.0)
+        bound = K_VALUE * env + FLOOR_ULP * unit
+        ratio = np.where(finite, e_c / bound, np.where(same, 0.0, np.inf))
+    c_ulp, env_ulp = _percentiles((e_c / unit)[finite]), _percentiles((env / unit)[finite])
+    e_f = np.where(finite, np.abs(f - r), 0.0)
+    failed = next(
+        (q for q, qc, qe in zip(QUANTILES, c_ulp, env_ulp, strict=True) if qc > K_QUANTILE * qe + FLOOR_ULP), None
+    )
+    worst = int(np.argmax(ratio)) if len(ratio) else 0
+    gate = None
+    if generator and finite.sum() > 1:
+        fq, cq = np.percentile(f[finite], GATE_LEVELS), np.percentile(c[finite], GATE_LEVELS)
+        iqr = float(np.subtract(*np.percentile(f[finite], (75.0, 25.0))))
+        gate = float(np.max(np.abs(cq - fq)) / iqr) if iqr > 0 else float(np.max(np.abs(cq - fq)) > 0)
+    return ColumnJudgement(
+        column=j,
+        c_ulp=c_ulp,
+        envelope_ulp=env_ulp,
+        framework_ulp=_percentiles((e_f / unit)[finite]),
+        beyond=int(np.count_nonzero(ratio > 1.0)),
+        worst_row=int(rows[worst]) if len(rows) else 0,
+        worst_ratio=float(ratio[worst]) if len(ratio) else 0.0,
+        failed_quantile=failed,
+        gate=gate,
+    )
+
+
+def judge(
+    c_out: np.ndarray,
+    framework: np.ndarray,
+    ref64: np.ndarray,
+    nudged64: np.ndarray,
+    inside: np.ndarray | None = None,
+    generator: bool = False,
+) -> Judgement:
+    """The float32 rule on ``c_out`` (the C), ``framework`` (float32), ``ref64`` and ``nudged64`` (float64).
+
+    ``inside``: True for rows inside the fitted range (None: every row); the others are judged apart.
+    """
+    c = np.asarray(c_out, dtype=np.float32).astype(np.float64)
+    f = np.asarray(framework, dtype=np.float32).reshape(c.shape).astype(np.float64)
+    r = np.asarray(ref64, dtype=np.float64).reshape(c.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        envelope = np.fmax(np.abs(f - r), np.abs(np.asarray(nudged64, dtype=np.float64).reshape(c.shape) - r))
+    inside = np.ones(len(c), bool) if inside is None else np.asarray(inside, bool)
+    judged, apart = np.flatnonzero(inside), np.flatnonzero(~inside)
+    columns = [_column(j, c[:, j], f[:, j], r[:, j], envelope[:, j], judged, generator) for j in range(c.shape[1])]
+    outside = [_column(j, c[:, j], f[:, j], r[:, j], envelope[:, j], apart, False) for j in range(c.shape[1])]
+    return Judgement(columns, len(judged), generator, outside if len(apart) else [], len(apart))
+
+
+def _float64_rows(fn: Any, inputs: np.ndarray, noise: np.ndarray | None, rng: np.random.Generator | None) -> np.ndarray:
+    """``fn`` (a float64 reference) on every row, a chunk at a time, as float64."""
+    from exporter.parity import CHUNK_ROWS
+
+    parts = []
+    for start in range(0, max(len(inputs), 1), CHUNK_ROWS):
+        extra = () if noise is None else (noise[start : start + CHUNK_ROWS],)
+        out = np.asarray(fn(inputs[start : start + CHUNK_ROWS], *extra, rng=rng), dtype=np.float64)
+        parts.append(out.reshape(len(out), -1))
+    return np.concatenate(parts)
+
+
+def judge_report(report: ParityReport, reference64: Any, inside: np.ndarray | None, generator: bool) -> ParityReport:
+    """``report`` (made by ``check_parity``, keeping its arrays) judged by the float32 rule, in place.
+
+    ``reference64(rows[, noise], rng=None)``: the float64 reference, nudged when given ``rng``; None, or
+    ``Float64Unavailable`` when called, leaves the fixed rule deciding and records why (``fallback``).
+    """
+    arrays = report.arrays
+    assert arrays is not None, "judged from the rows and outputs check_parity keeps"
+    if reference64 is None:
+        report.fallback = "this framework gives no float64 reference"
+        return report
+    try:
+        r = _float64_rows(reference64, arrays.inputs, arrays.noise, None)
+        nudged = _float64_rows(reference64, arrays.inputs, arrays.noise, np.random.default_rng(NUDGE_SEED))
+    except Float64Unavailable as err:
+        report.fallback = str(err)
+        return report
+    report.judgement = judge(arrays.c_out, arrays.ref, r, nudged, inside, generator)
+    return report
