@@ -24,6 +24,7 @@ from exporter.backend import CSource, render
 from exporter.backend.isa import DEFAULT_DISPATCH, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
+from exporter.criteria import DEFAULT_CRITERION, Criterion, judge_report, nudge
 from exporter.errors import ExportError, Float64Unavailable, InputError
 from exporter.files import write_atomically
 from exporter.frontends.loaded import LoadedModel
@@ -32,7 +33,6 @@ from exporter.ir import Activation, Graph
 from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, with_output_activation
 from exporter.ir.columns import ColumnStage, Function, NotInvertible
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, noise_rows
-from exporter.criteria import DEFAULT_CRITERION, Criterion, judge_report, nudge
 from exporter.sampling import chain_inputs, inside_fitted
 from exporter.toolchain import CompiledModel, build
 
@@ -66,6 +66,7 @@ class Export:
     # the chain computed by the frameworks in float64 (rows[, noise], rng=None): the float32 criterion's
     # reference; ``rng`` nudges the values where float32 rounds them (exporter/criteria.py). None: none exists
     reference64: Callable[..., np.ndarray] | None = None
+    parity: dict[str, Any] = field(default_factory=dict)  # a manifest entry's criterion, atol, rtol (Checks.rule)
 
     def __post_init__(self) -> None:
         check_real(self.dtype, check_math(self.math))

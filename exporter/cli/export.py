@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         samples=args.samples,
         atol=args.atol,
         rtol=args.rtol,
+        criterion=args.criterion,
         user_rows=_user_rows(args.inputs),
         trace=True if args.trace else None,
         rows_file=Path(args.inputs) if args.inputs else None,

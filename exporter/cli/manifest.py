@@ -58,6 +58,7 @@ def run_manifest(args: argparse.Namespace) -> int:
     spec = ModelSet(symbol_from_stem(out.stem), manifest, read_manifest(manifest, given), tuple(args.trust))
     outputs = Outputs(out, so=Path(args.so) if args.so else None)
     checks = Checks(parity=not args.no_check, samples=args.samples, atol=args.atol, rtol=args.rtol, trace=False)
+    checks.criterion = args.criterion
     result = export_spec(spec, outputs, checks, Progress(enabled=not args.quiet))
     print(result.summary(), end="")
     return EXIT_OK if result.passed else EXIT_PARITY

@@ -23,7 +23,6 @@ import numpy as np
 
 from exporter.errors import Float64Unavailable
 
-
 _NARROW = ("float32", "float16", "bfloat16")
 
 
@@ -78,7 +77,8 @@ def float64_model(model: Any) -> Any:
             weights = model.get_weights()
             twin.set_weights([w.astype(np.float64) if np.issubdtype(w.dtype, np.floating) else w for w in weights])
         except Exception as err:  # Keras raises many types for a layer it cannot rebuild
-            raise Float64Unavailable(f"Keras could not rebuild the model in float64 ({type(err).__name__}: {err})")
+            why = f"{type(err).__name__}: {err}"
+            raise Float64Unavailable(f"Keras could not rebuild the model in float64 ({why})") from None
     return twin
 
 
