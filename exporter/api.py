@@ -63,8 +63,7 @@ class Export:
     scikinc_names: bool = False  # each step also under scikinC's name (SYMBOL_tX, SYMBOL_dnn, SYMBOL_tY_inverse)
     source: CSource = field(init=False)
     c_edit: Callable[[str], str] | None = None
-    # the chain computed by the frameworks in float64 (rows[, noise], rng=None): the float32 criterion's
-    # reference; ``rng`` nudges the values where float32 rounds them (exporter/criteria.py). None: none exists
+    # the chain in float64 by its frameworks (rows[, noise], rng=None: nudged where float32 rounds; criteria.py)
     reference64: Callable[..., np.ndarray] | None = None
     parity: dict[str, Any] = field(default_factory=dict)  # a manifest entry's criterion, atol, rtol (Checks.rule)
 
@@ -310,7 +309,7 @@ def export_chain(
 
     def reference64(rows: np.ndarray, *noise: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """The chain in float64: no rounding to float32 between the steps (``rng``: nudged where it rounds)."""
-        x = nudge(prepare(nudge(rows, rng)), rng)
+        x = nudge(prepare(rows), rng)  # the raw rows are float32 on both sides: not rounded
         if net_loaded is not None:
             if net_loaded.reference64 is None:
                 raise Float64Unavailable(f"{net_loaded.framework} gives no float64 reference for {chain.source}")
@@ -327,20 +326,11 @@ def export_chain(
     prepared = (lambda rows: prepare(rows).astype(np.float32)) if pre is not None else None
     framework = " + ".join(frameworks) or "numpy"
     versions_text = ", ".join(versions)
-    return Export(
-        chain,
-        symbol,
-        reference,
-        framework,
-        versions_text,
-        net_loaded,
-        prepared,
-        math,
-        dtype,
-        dispatch,
-        scikinc_names,
-        reference64=reference64,
+    ex = Export(
+        chain, symbol, reference, framework, versions_text, net_loaded, prepared, math, dtype, dispatch, scikinc_names
     )
+    ex.reference64 = reference64
+    return ex
 
 
 def _load_network(model: Any, noise: int = 0) -> LoadedModel:

@@ -92,6 +92,7 @@ class PipelineSpec:
     n_random: int | None = None  # None: the sum of the stages' noise
     scikinc_names: bool = False  # also export each stage's steps as scikinC named them
     where: str = ""
+    parity: dict[str, Any] = field(default_factory=dict)  # its own criterion, atol, rtol (a manifest's keys)
 
     def error(self, stage: str | None, key: str, message: str) -> ExportError:
         place = key if stage is None else f"stage {stage} {key}"
@@ -213,7 +214,7 @@ class PipelineSpec:
             pipeline = Pipeline(self.name, self.n_inputs, stages, output, source=source)
         except PipelineError as err:
             raise self.error(err.stage, err.key, err.message) from None
-        return PipelineExport(pipeline, exports, dtype=exports[0].dtype)
+        return PipelineExport(pipeline, exports, dtype=exports[0].dtype, parity=dict(self.parity))
 
     # the export pipeline's view (exporter.pipeline.Exportable): the stages and the pipeline in one file
     def exports(self, progress: Progress) -> list[Export | PipelineExport]:

@@ -16,10 +16,12 @@ transforms already are), and the C is judged against what float32 itself does th
 
 Per output column, on the rows inside the range the preprocessing was fitted on:
 
-- **distribution**: for q in 50, 90, 99, 100 %: ``Q_q(e_c / ulp) <= K_QUANTILE * Q_q(env / ulp) + FLOOR_ULP``;
-- **per value**: ``e_c <= K_VALUE * max(env, median(env)) + FLOOR_ULP * ulp`` for every value (the
-  column's median envelope: where terms cancel to a value near zero, that value's own float32 error
-  is a poor sample of the rounding there; a generator: at most
+- **distribution**: for q in 50, 90, 99 %: ``Q_q(e_c / ulp) <= K_QUANTILE * Q_q(env / ulp) + FLOOR_ULP``
+  (the maximum is reported, not ruled on: it is one value, and the per-value bound judges each value);
+- **per value**: ``e_c <= K_VALUE * max(env, Q_90(env / ulp) * ulp, median(env)) + FLOOR_ULP * ulp``
+  for every value (a value's own float32 error is one draw of the rounding there, luckily small at
+  times: the column's typical error in ULPs, and its median absolute error where terms cancel to a
+  value near zero, are the least any value is allowed; a generator: at most
   ``GATE_BEYOND`` of its rows beyond, and its output quantiles within ``GATE_QUANTILE`` of the
   framework's interquartile range of each other, as a release gate on the same noise compares them);
 - non-finite values: the C must give what the float32 framework gives (both NaN, or the same value).
@@ -46,10 +48,12 @@ from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, ParityReport
 
 CRITERIA = ("float32", "fixed")
 DEFAULT_CRITERION = "float32"
-K_QUANTILE = 4.0
-K_VALUE = 8.0
+K_QUANTILE = 3.0
+K_VALUE = 16.0
 FLOOR_ULP = 8.0
-QUANTILES = (50.0, 90.0, 99.0, 100.0)
+QUANTILES = (50.0, 90.0, 99.0, 100.0)  # reported; the distribution rule holds at the first three
+RULED = 3
+TYPICAL = 90.0  # the percentile of a column's float32 error (in ULPs) any of its values is allowed
 GATE_LEVELS = (1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
 GATE_QUANTILE = 1e-3  # |Q_c - Q_f| / IQR_f of a generator's output column
 GATE_BEYOND = 1e-3  # fraction of a generator's values beyond the per-value bound
@@ -73,7 +77,7 @@ class Criterion:
         if self.name == "fixed":
             return f"rule fixed: |c - ref| <= {self.atol:g} + {self.rtol:g} * |ref|"
         return (
-            f"rule float32: per output, C's error from float64 at quantiles 50/90/99/100% <= {K_QUANTILE:g} x "
+            f"rule float32: per output, C's error from float64 at quantiles 50/90/99% <= {K_QUANTILE:g} x "
             f"float32's + {FLOOR_ULP:g} ULP, every value <= {K_VALUE:g} x float32's + {FLOOR_ULP:g} ULP"
         )
 
@@ -217,16 +221,17 @@ def _column(
         unit = np.where(finite, ulp32(r), 1.0)
         e_c = np.where(finite, np.abs(c - r), 0.0)
         env = np.where(finite, envelope, 0.0)
-        # where terms cancel to a value near zero its own ULP says nothing of the rounding: the column's
-        # median float32 error (absolute) is the least any value is allowed
+        # one value's float32 error is one draw of the rounding there, often smaller by luck: the column's
+        # typical error (90% of its ULPs) is the least any value is allowed, and where terms cancel to a
+        # value near zero (its own ULP says nothing of the rounding), the column's median absolute error
+        typical_ulp = float(np.percentile((env / unit)[finite], TYPICAL)) if finite.any() else 0.0
         typical = float(np.median(env[finite])) if finite.any() else 0.0
-        bound = K_VALUE * np.maximum(env, typical) + FLOOR_ULP * unit
+        bound = K_VALUE * np.maximum(np.maximum(env, typical), typical_ulp * unit) + FLOOR_ULP * unit
         ratio = np.where(finite, e_c / bound, np.where(same, 0.0, np.inf))
     c_ulp, env_ulp = _percentiles((e_c / unit)[finite]), _percentiles((env / unit)[finite])
     e_f = np.where(finite, np.abs(f - r), 0.0)
-    failed = next(
-        (q for q, qc, qe in zip(QUANTILES, c_ulp, env_ulp, strict=True) if qc > K_QUANTILE * qe + FLOOR_ULP), None
-    )
+    ruled = zip(QUANTILES[:RULED], c_ulp, env_ulp, strict=False)
+    failed = next((q for q, qc, qe in ruled if qc > K_QUANTILE * qe + FLOOR_ULP), None)
     worst = int(np.argmax(ratio)) if len(ratio) else 0
     gate = None
     if generator and finite.sum() > 1:
