@@ -82,6 +82,15 @@ class Criterion:
         )
 
 
+def chosen(criterion: str | None, atol: float | None, rtol: float | None) -> str | None:
+    """The criterion asked for: ``atol`` and ``rtol`` are the fixed rule's numbers, so giving one without a
+    criterion chooses it, and giving one with ``float32`` is refused (ValueError) rather than ignored."""
+    tolerances = atol is not None or rtol is not None
+    if criterion == "float32" and tolerances:
+        raise ValueError("atol and rtol are the fixed rule's tolerances: drop them, or choose the criterion fixed")
+    return "fixed" if tolerances and criterion is None else criterion
+
+
 def ulp32(x: np.ndarray) -> np.ndarray:
     """The float32 ULP at each value (float64); the largest float32's beyond the float32 range."""
     magnitude = np.minimum(np.abs(np.nan_to_num(np.asarray(x, np.float64), nan=0.0)), np.finfo(np.float32).max)

@@ -25,9 +25,10 @@ in turn inside one C function::
     reads = ["input[0:5]"]                # slices of input and of earlier stages, concatenated
     noise = 64                            # optional: checked against the model's
 
-Parity is judged by ``criterion`` ("float32", the default, or "fixed" with ``atol`` and ``rtol``), set per
-model, per pipeline, or for every entry in a ``[defaults]`` table; an entry's own key wins over
-``[defaults]``, which wins over the command line's ``--criterion``, ``--atol``, ``--rtol``.
+Parity is judged by ``criterion`` ("float32", the default, or "fixed" with ``atol`` and ``rtol``; a
+tolerance without a criterion chooses "fixed"), set per model, per pipeline, or for every entry in a
+``[defaults]`` table; an entry's own keys win over ``[defaults]``, which win over the command line's
+``--criterion``, ``--atol``, ``--rtol``.
 
 Relative paths resolve against the manifest's folder. Every error names the manifest, the entry
 and the key (``models.toml: [models.resolution] noise: ...``; a pipeline's also the stage:
@@ -46,7 +47,7 @@ from exporter.backend.isa import DISPATCH_MODES
 from exporter.backend.mathlib import MATH_MODES, REALS
 from exporter.backend.naming import check_symbol
 from exporter.composed import PipelineSpec, StageSpec
-from exporter.criteria import CRITERIA
+from exporter.criteria import CRITERIA, chosen
 from exporter.errors import ExportError
 from exporter.frontends.sklearn.trust import Trust
 from exporter.spec import ModelSpec, Words, kwargs_from_json
@@ -142,6 +143,14 @@ def _parity(r: _Reader, defaults: Mapping[str, Any]) -> dict[str, Any]:
             raise r.words.about(key, f"{value!r}: expected a number >= 0")
         if value is not None:
             own[key] = float(value)
+    try:
+        criterion = chosen(own.get("criterion"), own.get("atol"), own.get("rtol"))
+    except ValueError as err:
+        raise r.words.about("criterion", f"'float32' with atol or rtol: {err}") from None
+    if criterion is not None:
+        own["criterion"] = criterion
+    if own.get("criterion") == "float32":  # the defaults' tolerances are the fixed rule's, not this entry's
+        defaults = {k: v for k, v in defaults.items() if k not in ("atol", "rtol")}
     return {**defaults, **own}
 
 

@@ -149,9 +149,8 @@ def test_a_broken_c_exits_1_naming_the_stage(capsys, replica, tmp_path, monkeypa
 def test_manifest_keys_set_the_rule_per_entry(capsys, replica, tmp_path):
     manifest = replica / "keys.toml"
     fixed_zero = 'criterion = "fixed"\natol = 0\nrtol = 0\n'
-    manifest.write_text(
-        MODELS.replace('output_activation = "sigmoid"\n', 'output_activation = "sigmoid"\n' + fixed_zero)
-    )
+    implied = "atol = 0\nrtol = 0\n"  # tolerances alone choose the fixed rule
+    manifest.write_text(MODELS.replace('output_activation = "sigmoid"\n', 'output_activation = "sigmoid"\n' + implied))
     code, out, _ = run_cli(capsys, manifest, "-o", tmp_path / "keys.c", "--samples", 300)
     assert code == 1
     lines = [line for line in out.splitlines() if "parity:" in line]
@@ -177,6 +176,10 @@ def test_manifest_keys_set_the_rule_per_entry(capsys, replica, tmp_path):
         ("[defaults]\nk = 2\n", "[defaults] k: unknown key (the keys are criterion, atol, rtol)"),
         ("defaults = 3\n", "defaults: expected a table"),
         ('[models.rich]\nmodel = "rich.keras"\nrtol = "small"\n', "[models.rich] rtol: expected a number >= 0"),
+        (
+            '[models.rich]\nmodel = "rich.keras"\ncriterion = "float32"\natol = 1e-3\n',
+            "[models.rich] criterion: 'float32' with atol or rtol: atol and rtol are the fixed rule's tolerances",
+        ),
     ],
 )
 def test_parity_keys_are_validated(capsys, replica, tmp_path, text, fragment):
@@ -186,3 +189,12 @@ def test_parity_keys_are_validated(capsys, replica, tmp_path, text, fragment):
     bad_pipeline = textwrap.dedent(MODELS + PIPELINE).replace("n_inputs = 3", 'n_inputs = 3\natol = "x"')
     manifest.write_text(bad_pipeline)
     assert_user_error(capsys, tmp_path, [manifest, "-o", tmp_path / "x.c"], "[pipelines.muon_pipe] atol")
+
+
+def test_tolerance_flags_choose_the_fixed_rule(capsys, replica, tmp_path):
+    """--atol alone: the fixed rule, as before the float32 rule existed; with --criterion float32: refused."""
+    model = replica / "ismuon.keras"
+    code, out, _ = run_cli(capsys, model, "-o", tmp_path / "m.c", "--samples", 100, "--atol", 0, "--rtol", 0)
+    assert code == 1 and "|c - ref| <= 0 + 0 * |ref|" in out
+    args = [model, "-o", tmp_path / "x.c", "--criterion", "float32", "--rtol", 1e-3]
+    assert_user_error(capsys, tmp_path, args, "--criterion float32 with --atol or --rtol: atol and rtol are the fixed")

@@ -83,9 +83,13 @@ def _reference64(fn: Callable[[Any, Any], Any], params: Any) -> Callable[[np.nda
     output's dtype is checked, and ``Float64Unavailable`` says so (the fixed rule then decides)."""
     jax = _import_jax()
 
-    def cast(leaf: Any) -> Any:
-        value = np.asarray(leaf)
-        return value.astype(np.float64) if np.issubdtype(value.dtype, np.floating) else leaf
+    def cast(leaf: Any) -> Any:  # floats only: an nnx state also holds integers and random keys
+        dtype = getattr(leaf, "dtype", None)
+        return (
+            jax.numpy.asarray(leaf, np.float64)
+            if dtype is not None and jax.numpy.issubdtype(dtype, np.floating)
+            else leaf
+        )
 
     def reference(rows: np.ndarray) -> np.ndarray:
         with jax.enable_x64(True):
