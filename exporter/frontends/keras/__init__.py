@@ -336,7 +336,7 @@ class KerasLater:
 
     @functools.cached_property
     def _reference64(self) -> Any:
-        return keras_reference64(self.model)
+        return keras_reference64(self.model, read_stored_config(self.path))
 
     def reference64(self, x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         return self._reference64(x, noise)

@@ -66,14 +66,21 @@ def float64_backend(keras: Any) -> Iterator[None]:
             dtypes.BIT64_TO_BIT32_DTYPE["float64"] = narrowing
 
 
-def float64_model(model: Any) -> Any:
-    """``model`` rebuilt in float64 with its weights cast; ``Float64Unavailable`` if Keras refuses."""
+def float64_model(model: Any, stored: dict[str, Any] | None = None) -> Any:
+    """``model`` rebuilt in float64 with its weights cast; ``Float64Unavailable`` if Keras refuses.
+
+    ``stored``: the configuration a ``.keras`` file stores, rebuilt as is; a live model's own
+    ``get_config()`` otherwise (which imports TensorFlow when it is installed, for its type checks).
+    """
     import keras
 
     with float64_backend(keras):
         try:
-            config = float64_config(keras.saving.serialize_keras_object(model))
-            twin = keras.saving.deserialize_keras_object(config, safe_mode=False)  # the model is loaded already
+            if stored is not None:
+                twin = keras.saving.deserialize_keras_object(float64_config(stored))
+            else:
+                with keras.saving.custom_object_scope({}):  # the model was loaded (safely) already
+                    twin = type(model).from_config(float64_config(model.get_config()))
             weights = model.get_weights()
             twin.set_weights([w.astype(np.float64) if np.issubdtype(w.dtype, np.floating) else w for w in weights])
         except Exception as err:  # Keras raises many types for a layer it cannot rebuild
@@ -82,8 +89,9 @@ def float64_model(model: Any) -> Any:
     return twin
 
 
-def keras_reference64(model: Any) -> Callable[..., np.ndarray]:
-    """The model's forward pass in float64, inference mode, like ``keras_reference`` (rebuilt on first call)."""
+def keras_reference64(model: Any, stored: dict[str, Any] | None = None) -> Callable[..., np.ndarray]:
+    """The model's forward pass in float64, inference mode, like ``keras_reference`` (rebuilt on first call;
+    ``stored``: its file's configuration)."""
     import keras
 
     twin: list[Any] = []
@@ -91,7 +99,7 @@ def keras_reference64(model: Any) -> Callable[..., np.ndarray]:
 
     def reference(x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         if not twin:
-            twin.append(float64_model(model))
+            twin.append(float64_model(model, stored))
         rows: Any = np.asarray(x, dtype=np.float64)
         if noise is not None:
             noise = np.asarray(noise, dtype=np.float64)
