@@ -24,7 +24,7 @@ from exporter.backend import CSource, render
 from exporter.backend.isa import DEFAULT_DISPATCH, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
-from exporter.criteria import DEFAULT_CRITERION, Criterion, judge_report, nudge
+from exporter.criteria import DEFAULT_CRITERION, Criterion, judge_chain, nudge
 from exporter.errors import ExportError, Float64Unavailable, InputError
 from exporter.files import write_atomically
 from exporter.frontends.loaded import LoadedModel
@@ -33,7 +33,7 @@ from exporter.ir import Activation, Graph
 from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, with_output_activation
 from exporter.ir.columns import ColumnStage, Function, NotInvertible
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, noise_rows
-from exporter.sampling import chain_inputs, inside_fitted
+from exporter.sampling import chain_inputs
 from exporter.toolchain import CompiledModel, build
 
 Reference = Callable[..., np.ndarray]  # rows (and a generator's noise rows) -> rows
@@ -138,7 +138,7 @@ class Export:
         report = check_parity(compiled, reference, rows, atol, rtol, self.framework, noise)
         if Criterion(criterion).name == "fixed":
             return report
-        return judge_report(report, self.reference64, inside_fitted(self.chain, rows), bool(self.chain.n_noise))
+        return judge_chain(report, self.reference64, self.chain, rows)
 
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""

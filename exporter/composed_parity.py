@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from exporter.composed import gather
-from exporter.criteria import Criterion, judge_report
+from exporter.criteria import Criterion, floor_for, judge_chain, judge_report
 from exporter.parity import ParityArrays, ParityReport, check_parity, compare, errors
 from exporter.sampling import inside_fitted
 
@@ -153,7 +153,7 @@ def _judged(
     report.arrays = ParityArrays(x, np.asarray(c_out, np.float32), np.asarray(ref, np.float32), *noise)
     if criterion.name == "fixed":
         return report
-    return judge_report(report, ex.reference64, inside_fitted(ex.chain, x), bool(ex.chain.n_noise))
+    return judge_chain(report, ex.reference64, ex.chain, x)
 
 
 def check_pipeline(
@@ -173,7 +173,8 @@ def check_pipeline(
         inside = np.ones(len(rows), dtype=bool)  # a row is extrapolation if any stage extrapolates on it
         for stage, ex in zip(pipe.pipeline.stages, pipe.stages, strict=True):
             inside &= inside_fitted(ex.chain, gather(stage.reads, py_values))
-        judge_report(end_to_end, pipe.reference64, inside, bool(pipe.pipeline.n_noise))
+        floor = floor_for(*(ex.chain for ex in pipe.stages))
+        judge_report(end_to_end, pipe.reference64, inside, bool(pipe.pipeline.n_noise), floor)
     stage_fns = [compiled.sibling(s.name, s.n_inputs, s.n_outputs, s.n_noise) for s in pipe.pipeline.stages]
 
     def c_stage(index: int, x: np.ndarray, *stage_noise: np.ndarray) -> np.ndarray:

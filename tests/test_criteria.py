@@ -44,6 +44,18 @@ def test_a_distribution_worse_than_float32_fails_with_its_numbers(values):
     assert "50% error" in judgement.reason() and f"> {K_QUANTILE:g} x float32's" in judgement.reason()
 
 
+def test_a_quantile_is_ruled_on_only_with_enough_values_above_it(values):
+    """The 99% of 300 values is the third largest: a couple of values, left to the per-value bound."""
+    r, f, c = values
+    c = c.copy()
+    c[:5, 0] = r[:5, 0] + 60 * ulp32(r[:5, 0])  # 5 values far beyond float32's 99%, within the per-value bound
+    f[:5, 0] = (r[:5, 0] + 4 * ulp32(r[:5, 0])).astype(np.float32)
+    few = judge(c[:300], f[:300], r[:300], r[:300])
+    assert few.passed, few.reason()
+    c[:200, 0] = r[:200, 0] + 60 * ulp32(r[:200, 0])  # a tenth of the values: the 99% is ruled, and fails
+    assert "99% error" in judge(c, f, r, r).reason()
+
+
 def test_one_value_beyond_its_bound_fails(values):
     r, f, c = values
     c = c.copy()
@@ -88,6 +100,19 @@ def test_a_value_may_carry_its_column_s_typical_rounding(values):
     assert not judge(c, f, r, r).passed
 
 
+def test_a_value_may_carry_its_row_s_rounding():
+    """A row of large inputs whose terms cancel: float32 is far off in most of its outputs, exact by luck in
+    one; the C may be as far off there as float32 is in the rest of the row."""
+    r = np.random.default_rng(4).standard_normal((2000, 5))
+    f, c = _float32_like(r, 5), _float32_like(r, 6)
+    f[7, :4] = (r[7, :4] + 1000 * ulp32(r[7, :4])).astype(np.float32)
+    f[7, 4] = np.float32(r[7, 4])
+    c[7, 4] = r[7, 4] + 2000 * ulp32(r[7, 4])
+    assert judge(c, f, r, r).passed
+    f[7, :4] = np.float32(r[7, :4])  # the rest of the row rounds as every row does: the C's 2000 ULPs stand out
+    assert not judge(c, f, r, r).passed
+
+
 def test_a_generator_may_have_a_few_values_beyond_but_not_shifted_quantiles(values):
     r, f, c = values
     c = c.copy()
@@ -115,6 +140,14 @@ def test_the_quantile_gate_decides_a_generator_column():
     column.gate = 2 * criteria.GATE_QUANTILE
     ok, why = column.decided(1000, generator=True)
     assert not ok and f"(gate {criteria.GATE_QUANTILE:g})" in why
+
+
+def test_the_gate_measures_a_spike_of_zeros_in_its_range():
+    """A ReLU column mostly 0 (its interquartile range 0): the C's quantiles are measured in its range."""
+    r = np.maximum(np.random.default_rng(7).standard_normal((1000, 1)) - 1.5, 0.0)
+    f, c = _float32_like(r, 8), _float32_like(r, 9)
+    judgement = judge(c, f, r, r, generator=True)
+    assert judgement.passed and judgement.columns[0].gate < criteria.GATE_QUANTILE
 
 
 def test_extrapolation_rows_are_judged_apart(values):
@@ -145,6 +178,15 @@ def test_near_zero_values_carry_the_column_s_rounding(values):
     r, f, c = r.copy(), f.copy(), c.copy()
     r[9, 0], f[9, 0], c[9, 0] = 1e-9, np.float32(1e-9), np.float32(1e-9 + 2e-7)  # 2e-7: a float32 sum's error
     assert judge(c, f, r, r).passed
+
+
+def test_the_floor_grows_with_the_widest_sum():
+    """A C sum of n terms in row order rounds about sqrt(n) times: the floor of a 100-wide network is 10 more."""
+    from types import SimpleNamespace
+
+    wide = SimpleNamespace(net=SimpleNamespace(widths={"input": 4, "hidden": 100, "output": 2}))
+    assert criteria.floor_for(wide) == FLOOR_ULP + 10
+    assert criteria.floor_for(SimpleNamespace(net=None)) == FLOOR_ULP + 1
 
 
 def test_criterion_names_its_rule():
