@@ -199,3 +199,19 @@ def test_tolerance_flags_choose_the_fixed_rule(capsys, replica, tmp_path):
     assert code == 1 and "|c - ref| <= 0 + 0 * |ref|" in out
     args = [model, "-o", tmp_path / "x.c", "--criterion", "float32", "--rtol", 1e-3]
     assert_user_error(capsys, tmp_path, args, "--criterion float32 with --atol or --rtol: atol and rtol are the fixed")
+
+
+def test_a_generator_s_json_states_the_rule_and_its_gates(capsys, replica, tmp_path):
+    import json
+
+    import jsonschema
+
+    args = [replica / "rich.keras", "--preprocess", replica / "tX.pkl", "--target-transform", replica / "rich_tY.pkl"]
+    code, out, _ = run_cli(capsys, *args, "-o", tmp_path / "rich.c", "--samples", 300, "--json")
+    document = json.loads(out)
+    jsonschema.validate(document, json.loads((ROOT / "exporter/report/schema.json").read_text()))
+    parity = document["parity"]
+    assert code == 0 and parity["criterion"] == "float32" and parity["fallback"] is None
+    judgement = parity["judgement"]
+    assert judgement["generator"] and judgement["extrapolation_rows"] > 0
+    assert all(c["gate"] is not None and c["floor"] == 8 + 4 for c in judgement["columns"])  # widest value: 16
