@@ -24,13 +24,22 @@ from exporter.backend import CSource, render
 from exporter.backend.isa import DEFAULT_DISPATCH, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import check_symbol, symbol_from_stem
-from exporter.errors import ExportError, InputError
+from exporter.chain_parts import (
+    activate,
+    load_network,
+    load_transformer,
+    log_stage,
+    name_of,
+    recorded_width,
+    step_label,
+)
+from exporter.criteria import DEFAULT_CRITERION, Criterion, judge_chain, nudge
+from exporter.errors import ExportError, Float64Unavailable, InputError, NotInvertible
 from exporter.files import write_atomically
 from exporter.frontends.loaded import LoadedModel
 from exporter.frontends.sklearn.trust import Trust
 from exporter.ir import Activation, Graph
 from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, repeated_activation, with_output_activation
-from exporter.ir.columns import ColumnStage, Function, NotInvertible
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, noise_rows
 from exporter.sampling import chain_inputs
 from exporter.summary import headline
@@ -68,6 +77,9 @@ class Export:
     # with the IR value it writes (the output activation) or its ops' name prefix (a target transform step).
     after_network: Callable[[np.ndarray], list[tuple[str, np.ndarray]]] | None = None
     warnings: list[str] = field(default_factory=list)  # things the user may not have meant, told on stderr
+    # the chain in float64 by its frameworks (rows[, noise], rng=None: nudged where float32 rounds; criteria.py)
+    reference64: Callable[..., np.ndarray] | None = None
+    parity: dict[str, Any] = field(default_factory=dict)  # a manifest entry's criterion, atol, rtol (Checks.rule)
 
     def __post_init__(self) -> None:
         check_real(self.dtype, check_math(self.math))
@@ -128,17 +140,23 @@ class Export:
         rtol: float = DEFAULT_RTOL,
         noise: np.ndarray | None = None,
         expected: np.ndarray | None = None,
+        criterion: str = DEFAULT_CRITERION,
     ) -> ParityReport:
         """Parity on ``inputs``; a generator gets ``noise`` (default: ``self.noise``), the same rows on both sides.
 
         ``expected``: ``self.reference`` on those rows, when it was computed already (while the C compiled).
+        ``criterion``: ``"float32"`` judges against the float64 reference (exporter/criteria.py), rows outside
+        the fitted range apart; ``"fixed"``: ``|c - ref| <= atol + rtol |ref|`` on every row.
         """
         compiled = compiled or self.compile(one_row=True)
         rows = self.inputs() if inputs is None else inputs
         if noise is None:
             noise = self.noise(len(rows))
         reference = self.reference if expected is None else np.asarray(expected)
-        return check_parity(compiled, reference, rows, atol, rtol, self.framework, noise)
+        report = check_parity(compiled, reference, rows, atol, rtol, self.framework, noise)
+        if Criterion(criterion).name == "fixed":
+            return report
+        return judge_chain(report, self.reference64, self.chain, rows)
 
     def final_source(self, report: ParityReport | None) -> CSource:
         """The source with the parity verdict in its banner (the code itself is unchanged)."""
@@ -155,12 +173,6 @@ class Export:
         c_path = Path(c_path)
         write_atomically(self.files(c_path, report))
         return c_path, c_path.with_suffix(".h")
-
-
-def _name_of(thing: Any) -> str:
-    if isinstance(thing, LoadedModel):
-        return thing.graph.source
-    return Path(thing).name if isinstance(thing, (str, os.PathLike)) else f"{type(thing).__name__} (in memory)"
 
 
 def symbol_for(name: str | None, thing: Any, dtype: str = "float") -> str:
@@ -182,33 +194,6 @@ def export_keras(
     libm's double functions). ``dispatch="none"`` writes the network code once, for whatever the
     compiler targets, instead of once per x86-64 level chosen at run time."""
     return export_chain(model, name=name, math=math, dtype=dtype, dispatch=dispatch)
-
-
-def _transformer(thing: Any, trust: Sequence[str] = ()) -> tuple[Any, str]:
-    from exporter.frontends.sklearn import load_transformer_file
-
-    if isinstance(thing, (str, os.PathLike)):
-        return load_transformer_file(thing, tuple(trust)), Path(thing).stem
-    return thing, type(thing).__name__
-
-
-def _recorded_width(est: Any, given: int) -> int:
-    """The number of columns a transformer was fitted on, or ``given`` when it records none."""
-    from exporter.frontends.sklearn.transformers import n_columns
-
-    return n_columns(est) or given
-
-
-def _step_label(thing: Any, est: Any) -> str:
-    """A transformer as width messages name it: its file and its class (the step)."""
-    return f"{_name_of(thing)}: {type(est).__name__}"
-
-
-def _log_stage(columns: Sequence[int], n_inputs: int) -> ColumnStage:
-    bad = [c for c in columns if not 0 <= c < n_inputs]
-    if bad:
-        raise InputError("log_columns", f"{bad}: the chain takes {n_inputs} inputs (columns count from 0)")
-    return ColumnStage(n_inputs, [Function("log columns", tuple(sorted(set(columns))), "log", "exp")])
 
 
 def export_chain(
@@ -249,10 +234,10 @@ def export_chain(
     if noise < 0 or (noise and model is None):
         raise InputError("noise", f"{noise}: a generator needs a network and at least one noise entry")
     trust = Trust.of(trust).modules  # checked before any file is read
-    pre_transformers = [_transformer(t, trust) for t in preprocess]
-    net_loaded = _load_network(model, noise) if model is not None else None
+    pre_transformers = [load_transformer(t, trust) for t in preprocess]
+    net_loaded = load_network(model, noise) if model is not None else None
     if noise and net_loaded is not None and net_loaded.graph.n_noise != noise:
-        raise InputError("noise", f"{noise}: only Keras generators take noise ({_name_of(model)} does not)")
+        raise InputError("noise", f"{noise}: only Keras generators take noise ({name_of(model)} does not)")
     net = net_loaded.graph if net_loaded else None
     inner_pre = net_loaded.pre if net_loaded else None
     notes = []
@@ -262,30 +247,30 @@ def export_chain(
 
     net_inputs = (inner_pre.n_inputs if inner_pre else net.n_inputs) if net is not None else 0
     # a stateless transformer that records no width (FunctionTransformer(None)) takes the width it is given
-    n_inputs = _recorded_width(pre_transformers[0][0], net_inputs) if pre_transformers else net_inputs
-    pre = _log_stage(log_columns, n_inputs) if log_columns else None
+    n_inputs = recorded_width(pre_transformers[0][0], net_inputs) if pre_transformers else net_inputs
+    pre = log_stage(log_columns, n_inputs) if log_columns else None
     for est, stem in pre_transformers:
         stage = transformer_stage(est, stem, pre.n_outputs if pre else n_inputs)
         pre = stage if pre is None else pre.then(stage)
     if inner_pre is not None:
         pre = inner_pre if pre is None else pre.then(inner_pre)
     post = None
-    target = _transformer(target_transform, trust) if target_transform is not None else None
+    target = load_transformer(target_transform, trust) if target_transform is not None else None
     if target is not None:
         given = net.n_outputs if net is not None else pre.n_outputs if pre is not None else 0
         try:
-            post = transformer_stage(*target, _recorded_width(target[0], given)).inverse()
+            post = transformer_stage(*target, recorded_width(target[0], given)).inverse()
         except NotInvertible as err:
-            raise InputError("target_transform", f"{_name_of(target_transform)}: {err}") from None
+            raise InputError("target_transform", f"{name_of(target_transform)}: {err}") from None
     if pre is None and net is None:
         raise ExportError("nothing to export: give a model or at least one transformer")
-    sources = [_name_of(t) for t in (model, *preprocess, target_transform) if t is not None]
+    sources = [name_of(t) for t in (model, *preprocess, target_transform) if t is not None]
     labels = {
         "preprocessing": ", ".join(
-            _step_label(t, est) for t, (est, _) in zip(preprocess, pre_transformers, strict=True)
+            step_label(t, est) for t, (est, _) in zip(preprocess, pre_transformers, strict=True)
         ),
-        "network": _name_of(model) if model is not None else "",
-        "target transform": _step_label(target_transform, target[0]) if target is not None else "",
+        "network": name_of(model) if model is not None else "",
+        "target transform": step_label(target_transform, target[0]) if target is not None else "",
     }
     chain = Chain(
         pre=pre, net=net, post=post, source=" + ".join(sources), labels={k: v for k, v in labels.items() if v}
@@ -304,7 +289,7 @@ def export_chain(
     def after_network(y: np.ndarray) -> list[tuple[str, np.ndarray]]:
         x, values = np.asarray(y, dtype=np.float64), []
         if net is not None and output_activation:
-            x = _activate(x, output_activation)
+            x = activate(x, output_activation)
             values.append((net.output, x))  # labelled with the IR value the output activation writes
         return values + (sk.inverse_steps(target[0], target[1], x) if target is not None else [])
 
@@ -314,6 +299,15 @@ def export_chain(
             x = net_loaded.reference(x.astype(np.float32), *noise)
         values = after_network(x)
         return np.asarray(values[-1][1] if values else x, dtype=np.float32)
+
+    def reference64(rows: np.ndarray, *noise: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """The chain in float64: no rounding to float32 between the steps (``rng``: nudged where it rounds)."""
+        x = nudge(prepare(rows), rng)  # the raw rows are float32 on both sides: not rounded
+        if net_loaded is not None:
+            if net_loaded.reference64 is None:
+                raise Float64Unavailable(f"{net_loaded.framework} gives no float64 reference for {chain.source}")
+            x = nudge(activate(net_loaded.reference64(x, *noise), output_activation), rng)
+        return sk.inverse(target[0], x) if target is not None else x
 
     frameworks = [net_loaded.framework] if net_loaded else []
     versions = [f"{net_loaded.framework} {net_loaded.framework_version}"] if net_loaded else []
@@ -326,32 +320,9 @@ def export_chain(
     framework = " + ".join(frameworks) or "numpy"
     versions_text = ", ".join(versions)
     parts = (chain, symbol, reference, framework, versions_text, net_loaded, prepared, math, dtype, dispatch)
-    ex = Export(*parts, scikinc_names, after_network=after_network)
+    ex = Export(*parts, scikinc_names, after_network=after_network, reference64=reference64)
     ex.warnings += notes
     return ex
-
-
-def _load_network(model: Any, noise: int = 0) -> LoadedModel:
-    if isinstance(model, LoadedModel):
-        return model
-    from exporter.frontends.sklearn.safe_load import SUFFIXES
-    from exporter.frontends.sklearn.trees import is_tree_model, load_trees
-
-    if is_tree_model(model) or (isinstance(model, (str, os.PathLike)) and Path(model).suffix in SUFFIXES):
-        return load_trees(model)  # a tree model is the network of its chain
-    from exporter.frontends.keras import load_keras
-
-    return load_keras(model, noise)
-
-
-def _activate(y: np.ndarray, kind: str | None) -> np.ndarray:
-    if kind == "sigmoid":
-        with np.errstate(over="ignore"):  # exp(-y) is inf for y < -709: the output 0, no numpy warning
-            return 1.0 / (1.0 + np.exp(-y))
-    if kind == "softmax":
-        e = np.exp(y - y.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    return y
 
 
 def export_flax(

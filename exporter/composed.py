@@ -18,12 +18,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from exporter.backend.naming import check_symbol, shared_name
-from exporter.errors import ExportError, InputError
+from exporter.criteria import DEFAULT_CRITERION, Criterion, nudge
+from exporter.errors import ExportError, Float64Unavailable, InputError
 from exporter.ir.pipeline import INPUT, Pipeline, PipelineError, Read, Stage
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, noise_rows
 from exporter.spec import ModelSpec
@@ -93,6 +94,7 @@ class PipelineSpec:
     n_random: int | None = None  # None: the sum of the stages' noise
     scikinc_names: bool = False  # also export each stage's steps as scikinC named them
     where: str = ""
+    parity: dict[str, Any] = field(default_factory=dict)  # its own criterion, atol, rtol (a manifest's keys)
 
     def error(self, stage: str | None, key: str, message: str) -> ExportError:
         place = key if stage is None else f"stage {stage} {key}"
@@ -214,7 +216,7 @@ class PipelineSpec:
             pipeline = Pipeline(self.name, self.n_inputs, stages, output, source=source)
         except PipelineError as err:
             raise self.error(err.stage, err.key, err.message) from None
-        return PipelineExport(pipeline, exports, dtype=exports[0].dtype)
+        return PipelineExport(pipeline, exports, dtype=exports[0].dtype, parity=dict(self.parity))
 
     # the export pipeline's view (exporter.pipeline.Exportable): the stages and the pipeline in one file
     def exports(self, progress: Progress) -> list[Export | PipelineExport]:
@@ -250,6 +252,7 @@ class PipelineExport:
     stages: list[Export]
     dtype: str = "float"
     source: CSource = field(init=False)
+    parity: dict[str, Any] = field(default_factory=dict)  # the manifest's criterion, atol, rtol for it
 
     def __post_init__(self) -> None:
         from exporter.backend import render_pipeline
@@ -303,6 +306,19 @@ class PipelineExport:
     def python_stage(self, index: int, x: np.ndarray, *noise: np.ndarray) -> np.ndarray:
         return self.stages[index].reference(x, *noise)
 
+    def reference64(self, rows: np.ndarray, *noise: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """The composition in float64: each stage's float64 reference fed the float64 values of the stages
+        before (``rng``: each stage nudged where it rounds, and its output by one float32 ULP)."""
+        given = noise[0] if noise else None
+        values = {INPUT: np.asarray(rows, dtype=np.float64)}
+        for index, stage in enumerate(self.pipeline.stages):
+            fn = self.stages[index].reference64
+            if fn is None:
+                raise Float64Unavailable(f"stage {stage.name} has no float64 reference")
+            part = [] if not stage.n_noise or given is None else [given[:, stage.noise_offset :][:, : stage.n_noise]]
+            values[stage.name] = nudge(fn(gather(stage.reads, values), *part, rng=rng), rng)
+        return gather(self.pipeline.output, values)
+
     def inputs(self, samples: int = DEFAULT_SAMPLES, user_rows: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
         """Rows where the stages' preprocessing was fitted: each input column as its first reader samples it."""
         n = self.pipeline.n_inputs
@@ -337,6 +353,7 @@ class PipelineExport:
         rtol: float = DEFAULT_RTOL,
         noise: np.ndarray | None = None,
         expected: np.ndarray | None = None,
+        criterion: str = DEFAULT_CRITERION,
     ) -> PipelineReport:
         """Parity end to end, stage by stage and conditionally; ``compiled`` is the pipeline's function.
 
@@ -348,7 +365,7 @@ class PipelineExport:
 
         rows = self.inputs() if inputs is None else inputs
         noise = self.noise(len(rows)) if noise is None else noise
-        return check_pipeline(self, compiled, rows, noise, atol, rtol)
+        return check_pipeline(self, compiled, rows, noise, Criterion(criterion, atol, rtol))
 
     def final_source(self, report: PipelineReport | None) -> CSource:
         from exporter.backend import render_pipeline

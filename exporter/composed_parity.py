@@ -13,6 +13,9 @@ noise rows:
   those values: a stage that fails only here differs where C's upstream takes it.
 
 If only the end to end comparison fails, the difference is upstream float32 noise amplified downstream.
+Each comparison uses the run's criterion (exporter/criteria.py): under the float32 rule the end to end
+reference is the composition of the stages' float64 references, so amplified float32 rounding passes
+and "wrong translation of stage X" is said only when stage X fails on Python's own upstream values.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from exporter.composed import gather
+from exporter.criteria import Criterion, floor_for, judge_chain, judge_report
 from exporter.parity import ParityArrays, ParityReport, check_parity, compare, errors
+from exporter.sampling import inside_fitted
 
 if TYPE_CHECKING:
+    from exporter.api import Export
     from exporter.composed import PipelineExport
     from exporter.toolchain import CompiledModel
 
@@ -68,7 +74,9 @@ class PipelineReport:
             return "the pipeline's C glue differs from its C stages called in turn: a wrong translation of the routing"
         wrong = self.wrong_stages()
         if wrong:
-            return f"wrong translation of stage {', '.join(wrong)}: it fails on Python's own upstream values"
+            why = [self.stages[name].judgement for name in wrong]
+            numbers = "".join(f" ({name}: {j.reason()})" for name, j in zip(wrong, why, strict=True) if j is not None)
+            return f"wrong translation of stage {', '.join(wrong)}: it fails on Python's own upstream values{numbers}"
         conditional = [name for name, r in self.conditional.items() if not r.passed]
         if conditional:
             names = ", ".join(conditional)
@@ -84,6 +92,8 @@ class PipelineReport:
         """One reproducible line for the banner."""
         e = self.end_to_end
         word = "passed" if self.passed else "FAILED"
+        if e.judgement is not None:
+            return e.judgement.verdict(f"{word} end to end, stage by stage and conditionally", e.reference)
         return (
             f"{word} end to end, stage by stage and conditionally against {e.reference} on {e.rows} rows, "
             f"|c - ref| <= {e.atol:g} + {e.rtol:g} * |ref|"
@@ -92,6 +102,8 @@ class PipelineReport:
     def distribution(self) -> str:
         """The end to end error distribution: |c - ref| over the tolerance, quantiles and the count beyond 1."""
         arrays = self.end_to_end.arrays
+        if self.end_to_end.judgement is not None:
+            return "end to end, by the float32 rule:"
         if arrays is None:
             return "end to end error distribution: not kept"
         err = errors(arrays.c_out, arrays.ref, self.end_to_end.atol, self.end_to_end.rtol)
@@ -127,19 +139,42 @@ def _stage_line(name: str, alone: ParityReport, conditional: ParityReport) -> st
     return f"{name:>16} {word(alone):>7} {_worst(alone):>12.3e} {word(conditional):>14} {_worst(conditional):>12.3e}"
 
 
+def _judged(
+    c_out: np.ndarray,
+    ref: np.ndarray,
+    x: np.ndarray,
+    noise: list[np.ndarray],
+    ex: Export,
+    criterion: Criterion,
+) -> ParityReport:
+    """One stage's C values against its Python values on ``x``, by ``criterion`` (float32: from the stage's
+    float64 reference on the same ``x``, rows outside its fitted range apart)."""
+    report = compare(c_out, ref, x, criterion.atol, criterion.rtol, "")
+    report.arrays = ParityArrays(x, np.asarray(c_out, np.float32), np.asarray(ref, np.float32), *noise)
+    if criterion.name == "fixed":
+        return report
+    return judge_chain(report, ex.reference64, ex.chain, x)
+
+
 def check_pipeline(
     pipe: PipelineExport,
     compiled: CompiledModel,
     rows: np.ndarray,
     noise: np.ndarray | None,
-    atol: float,
-    rtol: float,
+    criterion: Criterion,
 ) -> PipelineReport:
     """Run the four comparisons on ``rows`` and ``noise`` (the same on both sides)."""
+    atol, rtol = criterion.atol, criterion.rtol
     rows = np.asarray(rows, dtype=np.float32)
     py_values = pipe.values(rows, noise, pipe.python_stage)  # once: the end to end reference is made of them
     reference = pipe.output(py_values)
     end_to_end = check_parity(compiled, np.asarray(reference), rows, atol, rtol, pipe.framework, noise)
+    if criterion.name == "float32":
+        inside = np.ones(len(rows), dtype=bool)  # a row is extrapolation if any stage extrapolates on it
+        for stage, ex in zip(pipe.pipeline.stages, pipe.stages, strict=True):
+            inside &= inside_fitted(ex.chain, gather(stage.reads, py_values))
+        floor = floor_for(*(ex.chain for ex in pipe.stages))
+        judge_report(end_to_end, pipe.reference64, inside, bool(pipe.pipeline.n_noise), floor)
     stage_fns = [compiled.sibling(s.name, s.n_inputs, s.n_outputs, s.n_noise) for s in pipe.pipeline.stages]
 
     def c_stage(index: int, x: np.ndarray, *stage_noise: np.ndarray) -> np.ndarray:
@@ -151,12 +186,12 @@ def check_pipeline(
     routing_ok = bool(np.array_equal(routed, end_to_end.arrays.c_out, equal_nan=True))
     stages: dict[str, ParityReport] = {}
     conditional: dict[str, ParityReport] = {}
-    for index, stage in enumerate(pipe.pipeline.stages):
+    for index, (stage, ex) in enumerate(zip(pipe.pipeline.stages, pipe.stages, strict=True)):
         part = slice(stage.noise_offset, stage.noise_offset + stage.n_noise)
         extra = [] if not stage.n_noise or noise is None else [noise[:, part]]
         x_py = gather(stage.reads, py_values)
-        stages[stage.name] = compare(c_stage(index, x_py, *extra), py_values[stage.name], x_py, atol, rtol, "")
+        stages[stage.name] = _judged(c_stage(index, x_py, *extra), py_values[stage.name], x_py, extra, ex, criterion)
         x_c = gather(stage.reads, c_values)
         python_on_c = pipe.python_stage(index, x_c, *extra)
-        conditional[stage.name] = compare(c_values[stage.name], python_on_c, x_c, atol, rtol, "")
+        conditional[stage.name] = _judged(c_values[stage.name], python_on_c, x_c, extra, ex, criterion)
     return PipelineReport(end_to_end, routing_ok, stages, conditional)

@@ -21,6 +21,20 @@ class ExportError(Exception):
     multiline = False
 
 
+class NotInvertible(ExportError):
+    """A step without an inverse was asked for one."""
+
+    @classmethod
+    def function_transformer(cls, name: str, func: str) -> NotInvertible:
+        """A FunctionTransformer without ``inverse_func``: scikit-learn's ``inverse_transform`` is then the
+        identity, and a target transform undone by the identity would silently leave the network's outputs
+        as ``func`` of the targets."""
+        return cls(
+            f"{name}: FunctionTransformer({func}) has no inverse_func, so its inverse_transform returns its input "
+            f"unchanged (not the inverse of {func}); fit it with inverse_func=... to undo it"
+        )
+
+
 class InputError(ExportError):
     """A bad value of one named input (``n_inputs``, ``log_columns``...).
 
@@ -79,3 +93,8 @@ class UntrustedError(ExportError):
             f"{self.path}: refusing to load {self.module}.{self.name} from your module {self.module}: "
             f"loading it runs that module's code. If you trust it, add {how}"
         )
+
+
+class Float64Unavailable(Exception):
+    """A framework cannot compute a model in float64 here (the message says why): its parity is then
+    judged by the fixed rule, and the verdict says so."""

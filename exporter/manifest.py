@@ -25,6 +25,11 @@ in turn inside one C function::
     reads = ["input[0:5]"]                # slices of input and of earlier stages, concatenated
     noise = 64                            # optional: checked against the model's
 
+Parity is judged by ``criterion`` ("float32", the default, or "fixed" with ``atol`` and ``rtol``; a
+tolerance without a criterion chooses "fixed"), set per model, per pipeline, or for every entry in a
+``[defaults]`` table; an entry's own keys win over ``[defaults]``, which win over the command line's
+``--criterion``, ``--atol``, ``--rtol``.
+
 Relative paths resolve against the manifest's folder. Every error names the manifest, the entry
 and the key (``models.toml: [models.resolution] noise: ...``; a pipeline's also the stage:
 ``models.toml: [pipelines.full] stage gpid reads: ...``).
@@ -42,6 +47,7 @@ from exporter.backend.isa import DISPATCH_MODES
 from exporter.backend.mathlib import MATH_MODES, REALS
 from exporter.backend.naming import check_symbol
 from exporter.composed import PipelineSpec, StageSpec, check_distinct
+from exporter.criteria import CRITERIA, chosen
 from exporter.errors import ExportError
 from exporter.frontends.sklearn.trust import Trust
 from exporter.spec import ModelSpec, Words, kwargs_from_json
@@ -52,14 +58,16 @@ if TYPE_CHECKING:
     from exporter.composed import PipelineExport
     from exporter.progress import Progress
 
+# how parity is judged, per model, per pipeline or for all in [defaults] (an entry's own key wins)
+PARITY_KEYS = ("criterion", "atol", "rtol")
 KEYS = (
     "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise trust "
     "math dtype dispatch"
-).split()
+).split() + list(PARITY_KEYS)
 # keys that are also flags of the command (a flag sets them for every entry, and may not contradict one),
 # with the values they take
 OPTIONS = {"math": MATH_MODES, "dtype": REALS, "dispatch": DISPATCH_MODES}
-PIPELINE_KEYS = "n_inputs n_random stages output scikinc_names".split()
+PIPELINE_KEYS = "n_inputs n_random stages output scikinc_names".split() + list(PARITY_KEYS)
 STAGE_KEYS = "model reads noise".split()
 
 
@@ -121,7 +129,45 @@ def _options(r: _Reader, given: Mapping[str, str | None]) -> dict[str, str]:
     return chosen
 
 
-def _entry(manifest: Path, symbol: str, table: Any, given: Mapping[str, str | None]) -> ModelSpec:
+def _parity(r: _Reader, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry's criterion, atol and rtol: its own keys, else the manifest's [defaults] (else the command's)."""
+    own = {}
+    criterion = r.get("criterion", str, "a string")
+    if criterion is not None and criterion not in CRITERIA:
+        raise r.words.about("criterion", f"{criterion!r}: expected one of {', '.join(CRITERIA)}")
+    if criterion is not None:
+        own["criterion"] = criterion
+    for key in ("atol", "rtol"):
+        value = r.get(key, (int, float), "a number >= 0")
+        if value is not None and not value >= 0:
+            raise r.words.about(key, f"{value!r}: expected a number >= 0")
+        if value is not None:
+            own[key] = float(value)
+    try:
+        criterion = chosen(own.get("criterion"), own.get("atol"), own.get("rtol"))
+    except ValueError as err:
+        raise r.words.about("criterion", f"'float32' with atol or rtol: {err}") from None
+    if criterion is not None:
+        own["criterion"] = criterion
+    if own.get("criterion") == "float32":  # the defaults' tolerances are the fixed rule's, not this entry's
+        defaults = {k: v for k, v in defaults.items() if k not in ("atol", "rtol")}
+    return {**defaults, **own}
+
+
+def _defaults(manifest: Path, table: Any) -> dict[str, Any]:
+    """The ``[defaults]`` table: parity settings for every model and pipeline that does not set its own."""
+    words = Words(where=f"{manifest}: [defaults]")
+    if not isinstance(table, dict):
+        raise ExportError(f"{manifest}: defaults: expected a table ([defaults])")
+    unknown = sorted(set(table) - set(PARITY_KEYS))
+    if unknown:
+        raise words.about(unknown[0], f"unknown key (the keys are {', '.join(PARITY_KEYS)})")
+    return _parity(_Reader(words, manifest.parent, table), {})
+
+
+def _entry(
+    manifest: Path, symbol: str, table: Any, given: Mapping[str, str | None], defaults: Mapping[str, Any]
+) -> ModelSpec:
     if not isinstance(table, dict):
         raise ExportError(f"{manifest}: models.{symbol}: expected a table of keys ([models.{symbol}])")
     words = Words(where=f"{manifest}: [models.{symbol}]")
@@ -151,6 +197,7 @@ def _entry(manifest: Path, symbol: str, table: Any, given: Mapping[str, str | No
         trust=r.strings("trust", "module names"),
         import_from=manifest.parent,
         words=words,
+        parity=_parity(r, defaults),
         **_options(r, given),
     )
     entry.check()
@@ -169,20 +216,26 @@ def read_manifest(path: str | Path, given: Mapping[str, str | None] | None = Non
         raise ExportError(f"{path}: cannot read the manifest ({err.strerror or err})") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise ExportError(f"{path}: not valid TOML ({err})") from None
-    extra = sorted(set(data) - {"models", "pipelines"})
+    extra = sorted(set(data) - {"models", "pipelines", "defaults"})
     if extra:
         raise ExportError(f"{path}: {extra[0]}: unknown top-level key (models go in [models.SYMBOL] tables)")
+    defaults = _defaults(path, data.get("defaults", {}))
     models = data.get("models")
     if not isinstance(models, dict) or not models:
         raise ExportError(f"{path}: no models: list each as a [models.SYMBOL] table")
-    entries = {symbol: _entry(path, symbol, table, given or {}) for symbol, table in models.items()}
+    entries = {symbol: _entry(path, symbol, table, given or {}, defaults) for symbol, table in models.items()}
     pipelines = data.get("pipelines", {})
     if not isinstance(pipelines, dict):
         raise ExportError(f"{path}: pipelines: expected tables ([pipelines.NAME])")
-    return [*entries.values(), *(_pipeline(path, name, table, entries) for name, table in pipelines.items())]
+    return [
+        *entries.values(),
+        *(_pipeline(path, name, table, entries, defaults) for name, table in pipelines.items()),
+    ]
 
 
-def _pipeline(manifest: Path, name: str, table: Any, models: dict[str, ModelSpec]) -> PipelineSpec:
+def _pipeline(
+    manifest: Path, name: str, table: Any, models: dict[str, ModelSpec], defaults: Mapping[str, Any]
+) -> PipelineSpec:
     """A ``[pipelines.NAME]`` table: its stages are the manifest's models (``scikinc_names`` set on them)."""
     where = f"{manifest}: [pipelines.{name}]"
     if not isinstance(table, dict):
@@ -209,6 +262,7 @@ def _pipeline(manifest: Path, name: str, table: Any, models: dict[str, ModelSpec
         for stage in stages:
             stage.model.scikinc_names = True
     spec = PipelineSpec(name, n_inputs, stages, output, r.get("n_random", int, "an integer"), scikinc, where)
+    spec.parity = _parity(r, defaults)
     spec.check()
     return spec
 

@@ -21,6 +21,7 @@ from exporter import interrupt
 
 if TYPE_CHECKING:
     from exporter.batchcheck import BatchCheck
+    from exporter.criteria import Judgement
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
@@ -109,10 +110,15 @@ class ParityReport:
     arrays: ParityArrays | None = field(default=None, repr=False, compare=False)  # not part of to_dict()
     # SYMBOL_batch against one call per row in every variant this CPU runs (exporter/batchcheck.py)
     batch: BatchCheck | None = field(default=None, compare=False)
+    # the float32 rule's verdict (exporter/criteria.py); None: the fixed rule above decides
+    judgement: Judgement | None = field(default=None, repr=False, compare=False)
+    fallback: str | None = None  # why the float32 rule was asked for but could not decide
 
     @property
     def agrees(self) -> bool:
-        """The C agrees with the framework within the tolerance (the batch check aside)."""
+        """The C agrees with the framework by the rule in force (the batch check aside)."""
+        if self.judgement is not None:
+            return self.judgement.passed
         return all(c.failures == 0 for c in self.columns)
 
     @property
@@ -123,15 +129,25 @@ class ParityReport:
         """One reproducible line for the generated file's banner (no machine-dependent numbers); a batch
         that differs from one call per row comes first: the file then breaks its own promise."""
         word = "passed" if self.agrees else "FAILED"
-        nans = sum(c.nan_mismatches for c in self.columns)
-        one_sided = f" ({nans} values NaN on one side only)" if nans else ""
-        line = (
-            f"{word} against {self.reference} on {self.rows} rows, |c - ref| <= {self.atol:g} + {self.rtol:g} * |ref|"
-            + one_sided
-        )
+        if self.judgement is not None:
+            line = self.judgement.verdict(word, self.reference)
+        else:
+            nans = sum(c.nan_mismatches for c in self.columns)
+            one_sided = f" ({nans} values NaN on one side only)" if nans else ""
+            fallback = f"; rule fixed, since {self.fallback}" if self.fallback else ""
+            line = (
+                f"{word} against {self.reference} on {self.rows} rows, "
+                f"|c - ref| <= {self.atol:g} + {self.rtol:g} * |ref|" + one_sided + fallback
+            )
         return line if self.batch is None or self.batch.passed else f"{self.batch.verdict()}; parity {line}"
 
     def table(self) -> str:
+        lines = [self.judgement.table()] if self.judgement is not None else self._fixed_table()
+        if self.batch is not None:
+            lines.append(f"batch: {self.batch.verdict()}")
+        return "\n".join(lines)
+
+    def _fixed_table(self) -> list[str]:
         lines = [
             f"{'output':>6} {'max abs err':>12} {'max rel err':>12} {'max ULP':>9} {'failing':>8} {'worst row':>9}"
             f" {'NaN one side':>12}"
@@ -141,13 +157,12 @@ class ParityReport:
                 f"{c.column:>6} {c.max_abs:>12.3e} {c.max_rel:>12.3e} {c.max_ulp:>9d} "
                 f"{c.failures:>8d} {c.worst_row:>9d} {c.nan_mismatches:>12d}"
             )
-        if self.batch is not None:
-            lines.append(f"batch: {self.batch.verdict()}")
-        return "\n".join(lines)
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(replace(self, arrays=None))  # the arrays are for plots, not for the record
+        data = asdict(replace(self, arrays=None, judgement=None))  # the arrays are for plots, not for the record
         del data["arrays"]
+        data["judgement"] = None if self.judgement is None else self.judgement.to_dict()
         return {**data, "passed": self.passed}
 
     def worst_rows(self, n: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from exporter.criteria import DEFAULT_CRITERION
 from exporter.errors import ExportError, InputError
 from exporter.files import check_writable
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, in_chunks
@@ -67,12 +68,18 @@ class Checks:
     """What the pipeline proves: parity on ``samples`` random rows (plus edge rows and ``user_rows``).
 
     ``trace``: True traces every step on the worst rows, None only when parity fails, False never.
+    An export's own ``parity`` settings (a manifest entry's ``criterion``, ``atol``, ``rtol``) override these.
     """
+
+    def rule(self, own: dict[str, Any]) -> tuple[str, float, float]:
+        """Criterion, atol and rtol for an export with settings ``own`` (its keys win over these)."""
+        return own.get("criterion", self.criterion), own.get("atol", self.atol), own.get("rtol", self.rtol)
 
     parity: bool = True
     samples: int = DEFAULT_SAMPLES
     atol: float = DEFAULT_ATOL
     rtol: float = DEFAULT_RTOL
+    criterion: str = DEFAULT_CRITERION  # "float32" (exporter/criteria.py) or "fixed" (atol, rtol)
     user_rows: np.ndarray | None = None
     trace: bool | None = None
     rows_file: Path | None = None  # the file ``user_rows`` came from: an input, never to be written over
@@ -196,7 +203,8 @@ def export_spec(
             fn = compiled if ex is exports[0] else compiled.sibling(ex.symbol, *ex.source.widths[ex.symbol])
             what = f"checking parity against {ex.framework} on {len(rows):,} rows"
             with progress.step("parity", what if single else f"{ex.symbol}: {what}"):
-                result.reports[ex.symbol] = ex.check(fn, rows, checks.atol, checks.rtol, noise, reference)
+                criterion, atol, rtol = checks.rule(getattr(ex, "parity", {}))
+                result.reports[ex.symbol] = ex.check(fn, rows, atol, rtol, noise, reference, criterion)
     if batching is not None:
         batch = batching.result()
         for ex in exports:  # each model's networks on its own report: a mismatch fails that model's parity

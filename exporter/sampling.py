@@ -42,6 +42,44 @@ def _column_pool(stage: ColumnStage, raw: int, rng: np.random.Generator, k: int)
     return typical, edges if edges.size else typical[:1]
 
 
+def _fitted_range(stage: ColumnStage, raw: int) -> tuple[float, float] | None:
+    """The range of raw column ``raw`` that the first fitted op reading it was fitted on, mapped back
+    through the elementwise functions before it (None: no op records one)."""
+    position, undo = raw, []
+    for op in stage.ops:
+        if isinstance(op, Select):
+            if position not in op.columns:
+                return None
+            position = op.columns.index(position)
+        elif position in op.columns:
+            if isinstance(op, Function):
+                undo.append(op.kind)
+                continue
+            fitted = op.fitted(op.columns.index(position))
+            if fitted is None:
+                return None
+            ends = np.array(fitted)
+            with np.errstate(all="ignore"):
+                for kind in reversed(undo):
+                    ends = UNDO[kind](ends)
+            return float(np.nanmin(ends)), float(np.nanmax(ends))
+    return None
+
+
+def inside_fitted(chain: Chain, rows: np.ndarray) -> np.ndarray:
+    """Per row: every raw input inside the range its preprocessing was fitted on (NaN rows count as
+    outside). Rows outside are extrapolation: their parity is reported apart from the verdict."""
+    rows = np.asarray(rows, dtype=np.float64)
+    inside = np.ones(len(rows), dtype=bool)
+    if chain.pre is None:
+        return inside
+    for raw in range(chain.n_inputs):
+        fitted = _fitted_range(chain.pre, raw)
+        if fitted is not None:
+            inside &= (rows[:, raw] >= fitted[0]) & (rows[:, raw] <= fitted[1])
+    return inside
+
+
 def _tree_rows(chain: Chain, seed: int) -> list[np.ndarray]:
     """Rows on the thresholds of the tree ensembles that read the raw inputs (and NaN rows where they route NaN)."""
     net = chain.net

@@ -121,6 +121,7 @@ class ModelSpec:
     scikinc_names: bool = False  # each step also under scikinC's name (a pipeline's stages, for Lamarr's glue)
     import_from: Path | None = None
     words: Words = field(default=PYTHON, repr=False, compare=False)
+    parity: dict[str, Any] = field(default_factory=dict)  # its own criterion, atol, rtol (a manifest's keys)
 
     @property
     def title(self) -> str:
@@ -168,28 +169,34 @@ class ModelSpec:
 
     def build(self) -> Export:
         """Load the model and its steps, make the IR and render the C (the pipeline's first step)."""
-        from exporter.api import export_chain, export_flax, symbol_for
-
         self.check()
         chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "math": self.math}
         chain.update(dtype=self.dtype, dispatch=self.dispatch, trust=self.trust, scikinc_names=self.scikinc_names)
         with self.words.wording(), user_modules.importable(self.import_from or Path.cwd(), self.user_modules):
             self._check_trusted_modules_exist()
-            if self.is_transformer:
-                return export_chain(preprocess=[self.model, *self.preprocess], **chain)
-            chain.update(
-                preprocess=self.preprocess,
-                target_transform=self.target_transform,
-                output_activation=self.output_activation,
-            )
-            if self.flax is None:
-                return export_chain(self.model, noise=self.noise, **chain)
-            from exporter.frontends.flax import load_linen
+            exported = self._export(chain)
+        exported.parity = dict(self.parity)
+        return exported
 
-            assert self.params is not None and self.n_inputs is not None  # check() made sure
-            module, params = load_linen(self.flax, self.flax_kwargs, self.params, self.n_inputs)
-            chain["name"] = symbol_for(self.name, self.params, self.dtype)  # a class name says little: the file's stem
-            return export_flax(module, params, n_inputs=self.n_inputs, **chain)
+    def _export(self, chain: dict[str, Any]) -> Export:
+        """The export itself, as ``build`` words its errors."""
+        from exporter.api import export_chain, export_flax, symbol_for
+
+        if self.is_transformer:
+            return export_chain(preprocess=[self.model, *self.preprocess], **chain)
+        chain.update(
+            preprocess=self.preprocess,
+            target_transform=self.target_transform,
+            output_activation=self.output_activation,
+        )
+        if self.flax is None:
+            return export_chain(self.model, noise=self.noise, **chain)
+        from exporter.frontends.flax import load_linen
+
+        assert self.params is not None and self.n_inputs is not None  # check() made sure
+        module, params = load_linen(self.flax, self.flax_kwargs, self.params, self.n_inputs)
+        chain["name"] = symbol_for(self.name, self.params, self.dtype)  # a class name says little: the file's stem
+        return export_flax(module, params, n_inputs=self.n_inputs, **chain)
 
     @property
     def user_modules(self) -> list[str]:

@@ -112,7 +112,7 @@ def test_pipeline_exports_one_function(capsys, pipe_dir, tmp_path, monkeypatch):
     assert code == 0, out + err
     assert "symbol full: 3 inputs + 11 noise -> 6 outputs" in out
     assert "parity: passed end to end, stage by stage and conditionally" in out
-    assert "end to end |c - ref| / tolerance: 50%" in out and "values beyond tolerance" in out
+    assert "end to end, by the float32 rule:" in out and "decided by: output" in out and "C error 50%/90%" in out
     header = out_c.with_suffix(".h").read_text()
     for line in (
         "float *full(float *output, const float *input, const float *random);",
@@ -282,8 +282,9 @@ def test_a_broken_stage_is_named(pipe_dir):
 
 
 def test_amplified_differences_are_told_apart(pipe_dir, keras):
-    """A stage whose C differs from Python within its tolerance (4e-6, float32-rounding sized), read by a steep
-    stage (tanh(100 x)): every stage passes on its own and on C's values, end to end fails: amplification."""
+    """By the fixed rule: a stage whose C differs from Python within its tolerance (4e-6, float32-rounding
+    sized), read by a steep stage (tanh(100 x)): every stage passes on its own and on C's values, end to end
+    fails: amplification. (The float32 rule calls that bias a wrong translation: 4e-6 is many ULPs.)"""
     L = keras.layers
     x = keras.Input((3,))
     saved(randomize(keras.Model(x, L.Dense(1)(x)), 7), pipe_dir, "lin.keras")
@@ -303,10 +304,14 @@ def test_amplified_differences_are_told_apart(pipe_dir, keras):
     """)
     )
     pipe, compiled = _pipeline_and_library(manifest, "amp", lambda c: _add_to_first("lin_0_bias", 4e-6, c))
-    report = pipe.check(compiled, pipe.inputs(2000))
+    report = pipe.check(compiled, pipe.inputs(2000), criterion="fixed")
     assert report.translated and not report.passed and not report.end_to_end.passed
     assert report.diagnosis().startswith("amplified float32 differences")
     assert "beyond tolerance" in report.table()
+    assert pipe.check(compiled, pipe.inputs(2000)).wrong_stages() == ["lin"]  # the float32 rule: a wrong bias
+
+    correct = pipe.check(_pipeline_and_library(manifest, "amp")[1], pipe.inputs(2000))
+    assert correct.passed, correct.table()  # the correct C, amplified as much, passes the float32 rule
 
 
 def test_routing_is_checked(pipe_dir):

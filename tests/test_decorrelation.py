@@ -19,9 +19,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
 from exporter.api import export_transformer
+from exporter.errors import NotInvertible
 from exporter.frontends.sklearn import reference
 from exporter.frontends.sklearn.transformers import REGISTERED, register_transformer
-from exporter.ir.columns import NotInvertible
 from exporter.ir.user_columns import Mix
 
 from helpers import ROOT

@@ -135,7 +135,8 @@ def test_flax_entry(capsys, tmp_path):
 def test_parity_failure_in_a_set_exits_1(capsys, model_dir, tmp_path):
     """Zero tolerance cannot hold for tanh: exit 1, the failing model's table printed, its banner marked."""
     out_c = tmp_path / "set.c"
-    code, out, _ = run_cli(capsys, model_dir / "models.toml", "-o", out_c, "--samples", 300, "--atol", 0, "--rtol", 0)
+    fixed = ("--criterion", "fixed", "--atol", 0, "--rtol", 0)
+    code, out, _ = run_cli(capsys, model_dir / "models.toml", "-o", out_c, "--samples", 300, *fixed)
     assert code == 1
     assert "parity: FAILED" in out and "max abs err" in out
     assert "Parity: FAILED" in out_c.read_text() and out_c.with_suffix(".ref.txt").is_file()

@@ -15,9 +15,10 @@ from typing import Any, ClassVar
 from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, plan_buffers
 from exporter.backend.isa import VARIANTS, Variant
 from exporter.backend.templates import environment
+from exporter.errors import NotInvertible
 from exporter.ir import Graph, Op
 from exporter.ir.chain import Chain
-from exporter.ir.columns import ColumnOp, ColumnStage, NotInvertible
+from exporter.ir.columns import ColumnOp, ColumnStage
 
 REAL_SIZE = {"float": 4, "double": 8}  # bytes of each C type the backend can compute in
 UNROLLED_INPUTS = 16  # GCC's max-completely-peel-times: the longest loop -O2/-O3 unroll completely (``Step.weights``)

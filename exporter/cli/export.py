@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,9 @@ from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.backend.naming import symbol_from_stem
 from exporter.cli.output import emit
 from exporter.cli.parser import CLI_WORDS
+from exporter.criteria import DEFAULT_CRITERION, chosen
 from exporter.errors import EXIT_OK, EXIT_PARITY, ExportError
+from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL
 from exporter.progress import Progress
 from exporter.report.document import to_json
 from exporter.spec import ModelSpec, kwargs_from_json
@@ -114,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
     checks = Checks(
         parity=not args.no_check,
         samples=args.samples,
-        atol=args.atol,
-        rtol=args.rtol,
+        **parity_options(args),
         user_rows=_user_rows(args.inputs),
         trace=True if args.trace else None,
         rows_file=Path(args.inputs) if args.inputs else None,
@@ -124,3 +126,16 @@ def run(args: argparse.Namespace) -> int:
         result = export_spec(spec, outputs, checks, Progress(enabled=not (args.quiet or args.json)))
     emit(to_json(result.document) if args.json else result.summary())
     return EXIT_OK if result.passed else EXIT_PARITY
+
+
+def parity_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--criterion``, ``--atol``, ``--rtol`` as ``Checks`` takes them: a tolerance given chooses the fixed rule."""
+    try:
+        criterion = chosen(args.criterion, args.atol, args.rtol)
+    except ValueError as err:
+        raise ExportError(f"--criterion float32 with --atol or --rtol: {err}") from None
+    return {
+        "criterion": criterion or DEFAULT_CRITERION,
+        "atol": DEFAULT_ATOL if args.atol is None else args.atol,
+        "rtol": DEFAULT_RTOL if args.rtol is None else args.rtol,
+    }

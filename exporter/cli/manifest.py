@@ -41,7 +41,7 @@ def is_manifest(model: str | None) -> bool:
 def run_manifest(args: argparse.Namespace) -> int:
     """Export, compile once, check every model, write atomically; exit 1 if any model fails parity."""
     from exporter.backend.naming import symbol_from_stem
-    from exporter.cli.export import c_path
+    from exporter.cli.export import c_path, parity_options
     from exporter.manifest import ModelSet, read_manifest
     from exporter.pipeline import Checks, Outputs, export_spec
 
@@ -64,7 +64,7 @@ def run_manifest(args: argparse.Namespace) -> int:
     out = c_path(args.output, manifest.stem)
     spec = ModelSet(symbol_from_stem(out.stem), manifest, read_manifest(manifest, given), tuple(args.trust))
     outputs = Outputs(out, so=Path(args.so) if args.so else None)
-    checks = Checks(parity=not args.no_check, samples=args.samples, atol=args.atol, rtol=args.rtol, trace=False)
+    checks = Checks(parity=not args.no_check, samples=args.samples, trace=False, **parity_options(args))
     result = export_spec(spec, outputs, checks, Progress(enabled=not args.quiet))
     emit(result.summary())
     return EXIT_OK if result.passed else EXIT_PARITY

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from exporter.backend.isa import DEFAULT_DISPATCH, DISPATCH_MODES
 from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES, REALS
+from exporter.criteria import CRITERIA
 from exporter.errors import EXIT_USER
 from exporter.escaping import terminal
 from exporter.ir.chain import OUTPUT_ACTIVATIONS
@@ -137,10 +138,18 @@ def parser() -> Parser:
         p.add_argument(
             flag,
             type=_non_negative(float),
-            default=default,
+            default=None,
             metavar=metavar,
-            help=f"{kind} tolerance (default {default:g})",
+            help=f"{kind} tolerance of the fixed rule, which giving it chooses (default {default:g})",
         )
+    p.add_argument(
+        "--criterion",
+        choices=CRITERIA,
+        default=None,
+        help="float32 (default): the C's error from a float64 reference of the same model may not exceed a few "
+        "times what float32 itself makes there (see docs/parity.md); fixed: |c - ref| <= atol + rtol |ref| "
+        "against the float32 framework, on every row",
+    )
     p.add_argument("--so", metavar="OUT.so", help="also write the compiled shared library")
     p.add_argument(
         "--math",

@@ -28,3 +28,6 @@ class LoadedModel:
     # ``knows(value)`` method; used by the trace.
     intermediates: Intermediates | None = None
     pre: ColumnStage | None = None  # preprocessing written inside the model's own function (traced JAX)
+    # The same model computed by the framework in float64 (float64 rows in and out), the float32 criterion's
+    # reference; None when the framework cannot (it may also raise ``Float64Unavailable`` when called).
+    reference64: Callable[..., np.ndarray] | None = None

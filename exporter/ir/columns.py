@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from exporter.errors import ExportError
+from exporter.errors import ExportError, NotInvertible
 from exporter.ir.weights import Weighted
 
 EPS = float(np.finfo(np.float64).eps)  # np.spacing(1.0), the threshold sklearn and scipy use
@@ -42,20 +42,6 @@ UNDO: Mapping[str, Callable[[np.ndarray], np.ndarray]] = MappingProxyType(
     }
 )
 FUNCTIONS = tuple(UNDO)
-
-
-class NotInvertible(ExportError):
-    """A step without an inverse was asked for one."""
-
-
-def no_inverse_func(name: str, func: str) -> str:
-    """Why a FunctionTransformer without ``inverse_func`` has no inverse here, though scikit-learn gives one:
-    its ``inverse_transform`` is then the identity, and a target transform undone by the identity would
-    silently leave the network's outputs as ``func`` of the targets."""
-    return (
-        f"{name}: FunctionTransformer({func}) has no inverse_func, so its inverse_transform returns its input "
-        f"unchanged (not the inverse of {func}); fit it with inverse_func=... to undo it"
-    )
 
 
 def _doubles(values: object, n: int, what: str) -> np.ndarray:
@@ -88,6 +74,11 @@ class ColumnOp(Weighted):
         """Typical values of the op's ``c``-th input column (as many as ``normal``, standard-normal draws
         to shape) and the edge values a parity check must reach."""
         return 3.0 * normal, np.array([0.0])
+
+    def fitted(self, c: int) -> tuple[float, float] | None:
+        """The range of the op's ``c``-th input column the op was fitted on, where it records one: outside
+        it a model extrapolates, and its parity is reported apart (``exporter/sampling.py``)."""
+        return None
 
     def inverse(self) -> list[ColumnOp]:
         """The ops undoing this one, as scikit-learn's ``inverse_transform`` computes it (maybe none)."""
@@ -158,6 +149,11 @@ class MulAdd(ColumnOp):
         y = rng.uniform(lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo), len(normal))
         return (y - self.add[c]) / self.mul[c], (np.array([lo, hi]) - self.add[c]) / self.mul[c]
 
+    def fitted(self, c: int) -> tuple[float, float] | None:
+        """The inputs that map onto [lo, hi] (or [0, 1]): a min-max scaler's fitted data range."""
+        ends = (np.array(self.clip or (0.0, 1.0)) - self.add[c]) / self.mul[c]
+        return float(ends.min()), float(ends.max())
+
     def inverse(self) -> list[ColumnOp]:
         # a range scaler's inverse_transform in sklearn: (x - min_) / scale_, no clipping
         return [Standardize(f"{self.name} (inverse)", self.columns, self.add, self.mul)]
@@ -178,7 +174,7 @@ class Function(ColumnOp):
 
     def inverse(self) -> list[ColumnOp]:
         if self.inverse_kind is None:
-            raise NotInvertible(no_inverse_func(self.name, self.kind))
+            raise NotInvertible.function_transformer(self.name, self.kind)
         return [Function(f"{self.name} (inverse)", self.columns, self.inverse_kind, self.kind)]
 
     def describe(self) -> str:
@@ -223,6 +219,10 @@ class Quantile(ColumnOp):
         span = max(q[-1] - q[0], 1e-12)
         beyond = [q[0] - 0.05 * span, q[-1] + 0.05 * span, np.nextafter(q[0], -np.inf), np.nextafter(q[-1], np.inf)]
         return rng.uniform(q[0], q[-1], k), np.concatenate([q, beyond])
+
+    def fitted(self, c: int) -> tuple[float, float] | None:
+        """Forward: from the first to the last quantile (the fitted data's extremes)."""
+        return None if self.inverse_direction else (float(self.quantiles[0, c]), float(self.quantiles[-1, c]))
 
     @property
     def backward(self) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from exporter.ir.columns import ColumnOp, NotInvertible, _doubles, no_inverse_func
+from exporter.errors import NotInvertible
+from exporter.ir.columns import ColumnOp, _doubles
 from exporter.ir.expression import Expr, X
 
 
@@ -26,7 +27,7 @@ class Expression(ColumnOp):
 
     def inverse(self) -> list[ColumnOp]:
         if self.backward is None:
-            raise NotInvertible(no_inverse_func(self.name, self.label))
+            raise NotInvertible.function_transformer(self.name, self.label)
         inverse = f"inverse {self.label}"
         return [Expression(f"{self.name} (inverse)", self.columns, self.backward, self.forward, inverse)]
 

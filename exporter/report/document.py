@@ -66,6 +66,10 @@ def parity_dict(report: ParityReport, samples: int, user_rows: int) -> dict[str,
         "edge_rows": len(edge_rows(inputs.shape[1])),
         "user_rows": user_rows,
         "row_order": "random samples, then edge rows, then user rows; worst_row indexes this order",
+        "criterion": "fixed" if report.judgement is None else "float32",
+        "rule": report.verdict(),
+        "fallback": report.fallback,
+        "judgement": None if report.judgement is None else report.judgement.to_dict(),
         "tolerance": {"atol": report.atol, "rtol": report.rtol, "rule": RULE},
         "outputs": [
             {

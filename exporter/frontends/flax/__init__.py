@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from exporter import interrupt
-from exporter.errors import ExportError, InputError
+from exporter.errors import ExportError, Float64Unavailable, InputError
 from exporter.frontends.flax.jaxpr import jaxpr_to_ir
 from exporter.frontends.loaded import LoadedModel
 
@@ -72,7 +72,34 @@ def load_flax(model: Any, params: Any, n_inputs: int, source: str) -> LoadedMode
         out = np.asarray(batched(np.asarray(rows, dtype=np.float32)), dtype=np.float32)
         return out.reshape(len(out), -1)
 
-    return LoadedModel(graph, reference, "Flax", f"{flax.__version__}, JAX {jax.__version__}", pre=pre)
+    version = f"{flax.__version__}, JAX {jax.__version__}"
+    return LoadedModel(graph, reference, "Flax", version, pre=pre, reference64=_reference64(fn, params))
+
+
+def _reference64(fn: Callable[[Any, Any], Any], params: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """The same function in float64: JAX with x64 on, the params cast (floats only), float64 rows.
+
+    A module that fixes float32 in its own code (``dtype=jnp.float32``) computes float32 anyway: the
+    output's dtype is checked, and ``Float64Unavailable`` says so (the fixed rule then decides)."""
+    jax = _import_jax()
+
+    def cast(leaf: Any) -> Any:  # floats only: an nnx state also holds integers and random keys
+        dtype = getattr(leaf, "dtype", None)
+        return (
+            jax.numpy.asarray(leaf, np.float64)
+            if dtype is not None and jax.numpy.issubdtype(dtype, np.floating)
+            else leaf
+        )
+
+    def reference(rows: np.ndarray) -> np.ndarray:
+        with jax.enable_x64(True):
+            params64 = jax.tree_util.tree_map(cast, params)
+            out = np.asarray(jax.jit(jax.vmap(lambda x: fn(params64, x)))(np.asarray(rows, dtype=np.float64)))
+        if out.dtype != np.float64:
+            raise Float64Unavailable(f"the model computes {out.dtype} with float64 params and rows")
+        return out.reshape(len(out), -1)
+
+    return reference
 
 
 def load_linen(

@@ -26,6 +26,7 @@ from exporter.frontends.keras import keras2
 from exporter.frontends.keras.activations import keras_activation
 from exporter.frontends.keras.backend import INSTALL, OPTIONAL, choose_backend, require_keras
 from exporter.frontends.keras.declared import check_declared
+from exporter.frontends.keras.float64 import keras_reference64
 from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
 from exporter.frontends.keras.layers import CUSTOM, LAYERS
@@ -312,6 +313,8 @@ def load_keras(model: Any, noise: int = 0) -> LoadedModel:
         framework="Keras",
         framework_version=saved[1] if saved else _version_label(),
         intermediates=KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined),
+        # what was saved (a SavedModel's signature, TF 2 Keras) has no float64 twin: judged by the fixed rule
+        reference64=None if saved else keras_reference64(model),
     )
 
 
@@ -331,7 +334,9 @@ def stored_walk(path: Path, source: str, noise: int = 0, config: dict[str, Any] 
 def _load_stored(path: Path, source: str, noise: int) -> LoadedModel:
     graph = stored_walk(path, source, noise).graph()
     later = KerasLater(path, source, noise, graph)
-    return LoadedModel(graph, later.reference, "Keras", _version_label(), intermediates=later)
+    return LoadedModel(
+        graph, later.reference, "Keras", _version_label(), intermediates=later, reference64=later.reference64
+    )
 
 
 def _version_label() -> str:
@@ -364,6 +369,13 @@ class KerasLater:
 
     def reference(self, x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         return self._reference(x, noise)
+
+    @functools.cached_property
+    def _reference64(self) -> Any:
+        return keras_reference64(self.model, read_stored_config(self.path))
+
+    def reference64(self, x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+        return self._reference64(x, noise)
 
     @functools.cached_property
     def _intermediates(self) -> KerasIntermediates:

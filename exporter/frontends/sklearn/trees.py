@@ -322,11 +322,12 @@ def tree_graph(est: Any, source: str) -> Graph:
     return optimize(Graph("x", "y", {"x": n_features, "y": width}, [op], source))
 
 
-def _reference(est: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """``predict_proba`` of a classifier, ``predict`` of a regressor, as float32 rows."""
+def _reference(est: Any, dtype: type = np.float32) -> Callable[[np.ndarray], np.ndarray]:
+    """``predict_proba`` of a classifier, ``predict`` of a regressor, as float32 rows (``dtype``: float64 is
+    what scikit-learn computes, after comparing the inputs in float32 as the C does: its float64 reference)."""
     if hasattr(est, "classes_"):
-        return lambda x: np.asarray(est.predict_proba(x), dtype=np.float32)
-    return lambda x: np.asarray(est.predict(x), dtype=np.float32).reshape(len(x), -1)
+        return lambda x: np.asarray(est.predict_proba(x), dtype=dtype)
+    return lambda x: np.asarray(est.predict(x), dtype=dtype).reshape(len(x), -1)
 
 
 @functools.lru_cache(maxsize=4)
@@ -366,4 +367,5 @@ def load_trees(model: Any) -> LoadedModel:
             )
     else:
         source, est = f"{type(model).__name__} (in memory)", model
-    return LoadedModel(tree_graph(est, source), _reference(est), "scikit-learn", sklearn.__version__)
+    graph, reference = tree_graph(est, source), _reference(est)
+    return LoadedModel(graph, reference, "scikit-learn", sklearn.__version__, reference64=_reference(est, np.float64))
