@@ -25,6 +25,7 @@ import numpy as np
 from exporter.backend.naming import check_symbol, shared_name
 from exporter.errors import ExportError, InputError
 from exporter.ir.pipeline import INPUT, Pipeline, PipelineError, Read, Stage
+from exporter.names import name_pipeline
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, noise_rows
 from exporter.spec import ModelSpec
 from exporter.summary import headline
@@ -93,6 +94,8 @@ class PipelineSpec:
     n_random: int | None = None  # None: the sum of the stages' noise
     scikinc_names: bool = False  # also export each stage's steps as scikinC named them
     where: str = ""
+    inputs: list[str] | None = None  # the columns' names (exporter.names; None: the stages')
+    outputs: list[str] | None = None
 
     def error(self, stage: str | None, key: str, message: str) -> ExportError:
         place = key if stage is None else f"stage {stage} {key}"
@@ -214,6 +217,10 @@ class PipelineSpec:
             pipeline = Pipeline(self.name, self.n_inputs, stages, output, source=source)
         except PipelineError as err:
             raise self.error(err.stage, err.key, err.message) from None
+        try:
+            name_pipeline(pipeline, exports, self.inputs, self.outputs)
+        except InputError as err:
+            raise self.error(None, err.field, err.message) from None
         return PipelineExport(pipeline, exports, dtype=exports[0].dtype)
 
     # the export pipeline's view (exporter.pipeline.Exportable): the stages and the pipeline in one file

@@ -36,6 +36,8 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
             math=getattr(args, "math", None),  # inspect has no --math or --dtype: the defaults
             dtype=getattr(args, "dtype", None) or "float",
             trust=args.trust,
+            inputs=getattr(args, "input_names", None),
+            outputs=getattr(args, "output_names", None),
             dispatch=getattr(args, "dispatch", None) or DEFAULT_DISPATCH,
             words=CLI_WORDS,
         )

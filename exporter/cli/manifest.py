@@ -27,6 +27,8 @@ PER_MODEL = {
     "target_transform": "--target-transform (a manifest key)",
     "output_activation": "--output-activation (a manifest key)",
     "noise": "--noise (a manifest key)",
+    "input_names": "--input-names (the manifest key inputs)",
+    "output_names": "--output-names (the manifest key outputs)",
     "flax": "--flax (a manifest key)",
     "flax_kwargs": "--flax-kwargs (a manifest key)",
     "params": "--params (a manifest key)",
