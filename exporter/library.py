@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from exporter.refrows import ReferenceRows
 
 SCHEMA = "lamarr-export-info/1"  # the info's "schema": a loader refuses a version it does not know
+CARD_SCHEMA = "lamarr-export-plugins/1"  # the plugin card's "schema"
 PENDING = "pending: this build is the one the parity check runs on (the written .c holds the verdict)"
 RULE = "|c - ref| <= atol + rtol * |ref|, NaN only where ref is NaN"
 SUFFIXES = ("_info", "_selftest", "_selftest_row")  # what each top-level symbol adds to the library
@@ -138,6 +139,16 @@ def rows_for(rows: ReferenceRows) -> dict[str, Any]:
     }
 
 
+def infos(
+    exports: Sequence[Any], rows: Sequence[ReferenceRows], verdicts: dict[str, str], library: str | None
+) -> list[dict[str, Any]]:
+    """Every export's info (``verdicts``: by symbol; missing: ``PENDING``), as ``SYMBOL_info`` returns it."""
+    return [
+        info(ex, verdicts.get(ex.symbol, PENDING), r.atol, r.rtol, len(r.inputs), library)
+        for ex, r in zip(exports, rows, strict=True)
+    ]
+
+
 def with_library(
     source: CSource,
     exports: Sequence[Any],
@@ -149,11 +160,35 @@ def with_library(
     from dataclasses import replace
 
     entries = []
-    for ex, r in zip(exports, rows, strict=True):
-        data = info(ex, verdicts.get(ex.symbol, PENDING), r.atol, r.rtol, len(r.inputs), library)
+    for ex, r, data in zip(exports, rows, infos(exports, rows, verdicts, library), strict=True):
         chain = ex.chain
         widths = {"n_inputs": chain.n_inputs, "n_outputs": chain.n_outputs, "n_noise": chain.n_noise}
         entry = {"symbol": ex.symbol, "info": info_json(data), "real": ex.dtype, "atol": r.atol, "rtol": r.rtol}
         entries.append({**entry, **widths, **rows_for(r)})
     c, h = render_library(exports[0].symbol, entries, library)
     return replace(source, c=source.c + c, h=source.h + h)
+
+
+def card(
+    library_file: str,
+    exports: Sequence[Any],
+    rows: Sequence[ReferenceRows],
+    verdicts: dict[str, str],
+    library: str | None,
+) -> str:
+    """``NAME.plugins.json``: per top-level function what SQLamarr's ``Plugin``/``GenerativePlugin`` and PyLamarr
+    take (library file, function, kind, input columns in order, output columns, n_random), and its info as
+    ``SYMBOL_info`` of the written file returns it; schema ``exporter/report/plugins.schema.json``."""
+    plugins = [
+        {
+            "function": i["symbol"],
+            "kind": i["kind"],
+            "inputs": i["inputs"],
+            "outputs": i["outputs"],
+            "n_random": i["n_random"],
+            "info": i,
+        }
+        for i in infos(exports, rows, verdicts, library)
+    ]
+    document = {"schema": CARD_SCHEMA, "library": library_file, "plugins": plugins}
+    return json.dumps(document, indent=2, ensure_ascii=True, allow_nan=False) + "\n"

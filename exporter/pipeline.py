@@ -90,6 +90,7 @@ class Outputs:
     report: Path | None = None
     pt_column: int | None = None
     document: bool = False
+    card: bool = False  # also NAME.plugins.json: what SQLamarr's plugins need (exporter/library.py)
 
     def check(self, inputs: list[Path]) -> None:
         """No output may be one of the ``inputs`` or another output: refused before anything is read or written.
@@ -119,6 +120,7 @@ class Outputs:
             "h": self.c.with_suffix(".h"),
             "ref": self.c.with_suffix(".ref.txt"),
             "so": self.so,
+            "card": self.c.with_suffix(".plugins.json") if self.card else None,
             "report_json": report / "report.json" if report else None,
             "report_html": report / "report.html" if report else None,
         }
@@ -129,6 +131,7 @@ OUTPUT_KINDS = {
     "h": "header (beside -o)",
     "ref": "reference rows (beside -o)",
     "so": "library (--so)",
+    "card": "plugin card (beside -o)",
     "report_json": "report.json (--report)",
     "report_html": "report.html (--report)",
 }
@@ -173,8 +176,8 @@ def export_spec(
 ) -> Result:
     """Run every step for ``spec``; raises ``ExportError`` for the user's mistakes, before writing anything."""
     from exporter.files import write_atomically
+    from exporter.library import card, with_library
     from exporter.library import check_names as check_library_names
-    from exporter.library import with_library
     from exporter.refrows import format_rows, ref_path, reference_rows
 
     checks = checks or Checks()
@@ -218,6 +221,9 @@ def export_spec(
     verdicts = {ex.symbol: _verdict(result.reports.get(ex.symbol)) for ex in exports}
     source = with_library(source, exports, ref_rows, verdicts, library)
     files = {outputs.c: source.c.encode(), outputs.c.with_suffix(".h"): source.h.encode()}
+    if outputs.card:
+        so_name = outputs.so.name if outputs.so else f"lib{outputs.c.stem}.so"
+        files[outputs.c.with_suffix(".plugins.json")] = card(so_name, exports, ref_rows, verdicts, library).encode()
     files[ref_path(outputs.c)] = format_rows(spec.rows_title(exports), [ex.source for ex in exports], ref_rows).encode()
     if outputs.so:
         assert compiled is not None

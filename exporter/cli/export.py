@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         report=_report_dir(args),
         pt_column=args.pt_column,
         document=args.json,
+        card=args.card,
     )
     checks = Checks(
         parity=not args.no_check,

@@ -65,7 +65,7 @@ def run_manifest(args: argparse.Namespace) -> int:
         raise ExportError(f"{manifest}: no such manifest")
     out = c_path(args.output, manifest.stem)
     spec = ModelSet(symbol_from_stem(out.stem), manifest, read_manifest(manifest, given), tuple(args.trust))
-    outputs = Outputs(out, so=Path(args.so) if args.so else None)
+    outputs = Outputs(out, so=Path(args.so) if args.so else None, card=True)
     checks = Checks(parity=not args.no_check, samples=args.samples, atol=args.atol, rtol=args.rtol, trace=False)
     result = export_spec(spec, outputs, checks, Progress(enabled=not args.quiet))
     emit(result.summary())

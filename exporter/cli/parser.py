@@ -146,6 +146,11 @@ def parser() -> Parser:
         )
     p.add_argument("--so", metavar="OUT.so", help="also write the compiled shared library")
     p.add_argument(
+        "--card",
+        action="store_true",
+        help="also write OUT.plugins.json: what SQLamarr's Plugin/GenerativePlugin need (a manifest always does)",
+    )
+    p.add_argument(
         "--math",
         choices=MATH_MODES,
         default=None,
