@@ -12,6 +12,7 @@ import jsonschema
 import numpy as np
 import pytest
 
+from exporter.backend.isa import VARIANTS, missing_on_this_cpu
 from exporter.errors import ExportError
 from exporter.library import PENDING, check_names
 
@@ -234,3 +235,36 @@ def test_committed_library_checks_itself_and_fails_with_one_weight_changed(capsy
     code, text, _ = run_cli(capsys, "check", tmp_path / "broken.so")
     assert code == 1 and re.search(r"self-test: FAILED: resolution row \d+: \d+ value", text), text
     assert text.count("self-test: passed") == 3
+
+
+BUILDS = [
+    *(["-O0", f"-DEFFICIENCY_ISA={v.level}"] for v in VARIANTS["auto"] if not missing_on_this_cpu(v)),
+    ["-O3"],
+    ["-O3", "-march=x86-64-v2"],
+    ["-O0", "-g"],
+]
+
+
+@pytest.mark.parametrize("flags", BUILDS, ids=" ".join)
+def test_selftest_passes_in_every_variant_and_lamarr_build_line(flags, tmp_path):
+    """The committed efficiency.c's self-test in each instruction-set variant this CPU runs (forced) and under
+    Lamarr's build lines: 0 values beyond the tolerance (aarch64: cross-compiled by test_build_matrix's kind
+    of check only, no emulator here to run it)."""
+    library = tmp_path / "libefficiency.so"
+    source = ROOT / "generated" / "efficiency.c"
+    subprocess.run(["gcc", "-std=c99", *flags, "-shared", "-fPIC", source, "-o", library, "-lm"], check=True)
+    lib = ctypes.CDLL(str(library))
+    assert lib.efficiency_selftest() == 0  # -DEFFICIENCY_ISA=k compiles variant k alone: the one run
+
+
+def test_info_and_selftest_cross_compile_for_aarch64(tmp_path):
+    """Lamarr's other platform: the committed set, info and self-tests included, compiles for aarch64 under the
+    strict flags (.ci/run installs the cross compiler; running it needs an emulator, which is not there)."""
+    import shutil
+
+    if shutil.which("aarch64-linux-gnu-gcc") is None:
+        pytest.skip("no aarch64-linux-gnu-gcc")
+    flags = [f for f in STRICT_C[2:] if f not in ("-shared", "-fPIC", "-O3")]
+    command = ["aarch64-linux-gnu-gcc", "-std=c99", "-O0", *flags, "-c", ROOT / "generated" / "lamarr_tracking.c"]
+    result = subprocess.run([*command, "-o", tmp_path / "set.o"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
