@@ -40,6 +40,7 @@ from exporter.frontends.loaded import LoadedModel
 from exporter.frontends.sklearn.trust import Trust
 from exporter.ir import Activation, Graph
 from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, repeated_activation, with_output_activation
+from exporter.names import name_fitted
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, noise_rows
 from exporter.sampling import chain_inputs
 from exporter.summary import headline
@@ -275,6 +276,7 @@ def export_chain(
     chain = Chain(
         pre=pre, net=net, post=post, source=" + ".join(sources), labels={k: v for k, v in labels.items() if v}
     )
+    name_fitted(chain, [est for est, _ in pre_transformers], target[0] if target is not None else None)
 
     def prepare(rows: np.ndarray) -> np.ndarray:
         x = np.asarray(rows, dtype=np.float64)
@@ -318,8 +320,7 @@ def export_chain(
         versions.append(f"scikit-learn {sklearn.__version__}")
     prepared = (lambda rows: prepare(rows).astype(np.float32)) if pre is not None else None
     framework = " + ".join(frameworks) or "numpy"
-    versions_text = ", ".join(versions)
-    parts = (chain, symbol, reference, framework, versions_text, net_loaded, prepared, math, dtype, dispatch)
+    parts = (chain, symbol, reference, framework, ", ".join(versions), net_loaded, prepared, math, dtype, dispatch)
     ex = Export(*parts, scikinc_names, after_network=after_network, reference64=reference64)
     ex.warnings += notes
     return ex

@@ -15,7 +15,6 @@ its stages and itself into one file.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,10 +25,12 @@ from exporter.backend.naming import check_symbol, shared_name
 from exporter.criteria import DEFAULT_CRITERION, Criterion, nudge
 from exporter.errors import ExportError, Float64Unavailable, InputError
 from exporter.ir.pipeline import INPUT, Pipeline, PipelineError, Read, Stage
+from exporter.names import name_pipeline
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, noise_rows
 from exporter.spec import ModelSpec
 from exporter.summary import headline
 from exporter.words import count
+from exporter.written_slices import WrittenSlice, parse_slice
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,34 +40,6 @@ if TYPE_CHECKING:
     from exporter.composed_parity import PipelineReport
     from exporter.progress import Progress
     from exporter.toolchain import CompiledModel
-
-_SLICE = re.compile(r"(?P<source>[A-Za-z_][A-Za-z0-9_]*)(?P<bracket>\[(?P<start>\d*)(?P<colon>:(?P<stop>\d*))?\])?\Z")
-
-
-@dataclass(frozen=True)
-class Slice:
-    """A slice as written (``rich[0:4]``); its bounds are known once the source's width is."""
-
-    source: str
-    start: int | None
-    stop: int | None
-    text: str
-
-    def resolve(self, width: int) -> Read:
-        start = 0 if self.start is None else self.start
-        return Read(self.source, start, width if self.stop is None else self.stop)
-
-
-def parse_slice(text: str) -> Slice:
-    """``name``, ``name[i]``, ``name[a:b]``, ``name[a:]``, ``name[:b]`` (indices from 0, ``b`` excluded)."""
-    found = _SLICE.match(text.replace(" ", "")) if isinstance(text, str) else None
-    if found is None or (found["bracket"] and not found["colon"] and not found["start"]):
-        raise ValueError(f"{text!r}: expected NAME, NAME[i] or NAME[a:b] (NAME: input or a stage)")
-    start = int(found["start"]) if found["start"] else None
-    stop = int(found["stop"]) if found["stop"] else None
-    if found["bracket"] and not found["colon"]:
-        stop = int(found["start"]) + 1  # NAME[i]: one value
-    return Slice(found["source"], start, stop, text)
 
 
 @dataclass
@@ -95,6 +68,8 @@ class PipelineSpec:
     scikinc_names: bool = False  # also export each stage's steps as scikinC named them
     where: str = ""
     parity: dict[str, Any] = field(default_factory=dict)  # its own criterion, atol, rtol (a manifest's keys)
+    inputs: list[str] | None = None  # the columns' names (exporter.names; None: the stages')
+    outputs: list[str] | None = None
 
     def error(self, stage: str | None, key: str, message: str) -> ExportError:
         place = key if stage is None else f"stage {stage} {key}"
@@ -138,7 +113,7 @@ class PipelineSpec:
             if s.source == INPUT:
                 raise self.error(None, "output", f"{s.text}: the output is made of stage outputs, not of the input")
 
-    def _slices(self, texts: list[str], stage: str | None, key: str) -> list[Slice]:
+    def _slices(self, texts: list[str], stage: str | None, key: str) -> list[WrittenSlice]:
         slices = []
         for text in texts:
             try:
@@ -151,7 +126,7 @@ class PipelineSpec:
             slices.append(s)
         return slices
 
-    def _check_order(self, s: Slice, index: int) -> None:
+    def _check_order(self, s: WrittenSlice, index: int) -> None:
         """A stage reads the input and earlier stages only; a read of itself or of a later reader is a cycle."""
         stage = self.stages[index].name
         if s.source == INPUT:
@@ -216,6 +191,10 @@ class PipelineSpec:
             pipeline = Pipeline(self.name, self.n_inputs, stages, output, source=source)
         except PipelineError as err:
             raise self.error(err.stage, err.key, err.message) from None
+        try:
+            name_pipeline(pipeline, exports, self.inputs, self.outputs)
+        except InputError as err:
+            raise self.error(None, err.field, err.message) from None
         return PipelineExport(pipeline, exports, dtype=exports[0].dtype, parity=dict(self.parity))
 
     # the export pipeline's view (exporter.pipeline.Exportable): the stages and the pipeline in one file

@@ -17,10 +17,14 @@ and the terminal. Each target has one function here and every such string goes t
   as ``\\x1b``, ``\\u202e``. Applied where the command line prints (``exporter.cli.output``,
   ``exporter.progress``); ``terminal_line`` (newlines escaped too) where a file's name enters a
   multi-line message (refused layers, step tables), so that a name cannot forge a line of its own.
+- ``c_string``: a C string's initializer (``SYMBOL_info``'s JSON, which quotes file names): printable
+  ASCII but ``\\``, ``"`` and ``?`` (trigraphs) as is, those three backslashed, every other byte as a
+  3-digit octal escape; in literals of at most ``C_PIECE`` characters, at most ``C_STRING_MAX`` in all
+  (C99's minimum limit, which ``-pedantic`` enforces), a brace list of byte values beyond.
 - ``visible``: ``terminal`` for the report page (``finalize`` of its Jinja environment, before the
   autoescaping that handles ``& < > " '``).
 
-No C string literal, TOML or shell text is written from a file's strings; symbols and stage names
+No TOML or shell text is written from a file's strings; symbols and stage names
 that are printed as C code are checked identifiers (``exporter.backend.naming``), not escaped.
 """
 
@@ -80,6 +84,33 @@ def cmake_list_item(text: str) -> str:
     if bad:
         raise ValueError(f"CMake cannot read a path with {bad[0]!r} in a list of files")
     return text
+
+
+C_PIECE = 100  # characters of one literal: one line of the generated file each
+C_STRING_MAX = 4095  # C99 5.2.4.1: the longest string literal (after concatenation) every compiler must take
+
+
+def _c_char(byte: int) -> str:
+    ch = chr(byte)
+    if ch in '\\"?':
+        return "\\" + ch
+    return ch if ch in _PRINTABLE else f"\\{byte:03o}"
+
+
+def c_string(text: str, indent: str = "    ") -> str:
+    """The initializer of a ``static const char NAME[]`` holding ``text`` (UTF-8), safe in C99 and C++.
+
+    Why so: a file name may hold any byte; ``"`` or ``\\`` would end or bend the literal, ``??/`` is a
+    backslash where trigraphs are on, a raw newline is an error, and a hex escape swallows the hex digits
+    after it (octal stops at three). Literals are split one per line; past ``C_STRING_MAX`` bytes the
+    text is a brace list of octal character constants, which no length limit applies to.
+    """
+    data = text.encode("utf-8", "surrogateescape")
+    if len(data) >= C_STRING_MAX:
+        rows = [", ".join(f"'\\{b:03o}'" for b in data[i : i + 16]) for i in range(0, len(data), 16)]
+        return "{\n" + ",\n".join(indent + row for row in rows) + ", 0\n}"
+    pieces = [data[i : i + C_PIECE] for i in range(0, len(data), C_PIECE)] or [b""]
+    return "\n".join(indent + '"' + "".join(_c_char(b) for b in piece) + '"' for piece in pieces)
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -62,12 +62,12 @@ if TYPE_CHECKING:
 PARITY_KEYS = ("criterion", "atol", "rtol")
 KEYS = (
     "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise trust "
-    "math dtype dispatch"
+    "math dtype dispatch inputs outputs"
 ).split() + list(PARITY_KEYS)
 # keys that are also flags of the command (a flag sets them for every entry, and may not contradict one),
 # with the values they take
 OPTIONS = {"math": MATH_MODES, "dtype": REALS, "dispatch": DISPATCH_MODES}
-PIPELINE_KEYS = "n_inputs n_random stages output scikinc_names".split() + list(PARITY_KEYS)
+PIPELINE_KEYS = "n_inputs n_random stages output scikinc_names inputs outputs".split() + list(PARITY_KEYS)
 STAGE_KEYS = "model reads noise".split()
 
 
@@ -107,6 +107,10 @@ class _Reader:
         if not all(isinstance(v, str) for v in values):
             raise self.words.about(key, f"expected a list of {what} (strings), got {values!r}")
         return values
+
+    def names(self, key: str) -> list[str] | None:
+        """A list of column names (``inputs``, ``outputs``), None when not given (exporter.names checks them)."""
+        return self.strings(key, "column names") if key in self.table else None
 
     def ints(self, key: str) -> list[int]:
         values = self.get(key, list, "a list of integers") or []
@@ -195,6 +199,8 @@ def _entry(
         output_activation=r.get("output_activation", str, "a string"),
         noise=r.get("noise", int, "an integer") or 0,
         trust=r.strings("trust", "module names"),
+        inputs=r.names("inputs"),
+        outputs=r.names("outputs"),
         import_from=manifest.parent,
         words=words,
         parity=_parity(r, defaults),
@@ -263,6 +269,7 @@ def _pipeline(
             stage.model.scikinc_names = True
     spec = PipelineSpec(name, n_inputs, stages, output, r.get("n_random", int, "an integer"), scikinc, where)
     spec.parity = _parity(r, defaults)
+    spec.inputs, spec.outputs = r.names("inputs"), r.names("outputs")
     spec.check()
     return spec
 
@@ -320,6 +327,11 @@ class ModelSet:
     @property
     def title(self) -> str:
         return str(self.manifest)
+
+    @property
+    def library(self) -> str:
+        """The library's name: its ``LIBRARY_symbols`` lists the top-level functions (``exporter.library``)."""
+        return self.name
 
     def files(self) -> list[Path]:
         return list(dict.fromkeys([self.manifest, *(p for spec in self.specs for p in spec.files())]))

@@ -97,6 +97,7 @@ class Outputs:
     report: Path | None = None
     pt_column: int | None = None
     document: bool = False
+    card: bool = False  # also NAME.plugins.json: what SQLamarr's plugins need (exporter/library.py)
 
     def check(self, inputs: list[Path]) -> None:
         """No output may be one of the ``inputs`` or another output: refused before anything is read or written.
@@ -126,6 +127,7 @@ class Outputs:
             "h": self.c.with_suffix(".h"),
             "ref": self.c.with_suffix(".ref.txt"),
             "so": self.so,
+            "card": self.c.with_suffix(".plugins.json") if self.card else None,
             "report_json": report / "report.json" if report else None,
             "report_html": report / "report.html" if report else None,
         }
@@ -136,6 +138,7 @@ OUTPUT_KINDS = {
     "h": "header (beside -o)",
     "ref": "reference rows (beside -o)",
     "so": "library (--so)",
+    "card": "plugin card (beside -o)",
     "report_json": "report.json (--report)",
     "report_html": "report.html (--report)",
 }
@@ -180,6 +183,8 @@ def export_spec(
 ) -> Result:
     """Run every step for ``spec``; raises ``ExportError`` for the user's mistakes, before writing anything."""
     from exporter.files import write_atomically
+    from exporter.library import card, with_library
+    from exporter.library import check_names as check_library_names
     from exporter.refrows import format_rows, ref_path, reference_rows
 
     checks = checks or Checks()
@@ -191,9 +196,15 @@ def export_spec(
         progress.warn(warning)
     single = len(exports) == 1
     _check_inputs(exports[0], outputs, checks)
+    library = getattr(spec, "library", None)
+    check_library_names([ex.symbol for ex in exports], library, spec.title)
+    with progress.step("reference rows", "computing the reference rows (the files' and the self-tests')"):
+        ref_rows = [reference_rows(ex, atol=checks.atol, rtol=checks.rtol) for ex in exports]
+    pending = {} if checks.parity else {ex.symbol: "not checked" for ex in exports}
     with ThreadPoolExecutor(2) as pool:  # the compilers run in their own processes: the reference meanwhile
         compiling = checks.parity or outputs.so
-        building = pool.submit(_compile, spec, exports, progress, not outputs.so) if compiling else None
+        built = with_library(_combined(spec, exports), exports, ref_rows, pending, library)
+        building = pool.submit(_compile, built, exports, progress, not outputs.so) if compiling else None
         batching = pool.submit(_batch_check, spec, exports, progress) if checks.parity and checks.batch else None
         expected = [_expected(ex, checks, progress, single) for ex in exports] if building and checks.parity else []
         compiled = building.result() if building else None
@@ -215,10 +226,13 @@ def export_spec(
         result.trace, result.trace_error = _trace(checks, exports[0], result.reports.get(exports[0].symbol), progress)
 
     source = spec.combine([ex.final_source(result.reports.get(ex.symbol)) for ex in exports])
+    verdicts = {ex.symbol: _verdict(result.reports.get(ex.symbol)) for ex in exports}
+    source = with_library(source, exports, ref_rows, verdicts, library)
     files = {outputs.c: source.c.encode(), outputs.c.with_suffix(".h"): source.h.encode()}
-    with progress.step("reference rows", "computing the reference rows"):
-        rows = [reference_rows(ex, atol=checks.atol, rtol=checks.rtol) for ex in exports]
-    files[ref_path(outputs.c)] = format_rows(spec.rows_title(exports), [ex.source for ex in exports], rows).encode()
+    if outputs.card:
+        so_name = outputs.so.name if outputs.so else f"lib{outputs.c.stem}.so"
+        files[outputs.c.with_suffix(".plugins.json")] = card(so_name, exports, ref_rows, verdicts, library).encode()
+    files[ref_path(outputs.c)] = format_rows(spec.rows_title(exports), [ex.source for ex in exports], ref_rows).encode()
     if outputs.so:
         assert compiled is not None
         files[outputs.so] = compiled.library.read_bytes()
@@ -251,7 +265,12 @@ def _expected(
         return rows, noise, in_chunks(ex.reference, rows, *([] if noise is None else [noise]))
 
 
-def _compile(spec: Exportable, exports: list[Export], progress: Progress, one_isa: bool) -> CompiledModel:
+def _verdict(report: Any) -> str:
+    """What ``SYMBOL_info`` says of parity: the report's verdict, or that it did not run."""
+    return report.verdict() if report is not None else "not checked"
+
+
+def _compile(source: CSource, exports: list[Export], progress: Progress, one_isa: bool) -> CompiledModel:
     """One library for every model, loaded through the first model's symbol (the others are its siblings).
 
     ``one_isa``: only the instruction-set variant this CPU runs, which is what parity can check here
@@ -261,7 +280,6 @@ def _compile(spec: Exportable, exports: list[Export], progress: Progress, one_is
     from exporter.toolchain import CompileError
 
     first = exports[0]
-    source = _combined(spec, exports)
     message = "compiling the C" if len(exports) == 1 else f"compiling the {len(exports)} models into one library"
     chain = first.chain
     try:

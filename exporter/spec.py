@@ -118,6 +118,8 @@ class ModelSpec:
     dtype: str = "float"
     trust: list[str] = field(default_factory=list)
     dispatch: str = DEFAULT_DISPATCH
+    inputs: list[str] | None = None  # the input columns' names (None: the preprocessing's fitted names, or x0..)
+    outputs: list[str] | None = None  # the output columns' names (None: the target transform's, or y0..)
     scikinc_names: bool = False  # each step also under scikinC's name (a pipeline's stages, for Lamarr's glue)
     import_from: Path | None = None
     words: Words = field(default=PYTHON, repr=False, compare=False)
@@ -169,7 +171,17 @@ class ModelSpec:
 
     def build(self) -> Export:
         """Load the model and its steps, make the IR and render the C (the pipeline's first step)."""
+        from exporter.library import hash_sources
+        from exporter.names import name_columns
+
         self.check()
+        export = self._build()
+        with self.words.wording():
+            name_columns(export, self.inputs, self.outputs)
+        export.chain.sources = hash_sources(self.files())
+        return export
+
+    def _build(self) -> Export:
         chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "math": self.math}
         chain.update(dtype=self.dtype, dispatch=self.dispatch, trust=self.trust, scikinc_names=self.scikinc_names)
         with self.words.wording(), user_modules.importable(self.import_from or Path.cwd(), self.user_modules):

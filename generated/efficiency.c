@@ -12944,3 +12944,101 @@ efficiency_EXPORT float *efficiency_batch(float *output, const float *input, siz
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
+
+/*
+ * What this library says about itself (docs/c-contract.md): efficiency.
+ *   const char *SYMBOL_info(void): one JSON object (widths, column names, sources, parity, math, variants);
+ *   int SYMBOL_selftest(void): the reference rows run through SYMBOL, the number of values beyond the
+ *     tolerance returned (0: pass); int SYMBOL_selftest_row(int row): the same for one row (-1: no such row).
+ */
+#include <math.h>
+#include <stddef.h>
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define efficiency_INFO_EXPORT __attribute__((visibility("default")))
+#else
+#define efficiency_INFO_EXPORT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+const char *efficiency_info(void);
+int efficiency_selftest(void);
+int efficiency_selftest_row(int r);
+#ifdef __cplusplus
+}
+#endif
+
+static const char efficiency_info_text[] =
+    "{\"schema\":\"lamarr-export-info/1\",\"symbol\":\"efficiency\",\"kind\":\"plugin\",\"n_inputs\":12,\"n_outputs\":4,\""
+    "n_random\":0,\"inputs\":[\"x0\",\"x1\",\"x2\",\"x3\",\"x4\",\"x5\",\"x6\",\"x7\",\"x8\",\"x9\",\"x10\",\"x11\"],\"outputs\":[\"y0\""
+    ",\"y1\",\"y2\",\"y3\"],\"exporter\":\"lamarr-export 0.1.0\",\"sources\":[{\"file\":\"efficiency.keras\",\"sha256\":\"df"
+    "a224e970efec12ce8190882eff00d7592a8e2b2bbcdede046121efa0e7fc1c\"},{\"file\":\"efficiency_tX.pkl\",\"sha256"
+    "\":\"ab1021102564c7694ecf14447cb26551b0c38eca63e77d642503fe5908886a5e\"}],\"weights_sha256\":\"d8c32961713"
+    "d3b17f9563fa4c475a51ce3ef1af3091dc01385b8e01568154cbf\",\"parity\":{\"verdict\":\"passed against Keras + s"
+    "cikit-learn (float64 and float32) on 10047 rows (57 extrapolation rows apart), rule float32: per out"
+    "put, C's error from float64 at quantiles 50/90/99% <= 3 x float32's + floor (where 10 values lie abo"
+    "ve), every value <= 16 x float32's + floor; floor 8 + sqrt(widest sum) ULP\",\"rule\":\"|c - ref| <= ato"
+    "l + rtol * |ref|, NaN only where ref is NaN\",\"atol\":1e-05,\"rtol\":0.0001,\"reference\":\"Keras + scikit-"
+    "learn\"},\"math\":\"fast\",\"real\":\"float\",\"variants\":[\"baseline\",\"x86-64-v3\",\"x86-64-v4\"],\"selftest_rows\""
+    ":8,\"library\":null}";
+
+efficiency_INFO_EXPORT const char *efficiency_info(void)
+{
+    return efficiency_info_text;
+}
+
+static const float efficiency_selftest_inputs[96] = {
+    -0.077000387f, -0.102727301f, 26.8324146f, 4.72794676f, 2.64978266f, 1.34344614f, -0.123450615f, -0.0364826582f,
+    -0.845497012f, -0.159866959f, -0.793296397f, 256.704346f, 0.236597881f, -0.0583424233f, 48.3762436f, 5.02266788f,
+    4.87310505f, -1.91223443f, 0.0469587483f, -0.130814075f, 0.130951211f, 1.44170713f, -0.793296397f, 2192.06152f,
+    0.0366249084f, 0.0342570394f, 72.3185196f, 4.87788486f, 2.16674209f, 3.07846951f, -0.355128467f, 0.0233979337f,
+    -1.74609649f, -0.273916274f, 0.96592164f, 50.9302368f, -0.00794998556f, 0.00286054378f, 31.2960014f, 5.26263189f,
+    4.67305803f, -2.30639338f, -0.257830948f, 0.407832921f, 0.130951211f, -0.0511904135f, 1.25706935f, 6904.33887f,
+    -0.0452529117f, 0.0237145778f, 55.1752014f, 5.28526306f, 3.16447759f, -3.45545602f, -0.355128467f, 0.246899113f,
+    0.756738484f, -0.975152314f, -0.694403529f, 256.704346f, 0.0156944655f, -0.0146474354f, -87.7286987f, 4.2414279f,
+    2.24751139f, 0.318597853f, 0.0937638953f, 0.00879869424f, -1.74609649f, 0.f, -1.2777251f, 287.385376f,
+    -0.0154167181f, -0.181690037f, 80.1432724f, 5.08182764f, 2.50114155f, -1.91223443f, -0.473979145f, 0.0718907788f,
+    -1.53683496f, 0.f, -0.626073122f, 2806.43335f, 0.0170843415f, 0.03871933f, 80.1432724f, 5.36911058f,
+    2.46759963f, -0.202724099f, 0.139669627f, 0.19039613f, 0.130951211f, -0.0511904135f, -0.626073122f, 12658.7197f,
+};
+static const double efficiency_selftest_expected[32] = {
+    0.4431271553039551, 0.03853509947657585, 0.33657994866371155, 0.181757852435112, 0.06435969471931458, 0.4500074088573456, 0.2634049654006958, 0.22222790122032166,
+    0.33150672912597656, 0.451633095741272, 0.06959207355976105, 0.1472681313753128, 0.8930429816246033, 0.012419743463397026, 0.02407914772629738, 0.07045819610357285,
+    0.468463659286499, 0.10191889107227325, 0.22614686191082, 0.20347051322460175, 0.013782174326479435, 0.10268517583608627, 0.01979074627161026, 0.863741934299469,
+    0.48918595910072327, 0.016643909737467766, 0.17940708994865417, 0.31476303935050964, 0.6908562183380127, 0.018310552462935448, 0.19184468686580658, 0.09898865967988968,
+};
+
+efficiency_INFO_EXPORT int efficiency_selftest_row(int r)
+{
+    float output[4];
+    const double *e;
+    int n = 0;
+    size_t j;
+    if (r < 0 || r >= 8) {
+        return -1;
+    }
+    e = efficiency_selftest_expected + (size_t)r * 4u;
+    efficiency(output, efficiency_selftest_inputs + (size_t)r * 12u);
+    for (j = 0; j < 4u; ++j) {
+        double y = (double)output[j], v = e[j];
+        if (isnan(v)) {
+            n += !isnan(y);
+        } else if (isinf(v)) {
+            n += !(isinf(y) && (y > 0.0) == (v > 0.0));
+        } else if (!(fabs(y - v) <= 1e-05 + (fabs(v) > 0.0 ? 0.0001 * fabs(v) : 0.0))) {
+            ++n;
+        }
+    }
+    return n;
+}
+
+efficiency_INFO_EXPORT int efficiency_selftest(void)
+{
+    int n = 0, r;
+    for (r = 0; r < 8; ++r) {
+        n += efficiency_selftest_row(r);
+    }
+    return n;
+}

@@ -38,12 +38,16 @@
 
 #define efficiency_N_INPUTS 12
 #define efficiency_N_OUTPUTS 4
+#define efficiency_N_RANDOM 0
 #define efficiency_preprocess_N_INPUTS 12
 #define efficiency_preprocess_N_OUTPUTS 12
+#define efficiency_preprocess_N_RANDOM 0
 #define efficiency_dnn_N_INPUTS 12
 #define efficiency_dnn_N_OUTPUTS 4
+#define efficiency_dnn_N_RANDOM 0
 #define efficiency_preprocess_inverse_N_INPUTS 12
 #define efficiency_preprocess_inverse_N_OUTPUTS 12
+#define efficiency_preprocess_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,3 +67,19 @@ float *efficiency_preprocess_inverse_batch(float *output, const float *input, si
 #endif
 
 #endif /* EFFICIENCY_H_INCLUDED */
+
+/* What the library says about itself (docs/c-contract.md). */
+#ifndef EFFICIENCY_INFO_H_INCLUDED
+#define EFFICIENCY_INFO_H_INCLUDED
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+const char *efficiency_info(void);
+int efficiency_selftest(void);
+int efficiency_selftest_row(int r);
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EFFICIENCY_INFO_H_INCLUDED */

@@ -5459,3 +5459,88 @@ flax_tracking_EXPORT float *flax_tracking_batch(float *output, const float *inpu
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
+
+/*
+ * What this library says about itself (docs/c-contract.md): flax_tracking.
+ *   const char *SYMBOL_info(void): one JSON object (widths, column names, sources, parity, math, variants);
+ *   int SYMBOL_selftest(void): the reference rows run through SYMBOL, the number of values beyond the
+ *     tolerance returned (0: pass); int SYMBOL_selftest_row(int row): the same for one row (-1: no such row).
+ */
+#include <math.h>
+#include <stddef.h>
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define flax_tracking_INFO_EXPORT __attribute__((visibility("default")))
+#else
+#define flax_tracking_INFO_EXPORT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+const char *flax_tracking_info(void);
+int flax_tracking_selftest(void);
+int flax_tracking_selftest_row(int r);
+#ifdef __cplusplus
+}
+#endif
+
+static const char flax_tracking_info_text[] =
+    "{\"schema\":\"lamarr-export-info/1\",\"symbol\":\"flax_tracking\",\"kind\":\"plugin\",\"n_inputs\":3,\"n_outputs\":1"
+    ",\"n_random\":0,\"inputs\":[\"x0\",\"x1\",\"x2\"],\"outputs\":[\"y0\"],\"exporter\":\"lamarr-export 0.1.0\",\"sources\":"
+    "[{\"file\":\"flax_tracking.msgpack\",\"sha256\":\"a13fed1dc7f0400c4a614791a7be619df571c51f7b48698c87c8266f2"
+    "a62930a\"},{\"file\":\"flax_tracking_scaler.pkl\",\"sha256\":\"131ddfccc46f64b6526152a7816ca346625e6ef5fcb74"
+    "93d74a9a16aa871afec\"}],\"weights_sha256\":\"d97a86d82c817118a5a4d9f3905368e79560c845d8a45db4e185462d02c"
+    "3c8ad\",\"parity\":{\"verdict\":\"passed against Flax + scikit-learn (float64 and float32) on 10003 rows, "
+    "rule float32: per output, C's error from float64 at quantiles 50/90/99% <= 3 x float32's + floor (wh"
+    "ere 10 values lie above), every value <= 16 x float32's + floor; floor 8 + sqrt(widest sum) ULP\",\"ru"
+    "le\":\"|c - ref| <= atol + rtol * |ref|, NaN only where ref is NaN\",\"atol\":1e-05,\"rtol\":0.0001,\"refere"
+    "nce\":\"Flax + scikit-learn\"},\"math\":\"fast\",\"real\":\"float\",\"variants\":[\"baseline\",\"x86-64-v3\",\"x86-64-"
+    "v4\"],\"selftest_rows\":8,\"library\":null}";
+
+flax_tracking_INFO_EXPORT const char *flax_tracking_info(void)
+{
+    return flax_tracking_info_text;
+}
+
+static const float flax_tracking_selftest_inputs[24] = {
+    3.11175084f, 316.227753f, 8.78101826f, 3.50105047f, 298.370087f, -2.36071444f, 3.75510263f, 389.918549f,
+    -0.803666472f, 2.65322065f, 49.7730064f, -3.33893442f, 7.76956272f, 837.028259f, 8.78101826f, 2.65322065f,
+    49.7730064f, 0.476395458f, -0.76956284f, 389.918549f, 0.f, 7.76956272f, 837.028259f, -3.33893442f,
+};
+static const double flax_tracking_selftest_expected[8] = {
+    0.4537942707538605, 0.49420803785324097, 0.7471250891685486, 0.021799227222800255, 0.2611985504627228, 0.023666279390454292, 0.04439876601099968, 0.3347695469856262,
+};
+
+flax_tracking_INFO_EXPORT int flax_tracking_selftest_row(int r)
+{
+    float output[1];
+    const double *e;
+    int n = 0;
+    size_t j;
+    if (r < 0 || r >= 8) {
+        return -1;
+    }
+    e = flax_tracking_selftest_expected + (size_t)r * 1u;
+    flax_tracking(output, flax_tracking_selftest_inputs + (size_t)r * 3u);
+    for (j = 0; j < 1u; ++j) {
+        double y = (double)output[j], v = e[j];
+        if (isnan(v)) {
+            n += !isnan(y);
+        } else if (isinf(v)) {
+            n += !(isinf(y) && (y > 0.0) == (v > 0.0));
+        } else if (!(fabs(y - v) <= 1e-05 + (fabs(v) > 0.0 ? 0.0001 * fabs(v) : 0.0))) {
+            ++n;
+        }
+    }
+    return n;
+}
+
+flax_tracking_INFO_EXPORT int flax_tracking_selftest(void)
+{
+    int n = 0, r;
+    for (r = 0; r < 8; ++r) {
+        n += flax_tracking_selftest_row(r);
+    }
+    return n;
+}

@@ -35,12 +35,16 @@
 
 #define flax_tracking_N_INPUTS 3
 #define flax_tracking_N_OUTPUTS 1
+#define flax_tracking_N_RANDOM 0
 #define flax_tracking_preprocess_N_INPUTS 3
 #define flax_tracking_preprocess_N_OUTPUTS 3
+#define flax_tracking_preprocess_N_RANDOM 0
 #define flax_tracking_dnn_N_INPUTS 3
 #define flax_tracking_dnn_N_OUTPUTS 1
+#define flax_tracking_dnn_N_RANDOM 0
 #define flax_tracking_preprocess_inverse_N_INPUTS 3
 #define flax_tracking_preprocess_inverse_N_OUTPUTS 3
+#define flax_tracking_preprocess_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,3 +64,19 @@ float *flax_tracking_preprocess_inverse_batch(float *output, const float *input,
 #endif
 
 #endif /* FLAX_TRACKING_H_INCLUDED */
+
+/* What the library says about itself (docs/c-contract.md). */
+#ifndef FLAX_TRACKING_INFO_H_INCLUDED
+#define FLAX_TRACKING_INFO_H_INCLUDED
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+const char *flax_tracking_info(void);
+int flax_tracking_selftest(void);
+int flax_tracking_selftest_row(int r);
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLAX_TRACKING_INFO_H_INCLUDED */

@@ -81,22 +81,30 @@
 
 #define rich_muon_N_INPUTS 5
 #define rich_muon_N_OUTPUTS 4
+#define rich_muon_N_RANDOM 64
 #define rich_muon_N_NOISE 64
 #define rich_muon_preprocess_N_INPUTS 5
 #define rich_muon_preprocess_N_OUTPUTS 5
+#define rich_muon_preprocess_N_RANDOM 0
 #define rich_muon_dnn_random_N_INPUTS 5
 #define rich_muon_dnn_random_N_OUTPUTS 4
+#define rich_muon_dnn_random_N_RANDOM 64
 #define rich_muon_dnn_random_N_NOISE 64
 #define rich_muon_postprocess_N_INPUTS 4
 #define rich_muon_postprocess_N_OUTPUTS 4
+#define rich_muon_postprocess_N_RANDOM 0
 #define rich_muon_preprocess_inverse_N_INPUTS 5
 #define rich_muon_preprocess_inverse_N_OUTPUTS 5
+#define rich_muon_preprocess_inverse_N_RANDOM 0
 #define rich_muon_tX_N_INPUTS 5
 #define rich_muon_tX_N_OUTPUTS 5
+#define rich_muon_tX_N_RANDOM 0
 #define rich_muon_dnn_N_INPUTS 69
 #define rich_muon_dnn_N_OUTPUTS 4
+#define rich_muon_dnn_N_RANDOM 0
 #define rich_muon_tY_inverse_N_INPUTS 4
 #define rich_muon_tY_inverse_N_OUTPUTS 4
+#define rich_muon_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -170,22 +178,30 @@ float *rich_muon_tY_inverse_batch(float *output, const float *input, size_t n);
 
 #define muon_muon_N_INPUTS 5
 #define muon_muon_N_OUTPUTS 2
+#define muon_muon_N_RANDOM 64
 #define muon_muon_N_NOISE 64
 #define muon_muon_preprocess_N_INPUTS 5
 #define muon_muon_preprocess_N_OUTPUTS 5
+#define muon_muon_preprocess_N_RANDOM 0
 #define muon_muon_dnn_random_N_INPUTS 5
 #define muon_muon_dnn_random_N_OUTPUTS 2
+#define muon_muon_dnn_random_N_RANDOM 64
 #define muon_muon_dnn_random_N_NOISE 64
 #define muon_muon_postprocess_N_INPUTS 2
 #define muon_muon_postprocess_N_OUTPUTS 2
+#define muon_muon_postprocess_N_RANDOM 0
 #define muon_muon_preprocess_inverse_N_INPUTS 5
 #define muon_muon_preprocess_inverse_N_OUTPUTS 5
+#define muon_muon_preprocess_inverse_N_RANDOM 0
 #define muon_muon_tX_N_INPUTS 5
 #define muon_muon_tX_N_OUTPUTS 5
+#define muon_muon_tX_N_RANDOM 0
 #define muon_muon_dnn_N_INPUTS 69
 #define muon_muon_dnn_N_OUTPUTS 2
+#define muon_muon_dnn_N_RANDOM 0
 #define muon_muon_tY_inverse_N_INPUTS 2
 #define muon_muon_tY_inverse_N_OUTPUTS 2
+#define muon_muon_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -263,22 +279,30 @@ float *muon_muon_tY_inverse_batch(float *output, const float *input, size_t n);
 
 #define gpidmu_muon_N_INPUTS 11
 #define gpidmu_muon_N_OUTPUTS 5
+#define gpidmu_muon_N_RANDOM 64
 #define gpidmu_muon_N_NOISE 64
 #define gpidmu_muon_preprocess_N_INPUTS 11
 #define gpidmu_muon_preprocess_N_OUTPUTS 11
+#define gpidmu_muon_preprocess_N_RANDOM 0
 #define gpidmu_muon_dnn_random_N_INPUTS 11
 #define gpidmu_muon_dnn_random_N_OUTPUTS 5
+#define gpidmu_muon_dnn_random_N_RANDOM 64
 #define gpidmu_muon_dnn_random_N_NOISE 64
 #define gpidmu_muon_postprocess_N_INPUTS 5
 #define gpidmu_muon_postprocess_N_OUTPUTS 5
+#define gpidmu_muon_postprocess_N_RANDOM 0
 #define gpidmu_muon_preprocess_inverse_N_INPUTS 11
 #define gpidmu_muon_preprocess_inverse_N_OUTPUTS 11
+#define gpidmu_muon_preprocess_inverse_N_RANDOM 0
 #define gpidmu_muon_tX_N_INPUTS 11
 #define gpidmu_muon_tX_N_OUTPUTS 11
+#define gpidmu_muon_tX_N_RANDOM 0
 #define gpidmu_muon_dnn_N_INPUTS 75
 #define gpidmu_muon_dnn_N_OUTPUTS 5
+#define gpidmu_muon_dnn_N_RANDOM 0
 #define gpidmu_muon_tY_inverse_N_INPUTS 5
 #define gpidmu_muon_tY_inverse_N_OUTPUTS 5
+#define gpidmu_muon_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -356,22 +380,30 @@ float *gpidmu_muon_tY_inverse_batch(float *output, const float *input, size_t n)
 
 #define gpidh_muon_N_INPUTS 11
 #define gpidh_muon_N_OUTPUTS 4
+#define gpidh_muon_N_RANDOM 64
 #define gpidh_muon_N_NOISE 64
 #define gpidh_muon_preprocess_N_INPUTS 11
 #define gpidh_muon_preprocess_N_OUTPUTS 11
+#define gpidh_muon_preprocess_N_RANDOM 0
 #define gpidh_muon_dnn_random_N_INPUTS 11
 #define gpidh_muon_dnn_random_N_OUTPUTS 4
+#define gpidh_muon_dnn_random_N_RANDOM 64
 #define gpidh_muon_dnn_random_N_NOISE 64
 #define gpidh_muon_postprocess_N_INPUTS 4
 #define gpidh_muon_postprocess_N_OUTPUTS 4
+#define gpidh_muon_postprocess_N_RANDOM 0
 #define gpidh_muon_preprocess_inverse_N_INPUTS 11
 #define gpidh_muon_preprocess_inverse_N_OUTPUTS 11
+#define gpidh_muon_preprocess_inverse_N_RANDOM 0
 #define gpidh_muon_tX_N_INPUTS 11
 #define gpidh_muon_tX_N_OUTPUTS 11
+#define gpidh_muon_tX_N_RANDOM 0
 #define gpidh_muon_dnn_N_INPUTS 75
 #define gpidh_muon_dnn_N_OUTPUTS 4
+#define gpidh_muon_dnn_N_RANDOM 0
 #define gpidh_muon_tY_inverse_N_INPUTS 4
 #define gpidh_muon_tY_inverse_N_OUTPUTS 4
+#define gpidh_muon_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -435,12 +467,16 @@ float *gpidh_muon_tY_inverse_batch(float *output, const float *input, size_t n);
 
 #define ismuon_muon_N_INPUTS 4
 #define ismuon_muon_N_OUTPUTS 1
+#define ismuon_muon_N_RANDOM 0
 #define ismuon_muon_preprocess_N_INPUTS 4
 #define ismuon_muon_preprocess_N_OUTPUTS 4
+#define ismuon_muon_preprocess_N_RANDOM 0
 #define ismuon_muon_dnn_N_INPUTS 4
 #define ismuon_muon_dnn_N_OUTPUTS 1
+#define ismuon_muon_dnn_N_RANDOM 0
 #define ismuon_muon_preprocess_inverse_N_INPUTS 4
 #define ismuon_muon_preprocess_inverse_N_OUTPUTS 4
+#define ismuon_muon_preprocess_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -506,22 +542,30 @@ float *ismuon_muon_preprocess_inverse_batch(float *output, const float *input, s
 
 #define rich_pion_N_INPUTS 5
 #define rich_pion_N_OUTPUTS 4
+#define rich_pion_N_RANDOM 64
 #define rich_pion_N_NOISE 64
 #define rich_pion_preprocess_N_INPUTS 5
 #define rich_pion_preprocess_N_OUTPUTS 5
+#define rich_pion_preprocess_N_RANDOM 0
 #define rich_pion_dnn_random_N_INPUTS 5
 #define rich_pion_dnn_random_N_OUTPUTS 4
+#define rich_pion_dnn_random_N_RANDOM 64
 #define rich_pion_dnn_random_N_NOISE 64
 #define rich_pion_postprocess_N_INPUTS 4
 #define rich_pion_postprocess_N_OUTPUTS 4
+#define rich_pion_postprocess_N_RANDOM 0
 #define rich_pion_preprocess_inverse_N_INPUTS 5
 #define rich_pion_preprocess_inverse_N_OUTPUTS 5
+#define rich_pion_preprocess_inverse_N_RANDOM 0
 #define rich_pion_tX_N_INPUTS 5
 #define rich_pion_tX_N_OUTPUTS 5
+#define rich_pion_tX_N_RANDOM 0
 #define rich_pion_dnn_N_INPUTS 69
 #define rich_pion_dnn_N_OUTPUTS 4
+#define rich_pion_dnn_N_RANDOM 0
 #define rich_pion_tY_inverse_N_INPUTS 4
 #define rich_pion_tY_inverse_N_OUTPUTS 4
+#define rich_pion_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -595,22 +639,30 @@ float *rich_pion_tY_inverse_batch(float *output, const float *input, size_t n);
 
 #define muon_pion_N_INPUTS 5
 #define muon_pion_N_OUTPUTS 2
+#define muon_pion_N_RANDOM 64
 #define muon_pion_N_NOISE 64
 #define muon_pion_preprocess_N_INPUTS 5
 #define muon_pion_preprocess_N_OUTPUTS 5
+#define muon_pion_preprocess_N_RANDOM 0
 #define muon_pion_dnn_random_N_INPUTS 5
 #define muon_pion_dnn_random_N_OUTPUTS 2
+#define muon_pion_dnn_random_N_RANDOM 64
 #define muon_pion_dnn_random_N_NOISE 64
 #define muon_pion_postprocess_N_INPUTS 2
 #define muon_pion_postprocess_N_OUTPUTS 2
+#define muon_pion_postprocess_N_RANDOM 0
 #define muon_pion_preprocess_inverse_N_INPUTS 5
 #define muon_pion_preprocess_inverse_N_OUTPUTS 5
+#define muon_pion_preprocess_inverse_N_RANDOM 0
 #define muon_pion_tX_N_INPUTS 5
 #define muon_pion_tX_N_OUTPUTS 5
+#define muon_pion_tX_N_RANDOM 0
 #define muon_pion_dnn_N_INPUTS 69
 #define muon_pion_dnn_N_OUTPUTS 2
+#define muon_pion_dnn_N_RANDOM 0
 #define muon_pion_tY_inverse_N_INPUTS 2
 #define muon_pion_tY_inverse_N_OUTPUTS 2
+#define muon_pion_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -688,22 +740,30 @@ float *muon_pion_tY_inverse_batch(float *output, const float *input, size_t n);
 
 #define gpidmu_pion_N_INPUTS 11
 #define gpidmu_pion_N_OUTPUTS 5
+#define gpidmu_pion_N_RANDOM 64
 #define gpidmu_pion_N_NOISE 64
 #define gpidmu_pion_preprocess_N_INPUTS 11
 #define gpidmu_pion_preprocess_N_OUTPUTS 11
+#define gpidmu_pion_preprocess_N_RANDOM 0
 #define gpidmu_pion_dnn_random_N_INPUTS 11
 #define gpidmu_pion_dnn_random_N_OUTPUTS 5
+#define gpidmu_pion_dnn_random_N_RANDOM 64
 #define gpidmu_pion_dnn_random_N_NOISE 64
 #define gpidmu_pion_postprocess_N_INPUTS 5
 #define gpidmu_pion_postprocess_N_OUTPUTS 5
+#define gpidmu_pion_postprocess_N_RANDOM 0
 #define gpidmu_pion_preprocess_inverse_N_INPUTS 11
 #define gpidmu_pion_preprocess_inverse_N_OUTPUTS 11
+#define gpidmu_pion_preprocess_inverse_N_RANDOM 0
 #define gpidmu_pion_tX_N_INPUTS 11
 #define gpidmu_pion_tX_N_OUTPUTS 11
+#define gpidmu_pion_tX_N_RANDOM 0
 #define gpidmu_pion_dnn_N_INPUTS 75
 #define gpidmu_pion_dnn_N_OUTPUTS 5
+#define gpidmu_pion_dnn_N_RANDOM 0
 #define gpidmu_pion_tY_inverse_N_INPUTS 5
 #define gpidmu_pion_tY_inverse_N_OUTPUTS 5
+#define gpidmu_pion_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -781,22 +841,30 @@ float *gpidmu_pion_tY_inverse_batch(float *output, const float *input, size_t n)
 
 #define gpidh_pion_N_INPUTS 11
 #define gpidh_pion_N_OUTPUTS 4
+#define gpidh_pion_N_RANDOM 64
 #define gpidh_pion_N_NOISE 64
 #define gpidh_pion_preprocess_N_INPUTS 11
 #define gpidh_pion_preprocess_N_OUTPUTS 11
+#define gpidh_pion_preprocess_N_RANDOM 0
 #define gpidh_pion_dnn_random_N_INPUTS 11
 #define gpidh_pion_dnn_random_N_OUTPUTS 4
+#define gpidh_pion_dnn_random_N_RANDOM 64
 #define gpidh_pion_dnn_random_N_NOISE 64
 #define gpidh_pion_postprocess_N_INPUTS 4
 #define gpidh_pion_postprocess_N_OUTPUTS 4
+#define gpidh_pion_postprocess_N_RANDOM 0
 #define gpidh_pion_preprocess_inverse_N_INPUTS 11
 #define gpidh_pion_preprocess_inverse_N_OUTPUTS 11
+#define gpidh_pion_preprocess_inverse_N_RANDOM 0
 #define gpidh_pion_tX_N_INPUTS 11
 #define gpidh_pion_tX_N_OUTPUTS 11
+#define gpidh_pion_tX_N_RANDOM 0
 #define gpidh_pion_dnn_N_INPUTS 75
 #define gpidh_pion_dnn_N_OUTPUTS 4
+#define gpidh_pion_dnn_N_RANDOM 0
 #define gpidh_pion_tY_inverse_N_INPUTS 4
 #define gpidh_pion_tY_inverse_N_OUTPUTS 4
+#define gpidh_pion_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -860,12 +928,16 @@ float *gpidh_pion_tY_inverse_batch(float *output, const float *input, size_t n);
 
 #define ismuon_pion_N_INPUTS 4
 #define ismuon_pion_N_OUTPUTS 1
+#define ismuon_pion_N_RANDOM 0
 #define ismuon_pion_preprocess_N_INPUTS 4
 #define ismuon_pion_preprocess_N_OUTPUTS 4
+#define ismuon_pion_preprocess_N_RANDOM 0
 #define ismuon_pion_dnn_N_INPUTS 4
 #define ismuon_pion_dnn_N_OUTPUTS 1
+#define ismuon_pion_dnn_N_RANDOM 0
 #define ismuon_pion_preprocess_inverse_N_INPUTS 4
 #define ismuon_pion_preprocess_inverse_N_OUTPUTS 4
+#define ismuon_pion_preprocess_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -931,22 +1003,30 @@ float *ismuon_pion_preprocess_inverse_batch(float *output, const float *input, s
 
 #define rich_kaon_N_INPUTS 5
 #define rich_kaon_N_OUTPUTS 4
+#define rich_kaon_N_RANDOM 64
 #define rich_kaon_N_NOISE 64
 #define rich_kaon_preprocess_N_INPUTS 5
 #define rich_kaon_preprocess_N_OUTPUTS 5
+#define rich_kaon_preprocess_N_RANDOM 0
 #define rich_kaon_dnn_random_N_INPUTS 5
 #define rich_kaon_dnn_random_N_OUTPUTS 4
+#define rich_kaon_dnn_random_N_RANDOM 64
 #define rich_kaon_dnn_random_N_NOISE 64
 #define rich_kaon_postprocess_N_INPUTS 4
 #define rich_kaon_postprocess_N_OUTPUTS 4
+#define rich_kaon_postprocess_N_RANDOM 0
 #define rich_kaon_preprocess_inverse_N_INPUTS 5
 #define rich_kaon_preprocess_inverse_N_OUTPUTS 5
+#define rich_kaon_preprocess_inverse_N_RANDOM 0
 #define rich_kaon_tX_N_INPUTS 5
 #define rich_kaon_tX_N_OUTPUTS 5
+#define rich_kaon_tX_N_RANDOM 0
 #define rich_kaon_dnn_N_INPUTS 69
 #define rich_kaon_dnn_N_OUTPUTS 4
+#define rich_kaon_dnn_N_RANDOM 0
 #define rich_kaon_tY_inverse_N_INPUTS 4
 #define rich_kaon_tY_inverse_N_OUTPUTS 4
+#define rich_kaon_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -1020,22 +1100,30 @@ float *rich_kaon_tY_inverse_batch(float *output, const float *input, size_t n);
 
 #define muon_kaon_N_INPUTS 5
 #define muon_kaon_N_OUTPUTS 2
+#define muon_kaon_N_RANDOM 64
 #define muon_kaon_N_NOISE 64
 #define muon_kaon_preprocess_N_INPUTS 5
 #define muon_kaon_preprocess_N_OUTPUTS 5
+#define muon_kaon_preprocess_N_RANDOM 0
 #define muon_kaon_dnn_random_N_INPUTS 5
 #define muon_kaon_dnn_random_N_OUTPUTS 2
+#define muon_kaon_dnn_random_N_RANDOM 64
 #define muon_kaon_dnn_random_N_NOISE 64
 #define muon_kaon_postprocess_N_INPUTS 2
 #define muon_kaon_postprocess_N_OUTPUTS 2
+#define muon_kaon_postprocess_N_RANDOM 0
 #define muon_kaon_preprocess_inverse_N_INPUTS 5
 #define muon_kaon_preprocess_inverse_N_OUTPUTS 5
+#define muon_kaon_preprocess_inverse_N_RANDOM 0
 #define muon_kaon_tX_N_INPUTS 5
 #define muon_kaon_tX_N_OUTPUTS 5
+#define muon_kaon_tX_N_RANDOM 0
 #define muon_kaon_dnn_N_INPUTS 69
 #define muon_kaon_dnn_N_OUTPUTS 2
+#define muon_kaon_dnn_N_RANDOM 0
 #define muon_kaon_tY_inverse_N_INPUTS 2
 #define muon_kaon_tY_inverse_N_OUTPUTS 2
+#define muon_kaon_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -1113,22 +1201,30 @@ float *muon_kaon_tY_inverse_batch(float *output, const float *input, size_t n);
 
 #define gpidmu_kaon_N_INPUTS 11
 #define gpidmu_kaon_N_OUTPUTS 5
+#define gpidmu_kaon_N_RANDOM 64
 #define gpidmu_kaon_N_NOISE 64
 #define gpidmu_kaon_preprocess_N_INPUTS 11
 #define gpidmu_kaon_preprocess_N_OUTPUTS 11
+#define gpidmu_kaon_preprocess_N_RANDOM 0
 #define gpidmu_kaon_dnn_random_N_INPUTS 11
 #define gpidmu_kaon_dnn_random_N_OUTPUTS 5
+#define gpidmu_kaon_dnn_random_N_RANDOM 64
 #define gpidmu_kaon_dnn_random_N_NOISE 64
 #define gpidmu_kaon_postprocess_N_INPUTS 5
 #define gpidmu_kaon_postprocess_N_OUTPUTS 5
+#define gpidmu_kaon_postprocess_N_RANDOM 0
 #define gpidmu_kaon_preprocess_inverse_N_INPUTS 11
 #define gpidmu_kaon_preprocess_inverse_N_OUTPUTS 11
+#define gpidmu_kaon_preprocess_inverse_N_RANDOM 0
 #define gpidmu_kaon_tX_N_INPUTS 11
 #define gpidmu_kaon_tX_N_OUTPUTS 11
+#define gpidmu_kaon_tX_N_RANDOM 0
 #define gpidmu_kaon_dnn_N_INPUTS 75
 #define gpidmu_kaon_dnn_N_OUTPUTS 5
+#define gpidmu_kaon_dnn_N_RANDOM 0
 #define gpidmu_kaon_tY_inverse_N_INPUTS 5
 #define gpidmu_kaon_tY_inverse_N_OUTPUTS 5
+#define gpidmu_kaon_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -1206,22 +1302,30 @@ float *gpidmu_kaon_tY_inverse_batch(float *output, const float *input, size_t n)
 
 #define gpidh_kaon_N_INPUTS 11
 #define gpidh_kaon_N_OUTPUTS 4
+#define gpidh_kaon_N_RANDOM 64
 #define gpidh_kaon_N_NOISE 64
 #define gpidh_kaon_preprocess_N_INPUTS 11
 #define gpidh_kaon_preprocess_N_OUTPUTS 11
+#define gpidh_kaon_preprocess_N_RANDOM 0
 #define gpidh_kaon_dnn_random_N_INPUTS 11
 #define gpidh_kaon_dnn_random_N_OUTPUTS 4
+#define gpidh_kaon_dnn_random_N_RANDOM 64
 #define gpidh_kaon_dnn_random_N_NOISE 64
 #define gpidh_kaon_postprocess_N_INPUTS 4
 #define gpidh_kaon_postprocess_N_OUTPUTS 4
+#define gpidh_kaon_postprocess_N_RANDOM 0
 #define gpidh_kaon_preprocess_inverse_N_INPUTS 11
 #define gpidh_kaon_preprocess_inverse_N_OUTPUTS 11
+#define gpidh_kaon_preprocess_inverse_N_RANDOM 0
 #define gpidh_kaon_tX_N_INPUTS 11
 #define gpidh_kaon_tX_N_OUTPUTS 11
+#define gpidh_kaon_tX_N_RANDOM 0
 #define gpidh_kaon_dnn_N_INPUTS 75
 #define gpidh_kaon_dnn_N_OUTPUTS 4
+#define gpidh_kaon_dnn_N_RANDOM 0
 #define gpidh_kaon_tY_inverse_N_INPUTS 4
 #define gpidh_kaon_tY_inverse_N_OUTPUTS 4
+#define gpidh_kaon_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -1285,12 +1389,16 @@ float *gpidh_kaon_tY_inverse_batch(float *output, const float *input, size_t n);
 
 #define ismuon_kaon_N_INPUTS 4
 #define ismuon_kaon_N_OUTPUTS 1
+#define ismuon_kaon_N_RANDOM 0
 #define ismuon_kaon_preprocess_N_INPUTS 4
 #define ismuon_kaon_preprocess_N_OUTPUTS 4
+#define ismuon_kaon_preprocess_N_RANDOM 0
 #define ismuon_kaon_dnn_N_INPUTS 4
 #define ismuon_kaon_dnn_N_OUTPUTS 1
+#define ismuon_kaon_dnn_N_RANDOM 0
 #define ismuon_kaon_preprocess_inverse_N_INPUTS 4
 #define ismuon_kaon_preprocess_inverse_N_OUTPUTS 4
+#define ismuon_kaon_preprocess_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -1356,22 +1464,30 @@ float *ismuon_kaon_preprocess_inverse_batch(float *output, const float *input, s
 
 #define rich_proton_N_INPUTS 5
 #define rich_proton_N_OUTPUTS 4
+#define rich_proton_N_RANDOM 64
 #define rich_proton_N_NOISE 64
 #define rich_proton_preprocess_N_INPUTS 5
 #define rich_proton_preprocess_N_OUTPUTS 5
+#define rich_proton_preprocess_N_RANDOM 0
 #define rich_proton_dnn_random_N_INPUTS 5
 #define rich_proton_dnn_random_N_OUTPUTS 4
+#define rich_proton_dnn_random_N_RANDOM 64
 #define rich_proton_dnn_random_N_NOISE 64
 #define rich_proton_postprocess_N_INPUTS 4
 #define rich_proton_postprocess_N_OUTPUTS 4
+#define rich_proton_postprocess_N_RANDOM 0
 #define rich_proton_preprocess_inverse_N_INPUTS 5
 #define rich_proton_preprocess_inverse_N_OUTPUTS 5
+#define rich_proton_preprocess_inverse_N_RANDOM 0
 #define rich_proton_tX_N_INPUTS 5
 #define rich_proton_tX_N_OUTPUTS 5
+#define rich_proton_tX_N_RANDOM 0
 #define rich_proton_dnn_N_INPUTS 69
 #define rich_proton_dnn_N_OUTPUTS 4
+#define rich_proton_dnn_N_RANDOM 0
 #define rich_proton_tY_inverse_N_INPUTS 4
 #define rich_proton_tY_inverse_N_OUTPUTS 4
+#define rich_proton_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -1445,22 +1561,30 @@ float *rich_proton_tY_inverse_batch(float *output, const float *input, size_t n)
 
 #define muon_proton_N_INPUTS 5
 #define muon_proton_N_OUTPUTS 2
+#define muon_proton_N_RANDOM 64
 #define muon_proton_N_NOISE 64
 #define muon_proton_preprocess_N_INPUTS 5
 #define muon_proton_preprocess_N_OUTPUTS 5
+#define muon_proton_preprocess_N_RANDOM 0
 #define muon_proton_dnn_random_N_INPUTS 5
 #define muon_proton_dnn_random_N_OUTPUTS 2
+#define muon_proton_dnn_random_N_RANDOM 64
 #define muon_proton_dnn_random_N_NOISE 64
 #define muon_proton_postprocess_N_INPUTS 2
 #define muon_proton_postprocess_N_OUTPUTS 2
+#define muon_proton_postprocess_N_RANDOM 0
 #define muon_proton_preprocess_inverse_N_INPUTS 5
 #define muon_proton_preprocess_inverse_N_OUTPUTS 5
+#define muon_proton_preprocess_inverse_N_RANDOM 0
 #define muon_proton_tX_N_INPUTS 5
 #define muon_proton_tX_N_OUTPUTS 5
+#define muon_proton_tX_N_RANDOM 0
 #define muon_proton_dnn_N_INPUTS 69
 #define muon_proton_dnn_N_OUTPUTS 2
+#define muon_proton_dnn_N_RANDOM 0
 #define muon_proton_tY_inverse_N_INPUTS 2
 #define muon_proton_tY_inverse_N_OUTPUTS 2
+#define muon_proton_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -1538,22 +1662,30 @@ float *muon_proton_tY_inverse_batch(float *output, const float *input, size_t n)
 
 #define gpidmu_proton_N_INPUTS 11
 #define gpidmu_proton_N_OUTPUTS 5
+#define gpidmu_proton_N_RANDOM 64
 #define gpidmu_proton_N_NOISE 64
 #define gpidmu_proton_preprocess_N_INPUTS 11
 #define gpidmu_proton_preprocess_N_OUTPUTS 11
+#define gpidmu_proton_preprocess_N_RANDOM 0
 #define gpidmu_proton_dnn_random_N_INPUTS 11
 #define gpidmu_proton_dnn_random_N_OUTPUTS 5
+#define gpidmu_proton_dnn_random_N_RANDOM 64
 #define gpidmu_proton_dnn_random_N_NOISE 64
 #define gpidmu_proton_postprocess_N_INPUTS 5
 #define gpidmu_proton_postprocess_N_OUTPUTS 5
+#define gpidmu_proton_postprocess_N_RANDOM 0
 #define gpidmu_proton_preprocess_inverse_N_INPUTS 11
 #define gpidmu_proton_preprocess_inverse_N_OUTPUTS 11
+#define gpidmu_proton_preprocess_inverse_N_RANDOM 0
 #define gpidmu_proton_tX_N_INPUTS 11
 #define gpidmu_proton_tX_N_OUTPUTS 11
+#define gpidmu_proton_tX_N_RANDOM 0
 #define gpidmu_proton_dnn_N_INPUTS 75
 #define gpidmu_proton_dnn_N_OUTPUTS 5
+#define gpidmu_proton_dnn_N_RANDOM 0
 #define gpidmu_proton_tY_inverse_N_INPUTS 5
 #define gpidmu_proton_tY_inverse_N_OUTPUTS 5
+#define gpidmu_proton_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -1631,22 +1763,30 @@ float *gpidmu_proton_tY_inverse_batch(float *output, const float *input, size_t 
 
 #define gpidh_proton_N_INPUTS 11
 #define gpidh_proton_N_OUTPUTS 4
+#define gpidh_proton_N_RANDOM 64
 #define gpidh_proton_N_NOISE 64
 #define gpidh_proton_preprocess_N_INPUTS 11
 #define gpidh_proton_preprocess_N_OUTPUTS 11
+#define gpidh_proton_preprocess_N_RANDOM 0
 #define gpidh_proton_dnn_random_N_INPUTS 11
 #define gpidh_proton_dnn_random_N_OUTPUTS 4
+#define gpidh_proton_dnn_random_N_RANDOM 64
 #define gpidh_proton_dnn_random_N_NOISE 64
 #define gpidh_proton_postprocess_N_INPUTS 4
 #define gpidh_proton_postprocess_N_OUTPUTS 4
+#define gpidh_proton_postprocess_N_RANDOM 0
 #define gpidh_proton_preprocess_inverse_N_INPUTS 11
 #define gpidh_proton_preprocess_inverse_N_OUTPUTS 11
+#define gpidh_proton_preprocess_inverse_N_RANDOM 0
 #define gpidh_proton_tX_N_INPUTS 11
 #define gpidh_proton_tX_N_OUTPUTS 11
+#define gpidh_proton_tX_N_RANDOM 0
 #define gpidh_proton_dnn_N_INPUTS 75
 #define gpidh_proton_dnn_N_OUTPUTS 4
+#define gpidh_proton_dnn_N_RANDOM 0
 #define gpidh_proton_tY_inverse_N_INPUTS 4
 #define gpidh_proton_tY_inverse_N_OUTPUTS 4
+#define gpidh_proton_tY_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -1710,12 +1850,16 @@ float *gpidh_proton_tY_inverse_batch(float *output, const float *input, size_t n
 
 #define ismuon_proton_N_INPUTS 4
 #define ismuon_proton_N_OUTPUTS 1
+#define ismuon_proton_N_RANDOM 0
 #define ismuon_proton_preprocess_N_INPUTS 4
 #define ismuon_proton_preprocess_N_OUTPUTS 4
+#define ismuon_proton_preprocess_N_RANDOM 0
 #define ismuon_proton_dnn_N_INPUTS 4
 #define ismuon_proton_dnn_N_OUTPUTS 1
+#define ismuon_proton_dnn_N_RANDOM 0
 #define ismuon_proton_preprocess_inverse_N_INPUTS 4
 #define ismuon_proton_preprocess_inverse_N_OUTPUTS 4
+#define ismuon_proton_preprocess_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -1937,3 +2081,101 @@ float *isMuon_proton_pipe_batch(float *output, const float *input, size_t n);
 #endif /* ISMUON_PROTON_PIPE_H_INCLUDED */
 
 #endif /* LAMARR_PID_SET_H_INCLUDED */
+
+/* What the library says about itself (docs/c-contract.md). */
+#ifndef RICH_MUON_INFO_H_INCLUDED
+#define RICH_MUON_INFO_H_INCLUDED
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+const char *rich_muon_info(void);
+int rich_muon_selftest(void);
+int rich_muon_selftest_row(int r);
+const char *muon_muon_info(void);
+int muon_muon_selftest(void);
+int muon_muon_selftest_row(int r);
+const char *gpidmu_muon_info(void);
+int gpidmu_muon_selftest(void);
+int gpidmu_muon_selftest_row(int r);
+const char *gpidh_muon_info(void);
+int gpidh_muon_selftest(void);
+int gpidh_muon_selftest_row(int r);
+const char *ismuon_muon_info(void);
+int ismuon_muon_selftest(void);
+int ismuon_muon_selftest_row(int r);
+const char *rich_pion_info(void);
+int rich_pion_selftest(void);
+int rich_pion_selftest_row(int r);
+const char *muon_pion_info(void);
+int muon_pion_selftest(void);
+int muon_pion_selftest_row(int r);
+const char *gpidmu_pion_info(void);
+int gpidmu_pion_selftest(void);
+int gpidmu_pion_selftest_row(int r);
+const char *gpidh_pion_info(void);
+int gpidh_pion_selftest(void);
+int gpidh_pion_selftest_row(int r);
+const char *ismuon_pion_info(void);
+int ismuon_pion_selftest(void);
+int ismuon_pion_selftest_row(int r);
+const char *rich_kaon_info(void);
+int rich_kaon_selftest(void);
+int rich_kaon_selftest_row(int r);
+const char *muon_kaon_info(void);
+int muon_kaon_selftest(void);
+int muon_kaon_selftest_row(int r);
+const char *gpidmu_kaon_info(void);
+int gpidmu_kaon_selftest(void);
+int gpidmu_kaon_selftest_row(int r);
+const char *gpidh_kaon_info(void);
+int gpidh_kaon_selftest(void);
+int gpidh_kaon_selftest_row(int r);
+const char *ismuon_kaon_info(void);
+int ismuon_kaon_selftest(void);
+int ismuon_kaon_selftest_row(int r);
+const char *rich_proton_info(void);
+int rich_proton_selftest(void);
+int rich_proton_selftest_row(int r);
+const char *muon_proton_info(void);
+int muon_proton_selftest(void);
+int muon_proton_selftest_row(int r);
+const char *gpidmu_proton_info(void);
+int gpidmu_proton_selftest(void);
+int gpidmu_proton_selftest_row(int r);
+const char *gpidh_proton_info(void);
+int gpidh_proton_selftest(void);
+int gpidh_proton_selftest_row(int r);
+const char *ismuon_proton_info(void);
+int ismuon_proton_selftest(void);
+int ismuon_proton_selftest_row(int r);
+const char *full_muon_pipe_info(void);
+int full_muon_pipe_selftest(void);
+int full_muon_pipe_selftest_row(int r);
+const char *isMuon_muon_pipe_info(void);
+int isMuon_muon_pipe_selftest(void);
+int isMuon_muon_pipe_selftest_row(int r);
+const char *full_pion_pipe_info(void);
+int full_pion_pipe_selftest(void);
+int full_pion_pipe_selftest_row(int r);
+const char *isMuon_pion_pipe_info(void);
+int isMuon_pion_pipe_selftest(void);
+int isMuon_pion_pipe_selftest_row(int r);
+const char *full_kaon_pipe_info(void);
+int full_kaon_pipe_selftest(void);
+int full_kaon_pipe_selftest_row(int r);
+const char *isMuon_kaon_pipe_info(void);
+int isMuon_kaon_pipe_selftest(void);
+int isMuon_kaon_pipe_selftest_row(int r);
+const char *full_proton_pipe_info(void);
+int full_proton_pipe_selftest(void);
+int full_proton_pipe_selftest_row(int r);
+const char *isMuon_proton_pipe_info(void);
+int isMuon_proton_pipe_selftest(void);
+int isMuon_proton_pipe_selftest_row(int r);
+const char *const *lamarr_pid_symbols(void);
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RICH_MUON_INFO_H_INCLUDED */

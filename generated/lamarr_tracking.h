@@ -56,12 +56,16 @@
 
 #define acceptance_N_INPUTS 12
 #define acceptance_N_OUTPUTS 1
+#define acceptance_N_RANDOM 0
 #define acceptance_preprocess_N_INPUTS 12
 #define acceptance_preprocess_N_OUTPUTS 12
+#define acceptance_preprocess_N_RANDOM 0
 #define acceptance_dnn_N_INPUTS 12
 #define acceptance_dnn_N_OUTPUTS 1
+#define acceptance_dnn_N_RANDOM 0
 #define acceptance_preprocess_inverse_N_INPUTS 12
 #define acceptance_preprocess_inverse_N_OUTPUTS 12
+#define acceptance_preprocess_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -121,12 +125,16 @@ float *acceptance_preprocess_inverse_batch(float *output, const float *input, si
 
 #define efficiency_N_INPUTS 12
 #define efficiency_N_OUTPUTS 4
+#define efficiency_N_RANDOM 0
 #define efficiency_preprocess_N_INPUTS 12
 #define efficiency_preprocess_N_OUTPUTS 12
+#define efficiency_preprocess_N_RANDOM 0
 #define efficiency_dnn_N_INPUTS 12
 #define efficiency_dnn_N_OUTPUTS 4
+#define efficiency_dnn_N_RANDOM 0
 #define efficiency_preprocess_inverse_N_INPUTS 12
 #define efficiency_preprocess_inverse_N_OUTPUTS 12
+#define efficiency_preprocess_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -190,16 +198,21 @@ float *efficiency_preprocess_inverse_batch(float *output, const float *input, si
 
 #define resolution_N_INPUTS 12
 #define resolution_N_OUTPUTS 9
+#define resolution_N_RANDOM 128
 #define resolution_N_NOISE 128
 #define resolution_preprocess_N_INPUTS 12
 #define resolution_preprocess_N_OUTPUTS 12
+#define resolution_preprocess_N_RANDOM 0
 #define resolution_dnn_N_INPUTS 12
 #define resolution_dnn_N_OUTPUTS 9
+#define resolution_dnn_N_RANDOM 128
 #define resolution_dnn_N_NOISE 128
 #define resolution_postprocess_N_INPUTS 9
 #define resolution_postprocess_N_OUTPUTS 9
+#define resolution_postprocess_N_RANDOM 0
 #define resolution_preprocess_inverse_N_INPUTS 12
 #define resolution_preprocess_inverse_N_OUTPUTS 12
+#define resolution_preprocess_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -266,16 +279,21 @@ float *resolution_preprocess_inverse_batch(float *output, const float *input, si
 
 #define covariance_N_INPUTS 15
 #define covariance_N_OUTPUTS 15
+#define covariance_N_RANDOM 128
 #define covariance_N_NOISE 128
 #define covariance_preprocess_N_INPUTS 15
 #define covariance_preprocess_N_OUTPUTS 15
+#define covariance_preprocess_N_RANDOM 0
 #define covariance_dnn_N_INPUTS 15
 #define covariance_dnn_N_OUTPUTS 15
+#define covariance_dnn_N_RANDOM 128
 #define covariance_dnn_N_NOISE 128
 #define covariance_postprocess_N_INPUTS 15
 #define covariance_postprocess_N_OUTPUTS 15
+#define covariance_postprocess_N_RANDOM 0
 #define covariance_preprocess_inverse_N_INPUTS 15
 #define covariance_preprocess_inverse_N_OUTPUTS 15
+#define covariance_preprocess_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -299,3 +317,29 @@ float *covariance_preprocess_inverse_batch(float *output, const float *input, si
 #endif /* COVARIANCE_H_INCLUDED */
 
 #endif /* LAMARR_TRACKING_SET_H_INCLUDED */
+
+/* What the library says about itself (docs/c-contract.md). */
+#ifndef ACCEPTANCE_INFO_H_INCLUDED
+#define ACCEPTANCE_INFO_H_INCLUDED
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+const char *acceptance_info(void);
+int acceptance_selftest(void);
+int acceptance_selftest_row(int r);
+const char *efficiency_info(void);
+int efficiency_selftest(void);
+int efficiency_selftest_row(int r);
+const char *resolution_info(void);
+int resolution_selftest(void);
+int resolution_selftest_row(int r);
+const char *covariance_info(void);
+int covariance_selftest(void);
+int covariance_selftest_row(int r);
+const char *const *lamarr_tracking_symbols(void);
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ACCEPTANCE_INFO_H_INCLUDED */

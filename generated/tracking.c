@@ -5459,3 +5459,88 @@ tracking_EXPORT float *tracking_batch(float *output, const float *input, size_t 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
+
+/*
+ * What this library says about itself (docs/c-contract.md): tracking.
+ *   const char *SYMBOL_info(void): one JSON object (widths, column names, sources, parity, math, variants);
+ *   int SYMBOL_selftest(void): the reference rows run through SYMBOL, the number of values beyond the
+ *     tolerance returned (0: pass); int SYMBOL_selftest_row(int row): the same for one row (-1: no such row).
+ */
+#include <math.h>
+#include <stddef.h>
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define tracking_INFO_EXPORT __attribute__((visibility("default")))
+#else
+#define tracking_INFO_EXPORT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+const char *tracking_info(void);
+int tracking_selftest(void);
+int tracking_selftest_row(int r);
+#ifdef __cplusplus
+}
+#endif
+
+static const char tracking_info_text[] =
+    "{\"schema\":\"lamarr-export-info/1\",\"symbol\":\"tracking\",\"kind\":\"plugin\",\"n_inputs\":3,\"n_outputs\":1,\"n_r"
+    "andom\":0,\"inputs\":[\"x0\",\"x1\",\"x2\"],\"outputs\":[\"y0\"],\"exporter\":\"lamarr-export 0.1.0\",\"sources\":[{\"fi"
+    "le\":\"tracking.keras\",\"sha256\":\"f25d4f3f28aa401388632b0795698c8d4fd2cc56a28c66ad5d85b84583d8f297\"},{\""
+    "file\":\"tracking_scaler.pkl\",\"sha256\":\"75d602ea4472610a90739103014a2d39681eada488deac2dec862b0b959b96"
+    "c9\"}],\"weights_sha256\":\"4e18d414fad4d0b8a45f2d519082dc1d46463100a3b39fd4127810a101eddbb9\",\"parity\":{"
+    "\"verdict\":\"passed against Keras + scikit-learn (float64 and float32) on 10003 rows, rule float32: pe"
+    "r output, C's error from float64 at quantiles 50/90/99% <= 3 x float32's + floor (where 10 values li"
+    "e above), every value <= 16 x float32's + floor; floor 8 + sqrt(widest sum) ULP\",\"rule\":\"|c - ref| <"
+    "= atol + rtol * |ref|, NaN only where ref is NaN\",\"atol\":1e-05,\"rtol\":0.0001,\"reference\":\"Keras + sc"
+    "ikit-learn\"},\"math\":\"fast\",\"real\":\"float\",\"variants\":[\"baseline\",\"x86-64-v3\",\"x86-64-v4\"],\"selftest_"
+    "rows\":8,\"library\":null}";
+
+tracking_INFO_EXPORT const char *tracking_info(void)
+{
+    return tracking_info_text;
+}
+
+static const float tracking_selftest_inputs[24] = {
+    3.11110449f, 312.483856f, 9.08790779f, 3.5047586f, 294.796234f, -2.45078278f, 3.76165247f, 385.497192f,
+    -0.838260233f, 2.64744544f, 48.9645576f, -3.46385455f, 7.82101631f, 829.065491f, 9.08790779f, 2.64744544f,
+    48.9645576f, 0.487407744f, -0.81362325f, 385.497192f, -0.00596074155f, 7.82101631f, 829.065491f, -3.46385455f,
+};
+static const double tracking_selftest_expected[8] = {
+    0.2551076114177704, 0.48734545707702637, 0.7443273067474365, 0.006668514106422663, 0.07311710715293884, 0.005522069521248341, 0.020747801288962364, 0.032617103308439255,
+};
+
+tracking_INFO_EXPORT int tracking_selftest_row(int r)
+{
+    float output[1];
+    const double *e;
+    int n = 0;
+    size_t j;
+    if (r < 0 || r >= 8) {
+        return -1;
+    }
+    e = tracking_selftest_expected + (size_t)r * 1u;
+    tracking(output, tracking_selftest_inputs + (size_t)r * 3u);
+    for (j = 0; j < 1u; ++j) {
+        double y = (double)output[j], v = e[j];
+        if (isnan(v)) {
+            n += !isnan(y);
+        } else if (isinf(v)) {
+            n += !(isinf(y) && (y > 0.0) == (v > 0.0));
+        } else if (!(fabs(y - v) <= 1e-05 + (fabs(v) > 0.0 ? 0.0001 * fabs(v) : 0.0))) {
+            ++n;
+        }
+    }
+    return n;
+}
+
+tracking_INFO_EXPORT int tracking_selftest(void)
+{
+    int n = 0, r;
+    for (r = 0; r < 8; ++r) {
+        n += tracking_selftest_row(r);
+    }
+    return n;
+}

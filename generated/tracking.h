@@ -35,12 +35,16 @@
 
 #define tracking_N_INPUTS 3
 #define tracking_N_OUTPUTS 1
+#define tracking_N_RANDOM 0
 #define tracking_preprocess_N_INPUTS 3
 #define tracking_preprocess_N_OUTPUTS 3
+#define tracking_preprocess_N_RANDOM 0
 #define tracking_dnn_N_INPUTS 3
 #define tracking_dnn_N_OUTPUTS 1
+#define tracking_dnn_N_RANDOM 0
 #define tracking_preprocess_inverse_N_INPUTS 3
 #define tracking_preprocess_inverse_N_OUTPUTS 3
+#define tracking_preprocess_inverse_N_RANDOM 0
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,3 +64,19 @@ float *tracking_preprocess_inverse_batch(float *output, const float *input, size
 #endif
 
 #endif /* TRACKING_H_INCLUDED */
+
+/* What the library says about itself (docs/c-contract.md). */
+#ifndef TRACKING_INFO_H_INCLUDED
+#define TRACKING_INFO_H_INCLUDED
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+const char *tracking_info(void);
+int tracking_selftest(void);
+int tracking_selftest_row(int r);
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRACKING_INFO_H_INCLUDED */

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from exporter import parity
-from exporter.composed import PipelineSpec, StageSpec, parse_slice
+from exporter.composed import PipelineSpec, StageSpec
 from exporter.errors import ExportError
 from exporter.manifest import read_manifest
 from exporter.progress import Progress
 from exporter.refrows import parse_rows
 from exporter.toolchain import CompiledModel, build
+from exporter.written_slices import parse_slice
 
 from helpers import ROOT, assert_user_error, randomize, run_cli, saved, strict_compile
 

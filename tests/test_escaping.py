@@ -168,3 +168,45 @@ def test_a_one_line_error_stays_one_line(capsys, tmp_path):
     (error,) = [line for line in err.splitlines() if line.startswith("lamarr-export: error:")]
     assert "refusing to load evil\\x1b[2K\\x0dlamarr-export: ok\\x0alamarr-export: ok.f" in error
     assert "\x1b" not in err and "\r" not in err and not err.splitlines()[-1].startswith("lamarr-export: ok")
+
+
+@pytest.mark.parametrize("long", [False, True])
+def test_c_string_gives_back_every_byte(tmp_path, long):
+    """``c_string`` (SYMBOL_info's JSON, which quotes file names): each ASCII character alone and after every
+    other (hex and octal escapes swallow the digits after them), the splices and trigraphs, UTF-8 and a
+    lone surrogate come back byte for byte from a library compiled with the strict flags, -trigraphs and as
+    C++; past C99's 4095 characters as a brace list (``-pedantic`` refuses longer literals)."""
+    import ctypes
+
+    from exporter.escaping import c_string
+
+    text = "".join(ALL_ASCII) + "".join(a + b for a in "\\?\"'0x" for b in ALL_ASCII) + "".join(SPLICES + NON_ASCII)
+    text = text * (3 if long else 1)
+    assert (len(text) >= 4095) == long
+    source = tmp_path / "s.c"
+    lines = ["#include <stddef.h>", "const char *s(void);", f"static const char s_text[] =\n{c_string(text)};"]
+    source.write_text("\n".join([*lines, "const char *s(void) { return s_text; }", ""]))
+    library = tmp_path / "s.so"
+    for cmd in (
+        [*STRICT_C, "-trigraphs", str(source), "-o", str(library)],
+        [
+            "g++",
+            "-x",
+            "c++",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-Wconversion",
+            "-c",
+            str(source),
+            "-o",
+            str(tmp_path / "s.o"),
+        ],
+    ):
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    fn = ctypes.CDLL(str(library)).s
+    fn.restype = ctypes.c_void_p
+    expected = text.encode("utf-8", "surrogateescape")
+    assert ctypes.string_at(fn(), len(expected) + 1) == expected + b"\0"  # chr(0) included: the whole array

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import jinja2
 
+from exporter.backend.library import c_values
 from exporter.backend.literals import c_array, c_bounds, c_double, c_doubles, c_float, c_ints
 from exporter.escaping import c_comment
 
@@ -44,6 +45,6 @@ def environment() -> jinja2.Environment:
         bytecode_cache=jinja2.FileSystemBytecodeCache(),
     )
     env.filters.update(c_float=c_float, c_array=c_array, c_comment=c_comment, c_double=c_double, c_doubles=c_doubles)
-    env.filters.update(c_bounds=c_bounds, c_ints=c_ints)
+    env.filters.update(c_bounds=c_bounds, c_ints=c_ints, c_values=c_values)
     env.globals.update(fail=_fail, inf=math.inf)
     return env

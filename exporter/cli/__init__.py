@@ -4,6 +4,7 @@ Exit codes (``exporter.errors``): 0 ok, 1 parity failure, 2 user error, 3 intern
 the exporter: never read as a failed parity check), 130 interrupted.
 ``lamarr-export inspect MODEL`` prints the model as the exporter sees it (exit 0 exportable, 2 not);
 ``lamarr-export MODELS.toml`` exports a manifest's models into one library.
+``lamarr-export check LIB.so`` lists a built library's functions and runs their self-tests (exit 0 all pass, 1 not).
 Under ``--json`` stdout carries one JSON document and nothing else (see ``exporter/report/schema.json``);
 progress lines go to stderr, and not at all under ``--quiet`` or ``--json``.
 
@@ -31,17 +32,18 @@ TRACEBACK_VARIABLE = "LAMARR_EXPORT_TRACEBACK"
 
 
 def main(argv: list[str] | None = None) -> int:
+    from exporter.cli.check import check_parser, run_check
     from exporter.cli.export import run
     from exporter.cli.inspect import run_inspect
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    inspecting = argv[:1] == ["inspect"]  # a model file named 'inspect' would need './inspect'
-    p = inspect_parser() if inspecting else parser()
-    p.json_errors = "--json" in argv
-    args = p.parse_args(argv[1:] if inspecting else argv)
+    command = argv[0] if argv[:1] in (["inspect"], ["check"]) else None  # a model file named 'inspect': './inspect'
+    p = {"inspect": inspect_parser, "check": check_parser}.get(command or "", parser)()
+    p.json_errors = "--json" in argv  # type: ignore[attr-defined]
+    args = p.parse_args(argv[1:] if command else argv)
     try:
         with interrupt.recorded():
-            return run_inspect(args) if inspecting else run(args)
+            return {"inspect": run_inspect, "check": run_check}.get(command or "", run)(args)
     except ExportError as err:
         emit(f"lamarr-export: error: {err if err.multiline else terminal_line(err)}\n", sys.stderr)
         if args.json:

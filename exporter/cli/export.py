@@ -39,6 +39,8 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
             math=getattr(args, "math", None),  # inspect has no --math or --dtype: the defaults
             dtype=getattr(args, "dtype", None) or "float",
             trust=args.trust,
+            inputs=getattr(args, "input_names", None),
+            outputs=getattr(args, "output_names", None),
             dispatch=getattr(args, "dispatch", None) or DEFAULT_DISPATCH,
             words=CLI_WORDS,
         )
@@ -113,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         report=_report_dir(args),
         pt_column=args.pt_column,
         document=args.json,
+        card=args.card,
     )
     checks = Checks(
         parity=not args.no_check,

@@ -27,6 +27,8 @@ PER_MODEL = {
     "target_transform": "--target-transform (a manifest key)",
     "output_activation": "--output-activation (a manifest key)",
     "noise": "--noise (a manifest key)",
+    "input_names": "--input-names (the manifest key inputs)",
+    "output_names": "--output-names (the manifest key outputs)",
     "flax": "--flax (a manifest key)",
     "flax_kwargs": "--flax-kwargs (a manifest key)",
     "params": "--params (a manifest key)",
@@ -63,7 +65,7 @@ def run_manifest(args: argparse.Namespace) -> int:
         raise ExportError(f"{manifest}: no such manifest")
     out = c_path(args.output, manifest.stem)
     spec = ModelSet(symbol_from_stem(out.stem), manifest, read_manifest(manifest, given), tuple(args.trust))
-    outputs = Outputs(out, so=Path(args.so) if args.so else None)
+    outputs = Outputs(out, so=Path(args.so) if args.so else None, card=True)
     checks = Checks(parity=not args.no_check, samples=args.samples, trace=False, **parity_options(args))
     result = export_spec(spec, outputs, checks, Progress(enabled=not args.quiet))
     emit(result.summary())

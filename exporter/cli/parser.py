@@ -16,6 +16,7 @@ from exporter.criteria import CRITERIA
 from exporter.errors import EXIT_USER
 from exporter.escaping import terminal
 from exporter.ir.chain import OUTPUT_ACTIVATIONS
+from exporter.names import split_names
 from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
 from exporter.report.document import error_document, to_json
 from exporter.spec import Words
@@ -35,6 +36,8 @@ CLI_WORDS = Words(
             "log_columns": "--log-columns",
             "target_transform": "--target-transform",
             "output_activation": "--output-activation",
+            "inputs": "--input-names",
+            "outputs": "--output-names",
             "noise": "--noise",
             "math": "--math",
             "dtype": "--dtype",
@@ -152,6 +155,11 @@ def parser() -> Parser:
     )
     p.add_argument("--so", metavar="OUT.so", help="also write the compiled shared library")
     p.add_argument(
+        "--card",
+        action="store_true",
+        help="also write OUT.plugins.json: what SQLamarr's Plugin/GenerativePlugin need (a manifest always does)",
+    )
+    p.add_argument(
         "--math",
         choices=MATH_MODES,
         default=None,
@@ -200,6 +208,19 @@ def parser() -> Parser:
         help="with a manifest (MODELS.toml): print the files it reads, one per line, and stop (for build systems)",
     )
     _chain_flags(p)
+    names = p.add_argument_group("column names (SYMBOL_info, for a loader to check)")
+    names.add_argument(
+        "--input-names",
+        type=split_names,
+        metavar="A,B,...",
+        help="the input columns' names, in order (default: the preprocessing's fitted names, else x0,x1...)",
+    )
+    names.add_argument(
+        "--output-names",
+        type=split_names,
+        metavar="A,B,...",
+        help="the output columns' names, in order (default: the target transform's fitted names, else y0,y1...)",
+    )
     _output_flags(p)
     return p
 

@@ -27,6 +27,10 @@ class Chain:
     source: str = ""  # the files it was made from, by name (no paths: generated files must not depend on them)
     # stage name -> what it was made from ("tY.pkl: step tY (its class)"), for width mismatch messages
     labels: dict[str, str] = field(default_factory=dict)
+    # the columns' names, for a loader to check (exporter.names; None: unnamed, x0../y0..)
+    input_names: tuple[str, ...] | None = None
+    output_names: tuple[str, ...] | None = None
+    sources: tuple[tuple[str, str], ...] = ()  # (file name, SHA-256) of each file it was made from (SYMBOL_info)
 
     def __post_init__(self) -> None:
         widths = [(s.n_inputs, s.n_outputs, self._named(name)) for s, name in self.stages]

@@ -72,6 +72,8 @@ class Pipeline:
     stages: list[Stage]
     output: list[Read]
     source: str = ""
+    input_names: tuple[str, ...] | None = None  # the columns' names (exporter.names; None: x0../y0..)
+    output_names: tuple[str, ...] | None = None
     n_noise: int = field(init=False)
 
     def __post_init__(self) -> None:
