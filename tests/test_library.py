@@ -7,6 +7,7 @@ import ctypes
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -248,8 +249,7 @@ BUILDS = [
 @pytest.mark.parametrize("flags", BUILDS, ids=" ".join)
 def test_selftest_passes_in_every_variant_and_lamarr_build_line(flags, tmp_path):
     """The committed efficiency.c's self-test in each instruction-set variant this CPU runs (forced) and under
-    Lamarr's build lines: 0 values beyond the tolerance (aarch64: cross-compiled by test_build_matrix's kind
-    of check only, no emulator here to run it)."""
+    Lamarr's build lines: 0 values beyond the tolerance (aarch64: test_selftests_run_on_aarch64, under qemu)."""
     library = tmp_path / "libefficiency.so"
     source = ROOT / "generated" / "efficiency.c"
     subprocess.run(["gcc", "-std=c99", *flags, "-shared", "-fPIC", source, "-o", library, "-lm"], check=True)
@@ -257,14 +257,35 @@ def test_selftest_passes_in_every_variant_and_lamarr_build_line(flags, tmp_path)
     assert lib.efficiency_selftest() == 0  # -DEFFICIENCY_ISA=k compiles variant k alone: the one run
 
 
-def test_info_and_selftest_cross_compile_for_aarch64(tmp_path):
-    """Lamarr's other platform: the committed set, info and self-tests included, compiles for aarch64 under the
-    strict flags (.ci/run installs the cross compiler; running it needs an emulator, which is not there)."""
-    import shutil
+def _selftest_program(header: str, folder: Path) -> Path:
+    """A C program calling every self-test the header declares, printing each count, exit status the failures."""
+    names = re.findall(r"^int (\w+)_selftest\(void\);", (ROOT / "generated" / header).read_text(), re.M)
+    calls = "".join(f'    n = {s}_selftest(); failed += n != 0; printf("{s} %d\\n", n);\n' for s in names)
+    main = folder / "main.c"
+    main.write_text(
+        f'#include <stdio.h>\n#include "{header}"\nint main(void)\n{{\n    int n, failed = 0;\n'
+        f"{calls}    return failed;\n}}\n"
+    )
+    return main
 
-    if shutil.which("aarch64-linux-gnu-gcc") is None:
-        pytest.skip("no aarch64-linux-gnu-gcc")
-    flags = [f for f in STRICT_C[2:] if f not in ("-shared", "-fPIC", "-O3")]
-    command = ["aarch64-linux-gnu-gcc", "-std=c99", "-O0", *flags, "-c", ROOT / "generated" / "lamarr_tracking.c"]
-    result = subprocess.run([*command, "-o", tmp_path / "set.o"], capture_output=True, text=True)
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_selftests_run_on_aarch64(tmp_path, broken):
+    """Lamarr's other platform: the committed set, cross-compiled for aarch64 under the strict flags and run
+    under qemu (.ci/run installs both): every self-test passes; with one weight of resolution changed, its
+    self-test fails there too."""
+    flags = [f for f in STRICT_C[2:] if f not in ("-shared", "-fPIC")]
+    source = ROOT / "generated" / "lamarr_tracking.c"
+    if broken:
+        (tmp_path / "lamarr_tracking.c").write_text(_broken(source.read_text(), "resolution"))
+        source = tmp_path / "lamarr_tracking.c"
+    main = _selftest_program("lamarr_tracking.h", tmp_path)
+    binary = tmp_path / "selftests"
+    build = ["aarch64-linux-gnu-gcc", "-std=c99", *flags, "-static", f"-I{ROOT / 'generated'}", main, source, "-lm"]
+    result = subprocess.run([*build, "-o", binary], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+    ran = subprocess.run(["qemu-aarch64", binary], capture_output=True, text=True, timeout=120)
+    counts = dict(line.split() for line in ran.stdout.splitlines())
+    assert list(counts) == ["acceptance", "efficiency", "resolution", "covariance"], ran.stdout
+    failing = [s for s, n in counts.items() if n != "0"]
+    assert failing == (["resolution"] if broken else []) and ran.returncode == len(failing), ran.stdout
