@@ -11,9 +11,9 @@ told apart by file names. So every top-level function of an export gets, in the 
   the number of values beyond the tolerance returned (0: pass); ``SYMBOL_selftest_row(k)`` for row k;
 - a manifest's library also ``const char *const *LIBRARY_symbols(void)``, its top-level functions.
 
-The C is rendered twice, as the model's is (``exporter.pipeline``): once for the build parity checks,
-whose verdict is not known yet (``PENDING``), once for the files written, with the verdict. Nothing in
-it depends on the time or the paths: the same inputs give the same bytes.
+It is appended to the files written, once parity is known (``exporter.pipeline``: the build parity
+checks holds the networks without it, so that it compiles while the reference rows are computed).
+Nothing in it depends on the time or the paths: the same inputs give the same bytes.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 SCHEMA = "lamarr-export-info/1"  # the info's "schema": a loader refuses a version it does not know
 CARD_SCHEMA = "lamarr-export-plugins/1"  # the plugin card's "schema"
-PENDING = "pending: this build is the one the parity check runs on (the written .c holds the verdict)"
 # the self-test's rule on its embedded rows (the export's own parity rule, float32 or fixed, is in the verdict)
 RULE = "|c - ref| <= atol + rtol * |ref|, NaN only where ref is NaN"
 SUFFIXES = ("_info", "_selftest", "_selftest_row")  # what each top-level symbol adds to the library
@@ -150,9 +149,9 @@ def rows_for(rows: ReferenceRows) -> dict[str, Any]:
 def infos(
     exports: Sequence[Any], rows: Sequence[ReferenceRows], verdicts: dict[str, str], library: str | None
 ) -> list[dict[str, Any]]:
-    """Every export's info (``verdicts``: by symbol; missing: ``PENDING``), as ``SYMBOL_info`` returns it."""
+    """Every export's info (``verdicts``: by symbol), as ``SYMBOL_info`` returns it."""
     return [
-        info(ex, verdicts.get(ex.symbol, PENDING), r.atol, r.rtol, len(r.inputs), library)
+        info(ex, verdicts[ex.symbol], r.atol, r.rtol, len(r.inputs), library)
         for ex, r in zip(exports, rows, strict=True)
     ]
 
@@ -164,7 +163,7 @@ def with_library(
     verdicts: dict[str, str],
     library: str | None = None,
 ) -> CSource:
-    """``source`` with every export's info and self-test appended (``verdicts``: by symbol; missing: ``PENDING``)."""
+    """``source`` with every export's info and self-test appended (``verdicts``: by symbol)."""
     from dataclasses import replace
 
     entries = []

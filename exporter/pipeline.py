@@ -198,15 +198,16 @@ def export_spec(
     _check_inputs(exports[0], outputs, checks)
     library = getattr(spec, "library", None)
     check_library_names([ex.symbol for ex in exports], library, spec.title)
-    with progress.step("reference rows", "computing the reference rows (the files' and the self-tests')"):
-        ref_rows = [reference_rows(ex, atol=checks.atol, rtol=checks.rtol) for ex in exports]
-    pending = {} if checks.parity else {ex.symbol: "not checked" for ex in exports}
-    with ThreadPoolExecutor(2) as pool:  # the compilers run in their own processes: the reference meanwhile
-        compiling = checks.parity or outputs.so
-        built = with_library(_combined(spec, exports), exports, ref_rows, pending, library)
-        building = pool.submit(_compile, built, exports, progress, not outputs.so) if compiling else None
+    with ThreadPoolExecutor(2) as pool:  # the compilers run in their own processes: the references meanwhile
+        # the parity build holds the networks and transforms, not the library's info and self-tests: those
+        # embed the reference rows and the verdict, which are known only later (a --so library is the
+        # final source, compiled once parity is known)
+        built = _combined(spec, exports)
+        building = pool.submit(_compile, built, exports, progress, True) if checks.parity else None
         batching = pool.submit(_batch_check, spec, exports, progress) if checks.parity and checks.batch else None
-        expected = [_expected(ex, checks, progress, single) for ex in exports] if building and checks.parity else []
+        with progress.step("reference rows", "computing the reference rows (the files' and the self-tests')"):
+            ref_rows = [reference_rows(ex, atol=checks.atol, rtol=checks.rtol) for ex in exports]
+        expected = [_expected(ex, checks, progress, single) for ex in exports] if building else []
         compiled = building.result() if building else None
     result = Result(spec, outputs, exports, timings=progress.timings)
     if compiled is not None:
@@ -233,9 +234,9 @@ def export_spec(
         so_name = outputs.so.name if outputs.so else f"lib{outputs.c.stem}.so"
         files[outputs.c.with_suffix(".plugins.json")] = card(so_name, exports, ref_rows, verdicts, library).encode()
     files[ref_path(outputs.c)] = format_rows(spec.rows_title(exports), [ex.source for ex in exports], ref_rows).encode()
-    if outputs.so:
-        assert compiled is not None
-        files[outputs.so] = compiled.library.read_bytes()
+    if outputs.so:  # every variant and block of rows, the info with the verdict: the file as written
+        written = _compile(replace(source, symbol=exports[0].symbol), exports, progress, False)  # held: its folder
+        files[outputs.so] = written.library.read_bytes()
     if single and (outputs.document or outputs.report):
         files.update(_report(result, checks, compiled, progress))
     write_atomically(files)
