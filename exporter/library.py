@@ -160,14 +160,14 @@ def with_library(
     source: CSource,
     exports: Sequence[Any],
     rows: Sequence[ReferenceRows],
-    verdicts: dict[str, str],
+    information: Sequence[dict[str, Any]],
     library: str | None = None,
 ) -> CSource:
-    """``source`` with every export's info and self-test appended (``verdicts``: by symbol)."""
+    """``source`` with every export's info (``information``, from ``infos``) and self-test appended."""
     from dataclasses import replace
 
     entries = []
-    for ex, r, data in zip(exports, rows, infos(exports, rows, verdicts, library), strict=True):
+    for ex, r, data in zip(exports, rows, information, strict=True):
         chain = ex.chain
         widths = {"n_inputs": chain.n_inputs, "n_outputs": chain.n_outputs, "n_noise": chain.n_noise}
         entry = {"symbol": ex.symbol, "info": info_json(data), "real": ex.dtype, "atol": r.atol, "rtol": r.rtol}
@@ -176,16 +176,11 @@ def with_library(
     return replace(source, c=source.c + c, h=source.h + h)
 
 
-def card(
-    library_file: str,
-    exports: Sequence[Any],
-    rows: Sequence[ReferenceRows],
-    verdicts: dict[str, str],
-    library: str | None,
-) -> str:
+def card(library_file: str, information: Sequence[dict[str, Any]]) -> str:
     """``NAME.plugins.json``: per top-level function what SQLamarr's ``Plugin``/``GenerativePlugin`` and PyLamarr
     take (library file, function, kind, input columns in order, output columns, n_random), and its info as
-    ``SYMBOL_info`` of the written file returns it; schema ``exporter/report/plugins.schema.json``."""
+    ``SYMBOL_info`` of the written file returns it (``information``, from ``infos``); schema
+    ``exporter/report/plugins.schema.json``."""
     plugins = [
         {
             "function": i["symbol"],
@@ -195,7 +190,7 @@ def card(
             "n_random": i["n_random"],
             "info": i,
         }
-        for i in infos(exports, rows, verdicts, library)
+        for i in information
     ]
     document = {"schema": CARD_SCHEMA, "library": library_file, "plugins": plugins}
     return json.dumps(document, indent=2, ensure_ascii=True, allow_nan=False) + "\n"

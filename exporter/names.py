@@ -12,14 +12,12 @@ whoever reads them puts them in a query or in code unquoted.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.backend.naming import C_KEYWORDS, CPP_KEYWORDS
+from exporter.backend.naming import C_KEYWORDS, CPP_KEYWORDS, IDENTIFIER
 from exporter.errors import InputError
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_NAME = 63  # C99 guarantees 63 significant characters of an internal identifier; SQL engines accept them
 # the keywords SQLite (SQLamarr's engine) and standard SQL reserve: as a bare column name they break the query
 SQL_KEYWORDS = set(
@@ -38,7 +36,7 @@ KEYS = {"inputs": "input", "outputs": "output"}  # the key of a list of names ->
 
 def name_problem(name: object) -> str | None:
     """Why ``name`` cannot be a column name, or None."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
         return "not an identifier (letters, digits and _, not starting with a digit)"
     if len(name) > MAX_NAME:
         return f"{len(name)} characters, at most {MAX_NAME}"

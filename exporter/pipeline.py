@@ -183,7 +183,7 @@ def export_spec(
 ) -> Result:
     """Run every step for ``spec``; raises ``ExportError`` for the user's mistakes, before writing anything."""
     from exporter.files import write_atomically
-    from exporter.library import card, with_library
+    from exporter.library import card, infos, with_library
     from exporter.library import check_names as check_library_names
     from exporter.refrows import format_rows, ref_path, reference_rows
 
@@ -202,8 +202,7 @@ def export_spec(
         # the parity build holds the networks and transforms, not the library's info and self-tests: those
         # embed the reference rows and the verdict, which are known only later (a --so library is the
         # final source, compiled once parity is known)
-        built = _combined(spec, exports)
-        building = pool.submit(_compile, built, exports, progress, True) if checks.parity else None
+        building = pool.submit(_compile, _combined(spec, exports), exports, progress, True) if checks.parity else None
         batching = pool.submit(_batch_check, spec, exports, progress) if checks.parity and checks.batch else None
         with progress.step("reference rows", "computing the reference rows (the files' and the self-tests')"):
             ref_rows = [reference_rows(ex, atol=checks.atol, rtol=checks.rtol) for ex in exports]
@@ -228,14 +227,15 @@ def export_spec(
 
     source = spec.combine([ex.final_source(result.reports.get(ex.symbol)) for ex in exports])
     verdicts = {ex.symbol: _verdict(result.reports.get(ex.symbol)) for ex in exports}
-    source = with_library(source, exports, ref_rows, verdicts, library)
+    information = infos(exports, ref_rows, verdicts, library)  # the weights hashed once, for the .c and the card
+    source = with_library(source, exports, ref_rows, information, library)
     files = {outputs.c: source.c.encode(), outputs.c.with_suffix(".h"): source.h.encode()}
     if outputs.card:
         so_name = outputs.so.name if outputs.so else f"lib{outputs.c.stem}.so"
-        files[outputs.c.with_suffix(".plugins.json")] = card(so_name, exports, ref_rows, verdicts, library).encode()
+        files[outputs.c.with_suffix(".plugins.json")] = card(so_name, information).encode()
     files[ref_path(outputs.c)] = format_rows(spec.rows_title(exports), [ex.source for ex in exports], ref_rows).encode()
     if outputs.so:  # every variant and block of rows, the info with the verdict: the file as written
-        written = _compile(replace(source, symbol=exports[0].symbol), exports, progress, False)  # held: its folder
+        written = _compile(source, exports, progress, False)  # held: the library's folder goes with it
         files[outputs.so] = written.library.read_bytes()
     if single and (outputs.document or outputs.report):
         files.update(_report(result, checks, compiled, progress))
@@ -286,7 +286,8 @@ def _compile(source: CSource, exports: list[Export], progress: Progress, one_isa
     try:
         with progress.step("compile", message):
             n_in, n_out, n_noise = chain.n_inputs, chain.n_outputs, chain.n_noise
-            return first.compile_source(source, n_in, n_out, n_noise=n_noise, one_isa=one_isa, one_row=one_isa)
+            through_first = replace(source, symbol=first.symbol)  # a set's file carries the set's name
+            return first.compile_source(through_first, n_in, n_out, n_noise=n_noise, one_isa=one_isa, one_row=one_isa)
     except CompileError as err:
         failed = ExportError(f"the C compiler failed (check CC and CFLAGS):\n{err}")
         failed.multiline = True  # the compiler's own lines (the CLI still escapes control characters)

@@ -104,7 +104,7 @@ MAX_LENGTH = 100
 """Longest symbol accepted: past it names stop being readable, and file names built from the symbol
 (the build's ``<symbol>.c``, ``lib<symbol>.so``) approach the file system's limit of 255 bytes."""
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def clash(name: str) -> str | None:
@@ -132,7 +132,7 @@ def check_symbol(name: str) -> str:
         raise InputError("name", "'': an empty name; give a C identifier, or leave it out for the file's stem")
     if len(name) > MAX_LENGTH:
         raise InputError("name", f"{name[:20]!r}...: {len(name)} characters, at most {MAX_LENGTH}")
-    if not _IDENTIFIER.match(name):
+    if not IDENTIFIER.match(name):
         raise InputError("name", f"{name!r}: not a C identifier (letters, digits and _, not starting with a digit)")
     reason = clash(name)
     if reason:
