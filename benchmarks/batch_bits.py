@@ -23,7 +23,7 @@ import numpy as np
 
 from exporter import export_keras
 from exporter.backend.isa import VARIANTS, missing_on_this_cpu
-from exporter.toolchain import CompiledModel, compile_files
+from exporter.build.toolchain import CompiledModel, compile_files
 
 ACTIVATIONS = ["tanh", "relu", "gelu", "silu", "sigmoid", "elu", "softplus", "selu", "linear", "mish", "softmax"]
 COUNTS = [*range(1, 70, 2), 70]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.frontends.optional import without_optional_imports
+from exporter.frontends.lean_imports import without_optional_imports
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "efficiency.keras"

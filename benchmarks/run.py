@@ -54,7 +54,7 @@ from trees import tree_results  # noqa: E402
 
 from exporter import export_keras  # noqa: E402
 from exporter.backend.isa import VARIANTS, Variant, missing_on_this_cpu  # noqa: E402
-from exporter.parity import make_inputs  # noqa: E402
+from exporter.check.inputs import make_inputs  # noqa: E402
 
 OURS = f"lamarr-export --math fast {LAMARR}"  # the reference of every ratio
 GOAL_LIMIT_RATIO = 1.5  # per row within 1.5x of the compute limit of the variant that runs

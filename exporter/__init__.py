@@ -1,7 +1,9 @@
 """lamarr-export: trained networks to standalone, dependency-free C functions, with proven parity.
 
-Flow, one direction: frontends (read models) -> ir (typed ops, numpy weights) ->
-backend (Jinja templates -> .c/.h) -> toolchain (compile, cffi) -> parity (check).
+Flow, one direction, one package per stage: frontends (read models) -> ir (typed ops, numpy weights) ->
+backend (Jinja templates -> .c/.h) -> build (compile, cffi) -> check (parity, trace, report), with
+``sets`` (manifests, composed pipelines), ``run`` (one export's steps) and ``cli`` on top; ``common``
+is what all of them use. docs/architecture.md names every module.
 Importing this package does not import any ML framework, and its public names load when first
 used: the console command (``exporter.command``) starts inside this package, and until its own
 ``try`` is entered a Ctrl-C could only end in a traceback.
@@ -12,24 +14,30 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from exporter.version import __version__
+from exporter.common.version import __version__
 
 if TYPE_CHECKING:
     from exporter.api import Export, export_chain, export_flax, export_keras, export_transformer
-    from exporter.composed import PipelineSpec, StageSpec
-    from exporter.errors import ExportError, UnsupportedModelError
-    from exporter.extend import register_layer, register_transformer
-    from exporter.parity import ParityReport, check_parity, make_inputs
-    from exporter.pipeline import Checks, Outputs, Result, export_spec
+    from exporter.check.compare import ParityReport, check_parity
+    from exporter.check.inputs import make_inputs
+    from exporter.common.errors import ExportError, UnsupportedModelError
+    from exporter.frontends.extend import register_layer, register_transformer
+    from exporter.run.request import Checks, Outputs
+    from exporter.run.steps import export_spec
+    from exporter.run.summary import Result
+    from exporter.sets.pipelines import PipelineSpec, StageSpec
     from exporter.spec import ModelSpec
 
 _HOMES = {
     "exporter.api": "Export export_chain export_flax export_keras export_transformer",
-    "exporter.composed": "PipelineSpec StageSpec",
-    "exporter.errors": "ExportError UnsupportedModelError",
-    "exporter.extend": "register_layer register_transformer",
-    "exporter.parity": "ParityReport check_parity make_inputs",
-    "exporter.pipeline": "Checks Outputs Result export_spec",
+    "exporter.sets.pipelines": "PipelineSpec StageSpec",
+    "exporter.common.errors": "ExportError UnsupportedModelError",
+    "exporter.frontends.extend": "register_layer register_transformer",
+    "exporter.check.compare": "ParityReport check_parity",
+    "exporter.check.inputs": "make_inputs",
+    "exporter.run.request": "Checks Outputs",
+    "exporter.run.summary": "Result",
+    "exporter.run.steps": "export_spec",
     "exporter.spec": "ModelSpec",
 }
 _HOME = {name: module for module, names in _HOMES.items() for name in names.split()}

@@ -21,10 +21,20 @@ from typing import Any
 import numpy as np
 
 from exporter.backend import CSource, render
+from exporter.backend.column_names import name_fitted
+from exporter.backend.headline import headline
 from exporter.backend.isa import DEFAULT_DISPATCH, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
-from exporter.backend.naming import check_symbol, symbol_from_stem
-from exporter.chain_parts import (
+from exporter.backend.naming import symbol_for
+from exporter.build.toolchain import CompiledModel, build
+from exporter.check.compare import ParityReport, check_parity
+from exporter.check.criteria import judge_chain, nudge
+from exporter.check.inputs import DEFAULT_SAMPLES, chain_inputs, noise_rows
+from exporter.check.verdicts import DEFAULT_ATOL, DEFAULT_CRITERION, DEFAULT_RTOL, Criterion
+from exporter.common.errors import ExportError, Float64Unavailable, InputError, NotInvertible
+from exporter.common.files import write_atomically
+from exporter.common.plural import count
+from exporter.frontends.chain_steps import (
     activate,
     load_network,
     load_transformer,
@@ -33,19 +43,10 @@ from exporter.chain_parts import (
     recorded_width,
     step_label,
 )
-from exporter.criteria import DEFAULT_CRITERION, Criterion, judge_chain, nudge
-from exporter.errors import ExportError, Float64Unavailable, InputError, NotInvertible
-from exporter.files import write_atomically
 from exporter.frontends.loaded import LoadedModel
 from exporter.frontends.sklearn.trust import Trust
 from exporter.ir import Activation, Graph
 from exporter.ir.chain import OUTPUT_ACTIVATIONS, Chain, repeated_activation, with_output_activation
-from exporter.names import name_fitted
-from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, check_parity, noise_rows
-from exporter.sampling import chain_inputs
-from exporter.summary import headline
-from exporter.toolchain import CompiledModel, build
-from exporter.words import count
 
 Reference = Callable[..., np.ndarray]  # rows (and a generator's noise rows) -> rows
 
@@ -146,7 +147,7 @@ class Export:
         """Parity on ``inputs``; a generator gets ``noise`` (default: ``self.noise``), the same rows on both sides.
 
         ``expected``: ``self.reference`` on those rows, when it was computed already (while the C compiled).
-        ``criterion``: ``"float32"`` judges against the float64 reference (exporter/criteria.py), rows outside
+        ``criterion``: ``"float32"`` judges against the float64 reference (exporter/check/criteria.py), rows outside
         the fitted range apart; ``"fixed"``: ``|c - ref| <= atol + rtol |ref|`` on every row.
         """
         compiled = compiled or self.compile(one_row=True)
@@ -174,14 +175,6 @@ class Export:
         c_path = Path(c_path)
         write_atomically(self.files(c_path, report))
         return c_path, c_path.with_suffix(".h")
-
-
-def symbol_for(name: str | None, thing: Any, dtype: str = "float") -> str:
-    """``name`` checked as a C symbol, or one made from the file's stem (or the model's name), ``_double`` added."""
-    if name is not None:  # an empty --name is refused, not replaced by the stem
-        return check_symbol(name)
-    stem = Path(thing).stem if isinstance(thing, (str, os.PathLike)) else getattr(thing, "name", "model")
-    return symbol_from_stem(stem + ("_double" if dtype == "double" else ""))
 
 
 def export_keras(

@@ -12,7 +12,7 @@ import gc
 import os
 import sys
 
-from exporter.errors import EXIT_INTERRUPTED
+from exporter.common.errors import EXIT_INTERRUPTED
 
 
 def entry_point() -> None:

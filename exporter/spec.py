@@ -4,7 +4,7 @@ A :class:`ModelSpec` holds what the user asked for (files, chain steps, C type) 
 they said it, except :class:`Words`: the names the user knows each field by (``--n-inputs`` on the
 command line, ``n_inputs`` in ``[models.X]`` of a manifest), so that every error quotes the user's
 own words. ``ModelSpec.build()`` is the pipeline's first step (load, IR, render); see
-``exporter/pipeline.py`` for the rest. New kinds of model (a composed pipeline, say) add a field
+``exporter/run/steps.py`` for the rest. New kinds of model (a composed pipeline, say) add a field
 here and a branch in ``build``; the pipeline and the three ways of describing a spec stay as they are.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exporter.backend.isa import DEFAULT_DISPATCH
-from exporter.errors import ExportError, InputError, UntrustedError
+from exporter.common.errors import ExportError, InputError, UntrustedError
 from exporter.frontends import user_modules
 from exporter.frontends.sklearn.safe_load import SUFFIXES
 from exporter.frontends.sklearn.trust import Trust
@@ -26,7 +26,7 @@ from exporter.frontends.sklearn.trust import Trust
 if TYPE_CHECKING:
     from exporter.api import Export
     from exporter.backend import CSource
-    from exporter.progress import Progress
+    from exporter.common.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -171,8 +171,8 @@ class ModelSpec:
 
     def build(self) -> Export:
         """Load the model and its steps, make the IR and render the C (the pipeline's first step)."""
-        from exporter.library import hash_sources
-        from exporter.names import name_columns
+        from exporter.backend.column_names import name_columns
+        from exporter.check.library_card import hash_sources
 
         self.check()
         export = self._build()
@@ -192,7 +192,8 @@ class ModelSpec:
 
     def _export(self, chain: dict[str, Any]) -> Export:
         """The export itself, as ``build`` words its errors."""
-        from exporter.api import export_chain, export_flax, symbol_for
+        from exporter.api import export_chain, export_flax
+        from exporter.backend.naming import symbol_for
 
         if self.is_transformer:
             return export_chain(preprocess=[self.model, *self.preprocess], **chain)
@@ -223,7 +224,7 @@ class ModelSpec:
             if not user_modules.exists(module):
                 raise InputError("trust", f"{module}: no such module in {folder} (nor installed)")
 
-    # the pipeline's view (exporter.pipeline.Exportable): one model, one rendering
+    # the pipeline's view (exporter.run.request.Exportable): one model, one rendering
     def exports(self, progress: Progress) -> list[Export]:
         return [self.build()]
 

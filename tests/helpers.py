@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from exporter import export_keras
-from exporter.parity import ParityReport
+from exporter.check.compare import ParityReport
 
 ROOT = Path(__file__).resolve().parent.parent
 

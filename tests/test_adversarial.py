@@ -13,10 +13,11 @@ import time
 import numpy as np
 import pytest
 
-from exporter import interrupt, parity
 from exporter.backend.naming import MAX_LENGTH, symbol_from_stem
+from exporter.check import inputs
 from exporter.cli import main
-from exporter.progress import Progress
+from exporter.common import interrupt
+from exporter.common.progress import Progress
 
 from helpers import ROOT, assert_user_error, randomize, run_cli, saved, strict_compile
 
@@ -243,9 +244,9 @@ def test_a_swallowed_ctrl_c_stops_a_long_computation_between_chunks(monkeypatch)
             _swallowed_ctrl_c()
         return x
 
-    monkeypatch.setattr(parity, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(inputs, "CHUNK_ROWS", 10)
     with interrupt.recorded(), pytest.raises(KeyboardInterrupt):
-        parity.in_chunks(framework, np.zeros((100, 2), np.float32))
+        inputs.in_chunks(framework, np.zeros((100, 2), np.float32))
     assert calls == [10]
 
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from exporter.errors import ExportError
+from exporter.common.errors import ExportError
 from exporter.frontends.keras import backend
-from exporter.frontends.optional import without_optional_imports
+from exporter.frontends.lean_imports import without_optional_imports
 
 from helpers import ROOT
 

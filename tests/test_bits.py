@@ -5,7 +5,7 @@ one rounding instead of two) in its AVX2 and AVX-512 code even under ``-std=c99`
 off: the x86-64-v3 variant then gave other bits than the baseline, and its blocks of rows other bits
 than its one-row code (issue 27). In GCC's GNU modes (its default ``-std=gnu17``) every ``a * b + c``
 of those variants was contracted. ``mixed_signs`` is a network that showed both, and the batch check
-(``exporter.batchcheck``) compares every variant this CPU runs, bit for bit; the object code is also
+(``exporter.check.batch_bits``) compares every variant this CPU runs, bit for bit; the object code is also
 searched for FMA instructions, which no variant may hold. Exact comparisons: no tolerance.
 """
 
@@ -22,7 +22,7 @@ import pytest
 import exporter.api
 from exporter import export_chain, export_keras
 from exporter.backend.isa import VARIANTS, missing_on_this_cpu
-from exporter.batchcheck import build_and_run
+from exporter.check.batch_bits import build_and_run
 
 from helpers import randomize, run_cli, saved
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from exporter import export_keras
-from exporter.parity import make_inputs
+from exporter.check.inputs import make_inputs
 
 from helpers import ROOT, every_op, randomize, residual_model, saved, strict_compile
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from referencing import Registry, Resource
 
-from exporter.refrows import parse_rows
+from exporter.check.reference_rows import parse_rows
 
 from helpers import ROOT, run_cli, small_model_set
 
-REPORT = ROOT / "exporter" / "report"
+REPORT = ROOT / "exporter" / "check" / "report"
 INFO = json.loads((REPORT / "info.schema.json").read_text())
 CARD = json.loads((REPORT / "plugins.schema.json").read_text())
 
@@ -83,6 +83,7 @@ def test_sqlamarr_runs_the_library_from_its_card(name, libraries, tmp_path):
     table of the reference rows; each plugin's outputs (deterministic ones: the reference outputs) land in its
     table under the card's names."""
     import SQLamarr  # in the test extras: the card is proven on the real consumer
+
     card = json.loads((ROOT / "generated" / f"{name}.plugins.json").read_text())
     library = libraries[name]
     assert library.name == card["library"]

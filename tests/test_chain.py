@@ -12,7 +12,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import MinMaxScaler, PowerTransformer, QuantileTransformer, StandardScaler
 
 from exporter.api import export_chain
-from exporter.sampling import chain_inputs
+from exporter.check.inputs import chain_inputs
 
 import helpers
 from helpers import assert_user_error, exported_symbols, randomize, run_cli, saved, strict_compile
@@ -286,7 +286,7 @@ def test_transformer_with_a_random_state_object_loads(tmp_path):
 
 def test_trace_covers_the_preprocessing(keras, tmp_path):
     """The trace compares SYMBOL_preprocess with scikit-learn first; a broken centre is named there."""
-    from exporter.trace import trace
+    from exporter.check.trace import trace
 
     ex = export_chain(
         network(keras, 4, 2), log_columns=[1], preprocess=[StandardScaler().fit(LOGGED)], name="tr", dispatch="none"

@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from exporter import parity
+from exporter.check import inputs
+from exporter.check.inputs import edge_rows
 from exporter.cli import main
-from exporter.parity import edge_rows
-from exporter.progress import STEPS, Progress, in_order
+from exporter.common.progress import STEPS, Progress, in_order
 
 from helpers import ROOT, assert_user_error, randomize, refused_model, run_cli, saved
 
@@ -26,7 +26,7 @@ SINGLE = ["--dispatch", "none"]
 
 def test_default_names_and_summary(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(parity, "CHUNK_ROWS", 512)  # more rows than a chunk: compared chunk by chunk
+    monkeypatch.setattr(inputs, "CHUNK_ROWS", 512)  # more rows than a chunk: compared chunk by chunk
     code, out, _ = run_cli(capsys, EXAMPLE, "--samples", 2000)
     assert code == 0
     assert (tmp_path / "efficiency.c").is_file() and (tmp_path / "efficiency.h").is_file()
@@ -289,7 +289,7 @@ def test_timings_are_printed_in_the_steps_order():
 def test_time_line_says_that_compile_and_parity_overlap():
     """The compile runs in its own process beside the reference (timed under parity): the line says they
     overlap when both ran, so nobody adds them up; a run without one of them has nothing to overlap."""
-    from exporter.summary import time_line
+    from exporter.run.summary import time_line
 
     both = {"parity": 0.31, "load+export": 1.5, "compile": 0.74}
     assert time_line(both) == "time (compile and parity overlap): load+export 1.50 s, compile 0.74 s, parity 0.31 s"

@@ -10,14 +10,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from exporter import parity
-from exporter.composed import PipelineSpec, StageSpec
-from exporter.errors import ExportError
-from exporter.manifest import read_manifest
-from exporter.progress import Progress
-from exporter.refrows import parse_rows
-from exporter.toolchain import CompiledModel, build
-from exporter.written_slices import parse_slice
+from exporter.build.toolchain import CompiledModel, build
+from exporter.check import inputs
+from exporter.check.reference_rows import parse_rows
+from exporter.common.errors import ExportError
+from exporter.common.progress import Progress
+from exporter.sets.manifest import read_manifest
+from exporter.sets.pipelines import PipelineSpec, StageSpec
+from exporter.sets.slices import parse_slice
 
 from helpers import ROOT, assert_user_error, randomize, run_cli, saved, strict_compile
 
@@ -105,7 +105,7 @@ def pipe_dir(tmp_path_factory, keras):
 
 
 def test_pipeline_exports_one_function(capsys, pipe_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(parity, "CHUNK_ROWS", 512)  # more rows than a chunk: compared chunk by chunk
+    monkeypatch.setattr(inputs, "CHUNK_ROWS", 512)  # more rows than a chunk: compared chunk by chunk
     out_c = tmp_path / "pid.c"
     code, out, err = run_cli(
         capsys, pipe_dir / "pid.toml", "-o", out_c, "--so", tmp_path / "libpid.so", "--samples", 2000
@@ -248,7 +248,7 @@ def test_python_pipeline_spec_words_its_errors(pipe_dir):
 def _pipeline_and_library(manifest, name, edit=None):
     """A manifest's set exported in Python, its library compiled (``edit``: the C text changed first),
     and its pipeline ``name`` with its function in that library."""
-    from exporter.manifest import ModelSet
+    from exporter.sets.manifest import ModelSet
 
     spec = ModelSet(manifest.stem, manifest, read_manifest(manifest))
     exports = spec.exports(Progress(enabled=False))
@@ -330,8 +330,8 @@ def test_repr_is_one_short_line(pipe_dir):
     """``repr`` of an export says what it is in a line (symbol, widths, steps, parameters, source size), not
     every weight of its IR (the dataclass's repr was over a megabyte for the example)."""
     from exporter import export_keras
-    from exporter.composed import PipelineExport
-    from exporter.manifest import ModelSet
+    from exporter.sets.manifest import ModelSet
+    from exporter.sets.pipelines import PipelineExport
 
     manifest = pipe_dir / "pid.toml"
     exports = ModelSet(manifest.stem, manifest, read_manifest(manifest)).exports(Progress(enabled=False))

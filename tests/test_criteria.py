@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporter import criteria
-from exporter.criteria import FLOOR_ULP, K_QUANTILE, K_VALUE, Criterion, judge, nudge, ulp32
+from exporter.check import criteria, verdicts
+from exporter.check.criteria import judge, nudge, ulp32
+from exporter.check.verdicts import FLOOR_ULP, K_QUANTILE, K_VALUE, Criterion
 
 
 def _float32_like(r: np.ndarray, seed: int, ulps: float = 1.0) -> np.ndarray:
@@ -120,7 +121,7 @@ def test_a_generator_may_have_a_few_values_beyond_but_not_shifted_quantiles(valu
     assert not judge(c, f, r, r).passed and judge(c, f, r, r, generator=True).passed
     shifted = (c + 0.01 * np.subtract(*np.percentile(r, (75, 25), axis=0))).astype(np.float32)
     judgement = judge(shifted, f, r, r, generator=True)
-    assert not judgement.passed and judgement.columns[0].gate > criteria.GATE_QUANTILE
+    assert not judgement.passed and judgement.columns[0].gate > verdicts.GATE_QUANTILE
 
 
 def test_the_floor_allows_a_few_ulps_where_float32_is_exact():
@@ -135,11 +136,11 @@ def test_the_floor_allows_a_few_ulps_where_float32_is_exact():
 def test_the_quantile_gate_decides_a_generator_column():
     """A generator's column within its allowance of values beyond, but with shifted output quantiles, fails
     by the gate, and says so with its threshold."""
-    column = criteria.ColumnJudgement(0, [1.0] * 4, [1.0] * 4, [1.0] * 4, beyond=0, worst_row=0, worst_ratio=0.5)
+    column = verdicts.ColumnJudgement(0, [1.0] * 4, [1.0] * 4, [1.0] * 4, beyond=0, worst_row=0, worst_ratio=0.5)
     assert column.decided(1000, generator=True)[0]
-    column.gate = 2 * criteria.GATE_QUANTILE
+    column.gate = 2 * verdicts.GATE_QUANTILE
     ok, why = column.decided(1000, generator=True)
-    assert not ok and f"(gate {criteria.GATE_QUANTILE:g})" in why
+    assert not ok and f"(gate {verdicts.GATE_QUANTILE:g})" in why
 
 
 def test_the_gate_measures_a_spike_of_zeros_in_its_range():
@@ -147,7 +148,7 @@ def test_the_gate_measures_a_spike_of_zeros_in_its_range():
     r = np.maximum(np.random.default_rng(7).standard_normal((1000, 1)) - 1.5, 0.0)
     f, c = _float32_like(r, 8), _float32_like(r, 9)
     judgement = judge(c, f, r, r, generator=True)
-    assert judgement.passed and judgement.columns[0].gate < criteria.GATE_QUANTILE
+    assert judgement.passed and judgement.columns[0].gate < verdicts.GATE_QUANTILE
 
 
 def test_extrapolation_rows_are_judged_apart(values):

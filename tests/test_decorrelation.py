@@ -19,10 +19,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
 from exporter.api import export_transformer
-from exporter.errors import NotInvertible
+from exporter.common.errors import NotInvertible
 from exporter.frontends.sklearn import reference
 from exporter.frontends.sklearn.transformers import REGISTERED, register_transformer
-from exporter.ir.user_columns import Mix
+from exporter.ir.column_formulas import Mix
 
 from helpers import ROOT
 
@@ -194,7 +194,7 @@ def test_singular_mix_has_no_inverse():
     ],
 )
 def test_decorrelation_refusals(eig, fragment):
-    from exporter.errors import ExportError
+    from exporter.common.errors import ExportError
 
     est = DecorrTransformer()
     est.eig = eig

@@ -19,9 +19,9 @@ import pytest
 
 from exporter import export_keras
 from exporter.backend.isa import VARIANTS, missing_on_this_cpu, running_level
-from exporter.errors import ExportError
-from exporter.parity import make_inputs
-from exporter.toolchain import LAMARR_FLAGS, SHARED_FLAGS, CompiledModel
+from exporter.build.toolchain import LAMARR_FLAGS, SHARED_FLAGS, CompiledModel
+from exporter.check.inputs import make_inputs
+from exporter.common.errors import ExportError
 
 from helpers import ROOT, STRICT_C, randomize, residual_model, run_cli, saved
 

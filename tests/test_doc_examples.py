@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from exporter.cli.parser import inspect_parser, parser
-from exporter.manifest import _toml
+from exporter.sets.manifest import _toml
 
 from helpers import ROOT
 

@@ -146,9 +146,9 @@ def test_readme_s_way_to_train_trains_and_exports(tmp_path):
 def test_manifest_keys_and_sampled_rows_are_documented():
     """docs/manifests.md's key table lists exactly the keys a manifest entry takes (``trust`` too), and its
     account of the rows checked and written states the code's numbers: rows, seeds, edge rows."""
-    from exporter import refrows
-    from exporter.manifest import KEYS
-    from exporter.parity import DEFAULT_SAMPLES, edge_rows
+    from exporter.check import reference_rows as refrows
+    from exporter.check.inputs import DEFAULT_SAMPLES, edge_rows
+    from exporter.sets.manifest import KEYS
 
     text = (ROOT / "docs" / "manifests.md").read_text()
     table = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]

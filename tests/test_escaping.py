@@ -5,7 +5,7 @@ A scikit-learn step name holding a backslash, CR and ``/`` closed the C comment 
 the library for its parity check. A layer name holding ``ESC [2K`` and CR erased the terminal line
 and printed its own ``lamarr-export: ok``. ``inC`` expressions of 1,000 terms or 1,990 unary minuses
 ended in a RecursionError traceback. Each is tried here as the user meets it, and each escaping
-function of ``exporter/escaping.py`` on every ASCII character and the known splices.
+function of ``exporter/common/escaping.py`` on every ASCII character and the known splices.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from exporter.backend.templates import environment
-from exporter.refrows import format_rows
+from exporter.check.reference_rows import format_rows
 
 from helpers import STRICT_C, comment_symbols, randomize, run_cli, saved
 
@@ -178,7 +178,7 @@ def test_c_string_gives_back_every_byte(tmp_path, long):
     C++; past C99's 4095 characters as a brace list (``-pedantic`` refuses longer literals)."""
     import ctypes
 
-    from exporter.escaping import c_string
+    from exporter.common.escaping import c_string
 
     text = "".join(ALL_ASCII) + "".join(a + b for a in "\\?\"'0x" for b in ALL_ASCII) + "".join(SPLICES + NON_ASCII)
     text = text * (3 if long else 1)

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from exporter import command, pipeline
-from exporter.errors import EXIT_INTERNAL, EXIT_INTERRUPTED
+from exporter import command
+from exporter.common.errors import EXIT_INTERNAL, EXIT_INTERRUPTED
+from exporter.run import steps
 
 from helpers import ROOT, run_cli
 
@@ -23,7 +24,7 @@ def broken(*args, **kwargs):
 
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
 def test_an_internal_error_is_exit_3_with_one_line(capsys, tmp_path, monkeypatch, json_flag):
-    monkeypatch.setattr(pipeline, "export_spec", broken)
+    monkeypatch.setattr(steps, "export_spec", broken)
     monkeypatch.delenv("LAMARR_EXPORT_TRACEBACK", raising=False)
     code, out, err = run_cli(capsys, EXAMPLE, "-o", tmp_path / "m.c", *json_flag)
     assert code == EXIT_INTERNAL == 3
@@ -38,7 +39,7 @@ def test_an_internal_error_is_exit_3_with_one_line(capsys, tmp_path, monkeypatch
 
 
 def test_the_traceback_is_shown_when_asked_for(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "export_spec", broken)
+    monkeypatch.setattr(steps, "export_spec", broken)
     monkeypatch.setenv("LAMARR_EXPORT_TRACEBACK", "1")
     code, _, err = run_cli(capsys, EXAMPLE, "-o", tmp_path / "m.c")
     assert code == 3 and "Traceback" in err and "RuntimeError" in err

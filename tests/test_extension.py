@@ -54,7 +54,7 @@ def test_a_wrong_mapping_fails_parity(registries, keras):
 
 
 def test_refusal_from_a_mapping_names_the_step(registries, keras):
-    from exporter.errors import ExportError
+    from exporter.common.errors import ExportError
 
     namespace: dict = {"__name__": "worked_example"}
     code = worked_example().split("rng = np.random")[0]

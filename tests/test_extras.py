@@ -8,7 +8,7 @@ import re
 import sys
 from importlib.metadata import packages_distributions
 
-from exporter.manifest import _toml
+from exporter.sets.manifest import _toml
 
 from helpers import ROOT
 

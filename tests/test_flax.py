@@ -18,7 +18,7 @@ from flax import linen as nn
 from flax import nnx, serialization
 
 from exporter.api import export_flax, export_keras
-from exporter.errors import ExportError
+from exporter.common.errors import ExportError
 
 from helpers import ROOT, randomize, run_cli
 

@@ -17,11 +17,11 @@ from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from exporter.api import export_chain, export_transformer
-from exporter.errors import ExportError
+from exporter.check.compare import ulp_distance
+from exporter.common.errors import ExportError
 from exporter.frontends.sklearn.symbolic import Untraceable, trace
+from exporter.ir.column_formulas import Expression
 from exporter.ir.expression import ExpressionError, parse
-from exporter.ir.user_columns import Expression
-from exporter.parity import ulp_distance
 
 import helpers
 from helpers import ROOT, assert_user_error, randomize, run_cli, saved

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.errors import ExportError
+from exporter.common.errors import ExportError
 from exporter.frontends.sklearn import load_transformer_file
 from exporter.frontends.sklearn.trees import tree_graph
 

@@ -1,4 +1,4 @@
-"""Hostile names, drawn: every escaping function of ``exporter/escaping.py`` keeps to its alphabet.
+"""Hostile names, drawn: every escaping function of ``exporter/common/escaping.py`` keeps to its alphabet.
 
 A property test (Hypothesis, derandomized: the same strings every run, a few seconds): strings of
 every class of code point (controls, surrogates, bidi overrides, emoji) mixed with the fragments
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.escaping import c_comment, cmake_list_item, one_line, terminal, terminal_line, visible
+from exporter.common.escaping import c_comment, cmake_list_item, one_line, terminal, terminal_line, visible
 
 from helpers import comment_symbols
 

@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
+from exporter.check.reference_rows import parse_rows
 from exporter.cli import main
-from exporter.refrows import parse_rows
 
 from helpers import ROOT
 

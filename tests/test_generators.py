@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from exporter import export_chain
-from exporter.errors import ExportError, UnsupportedModelError
-from exporter.trace import trace
+from exporter.check.trace import trace
+from exporter.common.errors import ExportError, UnsupportedModelError
 
 from helpers import assert_user_error, perturb_weight, randomize, run_cli, saved, strict_compile
 
@@ -77,7 +77,7 @@ def test_noise_reaches_both_sides(keras, tmp_path):
     noise = ex.noise(len(rows))
     assert ex.check(compiled, rows, noise=noise).passed
     assert ex.check(compiled, rows, noise=ex.noise(len(rows), seed=99)).passed  # any noise, as long as both get it
-    from exporter.parity import check_parity
+    from exporter.check.compare import check_parity
 
     def c_with_other_noise(x, z):
         return compiled(x, np.roll(z, 1, axis=1))

@@ -212,7 +212,7 @@ def test_a_generator_s_json_states_the_rule_and_its_gates(capsys, replica, tmp_p
     args = [replica / "rich.keras", "--preprocess", replica / "tX.pkl", "--target-transform", replica / "rich_tY.pkl"]
     code, out, _ = run_cli(capsys, *args, "-o", tmp_path / "rich.c", "--samples", 300, "--json")
     document = json.loads(out)
-    jsonschema.validate(document, json.loads((ROOT / "exporter/report/schema.json").read_text()))
+    jsonschema.validate(document, json.loads((ROOT / "exporter/check/report/schema.json").read_text()))
     parity = document["parity"]
     assert code == 0 and parity["criterion"] == "float32" and parity["fallback"] is None
     judgement = parity["judgement"]

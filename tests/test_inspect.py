@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 
+from exporter.check.inspect import inspect_keras
 from exporter.cli import main
-from exporter.inspect import inspect_keras
 
 from helpers import ROOT, refused_model, run_cli, saved
 

@@ -107,12 +107,12 @@ def test_output_activation_the_network_ends_in_is_warned_about(capsys, softmax_f
 
 
 def test_a_trace_that_fails_is_told_in_a_line(capsys, softmax_file, tmp_path, monkeypatch):
-    import exporter.trace
+    import exporter.check.trace
 
     def failing(*args, **kwargs):
         raise ValueError("config=" + "{...}" * 1000 + " Exception encountered: the reason")
 
-    monkeypatch.setattr(exporter.trace, "trace", failing)
+    monkeypatch.setattr(exporter.check.trace, "trace", failing)
     code, out, _ = run_cli(capsys, softmax_file, "-o", tmp_path / "m.c", "--trace")
     assert code == 0
     (line,) = [line for line in out.splitlines() if "trace: could not run" in line]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from exporter import export_keras
-from exporter.errors import UnsupportedModelError
+from exporter.common.errors import UnsupportedModelError
 from exporter.ir import Affine, Merge, Slice
 
 from helpers import (

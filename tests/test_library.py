@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from exporter.backend.isa import VARIANTS, missing_on_this_cpu
-from exporter.errors import ExportError
-from exporter.library import check_names
+from exporter.check.library_card import check_names
+from exporter.common.errors import ExportError
 
 from helpers import ROOT, STRICT_C, assert_user_error, perturb_weight, run_cli, small_model_set, strict_compile
 
-SCHEMA = json.loads((ROOT / "exporter" / "report" / "info.schema.json").read_text())
+SCHEMA = json.loads((ROOT / "exporter" / "check" / "report" / "info.schema.json").read_text())
 NAMED = """
 inputs = ["pt", "log_e", "eta"]
 outputs = ["dx", "dy"]
@@ -188,7 +188,7 @@ def test_fitted_feature_names_name_the_inputs():
     from sklearn.preprocessing import StandardScaler
 
     from exporter.api import export_chain
-    from exporter.names import columns
+    from exporter.backend.column_names import columns
 
     frame = pandas.DataFrame(np.random.default_rng(0).normal(size=(50, 2)), columns=["mc_pt", "mc_eta"])
     assert columns(export_chain(preprocess=[StandardScaler().fit(frame)]).chain) == (("mc_pt", "mc_eta"), ("y0", "y1"))

@@ -9,8 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from exporter.refrows import parse_rows
-from exporter.toolchain import CompiledModel
+from exporter.build.toolchain import CompiledModel
+from exporter.check.reference_rows import parse_rows
 
 from helpers import ROOT, assert_user_error, run_cli, small_model_set, strict_compile
 

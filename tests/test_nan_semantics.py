@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from exporter import export_keras
-from exporter.parity import errors
+from exporter.check.compare import errors
 
 from helpers import randomize
 

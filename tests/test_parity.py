@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporter.parity import compare, errors
+from exporter.check.compare import compare, errors
 
 NAN, INF = np.float32(np.nan), np.float32(np.inf)
 
@@ -58,7 +58,8 @@ def test_ordinary_tolerance_rule_unchanged():
 def test_chunks_give_the_figures_of_one_pass(monkeypatch):
     """Evaluated and compared in chunks (bounded memory for a huge --samples): the same report, worst rows
     and arrays as in one pass, and neither side ever sees more than a chunk of rows."""
-    from exporter import parity
+    from exporter.check import compare as parity
+    from exporter.check import inputs as parity_inputs
 
     rng = np.random.default_rng(5)
     inputs = rng.standard_normal((1000, 3)).astype(np.float32)
@@ -76,7 +77,7 @@ def test_chunks_give_the_figures_of_one_pass(monkeypatch):
         return out
 
     whole = parity.check_parity(compiled, reference, inputs)
-    monkeypatch.setattr(parity, "CHUNK_ROWS", 64)
+    monkeypatch.setattr(parity_inputs, "CHUNK_ROWS", 64)
     seen.clear()
     chunked = parity.check_parity(compiled, reference, inputs)
     assert max(seen) == 64 and sum(seen) == 1000
@@ -89,8 +90,8 @@ def test_chunks_give_the_figures_of_one_pass(monkeypatch):
 
 
 def test_random_rows_are_drawn_in_chunks_as_in_one_draw(monkeypatch):
-    from exporter import parity
+    from exporter.check import inputs
 
-    whole = parity.make_inputs(4, samples=500)
-    monkeypatch.setattr(parity, "CHUNK_ROWS", 33)
-    np.testing.assert_array_equal(parity.make_inputs(4, samples=500), whole)
+    whole = inputs.make_inputs(4, samples=500)
+    monkeypatch.setattr(inputs, "CHUNK_ROWS", 33)
+    np.testing.assert_array_equal(inputs.make_inputs(4, samples=500), whole)

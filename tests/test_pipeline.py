@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exporter import Checks, ExportError, ModelSpec, Outputs, export_spec
-from exporter.refrows import parse_rows
+from exporter.check.reference_rows import parse_rows
 
 from helpers import ROOT, run_cli
 
@@ -41,8 +41,8 @@ def test_spec_rules_in_python_words(tmp_path):
 
 @pytest.mark.parametrize("manifest", [False, True])
 def test_cli_and_manifest_share_the_pipeline(capsys, tmp_path, monkeypatch, manifest):
-    """Both commands hand their spec to exporter.pipeline.export_spec (and print what it returns)."""
-    import exporter.pipeline
+    """Both commands hand their spec to exporter.run.steps.export_spec (and print what it returns)."""
+    import exporter.run.steps
 
     seen = []
 
@@ -50,7 +50,7 @@ def test_cli_and_manifest_share_the_pipeline(capsys, tmp_path, monkeypatch, mani
         seen.append((spec, outputs, checks))
         raise ExportError("stopped here")
 
-    monkeypatch.setattr(exporter.pipeline, "export_spec", recording)
+    monkeypatch.setattr(exporter.run.steps, "export_spec", recording)
     model = SCALER
     if manifest:
         model = tmp_path / "set.toml"

@@ -17,7 +17,7 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 from exporter.api import export_chain, export_transformer
-from exporter.errors import ExportError, NotInvertible
+from exporter.common.errors import ExportError, NotInvertible
 
 from helpers import assert_user_error, run_cli, strict_compile
 

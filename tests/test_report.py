@@ -21,15 +21,15 @@ import pytest
 from PIL import Image
 
 import exporter.api
+from exporter.check.report import render_html
+from exporter.check.report.document import SCHEMA
 from exporter.cli import main
-from exporter.report import render_html
-from exporter.report.document import SCHEMA
 
 from helpers import ROOT, perturb_weight
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
 SINGLE = ["--dispatch", "none"]  # the network's code once: a quarter of the compile time (and of each traced step's)
-C_COLOR = (0xD6, 0x27, 0x28)  # the plots' colour for C (exporter/report/plots.py)
+C_COLOR = (0xD6, 0x27, 0x28)  # the plots' colour for C (exporter/check/report/plots.py)
 
 
 def run_quietly(*args) -> tuple[int, str, str]:
@@ -247,8 +247,9 @@ def test_error_histogram_shows_errors_far_below_the_tolerance(scale):
     """The histogram of |C - reference| draws its bars when every error is 1e-7 to 1e-12 against a tolerance
     of 1e-5 (a linear axis reaching the tolerance left them one invisible sliver), and a bin of its own for
     the rows where C is exactly the reference. Read from the PNG the report embeds."""
-    from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, ParityArrays, compare
-    from exporter.report.plots import output_plots
+    from exporter.check.compare import ParityArrays, compare
+    from exporter.check.report.plots import output_plots
+    from exporter.check.verdicts import DEFAULT_ATOL, DEFAULT_RTOL
 
     c_out, ref = tiny_errors(scale)
     report = compare(c_out, ref, ref, DEFAULT_ATOL, DEFAULT_RTOL, "Keras")

@@ -132,7 +132,7 @@ def test_h5_file_with_lambda_is_refused_unloaded(capsys, tf, tmp_path):
 def test_tf_keras_loads_in_safe_mode(tf, tmp_path, monkeypatch):
     """The TF 2 Keras reference of an ``.h5`` file is loaded in safe mode: a Lambda's bytecode is refused
     even if the configuration screen were bypassed."""
-    from exporter.errors import ExportError
+    from exporter.common.errors import ExportError
     from exporter.frontends.keras.keras2 import tf_keras_reference
 
     _, tf_keras = tf

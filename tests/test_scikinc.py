@@ -18,7 +18,7 @@ import scikinC
 from sklearn.preprocessing import QuantileTransformer
 
 from exporter.api import export_chain, export_transformer
-from exporter.errors import ExportError
+from exporter.common.errors import ExportError
 
 from helpers import ROOT, strict_compile
 

@@ -36,10 +36,10 @@ from exporter.backend.naming import (
     clash,
     shared_name,
 )
-from exporter.composed import PipelineExport
-from exporter.errors import InputError
-from exporter.manifest import ModelSet, read_manifest
-from exporter.progress import Progress
+from exporter.common.errors import InputError
+from exporter.common.progress import Progress
+from exporter.sets.manifest import ModelSet, read_manifest
+from exporter.sets.pipelines import PipelineExport
 
 from helpers import ROOT, STRICT_C, every_op, residual_model, run_cli, saved, small_model_set
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from exporter import export_chain, export_keras
-from exporter.trace import tapped, trace
+from exporter.check.trace import tapped, trace
 
 from helpers import ROOT, every_op, perturb_column_step, perturb_weight, randomize, run_cli, saved
 
@@ -120,8 +120,8 @@ def test_trace_names_the_broken_target_transform_step(with_target, broken):
 def test_target_transform_ops_are_cut_into_its_steps():
     """A step is the run of ops named after it (several for a ColumnTransformer inside); a step whose inverse is
     the identity has none; ops that do not line up with the steps are the whole transform, one step."""
+    from exporter.check.trace import _target_steps
     from exporter.ir.columns import ColumnStage, Standardize
-    from exporter.trace import _target_steps
 
     def stage(*names):
         return ColumnStage(2, [Standardize(name, (0, 1), 0.0, 2.0) for name in names])

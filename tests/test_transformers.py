@@ -162,7 +162,7 @@ def test_column_transformer_output_order(tmp_path):
     ids=["unfitted", "unsupported step", "unsupported function"],
 )
 def test_refusals_name_the_step(est, fragment):
-    from exporter.errors import ExportError
+    from exporter.common.errors import ExportError
 
     with pytest.raises(ExportError) as err:
         export_transformer(est(), name="tX")
@@ -178,7 +178,7 @@ def _onehot():
 def test_string_columns_refused():
     import pandas as pd
 
-    from exporter.errors import ExportError
+    from exporter.common.errors import ExportError
 
     frame = pd.DataFrame(adversarial_data(), columns=list("abcde"))
     est = ColumnTransformer([("colcnv", make_pipeline(QuantileTransformer(n_quantiles=10)), ["a", "b"])]).fit(frame)

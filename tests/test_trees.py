@@ -30,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from exporter.api import export_chain
-from exporter.errors import ExportError
+from exporter.common.errors import ExportError
 from exporter.ir.trees import TreeEnsemble, float32_floor
 
 from helpers import assert_user_error, run_cli, strict_compile

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from exporter.api import export_chain, export_transformer
-from exporter.errors import ExportError
+from exporter.common.errors import ExportError
 
 import helpers
 from helpers import assert_user_error, run_cli

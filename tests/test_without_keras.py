@@ -14,7 +14,7 @@ import pytest
 from helpers import ROOT, randomize, saved
 
 # A lamarr-export run in which the packages named in argv[1] look uninstalled: their import fails (as
-# exporter/frontends/optional.py hides packages) and importlib.metadata knows no such distribution.
+# exporter/frontends/lean_imports.py hides packages) and importlib.metadata knows no such distribution.
 HIDING = """
 import importlib.abc, importlib.metadata as md, sys
 HIDDEN = set(sys.argv[1].split(","))

@@ -25,13 +25,13 @@ from exporter.backend.functions import (
 from exporter.backend.isa import DEFAULT_DISPATCH, VARIANTS, Variant, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, helpers_needed
 from exporter.backend.templates import environment, shipped_dir
+from exporter.common.version import __version__
 from exporter.ir import Affine, Dense, Graph
 from exporter.ir.activations import ACCURACY
 from exporter.ir.chain import Chain
 from exporter.ir.columns import Quantile
 from exporter.ir.pipeline import INPUT as PIPELINE_INPUT
 from exporter.ir.pipeline import Pipeline
-from exporter.version import __version__
 
 __all__ = [
     "REAL_SIZE",
@@ -47,7 +47,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class NetworkCode:
-    """A network function of a file as a check sees it (``exporter/batchcheck.py``): per instruction-set
+    """A network function of a file as a check sees it (``exporter/check/batch_bits.py``): per instruction-set
     variant, the static functions for one row and for n rows, which a check including the file calls
     directly. ``symbol`` is the model's: its ``SYMBOL_DISPATCH`` says whether the variants beyond the
     baseline are compiled."""

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, plan_buffers
 from exporter.backend.isa import VARIANTS, Variant
 from exporter.backend.templates import environment
-from exporter.errors import NotInvertible
+from exporter.common.errors import NotInvertible
 from exporter.ir import Graph, Op
 from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnOp, ColumnStage

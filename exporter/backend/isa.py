@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.errors import InputError
+from exporter.common.errors import InputError
 
 DISPATCH_MODES = ("auto", "none")
 DEFAULT_DISPATCH = "auto"

@@ -1,27 +1,13 @@
-"""The C of what a library says about itself (``templates/library.c.j2``; the facts: ``exporter/library.py``)."""
+"""The C of what a library says about itself (``templates/library.c.j2``; the facts: ``check/library_card.py``)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
-from exporter.backend.literals import PER_LINE, _literal, c_double
-from exporter.escaping import c_string
-
-
-def c_values(values: Sequence[float], real: str = "float") -> str:
-    """An initializer's body of float32 values printed as ``real``, infinities and NaN as <math.h>'s macros
-    (cast to double for a double array: ``-Wdouble-promotion``)."""
-
-    def one(v: float) -> str:
-        if math.isfinite(v):
-            return _literal(v, real)
-        word = "NAN" if math.isnan(v) else ("-" if v < 0 else "") + "INFINITY"
-        return word if real == "float" else f"(double)({word})"
-
-    items = [one(float(v)) for v in values]
-    return "\n".join("    " + ", ".join(items[i : i + PER_LINE]) + "," for i in range(0, len(items), PER_LINE))
+from exporter.backend.literals import c_double
+from exporter.backend.templates import environment
+from exporter.common.escaping import c_string
 
 
 def _tolerance(value: float) -> str:
@@ -33,8 +19,6 @@ def _tolerance(value: float) -> str:
 def render_library(prefix: str, symbols: list[dict[str, Any]], library: str | None) -> tuple[str, str]:
     """The ``.c`` and ``.h`` text appended to a file: ``symbols`` (one dict per top-level symbol: its info JSON,
     its reference rows, widths and tolerance) and, for a manifest's library, ``LIBRARY_symbols``."""
-    from exporter.backend.templates import environment
-
     entries = [
         {**s, "info": c_string(s["info"]), "atol_c": _tolerance(s["atol"]), "rtol_c": _tolerance(s["rtol"])}
         for s in symbols

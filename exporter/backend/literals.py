@@ -9,6 +9,7 @@ the double, at most 17 digits).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -64,3 +65,17 @@ def c_doubles(values: np.ndarray) -> str:
 
 def _lines(literals: list[str]) -> str:
     return ",\n".join("    " + ", ".join(literals[i : i + PER_LINE]) for i in range(0, len(literals), PER_LINE))
+
+
+def c_values(values: Sequence[float], real: str = "float") -> str:
+    """An initializer's body of float32 values printed as ``real``, infinities and NaN as <math.h>'s macros
+    (cast to double for a double array: ``-Wdouble-promotion``)."""
+
+    def one(v: float) -> str:
+        if math.isfinite(v):
+            return _literal(v, real)
+        word = "NAN" if math.isnan(v) else ("-" if v < 0 else "") + "INFINITY"
+        return word if real == "float" else f"(double)({word})"
+
+    items = [one(float(v)) for v in values]
+    return "\n".join("    " + ", ".join(items[i : i + PER_LINE]) + "," for i in range(0, len(items), PER_LINE))

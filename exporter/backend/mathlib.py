@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from exporter.errors import ExportError
+from exporter.common.errors import ExportError
 
 MATH_MODES = ("fast", "libm")
 DEFAULT_MATH = "fast"

@@ -10,10 +10,13 @@ the ``n_batch`` that calls it. tests/test_symbols.py checks that list against th
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
 
-from exporter.errors import InputError
+from exporter.common.errors import InputError
 
 C_KEYWORDS = set(
     """auto break case char const continue default do double else enum extern float for goto if
@@ -164,3 +167,11 @@ def shared_name(parts: Mapping[str, str], calls: Mapping[str, Collection[str]]) 
             if re.search(rf"(?<!\w){re.escape(symbol)}(?!\w)", code):
                 return symbol, other
     return None
+
+
+def symbol_for(name: str | None, thing: Any, dtype: str = "float") -> str:
+    """``name`` checked as a C symbol, or one made from the file's stem (or the model's name), ``_double`` added."""
+    if name is not None:  # an empty --name is refused, not replaced by the stem
+        return check_symbol(name)
+    stem = Path(thing).stem if isinstance(thing, (str, os.PathLike)) else getattr(thing, "name", "model")
+    return symbol_from_stem(stem + ("_double" if dtype == "double" else ""))

@@ -9,9 +9,8 @@ from typing import NoReturn
 
 import jinja2
 
-from exporter.backend.library import c_values
-from exporter.backend.literals import c_array, c_bounds, c_double, c_doubles, c_float, c_ints
-from exporter.escaping import c_comment
+from exporter.backend.literals import c_array, c_bounds, c_double, c_doubles, c_float, c_ints, c_values
+from exporter.common.escaping import c_comment
 
 
 def shipped_dir(name: str, marker: str) -> Path:

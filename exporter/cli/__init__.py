@@ -1,15 +1,15 @@
 """``lamarr-export MODEL``: export, compile, prove parity, write.
 
-Exit codes (``exporter.errors``): 0 ok, 1 parity failure, 2 user error, 3 internal error (a bug of
+Exit codes (``exporter.common.errors``): 0 ok, 1 parity failure, 2 user error, 3 internal error (a bug of
 the exporter: never read as a failed parity check), 130 interrupted.
 ``lamarr-export inspect MODEL`` prints the model as the exporter sees it (exit 0 exportable, 2 not);
 ``lamarr-export MODELS.toml`` exports a manifest's models into one library.
 ``lamarr-export check LIB.so`` lists a built library's functions and runs their self-tests (exit 0 all pass, 1 not).
-Under ``--json`` stdout carries one JSON document and nothing else (see ``exporter/report/schema.json``);
+Under ``--json`` stdout carries one JSON document and nothing else (see ``exporter/check/report/schema.json``);
 progress lines go to stderr, and not at all under ``--quiet`` or ``--json``.
 
 One module per command: ``parser`` (the flags), ``export``, ``inspect``, ``manifest``. Each turns
-its flags into a spec and hands it to ``exporter.pipeline``; none repeats a step of it. The console
+its flags into a spec and hands it to ``exporter.run.steps``; none repeats a step of it. The console
 entry point is ``exporter.command``.
 """
 
@@ -19,13 +19,13 @@ import os
 import sys
 import traceback
 
-from exporter import interrupt
+from exporter.check.report.document import error_document, to_json
 from exporter.cli.output import emit
 from exporter.cli.parser import inspect_parser, parser
-from exporter.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, ExportError
-from exporter.escaping import terminal_line
-from exporter.report.document import error_document, to_json
-from exporter.version import __version__
+from exporter.common import interrupt
+from exporter.common.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, ExportError
+from exporter.common.escaping import terminal_line
+from exporter.common.version import __version__
 
 # set to 1 to see the traceback of an internal error (a bug report's most useful part)
 TRACEBACK_VARIABLE = "LAMARR_EXPORT_TRACEBACK"

@@ -1,7 +1,7 @@
 """``lamarr-export check LIB.so [--json]``: what a built library says about itself, and its self-tests run.
 
 A user with a library (built from their own manifest, or a release) has no Python reference at hand and
-no C++ test program installed: the library checks itself (``SYMBOL_selftest``, ``exporter/library.py``).
+no C++ test program installed: the library checks itself (``SYMBOL_selftest``, ``exporter/check/library_card.py``).
 This loads it, finds its functions by the info each holds (the JSON's head, a constant string in the
 file: the same for a manifest's library and a single model's, stripped or not), prints each one's
 metadata and runs every self-test; exit 0 only if all pass, 1 if one fails (the symbol and the row
@@ -18,12 +18,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from exporter.check.library_card import SCHEMA
 from exporter.cli.output import emit
 from exporter.cli.parser import Parser
-from exporter.errors import EXIT_OK, EXIT_PARITY, ExportError
-from exporter.library import SCHEMA
+from exporter.common.errors import EXIT_OK, EXIT_PARITY, ExportError
 
-# the info's first keys, as json.dumps writes them (exporter.library.info_json): a function of the library each
+# the info's first keys, as json.dumps writes them (exporter.check.library_card.info_json): a function of the
+# library each
 _INFO_HEAD = re.compile(rb'\{"schema":"' + re.escape(SCHEMA.encode()) + rb'","symbol":"([A-Za-z_][A-Za-z0-9_]*)"')
 
 

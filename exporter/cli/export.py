@@ -5,19 +5,17 @@ from __future__ import annotations
 import argparse
 import importlib.util
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.backend.naming import symbol_from_stem
+from exporter.check.report.document import to_json
+from exporter.cli.options import c_path, parity_options
 from exporter.cli.output import emit
 from exporter.cli.parser import CLI_WORDS
-from exporter.criteria import DEFAULT_CRITERION, chosen
-from exporter.errors import EXIT_OK, EXIT_PARITY, ExportError
-from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL
-from exporter.progress import Progress
-from exporter.report.document import to_json
+from exporter.common.errors import EXIT_OK, EXIT_PARITY, ExportError
+from exporter.common.progress import Progress
 from exporter.spec import ModelSpec, kwargs_from_json
 
 
@@ -46,14 +44,6 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
         )
         spec.check()
     return spec
-
-
-def c_path(output: str | None, stem: str) -> Path:
-    """``-o OUT.c``, or ``<stem>.c`` here; the header and the reference rows go beside it."""
-    path = Path(output) if output else Path(stem + ".c")
-    if path.suffix != ".c":
-        raise ExportError(f"-o {path}: the output must be a .c file (the header is written beside it)")
-    return path
 
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -99,7 +89,8 @@ def _report_dir(args: argparse.Namespace) -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     from exporter.cli.manifest import is_manifest, run_manifest
-    from exporter.pipeline import Checks, Outputs, export_spec
+    from exporter.run.request import Checks, Outputs
+    from exporter.run.steps import export_spec
 
     if is_manifest(args.model):
         return run_manifest(args)
@@ -129,16 +120,3 @@ def run(args: argparse.Namespace) -> int:
         result = export_spec(spec, outputs, checks, Progress(enabled=not (args.quiet or args.json)))
     emit(to_json(result.document) if args.json else result.summary())
     return EXIT_OK if result.passed else EXIT_PARITY
-
-
-def parity_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``--criterion``, ``--atol``, ``--rtol`` as ``Checks`` takes them: a tolerance given chooses the fixed rule."""
-    try:
-        criterion = chosen(args.criterion, args.atol, args.rtol)
-    except ValueError as err:
-        raise ExportError(f"--criterion float32 with --atol or --rtol: {err}") from None
-    return {
-        "criterion": criterion or DEFAULT_CRITERION,
-        "atol": DEFAULT_ATOL if args.atol is None else args.atol,
-        "rtol": DEFAULT_RTOL if args.rtol is None else args.rtol,
-    }

@@ -6,22 +6,22 @@ import argparse
 import sys
 from pathlib import Path
 
+from exporter.backend.headline import shape
+from exporter.check.report.document import to_json
 from exporter.cli.output import emit
 from exporter.cli.parser import CLI_WORDS
-from exporter.errors import EXIT_OK, EXIT_USER
-from exporter.progress import Progress
-from exporter.report.document import to_json
-from exporter.summary import shape
-from exporter.version import __version__
-from exporter.words import count
+from exporter.common.errors import EXIT_OK, EXIT_USER
+from exporter.common.plural import count
+from exporter.common.progress import Progress
+from exporter.common.version import __version__
 
 
 def run_inspect(args: argparse.Namespace) -> int:
     """The table, exit 0 if the model is exportable, else 2 (after the table)."""
+    from exporter.check.inspect import STAGES, inspect_export, inspect_keras
+    from exporter.check.report.document import inspect_document
     from exporter.cli.export import spec_from_args
-    from exporter.errors import UnsupportedModelError
-    from exporter.inspect import STAGES, inspect_export, inspect_keras
-    from exporter.report.document import inspect_document
+    from exporter.common.errors import UnsupportedModelError
 
     spec = spec_from_args(args)
     progress = Progress(enabled=not (args.quiet or args.json))

@@ -10,9 +10,9 @@ import argparse
 from pathlib import Path
 
 from exporter.cli.output import emit
-from exporter.errors import EXIT_OK, EXIT_PARITY, ExportError
-from exporter.escaping import cmake_list_item
-from exporter.progress import Progress
+from exporter.common.errors import EXIT_OK, EXIT_PARITY, ExportError
+from exporter.common.escaping import cmake_list_item
+from exporter.common.progress import Progress
 
 # Flags that describe one model: in a manifest they are keys of its entry, or not supported.
 PER_MODEL = {
@@ -43,9 +43,10 @@ def is_manifest(model: str | None) -> bool:
 def run_manifest(args: argparse.Namespace) -> int:
     """Export, compile once, check every model, write atomically; exit 1 if any model fails parity."""
     from exporter.backend.naming import symbol_from_stem
-    from exporter.cli.export import c_path, parity_options
-    from exporter.manifest import ModelSet, read_manifest
-    from exporter.pipeline import Checks, Outputs, export_spec
+    from exporter.cli.options import c_path, parity_options
+    from exporter.run.request import Checks, Outputs
+    from exporter.run.steps import export_spec
+    from exporter.sets.manifest import ModelSet, read_manifest
 
     given = {"math": args.math, "dtype": args.dtype, "dispatch": args.dispatch}
     if args.depends:

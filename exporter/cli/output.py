@@ -1,4 +1,4 @@
-"""Where the command line writes to the terminal: every line through ``exporter.escaping.terminal``.
+"""Where the command line writes to the terminal: every line through ``exporter.common.escaping.terminal``.
 
 Why one place: messages quote names from files (layers, steps, paths) that may hold ESC, CR or bidi
 overrides, which would erase or rewrite what the terminal shows. Escaping what is printed, here,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from exporter.escaping import terminal
+from exporter.common.escaping import terminal
 
 
 def emit(text: str, stream: TextIO | None = None) -> None:

@@ -10,17 +10,17 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import NoReturn
 
+from exporter.backend.column_names import split_names
 from exporter.backend.isa import DEFAULT_DISPATCH, DISPATCH_MODES
 from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES, REALS
-from exporter.criteria import CRITERIA
-from exporter.errors import EXIT_USER
-from exporter.escaping import terminal
+from exporter.check.inputs import DEFAULT_SAMPLES
+from exporter.check.report.document import error_document, to_json
+from exporter.check.verdicts import CRITERIA, DEFAULT_ATOL, DEFAULT_RTOL
+from exporter.common.errors import EXIT_USER
+from exporter.common.escaping import terminal
+from exporter.common.version import __version__
 from exporter.ir.chain import OUTPUT_ACTIVATIONS
-from exporter.names import split_names
-from exporter.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES
-from exporter.report.document import error_document, to_json
 from exporter.spec import Words
-from exporter.version import __version__
 
 # The flag of each spec field (and of the pipeline's inputs), for errors in the user's words.
 CLI_WORDS = Words(

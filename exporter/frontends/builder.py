@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.errors import Problem, UnsupportedModelError
+from exporter.common.errors import Problem, UnsupportedModelError
 from exporter.ir import Graph, Op, optimize
 
 

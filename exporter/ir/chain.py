@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field, replace
 
-from exporter.errors import ExportError
+from exporter.common.errors import ExportError
 from exporter.ir.activations import Activation
 from exporter.ir.columns import ColumnStage
 from exporter.ir.graph import Graph
@@ -27,7 +27,7 @@ class Chain:
     source: str = ""  # the files it was made from, by name (no paths: generated files must not depend on them)
     # stage name -> what it was made from ("tY.pkl: step tY (its class)"), for width mismatch messages
     labels: dict[str, str] = field(default_factory=dict)
-    # the columns' names, for a loader to check (exporter.names; None: unnamed, x0../y0..)
+    # the columns' names, for a loader to check (exporter.backend.column_names; None: unnamed, x0../y0..)
     input_names: tuple[str, ...] | None = None
     output_names: tuple[str, ...] | None = None
     sources: tuple[tuple[str, str], ...] = ()  # (file name, SHA-256) of each file it was made from (SYMBOL_info)

@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from exporter.errors import ExportError, NotInvertible
+from exporter.common.errors import ExportError, NotInvertible
 from exporter.ir.weights import Weighted
 
 EPS = float(np.finfo(np.float64).eps)  # np.spacing(1.0), the threshold sklearn and scipy use
@@ -77,7 +77,7 @@ class ColumnOp(Weighted):
 
     def fitted(self, c: int) -> tuple[float, float] | None:
         """The range of the op's ``c``-th input column the op was fitted on, where it records one: outside
-        it a model extrapolates, and its parity is reported apart (``exporter/sampling.py``)."""
+        it a model extrapolates, and its parity is reported apart (``exporter/check/inputs.py``)."""
         return None
 
     def inverse(self) -> list[ColumnOp]:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from exporter.errors import ExportError
+import numpy as np
+
+from exporter.common.errors import ExportError
 
 INPUT = "input"  # the source name of the pipeline's own input
 
@@ -72,7 +74,7 @@ class Pipeline:
     stages: list[Stage]
     output: list[Read]
     source: str = ""
-    input_names: tuple[str, ...] | None = None  # the columns' names (exporter.names; None: x0../y0..)
+    input_names: tuple[str, ...] | None = None  # the columns' names (exporter.backend.column_names; None: x0../y0..)
     output_names: tuple[str, ...] | None = None
     n_noise: int = field(init=False)
 
@@ -133,3 +135,8 @@ def _check_read(read: Read, known: dict[str, int], stage: str | None, key: str) 
     width = known[read.source]
     if not 0 <= read.start < read.stop <= width:
         raise PipelineError(stage, key, f"{read}: out of range, {read.source} has {width} values (0 to {width})")
+
+
+def gather(reads: list[Read], values: dict[str, np.ndarray]) -> np.ndarray:
+    """The slices side by side, as the C glue copies them."""
+    return np.concatenate([values[r.source][:, r.start : r.stop] for r in reads], axis=1)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from exporter import interrupt
-from exporter.errors import ExportError, Float64Unavailable, InputError
+from exporter.common import interrupt
+from exporter.common.errors import ExportError, Float64Unavailable, InputError
 from exporter.frontends.flax.jaxpr import jaxpr_to_ir
 from exporter.frontends.loaded import LoadedModel
 

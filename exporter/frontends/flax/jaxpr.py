@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.errors import Problem, UnsupportedModelError
+from exporter.common.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.ir import Activate, Activation, Affine, Broadcast, Concatenate, Dense, Graph, Merge, Reduce
 from exporter.ir.activations import KINDS

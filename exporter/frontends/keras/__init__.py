@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from exporter import interrupt
-from exporter.errors import ExportError, Problem, UnsupportedModelError
+from exporter.common import interrupt
+from exporter.common.errors import ExportError, Problem, UnsupportedModelError
 from exporter.frontends.builder import Unsupported
 from exporter.frontends.keras import keras2
 from exporter.frontends.keras.activations import keras_activation
@@ -34,8 +34,8 @@ from exporter.frontends.keras.operations import operation_reason
 from exporter.frontends.keras.quiet import brief, quiet_stderr
 from exporter.frontends.keras.stored import NotStored, walk_stored
 from exporter.frontends.keras.walk import refusal_reason, walk_keras
+from exporter.frontends.lean_imports import without_optional_imports
 from exporter.frontends.loaded import LoadedModel
-from exporter.frontends.optional import without_optional_imports
 
 MODEL_CLASSES = {"Functional", "Sequential", "Model"}
 SUFFIXES = (".keras", ".h5", ".hdf5")

@@ -12,12 +12,12 @@ from __future__ import annotations
 import importlib.util
 import os
 
-from exporter.errors import ExportError
+from exporter.common.errors import ExportError
 
 # Lightest first; each with the packages it needs importable.
 BACKENDS = {"numpy": ("jax", "scipy"), "jax": ("jax",), "tensorflow": ("tensorflow",), "torch": ("torch",)}
 # Packages Keras imports at start-up only for integrations an export never uses (DataFrames as
-# training data, plots, scikit-learn wrappers): hidden while Keras imports (exporter.frontends.optional).
+# training data, plots, scikit-learn wrappers): hidden while Keras imports (exporter.frontends.lean_imports).
 OPTIONAL = ("pandas", "matplotlib", "sklearn")
 INSTALL = "pip install 'lamarr-export[keras]' (Keras 3 on its numpy backend) or 'lamarr-export[tensorflow]'"
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from exporter.errors import ExportError
+from exporter.common.errors import ExportError
 from exporter.frontends.keras.stored import VARIABLES, NotStored, as_functional, weights_names
 
 MAX_WIDTH = 1 << 16  # a width far beyond any network a C function holds, and small enough to allocate

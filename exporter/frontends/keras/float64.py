@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.errors import Float64Unavailable
+from exporter.common.errors import Float64Unavailable
 
 _NARROW = ("float32", "float16", "bfloat16")
 

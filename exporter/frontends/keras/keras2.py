@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.errors import ExportError, Problem, UnsupportedModelError
+from exporter.common.errors import ExportError, Problem, UnsupportedModelError
 from exporter.frontends.keras.quiet import brief, quiet_stderr
 from exporter.frontends.keras.tfscreen import screen_saved_model
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from exporter.errors import ExportError
+from exporter.common.errors import ExportError
 
 # Ops that compute tensors from tensors and the model's own variables, in memory. Deliberately
 # small: what TF 2 Keras writes for the layers and TFOpLambda functions the exporter supports, in

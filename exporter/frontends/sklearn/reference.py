@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.frontends.optional import SKLEARN_OPTIONAL, without_optional_imports
+from exporter.frontends.lean_imports import SKLEARN_OPTIONAL, without_optional_imports
 from exporter.frontends.sklearn.transformers import _column_indices
 
 

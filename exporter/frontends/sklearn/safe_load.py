@@ -19,11 +19,11 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from exporter import interrupt
-from exporter.errors import ExportError
-from exporter.frontends.optional import SKLEARN_OPTIONAL, without_optional_imports
+from exporter.common import interrupt
+from exporter.common.errors import ExportError
+from exporter.frontends.lean_imports import SKLEARN_OPTIONAL, without_optional_imports
 from exporter.frontends.sklearn.scikinc import stand_in
-from exporter.frontends.sklearn.trees import LOADABLE as TREE_INTERNALS
+from exporter.frontends.sklearn.tree_classes import LOADABLE as TREE_INTERNALS
 from exporter.frontends.sklearn.trust import Trust
 from exporter.frontends.sklearn.unpickler import CALL, LEGACY, NAME, TRUSTED, Resolver, load_pickle
 from exporter.ir.columns import FUNCTIONS

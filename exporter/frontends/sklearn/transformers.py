@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from exporter.errors import Problem, UnsupportedModelError
+from exporter.common.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Unsupported
 from exporter.frontends.sklearn.symbolic import Untraceable, trace
+from exporter.ir.column_formulas import Expression, Mix
 from exporter.ir.columns import (
     FUNCTIONS,
     ColumnOp,
@@ -34,7 +35,6 @@ from exporter.ir.columns import (
     Standardize,
 )
 from exporter.ir.expression import Expr, ExpressionError, X, parse
-from exporter.ir.user_columns import Expression, Mix
 
 Mapping = Callable[[Any, int, str, list[Problem]], list[ColumnOp]]
 TRANSFORMERS: dict[str, Mapping] = {}  # scikit-learn's classes, by name

@@ -19,55 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from exporter.errors import ExportError, Problem, UnsupportedModelError
+from exporter.common.errors import ExportError, Problem, UnsupportedModelError
 from exporter.frontends.loaded import LoadedModel
+from exporter.frontends.sklearn.safe_load import load_transformer_file
 from exporter.frontends.sklearn.tree_checks import tree_depth, tree_problem
 from exporter.ir import Graph, optimize
 from exporter.ir.trees import TreeEnsemble, float32_floor
 
+
 # What safe loading must resolve for these models (beyond estimator classes): the trees' node
 # storage, Hist*'s predictors, and the loss and link objects the boosting models keep.
-_LOSSES = (
-    "HalfBinomialLoss",
-    "HalfMultinomialLoss",
-    "ExponentialLoss",
-    "HalfSquaredError",
-    "AbsoluteError",
-    "HuberLoss",
-    "PinballLoss",
-    "HalfPoissonLoss",
-    "HalfGammaLoss",
-)
-LOADABLE = {
-    "sklearn.tree._classes": {
-        "DecisionTreeClassifier",
-        "DecisionTreeRegressor",
-        "ExtraTreeClassifier",
-        "ExtraTreeRegressor",
-    },
-    "sklearn.ensemble._forest": {
-        "RandomForestClassifier",
-        "RandomForestRegressor",
-        "ExtraTreesClassifier",
-        "ExtraTreesRegressor",
-    },
-    "sklearn.ensemble._gb": {"GradientBoostingClassifier", "GradientBoostingRegressor"},
-    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting": {
-        "HistGradientBoostingClassifier",
-        "HistGradientBoostingRegressor",
-    },
-    "sklearn.ensemble._hist_gradient_boosting.binning": {"_BinMapper"},
-    "sklearn.dummy": {"DummyClassifier", "DummyRegressor"},  # GradientBoosting's default init estimator
-    "sklearn.preprocessing._label": {"LabelEncoder"},  # a classifier's labels
-    "sklearn.tree._tree": {"Tree"},
-    "sklearn.ensemble._hist_gradient_boosting.predictor": {"TreePredictor"},
-    "sklearn._loss.loss": set(_LOSSES),
-    "sklearn._loss._loss": {f"{prefix}{name}" for prefix in ("Cy", "__pyx_unpickle_Cy") for name in _LOSSES},
-    "sklearn._loss.link": {"IdentityLink", "LogLink", "LogitLink", "HalfLogitLink", "MultinomialLogit", "Interval"},
-    "numpy.random.bit_generator": {"SeedSequence", "__pyx_unpickle_SeedSequence"},
-}
-
-
 class Refused(Exception):
     """This fitted model cannot be translated; the message says why."""
 
@@ -332,8 +293,6 @@ def _reference(est: Any, dtype: type = np.float32) -> Callable[[np.ndarray], np.
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime_ns: int, size: int) -> Any:
-    from exporter.frontends.sklearn.safe_load import load_transformer_file
-
     return load_transformer_file(path)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.errors import ExportError, InputError, UntrustedError
+from exporter.common.errors import ExportError, InputError, UntrustedError
 
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 # packages the loader already reads under its own rules; trusting them would widen those rules

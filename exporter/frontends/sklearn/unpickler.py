@@ -36,7 +36,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from exporter.errors import ExportError
+from exporter.common.errors import ExportError
 
 # module, name -> the object and its role: CALL (a library's, safe to call with plain data while loading),
 # NAME (a library's, used as data only), TRUSTED (the user's: rebuilt or referenced, never called)

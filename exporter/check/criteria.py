@@ -1,0 +1,233 @@
+"""The float32 criterion: as strict as float32 allows, and no stricter.
+
+A fixed ``|c - ref| <= atol + rtol |ref|`` against a float32 framework cannot tell a wrong
+translation from float32 rounding that a steep step (a QuantileTransformer's inverse, a tanh(100 x))
+amplifies: the same correct chain passes or fails with the backend. So errors are measured from a
+float64 reference of the same model (the framework's own layers run in float64, scikit-learn's
+transforms already are), and the C is judged against what float32 itself does there:
+
+- ``e_c = |c - r64|``: the C's error; ``e_f = |f32 - r64|``: the framework's own float32 error;
+- ``e_n = |r64(nudged) - r64|``: what one float32 rounding does at that value: the float64 chain with
+  its network's inputs and outputs (and each pipeline stage's output) moved by one float32 ULP (random
+  signs). The C computes the target transform in float32 where scikit-learn uses float64, so the
+  framework's own error does not cover that step; the nudge does, and it is large exactly where a
+  step amplifies. (The raw rows are not nudged: they are float32 on both sides, and a nudge off a
+  QuantileTransformer's plateau moves the reference by a million ULPs where the C is exact);
+- the float32 envelope ``env = max(e_f, e_n)``, and ``ulp = ulp32(r64)``.
+
+Per output column, on the rows inside the range the preprocessing was fitted on:
+
+- **distribution**: for q in 50, 90, 99 %: ``Q_q(e_c / ulp) <= K_QUANTILE * Q_q(env / ulp) + floor``,
+  each quantile ruled on when at least ``MIN_TAIL`` values lie above it (the maximum, or the 99% of a
+  few hundred rows, is a value or two, which the per-value bound judges);
+- **per value**: ``e_c <= K_VALUE * max(env, row, Q_90(env / ulp) * ulp, median(env)) + floor * ulp``
+  for every value (a value's own float32 error is one draw of the rounding there, luckily small at
+  times: the median absolute envelope of its row's outputs (large inputs whose terms cancel round
+  every output of the row alike), the column's typical error in ULPs and its median absolute error
+  (where terms cancel to a value near zero) are the least any value is allowed; a generator: at most
+  ``GATE_BEYOND`` of its rows beyond, and its output quantiles (``GATE_LEVELS``, each with 10 values
+  beyond it) no further from float64's than the per-value bound of the values sitting there, as a
+  release gate compares distributions);
+- non-finite values: the C must give what the float32 framework gives (both NaN, or the same value);
+- the floor is ``FLOOR_ULP + sqrt(n)`` ULPs, n the widest value the network computes (``floor_for``).
+
+The constants were chosen by measurement (docs/parity.md has the table): correct translations
+(generators with QuantileTransformer and PowerTransformer targets, QuantileTransformer, log and scaler
+preprocessing, a network of every activation, BatchNormalization, residual adds and softmax, and the 28
+exports of examples/lamarr_pid.toml) reach at most 0.39 of a distribution bound and 0.65 of a per-value
+bound on the numpy, JAX and TensorFlow backends; the weakest break measured, one first-layer weight
+changed in its 4th significant digit, reaches 1.24 to 1.29 times them; swapped columns, a dropped
+activation or a wrong inverse 10^4 to 10^6 times. The floor covers the C's own float32 arithmetic in
+the steps scikit-learn computes in float64 (up to about 9 ULP in a QuantileTransformer inverse) and its
+row-order sums.
+Rows outside the fitted range are extrapolation: judged apart and reported, never part of the verdict.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from exporter.check import inputs as input_rows
+from exporter.check.compare import ParityReport
+from exporter.check.inputs import inside_fitted
+from exporter.check.verdicts import (
+    FLOOR_ULP,
+    GATE_LEVELS,
+    K_QUANTILE,
+    K_VALUE,
+    MIN_TAIL,
+    NUDGE_SEED,
+    QUANTILES,
+    RULED,
+    TYPICAL,
+    ColumnJudgement,
+    Judgement,
+)
+from exporter.common.errors import Float64Unavailable
+
+
+def ulp32(x: np.ndarray) -> np.ndarray:
+    """The float32 ULP at each value (float64); the largest float32's beyond the float32 range."""
+    magnitude = np.minimum(np.abs(np.nan_to_num(np.asarray(x, np.float64), nan=0.0)), np.finfo(np.float32).max)
+    with np.errstate(over="ignore"):  # the ULP at float32's largest value is inf: nothing compares to it
+        return np.spacing(magnitude.astype(np.float32)).astype(np.float64)
+
+
+def nudge(x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+    """``x`` moved by one float32 ULP with random signs (unchanged when ``rng`` is None)."""
+    if rng is None:
+        return x
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return x + rng.choice((-1.0, 1.0), x.shape) * ulp32(x)
+
+
+def _percentiles(values: np.ndarray) -> list[float]:
+    return [float(v) for v in np.percentile(values, QUANTILES)] if values.size else [0.0] * len(QUANTILES)
+
+
+def _typical_ulp(env: np.ndarray, unit: np.ndarray, finite: np.ndarray) -> float:
+    """A column's typical float32 error in ULPs (its TYPICAL percentile): the least any of its values may carry."""
+    return float(np.percentile((env / unit)[finite], TYPICAL)) if finite.any() else 0.0
+
+
+def _column(
+    j: int,
+    c: np.ndarray,
+    f: np.ndarray,
+    r: np.ndarray,
+    envelope: np.ndarray,
+    row_typical: np.ndarray,
+    rows: np.ndarray,
+    generator: bool,
+    floor: float,
+) -> ColumnJudgement:
+    """Column ``j`` judged on ``rows`` (indices): both bounds, non-finite values apart."""
+    c, f, r, envelope, row_typical = c[rows], f[rows], r[rows], envelope[rows], row_typical[rows]
+    finite = np.isfinite(c) & np.isfinite(f) & np.isfinite(r)
+    same = (c == f) | (np.isnan(c) & np.isnan(f))
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        unit = np.where(finite, ulp32(r), 1.0)
+        e_c = np.where(finite, np.abs(c - r), 0.0)
+        env = np.where(finite, envelope, 0.0)
+        # one value's float32 error is one draw of the rounding there, often smaller by luck: the column's
+        # typical error (90% of its ULPs) is the least any value is allowed, and where terms cancel to a
+        # value near zero (its own ULP says nothing of the rounding), the column's median absolute error
+        typical_ulp = _typical_ulp(env, unit, finite)
+        typical = float(np.median(env[finite])) if finite.any() else 0.0
+        least = np.maximum(np.maximum(typical, typical_ulp * unit), row_typical)
+        bound = K_VALUE * np.maximum(env, least) + floor * unit
+        ratio = np.where(finite, e_c / bound, np.where(same, 0.0, np.inf))
+    c_ulp, env_ulp = _percentiles((e_c / unit)[finite]), _percentiles((env / unit)[finite])
+    e_f = np.where(finite, np.abs(f - r), 0.0)
+    n = int(finite.sum())
+    ruled = [
+        (q, qc, qe)
+        for q, qc, qe in zip(QUANTILES[:RULED], c_ulp, env_ulp, strict=False)
+        if n * (100 - q) >= 100 * MIN_TAIL
+    ]
+    failed = next((q for q, qc, qe in ruled if qc > K_QUANTILE * qe + floor), None)
+    worst = int(np.argmax(ratio)) if len(ratio) else 0
+    gate = None
+    if generator and n > 1:  # the output distribution: each quantile held to the bound of the values sitting there
+        levels = [q for q in GATE_LEVELS if n * min(q, 100 - q) >= 100 * MIN_TAIL] or [50.0]  # 10 values beyond
+        ranks = np.round(np.asarray(levels) / 100 * (n - 1)).astype(int)
+        by_c, by_r = np.argsort(np.where(finite, c, np.inf))[ranks], np.argsort(np.where(finite, r, np.inf))[ranks]
+        gate = float(np.max(np.abs(c[by_c] - r[by_r]) / np.maximum(bound[by_c], bound[by_r])))
+    return ColumnJudgement(
+        column=j,
+        c_ulp=c_ulp,
+        envelope_ulp=env_ulp,
+        framework_ulp=_percentiles((e_f / unit)[finite]),
+        beyond=int(np.count_nonzero(ratio > 1.0)),
+        worst_row=int(rows[worst]) if len(rows) else 0,
+        worst_ratio=float(ratio[worst]) if len(ratio) else 0.0,
+        failed_quantile=failed,
+        gate=gate,
+        floor=floor,
+    )
+
+
+def judge(
+    c_out: np.ndarray,
+    framework: np.ndarray,
+    ref64: np.ndarray,
+    nudged64: np.ndarray,
+    inside: np.ndarray | None = None,
+    generator: bool = False,
+    floor: float = FLOOR_ULP,
+) -> Judgement:
+    """The float32 rule on ``c_out`` (the C), ``framework`` (float32), ``ref64`` and ``nudged64`` (float64).
+
+    ``inside``: True for rows inside the fitted range (None: every row); the others are judged apart.
+    """
+    c = np.asarray(c_out, dtype=np.float32).astype(np.float64)
+    f = np.asarray(framework, dtype=np.float32).reshape(c.shape).astype(np.float64)
+    r = np.asarray(ref64, dtype=np.float64).reshape(c.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        envelope = np.fmax(np.abs(f - r), np.abs(np.asarray(nudged64, dtype=np.float64).reshape(c.shape) - r))
+    inside = np.ones(len(c), bool) if inside is None else np.asarray(inside, bool)
+    judged, apart = np.flatnonzero(inside), np.flatnonzero(~inside)
+    # a row's typical rounding: large inputs whose terms cancel round every output of the row alike
+    with warnings.catch_warnings():  # a row of non-finite values only has no typical rounding: 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        row = np.nanmedian(np.where(np.isfinite(envelope), envelope, np.nan), axis=1) if c.size else np.zeros(len(c))
+    row = np.nan_to_num(row, nan=0.0)
+    columns = [
+        _column(j, c[:, j], f[:, j], r[:, j], envelope[:, j], row, judged, generator, floor) for j in range(c.shape[1])
+    ]
+    outside = [
+        _column(j, c[:, j], f[:, j], r[:, j], envelope[:, j], row, apart, False, floor) for j in range(c.shape[1])
+    ]
+    return Judgement(columns, len(judged), generator, outside if len(apart) else [], len(apart))
+
+
+def _float64_rows(fn: Any, inputs: np.ndarray, noise: np.ndarray | None, rng: np.random.Generator | None) -> np.ndarray:
+    """``fn`` (a float64 reference) on every row, a chunk at a time, as float64."""
+    parts = []
+    for start in range(0, max(len(inputs), 1), input_rows.CHUNK_ROWS):
+        extra = () if noise is None else (noise[start : start + input_rows.CHUNK_ROWS],)
+        out = np.asarray(fn(inputs[start : start + input_rows.CHUNK_ROWS], *extra, rng=rng), dtype=np.float64)
+        parts.append(out.reshape(len(out), -1))
+    return np.concatenate(parts)
+
+
+def floor_for(*chains: Any) -> float:
+    """The floor, in ULPs, for the C of ``chains``: ``FLOOR_ULP`` plus the square root of the widest value its
+    networks compute (a C sum of n terms in row order rounds about sqrt(n) times, where TensorFlow's tree
+    of partial sums rounds about log2(n) times: a 228-wide softmax's sum, 15 ULP against 1)."""
+    widths = [w for c in chains if getattr(c, "net", None) is not None for w in c.net.widths.values()]
+    return FLOOR_ULP + math.sqrt(max(widths, default=1))
+
+
+def judge_chain(report: ParityReport, reference64: Any, chain: Any, rows: np.ndarray) -> ParityReport:
+    """``judge_report`` for one chain: rows outside its fitted range apart, its floor, generator or not."""
+
+    return judge_report(report, reference64, inside_fitted(chain, rows), bool(chain.n_noise), floor_for(chain))
+
+
+def judge_report(
+    report: ParityReport, reference64: Any, inside: np.ndarray | None, generator: bool, floor: float = FLOOR_ULP
+) -> ParityReport:
+    """``report`` (made by ``check_parity``, keeping its arrays) judged by the float32 rule, in place.
+
+    ``reference64(rows[, noise], rng=None)``: the float64 reference, nudged when given ``rng``; None, or
+    ``Float64Unavailable`` when called, leaves the fixed rule deciding and records why (``fallback``).
+    """
+    arrays = report.arrays
+    assert arrays is not None, "judged from the rows and outputs check_parity keeps"
+    if reference64 is None:
+        report.fallback = "this framework gives no float64 reference"
+        return report
+    try:
+        r = _float64_rows(reference64, arrays.inputs, arrays.noise, None)
+        nudged = _float64_rows(reference64, arrays.inputs, arrays.noise, np.random.default_rng(NUDGE_SEED))
+    except Float64Unavailable as err:
+        report.fallback = str(err)
+        return report
+    report.judgement = judge(arrays.c_out, arrays.ref, r, nudged, inside, generator, floor)
+    return report

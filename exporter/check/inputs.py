@@ -1,0 +1,159 @@
+"""Parity inputs in the physical range the preprocessing was fitted on.
+
+A network behind a QuantileTransformer sees standard-normal values only if its raw
+inputs lie where the quantiles were fitted; random normal raw inputs would test the
+clipping and little else. So each raw column is sampled from what the first fitted
+step touching it knows (quantiles and their plateaus and bounds, a scaler's centre
+and spread, a min-max range), mapped back through the elementwise functions applied
+before it (``log(pT)`` -> ``exp``), and rows mix typical values with the edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from exporter.common import interrupt
+from exporter.ir.chain import Chain
+from exporter.ir.columns import UNDO, ColumnStage, Function, Select
+from exporter.ir.trees import TreeEnsemble
+
+
+def _column_pool(stage: ColumnStage, raw: int, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Typical and edge values of raw input column ``raw``, from the first fitted op that reads it."""
+    position = raw
+    undo: list[str] = []
+    values = None
+    for op in stage.ops:
+        if isinstance(op, Select):
+            if position not in op.columns:
+                break  # dropped: any value will do
+            position = op.columns.index(position)
+        elif position in op.columns:
+            if isinstance(op, Function):
+                undo.append(op.kind)
+                continue
+            values = op.domain(op.columns.index(position), rng.standard_normal(k), rng)
+            break
+    typical, edges = values if values is not None else (rng.standard_normal(k), np.array([0.0]))
+    with np.errstate(all="ignore"):
+        for kind in reversed(undo):
+            typical, edges = UNDO[kind](typical), UNDO[kind](edges)
+    typical, edges = typical[np.isfinite(typical)], edges[np.isfinite(edges)]
+    return typical, edges if edges.size else typical[:1]
+
+
+def _fitted_range(stage: ColumnStage, raw: int) -> tuple[float, float] | None:
+    """The range of raw column ``raw`` that the first fitted op reading it was fitted on, mapped back
+    through the elementwise functions before it (None: no op records one)."""
+    position, undo = raw, []
+    for op in stage.ops:
+        if isinstance(op, Select):
+            if position not in op.columns:
+                return None
+            position = op.columns.index(position)
+        elif position in op.columns:
+            if isinstance(op, Function):
+                undo.append(op.kind)
+                continue
+            fitted = op.fitted(op.columns.index(position))
+            if fitted is None:
+                return None
+            ends = np.array(fitted)
+            with np.errstate(all="ignore"):
+                for kind in reversed(undo):
+                    ends = UNDO[kind](ends)
+            return float(np.nanmin(ends)), float(np.nanmax(ends))
+    return None
+
+
+def inside_fitted(chain: Chain, rows: np.ndarray) -> np.ndarray:
+    """Per row: every raw input inside the range its preprocessing was fitted on (NaN rows count as
+    outside). Rows outside are extrapolation: their parity is reported apart from the verdict."""
+    rows = np.asarray(rows, dtype=np.float64)
+    inside = np.ones(len(rows), dtype=bool)
+    if chain.pre is None:
+        return inside
+    for raw in range(chain.n_inputs):
+        fitted = _fitted_range(chain.pre, raw)
+        if fitted is not None:
+            inside &= (rows[:, raw] >= fitted[0]) & (rows[:, raw] <= fitted[1])
+    return inside
+
+
+def _tree_rows(chain: Chain, seed: int) -> list[np.ndarray]:
+    """Rows on the thresholds of the tree ensembles that read the raw inputs (and NaN rows where they route NaN)."""
+    net = chain.net
+    ops = [op for op in net.ops if isinstance(op, TreeEnsemble) and op.inputs == (net.input,)] if net else []
+    return [op.boundary_rows(chain.n_inputs, np.random.default_rng(seed)) for op in ops]
+
+
+def chain_inputs(chain: Chain, samples: int, seed: int = 0, user_rows: np.ndarray | None = None) -> np.ndarray:
+    """Rows for the parity check of ``chain``: domain-aware when it starts with preprocessing."""
+    if chain.pre is None:
+        return np.concatenate([make_inputs(chain.n_inputs, samples, seed, user_rows), *_tree_rows(chain, seed)])
+    rng = np.random.default_rng(seed)
+    pools = [_column_pool(chain.pre, raw, rng, max(samples, 1)) for raw in range(chain.n_inputs)]
+    rows = np.stack([rng.choice(np.concatenate(pool), samples) for pool in pools], axis=1)
+    n_edges = max(len(edges) for _, edges in pools)  # every edge value of every column appears at least once
+    edges = np.stack([np.resize(rng.permutation(edges), n_edges) for _, edges in pools], axis=1)
+    parts = [rows, edges]
+    if user_rows is not None:
+        parts.append(np.asarray(user_rows, dtype=np.float64).reshape(-1, chain.n_inputs))
+    return np.concatenate(parts).astype(np.float32)
+
+
+DEFAULT_SAMPLES = 10_000
+# Rows evaluated and compared at once: the framework's intermediate values and the float64 error arrays
+# stay this size however many rows are checked (a million rows of a 128-wide network took 7 GB at once).
+CHUNK_ROWS = 65_536
+
+
+def edge_rows(n_inputs: int) -> np.ndarray:
+    """Deterministic rows at the edges: zeros, constants, one-hot spikes up to 100, alternating signs.
+
+    Spikes saturate tanh, sigmoid and softmax through a single large term; constants and
+    alternating rows stop at 30, beyond which two correct float32 evaluations of an
+    unbounded (ReLU, linear) network legitimately differ by more than the default atol
+    wherever large terms cancel. Check larger inputs with --inputs and a matching --atol.
+    """
+    rows = [np.zeros(n_inputs)]
+    for v in (1e-6, 0.5, 1.0, 3.0, 10.0, 30.0):
+        rows += [np.full(n_inputs, v), np.full(n_inputs, -v)]
+    for v in (10.0, -10.0, 100.0, -100.0):
+        rows += list(np.eye(n_inputs) * v)
+    for v in (10.0, 30.0):
+        alternating = np.where(np.arange(n_inputs) % 2 == 0, v, -v)
+        rows += [alternating, -alternating]
+    return np.asarray(rows, dtype=np.float32)
+
+
+def make_inputs(
+    n_inputs: int, samples: int = DEFAULT_SAMPLES, seed: int = 0, user_rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Random standard-normal rows (a tenth of them scaled by 5), edge rows, then the user's rows."""
+    rng = np.random.default_rng(seed)
+    random = np.empty((samples, n_inputs), dtype=np.float32)
+    for start in range(0, samples, CHUNK_ROWS):  # the same draws as one call, without a float64 copy of them all
+        random[start : start + CHUNK_ROWS] = rng.standard_normal((min(CHUNK_ROWS, samples - start), n_inputs))
+    random[: samples // 10] *= 5.0
+    parts = [random, edge_rows(n_inputs)]
+    if user_rows is not None:
+        parts.append(np.asarray(user_rows, dtype=np.float32).reshape(-1, n_inputs))
+    return np.concatenate(parts)
+
+
+def noise_rows(n_rows: int, n_noise: int, seed: int = 1) -> np.ndarray:
+    """Standard-normal noise for a generator, as Lamarr draws it: the same rows go to C and the framework."""
+    return np.random.default_rng(seed).standard_normal((n_rows, n_noise)).astype(np.float32)
+
+
+def in_chunks(fn: Callable[..., np.ndarray], inputs: np.ndarray, *extra: np.ndarray) -> np.ndarray:
+    """``fn`` on ``CHUNK_ROWS`` rows at a time (of ``inputs`` and the arrays beside them), as float32:
+    a framework's memory stays one chunk's, and a Ctrl-C that it swallowed is raised between chunks."""
+    parts = []
+    for start in range(0, max(len(inputs), 1), CHUNK_ROWS):
+        parts.append(np.asarray(fn(*(a[start : start + CHUNK_ROWS] for a in (inputs, *extra))), dtype=np.float32))
+        interrupt.check()
+    return np.concatenate(parts)

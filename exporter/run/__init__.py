@@ -1,0 +1,1 @@
+"""One export run: its steps (load, render, compile, check, write), and the text it prints."""

@@ -1,0 +1,1 @@
+"""Sets: several models in one library (TOML manifests) and composed pipelines of generators."""
