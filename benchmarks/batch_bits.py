@@ -75,9 +75,9 @@ def main() -> int:
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    from exporter.frontends.keras import _import_keras
+    from exporter.frontends.keras.load import import_keras
 
-    keras = _import_keras()
+    keras = import_keras()
     problems = []
     with tempfile.TemporaryDirectory(prefix="batch-bits-") as tmp:
         for seed in range(args.seed, args.seed + args.models):

@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 def keras_on_tensorflow(quick: bool) -> None:
     """Keras on TensorFlow, one thread, when a peer runs the model there (Keras' predict; ONNX Runtime, through
     tf2onnx); otherwise (``--quick`` without tf2onnx) on the backend the exporter picks: no TensorFlow start-up."""
-    from exporter.frontends.keras import _import_keras
+    from exporter.frontends.keras.load import import_keras
     from exporter.frontends.keras.quiet import quiet_stderr
 
     if not quick or find_spec("tf2onnx") is not None:
@@ -216,7 +216,7 @@ def keras_on_tensorflow(quick: bool) -> None:
             import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(1)  # before TensorFlow runs anything
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    _import_keras()
+    import_keras()
 
 
 def measure(models: dict, workdir: Path, inputs, repeats: int, quick: bool, keras: bool) -> list[Result]:

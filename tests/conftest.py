@@ -15,9 +15,9 @@ import pytest
 
 @pytest.fixture(scope="session")
 def keras():
-    from exporter.frontends.keras import _import_keras
+    from exporter.frontends.keras.load import import_keras
 
-    return _import_keras()
+    return import_keras()
 
 
 def pytest_addoption(parser):

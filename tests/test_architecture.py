@@ -118,7 +118,7 @@ def test_safe_loader_allows_what_the_registry_maps():
     from exporter.frontends.sklearn.safe_load import allowed
     from exporter.frontends.sklearn.transformers import IMPORT_PATHS, TRANSFORMERS
 
-    assert {p.rpartition(".")[2] for p in IMPORT_PATHS} == set(TRANSFORMERS)
+    assert {p.rpartition(".")[2] for p in IMPORT_PATHS} == set(TRANSFORMERS.names())
     for path in IMPORT_PATHS:
         module, _, name = path.rpartition(".")
         cls = getattr(importlib.import_module(module), name)

@@ -156,12 +156,13 @@ class Whitening(TransformerMixin, BaseEstimator):
 
 @pytest.fixture
 def whitening():
-    @register_transformer(Whitening)
-    def mapping(est, n, path, problems):
-        return [Mix(path, tuple(range(n)), est.w_, est.mean_, 0.0)]  # no inverse given: computed
+    with REGISTERED.restored():
 
-    yield mapping
-    del REGISTERED[Whitening]
+        @register_transformer(Whitening)
+        def mapping(est, n, path, problems):
+            return [Mix(path, tuple(range(n)), est.w_, est.mean_, 0.0)]  # no inverse given: computed
+
+        yield mapping
 
 
 def test_centred_mix_and_computed_inverse(whitening, tmp_path):

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from exporter.frontends.keras.layers import CUSTOM, LAYERS
+from exporter.frontends.keras.layers import CUSTOM_LAYERS
 from exporter.frontends.sklearn.transformers import REGISTERED
 
 from helpers import ROOT, strict_compile
@@ -25,11 +25,8 @@ def worked_example() -> str:
 @pytest.fixture
 def registries():
     """Registries restored afterwards: registrations are global."""
-    layers, custom, registered = dict(LAYERS), set(CUSTOM), dict(REGISTERED)
-    yield
-    LAYERS.clear(), LAYERS.update(layers)
-    CUSTOM.clear(), CUSTOM.update(custom)
-    REGISTERED.clear(), REGISTERED.update(registered)
+    with CUSTOM_LAYERS.restored(), REGISTERED.restored():
+        yield
 
 
 def test_worked_example_runs(registries, keras, capsys, tmp_path):
@@ -71,4 +68,4 @@ def test_register_layer_refuses_a_bad_expression_at_once():
 
     with pytest.raises(ExpressionError, match="';'"):
         exporter.register_layer("Evil", c_expression="{x}; system(0)")
-    assert "Evil" not in LAYERS
+    assert "Evil" not in CUSTOM_LAYERS

@@ -26,8 +26,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from exporter.backend.isa import VARIANTS, missing_on_this_cpu
-from exporter.frontends.keras import NotStored, load_keras_file, stored_walk, walk_keras
 from exporter.frontends.keras.activations import KERAS_ACTIVATIONS
+from exporter.frontends.keras.load import load_keras_file, stored_walk
+from exporter.frontends.keras.stored import NotStored
+from exporter.frontends.keras.walk import walk_keras
 
 from helpers import STRICT_CFLAGS, custom_layer, randomize, run_cli
 
@@ -35,7 +37,7 @@ pytestmark = [pytest.mark.fuzz, pytest.mark.filterwarnings("ignore:You are using
 
 # exponential overflows float32 on the edge rows (inputs of 100), and softmax of the infinities that
 # follow is the one documented NaN difference from TensorFlow (docs/speed.md): not drawn.
-SUPPORTED_ACTIVATIONS = sorted(set(KERAS_ACTIVATIONS) - {"exponential"})
+SUPPORTED_ACTIVATIONS = sorted(set(KERAS_ACTIVATIONS.names()) - {"exponential"})
 UNSUPPORTED_ACTIVATIONS = ["sparsemax", "squareplus", "tanh_shrink", "soft_shrink"]
 SUPPORTED_LAYERS = [
     "dense",

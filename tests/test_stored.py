@@ -12,8 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from exporter.frontends.keras import load_keras, load_keras_file, stored_walk, walk_keras
+from exporter.frontends.keras.layers import LAYERS, handles
+from exporter.frontends.keras.load import load_keras, load_keras_file, stored_walk
 from exporter.frontends.keras.stored import NotStored, keras_order, snake_case
+from exporter.frontends.keras.walk import walk_keras
+from exporter.ir import Affine
 
 from helpers import ROOT, custom_layer, randomize, saved
 
@@ -63,6 +66,27 @@ def _generator(keras: Any) -> Any:
     conditions, noise = keras.Input((4,), name="conditions"), keras.Input((3,), name="noise")
     h = L.Dense(16, activation="tanh")(L.Concatenate()([conditions, noise]))
     return keras.Model([conditions, noise], L.Dense(2)(h + L.Dense(16)(h)))
+
+
+def test_a_layer_is_read_from_a_file_by_its_declaration_alone(keras, tmp_path):
+    """The declaration is what the stored reader knows of a layer: declared here with its stored variables,
+    a class the exporter does not map is walked from the file, its variables placed by the declared names
+    (``beta`` left out: ``center`` is off); undeclared, the file is left to Keras."""
+    L = keras.layers
+    model = keras.Sequential([keras.Input((5,)), L.Dense(5), L.LayerNormalization(center=False, name="norm")])
+    path = saved(randomize(model), tmp_path)
+    with pytest.raises(NotStored, match="refused layers"):
+        stored_walk(path, path.name)
+    with LAYERS.restored():
+
+        @handles("LayerNormalization", variables=("gamma", ("beta", "center")))
+        def scale_only(layer: Any, b: Any, inputs: list[str]) -> str:  # what the file holds, not the layer's math
+            width = b.widths[inputs[0]]
+            return b.add(Affine, layer.name, inputs, width, scale=layer.gamma, shift=np.zeros(width))
+
+        walked = stored_walk(path, path.name)
+    (affine,) = [op for op in walked.builder.ops if isinstance(op, Affine)]
+    np.testing.assert_array_equal(affine.scale, keras.ops.convert_to_numpy(model.get_layer("norm").gamma))
 
 
 MODELS = {"functional": (_functional, 0), "sequential": (_layers_chain, 0), "generator": (_generator, 0),
@@ -127,7 +151,7 @@ def test_a_stored_model_imports_keras_only_for_its_reference(tmp_path, keras):
     path = saved(randomize(_functional(keras)), tmp_path)
     script = f"""
 import sys, numpy as np
-from exporter.frontends.keras import load_keras
+from exporter.frontends.keras.load import load_keras
 loaded = load_keras({str(path)!r})
 assert "keras" not in sys.modules and "tensorflow" not in sys.modules and "jax" not in sys.modules, "imported early"
 out = loaded.reference(np.ones((3, 6), np.float32))

@@ -30,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from exporter.api import export_chain
-from exporter.common.errors import ExportError
+from exporter.common.errors import ExportError, UnsupportedModelError
 from exporter.ir.trees import TreeEnsemble, float32_floor
 
 from helpers import assert_user_error, run_cli, strict_compile
@@ -170,6 +170,19 @@ def test_refusals_name_the_model_and_the_reason():
     _refused(RandomForestRegressor(), "not fitted")
     cats = np.c_[np.random.default_rng(0).integers(0, 3, len(x)), x[:, 1:]]
     _refused(HistGradientBoostingRegressor(max_iter=2, categorical_features=[0]).fit(cats, y), "categorical")
+
+
+def test_a_refused_tree_model_is_reported_as_any_refused_model():
+    """The builder's refusal path, as for a network: ``UnsupportedModelError`` listing the model as a problem."""
+    with pytest.raises(UnsupportedModelError) as caught:
+        export_chain(RandomForestRegressor())
+    (problem,) = caught.value.problems
+    assert (problem.layer, problem.cls, problem.kind) == (
+        "RandomForestRegressor (in memory)",
+        "RandomForestRegressor",
+        "model",
+    )
+    assert str(caught.value).startswith("RandomForestRegressor (in memory): cannot export 1 model:\n  - model ")
 
 
 def test_cli_manifest_and_inspect(capsys, tmp_path):

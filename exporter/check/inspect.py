@@ -33,7 +33,7 @@ from exporter.ir.columns import ColumnStage
 if TYPE_CHECKING:
     from exporter.common.progress import Progress
     from exporter.frontends.builder import Refusal
-    from exporter.frontends.keras import StoredLayer
+    from exporter.frontends.keras.screen import ScreenedLayer
 
 COLUMN_BYTES = 8  # preprocessing and target steps keep their parameters as doubles
 STAGES = {
@@ -225,7 +225,7 @@ def inspect_chain(
     )
 
 
-def inspect_stored(source: str, symbol: str, layers: list[StoredLayer]) -> Inspection:
+def inspect_stored(source: str, symbol: str, layers: list[ScreenedLayer]) -> Inspection:
     """A file refused from its stored configuration alone: every stored layer, screened by class."""
     rows = [
         Row(layer.name, layer.cls, None, None, None, None, layer.problem.reason if layer.problem else None)
@@ -239,18 +239,19 @@ def inspect_keras(model: Any, name: str | None = None, progress: Progress | None
     """Inspect a Keras model (file or live); never raises for an unsupported model, only for unreadable ones."""
     from exporter.backend.naming import symbol_for
     from exporter.common.progress import Progress
-    from exporter.frontends import keras as frontend
+    from exporter.frontends.keras.load import source_name
+    from exporter.frontends.keras.screen import read_stored_config, saved_version
 
     progress = progress or Progress(enabled=False)
     symbol = symbol_for(name, model)
-    source = frontend.source_name(model)
+    source = source_name(model)
     if not isinstance(model, (str, os.PathLike)):
         inspection = _inspect_keras(model, symbol, source, progress)
         inspection.framework_version = f"{sys.modules['keras'].__version__} (installed)"
         return inspection
-    config = frontend.read_stored_config(model)
+    config = read_stored_config(model)
     inspection = _inspect_keras(model, symbol, source, progress, config)
-    inspection.framework_version = frontend.saved_version(Path(model), config)
+    inspection.framework_version = saved_version(Path(model), config)
     return inspection
 
 
@@ -258,22 +259,25 @@ def _inspect_keras(
     model: Any, symbol: str, source: str, progress: Progress, config: dict[str, Any] | None = None
 ) -> Inspection:
     from exporter.backend import stack_bytes
-    from exporter.frontends import keras as frontend
     from exporter.frontends.keras.backend import require_keras
+    from exporter.frontends.keras.load import load_keras_file, stored_walk
+    from exporter.frontends.keras.screen import refused_from_config, stored_layers
+    from exporter.frontends.keras.stored import NotStored
+    from exporter.frontends.keras.walk import walk_keras
 
     walked = None
     if config is not None:
-        layers = frontend.stored_layers(config)
-        if frontend.refused_from_config(layers):
+        layers = stored_layers(config)
+        if refused_from_config(layers):
             return inspect_stored(source, symbol, layers)
         try:  # no framework needed for what the file stores, when it can be read so
             with progress.step("load", f"reading {source}"):
-                walked = frontend.stored_walk(Path(model), source, config=config)
-        except frontend.NotStored as why:
+                walked = stored_walk(Path(model), source, config=config)
+        except NotStored as why:
             require_keras(f"{source}: {why}; loading it with Keras instead")  # h5py alone reads a plain .keras
             with progress.step("load", "loading the model with Keras"):
-                model = frontend.load_keras_file(model)
-    walked = walked or frontend.walk_keras(model, source)
+                model = load_keras_file(model)
+    walked = walked or walk_keras(model, source)
     b = walked.builder
     if b.problems:
         return inspect_chain(source, symbol, b.chain, b.widths, walked.input, walked.output)

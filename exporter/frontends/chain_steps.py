@@ -59,7 +59,7 @@ def load_network(model: Any, noise: int = 0) -> LoadedModel:
 
     if is_tree_model(model) or (isinstance(model, (str, os.PathLike)) and Path(model).suffix in SUFFIXES):
         return load_trees(model)  # a tree model is the network of its chain
-    from exporter.frontends.keras import load_keras
+    from exporter.frontends.keras.load import load_keras
 
     return load_keras(model, noise)
 

@@ -1,4 +1,4 @@
-"""The extension API: your own transformers and Keras layers, in the registries the built-ins use.
+"""The extension API: your own transformers and Keras layers, looked up ahead of the built-in mappings.
 
     import exporter
     from exporter.ir.column_formulas import Mix

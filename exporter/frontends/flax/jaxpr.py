@@ -23,6 +23,7 @@ import numpy as np
 
 from exporter.common.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.registry import Registry
 from exporter.ir import Activate, Activation, Affine, Broadcast, Concatenate, Dense, Graph, Merge, Reduce
 from exporter.ir.activations import KINDS
 from exporter.ir.columns import ColumnOp, ColumnStage, Function, MulAdd, Select, Standardize
@@ -48,30 +49,34 @@ class Data:
 
 
 @dataclass(frozen=True)
-class Refused:
+class RefusedResult:
     """The result of a refused primitive: what depends on it is not reported again."""
 
 
-Value = Const | Lanes | Data | Refused
+Value = Const | Lanes | Data | RefusedResult
 
 # jax.nn calls whose IR kind has another name or whose parameters have JAX's defaults (read from the
 # call's constant arguments); a jax.nn function named like an IR kind without parameters maps to it by name
-NAMED: dict[str, Callable[[list[float]], Activation]] = {
-    "relu6": lambda a: Activation("relu_general", {"negative_slope": 0.0, "max_value": 6.0, "threshold": 0.0}),
-    "swish": lambda a: Activation("silu"),
-    "soft_sign": lambda a: Activation("softsign"),
-    "leaky_relu": lambda a: Activation("leaky_relu", {"negative_slope": a[0] if a else 0.01}),
-    "elu": lambda a: Activation("elu", {"alpha": a[0] if a else 1.0}),
-    "celu": lambda a: Activation("celu", {"alpha": a[0] if a else 1.0}),
-}
+NAMED: Registry[str, Callable[[list[float]], Activation]] = Registry(
+    "jax.nn call",
+    {
+        "relu6": lambda a: Activation("relu_general", {"negative_slope": 0.0, "max_value": 6.0, "threshold": 0.0}),
+        "swish": lambda a: Activation("silu"),
+        "soft_sign": lambda a: Activation("softsign"),
+        "leaky_relu": lambda a: Activation("leaky_relu", {"negative_slope": a[0] if a else 0.01}),
+        "elu": lambda a: Activation("elu", {"alpha": a[0] if a else 1.0}),
+        "celu": lambda a: Activation("celu", {"alpha": a[0] if a else 1.0}),
+    },
+)
 
 
 def named_activation(name: str | None, constants: list[Any]) -> Activation | None:
     """The IR activation of a named jax.nn call with these constant arguments, or None to trace into it."""
     import jax
 
-    if name in NAMED:
-        return NAMED[name]([float(np.asarray(c).reshape(-1)[0]) for c in constants])
+    maker = NAMED.get(name or "")
+    if maker is not None:
+        return maker([float(np.asarray(c).reshape(-1)[0]) for c in constants])
     kind = KINDS.get(name or "")
     if kind is not None and not kind.params and not kind.vector and not constants and hasattr(jax.nn, name or ""):
         return Activation(name)  # type: ignore[arg-type]
@@ -100,16 +105,7 @@ LANE_FUNCTIONS = {
     "tanh": "tanh",
     "atanh": "arctanh",
 }
-IDENTITY = {
-    "copy",
-    "copy_p",
-    "stop_gradient",
-    "reshape",
-    "squeeze",
-    "expand_dims",
-    "convert_element_type",
-    "optimization_barrier",
-}
+IDENTITY = {*"copy copy_p stop_gradient reshape squeeze expand_dims convert_element_type optimization_barrier".split()}
 CALLS = {
     "pjit": "jaxpr",
     "jit": "jaxpr",
@@ -180,8 +176,8 @@ class JaxprWalker:
 
         for eqn in jaxpr.eqns:
             ins = [read(a) for a in eqn.invars]
-            if any(isinstance(v, Refused) for v in ins):
-                env.update((v, Refused()) for v in eqn.outvars)
+            if any(isinstance(v, RefusedResult) for v in ins):
+                env.update((v, RefusedResult()) for v in eqn.outvars)
                 continue
             try:
                 outs = self.eqn(eqn, ins)
@@ -192,7 +188,7 @@ class JaxprWalker:
                         f"{eqn.primitive.name}" + (f" at {where}" if where else ""), "primitive", str(err), "primitive"
                     )
                 )
-                outs = [Refused() for _ in eqn.outvars]
+                outs = [RefusedResult() for _ in eqn.outvars]
             env.update(zip(eqn.outvars, outs, strict=True))
         return [read(a) for a in jaxpr.outvars]
 
@@ -378,7 +374,7 @@ def jaxpr_to_ir(
     raw = Lanes(tuple((i, ()) for i in range(n_inputs)))
     args: list[Value] = [*(Const(v) for v in leaves), raw]
     (out,) = _single(walker.run(closed.jaxpr, args, closed.consts), source)
-    if isinstance(out, (Const, Refused)):
+    if isinstance(out, (Const, RefusedResult)):
         problems = walker.b.problems or [Problem("output", "value", "does not depend on the input", "output")]
         raise UnsupportedModelError(source, problems)
     try:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from exporter.frontends.builder import Unsupported
+from exporter.frontends.registry import Registry
 from exporter.ir import LINEAR, Activation
 from exporter.ir.activations import KINDS
 
@@ -39,19 +40,22 @@ def _vector(kind: str) -> Callable[..., Activation]:
 
 # Keras functions whose IR kind has another name, parameters or Keras' defaults, as makers taking the
 # function's keyword arguments; any other Keras activation named like a plain IR kind maps to it by name.
-KERAS_ACTIVATIONS: dict[str, Callable[..., Activation]] = {
-    "linear": lambda: LINEAR,
-    "relu": relu_activation,
-    "relu6": lambda: relu_activation(max_value=6.0),
-    "leaky_relu": lambda negative_slope=0.2: Activation("leaky_relu", {"negative_slope": negative_slope}),
-    "elu": lambda alpha=1.0: Activation("elu", {"alpha": alpha}),
-    "celu": lambda alpha=1.0: Activation("celu", {"alpha": alpha}),
-    "gelu": lambda approximate=False: Activation("gelu_tanh" if approximate else "gelu_erf"),
-    "softmax": _vector("softmax"),
-    "log_softmax": _vector("log_softmax"),
-    "swish": lambda: Activation("silu"),
-    "hard_swish": lambda: Activation("hard_silu"),
-}
+KERAS_ACTIVATIONS: Registry[str, Callable[..., Activation]] = Registry(
+    "Keras activation",
+    {
+        "linear": lambda: LINEAR,
+        "relu": relu_activation,
+        "relu6": lambda: relu_activation(max_value=6.0),
+        "leaky_relu": lambda negative_slope=0.2: Activation("leaky_relu", {"negative_slope": negative_slope}),
+        "elu": lambda alpha=1.0: Activation("elu", {"alpha": alpha}),
+        "celu": lambda alpha=1.0: Activation("celu", {"alpha": alpha}),
+        "gelu": lambda approximate=False: Activation("gelu_tanh" if approximate else "gelu_erf"),
+        "softmax": _vector("softmax"),
+        "log_softmax": _vector("log_softmax"),
+        "swish": lambda: Activation("silu"),
+        "hard_swish": lambda: Activation("hard_silu"),
+    },
+)
 
 
 def keras_activation(name: str, **kwargs: Any) -> Activation:

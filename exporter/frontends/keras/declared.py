@@ -2,10 +2,11 @@
 
 Why: Keras allocates every variable from the configuration (``units``, the ``build_config`` input
 shape) before it reads the stored weights, and only then finds they do not fit. A file saying
-``units: 1e9`` had Keras allocate 22 GiB and then print kilobytes of configuration. So, before
-Keras is imported: every shape-like value of every layer must be a whole number in a sane range
-(``MAX_WIDTH``), and each layer whose variables the exporter knows (``VARIABLES``) must declare the
-shapes its stored variables have. Only the weights' shapes are read (HDF5 metadata), not their values.
+``units: 1e9`` had Keras allocate 22 GiB and then print kilobytes of configuration. So, before Keras
+is imported: every shape-like value of every layer must be a whole number in a sane range
+(``MAX_WIDTH``), and each layer whose variables the exporter knows (declared with its mapping in
+``layers.py``) must declare the shapes its stored variables have. Only the weights' shapes are read
+(HDF5 metadata), not their values.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from exporter.common.errors import ExportError
-from exporter.frontends.keras.stored import VARIABLES, NotStored, as_functional, weights_names
+from exporter.frontends.keras.layers import LAYERS, Shape, stored_variables
+from exporter.frontends.keras.stored import NotStored, as_functional, weights_names
 
 MAX_WIDTH = 1 << 16  # a width far beyond any network a C function holds, and small enough to allocate
 # Configuration keys whose values Keras makes into shapes (ints, lists of them, None for the batch).
@@ -70,26 +72,18 @@ def _check_values(source: str, name: str, entry: dict[str, Any]) -> None:
                     raise ExportError(f"{source}: layer {name!r}: {key}={shown}: {why}; refused before Keras builds it")
 
 
-def _expected(entry: dict[str, Any]) -> dict[str, tuple[int | None, ...]] | None:
+def _expected(entry: dict[str, Any]) -> dict[str, Shape] | None:
     """The shape of each variable Keras would build for a layer of a known class (None: a dimension not declared)."""
-    cls, config = entry.get("class_name"), entry.get("config", {})
-    if cls not in VARIABLES:
+    declared = LAYERS.get(str(entry.get("class_name")))
+    if declared is None or declared.variables is None:
         return None
     shape = (entry.get("build_config") or {}).get("input_shape")
     flat = isinstance(shape, list) and len(shape) == 2 and not isinstance(shape[-1], list)  # (batch, features)
-    width = shape[-1] if flat else None
-    if cls == "Dense":
-        units = config.get("units")
-        return {"kernel": (width, units), "bias": (units,)}
-    if cls == "PReLU" and config.get("shared_axes"):
-        width = None
-    if cls == "BatchNormalization" and config.get("axis") not in (-1, 1, [-1], [1]):
-        width = None
-    return dict.fromkeys(VARIABLES[cls](config), (width,))  # PReLU, BatchNormalization: one per feature
+    return declared.declared_shapes(entry.get("config", {}), shape[-1] if flat else None)
 
 
 def _stored_keras(source: str, archive: zipfile.ZipFile, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each top-level layer's stored variable shapes in a ``.keras`` file, named as ``VARIABLES`` names them."""
+    """Each top-level layer's stored variable shapes in a ``.keras`` file, named as its declaration names them."""
     import h5py
 
     try:
@@ -101,7 +95,7 @@ def _stored_keras(source: str, archive: zipfile.ZipFile, config: dict[str, Any])
     with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as f:
         for entry in entries:
             group = f.get(f"layers/{names[entry['name']]}/vars")
-            variables = VARIABLES.get(entry["class_name"], lambda c: ())(entry.get("config", {}))
+            variables = stored_variables(entry["class_name"], entry.get("config", {}))
             if group is not None and variables:
                 shapes = [tuple(group[str(i)].shape) for i in range(len(group))]
                 if len(shapes) != len(variables):

@@ -3,8 +3,9 @@
 TF 2 Keras saves ``x + x_`` on symbolic tensors as a ``TFOpLambda`` layer that names a TensorFlow
 function (``tf.__operators__.add``) and stores its call arguments as data. Keras 3 refuses such a
 configuration. This module rewrites each accepted ``TFOpLambda`` entry into the Keras 3 operation
-node of the same meaning (``tf.math.add`` -> ``keras.src.ops.numpy.Add``) - a translation of the
-stored data, no stored code runs - so Keras 3 builds the model, the walk maps the nodes like any
+node of the same meaning (``tf.math.add`` -> ``keras.src.ops.numpy.Add``, as each operation's
+declaration in ``operations.py`` names its TensorFlow functions) - a translation of the stored data,
+no stored code runs - so Keras 3 builds the model, the walk maps the nodes like any
 operation node, and the generated C is that of the Keras 3 twin.
 
 The parity reference stays with what was saved: TF 2 Keras (``tf_keras``) loading the ``.h5`` file,
@@ -16,76 +17,19 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from exporter.common.errors import ExportError, Problem, UnsupportedModelError
+from exporter.frontends.builder import Unsupported
+from exporter.frontends.keras.operations import BINARY, CONCAT, SLICE, TF_FUNCTIONS, TFFunction
 from exporter.frontends.keras.quiet import brief, quiet_stderr
 from exporter.frontends.keras.tfscreen import screen_saved_model
 
 TF_OP_LAMBDAS = ("TFOpLambda", "SlicingOpLambda")
 MODEL_CLASSES = {"Functional", "Sequential", "Model"}
-UNARY, BINARY, CONCAT, SLICE = "unary", "binary", "concat", "slice"
-
-
-@dataclass(frozen=True)
-class TFFunction:
-    """A TensorFlow function as a Keras 3 operation: its class, module, call form, and the keyword
-    arguments it reads (TensorFlow's name -> the operation's attribute, with TensorFlow's default)."""
-
-    cls: str
-    form: str = UNARY
-    module: str = "numpy"
-    attributes: tuple[tuple[str, str, Any], ...] = ()
-
-
-def _nn(cls: str, *attributes: tuple[str, str, Any]) -> TFFunction:
-    return TFFunction(cls, UNARY, "nn", attributes)
-
-
-# tf function (as TFOpLambda stores it, without the leading "tf.") -> its Keras 3 operation
-TF_FUNCTIONS: dict[str, TFFunction] = {
-    "__operators__.add": TFFunction("Add", BINARY),
-    "math.add": TFFunction("Add", BINARY),
-    "math.subtract": TFFunction("Subtract", BINARY),
-    "math.multiply": TFFunction("Multiply", BINARY),
-    "math.truediv": TFFunction("TrueDivide", BINARY),
-    "math.divide": TFFunction("Divide", BINARY),
-    "math.maximum": TFFunction("Maximum", BINARY),
-    "math.minimum": TFFunction("Minimum", BINARY),
-    "math.negative": TFFunction("Negative"),
-    "concat": TFFunction("Concatenate", CONCAT, attributes=(("axis", "axis", None),)),
-    "__operators__.getitem": TFFunction("GetItem", SLICE),
-    "math.tanh": TFFunction("Tanh"),
-    "nn.tanh": TFFunction("Tanh"),
-    "math.exp": TFFunction("Exp"),
-    "math.log": TFFunction("Log"),
-    "math.log1p": TFFunction("Log1p"),
-    "math.expm1": TFFunction("Expm1"),
-    "math.abs": TFFunction("Absolute"),
-    "math.sqrt": TFFunction("Sqrt"),
-    "math.square": TFFunction("Square"),
-    "math.sigmoid": _nn("Sigmoid"),
-    "nn.sigmoid": _nn("Sigmoid"),
-    "nn.relu": _nn("Relu"),
-    "nn.relu6": _nn("Relu6"),
-    "nn.elu": _nn("Elu", ("alpha", "alpha", 1.0)),
-    "nn.selu": _nn("Selu"),
-    "nn.silu": _nn("Silu"),
-    "nn.swish": _nn("Silu"),
-    "math.softplus": _nn("Softplus"),
-    "nn.softplus": _nn("Softplus"),
-    "math.softsign": _nn("Softsign"),
-    "nn.softsign": _nn("Softsign"),
-    "nn.leaky_relu": _nn("LeakyRelu", ("alpha", "negative_slope", 0.2)),
-    "nn.softmax": _nn("Softmax", ("axis", "axis", -1)),
-    "math.softmax": _nn("Softmax", ("axis", "axis", -1)),
-    "nn.log_softmax": _nn("LogSoftmax", ("axis", "axis", -1)),
-    "math.log_softmax": _nn("LogSoftmax", ("axis", "axis", -1)),
-}
 
 
 def tf_function_reason(function: str) -> str | None:
@@ -93,10 +37,6 @@ def tf_function_reason(function: str) -> str | None:
     if function in TF_FUNCTIONS:
         return None
     return f"TensorFlow function tf.{function} has no C translation (see docs/keras-models.md)"
-
-
-class _Refused(Exception):
-    """A TFOpLambda whose stored call cannot be translated."""
 
 
 def _tensor(ref: list[Any]) -> dict[str, Any]:
@@ -119,7 +59,7 @@ def _argument(value: Any, layers: set[str]) -> Any:
 
 def _slice(spec: Any) -> dict[str, Any]:
     if not isinstance(spec, dict) or set(spec) != {"start", "stop", "step"}:
-        raise _Refused(f"index {spec!r}: only slices of the feature axis (x[:, a:b]) are supported")
+        raise Unsupported(f"index {spec!r}: only slices of the feature axis (x[:, a:b]) are supported")
     return {"class_name": "__slice__", "config": spec}
 
 
@@ -139,22 +79,23 @@ def _call(node: list[Any], layers: set[str]) -> tuple[Any, dict[str, Any]]:
 def _translate_call(fn: TFFunction, node: list[Any], layers: set[str]) -> tuple[list[Any], dict[str, Any]]:
     """The Keras 3 operation's arguments and attributes for one stored call."""
     first, kwargs = _call(node, layers)
-    attributes = {attr: kwargs.pop(tf_name, default) for tf_name, attr, default in fn.attributes}
-    if fn.form == CONCAT:
+    attributes = {attr: kwargs.pop(tf_name, default) for tf_name, attr, default in fn.keras2.keywords}
+    form = fn.keras2.form
+    if form == CONCAT:
         args = [first if isinstance(first, list) else [first]]
-    elif fn.form == SLICE:
+    elif form == SLICE:
         spec = kwargs.pop("slice_spec", None)
         args = [first, [_slice(s) for s in spec] if isinstance(spec, list) else _slice(spec)]
-    elif fn.form == BINARY:
+    elif form == BINARY:
         if "y" not in kwargs:
-            raise _Refused("called without its second operand y")
+            raise Unsupported("called without its second operand y")
         args = [first, kwargs.pop("y")]
     else:
         args = [first]
     if kwargs:
-        raise _Refused(f"arguments {sorted(kwargs)} are not supported")
+        raise Unsupported(f"arguments {sorted(kwargs)} are not supported")
     if fn.cls == "Concatenate" and attributes["axis"] is None:
-        raise _Refused("no axis given")
+        raise Unsupported("no axis given")
     return args, {k: v for k, v in attributes.items() if v is not None}
 
 
@@ -191,12 +132,12 @@ def _operation_entry(entry: dict[str, Any], layers: set[str], problems: list[Pro
     for node in entry.get("inbound_nodes", []):
         try:
             args, attributes = _translate_call(fn, node, layers)
-        except (_Refused, TypeError, ValueError, KeyError) as err:
+        except (Unsupported, TypeError, ValueError, KeyError) as err:
             problems.append(Problem(name, f"{entry['class_name']} tf.{function}", str(err), "operation"))
             return entry
         nodes.append({"args": args, "kwargs": {}})
     return {
-        "module": f"keras.src.ops.{fn.module}",
+        "module": f"keras.src.ops.{fn.keras2.module}",
         "class_name": fn.cls,
         "config": {"name": name, **attributes},
         "registered_name": fn.cls,

@@ -1,34 +1,100 @@
-"""One mapping per Keras layer class, declared with the class names it handles.
+"""One declaration per Keras layer class: its mapping, and the variables a stored layer of it holds.
 
 A mapping reads a live, built layer and the IR values of its inputs, adds IR ops
 and returns the value of its output. It raises ``Unsupported`` for a configuration
 it cannot translate exactly. Identity-at-inference layers return their input.
+
+The declaration (``@handles("Dense", variables=...)``) is all the exporter knows of a layer class:
+the walk of a loaded model and the walk of a stored file (``stored.py``) call the same mapping, the
+stored walk places a file's variables by the declared names, and ``declared.py`` checks their shapes
+against the configuration before Keras allocates them. A layer class declared here is a layer the
+exporter supports, in a loaded model and in a file alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.activations import from_keras, relu_activation
+from exporter.frontends.registry import Registry
 from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Formula, Merge, PReLU
 from exporter.ir.expression import parse
 
 Mapping = Callable[[Any, Builder, list[str]], str]
-LAYERS: dict[str, Mapping] = {}
-CUSTOM: set[str] = set()  # class names of the user's own layers with a mapping (register_layer)
+# A stored variable: its name, or (its name, the boolean configuration key that keeps it: Keras' default true).
+Variable = str | tuple[str, str]
+Shape = tuple[int | None, ...]
+# The shape of each stored variable (``names``) of a layer so configured on ``width`` features (None: unknown).
+Shapes = Callable[[dict[str, Any], int | None, tuple[str, ...]], dict[str, Shape]]
 
 
-def handles(*class_names: str) -> Callable[[Mapping], Mapping]:
-    def register(fn: Mapping) -> Mapping:
+def _one_per_feature(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
+    return dict.fromkeys(names, (width,))
+
+
+@dataclass(frozen=True)
+class KerasLayer:
+    """A built-in Keras layer class as declared with ``handles``.
+
+    ``variables``: those a stored layer holds, in the order Keras creates them (``vars/0``, ``vars/1``...),
+    under the attribute names the mapping reads; None for a class that stores none, whose shapes are then
+    not checked. ``shapes``: their shapes as the configuration declares them (default: one value per
+    feature each), checked against the file's before Keras allocates them.
+    """
+
+    mapping: Mapping
+    variables: tuple[Variable, ...] | None = None
+    shapes: Shapes = _one_per_feature
+
+    def stored_variables(self, config: dict[str, Any]) -> tuple[str, ...]:
+        """The variables a stored layer of this configuration holds, by the names the mapping reads."""
+        return tuple(v if isinstance(v, str) else v[0] for v in self.variables or () if _kept(v, config))
+
+    def declared_shapes(self, config: dict[str, Any], width: int | None) -> dict[str, Shape]:
+        return self.shapes(config, width, self.stored_variables(config))
+
+
+def _kept(variable: Variable, config: dict[str, Any]) -> bool:
+    return isinstance(variable, str) or bool(config.get(variable[1], True))
+
+
+LAYERS: Registry[str, KerasLayer] = Registry("Keras layer")
+# The user's own layer classes (register_layer), from any module, ahead of the built-in declarations.
+CUSTOM_LAYERS: Registry[str, Mapping] = Registry("custom Keras layer")
+
+
+def handles(
+    *class_names: str, variables: tuple[Variable, ...] | None = None, shapes: Shapes = _one_per_feature
+) -> Callable[[Mapping], Mapping]:
+    """Declare the decorated mapping as the one of Keras' ``class_names``, with their stored variables."""
+
+    def declare(fn: Mapping) -> Mapping:
         for name in class_names:
-            LAYERS[name] = fn
+            LAYERS.add(name, KerasLayer(fn, variables, shapes))
         return fn
 
-    return register
+    return declare
+
+
+def layer_mapping(cls: str, builtin: bool) -> Mapping | None:
+    """The mapping of a layer class: the user's (``register_layer``, whatever module defines the class),
+    else the declared one for a ``builtin`` class (Keras' own module); None when it has none."""
+    custom = CUSTOM_LAYERS.get(cls)
+    if custom is not None:
+        return custom
+    declared = LAYERS.get(cls) if builtin else None
+    return declared.mapping if declared else None
+
+
+def stored_variables(cls: str, config: dict[str, Any]) -> tuple[str, ...]:
+    """The variables a stored layer (or operation) of class ``cls`` holds: none unless declared."""
+    declared = LAYERS.get(cls)
+    return declared.stored_variables(config) if declared else ()
 
 
 def _numpy(variable: Any) -> np.ndarray:
@@ -78,12 +144,10 @@ def register_layer(class_name: str, c_expression: str | None = None) -> Callable
             x, width = _one(b, inputs)
             return b.add(Formula, layer.name, [x], width, expr=expr)
 
-        LAYERS[class_name] = elementwise
-        CUSTOM.add(class_name)
+        CUSTOM_LAYERS.add(class_name, elementwise, replace=True)
 
     def register(fn: Mapping) -> Mapping:
-        LAYERS[class_name] = fn
-        CUSTOM.add(class_name)
+        CUSTOM_LAYERS.add(class_name, fn, replace=True)
         return fn
 
     return register
@@ -99,7 +163,11 @@ def flatten(layer: Any, b: Builder, inputs: list[str]) -> str:
     return _one(b, inputs)[0]  # rank is checked on every tensor: (batch, n) flattens to itself
 
 
-@handles("Dense")
+def _dense_shapes(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
+    return {"kernel": (width, config.get("units")), "bias": (config.get("units"),)}
+
+
+@handles("Dense", variables=("kernel", ("bias", "use_bias")), shapes=_dense_shapes)
 def dense(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
     if getattr(layer, "quantization_mode", None):
@@ -149,14 +217,27 @@ def elu(layer: Any, b: Builder, inputs: list[str]) -> str:
     return b.add(Activate, layer.name, [x], width, activation=Activation("elu", {"alpha": float(layer.alpha)}))
 
 
-@handles("PReLU")
+def _prelu_shapes(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
+    return dict.fromkeys(names, (None if config.get("shared_axes") else width,))  # shared axes: fewer values
+
+
+@handles("PReLU", variables=("alpha",), shapes=_prelu_shapes)
 def prelu(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
     alpha = per_feature(_numpy(layer.alpha), width, "alpha")
     return b.add(PReLU, layer.name, [x], width, alpha=alpha)
 
 
-@handles("BatchNormalization")
+def _batch_normalization_shapes(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
+    feature = config.get("axis") in (-1, 1, [-1], [1])  # another axis: refused by the mapping, shapes not checked
+    return dict.fromkeys(names, (width if feature else None,))
+
+
+@handles(
+    "BatchNormalization",
+    variables=(("gamma", "scale"), ("beta", "center"), "moving_mean", "moving_variance"),
+    shapes=_batch_normalization_shapes,
+)
 def batch_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
     feature_axis(layer.axis)

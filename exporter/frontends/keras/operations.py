@@ -8,6 +8,10 @@ the ``Affine`` of ``layers.Rescaling``; so a model gives the same C however it w
 
 A mapping receives the node's call arguments with every tensor replaced by its ``Tensor`` (IR value);
 everything else in them is a constant from the stored configuration.
+
+An operation's declaration also says how a Keras 2 file calls it (``Keras2``: the TensorFlow
+functions a ``TFOpLambda`` names), so that ``TF_FUNCTIONS``, which ``keras2`` translates by, is
+derived from the operations the exporter maps and cannot name one it does not.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.activations import keras_activation
 from exporter.frontends.keras.layers import feature_axis, merge_values, per_feature
+from exporter.frontends.registry import Registry
 from exporter.ir import Activate, Activation, Affine, Concatenate, Slice
 
 
@@ -32,53 +37,97 @@ class Tensor:
     name: str
 
 
-OperationMapping = Callable[[Any, Builder, tuple[Any, ...], dict[str, Any]], str]
-OPERATIONS: dict[str, OperationMapping] = {}
+# How a TFOpLambda's stored call becomes the operation's arguments (see ``keras2``).
+UNARY, BINARY, CONCAT, SLICE = "unary", "binary", "concat", "slice"
 
-# Operation class -> the op attributes its Keras activation function takes. The function is the
-# class name in snake case (LogSigmoid: log_sigmoid), or the one RENAMED names.
-ACTIVATION_OPS: dict[str, tuple[str, ...]] = {
-    "Relu": (),
-    "Relu6": (),
-    "Sigmoid": (),
-    "Tanh": (),
-    "Exp": (),
-    "Softplus": (),
-    "Softsign": (),
-    "Silu": (),
-    "LogSigmoid": (),
-    "LeakyRelu": ("negative_slope",),
-    "HardSigmoid": (),
-    "HardSilu": (),
-    "HardTanh": (),
-    "Elu": ("alpha",),
-    "Selu": (),
-    "Celu": ("alpha",),
-    "Gelu": ("approximate",),
-    "Softmax": ("axis",),
-    "LogSoftmax": ("axis",),
+
+@dataclass(frozen=True)
+class Keras2:
+    """How Keras 2 calls an operation: the TensorFlow ``functions`` a TFOpLambda stores (without the
+    leading "tf."), the call's ``form``, the Keras 3 ``module`` defining the operation class
+    (``keras.src.ops.<module>``), and the keyword arguments read: (TensorFlow's name, the operation's
+    attribute, TensorFlow's default)."""
+
+    functions: tuple[str, ...]
+    module: str = "numpy"
+    form: str = UNARY
+    keywords: tuple[tuple[str, str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class TFFunction:
+    """A TensorFlow function as the Keras 3 operation class ``cls`` that computes it."""
+
+    cls: str
+    keras2: Keras2
+
+
+OperationMapping = Callable[[Any, Builder, tuple[Any, ...], dict[str, Any]], str]
+OPERATIONS: Registry[str, OperationMapping] = Registry("Keras operation")
+TF_FUNCTIONS: Registry[str, TFFunction] = Registry("TensorFlow function")
+
+
+def _nn(*functions: str, keywords: tuple[tuple[str, str, Any], ...] = ()) -> Keras2:
+    return Keras2(functions, "nn", UNARY, keywords)
+
+
+# Operation class -> the op attributes its Keras activation function takes, and how Keras 2 calls it. The
+# function is the class name in snake case (LogSigmoid: log_sigmoid), or the one RENAMED names.
+ACTIVATION_OPS: dict[str, tuple[tuple[str, ...], Keras2 | None]] = {
+    "Relu": ((), _nn("nn.relu")),
+    "Relu6": ((), _nn("nn.relu6")),
+    "Sigmoid": ((), _nn("math.sigmoid", "nn.sigmoid")),
+    "Tanh": ((), Keras2(("math.tanh", "nn.tanh"))),
+    "Exp": ((), Keras2(("math.exp",))),
+    "Softplus": ((), _nn("math.softplus", "nn.softplus")),
+    "Softsign": ((), _nn("math.softsign", "nn.softsign")),
+    "Silu": ((), _nn("nn.silu", "nn.swish")),
+    "LogSigmoid": ((), None),
+    "LeakyRelu": (("negative_slope",), _nn("nn.leaky_relu", keywords=(("alpha", "negative_slope", 0.2),))),
+    "HardSigmoid": ((), None),
+    "HardSilu": ((), None),
+    "HardTanh": ((), None),
+    "Elu": (("alpha",), _nn("nn.elu", keywords=(("alpha", "alpha", 1.0),))),
+    "Selu": ((), _nn("nn.selu")),
+    "Celu": (("alpha",), None),
+    "Gelu": (("approximate",), None),
+    "Softmax": (("axis",), _nn("nn.softmax", "math.softmax", keywords=(("axis", "axis", -1),))),
+    "LogSoftmax": (("axis",), _nn("nn.log_softmax", "math.log_softmax", keywords=(("axis", "axis", -1),))),
 }
 RENAMED = {"Exp": "exponential"}
 # Elementwise functions with no Keras activation of their own: the IR's kind of the same name.
-FUNCTION_OPS = {"Log": "log", "Log1p": "log1p", "Expm1": "expm1", "Abs": "abs", "Absolute": "abs", "Sqrt": "sqrt"}
-BINARY_OPS = {
-    "Add": "add",
-    "Subtract": "subtract",
-    "Multiply": "multiply",
-    "Divide": "divide",
-    "TrueDivide": "divide",
-    "Maximum": "maximum",
-    "Minimum": "minimum",
+FUNCTION_OPS: dict[str, tuple[str, Keras2 | None]] = {
+    "Log": ("log", Keras2(("math.log",))),
+    "Log1p": ("log1p", Keras2(("math.log1p",))),
+    "Expm1": ("expm1", Keras2(("math.expm1",))),
+    "Abs": ("abs", None),
+    "Absolute": ("abs", Keras2(("math.abs",))),
+    "Sqrt": ("sqrt", Keras2(("math.sqrt",))),
+}
+BINARY_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "Add": ("add", ("__operators__.add", "math.add")),
+    "Subtract": ("subtract", ("math.subtract",)),
+    "Multiply": ("multiply", ("math.multiply",)),
+    "Divide": ("divide", ("math.divide",)),
+    "TrueDivide": ("divide", ("math.truediv",)),
+    "Maximum": ("maximum", ("math.maximum",)),
+    "Minimum": ("minimum", ("math.minimum",)),
 }
 
 
-def handles(*class_names: str) -> Callable[[OperationMapping], OperationMapping]:
-    def register(fn: OperationMapping) -> OperationMapping:
+def handles(*class_names: str, keras2: Keras2 | None = None) -> Callable[[OperationMapping], OperationMapping]:
+    """Declare the decorated mapping as the one of the operation ``class_names``, and of the TensorFlow
+    functions ``keras2`` names (which become the first class)."""
+
+    def declare(fn: OperationMapping) -> OperationMapping:
         for name in class_names:
-            OPERATIONS[name] = fn
+            OPERATIONS.add(name, fn)
+        if keras2 is not None:
+            for function in keras2.functions:
+                TF_FUNCTIONS.add(function, TFFunction(class_names[0], keras2))
         return fn
 
-    return register
+    return declare
 
 
 def _tensor(b: Builder, arg: Any) -> tuple[str, int]:
@@ -153,28 +202,28 @@ def _function(kind: str) -> OperationMapping:
     return mapping
 
 
-for _name, _attributes in ACTIVATION_OPS.items():
+for _name, (_attributes, _keras2) in ACTIVATION_OPS.items():
     _kind = RENAMED.get(_name) or re.sub(r"(?<!^)(?=[A-Z])", "_", _name).lower()
-    handles(_name)(_activation(_kind, _attributes))
-for _name, _kind in FUNCTION_OPS.items():
-    handles(_name)(_function(_kind))
-for _name, _kind in BINARY_OPS.items():
-    handles(_name)(_binary(_kind))
+    handles(_name, keras2=_keras2)(_activation(_kind, _attributes))
+for _name, (_kind, _keras2) in FUNCTION_OPS.items():
+    handles(_name, keras2=_keras2)(_function(_kind))
+for _name, (_kind, _functions) in BINARY_OPS.items():
+    handles(_name, keras2=Keras2(_functions, form=BINARY))(_binary(_kind))
 
 
-@handles("Negative")
+@handles("Negative", keras2=Keras2(("math.negative",)))
 def negative(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     x, _ = _unary(b, args)
     return _affine(op, b, x, -1.0, 0.0)
 
 
-@handles("Square")
+@handles("Square", keras2=Keras2(("math.square",)))
 def square(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     x, width = _unary(b, args)
     return b.add(Activate, op.name, [x], width, activation=Activation("integer_pow", {"exponent": 2.0}))
 
 
-@handles("Concatenate")
+@handles("Concatenate", keras2=Keras2(("concat",), form=CONCAT, keywords=(("axis", "axis", None),)))
 def concatenate(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     feature_axis(getattr(op, "axis", -1))
     parts = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
@@ -193,7 +242,7 @@ def _feature_slice(key: Any, width: int) -> tuple[int, int]:
     raise Unsupported(f"index {key!r}: only slices of the feature axis (x[:, a:b]) are supported")
 
 
-@handles("GetItem")
+@handles("GetItem", keras2=Keras2(("__operators__.getitem",), form=SLICE))
 def get_item(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     if len(args) != 2:
         raise Unsupported(f"called on {len(args)} arguments, expected a tensor and an index")

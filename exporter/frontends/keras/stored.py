@@ -3,9 +3,10 @@
 Why: importing Keras and its backend takes about a second, and the IR needs only what the file
 stores. With the IR known at once, the C compiles while Keras loads for the reference, and
 ``inspect`` needs no framework. Stored layers go through the very mappings live layers do
-(``LAYERS``, ``OPERATIONS``), behind an adapter answering the attribute reads they make from the
-layer's configuration and its stored variables, and in the order Keras' own walk visits them
-(``keras_order``), so both give the same IR, value names included.
+(``layers.py``, ``operations.py``), behind a stand-in answering the attribute reads they make from
+the layer's configuration and its stored variables (placed by the names the layer's declaration
+gives them), and in the order Keras' own walk visits them (``keras_order``), so both give the same
+IR, value names included.
 
 This is a fast path, not a second frontend: whatever it is not sure of (nested or subclassed
 models, custom layers, a layer whose variables it cannot place, a constant it cannot read, any
@@ -19,7 +20,6 @@ import io
 import re
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,24 +27,12 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.keras.layers import LAYERS
+from exporter.frontends.keras.layers import Mapping, layer_mapping, stored_variables
 from exporter.frontends.keras.operations import Tensor, map_operation
 from exporter.frontends.keras.walk import Walked, generator_inputs
 
 Key = tuple[str, int]  # (layer name, index of its call in the configuration)
 
-# The stored variables of a layer class, in the order Keras creates them (``vars/0``, ``vars/1``...),
-# under the attribute names the mappings read. A class not listed must store none.
-VARIABLES: dict[str, Callable[[dict[str, Any]], tuple[str, ...]]] = {
-    "Dense": lambda c: ("kernel", "bias") if c.get("use_bias", True) else ("kernel",),
-    "PReLU": lambda c: ("alpha",),
-    "BatchNormalization": lambda c: (
-        *(("gamma",) if c.get("scale", True) else ()),
-        *(("beta",) if c.get("center", True) else ()),
-        "moving_mean",
-        "moving_variance",
-    ),
-}
 MODELS = {"Functional", "Sequential"}
 
 
@@ -52,7 +40,7 @@ class NotStored(Exception):
     """The stored file holds something this fast path does not read: Keras loads the model instead."""
 
 
-class StoredLayer:
+class StoredStandIn:
     """A stored layer or operation as the mappings see a live one: its variables, then its configuration,
     as attributes. ``stored_class`` gives it the class name and module Keras would."""
 
@@ -71,14 +59,14 @@ class StoredLayer:
         raise AttributeError(f"{type(self).__name__} {self.name!r} stores no {attribute!r}")
 
 
-_CLASSES: dict[tuple[str, str], type[StoredLayer]] = {}
+_CLASSES: dict[tuple[str, str], type[StoredStandIn]] = {}
 
 
-def stored_class(module: str, name: str) -> type[StoredLayer]:
+def stored_class(module: str, name: str) -> type[StoredStandIn]:
     """A subclass named and placed like the Keras class, since mappings and refusals go by class and module."""
     key = (module, name)
     if key not in _CLASSES:
-        _CLASSES[key] = type(name, (StoredLayer,), {"__module__": module})
+        _CLASSES[key] = type(name, (StoredStandIn,), {"__module__": module})
     return _CLASSES[key]
 
 
@@ -126,9 +114,9 @@ def weights_names(entries: list[dict[str, Any]]) -> dict[str, str]:
     return names
 
 
-def _layer(entry: dict[str, Any], stored: list[np.ndarray]) -> StoredLayer:
+def _layer(entry: dict[str, Any], stored: list[np.ndarray]) -> StoredStandIn:
     cls, config = entry["class_name"], entry.get("config", {})
-    names = VARIABLES.get(cls, lambda c: ())(config)
+    names = stored_variables(cls, config)
     if len(names) != len(stored):
         raise NotStored(f"{entry['name']}: {len(stored)} stored variables, expected {len(names)}")
     return stored_class(entry.get("module", ""), cls)(entry["name"], config, dict(zip(names, stored, strict=True)))
@@ -285,10 +273,16 @@ def _call(b: Builder, entry: dict[str, Any], node: dict[str, Any], key: Key, val
     try:
         if _is_operation(entry):
             out = map_operation(layer, b, tuple(args), kwargs)
-        elif not str(entry.get("module", "")).startswith("keras") or entry["class_name"] not in LAYERS:
+        elif (mapping := _builtin_mapping(entry)) is None:
             raise NotStored(f"{entry['name']}: not a built-in layer with a mapping")
         else:
-            out = LAYERS[entry["class_name"]](layer, b, [values[ref] for ref in refs])  # as the live walk: every tensor
+            out = mapping(layer, b, [values[ref] for ref in refs])  # as the live walk: every tensor
     except (Unsupported, AttributeError, TypeError, ValueError) as err:
         raise NotStored(f"{entry['name']}: {err}") from None
     values[(key[0], key[1], 0)] = out
+
+
+def _builtin_mapping(entry: dict[str, Any]) -> Mapping | None:
+    """The mapping of a stored layer of Keras' own: the walk of the loaded model words a custom one's refusal."""
+    builtin = str(entry.get("module", "")).startswith("keras")
+    return layer_mapping(entry["class_name"], builtin) if builtin else None

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.keras.layers import CUSTOM, LAYERS
+from exporter.frontends.keras.layers import layer_mapping
 from exporter.frontends.keras.operations import Tensor, is_operation, map_operation
 from exporter.ir import Graph
 from exporter.ir.ops import Concatenate
@@ -77,7 +77,7 @@ class KerasWalker:
         problems = [p for p in map(_rank_problem, out_shapes) if p]
         if len(out_shapes) != 1:
             problems.append(f"{len(out_shapes)} outputs; layers with one output are supported")
-        mapping = LAYERS.get(cls) if _is_builtin(layer) or cls in CUSTOM else None
+        mapping = layer_mapping(cls, _is_builtin(layer))
         if mapping is None:
             problems.insert(0, refusal_reason(cls, _is_builtin(layer)))
         if problems:

@@ -1,12 +1,12 @@
 """Fitted scikit-learn transformers -> IR column stages, one mapping per class.
 
-Pipelines compose column ops and a ColumnTransformer is a ``Select`` (its output layout:
-transformed columns in transformer order, then the remainder) followed by each
-transformer's ops moved to its block of output columns. scikit-learn's classes are
-found by name (``handles``); other classes through ``register_transformer`` (by class,
-or by name from any module: Lamarr's ``DecorrTransformer``), which is also the
-extension API for the user's own transformers. Problems are collected with the step path
-(``tX / colcnv / quantile``) so that the user sees all of them at once.
+Pipelines compose column ops and a ColumnTransformer is a ``Select`` (its output layout: transformed
+columns in transformer order, then the remainder) followed by each transformer's ops moved to its
+block of output columns. scikit-learn's classes are found by name (``handles``); other classes by
+class, or by name in any module (Lamarr's ``DecorrTransformer``, scikinC's ``FastQuantileLayer``),
+ahead of them, in the registry that ``register_transformer`` (the extension API for the user's own
+transformers) also fills. Problems are collected with the step path (``tX / colcnv / quantile``) so
+that the user sees all of them at once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 
 from exporter.common.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Unsupported
+from exporter.frontends.registry import Registry
 from exporter.frontends.sklearn.symbolic import Untraceable, trace
 from exporter.ir.column_formulas import Expression, Mix
 from exporter.ir.columns import (
@@ -37,9 +38,10 @@ from exporter.ir.columns import (
 from exporter.ir.expression import Expr, ExpressionError, X, parse
 
 Mapping = Callable[[Any, int, str, list[Problem]], list[ColumnOp]]
-TRANSFORMERS: dict[str, Mapping] = {}  # scikit-learn's classes, by name
+TRANSFORMERS: Registry[str, Mapping] = Registry("scikit-learn transformer")  # scikit-learn's classes, by name
 IMPORT_PATHS: list[str] = []  # each class where scikit-learn exports it: the safe loader's allow-list
-REGISTERED: dict[str | type, Mapping] = {}  # register_transformer: a class, or a class name from any module
+# A class, or a class name from any module (whose package is never imported), ahead of scikit-learn's.
+REGISTERED: Registry[type | str, Mapping] = Registry("registered transformer")
 
 
 def handles(*paths: str) -> Callable[[Mapping], Mapping]:
@@ -47,7 +49,7 @@ def handles(*paths: str) -> Callable[[Mapping], Mapping]:
 
     def register(fn: Mapping) -> Mapping:
         for path in paths:
-            TRANSFORMERS[path.rpartition(".")[2]] = fn
+            TRANSFORMERS.add(path.rpartition(".")[2], fn)
             IMPORT_PATHS.append(path)
         return fn
 
@@ -57,12 +59,13 @@ def handles(*paths: str) -> Callable[[Mapping], Mapping]:
 def register_transformer(cls_or_name: type | str) -> Callable[[Mapping], Mapping]:
     """Decorator: ``mapping(est, n, path, problems) -> [ColumnOp, ...]`` translates instances of
     ``cls_or_name`` (the class itself, or any class of that name) taking ``n`` columns, ahead of
-    the built-in mappings. It raises ``Unsupported`` with the reason for a fit it cannot translate."""
+    the built-in mappings. It raises ``Unsupported`` with the reason for a fit it cannot translate.
+    Registering a class again replaces its mapping."""
     if not isinstance(cls_or_name, (type, str)) or not cls_or_name:
         raise TypeError(f"register_transformer takes a class or a class name, not {cls_or_name!r}")
 
     def register(fn: Mapping) -> Mapping:
-        REGISTERED[cls_or_name] = fn
+        REGISTERED.add(cls_or_name, fn, replace=True)
         return fn
 
     return register
@@ -120,6 +123,7 @@ def min_max_scaler(est: Any, n: int, path: str, problems: list[Problem]) -> list
     return [MulAdd(path, _all(n), est.scale_, est.min_, clip)]
 
 
+@REGISTERED.register("WeightedQuantileTransformer")  # scikinC's, read as the quantiles it holds
 @handles("sklearn.preprocessing.QuantileTransformer")
 def quantile_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     _fitted(est, "quantiles_", "references_")
@@ -136,6 +140,7 @@ def _grid(interpolators: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return np.array([t.x_min for t in interpolators]), np.array([t.x_max for t in interpolators]), np.stack(values)
 
 
+@REGISTERED.register("FastQuantileLayer")
 def fast_quantile_layer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     """scikinC's FastQuantileLayer (fastquantilelayer package), read by name and attributes."""
     _fitted(est, "fwdTransforms_", "bwdTransforms_")
@@ -147,13 +152,6 @@ def fast_quantile_layer(est: Any, n: int, path: str, problems: list[Problem]) ->
     if forward[2].shape[0] != n or backward[2].shape[0] != n:
         raise Unsupported(f"{forward[2].shape[0]} interpolators for {n} columns")
     return [FixedBin(path, _all(n), *forward, back=backward)]
-
-
-# scikinC's own classes, recognised by class name in any module (their packages are never imported)
-BY_NAME: dict[str, Mapping] = {
-    "WeightedQuantileTransformer": quantile_transformer,
-    "FastQuantileLayer": fast_quantile_layer,
-}
 
 
 def polynomial_columns(
@@ -269,7 +267,7 @@ def _eig(est: Any) -> np.ndarray:
     return eig.astype(np.float64)  # NaN or infinity: refused by the Mix op
 
 
-@register_transformer("DecorrTransformer")
+@REGISTERED.register("DecorrTransformer")
 def decorr_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     """Lamarr's decorrelation, read from its matrix, its code never run: ``transform`` is
     ``X.dot(eig)``, ``inverse_transform`` ``X.dot(eig.T)`` (exact only for orthogonal eig: as Lamarr)."""
@@ -353,7 +351,7 @@ def column_transformer(est: Any, n: int, path: str, problems: list[Problem]) -> 
 def convert(est: Any, n: int, path: str, problems: list[Problem]) -> list[ColumnOp]:
     """Column ops of one (possibly composite) transformer taking ``n`` columns; problems are collected."""
     cls = type(est).__name__
-    mapping = mapping_for(est) or BY_NAME.get(cls)
+    mapping = mapping_for(est)
     if mapping is None:
         problems.append(Problem(path, cls, "this transformer is not supported", "step"))
         return []

@@ -19,18 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from exporter.common.errors import ExportError, Problem, UnsupportedModelError
+from exporter.common.errors import ExportError
+from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.loaded import LoadedModel
+from exporter.frontends.registry import Registry
 from exporter.frontends.sklearn.safe_load import load_transformer_file
 from exporter.frontends.sklearn.tree_checks import tree_depth, tree_problem
-from exporter.ir import Graph, optimize
+from exporter.ir import Graph
 from exporter.ir.trees import TreeEnsemble, float32_floor
-
-
-# What safe loading must resolve for these models (beyond estimator classes): the trees' node
-# storage, Hist*'s predictors, and the loss and link objects the boosting models keep.
-class Refused(Exception):
-    """This fitted model cannot be translated; the message says why."""
 
 
 @dataclass
@@ -59,6 +55,28 @@ class _Ensemble:
     divisor: float = 1.0
 
 
+@dataclass(frozen=True)
+class TreeFamily:
+    """How a family's fitted trees are read: its reader, and the attribute that holds them once fitted."""
+
+    read: Callable[[Any], _Ensemble]
+    fitted: str
+
+
+FAMILIES: Registry[str, TreeFamily] = Registry("tree model")
+
+
+def handles(*class_names: str, fitted: str) -> Callable[[Callable[[Any], _Ensemble]], Callable[[Any], _Ensemble]]:
+    """Declare the decorated reader as the one of scikit-learn's ``class_names``, fitted once ``fitted`` is set."""
+
+    def declare(read: Callable[[Any], _Ensemble]) -> Callable[[Any], _Ensemble]:
+        for name in class_names:
+            FAMILIES.add(name, TreeFamily(read, fitted))
+        return read
+
+    return declare
+
+
 def _sklearn_tree(tree: Any, values: np.ndarray) -> _Tree:
     """A ``sklearn.tree._tree.Tree``; ``values`` per node, as the caller reads them from ``tree.value``."""
     left = np.asarray(tree.children_left)
@@ -78,7 +96,7 @@ def _sklearn_tree(tree: Any, values: np.ndarray) -> _Tree:
 def _hist_tree(predictor: Any) -> _Tree:
     nodes = predictor.nodes
     if np.any(nodes["is_categorical"]):
-        raise Refused("categorical splits are not supported")
+        raise Unsupported("categorical splits are not supported")
     return _Tree(
         nodes["left"].astype(np.int64),
         nodes["right"].astype(np.int64),
@@ -93,7 +111,7 @@ def _hist_tree(predictor: Any) -> _Tree:
 
 def _single_output(est: Any) -> None:
     if getattr(est, "n_outputs_", 1) != 1:
-        raise Refused(f"{est.n_outputs_} outputs: only single-output models are supported")
+        raise Unsupported(f"{est.n_outputs_} outputs: only single-output models are supported")
 
 
 def _class_values(est: Any, tree: Any) -> np.ndarray:
@@ -101,6 +119,7 @@ def _class_values(est: Any, tree: Any) -> np.ndarray:
     return np.asarray(tree.value, dtype=np.float64)[:, 0, : int(est.n_classes_)]
 
 
+@handles("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor", fitted="tree_")
 def _decision_tree(est: Any) -> _Ensemble:
     _single_output(est)
     if hasattr(est, "classes_"):
@@ -109,6 +128,10 @@ def _decision_tree(est: Any) -> _Ensemble:
     return _Ensemble([_sklearn_tree(est.tree_, np.asarray(est.tree_.value)[:, 0, :1])], [0], np.zeros(1))
 
 
+@handles(
+    "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
+    fitted="estimators_",
+)  # fmt: skip
 def _forest(est: Any) -> _Ensemble:
     _single_output(est)
     if hasattr(est, "classes_"):
@@ -131,14 +154,15 @@ def _classifier_link(est: Any, ensemble: _Ensemble) -> _Ensemble:
     elif loss == "HalfMultinomialLoss":
         ensemble.link = "softmax"
     else:
-        raise Refused(f"loss {loss} has no predict_proba the exporter knows")
+        raise Unsupported(f"loss {loss} has no predict_proba the exporter knows")
     return ensemble
 
 
+@handles("GradientBoostingClassifier", "GradientBoostingRegressor", fitted="estimators_")
 def _gradient_boosting(est: Any) -> _Ensemble:
     init = est.init_
     if not isinstance(init, str) and type(init).__name__ not in ("DummyClassifier", "DummyRegressor"):
-        raise Refused(f"init estimator {type(init).__name__}: only the default (a prior) or 'zero' is supported")
+        raise Unsupported(f"init estimator {type(init).__name__}: only the default (a prior) or 'zero' is supported")
     baseline = est._raw_predict_init(np.zeros((1, est.n_features_in_), dtype=np.float32))[0]
     rate = float(est.learning_rate)
     trees, offsets = [], []
@@ -153,10 +177,11 @@ def _gradient_boosting(est: Any) -> _Ensemble:
 _REGRESSION_LINKS = {"IdentityLink": "identity", "LogLink": "exp"}
 
 
+@handles("HistGradientBoostingClassifier", "HistGradientBoostingRegressor", fitted="_predictors")
 def _hist_gradient_boosting(est: Any) -> _Ensemble:
     categorical = [getattr(est, "is_categorical_", None), getattr(est._bin_mapper, "is_categorical_", None)]
     if getattr(est, "_preprocessor", None) is not None or any(c is not None and np.any(c) for c in categorical):
-        raise Refused("categorical features are not supported")
+        raise Unsupported("categorical features are not supported")
     trees, offsets = [], []
     for iteration in est._predictors:
         for k, predictor in enumerate(iteration):
@@ -167,25 +192,9 @@ def _hist_gradient_boosting(est: Any) -> _Ensemble:
         return _classifier_link(est, ensemble)
     link = type(est._loss.link).__name__
     if link not in _REGRESSION_LINKS:
-        raise Refused(f"link {link} of loss {type(est._loss).__name__} is not supported")
+        raise Unsupported(f"link {link} of loss {type(est._loss).__name__} is not supported")
     ensemble.link = _REGRESSION_LINKS[link]
     return ensemble
-
-
-FAMILIES: dict[str, tuple[Callable[[Any], _Ensemble], str]] = {
-    "DecisionTreeClassifier": (_decision_tree, "tree_"),
-    "DecisionTreeRegressor": (_decision_tree, "tree_"),
-    "ExtraTreeClassifier": (_decision_tree, "tree_"),
-    "ExtraTreeRegressor": (_decision_tree, "tree_"),
-    "RandomForestClassifier": (_forest, "estimators_"),
-    "RandomForestRegressor": (_forest, "estimators_"),
-    "ExtraTreesClassifier": (_forest, "estimators_"),
-    "ExtraTreesRegressor": (_forest, "estimators_"),
-    "GradientBoostingClassifier": (_gradient_boosting, "estimators_"),
-    "GradientBoostingRegressor": (_gradient_boosting, "estimators_"),
-    "HistGradientBoostingClassifier": (_hist_gradient_boosting, "_predictors"),
-    "HistGradientBoostingRegressor": (_hist_gradient_boosting, "_predictors"),
-}
 
 
 def is_tree_model(obj: Any) -> bool:
@@ -209,16 +218,13 @@ def _flatten(ensemble: _Ensemble) -> dict[str, Any]:
         missing.append(tree.missing_left[internal])
         leaves.append(tree.values[leaf])
         n_internal, n_leaves = n_internal + internal.size, n_leaves + leaf.size
-    values = np.concatenate(leaves)
-    if not np.all(np.isfinite(values)) or not np.all(np.isfinite(ensemble.baseline)):
-        raise Refused("leaf values or the baseline contain NaN or infinity")
     return {
         "roots": np.asarray(roots),
         "feature": np.concatenate(feature),
         "threshold": float32_floor(np.concatenate(threshold)),
         "children": np.concatenate(children),
         "missing_left": np.concatenate(missing),
-        "leaf_values": values,
+        "leaf_values": np.concatenate(leaves),
         "offsets": np.asarray(ensemble.offsets),
         "depth": max(t.depth for t in ensemble.trees),
     }
@@ -230,14 +236,14 @@ def _checked(est: Any, read: Callable[[Any], _Ensemble], n_features: int, fitted
     try:
         ensemble = read(est)
     except (AttributeError, KeyError, IndexError, TypeError, ValueError) as err:
-        raise Refused(f"its fitted trees are not what scikit-learn stores ({type(err).__name__}: {err})") from None
+        raise Unsupported(f"its fitted trees are not what scikit-learn stores ({type(err).__name__}: {err})") from None
     sklearn_leaves = not type(est).__name__.startswith("Hist")
     for t, (tree, offset) in enumerate(zip(ensemble.trees, ensemble.offsets, strict=True)):
         problem = tree_problem(tree, n_features, sklearn_leaves)
         if problem is None and offset + tree.values.shape[1] > ensemble.baseline.size:
             problem = f"{tree.values.shape[1]} values per leaf, for {ensemble.baseline.size} outputs"
         if problem is not None:
-            raise Refused(f"tree {t} (of {fitted}): {problem}")
+            raise Unsupported(f"tree {t} (of {fitted}): {problem}")
         tree.depth = tree_depth(tree.left, tree.right, tree.is_leaf)
     return ensemble
 
@@ -252,35 +258,34 @@ def _accepts_nan(est: Any, n_features: int) -> bool:
 
 
 def tree_graph(est: Any, source: str) -> Graph:
-    """The network of a fitted tree model: one ``TreeEnsemble`` from its input row to its outputs."""
+    """The network of a fitted tree model: one ``TreeEnsemble`` from its input row to its outputs; a model
+    refused is reported as any frontend reports a refused layer (``Builder.refuse``)."""
     cls = type(est).__name__
-    read, fitted = FAMILIES[cls]
+    family = FAMILIES[cls]
+    b = Builder(source)
     try:
-        if not hasattr(est, fitted):
-            raise Refused(f"not fitted (no {fitted})")
+        if not hasattr(est, family.fitted):
+            raise Unsupported(f"not fitted (no {family.fitted})")
         n_features = getattr(est, "n_features_in_", None)
         if not isinstance(n_features, (int, np.integer)) or n_features < 1:
-            raise Refused(f"n_features_in_ is {n_features!r}, not a number of inputs")
-        ensemble = _checked(est, read, int(n_features), fitted)
-        arrays = _flatten(ensemble)
-    except Refused as err:
-        raise UnsupportedModelError(source, [Problem(source, cls, str(err), "model")]) from None
-    n_features = int(n_features)
-    n_raw = ensemble.baseline.size
-    width = 2 if ensemble.link == "logistic" else n_raw
-    op = TreeEnsemble(
-        name=cls,
-        inputs=("x",),
-        output="y",
-        width=width,
-        baseline=ensemble.baseline,
-        divisor=ensemble.divisor,
-        link=ensemble.link,
-        raw_scale=ensemble.raw_scale,
-        missing=_accepts_nan(est, n_features),
-        **arrays,
-    )
-    return optimize(Graph("x", "y", {"x": n_features, "y": width}, [op], source))
+            raise Unsupported(f"n_features_in_ is {n_features!r}, not a number of inputs")
+        ensemble = _checked(est, family.read, int(n_features), family.fitted)
+        x = b.value(int(n_features))
+        y = b.add(
+            TreeEnsemble,
+            cls,
+            [x],
+            2 if ensemble.link == "logistic" else ensemble.baseline.size,
+            baseline=ensemble.baseline,
+            divisor=ensemble.divisor,
+            link=ensemble.link,
+            raw_scale=ensemble.raw_scale,
+            missing=_accepts_nan(est, int(n_features)),
+            **_flatten(ensemble),
+        )
+    except Unsupported as err:
+        x = y = b.refuse(source, cls, str(err), 1, kind="model")  # finish raises, listing it
+    return b.finish(x, y)
 
 
 def _reference(est: Any, dtype: type = np.float32) -> Callable[[np.ndarray], np.ndarray]:
