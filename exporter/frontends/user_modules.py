@@ -1,9 +1,9 @@
 """The user's own modules, imported from their folder under the names the user gave, and nothing else.
 
 A trusted module (``--trust lamarr_utils``) or a Flax module (``--flax pkg.model:Net``) lives in the
-working directory or a manifest's folder. Putting that folder on ``sys.path`` for the build let every
-file there shadow a module imported later: a ``joblib.py`` or ``uuid.py`` lying beside a downloaded
-model ran in place of the real one. So the folder is offered to the import system for the named
+working directory or a manifest's folder. Putting that folder on ``sys.path`` for the build would let
+every file there shadow a module imported later: a ``joblib.py`` or ``uuid.py`` lying beside a
+downloaded model would run in place of the real one. So the folder is offered to the import system for the named
 top-level modules only (a finder ahead of the others, while the build runs); everything else is
 imported as if the folder did not exist. No bytecode cache is written into the user's folder.
 """

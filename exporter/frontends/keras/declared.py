@@ -2,7 +2,7 @@
 
 Why: Keras allocates every variable from the configuration (``units``, the ``build_config`` input
 shape) before it reads the stored weights, and only then finds they do not fit. A file saying
-``units: 1e9`` had Keras allocate 22 GiB and then print kilobytes of configuration. So, before Keras
+``units: 1e9`` makes Keras allocate 22 GiB and then print kilobytes of configuration. So, before Keras
 is imported: every shape-like value of every layer must be a whole number in a sane range
 (``MAX_WIDTH``), and each layer whose variables the exporter knows (declared with its mapping in
 ``layers.py``) must declare the shapes its stored variables have. Only the weights' shapes are read

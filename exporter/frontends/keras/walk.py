@@ -156,7 +156,8 @@ def generator_inputs(b: Builder, model: Any, widths: list[int], noise: int) -> t
     """The IR inputs (conditions, noise or None) and the values fed to the model's Keras inputs.
 
     A generator either has two inputs, (conditions, noise), or one whose last ``noise`` entries are
-    the noise; then the IR concatenates the two in front of the model, as the hand-written glue did.
+    the noise; then the IR concatenates the two in front of the model, so that the C takes conditions
+    and noise apart, as a generator with two inputs does.
     """
     cls = type(model).__name__
     if len(widths) == 2:

@@ -244,7 +244,7 @@ def function_transformer(est: Any, n: int, path: str, problems: list[Problem]) -
     custom = any(hasattr(est, f"{role}_inC") for role in ("func", "inverse_func"))
     kind, inverse = _function_kind(est.func), _function_kind(est.inverse_func)
     if not custom and kind and (inverse or est.inverse_func is None):
-        return [Function(path, _all(n), kind, inverse)]  # numpy's own functions, as before
+        return [Function(path, _all(n), kind, inverse)]  # numpy's own functions: a column op with its inverse
     forward, backward = _formula(est, "func"), _formula(est, "inverse_func")
     if forward is None and backward is None:
         return []
