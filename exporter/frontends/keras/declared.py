@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.common.errors import ExportError
-from exporter.frontends.keras.layers import LAYERS, Shape, stored_variables
+from exporter.frontends.keras.layers import LAYERS, MODEL_CLASSES, Shape, stored_variables
 from exporter.frontends.keras.stored import NotStored, as_functional, weights_names
 
 MAX_WIDTH = 1 << 16  # a width far beyond any network a C function holds, and small enough to allocate
@@ -27,7 +27,6 @@ SHAPE_KEYS = (
     "units", "batch_shape", "batch_input_shape", "input_shape", "input_dim", "output_dim", "target_shape",
     "n", "dims", "filters", "kernel_size", "num_heads", "key_dim", "value_dim", "max_tokens",
 )  # fmt: skip
-MODELS = {"Functional", "Sequential", "Model"}
 
 
 def _layers(config: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -37,7 +36,7 @@ def _layers(config: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dic
             continue
         name = f"{prefix}{entry.get('name') or entry.get('config', {}).get('name', '?')}"
         yield name, entry
-        if entry.get("class_name") in MODELS:
+        if entry.get("class_name") in MODEL_CLASSES:
             yield from _layers(entry, f"{name}/")
 
 

@@ -24,12 +24,12 @@ import numpy as np
 
 from exporter.common.errors import ExportError, Problem, UnsupportedModelError
 from exporter.frontends.builder import Unsupported
+from exporter.frontends.keras.layers import MODEL_CLASSES
 from exporter.frontends.keras.operations import BINARY, CONCAT, SLICE, TF_FUNCTIONS, TFFunction
 from exporter.frontends.keras.quiet import brief, quiet_stderr
 from exporter.frontends.keras.tfscreen import screen_saved_model
 
 TF_OP_LAMBDAS = ("TFOpLambda", "SlicingOpLambda")
-MODEL_CLASSES = {"Functional", "Sequential", "Model"}
 
 
 def tf_function_reason(function: str) -> str | None:

@@ -32,6 +32,9 @@ Shape = tuple[int | None, ...]
 # The shape of each stored variable (``names``) of a layer so configured on ``width`` features (None: unknown).
 Shapes = Callable[[dict[str, Any], int | None, tuple[str, ...]], dict[str, Shape]]
 
+# configurations that hold layers rather than being one (a subclassed "Model" is walkable only once Keras built it)
+MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+
 
 def _one_per_feature(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
     return dict.fromkeys(names, (width,))

@@ -19,8 +19,8 @@ from exporter.common.errors import ExportError, Problem
 from exporter.frontends.builder import Unsupported
 from exporter.frontends.keras import keras2
 from exporter.frontends.keras.activations import keras_activation
-from exporter.frontends.keras.keras2 import MODEL_CLASSES, TF_OP_LAMBDAS, tf_function_reason
-from exporter.frontends.keras.layers import layer_mapping
+from exporter.frontends.keras.keras2 import TF_OP_LAMBDAS, tf_function_reason
+from exporter.frontends.keras.layers import MODEL_CLASSES, layer_mapping
 from exporter.frontends.keras.operations import operation_reason
 from exporter.frontends.keras.walk import refusal_reason
 

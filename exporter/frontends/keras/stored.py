@@ -27,13 +27,14 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.keras.layers import Mapping, layer_mapping, stored_variables
+from exporter.frontends.keras.layers import MODEL_CLASSES, Mapping, layer_mapping, stored_variables
 from exporter.frontends.keras.operations import Tensor, map_operation
 from exporter.frontends.keras.walk import Walked, generator_inputs
 
 Key = tuple[str, int]  # (layer name, index of its call in the configuration)
 
-MODELS = {"Functional", "Sequential"}
+# a subclassed Model has no configuration of its layers to walk: Keras builds it
+WALKABLE = MODEL_CLASSES - {"Model"}
 
 
 class NotStored(Exception):
@@ -222,12 +223,12 @@ def walk_stored(path: Path, config: dict[str, Any], source: str, noise: int = 0)
 
 
 def _walk(path: Path, config: dict[str, Any], source: str, noise: int) -> Walked:
-    if config.get("class_name") not in MODELS:
+    if config.get("class_name") not in WALKABLE:
         raise NotStored(f"a {config.get('class_name')!r} model")
     inner, in_weights = as_functional(config)
     entries = {entry["name"]: entry for entry in inner["layers"]}
     custom = [e for e in entries.values() if e.get("registered_name") and not _is_operation(e)]
-    if custom or any(entry["class_name"] in MODELS for entry in entries.values()):
+    if custom or any(entry["class_name"] in WALKABLE for entry in entries.values()):
         raise NotStored("a nested model or a registered (custom) class")
     names = weights_names(in_weights)
     weights = read_weights(path)
