@@ -8,6 +8,7 @@ allows what the transformer registry maps.
 
 from __future__ import annotations
 
+import ast
 import re
 
 import pytest
@@ -37,8 +38,19 @@ def listed(section: str) -> set[str]:
     return set(re.findall(r"`((?:exporter|templates|tests)/[\w/<>.]+\.\w+)`", body))
 
 
+RECIPES = (
+    "An activation",
+    "A scikit-learn transformer",
+    "A column op",
+    "An IR op (a network layer)",
+    "A Keras layer",
+    "A Flax op (a JAX primitive)",
+    "A tree format",
+)
+
+
 def test_listed_places_exist():
-    for section in ("An activation", "A scikit-learn transformer", "A column op", "An IR op (a network layer)"):
+    for section in RECIPES:
         places = listed(section)
         assert places, section
         for place in places:
@@ -60,6 +72,35 @@ def test_a_transformer_lives_in_at_most_2_files(cls):
     templates = {p for p in files if p.startswith("templates/columns/")}
     assert len(files) <= 2, files
     assert files - templates <= allowed, files
+
+
+@pytest.mark.parametrize("layer", ["ELU", "GaussianNoise"])
+def test_a_keras_layer_is_declared_in_one_file(layer):
+    """A Keras layer class is named in its declaration alone: its variables, shapes and mapping."""
+    files = naming(layer)
+    assert len(files) == 1 and files <= listed("A Keras layer"), files
+
+
+@pytest.mark.parametrize("cls", ["ExtraTreesRegressor", "HistGradientBoostingRegressor"])
+def test_a_tree_family_lives_where_the_recipe_says(cls):
+    assert naming(cls) <= listed("A tree format"), naming(cls)
+
+
+def _holds_code(path):
+    """A package's ``__init__.py`` that is only its docstring is the folder's label, not a module to name."""
+    body = ast.parse(path.read_text()).body
+    return path.name != "__init__.py" or any(
+        not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body
+    )
+
+
+def test_every_module_is_named_in_the_architecture():
+    """docs/architecture.md's module tables name every module of the package, and nothing that is gone."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`(exporter/[\w/]+\.py)`", text.split("## How to add", 1)[0]))
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "exporter").rglob("*.py") if _holds_code(p)}
+    assert modules - named == set(), f"modules docs/architecture.md does not name: {sorted(modules - named)}"
+    assert named - modules == set(), f"docs/architecture.md names modules that do not exist: {sorted(named - modules)}"
 
 
 def test_no_module_over_400_lines():
