@@ -101,7 +101,7 @@ class Export:
 
     @property
     def model(self) -> Export:
-        """Itself: one model (``exporter.check.subject.Exported``, which a pipeline is too)."""
+        """Itself: the export of one model (a pipeline's export has none; ``exporter.check.subject.Exported``)."""
         return self
 
     @property

@@ -1,4 +1,4 @@
-"""What is exported, as the stages above the IR see it: the protocols every exported thing follows.
+"""What is exported, as the checks, the sets and the run see it: the protocols every exported thing follows.
 
 Declared here, below the API, the sets and the run, so that each of them depends on what it reads and
 nothing else. :class:`Exported` is what the run (``exporter/run/steps.py``), its summary and the sets
