@@ -29,7 +29,7 @@ from exporter.backend.naming import symbol_for
 from exporter.build.toolchain import CompiledModel, build
 from exporter.check.compare import ParityReport, check_parity
 from exporter.check.criteria import judge_chain, nudge
-from exporter.check.inputs import DEFAULT_SAMPLES, chain_inputs, noise_rows
+from exporter.check.inputs import DEFAULT_SAMPLES, chain_inputs, in_chunks, noise_rows
 from exporter.check.verdicts import DEFAULT_ATOL, DEFAULT_CRITERION, DEFAULT_RTOL, Criterion
 from exporter.common.errors import ExportError, Float64Unavailable, InputError, NotInvertible
 from exporter.common.files import write_atomically
@@ -99,6 +99,16 @@ class Export:
         """The network, if the chain has one."""
         return self.chain.net
 
+    @property
+    def model(self) -> Export:
+        """Itself: the export of one model (a pipeline's export has none; ``exporter.check.subject.Exported``)."""
+        return self
+
+    @property
+    def parts(self) -> list[Export]:
+        """Itself: the one model whose code it runs."""
+        return [self]
+
     def compile(
         self, workdir: str | os.PathLike[str] | None = None, one_isa: bool = True, one_row: bool = False
     ) -> CompiledModel:
@@ -120,8 +130,13 @@ class Export:
         one_row: bool = False,
     ) -> CompiledModel:
         """Compile a rendering of this chain or of a part of it, hook applied (flags: see ``build``)."""
-        source = replace(source, c=self.c_edit(source.c)) if self.c_edit is not None else source
-        return build(source, n_inputs, n_outputs, Path(workdir) if workdir else None, n_noise, one_isa, one_row)
+        return build(
+            self.edited(source), n_inputs, n_outputs, Path(workdir) if workdir else None, n_noise, one_isa, one_row
+        )
+
+    def edited(self, source: CSource) -> CSource:
+        """``source`` with the test hook ``c_edit`` applied: what every build of this chain compiles."""
+        return replace(source, c=self.c_edit(source.c)) if self.c_edit is not None else source
 
     def noise(self, n_rows: int, seed: int = 1) -> np.ndarray | None:
         """Standard-normal noise rows for a generator (None for a deterministic model)."""
@@ -133,6 +148,11 @@ class Export:
 
     def inputs(self, samples: int = DEFAULT_SAMPLES, user_rows: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
         return chain_inputs(self.chain, samples, seed, user_rows)
+
+    def expect(self, rows: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
+        """``self.reference`` on ``rows``, a chunk at a time: ``check``'s ``expected``, computed while the C compiles
+        (``exporter.check.subject.Exported``)."""
+        return in_chunks(self.reference, rows, *([] if noise is None else [noise]))
 
     def check(  # the report keeps the arrays, for plots and the trace
         self,
@@ -146,7 +166,8 @@ class Export:
     ) -> ParityReport:
         """Parity on ``inputs``; a generator gets ``noise`` (default: ``self.noise``), the same rows on both sides.
 
-        ``expected``: ``self.reference`` on those rows, when it was computed already (while the C compiled).
+        ``expected``: ``self.reference`` on those rows, when it was computed already (``expect``, while the C
+        compiled).
         ``criterion``: ``"float32"`` judges against the float64 reference (exporter/check/criteria.py), rows outside
         the fitted range apart; ``"fixed"``: ``|c - ref| <= atol + rtol |ref|`` on every row.
         """

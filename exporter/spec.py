@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.common.errors import ExportError, InputError, UntrustedError
@@ -26,6 +26,7 @@ from exporter.frontends.sklearn.trust import Trust
 if TYPE_CHECKING:
     from exporter.api import Export
     from exporter.backend import CSource
+    from exporter.check.subject import Exported
     from exporter.common.progress import Progress
 
 
@@ -225,6 +226,9 @@ class ModelSpec:
                 raise InputError("trust", f"{module}: no such module in {folder} (nor installed)")
 
     # the pipeline's view (exporter.run.request.Exportable): one model, one rendering
+    one_model: ClassVar[bool] = True  # its summary lists its steps
+    library: ClassVar[str | None] = None  # one model's file lists no symbols
+
     def exports(self, progress: Progress) -> list[Export]:
         return [self.build()]
 
@@ -232,5 +236,5 @@ class ModelSpec:
         (source,) = parts
         return source
 
-    def rows_title(self, exports: list[Export]) -> str:
+    def rows_title(self, exports: list[Exported]) -> str:
         return exports[0].symbol

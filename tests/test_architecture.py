@@ -2,22 +2,26 @@
 
 Counts the source files (exporter/ and templates/) that name an activation or a transformer, checks
 they are among the places the "How to add" section lists, that no module grows past 400 lines, that
-the math helpers each op asks for are exactly those its rendered C calls, and that the safe loader
-allows what the transformer registry maps.
+the helpers each op asks for are exactly those its rendered C calls (the backend asks the op, and
+names none), and that the safe loader allows what the transformer registry maps.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from exporter.backend import render
 from exporter.backend.mathlib import HELPERS
 from exporter.backend.templates import environment
-from exporter.ir import Activate, Activation, Graph, Merge, PReLU
+from exporter.ir import Activate, Activation, Affine, Dense, Graph, Merge, PReLU
 from exporter.ir.activations import KINDS
+from exporter.ir.chain import Chain
+from exporter.ir.columns import ColumnStage, Function, MulAdd, Quantile
 
 from helpers import ROOT
 
@@ -151,6 +155,80 @@ def test_helpers_come_from_the_ir(case, math):
     defined = set(definition.findall(c))
     called = set(re.findall(rf"\bm_({'|'.join(HELPERS)})\(", definition.sub("", c)))
     assert called == defined, case
+
+
+BARRIERS = ("KEEP_SUMS", "OPAQUE")  # the macros of templates/ops/helpers.c.j2 (``barriers``)
+
+
+@pytest.mark.parametrize(
+    "case",
+    {
+        **CASES,
+        "dense": lambda x, y: Dense("d", (x,), y, 3, np.ones((3, 3), np.float32)),
+        "affine": lambda x, y: Affine("a", (x,), y, 3, np.ones(3), np.zeros(3)),
+    }.items(),
+    ids=lambda case: case[0],
+)
+def test_op_file_helpers_come_from_the_ir(case):
+    """A file defines the barrier macros exactly when one of its ops says it uses them (``file_helpers``), and
+    an op whose C uses them says so."""
+    name, op_of = case
+    graph = _graph(op_of)
+    c = render(graph, "m").c
+    defined = {macro for macro in BARRIERS if f"#define m_{macro}(" in c}
+    used = {macro for macro in BARRIERS if re.search(rf"(?<!define )\bm_{macro}\(", c)}
+    declared = "barriers" in graph.ops[0].file_helpers()
+    assert defined == (set(BARRIERS) if declared else set()), name
+    assert used <= defined, name
+
+
+def _quantile(normal: bool, inverse: bool) -> Quantile:
+    quantiles = np.sort(np.random.default_rng(0).normal(size=(10, 2)), axis=0)
+    return Quantile("q", (0, 1), quantiles, np.linspace(0.0, 1.0, 10), normal, inverse)
+
+
+@pytest.mark.parametrize("normal", [False, True])
+@pytest.mark.parametrize("inverse", [False, True])
+def test_column_helpers_come_from_the_ir(normal, inverse):
+    """The column helper functions a file defines are exactly those its C calls: a missing one is called but not
+    defined, an unneeded one defined but called by nothing. A step without inverse keeps the file to the one
+    direction (a transformer's inverse would be rendered too)."""
+    stage = ColumnStage(2, [_quantile(normal, inverse), Function("f", (0,), "exp")])
+    c = render(Chain(pre=stage, source="t"), "m").c
+    names = "interp|ndtr|ndtri"
+    definition = re.compile(rf"static double m_({names})\(")
+    defined = set(definition.findall(c))
+    called = set(re.findall(rf"\bm_({names})\(", definition.sub("", c)))
+    assert called == defined
+    assert defined == {"interp", *([("ndtr" if inverse else "ndtri")] if normal else [])}
+
+
+def test_a_new_op_class_gets_the_helpers_it_declares():
+    """An op class the backend has never heard of, declaring helpers, gets them defined in the file: render()
+    asks each op (``helpers``, ``file_helpers``) and names no op class."""
+
+    @dataclass
+    class Bounded(Activate):  # an elementwise op whose C would call min() and read weights through OPAQUE
+        def helpers(self, math: str) -> tuple[str, ...]:
+            return ("min",)
+
+        def file_helpers(self) -> tuple[str, ...]:
+            return ("barriers",)
+
+    @dataclass
+    class Tabulated(MulAdd):  # a column op whose C would call the normal CDF
+        def file_helpers(self) -> tuple[str, ...]:
+            return ("ndtr",)
+
+    net = _graph(lambda x, y: Bounded("b", (x,), y, 3, Activation("linear")))
+    plain = _graph(lambda x, y: Activate("b", (x,), y, 3, Activation("linear")))
+    assert re.search(r"m_INLINE float m_min\(", render(net, "m").c)
+    assert "#define m_OPAQUE(p)" in render(net, "m").c
+    assert "m_min(" not in render(plain, "m").c and "m_OPAQUE" not in render(plain, "m").c
+    columns = Chain(pre=ColumnStage(2, [Tabulated("t", (0, 1), 2.0, 1.0)]), source="t")
+    plain_columns = Chain(pre=ColumnStage(2, [MulAdd("t", (0, 1), 2.0, 1.0)]), source="t")
+    assert "static double m_ndtr(double a)" in render(columns, "m").c
+    assert "m_ndtr" not in render(plain_columns, "m").c
 
 
 def test_safe_loader_allows_what_the_registry_maps():

@@ -326,6 +326,21 @@ def test_routing_is_checked(pipe_dir):
     assert not report.routing_ok and "routing" in report.diagnosis()
 
 
+def test_the_python_values_computed_ahead_are_used(pipe_dir):
+    """``check`` takes back what ``expect`` computed (the run computes it while the C compiles): the same report
+    as the values computed in ``check``, and values that are not Python's are what the C is compared with (by
+    the fixed rule: the float32 rule judges against the float64 references of the stages instead)."""
+    pipe, compiled = _pipeline_and_library(pipe_dir / "pid.toml", "full")
+    rows = pipe.inputs(500)
+    noise = pipe.noise(len(rows))
+    expected = pipe.expect(rows, noise)
+    ahead, here = pipe.check(compiled, rows, noise=noise, expected=expected), pipe.check(compiled, rows, noise=noise)
+    assert ahead.passed and ahead.table() == here.table()
+    shifted = {**expected, "muon": expected["muon"] + 1.0}
+    wrong = pipe.check(compiled, rows, noise=noise, expected=shifted, criterion="fixed")
+    assert not wrong.passed and "muon" in wrong.wrong_stages()
+
+
 def test_repr_is_one_short_line(pipe_dir):
     """``repr`` of an export says what it is in a line (symbol, widths, steps, parameters, source size), not
     every weight of its IR (the dataclass's repr was over a megabyte for the example)."""

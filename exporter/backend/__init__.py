@@ -13,31 +13,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from exporter.backend.functions import (
-    REAL_SIZE,
-    ColumnsFunction,
-    ExportedFunction,
-    NetworkFunction,
-    PipelineFunction,
-    Target,
-    plan_functions,
-)
+from exporter.backend.functions import REAL_SIZE, ExportedFunction, PipelineFunction, Target, plan_functions
 from exporter.backend.isa import DEFAULT_DISPATCH, VARIANTS, Variant, check_dispatch
 from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, helpers_needed
 from exporter.backend.templates import environment, shipped_dir
 from exporter.common.version import __version__
-from exporter.ir import Affine, Dense, Graph
+from exporter.ir import Graph
 from exporter.ir.activations import ACCURACY
 from exporter.ir.chain import Chain
-from exporter.ir.columns import Quantile
 from exporter.ir.pipeline import INPUT as PIPELINE_INPUT
-from exporter.ir.pipeline import Pipeline
+from exporter.ir.pipeline import Pipeline, Read, Stage
 
 __all__ = [
     "REAL_SIZE",
     "CSource",
     "NetworkCode",
+    "PipelineContext",
     "RenderContext",
+    "SetContext",
     "render",
     "render_pipeline",
     "render_set",
@@ -93,9 +86,40 @@ class RenderContext(Target):
     functions: tuple[ExportedFunction, ...] = ()
     stack_bytes: int = 0
     dispatch: bool = False  # the network code is there per instruction set, chosen at run time
-    dense: bool = False  # a Dense or an affine map is rendered: the file defines KEEP_SUMS and OPAQUE
     helpers: tuple[str, ...] = ()  # math.c.j2 helpers, in definition order
-    column_helpers: dict[str, bool] = field(default_factory=dict)  # columns/helpers.c.j2 macro -> needed
+    # the macros of ops/helpers.c.j2 and of columns/helpers.c.j2 the ops ask for (``file_helpers``), each once
+    op_helpers: tuple[str, ...] = ()
+    column_helpers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    """Everything ``pipeline.c.j2`` and ``pipeline.h.j2`` print (``m``): the banner's facts, the one function,
+    its stages and where each stage's values live (``buffer``: source -> C array)."""
+
+    symbol: str
+    source: str
+    real: str
+    functions: tuple[PipelineFunction, ...]
+    stages: tuple[Stage, ...]
+    output: tuple[Read, ...]
+    buffer: dict[str, str]
+    gather_width: int
+    stack_bytes: int
+    n_params: int
+    parity: str
+    guard: str
+    version: str = __version__
+
+
+@dataclass(frozen=True)
+class SetContext:
+    """What ``set.j2`` prints at the top of a model set's files: its name, source and the parts' functions."""
+
+    name: str
+    source: str
+    parts: tuple[CSource, ...]
+    version: str = __version__
 
 
 def _layers(chain: Chain) -> list[str]:
@@ -110,7 +134,7 @@ def math_note(graph: Graph | None, mode: str, real: str) -> str:
     if mode == "libm":
         return "libm (tanhf, expf, expm1f, log1pf, erfcf as the activations need them)"
     ops = graph.ops if graph is not None else []
-    kinds = sorted({a.kind for op in ops if (a := getattr(op, "activation", None)) and a.kind in ACCURACY})
+    kinds = sorted({a.kind for op in ops for a in op.activations if a.kind in ACCURACY})
     bounds = ", ".join(f"{kind} {ACCURACY[kind]:g}" for kind in kinds) or "none used"
     return (
         "fast: branch-free inline float approximations that vectorize without -march or -ffast-math; "
@@ -153,7 +177,8 @@ def render(
     chain, target, functions = _plan(chain, symbol, math_mode, real, dispatch, scikinc)
     env = environment()
     net_ops = chain.net.ops if chain.net is not None else []
-    column_ops = [step.op for f in functions if isinstance(f, ColumnsFunction) for step in f.steps]
+    column_ops = [op for f in functions for op in f.column_ops]
+    networks = tuple(NetworkCode(f.name, symbol, f.variant_functions) for f in functions if f.variant_functions)
     m = RenderContext(
         symbol,
         real,
@@ -171,13 +196,10 @@ def render(
         variants=target.variants,
         dispatch=len(target.variants) > 1 and chain.net is not None,
         stack_bytes=functions[0].stack_bytes,
-        dense=any(isinstance(op, (Dense, Affine)) for op in net_ops),
         helpers=tuple(helpers_needed(name for op in net_ops for name in op.helpers(target.math))),
-        column_helpers={
-            "interp": any(isinstance(op, Quantile) for op in column_ops),
-            "ndtr": any(isinstance(op, Quantile) and op.normal and op.inverse_direction for op in column_ops),
-            "ndtri": any(isinstance(op, Quantile) and op.normal and not op.inverse_direction for op in column_ops),
-        },
+        # sorted: a fixed order whatever the ops' (these helpers do not call one another)
+        op_helpers=tuple(sorted({name for op in net_ops for name in op.file_helpers()})),
+        column_helpers=tuple(sorted({name for op in column_ops for name in op.file_helpers()})),
     )
     return CSource(
         symbol=symbol,
@@ -188,12 +210,8 @@ def render(
         real=real,
         widths={f.name: (f.n_inputs, f.n_outputs, f.n_noise) for f in functions},
         isa_symbols=(symbol,) if m.dispatch else (),
-        row_symbols=(symbol,) if any(isinstance(f, NetworkFunction) for f in functions) else (),
-        networks=tuple(
-            NetworkCode(f.name, symbol, tuple((c.variant, c.blocks[0].name, c.batch) for c in f.variants))
-            for f in functions
-            if isinstance(f, NetworkFunction)
-        ),
+        row_symbols=(symbol,) if networks else (),
+        networks=networks,
     )
 
 
@@ -204,21 +222,20 @@ def render_pipeline(pipeline: Pipeline, parity: str = "not checked", real: str =
     name = pipeline.name
     stack = REAL_SIZE[real] * pipeline.values_width + max(s.stack_bytes for s in pipeline.stages)
     f = PipelineFunction(name, pipeline.n_inputs, pipeline.n_outputs, stack, f"{name}_in", real, pipeline.n_noise)
-    m = {
-        "symbol": name,
-        "version": __version__,
-        "source": pipeline.source,
-        "real": real,
-        "functions": [f],
-        "stages": pipeline.stages,
-        "output": pipeline.output,
-        "buffer": {PIPELINE_INPUT: "input", **{s.name: f"{name}_out{i}" for i, s in enumerate(pipeline.stages)}},
-        "gather_width": pipeline.gather_width,
-        "stack_bytes": stack,
-        "n_params": pipeline.n_params,
-        "parity": parity,
-        "guard": f"{name.upper()}_H_INCLUDED",
-    }
+    m = PipelineContext(
+        symbol=name,
+        source=pipeline.source,
+        real=real,
+        functions=(f,),
+        stages=tuple(pipeline.stages),
+        output=tuple(pipeline.output),
+        buffer={PIPELINE_INPUT: "input", **{s.name: f"{name}_out{i}" for i, s in enumerate(pipeline.stages)}},
+        gather_width=pipeline.gather_width,
+        stack_bytes=stack,
+        n_params=pipeline.n_params,
+        parity=parity,
+        guard=f"{name.upper()}_H_INCLUDED",
+    )
     return CSource(
         symbol=name,
         c=env.get_template("pipeline.c.j2").render(m=m),
@@ -237,7 +254,7 @@ def render_set(name: str, source: str, parts: list[CSource]) -> CSource:
     under one banner and one include guard; the header keeps each part's own guard too.
     """
     env = environment()
-    model = {"name": name, "version": __version__, "source": source, "parts": parts}
+    model = SetContext(name, source, tuple(parts))
     banner = env.get_template("set.j2").module
     return CSource(
         symbol=name,

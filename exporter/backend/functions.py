@@ -166,6 +166,17 @@ class ExportedFunction:
         """The steps whose static declarations (weights) the file holds once."""
         return []
 
+    @property
+    def column_ops(self) -> list[ColumnOp]:
+        """The column ops it computes: the file defines the helpers they ask for (``ColumnOp.file_helpers``)."""
+        return []
+
+    @property
+    def variant_functions(self) -> tuple[tuple[Variant, str, str], ...]:
+        """Per instruction-set variant, baseline first, its static functions for one row and for n rows, which
+        a check including the file calls directly (a network's; the other functions have none)."""
+        return ()
+
 
 @dataclass
 class VariantCode:
@@ -188,13 +199,12 @@ class NetworkFunction(ExportedFunction):
     # ignores its conditions, `random` of one that ignores its noise): cast away for the strict warnings
 
     @property
-    def blocks(self) -> list[RowBlock]:
-        """The baseline's blocks: one row, and a batch block."""
-        return self.variants[0].blocks
+    def steps(self) -> list[Step]:
+        return self.variants[0].blocks[0].steps  # the baseline's one-row block: every variant has the same ops
 
     @property
-    def steps(self) -> list[Step]:
-        return self.blocks[0].steps
+    def variant_functions(self) -> tuple[tuple[Variant, str, str], ...]:
+        return tuple((c.variant, c.blocks[0].name, c.batch) for c in self.variants)
 
 
 @dataclass
@@ -209,6 +219,10 @@ class ColumnsFunction(ExportedFunction):
     @property
     def steps(self) -> list[ColumnStep]:
         return self.column_steps
+
+    @property
+    def column_ops(self) -> list[ColumnOp]:
+        return [step.op for step in self.column_steps]
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
 
 from exporter.backend.literals import c_double
 from exporter.backend.templates import environment
@@ -16,13 +16,50 @@ def _tolerance(value: float) -> str:
     return "HUGE_VAL" if value == math.inf else c_double(value)
 
 
-def render_library(prefix: str, symbols: list[dict[str, Any]], library: str | None) -> tuple[str, str]:
-    """The ``.c`` and ``.h`` text appended to a file: ``symbols`` (one dict per top-level symbol: its info JSON,
-    its reference rows, widths and tolerance) and, for a manifest's library, ``LIBRARY_symbols``."""
-    entries = [
-        {**s, "info": c_string(s["info"]), "atol_c": _tolerance(s["atol"]), "rtol_c": _tolerance(s["rtol"])}
-        for s in symbols
-    ]
-    m = {"prefix": prefix, "symbols": entries, "library": library}
+@dataclass(frozen=True)
+class SelfTest:
+    """One top-level symbol as ``library.c.j2`` prints it (``s``): its info and its reference rows, flat."""
+
+    symbol: str
+    info_json: str  # what SYMBOL_info returns
+    real: str  # the C type of its inputs and outputs
+    atol: float
+    rtol: float
+    n_inputs: int
+    n_outputs: int
+    n_noise: int
+    n_rows: int
+    inputs: list[float]
+    noise: list[float]  # empty: not a generator
+    outputs: list[float]
+
+    @property
+    def info(self) -> str:
+        """The info as a C string literal."""
+        return c_string(self.info_json)
+
+    @property
+    def atol_c(self) -> str:
+        return _tolerance(self.atol)
+
+    @property
+    def rtol_c(self) -> str:
+        return _tolerance(self.rtol)
+
+
+@dataclass(frozen=True)
+class LibraryContext:
+    """What ``library.c.j2`` prints (``m``): the symbols' self-tests, their export macro's prefix, and the
+    manifest's library whose ``LIBRARY_symbols`` lists them (None: a single model's file)."""
+
+    prefix: str
+    symbols: tuple[SelfTest, ...]
+    library: str | None
+
+
+def render_library(prefix: str, symbols: list[SelfTest], library: str | None) -> tuple[str, str]:
+    """The ``.c`` and ``.h`` text appended to a file: ``symbols`` (their info, reference rows, widths and
+    tolerance) and, for a manifest's library, ``LIBRARY_symbols``."""
+    m = LibraryContext(prefix, tuple(symbols), library)
     module = environment().get_template("library.c.j2").module
     return module.c(m), module.h(m)  # type: ignore[attr-defined]

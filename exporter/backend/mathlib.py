@@ -3,8 +3,8 @@
 ``--math fast`` (the default) evaluates tanh, sigmoid, exp, expm1, log1p, mish and the normal CDF
 with the helpers of ``templates/math.c.j2``: plain float arithmetic and integer bit operations
 that GCC vectorizes at ``-O2``/``-O3`` without ``-march`` or ``-ffast-math``, so a layer's
-activations cost a few cycles per value instead of a libm call each. ``--math libm`` calls
-``tanhf``, ``expf``... as before, for users who want libm's own results bit for bit.
+activations cost a few cycles per value instead of a libm call each. ``--math libm`` calls libm's
+``tanhf``, ``expf``..., for users who want libm's own results bit for bit.
 
 Only the helpers a model needs are emitted: each IR op says which it calls (``Op.helpers``, from
 the activation table of ``exporter/ir/activations.py``), and ``HELPERS`` closes that set over the

@@ -39,8 +39,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
-        # compiled templates kept between runs (keyed by their source's checksum): a third of a second
-        # of every export and inspect is otherwise spent compiling the same templates again
+        # compiled templates kept between runs (keyed by their source's checksum): every export and
+        # inspect would otherwise compile the same templates again
         bytecode_cache=jinja2.FileSystemBytecodeCache(),
     )
     env.filters.update(c_float=c_float, c_array=c_array, c_comment=c_comment, c_double=c_double, c_doubles=c_doubles)

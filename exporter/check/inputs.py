@@ -106,7 +106,7 @@ def chain_inputs(chain: Chain, samples: int, seed: int = 0, user_rows: np.ndarra
 
 DEFAULT_SAMPLES = 10_000
 # Rows evaluated and compared at once: the framework's intermediate values and the float64 error arrays
-# stay this size however many rows are checked (a million rows of a 128-wide network took 7 GB at once).
+# stay this size however many rows are checked (a million rows of a 128-wide network at once take 7 GB).
 CHUNK_ROWS = 65_536
 
 

@@ -1,8 +1,9 @@
 """What a built library says about itself: ``SYMBOL_info`` (one JSON object), ``SYMBOL_selftest``, ``LIBRARY_symbols``.
 
 Lamarr loads a model by symbol and is configured by hand around it (input columns in the model's order,
-output names, the number of random values); nothing checked those against the library, and releases were
-told apart by file names. So every top-level function of an export gets, in the same file:
+output names, the number of random values); without a statement from the library nothing checks those
+against it, and only file names tell releases apart. So every top-level function of an export gets, in
+the same file:
 
 - ``const char *SYMBOL_info(void)``: the facts a loader needs and can compare (``info`` below): widths,
   column names (``exporter.backend.column_names``), the files it was made from and its weights by SHA-256, the parity
@@ -26,13 +27,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exporter.backend.column_names import columns
-from exporter.backend.library import render_library
+from exporter.backend.library import SelfTest, render_library
 from exporter.common.errors import ExportError
 from exporter.common.version import __version__
 
 if TYPE_CHECKING:
     from exporter.backend import CSource
     from exporter.check.reference_rows import ReferenceRows
+    from exporter.check.subject import Exported
+    from exporter.ir.weights import Weighted
 
 SCHEMA = "lamarr-export-info/1"  # the info's "schema": a loader refuses a version it does not know
 CARD_SCHEMA = "lamarr-export-plugins/1"  # the plugin card's "schema"
@@ -61,35 +64,32 @@ def hash_sources(paths: Iterable[Path]) -> tuple[tuple[str, str], ...]:
     return tuple((Path(p).name, file_sha256(Path(p))) for p in paths)
 
 
-def weights_sha256(ops: Iterable[Any]) -> str:
+def weights_sha256(ops: Iterable[Weighted]) -> str:
     """The SHA-256 of every parameter array the generated code prints, in order (dtype, shape, bytes)."""
     import numpy as np
 
     digest = hashlib.sha256()
     for op in ops:
-        for array in getattr(op, "arrays", []):
+        for array in op.arrays:
             a = np.ascontiguousarray(array)
             digest.update(f"{a.dtype.newbyteorder('<').str}{a.shape}".encode())
             digest.update(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
     return digest.hexdigest()
 
 
-def _ops(ex: Any) -> list[Any]:
+def _ops(ex: Exported) -> list[Weighted]:
     """A model's ops, or a pipeline's stages' in call order."""
-    return [op for part in _parts(ex) for stage, _ in part.chain.stages for op in stage.ops]
+    return [op for part in ex.parts for stage, _ in part.chain.stages for op in stage.ops]
 
 
-def _parts(ex: Any) -> list[Any]:
-    """The model exports behind ``ex``: itself, or a pipeline's stages."""
-    return list(ex.stages) if hasattr(ex, "pipeline") else [ex]
-
-
-def info(ex: Any, verdict: str, atol: float, rtol: float, n_rows: int, library: str | None = None) -> dict[str, Any]:
+def info(
+    ex: Exported, verdict: str, atol: float, rtol: float, n_rows: int, library: str | None = None
+) -> dict[str, Any]:
     """The JSON object ``SYMBOL_info`` returns for export ``ex`` (a model's or a pipeline's); ``library``: the
     manifest's library whose ``LIBRARY_symbols`` lists it (None: a single model's)."""
     from exporter.backend.isa import VARIANTS
 
-    chain, parts = ex.chain, _parts(ex)
+    chain, parts = ex.chain, ex.parts
     inputs, outputs = columns(chain)
     sources = dict(pair for part in parts for pair in part.chain.sources)
     variants = [v.name for part in parts if part.chain.net is not None for v in VARIANTS[part.dispatch]]
@@ -136,18 +136,27 @@ def check_names(symbols: Sequence[str], library: str | None, where: object) -> N
             raise ExportError(f"{where}: {symbol!r} is also a name of {taken[symbol]}'s info or self-test: rename it")
 
 
-def rows_for(rows: ReferenceRows) -> dict[str, Any]:
-    """The self-test's arrays, as the template prints them."""
-    return {
-        "n_rows": len(rows.inputs),
-        "inputs": rows.inputs.reshape(-1).tolist(),
-        "noise": [] if rows.noise is None else rows.noise.reshape(-1).tolist(),
-        "outputs": rows.outputs.reshape(-1).tolist(),
-    }
+def self_test(ex: Exported, rows: ReferenceRows, information: dict[str, Any]) -> SelfTest:
+    """What the library says of ``ex``: its info (from ``infos``) and reference rows, as the template prints them."""
+    chain = ex.chain
+    return SelfTest(
+        symbol=ex.symbol,
+        info_json=info_json(information),
+        real=ex.dtype,
+        atol=rows.atol,
+        rtol=rows.rtol,
+        n_inputs=chain.n_inputs,
+        n_outputs=chain.n_outputs,
+        n_noise=chain.n_noise,
+        n_rows=len(rows.inputs),
+        inputs=rows.inputs.reshape(-1).tolist(),
+        noise=[] if rows.noise is None else rows.noise.reshape(-1).tolist(),
+        outputs=rows.outputs.reshape(-1).tolist(),
+    )
 
 
 def infos(
-    exports: Sequence[Any], rows: Sequence[ReferenceRows], verdicts: dict[str, str], library: str | None
+    exports: Sequence[Exported], rows: Sequence[ReferenceRows], verdicts: dict[str, str], library: str | None
 ) -> list[dict[str, Any]]:
     """Every export's info (``verdicts``: by symbol), as ``SYMBOL_info`` returns it."""
     return [
@@ -158,7 +167,7 @@ def infos(
 
 def with_library(
     source: CSource,
-    exports: Sequence[Any],
+    exports: Sequence[Exported],
     rows: Sequence[ReferenceRows],
     information: Sequence[dict[str, Any]],
     library: str | None = None,
@@ -166,13 +175,8 @@ def with_library(
     """``source`` with every export's info (``information``, from ``infos``) and self-test appended."""
     from dataclasses import replace
 
-    entries = []
-    for ex, r, data in zip(exports, rows, information, strict=True):
-        chain = ex.chain
-        widths = {"n_inputs": chain.n_inputs, "n_outputs": chain.n_outputs, "n_noise": chain.n_noise}
-        entry = {"symbol": ex.symbol, "info": info_json(data), "real": ex.dtype, "atol": r.atol, "rtol": r.rtol}
-        entries.append({**entry, **widths, **rows_for(r)})
-    c, h = render_library(exports[0].symbol, entries, library)
+    tests = [self_test(ex, r, data) for ex, r, data in zip(exports, rows, information, strict=True)]
+    c, h = render_library(exports[0].symbol, tests, library)
     return replace(source, c=source.c + c, h=source.h + h)
 
 

@@ -162,11 +162,14 @@ def check_pipeline(
     rows: np.ndarray,
     noise: np.ndarray | None,
     criterion: Criterion,
+    py_values: dict[str, np.ndarray] | None = None,
 ) -> PipelineReport:
-    """Run the four comparisons on ``rows`` and ``noise`` (the same on both sides)."""
+    """Run the four comparisons on ``rows`` and ``noise`` (the same on both sides); ``py_values``: the Python
+    values of every source on them (``pipe.values``), when they were computed already."""
     atol, rtol = criterion.atol, criterion.rtol
     rows = np.asarray(rows, dtype=np.float32)
-    py_values = pipe.values(rows, noise, pipe.python_stage)  # once: the end to end reference is made of them
+    if py_values is None:  # once: the end to end reference is made of them
+        py_values = pipe.values(rows, noise, pipe.python_stage)
     reference = pipe.output(py_values)
     end_to_end = check_parity(compiled, np.asarray(reference), rows, atol, rtol, pipe.framework, noise)
     if criterion.name == "float32":

@@ -28,7 +28,7 @@ from exporter.check.verdicts import DEFAULT_ATOL, DEFAULT_RTOL
 from exporter.common.escaping import one_line
 
 if TYPE_CHECKING:
-    from exporter.check.subject import ExportedModel
+    from exporter.check.subject import Exported
 
 N_ROWS = 8
 SEED = 7  # not the parity check's seed: these rows are a separate sample
@@ -47,7 +47,7 @@ class ReferenceRows:
 
 
 def reference_rows(
-    ex: ExportedModel, n_rows: int = N_ROWS, atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL
+    ex: Exported, n_rows: int = N_ROWS, atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL
 ) -> ReferenceRows:
     """``n_rows`` rows in the range the chain was fitted on, and what the Python frameworks make of them."""
     rows = ex.inputs(samples=n_rows, seed=SEED)[:n_rows]

@@ -7,10 +7,10 @@ them (a decorrelation), every other op maps some of the columns one by one and l
 inverse, written exactly as scikit-learn computes it, so the C can match it to
 the last bits.
 
-A column op owns its rules: its output width (``out_width``), cost (``flops``, ``n_params``),
-why it cannot be exported (``refusal``), its inverse, and the values its fitted parameters say
-its inputs take (``domain``: where the parity check samples). Adding one: see "How to add" in
-docs/architecture.md.
+A column op owns its rules: its output width (``out_width``), cost (``flops``, ``n_params``), why it
+cannot be exported (``refusal``), its inverse, the values its fitted parameters say its inputs take
+(``domain``: where the parity check samples) and the functions of ``templates/columns/helpers.c.j2``
+its C calls (``file_helpers``). Adding one: see "How to add" in docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -83,6 +83,10 @@ class ColumnOp(Weighted):
     def inverse(self) -> list[ColumnOp]:
         """The ops undoing this one, as scikit-learn's ``inverse_transform`` computes it (maybe none)."""
         raise NotInvertible(f"{self.name}: {type(self).__name__} has no inverse")
+
+    def file_helpers(self) -> tuple[str, ...]:
+        """The functions of ``templates/columns/helpers.c.j2`` its C calls: each defined once per file."""
+        return ()
 
     def describe(self) -> str:
         return f"{type(self).__name__} on columns {list(self.columns)}"
@@ -241,6 +245,10 @@ class Quantile(ColumnOp):
                 not self.inverse_direction,
             )
         ]
+
+    def file_helpers(self) -> tuple[str, ...]:
+        """numpy's interp, and the normal CDF (inverse: back from the normal) or its quantile (forward: to it)."""
+        return ("interp", *(("ndtr" if self.inverse_direction else "ndtri",) if self.normal else ()))
 
     def describe(self) -> str:
         direction = "inverse " if self.inverse_direction else ""

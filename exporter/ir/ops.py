@@ -4,9 +4,10 @@ Every op reads one or more row vectors (IR values, named by string) and writes o
 Each op class names the template that renders it (``template``) and says whether its
 output may overwrite an input that dies with it (``in_place``): true only when
 output element ``i`` depends on input element ``i`` alone. An op owns its rules: the width
-it computes from its inputs' (``out_width``), its cost (``flops``, ``n_params``), the math
-helpers its C calls (``helpers``) and why it cannot be exported (``refusal``, ``weights.py``); the graph,
-``inspect`` and the backend ask the op instead of knowing every op.
+it computes from its inputs' (``out_width``), its cost (``flops``, ``n_params``), the helpers its C
+calls (``helpers``: of ``templates/math.c.j2``; ``file_helpers``: of ``templates/ops/helpers.c.j2``),
+the activations it evaluates (``activations``) and why it cannot be exported (``refusal``,
+``weights.py``); the graph, ``inspect`` and the backend ask the op instead of knowing every op.
 
 Adding an op: see "How to add" in docs/architecture.md.
 """
@@ -59,6 +60,15 @@ class Op(Weighted):
         """The helpers of ``templates/math.c.j2`` its C calls under ``math`` ("fast" or "libm")."""
         return ()
 
+    def file_helpers(self) -> tuple[str, ...]:
+        """The macros of ``templates/ops/helpers.c.j2`` its C uses: each defined once per file, before the code."""
+        return ()
+
+    @property
+    def activations(self) -> tuple[Activation, ...]:
+        """The activations it evaluates (the banner states their accuracy)."""
+        return ()
+
 
 @dataclass
 class Dense(Op):
@@ -106,6 +116,13 @@ class Dense(Op):
     def helpers(self, math: str) -> tuple[str, ...]:
         return self.activation.helpers(math)
 
+    def file_helpers(self) -> tuple[str, ...]:
+        return ("barriers",)  # KEEP_SUMS in its loops over the inputs, OPAQUE on a few inputs' weights
+
+    @property
+    def activations(self) -> tuple[Activation, ...]:
+        return (self.activation,)
+
 
 @dataclass
 class Activate(Op):
@@ -124,6 +141,10 @@ class Activate(Op):
 
     def helpers(self, math: str) -> tuple[str, ...]:
         return self.activation.helpers(math)
+
+    @property
+    def activations(self) -> tuple[Activation, ...]:
+        return (self.activation,)
 
 
 @dataclass
@@ -145,6 +166,9 @@ class Affine(Op):
 
     def flops(self, in_widths: list[int]) -> int:
         return 2 * self.width
+
+    def file_helpers(self) -> tuple[str, ...]:
+        return ("barriers",)  # OPAQUE on its scale and shift
 
 
 @dataclass

@@ -15,8 +15,8 @@ from exporter.common.errors import ExportError
 from exporter.common.files import check_writable
 
 if TYPE_CHECKING:
-    from exporter.api import Export
     from exporter.backend import CSource
+    from exporter.check.subject import Exported
     from exporter.common.progress import Progress
 
 
@@ -28,19 +28,30 @@ class Exportable(Protocol):
         """What the user named: a model file, a Flax class, a manifest."""
         ...
 
+    @property
+    def one_model(self) -> bool:
+        """One model on its own (not a manifest's nor a pipeline's): the summary details its steps."""
+        ...
+
+    @property
+    def library(self) -> str | None:
+        """The library whose ``LIBRARY_symbols`` lists the file's top-level functions (a manifest's; None: none)."""
+        ...
+
     def files(self) -> list[Path]:
         """The files read (a build system's dependencies)."""
         ...
 
-    def exports(self, progress: Progress) -> list[Export]:
-        """Every model loaded, as IR and rendered C; the first one's symbol loads the library."""
+    def exports(self, progress: Progress) -> list[Exported]:
+        """Every model loaded, then every pipeline composed of them, as IR and rendered C (``Exported``);
+        the first one's symbol loads the library."""
         ...
 
     def combine(self, parts: list[CSource]) -> CSource:
         """The one ``.c`` and ``.h`` of the rendered models."""
         ...
 
-    def rows_title(self, exports: list[Export]) -> str:
+    def rows_title(self, exports: list[Exported]) -> str:
         """The title of the reference-rows file."""
         ...
 

@@ -16,18 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from exporter.check.compare import ParityReport
-from exporter.check.inputs import in_chunks
 from exporter.common.errors import ExportError, InputError
 from exporter.common.progress import Progress
 from exporter.run.request import Checks, Exportable, Outputs
 from exporter.run.summary import Result
 
 if TYPE_CHECKING:
-    from exporter.api import Export
     from exporter.backend import CSource
     from exporter.build.toolchain import CompiledModel
     from exporter.check.batch_bits import BatchCheck
+    from exporter.check.compare import ParityReport
+    from exporter.check.subject import Exported, ExportedModel, Report
     from exporter.check.trace import Trace
 
 
@@ -48,8 +47,9 @@ def export_spec(
     for warning in (w for ex in exports for w in ex.warnings):
         progress.warn(warning)
     single = len(exports) == 1
+    alone = exports[0].model if single else None  # one model, which the run may trace and report on
     _check_inputs(exports[0], outputs, checks)
-    library = getattr(spec, "library", None)
+    library = spec.library
     check_library_names([ex.symbol for ex in exports], library, spec.title)
     with ThreadPoolExecutor(2) as pool:  # the compilers run in their own processes: the references meanwhile
         # the parity build holds the networks and transforms, not the library's info and self-tests: those
@@ -63,20 +63,20 @@ def export_spec(
         compiled = building.result() if building else None
     result = Result(spec, outputs, exports, timings=progress.timings)
     if compiled is not None:
-        for ex, (rows, noise, reference) in zip(exports, expected, strict=False):
+        for ex, (rows, noise, python) in zip(exports, expected, strict=False):
             fn = compiled if ex is exports[0] else compiled.sibling(ex.symbol, *ex.source.widths[ex.symbol])
             what = f"checking parity against {ex.framework} on {len(rows):,} rows"
             with progress.step("parity", what if single else f"{ex.symbol}: {what}"):
-                criterion, atol, rtol = checks.rule(getattr(ex, "parity", {}))
-                result.reports[ex.symbol] = ex.check(fn, rows, atol, rtol, noise, reference, criterion)
+                criterion, atol, rtol = checks.rule(ex.parity)
+                result.reports[ex.symbol] = ex.check(fn, rows, atol, rtol, noise, python, criterion)
     if batching is not None:
         batch = batching.result()
-        for ex in exports:  # each model's networks on its own report: a mismatch fails that model's parity
-            report = result.reports.get(ex.symbol)
-            if isinstance(report, ParityReport) and ex.source.networks:
-                report.batch = batch.only({net.name for net in ex.source.networks})
-    if single:
-        result.trace, result.trace_error = _trace(checks, exports[0], result.reports.get(exports[0].symbol), progress)
+        for model in (m for ex in exports if (m := ex.model) is not None):  # a pipeline's C holds no network
+            report = result.model_report(model)  # a mismatch fails the parity of the model whose network it is
+            if report is not None and model.source.networks:
+                report.batch = batch.only({net.name for net in model.source.networks})
+    if alone is not None:
+        result.trace, result.trace_error = _trace(checks, alone, result.model_report(alone), progress)
 
     source = spec.combine([ex.final_source(result.reports.get(ex.symbol)) for ex in exports])
     verdicts = {ex.symbol: _verdict(result.reports.get(ex.symbol)) for ex in exports}
@@ -90,13 +90,13 @@ def export_spec(
     if outputs.so:  # every variant and block of rows, the info with the verdict: the file as written
         written = _compile(source, exports, progress, False)  # held: the library's folder goes with it
         files[outputs.so] = written.library.read_bytes()
-    if single and (outputs.document or outputs.report):
-        files.update(_report(result, checks, compiled, progress))
+    if alone is not None and (outputs.document or outputs.report):
+        files.update(_report(result, alone, checks, compiled, progress))
     write_atomically(files)
     return result
 
 
-def _check_inputs(ex: Export, outputs: Outputs, checks: Checks) -> None:
+def _check_inputs(ex: Exported, outputs: Outputs, checks: Checks) -> None:
     """The user's rows and the report's pT column must fit the model (known once it is loaded)."""
     n_inputs = ex.chain.n_inputs
     rows = checks.user_rows
@@ -109,58 +109,55 @@ def _check_inputs(ex: Export, outputs: Outputs, checks: Checks) -> None:
 
 
 def _expected(
-    ex: Export, checks: Checks, progress: Progress, single: bool
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """The parity rows (and a generator's noise rows) and the frameworks' outputs on them."""
+    ex: Exported, checks: Checks, progress: Progress, single: bool
+) -> tuple[np.ndarray, np.ndarray | None, Any]:
+    """The parity rows (and a generator's noise rows) and the Python side of parity on them (``ex.expect``)."""
     rows = ex.inputs(checks.samples, checks.user_rows)
     noise = ex.noise(len(rows))
     what = f"computing the {ex.framework} reference on {len(rows):,} rows"
     with progress.step("parity", what if single else f"{ex.symbol}: {what}"):
-        return rows, noise, in_chunks(ex.reference, rows, *([] if noise is None else [noise]))
+        return rows, noise, ex.expect(rows, noise)
 
 
-def _verdict(report: Any) -> str:
+def _verdict(report: Report | None) -> str:
     """What ``SYMBOL_info`` says of parity: the report's verdict, or that it did not run."""
     return report.verdict() if report is not None else "not checked"
 
 
-def _compile(source: CSource, exports: list[Export], progress: Progress, one_isa: bool) -> CompiledModel:
+def _compile(source: CSource, exports: list[Exported], progress: Progress, one_isa: bool) -> CompiledModel:
     """One library for every model, loaded through the first model's symbol (the others are its siblings).
 
     ``one_isa``: only the instruction-set variant this CPU runs, which is what parity can check here
     (the file's other variants give the same bits: tests/test_dispatch.py), and without the blocks of
     rows of ``SYMBOL_batch`` (parity calls one row at a time; the blocks give the same bits:
     tests/test_c_contract.py); a library written for the user (``--so``) holds all of it."""
-    from exporter.build.toolchain import CompileError
+    from exporter.build.toolchain import CompileError, build
 
     first = exports[0]
     message = "compiling the C" if len(exports) == 1 else f"compiling the {len(exports)} models into one library"
     chain = first.chain
     try:
         with progress.step("compile", message):
-            n_in, n_out, n_noise = chain.n_inputs, chain.n_outputs, chain.n_noise
-            through_first = replace(source, symbol=first.symbol)  # a set's file carries the set's name
-            return first.compile_source(through_first, n_in, n_out, n_noise=n_noise, one_isa=one_isa, one_row=one_isa)
+            through_first = first.edited(replace(source, symbol=first.symbol))  # a set's file carries the set's name
+            return build(through_first, chain.n_inputs, chain.n_outputs, None, chain.n_noise, one_isa, one_isa)
     except CompileError as err:
         failed = ExportError(f"the C compiler failed (check CC and CFLAGS):\n{err}")
         failed.multiline = True  # the compiler's own lines (the CLI still escapes control characters)
         raise failed from None
 
 
-def _combined(spec: Exportable, exports: list[Export]) -> CSource:
+def _combined(spec: Exportable, exports: list[Exported]) -> CSource:
     """The one file of every model, under the first one's symbol."""
     return replace(spec.combine([ex.source for ex in exports]), symbol=exports[0].symbol)
 
 
-def _batch_check(spec: Exportable, exports: list[Export], progress: Progress) -> BatchCheck:
+def _batch_check(spec: Exportable, exports: list[Exported], progress: Progress) -> BatchCheck:
     """``SYMBOL_batch`` against one call per row, in every variant this CPU runs (``exporter.check.batch_bits``):
     one more build, with every variant and the blocks of rows, which the parity build leaves out."""
     from exporter.build.toolchain import CompileError
     from exporter.check.batch_bits import build_and_run
 
-    source = _combined(spec, exports)
-    edit = getattr(exports[0], "c_edit", None)  # the test hook changes this build's C as it changes the parity build's
-    source = replace(source, c=edit(source.c)) if edit is not None else source
+    source = exports[0].edited(_combined(spec, exports))  # a test's edit changes this build's C as the parity build's
     try:
         with progress.step("compile", "compiling the batch check (every instruction set, blocks of rows)"):
             return build_and_run(source)
@@ -169,7 +166,7 @@ def _batch_check(spec: Exportable, exports: list[Export], progress: Progress) ->
 
 
 def _trace(
-    checks: Checks, ex: Export, report: ParityReport | None, progress: Progress
+    checks: Checks, ex: ExportedModel, report: ParityReport | None, progress: Progress
 ) -> tuple[Trace | None, str | None]:
     """Trace on request, and when parity failed unless told not to; a trace that cannot run is reported."""
     from exporter.check.trace import WORST_ROWS, trace
@@ -190,14 +187,17 @@ def _trace(
         return None, f"{type(err).__name__}: {brief(err)}"
 
 
-def _report(result: Result, checks: Checks, compiled: CompiledModel | None, progress: Progress) -> dict[Path, bytes]:
-    """The JSON document (kept in ``result.document``) and, with a report folder, its files and plots."""
+def _report(
+    result: Result, ex: ExportedModel, checks: Checks, compiled: CompiledModel | None, progress: Progress
+) -> dict[Path, bytes]:
+    """The JSON document of model ``ex`` (kept in ``result.document``) and, with a report folder, its files and
+    plots."""
     from exporter.check.inspect import inspect_export
     from exporter.check.report import draw, report_files
     from exporter.check.report.document import export_document
 
-    ex, outputs = result.exports[0], result.outputs
-    report = result.reports.get(ex.symbol)
+    outputs = result.outputs
+    report = result.model_report(ex)
     sections = []
     if outputs.report and report is not None:
         with progress.step("report", "drawing the report's plots"):

@@ -4,35 +4,26 @@ parity (and trace), timings."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from exporter.backend.headline import headline, shape
 from exporter.common.escaping import terminal_line
 from exporter.common.plural import count
 from exporter.common.progress import in_order
 from exporter.common.version import __version__
-from exporter.sets.pipelines import PipelineExport
-from exporter.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from exporter.api import Export
     from exporter.check.compare import ParityReport
+    from exporter.check.subject import Exported, ExportedModel, Report
     from exporter.check.trace import Trace
     from exporter.run.request import Exportable, Outputs
 
 
 def summary(result: Result) -> str:
     """One model in detail (its steps, the parity table, the trace); a set of models one symbol at a time."""
-    lines = model_summary(result) if _one_model(result) else set_summary(result)
+    model = result.exports[0].model if result.spec.one_model else None
+    lines = model_summary(result, model) if model is not None else set_summary(result)
     return "\n".join(lines) + "\n"
-
-
-def _one_model(result: Result) -> bool:
-    return isinstance(result.spec, ModelSpec)
-
-
-def _is_pipeline(ex: object) -> bool:
-    return isinstance(ex, PipelineExport)
 
 
 def _indent(text: str, by: str) -> str:
@@ -42,15 +33,15 @@ def _indent(text: str, by: str) -> str:
 def _written(result: Result) -> str:
     o = result.outputs
     files = [str(o.c), str(o.c.with_suffix(".h"))]
-    if not _one_model(result):
+    if not result.spec.one_model:
         files.append(str(o.c.with_suffix(".ref.txt")))
     return f"lamarr-export {__version__}: {result.spec.title} -> {', '.join(files + ([str(o.so)] if o.so else []))}"
 
 
-def model_summary(result: Result) -> list[str]:
-    ex = result.exports[0]
+def model_summary(result: Result, ex: ExportedModel) -> list[str]:
+    """The run of one model ``ex``: its steps as ``inspect`` numbers them, its parity table and its trace."""
     chain, source = ex.chain, ex.source
-    report = result.reports.get(ex.symbol)
+    report = result.model_report(ex)
     steps = [op for stage, _ in chain.stages for op in stage.ops]
     lines = [
         _written(result),
@@ -102,7 +93,7 @@ def set_summary(result: Result) -> list[str]:
             lines.append("    parity: not checked (--no-check)")
         else:
             lines.append(f"    parity: {report.verdict()}")
-            if not report.passed or _is_pipeline(ex):  # a pipeline's: the diagnosis and the error distribution
+            if not report.passed or ex.model is None:  # a composition's: the diagnosis and the error distribution
                 lines.append(_indent(report.table(), "      "))
     return lines
 
@@ -113,8 +104,8 @@ class Result:
 
     spec: Exportable
     outputs: Outputs
-    exports: list[Export]
-    reports: dict[str, ParityReport] = field(default_factory=dict)
+    exports: list[Exported]
+    reports: dict[str, Report] = field(default_factory=dict)
     trace: Trace | None = None
     trace_error: str | None = None
     document: dict[str, Any] | None = None
@@ -124,6 +115,10 @@ class Result:
     def passed(self) -> bool:
         """No parity check failed (an unchecked export passes: nothing was found wrong)."""
         return all(r.passed for r in self.reports.values())
+
+    def model_report(self, ex: ExportedModel) -> ParityReport | None:
+        """The report of model ``ex``, a ``ParityReport`` as its ``check`` makes (None: not checked)."""
+        return cast("ParityReport | None", self.reports.get(ex.symbol))
 
     def summary(self) -> str:
         """The text the command line prints on stdout (see the module's docstring)."""

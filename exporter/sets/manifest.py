@@ -41,7 +41,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from exporter.backend.isa import DISPATCH_MODES
 from exporter.backend.mathlib import MATH_MODES, REALS
@@ -53,10 +53,9 @@ from exporter.sets.pipelines import PipelineSpec, StageSpec, check_distinct
 from exporter.spec import ModelSpec, Words, kwargs_from_json
 
 if TYPE_CHECKING:
-    from exporter.api import Export
     from exporter.backend import CSource
+    from exporter.check.subject import Exported, ExportedModel
     from exporter.common.progress import Progress
-    from exporter.sets.pipelines import PipelineExport
 
 # how parity is judged, per model, per pipeline or for all in [defaults] (an entry's own key wins)
 PARITY_KEYS = ("criterion", "atol", "rtol")
@@ -307,6 +306,7 @@ class ModelSet:
     manifest: Path
     specs: list[ModelSpec | PipelineSpec]
     granted: tuple[str, ...] = ()
+    one_model: ClassVar[bool] = False  # its summary lists each symbol (exporter.run.request.Exportable)
 
     def check_granted(self) -> None:
         """Every module an entry would import (``trust``, ``flax``) is also trusted by the person running it."""
@@ -336,11 +336,11 @@ class ModelSet:
     def files(self) -> list[Path]:
         return list(dict.fromkeys([self.manifest, *(p for spec in self.specs for p in spec.files())]))
 
-    def exports(self, progress: Progress) -> list[Export | PipelineExport]:
+    def exports(self, progress: Progress) -> list[Exported]:
         """Every model exported, then every pipeline composed of them; the C functions must be unique."""
         self.check_granted()
-        exports: list[Export | PipelineExport] = []
-        built: dict[str, Export] = {}
+        exports: list[Exported] = []
+        built: dict[str, ExportedModel] = {}
         for spec in self.specs:
             progress.say(f"{'pipeline' if isinstance(spec, PipelineSpec) else 'model'} {spec.name}")
             if isinstance(spec, PipelineSpec):
@@ -356,5 +356,5 @@ class ModelSet:
 
         return render_set(self.name, self.manifest.name, parts)
 
-    def rows_title(self, exports: list[Export]) -> str:
+    def rows_title(self, exports: list[Exported]) -> str:
         return self.manifest.name

@@ -4,9 +4,10 @@
 :class:`~exporter.spec.ModelSpec`, with the slices it reads, written ``input[0:5]``, ``rich[0:4]``,
 ``rich[2]`` or ``rich`` for all, and the noise it takes), and the stage outputs that form the output
 (default: all, concatenated). ``PipelineSpec.build`` turns the stages' exports into a
-:class:`PipelineExport`, which the export pipeline (``exporter/run/steps.py``) treats like a model's
-``Export``: it renders the C glue, computes the Python composition, samples inputs and checks parity
-end to end, stage by stage and conditionally (``exporter/check/pipeline_parity.py``).
+:class:`PipelineExport`, which the export pipeline (``exporter/run/steps.py``) handles as it handles a
+model's ``Export``, both being ``exporter.check.subject.Exported``: it renders the C glue, computes the
+Python composition, samples inputs and checks parity end to end, stage by stage and conditionally
+(``exporter/check/pipeline_parity.py``).
 
 A manifest lists pipelines as ``[pipelines.NAME]`` tables (``exporter/sets/manifest.py``): their stages
 are the manifest's models, exported once for the whole set. On its own a ``PipelineSpec`` exports
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -34,12 +35,12 @@ from exporter.sets.slices import WrittenSlice, parse_slice
 from exporter.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
-    from exporter.api import Export
     from exporter.backend import CSource
     from exporter.build.toolchain import CompiledModel
     from exporter.check.pipeline_parity import PipelineReport
+    from exporter.check.subject import Exported, ExportedModel
     from exporter.common.progress import Progress
 
 
@@ -156,10 +157,10 @@ class PipelineSpec:
                     return found
         return None
 
-    def build(self, built: dict[str, Export] | None = None) -> PipelineExport:
+    def build(self, built: dict[str, ExportedModel] | None = None) -> PipelineExport:
         """The stages' exports (``built``: a model set's, by symbol; None: exported here) composed."""
         self.check()
-        exports = [built[s.name] if built is not None else s.model.build() for s in self.stages]
+        exports: list[ExportedModel] = [built[s.name] if built is not None else s.model.build() for s in self.stages]
         reals = {ex.dtype for ex in exports}
         if len(reals) > 1:
             raise self.error(None, "stages", f"the stages compute in {' and '.join(sorted(reals))}: use one C type")
@@ -199,9 +200,12 @@ class PipelineSpec:
         return PipelineExport(pipeline, exports, dtype=exports[0].dtype, parity=dict(self.parity))
 
     # the export pipeline's view (exporter.run.request.Exportable): the stages and the pipeline in one file
-    def exports(self, progress: Progress) -> list[Export | PipelineExport]:
+    one_model: ClassVar[bool] = False  # its summary lists each symbol
+    library: ClassVar[str | None] = None  # its file lists no symbols (a manifest's does)
+
+    def exports(self, progress: Progress) -> list[Exported]:
         self.check()
-        built = {}
+        built: dict[str, ExportedModel] = {}
         for stage in self.stages:
             progress.say(f"model {stage.name}")
             stage.model.scikinc_names = stage.model.scikinc_names or self.scikinc_names
@@ -215,7 +219,7 @@ class PipelineSpec:
 
         return render_set(self.name, self.title, parts)
 
-    def rows_title(self, exports: list[Export]) -> str:
+    def rows_title(self, exports: list[Exported]) -> str:
         return self.name
 
 
@@ -223,13 +227,14 @@ class PipelineSpec:
 class PipelineExport:
     """A pipeline on its way to C: its IR, its stages' exports and the rendered glue (``source``).
 
-    It answers what the export pipeline asks of an ``Export``: ``symbol``, ``chain`` (here the
-    pipeline's IR: widths, noise, parameters), ``reference`` (the Python composition), ``inputs``,
-    ``noise``, ``check`` and ``final_source``.
+    An ``exporter.check.subject.ExportedPipeline``: ``chain`` is the pipeline's IR (widths, noise,
+    parameters, column names), ``reference`` the Python composition, ``parts`` its stages; it is no
+    ``model`` of its own. Written alone its glue would call functions it does not hold, so a pipeline is
+    written with its stages (``PipelineSpec.exports``, a manifest's ``ModelSet``).
     """
 
     pipeline: Pipeline
-    stages: list[Export]
+    stages: list[ExportedModel]
     dtype: str = "float"
     source: CSource = field(init=False)
     parity: dict[str, Any] = field(default_factory=dict)  # the manifest's criterion, atol, rtol for it
@@ -250,6 +255,16 @@ class PipelineExport:
     @property
     def chain(self) -> Pipeline:
         return self.pipeline
+
+    @property
+    def model(self) -> None:
+        """None: it calls models, its stages, and is none itself."""
+        return None
+
+    @property
+    def parts(self) -> list[ExportedModel]:
+        """Its stages, in call order."""
+        return self.stages
 
     @property
     def warnings(self) -> list[str]:
@@ -325,6 +340,11 @@ class PipelineExport:
         """Standard-normal rows for all stages at once, each stage taking its slice in order."""
         return noise_rows(n_rows, self.pipeline.n_noise, seed) if self.pipeline.n_noise else None
 
+    def expect(self, rows: np.ndarray, noise: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Every source's Python values on ``rows`` (``values``): ``check``'s ``expected``, computed while the C
+        compiles. The end to end reference is made of them, and the stage by stage comparisons need them."""
+        return self.values(rows, noise, self.python_stage)
+
     def check(
         self,
         compiled: CompiledModel,
@@ -332,28 +352,31 @@ class PipelineExport:
         atol: float = DEFAULT_ATOL,
         rtol: float = DEFAULT_RTOL,
         noise: np.ndarray | None = None,
-        expected: np.ndarray | None = None,
+        expected: dict[str, np.ndarray] | None = None,
         criterion: str = DEFAULT_CRITERION,
     ) -> PipelineReport:
         """Parity end to end, stage by stage and conditionally; ``compiled`` is the pipeline's function.
 
-        ``expected`` is taken for the interface every export shares and not used: the pipeline's
-        comparisons need each stage's Python values, which it computes once, the end to end
-        reference from them.
+        ``expected``: ``expect`` on those rows and noise rows, when it was computed already (while the C
+        compiled); else the Python values are computed here.
         """
         from exporter.check.pipeline_parity import check_pipeline
 
         rows = self.inputs() if inputs is None else inputs
         noise = self.noise(len(rows)) if noise is None else noise
-        return check_pipeline(self, compiled, rows, noise, Criterion(criterion, atol, rtol))
+        return check_pipeline(self, compiled, rows, noise, Criterion(criterion, atol, rtol), expected)
 
     def final_source(self, report: PipelineReport | None) -> CSource:
         from exporter.backend import render_pipeline
 
         return render_pipeline(self.pipeline, report.verdict() if report else "not checked", self.dtype)
 
+    def edited(self, source: CSource) -> CSource:
+        """``source`` as it is: a pipeline has no test hook of its own (a model's ``Export.c_edit``)."""
+        return source
 
-def check_distinct(exports: list[Export | PipelineExport], where: object) -> None:
+
+def check_distinct(exports: Sequence[Exported], where: object) -> None:
     """The functions of one file (a manifest's models and pipelines) are all distinct, and no symbol is a name
     another model's code uses (``cls_pick`` beside ``cls``): one C file cannot hold two of a name."""
     functions = [f for ex in exports for f in ex.source.functions]
@@ -361,7 +384,7 @@ def check_distinct(exports: list[Export | PipelineExport], where: object) -> Non
     if clash:
         raise ExportError(f"{where}: two models export the same C function {clash[0]!r}: rename one")
     parts = {ex.symbol: ex.source.c + ex.source.h for ex in exports}
-    calls = {ex.symbol: {s.name for s in ex.pipeline.stages} for ex in exports if isinstance(ex, PipelineExport)}
+    calls = {ex.symbol: {part.symbol for part in ex.parts} - {ex.symbol} for ex in exports}  # a pipeline's stages
     shared = shared_name(parts, calls)
     if shared:
         symbol, other = shared

@@ -25,8 +25,8 @@ Sections = list[tuple[str, list[Plot]]]
 
 def is_classifier(graph: Graph | None) -> bool:
     """A model whose last step ends in softmax: its outputs are class probabilities."""
-    activation = getattr(graph.ops[-1], "activation", None) if graph is not None and graph.ops else None
-    return activation is not None and activation.kind == "softmax"
+    last = graph.ops[-1].activations if graph is not None and graph.ops else ()
+    return any(a.kind == "softmax" for a in last)
 
 
 def draw(

@@ -91,7 +91,7 @@ def output_plots(report: ParityReport, framework: str) -> list[Plot]:
 def error_histogram(ax: Any, c: np.ndarray, ref: np.ndarray, atol: float, rtol: float, framework: str) -> None:
     """|C - framework| on log-spaced bins from the smallest nonzero error up to the tolerance (or the largest
     error, if larger), the tolerance drawn as lines. Errors are usually far below the tolerance: on a linear
-    axis reaching the tolerance they were one invisible sliver at 0; here their spread shows. Rows where C
+    axis reaching the tolerance they would be one invisible sliver at 0; here their spread shows. Rows where C
     equals the framework exactly have a bin of their own, labelled, left of the others (a log axis has no 0)."""
     err = np.abs(np.asarray(c, dtype=np.float64) - np.asarray(ref, dtype=np.float64))
     nonzero, zeros = err[err > 0], int(np.count_nonzero(err == 0))
