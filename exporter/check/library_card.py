@@ -1,8 +1,9 @@
 """What a built library says about itself: ``SYMBOL_info`` (one JSON object), ``SYMBOL_selftest``, ``LIBRARY_symbols``.
 
 Lamarr loads a model by symbol and is configured by hand around it (input columns in the model's order,
-output names, the number of random values); nothing checked those against the library, and releases were
-told apart by file names. So every top-level function of an export gets, in the same file:
+output names, the number of random values): a loader that cannot compare those with the library, nor tell
+releases apart but by their file names, computes wrong physics without a word. So every top-level function of
+an export gets, in the same file:
 
 - ``const char *SYMBOL_info(void)``: the facts a loader needs and can compare (``info`` below): widths,
   column names (``exporter.backend.column_names``), the files it was made from and its weights by SHA-256, the parity
@@ -92,7 +93,7 @@ def info(ex: Any, verdict: str, atol: float, rtol: float, n_rows: int, library: 
     chain, parts = ex.chain, _parts(ex)
     inputs, outputs = columns(chain)
     sources = dict(pair for part in parts for pair in part.chain.sources)
-    variants = [v.name for part in parts if part.chain.net is not None for v in VARIANTS[part.dispatch]]
+    variants = [v.name for part in parts if part.chain.net is not None for v in VARIANTS[part.options.dispatch]]
     return {
         "schema": SCHEMA,
         "symbol": ex.symbol,
@@ -107,8 +108,8 @@ def info(ex: Any, verdict: str, atol: float, rtol: float, n_rows: int, library: 
         "weights_sha256": weights_sha256(_ops(ex)),
         "parity": {"verdict": verdict, "rule": RULE, "atol": _tolerance(atol), "rtol": _tolerance(rtol)}
         | {"reference": ex.framework},
-        "math": ",".join(dict.fromkeys(part.math for part in parts)),
-        "real": ex.dtype,
+        "math": ",".join(dict.fromkeys(part.options.math for part in parts)),
+        "real": ex.options.dtype,
         "variants": list(dict.fromkeys(variants)) or ["baseline"],
         "selftest_rows": n_rows,
         "library": library,
@@ -170,7 +171,7 @@ def with_library(
     for ex, r, data in zip(exports, rows, information, strict=True):
         chain = ex.chain
         widths = {"n_inputs": chain.n_inputs, "n_outputs": chain.n_outputs, "n_noise": chain.n_noise}
-        entry = {"symbol": ex.symbol, "info": info_json(data), "real": ex.dtype, "atol": r.atol, "rtol": r.rtol}
+        entry = {"symbol": ex.symbol, "info": info_json(data), "real": ex.options.dtype, "atol": r.atol, "rtol": r.rtol}
         entries.append({**entry, **widths, **rows_for(r)})
     c, h = render_library(exports[0].symbol, entries, library)
     return replace(source, c=source.c + c, h=source.h + h)

@@ -16,6 +16,7 @@ import numpy as np
 if TYPE_CHECKING:
     from exporter.backend import CSource
     from exporter.build.toolchain import CompiledModel
+    from exporter.common.options import Options
     from exporter.frontends.loaded import LoadedModel
     from exporter.ir import Graph
     from exporter.ir.chain import Chain
@@ -34,9 +35,7 @@ class ExportedModel(Protocol):
     framework: str
     framework_version: str
     loaded: LoadedModel | None
-    math: str
-    dtype: str
-    dispatch: str
+    options: Options  # how its C is written (math, dtype, dispatch) and its parity judged
     after_network: Callable[[np.ndarray], list[tuple[str, np.ndarray]]] | None
 
     @property
