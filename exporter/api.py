@@ -23,16 +23,23 @@ import numpy as np
 from exporter.backend import CSource, render
 from exporter.backend.column_names import name_fitted
 from exporter.backend.headline import headline
-from exporter.backend.isa import DEFAULT_DISPATCH, check_dispatch
-from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, resolve_math
 from exporter.backend.naming import symbol_for
 from exporter.build.toolchain import CompiledModel, build
 from exporter.check.compare import ParityReport, check_parity
 from exporter.check.criteria import judge_chain, nudge
 from exporter.check.inputs import DEFAULT_SAMPLES, chain_inputs, in_chunks, noise_rows
-from exporter.check.verdicts import DEFAULT_ATOL, DEFAULT_CRITERION, DEFAULT_RTOL, Criterion
+from exporter.check.verdicts import Criterion
 from exporter.common.errors import ExportError, Float64Unavailable, InputError, NotInvertible
 from exporter.common.files import write_atomically
+from exporter.common.options import (
+    DEFAULT_ATOL,
+    DEFAULT_CRITERION,
+    DEFAULT_DISPATCH,
+    DEFAULT_REAL,
+    DEFAULT_RTOL,
+    DEFAULTS,
+    Options,
+)
 from exporter.common.plural import count
 from exporter.frontends.chain_steps import (
     activate,
@@ -59,7 +66,8 @@ class Export:
     ``prepare`` maps raw rows to the network's inputs in Python (the preprocessing).
     ``c_edit`` is a test hook: it edits the C text before every compile (the production build and
     the trace builds alike), so a test can break one weight and check that the trace finds it.
-    It never touches what ``write`` writes.
+    It never touches what ``write`` writes. ``options`` are how its C is written (``math``, ``dtype``,
+    ``dispatch``) and how ``export_spec`` judges its parity.
     """
 
     chain: Chain
@@ -69,9 +77,7 @@ class Export:
     framework_version: str = ""  # e.g. "Keras 3.15.1 (tensorflow backend)": for reports only
     loaded: LoadedModel | None = None
     prepare: Reference | None = None
-    math: str = DEFAULT_MATH  # "fast" (inline vectorizable approximations) or "libm"
-    dtype: str = "float"  # the C type computed in: "float" or "double"
-    dispatch: str = DEFAULT_DISPATCH  # "auto": the network once per x86-64 level, chosen at run time; "none": once
+    options: Options = DEFAULTS
     scikinc_names: bool = False  # each step also under scikinC's name (SYMBOL_tX, SYMBOL_dnn, SYMBOL_tY_inverse)
     source: CSource = field(init=False)
     c_edit: Callable[[str], str] | None = None
@@ -81,10 +87,8 @@ class Export:
     warnings: list[str] = field(default_factory=list)  # things the user may not have meant, told on stderr
     # the chain in float64 by its frameworks (rows[, noise], rng=None: nudged where float32 rounds; criteria.py)
     reference64: Callable[..., np.ndarray] | None = None
-    parity: dict[str, Any] = field(default_factory=dict)  # a manifest entry's criterion, atol, rtol (Checks.rule)
 
     def __post_init__(self) -> None:
-        check_real(self.dtype, check_math(self.math))
         self.source = self.render()
 
     def __repr__(self) -> str:
@@ -92,7 +96,7 @@ class Export:
         return f"<Export {headline(self.symbol, self.chain, steps, self.source)}; from {self.chain.source}>"
 
     def render(self, parity: str = "not checked") -> CSource:
-        return render(self.chain, self.symbol, parity, self.math, self.dtype, self.dispatch, self.scikinc_names)
+        return render(self.chain, self.symbol, parity, self.options, self.scikinc_names)
 
     @property
     def graph(self) -> Graph | None:
@@ -171,13 +175,14 @@ class Export:
         ``criterion``: ``"float32"`` judges against the float64 reference (exporter/check/criteria.py), rows outside
         the fitted range apart; ``"fixed"``: ``|c - ref| <= atol + rtol |ref|`` on every row.
         """
+        rule = Criterion(criterion, atol, rtol)  # checked before anything is compiled
         compiled = compiled or self.compile(one_row=True)
         rows = self.inputs() if inputs is None else inputs
         if noise is None:
             noise = self.noise(len(rows))
         reference = self.reference if expected is None else np.asarray(expected)
-        report = check_parity(compiled, reference, rows, atol, rtol, self.framework, noise)
-        if Criterion(criterion).name == "fixed":
+        report = check_parity(compiled, reference, rows, rule.atol, rule.rtol, self.framework, noise)
+        if rule.name == "fixed":
             return report
         return judge_chain(report, self.reference64, self.chain, rows)
 
@@ -199,7 +204,11 @@ class Export:
 
 
 def export_keras(
-    model: Any, name: str | None = None, math: str | None = None, dtype: str = "float", dispatch: str = DEFAULT_DISPATCH
+    model: Any,
+    name: str | None = None,
+    math: str | None = None,
+    dtype: str = DEFAULT_REAL,
+    dispatch: str = DEFAULT_DISPATCH,
 ) -> Export:
     """Read a Keras model (``.keras``/``.h5`` path or live ``keras.Model``) into an ``Export``.
 
@@ -220,11 +229,12 @@ def export_chain(
     output_activation: str | None = None,
     name: str | None = None,
     math: str | None = None,
-    dtype: str = "float",
+    dtype: str | None = None,
     noise: int = 0,
     trust: Sequence[str] = (),
-    dispatch: str = DEFAULT_DISPATCH,
+    dispatch: str | None = None,
     scikinc_names: bool = False,
+    options: Options | None = None,
 ) -> Export:
     """A Lamarr chain: raw inputs -> log(columns) -> preprocess... -> network -> activation -> inverse target.
 
@@ -235,14 +245,15 @@ def export_chain(
     or ``noise`` > 0 trailing noise entries in its one input) gets the caller's noise after the
     preprocessing: ``SYMBOL(output, input, random)``.
     ``scikinc_names`` also exports each step under the name scikinC gave it, for Lamarr's glue.
+    ``math``, ``dtype`` and ``dispatch`` are ``export_keras``'s (default ``"fast"``, or ``"libm"`` for
+    double; ``"float"``; ``"auto"``); ``options`` gives them, and the parity rule ``export_spec`` applies,
+    as one ``exporter.common.options.Options`` instead.
     """
     from exporter.frontends.sklearn import reference as sk
     from exporter.frontends.sklearn import transformer_stage
 
-    math = resolve_math(math, dtype)
-    check_real(dtype, check_math(math))
-    check_dispatch(dispatch)
-    symbol = symbol_for(name, model if model is not None else (preprocess[0] if preprocess else "model"), dtype)
+    options = Options.whole_or_keywords(options, math=math, dtype=dtype, dispatch=dispatch)
+    symbol = symbol_for(name, model if model is not None else (preprocess[0] if preprocess else "model"), options.dtype)
     if output_activation not in (None, *OUTPUT_ACTIVATIONS):
         choices = ", ".join(OUTPUT_ACTIVATIONS)
         raise InputError("output_activation", f"{output_activation!r}: choose one of {choices}")
@@ -334,7 +345,7 @@ def export_chain(
         versions.append(f"scikit-learn {sklearn.__version__}")
     prepared = (lambda rows: prepare(rows).astype(np.float32)) if pre is not None else None
     framework = " + ".join(frameworks) or "numpy"
-    parts = (chain, symbol, reference, framework, ", ".join(versions), net_loaded, prepared, math, dtype, dispatch)
+    parts = (chain, symbol, reference, framework, ", ".join(versions), net_loaded, prepared, options)
     ex = Export(*parts, scikinc_names, after_network=after_network, reference64=reference64)
     ex.warnings += notes
     return ex
@@ -351,10 +362,11 @@ def export_flax(
     target_transform: Any = None,
     output_activation: str | None = None,
     math: str | None = None,
-    dtype: str = "float",
+    dtype: str | None = None,
     trust: Sequence[str] = (),
-    dispatch: str = DEFAULT_DISPATCH,
+    dispatch: str | None = None,
     scikinc_names: bool = False,
+    options: Options | None = None,
 ) -> Export:
     """A Flax model (linen module + params, nnx module, or ``f(params, x)``) and its chain, like ``export_chain``.
 
@@ -362,8 +374,9 @@ def export_flax(
     """
     from exporter.frontends.flax import load_flax
 
+    options = Options.whole_or_keywords(options, math=math, dtype=dtype, dispatch=dispatch)
     source = name or getattr(model, "__name__", type(model).__name__)
-    symbol = symbol_for(name, source, dtype)
+    symbol = symbol_for(name, source, options.dtype)
     loaded = load_flax(model, params, n_inputs, source)
     return export_chain(
         loaded,
@@ -372,11 +385,9 @@ def export_flax(
         target_transform=target_transform,
         output_activation=output_activation,
         name=symbol,
-        math=math,
-        dtype=dtype,
         trust=trust,
-        dispatch=dispatch,
         scikinc_names=scikinc_names,
+        options=options,
     )
 
 

@@ -1,11 +1,12 @@
 """One model to export, however it was described: command-line flags, a manifest entry, or Python.
 
-A :class:`ModelSpec` holds what the user asked for (files, chain steps, C type) and nothing of how
-they said it, except :class:`Words`: the names the user knows each field by (``--n-inputs`` on the
-command line, ``n_inputs`` in ``[models.X]`` of a manifest), so that every error quotes the user's
-own words. ``ModelSpec.build()`` is the pipeline's first step (load, IR, render); see
-``exporter/run/steps.py`` for the rest. New kinds of model (a composed pipeline, say) add a field
-here and a branch in ``build``; the pipeline and the three ways of describing a spec stay as they are.
+A :class:`ModelSpec` holds what the user asked for (files, chain steps, and the export's
+:class:`~exporter.common.options.Options`) and nothing of how they said it, except :class:`Words`: the
+names the user knows each field by (``--n-inputs`` on the command line, ``n_inputs`` in ``[models.X]``
+of a manifest), so that every error quotes the user's own words. ``ModelSpec.build()`` is the pipeline's
+first step (load, IR, render); see ``exporter/run/steps.py`` for the rest. New kinds of model (a composed
+pipeline, say) add a field here and a branch in ``build``; the pipeline and the three ways of describing a
+spec stay as they are.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.common.errors import ExportError, InputError, UntrustedError
+from exporter.common.options import DEFAULTS, Options
 from exporter.frontends import user_modules
 from exporter.frontends.sklearn.safe_load import SUFFIXES
 from exporter.frontends.sklearn.trust import Trust
@@ -71,7 +72,7 @@ class Words:
         except UntrustedError as err:
             raise ExportError(err.worded(self.add_to("trust", err.module))) from None
         except InputError as err:
-            raise self.about(err.field, err.message) from None
+            raise self.about(err.field, err.worded(self)) from None
         except ExportError as err:
             if not self.where:
                 raise
@@ -115,16 +116,11 @@ class ModelSpec:
     target_transform: Path | None = None
     output_activation: str | None = None
     noise: int = 0
-    math: str | None = None
-    dtype: str = "float"
     trust: list[str] = field(default_factory=list)
-    dispatch: str = DEFAULT_DISPATCH
-    inputs: list[str] | None = None  # the input columns' names (None: the preprocessing's fitted names, or x0..)
-    outputs: list[str] | None = None  # the output columns' names (None: the target transform's, or y0..)
+    options: Options = DEFAULTS  # math, dtype, dispatch, the parity rule, column names
     scikinc_names: bool = False  # each step also under scikinC's name (a pipeline's stages, for Lamarr's glue)
     import_from: Path | None = None
     words: Words = field(default=PYTHON, repr=False, compare=False)
-    parity: dict[str, Any] = field(default_factory=dict)  # its own criterion, atol, rtol (a manifest's keys)
 
     @property
     def title(self) -> str:
@@ -178,18 +174,16 @@ class ModelSpec:
         self.check()
         export = self._build()
         with self.words.wording():
-            name_columns(export, self.inputs, self.outputs)
+            name_columns(export, self.options.inputs, self.options.outputs)
         export.chain.sources = hash_sources(self.files())
         return export
 
     def _build(self) -> Export:
-        chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "math": self.math}
-        chain.update(dtype=self.dtype, dispatch=self.dispatch, trust=self.trust, scikinc_names=self.scikinc_names)
+        chain: dict[str, Any] = {"log_columns": self.log_columns, "name": self.name, "options": self.options}
+        chain.update(trust=self.trust, scikinc_names=self.scikinc_names)
         with self.words.wording(), user_modules.importable(self.import_from or Path.cwd(), self.user_modules):
             self._check_trusted_modules_exist()
-            exported = self._export(chain)
-        exported.parity = dict(self.parity)
-        return exported
+            return self._export(chain)
 
     def _export(self, chain: dict[str, Any]) -> Export:
         """The export itself, as ``build`` words its errors."""
@@ -209,7 +203,7 @@ class ModelSpec:
 
         assert self.params is not None and self.n_inputs is not None  # check() made sure
         module, params = load_linen(self.flax, self.flax_kwargs, self.params, self.n_inputs)
-        chain["name"] = symbol_for(self.name, self.params, self.dtype)  # a class name says little: the file's stem
+        chain["name"] = symbol_for(self.name, self.params, self.options.dtype)  # the stem: a class name says little
         return export_flax(module, params, n_inputs=self.n_inputs, **chain)
 
     @property

@@ -271,7 +271,7 @@ def test_inputs_empty_or_text_are_refused_plainly(capsys, tmp_path):
     assert "pickled" not in err
 
 
-@pytest.mark.parametrize("bad", [["--samples", "-5"], ["--math", "fastest"], ["--no-such-flag"], ["--dtype"]])
+@pytest.mark.parametrize("bad", [["--samples", "-5"], ["--atol", "small"], ["--no-such-flag"], ["--dtype"]])
 def test_argparse_errors_are_one_line_with_a_help_hint(capsys, bad):
     with pytest.raises(SystemExit) as exc:
         main([str(EXAMPLE), *bad])
@@ -280,3 +280,10 @@ def test_argparse_errors_are_one_line_with_a_help_hint(capsys, bad):
     assert out == "" and len(err.splitlines()) == 1, err
     assert err.startswith("lamarr-export: error: ") and err.endswith("(see 'lamarr-export --help')\n")
     assert "usage:" not in err
+
+
+def test_a_bad_option_value_is_one_line_naming_the_flag(capsys):
+    """Option values are checked where every export's options are (exporter.common.options), not by argparse."""
+    assert main([str(EXAMPLE), "--math", "fastest"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "lamarr-export: error: --math 'fastest': expected one of fast, libm\n"

@@ -18,6 +18,7 @@ import pytest
 from exporter.backend import render
 from exporter.backend.mathlib import HELPERS
 from exporter.backend.templates import environment
+from exporter.common.options import Options
 from exporter.ir import Activate, Activation, Affine, Dense, Graph, Merge, PReLU
 from exporter.ir.activations import KINDS
 from exporter.ir.chain import Chain
@@ -150,7 +151,7 @@ CASES = {
 def test_helpers_come_from_the_ir(case, math):
     """The helpers emitted (chosen from the ops) are exactly those the rendered C calls: a missing one
     is called but not defined, an unneeded one defined but called by nothing."""
-    c = render(_graph(CASES[case]), "m", math_mode=math).c
+    c = render(_graph(CASES[case]), "m", options=Options(math=math)).c
     definition = re.compile(rf"m_INLINE \w+ m_({'|'.join(HELPERS)})\(")
     defined = set(definition.findall(c))
     called = set(re.findall(rf"\bm_({'|'.join(HELPERS)})\(", definition.sub("", c)))

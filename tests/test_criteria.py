@@ -14,6 +14,7 @@ import pytest
 from exporter.check import criteria, verdicts
 from exporter.check.criteria import judge, nudge, ulp32
 from exporter.check.verdicts import FLOOR_ULP, K_QUANTILE, K_VALUE, Criterion
+from exporter.common.errors import ExportError
 
 
 def _float32_like(r: np.ndarray, seed: int, ulps: float = 1.0) -> np.ndarray:
@@ -193,7 +194,7 @@ def test_the_floor_grows_with_the_widest_sum():
 def test_criterion_names_its_rule():
     assert Criterion("fixed", 1e-3, 0.0).rule() == "rule fixed: |c - ref| <= 0.001 + 0 * |ref|"
     assert f"<= {K_QUANTILE:g} x float32's" in Criterion().rule()
-    with pytest.raises(ValueError, match="'loose': expected one of float32, fixed"):
+    with pytest.raises(ExportError, match="criterion 'loose': expected one of float32, fixed"):
         Criterion("loose")
 
 

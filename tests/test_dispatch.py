@@ -104,7 +104,7 @@ def test_banner_names_the_variants_and_none_writes_one(tmp_path, capsys, small):
 
 
 def test_dispatch_refuses_other_values():
-    with pytest.raises(ExportError, match=r"dispatch .avx2.: choose one of auto, none"):
+    with pytest.raises(ExportError, match=r"dispatch .avx2.: expected one of auto, none"):
         export_keras(EXAMPLE, dispatch="avx2")
 
 

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from exporter.backend import render
+from exporter.common.options import Options
 from exporter.ir import Activate, Activation, Graph
 from exporter.ir.activations import ACCURACY
 
@@ -51,7 +52,7 @@ def one_activation(case: str, math: str) -> str:
         ops=[Activate(name=case, inputs=("x",), output="y", width=width, activation=act)],
         source="test",
     )
-    return render(graph, f"{math}_{case}", math_mode=math).c
+    return render(graph, f"{math}_{case}", options=Options(math=math)).c
 
 
 @pytest.fixture(scope="module")

@@ -177,7 +177,10 @@ def test_manifest_keys_set_the_rule_per_entry(capsys, replica, tmp_path):
     [
         ('[defaults]\ncriterion = "loose"\n', "[defaults] criterion: 'loose': expected one of float32, fixed"),
         ("[defaults]\natol = -1\n", "[defaults] atol: -1: expected a number >= 0"),
-        ("[defaults]\nk = 2\n", "[defaults] k: unknown key (the keys are criterion, atol, rtol)"),
+        (
+            "[defaults]\nk = 2\n",
+            "[defaults] k: unknown key (the keys are math, dtype, dispatch, criterion, atol, rtol)",
+        ),
         ("defaults = 3\n", "defaults: expected a table"),
         ('[models.rich]\nmodel = "rich.keras"\nrtol = "small"\n', "[models.rich] rtol: expected a number >= 0"),
         (
@@ -196,12 +199,14 @@ def test_parity_keys_are_validated(capsys, replica, tmp_path, text, fragment):
 
 
 def test_tolerance_flags_choose_the_fixed_rule(capsys, replica, tmp_path):
-    """--atol alone: the fixed rule, as before the float32 rule existed; with --criterion float32: refused."""
+    """--atol alone chooses the fixed rule; with --criterion float32 it is refused."""
     model = replica / "ismuon.keras"
     code, out, _ = run_cli(capsys, model, "-o", tmp_path / "m.c", "--samples", 100, "--atol", 0, "--rtol", 0)
     assert code == 1 and "|c - ref| <= 0 + 0 * |ref|" in out
     args = [model, "-o", tmp_path / "x.c", "--criterion", "float32", "--rtol", 1e-3]
-    assert_user_error(capsys, tmp_path, args, "--criterion float32 with --atol or --rtol: atol and rtol are the fixed")
+    assert_user_error(
+        capsys, tmp_path, args, "--criterion 'float32' with --atol or --rtol: --atol and --rtol are the fixed"
+    )
 
 
 def test_a_generator_s_json_states_the_rule_and_its_gates(capsys, replica, tmp_path):

@@ -249,7 +249,7 @@ def test_error_histogram_shows_errors_far_below_the_tolerance(scale):
     the rows where C is exactly the reference. Read from the PNG the report embeds."""
     from exporter.check.compare import ParityArrays, compare
     from exporter.check.report.plots import output_plots
-    from exporter.check.verdicts import DEFAULT_ATOL, DEFAULT_RTOL
+    from exporter.common.options import DEFAULT_ATOL, DEFAULT_RTOL
 
     c_out, ref = tiny_errors(scale)
     report = compare(c_out, ref, ref, DEFAULT_ATOL, DEFAULT_RTOL, "Keras")

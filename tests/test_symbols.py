@@ -37,6 +37,7 @@ from exporter.backend.naming import (
     shared_name,
 )
 from exporter.common.errors import InputError
+from exporter.common.options import Options
 from exporter.common.progress import Progress
 from exporter.sets.manifest import ModelSet, read_manifest
 from exporter.sets.pipelines import PipelineExport
@@ -152,7 +153,7 @@ def _set_renderer(exports: list, renamed: str) -> Renderer:
                 output = [replace(r, source=names[r.source]) for r in p.output]
                 parts.append(render_pipeline(replace(p, name=names[p.name], stages=stages, output=output)))
             else:
-                parts.append(render(ex.chain, names[ex.symbol], "", ex.math, ex.dtype, ex.dispatch, ex.scikinc_names))
+                parts.append(render(ex.chain, names[ex.symbol], "", ex.options, ex.scikinc_names))
         return render_set(f"set{index}", "models.toml", parts)
 
     return rendered
@@ -167,7 +168,7 @@ def kinds(keras, tmp_path_factory) -> dict[str, Renderer]:
     exports = _model_set(keras, tmp_path_factory.mktemp("set"))
     return {
         "every-op network": lambda s, i: render(net.chain, s),
-        "every-op network in double": lambda s, i: render(net.chain, s, math_mode="libm", real="double"),
+        "every-op network in double": lambda s, i: render(net.chain, s, options=Options(math="libm", dtype="double")),
         "residual network": lambda s, i: render(wide.chain, s),
         "chain": lambda s, i: render(chain.chain, s, scikinc=True),
         "tree model": lambda s, i: render(tree.chain, s),

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from exporter.backend.functions import REAL_SIZE, ExportedFunction, PipelineFunction, Target, plan_functions
-from exporter.backend.isa import DEFAULT_DISPATCH, VARIANTS, Variant, check_dispatch
-from exporter.backend.mathlib import DEFAULT_MATH, check_math, check_real, helpers_needed
+from exporter.backend.isa import VARIANTS, Variant
+from exporter.backend.mathlib import helpers_needed
 from exporter.backend.templates import environment, shipped_dir
+from exporter.common.options import DEFAULTS, Options
 from exporter.common.version import __version__
 from exporter.ir import Graph
 from exporter.ir.activations import ACCURACY
@@ -143,38 +144,36 @@ def math_note(graph: Graph | None, mode: str, real: str) -> str:
 
 
 def _plan(
-    chain: Chain | Graph, symbol: str, math_mode: str, real: str, dispatch: str, scikinc: bool
+    chain: Chain | Graph, symbol: str, options: Options, scikinc: bool
 ) -> tuple[Chain, Target, list[ExportedFunction]]:
     chain = chain if isinstance(chain, Chain) else Chain(net=chain, source=chain.source)
-    check_real(real, math_mode)
-    target = Target(symbol, real, check_math(math_mode), VARIANTS[check_dispatch(dispatch)])
+    target = Target(symbol, options.dtype, options.math, VARIANTS[options.dispatch])
     return chain, target, plan_functions(chain, symbol, target, scikinc)
 
 
 def stack_bytes(graph: Graph, symbol: str) -> int:
     """The stack one call of the default rendering needs, without rendering it (``inspect``)."""
-    return _plan(graph, symbol, DEFAULT_MATH, "float", DEFAULT_DISPATCH, False)[2][0].stack_bytes
+    return _plan(graph, symbol, DEFAULTS, False)[2][0].stack_bytes
 
 
 def render(
     chain: Chain | Graph,
     symbol: str,
     parity: str = "not checked",
-    math_mode: str = DEFAULT_MATH,
-    real: str = "float",
-    dispatch: str = DEFAULT_DISPATCH,
+    options: Options = DEFAULTS,
     scikinc: bool = False,
 ) -> CSource:
     """Render ``chain`` as the C function ``symbol`` (and its stages); ``parity`` is quoted in the banner.
     ``scikinc``: each step is also exported under the name scikinC gave it (``SYMBOL_tX``...).
 
-    ``real="double"`` computes the network in double (same IR, its float32 weights printed exactly
-    as doubles), with libm's double functions: the inline approximations exist for float only.
+    ``options.dtype == "double"`` computes the network in double (same IR, its float32 weights printed
+    exactly as doubles), with libm's double functions: the inline approximations exist for float only.
     Preprocessing and target transforms are computed in double either way.
-    ``dispatch="none"`` writes the network code once, for whatever the compiler targets, instead
+    ``options.dispatch == "none"`` writes the network code once, for whatever the compiler targets, instead
     of once per instruction set of ``exporter.backend.isa`` chosen at run time.
     """
-    chain, target, functions = _plan(chain, symbol, math_mode, real, dispatch, scikinc)
+    chain, target, functions = _plan(chain, symbol, options, scikinc)
+    real = options.dtype
     env = environment()
     net_ops = chain.net.ops if chain.net is not None else []
     column_ops = [op for f in functions for op in f.column_ops]
@@ -191,7 +190,7 @@ def render(
         layers=tuple(_layers(chain)),
         parity=parity,
         guard=f"{symbol.upper()}_H_INCLUDED",
-        math_note=math_note(chain.net, math_mode, real),
+        math_note=math_note(chain.net, options.math, real),
         functions=tuple(functions),
         variants=target.variants,
         dispatch=len(target.variants) > 1 and chain.net is not None,

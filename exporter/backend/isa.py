@@ -17,11 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.common.errors import InputError
-
-DISPATCH_MODES = ("auto", "none")
-DEFAULT_DISPATCH = "auto"
-
 
 @dataclass(frozen=True)
 class Variant:
@@ -81,7 +76,7 @@ V4 = Variant(
     batch_columns=128,
     chunk=32,
 )
-VARIANTS = {"auto": (BASELINE, V3, V4), "none": (BASELINE,)}
+VARIANTS = {"auto": (BASELINE, V3, V4), "none": (BASELINE,)}  # per Options.dispatch (exporter.common.options)
 
 
 CPUINFO_NAMES = {"bmi": "bmi1"}  # Linux's /proc/cpuinfo name where it differs from __builtin_cpu_supports'
@@ -102,9 +97,3 @@ def running_level() -> int:
     """The level of the best variant this CPU runs: a parity build compiles that one alone
     (``-DSYMBOL_ISA``), since it is the one a dispatching file would run here."""
     return max(v.level for v in VARIANTS["auto"] if not missing_on_this_cpu(v))
-
-
-def check_dispatch(mode: str) -> str:
-    if mode not in DISPATCH_MODES:
-        raise InputError("dispatch", f"{mode!r}: choose one of {', '.join(DISPATCH_MODES)}")
-    return mode

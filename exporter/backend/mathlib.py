@@ -3,8 +3,9 @@
 ``--math fast`` (the default) evaluates tanh, sigmoid, exp, expm1, log1p, mish and the normal CDF
 with the helpers of ``templates/math.c.j2``: plain float arithmetic and integer bit operations
 that GCC vectorizes at ``-O2``/``-O3`` without ``-march`` or ``-ffast-math``, so a layer's
-activations cost a few cycles per value instead of a libm call each. ``--math libm`` calls libm's
-``tanhf``, ``expf``..., for users who want libm's own results bit for bit.
+activations cost a few cycles per value instead of a libm call each. ``--math libm`` calls
+``tanhf``, ``expf``..., for users who want libm's own results bit for bit. The modes, and the rule
+that double takes libm's, are checked with the other options (``exporter.common.options``).
 
 Only the helpers a model needs are emitted: each IR op says which it calls (``Op.helpers``, from
 the activation table of ``exporter/ir/activations.py``), and ``HELPERS`` closes that set over the
@@ -15,11 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-
-from exporter.common.errors import ExportError
-
-MATH_MODES = ("fast", "libm")
-DEFAULT_MATH = "fast"
 
 # every helper of templates/math.c.j2, in definition order, with the helpers it calls
 # (tests/test_fast_math.py checks these against the template)
@@ -44,28 +40,6 @@ HELPERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "ncdf": ("bits", "float", "pick", "min", "exp"),
     }
 )
-
-REALS = ("float", "double")
-
-
-def check_real(real: str, math: str) -> str:
-    """``double`` evaluates activations with libm's double functions: fast math is float only."""
-    if real not in REALS:
-        raise ValueError(f"dtype {real!r}: expected one of {', '.join(REALS)}")
-    if real == "double" and math != "libm":
-        raise ExportError("--dtype double needs --math libm: the inline approximations are float only")
-    return real
-
-
-def resolve_math(math: str | None, real: str) -> str:
-    """The math mode to use: as asked, else fast for float and libm for double."""
-    return math if math is not None else ("libm" if real == "double" else DEFAULT_MATH)
-
-
-def check_math(mode: str) -> str:
-    if mode not in MATH_MODES:
-        raise ValueError(f"math mode {mode!r}: expected one of {', '.join(MATH_MODES)}")
-    return mode
 
 
 def helpers_needed(called: Iterable[str]) -> list[str]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from exporter.check import inputs as input_rows
 from exporter.check.inputs import in_chunks
-from exporter.check.verdicts import DEFAULT_ATOL, DEFAULT_RTOL
+from exporter.common.options import DEFAULT_ATOL, DEFAULT_RTOL
 
 if TYPE_CHECKING:
     from exporter.check.batch_bits import BatchCheck

@@ -1,9 +1,9 @@
 """What a built library says about itself: ``SYMBOL_info`` (one JSON object), ``SYMBOL_selftest``, ``LIBRARY_symbols``.
 
 Lamarr loads a model by symbol and is configured by hand around it (input columns in the model's order,
-output names, the number of random values); without a statement from the library nothing checks those
-against it, and only file names tell releases apart. So every top-level function of an export gets, in
-the same file:
+output names, the number of random values): a loader that cannot compare those with the library, nor tell
+releases apart but by their file names, computes wrong physics without a word. So every top-level function of
+an export gets, in the same file:
 
 - ``const char *SYMBOL_info(void)``: the facts a loader needs and can compare (``info`` below): widths,
   column names (``exporter.backend.column_names``), the files it was made from and its weights by SHA-256, the parity
@@ -92,7 +92,7 @@ def info(
     chain, parts = ex.chain, ex.parts
     inputs, outputs = columns(chain)
     sources = dict(pair for part in parts for pair in part.chain.sources)
-    variants = [v.name for part in parts if part.chain.net is not None for v in VARIANTS[part.dispatch]]
+    variants = [v.name for part in parts if part.chain.net is not None for v in VARIANTS[part.options.dispatch]]
     return {
         "schema": SCHEMA,
         "symbol": ex.symbol,
@@ -107,8 +107,8 @@ def info(
         "weights_sha256": weights_sha256(_ops(ex)),
         "parity": {"verdict": verdict, "rule": RULE, "atol": _tolerance(atol), "rtol": _tolerance(rtol)}
         | {"reference": ex.framework},
-        "math": ",".join(dict.fromkeys(part.math for part in parts)),
-        "real": ex.dtype,
+        "math": ",".join(dict.fromkeys(part.options.math for part in parts)),
+        "real": ex.options.dtype,
         "variants": list(dict.fromkeys(variants)) or ["baseline"],
         "selftest_rows": n_rows,
         "library": library,
@@ -142,7 +142,7 @@ def self_test(ex: Exported, rows: ReferenceRows, information: dict[str, Any]) ->
     return SelfTest(
         symbol=ex.symbol,
         info_json=info_json(information),
-        real=ex.dtype,
+        real=ex.options.dtype,
         atol=rows.atol,
         rtol=rows.rtol,
         n_inputs=chain.n_inputs,

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from exporter.backend import CSource
-from exporter.check.verdicts import DEFAULT_ATOL, DEFAULT_RTOL
 from exporter.common.escaping import one_line
+from exporter.common.options import DEFAULT_ATOL, DEFAULT_RTOL
 
 if TYPE_CHECKING:
     from exporter.check.subject import Exported

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from exporter.backend import CSource
     from exporter.build.toolchain import CompiledModel
     from exporter.check.compare import ParityReport
+    from exporter.common.options import Options
     from exporter.frontends.loaded import LoadedModel
     from exporter.ir import Graph
     from exporter.ir.chain import Chain
@@ -80,8 +81,7 @@ class Exported(Protocol):
     and its parity check. A file holds several (a manifest's models and pipelines), each under its symbol."""
 
     source: CSource  # rendered before parity is known ("not checked" in its banner)
-    dtype: str  # the C type computed in: "float" or "double"
-    parity: dict[str, Any]  # its own criterion, atol, rtol (a manifest's keys), over the run's
+    options: Options  # how its C is written (math, dtype, dispatch) and its parity judged
 
     @property
     def symbol(self) -> str: ...
@@ -165,8 +165,6 @@ class ExportedModel(Exported, Protocol):
     framework: str
     framework_version: str
     loaded: LoadedModel | None
-    math: str
-    dispatch: str
     after_network: Callable[[np.ndarray], list[tuple[str, np.ndarray]]] | None
 
     @property

@@ -175,14 +175,15 @@ def _target_steps(post: ColumnStage, after: list[tuple[str, np.ndarray]]) -> lis
 def _trace_source(ex: ExportedModel, taps: Graph, targets: list[TargetStep]) -> CSource:
     """The tapped network (``SYMBOL_trace``) and, per target transform step, the target transform up to
     and including that step (``SYMBOL_trace_targetK``): one file, one compile, rendered as exported."""
-    how = {"math_mode": ex.math, "real": ex.dtype, "dispatch": ex.dispatch}
-    network = render(taps, f"{ex.symbol}_trace", **how)
+    network = render(taps, f"{ex.symbol}_trace", options=ex.options)
     if not targets:
         return network
     post = ex.chain.post
     assert post is not None
     parts = [
-        render(Chain(pre=ColumnStage(post.n_inputs, post.ops[: t.end])), f"{ex.symbol}_trace_target{k}", **how)
+        render(
+            Chain(pre=ColumnStage(post.n_inputs, post.ops[: t.end])), f"{ex.symbol}_trace_target{k}", options=ex.options
+        )
         for k, t in enumerate(targets)
     ]
     return render_set(network.symbol, ex.chain.source, [network, *parts])

@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-DEFAULT_ATOL = 1e-5
-DEFAULT_RTOL = 1e-4
-CRITERIA = ("float32", "fixed")
-DEFAULT_CRITERION = "float32"
+from exporter.common.options import DEFAULT_ATOL, DEFAULT_CRITERION, DEFAULT_RTOL, check_choice, check_tolerance
+
 K_QUANTILE = 3.0
 K_VALUE = 16.0
 FLOOR_ULP = 8.0
@@ -36,9 +34,10 @@ class Criterion:
     atol: float = DEFAULT_ATOL
     rtol: float = DEFAULT_RTOL
 
-    def __post_init__(self) -> None:
-        if self.name not in CRITERIA:
-            raise ValueError(f"{self.name!r}: expected one of {', '.join(CRITERIA)}")
+    def __post_init__(self) -> None:  # as an export's options are checked: a caller of ``check`` gives them too
+        check_choice("criterion", self.name)
+        check_tolerance("atol", self.atol)
+        check_tolerance("rtol", self.rtol)
 
     def rule(self) -> str:
         """The rule in words, with its constants: reproducible, for the generated file's banner."""
@@ -49,15 +48,6 @@ class Criterion:
             f"floor (where {MIN_TAIL} values lie above), every value <= {K_VALUE:g} x float32's + floor; floor "
             f"{FLOOR_ULP:g} + sqrt(widest sum) ULP"
         )
-
-
-def chosen(criterion: str | None, atol: float | None, rtol: float | None) -> str | None:
-    """The criterion asked for: ``atol`` and ``rtol`` are the fixed rule's numbers, so giving one without a
-    criterion chooses it, and giving one with ``float32`` is refused (ValueError) rather than ignored."""
-    tolerances = atol is not None or rtol is not None
-    if criterion == "float32" and tolerances:
-        raise ValueError("atol and rtol are the fixed rule's tolerances: drop them, or choose the criterion fixed")
-    return "fixed" if tolerances and criterion is None else criterion
 
 
 @dataclass

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from exporter.backend.isa import DEFAULT_DISPATCH
 from exporter.backend.naming import symbol_from_stem
 from exporter.check.report.document import to_json
-from exporter.cli.options import c_path, parity_options
+from exporter.cli.options import c_path, options_from_args
 from exporter.cli.output import emit
 from exporter.cli.parser import CLI_WORDS
 from exporter.common.errors import EXIT_OK, EXIT_PARITY, ExportError
@@ -34,12 +33,8 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
             target_transform=Path(args.target_transform) if args.target_transform else None,
             output_activation=args.output_activation,
             noise=args.noise,
-            math=getattr(args, "math", None),  # inspect has no --math or --dtype: the defaults
-            dtype=getattr(args, "dtype", None) or "float",
             trust=args.trust,
-            inputs=getattr(args, "input_names", None),
-            outputs=getattr(args, "output_names", None),
-            dispatch=getattr(args, "dispatch", None) or DEFAULT_DISPATCH,
+            options=options_from_args(args),
             words=CLI_WORDS,
         )
         spec.check()
@@ -111,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
     checks = Checks(
         parity=not args.no_check,
         samples=args.samples,
-        **parity_options(args),
         user_rows=_user_rows(args.inputs),
         trace=True if args.trace else None,
         rows_file=Path(args.inputs) if args.inputs else None,

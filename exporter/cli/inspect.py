@@ -40,7 +40,7 @@ def run_inspect(args: argparse.Namespace) -> int:
                 raise
             inspection = inspect_keras(args.model, args.name, progress)
         else:
-            inspection = inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes, ex.dtype)
+            inspection = inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes, ex.options.dtype)
             for warning in ex.warnings:
                 progress.warn(warning)
             framework, version = ex.framework, ex.framework_version

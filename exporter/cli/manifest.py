@@ -43,14 +43,14 @@ def is_manifest(model: str | None) -> bool:
 def run_manifest(args: argparse.Namespace) -> int:
     """Export, compile once, check every model, write atomically; exit 1 if any model fails parity."""
     from exporter.backend.naming import symbol_from_stem
-    from exporter.cli.options import c_path, parity_options
+    from exporter.cli.options import c_path, options_from_args
     from exporter.run.request import Checks, Outputs
     from exporter.run.steps import export_spec
     from exporter.sets.manifest import ModelSet, read_manifest
 
-    given = {"math": args.math, "dtype": args.dtype, "dispatch": args.dispatch}
+    flags = options_from_args(args)  # for every entry, as docs/manifests.md says (or refused there, by name)
     if args.depends:
-        files = dict.fromkeys(str(p.resolve()) for entry in read_manifest(args.model, given) for p in entry.files())
+        files = dict.fromkeys(str(p.resolve()) for entry in read_manifest(args.model, flags) for p in entry.files())
         for file in files:  # CMake reads the lines back as a list: a path it would split is refused, not listed
             try:
                 cmake_list_item(file)
@@ -65,9 +65,9 @@ def run_manifest(args: argparse.Namespace) -> int:
     if not manifest.is_file():
         raise ExportError(f"{manifest}: no such manifest")
     out = c_path(args.output, manifest.stem)
-    spec = ModelSet(symbol_from_stem(out.stem), manifest, read_manifest(manifest, given), tuple(args.trust))
+    spec = ModelSet(symbol_from_stem(out.stem), manifest, read_manifest(manifest, flags), tuple(args.trust))
     outputs = Outputs(out, so=Path(args.so) if args.so else None, card=True)
-    checks = Checks(parity=not args.no_check, samples=args.samples, trace=False, **parity_options(args))
+    checks = Checks(parity=not args.no_check, samples=args.samples, trace=False)
     result = export_spec(spec, outputs, checks, Progress(enabled=not args.quiet))
     emit(result.summary())
     return EXIT_OK if result.passed else EXIT_PARITY

@@ -1,13 +1,15 @@
-"""What the flags that a single model and a manifest share become: the output path and the parity rule."""
+"""What the flags that a single model and a manifest share become: the output path and the export's options."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from exporter.check.verdicts import DEFAULT_ATOL, DEFAULT_CRITERION, DEFAULT_RTOL, chosen
+from exporter.cli.parser import CLI_WORDS
 from exporter.common.errors import ExportError
+from exporter.common.options import FIELDS, Options
+
+FLAGS = {"inputs": "input_names", "outputs": "output_names"}  # an option's attribute where it differs from its name
 
 
 def c_path(output: str | None, stem: str) -> Path:
@@ -18,14 +20,9 @@ def c_path(output: str | None, stem: str) -> Path:
     return path
 
 
-def parity_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``--criterion``, ``--atol``, ``--rtol`` as ``Checks`` takes them: a tolerance given chooses the fixed rule."""
-    try:
-        criterion = chosen(args.criterion, args.atol, args.rtol)
-    except ValueError as err:
-        raise ExportError(f"--criterion float32 with --atol or --rtol: {err}") from None
-    return {
-        "criterion": criterion or DEFAULT_CRITERION,
-        "atol": DEFAULT_ATOL if args.atol is None else args.atol,
-        "rtol": DEFAULT_RTOL if args.rtol is None else args.rtol,
-    }
+def options_from_args(args: argparse.Namespace) -> Options:
+    """The options the flags give (a flag not given, or that the command lacks, is None: not given), checked and
+    worded as flags; ``inspect`` has none of them, so it renders as the defaults do."""
+    given = {name: getattr(args, FLAGS.get(name, name), None) for name in FIELDS}
+    with CLI_WORDS.wording():
+        return Options.of(**given)

@@ -11,13 +11,11 @@ from types import MappingProxyType
 from typing import NoReturn
 
 from exporter.backend.column_names import split_names
-from exporter.backend.isa import DEFAULT_DISPATCH, DISPATCH_MODES
-from exporter.backend.mathlib import DEFAULT_MATH, MATH_MODES, REALS
 from exporter.check.inputs import DEFAULT_SAMPLES
 from exporter.check.report.document import error_document, to_json
-from exporter.check.verdicts import CRITERIA, DEFAULT_ATOL, DEFAULT_RTOL
 from exporter.common.errors import EXIT_USER
 from exporter.common.escaping import terminal
+from exporter.common.options import CHOICES, DEFAULT_ATOL, DEFAULT_DISPATCH, DEFAULT_MATH, DEFAULT_RTOL
 from exporter.common.version import __version__
 from exporter.ir.chain import OUTPUT_ACTIVATIONS
 from exporter.spec import Words
@@ -43,6 +41,9 @@ CLI_WORDS = Words(
             "dtype": "--dtype",
             "trust": "--trust",
             "dispatch": "--dispatch",
+            "criterion": "--criterion",
+            "atol": "--atol",
+            "rtol": "--rtol",
             "user_rows": "--inputs",
             "pt_column": "--pt-column",
         }
@@ -81,6 +82,11 @@ def _non_negative(kind: type) -> Callable[[str], float]:
 
     parse.__name__ = kind.__name__  # argparse names the type in its error message
     return parse
+
+
+def _choices(option: str) -> str:
+    """How ``--help`` shows an option's choices; they are checked with the other options (``Options``), once."""
+    return "{" + ",".join(CHOICES[option]) + "}"
 
 
 def _command(prog: str, description: str, epilog: str, optional_model: bool = False) -> Parser:
@@ -140,14 +146,14 @@ def parser() -> Parser:
     ):
         p.add_argument(
             flag,
-            type=_non_negative(float),
+            type=float,  # checked >= 0 with the other options (exporter.common.options)
             default=None,
             metavar=metavar,
             help=f"{kind} tolerance of the fixed rule, which giving it chooses (default {default:g})",
         )
     p.add_argument(
         "--criterion",
-        choices=CRITERIA,
+        metavar=_choices("criterion"),
         default=None,
         help="float32 (default): the C's error from a float64 reference of the same model may not exceed a few "
         "times what float32 itself makes there (see docs/parity.md); fixed: |c - ref| <= atol + rtol |ref| "
@@ -161,7 +167,7 @@ def parser() -> Parser:
     )
     p.add_argument(
         "--math",
-        choices=MATH_MODES,
+        metavar=_choices("math"),
         default=None,
         help=f"{DEFAULT_MATH} (default for float): inline branch-free approximations of tanh, exp... accurate to "
         "a few ULP, that the compiler vectorizes; libm (default for double): call libm's tanhf, expf... "
@@ -169,14 +175,14 @@ def parser() -> Parser:
     )
     p.add_argument(
         "--dtype",
-        choices=REALS,
+        metavar=_choices("dtype"),
         default=None,
         help="the C type of inputs, outputs and arithmetic (default float); double: the symbol is "
         "<stem>_double by default",
     )
     p.add_argument(
         "--dispatch",
-        choices=DISPATCH_MODES,
+        metavar=_choices("dispatch"),
         default=None,
         help=f"{DEFAULT_DISPATCH} (default): the network's code once per x86-64 level (baseline, v3, v4), each "
         "call running the best one the CPU supports, same bits; none: once, for what the compiler targets",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.common.escaping import terminal_line
@@ -40,13 +41,23 @@ class InputError(ExportError):
 
     Raised by the frontends and the API, which know the input by its Python name only; the model
     spec re-words it the way the user wrote it (``--n-inputs`` on the command line, the manifest's
-    ``[models.X] n_inputs``). ``message`` starts with the value, e.g. ``"0: must be positive"``.
+    ``[models.X] n_inputs``). ``message`` starts with the value, e.g. ``"0: must be positive"``;
+    ``others`` are the fields it names as ``{field}``, so that they are re-worded too.
     """
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, others: tuple[str, ...] = ()):
         self.field = field
-        self.message = message
-        super().__init__(f"{field} {message}")
+        self.template = message
+        self.others = others
+        self.message = self.worded(str)  # the other fields under their Python names
+        super().__init__(f"{field} {self.message}")
+
+    def worded(self, word: Callable[[str], str]) -> str:
+        """The message with the other fields it names in the user's words (``word``: field -> word)."""
+        text = self.template
+        for name in self.others:
+            text = text.replace("{" + name + "}", word(name))
+        return text
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from exporter.check.inputs import DEFAULT_SAMPLES
-from exporter.check.verdicts import DEFAULT_ATOL, DEFAULT_CRITERION, DEFAULT_RTOL
 from exporter.common.errors import ExportError
 from exporter.common.files import check_writable
 
@@ -68,18 +67,11 @@ class Checks:
     """What the pipeline proves: parity on ``samples`` random rows (plus edge rows and ``user_rows``).
 
     ``trace``: True traces every step on the worst rows, None only when parity fails, False never.
-    An export's own ``parity`` settings (a manifest entry's ``criterion``, ``atol``, ``rtol``) override these.
+    The rule each export's parity is judged by is its own (``Export.options``: criterion, atol, rtol).
     """
-
-    def rule(self, own: dict[str, Any]) -> tuple[str, float, float]:
-        """Criterion, atol and rtol for an export with settings ``own`` (its keys win over these)."""
-        return own.get("criterion", self.criterion), own.get("atol", self.atol), own.get("rtol", self.rtol)
 
     parity: bool = True
     samples: int = DEFAULT_SAMPLES
-    atol: float = DEFAULT_ATOL
-    rtol: float = DEFAULT_RTOL
-    criterion: str = DEFAULT_CRITERION  # "float32" (exporter/check/criteria.py) or "fixed" (atol, rtol)
     user_rows: np.ndarray | None = None
     trace: bool | None = None
     rows_file: Path | None = None  # the file ``user_rows`` came from: an input, never to be written over

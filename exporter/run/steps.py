@@ -58,7 +58,7 @@ def export_spec(
         building = pool.submit(_compile, _combined(spec, exports), exports, progress, True) if checks.parity else None
         batching = pool.submit(_batch_check, spec, exports, progress) if checks.parity and checks.batch else None
         with progress.step("reference rows", "computing the reference rows (the files' and the self-tests')"):
-            ref_rows = [reference_rows(ex, atol=checks.atol, rtol=checks.rtol) for ex in exports]
+            ref_rows = [reference_rows(ex, atol=ex.options.atol, rtol=ex.options.rtol) for ex in exports]
         expected = [_expected(ex, checks, progress, single) for ex in exports] if building else []
         compiled = building.result() if building else None
     result = Result(spec, outputs, exports, timings=progress.timings)
@@ -67,8 +67,8 @@ def export_spec(
             fn = compiled if ex is exports[0] else compiled.sibling(ex.symbol, *ex.source.widths[ex.symbol])
             what = f"checking parity against {ex.framework} on {len(rows):,} rows"
             with progress.step("parity", what if single else f"{ex.symbol}: {what}"):
-                criterion, atol, rtol = checks.rule(ex.parity)
-                result.reports[ex.symbol] = ex.check(fn, rows, atol, rtol, noise, python, criterion)
+                rule = ex.options
+                result.reports[ex.symbol] = ex.check(fn, rows, rule.atol, rule.rtol, noise, python, rule.criterion)
     if batching is not None:
         batch = batching.result()
         for model in (m for ex in exports if (m := ex.model) is not None):  # a pipeline's C holds no network
@@ -206,7 +206,7 @@ def _report(
     result.document = export_document(
         model=result.spec.title,
         ex=ex,
-        inspection=inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes, ex.dtype),
+        inspection=inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes, ex.options.dtype),
         report=report,
         samples=checks.samples,
         user_rows=0 if checks.user_rows is None else len(checks.user_rows),

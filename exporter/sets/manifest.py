@@ -25,10 +25,14 @@ in turn inside one C function::
     reads = ["input[0:5]"]                # slices of input and of earlier stages, concatenated
     noise = 64                            # optional: checked against the model's
 
-Parity is judged by ``criterion`` ("float32", the default, or "fixed" with ``atol`` and ``rtol``; a
-tolerance without a criterion chooses "fixed"), set per model, per pipeline, or for every entry in a
-``[defaults]`` table; an entry's own keys win over ``[defaults]``, which win over the command line's
-``--criterion``, ``--atol``, ``--rtol``.
+The export's options (``exporter.common.options.Options``) are keys too: ``math``, ``dtype``, ``dispatch``
+(how a model's C is written), ``criterion``, ``atol``, ``rtol`` (how parity is judged: "float32", the default,
+or "fixed" with its tolerances, which chosen alone choose it) and ``inputs``, ``outputs`` (the columns' names).
+A model takes them all; a ``[defaults]`` table all but the names, for every entry; a pipeline all but
+``math``, ``dtype``, ``dispatch`` (its C is its stages'). A key a table does not take is refused with the reason.
+An entry's own keys win over ``[defaults]``, which win over the command line's ``--criterion``, ``--atol``,
+``--rtol``; ``--math``, ``--dtype``, ``--dispatch`` set what the manifest leaves unset, and contradicting one of
+its keys is an error.
 
 Relative paths resolve against the manifest's folder. Every error names the manifest, the entry
 and the key (``models.toml: [models.resolution] noise: ...``; a pipeline's also the stage:
@@ -38,16 +42,13 @@ and the key (``models.toml: [models.resolution] noise: ...``; a pipeline's also 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from exporter.backend.isa import DISPATCH_MODES
-from exporter.backend.mathlib import MATH_MODES, REALS
 from exporter.backend.naming import check_symbol
-from exporter.check.verdicts import CRITERIA, chosen
 from exporter.common.errors import ExportError
+from exporter.common.options import DEFAULTS, FIELDS, NAMES, Options
 from exporter.frontends.sklearn.trust import Trust
 from exporter.sets.pipelines import PipelineSpec, StageSpec, check_distinct
 from exporter.spec import ModelSpec, Words, kwargs_from_json
@@ -57,16 +58,21 @@ if TYPE_CHECKING:
     from exporter.check.subject import Exported, ExportedModel
     from exporter.common.progress import Progress
 
-# how parity is judged, per model, per pipeline or for all in [defaults] (an entry's own key wins)
-PARITY_KEYS = ("criterion", "atol", "rtol")
-KEYS = (
-    "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise trust "
-    "math dtype dispatch inputs outputs"
-).split() + list(PARITY_KEYS)
-# keys that are also flags of the command (a flag sets them for every entry, and may not contradict one),
-# with the values they take
-OPTIONS = {"math": MATH_MODES, "dtype": REALS, "dispatch": DISPATCH_MODES}
-PIPELINE_KEYS = "n_inputs n_random stages output scikinc_names inputs outputs".split() + list(PARITY_KEYS)
+WRITTEN = ("math", "dtype", "dispatch")  # how a model's C is written: a flag may not contradict such a key
+PARITY = ("criterion", "atol", "rtol")
+# The option keys (Options' fields) a table does not take, and why: refused by name, never ignored.
+NOT_HERE = {
+    "defaults": dict.fromkeys(NAMES, "column names are one model's or one pipeline's: give them in its own table"),
+    "pipelines": dict.fromkeys(
+        WRITTEN,
+        "a pipeline's C calls its stages' functions and computes in their C type: set it on their [models.X] "
+        "tables or in [defaults]",
+    ),
+}
+MODEL_KEYS = "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise"
+KEYS = [*MODEL_KEYS.split(), "trust", *FIELDS]
+DEFAULTS_KEYS = [k for k in FIELDS if k not in NOT_HERE["defaults"]]
+PIPELINE_KEYS = [*"n_inputs n_random stages output scikinc_names".split(), *PARITY, *NAMES]
 STAGE_KEYS = "model reads noise".split()
 
 
@@ -107,9 +113,20 @@ class _Reader:
             raise self.words.about(key, f"expected a list of {what} (strings), got {values!r}")
         return values
 
-    def names(self, key: str) -> list[str] | None:
-        """A list of column names (``inputs``, ``outputs``), None when not given (checked in backend.column_names)."""
-        return self.strings(key, "column names") if key in self.table else None
+    def keys(self, keys: list[str], level: str) -> None:
+        """Every key of the table is one of ``keys``: an option that does not apply at this ``level`` is refused
+        with the reason, any other key as unknown."""
+        for key in sorted(self.table):
+            if key in NOT_HERE.get(level, {}):
+                raise self.words.about(key, f"not a key of this table: {NOT_HERE[level][key]}")
+        unknown = sorted(set(self.table) - set(keys))
+        if unknown:
+            raise self.words.about(unknown[0], f"unknown key (the keys are {', '.join(keys)})")
+
+    def options(self, keys: tuple[str, ...] | list[str]) -> Options:
+        """The table's option keys among ``keys``, made into options (which checks them), errors worded here."""
+        with self.words.wording():
+            return Options.of(**{key: self.table.get(key) for key in keys})
 
     def ints(self, key: str) -> list[int]:
         values = self.get(key, list, "a list of integers") or []
@@ -118,68 +135,44 @@ class _Reader:
         return values
 
 
-def _options(r: _Reader, given: Mapping[str, str | None]) -> dict[str, str]:
-    """An entry's math, dtype and dispatch: its own keys, or the command line's flags; never both, differing."""
-    chosen = {}
-    for key, choices in OPTIONS.items():
-        own, flag = r.get(key, str, "a string"), given.get(key)
-        if own is not None and own not in choices:
-            raise r.words.about(key, f"{own!r}: expected one of {', '.join(choices)}")
-        if own is not None and flag is not None and own != flag:
-            raise r.words.about(key, f"{own!r} here, but --{key} {flag} on the command line: drop one of them")
-        if (own or flag) is not None:
-            chosen[key] = own or flag
-    return chosen
+def _agreeing(words: Words, level: Options, flags: Options) -> Options:
+    """``level``, a table's options, if no flag contradicts a key of it on how the C is written: with
+    ``math = "fast"`` in the manifest, ``--math libm`` would not do what it says, so it is refused."""
+    for key in WRITTEN:
+        own, flag = getattr(level, key), getattr(flags, key)
+        if key in level.given and key in flags.given and own != flag:
+            raise words.about(key, f"{own!r} here, but --{key} {flag} on the command line: drop one of them")
+    return level
 
 
-def _parity(r: _Reader, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """An entry's criterion, atol and rtol: its own keys, else the manifest's [defaults] (else the command's)."""
-    own = {}
-    criterion = r.get("criterion", str, "a string")
-    if criterion is not None and criterion not in CRITERIA:
-        raise r.words.about("criterion", f"{criterion!r}: expected one of {', '.join(CRITERIA)}")
-    if criterion is not None:
-        own["criterion"] = criterion
-    for key in ("atol", "rtol"):
-        value = r.get(key, (int, float), "a number >= 0")
-        if value is not None and not value >= 0:
-            raise r.words.about(key, f"{value!r}: expected a number >= 0")
-        if value is not None:
-            own[key] = float(value)
-    try:
-        criterion = chosen(own.get("criterion"), own.get("atol"), own.get("rtol"))
-    except ValueError as err:
-        raise r.words.about("criterion", f"'float32' with atol or rtol: {err}") from None
-    if criterion is not None:
-        own["criterion"] = criterion
-    if own.get("criterion") == "float32":  # the defaults' tolerances are the fixed rule's, not this entry's
-        defaults = {k: v for k, v in defaults.items() if k not in ("atol", "rtol")}
-    return {**defaults, **own}
+def _layered(words: Words, own: Options, *lower: Options) -> Options:
+    """An entry's options: its own keys, then for what they leave unset each of ``lower`` in turn ([defaults],
+    the flags); a combination that breaks a rule (double with fast math) is refused under the entry's name."""
+    with words.wording():
+        for options in lower:
+            own = own.over(options)
+    return own
 
 
-def _defaults(manifest: Path, table: Any) -> dict[str, Any]:
-    """The ``[defaults]`` table: parity settings for every model and pipeline that does not set its own."""
+def _defaults(manifest: Path, table: Any, flags: Options) -> Options:
+    """The ``[defaults]`` table: options for every model (and, its parity keys, every pipeline) not setting its own."""
     words = Words(where=f"{manifest}: [defaults]")
     if not isinstance(table, dict):
         raise ExportError(f"{manifest}: defaults: expected a table ([defaults])")
-    unknown = sorted(set(table) - set(PARITY_KEYS))
-    if unknown:
-        raise words.about(unknown[0], f"unknown key (the keys are {', '.join(PARITY_KEYS)})")
-    return _parity(_Reader(words, manifest.parent, table), {})
+    r = _Reader(words, manifest.parent, table)
+    r.keys(DEFAULTS_KEYS, "defaults")
+    return _agreeing(words, r.options(DEFAULTS_KEYS), flags)
 
 
-def _entry(
-    manifest: Path, symbol: str, table: Any, given: Mapping[str, str | None], defaults: Mapping[str, Any]
-) -> ModelSpec:
+def _entry(manifest: Path, symbol: str, table: Any, flags: Options, defaults: Options) -> ModelSpec:
     if not isinstance(table, dict):
         raise ExportError(f"{manifest}: models.{symbol}: expected a table of keys ([models.{symbol}])")
     words = Words(where=f"{manifest}: [models.{symbol}]")
     r = _Reader(words, manifest.parent, table)
     with words.wording():
         check_symbol(symbol)
-    unknown = sorted(set(table) - set(KEYS))
-    if unknown:
-        raise words.about(unknown[0], f"unknown key (the keys are {', '.join(KEYS)})")
+    r.keys(KEYS, "models")
+    own = _agreeing(words, r.options(FIELDS), flags)
     pre = r.strings("preprocess", "file paths")
     flax_kwargs = r.get("flax_kwargs", (dict, str), "a table or a JSON string") or {}
     if isinstance(flax_kwargs, str):
@@ -198,21 +191,18 @@ def _entry(
         output_activation=r.get("output_activation", str, "a string"),
         noise=r.get("noise", int, "an integer") or 0,
         trust=r.strings("trust", "module names"),
-        inputs=r.names("inputs"),
-        outputs=r.names("outputs"),
+        options=_layered(words, own, defaults, flags),
         import_from=manifest.parent,
         words=words,
-        parity=_parity(r, defaults),
-        **_options(r, given),
     )
     entry.check()
     return entry
 
 
-def read_manifest(path: str | Path, given: Mapping[str, str | None] | None = None) -> list[ModelSpec | PipelineSpec]:
+def read_manifest(path: str | Path, flags: Options = DEFAULTS) -> list[ModelSpec | PipelineSpec]:
     """The manifest's models, then its pipelines, in file order, checked (files exist, keys known, values typed).
 
-    ``given``: the command line's ``--math``, ``--dtype``, ``--dispatch`` (None: not given), for every entry.
+    ``flags``: the options the command line gave (``Options.of``), for every entry that leaves them unset.
     """
     path = Path(path)
     try:
@@ -224,32 +214,34 @@ def read_manifest(path: str | Path, given: Mapping[str, str | None] | None = Non
     extra = sorted(set(data) - {"models", "pipelines", "defaults"})
     if extra:
         raise ExportError(f"{path}: {extra[0]}: unknown top-level key (models go in [models.SYMBOL] tables)")
-    defaults = _defaults(path, data.get("defaults", {}))
+    defaults = _defaults(path, data.get("defaults", {}), flags)
     models = data.get("models")
     if not isinstance(models, dict) or not models:
         raise ExportError(f"{path}: no models: list each as a [models.SYMBOL] table")
-    entries = {symbol: _entry(path, symbol, table, given or {}, defaults) for symbol, table in models.items()}
+    entries = {symbol: _entry(path, symbol, table, flags, defaults) for symbol, table in models.items()}
     pipelines = data.get("pipelines", {})
     if not isinstance(pipelines, dict):
         raise ExportError(f"{path}: pipelines: expected tables ([pipelines.NAME])")
     return [
         *entries.values(),
-        *(_pipeline(path, name, table, entries, defaults) for name, table in pipelines.items()),
+        *(
+            _pipeline(path, name, table, entries, defaults.only(PARITY), flags.only(PARITY))
+            for name, table in pipelines.items()
+        ),
     ]
 
 
 def _pipeline(
-    manifest: Path, name: str, table: Any, models: dict[str, ModelSpec], defaults: Mapping[str, Any]
+    manifest: Path, name: str, table: Any, models: dict[str, ModelSpec], defaults: Options, flags: Options
 ) -> PipelineSpec:
-    """A ``[pipelines.NAME]`` table: its stages are the manifest's models (``scikinc_names`` set on them)."""
+    """A ``[pipelines.NAME]`` table: its stages are the manifest's models (``scikinc_names`` set on them);
+    ``defaults`` and ``flags``: the parity options it takes from ``[defaults]`` and the command line."""
     where = f"{manifest}: [pipelines.{name}]"
     if not isinstance(table, dict):
         raise ExportError(f"{where}: expected a table of keys")
     words = Words(where=where)
-    unknown = sorted(set(table) - set(PIPELINE_KEYS))
-    if unknown:
-        raise words.about(unknown[0], f"unknown key (the keys are {', '.join(PIPELINE_KEYS)})")
     r = _Reader(words, manifest.parent, table)
+    r.keys(PIPELINE_KEYS, "pipelines")
     n_inputs = r.get("n_inputs", int, "an integer")
     if n_inputs is None:
         raise words.about("n_inputs", "missing: the width of the pipeline's input")
@@ -266,9 +258,8 @@ def _pipeline(
     if scikinc:
         for stage in stages:
             stage.model.scikinc_names = True
-    spec = PipelineSpec(name, n_inputs, stages, output, r.get("n_random", int, "an integer"), scikinc, where)
-    spec.parity = _parity(r, defaults)
-    spec.inputs, spec.outputs = r.names("inputs"), r.names("outputs")
+    options = _layered(words, r.options([*PARITY, *NAMES]), defaults, flags)
+    spec = PipelineSpec(name, n_inputs, stages, output, r.get("n_random", int, "an integer"), scikinc, where, options)
     spec.check()
     return spec
 

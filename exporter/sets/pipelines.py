@@ -16,9 +16,9 @@ its stages and itself into one file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -27,8 +27,9 @@ from exporter.backend.headline import headline
 from exporter.backend.naming import check_symbol, shared_name
 from exporter.check.criteria import nudge
 from exporter.check.inputs import DEFAULT_SAMPLES, noise_rows
-from exporter.check.verdicts import DEFAULT_ATOL, DEFAULT_CRITERION, DEFAULT_RTOL, Criterion
+from exporter.check.verdicts import Criterion
 from exporter.common.errors import ExportError, Float64Unavailable, InputError
+from exporter.common.options import DEFAULT_ATOL, DEFAULT_CRITERION, DEFAULT_RTOL, DEFAULTS, Options
 from exporter.common.plural import count
 from exporter.ir.pipeline import INPUT, Pipeline, PipelineError, Read, Stage, gather
 from exporter.sets.slices import WrittenSlice, parse_slice
@@ -69,9 +70,8 @@ class PipelineSpec:
     n_random: int | None = None  # None: the sum of the stages' noise
     scikinc_names: bool = False  # also export each stage's steps as scikinC named them
     where: str = ""
-    parity: dict[str, Any] = field(default_factory=dict)  # its own criterion, atol, rtol (a manifest's keys)
-    inputs: list[str] | None = None  # the columns' names (exporter.backend.column_names; None: the stages')
-    outputs: list[str] | None = None
+    # its parity rule and column names (None: its stages', exporter.backend.column_names); its C type is its stages'
+    options: Options = DEFAULTS
 
     def error(self, stage: str | None, key: str, message: str) -> ExportError:
         place = key if stage is None else f"stage {stage} {key}"
@@ -161,7 +161,7 @@ class PipelineSpec:
         """The stages' exports (``built``: a model set's, by symbol; None: exported here) composed."""
         self.check()
         exports: list[ExportedModel] = [built[s.name] if built is not None else s.model.build() for s in self.stages]
-        reals = {ex.dtype for ex in exports}
+        reals = {ex.options.dtype for ex in exports}
         if len(reals) > 1:
             raise self.error(None, "stages", f"the stages compute in {' and '.join(sorted(reals))}: use one C type")
         widths = {INPUT: self.n_inputs}
@@ -194,10 +194,11 @@ class PipelineSpec:
         except PipelineError as err:
             raise self.error(err.stage, err.key, err.message) from None
         try:
-            name_pipeline(pipeline, exports, self.inputs, self.outputs)
+            name_pipeline(pipeline, exports, self.options.inputs, self.options.outputs)
         except InputError as err:
             raise self.error(None, err.field, err.message) from None
-        return PipelineExport(pipeline, exports, dtype=exports[0].dtype, parity=dict(self.parity))
+        first = exports[0].options  # the glue computes in its stages' one C type (checked above)
+        return PipelineExport(pipeline, exports, replace(self.options, math=first.math, dtype=first.dtype))
 
     # the export pipeline's view (exporter.run.request.Exportable): the stages and the pipeline in one file
     one_model: ClassVar[bool] = False  # its summary lists each symbol
@@ -235,14 +236,13 @@ class PipelineExport:
 
     pipeline: Pipeline
     stages: list[ExportedModel]
-    dtype: str = "float"
+    options: Options = DEFAULTS  # its parity rule, and its stages' C type (and math, which goes with it)
     source: CSource = field(init=False)
-    parity: dict[str, Any] = field(default_factory=dict)  # the manifest's criterion, atol, rtol for it
 
     def __post_init__(self) -> None:
         from exporter.backend import render_pipeline
 
-        self.source = render_pipeline(self.pipeline, real=self.dtype)
+        self.source = render_pipeline(self.pipeline, real=self.options.dtype)
 
     def __repr__(self) -> str:
         line = headline(self.symbol, self.pipeline, count(len(self.stages), "stage"), self.source)
@@ -369,7 +369,7 @@ class PipelineExport:
     def final_source(self, report: PipelineReport | None) -> CSource:
         from exporter.backend import render_pipeline
 
-        return render_pipeline(self.pipeline, report.verdict() if report else "not checked", self.dtype)
+        return render_pipeline(self.pipeline, report.verdict() if report else "not checked", self.options.dtype)
 
     def edited(self, source: CSource) -> CSource:
         """``source`` as it is: a pipeline has no test hook of its own (a model's ``Export.c_edit``)."""
