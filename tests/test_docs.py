@@ -146,7 +146,7 @@ def test_readme_s_way_to_train_trains_and_exports(tmp_path):
 def test_manifest_keys_and_sampled_rows_are_documented():
     """docs/manifests.md's key table lists exactly the keys a manifest entry takes (``trust`` too), and its
     account of the rows checked and written states the code's numbers: rows, seeds, edge rows."""
-    from exporter.check import reference_rows as refrows
+    from exporter.check import reference_rows
     from exporter.check.inputs import DEFAULT_SAMPLES, edge_rows
     from exporter.sets.manifest import KEYS
 
@@ -157,4 +157,4 @@ def test_manifest_keys_and_sampled_rows_are_documented():
     rows = text[text.index("# The rows checked") : text.index("# CMake and C++")]
     assert f"default {DEFAULT_SAMPLES:,}" in rows and "seed 0" in rows and "seed 1" in rows  # api: inputs, noise
     assert all(len(edge_rows(n)) == 17 + 4 * n for n in (1, 3, 12)) and "17 + 4 \u00d7 inputs rows" in rows
-    assert f"{refrows.N_ROWS} input rows" in rows and f"seed {refrows.SEED}" in rows
+    assert f"{reference_rows.N_ROWS} input rows" in rows and f"seed {reference_rows.SEED}" in rows

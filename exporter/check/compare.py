@@ -1,12 +1,13 @@
-"""Does the compiled C compute what the framework computes? Inputs, comparison, report.
+"""Does the compiled C compute what the framework computes? The comparison, chunk by chunk, and its report.
 
 A value passes when ``|c - ref| <= atol + rtol * |ref|``, or when both are the same infinity or
 both NaN (a NaN the framework computes too is agreement). A NaN on one side only always fails and is
 counted apart (``nan_mismatches``). ``rtol * |ref|`` counts as 0 where ``ref`` is 0 (so ``--rtol inf``
 does not turn ``inf * 0`` into a failure) and where ``ref`` is infinite (only the same infinity agrees).
 
-Besides random normal rows, the inputs include edge rows that drive tanh, sigmoid and softmax into
-saturation, where naive C code loses accuracy.
+The rows compared come from ``inputs.py`` (random rows, and edge rows that drive tanh, sigmoid and
+softmax into saturation, where naive C code loses accuracy); the rules that judge the errors from
+``verdicts.py`` and ``criteria.py``.
 """
 
 from __future__ import annotations

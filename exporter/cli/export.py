@@ -1,4 +1,4 @@
-"""``lamarr-export MODEL [flags]``: the flags made into a model spec, run through the one pipeline."""
+"""``lamarr-export MODEL [flags]``: the flags made into a model spec, run through the export's steps."""
 
 from __future__ import annotations
 

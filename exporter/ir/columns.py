@@ -2,7 +2,7 @@
 
 A whole chain of transformers (Pipelines, ColumnTransformers, log columns) is a row of
 doubles that ops rewrite in place: ``Select`` lays the columns out (reorders, drops,
-duplicates), ``Mix`` (``user_columns.py``) replaces a block of columns by linear combinations of
+duplicates), ``Mix`` (``column_formulas.py``) replaces a block of columns by linear combinations of
 them (a decorrelation), every other op maps some of the columns one by one and leaves the rest alone. Each op knows its
 inverse, written exactly as scikit-learn computes it, so the C can match it to
 the last bits.

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class Exportable(Protocol):
-    """What the pipeline exports: one or more models that end up in one ``.c`` and one ``.h``."""
+    """What a run exports: one or more models that end up in one ``.c`` and one ``.h``."""
 
     @property
     def title(self) -> str:

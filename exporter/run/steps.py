@@ -1,4 +1,5 @@
-"""The one export pipeline: load, IR, render -> compile -> parity -> reference rows -> files -> summary.
+"""The export's steps, the same for every kind of export: load, IR, render -> compile -> parity -> reference
+rows -> files -> summary.
 
 ``export_spec(spec, outputs, checks)`` runs these steps for anything that can say what it exports
 (:class:`Exportable`): one model (``exporter.spec.ModelSpec``) or a set of models compiled into one

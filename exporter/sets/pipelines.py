@@ -1,10 +1,10 @@
-"""A composed generator (a pipeline of model specs) exported as one C function, for the export pipeline.
+"""A composed generator (a pipeline of model specs) exported as one C function, for the export's steps.
 
 :class:`PipelineSpec` is the spec: the pipeline's input width, its stages in call order (each a
 :class:`~exporter.spec.ModelSpec`, with the slices it reads, written ``input[0:5]``, ``rich[0:4]``,
 ``rich[2]`` or ``rich`` for all, and the noise it takes), and the stage outputs that form the output
 (default: all, concatenated). ``PipelineSpec.build`` turns the stages' exports into a
-:class:`PipelineExport`, which the export pipeline (``exporter/run/steps.py``) handles as it handles a
+:class:`PipelineExport`, which the export's steps (``exporter/run/steps.py``) handle as they handle a
 model's ``Export``, both being ``exporter.check.subject.Exported``: it renders the C glue, computes the
 Python composition, samples inputs and checks parity end to end, stage by stage and conditionally
 (``exporter/check/pipeline_parity.py``).
@@ -200,7 +200,7 @@ class PipelineSpec:
         first = exports[0].options  # the glue computes in its stages' one C type (checked above)
         return PipelineExport(pipeline, exports, replace(self.options, math=first.math, dtype=first.dtype))
 
-    # the export pipeline's view (exporter.run.request.Exportable): the stages and the pipeline in one file
+    # the export steps' view (exporter.run.request.Exportable): the stages and the pipeline in one file
     one_model: ClassVar[bool] = False  # its summary lists each symbol
     library: ClassVar[str | None] = None  # its file lists no symbols (a manifest's does)
 
