@@ -118,10 +118,10 @@ static int efficiency_isa(void)
 #endif
 
 /* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
-   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   the compiler cannot see the values behind it. Known, a negative weight turns `acc + w * x` into
    `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
    instructions even where contraction is off: one rounding instead of two, so that a variant, or its
-   blocks of rows, got other bits than the baseline's one row. */
+   blocks of rows, would give other bits than the baseline's one row. */
 #if defined(__GNUC__)
 #define efficiency_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -11477,7 +11477,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
@@ -11653,7 +11653,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
@@ -11850,7 +11850,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
@@ -12074,7 +12074,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
@@ -12335,7 +12335,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
@@ -12505,7 +12505,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         {
             float acc0[4][32];

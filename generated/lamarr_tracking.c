@@ -134,10 +134,10 @@ static int acceptance_isa(void)
 #endif
 
 /* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
-   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   the compiler cannot see the values behind it. Known, a negative weight turns `acc + w * x` into
    `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
    instructions even where contraction is off: one rounding instead of two, so that a variant, or its
-   blocks of rows, got other bits than the baseline's one row. */
+   blocks of rows, would give other bits than the baseline's one row. */
 #if defined(__GNUC__)
 #define acceptance_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -2328,7 +2328,7 @@ static void acceptance_dnn_rows1(float *output, const float *input)
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
         const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
-        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         acceptance_OPAQUE(bias);
         {
             float acc[32];
@@ -2621,7 +2621,7 @@ static void acceptance_dnn_rows2(float *output, const float *input)
     float acceptance_dnn_buf1[64];
     {   /* dense_1: Dense 12->32, tanh */
         const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
-        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[2][16];
@@ -2940,7 +2940,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows1(float *o
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
         const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
-        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         acceptance_OPAQUE(bias);
         {
             float acc[32];
@@ -3233,7 +3233,7 @@ acceptance_TARGET("arch=x86-64-v3") static void acceptance_dnn_v3_rows4(float *o
     float acceptance_dnn_buf1[128];
     {   /* dense_1: Dense 12->32, tanh */
         const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
-        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         acceptance_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[4][16];
@@ -3666,7 +3666,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
     float acceptance_dnn_buf1[32];
     {   /* dense_1: Dense 12->32, tanh */
         const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
-        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
@@ -3882,7 +3882,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows3(float *o
     float acceptance_dnn_buf1[96];
     {   /* dense_1: Dense 12->32, tanh */
         const float *kernel = acceptance_dnn_0_kernel, *bias = acceptance_dnn_0_bias;
-        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        acceptance_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         acceptance_OPAQUE(bias);
         {
             float acc0[1][32];
@@ -4495,10 +4495,10 @@ static int efficiency_isa(void)
 #endif
 
 /* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
-   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   the compiler cannot see the values behind it. Known, a negative weight turns `acc + w * x` into
    `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
    instructions even where contraction is off: one rounding instead of two, so that a variant, or its
-   blocks of rows, got other bits than the baseline's one row. */
+   blocks of rows, would give other bits than the baseline's one row. */
 #if defined(__GNUC__)
 #define efficiency_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -15854,7 +15854,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
@@ -16030,7 +16030,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
@@ -16227,7 +16227,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
@@ -16451,7 +16451,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
@@ -16712,7 +16712,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
@@ -16882,7 +16882,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *o
     float efficiency_dnn_buf1[384];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
-        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         {
             float acc0[4][32];
@@ -17447,10 +17447,10 @@ static int resolution_isa(void)
 #endif
 
 /* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
-   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   the compiler cannot see the values behind it. Known, a negative weight turns `acc + w * x` into
    `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
    instructions even where contraction is off: one rounding instead of two, so that a variant, or its
-   blocks of rows, got other bits than the baseline's one row. */
+   blocks of rows, would give other bits than the baseline's one row. */
 #if defined(__GNUC__)
 #define resolution_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -20661,10 +20661,10 @@ static int covariance_isa(void)
 #endif
 
 /* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
-   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   the compiler cannot see the values behind it. Known, a negative weight turns `acc + w * x` into
    `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
    instructions even where contraction is off: one rounding instead of two, so that a variant, or its
-   blocks of rows, got other bits than the baseline's one row. */
+   blocks of rows, would give other bits than the baseline's one row. */
 #if defined(__GNUC__)
 #define covariance_OPAQUE(p) __asm__("" : "+r"(p))
 #else

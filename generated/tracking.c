@@ -115,10 +115,10 @@ static int tracking_isa(void)
 #endif
 
 /* On a pointer to weights (a Dense of few inputs: its kernel and bias; an affine map: its scale and shift):
-   the compiler no longer knows the values behind it. Known, a negative weight turns `acc + w * x` into
+   the compiler cannot see the values behind it. Known, a negative weight turns `acc + w * x` into
    `acc - |w| * x`, and GCC 12 fuses such a mix of additions and subtractions of products into FMADDSUB
    instructions even where contraction is off: one rounding instead of two, so that a variant, or its
-   blocks of rows, got other bits than the baseline's one row. */
+   blocks of rows, would give other bits than the baseline's one row. */
 #if defined(__GNUC__)
 #define tracking_OPAQUE(p) __asm__("" : "+r"(p))
 #else
@@ -4584,7 +4584,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
         const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
-        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
             float acc[32];
@@ -4685,7 +4685,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
     float tracking_dnn_buf1[256];
     {   /* hidden_0: Dense 3->128, relu */
         const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
-        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[2][16];
@@ -4804,7 +4804,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
         const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
-        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
             float acc[64];
@@ -4929,7 +4929,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
     float tracking_dnn_buf1[512];
     {   /* hidden_0: Dense 3->128, relu */
         const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
-        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
             float acc[4][16];
@@ -5082,7 +5082,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
         const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
-        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         {
             float acc0[4][32];
@@ -5180,7 +5180,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *outpu
     float tracking_dnn_buf1[384];
     {   /* hidden_0: Dense 3->128, relu */
         const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
-        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (model.c.j2) */
+        tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         {
             float acc0[4][32];
