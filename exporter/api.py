@@ -233,6 +233,7 @@ def export_chain(
     noise: int = 0,
     trust: Sequence[str] = (),
     dispatch: str | None = None,
+    trees: str | None = None,
     scikinc_names: bool = False,
     options: Options | None = None,
 ) -> Export:
@@ -246,13 +247,13 @@ def export_chain(
     preprocessing: ``SYMBOL(output, input, random)``.
     ``scikinc_names`` also exports each step under the name scikinC gave it, for Lamarr's glue.
     ``math``, ``dtype`` and ``dispatch`` are ``export_keras``'s (default ``"fast"``, or ``"libm"`` for
-    double; ``"float"``; ``"auto"``); ``options`` gives them, and the parity rule ``export_spec`` applies,
-    as one ``exporter.common.options.Options`` instead.
+    double; ``"float"``; ``"auto"``); ``trees`` lays out a tree model's C (``"auto"``, see docs/trees.md);
+    ``options`` gives them, and the parity rule ``export_spec`` applies, as one ``Options`` instead.
     """
     from exporter.frontends.sklearn import reference as sk
     from exporter.frontends.sklearn import transformer_stage
 
-    options = Options.whole_or_keywords(options, math=math, dtype=dtype, dispatch=dispatch)
+    options = Options.whole_or_keywords(options, math=math, dtype=dtype, dispatch=dispatch, trees=trees)
     symbol = symbol_for(name, model if model is not None else (preprocess[0] if preprocess else "model"), options.dtype)
     if output_activation not in (None, *OUTPUT_ACTIVATIONS):
         choices = ", ".join(OUTPUT_ACTIVATIONS)

@@ -51,6 +51,7 @@ RECIPES = (
     "A Keras layer",
     "A Flax op (a JAX primitive)",
     "A tree format",
+    "A tree layout",
 )
 
 

@@ -108,3 +108,22 @@ def test_parity_fails_when_the_batch_differs_from_one_call_per_row(keras, tmp_pa
     monkeypatch.setattr(exporter.api, "export_chain", original)
     code, out, err = run_cli(capsys, model, "-o", tmp_path / "ok.c", "--samples", 200)
     assert code == 0 and "batch: the same bits as one call per row in " + ", ".join(RUNNABLE) in out, (out, err)
+
+
+def test_every_tree_layout_gives_the_same_bits_in_a_batch_and_every_variant(tmp_path):
+    """Each layout's SYMBOL_batch runs the rows in blocks, in each variant: the bits of one call per row."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+    from exporter.backend import render_set
+    from exporter.backend.trees import CAPS
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((400, 5))
+    y = np.digitize(x[:, 0] + x[:, 1] * x[:, 2], [-0.5, 0.5])
+    x[rng.random(x.shape) < 0.1] = np.nan
+    hist = HistGradientBoostingClassifier(max_iter=8, max_depth=4).fit(x, y)  # offsets per class, NaN routed
+    forest = RandomForestClassifier(6, max_depth=5, random_state=0).fit(x, y)  # leaves of 3 values, a mean
+    parts = [export_chain(m, name=f"{n}_{t}", trees=t) for n, m in (("hist", hist), ("rf", forest)) for t in CAPS]
+    check = build_and_run(render_set("layouts", "test", [ex.source for ex in parts]), tmp_path)
+    assert check.passed, check.verdict()
+    assert {r.function for r in check.results} == {ex.symbol for ex in parts}

@@ -1,10 +1,15 @@
-"""NaN and infinities through every activation and merge: the C keeps them where Keras keeps them.
+"""NaN and infinities through every activation and merge, and every tree layout: the C keeps them where Keras
+and scikit-learn keep them.
 
 One functional model applies each supported activation (strings, ReLU configurations, the
 activation layers) and each elementwise merge to the same inputs, side by side; rows full of
 NaN, infinities, signed zeros and huge values go through the compiled C (both --math modes) and
 through Keras on TensorFlow. Elementwise results must agree under the parity rule, where NaN on
 both sides is agreement and NaN on one side a failure.
+
+A tree ensemble sends NaN where the fitted model does (``missing_left``), and infinities, signed zeros and
+huge values where ``(float)x <= threshold`` does, in each layout of exporter/backend/trees.py: the same bits
+as scikit-learn's predictions, one library holding every layout.
 
 Softmax is the one documented difference (docs/speed.md): a row holding NaN or +inf becomes NaN
 in every column in C, as in Keras on JAX and on TensorFlow without oneDNN; TensorFlow's default
@@ -112,3 +117,32 @@ def test_softmax_row_with_nan_or_inf_is_nan_in_c(keras, tmp_path):
     assert np.isnan(ref[special]).any(axis=1).all()  # TensorFlow too has NaN in each such row
     assert not errors(c_out[special], ref[special], 1e-5, 1e-4).failing[np.isnan(ref[special])].any()
     assert not errors(c_out[~special], ref[~special], 1e-5, 1e-4).failing.any()
+
+
+@pytest.mark.parametrize("family", ["hist", "gb"])
+def test_trees_route_nan_and_infinities_as_fitted_in_every_layout(tmp_path, family):
+    """Hist* learns where NaN goes (left at some nodes); GradientBoosting refuses NaN and infinities, so its rows
+    hold the largest floats, signed zeros and huge values instead."""
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+
+    from exporter import export_chain
+    from exporter.backend import render_set
+    from exporter.backend.trees import CAPS
+    from exporter.build.toolchain import CompiledModel, compile_shared
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((500, WIDTH)) * 3.0
+    y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
+    if family == "hist":
+        x[rng.random(x.shape) < 0.15] = np.nan
+        model = HistGradientBoostingClassifier(max_iter=25, max_depth=5).fit(x, y)
+    else:
+        model = GradientBoostingClassifier(n_estimators=25, max_depth=3).fit(x, y)
+    top = float(np.finfo(np.float32).max)
+    special = rows() if family == "hist" else np.nan_to_num(rows(), nan=-0.0, posinf=top, neginf=-top)
+    parts = [export_chain(model, name=f"bdt_{layout}", trees=layout) for layout in CAPS]
+    library = compile_shared(render_set("layouts", "test", [ex.source for ex in parts]), tmp_path, True, True)
+    expected = model.predict_proba(special).astype(np.float32)
+    for ex in parts:
+        got = CompiledModel(ex.symbol, library, WIDTH, 2)(special)
+        np.testing.assert_array_equal(got, expected, err_msg=ex.symbol)

@@ -45,6 +45,7 @@ WORDED = [
     ({"math": "exact"}, "{math} 'exact': expected one of fast, libm"),
     ({"dtype": 3}, "{dtype} expected one of float, double, got 3"),
     ({"dispatch": "avx2"}, "{dispatch} 'avx2': expected one of auto, none"),
+    ({"trees": "unrolled"}, "{trees} 'unrolled': expected one of auto, walk, branches, complete, bitvector"),
     ({"criterion": "loose"}, "{criterion} 'loose': expected one of float32, fixed"),
     ({"atol": -1.0}, "{atol} -1.0: expected a number >= 0"),
     ({"rtol": float("nan")}, "{rtol} nan: expected a number >= 0"),

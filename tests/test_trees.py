@@ -6,6 +6,11 @@ random rows, the edge rows, rows exactly on thresholds (the last float sent left
 sent right) and, where the model routes NaN, rows with NaNs. Sums and links are computed in
 double as scikit-learn computes them, so the float32 outputs agree to the bit; the tests check
 the default tolerance and the bit-exactness separately.
+
+Each family is also written in each layout of exporter/backend/trees.py (those a layout cannot write are
+refused, with the reason) and checked the same way, one library per layout holding every family, built at -O1:
+the level changes no bit (no contraction, no fast math), and the parity test builds at -O3. Then the rule of
+``auto``, the caps on the C's size, and ``--trees`` on the command line, in a manifest and in Python.
 """
 
 from __future__ import annotations
@@ -29,7 +34,11 @@ from sklearn.linear_model import LinearRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+import exporter.backend.trees as layouts
 from exporter.api import export_chain
+from exporter.backend import render_set
+from exporter.backend.trees import Shape, lay_out
+from exporter.build.toolchain import CompiledModel, compile_shared
 from exporter.common.errors import ExportError, UnsupportedModelError
 from exporter.ir.trees import TreeEnsemble, float32_floor
 
@@ -276,3 +285,113 @@ def test_a_shared_child_and_a_one_sided_leaf_are_refused(capsys, tmp_path):
     for change, fragment in ((shared, "is the child of"), (one_sided, "has a left child -1 (a leaf) but a right")):
         _hostile_tree(tmp_path, "sklearn", change)
         assert_user_error(capsys, tmp_path, [tmp_path / "bdt.pkl", "-o", tmp_path / "b.c"], fragment)
+
+
+LAYOUTS = ("walk", "branches", "complete", "bitvector")
+# Every link, NaN routing, per-class offsets, leaves of several values, the forest mean; the trees of unlimited
+# depth stay with test_trees.py (their C is the largest, and complete and bitvector refuse most of them).
+CHECKED = [
+    k for k in MODELS if k not in ("tree_multiclass", "forest_multiclass", "extra_regressor", "forest_regressor")
+]
+REFUSED = {"bitvector": {"tree_regressor", "extra_multiclass"}}  # trees of more than 64 leaves
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {key: fitted(key) for key in CHECKED}
+
+
+def expected(model, rows: np.ndarray) -> np.ndarray:
+    out = model.predict_proba(rows) if hasattr(model, "classes_") else model.predict(rows).reshape(-1, 1)
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_layout_decides_as_scikit_learn(layout, models, tmp_path, monkeypatch):
+    monkeypatch.setenv("CFLAGS", "-O1")
+    exports, refused = {}, set()
+    for key, model in models.items():
+        try:
+            exports[key] = export_chain(model, name=key, trees=layout)
+        except ExportError as err:
+            assert f"the {layout} layout cannot write" in str(err) and "choose another layout" in str(err)
+            refused.add(key)
+    assert refused == REFUSED.get(layout, set())
+    library = compile_shared(
+        render_set("layouts", "test", [ex.source for ex in exports.values()]), tmp_path, True, True
+    )
+    for key, ex in exports.items():
+        assert f"; {layout} layout (as asked)" in ex.source.c
+        compiled = CompiledModel(key, library, ex.chain.n_inputs, ex.chain.n_outputs)
+        rows = ex.inputs(samples=3000)
+        np.testing.assert_array_equal(compiled(rows), expected(models[key], rows), err_msg=f"{key} in {layout}")
+
+
+def _rule(model) -> str:
+    (op,) = export_chain(model).chain.net.ops
+    return layouts.choose(op, Shape.of(op))[0]
+
+
+def test_auto_follows_the_documented_rule(monkeypatch):
+    """docs/trees.md: branches for tiny ensembles, complete where padding at most doubles the nodes, bitvector for
+    trees of at most 64 leaves, then branches while the code is small, walk beyond."""
+    x, y = data("binary", False)
+    z = data("regression", True)[1]
+    assert _rule(GradientBoostingClassifier(n_estimators=10, max_depth=3).fit(x, y)) == "branches"
+    assert _rule(GradientBoostingClassifier(n_estimators=100, max_depth=3).fit(x, y)) == "complete"
+    hist = HistGradientBoostingRegressor(max_iter=60, early_stopping=False).fit(x, z)
+    assert _rule(hist) == "bitvector"
+    forest = RandomForestRegressor(20, random_state=0).fit(x, z)  # unlimited depth: > 64 leaves, far from complete
+    assert _rule(forest) == "branches"
+    monkeypatch.setattr(layouts, "AUTO_BRANCHES", 1000)
+    assert _rule(forest) == "walk"
+
+
+def test_a_layout_that_cannot_write_the_ensemble_is_refused_with_the_reason(capsys, tmp_path, monkeypatch):
+    """Named with --trees: refused when it does not apply or its C would pass its cap, the layouts that fit
+    suggested; auto never picks such a layout, and with every cap passed the export is refused, numbers named."""
+    forest = RandomForestRegressor(5, random_state=0).fit(*data("regression", False))
+    (tmp_path / "rf.pkl").write_bytes(pickle.dumps(forest))
+    args = [tmp_path / "rf.pkl", "-o", tmp_path / "rf.c", "--trees", "bitvector"]
+    assert_user_error(capsys, tmp_path, args, "the bitvector layout cannot write 5 trees", "at most 64", "--trees")
+    (op,) = export_chain(forest).chain.net.ops
+    shape = Shape.of(op)
+    size = layouts.estimated_bytes(op, shape, "branches")
+    monkeypatch.setitem(layouts.CAPS, "branches", size - 1)
+    with pytest.raises(
+        ExportError, match=rf"about {size / 2**20:.1f} MiB of C, over its cap of {size - 1:,} bytes; .*walk"
+    ):
+        lay_out(op, "branches")
+    for name in layouts.CAPS:
+        monkeypatch.setitem(layouts.CAPS, name, 1000)
+    with pytest.raises(ExportError, match="over its cap of 1,000 bytes; no layout fits it"):
+        lay_out(op, "auto")
+
+
+def test_the_option_from_the_command_line_a_manifest_and_python(capsys, tmp_path):
+    model = fitted("hist_binary")
+    (tmp_path / "bdt.pkl").write_bytes(pickle.dumps(model))
+    code, out, err = run_cli(
+        capsys, tmp_path / "bdt.pkl", "-o", tmp_path / "bdt.c", "--trees", "walk", "--samples", 300
+    )
+    assert code == 0 and "passed" in out, err
+    assert "; walk layout (as asked)" in (tmp_path / "bdt.c").read_text()
+    (tmp_path / "models.toml").write_text(
+        textwrap.dedent("""
+        [defaults]
+        trees = "complete"
+
+        [models.bdt]
+        model = "bdt.pkl"
+        trees = "branches"
+
+        [models.other]
+        model = "bdt.pkl"
+        """)
+    )
+    code, out, err = run_cli(capsys, tmp_path / "models.toml", "-o", tmp_path / "set.c", "--samples", 300)
+    assert code == 0 and "passed" in out, err
+    text = (tmp_path / "set.c").read_text()
+    assert "; branches layout (as asked)" in text and "; complete layout (as asked)" in text
+    with pytest.raises(ExportError, match="trees 'unrolled': expected one of auto, walk, branches, complete"):
+        export_chain(model, trees="unrolled")

@@ -11,12 +11,13 @@ function also has a ``_batch`` form for n consecutive rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from exporter.backend.functions import REAL_SIZE, ExportedFunction, PipelineFunction, Target, plan_functions
 from exporter.backend.isa import VARIANTS, Variant
 from exporter.backend.mathlib import helpers_needed
 from exporter.backend.templates import environment, shipped_dir
+from exporter.backend.trees import with_layouts
 from exporter.common.options import DEFAULTS, Options
 from exporter.common.version import __version__
 from exporter.ir import Graph
@@ -172,6 +173,9 @@ def render(
     ``options.dispatch == "none"`` writes the network code once, for whatever the compiler targets, instead
     of once per instruction set of ``exporter.backend.isa`` chosen at run time.
     """
+    chain = chain if isinstance(chain, Chain) else Chain(net=chain, source=chain.source)
+    if chain.net is not None:  # each tree ensemble in the layout options.trees names, or that the rule picks
+        chain = replace(chain, net=with_layouts(chain.net, options.trees))
     chain, target, functions = _plan(chain, symbol, options, scikinc)
     real = options.dtype
     env = environment()

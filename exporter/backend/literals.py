@@ -42,10 +42,22 @@ def _c_array(data: bytes, real: str) -> str:
     return _lines([_literal(v, real) for v in np.frombuffer(data, dtype=np.float32).tolist()])
 
 
+def c_bound(value: float) -> str:
+    """One float literal of a float32 value that may be infinite (<math.h>'s ``INFINITY``)."""
+    return _literal(value) if math.isfinite(value) else ("-" if value < 0 else "") + "INFINITY"
+
+
 def c_bounds(values: np.ndarray) -> str:
     """The body of a float array initializer of float32 values that may be infinite (<math.h>'s ``INFINITY``)."""
-    values = np.asarray(values, dtype=np.float32).reshape(-1).tolist()
-    return _lines([_literal(v) if math.isfinite(v) else ("-" if v < 0 else "") + "INFINITY" for v in values])
+    return _lines([c_bound(v) for v in np.asarray(values, dtype=np.float32).reshape(-1).tolist()])
+
+
+def c_words(values: np.ndarray) -> str:
+    """The body of an initializer of unsigned words (uint32 or uint64), in hex with their suffix (no
+    signed literal too large for its type)."""
+    values = np.asarray(values).reshape(-1)
+    suffix = "ull" if values.dtype.itemsize > 4 else "u"
+    return _lines([f"{v:#x}{suffix}" for v in values.tolist()])
 
 
 def c_ints(values: np.ndarray) -> str:

@@ -9,7 +9,17 @@ from typing import NoReturn
 
 import jinja2
 
-from exporter.backend.literals import c_array, c_bounds, c_double, c_doubles, c_float, c_ints, c_values
+from exporter.backend.literals import (
+    c_array,
+    c_bound,
+    c_bounds,
+    c_double,
+    c_doubles,
+    c_float,
+    c_ints,
+    c_values,
+    c_words,
+)
 from exporter.common.escaping import c_comment
 
 
@@ -44,6 +54,6 @@ def environment() -> jinja2.Environment:
         bytecode_cache=jinja2.FileSystemBytecodeCache(),
     )
     env.filters.update(c_float=c_float, c_array=c_array, c_comment=c_comment, c_double=c_double, c_doubles=c_doubles)
-    env.filters.update(c_bounds=c_bounds, c_ints=c_ints, c_values=c_values)
+    env.filters.update(c_bound=c_bound, c_bounds=c_bounds, c_ints=c_ints, c_values=c_values, c_words=c_words)
     env.globals.update(fail=_fail, inf=math.inf)
     return env

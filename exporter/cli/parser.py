@@ -15,7 +15,7 @@ from exporter.check.inputs import DEFAULT_SAMPLES
 from exporter.check.report.document import error_document, to_json
 from exporter.common.errors import EXIT_USER
 from exporter.common.escaping import terminal
-from exporter.common.options import CHOICES, DEFAULT_ATOL, DEFAULT_DISPATCH, DEFAULT_MATH, DEFAULT_RTOL
+from exporter.common.options import CHOICES, DEFAULT_ATOL, DEFAULT_DISPATCH, DEFAULT_MATH, DEFAULT_RTOL, DEFAULT_TREES
 from exporter.common.version import __version__
 from exporter.ir.chain import OUTPUT_ACTIVATIONS
 from exporter.spec import Words
@@ -41,6 +41,7 @@ CLI_WORDS = Words(
             "dtype": "--dtype",
             "trust": "--trust",
             "dispatch": "--dispatch",
+            "trees": "--trees",
             "criterion": "--criterion",
             "atol": "--atol",
             "rtol": "--rtol",
@@ -186,6 +187,13 @@ def parser() -> Parser:
         default=None,
         help=f"{DEFAULT_DISPATCH} (default): the network's code once per x86-64 level (baseline, v3, v4), each "
         "call running the best one the CPU supports, same bits; none: once, for what the compiler targets",
+    )
+    p.add_argument(
+        "--trees",
+        metavar=_choices("trees"),
+        default=None,
+        help=f"how a tree ensemble's C is laid out (default {DEFAULT_TREES}: chosen by its size and shape, see "
+        "docs/trees.md); the same decisions and bits in every layout",
     )
     p.add_argument(
         "--trace",

@@ -2,7 +2,7 @@
 
 The command line's flags, a manifest's keys (a model's, a pipeline's, ``[defaults]``) and the Python
 API's keywords all become an :class:`Options`, which then travels unchanged: to the backend (``math``,
-``dtype``, ``dispatch``), to the checks (``criterion``, ``atol``, ``rtol``) and to the column names of
+``dtype``, ``dispatch``, ``trees``), to the checks (``criterion``, ``atol``, ``rtol``) and to the column names of
 ``SYMBOL_info`` (``inputs``, ``outputs``). It lives below every stage, with the choices it checks
 against, so that the backend, the checks and every way of describing a model share one list of them.
 
@@ -25,6 +25,8 @@ REALS = ("float", "double")  # the C type of inputs, outputs and the network's a
 DEFAULT_REAL = "float"
 DISPATCH_MODES = ("auto", "none")  # exporter/backend/isa.py: once per x86-64 level, or once
 DEFAULT_DISPATCH = "auto"
+TREE_LAYOUTS = ("auto", "walk", "branches", "complete", "bitvector")  # exporter/backend/trees.py; auto: its rule
+DEFAULT_TREES = "auto"
 CRITERIA = ("float32", "fixed")  # exporter/check/verdicts.py: the rules that decide parity
 DEFAULT_CRITERION = "float32"
 DEFAULT_ATOL = 1e-5
@@ -34,6 +36,7 @@ CHOICES: Mapping[str, tuple[str, ...]] = {
     "math": MATH_MODES,
     "dtype": REALS,
     "dispatch": DISPATCH_MODES,
+    "trees": TREE_LAYOUTS,
     "criterion": CRITERIA,
 }
 TOLERANCES = ("atol", "rtol")  # the fixed rule's numbers
@@ -86,6 +89,7 @@ class Options:
     math: str = DEFAULT_MATH  # "fast": inline vectorizable approximations; "libm": libm's functions
     dtype: str = DEFAULT_REAL  # the C type computed in: "float" or "double"
     dispatch: str = DEFAULT_DISPATCH  # "auto": the network once per x86-64 level, chosen at run time; "none": once
+    trees: str = DEFAULT_TREES  # how a tree ensemble's C is laid out: "auto" (a rule on its shape) or one layout
     criterion: str = DEFAULT_CRITERION  # "float32" (exporter/check/criteria.py) or "fixed" (atol, rtol)
     atol: float = DEFAULT_ATOL
     rtol: float = DEFAULT_RTOL

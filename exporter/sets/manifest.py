@@ -25,14 +25,14 @@ in turn inside one C function::
     reads = ["input[0:5]"]                # slices of input and of earlier stages, concatenated
     noise = 64                            # optional: checked against the model's
 
-The export's options (``exporter.common.options.Options``) are keys too: ``math``, ``dtype``, ``dispatch``
-(how a model's C is written), ``criterion``, ``atol``, ``rtol`` (how parity is judged: "float32", the default,
+The export's options (``exporter.common.options.Options``) are keys too: ``math``, ``dtype``, ``dispatch``,
+``trees`` (how a model's C is written), ``criterion``, ``atol``, ``rtol`` (how parity is judged: "float32", the default,
 or "fixed" with its tolerances, which chosen alone choose it) and ``inputs``, ``outputs`` (the columns' names).
 A model takes them all; a ``[defaults]`` table all but the names, for every entry; a pipeline all but
-``math``, ``dtype``, ``dispatch`` (its C is its stages'). A key a table does not take is refused with the reason.
-An entry's own keys win over ``[defaults]``, which win over the command line's ``--criterion``, ``--atol``,
-``--rtol``; ``--math``, ``--dtype``, ``--dispatch`` set what the manifest leaves unset, and contradicting one of
-its keys is an error.
+``math``, ``dtype``, ``dispatch``, ``trees`` (its C is its stages'). A key a table does not take is refused with the
+reason. An entry's own keys win over ``[defaults]``, which win over the command line's ``--criterion``, ``--atol``,
+``--rtol``; ``--math``, ``--dtype``, ``--dispatch``, ``--trees`` set what the manifest leaves unset, and contradicting
+one of its keys is an error.
 
 Relative paths resolve against the manifest's folder. Every error names the manifest, the entry
 and the key (``models.toml: [models.resolution] noise: ...``; a pipeline's also the stage:
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from exporter.check.subject import Exported, ExportedModel
     from exporter.common.progress import Progress
 
-WRITTEN = ("math", "dtype", "dispatch")  # how a model's C is written: a flag may not contradict such a key
+WRITTEN = ("math", "dtype", "dispatch", "trees")  # how a model's C is written: a flag may not contradict such a key
 PARITY = ("criterion", "atol", "rtol")
 # The option keys (Options' fields) a table does not take, and why: refused by name, never ignored.
 NOT_HERE = {

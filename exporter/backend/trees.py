@@ -1,0 +1,359 @@
+"""How a tree ensemble's C is laid out: four layouts, the rule that picks one, and the caps on their size.
+
+Every layout computes what ``exporter.ir.trees.TreeEnsemble`` states: at every node the same decision
+(``(float)x <= threshold``, a NaN where ``missing_left`` sends it), the leaves' values added to double sums
+in tree order, then the same link; so every layout gives the same bits (tests/test_trees.py runs every family
+in each). They differ in how a row finds its leaves (docs/trees.md has the measurements behind the rule):
+
+- ``walk``: one loop per tree over node arrays until it reaches a leaf (small C, any shape);
+- ``branches``: each tree a static function of ``if (...) goto`` statements with its thresholds as
+  constants; where NaN goes left the comparison is turned round (``x > t`` fails for NaN), so NaN routing
+  costs nothing. Fastest while the code is small; its compile time grows with it, hence its own cap;
+- ``complete``: each tree padded to a complete binary tree of the ensemble's depth (a leaf above the last
+  level fills every slot below it) and walked with a fixed number of steps and no branch,
+  ``i = 2 i + 1 + right``, eight trees at a time. A row's values are first ranked among their feature's
+  thresholds (a binary search per feature), so a node is one 32-bit word, its threshold's rank and its
+  feature, compared as integers (``x <= t`` exactly when fewer than rank(t) + 1 thresholds lie below ``x``);
+  a NaN ranks above every node where it goes right and below every node where it goes left. Fastest for
+  big near-complete ensembles, whose node arrays outgrow the caches (Lamarr's);
+- ``bitvector``: QuickScorer (Lucchese et al., SIGIR 2015): each tree's leaves are the bits of one word;
+  per feature, the nodes whose test fails (those with thresholds below the value, in sorted order) clear
+  the bits of the leaves on their left; each tree's leaf is its lowest bit left. Trees of at most 64 leaves.
+
+``auto`` picks one by the rule of ``choose``; a layout named with ``--trees`` is used if it applies and
+fits its cap, else refused with the reason and the layouts that would fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from exporter.common.errors import ExportError
+from exporter.ir import Graph
+from exporter.ir.trees import TreeEnsemble
+
+MiB = 1 << 20
+CAPS = {"walk": 64 * MiB, "branches": 8 * MiB, "complete": 64 * MiB, "bitvector": 64 * MiB}
+"""The largest C of one ensemble each layout writes, in bytes (estimated before it is written). 64 MiB holds
+Lamarr's largest trees (20 of depth 15, full: about 40 MiB walked) and compiles in seconds, being arrays;
+the branches' code compiles at about 1.5 s per MiB at -O3 (docs/trees.md), so 8 MiB bounds it by ~15 s."""
+GROUP = 8  # trees the complete layout walks at once: enough independent loads to hide the caches' latency
+BITVECTOR_STACK = 32 * 1024  # bytes of the bitvector layout's words on the stack (one per tree), at most
+# The thresholds of ``choose`` (docs/trees.md has the measurements they come from).
+AUTO_BRANCHES_NODES = 1000  # branches for ensembles of at most this many nodes
+AUTO_COMPLETE_PADDING = 2.0  # complete while its slots (trees x 2^depth) are at most twice the nodes
+AUTO_COMPLETE_PADDING_DEEP = 8.0  # and, for trees of more than 64 leaves, at most 8 times
+AUTO_BRANCHES = 4 * MiB  # branches for the rest up to this much code (compiled in a few seconds); walk beyond
+
+
+@dataclass
+class Shape:
+    """Every node of an ensemble by tree, level and path: what the layouts and the rule are computed from.
+    ``node`` is an internal node or ``~leaf``, ``path`` its branch bits from the root (1: right)."""
+
+    tree: np.ndarray
+    node: np.ndarray
+    level: np.ndarray
+    path: np.ndarray
+
+    @classmethod
+    def of(cls, op: TreeEnsemble) -> Shape:
+        """Level by level from the roots, all trees at once."""
+        tree, node = np.arange(op.n_trees), op.roots.astype(np.int64)
+        level, path = np.zeros(op.n_trees, np.int64), np.zeros(op.n_trees, np.int64)
+        parts = []
+        while tree.size:
+            parts.append((tree, node, level, path))
+            inner = node >= 0
+            tree, level, path, node = tree[inner], level[inner] + 1, path[inner], node[inner]
+            tree, level = np.repeat(tree, 2), np.repeat(level, 2)
+            path = (np.repeat(path, 2) << 1) + np.tile([0, 1], node.size)
+            node = op.children[np.repeat(2 * node, 2) + np.tile([0, 1], node.size)].astype(np.int64)
+        return cls(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+    @property
+    def is_leaf(self) -> np.ndarray:
+        return self.node < 0
+
+    def leaves_per_tree(self, n_trees: int) -> np.ndarray:
+        return np.bincount(self.tree[self.is_leaf], minlength=n_trees)
+
+
+@dataclass
+class Branches:
+    """Per tree, its statements in order: ``("if", node)`` jumps to label ``node`` when the row goes right,
+    ``("at", node)`` is that label, ``("leaf", k)`` returns leaf ``k`` (the left subtree is the fall-through)."""
+
+    trees: list[list[tuple[str, int]]]
+
+
+@dataclass
+class Complete:
+    """The complete layout's arrays: ``cuts`` (each feature's thresholds, ascending, from ``cut_at[f]``), the
+    nodes (``rank << shift | feature``, ``feature + n_features`` where NaN goes left), the leaf slots' values."""
+
+    depth: int
+    n_features: int
+    shift: int
+    cuts: np.ndarray
+    cut_at: np.ndarray
+    nodes: np.ndarray
+    slots: np.ndarray
+    group: int = GROUP
+
+    @property
+    def per_tree(self) -> int:
+        return (1 << self.depth) - 1
+
+
+@dataclass
+class Bitvector:
+    """QuickScorer's arrays: per feature from ``at[f]`` its nodes by ascending threshold, each with its tree,
+    the mask of the leaves it keeps when its test fails, and whether NaN goes left; the leaves, in bit order."""
+
+    bits: int  # 32 or 64: the word per tree
+    n_features: int
+    at: np.ndarray
+    threshold: np.ndarray
+    tree: np.ndarray
+    mask: np.ndarray
+    missing_left: np.ndarray
+    first_leaf: np.ndarray  # per tree, where its leaves start in ``leaves``
+    leaves: np.ndarray  # the leaves' values, tree by tree, left to right
+
+    @property
+    def debruijn(self) -> int:
+        """A de Bruijn sequence of the word's width: its top bits, times a single bit, are all different."""
+        return 0x03F79D71B4CB0A89 if self.bits == 64 else 0x077CB531
+
+    @property
+    def top(self) -> int:
+        """The shift that leaves a word's top log2(bits) bits."""
+        return self.bits - (self.bits.bit_length() - 1)
+
+    @property
+    def debruijn_table(self) -> np.ndarray:
+        """The index of the lowest bit of a word, by the top bits of that bit times ``debruijn``."""
+        table = np.zeros(self.bits, np.int64)
+        for k in range(self.bits):
+            table[((self.debruijn << k) & ((1 << self.bits) - 1)) >> self.top] = k
+        return table
+
+
+@dataclass
+class LaidOut(TreeEnsemble):
+    """A tree ensemble with the layout its C is written in (``code``: its arrays; None for ``walk``, which
+    prints the ensemble's own) and why that one, which the file's banner states."""
+
+    layout: str = "walk"
+    why: str = ""
+    code: Any = None
+
+    def describe(self) -> str:
+        return f"{super().describe()}; {self.layout} layout ({self.why})"
+
+
+def _complete(op: TreeEnsemble, shape: Shape) -> Complete:
+    depth = int(shape.level.max())
+    per_tree = (1 << depth) - 1
+    n_features = int(op.feature.max(initial=0)) + 1
+    shift = _shift(n_features)
+    inner = ~shape.is_leaf
+    nodes = shape.node[inner]
+    feature = op.feature[nodes].astype(np.int64)
+    keys = (feature << 32) | _ordered(op.threshold[nodes])
+    unique = np.unique(keys)
+    cut_at = np.searchsorted(unique >> 32, np.arange(n_features + 1))
+    rank = np.searchsorted(unique, keys) - cut_at[feature]  # thresholds of its feature below its own
+    cuts = (unique & 0xFFFFFFFF).astype(np.uint32)
+    cuts = np.where(cuts >= 1 << 31, cuts ^ (1 << 31), ~cuts).astype(np.uint32).view(np.float32)
+    word = np.zeros(op.n_trees * per_tree, np.int64)
+    slot = shape.tree[inner] * per_tree + (1 << shape.level[inner]) - 1 + shape.path[inner]
+    word[slot] = (rank << shift) | (feature + n_features * op.missing_left[nodes].astype(np.int64))
+    leaves = shape.is_leaf
+    below = depth - shape.level[leaves]
+    first = shape.tree[leaves] * (per_tree + 1) + (shape.path[leaves] << below)
+    leaf_of = np.zeros(op.n_trees * (per_tree + 1), np.int64)
+    leaf_of[np.repeat(first, 1 << below) + _ramps(1 << below)] = np.repeat(~shape.node[leaves], 1 << below)
+    return Complete(depth, n_features, shift, cuts, cut_at, word.astype(np.uint32), op.leaf_values[leaf_of])
+
+
+def _shift(n_features: int) -> int:
+    """The bits of a complete node's word that hold its feature (and whether NaN goes left there)."""
+    return max(1, (2 * n_features - 1).bit_length())
+
+
+def _ordered(threshold: np.ndarray) -> np.ndarray:
+    """Float32 values as integers in the same order (negative values' bits flipped, positive ones' sign set)."""
+    bits = np.ascontiguousarray(threshold, dtype=np.float32).view(np.uint32).astype(np.int64)
+    return np.where(bits >= 1 << 31, ~bits & 0xFFFFFFFF, bits | (1 << 31))
+
+
+def _ramps(lengths: np.ndarray) -> np.ndarray:
+    """0, 1, ..., n - 1 for each n of ``lengths``, concatenated."""
+    total = int(lengths.sum())
+    return np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
+def _branches(op: TreeEnsemble) -> Branches:
+    trees = []
+    for root in op.roots.tolist():
+        lines: list[tuple[str, int]] = []
+        pending = [("node", root)]
+        while pending:
+            kind, n = pending.pop()
+            if kind == "at":
+                lines.append(("at", n))
+            elif n < 0:
+                lines.append(("leaf", ~n))
+            else:
+                lines.append(("if", n))
+                pending += [("node", int(op.children[2 * n + 1])), ("at", n), ("node", int(op.children[2 * n]))]
+        trees.append(lines)
+    return Branches(trees)
+
+
+def _bitvector(op: TreeEnsemble, max_leaves: int) -> Bitvector:
+    bits = 32 if max_leaves <= 32 else 64
+    spans: list[tuple[int, int, int, int]] = []  # node, its tree, the first and end leaf of its left subtree
+    order: list[int] = []  # every leaf, tree by tree, left to right (whatever their numbering)
+    first_leaf = []
+    for t, root in enumerate(op.roots.tolist()):
+        first_leaf.append(len(order))
+        _visit(op, root, t, order, spans)
+    spans.sort(key=lambda s: (int(op.feature[s[0]]), float(op.threshold[s[0]])))
+    node, tree, lo, end = (
+        np.asarray(c, dtype=np.int64).reshape(-1) for c in (zip(*spans, strict=True) if spans else [()] * 4)
+    )
+    first = np.asarray(first_leaf, dtype=np.int64)
+    lo, end = lo - first[tree], end - first[tree]
+    width = (end - lo).astype(np.uint64)
+    left = ((np.uint64(1) << width) - np.uint64(1)) << lo.astype(
+        np.uint64
+    )  # 64 leaves on the left: never, it has 1+ right
+    n_features = int(op.feature.max(initial=0)) + 1
+    return Bitvector(
+        bits,
+        n_features,
+        np.searchsorted(op.feature[node], np.arange(n_features + 1)),
+        op.threshold[node],
+        tree,
+        ~left & np.uint64((1 << bits) - 1),
+        op.missing_left[node],
+        first,
+        op.leaf_values[np.asarray(order, dtype=np.int64)],
+    )
+
+
+def _visit(op: TreeEnsemble, n: int, tree: int, order: list[int], spans: list[tuple[int, int, int, int]]) -> None:
+    """Leaves of node ``n``'s subtree onto ``order``, left to right; per internal node its left subtree's leaves."""
+    if n < 0:
+        order.append(~n)
+        return
+    lo = len(order)
+    _visit(op, int(op.children[2 * n]), tree, order, spans)
+    spans.append((n, tree, lo, len(order)))
+    _visit(op, int(op.children[2 * n + 1]), tree, order, spans)
+
+
+def _digits(n: int) -> int:
+    return len(str(max(n, 1)))
+
+
+def estimated_bytes(op: TreeEnsemble, shape: Shape, layout: str) -> int:
+    """About how many bytes of C ``layout`` writes for ``op`` (the literals and their separators): what the
+    caps are checked against, before anything is written."""
+    leaf = 25 * op.leaf_values.size  # a double literal
+    internal, trees = op.n_internal, op.n_trees
+    if layout == "walk":  # feature, threshold, two children, the NaN flag
+        return internal * (4 + 17 + 2 * (_digits(internal) + 2) + 3) + leaf
+    if layout == "branches":  # "    if (!((float)x[f] <= t)) goto rN;", "rN:", "    return K;"
+        return internal * (40 + 2 * _digits(internal)) + op.n_leaves * (16 + _digits(op.n_leaves)) + trees * 160 + leaf
+    if layout == "complete":
+        slots = trees << int(shape.level.max())
+        return slots * (12 + 25 * op.leaf_width) + internal * 17
+    return internal * (17 + 24 + _digits(trees) + 8) + leaf  # bitvector: threshold, mask, tree, flag
+
+
+def _applies(layout: str, op: TreeEnsemble, shape: Shape) -> str | None:
+    """Why ``layout`` cannot write ``op`` (None: it can)."""
+    if layout == "complete":
+        depth = int(shape.level.max())
+        rank_bits = 32 - _shift(int(op.feature.max(initial=0)) + 1)
+        if depth > 40:
+            return f"depth {depth}: a complete tree of it has 2^{depth} leaves"
+        if op.n_internal >= 1 << rank_bits:
+            return f"{op.n_internal:,} nodes on that many features do not fit a node's 32-bit word"
+    if layout == "bitvector":
+        most = int(shape.leaves_per_tree(op.n_trees).max())
+        if most > 64:
+            return f"a tree of {most} leaves: QuickScorer's word per tree holds at most 64"
+        if op.n_trees * (8 if most > 32 else 4) > BITVECTOR_STACK:
+            return f"{op.n_trees:,} trees: one word each on the stack is over {BITVECTOR_STACK // 1024} KiB"
+    size, cap = estimated_bytes(op, shape, layout), CAPS[layout]
+    if size > cap:
+        return f"about {size / MiB:.1f} MiB of C, over its cap of {_size(cap)}"
+    return None
+
+
+def _size(n: int) -> str:
+    return f"{n // MiB} MiB" if n % MiB == 0 else f"{n:,} bytes"
+
+
+def choose(op: TreeEnsemble, shape: Shape) -> tuple[str, str]:
+    """The ``auto`` layout and why: a rule read off measurements of every layout on 40 ensembles (docs/trees.md).
+
+    Tiny ensembles: branches (the CPU predicts so few). Then complete wherever padding to the full depth
+    at most doubles the nodes (boosted trees of a fixed depth, forests of a bounded one: 2-4x faster than
+    the others, from 100 trees on). Then bitvector for trees of at most 64 leaves (Hist* boosting: 2-3x
+    faster than branches from 100 trees on); complete again up to 8 slots per node; else branches while
+    the code is small, walk beyond."""
+    depth = int(shape.level.max())
+    padding = (op.n_trees << depth) / max(op.n_nodes, 1) if depth <= 40 else float("inf")
+    complete = _applies("complete", op, shape) is None
+    code = estimated_bytes(op, shape, "branches")
+    if op.n_nodes <= AUTO_BRANCHES_NODES and code <= CAPS["branches"]:
+        return "branches", f"{op.n_nodes:,} nodes: few enough for the branch predictor"
+    if complete and padding <= AUTO_COMPLETE_PADDING:
+        return "complete", f"{padding:.1f} slots per node, padded to depth {depth}"
+    if _applies("bitvector", op, shape) is None:
+        return "bitvector", f"at most {int(shape.leaves_per_tree(op.n_trees).max())} leaves per tree"
+    if complete and padding <= AUTO_COMPLETE_PADDING_DEEP:
+        return "complete", f"{padding:.1f} slots per node, padded to depth {depth}"
+    if code <= AUTO_BRANCHES and _applies("branches", op, shape) is None:
+        return "branches", f"about {code / MiB:.1f} MiB of code"
+    return "walk", "too large, too deep or too far from complete for the others"
+
+
+def lay_out(op: TreeEnsemble, choice: str) -> LaidOut:
+    """``op`` in the layout ``choice`` (``auto``: ``choose``'s), or an ``ExportError`` saying why it cannot be."""
+    shape = Shape.of(op)
+    if choice == "auto":
+        layout, why = choose(op, shape)
+    else:
+        layout, why = choice, "as asked"
+    reason = _applies(layout, op, shape)
+    if reason is not None:
+        fits = [name for name in CAPS if name != layout and _applies(name, op, shape) is None]
+        sizes = [f"{name} (about {estimated_bytes(op, shape, name) / MiB:.1f} MiB)" for name in fits]
+        hint = (
+            f"choose another layout (--trees): {', '.join(sizes)}"
+            if fits
+            else "no layout fits it (fewer or shallower trees would)"
+        )
+        raise ExportError(f"{op.name}: the {layout} layout cannot write {op.describe()}: {reason}; {hint}")
+    code = {"walk": lambda: None, "branches": lambda: _branches(op), "complete": lambda: _complete(op, shape)}
+    code["bitvector"] = lambda: _bitvector(op, int(shape.leaves_per_tree(op.n_trees).max()))
+    values = {f.name: getattr(op, f.name) for f in fields(op) if f.name not in ("layout", "why", "code")}
+    return LaidOut(**values, layout=layout, why=why, code=code[layout]())
+
+
+def with_layouts(graph: Graph, choice: str) -> Graph:
+    """``graph`` with its tree ensembles laid out (the other ops as they are)."""
+    if not any(isinstance(op, TreeEnsemble) for op in graph.ops):
+        return graph
+    ops = [lay_out(op, choice) if isinstance(op, TreeEnsemble) else op for op in graph.ops]
+    return Graph(graph.input, graph.output, graph.widths, ops, graph.source, graph.noise)
