@@ -90,11 +90,17 @@ def time_c(
     real: str = "float",
 ) -> Timing:
     cxx = source.suffix == ".cpp"
-    key = hashlib.sha1(source.read_bytes() + "\0".join(flags).encode()).hexdigest()[:12]
-    obj = source.with_name(f"{source.stem}_{key}.o")  # a later round times the same code: compiled once
-    seconds = 0.0 if obj.exists() else compile_object(source, flags, obj, cxx)
+    obj, seconds = object_of(source, flags)
     best = run_driver(obj, symbol, n_in, n_out, batch, rows, repeats, cxx, real)
     return Timing(best["row"], best.get("batch"), seconds)
+
+
+def object_of(source: Path, flags: list[str]) -> tuple[Path, float]:
+    """``source`` compiled with ``flags`` (C++ for a .cpp file), and the compiler's CPU seconds: 0 when an
+    earlier round compiled the same source with the same flags (a later round times the same code)."""
+    key = hashlib.sha1(source.read_bytes() + "\0".join(flags).encode()).hexdigest()[:12]
+    obj = source.with_name(f"{source.stem}_{key}.o")
+    return obj, 0.0 if obj.exists() else compile_object(source, flags, obj, source.suffix == ".cpp")
 
 
 def peak_gflops(flags: list[str], workdir: Path) -> float:

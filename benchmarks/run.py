@@ -1,6 +1,6 @@
 """Speed of the generated C against its peers, in one run on one pinned core.
 
-    python benchmarks/run.py [--quick] [--rows N] [--repeats N] [--cpu K]
+    python benchmarks/run.py [--quick] [--rows N] [--repeats N] [--cpu K] [--trees]
 
 Builds the reference models (benchmarks/models.py), exports them with lamarr-export, and
 measures per-row latency (one call per row, as Lamarr calls it) and batch throughput:
@@ -8,11 +8,11 @@ our C at Lamarr's flags (-O3 -std=c99: the file picks its instruction set at run
 variant forced (-DSYMBOL_ISA=...), the single-ISA file (--dispatch none) at Lamarr's flags, -O2
 and -march=native, --math libm and --dtype double, timed by a C driver; scikinC's C++ (Sequential
 twin, the only form it reads); keras2c's C; ONNX Runtime via tf2onnx; Keras predict and
-model(x); numpy; for tree models (benchmarks/trees.py) m2cgen's C, scikinC's C++ and
-scikit-learn's predict_proba. Every figure is the best of repeated passes after a warm-up, in CPU time of the
-timing thread (time another process takes on the pinned core is not counted), taken in three rounds
-one after the other (all timings, then all again), so that a burst of other load does not decide a
-ratio, with its ratio to
+model(x); numpy; for tree models (benchmarks/trees.py, the goals of issue 28) tl2cgen's C, m2cgen's C,
+scikinC's C++ and scikit-learn's predict_proba (``--trees``: the tree models alone, ours in every layout).
+Every figure is the best of repeated passes after a warm-up, in CPU time of the timing thread (time another
+process takes on the pinned core is not counted), taken in three rounds one after the other (all timings, then
+all again), so that a burst of other load does not decide a ratio, with its ratio to
 ours at Lamarr's flags on the same model. It also prints the FLOPs per row, the compute limit of
 this core for each variant (benchmarks/peak.c) and the read bandwidth its weights stream at
 (benchmarks/stream.c: what bounds one call per row), the verdict against the goals of issue 15, and the
@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the exporter,
 from cbench import FLAG_SETS, LAMARR, compile_object, peak_gflops, stream_gbs, time_c  # noqa: E402
 from models import build, flops_per_row  # noqa: E402
 from peers import Result, keras2c, keras_peers, numpy_peer, onnxruntime_peer, scikinc  # noqa: E402
-from trees import tree_results  # noqa: E402
+from trees import tree_results, tree_verdict  # noqa: E402
 
 from exporter import export_keras  # noqa: E402
 from exporter.backend.isa import VARIANTS, Variant, missing_on_this_cpu  # noqa: E402
@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the residual model at this width, random weights (a check that every part runs; its numbers "
         "say nothing about the shipped model)",
     )
+    p.add_argument("--trees", action="store_true", help="the tree models alone (issue 28), ours in every layout")
     args = p.parse_args(argv)
     rows = args.rows or 2000  # the same rows in --quick: ONNX Runtime's per-call cost must weigh the same
     repeats = args.repeats or (5 if args.quick else 21)
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         "microseconds per row\n"
     )
 
+    if args.trees:
+        return trees_only(rows, per_round, n_rounds, args.quick)
     keras_on_tensorflow(args.quick)
 
     with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
@@ -200,6 +203,17 @@ def main(argv: list[str] | None = None) -> int:
         stream = max(before[1], after[1])
         wide = None if args.quick else export_and_compile_times(models["wide"][0], workdir)
     verdict(results, flops, peaks, stream, wide)
+    tree_verdict(results)
+    return 0
+
+
+def trees_only(rows: int, repeats: int, n_rounds: int, quick: bool) -> int:
+    """``--trees``: the tree models' rounds, table and verdict alone, ours in every layout."""
+    with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
+        rounds = [tree_results(attempt, Path(tmp), quick, rows, repeats, layouts=True) for _ in range(n_rounds)]
+    results = best_of(rounds)
+    print(table(results))
+    tree_verdict(results)
     return 0
 
 

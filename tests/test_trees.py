@@ -16,6 +16,7 @@ the level changes no bit (no contraction, no fast math), and the parity test bui
 from __future__ import annotations
 
 import pickle
+import subprocess
 import textwrap
 
 import numpy as np
@@ -42,7 +43,7 @@ from exporter.build.toolchain import CompiledModel, compile_shared
 from exporter.common.errors import ExportError, UnsupportedModelError
 from exporter.ir.trees import TreeEnsemble, float32_floor
 
-from helpers import assert_user_error, run_cli, strict_compile
+from helpers import STRICT_CFLAGS, STRICT_CXX, assert_user_error, run_cli, strict_compile
 
 N = 4
 
@@ -308,7 +309,8 @@ def expected(model, rows: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_every_layout_decides_as_scikit_learn(layout, models, tmp_path, monkeypatch):
-    monkeypatch.setenv("CFLAGS", "-O1")
+    """Also under the strict warnings, as C (built) and as C++ (its syntax and warnings only: the build is C's)."""
+    monkeypatch.setenv("CFLAGS", " ".join("-O1" if flag == "-O3" else flag for flag in STRICT_CFLAGS))
     exports, refused = {}, set()
     for key, model in models.items():
         try:
@@ -317,9 +319,10 @@ def test_every_layout_decides_as_scikit_learn(layout, models, tmp_path, monkeypa
             assert f"the {layout} layout cannot write" in str(err) and "choose another layout" in str(err)
             refused.add(key)
     assert refused == REFUSED.get(layout, set())
-    library = compile_shared(
-        render_set("layouts", "test", [ex.source for ex in exports.values()]), tmp_path, True, True
-    )
+    source = render_set("layouts", "test", [ex.source for ex in exports.values()])
+    library = compile_shared(source, tmp_path, True, True)
+    cxx = subprocess.run([*STRICT_CXX[:-1], "-fsyntax-only", str(tmp_path / "layouts.c")], capture_output=True)
+    assert cxx.returncode == 0, cxx.stderr.decode()
     for key, ex in exports.items():
         assert f"; {layout} layout (as asked)" in ex.source.c
         compiled = CompiledModel(key, library, ex.chain.n_inputs, ex.chain.n_outputs)

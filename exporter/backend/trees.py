@@ -45,7 +45,7 @@ BITVECTOR_STACK = 32 * 1024  # bytes of the bitvector layout's words on the stac
 # The thresholds of ``choose`` (docs/trees.md has the measurements they come from).
 AUTO_BRANCHES_NODES = 1000  # branches for ensembles of at most this many nodes
 AUTO_COMPLETE_PADDING = 2.0  # complete while its slots (trees x 2^depth) are at most twice the nodes
-AUTO_COMPLETE_PADDING_DEEP = 8.0  # and, for trees of more than 64 leaves, at most 8 times
+AUTO_COMPLETE_PADDING_DEEP = 5.0  # and, for trees of more than 64 leaves, at most 5 times
 AUTO_BRANCHES = 4 * MiB  # branches for the rest up to this much code (compiled in a few seconds); walk beyond
 
 
@@ -304,13 +304,14 @@ def _size(n: int) -> str:
 
 
 def choose(op: TreeEnsemble, shape: Shape) -> tuple[str, str]:
-    """The ``auto`` layout and why: a rule read off measurements of every layout on 40 ensembles (docs/trees.md).
+    """The ``auto`` layout and why: a rule read off measurements of every layout on 32 ensembles (docs/trees.md).
 
     Tiny ensembles: branches (the CPU predicts so few). Then complete wherever padding to the full depth
-    at most doubles the nodes (boosted trees of a fixed depth, forests of a bounded one: 2-4x faster than
-    the others, from 100 trees on). Then bitvector for trees of at most 64 leaves (Hist* boosting: 2-3x
-    faster than branches from 100 trees on); complete again up to 8 slots per node; else branches while
-    the code is small, walk beyond."""
+    at most doubles the nodes (boosted trees of a fixed depth, forests of a bounded one: 1.4-2.8x faster than
+    the next layout, from 100 trees on). Then bitvector for trees of at most 64 leaves (Hist* boosting:
+    1.6-3.1x faster than the next from 100 trees on); complete again up to 5 slots per node; else branches
+    while the code is small, walk beyond. Branches that the CPU mispredicts cost more than any of these:
+    past the tiny sizes the rule prefers the layouts whose speed does not depend on the data."""
     depth = int(shape.level.max())
     padding = (op.n_trees << depth) / max(op.n_nodes, 1) if depth <= 40 else float("inf")
     complete = _applies("complete", op, shape) is None
