@@ -36,17 +36,17 @@ from exporter.ir import Graph
 from exporter.ir.trees import TreeEnsemble
 
 MiB = 1 << 20
-CAPS = {"walk": 64 * MiB, "branches": 8 * MiB, "complete": 64 * MiB, "bitvector": 64 * MiB}
+CAPS = {"walk": 64 * MiB, "branches": 4 * MiB, "complete": 64 * MiB, "bitvector": 64 * MiB}
 """The largest C of one ensemble each layout writes, in bytes (estimated before it is written). 64 MiB holds
 Lamarr's largest trees (20 of depth 15, full: about 40 MiB walked) and compiles in seconds, being arrays;
-the branches' code compiles at about 1.5 s per MiB at -O3 (docs/trees.md), so 8 MiB bounds it by ~15 s."""
+the branches' code compiles at 2-6 s per MiB at -O3 (docs/trees.md), so 4 MiB bounds it by about 25 s."""
 GROUP = 8  # trees the complete layout walks at once: enough independent loads to hide the caches' latency
 BITVECTOR_STACK = 32 * 1024  # bytes of the bitvector layout's words on the stack (one per tree), at most
 # The thresholds of ``choose`` (docs/trees.md has the measurements they come from).
 AUTO_BRANCHES_NODES = 1000  # branches for ensembles of at most this many nodes
 AUTO_COMPLETE_PADDING = 2.0  # complete while its slots (trees x 2^depth) are at most twice the nodes
 AUTO_COMPLETE_PADDING_DEEP = 5.0  # and, for trees of more than 64 leaves, at most 5 times
-AUTO_BRANCHES = 4 * MiB  # branches for the rest up to this much code (compiled in a few seconds); walk beyond
+AUTO_BRANCHES = 2 * MiB  # branches for the rest up to this much code (compiled in 4-12 s); walk beyond
 
 
 @dataclass
