@@ -27,19 +27,37 @@ UNROLLED_INPUTS = 16  # GCC's max-completely-peel-times: the longest loop -O2/-O
 @dataclass(frozen=True)
 class Target:
     """What every step is rendered for: the exported symbol (prefix of every static name), the C type
-    computed in ("float" or "double"), the math mode ("fast" or "libm")."""
+    computed in ("float" or "double"), how activations are evaluated ("fast" or "libm":
+    ``exporter.backend.mathlib.helper_mode``) and whether the sums fuse their multiply-adds (``--math fma``)."""
 
     symbol: str
     real: str
     math: str
     variants: tuple[Variant, ...] = VARIANTS["none"]  # instruction sets the network code is written for
     suffix: str = ""  # of the variant a step is rendered for (``Variant.suffix``): see ``helper``
+    fma: bool = (
+        False  # the fma contract (exporter/backend/isa.py): sums in fused multiply-adds where the hardware has them
+    )
+    fused: bool = False  # the variant a step is rendered for calls fmaf itself (its hardware has FMA): see ``madd``
 
     @property
     def helper(self) -> str:
         """The prefix of the math helpers the code calls: ``SYMBOL_``, or ``SYMBOL_v3_`` in that variant's code,
         which has its own copies of them compiled for its own target (see templates/math.c.j2)."""
         return f"{self.symbol}{self.suffix}_"
+
+    def muladd(self, a: str, b: str, c: str) -> str:
+        """The C expression ``a * b + c``: two roundings under the bit-identical contract; under fma, ``fmaf`` in
+        a variant with FMA hardware (GCC and Clang inline it under the variant's target), else ``SYMBOL_FMA``
+        (ops/helpers.c.j2), which is fmaf where the compiler's target has FMA and two roundings elsewhere."""
+        if not self.fma:
+            return f"{a} * {b} + {c}"
+        call = ("fmaf" if self.real == "float" else "fma") if self.fused else f"{self.symbol}_FMA"
+        return f"{call}({a}, {b}, {c})"
+
+    def madd(self, acc: str, w: str, x: str) -> str:
+        """The C statement of one step of a sum, ``acc`` plus ``w * x`` (see ``muladd``)."""
+        return f"{acc} = {self.muladd(w, x, acc)};" if self.fma else f"{acc} += {w} * {x};"
 
 
 @dataclass
@@ -276,7 +294,7 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, 
             out=plan.location[op.output],
             in_widths=[graph.widths[v] for v in op.inputs],
             template=env.get_template(f"ops/{op.template}.c.j2").module,
-            m=replace(m, suffix=variant.suffix),
+            m=replace(m, suffix=variant.suffix, fused=m.fma and variant.fma),
             rows=rows,
             strides=strides,
             block=variant.columns(rows, m.real),

@@ -10,6 +10,14 @@ it needs no ifunc (musl, C++ builds of the file) and no mutable state of ours.
 Every output's sum is bias + x[0] w[0] + x[1] w[1] + ... in that order in every variant, for
 every block shape: the blocking only chooses which sums are in registers together, so the
 variants give the same bits (ISO C mode, no FMA contraction; Clang is told so by a pragma).
+
+That is the default contract, ``bit-identical``. Under ``--math fma`` the contract is ``fma``: each
+step of those sums is one explicit fused multiply-add, ``acc = fmaf(w, x, acc)`` (``fma`` in double),
+in the same order, in every variant whose hardware has FMA (x86-64-v3 and v4 here, any build whose
+target has it: aarch64, ``-march=x86-64-v3``...; ``SYMBOL_FUSED`` in the file says which the baseline is):
+they give the same bits among themselves, one rounding per step instead of two. The baseline
+without FMA hardware keeps multiply-then-add (a libm ``fmaf`` would be a slow call per weight), so
+its bits differ from theirs by rounding; each variant's batch still equals its own rows.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ class Variant:
     batch_rows: int
     batch_columns: int
     chunk: int = 0  # columns per loop over the sums (0: one statement per column); see ``chunk_of``
+    fma: bool = False  # its hardware has fused multiply-add: under --math fma its sums call fmaf, inlined
 
     def columns(self, rows: int, real: str) -> int:
         per_row = self.row_columns if rows == 1 else self.batch_columns
@@ -64,7 +73,9 @@ class Variant:
 
 _V3_FEATURES = ("avx2", "fma", "bmi", "bmi2")
 BASELINE = Variant("baseline", "", 1, None, (), row_columns=32, batch_rows=2, batch_columns=16)
-V3 = Variant("x86-64-v3", "_v3", 3, "arch=x86-64-v3", _V3_FEATURES, row_columns=64, batch_rows=4, batch_columns=16)
+V3 = Variant(
+    "x86-64-v3", "_v3", 3, "arch=x86-64-v3", _V3_FEATURES, row_columns=64, batch_rows=4, batch_columns=16, fma=True
+)
 V4 = Variant(
     "x86-64-v4",
     "_v4",
@@ -75,8 +86,22 @@ V4 = Variant(
     batch_rows=3,
     batch_columns=128,
     chunk=32,
+    fma=True,
 )
 VARIANTS = {"auto": (BASELINE, V3, V4), "none": (BASELINE,)}  # per Options.dispatch (exporter.common.options)
+
+
+CONTRACTS = {
+    "bit-identical": "the same bits in every instruction-set variant, one row or a batch",
+    "fma": "fused multiply-add in the network's sums where the hardware has it: the variants with FMA give the "
+    "same bits as each other, the baseline without FMA multiplies then adds and differs from them by rounding; "
+    "a batch gives the bits of its variant's rows",
+}  # what SYMBOL_info's "contract", the banner and docs/c-contract.md state
+
+
+def contract(math: str) -> str:
+    """The contract a file written under the option ``math`` keeps (a key of ``CONTRACTS``)."""
+    return "fma" if math == "fma" else "bit-identical"
 
 
 CPUINFO_NAMES = {"bmi": "bmi1"}  # Linux's /proc/cpuinfo name where it differs from __builtin_cpu_supports'
