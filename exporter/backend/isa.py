@@ -22,6 +22,7 @@ its bits differ from theirs by rounding; each variant's batch still equals its o
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,17 +92,10 @@ V4 = Variant(
 VARIANTS = {"auto": (BASELINE, V3, V4), "none": (BASELINE,)}  # per Options.dispatch (exporter.common.options)
 
 
-CONTRACTS = {
-    "bit-identical": "the same bits in every instruction-set variant, one row or a batch",
-    "fma": "fused multiply-add in the network's sums where the hardware has it: the variants with FMA give the "
-    "same bits as each other, the baseline without FMA multiplies then adds and differs from them by rounding; "
-    "a batch gives the bits of its variant's rows",
-}  # what SYMBOL_info's "contract", the banner and docs/c-contract.md state
-
-
-def contract(math: str) -> str:
-    """The contract a file written under the option ``math`` keeps (a key of ``CONTRACTS``)."""
-    return "fma" if math == "fma" else "bit-identical"
+def contract(maths: Iterable[str]) -> str:
+    """The contract of a function whose parts are written under these ``math`` options, as ``SYMBOL_info`` states it:
+    "fma" if any part's sums are fused, else "bit-identical" (docs/c-contract.md)."""
+    return "fma" if "fma" in set(maths) else "bit-identical"
 
 
 CPUINFO_NAMES = {"bmi": "bmi1"}  # Linux's /proc/cpuinfo name where it differs from __builtin_cpu_supports'

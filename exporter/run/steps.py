@@ -129,7 +129,8 @@ def _compile(source: CSource, exports: list[Exported], progress: Progress, one_i
     """One library for every model, loaded through the first model's symbol (the others are its siblings).
 
     ``one_isa``: only the instruction-set variant this CPU runs, which is what parity can check here
-    (the file's other variants give the same bits: tests/test_dispatch.py), and without the blocks of
+    (the file's other variants give the same bits, under --math fma those with FMA: tests/test_dispatch.py;
+    the batch check compares them), and without the blocks of
     rows of ``SYMBOL_batch`` (parity calls one row at a time; the blocks give the same bits:
     tests/test_c_contract.py); a library written for the user (``--so``) holds all of it."""
     from exporter.build.toolchain import CompileError, build
