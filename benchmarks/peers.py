@@ -169,7 +169,14 @@ def onnxruntime_capi_peer(
     if not exe.exists():
         source = str(Path(__file__).parent / "ort_capi.c")
         subprocess.run(["gcc", "-std=c99", "-O2", source, "-o", str(exe), "-ldl"], check=True)
-    args = [str(library), str(workdir / f"{name}.onnx"), str(graph.n_inputs), str(graph.n_outputs), str(len(x)), str(repeats)]
+    args = [
+        str(library),
+        str(workdir / f"{name}.onnx"),
+        str(graph.n_inputs),
+        str(graph.n_outputs),
+        str(len(x)),
+        str(repeats),
+    ]
     args += [str(workdir / f"{name}_in.f32"), str(workdir / f"{name}_out.f32")]
     out = subprocess.run([str(exe), *args], capture_output=True, text=True, check=True).stdout
     fields = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
