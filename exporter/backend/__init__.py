@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from exporter.backend.functions import REAL_SIZE, ExportedFunction, PipelineFunction, Target, plan_functions
+from exporter.backend.functions import REAL_SIZE, ExportedFunction, PipelineFunction, plan_functions
 from exporter.backend.isa import VARIANTS, Variant
 from exporter.backend.mathlib import helper_mode, helpers_needed
+from exporter.backend.target import Target
 from exporter.backend.templates import environment, shipped_dir
 from exporter.common.options import DEFAULTS, Options
 from exporter.common.version import __version__

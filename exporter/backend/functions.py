@@ -4,7 +4,7 @@ A network becomes a :class:`NetworkFunction` (its ops as :class:`Step` s, render
 for a block of rows, per instruction set), a column stage a :class:`ColumnsFunction`, a whole chain a
 :class:`ComposedFunction` calling its stages in turn; scikinC's names for a chain's steps are
 :class:`AliasFunction` s and a :class:`JoinedFunction`, a pipeline of chains a :class:`PipelineFunction`.
-Every step sees the :class:`Target` (symbol, C type, math mode) it is rendered for.
+Every step sees the :class:`~exporter.backend.target.Target` (symbol, C type, math, contract) it is rendered for.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, plan_buffers
-from exporter.backend.isa import VARIANTS, Variant
+from exporter.backend.isa import Variant
+from exporter.backend.target import Target
 from exporter.backend.templates import environment
 from exporter.common.errors import NotInvertible
 from exporter.ir import Graph, Op
@@ -22,42 +23,6 @@ from exporter.ir.columns import ColumnOp, ColumnStage
 
 REAL_SIZE = {"float": 4, "double": 8}  # bytes of each C type the backend can compute in
 UNROLLED_INPUTS = 16  # GCC's max-completely-peel-times: the longest loop -O2/-O3 unroll completely (``Step.weights``)
-
-
-@dataclass(frozen=True)
-class Target:
-    """What every step is rendered for: the exported symbol (prefix of every static name), the C type
-    computed in ("float" or "double"), how activations are evaluated ("fast" or "libm":
-    ``exporter.backend.mathlib.helper_mode``) and whether the sums fuse their multiply-adds (``--math fma``)."""
-
-    symbol: str
-    real: str
-    math: str
-    variants: tuple[Variant, ...] = VARIANTS["none"]  # instruction sets the network code is written for
-    suffix: str = ""  # of the variant a step is rendered for (``Variant.suffix``): see ``helper``
-    fma: bool = (
-        False  # the fma contract (exporter/backend/isa.py): sums in fused multiply-adds where the hardware has them
-    )
-    fused: bool = False  # the variant a step is rendered for calls fmaf itself (its hardware has FMA): see ``madd``
-
-    @property
-    def helper(self) -> str:
-        """The prefix of the math helpers the code calls: ``SYMBOL_``, or ``SYMBOL_v3_`` in that variant's code,
-        which has its own copies of them compiled for its own target (see templates/math.c.j2)."""
-        return f"{self.symbol}{self.suffix}_"
-
-    def muladd(self, a: str, b: str, c: str) -> str:
-        """The C expression ``a * b + c``: two roundings under the bit-identical contract; under fma, ``fmaf`` in
-        a variant with FMA hardware (GCC and Clang inline it under the variant's target), else ``SYMBOL_FMA``
-        (ops/helpers.c.j2), which is fmaf where the compiler's target has FMA and two roundings elsewhere."""
-        if not self.fma:
-            return f"{a} * {b} + {c}"
-        call = ("fmaf" if self.real == "float" else "fma") if self.fused else f"{self.symbol}_FMA"
-        return f"{call}({a}, {b}, {c})"
-
-    def madd(self, acc: str, w: str, x: str) -> str:
-        """The C statement of one step of a sum, ``acc`` plus ``w * x`` (see ``muladd``)."""
-        return f"{acc} = {self.muladd(w, x, acc)};" if self.fma else f"{acc} += {w} * {x};"
 
 
 @dataclass
