@@ -29,7 +29,7 @@ RANDOM_ROWS = 160
 """Random rows per network, besides its edge rows (at most ``EDGE_ROWS`` of them): a few hundred in all."""
 EDGE_ROWS = 160
 RUNS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 16, 17, 24, 31, 33, 64, 65)
-"""The lengths of the consecutive batch calls, repeated over the rows: each block height (2 to 4 rows)
+"""The lengths of the consecutive batch calls, repeated over the rows: each block height (2 to 8 rows)
 meets every remainder, and runs of one row and of several blocks."""
 
 
