@@ -213,7 +213,9 @@ def export_keras(
     """Read a Keras model (``.keras``/``.h5`` path or live ``keras.Model``) into an ``Export``.
 
     ``math="libm"`` makes the C call libm's ``tanhf``, ``expf``... instead of the default
-    inline approximations (``"fast"``), for bit-for-bit libm results at a loss of speed.
+    inline approximations (``"fast"``), for bit-for-bit libm results at a loss of speed;
+    ``math="fma"`` keeps them and fuses the network's multiply-adds where the hardware has FMA
+    (the fma contract: docs/c-contract.md).
     ``dtype="double"`` computes in double from the same IR (symbol ``<stem>_double`` by default,
     libm's double functions). ``dispatch="none"`` writes the network code once, for whatever the
     compiler targets, instead of once per x86-64 level chosen at run time."""
