@@ -25,9 +25,9 @@
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
+
+#define TIMING_CLOCK CLOCK_PROCESS_CPUTIME_ID /* ONNX Runtime's threads, were there any, would count */
+#include "timing.h"
 
 typedef struct Ort Ort; /* every ONNX Runtime object, opaque here */
 typedef void (*OrtFn)(void);
@@ -95,25 +95,6 @@ static void *read_file(const char *path, size_t *size)
     fclose(f);
     *size = (size_t)n;
     return data;
-}
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t); /* ONNX Runtime's threads, were there any, would count */
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int by_value(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void report(const char *what, double *ns, int repeats)
-{
-    qsort(ns, (size_t)repeats, sizeof ns[0], by_value);
-    printf("%s %.2f %.2f\n", what, ns[0], ns[repeats / 2]);
 }
 
 int main(int argc, char **argv)
