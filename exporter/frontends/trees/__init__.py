@@ -17,6 +17,7 @@ from exporter.frontends.trees.ubjson import UBJSONError, decode
 from exporter.frontends.trees.xgboost_model import FileError, read_xgboost
 
 KINDS = {"xgboost": "XGBoost", "lightgbm": "LightGBM"}
+_AN = {"xgboost": "an", "lightgbm": "a"}
 
 
 def file_kind(path: str | os.PathLike[str]) -> str | None:
@@ -50,7 +51,7 @@ def _document(kind: str, data: bytes, path: str) -> tuple[Ensemble, int, str]:
         raise ExportError(f"{path}: not a LightGBM text model (not UTF-8 text)") from None
     except (FileError, UBJSONError, ValueError, RecursionError) as err:
         reason = "nested too deep" if isinstance(err, RecursionError) else str(err)
-        raise ExportError(f"{path}: not a {KINDS[kind]} model as {KINDS[kind]} writes it: {reason}") from None
+        raise ExportError(f"{path}: not {_AN[kind]} {KINDS[kind]} model as {KINDS[kind]} writes it: {reason}") from None
 
 
 def load_tree_file(path: str | os.PathLike[str]) -> LoadedModel:

@@ -77,15 +77,20 @@ def reachable_order(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) ->
 
 
 def file_tree(
+    name: str,
     left: np.ndarray,
     right: np.ndarray,
     is_leaf: np.ndarray,
     per_node: dict[str, np.ndarray],
     values: np.ndarray,
 ) -> Tree:
-    """A tree read from a file, renumbered from its root (``reachable_order``); ``per_node`` holds
-    ``feature``, ``threshold``, ``missing_left`` and optionally ``zero_missing``, one entry per node."""
-    order = reachable_order(left, right, is_leaf)
+    """A tree read from a file (``name``: the tree, for messages), renumbered from its root
+    (``reachable_order``); ``per_node`` holds ``feature``, ``threshold``, ``missing_left`` and optionally
+    ``zero_missing``, one entry per node."""
+    try:
+        order = reachable_order(left, right, is_leaf)
+    except Unsupported as err:
+        raise Unsupported(f"{name}: {err}") from None
     new = np.full(left.size, -1, dtype=np.int64)
     new[order] = np.arange(order.size)
     leaf = is_leaf[order]

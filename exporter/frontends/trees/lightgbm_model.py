@@ -76,7 +76,7 @@ def _tree(fields: dict[str, str], t: int) -> Tree:
     n = n_leaves - 1
     if n == 0:
         one = np.zeros(1)
-        return file_tree(one.astype(np.int64) - 1, one.astype(np.int64) - 1, np.ones(1, dtype=bool),
+        return file_tree(f"tree {t}", one.astype(np.int64) - 1, one.astype(np.int64) - 1, np.ones(1, dtype=bool),
                          {"feature": one, "threshold": one, "missing_left": one}, values.reshape(1, 1))  # fmt: skip
     decision = _numbers(fields, "decision_type", n, where, np.int64)
     if np.any(decision & 1):
@@ -98,7 +98,7 @@ def _tree(fields: dict[str, str], t: int) -> Tree:
     }
     left, right = (np.concatenate([k, np.full(n_leaves, -1)]) for k in kids)
     is_leaf = np.arange(n + n_leaves) >= n
-    return file_tree(left, right, is_leaf, per_node, np.concatenate([np.zeros(n), values]).reshape(-1, 1))
+    return file_tree(f"tree {t}", left, right, is_leaf, per_node, np.concatenate([np.zeros(n), values]).reshape(-1, 1))
 
 
 def _link(objective: str, n_class: int) -> tuple[str, float]:

@@ -31,7 +31,7 @@ OBJECTIVES = {
     "reg:absoluteerror": ("identity", "identity"),
     "reg:logistic": ("sigmoid", "logit"),
     "binary:logistic": ("sigmoid", "logit"),
-    "binary:logitraw": ("identity", "logit"),
+    "binary:logitraw": ("identity", "identity"),  # its base_score is a margin already (XGBoost 3)
     "count:poisson": ("exp", "log"),
     "reg:gamma": ("exp", "log"),
     "reg:tweedie": ("exp", "log"),
@@ -101,7 +101,7 @@ def _tree(tree: Any, t: int, width: int) -> Tree:
         "threshold": np.nextafter(condition, np.float32(-np.inf)).astype(np.float64),  # x < s: x <= float below s
         "missing_left": _array(tree, "default_left", n, where, np.int64) != 0,
     }
-    return file_tree(left, right, is_leaf, per_node, condition.astype(np.float64).reshape(n, width))
+    return file_tree(f"tree {t}", left, right, is_leaf, per_node, condition.astype(np.float64).reshape(n, width))
 
 
 def _base_margin(text: Any, how: str, n_groups: int) -> np.ndarray:
