@@ -9,7 +9,8 @@ variant forced (-DSYMBOL_ISA=...), the single-ISA file (--dispatch none) at Lama
 and -march=native, --math libm and --dtype double, timed by a C driver; scikinC's C++ (Sequential
 twin, the only form it reads); keras2c's C; ONNX Runtime via tf2onnx; Keras predict and
 model(x); numpy; for tree models (benchmarks/trees.py) m2cgen's C, scikinC's C++ and
-scikit-learn's predict_proba. Every figure is the best of repeated passes after a warm-up, in CPU time of the
+scikit-learn's predict_proba; for XGBoost and LightGBM files (benchmarks/tree_files.py) tl2cgen's C.
+Every figure is the best of repeated passes after a warm-up, in CPU time of the
 timing thread (time another process takes on the pinned core is not counted), taken in three rounds
 one after the other (all timings, then all again), so that a burst of other load does not decide a
 ratio, with its ratio to
@@ -50,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the exporter,
 from cbench import FLAG_SETS, LAMARR, compile_object, peak_gflops, stream_gbs, time_c  # noqa: E402
 from models import build, flops_per_row  # noqa: E402
 from peers import Result, keras2c, keras_peers, numpy_peer, onnxruntime_peer, scikinc  # noqa: E402
+from tree_files import tree_file_results  # noqa: E402
 from trees import tree_results  # noqa: E402
 
 from exporter import export_keras  # noqa: E402
@@ -236,7 +238,8 @@ def measure(models: dict, workdir: Path, inputs, repeats: int, quick: bool, kera
         if keras and not quick:
             results += attempt("Keras", name, keras_peers, model, name, workdir, inputs, repeats)
         results += attempt("numpy", name, numpy_peer, graph, name, inputs, repeats)
-    return results + tree_results(attempt, workdir, quick, rows, repeats)
+    results += tree_results(attempt, workdir, quick, rows, repeats)
+    return results + tree_file_results(attempt, workdir, quick, rows, repeats)
 
 
 def best_of(rounds: list[list[Result]]) -> list[Result]:
