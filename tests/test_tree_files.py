@@ -133,8 +133,21 @@ def test_xgboost_json_and_ubjson_give_the_same_c(tmp_path):
     ubj_path = tmp_path / "softprob.ubj"
     booster.save_model(ubj_path)
     assert file_kind(json_path) == file_kind(ubj_path) == "xgboost"
-    sources = [export_chain(p, name="same").source.c for p in (json_path, ubj_path)]
-    assert sources[0].split("*/", 1)[1] == sources[1].split("*/", 1)[1]
+    unnamed = tmp_path / "softprob.model"  # told by its bytes, not its suffix
+    unnamed.write_bytes(ubj_path.read_bytes())
+    sources = [export_chain(p, name="same").source.c for p in (json_path, ubj_path, unnamed)]
+    assert sources[0].split("*/", 1)[1] == sources[1].split("*/", 1)[1] == sources[2].split("*/", 1)[1]
+
+
+def test_an_older_xgboost_file_with_one_base_score(tmp_path):
+    """Before XGBoost 3.1 ``base_score`` was one number, not a bracketed vector: the same margin."""
+    path, _ = xgboost_file(tmp_path, "base_score", rounds=2)
+    doc = json.loads(path.read_text())
+    assert doc["learner"]["learner_model_param"]["base_score"] == "[3E-1]"
+    doc["learner"]["learner_model_param"]["base_score"] = "3E-1"
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    ops = [export_chain(p).chain.net.ops[0] for p in (path, tmp_path / "old.json")]
+    assert ops[0].baseline.tolist() == ops[1].baseline.tolist()  # the margin test_xgboost_parity checks
 
 
 @pytest.mark.parametrize("key", list(LIGHTGBM))
