@@ -27,7 +27,7 @@ from exporter.frontends.trees import file_kind
 from exporter.frontends.trees.ubjson import MAX_DEPTH, UBJSONError, decode
 from exporter.ir.trees import TreeEnsemble
 
-from helpers import assert_user_error, run_cli
+from helpers import assert_user_error, run_cli, strict_compile
 
 N = 4
 K_ZERO = np.float32(1e-35)
@@ -172,6 +172,21 @@ def test_lightgbm_zero_band_and_nan_edges(tmp_path):
         (tmp_path / key).mkdir()
         compiled = export_chain(path).compile(tmp_path / key, one_row=True)
         np.testing.assert_array_equal(compiled(rows), booster.predict(rows).astype(np.float32).reshape(len(rows), -1))
+
+
+def test_strict_c_and_double(tmp_path):
+    """XGBoost's float sums and links and LightGBM's zero band under the strict flags (C and C++), and
+    with ``--dtype double`` (outputs as doubles, parity passing)."""
+    files = [xgboost_file(tmp_path, key, rounds=3)[0] for key in ("softprob", "binary_logistic", "poisson")]
+    files.append(lightgbm_file(tmp_path, "zero_as_missing", rounds=3)[0])
+    for path in files:
+        (tmp_path / path.stem).mkdir()
+        c_file, _ = export_chain(path).write(tmp_path / path.stem / f"{path.stem}.c")
+        strict_compile(c_file, tmp_path / path.stem)
+    for path in files[::3]:
+        ex = export_chain(path, dtype="double")
+        report = ex.check(ex.compile(tmp_path / path.stem, one_row=True))
+        assert report.passed, report.table()
 
 
 def test_a_lightgbm_tree_of_one_leaf(tmp_path):
