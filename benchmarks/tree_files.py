@@ -68,7 +68,7 @@ def _ours(path: Path, predict, inputs: np.ndarray, workdir: Path, rows: int, rep
         raise AssertionError(f"{path.name}: our C differs from the library")
     c_file, _ = ex.write(workdir / f"{ex.symbol}.c")
     t = time_c(c_file, ex.symbol, N_INPUTS, 1, FLAG_SETS[LAMARR], batch=True, rows=rows, repeats=repeats)
-    return Result(f"lamarr-export {LAMARR}", path.stem, t.row_ns, t.batch_ns)
+    return Result(f"lamarr-export --math fast {LAMARR}", path.stem, t.row_ns, t.batch_ns)  # run.py's OURS
 
 
 def tl2cgen_peer(path: Path, predict, inputs: np.ndarray, workdir: Path, rows: int, repeats: int) -> list[Result]:
