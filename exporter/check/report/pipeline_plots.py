@@ -78,9 +78,10 @@ def bound_chart(ax: Any, report: ParityReport, title: str) -> None:
         ax.scatter(columns + 0.1 * (k - len(series) / 2), shown, marker=marker, color=colour, s=22, label=label)
     ax.axhline(1.0, color="black", lw=1, ls="--", label="the rule's bound (above: fails)")
     ax.set_yscale("log")
-    ax.set_ylim(SHOWN_LOW / 2, top * 20)
+    ax.set_ylim(SHOWN_LOW / 2, top * 1000)  # the legend above the bound
     ax.set_xticks(columns if width <= 16 else columns[:: max(width // 16, 1)])
-    ax.set(xlabel="output", ylabel="error / the rule's bound", title=title)
+    ax.set(xlabel="output", ylabel="error / the rule's bound")
+    ax.set_title(title, fontsize="medium")
     ax.legend(loc="upper left", frameon=False, fontsize="x-small")
 
 
@@ -111,7 +112,7 @@ def _amplification_panel(ax: Any, name: str, amp: Amplification, conditional: Pa
         c, ref = np.asarray(arrays.c_out, np.float64), np.asarray(arrays.ref, np.float64)
         finite = np.isfinite(c) & np.isfinite(ref)
         error_histogram(ax, c[finite], ref[finite], conditional.atol, conditional.rtol, framework)
-        ax.set_title(f"{name}: fed no difference; what it adds, |C - {framework}|", fontsize="medium")
+        ax.set_title(f"{name}: fed no difference; it adds |C - Py|", fontsize="medium")
         return
     received = amp.received[fed]
     positive = np.concatenate([v[v > 0] for v in (received, amp.propagated[fed], amp.added[fed])])
@@ -130,7 +131,7 @@ def _amplification_panel(ax: Any, name: str, amp: Amplification, conditional: Pa
     ax.set_yscale("log")
     ax.set_ylim(floor / 2, high * 30)  # room above for the legend
     ax.set(xlabel="received: |x_C - x_Py|, largest over its inputs", ylabel="per row, largest over its outputs")
-    ax.set_title(f"{name}: what it is fed, carries through and adds", fontsize="medium")
+    ax.set_title(f"{name}: fed, carried through, added", fontsize="medium")
     ax.legend(loc="upper left", frameon=False, fontsize="x-small")
 
 
@@ -142,8 +143,8 @@ def stage_plots(report: PipelineReport, framework: str) -> list[Plot]:
         fig = figure(13, 3.8)
         left, middle, right = fig.subplots(1, 3)
         _amplification_panel(left, name, amp, conditional, framework)
-        bound_chart(middle, alone, f"{name} alone: on {framework}'s upstream values")
-        bound_chart(right, conditional, f"{name} on C's upstream values")
+        bound_chart(middle, alone, "alone: on Python's upstream values")
+        bound_chart(right, conditional, "conditional: on C's upstream values")
         gain = amp.gain()
         gains = (
             f"gain (carried through / received) median {np.median(gain):.3g}, max {np.max(gain):.3g} over "
