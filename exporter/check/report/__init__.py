@@ -11,18 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import markupsafe
 import numpy as np
 
 from exporter.check.compare import ParityReport
-from exporter.check.pipeline_parity import PipelineReport
 from exporter.check.report.document import to_json
 from exporter.check.report.plots import Plot
 from exporter.common.escaping import visible
 from exporter.ir import Graph
+
+if TYPE_CHECKING:
+    from exporter.check.pipeline_parity import PipelineReport
 
 Sections = list[tuple[str, list[Plot]]]
 
