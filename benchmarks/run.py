@@ -10,7 +10,8 @@ and -march=native, --math libm and --dtype double, timed by a C driver; scikinC'
 twin, the only form it reads); keras2c's C; ONNX Runtime through its C API (benchmarks/ort_capi.c) and
 through Python via tf2onnx; Keras predict and
 model(x); numpy; for tree models (benchmarks/trees.py) m2cgen's C, scikinC's C++ and
-scikit-learn's predict_proba. Every figure is the best of repeated passes after a warm-up, in CPU time of the
+scikit-learn's predict_proba; for XGBoost and LightGBM files (benchmarks/tree_files.py) tl2cgen's C.
+Every figure is the best of repeated passes after a warm-up, in CPU time of the
 timing thread (time another process takes on the pinned core is not counted), taken in three rounds
 one after the other (all timings, then all again), so that a burst of other load does not decide a
 ratio, with its ratio to
@@ -59,6 +60,7 @@ from peers import (  # noqa: E402
     onnxruntime_peer,
     scikinc,
 )
+from tree_files import tree_file_results  # noqa: E402
 from trees import tree_results  # noqa: E402
 
 from exporter import export_keras  # noqa: E402
@@ -250,7 +252,8 @@ def measure(models: dict, workdir: Path, inputs, repeats: int, quick: bool, kera
         if keras and not quick:
             results += attempt("Keras", name, keras_peers, model, name, workdir, inputs, repeats)
         results += attempt("numpy", name, numpy_peer, graph, name, inputs, repeats)
-    return results + tree_results(attempt, workdir, quick, rows, repeats)
+    results += tree_results(attempt, workdir, quick, rows, repeats)
+    return results + tree_file_results(attempt, workdir, quick, rows, repeats)
 
 
 def best_of(rounds: list[list[Result]]) -> list[Result]:

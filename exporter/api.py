@@ -240,7 +240,8 @@ def export_chain(
 ) -> Export:
     """A Lamarr chain: raw inputs -> log(columns) -> preprocess... -> network -> activation -> inverse target.
 
-    ``model`` is a Keras file or model (or None for preprocessing alone); transformers are
+    ``model`` is a Keras file or model, a tree model (a fitted scikit-learn estimator or its file, an
+    XGBoost or LightGBM model file: docs/trees.md), or None for preprocessing alone; transformers are
     fitted scikit-learn objects or their .pkl/.joblib/.skops files. ``trust`` names your own
     modules whose classes and functions those files may load (``["lamarr_utils"]``), see
     docs/custom-preprocessing.md. A generator (a Keras model with two inputs, conditions and noise,
