@@ -305,3 +305,32 @@ class Formula(Op):
 
     def describe(self) -> str:
         return f"Formula y = {self.expr.c()}"
+
+
+@dataclass
+class LayerNorm(Op):
+    """``y = (x - mean) / sqrt(var + epsilon) * scale + bias`` over the whole row (mean and variance of its
+    features); computed in double, in two passes (the mean first), and rounded once per output."""
+
+    scale: np.ndarray = None  # type: ignore[assignment]
+    bias: np.ndarray = None  # type: ignore[assignment]
+    epsilon: float = 1e-5
+
+    template: ClassVar[str] = "layernorm"
+    in_place: ClassVar[bool] = True  # the row is read whole (mean, variance) before element k is written from x[k]
+
+    def __post_init__(self) -> None:
+        self.scale = _vector("scale", self.scale, self.width)
+        self.bias = _vector("bias", self.bias, self.width)
+        self.epsilon = float(self.epsilon)
+
+    def describe(self) -> str:
+        return f"LayerNorm {self.width}, epsilon {self.epsilon:g}"
+
+    def flops(self, in_widths: list[int]) -> int:
+        return 7 * self.width  # sum; difference, square, sum; difference, product, scale and shift
+
+    def refusal(self) -> str | None:
+        if not (np.isfinite(self.epsilon) and self.epsilon >= 0):
+            return f"epsilon {self.epsilon}: must be a finite number >= 0"
+        return super().refusal()

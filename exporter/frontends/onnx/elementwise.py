@@ -1,0 +1,210 @@
+"""ONNX's elementwise ops -> IR: activations (one kind each, ONNX's attributes made explicit parameters),
+arithmetic with constants (``Affine``) or between rows (``Merge``), ``PRelu``, ``Clip``, ``Pow``.
+
+Where an ONNX op has parameters the IR kind of the same function has fixed (``Selu``'s alpha and gamma,
+``HardSigmoid``'s alpha and beta), its default values map to the kind and other values to the same
+function written with an ``Affine`` beside it, so that every attribute value is exported as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.onnx.declare import (
+    Const,
+    Node,
+    Row,
+    Value,
+    broadcast_dims,
+    const_dims,
+    handles,
+    per_feature,
+    scalar,
+    to_dims,
+    whole_row,
+)
+from exporter.ir import Activate, Activation, Affine, Formula, Merge, PReLU
+from exporter.ir.expression import X, Expr, call, num
+
+# ONNX's defaults for Selu, as float32 attributes: the IR's selu (templates/activations.c.j2) in float
+SELU_ALPHA, SELU_GAMMA = np.float32(1.6732632423543772), np.float32(1.0507009873554805)
+# PyTorch's Hardsigmoid (ONNX's HardSwish): relu6(x + 3) / 6, the IR's hard_sigmoid
+HARD_ALPHA, HARD_BETA = np.float32(1.0 / 6.0), np.float32(0.5)
+
+
+def activate(b: Builder, node: Node, row: Row, kind: str, **params: float) -> Row:
+    return Row(b.add(Activate, node.name, [row.value], row.width, activation=Activation(kind, params)), row.dims)
+
+
+def affine(b: Builder, node: Node, row: Row, scale: Any, shift: Any) -> Row:
+    scale, shift = np.broadcast_to(scale, row.width), np.broadcast_to(shift, row.width)
+    return Row(b.add(Affine, node.name, [row.value], row.width, scale=scale, shift=shift), row.dims)
+
+
+# op type -> (IR kind, {parameter: (attribute, ONNX's default)}), and the schema versions read
+UNARY: dict[str, tuple[str, dict[str, tuple[str, float]], tuple[int, ...]]] = {
+    "Relu": ("relu", {}, (13, 14)),
+    "LeakyRelu": ("leaky_relu", {"negative_slope": ("alpha", 0.01)}, (6, 16)),
+    "Elu": ("elu", {"alpha": ("alpha", 1.0)}, (6, 22)),
+    "Celu": ("celu", {"alpha": ("alpha", 1.0)}, (12, 28)),
+    "Sigmoid": ("sigmoid", {}, (13,)),
+    "HardSwish": ("hard_silu", {}, (14, 22)),
+    "Tanh": ("tanh", {}, (13,)),
+    "Softplus": ("softplus", {}, (1, 22)),
+    "Softsign": ("softsign", {}, (1, 22)),
+    "Mish": ("mish", {}, (18, 22)),
+    "Exp": ("exponential", {}, (13,)),
+    "Log": ("log", {}, (13,)),
+    "Sqrt": ("sqrt", {}, (13,)),
+    "Abs": ("abs", {}, (13,)),
+    "Erf": ("erf", {}, (13,)),
+}
+
+
+def _unary(kind: str, params: dict[str, tuple[str, float]]) -> Callable[[Node, Builder], list[Value]]:
+    def mapping(node: Node, b: Builder) -> list[Value]:
+        values = {p: float(node.attr(attribute, default)) for p, (attribute, default) in params.items()}
+        return [activate(b, node, node.row(), kind, **values)]
+
+    return mapping
+
+
+for _op, (_kind, _params, _since) in UNARY.items():
+    handles(_op, since=_since)(_unary(_kind, _params))
+
+
+@handles("Softmax", "LogSoftmax", since=(13,))
+def softmax(node: Node, b: Builder) -> list[Value]:
+    row = node.row()
+    whole_row(row, int(node.attr("axis", -1)), node.op_type)
+    return [activate(b, node, row, "softmax" if node.op_type == "Softmax" else "log_softmax")]
+
+
+@handles("Gelu", since=(20,))
+def gelu(node: Node, b: Builder) -> list[Value]:
+    approximate = node.attr("approximate", "none")
+    if approximate not in ("none", "tanh"):
+        raise Unsupported(f"approximate={approximate!r}: ONNX defines 'none' and 'tanh'")
+    return [activate(b, node, node.row(), "gelu_erf" if approximate == "none" else "gelu_tanh")]
+
+
+@handles("Selu", since=(6, 22))
+def selu(node: Node, b: Builder) -> list[Value]:
+    alpha, gamma = np.float32(node.attr("alpha", SELU_ALPHA)), np.float32(node.attr("gamma", SELU_GAMMA))
+    if (alpha, gamma) == (SELU_ALPHA, SELU_GAMMA):
+        return [activate(b, node, node.row(), "selu")]
+    return [affine(b, node, activate(b, node, node.row(), "elu", alpha=float(alpha)), float(gamma), 0.0)]
+
+
+@handles("HardSigmoid", since=(6, 22))
+def hard_sigmoid(node: Node, b: Builder) -> list[Value]:
+    alpha, beta = np.float32(node.attr("alpha", 0.2)), np.float32(node.attr("beta", 0.5))
+    if (alpha, beta) == (HARD_ALPHA, HARD_BETA):
+        return [activate(b, node, node.row(), "hard_sigmoid")]
+    line = affine(b, node, node.row(), float(alpha), float(beta))  # max(0, min(1, alpha x + beta))
+    return [activate(b, node, line, "relu_general", negative_slope=0.0, max_value=1.0, threshold=0.0)]
+
+
+@handles("Neg", since=(13,))
+def negative(node: Node, b: Builder) -> list[Value]:
+    return [affine(b, node, node.row(), -1.0, 0.0)]
+
+
+@handles("PRelu", since=(9, 16))
+def prelu(node: Node, b: Builder) -> list[Value]:
+    row = node.row()
+    slope = per_feature(node.const(1, "the slope"), row, "the slope")
+    return [Row(b.add(PReLU, node.name, [row.value], row.width, alpha=slope), row.dims)]
+
+
+def _bound(node: Node, i: int, what: str, unbounded: float) -> float | None:
+    """A bound of ``Clip``, None when omitted or infinite on its side (``unbounded``)."""
+    value = node.optional(i, what)
+    bound = None if value is None else scalar(value, what)
+    return None if bound == unbounded else bound
+
+
+@handles("Clip", since=(13,))
+def clip(node: Node, b: Builder) -> list[Value]:
+    row = node.row()
+    low, high = _bound(node, 1, "min", -np.inf), _bound(node, 2, "max", np.inf)
+    if low == 0.0:  # relu, relu6: the IR's clipped ReLU
+        top = float("inf") if high is None else high
+        return [activate(b, node, row, "relu_general", negative_slope=0.0, max_value=top, threshold=0.0)]
+    expr = X if low is None else call("fmax", X, num(low))
+    expr = expr if high is None else call("fmin", expr, num(high))
+    return [Row(b.add(Formula, node.name, [row.value], row.width, expr=expr), row.dims)]
+
+
+@handles("Pow", since=(13, 15))
+def power(node: Node, b: Builder) -> list[Value]:
+    base, exponent = node.inputs[0], node.inputs[1]
+    if isinstance(base, Row) and isinstance(exponent, Const):
+        p = scalar(exponent.array, "the exponent")
+        const_dims(exponent.array, base.rank)  # a higher rank would move the batch
+        if p == 0.5:
+            return [activate(b, node, base, "sqrt")]
+        if p == int(p) and abs(p) <= 8:
+            return [activate(b, node, base, "integer_pow", exponent=p)]
+        expr = call("pow", X, num(p))
+    elif isinstance(base, Const) and isinstance(exponent, Row):
+        const_dims(base.array, exponent.rank)
+        expr = call("pow", num(scalar(base.array, "the base")), X)
+    else:
+        raise Unsupported("a power of a computed tensor to a constant exponent, or of a constant base, is supported")
+    row = exponent if isinstance(exponent, Row) else base
+    assert isinstance(row, Row)
+    return [Row(b.add(Formula, node.name, [row.value], row.width, expr=expr), row.dims)]
+
+
+MERGES = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide"}
+VARIADIC = {"Sum": "add", "Max": "maximum", "Min": "minimum", "Mean": "average"}
+
+
+def merge_rows(node: Node, b: Builder, kind: str, rows: list[Row]) -> Row:
+    """Rows of one rank combined elementwise; a row of one value is broadcast over the others' width."""
+    if len({row.rank for row in rows}) != 1:
+        raise Unsupported(f"tensors of ranks {[row.rank for row in rows]}: the batch would not stay the first axis")
+    dims = broadcast_dims(*(row.dims for row in rows))
+    values = [to_dims(b, node.name, row, dims).value for row in rows]
+    return Row(b.add(Merge, node.name, values, int(np.prod(dims)), kind=kind), dims)
+
+
+def _with_constant(node: Node, b: Builder, kind: str, row: Row, c: np.ndarray, row_first: bool) -> Row:
+    """A row and a constant: an ``Affine`` (``c / x``, one value c: a formula)."""
+    dims = broadcast_dims(row.dims, const_dims(c, row.rank).shape)
+    row = to_dims(b, node.name, row, dims)
+    if kind == "divide" and not row_first:
+        return Row(b.add(Formula, node.name, [row.value], row.width, expr=Expr("/", (num(scalar(c, "the dividend")), X))), dims)
+    v = per_feature(c, row, "the constant")
+    if kind == "add":
+        return affine(b, node, row, 1.0, v)
+    if kind == "multiply":
+        return affine(b, node, row, v, 0.0)
+    if kind == "subtract":
+        return affine(b, node, row, 1.0, -v) if row_first else affine(b, node, row, -1.0, v)
+    with np.errstate(divide="ignore"):
+        return affine(b, node, row, 1.0 / v, 0.0)  # a zero divisor: infinite scale, refused by the Affine
+
+
+@handles(*MERGES, since=(13, 14))
+def arithmetic(node: Node, b: Builder) -> list[Value]:
+    first, second = node.inputs[0], node.inputs[1]
+    kind = MERGES[node.op_type]
+    if isinstance(first, Row) and isinstance(second, Row):
+        return [merge_rows(node, b, kind, [first, second])]
+    if isinstance(first, Row) and isinstance(second, Const):
+        return [_with_constant(node, b, kind, first, second.array, True)]
+    if isinstance(first, Const) and isinstance(second, Row):
+        return [_with_constant(node, b, kind, second, first.array, False)]
+    raise Unsupported(f"{node.op_type} of a computed tensor and a constant or of two computed tensors is supported")
+
+
+@handles(*VARIADIC, since=(13,))
+def variadic(node: Node, b: Builder) -> list[Value]:
+    rows = [node.row(i) for i in range(len(node.inputs))]
+    return [rows[0] if len(rows) == 1 else merge_rows(node, b, VARIADIC[node.op_type], rows)]
