@@ -51,6 +51,7 @@ RECIPES = (
     "A Keras layer",
     "A Flax op (a JAX primitive)",
     "A tree format",
+    "An ONNX op",
 )
 
 
@@ -84,6 +85,12 @@ def test_a_keras_layer_is_declared_in_one_file(layer):
     """A Keras layer class is named in its declaration alone: its variables, shapes and mapping."""
     files = naming(layer)
     assert len(files) == 1 and files <= listed("A Keras layer"), files
+
+
+@pytest.mark.parametrize("op_type", ["Gemm", "PRelu", "Unsqueeze"])
+def test_an_onnx_op_is_declared_in_one_file(op_type):
+    files = naming(op_type)
+    assert len(files) == 1 and files <= listed("An ONNX op"), files
 
 
 @pytest.mark.parametrize("cls", ["ExtraTreesRegressor", "HistGradientBoostingRegressor"])

@@ -4,9 +4,9 @@ The walk gives every ONNX tensor one of three values. A ``Row`` holds one row of
 an IR value, and the tensor's dimensions after the batch one (the row is their row-major flattening, so
 ``[batch, 1, 8]`` and ``[batch, 8]`` are the same 8 features). A ``Const`` is known when the file is read
 (initializers, ``Constant`` nodes, anything computed from them). A ``Meta`` is computed from the batch
-size (``Shape`` of a row): only ONNX's shape inference knows what it becomes.
+size (``Shape`` of a row): a vector of sizes in which the batch's stays symbolic, or unknown.
 
-An op type is one declaration, ``@handles("Gemm", since=(13,))``: the mapping that grows IR through the
+An op type is one declaration, ``@handles("MatMul", since=(13,))``: the mapping that grows IR through the
 ``Builder``, and the versions of the op's schema it was written for. A node whose schema version is not
 among them (a newer opset that changed the op) is refused, never read by a mapping written for another.
 """
@@ -50,11 +50,17 @@ class Const:
 
 @dataclass(frozen=True)
 class Meta:
-    """A tensor computed from the batch size: a shape, which only reshapes may read."""
+    """A tensor computed from the batch size: a shape, which only reshapes may read. ``values``: its entries
+    (``BATCH`` for the batch size, None for one computed from it otherwise), of ``shape``; None: unknown."""
+
+    values: tuple[int | str | None, ...] | None = None
+    shape: tuple[int, ...] = (-1,)
 
 
 Value = Row | Const | Meta
-Shape = tuple[int | None, ...]  # an inferred ONNX shape, batch first; None: a dimension inference left unknown
+Shape = tuple[int | str | None, ...]  # an inferred ONNX shape: a size, a symbol (BATCH: the batch), None: unknown
+BATCH = "N"  # the symbolic batch dimension every input is given, so that inference relates them
+SENTINELS = (1_000_003, 1_000_033)  # batch sizes a shape is computed with, twice: entries that follow them are it
 
 
 @dataclass
@@ -69,6 +75,7 @@ class Node:
     inputs: list[Value | None]
     shapes: list[Shape | None]
     used: list[bool]
+    batch_one: bool = False  # the model's batch dimension is 1, not dynamic
 
     def attr(self, name: str, default: Any = None) -> Any:
         value = self.attrs.get(name, default)

@@ -1,13 +1,15 @@
-"""ONNX's elementwise ops -> IR: activations (one kind each, ONNX's attributes made explicit parameters),
-arithmetic with constants (``Affine``) or between rows (``Merge``), ``PRelu``, ``Clip``, ``Pow``.
+"""ONNX's elementwise ops -> IR: activations (the IR kind named as the op type, ``RENAMED`` the others, its
+attributes made explicit parameters), arithmetic with constants (``Affine``) or between rows (``Merge``),
+``PRelu``, ``Clip``, ``Pow``.
 
-Where an ONNX op has parameters the IR kind of the same function has fixed (``Selu``'s alpha and gamma,
-``HardSigmoid``'s alpha and beta), its default values map to the kind and other values to the same
-function written with an ``Affine`` beside it, so that every attribute value is exported as it is.
+Where an ONNX op has parameters that the IR kind of the same function fixes (``Selu``'s alpha and gamma,
+``HardSigmoid``'s alpha and beta), the values the kind fixes map to it and any others to the same function
+written with an ``Affine`` beside it, so that every attribute value is exported as it is.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -28,11 +30,11 @@ from exporter.frontends.onnx.declare import (
     whole_row,
 )
 from exporter.ir import Activate, Activation, Affine, Formula, Merge, PReLU
-from exporter.ir.expression import X, Expr, call, num
+from exporter.ir.expression import Expr, X, call, num
 
 # ONNX's defaults for Selu, as float32 attributes: the IR's selu (templates/activations.c.j2) in float
 SELU_ALPHA, SELU_GAMMA = np.float32(1.6732632423543772), np.float32(1.0507009873554805)
-# PyTorch's Hardsigmoid (ONNX's HardSwish): relu6(x + 3) / 6, the IR's hard_sigmoid
+# HardSigmoid as PyTorch's Hardsigmoid exports it, relu6(x + 3) / 6: the IR's kind (ONNX's default is 0.2, 0.5)
 HARD_ALPHA, HARD_BETA = np.float32(1.0 / 6.0), np.float32(0.5)
 
 
@@ -45,43 +47,50 @@ def affine(b: Builder, node: Node, row: Row, scale: Any, shift: Any) -> Row:
     return Row(b.add(Affine, node.name, [row.value], row.width, scale=scale, shift=shift), row.dims)
 
 
-# op type -> (IR kind, {parameter: (attribute, ONNX's default)}), and the schema versions read
-UNARY: dict[str, tuple[str, dict[str, tuple[str, float]], tuple[int, ...]]] = {
-    "Relu": ("relu", {}, (13, 14)),
-    "LeakyRelu": ("leaky_relu", {"negative_slope": ("alpha", 0.01)}, (6, 16)),
-    "Elu": ("elu", {"alpha": ("alpha", 1.0)}, (6, 22)),
-    "Celu": ("celu", {"alpha": ("alpha", 1.0)}, (12, 28)),
-    "Sigmoid": ("sigmoid", {}, (13,)),
-    "HardSwish": ("hard_silu", {}, (14, 22)),
-    "Tanh": ("tanh", {}, (13,)),
-    "Softplus": ("softplus", {}, (1, 22)),
-    "Softsign": ("softsign", {}, (1, 22)),
-    "Mish": ("mish", {}, (18, 22)),
-    "Exp": ("exponential", {}, (13,)),
-    "Log": ("log", {}, (13,)),
-    "Sqrt": ("sqrt", {}, (13,)),
-    "Abs": ("abs", {}, (13,)),
-    "Erf": ("erf", {}, (13,)),
+def kind_of(op_type: str) -> str:
+    """The IR kind of an op type: the op type in snake case (LeakyRelu: leaky_relu), or its other name."""
+    return RENAMED.get(op_type) or re.sub(r"(?<!^)(?=[A-Z])", "_", op_type).lower()
+
+
+# Op types whose IR kind is their own name (in snake case), with their attributes as the kind's parameters
+# ({parameter: (attribute, ONNX's default)}) and the schema versions read; RENAMED: the kinds named otherwise.
+UNARY: dict[str, tuple[dict[str, tuple[str, float]], tuple[int, ...]]] = {
+    "Relu": ({}, (13, 14)),
+    "LeakyRelu": ({"negative_slope": ("alpha", 0.01)}, (6, 16)),
+    "Elu": ({"alpha": ("alpha", 1.0)}, (6, 22)),
+    "Celu": ({"alpha": ("alpha", 1.0)}, (12, 28)),
+    "Sigmoid": ({}, (13,)),
+    "HardSwish": ({}, (14, 22)),
+    "Tanh": ({}, (13,)),
+    "Softplus": ({}, (1, 22)),
+    "Softsign": ({}, (1, 22)),
+    "Mish": ({}, (18, 22)),
+    "Exp": ({}, (13,)),
+    "Log": ({}, (13,)),
+    "Sqrt": ({}, (13,)),
+    "Abs": ({}, (13,)),
+    "Erf": ({}, (13,)),
 }
+RENAMED = {"HardSwish": "hard_silu", "Exp": "exponential"}
 
 
-def _unary(kind: str, params: dict[str, tuple[str, float]]) -> Callable[[Node, Builder], list[Value]]:
+def _unary(params: dict[str, tuple[str, float]]) -> Callable[[Node, Builder], list[Value]]:
     def mapping(node: Node, b: Builder) -> list[Value]:
         values = {p: float(node.attr(attribute, default)) for p, (attribute, default) in params.items()}
-        return [activate(b, node, node.row(), kind, **values)]
+        return [activate(b, node, node.row(), kind_of(node.op_type), **values)]
 
     return mapping
 
 
-for _op, (_kind, _params, _since) in UNARY.items():
-    handles(_op, since=_since)(_unary(_kind, _params))
+for _op, (_params, _since) in UNARY.items():
+    handles(_op, since=_since)(_unary(_params))
 
 
 @handles("Softmax", "LogSoftmax", since=(13,))
 def softmax(node: Node, b: Builder) -> list[Value]:
     row = node.row()
     whole_row(row, int(node.attr("axis", -1)), node.op_type)
-    return [activate(b, node, row, "softmax" if node.op_type == "Softmax" else "log_softmax")]
+    return [activate(b, node, row, kind_of(node.op_type))]
 
 
 @handles("Gelu", since=(20,))
@@ -96,7 +105,7 @@ def gelu(node: Node, b: Builder) -> list[Value]:
 def selu(node: Node, b: Builder) -> list[Value]:
     alpha, gamma = np.float32(node.attr("alpha", SELU_ALPHA)), np.float32(node.attr("gamma", SELU_GAMMA))
     if (alpha, gamma) == (SELU_ALPHA, SELU_GAMMA):
-        return [activate(b, node, node.row(), "selu")]
+        return [activate(b, node, node.row(), kind_of(node.op_type))]
     return [affine(b, node, activate(b, node, node.row(), "elu", alpha=float(alpha)), float(gamma), 0.0)]
 
 
@@ -104,7 +113,7 @@ def selu(node: Node, b: Builder) -> list[Value]:
 def hard_sigmoid(node: Node, b: Builder) -> list[Value]:
     alpha, beta = np.float32(node.attr("alpha", 0.2)), np.float32(node.attr("beta", 0.5))
     if (alpha, beta) == (HARD_ALPHA, HARD_BETA):
-        return [activate(b, node, node.row(), "hard_sigmoid")]
+        return [activate(b, node, node.row(), kind_of(node.op_type))]
     line = affine(b, node, node.row(), float(alpha), float(beta))  # max(0, min(1, alpha x + beta))
     return [activate(b, node, line, "relu_general", negative_slope=0.0, max_value=1.0, threshold=0.0)]
 
@@ -179,7 +188,8 @@ def _with_constant(node: Node, b: Builder, kind: str, row: Row, c: np.ndarray, r
     dims = broadcast_dims(row.dims, const_dims(c, row.rank).shape)
     row = to_dims(b, node.name, row, dims)
     if kind == "divide" and not row_first:
-        return Row(b.add(Formula, node.name, [row.value], row.width, expr=Expr("/", (num(scalar(c, "the dividend")), X))), dims)
+        quotient = Expr("/", (num(scalar(c, "the dividend")), X))
+        return Row(b.add(Formula, node.name, [row.value], row.width, expr=quotient), dims)
     v = per_feature(c, row, "the constant")
     if kind == "add":
         return affine(b, node, row, 1.0, v)

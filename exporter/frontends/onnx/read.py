@@ -20,11 +20,16 @@ from typing import Any
 
 from exporter.common.errors import ExportError, InputError
 from exporter.common.escaping import terminal_line
+from exporter.frontends.onnx.declare import BATCH
 
 MIN_OPSET = 13
-BATCH = "N"  # the symbolic batch dimension every input is given, so that inference relates them
 INSTALL = "pip install 'lamarr-export[onnx]'"
 MAX_BYTES = 2**31 - 1  # protobuf's own limit for one message
+
+
+def _one_line(err: Exception) -> str:
+    """onnx's message on one line (its context follows on lines of its own), escaped and cut short."""
+    return terminal_line(" ".join(str(err).split()))[:300]
 
 
 def require_onnx(what: str) -> Any:
@@ -106,7 +111,7 @@ def parse(model: Any, label: str) -> Any:
     try:
         model = onnx.load_model_from_string(data, format="protobuf")
     except Exception as err:  # protobuf's DecodeError and others, for a truncated or foreign file
-        why = f"{type(err).__name__}: {terminal_line(str(err))[:200]}"
+        why = f"{type(err).__name__}: {_one_line(err)}"
         raise ExportError(f"{label}: not an ONNX model ({why})") from None
     external = _external(model)
     if external:
@@ -121,11 +126,12 @@ def parse(model: Any, label: str) -> Any:
 
             model = onnx.inliner.inline_local_functions(model)
         except Exception as err:
-            raise ExportError(f"{label}: its local functions cannot be inlined ({terminal_line(str(err))[:200]})") from None
+            why = _one_line(err)
+            raise ExportError(f"{label}: its local functions cannot be inlined ({why})") from None
     try:
         onnx.checker.check_model(model)
     except Exception as err:  # ValidationError, and the checker's C++ errors
-        raise ExportError(f"{label}: onnx's checker refuses it: {terminal_line(str(err))[:300]}") from None
+        raise ExportError(f"{label}: onnx's checker refuses it: {_one_line(err)}") from None
     return model
 
 
@@ -152,8 +158,8 @@ def _given(shapes: Mapping[str, tuple[int, ...]], names: list[str]) -> dict[str,
     given = dict(shapes)
     if "" in given:
         if len(names) != 1:
-            listed = ", ".join(names)
-            raise InputError("input_shape", f"{list(given[''])}: the model has {len(names)} inputs, name one ({listed})")
+            why = f"the model has {len(names)} inputs: name one ({', '.join(names)})"
+            raise InputError("input_shape", f"{list(given[''])}: {why}")
         given[names[0]] = given.pop("")
     for name, dims in given.items():
         if name not in names:
@@ -213,9 +219,13 @@ def prepare(model: Any, input_shape: Mapping[str, tuple[int, ...]], source: str)
         problems.append(f"{len(model.graph.output)} outputs; exactly one is supported")
     elif model.graph.output[0].type.tensor_type.elem_type != 1:
         problems.append("its output is not a float32 tensor")
-    batch_one = any(dims and dims[0].HasField("dim_value") for dims in (i.type.tensor_type.shape.dim for i in graph_inputs))
+    shapes = [i.type.tensor_type.shape.dim for i in graph_inputs]
+    batch_one = any(dims and dims[0].HasField("dim_value") for dims in shapes)  # 1, or refused
+    bare = onnx.ModelProto()
+    bare.CopyFrom(model)
+    del bare.graph.value_info[:]  # the file's own shapes are hints at best: every one inferred afresh
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(bare, check_type=True, strict_mode=False, data_prop=True)
     except Exception as err:  # InferenceError: shapes or types that contradict each other
-        raise ExportError(f"{label}: ONNX's shape inference fails: {terminal_line(str(err))[:300]}") from None
+        raise ExportError(f"{label}: ONNX's shape inference fails: {_one_line(err)}") from None
     return Prepared(inferred, model, opsets, inputs, batch_one, problems)

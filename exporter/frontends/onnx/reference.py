@@ -4,7 +4,10 @@ the trace.
 
 The float64 twin is the model with every float32 tensor, input, output and cast made float64, evaluated by
 onnx's own numpy implementation of the standard ops (ONNX Runtime has no float64 kernels for most
-activations). It is the model the file holds, not the exporter's IR: a misread attribute shows. When it
+activations). It is the model the file holds, not the exporter's IR: a misread attribute shows. Two ops are
+computed here instead (``float64_ops``): the evaluator's ``Erf`` rounds to float32, and its ``Gelu`` (the
+schema's formula, ``0.5 x (1 + erf(x / sqrt 2))``) cancels to 0 below x = -6 even in float64, where the C's
+value is right: both are the same functions written so that float64 keeps its digits. When the twin
 cannot be built or run, ``Float64Unavailable`` says why and the fixed rule decides, saying so.
 
 A model whose batch dimension is 1 (exported without a dynamic batch) is run one row at a time.
@@ -13,6 +16,7 @@ A model whose batch dimension is 1 (exported without a dynamic batch) is run one
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -78,7 +82,7 @@ class OnnxReference:
         from onnx.reference import ReferenceEvaluator
 
         try:
-            return ReferenceEvaluator(float64_twin(self.model))
+            return ReferenceEvaluator(float64_twin(self.model), new_ops=float64_ops())
         except Float64Unavailable:
             raise
         except Exception as err:  # the evaluator refuses an op it does not implement
@@ -134,6 +138,29 @@ class Intermediates:
         return self.reference.intermediates(values, rows, *noise)
 
 
+def float64_ops() -> list[type]:
+    """``Erf`` and ``Gelu`` for onnx's reference evaluator, computed in the input's own precision, without
+    cancellation (``erfc`` for the exact form, a logistic for the tanh form: ``1 + tanh(u) = 2 / (1 + e^-2u)``)."""
+    from onnx.reference.op_run import OpRun
+
+    class Erf(OpRun):
+        op_domain = ""
+
+        def _run(self, x: np.ndarray) -> tuple[np.ndarray]:
+            return (np.vectorize(math.erf, otypes=[x.dtype])(x),)
+
+    class Gelu(OpRun):
+        op_domain = ""
+
+        def _run(self, x: np.ndarray, approximate: str | None = None) -> tuple[np.ndarray]:
+            if approximate == "tanh":
+                u = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)
+                return (x / (1.0 + np.exp(-2.0 * u)),)
+            return (0.5 * x * np.vectorize(math.erfc, otypes=[x.dtype])(-x / math.sqrt(2.0)),)
+
+    return [Erf, Gelu]
+
+
 def _to_double(tensor: Any) -> None:
     from onnx import numpy_helper
 
@@ -157,7 +184,7 @@ def float64_twin(model: Any) -> Any:
     for node in graph.node:
         for attribute in node.attribute:
             if attribute.HasField("g") or attribute.graphs:
-                raise Float64Unavailable(f"node {node.name!r} holds a subgraph, which the float64 twin does not convert")
+                raise Float64Unavailable(f"node {node.name!r} holds a subgraph, which the float64 twin cannot convert")
             if attribute.HasField("t"):
                 _to_double(attribute.t)
             if node.op_type in ("Cast", "CastLike") and attribute.name == "to" and attribute.i == FLOAT:

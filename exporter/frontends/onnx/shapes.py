@@ -10,33 +10,114 @@ the output's dimensions after the first multiply to the row's width: the first i
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.onnx.declare import Const, Meta, Node, Row, Value, axis_of, feature_grid, handles, select
+from exporter.frontends.onnx.declare import (
+    BATCH,
+    SENTINELS,
+    Const,
+    Meta,
+    Node,
+    Row,
+    Shape,
+    Value,
+    axis_of,
+    feature_grid,
+    handles,
+    select,
+)
 from exporter.ir import Concatenate
 
 SHAPED = (13, 14, 16, 19, 21, 23, 24, 25)  # versions that only add element types (float8, int4...)
 FLOAT = 1  # onnx.TensorProto.FLOAT
 
 
-def _shape_text(dims: tuple[int | None, ...]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+def _shape_text(dims: Shape) -> str:
+    return "[" + ", ".join("batch" if d == BATCH else "?" if d is None else str(d) for d in dims) + "]"
 
 
-@handles("Reshape", "Flatten", "Squeeze", "Unsqueeze", since=SHAPED)
-def reshaped(node: Node, b: Builder) -> list[Value]:
-    """The row under the output shape ONNX infers, when that shape keeps each row whole."""
+def _target(node: Node, row: Row, values: tuple[int | str | None, ...]) -> tuple[int, ...] | None:
+    """The dimensions after the batch a ``Reshape`` to ``values`` gives (ONNX's 0 and -1 resolved), when its
+    first one is the batch; None when an entry is unknown."""
+    batch = 1 if node.batch_one else SENTINELS[0]
+    full = (batch, *row.dims)
+    copy = not node.attr("allowzero", 0)
+    out = [full[k] if copy and v == 0 and k < len(full) else batch if v == BATCH else v for k, v in enumerate(values)]
+    if any(not isinstance(v, int) for v in out) or out.count(-1) > 1:
+        return None
+    rest = math.prod(v for v in out if v != -1)  # type: ignore[misc]
+    if -1 in out:
+        if rest <= 0 or (batch * row.width) % rest:
+            raise Unsupported(f"a reshape of [batch, {row.width}] to {list(values)}")
+        out[out.index(-1)] = batch * row.width // rest
+    if out[0] != batch or math.prod(out[1:]) != row.width:  # type: ignore[arg-type]
+        raise Unsupported(f"a reshape to {list(values)} does not keep the rows of [batch, {row.width}] apart")
+    return tuple(out[1:])  # type: ignore[arg-type]
+
+
+@handles("Flatten", since=SHAPED)
+def flatten(node: Node, b: Builder) -> list[Value]:
     row = node.row(0)
+    axis = int(node.attr("axis", 1))
+    axis = axis + row.rank if axis < 0 else axis
+    if (axis == 0 and not node.batch_one) or math.prod(row.dims[: max(axis - 1, 0)]) != 1:
+        raise Unsupported(f"flattening [batch, {_shape_text(row.dims)[1:-1]}] at axis {axis} mixes the rows")
+    return [Row(row.value, (row.width,))]
+
+
+@handles("Squeeze", "Unsqueeze", since=SHAPED)
+def squeezed(node: Node, b: Builder) -> list[Value]:
+    """Axes of size 1 taken out or put in, never the batch."""
+    row = node.row(0)
+    given = node.optional(1, "axes")
+    if node.op_type == "Squeeze" and given is None:
+        if node.batch_one:
+            raise Unsupported("squeezing every axis of size 1 drops the batch axis (of size 1)")
+        return [Row(row.value, tuple(d for d in row.dims if d != 1))]
+    if given is None:
+        raise Unsupported("Unsqueeze without axes")
+    rank = row.rank + (given.size if node.op_type == "Unsqueeze" else 0)
+    axes = {int(a) % rank for a in given.reshape(-1) if -rank <= int(a) < rank}
+    if len(axes) != given.size or 0 in axes:
+        raise Unsupported(f"axes {given.reshape(-1).tolist()} of a tensor of rank {rank} (the batch stays axis 0)")
+    if node.op_type == "Squeeze":
+        if any(row.dims[a - 1] != 1 for a in axes):
+            raise Unsupported(f"axes {sorted(axes)} are not all of size 1")
+        return [Row(row.value, tuple(d for k, d in enumerate(row.dims) if k + 1 not in axes))]
+    dims, rest = [], iter(row.dims)
+    for k in range(1, rank):
+        dims.append(1 if k in axes else next(rest))
+    return [Row(row.value, tuple(dims))]
+
+
+@handles("Reshape", since=SHAPED)
+def reshape(node: Node, b: Builder) -> list[Value]:
+    """The row under its new shape, when that shape keeps each row whole: the target as the walk knows it
+    (a constant, or a shape computed from the batch size), else the output shape ONNX infers."""
+    row = node.row(0)
+    target = node.inputs[1]
+    values = tuple(target.array.reshape(-1).tolist()) if isinstance(target, Const) else None
+    values = target.values if isinstance(target, Meta) else values
+    dims = _target(node, row, values) if values is not None else None
+    if dims is not None:
+        return [Row(row.value, dims)]
     shape = node.shapes[0]
-    if shape is None or not shape or any(d is None for d in shape[1:]):
+    if not shape:
         raise Unsupported("ONNX's shape inference cannot tell its output shape")
-    dims = tuple(int(d) for d in shape[1:])  # type: ignore[arg-type]
-    if shape[0] not in (None, 1) or math.prod(dims) != row.width:
+    unknown = [k for k, d in enumerate(shape[1:]) if not isinstance(d, int)]
+    known = math.prod(d for d in shape[1:] if isinstance(d, int))
+    dims = [d if isinstance(d, int) else 0 for d in shape[1:]]
+    if shape[0] == BATCH and len(unknown) == 1 and known and row.width % known == 0:
+        dims[unknown[0]] = row.width // known  # the batch first, so the one dimension left is what remains of a row
+    elif unknown:
+        raise Unsupported(f"ONNX's shape inference cannot tell its output shape ({_shape_text(shape)})")
+    if (isinstance(shape[0], int) and shape[0] != 1) or math.prod(dims) != row.width:
         raise Unsupported(f"its output {_shape_text(shape)} does not keep the rows of [batch, {row.width}] apart")
-    return [Row(row.value, dims)]
+    return [Row(row.value, tuple(dims))]
 
 
 @handles("Identity", since=SHAPED)
@@ -67,9 +148,9 @@ def shape(node: Node, b: Builder) -> list[Value]:
     """The dimensions after the batch are constants; a shape that includes the batch is known to inference only."""
     row = node.row(0)
     axes = range(row.rank)[slice(node.attr("start", 0), node.attr("end", None))]
-    if 0 in axes:
-        return [Meta()]
-    return [Const(np.asarray([row.dims[a - 1] for a in axes], dtype=np.int64))]
+    if 0 in axes and not node.batch_one:
+        return [Meta(tuple(BATCH if a == 0 else row.dims[a - 1] for a in axes))]
+    return [Const(np.asarray([1 if a == 0 else row.dims[a - 1] for a in axes], dtype=np.int64))]
 
 
 def _row_indices(node: Node, row: Row, grid: np.ndarray, out_dims: tuple[int, ...], b: Builder) -> Row:
@@ -136,7 +217,7 @@ def split(node: Node, b: Builder) -> list[Value]:
         raise Unsupported(f"parts {sizes} for {len(node.used)} outputs of an axis of {size}")
     bounds = np.cumsum([0, *sizes])
     grid = feature_grid(row)
-    parts = [np.take(grid, np.arange(lo, hi), axis=axis - 1) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    parts = [np.take(grid, np.arange(lo, hi), axis=axis - 1) for lo, hi in itertools.pairwise(bounds)]
     return [
         _row_indices(node, row, part, tuple(part.shape), b) if used else Meta()
         for part, used in zip(parts, node.used, strict=True)

@@ -6,7 +6,7 @@ ops), its outputs constants. A node reading a tensor computed from the batch siz
 gives such tensors again. Any other node is translated by the declaration of its op type (``declare.OPS``,
 filled by ``elementwise``, ``linear`` and ``shapes``), and its rows' shapes are checked against those
 ONNX infers. A node that cannot be translated is refused with its name, op type and the model's opset;
-a node refused only because an input came from a refused node adds no problem of its own.
+a node whose translation fails on an input that came from a refused node adds no problem of its own.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
+import exporter.frontends.onnx.elementwise
+import exporter.frontends.onnx.linear
+import exporter.frontends.onnx.shapes  # noqa: F401 - the three declare the op types
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.onnx import elementwise, linear, shapes  # noqa: F401 - they declare the op types
-from exporter.frontends.onnx.declare import OPS, Const, Meta, Node, Row, Shape, Value
+from exporter.frontends.onnx.declare import BATCH, OPS, SENTINELS, Const, Meta, Node, Row, Shape, Value
 from exporter.frontends.onnx.read import Prepared
 from exporter.ir import Concatenate, Graph
 from exporter.ir.expression import ExpressionError
@@ -60,14 +62,18 @@ class Walked:
         return self.builder.finish(self.input, self.output, self.noise)
 
 
+def _dim(d: Any) -> int | str | None:
+    return d.dim_value if d.HasField("dim_value") else d.dim_param if d.HasField("dim_param") else None
+
+
 def _shapes(model: Any) -> dict[str, Shape]:
-    """Every tensor's inferred shape (None for a symbolic or unknown dimension)."""
+    """Every tensor's inferred shape: sizes, symbols (the batch's is ``BATCH``), None where inference left it."""
     out: dict[str, Shape] = {}
     graph = model.graph
     for info in [*graph.input, *graph.value_info, *graph.output]:
         tensor = info.type.tensor_type
         if info.type.WhichOneof("value") == "tensor_type" and tensor.HasField("shape"):
-            out[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
+            out[info.name] = tuple(_dim(d) for d in tensor.shape.dim)
     return out
 
 
@@ -88,14 +94,15 @@ class OnnxWalker:
         for tensor in graph.initializer:
             self.values[tensor.name] = Const(numpy_helper.to_array(tensor))
 
-    def refuse(self, node: Any, name: str, reason: str, inputs: list[Value | None]) -> list[Value]:
-        """Placeholders for the node's outputs; a problem unless an input already came from a refused node."""
+    def refuse(self, node: Any, name: str, reason: str, inputs: list[Value | None], own: bool) -> list[Value]:
+        """Placeholders for the node's outputs, and a problem: the node's ``own``, or one its translation met
+        (unless an input came from a refused node, whose placeholder may be what the translation met)."""
         rows = [v.value for v in inputs if isinstance(v, Row)]
         outs = []
         for k, output in enumerate(node.output):
             shape = self.shapes.get(output)
-            dims = tuple(d or 1 for d in shape[1:]) if shape else (1,)
-            if k == 0 and not any(v in self.poisoned for v in rows):
+            dims = tuple(d if isinstance(d, int) and d > 0 else 1 for d in shape[1:]) if shape else (1,)
+            if k == 0 and (own or not any(v in self.poisoned for v in rows)):
                 cls = f"{node.op_type}, opset {self.opset}" + (f", domain {node.domain}" if node.domain else "")
                 value = self.b.refuse(name, cls, reason, math.prod(dims), tuple(rows), kind="node")
             else:
@@ -109,7 +116,7 @@ class OnnxWalker:
 
         for output in node.output:
             shape = self.shapes.get(output)
-            known = shape is not None and all(d is not None for d in shape)
+            known = shape is not None and all(isinstance(d, int) for d in shape)
             if (known and math.prod(shape) > MAX_FOLDED) or (node.op_type in GROWING and not known):  # type: ignore[arg-type]
                 raise Unsupported(f"folding it would make a constant of shape {shape} (more than {MAX_FOLDED} values)")
         feeds = {n: v.array for n, v in zip(node.input, inputs, strict=True) if isinstance(v, Const)}
@@ -119,33 +126,74 @@ class OnnxWalker:
             raise Unsupported(f"its constant inputs cannot be folded ({type(err).__name__}: {err})") from None
         return [Const(np.asarray(r)) for r in results]
 
-    def translate(self, node: Any, name: str, inputs: list[Value | None]) -> list[Value]:
-        """The node's values: folded, computed from the batch size, or mapped by its declaration."""
+    def symbolic(self, node: Any, inputs: list[Value | None]) -> list[Value]:
+        """A node of shapes computed from the batch size: folded twice, with the batch size one sentinel and
+        then the other; an entry that follows the sentinels is the batch size, one that stays is a constant."""
+        unknown = [Meta() for _ in node.output]
+        if node.op_type in GROWING or any(isinstance(v, Meta) and v.values is None for v in inputs):
+            return unknown
+        runs = []
+        for batch in SENTINELS:
+            feeds = [
+                Const(np.asarray([batch if d == BATCH else d for d in v.values], dtype=np.int64).reshape(v.shape))
+                if isinstance(v, Meta) and v.values is not None and None not in v.values
+                else v
+                for v in inputs
+            ]
+            if any(isinstance(v, Meta) for v in feeds):
+                return unknown
+            runs.append([v.array for v in self.fold(node, feeds) if isinstance(v, Const)])
+        out: list[Value] = []
+        for first, second in zip(*runs, strict=True):
+            if first.shape != second.shape:
+                out.append(Meta())
+            elif np.array_equal(first, second):
+                out.append(Const(first))
+            elif first.ndim <= 1 and first.dtype.kind in "iu":
+                pairs = zip(first.reshape(-1).tolist(), second.reshape(-1).tolist(), strict=True)
+                values = tuple(BATCH if (a, b) == SENTINELS else a if a == b else None for a, b in pairs)
+                out.append(Meta(values, first.shape))
+            else:
+                out.append(Meta())
+        return out
+
+    def refusal(self, node: Any, inputs: list[Value | None]) -> str | None:
+        """Why a node is refused whatever its inputs hold: its domain, its op type, the version of its schema."""
+        import onnx
+
         if node.domain not in ("", "ai.onnx"):
-            raise Unsupported("a custom domain: only the standard ONNX operators (domain ai.onnx) are read")
+            return "a custom domain: only the standard ONNX operators (domain ai.onnx) are read"
         reason = REFUSALS.get(node.op_type)
         if reason is not None or any(a.HasField("g") or a.graphs for a in node.attribute):
-            raise Unsupported(reason or "control flow (subgraphs) is not supported")
+            return reason or "control flow (subgraphs) is not supported"
+        if not any(isinstance(v, Row) for v in inputs):
+            return None  # folded, whatever its op type
+        declared = OPS.get(node.op_type)
+        if declared is None:
+            return "no C translation of this op (docs/onnx.md lists the ops read)"
+        since = onnx.defs.get_schema(node.op_type, self.opset).since_version
+        if since not in declared.since:
+            return f"version {since} of {node.op_type} is not read yet (versions {sorted(declared.since)})"
+        return None
+
+    def translate(self, node: Any, name: str, inputs: list[Value | None]) -> list[Value]:
+        """The node's values: folded, computed from the batch size, or mapped by its declaration."""
+        import onnx
+
         if not any(isinstance(v, (Row, Meta)) for v in inputs):
             return self.fold(node, inputs)
         if not any(isinstance(v, Row) for v in inputs):
-            return [Meta() for _ in node.output]
-        declared = OPS.get(node.op_type)
-        if declared is None:
-            raise Unsupported("no C translation of this op (docs/onnx.md lists the ops read)")
-        import onnx
-
-        since = onnx.defs.get_schema(node.op_type, self.opset).since_version
-        if since not in declared.since:
-            raise Unsupported(f"version {since} of {node.op_type} is not read yet (versions {sorted(declared.since)})")
+            return self.symbolic(node, inputs)
+        declared = OPS[node.op_type]
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         out_shapes = [self.shapes.get(o) for o in node.output]
         used = [bool(o) and o in self.consumed for o in node.output]
-        mapped = declared.mapping(Node(name, node.op_type, self.opset, attrs, inputs, out_shapes, used), self.b)
+        read = Node(name, node.op_type, self.opset, attrs, inputs, out_shapes, used, self.prepared.batch_one)
+        mapped = declared.mapping(read, self.b)
         for value, shape, is_used in zip(mapped, out_shapes, used, strict=False):
-            if isinstance(value, Row) and is_used and shape and all(d is not None for d in shape[1:]):
-                if tuple(shape[1:]) != value.dims:
-                    raise Unsupported(f"it computes [batch, {value.dims}] where ONNX infers {list(shape)}")
+            known = isinstance(value, Row) and is_used and shape and all(isinstance(d, int) for d in shape[1:])
+            if known and tuple(shape[1:]) != value.dims:  # type: ignore[index, union-attr]
+                raise Unsupported(f"it computes [batch, {value.dims}] where ONNX infers {list(shape)}")
         if len(mapped) < sum(used):
             raise Unsupported(f"{len(node.output)} outputs; the first {len(mapped)} are computed")
         return mapped
@@ -153,10 +201,14 @@ class OnnxWalker:
     def node(self, index: int, node: Any) -> None:
         name = node.name or f"#{index} {node.op_type}"
         inputs: list[Value | None] = [self.values[n] if n else None for n in node.input]
-        try:
-            outs = self.translate(node, name, inputs)
-        except (Unsupported, ExpressionError) as err:
-            outs = self.refuse(node, name, str(err), inputs)
+        reason = self.refusal(node, inputs)
+        if reason is not None:
+            outs = self.refuse(node, name, reason, inputs, own=True)
+        else:
+            try:
+                outs = self.translate(node, name, inputs)
+            except (Unsupported, ExpressionError) as err:
+                outs = self.refuse(node, name, str(err), inputs, own=False)
         for output, value in zip(node.output, outs, strict=False):
             if output:
                 self.values[output] = value
@@ -172,12 +224,14 @@ class OnnxWalker:
         walked.feeds = [(i.name, i.fixed) for i in inputs]
         widths = [math.prod(i.fixed) for i in inputs]
         rows = [Row(b.value(w), i.fixed) for w, i in zip(widths, inputs, strict=True)]
+        self.poisoned.update(row.value for row, i in zip(rows, inputs, strict=True) if i.problems)
         if len(inputs) == 2:  # a generator: (conditions, noise)
             if noise and widths[1] != noise:
                 b.refuse(inputs[1].name, "input", f"noise = {noise}, but this input (the noise) has {widths[1]}", 1)
             walked.input, walked.noise = rows[0].value, rows[1].value
         elif len(inputs) != 1:
-            b.refuse(self.b.source, "model", f"{len(inputs)} inputs; one, or two for a generator (conditions, noise)", 1)
+            why = f"{len(inputs)} inputs; one, or two for a generator (conditions, noise)"
+            b.refuse(self.b.source, "model", why, 1)
             walked.input = rows[0].value if rows else b.value(1)
         elif noise:
             if not 0 < noise < widths[0] or len(inputs[0].fixed) != 1:
