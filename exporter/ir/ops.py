@@ -15,7 +15,7 @@ Adding an op: see "How to add" in docs/architecture.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -194,6 +194,22 @@ class PReLU(Op):
 
 
 MERGE_KINDS = ("add", "subtract", "multiply", "divide", "average", "maximum", "minimum")
+
+
+def affine_parts(kind: str, c: np.ndarray, constant_first: bool) -> tuple[Any, Any] | None:
+    """``x kind c`` (``c kind x`` when ``constant_first``) as ``x * scale + shift``: (scale, shift), or None
+    when it is no affine map of x (a constant divided by x). A zero divisor gives an infinite scale, which
+    ``Affine`` refuses."""
+    if kind == "add":
+        return 1.0, c
+    if kind == "multiply":
+        return c, 0.0
+    if kind == "subtract":
+        return (-1.0, c) if constant_first else (1.0, -c)
+    if kind == "divide" and not constant_first:
+        with np.errstate(divide="ignore"):
+            return 1.0 / c, 0.0
+    return None
 
 
 @dataclass

@@ -31,6 +31,7 @@ from exporter.frontends.onnx.declare import (
 )
 from exporter.ir import Activate, Activation, Affine, Formula, Merge, PReLU
 from exporter.ir.expression import Expr, X, call, num
+from exporter.ir.ops import affine_parts
 
 # ONNX's defaults for Selu, as float32 attributes: the IR's selu (templates/activations.c.j2) in float
 SELU_ALPHA, SELU_GAMMA = np.float32(1.6732632423543772), np.float32(1.0507009873554805)
@@ -190,15 +191,9 @@ def _with_constant(node: Node, b: Builder, kind: str, row: Row, c: np.ndarray, r
     if kind == "divide" and not row_first:
         quotient = Expr("/", (num(scalar(c, "the dividend")), X))
         return Row(b.add(Formula, node.name, [row.value], row.width, expr=quotient), dims)
-    v = per_feature(c, row, "the constant")
-    if kind == "add":
-        return affine(b, node, row, 1.0, v)
-    if kind == "multiply":
-        return affine(b, node, row, v, 0.0)
-    if kind == "subtract":
-        return affine(b, node, row, 1.0, -v) if row_first else affine(b, node, row, -1.0, v)
-    with np.errstate(divide="ignore"):
-        return affine(b, node, row, 1.0 / v, 0.0)  # a zero divisor: infinite scale, refused by the Affine
+    parts = affine_parts(kind, per_feature(c, row, "the constant"), constant_first=not row_first)
+    assert parts is not None  # every kind of MERGES but c / x
+    return affine(b, node, row, *parts)
 
 
 @handles(*MERGES, since=(13, 14))
