@@ -226,6 +226,8 @@ CASES: dict[str, Callable[[Graph, str], str]] = {
         "Reshape", g.op("Unsqueeze", x, g.const([1], np.int64)), g.const([-1, W], np.int64)
     ),
     "Reshape by shape": _by_shape,
+    "Flatten axis 2": lambda g, x: g.op("Flatten", g.op("Unsqueeze", x, g.const([1], np.int64)), axis=2),
+    "ReduceSum noop": lambda g, x: g.op("ReduceSum", x, noop_with_empty_axes=1),
     "Squeeze": lambda g, x: g.op("Squeeze", g.op("Unsqueeze", x, g.const([1], np.int64)), g.const([1], np.int64)),
     "Identity Dropout Cast": lambda g, x: g.op("Cast", g.op("Dropout", g.op("Identity", x), g.const(0.5)), to=1),
     "Constant": lambda g, x: g.op("Mul", x, g.op("Constant", value=numpy_helper.from_array(np.float32([2.5] * W)))),
@@ -510,3 +512,50 @@ def test_onnx_found_by_content_and_no_onnx_imported_by_the_cli(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)})
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+REFUSED_ATTRIBUTES = {
+    "Gemm transA": (lambda g: g.op("Gemm", "x", g.weights(W, W), transA=1), "transA=1 transposes the batch"),
+    "BatchNormalization training": (
+        lambda g: g.op("BatchNormalization", "x", *(g.const(v) for v in _bn(W)), training_mode=1),
+        "training_mode=1",
+    ),
+    "Dropout training": (
+        lambda g: g.op("Dropout", "x", g.const(0.5), g.const(True, np.bool_)),
+        "training_mode is true",
+    ),
+    "LayerNormalization mean used": (
+        lambda g: g.op("LayerNormalization", "x", g.const(np.ones(W)), outputs=2)[1],
+        "its output 1 (the mean or the inverse deviation) is used",
+    ),
+    "ReduceSum over the batch": (lambda g: g.op("ReduceSum", "x"), "the reduction would run over the batch"),
+    "Softmax part of a row": (
+        lambda g: _rows(g, g.op("Softmax", g.op("Reshape", _six(g, "x"), g.const([0, 2, 3], np.int64)))),
+        "is not over the whole row",
+    ),
+    "Flatten axis 0": (lambda g: g.op("Flatten", "x", axis=0), "mixes the rows"),
+    "Cast to int": (lambda g: g.op("Cast", g.op("Cast", "x", to=7), to=1), "only float (1) is supported"),
+    "Gather on the batch": (lambda g: g.op("Gather", "x", g.const([0], np.int64)), "axis 0 is the batch"),
+    "Transpose of the batch": (lambda g: g.op("Transpose", "x"), "moves the batch axis"),
+    "Add per batch entry": (lambda g: g.op("Add", "x", g.const(np.ones((3, 1)))), "holds a value per batch entry"),
+    "Add widening": (
+        lambda g: _rows(g, g.op("Add", g.op("Unsqueeze", "x", g.const([2], np.int64)), g.const(np.ones((1, 3))))),
+        "repeats parts of a row",
+    ),
+    "Pow of a vector": (lambda g: g.op("Pow", "x", g.const(np.linspace(1, 2, W))), "the exponent must be one value"),
+    "Floor": (lambda g: g.op("Floor", "x"), "no C translation of this op"),
+}
+
+
+def test_attributes_that_cannot_be_exported_are_refused_by_name():
+    """One graph with every refused attribute, each in a branch of its own: all refused at once, with reasons."""
+    g = Graph(opset=17)
+    for name, (make, _) in REFUSED_ATTRIBUTES.items():
+        g.branch(name, make(g))
+        g.nodes[-1].name = name
+    with pytest.raises(UnsupportedModelError) as caught:
+        load_onnx(g.model())
+    problems = caught.value.problems
+    assert len(problems) == len(REFUSED_ATTRIBUTES), [str(p) for p in problems]
+    for name, (_, reason) in REFUSED_ATTRIBUTES.items():
+        assert any(reason in p.reason for p in problems), (name, [str(p) for p in problems])
