@@ -559,3 +559,21 @@ def test_attributes_that_cannot_be_exported_are_refused_by_name():
     assert len(problems) == len(REFUSED_ATTRIBUTES), [str(p) for p in problems]
     for name, (_, reason) in REFUSED_ATTRIBUTES.items():
         assert any(reason in p.reason for p in problems), (name, [str(p) for p in problems])
+
+
+def test_two_input_generator_feeds_conditions_and_noise():
+    """A generator of two inputs (conditions, noise): the IR takes them apart, both references feed both."""
+    g = Graph(opset=17, width=3)
+    noise = helper.make_tensor_value_info("r", TensorProto.FLOAT, ["batch", 2])
+    g.branch("y", g.op("Gemm", g.op("Concat", "x", "r", axis=1), g.weights(5, 4)))
+    model = g.model()
+    model.graph.input.append(noise)
+    loaded = load_onnx(model, noise=2)
+    assert (loaded.graph.n_inputs, loaded.graph.n_noise, loaded.graph.n_outputs) == (3, 2, 4)
+    rng = np.random.default_rng(3)
+    x, r = rng.standard_normal((6, 3)).astype(np.float32), rng.standard_normal((6, 2)).astype(np.float32)
+    weights = numpy_helper.to_array(model.graph.initializer[0])
+    np.testing.assert_allclose(loaded.reference(x, r), np.c_[x, r] @ weights, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loaded.reference64(x, r), np.c_[x, r].astype(np.float64) @ weights, rtol=1e-12)
+    with pytest.raises(UnsupportedModelError, match="noise = 3, but this input"):
+        load_onnx(model, noise=3)

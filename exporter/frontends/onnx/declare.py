@@ -203,6 +203,9 @@ def scalar(array: np.ndarray, what: str) -> float:
     return float(flat[0])
 
 
+MAX_RUNS = 256  # runs of consecutive features one selection may write out, each a Slice op of its own
+
+
 def select(b: Builder, name: str, row: Row, indices: np.ndarray, dims: tuple[int, ...]) -> Row:
     """The features ``indices`` (flat, in order) of ``row`` as a row of ``dims``: runs of consecutive
     features are ``Slice`` ops, several runs a ``Concatenate`` of them."""
@@ -212,6 +215,10 @@ def select(b: Builder, name: str, row: Row, indices: np.ndarray, dims: tuple[int
     if flat.size == row.width and np.array_equal(flat, np.arange(row.width)):
         return Row(row.value, dims)
     breaks = np.flatnonzero(np.diff(flat) != 1) + 1
+    if len(breaks) >= MAX_RUNS:
+        raise Unsupported(
+            f"it picks {flat.size} features in {len(breaks) + 1} runs (at most {MAX_RUNS} are written out)"
+        )
     runs = np.split(flat, breaks)
     parts = [b.add(Slice, name, [row.value], len(run), start=int(run[0])) for run in runs]
     if len(parts) == 1:

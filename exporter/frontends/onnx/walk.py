@@ -227,15 +227,17 @@ class OnnxWalker:
         self.poisoned.update(row.value for row, i in zip(rows, inputs, strict=True) if i.problems)
         if len(inputs) == 2:  # a generator: (conditions, noise)
             if noise and widths[1] != noise:
-                b.refuse(inputs[1].name, "input", f"noise = {noise}, but this input (the noise) has {widths[1]}", 1)
+                why = f"noise = {noise}, but this input (the noise) has {widths[1]}"
+                b.refuse(inputs[1].name, "input", why, 1, kind="input")
             walked.input, walked.noise = rows[0].value, rows[1].value
         elif len(inputs) != 1:
             why = f"{len(inputs)} inputs; one, or two for a generator (conditions, noise)"
-            b.refuse(self.b.source, "model", why, 1)
+            b.refuse(self.b.source, "model", why, 1, kind="model")
             walked.input = rows[0].value if rows else b.value(1)
         elif noise:
             if not 0 < noise < widths[0] or len(inputs[0].fixed) != 1:
-                b.refuse(inputs[0].name, "input", f"noise = {noise}, but the input has {widths[0]} entries", 1)
+                why = f"noise = {noise}, but the input has {widths[0]} entries"
+                b.refuse(inputs[0].name, "input", why, 1, kind="input")
                 walked.input = rows[0].value
             else:
                 x, r = b.value(widths[0] - noise), b.value(noise)
@@ -258,7 +260,8 @@ class OnnxWalker:
             self.walked.output = value.value
         else:
             what = "a constant" if isinstance(value, Const) else "computed from the batch size alone"
-            self.walked.output = self.b.refuse(output, "output", f"is {what}, not computed from the input", 1)
+            why = f"is {what}, not computed from the input"
+            self.walked.output = self.b.refuse(output, "output", why, 1, kind="output")
         return self.walked
 
 
