@@ -78,6 +78,8 @@ def _shapes(model: Any) -> dict[str, Shape]:
 
 
 class OnnxWalker:
+    """Maps every node of a prepared model to IR, recording (not raising) each refused node."""
+
     def __init__(self, prepared: Prepared, source: str):
         self.b = Builder(source)
         self.prepared = prepared
@@ -216,35 +218,36 @@ class OnnxWalker:
                     self.walked.origins.setdefault(value.value, output)
 
     def inputs(self, noise: int) -> None:
-        """The IR inputs: conditions (and noise), as the model's one or two inputs read them."""
+        """The IR inputs: conditions (and noise), as the model's one or two inputs read them; each input refused
+        (a dynamic dimension...) is listed, and what its rows feed adds no problem of its own."""
         b, inputs, walked = self.b, self.prepared.inputs, self.walked
         for graph_input in inputs:
             for problem in graph_input.problems:
                 b.refuse(graph_input.name, "input", problem, 1, kind="input")
         walked.feeds = [(i.name, i.fixed) for i in inputs]
         widths = [math.prod(i.fixed) for i in inputs]
-        rows = [Row(b.value(w), i.fixed) for w, i in zip(widths, inputs, strict=True)]
-        self.poisoned.update(row.value for row, i in zip(rows, inputs, strict=True) if i.problems)
+        split = len(inputs) == 1 and noise > 0
+        if split and (noise >= widths[0] or len(inputs[0].fixed) != 1):
+            b.refuse(
+                inputs[0].name, "input", f"noise = {noise}, but the input has {widths[0]} entries", 1, kind="input"
+            )
+            split = False
+        if split:  # conditions and noise side by side, as the model reads them
+            walked.input, walked.noise = b.value(widths[0] - noise), b.value(noise)
+            joined = b.add(Concatenate, "conditions+noise", [walked.input, walked.noise], widths[0])
+            rows = [Row(joined, inputs[0].fixed)]
+        else:
+            rows = [Row(b.value(w), i.fixed) for w, i in zip(widths, inputs, strict=True)]
+            walked.input = rows[0].value if rows else b.value(1)
         if len(inputs) == 2:  # a generator: (conditions, noise)
+            walked.noise = rows[1].value
             if noise and widths[1] != noise:
                 why = f"noise = {noise}, but this input (the noise) has {widths[1]}"
                 b.refuse(inputs[1].name, "input", why, 1, kind="input")
-            walked.input, walked.noise = rows[0].value, rows[1].value
         elif len(inputs) != 1:
             why = f"{len(inputs)} inputs; one, or two for a generator (conditions, noise)"
-            b.refuse(self.b.source, "model", why, 1, kind="model")
-            walked.input = rows[0].value if rows else b.value(1)
-        elif noise:
-            if not 0 < noise < widths[0] or len(inputs[0].fixed) != 1:
-                why = f"noise = {noise}, but the input has {widths[0]} entries"
-                b.refuse(inputs[0].name, "input", why, 1, kind="input")
-                walked.input = rows[0].value
-            else:
-                x, r = b.value(widths[0] - noise), b.value(noise)
-                rows[0] = Row(b.add(Concatenate, "conditions+noise", [x, r], widths[0]), inputs[0].fixed)
-                walked.input, walked.noise = x, r
-        else:
-            walked.input = rows[0].value
+            b.refuse(b.source, "model", why, 1, kind="model")
+        self.poisoned.update(row.value for row, i in zip(rows, inputs, strict=True) if i.problems)
         for graph_input, row in zip(inputs, rows, strict=True):
             self.values[graph_input.name] = row
 
