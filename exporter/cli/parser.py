@@ -172,7 +172,9 @@ def parser() -> Parser:
         default=None,
         help=f"{DEFAULT_MATH} (default for float): inline branch-free approximations of tanh, exp... accurate to "
         "a few ULP, that the compiler vectorizes; libm (default for double): call libm's tanhf, expf... "
-        "(slower, libm's results bit for bit)",
+        "(slower, libm's results bit for bit); fma: fast (libm's in double) with the network's sums in fused "
+        "multiply-adds where the hardware has them (x86-64-v3/v4 give the same bits as each other, the baseline "
+        "other bits)",
     )
     p.add_argument(
         "--dtype",

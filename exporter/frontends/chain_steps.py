@@ -59,6 +59,10 @@ def load_network(model: Any, noise: int = 0) -> LoadedModel:
 
     if is_tree_model(model) or (isinstance(model, (str, os.PathLike)) and Path(model).suffix in SUFFIXES):
         return load_trees(model)  # a tree model is the network of its chain
+    from exporter.frontends.trees import file_kind, load_tree_file
+
+    if isinstance(model, (str, os.PathLike)) and file_kind(model) is not None:
+        return load_tree_file(model)  # an XGBoost or LightGBM file, told by its first bytes
     from exporter.frontends.onnx import is_onnx_file, load_onnx
 
     if is_onnx_file(model):
