@@ -14,6 +14,7 @@ from exporter.cli.output import emit
 from exporter.cli.parser import CLI_WORDS
 from exporter.common.errors import EXIT_OK, EXIT_PARITY, ExportError
 from exporter.common.progress import Progress
+from exporter.frontends.onnx import input_shapes
 from exporter.spec import ModelSpec, kwargs_from_json
 
 
@@ -32,6 +33,7 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
             target_transform=Path(args.target_transform) if args.target_transform else None,
             output_activation=args.output_activation,
             noise=args.noise,
+            input_shape=input_shapes(args.input_shape),
             trust=args.trust,
             options=options_from_args(args),
             words=CLI_WORDS,

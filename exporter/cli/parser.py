@@ -37,6 +37,7 @@ CLI_WORDS = Words(
             "inputs": "--input-names",
             "outputs": "--output-names",
             "noise": "--noise",
+            "input_shape": "--input-shape",
             "math": "--math",
             "dtype": "--dtype",
             "trust": "--trust",
@@ -95,8 +96,8 @@ def _command(prog: str, description: str, epilog: str, optional_model: bool = Fa
     p.add_argument(
         "model",
         nargs="?" if optional_model else None,
-        help="the model file (.keras, or legacy Keras .h5), a Keras 2 SavedModel folder, or a fitted transformer "
-        "(.pkl, .joblib, .skops) "
+        help="the model file (.keras, or legacy Keras .h5; .onnx), a Keras 2 SavedModel folder, or a fitted "
+        "transformer (.pkl, .joblib, .skops) "
         "to export on its own",
     )
     return p
@@ -281,6 +282,14 @@ def _chain_flags(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="a generator whose one input ends with N noise entries: SYMBOL(output, input, random) "
         "(a model with two inputs, conditions and noise, is a generator without this flag)",
+    )
+    chain.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="[NAME=]D1,D2...",
+        help="an ONNX model's input dimensions after the batch, fixing its dynamic ones (NAME: which input; "
+        "repeat it for several)",
     )
     flax = p.add_argument_group("Flax models (instead of MODEL)")
     flax.add_argument("--flax", metavar="PKG.MODULE:CLASS", help="a flax.linen module class, importable from here")

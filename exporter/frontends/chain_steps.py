@@ -1,5 +1,5 @@
-"""The parts ``export_chain`` is made of: transformer files loaded safely, the network loaded (Keras or
-trees), log columns as a column stage, and the output activation as the numpy reference computes it.
+"""The parts ``export_chain`` is made of: transformer files loaded safely, the network loaded (Keras,
+ONNX or trees), log columns as a column stage, and the output activation as the numpy reference computes it.
 
 Apart from ``exporter.api`` so that the API module reads as the steps of an export, not their parts.
 """
@@ -63,6 +63,10 @@ def load_network(model: Any, noise: int = 0) -> LoadedModel:
 
     if isinstance(model, (str, os.PathLike)) and file_kind(model) is not None:
         return load_tree_file(model)  # an XGBoost or LightGBM file, told by its first bytes
+    from exporter.frontends.onnx import is_onnx_file, load_onnx
+
+    if is_onnx_file(model):
+        return load_onnx(model, noise=noise)
     from exporter.frontends.keras.load import load_keras
 
     return load_keras(model, noise)
