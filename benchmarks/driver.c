@@ -13,9 +13,8 @@
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
+
+#include "timing.h"
 
 #ifndef REAL
 #define REAL float
@@ -33,25 +32,6 @@ REAL *CAT(MODEL, _batch)(REAL *output, const REAL *input, size_t n);
 #ifdef __cplusplus
 }
 #endif
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int by_value(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void report(const char *what, double *ns, int repeats)
-{
-    qsort(ns, (size_t)repeats, sizeof ns[0], by_value);
-    printf("%s %.2f %.2f\n", what, ns[0], ns[repeats / 2]);
-}
 
 int main(int argc, char **argv)
 {

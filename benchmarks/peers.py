@@ -119,6 +119,77 @@ def onnxruntime_peer(model: Any, name: str, workdir: Path, rows: np.ndarray, rep
     return [Result(f"ONNX Runtime {ort.__version__} (tf2onnx {tf2onnx.__version__})", name, per_row, batch, note)]
 
 
+def onnx_from_graph(graph: Any) -> bytes:
+    """The IR's Dense network (linear, tanh or softmax, residual adds) as an ONNX model: one Gemm per Dense,
+    then its activation and skip, as ONNX Runtime's optimizer leaves a converted Keras model (MatMul + Add
+    fused into Gemm). Input "x" [N, n_inputs], output "y", float32, opset 17."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    numpy_forward(graph)  # refuses what it covers not, with the reason
+    nodes, weights = [], []
+    for k, op in enumerate(graph.ops):
+        out = f"v{op.output}"
+        x = "x" if op.inputs[0] == graph.input else f"v{op.inputs[0]}"
+        bias = op.bias if op.bias is not None else np.zeros(op.width, np.float32)
+        weights += [numpy_helper.from_array(op.kernel, f"w{k}"), numpy_helper.from_array(bias, f"b{k}")]
+        steps = [("Gemm", [x, f"w{k}", f"b{k}"])]
+        if op.activation.kind != "linear":
+            steps.append(({"tanh": "Tanh", "softmax": "Softmax"}[op.activation.kind], None))
+        if op.residual:
+            steps.append(("Add", [None, f"v{op.inputs[1]}"]))
+        for i, (kind, args) in enumerate(steps):
+            last = i == len(steps) - 1
+            src = nodes[-1].output[0] if i else None
+            ins = [src if a is None else a for a in (args or [None])]
+            dst = ("y" if op.output == graph.output else out) if last else f"{out}_{i}"
+            nodes.append(helper.make_node(kind, ins, [dst], **({"axis": -1} if kind == "Softmax" else {})))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", graph.n_inputs])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", graph.n_outputs])
+    model = helper.make_model(
+        helper.make_graph(nodes, "efficiency", [x], [y], weights), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def onnxruntime_capi_peer(
+    model: Any, graph: Any, name: str, workdir: Path, rows: np.ndarray, repeats: int
+) -> list[Result]:
+    """ONNX Runtime through its C API (benchmarks/ort_capi.c, loading the wheel's libonnxruntime.so), one
+    thread, on the IR's network written as ONNX; its outputs are checked against Keras' on the same rows."""
+    import subprocess
+
+    import onnxruntime as ort
+
+    library = next((Path(ort.__file__).parent / "capi").glob("libonnxruntime.so*"))
+    (workdir / f"{name}.onnx").write_bytes(onnx_from_graph(graph))
+    x = np.ascontiguousarray(rows, dtype=np.float32)
+    x.tofile(workdir / f"{name}_in.f32")
+    exe = workdir / "ort_capi"
+    if not exe.exists():
+        source = str(Path(__file__).parent / "ort_capi.c")
+        subprocess.run(["gcc", "-std=c99", "-O2", source, "-o", str(exe), "-ldl"], check=True)
+    args = [
+        str(library),
+        str(workdir / f"{name}.onnx"),
+        str(graph.n_inputs),
+        str(graph.n_outputs),
+        str(len(x)),
+        str(repeats),
+    ]
+    args += [str(workdir / f"{name}_in.f32"), str(workdir / f"{name}_out.f32")]
+    out = subprocess.run([str(exe), *args], capture_output=True, text=True, check=True).stdout
+    fields = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
+    got = np.fromfile(workdir / f"{name}_out.f32", dtype=np.float32).reshape(len(x), graph.n_outputs)
+    expected = np.asarray(model(x, training=False), dtype=np.float32)
+    worst = float(np.max(np.abs(got - expected)))
+    if not worst <= 1e-4:
+        raise RuntimeError(f"ONNX Runtime's outputs differ from Keras' by up to {worst:.3g}")
+    version = fields["version"][0]
+    note = f"C API, one thread; |ORT - Keras| <= {worst:.1g}"
+    return [Result(f"ONNX Runtime {version} C API", name, float(fields["row"][0]), float(fields["batch"][0]), note)]
+
+
 def keras_peers(model: Any, name: str, workdir: Path, rows: np.ndarray, repeats: int) -> list[Result]:
     import keras
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from exporter.check.inputs import make_inputs
     from exporter.common.errors import ExportError, UnsupportedModelError
     from exporter.frontends.extend import register_layer, register_transformer
+    from exporter.frontends.onnx import load_onnx
     from exporter.run.request import Checks, Outputs
     from exporter.run.steps import export_spec
     from exporter.run.summary import Result
@@ -33,6 +34,7 @@ _HOMES = {
     "exporter.sets.pipelines": "PipelineSpec StageSpec",
     "exporter.common.errors": "ExportError UnsupportedModelError",
     "exporter.frontends.extend": "register_layer register_transformer",
+    "exporter.frontends.onnx": "load_onnx",
     "exporter.check.compare": "ParityReport check_parity",
     "exporter.check.inputs": "make_inputs",
     "exporter.run.request": "Checks Outputs",
@@ -70,6 +72,7 @@ __all__ = [
     "export_keras",
     "export_spec",
     "export_transformer",
+    "load_onnx",
     "make_inputs",
     "register_layer",
     "register_transformer",

@@ -213,7 +213,9 @@ def export_keras(
     """Read a Keras model (``.keras``/``.h5`` path or live ``keras.Model``) into an ``Export``.
 
     ``math="libm"`` makes the C call libm's ``tanhf``, ``expf``... instead of the default
-    inline approximations (``"fast"``), for bit-for-bit libm results at a loss of speed.
+    inline approximations (``"fast"``), for bit-for-bit libm results at a loss of speed;
+    ``math="fma"`` keeps them and fuses the network's multiply-adds where the hardware has FMA
+    (the fma contract: docs/c-contract.md).
     ``dtype="double"`` computes in double from the same IR (symbol ``<stem>_double`` by default,
     libm's double functions). ``dispatch="none"`` writes the network code once, for whatever the
     compiler targets, instead of once per x86-64 level chosen at run time."""
@@ -239,7 +241,8 @@ def export_chain(
 ) -> Export:
     """A Lamarr chain: raw inputs -> log(columns) -> preprocess... -> network -> activation -> inverse target.
 
-    ``model`` is a Keras file or model (or None for preprocessing alone); transformers are
+    ``model`` is a Keras file or model, a tree model (a fitted scikit-learn estimator or its file, an
+    XGBoost or LightGBM model file: docs/trees.md), or None for preprocessing alone; transformers are
     fitted scikit-learn objects or their .pkl/.joblib/.skops files. ``trust`` names your own
     modules whose classes and functions those files may load (``["lamarr_utils"]``), see
     docs/custom-preprocessing.md. A generator (a Keras model with two inputs, conditions and noise,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from exporter.common.errors import ExportError, InputError, UntrustedError
 from exporter.common.options import DEFAULTS, Options
 from exporter.frontends import user_modules
+from exporter.frontends.onnx import is_onnx_file
 from exporter.frontends.sklearn.safe_load import SUFFIXES
 from exporter.frontends.sklearn.trust import Trust
 
@@ -116,6 +117,7 @@ class ModelSpec:
     target_transform: Path | None = None
     output_activation: str | None = None
     noise: int = 0
+    input_shape: dict[str, tuple[int, ...]] = field(default_factory=dict)  # an ONNX model's dimensions, by input
     trust: list[str] = field(default_factory=list)
     options: Options = DEFAULTS  # math, dtype, dispatch, the parity rule, column names
     scikinc_names: bool = False  # each step also under scikinC's name (a pipeline's stages, for Lamarr's glue)
@@ -159,7 +161,9 @@ class ModelSpec:
         if self.flax is not None and (self.params is None or self.n_inputs is None):
             raise w.rule("flax", f"{w('flax')} needs {w('params')} and {w('n_inputs')}")
         if self.noise and (self.flax is not None or self.is_transformer):
-            raise w.rule("noise", f"{w('noise')} goes with a Keras generator model")
+            raise w.rule("noise", f"{w('noise')} goes with a generator model (Keras or ONNX)")
+        if self.input_shape and not (self.model is not None and is_onnx_file(self.model)):
+            raise w.rule("input_shape", f"{w('input_shape')} goes with an ONNX model")
         if self.is_transformer and (self.target_transform or self.output_activation):
             what = f"{w('target_transform')} and {w('output_activation')}"
             raise w.rule("model", f"{self.model}: {what} need a network")
@@ -197,6 +201,11 @@ class ModelSpec:
             target_transform=self.target_transform,
             output_activation=self.output_activation,
         )
+        if self.flax is None and is_onnx_file(self.model):
+            from exporter.frontends.onnx import load_onnx
+
+            chain["name"] = symbol_for(self.name, self.model, self.options.dtype)
+            return export_chain(load_onnx(self.model, self.input_shape, self.noise), noise=self.noise, **chain)
         if self.flax is None:
             return export_chain(self.model, noise=self.noise, **chain)
         from exporter.frontends.flax import load_linen

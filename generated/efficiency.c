@@ -13,6 +13,7 @@
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 1072 bytes of
  * scratch on the stack per call of efficiency. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -12498,338 +12499,480 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
 
 #ifndef efficiency_ONE_ROW
 
-/* efficiency_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
-efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows3(float *output, const float *input)
+/* efficiency_dnn for x86-64-v4, 8 rows at once: row r reads input[r * 12 ...], writes output[r * 4 ...] */
+efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *output, const float *input)
 {
-    float efficiency_dnn_buf0[384];
-    float efficiency_dnn_buf1[384];
+    float efficiency_dnn_buf0[1024];
+    float efficiency_dnn_buf1[1024];
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
         efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
-        {
-            float acc0[4][32];
-            float acc1[4][32];
-            float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
+        for (int b = 0; b < 4; ++b) {
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            float acc3[1][32];
+            float acc4[1][32];
+            float acc5[1][32];
+            float acc6[1][32];
+            float acc7[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc3[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc4[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc5[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc6[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc7[0][j] = bias[b * 32 + j];
             for (int i = 0; i < 12; ++i) {
-                const float *w = kernel + i * 128;
+                const float *w = kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[12 + i];
                 const float x2 = input[24 + i];
+                const float x3 = input[36 + i];
+                const float x4 = input[48 + i];
+                const float x5 = input[60 + i];
+                const float x6 = input[72 + i];
+                const float x7 = input[84 + i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
                 for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc3[0][j] += w[j] * x3;
+                for (int j = 0; j < 32; ++j) acc4[0][j] += w[j] * x4;
+                for (int j = 0; j < 32; ++j) acc5[0][j] += w[j] * x5;
+                for (int j = 0; j < 32; ++j) acc6[0][j] += w[j] * x6;
+                for (int j = 0; j < 32; ++j) acc7[0][j] += w[j] * x7;
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x);
+                efficiency_dnn_buf0[b * 32 + g * 32 + j] = efficiency_v4_tanh(x);
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x);
+                efficiency_dnn_buf0[128 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x);
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x);
+                efficiency_dnn_buf0[256 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc3[g][j];
+                efficiency_dnn_buf0[384 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc4[g][j];
+                efficiency_dnn_buf0[512 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc5[g][j];
+                efficiency_dnn_buf0[640 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc6[g][j];
+                efficiency_dnn_buf0[768 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc7[g][j];
+                efficiency_dnn_buf0[896 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x);
             }
 
         }
     }
     {   /* residual_0+skip_0: Dense 128->128, tanh, + skip */
-        {
-            float acc0[4][32];
-            float acc1[4][32];
-            float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_1_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_1_bias[96 + j];
+        for (int b = 0; b < 4; ++b) {
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            float acc3[1][32];
+            float acc4[1][32];
+            float acc5[1][32];
+            float acc6[1][32];
+            float acc7[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc3[0][j] = efficiency_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc4[0][j] = efficiency_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc5[0][j] = efficiency_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128;
+                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
+                const float x3 = efficiency_dnn_buf0[384 + i];
+                const float x4 = efficiency_dnn_buf0[512 + i];
+                const float x5 = efficiency_dnn_buf0[640 + i];
+                const float x6 = efficiency_dnn_buf0[768 + i];
+                const float x7 = efficiency_dnn_buf0[896 + i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
                 for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc3[0][j] += w[j] * x3;
+                for (int j = 0; j < 32; ++j) acc4[0][j] += w[j] * x4;
+                for (int j = 0; j < 32; ++j) acc5[0][j] += w[j] * x5;
+                for (int j = 0; j < 32; ++j) acc6[0][j] += w[j] * x6;
+                for (int j = 0; j < 32; ++j) acc7[0][j] += w[j] * x7;
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[b * 32 + g * 32 + j];
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + b * 32 + g * 32 + j];
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc3[g][j];
+                efficiency_dnn_buf1[384 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[384 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc4[g][j];
+                efficiency_dnn_buf1[512 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[512 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc5[g][j];
+                efficiency_dnn_buf1[640 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[640 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc6[g][j];
+                efficiency_dnn_buf1[768 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[768 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc7[g][j];
+                efficiency_dnn_buf1[896 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[896 + b * 32 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_1+skip_1: Dense 128->128, tanh, + skip */
-        {
-            float acc0[4][32];
-            float acc1[4][32];
-            float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_2_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_2_bias[96 + j];
+        for (int b = 0; b < 4; ++b) {
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            float acc3[1][32];
+            float acc4[1][32];
+            float acc5[1][32];
+            float acc6[1][32];
+            float acc7[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc3[0][j] = efficiency_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc4[0][j] = efficiency_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc5[0][j] = efficiency_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128;
+                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
+                const float x3 = efficiency_dnn_buf1[384 + i];
+                const float x4 = efficiency_dnn_buf1[512 + i];
+                const float x5 = efficiency_dnn_buf1[640 + i];
+                const float x6 = efficiency_dnn_buf1[768 + i];
+                const float x7 = efficiency_dnn_buf1[896 + i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
                 for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc3[0][j] += w[j] * x3;
+                for (int j = 0; j < 32; ++j) acc4[0][j] += w[j] * x4;
+                for (int j = 0; j < 32; ++j) acc5[0][j] += w[j] * x5;
+                for (int j = 0; j < 32; ++j) acc6[0][j] += w[j] * x6;
+                for (int j = 0; j < 32; ++j) acc7[0][j] += w[j] * x7;
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[b * 32 + g * 32 + j];
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
+                efficiency_dnn_buf0[128 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[128 + b * 32 + g * 32 + j];
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
+                efficiency_dnn_buf0[256 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[256 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc3[g][j];
+                efficiency_dnn_buf0[384 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[384 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc4[g][j];
+                efficiency_dnn_buf0[512 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[512 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc5[g][j];
+                efficiency_dnn_buf0[640 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[640 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc6[g][j];
+                efficiency_dnn_buf0[768 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[768 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc7[g][j];
+                efficiency_dnn_buf0[896 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[896 + b * 32 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_2+skip_2: Dense 128->128, tanh, + skip */
-        {
-            float acc0[4][32];
-            float acc1[4][32];
-            float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_3_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_3_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_3_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_3_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_3_bias[96 + j];
+        for (int b = 0; b < 4; ++b) {
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            float acc3[1][32];
+            float acc4[1][32];
+            float acc5[1][32];
+            float acc6[1][32];
+            float acc7[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_3_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_3_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_3_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc3[0][j] = efficiency_dnn_3_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc4[0][j] = efficiency_dnn_3_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc5[0][j] = efficiency_dnn_3_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_3_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128;
+                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
+                const float x3 = efficiency_dnn_buf0[384 + i];
+                const float x4 = efficiency_dnn_buf0[512 + i];
+                const float x5 = efficiency_dnn_buf0[640 + i];
+                const float x6 = efficiency_dnn_buf0[768 + i];
+                const float x7 = efficiency_dnn_buf0[896 + i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
                 for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc3[0][j] += w[j] * x3;
+                for (int j = 0; j < 32; ++j) acc4[0][j] += w[j] * x4;
+                for (int j = 0; j < 32; ++j) acc5[0][j] += w[j] * x5;
+                for (int j = 0; j < 32; ++j) acc6[0][j] += w[j] * x6;
+                for (int j = 0; j < 32; ++j) acc7[0][j] += w[j] * x7;
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[b * 32 + g * 32 + j];
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + b * 32 + g * 32 + j];
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc3[g][j];
+                efficiency_dnn_buf1[384 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[384 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc4[g][j];
+                efficiency_dnn_buf1[512 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[512 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc5[g][j];
+                efficiency_dnn_buf1[640 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[640 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc6[g][j];
+                efficiency_dnn_buf1[768 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[768 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc7[g][j];
+                efficiency_dnn_buf1[896 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[896 + b * 32 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_3+skip_3: Dense 128->128, tanh, + skip */
-        {
-            float acc0[4][32];
-            float acc1[4][32];
-            float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_4_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_4_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_4_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_4_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_4_bias[96 + j];
+        for (int b = 0; b < 4; ++b) {
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            float acc3[1][32];
+            float acc4[1][32];
+            float acc5[1][32];
+            float acc6[1][32];
+            float acc7[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_4_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_4_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_4_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc3[0][j] = efficiency_dnn_4_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc4[0][j] = efficiency_dnn_4_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc5[0][j] = efficiency_dnn_4_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_4_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128;
+                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
+                const float x3 = efficiency_dnn_buf1[384 + i];
+                const float x4 = efficiency_dnn_buf1[512 + i];
+                const float x5 = efficiency_dnn_buf1[640 + i];
+                const float x6 = efficiency_dnn_buf1[768 + i];
+                const float x7 = efficiency_dnn_buf1[896 + i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
                 for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc3[0][j] += w[j] * x3;
+                for (int j = 0; j < 32; ++j) acc4[0][j] += w[j] * x4;
+                for (int j = 0; j < 32; ++j) acc5[0][j] += w[j] * x5;
+                for (int j = 0; j < 32; ++j) acc6[0][j] += w[j] * x6;
+                for (int j = 0; j < 32; ++j) acc7[0][j] += w[j] * x7;
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf0[b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[b * 32 + g * 32 + j];
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf0[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[128 + g * 32 + j];
+                efficiency_dnn_buf0[128 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[128 + b * 32 + g * 32 + j];
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf0[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[256 + g * 32 + j];
+                efficiency_dnn_buf0[256 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[256 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc3[g][j];
+                efficiency_dnn_buf0[384 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[384 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc4[g][j];
+                efficiency_dnn_buf0[512 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[512 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc5[g][j];
+                efficiency_dnn_buf0[640 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[640 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc6[g][j];
+                efficiency_dnn_buf0[768 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[768 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc7[g][j];
+                efficiency_dnn_buf0[896 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[896 + b * 32 + g * 32 + j];
             }
 
         }
     }
     {   /* residual_4+skip_4: Dense 128->128, tanh, + skip */
-        {
-            float acc0[4][32];
-            float acc1[4][32];
-            float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = efficiency_dnn_5_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_5_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = efficiency_dnn_5_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = efficiency_dnn_5_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = efficiency_dnn_5_bias[96 + j];
+        for (int b = 0; b < 4; ++b) {
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            float acc3[1][32];
+            float acc4[1][32];
+            float acc5[1][32];
+            float acc6[1][32];
+            float acc7[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = efficiency_dnn_5_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = efficiency_dnn_5_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = efficiency_dnn_5_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc3[0][j] = efficiency_dnn_5_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc4[0][j] = efficiency_dnn_5_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc5[0][j] = efficiency_dnn_5_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_5_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128;
+                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
                 const float x2 = efficiency_dnn_buf0[256 + i];
+                const float x3 = efficiency_dnn_buf0[384 + i];
+                const float x4 = efficiency_dnn_buf0[512 + i];
+                const float x5 = efficiency_dnn_buf0[640 + i];
+                const float x6 = efficiency_dnn_buf0[768 + i];
+                const float x7 = efficiency_dnn_buf0[896 + i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
                 for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc3[0][j] += w[j] * x3;
+                for (int j = 0; j < 32; ++j) acc4[0][j] += w[j] * x4;
+                for (int j = 0; j < 32; ++j) acc5[0][j] += w[j] * x5;
+                for (int j = 0; j < 32; ++j) acc6[0][j] += w[j] * x6;
+                for (int j = 0; j < 32; ++j) acc7[0][j] += w[j] * x7;
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf1[b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[b * 32 + g * 32 + j];
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                efficiency_dnn_buf1[128 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + g * 32 + j];
+                efficiency_dnn_buf1[128 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[128 + b * 32 + g * 32 + j];
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                efficiency_dnn_buf1[256 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + g * 32 + j];
+                efficiency_dnn_buf1[256 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[256 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc3[g][j];
+                efficiency_dnn_buf1[384 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[384 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc4[g][j];
+                efficiency_dnn_buf1[512 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[512 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc5[g][j];
+                efficiency_dnn_buf1[640 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[640 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc6[g][j];
+                efficiency_dnn_buf1[768 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[768 + b * 32 + g * 32 + j];
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc7[g][j];
+                efficiency_dnn_buf1[896 + b * 32 + g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[896 + b * 32 + g * 32 + j];
             }
 
         }
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[3][4];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
+            float acc[8][4];
+            for (int r = 0; r < 8; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
                 const float x2 = efficiency_dnn_buf1[256 + i];
+                const float x3 = efficiency_dnn_buf1[384 + i];
+                const float x4 = efficiency_dnn_buf1[512 + i];
+                const float x5 = efficiency_dnn_buf1[640 + i];
+                const float x6 = efficiency_dnn_buf1[768 + i];
+                const float x7 = efficiency_dnn_buf1[896 + i];
                 acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
                 acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
                 acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
+                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                acc[4][0] += w[0] * x4; acc[4][1] += w[1] * x4; acc[4][2] += w[2] * x4; acc[4][3] += w[3] * x4;
+                acc[5][0] += w[0] * x5; acc[5][1] += w[1] * x5; acc[5][2] += w[2] * x5; acc[5][3] += w[3] * x5;
+                acc[6][0] += w[0] * x6; acc[6][1] += w[1] * x6; acc[6][2] += w[2] * x6; acc[6][3] += w[3] * x6;
+                acc[7][0] += w[0] * x7; acc[7][1] += w[1] * x7; acc[7][2] += w[2] * x7; acc[7][3] += w[3] * x7;
             }
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+            for (int r = 0; r < 8; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
 
         }
-        for (int r = 0; r < 3; ++r) {
+        for (int r = 0; r < 8; ++r) {
             float top = output[r * 4 + 0], sum = 0.0f;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v4_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
@@ -12843,8 +12986,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows_n(float *
 {
     size_t r = 0;
 #ifndef efficiency_ONE_ROW
-    for (; r + 3 <= n; r += 3)
-        efficiency_dnn_v4_rows3(output + r * 4, input + r * 12);
+    for (; r + 8 <= n; r += 8)
+        efficiency_dnn_v4_rows8(output + r * 4, input + r * 12);
 #endif
     for (; r < n; ++r)
         efficiency_dnn_v4_rows1(output + r * 4, input + r * 12);
@@ -12981,8 +13124,8 @@ static const char efficiency_info_text[] =
     "put, C's error from float64 at quantiles 50/90/99% <= 3 x float32's + floor (where 10 values lie abo"
     "ve), every value <= 16 x float32's + floor; floor 8 + sqrt(widest sum) ULP\",\"rule\":\"|c - ref| <= ato"
     "l + rtol * |ref|, NaN only where ref is NaN\",\"atol\":1e-05,\"rtol\":0.0001,\"reference\":\"Keras + scikit-"
-    "learn\"},\"math\":\"fast\",\"real\":\"float\",\"variants\":[\"baseline\",\"x86-64-v3\",\"x86-64-v4\"],\"selftest_rows\""
-    ":8,\"library\":null}";
+    "learn\"},\"math\":\"fast\",\"real\":\"float\",\"variants\":[\"baseline\",\"x86-64-v3\",\"x86-64-v4\"],\"contract\":\"bit"
+    "-identical\",\"selftest_rows\":8,\"library\":null}";
 
 efficiency_INFO_EXPORT const char *efficiency_info(void)
 {

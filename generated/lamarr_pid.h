@@ -56,6 +56,7 @@
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of rich_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -153,6 +154,7 @@ float *rich_muon_tY_inverse_batch(float *output, const float *input, size_t n);
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of muon_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -250,6 +252,7 @@ float *muon_muon_tY_inverse_batch(float *output, const float *input, size_t n);
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidmu_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -351,6 +354,7 @@ float *gpidmu_muon_tY_inverse_batch(float *output, const float *input, size_t n)
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidh_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -446,6 +450,7 @@ float *gpidh_muon_tY_inverse_batch(float *output, const float *input, size_t n);
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 144 bytes of
  * scratch on the stack per call of ismuon_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -517,6 +522,7 @@ float *ismuon_muon_preprocess_inverse_batch(float *output, const float *input, s
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of rich_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -614,6 +620,7 @@ float *rich_pion_tY_inverse_batch(float *output, const float *input, size_t n);
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of muon_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -711,6 +718,7 @@ float *muon_pion_tY_inverse_batch(float *output, const float *input, size_t n);
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidmu_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -812,6 +820,7 @@ float *gpidmu_pion_tY_inverse_batch(float *output, const float *input, size_t n)
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidh_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -907,6 +916,7 @@ float *gpidh_pion_tY_inverse_batch(float *output, const float *input, size_t n);
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 144 bytes of
  * scratch on the stack per call of ismuon_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -978,6 +988,7 @@ float *ismuon_pion_preprocess_inverse_batch(float *output, const float *input, s
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of rich_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1075,6 +1086,7 @@ float *rich_kaon_tY_inverse_batch(float *output, const float *input, size_t n);
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of muon_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1172,6 +1184,7 @@ float *muon_kaon_tY_inverse_batch(float *output, const float *input, size_t n);
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidmu_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1273,6 +1286,7 @@ float *gpidmu_kaon_tY_inverse_batch(float *output, const float *input, size_t n)
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidh_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1368,6 +1382,7 @@ float *gpidh_kaon_tY_inverse_batch(float *output, const float *input, size_t n);
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 144 bytes of
  * scratch on the stack per call of ismuon_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1439,6 +1454,7 @@ float *ismuon_kaon_preprocess_inverse_batch(float *output, const float *input, s
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of rich_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1536,6 +1552,7 @@ float *rich_proton_tY_inverse_batch(float *output, const float *input, size_t n)
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
  * scratch on the stack per call of muon_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1633,6 +1650,7 @@ float *muon_proton_tY_inverse_batch(float *output, const float *input, size_t n)
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidmu_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1734,6 +1752,7 @@ float *gpidmu_proton_tY_inverse_batch(float *output, const float *input, size_t 
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
  * scratch on the stack per call of gpidh_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -1829,6 +1848,7 @@ float *gpidh_proton_tY_inverse_batch(float *output, const float *input, size_t n
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 144 bytes of
  * scratch on the stack per call of ismuon_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).

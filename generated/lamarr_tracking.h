@@ -26,6 +26,7 @@
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 304 bytes of
  * scratch on the stack per call of acceptance. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -100,6 +101,7 @@ float *acceptance_preprocess_inverse_batch(float *output, const float *input, si
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 1072 bytes of
  * scratch on the stack per call of efficiency. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -172,6 +174,7 @@ float *efficiency_preprocess_inverse_batch(float *output, const float *input, si
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 736 bytes of
  * scratch on the stack per call of resolution. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -252,6 +255,7 @@ float *resolution_preprocess_inverse_batch(float *output, const float *input, si
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 760 bytes of
  * scratch on the stack per call of covariance. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).

@@ -13,6 +13,7 @@
  * each weight is used for several rows.
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
+ * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
  * Reentrant and thread-safe: no heap, no mutable static state; at most 1036 bytes of
  * scratch on the stack per call of tracking. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
@@ -5173,182 +5174,258 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
 
 #ifndef tracking_ONE_ROW
 
-/* tracking_dnn for x86-64-v4, 3 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
-tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows3(float *output, const float *input)
+/* tracking_dnn for x86-64-v4, 8 rows at once: row r reads input[r * 3 ...], writes output[r * 1 ...] */
+tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows8(float *output, const float *input)
 {
-    float tracking_dnn_buf0[384];
-    float tracking_dnn_buf1[384];
+    float tracking_dnn_buf0[1024];
+    float tracking_dnn_buf1[1024];
     {   /* hidden_0: Dense 3->128, relu */
         const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
-        {
-            float acc0[4][32];
-            float acc1[4][32];
-            float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = bias[96 + j];
+        for (int b = 0; b < 4; ++b) {
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            float acc3[1][32];
+            float acc4[1][32];
+            float acc5[1][32];
+            float acc6[1][32];
+            float acc7[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc3[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc4[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc5[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc6[0][j] = bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc7[0][j] = bias[b * 32 + j];
             for (int i = 0; i < 3; ++i) {
-                const float *w = kernel + i * 128;
+                const float *w = kernel + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
                 const float x1 = input[3 + i];
                 const float x2 = input[6 + i];
+                const float x3 = input[9 + i];
+                const float x4 = input[12 + i];
+                const float x5 = input[15 + i];
+                const float x6 = input[18 + i];
+                const float x7 = input[21 + i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
                 for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc3[0][j] += w[j] * x3;
+                for (int j = 0; j < 32; ++j) acc4[0][j] += w[j] * x4;
+                for (int j = 0; j < 32; ++j) acc5[0][j] += w[j] * x5;
+                for (int j = 0; j < 32; ++j) acc6[0][j] += w[j] * x6;
+                for (int j = 0; j < 32; ++j) acc7[0][j] += w[j] * x7;
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                tracking_dnn_buf0[g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf0[b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                tracking_dnn_buf0[128 + g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf0[128 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                tracking_dnn_buf0[256 + g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf0[256 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc3[g][j];
+                tracking_dnn_buf0[384 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc4[g][j];
+                tracking_dnn_buf0[512 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc5[g][j];
+                tracking_dnn_buf0[640 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc6[g][j];
+                tracking_dnn_buf0[768 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc7[g][j];
+                tracking_dnn_buf0[896 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
 
         }
     }
     {   /* hidden_1: Dense 128->128, relu */
-        {
-            float acc0[4][32];
-            float acc1[4][32];
-            float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_1_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = tracking_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = tracking_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = tracking_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = tracking_dnn_1_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = tracking_dnn_1_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = tracking_dnn_1_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = tracking_dnn_1_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = tracking_dnn_1_bias[96 + j];
+        for (int b = 0; b < 4; ++b) {
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            float acc3[1][32];
+            float acc4[1][32];
+            float acc5[1][32];
+            float acc6[1][32];
+            float acc7[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = tracking_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = tracking_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc3[0][j] = tracking_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc4[0][j] = tracking_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc5[0][j] = tracking_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc6[0][j] = tracking_dnn_1_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc7[0][j] = tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128;
+                const float *w = tracking_dnn_1_kernel + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
                 const float x2 = tracking_dnn_buf0[256 + i];
+                const float x3 = tracking_dnn_buf0[384 + i];
+                const float x4 = tracking_dnn_buf0[512 + i];
+                const float x5 = tracking_dnn_buf0[640 + i];
+                const float x6 = tracking_dnn_buf0[768 + i];
+                const float x7 = tracking_dnn_buf0[896 + i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
                 for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc3[0][j] += w[j] * x3;
+                for (int j = 0; j < 32; ++j) acc4[0][j] += w[j] * x4;
+                for (int j = 0; j < 32; ++j) acc5[0][j] += w[j] * x5;
+                for (int j = 0; j < 32; ++j) acc6[0][j] += w[j] * x6;
+                for (int j = 0; j < 32; ++j) acc7[0][j] += w[j] * x7;
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                tracking_dnn_buf1[g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf1[b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                tracking_dnn_buf1[128 + g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf1[128 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                tracking_dnn_buf1[256 + g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf1[256 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc3[g][j];
+                tracking_dnn_buf1[384 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc4[g][j];
+                tracking_dnn_buf1[512 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc5[g][j];
+                tracking_dnn_buf1[640 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc6[g][j];
+                tracking_dnn_buf1[768 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc7[g][j];
+                tracking_dnn_buf1[896 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
 
         }
     }
     {   /* hidden_2: Dense 128->128, relu */
-        {
-            float acc0[4][32];
-            float acc1[4][32];
-            float acc2[4][32];
-            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_2_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc1[0][j] = tracking_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc1[1][j] = tracking_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc1[2][j] = tracking_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc1[3][j] = tracking_dnn_2_bias[96 + j];
-            for (int j = 0; j < 32; ++j) acc2[0][j] = tracking_dnn_2_bias[j];
-            for (int j = 0; j < 32; ++j) acc2[1][j] = tracking_dnn_2_bias[32 + j];
-            for (int j = 0; j < 32; ++j) acc2[2][j] = tracking_dnn_2_bias[64 + j];
-            for (int j = 0; j < 32; ++j) acc2[3][j] = tracking_dnn_2_bias[96 + j];
+        for (int b = 0; b < 4; ++b) {
+            float acc0[1][32];
+            float acc1[1][32];
+            float acc2[1][32];
+            float acc3[1][32];
+            float acc4[1][32];
+            float acc5[1][32];
+            float acc6[1][32];
+            float acc7[1][32];
+            for (int j = 0; j < 32; ++j) acc0[0][j] = tracking_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc1[0][j] = tracking_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc2[0][j] = tracking_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc3[0][j] = tracking_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc4[0][j] = tracking_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc5[0][j] = tracking_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc6[0][j] = tracking_dnn_2_bias[b * 32 + j];
+            for (int j = 0; j < 32; ++j) acc7[0][j] = tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128;
+                const float *w = tracking_dnn_2_kernel + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
                 const float x2 = tracking_dnn_buf1[256 + i];
+                const float x3 = tracking_dnn_buf1[384 + i];
+                const float x4 = tracking_dnn_buf1[512 + i];
+                const float x5 = tracking_dnn_buf1[640 + i];
+                const float x6 = tracking_dnn_buf1[768 + i];
+                const float x7 = tracking_dnn_buf1[896 + i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
-                for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc1[0][j] += w[j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[1][j] += w[32 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[2][j] += w[64 + j] * x1;
-                for (int j = 0; j < 32; ++j) acc1[3][j] += w[96 + j] * x1;
                 for (int j = 0; j < 32; ++j) acc2[0][j] += w[j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[1][j] += w[32 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[2][j] += w[64 + j] * x2;
-                for (int j = 0; j < 32; ++j) acc2[3][j] += w[96 + j] * x2;
+                for (int j = 0; j < 32; ++j) acc3[0][j] += w[j] * x3;
+                for (int j = 0; j < 32; ++j) acc4[0][j] += w[j] * x4;
+                for (int j = 0; j < 32; ++j) acc5[0][j] += w[j] * x5;
+                for (int j = 0; j < 32; ++j) acc6[0][j] += w[j] * x6;
+                for (int j = 0; j < 32; ++j) acc7[0][j] += w[j] * x7;
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
-                tracking_dnn_buf0[g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf0[b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc1[g][j];
-                tracking_dnn_buf0[128 + g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf0[128 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
-            for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc2[g][j];
-                tracking_dnn_buf0[256 + g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf0[256 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc3[g][j];
+                tracking_dnn_buf0[384 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc4[g][j];
+                tracking_dnn_buf0[512 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc5[g][j];
+                tracking_dnn_buf0[640 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc6[g][j];
+                tracking_dnn_buf0[768 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
+            }
+            for (int g = 0; g < 1; ++g) for (int j = 0; j < 32; ++j) {
+                const float x = acc7[g][j];
+                tracking_dnn_buf0[896 + b * 32 + g * 32 + j] = tracking_v4_max(0.0f, x);
             }
 
         }
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[3][1];
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
+            float acc[8][1];
+            for (int r = 0; r < 8; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
             for (int i = 0; i < 128; ++i) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
                 const float x2 = tracking_dnn_buf0[256 + i];
+                const float x3 = tracking_dnn_buf0[384 + i];
+                const float x4 = tracking_dnn_buf0[512 + i];
+                const float x5 = tracking_dnn_buf0[640 + i];
+                const float x6 = tracking_dnn_buf0[768 + i];
+                const float x7 = tracking_dnn_buf0[896 + i];
                 acc[0][0] += w[0] * x0;
                 acc[1][0] += w[0] * x1;
                 acc[2][0] += w[0] * x2;
+                acc[3][0] += w[0] * x3;
+                acc[4][0] += w[0] * x4;
+                acc[5][0] += w[0] * x5;
+                acc[6][0] += w[0] * x6;
+                acc[7][0] += w[0] * x7;
             }
-            for (int r = 0; r < 3; ++r) for (int j = 0; j < 1; ++j) {
+            for (int r = 0; r < 8; ++r) for (int j = 0; j < 1; ++j) {
                 const float x = acc[r][j];
                 output[r * 1 + j] = tracking_v4_sigmoid(x);
             }
@@ -5362,8 +5439,8 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows_n(float *outp
 {
     size_t r = 0;
 #ifndef tracking_ONE_ROW
-    for (; r + 3 <= n; r += 3)
-        tracking_dnn_v4_rows3(output + r * 1, input + r * 3);
+    for (; r + 8 <= n; r += 8)
+        tracking_dnn_v4_rows8(output + r * 1, input + r * 3);
 #endif
     for (; r < n; ++r)
         tracking_dnn_v4_rows1(output + r * 1, input + r * 3);
@@ -5495,8 +5572,8 @@ static const char tracking_info_text[] =
     "r output, C's error from float64 at quantiles 50/90/99% <= 3 x float32's + floor (where 10 values li"
     "e above), every value <= 16 x float32's + floor; floor 8 + sqrt(widest sum) ULP\",\"rule\":\"|c - ref| <"
     "= atol + rtol * |ref|, NaN only where ref is NaN\",\"atol\":1e-05,\"rtol\":0.0001,\"reference\":\"Keras + sc"
-    "ikit-learn\"},\"math\":\"fast\",\"real\":\"float\",\"variants\":[\"baseline\",\"x86-64-v3\",\"x86-64-v4\"],\"selftest_"
-    "rows\":8,\"library\":null}";
+    "ikit-learn\"},\"math\":\"fast\",\"real\":\"float\",\"variants\":[\"baseline\",\"x86-64-v3\",\"x86-64-v4\"],\"contract\""
+    ":\"bit-identical\",\"selftest_rows\":8,\"library\":null}";
 
 tracking_INFO_EXPORT const char *tracking_info(void)
 {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import json
 import os
 import re
@@ -46,6 +48,25 @@ def run_cli(capsys: Any, *args: Any) -> tuple[int, str, str]:
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def run_quietly(*args: Any) -> tuple[int, str, str]:
+    """Run the CLI in-process, capturing stdout and stderr (module-scoped fixtures cannot use capsys)."""
+    from exporter.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def validate_document(document: dict) -> None:
+    """``document`` (a --json output, a report.json) against the committed schema."""
+    import jsonschema
+
+    from exporter.check.report.document import SCHEMA
+
+    jsonschema.validate(document, json.loads(SCHEMA.read_text()), cls=jsonschema.Draft202012Validator)
 
 
 def assert_user_error(capsys: Any, tmp_path: Path, args: list[Any], *fragments: str) -> None:

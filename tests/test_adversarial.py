@@ -286,4 +286,4 @@ def test_a_bad_option_value_is_one_line_naming_the_flag(capsys):
     """Option values are checked where every export's options are (exporter.common.options), not by argparse."""
     assert main([str(EXAMPLE), "--math", "fastest"]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err == "lamarr-export: error: --math 'fastest': expected one of fast, libm\n"
+    assert out == "" and err == "lamarr-export: error: --math 'fastest': expected one of fast, libm, fma\n"

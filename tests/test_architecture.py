@@ -19,7 +19,7 @@ from exporter.backend import render
 from exporter.backend.mathlib import HELPERS
 from exporter.backend.templates import environment
 from exporter.common.options import Options
-from exporter.ir import Activate, Activation, Affine, Dense, Graph, Merge, PReLU
+from exporter.ir import Activate, Activation, Affine, Dense, Graph, LayerNorm, Merge, PReLU
 from exporter.ir.activations import KINDS
 from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnStage, Function, MulAdd, Quantile
@@ -52,6 +52,7 @@ RECIPES = (
     "A Flax op (a JAX primitive)",
     "A tree format",
     "A tree layout",
+    "An ONNX op",
 )
 
 
@@ -85,6 +86,12 @@ def test_a_keras_layer_is_declared_in_one_file(layer):
     """A Keras layer class is named in its declaration alone: its variables, shapes and mapping."""
     files = naming(layer)
     assert len(files) == 1 and files <= listed("A Keras layer"), files
+
+
+@pytest.mark.parametrize("op_type", ["Gemm", "PRelu", "Unsqueeze"])
+def test_an_onnx_op_is_declared_in_one_file(op_type):
+    files = naming(op_type)
+    assert len(files) == 1 and files <= listed("An ONNX op"), files
 
 
 @pytest.mark.parametrize("cls", ["ExtraTreesRegressor", "HistGradientBoostingRegressor"])
@@ -144,6 +151,7 @@ CASES = {
     "maximum": lambda x, y: Merge("m", (x, x), y, 3, "maximum"),
     "minimum": lambda x, y: Merge("m", (x, x), y, 3, "minimum"),
     "prelu": lambda x, y: PReLU("p", (x,), y, 3, alpha=[0.1, 0.2, 0.3]),
+    "layernorm": lambda x, y: LayerNorm("l", (x,), y, 3, scale=[1.0, 2.0, 3.0], bias=[0.0, 0.1, 0.2]),
 }
 
 

@@ -71,6 +71,25 @@ def test_compiles_strictly(every_op_c, cc, level, march):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.fixture(scope="module")
+def every_op_fma_c(keras, tmp_path_factory) -> Path:
+    ex = export_keras(every_op(keras), name="matrix", math="fma")
+    return ex.write(tmp_path_factory.mktemp("matrix_fma") / "matrix.c")[0]
+
+
+@pytest.mark.parametrize(
+    "cc, level, march", [("gcc", "O3", "native"), ("clang", "O2", "x86-64-v3"), ("gcc", "O0g", "")]
+)
+def test_fma_file_compiles_strictly(every_op_fma_c, cc, level, march):
+    """--math fma: the baseline's SYMBOL_FMA calls fmaf under a target with FMA (-march), adds products without one;
+    at -O0 GCC calls libm's fmaf. aarch64 and the inlining: tests/test_fma.py."""
+    path = compiler(cc)
+    if march and not knows_march(path, march):
+        pytest.skip(f"{cc} does not know -march={march}")
+    result = compile_object(path, [*LEVELS[level], *([f"-march={march}"] if march else [])], every_op_fma_c)
+    assert result.returncode == 0, result.stderr
+
+
 def test_cross_compiles_for_aarch64(every_op_c):
     """No x86 target attributes there: the preprocessor keeps the baseline alone."""
     result = compile_object(compiler("aarch64-linux-gnu-gcc"), ["-O2"], every_op_c)

@@ -135,7 +135,7 @@ def test_cli_noise(capsys, keras, tmp_path):
     assert "symbol gen 3 2 5 8" in text and "\nrandom " in text
     scaler = tmp_path / "scaler.pkl"
     scaler.write_bytes(pickle.dumps(fitted(np.random.default_rng(1))[0]))
-    assert_user_error(capsys, tmp_path, [scaler, "--noise", 2, "-o", tmp_path / "x.c"], "--noise goes with a Keras")
+    assert_user_error(capsys, tmp_path, [scaler, "--noise", 2, "-o", tmp_path / "x.c"], "--noise goes with a generator")
     assert_user_error(
         capsys, tmp_path, [path, "--noise", 9, "-o", tmp_path / "y.c"], "noise = 9, but the model's input has only 8"
     )

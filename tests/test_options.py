@@ -42,7 +42,7 @@ def test_a_level_over_another():
 
 
 WORDED = [
-    ({"math": "exact"}, "{math} 'exact': expected one of fast, libm"),
+    ({"math": "exact"}, "{math} 'exact': expected one of fast, libm, fma"),
     ({"dtype": 3}, "{dtype} expected one of float, double, got 3"),
     ({"dispatch": "avx2"}, "{dispatch} 'avx2': expected one of auto, none"),
     ({"trees": "unrolled"}, "{trees} 'unrolled': expected one of auto, walk, branches, complete, bitvector"),
@@ -52,7 +52,7 @@ WORDED = [
     ({"outputs": "y"}, "{outputs} expected a list of column names (strings), got 'y'"),
     (
         {"dtype": "double", "math": "fast"},
-        "{dtype} 'double' needs {math} libm: the inline approximations are float only",
+        "{dtype} 'double' needs {math} libm or fma: the inline approximations are float only",
     ),
     ({"criterion": "float32", "rtol": 1.0}, "{criterion} 'float32' with {atol} or {rtol}: {atol} and {rtol} are the"),
 ]
@@ -70,7 +70,7 @@ def test_every_refusal_names_the_field_in_the_user_s_words(given, message, words
 
 def test_python_keywords_are_checked_by_name_before_any_file_is_read():
     """A bad keyword is the user's error (ExportError, exit 2 on the command line), raised before loading."""
-    with pytest.raises(ExportError, match=r"^math 'exact': expected one of fast, libm"):
+    with pytest.raises(ExportError, match=r"^math 'exact': expected one of fast, libm, fma"):
         export_chain(preprocess=["no/such/file.pkl"], math="exact")
     with pytest.raises(ExportError, match=r"^dtype given twice: as a keyword and in options="):
         export_chain(preprocess=[SCALER], dtype="double", options=Options.of(dtype="double"))

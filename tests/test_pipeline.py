@@ -32,7 +32,7 @@ def test_spec_rules_in_python_words(tmp_path):
     both = ModelSpec(model=SCALER, flax="m:M")
     with pytest.raises(ExportError, match=r"give exactly one of model .* or flax .*not both"):
         both.build()
-    with pytest.raises(ExportError, match="noise goes with a Keras generator"):
+    with pytest.raises(ExportError, match="noise goes with a generator model"):
         ModelSpec(model=SCALER, noise=2).build()
     with pytest.raises(ExportError, match=r"log_columns \[99\]: the chain takes"):
         export_spec(ModelSpec(model=SCALER, log_columns=[99]), Outputs(tmp_path / "x.c"))

@@ -22,26 +22,13 @@ from PIL import Image
 
 import exporter.api
 from exporter.check.report import render_html
-from exporter.check.report.document import SCHEMA
 from exporter.cli import main
 
-from helpers import ROOT, perturb_weight
+from helpers import ROOT, perturb_weight, run_quietly, validate_document
 
 EXAMPLE = ROOT / "examples" / "efficiency.keras"
 SINGLE = ["--dispatch", "none"]  # the network's code once: a quarter of the compile time (and of each traced step's)
 C_COLOR = (0xD6, 0x27, 0x28)  # the plots' colour for C (exporter/check/report/plots.py)
-
-
-def run_quietly(*args) -> tuple[int, str, str]:
-    """Run the CLI in-process, capturing stdout and stderr (module-scoped fixtures cannot use capsys)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
-
-
-def validate(document: dict) -> None:
-    jsonschema.validate(document, json.loads(SCHEMA.read_text()), cls=jsonschema.Draft202012Validator)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +63,7 @@ def test_json_output_is_the_report(passing):
     assert err == "", "--json prints no progress lines"
     document = json.loads(out)
     assert document == json.loads((report_dir / "report.json").read_text())
-    validate(document)
+    validate_document(document)
     assert document["kind"] == "export" and document["passed"] is True and document["exit_code"] == 0
     assert document["model"]["sha256"] == hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
     parity = document["parity"]
@@ -94,7 +81,7 @@ def test_failing_parity_is_traced_and_reported(failing):
     assert "parity: FAILED" in out
     assert "trace: first step beyond tolerance: step 3 'residual_2+skip_2' (Dense 128->128, tanh, + skip)" in out
     document = json.loads((report_dir / "report.json").read_text())
-    validate(document)
+    validate_document(document)
     assert document["passed"] is False and document["exit_code"] == 1
     drift = {"index": 3, "name": "residual_2+skip_2", "op": "Dense 128->128, tanh, + skip"}
     assert document["trace"]["first_drift"] == drift
@@ -114,7 +101,7 @@ def test_schema_rejects_what_it_should(passing):
         {**document, "kind": "inspect"},
     ):
         with pytest.raises(jsonschema.ValidationError):
-            validate(broken)
+            validate_document(broken)
 
 
 def test_every_json_document_matches_the_schema(tmp_path, keras):
@@ -135,13 +122,13 @@ def test_every_json_document_matches_the_schema(tmp_path, keras):
         code, out, err = run_quietly(*args)
         assert code == expected_code, (args, err)
         document = json.loads(out)
-        validate(document)
+        validate_document(document)
         assert document["kind"] == kind and document["exit_code"] == expected_code
     assert document["parity"] is None and document["passed"] is None
     with pytest.raises(SystemExit) as exc, contextlib.redirect_stdout(io.StringIO()) as out:
         main([str(EXAMPLE), "--json", "--samples", "many"])
     assert exc.value.code == 2
-    validate(json.loads(out.getvalue()))
+    validate_document(json.loads(out.getvalue()))
     assert "--samples" in json.loads(out.getvalue())["error"]
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from exporter.backend.functions import REAL_SIZE, ExportedFunction, PipelineFunction, Target, plan_functions
+from exporter.backend.functions import REAL_SIZE, ExportedFunction, PipelineFunction, plan_functions
 from exporter.backend.isa import VARIANTS, Variant
-from exporter.backend.mathlib import helpers_needed
+from exporter.backend.mathlib import helper_mode, helpers_needed
+from exporter.backend.target import Target
 from exporter.backend.templates import environment, shipped_dir
 from exporter.backend.trees import with_layouts
 from exporter.common.options import DEFAULTS, Options
@@ -50,6 +51,7 @@ class NetworkCode:
     name: str
     symbol: str
     variants: tuple[tuple[Variant, str, str], ...]  # (variant, one-row function, n-row function), baseline first
+    fma: bool = False  # the fma contract: variants with FMA hardware give the same bits, the others their own
 
 
 @dataclass
@@ -148,7 +150,8 @@ def _plan(
     chain: Chain | Graph, symbol: str, options: Options, scikinc: bool
 ) -> tuple[Chain, Target, list[ExportedFunction]]:
     chain = chain if isinstance(chain, Chain) else Chain(net=chain, source=chain.source)
-    target = Target(symbol, options.dtype, options.math, VARIANTS[options.dispatch])
+    helpers = helper_mode(options.math, options.dtype)
+    target = Target(symbol, options.dtype, helpers, VARIANTS[options.dispatch], fma=options.math == "fma")
     return chain, target, plan_functions(chain, symbol, target, scikinc)
 
 
@@ -181,7 +184,9 @@ def render(
     env = environment()
     net_ops = chain.net.ops if chain.net is not None else []
     column_ops = [op for f in functions for op in f.column_ops]
-    networks = tuple(NetworkCode(f.name, symbol, f.variant_functions) for f in functions if f.variant_functions)
+    networks = tuple(
+        NetworkCode(f.name, symbol, f.variant_functions, target.fma) for f in functions if f.variant_functions
+    )
     m = RenderContext(
         symbol,
         real,
@@ -194,14 +199,17 @@ def render(
         layers=tuple(_layers(chain)),
         parity=parity,
         guard=f"{symbol.upper()}_H_INCLUDED",
-        math_note=math_note(chain.net, options.math, real),
+        math_note=math_note(chain.net, target.math, real),
         functions=tuple(functions),
         variants=target.variants,
+        fma=target.fma,
         dispatch=len(target.variants) > 1 and chain.net is not None,
         stack_bytes=functions[0].stack_bytes,
         helpers=tuple(helpers_needed(name for op in net_ops for name in op.helpers(target.math))),
         # sorted: a fixed order whatever the ops' (these helpers do not call one another)
-        op_helpers=tuple(sorted({name for op in net_ops for name in op.file_helpers()})),
+        op_helpers=tuple(
+            sorted({name for op in net_ops for name in op.file_helpers()} | ({"fma"} if target.fma else set()))
+        ),
         column_helpers=tuple(sorted({name for op in column_ops for name in op.file_helpers()})),
     )
     return CSource(

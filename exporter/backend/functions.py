@@ -4,7 +4,7 @@ A network becomes a :class:`NetworkFunction` (its ops as :class:`Step` s, render
 for a block of rows, per instruction set), a column stage a :class:`ColumnsFunction`, a whole chain a
 :class:`ComposedFunction` calling its stages in turn; scikinC's names for a chain's steps are
 :class:`AliasFunction` s and a :class:`JoinedFunction`, a pipeline of chains a :class:`PipelineFunction`.
-Every step sees the :class:`Target` (symbol, C type, math mode) it is rendered for.
+Every step sees the :class:`~exporter.backend.target.Target` (symbol, C type, math, contract) it is rendered for.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, plan_buffers
-from exporter.backend.isa import VARIANTS, Variant
+from exporter.backend.isa import Variant
+from exporter.backend.target import Target
 from exporter.backend.templates import environment
 from exporter.common.errors import NotInvertible
 from exporter.ir import Graph, Op
@@ -22,24 +23,6 @@ from exporter.ir.columns import ColumnOp, ColumnStage
 
 REAL_SIZE = {"float": 4, "double": 8}  # bytes of each C type the backend can compute in
 UNROLLED_INPUTS = 16  # GCC's max-completely-peel-times: the longest loop -O2/-O3 unroll completely (``Step.weights``)
-
-
-@dataclass(frozen=True)
-class Target:
-    """What every step is rendered for: the exported symbol (prefix of every static name), the C type
-    computed in ("float" or "double"), the math mode ("fast" or "libm")."""
-
-    symbol: str
-    real: str
-    math: str
-    variants: tuple[Variant, ...] = VARIANTS["none"]  # instruction sets the network code is written for
-    suffix: str = ""  # of the variant a step is rendered for (``Variant.suffix``): see ``helper``
-
-    @property
-    def helper(self) -> str:
-        """The prefix of the math helpers the code calls: ``SYMBOL_``, or ``SYMBOL_v3_`` in that variant's code,
-        which has its own copies of them compiled for its own target (see templates/math.c.j2)."""
-        return f"{self.symbol}{self.suffix}_"
 
 
 @dataclass
@@ -276,7 +259,7 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, 
             out=plan.location[op.output],
             in_widths=[graph.widths[v] for v in op.inputs],
             template=env.get_template(f"ops/{op.template}.c.j2").module,
-            m=replace(m, suffix=variant.suffix),
+            m=replace(m, suffix=variant.suffix, fused=m.fma and variant.fma),
             rows=rows,
             strides=strides,
             block=variant.columns(rows, m.real),

@@ -10,10 +10,19 @@ it needs no ifunc (musl, C++ builds of the file) and no mutable state of ours.
 Every output's sum is bias + x[0] w[0] + x[1] w[1] + ... in that order in every variant, for
 every block shape: the blocking only chooses which sums are in registers together, so the
 variants give the same bits (ISO C mode, no FMA contraction; Clang is told so by a pragma).
+
+That is the default contract, ``bit-identical``. Under ``--math fma`` the contract is ``fma``: each
+step of those sums is one explicit fused multiply-add, ``acc = fmaf(w, x, acc)`` (``fma`` in double),
+in the same order, in every variant whose hardware has FMA (x86-64-v3 and v4 here, any build whose
+target has it: aarch64, ``-march=x86-64-v3``...; ``SYMBOL_FUSED`` in the file says which the baseline is):
+they give the same bits among themselves, one rounding per step instead of two. The baseline
+without FMA hardware keeps multiply-then-add (a libm ``fmaf`` would be a slow call per weight), so
+its bits differ from theirs by rounding; each variant's batch still equals its own rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +36,15 @@ class Variant:
     ``batch_rows`` x ``batch_columns``: the block of ``SYMBOL_batch``, each weight loaded once
     for ``batch_rows`` rows. Counts are for float; double sums half as many columns at once.
     The sums take half the vector registers or more (SSE2: 8 of 16 xmm; AVX2: 8 of 16 ymm;
-    AVX-512: 8 of 32 zmm for one row, 24 for a batch block), enough independent adds to hide
+    AVX-512: 8 of 32 zmm for one row, 16 for a batch block), enough independent adds to hide
     their latency; more spill (AVX2 with 32 columns per row kept one sum on the stack, which
-    made it slower than SSE2). Without FMA the broadcasts of the inputs cost the batch block
-    more than its adds leave room for: AVX-512's 3 rows x 128 columns broadcasts each input once
-    per 8 vector multiplies (4 x 64: once per 4), its weights coming as memory operands of the
-    multiplies, and measured about 5% faster than 4 x 64 on Zen 4; 6 x 64, 4 x 96, 5 x 80,
-    2 x 128 and 256-bit vectors measured between the two or slower (docs/speed.md).
+    made it slower than SSE2). AVX-512's batch block is 8 rows x 32 columns: a 32-column strip of a
+    128-wide layer's weights (16 kB) stays in L1 while the 8 rows use it, so each block of 8 rows reads
+    the layer's weights from L2 once, where 3 x 128 (measured 5% faster than 4 x 64 on Zen 4) read
+    them once per 3 rows. On Zen 5, the whole efficiency network, 8 x 32 measured 10% faster than
+    3 x 128 in both contracts (0.89 against 0.99 us per row bit-identical, 0.85 against 0.97 with
+    FMA), 6 x 32 to 10 x 32, 4 x 64 and 6 x 64 between the two, 12 x 32 and 8 x 64 slower; AVX2 keeps
+    4 x 16, which 6 x 16, 4 x 24, 3 x 32 and 2 x 32 did not beat with FMA (docs/speed.md).
     """
 
     name: str  # as the banner and the benchmark name it
@@ -45,6 +56,7 @@ class Variant:
     batch_rows: int
     batch_columns: int
     chunk: int = 0  # columns per loop over the sums (0: one statement per column); see ``chunk_of``
+    fma: bool = False  # its hardware has fused multiply-add: under --math fma its sums call fmaf, inlined
 
     def columns(self, rows: int, real: str) -> int:
         per_row = self.row_columns if rows == 1 else self.batch_columns
@@ -64,7 +76,9 @@ class Variant:
 
 _V3_FEATURES = ("avx2", "fma", "bmi", "bmi2")
 BASELINE = Variant("baseline", "", 1, None, (), row_columns=32, batch_rows=2, batch_columns=16)
-V3 = Variant("x86-64-v3", "_v3", 3, "arch=x86-64-v3", _V3_FEATURES, row_columns=64, batch_rows=4, batch_columns=16)
+V3 = Variant(
+    "x86-64-v3", "_v3", 3, "arch=x86-64-v3", _V3_FEATURES, row_columns=64, batch_rows=4, batch_columns=16, fma=True
+)
 V4 = Variant(
     "x86-64-v4",
     "_v4",
@@ -72,11 +86,18 @@ V4 = Variant(
     "arch=x86-64-v4",
     (*_V3_FEATURES, "avx512f", "avx512bw", "avx512dq", "avx512vl"),
     row_columns=128,
-    batch_rows=3,
-    batch_columns=128,
+    batch_rows=8,
+    batch_columns=32,
     chunk=32,
+    fma=True,
 )
 VARIANTS = {"auto": (BASELINE, V3, V4), "none": (BASELINE,)}  # per Options.dispatch (exporter.common.options)
+
+
+def contract(maths: Iterable[str]) -> str:
+    """The contract of a function whose parts are written under these ``math`` options, as ``SYMBOL_info`` states it:
+    "fma" if any part's sums are fused, else "bit-identical" (docs/c-contract.md)."""
+    return "fma" if "fma" in set(maths) else "bit-identical"
 
 
 CPUINFO_NAMES = {"bmi": "bmi1"}  # Linux's /proc/cpuinfo name where it differs from __builtin_cpu_supports'

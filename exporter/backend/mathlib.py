@@ -4,8 +4,10 @@
 with the helpers of ``templates/math.c.j2``: plain float arithmetic and integer bit operations
 that GCC vectorizes at ``-O2``/``-O3`` without ``-march`` or ``-ffast-math``, so a layer's
 activations cost a few cycles per value instead of a libm call each. ``--math libm`` calls
-``tanhf``, ``expf``..., for users who want libm's own results bit for bit. The modes, and the rule
-that double takes libm's, are checked with the other options (``exporter.common.options``).
+``tanhf``, ``expf``..., for users who want libm's own results bit for bit. ``--math fma`` takes the
+helpers of ``fast`` (libm's in double, which has no inline helpers) and changes the network's sums,
+not the helpers (``exporter/backend/isa.py``: the contract). The modes, and the rule that double takes
+libm's or fma's, are checked with the other options (``exporter.common.options``).
 
 Only the helpers a model needs are emitted: each IR op says which it calls (``Op.helpers``, from
 the activation table of ``exporter/ir/activations.py``), and ``HELPERS`` closes that set over the
@@ -40,6 +42,11 @@ HELPERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "ncdf": ("bits", "float", "pick", "min", "exp"),
     }
 )
+
+
+def helper_mode(math: str, real: str) -> str:
+    """How activations are evaluated under the option ``math``: "fast" (the inline helpers) or "libm"."""
+    return "libm" if math == "libm" or real == "double" else "fast"
 
 
 def helpers_needed(called: Iterable[str]) -> list[str]:

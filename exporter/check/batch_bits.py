@@ -6,7 +6,10 @@ sums into FMA instructions in the AVX2 blocks of rows only). So one more library
 C file that includes the generated one, compiled with the same compiler and flags, calls each
 network's static functions directly, per variant: the one-row function on every row, and the n-row
 function on consecutive runs of odd and even lengths (every remainder of every block height). Each
-variant's rows must equal the baseline's one-row results bit for bit, and its batch its own rows.
+variant's batch must equal its own rows bit for bit, and its rows those of the first variant of its group:
+every variant is one group under the bit-identical contract; under fma (``exporter/backend/isa.py``) the
+variants whose sums are fused (the file's C says which: ``SYMBOL_FUSED`` decides the baseline's) are one
+group, and a variant that multiplies then adds is compared with itself only (batch against rows).
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ RANDOM_ROWS = 160
 """Random rows per network, besides its edge rows (at most ``EDGE_ROWS`` of them): a few hundred in all."""
 EDGE_ROWS = 160
 RUNS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 16, 17, 24, 31, 33, 64, 65)
-"""The lengths of the consecutive batch calls, repeated over the rows: each block height (2 to 4 rows)
+"""The lengths of the consecutive batch calls, repeated over the rows: each block height (2 to 8 rows)
 meets every remainder, and runs of one row and of several blocks."""
 
 
 @dataclass
 class VariantBits:
-    """One network in one variant: rows whose one-row result differs from the baseline's, rows whose
-    batch result differs from its own one-row result, and the largest difference in ULP."""
+    """One network in one variant: rows whose one-row result differs from that of ``reference`` (the first
+    variant of its group; itself for the first), rows whose batch result differs from its own one-row result,
+    and the largest difference in ULP. ``fma``: the network's contract is fma (exporter/backend/isa.py);
+    ``fused``: this variant's sums are fused multiply-adds."""
 
     function: str
     variant: str
@@ -41,6 +46,9 @@ class VariantBits:
     row_mismatches: int
     batch_mismatches: int
     max_ulp: int
+    reference: str = "baseline"
+    fma: bool = False
+    fused: bool = False
 
     @property
     def passed(self) -> bool:
@@ -51,7 +59,7 @@ class VariantBits:
         if self.batch_mismatches:
             what.append(f"{self.function}_batch differs from one call per row in {self.batch_mismatches}")
         if self.row_mismatches:
-            what.append(f"one call per row differs from the baseline's in {self.row_mismatches}")
+            what.append(f"one call per row differs from {self.reference}'s in {self.row_mismatches}")
         return f"{self.variant}: {' and '.join(what)} of {self.rows} rows (up to {self.max_ulp} ULP)"
 
 
@@ -78,14 +86,27 @@ class BatchCheck:
         rows = max((r.rows for r in self.results), default=0)
         return (
             f"the same bits as one call per row in {', '.join(variants)} ({rows} rows, batches of 1 to {max(RUNS)})"
+            + self.groups()
             + (f"; not run here: {', '.join(self.unavailable)}" if self.unavailable else "")
         )
+
+    def groups(self) -> str:
+        """Under the fma contract, which variants' rows were compared with each other ("" under bit-identical)."""
+        fma = [r for r in self.results if r.fma]
+        if not fma:
+            return ""
+        fused = list(dict.fromkeys(r.variant for r in fma if r.fused))
+        alone = list(dict.fromkeys(r.variant for r in fma if not r.fused))
+        said = [f"rows identical in {' = '.join(fused)} (fused multiply-add)"] if fused else []
+        said += [f"{v} compared with itself only (multiply then add: other bits by contract)" for v in alone]
+        return "; fma contract: " + ", ".join(said)
 
 
 def harness(source: CSource, c_name: str) -> str:
     """The check's C: the generated file included, then per network ``NAME_check(level, batch, ...)``
     running one variant's one-row function on each of n rows (``batch`` 0) or its n-row function once,
-    and ``NAME_check_levels()``, the variants compiled here as a bit mask of their levels."""
+    ``NAME_check_levels()``, the variants compiled here as a bit mask of their levels, and
+    ``NAME_check_fused()``, those whose sums are fused multiply-adds (the fma contract)."""
     real = source.real
     lines = [f'#include "{c_name}"', ""]
     for net in source.networks:
@@ -93,8 +114,10 @@ def harness(source: CSource, c_name: str) -> str:
         params = f"int level, int batch, {real} *output, const {real} *input, const {real} *random, size_t n"
         noise = ", random" if n_noise else ""
         row_args = f"output + r * {n_out}, input + r * {n_in}" + (f", random + r * {n_noise}" if n_noise else "")
-        lines += [f"int {net.name}_check_levels(void);", f"void {net.name}_check({params});", ""]
+        lines += [f"int {net.name}_check_levels(void);", f"int {net.name}_check_fused(void);"]
+        lines += [f"void {net.name}_check({params});", ""]
         lines += [f"int {net.name}_check_levels(void)", "{", f"    return {_levels(net)};", "}", ""]
+        lines += [f"int {net.name}_check_fused(void)", "{", f"    return {_fused(net)};", "}", ""]
         lines += [f"void {net.name}_check({params})", "{", "    size_t r;", "    (void)random;"]
         for variant, one_row, n_rows in net.variants:
             guard = _guard(net, variant.level)
@@ -123,6 +146,17 @@ def _levels(net: NetworkCode) -> str:
     if len(net.variants) == 1:
         return str(1 << net.variants[0][0].level)
     terms = [f"(({_guard(net, v.level)}) ? {1 << v.level} : 0)" for v, _, _ in net.variants]
+    return " | ".join(terms)
+
+
+def _fused(net: NetworkCode) -> str:
+    """A C expression: the bit mask of the levels whose sums are fused multiply-adds (the baseline's: the file's
+    ``SYMBOL_FUSED``, which its compiler's target decides)."""
+    if not net.fma:
+        return "0"
+    terms = [
+        f"({net.symbol}_FUSED ? {1 << v.level} : 0)" if not v.fma else str(1 << v.level) for v, _, _ in net.variants
+    ]
     return " | ".join(terms)
 
 
@@ -161,7 +195,12 @@ def run(library: Path, source: CSource) -> BatchCheck:
     dtype = np.float64 if real == "double" else np.float32
     ffi = cffi.FFI()
     params = f"int, int, {real} *, const {real} *, const {real} *, size_t"
-    ffi.cdef("\n".join(f"int {n.name}_check_levels(void); void {n.name}_check({params});" for n in source.networks))
+    ffi.cdef(
+        "\n".join(
+            f"int {n.name}_check_levels(void); int {n.name}_check_fused(void); void {n.name}_check({params});"
+            for n in source.networks
+        )
+    )
     lib = ffi.dlopen(str(library))
     check, unavailable = BatchCheck(), {}
     for net in source.networks:
@@ -169,8 +208,9 @@ def run(library: Path, source: CSource) -> BatchCheck:
         x = np.ascontiguousarray(check_inputs(n_in), dtype=dtype)
         noise = np.ascontiguousarray(noise_rows(len(x), n_noise), dtype=dtype) if n_noise else None
         compiled = getattr(lib, f"{net.name}_check_levels")()
+        fused = getattr(lib, f"{net.name}_check_fused")()
         fn = getattr(lib, f"{net.name}_check")
-        baseline = None
+        first: dict[str, tuple[str, np.ndarray]] = {}  # per group: its first variant and that one's rows
         for variant, _, _ in net.variants:
             missing = missing_on_this_cpu(variant)
             if not compiled & (1 << variant.level) or missing:
@@ -179,11 +219,14 @@ def run(library: Path, source: CSource) -> BatchCheck:
                 continue
             rows = _call(ffi, fn, variant.level, x, noise, n_out, real)
             batch = _call(ffi, fn, variant.level, x, noise, n_out, real, runs=True)
-            baseline = rows if baseline is None else baseline
-            row_bad, row_ulp = _compare(rows, baseline)
+            is_fused = bool(fused & (1 << variant.level))
+            group = "all" if not net.fma else "fused" if is_fused else variant.name
+            reference, expected = first.setdefault(group, (variant.name, rows))
+            row_bad, row_ulp = _compare(rows, expected)
             batch_bad, batch_ulp = _compare(batch, rows)
             ulp = max(row_ulp, batch_ulp)
-            check.results.append(VariantBits(net.name, variant.name, len(x), row_bad, batch_bad, ulp))
+            bits = VariantBits(net.name, variant.name, len(x), row_bad, batch_bad, ulp, reference, net.fma, is_fused)
+            check.results.append(bits)
     check.unavailable = list(unavailable.values())
     return check
 

@@ -123,7 +123,8 @@ def _column(
         bound = K_VALUE * np.maximum(env, least) + floor * unit
         ratio = np.where(finite, e_c / bound, np.where(same, 0.0, np.inf))
     c_ulp, env_ulp = _percentiles((e_c / unit)[finite]), _percentiles((env / unit)[finite])
-    e_f = np.where(finite, np.abs(f - r), 0.0)
+    with np.errstate(invalid="ignore"):  # inf - inf where both overflowed: not finite, not counted
+        e_f = np.where(finite, np.abs(f - r), 0.0)
     n = int(finite.sum())
     ruled = [
         (q, qc, qe)

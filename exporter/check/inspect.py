@@ -283,3 +283,25 @@ def _inspect_keras(
         return inspect_chain(source, symbol, b.chain, b.widths, walked.input, walked.output)
     graph = walked.graph()
     return inspect_graph(graph, symbol, stack_bytes(graph, symbol))
+
+
+def inspect_onnx(model: Any, name: str | None = None, input_shape: Any = None, noise: int = 0) -> Inspection:
+    """An ONNX model (file or ``ModelProto``): the steps of its C, or its nodes as walked with every refused one
+    in place; never raises for an unsupported model, only for an unreadable one."""
+    from exporter.backend import stack_bytes
+    from exporter.backend.naming import symbol_for
+    from exporter.frontends.onnx import input_shapes, source_name
+    from exporter.frontends.onnx.read import prepare
+    from exporter.frontends.onnx.walk import walk_onnx
+
+    source, symbol = source_name(model), symbol_for(name, model)
+    prepared = prepare(model, input_shapes(input_shape), source)
+    walked = walk_onnx(prepared, source, noise)
+    b = walked.builder
+    if b.problems:
+        inspection = inspect_chain(source, symbol, b.chain, b.widths, walked.input, walked.output)
+    else:
+        graph = walked.graph()
+        inspection = inspect_graph(graph, symbol, stack_bytes(graph, symbol))
+    inspection.framework_version = f"opset {prepared.opsets['']}"
+    return inspection

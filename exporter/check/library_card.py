@@ -7,7 +7,8 @@ an export gets, in the same file:
 
 - ``const char *SYMBOL_info(void)``: the facts a loader needs and can compare (``info`` below): widths,
   column names (``exporter.backend.column_names``), the files it was made from and its weights by SHA-256, the parity
-  verdict with its rule and tolerance, the math mode and the instruction-set variants;
+  verdict with its rule and tolerance, the math mode, the instruction-set variants and the contract they keep
+  (``bit-identical``, or ``fma``: ``exporter.backend.isa.CONTRACTS``);
 - ``int SYMBOL_selftest(void)``: the reference rows (``exporter.check.reference_rows``) run through the function,
   the number of values beyond the tolerance returned (0: pass); ``SYMBOL_selftest_row(k)`` for row k;
 - a manifest's library also ``const char *const *LIBRARY_symbols(void)``, its top-level functions.
@@ -87,7 +88,7 @@ def info(
 ) -> dict[str, Any]:
     """The JSON object ``SYMBOL_info`` returns for export ``ex`` (a model's or a pipeline's); ``library``: the
     manifest's library whose ``LIBRARY_symbols`` lists it (None: a single model's)."""
-    from exporter.backend.isa import VARIANTS
+    from exporter.backend.isa import VARIANTS, contract
 
     chain, parts = ex.chain, ex.parts
     inputs, outputs = columns(chain)
@@ -110,6 +111,7 @@ def info(
         "math": ",".join(dict.fromkeys(part.options.math for part in parts)),
         "real": ex.options.dtype,
         "variants": list(dict.fromkeys(variants)) or ["baseline"],
+        "contract": contract(part.options.math for part in parts),
         "selftest_rows": n_rows,
         "library": library,
     }

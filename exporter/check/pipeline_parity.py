@@ -13,6 +13,8 @@ noise rows:
   those values: a stage that fails only here differs where C's upstream takes it.
 
 If only the end to end comparison fails, the difference is upstream float32 noise amplified downstream.
+How much each stage amplifies the difference it is fed is measured on the same values (``Amplification``):
+what it receives from C's upstream, what that becomes through the Python stage, and what the stage adds.
 Each comparison uses the run's criterion (exporter/check/criteria.py): under the float32 rule the end to end
 reference is the composition of the stages' float64 references, so amplified float32 rounding passes
 and "wrong translation of stage X" is said only when stage X fails on Python's own upstream values.
@@ -21,7 +23,7 @@ and "wrong translation of stage X" is said only when stage X fails on Python's o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from exporter.check.subject import ExportedModel, ExportedPipeline
 
 QUANTILES = (50.0, 90.0, 99.0, 99.9)
+ALONE, CONDITIONAL = "alone", "conditional"  # a stage's comparison on Python's upstream values, on C's
 
 
 @dataclass
@@ -68,18 +71,25 @@ class PipelineReport:
         """The stages translated wrong: they fail on Python's own upstream values."""
         return [name for name, r in self.stages.items() if not r.passed]
 
+    def named_stages(self) -> list[tuple[str, str, ParityReport]]:
+        """The stages the diagnosis names, in call order, each with the comparison that names it: ``alone`` (a
+        wrong translation: it fails on Python's upstream values), else ``conditional`` (it fails on C's); none
+        when the routing is wrong or every stage passes. What a trace of the pipeline looks into."""
+        if not self.routing_ok:
+            return []
+        wrong = [(name, ALONE, r) for name, r in self.stages.items() if not r.passed]
+        return wrong or [(name, CONDITIONAL, r) for name, r in self.conditional.items() if not r.passed]
+
     def diagnosis(self) -> str:
         """Which comparison fails, in words."""
         if not self.routing_ok:
             return "the pipeline's C glue differs from its C stages called in turn: a wrong translation of the routing"
-        wrong = self.wrong_stages()
-        if wrong:
-            why = [self.stages[name].judgement for name in wrong]
-            numbers = "".join(f" ({name}: {j.reason()})" for name, j in zip(wrong, why, strict=True) if j is not None)
-            return f"wrong translation of stage {', '.join(wrong)}: it fails on Python's own upstream values{numbers}"
-        conditional = [name for name, r in self.conditional.items() if not r.passed]
-        if conditional:
-            names = ", ".join(conditional)
+        named = self.named_stages()
+        names = ", ".join(name for name, _, _ in named)
+        if named and named[0][1] == ALONE:
+            numbers = "".join(f" ({name}: {r.judgement.reason()})" for name, _, r in named if r.judgement is not None)
+            return f"wrong translation of stage {names}: it fails on Python's own upstream values{numbers}"
+        if named:
             return f"stage {names} passes on Python's upstream values but fails on the values C's upstream gives it"
         if not self.end_to_end.passed:
             return (
@@ -122,6 +132,64 @@ class PipelineReport:
         lines.append(f"routing: {'C glue == C stages in turn, bit for bit' if self.routing_ok else 'DIFFERS'}")
         return "\n".join(lines)
 
+    def amplification(self, name: str) -> Amplification:
+        """What stage ``name`` does to the difference its C upstream feeds it (from its two comparisons' values)."""
+        alone, conditional = self.stages[name].arrays, self.conditional[name].arrays
+        assert alone is not None and conditional is not None, "the stage comparisons keep their values"
+        return Amplification(
+            received=_row_max(conditional.inputs, alone.inputs),
+            propagated=_row_max(conditional.ref, alone.ref),
+            added=_row_max(conditional.c_out, conditional.ref),
+        )
+
+
+def _row_max(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row, the largest |a - b| over the columns (float64); equal values (NaN on both sides too) differ by 0,
+    a NaN on one side by inf."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    with np.errstate(invalid="ignore"):
+        diff = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.nan_to_num(np.abs(a - b), nan=np.inf))
+    return diff.max(axis=1, initial=0.0)
+
+
+@dataclass
+class Amplification:
+    """One stage, row by row (the largest difference over the columns), between C's pipeline and Python's:
+
+    - ``received``: |x_C - x_Py|, what the stage's inputs differ by (0 for a stage reading the input only);
+    - ``propagated``: |Py(x_C) - Py(x_Py)|, that difference carried through the stage as Python computes it;
+    - ``added``: |C(x_C) - Py(x_C)|, the stage's own error on the same inputs (its conditional comparison).
+
+    The stage's output differs from Python's by at most ``propagated + added``; ``gain`` (propagated over
+    received) is how much the stage amplifies what it is fed, ``added`` what its translation adds."""
+
+    received: np.ndarray
+    propagated: np.ndarray
+    added: np.ndarray
+
+    def gain(self) -> np.ndarray:
+        """propagated / received on the rows that receive a difference."""
+        fed = self.received > 0
+        with np.errstate(invalid="ignore"):  # inf over inf: a NaN on one side, upstream and here
+            return self.propagated[fed] / self.received[fed]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Each quantity's median and largest value over the rows; the gain's over the rows fed a difference."""
+
+        def spread(values: np.ndarray) -> dict[str, float] | None:
+            if not values.size:
+                return None
+            return {"median": float(np.median(values)), "max": float(values.max())}
+
+        return {
+            "rows": int(self.received.size),
+            "rows_fed": int(np.count_nonzero(self.received > 0)),
+            "received": spread(self.received),
+            "propagated": spread(self.propagated),
+            "added": spread(self.added),
+            "gain": spread(self.gain()),
+        }
+
 
 def _worst(report: ParityReport) -> float:
     """The largest |c - ref| of any output: the size of a stage's difference at a glance."""
@@ -149,7 +217,7 @@ def _judged(
 ) -> ParityReport:
     """One stage's C values against its Python values on ``x``, by ``criterion`` (float32: from the stage's
     float64 reference on the same ``x``, rows outside its fitted range apart)."""
-    report = compare(c_out, ref, x, criterion.atol, criterion.rtol, "")
+    report = compare(c_out, ref, x, criterion.atol, criterion.rtol, ex.framework)
     report.arrays = ParityArrays(x, np.asarray(c_out, np.float32), np.asarray(ref, np.float32), *noise)
     if criterion.name == "fixed":
         return report

@@ -86,6 +86,31 @@ class Trace:
         }
 
 
+@dataclass
+class Traced:
+    """A trace a run asked for: of export ``symbol`` (a model, or a pipeline's ``stage``, traced on the rows of
+    its ``comparison``: ``alone`` on Python's upstream values, ``conditional`` on C's), and the trace or why it
+    could not run (``error``)."""
+
+    symbol: str
+    trace: Trace | None
+    error: str | None = None
+    stage: str | None = None
+    comparison: str | None = None
+
+    def lines(self) -> list[str]:
+        """The summary's lines: the verdict, then the table (or the reason it could not run)."""
+        what = "trace" if self.stage is None else f"trace of stage {self.stage} ({self.comparison} comparison's rows)"
+        if self.trace is None:
+            return [f"{what}: could not run ({self.error})"]
+        return [f"{what}: {self.trace.verdict()}", *("  " + line for line in self.trace.table().splitlines())]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A pipeline's: the stage and comparison with the trace (a model's trace is its document's own fields)."""
+        trace = None if self.trace is None else self.trace.to_dict()
+        return {"stage": self.stage, "comparison": self.comparison, "trace": trace, "trace_error": self.error}
+
+
 def tapped(graph: Graph, values: list[str]) -> Graph:
     """``graph`` computing ``values`` laid end to end as its output (the graph itself is untouched)."""
     output = next(name for k in range(len(graph.widths) + 1) if (name := f"trace{k}") not in graph.widths)

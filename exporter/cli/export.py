@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from exporter.backend.naming import symbol_from_stem
 from exporter.check.report.document import to_json
-from exporter.cli.options import c_path, options_from_args
+from exporter.cli.options import c_path, options_from_args, report_dir
 from exporter.cli.output import emit
 from exporter.cli.parser import CLI_WORDS
 from exporter.common.errors import EXIT_OK, EXIT_PARITY, ExportError
 from exporter.common.progress import Progress
+from exporter.frontends.onnx import input_shapes
 from exporter.spec import ModelSpec, kwargs_from_json
 
 
@@ -33,6 +33,7 @@ def spec_from_args(args: argparse.Namespace) -> ModelSpec:
             target_transform=Path(args.target_transform) if args.target_transform else None,
             output_activation=args.output_activation,
             noise=args.noise,
+            input_shape=input_shapes(args.input_shape),
             trust=args.trust,
             options=options_from_args(args),
             words=CLI_WORDS,
@@ -66,22 +67,6 @@ def _user_rows(path: str | None) -> np.ndarray | None:
     return rows
 
 
-def _report_dir(args: argparse.Namespace) -> Path | None:
-    """Check the flags that go with --report and --trace before any work is done or file written."""
-    if args.pt_column is not None and not args.report:
-        raise ExportError("--pt-column draws a curve in the report: add --report DIR")
-    if args.trace and args.no_check:
-        raise ExportError("--trace compares the compiled C with Keras: it cannot run with --no-check")
-    if not args.report:
-        return None
-    directory = Path(args.report)
-    if directory.exists() and not directory.is_dir():
-        raise ExportError(f"--report {directory}: exists and is not a folder")
-    if not args.no_check and importlib.util.find_spec("matplotlib") is None:
-        raise ExportError("--report draws its plots with matplotlib: pip install 'lamarr-export[report]'")
-    return directory
-
-
 def run(args: argparse.Namespace) -> int:
     from exporter.cli.manifest import is_manifest, run_manifest
     from exporter.run.request import Checks, Outputs
@@ -98,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = Outputs(
         c,
         so=Path(args.so) if args.so else None,
-        report=_report_dir(args),
+        report=report_dir(args),
         pt_column=args.pt_column,
         document=args.json,
         card=args.card,

@@ -37,6 +37,7 @@ CLI_WORDS = Words(
             "inputs": "--input-names",
             "outputs": "--output-names",
             "noise": "--noise",
+            "input_shape": "--input-shape",
             "math": "--math",
             "dtype": "--dtype",
             "trust": "--trust",
@@ -96,8 +97,8 @@ def _command(prog: str, description: str, epilog: str, optional_model: bool = Fa
     p.add_argument(
         "model",
         nargs="?" if optional_model else None,
-        help="the model file (.keras, or legacy Keras .h5), a Keras 2 SavedModel folder, or a fitted transformer "
-        "(.pkl, .joblib, .skops) "
+        help="the model file (.keras, or legacy Keras .h5; .onnx), a Keras 2 SavedModel folder, or a fitted "
+        "transformer (.pkl, .joblib, .skops) "
         "to export on its own",
     )
     return p
@@ -172,7 +173,9 @@ def parser() -> Parser:
         default=None,
         help=f"{DEFAULT_MATH} (default for float): inline branch-free approximations of tanh, exp... accurate to "
         "a few ULP, that the compiler vectorizes; libm (default for double): call libm's tanhf, expf... "
-        "(slower, libm's results bit for bit)",
+        "(slower, libm's results bit for bit); fma: fast (libm's in double) with the network's sums in fused "
+        "multiply-adds where the hardware has them (x86-64-v3/v4 give the same bits as each other, the baseline "
+        "other bits)",
     )
     p.add_argument(
         "--dtype",
@@ -287,6 +290,14 @@ def _chain_flags(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="a generator whose one input ends with N noise entries: SYMBOL(output, input, random) "
         "(a model with two inputs, conditions and noise, is a generator without this flag)",
+    )
+    chain.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="[NAME=]D1,D2...",
+        help="an ONNX model's input dimensions after the batch, fixing its dynamic ones (NAME: which input; "
+        "repeat it for several)",
     )
     flax = p.add_argument_group("Flax models (instead of MODEL)")
     flax.add_argument("--flax", metavar="PKG.MODULE:CLASS", help="a flax.linen module class, importable from here")

@@ -19,7 +19,9 @@ from typing import Any
 
 from exporter.common.errors import InputError
 
-MATH_MODES = ("fast", "libm")  # exporter/backend/mathlib.py: our inline helpers, or libm's functions
+# exporter/backend/mathlib.py: our inline helpers, libm's functions, or the inline helpers and network sums in fused
+# multiply-adds where the hardware has them (a weaker contract: exporter/backend/isa.py)
+MATH_MODES = ("fast", "libm", "fma")
 DEFAULT_MATH = "fast"
 REALS = ("float", "double")  # the C type of inputs, outputs and the network's arithmetic
 DEFAULT_REAL = "float"
@@ -86,7 +88,7 @@ class Options:
     the levels a manifest has (a model's keys, ``[defaults]``, the command line's flags).
     """
 
-    math: str = DEFAULT_MATH  # "fast": inline vectorizable approximations; "libm": libm's functions
+    math: str = DEFAULT_MATH  # "fast": inline vectorizable approximations; "libm": libm's functions; "fma": see above
     dtype: str = DEFAULT_REAL  # the C type computed in: "float" or "double"
     dispatch: str = DEFAULT_DISPATCH  # "auto": the network once per x86-64 level, chosen at run time; "none": once
     trees: str = DEFAULT_TREES  # how a tree ensemble's C is laid out: "auto" (a rule on its shape) or one layout
@@ -104,9 +106,11 @@ class Options:
             object.__setattr__(self, name, check_tolerance(name, getattr(self, name)))
         for name in NAMES:
             object.__setattr__(self, name, _check_names(name, getattr(self, name)))
-        if self.dtype == "double" and self.math != "libm":
+        if self.dtype == "double" and self.math == "fast":
             raise InputError(
-                "dtype", "'double' needs {math} libm: the inline approximations are float only", others=("math",)
+                "dtype",
+                "'double' needs {math} libm or fma: the inline approximations are float only",
+                others=("math",),
             )
 
     @classmethod

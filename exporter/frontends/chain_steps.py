@@ -1,5 +1,5 @@
-"""The parts ``export_chain`` is made of: transformer files loaded safely, the network loaded (Keras or
-trees), log columns as a column stage, and the output activation as the numpy reference computes it.
+"""The parts ``export_chain`` is made of: transformer files loaded safely, the network loaded (Keras,
+ONNX or trees), log columns as a column stage, and the output activation as the numpy reference computes it.
 
 Apart from ``exporter.api`` so that the API module reads as the steps of an export, not their parts.
 """
@@ -59,6 +59,14 @@ def load_network(model: Any, noise: int = 0) -> LoadedModel:
 
     if is_tree_model(model) or (isinstance(model, (str, os.PathLike)) and Path(model).suffix in SUFFIXES):
         return load_trees(model)  # a tree model is the network of its chain
+    from exporter.frontends.trees import file_kind, load_tree_file
+
+    if isinstance(model, (str, os.PathLike)) and file_kind(model) is not None:
+        return load_tree_file(model)  # an XGBoost or LightGBM file, told by its first bytes
+    from exporter.frontends.onnx import is_onnx_file, load_onnx
+
+    if is_onnx_file(model):
+        return load_onnx(model, noise=noise)
     from exporter.frontends.keras.load import load_keras
 
     return load_keras(model, noise)

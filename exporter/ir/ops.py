@@ -15,7 +15,7 @@ Adding an op: see "How to add" in docs/architecture.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -196,6 +196,22 @@ class PReLU(Op):
 MERGE_KINDS = ("add", "subtract", "multiply", "divide", "average", "maximum", "minimum")
 
 
+def affine_parts(kind: str, c: np.ndarray, constant_first: bool) -> tuple[Any, Any] | None:
+    """``x kind c`` (``c kind x`` when ``constant_first``) as ``x * scale + shift``: (scale, shift), or None
+    when it is no affine map of x (a constant divided by x). A zero divisor gives an infinite scale, which
+    ``Affine`` refuses."""
+    if kind == "add":
+        return 1.0, c
+    if kind == "multiply":
+        return c, 0.0
+    if kind == "subtract":
+        return (-1.0, c) if constant_first else (1.0, -c)
+    if kind == "divide" and not constant_first:
+        with np.errstate(divide="ignore"):
+            return 1.0 / c, 0.0
+    return None
+
+
 @dataclass
 class Merge(Op):
     """Elementwise combination of equally wide inputs, folded left to right."""
@@ -305,3 +321,32 @@ class Formula(Op):
 
     def describe(self) -> str:
         return f"Formula y = {self.expr.c()}"
+
+
+@dataclass
+class LayerNorm(Op):
+    """``y = (x - mean) / sqrt(var + epsilon) * scale + bias`` over the whole row (mean and variance of its
+    features); computed in double, in two passes (the mean first), and rounded once per output."""
+
+    scale: np.ndarray = None  # type: ignore[assignment]
+    bias: np.ndarray = None  # type: ignore[assignment]
+    epsilon: float = 1e-5
+
+    template: ClassVar[str] = "layernorm"
+    in_place: ClassVar[bool] = True  # the row is read whole (mean, variance) before element k is written from x[k]
+
+    def __post_init__(self) -> None:
+        self.scale = _vector("scale", self.scale, self.width)
+        self.bias = _vector("bias", self.bias, self.width)
+        self.epsilon = float(self.epsilon)
+
+    def describe(self) -> str:
+        return f"LayerNorm {self.width}, epsilon {self.epsilon:g}"
+
+    def flops(self, in_widths: list[int]) -> int:
+        return 7 * self.width  # sum; difference, square, sum; difference, product, scale and shift
+
+    def refusal(self) -> str | None:
+        if not (np.isfinite(self.epsilon) and self.epsilon >= 0):
+            return f"epsilon {self.epsilon}: must be a finite number >= 0"
+        return super().refusal()

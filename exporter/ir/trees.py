@@ -4,14 +4,16 @@ Every tree family (one decision tree, random forests, extra trees, gradient boos
 gradient boosting) is the same computation: from ``baseline``, walk every tree to a leaf and add
 the leaf's values to the accumulators from column ``offsets[t]`` on; divide by ``divisor`` (a
 forest's mean); apply ``link`` (``identity``, ``exp``, ``logistic``: the two-column
-``[1 - p, p]`` of ``p = expit(raw_scale * raw)``, or ``softmax``). Sums and link are computed in
-double, in the order scikit-learn computes them.
+``[1 - p, p]`` of ``p = expit(raw_scale * raw)``; ``sigmoid``: ``p`` alone, or ``softmax``). Sums and
+link are computed in double, in the order scikit-learn and LightGBM compute them, or with
+``precision="float"`` in float, as XGBoost computes them (its sigmoid and softmax formulas exactly).
 
 A split sends a row left when ``(float)x <= threshold`` (as scikit-learn compares its float32
 inputs with its float64 thresholds: ``threshold`` here is the largest float32 not above the
 fitted one, which gives the same answer for every float32 ``x``), or when ``x`` is NaN and
-``missing_left`` is set for the node. Internal nodes are numbered across all trees; a child
-index ``c < 0`` is the leaf ``~c``.
+``missing_left`` is set for the node; at the nodes ``zero_missing`` flags, values within
+``zero_band`` of zero count as missing too (LightGBM's zero-as-missing splits). Internal nodes
+are numbered across all trees; a child index ``c < 0`` is the leaf ``~c``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import numpy as np
 
 from exporter.ir.ops import Op
 
-LINKS = ("identity", "exp", "logistic", "softmax")
+LINKS = ("identity", "exp", "logistic", "sigmoid", "softmax")
+PRECISIONS = ("double", "float")
 
 
 def float32_floor(thresholds: np.ndarray) -> np.ndarray:
@@ -33,6 +36,10 @@ def float32_floor(thresholds: np.ndarray) -> np.ndarray:
         rounded = t.astype(np.float32)
     above = rounded.astype(np.float64) > t
     return np.where(above, np.nextafter(rounded, np.float32(-np.inf)), rounded).astype(np.float32)
+
+
+def _float32(values: np.ndarray) -> bool:
+    return bool(np.array_equal(values.astype(np.float32).astype(np.float64), values, equal_nan=True))
 
 
 @dataclass
@@ -52,6 +59,9 @@ class TreeEnsemble(Op):
     raw_scale: float = 1.0  # logistic only: expit(raw_scale * raw) (2 for the exponential loss)
     depth: int = 0
     missing: bool = False  # the fitted model says where NaN goes (else NaN is outside its domain)
+    precision: str = "double"  # of the sums and the link: "float" as XGBoost computes them
+    zero_missing: np.ndarray | None = None  # uint8, per internal node: |x| <= zero_band counts as missing there
+    zero_band: float = 0.0  # a float32 value
 
     template: ClassVar[str] = "trees"
 
@@ -65,8 +75,16 @@ class TreeEnsemble(Op):
         self.offsets = np.ascontiguousarray(self.offsets, dtype=np.int32).reshape(-1)
         self.baseline = np.ascontiguousarray(self.baseline, dtype=np.float64).reshape(-1)
         n = self.feature.size
-        if self.link not in LINKS:
-            raise ValueError(f"unknown link {self.link!r}")
+        zero = np.zeros(n) if self.zero_missing is None else self.zero_missing
+        self.zero_missing = np.ascontiguousarray(zero, dtype=np.uint8).reshape(-1)
+        if self.link not in LINKS or self.precision not in PRECISIONS:
+            raise ValueError(f"unknown link {self.link!r} or precision {self.precision!r}")
+        if self.zero_missing.size != n or not 0.0 <= self.zero_band == float(np.float32(self.zero_band)):
+            raise ValueError("zero_missing needs one flag per internal node, zero_band a float32 >= 0")
+        if self.precision == "float" and not (_float32(self.leaf_values) and _float32(self.baseline)):
+            raise ValueError("float sums need float32 leaf values and baseline")
+        if self.precision == "float" and (self.divisor != 1.0 or self.link == "logistic" or self.raw_scale != 1.0):
+            raise ValueError("float sums have no mean, two-column logistic or scaled link (XGBoost's have none)")
         if not (self.threshold.size == self.missing_left.size == n and self.children.size == 2 * n):
             raise ValueError("node arrays of different lengths")
         if self.leaf_values.ndim != 2 or self.offsets.size != self.roots.size:
@@ -74,7 +92,7 @@ class TreeEnsemble(Op):
         if np.any(self.offsets + self.leaf_width > self.n_raw):
             raise ValueError("a tree adds past the last accumulator")
         expected = 2 if self.link == "logistic" else self.n_raw
-        if (self.link == "logistic" and self.n_raw != 1) or self.width != expected:
+        if (self.link in ("logistic", "sigmoid") and self.n_raw != 1) or self.width != expected:
             raise ValueError(f"{self.link} of {self.n_raw} sums does not give {self.width} outputs")
 
     @property
@@ -112,6 +130,11 @@ class TreeEnsemble(Op):
         return bool(self.missing_left.any())
 
     @property
+    def routes_zero(self) -> bool:
+        """Some node counts a band around zero as missing: the C tests for it there."""
+        return bool(self.zero_band > 0.0 and self.zero_missing.any())
+
+    @property
     def offset_free(self) -> bool:
         """Every tree adds from the first accumulator on (forests, one output): no offsets array needed."""
         return not self.offsets.any()
@@ -129,7 +152,7 @@ class TreeEnsemble(Op):
 
     def flops(self, in_widths: list[int]) -> int:
         """Per call: one comparison per level of every tree, one add per leaf value, the link's work."""
-        link = {"identity": 0, "exp": 1, "logistic": 4, "softmax": 4 * self.width}[self.link]
+        link = {"identity": 0, "exp": 1, "logistic": 4, "sigmoid": 4, "softmax": 4 * self.width}[self.link]
         return self.n_trees * (self.depth + self.leaf_width) + link
 
     def boundary_rows(self, n_inputs: int, rng: np.random.Generator, limit: int = 2000) -> np.ndarray:
@@ -145,6 +168,13 @@ class TreeEnsemble(Op):
                 row = rng.standard_normal(n_inputs).astype(np.float32)
                 row[self.feature[node]] = value
                 rows.append(row)
+        if self.routes_zero:  # the band's edges, on both sides, and zero itself
+            band = np.float32(self.zero_band)
+            edges = [band, np.nextafter(band, np.float32(1)), -band, -np.nextafter(band, np.float32(1)), 0.0]
+            for node in np.flatnonzero(self.zero_missing)[:limit]:
+                row = rng.standard_normal((len(edges), n_inputs)).astype(np.float32)
+                row[:, self.feature[node]] = edges
+                rows += list(row)
         if self.missing:
             holes = rng.standard_normal((limit // 4, n_inputs)).astype(np.float32)
             holes[rng.random(holes.shape) < 0.3] = np.nan

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,9 +25,7 @@ if TYPE_CHECKING:
     from exporter.backend import CSource
     from exporter.build.toolchain import CompiledModel
     from exporter.check.batch_bits import BatchCheck
-    from exporter.check.compare import ParityReport
-    from exporter.check.subject import Exported, ExportedModel, Report
-    from exporter.check.trace import Trace
+    from exporter.check.subject import Exported, Report
 
 
 def export_spec(
@@ -39,6 +36,7 @@ def export_spec(
     from exporter.check.library_card import check_names as check_library_names
     from exporter.check.reference_rows import format_rows, ref_path, reference_rows
     from exporter.common.files import write_atomically
+    from exporter.run.reports import report_files, traces
 
     checks = checks or Checks()
     progress = progress or Progress(enabled=False)
@@ -48,8 +46,7 @@ def export_spec(
     for warning in (w for ex in exports for w in ex.warnings):
         progress.warn(warning)
     single = len(exports) == 1
-    alone = exports[0].model if single else None  # one model, which the run may trace and report on
-    _check_inputs(exports[0], outputs, checks)
+    _check_inputs(exports[0], outputs, checks, single)
     library = spec.library
     check_library_names([ex.symbol for ex in exports], library, spec.title)
     with ThreadPoolExecutor(2) as pool:  # the compilers run in their own processes: the references meanwhile
@@ -76,8 +73,7 @@ def export_spec(
             report = result.model_report(model)  # a mismatch fails the parity of the model whose network it is
             if report is not None and model.source.networks:
                 report.batch = batch.only({net.name for net in model.source.networks})
-    if alone is not None:
-        result.trace, result.trace_error = _trace(checks, alone, result.model_report(alone), progress)
+    result.traces = traces(result, checks, progress)
 
     source = spec.combine([ex.final_source(result.reports.get(ex.symbol)) for ex in exports])
     verdicts = {ex.symbol: _verdict(result.reports.get(ex.symbol)) for ex in exports}
@@ -91,14 +87,17 @@ def export_spec(
     if outputs.so:  # every variant and block of rows, the info with the verdict: the file as written
         written = _compile(source, exports, progress, False)  # held: the library's folder goes with it
         files[outputs.so] = written.library.read_bytes()
-    if alone is not None and (outputs.document or outputs.report):
-        files.update(_report(result, alone, checks, compiled, progress))
+    if outputs.document or outputs.report:
+        files.update(report_files(result, checks, compiled, progress))
     write_atomically(files)
     return result
 
 
-def _check_inputs(ex: Exported, outputs: Outputs, checks: Checks) -> None:
-    """The user's rows and the report's pT column must fit the model (known once it is loaded)."""
+def _check_inputs(ex: Exported, outputs: Outputs, checks: Checks, single: bool) -> None:
+    """The user's rows and the report's pT column must fit the model (known once it is loaded); a set's functions
+    take rows of their own widths, and its report draws no one model's curves."""
+    if not single and (checks.user_rows is not None or outputs.pt_column is not None):
+        raise InputError("user_rows" if checks.user_rows is not None else "pt_column", "one model's: not for a set")
     n_inputs = ex.chain.n_inputs
     rows = checks.user_rows
     if rows is not None and (rows.ndim != 2 or rows.shape[1] != n_inputs):
@@ -129,7 +128,8 @@ def _compile(source: CSource, exports: list[Exported], progress: Progress, one_i
     """One library for every model, loaded through the first model's symbol (the others are its siblings).
 
     ``one_isa``: only the instruction-set variant this CPU runs, which is what parity can check here
-    (the file's other variants give the same bits: tests/test_dispatch.py), and without the blocks of
+    (the file's other variants give the same bits, under --math fma those with FMA: tests/test_dispatch.py;
+    the batch check compares them), and without the blocks of
     rows of ``SYMBOL_batch`` (parity calls one row at a time; the blocks give the same bits:
     tests/test_c_contract.py); a library written for the user (``--so``) holds all of it."""
     from exporter.build.toolchain import CompileError, build
@@ -164,56 +164,3 @@ def _batch_check(spec: Exportable, exports: list[Exported], progress: Progress) 
             return build_and_run(source)
     except CompileError as err:
         raise ExportError(f"the C compiler failed (check CC and CFLAGS):\n{err}") from None
-
-
-def _trace(
-    checks: Checks, ex: ExportedModel, report: ParityReport | None, progress: Progress
-) -> tuple[Trace | None, str | None]:
-    """Trace on request, and when parity failed unless told not to; a trace that cannot run is reported."""
-    from exporter.check.trace import WORST_ROWS, trace
-
-    # a batch that differs from one row is not a step that drifts from the framework: no trace for it
-    wanted = checks.trace or (checks.trace is None and report is not None and not report.agrees)
-    if report is None or report.arrays is None or not wanted or ex.graph is None:
-        return None, None
-    rows = [int(r) for r in report.worst_rows(WORST_ROWS)]
-    n_steps = len(ex.graph.ops) + (len(ex.chain.post.ops) if ex.chain.post is not None else 0)
-    message = f"tracing {n_steps} steps on the {len(rows)} worst rows (one C build)"
-    try:
-        with progress.step("trace", message):
-            return trace(ex, report.arrays.inputs, rows, report.atol, report.rtol, report.arrays.noise), None
-    except Exception as err:  # a diagnosis that fails must not cost the user the export itself
-        from exporter.frontends.keras.quiet import brief  # Keras' texts quote whole configurations
-
-        return None, f"{type(err).__name__}: {brief(err)}"
-
-
-def _report(
-    result: Result, ex: ExportedModel, checks: Checks, compiled: CompiledModel | None, progress: Progress
-) -> dict[Path, bytes]:
-    """The JSON document of model ``ex`` (kept in ``result.document``) and, with a report folder, its files and
-    plots."""
-    from exporter.check.inspect import inspect_export
-    from exporter.check.report import draw, report_files
-    from exporter.check.report.document import export_document
-
-    outputs = result.outputs
-    report = result.model_report(ex)
-    sections = []
-    if outputs.report and report is not None:
-        with progress.step("report", "drawing the report's plots"):
-            classifier_graph = ex.graph if ex.chain.post is None else None
-            sections = draw(report, classifier_graph, ex.framework, outputs.pt_column, compiled, ex.reference)
-    result.document = export_document(
-        model=result.spec.title,
-        ex=ex,
-        inspection=inspect_export(ex.chain, ex.symbol, ex.source.stack_bytes, ex.options.dtype),
-        report=report,
-        samples=checks.samples,
-        user_rows=0 if checks.user_rows is None else len(checks.user_rows),
-        trace=result.trace,
-        trace_error=result.trace_error,
-        files={k: None if v is None else str(v) for k, v in outputs.names().items()},
-        timings=progress.timings,
-    )
-    return report_files(outputs.report, result.document, sections) if outputs.report else {}

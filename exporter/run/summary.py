@@ -15,7 +15,7 @@ from exporter.common.version import __version__
 if TYPE_CHECKING:
     from exporter.check.compare import ParityReport
     from exporter.check.subject import Exported, ExportedModel, Report
-    from exporter.check.trace import Trace
+    from exporter.check.trace import Traced
     from exporter.run.request import Exportable, Outputs
 
 
@@ -61,15 +61,13 @@ def model_summary(result: Result, ex: ExportedModel) -> list[str]:
         lines.append(_indent(report.table(), "    "))
         if not report.passed:
             lines.append(f"    worst input row: [{', '.join(f'{v:.6g}' for v in report.worst_input)}]")
-    if result.trace is not None:
-        lines += [f"  trace: {result.trace.verdict()}", _indent(result.trace.table(), "    ")]
-    elif result.trace_error:
-        lines.append(f"  trace: could not run ({result.trace_error})")
+    lines += [_indent(line, "  ") for traced in result.traces for line in traced.lines()]
+    return [*lines, *_report_line(result), "  " + time_line(result.timings)]
+
+
+def _report_line(result: Result) -> list[str]:
     folder = result.outputs.report
-    if folder is not None:
-        lines.append(f"  report: {folder / 'report.html'}, {folder / 'report.json'}")
-    lines.append("  " + time_line(result.timings))
-    return lines
+    return [] if folder is None else [f"  report: {folder / 'report.html'}, {folder / 'report.json'}"]
 
 
 def time_line(timings: dict[str, float]) -> str:
@@ -95,19 +93,20 @@ def set_summary(result: Result) -> list[str]:
             lines.append(f"    parity: {report.verdict()}")
             if not report.passed or ex.model is None:  # a composition's: the diagnosis and the error distribution
                 lines.append(_indent(report.table(), "      "))
-    return lines
+        traced = [line for t in result.traces if t.symbol == ex.symbol for line in t.lines()]
+        lines += [_indent(line, "    ") for line in traced]
+    return [*lines, *_report_line(result)]
 
 
 @dataclass
 class Result:
-    """What a run made: the exports, their parity reports (by symbol), the trace and the timings."""
+    """What a run made: the exports, their parity reports (by symbol), the traces and the timings."""
 
     spec: Exportable
     outputs: Outputs
     exports: list[Exported]
     reports: dict[str, Report] = field(default_factory=dict)
-    trace: Trace | None = None
-    trace_error: str | None = None
+    traces: list[Traced] = field(default_factory=list)  # each model's, and each pipeline stage's its diagnosis named
     document: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
 

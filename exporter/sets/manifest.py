@@ -10,6 +10,7 @@ library by symbol, so the manifest lists every model under the symbol it gets::
     target_transform = "resolution_tY.pkl"
     noise = 128
     trust = ["lamarr_utils"]              # your modules the transformer files may load (from this folder)
+    # an ONNX model (model = "net.onnx") may fix its dynamic dimensions: input_shape = [12], or {x = [12]}
 
 A pipeline (``[pipelines.NAME]``, see ``exporter/sets/pipelines.py``) calls models of the same manifest
 in turn inside one C function::
@@ -49,6 +50,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from exporter.backend.naming import check_symbol
 from exporter.common.errors import ExportError
 from exporter.common.options import DEFAULTS, FIELDS, NAMES, Options
+from exporter.frontends.onnx import input_shapes
 from exporter.frontends.sklearn.trust import Trust
 from exporter.sets.pipelines import PipelineSpec, StageSpec, check_distinct
 from exporter.spec import ModelSpec, Words, kwargs_from_json
@@ -69,7 +71,9 @@ NOT_HERE = {
         "tables or in [defaults]",
     ),
 }
-MODEL_KEYS = "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise"
+MODEL_KEYS = (
+    "model flax flax_kwargs params n_inputs preprocess log_columns target_transform output_activation noise input_shape"
+)
 KEYS = [*MODEL_KEYS.split(), "trust", *FIELDS]
 DEFAULTS_KEYS = [k for k in FIELDS if k not in NOT_HERE["defaults"]]
 PIPELINE_KEYS = [*"n_inputs n_random stages output scikinc_names".split(), *PARITY, *NAMES]
@@ -127,6 +131,12 @@ class _Reader:
         """The table's option keys among ``keys``, made into options (which checks them), errors worded here."""
         with self.words.wording():
             return Options.of(**{key: self.table.get(key) for key in keys})
+
+    def input_shape(self) -> dict[str, tuple[int, ...]]:
+        """An ONNX model's ``input_shape``: a list of dimensions (its only input) or a table of them by input."""
+        with self.words.wording():
+            value = self.get("input_shape", (list, dict, str), "a list of dimensions, a table by input or NAME=D1,D2")
+            return input_shapes([value] if isinstance(value, str) else value)
 
     def ints(self, key: str) -> list[int]:
         values = self.get(key, list, "a list of integers") or []
@@ -190,6 +200,7 @@ def _entry(manifest: Path, symbol: str, table: Any, flags: Options, defaults: Op
         target_transform=r.path("target_transform"),
         output_activation=r.get("output_activation", str, "a string"),
         noise=r.get("noise", int, "an integer") or 0,
+        input_shape=r.input_shape(),
         trust=r.strings("trust", "module names"),
         options=_layered(words, own, defaults, flags),
         import_from=manifest.parent,

@@ -32,7 +32,7 @@ class Plot:
     png: str  # base64-encoded PNG
 
 
-def _figure(width: float, height: float) -> Any:
+def figure(width: float, height: float) -> Any:
     try:
         import matplotlib
 
@@ -43,7 +43,7 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), dpi=90, layout="constrained")
 
 
-def _png(fig: Any) -> str:
+def png(fig: Any) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -69,7 +69,7 @@ def output_plots(report: ParityReport, framework: str) -> list[Plot]:
     for j in columns:
         c, ref = data.c_out[:, j].astype(np.float64), data.ref[:, j].astype(np.float64)
         ok = _finite(c, ref)
-        fig = _figure(11, 3.6)
+        fig = figure(11, 3.6)
         scatter, hist = fig.subplots(1, 2)
         scatter.scatter(ref[ok], c[ok], s=3, alpha=0.5, color=C_COLOR, rasterized=True)
         if ok.any():
@@ -84,7 +84,7 @@ def output_plots(report: ParityReport, framework: str) -> list[Plot]:
             f"output {j}: max |C - {framework}| = {col.max_abs:.3g}, max rel {col.max_rel:.3g}, "
             f"max {col.max_ulp} ULP, {col.failures} of {report.rows} rows beyond tolerance"
         )
-        plots.append(Plot(f"output {j}", caption, _png(fig)))
+        plots.append(Plot(f"output {j}", caption, png(fig)))
     return plots
 
 
@@ -125,7 +125,7 @@ def class_plots(report: ParityReport, framework: str) -> list[Plot]:
     n = min(data.c_out.shape[1], MAX_OUTPUT_PLOTS)
     cols = min(n, 4)
     rows = -(-n // cols)
-    fig = _figure(11, 2.8 * rows)
+    fig = figure(11, 2.8 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
     bins = np.linspace(0.0, 1.0, 51)
     for j, ax in enumerate(axes):
@@ -139,7 +139,7 @@ def class_plots(report: ParityReport, framework: str) -> list[Plot]:
         if j == 0:
             ax.legend(frameon=False)
     caption = f"per-class probabilities over the {report.rows} checked rows; the two histograms should coincide"
-    return [Plot("class probabilities", caption, _png(fig))]
+    return [Plot("class probabilities", caption, png(fig))]
 
 
 def pt_plots(
@@ -159,7 +159,7 @@ def pt_plots(
     worst = np.asarray(report.worst_input, dtype=np.float64)
     bases = {"other inputs at their median": np.median(inputs, axis=0), "other inputs at the worst row": worst}
     n = min(data.c_out.shape[1], MAX_CURVES)
-    fig = _figure(11, 3.8)
+    fig = figure(11, 3.8)
     for ax, (label, base) in zip(fig.subplots(1, 2), bases.items(), strict=True):
         rows = np.repeat(base[None, :], points, axis=0).astype(np.float32)
         rows[:, column] = grid
@@ -174,4 +174,4 @@ def pt_plots(
         f"outputs 0-{n - 1} against input {column} over its 0.5-99.5% range in the checked rows: thick lines "
         f"{framework}, dashed lines C"
     )
-    return [Plot(f"outputs vs input {column}", caption, _png(fig))]
+    return [Plot(f"outputs vs input {column}", caption, png(fig))]

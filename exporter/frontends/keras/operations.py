@@ -28,6 +28,7 @@ from exporter.frontends.keras.activations import keras_activation
 from exporter.frontends.keras.layers import feature_axis, merge_values, per_feature
 from exporter.frontends.registry import Registry
 from exporter.ir import Activate, Activation, Affine, Concatenate, Slice
+from exporter.ir.ops import affine_parts
 
 
 @dataclass(frozen=True)
@@ -172,14 +173,9 @@ def _binary(kind: str) -> OperationMapping:
             raise Unsupported("no tensor among its arguments")
         tensor_first = isinstance(first, Tensor)
         x, c = (first.name, _constant(second)) if tensor_first else (second.name, _constant(first))
-        if kind == "add":
-            return _affine(op, b, x, 1.0, c)
-        if kind == "multiply":
-            return _affine(op, b, x, c, 0.0)
-        if kind == "subtract":
-            return _affine(op, b, x, 1.0, -c) if tensor_first else _affine(op, b, x, -1.0, c)
-        if kind == "divide" and tensor_first and np.all(c != 0):
-            return _affine(op, b, x, 1.0 / c, 0.0)
+        parts = affine_parts(kind, c, constant_first=not tensor_first)
+        if parts is not None and np.all(np.isfinite(parts[0])):
+            return _affine(op, b, x, *parts)
         raise Unsupported(f"{kind} of {'a tensor and a constant' if tensor_first else 'a constant and a tensor'}")
 
     return mapping

@@ -1,6 +1,6 @@
 """Fitted scikit-learn tree models -> one ``TreeEnsemble`` op: the network of a chain.
 
-Each family is read from its fitted attributes into plain node arrays (one ``_Tree`` per tree:
+Each family is read from its fitted attributes into plain node arrays (one ``Tree`` per tree:
 children, feature, threshold, where NaN goes, leaf values), with what scikit-learn adds around
 the trees: the starting value (GradientBoosting's init estimator, Hist*'s baseline), a forest's
 mean, the loss's link (``predict_proba`` for classifiers, ``predict`` for regressors). Leaf
@@ -20,56 +20,29 @@ from typing import Any
 import numpy as np
 
 from exporter.common.errors import ExportError
-from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.builder import Unsupported
 from exporter.frontends.loaded import LoadedModel
 from exporter.frontends.registry import Registry
 from exporter.frontends.sklearn.safe_load import load_transformer_file
-from exporter.frontends.sklearn.tree_checks import tree_depth, tree_problem
+from exporter.frontends.trees.ensemble import Ensemble, Tree, checked, ensemble_graph
 from exporter.ir import Graph
-from exporter.ir.trees import TreeEnsemble, float32_floor
-
-
-@dataclass
-class _Tree:
-    """One tree's nodes as arrays (``left``/``right`` meaningless at leaves), leaf values (n_nodes, width)."""
-
-    left: np.ndarray
-    right: np.ndarray
-    feature: np.ndarray
-    threshold: np.ndarray  # float64, as fitted
-    missing_left: np.ndarray
-    is_leaf: np.ndarray
-    values: np.ndarray
-    depth: int
-
-
-@dataclass
-class _Ensemble:
-    """A family's reading: the trees, where each adds, and what comes before and after the sums."""
-
-    trees: list[_Tree]
-    offsets: list[int]
-    baseline: np.ndarray
-    link: str = "identity"
-    raw_scale: float = 1.0
-    divisor: float = 1.0
 
 
 @dataclass(frozen=True)
 class TreeFamily:
     """How a family's fitted trees are read: its reader, and the attribute that holds them once fitted."""
 
-    read: Callable[[Any], _Ensemble]
+    read: Callable[[Any], Ensemble]
     fitted: str
 
 
 FAMILIES: Registry[str, TreeFamily] = Registry("tree model")
 
 
-def handles(*class_names: str, fitted: str) -> Callable[[Callable[[Any], _Ensemble]], Callable[[Any], _Ensemble]]:
+def handles(*class_names: str, fitted: str) -> Callable[[Callable[[Any], Ensemble]], Callable[[Any], Ensemble]]:
     """Declare the decorated reader as the one of scikit-learn's ``class_names``, fitted once ``fitted`` is set."""
 
-    def declare(read: Callable[[Any], _Ensemble]) -> Callable[[Any], _Ensemble]:
+    def declare(read: Callable[[Any], Ensemble]) -> Callable[[Any], Ensemble]:
         for name in class_names:
             FAMILIES.add(name, TreeFamily(read, fitted))
         return read
@@ -77,11 +50,11 @@ def handles(*class_names: str, fitted: str) -> Callable[[Callable[[Any], _Ensemb
     return declare
 
 
-def _sklearn_tree(tree: Any, values: np.ndarray) -> _Tree:
+def _sklearn_tree(tree: Any, values: np.ndarray) -> Tree:
     """A ``sklearn.tree._tree.Tree``; ``values`` per node, as the caller reads them from ``tree.value``."""
     left = np.asarray(tree.children_left)
     missing = getattr(tree, "missing_go_to_left", np.zeros(left.size, dtype=np.uint8))
-    return _Tree(
+    return Tree(
         left,
         np.asarray(tree.children_right),
         np.asarray(tree.feature),
@@ -93,11 +66,11 @@ def _sklearn_tree(tree: Any, values: np.ndarray) -> _Tree:
     )
 
 
-def _hist_tree(predictor: Any) -> _Tree:
+def _hist_tree(predictor: Any) -> Tree:
     nodes = predictor.nodes
     if np.any(nodes["is_categorical"]):
         raise Unsupported("categorical splits are not supported")
-    return _Tree(
+    return Tree(
         nodes["left"].astype(np.int64),
         nodes["right"].astype(np.int64),
         nodes["feature_idx"],
@@ -120,19 +93,19 @@ def _class_values(est: Any, tree: Any) -> np.ndarray:
 
 
 @handles("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor", fitted="tree_")
-def _decision_tree(est: Any) -> _Ensemble:
+def _decision_tree(est: Any) -> Ensemble:
     _single_output(est)
     if hasattr(est, "classes_"):
         n = int(est.n_classes_)
-        return _Ensemble([_sklearn_tree(est.tree_, _class_values(est, est.tree_))], [0], np.zeros(n))
-    return _Ensemble([_sklearn_tree(est.tree_, np.asarray(est.tree_.value)[:, 0, :1])], [0], np.zeros(1))
+        return Ensemble([_sklearn_tree(est.tree_, _class_values(est, est.tree_))], [0], np.zeros(n))
+    return Ensemble([_sklearn_tree(est.tree_, np.asarray(est.tree_.value)[:, 0, :1])], [0], np.zeros(1))
 
 
 @handles(
     "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
     fitted="estimators_",
 )  # fmt: skip
-def _forest(est: Any) -> _Ensemble:
+def _forest(est: Any) -> Ensemble:
     _single_output(est)
     if hasattr(est, "classes_"):
         trees = [_sklearn_tree(e.tree_, _class_values(est, e.tree_)) for e in est.estimators_]
@@ -140,13 +113,13 @@ def _forest(est: Any) -> _Ensemble:
     else:
         trees = [_sklearn_tree(e.tree_, np.asarray(e.tree_.value)[:, 0, :1]) for e in est.estimators_]
         width = 1
-    return _Ensemble(trees, [0] * len(trees), np.zeros(width), divisor=float(len(trees)))
+    return Ensemble(trees, [0] * len(trees), np.zeros(width), divisor=float(len(trees)))
 
 
 _LOGISTIC = {"HalfBinomialLoss": 1.0, "ExponentialLoss": 2.0}  # predict_proba: expit(scale * raw)
 
 
-def _classifier_link(est: Any, ensemble: _Ensemble) -> _Ensemble:
+def _classifier_link(est: Any, ensemble: Ensemble) -> Ensemble:
     """The classifier's ``predict_proba`` from its raw sums: expit (two columns) or softmax."""
     loss = type(est._loss).__name__
     if loss in _LOGISTIC:
@@ -159,7 +132,7 @@ def _classifier_link(est: Any, ensemble: _Ensemble) -> _Ensemble:
 
 
 @handles("GradientBoostingClassifier", "GradientBoostingRegressor", fitted="estimators_")
-def _gradient_boosting(est: Any) -> _Ensemble:
+def _gradient_boosting(est: Any) -> Ensemble:
     init = est.init_
     if not isinstance(init, str) and type(init).__name__ not in ("DummyClassifier", "DummyRegressor"):
         raise Unsupported(f"init estimator {type(init).__name__}: only the default (a prior) or 'zero' is supported")
@@ -170,7 +143,7 @@ def _gradient_boosting(est: Any) -> _Ensemble:
         for k, tree in enumerate(stage):
             trees.append(_sklearn_tree(tree.tree_, rate * np.asarray(tree.tree_.value)[:, 0, :1]))
             offsets.append(k)
-    ensemble = _Ensemble(trees, offsets, baseline)
+    ensemble = Ensemble(trees, offsets, baseline)
     return _classifier_link(est, ensemble) if hasattr(est, "classes_") else ensemble
 
 
@@ -178,7 +151,7 @@ _REGRESSION_LINKS = {"IdentityLink": "identity", "LogLink": "exp"}
 
 
 @handles("HistGradientBoostingClassifier", "HistGradientBoostingRegressor", fitted="_predictors")
-def _hist_gradient_boosting(est: Any) -> _Ensemble:
+def _hist_gradient_boosting(est: Any) -> Ensemble:
     categorical = [getattr(est, "is_categorical_", None), getattr(est._bin_mapper, "is_categorical_", None)]
     if getattr(est, "_preprocessor", None) is not None or any(c is not None and np.any(c) for c in categorical):
         raise Unsupported("categorical features are not supported")
@@ -187,7 +160,7 @@ def _hist_gradient_boosting(est: Any) -> _Ensemble:
         for k, predictor in enumerate(iteration):
             trees.append(_hist_tree(predictor))
             offsets.append(k)
-    ensemble = _Ensemble(trees, offsets, np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1))
+    ensemble = Ensemble(trees, offsets, np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1))
     if hasattr(est, "classes_"):
         return _classifier_link(est, ensemble)
     link = type(est._loss.link).__name__
@@ -202,50 +175,14 @@ def is_tree_model(obj: Any) -> bool:
     return type(obj).__name__ in FAMILIES and type(obj).__module__.startswith("sklearn.")
 
 
-def _flatten(ensemble: _Ensemble) -> dict[str, Any]:
-    """The trees' internal nodes numbered across all trees, their leaves likewise (a child ``~leaf``)."""
-    roots, feature, threshold, children, missing, leaves = [], [], [], [], [], []
-    n_internal = n_leaves = 0
-    for tree in ensemble.trees:
-        internal, leaf = np.flatnonzero(~tree.is_leaf), np.flatnonzero(tree.is_leaf)
-        index = np.empty(tree.is_leaf.size, dtype=np.int64)
-        index[internal] = n_internal + np.arange(internal.size)
-        index[leaf] = ~(n_leaves + np.arange(leaf.size))
-        roots.append(index[0])
-        feature.append(tree.feature[internal])
-        threshold.append(tree.threshold[internal])
-        children.append(np.stack([index[tree.left[internal]], index[tree.right[internal]]], axis=1).reshape(-1))
-        missing.append(tree.missing_left[internal])
-        leaves.append(tree.values[leaf])
-        n_internal, n_leaves = n_internal + internal.size, n_leaves + leaf.size
-    return {
-        "roots": np.asarray(roots),
-        "feature": np.concatenate(feature),
-        "threshold": float32_floor(np.concatenate(threshold)),
-        "children": np.concatenate(children),
-        "missing_left": np.concatenate(missing),
-        "leaf_values": np.concatenate(leaves),
-        "offsets": np.asarray(ensemble.offsets),
-        "depth": max(t.depth for t in ensemble.trees),
-    }
-
-
-def _checked(est: Any, read: Callable[[Any], _Ensemble], n_features: int, fitted: str) -> _Ensemble:
+def _checked(est: Any, read: Callable[[Any], Ensemble], n_features: int, fitted: str) -> Ensemble:
     """The family's reading, every tree's arrays checked (``tree_checks``) before anything walks them
     (scikit-learn's own predict included); each tree's depth is measured, not taken from the file."""
     try:
         ensemble = read(est)
     except (AttributeError, KeyError, IndexError, TypeError, ValueError) as err:
         raise Unsupported(f"its fitted trees are not what scikit-learn stores ({type(err).__name__}: {err})") from None
-    sklearn_leaves = not type(est).__name__.startswith("Hist")
-    for t, (tree, offset) in enumerate(zip(ensemble.trees, ensemble.offsets, strict=True)):
-        problem = tree_problem(tree, n_features, sklearn_leaves)
-        if problem is None and offset + tree.values.shape[1] > ensemble.baseline.size:
-            problem = f"{tree.values.shape[1]} values per leaf, for {ensemble.baseline.size} outputs"
-        if problem is not None:
-            raise Unsupported(f"tree {t} (of {fitted}): {problem}")
-        tree.depth = tree_depth(tree.left, tree.right, tree.is_leaf)
-    return ensemble
+    return checked(ensemble, n_features, fitted, sklearn_leaves=not type(est).__name__.startswith("Hist"))
 
 
 def _accepts_nan(est: Any, n_features: int) -> bool:
@@ -262,30 +199,18 @@ def tree_graph(est: Any, source: str) -> Graph:
     refused is reported as any frontend reports a refused layer (``Builder.refuse``)."""
     cls = type(est).__name__
     family = FAMILIES[cls]
-    b = Builder(source)
-    try:
+    n_features = getattr(est, "n_features_in_", None)
+
+    def read() -> Ensemble:
         if not hasattr(est, family.fitted):
             raise Unsupported(f"not fitted (no {family.fitted})")
-        n_features = getattr(est, "n_features_in_", None)
         if not isinstance(n_features, (int, np.integer)) or n_features < 1:
             raise Unsupported(f"n_features_in_ is {n_features!r}, not a number of inputs")
         ensemble = _checked(est, family.read, int(n_features), family.fitted)
-        x = b.value(int(n_features))
-        y = b.add(
-            TreeEnsemble,
-            cls,
-            [x],
-            2 if ensemble.link == "logistic" else ensemble.baseline.size,
-            baseline=ensemble.baseline,
-            divisor=ensemble.divisor,
-            link=ensemble.link,
-            raw_scale=ensemble.raw_scale,
-            missing=_accepts_nan(est, int(n_features)),
-            **_flatten(ensemble),
-        )
-    except Unsupported as err:
-        x = y = b.refuse(source, cls, str(err), 1, kind="model")  # finish raises, listing it
-    return b.finish(x, y)
+        ensemble.missing = _accepts_nan(est, int(n_features))  # scikit-learn's predict walks checked trees only
+        return ensemble
+
+    return ensemble_graph(source, cls, read)
 
 
 def _reference(est: Any, dtype: type = np.float32) -> Callable[[np.ndarray], np.ndarray]:

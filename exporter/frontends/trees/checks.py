@@ -1,9 +1,10 @@
-"""A pickled tree's node arrays checked before anything walks them.
+"""A tree's node arrays (from a pickle or a model file) checked before anything walks them.
 
 The node arrays come from the file: scikit-learn's own ``predict`` walks them unchecked (a negative
 or out-of-range child reads outside the array and crashes the process; a cycle loops forever in
 code that ignores Ctrl-C), and the exporter's flattening indexes with them. Every tree scikit-learn
-fits numbers a node's children after the node, so a tree is accepted when: the root is node 0,
+fits numbers a node's children after the node (a tree from a model file is numbered so first:
+``ensemble.reachable_order``), so a tree is accepted when: the root is node 0,
 every internal node has two children numbered after it and inside the tree, every other node is
 the child of exactly one node (then each node is reached once from the root and nothing cycles),
 a leaf is a leaf on both sides (scikit-learn: both children -1), splits read existing features
@@ -22,7 +23,7 @@ def _first(mask: np.ndarray, nodes: np.ndarray) -> int:
 
 def tree_problem(tree: object, n_features: int, sklearn_leaves: bool) -> str | None:
     """What is wrong with one tree's arrays (``left``, ``right``, ``feature``, ``threshold``,
-    ``is_leaf``, ``values``, ``missing_left`` of ``_Tree``), or None. ``sklearn_leaves``: leaves
+    ``is_leaf``, ``values``, ``missing_left`` of ``ensemble.Tree``), or None. ``sklearn_leaves``: leaves
     carry -1 as both children (scikit-learn's ``Tree``; Hist* predictors flag their leaves)."""
     left, right, is_leaf = (np.asarray(getattr(tree, k)) for k in ("left", "right", "is_leaf"))
     n = left.size
