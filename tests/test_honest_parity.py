@@ -179,7 +179,7 @@ def test_manifest_keys_set_the_rule_per_entry(capsys, replica, tmp_path):
         ("[defaults]\natol = -1\n", "[defaults] atol: -1: expected a number >= 0"),
         (
             "[defaults]\nk = 2\n",
-            "[defaults] k: unknown key (the keys are math, dtype, dispatch, criterion, atol, rtol)",
+            "[defaults] k: unknown key (the keys are math, dtype, dispatch, trees, criterion, atol, rtol)",
         ),
         ("defaults = 3\n", "defaults: expected a table"),
         ('[models.rich]\nmodel = "rich.keras"\nrtol = "small"\n', "[models.rich] rtol: expected a number >= 0"),
