@@ -46,6 +46,7 @@ SMALL, LAMARR_SIZED = ("bdt", "hist", "forest"), ("gbdt10", "gbdt15")
 GOAL_PEERS, MOONSHOT = 1.0, 1.5  # per row, small models: the fastest peer's time / ours
 GOAL_TL2CGEN, GOAL_SCIKINC, GOAL_EXPORT_S = 1.4, 10.0, 30.0  # Lamarr-sized
 EXPORT_SECONDS: dict[str, tuple[float, float]] = {}  # model -> (export with parity, compile -O3), measured once
+FAILED: dict[tuple[str, str], list[Result]] = {}  # (peer, model) -> its "unavailable" row: not tried again
 M2CGEN_WRAPPER = """
 void m2cgen_model(double *input, double *output);
 
@@ -242,12 +243,23 @@ def tree_results(
         model_results = ours(model, name, workdir, rows, repeats, layouts)
         model_results[0].note += f", {fullness(model)}" if fullness(model) else ""
         results += model_results
-        results += attempt("tl2cgen", name, tl2cgen_peer, model, name, workdir, rows, repeats)
-        results += attempt("m2cgen", name, m2cgen_peer, model, name, workdir, rows, repeats)
+        results += once(attempt, "tl2cgen", name, tl2cgen_peer, model, name, workdir, rows, repeats)
+        results += once(attempt, "m2cgen", name, m2cgen_peer, model, name, workdir, rows, repeats)
         if name not in ("hist", "forest"):
-            results += attempt("scikinC", name, scikinc_peer, model, name, workdir, rows, repeats)
+            results += once(attempt, "scikinC", name, scikinc_peer, model, name, workdir, rows, repeats)
         results += attempt("scikit-learn", name, sklearn_peer, model, name, inputs, repeats)
     return results
+
+
+def once(attempt: Any, label: str, name: str, peer: Any, *args: Any) -> list[Result]:
+    """``attempt`` a peer, unless it failed in an earlier round: a compile that failed after minutes (tl2cgen's
+    one file for gbdt15) would fail as slowly in every round."""
+    if (label, name) not in FAILED:
+        results = attempt(label, name, peer, *args)
+        if any(r.unavailable for r in results):
+            FAILED[(label, name)] = results
+        return results
+    return FAILED[(label, name)]
 
 
 def tree_verdict(results: list[Result]) -> None:
