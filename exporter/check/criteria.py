@@ -51,9 +51,8 @@ from typing import Any
 
 import numpy as np
 
-from exporter.check import inputs as input_rows
 from exporter.check.compare import ParityReport
-from exporter.check.inputs import inside_fitted
+from exporter.check.inputs import in_chunks, inside_fitted
 from exporter.check.verdicts import (
     FLOOR_ULP,
     GATE_LEVELS,
@@ -188,13 +187,10 @@ def judge(
 
 
 def _float64_rows(fn: Any, inputs: np.ndarray, noise: np.ndarray | None, rng: np.random.Generator | None) -> np.ndarray:
-    """``fn`` (a float64 reference) on every row, a chunk at a time, as float64."""
-    parts = []
-    for start in range(0, max(len(inputs), 1), input_rows.CHUNK_ROWS):
-        extra = () if noise is None else (noise[start : start + input_rows.CHUNK_ROWS],)
-        out = np.asarray(fn(inputs[start : start + input_rows.CHUNK_ROWS], *extra, rng=rng), dtype=np.float64)
-        parts.append(out.reshape(len(out), -1))
-    return np.concatenate(parts)
+    """``fn`` (a float64 reference) on every row, a chunk at a time, as float64 rows."""
+    extra = () if noise is None else (noise,)
+    out = in_chunks(lambda *chunk: fn(*chunk, rng=rng), inputs, *extra, dtype=np.float64)
+    return out.reshape(len(out), -1)
 
 
 def floor_for(*chains: Any) -> float:

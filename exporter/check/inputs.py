@@ -149,11 +149,13 @@ def noise_rows(n_rows: int, n_noise: int, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n_rows, n_noise)).astype(np.float32)
 
 
-def in_chunks(fn: Callable[..., np.ndarray], inputs: np.ndarray, *extra: np.ndarray) -> np.ndarray:
-    """``fn`` on ``CHUNK_ROWS`` rows at a time (of ``inputs`` and the arrays beside them), as float32:
+def in_chunks(
+    fn: Callable[..., np.ndarray], inputs: np.ndarray, *extra: np.ndarray, dtype: type = np.float32
+) -> np.ndarray:
+    """``fn`` on ``CHUNK_ROWS`` rows at a time (of ``inputs`` and the arrays beside them), as ``dtype``:
     a framework's memory stays one chunk's, and a Ctrl-C that it swallowed is raised between chunks."""
     parts = []
     for start in range(0, max(len(inputs), 1), CHUNK_ROWS):
-        parts.append(np.asarray(fn(*(a[start : start + CHUNK_ROWS] for a in (inputs, *extra))), dtype=np.float32))
+        parts.append(np.asarray(fn(*(a[start : start + CHUNK_ROWS] for a in (inputs, *extra))), dtype=dtype))
         interrupt.check()
     return np.concatenate(parts)
