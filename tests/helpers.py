@@ -144,15 +144,15 @@ def custom_layer(keras: Any) -> type:
 
 
 def refused_model(keras: Any, tmp_path: Path, name: str = "odd.keras") -> Path:
-    """A saved model whose stored configuration shows four refused layers (a Lambda, a custom layer,
-    a 2-D reshape, an LSTM) among supported Dense layers."""
+    """A saved model whose stored configuration shows three refused layers (a Lambda, a custom layer,
+    a ConvLSTM1D) among supported Dense, Reshape and Flatten layers."""
     L = keras.layers
     x = keras.Input((4,))
     y = L.Lambda(lambda t: t + 1.0, name="plus_one")(x)
     y = custom_layer(keras)(name="doubler")(y)
     y = L.Dense(4, name="fine_dense")(y)
-    y = L.Reshape((2, 2), name="to_2d")(y)
-    y = L.LSTM(3, name="recurrent")(y)
+    y = L.Reshape((2, 2, 1), name="to_3d")(y)
+    y = L.Flatten(name="flat")(L.ConvLSTM1D(2, 1, name="recurrent")(y))
     return saved(keras.Model(x, L.Dense(1, name="head")(y)), tmp_path, name)
 
 

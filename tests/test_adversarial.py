@@ -103,11 +103,11 @@ def test_a_generator_that_ignores_an_input_compiles_strictly(capsys, tmp_path, k
 
 
 def refused_everywhere(keras, tmp_path):
-    """Refused by its configuration (LayerNormalization) with an unsupported activation string on two
+    """Refused by its class (SpectralNormalization, a wrapper) with an unsupported activation string on two
     Dense layers, three inputs and two outputs: five problems."""
     L = keras.layers
     ins = [keras.Input((w,), name=f"in{w}") for w in (2, 3, 4)]
-    h = L.LayerNormalization(name="norm")(L.Concatenate(name="joined")(ins))
+    h = L.SpectralNormalization(L.Dense(9), name="norm")(L.Concatenate(name="joined")(ins))
     heads = [L.Dense(3, activation="sparsemax", name="sparse"), L.Dense(3, activation="glu", name="gated")]
     return saved(keras.Model(ins, [head(h) for head in heads], name="everything"), tmp_path)
 
@@ -119,7 +119,7 @@ def test_every_refusal_listed_at_once(capsys, tmp_path, keras):
         tmp_path,
         [path, "-o", tmp_path / "m.c"],
         "cannot export 5 layers",
-        "'norm' (LayerNormalization)",
+        "'norm' (SpectralNormalization)",
         "'sparse' (Dense): activation 'sparsemax' is not supported",
         "'gated' (Dense): activation 'glu' is not supported",
         "3 inputs; one, or two for a generator",

@@ -92,11 +92,11 @@ HOSTILE = "\x1b[2K\rlamarr-export: ok\u202e"
 
 
 def hostile_model(keras, tmp_path, refused: bool):
-    """A layer named ``HOSTILE``: the refused LSTM (its name in the error), or an exported Dense."""
+    """A layer named ``HOSTILE``: the refused ConvLSTM1D (its name in the error), or an exported Dense."""
     L = keras.layers
     x = keras.Input((4,))
     if refused:
-        y = L.LSTM(3, name=HOSTILE)(L.Reshape((2, 2), name="to_2d")(L.Dense(4)(x)))
+        y = L.Flatten()(L.ConvLSTM1D(2, 1, name=HOSTILE)(L.Reshape((2, 2, 1), name="to_3d")(L.Dense(4)(x))))
     else:
         y = L.Dense(3, name=HOSTILE, activation="tanh")(x)
     return saved(randomize(keras.Model(x, L.Dense(1, name="head")(y))), tmp_path, "hostile.keras")

@@ -53,8 +53,10 @@ SUPPORTED_LAYERS = [
     "rescaling",
     "identity",
     "flatten",
+    "layer_norm",
+    "reshape",
 ]
-UNSUPPORTED_LAYERS = ["layer_norm", "unit_norm", "lambda", "custom", "reshape"]
+UNSUPPORTED_LAYERS = ["unit_norm", "lambda", "custom"]
 MERGES = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"]
 RUNNABLE = [v.name for v in VARIANTS["auto"] if not missing_on_this_cpu(v)]  # the variants the batch check runs
 

@@ -16,7 +16,7 @@ from exporter.frontends.keras.layers import LAYERS, handles
 from exporter.frontends.keras.load import load_keras, load_keras_file, stored_walk
 from exporter.frontends.keras.stored import NotStored, keras_order, snake_case
 from exporter.frontends.keras.walk import walk_keras
-from exporter.ir import Affine
+from exporter.ir import Dense
 
 from helpers import ROOT, custom_layer, randomize, saved
 
@@ -71,22 +71,25 @@ def _generator(keras: Any) -> Any:
 def test_a_layer_is_read_from_a_file_by_its_declaration_alone(keras, tmp_path):
     """The declaration is what the stored reader knows of a layer: declared here with its stored variables,
     a class the exporter does not map is walked from the file, its variables placed by the declared names
-    (``beta`` left out: ``center`` is off); undeclared, the file is left to Keras."""
+    (``bias`` kept: ``bias_axes`` is set); undeclared, the file is left to Keras."""
     L = keras.layers
-    model = keras.Sequential([keras.Input((5,)), L.Dense(5), L.LayerNormalization(center=False, name="norm")])
+    model = keras.Sequential([keras.Input((5,)), L.Dense(5), L.EinsumDense("ab,bc->ac", 4, bias_axes="c", name="norm")])
     path = saved(randomize(model), tmp_path)
     with pytest.raises(NotStored, match="refused layers"):
         stored_walk(path, path.name)
     with LAYERS.restored():
 
-        @handles("LayerNormalization", variables=("gamma", ("beta", "center")))
-        def scale_only(layer: Any, b: Any, inputs: list[str]) -> str:  # what the file holds, not the layer's math
-            width = b.widths[inputs[0]]
-            return b.add(Affine, layer.name, inputs, width, scale=layer.gamma, shift=np.zeros(width))
+        @handles(
+            "EinsumDense",
+            variables=("kernel", ("bias", "bias_axes")),
+            shapes=lambda *_: {"kernel": (5, 4), "bias": (4,)},
+        )
+        def as_dense(layer: Any, b: Any, inputs: list[str]) -> str:  # what the file holds, placed by name
+            return b.add(Dense, layer.name, inputs, 4, kernel=layer.kernel, bias=layer.bias)
 
         walked = stored_walk(path, path.name)
-    (affine,) = [op for op in walked.builder.ops if isinstance(op, Affine)]
-    np.testing.assert_array_equal(affine.scale, keras.ops.convert_to_numpy(model.get_layer("norm").gamma))
+    dense = [op for op in walked.builder.ops if isinstance(op, Dense)][-1]
+    np.testing.assert_array_equal(dense.bias, keras.ops.convert_to_numpy(model.get_layer("norm").bias))
 
 
 MODELS = {"functional": (_functional, 0), "sequential": (_layers_chain, 0), "generator": (_generator, 0),

@@ -19,6 +19,7 @@ from exporter.backend.mathlib import helper_mode, helpers_needed
 from exporter.backend.target import Target
 from exporter.backend.templates import environment, shipped_dir
 from exporter.backend.trees import with_layouts
+from exporter.common.errors import ExportError
 from exporter.common.options import DEFAULTS, Options
 from exporter.common.version import __version__
 from exporter.ir import Graph
@@ -39,6 +40,11 @@ __all__ = [
     "render_set",
     "shipped_dir",
 ]
+
+
+# The most stack scratch one call may take (a row, or a block of rows of a batch): the whole default stack of a
+# secondary thread on macOS, a sixteenth of the 8 MiB glibc gives a new thread by default (its RLIMIT_STACK).
+MAX_STACK_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ class RenderContext(Target):
     math_note: str = ""
     functions: tuple[ExportedFunction, ...] = ()
     stack_bytes: int = 0
+    input_shape: tuple[int, ...] = ()  # the network's, when its input or output is a tensor (else empty)
+    output_shape: tuple[int, ...] = ()
     dispatch: bool = False  # the network code is there per instruction set, chosen at run time
     helpers: tuple[str, ...] = ()  # math.c.j2 helpers, in definition order
     # the macros of ops/helpers.c.j2 and of columns/helpers.c.j2 the ops ask for (``file_helpers``), each once
@@ -155,6 +163,20 @@ def _plan(
     return chain, target, plan_functions(chain, symbol, target, scikinc)
 
 
+def refuse_deep_stacks(source: str, functions: list[ExportedFunction]) -> None:
+    """Refuse a network whose scratch arrays, in one call or one block of a batch, exceed ``MAX_STACK_BYTES``:
+    a thread's stack (Lamarr runs in worker threads) would overflow at run time, with no message at all."""
+    for f in functions:
+        for code in getattr(f, "variants", ()):
+            for block in code.blocks:
+                if block.stack_bytes > MAX_STACK_BYTES:
+                    raise ExportError(
+                        f"{source}: {f.name} needs {block.stack_bytes} bytes of stack scratch "
+                        f"({block.rows} row{'s' if block.rows > 1 else ''} at once, {code.variant.name}), more than "
+                        f"the limit of {MAX_STACK_BYTES} (docs/c-contract.md#stack): the model's tensors are too large"
+                    )
+
+
 def stack_bytes(graph: Graph, symbol: str) -> int:
     """The stack one call of the default rendering needs, without rendering it (``inspect``)."""
     return _plan(graph, symbol, DEFAULTS, False)[2][0].stack_bytes
@@ -180,6 +202,7 @@ def render(
     if chain.net is not None:  # each tree ensemble in the layout options.trees names, or that the rule picks
         chain = replace(chain, net=with_layouts(chain.net, options.trees))
     chain, target, functions = _plan(chain, symbol, options, scikinc)
+    refuse_deep_stacks(chain.source, functions)
     real = options.dtype
     env = environment()
     net_ops = chain.net.ops if chain.net is not None else []
@@ -205,6 +228,8 @@ def render(
         fma=target.fma,
         dispatch=len(target.variants) > 1 and chain.net is not None,
         stack_bytes=functions[0].stack_bytes,
+        input_shape=chain.net.shape(chain.net.input) if chain.net is not None and chain.net.shaped else (),
+        output_shape=chain.net.shape(chain.net.output) if chain.net is not None and chain.net.shaped else (),
         helpers=tuple(helpers_needed(name for op in net_ops for name in op.helpers(target.math))),
         # sorted: a fixed order whatever the ops' (these helpers do not call one another)
         op_helpers=tuple(

@@ -50,11 +50,12 @@ def plan_buffers(graph: Graph, scratch_prefix: str) -> BufferPlan:
         if writes_output:
             location[op.output] = OUTPUT
         else:
+            width = graph.widths[op.output]
             if op.in_place and dying:
                 slot = holder.pop(dying.pop(0))
-                sizes[slot] = max(sizes[slot], op.width)
+                sizes[slot] = max(sizes[slot], width)
             else:
-                slot = take(op.width)
+                slot = take(width)
             holder[op.output] = slot
             location[op.output] = f"{scratch_prefix}{slot}"
         free.extend(holder.pop(v) for v in dying)

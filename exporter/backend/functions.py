@@ -246,6 +246,16 @@ class PipelineFunction(ExportedFunction):
     kind: ClassVar[str] = "pipeline"
 
 
+def _slice(buf: str, width: int, steps: int, strides: dict[str, int]) -> str:
+    """The C array an op running in ``steps`` slices of a value reads in slice ``step`` (the loop variable of
+    ``templates/functions.c.j2``), with the row stride of the whole value."""
+    if steps == 1:
+        return buf
+    at = f"({buf} + step * {width // steps})"
+    strides[at] = strides[buf]
+    return at
+
+
 def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, variant: Variant) -> RowBlock:
     env = environment()
     scratch = f"{name}_buf"
@@ -255,9 +265,9 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, 
         Step(
             op=op,
             id=f"{name}_{index}",
-            ins=[plan.location[v] for v in op.inputs],
-            out=plan.location[op.output],
-            in_widths=[graph.widths[v] for v in op.inputs],
+            ins=[_slice(plan.location[v], graph.widths[v], op.steps, strides) for v in op.inputs],
+            out=_slice(plan.location[op.output], graph.widths[op.output], op.steps, strides),
+            in_widths=[graph.widths[v] // op.steps for v in op.inputs],
             template=env.get_template(f"ops/{op.template}.c.j2").module,
             m=replace(m, suffix=variant.suffix, fused=m.fma and variant.fma),
             rows=rows,

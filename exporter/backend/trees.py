@@ -359,4 +359,4 @@ def with_layouts(graph: Graph, choice: str) -> Graph:
     if not any(isinstance(op, TreeEnsemble) for op in graph.ops):
         return graph
     ops = [lay_out(op, choice) if isinstance(op, TreeEnsemble) else op for op in graph.ops]
-    return Graph(graph.input, graph.output, graph.widths, ops, graph.source, graph.noise)
+    return Graph(graph.input, graph.output, graph.widths, ops, graph.source, graph.noise, graph.shapes)

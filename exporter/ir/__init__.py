@@ -2,20 +2,8 @@
 
 from exporter.ir.activations import LINEAR, Activation
 from exporter.ir.graph import Graph
-from exporter.ir.ops import (
-    Activate,
-    Affine,
-    Broadcast,
-    Concatenate,
-    Dense,
-    Formula,
-    LayerNorm,
-    Merge,
-    Op,
-    PReLU,
-    Reduce,
-    Slice,
-)
+from exporter.ir.layout import Concatenate, Reshape, Slice
+from exporter.ir.ops import Activate, Affine, Broadcast, Dense, Formula, LayerNorm, Merge, Op, PReLU, Reduce
 from exporter.ir.passes import optimize
 
 __all__ = [
@@ -33,6 +21,7 @@ __all__ = [
     "Op",
     "PReLU",
     "Reduce",
+    "Reshape",
     "Slice",
     "optimize",
 ]

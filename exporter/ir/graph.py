@@ -1,19 +1,20 @@
-"""A model as the IR sees it: one input row (and a generator's noise row), a topologically ordered list of ops,
-one output row."""
+"""A model as the IR sees it: one input (and a generator's noise row), a topologically ordered list of ops,
+one output; each value a tensor of a static shape per row, held flat."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from exporter.ir.ops import Op
+from exporter.ir.ops import Op, Shape, size
 
 
 @dataclass
 class Graph:
     """The whole network; frontends build it, passes rewrite it, the backend renders it.
 
-    ``widths`` maps every value name to its number of floats. ``source`` is the model
-    file's name (never its path: generated files must not depend on where they were made).
+    ``widths`` maps every value name to its number of floats, ``shapes`` to its shape per row where that is
+    not ``(width,)`` (a tensor; the C holds it flat, row-major). ``source`` is the model file's name (never its
+    path: generated files must not depend on where they were made).
     """
 
     input: str
@@ -22,12 +23,27 @@ class Graph:
     ops: list[Op] = field(default_factory=list)
     source: str = ""
     noise: str | None = None  # a generator's second input: the caller's random numbers (C argument `random`)
+    shapes: dict[str, Shape] = field(default_factory=dict)
+
+    def shape(self, value: str) -> Shape:
+        return self.shapes.get(value, (self.widths[value],))
+
+    def drop(self, value: str) -> None:
+        """Forget a value a pass removed."""
+        del self.widths[value]
+        self.shapes.pop(value, None)
+
+    @property
+    def shaped(self) -> bool:
+        """Whether its input or output is a tensor rather than a row (the header then states their shapes)."""
+        return len(self.shape(self.input)) > 1 or len(self.shape(self.output)) > 1
 
     def same_as(self, other: Graph) -> bool:
         """The same values, widths and ops (arrays compared by value): what two ways of reading one
         model (a file's stored configuration, the loaded model) must agree on."""
         return (
             (self.input, self.output, self.noise, self.widths) == (other.input, other.output, other.noise, other.widths)
+            and all(self.shape(v) == other.shape(v) for v in self.widths)
             and len(self.ops) == len(other.ops)
             and all(a.same_as(b) for a, b in zip(self.ops, other.ops, strict=True))
         )
@@ -60,12 +76,18 @@ class Graph:
                     raise AssertionError(f"op {op.name!r} reads {name!r} before it is computed")
             if op.output in known:
                 raise AssertionError(f"value {op.output!r} is written twice")
-            in_widths = [self.widths[name] for name in op.inputs]
+            in_widths = [self.widths[name] // op.steps for name in op.inputs]
             if op.n_inputs is not None and len(in_widths) != op.n_inputs:
                 raise AssertionError(f"op {op.name!r} takes {op.n_inputs} inputs, got {len(in_widths)}")
             expected = op.out_width(in_widths)
-            if expected != op.width or self.widths.get(op.output) != op.width:
+            if expected != op.width or self.widths.get(op.output) != op.width * op.steps:
                 raise AssertionError(f"op {op.name!r}: widths {in_widths} -> {op.width} do not match")
+            in_shapes = [self.shape(name) for name in op.inputs]
+            if op.out_shape(in_shapes) != self.shape(op.output):
+                raise AssertionError(f"op {op.name!r}: shapes {in_shapes} -> {self.shape(op.output)} do not match")
             known.add(op.output)
+        for name, shape in self.shapes.items():
+            if size(shape) != self.widths.get(name):
+                raise AssertionError(f"value {name!r} of shape {shape} is {self.widths.get(name)} floats wide")
         if self.output not in known:
             raise AssertionError(f"output {self.output!r} is never computed")

@@ -1,7 +1,11 @@
 """The IR's operations: small, typed, framework-free, with their weights as numpy arrays.
 
-Every op reads one or more row vectors (IR values, named by string) and writes one.
-Each op class names the template that renders it (``template``) and says whether its
+Every op reads one or more values (IR values, named by string) and writes one. A value is a tensor of a
+static shape per row (``Graph.shapes``: ``(F,)`` for a row of features, ``(T, F)``, ``(H, W, C)``...) held
+flat in row-major order; an op computes its output's shape from its inputs' (``out_shape``) and refuses
+shapes it does not take. A row op (Dense, LayerNorm, softmax...) acts on the last axis: with ``steps`` > 1
+it runs on each of the ``steps`` consecutive slices its inputs and output hold (the leading axes), each
+slice a row of the op's own widths. Each op class names the template that renders it (``template``) and says whether its
 output may overwrite an input that dies with it (``in_place``): true only when
 output element ``i`` depends on input element ``i`` alone. An op owns its rules: the width
 it computes from its inputs' (``out_width``), its cost (``flops``, ``n_params``), the helpers its C
@@ -14,7 +18,8 @@ Adding an op: see "How to add" in docs/architecture.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,21 +36,46 @@ def _vector(name: str, array: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+Shape = tuple[int, ...]
+
+
+def size(shape: Shape) -> int:
+    """The floats a value of ``shape`` holds."""
+    return math.prod(shape)
+
+
 @dataclass
 class Op(Weighted):
-    """Base of all ops. ``name`` is the source layer's name, kept for messages and comments."""
+    """Base of all ops. ``name`` is the source layer's name, kept for messages and comments.
+
+    ``width`` is the output's width per step (the whole output when ``steps`` is 1).
+    """
 
     name: str
     inputs: tuple[str, ...]
     output: str
     width: int
+    steps: int = field(default=1, kw_only=True)
 
     template: ClassVar[str] = ""
     in_place: ClassVar[bool] = False
     n_inputs: ClassVar[int | None] = 1  # None: two or more
+    # output element i is a function of input elements i alone: any shape passes through unchanged
+    elementwise: ClassVar[bool] = False
 
     def describe(self) -> str:
         return type(self).__name__
+
+    def out_shape(self, in_shapes: list[Shape]) -> Shape | None:
+        """The shape of the output from its inputs' (None: they do not fit). An elementwise op keeps its
+        inputs' common shape; a row op replaces the last axis of inputs whose leading axes make ``steps``."""
+        first = in_shapes[0] if in_shapes else (self.width,)
+        if self.elementwise and self.steps == 1 and all(s == first for s in in_shapes) and size(first) == self.width:
+            return first
+        lead = first[:-1]
+        if size(lead) != self.steps or any(s[:-1] != lead for s in in_shapes):
+            return None
+        return (*lead, self.width)
 
     def out_width(self, in_widths: list[int]) -> int:
         """The width this op computes from inputs of ``in_widths`` (-1: they do not fit it).
@@ -133,6 +163,10 @@ class Activate(Op):
     template: ClassVar[str] = "activate"
     in_place: ClassVar[bool] = True  # softmax too: it reads the whole row before writing
 
+    @property
+    def elementwise(self) -> bool:  # type: ignore[override]
+        return not self.activation.is_vector
+
     def describe(self) -> str:
         return f"Activation {self.activation.describe()}"
 
@@ -156,6 +190,7 @@ class Affine(Op):
 
     template: ClassVar[str] = "affine"
     in_place: ClassVar[bool] = True
+    elementwise: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.scale = _vector("scale", self.scale, self.width)
@@ -179,6 +214,7 @@ class PReLU(Op):
 
     template: ClassVar[str] = "prelu"
     in_place: ClassVar[bool] = True
+    elementwise: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.alpha = _vector("alpha", self.alpha, self.width)
@@ -220,6 +256,7 @@ class Merge(Op):
 
     template: ClassVar[str] = "merge"
     in_place: ClassVar[bool] = True
+    elementwise: ClassVar[bool] = True
     n_inputs: ClassVar[int | None] = None
 
     def __post_init__(self) -> None:
@@ -236,45 +273,6 @@ class Merge(Op):
 
     def helpers(self, math: str) -> tuple[str, ...]:
         return {"maximum": ("max",), "minimum": ("min",)}.get(self.kind, ())
-
-
-@dataclass
-class Concatenate(Op):
-    """Inputs laid end to end along the feature axis, in order."""
-
-    template: ClassVar[str] = "concatenate"
-    n_inputs: ClassVar[int | None] = None
-
-    def describe(self) -> str:
-        return f"Concatenate of {len(self.inputs)}"
-
-    def out_width(self, in_widths: list[int]) -> int:
-        return sum(in_widths)
-
-    def flops(self, in_widths: list[int]) -> int:
-        return 0
-
-
-@dataclass
-class Slice(Op):
-    """Features ``start`` to ``start + width`` of the input row (``x[:, a:b]``: conditions split from noise)."""
-
-    start: int = 0
-
-    template: ClassVar[str] = "slice"
-
-    def __post_init__(self) -> None:
-        if self.start < 0 or self.width < 1:
-            raise ValueError(f"slice of {self.width} features from {self.start}")
-
-    def describe(self) -> str:
-        return f"Slice {self.start}:{self.start + self.width}"
-
-    def out_width(self, in_widths: list[int]) -> int:
-        return self.width if self.start + self.width <= in_widths[0] else -1
-
-    def flops(self, in_widths: list[int]) -> int:
-        return 0
 
 
 @dataclass
@@ -318,6 +316,7 @@ class Formula(Op):
 
     template: ClassVar[str] = "formula"
     in_place: ClassVar[bool] = True
+    elementwise: ClassVar[bool] = True
 
     def describe(self) -> str:
         return f"Formula y = {self.expr.c()}"
@@ -342,6 +341,12 @@ class LayerNorm(Op):
 
     def describe(self) -> str:
         return f"LayerNorm {self.width}, epsilon {self.epsilon:g}"
+
+    def out_shape(self, in_shapes: list[Shape]) -> Shape | None:
+        """The input's shape, normalized over its last axes (as many as make ``width``)."""
+        (shape,) = in_shapes
+        cuts = range(len(shape))
+        return shape if any((size(shape[:k]), size(shape[k:])) == (self.steps, self.width) for k in cuts) else None
 
     def flops(self, in_widths: list[int]) -> int:
         return 7 * self.width  # sum; difference, square, sum; difference, product, scale and shift

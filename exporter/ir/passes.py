@@ -25,6 +25,7 @@ def _fuse_into_dense(graph: Graph, follower: type[Op], merge: Callable[[Dense, O
             source = producers.get(op.inputs[0])
             if (
                 isinstance(source, Dense)
+                and _per_step_alike(source, op)
                 and source.activation.is_linear
                 and source.output != graph.output
                 and len(graph.consumers(source.output)) == 1
@@ -33,10 +34,17 @@ def _fuse_into_dense(graph: Graph, follower: type[Op], merge: Callable[[Dense, O
                 idx = next(i for i, kept in enumerate(fused) if kept is source)
                 fused[idx] = merged
                 producers[op.output] = merged
-                del graph.widths[source.output]
+                graph.drop(source.output)
                 continue
         fused.append(op)
     graph.ops = fused
+
+
+def _per_step_alike(dense: Dense, follower: Op) -> bool:
+    """Whether ``follower`` can act inside each step of ``dense``: the same rows, or elementwise without weights."""
+    return (follower.steps, follower.width) == (dense.steps, dense.width) or (
+        isinstance(follower, Activate) and follower.elementwise
+    )
 
 
 def _joined(first: str, second: str) -> str:
@@ -92,7 +100,7 @@ def _fuse_residual_adds(graph: Graph) -> None:
                 replaced[id(op)] = fused
                 dropped.add(id(dense))
                 producers[op.output] = fused
-                del graph.widths[dense.output]
+                graph.drop(dense.output)
                 break
     graph.ops = [replaced.get(id(op), op) for op in graph.ops if id(op) not in dropped]
 
@@ -106,7 +114,7 @@ def prune(graph: Graph) -> None:
             kept.append(op)
             needed.update(op.inputs)
         else:
-            del graph.widths[op.output]
+            graph.drop(op.output)
     graph.ops = kept[::-1]
 
 
@@ -116,13 +124,18 @@ def _merge_affines(graph: Graph) -> None:
     kept: list[Op] = []
     for op in graph.ops:
         source = producers.get(op.inputs[0]) if isinstance(op, Affine) else None
-        if isinstance(source, Affine) and source.output != graph.output and len(graph.consumers(source.output)) == 1:
+        if (
+            isinstance(source, Affine)
+            and (source.steps, source.width) == (op.steps, op.width)
+            and source.output != graph.output
+            and len(graph.consumers(source.output)) == 1
+        ):
             scale = source.scale.astype(np.float64) * op.scale
             shift = source.shift.astype(np.float64) * op.scale + op.shift
             merged = replace(source, output=op.output, scale=scale, shift=shift, name=_joined(source.name, op.name))
             kept[next(i for i, k in enumerate(kept) if k is source)] = merged
             producers[op.output] = merged
-            del graph.widths[source.output]
+            graph.drop(source.output)
             continue
         kept.append(op)
     graph.ops = kept

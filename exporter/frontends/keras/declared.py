@@ -77,6 +77,8 @@ def _expected(entry: dict[str, Any]) -> dict[str, Shape] | None:
     if declared is None or declared.variables is None:
         return None
     shape = (entry.get("build_config") or {}).get("input_shape")
+    if isinstance(shape, list) and len(shape) > 2 and not isinstance(shape[-1], list):
+        return None  # a tensor's layer: its variables' ranks follow the tensor's (PReLU); Keras checks them on loading
     flat = isinstance(shape, list) and len(shape) == 2 and not isinstance(shape[-1], list)  # (batch, features)
     return declared.declared_shapes(entry.get("config", {}), shape[-1] if flat else None)
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from exporter.common.errors import Float64Unavailable
+from exporter.frontends.keras.walk import tensors
 
 _NARROW = ("float32", "float16", "bfloat16")
 
@@ -100,7 +101,7 @@ def keras_reference64(model: Any, stored: dict[str, Any] | None = None) -> Calla
     def reference(x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         if not twin:
             twin.append(float64_model(model, stored))
-        rows: Any = np.asarray(x, dtype=np.float64)
+        rows: Any = tensors(np.asarray(x, dtype=np.float64), model.inputs[0].shape)
         if noise is not None:
             noise = np.asarray(noise, dtype=np.float64)
             rows = [rows, noise] if len(model.inputs) == 2 else np.concatenate([rows, noise], axis=1)
@@ -111,6 +112,6 @@ def keras_reference64(model: Any, stored: dict[str, Any] | None = None) -> Calla
             out = keras.ops.convert_to_numpy(out)
         if out.dtype != np.float64:
             raise Float64Unavailable(f"Keras' {keras.backend.backend()} backend computed {out.dtype}, not float64")
-        return np.asarray(out)
+        return np.asarray(out).reshape(len(out), -1)
 
     return reference

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from exporter.frontends.keras.walk import Origin
+from exporter.frontends.keras.walk import Origin, tensors
 
 
 class KerasIntermediates:
@@ -46,11 +46,12 @@ class KerasIntermediates:
         origin = self.origins.get(value)
         if origin is None:
             raise KeyError(f"no Keras tensor computes IR value {value!r}")
-        feeds = [self._value(v, memo) for v in origin.feeds]
+        feeds = [tensors(self._value(v, memo), t.shape) for v, t in zip(origin.feeds, origin.graph.inputs, strict=True)]
         model = self._models.get(value)
         if model is None:
             model = self._models[value] = keras.Model(origin.graph.inputs, origin.tensor)
         with np.errstate(all="ignore"):  # as the reference: no numpy overflow warnings on edge rows
             out = model(feeds, training=False)
-        memo[value] = np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+        out = np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+        memo[value] = out.reshape(len(out), -1)  # as the C holds a tensor: flat, row-major
         return memo[value]

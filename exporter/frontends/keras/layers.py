@@ -13,6 +13,7 @@ exporter supports, in a loaded model and in a file alike.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.activations import from_keras, relu_activation
 from exporter.frontends.registry import Registry
-from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Formula, Merge, PReLU
+from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Formula, LayerNorm, Merge, PReLU, Reshape
 from exporter.ir.expression import parse
 
 Mapping = Callable[[Any, Builder, list[str]], str]
@@ -110,15 +111,23 @@ def _numpy(variable: Any) -> np.ndarray:
 
 
 def _one(b: Builder, inputs: list[str]) -> tuple[str, int]:
+    """The one input and its floats (all of a tensor's: what an elementwise op runs over)."""
     if len(inputs) != 1:
         raise Unsupported(f"called on {len(inputs)} tensors, expected 1")
     return inputs[0], b.widths[inputs[0]]
 
 
-def feature_axis(axis: Any) -> None:
+def rows_of(b: Builder, x: str) -> tuple[int, int]:
+    """A row op's ``(steps, width)`` on ``x``: the slices along its last axis, and that axis' length."""
+    shape = b.shape(x)
+    return math.prod(shape[:-1]), shape[-1]
+
+
+def feature_axis(axis: Any, rank: int = 1) -> None:
+    """Refuse any axis but the last of a tensor of ``rank`` axes per row (Keras counts the batch as axis 0)."""
     axes = axis if isinstance(axis, (list, tuple)) else [axis]
-    if list(axes) not in ([-1], [1]):
-        raise Unsupported(f"axis {axis}; only the feature axis (-1) is supported")
+    if list(axes) not in ([-1], [rank]):
+        raise Unsupported(f"axis {axis}; only the last axis (-1) is supported")
 
 
 def per_feature(values: Any, width: int, what: str) -> np.ndarray:
@@ -163,7 +172,21 @@ def identity(layer: Any, b: Builder, inputs: list[str]) -> str:
 
 @handles("Flatten")
 def flatten(layer: Any, b: Builder, inputs: list[str]) -> str:
-    return _one(b, inputs)[0]  # rank is checked on every tensor: (batch, n) flattens to itself
+    x, width = _one(b, inputs)
+    return x if len(b.shape(x)) == 1 else b.add(Reshape, layer.name, [x], width, shape=(width,))
+
+
+@handles("Reshape")
+def reshape(layer: Any, b: Builder, inputs: list[str]) -> str:
+    x, width = _one(b, inputs)
+    target = [int(n) for n in layer.target_shape]
+    if target.count(-1) == 1:
+        known = math.prod(n for n in target if n != -1)
+        target[target.index(-1)] = width // known if known and width % known == 0 else 0
+    if math.prod(target) != width or min(target, default=0) < 1:
+        raise Unsupported(f"target shape {tuple(layer.target_shape)} does not hold the input's {width} values")
+    shape = tuple(target)
+    return x if shape == b.shape(x) else b.add(Reshape, layer.name, [x], width, shape=shape)
 
 
 def _dense_shapes(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
@@ -175,25 +198,34 @@ def dense(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
     if getattr(layer, "quantization_mode", None):
         raise Unsupported(f"quantized ({layer.quantization_mode}) kernels are not supported")
+    steps, width = rows_of(b, x)
     kernel = _numpy(layer.kernel)
     if kernel.shape[0] != width:
         raise Unsupported(f"kernel {kernel.shape} does not match {width} inputs")
     bias = _numpy(layer.bias) if layer.use_bias else None
-    return b.add(Dense, layer.name, [x], layer.units, kernel=kernel, bias=bias, activation=from_keras(layer.activation))
+    act = from_keras(layer.activation)
+    return b.add(Dense, layer.name, [x], layer.units, kernel=kernel, bias=bias, activation=act, steps=steps)
 
 
 @handles("Activation")
 def activation(layer: Any, b: Builder, inputs: list[str]) -> str:
-    x, width = _one(b, inputs)
-    act = from_keras(layer.activation)
-    return x if act.is_linear else b.add(Activate, layer.name, [x], width, activation=act)
+    x, _ = _one(b, inputs)
+    return activate(b, layer.name, x, from_keras(layer.activation))
+
+
+def activate(b: Builder, name: str, x: str, act: Activation) -> str:
+    """``act`` on ``x``: over all its values at once when elementwise, else (softmax) along its last axis."""
+    if act.is_linear:
+        return x
+    steps, width = rows_of(b, x) if act.is_vector else (1, b.widths[x])
+    return b.add(Activate, name, [x], width, activation=act, steps=steps)
 
 
 @handles("Softmax")
 def softmax(layer: Any, b: Builder, inputs: list[str]) -> str:
-    x, width = _one(b, inputs)
-    feature_axis(layer.axis)
-    return b.add(Activate, layer.name, [x], width, activation=Activation("softmax"))
+    x, _ = _one(b, inputs)
+    feature_axis(layer.axis, len(b.shape(x)))
+    return activate(b, layer.name, x, Activation("softmax"))
 
 
 @handles("ReLU")
@@ -227,7 +259,10 @@ def _prelu_shapes(config: dict[str, Any], width: int | None, names: tuple[str, .
 @handles("PReLU", variables=("alpha",), shapes=_prelu_shapes)
 def prelu(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
-    alpha = per_feature(_numpy(layer.alpha), width, "alpha")
+    alpha = _numpy(layer.alpha)
+    if alpha.size not in (1, width):  # shared axes: one slope for each of their slices
+        alpha = np.broadcast_to(alpha.reshape(alpha.shape[-len(b.shape(x)) :]), b.shape(x))
+    alpha = per_feature(alpha, width, "alpha")
     return b.add(PReLU, layer.name, [x], width, alpha=alpha)
 
 
@@ -242,44 +277,49 @@ def _batch_normalization_shapes(config: dict[str, Any], width: int | None, names
     shapes=_batch_normalization_shapes,
 )
 def batch_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
-    x, width = _one(b, inputs)
-    feature_axis(layer.axis)
+    x, _ = _one(b, inputs)
+    feature_axis(layer.axis, len(b.shape(x)))
+    steps, width = rows_of(b, x)
     mean = _numpy(layer.moving_mean)
     variance = _numpy(layer.moving_variance)
     gamma = _numpy(layer.gamma) if layer.scale else np.ones(width)
     beta = _numpy(layer.beta) if layer.center else np.zeros(width)
     scale = gamma / np.sqrt(variance + layer.epsilon)
-    return b.add(Affine, layer.name, [x], width, scale=scale, shift=beta - mean * scale)
+    return b.add(Affine, layer.name, [x], width, scale=scale, shift=beta - mean * scale, steps=steps)
 
 
 @handles("Rescaling")
 def rescaling(layer: Any, b: Builder, inputs: list[str]) -> str:
-    x, width = _one(b, inputs)
+    x, _ = _one(b, inputs)
+    steps, width = rows_of(b, x)  # one value per feature of the last axis, or one for all
     scale = per_feature(layer.scale, width, "scale")
     offset = per_feature(layer.offset, width, "offset")
-    return b.add(Affine, layer.name, [x], width, scale=scale, shift=offset)
+    return b.add(Affine, layer.name, [x], width, scale=scale, shift=offset, steps=steps)
 
 
 @handles("Normalization")
 def normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
     import keras
 
-    x, width = _one(b, inputs)
-    if layer.axis not in ((-1,), (1,), -1, 1, None):
-        raise Unsupported(f"axis {layer.axis}; only the feature axis (-1) is supported")
+    x, _ = _one(b, inputs)
+    rank = len(b.shape(x))
+    if layer.axis not in ((-1,), (rank,), -1, rank, None) or (layer.axis is None and rank > 1):
+        raise Unsupported(f"axis {layer.axis}; only the last axis (-1) is supported")
+    steps, width = rows_of(b, x)
     mean = per_feature(_numpy(layer.mean), width, "mean")
     std = np.maximum(np.sqrt(per_feature(_numpy(layer.variance), width, "variance")), keras.backend.epsilon())
     if getattr(layer, "invert", False):
-        return b.add(Affine, layer.name, [x], width, scale=std, shift=mean)
-    return b.add(Affine, layer.name, [x], width, scale=1.0 / std, shift=-mean / std)
+        return b.add(Affine, layer.name, [x], width, scale=std, shift=mean, steps=steps)
+    return b.add(Affine, layer.name, [x], width, scale=1.0 / std, shift=-mean / std, steps=steps)
 
 
 def merge_values(b: Builder, name: str, kind: str, inputs: list[str]) -> str:
-    """An elementwise merge of equally wide values (merge layers and operation nodes alike)."""
-    widths = {b.widths[v] for v in inputs}
-    if len(widths) != 1:
-        raise Unsupported(f"inputs of different widths {sorted(widths)} (broadcasting is not supported)")
-    return b.add(Merge, name, inputs, widths.pop(), kind=kind)
+    """An elementwise merge of values of one shape (merge layers and operation nodes alike)."""
+    shapes = {b.shape(v) for v in inputs}
+    if len(shapes) != 1:
+        shown = ", ".join(str(s) for s in sorted(shapes))
+        raise Unsupported(f"inputs of different shapes {shown} (broadcasting is not supported)")
+    return b.add(Merge, name, inputs, b.widths[inputs[0]], kind=kind)
 
 
 def _merge(kind: str) -> Mapping:
@@ -292,5 +332,40 @@ for _kind in ("add", "subtract", "multiply", "average", "maximum", "minimum"):
 
 @handles("Concatenate")
 def concatenate(layer: Any, b: Builder, inputs: list[str]) -> str:
-    feature_axis(layer.axis)
-    return b.add(Concatenate, layer.name, inputs, sum(b.widths[v] for v in inputs))
+    return concatenate_values(b, layer.name, inputs, layer.axis)
+
+
+def concatenate_values(b: Builder, name: str, inputs: list[str], axis: int) -> str:
+    """Values laid end to end along ``axis`` (Keras': the batch is axis 0): a ``Concatenate`` of the blocks
+    that axis and those after it make, in each slice of the axes before it."""
+    shape = b.shape(inputs[0])
+    rank = len(shape)
+    if not -rank <= axis <= rank or axis == 0:
+        raise Unsupported(f"axis {axis} of a tensor of {rank} axes per row")
+    at = axis - 1 if axis > 0 else rank + axis  # the axis among a row's
+    steps = math.prod(shape[:at])
+    width = sum(b.widths[v] for v in inputs) // steps
+    return b.add(Concatenate, name, inputs, width, axis=at - rank, steps=steps)
+
+
+def _normalized_shapes(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
+    last = config.get("axis") in (-1, [-1])  # other axes: a tensor's, not checked here (stored rows only)
+    return dict.fromkeys(names, (width if last else None,))
+
+
+@handles("LayerNormalization", variables=(("gamma", "scale"), ("beta", "center")), shapes=_normalized_shapes)
+def layer_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
+    x, _ = _one(b, inputs)
+    if getattr(layer, "rms_scaling", False):
+        raise Unsupported("rms_scaling is not supported")
+    shape = b.shape(x)
+    rank = len(shape)
+    axes = sorted(a % (rank + 1) for a in (layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]))
+    if 0 in axes or axes != list(range(axes[0], rank + 1)):
+        raise Unsupported(f"axis {layer.axis}: only the last axes of a row (-1, or -2 and -1...) are supported")
+    steps = math.prod(shape[: axes[0] - 1])
+    width = b.widths[x] // steps
+    trailing = shape[axes[0] - 1 :]
+    scale = np.broadcast_to(_numpy(layer.gamma), trailing) if layer.scale else np.ones(trailing)
+    bias = np.broadcast_to(_numpy(layer.beta), trailing) if layer.center else np.zeros(trailing)
+    return b.add(LayerNorm, layer.name, [x], width, scale=scale, bias=bias, epsilon=float(layer.epsilon), steps=steps)

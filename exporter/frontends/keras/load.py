@@ -27,7 +27,7 @@ from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.quiet import brief, quiet_stderr
 from exporter.frontends.keras.screen import read_stored_config, refused_from_config, stored_layers
 from exporter.frontends.keras.stored import NotStored, walk_stored
-from exporter.frontends.keras.walk import walk_keras
+from exporter.frontends.keras.walk import tensors, walk_keras
 from exporter.frontends.lean_imports import without_optional_imports
 from exporter.frontends.loaded import LoadedModel
 
@@ -102,7 +102,7 @@ def keras_reference(model: Any) -> Any:
     as_list = isinstance(getattr(model, "_inputs_struct", None), (list, tuple))  # Model(inputs=[x], ...)
 
     def reference(x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
-        rows: Any = np.asarray(x, dtype=np.float32)
+        rows: Any = tensors(np.asarray(x, dtype=np.float32), model.inputs[0].shape)
         if noise is not None:
             noise = np.asarray(noise, dtype=np.float32)
             rows = [rows, noise] if len(model.inputs) == 2 else np.concatenate([rows, noise], axis=1)
@@ -110,7 +110,8 @@ def keras_reference(model: Any) -> Any:
             out = model([rows] if as_list and not isinstance(rows, list) else rows, training=False)
         if isinstance(out, (list, tuple)):
             (out,) = out
-        return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+        out = np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+        return out.reshape(len(out), -1)  # a tensor, flat as the C writes it
 
     return reference
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.layers import layer_mapping
 from exporter.frontends.keras.operations import Tensor, is_operation, map_operation
 from exporter.ir import Graph
-from exporter.ir.ops import Concatenate
+from exporter.ir.layout import Concatenate
 
 # What to tell a user whose layer has no mapping, by family of class names.
 REFUSALS = {
     "Lambda": "runs arbitrary Python code, which cannot be translated to C",
+    "ConvLSTM": "convolutional recurrent layers (ConvLSTM) are not supported",
     "Conv": "convolutions are not supported (the exporter handles 1-D feature vectors)",
     "Pooling": "pooling is not supported (the exporter handles 1-D feature vectors)",
     "LSTM": "recurrent layers are not supported",
@@ -43,9 +47,20 @@ def _is_builtin(layer: Any) -> bool:
 
 
 def _rank_problem(shape: Any) -> str | None:
-    if len(shape) != 2 or shape[-1] is None:
-        return f"tensor shape {tuple(shape)}: only (batch, features) tensors are supported"
+    if len(shape) < 2 or any(n is None for n in shape[1:]):
+        fixed = "only (batch, features) tensors, or (batch, d1, d2...) of fixed sizes, are supported"
+        return f"tensor shape {tuple(shape)}: {fixed}"
     return None
+
+
+def row_shape(shape: Any) -> tuple[int, ...]:
+    """A Keras tensor's shape per row (without the batch axis; an unknown axis counts as 1 for messages)."""
+    return tuple(int(n or 1) for n in shape[1:]) or (1,)
+
+
+def tensors(rows: np.ndarray, shape: Any) -> np.ndarray:
+    """Flat rows (as the C takes them) as the batch of tensors of ``shape`` a Keras input takes."""
+    return rows.reshape((len(rows), *row_shape(shape))) if len(shape) > 2 else rows
 
 
 @dataclass(frozen=True)
@@ -73,25 +88,26 @@ class KerasWalker:
         if is_model(layer):
             return self.walk(layer, inputs)
         cls = type(layer).__name__
-        width = int(out_shapes[0][-1] or 1) if out_shapes else 1
+        width = math.prod(row_shape(out_shapes[0])) if out_shapes else 1
         problems = [p for p in map(_rank_problem, out_shapes) if p]
         if len(out_shapes) != 1:
             problems.append(f"{len(out_shapes)} outputs; layers with one output are supported")
         mapping = layer_mapping(cls, _is_builtin(layer))
         if mapping is None:
             problems.insert(0, refusal_reason(cls, _is_builtin(layer)))
+        shape = row_shape(out_shapes[0]) if out_shapes else None
         if problems:
-            return [self.b.refuse(layer.name, cls, "; ".join(problems), width, tuple(inputs))]
+            return [self.b.refuse(layer.name, cls, "; ".join(problems), width, tuple(inputs), shape=shape)]
         try:
             return [mapping(layer, self.b, inputs)]
         except Unsupported as err:
-            return [self.b.refuse(layer.name, cls, str(err), width, tuple(inputs))]
+            return [self.b.refuse(layer.name, cls, str(err), width, tuple(inputs), shape=shape)]
 
     def operation(self, node: Any, values: dict[int, str], inputs: list[str], out_shapes: list[Any]) -> list[str]:
         """An operation node (``x + x_``, ``keras.ops.tanh``...): mapped from its call arguments."""
         op = node.operation
         cls = type(op).__name__
-        width = int(out_shapes[0][-1] or 1) if out_shapes else 1
+        width = math.prod(row_shape(out_shapes[0])) if out_shapes else 1
         problems = [p for p in map(_rank_problem, out_shapes) if p]
         if len(out_shapes) != 1:
             problems.append(f"{len(out_shapes)} outputs; operations with one output are supported")
@@ -101,7 +117,8 @@ class KerasWalker:
             args = _with_tensors(tuple(node.arguments.args), values)
             return [map_operation(op, self.b, args, _with_tensors(dict(node.arguments.kwargs), values))]
         except Unsupported as err:
-            return [self.b.refuse(op.name, cls, str(err), width, tuple(inputs), kind="operation")]
+            shape = row_shape(out_shapes[0]) if out_shapes else None
+            return [self.b.refuse(op.name, cls, str(err), width, tuple(inputs), kind="operation", shape=shape)]
 
     def walk(self, model: Any, inputs: list[str]) -> list[str]:
         graph = getattr(model, "_functional", None) or model
@@ -197,7 +214,15 @@ def walk_keras(model: Any, source: str, noise: int = 0) -> Walked:
         problem = _rank_problem(shape)
         if problem:
             b.refuse(model.name, "InputLayer", problem, 1)
-    x, r, feeds = generator_inputs(b, model, [int(t.shape[-1] or 1) for t in model.inputs], noise)
+    shapes = [row_shape(t.shape) for t in model.inputs]
+    if len(shapes) == 1 and len(shapes[0]) > 1 and not noise:  # a tensor: one input, no noise
+        x, r = b.value(math.prod(shapes[0]), shapes[0]), None
+        feeds = [x]
+    else:
+        if any(len(shape) > 1 for shape in shapes):
+            reason = "a model of several inputs or a generator takes rows (batch, features), not tensors"
+            b.refuse(model.name, "InputLayer", reason, 1)
+        x, r, feeds = generator_inputs(b, model, [math.prod(shape) for shape in shapes], noise)
     outputs = walker.walk(model, feeds)
     joined = feeds[0] if r is not None and len(feeds) == 1 else None
     return Walked(b, x, outputs[0], walker.origins, r, joined)
