@@ -73,6 +73,11 @@ def bitset(categories: np.ndarray, budget: list[int]) -> np.ndarray:
     return words
 
 
+def set_budget() -> list[int]:
+    """What ``bitset`` and ``taken`` draw on while one model file is read: ``MAX_SET_WORDS`` words in all."""
+    return [MAX_SET_WORDS]
+
+
 def taken(words: int, budget: list[int]) -> None:
     """``words`` more of the model's bitset words, refused past ``MAX_SET_WORDS`` in all."""
     budget[0] -= words

@@ -28,7 +28,7 @@ import itertools
 import numpy as np
 
 from exporter.frontends.builder import Unsupported
-from exporter.frontends.trees.ensemble import MAX_SET_WORDS, Ensemble, Tree, checked, file_tree, taken
+from exporter.frontends.trees.ensemble import Ensemble, Tree, checked, file_tree, set_budget, taken
 from exporter.frontends.trees.xgboost_model import FileError
 from exporter.ir.trees import MAX_CATEGORY
 
@@ -180,7 +180,7 @@ def read_lightgbm(text: str) -> tuple[Ensemble, int, str]:
     if not blocks or len(blocks) % n_class:
         raise FileError(f"{len(blocks)} trees, not a (non-zero) multiple of {n_class} per iteration")
     link, scale = _link(header.get("objective", ""), n_class)
-    budget = [MAX_SET_WORDS]
+    budget = set_budget()
     trees = [_tree(_fields(block), t, budget) for t, block in enumerate(blocks)]
     ensemble = Ensemble(trees, [t % n_class for t in range(len(trees))], np.zeros(n_class), link, scale)
     if "average_output" in header:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Unsupported
-from exporter.frontends.trees.ensemble import MAX_SET_WORDS, Ensemble, Tree, bitset, checked, file_tree
+from exporter.frontends.trees.ensemble import Ensemble, Tree, bitset, checked, file_tree, set_budget
 
 # objective: (the link of its predict, how base_score becomes the margin)
 OBJECTIVES = {
@@ -183,7 +183,7 @@ def read_xgboost(doc: Any) -> tuple[Ensemble, int, str]:
     if np.any((groups < 0) | (groups >= n_groups)):
         raise FileError(f"tree_info names output groups outside 0..{n_groups - 1}")
     link, base = OBJECTIVES[objective]
-    budget = [MAX_SET_WORDS]
+    budget = set_budget()
     read = [_tree(tree, t, 1, budget) for t, tree in enumerate(trees)]
     if name == "dart":
         weights = _array(booster, "weight_drop", len(trees), "gradient_booster").astype(np.float32)
