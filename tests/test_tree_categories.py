@@ -106,6 +106,11 @@ def test_every_layout_gives_the_library_s_bits(tmp_path, monkeypatch):
         for layout in CAPS:
             parts.append(export_chain(path, name=f"{name}_{layout}", trees=layout))
             calls.append(predict)
+    ubj = tmp_path / "xgb_partition.ubj"  # UBJSON's typed integer arrays hold the same categories
+    xgboost.Booster(model_file=str(tmp_path / "xgb_partition.json")).save_model(ubj)
+    assert export_chain(ubj, name="xgb_partition_walk", trees="walk").source.c.split("*/", 1)[1] == next(
+        ex.source.c.split("*/", 1)[1] for ex in parts if ex.symbol == "xgb_partition_walk"
+    )
     ops = [ex.chain.net.ops[0] for ex in parts]
     assert all(op.categorical for op in ops) and all("categorical splits" in op.describe() for op in ops)
     sizes = {int(n) for op in ops for n in np.diff(op.category_at)}
