@@ -205,21 +205,9 @@ def _refused(path, fragment: str) -> None:
 
 def test_refused_by_name(tmp_path):
     x, raw = data()
-    cats = x.copy()
-    cats[:, 3] = np.random.default_rng(0).integers(0, 6, len(x))
     linear = lightgbm.train({"linear_tree": True, "verbose": -1}, lightgbm.Dataset(x, raw), 2)
     linear.save_model(tmp_path / "linear.txt")
     _refused(tmp_path / "linear.txt", "linear tree")
-    categorical = lightgbm.train({"verbose": -1, "min_data_per_group": 5, "cat_smooth": 1}, lightgbm.Dataset(
-        cats, (cats[:, 3] % 2) + raw, categorical_feature=[3]), 3)  # fmt: skip
-    categorical.save_model(tmp_path / "cats.txt")
-    _refused(tmp_path / "cats.txt", "categorical split")
-    import pandas as pd
-
-    frame = pd.DataFrame(cats).astype({3: int}).astype({3: "category"})
-    matrix = xgboost.DMatrix(frame, label=(cats[:, 3] % 2) + raw, enable_categorical=True)
-    xgboost.train({"max_depth": 2}, matrix, 2).save_model(tmp_path / "cats.json")
-    _refused(tmp_path / "cats.json", "categorical split")
     xgboost.train({"booster": "gblinear"}, xgboost.DMatrix(x, label=raw), 2).save_model(tmp_path / "linear.json")
     _refused(tmp_path / "linear.json", "booster 'gblinear'")
     xgboost.train({"objective": "rank:pairwise"}, xgboost.DMatrix(x, label=raw > 0), 2).save_model(tmp_path / "r.json")

@@ -20,6 +20,11 @@ in each). They differ in how a row finds its leaves (docs/trees.md has the measu
   per feature, the nodes whose test fails (those with thresholds below the value, in sorted order) clear
   the bits of the leaves on their left; each tree's leaf is its lowest bit left. Trees of at most 64 leaves.
 
+Categorical splits (a set of categories instead of a threshold) are in every layout: ``walk`` and ``branches``
+test the set where the node is; ``complete`` decides each distinct test once per row and ranks it as one
+more feature (right: rank 1 above the node's 0); ``bitvector`` runs its categorical nodes after the sorted
+thresholds, each clearing its left leaves when the row goes right.
+
 ``auto`` picks one by the rule of ``choose``; a layout named with ``--trees`` is used if it applies and
 fits its cap, else refused with the reason and the layouts that would fit.
 """
@@ -31,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from exporter.backend.tree_arrays import Shape, bitvector_arrays, category_tests, complete_arrays, node_shift
 from exporter.common.errors import ExportError
 from exporter.ir import Graph
 from exporter.ir.trees import TreeEnsemble
@@ -40,8 +46,7 @@ CAPS = {"walk": 64 * MiB, "branches": 4 * MiB, "complete": 64 * MiB, "bitvector"
 """The largest C of one ensemble each layout writes, in bytes (estimated before it is written). 64 MiB holds
 Lamarr's largest trees (20 of depth 15, full: about 40 MiB walked) and compiles in seconds, being arrays;
 the branches' code compiles at 2-6 s per MiB at -O3 (docs/trees.md), so 4 MiB bounds it by about 25 s."""
-GROUP = 8  # trees the complete layout walks at once: enough independent loads to hide the caches' latency
-BITVECTOR_STACK = 32 * 1024  # bytes of the bitvector layout's words on the stack (one per tree), at most
+BITVECTOR_STACK = 32 * 1024  # bytes of words on the stack (bitvector: one per tree; complete: per categorical test)
 # The thresholds of ``choose`` (docs/trees.md has the measurements they come from).
 AUTO_BRANCHES_NODES = 1000  # branches for ensembles of at most this many nodes
 AUTO_COMPLETE_PADDING = 2.0  # complete while its slots (trees x 2^depth) are at most twice the nodes
@@ -50,97 +55,11 @@ AUTO_BRANCHES = 2 * MiB  # branches for the rest up to this much code (compiled 
 
 
 @dataclass
-class Shape:
-    """Every node of an ensemble by tree, level and path: what the layouts and the rule are computed from.
-    ``node`` is an internal node or ``~leaf``, ``path`` its branch bits from the root (1: right)."""
-
-    tree: np.ndarray
-    node: np.ndarray
-    level: np.ndarray
-    path: np.ndarray
-
-    @classmethod
-    def of(cls, op: TreeEnsemble) -> Shape:
-        """Level by level from the roots, all trees at once."""
-        tree, node = np.arange(op.n_trees), op.roots.astype(np.int64)
-        level, path = np.zeros(op.n_trees, np.int64), np.zeros(op.n_trees, np.int64)
-        parts = []
-        while tree.size:
-            parts.append((tree, node, level, path))
-            inner = node >= 0
-            tree, level, path, node = tree[inner], level[inner] + 1, path[inner], node[inner]
-            tree, level = np.repeat(tree, 2), np.repeat(level, 2)
-            path = (np.repeat(path, 2) << 1) + np.tile([0, 1], node.size)
-            node = op.children[np.repeat(2 * node, 2) + np.tile([0, 1], node.size)].astype(np.int64)
-        return cls(*(np.concatenate(column) for column in zip(*parts, strict=True)))
-
-    @property
-    def is_leaf(self) -> np.ndarray:
-        return self.node < 0
-
-    def leaves_per_tree(self, n_trees: int) -> np.ndarray:
-        return np.bincount(self.tree[self.is_leaf], minlength=n_trees)
-
-
-@dataclass
 class Branches:
     """Per tree, its statements in order: ``("if", node)`` jumps to label ``node`` when the row goes right,
     ``("at", node)`` is that label, ``("leaf", k)`` returns leaf ``k`` (the left subtree is the fall-through)."""
 
     trees: list[list[tuple[str, int]]]
-
-
-@dataclass
-class Complete:
-    """The complete layout's arrays: ``cuts`` (each feature's thresholds, ascending, from ``cut_at[f]``), the
-    nodes (``rank << shift | feature``, ``feature + n_features`` where NaN goes left), the leaf slots' values."""
-
-    depth: int
-    n_features: int
-    shift: int
-    cuts: np.ndarray
-    cut_at: np.ndarray
-    nodes: np.ndarray
-    slots: np.ndarray
-    group: int = GROUP
-
-    @property
-    def per_tree(self) -> int:
-        return (1 << self.depth) - 1
-
-
-@dataclass
-class Bitvector:
-    """QuickScorer's arrays: per feature from ``at[f]`` its nodes by ascending threshold, each with its tree,
-    the mask of the leaves it keeps when its test fails, and whether NaN goes left; the leaves, in bit order."""
-
-    bits: int  # 32 or 64: the word per tree
-    n_features: int
-    at: np.ndarray
-    threshold: np.ndarray
-    tree: np.ndarray
-    mask: np.ndarray
-    missing_left: np.ndarray
-    first_leaf: np.ndarray  # per tree, where its leaves start in ``leaves``
-    leaves: np.ndarray  # the leaves' values, tree by tree, left to right
-
-    @property
-    def debruijn(self) -> int:
-        """A de Bruijn sequence of the word's width: its top bits, times a single bit, are all different."""
-        return 0x03F79D71B4CB0A89 if self.bits == 64 else 0x077CB531
-
-    @property
-    def top(self) -> int:
-        """The shift that leaves a word's top log2(bits) bits."""
-        return self.bits - (self.bits.bit_length() - 1)
-
-    @property
-    def debruijn_table(self) -> np.ndarray:
-        """The index of the lowest bit of a word, by the top bits of that bit times ``debruijn``."""
-        table = np.zeros(self.bits, np.int64)
-        for k in range(self.bits):
-            table[((self.debruijn << k) & ((1 << self.bits) - 1)) >> self.top] = k
-        return table
 
 
 @dataclass
@@ -154,48 +73,6 @@ class LaidOut(TreeEnsemble):
 
     def describe(self) -> str:
         return f"{super().describe()}; {self.layout} layout ({self.why})"
-
-
-def _complete(op: TreeEnsemble, shape: Shape) -> Complete:
-    depth = int(shape.level.max())
-    per_tree = (1 << depth) - 1
-    n_features = int(op.feature.max(initial=0)) + 1
-    shift = _shift(n_features)
-    inner = ~shape.is_leaf
-    nodes = shape.node[inner]
-    feature = op.feature[nodes].astype(np.int64)
-    keys = (feature << 32) | _ordered(op.threshold[nodes])
-    unique = np.unique(keys)
-    cut_at = np.searchsorted(unique >> 32, np.arange(n_features + 1))
-    rank = np.searchsorted(unique, keys) - cut_at[feature]  # thresholds of its feature below its own
-    cuts = (unique & 0xFFFFFFFF).astype(np.uint32)
-    cuts = np.where(cuts >= 1 << 31, cuts ^ (1 << 31), ~cuts).astype(np.uint32).view(np.float32)
-    word = np.zeros(op.n_trees * per_tree, np.int64)
-    slot = shape.tree[inner] * per_tree + (1 << shape.level[inner]) - 1 + shape.path[inner]
-    word[slot] = (rank << shift) | (feature + n_features * op.missing_left[nodes].astype(np.int64))
-    leaves = shape.is_leaf
-    below = depth - shape.level[leaves]
-    first = shape.tree[leaves] * (per_tree + 1) + (shape.path[leaves] << below)
-    leaf_of = np.zeros(op.n_trees * (per_tree + 1), np.int64)
-    leaf_of[np.repeat(first, 1 << below) + _ramps(1 << below)] = np.repeat(~shape.node[leaves], 1 << below)
-    return Complete(depth, n_features, shift, cuts, cut_at, word.astype(np.uint32), op.leaf_values[leaf_of])
-
-
-def _shift(n_features: int) -> int:
-    """The bits of a complete node's word that hold its feature (and whether NaN goes left there)."""
-    return max(1, (2 * n_features - 1).bit_length())
-
-
-def _ordered(threshold: np.ndarray) -> np.ndarray:
-    """Float32 values as integers in the same order (negative values' bits flipped, positive ones' sign set)."""
-    bits = np.ascontiguousarray(threshold, dtype=np.float32).view(np.uint32).astype(np.int64)
-    return np.where(bits >= 1 << 31, ~bits & 0xFFFFFFFF, bits | (1 << 31))
-
-
-def _ramps(lengths: np.ndarray) -> np.ndarray:
-    """0, 1, ..., n - 1 for each n of ``lengths``, concatenated."""
-    total = int(lengths.sum())
-    return np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
 def _branches(op: TreeEnsemble) -> Branches:
@@ -216,49 +93,6 @@ def _branches(op: TreeEnsemble) -> Branches:
     return Branches(trees)
 
 
-def _bitvector(op: TreeEnsemble, max_leaves: int) -> Bitvector:
-    bits = 32 if max_leaves <= 32 else 64
-    spans: list[tuple[int, int, int, int]] = []  # node, its tree, the first and end leaf of its left subtree
-    order: list[int] = []  # every leaf, tree by tree, left to right (whatever their numbering)
-    first_leaf = []
-    for t, root in enumerate(op.roots.tolist()):
-        first_leaf.append(len(order))
-        _visit(op, root, t, order, spans)
-    spans.sort(key=lambda s: (int(op.feature[s[0]]), float(op.threshold[s[0]])))
-    node, tree, lo, end = (
-        np.asarray(c, dtype=np.int64).reshape(-1) for c in (zip(*spans, strict=True) if spans else [()] * 4)
-    )
-    first = np.asarray(first_leaf, dtype=np.int64)
-    lo, end = lo - first[tree], end - first[tree]
-    width = (end - lo).astype(np.uint64)
-    left = ((np.uint64(1) << width) - np.uint64(1)) << lo.astype(
-        np.uint64
-    )  # 64 leaves on the left: never, it has 1+ right
-    n_features = int(op.feature.max(initial=0)) + 1
-    return Bitvector(
-        bits,
-        n_features,
-        np.searchsorted(op.feature[node], np.arange(n_features + 1)),
-        op.threshold[node],
-        tree,
-        ~left & np.uint64((1 << bits) - 1),
-        op.missing_left[node],
-        first,
-        op.leaf_values[np.asarray(order, dtype=np.int64)],
-    )
-
-
-def _visit(op: TreeEnsemble, n: int, tree: int, order: list[int], spans: list[tuple[int, int, int, int]]) -> None:
-    """Leaves of node ``n``'s subtree onto ``order``, left to right; per internal node its left subtree's leaves."""
-    if n < 0:
-        order.append(~n)
-        return
-    lo = len(order)
-    _visit(op, int(op.children[2 * n]), tree, order, spans)
-    spans.append((n, tree, lo, len(order)))
-    _visit(op, int(op.children[2 * n + 1]), tree, order, spans)
-
-
 def _digits(n: int) -> int:
     return len(str(max(n, 1)))
 
@@ -266,7 +100,7 @@ def _digits(n: int) -> int:
 def estimated_bytes(op: TreeEnsemble, shape: Shape, layout: str) -> int:
     """About how many bytes of C ``layout`` writes for ``op`` (the literals and their separators): what the
     caps are checked against, before anything is written."""
-    leaf = 25 * op.leaf_values.size  # a double literal
+    leaf = 25 * op.leaf_values.size + 13 * op.category_words.size  # a double literal; a set's word
     internal, trees = op.n_internal, op.n_trees
     if layout == "walk":  # feature, threshold, two children, the NaN flag
         return internal * (4 + 17 + 2 * (_digits(internal) + 2) + 3) + leaf
@@ -284,11 +118,15 @@ def _applies(layout: str, op: TreeEnsemble, shape: Shape) -> str | None:
         return "nodes that count a band around zero as missing (LightGBM's zero_as_missing) need a test of their own"
     if layout == "complete":
         depth = int(shape.level.max())
-        rank_bits = 32 - _shift(int(op.feature.max(initial=0)) + 1)
+        n_features = int(op.feature.max(initial=0)) + 1
+        n_tests = category_tests(op, np.flatnonzero(op.category_set >= 0))[0].size
+        rank_bits = 32 - node_shift(n_features, n_tests)
         if depth > 40:
             return f"depth {depth}: a complete tree of it has 2^{depth} leaves"
         if op.n_internal >= 1 << rank_bits:
             return f"{op.n_internal:,} nodes on that many features do not fit a node's 32-bit word"
+        if 4 * n_tests > BITVECTOR_STACK:
+            return f"{n_tests:,} categorical tests: one word each on the stack is over {BITVECTOR_STACK // 1024} KiB"
     if layout == "bitvector":
         most = int(shape.leaves_per_tree(op.n_trees).max())
         if most > 64:
@@ -348,8 +186,8 @@ def lay_out(op: TreeEnsemble, choice: str) -> LaidOut:
             else "no layout fits it (fewer or shallower trees would)"
         )
         raise ExportError(f"{op.name}: the {layout} layout cannot write {op.describe()}: {reason}; {hint}")
-    code = {"walk": lambda: None, "branches": lambda: _branches(op), "complete": lambda: _complete(op, shape)}
-    code["bitvector"] = lambda: _bitvector(op, int(shape.leaves_per_tree(op.n_trees).max()))
+    code = {"walk": lambda: None, "branches": lambda: _branches(op), "complete": lambda: complete_arrays(op, shape)}
+    code["bitvector"] = lambda: bitvector_arrays(op, int(shape.leaves_per_tree(op.n_trees).max()))
     values = {f.name: getattr(op, f.name) for f in fields(op) if f.name not in ("layout", "why", "code")}
     return LaidOut(**values, layout=layout, why=why, code=code[layout]())
 

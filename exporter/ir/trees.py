@@ -14,6 +14,14 @@ fitted one, which gives the same answer for every float32 ``x``), or when ``x`` 
 ``missing_left`` is set for the node; at the nodes ``zero_missing`` flags, values within
 ``zero_band`` of zero count as missing too (LightGBM's zero-as-missing splits). Internal nodes
 are numbered across all trees; a child index ``c < 0`` is the leaf ``~c``.
+
+A categorical split (``category_set[node] >= 0``; XGBoost's and LightGBM's) tests set membership instead:
+it sends a row left when ``(float)x`` is a category listed in its set, or is NaN and ``missing_left`` is set;
+every other value goes right. A value ``v >= category_min`` is the category ``(int32)v`` (truncated toward
+zero: LightGBM reads -0.5 as category 0, XGBoost calls every negative value no category, hence the
+threshold); below it, or NaN, it is no category. A set is a bitset of 32-bit words (bit ``c % 32`` of word
+``c / 32``, ``category_words[category_at[s]:category_at[s + 1]]``, at least one word): a category beyond its
+words is not listed. The threshold of a categorical node is unused (0).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import numpy as np
 
 from exporter.ir.ops import Op
 
+MAX_CATEGORY = (1 << 24) - 1  # XGBoost's largest category; the sets' words are bounded by it (2 MiB a set)
 LINKS = ("identity", "exp", "logistic", "sigmoid", "softmax")
 PRECISIONS = ("double", "float")
 
@@ -62,6 +71,10 @@ class TreeEnsemble(Op):
     precision: str = "double"  # of the sums and the link: "float" as XGBoost computes them
     zero_missing: np.ndarray | None = None  # uint8, per internal node: |x| <= zero_band counts as missing there
     zero_band: float = 0.0  # a float32 value
+    category_set: np.ndarray | None = None  # int32, per internal node: -1 a threshold, else the set it tests
+    category_words: np.ndarray | None = None  # uint32: every set's bitset, set after set
+    category_at: np.ndarray | None = None  # int32, per set + 1: where its words start
+    category_min: float = 0.0  # a float32: the least value that is a category (its truncation)
 
     template: ClassVar[str] = "trees"
 
@@ -77,6 +90,7 @@ class TreeEnsemble(Op):
         n = self.feature.size
         zero = np.zeros(n) if self.zero_missing is None else self.zero_missing
         self.zero_missing = np.ascontiguousarray(zero, dtype=np.uint8).reshape(-1)
+        self._category_arrays(n)
         if self.link not in LINKS or self.precision not in PRECISIONS:
             raise ValueError(f"unknown link {self.link!r} or precision {self.precision!r}")
         if self.zero_missing.size != n or not 0.0 <= self.zero_band == float(np.float32(self.zero_band)):
@@ -94,6 +108,24 @@ class TreeEnsemble(Op):
         expected = 2 if self.link == "logistic" else self.n_raw
         if (self.link in ("logistic", "sigmoid") and self.n_raw != 1) or self.width != expected:
             raise ValueError(f"{self.link} of {self.n_raw} sums does not give {self.width} outputs")
+
+    def _category_arrays(self, n: int) -> None:
+        """The categorical arrays as their types (none: no node is categorical), checked against each other."""
+        sets = np.full(n, -1) if self.category_set is None else self.category_set
+        self.category_set = np.ascontiguousarray(sets, dtype=np.int32).reshape(-1)
+        words = np.zeros(0) if self.category_words is None else self.category_words
+        self.category_words = np.ascontiguousarray(words, dtype=np.uint32).reshape(-1)
+        at = np.zeros(1) if self.category_at is None else self.category_at
+        self.category_at = np.ascontiguousarray(at, dtype=np.int32).reshape(-1)
+        n_sets, sizes = self.category_at.size - 1, np.diff(self.category_at)
+        if self.category_set.size != n or np.any(self.category_set >= n_sets) or np.any(self.category_set < -1):
+            raise ValueError("category_set needs one set (or -1) per internal node, of the sets category_at holds")
+        if self.category_at[0] != 0 or self.category_at[-1] != self.category_words.size or np.any(sizes < 1):
+            raise ValueError("category_at must cut category_words into sets of one word or more")
+        if np.any(sizes > (MAX_CATEGORY + 32) // 32) or self.category_min != float(np.float32(self.category_min)):
+            raise ValueError(f"a set beyond category {MAX_CATEGORY}, or a category_min that is not a float32")
+        if np.any(self.zero_missing[self.category_set >= 0]):
+            raise ValueError("a categorical split cannot count a band around zero as missing")
 
     @property
     def n_trees(self) -> int:
@@ -135,6 +167,15 @@ class TreeEnsemble(Op):
         return bool(self.zero_band > 0.0 and self.zero_missing.any())
 
     @property
+    def categorical(self) -> bool:
+        """Some node tests a set of categories: the C carries the sets and a membership test."""
+        return bool(np.any(self.category_set >= 0))
+
+    @property
+    def n_sets(self) -> int:
+        return int(self.category_at.size - 1)
+
+    @property
     def offset_free(self) -> bool:
         """Every tree adds from the first accumulator on (forests, one output): no offsets array needed."""
         return not self.offsets.any()
@@ -142,8 +183,11 @@ class TreeEnsemble(Op):
     def describe(self) -> str:
         link = "" if self.link == "identity" else f", {self.link}"
         mean = f", mean of {self.n_trees}" if self.divisor != 1.0 else ""
+        n_cat = int(np.count_nonzero(self.category_set >= 0))
+        cats = f", {n_cat:,} categorical splits" if n_cat else ""
         return (
-            f"{self.n_trees:,} trees, {self.n_nodes:,} nodes ({self.n_leaves:,} leaves), depth {self.depth}{mean}{link}"
+            f"{self.n_trees:,} trees, {self.n_nodes:,} nodes ({self.n_leaves:,} leaves{cats}), depth {self.depth}"
+            f"{mean}{link}"
         )
 
     def out_width(self, in_widths: list[int]) -> int:
@@ -157,9 +201,11 @@ class TreeEnsemble(Op):
 
     def boundary_rows(self, n_inputs: int, rng: np.random.Generator, limit: int = 2000) -> np.ndarray:
         """Rows that sit exactly on thresholds (the last value sent left and the first sent right) in
-        one feature, random elsewhere; and, when the model routes missing values, rows with NaNs."""
-        picked = rng.choice(self.n_internal, min(self.n_internal, limit), replace=False) if self.n_internal else []
-        rows = []
+        one feature, random elsewhere; every categorical split's categories and their edges (``_category_rows``);
+        and, when the model routes missing values, rows with NaNs."""
+        numeric = np.flatnonzero(self.category_set < 0)
+        picked = rng.choice(numeric, min(numeric.size, limit), replace=False) if numeric.size else []
+        rows = self._category_rows(n_inputs, rng, limit)
         for node in picked:
             t = self.threshold[node]
             for value in (t, np.nextafter(t, np.float32(np.inf))):
@@ -180,3 +226,26 @@ class TreeEnsemble(Op):
             holes[rng.random(holes.shape) < 0.3] = np.nan
             rows += [*holes, np.full(n_inputs, np.nan, dtype=np.float32)]
         return np.asarray(rows, dtype=np.float32).reshape(-1, n_inputs)
+
+    def _category_rows(self, n_inputs: int, rng: np.random.Generator, limit: int) -> list[np.ndarray]:
+        """Per categorical split (at most ``limit``), rows holding in its feature: a listed category and one not,
+        each plus a fraction (truncated to it), the edges of ``category_min``, -0, -1, the last category its
+        words hold and the first beyond, categories past any set (up to ``MAX_CATEGORY`` + 1 and 3e38), NaN."""
+        nodes = np.flatnonzero(self.category_set >= 0)
+        nodes = rng.choice(nodes, min(nodes.size, limit), replace=False) if nodes.size else nodes
+        low = np.float32(self.category_min)
+        fixed = [low, np.nextafter(low, np.float32(-np.inf)), -0.0, -1.0, MAX_CATEGORY, MAX_CATEGORY + 1, 3e38, np.nan]
+        rows = []
+        for node in nodes:
+            s = int(self.category_set[node])
+            words = self.category_words[self.category_at[s] : self.category_at[s + 1]]
+            bits = np.unpackbits(words.astype("<u4").view(np.uint8), bitorder="little").astype(bool)
+            listed, unlisted = np.flatnonzero(bits), np.flatnonzero(~bits)
+            picks = [rng.choice(c, min(c.size, 3), replace=False) for c in (listed, unlisted) if c.size]
+            values = np.concatenate([*picks, bits.size - 1 + np.arange(2)]).astype(np.float32)
+            below_next = np.nextafter(values + np.float32(1), np.float32(0))  # the largest float truncated to it
+            values = np.concatenate([values, values + np.float32(0.5), below_next, fixed])
+            row = rng.standard_normal((values.size, n_inputs)).astype(np.float32)
+            row[:, self.feature[node]] = values
+            rows += list(row)
+        return rows

@@ -49,7 +49,12 @@ def tree_problem(tree: object, n_features: int, sklearn_leaves: bool) -> str | N
     bad = (feature < 0) | (feature >= n_features)
     if np.any(bad):
         return f"node {_first(bad, parents)} splits on feature {int(feature[bad][0])}, but the model has {n_features}"
-    nan = np.isnan(np.asarray(tree.threshold, dtype=np.float64)[~is_leaf])  # type: ignore[attr-defined]
+    category = getattr(tree, "category", None)
+    category = np.full(n, -1) if category is None else np.asarray(category)
+    bad = ~is_leaf & ((category < -1) | (category >= len(getattr(tree, "sets", []))))
+    if np.any(bad):
+        return f"node {_first(bad[~is_leaf], parents)} tests category set {int(category[bad][0])}, which is not there"
+    nan = np.isnan(np.asarray(tree.threshold, dtype=np.float64)[~is_leaf]) & (category[~is_leaf] < 0)  # type: ignore[attr-defined]
     if np.any(nan):
         return f"node {_first(nan, parents)} has the threshold NaN"
     return None

@@ -7,7 +7,9 @@ across all trees and makes the op, so nothing of the backend knows where a tree 
 
 A ``Tree``'s ``threshold`` is the float64 ``t`` of the decision "left when ``x <= t``" (the C compares
 float32 ``x`` with the largest float32 not above it, ``float32_floor``): a reader whose library
-decides otherwise (XGBoost's ``x < s`` in float32) states its decision in that form.
+decides otherwise (XGBoost's ``x < s`` in float32) states its decision in that form. A categorical split
+(``category``) lists the categories it sends left as a bitset (``bitset``); a reader whose library sends
+them right (XGBoost) swaps the node's children.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import numpy as np
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.trees.checks import tree_depth, tree_problem
 from exporter.ir import Graph
-from exporter.ir.trees import TreeEnsemble, float32_floor
+from exporter.ir.trees import MAX_CATEGORY, TreeEnsemble, float32_floor
+
+MAX_SET_WORDS = 1 << 22  # the bitset words of all of a model's categorical splits (16 MiB): a bound on the C
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Tree:
     values: np.ndarray
     depth: int
     zero_missing: np.ndarray | None = None  # per node: a band around zero counts as missing (LightGBM)
+    category: np.ndarray | None = None  # per node: -1, or the set of ``sets`` its categorical split lists
+    sets: list[np.ndarray] = field(default_factory=list)  # uint32 bitsets: a split sends its listed ones left
 
 
 @dataclass
@@ -52,6 +58,31 @@ class Ensemble:
     missing: bool = False  # the model predicts rows with NaN (the C routes them as it does)
     n_features: int = 0  # the row the trees read: set once checked
     op_fields: dict[str, Any] = field(default_factory=dict)  # precision, zero_band: as the library computes
+
+
+def bitset(categories: np.ndarray, budget: list[int]) -> np.ndarray:
+    """The uint32 words whose bits are ``categories`` (0 to ``MAX_CATEGORY``), one word at least, taken from
+    ``budget`` (the words a model's sets may still take: a file listing one large category per split cannot
+    make gigabytes of bitsets)."""
+    categories = np.asarray(categories, dtype=np.int64)
+    if np.any((categories < 0) | (categories > MAX_CATEGORY)):
+        raise Unsupported(f"category {int(categories.max())}: categories are 0 to {MAX_CATEGORY}")
+    taken(int(categories.max(initial=0)) // 32 + 1, budget)
+    words = np.zeros(int(categories.max(initial=0)) // 32 + 1, dtype=np.uint32)
+    np.bitwise_or.at(words, categories // 32, (np.uint32(1) << (categories % 32).astype(np.uint32)))
+    return words
+
+
+def set_budget() -> list[int]:
+    """What ``bitset`` and ``taken`` draw on while one model file is read: ``MAX_SET_WORDS`` words in all."""
+    return [MAX_SET_WORDS]
+
+
+def taken(words: int, budget: list[int]) -> None:
+    """``words`` more of the model's bitset words, refused past ``MAX_SET_WORDS`` in all."""
+    budget[0] -= words
+    if budget[0] < 0:
+        raise Unsupported(f"the categorical splits' sets take over {MAX_SET_WORDS:,} words of 32 bits in all")
 
 
 def reachable_order(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) -> np.ndarray:
@@ -83,10 +114,11 @@ def file_tree(
     is_leaf: np.ndarray,
     per_node: dict[str, np.ndarray],
     values: np.ndarray,
+    sets: list[np.ndarray] | None = None,
 ) -> Tree:
     """A tree read from a file (``name``: the tree, for messages), renumbered from its root
     (``reachable_order``); ``per_node`` holds ``feature``, ``threshold``, ``missing_left`` and optionally
-    ``zero_missing``, one entry per node."""
+    ``zero_missing`` and ``category`` (an index into ``sets``), one entry per node."""
     try:
         order = reachable_order(left, right, is_leaf)
     except Unsupported as err:
@@ -106,6 +138,8 @@ def file_tree(
         values[order],
         0,
         taken.get("zero_missing"),
+        taken.get("category"),
+        sets or [],
     )
 
 
@@ -126,6 +160,7 @@ def checked(ensemble: Ensemble, n_features: int, where: str, sklearn_leaves: boo
 def flatten(ensemble: Ensemble) -> dict[str, Any]:
     """The trees' internal nodes numbered across all trees, their leaves likewise (a child ``~leaf``)."""
     roots, feature, threshold, children, missing, zero, leaves = [], [], [], [], [], [], []
+    category, sets = [], []
     n_internal = n_leaves = 0
     for tree in ensemble.trees:
         internal, leaf = np.flatnonzero(~tree.is_leaf), np.flatnonzero(tree.is_leaf)
@@ -139,6 +174,9 @@ def flatten(ensemble: Ensemble) -> dict[str, Any]:
         missing.append(tree.missing_left[internal])
         zero.append(np.zeros(internal.size) if tree.zero_missing is None else tree.zero_missing[internal])
         leaves.append(tree.values[leaf])
+        own = np.full(internal.size, -1) if tree.category is None else tree.category[internal]
+        category.append(np.where(own >= 0, own + len(sets), -1))
+        sets += tree.sets
         n_internal, n_leaves = n_internal + internal.size, n_leaves + leaf.size
     return {
         "roots": np.asarray(roots),
@@ -149,6 +187,9 @@ def flatten(ensemble: Ensemble) -> dict[str, Any]:
         "zero_missing": np.concatenate(zero),
         "leaf_values": np.concatenate(leaves),
         "offsets": np.asarray(ensemble.offsets),
+        "category_set": np.concatenate(category),
+        "category_words": np.concatenate([np.zeros(0, np.uint32), *sets]),
+        "category_at": np.cumsum([0, *(s.size for s in sets)]),
         "depth": max(t.depth for t in ensemble.trees),
     }
 

@@ -12,18 +12,28 @@ Its ``decision_type`` holds the missing type: ``None`` (NaN is read as 0), ``NaN
 default way), ``Zero`` (NaN and the band around zero go the default way). With the band read as 0
 a None or NaN split still has one cut: where the threshold lies inside the band, the cut moves to
 the band's edge on the side 0 goes; a Zero split flags the band as missing
-(``TreeEnsemble.zero_missing``). Categorical splits and linear trees are refused by name.
+(``TreeEnsemble.zero_missing``).
+
+A categorical split (``decision_type`` bit 0, from ``categorical_feature``) holds in ``threshold`` the
+index of its bitset: ``cat_threshold[cat_boundaries[i]:cat_boundaries[i + 1]]``, 32-bit words whose bits
+are the categories it sends left. LightGBM reads the double ``x`` as the category ``(int)x`` (truncated:
+-0.5 is 0); NaN, a negative category, one beyond the bitset (or beyond ``int``) go right, whatever the
+node's missing type and default side. Linear trees are refused by name.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from exporter.frontends.builder import Unsupported
-from exporter.frontends.trees.ensemble import Ensemble, Tree, checked, file_tree
+from exporter.frontends.trees.ensemble import Ensemble, Tree, checked, file_tree, set_budget, taken
 from exporter.frontends.trees.xgboost_model import FileError
+from exporter.ir.trees import MAX_CATEGORY
 
 K_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float literal held in a double)
+CATEGORY_MIN = float(np.nextafter(np.float32(-1), np.float32(0)))  # (int)x >= 0 from here on: -0.99... is 0
 IDENTITY = ("regression", "regression_l1", "huber", "fair", "quantile", "mape")
 EXP = ("poisson", "gamma", "tweedie")
 MAX_TREES = 1 << 24
@@ -62,7 +72,28 @@ def _cuts(threshold: np.ndarray, zero_goes_left: np.ndarray) -> np.ndarray:
     return cut
 
 
-def _tree(fields: dict[str, str], t: int) -> Tree:
+def _categories(fields: dict[str, str], t: int, index: np.ndarray, budget: list[int]) -> list[np.ndarray]:
+    """The tree's bitsets (one word at least each), checked against the indices its categorical splits hold."""
+    where = f"Tree={t}"
+    try:
+        n_sets = int(fields.get("num_cat", ""))
+    except ValueError:
+        raise FileError(f"{where}: num_cat is {fields.get('num_cat', '')[:40]!r}, not a count") from None
+    if not 1 <= n_sets <= len(index) or np.any((index < 0) | (index >= n_sets) | (index != np.round(index))):
+        raise FileError(f"{where}: its categorical splits name bitsets outside 0..{n_sets - 1} (num_cat {n_sets})")
+    bounds = _numbers(fields, "cat_boundaries", n_sets + 1, where, np.int64)
+    if bounds[0] != 0 or np.any(np.diff(bounds) < 0) or bounds[-1] > 1 << 26:
+        raise FileError(f"{where}: cat_boundaries is not an ascending list from 0")
+    words = _numbers(fields, "cat_threshold", int(bounds[-1]), where, np.int64)
+    if np.any((words < 0) | (words >= 1 << 32)):
+        raise FileError(f"{where}: cat_threshold holds something other than 32-bit words")
+    if np.any(np.diff(bounds) > (MAX_CATEGORY + 1) // 32):
+        raise Unsupported(f"tree {t}: a categorical split lists categories above {MAX_CATEGORY}")
+    taken(int(bounds[-1]) + n_sets, budget)
+    return [np.append(words[a:b], 0)[: max(b - a, 1)].astype(np.uint32) for a, b in itertools.pairwise(bounds)]
+
+
+def _tree(fields: dict[str, str], t: int, budget: list[int]) -> Tree:
     where = f"Tree={t}"
     if fields.get("is_linear", "0") != "0":
         raise Unsupported(f"tree {t} is a linear tree (linear_tree=true): not supported")
@@ -79,26 +110,29 @@ def _tree(fields: dict[str, str], t: int) -> Tree:
         return file_tree(f"tree {t}", one.astype(np.int64) - 1, one.astype(np.int64) - 1, np.ones(1, dtype=bool),
                          {"feature": one, "threshold": one, "missing_left": one}, values.reshape(1, 1))  # fmt: skip
     decision = _numbers(fields, "decision_type", n, where, np.int64)
-    if np.any(decision & 1):
-        node = int(np.flatnonzero(decision & 1)[0])
-        raise Unsupported(f"tree {t} node {node} is a categorical split (categorical_feature): not supported")
+    categorical = (decision & 1) != 0
     kids = [_numbers(fields, k, n, where, np.int64) for k in ("left_child", "right_child")]
     kids = [np.where(k >= 0, k, n + ~k) for k in kids]  # a leaf ~l becomes node n + l
     threshold = _numbers(fields, "threshold", n, where)
+    sets = _categories(fields, t, threshold[categorical], budget) if categorical.any() else []
+    category = np.where(categorical, threshold, -1).astype(np.int64)
+    threshold = np.where(categorical, 0.0, threshold)
     default_left, missing = (decision & 2) != 0, (decision >> 2) & 3
-    zero = missing == 1
+    zero = (missing == 1) & ~categorical
     zero_left = np.where(zero, default_left, threshold >= 0.0)  # where 0 (the band) goes
     nan_left = np.where(missing == 0, threshold >= 0.0, default_left)  # None reads NaN as 0
     pad = np.zeros(n_leaves)
     per_node = {
         "feature": np.concatenate([_numbers(fields, "split_feature", n, where, np.int64), pad]),
         "threshold": np.concatenate([np.where(zero, threshold, _cuts(threshold, zero_left)), pad]),
-        "missing_left": np.concatenate([nan_left, pad]),
+        "missing_left": np.concatenate([nan_left & ~categorical, pad]),  # a categorical split: NaN goes right
         "zero_missing": np.concatenate([zero, pad]),
+        "category": np.concatenate([category, pad - 1]),
     }
     left, right = (np.concatenate([k, np.full(n_leaves, -1)]) for k in kids)
     is_leaf = np.arange(n + n_leaves) >= n
-    return file_tree(f"tree {t}", left, right, is_leaf, per_node, np.concatenate([np.zeros(n), values]).reshape(-1, 1))
+    values = np.concatenate([np.zeros(n), values]).reshape(-1, 1)
+    return file_tree(f"tree {t}", left, right, is_leaf, per_node, values, sets)
 
 
 def _link(objective: str, n_class: int) -> tuple[str, float]:
@@ -146,9 +180,10 @@ def read_lightgbm(text: str) -> tuple[Ensemble, int, str]:
     if not blocks or len(blocks) % n_class:
         raise FileError(f"{len(blocks)} trees, not a (non-zero) multiple of {n_class} per iteration")
     link, scale = _link(header.get("objective", ""), n_class)
-    trees = [_tree(_fields(block), t) for t, block in enumerate(blocks)]
+    budget = set_budget()
+    trees = [_tree(_fields(block), t, budget) for t, block in enumerate(blocks)]
     ensemble = Ensemble(trees, [t % n_class for t in range(len(trees))], np.zeros(n_class), link, scale)
     if "average_output" in header:
         ensemble.divisor = float(len(trees) // n_class)
-    ensemble.missing, ensemble.op_fields = True, {"zero_band": float(np.float32(K_ZERO))}
+    ensemble.missing, ensemble.op_fields = True, {"zero_band": float(np.float32(K_ZERO)), "category_min": CATEGORY_MIN}
     return checked(ensemble, n_features, "the trees", sklearn_leaves=False), n_features, header.get("objective", "")

@@ -1,7 +1,9 @@
 """The parity reference of an XGBoost or LightGBM file: the library's own ``Booster.predict``, imported
 only when first called (reading the file never needs the library; checking it does).
 
-XGBoost computes in float32, so its predictions are the reference as they are (0 ULP expected);
+XGBoost computes in float32, so its predictions are the reference as they are (0 ULP expected); rows are
+given the model's feature names and types (a model fitted on a data frame wants its column names, and its
+categorical columns read as category codes);
 LightGBM computes in double, rounded to float32 once, like scikit-learn's trees (0 ULP expected too),
 and gives a float64 reference. Without the library nothing can confirm that the C computes what it
 does: the export stops with the command that installs it, and claims no parity.
@@ -44,7 +46,18 @@ def _booster(kind: str, path: Path, objective: str) -> Callable[[np.ndarray, typ
         booster = module.Booster(model_file=str(path))
         if objective == "multi:softmax":  # its predict gives the class: compare the probabilities it picks from
             booster.set_param({"objective": "multi:softprob"})
-        return lambda x, dtype: booster.predict(module.DMatrix(np.asarray(x, dtype), missing=np.nan))
+        names, types = booster.feature_names, booster.feature_types  # a model fitted on a data frame names its
+        categorical = types is not None and "c" in types  # columns and marks categorical ones "c": rows say the same
+
+        def predict(x: np.ndarray, dtype: type) -> np.ndarray:
+            rows = np.asarray(x, dtype)
+            return booster.predict(
+                module.DMatrix(
+                    rows, missing=np.nan, feature_names=names, feature_types=types, enable_categorical=categorical
+                )
+            )
+
+        return predict
     booster = module.Booster(model_file=str(path))
     return lambda x, dtype: booster.predict(np.asarray(x, dtype))
 

@@ -9,8 +9,15 @@ probability for the logistic objectives, a mean count for Poisson): XGBoost turn
 margin with ``ProbToMargin`` in float32 (``-logf(1/p - 1)``, ``logf(p)``), done here the same way.
 From XGBoost 3.1 it is a vector (one per class); older files hold one number.
 
+A categorical split (``split_type`` 1, from ``enable_categorical``: one-hot or partition) lists the
+categories it sends right (``categories`` from ``categories_segments[k]``, ``categories_sizes[k]`` of them,
+for node ``categories_nodes[k]``); every other value goes left: a category not listed or beyond the
+largest, a negative value (XGBoost's ``InvalidCat``: not a category), above ``2^24 - 1``; NaN goes the
+``default_left`` way. A float is the category its truncation names (2.9 is 2). The IR sends listed
+categories left, so these nodes' children are swapped and their NaN way turned round.
+
 Supported: the ``gbtree`` booster and ``dart`` (each tree's weight applied to its leaves, as
-XGBoost multiplies them in float32); ``gblinear`` and categorical splits are refused by name.
+XGBoost multiplies them in float32); ``gblinear`` is refused by name.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Unsupported
-from exporter.frontends.trees.ensemble import Ensemble, Tree, checked, file_tree
+from exporter.frontends.trees.ensemble import Ensemble, Tree, bitset, checked, file_tree, set_budget
 
 # objective: (the link of its predict, how base_score becomes the margin)
 OBJECTIVES = {
@@ -61,10 +68,10 @@ def _count(text: Any, where: str, limit: int) -> int:
     return value
 
 
-def _array(tree: dict[str, Any], key: str, n: int, where: str, dtype: type = np.float64) -> np.ndarray:
-    """``tree[key]``: ``n`` numbers (a JSON list or a UBJSON typed array)."""
+def _array(tree: dict[str, Any], key: str, n: int | None, where: str, dtype: type = np.float64) -> np.ndarray:
+    """``tree[key]``: ``n`` numbers (any number for None; a JSON list or a UBJSON typed array)."""
     raw = _get(tree, key, (list, np.ndarray), where)
-    if len(raw) != n:
+    if n is not None and len(raw) != n:
         raise FileError(f"{where}.{key} holds {len(raw)} values for {n} nodes")
     try:
         values = np.asarray(raw, dtype=np.float64)
@@ -75,7 +82,28 @@ def _array(tree: dict[str, Any], key: str, n: int, where: str, dtype: type = np.
     return values.astype(dtype) if dtype is not np.float64 else values
 
 
-def _tree(tree: Any, t: int, width: int) -> Tree:
+def _categories(tree: dict[str, Any], t: int, categorical: np.ndarray, budget: list[int]) -> tuple[np.ndarray, list]:
+    """Per node the set its categorical split tests (-1: a threshold), and the sets as bitsets."""
+    where = f"trees[{t}]"
+    category = np.full(categorical.size, -1)
+    if not categorical.any():
+        return category, []
+    nodes = _array(tree, "categories_nodes", None, where, np.int64)
+    keys = ("categories_segments", "categories_sizes")
+    segments, sizes = (_array(tree, k, nodes.size, where, np.int64) for k in keys)
+    listed = _array(tree, "categories", None, where, np.int64)
+    if not np.array_equal(np.sort(nodes), np.flatnonzero(categorical)):
+        raise FileError(f"{where}.categories_nodes does not name its categorical splits (split_type 1) once each")
+    if np.any((segments < 0) | (sizes < 0) | (segments + sizes > listed.size)):
+        raise FileError(f"{where}.categories_segments and _sizes point outside its {listed.size} categories")
+    category[nodes] = np.arange(nodes.size)
+    try:
+        return category, [bitset(listed[a : a + k], budget) for a, k in zip(segments, sizes, strict=True)]
+    except Unsupported as err:
+        raise Unsupported(f"tree {t}: {err}") from None
+
+
+def _tree(tree: Any, t: int, width: int, budget: list[int]) -> Tree:
     where = f"trees[{t}]"
     if not isinstance(tree, dict):
         raise FileError(f"{where} is {type(tree).__name__}, not an object")
@@ -88,20 +116,26 @@ def _tree(tree: Any, t: int, width: int) -> Tree:
     left, right = (_array(tree, k, n, where, np.int64) for k in ("left_children", "right_children"))
     split_type = _array(tree, "split_type", n, where, np.int64) if "split_type" in tree else np.zeros(n)
     is_leaf = left == -1
-    if np.any(split_type[~is_leaf] != 0):
-        node = int(np.flatnonzero((split_type != 0) & ~is_leaf)[0])
-        raise Unsupported(f"tree {t} node {node} is a categorical split (enable_categorical): not supported")
+    if np.any((split_type != 0) & (split_type != 1) & ~is_leaf):
+        node = int(np.flatnonzero((split_type != 0) & (split_type != 1) & ~is_leaf)[0])
+        raise FileError(f"{where} node {node} has split_type {split_type[node]}, neither 0 (numerical) nor 1")
+    categorical = (split_type == 1) & ~is_leaf
+    category, sets = _categories(tree, t, categorical, budget)
     condition = _array(tree, "split_conditions", n, where).astype(np.float32)  # a leaf's value, too
-    bad = ~is_leaf & ~(condition > -np.inf)
+    bad = ~is_leaf & ~categorical & ~(condition > -np.inf)
     if np.any(bad):
         node = int(np.flatnonzero(bad)[0])
         raise FileError(f"{where} node {node} splits at {condition[node]}, not a number above -inf")
+    below = np.nextafter(condition, np.float32(-np.inf)).astype(np.float64)  # x < s: x <= the float below s
     per_node = {
         "feature": _array(tree, "split_indices", n, where, np.int64),
-        "threshold": np.nextafter(condition, np.float32(-np.inf)).astype(np.float64),  # x < s: x <= float below s
-        "missing_left": _array(tree, "default_left", n, where, np.int64) != 0,
+        "threshold": np.where(categorical, 0.0, below),
+        "missing_left": (_array(tree, "default_left", n, where, np.int64) != 0) ^ categorical,  # swapped below
+        "category": category,
     }
-    return file_tree(f"tree {t}", left, right, is_leaf, per_node, condition.astype(np.float64).reshape(n, width))
+    left, right = np.where(categorical, right, left), np.where(categorical, left, right)  # listed ones go left
+    values = condition.astype(np.float64).reshape(n, width)
+    return file_tree(f"tree {t}", left, right, is_leaf, per_node, values, sets)
 
 
 def _base_margin(text: Any, how: str, n_groups: int) -> np.ndarray:
@@ -149,11 +183,12 @@ def read_xgboost(doc: Any) -> tuple[Ensemble, int, str]:
     if np.any((groups < 0) | (groups >= n_groups)):
         raise FileError(f"tree_info names output groups outside 0..{n_groups - 1}")
     link, base = OBJECTIVES[objective]
-    read = [_tree(tree, t, 1) for t, tree in enumerate(trees)]
+    budget = set_budget()
+    read = [_tree(tree, t, 1, budget) for t, tree in enumerate(trees)]
     if name == "dart":
         weights = _array(booster, "weight_drop", len(trees), "gradient_booster").astype(np.float32)
         for tree, w in zip(read, weights, strict=True):
             tree.values = (tree.values.astype(np.float32) * w).astype(np.float64)  # as XGBoost scales, in float
     ensemble = Ensemble(read, groups.tolist(), _base_margin(param.get("base_score"), base, n_groups), link)
-    ensemble.missing, ensemble.op_fields = True, {"precision": "float"}
+    ensemble.missing, ensemble.op_fields = True, {"precision": "float", "category_min": 0.0}
     return checked(ensemble, n_features, "the trees", sklearn_leaves=False), n_features, objective
