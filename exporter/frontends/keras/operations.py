@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.keras.activations import keras_activation
+from exporter.frontends.keras.activations import NOT_ELEMENTWISE, keras_activation
 from exporter.frontends.keras.layers import feature_axis, merge_values, per_feature
 from exporter.frontends.registry import Registry
 from exporter.ir import Activate, Activation, Affine, Concatenate, Slice
@@ -94,6 +94,13 @@ ACTIVATION_OPS: dict[str, tuple[tuple[str, ...], Keras2 | None]] = {
     "Gelu": (("approximate",), None),
     "Softmax": (("axis",), _nn("nn.softmax", "math.softmax", keywords=(("axis", "axis", -1),))),
     "LogSoftmax": (("axis",), _nn("nn.log_softmax", "math.log_softmax", keywords=(("axis", "axis", -1),))),
+    "HardShrink": (("threshold",), None),
+    "SoftShrink": (("threshold",), None),
+    "TanhShrink": ((), None),
+    "Threshold": (("threshold", "default_value"), None),
+    "Squareplus": (("b",), None),
+    "SparsePlus": ((), None),
+    "SparseSigmoid": ((), None),
 }
 RENAMED = {"Exp": "exponential"}
 # Elementwise functions with no Keras activation of their own: the IR's kind of the same name.
@@ -104,6 +111,21 @@ FUNCTION_OPS: dict[str, tuple[str, Keras2 | None]] = {
     "Abs": ("abs", None),
     "Absolute": ("abs", Keras2(("math.abs",))),
     "Sqrt": ("sqrt", Keras2(("math.sqrt",))),
+    "Fabs": ("abs", None),
+    "Rsqrt": ("rsqrt", None),
+    "Erf": ("erf", None),
+    "Erfc": ("erfc", None),
+    "Arcsin": ("asin", None),
+    "Arccos": ("acos", None),
+    "Arctan": ("atan", None),
+    "Arcsinh": ("asinh", None),
+    "Arccosh": ("acosh", None),
+    "Arctanh": ("atanh", None),
+    "Reciprocal": ("reciprocal", None),
+    **{
+        name: (name.lower(), None)
+        for name in "Sin Cos Tan Sinh Cosh Exp2 Log2 Log10 Cbrt Floor Ceil Trunc Sign".split()
+    },
 }
 BINARY_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Add": ("add", ("__operators__.add", "math.add")),
@@ -219,6 +241,47 @@ def square(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     return b.add(Activate, op.name, [x], width, activation=Activation("integer_pow", {"exponent": 2.0}))
 
 
+@handles("Round")
+def round_(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    x, width = _unary(b, args)
+    if op.decimals != 0:
+        raise Unsupported(f"round to {op.decimals} decimals: only decimals=0 is supported")
+    return b.add(Activate, op.name, [x], width, activation=Activation("round"))
+
+
+@handles("Clip")
+def clip(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    x, width = _unary(b, args)
+    low, high = (float(_constant(v)) if np.ndim(v) == 0 else np.nan for v in (op.x_min, op.x_max))
+    if not low <= high:
+        raise Unsupported(f"clip to [{op.x_min!r}, {op.x_max!r}]: only two numbers, the first not above the second")
+    return b.add(Activate, op.name, [x], width, activation=Activation("clip", {"low": low, "high": high}))
+
+
+@handles("Power")
+def power(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    if len(args) != 2 or not isinstance(args[0], Tensor) or isinstance(args[1], Tensor):
+        raise Unsupported("only a tensor to a constant power is supported")
+    x, width = _tensor(b, args[0])
+    exponent = _constant(args[1])
+    if exponent.ndim != 0 or not float(exponent).is_integer() or abs(float(exponent)) > 8:
+        raise Unsupported(f"power {args[1]!r}: only a whole exponent from -8 to 8 is supported")
+    act = Activation("integer_pow", {"exponent": float(exponent)})
+    return b.add(Activate, op.name, [x], width, activation=act)
+
+
+@handles("Copy", "Real", "Conj", "Conjugate")
+def identity(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The identity on real tensors."""
+    return _unary(b, args)[0]
+
+
+@handles("Deg2rad", "Rad2deg")
+def degrees(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    x, _ = _unary(b, args)
+    return _affine(op, b, x, np.pi / 180 if type(op).__name__ == "Deg2rad" else 180 / np.pi, 0.0)
+
+
 @handles("Concatenate", keras2=Keras2(("concat",), form=CONCAT, keywords=(("axis", "axis", None),)))
 def concatenate(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     feature_axis(getattr(op, "axis", -1))
@@ -256,7 +319,12 @@ def is_operation(operation: Any) -> bool:
 
 def operation_reason(cls: str) -> str | None:
     """Why an operation class is refused before any argument is seen, or None when it has a mapping."""
-    return None if cls in OPERATIONS else f"operation {cls} has no C translation (see docs/keras-models.md)"
+    if cls in OPERATIONS:
+        return None
+    function = re.sub(r"(?<!^)(?=[A-Z])", "_", cls).lower()
+    if function in NOT_ELEMENTWISE:
+        return f"operation {cls} is not elementwise (it {NOT_ELEMENTWISE[function]}): no C translation"
+    return f"operation {cls} has no C translation (see docs/keras-models.md)"
 
 
 def map_operation(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
