@@ -76,7 +76,7 @@ def keras_activation(name: str, **kwargs: Any) -> Activation:
     if maker is None and kind is not None and not kind.params and not kind.vector:
         maker = functools.partial(Activation, name)
     if maker is None and name in NOT_ELEMENTWISE:
-        raise Unsupported(f"activation {name!r} is not elementwise (it {NOT_ELEMENTWISE[name]}): not supported")
+        raise Unsupported(f"activation {name!r} is not supported: not elementwise (it {NOT_ELEMENTWISE[name]})")
     if maker is None:
         raise Unsupported(f"activation {name!r} is not supported")
     try:
