@@ -91,6 +91,10 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
         },
         **{name: Kind() for name in ("floor ceil trunc round reciprocal").split()},
         "sign": _select("pick"),  # NaN stays NaN
+        "sinc": _select("pick"),  # sin(pi x) / (pi x), 1 at 0
+        "power": Kind(params=("exponent",)),  # pow(x, exponent); integer_pow for whole exponents
+        # NaN, +inf, -inf replaced by these (beyond float's largest value counts as infinite in double too)
+        "nan_to_num": Kind(params=("nan", "posinf", "neginf"), fast=("pick",), libm=("pick",)),
         "softmax": Kind(fast=("exp",), accuracy=3, vector=True),
         "log_softmax": Kind(fast=("exp", "log1p"), accuracy=3, vector=True),
     }

@@ -124,7 +124,7 @@ FUNCTION_OPS: dict[str, tuple[str, Keras2 | None]] = {
     "Reciprocal": ("reciprocal", None),
     **{
         name: (name.lower(), None)
-        for name in "Sin Cos Tan Sinh Cosh Exp2 Log2 Log10 Cbrt Floor Ceil Trunc Sign".split()
+        for name in "Sin Cos Tan Sinh Cosh Exp2 Log2 Log10 Cbrt Floor Ceil Trunc Sign Sinc".split()
     },
 }
 BINARY_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -264,9 +264,19 @@ def power(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
         raise Unsupported("only a tensor to a constant power is supported")
     x, width = _tensor(b, args[0])
     exponent = _constant(args[1])
-    if exponent.ndim != 0 or not float(exponent).is_integer() or abs(float(exponent)) > 8:
-        raise Unsupported(f"power {args[1]!r}: only a whole exponent from -8 to 8 is supported")
-    act = Activation("integer_pow", {"exponent": float(exponent)})
+    if exponent.ndim != 0:
+        raise Unsupported(f"power {args[1]!r}: only one exponent for every feature is supported")
+    whole = float(exponent).is_integer()
+    act = Activation("integer_pow" if whole else "power", {"exponent": float(exponent)})
+    return b.add(Activate, op.name, [x], width, activation=act)
+
+
+@handles("NanToNum")
+def nan_to_num(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    x, width = _unary(b, args)
+    top = float(np.finfo(np.float32).max)  # Keras' default: the dtype's largest value
+    posinf, neginf = (top if op.posinf is None else op.posinf), (-top if op.neginf is None else op.neginf)
+    act = Activation("nan_to_num", {"nan": op.nan, "posinf": posinf, "neginf": neginf})
     return b.add(Activate, op.name, [x], width, activation=act)
 
 
