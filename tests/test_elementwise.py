@@ -12,13 +12,15 @@ sparsemax) are refused by name.
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 
 from exporter import export_keras
 from exporter.common.errors import UnsupportedModelError
 
-from helpers import randomize, saved
+from helpers import STRICT_CFLAGS, randomize, saved
 
 WIDTH = 8
 # the thresholds of the branches below, each with the floats just beside it
@@ -97,6 +99,11 @@ def test_every_elementwise_function_matches_keras(stored, tmp_path, math):
     if math == "double":
         x = np.where(np.isfinite(x), np.clip(x, -1e18, 1e18), x)
     ex = export_keras(path, math="libm" if math == "double" else math, dtype="double" if math == "double" else "float")
+    c_file = tmp_path / "strict.c"
+    c_file.write_text(ex.source.c)
+    for cc in ("gcc", "clang"):  # the strict warnings (-Wfloat-equal, -Wdouble-promotion...) in both compilers
+        strict = subprocess.run([cc, "-std=c99", *STRICT_CFLAGS, "-fsyntax-only", str(c_file)], capture_output=True)
+        assert strict.returncode == 0, strict.stderr.decode()
     compiled = ex.compile(tmp_path, one_row=math != "fast")
     report = ex.check(compiled, x)
     failing = sorted({names[c.column // WIDTH] for c in report.columns if c.failures or c.nan_mismatches})
