@@ -173,3 +173,25 @@ def test_jax_functions_match_jax(tmp_path):
     report = ex.check(ex.compile(tmp_path, one_row=True), edge_rows(WIDTH))
     failing = sorted({functions[c.column // WIDTH][0] for c in report.columns if c.failures or c.nan_mismatches})
     assert report.passed, f"{failing}\n{report.table()}"
+
+
+def test_non_finite_parameters_refused_in_every_frontend(keras, tmp_path):
+    """A parameter the C has no number for (NaN, an infinite slope) is refused by name, never a traceback: Keras
+    layers, ONNX attributes, jax.nn arguments."""
+    import jax
+    import onnx
+    from onnx import TensorProto, helper
+
+    from exporter import export_chain, export_flax
+
+    for layer in (keras.layers.ELU(alpha=float("nan")), keras.layers.LeakyReLU(negative_slope=float("inf"))):
+        with pytest.raises(UnsupportedModelError, match="is not a finite number"):
+            export_keras(keras.Sequential([keras.Input((3,)), keras.layers.Dense(3), layer]))
+    node = helper.make_node("LeakyRelu", ["x"], ["y"], alpha=float("nan"))
+    row = [helper.make_tensor_value_info(v, TensorProto.FLOAT, [None, 3]) for v in "xy"]
+    path = tmp_path / "nan.onnx"
+    onnx.save(helper.make_model(helper.make_graph([node], "g", row[:1], row[1:])), path)
+    with pytest.raises(UnsupportedModelError, match="negative_slope = nan is not a finite number"):
+        export_chain(path)
+    with pytest.raises(UnsupportedModelError, match="b = inf is not a finite number"):
+        export_flax(lambda params, x: jax.nn.squareplus(x, float("inf")), {}, n_inputs=3)

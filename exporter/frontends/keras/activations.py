@@ -81,8 +81,10 @@ def keras_activation(name: str, **kwargs: Any) -> Activation:
         raise Unsupported(f"activation {name!r} is not supported")
     try:
         return maker(**kwargs)
-    except (TypeError, ValueError) as err:
+    except TypeError as err:
         raise Unsupported(f"activation {name!r} with arguments {kwargs}: {err}") from None
+    except ValueError as err:  # a parameter that is not a finite number
+        raise Unsupported(str(err)) from None
 
 
 def from_keras(fn: Any) -> Activation:

@@ -212,10 +212,19 @@ def _activation(kind: str, attributes: tuple[str, ...]) -> OperationMapping:
     return mapping
 
 
+def _activate(op: Any, b: Builder, x: str, width: int, kind: str, **params: float) -> str:
+    """The ``Activate`` of the IR kind with these parameters (one that is not a finite number: refused)."""
+    try:
+        activation = Activation(kind, params)
+    except ValueError as err:
+        raise Unsupported(str(err)) from None
+    return b.add(Activate, op.name, [x], width, activation=activation)
+
+
 def _function(kind: str) -> OperationMapping:
     def mapping(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         x, width = _unary(b, args)
-        return b.add(Activate, op.name, [x], width, activation=Activation(kind))
+        return _activate(op, b, x, width, kind)
 
     return mapping
 
@@ -238,7 +247,7 @@ def negative(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any])
 @handles("Square", keras2=Keras2(("math.square",)))
 def square(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     x, width = _unary(b, args)
-    return b.add(Activate, op.name, [x], width, activation=Activation("integer_pow", {"exponent": 2.0}))
+    return _activate(op, b, x, width, "integer_pow", exponent=2.0)
 
 
 @handles("Round")
@@ -246,7 +255,7 @@ def round_(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     x, width = _unary(b, args)
     if op.decimals != 0:
         raise Unsupported(f"round to {op.decimals} decimals: only decimals=0 is supported")
-    return b.add(Activate, op.name, [x], width, activation=Activation("round"))
+    return _activate(op, b, x, width, "round")
 
 
 @handles("Clip")
@@ -255,7 +264,7 @@ def clip(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     low, high = (float(_constant(v)) if np.ndim(v) == 0 else np.nan for v in (op.x_min, op.x_max))
     if not low <= high:
         raise Unsupported(f"clip to [{op.x_min!r}, {op.x_max!r}]: only two numbers, the first not above the second")
-    return b.add(Activate, op.name, [x], width, activation=Activation("clip", {"low": low, "high": high}))
+    return _activate(op, b, x, width, "clip", low=low, high=high)
 
 
 @handles("Power")
@@ -267,8 +276,7 @@ def power(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     if exponent.ndim != 0:
         raise Unsupported(f"power {args[1]!r}: only one exponent for every feature is supported")
     whole = float(exponent).is_integer()
-    act = Activation("integer_pow" if whole else "power", {"exponent": float(exponent)})
-    return b.add(Activate, op.name, [x], width, activation=act)
+    return _activate(op, b, x, width, "integer_pow" if whole else "power", exponent=float(exponent))
 
 
 @handles("NanToNum")
@@ -276,8 +284,7 @@ def nan_to_num(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any
     x, width = _unary(b, args)
     top = float(np.finfo(np.float32).max)  # Keras' default: the dtype's largest value
     posinf, neginf = (top if op.posinf is None else op.posinf), (-top if op.neginf is None else op.neginf)
-    act = Activation("nan_to_num", {"nan": op.nan, "posinf": posinf, "neginf": neginf})
-    return b.add(Activate, op.name, [x], width, activation=act)
+    return _activate(op, b, x, width, "nan_to_num", nan=op.nan, posinf=posinf, neginf=neginf)
 
 
 @handles("Copy", "Real", "Conj", "Conjugate")
