@@ -195,3 +195,34 @@ def test_non_finite_parameters_refused_in_every_frontend(keras, tmp_path):
         export_chain(path)
     with pytest.raises(UnsupportedModelError, match="b = inf is not a finite number"):
         export_flax(lambda params, x: jax.nn.squareplus(x, float("inf")), {}, n_inputs=3)
+
+
+def test_every_keras_activation_is_mapped_or_refused_by_name(keras):
+    """Enumerated from the installed Keras: each function of keras.activations (and its operation class in
+    keras.ops) maps to an IR activation with its defaults (0.5 for a parameter without one), or is refused as not
+    elementwise; a Keras release that adds one fails here until it is one or the other."""
+    import inspect
+
+    from keras.src.ops import nn
+
+    from exporter.frontends.builder import Unsupported
+    from exporter.frontends.keras.activations import NOT_ELEMENTWISE, keras_activation
+    from exporter.frontends.keras.operations import OPERATIONS, operation_reason
+
+    names = [
+        n for n in dir(keras.activations) if not n.startswith("_") and n not in ("get", "serialize", "deserialize")
+    ]
+    assert len(names) >= 30
+    for name in names:
+        parameters = list(inspect.signature(getattr(keras.activations, name)).parameters.values())[1:]
+        required = {p.name: 0.5 for p in parameters if p.default is inspect.Parameter.empty}
+        if name in NOT_ELEMENTWISE:
+            with pytest.raises(Unsupported, match="not elementwise"):
+                keras_activation(name)
+        else:
+            assert keras_activation(name, **required).kind, name
+    spelled = {name.replace("_", "") for name in names}
+    classes = [cls for cls, value in vars(nn).items() if isinstance(value, type) and cls.lower() in spelled]
+    assert len(classes) >= 25
+    for cls in classes:
+        assert cls in OPERATIONS or "not elementwise" in str(operation_reason(cls)), cls
