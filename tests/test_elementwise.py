@@ -106,6 +106,7 @@ def test_every_elementwise_function_matches_keras(stored, tmp_path, math):
         assert strict.returncode == 0, strict.stderr.decode()
     compiled = ex.compile(tmp_path, one_row=math != "fast")
     report = ex.check(compiled, x)
+    # a hint for the message: the branches off the fixed tolerance (the verdict is the criterion's)
     failing = sorted({names[c.column // WIDTH] for c in report.columns if c.failures or c.nan_mismatches})
     assert report.passed, f"{failing}\n{report.table()}"
     if math == "fast":  # the blocks of rows (vectorized loops) give the bits of one call per row
