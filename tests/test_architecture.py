@@ -139,7 +139,8 @@ def _graph(op_of) -> Graph:
 
 
 def _example(kind: str) -> Activation:
-    params = {"negative_slope": 0.1, "max_value": 6.0, "threshold": 0.5, "alpha": 0.7, "exponent": 3.0}
+    params = {"negative_slope": 0.1, "max_value": 6.0, "threshold": 0.5, "alpha": 0.7, "exponent": 3.0, "b": 4.0}
+    params |= {"default_value": -1.0, "low": -1.0, "high": 2.0, "nan": 0.0, "posinf": 9.0, "neginf": -9.0}
     return Activation(kind, {p: params[p] for p in KINDS[kind].params})
 
 

@@ -134,17 +134,19 @@ def inspect_rows(out: str) -> dict[str, str]:
 
 
 def test_unknown_operation_refused_from_the_stored_configuration(capsys, keras, tmp_path):
-    """keras.ops.sin has no mapping: refused before Keras loads the file; inspect shows every node as a row."""
+    """keras.ops.erfinv has no mapping: refused before Keras loads the file; inspect shows every node as a row."""
     inputs = keras.Input((3,))
     h = keras.layers.Dense(4, name="dense")(inputs)
-    y = keras.layers.Dense(2, name="head")(keras.ops.sin(h) + h)
+    y = keras.layers.Dense(2, name="head")(keras.ops.erfinv(h) + h)
     path = saved(keras.Model(inputs, y), tmp_path)
-    assert_user_error(capsys, tmp_path, [path, "-o", tmp_path / "m.c"], "operation 'sin", "(Sin)", "no C translation")
+    assert_user_error(
+        capsys, tmp_path, [path, "-o", tmp_path / "m.c"], "operation 'erfinv", "(Erfinv)", "no C translation"
+    )
     code, out, _ = run_cli(capsys, "inspect", path)
     assert code == 2
     rows = inspect_rows(out)
     assert rows["add"].rstrip().endswith("ok") and " Add " in rows["add"]
-    assert "REFUSED: operation Sin has no C translation" in rows["sin"]
+    assert "REFUSED: operation Erfinv has no C translation" in rows["erfinv"]
 
 
 def test_inspect_shows_operation_nodes_as_rows(capsys, keras, tmp_path):

@@ -15,6 +15,7 @@ name without listing it; only renamed functions and framework defaults are writt
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -62,6 +63,17 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
         "softsign": Kind(),
         "mish": Kind(fast=("mish",), libm=("max",), accuracy=4),
         "exponential": Kind(fast=("exp",), accuracy=1),
+        # the shrinks and thresholds as Keras and JAX write them: selects, NaN goes where their `where` sends it
+        "hard_shrink": Kind(params=("threshold",), fast=("pick",), libm=("pick",)),
+        "soft_shrink": Kind(params=("threshold",), fast=("pick",), libm=("pick",)),
+        "threshold": Kind(params=("threshold", "default_value"), fast=("pick",), libm=("pick",)),
+        "clip": Kind(params=("low", "high"), fast=("min", "max"), libm=("min", "max")),
+        "sparse_plus": _select("pick"),
+        "sparse_sigmoid": _select("pick"),
+        # x - tanh(x) cancels near 0: evaluated in double, then rounded (libm's tanh in both modes)
+        "tanh_shrink": Kind(),
+        # (x + sqrt(x^2 + b)) / 2 without the cancellation of Keras' and JAX's formula for x << -sqrt(b)
+        "squareplus": Kind(params=("b",), fast=("pick",), libm=("pick",)),
         # elementwise functions that traced JAX code applies on its own (gelu, preprocessing...)
         "log": Kind(),
         "log1p": Kind(fast=("log1p",)),
@@ -72,6 +84,17 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
         "erf": Kind(),
         "erfc": Kind(),
         "integer_pow": Kind(params=("exponent",)),
+        # keras.ops' and JAX's elementwise functions: libm's in both modes (round: to nearest even)
+        **{
+            name: Kind()
+            for name in ("sin cos tan asin acos atan sinh cosh asinh acosh atanh exp2 log2 log10 cbrt").split()
+        },
+        **{name: Kind() for name in ("floor ceil trunc round reciprocal").split()},
+        "sign": _select("pick"),  # NaN stays NaN
+        "sinc": _select("pick"),  # sin(pi x) / (pi x), 1 at 0
+        "power": Kind(params=("exponent",)),  # pow(x, exponent); integer_pow for whole exponents
+        # NaN, +inf, -inf replaced by these (beyond float's largest value counts as infinite in double too)
+        "nan_to_num": Kind(params=("nan", "posinf", "neginf"), fast=("pick",), libm=("pick",)),
         "softmax": Kind(fast=("exp",), accuracy=3, vector=True),
         "log_softmax": Kind(fast=("exp", "log1p"), accuracy=3, vector=True),
     }
@@ -94,7 +117,12 @@ class Activation:
         required = KINDS[self.kind].params
         if set(self.params) != set(required):
             raise ValueError(f"activation {self.kind!r} needs parameters {sorted(required)}, got {sorted(self.params)}")
-        object.__setattr__(self, "params", MappingProxyType({k: float(v) for k, v in self.params.items()}))
+        params = {k: float(v) for k, v in self.params.items()}
+        # a missing cap is the one infinity a parameter may hold; the C has no literal for the others
+        odd = sorted(k for k, v in params.items() if not math.isfinite(v) and (k, v) != ("max_value", math.inf))
+        if odd:
+            raise ValueError(f"activation {self.kind!r}: parameter {odd[0]} = {params[odd[0]]} is not a finite number")
+        object.__setattr__(self, "params", MappingProxyType(params))
 
     @property
     def is_linear(self) -> bool:

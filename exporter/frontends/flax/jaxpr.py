@@ -66,6 +66,7 @@ NAMED: Registry[str, Callable[[list[float]], Activation]] = Registry(
         "leaky_relu": lambda a: Activation("leaky_relu", {"negative_slope": a[0] if a else 0.01}),
         "elu": lambda a: Activation("elu", {"alpha": a[0] if a else 1.0}),
         "celu": lambda a: Activation("celu", {"alpha": a[0] if a else 1.0}),
+        "squareplus": lambda a: Activation("squareplus", {"b": a[0] if a else 4.0}),
     },
 )
 
@@ -76,25 +77,23 @@ def named_activation(name: str | None, constants: list[Any]) -> Activation | Non
 
     maker = NAMED.get(name or "")
     if maker is not None:
-        return maker([float(np.asarray(c).reshape(-1)[0]) for c in constants])
+        try:
+            return maker([float(np.asarray(c).reshape(-1)[0]) for c in constants])
+        except ValueError as err:  # a parameter that is not a finite number
+            raise Unsupported(str(err)) from None
     kind = KINDS.get(name or "")
     if kind is not None and not kind.params and not kind.vector and not constants and hasattr(jax.nn, name or ""):
         return Activation(name)  # type: ignore[arg-type]
     return None
 
 
+# primitive -> IR kind: the kind of the same name but for these three
 UNARY = {
     "tanh": "tanh",
     "logistic": "sigmoid",
     "exp": "exponential",
-    "log": "log",
-    "log1p": "log1p",
-    "expm1": "expm1",
-    "abs": "abs",
-    "sqrt": "sqrt",
-    "rsqrt": "rsqrt",
-    "erf": "erf",
-    "erfc": "erfc",
+    **{name: name for name in "log log1p expm1 abs sqrt rsqrt erf erfc sin cos tan asin acos atan".split()},
+    **{name: name for name in "sinh cosh asinh acosh atanh exp2 cbrt floor ceil sign".split()},
 }
 LANE_FUNCTIONS = {
     "log": "log",
@@ -289,6 +288,10 @@ class JaxprWalker:
             return self._activate(x, Activation(UNARY[name]), name)
         if name == "integer_pow":
             return self._activate(x, Activation("integer_pow", {"exponent": float(p["y"])}), name)
+        if name == "square":
+            return self._activate(x, Activation("integer_pow", {"exponent": 2.0}), name)
+        if name == "round" and int(p["rounding_method"]) == 1:  # jax.lax.RoundingMethod.TO_NEAREST_EVEN
+            return self._activate(x, Activation("round"), name)
         if name == "neg":
             return self._affine(x, -1.0, 0.0, name)
         if name == "max" and len(data) == 1 and np.all(np.asarray(_const(ins).value) == 0):

@@ -54,8 +54,19 @@ KERAS_ACTIVATIONS: Registry[str, Callable[..., Activation]] = Registry(
         "log_softmax": _vector("log_softmax"),
         "swish": lambda: Activation("silu"),
         "hard_swish": lambda: Activation("hard_silu"),
+        "hard_shrink": lambda threshold=0.5: Activation("hard_shrink", {"threshold": threshold}),
+        "soft_shrink": lambda threshold=0.5: Activation("soft_shrink", {"threshold": threshold}),
+        "threshold": lambda threshold, default_value: Activation(
+            "threshold", {"threshold": threshold, "default_value": default_value}
+        ),
+        "squareplus": lambda b=4.0: Activation("squareplus", {"b": b}),
     },
 )
+# Keras activations that couple the features of a row otherwise than softmax does: refused by name.
+NOT_ELEMENTWISE = {
+    "glu": "splits the feature axis in two halves and gates one by the other",
+    "sparsemax": "projects the whole row onto the simplex",
+}
 
 
 def keras_activation(name: str, **kwargs: Any) -> Activation:
@@ -64,12 +75,16 @@ def keras_activation(name: str, **kwargs: Any) -> Activation:
     kind = KINDS.get(name)
     if maker is None and kind is not None and not kind.params and not kind.vector:
         maker = functools.partial(Activation, name)
+    if maker is None and name in NOT_ELEMENTWISE:
+        raise Unsupported(f"activation {name!r} is not supported: not elementwise (it {NOT_ELEMENTWISE[name]})")
     if maker is None:
         raise Unsupported(f"activation {name!r} is not supported")
     try:
         return maker(**kwargs)
     except TypeError as err:
         raise Unsupported(f"activation {name!r} with arguments {kwargs}: {err}") from None
+    except ValueError as err:  # a parameter that is not a finite number
+        raise Unsupported(str(err)) from None
 
 
 def from_keras(fn: Any) -> Activation:

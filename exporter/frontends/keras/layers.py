@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.keras.activations import from_keras, relu_activation
+from exporter.frontends.keras.activations import from_keras, keras_activation
 from exporter.frontends.registry import Registry
 from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Formula, LayerNorm, Merge, PReLU, Reshape
 from exporter.ir.expression import parse
@@ -231,7 +231,8 @@ def softmax(layer: Any, b: Builder, inputs: list[str]) -> str:
 @handles("ReLU")
 def relu(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
-    act = relu_activation(
+    act = keras_activation(
+        "relu",
         negative_slope=float(layer.negative_slope),
         max_value=None if layer.max_value is None else float(layer.max_value),
         threshold=float(layer.threshold),
@@ -242,14 +243,14 @@ def relu(layer: Any, b: Builder, inputs: list[str]) -> str:
 @handles("LeakyReLU")
 def leaky_relu(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
-    act = Activation("leaky_relu", {"negative_slope": float(layer.negative_slope)})
+    act = keras_activation("leaky_relu", negative_slope=float(layer.negative_slope))
     return b.add(Activate, layer.name, [x], width, activation=act)
 
 
 @handles("ELU")
 def elu(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, width = _one(b, inputs)
-    return b.add(Activate, layer.name, [x], width, activation=Activation("elu", {"alpha": float(layer.alpha)}))
+    return b.add(Activate, layer.name, [x], width, activation=keras_activation("elu", alpha=float(layer.alpha)))
 
 
 def _prelu_shapes(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:

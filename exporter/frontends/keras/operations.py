@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.keras.activations import keras_activation
+from exporter.frontends.keras.activations import NOT_ELEMENTWISE, keras_activation
 from exporter.frontends.keras.layers import feature_axis, merge_values, per_feature
 from exporter.frontends.registry import Registry
 from exporter.ir import Activate, Activation, Affine, Concatenate, Slice
@@ -94,6 +94,13 @@ ACTIVATION_OPS: dict[str, tuple[tuple[str, ...], Keras2 | None]] = {
     "Gelu": (("approximate",), None),
     "Softmax": (("axis",), _nn("nn.softmax", "math.softmax", keywords=(("axis", "axis", -1),))),
     "LogSoftmax": (("axis",), _nn("nn.log_softmax", "math.log_softmax", keywords=(("axis", "axis", -1),))),
+    "HardShrink": (("threshold",), None),
+    "SoftShrink": (("threshold",), None),
+    "TanhShrink": ((), None),
+    "Threshold": (("threshold", "default_value"), None),
+    "Squareplus": (("b",), None),
+    "SparsePlus": ((), None),
+    "SparseSigmoid": ((), None),
 }
 RENAMED = {"Exp": "exponential"}
 # Elementwise functions with no Keras activation of their own: the IR's kind of the same name.
@@ -104,6 +111,21 @@ FUNCTION_OPS: dict[str, tuple[str, Keras2 | None]] = {
     "Abs": ("abs", None),
     "Absolute": ("abs", Keras2(("math.abs",))),
     "Sqrt": ("sqrt", Keras2(("math.sqrt",))),
+    "Fabs": ("abs", None),
+    "Rsqrt": ("rsqrt", None),
+    "Erf": ("erf", None),
+    "Erfc": ("erfc", None),
+    "Arcsin": ("asin", None),
+    "Arccos": ("acos", None),
+    "Arctan": ("atan", None),
+    "Arcsinh": ("asinh", None),
+    "Arccosh": ("acosh", None),
+    "Arctanh": ("atanh", None),
+    "Reciprocal": ("reciprocal", None),
+    **{
+        name: (name.lower(), None)
+        for name in "Sin Cos Tan Sinh Cosh Exp2 Log2 Log10 Cbrt Floor Ceil Trunc Sign Sinc".split()
+    },
 }
 BINARY_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Add": ("add", ("__operators__.add", "math.add")),
@@ -190,10 +212,19 @@ def _activation(kind: str, attributes: tuple[str, ...]) -> OperationMapping:
     return mapping
 
 
+def _activate(op: Any, b: Builder, x: str, width: int, kind: str, **params: float) -> str:
+    """The ``Activate`` of the IR kind with these parameters (one that is not a finite number: refused)."""
+    try:
+        activation = Activation(kind, params)
+    except ValueError as err:
+        raise Unsupported(str(err)) from None
+    return b.add(Activate, op.name, [x], width, activation=activation)
+
+
 def _function(kind: str) -> OperationMapping:
     def mapping(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         x, width = _unary(b, args)
-        return b.add(Activate, op.name, [x], width, activation=Activation(kind))
+        return _activate(op, b, x, width, kind)
 
     return mapping
 
@@ -216,7 +247,56 @@ def negative(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any])
 @handles("Square", keras2=Keras2(("math.square",)))
 def square(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     x, width = _unary(b, args)
-    return b.add(Activate, op.name, [x], width, activation=Activation("integer_pow", {"exponent": 2.0}))
+    return _activate(op, b, x, width, "integer_pow", exponent=2.0)
+
+
+@handles("Round")
+def round_(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    x, width = _unary(b, args)
+    if op.decimals != 0:
+        raise Unsupported(f"round to {op.decimals} decimals: only decimals=0 is supported")
+    return _activate(op, b, x, width, "round")
+
+
+@handles("Clip")
+def clip(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    x, width = _unary(b, args)
+    low, high = (float(_constant(v)) if np.ndim(v) == 0 else np.nan for v in (op.x_min, op.x_max))
+    if not low <= high:
+        raise Unsupported(f"clip to [{op.x_min!r}, {op.x_max!r}]: only two numbers, the first not above the second")
+    return _activate(op, b, x, width, "clip", low=low, high=high)
+
+
+@handles("Power")
+def power(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    if len(args) != 2 or not isinstance(args[0], Tensor) or isinstance(args[1], Tensor):
+        raise Unsupported("only a tensor to a constant power is supported")
+    x, width = _tensor(b, args[0])
+    exponent = _constant(args[1])
+    if exponent.ndim != 0:
+        raise Unsupported(f"power {args[1]!r}: only one exponent for every feature is supported")
+    whole = float(exponent).is_integer()
+    return _activate(op, b, x, width, "integer_pow" if whole else "power", exponent=float(exponent))
+
+
+@handles("NanToNum")
+def nan_to_num(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    x, width = _unary(b, args)
+    top = float(np.finfo(np.float32).max)  # Keras' default: the dtype's largest value
+    posinf, neginf = (top if op.posinf is None else op.posinf), (-top if op.neginf is None else op.neginf)
+    return _activate(op, b, x, width, "nan_to_num", nan=op.nan, posinf=posinf, neginf=neginf)
+
+
+@handles("Copy", "Real", "Conj", "Conjugate")
+def identity(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The identity on real tensors."""
+    return _unary(b, args)[0]
+
+
+@handles("Deg2rad", "Rad2deg")
+def degrees(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    x, _ = _unary(b, args)
+    return _affine(op, b, x, np.pi / 180 if type(op).__name__ == "Deg2rad" else 180 / np.pi, 0.0)
 
 
 @handles("Concatenate", keras2=Keras2(("concat",), form=CONCAT, keywords=(("axis", "axis", None),)))
@@ -256,7 +336,12 @@ def is_operation(operation: Any) -> bool:
 
 def operation_reason(cls: str) -> str | None:
     """Why an operation class is refused before any argument is seen, or None when it has a mapping."""
-    return None if cls in OPERATIONS else f"operation {cls} has no C translation (see docs/keras-models.md)"
+    if cls in OPERATIONS:
+        return None
+    function = re.sub(r"(?<!^)(?=[A-Z])", "_", cls).lower()
+    if function in NOT_ELEMENTWISE:
+        return f"operation {cls} is not elementwise (it {NOT_ELEMENTWISE[function]}): no C translation"
+    return f"operation {cls} has no C translation (see docs/keras-models.md)"
 
 
 def map_operation(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

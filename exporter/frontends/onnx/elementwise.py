@@ -40,7 +40,11 @@ HARD_ALPHA, HARD_BETA = np.float32(1.0 / 6.0), np.float32(0.5)
 
 
 def activate(b: Builder, node: Node, row: Row, kind: str, **params: float) -> Row:
-    return Row(b.add(Activate, node.name, [row.value], row.width, activation=Activation(kind, params)), row.dims)
+    try:
+        activation = Activation(kind, params)
+    except ValueError as err:  # an attribute that is not a finite number
+        raise Unsupported(str(err)) from None
+    return Row(b.add(Activate, node.name, [row.value], row.width, activation=activation), row.dims)
 
 
 def affine(b: Builder, node: Node, row: Row, scale: Any, shift: Any) -> Row:
