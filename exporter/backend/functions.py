@@ -30,7 +30,9 @@ class Step:
     """One network op as a template sees it: the op, its static-name prefix, its buffers and its row block.
 
     ``x(i, k)`` and ``y(k)`` are the C lvalues of element ``k`` of input ``i`` and of the output
-    in row ``r`` of a block of ``rows`` rows (plain ``buf[k]`` when ``rows`` is 1). ``block`` is
+    in row ``r`` of a block of ``rows`` rows (plain ``buf[k]`` when ``rows`` is 1). ``tmp`` is the stack
+    array of the op's working memory (``Op.scratch_floats`` per row; row ``r`` of a block from
+    ``r * scratch_floats``), which all ops of the function share, each only while it runs. ``block`` is
     the number of output columns a Dense sums at once (the variant's register blocking), ``chunk``
     how many of them one loop sums (0: a statement per column; ``Variant.chunk_of``).
     """
@@ -46,6 +48,7 @@ class Step:
     strides: dict[str, int]
     block: int
     chunk: int = 0
+    tmp: str = ""
 
     def _at(self, buf: str, k: str, flat: bool) -> str:
         return f"{buf}[{k}]" if self.rows == 1 or flat else f"{buf}[r * {self.strides[buf]} + {k}]"
@@ -111,10 +114,11 @@ class RowBlock:
     buffers: list[int]
     copy_stride: int
     real_size: int = 4
+    working: int = 0  # floats of the ops' shared working memory (``Step.tmp``), 0: none
 
     @property
     def stack_bytes(self) -> int:
-        return self.real_size * sum(self.buffers)
+        return self.real_size * (sum(self.buffers) + self.working)
 
 
 @dataclass
@@ -274,14 +278,17 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, 
             strides=strides,
             block=variant.columns(rows, m.real),
             chunk=variant.chunk_of(m.real),
+            tmp=f"{scratch}_tmp" if op.scratch_floats() else "",
         )
         for index, op in enumerate(graph.ops)
     ]
+    working = rows * max((op.scratch_floats() for op in graph.ops), default=0)
     return RowBlock(
         name=f"{name}{variant.suffix}_rows{rows}",
         rows=rows,
         steps=steps,
         buffers=[rows * size for size in plan.sizes],
+        working=working,
         copy_stride=strides.get(plan.copy_from or "", 0),
         real_size=REAL_SIZE[m.real],
     )

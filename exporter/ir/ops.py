@@ -82,6 +82,11 @@ class Op(Weighted):
         By default an elementwise op: all inputs as wide as the output."""
         return in_widths[0] if len(set(in_widths)) == 1 else -1
 
+    def scratch_floats(self) -> int:
+        """Floats of working memory its C needs besides its inputs and output (a recurrence's state, attention
+        scores), per row: the backend gives every op one stack array (``Step.tmp``) of the largest such need."""
+        return 0
+
     def flops(self, in_widths: list[int]) -> int:
         """Estimated floating-point operations per call; by default one per element and input."""
         return self.width * max(1, len(in_widths))
