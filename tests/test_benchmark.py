@@ -62,7 +62,7 @@ def test_benchmark_quick_runs_and_reports():
     for peer in ("scikinC", "keras2c", "ONNX Runtime", "m2cgen", "scikit-learn", "tl2cgen"):
         assert peer in out, out  # measured, or "unavailable: <reason>"
     assert "per row vs scikinC" in out and "batch" in out, out  # a verdict, or "not measured"
-    assert "NOT EXACT" not in out and "WRONG" not in out, out
+    assert "NOT EXACT" not in out, out  # ours, bit for bit (a peer off by more than 1e-5 is marked WRONG: theirs)
 
 
 def test_benchmark_trees_runs_every_layout():
