@@ -1,7 +1,7 @@
-"""benchmarks/run.py runs end to end (smoke tests: no timing is asserted), in two parts that pytest-xdist runs on
-two workers: the default run (``--quick``: networks, trees, tree files, every verdict) and ``--trees`` (every
-layout of ours). ``--smoke 16``: a 16-wide residual model and tree models of two trees, so every path runs once,
-in seconds.
+"""benchmarks/run.py runs end to end (smoke tests: no timing is asserted), in two tests (pytest-xdist may run them at
+once, each pinned to its own core): the default run (``--quick``: networks, trees, tree files, every verdict) and
+``--trees`` (every layout of ours). ``--smoke 16``: a 16-wide residual model and tree models of two trees, so every
+path runs once, in seconds.
 
 Peers that are not installed (scikinC, ONNX Runtime: the `bench` extra) must show up as
 unavailable with a reason, never as a crash. Run as a user runs it (``KERAS_BACKEND`` unset): without a peer
