@@ -98,6 +98,10 @@ def keras2c(model: Any, name: str, workdir: Path, rows: int, repeats: int) -> li
 
 def onnxruntime_peer(model: Any, name: str, workdir: Path, rows: np.ndarray, repeats: int) -> list[Result]:
     """tf2onnx converts the Keras model's forward pass; ONNX Runtime runs it on one thread."""
+    from importlib.util import find_spec
+
+    if find_spec("tf2onnx") is None:  # before importing TensorFlow (seconds) for nothing: the `test` extra lacks it
+        raise ModuleNotFoundError("No module named 'tf2onnx'")
     import onnxruntime as ort
     import tensorflow as tf
     import tf2onnx

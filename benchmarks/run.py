@@ -60,7 +60,7 @@ from peers import (  # noqa: E402
     scikinc,
 )
 from tree_files import tree_file_results  # noqa: E402
-from trees import tree_results, tree_verdict  # noqa: E402
+from trees import SMOKE, tree_results, tree_verdict  # noqa: E402
 
 from exporter import export_keras  # noqa: E402
 from exporter.backend.isa import VARIANTS, Variant, missing_on_this_cpu  # noqa: E402
@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         metavar="WIDTH",
         default=None,
-        help="the residual model at this width, random weights (a check that every part runs; its numbers "
-        "say nothing about the shipped model)",
+        help="the residual model at this width, random weights, and the tree models with 100 times fewer trees "
+        "(a check that every part runs; its numbers say nothing about the shipped models)",
     )
     p.add_argument("--trees", action="store_true", help="the tree models alone (issue 28), ours in every layout")
     args = p.parse_args(argv)
@@ -197,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         "microseconds per row\n"
     )
 
+    shrink = SMOKE if args.smoke else 10 if args.quick else 1  # the tree models' (benchmarks/trees.py)
     if args.trees:
-        return trees_only(rows, per_round, n_rounds, args.quick)
+        return trees_only(rows, per_round, n_rounds, shrink)
     keras_on_tensorflow(args.quick)
 
     with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
@@ -207,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         inputs = make_inputs(12, rows)[:rows]
         flops = flops_per_row(models["residual"][1])
         before = machine_limits(workdir, flops)
-        rounds = [measure(models, workdir, inputs, per_round, args.quick, keras=k == 0) for k in range(n_rounds)]
+        rounds = [
+            measure(models, workdir, inputs, per_round, args.quick, shrink, keras=k == 0) for k in range(n_rounds)
+        ]
         results = best_of(rounds)
         print(table(results))
 
@@ -220,14 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def trees_only(rows: int, repeats: int, n_rounds: int, quick: bool) -> int:
+def trees_only(rows: int, repeats: int, n_rounds: int, shrink: int) -> int:
     """``--trees``: the tree models' rounds (scikit-learn's, ours in every layout, then XGBoost's and LightGBM's
     files), table and verdict alone."""
     with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
         workdir = Path(tmp)
         rounds = [
-            tree_results(attempt, workdir, quick, rows, repeats, layouts=True)
-            + tree_file_results(attempt, workdir, quick, rows, repeats)
+            tree_results(attempt, workdir, shrink, rows, repeats, layouts=True)
+            + tree_file_results(attempt, workdir, shrink, rows, repeats)
             for _ in range(n_rounds)
         ]
     results = best_of(rounds)
@@ -252,8 +255,9 @@ def keras_on_tensorflow(quick: bool) -> None:
     import_keras()
 
 
-def measure(models: dict, workdir: Path, inputs, repeats: int, quick: bool, keras: bool) -> list[Result]:
-    """One round of every timing: ours, then the peers (Keras' only if ``keras`` and not ``quick``)."""
+def measure(models: dict, workdir: Path, inputs, repeats: int, quick: bool, shrink: int, keras: bool) -> list[Result]:
+    """One round of every timing: ours, then the peers (Keras' only if ``keras`` and not ``quick``); ``shrink``: the
+    tree models' (benchmarks/trees.py)."""
     rows = len(inputs)
     results: list[Result] = []
     for name in ("residual", "sequential"):
@@ -271,8 +275,8 @@ def measure(models: dict, workdir: Path, inputs, repeats: int, quick: bool, kera
         if keras and not quick:
             results += attempt("Keras", name, keras_peers, model, name, workdir, inputs, repeats)
         results += attempt("numpy", name, numpy_peer, graph, name, inputs, repeats)
-    results += tree_results(attempt, workdir, quick, rows, repeats)
-    return results + tree_file_results(attempt, workdir, quick, rows, repeats)
+    results += tree_results(attempt, workdir, shrink, rows, repeats)
+    return results + tree_file_results(attempt, workdir, shrink, rows, repeats)
 
 
 def best_of(rounds: list[list[Result]]) -> list[Result]:
