@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.keras.layers import layer_mapping
+from exporter.frontends.keras import attention as _attention  # noqa: F401  (registers MultiHeadAttention)
+from exporter.frontends.keras.layers import layer_mapping, takes_call
 from exporter.frontends.keras.operations import Tensor, is_operation, map_operation
 from exporter.ir import Graph
 from exporter.ir.layout import Concatenate
@@ -23,7 +24,7 @@ REFUSALS = {
     "LSTM": "recurrent layers are not supported",
     "GRU": "recurrent layers are not supported",
     "RNN": "recurrent layers are not supported",
-    "Attention": "attention layers are not supported",
+    "Attention": "attention layers other than MultiHeadAttention are not supported",
     "Embedding": "embeddings are not supported",
 }
 
@@ -84,7 +85,8 @@ class KerasWalker:
         self.b = builder
         self.origins: dict[str, Origin] = {}
 
-    def apply(self, layer: Any, inputs: list[str], out_shapes: list[Any]) -> list[str]:
+    def apply(self, layer: Any, inputs: list[str], out_shapes: list[Any], call: Any = None) -> list[str]:
+        """A layer node; ``call``: its arguments, for a mapping that tells its tensors apart by them."""
         if is_model(layer):
             return self.walk(layer, inputs)
         cls = type(layer).__name__
@@ -99,6 +101,8 @@ class KerasWalker:
         if problems:
             return [self.b.refuse(layer.name, cls, "; ".join(problems), width, tuple(inputs), shape=shape)]
         try:
+            if takes_call(cls, _is_builtin(layer)):
+                return [mapping(layer, self.b, inputs, call)]  # type: ignore[call-arg]
             return [mapping(layer, self.b, inputs)]
         except Unsupported as err:
             return [self.b.refuse(layer.name, cls, str(err), width, tuple(inputs), shape=shape)]
@@ -135,7 +139,8 @@ class KerasWalker:
                 if is_operation(node.operation):
                     outs = self.operation(node, values, ins, shapes)
                 else:
-                    outs = self.apply(node.operation, ins, shapes)
+                    call = _with_tensors((tuple(node.arguments.args), dict(node.arguments.kwargs)), values)
+                    outs = self.apply(node.operation, ins, shapes, call)
                 for t, v in zip(node.outputs, outs, strict=True):
                     values[id(t)] = v
                     self.origins.setdefault(v, Origin(graph, t, tuple(inputs)))
