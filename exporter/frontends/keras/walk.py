@@ -6,13 +6,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras import attention as _attention  # noqa: F401  (registers MultiHeadAttention)
+from exporter.frontends.keras.inputs import (
+    input_parts,
+    is_several,
+    row_shape,
+    several_inputs,
+    split_values,
+)
 from exporter.frontends.keras.layers import layer_mapping, takes_call
 from exporter.frontends.keras.operations import Tensor, is_operation, map_operation
 from exporter.ir import Graph
+from exporter.ir.graph import InputPart
 from exporter.ir.layout import Concatenate
 
 # What to tell a user whose layer has no mapping, by family of class names.
@@ -52,16 +58,6 @@ def _rank_problem(shape: Any) -> str | None:
         fixed = "only (batch, features) tensors, or (batch, d1, d2...) of fixed sizes, are supported"
         return f"tensor shape {tuple(shape)}: {fixed}"
     return None
-
-
-def row_shape(shape: Any) -> tuple[int, ...]:
-    """A Keras tensor's shape per row (without the batch axis; an unknown axis counts as 1 for messages)."""
-    return tuple(int(n or 1) for n in shape[1:]) or (1,)
-
-
-def tensors(rows: np.ndarray, shape: Any) -> np.ndarray:
-    """Flat rows (as the C takes them) as the batch of tensors of ``shape`` a Keras input takes."""
-    return rows.reshape((len(rows), *row_shape(shape))) if len(shape) > 2 else rows
 
 
 @dataclass(frozen=True)
@@ -169,9 +165,11 @@ class Walked:
     origins: dict[str, Origin] = field(default_factory=dict)
     noise: str | None = None
     joined: str | None = None  # a one-input generator: the value (conditions, then noise) fed to the model
+    parts: tuple[InputPart, ...] = ()  # several inputs: each one's place in the input row
+    split: tuple[tuple[str, int, int], ...] = ()  # the values holding one input as is: (value, offset, width)
 
     def graph(self) -> Graph:
-        return self.builder.finish(self.input, self.output, self.noise)
+        return self.builder.finish(self.input, self.output, self.noise, self.parts)
 
 
 def generator_inputs(b: Builder, model: Any, widths: list[int], noise: int) -> tuple[str, str | None, list[str]]:
@@ -206,7 +204,8 @@ def walk_keras(model: Any, source: str, noise: int = 0) -> Walked:
     """Walk a loaded Keras model into IR ops, recording every refused layer in place.
 
     ``noise`` > 0 makes it a generator whose input ends with that many noise entries; a model with
-    two inputs is a generator (conditions, noise) anyway.
+    two row inputs is a generator (conditions, noise) anyway. Any other model of several inputs takes them
+    side by side in one row (``inputs.several_inputs``).
     """
     b = Builder(source)
     walker = KerasWalker(b)
@@ -220,12 +219,17 @@ def walk_keras(model: Any, source: str, noise: int = 0) -> Walked:
         if problem:
             b.refuse(model.name, "InputLayer", problem, 1)
     shapes = [row_shape(t.shape) for t in model.inputs]
+    if is_several(shapes, bool(noise)):  # one row holding every input side by side
+        x, feeds, layout = several_inputs(b, model)
+        outputs = walker.walk(model, feeds)
+        parts, split = input_parts(b, feeds, layout), split_values(b, feeds, layout)
+        return Walked(b, x, outputs[0], walker.origins, parts=parts, split=split)
     if len(shapes) == 1 and len(shapes[0]) > 1 and not noise:  # a tensor: one input, no noise
         x, r = b.value(math.prod(shapes[0]), shapes[0]), None
         feeds = [x]
     else:
         if any(len(shape) > 1 for shape in shapes):
-            reason = "a model of several inputs or a generator takes rows (batch, features), not tensors"
+            reason = "a generator takes rows (batch, features), not tensors"
             b.refuse(model.name, "InputLayer", reason, 1)
         x, r, feeds = generator_inputs(b, model, [math.prod(shape) for shape in shapes], noise)
     outputs = walker.walk(model, feeds)
