@@ -94,8 +94,9 @@ class KerasWalker:
         if mapping is None:
             problems.insert(0, refusal_reason(cls, _is_builtin(layer)))
         shape = row_shape(out_shapes[0]) if out_shapes else None
-        if problems:
-            return [self.b.refuse(layer.name, cls, "; ".join(problems), width, tuple(inputs), shape=shape)]
+        if problems:  # one refused value for each output, so that the walk goes on to the next problems
+            refused = self.b.refuse(layer.name, cls, "; ".join(problems), width, tuple(inputs), shape=shape)
+            return [refused] * max(1, len(out_shapes))
         try:
             if takes_call(cls, _is_builtin(layer)):
                 return [mapping(layer, self.b, inputs, call)]  # type: ignore[call-arg]
