@@ -29,6 +29,7 @@ ROWS = 2000  # random rows per check, besides the export's edge rows
     [
         ("mlp", {"Gemm", "LayerNormalization", "Div", "Erf", "Add", "Mul"}),
         ("mlp_dynamo", {"Gemm", "LayerNormalization", "Div", "Erf", "Add", "Mul"}),
+        ("mlp_opset13", {"Gemm", "ReduceMean", "Sub", "Pow", "Sqrt", "Div", "Erf", "Add", "Mul"}),
         ("resnet", {"Gemm", "BatchNormalization", "Relu", "Sigmoid", "Mul", "Add", "LayerNormalization"}),
     ],
 )
