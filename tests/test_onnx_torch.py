@@ -41,6 +41,8 @@ def test_dense_fixture_parity(tmp_path, name, ops):
     written = {n.op_type for n in onnx.load(path).graph.node} - {"Constant", "MatMul"}
     assert written == ops, written  # the patterns PyTorch wrote are those this test means to cover
     ex = export_chain(path)
+    kinds = [op.activation.kind for op in ex.chain.net.ops if hasattr(op, "activation")]
+    assert "erf" not in kinds and kinds.count("gelu_erf") == ("Erf" in ops) * (1 + (name == "mlp")), kinds
     report = ex.check(ex.compile(tmp_path, one_row=True), inputs=ex.inputs(samples=ROWS))
     assert report.passed and report.fallback is None, report.table()
     assert report.judgement is not None and report.judgement.rows >= ROWS
