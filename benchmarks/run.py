@@ -1,6 +1,6 @@
 """Speed of the generated C against its peers, in one run on one pinned core.
 
-    python benchmarks/run.py [--quick] [--rows N] [--repeats N] [--cpu K] [--trees]
+    python benchmarks/run.py [--quick] [--rows N] [--repeats N] [--cpu K] [--trees | --onnx]
 
 Builds the reference models (benchmarks/models.py), exports them with lamarr-export, and
 measures per-row latency (one call per row, as Lamarr calls it) and batch throughput:
@@ -51,7 +51,7 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the exporter, from a checkout
 from cbench import FLAG_SETS, LAMARR, compile_object, peak_gflops, stream_gbs, time_c  # noqa: E402
-from models import build, flops_per_row  # noqa: E402
+from models import EXAMPLE, build, flops_per_row, residual_model  # noqa: E402
 from onnx_files import onnx_file_results, onnx_verdict  # noqa: E402
 from peers import (  # noqa: E402
     Result,
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "say nothing about the shipped model)",
     )
     p.add_argument("--trees", action="store_true", help="the tree models alone (issue 28), ours in every layout")
+    p.add_argument("--onnx", action="store_true", help="the ONNX files alone (issue 26) against ONNX Runtime's C API")
     args = p.parse_args(argv)
     rows = args.rows or 2000  # the same rows in --quick: ONNX Runtime's per-call cost must weigh the same
     repeats = args.repeats or (5 if args.quick else 21)
@@ -202,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.trees:
         return trees_only(rows, per_round, n_rounds, args.quick)
+    if args.onnx:
+        return onnx_only(rows, per_round, n_rounds, args.smoke)
     keras_on_tensorflow(args.quick)
 
     with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
@@ -237,6 +240,22 @@ def trees_only(rows: int, repeats: int, n_rounds: int, quick: bool) -> int:
     results = best_of(rounds)
     print(table(results))
     tree_verdict(results)
+    return 0
+
+
+def onnx_only(rows: int, repeats: int, n_rounds: int, smoke: int | None) -> int:
+    """``--onnx``: the ONNX files' rounds (the MLP fixture and the efficiency net as ONNX), table and verdict alone."""
+    from exporter.frontends.keras.load import import_keras
+
+    import_keras()
+    model = str(EXAMPLE) if smoke is None else residual_model(smoke)
+    graph = export_keras(model, name="np").graph
+    inputs = make_inputs(12, rows)[:rows]
+    with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
+        rounds = [onnx_file_results(attempt, Path(tmp), graph, inputs, repeats, False) for _ in range(n_rounds)]
+    results = best_of(rounds)
+    print(table(results))
+    onnx_verdict(results)
     return 0
 
 
