@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.keras import recurrent as _recurrent  # noqa: F401  (declares the recurrent layers)
 from exporter.frontends.keras.layers import layer_mapping
 from exporter.frontends.keras.operations import Tensor, is_operation, map_operation
 from exporter.ir import Graph
@@ -20,9 +21,11 @@ REFUSALS = {
     "ConvLSTM": "convolutional recurrent layers (ConvLSTM) are not supported",
     "Conv": "convolutions are not supported (the exporter handles 1-D feature vectors)",
     "Pooling": "pooling is not supported (the exporter handles 1-D feature vectors)",
-    "LSTM": "recurrent layers are not supported",
-    "GRU": "recurrent layers are not supported",
-    "RNN": "recurrent layers are not supported",
+    "Masking": "masking (the Masking layer) is not supported: a recurrent layer here runs over every step",
+    "LSTM": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",
+    "GRU": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",
+    "RNN": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",
+    "Cell": "a recurrent cell called on its own is not supported (wrap it in keras.layers.RNN)",
     "Attention": "attention layers are not supported",
     "Embedding": "embeddings are not supported",
 }
