@@ -24,6 +24,7 @@ import numpy as np
 from exporter.ir.activations import Activation
 from exporter.ir.ops import Op, Shape
 
+TANH, SIGMOID = Activation("tanh"), Activation("sigmoid")  # Keras' defaults
 GATES = {"simple": 1, "gru": 3, "lstm": 4}
 NAMES = {"simple": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
 
@@ -44,8 +45,8 @@ class Recurrent(Op):
     recurrent_kernel: np.ndarray = None  # type: ignore[assignment]
     bias: np.ndarray | None = None
     recurrent_bias: np.ndarray | None = None
-    activation: Activation = Activation("tanh")
-    recurrent_activation: Activation = Activation("sigmoid")
+    activation: Activation = TANH
+    recurrent_activation: Activation = SIGMOID
     reset_after: bool = True
     sequences: bool = False
     backwards: bool = False
@@ -92,7 +93,7 @@ class Recurrent(Op):
 
     def describe(self) -> str:
         name = NAMES[self.kind] + (", reset after" if self.kind == "gru" and self.reset_after else "")
-        acts = f"{self.activation.describe()}" + ("" if self.kind == "simple" else f"/{self.recurrent_activation.describe()}")
+        acts = "/".join(act.describe() for act in self.activations)
         what = "sequence" if self.sequences else "last"
         order = (", backwards" if self.backwards else "") + (", flipped" if self.flip else "")
         bias = "" if self.bias is not None else ", no bias"

@@ -14,8 +14,7 @@ from typing import Any
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.activations import from_keras
 from exporter.frontends.keras.layers import _numpy, concatenate_values, handles, merge_values
-from exporter.ir import Activation
-from exporter.ir.recurrent import Recurrent
+from exporter.ir.recurrent import SIGMOID, Recurrent
 
 # Keras' cell classes -> the op's kind
 CELLS = {"SimpleRNNCell": "simple", "GRUCell": "gru", "LSTMCell": "lstm"}
@@ -64,7 +63,7 @@ def recurrence(b: Builder, name: str, layer: Any, x: str, flip: bool = False) ->
         bias=bias,
         recurrent_bias=recurrent_bias,
         activation=from_keras(cell.activation),
-        recurrent_activation=from_keras(cell.recurrent_activation) if kind != "simple" else Activation("sigmoid"),
+        recurrent_activation=from_keras(cell.recurrent_activation) if kind != "simple" else SIGMOID,
         reset_after=reset_after,
         sequences=sequences,
         backwards=bool(layer.go_backwards),
