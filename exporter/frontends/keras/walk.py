@@ -99,8 +99,9 @@ class KerasWalker:
         if mapping is None:
             problems.insert(0, refusal_reason(cls, _is_builtin(layer)))
         shape = row_shape(out_shapes[0]) if out_shapes else None
-        if problems:
-            return [self.b.refuse(layer.name, cls, "; ".join(problems), width, tuple(inputs), shape=shape)]
+        if problems:  # each further output a value of its own, so the walk goes on to the next problems
+            others = [self.b.value(math.prod(row_shape(s)), row_shape(s)) for s in out_shapes[1:]]
+            return [self.b.refuse(layer.name, cls, "; ".join(problems), width, tuple(inputs), shape=shape), *others]
         try:
             return [mapping(layer, self.b, inputs)]
         except Unsupported as err:
