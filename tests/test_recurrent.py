@@ -1,4 +1,5 @@
-"""Recurrent layers (SimpleRNN, GRU with either reset placement, LSTM, RNN of their cells, Bidirectional).
+"""Recurrent layers (SimpleRNN, GRU with either reset placement, LSTM, RNN of their cells, Bidirectional), in
+Keras and in Flax linen (nn.RNN of each cell class, nn.Bidirectional).
 
 Each model stacks several layers in branches, with odd sizes (1 and 7 steps, 3 and 17 units), sequences and
 last states, go_backwards, every merge mode, activations other than the defaults, no bias, dropouts (the
@@ -14,11 +15,14 @@ import platform
 import re
 import subprocess
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from exporter import export_keras
+from exporter import export_flax, export_keras
 from exporter.check.batch_bits import build_and_run
 from exporter.common.errors import UnsupportedModelError
+from exporter.ir import Recurrent
 
 from helpers import export_and_check, randomize
 
@@ -120,3 +124,66 @@ def test_what_stays_out_is_refused_by_name(keras):
     assert "'conv' (ConvLSTM1D): convolutional recurrent layers (ConvLSTM) are not supported" in _refusal(
         keras, conv_lstm
     )
+
+
+def _flax_model():
+    """Flax linen: every cell class, a reversed RNN, a bidirectional one (keep_order), a returned carry; 7 steps."""
+    from flax import linen as nn
+
+    class Sequences(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = x.reshape(7, 3)
+            gru = nn.RNN(nn.GRUCell(17))(x)
+            both = nn.Bidirectional(nn.RNN(nn.LSTMCell(3)), nn.RNN(nn.OptimizedLSTMCell(3)))(x)
+            back = nn.RNN(nn.SimpleCell(3), reverse=True)(x)
+            last, _ = nn.RNN(nn.GRUCell(2, gate_fn=nn.hard_sigmoid), return_carry=True)(x)
+            return nn.Dense(5)(jnp.concatenate([gru.reshape(-1), both.reshape(-1), back.reshape(-1), last]))
+
+    return Sequences()
+
+
+def _flax_params(model, n_inputs):
+    """Random params of the model's shapes (``eval_shape``: an eager init would compile every op), spread as
+    ``helpers.randomize`` spreads Keras weights."""
+    import jax
+
+    rng = np.random.default_rng(2)
+    template = jax.eval_shape(model.init, jax.random.PRNGKey(0), np.zeros(n_inputs, np.float32))
+
+    def spread(s):
+        return (rng.standard_normal(s.shape) / (np.sqrt(s.shape[0]) if len(s.shape) == 2 else 2.0)).astype(np.float32)
+
+    return jax.tree_util.tree_map(spread, template)
+
+
+def test_flax_recurrences_match_flax(tmp_path):
+    model = _flax_model()
+    ex = export_flax(model, _flax_params(model, 21), n_inputs=21, name="flax_rnn")
+    kinds = sorted({op.describe().split(" ")[0] for op in ex.graph.ops if isinstance(op, Recurrent)})
+    assert kinds == ["GRU,", "LSTM", "SimpleRNN"]
+    report = ex.check(ex.compile(tmp_path, one_row=True))
+    assert report.rows >= 10_000
+    assert report.passed, report.table()
+
+
+def test_flax_recurrences_flax_cannot_map_are_refused_by_name():
+    from flax import linen as nn
+
+    class Masked(nn.Module):
+        cell: str
+
+        @nn.compact
+        def __call__(self, x):
+            x = x.reshape(4, 2)
+            if self.cell == "mgu":
+                return nn.RNN(nn.MGUCell(3), name="gated")(x).reshape(-1)
+            return nn.RNN(nn.GRUCell(3), name="masked")(x, seq_lengths=jnp.array(2)).reshape(-1)
+
+    for cell, fragment in (
+        ("mgu", "module 'gated' (RNN(MGUCell)): cell MGUCell: only GRUCell, LSTMCell"),
+        ("gru", "module 'masked' (RNN(GRUCell)): seq_lengths is not supported"),
+    ):
+        model = Masked(cell)
+        with pytest.raises(UnsupportedModelError, match=re.escape(fragment)):
+            export_flax(model, _flax_params(model, 8), n_inputs=8)

@@ -371,7 +371,7 @@ def jaxpr_to_ir(
     import jax.numpy as jnp
 
     leaves, treedef = jax.tree_util.tree_flatten(params)
-    with recurrent.intercepted():  # nn.RNN as one primitive, not a scan
+    with recurrent.intercepted(source):  # nn.RNN as one primitive, not a scan
         closed = jax.make_jaxpr(lambda flat, x: fn(jax.tree_util.tree_unflatten(treedef, flat), x))(
             leaves, jnp.zeros((n_inputs,), jnp.float32)
         )

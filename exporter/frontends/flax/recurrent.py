@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from exporter.common.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.ir import Activation, Reshape
 from exporter.ir.activations import KINDS
@@ -53,18 +54,27 @@ def primitive() -> Any:
     return p
 
 
-def _cell_call(rnn: Any, inputs: Any, kwargs: dict[str, Any]) -> list[Any] | None:
-    """The primitive's results for this call of ``nn.RNN``, or None to let Flax run its scan."""
+def refusal(rnn: Any, inputs: Any, kwargs: dict[str, Any]) -> str | None:
+    """Why this call of ``nn.RNN`` has no ``Recurrent`` op (None: it has one)."""
     cell = rnn.cell
-    spec = CELLS.get(type(cell).__name__)
-    own = ("return_carry", "reverse", "keep_order", "time_major")
+    if type(cell).__name__ not in CELLS or not type(cell).__module__.startswith("flax."):
+        return f"cell {type(cell).__name__}: only {', '.join(CELLS)} are supported"
+    given = [k for k, v in kwargs.items() if v is not None and k in ("initial_carry", "seq_lengths")]
+    if given:
+        return f"{given[0]} is not supported: every step of every row runs, from a zero state"
+    if kwargs.get("time_major", rnn.time_major) or getattr(inputs, "ndim", 0) != 2:
+        return f"input of shape {getattr(inputs, 'shape', '?')}: one (steps, features) sequence per row is needed"
+    if getattr(cell, "residual", False):
+        return "a residual SimpleCell is not supported"
+    return None
+
+
+def _cell_call(rnn: Any, inputs: Any, kwargs: dict[str, Any]) -> Any:
+    """The primitive's results for this call of ``nn.RNN``, as Flax returns them."""
+    cell = rnn.cell
+    own = ("return_carry", "reverse", "keep_order")
     given = {k: getattr(rnn, k) if kwargs.get(k) is None else kwargs[k] for k in own}
-    extra = [k for k, v in kwargs.items() if v is not None and k not in own]  # initial_carry, seq_lengths...
-    if spec is None or not type(cell).__module__.startswith("flax.") or extra or getattr(inputs, "ndim", 0) != 2:
-        return None
-    if given["time_major"] or getattr(cell, "residual", False):
-        return None
-    kind, inside, state = spec
+    kind, inside, state = CELLS[type(cell).__name__]
     params = cell.variables["params"]
     names = [f"{d}.{w}" for d in (*inside, *state) for w in ("kernel", "bias") if w in params[d]]
     weights = [params[d][w] for d, w in (n.split(".") for n in names)]
@@ -89,16 +99,19 @@ def _cell_call(rnn: Any, inputs: Any, kwargs: dict[str, Any]) -> list[Any] | Non
 
 
 @contextlib.contextmanager
-def intercepted() -> Iterator[None]:
-    """While tracing for the IR: every ``nn.RNN`` call on a cell of ``CELLS`` becomes the primitive."""
+def intercepted(source: str) -> Iterator[None]:
+    """While tracing for the IR: every ``nn.RNN`` call becomes the primitive, or is refused by name at once."""
     from flax import linen as nn
 
     def interceptor(next_fun: Any, args: Any, kwargs: Any, context: Any) -> Any:
-        if isinstance(context.module, nn.RNN) and context.method_name == "__call__" and len(args) == 1:
-            out = _cell_call(context.module, args[0], dict(kwargs))
-            if out is not None:
-                return out
-        return next_fun(*args, **kwargs)
+        rnn = context.module
+        if not (isinstance(rnn, nn.RNN) and context.method_name == "__call__" and len(args) == 1):
+            return next_fun(*args, **kwargs)
+        reason = refusal(rnn, args[0], dict(kwargs))
+        if reason is not None:
+            name = "/".join(str(p) for p in (rnn.scope.path if rnn.scope else ())) or str(rnn.name)
+            raise UnsupportedModelError(source, [Problem(name, f"RNN({type(rnn.cell).__name__})", reason, "module")])
+        return _cell_call(rnn, args[0], dict(kwargs))
 
     with nn.intercept_methods(interceptor):
         yield
