@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+import exporter.frontends.flax.recurrent as recurrent
 from exporter.common.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.flax import recurrent
 from exporter.frontends.registry import Registry
 from exporter.ir import Activate, Activation, Affine, Broadcast, Concatenate, Dense, Graph, Merge, Reduce
 from exporter.ir.activations import KINDS

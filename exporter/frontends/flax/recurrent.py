@@ -98,10 +98,22 @@ def _cell_call(rnn: Any, inputs: Any, kwargs: dict[str, Any]) -> Any:
     return (carry, outs[-1])
 
 
+@functools.cache
+def _not_the_users() -> None:
+    """The interceptor runs under every module call: JAX must not take it for the user's code, whose line a
+    refused primitive names (``jaxpr._where``). JAX-internal API: a courtesy, never a failure."""
+    with contextlib.suppress(Exception):
+        from jax._src import source_info_util
+
+        source_info_util.register_exclusion(__file__)
+
+
 @contextlib.contextmanager
 def intercepted(source: str) -> Iterator[None]:
     """While tracing for the IR: every ``nn.RNN`` call becomes the primitive, or is refused by name at once."""
     from flax import linen as nn
+
+    _not_the_users()
 
     def interceptor(next_fun: Any, args: Any, kwargs: Any, context: Any) -> Any:
         rnn = context.module
