@@ -3,7 +3,8 @@
 Each step applies one layer kind of ``TENSOR_LAYERS`` to a tensor (functional: merges and concatenations
 read two tensors of one shape), and the model ends on a Flatten and a Dense head, or on the tensor itself.
 Some steps are refused on purpose (a softmax over another axis than the last, a Lambda); the refusal
-must name them. Sizes stay small: every model exports in a second or two.
+must name them: a Lambda alone when there is one, since its file is refused before Keras loads it (and
+the walk that would see the softmax's axis never runs). Sizes stay small: every model exports in a second or two.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class TensorDraw:
     def __init__(self, keras: Any, data: Any):
         self.keras, self.data = keras, data
         self.tensors: list[Any] = []
-        self.refused: list[str] = []
+        self.refused: list[str] = []  # named before Keras loads the file (the stored configuration shows them)
+        self.walk_refused: list[str] = []  # named by the walk of the loaded model, when nothing stopped the load
         self.count = 0
 
     def draw(self, strategy: Any, label: str) -> Any:
@@ -86,7 +88,7 @@ def _concatenate(d: TensorDraw, x: Any, name: str) -> Any:
 
 
 def _softmax_elsewhere(d: TensorDraw, x: Any, name: str) -> Any:
-    d.refused.append(f"'{name}' (Softmax): axis 1; only the last axis (-1) is supported")
+    d.walk_refused.append(f"'{name}' (Softmax): axis 1; only the last axis (-1) is supported")
     return d.keras.layers.Softmax(axis=1, name=name)(x)
 
 
@@ -127,4 +129,4 @@ def draw_tensor_model(keras: Any, data: Any) -> tuple[Any, list[str]]:
         d.tensors.append(x)
     if d.draw(st.booleans(), "flatten to a Dense head"):
         x = keras.layers.Dense(d.size("outputs"), name="head")(keras.layers.Flatten(name="flat")(x))
-    return keras.Model(d.tensors[0], x, name="fuzz_tensor"), d.refused
+    return keras.Model(d.tensors[0], x, name="fuzz_tensor"), d.refused or d.walk_refused
