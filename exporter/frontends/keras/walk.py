@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.keras import normalization as _normalization  # noqa: F401  (registers its layers)
 from exporter.frontends.keras.layers import layer_mapping
 from exporter.frontends.keras.operations import Tensor, is_operation, map_operation
 from exporter.ir import Graph
@@ -24,7 +25,6 @@ REFUSALS = {
     "GRU": "recurrent layers are not supported",
     "RNN": "recurrent layers are not supported",
     "Attention": "attention layers are not supported",
-    "Embedding": "embeddings are not supported",
 }
 
 
