@@ -347,4 +347,3 @@ def concatenate_values(b: Builder, name: str, inputs: list[str], axis: int) -> s
     steps = math.prod(shape[:at])
     width = sum(b.widths[v] for v in inputs) // steps
     return b.add(Concatenate, name, inputs, width, axis=at - rank, steps=steps)
-
