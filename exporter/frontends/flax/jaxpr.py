@@ -133,8 +133,9 @@ def _where(eqn: Any) -> str:
 
 
 class JaxprWalker:
-    def __init__(self, source: str, n_inputs: int):
+    def __init__(self, source: str, n_inputs: int, marks: dict[str, Callable[..., Value]] | None = None):
         self.b = Builder(source)
+        self.marks = marks or {}  # calls mapped whole (modules.py): by name, (walker, values) -> the output
         self.n_inputs = n_inputs
         self.pre: ColumnStage | None = None
         self.materialized: dict[Lanes, Data] = {}
@@ -224,6 +225,8 @@ class JaxprWalker:
     def call(self, eqn: Any, ins: list[Value]) -> list[Value]:
         closed = eqn.params[CALLS[eqn.primitive.name]]
         name = eqn.params.get("name")
+        if name in self.marks:
+            return [self.marks[name](self, ins)]
         data = [v for v in ins if not isinstance(v, Const)]
         constants = [v.value for v in ins if isinstance(v, Const)]
         activation = named_activation(name, constants) if len(data) == 1 and len(eqn.outvars) == 1 else None
@@ -363,9 +366,10 @@ def _column_op(kind: str, arg: float, column: int) -> ColumnOp:
 
 
 def jaxpr_to_ir(
-    fn: Callable[[Any, Any], Any], params: Any, n_inputs: int, source: str
+    fn: Callable[[Any, Any], Any], params: Any, n_inputs: int, source: str, marks: dict[str, Any] | None = None
 ) -> tuple[ColumnStage | None, Graph]:
-    """Trace ``fn(params, x)`` for one row of ``n_inputs`` floats; its preprocessing stage and network."""
+    """Trace ``fn(params, x)`` for one row of ``n_inputs`` floats; its preprocessing stage and network
+    (``marks``: calls mapped whole, filled while ``fn`` is traced)."""
     import jax
     import jax.numpy as jnp
 
@@ -373,7 +377,7 @@ def jaxpr_to_ir(
     closed = jax.make_jaxpr(lambda flat, x: fn(jax.tree_util.tree_unflatten(treedef, flat), x))(
         leaves, jnp.zeros((n_inputs,), jnp.float32)
     )
-    walker = JaxprWalker(source, n_inputs)
+    walker = JaxprWalker(source, n_inputs, marks)
     raw = Lanes(tuple((i, ()) for i in range(n_inputs)))
     args: list[Value] = [*(Const(v) for v in leaves), raw]
     (out,) = _single(walker.run(closed.jaxpr, args, closed.consts), source)
@@ -386,13 +390,11 @@ def jaxpr_to_ir(
         walker.b.problems.append(Problem("output", "value", str(err), "output"))
         output = Data(walker.b.value(1))
     graph_input = walker.materialized[next(iter(walker.materialized))].name if walker.materialized else output.name
-    graph = walker.b.finish(graph_input, output.name)
-    return walker.pre, graph
+    return walker.pre, walker.b.finish(graph_input, output.name)
 
 
 def _single(outs: list[Value], source: str) -> list[Value]:
     if len(outs) != 1:
-        raise UnsupportedModelError(
-            source, [Problem("output", "tuple", f"{len(outs)} outputs; one is supported", "output")]
-        )
+        problem = Problem("output", "tuple", f"{len(outs)} outputs; one is supported", "output")
+        raise UnsupportedModelError(source, [problem])
     return outs
