@@ -170,3 +170,19 @@ def test_flax_normalizations_and_embed():
     assert {"Embedding", "LayerNorm", "Normalize"} <= set(kinds)
     report = ex.check(ex.compile(one_row=True))
     assert report.passed, report.table()
+
+
+def test_an_nnx_layer_norm_is_refused_not_crashed():
+    from flax import nnx
+
+    from exporter.common.errors import UnsupportedModelError
+
+    class Model(nnx.Module):
+        def __init__(self, rngs):
+            self.dense, self.norm = nnx.Linear(4, 6, rngs=rngs), nnx.LayerNorm(6, rngs=rngs)
+
+        def __call__(self, x):
+            return self.norm(self.dense(x))
+
+    with pytest.raises(UnsupportedModelError, match="do not broadcast"):
+        export_flax(Model(nnx.Rngs(0)), n_inputs=4, name="nnx_norm")

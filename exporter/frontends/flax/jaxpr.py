@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -105,27 +106,24 @@ LANE_FUNCTIONS = {
     "atanh": "arctanh",
 }
 IDENTITY = {*"copy copy_p stop_gradient reshape squeeze expand_dims convert_element_type optimization_barrier".split()}
-CALLS = {
-    "pjit": "jaxpr",
-    "jit": "jaxpr",
-    "closed_call": "call_jaxpr",
-    "core_call": "call_jaxpr",
-    "custom_jvp_call": "call_jaxpr",
-    "custom_vjp_call": "call_jaxpr",
+CALLS = {  # call primitive -> the parameter holding its jaxpr
+    **dict.fromkeys(("pjit", "jit", "remat", "checkpoint"), "jaxpr"),
+    **dict.fromkeys(("closed_call", "core_call", "custom_jvp_call", "custom_vjp_call"), "call_jaxpr"),
     "custom_vjp_call_jaxpr": "fun_jaxpr",
-    "remat": "jaxpr",
-    "checkpoint": "jaxpr",
 }
 MERGES = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide", "max": "maximum", "min": "minimum"}
 
 
+_EXPORTER = str(Path(__file__).parents[1])  # the frontends' own frames (modules.py's interceptor) are not the user's
+
+
 def _where(eqn: Any) -> str:
-    """The innermost line of the user's own code that made this primitive (not JAX's, not Flax's)."""
+    """The innermost line of the user's own code that made this primitive (not JAX's, Flax's or the exporter's)."""
     try:
         from jax._src import source_info_util
 
         for frame in source_info_util.user_frames(eqn.source_info.traceback):
-            if "site-packages" not in frame.file_name:
+            if "site-packages" not in frame.file_name and not frame.file_name.startswith(_EXPORTER):
                 return f"{frame.file_name}:{frame.start_line} ({frame.function_name})"
     except Exception:  # the location is a courtesy (and JAX-internal API): never fail over it
         pass
@@ -343,8 +341,10 @@ class JaxprWalker:
 
     def _affine(self, x: Data, scale: Any, shift: Any, name: str) -> Data:
         width = self.width(x)
-        scale = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1), (width,))
-        shift = np.broadcast_to(np.asarray(shift, np.float64).reshape(-1), (width,))
+        scale, shift = (np.asarray(v, np.float64).reshape(-1) for v in (scale, shift))
+        if not {scale.size, shift.size} <= {1, width}:  # a reduced value times a row of constants, say
+            raise Unsupported(f"values of widths {width} and {max(scale.size, shift.size)} do not broadcast")
+        scale, shift = np.broadcast_to(scale, (width,)), np.broadcast_to(shift, (width,))
         return Data(self.b.add(Affine, self.label, [x.name], width, scale=scale, shift=shift), x.scalar)
 
 
@@ -380,7 +380,11 @@ def jaxpr_to_ir(
     walker = JaxprWalker(source, n_inputs, marks)
     raw = Lanes(tuple((i, ()) for i in range(n_inputs)))
     args: list[Value] = [*(Const(v) for v in leaves), raw]
-    (out,) = _single(walker.run(closed.jaxpr, args, closed.consts), source)
+    outs = walker.run(closed.jaxpr, args, closed.consts)
+    if len(outs) != 1:
+        problem = Problem("output", "tuple", f"{len(outs)} outputs; one is supported", "output")
+        raise UnsupportedModelError(source, [problem])
+    (out,) = outs
     if isinstance(out, (Const, RefusedResult)):
         problems = walker.b.problems or [Problem("output", "value", "does not depend on the input", "output")]
         raise UnsupportedModelError(source, problems)
@@ -391,10 +395,3 @@ def jaxpr_to_ir(
         output = Data(walker.b.value(1))
     graph_input = walker.materialized[next(iter(walker.materialized))].name if walker.materialized else output.name
     return walker.pre, walker.b.finish(graph_input, output.name)
-
-
-def _single(outs: list[Value], source: str) -> list[Value]:
-    if len(outs) != 1:
-        problem = Problem("output", "tuple", f"{len(outs)} outputs; one is supported", "output")
-        raise UnsupportedModelError(source, [problem])
-    return outs
