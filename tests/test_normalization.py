@@ -186,3 +186,21 @@ def test_an_nnx_layer_norm_is_refused_not_crashed():
 
     with pytest.raises(UnsupportedModelError, match="do not broadcast"):
         export_flax(Model(nnx.Rngs(0)), n_inputs=4, name="nnx_norm")
+
+
+def test_batch_gives_the_bits_of_one_row_at_a_time(keras, tmp_path):
+    """The ops' loops over a block of rows (``SYMBOL_batch``) give each row the bits of one call."""
+    L = keras.layers
+    x = keras.Input((3, 4))
+    h = L.Flatten()(L.Embedding(7, 2)(L.Flatten()(x)))  # (24,)
+    h = L.Reshape((4, 6))(h)
+    h = L.UnitNormalization()(L.RMSNormalization()(L.GroupNormalization(groups=3)(h)))
+    model = randomize(keras.Model(x, L.LayerNormalization(rms_scaling=True)(h)))
+    ex = export_keras(saved(model, tmp_path), name="batched")
+    compiled = ex.compile(tmp_path)
+    rows = with_indices(np.random.default_rng(2).standard_normal((300, 12)), dict.fromkeys(range(12), 7), 0)
+    rows = rows.astype(np.float32)
+    rows[5, 3] = 9.0  # out of range: NaN in that row's outputs only
+    expected = compiled(rows)
+    for n in (1, 3, 7, len(rows)):
+        np.testing.assert_array_equal(compiled.batch(rows[:n]).view(np.uint32), expected[:n].view(np.uint32))

@@ -90,6 +90,9 @@ class Normalize(Op):
     def flops(self, in_widths: list[int]) -> int:
         return (7 if self.centred else 5) * self.width
 
+    def file_helpers(self) -> tuple[str, ...]:
+        return ("barriers", "fence")  # OPAQUE on its scale and bias; FENCE before its passes
+
     def refusal(self) -> str | None:
         if not (np.isfinite(self.epsilon) and self.epsilon >= 0) or (self.kind == "unit" and self.epsilon == 0):
             return f"epsilon {self.epsilon}: must be a finite number >= 0 (> 0 for a unit norm)"
