@@ -17,7 +17,7 @@ from exporter.frontends.builder import Builder, Unsupported
 from exporter.ir import Graph, Reshape
 from exporter.ir.normalization import Embedding, Normalize
 
-from helpers import assert_user_error, export_and_check, randomize, saved
+from helpers import assert_user_error, export_and_check, randomize, saved, strict_compile
 
 # Keras warns that rms_scaling divides by the variance's root: the layer computes that, and the C matches it
 pytestmark = pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
@@ -189,14 +189,17 @@ def test_an_nnx_layer_norm_is_refused_not_crashed():
 
 
 def test_batch_gives_the_bits_of_one_row_at_a_time(keras, tmp_path):
-    """The ops' loops over a block of rows (``SYMBOL_batch``) give each row the bits of one call."""
+    """The ops' loops over a block of rows (``SYMBOL_batch``) give each row the bits of one call; the C
+    compiles under the strict flags as C99 and as C++."""
     L = keras.layers
     x = keras.Input((3, 4))
     h = L.Flatten()(L.Embedding(7, 2)(L.Flatten()(x)))  # (24,)
     h = L.Reshape((4, 6))(h)
     h = L.UnitNormalization()(L.RMSNormalization()(L.GroupNormalization(groups=3)(h)))
-    model = randomize(keras.Model(x, L.LayerNormalization(rms_scaling=True)(h)))
+    model = randomize(keras.Model(x, L.LayerNormalization(rms_scaling=True)(L.LayerNormalization()(h))))
     ex = export_keras(saved(model, tmp_path), name="batched")
+    ex.write(tmp_path / "batched.c")
+    strict_compile(tmp_path / "batched.c", tmp_path)
     compiled = ex.compile(tmp_path)
     rows = with_indices(np.random.default_rng(2).standard_normal((300, 12)), dict.fromkeys(range(12), 7), 0)
     rows = rows.astype(np.float32)
