@@ -54,8 +54,9 @@ SUPPORTED_LAYERS = [
     "flatten",
     "layer_norm",
     "reshape",
+    "unit_norm",
 ]
-UNSUPPORTED_LAYERS = ["unit_norm", "lambda", "custom"]
+UNSUPPORTED_LAYERS = ["lambda", "custom"]
 MERGES = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"]
 RUNNABLE = [v.name for v in VARIANTS["auto"] if not missing_on_this_cpu(v)]  # the variants the batch check runs
 

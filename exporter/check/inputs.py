@@ -18,6 +18,8 @@ from exporter.common import interrupt
 from exporter.ir.chain import Chain
 from exporter.ir.columns import UNDO, ColumnStage, Function, Select
 from exporter.ir.graph import Graph
+from exporter.ir.layout import Reshape, Slice
+from exporter.ir.normalization import Embedding
 from exporter.ir.ops import size
 from exporter.ir.trees import TreeEnsemble
 
@@ -105,15 +107,47 @@ def with_masks(graph: Graph | None, rows: np.ndarray, seed: int) -> np.ndarray:
         for i in range(len(rows)):
             kept = np.arange(n) < i % (n + 1)
             rows[i, part.offset : part.offset + n] = kept if i % 2 == 0 else rng.permutation(kept)
+
+
+def index_columns(graph: Graph) -> dict[int, int]:
+    """The input columns an ``Embedding`` reads as indices (directly, or through reshapes and slices of the
+    input), each with its vocabulary: parity rows draw whole numbers in range there, as a model's real
+    inputs are (elsewhere the C gives NaN, where Keras truncates and raises or fills)."""
+    offsets = {graph.input: 0}  # values that are a run of the input's columns: where the run starts
+    columns: dict[int, int] = {}
+    for op in graph.ops:
+        start = offsets.get(op.inputs[0]) if op.inputs else None
+        if start is None:
+            continue
+        if isinstance(op, Reshape):
+            offsets[op.output] = start
+        elif isinstance(op, Slice) and op.steps == 1:
+            offsets[op.output] = start + op.start
+        elif isinstance(op, Embedding):
+            columns.update(dict.fromkeys(range(start, start + graph.widths[op.inputs[0]]), op.vocabulary))
+    return columns
+
+
+def with_indices(rows: np.ndarray, columns: dict[int, int], seed: int) -> np.ndarray:
+    """``rows`` with each index column replaced by whole numbers in ``[-vocabulary, vocabulary)``, the first
+    rows at the ends of that range (0, vocabulary - 1, -1, -vocabulary, and halves truncated to them), the rest
+    at random."""
+    rng = np.random.default_rng(seed)
+    for column, vocabulary in columns.items():
+        values = rng.integers(-vocabulary, vocabulary, len(rows)).astype(np.float64)
+        ends = np.array([0, vocabulary - 1, -1, -vocabulary, vocabulary - 0.5, -0.5, -vocabulary - 0.5])[: len(rows)]
+        values[: len(ends)] = ends
+        rows[:, column] = values
     return rows
 
 
 def chain_inputs(chain: Chain, samples: int, seed: int = 0, user_rows: np.ndarray | None = None) -> np.ndarray:
     """Rows for the parity check of ``chain``: domain-aware when it starts with preprocessing, masks made 0/1."""
     if chain.pre is None:
-        rows = with_masks(chain.net, make_inputs(chain.n_inputs, samples, seed), seed)
-        user = [] if user_rows is None else [np.asarray(user_rows, dtype=np.float32).reshape(-1, chain.n_inputs)]
-        return np.concatenate([rows, *user, *_tree_rows(chain, seed)])
+        indices = index_columns(chain.net) if chain.net is not None else {}
+        rows = with_masks(chain.net, with_indices(make_inputs(chain.n_inputs, samples, seed), indices, seed), seed)
+        given = [] if user_rows is None else [np.asarray(user_rows, dtype=np.float32).reshape(-1, chain.n_inputs)]
+        return np.concatenate([rows, *given, *_tree_rows(chain, seed)])
     rng = np.random.default_rng(seed)
     pools = [_column_pool(chain.pre, raw, rng, max(samples, 1)) for raw in range(chain.n_inputs)]
     rows = np.stack([rng.choice(np.concatenate(pool), samples) for pool in pools], axis=1)

@@ -356,6 +356,9 @@ class LayerNorm(Op):
     def flops(self, in_widths: list[int]) -> int:
         return 7 * self.width  # sum; difference, square, sum; difference, product, scale and shift
 
+    def file_helpers(self) -> tuple[str, ...]:
+        return ("barriers", "fence")  # OPAQUE on its scale and bias; FENCE before its passes
+
     def refusal(self) -> str | None:
         if not (np.isfinite(self.epsilon) and self.epsilon >= 0):
             return f"epsilon {self.epsilon}: must be a finite number >= 0"

@@ -17,6 +17,7 @@ import numpy as np
 from exporter.common import interrupt
 from exporter.common.errors import ExportError, Float64Unavailable, InputError
 from exporter.frontends.flax.jaxpr import jaxpr_to_ir
+from exporter.frontends.flax.modules import marking
 from exporter.frontends.loaded import LoadedModel
 
 
@@ -65,7 +66,8 @@ def load_flax(model: Any, params: Any, n_inputs: int, source: str) -> LoadedMode
             f"{source}: the output for one row has shape {getattr(probe, 'shape', '?')}; "
             "one row must give a vector (or a scalar)"
         )
-    pre, graph = jaxpr_to_ir(fn, params, n_inputs, source)
+    traced, marks = marking(fn)  # linen normalizations and embeddings, mapped whole
+    pre, graph = jaxpr_to_ir(traced, params, n_inputs, source, marks)
     batched = jax.jit(jax.vmap(lambda x: fn(params, x)))
 
     def reference(rows: np.ndarray) -> np.ndarray:

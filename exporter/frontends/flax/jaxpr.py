@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,27 +99,24 @@ UNARY = {
 }
 LANE_FUNCTIONS = {**{name: name for name in "log log1p exp expm1 sqrt tanh".split()}, "atanh": "arctanh"}
 IDENTITY = {*"copy copy_p stop_gradient reshape squeeze expand_dims convert_element_type optimization_barrier".split()}
-CALLS = {
-    "pjit": "jaxpr",
-    "jit": "jaxpr",
-    "closed_call": "call_jaxpr",
-    "core_call": "call_jaxpr",
-    "custom_jvp_call": "call_jaxpr",
-    "custom_vjp_call": "call_jaxpr",
+CALLS = {  # call primitive -> the parameter holding its jaxpr
+    **dict.fromkeys(("pjit", "jit", "remat", "checkpoint"), "jaxpr"),
+    **dict.fromkeys(("closed_call", "core_call", "custom_jvp_call", "custom_vjp_call"), "call_jaxpr"),
     "custom_vjp_call_jaxpr": "fun_jaxpr",
-    "remat": "jaxpr",
-    "checkpoint": "jaxpr",
 }
 MERGES = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide", "max": "maximum", "min": "minimum"}
 
 
+_EXPORTER = str(Path(__file__).parents[1])  # the frontends' own frames (modules.py's interceptor) are not the user's
+
+
 def _where(eqn: Any) -> str:
-    """The innermost line of the user's own code that made this primitive (not JAX's, not Flax's)."""
+    """The innermost line of the user's own code that made this primitive (not JAX's, Flax's or the exporter's)."""
     try:
         from jax._src import source_info_util
 
         for frame in source_info_util.user_frames(eqn.source_info.traceback):
-            if "site-packages" not in frame.file_name:
+            if "site-packages" not in frame.file_name and not frame.file_name.startswith(_EXPORTER):
                 return f"{frame.file_name}:{frame.start_line} ({frame.function_name})"
     except Exception:  # the location is a courtesy (and JAX-internal API): never fail over it
         pass
@@ -126,8 +124,9 @@ def _where(eqn: Any) -> str:
 
 
 class JaxprWalker:
-    def __init__(self, source: str, n_inputs: int):
+    def __init__(self, source: str, n_inputs: int, marks: dict[str, Callable[..., Value]] | None = None):
         self.b = Builder(source)
+        self.marks = marks or {}  # calls mapped whole (modules.py): by name, (walker, values) -> the output
         self.n_inputs = n_inputs
         self.pre: ColumnStage | None = None
         self.materialized: dict[Lanes, Data] = {}
@@ -222,6 +221,8 @@ class JaxprWalker:
     def call(self, eqn: Any, ins: list[Value]) -> list[Value]:
         closed = eqn.params[CALLS[eqn.primitive.name]]
         name = eqn.params.get("name")
+        if name in self.marks:
+            return [self.marks[name](self, ins)]
         data = [v for v in ins if not isinstance(v, Const)]
         constants = [v.value for v in ins if isinstance(v, Const)]
         activation = named_activation(name, constants) if len(data) == 1 and len(eqn.outvars) == 1 else None
@@ -341,8 +342,10 @@ class JaxprWalker:
 
     def _affine(self, x: Data, scale: Any, shift: Any, name: str) -> Data:
         width = self.width(x)
-        scale = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1), (width,))
-        shift = np.broadcast_to(np.asarray(shift, np.float64).reshape(-1), (width,))
+        scale, shift = (np.asarray(v, np.float64).reshape(-1) for v in (scale, shift))
+        if not {scale.size, shift.size} <= {1, width}:  # a reduced value times a row of constants, say
+            raise Unsupported(f"values of widths {width} and {max(scale.size, shift.size)} do not broadcast")
+        scale, shift = np.broadcast_to(scale, (width,)), np.broadcast_to(shift, (width,))
         return Data(self.b.add(Affine, self.label, [x.name], width, scale=scale, shift=shift), x.scalar)
 
 
@@ -364,9 +367,10 @@ def _column_op(kind: str, arg: float, column: int) -> ColumnOp:
 
 
 def jaxpr_to_ir(
-    fn: Callable[[Any, Any], Any], params: Any, n_inputs: int, source: str
+    fn: Callable[[Any, Any], Any], params: Any, n_inputs: int, source: str, marks: dict[str, Any] | None = None
 ) -> tuple[ColumnStage | None, Graph]:
-    """Trace ``fn(params, x)`` for one row of ``n_inputs`` floats; its preprocessing stage and network."""
+    """Trace ``fn(params, x)`` for one row of ``n_inputs`` floats; its preprocessing stage and network
+    (``marks``: calls mapped whole, filled while ``fn`` is traced)."""
     import jax
     import jax.numpy as jnp
 
@@ -375,10 +379,14 @@ def jaxpr_to_ir(
         closed = jax.make_jaxpr(lambda flat, x: fn(jax.tree_util.tree_unflatten(treedef, flat), x))(
             leaves, jnp.zeros((n_inputs,), jnp.float32)
         )
-    walker = JaxprWalker(source, n_inputs)
+    walker = JaxprWalker(source, n_inputs, marks)
     raw = Lanes(tuple((i, ()) for i in range(n_inputs)))
     args: list[Value] = [*(Const(v) for v in leaves), raw]
-    (out,) = _single(walker.run(closed.jaxpr, args, closed.consts), source)
+    outs = walker.run(closed.jaxpr, args, closed.consts)
+    if len(outs) != 1:
+        problem = Problem("output", "tuple", f"{len(outs)} outputs; one is supported", "output")
+        raise UnsupportedModelError(source, [problem])
+    (out,) = outs
     if isinstance(out, (Const, RefusedResult)):
         problems = walker.b.problems or [Problem("output", "value", "does not depend on the input", "output")]
         raise UnsupportedModelError(source, problems)
@@ -388,13 +396,4 @@ def jaxpr_to_ir(
         walker.b.problems.append(Problem("output", "value", str(err), "output"))
         output = Data(walker.b.value(1))
     graph_input = walker.materialized[next(iter(walker.materialized))].name if walker.materialized else output.name
-    graph = walker.b.finish(graph_input, output.name)
-    return walker.pre, graph
-
-
-def _single(outs: list[Value], source: str) -> list[Value]:
-    if len(outs) != 1:
-        raise UnsupportedModelError(
-            source, [Problem("output", "tuple", f"{len(outs)} outputs; one is supported", "output")]
-        )
-    return outs
+    return walker.pre, walker.b.finish(graph_input, output.name)

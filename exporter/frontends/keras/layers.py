@@ -23,7 +23,7 @@ import numpy as np
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.activations import from_keras, keras_activation
 from exporter.frontends.registry import Registry
-from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Formula, LayerNorm, Merge, PReLU, Reshape
+from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Formula, Merge, PReLU, Reshape
 from exporter.ir.expression import parse
 
 Mapping = Callable[[Any, Builder, list[str]], str]
@@ -360,26 +360,3 @@ def concatenate_values(b: Builder, name: str, inputs: list[str], axis: int) -> s
     steps = math.prod(shape[:at])
     width = sum(b.widths[v] for v in inputs) // steps
     return b.add(Concatenate, name, inputs, width, axis=at - rank, steps=steps)
-
-
-def _normalized_shapes(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
-    last = config.get("axis") in (-1, [-1])  # other axes: a tensor's, not checked here (stored rows only)
-    return dict.fromkeys(names, (width if last else None,))
-
-
-@handles("LayerNormalization", variables=(("gamma", "scale"), ("beta", "center")), shapes=_normalized_shapes)
-def layer_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
-    x, _ = _one(b, inputs)
-    if getattr(layer, "rms_scaling", False):
-        raise Unsupported("rms_scaling is not supported")
-    shape = b.shape(x)
-    rank = len(shape)
-    axes = sorted(a % (rank + 1) for a in (layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]))
-    if 0 in axes or axes != list(range(axes[0], rank + 1)):
-        raise Unsupported(f"axis {layer.axis}: only the last axes of a row (-1, or -2 and -1...) are supported")
-    steps = math.prod(shape[: axes[0] - 1])
-    width = b.widths[x] // steps
-    trailing = shape[axes[0] - 1 :]
-    scale = np.broadcast_to(_numpy(layer.gamma), trailing) if layer.scale else np.ones(trailing)
-    bias = np.broadcast_to(_numpy(layer.beta), trailing) if layer.center else np.zeros(trailing)
-    return b.add(LayerNorm, layer.name, [x], width, scale=scale, bias=bias, epsilon=float(layer.epsilon), steps=steps)

@@ -16,6 +16,7 @@ derived from the operations the exporter maps and cannot name one it does not.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +26,16 @@ import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.activations import NOT_ELEMENTWISE, keras_activation
-from exporter.frontends.keras.layers import feature_axis, merge_values, per_feature
+from exporter.frontends.keras.layers import (
+    activate,
+    concatenate_values,
+    feature_axis,
+    merge_values,
+    per_feature,
+    rows_of,
+)
 from exporter.frontends.registry import Registry
-from exporter.ir import Activate, Activation, Affine, Concatenate, Slice
+from exporter.ir import Activate, Activation, Affine, Slice
 from exporter.ir.ops import affine_parts
 
 
@@ -167,9 +175,10 @@ def _unary(b: Builder, args: tuple[Any, ...]) -> tuple[str, int]:
 
 
 def _affine(op: Any, b: Builder, x: str, scale: Any, shift: Any) -> str:
-    width = b.widths[x]
+    """``x * scale + shift`` with one number, or one per entry of x's last axis (broadcast over the others)."""
+    steps, width = rows_of(b, x)
     scale, shift = per_feature(scale, width, "the constant"), per_feature(shift, width, "the constant")
-    return b.add(Affine, op.name, [x], width, scale=scale, shift=shift)
+    return b.add(Affine, op.name, [x], width, scale=scale, shift=shift, steps=steps)
 
 
 def _constant(value: Any) -> np.ndarray:
@@ -177,8 +186,10 @@ def _constant(value: Any) -> np.ndarray:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise Unsupported(f"constant {value!r} is not a number or an array of numbers") from None
-    if array.ndim > 2 or (array.ndim == 2 and array.shape[0] != 1):
-        raise Unsupported(f"constant of shape {array.shape}: only a number or one value per feature is supported")
+    if array.ndim > 1 and math.prod(array.shape[:-1]) != 1:
+        raise Unsupported(
+            f"constant of shape {array.shape}: only a number or one value per entry of the last axis is supported"
+        )
     return array
 
 
@@ -205,9 +216,11 @@ def _binary(kind: str) -> OperationMapping:
 
 def _activation(kind: str, attributes: tuple[str, ...]) -> OperationMapping:
     def mapping(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        x, width = _unary(b, args)
+        x, _ = _unary(b, args)
         act = keras_activation(kind, **{a: getattr(op, a) for a in attributes})
-        return x if act.is_linear else b.add(Activate, op.name, [x], width, activation=act)
+        if act.is_vector:
+            feature_axis(getattr(op, "axis", -1), len(b.shape(x)))
+        return activate(b, op.name, x, act)
 
     return mapping
 
@@ -301,32 +314,36 @@ def degrees(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 @handles("Concatenate", keras2=Keras2(("concat",), form=CONCAT, keywords=(("axis", "axis", None),)))
 def concatenate(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    feature_axis(getattr(op, "axis", -1))
     parts = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
     values = [_tensor(b, part)[0] for part in parts]
-    return b.add(Concatenate, op.name, values, sum(b.widths[v] for v in values))
+    axis = getattr(op, "axis", -1)
+    return concatenate_values(b, op.name, values, -1 if axis is None else int(axis))
 
 
-def _feature_slice(key: Any, width: int) -> tuple[int, int]:
-    """``(start, stop)`` of ``x[key]`` when the key keeps every row and a contiguous run of features."""
+def _feature_slice(key: Any, shape: tuple[int, ...]) -> tuple[int, int]:
+    """``(start, stop)`` of ``x[key]`` when the key keeps every row, every entry of the axes before the last,
+    and a contiguous run of the last axis' (``x[:, a:b]``, ``x[..., a:b]``, ``x[:, :, a:b]``)."""
     parts = tuple(key) if isinstance(key, (tuple, list)) else (key,)
-    if len(parts) == 2 and parts[0] in (Ellipsis, slice(None)) and isinstance(parts[1], slice):
-        start, stop, step = parts[1].indices(width)
+    whole = (Ellipsis, slice(None))
+    keeps = len(parts) >= 2 and parts[0] in whole and all(p == slice(None) for p in parts[1:-1])
+    if keeps and isinstance(parts[-1], slice) and (Ellipsis in parts[:2] or len(parts) == len(shape) + 1):
+        start, stop, step = parts[-1].indices(shape[-1])
         if step == 1 and stop > start:
             return start, stop
-        raise Unsupported(f"slice {parts[1]}: only a non-empty run of features with step 1 is supported")
-    raise Unsupported(f"index {key!r}: only slices of the feature axis (x[:, a:b]) are supported")
+        raise Unsupported(f"slice {parts[-1]}: only a non-empty run of the last axis with step 1 is supported")
+    raise Unsupported(f"index {key!r}: only slices of the last axis (x[:, a:b], x[..., a:b]) are supported")
 
 
 @handles("GetItem", keras2=Keras2(("__operators__.getitem",), form=SLICE))
 def get_item(op: Any, b: Builder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     if len(args) != 2:
         raise Unsupported(f"called on {len(args)} arguments, expected a tensor and an index")
-    x, width = _tensor(b, args[0])
-    start, stop = _feature_slice(args[1], width)
+    x, _ = _tensor(b, args[0])
+    steps, width = rows_of(b, x)
+    start, stop = _feature_slice(args[1], b.shape(x))
     if (start, stop) == (0, width):
         return x
-    return b.add(Slice, op.name, [x], stop - start, start=start)
+    return b.add(Slice, op.name, [x], stop - start, start=start, steps=steps)
 
 
 def is_operation(operation: Any) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras import attention as _attention  # noqa: F401  (registers MultiHeadAttention)
+from exporter.frontends.keras import normalization as _normalization  # noqa: F401  (registers its layers)
 from exporter.frontends.keras import recurrent as _recurrent  # noqa: F401  (declares the recurrent layers)
 from exporter.frontends.keras.inputs import (
     input_parts,
@@ -34,7 +35,6 @@ REFUSALS = {
     "RNN": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",
     "Cell": "a recurrent cell called on its own is not supported (wrap it in keras.layers.RNN)",
     "Attention": "attention layers other than MultiHeadAttention are not supported",
-    "Embedding": "embeddings are not supported",
 }
 
 

@@ -1,0 +1,146 @@
+"""Keras normalization and embedding layers: LayerNormalization (and its ``rms_scaling`` form), RMSNormalization,
+GroupNormalization, UnitNormalization, Embedding -> ``LayerNorm``, ``Normalize``, ``Embedding`` ops.
+
+Each normalizes over the trailing axes of a row's tensor (``axis=-1``, or ``[-2, -1]``...), run over the
+axes before them with ``steps``; GroupNormalization takes its groups of channels along the last axis over
+the whole tensor. Registered in ``layers.LAYERS`` when imported (``walk.py`` imports this module).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.keras.layers import LAYERS, KerasLayer, Shape, _numpy, _one, handles
+from exporter.ir import LayerNorm
+from exporter.ir.normalization import Embedding, Normalize
+from exporter.ir.ops import Shape as RowShape
+
+
+def trailing_axes(b: Builder, x: str, axis: Any) -> tuple[int, RowShape]:
+    """``(steps, trailing shape)`` of a normalization over Keras' ``axis`` (an int or a list; the batch is
+    axis 0): only a row's last axes, contiguous, are supported."""
+    shape = b.shape(x)
+    rank = len(shape)
+    axes = sorted(a % (rank + 1) for a in (axis if isinstance(axis, (list, tuple)) else [axis]))
+    if 0 in axes or axes != list(range(axes[0], rank + 1)):
+        raise Unsupported(f"axis {axis}: only the last axes of a row (-1, or -2 and -1...) are supported")
+    return math.prod(shape[: axes[0] - 1]), shape[axes[0] - 1 :]
+
+
+def _over(values: Any, trailing: RowShape, kept: bool, default: float) -> np.ndarray:
+    """A layer's per-value parameter over the normalized axes (``default`` when the layer holds none)."""
+    return np.broadcast_to(_numpy(values), trailing) if kept else np.full(trailing, default)
+
+
+def _normalized_shapes(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
+    last = config.get("axis") in (-1, [-1])  # other axes: a tensor's, not checked here (stored rows only)
+    return dict.fromkeys(names, (width if last else None,))
+
+
+@dataclass(frozen=True)
+class _LayerNormalizationClass(KerasLayer):
+    """LayerNormalization stores ``gamma`` always and no ``beta`` under ``rms_scaling`` (whatever ``center``)."""
+
+    def stored_variables(self, config: dict[str, Any]) -> tuple[str, ...]:
+        return ("gamma",) if config.get("rms_scaling") else super().stored_variables(config)
+
+
+def layer_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
+    x, _ = _one(b, inputs)
+    steps, trailing = trailing_axes(b, x, layer.axis)
+    width = math.prod(trailing)
+    if getattr(layer, "rms_scaling", False):  # Keras divides by the root of the variance, and adds no beta
+        scale = _numpy(layer.gamma).reshape(-1)
+        return b.add(
+            Normalize,
+            layer.name,
+            [x],
+            width,
+            kind="variance",
+            channels=width,
+            scale=_over(scale, trailing, True, 1.0),
+            epsilon=float(layer.epsilon),
+            steps=steps,
+        )
+    scale = _over(layer.gamma, trailing, bool(layer.scale), 1.0)
+    bias = _over(layer.beta, trailing, bool(layer.center), 0.0)
+    return b.add(LayerNorm, layer.name, [x], width, scale=scale, bias=bias, epsilon=float(layer.epsilon), steps=steps)
+
+
+LAYERS.add(
+    "LayerNormalization",
+    _LayerNormalizationClass(layer_normalization, (("gamma", "scale"), ("beta", "center")), _normalized_shapes),
+)
+
+
+@handles("RMSNormalization", variables=("scale",), shapes=_normalized_shapes)
+def rms_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
+    x, _ = _one(b, inputs)
+    steps, trailing = trailing_axes(b, x, layer.axis)
+    width = math.prod(trailing)
+    scale = _over(layer.scale, trailing, True, 1.0)
+    return b.add(
+        Normalize,
+        layer.name,
+        [x],
+        width,
+        kind="rms",
+        channels=width,
+        scale=scale,
+        epsilon=float(layer.epsilon),
+        steps=steps,
+    )
+
+
+@handles("UnitNormalization", variables=())
+def unit_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
+    x, _ = _one(b, inputs)
+    steps, trailing = trailing_axes(b, x, layer.axis)
+    width = math.prod(trailing)
+    return b.add(Normalize, layer.name, [x], width, kind="unit", channels=width, epsilon=1e-12, steps=steps)
+
+
+@handles("GroupNormalization", variables=(("gamma", "scale"), ("beta", "center")))
+def group_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
+    x, width = _one(b, inputs)
+    shape = b.shape(x)
+    if layer.axis not in (-1, len(shape)):
+        raise Unsupported(f"axis {layer.axis}: only the channels' axis last (-1) is supported")
+    channels = shape[-1]
+    groups = channels if layer.groups == -1 else int(layer.groups)
+    if groups < 1 or channels % groups:
+        raise Unsupported(f"{layer.groups} groups do not divide {channels} channels")
+    scale = _numpy(layer.gamma) if layer.scale else None
+    bias = _numpy(layer.beta) if layer.center else None
+    return b.add(
+        Normalize,
+        layer.name,
+        [x],
+        width,
+        kind="standardize",
+        channels=channels,
+        groups=groups,
+        scale=scale,
+        bias=bias,
+        epsilon=float(layer.epsilon),
+    )
+
+
+def _embedding_shapes(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
+    return {"embeddings": (config.get("input_dim"), config.get("output_dim"))}
+
+
+@handles("Embedding", variables=("embeddings",), shapes=_embedding_shapes)
+def embedding(layer: Any, b: Builder, inputs: list[str]) -> str:
+    x, width = _one(b, inputs)
+    if getattr(layer, "mask_zero", False):
+        raise Unsupported("mask_zero=True: the mask it gives the layers after it is not supported")
+    if getattr(layer, "quantization_mode", None):
+        raise Unsupported(f"quantized ({layer.quantization_mode}) embeddings are not supported")
+    table = _numpy(layer.embeddings)
+    return b.add(Embedding, layer.name, [x], width * table.shape[1], table=table)
