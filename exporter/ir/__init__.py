@@ -1,8 +1,9 @@
 """The intermediate representation: what a network computes, with no framework attached."""
 
 from exporter.ir.activations import LINEAR, Activation
+from exporter.ir.convolution import Conv, Pad, Pool, Upsample
 from exporter.ir.graph import Graph
-from exporter.ir.layout import Concatenate, Reshape, Slice
+from exporter.ir.layout import Concatenate, Reshape, Slice, Transpose
 from exporter.ir.ops import Activate, Affine, Broadcast, Dense, Formula, LayerNorm, Merge, Op, PReLU, Reduce
 from exporter.ir.passes import optimize
 
@@ -13,6 +14,7 @@ __all__ = [
     "Affine",
     "Broadcast",
     "Concatenate",
+    "Conv",
     "Dense",
     "Formula",
     "Graph",
@@ -20,8 +22,12 @@ __all__ = [
     "Merge",
     "Op",
     "PReLU",
+    "Pad",
+    "Pool",
     "Reduce",
     "Reshape",
     "Slice",
+    "Transpose",
+    "Upsample",
     "optimize",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.keras import convolution  # noqa: F401  (its layers' declarations, in LAYERS)
 from exporter.frontends.keras.layers import layer_mapping
 from exporter.frontends.keras.operations import Tensor, is_operation, map_operation
 from exporter.ir import Graph
@@ -18,8 +19,9 @@ from exporter.ir.layout import Concatenate
 REFUSALS = {
     "Lambda": "runs arbitrary Python code, which cannot be translated to C",
     "ConvLSTM": "convolutional recurrent layers (ConvLSTM) are not supported",
-    "Conv": "convolutions are not supported (the exporter handles 1-D feature vectors)",
-    "Pooling": "pooling is not supported (the exporter handles 1-D feature vectors)",
+    "Transpose": "transposed convolutions are not supported (Conv1D, Conv2D, their depthwise and separable forms are)",
+    "3D": "3-D convolution, pooling, padding, cropping and upsampling are not supported (their 1-D and 2-D forms are)",
+    "Adaptive": "adaptive pooling is not supported (MaxPooling, AveragePooling and global pooling in 1-D and 2-D are)",
     "LSTM": "recurrent layers are not supported",
     "GRU": "recurrent layers are not supported",
     "RNN": "recurrent layers are not supported",
