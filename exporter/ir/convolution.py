@@ -210,9 +210,9 @@ class Conv(Windowed):
 
 @dataclass
 class Pool(Windowed):
-    """The maximum or the average of each window, channel by channel. Padded positions are not values: a
-    maximum ignores them; an average divides by the input positions its window covers (Keras' ``same``), or,
-    with ``count_padding``, by the whole window (Flax's ``avg_pool``, whose padding adds zeros)."""
+    """The maximum, the average or the sum of each window, channel by channel. Padded positions are not values:
+    a maximum ignores them; an average divides by the input positions its window covers (Keras' ``same``), or,
+    with ``count_padding``, by the whole window; a sum adds zeros for them (JAX's ``reduce_window_sum``)."""
 
     kind: str = "max"
     count_padding: bool = False
@@ -221,7 +221,7 @@ class Pool(Windowed):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.kind not in ("max", "average"):
+        if self.kind not in ("max", "average", "sum"):
             raise ValueError(f"unknown pooling {self.kind!r}")
         self._check_width()
 
