@@ -142,8 +142,10 @@ def test_the_ops_refuse_shapes_they_do_not_take():
     assert pool.out_shape([(10, 3)]) == (5, 3) and pool.out_shape([(10, 4)]) is None
     assert Pad("z", (x,), "", 27, in_shape=(10, 3), pads=((-2, 1),)).out_shape([(10, 3)]) == (9, 3)
     assert Transpose("t", (x,), "", 30, in_shape=(10, 3), perm=(1, 0)).out_shape([(10, 3)]) == (3, 10)
-    assert Conv("c", (x,), "", 60, in_shape=(10, 3), window=(3,), kernel=kernel, strides=(2,), dilation=(2,),
-                padding=((2, 1),)).flops([30]) == 60 * 2 * 3 * 3  # fmt: skip
+    strided = Conv("c", (x,), "", 20, in_shape=(10, 3), window=(3,), kernel=kernel, strides=(2,), dilation=(2,),
+                   padding=((2, 1),))  # fmt: skip
+    assert strided.out_shape([(10, 3)]) == (5, 4) and strided.flops([30]) == 20 * 2 * 3 * 3
+    assert strided.n_params == kernel.size
 
 
 @pytest.mark.parametrize(("length", "window", "stride", "dilation"), [(9, 3, 2, 1), (10, 4, 3, 1), (7, 2, 1, 3)])
@@ -152,3 +154,65 @@ def test_same_padding_gives_as_many_outputs_as_tensorflow(length, window, stride
     reach = (window - 1) * dilation + 1
     assert (length + before + after - reach) // stride + 1 == -(-length // stride)
     assert after - before in (0, 1)
+
+
+def _flax_models():
+    """Flax linen and nnx modules over a reshaped row: nn.Conv's padding forms (SAME, VALID, CAUSAL, an int,
+    explicit pairs), strides, kernel_dilation, feature_group_count; nn.avg_pool both ways, nn.max_pool, means
+    and maxima over the positions."""
+    import jax.numpy as jnp
+    from flax import linen as nn
+    from flax import nnx
+
+    class Image(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = x.reshape(7, 9, 4)
+            x = nn.tanh(nn.Conv(6, (3, 2), strides=(2, 1), padding="SAME", feature_group_count=2)(x))
+            x = nn.Conv(5, (2, 3), padding=((1, 0), (2, 1)), kernel_dilation=(1, 2), use_bias=False)(x)
+            a = nn.avg_pool(x, (2, 2), strides=(1, 2), padding="SAME", count_include_pad=False)
+            m = nn.max_pool(x, (3, 1), padding="VALID")
+            return jnp.concatenate([a.reshape(-1), m.reshape(-1), jnp.mean(x, axis=(0, 1))])
+
+    class Sequence(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = x.reshape(12, 3)
+            x = nn.relu(nn.Conv(4, (3,), padding="CAUSAL", kernel_dilation=2)(x))
+            x = nn.Conv(4, (2,), strides=2, padding=1)(x)
+            x = nn.avg_pool(x, (3,), padding="SAME")  # the padding's zeros counted, as Flax does
+            return nn.Dense(2)(jnp.concatenate([x.reshape(-1), jnp.max(x, axis=0)]))
+
+    class Stack(nnx.Module):
+        def __init__(self, rngs):
+            self.conv = nnx.Conv(2, 5, kernel_size=(3,), padding="VALID", rngs=rngs)
+            self.head = nnx.Linear(40, 3, rngs=rngs)
+
+        def __call__(self, x):
+            return self.head(nnx.gelu(self.conv(x.reshape(10, 2))).reshape(-1))
+
+    return {"image": (Image(), 252), "sequence": (Sequence(), 36), "nnx": (Stack(nnx.Rngs(0)), 20)}
+
+
+@pytest.mark.parametrize("kind", ["image", "sequence", "nnx"])
+def test_flax_convolutions_match_jax(tmp_path, kind):
+    import jax
+    import jax.numpy as jnp
+    from flax import linen as nn
+
+    from exporter import export_flax
+
+    model, n_inputs = _flax_models()[kind]
+    params = None
+    if isinstance(model, nn.Module):  # biases drawn too (Flax starts them at zero), std 0.5
+        rng = np.random.default_rng(1)
+
+        def draw(leaf):  # kernels std 1/sqrt(fan-in), biases 0.5
+            scale = 1 / np.sqrt(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else 0.5
+            return (rng.standard_normal(leaf.shape) * scale).astype(np.float32)
+
+        params = jax.tree_util.tree_map(draw, jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros(n_inputs)))
+    ex = export_flax(model, params, n_inputs=n_inputs, name=f"conv_{kind}")
+    report = ex.check(ex.compile(tmp_path, one_row=True))
+    assert report.rows >= 10_000
+    assert report.passed, report.table()

@@ -1,5 +1,6 @@
-"""Traced JAX on tensors: convolutions, windowed reductions (``nn.avg_pool``, ``nn.max_pool``) and reductions
-over the positions (``jnp.mean(x, axis=0)``), mapped to the ops of ``exporter.ir.convolution``.
+"""Traced JAX on tensors: convolutions, windowed reductions (``nn.avg_pool``, ``nn.max_pool``), reductions
+over the positions (``jnp.mean(x, axis=0)``) and zero padding (``jnp.pad``), mapped to the ops of
+``exporter.ir.convolution``.
 
 A row is traced as one example: ``nn.Conv`` and the pools add a batch axis of 1 around their primitive, which is
 checked and dropped; the value the jaxpr reshapes (``x.reshape(T, C)``) keeps its floats in order, so the
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.ir import Conv, Pool, Reshape
+from exporter.ir import Conv, Pad, Pool, Reshape
 from exporter.ir.convolution import windowed
 from exporter.ir.ops import Shape
 
@@ -108,6 +109,26 @@ def _reduce(kind: str) -> Callable[[Builder, str, Any, str, list[Any]], str | No
     return mapping
 
 
+def _pad(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str | None:
+    """``jnp.pad`` with zeros around the positions (Flax's ``CAUSAL`` padding); negative amounts crop."""
+    shape = tuple(int(n) for n in eqn.invars[0].aval.shape)
+    config = [tuple(int(n) for n in c) for c in eqn.params["padding_config"]]
+    lead = 0
+    while len(shape) - lead > 2 and shape[lead] == 1 and config[lead] == (0, 0, 0):
+        lead += 1
+    shape, config = shape[lead:], config[lead:]
+    value = constants[1]
+    if value is None or np.any(np.asarray(value) != 0) or len(shape) not in (2, 3):
+        raise Unsupported("padding other than zeros, or of a tensor not of one or two spatial axes and channels")
+    if config[-1] != (0, 0, 0) or any(c[2] for c in config):
+        raise Unsupported(f"padding {config}: only around the positions, not the channels, without interior padding")
+    pads = tuple((lo, hi) for lo, hi, _ in config[:-1])
+    out = [n + lo + hi for n, (lo, hi) in zip(shape[:-1], pads, strict=True)]
+    if min(out) < 1:
+        raise Unsupported(f"padding {config} leaves nothing of shape {shape}")
+    return _add(b, Pad, label, _as(b, label, x, shape), math.prod(out) * shape[-1], in_shape=shape, pads=pads)
+
+
 def _broadcast(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str | None:
     """Axes of 1 added around a tensor (the pools' batch axis): the same floats; None for anything else."""
     shape = tuple(int(n) for n in eqn.params["shape"])
@@ -121,6 +142,7 @@ SHAPED: dict[str, Callable[[Builder, str, Any, str, list[Any]], str | None]] = {
     "reduce_max": _reduce("max"),
     "reduce_sum": _reduce("sum"),
     "broadcast_in_dim": _broadcast,
+    "pad": _pad,
 }
 
 
