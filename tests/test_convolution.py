@@ -3,8 +3,8 @@ Permute and TimeDistributed, as shaped IR ops with templates of their own.
 
 Each model packs many layers of odd sizes, strides, dilations and both paddings into one export (exports are
 what costs time); each is compiled and checked against Keras on 10,000 random rows plus the edge rows under
-the default parity rule (the export's batch check also holds SYMBOL_batch and every variant to one call per
-row, bit for bit). What the family does not take is refused by name.
+the default parity rule, and SYMBOL_batch and every instruction-set variant this CPU runs are held to one call
+per row, bit for bit (the export's batch check). What the family does not take is refused by name.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from exporter import export_keras
+from exporter.check.batch_bits import build_and_run
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.ir import Conv, Pad, Pool, Transpose
 from exporter.ir.convolution import same_padding
 
-from helpers import assert_user_error, export_and_check, saved
+from helpers import assert_user_error, saved
 
 
 def spread(model, seed: int = 0):
@@ -82,9 +84,12 @@ MODELS = {"sequence": _sequence, "image": _image, "steps": _steps}
 
 @pytest.mark.parametrize("kind", MODELS)
 def test_convolution_models_match_keras(keras, tmp_path, kind):
-    report = export_and_check(spread(MODELS[kind](keras)), tmp_path)
+    ex = export_keras(saved(spread(MODELS[kind](keras)), tmp_path))
+    report = ex.check(ex.compile(tmp_path, one_row=True))
     assert report.rows >= 10_000
     assert report.passed, report.table()
+    bits = build_and_run(ex.source, tmp_path)  # SYMBOL_batch and every variant this CPU runs, against one row
+    assert bits.passed and bits.results, bits.verdict()
 
 
 def test_what_the_family_does_not_take_is_refused_by_name(keras, tmp_path, capsys):
