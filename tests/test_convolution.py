@@ -4,7 +4,8 @@ Permute and TimeDistributed, as shaped IR ops with templates of their own.
 Each model packs many layers of odd sizes, strides, dilations and both paddings into one export (exports are
 what costs time); each is compiled and checked against Keras on 10,000 random rows plus the edge rows under
 the default parity rule, and SYMBOL_batch and every instruction-set variant this CPU runs are held to one call
-per row, bit for bit (the export's batch check). What the family does not take is refused by name.
+per row, bit for bit (the export's batch check); the image model's C (every template) compiles under the
+strict flags as C and as C++. What the family does not take is refused by name.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from exporter.frontends.builder import Builder, Unsupported
 from exporter.ir import Conv, Pad, Pool, Transpose
 from exporter.ir.convolution import same_padding
 
-from helpers import assert_user_error, saved
+from helpers import assert_user_error, saved, strict_compile
 
 
 def spread(model, seed: int = 0):
@@ -90,6 +91,8 @@ def test_convolution_models_match_keras(keras, tmp_path, kind):
     assert report.passed, report.table()
     bits = build_and_run(ex.source, tmp_path)  # SYMBOL_batch and every variant this CPU runs, against one row
     assert bits.passed and bits.results, bits.verdict()
+    if kind == "image":  # every template (1-D ops share them): Lamarr's strict flags, as C and as C++
+        strict_compile(ex.write(tmp_path / "conv.c")[0], tmp_path)
 
 
 def test_what_the_family_does_not_take_is_refused_by_name(keras, tmp_path, capsys):
