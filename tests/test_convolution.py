@@ -19,7 +19,7 @@ from exporter.frontends.builder import Builder, Unsupported
 from exporter.ir import Conv, Pad, Pool, Transpose
 from exporter.ir.convolution import same_padding
 
-from helpers import assert_user_error, saved, strict_compile
+from helpers import assert_user_error, perturb_weight, saved, strict_compile
 
 
 def spread(model, seed: int = 0):
@@ -77,7 +77,7 @@ def _steps(keras):
     h = L.TimeDistributed(L.Dense(5, activation="tanh"))(x)
     h = L.TimeDistributed(L.LayerNormalization())(h)
     h = L.Permute((2, 1))(h)  # (5, 6): the steps become channels
-    return keras.Model(x, L.Conv1D(3, 2, padding="same", activation="softmax")(h))
+    return keras.Model(x, L.Conv1D(3, 2, padding="same", activation="softmax", name="filters")(h))
 
 
 MODELS = {"sequence": _sequence, "image": _image, "steps": _steps}
@@ -93,6 +93,14 @@ def test_convolution_models_match_keras(keras, tmp_path, kind):
     assert bits.passed and bits.results, bits.verdict()
     if kind == "image":  # every template (1-D ops share them): Lamarr's strict flags, as C and as C++
         strict_compile(ex.write(tmp_path / "conv.c")[0], tmp_path)
+
+
+def test_parity_sees_one_kernel_weight_off(keras, tmp_path):
+    """The check can fail: the convolution's first weight moved by 0.01 (through the test hook) is caught."""
+    ex = export_keras(saved(spread(_steps(keras)), tmp_path))
+    ex.c_edit = lambda c: perturb_weight(c, "filters", 0.01)
+    assert perturb_weight(ex.source.c, "filters", 0.01) != ex.source.c
+    assert not ex.check(ex.compile(tmp_path, one_row=True)).passed
 
 
 def test_what_the_family_does_not_take_is_refused_by_name(keras, tmp_path, capsys):
