@@ -175,7 +175,7 @@ def test_same_padding_gives_as_many_outputs_as_tensorflow(length, window, stride
 def _flax_models():
     """Flax linen and nnx modules over a reshaped row: nn.Conv's padding forms (SAME, VALID, CAUSAL, an int,
     explicit pairs), strides, kernel_dilation, feature_group_count; nn.avg_pool both ways, nn.max_pool, means
-    and maxima over the positions."""
+    and maxima over the positions, nn.Dense over each position's channels."""
     import jax.numpy as jnp
     from flax import linen as nn
     from flax import nnx
@@ -197,6 +197,7 @@ def _flax_models():
             x = nn.relu(nn.Conv(4, (3,), padding="CAUSAL", kernel_dilation=2)(x))
             x = nn.Conv(4, (2,), strides=2, padding=1)(x)
             x = nn.avg_pool(x, (3,), padding="SAME")  # the padding's zeros counted, as Flax does
+            x = nn.Dense(3)(x)  # over the channels of each position
             return nn.Dense(2)(jnp.concatenate([x.reshape(-1), jnp.max(x, axis=0)]))
 
     class Stack(nnx.Module):

@@ -1,6 +1,6 @@
 """Traced JAX on tensors: convolutions, windowed reductions (``nn.avg_pool``, ``nn.max_pool``), reductions
-over the positions (``jnp.mean(x, axis=0)``) and zero padding (``jnp.pad``), mapped to the ops of
-``exporter.ir.convolution``.
+over the positions (``jnp.mean(x, axis=0)``), zero padding (``jnp.pad``) and ``nn.Dense`` over a tensor's last
+axis, mapped to the ops of ``exporter.ir.convolution`` (and a Dense in steps).
 
 A row is traced as one example: ``nn.Conv`` and the pools add a batch axis of 1 around their primitive, which is
 checked and dropped; the value the jaxpr reshapes (``x.reshape(T, C)``) keeps its floats in order, so the
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.ir import Conv, Pad, Pool, Reshape
+from exporter.ir import Conv, Dense, Pad, Pool, Reshape
 from exporter.ir.convolution import windowed
 from exporter.ir.ops import Shape
 
@@ -129,6 +129,21 @@ def _pad(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str 
     return _add(b, Pad, label, _as(b, label, x, shape), math.prod(out) * shape[-1], in_shape=shape, pads=pads)
 
 
+def _dense(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str | None:
+    """``nn.Dense`` on a tensor: a matrix product over its last axis, a Dense run on each of the leading axes'
+    slices; None for a row's (``jaxpr.py`` maps it)."""
+    shape = tuple(int(n) for n in eqn.invars[0].aval.shape)
+    (lhs, rhs), batch = eqn.params["dimension_numbers"]
+    kernel = constants[1]
+    if len(shape) < 2 or kernel is None or constants[0] is not None:
+        return None
+    kernel = np.asarray(kernel, np.float64)
+    if any(batch) or tuple(lhs) != (len(shape) - 1,) or tuple(rhs) != (0,) or kernel.ndim != 2:
+        raise Unsupported(f"matrix product with dimension numbers {eqn.params['dimension_numbers']}")
+    x = _as(b, label, x, shape)
+    return b.add(Dense, label, [x], kernel.shape[1], kernel=kernel, steps=math.prod(shape[:-1]))
+
+
 def _broadcast(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str | None:
     """Axes of 1 added around a tensor (the pools' batch axis): the same floats; None for anything else."""
     shape = tuple(int(n) for n in eqn.params["shape"])
@@ -143,6 +158,7 @@ SHAPED: dict[str, Callable[[Builder, str, Any, str, list[Any]], str | None]] = {
     "reduce_sum": _reduce("sum"),
     "broadcast_in_dim": _broadcast,
     "pad": _pad,
+    "dot_general": _dense,
 }
 
 
