@@ -198,6 +198,9 @@ class Conv(Windowed):
     def file_helpers(self) -> tuple[str, ...]:
         return ("barriers",)  # KEEP_SUMS in its loop over input channels, OPAQUE on its kernel
 
+    def scratch_floats(self) -> int:
+        return self.filters  # one position's sums, where the C loops over all filters at once
+
     @property
     def activations(self) -> tuple[Activation, ...]:
         return (self.activation,)
@@ -238,6 +241,9 @@ class Pool(Windowed):
 
     def helpers(self, math: str) -> tuple[str, ...]:
         return ("max",) if self.kind == "max" else ()
+
+    def scratch_floats(self) -> int:
+        return self.in_shape[-1]  # one position's maxima or sums
 
 
 @dataclass
