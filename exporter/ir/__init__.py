@@ -1,17 +1,20 @@
 """The intermediate representation: what a network computes, with no framework attached."""
 
 from exporter.ir.activations import LINEAR, Activation
+from exporter.ir.attention import Attention
 from exporter.ir.convolution import Conv, Pad, Pool, Upsample
 from exporter.ir.graph import Graph
 from exporter.ir.layout import Concatenate, Reshape, Slice, Transpose
 from exporter.ir.ops import Activate, Affine, Broadcast, Dense, Formula, LayerNorm, Merge, Op, PReLU, Reduce
 from exporter.ir.passes import optimize
+from exporter.ir.recurrent import Recurrent
 
 __all__ = [
     "LINEAR",
     "Activate",
     "Activation",
     "Affine",
+    "Attention",
     "Broadcast",
     "Concatenate",
     "Conv",
@@ -24,6 +27,7 @@ __all__ = [
     "PReLU",
     "Pad",
     "Pool",
+    "Recurrent",
     "Reduce",
     "Reshape",
     "Slice",

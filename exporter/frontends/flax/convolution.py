@@ -4,7 +4,8 @@ axis, mapped to the ops of ``exporter.ir.convolution`` (and a Dense in steps).
 
 A row is traced as one example: ``nn.Conv`` and the pools add a batch axis of 1 around their primitive, which is
 checked and dropped; the value the jaxpr reshapes (``x.reshape(T, C)``) keeps its floats in order, so the
-tensor's shape per row is the primitive operand's own (``aval``), given to the IR by a ``Reshape`` (a relabel).
+tensor's shape per row is the primitive operand's own (``aval``), given to the IR by a ``Reshape`` (a relabel)
+where the walk's value has another (``recurrent.relabel`` keeps a flat row flat through reshapes).
 Each mapping returns the IR value, or None when the primitive is not used on a tensor this way (the walk in
 ``jaxpr.py`` then tries its own branches).
 """
@@ -26,15 +27,6 @@ from exporter.ir.ops import Shape
 def _as(b: Builder, label: str, x: str, shape: Shape) -> str:
     """``x`` under ``shape`` (the same floats in order)."""
     return x if b.shape(x) == shape else b.add(Reshape, label, [x], b.widths[x], shape=shape)
-
-
-def relabel(b: Builder, label: str, eqn: Any, x: str) -> str:
-    """``x`` after a reshape, squeeze or the like: under the result's shape, its leading axes of 1 dropped (a row
-    is one example), so that the ops after it see the tensor the user's code made."""
-    shape = tuple(int(n) for n in eqn.outvars[0].aval.shape)
-    while len(shape) > 1 and shape[0] == 1:
-        shape = shape[1:]
-    return x if len(shape) < 1 or math.prod(shape) != b.widths[x] else _as(b, label, x, shape)
 
 
 def _example(eqn: Any) -> Shape:
