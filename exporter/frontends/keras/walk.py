@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.keras import convolution as _convolution  # noqa: F401  (declares the convolution family)
 from exporter.frontends.keras import attention as _attention  # noqa: F401  (registers MultiHeadAttention)
+from exporter.frontends.keras import convolution as _convolution  # noqa: F401  (declares the convolution family)
 from exporter.frontends.keras import recurrent as _recurrent  # noqa: F401  (declares the recurrent layers)
 from exporter.frontends.keras.inputs import (
     input_parts,
