@@ -200,8 +200,8 @@ def test_same_ir_and_code_as_keras(keras):
 
 class Convolution(nn.Module):
     @nn.compact
-    def __call__(self, x):
-        return nn.Conv(2, (3,))(x[:, None]).reshape(-1)
+    def __call__(self, x):  # 3-D: 1-D and 2-D convolutions are supported (tests/test_convolution.py)
+        return nn.Conv(2, (1, 2, 2))(x.reshape(1, 2, 2, 1)).reshape(-1)
 
 
 class DataDependent(nn.Module):

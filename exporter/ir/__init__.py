@@ -2,8 +2,9 @@
 
 from exporter.ir.activations import LINEAR, Activation
 from exporter.ir.attention import Attention
+from exporter.ir.convolution import Conv, Pad, Pool, Upsample
 from exporter.ir.graph import Graph
-from exporter.ir.layout import Concatenate, Reshape, Slice
+from exporter.ir.layout import Concatenate, Reshape, Slice, Transpose
 from exporter.ir.ops import Activate, Affine, Broadcast, Dense, Formula, LayerNorm, Merge, Op, PReLU, Reduce
 from exporter.ir.passes import optimize
 from exporter.ir.recurrent import Recurrent
@@ -16,6 +17,7 @@ __all__ = [
     "Attention",
     "Broadcast",
     "Concatenate",
+    "Conv",
     "Dense",
     "Formula",
     "Graph",
@@ -23,9 +25,13 @@ __all__ = [
     "Merge",
     "Op",
     "PReLU",
+    "Pad",
+    "Pool",
     "Recurrent",
     "Reduce",
     "Reshape",
     "Slice",
+    "Transpose",
+    "Upsample",
     "optimize",
 ]

@@ -84,3 +84,33 @@ class Reshape(Op):
 
     def flops(self, in_widths: list[int]) -> int:
         return 0
+
+
+@dataclass
+class Transpose(Op):
+    """The axes of a row's tensor reordered: output axis k is input axis ``perm[k]`` (Keras' Permute)."""
+
+    in_shape: Shape = ()
+    perm: tuple[int, ...] = ()
+
+    template: ClassVar[str] = "transpose"
+
+    def __post_init__(self) -> None:
+        self.in_shape = tuple(int(n) for n in self.in_shape)
+        self.perm = tuple(int(a) for a in self.perm)
+        if sorted(self.perm) != list(range(len(self.in_shape))) or size(self.in_shape) != self.width:
+            raise ValueError(f"permutation {self.perm} of a tensor of shape {self.in_shape}")
+
+    def describe(self) -> str:
+        return f"Transpose {'x'.join(map(str, self.in_shape))} by {self.perm}"
+
+    def out_shape(self, in_shapes: list[Shape]) -> Shape | None:
+        return tuple(self.in_shape[a] for a in self.perm) if list(in_shapes) == [self.in_shape] else None
+
+    def in_strides(self) -> tuple[int, ...]:
+        """For each output axis, the input's stride (in floats) along it: the C walks the output in order."""
+        strides = [size(self.in_shape[a + 1 :]) for a in range(len(self.in_shape))]
+        return tuple(strides[a] for a in self.perm)
+
+    def flops(self, in_widths: list[int]) -> int:
+        return 0

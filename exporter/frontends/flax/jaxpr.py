@@ -25,6 +25,7 @@ import numpy as np
 import exporter.frontends.flax.recurrent as recurrent
 from exporter.common.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.flax.convolution import on_tensor
 from exporter.frontends.registry import Registry
 from exporter.ir import Activate, Activation, Affine, Broadcast, Concatenate, Dense, Graph, Merge, Reduce
 from exporter.ir.activations import KINDS
@@ -174,11 +175,8 @@ class JaxprWalker:
                 outs = self.eqn(eqn, ins)
             except Unsupported as err:
                 where = _where(eqn)
-                self.b.problems.append(
-                    Problem(
-                        f"{eqn.primitive.name}" + (f" at {where}" if where else ""), "primitive", str(err), "primitive"
-                    )
-                )
+                label = f"{eqn.primitive.name}" + (f" at {where}" if where else "")
+                self.b.problems.append(Problem(label, "primitive", str(err), "primitive"))
                 outs = [RefusedResult() for _ in eqn.outvars]
             env.update(zip(eqn.outvars, outs, strict=True))
         return [read(a) for a in jaxpr.outvars]
@@ -276,6 +274,8 @@ class JaxprWalker:
         data = [v for v in ins if isinstance(v, Data)]
         x = data[0]
         width = self.width(x)
+        if (shaped := on_tensor(self.b, self.label, eqn, x.name, [getattr(v, "value", None) for v in ins])) is not None:
+            return Data(shaped)  # a tensor's convolution, pooling, padding, Dense (convolution.py)
         if name == "dot_general" and isinstance(ins[0], Data) and isinstance(ins[1], Const):
             (lhs_c, rhs_c), (lhs_b, rhs_b) = p["dimension_numbers"]
             w = np.asarray(ins[1].value, np.float64)
@@ -300,7 +300,7 @@ class JaxprWalker:
             if np.all(bound == (-np.inf if name == "max" else np.inf)):
                 return x  # softmax's max(-inf, max(x)): the identity on numbers
         if name in MERGES and len(data) == 1:
-            c = np.asarray(_const(ins).value, np.float64)
+            c = np.broadcast_to(np.asarray(_const(ins).value, np.float64), eqn.outvars[0].aval.shape)
             const_first = isinstance(ins[0], Const)
             if name == "add":
                 return self._affine(x, 1.0, c, name)

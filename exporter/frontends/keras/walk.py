@@ -8,6 +8,7 @@ from typing import Any
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras import attention as _attention  # noqa: F401  (registers MultiHeadAttention)
+from exporter.frontends.keras import convolution as _convolution  # noqa: F401  (declares the convolution family)
 from exporter.frontends.keras import normalization as _normalization  # noqa: F401  (registers its layers)
 from exporter.frontends.keras import recurrent as _recurrent  # noqa: F401  (declares the recurrent layers)
 from exporter.frontends.keras.inputs import (
@@ -27,8 +28,9 @@ from exporter.ir.layout import Concatenate
 REFUSALS = {
     "Lambda": "runs arbitrary Python code, which cannot be translated to C",
     "ConvLSTM": "convolutional recurrent layers (ConvLSTM) are not supported",
-    "Conv": "convolutions are not supported (the exporter handles 1-D feature vectors)",
-    "Pooling": "pooling is not supported (the exporter handles 1-D feature vectors)",
+    "Transpose": "transposed convolutions are not supported (Conv1D, Conv2D, their depthwise and separable forms are)",
+    "3D": "3-D convolution, pooling, padding, cropping and upsampling are not supported (their 1-D and 2-D forms are)",
+    "Adaptive": "adaptive pooling is not supported (MaxPooling, AveragePooling and global pooling in 1-D and 2-D are)",
     "Masking": "masking (the Masking layer) is not supported: a recurrent layer here runs over every step",
     "LSTM": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",
     "GRU": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",

@@ -1,0 +1,161 @@
+"""Traced JAX on tensors: convolutions, windowed reductions (``nn.avg_pool``, ``nn.max_pool``), reductions
+over the positions (``jnp.mean(x, axis=0)``), zero padding (``jnp.pad``) and ``nn.Dense`` over a tensor's last
+axis, mapped to the ops of ``exporter.ir.convolution`` (and a Dense in steps).
+
+A row is traced as one example: ``nn.Conv`` and the pools add a batch axis of 1 around their primitive, which is
+checked and dropped; the value the jaxpr reshapes (``x.reshape(T, C)``) keeps its floats in order, so the
+tensor's shape per row is the primitive operand's own (``aval``), given to the IR by a ``Reshape`` (a relabel)
+where the walk's value has another (``recurrent.relabel`` keeps a flat row flat through reshapes).
+Each mapping returns the IR value, or None when the primitive is not used on a tensor this way (the walk in
+``jaxpr.py`` then tries its own branches).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from exporter.frontends.builder import Builder, Unsupported
+from exporter.ir import Conv, Dense, Pad, Pool, Reshape
+from exporter.ir.convolution import windowed
+from exporter.ir.ops import Shape
+
+
+def _as(b: Builder, label: str, x: str, shape: Shape) -> str:
+    """``x`` under ``shape`` (the same floats in order)."""
+    return x if b.shape(x) == shape else b.add(Reshape, label, [x], b.widths[x], shape=shape)
+
+
+def _example(eqn: Any) -> Shape:
+    """The first operand's shape without its batch axis of 1 (one row is one example)."""
+    shape = tuple(int(n) for n in eqn.invars[0].aval.shape)
+    if len(shape) not in (3, 4) or shape[0] != 1:
+        raise Unsupported(f"an operand of shape {shape}: one example of one or two spatial axes and channels")
+    return shape[1:]
+
+
+def _add(b: Builder, cls: type, label: str, x: str, width: int, **fields: Any) -> str:
+    try:
+        return b.add(cls, label, [x], width, **fields)
+    except ValueError as err:
+        raise Unsupported(str(err)) from None
+
+
+def _conv(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str | None:
+    p = eqn.params
+    kernel = constants[1]
+    if kernel is None:
+        return None
+    shape = _example(eqn)
+    rank = len(shape) - 1
+    numbers = p["dimension_numbers"]
+    channels_last = (0, rank + 1, *range(1, rank + 1))
+    if tuple(numbers.lhs_spec) != channels_last or tuple(numbers.out_spec) != channels_last:
+        raise Unsupported(f"dimension numbers {numbers}: only channels-last inputs are supported")
+    if tuple(numbers.rhs_spec) != (rank + 1, rank, *range(rank)):
+        raise Unsupported(f"kernel dimension numbers {numbers.rhs_spec}: only (*window, in, out) is supported")
+    if any(d != 1 for d in p["lhs_dilation"]) or p["batch_group_count"] != 1:
+        raise Unsupported("input dilation (a transposed convolution) and batch groups are not supported")
+    padding = tuple((int(a), int(c)) for a, c in p["padding"])
+    if any(a < 0 or c < 0 for a, c in padding):
+        raise Unsupported(f"negative padding {padding}")
+    kernel = np.asarray(kernel, np.float64)
+    window, strides, dilation = kernel.shape[:rank], tuple(p["window_strides"]), tuple(p["rhs_dilation"])
+    width = math.prod(windowed(shape[:-1], window, strides, dilation, padding)) * kernel.shape[-1]
+    fields = {"window": window, "strides": strides, "dilation": dilation, "padding": padding}
+    x = _as(b, label, x, shape)
+    return _add(b, Conv, label, x, width, in_shape=shape, kernel=kernel, groups=p["feature_group_count"], **fields)
+
+
+def _pool(kind: str) -> Callable[[Builder, str, Any, str, list[Any]], str | None]:
+    def mapping(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str | None:
+        p = eqn.params
+        shape = _example(eqn)
+        window, strides, padding = p["window_dimensions"], p["window_strides"], p["padding"]
+        outer = [window[0], window[-1], strides[0], strides[-1], *padding[0], *padding[-1]]
+        if outer != [1, 1, 1, 1, 0, 0, 0, 0] or any(d != 1 for d in (*p["base_dilation"], *p["window_dilation"])):
+            raise Unsupported("a window over the batch or the channels, or dilated: only over the positions")
+        fields = {"window": window[1:-1], "strides": strides[1:-1], "padding": tuple(padding[1:-1]), "kind": kind}
+        width = math.prod(windowed(shape[:-1], *(fields[k] for k in ("window", "strides")), (1,) * (len(shape) - 1),
+                                   fields["padding"])) * shape[-1]  # fmt: skip
+        return _add(b, Pool, label, _as(b, label, x, shape), width, in_shape=shape, **fields)
+
+    return mapping
+
+
+def _reduce(kind: str) -> Callable[[Builder, str, Any, str, list[Any]], str | None]:
+    """A reduction of a tensor over all its axes but the channels (global pooling); None for a row's."""
+
+    def mapping(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str | None:
+        shape = tuple(int(n) for n in eqn.invars[0].aval.shape)
+        if len(shape) < 2:
+            return None
+        if len(shape) > 3 or tuple(eqn.params["axes"]) != tuple(range(len(shape) - 1)):
+            raise Unsupported(f"a reduction over axes {eqn.params['axes']} of shape {shape}: only over the positions")
+        y = _add(b, Pool, label, _as(b, label, x, shape), shape[-1], in_shape=shape, window=shape[:-1], kind=kind)
+        return b.add(Reshape, label, [y], shape[-1], shape=(shape[-1],))
+
+    return mapping
+
+
+def _pad(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str | None:
+    """``jnp.pad`` with zeros around the positions (Flax's ``CAUSAL`` padding); negative amounts crop."""
+    shape = tuple(int(n) for n in eqn.invars[0].aval.shape)
+    config = [tuple(int(n) for n in c) for c in eqn.params["padding_config"]]
+    lead = 0
+    while len(shape) - lead > 2 and shape[lead] == 1 and config[lead] == (0, 0, 0):
+        lead += 1
+    shape, config = shape[lead:], config[lead:]
+    value = constants[1]
+    if value is None or np.any(np.asarray(value) != 0) or len(shape) not in (2, 3):
+        raise Unsupported("padding other than zeros, or of a tensor not of one or two spatial axes and channels")
+    if config[-1] != (0, 0, 0) or any(c[2] for c in config):
+        raise Unsupported(f"padding {config}: only around the positions, not the channels, without interior padding")
+    pads = tuple((lo, hi) for lo, hi, _ in config[:-1])
+    out = [n + lo + hi for n, (lo, hi) in zip(shape[:-1], pads, strict=True)]
+    if min(out) < 1:
+        raise Unsupported(f"padding {config} leaves nothing of shape {shape}")
+    return _add(b, Pad, label, _as(b, label, x, shape), math.prod(out) * shape[-1], in_shape=shape, pads=pads)
+
+
+def _dense(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str | None:
+    """``nn.Dense`` on a tensor: a matrix product over its last axis, a Dense run on each of the leading axes'
+    slices; None for a row's (``jaxpr.py`` maps it)."""
+    shape = tuple(int(n) for n in eqn.invars[0].aval.shape)
+    (lhs, rhs), batch = eqn.params["dimension_numbers"]
+    kernel = constants[1]
+    if len(shape) < 2 or kernel is None or constants[0] is not None:
+        return None
+    kernel = np.asarray(kernel, np.float64)
+    if any(batch) or tuple(lhs) != (len(shape) - 1,) or tuple(rhs) != (0,) or kernel.ndim != 2:
+        raise Unsupported(f"matrix product with dimension numbers {eqn.params['dimension_numbers']}")
+    x = _as(b, label, x, shape)
+    return b.add(Dense, label, [x], kernel.shape[1], kernel=kernel, steps=math.prod(shape[:-1]))
+
+
+def _broadcast(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str | None:
+    """Axes of 1 added around a tensor (the pools' batch axis): the same floats; None for anything else."""
+    shape = tuple(int(n) for n in eqn.params["shape"])
+    return x if len(shape) > 1 and math.prod(shape) == b.widths[x] else None
+
+
+SHAPED: dict[str, Callable[[Builder, str, Any, str, list[Any]], str | None]] = {
+    "conv_general_dilated": _conv,
+    "reduce_window_max": _pool("max"),
+    "reduce_window_sum": _pool("sum"),
+    "reduce_max": _reduce("max"),
+    "reduce_sum": _reduce("sum"),
+    "broadcast_in_dim": _broadcast,
+    "pad": _pad,
+    "dot_general": _dense,
+}
+
+
+def on_tensor(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str | None:
+    """The IR value of primitive ``eqn`` on the network value ``x`` (``constants``: each operand's value where
+    known, else None), or None when it is none of the uses above."""
+    mapping = SHAPED.get(eqn.primitive.name)
+    return mapping(b, label, eqn, x, constants) if mapping else None
