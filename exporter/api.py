@@ -27,7 +27,7 @@ from exporter.backend.naming import symbol_for
 from exporter.build.toolchain import CompiledModel, build
 from exporter.check.compare import ParityReport, check_parity
 from exporter.check.criteria import judge_chain, nudge
-from exporter.check.inputs import DEFAULT_SAMPLES, chain_inputs, in_chunks, noise_rows
+from exporter.check.inputs import DEFAULT_SAMPLES, chain_inputs, discrete_columns, in_chunks, noise_rows
 from exporter.check.verdicts import Criterion
 from exporter.common.errors import ExportError, Float64Unavailable, InputError, NotInvertible
 from exporter.common.files import write_atomically
@@ -331,9 +331,11 @@ def export_chain(
         values = after_network(x)
         return np.asarray(values[-1][1] if values else x, dtype=np.float32)
 
+    discrete = discrete_columns(net_loaded.graph) if net_loaded is not None else []
+
     def reference64(rows: np.ndarray, *noise: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """The chain in float64: no rounding to float32 between the steps (``rng``: nudged where it rounds)."""
-        x = nudge(prepare(rows), rng)  # the raw rows are float32 on both sides: not rounded
+        x = nudge(prepare(rows), rng, discrete)  # masks and indices stay what they are
         if net_loaded is not None:
             if net_loaded.reference64 is None:
                 raise Float64Unavailable(f"{net_loaded.framework} gives no float64 reference for {chain.source}")

@@ -87,6 +87,39 @@ def _concatenate(d: TensorDraw, x: Any, name: str) -> Any:
     return d.keras.layers.Concatenate(axis=axis, name=name)([x, d.partner(x)])
 
 
+def _convolution(d: TensorDraw, x: Any, name: str) -> Any:
+    """Conv1D over a sequence, Conv2D over an image: kernel, strides, padding and dilation drawn to fit."""
+    spatial = [int(n) for n in x.shape[1:-1]]
+    kernel = d.draw(st.integers(1, min(3, *spatial)), "kernel")
+    padding = d.draw(st.sampled_from(["same", "valid"]), "padding")
+    strides = d.draw(st.integers(1, 2), "strides")
+    dilation = 1 if strides > 1 or kernel == 1 else d.draw(st.integers(1, 2), "dilation")
+    if padding == "valid" and min(spatial) < dilation * (kernel - 1) + 1:
+        padding = "same"
+    layer = d.keras.layers.Conv1D if len(spatial) == 1 else d.keras.layers.Conv2D
+    config = {"strides": strides, "padding": padding, "dilation_rate": dilation, "activation": d.activation()}
+    return layer(d.size("filters"), kernel, name=name, **config)(x)
+
+
+def _pooling(d: TensorDraw, x: Any, name: str) -> Any:
+    two_d = _rank(x) == 3
+    kind = d.draw(st.sampled_from(["MaxPooling", "AveragePooling"]), "pooling")
+    layer = getattr(d.keras.layers, f"{kind}{'2D' if two_d else '1D'}")
+    return layer(2, padding="same", name=name)(x)
+
+
+def _recurrent(d: TensorDraw, x: Any, name: str) -> Any:
+    kind = d.draw(st.sampled_from(["SimpleRNN", "GRU", "LSTM"]), "recurrent layer")
+    backwards = d.draw(st.booleans(), "go backwards")
+    layer = getattr(d.keras.layers, kind)(d.size("units"), return_sequences=True, go_backwards=backwards, name=name)
+    return layer(x)
+
+
+def _attention(d: TensorDraw, x: Any, name: str) -> Any:
+    heads, key_dim = d.draw(st.integers(1, 3), "heads"), d.draw(st.integers(1, 4), "key dim")
+    return d.keras.layers.MultiHeadAttention(heads, key_dim, name=name)(x, d.partner(x))
+
+
 def _softmax_elsewhere(d: TensorDraw, x: Any, name: str) -> Any:
     d.walk_refused.append(f"'{name}' (Softmax): axis 1; only the last axis (-1) is supported")
     return d.keras.layers.Softmax(axis=1, name=name)(x)
@@ -111,7 +144,17 @@ TENSOR_LAYERS: dict[str, L] = {
     "merge": _merge,
     "concatenate": _concatenate,
 }
+# the layers that take a sequence (T, F) only, or a sequence or an image
+SEQUENCE_LAYERS: dict[str, L] = {"recurrent": _recurrent, "attention": _attention}
+SPATIAL_LAYERS: dict[str, L] = {"convolution": _convolution, "pooling": _pooling}
 REFUSED_TENSOR_LAYERS: dict[str, L] = {"softmax_elsewhere": _softmax_elsewhere, "lambda": _lambda}
+
+
+def _fitting(x: Any) -> dict[str, L]:
+    """The shaped layers that take ``x``: convolutions and pooling over a sequence or an image, recurrences
+    and attention over a sequence."""
+    rank = _rank(x)
+    return {**(SPATIAL_LAYERS if rank in (2, 3) else {}), **(SEQUENCE_LAYERS if rank == 2 else {})}
 
 
 def draw_tensor_model(keras: Any, data: Any) -> tuple[Any, list[str]]:
@@ -123,7 +166,7 @@ def draw_tensor_model(keras: Any, data: Any) -> tuple[Any, list[str]]:
     d.tensors.append(x)
     for _ in range(d.draw(st.integers(1, 4), "steps")):
         refused = d.draw(st.sampled_from([False] * 9 + [True]), "refused layer")
-        table = REFUSED_TENSOR_LAYERS if refused else TENSOR_LAYERS
+        table = REFUSED_TENSOR_LAYERS if refused else {**TENSOR_LAYERS, **_fitting(x)}
         kind = d.draw(st.sampled_from(sorted(table)), "layer")
         x = table[kind](d, x, d.name(kind))
         d.tensors.append(x)

@@ -82,15 +82,17 @@ def _masked_attention(keras, dropout):
 
 @pytest.mark.parametrize("dropout", [0.0, 0.25], ids=["fused path", "dropout"])
 def test_fully_masked_queries_follow_keras_path(keras, tmp_path, dropout):
-    """The rule for a query whose keys are all masked is checked: the other path's rule fails parity there."""
+    """The rule for a query whose keys are all masked is checked: the other path's rule fails parity there,
+    under the default float32 rule (the float64 reference's nudge leaves the 0/1 mask columns alone: moved
+    by one ULP, a masked key is kept, and the envelope grows until nothing fails)."""
     ex = export_keras(saved(randomize(_masked_attention(keras, dropout)), tmp_path))
     rows = ex.inputs(samples=500)
-    assert ex.check(ex.compile(tmp_path, one_row=True), inputs=rows, criterion="fixed").passed
+    assert ex.check(ex.compile(tmp_path, one_row=True), inputs=rows).passed
     (op,) = [op for op in ex.chain.net.ops if isinstance(op, Attention)]
     op.empty = "uniform" if dropout else "zero"
     ex.source = ex.render()
     (tmp_path / "wrong").mkdir()
-    wrong = ex.check(ex.compile(tmp_path / "wrong", one_row=True), inputs=rows, criterion="fixed")
+    wrong = ex.check(ex.compile(tmp_path / "wrong", one_row=True), inputs=rows)
     assert not wrong.passed
 
 

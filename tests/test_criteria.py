@@ -203,3 +203,11 @@ def test_nudge_moves_by_one_float32_ulp():
     moved = nudge(x, np.random.default_rng(0))
     np.testing.assert_array_equal(np.abs(moved - x), ulp32(x))
     assert nudge(x, None) is x
+
+
+def test_the_nudge_leaves_discrete_columns_alone():
+    """Mask and index columns are not moved: one ULP above 0 is a kept key, one below an index is another."""
+    x = np.array([[0.0, 1.0, 3.0, 0.5]] * 4)
+    moved = nudge(x, np.random.default_rng(0), keep=[0, 2])
+    assert np.array_equal(moved[:, [0, 2]], x[:, [0, 2]])
+    assert np.all(moved[:, [1, 3]] != x[:, [1, 3]])

@@ -225,8 +225,6 @@ def draw_model(keras: Any, data: Any) -> tuple[Any, list[str]]:
     for _ in range(d.draw(st.integers(1, 6), "steps")):
         d.step()
     n_out = d.draw(st.sampled_from([1, 1, 1, 2]), "outputs")
-    if n_in == 3:
-        d.refused.append("3 inputs; one, or two for a generator")
     if n_out == 2:
         d.refused.append("2 outputs; exactly one is supported")
     return keras.Model(inputs, d.outputs(n_out), name="fuzz_functional"), d.refused

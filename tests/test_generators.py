@@ -116,7 +116,7 @@ def test_refusals(keras, tmp_path):
     a, b, c = (keras.Input((2,)) for _ in range(3))
     three = keras.Model([a, b, c], L.Dense(1)(L.Concatenate()([a, b, c])))
     with pytest.raises(UnsupportedModelError, match="3 inputs; one, or two for a generator"):
-        export_chain(saved(three, tmp_path, "three.keras"))
+        export_chain(saved(three, tmp_path, "three.keras"), noise=2)  # without noise: three inputs side by side
     with pytest.raises(UnsupportedModelError, match="noise = 8, but the model's input has only 8 entries"):
         export_chain(saved(one_input_generator(keras), tmp_path), noise=8)
     with pytest.raises(ExportError, match="a generator needs a network"):

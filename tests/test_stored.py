@@ -107,11 +107,16 @@ def test_stored_walk_is_the_loaded_models_walk(keras, tmp_path, kind):
 
 
 def test_the_examples_are_read_from_what_they_store():
-    """Every shipped Keras example takes the fast path and gives the IR of the loaded model."""
+    """Every shipped Keras example of rows takes the fast path and gives the IR of the loaded model; one over
+    tensors (the set transformer) is left to Keras by design: the fast path reads rows only."""
     examples = sorted(ROOT.glob("examples/**/*.keras"))
     assert len(examples) >= 20
     for path in examples:
         noise = 128 if path.stem in ("lamarr_covariance", "lamarr_resolution") else 0
+        if path.stem == "calo_set":
+            with pytest.raises(NotStored, match="of shape"):
+                stored_walk(path, path.name, noise)
+            continue
         stored = stored_walk(path, path.name, noise).graph()
         assert stored.same_as(walk_keras(load_keras_file(path), path.name, noise).graph()), path
 

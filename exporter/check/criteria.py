@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -76,13 +77,18 @@ def ulp32(x: np.ndarray) -> np.ndarray:
         return np.spacing(magnitude.astype(np.float32)).astype(np.float64)
 
 
-def nudge(x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-    """``x`` moved by one float32 ULP with random signs (unchanged when ``rng`` is None)."""
+def nudge(x: np.ndarray, rng: np.random.Generator | None, keep: Sequence[int] = ()) -> np.ndarray:
+    """``x`` moved by one float32 ULP with random signs (unchanged when ``rng`` is None), but for its columns
+    ``keep``: discrete inputs (a mask's 0/1, an Embedding's index), which no rounding moves, and which a nudge
+    would turn into other values (1 ULP above 0 is a kept key) and so blow the envelope up."""
     if rng is None:
         return x
     x = np.asarray(x, dtype=np.float64)
+    step = rng.choice((-1.0, 1.0), x.shape) * ulp32(x)
+    if len(keep):
+        step[..., list(keep)] = 0.0
     with np.errstate(invalid="ignore"):
-        return x + rng.choice((-1.0, 1.0), x.shape) * ulp32(x)
+        return x + step
 
 
 def _percentiles(values: np.ndarray) -> list[float]:

@@ -107,6 +107,16 @@ def with_masks(graph: Graph | None, rows: np.ndarray, seed: int) -> np.ndarray:
         for i in range(len(rows)):
             kept = np.arange(n) < i % (n + 1)
             rows[i, part.offset : part.offset + n] = kept if i % 2 == 0 else rng.permutation(kept)
+    return rows
+
+
+def discrete_columns(graph: Graph | None) -> list[int]:
+    """The input columns that hold discrete values (attention masks, Embedding indices): no float32 rounding
+    moves them, so the float64 reference's nudge must not either (``criteria.nudge``)."""
+    if graph is None:
+        return []
+    masks = [k for p in graph.parts if p.mask for k in range(p.offset, p.offset + size(p.shape))]
+    return sorted({*masks, *index_columns(graph)})
 
 
 def index_columns(graph: Graph) -> dict[int, int]:
