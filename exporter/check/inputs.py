@@ -107,6 +107,7 @@ def with_masks(graph: Graph | None, rows: np.ndarray, seed: int) -> np.ndarray:
         for i in range(len(rows)):
             kept = np.arange(n) < i % (n + 1)
             rows[i, part.offset : part.offset + n] = kept if i % 2 == 0 else rng.permutation(kept)
+    return rows
 
 
 def index_columns(graph: Graph) -> dict[int, int]:
