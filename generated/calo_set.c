@@ -1078,15 +1078,17 @@ static void calo_set_rows1(float *output, const float *input)
                 for (int i = 0; i < 16; ++i) {
                     double top = 0.0, sum = 0.0;
                     int kept = 0;
-                    for (int j = 0; j < 16; ++j) {
+                    for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
+                        for (int d = 0; d < 8; ++d)
+                            dot += (double)calo_set_buf0[i * 16 + h * 8 + d] * (double)calo_set_buf3[j * 16 + h * 8 + d];
+                        score[j] = (float)(dot * 0.35355339059327373);
+                    }
+                    for (int j = 0; j < 16; ++j) {
                         if (!(!(calo_set_buf1[j] >= 0.0f && calo_set_buf1[j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
-                        for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf0[i * 16 + h * 8 + d] * (double)calo_set_buf3[j * 16 + h * 8 + d];
-                        score[j] = (float)(dot * 0.35355339059327373);
                         if (!kept || (double)score[j] > top) top = (double)score[j];
                         kept = 1;
                     }
@@ -1097,11 +1099,14 @@ static void calo_set_rows1(float *output, const float *input)
                         for (int j = 0; j < 16; ++j) score[j] = calo_set_exp(score[j] - (float)top);
                         for (int j = 0; j < 16; ++j) sum += (double)score[j];
                     }
-                    for (int d = 0; d < 8; ++d) {
-                        double acc = 0.0;
-                        for (int j = 0; j < 16; ++j)
-                            acc += (double)score[j] * (double)calo_set_buf4[j * 16 + h * 8 + d];
-                        calo_set_buf5[i * 16 + h * 8 + d] = (float)(acc / sum);
+                    {  /* each output's sum over the keys in order; all of a head's outputs at once: a loop that vectorizes */
+                        double acc[8];
+                        for (int d = 0; d < 8; ++d) acc[d] = 0.0;
+                        for (int j = 0; j < 16; ++j) {
+                            const double w = (double)score[j];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf4[j * 16 + h * 8 + d];
+                        }
+                        for (int d = 0; d < 8; ++d) calo_set_buf5[i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
@@ -1295,15 +1300,17 @@ static void calo_set_rows1(float *output, const float *input)
                 for (int i = 0; i < 16; ++i) {
                     double top = 0.0, sum = 0.0;
                     int kept = 0;
-                    for (int j = 0; j < 16; ++j) {
+                    for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
+                        for (int d = 0; d < 8; ++d)
+                            dot += (double)calo_set_buf5[i * 16 + h * 8 + d] * (double)calo_set_buf2[j * 16 + h * 8 + d];
+                        score[j] = (float)(dot * 0.35355339059327373);
+                    }
+                    for (int j = 0; j < 16; ++j) {
                         if (!(!(calo_set_buf1[j] >= 0.0f && calo_set_buf1[j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
-                        for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf5[i * 16 + h * 8 + d] * (double)calo_set_buf2[j * 16 + h * 8 + d];
-                        score[j] = (float)(dot * 0.35355339059327373);
                         if (!kept || (double)score[j] > top) top = (double)score[j];
                         kept = 1;
                     }
@@ -1314,11 +1321,14 @@ static void calo_set_rows1(float *output, const float *input)
                         for (int j = 0; j < 16; ++j) score[j] = calo_set_exp(score[j] - (float)top);
                         for (int j = 0; j < 16; ++j) sum += (double)score[j];
                     }
-                    for (int d = 0; d < 8; ++d) {
-                        double acc = 0.0;
-                        for (int j = 0; j < 16; ++j)
-                            acc += (double)score[j] * (double)calo_set_buf0[j * 16 + h * 8 + d];
-                        calo_set_buf3[i * 16 + h * 8 + d] = (float)(acc / sum);
+                    {  /* each output's sum over the keys in order; all of a head's outputs at once: a loop that vectorizes */
+                        double acc[8];
+                        for (int d = 0; d < 8; ++d) acc[d] = 0.0;
+                        for (int j = 0; j < 16; ++j) {
+                            const double w = (double)score[j];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf0[j * 16 + h * 8 + d];
+                        }
+                        for (int d = 0; d < 8; ++d) calo_set_buf3[i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
@@ -1597,15 +1607,17 @@ static void calo_set_rows2(float *output, const float *input)
                 for (int i = 0; i < 16; ++i) {
                     double top = 0.0, sum = 0.0;
                     int kept = 0;
-                    for (int j = 0; j < 16; ++j) {
+                    for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
+                        for (int d = 0; d < 8; ++d)
+                            dot += (double)calo_set_buf0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf3[r * 512 + j * 16 + h * 8 + d];
+                        score[j] = (float)(dot * 0.35355339059327373);
+                    }
+                    for (int j = 0; j < 16; ++j) {
                         if (!(!(calo_set_buf1[r * 16 + j] >= 0.0f && calo_set_buf1[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
-                        for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf3[r * 512 + j * 16 + h * 8 + d];
-                        score[j] = (float)(dot * 0.35355339059327373);
                         if (!kept || (double)score[j] > top) top = (double)score[j];
                         kept = 1;
                     }
@@ -1616,11 +1628,14 @@ static void calo_set_rows2(float *output, const float *input)
                         for (int j = 0; j < 16; ++j) score[j] = calo_set_exp(score[j] - (float)top);
                         for (int j = 0; j < 16; ++j) sum += (double)score[j];
                     }
-                    for (int d = 0; d < 8; ++d) {
-                        double acc = 0.0;
-                        for (int j = 0; j < 16; ++j)
-                            acc += (double)score[j] * (double)calo_set_buf4[r * 256 + j * 16 + h * 8 + d];
-                        calo_set_buf5[r * 256 + i * 16 + h * 8 + d] = (float)(acc / sum);
+                    {  /* each output's sum over the keys in order; all of a head's outputs at once: a loop that vectorizes */
+                        double acc[8];
+                        for (int d = 0; d < 8; ++d) acc[d] = 0.0;
+                        for (int j = 0; j < 16; ++j) {
+                            const double w = (double)score[j];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf4[r * 256 + j * 16 + h * 8 + d];
+                        }
+                        for (int d = 0; d < 8; ++d) calo_set_buf5[r * 256 + i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
@@ -1840,15 +1855,17 @@ static void calo_set_rows2(float *output, const float *input)
                 for (int i = 0; i < 16; ++i) {
                     double top = 0.0, sum = 0.0;
                     int kept = 0;
-                    for (int j = 0; j < 16; ++j) {
+                    for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
+                        for (int d = 0; d < 8; ++d)
+                            dot += (double)calo_set_buf5[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf2[r * 256 + j * 16 + h * 8 + d];
+                        score[j] = (float)(dot * 0.35355339059327373);
+                    }
+                    for (int j = 0; j < 16; ++j) {
                         if (!(!(calo_set_buf1[r * 16 + j] >= 0.0f && calo_set_buf1[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
-                        for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf5[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf2[r * 256 + j * 16 + h * 8 + d];
-                        score[j] = (float)(dot * 0.35355339059327373);
                         if (!kept || (double)score[j] > top) top = (double)score[j];
                         kept = 1;
                     }
@@ -1859,11 +1876,14 @@ static void calo_set_rows2(float *output, const float *input)
                         for (int j = 0; j < 16; ++j) score[j] = calo_set_exp(score[j] - (float)top);
                         for (int j = 0; j < 16; ++j) sum += (double)score[j];
                     }
-                    for (int d = 0; d < 8; ++d) {
-                        double acc = 0.0;
-                        for (int j = 0; j < 16; ++j)
-                            acc += (double)score[j] * (double)calo_set_buf0[r * 256 + j * 16 + h * 8 + d];
-                        calo_set_buf3[r * 512 + i * 16 + h * 8 + d] = (float)(acc / sum);
+                    {  /* each output's sum over the keys in order; all of a head's outputs at once: a loop that vectorizes */
+                        double acc[8];
+                        for (int d = 0; d < 8; ++d) acc[d] = 0.0;
+                        for (int j = 0; j < 16; ++j) {
+                            const double w = (double)score[j];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf0[r * 256 + j * 16 + h * 8 + d];
+                        }
+                        for (int d = 0; d < 8; ++d) calo_set_buf3[r * 512 + i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
@@ -2148,15 +2168,17 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
                 for (int i = 0; i < 16; ++i) {
                     double top = 0.0, sum = 0.0;
                     int kept = 0;
-                    for (int j = 0; j < 16; ++j) {
+                    for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
+                        for (int d = 0; d < 8; ++d)
+                            dot += (double)calo_set_buf0[i * 16 + h * 8 + d] * (double)calo_set_buf3[j * 16 + h * 8 + d];
+                        score[j] = (float)(dot * 0.35355339059327373);
+                    }
+                    for (int j = 0; j < 16; ++j) {
                         if (!(!(calo_set_buf1[j] >= 0.0f && calo_set_buf1[j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
-                        for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf0[i * 16 + h * 8 + d] * (double)calo_set_buf3[j * 16 + h * 8 + d];
-                        score[j] = (float)(dot * 0.35355339059327373);
                         if (!kept || (double)score[j] > top) top = (double)score[j];
                         kept = 1;
                     }
@@ -2167,11 +2189,14 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
                         for (int j = 0; j < 16; ++j) score[j] = calo_set_v3_exp(score[j] - (float)top);
                         for (int j = 0; j < 16; ++j) sum += (double)score[j];
                     }
-                    for (int d = 0; d < 8; ++d) {
-                        double acc = 0.0;
-                        for (int j = 0; j < 16; ++j)
-                            acc += (double)score[j] * (double)calo_set_buf4[j * 16 + h * 8 + d];
-                        calo_set_buf5[i * 16 + h * 8 + d] = (float)(acc / sum);
+                    {  /* each output's sum over the keys in order; all of a head's outputs at once: a loop that vectorizes */
+                        double acc[8];
+                        for (int d = 0; d < 8; ++d) acc[d] = 0.0;
+                        for (int j = 0; j < 16; ++j) {
+                            const double w = (double)score[j];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf4[j * 16 + h * 8 + d];
+                        }
+                        for (int d = 0; d < 8; ++d) calo_set_buf5[i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
@@ -2365,15 +2390,17 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
                 for (int i = 0; i < 16; ++i) {
                     double top = 0.0, sum = 0.0;
                     int kept = 0;
-                    for (int j = 0; j < 16; ++j) {
+                    for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
+                        for (int d = 0; d < 8; ++d)
+                            dot += (double)calo_set_buf5[i * 16 + h * 8 + d] * (double)calo_set_buf2[j * 16 + h * 8 + d];
+                        score[j] = (float)(dot * 0.35355339059327373);
+                    }
+                    for (int j = 0; j < 16; ++j) {
                         if (!(!(calo_set_buf1[j] >= 0.0f && calo_set_buf1[j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
-                        for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf5[i * 16 + h * 8 + d] * (double)calo_set_buf2[j * 16 + h * 8 + d];
-                        score[j] = (float)(dot * 0.35355339059327373);
                         if (!kept || (double)score[j] > top) top = (double)score[j];
                         kept = 1;
                     }
@@ -2384,11 +2411,14 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
                         for (int j = 0; j < 16; ++j) score[j] = calo_set_v3_exp(score[j] - (float)top);
                         for (int j = 0; j < 16; ++j) sum += (double)score[j];
                     }
-                    for (int d = 0; d < 8; ++d) {
-                        double acc = 0.0;
-                        for (int j = 0; j < 16; ++j)
-                            acc += (double)score[j] * (double)calo_set_buf0[j * 16 + h * 8 + d];
-                        calo_set_buf3[i * 16 + h * 8 + d] = (float)(acc / sum);
+                    {  /* each output's sum over the keys in order; all of a head's outputs at once: a loop that vectorizes */
+                        double acc[8];
+                        for (int d = 0; d < 8; ++d) acc[d] = 0.0;
+                        for (int j = 0; j < 16; ++j) {
+                            const double w = (double)score[j];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf0[j * 16 + h * 8 + d];
+                        }
+                        for (int d = 0; d < 8; ++d) calo_set_buf3[i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
@@ -2707,15 +2737,17 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
                 for (int i = 0; i < 16; ++i) {
                     double top = 0.0, sum = 0.0;
                     int kept = 0;
-                    for (int j = 0; j < 16; ++j) {
+                    for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
+                        for (int d = 0; d < 8; ++d)
+                            dot += (double)calo_set_buf0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf3[r * 512 + j * 16 + h * 8 + d];
+                        score[j] = (float)(dot * 0.35355339059327373);
+                    }
+                    for (int j = 0; j < 16; ++j) {
                         if (!(!(calo_set_buf1[r * 16 + j] >= 0.0f && calo_set_buf1[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
-                        for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf3[r * 512 + j * 16 + h * 8 + d];
-                        score[j] = (float)(dot * 0.35355339059327373);
                         if (!kept || (double)score[j] > top) top = (double)score[j];
                         kept = 1;
                     }
@@ -2726,11 +2758,14 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
                         for (int j = 0; j < 16; ++j) score[j] = calo_set_v3_exp(score[j] - (float)top);
                         for (int j = 0; j < 16; ++j) sum += (double)score[j];
                     }
-                    for (int d = 0; d < 8; ++d) {
-                        double acc = 0.0;
-                        for (int j = 0; j < 16; ++j)
-                            acc += (double)score[j] * (double)calo_set_buf4[r * 256 + j * 16 + h * 8 + d];
-                        calo_set_buf5[r * 256 + i * 16 + h * 8 + d] = (float)(acc / sum);
+                    {  /* each output's sum over the keys in order; all of a head's outputs at once: a loop that vectorizes */
+                        double acc[8];
+                        for (int d = 0; d < 8; ++d) acc[d] = 0.0;
+                        for (int j = 0; j < 16; ++j) {
+                            const double w = (double)score[j];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf4[r * 256 + j * 16 + h * 8 + d];
+                        }
+                        for (int d = 0; d < 8; ++d) calo_set_buf5[r * 256 + i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
@@ -3010,15 +3045,17 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
                 for (int i = 0; i < 16; ++i) {
                     double top = 0.0, sum = 0.0;
                     int kept = 0;
-                    for (int j = 0; j < 16; ++j) {
+                    for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
+                        for (int d = 0; d < 8; ++d)
+                            dot += (double)calo_set_buf5[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf2[r * 256 + j * 16 + h * 8 + d];
+                        score[j] = (float)(dot * 0.35355339059327373);
+                    }
+                    for (int j = 0; j < 16; ++j) {
                         if (!(!(calo_set_buf1[r * 16 + j] >= 0.0f && calo_set_buf1[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
-                        for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf5[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf2[r * 256 + j * 16 + h * 8 + d];
-                        score[j] = (float)(dot * 0.35355339059327373);
                         if (!kept || (double)score[j] > top) top = (double)score[j];
                         kept = 1;
                     }
@@ -3029,11 +3066,14 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
                         for (int j = 0; j < 16; ++j) score[j] = calo_set_v3_exp(score[j] - (float)top);
                         for (int j = 0; j < 16; ++j) sum += (double)score[j];
                     }
-                    for (int d = 0; d < 8; ++d) {
-                        double acc = 0.0;
-                        for (int j = 0; j < 16; ++j)
-                            acc += (double)score[j] * (double)calo_set_buf0[r * 256 + j * 16 + h * 8 + d];
-                        calo_set_buf3[r * 512 + i * 16 + h * 8 + d] = (float)(acc / sum);
+                    {  /* each output's sum over the keys in order; all of a head's outputs at once: a loop that vectorizes */
+                        double acc[8];
+                        for (int d = 0; d < 8; ++d) acc[d] = 0.0;
+                        for (int j = 0; j < 16; ++j) {
+                            const double w = (double)score[j];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf0[r * 256 + j * 16 + h * 8 + d];
+                        }
+                        for (int d = 0; d < 8; ++d) calo_set_buf3[r * 512 + i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
@@ -3352,15 +3392,17 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
                 for (int i = 0; i < 16; ++i) {
                     double top = 0.0, sum = 0.0;
                     int kept = 0;
-                    for (int j = 0; j < 16; ++j) {
+                    for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
+                        for (int d = 0; d < 8; ++d)
+                            dot += (double)calo_set_buf0[i * 16 + h * 8 + d] * (double)calo_set_buf3[j * 16 + h * 8 + d];
+                        score[j] = (float)(dot * 0.35355339059327373);
+                    }
+                    for (int j = 0; j < 16; ++j) {
                         if (!(!(calo_set_buf1[j] >= 0.0f && calo_set_buf1[j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
-                        for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf0[i * 16 + h * 8 + d] * (double)calo_set_buf3[j * 16 + h * 8 + d];
-                        score[j] = (float)(dot * 0.35355339059327373);
                         if (!kept || (double)score[j] > top) top = (double)score[j];
                         kept = 1;
                     }
@@ -3371,11 +3413,14 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
                         for (int j = 0; j < 16; ++j) score[j] = calo_set_v4_exp(score[j] - (float)top);
                         for (int j = 0; j < 16; ++j) sum += (double)score[j];
                     }
-                    for (int d = 0; d < 8; ++d) {
-                        double acc = 0.0;
-                        for (int j = 0; j < 16; ++j)
-                            acc += (double)score[j] * (double)calo_set_buf4[j * 16 + h * 8 + d];
-                        calo_set_buf5[i * 16 + h * 8 + d] = (float)(acc / sum);
+                    {  /* each output's sum over the keys in order; all of a head's outputs at once: a loop that vectorizes */
+                        double acc[8];
+                        for (int d = 0; d < 8; ++d) acc[d] = 0.0;
+                        for (int j = 0; j < 16; ++j) {
+                            const double w = (double)score[j];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf4[j * 16 + h * 8 + d];
+                        }
+                        for (int d = 0; d < 8; ++d) calo_set_buf5[i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
@@ -3562,15 +3607,17 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
                 for (int i = 0; i < 16; ++i) {
                     double top = 0.0, sum = 0.0;
                     int kept = 0;
-                    for (int j = 0; j < 16; ++j) {
+                    for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
+                        for (int d = 0; d < 8; ++d)
+                            dot += (double)calo_set_buf5[i * 16 + h * 8 + d] * (double)calo_set_buf2[j * 16 + h * 8 + d];
+                        score[j] = (float)(dot * 0.35355339059327373);
+                    }
+                    for (int j = 0; j < 16; ++j) {
                         if (!(!(calo_set_buf1[j] >= 0.0f && calo_set_buf1[j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
-                        for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf5[i * 16 + h * 8 + d] * (double)calo_set_buf2[j * 16 + h * 8 + d];
-                        score[j] = (float)(dot * 0.35355339059327373);
                         if (!kept || (double)score[j] > top) top = (double)score[j];
                         kept = 1;
                     }
@@ -3581,11 +3628,14 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
                         for (int j = 0; j < 16; ++j) score[j] = calo_set_v4_exp(score[j] - (float)top);
                         for (int j = 0; j < 16; ++j) sum += (double)score[j];
                     }
-                    for (int d = 0; d < 8; ++d) {
-                        double acc = 0.0;
-                        for (int j = 0; j < 16; ++j)
-                            acc += (double)score[j] * (double)calo_set_buf0[j * 16 + h * 8 + d];
-                        calo_set_buf3[i * 16 + h * 8 + d] = (float)(acc / sum);
+                    {  /* each output's sum over the keys in order; all of a head's outputs at once: a loop that vectorizes */
+                        double acc[8];
+                        for (int d = 0; d < 8; ++d) acc[d] = 0.0;
+                        for (int j = 0; j < 16; ++j) {
+                            const double w = (double)score[j];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf0[j * 16 + h * 8 + d];
+                        }
+                        for (int d = 0; d < 8; ++d) calo_set_buf3[i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
@@ -3977,15 +4027,17 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
                 for (int i = 0; i < 16; ++i) {
                     double top = 0.0, sum = 0.0;
                     int kept = 0;
-                    for (int j = 0; j < 16; ++j) {
+                    for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
+                        for (int d = 0; d < 8; ++d)
+                            dot += (double)calo_set_buf0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf3[r * 512 + j * 16 + h * 8 + d];
+                        score[j] = (float)(dot * 0.35355339059327373);
+                    }
+                    for (int j = 0; j < 16; ++j) {
                         if (!(!(calo_set_buf1[r * 16 + j] >= 0.0f && calo_set_buf1[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
-                        for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf3[r * 512 + j * 16 + h * 8 + d];
-                        score[j] = (float)(dot * 0.35355339059327373);
                         if (!kept || (double)score[j] > top) top = (double)score[j];
                         kept = 1;
                     }
@@ -3996,11 +4048,14 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
                         for (int j = 0; j < 16; ++j) score[j] = calo_set_v4_exp(score[j] - (float)top);
                         for (int j = 0; j < 16; ++j) sum += (double)score[j];
                     }
-                    for (int d = 0; d < 8; ++d) {
-                        double acc = 0.0;
-                        for (int j = 0; j < 16; ++j)
-                            acc += (double)score[j] * (double)calo_set_buf4[r * 256 + j * 16 + h * 8 + d];
-                        calo_set_buf5[r * 256 + i * 16 + h * 8 + d] = (float)(acc / sum);
+                    {  /* each output's sum over the keys in order; all of a head's outputs at once: a loop that vectorizes */
+                        double acc[8];
+                        for (int d = 0; d < 8; ++d) acc[d] = 0.0;
+                        for (int j = 0; j < 16; ++j) {
+                            const double w = (double)score[j];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf4[r * 256 + j * 16 + h * 8 + d];
+                        }
+                        for (int d = 0; d < 8; ++d) calo_set_buf5[r * 256 + i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
@@ -4418,15 +4473,17 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
                 for (int i = 0; i < 16; ++i) {
                     double top = 0.0, sum = 0.0;
                     int kept = 0;
-                    for (int j = 0; j < 16; ++j) {
+                    for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
+                        for (int d = 0; d < 8; ++d)
+                            dot += (double)calo_set_buf5[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf2[r * 256 + j * 16 + h * 8 + d];
+                        score[j] = (float)(dot * 0.35355339059327373);
+                    }
+                    for (int j = 0; j < 16; ++j) {
                         if (!(!(calo_set_buf1[r * 16 + j] >= 0.0f && calo_set_buf1[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
-                        for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf5[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf2[r * 256 + j * 16 + h * 8 + d];
-                        score[j] = (float)(dot * 0.35355339059327373);
                         if (!kept || (double)score[j] > top) top = (double)score[j];
                         kept = 1;
                     }
@@ -4437,11 +4494,14 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
                         for (int j = 0; j < 16; ++j) score[j] = calo_set_v4_exp(score[j] - (float)top);
                         for (int j = 0; j < 16; ++j) sum += (double)score[j];
                     }
-                    for (int d = 0; d < 8; ++d) {
-                        double acc = 0.0;
-                        for (int j = 0; j < 16; ++j)
-                            acc += (double)score[j] * (double)calo_set_buf0[r * 256 + j * 16 + h * 8 + d];
-                        calo_set_buf3[r * 512 + i * 16 + h * 8 + d] = (float)(acc / sum);
+                    {  /* each output's sum over the keys in order; all of a head's outputs at once: a loop that vectorizes */
+                        double acc[8];
+                        for (int d = 0; d < 8; ++d) acc[d] = 0.0;
+                        for (int j = 0; j < 16; ++j) {
+                            const double w = (double)score[j];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf0[r * 256 + j * 16 + h * 8 + d];
+                        }
+                        for (int d = 0; d < 8; ++d) calo_set_buf3[r * 512 + i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
