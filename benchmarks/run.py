@@ -55,7 +55,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the exporter,
 from cbench import FLAG_SETS, LAMARR, compile_object, peak_gflops, stream_gbs, time_c  # noqa: E402
 from models import EXAMPLE, build, flops_per_row, residual_model  # noqa: E402
 from onnx_files import onnx_file_results, onnx_verdict  # noqa: E402
-from shapes import shape_results, shapes_verdict  # noqa: E402
 from peers import (  # noqa: E402
     Result,
     keras2c,
@@ -65,6 +64,7 @@ from peers import (  # noqa: E402
     onnxruntime_peer,
     scikinc,
 )
+from shapes import shape_results, shapes_verdict  # noqa: E402
 from tree_files import tree_file_results  # noqa: E402
 from trees import SMOKE, tree_results, tree_verdict  # noqa: E402
 

@@ -169,7 +169,9 @@ def _attention(g: Nodes, x: str, layer: Any) -> str:
     split = g.const([0, -1, heads, dim], np.int64)  # [N, items, heads, dim]
 
     def project(kernel: Any, bias: Any, perm: list[int]) -> str:
-        return g("Transpose", g("Reshape", g.dense(x, kernel.reshape(len(kernel), -1), bias.reshape(-1)), split), perm=perm)
+        return g(
+            "Transpose", g("Reshape", g.dense(x, kernel.reshape(len(kernel), -1), bias.reshape(-1)), split), perm=perm
+        )
 
     q = g("Mul", project(qk, qb, [0, 2, 1, 3]), g.const(np.float32(1 / np.sqrt(dim))))  # Keras scales the query
     scores = g("Softmax", g("MatMul", q, project(kk, kb, [0, 2, 3, 1])), axis=-1)
