@@ -12,8 +12,8 @@ flags, timed by the C driver. ONNX Runtime's: the same model written as ONNX nod
 Keras layers' weights (tf2onnx, the `bench` extra, is not in the environment the benchmark runs in, and this
 writes what ONNX Runtime's optimizer would make of it: Conv, GRU, MatMul/Softmax attention,
 LayerNormalization), run by benchmarks/ort_capi.c over [1, steps, features] tensors, one ``Run`` per row, then
-one ``Run`` of all rows. Before ONNX Runtime is timed its outputs are compared with Keras' on the same rows
-(within 1e-5 of the largest output): both run the same model.
+one ``Run`` of all rows. Before either is timed its outputs are compared with Keras' (ONNX Runtime's on the
+timed rows, ours on 200 rows; within 1e-5 of the largest output): both run the same model.
 ``--smoke``: the same three architectures at toy sizes, so that every part runs in seconds.
 """
 
@@ -184,7 +184,9 @@ def shape_results(attempt: Any, workdir: Path, rows: int, repeats: int, smoke: b
     """One round of the shaped models' rows of the table: ours, then ONNX Runtime's C API, per model."""
     results: list[Result] = []
     for name in MODELS:
-        model = BUILT.get((name, smoke)) or BUILT.setdefault((name, smoke), keras_model(name, smoke))
+        if (name, smoke) not in BUILT:
+            BUILT[name, smoke] = keras_model(name, smoke)
+        model = BUILT[name, smoke]
         results += attempt(OURS, name, ours, model, workdir, rows, repeats)
         results += attempt("ONNX Runtime C API", name, peer, model, workdir, rows, repeats)
     return results
@@ -193,32 +195,51 @@ def shape_results(attempt: Any, workdir: Path, rows: int, repeats: int, smoke: b
 BUILT: dict[tuple[str, bool], Any] = {}  # the Keras models, built once for every round
 EXPORTS: dict[Path, Any] = {}  # our exports by C file, written once for every round
 CHECKED: dict[str, float] = {}  # by model: the largest difference of ONNX Runtime from Keras, over the largest output
+OURS_OFF: dict[str, float] = {}  # by model: the same of our C
 
 
 def ours(model: Any, workdir: Path, rows: int, repeats: int) -> list[Result]:
-    """Our C of the model at Lamarr's flags (exported once; later rounds time the same object)."""
+    """Our C of the model at Lamarr's flags (exported once, then compared with Keras on a few rows: the parity
+    tests are the real check, this shows that both sides of the table run the same model)."""
     c_file = workdir / f"ours_shaped_{model.name}.c"
     if c_file not in EXPORTS:
         EXPORTS[c_file] = export_keras(model, name=f"ours_shaped_{model.name}")
         EXPORTS[c_file].write(c_file)
+        folder = workdir / f"check_{model.name}"
+        folder.mkdir(exist_ok=True)
+        x = random_rows(model, 200, 2)
+        OURS_OFF[model.name] = off_keras(model, x, EXPORTS[c_file].compile(folder, one_row=True)(x))
+    if not OURS_OFF[model.name] <= TOLERANCE:
+        raise RuntimeError(f"our C's outputs differ from Keras' by up to {OURS_OFF[model.name]:.3g} (relative)")
     ex = EXPORTS[c_file]
     n_in, n_out = ex.graph.n_inputs, ex.graph.n_outputs
     t = time_c(c_file, ex.symbol, n_in, n_out, FLAG_SETS[LAMARR], batch=True, rows=rows, repeats=repeats)
-    return [Result(OURS, model.name, t.row_ns, t.batch_ns)]
+    return [Result(OURS, model.name, t.row_ns, t.batch_ns, f"|ours - Keras| <= {OURS_OFF[model.name]:.1g}")]
+
+
+def off_keras(model: Any, x: np.ndarray, got: np.ndarray) -> float:
+    """The largest difference of ``got`` from Keras' outputs on the flat rows ``x``, over the largest output."""
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    expected = np.asarray(model(x.reshape(len(x), *shape), training=False), dtype=np.float32)
+    return float(np.max(np.abs(np.asarray(got) - expected)) / max(1.0, float(np.max(np.abs(expected)))))
+
+
+def random_rows(model: Any, rows: int, seed: int) -> np.ndarray:
+    """Standard-normal rows for ``model``, flat (as the C and ort_capi.c read them)."""
+    width = int(np.prod(model.inputs[0].shape[1:]))
+    return np.random.default_rng(seed).standard_normal((rows, width)).astype(np.float32)
 
 
 def peer(model: Any, workdir: Path, rows: int, repeats: int) -> list[Result]:
     """ONNX Runtime's C API on the model written as ONNX, its outputs compared with Keras' (first round)."""
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    n_in = int(np.prod(shape))
     path = workdir / f"{model.name}.onnx"
     if not path.exists():
         path.write_bytes(onnx_model(model))
-    x = np.random.default_rng(1).standard_normal((rows, n_in)).astype(np.float32)
-    version, row_ns, batch_ns, got = ort_capi(path, n_in, OUTPUTS, x, workdir, repeats, shape)
+    x = random_rows(model, rows, 1)
+    version, row_ns, batch_ns, got = ort_capi(path, x.shape[1], OUTPUTS, x, workdir, repeats, shape)
     if model.name not in CHECKED:
-        expected = np.asarray(model(x.reshape(rows, *shape), training=False), dtype=np.float32)
-        CHECKED[model.name] = float(np.max(np.abs(got - expected)) / max(1.0, float(np.max(np.abs(expected)))))
+        CHECKED[model.name] = off_keras(model, x, got)
     if not CHECKED[model.name] <= TOLERANCE:
         raise RuntimeError(f"ONNX Runtime's outputs differ from Keras' by up to {CHECKED[model.name]:.3g} (relative)")
     note = f"C API, one thread, the same weights as ONNX; |ORT - Keras| <= {CHECKED[model.name]:.1g}"
