@@ -1,10 +1,12 @@
 /*
  * Times ONNX Runtime through its C API, as a C program would call it: no Python binding in the way.
  *
- *     ort_capi LIBONNXRUNTIME.so MODEL.onnx N_IN N_OUT ROWS REPEATS INPUT.f32 OUTPUT.f32
+ *     ort_capi LIBONNXRUNTIME.so MODEL.onnx N_IN N_OUT ROWS REPEATS INPUT.f32 OUTPUT.f32 [D1 D2 ...]
  *
  * Runs the model (input "x", output "y", float32) on one thread: one Run per row (each row a [1, N_IN]
- * tensor over the caller's buffer) and one Run on all ROWS rows at once ([ROWS, N_IN]). Prints
+ * tensor over the caller's buffer) and one Run on all ROWS rows at once ([ROWS, N_IN]). D1 D2 ...: the
+ * shape of one input row, when the model's input is a tensor per row ([1, D1, D2, ...] and [ROWS, D1, D2, ...],
+ * D1 D2 ... = N_IN floats, row-major, as in the input file); the output is read as N_OUT floats per row. Prints
  *
  *   version <ONNX Runtime's version string>
  *   row <best ns/row> <median ns/row>
@@ -71,12 +73,17 @@ static void check(Ort *status, const char *what)
     }
 }
 
-static Ort *tensor(const Ort *memory, float *data, int64_t rows, int64_t width)
+enum { MAX_RANK = 8 };
+
+/* A [rows, dims...] tensor over data (a row holds width floats: the product of dims, or [rows, width] when
+   rank is 0). */
+static Ort *tensor(const Ort *memory, float *data, int64_t rows, int64_t width, const int64_t *dims, int rank)
 {
-    const int64_t shape[2] = {rows, width};
+    int64_t shape[MAX_RANK + 1] = {rows, width};
     Ort *value = NULL;
+    for (int k = 0; k < rank; ++k) shape[k + 1] = dims[k];
     check(((CreateTensorFn)api[CREATE_TENSOR_WITH_DATA])(memory, data, sizeof(float) * (size_t)(rows * width), shape,
-                                                          2, TENSOR_FLOAT, &value),
+                                                          (size_t)(rank > 0 ? rank + 1 : 2), TENSOR_FLOAT, &value),
           "CreateTensorWithDataAsOrtValue");
     return value;
 }
@@ -104,16 +111,23 @@ int main(int argc, char **argv)
     void *model;
     float *in, *out;
     double *ns;
-    int n_in, n_out, rows, repeats;
+    int n_in, n_out, rows, repeats, rank;
+    int64_t dims[MAX_RANK], flat = 1;
     Ort *env = NULL, *options = NULL, *session = NULL, *memory = NULL, **row_in, **row_out, *all_in, *all_out;
     void *library;
     OrtGetApiBaseFn get_api_base;
     const OrtApiBase *base;
-    if (argc != 9) {
-        fprintf(stderr, "usage: %s LIBONNXRUNTIME.so MODEL.onnx N_IN N_OUT ROWS REPEATS INPUT.f32 OUTPUT.f32\n", argv[0]);
+    if (argc < 9 || argc > 9 + MAX_RANK) {
+        fprintf(stderr, "usage: %s LIBONNXRUNTIME.so MODEL.onnx N_IN N_OUT ROWS REPEATS INPUT.f32 OUTPUT.f32 [D1...]\n",
+                argv[0]);
         return 2;
     }
-    n_in = atoi(argv[3]), n_out = atoi(argv[4]), rows = atoi(argv[5]), repeats = atoi(argv[6]);
+    n_in = atoi(argv[3]), n_out = atoi(argv[4]), rows = atoi(argv[5]), repeats = atoi(argv[6]), rank = argc - 9;
+    for (int k = 0; k < rank; ++k) flat *= dims[k] = atoll(argv[9 + k]);
+    if (rank > 0 && flat != n_in) {
+        fprintf(stderr, "the row shape holds %lld floats, not N_IN = %d\n", (long long)flat, n_in);
+        return 2;
+    }
     library = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (library == NULL) {
         fprintf(stderr, "%s\n", dlerror());
@@ -139,11 +153,11 @@ int main(int argc, char **argv)
     check(((CreateCpuMemoryInfoFn)api[CREATE_CPU_MEMORY_INFO])(ARENA_ALLOCATOR, MEMORY_DEFAULT, &memory),
           "CreateCpuMemoryInfo");
     for (int r = 0; r < rows; ++r) { /* the tensors wrap the buffers: made once, outside the timing */
-        row_in[r] = tensor(memory, in + (size_t)r * (size_t)n_in, 1, n_in);
-        row_out[r] = tensor(memory, out + (size_t)r * (size_t)n_out, 1, n_out);
+        row_in[r] = tensor(memory, in + (size_t)r * (size_t)n_in, 1, n_in, dims, rank);
+        row_out[r] = tensor(memory, out + (size_t)r * (size_t)n_out, 1, n_out, NULL, 0);
     }
-    all_in = tensor(memory, in, rows, n_in);
-    all_out = tensor(memory, out, rows, n_out);
+    all_in = tensor(memory, in, rows, n_in, dims, rank);
+    all_out = tensor(memory, out, rows, n_out, NULL, 0);
 
     for (int rep = -1; rep < repeats; ++rep) {
         const double t0 = now();

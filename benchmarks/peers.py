@@ -157,11 +157,12 @@ def onnx_from_graph(graph: Any) -> bytes:
 
 
 def ort_capi(
-    path: Path, n_in: int, n_out: int, rows: np.ndarray, workdir: Path, repeats: int
+    path: Path, n_in: int, n_out: int, rows: np.ndarray, workdir: Path, repeats: int, shape: tuple[int, ...] = ()
 ) -> tuple[str, float, float, np.ndarray]:
     """ONNX Runtime's C API (benchmarks/ort_capi.c, loading the wheel's libonnxruntime.so) on one thread, on
     the ONNX file ``path`` (input "x", output "y"): its version, ns per row one row per Run and in one Run of
-    all rows, and that Run's outputs."""
+    all rows, and that Run's outputs. ``shape``: one input row's shape when the model takes a tensor per row
+    (rows of ``n_in`` floats otherwise)."""
     import subprocess
 
     import onnxruntime as ort
@@ -175,6 +176,7 @@ def ort_capi(
         source = str(Path(__file__).parent / "ort_capi.c")
         subprocess.run(["gcc", "-std=c99", "-O2", source, "-o", str(exe), "-ldl"], check=True)
     args = [str(library), str(path), str(n_in), str(n_out), str(len(x)), str(repeats), str(inputs), str(outputs)]
+    args += [str(d) for d in shape]
     out = subprocess.run([str(exe), *args], capture_output=True, text=True, check=True).stdout
     fields = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
     got = np.fromfile(outputs, dtype=np.float32).reshape(len(x), n_out)

@@ -1,6 +1,6 @@
 """Speed of the generated C against its peers, in one run on one pinned core.
 
-    python benchmarks/run.py [--quick] [--rows N] [--repeats N] [--cpu K] [--trees | --onnx]
+    python benchmarks/run.py [--quick] [--rows N] [--repeats N] [--cpu K] [--trees | --onnx | --shapes]
 
 Builds the reference models (benchmarks/models.py), exports them with lamarr-export, and
 measures per-row latency (one call per row, as Lamarr calls it) and batch throughput:
@@ -9,7 +9,9 @@ variant forced (-DSYMBOL_ISA=...), the single-ISA file (--dispatch none) at Lama
 and -march=native, --math libm and --dtype double, timed by a C driver; scikinC's C++ (Sequential
 twin, the only form it reads); keras2c's C; ONNX Runtime through its C API (benchmarks/ort_capi.c) and
 through Python via tf2onnx; ONNX files (benchmarks/onnx_files.py, issue 26: PyTorch's MLP fixture)
-exported by lamarr-export against ONNX Runtime's C API on the same file; Keras predict and model(x); numpy;
+exported by lamarr-export against ONNX Runtime's C API on the same file; shaped networks (benchmarks/shapes.py,
+issue 29: a Conv1D stack, a GRU, a Transformer encoder) against ONNX Runtime's C API on the same weights;
+Keras predict and model(x); numpy;
 for tree models (benchmarks/trees.py, the goals of issue 28) tl2cgen's C, m2cgen's C, scikinC's C++ and
 scikit-learn's predict_proba (``--trees``: the tree models alone, ours in every layout); for XGBoost and
 LightGBM files (benchmarks/tree_files.py) tl2cgen's C.
@@ -62,6 +64,7 @@ from peers import (  # noqa: E402
     onnxruntime_peer,
     scikinc,
 )
+from shapes import shape_results, shapes_verdict  # noqa: E402
 from tree_files import tree_file_results  # noqa: E402
 from trees import SMOKE, tree_results, tree_verdict  # noqa: E402
 
@@ -189,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--trees", action="store_true", help="the tree models alone (issue 28), ours in every layout")
     p.add_argument("--onnx", action="store_true", help="the ONNX files alone (issue 26) against ONNX Runtime's C API")
+    p.add_argument(
+        "--shapes", action="store_true", help="the shaped models alone (issue 29: Conv1D, GRU, Transformer encoder)"
+    )
     args = p.parse_args(argv)
     rows = args.rows or 2000  # the same rows in --quick: ONNX Runtime's per-call cost must weigh the same
     repeats = args.repeats or (5 if args.quick else 21)
@@ -206,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         return trees_only(rows, per_round, n_rounds, shrink)
     if args.onnx:
         return onnx_only(rows, per_round, n_rounds, args.smoke)
+    if args.shapes:
+        return shapes_only(rows, per_round, n_rounds, args.smoke is not None)
     keras_on_tensorflow(args.quick)
 
     with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
@@ -215,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         flops = flops_per_row(models["residual"][1])
         before = machine_limits(workdir, flops)
         rounds = [
-            measure(models, workdir, inputs, per_round, args.quick, shrink, keras=k == 0) for k in range(n_rounds)
+            measure(models, workdir, inputs, per_round, args.quick, shrink, keras=k == 0, smoke=args.smoke is not None)
+            for k in range(n_rounds)
         ]
         results = best_of(rounds)
         print(table(results))
@@ -226,7 +235,21 @@ def main(argv: list[str] | None = None) -> int:
         wide = None if args.quick else export_and_compile_times(models["wide"][0], workdir)
     verdict(results, flops, peaks, stream, wide)
     onnx_verdict(results)
+    shapes_verdict(results)
     tree_verdict(results)
+    return 0
+
+
+def shapes_only(rows: int, repeats: int, n_rounds: int, smoke: bool) -> int:
+    """``--shapes``: the shaped models' rounds (ours and ONNX Runtime's C API), table and verdict alone."""
+    from exporter.frontends.keras.load import import_keras
+
+    import_keras()
+    with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
+        rounds = [shape_results(attempt, Path(tmp), rows, repeats, smoke) for _ in range(n_rounds)]
+    results = best_of(rounds)
+    print(table(results))
+    shapes_verdict(results)
     return 0
 
 
@@ -278,9 +301,11 @@ def keras_on_tensorflow(quick: bool) -> None:
     import_keras()
 
 
-def measure(models: dict, workdir: Path, inputs, repeats: int, quick: bool, shrink: int, keras: bool) -> list[Result]:
+def measure(
+    models: dict, workdir: Path, inputs, repeats: int, quick: bool, shrink: int, keras: bool, smoke: bool
+) -> list[Result]:
     """One round of every timing: ours, then the peers (Keras' only if ``keras`` and not ``quick``); ``shrink``: the
-    tree models' (benchmarks/trees.py)."""
+    tree models' (benchmarks/trees.py); ``smoke``: the shaped models at toy sizes (benchmarks/shapes.py)."""
     rows = len(inputs)
     results: list[Result] = []
     for name in ("residual", "sequential"):
@@ -299,6 +324,7 @@ def measure(models: dict, workdir: Path, inputs, repeats: int, quick: bool, shri
         if keras and not quick:
             results += attempt("Keras", name, keras_peers, model, name, workdir, inputs, repeats)
         results += attempt("numpy", name, numpy_peer, graph, name, inputs, repeats)
+    results += shape_results(attempt, workdir, rows, repeats, smoke)
     results += tree_results(attempt, workdir, shrink, rows, repeats)
     return results + tree_file_results(attempt, workdir, shrink, rows, repeats)
 

@@ -58,6 +58,8 @@ def test_benchmark_quick_runs_and_reports():
     ):
         assert line in out, out
     assert "ONNX Runtime" in out and "mlp.onnx: per row ours" in out, out  # issue 26: the same file, C API
+    for model in ("conv1d", "gru", "encoder"):  # issue 29: shaped models (toy sizes) against ONNX Runtime's C API
+        assert f"  {model}: per row ours " in out, out
     for model in (*TREE_MODELS, "xgboost", "lightgbm"):
         assert f"lamarr-export --math fast -O3 -std=c99 (Lamarr)                  {model}" in out, out
     for peer in ("scikinC", "keras2c", "ONNX Runtime", "m2cgen", "scikit-learn", "tl2cgen"):

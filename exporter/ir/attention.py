@@ -88,6 +88,9 @@ class Attention(Op):
     def scratch_floats(self) -> int:
         return self.keys  # one query's scores, then its weights, for one head at a time
 
+    def helpers(self, math: str) -> tuple[str, ...]:
+        return ("exp",) if math == "fast" else ()  # the softmax's inline exp (templates/ops/attention.c.j2)
+
     def flops(self, in_widths: list[int]) -> int:
         pairs = self.heads * self.queries * self.keys
         return pairs * (2 * self.key_dim + 2 * self.value_dim + 4)
