@@ -22,7 +22,8 @@ import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.registry import Registry
-from exporter.ir import Broadcast, Concatenate, Slice
+from exporter.ir import Broadcast, Concatenate, Reshape, Slice, Transpose
+from exporter.ir.ops import Shape as IRShape
 
 
 @dataclass(frozen=True)
@@ -229,3 +230,23 @@ def select(b: Builder, name: str, row: Row, indices: np.ndarray, dims: tuple[int
 def feature_grid(row: Row) -> np.ndarray:
     """The flat index of every feature, shaped as the row's dimensions: numpy's indexing of it is ONNX's."""
     return np.arange(row.width).reshape(row.dims)
+
+
+def tensor(b: Builder, name: str, row: Row, shape: IRShape) -> str:
+    """The row's IR value seen as a tensor of ``shape`` (a ``Reshape``, which copies nothing, when needed)."""
+    if b.shape(row.value) == tuple(shape):
+        return row.value
+    return b.add(Reshape, name, [row.value], row.width, shape=shape)
+
+
+def flat(b: Builder, name: str, value: str, dims: tuple[int, ...]) -> Row:
+    """An IR tensor back as a row of the walk (flat, as every other mapping reads it) of ONNX ``dims``."""
+    width = math.prod(dims)
+    if b.shape(value) != (width,):
+        value = b.add(Reshape, name, [value], width, shape=(width,))
+    return Row(value, dims)
+
+
+def transposed(b: Builder, name: str, value: str, perm: tuple[int, ...]) -> str:
+    shape = b.shape(value)
+    return b.add(Transpose, name, [value], math.prod(shape), in_shape=shape, perm=perm)

@@ -27,8 +27,11 @@ from exporter.frontends.onnx.declare import (
     Value,
     axis_of,
     feature_grid,
+    flat,
     handles,
     select,
+    tensor,
+    transposed,
 )
 from exporter.ir import Concatenate
 
@@ -163,8 +166,11 @@ def transpose(node: Node, b: Builder) -> list[Value]:
     perm = [int(p) for p in node.attr("perm", list(range(row.rank))[::-1])]
     if sorted(perm) != list(range(row.rank)) or perm[0] != 0:
         raise Unsupported(f"perm {perm} moves the batch axis")
-    grid = feature_grid(row).transpose([p - 1 for p in perm[1:]])
-    return [_row_indices(node, row, grid, tuple(grid.shape), b)]
+    axes = tuple(p - 1 for p in perm[1:])
+    if axes == tuple(range(len(axes))):
+        return [row]
+    out = transposed(b, node.name, tensor(b, node.name, row, row.dims), axes)
+    return [flat(b, node.name, out, b.shape(out))]
 
 
 @handles("Slice", since=(13,))

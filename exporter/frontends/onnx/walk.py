@@ -4,7 +4,7 @@ Nodes come in the graph's order (ONNX requires it topological). A node whose inp
 folded: computed once by onnx's reference evaluator (onnx's own numpy implementation of the standard
 ops), its outputs constants. A node reading a tensor computed from the batch size (``Meta``) and no row
 gives such tensors again. Any other node is translated by the declaration of its op type (``declare.OPS``,
-filled by ``elementwise``, ``linear`` and ``shapes``), and its rows' shapes are checked against those
+filled by ``elementwise``, ``linear``, ``shapes`` and ``convolution``), and its rows' shapes are checked against those
 ONNX infers. A node that cannot be translated is refused with its name, op type and the model's opset;
 a node whose translation fails on an input that came from a refused node adds no problem of its own.
 """
@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+import exporter.frontends.onnx.convolution
 import exporter.frontends.onnx.elementwise
 import exporter.frontends.onnx.linear
-import exporter.frontends.onnx.shapes  # noqa: F401 - the three declare the op types
+import exporter.frontends.onnx.shapes  # noqa: F401 - the four declare the op types
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.onnx.declare import BATCH, OPS, SENTINELS, Const, Meta, Node, Row, Shape, Value
 from exporter.frontends.onnx.patterns import Gelu, find_gelus
@@ -27,16 +28,15 @@ from exporter.frontends.onnx.read import Prepared
 from exporter.ir import Activate, Activation, Concatenate, Graph
 from exporter.ir.expression import ExpressionError
 
-SHAPED = "needs shaped tensors (convolutions, pooling, recurrences and attention: issue 29)"
+SHAPED = "a shaped op not read yet (docs/onnx.md lists the shaped ops read)"
 # Why an op type without a declaration is refused, by family
 REFUSALS = {
     **dict.fromkeys(
-        "Conv ConvTranspose ConvInteger QLinearConv MaxPool AveragePool GlobalAveragePool GlobalMaxPool LpPool "
-        "GlobalLpPool MaxUnpool MaxRoiPool RoiAlign InstanceNormalization GroupNormalization LRN Resize Upsample "
-        "DepthToSpace SpaceToDepth Col2Im DeformConv Einsum".split(),
+        "ConvTranspose ConvInteger QLinearConv LpPool GlobalLpPool MaxUnpool MaxRoiPool RoiAlign "
+        "InstanceNormalization GroupNormalization LRN Resize Upsample DepthToSpace SpaceToDepth Col2Im DeformConv "
+        "Einsum Attention".split(),
         SHAPED,
     ),
-    **dict.fromkeys("RNN GRU LSTM Attention".split(), SHAPED),
     **dict.fromkeys("If Loop Scan".split(), "control flow (subgraphs) is not supported"),
     **dict.fromkeys(
         "RandomNormal RandomUniform RandomNormalLike RandomUniformLike Multinomial Bernoulli".split(),
