@@ -572,7 +572,7 @@ REFUSED_ATTRIBUTES = {
     "Flatten axis 0": (lambda g: g.op("Flatten", "x", axis=0), "mixes the rows"),
     "Cast to int": (lambda g: g.op("Cast", g.op("Cast", "x", to=7), to=1), "only float (1) is supported"),
     "Gather on the batch": (lambda g: g.op("Gather", "x", g.const([0], np.int64)), "axis 0 is the batch"),
-    "Transpose of the batch": (lambda g: g.op("Transpose", "x"), "moves the batch axis"),
+    "Transpose of the batch": (lambda g: g.op("Relu", g.op("Transpose", "x")), "has the batch as axis 1"),
     "Add per batch entry": (lambda g: g.op("Add", "x", g.const(np.ones((3, 1)))), "holds a value per batch entry"),
     "Add widening": (
         lambda g: _rows(g, g.op("Add", g.op("Unsqueeze", "x", g.const([2], np.int64)), g.const(np.ones((1, 3))))),

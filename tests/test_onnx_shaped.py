@@ -83,6 +83,48 @@ CASES_2D: dict[str, Case] = {
 }
 
 
+STEPS, FEATURES, HIDDEN = 7, 5, 4
+GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+
+
+def _recurrence(op: str, direction: str = "forward", output: int = 0, zero_state: bool = False, **attrs):
+    """An ``op`` node over x [batch, STEPS, FEATURES] (transposed to [STEPS, batch, FEATURES]), random weights
+    and biases (and a zero ``initial_h``); its output ``output`` (Y or Y_h) returned with the batch
+    first."""
+
+    def make(g: Graph, x: str) -> str:
+        dirs, n = 1 + (direction == "bidirectional"), GATES[op] * HIDDEN
+        seq = g.op("Transpose", x, perm=[1, 0, 2])
+        w = g.const(g.rng.standard_normal((dirs, n, FEATURES)) * 0.6)
+        r = g.const(g.rng.standard_normal((dirs, n, HIDDEN)) * 0.4)
+        bias = g.const(g.rng.standard_normal((dirs, 2 * n)) * 0.3)
+        more = []
+        if zero_state:  # as PyTorch writes it: zeros of [dirs, batch, HIDDEN], the batch size read from x
+            batch = g.op("Unsqueeze", g.op("Gather", g.op("Shape", x), g.const(0, np.int64)), g.const([0], np.int64))
+            shape = g.op("Concat", g.const([dirs], np.int64), batch, g.const([HIDDEN], np.int64), axis=0)
+            more = ["", g.op("ConstantOfShape", shape)]
+        outs = g.op(op, seq, w, r, bias, *more, outputs=2, hidden_size=HIDDEN, direction=direction, **attrs)
+        return g.op("Transpose", outs[output], perm=[2, 0, 1, 3] if output == 0 else [1, 0, 2])
+
+    return make
+
+
+# x: [batch, STEPS, FEATURES]
+CASES_RNN: dict[str, Case] = {
+    "GRU": _recurrence("GRU", output=1),
+    "GRU linear_before_reset reverse Y": _recurrence("GRU", "reverse", linear_before_reset=1),
+    "GRU bidirectional Y": _recurrence("GRU", "bidirectional"),
+    "GRU bidirectional Y_h": _recurrence("GRU", "bidirectional", output=1, linear_before_reset=1),
+    "LSTM Y_h": _recurrence("LSTM", output=1),
+    "LSTM reverse Y_h, zero initial_h": _recurrence("LSTM", "reverse", output=1, zero_state=True),
+    "LSTM bidirectional Y": _recurrence("LSTM", "bidirectional"),
+    "RNN Y": _recurrence("RNN"),
+    "RNN bidirectional Y_h": _recurrence("RNN", "bidirectional", output=1),
+    "GRU zero initial_h": _recurrence("GRU", output=1, zero_state=True),
+    "GRU default activations given": _recurrence("GRU", output=1, activations=["Sigmoid", "Tanh"]),
+}
+
+
 def _zoo(tmp_path, dims: tuple[int, ...], cases: dict[str, Case], opset: int = 17):
     g = Graph(opset=opset, dims=dims)
     for name, make in cases.items():
@@ -114,6 +156,16 @@ def zoo_1d(tmp_path_factory):
 @pytest.fixture(scope="module")
 def zoo_2d(tmp_path_factory):
     return _zoo(tmp_path_factory.mktemp("zoo2d"), (4, 5, 6), CASES_2D, opset=22)
+
+
+@pytest.fixture(scope="module")
+def zoo_rnn(tmp_path_factory):
+    return _zoo(tmp_path_factory.mktemp("zoornn"), (STEPS, FEATURES), CASES_RNN, opset=21)
+
+
+@pytest.mark.parametrize("case", list(CASES_RNN))
+def test_recurrence_parity(zoo_rnn, case):
+    _assert_case(zoo_rnn, case)
 
 
 @pytest.mark.parametrize("case", list(CASES_1D))

@@ -32,6 +32,7 @@ class Row:
 
     value: str
     dims: tuple[int, ...]
+    batch: int = 0  # the batch's axis in the ONNX tensor: 1 in a recurrence's [steps, batch, features]
 
     @property
     def width(self) -> int:
@@ -56,6 +57,7 @@ class Meta:
 
     values: tuple[int | str | None, ...] | None = None
     shape: tuple[int, ...] = (-1,)
+    zero: bool = False  # every entry 0 (``ConstantOfShape`` of 0: a recurrence's initial state, as PyTorch writes it)
 
 
 Value = Row | Const | Meta
@@ -83,6 +85,14 @@ class Node:
         return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
     def row(self, i: int = 0) -> Row:
+        """Input ``i``, rows whose batch is the first axis (as every mapping but the few that move it reads them)."""
+        value = self.moved(i)
+        if value.batch:
+            raise Unsupported(f"input {i} has the batch as axis {value.batch}: only axis 0 is read here")
+        return value
+
+    def moved(self, i: int) -> Row:
+        """Input ``i``, rows whose batch may be any axis (``Row.batch``)."""
         value = self.inputs[i] if i < len(self.inputs) else None
         if not isinstance(value, Row):
             raise Unsupported(f"input {i} is {_kind(value)}; a tensor computed from the model's input was expected")
@@ -139,13 +149,14 @@ def handles(*op_types: str, since: Sequence[int]) -> Callable[[Mapping], Mapping
 
 
 def axis_of(row: Row, axis: int) -> int:
-    """``axis`` of a tensor of rank ``row.rank`` as a non-negative index; the batch axis (0) is refused."""
+    """``axis`` of a tensor of rank ``row.rank`` as a non-negative index; the batch axis is refused. For rows
+    whose batch is not axis 0, the index counts the batch as axis 0 all the same (``row.dims[index - 1]``)."""
     if not -row.rank <= axis < row.rank:
         raise Unsupported(f"axis {axis} of a tensor of rank {row.rank}")
     axis %= row.rank
-    if axis == 0:
-        raise Unsupported("axis 0 is the batch: only the features of each row can be combined")
-    return axis
+    if axis == row.batch:
+        raise Unsupported(f"axis {axis} is the batch: only the features of each row can be combined")
+    return axis + 1 if axis < row.batch else axis
 
 
 def whole_row(row: Row, axis: int, what: str) -> int:
