@@ -33,10 +33,12 @@ ROWS = 1500  # random rows per check, besides the edge rows
 
 
 class Graph:
-    """A graph under construction: input ``x`` of [batch, W]; named branches, concatenated into ``y``."""
+    """A graph under construction: input ``x`` of [batch, W] (or [batch, *dims]); named branches, concatenated
+    into ``y``."""
 
-    def __init__(self, opset: int = 20, batch: str | int = "batch", width: int = W):
+    def __init__(self, opset: int = 20, batch: str | int = "batch", width: int = W, dims: tuple = ()):
         self.opset, self.batch, self.width = opset, batch, width
+        self.dims = tuple(dims) or (width,)
         self.nodes: list = []
         self.inits: list = []
         self.branches: list[tuple[str, str]] = []
@@ -63,7 +65,7 @@ class Graph:
             self.op("Concat", *(t for _, t in self.branches), axis=1) if len(self.branches) > 1 else self.branches[0][1]
         )
         self.nodes[-1].output[0] = "y"
-        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [self.batch, self.width])]
+        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [self.batch, *self.dims])]
         graph = helper.make_graph(
             self.nodes,
             "zoo",
@@ -418,11 +420,11 @@ def test_trace_taps_onnx_runtime(tmp_path):
 
 
 def _refused() -> onnx.ModelProto:
-    """Every kind of refusal at once: a convolution, a recurrence, a product of two computed tensors (attention),
-    a custom domain, an input with a dynamic width."""
+    """Every kind of refusal at once: a transposed convolution, a recurrence of other activations than ONNX's
+    defaults, a product of two computed tensors (attention), a custom domain, an input with a dynamic width."""
     g = Graph(opset=17, width=6)
     x3 = g.op("Unsqueeze", "x", g.const([1], np.int64))
-    conv = g.op("Conv", x3, g.const(np.ones((2, 1, 3))), pads=[1, 1])
+    conv = g.op("ConvTranspose", x3, g.const(np.ones((1, 2, 3))), pads=[1, 1])
     g.nodes[-1].name = "conv1"
     lstm = g.op(
         "LSTM",
@@ -430,6 +432,7 @@ def _refused() -> onnx.ModelProto:
         g.const(np.ones((1, 8, 2))),
         g.const(np.ones((1, 8, 2))),
         hidden_size=2,
+        activations=["Tanh", "Tanh", "Tanh"],
         outputs=3,
     )[0]
     g.nodes[-1].name = "lstm"
@@ -454,7 +457,7 @@ def test_refusals_all_at_once(tmp_path, capsys):
         load_onnx(path)
     text = str(caught.value)
     for fragment in (
-        "node 'conv1' (Conv, opset 17): needs shaped tensors",
+        "node 'conv1' (ConvTranspose, opset 17): a shaped op not read yet",
         "node 'lstm' (LSTM, opset 17)",
         "node 'attention' (MatMul, opset 17): ",
         "node 'custom' (Scale, opset 17, domain com.example): a custom domain",
@@ -569,7 +572,7 @@ REFUSED_ATTRIBUTES = {
     "Flatten axis 0": (lambda g: g.op("Flatten", "x", axis=0), "mixes the rows"),
     "Cast to int": (lambda g: g.op("Cast", g.op("Cast", "x", to=7), to=1), "only float (1) is supported"),
     "Gather on the batch": (lambda g: g.op("Gather", "x", g.const([0], np.int64)), "axis 0 is the batch"),
-    "Transpose of the batch": (lambda g: g.op("Transpose", "x"), "moves the batch axis"),
+    "Transpose of the batch": (lambda g: g.op("Relu", g.op("Transpose", "x")), "has the batch as axis 1"),
     "Add per batch entry": (lambda g: g.op("Add", "x", g.const(np.ones((3, 1)))), "holds a value per batch entry"),
     "Add widening": (
         lambda g: _rows(g, g.op("Add", g.op("Unsqueeze", "x", g.const([2], np.int64)), g.const(np.ones((1, 3))))),

@@ -22,7 +22,8 @@ import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.registry import Registry
-from exporter.ir import Broadcast, Concatenate, Slice
+from exporter.ir import Broadcast, Concatenate, Reshape, Slice, Transpose
+from exporter.ir.ops import Shape as IRShape
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Row:
 
     value: str
     dims: tuple[int, ...]
+    batch: int = 0  # the batch's axis in the ONNX tensor: 1 in a recurrence's [steps, batch, features]
 
     @property
     def width(self) -> int:
@@ -55,6 +57,7 @@ class Meta:
 
     values: tuple[int | str | None, ...] | None = None
     shape: tuple[int, ...] = (-1,)
+    zero: bool = False  # every entry 0 (``ConstantOfShape`` of 0: a recurrence's initial state, as PyTorch writes it)
 
 
 Value = Row | Const | Meta
@@ -82,6 +85,14 @@ class Node:
         return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
     def row(self, i: int = 0) -> Row:
+        """Input ``i``, rows whose batch is the first axis (as every mapping but the few that move it reads them)."""
+        value = self.moved(i)
+        if value.batch:
+            raise Unsupported(f"input {i} has the batch as axis {value.batch}: only axis 0 is read here")
+        return value
+
+    def moved(self, i: int) -> Row:
+        """Input ``i``, rows whose batch may be any axis (``Row.batch``)."""
         value = self.inputs[i] if i < len(self.inputs) else None
         if not isinstance(value, Row):
             raise Unsupported(f"input {i} is {_kind(value)}; a tensor computed from the model's input was expected")
@@ -138,13 +149,14 @@ def handles(*op_types: str, since: Sequence[int]) -> Callable[[Mapping], Mapping
 
 
 def axis_of(row: Row, axis: int) -> int:
-    """``axis`` of a tensor of rank ``row.rank`` as a non-negative index; the batch axis (0) is refused."""
+    """``axis`` of a tensor of rank ``row.rank`` as a non-negative index; the batch axis is refused. For rows
+    whose batch is not axis 0, the index counts the batch as axis 0 all the same (``row.dims[index - 1]``)."""
     if not -row.rank <= axis < row.rank:
         raise Unsupported(f"axis {axis} of a tensor of rank {row.rank}")
     axis %= row.rank
-    if axis == 0:
-        raise Unsupported("axis 0 is the batch: only the features of each row can be combined")
-    return axis
+    if axis == row.batch:
+        raise Unsupported(f"axis {axis} is the batch: only the features of each row can be combined")
+    return axis + 1 if axis < row.batch else axis
 
 
 def whole_row(row: Row, axis: int, what: str) -> int:
@@ -229,3 +241,23 @@ def select(b: Builder, name: str, row: Row, indices: np.ndarray, dims: tuple[int
 def feature_grid(row: Row) -> np.ndarray:
     """The flat index of every feature, shaped as the row's dimensions: numpy's indexing of it is ONNX's."""
     return np.arange(row.width).reshape(row.dims)
+
+
+def tensor(b: Builder, name: str, row: Row, shape: IRShape) -> str:
+    """The row's IR value seen as a tensor of ``shape`` (a ``Reshape``, which copies nothing, when needed)."""
+    if b.shape(row.value) == tuple(shape):
+        return row.value
+    return b.add(Reshape, name, [row.value], row.width, shape=shape)
+
+
+def flat(b: Builder, name: str, value: str, dims: tuple[int, ...]) -> Row:
+    """An IR tensor back as a row of the walk (flat, as every other mapping reads it) of ONNX ``dims``."""
+    width = math.prod(dims)
+    if b.shape(value) != (width,):
+        value = b.add(Reshape, name, [value], width, shape=(width,))
+    return Row(value, dims)
+
+
+def transposed(b: Builder, name: str, value: str, perm: tuple[int, ...]) -> str:
+    shape = b.shape(value)
+    return b.add(Transpose, name, [value], math.prod(shape), in_shape=shape, perm=perm)

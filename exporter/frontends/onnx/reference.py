@@ -7,7 +7,8 @@ onnx's own numpy implementation of the standard ops (ONNX Runtime has no float64
 activations). It is the model the file holds, not the exporter's IR: a misread attribute shows. Two ops are
 computed here instead (``float64_ops``): the evaluator's ``Erf`` rounds to float32, and its ``Gelu`` (the
 schema's formula, ``0.5 x (1 + erf(x / sqrt 2))``) cancels to 0 below x = -6 even in float64, where the C's
-value is right: both are the same functions written so that float64 keeps its digits. When the twin
+value is right: both are the same functions written so that float64 keeps its digits. Its ``GlobalMaxPool``
+takes the maximum over the channels too (onnx 1.x): written here as the schema states it, per channel. When the twin
 cannot be built or run, ``Float64Unavailable`` says why and the fixed rule decides, saying so.
 
 A model whose batch dimension is 1 (exported without a dynamic batch) is run one row at a time.
@@ -139,8 +140,9 @@ class Intermediates:
 
 
 def float64_ops() -> list[type]:
-    """``Erf`` and ``Gelu`` for onnx's reference evaluator, computed in the input's own precision, without
-    cancellation (``erfc`` for the exact form, a logistic for the tanh form: ``1 + tanh(u) = 2 / (1 + e^-2u)``)."""
+    """``Erf``, ``Gelu`` and ``GlobalMaxPool`` for onnx's reference evaluator, computed in the input's own
+    precision, without cancellation (``erfc`` for the exact form, a logistic for the tanh form:
+    ``1 + tanh(u) = 2 / (1 + e^-2u)``); ``GlobalMaxPool`` per channel."""
     from onnx.reference.op_run import OpRun
 
     class Erf(OpRun):
@@ -158,7 +160,13 @@ def float64_ops() -> list[type]:
                 return (x / (1.0 + np.exp(-2.0 * u)),)
             return (0.5 * x * np.vectorize(math.erfc, otypes=[x.dtype])(-x / math.sqrt(2.0)),)
 
-    return [Erf, Gelu]
+    class GlobalMaxPool(OpRun):
+        op_domain = ""
+
+        def _run(self, x: np.ndarray) -> tuple[np.ndarray]:
+            return (x.max(axis=tuple(range(2, x.ndim)), keepdims=True),)
+
+    return [Erf, Gelu, GlobalMaxPool]
 
 
 def _to_double(tensor: Any) -> None:

@@ -27,8 +27,11 @@ from exporter.frontends.onnx.declare import (
     Value,
     axis_of,
     feature_grid,
+    flat,
     handles,
     select,
+    tensor,
+    transposed,
 )
 from exporter.ir import Concatenate
 
@@ -71,27 +74,29 @@ def flatten(node: Node, b: Builder) -> list[Value]:
 
 @handles("Squeeze", "Unsqueeze", since=SHAPED)
 def squeezed(node: Node, b: Builder) -> list[Value]:
-    """Axes of size 1 taken out or put in, never the batch."""
-    row = node.row(0)
+    """Axes of size 1 taken out or put in, never the batch (which may move: ``Row.batch``)."""
+    row = node.moved(0)
+    full: list[int | None] = [*row.dims[: row.batch], None, *row.dims[row.batch :]]  # None: the batch
     given = node.optional(1, "axes")
     if node.op_type == "Squeeze" and given is None:
         if node.batch_one:
             raise Unsupported("squeezing every axis of size 1 drops the batch axis (of size 1)")
-        return [Row(row.value, tuple(d for d in row.dims if d != 1))]
-    if given is None:
+        kept = [d for d in full if d != 1]
+    elif given is None:
         raise Unsupported("Unsqueeze without axes")
-    rank = row.rank + (given.size if node.op_type == "Unsqueeze" else 0)
-    axes = {int(a) % rank for a in given.reshape(-1) if -rank <= int(a) < rank}
-    if len(axes) != given.size or 0 in axes:
-        raise Unsupported(f"axes {given.reshape(-1).tolist()} of a tensor of rank {rank} (the batch stays axis 0)")
-    if node.op_type == "Squeeze":
-        if any(row.dims[a - 1] != 1 for a in axes):
-            raise Unsupported(f"axes {sorted(axes)} are not all of size 1")
-        return [Row(row.value, tuple(d for k, d in enumerate(row.dims) if k + 1 not in axes))]
-    dims, rest = [], iter(row.dims)
-    for k in range(1, rank):
-        dims.append(1 if k in axes else next(rest))
-    return [Row(row.value, tuple(dims))]
+    else:
+        rank = len(full) + (given.size if node.op_type == "Unsqueeze" else 0)
+        axes = {int(a) % rank for a in given.reshape(-1) if -rank <= int(a) < rank}
+        if len(axes) != given.size:
+            raise Unsupported(f"axes {given.reshape(-1).tolist()} of a tensor of rank {rank}")
+        if node.op_type == "Squeeze":
+            if any(full[a] != 1 for a in axes):
+                raise Unsupported(f"axes {sorted(axes)} are not all of size 1 (the batch is axis {row.batch})")
+            kept = [d for k, d in enumerate(full) if k not in axes]
+        else:
+            rest = iter(full)
+            kept = [1 if k in axes else next(rest) for k in range(rank)]
+    return [Row(row.value, tuple(d for d in kept if d is not None), kept.index(None))]
 
 
 @handles("Reshape", since=SHAPED)
@@ -159,12 +164,18 @@ def _row_indices(node: Node, row: Row, grid: np.ndarray, out_dims: tuple[int, ..
 
 @handles("Transpose", since=SHAPED)
 def transpose(node: Node, b: Builder) -> list[Value]:
-    row = node.row(0)
+    """The IR's ``Transpose`` of each row's axes; a ``perm`` that moves the batch axis moves ``Row.batch``
+    (a recurrence's ``[steps, batch, features]``): each row's own floats stay where they are."""
+    row = node.moved(0)
     perm = [int(p) for p in node.attr("perm", list(range(row.rank))[::-1])]
-    if sorted(perm) != list(range(row.rank)) or perm[0] != 0:
-        raise Unsupported(f"perm {perm} moves the batch axis")
-    grid = feature_grid(row).transpose([p - 1 for p in perm[1:]])
-    return [_row_indices(node, row, grid, tuple(grid.shape), b)]
+    if sorted(perm) != list(range(row.rank)):
+        raise Unsupported(f"perm {perm} of a tensor of rank {row.rank}")
+    axes = tuple(p - (p > row.batch) for p in perm if p != row.batch)
+    batch = perm.index(row.batch)
+    if axes == tuple(range(len(axes))):
+        return [Row(row.value, row.dims, batch)]
+    out = transposed(b, node.name, tensor(b, node.name, row, row.dims), axes)
+    return [Row(flat(b, node.name, out, b.shape(out)).value, b.shape(out), batch)]
 
 
 @handles("Slice", since=(13,))
@@ -191,14 +202,17 @@ def slice_(node: Node, b: Builder) -> list[Value]:
 
 @handles("Gather", since=(13,))
 def gather(node: Node, b: Builder) -> list[Value]:
-    row = node.row(0)
+    """Constant indices along an axis of the row (which may come before a moved batch: ``Row.batch``)."""
+    row = node.moved(0)
     indices = node.const(1, "the indices").astype(np.int64)
     axis = axis_of(row, int(node.attr("axis", 0)))
     try:
         grid = np.take(feature_grid(row), indices, axis=axis - 1)
     except IndexError as err:
         raise Unsupported(f"indices out of range: {err}") from None
-    return [_row_indices(node, row, grid, tuple(grid.shape), b)]
+    out = _row_indices(node, Row(row.value, row.dims), grid, tuple(grid.shape), b)
+    batch = row.batch + indices.ndim - 1 if axis - 1 < row.batch else row.batch
+    return [Row(out.value, out.dims, batch)]
 
 
 @handles("Split", since=(13, 18))

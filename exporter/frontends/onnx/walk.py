@@ -4,9 +4,10 @@ Nodes come in the graph's order (ONNX requires it topological). A node whose inp
 folded: computed once by onnx's reference evaluator (onnx's own numpy implementation of the standard
 ops), its outputs constants. A node reading a tensor computed from the batch size (``Meta``) and no row
 gives such tensors again. Any other node is translated by the declaration of its op type (``declare.OPS``,
-filled by ``elementwise``, ``linear`` and ``shapes``), and its rows' shapes are checked against those
-ONNX infers. A node that cannot be translated is refused with its name, op type and the model's opset;
-a node whose translation fails on an input that came from a refused node adds no problem of its own.
+filled by ``elementwise``, ``linear``, ``shapes``, ``convolution`` and ``recurrent``), and its rows' shapes
+are checked against those ONNX infers. A node that cannot be translated is refused with its name, op type
+and the model's opset; a node whose translation fails on an input that came from a refused node adds no
+problem of its own.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+import exporter.frontends.onnx.convolution
 import exporter.frontends.onnx.elementwise
 import exporter.frontends.onnx.linear
-import exporter.frontends.onnx.shapes  # noqa: F401 - the three declare the op types
+import exporter.frontends.onnx.recurrent
+import exporter.frontends.onnx.shapes  # noqa: F401 - the five declare the op types
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.onnx.declare import BATCH, OPS, SENTINELS, Const, Meta, Node, Row, Shape, Value
 from exporter.frontends.onnx.patterns import Gelu, find_gelus
@@ -27,16 +30,15 @@ from exporter.frontends.onnx.read import Prepared
 from exporter.ir import Activate, Activation, Concatenate, Graph
 from exporter.ir.expression import ExpressionError
 
-SHAPED = "needs shaped tensors (convolutions, pooling, recurrences and attention: issue 29)"
+SHAPED = "a shaped op not read yet (docs/onnx.md lists the shaped ops read)"
 # Why an op type without a declaration is refused, by family
 REFUSALS = {
     **dict.fromkeys(
-        "Conv ConvTranspose ConvInteger QLinearConv MaxPool AveragePool GlobalAveragePool GlobalMaxPool LpPool "
-        "GlobalLpPool MaxUnpool MaxRoiPool RoiAlign InstanceNormalization GroupNormalization LRN Resize Upsample "
-        "DepthToSpace SpaceToDepth Col2Im DeformConv Einsum".split(),
+        "ConvTranspose ConvInteger QLinearConv LpPool GlobalLpPool MaxUnpool MaxRoiPool RoiAlign "
+        "InstanceNormalization GroupNormalization LRN Resize Upsample DepthToSpace SpaceToDepth Col2Im DeformConv "
+        "Einsum Attention".split(),
         SHAPED,
     ),
-    **dict.fromkeys("RNN GRU LSTM Attention".split(), SHAPED),
     **dict.fromkeys("If Loop Scan".split(), "control flow (subgraphs) is not supported"),
     **dict.fromkeys(
         "RandomNormal RandomUniform RandomNormalLike RandomUniformLike Multinomial Bernoulli".split(),
@@ -134,6 +136,8 @@ class OnnxWalker:
         """A node of shapes computed from the batch size: folded twice, with the batch size one sentinel and
         then the other; an entry that follows the sentinels is the batch size, one that stays is a constant."""
         unknown = [Meta() for _ in node.output]
+        if node.op_type == "ConstantOfShape" and not np.any(self._attr_value(node)):
+            return [Meta(zero=True)]
         if node.op_type in GROWING or any(isinstance(v, Meta) and v.values is None for v in inputs):
             return unknown
         runs = []
@@ -160,6 +164,14 @@ class OnnxWalker:
             else:
                 out.append(Meta())
         return out
+
+    @staticmethod
+    def _attr_value(node: Any) -> np.ndarray:
+        """A ``ConstantOfShape``'s value (0 when omitted)."""
+        from onnx import numpy_helper
+
+        tensors = [numpy_helper.to_array(a.t) for a in node.attribute if a.name == "value"]
+        return tensors[0] if tensors else np.zeros(1)
 
     def refusal(self, node: Any, inputs: list[Value | None]) -> str | None:
         """Why a node is refused whatever its inputs hold: its domain, its op type, the version of its schema."""
@@ -195,8 +207,10 @@ class OnnxWalker:
         read = Node(name, node.op_type, self.opset, attrs, inputs, out_shapes, used, self.prepared.batch_one)
         mapped = declared.mapping(read, self.b)
         for value, shape, is_used in zip(mapped, out_shapes, used, strict=False):
-            known = isinstance(value, Row) and is_used and shape and all(isinstance(d, int) for d in shape[1:])
-            if known and tuple(shape[1:]) != value.dims:  # type: ignore[index, union-attr]
+            if not (isinstance(value, Row) and is_used and shape):
+                continue
+            dims = tuple(d for k, d in enumerate(shape) if k != value.batch)
+            if all(isinstance(d, int) for d in dims) and dims != value.dims:
                 raise Unsupported(f"it computes [batch, {value.dims}] where ONNX infers {list(shape)}")
         if len(mapped) < sum(used):
             raise Unsupported(f"{len(node.output)} outputs; the first {len(mapped)} are computed")
@@ -279,7 +293,10 @@ class OnnxWalker:
             self.node(index, node)
         output = self.prepared.inferred.graph.output[0].name if self.prepared.inferred.graph.output else ""
         value = self.values.get(output)
-        if isinstance(value, Row):
+        if isinstance(value, Row) and value.batch:
+            why = f"has the batch as axis {value.batch}: the C writes one row per batch entry, the batch first"
+            self.walked.output = self.b.refuse(output, "output", why, 1, kind="output")
+        elif isinstance(value, Row):
             self.walked.output = value.value
         else:
             what = "a constant" if isinstance(value, Const) else "computed from the batch size alone"

@@ -1,0 +1,187 @@
+"""ONNX's convolution family -> the IR's shaped ops: ``Conv`` (1-D and 2-D, groups, depthwise), ``MaxPool``,
+``AveragePool``, ``GlobalAveragePool``, ``GlobalMaxPool`` and zero ``Pad``.
+
+ONNX is channels-first (``[batch, C, L]``, ``[batch, C, H, W]``) and the walk keeps each row flat in ONNX's
+own order, so the C's input is the ONNX input flattened as ONNX holds it. The IR's ``Conv``, ``Pool`` and
+``Pad`` are channels-last: each node here is a ``Transpose`` to ``(*positions, C)``, the op, and a
+``Transpose`` back to ``(C, *positions)``; the global pools need none (a ``Reduce`` over each channel's
+positions, which are contiguous channels-first). ONNX's kernel ``(M, C / group, *window)`` is re-ordered
+to the IR's ``(*window, C / group, M)``. Padding is stated explicitly: ``pads`` as written, or
+``auto_pad`` (``SAME_UPPER`` the odd position after, ``SAME_LOWER`` before, ``VALID`` none).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.onnx.declare import Node, Row, Value, flat, handles, scalar, tensor, transposed
+from exporter.frontends.onnx.elementwise import affine
+from exporter.ir import Conv, Op, Pad, Pool, Reduce
+from exporter.ir.convolution import Pairs, same_padding, windowed
+from exporter.ir.ops import Shape
+
+
+def spatial(node: Node, i: int = 0) -> Row:
+    """A channels-first input of one or two spatial axes: ``[batch, C, L]`` or ``[batch, C, H, W]``."""
+    row = node.row(i)
+    if len(row.dims) not in (2, 3):
+        raise Unsupported(f"an input of shape [batch, {', '.join(map(str, row.dims))}]: 1 or 2 spatial axes")
+    return row
+
+
+def channels_last(b: Builder, name: str, row: Row) -> str:
+    """``(C, *positions)`` -> ``(*positions, C)``."""
+    n = len(row.dims)
+    return transposed(b, name, tensor(b, name, row, row.dims), (*range(1, n), 0))
+
+
+def channels_first(b: Builder, name: str, value: str) -> Row:
+    """``(*positions, C)`` -> ``(C, *positions)``, as a row of the walk."""
+    n = len(b.shape(value))
+    out = transposed(b, name, value, (n - 1, *range(n - 1)))
+    return flat(b, name, out, b.shape(out))
+
+
+def _ints(node: Node, attr: str, n: int, default: int) -> tuple[int, ...]:
+    values = tuple(int(v) for v in node.attr(attr, None) or [default] * n)
+    if len(values) != n or min(values) < 1:
+        raise Unsupported(f"{attr} {list(values)} for {n} spatial axes")
+    return values
+
+
+def padding(node: Node, positions: Shape, window: Shape, strides: Shape, dilation: Shape) -> Pairs:
+    """``pads`` (all begins, then all ends) or ``auto_pad`` as (before, after) per spatial axis."""
+    n = len(positions)
+    auto = node.attr("auto_pad", "NOTSET")
+    if auto == "VALID":
+        return ((0, 0),) * n
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        pairs = [same_padding(*args) for args in zip(positions, window, strides, dilation, strict=True)]
+        return tuple((a, b) if auto == "SAME_UPPER" else (b, a) for a, b in pairs)
+    if auto != "NOTSET":
+        raise Unsupported(f"auto_pad {auto!r}")
+    pads = [int(p) for p in node.attr("pads", None) or [0] * 2 * n]
+    if len(pads) != 2 * n or min(pads) < 0:
+        raise Unsupported(f"pads {pads} for {n} spatial axes")
+    return tuple(zip(pads[:n], pads[n:], strict=True))
+
+
+def _add(b: Builder, cls: type[Op], name: str, x: str, width: int, **fields: Any) -> str:
+    try:
+        return b.add(cls, name, [x], width, **fields)
+    except ValueError as err:  # an impossible geometry, as the op's own check states it
+        raise Unsupported(str(err)) from None
+
+
+@handles("Conv", since=(11, 22))
+def conv(node: Node, b: Builder) -> list[Value]:
+    """``Conv`` with a constant weight ``(M, C / group, *window)`` and optional bias ``(M,)``."""
+    row = spatial(node)
+    channels, positions = row.dims[0], row.dims[1:]
+    weight = node.const(1, "the weight").astype(np.float64)
+    n = len(positions)
+    if weight.ndim != n + 2:
+        raise Unsupported(f"a weight of shape {list(weight.shape)} for {n} spatial axes")
+    window = tuple(int(k) for k in weight.shape[2:])
+    if tuple(node.attr("kernel_shape", window)) != window:
+        raise Unsupported(f"kernel_shape {node.attr('kernel_shape')} differs from the weight's {list(window)}")
+    strides, dilation = _ints(node, "strides", n, 1), _ints(node, "dilations", n, 1)
+    groups = int(node.attr("group", 1))
+    if groups < 1 or channels % groups or weight.shape[1] * groups != channels:
+        raise Unsupported(f"group {groups} with a weight of shape {list(weight.shape)} for {channels} channels")
+    pads = padding(node, positions, window, strides, dilation)
+    out = windowed(positions, window, strides, dilation, pads)
+    if min(out) < 1:
+        raise Unsupported(f"a window of {list(window)} does not fit the padded input {list(positions)}")
+    kernel = weight.transpose((*range(2, n + 2), 1, 0))  # (M, C/g, *window) -> (*window, C/g, M)
+    bias = node.optional(2, "the bias")
+    x = channels_last(b, node.name, row)
+    filters = int(weight.shape[0])
+    y = _add(
+        b, Conv, node.name, x, math.prod(out) * filters, in_shape=b.shape(x), window=window, strides=strides,
+        dilation=dilation, padding=pads, kernel=kernel, bias=bias, groups=groups,
+    )  # fmt: skip
+    return [channels_first(b, node.name, y)]
+
+
+def _pool(node: Node, b: Builder, kind: str) -> list[Value]:
+    row = spatial(node)
+    node.only_first_output(" (the indices)")
+    positions = row.dims[1:]
+    n = len(positions)
+    window = _ints(node, "kernel_shape", n, 0)
+    strides, dilation = _ints(node, "strides", n, 1), _ints(node, "dilations", n, 1)
+    pads = padding(node, positions, window, strides, dilation)
+    out = windowed(positions, window, strides, dilation, pads)
+    if node.attr("ceil_mode", 0):
+        reach = [(k - 1) * d + 1 for k, d in zip(window, dilation, strict=True)]
+        spans = [p + a + z - r for p, (a, z), r in zip(positions, pads, reach, strict=True)]
+        if any(span % s for span, s in zip(spans, strides, strict=True)):
+            raise Unsupported("ceil_mode 1 adds a window past the padded input: only ceil_mode 0 is supported")
+    if min(out) < 1:
+        raise Unsupported(f"a window of {list(window)} does not fit the padded input {list(positions)}")
+    x = channels_last(b, node.name, row)
+    count = bool(node.attr("count_include_pad", 0))
+    y = _add(
+        b, Pool, node.name, x, math.prod(out) * row.dims[0], in_shape=b.shape(x), window=window, strides=strides,
+        dilation=dilation, padding=pads, kind=kind, count_padding=count,
+    )  # fmt: skip
+    return [channels_first(b, node.name, y)]
+
+
+@handles("MaxPool", since=(12, 22))
+def max_pool(node: Node, b: Builder) -> list[Value]:
+    if node.attr("storage_order", 0):
+        raise Unsupported("storage_order 1 (column-major indices)")
+    return _pool(node, b, "max")
+
+
+@handles("AveragePool", since=(11, 19, 22))
+def average_pool(node: Node, b: Builder) -> list[Value]:
+    return _pool(node, b, "average")
+
+
+@handles("GlobalAveragePool", "GlobalMaxPool", since=(1, 22))
+def global_pool(node: Node, b: Builder) -> list[Value]:
+    """Each channel's positions reduced to one value: a ``Reduce`` per channel (``steps``), channels-first."""
+    row = node.row(0)
+    if not row.dims:
+        raise Unsupported("an input without a channel axis")
+    channels, count = row.dims[0], math.prod(row.dims[1:])
+    x = tensor(b, node.name, row, (channels, count))
+    kind = "max" if node.op_type == "GlobalMaxPool" else "sum"
+    reduced = b.add(Reduce, node.name, [x], 1, kind=kind, steps=channels)
+    y = flat(b, node.name, reduced, (channels, *[1] * (len(row.dims) - 1)))
+    return [affine(b, node, y, 1.0 / count, 0.0) if kind == "sum" else y]
+
+
+@handles("Pad", since=(13, 18, 19, 21, 23, 24, 25))
+def pad(node: Node, b: Builder) -> list[Value]:
+    """Zeros around the positions of a channels-first tensor, the batch and the channels unpadded (negative
+    pads, a crop, are refused: onnx's reference evaluator, the float64 reference, does not take them)."""
+    row = spatial(node)
+    mode = node.attr("mode", "constant")
+    if mode != "constant":
+        raise Unsupported(f"mode {mode!r}: only constant (zero) padding is supported")
+    value = node.optional(2, "the constant value")
+    if value is not None and value.size and scalar(value, "the constant value") != 0.0:
+        raise Unsupported("a constant value other than 0")
+    rank = row.rank
+    amounts = [int(p) for p in node.const(1, "pads").reshape(-1)]
+    given = node.optional(3, "axes")
+    axes = list(range(rank)) if given is None else [int(a) % rank for a in given.reshape(-1)]
+    if len(amounts) != 2 * len(axes):
+        raise Unsupported(f"pads {amounts} for axes {axes}")
+    full = {a: (amounts[k], amounts[k + len(axes)]) for k, a in enumerate(axes)}
+    if any(full.get(a, (0, 0)) != (0, 0) for a in (0, 1)):
+        raise Unsupported(f"pads {amounts} pad the batch or the channels: only the positions are padded")
+    pairs = tuple(full.get(a, (0, 0)) for a in range(2, rank))
+    if min(amounts) < 0:
+        raise Unsupported(f"pads {amounts}: negative pads (a crop) are not supported")
+    x = channels_last(b, node.name, row)
+    width = row.dims[0] * math.prod(n + a + z for n, (a, z) in zip(row.dims[1:], pairs, strict=True))
+    return [channels_first(b, node.name, _add(b, Pad, node.name, x, width, in_shape=b.shape(x), pads=pairs))]
