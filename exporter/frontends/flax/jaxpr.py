@@ -99,7 +99,7 @@ UNARY = {
     **{name: name for name in "sinh cosh asinh acosh atanh exp2 cbrt floor ceil sign".split()},
 }
 LANE_FUNCTIONS = {**{name: name for name in "log log1p exp expm1 sqrt tanh".split()}, "atanh": "arctanh"}
-IDENTITY = {*"copy copy_p stop_gradient reshape squeeze expand_dims convert_element_type optimization_barrier".split()}
+IDENTITY = {*"copy copy_p stop_gradient reshape squeeze expand_dims optimization_barrier".split()}
 CALLS = {  # call primitive -> the parameter holding its jaxpr
     **dict.fromkeys(("pjit", "jit", "remat", "checkpoint"), "jaxpr"),
     **dict.fromkeys(("closed_call", "core_call", "custom_jvp_call", "custom_vjp_call"), "call_jaxpr"),
@@ -257,7 +257,7 @@ class JaxprWalker:
             return self._extend(x, [("square", 0.0)] * len(x.lanes))
         if name in ("add", "sub", "mul", "div") and len(ins) == 2:
             lanes, const = (ins[0], ins[1]) if isinstance(ins[0], Lanes) else (ins[1], ins[0])
-            if isinstance(lanes, Lanes) and isinstance(const, Const):
+            if isinstance(lanes, Lanes) and isinstance(const, Const) and eqn.outvars[0].aval.size == len(lanes.lanes):
                 values = np.broadcast_to(np.asarray(const.value, np.float64).reshape(-1), (len(lanes.lanes),))
                 if name in ("sub", "div") and lanes is not ins[0]:
                     return None  # c - x, c / x: leave it to the network
