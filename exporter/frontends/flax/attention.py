@@ -21,7 +21,7 @@ import numpy as np
 
 from exporter.frontends.builder import Unsupported
 from exporter.frontends.flax.jaxpr import Const
-from exporter.frontends.flax.modules import Call, Marked, as_shape
+from exporter.frontends.flax.marks import Call, Marked, as_shape
 from exporter.ir import Attention, Dense
 
 # the call's arrays by key, as linen and nnx name them; positions 0, 1, 2 are inputs_q, inputs_k, inputs_v

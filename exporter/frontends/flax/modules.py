@@ -20,37 +20,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.builder import Unsupported
+from exporter.frontends.flax.attention import attention
 from exporter.frontends.flax.jaxpr import Const, Data
-from exporter.ir import LayerNorm, Reshape
+from exporter.frontends.flax.marks import Call, Marked, as_shape
+from exporter.ir import LayerNorm
 from exporter.ir.normalization import Embedding, Normalize
 
 PREFIX = "lamarr_flax_"
-
-
-@dataclass(frozen=True)
-class Call:
-    """One marked call as the trace saw it."""
-
-    keys: list[Any]  # its array arguments: positions (int) and keywords (str), in the order they are passed
-    shapes: dict[Any, tuple[int, ...]]  # each array argument's shape
-    static: dict[str, Any]  # the other keyword arguments (None, flags)
-
-
-# a marked call: (walker, its array arguments' values by key, its parameters by name) -> the IR value of its output
-Marked = Callable[[Any, dict[Any, Any], dict[str, np.ndarray]], str]
-
-
-def as_shape(b: Builder, label: str, x: str, shape: tuple[int, ...]) -> str:
-    """``x`` under ``shape`` (the same floats in order; a relabel, flat rows stay flat)."""
-    shape = shape if len(shape) > 1 else (b.widths[x],)
-    same = b.shape(x) == shape
-    return x if same else b.add(Reshape, label, [x], b.widths[x], shape=shape)
 
 
 def _one_input(module: Any, call: Call) -> tuple[int, ...]:
@@ -134,19 +115,13 @@ def _embed(module: Any, call: Call) -> Marked:
     return add
 
 
-def _attention(module: Any, call: Call) -> Marked:
-    from exporter.frontends.flax.attention import attention
-
-    return attention(module, call)
-
-
 MODULES: dict[str, Callable[[Any, Call], Marked]] = {
     "LayerNorm": _layer_norm,
     "RMSNorm": _rms_norm,
     "GroupNorm": _group_norm,
     "Embed": _embed,
-    "MultiHeadDotProductAttention": _attention,
-    "MultiHeadAttention": _attention,
+    "MultiHeadDotProductAttention": attention,
+    "MultiHeadAttention": attention,
 }
 
 
