@@ -10,6 +10,9 @@ from exporter import export_flax
 from exporter.common.errors import UnsupportedModelError
 
 T, F = 5, 4  # items and features of the sequences
+# masks in the row: C against Flax in float32 directly (the float32 rule estimates float32's own error by nudging
+# every input, which turns a mask's zeros into attended keys, so any error would pass)
+FIXED = {"criterion": "fixed", "atol": 2e-4, "rtol": 1e-4}
 
 
 def _noisy(params, seed=1):
@@ -64,6 +67,7 @@ def test_linen_attention_matches_flax():
     report = ex.check(
         ex.compile(one_row=True),
         inputs=_masked_rows(_masked_rows(ex.inputs(), T * F + 3 * F, T), T * F + 3 * F + T, 3 * T),
+        **FIXED,
     )
     assert report.passed, report.table()
 
@@ -119,8 +123,9 @@ def test_normalizations_of_a_tensor_and_astype_to_integers():
     rows[:4, :3] = edges
     report = ex.check(ex.compile(one_row=True), inputs=rows)
     assert report.passed, report.table()
-    out = ex.reference(rows[:3])[:, -3:]
-    assert out.tolist() == [[0, 127, -128], [127, -128, 2], [-2, 127, -128]]  # the reference is JAX's own
+    converted = report.arrays.c_out[:, -3:]  # whole numbers: the float rule's nudges make no allowance here
+    np.testing.assert_array_equal(converted, report.arrays.ref[:, -3:])
+    assert converted[:3].tolist() == [[0, 127, -128], [127, -128, 2], [-2, 127, -128]]
 
 
 REFUSED = {  # (nn, jnp, s: the row as a (T, F) tensor) -> a use refused, and what the refusal says
