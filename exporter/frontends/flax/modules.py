@@ -51,7 +51,11 @@ def _axes(module: Any, *fields: str) -> None:
         raise Unsupported(f"{type(module).__name__} axis_name={module.axis_name!r}: statistics across devices")
 
 
-def _statistics(module: Any, call: Call, op: Callable[..., Any], lead: int | None, fields: dict[str, Any]) -> Marked:
+# (channels, {"scale": ..., "bias": ...} as the module holds them or None) -> the op's fields
+Fields = Callable[[int, dict[str, Any]], dict[str, Any]]
+
+
+def _statistics(module: Any, call: Call, op: type, lead: int | None, fields: Fields) -> Marked:
     """A normalization over the input's axes after the first ``lead`` (None: all but the last), in steps."""
     shape = _one_input(module, call)
     cut = len(shape) - 1 if lead is None else min(lead, len(shape) - 1)
@@ -77,12 +81,16 @@ def _layer_norm(module: Any, call: Call) -> Marked:
             "bias": zeros if params["bias"] is None else params["bias"],
         }
 
-    return _statistics(module, call, LayerNorm, None, fields)  # type: ignore[arg-type]
+    return _statistics(module, call, LayerNorm, None, fields)
 
 
 def _rms_norm(module: Any, call: Call) -> Marked:
     _axes(module, "reduction_axes", "feature_axes")
-    return _statistics(module, call, Normalize, None, lambda c, p: {"kind": "rms", "channels": c, "scale": p["scale"]})  # type: ignore[arg-type]
+
+    def fields(channels: int, params: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": "rms", "channels": channels, "scale": params["scale"]}
+
+    return _statistics(module, call, Normalize, None, fields)
 
 
 def _group_norm(module: Any, call: Call) -> Marked:
@@ -97,7 +105,7 @@ def _group_norm(module: Any, call: Call) -> Marked:
             raise Unsupported(f"{type(module).__name__}: {groups} groups do not divide {channels} features")
         return {"kind": "standardize", "channels": channels, "groups": groups, **params}
 
-    return _statistics(module, call, Normalize, 1, fields)  # type: ignore[arg-type]
+    return _statistics(module, call, Normalize, 1, fields)
 
 
 def _embed(module: Any, call: Call) -> Marked:
