@@ -172,22 +172,6 @@ def test_flax_normalizations_and_embed():
     assert report.passed, report.table()
 
 
-def test_an_nnx_layer_norm_is_refused_not_crashed():
-    from flax import nnx
-
-    from exporter.common.errors import UnsupportedModelError
-
-    class Model(nnx.Module):
-        def __init__(self, rngs):
-            self.dense, self.norm = nnx.Linear(4, 6, rngs=rngs), nnx.LayerNorm(6, rngs=rngs)
-
-        def __call__(self, x):
-            return self.norm(self.dense(x))
-
-    with pytest.raises(UnsupportedModelError, match="do not broadcast"):
-        export_flax(Model(nnx.Rngs(0)), n_inputs=4, name="nnx_norm")
-
-
 def test_batch_gives_the_bits_of_one_row_at_a_time(keras, tmp_path):
     """The ops' loops over a block of rows (``SYMBOL_batch``) give each row the bits of one call; the C
     compiles under the strict flags as C99 and as C++."""

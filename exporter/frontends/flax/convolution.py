@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.ir import Conv, Dense, Pad, Pool, Reshape
+from exporter.ir import Activate, Activation, Conv, Dense, Pad, Pool, Reshape, Slice
 from exporter.ir.convolution import windowed
 from exporter.ir.ops import Shape
 
@@ -142,6 +142,39 @@ def _broadcast(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -
     return x if len(shape) > 1 and math.prod(shape) == b.widths[x] else None
 
 
+def _slice(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str:
+    """``x[..., a:b, ...]`` cut along one axis (the others whole): a Slice of each of the axes before it."""
+    shape = tuple(int(n) for n in eqn.invars[0].aval.shape)
+    p = eqn.params
+    cut = [
+        i
+        for i, (a, z, n) in enumerate(zip(p["start_indices"], p["limit_indices"], shape, strict=True))
+        if (a, z) != (0, n)
+    ]
+    if len(cut) > 1 or any(s != 1 for s in p["strides"] or ()):
+        raise Unsupported(f"a slice of shape {shape} along axes {cut} or with strides: one axis, every item")
+    k = cut[0] if cut else 0
+    steps, inner = math.prod(shape[:k]), math.prod(shape[k + 1 :])
+    start, width = int(p["start_indices"][k]) * inner, (int(p["limit_indices"][k]) - int(p["start_indices"][k])) * inner
+    y = b.add(Slice, label, [_as(b, label, x, (steps, shape[k] * inner))], width, start=start, steps=steps)
+    return _as(b, label, y, tuple(int(n) for n in eqn.outvars[0].aval.shape))
+
+
+def _convert(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str:
+    """``astype``: to an integer type as JAX converts (toward zero, NaN to 0, saturating at the type's bounds),
+    between floats and from integers as it is; to bool (``x != 0``) refused."""
+    to, source = np.dtype(eqn.params["new_dtype"]), np.dtype(eqn.invars[0].aval.dtype)
+    if to == np.bool_ or (to.kind == "f" and to.itemsize < 4):
+        raise Unsupported(f"a conversion to {to} is not supported")
+    if to.kind not in "iu" or source.kind != "f":
+        return x
+    low, high = float(np.iinfo(to).min), float(np.iinfo(to).max)
+    for act in (Activation("nan_to_num", {"nan": 0.0, "posinf": high, "neginf": low}),
+                Activation("clip", {"low": low, "high": high}), Activation("trunc")):  # fmt: skip
+        x = b.add(Activate, label, [x], b.widths[x], activation=act)
+    return x
+
+
 SHAPED: dict[str, Callable[[Builder, str, Any, str, list[Any]], str | None]] = {
     "conv_general_dilated": _conv,
     "reduce_window_max": _pool("max"),
@@ -151,6 +184,8 @@ SHAPED: dict[str, Callable[[Builder, str, Any, str, list[Any]], str | None]] = {
     "broadcast_in_dim": _broadcast,
     "pad": _pad,
     "dot_general": _dense,
+    "slice": _slice,
+    "convert_element_type": _convert,
 }
 
 

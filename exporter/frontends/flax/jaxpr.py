@@ -26,10 +26,11 @@ import exporter.frontends.flax.recurrent as recurrent
 from exporter.common.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.flax.convolution import on_tensor
+from exporter.frontends.flax.lanes import column_op, part
 from exporter.frontends.registry import Registry
 from exporter.ir import Activate, Activation, Affine, Broadcast, Concatenate, Dense, Graph, Merge, Reduce
 from exporter.ir.activations import KINDS
-from exporter.ir.columns import ColumnOp, ColumnStage, Function, MulAdd, Select, Standardize
+from exporter.ir.columns import ColumnOp, ColumnStage, Select
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ UNARY = {
     **{name: name for name in "sinh cosh asinh acosh atanh exp2 cbrt floor ceil sign".split()},
 }
 LANE_FUNCTIONS = {**{name: name for name in "log log1p exp expm1 sqrt tanh".split()}, "atanh": "arctanh"}
-IDENTITY = {*"copy copy_p stop_gradient reshape squeeze expand_dims convert_element_type optimization_barrier".split()}
+IDENTITY = {*"copy copy_p stop_gradient reshape squeeze expand_dims optimization_barrier".split()}
 CALLS = {  # call primitive -> the parameter holding its jaxpr
     **dict.fromkeys(("pjit", "jit", "remat", "checkpoint"), "jaxpr"),
     **dict.fromkeys(("closed_call", "core_call", "custom_jvp_call", "custom_vjp_call"), "call_jaxpr"),
@@ -132,6 +133,7 @@ class JaxprWalker:
         self.pre: ColumnStage | None = None
         self.materialized: dict[Lanes, Data] = {}
         self.label = ""  # where the current primitive comes from, for op names
+        self.whole = False  # parts of the raw input sliced from it whole (lanes.part), not selected as preprocessing
 
     # -- values ---------------------------------------------------------------------------------
     def width(self, v: Data) -> int:
@@ -143,6 +145,8 @@ class JaxprWalker:
             return v
         if v in self.materialized:
             return self.materialized[v]
+        if self.whole and (data := part(self, v)) is not None:
+            return data
         if self.materialized:
             raise Unsupported("the raw input is used in two different ways: preprocess it once, at the start")
         ops: list[ColumnOp] = []
@@ -150,7 +154,7 @@ class JaxprWalker:
         if sources != tuple(range(self.n_inputs)) or any(lane_ops for _, lane_ops in v.lanes):
             ops.append(Select("jnp preprocessing (columns)", sources, self.n_inputs))
             for j, (_, lane_ops) in enumerate(v.lanes):
-                ops += [_column_op(kind, arg, j) for kind, arg in lane_ops]
+                ops += [column_op(kind, arg, j) for kind, arg in lane_ops]
             self.pre = ColumnStage(self.n_inputs, ops)
         data = Data(self.b.value(len(v.lanes)), v.scalar)
         self.materialized[v] = data
@@ -257,7 +261,7 @@ class JaxprWalker:
             return self._extend(x, [("square", 0.0)] * len(x.lanes))
         if name in ("add", "sub", "mul", "div") and len(ins) == 2:
             lanes, const = (ins[0], ins[1]) if isinstance(ins[0], Lanes) else (ins[1], ins[0])
-            if isinstance(lanes, Lanes) and isinstance(const, Const):
+            if isinstance(lanes, Lanes) and isinstance(const, Const) and eqn.outvars[0].aval.size == len(lanes.lanes):
                 values = np.broadcast_to(np.asarray(const.value, np.float64).reshape(-1), (len(lanes.lanes),))
                 if name in ("sub", "div") and lanes is not ins[0]:
                     return None  # c - x, c / x: leave it to the network
@@ -353,19 +357,6 @@ def _const(ins: list[Value]) -> Const:
     return next(v for v in ins if isinstance(v, Const))
 
 
-def _column_op(kind: str, arg: float, column: int) -> ColumnOp:
-    name = f"jnp {kind}"
-    if kind in ("log", "log1p", "exp", "expm1", "sqrt", "tanh", "arctanh", "square"):
-        return Function(name, (column,), kind, None)
-    if kind == "sub":
-        return Standardize(name, (column,), arg, 1.0)
-    if kind == "div":
-        return Standardize(name, (column,), 0.0, arg)
-    if kind == "add":
-        return MulAdd(name, (column,), 1.0, arg)
-    return MulAdd(name, (column,), arg, 0.0)  # mul
-
-
 def jaxpr_to_ir(
     fn: Callable[[Any, Any], Any], params: Any, n_inputs: int, source: str, marks: dict[str, Any] | None = None
 ) -> tuple[ColumnStage | None, Graph]:
@@ -379,10 +370,14 @@ def jaxpr_to_ir(
         closed = jax.make_jaxpr(lambda flat, x: fn(jax.tree_util.tree_unflatten(treedef, flat), x))(
             leaves, jnp.zeros((n_inputs,), jnp.float32)
         )
-    walker = JaxprWalker(source, n_inputs, marks)
     raw = Lanes(tuple((i, ()) for i in range(n_inputs)))
     args: list[Value] = [*(Const(v) for v in leaves), raw]
-    outs = walker.run(closed.jaxpr, args, closed.consts)
+    for whole in (False, True):  # parts of the row read apart (a sequence and its mask): again, sliced from it whole
+        walker = JaxprWalker(source, n_inputs, marks)
+        walker.whole = whole
+        outs = walker.run(closed.jaxpr, args, closed.consts)
+        if not any("used in two different ways" in p.reason for p in walker.b.problems):
+            break
     if len(outs) != 1:
         problem = Problem("output", "tuple", f"{len(outs)} outputs; one is supported", "output")
         raise UnsupportedModelError(source, [problem])
