@@ -98,6 +98,10 @@ def keras2c(model: Any, name: str, workdir: Path, rows: int, repeats: int) -> li
 
 def onnxruntime_peer(model: Any, name: str, workdir: Path, rows: np.ndarray, repeats: int) -> list[Result]:
     """tf2onnx converts the Keras model's forward pass; ONNX Runtime runs it on one thread."""
+    from importlib.util import find_spec
+
+    if find_spec("tf2onnx") is None:  # before importing TensorFlow (seconds) for nothing: the `test` extra lacks it
+        raise ModuleNotFoundError("No module named 'tf2onnx'")
     import onnxruntime as ort
     import tensorflow as tf
     import tf2onnx
@@ -152,42 +156,45 @@ def onnx_from_graph(graph: Any) -> bytes:
     return model.SerializeToString()
 
 
-def onnxruntime_capi_peer(
-    model: Any, graph: Any, name: str, workdir: Path, rows: np.ndarray, repeats: int
-) -> list[Result]:
-    """ONNX Runtime through its C API (benchmarks/ort_capi.c, loading the wheel's libonnxruntime.so), one
-    thread, on the IR's network written as ONNX; its outputs are checked against Keras' on the same rows."""
+def ort_capi(
+    path: Path, n_in: int, n_out: int, rows: np.ndarray, workdir: Path, repeats: int
+) -> tuple[str, float, float, np.ndarray]:
+    """ONNX Runtime's C API (benchmarks/ort_capi.c, loading the wheel's libonnxruntime.so) on one thread, on
+    the ONNX file ``path`` (input "x", output "y"): its version, ns per row one row per Run and in one Run of
+    all rows, and that Run's outputs."""
     import subprocess
 
     import onnxruntime as ort
 
     library = next((Path(ort.__file__).parent / "capi").glob("libonnxruntime.so*"))
-    (workdir / f"{name}.onnx").write_bytes(onnx_from_graph(graph))
     x = np.ascontiguousarray(rows, dtype=np.float32)
-    x.tofile(workdir / f"{name}_in.f32")
+    inputs, outputs = workdir / f"{path.stem}_in.f32", workdir / f"{path.stem}_out.f32"
+    x.tofile(inputs)
     exe = workdir / "ort_capi"
     if not exe.exists():
         source = str(Path(__file__).parent / "ort_capi.c")
         subprocess.run(["gcc", "-std=c99", "-O2", source, "-o", str(exe), "-ldl"], check=True)
-    args = [
-        str(library),
-        str(workdir / f"{name}.onnx"),
-        str(graph.n_inputs),
-        str(graph.n_outputs),
-        str(len(x)),
-        str(repeats),
-    ]
-    args += [str(workdir / f"{name}_in.f32"), str(workdir / f"{name}_out.f32")]
+    args = [str(library), str(path), str(n_in), str(n_out), str(len(x)), str(repeats), str(inputs), str(outputs)]
     out = subprocess.run([str(exe), *args], capture_output=True, text=True, check=True).stdout
     fields = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
-    got = np.fromfile(workdir / f"{name}_out.f32", dtype=np.float32).reshape(len(x), graph.n_outputs)
-    expected = np.asarray(model(x, training=False), dtype=np.float32)
+    got = np.fromfile(outputs, dtype=np.float32).reshape(len(x), n_out)
+    return fields["version"][0], float(fields["row"][0]), float(fields["batch"][0]), got
+
+
+def onnxruntime_capi_peer(
+    model: Any, graph: Any, name: str, workdir: Path, rows: np.ndarray, repeats: int
+) -> list[Result]:
+    """ONNX Runtime through its C API, one thread, on the IR's network written as ONNX; its outputs are
+    checked against Keras' on the same rows."""
+    path = workdir / f"{name}.onnx"
+    path.write_bytes(onnx_from_graph(graph))
+    version, row_ns, batch_ns, got = ort_capi(path, graph.n_inputs, graph.n_outputs, rows, workdir, repeats)
+    expected = np.asarray(model(np.asarray(rows, dtype=np.float32), training=False), dtype=np.float32)
     worst = float(np.max(np.abs(got - expected)))
     if not worst <= 1e-4:
         raise RuntimeError(f"ONNX Runtime's outputs differ from Keras' by up to {worst:.3g}")
-    version = fields["version"][0]
     note = f"C API, one thread; |ORT - Keras| <= {worst:.1g}"
-    return [Result(f"ONNX Runtime {version} C API", name, float(fields["row"][0]), float(fields["batch"][0]), note)]
+    return [Result(f"ONNX Runtime {version} C API", name, row_ns, batch_ns, note)]
 
 
 def keras_peers(model: Any, name: str, workdir: Path, rows: np.ndarray, repeats: int) -> list[Result]:

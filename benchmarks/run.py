@@ -1,6 +1,6 @@
 """Speed of the generated C against its peers, in one run on one pinned core.
 
-    python benchmarks/run.py [--quick] [--rows N] [--repeats N] [--cpu K] [--trees]
+    python benchmarks/run.py [--quick] [--rows N] [--repeats N] [--cpu K] [--trees | --onnx]
 
 Builds the reference models (benchmarks/models.py), exports them with lamarr-export, and
 measures per-row latency (one call per row, as Lamarr calls it) and batch throughput:
@@ -8,9 +8,11 @@ our C at Lamarr's flags (-O3 -std=c99: the file picks its instruction set at run
 variant forced (-DSYMBOL_ISA=...), the single-ISA file (--dispatch none) at Lamarr's flags, -O2
 and -march=native, --math libm and --dtype double, timed by a C driver; scikinC's C++ (Sequential
 twin, the only form it reads); keras2c's C; ONNX Runtime through its C API (benchmarks/ort_capi.c) and
-through Python via tf2onnx; Keras predict and model(x); numpy; for tree models (benchmarks/trees.py, the goals
-of issue 28) tl2cgen's C, m2cgen's C, scikinC's C++ and scikit-learn's predict_proba (``--trees``: the tree
-models alone, ours in every layout); for XGBoost and LightGBM files (benchmarks/tree_files.py) tl2cgen's C.
+through Python via tf2onnx; ONNX files (benchmarks/onnx_files.py, issue 26: PyTorch's MLP fixture)
+exported by lamarr-export against ONNX Runtime's C API on the same file; Keras predict and model(x); numpy;
+for tree models (benchmarks/trees.py, the goals of issue 28) tl2cgen's C, m2cgen's C, scikinC's C++ and
+scikit-learn's predict_proba (``--trees``: the tree models alone, ours in every layout); for XGBoost and
+LightGBM files (benchmarks/tree_files.py) tl2cgen's C.
 Every figure is the best of repeated passes after a warm-up, in CPU time of the timing thread (time another
 process takes on the pinned core is not counted), taken in three rounds one after the other (all timings, then
 all again), so that a burst of other load does not decide a ratio, with its ratio to
@@ -49,7 +51,8 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the exporter, from a checkout
 from cbench import FLAG_SETS, LAMARR, compile_object, peak_gflops, stream_gbs, time_c  # noqa: E402
-from models import build, flops_per_row  # noqa: E402
+from models import EXAMPLE, build, flops_per_row, residual_model  # noqa: E402
+from onnx_files import onnx_file_results, onnx_verdict  # noqa: E402
 from peers import (  # noqa: E402
     Result,
     keras2c,
@@ -60,7 +63,7 @@ from peers import (  # noqa: E402
     scikinc,
 )
 from tree_files import tree_file_results  # noqa: E402
-from trees import tree_results, tree_verdict  # noqa: E402
+from trees import SMOKE, tree_results, tree_verdict  # noqa: E402
 
 from exporter import export_keras  # noqa: E402
 from exporter.backend.isa import VARIANTS, Variant, missing_on_this_cpu  # noqa: E402
@@ -181,10 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         metavar="WIDTH",
         default=None,
-        help="the residual model at this width, random weights (a check that every part runs; its numbers "
-        "say nothing about the shipped model)",
+        help="the residual model at this width, random weights, and the tree models with 100 times fewer trees "
+        "(a check that every part runs; its numbers say nothing about the shipped models)",
     )
     p.add_argument("--trees", action="store_true", help="the tree models alone (issue 28), ours in every layout")
+    p.add_argument("--onnx", action="store_true", help="the ONNX files alone (issue 26) against ONNX Runtime's C API")
     args = p.parse_args(argv)
     rows = args.rows or 2000  # the same rows in --quick: ONNX Runtime's per-call cost must weigh the same
     repeats = args.repeats or (5 if args.quick else 21)
@@ -197,8 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         "microseconds per row\n"
     )
 
+    shrink = SMOKE if args.smoke else 10 if args.quick else 1  # the tree models' (benchmarks/trees.py)
     if args.trees:
-        return trees_only(rows, per_round, n_rounds, args.quick)
+        return trees_only(rows, per_round, n_rounds, shrink)
+    if args.onnx:
+        return onnx_only(rows, per_round, n_rounds, args.smoke)
     keras_on_tensorflow(args.quick)
 
     with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
@@ -207,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         inputs = make_inputs(12, rows)[:rows]
         flops = flops_per_row(models["residual"][1])
         before = machine_limits(workdir, flops)
-        rounds = [measure(models, workdir, inputs, per_round, args.quick, keras=k == 0) for k in range(n_rounds)]
+        rounds = [
+            measure(models, workdir, inputs, per_round, args.quick, shrink, keras=k == 0) for k in range(n_rounds)
+        ]
         results = best_of(rounds)
         print(table(results))
 
@@ -216,23 +225,40 @@ def main(argv: list[str] | None = None) -> int:
         stream = max(before[1], after[1])
         wide = None if args.quick else export_and_compile_times(models["wide"][0], workdir)
     verdict(results, flops, peaks, stream, wide)
+    onnx_verdict(results)
     tree_verdict(results)
     return 0
 
 
-def trees_only(rows: int, repeats: int, n_rounds: int, quick: bool) -> int:
+def trees_only(rows: int, repeats: int, n_rounds: int, shrink: int) -> int:
     """``--trees``: the tree models' rounds (scikit-learn's, ours in every layout, then XGBoost's and LightGBM's
     files), table and verdict alone."""
     with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
         workdir = Path(tmp)
         rounds = [
-            tree_results(attempt, workdir, quick, rows, repeats, layouts=True)
-            + tree_file_results(attempt, workdir, quick, rows, repeats)
+            tree_results(attempt, workdir, shrink, rows, repeats, layouts=True)
+            + tree_file_results(attempt, workdir, shrink, rows, repeats)
             for _ in range(n_rounds)
         ]
     results = best_of(rounds)
     print(table(results))
     tree_verdict(results)
+    return 0
+
+
+def onnx_only(rows: int, repeats: int, n_rounds: int, smoke: int | None) -> int:
+    """``--onnx``: the ONNX files' rounds (the MLP fixture and the efficiency net as ONNX), table and verdict alone."""
+    from exporter.frontends.keras.load import import_keras
+
+    import_keras()
+    model = str(EXAMPLE) if smoke is None else residual_model(smoke)
+    graph = export_keras(model, name="np").graph
+    inputs = make_inputs(12, rows)[:rows]
+    with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
+        rounds = [onnx_file_results(attempt, Path(tmp), graph, inputs, repeats, False) for _ in range(n_rounds)]
+    results = best_of(rounds)
+    print(table(results))
+    onnx_verdict(results)
     return 0
 
 
@@ -252,8 +278,9 @@ def keras_on_tensorflow(quick: bool) -> None:
     import_keras()
 
 
-def measure(models: dict, workdir: Path, inputs, repeats: int, quick: bool, keras: bool) -> list[Result]:
-    """One round of every timing: ours, then the peers (Keras' only if ``keras`` and not ``quick``)."""
+def measure(models: dict, workdir: Path, inputs, repeats: int, quick: bool, shrink: int, keras: bool) -> list[Result]:
+    """One round of every timing: ours, then the peers (Keras' only if ``keras`` and not ``quick``); ``shrink``: the
+    tree models' (benchmarks/trees.py)."""
     rows = len(inputs)
     results: list[Result] = []
     for name in ("residual", "sequential"):
@@ -262,17 +289,18 @@ def measure(models: dict, workdir: Path, inputs, repeats: int, quick: bool, kera
     sk_flags = {LAMARR: FLAG_SETS[LAMARR]} if quick else FLAG_SETS
     results += attempt("scikinC", "sequential", scikinc, seq, "sequential", workdir, rows, repeats, sk_flags)
     results += attempt("keras2c", "sequential", keras2c, seq, "sequential", workdir, rows, repeats)
+    graphs = {name: export_keras(models[name][1], name="np").graph for name in ("residual", "sequential")}
+    results += onnx_file_results(attempt, workdir, graphs["residual"], inputs, repeats, quick)
     for name in ("residual", "sequential"):
-        model = models[name][1]
-        graph = export_keras(model, name="np").graph
+        model, graph = models[name][1], graphs[name]
         capi = (model, graph, name, workdir, inputs, repeats)
         results += attempt("ONNX Runtime C API", name, onnxruntime_capi_peer, *capi)
         results += attempt("ONNX Runtime (tf2onnx)", name, onnxruntime_peer, model, name, workdir, inputs, repeats)
         if keras and not quick:
             results += attempt("Keras", name, keras_peers, model, name, workdir, inputs, repeats)
         results += attempt("numpy", name, numpy_peer, graph, name, inputs, repeats)
-    results += tree_results(attempt, workdir, quick, rows, repeats)
-    return results + tree_file_results(attempt, workdir, quick, rows, repeats)
+    results += tree_results(attempt, workdir, shrink, rows, repeats)
+    return results + tree_file_results(attempt, workdir, shrink, rows, repeats)
 
 
 def best_of(rounds: list[list[Result]]) -> list[Result]:

@@ -1,7 +1,7 @@
 """XGBoost and LightGBM model files against tl2cgen (treelite), which reads the same files.
 
 Both models are binary classifiers on 12 inputs, saved as their libraries save them (XGBoost JSON,
-LightGBM text): 100 trees of depth 6 and 100 trees of 31 leaves (10 trees with --quick). Ours is
+LightGBM text): 100 trees of depth 6 and 100 trees of 31 leaves (10 trees with --quick, 2 with --smoke). Ours is
 the exported file's C; tl2cgen's is its generated C (one file, ``predict`` on its ``union Entry``
 row), timed through a wrapper that fills that row from the float row (NaN as missing), both at
 Lamarr's flags. Each C is checked against the library's ``predict`` before it is timed: tl2cgen
@@ -38,15 +38,16 @@ float *tl2cgen_row(float *output, const float *input)
 """
 
 
-def tree_files(workdir: Path, quick: bool) -> dict[str, tuple[Path, object]]:
-    """The saved models by benchmark name, each with its library's predict on float32 rows."""
+def tree_files(workdir: Path, shrink: int) -> dict[str, tuple[Path, object]]:
+    """The saved models by benchmark name, each with its library's predict on float32 rows; ``shrink`` times
+    fewer trees (at least two)."""
     import lightgbm
     import xgboost
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5000, N_INPUTS)).astype(np.float32)
     y = (x[:, 0] + x[:, 1] * x[:, 2] - 0.5 * x[:, 3] ** 2 + 0.3 * rng.standard_normal(len(x)) > 0).astype(int)
-    n = 10 if quick else 100
+    n = max(2, 100 // shrink)
     if not (workdir / "lightgbm.txt").exists():  # a later round times the same files
         booster = xgboost.train({"objective": "binary:logistic", "max_depth": 6}, xgboost.DMatrix(x, label=y), n)
         booster.save_model(workdir / "xgboost.json")
@@ -90,12 +91,12 @@ def tl2cgen_peer(path: Path, predict, inputs: np.ndarray, workdir: Path, rows: i
     return [Result(f"tl2cgen {version('tl2cgen')} {LAMARR} (a float-row wrapper)", path.stem, t.row_ns)]
 
 
-def tree_file_results(attempt, workdir: Path, quick: bool, rows: int, repeats: int) -> list[Result]:
+def tree_file_results(attempt, workdir: Path, shrink: int, rows: int, repeats: int) -> list[Result]:
     """Ours and tl2cgen's rows for the two files; ``attempt`` turns a missing library into an "unavailable" row."""
     inputs = np.random.default_rng(1).standard_normal((rows, N_INPUTS)).astype(np.float32)
     inputs[np.random.default_rng(2).random(inputs.shape) < 0.05] = np.nan
     try:
-        files = tree_files(workdir, quick)
+        files = tree_files(workdir, shrink)
     except ImportError as err:
         missing = f"{err.name} is not installed"
         return [Result("lamarr-export", name, unavailable=missing) for name in ("xgboost", "lightgbm")]
@@ -116,7 +117,7 @@ def main() -> int:
     quick = "--quick" in sys.argv
     print(f"pinned to core {pin(None)}; microseconds per row, best of {5 if quick else 21} passes of 2000 rows")
     with tempfile.TemporaryDirectory(prefix="lamarr-bench-") as tmp:
-        results = tree_file_results(attempt, Path(tmp), quick, 2000, 5 if quick else 21)
+        results = tree_file_results(attempt, Path(tmp), 10 if quick else 1, 2000, 5 if quick else 21)
     for r in results:
         print(f"  {r.model:9} {r.name:60} {r.unavailable or f'{r.row_ns / 1000:.3f}'}")
     for model in ("xgboost", "lightgbm"):

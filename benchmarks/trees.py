@@ -45,6 +45,7 @@ PEER_TOLERANCE = 1e-5  # largest |peer - scikit-learn| of a probability that cou
 SMALL, LAMARR_SIZED = ("bdt", "hist", "forest"), ("gbdt10", "gbdt15")
 GOAL_PEERS, MOONSHOT = 1.0, 1.5  # per row, small models: the fastest peer's time / ours
 GOAL_TL2CGEN, GOAL_SCIKINC, GOAL_EXPORT_S = 1.4, 10.0, 30.0  # Lamarr-sized
+SMOKE = 100  # run.py --smoke: the models' ``shrink`` (every part runs once, fast; its numbers say nothing)
 EXPORT_SECONDS: dict[str, tuple[float, float]] = {}  # model -> (export with parity, compile -O3), measured once
 FAILED: dict[tuple[str, str], list[Result]] = {}  # (peer, model) -> its "unavailable" row: not tried again
 M2CGEN_WRAPPER = """
@@ -80,24 +81,25 @@ float *tl2cgen_row(float *output, const float *input)
 
 
 @lru_cache(maxsize=2)
-def tree_models(quick: bool) -> dict[str, Any]:
-    """The fitted models by name, fitted once per run (smaller with --quick)."""
+def tree_models(shrink: int) -> dict[str, Any]:
+    """The fitted models by name, fitted once per run, with ``shrink`` times fewer trees and rows (at least two
+    trees): 1 for the models above, 10 with --quick, ``SMOKE`` with --smoke."""
     from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2000, N_INPUTS))
     y = (x[:, 0] + x[:, 1] * x[:, 2] - 0.5 * x[:, 3] ** 2 + 0.3 * rng.standard_normal(len(x)) > 0).astype(int)
-    s = 10 if quick else 1
+    n = max(2, 100 // shrink)
     models = {
-        "bdt": GradientBoostingClassifier(n_estimators=100 // s, max_depth=3, random_state=0).fit(x, y),
-        "hist": HistGradientBoostingClassifier(max_iter=100 // s, early_stopping=False, random_state=0).fit(x, y),
-        "forest": RandomForestClassifier(n_estimators=50 // s, max_depth=8, random_state=0).fit(x, y),
+        "bdt": GradientBoostingClassifier(n_estimators=n, max_depth=3, random_state=0).fit(x, y),
+        "hist": HistGradientBoostingClassifier(max_iter=n, early_stopping=False, random_state=0).fit(x, y),
+        "forest": RandomForestClassifier(n_estimators=max(2, n // 2), max_depth=8, random_state=0).fit(x, y),
     }
     for name, trees, depth, rows in (("gbdt10", 142, 10, 40_000), ("gbdt15", 20, 15, 150_000)):
-        big = rng.standard_normal((rows // s, N_INPUTS))
+        big = rng.standard_normal((rows // shrink, N_INPUTS))
         target = np.sin(np.arange(1, N_INPUTS + 1) * big).sum(axis=1) + big[:, 0] * big[:, 1]
         labels = (target + 0.5 * rng.standard_normal(len(big)) > 0).astype(int)
-        fit = GradientBoostingClassifier(n_estimators=max(2, trees // s), max_depth=depth, random_state=0)
+        fit = GradientBoostingClassifier(n_estimators=max(2, trees // shrink), max_depth=depth, random_state=0)
         models[name] = fit.fit(big, labels)
     return models
 
@@ -232,13 +234,15 @@ def sklearn_peer(model: Any, name: str, inputs: np.ndarray, repeats: int) -> lis
 
 
 def tree_results(
-    attempt: Any, workdir: Path, quick: bool, rows: int, repeats: int, layouts: bool = False
+    attempt: Any, workdir: Path, shrink: int, rows: int, repeats: int, layouts: bool = False
 ) -> list[Result]:
-    """Every tree row of the table, one round; ``attempt`` turns a failing peer into an "unavailable" row."""
+    """Every tree row of the table, one round; ``attempt`` turns a failing peer into an "unavailable" row;
+    ``shrink``: as ``tree_models``."""
     inputs = np.random.default_rng(1).standard_normal((rows, N_INPUTS)).astype(np.float32)
     results: list[Result] = []
-    for name, model in tree_models(quick).items():
-        if name not in EXPORT_SECONDS:
+    for name, model in tree_models(shrink).items():
+        timed = name in LAMARR_SIZED or shrink < SMOKE  # a smoke run times the exports the verdict reads only
+        if name not in EXPORT_SECONDS and timed:
             EXPORT_SECONDS[name] = export_seconds(model, name, workdir)
         model_results = ours(model, name, workdir, rows, repeats, layouts)
         model_results[0].note += f", {fullness(model)}" if fullness(model) else ""

@@ -50,6 +50,7 @@ EXPORTS: dict[str, list[str]] = {
         "--trust",
         "lamarr_utils",
     ],  # a model set: four models from one manifest
+    "calo_set": ["calo_set.keras"],  # a set Transformer over 16 particles and their mask: two inputs in one row
     "lamarr_pid": ["lamarr_pid.toml"],  # 20 models and 8 pipelines (chained generators) from one manifest
 }
 

@@ -54,3 +54,10 @@ def test_keras_extra_needs_no_tensorflow():
     keras = installed_by("keras")
     assert "keras" in keras and not {n for n in keras if n.startswith("tensorflow")}
     assert {"tensorflow-cpu", "keras"} <= installed_by("tensorflow")
+
+
+def test_test_extra_installs_one_tensorflow():
+    """tf-keras requires `tensorflow`; tensorflow-cpu beside it (261 MB more to download, 1.3 GB to unpack) would
+    write the same folder, overwritten by whichever comes last."""
+    test = installed_by("test")
+    assert "tf-keras" in test and not {n for n in test if n.startswith("tensorflow")}

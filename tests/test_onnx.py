@@ -111,7 +111,29 @@ def _by_shape(g: Graph, x: str) -> str:
     return g.op("Reshape", g.op("Unsqueeze", x, g.const([1], np.int64)), target)
 
 
+def _gelu_torchscript(g: Graph, x: str) -> str:
+    """``nn.GELU()`` as PyTorch's TorchScript exporter writes it before opset 20: ((x * (erf(x / sqrt 2) + 1)) * 0.5."""
+    erf = g.op("Erf", g.op("Div", x, g.const(np.float32(np.sqrt(2.0)))))
+    return g.op("Mul", g.op("Mul", x, g.op("Add", erf, g.const(np.float32(1.0)))), g.const(np.float32(0.5)))
+
+
+def _gelu_export(g: Graph, x: str) -> str:
+    """As ``torch.export``'s exporter writes it, constants first, and x / sqrt 2 as a product: x * (0.5 * (1 + erf))."""
+    erf = g.op("Erf", g.op("Mul", g.const(np.float32(1 / np.sqrt(2.0))), x))
+    return g.op("Mul", x, g.op("Mul", g.const(np.float32(0.5)), g.op("Add", g.const(np.float32(1.0)), erf)))
+
+
+def _gelu_erf_read_twice(g: Graph, x: str) -> str:
+    """The same nodes, but the erf also read elsewhere: not one GELU, each node walked as written."""
+    erf = g.op("Erf", g.op("Div", x, g.const(np.float32(np.sqrt(2.0)))))
+    gelu = g.op("Mul", g.op("Mul", x, g.op("Add", erf, g.const(np.float32(1.0)))), g.const(np.float32(0.5)))
+    return g.op("Concat", gelu, erf, axis=1)
+
+
+GELUS = {"GELU written out": _gelu_torchscript, "GELU written out, export's order": _gelu_export}
 CASES: dict[str, Callable[[Graph, str], str]] = {
+    **GELUS,
+    "GELU's erf read twice": _gelu_erf_read_twice,
     **{op: _unary(op) for op in "Relu Sigmoid Tanh Softplus Softsign Mish Erf Abs Neg HardSwish Exp".split()},
     "Log": lambda g, x: g.op("Log", _positive(g, x)),
     "Sqrt": lambda g, x: g.op("Sqrt", g.op("Abs", x)),
@@ -265,6 +287,17 @@ def test_operator_parity(zoo, case):
     arrays = report.arrays
     c, ref = arrays.c_out[:, columns[case]], arrays.ref[:, columns[case]]
     assert np.array_equal(np.isnan(c), np.isnan(ref)), "NaN where ONNX Runtime has none, or the reverse"
+
+
+def test_gelu_written_out_is_one_gelu():
+    """PyTorch's GELU before opset 20 (five nodes around an ``Erf``) becomes the IR's one ``gelu_erf`` (inline
+    code under --math fast, not libm's erff per feature), whichever order the nodes come in; an erf read
+    elsewhere too keeps every node as written. Parity of all three: the zoo's cases of the same names."""
+    g = Graph()
+    for name, make in [*GELUS.items(), ("twice", _gelu_erf_read_twice)]:
+        g.branch(name, make(g, "x"))
+    kinds = [op.activation.kind for op in load_onnx(g.model()).graph.ops if hasattr(op, "activation")]
+    assert kinds.count("gelu_erf") == 2 and kinds.count("erf") == 1, kinds
 
 
 def _save(model: onnx.ModelProto, path) -> str:

@@ -9,6 +9,7 @@ no module is imported yet, with canary files that a payload would create.
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 import subprocess
@@ -28,7 +29,11 @@ def canary_module(path, canary) -> None:
 
 
 def lamarr_export(folder, *args):
-    return subprocess.run([EXPORTER, *map(str, args)], cwd=folder, capture_output=True, text=True, timeout=300)
+    """The command as a user runs it: Keras on the backend the tool picks (not the suite's TensorFlow, seconds to
+    import); the libraries of ``LIBRARIES`` are imported all the same."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    command = [EXPORTER, *map(str, args)]
+    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from exporter.common.version import __version__
 from exporter.ir import Graph
 from exporter.ir.activations import ACCURACY
 from exporter.ir.chain import Chain
+from exporter.ir.graph import InputPart
 from exporter.ir.pipeline import INPUT as PIPELINE_INPUT
 from exporter.ir.pipeline import Pipeline, Read, Stage
 
@@ -97,6 +98,7 @@ class RenderContext(Target):
     stack_bytes: int = 0
     input_shape: tuple[int, ...] = ()  # the network's, when its input or output is a tensor (else empty)
     output_shape: tuple[int, ...] = ()
+    input_parts: tuple[InputPart, ...] = ()  # a network of several inputs: each one's place in the row
     dispatch: bool = False  # the network code is there per instruction set, chosen at run time
     helpers: tuple[str, ...] = ()  # math.c.j2 helpers, in definition order
     # the macros of ops/helpers.c.j2 and of columns/helpers.c.j2 the ops ask for (``file_helpers``), each once
@@ -230,6 +232,7 @@ def render(
         stack_bytes=functions[0].stack_bytes,
         input_shape=chain.net.shape(chain.net.input) if chain.net is not None and chain.net.shaped else (),
         output_shape=chain.net.shape(chain.net.output) if chain.net is not None and chain.net.shaped else (),
+        input_parts=chain.net.parts if chain.net is not None else (),
         helpers=tuple(helpers_needed(name for op in net_ops for name in op.helpers(target.math))),
         # sorted: a fixed order whatever the ops' (these helpers do not call one another)
         op_helpers=tuple(

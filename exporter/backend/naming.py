@@ -62,7 +62,7 @@ GENERATED_NAMES = set(
     a d e f h l m q s u v z s1 s2 r2 xc iu large moderate half_f2 edge ah al
     lo hi mid slope xp fp prob span position start raw fraction mt expanded from picked lower upper
     isa level target visibility always_inline defined STDC FP_CONTRACT OFF
-    kernel bias scale shift mean variance inverse base cut end half leaf leaves low step
+    kernel bias scale shift mean variance inverse base cut end half leaf leaves low step dot kept score
     GCC optimize push_options pop_options""".split()
 )
 _NUMBERED = re.compile(r"(?:x|acc|tail|r)\d+\Z")  # one per row of a block of rows (x0, acc3, tail1, r2...)

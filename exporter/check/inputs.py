@@ -17,6 +17,8 @@ import numpy as np
 from exporter.common import interrupt
 from exporter.ir.chain import Chain
 from exporter.ir.columns import UNDO, ColumnStage, Function, Select
+from exporter.ir.graph import Graph
+from exporter.ir.ops import size
 from exporter.ir.trees import TreeEnsemble
 
 
@@ -89,10 +91,29 @@ def _tree_rows(chain: Chain, seed: int) -> list[np.ndarray]:
     return [op.boundary_rows(chain.n_inputs, np.random.default_rng(seed)) for op in ops]
 
 
+def with_masks(graph: Graph | None, rows: np.ndarray, seed: int) -> np.ndarray:
+    """``rows`` with each input the network reads only as an attention mask (``InputPart.mask``) made 0/1: row i
+    keeps ``i % (n + 1)`` of its n entries, every count from none to all, the first ones in even rows (a padded
+    set), anywhere in odd rows. Random numbers there would all count as kept and test no masking at all."""
+    parts = [p for p in graph.parts if p.mask] if graph is not None else []
+    if not parts:
+        return rows
+    rng = np.random.default_rng(seed + 1)
+    rows = rows.copy()
+    for part in parts:
+        n = size(part.shape)
+        for i in range(len(rows)):
+            kept = np.arange(n) < i % (n + 1)
+            rows[i, part.offset : part.offset + n] = kept if i % 2 == 0 else rng.permutation(kept)
+    return rows
+
+
 def chain_inputs(chain: Chain, samples: int, seed: int = 0, user_rows: np.ndarray | None = None) -> np.ndarray:
-    """Rows for the parity check of ``chain``: domain-aware when it starts with preprocessing."""
+    """Rows for the parity check of ``chain``: domain-aware when it starts with preprocessing, masks made 0/1."""
     if chain.pre is None:
-        return np.concatenate([make_inputs(chain.n_inputs, samples, seed, user_rows), *_tree_rows(chain, seed)])
+        rows = with_masks(chain.net, make_inputs(chain.n_inputs, samples, seed), seed)
+        user = [] if user_rows is None else [np.asarray(user_rows, dtype=np.float32).reshape(-1, chain.n_inputs)]
+        return np.concatenate([rows, *user, *_tree_rows(chain, seed)])
     rng = np.random.default_rng(seed)
     pools = [_column_pool(chain.pre, raw, rng, max(samples, 1)) for raw in range(chain.n_inputs)]
     rows = np.stack([rng.choice(np.concatenate(pool), samples) for pool in pools], axis=1)

@@ -7,6 +7,7 @@ from typing import Any
 
 from exporter.common.errors import Problem, UnsupportedModelError
 from exporter.ir import Graph, Op, optimize
+from exporter.ir.graph import InputPart
 from exporter.ir.ops import Shape, size
 
 
@@ -83,9 +84,11 @@ class Builder:
         self.chain.append(Refusal(problem, tuple(inputs), output, int(width)))
         return output
 
-    def finish(self, input_name: str, output_name: str, noise: str | None = None) -> Graph:
+    def finish(
+        self, input_name: str, output_name: str, noise: str | None = None, parts: tuple[InputPart, ...] = ()
+    ) -> Graph:
         if self.problems:
             raise UnsupportedModelError(self.source, self.problems)
-        graph = Graph(input_name, output_name, self.widths, self.ops, self.source, noise, self.shapes)
+        graph = Graph(input_name, output_name, self.widths, self.ops, self.source, noise, self.shapes, parts)
         graph.validate()
         return optimize(graph)

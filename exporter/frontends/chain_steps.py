@@ -25,8 +25,16 @@ def name_of(thing: Any) -> str:
 
 
 def load_transformer(thing: Any, trust: Sequence[str] = ()) -> tuple[Any, str]:
+    """A fitted transformer and its name: a pickle loaded safely, an ONNX graph of preprocessing read (sklearn-onnx's
+    scalers), or the object itself."""
+    from exporter.frontends.onnx import is_onnx_file
     from exporter.frontends.sklearn import load_transformer_file
 
+    if is_onnx_file(thing):
+        from exporter.frontends.onnx.columns import load_preprocessing
+
+        est = load_preprocessing(thing)
+        return est, Path(thing).stem if isinstance(thing, (str, os.PathLike)) else est.source
     if isinstance(thing, (str, os.PathLike)):
         return load_transformer_file(thing, tuple(trust)), Path(thing).stem
     return thing, type(thing).__name__

@@ -1,6 +1,7 @@
 """The intermediate representation: what a network computes, with no framework attached."""
 
 from exporter.ir.activations import LINEAR, Activation
+from exporter.ir.attention import Attention
 from exporter.ir.graph import Graph
 from exporter.ir.layout import Concatenate, Reshape, Slice
 from exporter.ir.ops import Activate, Affine, Broadcast, Dense, Formula, LayerNorm, Merge, Op, PReLU, Reduce
@@ -11,6 +12,7 @@ __all__ = [
     "Activate",
     "Activation",
     "Affine",
+    "Attention",
     "Broadcast",
     "Concatenate",
     "Dense",

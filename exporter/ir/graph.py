@@ -8,6 +8,18 @@ from dataclasses import dataclass, field
 from exporter.ir.ops import Op, Shape, size
 
 
+@dataclass(frozen=True)
+class InputPart:
+    """One of a model's several inputs, as the C's one input row holds it: the model's inputs side by side in
+    their order, each flat (row-major) from ``offset``. ``mask``: read only as an attention mask, so the parity
+    check fills it with 0/1 masks of every count instead of random numbers."""
+
+    name: str
+    offset: int
+    shape: Shape
+    mask: bool = False
+
+
 @dataclass
 class Graph:
     """The whole network; frontends build it, passes rewrite it, the backend renders it.
@@ -24,6 +36,7 @@ class Graph:
     source: str = ""
     noise: str | None = None  # a generator's second input: the caller's random numbers (C argument `random`)
     shapes: dict[str, Shape] = field(default_factory=dict)
+    parts: tuple[InputPart, ...] = ()  # a model of several inputs: each one's place in the input row
 
     def shape(self, value: str) -> Shape:
         return self.shapes.get(value, (self.widths[value],))
@@ -36,7 +49,7 @@ class Graph:
     @property
     def shaped(self) -> bool:
         """Whether its input or output is a tensor rather than a row (the header then states their shapes)."""
-        return len(self.shape(self.input)) > 1 or len(self.shape(self.output)) > 1
+        return len(self.shape(self.input)) > 1 or len(self.shape(self.output)) > 1 or bool(self.parts)
 
     def same_as(self, other: Graph) -> bool:
         """The same values, widths and ops (arrays compared by value): what two ways of reading one
@@ -44,6 +57,7 @@ class Graph:
         return (
             (self.input, self.output, self.noise, self.widths) == (other.input, other.output, other.noise, other.widths)
             and all(self.shape(v) == other.shape(v) for v in self.widths)
+            and self.parts == other.parts
             and len(self.ops) == len(other.ops)
             and all(a.same_as(b) for a, b in zip(self.ops, other.ops, strict=True))
         )

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from exporter.common.errors import Float64Unavailable
-from exporter.frontends.keras.walk import tensors
+from exporter.frontends.keras.inputs import model_rows
 
 _NARROW = ("float32", "float16", "bfloat16")
 
@@ -96,17 +96,13 @@ def keras_reference64(model: Any, stored: dict[str, Any] | None = None) -> Calla
     import keras
 
     twin: list[Any] = []
-    as_list = isinstance(getattr(model, "_inputs_struct", None), (list, tuple))
 
     def reference(x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         if not twin:
             twin.append(float64_model(model, stored))
-        rows: Any = tensors(np.asarray(x, dtype=np.float64), model.inputs[0].shape)
-        if noise is not None:
-            noise = np.asarray(noise, dtype=np.float64)
-            rows = [rows, noise] if len(model.inputs) == 2 else np.concatenate([rows, noise], axis=1)
+        rows = model_rows(model, x, noise, np.float64)
         with float64_backend(keras), np.errstate(all="ignore"):  # as the float32 reference: edge rows overflow
-            out = twin[0]([rows] if as_list and not isinstance(rows, list) else rows, training=False)
+            out = twin[0](rows, training=False)
             if isinstance(out, (list, tuple)):
                 (out,) = out
             out = keras.ops.convert_to_numpy(out)

@@ -11,16 +11,23 @@ from typing import Any
 
 import numpy as np
 
-from exporter.frontends.keras.walk import Origin, tensors
+from exporter.frontends.keras.inputs import tensors
+from exporter.frontends.keras.walk import Origin
 
 
 class KerasIntermediates:
     """Callable ``(values, rows) -> {value: Keras' output rows}``; one small Keras model per value, cached."""
 
     def __init__(
-        self, input_value: str, origins: dict[str, Origin], noise_value: str | None = None, joined: str | None = None
+        self,
+        input_value: str,
+        origins: dict[str, Origin],
+        noise_value: str | None = None,
+        joined: str | None = None,
+        split: tuple[tuple[str, int, int], ...] = (),
     ):
         self.input_value = input_value
+        self.split = split  # several inputs: the values holding one as it is, (value, offset, width) in the row
         self.origins = origins
         self.noise_value = noise_value  # a generator's noise input
         self.joined = joined  # a one-input generator: conditions and noise side by side, as the model reads them
@@ -28,10 +35,14 @@ class KerasIntermediates:
 
     def knows(self, value: str) -> bool:
         """Whether Keras computes this IR value (an output activation added at export does not exist there)."""
-        return value in (self.input_value, self.joined) or value in self.origins
+        return (
+            value in (self.input_value, self.joined) or value in self.origins or any(v == value for v, *_ in self.split)
+        )
 
     def __call__(self, values: list[str], rows: np.ndarray, noise: np.ndarray | None = None) -> dict[str, np.ndarray]:
         memo = {self.input_value: np.asarray(rows, dtype=np.float32)}
+        for value, offset, width in self.split:
+            memo[value] = memo[self.input_value][:, offset : offset + width]
         if self.noise_value is not None and noise is not None:
             memo[self.noise_value] = np.asarray(noise, dtype=np.float32)
             if self.joined is not None:

@@ -45,6 +45,9 @@ def _one_per_feature(config: dict[str, Any], width: int | None, names: tuple[str
 class KerasLayer:
     """A built-in Keras layer class as declared with ``handles``.
 
+    ``called``: the layer's tensors play roles the input order does not tell (an attention layer's query,
+    value, key and mask): its mapping takes a fourth argument, the call's ``(args, kwargs)`` with each tensor
+    replaced by the ``Tensor`` of its IR value.
     ``variables``: those a stored layer holds, in the order Keras creates them (``vars/0``, ``vars/1``...),
     under the attribute names the mapping reads; None for a class that stores none, whose shapes are then
     not checked. ``shapes``: their shapes as the configuration declares them (default: one value per
@@ -54,6 +57,7 @@ class KerasLayer:
     mapping: Mapping
     variables: tuple[Variable, ...] | None = None
     shapes: Shapes = _one_per_feature
+    called: bool = False  # the mapping also takes the call's arguments (``Called``): which tensor is which
 
     def stored_variables(self, config: dict[str, Any]) -> tuple[str, ...]:
         """The variables a stored layer of this configuration holds, by the names the mapping reads."""
@@ -73,13 +77,16 @@ CUSTOM_LAYERS: Registry[str, Mapping] = Registry("custom Keras layer")
 
 
 def handles(
-    *class_names: str, variables: tuple[Variable, ...] | None = None, shapes: Shapes = _one_per_feature
-) -> Callable[[Mapping], Mapping]:
+    *class_names: str,
+    variables: tuple[Variable, ...] | None = None,
+    shapes: Shapes = _one_per_feature,
+    called: bool = False,
+) -> Callable[[Any], Any]:
     """Declare the decorated mapping as the one of Keras' ``class_names``, with their stored variables."""
 
-    def declare(fn: Mapping) -> Mapping:
+    def declare(fn: Any) -> Any:
         for name in class_names:
-            LAYERS.add(name, KerasLayer(fn, variables, shapes))
+            LAYERS.add(name, KerasLayer(fn, variables, shapes, called))
         return fn
 
     return declare
@@ -93,6 +100,12 @@ def layer_mapping(cls: str, builtin: bool) -> Mapping | None:
         return custom
     declared = LAYERS.get(cls) if builtin else None
     return declared.mapping if declared else None
+
+
+def takes_call(cls: str, builtin: bool) -> bool:
+    """Whether the mapping of a layer class takes the call's arguments too (``KerasLayer.called``)."""
+    declared = LAYERS.get(cls) if builtin and CUSTOM_LAYERS.get(cls) is None else None
+    return bool(declared and declared.called)
 
 
 def stored_variables(cls: str, config: dict[str, Any]) -> tuple[str, ...]:

@@ -23,11 +23,12 @@ from exporter.frontends.keras import keras2
 from exporter.frontends.keras.backend import INSTALL, OPTIONAL, choose_backend, require_keras
 from exporter.frontends.keras.declared import check_declared
 from exporter.frontends.keras.float64 import keras_reference64
+from exporter.frontends.keras.inputs import model_rows
 from exporter.frontends.keras.intermediates import KerasIntermediates
 from exporter.frontends.keras.quiet import brief, quiet_stderr
 from exporter.frontends.keras.screen import read_stored_config, refused_from_config, stored_layers
 from exporter.frontends.keras.stored import NotStored, walk_stored
-from exporter.frontends.keras.walk import tensors, walk_keras
+from exporter.frontends.keras.walk import walk_keras
 from exporter.frontends.lean_imports import without_optional_imports
 from exporter.frontends.loaded import LoadedModel
 
@@ -95,19 +96,14 @@ def keras_reference(model: Any) -> Any:
     """The model's own float32 forward pass, in inference mode, on numpy rows.
 
     A generator also takes its noise rows: as its second input, or appended to the conditions
-    when it has one input.
+    when it has one input. A model of several inputs takes each from its place in the row (``model_rows``).
     """
     import keras
 
-    as_list = isinstance(getattr(model, "_inputs_struct", None), (list, tuple))  # Model(inputs=[x], ...)
-
     def reference(x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
-        rows: Any = tensors(np.asarray(x, dtype=np.float32), model.inputs[0].shape)
-        if noise is not None:
-            noise = np.asarray(noise, dtype=np.float32)
-            rows = [rows, noise] if len(model.inputs) == 2 else np.concatenate([rows, noise], axis=1)
+        rows = model_rows(model, x, noise, np.float32)
         with np.errstate(all="ignore"):  # numpy backend: exp overflows on edge rows, to inf as the C does
-            out = model([rows] if as_list and not isinstance(rows, list) else rows, training=False)
+            out = model(rows, training=False)
         if isinstance(out, (list, tuple)):
             (out,) = out
         out = np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
@@ -147,7 +143,7 @@ def load_keras(model: Any, noise: int = 0) -> LoadedModel:
         reference=saved[0] if saved else keras_reference(model),
         framework="Keras",
         framework_version=saved[1] if saved else _version_label(),
-        intermediates=KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined),
+        intermediates=KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined, walked.split),
         # what was saved (a SavedModel's signature, TF 2 Keras) has no float64 twin: judged by the fixed rule
         reference64=None if saved else keras_reference64(model),
     )
@@ -217,7 +213,7 @@ class KerasLater:
         walked = walk_keras(self.model, self.source, self.noise)
         if not walked.graph().same_as(self.graph):
             raise ExportError(f"{self.source}: the loaded model walks into other IR than its stored configuration")
-        return KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined)
+        return KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined, walked.split)
 
     def knows(self, value: str) -> bool:
         return self._intermediates.knows(value)

@@ -6,12 +6,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.keras.layers import layer_mapping
+from exporter.frontends.keras import attention as _attention  # noqa: F401  (registers MultiHeadAttention)
+from exporter.frontends.keras.inputs import (
+    input_parts,
+    is_several,
+    row_shape,
+    several_inputs,
+    split_values,
+)
+from exporter.frontends.keras.layers import layer_mapping, takes_call
 from exporter.frontends.keras.operations import Tensor, is_operation, map_operation
 from exporter.ir import Graph
+from exporter.ir.graph import InputPart
 from exporter.ir.layout import Concatenate
 
 # What to tell a user whose layer has no mapping, by family of class names.
@@ -23,7 +30,7 @@ REFUSALS = {
     "LSTM": "recurrent layers are not supported",
     "GRU": "recurrent layers are not supported",
     "RNN": "recurrent layers are not supported",
-    "Attention": "attention layers are not supported",
+    "Attention": "attention layers other than MultiHeadAttention are not supported",
     "Embedding": "embeddings are not supported",
 }
 
@@ -53,16 +60,6 @@ def _rank_problem(shape: Any) -> str | None:
     return None
 
 
-def row_shape(shape: Any) -> tuple[int, ...]:
-    """A Keras tensor's shape per row (without the batch axis; an unknown axis counts as 1 for messages)."""
-    return tuple(int(n or 1) for n in shape[1:]) or (1,)
-
-
-def tensors(rows: np.ndarray, shape: Any) -> np.ndarray:
-    """Flat rows (as the C takes them) as the batch of tensors of ``shape`` a Keras input takes."""
-    return rows.reshape((len(rows), *row_shape(shape))) if len(shape) > 2 else rows
-
-
 @dataclass(frozen=True)
 class Origin:
     """Where Keras computes an IR value: ``tensor`` of the (possibly nested) functional ``graph``,
@@ -84,7 +81,8 @@ class KerasWalker:
         self.b = builder
         self.origins: dict[str, Origin] = {}
 
-    def apply(self, layer: Any, inputs: list[str], out_shapes: list[Any]) -> list[str]:
+    def apply(self, layer: Any, inputs: list[str], out_shapes: list[Any], call: Any = None) -> list[str]:
+        """A layer node; ``call``: its arguments, for a mapping that tells its tensors apart by them."""
         if is_model(layer):
             return self.walk(layer, inputs)
         cls = type(layer).__name__
@@ -96,9 +94,12 @@ class KerasWalker:
         if mapping is None:
             problems.insert(0, refusal_reason(cls, _is_builtin(layer)))
         shape = row_shape(out_shapes[0]) if out_shapes else None
-        if problems:
-            return [self.b.refuse(layer.name, cls, "; ".join(problems), width, tuple(inputs), shape=shape)]
+        if problems:  # one refused value for each output, so that the walk goes on to the next problems
+            refused = self.b.refuse(layer.name, cls, "; ".join(problems), width, tuple(inputs), shape=shape)
+            return [refused] * max(1, len(out_shapes))
         try:
+            if takes_call(cls, _is_builtin(layer)):
+                return [mapping(layer, self.b, inputs, call)]  # type: ignore[call-arg]
             return [mapping(layer, self.b, inputs)]
         except Unsupported as err:
             return [self.b.refuse(layer.name, cls, str(err), width, tuple(inputs), shape=shape)]
@@ -135,7 +136,8 @@ class KerasWalker:
                 if is_operation(node.operation):
                     outs = self.operation(node, values, ins, shapes)
                 else:
-                    outs = self.apply(node.operation, ins, shapes)
+                    call = _with_tensors((tuple(node.arguments.args), dict(node.arguments.kwargs)), values)
+                    outs = self.apply(node.operation, ins, shapes, call)
                 for t, v in zip(node.outputs, outs, strict=True):
                     values[id(t)] = v
                     self.origins.setdefault(v, Origin(graph, t, tuple(inputs)))
@@ -164,9 +166,11 @@ class Walked:
     origins: dict[str, Origin] = field(default_factory=dict)
     noise: str | None = None
     joined: str | None = None  # a one-input generator: the value (conditions, then noise) fed to the model
+    parts: tuple[InputPart, ...] = ()  # several inputs: each one's place in the input row
+    split: tuple[tuple[str, int, int], ...] = ()  # the values holding one input as is: (value, offset, width)
 
     def graph(self) -> Graph:
-        return self.builder.finish(self.input, self.output, self.noise)
+        return self.builder.finish(self.input, self.output, self.noise, self.parts)
 
 
 def generator_inputs(b: Builder, model: Any, widths: list[int], noise: int) -> tuple[str, str | None, list[str]]:
@@ -201,7 +205,8 @@ def walk_keras(model: Any, source: str, noise: int = 0) -> Walked:
     """Walk a loaded Keras model into IR ops, recording every refused layer in place.
 
     ``noise`` > 0 makes it a generator whose input ends with that many noise entries; a model with
-    two inputs is a generator (conditions, noise) anyway.
+    two row inputs is a generator (conditions, noise) anyway. Any other model of several inputs takes them
+    side by side in one row (``inputs.several_inputs``).
     """
     b = Builder(source)
     walker = KerasWalker(b)
@@ -215,12 +220,17 @@ def walk_keras(model: Any, source: str, noise: int = 0) -> Walked:
         if problem:
             b.refuse(model.name, "InputLayer", problem, 1)
     shapes = [row_shape(t.shape) for t in model.inputs]
+    if is_several(shapes, bool(noise)):  # one row holding every input side by side
+        x, feeds, layout = several_inputs(b, model)
+        outputs = walker.walk(model, feeds)
+        parts, split = input_parts(b, feeds, layout), split_values(b, feeds, layout)
+        return Walked(b, x, outputs[0], walker.origins, parts=parts, split=split)
     if len(shapes) == 1 and len(shapes[0]) > 1 and not noise:  # a tensor: one input, no noise
         x, r = b.value(math.prod(shapes[0]), shapes[0]), None
         feeds = [x]
     else:
         if any(len(shape) > 1 for shape in shapes):
-            reason = "a model of several inputs or a generator takes rows (batch, features), not tensors"
+            reason = "a generator takes rows (batch, features), not tensors"
             b.refuse(model.name, "InputLayer", reason, 1)
         x, r, feeds = generator_inputs(b, model, [math.prod(shape) for shape in shapes], noise)
     outputs = walker.walk(model, feeds)

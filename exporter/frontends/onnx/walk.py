@@ -22,8 +22,9 @@ import exporter.frontends.onnx.linear
 import exporter.frontends.onnx.shapes  # noqa: F401 - the three declare the op types
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.onnx.declare import BATCH, OPS, SENTINELS, Const, Meta, Node, Row, Shape, Value
+from exporter.frontends.onnx.patterns import Gelu, find_gelus
 from exporter.frontends.onnx.read import Prepared
-from exporter.ir import Concatenate, Graph
+from exporter.ir import Activate, Activation, Concatenate, Graph
 from exporter.ir.expression import ExpressionError
 
 SHAPED = "needs shaped tensors (convolutions, pooling, recurrences and attention: issue 29)"
@@ -91,6 +92,7 @@ class OnnxWalker:
         graph = prepared.inferred.graph
         consumed = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
         self.consumed = consumed
+        self.gelus = {k: gelu for gelu in find_gelus(graph) for k in gelu.nodes}  # by each of its nodes
         from onnx import numpy_helper
 
         for tensor in graph.initializer:
@@ -200,15 +202,33 @@ class OnnxWalker:
             raise Unsupported(f"{len(node.output)} outputs; the first {len(mapped)} are computed")
         return mapped
 
+    def gelu(self, index: int) -> Gelu | None:
+        """The written-out GELU node ``index`` belongs to, while it is read as one (its input is rows)."""
+        gelu = self.gelus.get(index)
+        if gelu is not None and index == gelu.nodes[0] and not isinstance(self.values.get(gelu.x), Row):
+            for k in gelu.nodes:  # of constants, or of a refused node: walked as written
+                del self.gelus[k]
+            return None
+        return gelu
+
     def node(self, index: int, node: Any) -> None:
         name = node.name or f"#{index} {node.op_type}"
-        inputs: list[Value | None] = [self.values[n] if n else None for n in node.input]
-        reason = self.refusal(node, inputs)
+        gelu = self.gelu(index)
+        if gelu is not None and index != gelu.last:
+            return  # its output feeds only the pattern's next node: the last node computes the whole
+        inputs: list[Value | None] = [self.values.get(n) if n else None for n in node.input]
+        reason = None if gelu is not None else self.refusal(node, inputs)
         if reason is not None:
             outs = self.refuse(node, name, reason, inputs, own=True)
         else:
             try:
-                outs = self.translate(node, name, inputs)
+                if gelu is not None:
+                    row = self.values[gelu.x]
+                    assert isinstance(row, Row)
+                    act = Activation("gelu_erf", {})
+                    outs = [Row(self.b.add(Activate, name, [row.value], row.width, activation=act), row.dims)]
+                else:
+                    outs = self.translate(node, name, inputs)
             except (Unsupported, ExpressionError) as err:
                 outs = self.refuse(node, name, str(err), inputs, own=False)
         for output, value in zip(node.output, outs, strict=False):
