@@ -15,8 +15,9 @@ strided ``samples`` of them, so that a 5040-value input checks in seconds rather
 - ``not built``: Keras 3 itself cannot build or save the peer's configuration (not counted for or
   against the exporter).
 
-``run_all`` runs the entries in worker processes (``jobs`` of them), each entry under a time limit:
-a worker past it, or dead, is replaced and the entry counted as a crash.
+``run_all`` runs the entries in worker processes (``jobs`` of them), each entry under a time limit
+counted from when its worker is ready (Keras imported): a worker past it, or dead, is replaced and the
+entry counted as a crash.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import numpy as np
 from peer_suites import Entry
 
 OUTCOMES = ("exported", "refused", "wrong numbers", "crash", "not built")
+STARTUP_SECONDS = 600  # a worker's imports (TensorFlow) on a loaded machine: not part of any model's time
 
 
 @dataclass
@@ -104,8 +106,13 @@ def _blocker(cls: str, reason: str) -> str:
 
 
 def _serve(conn: Any, samples: int) -> None:
-    """A worker: entry names in, outcomes (as dicts) out, until ``None``."""
+    """A worker: says it is ready once Keras is imported, then entry names in, outcomes (as dicts) out,
+    until ``None``."""
+    from exporter.frontends.keras.load import import_keras
+
+    import_keras()
     entries = {e.name: e for e in all_entries()}
+    conn.send("ready")
     while (name := conn.recv()) is not None:
         with tempfile.TemporaryDirectory(prefix="yardstick-") as tmp:
             conn.send(asdict(examine(entries[name], Path(tmp), samples)))
@@ -121,6 +128,8 @@ class _Worker:
             self.conn, child = context.Pipe()
             self.process = context.Process(target=_serve, args=(child, self.samples), daemon=True)
             self.process.start()
+            if not self.conn.poll(max(timeout, STARTUP_SECONDS)) or self.conn.recv() != "ready":
+                raise RuntimeError(f"a worker did not start within {max(timeout, STARTUP_SECONDS)} s")
         start = time.perf_counter()
         self.conn.send(entry.name)
         try:
