@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fuzz_tensors import ACTIVATIONS, draw_tensor_model
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from exporter.backend.isa import VARIANTS, missing_on_this_cpu
-from exporter.frontends.keras.activations import KERAS_ACTIVATIONS
 from exporter.frontends.keras.load import load_keras_file, stored_walk
 from exporter.frontends.keras.stored import NotStored
 from exporter.frontends.keras.walk import walk_keras
@@ -35,10 +35,8 @@ from helpers import STRICT_CFLAGS, custom_layer, randomize, run_cli
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")]
 
-# exponential overflows float32 on the edge rows (inputs of 100), and softmax of the infinities that
-# follow is the one documented NaN difference from TensorFlow (docs/speed.md): not drawn. threshold has
-# no defaults: Keras cannot call it by name. glu needs an even width (Keras refuses the odd ones itself).
-SUPPORTED_ACTIVATIONS = sorted(set(KERAS_ACTIVATIONS.names()) - {"exponential", "threshold"})
+# glu needs an even width (Keras refuses the odd ones itself).
+SUPPORTED_ACTIVATIONS = ACTIVATIONS
 UNSUPPORTED_ACTIVATIONS = ["sparsemax"]
 SUPPORTED_LAYERS = [
     "dense",
@@ -258,33 +256,45 @@ def strict_cflags(monkeypatch):
     monkeypatch.setenv("LAMARR_EXPORT_BATCH_CHECK", "1")
 
 
+def _exports_or_is_refused(capsys: Any, model: Any, refused: list[str]) -> None:
+    """The contract of every drawn model: exit 0 with parity and batch bits, or exit 2 naming every problem."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        randomize(model, seed=len(model.layers)).save(folder / "fuzz.keras")
+        code, out, err = run_cli(capsys, folder / "fuzz.keras", "-o", folder / "fuzz.c", "--samples", 100)
+        assert "Traceback" not in out + err
+        event("refused" if refused else "exported")
+        if refused:
+            assert code == 2, (refused, out, err)
+            missing = [fragment for fragment in refused if fragment not in err]
+            assert not missing, (missing, err)
+            assert os.listdir(folder) == ["fuzz.keras"], "a refusal must leave no file behind"
+        else:
+            assert code == 0, (out, err)
+            assert "parity: passed" in out
+            assert f"batch: the same bits as one call per row in {', '.join(RUNNABLE)} (" in out, out
+            assert {"fuzz.c", "fuzz.h"} <= set(os.listdir(folder))
+            _stored_walk_agrees(folder / "fuzz.keras")
+
+
+FUZZ_SETTINGS = {"derandomize": True, "database": None, "deadline": None, "suppress_health_check": list(HealthCheck)}
+
+
 def test_random_architectures_export_or_are_refused_completely(keras, capsys, strict_cflags, request):
-    @settings(
-        max_examples=fuzz_examples(request.config),
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @settings(max_examples=fuzz_examples(request.config), **FUZZ_SETTINGS)
     @given(data=st.data())
     def check(data: Any) -> None:
-        model, refused = draw_model(keras, data)
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            randomize(model, seed=len(model.layers)).save(folder / "fuzz.keras")
-            code, out, err = run_cli(capsys, folder / "fuzz.keras", "-o", folder / "fuzz.c", "--samples", 100)
-            assert "Traceback" not in out + err
-            event("refused" if refused else "exported")
-            if refused:
-                assert code == 2, (refused, out, err)
-                missing = [fragment for fragment in refused if fragment not in err]
-                assert not missing, (missing, err)
-                assert os.listdir(folder) == ["fuzz.keras"], "a refusal must leave no file behind"
-            else:
-                assert code == 0, (out, err)
-                assert "parity: passed" in out
-                assert f"batch: the same bits as one call per row in {', '.join(RUNNABLE)} (" in out, out
-                assert {"fuzz.c", "fuzz.h"} <= set(os.listdir(folder))
-                _stored_walk_agrees(folder / "fuzz.keras")
+        _exports_or_is_refused(capsys, *draw_model(keras, data))
+
+    check()
+
+
+def test_random_tensor_models_export_or_are_refused_completely(keras, capsys, strict_cflags, request):
+    """The same contract for models over tensors (a sequence (T, F), an image (H, W, C)): see ``draw_tensor_model``."""
+
+    @settings(max_examples=max(1, fuzz_examples(request.config) // 2), **FUZZ_SETTINGS)
+    @given(data=st.data())
+    def check(data: Any) -> None:
+        _exports_or_is_refused(capsys, *draw_tensor_model(keras, data))
 
     check()

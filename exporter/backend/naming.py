@@ -63,7 +63,7 @@ GENERATED_NAMES = set(
     lo hi mid slope xp fp prob span position start raw fraction mt expanded from picked lower upper
     isa level target visibility always_inline defined STDC FP_CONTRACT OFF
     kernel bias scale shift mean variance inverse base cut end half leaf leaves low step dot kept score
-    GCC optimize push_options pop_options""".split()
+    GCC optimize push_options pop_options recurrent gx gh ti xt rr hh in o""".split()
 )
 _NUMBERED = re.compile(r"(?:x|acc|tail|r)\d+\Z")  # one per row of a block of rows (x0, acc3, tail1, r2...)
 GUARD_SUFFIX = "_H_INCLUDED"  # a header's include guard: SYMBOL_H_INCLUDED, in capitals

@@ -6,6 +6,7 @@ from exporter.ir.graph import Graph
 from exporter.ir.layout import Concatenate, Reshape, Slice
 from exporter.ir.ops import Activate, Affine, Broadcast, Dense, Formula, LayerNorm, Merge, Op, PReLU, Reduce
 from exporter.ir.passes import optimize
+from exporter.ir.recurrent import Recurrent
 
 __all__ = [
     "LINEAR",
@@ -22,6 +23,7 @@ __all__ = [
     "Merge",
     "Op",
     "PReLU",
+    "Recurrent",
     "Reduce",
     "Reshape",
     "Slice",

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+import exporter.frontends.flax.recurrent as recurrent
 from exporter.common.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.registry import Registry
@@ -95,15 +96,7 @@ UNARY = {
     **{name: name for name in "log log1p expm1 abs sqrt rsqrt erf erfc sin cos tan asin acos atan".split()},
     **{name: name for name in "sinh cosh asinh acosh atanh exp2 cbrt floor ceil sign".split()},
 }
-LANE_FUNCTIONS = {
-    "log": "log",
-    "log1p": "log1p",
-    "exp": "exp",
-    "expm1": "expm1",
-    "sqrt": "sqrt",
-    "tanh": "tanh",
-    "atanh": "arctanh",
-}
+LANE_FUNCTIONS = {**{name: name for name in "log log1p exp expm1 sqrt tanh".split()}, "atanh": "arctanh"}
 IDENTITY = {*"copy copy_p stop_gradient reshape squeeze expand_dims convert_element_type optimization_barrier".split()}
 CALLS = {
     "pjit": "jaxpr",
@@ -200,8 +193,13 @@ class JaxprWalker:
             return self.fold(eqn, ins)
         if name in CALLS:
             return self.call(eqn, ins)
+        if name in IDENTITY and isinstance(ins[0], Data):  # a sequence (a shape of its own) relabelled
+            return [Data(recurrent.relabel(self.b, self.label, ins[0].name, eqn.outvars[0].aval.shape), ins[0].scalar)]
         if name in IDENTITY:
             return [ins[0]]
+        if name == recurrent.NAME:  # nn.RNN, as recurrent.intercepted left it; its weights are constants
+            outs = recurrent.walk(self.b, self.label, eqn.params, self.to_data(ins[0]).name, ins[1:])  # type: ignore[arg-type]
+            return [RefusedResult() if o is None else Data(o) for o in outs]
         if any(isinstance(v, Lanes) for v in ins):
             lanes = self.lanes(eqn, ins)
             if lanes is not None:
@@ -323,7 +321,10 @@ class JaxprWalker:
             return x
         if name == "concatenate" and all(isinstance(v, Data) for v in ins):
             names = [v.name for v in data]
-            return Data(self.b.add(Concatenate, self.label, names, sum(self.width(v) for v in data)))
+            shape, at = self.b.shape(x.name), int(p["dimension"])  # sequences: along their last axis, step by step
+            steps = int(np.prod(shape[:at]))
+            width = sum(self.width(v) for v in data) // steps
+            return Data(self.b.add(Concatenate, self.label, names, width, axis=at - len(shape), steps=steps))
         if name in ("gt", "lt", "ge", "le", "eq", "ne", "select_n", "cond", "while", "scan"):
             raise Unsupported("control flow or selection that depends on the data has no C translation")
         raise Unsupported("this primitive (or this use of it) has no C translation")
@@ -370,9 +371,10 @@ def jaxpr_to_ir(
     import jax.numpy as jnp
 
     leaves, treedef = jax.tree_util.tree_flatten(params)
-    closed = jax.make_jaxpr(lambda flat, x: fn(jax.tree_util.tree_unflatten(treedef, flat), x))(
-        leaves, jnp.zeros((n_inputs,), jnp.float32)
-    )
+    with recurrent.intercepted(source):  # nn.RNN as one primitive, not a scan
+        closed = jax.make_jaxpr(lambda flat, x: fn(jax.tree_util.tree_unflatten(treedef, flat), x))(
+            leaves, jnp.zeros((n_inputs,), jnp.float32)
+        )
     walker = JaxprWalker(source, n_inputs)
     raw = Lanes(tuple((i, ()) for i in range(n_inputs)))
     args: list[Value] = [*(Const(v) for v in leaves), raw]

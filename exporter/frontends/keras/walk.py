@@ -8,6 +8,7 @@ from typing import Any
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras import attention as _attention  # noqa: F401  (registers MultiHeadAttention)
+from exporter.frontends.keras import recurrent as _recurrent  # noqa: F401  (declares the recurrent layers)
 from exporter.frontends.keras.inputs import (
     input_parts,
     is_several,
@@ -27,9 +28,11 @@ REFUSALS = {
     "ConvLSTM": "convolutional recurrent layers (ConvLSTM) are not supported",
     "Conv": "convolutions are not supported (the exporter handles 1-D feature vectors)",
     "Pooling": "pooling is not supported (the exporter handles 1-D feature vectors)",
-    "LSTM": "recurrent layers are not supported",
-    "GRU": "recurrent layers are not supported",
-    "RNN": "recurrent layers are not supported",
+    "Masking": "masking (the Masking layer) is not supported: a recurrent layer here runs over every step",
+    "LSTM": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",
+    "GRU": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",
+    "RNN": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",
+    "Cell": "a recurrent cell called on its own is not supported (wrap it in keras.layers.RNN)",
     "Attention": "attention layers other than MultiHeadAttention are not supported",
     "Embedding": "embeddings are not supported",
 }
@@ -94,9 +97,9 @@ class KerasWalker:
         if mapping is None:
             problems.insert(0, refusal_reason(cls, _is_builtin(layer)))
         shape = row_shape(out_shapes[0]) if out_shapes else None
-        if problems:  # one refused value for each output, so that the walk goes on to the next problems
-            refused = self.b.refuse(layer.name, cls, "; ".join(problems), width, tuple(inputs), shape=shape)
-            return [refused] * max(1, len(out_shapes))
+        if problems:  # each further output a value of its own, so the walk goes on to the next problems
+            others = [self.b.value(math.prod(row_shape(s)), row_shape(s)) for s in out_shapes[1:]]
+            return [self.b.refuse(layer.name, cls, "; ".join(problems), width, tuple(inputs), shape=shape), *others]
         try:
             if takes_call(cls, _is_builtin(layer)):
                 return [mapping(layer, self.b, inputs, call)]  # type: ignore[call-arg]
