@@ -973,6 +973,7 @@ static void calo_set_rows1(float *output, const float *input)
     float calo_set_buf4[256];
     float calo_set_buf5[256];
     float calo_set_buf_tmp[16];  /* the ops' working memory, each op's while it runs */
+    (void)calo_set_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* input particles: Slice 0:64 */
         for (int k = 0; k < 64; ++k) calo_set_buf0[k] = input[k];
     }
@@ -1482,6 +1483,7 @@ static void calo_set_rows2(float *output, const float *input)
     float calo_set_buf4[512];
     float calo_set_buf5[512];
     float calo_set_buf_tmp[32];  /* the ops' working memory, each op's while it runs */
+    (void)calo_set_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* input particles: Slice 0:64 */
         for (int r = 0; r < 2; ++r) for (int k = 0; k < 64; ++k) calo_set_buf0[r * 256 + k] = input[r * 80 + k];
     }
@@ -2063,6 +2065,7 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
     float calo_set_buf4[256];
     float calo_set_buf5[256];
     float calo_set_buf_tmp[16];  /* the ops' working memory, each op's while it runs */
+    (void)calo_set_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* input particles: Slice 0:64 */
         for (int k = 0; k < 64; ++k) calo_set_buf0[k] = input[k];
     }
@@ -2572,6 +2575,7 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
     float calo_set_buf4[1024];
     float calo_set_buf5[1024];
     float calo_set_buf_tmp[64];  /* the ops' working memory, each op's while it runs */
+    (void)calo_set_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* input particles: Slice 0:64 */
         for (int r = 0; r < 4; ++r) for (int k = 0; k < 64; ++k) calo_set_buf0[r * 256 + k] = input[r * 80 + k];
     }
@@ -3287,6 +3291,7 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
     float calo_set_buf4[256];
     float calo_set_buf5[256];
     float calo_set_buf_tmp[16];  /* the ops' working memory, each op's while it runs */
+    (void)calo_set_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* input particles: Slice 0:64 */
         for (int k = 0; k < 64; ++k) calo_set_buf0[k] = input[k];
     }
@@ -3782,6 +3787,7 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
     float calo_set_buf4[2048];
     float calo_set_buf5[2048];
     float calo_set_buf_tmp[128];  /* the ops' working memory, each op's while it runs */
+    (void)calo_set_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* input particles: Slice 0:64 */
         for (int r = 0; r < 8; ++r) for (int k = 0; k < 64; ++k) calo_set_buf0[r * 256 + k] = input[r * 80 + k];
     }
