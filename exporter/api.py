@@ -331,11 +331,9 @@ def export_chain(
         values = after_network(x)
         return np.asarray(values[-1][1] if values else x, dtype=np.float32)
 
-    discrete = discrete_columns(net_loaded.graph) if net_loaded is not None else []
-
     def reference64(rows: np.ndarray, *noise: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """The chain in float64: no rounding to float32 between the steps (``rng``: nudged where it rounds)."""
-        x = nudge(prepare(rows), rng, discrete)  # masks and indices stay what they are
+        x = nudge(prepare(rows), rng, discrete_columns(net_loaded.graph if net_loaded else None))  # masks stay
         if net_loaded is not None:
             if net_loaded.reference64 is None:
                 raise Float64Unavailable(f"{net_loaded.framework} gives no float64 reference for {chain.source}")

@@ -48,6 +48,7 @@ SLOW = {
     "examples/regenerate.py": "tests/test_generated.py runs its exports",
     "benchmarks/run.py": "tests/test_benchmark.py runs it --quick",
     "benchmarks/startup.py": "times import tensorflow: a benchmark, not a test",
+    "benchmarks/yardstick.py": "exports hundreds of peer models (minutes); tests/test_yardstick.py runs its harness",
     "cmake -S . -B build": "tests/test_cmake.py builds the committed exports and runs ctest",
     "cmake -S . -B build-asan": "tests/test_cmake.py builds with LAMARR_EXPORT_SANITIZE=ON",
 }
