@@ -309,3 +309,16 @@ def forget_module(monkeypatch: Any, module: Any) -> str:
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != folder])
     monkeypatch.delitem(sys.modules, module.__name__)
     return module.__name__
+
+
+def header_values(folder: Path, header: str, arrays: str, values: str) -> list[str]:
+    """What a C program including ``header`` (in ``folder``) prints of the int expressions ``values`` (comma
+    separated), after declaring ``arrays`` (e.g. ``in[] = SYMBOL_INPUT_SHAPE``): a header's macros as C reads them."""
+    program = folder / "main.c"
+    n = values.count(",") + 1
+    program.write_text(
+        f'#include <stdio.h>\n#include "{header}"\nint main(void) {{\n    static const int {arrays};\n'
+        f'    printf("{" ".join(["%d"] * n)}\\n", {values});\n    return 0;\n}}\n'
+    )
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-o", folder / "main", program], check=True)
+    return subprocess.run([folder / "main"], capture_output=True, text=True, check=True).stdout.split()

@@ -9,8 +9,6 @@ by name; a network whose stack scratch would pass the documented limit is refuse
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -18,7 +16,7 @@ from exporter.backend import MAX_STACK_BYTES
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.ir import Concatenate, Dense, Graph, LayerNorm, Reshape
 
-from helpers import assert_user_error, export_and_check, randomize, run_cli, saved
+from helpers import assert_user_error, export_and_check, header_values, randomize, run_cli, saved
 
 
 def _sequence_head(keras):
@@ -67,17 +65,9 @@ def test_the_header_states_the_shapes_and_a_c_program_reads_them(keras, tmp_path
     path = saved(randomize(_tensor_out(keras)), tmp_path)
     code, _, err = run_cli(capsys, path, "-o", tmp_path / "seq.c", "--no-check")
     assert code == 0, err
-    program = tmp_path / "main.c"
-    program.write_text(
-        '#include <stdio.h>\n#include "seq.h"\n'
-        "int main(void) {\n"
-        "    static const int in[] = seq_INPUT_SHAPE, out[] = seq_OUTPUT_SHAPE;\n"
-        '    printf("%d %d %d %d %d %d\\n", seq_INPUT_RANK, in[0] * in[1], seq_N_INPUTS,\n'
-        "           seq_OUTPUT_RANK, out[0] * out[1], seq_N_OUTPUTS);\n"
-        "    return 0;\n}\n"
-    )
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-o", tmp_path / "main", program], check=True)
-    shown = subprocess.run([tmp_path / "main"], capture_output=True, text=True, check=True).stdout.split()
+    arrays = "in[] = seq_INPUT_SHAPE, out[] = seq_OUTPUT_SHAPE"
+    values = "seq_INPUT_RANK, in[0] * in[1], seq_N_INPUTS, seq_OUTPUT_RANK, out[0] * out[1], seq_N_OUTPUTS"
+    shown = header_values(tmp_path, "seq.h", arrays, values)
     assert shown == ["2", "20", "20", "2", "12", "12"]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from exporter.backend.functions import REAL_SIZE, ExportedFunction, PipelineFunction, plan_functions
+from exporter.backend.functions import REAL_SIZE, ExportedFunction, NetworkFunction, PipelineFunction, plan_functions
 from exporter.backend.isa import VARIANTS, Variant
 from exporter.backend.mathlib import helper_mode, helpers_needed
 from exporter.backend.target import Target
@@ -169,7 +169,7 @@ def refuse_deep_stacks(source: str, functions: list[ExportedFunction]) -> None:
     """Refuse a network whose scratch arrays, in one call or one block of a batch, exceed ``MAX_STACK_BYTES``:
     a thread's stack (Lamarr runs in worker threads) would overflow at run time, with no message at all."""
     for f in functions:
-        for code in getattr(f, "variants", ()):
+        for code in f.variants if isinstance(f, NetworkFunction) else ():
             for block in code.blocks:
                 if block.stack_bytes > MAX_STACK_BYTES:
                     raise ExportError(
