@@ -5,7 +5,8 @@ queries by the transposed keys, a scale, a mask added (``-inf`` where ``Where`` 
 ``Softmax`` over the keys, a ``MatMul`` of the weights by the values. Reading those ops one by one, not
 matching one exporter's node sequence onto ``Attention``, reads any attention written so (causal, with a
 padding mask, with a bias, heads split any way), at the cost of holding the scores as a tensor of their own.
-``MatMul`` is the one genuinely shaped op that needs; ``Select`` is ``Where`` of a 0/1 (or any) condition.
+``MatMul`` is the one genuinely shaped op that needs; ``Select`` is ``Where`` of a computed condition (a 0/1
+mask input), ``Masked`` a constant mask (causal: ``-inf`` above the diagonal) added or filled in.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import ClassVar
+
+import numpy as np
 
 from exporter.ir.ops import Op, Shape, size
 
@@ -86,3 +89,30 @@ class Select(Op):
             return "x" if v is None else repr(v)
 
         return f"Select c != 0 ? {side(self.on_true)} : {side(self.on_false)}"
+
+
+@dataclass
+class Masked(Op):
+    """A constant attention mask on a computed tensor: ``x + mask`` (an additive mask of 0 and ``-inf``, or a
+    bias), or with ``fill`` (1 where a ``Where`` of a constant condition picks the constant) ``mask`` there and
+    ``x`` elsewhere. The mask may hold infinities (C's ``INFINITY``), never NaN."""
+
+    mask: np.ndarray = None  # type: ignore[assignment]
+    fill: np.ndarray | None = None
+
+    template: ClassVar[str] = "masked"
+    in_place: ClassVar[bool] = True
+    elementwise: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self.mask = np.asarray(self.mask, dtype=np.float32).reshape(-1)
+        if self.fill is not None:
+            self.fill = np.asarray(self.fill, dtype=np.float32).reshape(-1)
+        if self.mask.shape != (self.width,) or (self.fill is not None and self.fill.shape != (self.width,)):
+            raise ValueError(f"a mask of {self.mask.size} values on {self.width}")
+
+    def describe(self) -> str:
+        return f"Masked {self.width} ({'filled' if self.fill is not None else 'added'})"
+
+    def refusal(self) -> str | None:
+        return "its mask holds NaN" if np.isnan(self.mask).any() else None

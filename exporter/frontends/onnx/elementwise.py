@@ -31,7 +31,7 @@ from exporter.frontends.onnx.declare import (
     whole_row,
 )
 from exporter.frontends.onnx.products import spread
-from exporter.ir import Activate, Activation, Affine, Formula, Merge, PReLU
+from exporter.ir import Activate, Activation, Affine, Formula, Masked, Merge, PReLU
 from exporter.ir.expression import Expr, X, call, num
 from exporter.ir.ops import affine_parts
 
@@ -215,6 +215,9 @@ def _with_constant(node: Node, b: Builder, kind: str, row: Row, c: np.ndarray, r
         raise Unsupported(f"a constant of shape {list(np.shape(c))} across the batch axis")
     dims = broadcast_dims(row.dims, const_dims(c, row.rank).shape)
     row = to_dims(b, node.name, row, dims) if dims != row.dims else row
+    if not np.all(np.isfinite(c)) and (kind == "add" or (kind == "subtract" and row_first)):
+        mask = per_feature(-c if kind == "subtract" else c, row, "the mask")  # 0 and -inf: an attention mask
+        return Row(b.add(Masked, node.name, [row.value], row.width, mask=mask), dims, row.batch, row.groups)
     if kind == "divide" and not row_first:
         quotient = Expr("/", (num(scalar(c, "the dividend")), X))
         return Row(b.add(Formula, node.name, [row.value], row.width, expr=quotient), dims, row.batch, row.groups)

@@ -40,7 +40,7 @@ REFUSALS = {
     **dict.fromkeys(
         "ConvTranspose ConvInteger QLinearConv LpPool GlobalLpPool MaxUnpool MaxRoiPool RoiAlign "
         "InstanceNormalization GroupNormalization LRN Resize Upsample DepthToSpace SpaceToDepth Col2Im DeformConv "
-        "Einsum Attention".split(),
+        "Attention".split(),
         SHAPED,
     ),
     **dict.fromkeys("If Loop Scan".split(), "control flow (subgraphs) is not supported"),
