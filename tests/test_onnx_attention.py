@@ -24,6 +24,8 @@ from exporter.common.errors import UnsupportedModelError  # noqa: E402
 from exporter.frontends.onnx import load_onnx  # noqa: E402
 from exporter.ir import Masked, MatMul, Select  # noqa: E402
 
+from helpers import strict_compile  # noqa: E402
+
 T, D, H = 5, 6, 2  # tokens, model width, heads
 DH = D // H
 ROWS = 1200
@@ -81,15 +83,15 @@ def attention(mask: str, einsum: bool = False) -> onnx.ModelProto:
     product = ("Einsum", q, k) if einsum else ("MatMul", q, k)
     scores = net.op(*product, **({"equation": "bhqd,bhkd->bhqk"} if einsum else {}))
     scores = net.op("Mul", scores, net.const(1 / np.sqrt(DH)))
-    if mask == "bool padding":
+    if mask in ("bool padding", "every"):
         padded = net.op("Unsqueeze", net.input("mask", TensorProto.BOOL, [T]), net.const([1, 2], np.int64))
         scores = net.op("Where", padded, net.const(-np.inf), scores)
-    elif mask == "float padding":
+    if mask in ("float padding", "every"):
         bias = net.op("Unsqueeze", net.input("bias", TensorProto.FLOAT, [T]), net.const([1, 2], np.int64))
         scores = net.op("Add", scores, bias)
-    elif mask == "causal added":
+    if mask in ("causal added", "every"):
         scores = net.op("Add", scores, net.const(np.where(_causal(), -np.inf, 0.0)))
-    elif mask == "causal where":
+    if mask in ("causal where", "every"):
         scores = net.op("Where", net.const(_causal(), bool), net.const(-1e9), scores)
     weights = net.op("Softmax", scores, axis=-1)
     if einsum:
@@ -100,7 +102,7 @@ def attention(mask: str, einsum: bool = False) -> onnx.ModelProto:
     return net.model(net.op("Add", "x", net.project(joined, D)))
 
 
-MASKS = ["none", "bool padding", "float padding", "causal added", "causal where"]
+MASKS = ["none", "bool padding", "float padding", "causal added", "causal where", "every"]
 
 
 @pytest.mark.parametrize("mask", MASKS)
@@ -111,16 +113,29 @@ def test_attention_parity(tmp_path, mask):
     ex = export_chain(path)
     ops = ex.chain.net.ops
     assert sum(isinstance(op, MatMul) for op in ops) == 2
-    assert any(isinstance(op, Select) for op in ops) == (mask == "bool padding")
-    assert any(isinstance(op, Masked) for op in ops) == mask.startswith("causal")
+    assert any(isinstance(op, Select) for op in ops) == (mask in ("bool padding", "every"))
+    assert any(isinstance(op, Masked) for op in ops) == (mask.startswith("causal") or mask == "every")
     rows = ex.inputs(samples=ROWS)
-    if mask == "bool padding":  # the mask's columns, after x's: 0/1, every count of padded keys
-        assert [(p.name, p.offset, p.mask) for p in ex.chain.net.parts] == [("x", 0, False), ("mask", T * D, True)]
-        flags = rows[:, T * D :]
+    if mask in ("bool padding", "every"):  # the mask's columns, after x's: 0/1, every count of padded keys
+        assert [(p.name, p.offset, p.mask) for p in ex.chain.net.parts][:2] == [("x", 0, False), ("mask", T * D, True)]
+        flags = rows[:, T * D : T * D + T]
         assert set(np.unique(flags)) == {0.0, 1.0} and set(flags.sum(axis=1)) == set(range(T + 1))
     report = ex.check(ex.compile(tmp_path, one_row=True), inputs=rows)
     assert report.passed and report.fallback is None, report.table()
     assert report.judgement is not None and report.judgement.rows >= ROWS
+
+
+def test_every_mask_at_once_compiles_strictly(tmp_path):
+    """Both mask inputs and both constant masks in one graph: the IR's ``MatMul``, ``Select`` and ``Masked``
+    (its ``-INFINITY``) under Lamarr's strict flags, as C and as C++, in float and in double."""
+    path = tmp_path / "every.onnx"
+    onnx.save(attention("every"), path)
+    for dtype in ("float", "double"):
+        ex = export_chain(path, dtype=dtype, dispatch="none", name=f"every_{dtype}")
+        assert [p.mask for p in ex.chain.net.parts] == [False, True, False]
+        c_file, _ = ex.write(tmp_path / f"every_{dtype}.c")
+        assert "-INFINITY" in c_file.read_text()
+        strict_compile(c_file, tmp_path)
 
 
 def test_einsum_attention_parity(tmp_path):
@@ -139,7 +154,9 @@ def test_attention_without_masking_fails_parity(tmp_path):
     path = tmp_path / "attention.onnx"
     onnx.save(attention("bool padding"), path)
     ex = export_chain(path)
-    ex.c_edit = lambda c: c.replace("? -INFINITY :", "? 0.f :")  # a padded key's score 0, not -inf: attended
+    edited = "? (float)-INFINITY :"
+    assert edited in ex.render().c
+    ex.c_edit = lambda c: c.replace(edited, "? (float)0.f :")  # a padded key's score 0, not -inf: attended
     report = ex.check(ex.compile(tmp_path, one_row=True), inputs=ex.inputs(samples=200))
     assert not report.passed
 
