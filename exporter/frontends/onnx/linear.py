@@ -133,7 +133,7 @@ def reduce(node: Node, b: Builder) -> list[Value]:
     order = (*kept, *sorted(reduced))  # the reduced axes last: each step reduces one run of them
     count = math.prod(row.dims[k] for k in reduced)
     moved = row
-    if order != tuple(range(len(row.dims))):
+    if [k for k in order if row.dims[k] > 1] != sorted(k for k in order if row.dims[k] > 1):  # axes of 1 move nothing
         out = transposed(b, node.name, tensor(b, node.name, row, row.dims), order)
         moved = flat(b, node.name, out, b.shape(out))
     kind = "max" if node.op_type == "ReduceMax" else "sum"

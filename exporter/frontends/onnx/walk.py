@@ -49,6 +49,7 @@ REFUSALS = {
         "draws random numbers: a generator takes its noise as an input (noise)",
     ),
 }
+BOOL_NOTE = "a bool tensor, 0 (false) or 1 (true) per item, as the model reads it"
 GROWING = {"ConstantOfShape", "Expand", "Tile", "Range", "Pad", "OneHot", "EyeLike", "Resize", "Upsample"}
 MAX_FOLDED = 1 << 26  # values of one folded constant: a file may not make the exporter allocate without bound
 
@@ -307,7 +308,8 @@ class OnnxWalker:
         for graph_input, width, offset in zip(inputs, widths, offsets, strict=False):
             value = self.b.add(Slice, f"input {graph_input.name}", [walked.input], width, start=offset)
             self.values[graph_input.name] = Row(value, graph_input.fixed)
-            parts.append(InputPart(graph_input.name, offset, graph_input.fixed, graph_input.bool))
+            note = BOOL_NOTE if graph_input.bool else ""
+            parts.append(InputPart(graph_input.name, offset, graph_input.fixed, graph_input.bool, note))
             if graph_input.problems:
                 self.poisoned.add(value)
         walked.parts = tuple(parts)
