@@ -289,9 +289,13 @@ def feature_grid(row: Row) -> np.ndarray:
 
 
 def tensor(b: Builder, name: str, row: Row, shape: IRShape) -> str:
-    """The row's IR value seen as a tensor of ``shape`` (a ``Reshape``, which copies nothing, when needed)."""
+    """The row's IR value seen as a tensor of ``shape`` (a ``Reshape``, which copies nothing, when needed; the
+    value a ``Reshape`` made it from, when that has the shape: a row op's output read by the next row op)."""
     if b.shape(row.value) == tuple(shape):
         return row.value
+    made = next((op for op in reversed(b.ops) if op.output == row.value), None)
+    if isinstance(made, Reshape) and b.shape(made.inputs[0]) == tuple(shape):
+        return made.inputs[0]
     return b.add(Reshape, name, [row.value], row.width, shape=shape)
 
 

@@ -52,8 +52,16 @@ def activate(b: Builder, node: Node, row: Row, kind: str, **params: float) -> Ro
 
 
 def affine(b: Builder, node: Node, row: Row, scale: Any, shift: Any) -> Row:
+    """``x * scale + shift``; per position of the last axis alone (a bias after a ``MatMul`` over tokens), one
+    row op of steps, which the IR's passes fuse into the ``Dense`` of the same steps before it."""
     scale, shift = np.broadcast_to(scale, row.width), np.broadcast_to(shift, row.width)
-    out = b.add(Affine, node.name, [row.value], row.width, scale=scale, shift=shift)
+    last = row.dims[-1] if row.dims and row.axes()[-1] == [len(row.dims)] else row.width
+    periods = [np.reshape(v, (-1, last)) for v in (scale, shift)]
+    uniform = all((v == v.flat[0]).all() for v in (scale, shift))  # one value: the whole row at once
+    if last < row.width and not uniform and all((p == p[0]).all() for p in periods):
+        out = along_last(b, node.name, row, Affine, last, scale=periods[0][0], shift=periods[1][0])
+    else:
+        out = b.add(Affine, node.name, [row.value], row.width, scale=scale, shift=shift)
     return Row(out, row.dims, row.batch, row.groups)
 
 
@@ -214,7 +222,9 @@ def _with_constant(node: Node, b: Builder, kind: str, row: Row, c: np.ndarray, r
     if (row.batch or row.groups) and np.ndim(c) > after:
         raise Unsupported(f"a constant of shape {list(np.shape(c))} across the batch axis")
     dims = broadcast_dims(row.dims, const_dims(c, row.rank).shape)
-    row = to_dims(b, node.name, row, dims) if dims != row.dims else row
+    if dims != row.dims and (row.batch or row.groups):
+        raise Unsupported(f"a constant of shape {list(np.shape(c))} widens a row whose batch is not its first axis")
+    row = to_dims(b, node.name, row, dims)
     if not np.all(np.isfinite(c)) and (kind == "add" or (kind == "subtract" and row_first)):
         mask = per_feature(-c if kind == "subtract" else c, row, "the mask")  # 0 and -inf: an attention mask
         return Row(b.add(Masked, node.name, [row.value], row.width, mask=mask), dims, row.batch, row.groups)
