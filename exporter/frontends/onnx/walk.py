@@ -143,8 +143,9 @@ class OnnxWalker:
         """A node of shapes computed from the batch size: folded twice, with the batch size one sentinel and
         then the other; an entry that follows the sentinels is the batch size, one that stays is a constant."""
         unknown = [Meta() for _ in node.output]
-        if node.op_type == "ConstantOfShape" and not np.any(self._attr_value(node)):
-            return [Meta(zero=True)]
+        zeros = node.op_type == "Expand" and isinstance(inputs[0], Const) and not np.any(inputs[0].array)
+        if zeros or (node.op_type == "ConstantOfShape" and not np.any(self._attr_value(node))):
+            return [Meta(zero=True)]  # zeros of a shape read from the rows (``torch.zeros_like`` of a mask)
         if node.op_type in GROWING or any(isinstance(v, Meta) and v.values is None for v in inputs):
             return unknown
         runs = []
