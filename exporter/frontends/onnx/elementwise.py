@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -196,7 +197,7 @@ def power(node: Node, b: Builder) -> list[Value]:
         raise Unsupported("a power of a computed tensor to a constant exponent, or of a constant base, is supported")
     row = exponent if isinstance(exponent, Row) else base
     assert isinstance(row, Row)
-    return [Row(b.add(Formula, node.name, [row.value], row.width, expr=expr), row.dims)]
+    return [replace(row, value=b.add(Formula, node.name, [row.value], row.width, expr=expr))]
 
 
 MERGES = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide"}

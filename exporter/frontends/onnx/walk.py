@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -250,7 +250,7 @@ class OnnxWalker:
                     row = self.values[gelu.x]
                     assert isinstance(row, Row)
                     act = Activation("gelu_erf", {})
-                    outs = [Row(self.b.add(Activate, name, [row.value], row.width, activation=act), row.dims)]
+                    outs = [replace(row, value=self.b.add(Activate, name, [row.value], row.width, activation=act))]
                 else:
                     outs = self.translate(node, name, inputs)
             except (Unsupported, ExpressionError) as err:
