@@ -5,8 +5,9 @@ Each graph is built with onnx.helper: x [batch, T, D] projected to queries, keys
 a ``Softmax`` over the keys, the weights times the values, the heads joined and projected. The masks: none;
 a key padding mask as a second input, bool (``Where`` of ``-inf``, true: padding, as PyTorch's
 ``key_padding_mask``) or float (added); a causal mask, a constant added (0 and ``-inf``) or picked by a
-constant condition (``Where``). A bool mask input is read as 0/1 floats beside x in the C's input row, and
-the parity rows give it every count of padded keys, 0 to T (all padded: NaN in ONNX Runtime and in the C).
+constant condition (``Where``); and all of them at once, the values computed with the batch moved to axis 1
+through a GELU written out. A bool mask input is read as 0/1 floats beside x in the C's input row, and the
+parity rows give it every count of padded keys, 0 to T (all padded: NaN in ONNX Runtime and in the C).
 """
 
 from __future__ import annotations
@@ -79,7 +80,13 @@ def attention(mask: str, einsum: bool = False) -> onnx.ModelProto:
     net = Net()
     q = _heads(net, net.project("x", D), [0, 2, 1, 3])
     k = _heads(net, net.project("x", D), [0, 2, 1, 3] if einsum else [0, 2, 3, 1])
-    v = _heads(net, net.project("x", D), [0, 2, 1, 3])
+    if mask == "every":  # the values computed on [T, batch, D] (the batch moved), through a GELU written out
+        seq = net.project(net.op("Transpose", "x", perm=[1, 0, 2]), D)
+        erf = net.op("Erf", net.op("Div", seq, net.const(np.sqrt(2.0))))
+        gelu = net.op("Mul", net.op("Mul", seq, net.op("Add", erf, net.const(1.0))), net.const(0.5))
+        v = _heads(net, net.op("Transpose", gelu, perm=[1, 0, 2]), [0, 2, 1, 3])
+    else:
+        v = _heads(net, net.project("x", D), [0, 2, 1, 3])
     product = ("Einsum", q, k) if einsum else ("MatMul", q, k)
     scores = net.op(*product, **({"equation": "bhqd,bhkd->bhqk"} if einsum else {}))
     scores = net.op("Mul", scores, net.const(1 / np.sqrt(DH)))
