@@ -103,3 +103,10 @@ def test_transformer_parity_every_mask_count(tmp_path, name):
     assert report.judgement is not None and report.judgement.rows >= ROWS
     whole = rows[padded == 8][:3].astype(np.float32)
     assert np.isnan(lib.batch(whole)).all() and np.isnan(ex.loaded.reference(whole)).all()
+    if name == "transformer":  # the trace: ONNX Runtime's tensors with the batch first, tapped step by step
+        from exporter.check.trace import trace
+
+        traced = trace(ex, report.arrays.inputs, [int(r) for r in report.worst_rows(4)], report.atol, report.rtol)
+        assert traced.first_drift is None and "every step agrees" in traced.verdict(), traced.table()
+        named = " ".join(step.name for step in traced.steps)
+        assert "/encoder/Where" in named and "self_attn/Softmax" in named and "self_attn/MatMul_1" in named, named

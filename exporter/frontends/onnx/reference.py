@@ -123,9 +123,18 @@ class OnnxReference:
         tapped.CopyFrom(self.model)
         outputs = {o.name for o in tapped.graph.output}
         for name in names:
-            if name not in outputs:
-                tapped.graph.output.append(onnx.helper.make_tensor_value_info(name, FLOAT, None))
+            if name not in outputs:  # of its own type: a mask's Cast to bool is tapped as bool, read as 0/1
+                elem = self._types.get(name, FLOAT)
+                tapped.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
         return session(tapped, self.source)
+
+    @functools.cached_property
+    def _types(self) -> dict[str, int]:
+        """The element type of every tensor ONNX's shape inference types."""
+        import onnx
+
+        inferred = onnx.shape_inference.infer_shapes(self.model)
+        return {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
 
     def intermediates(self, values: list[str], rows: np.ndarray, *noise: np.ndarray) -> dict[str, np.ndarray]:
         """ONNX Runtime's value of each IR value, for ``rows``: the model run with those tensors as outputs."""

@@ -258,7 +258,7 @@ class OnnxWalker:
         for output, value in zip(node.output, outs, strict=False):
             if output:
                 self.values[output] = value
-                if isinstance(value, Row):
+                if isinstance(value, Row) and not (value.batch or value.groups):  # the trace reads the batch first
                     self.walked.origins.setdefault(value.value, output)
 
     def inputs(self, noise: int) -> None:
