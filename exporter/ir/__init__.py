@@ -8,6 +8,7 @@ from exporter.ir.layout import Concatenate, Reshape, Slice, Transpose
 from exporter.ir.ops import Activate, Affine, Broadcast, Dense, Formula, LayerNorm, Merge, Op, PReLU, Reduce
 from exporter.ir.passes import optimize
 from exporter.ir.recurrent import Recurrent
+from exporter.ir.transposed import ConvTranspose
 
 __all__ = [
     "LINEAR",
@@ -18,6 +19,7 @@ __all__ = [
     "Broadcast",
     "Concatenate",
     "Conv",
+    "ConvTranspose",
     "Dense",
     "Formula",
     "Graph",
