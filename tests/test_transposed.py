@@ -150,3 +150,62 @@ def test_the_op_states_its_shape_and_refuses_others():
         ConvTranspose("t", (x,), "", 2, padding=((5, 5),), **fields)
     assert "ConvTranspose1D 4x3->2 3, strides 2, crop 1+-3" in ConvTranspose("t", (x,), "", 22, padding=((1, -3),),
                                                                               **fields).describe()  # fmt: skip
+
+
+def _flax_models():
+    """``nn.ConvTranspose`` (linen) and ``nnx.ConvTranspose`` over reshaped rows: SAME, VALID, an int and explicit
+    pairs (negative ones crop, wide ones extend), strides, kernel_dilation, ``transpose_kernel`` both ways."""
+    from flax import linen as nn
+    from flax import nnx
+
+    class Image(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = x.reshape(5, 4, 3)
+            x = nn.tanh(nn.ConvTranspose(4, (3, 2), strides=(2, 3), padding="SAME")(x))
+            x = nn.ConvTranspose(3, (2, 3), strides=(1, 2), padding="VALID", kernel_dilation=(2, 1),
+                                 transpose_kernel=True)(x)  # fmt: skip
+            x = nn.ConvTranspose(2, (3, 3), padding=((0, 3), (-1, 2)), use_bias=False)(x)
+            return x.reshape(-1)
+
+    class Sequence(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = x.reshape(9, 2)
+            x = nn.relu(nn.ConvTranspose(3, (4,), strides=(3,), padding=1, transpose_kernel=True)(x))
+            x = nn.ConvTranspose(2, (3,), strides=(2,), padding="SAME", kernel_dilation=(2,))(x)
+            return x.reshape(-1)
+
+    class Stack(nnx.Module):
+        def __init__(self, rngs):
+            self.up = nnx.ConvTranspose(2, 3, kernel_size=(3,), strides=(2,), padding="VALID", rngs=rngs)
+
+        def __call__(self, x):
+            return self.up(x.reshape(7, 2)).reshape(-1)
+
+    return {"image": (Image(), 60), "sequence": (Sequence(), 18), "nnx": (Stack(nnx.Rngs(0)), 14)}
+
+
+@pytest.mark.parametrize("kind", ["image", "sequence", "nnx"])
+def test_flax_transposed_convolutions_match_jax(tmp_path, kind):
+    import jax
+    import jax.numpy as jnp
+    from flax import linen as nn
+
+    from exporter import export_flax
+
+    model, n_inputs = _flax_models()[kind]
+    params = None
+    if isinstance(model, nn.Module):  # biases drawn too (Flax starts them at zero)
+        rng = np.random.default_rng(2)
+
+        def draw(leaf):  # kernels std 1/sqrt(fan-in), biases 0.5
+            scale = 1 / np.sqrt(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else 0.5
+            return (rng.standard_normal(leaf.shape) * scale).astype(np.float32)
+
+        params = jax.tree_util.tree_map(draw, jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros(n_inputs)))
+    ex = export_flax(model, params, n_inputs=n_inputs, name=f"up_{kind}")
+    assert any(type(op).__name__ == "ConvTranspose" for op in ex.graph.ops)
+    report = ex.check(ex.compile(tmp_path, one_row=True))
+    assert report.rows >= 10_000
+    assert report.passed, report.table()
