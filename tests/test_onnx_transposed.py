@@ -46,12 +46,12 @@ CASES_1D: dict[str, Case] = {
     "ConvTranspose output_padding dilations": lambda g, x: _up(
         g, x, (3, 2, 3), strides=[3], output_padding=[2], dilations=[2], pads=[1, 0]
     ),
-    "ConvTranspose SAME_UPPER": lambda g, x: _up(g, x, (3, 3, 4), auto_pad="SAME_UPPER", strides=[2]),
+    "ConvTranspose SAME_UPPER": lambda g, x: _up(g, x, (3, 3, 3), auto_pad="SAME_UPPER", strides=[2]),
     "ConvTranspose SAME_LOWER": lambda g, x: _up(g, x, (3, 3, 3), auto_pad="SAME_LOWER", strides=[2]),
     "ConvTranspose VALID no bias": lambda g, x: _up(g, x, (3, 2, 2), bias=False, auto_pad="VALID", strides=[2]),
     "ConvTranspose group": lambda g, x: _up(g, x, (3, 2, 3), group=3, strides=[2], pads=[1, 1]),
     "ConvTranspose output_shape SAME_UPPER": lambda g, x: _up(
-        g, x, (3, 2, 4), strides=[2], output_shape=[14], auto_pad="SAME_UPPER"
+        g, x, (3, 2, 4), strides=[2], output_shape=[13], auto_pad="SAME_UPPER"
     ),
     "ConvTranspose output_shape SAME_LOWER": lambda g, x: _up(
         g, x, (3, 2, 4), strides=[2], output_shape=[14], auto_pad="SAME_LOWER", output_padding=[1]
