@@ -14,6 +14,7 @@ import itertools
 
 import numpy as np
 import pytest
+from test_convolution import spread
 
 from exporter import export_keras
 from exporter.check.batch_bits import build_and_run
@@ -23,7 +24,6 @@ from exporter.ir import ConvTranspose
 from exporter.ir.transposed import transposed_positions
 
 from helpers import assert_user_error, saved, strict_compile
-from test_convolution import spread
 
 
 def transposed_reference(x: np.ndarray, kernel: np.ndarray, strides, dilation, padding) -> np.ndarray:
@@ -209,3 +209,19 @@ def test_flax_transposed_convolutions_match_jax(tmp_path, kind):
     report = ex.check(ex.compile(tmp_path, one_row=True))
     assert report.rows >= 10_000
     assert report.passed, report.table()
+
+
+def test_flax_what_stays_out_is_refused_by_name():
+    """A convolution both strided and of a dilated (or negatively padded) input: no one op computes it."""
+    from jax import lax
+
+    from exporter import export_flax
+    from exporter.common.errors import UnsupportedModelError
+
+    def both(params, x):
+        y = lax.conv_general_dilated(x.reshape(1, 6, 2), params, (2,), ((1, 1),), lhs_dilation=(2,),
+                                     dimension_numbers=("NWC", "WIO", "NWC"))  # fmt: skip
+        return y.reshape(-1)
+
+    with pytest.raises(UnsupportedModelError, match=r"window strides \(2,\) with input dilation \(2,\)"):
+        export_flax(both, np.ones((3, 2, 2), np.float32), n_inputs=12, name="both")

@@ -1,6 +1,6 @@
-"""Traced JAX on tensors: convolutions (transposed ones too), windowed reductions (``nn.avg_pool``, ``nn.max_pool``), reductions
-over the positions (``jnp.mean(x, axis=0)``), zero padding (``jnp.pad``) and ``nn.Dense`` over a tensor's last
-axis, mapped to the ops of ``exporter.ir.convolution`` (and a Dense in steps).
+"""Traced JAX on tensors: convolutions (transposed ones too), windowed reductions (``nn.avg_pool``,
+``nn.max_pool``), reductions over the positions (``jnp.mean(x, axis=0)``), zero padding (``jnp.pad``) and
+``nn.Dense`` over a tensor's last axis, mapped to the ops of ``exporter.ir.convolution`` (and a Dense in steps).
 
 A row is traced as one example: ``nn.Conv`` and the pools add a batch axis of 1 around their primitive, which is
 checked and dropped; the value the jaxpr reshapes (``x.reshape(T, C)``) keeps its floats in order, so the

@@ -133,16 +133,15 @@ def _transposed_shapes(config: dict[str, Any], width: int | None, names: tuple[s
     return {name: shapes[name] for name in names}
 
 
-def transposed_crop(window: int, stride: int, dilation: int, padding: str, output_padding: int | None) -> tuple[int, int]:
-    """Keras' ``valid``/``same`` and ``output_padding`` of one axis as the positions cropped from each end of the
-    unpadded output (negative: added), as Keras' JAX backend pads it (its other backends give the same shapes)."""
+def transposed_crop(window: int, stride: int, dilation: int, padding: str, extra: int | None) -> tuple[int, int]:
+    """Keras' ``valid``/``same`` and ``output_padding`` (``extra``) of one axis as the positions cropped from each end
+    of the unpadded output (negative: added), as Keras' JAX backend pads it (its other backends give the same)."""
     reach = (window - 1) * dilation + 1
     if padding == "valid":
-        extra = max(reach, stride) - reach if output_padding is None else output_padding
-        return 0, -extra
+        return 0, -(max(reach, stride) - reach if extra is None else extra)
     if padding != "same":
         raise Unsupported(f"padding {padding!r}")
-    total = stride + reach - 2 if output_padding is None else reach + reach % 2 - 2 + output_padding
+    total = stride + reach - 2 if extra is None else reach + reach % 2 - 2 + extra
     left = min(total // 2 + total % 2, reach - 1)
     return reach - 1 - left, reach - 1 - (total - left)
 

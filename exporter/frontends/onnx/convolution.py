@@ -6,8 +6,9 @@ own order, so the C's input is the ONNX input flattened as ONNX holds it. The IR
 ``Pad`` are channels-last: each node here is a ``Transpose`` to ``(*positions, C)``, the op, and a
 ``Transpose`` back to ``(C, *positions)``; the global pools need none (a ``Reduce`` over each channel's
 positions, which are contiguous channels-first). ONNX's kernel ``(M, C / group, *window)`` is re-ordered
-to the IR's ``(*window, C / group, M)``, ``ConvTranspose``'s ``(C, M / group, *window)`` likewise. Padding is stated explicitly: ``pads`` as written, or
-``auto_pad`` (``SAME_UPPER`` the odd position after, ``SAME_LOWER`` before, ``VALID`` none).
+to the IR's ``(*window, C / group, M)``, and ``ConvTranspose``'s ``(C, M / group, *window)`` likewise. Padding
+is stated explicitly: ``pads`` as written, or ``auto_pad`` (``SAME_UPPER`` the odd position after,
+``SAME_LOWER`` before, ``VALID`` none); a ``ConvTranspose``'s as the positions it crops.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def _transposed_crop(node: Node, positions: Shape, window: Shape, strides: Shape
     extra = tuple(int(v) for v in node.attr("output_padding", None) or [0] * n)
     if len(extra) != n or min(extra) < 0 or any(e >= s for e, s in zip(extra, strides, strict=True)):
         raise Unsupported(f"output_padding {list(extra)} for strides {list(strides)}: each below its stride")
-    full = [(p - 1) * s + (k - 1) * d + 1 + e for p, k, s, d, e in zip(positions, window, strides, dilation, extra, strict=True)]
+    full = transposed_positions(positions, window, strides, dilation, tuple((0, -e) for e in extra))
     auto, shape = node.attr("auto_pad", "NOTSET"), node.attr("output_shape", None)
     if shape is None and auto in ("SAME_UPPER", "SAME_LOWER"):
         if any(extra):  # ONNX's shape inference adds it to the output's length, ONNX Runtime does not
@@ -128,7 +129,7 @@ def _transposed_crop(node: Node, positions: Shape, window: Shape, strides: Shape
             raise Unsupported(f"output_shape {shape} for {n} spatial axes")
         totals = [f - length for f, length in zip(full, shape, strict=True)]
         if min(totals) < 0:  # ONNX Runtime pads nothing then (a shorter output), the reference evaluator more
-            raise Unsupported(f"an output of {shape} positions, more than the {full} the input reaches")
+            raise Unsupported(f"an output of {shape} positions, more than the {list(full)} the input reaches")
         pads = [(t // 2, t - t // 2) if auto == "SAME_UPPER" else (t - t // 2, t // 2) for t in totals]
     elif auto in ("NOTSET", "VALID"):
         pads = list(padding(node, positions, window, strides, dilation)) if auto == "NOTSET" else [(0, 0)] * n
