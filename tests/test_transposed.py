@@ -80,10 +80,10 @@ def _sequence(keras):
 
 
 def _image(keras):
-    """Conv2DTranspose over 5x6 images: strides per axis, both paddings, output_padding per axis."""
+    """Conv2DTranspose over 3x5 images: strides per axis, both paddings, output_padding per axis."""
     L = keras.layers
-    x = keras.Input((5, 6, 3))
-    h = L.Conv2DTranspose(4, (3, 2), strides=(2, 3), padding="same", activation="elu")(x)  # (10, 18, 4)
+    x = keras.Input((3, 5, 2))
+    h = L.Conv2DTranspose(4, (3, 2), strides=(2, 3), padding="same", activation="elu")(x)  # (6, 15, 4)
     h = L.Conv2DTranspose(3, (2, 3), strides=(3, 2), padding="valid", output_padding=(1, 0))(L.MaxPooling2D(3)(h))
     h = L.Conv2DTranspose(2, 3, padding="same", use_bias=False, activation="softmax")(h)
     return keras.Model(x, h)
