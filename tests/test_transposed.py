@@ -14,16 +14,14 @@ import itertools
 
 import numpy as np
 import pytest
-from test_convolution import spread
+from test_convolution import check_keras, flax_params
 
-from exporter import export_keras
-from exporter.check.batch_bits import build_and_run
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.convolution import transposed_crop
 from exporter.ir import ConvTranspose
 from exporter.ir.transposed import transposed_positions
 
-from helpers import assert_user_error, saved, strict_compile
+from helpers import assert_user_error, saved
 
 
 def transposed_reference(x: np.ndarray, kernel: np.ndarray, strides, dilation, padding) -> np.ndarray:
@@ -106,14 +104,7 @@ MODELS = {"sequence": _sequence, "image": _image, "dilated": _dilated}
 
 @pytest.mark.parametrize("kind", MODELS)
 def test_keras_transposed_convolutions_match_keras(keras, tmp_path, kind):
-    ex = export_keras(saved(spread(MODELS[kind](keras)), tmp_path))
-    report = ex.check(ex.compile(tmp_path, one_row=True))
-    assert report.rows >= 10_000
-    assert report.passed, report.table()
-    bits = build_and_run(ex.source, tmp_path)  # SYMBOL_batch and every variant this CPU runs, against one row
-    assert bits.passed and bits.results, bits.verdict()
-    if kind == "image":
-        strict_compile(ex.write(tmp_path / "up.c")[0], tmp_path)
+    check_keras(MODELS[kind](keras), tmp_path, strict=kind == "image")
 
 
 def test_what_stays_out_is_refused_by_name(keras, tmp_path, capsys):
@@ -188,23 +179,10 @@ def _flax_models():
 
 @pytest.mark.parametrize("kind", ["image", "sequence", "nnx"])
 def test_flax_transposed_convolutions_match_jax(tmp_path, kind):
-    import jax
-    import jax.numpy as jnp
-    from flax import linen as nn
-
     from exporter import export_flax
 
     model, n_inputs = _flax_models()[kind]
-    params = None
-    if isinstance(model, nn.Module):  # biases drawn too (Flax starts them at zero)
-        rng = np.random.default_rng(2)
-
-        def draw(leaf):  # kernels std 1/sqrt(fan-in), biases 0.5
-            scale = 1 / np.sqrt(np.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else 0.5
-            return (rng.standard_normal(leaf.shape) * scale).astype(np.float32)
-
-        params = jax.tree_util.tree_map(draw, jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros(n_inputs)))
-    ex = export_flax(model, params, n_inputs=n_inputs, name=f"up_{kind}")
+    ex = export_flax(model, flax_params(model, n_inputs, 2), n_inputs=n_inputs, name=f"up_{kind}")
     assert any(type(op).__name__ == "ConvTranspose" for op in ex.graph.ops)
     report = ex.check(ex.compile(tmp_path, one_row=True))
     assert report.rows >= 10_000

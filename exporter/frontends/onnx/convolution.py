@@ -79,20 +79,27 @@ def _add(b: Builder, cls: type[Op], name: str, x: str, width: int, **fields: Any
         raise Unsupported(str(err)) from None
 
 
-@handles("Conv", since=(11, 22))
-def conv(node: Node, b: Builder) -> list[Value]:
-    """``Conv`` with a constant weight ``(M, C / group, *window)`` and optional bias ``(M,)``."""
+def _weighted(node: Node) -> tuple[Row, np.ndarray, Shape, Shape, Shape, int]:
+    """A convolution's input, constant weight (two axes of channels, then the window), its window, strides,
+    dilations and groups."""
     row = spatial(node)
-    channels, positions = row.dims[0], row.dims[1:]
     weight = node.const(1, "the weight").astype(np.float64)
-    n = len(positions)
+    n = len(row.dims) - 1
     if weight.ndim != n + 2:
         raise Unsupported(f"a weight of shape {list(weight.shape)} for {n} spatial axes")
     window = tuple(int(k) for k in weight.shape[2:])
     if tuple(node.attr("kernel_shape", window)) != window:
         raise Unsupported(f"kernel_shape {node.attr('kernel_shape')} differs from the weight's {list(window)}")
     strides, dilation = _ints(node, "strides", n, 1), _ints(node, "dilations", n, 1)
-    groups = int(node.attr("group", 1))
+    return row, weight, window, strides, dilation, int(node.attr("group", 1))
+
+
+@handles("Conv", since=(11, 22))
+def conv(node: Node, b: Builder) -> list[Value]:
+    """``Conv`` with a constant weight ``(M, C / group, *window)`` and optional bias ``(M,)``."""
+    row, weight, window, strides, dilation, groups = _weighted(node)
+    channels, positions = row.dims[0], row.dims[1:]
+    n = len(positions)
     if groups < 1 or channels % groups or weight.shape[1] * groups != channels:
         raise Unsupported(f"group {groups} with a weight of shape {list(weight.shape)} for {channels} channels")
     pads = padding(node, positions, window, strides, dilation)
@@ -141,17 +148,11 @@ def _transposed_crop(node: Node, positions: Shape, window: Shape, strides: Shape
 @handles("ConvTranspose", since=(11, 22))
 def conv_transpose(node: Node, b: Builder) -> list[Value]:
     """``ConvTranspose`` with a constant weight ``(C, M / group, *window)`` and optional bias ``(M,)``."""
-    row = spatial(node)
+    row, weight, window, strides, dilation, groups = _weighted(node)
     channels, positions = row.dims[0], row.dims[1:]
-    weight = node.const(1, "the weight").astype(np.float64)
     n = len(positions)
-    groups = int(node.attr("group", 1))
-    if weight.ndim != n + 2 or weight.shape[0] != channels or groups < 1 or channels % groups:
+    if weight.shape[0] != channels or groups < 1 or channels % groups:
         raise Unsupported(f"a weight of shape {list(weight.shape)} in {groups} groups for {channels} channels")
-    window = tuple(int(k) for k in weight.shape[2:])
-    if tuple(node.attr("kernel_shape", window)) != window:
-        raise Unsupported(f"kernel_shape {node.attr('kernel_shape')} differs from the weight's {list(window)}")
-    strides, dilation = _ints(node, "strides", n, 1), _ints(node, "dilations", n, 1)
     crop = _transposed_crop(node, positions, window, strides, dilation)
     out = transposed_positions(positions, window, strides, dilation, crop)
     if min(out) < 1:
