@@ -101,6 +101,20 @@ def _convolution(d: TensorDraw, x: Any, name: str) -> Any:
     return layer(d.size("filters"), kernel, name=name, **config)(x)
 
 
+def _transposed(d: TensorDraw, x: Any, name: str) -> Any:
+    """Conv1DTranspose over a sequence, Conv2DTranspose over an image: kernel, padding, strides (1 over more than
+    36 positions, to keep the stack small) and output_padding drawn. No dilation (TensorFlow has no float64 kernel
+    for it) and no output_padding 0 (TensorFlow's oneDNN kernel fails it with `same` and an even window)."""
+    spatial = [int(n) for n in x.shape[1:-1]]
+    kernel = d.draw(st.integers(1, 3), "kernel")
+    padding = d.draw(st.sampled_from(["same", "valid"]), "padding")
+    strides = 1 if math.prod(spatial) > 36 else d.draw(st.integers(1, 2), "strides")
+    extra = d.draw(st.sampled_from([None, 1]), "output padding") if strides == 2 else None
+    layer = d.keras.layers.Conv1DTranspose if len(spatial) == 1 else d.keras.layers.Conv2DTranspose
+    config = {"strides": strides, "padding": padding, "output_padding": extra, "activation": d.activation()}
+    return layer(d.size("filters"), kernel, name=name, **config)(x)
+
+
 def _pooling(d: TensorDraw, x: Any, name: str) -> Any:
     two_d = _rank(x) == 3
     kind = d.draw(st.sampled_from(["MaxPooling", "AveragePooling"]), "pooling")
@@ -146,13 +160,13 @@ TENSOR_LAYERS: dict[str, L] = {
 }
 # the layers that take a sequence (T, F) only, or a sequence or an image
 SEQUENCE_LAYERS: dict[str, L] = {"recurrent": _recurrent, "attention": _attention}
-SPATIAL_LAYERS: dict[str, L] = {"convolution": _convolution, "pooling": _pooling}
+SPATIAL_LAYERS: dict[str, L] = {"convolution": _convolution, "pooling": _pooling, "transposed": _transposed}
 REFUSED_TENSOR_LAYERS: dict[str, L] = {"softmax_elsewhere": _softmax_elsewhere, "lambda": _lambda}
 
 
 def _fitting(x: Any) -> dict[str, L]:
-    """The shaped layers that take ``x``: convolutions and pooling over a sequence or an image, recurrences
-    and attention over a sequence."""
+    """The shaped layers that take ``x``: convolutions (transposed too) and pooling over a sequence or an image,
+    recurrences and attention over a sequence."""
     rank = _rank(x)
     return {**(SPATIAL_LAYERS if rank in (2, 3) else {}), **(SEQUENCE_LAYERS if rank == 2 else {})}
 

@@ -9,6 +9,7 @@ from exporter.ir.ops import Activate, Affine, Broadcast, Dense, Formula, LayerNo
 from exporter.ir.passes import optimize
 from exporter.ir.products import Masked, MatMul, Select
 from exporter.ir.recurrent import Recurrent
+from exporter.ir.transposed import ConvTranspose
 
 __all__ = [
     "LINEAR",
@@ -19,6 +20,7 @@ __all__ = [
     "Broadcast",
     "Concatenate",
     "Conv",
+    "ConvTranspose",
     "Dense",
     "Formula",
     "Graph",

@@ -54,6 +54,7 @@ class Grid:
     dw: int = 1
     top: int = 0
     left: int = 0
+    transposed: bool = False  # a transposed convolution: input (ih, iw) meets output (ih * sh + i * dh - top, ...)
 
 
 @dataclass
@@ -109,6 +110,8 @@ class Windowed(Spatial):
     dilation: tuple[int, ...] = ()
     padding: Pairs = ()
 
+    crops: ClassVar[bool] = False  # negative padding allowed (a transposed convolution's extra positions)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         n = self.rank
@@ -118,7 +121,7 @@ class Windowed(Spatial):
         self.padding = tuple((int(a), int(b)) for a, b in (self.padding or ((0, 0),) * n))
         if len(self.padding) != n or min(self.window + self.strides + self.dilation) < 1:
             raise ValueError(f"window {self.window}, strides {self.strides}, dilation {self.dilation}")
-        if any(a < 0 or b < 0 for a, b in self.padding):
+        if not self.crops and any(a < 0 or b < 0 for a, b in self.padding):
             raise ValueError(f"padding {self.padding}: must be >= 0")
 
     def positions(self) -> tuple[int, ...]:

@@ -1,6 +1,6 @@
-"""Traced JAX on tensors: convolutions, windowed reductions (``nn.avg_pool``, ``nn.max_pool``), reductions
-over the positions (``jnp.mean(x, axis=0)``), zero padding (``jnp.pad``) and ``nn.Dense`` over a tensor's last
-axis, mapped to the ops of ``exporter.ir.convolution`` (and a Dense in steps).
+"""Traced JAX on tensors: convolutions (transposed ones too), windowed reductions (``nn.avg_pool``,
+``nn.max_pool``), reductions over the positions (``jnp.mean(x, axis=0)``), zero padding (``jnp.pad``) and
+``nn.Dense`` over a tensor's last axis, mapped to the ops of ``exporter.ir.convolution`` (and a Dense in steps).
 
 A row is traced as one example: ``nn.Conv`` and the pools add a batch axis of 1 around their primitive, which is
 checked and dropped; the value the jaxpr reshapes (``x.reshape(T, C)``) keeps its floats in order, so the
@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.ir import Activate, Activation, Conv, Dense, Pad, Pool, Reshape, Slice
+from exporter.ir import Activate, Activation, Conv, ConvTranspose, Dense, Pad, Pool, Reshape, Slice
 from exporter.ir.convolution import windowed
 from exporter.ir.ops import Shape
+from exporter.ir.transposed import transposed_positions
 
 
 def _as(b: Builder, label: str, x: str, shape: Shape) -> str:
@@ -57,17 +58,40 @@ def _conv(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str
         raise Unsupported(f"dimension numbers {numbers}: only channels-last inputs are supported")
     if tuple(numbers.rhs_spec) != (rank + 1, rank, *range(rank)):
         raise Unsupported(f"kernel dimension numbers {numbers.rhs_spec}: only (*window, in, out) is supported")
-    if any(d != 1 for d in p["lhs_dilation"]) or p["batch_group_count"] != 1:
-        raise Unsupported("input dilation (a transposed convolution) and batch groups are not supported")
+    if p["batch_group_count"] != 1:
+        raise Unsupported("batch groups are not supported")
     padding = tuple((int(a), int(c)) for a, c in p["padding"])
-    if any(a < 0 or c < 0 for a, c in padding):
-        raise Unsupported(f"negative padding {padding}")
     kernel = np.asarray(kernel, np.float64)
     window, strides, dilation = kernel.shape[:rank], tuple(p["window_strides"]), tuple(p["rhs_dilation"])
+    x = _as(b, label, x, shape)
+    groups = p["feature_group_count"]
+    if any(d != 1 for d in p["lhs_dilation"]) or any(a < 0 or c < 0 for a, c in padding):
+        return _transposed(b, label, x, shape, kernel, tuple(p["lhs_dilation"]), strides, dilation, padding, groups)
     width = math.prod(windowed(shape[:-1], window, strides, dilation, padding)) * kernel.shape[-1]
     fields = {"window": window, "strides": strides, "dilation": dilation, "padding": padding}
-    x = _as(b, label, x, shape)
-    return _add(b, Conv, label, x, width, in_shape=shape, kernel=kernel, groups=p["feature_group_count"], **fields)
+    return _add(b, Conv, label, x, width, in_shape=shape, kernel=kernel, groups=groups, **fields)
+
+
+def _transposed(
+    b: Builder, label: str, x: str, shape: Shape, kernel: np.ndarray, inflate: Shape, strides: Shape,
+    dilation: Shape, padding: tuple[tuple[int, int], ...], groups: int,
+) -> str:  # fmt: skip
+    """A convolution of the input spread ``inflate`` apart (``lhs_dilation``: ``nn.ConvTranspose``, either
+    ``transpose_kernel``), or padded by negative amounts (a crop): a ``ConvTranspose`` of the kernel flipped, its
+    JAX padding counted from the dilated kernel's reach (padding ``reach - 1`` on both sides crops nothing)."""
+    if any(s != 1 for s in strides):
+        raise Unsupported(f"window strides {strides} with input dilation {inflate} or negative padding {padding}")
+    rank = len(shape) - 1
+    window = kernel.shape[:rank]
+    flipped = kernel[(slice(None, None, -1),) * rank]
+    reach = [(k - 1) * d for k, d in zip(window, dilation, strict=True)]
+    crop = tuple((r - lo, r - hi) for r, (lo, hi) in zip(reach, padding, strict=True))
+    positions = transposed_positions(shape[:-1], window, inflate, dilation, crop)
+    if min(positions) < 1:
+        raise Unsupported(f"padding {padding} leaves no output of the input {shape}")
+    fields = {"window": window, "strides": inflate, "dilation": dilation, "padding": crop, "groups": groups}
+    return _add(b, ConvTranspose, label, x, math.prod(positions) * kernel.shape[-1], in_shape=shape,
+                kernel=flipped, **fields)  # fmt: skip
 
 
 def _pool(kind: str) -> Callable[[Builder, str, Any, str, list[Any]], str | None]:

@@ -1,4 +1,4 @@
-"""Keras' convolution family: convolutions (grouped, depthwise, separable), pooling, zero padding, cropping,
+"""Keras' convolution family: convolutions (grouped, depthwise, separable, transposed), pooling, zero padding, cropping,
 upsampling, Permute and TimeDistributed, mapped to the shaped ops of ``exporter.ir.convolution``.
 
 Every layer here reads a channels-last tensor per row (``data_format="channels_first"`` is refused by name)
@@ -17,9 +17,10 @@ import numpy as np
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.activations import from_keras
 from exporter.frontends.keras.layers import Mapping, Shape, _numpy, _one, activate, handles, layer_mapping
-from exporter.ir import Conv, Dense, Op, Pad, Pool, Reshape, Transpose, Upsample
+from exporter.ir import Conv, ConvTranspose, Dense, Op, Pad, Pool, Reshape, Transpose, Upsample
 from exporter.ir.convolution import Pairs, same_padding, windowed
 from exporter.ir.ops import size
+from exporter.ir.transposed import transposed_positions
 
 
 def _tuple(value: Any, rank: int) -> tuple[int, ...]:
@@ -122,6 +123,59 @@ for _rank in (1, 2):
     for _prefix, _depthwise in (("", False), ("Depthwise", True)):
         _variables = ("kernel", ("bias", "use_bias"))
         handles(f"{_prefix}Conv{_rank}D", variables=_variables, shapes=_kernel_shapes)(_convolution(_rank, _depthwise))
+
+
+def _transposed_shapes(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
+    """A transposed convolution's kernel, ``(*window, filters, in_channels)``, and bias as declared."""
+    window = config.get("kernel_size")
+    window = [window] if isinstance(window, int) else list(window or [])
+    shapes: dict[str, Shape] = {"kernel": (*window, config.get("filters"), None), "bias": (config.get("filters"),)}
+    return {name: shapes[name] for name in names}
+
+
+def transposed_crop(window: int, stride: int, dilation: int, padding: str, extra: int | None) -> tuple[int, int]:
+    """Keras' ``valid``/``same`` and ``output_padding`` (``extra``) of one axis as the positions cropped from each end
+    of the unpadded output (negative: added), as Keras' JAX backend pads it (its other backends give the same)."""
+    reach = (window - 1) * dilation + 1
+    if padding == "valid":
+        return 0, -(max(reach, stride) - reach if extra is None else extra)
+    if padding != "same":
+        raise Unsupported(f"padding {padding!r}")
+    total = stride + reach - 2 if extra is None else reach + reach % 2 - 2 + extra
+    left = min(total // 2 + total % 2, reach - 1)
+    return reach - 1 - left, reach - 1 - (total - left)
+
+
+def _transposed(rank: int) -> Mapping:
+    def mapping(layer: Any, b: Builder, inputs: list[str]) -> str:
+        x, shape = _spatial(layer, b, inputs, rank)
+        kernel = _numpy(layer.kernel)  # (*window, filters, channels) -> the IR's (*window, channels, filters)
+        kernel = np.swapaxes(kernel, -1, -2)
+        window = tuple(kernel.shape[:rank])
+        strides, dilation = _tuple(layer.strides, rank), _tuple(layer.dilation_rate, rank)
+        given = getattr(layer, "output_padding", None)
+        extra = (None,) * rank if given is None else _tuple(given, rank)
+        mode = str(layer.padding).lower()
+        padding = tuple(transposed_crop(*a, mode, e) for *a, e in zip(window, strides, dilation, extra, strict=True))
+        positions = transposed_positions(shape[:-1], window, strides, dilation, padding)
+        if min(positions) < 1:
+            raise Unsupported(f"output_padding {given!r} and padding {mode!r} leave no output of the input {shape}")
+        bias = _numpy(layer.bias) if layer.use_bias else None
+        act = from_keras(layer.activation)
+        linear = act.is_vector
+        fields = {"strides": strides, "dilation": dilation, **({} if linear else {"activation": act})}
+        y = _add(
+            b, ConvTranspose, layer.name, x, math.prod(positions) * kernel.shape[-1], in_shape=shape, window=window,
+            padding=padding, kernel=kernel, bias=bias, **fields,
+        )  # fmt: skip
+        return activate(b, layer.name, y, act) if linear else y
+
+    return mapping
+
+
+for _rank in (1, 2):
+    _variables = ("kernel", ("bias", "use_bias"))
+    handles(f"Conv{_rank}DTranspose", variables=_variables, shapes=_transposed_shapes)(_transposed(_rank))
 
 
 def _separable(rank: int) -> Mapping:

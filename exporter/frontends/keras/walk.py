@@ -28,7 +28,7 @@ from exporter.ir.layout import Concatenate
 REFUSALS = {
     "Lambda": "runs arbitrary Python code, which cannot be translated to C",
     "ConvLSTM": "convolutional recurrent layers (ConvLSTM) are not supported",
-    "Transpose": "transposed convolutions are not supported (Conv1D, Conv2D, their depthwise and separable forms are)",
+    "Transpose": "3-D transposed convolutions are not supported (Conv1DTranspose and Conv2DTranspose are)",
     "3D": "3-D convolution, pooling, padding, cropping and upsampling are not supported (their 1-D and 2-D forms are)",
     "Adaptive": "adaptive pooling is not supported (MaxPooling, AveragePooling and global pooling in 1-D and 2-D are)",
     "Masking": "masking (the Masking layer) is not supported: a recurrent layer here runs over every step",

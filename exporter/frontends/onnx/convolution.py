@@ -1,13 +1,14 @@
-"""ONNX's convolution family -> the IR's shaped ops: ``Conv`` (1-D and 2-D, groups, depthwise), ``MaxPool``,
-``AveragePool``, ``GlobalAveragePool``, ``GlobalMaxPool`` and zero ``Pad``.
+"""ONNX's convolution family -> the IR's shaped ops: ``Conv`` (1-D and 2-D, groups, depthwise), ``ConvTranspose``
+(``exporter.ir.transposed``), ``MaxPool``, ``AveragePool``, ``GlobalAveragePool``, ``GlobalMaxPool`` and zero ``Pad``.
 
 ONNX is channels-first (``[batch, C, L]``, ``[batch, C, H, W]``) and the walk keeps each row flat in ONNX's
 own order, so the C's input is the ONNX input flattened as ONNX holds it. The IR's ``Conv``, ``Pool`` and
 ``Pad`` are channels-last: each node here is a ``Transpose`` to ``(*positions, C)``, the op, and a
 ``Transpose`` back to ``(C, *positions)``; the global pools need none (a ``Reduce`` over each channel's
 positions, which are contiguous channels-first). ONNX's kernel ``(M, C / group, *window)`` is re-ordered
-to the IR's ``(*window, C / group, M)``. Padding is stated explicitly: ``pads`` as written, or
-``auto_pad`` (``SAME_UPPER`` the odd position after, ``SAME_LOWER`` before, ``VALID`` none).
+to the IR's ``(*window, C / group, M)``, and ``ConvTranspose``'s ``(C, M / group, *window)`` likewise. Padding
+is stated explicitly: ``pads`` as written, or ``auto_pad`` (``SAME_UPPER`` the odd position after,
+``SAME_LOWER`` before, ``VALID`` none); a ``ConvTranspose``'s as the positions it crops.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import numpy as np
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.onnx.declare import Node, Row, Value, flat, handles, scalar, tensor, transposed
 from exporter.frontends.onnx.elementwise import affine
-from exporter.ir import Conv, Op, Pad, Pool, Reduce
+from exporter.ir import Conv, ConvTranspose, Op, Pad, Pool, Reduce
 from exporter.ir.convolution import Pairs, same_padding, windowed
 from exporter.ir.ops import Shape
+from exporter.ir.transposed import transposed_positions
 
 
 def spatial(node: Node, i: int = 0) -> Row:
@@ -77,20 +79,27 @@ def _add(b: Builder, cls: type[Op], name: str, x: str, width: int, **fields: Any
         raise Unsupported(str(err)) from None
 
 
-@handles("Conv", since=(11, 22))
-def conv(node: Node, b: Builder) -> list[Value]:
-    """``Conv`` with a constant weight ``(M, C / group, *window)`` and optional bias ``(M,)``."""
+def _weighted(node: Node) -> tuple[Row, np.ndarray, Shape, Shape, Shape, int]:
+    """A convolution's input, constant weight (two axes of channels, then the window), its window, strides,
+    dilations and groups."""
     row = spatial(node)
-    channels, positions = row.dims[0], row.dims[1:]
     weight = node.const(1, "the weight").astype(np.float64)
-    n = len(positions)
+    n = len(row.dims) - 1
     if weight.ndim != n + 2:
         raise Unsupported(f"a weight of shape {list(weight.shape)} for {n} spatial axes")
     window = tuple(int(k) for k in weight.shape[2:])
     if tuple(node.attr("kernel_shape", window)) != window:
         raise Unsupported(f"kernel_shape {node.attr('kernel_shape')} differs from the weight's {list(window)}")
     strides, dilation = _ints(node, "strides", n, 1), _ints(node, "dilations", n, 1)
-    groups = int(node.attr("group", 1))
+    return row, weight, window, strides, dilation, int(node.attr("group", 1))
+
+
+@handles("Conv", since=(11, 22))
+def conv(node: Node, b: Builder) -> list[Value]:
+    """``Conv`` with a constant weight ``(M, C / group, *window)`` and optional bias ``(M,)``."""
+    row, weight, window, strides, dilation, groups = _weighted(node)
+    channels, positions = row.dims[0], row.dims[1:]
+    n = len(positions)
     if groups < 1 or channels % groups or weight.shape[1] * groups != channels:
         raise Unsupported(f"group {groups} with a weight of shape {list(weight.shape)} for {channels} channels")
     pads = padding(node, positions, window, strides, dilation)
@@ -104,6 +113,58 @@ def conv(node: Node, b: Builder) -> list[Value]:
     y = _add(
         b, Conv, node.name, x, math.prod(out) * filters, in_shape=b.shape(x), window=window, strides=strides,
         dilation=dilation, padding=pads, kernel=kernel, bias=bias, groups=groups,
+    )  # fmt: skip
+    return [channels_first(b, node.name, y)]
+
+
+def _transposed_crop(node: Node, positions: Shape, window: Shape, strides: Shape, dilation: Shape) -> Pairs:
+    """What ``ConvTranspose``'s ``pads``, ``auto_pad``, ``output_padding`` and ``output_shape`` crop from each end of
+    the unpadded output, ``(n - 1) * stride + (window - 1) * dilation + 1`` long (negative: positions added)."""
+    n = len(positions)
+    extra = tuple(int(v) for v in node.attr("output_padding", None) or [0] * n)
+    if len(extra) != n or min(extra) < 0 or any(e >= s for e, s in zip(extra, strides, strict=True)):
+        raise Unsupported(f"output_padding {list(extra)} for strides {list(strides)}: each below its stride")
+    full = transposed_positions(positions, window, strides, dilation, tuple((0, -e) for e in extra))
+    auto, shape = node.attr("auto_pad", "NOTSET"), node.attr("output_shape", None)
+    if shape is None and auto in ("SAME_UPPER", "SAME_LOWER"):
+        if any(extra):  # ONNX's shape inference adds it to the output's length, ONNX Runtime does not
+            raise Unsupported(f"auto_pad {auto} with output_padding {list(extra)}: ONNX and ONNX Runtime disagree")
+        shape = [p * s for p, s in zip(positions, strides, strict=True)]
+    if shape is not None:  # the total padding from the output's length: the odd position after for SAME_UPPER
+        shape = [int(v) for v in shape][-n:]
+        if len(shape) != n:
+            raise Unsupported(f"output_shape {shape} for {n} spatial axes")
+        totals = [f - length for f, length in zip(full, shape, strict=True)]
+        if min(totals) < 0:  # ONNX Runtime pads nothing then (a shorter output), the reference evaluator more
+            raise Unsupported(f"an output of {shape} positions, more than the {list(full)} the input reaches")
+        pads = [(t // 2, t - t // 2) if auto == "SAME_UPPER" else (t - t // 2, t // 2) for t in totals]
+    elif auto in ("NOTSET", "VALID"):
+        pads = list(padding(node, positions, window, strides, dilation)) if auto == "NOTSET" else [(0, 0)] * n
+    else:
+        raise Unsupported(f"auto_pad {auto!r}")
+    return tuple((a, z - e) for (a, z), e in zip(pads, extra, strict=True))
+
+
+@handles("ConvTranspose", since=(11, 22))
+def conv_transpose(node: Node, b: Builder) -> list[Value]:
+    """``ConvTranspose`` with a constant weight ``(C, M / group, *window)`` and optional bias ``(M,)``."""
+    row, weight, window, strides, dilation, groups = _weighted(node)
+    channels, positions = row.dims[0], row.dims[1:]
+    n = len(positions)
+    if weight.shape[0] != channels or groups < 1 or channels % groups:
+        raise Unsupported(f"a weight of shape {list(weight.shape)} in {groups} groups for {channels} channels")
+    crop = _transposed_crop(node, positions, window, strides, dilation)
+    out = transposed_positions(positions, window, strides, dilation, crop)
+    if min(out) < 1:
+        raise Unsupported(f"pads {[list(p) for p in crop]} leave no output of the input {list(positions)}")
+    cin, fout = channels // groups, int(weight.shape[1])  # (C, M/g, *w) -> (g, C/g, M/g, *w) -> (*w, C/g, M)
+    kernel = weight.reshape(groups, cin, fout, *window).transpose((*range(3, n + 3), 1, 0, 2))
+    kernel = kernel.reshape(*window, cin, groups * fout)
+    x = channels_last(b, node.name, row)
+    y = _add(
+        b, ConvTranspose, node.name, x, math.prod(out) * groups * fout, in_shape=b.shape(x), window=window,
+        strides=strides, dilation=dilation, padding=crop, kernel=kernel, bias=node.optional(2, "the bias"),
+        groups=groups,
     )  # fmt: skip
     return [channels_first(b, node.name, y)]
 

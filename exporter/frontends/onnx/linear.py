@@ -1,7 +1,7 @@
 """ONNX's ops that combine the features of a row -> IR: ``Gemm`` and ``MatMul`` with a constant weight
 (``Dense``; an ``Add`` after a ``MatMul`` is fused into it by the IR's passes), inference
-``BatchNormalization`` (``Affine``), ``LayerNormalization`` (``LayerNorm``) and the reductions over the row
-(``Reduce``)."""
+``BatchNormalization`` (``Affine``), ``LayerNormalization`` (``LayerNorm``), ``InstanceNormalization``
+(``Normalize``: a group normalization of one channel per group) and the reductions over the row (``Reduce``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
+from exporter.frontends.onnx.convolution import channels_first, channels_last
 from exporter.frontends.onnx.declare import (
     Node,
     Row,
@@ -25,6 +26,7 @@ from exporter.frontends.onnx.declare import (
 from exporter.frontends.onnx.elementwise import affine
 from exporter.frontends.onnx.products import product
 from exporter.ir import Dense, LayerNorm, Reduce
+from exporter.ir.normalization import Normalize
 
 
 def _matrix(node: Node, i: int) -> np.ndarray:
@@ -114,6 +116,23 @@ def layer_normalization(node: Node, b: Builder) -> list[Value]:
     steps = Row(row.value, (*row.dims[: axis - 1], normalized.width))
     fields = {"scale": scale, "bias": shift, "epsilon": epsilon}
     return [Row(along_last(b, node.name, steps, LayerNorm, normalized.width, **fields), row.dims)]
+
+
+@handles("InstanceNormalization", since=(6, 22))
+def instance_normalization(node: Node, b: Builder) -> list[Value]:
+    """``(x - mean) / sqrt(var + epsilon) * scale[c] + B[c]``, mean and variance over each channel's positions:
+    the channels moved last, a ``Normalize`` of one group per channel, and moved back first."""
+    row = node.row(0)
+    if len(row.dims) < 2:
+        raise Unsupported(f"an input of shape [batch, {', '.join(map(str, row.dims))}]: no positions to normalize over")
+    channels = row.dims[0]
+    scale, shift = (node.const(i, what).astype(np.float64).reshape(-1) for i, what in ((1, "the scale"), (2, "B")))
+    if scale.size != channels or shift.size != channels:
+        raise Unsupported(f"a scale of {scale.size} and B of {shift.size} values for {channels} channels")
+    x = channels_last(b, node.name, row)
+    fields = {"channels": channels, "groups": channels, "scale": scale, "bias": shift}
+    y = b.add(Normalize, node.name, [x], row.width, epsilon=float(node.attr("epsilon", 1e-5)), **fields)
+    return [channels_first(b, node.name, y)]
 
 
 @handles("ReduceMean", "ReduceSum", "ReduceMax", since=(13, 18, 20))

@@ -8,7 +8,8 @@ activations). It is the model the file holds, not the exporter's IR: a misread a
 computed here instead (``float64_ops``): the evaluator's ``Erf`` rounds to float32, and its ``Gelu`` (the
 schema's formula, ``0.5 x (1 + erf(x / sqrt 2))``) cancels to 0 below x = -6 even in float64, where the C's
 value is right: both are the same functions written so that float64 keeps its digits. Its ``GlobalMaxPool``
-takes the maximum over the channels too (onnx 1.x): written here as the schema states it, per channel. When the twin
+takes the maximum over the channels too (onnx 1.x): written here as the schema states it, per channel; its
+``ConvTranspose`` mixes groups up (onnx 1.x): run here one group at a time. When the twin
 cannot be built or run, ``Float64Unavailable`` says why and the fixed rule decides, saying so.
 
 A model whose batch dimension is 1 (exported without a dynamic batch) is run one row at a time.
@@ -161,9 +162,9 @@ class Intermediates:
 
 
 def float64_ops() -> list[type]:
-    """``Erf``, ``Gelu`` and ``GlobalMaxPool`` for onnx's reference evaluator, computed in the input's own
-    precision, without cancellation (``erfc`` for the exact form, a logistic for the tanh form:
-    ``1 + tanh(u) = 2 / (1 + e^-2u)``); ``GlobalMaxPool`` per channel."""
+    """``Erf``, ``Gelu``, ``GlobalMaxPool`` and ``ConvTranspose`` for onnx's reference evaluator, computed in the
+    input's own precision, without cancellation (``erfc`` for the exact form, a logistic for the tanh form:
+    ``1 + tanh(u) = 2 / (1 + e^-2u)``); ``GlobalMaxPool`` per channel; ``ConvTranspose`` per group."""
     from onnx.reference.op_run import OpRun
 
     class Erf(OpRun):
@@ -187,7 +188,24 @@ def float64_ops() -> list[type]:
         def _run(self, x: np.ndarray) -> tuple[np.ndarray]:
             return (x.max(axis=tuple(range(2, x.ndim)), keepdims=True),)
 
-    return [Erf, Gelu, GlobalMaxPool]
+    from onnx.reference.ops.op_conv_transpose import ConvTranspose as OnnxConvTranspose
+
+    class ConvTranspose(OnnxConvTranspose):
+        """onnx's own, one group at a time (its groups mix channels up): each group's channels, weight and bias."""
+
+        def _run(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, **attrs: Any) -> tuple[np.ndarray]:
+            groups = int(attrs.pop("group", None) or 1)
+            cin, fout = x.shape[1] // groups, w.shape[1]
+            parts = [
+                super(ConvTranspose, self)._run(
+                    x[:, q * cin : (q + 1) * cin], w[q * cin : (q + 1) * cin],
+                    None if b is None else b[q * fout : (q + 1) * fout], group=1, **attrs,
+                )[0]
+                for q in range(groups)
+            ]  # fmt: skip
+            return (np.concatenate(parts, axis=1),)
+
+    return [Erf, Gelu, GlobalMaxPool, ConvTranspose]
 
 
 def _to_double(tensor: Any) -> None:

@@ -38,8 +38,8 @@ SHAPED = "a shaped op not read yet (docs/onnx.md lists the shaped ops read)"
 # Why an op type without a declaration is refused, by family
 REFUSALS = {
     **dict.fromkeys(
-        "ConvTranspose ConvInteger QLinearConv LpPool GlobalLpPool MaxUnpool MaxRoiPool RoiAlign "
-        "InstanceNormalization GroupNormalization LRN Resize Upsample DepthToSpace SpaceToDepth Col2Im DeformConv "
+        "ConvInteger QLinearConv LpPool GlobalLpPool MaxUnpool MaxRoiPool RoiAlign "
+        "GroupNormalization LRN Resize Upsample DepthToSpace SpaceToDepth Col2Im DeformConv "
         "Attention".split(),
         SHAPED,
     ),
