@@ -1,0 +1,83 @@
+"""Layers along any axis of a tensor, and merges that broadcast: compiled C against Keras.
+
+BatchNormalization and Normalization on any axis (``Affine`` spread over the axes its vectors vary along),
+LayerNormalization, RMS and unit norms over leading or scattered axes (a ``Transpose`` around the norm),
+merges of inputs of different shapes (numpy's broadcasting: ``Expand``), RepeatVector, CenterCrop and Dot
+(``Contract``, normalized or not). Each model is exported from its file, compiled and checked on 10,000
+random rows plus the edge rows under the default parity rule, at odd sizes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exporter.api import export_keras
+
+from helpers import export_and_check, randomize, saved
+
+pytestmark = pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
+
+
+def _norms(keras):
+    """(3, 4, 5): batch and preprocessing normalizations along each axis, norms over leading and scattered axes."""
+    L = keras.layers
+    x = keras.Input((3, 4, 5))
+    h = L.BatchNormalization(axis=1)(x)
+    h = L.BatchNormalization(axis=-2, center=False)(h)
+    h = L.Normalization(axis=(1, 3), mean=np.linspace(-1, 1, 15).reshape(3, 5), variance=np.full((3, 5), 2.0))(h)
+    h = L.Normalization(axis=None, mean=0.5, variance=3.0)(h)
+    h = L.LayerNormalization(axis=1)(L.Dense(5)(h))
+    h = L.UnitNormalization(axis=[1, 3])(h)
+    h = L.LayerNormalization(axis=[1, 2], rms_scaling=True)(h)
+    h = L.LayerNormalization(axis=[-3, -1], center=False)(L.BatchNormalization(axis=2, scale=False)(h))
+    return keras.Model(x, L.Normalization(axis=2, mean=np.arange(4.0), variance=np.arange(1.0, 5.0), invert=True)(h))
+
+
+def _merges(keras):
+    """Inputs (4, 1), (4, 5), (1,) and (5,): every merge layer broadcasting them, as Keras does."""
+    L = keras.layers
+    a, b, c, d = (keras.Input(s) for s in [(4, 1), (4, 5), (1,), (5,)])
+    h = L.Multiply()([a, b])
+    h = L.Add()([h, c, d])
+    h = L.Subtract()([d, h])
+    h = L.Maximum()([h, a])
+    h = L.Average()([c, h, L.Minimum()([a, d])])
+    return keras.Model([a, b, c, d], h)
+
+
+def _dots(keras):
+    """Dot over every pairing of axes (the first input's, the second's), normalized or not, and RepeatVector."""
+    L = keras.layers
+    x, y, z = keras.Input((3, 5)), keras.Input((4, 3)), keras.Input((5,))
+    along = L.Dot(axes=(1, 2))([x, y])  # (5, 4)
+    cosines = L.Dot(axes=2, normalize=True)([x, L.RepeatVector(2)(L.Dense(5)(z))])  # (3, 2)
+    last = L.Dot(axes=-1, normalize=True)([z, L.Dense(5)(z)])  # (1,)
+    first = L.Dot(axes=1)([L.Dense(3)(z), x])  # (5,)
+    flat = [L.Flatten()(t) for t in (along, cosines)]
+    return keras.Model([x, y, z], L.Concatenate()([*flat, last, first]))
+
+
+def _crops(keras):
+    """CenterCrop of an odd difference (the extra row and column at the end, as Keras starts at half of it)."""
+    L = keras.layers
+    x = keras.Input((7, 8, 2))
+    return keras.Model(x, L.CenterCrop(4, 3)(L.Conv2D(3, 1)(x)))
+
+
+MODELS = {"norms": _norms, "merges": _merges, "dots": _dots, "crops": _crops}
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_axes_models_match_keras(keras, tmp_path, kind):
+    report = export_and_check(randomize(MODELS[kind](keras), seed=3), tmp_path)
+    assert report.rows >= 10_000
+
+
+def test_what_does_not_fit_is_refused_by_name(keras, tmp_path):
+    """A CenterCrop larger than the image (Keras resizes it) is refused with the layer's name and the rule."""
+    L = keras.layers
+    x = keras.Input((3, 4, 2))
+    model = keras.Model(x, L.CenterCrop(5, 4, name="grow")(x))
+    with pytest.raises(Exception, match="'grow' \\(CenterCrop\\): target \\(5, 4\\) outside the image"):
+        export_keras(saved(model, tmp_path))
