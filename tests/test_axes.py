@@ -65,13 +65,35 @@ def _crops(keras):
     return keras.Model(x, L.CenterCrop(4, 3)(L.Conv2D(3, 1)(x)))
 
 
-MODELS = {"norms": _norms, "merges": _merges, "dots": _dots, "crops": _crops}
+def _encodings(keras):
+    """CategoryEncoding of a row of 5 indices in each mode (parity rows draw them in range: 0 to 6)."""
+    L = keras.layers
+    x = keras.Input((5,))
+    modes = [L.CategoryEncoding(7, output_mode=mode)(x) for mode in ("multi_hot", "count", "one_hot")]
+    return keras.Model(x, L.Concatenate()([modes[0], modes[1], L.Flatten()(modes[2])]))
+
+
+MODELS = {"norms": _norms, "merges": _merges, "dots": _dots, "crops": _crops, "encodings": _encodings}
 
 
 @pytest.mark.parametrize("kind", MODELS)
 def test_axes_models_match_keras(keras, tmp_path, kind):
     report = export_and_check(randomize(MODELS[kind](keras), seed=3), tmp_path)
     assert report.rows >= 10_000
+
+
+def test_encodings_follow_the_stated_index_rule(keras, tmp_path):
+    """Outside ``[0, depth)`` (negative, too large, NaN, huge) an index adds nothing; a fraction is truncated
+    toward zero (-0.5 is 0): the documented rule, checked on the C directly (TensorFlow raises on some)."""
+    L = keras.layers
+    x = keras.Input((4,))
+    model = keras.Model(x, L.Concatenate()([L.CategoryEncoding(3, output_mode=m)(x) for m in ("multi_hot", "count")]))
+    ex = export_keras(saved(model, tmp_path))
+    rows = np.array([[0, 2.9, -0.5, 3], [-1, np.nan, 1e30, -1e30], [1, 1, 1.5, 2], [np.inf, -np.inf, 2, 2.5]])
+    out = ex.compile(tmp_path)(rows.astype(np.float32))
+    index = np.trunc(np.nan_to_num(rows, nan=-9, posinf=9, neginf=-9))
+    counts = np.stack([((index == c) & (index >= 0) & (index < 3)).sum(axis=1) for c in range(3)], axis=1)
+    np.testing.assert_array_equal(out, np.concatenate([np.minimum(counts, 1), counts], axis=1))
 
 
 def test_what_does_not_fit_is_refused_by_name(keras, tmp_path):

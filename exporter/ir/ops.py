@@ -104,6 +104,11 @@ class Op(Weighted):
         """The activations it evaluates (the banner states their accuracy)."""
         return ()
 
+    def index_range(self) -> tuple[int, int] | None:
+        """The whole numbers ``[low, high)`` its input holds as indices (an embedding's, an encoding's; None: no
+        indices): the parity rows draw them there, as a model's real inputs are."""
+        return None
+
 
 @dataclass
 class Dense(Op):

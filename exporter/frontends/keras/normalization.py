@@ -18,8 +18,8 @@ import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.layers import LAYERS, KerasLayer, Shape, _numpy, _one, handles
-from exporter.ir import LayerNorm, Transpose
-from exporter.ir.normalization import Embedding, Normalize
+from exporter.ir import LayerNorm, Reshape, Transpose
+from exporter.ir.normalization import Embedding, Encode, Normalize
 from exporter.ir.ops import Shape as RowShape
 
 
@@ -160,3 +160,22 @@ def embedding(layer: Any, b: Builder, inputs: list[str]) -> str:
         raise Unsupported(f"quantized ({layer.quantization_mode}) embeddings are not supported")
     table = _numpy(layer.embeddings)
     return b.add(Embedding, layer.name, [x], width * table.shape[1], table=table)
+
+
+@handles("CategoryEncoding")
+def category_encoding(layer: Any, b: Builder, inputs: list[str]) -> str:
+    """one_hot: each value of a row ``(F,)`` its own ``num_tokens`` outputs, ``(F, num_tokens)`` (``(num_tokens,)``
+    for one value); multi_hot and count: the row's values together, ``(num_tokens,)``. Indices: ``Encode``'s rule."""
+    x, width = _one(b, inputs)
+    mode = str(layer.output_mode)
+    if mode not in ("one_hot", "multi_hot", "count"):
+        raise Unsupported(f"output_mode {mode!r}: only one_hot, multi_hot and count are supported")
+    if getattr(layer, "sparse", False):
+        raise Unsupported("sparse=True: a sparse output is not supported")
+    if len(b.shape(x)) != 1:
+        raise Unsupported(f"input of shape {b.shape(x)}: only a row of indices (F,) is supported")
+    depth = int(layer.num_tokens)
+    if mode == "one_hot" and width > 1:
+        x = b.add(Reshape, f"{layer.name}/one per step", [x], width, shape=(width, 1))
+        return b.add(Encode, layer.name, [x], depth, depth=depth, steps=width)
+    return b.add(Encode, layer.name, [x], depth, depth=depth, count=mode == "count")
