@@ -83,9 +83,11 @@ def batch_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
 def normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
     """``(x - mean) / max(sqrt(variance), epsilon)`` with Keras' statistics over the kept axes (``axis``: any,
     several, or None for one mean of all), broadcast over the others; ``invert`` maps back."""
+    x, _ = _one(b, inputs)
+    if not hasattr(layer.mean, "shape"):  # a stored configuration's mean as given: not yet broadcast by Keras
+        raise Unsupported("its statistics are read from the built layer")
     import keras
 
-    x, _ = _one(b, inputs)
     mean = _numpy(layer.mean)
     std = np.maximum(np.sqrt(_numpy(layer.variance)), keras.backend.epsilon())
     if getattr(layer, "invert", False):
@@ -119,9 +121,7 @@ def dot(layer: Any, b: Builder, inputs: list[str]) -> str:
     """Keras' ``batch_dot``: the sum over one axis of each input, for every pair of their other entries;
     the output's axes are the first input's others, then the second's (``(1,)`` when there are none).
     ``normalize``: each input divided by its L2 norm along the axis first (Keras' ``x * min(1 / norm,
-    1 / epsilon)``, epsilon 1e-7)."""
-    import keras
-
+    1 / epsilon)``, Keras' epsilon, 1e-7 by default)."""
     if len(inputs) != 2:
         raise Unsupported(f"called on {len(inputs)} tensors, expected 2")
     axes = layer.axes if isinstance(layer.axes, (list, tuple)) else (layer.axes, layer.axes)
@@ -133,6 +133,8 @@ def dot(layer: Any, b: Builder, inputs: list[str]) -> str:
             raise Unsupported(f"axes {layer.axes}: axis {axis} of a tensor of {len(shape)} axes per row")
         moved, rest = _last(b, f"{layer.name}/operand {i}", x, at)
         if layer.normalize:
+            import keras
+
             depth = shape[at]
             moved = b.add(
                 Normalize,
