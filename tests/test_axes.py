@@ -117,6 +117,38 @@ def test_batch_gives_the_bits_of_one_row_at_a_time(keras, tmp_path):
         np.testing.assert_array_equal(compiled.batch(rows[:n]).view(np.uint32), expected[:n].view(np.uint32))
 
 
+def test_flax_norms_on_any_axis_and_broadcasting_match_jax(tmp_path):
+    """Flax: BatchNorm along the first axis of a (4, 6) tensor (its arithmetic, constants broadcast along it),
+    LayerNorm and RMSNorm over leading axes (a transpose around the op), a product and a sum broadcasting a
+    (4, 1) and a (1, 6) network value over (4, 6) (``Expand``)."""
+    import jax
+    import jax.numpy as jnp
+    from flax import linen as nn
+
+    from exporter.api import export_flax
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            h = nn.Dense(6)(x.reshape(4, 5))
+            h = nn.BatchNorm(use_running_average=True, axis=0)(h)
+            h = nn.LayerNorm(reduction_axes=0, feature_axes=0)(h)
+            h = nn.RMSNorm(reduction_axes=(0, 1), feature_axes=-1)(h)
+            h = h * nn.Dense(1)(h) + nn.Dense(6)(x[:3]).reshape(1, 6)
+            return h.reshape(-1)
+
+    model = Model()
+    variables = model.init(jax.random.PRNGKey(0), jnp.zeros(20))
+    leaves, tree = jax.tree_util.tree_flatten(variables)
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    leaves = [a + 0.3 * jax.random.uniform(k, a.shape) for a, k in zip(leaves, keys, strict=True)]  # variances > 0
+    ex = export_flax(model, jax.tree_util.tree_unflatten(tree, leaves), n_inputs=20, name="flaxaxes")
+    kinds = {type(op).__name__ for op in ex.chain.net.ops}
+    assert {"Affine", "Transpose", "LayerNorm", "Normalize", "Expand"} <= kinds, kinds
+    report = ex.check(ex.compile(tmp_path, one_row=True))
+    assert report.passed, report.table()
+
+
 def test_what_does_not_fit_is_refused_by_name(keras, tmp_path):
     """A CenterCrop larger than the image (Keras resizes it) is refused with the layer's name and the rule."""
     L = keras.layers
