@@ -34,6 +34,14 @@ def _norms(keras):
     return keras.Model(x, L.Normalization(axis=2, mean=np.arange(4.0), variance=np.arange(1.0, 5.0), invert=True)(h))
 
 
+def _ones(keras):
+    """(3, 2, 1): a vector along an axis followed only by axes of 1 (BatchNormalization of axis 2 in 3 steps)."""
+    L = keras.layers
+    x = keras.Input((3, 2, 1))
+    h = L.LayerNormalization(axis=2)(L.BatchNormalization(axis=2)(x))
+    return keras.Model(x, L.Normalization(axis=1, mean=[0.5, 1.0, 2.0], variance=[2.0, 3.0, 4.0])(h))
+
+
 def _merges(keras):
     """Inputs (4, 1), (4, 5), (1,) and (5,): every merge layer broadcasting them, as Keras does."""
     L = keras.layers
@@ -73,7 +81,7 @@ def _encodings(keras):
     return keras.Model(x, L.Concatenate()([modes[0], modes[1], L.Flatten()(modes[2])]))
 
 
-MODELS = {"norms": _norms, "merges": _merges, "dots": _dots, "crops": _crops, "encodings": _encodings}
+MODELS = {"norms": _norms, "ones": _ones, "merges": _merges, "dots": _dots, "crops": _crops, "encodings": _encodings}
 
 
 @pytest.mark.parametrize("kind", MODELS)

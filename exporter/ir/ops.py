@@ -224,10 +224,11 @@ class Affine(Op):
         return f"Affine {self.width}" + (f", {self.entries} values each over {self.inner}" if self.inner > 1 else "")
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape | None:
-        """With ``inner`` 1 an elementwise or row op; else the input's shape when its axes split into
-        ``steps`` slices of ``width`` values whose trailing axes make blocks of ``inner``."""
-        if self.inner == 1:
-            return super().out_shape(in_shapes)
+        """An elementwise or row op; or the input's shape when its axes split into ``steps`` slices of ``width``
+        values whose trailing axes make blocks of ``inner`` (a vector along a middle axis, or along an axis
+        followed by axes of 1)."""
+        if (fitted := super().out_shape(in_shapes)) is not None or len(in_shapes) != 1:
+            return fitted
         (shape,) = in_shapes
         cuts = [(size(shape[:k]), size(shape[k:])) for k in range(len(shape) + 1)]
         fits = (self.steps, self.width) in cuts and any(rest == self.inner for _, rest in cuts)
