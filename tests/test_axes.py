@@ -35,10 +35,12 @@ def _norms(keras):
 
 
 def _ones(keras):
-    """(3, 2, 1): a vector along an axis followed only by axes of 1 (BatchNormalization of axis 2 in 3 steps)."""
+    """(3, 2, 1): a vector along an axis followed only by axes of 1 (BatchNormalization of axis 2 in 3 steps), and
+    arithmetic with constants along the leading axes."""
     L = keras.layers
     x = keras.Input((3, 2, 1))
     h = L.LayerNormalization(axis=2)(L.BatchNormalization(axis=2)(x))
+    h = h * np.array([[[1.5]], [[-2.0]], [[0.25]]], "float32") - np.array([[0.5], [1.0]], "float32")  # constants
     return keras.Model(x, L.Normalization(axis=1, mean=[0.5, 1.0, 2.0], variance=[2.0, 3.0, 4.0])(h))
 
 

@@ -47,7 +47,8 @@ def _along(shape: Shape, axis: int, values: np.ndarray) -> np.ndarray:
     return values.reshape([-1 if a == at else 1 for a in range(len(shape))])
 
 
-def _affine(b: Builder, name: str, x: str, scale: np.ndarray, shift: np.ndarray) -> str:
+def affine(b: Builder, name: str, x: str, scale: np.ndarray, shift: np.ndarray) -> str:
+    """``x * scale + shift``, the constants broadcast to x's shape (``spread``)."""
     layout, (scale, shift) = spread(b.shape(x), scale, shift)
     steps, width, inner = layout["steps"], layout["width"], layout["inner"]
     return b.add(Affine, name, [x], width, scale=scale, shift=shift, steps=steps, inner=inner)
@@ -76,7 +77,7 @@ def batch_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
     gamma = _numpy(layer.gamma) if layer.scale else np.ones_like(mean)
     beta = _numpy(layer.beta) if layer.center else np.zeros_like(mean)
     scale = gamma / np.sqrt(variance + layer.epsilon)
-    return _affine(b, layer.name, x, _along(shape, axis, scale), _along(shape, axis, beta - mean * scale))
+    return affine(b, layer.name, x, _along(shape, axis, scale), _along(shape, axis, beta - mean * scale))
 
 
 @handles("Normalization")
@@ -91,8 +92,8 @@ def normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
     mean = _numpy(layer.mean)
     std = np.maximum(np.sqrt(_numpy(layer.variance)), keras.backend.epsilon())
     if getattr(layer, "invert", False):
-        return _affine(b, layer.name, x, std, mean)
-    return _affine(b, layer.name, x, 1.0 / std, -mean / std)
+        return affine(b, layer.name, x, std, mean)
+    return affine(b, layer.name, x, 1.0 / std, -mean / std)
 
 
 @handles("RepeatVector")
