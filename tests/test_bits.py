@@ -127,3 +127,64 @@ def test_every_tree_layout_gives_the_same_bits_in_a_batch_and_every_variant(tmp_
     check = build_and_run(render_set("layouts", "test", [ex.source for ex in parts]), tmp_path)
     assert check.passed, check.verdict()
     assert {r.function for r in check.results} == {ex.symbol for ex in parts}
+
+
+def dirty_calls(asm: str, callee: re.Pattern[str]) -> tuple[int, list[str]]:
+    """The calls to ``callee`` in GCC's assembly ``asm`` that may run with the upper halves of the vector registers
+    dirty (a ymm or zmm register written on some path since the function's entry or the last vzeroupper), by a
+    forward pass over each function's basic blocks until nothing changes: (calls seen, the dirty ones)."""
+    blocks: dict[str, list[str]] = {}  # label -> its instructions; a function's entry is its own name
+    order: list[str] = []
+    for line in asm.splitlines():
+        if re.match(r"^[.\w]+:", line):
+            order.append(line[:-1])
+            blocks[order[-1]] = []
+        elif order and line.startswith("\t") and not line.startswith("\t."):
+            blocks[order[-1]].append(line.strip())
+    entries = {name for name in order if not name.startswith(".")}
+    dirty_in = {name: False for name in order}
+    seen, dirty, changed = set(), set(), True
+    while changed:
+        changed = False
+        for k, name in enumerate(order):
+            state = dirty_in[name] and name not in entries
+            for ins in blocks[name]:
+                if ins.startswith(("vzeroupper", "vzeroall")):
+                    state = False
+                elif re.search(r"%[yz]mm", ins):
+                    state = True
+                elif (call := re.match(r"call\s+(\S+)", ins)) and callee.fullmatch(call.group(1)):
+                    seen.add((name, ins))
+                    if state:
+                        dirty.add(f"{name}: {ins}")
+                jump = re.match(r"j\w+\s+(\.L\w+)$", ins)
+                if jump and state and not dirty_in[jump.group(1)]:
+                    dirty_in[jump.group(1)] = changed = True
+            ends = blocks[name] and re.match(r"(jmp|ret)\b", blocks[name][-1])
+            if not ends and k + 1 < len(order) and state and not dirty_in[order[k + 1]]:
+                dirty_in[order[k + 1]] = changed = True
+    return len(seen), sorted(dirty)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or shutil.which("gcc") is None, reason="x86-64 GCC's code")
+@pytest.mark.parametrize("layout", ["walk", "branches", "complete", "bitvector"])
+def test_the_variants_call_the_shared_tree_sums_with_clean_vector_registers(tmp_path, layout):
+    """A tree ensemble's sums are one function, compiled for the baseline (SSE), that every variant calls. GCC 12
+    left out the vzeroupper before those calls from AVX code (its interprocedural register allocation saw the
+    function keep most vector registers): the SSE code then merged with dirty upper halves, and a walk's batch
+    took 3.4 times as long as one call per row (docs/speed.md, "Trees"). Every such call now runs clean."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    major = subprocess.run(["gcc", "-dumpversion"], capture_output=True, text=True).stdout.split(".")[0]
+    if int(major) < 12:
+        pytest.skip("the variants are compiled by GCC 12 and later only")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 4))
+    model = GradientBoostingClassifier(n_estimators=12, max_depth=3, random_state=0).fit(x, x[:, 0] * x[:, 1] > 0)
+    ex = export_chain(model, name=f"sums_{layout}", trees=layout)
+    c_file, _ = ex.write(tmp_path / f"{ex.symbol}.c")
+    for level in (3, 4):
+        flags = ["-std=c99", "-O3", f"-D{ex.symbol}_ISA={level}", "-S", "-o", "-"]
+        asm = subprocess.run(["gcc", *flags, str(c_file)], capture_output=True, text=True, check=True).stdout
+        calls, dirty = dirty_calls(asm, re.compile(rf"{ex.symbol}_\d+_sums"))
+        assert calls >= 2 and not dirty, f"x86-64-v{level}: {calls} calls, dirty at {dirty}"

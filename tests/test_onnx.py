@@ -421,7 +421,8 @@ def test_trace_taps_onnx_runtime(tmp_path):
 
 def _refused() -> onnx.ModelProto:
     """Every kind of refusal at once: a transposed convolution, a recurrence of other activations than ONNX's
-    defaults, a product of two computed tensors (attention), a custom domain, an input with a dynamic width."""
+    defaults, a product of two computed tensors of different ranks (their batches would meet), a custom
+    domain, an input with a dynamic width."""
     g = Graph(opset=17, width=6)
     x3 = g.op("Unsqueeze", "x", g.const([1], np.int64))
     conv = g.op("ConvTranspose", x3, g.const(np.ones((1, 2, 3))), pads=[1, 1])
@@ -436,7 +437,8 @@ def _refused() -> onnx.ModelProto:
         outputs=3,
     )[0]
     g.nodes[-1].name = "lstm"
-    scores = g.op("MatMul", g.op("Unsqueeze", "x", g.const([2], np.int64)), x3)
+    column = g.op("Unsqueeze", "x", g.const([1, 3], np.int64))  # [batch, 1, 6, 1]: its batch meets x3's stack
+    scores = g.op("MatMul", x3, column)
     g.nodes[-1].name = "attention"
     custom = helper.make_node("Scale", ["x"], ["scaled"], domain="com.example", name="custom")
     g.nodes.append(custom)
@@ -566,13 +568,13 @@ REFUSED_ATTRIBUTES = {
     ),
     "ReduceSum over the batch": (lambda g: g.op("ReduceSum", "x"), "the reduction would run over the batch"),
     "Softmax part of a row": (
-        lambda g: _rows(g, g.op("Softmax", g.op("Reshape", _six(g, "x"), g.const([0, 2, 3], np.int64)))),
+        lambda g: _rows(g, g.op("Softmax", g.op("Reshape", _six(g, "x"), g.const([0, 2, 3], np.int64)), axis=1)),
         "is not over the whole row",
     ),
     "Flatten axis 0": (lambda g: g.op("Flatten", "x", axis=0), "mixes the rows"),
-    "Cast to int": (lambda g: g.op("Cast", g.op("Cast", "x", to=7), to=1), "only float (1) is supported"),
+    "Cast to int": (lambda g: g.op("Cast", g.op("Cast", "x", to=7), to=1), "only float (1) and bool (9) are supported"),
     "Gather on the batch": (lambda g: g.op("Gather", "x", g.const([0], np.int64)), "axis 0 is the batch"),
-    "Transpose of the batch": (lambda g: g.op("Relu", g.op("Transpose", "x")), "has the batch as axis 1"),
+    "Transpose of the batch": (lambda g: g.op("Flatten", g.op("Transpose", "x")), "has the batch as axis 1"),
     "Add per batch entry": (lambda g: g.op("Add", "x", g.const(np.ones((3, 1)))), "holds a value per batch entry"),
     "Add widening": (
         lambda g: _rows(g, g.op("Add", g.op("Unsqueeze", "x", g.const([2], np.int64)), g.const(np.ones((1, 3))))),

@@ -7,6 +7,7 @@ from exporter.ir.graph import Graph
 from exporter.ir.layout import Concatenate, Expand, Reshape, Slice, Transpose
 from exporter.ir.ops import Activate, Affine, Broadcast, Dense, Formula, LayerNorm, Merge, Op, PReLU, Reduce
 from exporter.ir.passes import optimize
+from exporter.ir.products import Masked, MatMul, Select
 from exporter.ir.recurrent import Recurrent
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "Formula",
     "Graph",
     "LayerNorm",
+    "Masked",
+    "MatMul",
     "Merge",
     "Op",
     "PReLU",
@@ -31,6 +34,7 @@ __all__ = [
     "Recurrent",
     "Reduce",
     "Reshape",
+    "Select",
     "Slice",
     "Transpose",
     "Upsample",

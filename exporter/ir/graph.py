@@ -18,6 +18,7 @@ class InputPart:
     offset: int
     shape: Shape
     mask: bool = False
+    note: str = ""  # how the header describes it, when not as Keras' mask (1: kept): an ONNX bool input's 0/1
 
 
 @dataclass

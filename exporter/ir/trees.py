@@ -194,6 +194,9 @@ class TreeEnsemble(Op):
         """Its link's outputs, from a row holding every feature a node reads."""
         return self.width if in_widths[0] > int(self.feature.max(initial=-1)) else -1
 
+    def file_helpers(self) -> tuple[str, ...]:
+        return ("shared",)  # its sums, one function for every instruction-set variant
+
     def flops(self, in_widths: list[int]) -> int:
         """Per call: one comparison per level of every tree, one add per leaf value, the link's work."""
         link = {"identity": 0, "exp": 1, "logistic": 4, "sigmoid": 4, "softmax": 4 * self.width}[self.link]

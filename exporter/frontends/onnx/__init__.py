@@ -85,7 +85,12 @@ def load_onnx(model: Any, input_shape: Any = None, noise: int = 0) -> LoadedMode
     prepared = prepare(model, input_shapes(input_shape), source)
     walked = walk_onnx(prepared, source, noise)
     graph = walked.graph()
-    reference = OnnxReference(prepared.runnable, Feeds(walked.feeds, prepared.batch_one), walked.origins, source)
+    reference = OnnxReference(
+        prepared.runnable,
+        Feeds(walked.feeds, prepared.batch_one, bool(walked.parts), walked.bools),
+        walked.origins,
+        source,
+    )
     version = f"{onnxruntime.__version__} (onnx {onnx.__version__}, opset {prepared.opsets['']})"
     return LoadedModel(
         graph,

@@ -13,6 +13,7 @@ among them (a newer opset that changed the op) is refused, never read by a mappi
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ class Row:
     value: str
     dims: tuple[int, ...]
     batch: int = 0  # the batch's axis in the ONNX tensor: 1 in a recurrence's [steps, batch, features]
+    # How many axes of ``split`` each ONNX axis holds, when the batch shares one with others (``()``: one
+    # each): PyTorch's attention reshapes [seq, batch, heads * d] to [seq, batch * heads, d], the batch
+    # then the heads in one axis; ``batch`` is then the batch's place in ``split``, not an ONNX axis.
+    groups: tuple[int, ...] = ()
 
     @property
     def width(self) -> int:
@@ -40,7 +45,24 @@ class Row:
 
     @property
     def rank(self) -> int:
-        return 1 + len(self.dims)
+        return len(self.groups) if self.groups else 1 + len(self.dims)
+
+    @property
+    def split(self) -> list[int | None]:
+        """The ONNX tensor's axes with the batch (None) an axis of its own: each row is the others, row-major."""
+        return [*self.dims[: self.batch], None, *self.dims[self.batch :]]
+
+    def axes(self) -> list[list[int]]:
+        """For each ONNX axis, the indices of ``split`` it holds."""
+        counts = self.groups or (1,) * (1 + len(self.dims))
+        starts = np.cumsum([0, *counts])
+        return [list(range(a, e)) for a, e in itertools.pairwise(starts)]
+
+    def onnx_dims(self, batch: int | None = None) -> list[int | None]:
+        """The ONNX tensor's shape for a batch of ``batch`` (None: the axis holding the batch is None)."""
+        split = self.split
+        sizes = [[batch if split[k] is None else split[k] for k in axis] for axis in self.axes()]
+        return [None if None in axis else math.prod(axis) for axis in sizes]  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,26 @@ Value = Row | Const | Meta
 Shape = tuple[int | str | None, ...]  # an inferred ONNX shape: a size, a symbol (BATCH: the batch), None: unknown
 BATCH = "N"  # the symbolic batch dimension every input is given, so that inference relates them
 SENTINELS = (1_000_003, 1_000_033)  # batch sizes a shape is computed with, twice: entries that follow them are it
+
+
+def entry(first: int, second: int) -> int | str | None:
+    """A shape's entry from its values for the two sentinel batch sizes: a constant, the batch (``BATCH``), a
+    multiple of it (``"N*2"``: the batch and the heads in one axis), or None (computed from it otherwise)."""
+    if first == second:
+        return first
+    k, rest = divmod(first, SENTINELS[0])
+    if k > 0 and rest == 0 and second == k * SENTINELS[1]:
+        return BATCH if k == 1 else f"{BATCH}*{k}"
+    return None
+
+
+def concrete(value: int | str | None, batch: int) -> int | None:
+    """An entry of a shape (``entry``) for a batch of ``batch``: None when unknown."""
+    if value == BATCH:
+        return batch
+    if isinstance(value, str) and value.startswith(f"{BATCH}*"):
+        return batch * int(value[len(BATCH) + 1 :])
+    return value if isinstance(value, int) else None
 
 
 @dataclass
@@ -91,11 +133,14 @@ class Node:
             raise Unsupported(f"input {i} has the batch as axis {value.batch}: only axis 0 is read here")
         return value
 
-    def moved(self, i: int) -> Row:
-        """Input ``i``, rows whose batch may be any axis (``Row.batch``)."""
+    def moved(self, i: int, grouped: bool = False) -> Row:
+        """Input ``i``, rows whose batch may be any axis (``Row.batch``), or share one (``grouped``)."""
         value = self.inputs[i] if i < len(self.inputs) else None
         if not isinstance(value, Row):
             raise Unsupported(f"input {i} is {_kind(value)}; a tensor computed from the model's input was expected")
+        if value.groups and not grouped:
+            shape = ", ".join("batch*" + str(d) if d is None else str(d) for d in value.onnx_dims())
+            raise Unsupported(f"input {i} [{shape}] holds the batch and other axes in one: only reshapes read it")
         return value
 
     def const(self, i: int, what: str) -> np.ndarray:
@@ -244,9 +289,13 @@ def feature_grid(row: Row) -> np.ndarray:
 
 
 def tensor(b: Builder, name: str, row: Row, shape: IRShape) -> str:
-    """The row's IR value seen as a tensor of ``shape`` (a ``Reshape``, which copies nothing, when needed)."""
+    """The row's IR value seen as a tensor of ``shape`` (a ``Reshape``, which copies nothing, when needed; the
+    value a ``Reshape`` made it from, when that has the shape: a row op's output read by the next row op)."""
     if b.shape(row.value) == tuple(shape):
         return row.value
+    made = next((op for op in reversed(b.ops) if op.output == row.value), None)
+    if isinstance(made, Reshape) and b.shape(made.inputs[0]) == tuple(shape):
+        return made.inputs[0]
     return b.add(Reshape, name, [row.value], row.width, shape=shape)
 
 
@@ -261,3 +310,18 @@ def flat(b: Builder, name: str, value: str, dims: tuple[int, ...]) -> Row:
 def transposed(b: Builder, name: str, value: str, perm: tuple[int, ...]) -> str:
     shape = b.shape(value)
     return b.add(Transpose, name, [value], math.prod(shape), in_shape=shape, perm=perm)
+
+
+def along_last(b: Builder, name: str, row: Row, cls: type, last: int, **fields: Any) -> str:
+    """A row op (``Dense``, ``LayerNorm``, softmax...) on the last ONNX axis of ``row``, whatever comes before
+    it (the batch too, in any place, but not on the last axis): ``steps`` of it over a (steps, last) tensor,
+    its output flat again, ``last`` wide per step. The output keeps ``row``'s layout but for the last axis."""
+    held = row.axes()[-1]
+    if held != [len(row.dims)] or row.batch == len(row.dims):
+        raise Unsupported("the batch is on the last axis")
+    size = row.dims[-1]
+    steps = row.width // size
+    if steps == 1:
+        return b.add(cls, name, [row.value], last, **fields)
+    out = b.add(cls, name, [tensor(b, name, row, (steps, size))], last, steps=steps, **fields)
+    return flat(b, name, out, (steps * last,)).value

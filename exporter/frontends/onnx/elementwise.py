@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from exporter.frontends.onnx.declare import (
     Node,
     Row,
     Value,
+    along_last,
     broadcast_dims,
     const_dims,
     handles,
@@ -29,7 +31,8 @@ from exporter.frontends.onnx.declare import (
     to_dims,
     whole_row,
 )
-from exporter.ir import Activate, Activation, Affine, Formula, Merge, PReLU
+from exporter.frontends.onnx.products import spread
+from exporter.ir import Activate, Activation, Affine, Formula, Masked, Merge, PReLU
 from exporter.ir.expression import Expr, X, call, num
 from exporter.ir.ops import affine_parts
 
@@ -44,12 +47,23 @@ def activate(b: Builder, node: Node, row: Row, kind: str, **params: float) -> Ro
         activation = Activation(kind, params)
     except ValueError as err:  # an attribute that is not a finite number
         raise Unsupported(str(err)) from None
-    return Row(b.add(Activate, node.name, [row.value], row.width, activation=activation), row.dims)
+    return Row(
+        b.add(Activate, node.name, [row.value], row.width, activation=activation), row.dims, row.batch, row.groups
+    )
 
 
 def affine(b: Builder, node: Node, row: Row, scale: Any, shift: Any) -> Row:
+    """``x * scale + shift``; per position of the last axis alone (a bias after a ``MatMul`` over tokens), one
+    row op of steps, which the IR's passes fuse into the ``Dense`` of the same steps before it."""
     scale, shift = np.broadcast_to(scale, row.width), np.broadcast_to(shift, row.width)
-    return Row(b.add(Affine, node.name, [row.value], row.width, scale=scale, shift=shift), row.dims)
+    last = row.dims[-1] if row.dims and row.axes()[-1] == [len(row.dims)] else row.width
+    periods = [np.reshape(v, (-1, last)) for v in (scale, shift)]
+    uniform = all((v == v.flat[0]).all() for v in (scale, shift))  # one value: the whole row at once
+    if last < row.width and not uniform and all((p == p[0]).all() for p in periods):
+        out = along_last(b, node.name, row, Affine, last, scale=periods[0][0], shift=periods[1][0])
+    else:
+        out = b.add(Affine, node.name, [row.value], row.width, scale=scale, shift=shift)
+    return Row(out, row.dims, row.batch, row.groups)
 
 
 def kind_of(op_type: str) -> str:
@@ -82,7 +96,7 @@ RENAMED = {"HardSwish": "hard_silu", "Exp": "exponential"}
 def _unary(params: dict[str, tuple[str, float]]) -> Callable[[Node, Builder], list[Value]]:
     def mapping(node: Node, b: Builder) -> list[Value]:
         values = {p: float(node.attr(attribute, default)) for p, (attribute, default) in params.items()}
-        return [activate(b, node, node.row(), kind_of(node.op_type), **values)]
+        return [activate(b, node, node.moved(0, grouped=True), kind_of(node.op_type), **values)]
 
     return mapping
 
@@ -93,9 +107,20 @@ for _op, (_params, _since) in UNARY.items():
 
 @handles("Softmax", "LogSoftmax", since=(13,))
 def softmax(node: Node, b: Builder) -> list[Value]:
-    row = node.row()
-    whole_row(row, int(node.attr("axis", -1)), node.op_type)
-    return [activate(b, node, row, kind_of(node.op_type))]
+    """Over the last axis, every axis before it a step (the keys of attention's scores, per head and query)."""
+    row = node.moved(0, grouped=True)
+    if int(node.attr("axis", -1)) not in (-1, row.rank - 1):
+        whole_row(node.row(), int(node.attr("axis", -1)), node.op_type)  # the row is one softmax, or refused
+        return [activate(b, node, node.row(), kind_of(node.op_type))]
+    activation = Activation(kind_of(node.op_type), {})
+    return [
+        Row(
+            along_last(b, node.name, row, Activate, row.dims[-1], activation=activation),
+            row.dims,
+            row.batch,
+            row.groups,
+        )
+    ]
 
 
 @handles("Gelu", since=(20,))
@@ -172,7 +197,7 @@ def power(node: Node, b: Builder) -> list[Value]:
         raise Unsupported("a power of a computed tensor to a constant exponent, or of a constant base, is supported")
     row = exponent if isinstance(exponent, Row) else base
     assert isinstance(row, Row)
-    return [Row(b.add(Formula, node.name, [row.value], row.width, expr=expr), row.dims)]
+    return [replace(row, value=b.add(Formula, node.name, [row.value], row.width, expr=expr))]
 
 
 MERGES = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide"}
@@ -183,18 +208,30 @@ def merge_rows(node: Node, b: Builder, kind: str, rows: list[Row]) -> Row:
     """Rows of one rank combined elementwise; a row of one value is broadcast over the others' width."""
     if len({row.rank for row in rows}) != 1:
         raise Unsupported(f"tensors of ranks {[row.rank for row in rows]}: the batch would not stay the first axis")
+    if len({(row.batch, row.groups) for row in rows}) != 1:
+        raise Unsupported("tensors whose batch lies on different axes")
     dims = broadcast_dims(*(row.dims for row in rows))
-    values = [to_dims(b, node.name, row, dims).value for row in rows]
-    return Row(b.add(Merge, node.name, values, int(np.prod(dims)), kind=kind), dims)
+    values = [spread(b, node.name, row, dims).value for row in rows]
+    merged = b.add(Merge, node.name, values, int(np.prod(dims)), kind=kind)
+    return Row(merged, dims, rows[0].batch, rows[0].groups)
 
 
 def _with_constant(node: Node, b: Builder, kind: str, row: Row, c: np.ndarray, row_first: bool) -> Row:
-    """A row and a constant: an ``Affine`` (``c / x``, one value c: a formula)."""
+    """A row and a constant: an ``Affine`` (``c / x``, one value c: a formula). A row whose batch is not its
+    first axis takes constants of its axes after the batch only."""
+    after = row.rank - 1 - next(a for a, held in enumerate(row.axes()) if row.batch in held)
+    if (row.batch or row.groups) and np.ndim(c) > after:
+        raise Unsupported(f"a constant of shape {list(np.shape(c))} across the batch axis")
     dims = broadcast_dims(row.dims, const_dims(c, row.rank).shape)
+    if dims != row.dims and (row.batch or row.groups):
+        raise Unsupported(f"a constant of shape {list(np.shape(c))} widens a row whose batch is not its first axis")
     row = to_dims(b, node.name, row, dims)
+    if not np.all(np.isfinite(c)) and (kind == "add" or (kind == "subtract" and row_first)):
+        mask = per_feature(-c if kind == "subtract" else c, row, "the mask")  # 0 and -inf: an attention mask
+        return Row(b.add(Masked, node.name, [row.value], row.width, mask=mask), dims, row.batch, row.groups)
     if kind == "divide" and not row_first:
         quotient = Expr("/", (num(scalar(c, "the dividend")), X))
-        return Row(b.add(Formula, node.name, [row.value], row.width, expr=quotient), dims)
+        return Row(b.add(Formula, node.name, [row.value], row.width, expr=quotient), dims, row.batch, row.groups)
     parts = affine_parts(kind, per_feature(c, row, "the constant"), constant_first=not row_first)
     assert parts is not None  # every kind of MERGES but c / x
     return affine(b, node, row, *parts)

@@ -5,11 +5,25 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.onnx.declare import Node, Row, Value, axis_of, handles, per_feature
+from exporter.frontends.onnx.declare import (
+    Node,
+    Row,
+    Value,
+    along_last,
+    axis_of,
+    flat,
+    handles,
+    per_feature,
+    tensor,
+    transposed,
+)
 from exporter.frontends.onnx.elementwise import affine
+from exporter.frontends.onnx.products import product
 from exporter.ir import Dense, LayerNorm, Reduce
 
 
@@ -20,16 +34,19 @@ def _matrix(node: Node, i: int) -> np.ndarray:
     return weight.astype(np.float64)
 
 
-def _dense(node: Node, b: Builder, row: Row, kernel: np.ndarray, bias: np.ndarray | None, dims: tuple[int, ...]) -> Row:
-    if row.width != kernel.shape[0]:
-        raise Unsupported(f"a weight of {kernel.shape[0]} rows for {row.width} features")
-    return Row(b.add(Dense, node.name, [row.value], kernel.shape[1], kernel=kernel, bias=bias), dims)
+def _dense(node: Node, b: Builder, row: Row, kernel: np.ndarray, bias: np.ndarray | None) -> Row:
+    """``Dense`` over the last axis of ``row`` (its leading axes, the batch's in any place, as steps)."""
+    if row.dims[-1:] != (kernel.shape[0],):
+        raise Unsupported(f"a weight of {kernel.shape[0]} rows for {row.dims[-1] if row.dims else 1} features")
+    dims = (*row.dims[:-1], kernel.shape[1])
+    value = along_last(b, node.name, row, Dense, kernel.shape[1], kernel=kernel, bias=bias)
+    return Row(value, dims, row.batch, row.groups)
 
 
 @handles("Gemm", since=(13,))
 def gemm(node: Node, b: Builder) -> list[Value]:
     """``alpha * A' B' + beta * C``: A the rows (not transposed: a transposed A would mix them), B constant."""
-    row = node.row(0)
+    row = node.moved(0, grouped=True)
     if node.attr("transA", 0):
         raise Unsupported("transA=1 transposes the batch into the features")
     if row.rank != 2:
@@ -40,23 +57,25 @@ def gemm(node: Node, b: Builder) -> list[Value]:
     bias = None
     if c is not None:
         bias = float(node.attr("beta", 1.0)) * per_feature(c, Row(row.value, (kernel.shape[1],)), "C")
-    return [_dense(node, b, row, kernel, bias, (kernel.shape[1],))]
+    return [_dense(node, b, row, kernel, bias)]
 
 
 @handles("MatMul", since=(13,))
 def matmul(node: Node, b: Builder) -> list[Value]:
-    """Rows times a constant matrix (or vector): the product over the last axis, every other axis of size 1."""
-    row = node.row(0)
+    """Rows times a constant matrix (or vector) over the last axis, any axes before it (the batch's among
+    them: each a step); or a product of two computed tensors (``products``)."""
+    if isinstance(node.inputs[1], Row):
+        return [product(node, b)]
+    row = node.moved(0, grouped=True)
     if row.rank < 2:
         raise Unsupported("a product of a rank-1 tensor runs over the batch")
-    if any(d != 1 for d in row.dims[:-1]):
-        raise Unsupported(f"a product of [batch, {', '.join(map(str, row.dims))}] needs shaped tensors")
     weight = node.const(1, "the weight").astype(np.float64)
     if weight.ndim == 1:
-        return [_dense(node, b, row, weight.reshape(-1, 1), None, row.dims[:-1])]
+        out = _dense(node, b, row, weight.reshape(-1, 1), None)
+        return [Row(out.value, out.dims[:-1], out.batch, out.groups[:-1])]
     if weight.ndim != 2:
-        raise Unsupported(f"a weight of shape {list(weight.shape)}: batched products need shaped tensors")
-    return [_dense(node, b, row, weight, None, (*row.dims[:-1], weight.shape[1]))]
+        raise Unsupported(f"a weight of shape {list(weight.shape)}: a batched product needs computed tensors")
+    return [_dense(node, b, row, weight, None)]
 
 
 @handles("BatchNormalization", since=(9, 14, 15))
@@ -87,14 +106,14 @@ def layer_normalization(node: Node, b: Builder) -> list[Value]:
     row = node.row(0)
     node.only_first_output(" (the mean or the inverse deviation)")
     axis = axis_of(row, int(node.attr("axis", -1)))
-    if any(d != 1 for d in row.dims[: axis - 1]):
-        raise Unsupported(f"normalized from axis {axis} of [batch, {', '.join(map(str, row.dims))}], not the whole row")
-    scale = per_feature(node.const(1, "the scale"), row, "the scale")
+    normalized = Row(row.value, row.dims[axis - 1 :])  # each step: the axes from ``axis`` on, one row op
+    scale = per_feature(node.const(1, "the scale"), normalized, "the scale")
     bias = node.optional(2, "the bias")
-    shift = np.zeros(row.width) if bias is None else per_feature(bias, row, "the bias")
+    shift = np.zeros(normalized.width) if bias is None else per_feature(bias, normalized, "the bias")
     epsilon = float(node.attr("epsilon", 1e-5))
-    out = b.add(LayerNorm, node.name, [row.value], row.width, scale=scale, bias=shift, epsilon=epsilon)
-    return [Row(out, row.dims)]
+    steps = Row(row.value, (*row.dims[: axis - 1], normalized.width))
+    fields = {"scale": scale, "bias": shift, "epsilon": epsilon}
+    return [Row(along_last(b, node.name, steps, LayerNorm, normalized.width, **fields), row.dims)]
 
 
 @handles("ReduceMean", "ReduceSum", "ReduceMax", since=(13, 18, 20))
@@ -107,12 +126,16 @@ def reduce(node: Node, b: Builder) -> list[Value]:
         if node.attr("noop_with_empty_axes", 0):
             return [row]
         raise Unsupported("no axes: the reduction would run over the batch too")
-    reduced = {axis_of(row, a) for a in axes}
-    if any(d != 1 for k, d in enumerate(row.dims) if k + 1 not in reduced):
-        shape = ", ".join(map(str, row.dims))
-        raise Unsupported(f"a reduction over axes {sorted(reduced)} of [batch, {shape}] leaves parts of the row apart")
+    reduced = {axis_of(row, a) - 1 for a in axes}
     keep = node.attr("keepdims", 1)
-    dims = tuple(1 if k + 1 in reduced else d for k, d in enumerate(row.dims) if keep or k + 1 not in reduced)
+    dims = tuple(1 if k in reduced else d for k, d in enumerate(row.dims) if keep or k not in reduced)
+    kept = [k for k in range(len(row.dims)) if k not in reduced]
+    order = (*kept, *sorted(reduced))  # the reduced axes last: each step reduces one run of them
+    count = math.prod(row.dims[k] for k in reduced)
+    moved = row
+    if [k for k in order if row.dims[k] > 1] != sorted(k for k in order if row.dims[k] > 1):  # axes of 1 move nothing
+        out = transposed(b, node.name, tensor(b, node.name, row, row.dims), order)
+        moved = flat(b, node.name, out, b.shape(out))
     kind = "max" if node.op_type == "ReduceMax" else "sum"
-    out = Row(b.add(Reduce, node.name, [row.value], 1, kind=kind), dims)
-    return [affine(b, node, out, 1.0 / row.width, 0.0) if node.op_type == "ReduceMean" else out]
+    out = Row(along_last(b, node.name, Row(moved.value, (row.width // count, count)), Reduce, 1, kind=kind), dims)
+    return [affine(b, node, out, 1.0 / count, 0.0) if node.op_type == "ReduceMean" else out]

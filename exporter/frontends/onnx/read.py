@@ -25,6 +25,7 @@ from exporter.frontends.onnx.declare import BATCH
 MIN_OPSET = 13
 INSTALL = "pip install 'lamarr-export[onnx]'"
 MAX_BYTES = 2**31 - 1  # protobuf's own limit for one message
+FLOAT, BOOL = 1, 9  # onnx.TensorProto's element types an input may have
 
 
 def _one_line(err: Exception) -> str:
@@ -49,6 +50,7 @@ class Input:
     name: str
     dims: tuple[int | None, ...]
     problems: list[str] = field(default_factory=list)
+    bool: bool = False  # a bool tensor (a padding mask): the C reads it as 0/1 floats
 
     @property
     def fixed(self) -> tuple[int, ...]:
@@ -174,11 +176,11 @@ def _input(graph_input: Any, given: tuple[int, ...] | None) -> Input:
     name = graph_input.name
     tensor = graph_input.type.tensor_type
     problems = []
-    if graph_input.type.WhichOneof("value") != "tensor_type" or tensor.elem_type != 1:
-        problems.append("is not a float32 tensor; the C function takes float rows")
+    if graph_input.type.WhichOneof("value") != "tensor_type" or tensor.elem_type not in (FLOAT, BOOL):
+        problems.append("is neither a float32 nor a bool tensor; the C function takes float rows (bools as 0/1)")
     if not tensor.HasField("shape") or not tensor.shape.dim:
         problems.append("has no shape (or rank 0); a first dimension, the batch, is needed")
-        return Input(name, given or (), problems)
+        return Input(name, given or (), problems, tensor.elem_type == BOOL)
     dims = tensor.shape.dim
     batch = dims[0]
     if batch.HasField("dim_value") and batch.dim_value != 1:
@@ -199,7 +201,7 @@ def _input(graph_input: Any, given: tuple[int, ...] | None) -> Input:
             f"has dynamic dimensions {dynamic} besides the batch; fix them with --input-shape "
             f"{name}={','.join('D' if d is None else str(d) for d in out)} (a manifest's input_shape)"
         )
-    return Input(name, out, problems)
+    return Input(name, out, problems, tensor.elem_type == BOOL)
 
 
 def prepare(model: Any, input_shape: Mapping[str, tuple[int, ...]], source: str) -> Prepared:

@@ -17,6 +17,7 @@ A model whose batch dimension is 1 (exported without a dynamic batch) is run one
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -33,16 +34,27 @@ class Feeds:
     """How rows become the model's inputs: ``feeds`` (name, dimensions after the batch); a one-input
     generator's conditions and noise side by side; ``batch_one``: one row per run."""
 
-    def __init__(self, feeds: list[tuple[str, tuple[int, ...]]], batch_one: bool):
-        self.feeds, self.batch_one = feeds, batch_one
+    def __init__(
+        self,
+        feeds: list[tuple[str, tuple[int, ...]]],
+        batch_one: bool,
+        several: bool = False,
+        bools: frozenset[str] = frozenset(),
+    ):
+        self.feeds, self.batch_one, self.several, self.bools = feeds, batch_one, several, bools
 
     def run(self, fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]], dtype: type, *rows: np.ndarray) -> list[Any]:
-        """``fn`` on the inputs made of ``rows`` (and a generator's noise rows), each output as (rows, values)."""
+        """``fn`` on the inputs made of ``rows`` (and a generator's noise rows), each output as (rows, values):
+        several inputs split out of one row, a bool input true where the row's value is nonzero (as the C)."""
         arrays = [np.asarray(r, dtype=dtype) for r in rows if r is not None]
         if len(self.feeds) == 1 and len(arrays) == 2:
             arrays = [np.concatenate(arrays, axis=1)]
+        if self.several:
+            ends = np.cumsum([0, *(math.prod(dims) for _, dims in self.feeds)])
+            arrays = [arrays[0][:, a:e] for a, e in itertools.pairwise(ends)]
         n = len(arrays[0])
         inputs = {name: a.reshape(n, *dims) for (name, dims), a in zip(self.feeds, arrays, strict=True)}
+        inputs = {name: a != 0 if name in self.bools else a for name, a in inputs.items()}
         with np.errstate(all="ignore"):  # edge rows overflow exp as the C does
             if not self.batch_one:
                 return [np.asarray(o).reshape(n, -1) for o in fn(inputs)]
@@ -111,9 +123,18 @@ class OnnxReference:
         tapped.CopyFrom(self.model)
         outputs = {o.name for o in tapped.graph.output}
         for name in names:
-            if name not in outputs:
-                tapped.graph.output.append(onnx.helper.make_tensor_value_info(name, FLOAT, None))
+            if name not in outputs:  # of its own type: a mask's Cast to bool is tapped as bool, read as 0/1
+                elem = self._types.get(name, FLOAT)
+                tapped.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
         return session(tapped, self.source)
+
+    @functools.cached_property
+    def _types(self) -> dict[str, int]:
+        """The element type of every tensor ONNX's shape inference types."""
+        import onnx
+
+        inferred = onnx.shape_inference.infer_shapes(self.model)
+        return {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
 
     def intermediates(self, values: list[str], rows: np.ndarray, *noise: np.ndarray) -> dict[str, np.ndarray]:
         """ONNX Runtime's value of each IR value, for ``rows``: the model run with those tensors as outputs."""

@@ -26,6 +26,8 @@ from exporter.frontends.onnx.declare import (
     Shape,
     Value,
     axis_of,
+    concrete,
+    entry,
     feature_grid,
     flat,
     handles,
@@ -33,33 +35,51 @@ from exporter.frontends.onnx.declare import (
     tensor,
     transposed,
 )
-from exporter.ir import Concatenate
+from exporter.ir import Concatenate, Select
 
 SHAPED = (13, 14, 16, 19, 21, 23, 24, 25)  # versions that only add element types (float8, int4...)
-FLOAT = 1  # onnx.TensorProto.FLOAT
+FLOAT, BOOL = 1, 9  # onnx.TensorProto's element types
 
 
 def _shape_text(dims: Shape) -> str:
     return "[" + ", ".join("batch" if d == BATCH else "?" if d is None else str(d) for d in dims) + "]"
 
 
-def _target(node: Node, row: Row, values: tuple[int | str | None, ...]) -> tuple[int, ...] | None:
-    """The dimensions after the batch a ``Reshape`` to ``values`` gives (ONNX's 0 and -1 resolved), when its
-    first one is the batch; None when an entry is unknown."""
+def _target(node: Node, row: Row, values: tuple[int | str | None, ...]) -> Row | None:
+    """The row under a ``Reshape`` to ``values`` (ONNX's 0 and -1 resolved; None when an entry is unknown).
+
+    The file's flat order is kept, so each row keeps its own floats in order exactly when the target has an
+    axis holding the batch (of size ``k1 * batch * k2``) whose leading axes times ``k1`` hold what comes
+    before the batch now: [seq, batch, 16] to [seq, batch * 2, 8] splits the heads off, the batch and the
+    heads then one axis (``Row.groups``), as PyTorch's attention writes it."""
     batch = 1 if node.batch_one else SENTINELS[0]
-    full = (batch, *row.dims)
+    full = row.onnx_dims(batch)
     copy = not node.attr("allowzero", 0)
-    out = [full[k] if copy and v == 0 and k < len(full) else batch if v == BATCH else v for k, v in enumerate(values)]
-    if any(not isinstance(v, int) for v in out) or out.count(-1) > 1:
+    out = [full[k] if copy and v == 0 and k < len(full) else concrete(v, batch) for k, v in enumerate(values)]
+    if any(v is None for v in out) or out.count(-1) > 1:
         return None
+    total = batch * row.width
     rest = math.prod(v for v in out if v != -1)  # type: ignore[misc]
     if -1 in out:
-        if rest <= 0 or (batch * row.width) % rest:
+        if rest <= 0 or total % rest:
             raise Unsupported(f"a reshape of [batch, {row.width}] to {list(values)}")
-        out[out.index(-1)] = batch * row.width // rest
-    if out[0] != batch or math.prod(out[1:]) != row.width:  # type: ignore[arg-type]
+        out[out.index(-1)] = total // rest
+    if node.batch_one:
+        if out[0] != batch or math.prod(out[1:]) != row.width or row.batch or row.groups:  # type: ignore[arg-type]
+            raise Unsupported(f"a reshape to {list(values)} does not keep the rows of [batch, {row.width}] apart")
+        return Row(row.value, tuple(out[1:]))  # type: ignore[arg-type]
+    before = math.prod(row.dims[: row.batch])
+    holding = [a for a, d in enumerate(out) if d % batch == 0]  # type: ignore[operator]
+    a = holding[0] if len(holding) == 1 else -1
+    k = out[a] // batch if a >= 0 else 0  # type: ignore[operator]
+    lead, tail = math.prod(out[:a]), math.prod(out[a + 1 :])  # type: ignore[arg-type]
+    k1 = before // lead if a >= 0 and lead and before % lead == 0 else 0
+    if not k1 or k % k1 or (k // k1) * tail * before != row.width or math.prod(out) != total:  # type: ignore[arg-type]
         raise Unsupported(f"a reshape to {list(values)} does not keep the rows of [batch, {row.width}] apart")
-    return tuple(out[1:])  # type: ignore[arg-type]
+    holds = [*([k1] if k1 > 1 else []), None, *([k // k1] if k > k1 else [])]
+    split = [*out[:a], *holds, *out[a + 1 :]]
+    groups = (1,) * a + (len(holds),) + (1,) * (len(out) - a - 1) if len(holds) > 1 else ()
+    return Row(row.value, tuple(d for d in split if d is not None), split.index(None), groups)  # type: ignore[misc]
 
 
 @handles("Flatten", since=SHAPED)
@@ -103,13 +123,14 @@ def squeezed(node: Node, b: Builder) -> list[Value]:
 def reshape(node: Node, b: Builder) -> list[Value]:
     """The row under its new shape, when that shape keeps each row whole: the target as the walk knows it
     (a constant, or a shape computed from the batch size), else the output shape ONNX infers."""
-    row = node.row(0)
+    row = node.moved(0, grouped=True)
     target = node.inputs[1]
     values = tuple(target.array.reshape(-1).tolist()) if isinstance(target, Const) else None
     values = target.values if isinstance(target, Meta) else values
-    dims = _target(node, row, values) if values is not None else None
-    if dims is not None:
-        return [Row(row.value, dims)]
+    reshaped = _target(node, row, values) if values is not None else None
+    if reshaped is not None:
+        return [reshaped]
+    row = node.row(0)
     shape = node.shapes[0]
     if not shape:
         raise Unsupported("ONNX's shape inference cannot tell its output shape")
@@ -142,20 +163,31 @@ def dropout(node: Node, b: Builder) -> list[Value]:
 
 @handles("Cast", since=(13, 19, 21, 23, 24, 25, 28))
 def cast(node: Node, b: Builder) -> list[Value]:
-    """A cast to float of rows that are float already: the rows themselves."""
+    """A cast to float of rows that are float already: the rows themselves; to bool (rows read as 0/1 floats,
+    as bool inputs are): 1 where nonzero."""
+    row = node.moved(0, grouped=True)
+    if node.attr("to") == BOOL:
+        return [Row(b.add(Select, node.name, [row.value], row.width), row.dims, row.batch, row.groups)]
     if node.attr("to") != FLOAT:
-        raise Unsupported(f"a cast of computed values to element type {node.attr('to')}: only float (1) is supported")
-    return [node.row(0)]
+        why = "only float (1) and bool (9) are supported"
+        raise Unsupported(f"a cast of computed values to element type {node.attr('to')}: {why}")
+    return [row]
 
 
 @handles("Shape", since=(13, 15, 19, 21, 23, 24, 25))
 def shape(node: Node, b: Builder) -> list[Value]:
     """The dimensions after the batch are constants; a shape that includes the batch is known to inference only."""
-    row = node.row(0)
-    axes = range(row.rank)[slice(node.attr("start", 0), node.attr("end", None))]
-    if 0 in axes and not node.batch_one:
-        return [Meta(tuple(BATCH if a == 0 else row.dims[a - 1] for a in axes))]
-    return [Const(np.asarray([1 if a == 0 else row.dims[a - 1] for a in axes], dtype=np.int64))]
+    row = node.moved(0, grouped=True)
+    dims = row.onnx_dims(1 if node.batch_one else None)
+    split, held = row.split, row.axes()
+    dims = [
+        d if d is not None else entry(*(math.prod(split[k] or n for k in held[a]) for n in SENTINELS))
+        for a, d in enumerate(dims)
+    ]
+    picked = dims[slice(node.attr("start", 0), node.attr("end", None))]
+    if all(isinstance(d, int) for d in picked):
+        return [Const(np.asarray(picked, dtype=np.int64))]
+    return [Meta(tuple(picked))]
 
 
 def _row_indices(node: Node, row: Row, grid: np.ndarray, out_dims: tuple[int, ...], b: Builder) -> Row:
@@ -166,16 +198,19 @@ def _row_indices(node: Node, row: Row, grid: np.ndarray, out_dims: tuple[int, ..
 def transpose(node: Node, b: Builder) -> list[Value]:
     """The IR's ``Transpose`` of each row's axes; a ``perm`` that moves the batch axis moves ``Row.batch``
     (a recurrence's ``[steps, batch, features]``): each row's own floats stay where they are."""
-    row = node.moved(0)
+    row = node.moved(0, grouped=True)
     perm = [int(p) for p in node.attr("perm", list(range(row.rank))[::-1])]
     if sorted(perm) != list(range(row.rank)):
         raise Unsupported(f"perm {perm} of a tensor of rank {row.rank}")
-    axes = tuple(p - (p > row.batch) for p in perm if p != row.batch)
-    batch = perm.index(row.batch)
+    held = row.axes()
+    order = [k for p in perm for k in held[p]]  # the axes of ``split``, the batch's among them, in their new order
+    groups = tuple(len(held[p]) for p in perm) if row.groups else ()
+    axes = tuple(k - (k > row.batch) for k in order if k != row.batch)
+    batch = order.index(row.batch)
     if axes == tuple(range(len(axes))):
-        return [Row(row.value, row.dims, batch)]
+        return [Row(row.value, row.dims, batch, groups)]
     out = transposed(b, node.name, tensor(b, node.name, row, row.dims), axes)
-    return [Row(flat(b, node.name, out, b.shape(out)).value, b.shape(out), batch)]
+    return [Row(flat(b, node.name, out, b.shape(out)).value, b.shape(out), batch, groups)]
 
 
 @handles("Slice", since=(13,))

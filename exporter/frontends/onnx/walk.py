@@ -12,8 +12,9 @@ problem of its own.
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -21,14 +22,17 @@ import numpy as np
 import exporter.frontends.onnx.convolution
 import exporter.frontends.onnx.elementwise
 import exporter.frontends.onnx.linear
+import exporter.frontends.onnx.products
 import exporter.frontends.onnx.recurrent
-import exporter.frontends.onnx.shapes  # noqa: F401 - the five declare the op types
+import exporter.frontends.onnx.shapes  # noqa: F401 - the six declare the op types
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.onnx.declare import BATCH, OPS, SENTINELS, Const, Meta, Node, Row, Shape, Value
+from exporter.frontends.keras.inputs import is_several
+from exporter.frontends.onnx.declare import OPS, SENTINELS, Const, Meta, Node, Row, Shape, Value, concrete, entry
 from exporter.frontends.onnx.patterns import Gelu, find_gelus
 from exporter.frontends.onnx.read import Prepared
-from exporter.ir import Activate, Activation, Concatenate, Graph
+from exporter.ir import Activate, Activation, Concatenate, Graph, Slice
 from exporter.ir.expression import ExpressionError
+from exporter.ir.graph import InputPart
 
 SHAPED = "a shaped op not read yet (docs/onnx.md lists the shaped ops read)"
 # Why an op type without a declaration is refused, by family
@@ -36,7 +40,7 @@ REFUSALS = {
     **dict.fromkeys(
         "ConvTranspose ConvInteger QLinearConv LpPool GlobalLpPool MaxUnpool MaxRoiPool RoiAlign "
         "InstanceNormalization GroupNormalization LRN Resize Upsample DepthToSpace SpaceToDepth Col2Im DeformConv "
-        "Einsum Attention".split(),
+        "Attention".split(),
         SHAPED,
     ),
     **dict.fromkeys("If Loop Scan".split(), "control flow (subgraphs) is not supported"),
@@ -45,6 +49,7 @@ REFUSALS = {
         "draws random numbers: a generator takes its noise as an input (noise)",
     ),
 }
+BOOL_NOTE = "a bool tensor, 0 (false) or 1 (true) per item, as the model reads it"
 GROWING = {"ConstantOfShape", "Expand", "Tile", "Range", "Pad", "OneHot", "EyeLike", "Resize", "Upsample"}
 MAX_FOLDED = 1 << 26  # values of one folded constant: a file may not make the exporter allocate without bound
 
@@ -60,9 +65,11 @@ class Walked:
     noise: str | None = None
     feeds: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
     origins: dict[str, str] = field(default_factory=dict)
+    parts: tuple[InputPart, ...] = ()  # several inputs side by side in the C's input row
+    bools: frozenset[str] = frozenset()  # the inputs of bool tensors, read as 0/1 floats
 
     def graph(self) -> Graph:
-        return self.builder.finish(self.input, self.output, self.noise)
+        return self.builder.finish(self.input, self.output, self.noise, self.parts)
 
 
 def _dim(d: Any) -> int | str | None:
@@ -136,14 +143,15 @@ class OnnxWalker:
         """A node of shapes computed from the batch size: folded twice, with the batch size one sentinel and
         then the other; an entry that follows the sentinels is the batch size, one that stays is a constant."""
         unknown = [Meta() for _ in node.output]
-        if node.op_type == "ConstantOfShape" and not np.any(self._attr_value(node)):
-            return [Meta(zero=True)]
+        zeros = node.op_type == "Expand" and isinstance(inputs[0], Const) and not np.any(inputs[0].array)
+        if zeros or (node.op_type == "ConstantOfShape" and not np.any(self._attr_value(node))):
+            return [Meta(zero=True)]  # zeros of a shape read from the rows (``torch.zeros_like`` of a mask)
         if node.op_type in GROWING or any(isinstance(v, Meta) and v.values is None for v in inputs):
             return unknown
         runs = []
         for batch in SENTINELS:
             feeds = [
-                Const(np.asarray([batch if d == BATCH else d for d in v.values], dtype=np.int64).reshape(v.shape))
+                Const(np.asarray([concrete(d, batch) for d in v.values], dtype=np.int64).reshape(v.shape))
                 if isinstance(v, Meta) and v.values is not None and None not in v.values
                 else v
                 for v in inputs
@@ -159,7 +167,7 @@ class OnnxWalker:
                 out.append(Const(first))
             elif first.ndim <= 1 and first.dtype.kind in "iu":
                 pairs = zip(first.reshape(-1).tolist(), second.reshape(-1).tolist(), strict=True)
-                values = tuple(BATCH if (a, b) == SENTINELS else a if a == b else None for a, b in pairs)
+                values = tuple(entry(a, b) for a, b in pairs)
                 out.append(Meta(values, first.shape))
             else:
                 out.append(Meta())
@@ -209,8 +217,10 @@ class OnnxWalker:
         for value, shape, is_used in zip(mapped, out_shapes, used, strict=False):
             if not (isinstance(value, Row) and is_used and shape):
                 continue
-            dims = tuple(d for k, d in enumerate(shape) if k != value.batch)
-            if all(isinstance(d, int) for d in dims) and dims != value.dims:
+            ours = value.onnx_dims()
+            if len(ours) != len(shape) or any(
+                isinstance(d, int) and o is not None and d != o for o, d in zip(ours, shape, strict=False)
+            ):
                 raise Unsupported(f"it computes [batch, {value.dims}] where ONNX infers {list(shape)}")
         if len(mapped) < sum(used):
             raise Unsupported(f"{len(node.output)} outputs; the first {len(mapped)} are computed")
@@ -240,7 +250,7 @@ class OnnxWalker:
                     row = self.values[gelu.x]
                     assert isinstance(row, Row)
                     act = Activation("gelu_erf", {})
-                    outs = [Row(self.b.add(Activate, name, [row.value], row.width, activation=act), row.dims)]
+                    outs = [replace(row, value=self.b.add(Activate, name, [row.value], row.width, activation=act))]
                 else:
                     outs = self.translate(node, name, inputs)
             except (Unsupported, ExpressionError) as err:
@@ -248,7 +258,7 @@ class OnnxWalker:
         for output, value in zip(node.output, outs, strict=False):
             if output:
                 self.values[output] = value
-                if isinstance(value, Row):
+                if isinstance(value, Row) and not (value.batch or value.groups):  # the trace reads the batch first
                     self.walked.origins.setdefault(value.value, output)
 
     def inputs(self, noise: int) -> None:
@@ -259,7 +269,11 @@ class OnnxWalker:
             for problem in graph_input.problems:
                 b.refuse(graph_input.name, "input", problem, 1, kind="input")
         walked.feeds = [(i.name, i.fixed) for i in inputs]
+        walked.bools = frozenset(i.name for i in inputs if i.bool)
         widths = [math.prod(i.fixed) for i in inputs]
+        if is_several([i.fixed for i in inputs], noise > 0) or (walked.bools and len(inputs) > 1):
+            self.several(widths)
+            return
         split = len(inputs) == 1 and noise > 0
         if split and (noise >= widths[0] or len(inputs[0].fixed) != 1):
             b.refuse(
@@ -284,6 +298,22 @@ class OnnxWalker:
         self.poisoned.update(row.value for row, i in zip(rows, inputs, strict=True) if i.problems)
         for graph_input, row in zip(inputs, rows, strict=True):
             self.values[graph_input.name] = row
+
+    def several(self, widths: list[int]) -> None:
+        """Several inputs (not a generator's conditions and noise), side by side in the C's one input row, as
+        a Keras model's (docs/c-contract.md#several-inputs): each a slice of it; a bool input a 0/1 mask."""
+        inputs, walked = self.prepared.inputs, self.walked
+        walked.input = self.b.value(sum(widths))
+        offsets = [0, *itertools.accumulate(widths)]
+        parts = []
+        for graph_input, width, offset in zip(inputs, widths, offsets, strict=False):
+            value = self.b.add(Slice, f"input {graph_input.name}", [walked.input], width, start=offset)
+            self.values[graph_input.name] = Row(value, graph_input.fixed)
+            note = BOOL_NOTE if graph_input.bool else ""
+            parts.append(InputPart(graph_input.name, offset, graph_input.fixed, graph_input.bool, note))
+            if graph_input.problems:
+                self.poisoned.add(value)
+        walked.parts = tuple(parts)
 
     def walk(self, noise: int) -> Walked:
         self.inputs(noise)
