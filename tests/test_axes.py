@@ -3,7 +3,7 @@
 BatchNormalization and Normalization on any axis (``Affine`` spread over the axes its vectors vary along),
 LayerNormalization, RMS and unit norms over leading or scattered axes (a ``Transpose`` around the norm),
 merges of inputs of different shapes (numpy's broadcasting: ``Expand``), RepeatVector, CenterCrop and Dot
-(``Contract``, normalized or not). Each model is exported from its file, compiled and checked on 10,000
+(``MatMul``, normalized or not). Each model is exported from its file, compiled and checked on 10,000
 random rows plus the edge rows under the default parity rule, at odd sizes.
 """
 
@@ -108,7 +108,7 @@ def test_encodings_follow_the_stated_index_rule(keras, tmp_path):
 
 def test_batch_gives_the_bits_of_one_row_at_a_time(keras, tmp_path):
     """Every new op's loop over a block of rows (``SYMBOL_batch``: Affine spread over an axis, Expand, Transpose
-    around a norm, Contract, Encode) gives each row the bits of one call; the C compiles under the strict flags
+    around a norm, MatMul, Encode) gives each row the bits of one call; the C compiles under the strict flags
     as C99 and as C++."""
     L = keras.layers
     x = keras.Input((3, 5))

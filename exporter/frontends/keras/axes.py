@@ -1,6 +1,6 @@
 """Keras layers whose parameters or inputs line up with any axis of a row's tensor: BatchNormalization and
 Normalization on any axis (``Affine`` with its vector spread over the axes it varies along), RepeatVector
-(``Expand``) and Dot (``Transpose`` to the contracted axis, ``Normalize`` when normalized, ``Contract``).
+(``Expand``) and Dot (``Transpose`` of the summed axes into place, ``Normalize`` when normalized, ``MatMul``).
 
 Keras counts the batch as axis 0; a row's axes are Keras' 1 and up. Registered in ``layers.LAYERS`` when
 imported (``walk.py`` imports this module).
@@ -14,10 +14,10 @@ import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.layers import _numpy, _one, handles
-from exporter.ir import Affine, Expand, Transpose
-from exporter.ir.contract import Contract
+from exporter.ir import Affine, Expand, Reshape, Transpose
 from exporter.ir.normalization import Normalize
 from exporter.ir.ops import Shape, size
+from exporter.ir.products import MatMul
 
 
 def spread(shape: Shape, *arrays: np.ndarray) -> tuple[dict[str, int], list[np.ndarray]]:
@@ -107,50 +107,58 @@ def repeat_vector(layer: Any, b: Builder, inputs: list[str]) -> str:
     return b.add(Expand, layer.name, [x], n * width, in_shape=shape, shape=(n, width))
 
 
-def _last(b: Builder, name: str, x: str, axis: int) -> tuple[str, Shape]:
-    """``x`` with its axis ``axis`` (of a row's) moved to the end, the others in order; and their shape."""
+def _moved(b: Builder, name: str, x: str, perm: tuple[int, ...]) -> str:
+    """``x`` with its axes in the order ``perm`` (a ``Transpose``, none when it is the order they have)."""
     shape = b.shape(x)
-    perm = (*(a for a in range(len(shape)) if a != axis), axis)
-    rest = tuple(shape[a] for a in perm[:-1])
-    if axis == len(shape) - 1:
-        return x, rest
-    return b.add(Transpose, name, [x], b.widths[x], in_shape=shape, perm=perm), rest
+    return (
+        x if perm == tuple(range(len(shape))) else b.add(Transpose, name, [x], b.widths[x], in_shape=shape, perm=perm)
+    )
+
+
+def _as(b: Builder, name: str, x: str, shape: Shape) -> str:
+    """``x`` seen as a tensor of ``shape`` (the same floats in order)."""
+    return x if b.shape(x) == shape else b.add(Reshape, name, [x], b.widths[x], shape=shape)
+
+
+def _matrix(b: Builder, name: str, x: str, at: int, first: bool, normalize: bool) -> tuple[str, Shape]:
+    """One operand of a Dot as the matrix ``MatMul`` takes, and the shape of its other axes: its axis ``at`` last
+    (``(M, K)``: the first operand) or first (``(K, N)``: the second), the others joined in order. ``normalize``:
+    divided by its L2 norm along the axis first (a ``Normalize`` of that axis put last)."""
+    shape = b.shape(x)
+    others = tuple(a for a in range(len(shape)) if a != at)
+    rest, depth = tuple(shape[a] for a in others), shape[at]
+    if not normalize:
+        moved = _moved(b, name, x, (*others, at) if first else (at, *others))
+        return _as(b, name, moved, (size(rest), depth) if first else (depth, size(rest))), rest
+    import keras
+
+    unit = {"kind": "unit", "channels": depth, "epsilon": keras.backend.epsilon()}
+    x = b.add(Normalize, f"{name}/normalized", [_moved(b, name, x, (*others, at))], depth, steps=size(rest), **unit)
+    x = _as(b, name, x, (size(rest), depth))
+    return (x if first else _moved(b, f"{name}/axis first", x, (1, 0))), rest
 
 
 @handles("Dot")
 def dot(layer: Any, b: Builder, inputs: list[str]) -> str:
-    """Keras' ``batch_dot``: the sum over one axis of each input, for every pair of their other entries;
-    the output's axes are the first input's others, then the second's (``(1,)`` when there are none).
-    ``normalize``: each input divided by its L2 norm along the axis first (Keras' ``x * min(1 / norm,
-    1 / epsilon)``, Keras' epsilon, 1e-7 by default)."""
+    """Keras' ``batch_dot``: the sum over one axis of each input, for every pair of their other entries (a
+    ``MatMul``, in double); the output's axes are the first input's others, then the second's (``(1,)`` when
+    none are left). ``normalize``: each input divided by its L2 norm along the axis first (Keras'
+    ``x * min(1 / norm, 1 / epsilon)``, Keras' epsilon, 1e-7 by default)."""
     if len(inputs) != 2:
         raise Unsupported(f"called on {len(inputs)} tensors, expected 2")
     axes = layer.axes if isinstance(layer.axes, (list, tuple)) else (layer.axes, layer.axes)
-    operands, rests = [], []
+    matrices, rests = [], []
     for i, (x, axis) in enumerate(zip(inputs, axes, strict=True)):
-        shape = b.shape(x)
-        at = int(axis) - 1 if int(axis) > 0 else len(shape) + int(axis)
-        if int(axis) == 0 or not 0 <= at < len(shape):
-            raise Unsupported(f"axes {layer.axes}: axis {axis} of a tensor of {len(shape)} axes per row")
-        moved, rest = _last(b, f"{layer.name}/operand {i}", x, at)
-        if layer.normalize:
-            import keras
-
-            depth = shape[at]
-            moved = b.add(
-                Normalize,
-                f"{layer.name}/normalized {i}",
-                [moved],
-                depth,
-                kind="unit",
-                channels=depth,
-                epsilon=keras.backend.epsilon(),
-                steps=size(rest),
-            )
-        operands.append(moved)
+        rank = len(b.shape(x))
+        at = int(axis) - 1 if int(axis) > 0 else rank + int(axis)
+        if int(axis) == 0 or not 0 <= at < rank:
+            raise Unsupported(f"axes {layer.axes}: axis {axis} of a tensor of {rank} axes per row")
+        matrix, rest = _matrix(b, f"{layer.name}/operand {i}", x, at, i == 0, bool(layer.normalize))
+        matrices.append(matrix)
         rests.append(rest)
-    depths = {b.shape(v)[-1] for v in operands}
-    if len(depths) != 1:
-        raise Unsupported(f"axes {layer.axes}: the contracted axes differ in length ({sorted(depths)})")
+    (m, k), (k2, n) = (b.shape(v) for v in matrices)
+    if k != k2:
+        raise Unsupported(f"axes {layer.axes}: the summed axes differ in length ({k} and {k2})")
+    product = b.add(MatMul, layer.name, matrices, m * n, rows=m, inner=k)
     out_shape = (*rests[0], *rests[1]) or (1,)
-    return b.add(Contract, layer.name, operands, size(out_shape), depth=depths.pop(), shape=out_shape)
+    return product if out_shape == (m, n) else b.add(Reshape, layer.name, [product], m * n, shape=out_shape)
