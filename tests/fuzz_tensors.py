@@ -68,7 +68,8 @@ def _reshape(d: TensorDraw, x: Any, name: str) -> Any:
 
 
 def _layer_norm(d: TensorDraw, x: Any, name: str) -> Any:
-    axes = d.draw(st.sampled_from([-1, [-2, -1]] if _rank(x) > 1 else [-1]), "normalized axes")
+    leading = [*range(1, _rank(x) + 1), [1, _rank(x)]] if _rank(x) > 1 else []  # a transpose around the norm
+    axes = d.draw(st.sampled_from([-1, [-2, -1], *leading] if _rank(x) > 1 else [-1]), "normalized axes")
     return d.keras.layers.LayerNormalization(axis=axes, name=name)(x)
 
 
@@ -78,8 +79,18 @@ def _prelu(d: TensorDraw, x: Any, name: str) -> Any:
 
 
 def _merge(d: TensorDraw, x: Any, name: str) -> Any:
+    """Two tensors of ``x``'s shape, or ``x`` and one of its last axis 1 that broadcasts over it, either first."""
     kind = d.draw(st.sampled_from(["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]), "merge")
-    return getattr(d.keras.layers, kind)(name=name)([x, d.partner(x)])
+    if not d.draw(st.booleans(), "broadcast"):
+        return getattr(d.keras.layers, kind)(name=name)([x, d.partner(x)])
+    narrow = d.keras.layers.Dense(1, name=d.name("narrow"))(x)
+    pair = [x, narrow] if d.draw(st.booleans(), "wide first") else [narrow, x]
+    return getattr(d.keras.layers, kind)(name=name)(pair)
+
+
+def _batch_norm(d: TensorDraw, x: Any, name: str) -> Any:
+    axis = d.draw(st.sampled_from([-1, *range(1, _rank(x) + 1)]), "batch normalization axis")
+    return d.keras.layers.BatchNormalization(axis=axis, name=name)(x)
 
 
 def _concatenate(d: TensorDraw, x: Any, name: str) -> Any:
@@ -150,7 +161,7 @@ TENSOR_LAYERS: dict[str, L] = {
     "activation": lambda d, x, n: d.keras.layers.Activation(d.activation(), name=n)(x),
     "softmax": lambda d, x, n: d.keras.layers.Softmax(name=n)(x),
     "layer_norm": _layer_norm,
-    "batch_norm": lambda d, x, n: d.keras.layers.BatchNormalization(name=n)(x),
+    "batch_norm": _batch_norm,
     "rescaling": lambda d, x, n: d.keras.layers.Rescaling([0.5 + k for k in range(x.shape[-1])], 0.25, name=n)(x),
     "prelu": _prelu,
     "dropout": lambda d, x, n: d.keras.layers.Dropout(0.5, name=n)(x),

@@ -120,7 +120,7 @@ def test_parity_rows_draw_indices_in_range():
     ids = b.add(Reshape, "r", [x], 6, shape=(2, 3))
     out = b.add(Embedding, "e", [ids], 24, table=np.ones((5, 4)))
     graph = Graph(x, out, b.widths, b.ops, shapes=b.shapes)
-    assert index_columns(graph) == dict.fromkeys(range(6), 5)
+    assert index_columns(graph) == dict.fromkeys(range(6), (-5, 5))
     rows = with_indices(np.random.default_rng(0).standard_normal((1000, 6)), index_columns(graph), 0)
     assert set(np.unique(np.trunc(rows))) == set(range(-5, 5))
     assert rows[4, 0] == 4.5 and rows[6, 0] == -5.5  # halves truncated to the ends
@@ -185,7 +185,7 @@ def test_batch_gives_the_bits_of_one_row_at_a_time(keras, tmp_path):
     ex.write(tmp_path / "batched.c")
     strict_compile(tmp_path / "batched.c", tmp_path)
     compiled = ex.compile(tmp_path)
-    rows = with_indices(np.random.default_rng(2).standard_normal((300, 12)), dict.fromkeys(range(12), 7), 0)
+    rows = with_indices(np.random.default_rng(2).standard_normal((300, 12)), dict.fromkeys(range(12), (-7, 7)), 0)
     rows = rows.astype(np.float32)
     rows[5, 3] = 9.0  # out of range: NaN in that row's outputs only
     expected = compiled(rows)

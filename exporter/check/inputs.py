@@ -19,7 +19,6 @@ from exporter.ir.chain import Chain
 from exporter.ir.columns import UNDO, ColumnStage, Function, Select
 from exporter.ir.graph import Graph
 from exporter.ir.layout import Reshape, Slice
-from exporter.ir.normalization import Embedding
 from exporter.ir.ops import size
 from exporter.ir.trees import TreeEnsemble
 
@@ -119,12 +118,12 @@ def discrete_columns(graph: Graph | None) -> list[int]:
     return sorted({*masks, *index_columns(graph)})
 
 
-def index_columns(graph: Graph) -> dict[int, int]:
-    """The input columns an ``Embedding`` reads as indices (directly, or through reshapes and slices of the
-    input), each with its vocabulary: parity rows draw whole numbers in range there, as a model's real
-    inputs are (elsewhere the C gives NaN, where Keras truncates and raises or fills)."""
+def index_columns(graph: Graph) -> dict[int, tuple[int, int]]:
+    """The input columns an op reads as indices (an ``Embedding``'s, an ``Encode``'s: ``Op.index_range``),
+    directly or through reshapes and slices of the input, each with its range: parity rows draw whole numbers
+    in range there, as a model's real inputs are (elsewhere the C follows the op's rule, where Keras may raise)."""
     offsets = {graph.input: 0}  # values that are a run of the input's columns: where the run starts
-    columns: dict[int, int] = {}
+    columns: dict[int, tuple[int, int]] = {}
     for op in graph.ops:
         start = offsets.get(op.inputs[0]) if op.inputs else None
         if start is None:
@@ -133,19 +132,20 @@ def index_columns(graph: Graph) -> dict[int, int]:
             offsets[op.output] = start
         elif isinstance(op, Slice) and op.steps == 1:
             offsets[op.output] = start + op.start
-        elif isinstance(op, Embedding):
-            columns.update(dict.fromkeys(range(start, start + graph.widths[op.inputs[0]]), op.vocabulary))
+        elif op.index_range() is not None:
+            columns.update(dict.fromkeys(range(start, start + graph.widths[op.inputs[0]]), op.index_range()))
     return columns
 
 
-def with_indices(rows: np.ndarray, columns: dict[int, int], seed: int) -> np.ndarray:
-    """``rows`` with each index column replaced by whole numbers in ``[-vocabulary, vocabulary)``, the first
-    rows at the ends of that range (0, vocabulary - 1, -1, -vocabulary, and halves truncated to them), the rest
+def with_indices(rows: np.ndarray, columns: dict[int, tuple[int, int]], seed: int) -> np.ndarray:
+    """``rows`` with each index column replaced by whole numbers in its range ``[low, high)``, the first rows at
+    the ends of that range (0, high - 1, -1, low, and halves truncated to them, those in range), the rest
     at random."""
     rng = np.random.default_rng(seed)
-    for column, vocabulary in columns.items():
-        values = rng.integers(-vocabulary, vocabulary, len(rows)).astype(np.float64)
-        ends = np.array([0, vocabulary - 1, -1, -vocabulary, vocabulary - 0.5, -0.5, -vocabulary - 0.5])[: len(rows)]
+    for column, (low, high) in columns.items():
+        values = rng.integers(low, high, len(rows)).astype(np.float64)
+        ends = np.array([0, high - 1, -1, low, high - 0.5, -0.5, low - 0.5])
+        ends = ends[(np.trunc(ends) >= low) & (np.trunc(ends) < high)][: len(rows)]
         values[: len(ends)] = ends
         rows[:, column] = values
     return rows

@@ -4,7 +4,7 @@ from exporter.ir.activations import LINEAR, Activation
 from exporter.ir.attention import Attention
 from exporter.ir.convolution import Conv, Pad, Pool, Upsample
 from exporter.ir.graph import Graph
-from exporter.ir.layout import Concatenate, Reshape, Slice, Transpose
+from exporter.ir.layout import Concatenate, Expand, Reshape, Slice, Transpose
 from exporter.ir.ops import Activate, Affine, Broadcast, Dense, Formula, LayerNorm, Merge, Op, PReLU, Reduce
 from exporter.ir.passes import optimize
 from exporter.ir.products import Masked, MatMul, Select
@@ -22,6 +22,7 @@ __all__ = [
     "Conv",
     "ConvTranspose",
     "Dense",
+    "Expand",
     "Formula",
     "Graph",
     "LayerNorm",

@@ -114,3 +114,41 @@ class Transpose(Op):
 
     def flops(self, in_widths: list[int]) -> int:
         return 0
+
+
+@dataclass
+class Expand(Op):
+    """A tensor repeated along axes (numpy's ``broadcast_to``: ``in_shape`` aligned with ``shape`` at the right,
+    each of its axes of 1 repeated to the output's length, missing leading axes added): one operand of a
+    broadcasting merge, RepeatVector. Walked like a ``Transpose``, the input's stride 0 along a repeated axis."""
+
+    in_shape: Shape = ()
+    shape: Shape = ()
+
+    template: ClassVar[str] = "transpose"
+
+    def __post_init__(self) -> None:
+        self.in_shape = tuple(int(n) for n in self.in_shape)
+        self.shape = tuple(int(n) for n in self.shape)
+        lead = len(self.shape) - len(self.in_shape)
+        fits = lead >= 0 and all(n in (1, m) for n, m in zip(self.in_shape, self.shape[lead:], strict=True))
+        if not fits or size(self.shape) != self.width or min(self.shape, default=0) < 1:
+            raise ValueError(f"shape {self.in_shape} cannot be broadcast to {self.shape}")
+
+    def describe(self) -> str:
+        return f"Expand {'x'.join(map(str, self.in_shape))} to {'x'.join(map(str, self.shape))}"
+
+    def out_shape(self, in_shapes: list[Shape]) -> Shape | None:
+        return self.shape if list(in_shapes) == [self.in_shape] else None
+
+    def out_width(self, in_widths: list[int]) -> int:
+        return self.width if in_widths == [size(self.in_shape)] else -1
+
+    def in_strides(self) -> tuple[int, ...]:
+        """For each output axis, the input's stride (in floats) along it: 0 where it is repeated."""
+        lead = len(self.shape) - len(self.in_shape)
+        padded = (1,) * lead + self.in_shape
+        return tuple(size(padded[a + 1 :]) if padded[a] > 1 else 0 for a in range(len(padded)))
+
+    def flops(self, in_widths: list[int]) -> int:
+        return 0

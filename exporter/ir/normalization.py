@@ -12,6 +12,11 @@ in double in two passes, rounded once per output.
 zero (Keras casts float inputs to int32), a negative index counts from the end (Keras' ``take`` on every
 backend), and an index outside ``[-vocabulary, vocabulary)`` or NaN gives NaN in all the row's ``dim``
 outputs (JAX's fill mode; TensorFlow raises instead).
+
+``Encode`` counts indices (Keras' CategoryEncoding): the index is again the value truncated toward zero; one in
+``[0, depth)`` sets (``multi_hot``) or adds one to (``count``) its output, any other (negative, ``depth`` or
+more, NaN) adds nothing: TensorFlow's and JAX's rule for indices past the end, and JAX's for negative ones
+(TensorFlow raises on those in multi_hot and count; its one_hot gives nothing, as here).
 """
 
 from __future__ import annotations
@@ -133,3 +138,33 @@ class Embedding(Op):
 
     def flops(self, in_widths: list[int]) -> int:
         return self.width
+
+    def index_range(self) -> tuple[int, int] | None:
+        return -self.vocabulary, self.vocabulary
+
+
+@dataclass
+class Encode(Op):
+    """Each step's input values, indices, counted into ``depth`` outputs (``count``), or marked 1 where any falls
+    (``count`` false: multi_hot, and one_hot with one value per step). See the module's docstring for the rule."""
+
+    depth: int = 1
+    count: bool = False
+
+    template: ClassVar[str] = "encode"
+
+    def __post_init__(self) -> None:
+        if self.depth < 1 or self.width != self.depth:
+            raise ValueError(f"an encoding of depth {self.depth} into {self.width} outputs")
+
+    def describe(self) -> str:
+        return f"Encode ({'count' if self.count else 'hot'}) into {self.depth}"
+
+    def out_width(self, in_widths: list[int]) -> int:
+        return self.width if len(in_widths) == 1 else -1
+
+    def flops(self, in_widths: list[int]) -> int:
+        return self.width + in_widths[0]
+
+    def index_range(self) -> tuple[int, int] | None:
+        return 0, self.depth

@@ -104,6 +104,11 @@ class Op(Weighted):
         """The activations it evaluates (the banner states their accuracy)."""
         return ()
 
+    def index_range(self) -> tuple[int, int] | None:
+        """The whole numbers ``[low, high)`` its input holds as indices (an embedding's, an encoding's; None: no
+        indices): the parity rows draw them there, as a model's real inputs are."""
+        return None
+
 
 @dataclass
 class Dense(Op):
@@ -188,21 +193,46 @@ class Activate(Op):
 
 @dataclass
 class Affine(Op):
-    """Per-feature ``y = x * scale + shift``: inference BatchNorm, Rescaling, Normalization."""
+    """Per-feature ``y = x * scale + shift``: inference BatchNorm, Rescaling, Normalization.
+
+    ``scale`` and ``shift`` hold one value per ``inner`` consecutive values of each step: with ``inner`` 1 one
+    per value (a row's features); with ``inner`` > 1 value ``k`` takes entry ``k / inner``, so a vector over
+    axes in the middle of a tensor (a BatchNormalization of axis 1 on ``(T, F)``: ``T`` entries, each over
+    ``F`` values) is repeated over the axes after them (``inner``) and those before them (``steps``).
+    """
 
     scale: np.ndarray = None  # type: ignore[assignment]
     shift: np.ndarray = None  # type: ignore[assignment]
+    inner: int = field(default=1, kw_only=True)
 
     template: ClassVar[str] = "affine"
     in_place: ClassVar[bool] = True
     elementwise: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        self.scale = _vector("scale", self.scale, self.width)
-        self.shift = _vector("shift", self.shift, self.width)
+        if self.inner < 1 or self.width % self.inner:
+            raise ValueError(f"{self.width} values are no whole number of blocks of {self.inner}")
+        self.scale = _vector("scale", self.scale, self.entries)
+        self.shift = _vector("shift", self.shift, self.entries)
+
+    @property
+    def entries(self) -> int:
+        """The values of ``scale`` (and ``shift``): one per block of ``inner`` values of a step."""
+        return self.width // self.inner
 
     def describe(self) -> str:
-        return f"Affine {self.width}"
+        return f"Affine {self.width}" + (f", {self.entries} values each over {self.inner}" if self.inner > 1 else "")
+
+    def out_shape(self, in_shapes: list[Shape]) -> Shape | None:
+        """An elementwise or row op; or the input's shape when its axes split into ``steps`` slices of ``width``
+        values whose trailing axes make blocks of ``inner`` (a vector along a middle axis, or along an axis
+        followed by axes of 1)."""
+        if (fitted := super().out_shape(in_shapes)) is not None or len(in_shapes) != 1:
+            return fitted
+        (shape,) = in_shapes
+        cuts = [(size(shape[:k]), size(shape[k:])) for k in range(len(shape) + 1)]
+        fits = (self.steps, self.width) in cuts and any(rest == self.inner for _, rest in cuts)
+        return shape if fits else None
 
     def flops(self, in_widths: list[int]) -> int:
         return 2 * self.width

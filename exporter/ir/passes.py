@@ -42,9 +42,9 @@ def _fuse_into_dense(graph: Graph, follower: type[Op], merge: Callable[[Dense, O
 
 def _per_step_alike(dense: Dense, follower: Op) -> bool:
     """Whether ``follower`` can act inside each step of ``dense``: the same rows, or elementwise without weights."""
-    return (follower.steps, follower.width) == (dense.steps, dense.width) or (
-        isinstance(follower, Activate) and follower.elementwise
-    )
+    same_rows = (follower.steps, follower.width) == (dense.steps, dense.width)
+    per_column = not (isinstance(follower, Affine) and follower.inner > 1)  # one value per Dense output
+    return (same_rows and per_column) or (isinstance(follower, Activate) and follower.elementwise)
 
 
 def _joined(first: str, second: str) -> str:
@@ -126,7 +126,7 @@ def _merge_affines(graph: Graph) -> None:
         source = producers.get(op.inputs[0]) if isinstance(op, Affine) else None
         if (
             isinstance(source, Affine)
-            and (source.steps, source.width) == (op.steps, op.width)
+            and (source.steps, source.width, source.inner) == (op.steps, op.width, op.inner)
             and source.output != graph.output
             and len(graph.consumers(source.output)) == 1
         ):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.ir import Activate, Activation, Conv, ConvTranspose, Dense, Pad, Pool, Reshape, Slice
+from exporter.ir import Activate, Activation, Conv, ConvTranspose, Dense, Expand, Merge, Pad, Pool, Reshape, Slice
 from exporter.ir.convolution import windowed
 from exporter.ir.ops import Shape
 from exporter.ir.transposed import transposed_positions
@@ -164,6 +164,22 @@ def _broadcast(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -
     """Axes of 1 added around a tensor (the pools' batch axis): the same floats; None for anything else."""
     shape = tuple(int(n) for n in eqn.params["shape"])
     return x if len(shape) > 1 and math.prod(shape) == b.widths[x] else None
+
+
+def broadcast_merge(b: Builder, label: str, eqn: Any, xs: list[str], kind: str) -> str:
+    """A merge of two values of different shapes that broadcast (numpy's rule: JAX's binary primitives take axes
+    of 1 against any length): each operand not of the result's shape ``Expand``-ed to it."""
+    out = tuple(int(n) for n in eqn.outvars[0].aval.shape)
+    ins = [tuple(int(n) for n in var.aval.shape) for var in eqn.invars]
+    if len(ins) != len(xs) or any(len(shape) != len(out) for shape in ins):
+        raise Unsupported(f"operands of shapes {ins}: a merge of network values of one rank")
+    names = [
+        _as(b, label, x, out)
+        if shape == out
+        else b.add(Expand, label, [_as(b, label, x, shape)], math.prod(out), in_shape=shape, shape=out)
+        for x, shape in zip(xs, ins, strict=True)
+    ]
+    return b.add(Merge, label, names, math.prod(out), kind=kind)
 
 
 def _slice(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 import exporter.frontends.flax.recurrent as recurrent
 from exporter.common.errors import Problem, UnsupportedModelError
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.flax.convolution import on_tensor
+from exporter.frontends.flax.convolution import broadcast_merge, on_tensor
 from exporter.frontends.flax.lanes import column_op, part
 from exporter.frontends.registry import Registry
 from exporter.ir import Activate, Activation, Affine, Broadcast, Concatenate, Dense, Graph, Merge, Reduce
@@ -262,7 +262,7 @@ class JaxprWalker:
         if name in ("add", "sub", "mul", "div") and len(ins) == 2:
             lanes, const = (ins[0], ins[1]) if isinstance(ins[0], Lanes) else (ins[1], ins[0])
             if isinstance(lanes, Lanes) and isinstance(const, Const) and eqn.outvars[0].aval.size == len(lanes.lanes):
-                values = np.broadcast_to(np.asarray(const.value, np.float64).reshape(-1), (len(lanes.lanes),))
+                values = np.broadcast_to(np.asarray(const.value, np.float64), eqn.outvars[0].aval.shape).reshape(-1)
                 if name in ("sub", "div") and lanes is not ins[0]:
                     return None  # c - x, c / x: leave it to the network
                 return self._extend(lanes, [(name, float(c)) for c in values])
@@ -315,6 +315,8 @@ class JaxprWalker:
             if name == "div" and not const_first:
                 return self._affine(x, 1.0 / c, 0.0, name)
             raise Unsupported(f"{name} of a constant and a network value in this order")
+        if name in MERGES and len(widths := {self.width(d) for d in data}) > 1 and 1 not in widths:  # broadcast
+            return Data(broadcast_merge(self.b, self.label, eqn, [d.name for d in data], MERGES[name]))
         if name in MERGES:
             a, b = (self._row(v, max(self.width(d) for d in data)) for v in data)
             return Data(self.b.add(Merge, self.label, [a.name, b.name], self.width(a), kind=MERGES[name]))

@@ -11,7 +11,8 @@ patched for the duration of the IR trace only. The reference is the untouched mo
 compares with Flax's own arithmetic.
 
 The trace is of one row (no batch axis): a module sees the row's tensor as the model shaped it (the shape each
-call's arrays had, recorded when it was marked): LayerNorm and RMSNorm normalize along its last axis, GroupNorm
+call's arrays had, recorded when it was marked): LayerNorm and RMSNorm normalize along their ``reduction_axes`` (the
+last by default; others moved last by a ``Transpose`` and back), GroupNorm
 (whose default statistics skip the first axis, Flax's batch axis) each group of the axes after the first, Embed
 looks up every index. The walk's values are flat rows, so each result is relabelled flat again.
 """
@@ -28,7 +29,7 @@ from exporter.frontends.builder import Unsupported
 from exporter.frontends.flax.attention import attention
 from exporter.frontends.flax.jaxpr import Const, Data
 from exporter.frontends.flax.marks import Call, Marked, as_shape
-from exporter.ir import LayerNorm
+from exporter.ir import LayerNorm, Transpose
 from exporter.ir.normalization import Embedding, Normalize
 
 PREFIX = "lamarr_flax_"
@@ -55,10 +56,10 @@ def _axes(module: Any, *fields: str) -> None:
 Fields = Callable[[int, dict[str, Any]], dict[str, Any]]
 
 
-def _statistics(module: Any, call: Call, op: type, lead: int | None, fields: Fields) -> Marked:
-    """A normalization over the input's axes after the first ``lead`` (None: all but the last), in steps."""
+def _statistics(module: Any, call: Call, op: type, lead: int, fields: Fields) -> Marked:
+    """A normalization over the input's axes after the first ``lead``, in steps."""
     shape = _one_input(module, call)
-    cut = len(shape) - 1 if lead is None else min(lead, len(shape) - 1)
+    cut = min(lead, len(shape) - 1)
     steps, width = math.prod(shape[:cut]), math.prod(shape[cut:])
 
     def add(walker: Any, tensors: dict[Any, Any], params: dict[str, np.ndarray]) -> str:
@@ -71,9 +72,43 @@ def _statistics(module: Any, call: Call, op: type, lead: int | None, fields: Fie
     return add
 
 
-def _layer_norm(module: Any, call: Call) -> Marked:
-    _axes(module, "reduction_axes", "feature_axes")
+def _over_axes(module: Any, call: Call, op: type, fields: Fields) -> Marked:
+    """A normalization over ``reduction_axes`` (any: those not last are moved last by a ``Transpose`` and back),
+    its ``scale``/``bias`` over ``feature_axes`` (which must be among them) broadcast over the others."""
+    _axes(module)
+    shape = _one_input(module, call)
+    rank = len(shape)
+    reduced, features = (sorted({int(a) % rank for a in np.atleast_1d(getattr(module, k))}) for k in AXES)
+    if not set(features) <= set(reduced):
+        raise Unsupported(f"{type(module).__name__} feature_axes={module.feature_axes} outside its reduction_axes")
+    perm = (*(a for a in range(rank) if a not in reduced), *reduced)
+    normalized = tuple(shape[a] for a in reduced)
+    width = math.prod(normalized)
+    steps = math.prod(shape) // width
 
+    def add(walker: Any, tensors: dict[Any, Any], params: dict[str, np.ndarray]) -> str:
+        b, label = walker.b, walker.label
+        x = as_shape(b, label, walker.to_data(tensors[0]).name, shape)
+        lined = [shape[a] if a in features else 1 for a in reduced]  # the parameters along the normalized axes
+        extra = {
+            k: None if params.get(k) is None else np.broadcast_to(params[k].reshape(lined), normalized)
+            for k in ("scale", "bias")
+        }
+        if perm != tuple(range(rank)):
+            x = b.add(Transpose, f"{label}/axes last", [x], b.widths[x], in_shape=shape, perm=perm)
+        y = b.add(op, label, [x], width, steps=steps, epsilon=module.epsilon, **fields(width, extra))
+        if perm != tuple(range(rank)):
+            back = tuple(perm.index(a) for a in range(rank))
+            y = b.add(Transpose, f"{label}/axes back", [y], b.widths[y], in_shape=b.shape(y), perm=back)
+        return as_shape(b, label, y, (steps * width,))
+
+    return add
+
+
+AXES = ("reduction_axes", "feature_axes")
+
+
+def _layer_norm(module: Any, call: Call) -> Marked:
     def fields(channels: int, params: dict[str, Any]) -> dict[str, Any]:
         ones, zeros = np.ones(channels), np.zeros(channels)
         return {
@@ -81,16 +116,14 @@ def _layer_norm(module: Any, call: Call) -> Marked:
             "bias": zeros if params["bias"] is None else params["bias"],
         }
 
-    return _statistics(module, call, LayerNorm, None, fields)
+    return _over_axes(module, call, LayerNorm, fields)
 
 
 def _rms_norm(module: Any, call: Call) -> Marked:
-    _axes(module, "reduction_axes", "feature_axes")
-
     def fields(channels: int, params: dict[str, Any]) -> dict[str, Any]:
         return {"kind": "rms", "channels": channels, "scale": params["scale"]}
 
-    return _statistics(module, call, Normalize, None, fields)
+    return _over_axes(module, call, Normalize, fields)
 
 
 def _group_norm(module: Any, call: Call) -> Marked:

@@ -274,6 +274,18 @@ for _rank in (1, 2):
     handles(f"Cropping{_rank}D")(_padding_layer(_rank, "cropping", -1))
 
 
+@handles("CenterCrop")
+def center_crop(layer: Any, b: Builder, inputs: list[str]) -> str:
+    """The middle ``height`` x ``width`` of an image (Keras' start: half the difference, rounded down): a ``Pad``
+    of negative amounts. A target larger than the image is resized by Keras, which is refused."""
+    x, shape = _spatial(layer, b, inputs, 2)
+    target = (int(layer.height), int(layer.width))
+    if any(t > n or t < 1 for t, n in zip(target, shape, strict=False)):
+        raise Unsupported(f"target {target} outside the image {shape[:2]}: Keras resizes it, which is not supported")
+    pads = tuple((-((n - t) // 2), -((n - t) - (n - t) // 2)) for t, n in zip(target, shape, strict=False))
+    return _add(b, Pad, layer.name, x, math.prod(target) * shape[-1], in_shape=shape, pads=pads)
+
+
 def _upsampling(rank: int) -> Mapping:
     def mapping(layer: Any, b: Builder, inputs: list[str]) -> str:
         x, shape = _spatial(layer, b, inputs, rank)

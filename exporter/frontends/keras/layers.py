@@ -23,7 +23,7 @@ import numpy as np
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.activations import from_keras, keras_activation
 from exporter.frontends.registry import Registry
-from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Formula, Merge, PReLU, Reshape
+from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Expand, Formula, Merge, PReLU, Reshape
 from exporter.ir.expression import parse
 
 Mapping = Callable[[Any, Builder, list[str]], str]
@@ -280,28 +280,6 @@ def prelu(layer: Any, b: Builder, inputs: list[str]) -> str:
     return b.add(PReLU, layer.name, [x], width, alpha=alpha)
 
 
-def _batch_normalization_shapes(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
-    feature = config.get("axis") in (-1, 1, [-1], [1])  # another axis: refused by the mapping, shapes not checked
-    return dict.fromkeys(names, (width if feature else None,))
-
-
-@handles(
-    "BatchNormalization",
-    variables=(("gamma", "scale"), ("beta", "center"), "moving_mean", "moving_variance"),
-    shapes=_batch_normalization_shapes,
-)
-def batch_normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
-    x, _ = _one(b, inputs)
-    feature_axis(layer.axis, len(b.shape(x)))
-    steps, width = rows_of(b, x)
-    mean = _numpy(layer.moving_mean)
-    variance = _numpy(layer.moving_variance)
-    gamma = _numpy(layer.gamma) if layer.scale else np.ones(width)
-    beta = _numpy(layer.beta) if layer.center else np.zeros(width)
-    scale = gamma / np.sqrt(variance + layer.epsilon)
-    return b.add(Affine, layer.name, [x], width, scale=scale, shift=beta - mean * scale, steps=steps)
-
-
 @handles("Rescaling")
 def rescaling(layer: Any, b: Builder, inputs: list[str]) -> str:
     x, _ = _one(b, inputs)
@@ -311,29 +289,21 @@ def rescaling(layer: Any, b: Builder, inputs: list[str]) -> str:
     return b.add(Affine, layer.name, [x], width, scale=scale, shift=offset, steps=steps)
 
 
-@handles("Normalization")
-def normalization(layer: Any, b: Builder, inputs: list[str]) -> str:
-    import keras
-
-    x, _ = _one(b, inputs)
-    rank = len(b.shape(x))
-    if layer.axis not in ((-1,), (rank,), -1, rank, None) or (layer.axis is None and rank > 1):
-        raise Unsupported(f"axis {layer.axis}; only the last axis (-1) is supported")
-    steps, width = rows_of(b, x)
-    mean = per_feature(_numpy(layer.mean), width, "mean")
-    std = np.maximum(np.sqrt(per_feature(_numpy(layer.variance), width, "variance")), keras.backend.epsilon())
-    if getattr(layer, "invert", False):
-        return b.add(Affine, layer.name, [x], width, scale=std, shift=mean, steps=steps)
-    return b.add(Affine, layer.name, [x], width, scale=1.0 / std, shift=-mean / std, steps=steps)
-
-
 def merge_values(b: Builder, name: str, kind: str, inputs: list[str]) -> str:
-    """An elementwise merge of values of one shape (merge layers and operation nodes alike)."""
-    shapes = {b.shape(v) for v in inputs}
-    if len(shapes) != 1:
-        shown = ", ".join(str(s) for s in sorted(shapes))
-        raise Unsupported(f"inputs of different shapes {shown} (broadcasting is not supported)")
-    return b.add(Merge, name, inputs, b.widths[inputs[0]], kind=kind)
+    """An elementwise merge (merge layers and operation nodes alike). Inputs of different shapes broadcast as
+    numpy's do (Keras' merge layers first add leading axes of 1 to the inputs of fewer axes: the same):
+    each input not of the result's shape is ``Expand``-ed to it, and the merge runs on equal shapes."""
+    shapes = [b.shape(v) for v in inputs]
+    try:
+        shape = tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise Unsupported(f"inputs of shapes {', '.join(map(str, shapes))} do not broadcast together") from None
+    width = math.prod(shape)
+    expanded = [
+        v if s == shape else b.add(Expand, f"{name}/input {i}", [v], width, in_shape=s, shape=shape)
+        for i, (v, s) in enumerate(zip(inputs, shapes, strict=True))
+    ]
+    return b.add(Merge, name, expanded, width, kind=kind)
 
 
 def _merge(kind: str) -> Mapping:

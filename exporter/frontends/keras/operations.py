@@ -26,16 +26,16 @@ import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras.activations import NOT_ELEMENTWISE, keras_activation
+from exporter.frontends.keras.axes import affine
 from exporter.frontends.keras.layers import (
     activate,
     concatenate_values,
     feature_axis,
     merge_values,
-    per_feature,
     rows_of,
 )
 from exporter.frontends.registry import Registry
-from exporter.ir import Activate, Activation, Affine, Slice
+from exporter.ir import Activate, Activation, Slice
 from exporter.ir.ops import affine_parts
 
 
@@ -175,17 +175,20 @@ def _unary(b: Builder, args: tuple[Any, ...]) -> tuple[str, int]:
 
 
 def _affine(op: Any, b: Builder, x: str, scale: Any, shift: Any) -> str:
-    """``x * scale + shift`` with one number, or one per entry of x's last axis (broadcast over the others)."""
-    steps, width = rows_of(b, x)
-    scale, shift = per_feature(scale, width, "the constant"), per_feature(shift, width, "the constant")
-    return b.add(Affine, op.name, [x], width, scale=scale, shift=shift, steps=steps)
+    """``x * scale + shift`` with constants that broadcast to x's shape (numpy's rule: one number, one per entry
+    of the last axis, or of any axes); a constant that would widen x is refused."""
+    return affine(b, op.name, x, np.asarray(scale, np.float64), np.asarray(shift, np.float64))
+
+
+def _array(value: Any) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise Unsupported(f"constant {value!r} is not a number or an array of numbers") from None
 
 
 def _constant(value: Any) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise Unsupported(f"constant {value!r} is not a number or an array of numbers") from None
+    array = _array(value)
     if array.ndim > 1 and math.prod(array.shape[:-1]) != 1:
         raise Unsupported(
             f"constant of shape {array.shape}: only a number or one value per entry of the last axis is supported"
@@ -205,7 +208,7 @@ def _binary(kind: str) -> OperationMapping:
         if not isinstance(first, Tensor) and not isinstance(second, Tensor):
             raise Unsupported("no tensor among its arguments")
         tensor_first = isinstance(first, Tensor)
-        x, c = (first.name, _constant(second)) if tensor_first else (second.name, _constant(first))
+        x, c = (first.name, _array(second)) if tensor_first else (second.name, _array(first))
         parts = affine_parts(kind, c, constant_first=not tensor_first)
         if parts is not None and np.all(np.isfinite(parts[0])):
             return _affine(op, b, x, *parts)

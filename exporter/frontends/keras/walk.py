@@ -8,6 +8,7 @@ from typing import Any
 
 from exporter.frontends.builder import Builder, Unsupported
 from exporter.frontends.keras import attention as _attention  # noqa: F401  (registers MultiHeadAttention)
+from exporter.frontends.keras import axes as _axes  # noqa: F401  (declares BatchNormalization, Dot...)
 from exporter.frontends.keras import convolution as _convolution  # noqa: F401  (declares the convolution family)
 from exporter.frontends.keras import normalization as _normalization  # noqa: F401  (registers its layers)
 from exporter.frontends.keras import recurrent as _recurrent  # noqa: F401  (declares the recurrent layers)
