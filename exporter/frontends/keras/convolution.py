@@ -118,10 +118,12 @@ def _convolution(rank: int, depthwise: bool) -> Mapping:
     return mapping
 
 
-for _rank in (1, 2):
+for _rank in (1, 2, 3):
     for _prefix, _depthwise in (("", False), ("Depthwise", True)):
-        _variables = ("kernel", ("bias", "use_bias"))
-        handles(f"{_prefix}Conv{_rank}D", variables=_variables, shapes=_kernel_shapes)(_convolution(_rank, _depthwise))
+        if _rank < 3 or not _depthwise:  # Keras has no DepthwiseConv3D
+            _variables = ("kernel", ("bias", "use_bias"))
+            _mapping = _convolution(_rank, _depthwise)
+            handles(f"{_prefix}Conv{_rank}D", variables=_variables, shapes=_kernel_shapes)(_mapping)
 
 
 def _separable(rank: int) -> Mapping:
@@ -183,7 +185,7 @@ def _global_pooling(rank: int, kind: str) -> Mapping:
     return mapping
 
 
-for _rank in (1, 2):
+for _rank in (1, 2, 3):
     for _kind, _class in (("max", "Max"), ("average", "Average")):
         handles(f"{_class}Pooling{_rank}D")(_pooling(_rank, _kind))
         handles(f"Global{_class}Pooling{_rank}D")(_global_pooling(_rank, _kind))
@@ -215,7 +217,7 @@ def _padding_layer(rank: int, attribute: str, sign: int) -> Mapping:
     return mapping
 
 
-for _rank in (1, 2):
+for _rank in (1, 2, 3):
     handles(f"ZeroPadding{_rank}D")(_padding_layer(_rank, "padding", 1))
     handles(f"Cropping{_rank}D")(_padding_layer(_rank, "cropping", -1))
 
@@ -231,7 +233,7 @@ def _upsampling(rank: int) -> Mapping:
     return mapping
 
 
-for _rank in (1, 2):
+for _rank in (1, 2, 3):
     handles(f"UpSampling{_rank}D")(_upsampling(_rank))
 
 
