@@ -20,6 +20,7 @@ from exporter.frontends.keras.layers import Mapping, Shape, _numpy, _one, activa
 from exporter.ir import Conv, Dense, Op, Pad, Pool, Reshape, Transpose, Upsample
 from exporter.ir.convolution import Pairs, same_padding, windowed
 from exporter.ir.ops import size
+from exporter.ir.resize import Resize
 
 
 def _tuple(value: Any, rank: int) -> tuple[int, ...]:
@@ -225,9 +226,13 @@ for _rank in (1, 2, 3):
 def _upsampling(rank: int) -> Mapping:
     def mapping(layer: Any, b: Builder, inputs: list[str]) -> str:
         x, shape = _spatial(layer, b, inputs, rank)
-        if str(getattr(layer, "interpolation", "nearest")) != "nearest":
-            raise Unsupported(f"interpolation {layer.interpolation!r}: only nearest is supported")
         factors = _tuple(layer.size, rank)
+        interpolation = str(getattr(layer, "interpolation", "nearest"))
+        if interpolation == "bilinear" and rank == 2:  # Keras resizes the image to the multiplied size
+            out = (shape[0] * factors[0], shape[1] * factors[1])
+            return _add(b, Resize, layer.name, x, b.widths[x] * math.prod(factors), in_shape=shape, size=out)
+        if interpolation != "nearest":
+            raise Unsupported(f"interpolation {layer.interpolation!r}: only nearest (and bilinear in 2-D) is supported")
         return _add(b, Upsample, layer.name, x, b.widths[x] * math.prod(factors), in_shape=shape, factors=factors)
 
     return mapping

@@ -11,6 +11,7 @@ from exporter.frontends.keras import attention as _attention  # noqa: F401  (reg
 from exporter.frontends.keras import convolution as _convolution  # noqa: F401  (declares the convolution family)
 from exporter.frontends.keras import normalization as _normalization  # noqa: F401  (registers its layers)
 from exporter.frontends.keras import recurrent as _recurrent  # noqa: F401  (declares the recurrent layers)
+from exporter.frontends.keras import resizing as _resizing  # noqa: F401  (declares Resizing)
 from exporter.frontends.keras.inputs import (
     input_parts,
     is_several,
