@@ -18,7 +18,7 @@ from exporter.check.batch_bits import build_and_run
 from exporter.ir import Conv, Pool
 from exporter.ir.convolution import Grid
 
-from helpers import saved, strict_compile
+from helpers import assert_user_error, saved, strict_compile
 
 
 def _volume(keras):
@@ -110,3 +110,45 @@ def test_flax_volumes_match_jax(tmp_path):
     report = ex.check(ex.compile(tmp_path, one_row=True))
     assert report.rows >= 10_000
     assert report.passed, report.table()
+
+
+def _distributed(keras):
+    """TimeDistributed shaped layers: each runs over the 4 slices of the leading axis apart (keras2c's
+    wrappers.006/007 and more: pooling, padding, upsampling, a softmax over the filters, a 3-D grid per slice)."""
+    L = keras.layers
+    x = keras.Input((4, 7, 6, 3))
+    h = L.TimeDistributed(L.Conv2D(5, 2, strides=(2, 1), padding="same", activation="relu"))(x)  # (4, 4, 6, 5)
+    h = L.TimeDistributed(L.ZeroPadding2D(((1, 0), (0, 1))))(h)  # (4, 5, 7, 5)
+    h = L.TimeDistributed(L.MaxPooling2D((2, 3), padding="same"))(h)  # (4, 3, 3, 5)
+    g = L.TimeDistributed(L.GlobalAveragePooling2D())(h)  # (4, 5)
+    s = L.TimeDistributed(L.Conv1D(3, 2, activation="softmax"))(L.Reshape((4, 9, 5))(h))  # (4, 8, 3)
+    s = L.TimeDistributed(L.UpSampling1D(2))(L.TimeDistributed(L.AveragePooling1D(3))(s))  # (4, 4, 3)
+    v = L.TimeDistributed(L.Conv3D(2, (2, 2, 3)))(L.Reshape((4, 3, 3, 5, 1))(h))  # volumes: (4, 2, 2, 3, 2)
+    parts = [L.Flatten()(p) for p in (g, s, v)]
+    return keras.Model(x, L.Dense(3)(L.Concatenate()(parts)))
+
+
+def test_time_distributed_shaped_layers_match_keras(keras, tmp_path):
+    ex = export_keras(saved(spread(_distributed(keras)), tmp_path))
+    report = ex.check(ex.compile(tmp_path, one_row=True))
+    assert report.rows >= 10_000
+    assert report.passed, report.table()
+    bits = build_and_run(ex.source, tmp_path)
+    assert bits.passed and bits.results, bits.verdict()
+
+
+def test_volumes_the_family_does_not_take_are_refused_by_name(keras, tmp_path, capsys):
+    L = keras.layers
+    x = keras.Input((4, 4, 4, 2))
+    parts = [
+        L.Conv3D(2, 2, data_format="channels_first", name="first")(x),
+        L.UpSampling3D(2, data_format="channels_first", name="up")(x),
+    ]
+    model = keras.Model(x, L.Concatenate()([L.Flatten()(p) for p in parts]))
+    assert_user_error(
+        capsys,
+        tmp_path,
+        [saved(model, tmp_path), "-o", tmp_path / "m.c"],
+        "'first' (Conv3D): data_format 'channels_first': only channels_last is supported",
+        "'up' (UpSampling3D): data_format 'channels_first': only channels_last is supported",
+    )

@@ -115,7 +115,9 @@ class Grid:
 
 @dataclass
 class Spatial(Op):
-    """Base of the ops over the positions of a channels-last tensor of ``in_shape`` (one or two spatial axes)."""
+    """Base of the ops over the positions of a channels-last tensor of ``in_shape`` (one to three spatial axes).
+    With ``steps`` > 1 the input is ``(steps, *in_shape)``, the op run on each of its slices apart (Keras'
+    TimeDistributed); ``width`` is then one slice's output, as a row op's."""
 
     in_shape: Shape = ()
 
@@ -134,7 +136,8 @@ class Spatial(Op):
         raise NotImplementedError
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape | None:
-        return self.result() if list(in_shapes) == [self.in_shape] else None
+        lead = (self.steps,) if self.steps > 1 else ()
+        return (*lead, *self.result()) if list(in_shapes) == [(*lead, *self.in_shape)] else None
 
     def out_width(self, in_widths: list[int]) -> int:
         return self.width if in_widths == [size(self.in_shape)] else -1

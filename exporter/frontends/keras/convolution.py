@@ -32,15 +32,21 @@ def _tuple(value: Any, rank: int) -> tuple[int, ...]:
 
 
 def _spatial(layer: Any, b: Builder, inputs: list[str], rank: int) -> tuple[str, tuple[int, ...]]:
-    """The one input, channels last, of ``rank`` spatial axes, and its shape per row."""
+    """The one input, channels last, of ``rank`` spatial axes, and its shape per row (or per step: ``_steps``)."""
     x, _ = _one(b, inputs)
     data_format = getattr(layer, "data_format", None) or "channels_last"
     if data_format != "channels_last":
         raise Unsupported(f"data_format {data_format!r}: only channels_last is supported")
-    shape = b.shape(x)
-    if len(shape) != rank + 1:
-        raise Unsupported(f"input of shape {shape}: expected {rank} spatial axes and the channels")
+    shape = b.shape(x)[-(rank + 1) :]
+    if len(b.shape(x)) not in (rank + 1, rank + 2) or len(shape) != rank + 1:
+        raise Unsupported(f"input of shape {b.shape(x)}: expected {rank} spatial axes and the channels")
     return x, shape
+
+
+def _steps(b: Builder, x: str, shape: tuple[int, ...]) -> int:
+    """The slices of ``x`` a layer of per-slice input ``shape`` runs over: 1, or the leading axis' length when
+    ``x`` has one axis more, which only TimeDistributed gives (Keras checks every other layer's input rank)."""
+    return b.widths[x] // size(shape)
 
 
 def _padding(
@@ -58,9 +64,10 @@ def _padding(
 
 
 def _add(b: Builder, cls: type[Op], name: str, x: str, width: int, **fields: Any) -> str:
-    """``b.add``, an impossible geometry (a window wider than the padded input) refused as the layer's problem."""
+    """``b.add`` of a grid op of ``x`` (``width``: per slice, run over ``x``'s slices: ``_steps``), an impossible
+    geometry (a window wider than the padded input) refused as the layer's problem."""
     try:
-        return b.add(cls, name, [x], width, **fields)
+        return b.add(cls, name, [x], width, steps=_steps(b, x, fields["in_shape"]), **fields)
     except ValueError as err:
         raise Unsupported(str(err)) from None
 
@@ -68,9 +75,9 @@ def _add(b: Builder, cls: type[Op], name: str, x: str, width: int, **fields: Any
 def conv_value(
     b: Builder, name: str, x: str, kernel: np.ndarray, bias: np.ndarray | None, padding: Pairs, **fields: Any
 ) -> str:
-    """A ``Conv`` of ``x`` (shape known to the builder), its output's size found from the geometry."""
-    shape = b.shape(x)
-    rank = len(shape) - 1
+    """A ``Conv`` of ``x`` (of ``rank`` spatial axes, or a slice of it), its output's size found from the geometry."""
+    rank = kernel.ndim - 2
+    shape = b.shape(x)[-(rank + 1) :]
     window = tuple(kernel.shape[:rank])
     strides, dilation = fields.get("strides", (1,) * rank), fields.get("dilation", (1,) * rank)
     positions = windowed(shape[:-1], window, strides, dilation, padding)
@@ -181,7 +188,8 @@ def _global_pooling(rank: int, kind: str) -> Mapping:
         x, shape = _spatial(layer, b, inputs, rank)
         channels = shape[-1]
         y = _add(b, Pool, layer.name, x, channels, in_shape=shape, window=shape[:-1], kind=kind)
-        return y if getattr(layer, "keepdims", False) else b.add(Reshape, layer.name, [y], channels, shape=(channels,))
+        flat = (*b.shape(y)[: -1 - rank], channels)  # the channels of each slice
+        return y if getattr(layer, "keepdims", False) else b.add(Reshape, layer.name, [y], size(flat), shape=flat)
 
     return mapping
 
@@ -230,10 +238,10 @@ def _upsampling(rank: int) -> Mapping:
         interpolation = str(getattr(layer, "interpolation", "nearest"))
         if interpolation == "bilinear" and rank == 2:  # Keras resizes the image to the multiplied size
             out = (shape[0] * factors[0], shape[1] * factors[1])
-            return _add(b, Resize, layer.name, x, b.widths[x] * math.prod(factors), in_shape=shape, size=out)
+            return _add(b, Resize, layer.name, x, size(shape) * math.prod(factors), in_shape=shape, size=out)
         if interpolation != "nearest":
             raise Unsupported(f"interpolation {layer.interpolation!r}: only nearest (and bilinear in 2-D) is supported")
-        return _add(b, Upsample, layer.name, x, b.widths[x] * math.prod(factors), in_shape=shape, factors=factors)
+        return _add(b, Upsample, layer.name, x, size(shape) * math.prod(factors), in_shape=shape, factors=factors)
 
     return mapping
 

@@ -50,7 +50,7 @@ def resizing(layer: Any, b: Builder, inputs: list[str]) -> str:
     if crop or pad:
         pads = aspect_pads(shape[0], shape[1], target, crop)
         if any(any(p) for p in pads):
-            shape = (*(n + a + c for n, (a, c) in zip(shape[:2], pads, strict=True)), shape[2])
-            x = _add(b, Pad, layer.name, x, size(shape), in_shape=b.shape(x), pads=pads)
+            boxed = (*(n + a + c for n, (a, c) in zip(shape[:2], pads, strict=True)), shape[2])
+            x, shape = _add(b, Pad, layer.name, x, size(boxed), in_shape=shape, pads=pads), boxed
     width = target[0] * target[1] * shape[2]
     return _add(b, Resize, layer.name, x, width, in_shape=shape, size=target, method=method)
