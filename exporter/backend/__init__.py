@@ -13,14 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from exporter.backend.functions import (
-    MAX_STACK_BYTES,
-    REAL_SIZE,
-    ExportedFunction,
-    NetworkFunction,
-    PipelineFunction,
-    plan_functions,
-)
+from exporter.backend.buffers import MAX_STACK_BYTES
+from exporter.backend.functions import REAL_SIZE, ExportedFunction, NetworkFunction, PipelineFunction, plan_functions
 from exporter.backend.isa import VARIANTS, Variant
 from exporter.backend.mathlib import helper_mode, helpers_needed
 from exporter.backend.target import Target
@@ -99,7 +93,7 @@ class RenderContext(Target):
     math_note: str = ""
     functions: tuple[ExportedFunction, ...] = ()
     stack_bytes: int = 0
-    stack_limit: int = MAX_STACK_BYTES  # a batch block holds as many rows as fit it (``functions.block_rows``)
+    stack_limit: int = MAX_STACK_BYTES  # a batch block holds as many rows as fit it (``buffers.block_rows``)
     input_shape: tuple[int, ...] = ()  # the network's, when its input or output is a tensor (else empty)
     output_shape: tuple[int, ...] = ()
     input_parts: tuple[InputPart, ...] = ()  # a network of several inputs: each one's place in the row
@@ -172,7 +166,7 @@ def _plan(
 def refuse_deep_stacks(source: str, functions: list[ExportedFunction]) -> None:
     """Refuse a network whose scratch arrays in one call exceed ``MAX_STACK_BYTES``: a thread's stack (Lamarr
     runs in worker threads) would overflow at run time, with no message at all. (A batch block holds as many
-    rows as fit: ``functions.block_rows``.)"""
+    rows as fit: ``buffers.block_rows``.)"""
     for f in functions:
         for code in f.variants if isinstance(f, NetworkFunction) else ():
             for block in code.blocks:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, plan_buffers
+from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, block_rows, plan_buffers
 from exporter.backend.isa import Variant
 from exporter.backend.target import Target
 from exporter.backend.templates import environment
@@ -22,9 +22,6 @@ from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnOp, ColumnStage
 
 REAL_SIZE = {"float": 4, "double": 8}  # bytes of each C type the backend can compute in
-# The most stack scratch one call may take (a row, or a block of rows of a batch): the whole default stack of a
-# secondary thread on macOS, a sixteenth of the 8 MiB glibc gives a new thread by default (its RLIMIT_STACK).
-MAX_STACK_BYTES = 512 * 1024
 UNROLLED_INPUTS = 16  # GCC's max-completely-peel-times: the longest loop -O2/-O3 unroll completely (``Step.weights``)
 
 
@@ -170,16 +167,14 @@ class ExportedFunction:
 
 @dataclass
 class VariantCode:
-    """A network's row blocks for one instruction set, and the static batch loop over them: the one-row block,
-    then the batch block when more than one row fits the stack (``block_rows``)."""
+    """A network's row blocks for one instruction set (one row, then as many as fit: ``buffers.block_rows``)."""
 
     variant: Variant
     blocks: list[RowBlock]
     batch: str  # the static function running n rows through the blocks
 
     @property
-    def reduced(self) -> bool:
-        """Whether its batch block holds fewer rows than the variant's (``block_rows``)."""
+    def reduced(self) -> bool:  # its batch block holds fewer rows than the variant's
         return self.blocks[-1].rows < self.variant.batch_rows
 
 
@@ -303,21 +298,13 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, 
     )
 
 
-def block_rows(graph: Graph, plan: BufferPlan, variant: Variant, real: str) -> int:
-    """The rows of the variant's batch block: its ``batch_rows``, or fewer, the most whose scratch (each value's
-    buffer and the ops' working memory, per row) fits ``MAX_STACK_BYTES``; 1 (no batch block: SYMBOL_batch calls
-    the one-row code on each row) when not even two rows fit. Any block gives the bits of one row per call."""
-    per_row = REAL_SIZE[real] * (sum(plan.sizes) + max((op.scratch_floats() for op in graph.ops), default=0))
-    return max(1, min(variant.batch_rows, MAX_STACK_BYTES // max(per_row, 1)))
-
-
 def _network(graph: Graph, name: str, m: Target) -> NetworkFunction:
     plan = plan_buffers(graph, scratch_prefix=f"{name}_buf")
-    variants = []
-    for v in m.variants:
-        rows = sorted({1, block_rows(graph, plan, v, m.real)})
-        blocks = [_row_block(graph, plan, name, m, n, v) for n in rows]
-        variants.append(VariantCode(v, blocks, f"{name}{v.suffix}_rows_n"))
+    variants = [
+        VariantCode(v, [_row_block(graph, plan, name, m, n, v) for n in rows], f"{name}{v.suffix}_rows_n")
+        for v in m.variants
+        for rows in [sorted({1, block_rows(graph, plan, v.batch_rows, REAL_SIZE[m.real])})]
+    ]
     read = {graph.output, *(v for op in graph.ops for v in op.inputs)}
     unread = [arg for value, arg in ((graph.input, INPUT), (graph.noise, RANDOM)) if value and value not in read]
     return NetworkFunction(
