@@ -21,18 +21,17 @@ from helpers import assert_user_error, saved
 
 
 def _resizing(keras):
-    """(7, 9, 2) images resized up, down and to other ratios, both ways, cropped and padded to the ratio."""
+    """(6, 8, 2) images resized up, down and to other ratios, both ways, cropped and padded to the ratio."""
     L = keras.layers
-    x = keras.Input((7, 9, 2))
-    h = L.Conv2D(3, 2, activation="tanh")(x)  # (6, 8, 3)
+    h = x = keras.Input((6, 8, 2))
     parts = [
-        L.Resizing(11, 5)(h),
-        L.Resizing(4, 13, interpolation="nearest")(h),
+        L.Resizing(7, 5)(h),
+        L.Resizing(4, 11, interpolation="nearest")(h),
         L.Resizing(3, 3, interpolation="nearest")(h),
         L.Resizing(5, 7, crop_to_aspect_ratio=True)(h),
         L.Resizing(4, 9, pad_to_aspect_ratio=True)(h),
         L.Resizing(9, 4, pad_to_aspect_ratio=True, interpolation="nearest")(h),
-        L.UpSampling2D((2, 3), interpolation="bilinear")(h),
+        L.UpSampling2D((2, 3), interpolation="bilinear")(L.Cropping2D((2, 3))(h)),  # (2, 2) -> (4, 6)
         L.Resizing(6, 8)(h),  # the same size: every weight 0
     ]
     return keras.Model(x, L.Concatenate()([L.Flatten()(p) for p in parts]))

@@ -111,7 +111,7 @@ def test_scratch_beyond_the_stack_limit_is_refused_with_the_number(keras, tmp_pa
 def test_a_batch_block_holds_as_many_rows_as_fit_the_stack(keras, tmp_path, features, rows):
     """Dense over 1000 steps: 80 kB of scratch per row fits 6 rows of the limit (not AVX-512's default 8), 400 kB
     only one (SYMBOL_batch then calls the one-row code on each row); the banner says so; the batch gives the
-    bits of one row per call, in every variant this CPU runs; Keras agrees on some rows."""
+    bits of one row per call, in every variant this CPU runs."""
     from exporter import export_keras
     from exporter.check.batch_bits import build_and_run
 
@@ -123,8 +123,6 @@ def test_a_batch_block_holds_as_many_rows_as_fit_the_stack(keras, tmp_path, feat
     assert ("model_v4_rows6(" in ex.source.c) == (features == 20) and "model_v4_rows8(" not in ex.source.c
     bits = build_and_run(ex.source, tmp_path)
     assert bits.passed and bits.results, bits.verdict()
-    inputs = np.random.default_rng(0).standard_normal((50, 10000)).astype(np.float32)
-    assert ex.check(ex.compile(tmp_path, one_row=True), inputs=inputs, criterion="fixed").passed
 
 
 def test_the_builder_refuses_an_op_whose_shapes_do_not_fit():

@@ -1,6 +1,6 @@
 """Three spatial axes: Conv3D, 3-D pooling (windowed and global), ZeroPadding3D, Cropping3D, UpSampling3D and
 SpatialDropout, through the same IR ops and templates as their 1-D and 2-D forms (exporter/ir/convolution.py
-Grid); Flax's nn.Conv and pools over volumes.
+Grid); TimeDistributed shaped layers (the op's steps over the leading axis); Flax's nn.Conv and pools over volumes.
 
 Each model packs layers of odd sizes, strides, dilations and both paddings into one export, compiled and checked
 against the framework on 10,000 random rows plus the edge rows under the default parity rule; SYMBOL_batch and
@@ -10,7 +10,6 @@ every instruction-set variant this CPU runs are held to one call per row, bit fo
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from test_convolution import spread
 
 from exporter import export_keras
@@ -22,50 +21,51 @@ from helpers import assert_user_error, saved, strict_compile
 
 
 def _volume(keras):
-    """(5, 6, 7, 2) volumes: padding, strided same, dilated grouped, cropping, upsampling, pooling both ways."""
+    """A (4, 7, 6, 3) tensor as a volume, and as 4 images for TimeDistributed layers (keras2c's wrappers.006/007
+    and more): padding, strided same, dilated grouped, cropping, upsampling, pooling both ways, global pooling,
+    a softmax over the filters, a 3-D convolution of each slice; SpatialDropout1D/2D/3D (identities)."""
     L = keras.layers
-    x = keras.Input((5, 6, 7, 2))
-    h = L.ZeroPadding3D(((1, 0), (0, 2), (1, 1)))(x)  # (6, 8, 9, 2)
-    h = L.Conv3D(4, (3, 2, 3), strides=(2, 1, 2), padding="same", activation="tanh")(h)  # (3, 8, 5, 4)
+    x = keras.Input((4, 7, 6, 3))
+    h = L.ZeroPadding3D(((1, 0), (0, 2), (1, 1)))(x)  # (5, 9, 8, 3)
+    h = L.Conv3D(4, (3, 2, 3), strides=(2, 1, 2), padding="same", activation="tanh")(h)  # (3, 9, 4, 4)
     h = L.SpatialDropout3D(0.3)(h)
-    h = L.Conv3D(6, (2, 3, 2), dilation_rate=(1, 2, 1), padding="valid", groups=2)(h)  # (2, 4, 4, 6)
-    h = L.Cropping3D(((0, 1), (1, 0), (0, 1)))(h)  # (1, 3, 3, 6)
-    h = L.UpSampling3D((2, 1, 3))(h)  # (2, 3, 9, 6)
-    m = L.MaxPooling3D((2, 2, 3), strides=(1, 2, 2), padding="same")(h)  # (2, 2, 5, 6)
-    a = L.AveragePooling3D((1, 2, 2), padding="same")(m)  # (2, 1, 3, 6): partial windows divide by their count
-    v = L.AveragePooling3D(2, strides=1)(h)  # valid: (1, 2, 8, 6)
-    parts = [
-        L.GlobalMaxPooling3D()(a),
-        L.GlobalAveragePooling3D()(v),
-        L.Flatten()(L.GlobalAveragePooling3D(keepdims=True)(m)),
-        L.Flatten()(a),
-    ]
+    h = L.Conv3D(6, (2, 3, 2), dilation_rate=(1, 2, 1), padding="valid", groups=2)(h)  # (2, 5, 3, 6)
+    h = L.Cropping3D(((0, 1), (1, 0), (0, 1)))(h)  # (1, 4, 2, 6)
+    h = L.UpSampling3D((2, 1, 3))(h)  # (2, 4, 6, 6)
+    m = L.MaxPooling3D((2, 2, 3), strides=(1, 2, 2), padding="same")(h)  # (2, 2, 3, 6)
+    a = L.AveragePooling3D((1, 2, 2), padding="same")(m)  # (2, 1, 2, 6): partial windows divide by their count
+    v = L.AveragePooling3D(2, strides=1)(h)  # valid: (1, 3, 5, 6)
+    volume = [L.GlobalMaxPooling3D()(a), L.GlobalAveragePooling3D()(v), L.GlobalAveragePooling3D(keepdims=True)(m)]
+    t = L.TimeDistributed(L.Conv2D(5, 2, strides=(2, 1), padding="same", activation="relu"))(x)  # (4, 4, 6, 5)
+    t = L.TimeDistributed(L.ZeroPadding2D(((1, 0), (0, 1))))(L.SpatialDropout3D(0.5)(t))  # (4, 5, 7, 5)
+    t = L.TimeDistributed(L.MaxPooling2D((2, 3), padding="same"))(t)  # (4, 3, 3, 5)
+    g = L.SpatialDropout1D(0.5)(L.TimeDistributed(L.GlobalAveragePooling2D())(t))  # (4, 5)
+    s = L.TimeDistributed(L.Conv1D(3, 2, activation="softmax"))(L.Reshape((4, 9, 5))(t))  # (4, 8, 3)
+    s = L.SpatialDropout2D(0.5)(s)
+    c = L.TimeDistributed(L.Conv3D(2, (2, 2, 3)))(L.Reshape((4, 3, 3, 5, 1))(t))  # (4, 2, 2, 3, 2)
+    parts = [L.Flatten()(p) for p in (*volume, g, s, c)]
     return keras.Model(x, L.Dense(3)(L.Concatenate()(parts)))
 
 
-def _sequence_dropout(keras):
-    """SpatialDropout1D and 2D: identities at inference, around convolutions."""
-    L = keras.layers
-    x = keras.Input((6, 5, 3))
-    h = L.SpatialDropout2D(0.5)(L.Conv2D(4, 2, activation="relu")(x))  # (5, 4, 4)
-    h = L.Reshape((20, 4))(h)
-    h = L.SpatialDropout1D(0.5)(h)
-    return keras.Model(x, L.Conv1D(2, 3, strides=2)(h))
-
-
-MODELS = {"volume": _volume, "dropout": _sequence_dropout}
-
-
-@pytest.mark.parametrize("kind", MODELS)
-def test_volume_models_match_keras(keras, tmp_path, kind):
-    ex = export_keras(saved(spread(MODELS[kind](keras)), tmp_path))
+def test_volume_and_time_distributed_models_match_keras(keras, tmp_path):
+    ex = export_keras(saved(spread(_volume(keras)), tmp_path))
     report = ex.check(ex.compile(tmp_path, one_row=True))
     assert report.rows >= 10_000
     assert report.passed, report.table()
     bits = build_and_run(ex.source, tmp_path)
     assert bits.passed and bits.results, bits.verdict()
-    if kind == "volume":  # the 3-D forms of every template: Lamarr's strict flags, as C and as C++
-        strict_compile(ex.write(tmp_path / "volume.c")[0], tmp_path)
+
+
+def test_the_new_templates_compile_under_the_strict_flags(keras, tmp_path):
+    """Each 3-D form, a grid op over slices, and both resizings once: Lamarr's strict flags, as C and as C++."""
+    L = keras.layers
+    x = keras.Input((3, 4, 5, 2))
+    h = L.MaxPooling3D(2, padding="same")(L.Conv3D(2, 2, padding="same")(L.ZeroPadding3D(1)(x)))
+    h = L.UpSampling3D(2)(L.AveragePooling3D(2, padding="same")(L.Cropping3D(1)(h)))
+    r = L.Resizing(3, 5, interpolation="nearest")(L.Resizing(5, 7)(L.Reshape((12, 5, 2))(x)))
+    t = L.TimeDistributed(L.Conv1D(2, 2))(L.Reshape((12, 5, 2))(x))
+    model = keras.Model(x, L.Concatenate()([L.Flatten()(p) for p in (h, r, t)]))
+    strict_compile(export_keras(saved(model, tmp_path)).write(tmp_path / "volume.c")[0], tmp_path)
 
 
 def test_a_volume_grid_reads_its_positions_axis_by_axis():
@@ -110,31 +110,6 @@ def test_flax_volumes_match_jax(tmp_path):
     report = ex.check(ex.compile(tmp_path, one_row=True))
     assert report.rows >= 10_000
     assert report.passed, report.table()
-
-
-def _distributed(keras):
-    """TimeDistributed shaped layers: each runs over the 4 slices of the leading axis apart (keras2c's
-    wrappers.006/007 and more: pooling, padding, upsampling, a softmax over the filters, a 3-D grid per slice)."""
-    L = keras.layers
-    x = keras.Input((4, 7, 6, 3))
-    h = L.TimeDistributed(L.Conv2D(5, 2, strides=(2, 1), padding="same", activation="relu"))(x)  # (4, 4, 6, 5)
-    h = L.TimeDistributed(L.ZeroPadding2D(((1, 0), (0, 1))))(h)  # (4, 5, 7, 5)
-    h = L.TimeDistributed(L.MaxPooling2D((2, 3), padding="same"))(h)  # (4, 3, 3, 5)
-    g = L.TimeDistributed(L.GlobalAveragePooling2D())(h)  # (4, 5)
-    s = L.TimeDistributed(L.Conv1D(3, 2, activation="softmax"))(L.Reshape((4, 9, 5))(h))  # (4, 8, 3)
-    s = L.TimeDistributed(L.UpSampling1D(2))(L.TimeDistributed(L.AveragePooling1D(3))(s))  # (4, 4, 3)
-    v = L.TimeDistributed(L.Conv3D(2, (2, 2, 3)))(L.Reshape((4, 3, 3, 5, 1))(h))  # volumes: (4, 2, 2, 3, 2)
-    parts = [L.Flatten()(p) for p in (g, s, v)]
-    return keras.Model(x, L.Dense(3)(L.Concatenate()(parts)))
-
-
-def test_time_distributed_shaped_layers_match_keras(keras, tmp_path):
-    ex = export_keras(saved(spread(_distributed(keras)), tmp_path))
-    report = ex.check(ex.compile(tmp_path, one_row=True))
-    assert report.rows >= 10_000
-    assert report.passed, report.table()
-    bits = build_and_run(ex.source, tmp_path)
-    assert bits.passed and bits.results, bits.verdict()
 
 
 def test_volumes_the_family_does_not_take_are_refused_by_name(keras, tmp_path, capsys):
