@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -31,21 +32,26 @@ def _tuple(value: Any, rank: int) -> tuple[int, ...]:
     return tuple(values)
 
 
+# True while TimeDistributed maps its inner layer: a layer here then runs over the slices of its input's leading
+# axis (one axis more than its own input takes); every other call takes its own rank only.
+_SLICED: ContextVar[bool] = ContextVar("sliced", default=False)
+
+
 def _spatial(layer: Any, b: Builder, inputs: list[str], rank: int) -> tuple[str, tuple[int, ...]]:
-    """The one input, channels last, of ``rank`` spatial axes, and its shape per row (or per step: ``_steps``)."""
+    """The one input, channels last, of ``rank`` spatial axes, and its shape per row (per slice: ``_steps``)."""
     x, _ = _one(b, inputs)
     data_format = getattr(layer, "data_format", None) or "channels_last"
     if data_format != "channels_last":
         raise Unsupported(f"data_format {data_format!r}: only channels_last is supported")
     shape = b.shape(x)[-(rank + 1) :]
-    if len(b.shape(x)) not in (rank + 1, rank + 2) or len(shape) != rank + 1:
+    if len(b.shape(x)) - (rank + 1) not in ((0, 1) if _SLICED.get() else (0,)) or len(shape) != rank + 1:
         raise Unsupported(f"input of shape {b.shape(x)}: expected {rank} spatial axes and the channels")
     return x, shape
 
 
 def _steps(b: Builder, x: str, shape: tuple[int, ...]) -> int:
     """The slices of ``x`` a layer of per-slice input ``shape`` runs over: 1, or the leading axis' length when
-    ``x`` has one axis more, which only TimeDistributed gives (Keras checks every other layer's input rank)."""
+    TimeDistributed gives it ``x`` with one axis more (``_SLICED``)."""
     return b.widths[x] // size(shape)
 
 
@@ -265,7 +271,8 @@ def permute(layer: Any, b: Builder, inputs: list[str]) -> str:
 @handles("TimeDistributed")
 def time_distributed(layer: Any, b: Builder, inputs: list[str]) -> str:
     """The inner layer's own mapping on the whole tensor: exact for a layer acting on each step apart (a row
-    op over the last axis, an elementwise map), which the output's shape confirms; anything else is refused."""
+    op over the last axis, an elementwise map, a layer of this family run over the slices: ``_SLICED``), which
+    the output's shape confirms; anything else is refused."""
     x, _ = _one(b, inputs)
     inner = getattr(layer, "layer", None)
     if inner is None or isinstance(inner, dict):  # a stored configuration: Keras builds the inner layer
@@ -277,10 +284,13 @@ def time_distributed(layer: Any, b: Builder, inputs: list[str]) -> str:
         raise Unsupported(f"of {cls}: this layer type is not supported")
     shape = b.shape(x)
     expected = (shape[0], *(int(n) for n in inner.compute_output_shape((1, *shape[1:]))[1:]))
+    sliced = _SLICED.set(True)
     try:
         y = mapping(inner, b, [x])
     except Unsupported as err:
         raise Unsupported(f"of {cls}: {err}") from None
+    finally:
+        _SLICED.reset(sliced)
     if b.shape(y) != expected or size(expected) != b.widths[y]:
         raise Unsupported(f"of {cls}: its translation does not act on each of the {shape[0]} steps apart")
     return y
