@@ -99,7 +99,8 @@ def _concatenate(d: TensorDraw, x: Any, name: str) -> Any:
 
 
 def _convolution(d: TensorDraw, x: Any, name: str) -> Any:
-    """Conv1D over a sequence, Conv2D over an image: kernel, strides, padding and dilation drawn to fit."""
+    """Conv1D over a sequence, Conv2D over an image, Conv3D over a volume: kernel, strides, padding and dilation
+    drawn to fit."""
     spatial = [int(n) for n in x.shape[1:-1]]
     kernel = d.draw(st.integers(1, min(3, *spatial)), "kernel")
     padding = d.draw(st.sampled_from(["same", "valid"]), "padding")
@@ -107,7 +108,7 @@ def _convolution(d: TensorDraw, x: Any, name: str) -> Any:
     dilation = 1 if strides > 1 or kernel == 1 else d.draw(st.integers(1, 2), "dilation")
     if padding == "valid" and min(spatial) < dilation * (kernel - 1) + 1:
         padding = "same"
-    layer = d.keras.layers.Conv1D if len(spatial) == 1 else d.keras.layers.Conv2D
+    layer = getattr(d.keras.layers, f"Conv{len(spatial)}D")
     config = {"strides": strides, "padding": padding, "dilation_rate": dilation, "activation": d.activation()}
     return layer(d.size("filters"), kernel, name=name, **config)(x)
 
@@ -127,9 +128,8 @@ def _transposed(d: TensorDraw, x: Any, name: str) -> Any:
 
 
 def _pooling(d: TensorDraw, x: Any, name: str) -> Any:
-    two_d = _rank(x) == 3
     kind = d.draw(st.sampled_from(["MaxPooling", "AveragePooling"]), "pooling")
-    layer = getattr(d.keras.layers, f"{kind}{'2D' if two_d else '1D'}")
+    layer = getattr(d.keras.layers, f"{kind}{_rank(x) - 1}D")
     return layer(2, padding="same", name=name)(x)
 
 
@@ -176,17 +176,19 @@ REFUSED_TENSOR_LAYERS: dict[str, L] = {"softmax_elsewhere": _softmax_elsewhere, 
 
 
 def _fitting(x: Any) -> dict[str, L]:
-    """The shaped layers that take ``x``: convolutions (transposed too) and pooling over a sequence or an image,
-    recurrences and attention over a sequence."""
+    """The shaped layers that take ``x``: convolutions and pooling over a sequence, an image or a volume (transposed
+    convolutions over the first two), recurrences and attention over a sequence."""
     rank = _rank(x)
-    return {**(SPATIAL_LAYERS if rank in (2, 3) else {}), **(SEQUENCE_LAYERS if rank == 2 else {})}
+    spatial = {k: v for k, v in SPATIAL_LAYERS.items() if rank in (2, 3) or k != "transposed"}
+    return {**(spatial if rank in (2, 3, 4) else {}), **(SEQUENCE_LAYERS if rank == 2 else {})}
 
 
 def draw_tensor_model(keras: Any, data: Any) -> tuple[Any, list[str]]:
     """A random model over one tensor input and the fragments its refusal must name (none: it must export)."""
     d = TensorDraw(keras, data)
-    rank = d.draw(st.sampled_from([2, 2, 3]), "axes per row")
-    shape = tuple(d.size(f"axis {k}") for k in range(rank))
+    rank = d.draw(st.sampled_from([2, 2, 3, 4]), "axes per row")
+    small = st.integers(1, 4)  # a volume's axes: a row of at most 256 values
+    shape = tuple(d.size(f"axis {k}") if rank < 4 else d.draw(small, f"axis {k}") for k in range(rank))
     x = keras.Input(shape, name="tensor")
     d.tensors.append(x)
     for _ in range(d.draw(st.integers(1, 4), "steps")):

@@ -107,6 +107,24 @@ def test_scratch_beyond_the_stack_limit_is_refused_with_the_number(keras, tmp_pa
     assert not (tmp_path / "big.c").exists()
 
 
+@pytest.mark.parametrize(("features", "rows"), [(20, {"baseline": 2, "x86-64-v3": 4, "x86-64-v4": 6}), (100, None)])
+def test_a_batch_block_holds_as_many_rows_as_fit_the_stack(keras, tmp_path, features, rows):
+    """Dense over 1000 steps: 80 kB of scratch per row fits 6 rows of the limit (not AVX-512's default 8), 400 kB
+    only one (SYMBOL_batch then calls the one-row code on each row); the banner says so; the batch gives the
+    bits of one row per call, in every variant this CPU runs."""
+    from exporter import export_keras
+    from exporter.check.batch_bits import build_and_run
+
+    model = keras.Sequential([keras.Input((1000, 10)), keras.layers.Dense(features), keras.layers.Flatten()])
+    ex = export_keras(saved(randomize(model), tmp_path))
+    rows = rows or {"baseline": 1, "x86-64-v3": 1, "x86-64-v4": 1}
+    said = ", ".join(f"{n} ({name})" for name, n in rows.items())
+    assert f"as many as fit the stack limit of\n * {MAX_STACK_BYTES} bytes: {said}." in ex.source.h
+    assert ("model_v4_rows6(" in ex.source.c) == (features == 20) and "model_v4_rows8(" not in ex.source.c
+    bits = build_and_run(ex.source, tmp_path)
+    assert bits.passed and bits.results, bits.verdict()
+
+
 def test_the_builder_refuses_an_op_whose_shapes_do_not_fit():
     b = Builder("test")
     x = b.value(12, (3, 4))

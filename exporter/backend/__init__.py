@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from exporter.backend.buffers import MAX_STACK_BYTES
 from exporter.backend.functions import REAL_SIZE, ExportedFunction, NetworkFunction, PipelineFunction, plan_functions
 from exporter.backend.isa import VARIANTS, Variant
 from exporter.backend.mathlib import helper_mode, helpers_needed
@@ -30,6 +31,7 @@ from exporter.ir.pipeline import INPUT as PIPELINE_INPUT
 from exporter.ir.pipeline import Pipeline, Read, Stage
 
 __all__ = [
+    "MAX_STACK_BYTES",
     "REAL_SIZE",
     "CSource",
     "NetworkCode",
@@ -41,11 +43,6 @@ __all__ = [
     "render_set",
     "shipped_dir",
 ]
-
-
-# The most stack scratch one call may take (a row, or a block of rows of a batch): the whole default stack of a
-# secondary thread on macOS, a sixteenth of the 8 MiB glibc gives a new thread by default (its RLIMIT_STACK).
-MAX_STACK_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -96,6 +93,7 @@ class RenderContext(Target):
     math_note: str = ""
     functions: tuple[ExportedFunction, ...] = ()
     stack_bytes: int = 0
+    stack_limit: int = MAX_STACK_BYTES  # a batch block holds as many rows as fit it (``buffers.block_rows``)
     input_shape: tuple[int, ...] = ()  # the network's, when its input or output is a tensor (else empty)
     output_shape: tuple[int, ...] = ()
     input_parts: tuple[InputPart, ...] = ()  # a network of several inputs: each one's place in the row
@@ -166,8 +164,9 @@ def _plan(
 
 
 def refuse_deep_stacks(source: str, functions: list[ExportedFunction]) -> None:
-    """Refuse a network whose scratch arrays, in one call or one block of a batch, exceed ``MAX_STACK_BYTES``:
-    a thread's stack (Lamarr runs in worker threads) would overflow at run time, with no message at all."""
+    """Refuse a network whose scratch arrays in one call exceed ``MAX_STACK_BYTES``: a thread's stack (Lamarr
+    runs in worker threads) would overflow at run time, with no message at all. (A batch block holds as many
+    rows as fit: ``buffers.block_rows``.)"""
     for f in functions:
         for code in f.variants if isinstance(f, NetworkFunction) else ():
             for block in code.blocks:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from exporter.ir import Graph
 
 INPUT, OUTPUT, RANDOM = "input", "output", "random"
+# The most stack scratch one call may take (a row, or a block of rows of a batch): the whole default stack of a
+# secondary thread on macOS, a sixteenth of the 8 MiB glibc gives a new thread by default (its RLIMIT_STACK).
+MAX_STACK_BYTES = 512 * 1024
 
 
 @dataclass
@@ -62,3 +65,11 @@ def plan_buffers(graph: Graph, scratch_prefix: str) -> BufferPlan:
 
     copy_from = None if location[graph.output] == OUTPUT else location[graph.output]
     return BufferPlan(location=location, sizes=sizes, copy_from=copy_from)
+
+
+def block_rows(graph: Graph, plan: BufferPlan, most: int, real_size: int) -> int:
+    """The rows of a batch block: ``most`` (the variant's), or fewer, the most whose scratch (each value's array
+    and the ops' working memory, per row) fits ``MAX_STACK_BYTES``; 1 (no batch block: SYMBOL_batch calls the
+    one-row code on each row) when not even two rows fit. Any block gives the bits of one row per call."""
+    per_row = real_size * (sum(plan.sizes) + max((op.scratch_floats() for op in graph.ops), default=0))
+    return max(1, min(most, MAX_STACK_BYTES // max(per_row, 1)))

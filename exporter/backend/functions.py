@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, plan_buffers
+from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, block_rows, plan_buffers
 from exporter.backend.isa import Variant
 from exporter.backend.target import Target
 from exporter.backend.templates import environment
@@ -167,11 +167,15 @@ class ExportedFunction:
 
 @dataclass
 class VariantCode:
-    """A network's row blocks for one instruction set, and the static batch loop over them."""
+    """A network's row blocks for one instruction set (one row, then as many as fit: ``buffers.block_rows``)."""
 
     variant: Variant
     blocks: list[RowBlock]
     batch: str  # the static function running n rows through the blocks
+
+    @property
+    def reduced(self) -> bool:  # its batch block holds fewer rows than the variant's
+        return self.blocks[-1].rows < self.variant.batch_rows
 
 
 @dataclass
@@ -297,10 +301,9 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, 
 def _network(graph: Graph, name: str, m: Target) -> NetworkFunction:
     plan = plan_buffers(graph, scratch_prefix=f"{name}_buf")
     variants = [
-        VariantCode(
-            v, [_row_block(graph, plan, name, m, rows, v) for rows in (1, v.batch_rows)], f"{name}{v.suffix}_rows_n"
-        )
+        VariantCode(v, [_row_block(graph, plan, name, m, n, v) for n in rows], f"{name}{v.suffix}_rows_n")
         for v in m.variants
+        for rows in [sorted({1, block_rows(graph, plan, v.batch_rows, REAL_SIZE[m.real])})]
     ]
     read = {graph.output, *(v for op in graph.ops for v in op.inputs)}
     unread = [arg for value, arg in ((graph.input, INPUT), (graph.noise, RANDOM)) if value and value not in read]

@@ -175,6 +175,9 @@ DEFAULT_SAMPLES = 10_000
 CHUNK_ROWS = 65_536
 
 
+MAX_SPIKES = 2048  # columns given a one-hot spike of their own among the edge rows (``edge_rows``)
+
+
 def edge_rows(n_inputs: int) -> np.ndarray:
     """Deterministic rows at the edges: zeros, constants, one-hot spikes up to 100, alternating signs.
 
@@ -186,12 +189,17 @@ def edge_rows(n_inputs: int) -> np.ndarray:
     rows = [np.zeros(n_inputs)]
     for v in (1e-6, 0.5, 1.0, 3.0, 10.0, 30.0):
         rows += [np.full(n_inputs, v), np.full(n_inputs, -v)]
-    for v in (10.0, -10.0, 100.0, -100.0):
-        rows += list(np.eye(n_inputs) * v)
+    # a spike in every column, or in MAX_SPIKES columns evenly spread over a wider row (a volume's tensor: a spike
+    # in each of its columns would take columns x columns floats, gigabytes)
+    columns = np.unique(np.linspace(0, n_inputs - 1, min(n_inputs, MAX_SPIKES)).round().astype(np.int64))
+    spikes = np.zeros((4, len(columns), n_inputs), dtype=np.float32)
+    for i, v in enumerate((10.0, -10.0, 100.0, -100.0)):
+        spikes[i, np.arange(len(columns)), columns] = v
     for v in (10.0, 30.0):
         alternating = np.where(np.arange(n_inputs) % 2 == 0, v, -v)
         rows += [alternating, -alternating]
-    return np.asarray(rows, dtype=np.float32)
+    flat = np.asarray(rows, dtype=np.float32)
+    return np.concatenate([flat[:13], spikes.reshape(-1, n_inputs), flat[13:]])
 
 
 def make_inputs(

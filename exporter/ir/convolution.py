@@ -1,10 +1,11 @@
 """The IR's shaped ops over a grid of positions: convolutions, pooling, zero padding and cropping, upsampling.
 
-Each reads one channels-last tensor of one or two spatial axes, ``(T, C)`` or ``(H, W, C)`` per row, and
-states the shape it takes (``in_shape``) and the shape it writes: ``out_shape`` refuses any other input. The
-templates see every op as two-dimensional (``grid``: a 1-D op is a grid one position high) and loop over the
-output's positions themselves (steps 1). Padding is explicit, ``(before, after)`` per spatial axis, so that
-Keras' ``same``/``valid``/``causal`` and Flax's padding forms are all stated the same way (``same_padding``).
+Each reads one channels-last tensor of one to three spatial axes, ``(T, C)``, ``(H, W, C)`` or ``(D, H, W, C)``
+per row, and states the shape it takes (``in_shape``) and the shape it writes: ``out_shape`` refuses any other
+input. The templates see every op as a ``Grid`` of two spatial axes or more (a 1-D op is one position high) and
+loop over the output's positions themselves (steps 1). Padding is explicit, ``(before, after)`` per spatial axis,
+so that Keras' ``same``/``valid``/``causal`` and Flax's padding forms are all stated the same way
+(``same_padding``).
 """
 
 from __future__ import annotations
@@ -37,40 +38,98 @@ def _ints(values: object, n: int, what: str) -> tuple[int, ...]:
     return out
 
 
+NAMES = "dhw"  # the C names of the spatial axes, the last ones for fewer axes: (h, w), (d, h, w)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One spatial axis of a ``Grid``: its C name (the templates print ``o<name>`` for an output position's
+    index along it, ``i<name>`` for the input's), its input and output lengths, the window's extent, stride,
+    dilation and the padding before (or the window's offset), and the divisors that read its index out of a
+    flat position (``out_div``: the output positions of the axes after it) or out of the window's leading
+    axes (``window_div``: their extents after it, leading axes only)."""
+
+    name: str
+    n: int
+    out: int
+    k: int = 1
+    s: int = 1
+    d: int = 1
+    before: int = 0
+    out_div: int = 1
+    window_div: int = 1
+
+
 @dataclass(frozen=True)
 class Grid:
-    """An op's geometry as the templates see it, two spatial axes always (a 1-D op: height 1)."""
+    """An op's geometry as the templates see it: two spatial axes or more (a 1-D op is one position high),
+    the input channels ``c``. The templates loop over the flat output positions, and over a window as its
+    leading axes merged into one loop (``lead_window`` positions) and its last axis."""
 
-    h: int
-    w: int
-    c: int  # input channels
-    oh: int
-    ow: int
-    kh: int = 1
-    kw: int = 1
-    sh: int = 1
-    sw: int = 1
-    dh: int = 1
-    dw: int = 1
-    top: int = 0
-    left: int = 0
-    transposed: bool = False  # a transposed convolution: input (ih, iw) meets output (ih * sh + i * dh - top, ...)
+    axes: tuple[Axis, ...]
+    c: int
+    transposed: bool = False  # a transposed convolution: input i meets output i * s + k * d - before
+
+    @classmethod
+    def of(cls, shape: Shape, out: Shape, c: int, window: Shape = (), strides: Shape = (), dilation: Shape = (),
+           before: Shape = ()) -> Grid:  # fmt: skip
+        """The grid of ``shape`` -> ``out`` positions; a 1-D op gets a leading axis of one position."""
+        n = max(len(shape), 2)
+
+        def padded(values: Shape, fill: int) -> Shape:
+            values = tuple(values) or (fill,) * len(shape)
+            return (fill,) * (n - len(values)) + values
+
+        shape, out, window = padded(shape, 1), padded(out, 1), padded(window, 1)
+        strides, dilation, before = padded(strides, 1), padded(dilation, 1), padded(before, 0)
+        axes = tuple(
+            Axis(NAMES[len(NAMES) - n + t], shape[t], out[t], window[t], strides[t], dilation[t], before[t],
+                 math.prod(out[t + 1 :]), math.prod(window[t + 1 : -1]))
+            for t in range(n)
+        )  # fmt: skip
+        return cls(axes, c)
+
+    @property
+    def lead(self) -> tuple[Axis, ...]:
+        """The axes before the last (one for a 2-D grid)."""
+        return self.axes[:-1]
+
+    @property
+    def last(self) -> Axis:
+        return self.axes[-1]
+
+    @property
+    def positions(self) -> int:
+        """The output's positions."""
+        return math.prod(a.out for a in self.axes)
+
+    @property
+    def lead_window(self) -> int:
+        """The window's positions over the leading axes (the templates' loop ``i``)."""
+        return math.prod(a.k for a in self.lead)
+
+    @property
+    def window(self) -> int:
+        """The window's positions."""
+        return math.prod(a.k for a in self.axes)
 
 
 @dataclass
 class Spatial(Op):
-    """Base of the ops over the positions of a channels-last tensor of ``in_shape`` (one or two spatial axes)."""
+    """Base of the ops over the positions of a channels-last tensor of ``in_shape`` (one to three spatial axes).
+    With ``steps`` > 1 the input is ``(steps, *in_shape)``, the op run on each of its slices apart (Keras'
+    TimeDistributed); ``width`` is then one slice's output, as a row op's."""
 
     in_shape: Shape = ()
 
     def __post_init__(self) -> None:
         self.in_shape = tuple(int(n) for n in self.in_shape)
-        if len(self.in_shape) not in (2, 3) or min(self.in_shape) < 1:
-            raise ValueError(f"input shape {self.in_shape}: expected (steps, channels) or (height, width, channels)")
+        if not 2 <= len(self.in_shape) <= len(NAMES) + 1 or min(self.in_shape) < 1:
+            raise ValueError(f"input shape {self.in_shape}: expected 1 to {len(NAMES)} spatial axes and channels")
 
     @property
     def rank(self) -> int:
-        """Its spatial axes: 1 or 2."""
+        """Its spatial axes: 1 to 3."""
         return len(self.in_shape) - 1
 
     def result(self) -> Shape:
@@ -78,13 +137,11 @@ class Spatial(Op):
         raise NotImplementedError
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape | None:
-        return self.result() if list(in_shapes) == [self.in_shape] else None
+        lead = (self.steps,) if self.steps > 1 else ()
+        return (*lead, *self.result()) if list(in_shapes) == [(*lead, *self.in_shape)] else None
 
     def out_width(self, in_widths: list[int]) -> int:
         return self.width if in_widths == [size(self.in_shape)] else -1
-
-    def _two(self, values: tuple[int, ...], fill: int) -> tuple[int, int]:
-        return (fill, values[0]) if self.rank == 1 else (values[0], values[1])
 
     def _check_width(self) -> None:
         out = self.result()
@@ -130,12 +187,9 @@ class Windowed(Spatial):
 
     @property
     def grid(self) -> Grid:
-        out = self.result()
-        (h, w), (oh, ow) = self._two(self.in_shape[:-1], 1), self._two(out[:-1], 1)
-        (kh, kw), (sh, sw) = self._two(self.window, 1), self._two(self.strides, 1)
-        dh, dw = self._two(self.dilation, 1)
-        top, left = self._two(tuple(p[0] for p in self.padding), 0)
-        return Grid(h, w, self.in_shape[-1], oh, ow, kh, kw, sh, sw, dh, dw, top, left)
+        before = tuple(p[0] for p in self.padding)
+        out = self.result()[:-1]
+        return Grid.of(self.in_shape[:-1], out, self.in_shape[-1], self.window, self.strides, self.dilation, before)
 
     def _geometry(self) -> str:
         parts = [f"{'x'.join(map(str, self.window))}"]
@@ -270,10 +324,8 @@ class Pad(Spatial):
 
     @property
     def grid(self) -> Grid:
-        out = self.result()
-        (h, w), (oh, ow) = self._two(self.in_shape[:-1], 1), self._two(out[:-1], 1)
-        top, left = self._two(tuple(a for a, _ in self.pads), 0)
-        return Grid(h, w, self.in_shape[-1], oh, ow, top=top, left=left)
+        before = tuple(a for a, _ in self.pads)
+        return Grid.of(self.in_shape[:-1], self.result()[:-1], self.in_shape[-1], before=before)
 
     def describe(self) -> str:
         amounts = " ".join(f"{a:+d}{b:+d}" for a, b in self.pads)
@@ -303,10 +355,7 @@ class Upsample(Spatial):
 
     @property
     def grid(self) -> Grid:
-        out = self.result()
-        (h, w), (oh, ow) = self._two(self.in_shape[:-1], 1), self._two(out[:-1], 1)
-        (kh, kw) = self._two(self.factors, 1)
-        return Grid(h, w, self.in_shape[-1], oh, ow, kh, kw)
+        return Grid.of(self.in_shape[:-1], self.result()[:-1], self.in_shape[-1], window=self.factors)
 
     def describe(self) -> str:
         return f"Upsample{self.rank}D {'x'.join(map(str, self.in_shape))} by {'x'.join(map(str, self.factors))}"

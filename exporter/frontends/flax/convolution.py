@@ -33,8 +33,8 @@ def _as(b: Builder, label: str, x: str, shape: Shape) -> str:
 def _example(eqn: Any) -> Shape:
     """The first operand's shape without its batch axis of 1 (one row is one example)."""
     shape = tuple(int(n) for n in eqn.invars[0].aval.shape)
-    if len(shape) not in (3, 4) or shape[0] != 1:
-        raise Unsupported(f"an operand of shape {shape}: one example of one or two spatial axes and channels")
+    if len(shape) not in (3, 4, 5) or shape[0] != 1:
+        raise Unsupported(f"an operand of shape {shape}: one example of one to three spatial axes and channels")
     return shape[1:]
 
 
@@ -117,7 +117,7 @@ def _reduce(kind: str) -> Callable[[Builder, str, Any, str, list[Any]], str | No
         shape = tuple(int(n) for n in eqn.invars[0].aval.shape)
         if len(shape) < 2:
             return None
-        if len(shape) > 3 or tuple(eqn.params["axes"]) != tuple(range(len(shape) - 1)):
+        if len(shape) > 4 or tuple(eqn.params["axes"]) != tuple(range(len(shape) - 1)):
             raise Unsupported(f"a reduction over axes {eqn.params['axes']} of shape {shape}: only over the positions")
         y = _add(b, Pool, label, _as(b, label, x, shape), shape[-1], in_shape=shape, window=shape[:-1], kind=kind)
         return b.add(Reshape, label, [y], shape[-1], shape=(shape[-1],))
@@ -134,8 +134,8 @@ def _pad(b: Builder, label: str, eqn: Any, x: str, constants: list[Any]) -> str 
         lead += 1
     shape, config = shape[lead:], config[lead:]
     value = constants[1]
-    if value is None or np.any(np.asarray(value) != 0) or len(shape) not in (2, 3):
-        raise Unsupported("padding other than zeros, or of a tensor not of one or two spatial axes and channels")
+    if value is None or np.any(np.asarray(value) != 0) or len(shape) not in (2, 3, 4):
+        raise Unsupported("padding other than zeros, or of a tensor not of one to three spatial axes and channels")
     if config[-1] != (0, 0, 0) or any(c[2] for c in config):
         raise Unsupported(f"padding {config}: only around the positions, not the channels, without interior padding")
     pads = tuple((lo, hi) for lo, hi, _ in config[:-1])

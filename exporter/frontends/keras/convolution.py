@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from exporter.frontends.keras.layers import Mapping, Shape, _numpy, _one, activa
 from exporter.ir import Conv, ConvTranspose, Dense, Op, Pad, Pool, Reshape, Transpose, Upsample
 from exporter.ir.convolution import Pairs, same_padding, windowed
 from exporter.ir.ops import size
+from exporter.ir.resize import Resize
 from exporter.ir.transposed import transposed_positions
 
 
@@ -31,16 +33,27 @@ def _tuple(value: Any, rank: int) -> tuple[int, ...]:
     return tuple(values)
 
 
+# True while TimeDistributed maps its inner layer: a layer here then runs over the slices of its input's leading
+# axis (one axis more than its own input takes); every other call takes its own rank only.
+_SLICED: ContextVar[bool] = ContextVar("sliced", default=False)
+
+
 def _spatial(layer: Any, b: Builder, inputs: list[str], rank: int) -> tuple[str, tuple[int, ...]]:
-    """The one input, channels last, of ``rank`` spatial axes, and its shape per row."""
+    """The one input, channels last, of ``rank`` spatial axes, and its shape per row (per slice: ``_steps``)."""
     x, _ = _one(b, inputs)
     data_format = getattr(layer, "data_format", None) or "channels_last"
     if data_format != "channels_last":
         raise Unsupported(f"data_format {data_format!r}: only channels_last is supported")
-    shape = b.shape(x)
-    if len(shape) != rank + 1:
-        raise Unsupported(f"input of shape {shape}: expected {rank} spatial axes and the channels")
+    shape = b.shape(x)[-(rank + 1) :]
+    if len(b.shape(x)) - (rank + 1) not in ((0, 1) if _SLICED.get() else (0,)) or len(shape) != rank + 1:
+        raise Unsupported(f"input of shape {b.shape(x)}: expected {rank} spatial axes and the channels")
     return x, shape
+
+
+def _steps(b: Builder, x: str, shape: tuple[int, ...]) -> int:
+    """The slices of ``x`` a layer of per-slice input ``shape`` runs over: 1, or the leading axis' length when
+    TimeDistributed gives it ``x`` with one axis more (``_SLICED``)."""
+    return b.widths[x] // size(shape)
 
 
 def _padding(
@@ -58,9 +71,10 @@ def _padding(
 
 
 def _add(b: Builder, cls: type[Op], name: str, x: str, width: int, **fields: Any) -> str:
-    """``b.add``, an impossible geometry (a window wider than the padded input) refused as the layer's problem."""
+    """``b.add`` of a grid op of ``x`` (``width``: per slice, run over ``x``'s slices: ``_steps``), an impossible
+    geometry (a window wider than the padded input) refused as the layer's problem."""
     try:
-        return b.add(cls, name, [x], width, **fields)
+        return b.add(cls, name, [x], width, steps=_steps(b, x, fields["in_shape"]), **fields)
     except ValueError as err:
         raise Unsupported(str(err)) from None
 
@@ -68,9 +82,9 @@ def _add(b: Builder, cls: type[Op], name: str, x: str, width: int, **fields: Any
 def conv_value(
     b: Builder, name: str, x: str, kernel: np.ndarray, bias: np.ndarray | None, padding: Pairs, **fields: Any
 ) -> str:
-    """A ``Conv`` of ``x`` (shape known to the builder), its output's size found from the geometry."""
-    shape = b.shape(x)
-    rank = len(shape) - 1
+    """A ``Conv`` of ``x`` (of ``rank`` spatial axes, or a slice of it), its output's size found from the geometry."""
+    rank = kernel.ndim - 2
+    shape = b.shape(x)[-(rank + 1) :]
     window = tuple(kernel.shape[:rank])
     strides, dilation = fields.get("strides", (1,) * rank), fields.get("dilation", (1,) * rank)
     positions = windowed(shape[:-1], window, strides, dilation, padding)
@@ -119,10 +133,12 @@ def _convolution(rank: int, depthwise: bool) -> Mapping:
     return mapping
 
 
-for _rank in (1, 2):
+for _rank in (1, 2, 3):
     for _prefix, _depthwise in (("", False), ("Depthwise", True)):
-        _variables = ("kernel", ("bias", "use_bias"))
-        handles(f"{_prefix}Conv{_rank}D", variables=_variables, shapes=_kernel_shapes)(_convolution(_rank, _depthwise))
+        if _rank < 3 or not _depthwise:  # Keras has no DepthwiseConv3D
+            _variables = ("kernel", ("bias", "use_bias"))
+            _mapping = _convolution(_rank, _depthwise)
+            handles(f"{_prefix}Conv{_rank}D", variables=_variables, shapes=_kernel_shapes)(_mapping)
 
 
 def _transposed_shapes(config: dict[str, Any], width: int | None, names: tuple[str, ...]) -> dict[str, Shape]:
@@ -232,12 +248,13 @@ def _global_pooling(rank: int, kind: str) -> Mapping:
         x, shape = _spatial(layer, b, inputs, rank)
         channels = shape[-1]
         y = _add(b, Pool, layer.name, x, channels, in_shape=shape, window=shape[:-1], kind=kind)
-        return y if getattr(layer, "keepdims", False) else b.add(Reshape, layer.name, [y], channels, shape=(channels,))
+        flat = (*b.shape(y)[: -1 - rank], channels)  # the channels of each slice
+        return y if getattr(layer, "keepdims", False) else b.add(Reshape, layer.name, [y], size(flat), shape=flat)
 
     return mapping
 
 
-for _rank in (1, 2):
+for _rank in (1, 2, 3):
     for _kind, _class in (("max", "Max"), ("average", "Average")):
         handles(f"{_class}Pooling{_rank}D")(_pooling(_rank, _kind))
         handles(f"Global{_class}Pooling{_rank}D")(_global_pooling(_rank, _kind))
@@ -269,7 +286,7 @@ def _padding_layer(rank: int, attribute: str, sign: int) -> Mapping:
     return mapping
 
 
-for _rank in (1, 2):
+for _rank in (1, 2, 3):
     handles(f"ZeroPadding{_rank}D")(_padding_layer(_rank, "padding", 1))
     handles(f"Cropping{_rank}D")(_padding_layer(_rank, "cropping", -1))
 
@@ -289,15 +306,19 @@ def center_crop(layer: Any, b: Builder, inputs: list[str]) -> str:
 def _upsampling(rank: int) -> Mapping:
     def mapping(layer: Any, b: Builder, inputs: list[str]) -> str:
         x, shape = _spatial(layer, b, inputs, rank)
-        if str(getattr(layer, "interpolation", "nearest")) != "nearest":
-            raise Unsupported(f"interpolation {layer.interpolation!r}: only nearest is supported")
         factors = _tuple(layer.size, rank)
-        return _add(b, Upsample, layer.name, x, b.widths[x] * math.prod(factors), in_shape=shape, factors=factors)
+        interpolation = str(getattr(layer, "interpolation", "nearest"))
+        if interpolation == "bilinear" and rank == 2:  # Keras resizes the image to the multiplied size
+            out = (shape[0] * factors[0], shape[1] * factors[1])
+            return _add(b, Resize, layer.name, x, size(shape) * math.prod(factors), in_shape=shape, size=out)
+        if interpolation != "nearest":
+            raise Unsupported(f"interpolation {layer.interpolation!r}: only nearest (and bilinear in 2-D) is supported")
+        return _add(b, Upsample, layer.name, x, size(shape) * math.prod(factors), in_shape=shape, factors=factors)
 
     return mapping
 
 
-for _rank in (1, 2):
+for _rank in (1, 2, 3):
     handles(f"UpSampling{_rank}D")(_upsampling(_rank))
 
 
@@ -316,7 +337,8 @@ def permute(layer: Any, b: Builder, inputs: list[str]) -> str:
 @handles("TimeDistributed")
 def time_distributed(layer: Any, b: Builder, inputs: list[str]) -> str:
     """The inner layer's own mapping on the whole tensor: exact for a layer acting on each step apart (a row
-    op over the last axis, an elementwise map), which the output's shape confirms; anything else is refused."""
+    op over the last axis, an elementwise map, a layer of this family run over the slices: ``_SLICED``), which
+    the output's shape confirms; anything else is refused."""
     x, _ = _one(b, inputs)
     inner = getattr(layer, "layer", None)
     if inner is None or isinstance(inner, dict):  # a stored configuration: Keras builds the inner layer
@@ -328,10 +350,13 @@ def time_distributed(layer: Any, b: Builder, inputs: list[str]) -> str:
         raise Unsupported(f"of {cls}: this layer type is not supported")
     shape = b.shape(x)
     expected = (shape[0], *(int(n) for n in inner.compute_output_shape((1, *shape[1:]))[1:]))
+    sliced = _SLICED.set(True)
     try:
         y = mapping(inner, b, [x])
     except Unsupported as err:
         raise Unsupported(f"of {cls}: {err}") from None
+    finally:
+        _SLICED.reset(sliced)
     if b.shape(y) != expected or size(expected) != b.widths[y]:
         raise Unsupported(f"of {cls}: its translation does not act on each of the {shape[0]} steps apart")
     return y

@@ -104,8 +104,8 @@ def keras_reference64(model: Any, stored: dict[str, Any] | None = None) -> Calla
         with float64_backend(keras), np.errstate(all="ignore"):  # as the float32 reference: edge rows overflow
             try:
                 out = twin[0](rows, training=False)
-            except Exception as err:  # TensorFlow's CPU kernels: no dilated transposed convolution in float64
-                why = f"{type(err).__name__}: {str(err).strip().splitlines()[0]}"
+            except Exception as err:  # no float64 kernel: TensorFlow's MaxPool3D, dilated ConvTranspose
+                why = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
                 raise Float64Unavailable(f"Keras could not compute the model in float64 ({why})") from None
             if isinstance(out, (list, tuple)):
                 (out,) = out

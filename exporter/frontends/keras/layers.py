@@ -179,6 +179,7 @@ def register_layer(class_name: str, c_expression: str | None = None) -> Callable
 
 
 @handles("Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout", "Identity", "ActivityRegularization")
+@handles("SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")  # identities at inference, as Dropout
 def identity(layer: Any, b: Builder, inputs: list[str]) -> str:
     return _one(b, inputs)[0]
 

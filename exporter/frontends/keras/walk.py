@@ -12,6 +12,7 @@ from exporter.frontends.keras import axes as _axes  # noqa: F401  (declares Batc
 from exporter.frontends.keras import convolution as _convolution  # noqa: F401  (declares the convolution family)
 from exporter.frontends.keras import normalization as _normalization  # noqa: F401  (registers its layers)
 from exporter.frontends.keras import recurrent as _recurrent  # noqa: F401  (declares the recurrent layers)
+from exporter.frontends.keras import resizing as _resizing  # noqa: F401  (declares Resizing)
 from exporter.frontends.keras.inputs import (
     input_parts,
     is_several,
@@ -30,8 +31,7 @@ REFUSALS = {
     "Lambda": "runs arbitrary Python code, which cannot be translated to C",
     "ConvLSTM": "convolutional recurrent layers (ConvLSTM) are not supported",
     "Transpose": "3-D transposed convolutions are not supported (Conv1DTranspose and Conv2DTranspose are)",
-    "3D": "3-D convolution, pooling, padding, cropping and upsampling are not supported (their 1-D and 2-D forms are)",
-    "Adaptive": "adaptive pooling is not supported (MaxPooling, AveragePooling and global pooling in 1-D and 2-D are)",
+    "Adaptive": "adaptive pooling is not supported (MaxPooling, AveragePooling and global pooling in 1-D to 3-D are)",
     "Masking": "masking (the Masking layer) is not supported: a recurrent layer here runs over every step",
     "LSTM": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",
     "GRU": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",
