@@ -200,8 +200,11 @@ def test_same_ir_and_code_as_keras(keras):
 
 class Convolution(nn.Module):
     @nn.compact
-    def __call__(self, x):  # 3-D: 1-D and 2-D convolutions are supported (tests/test_convolution.py)
-        return nn.Conv(2, (1, 2, 2))(x.reshape(1, 2, 2, 1)).reshape(-1)
+    def __call__(self, x):  # channels first: channels-last convolutions are supported (tests/test_convolution.py)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (2, 1, 2))
+        numbers = ("NCH", "OIH", "NCH")
+        y = jax.lax.conv_general_dilated(x.reshape(1, 1, 4), kernel, (1,), "VALID", dimension_numbers=numbers)
+        return y.ravel()
 
 
 class DataDependent(nn.Module):
