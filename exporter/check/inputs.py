@@ -10,6 +10,8 @@ before it (``log(pT)`` -> ``exp``), and rows mix typical values with the edges.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -20,7 +22,7 @@ from exporter.ir.columns import UNDO, ColumnStage, Function, Select
 from exporter.ir.graph import Graph
 from exporter.ir.layout import Reshape, Slice
 from exporter.ir.normalization import Embedding
-from exporter.ir.ops import size
+from exporter.ir.ops import Activate, size
 from exporter.ir.trees import TreeEnsemble
 
 
@@ -119,22 +121,49 @@ def discrete_columns(graph: Graph | None) -> list[int]:
     return sorted({*masks, *index_columns(graph)})
 
 
+# elementwise activations that a run of index columns may pass through on its way to an Embedding: each
+# monotone, so the whole numbers drawn in [-vocabulary, vocabulary) (and halves beyond the ends) stay
+# indices in range if the ends do (a ReLU before the lookup; the trunc and clip of a cast to int)
+_INDEX_PATHS: dict[str, Callable[..., float]] = {
+    "linear": lambda x: x,
+    "nan_to_num": lambda x, **_: x,
+    "relu": lambda x: max(x, 0.0),
+    "trunc": math.trunc,
+    "floor": math.floor,
+    "clip": lambda x, low, high: min(max(x, low), high),
+}
+
+
+def _run_start(graph: Graph, value: str, vocabulary: int) -> int | None:
+    """Where in the input row the run of columns that ``value`` holds starts, following it back through
+    reshapes, slices and ``_INDEX_PATHS`` activations that keep the indices in range (None: computed)."""
+    producers = {op.output: op for op in graph.ops}
+    start = 0
+    while value != graph.input:
+        op = producers.get(value)
+        if isinstance(op, Slice) and op.steps == 1:
+            start += op.start
+        elif isinstance(op, Activate) and op.steps == 1 and op.activation.kind in _INDEX_PATHS:
+            f = functools.partial(_INDEX_PATHS[op.activation.kind], **op.activation.params)
+            if not (-vocabulary - 1 < f(-vocabulary - 0.5) and f(vocabulary - 0.5) < vocabulary):
+                return None
+        elif not isinstance(op, Reshape):
+            return None
+        value = op.inputs[0]
+    return start
+
+
 def index_columns(graph: Graph) -> dict[int, int]:
     """The input columns an ``Embedding`` reads as indices (directly, or through reshapes and slices of the
-    input), each with its vocabulary: parity rows draw whole numbers in range there, as a model's real
-    inputs are (elsewhere the C gives NaN, where Keras truncates and raises or fills)."""
-    offsets = {graph.input: 0}  # values that are a run of the input's columns: where the run starts
+    input and activations that keep them in range: ``_INDEX_PATHS``), each with its vocabulary: parity rows
+    draw whole numbers in range there, as a model's real inputs are (elsewhere the C gives NaN, where Keras
+    truncates and raises or fills)."""
     columns: dict[int, int] = {}
     for op in graph.ops:
-        start = offsets.get(op.inputs[0]) if op.inputs else None
-        if start is None:
-            continue
-        if isinstance(op, Reshape):
-            offsets[op.output] = start
-        elif isinstance(op, Slice) and op.steps == 1:
-            offsets[op.output] = start + op.start
-        elif isinstance(op, Embedding):
-            columns.update(dict.fromkeys(range(start, start + graph.widths[op.inputs[0]]), op.vocabulary))
+        if isinstance(op, Embedding):
+            start = _run_start(graph, op.inputs[0], op.vocabulary)
+            if start is not None:
+                columns.update(dict.fromkeys(range(start, start + graph.widths[op.inputs[0]]), op.vocabulary))
     return columns
 
 
