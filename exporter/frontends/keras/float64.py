@@ -114,7 +114,7 @@ def nudge_ulp(x: Any) -> Any:
     moved = ops.isfinite(ulp) & (ulp > 0) & ops.not_equal(x, ops.round(x))
     ulp = ops.where(moved, ulp, 1.0)
     turn = ops.floor(magnitude / ulp) * _GOLDEN
-    sign = ops.where(turn - ops.floor(turn) < 0.5, 1.0, -1.0)
+    sign = ops.cast(ops.where(turn - ops.floor(turn) < 0.5, 1.0, -1.0), x.dtype)
     return ops.where(moved, x + sign * ulp, x)
 
 
