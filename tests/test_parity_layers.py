@@ -25,7 +25,7 @@ from exporter.ir import Activate, Graph, Reshape
 from exporter.ir.activations import Activation
 from exporter.ir.normalization import Embedding
 
-from helpers import ROOT, change_4th_digit, randomize, saved
+from helpers import ROOT, assert_user_error, change_4th_digit, randomize, saved
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -125,3 +125,14 @@ def test_index_columns_pass_activations_that_keep_them_in_range():
     assert index_columns(graph(relu)) == index_columns(graph(clip, trunc)) == dict.fromkeys(range(6), 5)
     assert index_columns(graph(Activation("tanh"))) == {}  # computed: the rows cannot keep them in range
     assert index_columns(graph(Activation("clip", {"low": 10.0, "high": 20.0}))) == {}
+
+
+def test_an_embedding_of_computed_indices_is_refused_by_name(keras, tmp_path, capsys):
+    """No parity row keeps a Dense's outputs in an Embedding's range (TensorFlow raised: an internal error)."""
+    L = keras.layers
+    x = keras.Input((3,))
+    model = keras.Model(x, L.Flatten()(L.Embedding(5, 2, name="lookup")(L.Dense(3, name="scores")(x))))
+    args = [saved(randomize(model), tmp_path), "-o", tmp_path / "m.c", "--samples", 100]
+    assert_user_error(
+        capsys, tmp_path, args, "'lookup' (Embedding) reads indices that 'scores' (Dense 3->3", "--no-check"
+    )

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from exporter.common import interrupt
+from exporter.common.errors import ExportError
 from exporter.ir.chain import Chain
 from exporter.ir.columns import UNDO, ColumnStage, Function, Select
 from exporter.ir.graph import Graph
@@ -167,6 +168,21 @@ def index_columns(graph: Graph) -> dict[int, int]:
     return columns
 
 
+def refuse_computed_indices(chain: Chain) -> None:
+    """``ExportError`` for an Embedding whose indices the network computes: no parity row can keep them in
+    range (TensorFlow raises on the first outside it), so the check cannot run."""
+    graph = chain.net
+    producers = {op.output: op for op in graph.ops} if graph is not None else {}
+    for op in graph.ops if graph is not None else ():
+        if isinstance(op, Embedding) and _run_start(graph, op.inputs[0], op.vocabulary) is None:
+            by = producers[op.inputs[0]]
+            raise ExportError(
+                f"{chain.source}: {op.name!r} (Embedding) reads indices that {by.name!r} ({by.describe()}) "
+                "computes: the parity check draws indices in range only where they are input columns (through "
+                "reshapes, slices and activations that keep them: docs/keras-layers.md); export it with --no-check"
+            )
+
+
 def with_indices(rows: np.ndarray, columns: dict[int, int], seed: int) -> np.ndarray:
     """``rows`` with each index column replaced by whole numbers in ``[-vocabulary, vocabulary)``, the first
     rows at the ends of that range (0, vocabulary - 1, -1, -vocabulary, and halves truncated to them), the rest
@@ -183,6 +199,7 @@ def with_indices(rows: np.ndarray, columns: dict[int, int], seed: int) -> np.nda
 def chain_inputs(chain: Chain, samples: int, seed: int = 0, user_rows: np.ndarray | None = None) -> np.ndarray:
     """Rows for the parity check of ``chain``: domain-aware when it starts with preprocessing, masks made 0/1."""
     if chain.pre is None:
+        refuse_computed_indices(chain)
         indices = index_columns(chain.net) if chain.net is not None else {}
         rows = with_masks(chain.net, with_indices(make_inputs(chain.n_inputs, samples, seed), indices, seed), seed)
         given = [] if user_rows is None else [np.asarray(user_rows, dtype=np.float32).reshape(-1, chain.n_inputs)]
