@@ -11641,7 +11641,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
             for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += (double)output[k]; }
-            for (int k = 0; k < 4; ++k) output[k] = (float)(output[k] / sum);
+            for (int k = 0; k < 4; ++k) output[k] = (float)((double)output[k] / sum);
         }
     }
 }
@@ -11826,7 +11826,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += (double)output[r * 4 + k]; }
-            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)(output[r * 4 + k] / sum);
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)((double)output[r * 4 + k] / sum);
         }
     }
 }
@@ -12064,7 +12064,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
             for (int k = 0; k < 4; ++k) { output[k] = efficiency_v3_exp(output[k] - top); sum += (double)output[k]; }
-            for (int k = 0; k < 4; ++k) output[k] = (float)(output[k] / sum);
+            for (int k = 0; k < 4; ++k) output[k] = (float)((double)output[k] / sum);
         }
     }
 }
@@ -12313,7 +12313,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v3_exp(output[r * 4 + k] - top); sum += (double)output[r * 4 + k]; }
-            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)(output[r * 4 + k] / sum);
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)((double)output[r * 4 + k] / sum);
         }
     }
 }
@@ -12497,7 +12497,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
             for (int k = 0; k < 4; ++k) { output[k] = efficiency_v4_exp(output[k] - top); sum += (double)output[k]; }
-            for (int k = 0; k < 4; ++k) output[k] = (float)(output[k] / sum);
+            for (int k = 0; k < 4; ++k) output[k] = (float)((double)output[k] / sum);
         }
     }
 }
@@ -12982,7 +12982,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v4_exp(output[r * 4 + k] - top); sum += (double)output[r * 4 + k]; }
-            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)(output[r * 4 + k] / sum);
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)((double)output[r * 4 + k] / sum);
         }
     }
 }

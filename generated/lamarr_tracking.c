@@ -16469,7 +16469,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
             for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += (double)output[k]; }
-            for (int k = 0; k < 4; ++k) output[k] = (float)(output[k] / sum);
+            for (int k = 0; k < 4; ++k) output[k] = (float)((double)output[k] / sum);
         }
     }
 }
@@ -16654,7 +16654,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += (double)output[r * 4 + k]; }
-            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)(output[r * 4 + k] / sum);
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)((double)output[r * 4 + k] / sum);
         }
     }
 }
@@ -16892,7 +16892,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
             for (int k = 0; k < 4; ++k) { output[k] = efficiency_v3_exp(output[k] - top); sum += (double)output[k]; }
-            for (int k = 0; k < 4; ++k) output[k] = (float)(output[k] / sum);
+            for (int k = 0; k < 4; ++k) output[k] = (float)((double)output[k] / sum);
         }
     }
 }
@@ -17141,7 +17141,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v3_exp(output[r * 4 + k] - top); sum += (double)output[r * 4 + k]; }
-            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)(output[r * 4 + k] / sum);
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)((double)output[r * 4 + k] / sum);
         }
     }
 }
@@ -17325,7 +17325,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
             for (int k = 0; k < 4; ++k) { output[k] = efficiency_v4_exp(output[k] - top); sum += (double)output[k]; }
-            for (int k = 0; k < 4; ++k) output[k] = (float)(output[k] / sum);
+            for (int k = 0; k < 4; ++k) output[k] = (float)((double)output[k] / sum);
         }
     }
 }
@@ -17810,7 +17810,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v4_exp(output[r * 4 + k] - top); sum += (double)output[r * 4 + k]; }
-            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)(output[r * 4 + k] / sum);
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)((double)output[r * 4 + k] / sum);
         }
     }
 }
