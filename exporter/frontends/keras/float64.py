@@ -107,7 +107,7 @@ def nudge_ulp(x: Any) -> Any:
     import keras
 
     ops = keras.ops
-    if x is None or not keras.backend.standardize_dtype(x.dtype).startswith("float"):
+    if getattr(x, "dtype", None) is None or not keras.backend.standardize_dtype(x.dtype).startswith("float"):
         return x
     magnitude = ops.abs(x)
     ulp = ops.power(2.0, ops.floor(ops.log2(magnitude)) - 23.0)  # 0 at 0, non-finite beside non-finite values
