@@ -16,7 +16,10 @@ The nudged twin (``nudged=True``, the float32 rule's envelope): a float32 evalua
 a layer writes, and the next layers amplify that rounding (a LayerNorm or a tanh near 0 after a wide
 sum, a recurrence over many steps, a GRU's ``1 - z`` where its gate ``z`` is near 1); so every layer of
 the twin (RNN cells, every step, and the layers inside wrappers included) moves its output, and each
-activation its input and its output, by one float32 ULP, as the check moves the network's inputs. The
+activation its input and its output, by one float32 ULP, as the check moves the network's inputs; an
+activation's input by sqrt(n) ULPs where it is a sum of n terms (a Dense's, a convolution's, a cell's
+kernel fan-in): the C sums in row order, about sqrt(n) roundings, the floor's reasoning applied where
+the sum is, so that what later layers amplify of it (an Add cancelling it) is in the envelope. The
 sign is drawn from the value's own float32 mantissa (a Weyl sequence), so it needs no random state
 inside a scan or a graph; whole numbers stay (an Embedding's index, a 0/1 mask, a ReLU's zeros: float32
 holds them exactly).
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -101,9 +105,9 @@ def float64_model(model: Any, stored: dict[str, Any] | None = None) -> Any:
     return twin
 
 
-def nudge_ulp(x: Any) -> Any:
-    """A float tensor moved by one float32 ULP (keras.ops, any backend, inside a scan too), the sign drawn
-    from its float32 mantissa; whole numbers and non-finite values unchanged; other tensors as they are."""
+def nudge_ulp(x: Any, ulps: float = 1.0) -> Any:
+    """A float tensor moved by ``ulps`` float32 ULPs (keras.ops, any backend, inside a scan too), the sign
+    drawn from its float32 mantissa; whole numbers and non-finite values unchanged; other tensors as they are."""
     import keras
 
     ops = keras.ops
@@ -115,7 +119,13 @@ def nudge_ulp(x: Any) -> Any:
     ulp = ops.where(moved, ulp, 1.0)
     turn = ops.floor(magnitude / ulp) * _GOLDEN
     sign = ops.cast(ops.where(turn - ops.floor(turn) < 0.5, 1.0, -1.0), x.dtype)
-    return ops.where(moved, x + sign * ulp, x)
+    return ops.where(moved, x + sign * (ulp * ulps), x)
+
+
+def _terms(layer: Any) -> int:
+    """How many terms each of ``layer``'s sums adds: its kernel's fan-in (a recurrent cell's input and state)."""
+    kernels = [getattr(layer, name, None) for name in ("kernel", "recurrent_kernel")]
+    return sum(int(np.prod(k.shape[:-1])) for k in kernels if getattr(k, "shape", None) is not None) or 1
 
 
 def _nudging(twin: Any, active: list[bool]) -> None:
@@ -131,12 +141,12 @@ def _nudging(twin: Any, active: list[bool]) -> None:
 
         return nudged
 
-    def inputs(activation: Callable[..., Any]) -> Callable[..., Any]:
+    def inputs(activation: Callable[..., Any], ulps: float) -> Callable[..., Any]:
         @functools.wraps(activation)
         def nudged(x: Any, *args: Any, **kwargs: Any) -> Any:
             if not active[0]:
                 return activation(x, *args, **kwargs)
-            return nudge_ulp(activation(nudge_ulp(x), *args, **kwargs))
+            return nudge_ulp(activation(nudge_ulp(x, ulps), *args, **kwargs))
 
         return nudged
 
@@ -144,7 +154,7 @@ def _nudging(twin: Any, active: list[bool]) -> None:
         layer.call = outputs(layer.call)
         for name in ("activation", "recurrent_activation"):  # an RNN's own are its cell's (properties)
             if callable(getattr(layer, name, None)) and not isinstance(getattr(type(layer), name, None), property):
-                setattr(layer, name, inputs(getattr(layer, name)))
+                setattr(layer, name, inputs(getattr(layer, name), math.sqrt(_terms(layer))))
 
 
 def keras_reference64(model: Any, stored: dict[str, Any] | None = None) -> Callable[..., np.ndarray]:
