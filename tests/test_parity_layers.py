@@ -7,7 +7,9 @@ scaled by ``1 - z``) compute the right function: the same IR in double agrees wi
 moved the network's inputs and outputs, not the values between its layers (and steps). The Embedding
 behind a ReLU crashed TensorFlow's reference: its index columns were drawn at random. Each must now
 export with parity, and a weight changed in its 4th significant digit anywhere, deep in a network or
-in a recurrence, must still fail.
+in a recurrence, must still fail. So must the fuzz test's two models that failed once its fallback to
+the fixed rule was gone (a softmax over a spike, whose float sum the C now does in double; a residual
+Dense whose 190-term sum an Add cancels, which the twin now moves by sqrt(190) ULPs).
 """
 
 from __future__ import annotations
@@ -136,3 +138,41 @@ def test_an_embedding_of_computed_indices_is_refused_by_name(keras, tmp_path, ca
     assert_user_error(
         capsys, tmp_path, args, "'lookup' (Embedding) reads indices that 'scores' (Dense 3->3", "--no-check"
     )
+
+
+def test_softmax_over_a_spike_is_float32_accurate(keras, tmp_path):
+    """189 equal terms e^-10 added to 1 rounded alike in a float sum (3.5e-6 off); summed in double, the C
+    is within an ULP or so of float64."""
+    x = keras.Input((190,))
+    ex = export_keras(keras.Model(x, keras.layers.Softmax()(x)), name="spike")
+    rows = np.zeros((3, 190), np.float32)
+    rows[0, 1], rows[1, 7] = 10.0, -10.0
+    c = ex.compile(tmp_path, one_row=True)(rows).astype(np.float64)
+    e = np.exp(rows.astype(np.float64) - rows.max(axis=1, keepdims=True))
+    assert np.max(np.abs(c - e / e.sum(axis=1, keepdims=True)) / (e / e.sum(axis=1, keepdims=True))) < 1.5e-7
+
+
+def _residual_after(keras, *layers):
+    """The fuzz test's models: ``layers`` over 190 values, then ``x + celu(Dense(190)(x))`` (its Add cancels)."""
+    L = keras.layers
+    x = keras.Input((190,))
+    block = keras.Model(x, L.Add()([x, L.Dense(190, activation="celu")(x)]))
+    return keras.Sequential([keras.Input((190,)), *layers, block])
+
+
+@pytest.mark.parametrize("head", ["softmax", "norms"])
+def test_the_fuzz_test_s_residual_blocks_pass(keras, tmp_path, head):
+    """Right translations the fuzz test drew that the rule failed: after a 190-wide softmax (its float sum),
+    and after a LayerNorm and a UnitNormalization (the residual Dense's 190-term sum before the cancelling
+    Add: sqrt(n) roundings, which the twin now puts before the activation)."""
+    L = keras.layers
+    if head == "softmax":
+        model, seed = _residual_after(keras, L.Flatten(), L.Softmax(), L.Dropout(0.3)), 4
+    else:
+        inner = keras.Sequential(
+            [keras.Input((190,)), L.Dropout(0.3), L.Reshape((-1, 1)), L.Flatten(), L.UnitNormalization()]
+        )
+        model, seed = _residual_after(keras, L.LayerNormalization(), L.Reshape((-1, 1)), L.Flatten(), inner), 7
+    ex = export_keras(saved(randomize(model, seed), tmp_path))
+    report = ex.check(ex.compile(tmp_path, one_row=True), inputs=ex.inputs(100))
+    assert report.passed, report.verdict()
