@@ -337,7 +337,7 @@ def export_chain(
         if net_loaded is not None:
             if net_loaded.reference64 is None:
                 raise Float64Unavailable(f"{net_loaded.framework} gives no float64 reference for {chain.source}")
-            x = nudge(activate(net_loaded.reference64(x, *noise), output_activation), rng)
+            x = nudge(activate(net_loaded.float64(nudged=rng is not None)(x, *noise), output_activation), rng)
         return sk.inverse(target[0], x) if target is not None else x
 
     frameworks = [net_loaded.framework] if net_loaded else []

@@ -11637,10 +11637,11 @@ static void efficiency_dnn_rows1(float *output, const float *input)
 
         }
         {
-            float top = output[0], sum = 0.0f;
+            float top = output[0];
+            double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += output[k]; }
-            for (int k = 0; k < 4; ++k) output[k] /= sum;
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += (double)output[k]; }
+            for (int k = 0; k < 4; ++k) output[k] = (float)((double)output[k] / sum);
         }
     }
 }
@@ -11821,10 +11822,11 @@ static void efficiency_dnn_rows2(float *output, const float *input)
 
         }
         for (int r = 0; r < 2; ++r) {
-            float top = output[r * 4 + 0], sum = 0.0f;
+            float top = output[r * 4 + 0];
+            double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
-            for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += (double)output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)((double)output[r * 4 + k] / sum);
         }
     }
 }
@@ -12058,10 +12060,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
 
         }
         {
-            float top = output[0], sum = 0.0f;
+            float top = output[0];
+            double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = efficiency_v3_exp(output[k] - top); sum += output[k]; }
-            for (int k = 0; k < 4; ++k) output[k] /= sum;
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_v3_exp(output[k] - top); sum += (double)output[k]; }
+            for (int k = 0; k < 4; ++k) output[k] = (float)((double)output[k] / sum);
         }
     }
 }
@@ -12306,10 +12309,11 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
 
         }
         for (int r = 0; r < 4; ++r) {
-            float top = output[r * 4 + 0], sum = 0.0f;
+            float top = output[r * 4 + 0];
+            double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v3_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
-            for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v3_exp(output[r * 4 + k] - top); sum += (double)output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)((double)output[r * 4 + k] / sum);
         }
     }
 }
@@ -12489,10 +12493,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
 
         }
         {
-            float top = output[0], sum = 0.0f;
+            float top = output[0];
+            double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
-            for (int k = 0; k < 4; ++k) { output[k] = efficiency_v4_exp(output[k] - top); sum += output[k]; }
-            for (int k = 0; k < 4; ++k) output[k] /= sum;
+            for (int k = 0; k < 4; ++k) { output[k] = efficiency_v4_exp(output[k] - top); sum += (double)output[k]; }
+            for (int k = 0; k < 4; ++k) output[k] = (float)((double)output[k] / sum);
         }
     }
 }
@@ -12973,10 +12978,11 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
 
         }
         for (int r = 0; r < 8; ++r) {
-            float top = output[r * 4 + 0], sum = 0.0f;
+            float top = output[r * 4 + 0];
+            double sum = 0.0;  /* in double: equal terms would round alike in float */
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
-            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v4_exp(output[r * 4 + k] - top); sum += output[r * 4 + k]; }
-            for (int k = 0; k < 4; ++k) output[r * 4 + k] /= sum;
+            for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v4_exp(output[r * 4 + k] - top); sum += (double)output[r * 4 + k]; }
+            for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)((double)output[r * 4 + k] / sum);
         }
     }
 }

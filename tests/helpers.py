@@ -226,6 +226,18 @@ def perturb_weight(c_source: str, op_name: str, delta: float = 0.5) -> str:
     return c_source[: literal.start()] + f"{value:.6e}f" + c_source[literal.end() :]
 
 
+def change_4th_digit(c_source: str, array: str, index: int = 0) -> str:
+    """Test hook for ``Export.c_edit``: value ``index`` of the weight array ``array`` changed in its 4th
+    significant digit (the weakest break the float32 rule was measured against: docs/parity.md)."""
+    start = c_source.index("{", c_source.index(f" {array}[")) + 1
+    for _ in range(index):
+        start = c_source.index(",", start) + 1
+    end = min(c_source.index(",", start), c_source.index("}", start))
+    value = float(c_source[start:end].strip().rstrip("f"))
+    changed = float(f"{value:.4g}") + 10.0 ** (np.floor(np.log10(abs(value))) - 3)
+    return c_source[:start] + f" {changed:.9g}f" + c_source[end:]
+
+
 def perturb_column_step(c_source: str, op_name: str, delta: float = 0.5) -> str:
     """Test hook for ``Export.c_edit``: add ``delta`` to every value the per-column op ``op_name`` of a
     preprocessing or target transform writes (its loop follows the comment ``/* op_name: ...``), in every

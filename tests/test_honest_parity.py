@@ -16,7 +16,7 @@ import pytest
 
 from exporter.spec import ModelSpec
 
-from helpers import ROOT, assert_user_error, randomize, run_cli, saved
+from helpers import ROOT, assert_user_error, change_4th_digit, randomize, run_cli, saved
 
 MODELS = """
 [models.rich]
@@ -97,17 +97,8 @@ def test_the_replica_passes_on_other_backends(replica, tmp_path, backend):
     assert done.stdout.count("parity: passed") == 5 and "rule fixed" not in done.stdout  # float64 on this backend
 
 
-def _first_literal_4th_digit(c: str, array: str) -> str:
-    """The first value of ``array`` changed in its 4th significant digit."""
-    start = c.index("{", c.index(f" {array}[")) + 1
-    end = c.index(",", start)
-    value = float(c[start:end].strip().rstrip("f"))
-    changed = float(f"{value:.4g}") + 10.0 ** (np.floor(np.log10(abs(value))) - 3)
-    return c[:start] + f" {changed:.9g}f" + c[end:]
-
-
 BREAKS = {
-    "a weight's 4th digit": (lambda c: _first_literal_4th_digit(c, "rich_dnn_1_kernel"), "stage rich"),
+    "a weight's 4th digit": (lambda c: change_4th_digit(c, "rich_dnn_1_kernel"), "stage rich"),
     "swapped columns": (
         lambda c: c.replace("rich_preprocess_0_cols[3] = { 0, 1, 2 }", "rich_preprocess_0_cols[3] = { 1, 0, 2 }"),
         "stage rich",

@@ -24,7 +24,8 @@ Per output column, on the rows inside the range the preprocessing was fitted on:
   for every value (a value's own float32 error is one draw of the rounding there, luckily small at
   times: the median absolute envelope of its row's outputs (large inputs whose terms cancel round
   every output of the row alike), the column's typical error in ULPs and its median absolute error
-  (where terms cancel to a value near zero) are the least any value is allowed; a generator: at most
+  over its non-zero values (where terms cancel to a value near zero; a ReLU's exact zeros aside) are the
+  least any value is allowed; a generator: at most
   ``GATE_BEYOND`` of its rows beyond, and its output quantiles (``GATE_LEVELS``, each with 10 values
   beyond it) no further from float64's than the per-value bound of the values sitting there, as a
   release gate compares distributions);
@@ -122,8 +123,11 @@ def _column(
         # one value's float32 error is one draw of the rounding there, often smaller by luck: the column's
         # typical error (90% of its ULPs) is the least any value is allowed, and where terms cancel to a
         # value near zero (its own ULP says nothing of the rounding), the column's median absolute error
+        # over its values other than 0 (a ReLU's zeros are exact in every evaluation: they say nothing of
+        # the rounding of the others)
         typical_ulp = _typical_ulp(env, unit, finite)
-        typical = float(np.median(env[finite])) if finite.any() else 0.0
+        moving = finite & (r != 0)
+        typical = float(np.median(env[moving])) if moving.any() else 0.0
         least = np.maximum(np.maximum(typical, typical_ulp * unit), row_typical)
         bound = K_VALUE * np.maximum(env, least) + floor * unit
         ratio = np.where(finite, e_c / bound, np.where(same, 0.0, np.inf))

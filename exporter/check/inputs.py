@@ -10,16 +10,19 @@ before it (``log(pT)`` -> ``exp``), and rows mix typical values with the edges.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 
 import numpy as np
 
 from exporter.common import interrupt
+from exporter.common.errors import ExportError
 from exporter.ir.chain import Chain
 from exporter.ir.columns import UNDO, ColumnStage, Function, Select
 from exporter.ir.graph import Graph
 from exporter.ir.layout import Reshape, Slice
-from exporter.ir.ops import size
+from exporter.ir.ops import Activate, size
 from exporter.ir.trees import TreeEnsemble
 
 
@@ -118,23 +121,66 @@ def discrete_columns(graph: Graph | None) -> list[int]:
     return sorted({*masks, *index_columns(graph)})
 
 
+# elementwise activations that a run of index columns may pass through on its way to an op reading indices: each
+# monotone, so the whole numbers drawn in [low, high) (and halves beyond the ends) stay indices in range if the
+# ends do (a ReLU before the lookup; the trunc and clip of a cast to int)
+_INDEX_PATHS: dict[str, Callable[..., float]] = {
+    "linear": lambda x: x,
+    "nan_to_num": lambda x, **_: x,
+    "relu": lambda x: max(x, 0.0),
+    "trunc": math.trunc,
+    "floor": math.floor,
+    "clip": lambda x, low, high: min(max(x, low), high),
+}
+
+
+def _run_start(graph: Graph, value: str, low: int, high: int) -> int | None:
+    """Where in the input row the run of columns that ``value`` holds starts, following it back through
+    reshapes, slices and ``_INDEX_PATHS`` activations that keep the indices in range (None: computed)."""
+    producers = {op.output: op for op in graph.ops}
+    start = 0
+    while value != graph.input:
+        op = producers.get(value)
+        if isinstance(op, Slice) and op.steps == 1:
+            start += op.start
+        elif isinstance(op, Activate) and op.steps == 1 and op.activation.kind in _INDEX_PATHS:
+            f = functools.partial(_INDEX_PATHS[op.activation.kind], **op.activation.params)
+            if not (low - 1 < f(low - 0.5) and f(high - 0.5) < high):
+                return None
+        elif not isinstance(op, Reshape):
+            return None
+        value = op.inputs[0]
+    return start
+
+
 def index_columns(graph: Graph) -> dict[int, tuple[int, int]]:
     """The input columns an op reads as indices (an ``Embedding``'s, an ``Encode``'s: ``Op.index_range``),
-    directly or through reshapes and slices of the input, each with its range: parity rows draw whole numbers
-    in range there, as a model's real inputs are (elsewhere the C follows the op's rule, where Keras may raise)."""
-    offsets = {graph.input: 0}  # values that are a run of the input's columns: where the run starts
+    directly or through reshapes and slices of the input and activations that keep them in range
+    (``_INDEX_PATHS``), each with its range ``[low, high)``: parity rows draw whole numbers in range there, as a
+    model's real inputs are (elsewhere the C follows the op's rule, where Keras may raise)."""
     columns: dict[int, tuple[int, int]] = {}
     for op in graph.ops:
-        start = offsets.get(op.inputs[0]) if op.inputs else None
-        if start is None:
-            continue
-        if isinstance(op, Reshape):
-            offsets[op.output] = start
-        elif isinstance(op, Slice) and op.steps == 1:
-            offsets[op.output] = start + op.start
-        elif op.index_range() is not None:
-            columns.update(dict.fromkeys(range(start, start + graph.widths[op.inputs[0]]), op.index_range()))
+        span = op.index_range()
+        start = None if span is None else _run_start(graph, op.inputs[0], *span)
+        if start is not None:
+            columns.update(dict.fromkeys(range(start, start + graph.widths[op.inputs[0]]), span))
     return columns
+
+
+def refuse_computed_indices(chain: Chain) -> None:
+    """``ExportError`` for an op reading indices (an Embedding, a CategoryEncoding) that the network computes: no
+    parity row can keep them in range (TensorFlow raises on the first outside it), so the check cannot run."""
+    graph = chain.net
+    producers = {op.output: op for op in graph.ops} if graph is not None else {}
+    for op in graph.ops if graph is not None else ():
+        span = op.index_range()
+        if span is not None and _run_start(graph, op.inputs[0], *span) is None:
+            by = producers[op.inputs[0]]
+            raise ExportError(
+                f"{chain.source}: {op.name!r} ({type(op).__name__}) reads indices that {by.name!r} ({by.describe()}) "
+                "computes: the parity check draws indices in range only where they are input columns (through "
+                "reshapes, slices and activations that keep them: docs/keras-layers.md); export it with --no-check"
+            )
 
 
 def with_indices(rows: np.ndarray, columns: dict[int, tuple[int, int]], seed: int) -> np.ndarray:
@@ -154,6 +200,7 @@ def with_indices(rows: np.ndarray, columns: dict[int, tuple[int, int]], seed: in
 def chain_inputs(chain: Chain, samples: int, seed: int = 0, user_rows: np.ndarray | None = None) -> np.ndarray:
     """Rows for the parity check of ``chain``: domain-aware when it starts with preprocessing, masks made 0/1."""
     if chain.pre is None:
+        refuse_computed_indices(chain)
         indices = index_columns(chain.net) if chain.net is not None else {}
         rows = with_masks(chain.net, with_indices(make_inputs(chain.n_inputs, samples, seed), indices, seed), seed)
         given = [] if user_rows is None else [np.asarray(user_rows, dtype=np.float32).reshape(-1, chain.n_inputs)]

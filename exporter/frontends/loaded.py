@@ -31,3 +31,11 @@ class LoadedModel:
     # The same model computed by the framework in float64 (float64 rows in and out), the float32 criterion's
     # reference; None when the framework cannot (it may also raise ``Float64Unavailable`` when called).
     reference64: Callable[..., np.ndarray] | None = None
+    # The same with each layer's output moved by one float32 ULP (the float32 rule's envelope: rounding
+    # between layers, which later layers amplify); None: only the network's inputs and outputs are moved.
+    reference64_nudged: Callable[..., np.ndarray] | None = None
+
+    def float64(self, nudged: bool) -> Callable[..., np.ndarray]:
+        """The float64 reference; ``nudged``: with each layer's output moved where the framework can."""
+        assert self.reference64 is not None, "asked for only where the framework gives one"
+        return (nudged and self.reference64_nudged) or self.reference64

@@ -11,11 +11,25 @@ narrows every float64 result type to float32 (``BIT64_TO_BIT32_DTYPE``, to mimic
 for the duration of the call. Every call checks that float64 came out; when it cannot (a layer
 Keras will not rebuild, a backend that narrows anyway) ``Float64Unavailable`` says why and the check
 falls back to the fixed rule, saying so.
+
+The nudged twin (``nudged=True``, the float32 rule's envelope): a float32 evaluation rounds every value
+a layer writes, and the next layers amplify that rounding (a LayerNorm or a tanh near 0 after a wide
+sum, a recurrence over many steps, a GRU's ``1 - z`` where its gate ``z`` is near 1); so every layer of
+the twin (RNN cells, every step, and the layers inside wrappers included) moves its output, and each
+activation its input and its output, by one float32 ULP, as the check moves the network's inputs; an
+activation's input by sqrt(n) ULPs where it is a sum of n terms (a Dense's, a convolution's, a cell's
+kernel fan-in): the C sums in row order, about sqrt(n) roundings, the floor's reasoning applied where
+the sum is, so that what later layers amplify of it (an Add cancelling it) is in the envelope. The
+sign is drawn from the value's own float32 mantissa (a Weyl sequence), so it needs no random state
+inside a scan or a graph; whole numbers stay (an Embedding's index, a 0/1 mask, a ReLU's zeros: float32
+holds them exactly).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +39,7 @@ from exporter.common.errors import Float64Unavailable
 from exporter.frontends.keras.inputs import model_rows
 
 _NARROW = ("float32", "float16", "bfloat16")
+_GOLDEN = 0.6180339887498949  # the Weyl sequence's step: signs of consecutive mantissas spread evenly
 
 
 def float64_config(config: Any) -> Any:
@@ -90,17 +105,72 @@ def float64_model(model: Any, stored: dict[str, Any] | None = None) -> Any:
     return twin
 
 
+def nudge_ulp(x: Any, ulps: float = 1.0) -> Any:
+    """A float tensor moved by ``ulps`` float32 ULPs (keras.ops, any backend, inside a scan too), the sign
+    drawn from its float32 mantissa; whole numbers and non-finite values unchanged; other tensors as they are."""
+    import keras
+
+    ops = keras.ops
+    if getattr(x, "dtype", None) is None or not keras.backend.standardize_dtype(x.dtype).startswith("float"):
+        return x
+    magnitude = ops.abs(x)
+    ulp = ops.power(2.0, ops.floor(ops.log2(magnitude)) - 23.0)  # 0 at 0, non-finite beside non-finite values
+    moved = ops.isfinite(ulp) & (ulp > 0) & ops.not_equal(x, ops.round(x))
+    ulp = ops.where(moved, ulp, 1.0)
+    turn = ops.floor(magnitude / ulp) * _GOLDEN
+    sign = ops.cast(ops.where(turn - ops.floor(turn) < 0.5, 1.0, -1.0), x.dtype)
+    return ops.where(moved, x + sign * (ulp * ulps), x)
+
+
+def _terms(layer: Any) -> int:
+    """How many terms each of ``layer``'s sums adds: its kernel's fan-in (a recurrent cell's input and state)."""
+    kernels = [getattr(layer, name, None) for name in ("kernel", "recurrent_kernel")]
+    return sum(int(np.prod(k.shape[:-1])) for k in kernels if getattr(k, "shape", None) is not None) or 1
+
+
+def _nudging(twin: Any, active: list[bool]) -> None:
+    """Every layer inside ``twin`` moves its outputs, and each of its activations its input and output, by
+    one float32 ULP while ``active[0]`` (see the module's docstring)."""
+    import keras
+
+    def outputs(call: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(call)
+        def nudged(*args: Any, **kwargs: Any) -> Any:
+            out = call(*args, **kwargs)
+            return keras.tree.map_structure(nudge_ulp, out) if active[0] else out
+
+        return nudged
+
+    def inputs(activation: Callable[..., Any], ulps: float) -> Callable[..., Any]:
+        @functools.wraps(activation)
+        def nudged(x: Any, *args: Any, **kwargs: Any) -> Any:
+            if not active[0]:
+                return activation(x, *args, **kwargs)
+            return nudge_ulp(activation(nudge_ulp(x, ulps), *args, **kwargs))
+
+        return nudged
+
+    for layer in twin._flatten_layers(include_self=False, recursive=True):
+        layer.call = outputs(layer.call)
+        for name in ("activation", "recurrent_activation"):  # an RNN's own are its cell's (properties)
+            if callable(getattr(layer, name, None)) and not isinstance(getattr(type(layer), name, None), property):
+                setattr(layer, name, inputs(getattr(layer, name), math.sqrt(_terms(layer))))
+
+
 def keras_reference64(model: Any, stored: dict[str, Any] | None = None) -> Callable[..., np.ndarray]:
     """The model's forward pass in float64, inference mode, like ``keras_reference`` (rebuilt on first call;
-    ``stored``: its file's configuration)."""
+    ``stored``: its file's configuration); ``nudged=True``: each layer's output moved by one float32 ULP."""
     import keras
 
     twin: list[Any] = []
+    active = [False]
 
-    def reference(x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+    def reference(x: np.ndarray, noise: np.ndarray | None = None, nudged: bool = False) -> np.ndarray:
         if not twin:
             twin.append(float64_model(model, stored))
+            _nudging(twin[0], active)
         rows = model_rows(model, x, noise, np.float64)
+        active[0] = nudged
         with float64_backend(keras), np.errstate(all="ignore"):  # as the float32 reference: edge rows overflow
             try:
                 out = twin[0](rows, training=False)

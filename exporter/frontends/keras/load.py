@@ -138,6 +138,7 @@ def load_keras(model: Any, noise: int = 0) -> LoadedModel:
         saved = file_reference(path, model)
     import_keras()  # imported already for a live model or a loaded file: on the backend _version_label names
     walked = walk_keras(model, source, noise)
+    reference64 = None if saved else keras_reference64(model)
     return LoadedModel(
         graph=walked.graph(),
         reference=saved[0] if saved else keras_reference(model),
@@ -145,7 +146,8 @@ def load_keras(model: Any, noise: int = 0) -> LoadedModel:
         framework_version=saved[1] if saved else _version_label(),
         intermediates=KerasIntermediates(walked.input, walked.origins, walked.noise, walked.joined, walked.split),
         # what was saved (a SavedModel's signature, TF 2 Keras) has no float64 twin: judged by the fixed rule
-        reference64=None if saved else keras_reference64(model),
+        reference64=reference64,
+        reference64_nudged=functools.partial(reference64, nudged=True) if reference64 else None,
     )
 
 
@@ -166,7 +168,13 @@ def _load_stored(path: Path, source: str, noise: int) -> LoadedModel:
     graph = stored_walk(path, source, noise).graph()
     later = KerasLater(path, source, noise, graph)
     return LoadedModel(
-        graph, later.reference, "Keras", _version_label(), intermediates=later, reference64=later.reference64
+        graph,
+        later.reference,
+        "Keras",
+        _version_label(),
+        intermediates=later,
+        reference64=later.reference64,
+        reference64_nudged=later.reference64_nudged,
     )
 
 
@@ -207,6 +215,9 @@ class KerasLater:
 
     def reference64(self, x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         return self._reference64(x, noise)
+
+    def reference64_nudged(self, x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+        return self._reference64(x, noise, nudged=True)
 
     @functools.cached_property
     def _intermediates(self) -> KerasIntermediates:
