@@ -11638,7 +11638,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
         }
         {
             float top = output[0];
-            double sum = 0.0;  /* in double: equal terms would round alike in float */
+            double sum = 0.0;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
             for (int k = 0; k < 4; ++k) { output[k] = efficiency_exp(output[k] - top); sum += (double)output[k]; }
             for (int k = 0; k < 4; ++k) output[k] = (float)((double)output[k] / sum);
@@ -11823,7 +11823,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
         }
         for (int r = 0; r < 2; ++r) {
             float top = output[r * 4 + 0];
-            double sum = 0.0;  /* in double: equal terms would round alike in float */
+            double sum = 0.0;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_exp(output[r * 4 + k] - top); sum += (double)output[r * 4 + k]; }
             for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)((double)output[r * 4 + k] / sum);
@@ -12061,7 +12061,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
         }
         {
             float top = output[0];
-            double sum = 0.0;  /* in double: equal terms would round alike in float */
+            double sum = 0.0;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
             for (int k = 0; k < 4; ++k) { output[k] = efficiency_v3_exp(output[k] - top); sum += (double)output[k]; }
             for (int k = 0; k < 4; ++k) output[k] = (float)((double)output[k] / sum);
@@ -12310,7 +12310,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
         }
         for (int r = 0; r < 4; ++r) {
             float top = output[r * 4 + 0];
-            double sum = 0.0;  /* in double: equal terms would round alike in float */
+            double sum = 0.0;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v3_exp(output[r * 4 + k] - top); sum += (double)output[r * 4 + k]; }
             for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)((double)output[r * 4 + k] / sum);
@@ -12494,7 +12494,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
         }
         {
             float top = output[0];
-            double sum = 0.0;  /* in double: equal terms would round alike in float */
+            double sum = 0.0;
             for (int k = 1; k < 4; ++k) top = output[k] > top ? output[k] : top;
             for (int k = 0; k < 4; ++k) { output[k] = efficiency_v4_exp(output[k] - top); sum += (double)output[k]; }
             for (int k = 0; k < 4; ++k) output[k] = (float)((double)output[k] / sum);
@@ -12979,7 +12979,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
         }
         for (int r = 0; r < 8; ++r) {
             float top = output[r * 4 + 0];
-            double sum = 0.0;  /* in double: equal terms would round alike in float */
+            double sum = 0.0;
             for (int k = 1; k < 4; ++k) top = output[r * 4 + k] > top ? output[r * 4 + k] : top;
             for (int k = 0; k < 4; ++k) { output[r * 4 + k] = efficiency_v4_exp(output[r * 4 + k] - top); sum += (double)output[r * 4 + k]; }
             for (int k = 0; k < 4; ++k) output[r * 4 + k] = (float)((double)output[r * 4 + k] / sum);

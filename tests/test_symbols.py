@@ -113,6 +113,16 @@ def _chain(keras):
     return export_chain(net, preprocess=pre, target_transform=target, name="probe", scikinc_names=True)
 
 
+def _grids(keras):
+    """A volume's convolution and a strided transposed convolution: the grid templates' locals per spatial axis
+    (``id``, ``ih``, ``tih``...), which the every-op network's sequences do not spell."""
+    L = keras.layers
+    x = keras.Input((3, 4, 5, 2))
+    y = L.Conv3D(2, 2, padding="same")(x)
+    y = L.Conv2DTranspose(2, 2, strides=2)(L.Reshape((12, 5, 2))(y))
+    return keras.Model(x, L.Flatten()(y))
+
+
 def _tree():
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -165,11 +175,13 @@ def kinds(keras, tmp_path_factory) -> dict[str, Renderer]:
     net = export_keras(every_op(keras), name="probe")
     wide = export_keras(residual_model(keras), name="probe")  # AVX-512's loops over chunks of columns
     chain, tree = _chain(keras), _tree()
+    grids = export_keras(_grids(keras), name="probe")
     exports = _model_set(keras, tmp_path_factory.mktemp("set"))
     return {
         "every-op network": lambda s, i: render(net.chain, s),
         "every-op network in double": lambda s, i: render(net.chain, s, options=Options(math="libm", dtype="double")),
         "residual network": lambda s, i: render(wide.chain, s),
+        "convolutions over grids": lambda s, i: render(grids.chain, s),
         "chain": lambda s, i: render(chain.chain, s, scikinc=True),
         "tree model": lambda s, i: render(tree.chain, s),
         "model set, the generator": _set_renderer(exports, "gen"),
