@@ -31,8 +31,10 @@ from exporter.frontends.keras.axes import affine
 from exporter.frontends.keras.layers import _numpy, activate, handles
 from exporter.ir import Activation, Attention, Dense, Expand, Masked, MatMul, Merge, Reshape
 
-# What Keras subtracts from a masked score (float32 models; 65504 is float16's, whose models we refuse).
-MASKED_SCORE = -1.0e9
+
+def _masked_score(layer: Any) -> float:
+    """What Keras adds to a masked score: -1e9, or float16's largest -65504 in a layer computing in float16."""
+    return -65504.0 if str(getattr(layer, "compute_dtype", "float32")) == "float16" else -1.0e9
 
 
 def _arguments(b: Builder, call: tuple[Any, Any]) -> tuple[str, str, str, bool]:
@@ -79,12 +81,13 @@ def _pair_scores(b: Builder, name: str, q: str, k: str, inner: float, weights: n
     return b.add(Reshape, f"{name}/score matrix", [scores], n_queries * n_keys, shape=(n_queries, n_keys))
 
 
-def _attend(b: Builder, name: str, scores: str, v: str, causal: bool) -> str:
+def _attend(b: Builder, layer: Any, scores: str, v: str, causal: bool) -> str:
     """``softmax(scores) @ v``, keys j > i first given Keras' ``score - 1e9`` under ``causal``."""
+    name = layer.name
     (n_queries, n_keys), (_, v_dim) = b.shape(scores), b.shape(v)
     if causal:
         above = np.triu(np.ones((n_queries, n_keys)), k=1)
-        mask = np.where(above > 0, MASKED_SCORE, 0.0)
+        mask = np.where(above > 0, _masked_score(layer), 0.0)
         scores = b.add(Masked, f"{name}/causal", [scores], n_queries * n_keys, mask=mask)
     weights = activate(b, f"{name}/softmax", scores, Activation("softmax"))
     return b.add(MatMul, name, [weights, v], n_queries * v_dim, rows=n_queries, inner=n_keys)
@@ -106,7 +109,7 @@ def attention(layer: Any, b: Builder, inputs: list[str], call: tuple[Any, Any]) 
     (n_queries, dim), (n_keys, v_dim) = b.shape(q), b.shape(v)
     if layer.score_mode == "concat":
         weights = np.full(dim, _scalar(layer.concat_score_weight))
-        return _attend(b, layer.name, _pair_scores(b, f"{layer.name}", q, k, scale, weights), v, causal)
+        return _attend(b, layer, _pair_scores(b, layer.name, q, k, scale, weights), v, causal)
     if layer.score_mode != "dot":
         raise Unsupported(f"score_mode {layer.score_mode!r}: 'dot' and 'concat' are supported")
     fields = {"heads": 1, "key_dim": dim, "value_dim": v_dim, "keys": n_keys, "scale": scale, "causal": causal}
@@ -124,4 +127,4 @@ def additive_attention(layer: Any, b: Builder, inputs: list[str], call: tuple[An
     weights = _numpy(layer.scale).reshape(-1) if layer.use_scale else np.ones(dim)
     if weights.shape != (dim,):
         raise Unsupported(f"scale of {weights.size} values for queries of {dim} features")
-    return _attend(b, layer.name, _pair_scores(b, layer.name, q, k, 1.0, weights), v, causal)
+    return _attend(b, layer, _pair_scores(b, layer.name, q, k, 1.0, weights), v, causal)
