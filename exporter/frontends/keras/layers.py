@@ -27,8 +27,9 @@ from exporter.ir import Activate, Activation, Affine, Concatenate, Dense, Expand
 from exporter.ir.expression import parse
 
 Mapping = Callable[[Any, Builder, list[str]], str]
-# A stored variable: its name, or (its name, the boolean configuration key that keeps it: Keras' default true).
-Variable = str | tuple[str, str]
+# A stored variable: its name, or (its name, the boolean configuration key that keeps it: Keras' default true),
+# or (its name, a configuration key, the value of it that keeps it: Attention's concat_score_weight).
+Variable = str | tuple[str, str] | tuple[str, str, str]
 Shape = tuple[int | None, ...]
 # The shape of each stored variable (``names``) of a layer so configured on ``width`` features (None: unknown).
 Shapes = Callable[[dict[str, Any], int | None, tuple[str, ...]], dict[str, Shape]]
@@ -68,7 +69,9 @@ class KerasLayer:
 
 
 def _kept(variable: Variable, config: dict[str, Any]) -> bool:
-    return isinstance(variable, str) or bool(config.get(variable[1], True))
+    if isinstance(variable, str):
+        return True
+    return config.get(variable[1]) == variable[2] if len(variable) == 3 else bool(config.get(variable[1], True))
 
 
 LAYERS: Registry[str, KerasLayer] = Registry("Keras layer")

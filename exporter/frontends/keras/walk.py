@@ -13,6 +13,7 @@ from exporter.frontends.keras import convolution as _convolution  # noqa: F401  
 from exporter.frontends.keras import normalization as _normalization  # noqa: F401  (registers its layers)
 from exporter.frontends.keras import recurrent as _recurrent  # noqa: F401  (declares the recurrent layers)
 from exporter.frontends.keras import resizing as _resizing  # noqa: F401  (declares Resizing)
+from exporter.frontends.keras import scored_attention as _scored  # noqa: F401  (Attention, AdditiveAttention)
 from exporter.frontends.keras.inputs import (
     input_parts,
     is_several,
@@ -37,7 +38,7 @@ REFUSALS = {
     "GRU": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",
     "RNN": "recurrent layers other than SimpleRNN, GRU, LSTM, RNN of their cells and Bidirectional are not supported",
     "Cell": "a recurrent cell called on its own is not supported (wrap it in keras.layers.RNN)",
-    "Attention": "attention layers other than MultiHeadAttention are not supported",
+    "Attention": "attention layers other than MultiHeadAttention, Attention and AdditiveAttention are not supported",
 }
 
 
