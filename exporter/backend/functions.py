@@ -267,7 +267,10 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, 
         step = Step(
             op=op,
             id=f"{name}_{index}",
-            ins=[sliced(at.get(plan.location[v], plan.location[v]), graph.widths[v], op.steps, strides) for v in op.inputs],
+            ins=[
+                sliced(at.get(plan.location[v], plan.location[v]), graph.widths[v], op.steps, strides)
+                for v in op.inputs
+            ],
             out=sliced(plan.location[op.output], graph.widths[op.output], op.steps, strides),
             in_widths=[graph.widths[v] // op.steps for v in op.inputs],
             template=env.get_template(f"ops/{op.template}.c.j2").module,
