@@ -81,7 +81,7 @@ def stored_reads(op: Op, locations: list[str], prefix: str, strides: dict[str, i
     cannot forward a value stored by an earlier op to this op's loads: it reads the float in memory. Seen, GCC 12
     folds ``(double)(float)d`` to ``d`` once its SLP vectorizer has made both conversions vector ones (a match.pd
     conversion pair, wrong: the rounding to float is lost), in whichever code (one row, a block of rows, a
-    variant) it vectorizes so: their bits then differ (docs/c-contract.md#same-bits-in-a-batch)."""
+    variant) it vectorizes so: their bits then differ (docs/c-contract.md#bit-identity)."""
     if not op.widens:
         return []
     arrays = [a for a in dict.fromkeys(locations) if a not in (INPUT, RANDOM)]
