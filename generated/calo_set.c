@@ -135,15 +135,6 @@ static int calo_set_isa(void)
 #define calo_set_OPAQUE(p) ((void)0)
 #endif
 
-/* Before a normalization's passes over a row: the row as stored in memory. GCC 12 at -O3, vectorizing the
-   one-row code of two normalizations in a row, gave the second other bits than the same code run over a
-   block of rows (SYMBOL_batch) unless the stores before are complete here. */
-#if defined(__GNUC__)
-#define calo_set_FENCE() __asm__("" ::: "memory")
-#else
-#define calo_set_FENCE() ((void)0)
-#endif
-
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define calo_set_INLINE static inline __attribute__((always_inline))
@@ -1072,6 +1063,15 @@ static void calo_set_rows1(float *output, const float *input)
         }
     }
     }
+    {   /* attention_0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_8_in0 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_8_in0);
+        const float *calo_set_8_in1 = calo_set_buf3;
+        calo_set_OPAQUE(calo_set_8_in1);
+        const float *calo_set_8_in2 = calo_set_buf4;
+        calo_set_OPAQUE(calo_set_8_in2);
+        const float *calo_set_8_in3 = calo_set_buf1;
+        calo_set_OPAQUE(calo_set_8_in3);
     {   /* attention_0: Attention 2 heads x (key 8, value 8), 16 queries x 16 keys, masked */
         {
             float *score = calo_set_buf_tmp;
@@ -1082,11 +1082,11 @@ static void calo_set_rows1(float *output, const float *input)
                     for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
                         for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf0[i * 16 + h * 8 + d] * (double)calo_set_buf3[j * 16 + h * 8 + d];
+                            dot += (double)calo_set_8_in0[i * 16 + h * 8 + d] * (double)calo_set_8_in1[j * 16 + h * 8 + d];
                         score[j] = (float)(dot * 0.35355339059327373);
                     }
                     for (int j = 0; j < 16; ++j) {
-                        if (!(!(calo_set_buf1[j] >= 0.0f && calo_set_buf1[j] <= 0.0f))) {  /* masked: weight 0 */
+                        if (!(!(calo_set_8_in3[j] >= 0.0f && calo_set_8_in3[j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
@@ -1105,12 +1105,13 @@ static void calo_set_rows1(float *output, const float *input)
                         for (int d = 0; d < 8; ++d) acc[d] = 0.0;
                         for (int j = 0; j < 16; ++j) {
                             const double w = (double)score[j];
-                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf4[j * 16 + h * 8 + d];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_8_in2[j * 16 + h * 8 + d];
                         }
                         for (int d = 0; d < 8; ++d) calo_set_buf5[i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
+    }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* attention_0/output+skip_a0: Dense 16->16, linear, + skip */
@@ -1137,24 +1138,27 @@ static void calo_set_rows1(float *output, const float *input)
         }
     }
     }
+    {   /* norm_a0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_10_in0 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_10_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_a0: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_10_scale, *bias = calo_set_10_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf0 + step * 16)[k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_10_in0 + step * 16)[k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf0 + step * 16)[k] - mean;
+                const double d = (double)(calo_set_10_in0 + step * 16)[k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf0 + step * 16)[k] = (float)((((double)(calo_set_buf0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf0 + step * 16)[k] = (float)((((double)(calo_set_10_in0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -1208,24 +1212,27 @@ static void calo_set_rows1(float *output, const float *input)
         }
     }
     }
+    {   /* norm_f0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_13_in0 = calo_set_buf4;
+        calo_set_OPAQUE(calo_set_13_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_f0: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_13_scale, *bias = calo_set_13_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf4 + step * 16)[k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_13_in0 + step * 16)[k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf4 + step * 16)[k] - mean;
+                const double d = (double)(calo_set_13_in0 + step * 16)[k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf4 + step * 16)[k] = (float)((((double)(calo_set_buf4 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf4 + step * 16)[k] = (float)((((double)(calo_set_13_in0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -1294,6 +1301,15 @@ static void calo_set_rows1(float *output, const float *input)
         }
     }
     }
+    {   /* attention_1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_17_in0 = calo_set_buf5;
+        calo_set_OPAQUE(calo_set_17_in0);
+        const float *calo_set_17_in1 = calo_set_buf2;
+        calo_set_OPAQUE(calo_set_17_in1);
+        const float *calo_set_17_in2 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_17_in2);
+        const float *calo_set_17_in3 = calo_set_buf1;
+        calo_set_OPAQUE(calo_set_17_in3);
     {   /* attention_1: Attention 2 heads x (key 8, value 8), 16 queries x 16 keys, masked */
         {
             float *score = calo_set_buf_tmp;
@@ -1304,11 +1320,11 @@ static void calo_set_rows1(float *output, const float *input)
                     for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
                         for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf5[i * 16 + h * 8 + d] * (double)calo_set_buf2[j * 16 + h * 8 + d];
+                            dot += (double)calo_set_17_in0[i * 16 + h * 8 + d] * (double)calo_set_17_in1[j * 16 + h * 8 + d];
                         score[j] = (float)(dot * 0.35355339059327373);
                     }
                     for (int j = 0; j < 16; ++j) {
-                        if (!(!(calo_set_buf1[j] >= 0.0f && calo_set_buf1[j] <= 0.0f))) {  /* masked: weight 0 */
+                        if (!(!(calo_set_17_in3[j] >= 0.0f && calo_set_17_in3[j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
@@ -1327,12 +1343,13 @@ static void calo_set_rows1(float *output, const float *input)
                         for (int d = 0; d < 8; ++d) acc[d] = 0.0;
                         for (int j = 0; j < 16; ++j) {
                             const double w = (double)score[j];
-                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf0[j * 16 + h * 8 + d];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_17_in2[j * 16 + h * 8 + d];
                         }
                         for (int d = 0; d < 8; ++d) calo_set_buf3[i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
+    }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* attention_1/output+skip_a1: Dense 16->16, linear, + skip */
@@ -1359,24 +1376,27 @@ static void calo_set_rows1(float *output, const float *input)
         }
     }
     }
+    {   /* norm_a1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_19_in0 = calo_set_buf5;
+        calo_set_OPAQUE(calo_set_19_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_a1: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_19_scale, *bias = calo_set_19_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf5 + step * 16)[k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_19_in0 + step * 16)[k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf5 + step * 16)[k] - mean;
+                const double d = (double)(calo_set_19_in0 + step * 16)[k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf5 + step * 16)[k] = (float)((((double)(calo_set_buf5 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf5 + step * 16)[k] = (float)((((double)(calo_set_19_in0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -1430,24 +1450,27 @@ static void calo_set_rows1(float *output, const float *input)
         }
     }
     }
+    {   /* norm_f1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_22_in0 = calo_set_buf2;
+        calo_set_OPAQUE(calo_set_22_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_f1: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_22_scale, *bias = calo_set_22_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf2 + step * 16)[k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_22_in0 + step * 16)[k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf2 + step * 16)[k] - mean;
+                const double d = (double)(calo_set_22_in0 + step * 16)[k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf2 + step * 16)[k] = (float)((((double)(calo_set_buf2 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf2 + step * 16)[k] = (float)((((double)(calo_set_22_in0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -1602,6 +1625,15 @@ static void calo_set_rows2(float *output, const float *input)
         }
     }
     }
+    {   /* attention_0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_8_in0 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_8_in0);
+        const float *calo_set_8_in1 = calo_set_buf3;
+        calo_set_OPAQUE(calo_set_8_in1);
+        const float *calo_set_8_in2 = calo_set_buf4;
+        calo_set_OPAQUE(calo_set_8_in2);
+        const float *calo_set_8_in3 = calo_set_buf1;
+        calo_set_OPAQUE(calo_set_8_in3);
     {   /* attention_0: Attention 2 heads x (key 8, value 8), 16 queries x 16 keys, masked */
         for (int r = 0; r < 2; ++r) {
             float *score = calo_set_buf_tmp + r * 16;
@@ -1612,11 +1644,11 @@ static void calo_set_rows2(float *output, const float *input)
                     for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
                         for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf3[r * 512 + j * 16 + h * 8 + d];
+                            dot += (double)calo_set_8_in0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_8_in1[r * 512 + j * 16 + h * 8 + d];
                         score[j] = (float)(dot * 0.35355339059327373);
                     }
                     for (int j = 0; j < 16; ++j) {
-                        if (!(!(calo_set_buf1[r * 16 + j] >= 0.0f && calo_set_buf1[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
+                        if (!(!(calo_set_8_in3[r * 16 + j] >= 0.0f && calo_set_8_in3[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
@@ -1635,12 +1667,13 @@ static void calo_set_rows2(float *output, const float *input)
                         for (int d = 0; d < 8; ++d) acc[d] = 0.0;
                         for (int j = 0; j < 16; ++j) {
                             const double w = (double)score[j];
-                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf4[r * 256 + j * 16 + h * 8 + d];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_8_in2[r * 256 + j * 16 + h * 8 + d];
                         }
                         for (int d = 0; d < 8; ++d) calo_set_buf5[r * 256 + i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
+    }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* attention_0/output+skip_a0: Dense 16->16, linear, + skip */
@@ -1672,24 +1705,27 @@ static void calo_set_rows2(float *output, const float *input)
         }
     }
     }
+    {   /* norm_a0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_10_in0 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_10_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_a0: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_10_scale, *bias = calo_set_10_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         for (int r = 0; r < 2; ++r) {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf0 + step * 16)[r * 256 + k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_10_in0 + step * 16)[r * 256 + k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf0 + step * 16)[r * 256 + k] - mean;
+                const double d = (double)(calo_set_10_in0 + step * 16)[r * 256 + k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf0 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_buf0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf0 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_10_in0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -1749,24 +1785,27 @@ static void calo_set_rows2(float *output, const float *input)
         }
     }
     }
+    {   /* norm_f0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_13_in0 = calo_set_buf4;
+        calo_set_OPAQUE(calo_set_13_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_f0: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_13_scale, *bias = calo_set_13_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         for (int r = 0; r < 2; ++r) {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf4 + step * 16)[r * 256 + k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_13_in0 + step * 16)[r * 256 + k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf4 + step * 16)[r * 256 + k] - mean;
+                const double d = (double)(calo_set_13_in0 + step * 16)[r * 256 + k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf4 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_buf4 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf4 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_13_in0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -1850,6 +1889,15 @@ static void calo_set_rows2(float *output, const float *input)
         }
     }
     }
+    {   /* attention_1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_17_in0 = calo_set_buf5;
+        calo_set_OPAQUE(calo_set_17_in0);
+        const float *calo_set_17_in1 = calo_set_buf2;
+        calo_set_OPAQUE(calo_set_17_in1);
+        const float *calo_set_17_in2 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_17_in2);
+        const float *calo_set_17_in3 = calo_set_buf1;
+        calo_set_OPAQUE(calo_set_17_in3);
     {   /* attention_1: Attention 2 heads x (key 8, value 8), 16 queries x 16 keys, masked */
         for (int r = 0; r < 2; ++r) {
             float *score = calo_set_buf_tmp + r * 16;
@@ -1860,11 +1908,11 @@ static void calo_set_rows2(float *output, const float *input)
                     for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
                         for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf5[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf2[r * 256 + j * 16 + h * 8 + d];
+                            dot += (double)calo_set_17_in0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_17_in1[r * 256 + j * 16 + h * 8 + d];
                         score[j] = (float)(dot * 0.35355339059327373);
                     }
                     for (int j = 0; j < 16; ++j) {
-                        if (!(!(calo_set_buf1[r * 16 + j] >= 0.0f && calo_set_buf1[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
+                        if (!(!(calo_set_17_in3[r * 16 + j] >= 0.0f && calo_set_17_in3[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
@@ -1883,12 +1931,13 @@ static void calo_set_rows2(float *output, const float *input)
                         for (int d = 0; d < 8; ++d) acc[d] = 0.0;
                         for (int j = 0; j < 16; ++j) {
                             const double w = (double)score[j];
-                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf0[r * 256 + j * 16 + h * 8 + d];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_17_in2[r * 256 + j * 16 + h * 8 + d];
                         }
                         for (int d = 0; d < 8; ++d) calo_set_buf3[r * 512 + i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
+    }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* attention_1/output+skip_a1: Dense 16->16, linear, + skip */
@@ -1920,24 +1969,27 @@ static void calo_set_rows2(float *output, const float *input)
         }
     }
     }
+    {   /* norm_a1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_19_in0 = calo_set_buf5;
+        calo_set_OPAQUE(calo_set_19_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_a1: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_19_scale, *bias = calo_set_19_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         for (int r = 0; r < 2; ++r) {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf5 + step * 16)[r * 256 + k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_19_in0 + step * 16)[r * 256 + k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf5 + step * 16)[r * 256 + k] - mean;
+                const double d = (double)(calo_set_19_in0 + step * 16)[r * 256 + k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf5 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_buf5 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf5 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_19_in0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -1997,24 +2049,27 @@ static void calo_set_rows2(float *output, const float *input)
         }
     }
     }
+    {   /* norm_f1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_22_in0 = calo_set_buf2;
+        calo_set_OPAQUE(calo_set_22_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_f1: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_22_scale, *bias = calo_set_22_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         for (int r = 0; r < 2; ++r) {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf2 + step * 16)[r * 256 + k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_22_in0 + step * 16)[r * 256 + k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf2 + step * 16)[r * 256 + k] - mean;
+                const double d = (double)(calo_set_22_in0 + step * 16)[r * 256 + k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf2 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_buf2 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf2 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_22_in0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -2164,6 +2219,15 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
         }
     }
     }
+    {   /* attention_0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_8_in0 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_8_in0);
+        const float *calo_set_8_in1 = calo_set_buf3;
+        calo_set_OPAQUE(calo_set_8_in1);
+        const float *calo_set_8_in2 = calo_set_buf4;
+        calo_set_OPAQUE(calo_set_8_in2);
+        const float *calo_set_8_in3 = calo_set_buf1;
+        calo_set_OPAQUE(calo_set_8_in3);
     {   /* attention_0: Attention 2 heads x (key 8, value 8), 16 queries x 16 keys, masked */
         {
             float *score = calo_set_buf_tmp;
@@ -2174,11 +2238,11 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
                     for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
                         for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf0[i * 16 + h * 8 + d] * (double)calo_set_buf3[j * 16 + h * 8 + d];
+                            dot += (double)calo_set_8_in0[i * 16 + h * 8 + d] * (double)calo_set_8_in1[j * 16 + h * 8 + d];
                         score[j] = (float)(dot * 0.35355339059327373);
                     }
                     for (int j = 0; j < 16; ++j) {
-                        if (!(!(calo_set_buf1[j] >= 0.0f && calo_set_buf1[j] <= 0.0f))) {  /* masked: weight 0 */
+                        if (!(!(calo_set_8_in3[j] >= 0.0f && calo_set_8_in3[j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
@@ -2197,12 +2261,13 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
                         for (int d = 0; d < 8; ++d) acc[d] = 0.0;
                         for (int j = 0; j < 16; ++j) {
                             const double w = (double)score[j];
-                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf4[j * 16 + h * 8 + d];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_8_in2[j * 16 + h * 8 + d];
                         }
                         for (int d = 0; d < 8; ++d) calo_set_buf5[i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
+    }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* attention_0/output+skip_a0: Dense 16->16, linear, + skip */
@@ -2229,24 +2294,27 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
         }
     }
     }
+    {   /* norm_a0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_10_in0 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_10_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_a0: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_10_scale, *bias = calo_set_10_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf0 + step * 16)[k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_10_in0 + step * 16)[k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf0 + step * 16)[k] - mean;
+                const double d = (double)(calo_set_10_in0 + step * 16)[k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf0 + step * 16)[k] = (float)((((double)(calo_set_buf0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf0 + step * 16)[k] = (float)((((double)(calo_set_10_in0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -2300,24 +2368,27 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
         }
     }
     }
+    {   /* norm_f0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_13_in0 = calo_set_buf4;
+        calo_set_OPAQUE(calo_set_13_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_f0: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_13_scale, *bias = calo_set_13_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf4 + step * 16)[k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_13_in0 + step * 16)[k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf4 + step * 16)[k] - mean;
+                const double d = (double)(calo_set_13_in0 + step * 16)[k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf4 + step * 16)[k] = (float)((((double)(calo_set_buf4 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf4 + step * 16)[k] = (float)((((double)(calo_set_13_in0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -2386,6 +2457,15 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
         }
     }
     }
+    {   /* attention_1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_17_in0 = calo_set_buf5;
+        calo_set_OPAQUE(calo_set_17_in0);
+        const float *calo_set_17_in1 = calo_set_buf2;
+        calo_set_OPAQUE(calo_set_17_in1);
+        const float *calo_set_17_in2 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_17_in2);
+        const float *calo_set_17_in3 = calo_set_buf1;
+        calo_set_OPAQUE(calo_set_17_in3);
     {   /* attention_1: Attention 2 heads x (key 8, value 8), 16 queries x 16 keys, masked */
         {
             float *score = calo_set_buf_tmp;
@@ -2396,11 +2476,11 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
                     for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
                         for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf5[i * 16 + h * 8 + d] * (double)calo_set_buf2[j * 16 + h * 8 + d];
+                            dot += (double)calo_set_17_in0[i * 16 + h * 8 + d] * (double)calo_set_17_in1[j * 16 + h * 8 + d];
                         score[j] = (float)(dot * 0.35355339059327373);
                     }
                     for (int j = 0; j < 16; ++j) {
-                        if (!(!(calo_set_buf1[j] >= 0.0f && calo_set_buf1[j] <= 0.0f))) {  /* masked: weight 0 */
+                        if (!(!(calo_set_17_in3[j] >= 0.0f && calo_set_17_in3[j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
@@ -2419,12 +2499,13 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
                         for (int d = 0; d < 8; ++d) acc[d] = 0.0;
                         for (int j = 0; j < 16; ++j) {
                             const double w = (double)score[j];
-                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf0[j * 16 + h * 8 + d];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_17_in2[j * 16 + h * 8 + d];
                         }
                         for (int d = 0; d < 8; ++d) calo_set_buf3[i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
+    }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* attention_1/output+skip_a1: Dense 16->16, linear, + skip */
@@ -2451,24 +2532,27 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
         }
     }
     }
+    {   /* norm_a1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_19_in0 = calo_set_buf5;
+        calo_set_OPAQUE(calo_set_19_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_a1: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_19_scale, *bias = calo_set_19_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf5 + step * 16)[k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_19_in0 + step * 16)[k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf5 + step * 16)[k] - mean;
+                const double d = (double)(calo_set_19_in0 + step * 16)[k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf5 + step * 16)[k] = (float)((((double)(calo_set_buf5 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf5 + step * 16)[k] = (float)((((double)(calo_set_19_in0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -2522,24 +2606,27 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows1(float *output, c
         }
     }
     }
+    {   /* norm_f1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_22_in0 = calo_set_buf2;
+        calo_set_OPAQUE(calo_set_22_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_f1: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_22_scale, *bias = calo_set_22_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf2 + step * 16)[k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_22_in0 + step * 16)[k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf2 + step * 16)[k] - mean;
+                const double d = (double)(calo_set_22_in0 + step * 16)[k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf2 + step * 16)[k] = (float)((((double)(calo_set_buf2 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf2 + step * 16)[k] = (float)((((double)(calo_set_22_in0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -2734,6 +2821,15 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
         }
     }
     }
+    {   /* attention_0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_8_in0 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_8_in0);
+        const float *calo_set_8_in1 = calo_set_buf3;
+        calo_set_OPAQUE(calo_set_8_in1);
+        const float *calo_set_8_in2 = calo_set_buf4;
+        calo_set_OPAQUE(calo_set_8_in2);
+        const float *calo_set_8_in3 = calo_set_buf1;
+        calo_set_OPAQUE(calo_set_8_in3);
     {   /* attention_0: Attention 2 heads x (key 8, value 8), 16 queries x 16 keys, masked */
         for (int r = 0; r < 4; ++r) {
             float *score = calo_set_buf_tmp + r * 16;
@@ -2744,11 +2840,11 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
                     for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
                         for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf3[r * 512 + j * 16 + h * 8 + d];
+                            dot += (double)calo_set_8_in0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_8_in1[r * 512 + j * 16 + h * 8 + d];
                         score[j] = (float)(dot * 0.35355339059327373);
                     }
                     for (int j = 0; j < 16; ++j) {
-                        if (!(!(calo_set_buf1[r * 16 + j] >= 0.0f && calo_set_buf1[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
+                        if (!(!(calo_set_8_in3[r * 16 + j] >= 0.0f && calo_set_8_in3[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
@@ -2767,12 +2863,13 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
                         for (int d = 0; d < 8; ++d) acc[d] = 0.0;
                         for (int j = 0; j < 16; ++j) {
                             const double w = (double)score[j];
-                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf4[r * 256 + j * 16 + h * 8 + d];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_8_in2[r * 256 + j * 16 + h * 8 + d];
                         }
                         for (int d = 0; d < 8; ++d) calo_set_buf5[r * 256 + i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
+    }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* attention_0/output+skip_a0: Dense 16->16, linear, + skip */
@@ -2814,24 +2911,27 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
         }
     }
     }
+    {   /* norm_a0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_10_in0 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_10_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_a0: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_10_scale, *bias = calo_set_10_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         for (int r = 0; r < 4; ++r) {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf0 + step * 16)[r * 256 + k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_10_in0 + step * 16)[r * 256 + k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf0 + step * 16)[r * 256 + k] - mean;
+                const double d = (double)(calo_set_10_in0 + step * 16)[r * 256 + k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf0 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_buf0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf0 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_10_in0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -2911,24 +3011,27 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
         }
     }
     }
+    {   /* norm_f0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_13_in0 = calo_set_buf4;
+        calo_set_OPAQUE(calo_set_13_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_f0: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_13_scale, *bias = calo_set_13_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         for (int r = 0; r < 4; ++r) {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf4 + step * 16)[r * 256 + k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_13_in0 + step * 16)[r * 256 + k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf4 + step * 16)[r * 256 + k] - mean;
+                const double d = (double)(calo_set_13_in0 + step * 16)[r * 256 + k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf4 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_buf4 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf4 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_13_in0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -3042,6 +3145,15 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
         }
     }
     }
+    {   /* attention_1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_17_in0 = calo_set_buf5;
+        calo_set_OPAQUE(calo_set_17_in0);
+        const float *calo_set_17_in1 = calo_set_buf2;
+        calo_set_OPAQUE(calo_set_17_in1);
+        const float *calo_set_17_in2 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_17_in2);
+        const float *calo_set_17_in3 = calo_set_buf1;
+        calo_set_OPAQUE(calo_set_17_in3);
     {   /* attention_1: Attention 2 heads x (key 8, value 8), 16 queries x 16 keys, masked */
         for (int r = 0; r < 4; ++r) {
             float *score = calo_set_buf_tmp + r * 16;
@@ -3052,11 +3164,11 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
                     for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
                         for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf5[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf2[r * 256 + j * 16 + h * 8 + d];
+                            dot += (double)calo_set_17_in0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_17_in1[r * 256 + j * 16 + h * 8 + d];
                         score[j] = (float)(dot * 0.35355339059327373);
                     }
                     for (int j = 0; j < 16; ++j) {
-                        if (!(!(calo_set_buf1[r * 16 + j] >= 0.0f && calo_set_buf1[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
+                        if (!(!(calo_set_17_in3[r * 16 + j] >= 0.0f && calo_set_17_in3[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
@@ -3075,12 +3187,13 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
                         for (int d = 0; d < 8; ++d) acc[d] = 0.0;
                         for (int j = 0; j < 16; ++j) {
                             const double w = (double)score[j];
-                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf0[r * 256 + j * 16 + h * 8 + d];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_17_in2[r * 256 + j * 16 + h * 8 + d];
                         }
                         for (int d = 0; d < 8; ++d) calo_set_buf3[r * 512 + i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
+    }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* attention_1/output+skip_a1: Dense 16->16, linear, + skip */
@@ -3122,24 +3235,27 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
         }
     }
     }
+    {   /* norm_a1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_19_in0 = calo_set_buf5;
+        calo_set_OPAQUE(calo_set_19_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_a1: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_19_scale, *bias = calo_set_19_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         for (int r = 0; r < 4; ++r) {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf5 + step * 16)[r * 256 + k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_19_in0 + step * 16)[r * 256 + k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf5 + step * 16)[r * 256 + k] - mean;
+                const double d = (double)(calo_set_19_in0 + step * 16)[r * 256 + k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf5 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_buf5 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf5 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_19_in0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -3219,24 +3335,27 @@ calo_set_TARGET("arch=x86-64-v3") static void calo_set_v3_rows4(float *output, c
         }
     }
     }
+    {   /* norm_f1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_22_in0 = calo_set_buf2;
+        calo_set_OPAQUE(calo_set_22_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_f1: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_22_scale, *bias = calo_set_22_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         for (int r = 0; r < 4; ++r) {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf2 + step * 16)[r * 256 + k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_22_in0 + step * 16)[r * 256 + k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf2 + step * 16)[r * 256 + k] - mean;
+                const double d = (double)(calo_set_22_in0 + step * 16)[r * 256 + k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf2 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_buf2 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf2 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_22_in0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -3390,6 +3509,15 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
         }
     }
     }
+    {   /* attention_0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_8_in0 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_8_in0);
+        const float *calo_set_8_in1 = calo_set_buf3;
+        calo_set_OPAQUE(calo_set_8_in1);
+        const float *calo_set_8_in2 = calo_set_buf4;
+        calo_set_OPAQUE(calo_set_8_in2);
+        const float *calo_set_8_in3 = calo_set_buf1;
+        calo_set_OPAQUE(calo_set_8_in3);
     {   /* attention_0: Attention 2 heads x (key 8, value 8), 16 queries x 16 keys, masked */
         {
             float *score = calo_set_buf_tmp;
@@ -3400,11 +3528,11 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
                     for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
                         for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf0[i * 16 + h * 8 + d] * (double)calo_set_buf3[j * 16 + h * 8 + d];
+                            dot += (double)calo_set_8_in0[i * 16 + h * 8 + d] * (double)calo_set_8_in1[j * 16 + h * 8 + d];
                         score[j] = (float)(dot * 0.35355339059327373);
                     }
                     for (int j = 0; j < 16; ++j) {
-                        if (!(!(calo_set_buf1[j] >= 0.0f && calo_set_buf1[j] <= 0.0f))) {  /* masked: weight 0 */
+                        if (!(!(calo_set_8_in3[j] >= 0.0f && calo_set_8_in3[j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
@@ -3423,12 +3551,13 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
                         for (int d = 0; d < 8; ++d) acc[d] = 0.0;
                         for (int j = 0; j < 16; ++j) {
                             const double w = (double)score[j];
-                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf4[j * 16 + h * 8 + d];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_8_in2[j * 16 + h * 8 + d];
                         }
                         for (int d = 0; d < 8; ++d) calo_set_buf5[i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
+    }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* attention_0/output+skip_a0: Dense 16->16, linear, + skip */
@@ -3455,24 +3584,27 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
         }
     }
     }
+    {   /* norm_a0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_10_in0 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_10_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_a0: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_10_scale, *bias = calo_set_10_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf0 + step * 16)[k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_10_in0 + step * 16)[k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf0 + step * 16)[k] - mean;
+                const double d = (double)(calo_set_10_in0 + step * 16)[k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf0 + step * 16)[k] = (float)((((double)(calo_set_buf0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf0 + step * 16)[k] = (float)((((double)(calo_set_10_in0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -3519,24 +3651,27 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
         }
     }
     }
+    {   /* norm_f0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_13_in0 = calo_set_buf4;
+        calo_set_OPAQUE(calo_set_13_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_f0: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_13_scale, *bias = calo_set_13_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf4 + step * 16)[k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_13_in0 + step * 16)[k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf4 + step * 16)[k] - mean;
+                const double d = (double)(calo_set_13_in0 + step * 16)[k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf4 + step * 16)[k] = (float)((((double)(calo_set_buf4 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf4 + step * 16)[k] = (float)((((double)(calo_set_13_in0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -3605,6 +3740,15 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
         }
     }
     }
+    {   /* attention_1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_17_in0 = calo_set_buf5;
+        calo_set_OPAQUE(calo_set_17_in0);
+        const float *calo_set_17_in1 = calo_set_buf2;
+        calo_set_OPAQUE(calo_set_17_in1);
+        const float *calo_set_17_in2 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_17_in2);
+        const float *calo_set_17_in3 = calo_set_buf1;
+        calo_set_OPAQUE(calo_set_17_in3);
     {   /* attention_1: Attention 2 heads x (key 8, value 8), 16 queries x 16 keys, masked */
         {
             float *score = calo_set_buf_tmp;
@@ -3615,11 +3759,11 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
                     for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
                         for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf5[i * 16 + h * 8 + d] * (double)calo_set_buf2[j * 16 + h * 8 + d];
+                            dot += (double)calo_set_17_in0[i * 16 + h * 8 + d] * (double)calo_set_17_in1[j * 16 + h * 8 + d];
                         score[j] = (float)(dot * 0.35355339059327373);
                     }
                     for (int j = 0; j < 16; ++j) {
-                        if (!(!(calo_set_buf1[j] >= 0.0f && calo_set_buf1[j] <= 0.0f))) {  /* masked: weight 0 */
+                        if (!(!(calo_set_17_in3[j] >= 0.0f && calo_set_17_in3[j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
@@ -3638,12 +3782,13 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
                         for (int d = 0; d < 8; ++d) acc[d] = 0.0;
                         for (int j = 0; j < 16; ++j) {
                             const double w = (double)score[j];
-                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf0[j * 16 + h * 8 + d];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_17_in2[j * 16 + h * 8 + d];
                         }
                         for (int d = 0; d < 8; ++d) calo_set_buf3[i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
+    }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* attention_1/output+skip_a1: Dense 16->16, linear, + skip */
@@ -3670,24 +3815,27 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
         }
     }
     }
+    {   /* norm_a1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_19_in0 = calo_set_buf5;
+        calo_set_OPAQUE(calo_set_19_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_a1: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_19_scale, *bias = calo_set_19_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf5 + step * 16)[k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_19_in0 + step * 16)[k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf5 + step * 16)[k] - mean;
+                const double d = (double)(calo_set_19_in0 + step * 16)[k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf5 + step * 16)[k] = (float)((((double)(calo_set_buf5 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf5 + step * 16)[k] = (float)((((double)(calo_set_19_in0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -3734,24 +3882,27 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows1(float *output, c
         }
     }
     }
+    {   /* norm_f1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_22_in0 = calo_set_buf2;
+        calo_set_OPAQUE(calo_set_22_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_f1: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_22_scale, *bias = calo_set_22_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf2 + step * 16)[k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_22_in0 + step * 16)[k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf2 + step * 16)[k] - mean;
+                const double d = (double)(calo_set_22_in0 + step * 16)[k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf2 + step * 16)[k] = (float)((((double)(calo_set_buf2 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf2 + step * 16)[k] = (float)((((double)(calo_set_22_in0 + step * 16)[k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -4026,6 +4177,15 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
         }
     }
     }
+    {   /* attention_0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_8_in0 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_8_in0);
+        const float *calo_set_8_in1 = calo_set_buf3;
+        calo_set_OPAQUE(calo_set_8_in1);
+        const float *calo_set_8_in2 = calo_set_buf4;
+        calo_set_OPAQUE(calo_set_8_in2);
+        const float *calo_set_8_in3 = calo_set_buf1;
+        calo_set_OPAQUE(calo_set_8_in3);
     {   /* attention_0: Attention 2 heads x (key 8, value 8), 16 queries x 16 keys, masked */
         for (int r = 0; r < 8; ++r) {
             float *score = calo_set_buf_tmp + r * 16;
@@ -4036,11 +4196,11 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
                     for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
                         for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf3[r * 512 + j * 16 + h * 8 + d];
+                            dot += (double)calo_set_8_in0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_8_in1[r * 512 + j * 16 + h * 8 + d];
                         score[j] = (float)(dot * 0.35355339059327373);
                     }
                     for (int j = 0; j < 16; ++j) {
-                        if (!(!(calo_set_buf1[r * 16 + j] >= 0.0f && calo_set_buf1[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
+                        if (!(!(calo_set_8_in3[r * 16 + j] >= 0.0f && calo_set_8_in3[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
@@ -4059,12 +4219,13 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
                         for (int d = 0; d < 8; ++d) acc[d] = 0.0;
                         for (int j = 0; j < 16; ++j) {
                             const double w = (double)score[j];
-                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf4[r * 256 + j * 16 + h * 8 + d];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_8_in2[r * 256 + j * 16 + h * 8 + d];
                         }
                         for (int d = 0; d < 8; ++d) calo_set_buf5[r * 256 + i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
+    }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* attention_0/output+skip_a0: Dense 16->16, linear, + skip */
@@ -4126,24 +4287,27 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
         }
     }
     }
+    {   /* norm_a0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_10_in0 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_10_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_a0: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_10_scale, *bias = calo_set_10_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         for (int r = 0; r < 8; ++r) {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf0 + step * 16)[r * 256 + k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_10_in0 + step * 16)[r * 256 + k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf0 + step * 16)[r * 256 + k] - mean;
+                const double d = (double)(calo_set_10_in0 + step * 16)[r * 256 + k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf0 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_buf0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf0 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_10_in0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -4281,24 +4445,27 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
         }
     }
     }
+    {   /* norm_f0 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_13_in0 = calo_set_buf4;
+        calo_set_OPAQUE(calo_set_13_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_f0: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_13_scale, *bias = calo_set_13_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         for (int r = 0; r < 8; ++r) {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf4 + step * 16)[r * 256 + k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_13_in0 + step * 16)[r * 256 + k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf4 + step * 16)[r * 256 + k] - mean;
+                const double d = (double)(calo_set_13_in0 + step * 16)[r * 256 + k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf4 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_buf4 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf4 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_13_in0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -4472,6 +4639,15 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
         }
     }
     }
+    {   /* attention_1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_17_in0 = calo_set_buf5;
+        calo_set_OPAQUE(calo_set_17_in0);
+        const float *calo_set_17_in1 = calo_set_buf2;
+        calo_set_OPAQUE(calo_set_17_in1);
+        const float *calo_set_17_in2 = calo_set_buf0;
+        calo_set_OPAQUE(calo_set_17_in2);
+        const float *calo_set_17_in3 = calo_set_buf1;
+        calo_set_OPAQUE(calo_set_17_in3);
     {   /* attention_1: Attention 2 heads x (key 8, value 8), 16 queries x 16 keys, masked */
         for (int r = 0; r < 8; ++r) {
             float *score = calo_set_buf_tmp + r * 16;
@@ -4482,11 +4658,11 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
                     for (int j = 0; j < 16; ++j) {  /* every key's score (a loop that vectorizes), masked or not */
                         double dot = 0.0;
                         for (int d = 0; d < 8; ++d)
-                            dot += (double)calo_set_buf5[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_buf2[r * 256 + j * 16 + h * 8 + d];
+                            dot += (double)calo_set_17_in0[r * 256 + i * 16 + h * 8 + d] * (double)calo_set_17_in1[r * 256 + j * 16 + h * 8 + d];
                         score[j] = (float)(dot * 0.35355339059327373);
                     }
                     for (int j = 0; j < 16; ++j) {
-                        if (!(!(calo_set_buf1[r * 16 + j] >= 0.0f && calo_set_buf1[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
+                        if (!(!(calo_set_17_in3[r * 16 + j] >= 0.0f && calo_set_17_in3[r * 16 + j] <= 0.0f))) {  /* masked: weight 0 */
                             score[j] = -(float)INFINITY;
                             continue;
                         }
@@ -4505,12 +4681,13 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
                         for (int d = 0; d < 8; ++d) acc[d] = 0.0;
                         for (int j = 0; j < 16; ++j) {
                             const double w = (double)score[j];
-                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_buf0[r * 256 + j * 16 + h * 8 + d];
+                            for (int d = 0; d < 8; ++d) acc[d] += w * (double)calo_set_17_in2[r * 256 + j * 16 + h * 8 + d];
                         }
                         for (int d = 0; d < 8; ++d) calo_set_buf3[r * 512 + i * 16 + h * 8 + d] = (float)(acc[d] / sum);
                     }
                 }
         }
+    }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* attention_1/output+skip_a1: Dense 16->16, linear, + skip */
@@ -4572,24 +4749,27 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
         }
     }
     }
+    {   /* norm_a1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_19_in0 = calo_set_buf5;
+        calo_set_OPAQUE(calo_set_19_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_a1: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_19_scale, *bias = calo_set_19_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         for (int r = 0; r < 8; ++r) {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf5 + step * 16)[r * 256 + k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_19_in0 + step * 16)[r * 256 + k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf5 + step * 16)[r * 256 + k] - mean;
+                const double d = (double)(calo_set_19_in0 + step * 16)[r * 256 + k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf5 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_buf5 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf5 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_19_in0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
@@ -4727,24 +4907,27 @@ calo_set_TARGET("arch=x86-64-v4") static void calo_set_v4_rows8(float *output, c
         }
     }
     }
+    {   /* norm_f1 reads what was stored, rounded to float (exporter/backend/buffers.py stored_reads) */
+        const float *calo_set_22_in0 = calo_set_buf2;
+        calo_set_OPAQUE(calo_set_22_in0);
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */
     {   /* norm_f1: LayerNorm 16, epsilon 0.001 */
         const float *scale = calo_set_22_scale, *bias = calo_set_22_bias;
         calo_set_OPAQUE(scale);  /* unknown signs: no subtraction for GCC to fuse (ops/helpers.c.j2) */
         calo_set_OPAQUE(bias);
-        calo_set_FENCE();
         for (int r = 0; r < 8; ++r) {
             double mean = 0.0, variance = 0.0, inverse;
-            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_buf2 + step * 16)[r * 256 + k];
+            for (int k = 0; k < 16; ++k) mean += (double)(calo_set_22_in0 + step * 16)[r * 256 + k];
             mean /= 16.0;
             for (int k = 0; k < 16; ++k) {
-                const double d = (double)(calo_set_buf2 + step * 16)[r * 256 + k] - mean;
+                const double d = (double)(calo_set_22_in0 + step * 16)[r * 256 + k] - mean;
                 variance += d * d;
             }
             inverse = 1.0 / sqrt(variance / 16.0 + 0.001);
             for (int k = 0; k < 16; ++k)
-                (calo_set_buf2 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_buf2 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
+                (calo_set_buf2 + step * 16)[r * 256 + k] = (float)((((double)(calo_set_22_in0 + step * 16)[r * 256 + k] - mean) * inverse) * (double)scale[k] + (double)bias[k]);
         }
+    }
     }
     }
     for (int step = 0; step < 16; ++step) {  /* each of its 16 slices */

@@ -235,7 +235,11 @@ def render(
         helpers=tuple(helpers_needed(name for op in net_ops for name in op.helpers(target.math))),
         # sorted: a fixed order whatever the ops' (these helpers do not call one another)
         op_helpers=tuple(
-            sorted({name for op in net_ops for name in op.file_helpers()} | ({"fma"} if target.fma else set()))
+            sorted(
+                {name for op in net_ops for name in op.file_helpers()}
+                | ({"fma"} if target.fma else set())
+                | ({"barriers"} if any(op.widens for op in net_ops) else set())  # OPAQUE: ``buffers.stored_reads``
+            )
         ),
         column_helpers=tuple(sorted({name for op in column_ops for name in op.file_helpers()})),
     )

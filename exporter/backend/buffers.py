@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.ir import Graph
+from exporter.ir import Graph, Op
 
 INPUT, OUTPUT, RANDOM = "input", "output", "random"
 # The most stack scratch one call may take (a row, or a block of rows of a batch): the whole default stack of a
@@ -73,3 +73,27 @@ def block_rows(graph: Graph, plan: BufferPlan, most: int, real_size: int) -> int
     one-row code on each row) when not even two rows fit. Any block gives the bits of one row per call."""
     per_row = real_size * (sum(plan.sizes) + max((op.scratch_floats() for op in graph.ops), default=0))
     return max(1, min(most, MAX_STACK_BYTES // max(per_row, 1)))
+
+
+def stored_reads(op: Op, locations: list[str], prefix: str, strides: dict[str, int]) -> list[tuple[str, str]]:
+    """The local pointers (name, array) an op reads its inputs through, passed through ``SYMBOL_OPAQUE``: those
+    of an op that widens its inputs to double (``Op.widens``) from arrays this function writes. The compiler then
+    cannot forward a value stored by an earlier op to this op's loads: it reads the float in memory. Seen, GCC 12
+    folds ``(double)(float)d`` to ``d`` once its SLP vectorizer has made both conversions vector ones (a match.pd
+    conversion pair, wrong: the rounding to float is lost), in whichever code (one row, a block of rows, a
+    variant) it vectorizes so: their bits then differ (docs/c-contract.md#bit-identity)."""
+    if not op.widens:
+        return []
+    arrays = [a for a in dict.fromkeys(locations) if a not in (INPUT, RANDOM)]
+    strides.update({f"{prefix}_in{i}": strides[a] for i, a in enumerate(arrays)})
+    return [(f"{prefix}_in{i}", a) for i, a in enumerate(arrays)]
+
+
+def sliced(buf: str, width: int, steps: int, strides: dict[str, int]) -> str:
+    """The C array an op running in ``steps`` slices of a value reads in slice ``step`` (the loop variable of
+    ``templates/functions.c.j2``), with the row stride of the whole value."""
+    if steps == 1:
+        return buf
+    at = f"({buf} + step * {width // steps})"
+    strides[at] = strides[buf]
+    return at

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, block_rows, plan_buffers
+from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, block_rows, plan_buffers, sliced, stored_reads
 from exporter.backend.isa import Variant
 from exporter.backend.target import Target
 from exporter.backend.templates import environment
@@ -49,6 +49,7 @@ class Step:
     block: int
     chunk: int = 0
     tmp: str = ""
+    reads: list[tuple[str, str]] = field(default_factory=list)  # (pointer, array): ``buffers.stored_reads``
 
     def _at(self, buf: str, k: str, flat: bool) -> str:
         return f"{buf}[{k}]" if self.rows == 1 or flat else f"{buf}[r * {self.strides[buf]} + {k}]"
@@ -254,27 +255,23 @@ class PipelineFunction(ExportedFunction):
     kind: ClassVar[str] = "pipeline"
 
 
-def _slice(buf: str, width: int, steps: int, strides: dict[str, int]) -> str:
-    """The C array an op running in ``steps`` slices of a value reads in slice ``step`` (the loop variable of
-    ``templates/functions.c.j2``), with the row stride of the whole value."""
-    if steps == 1:
-        return buf
-    at = f"({buf} + step * {width // steps})"
-    strides[at] = strides[buf]
-    return at
-
-
 def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, variant: Variant) -> RowBlock:
     env = environment()
     scratch = f"{name}_buf"
     strides = {INPUT: graph.n_inputs, OUTPUT: graph.n_outputs, RANDOM: graph.n_noise}
     strides.update({f"{scratch}{i}": size for i, size in enumerate(plan.sizes)})
-    steps = [
-        Step(
+    steps = []
+    for index, op in enumerate(graph.ops):
+        reads = stored_reads(op, [plan.location[v] for v in op.inputs], f"{name}_{index}", strides)
+        at = {array: pointer for pointer, array in reads}
+        step = Step(
             op=op,
             id=f"{name}_{index}",
-            ins=[_slice(plan.location[v], graph.widths[v], op.steps, strides) for v in op.inputs],
-            out=_slice(plan.location[op.output], graph.widths[op.output], op.steps, strides),
+            ins=[
+                sliced(at.get(plan.location[v], plan.location[v]), graph.widths[v], op.steps, strides)
+                for v in op.inputs
+            ],
+            out=sliced(plan.location[op.output], graph.widths[op.output], op.steps, strides),
             in_widths=[graph.widths[v] // op.steps for v in op.inputs],
             template=env.get_template(f"ops/{op.template}.c.j2").module,
             m=replace(m, suffix=variant.suffix, fused=m.fma and variant.fma),
@@ -283,9 +280,9 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, 
             block=variant.columns(rows, m.real),
             chunk=variant.chunk_of(m.real),
             tmp=f"{scratch}_tmp" if op.scratch_floats() else "",
+            reads=reads,
         )
-        for index, op in enumerate(graph.ops)
-    ]
+        steps.append(step)
     working = rows * max((op.scratch_floats() for op in graph.ops), default=0)
     return RowBlock(
         name=f"{name}{variant.suffix}_rows{rows}",

@@ -43,6 +43,7 @@ class Attention(Op):
     empty: str = "uniform"
 
     template: ClassVar[str] = "attention"
+    widens: ClassVar[bool] = True  # reads its inputs in double
     n_inputs: ClassVar[int | None] = None  # q, k, v, then the mask when there is one
 
     def __post_init__(self) -> None:

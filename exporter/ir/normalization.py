@@ -51,6 +51,7 @@ class Normalize(Op):
 
     template: ClassVar[str] = "normalize"
     in_place: ClassVar[bool] = True  # a group is read whole before any of its values is written
+    widens: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -96,7 +97,7 @@ class Normalize(Op):
         return (7 if self.centred else 5) * self.width
 
     def file_helpers(self) -> tuple[str, ...]:
-        return ("barriers", "fence")  # OPAQUE on its scale and bias; FENCE before its passes
+        return ("barriers",)  # OPAQUE on its scale and bias, and on its input (``widens``)
 
     def refusal(self) -> str | None:
         if not (np.isfinite(self.epsilon) and self.epsilon >= 0) or (self.kind == "unit" and self.epsilon == 0):
@@ -112,6 +113,7 @@ class Embedding(Op):
     table: np.ndarray = None  # type: ignore[assignment]
 
     template: ClassVar[str] = "embedding"
+    widens: ClassVar[bool] = True  # reads its inputs in double
 
     def __post_init__(self) -> None:
         self.table = np.ascontiguousarray(self.table, dtype=np.float32)
@@ -152,6 +154,7 @@ class Encode(Op):
     count: bool = False
 
     template: ClassVar[str] = "encode"
+    widens: ClassVar[bool] = True  # reads its inputs in double
 
     def __post_init__(self) -> None:
         if self.depth < 1 or self.width != self.depth:

@@ -62,6 +62,9 @@ class Op(Weighted):
     n_inputs: ClassVar[int | None] = 1  # None: two or more
     # output element i is a function of input elements i alone: any shape passes through unchanged
     elementwise: ClassVar[bool] = False
+    # its C reads its inputs widened to double: the backend has it read them through opaque pointers (what an
+    # earlier op stored, rounded to float; ``exporter.backend.buffers.stored_reads``)
+    widens: ClassVar[bool] = False
 
     def describe(self) -> str:
         return type(self).__name__
@@ -352,6 +355,7 @@ class Formula(Op):
     template: ClassVar[str] = "formula"
     in_place: ClassVar[bool] = True
     elementwise: ClassVar[bool] = True
+    widens: ClassVar[bool] = True
 
     def describe(self) -> str:
         return f"Formula y = {self.expr.c()}"
@@ -368,6 +372,7 @@ class LayerNorm(Op):
 
     template: ClassVar[str] = "layernorm"
     in_place: ClassVar[bool] = True  # the row is read whole (mean, variance) before element k is written from x[k]
+    widens: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.scale = _vector("scale", self.scale, self.width)
@@ -387,7 +392,7 @@ class LayerNorm(Op):
         return 7 * self.width  # sum; difference, square, sum; difference, product, scale and shift
 
     def file_helpers(self) -> tuple[str, ...]:
-        return ("barriers", "fence")  # OPAQUE on its scale and bias; FENCE before its passes
+        return ("barriers",)  # OPAQUE on its scale and bias, and on its input (``widens``)
 
     def refusal(self) -> str | None:
         if not (np.isfinite(self.epsilon) and self.epsilon >= 0):

@@ -30,6 +30,7 @@ class MatMul(Op):
     inner: int = 1  # K
 
     template: ClassVar[str] = "matmul"
+    widens: ClassVar[bool] = True  # reads its inputs in double
     n_inputs: ClassVar[int | None] = 2
 
     def __post_init__(self) -> None:
