@@ -8,13 +8,18 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from exporter import export_keras
+from exporter.backend import CSource, render_set
+from exporter.backend.isa import VARIANTS, missing_on_this_cpu
+from exporter.check.batch_bits import build_and_run
 from exporter.check.compare import ParityReport
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -198,6 +203,25 @@ def export_and_check(model: Any, tmp_path: Path, **check: Any) -> ParityReport:
     """Save to .keras, export from the file, compile (the variant this CPU runs), and check parity against Keras."""
     ex = export_keras(saved(model, tmp_path))
     return ex.check(ex.compile(tmp_path, one_row=True), **check)
+
+
+def models_in_one_file(name: str, models: list[tuple[str, Any]]) -> CSource:
+    """Every (name, Keras model) exported and laid end to end in one C file: one build per compiler for a sweep."""
+    return render_set(name, "test", [export_keras(m, name=n).source for n, m in models])
+
+
+def assert_same_bits_everywhere(source: CSource, tmp_path: Path, monkeypatch: Any, compiler: str) -> None:
+    """Built with ``compiler`` at -O3: every network of ``source`` gives, in every variant this CPU runs, one row or
+    a batch, the baseline's one-row bits (exporter.check.batch_bits), exactly."""
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} is not installed")
+    monkeypatch.setenv("CC", compiler)
+    monkeypatch.setenv("CFLAGS", "-std=c99 -O3")
+    check = build_and_run(source, tmp_path)
+    assert check.passed, check.verdict()
+    runnable = {v.name for v in VARIANTS["auto"] if not missing_on_this_cpu(v)}
+    assert {r.variant for r in check.results} == runnable
+    assert len(check.results) == len(runnable) * len(source.networks)
 
 
 def strict_compile(c_file: Path, out_dir: Path) -> None:

@@ -12,18 +12,9 @@ Exact comparisons, with GCC and Clang, every variant this CPU runs (``exporter.c
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from exporter import export_keras
-from exporter.backend import render_set
-from exporter.backend.isa import VARIANTS, missing_on_this_cpu
-from exporter.check.batch_bits import build_and_run
-
-from helpers import randomize
-
-RUNNABLE = [v.name for v in VARIANTS["auto"] if not missing_on_this_cpu(v)]
+from helpers import assert_same_bits_everywhere, models_in_one_file, randomize
 
 
 def conv_sweep(keras) -> list:
@@ -55,19 +46,8 @@ def conv_sweep(keras) -> list:
     return models
 
 
-@pytest.fixture(scope="module")
-def convs(keras):
-    """Every convolution of the sweep in one C file: one build per compiler."""
-    return render_set("convs", "test", [export_keras(m, name=n).source for n, m in conv_sweep(keras)])
-
-
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
-def test_small_convolutions_give_the_same_bits_in_every_variant_and_batch(convs, tmp_path, monkeypatch, compiler):
-    if shutil.which(compiler) is None:
-        pytest.skip(f"{compiler} is not installed")
-    monkeypatch.setenv("CC", compiler)
-    monkeypatch.setenv("CFLAGS", "-std=c99 -O3")
-    check = build_and_run(convs, tmp_path)
-    assert check.passed, check.verdict()
-    assert {r.variant for r in check.results} == set(RUNNABLE)
-    assert len(check.results) == len(RUNNABLE) * len(convs.networks)
+def test_small_convolutions_give_the_same_bits_in_every_variant_and_batch(keras, tmp_path, monkeypatch, compiler):
+    convs = models_in_one_file("convs", conv_sweep(keras))  # one C file, one build (exporting takes half a second)
+    assert len(convs.networks) == 50
+    assert_same_bits_everywhere(convs, tmp_path, monkeypatch, compiler)
