@@ -110,9 +110,9 @@ def _masked(values: np.ndarray, mask: np.ndarray, reduce: Any, empty: Any) -> li
     return out
 
 
-def _percentiles(values: np.ndarray, mask: np.ndarray) -> list[list[float]]:
-    """Each column's QUANTILES of its values where ``mask`` holds (zeros for none)."""
-    per = _masked(values, mask, lambda v, axis: np.percentile(v, QUANTILES, axis=axis), [0.0] * len(QUANTILES))
+def _percentiles(values: np.ndarray, mask: np.ndarray, qs: Sequence[float] = QUANTILES) -> list[list[float]]:
+    """Each column's percentiles ``qs`` of its values where ``mask`` holds (zeros for none)."""
+    per = _masked(values, mask, lambda v, axis: np.percentile(v, qs, axis=axis), [0.0] * len(qs))
     return [[float(q) for q in p] for p in per]
 
 
@@ -141,12 +141,13 @@ def _columns(
         # value near zero (its own ULP says nothing of the rounding), the column's median absolute error
         # over its values other than 0 (a ReLU's zeros are exact in every evaluation: they say nothing of
         # the rounding of the others)
-        typical_ulp = np.array(_masked(env / unit, finite, lambda v, axis: np.percentile(v, TYPICAL, axis=axis), 0.0))
+        env_ulp = _percentiles(env / unit, finite, (*QUANTILES, TYPICAL))  # one partition of each column for both
+        typical_ulp = np.array([p.pop() for p in env_ulp])
         typical = np.array(_masked(env, finite & (r != 0), np.median, 0.0), dtype=np.float64)
         least = np.maximum(np.maximum(typical, typical_ulp * unit), row_typical)
         bound = K_VALUE * np.maximum(env, least) + floor * unit
         ratio = np.where(finite, e_c / bound, np.where(same, 0.0, np.inf))
-    c_ulp, env_ulp = _percentiles(e_c / unit, finite), _percentiles(env / unit, finite)
+    c_ulp = _percentiles(e_c / unit, finite)
     with np.errstate(invalid="ignore"):  # inf - inf where both overflowed: not finite, not counted
         framework_ulp = _percentiles(np.where(finite, np.abs(f - r), 0.0) / unit, finite)
     worst = np.argmax(ratio, axis=0) if len(rows) else np.zeros(len(js), int)
