@@ -114,9 +114,18 @@ def nudge_ulp(x: Any, ulps: float = 1.0) -> Any:
     drawn from its float32 mantissa; whole numbers and non-finite values unchanged; other tensors as they are."""
     import keras
 
-    ops = keras.ops
     if getattr(x, "dtype", None) is None or not keras.backend.standardize_dtype(x.dtype).startswith("float"):
         return x
+    if keras.backend.backend() == "jax":  # eager JAX compiles each op for each new shape: the nudge compiled once
+        return _jax_nudge()(x, ulps)
+    return _nudge(x, ulps)
+
+
+def _nudge(x: Any, ulps: Any) -> Any:
+    """``nudge_ulp`` of a float tensor."""
+    import keras
+
+    ops = keras.ops
     magnitude = ops.abs(x)
     exponent = ops.floor(ops.log2(magnitude)) - 23.0  # -inf at 0, non-finite beside non-finite values
     exponent = ops.where(ops.isfinite(exponent), ops.clip(exponent, _LOWEST, _HIGHEST), _LOWEST)
@@ -126,6 +135,14 @@ def nudge_ulp(x: Any, ulps: float = 1.0) -> Any:
     turn = ops.floor(magnitude / ulp) * _GOLDEN
     sign = ops.cast(ops.where(turn - ops.floor(turn) < 0.5, 1.0, -1.0), x.dtype)
     return ops.where(moved, x + sign * (ulp * ulps), x)
+
+
+@functools.cache
+def _jax_nudge() -> Callable[[Any, float], Any]:
+    """``_nudge`` compiled by JAX (one XLA program per shape and dtype, not one per operation)."""
+    import jax
+
+    return jax.jit(_nudge)
 
 
 def _terms(layer: Any) -> int:
