@@ -211,3 +211,20 @@ def test_the_nudge_leaves_discrete_columns_alone():
     moved = nudge(x, np.random.default_rng(0), keep=[0, 2])
     assert np.array_equal(moved[:, [0, 2]], x[:, [0, 2]])
     assert np.all(moved[:, [1, 3]] != x[:, [1, 3]])
+
+
+def test_columns_judged_together_are_judged_as_alone(monkeypatch):
+    """The rule runs over blocks of columns at once: each column's judgement is the one it gets in a block of
+    one (whole columns, columns with non-finite values or exact zeros, rows judged apart, a generator's gate)."""
+    rng = np.random.default_rng(3)
+    r = rng.standard_normal((300, 9)) * 10.0 ** rng.integers(-3, 4, 9)
+    r[:, 2] = np.maximum(r[:, 2], 0.0)  # a ReLU's exact zeros
+    f, c, nudged = _float32_like(r, 4), _float32_like(r, 5, 3.0), _float32_like(r, 6).astype(np.float64)
+    c[::7, 4], f[::7, 4], r[::11, 5] = np.nan, np.nan, np.inf  # non-finite values in some columns
+    c[:, 6] = np.nan  # a column without a finite value
+    inside, block = rng.random(300) < 0.9, criteria._BLOCK
+    for generator in (False, True):
+        together = judge(c, f, r, nudged, inside, generator)
+        monkeypatch.setattr(criteria, "_BLOCK", 1)
+        assert repr(judge(c, f, r, nudged, inside, generator)) == repr(together)
+        monkeypatch.setattr(criteria, "_BLOCK", block)

@@ -60,7 +60,7 @@ def test_linen_attention_matches_flax():
 
     model = _linen_model()
     n = T * F + 3 * F + 4 * T
-    params = _noisy(model.init(jax.random.PRNGKey(0), np.zeros(n, np.float32)))
+    params = _noisy(jax.jit(model.init)(jax.random.PRNGKey(0), np.zeros(n, np.float32)))  # eager: an XLA compile per op
     ex = export_flax(model, params, n_inputs=n, name="flax_attention")
     kinds = [op.describe().split()[0] for op in ex.chain.net.ops]
     assert kinds.count("Attention") == 3, kinds
@@ -116,7 +116,7 @@ def test_normalizations_of_a_tensor_and_astype_to_integers():
             return jnp.concatenate([nn.Dense(3)(h).reshape(-1), whole])
 
     model = Model()
-    params = _noisy(model.init(jax.random.PRNGKey(0), np.zeros(T * F, np.float32)))
+    params = _noisy(jax.jit(model.init)(jax.random.PRNGKey(0), np.zeros(T * F, np.float32)))
     ex = export_flax(model, params, n_inputs=T * F, name="flax_tensor_norms")
     rows = ex.inputs()
     edges = [[np.nan, np.inf, -np.inf], [1e9, -1e9, 2.99], [-2.99, 142.5, -142.6], [0.3, -0.3, 0.0]]

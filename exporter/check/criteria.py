@@ -92,17 +92,32 @@ def nudge(x: np.ndarray, rng: np.random.Generator | None, keep: Sequence[int] = 
         return x + step
 
 
-def _percentiles(values: np.ndarray) -> list[float]:
-    return [float(v) for v in np.percentile(values, QUANTILES)] if values.size else [0.0] * len(QUANTILES)
+_BLOCK = 256  # columns judged at once: numpy over a block, the memory of a few blocks of rows
 
 
-def _typical_ulp(env: np.ndarray, unit: np.ndarray, finite: np.ndarray) -> float:
-    """A column's typical float32 error in ULPs (its TYPICAL percentile): the least any of its values may carry."""
-    return float(np.percentile((env / unit)[finite], TYPICAL)) if finite.any() else 0.0
+def _masked(values: np.ndarray, mask: np.ndarray, reduce: Any, empty: Any) -> list[Any]:
+    """``reduce(v)`` of each column's values where ``mask`` holds (``empty`` where none does): one numpy call
+    over the columns every row of which counts (the same arithmetic as column by column; each column made
+    contiguous, as a partition wants), the others alone."""
+    out: list[Any] = [empty] * values.shape[1]
+    every, some = mask.all(axis=0), mask.any(axis=0)
+    whole = np.flatnonzero(every & some)
+    if len(whole):
+        for j, v in zip(whole, np.asarray(reduce(np.ascontiguousarray(values[:, whole].T), axis=-1)).T, strict=True):
+            out[j] = v
+    for j in np.flatnonzero(~every & some):
+        out[j] = reduce(values[mask[:, j], j], axis=0)
+    return out
 
 
-def _column(
-    j: int,
+def _percentiles(values: np.ndarray, mask: np.ndarray, qs: Sequence[float] = QUANTILES) -> list[list[float]]:
+    """Each column's percentiles ``qs`` of its values where ``mask`` holds (zeros for none)."""
+    per = _masked(values, mask, lambda v, axis: np.percentile(v, qs, axis=axis), [0.0] * len(qs))
+    return [[float(q) for q in p] for p in per]
+
+
+def _columns(
+    js: np.ndarray,
     c: np.ndarray,
     f: np.ndarray,
     r: np.ndarray,
@@ -111,9 +126,10 @@ def _column(
     rows: np.ndarray,
     generator: bool,
     floor: float,
-) -> ColumnJudgement:
-    """Column ``j`` judged on ``rows`` (indices): both bounds, non-finite values apart."""
-    c, f, r, envelope, row_typical = c[rows], f[rows], r[rows], envelope[rows], row_typical[rows]
+) -> list[ColumnJudgement]:
+    """Columns ``js`` judged on ``rows`` (indices): both bounds, non-finite values apart."""
+    c, f, r, envelope = (a[np.ix_(rows, js)] for a in (c, f, r, envelope))
+    row_typical = row_typical[rows][:, None]
     finite = np.isfinite(c) & np.isfinite(f) & np.isfinite(r)
     same = (c == f) | (np.isnan(c) & np.isnan(f))
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -125,41 +141,46 @@ def _column(
         # value near zero (its own ULP says nothing of the rounding), the column's median absolute error
         # over its values other than 0 (a ReLU's zeros are exact in every evaluation: they say nothing of
         # the rounding of the others)
-        typical_ulp = _typical_ulp(env, unit, finite)
-        moving = finite & (r != 0)
-        typical = float(np.median(env[moving])) if moving.any() else 0.0
+        env_ulp = _percentiles(env / unit, finite, (*QUANTILES, TYPICAL))  # one partition of each column for both
+        typical_ulp = np.array([p.pop() for p in env_ulp])
+        typical = np.array(_masked(env, finite & (r != 0), np.median, 0.0), dtype=np.float64)
         least = np.maximum(np.maximum(typical, typical_ulp * unit), row_typical)
         bound = K_VALUE * np.maximum(env, least) + floor * unit
         ratio = np.where(finite, e_c / bound, np.where(same, 0.0, np.inf))
-    c_ulp, env_ulp = _percentiles((e_c / unit)[finite]), _percentiles((env / unit)[finite])
+    c_ulp = _percentiles(e_c / unit, finite)
     with np.errstate(invalid="ignore"):  # inf - inf where both overflowed: not finite, not counted
-        e_f = np.where(finite, np.abs(f - r), 0.0)
-    n = int(finite.sum())
-    ruled = [
-        (q, qc, qe)
-        for q, qc, qe in zip(QUANTILES[:RULED], c_ulp, env_ulp, strict=False)
-        if n * (100 - q) >= 100 * MIN_TAIL
-    ]
-    failed = next((q for q, qc, qe in ruled if qc > K_QUANTILE * qe + floor), None)
-    worst = int(np.argmax(ratio)) if len(ratio) else 0
-    gate = None
-    if generator and n > 1:  # the output distribution: each quantile held to the bound of the values sitting there
-        levels = [q for q in GATE_LEVELS if n * min(q, 100 - q) >= 100 * MIN_TAIL] or [50.0]  # 10 values beyond
-        ranks = np.round(np.asarray(levels) / 100 * (n - 1)).astype(int)
-        by_c, by_r = np.argsort(np.where(finite, c, np.inf))[ranks], np.argsort(np.where(finite, r, np.inf))[ranks]
-        gate = float(np.max(np.abs(c[by_c] - r[by_r]) / np.maximum(bound[by_c], bound[by_r])))
-    return ColumnJudgement(
-        column=j,
-        c_ulp=c_ulp,
-        envelope_ulp=env_ulp,
-        framework_ulp=_percentiles((e_f / unit)[finite]),
-        beyond=int(np.count_nonzero(ratio > 1.0)),
-        worst_row=int(rows[worst]) if len(rows) else 0,
-        worst_ratio=float(ratio[worst]) if len(ratio) else 0.0,
-        failed_quantile=failed,
-        gate=gate,
-        floor=floor,
-    )
+        framework_ulp = _percentiles(np.where(finite, np.abs(f - r), 0.0) / unit, finite)
+    worst = np.argmax(ratio, axis=0) if len(rows) else np.zeros(len(js), int)
+    judged = []
+    for k, j in enumerate(js):
+        n = int(finite[:, k].sum())
+        ruled = [
+            (q, qc, qe)
+            for q, qc, qe in zip(QUANTILES[:RULED], c_ulp[k], env_ulp[k], strict=False)
+            if n * (100 - q) >= 100 * MIN_TAIL
+        ]
+        gate = None
+        if generator and n > 1:  # the output distribution: each quantile held to the bound of the values there
+            levels = [q for q in GATE_LEVELS if n * min(q, 100 - q) >= 100 * MIN_TAIL] or [50.0]  # 10 values beyond
+            ranks = np.round(np.asarray(levels) / 100 * (n - 1)).astype(int)
+            by_c = np.argsort(np.where(finite[:, k], c[:, k], np.inf))[ranks]
+            by_r = np.argsort(np.where(finite[:, k], r[:, k], np.inf))[ranks]
+            gate = float(np.max(np.abs(c[by_c, k] - r[by_r, k]) / np.maximum(bound[by_c, k], bound[by_r, k])))
+        judged.append(
+            ColumnJudgement(
+                column=int(j),
+                c_ulp=c_ulp[k],
+                envelope_ulp=env_ulp[k],
+                framework_ulp=framework_ulp[k],
+                beyond=int(np.count_nonzero(ratio[:, k] > 1.0)),
+                worst_row=int(rows[worst[k]]) if len(rows) else 0,
+                worst_ratio=float(ratio[worst[k], k]) if len(rows) else 0.0,
+                failed_quantile=next((q for q, qc, qe in ruled if qc > K_QUANTILE * qe + floor), None),
+                gate=gate,
+                floor=floor,
+            )
+        )
+    return judged
 
 
 def judge(
@@ -185,15 +206,21 @@ def judge(
     # a row's typical rounding: large inputs whose terms cancel round every output of the row alike
     with warnings.catch_warnings():  # a row of non-finite values only has no typical rounding: 0
         warnings.simplefilter("ignore", RuntimeWarning)
-        row = np.nanmedian(np.where(np.isfinite(envelope), envelope, np.nan), axis=1) if c.size else np.zeros(len(c))
+        if c.shape[1] < 600:  # numpy's nanmedian sorts a narrow row at once, a wide one in a loop over rows
+            row = (
+                np.nanmedian(np.where(np.isfinite(envelope), envelope, np.nan), axis=1) if c.size else np.zeros(len(c))
+            )
+        else:
+            row = np.array(_masked(envelope.T, np.isfinite(envelope).T, np.median, np.nan), dtype=np.float64)
     row = np.nan_to_num(row, nan=0.0)
-    columns = [
-        _column(j, c[:, j], f[:, j], r[:, j], envelope[:, j], row, judged, generator, floor) for j in range(c.shape[1])
-    ]
-    outside = [
-        _column(j, c[:, j], f[:, j], r[:, j], envelope[:, j], row, apart, False, floor) for j in range(c.shape[1])
-    ]
-    return Judgement(columns, len(judged), generator, outside if len(apart) else [], len(apart))
+    blocks = [np.arange(start, min(start + _BLOCK, c.shape[1])) for start in range(0, c.shape[1], _BLOCK)]
+    columns = [col for js in blocks for col in _columns(js, c, f, r, envelope, row, judged, generator, floor)]
+    outside = (
+        [col for js in blocks for col in _columns(js, c, f, r, envelope, row, apart, False, floor)]
+        if len(apart)
+        else []
+    )
+    return Judgement(columns, len(judged), generator, outside, len(apart))
 
 
 def _float64_rows(fn: Any, inputs: np.ndarray, noise: np.ndarray | None, rng: np.random.Generator | None) -> np.ndarray:

@@ -40,6 +40,10 @@ from exporter.frontends.keras.inputs import model_rows
 
 _NARROW = ("float32", "float16", "bfloat16")
 _GOLDEN = 0.6180339887498949  # the Weyl sequence's step: signs of consecutive mantissas spread evenly
+# 2**k for every exponent a float64's ULP-in-float32 can have, looked up: TensorFlow's pow runs a scalar
+# std::pow per element, 10x the rest of the nudge; the table's powers are exact (0 below 2**-1074, as pow's).
+_LOWEST, _HIGHEST = -1100, 1001
+_POWERS = np.ldexp(1.0, np.arange(_LOWEST, _HIGHEST + 1))
 
 
 def float64_config(config: Any) -> Any:
@@ -110,16 +114,35 @@ def nudge_ulp(x: Any, ulps: float = 1.0) -> Any:
     drawn from its float32 mantissa; whole numbers and non-finite values unchanged; other tensors as they are."""
     import keras
 
-    ops = keras.ops
     if getattr(x, "dtype", None) is None or not keras.backend.standardize_dtype(x.dtype).startswith("float"):
         return x
+    if keras.backend.backend() == "jax":  # eager JAX compiles each op for each new shape: the nudge compiled once
+        return _jax_nudge()(x, ulps)
+    return _nudge(x, ulps)
+
+
+def _nudge(x: Any, ulps: Any) -> Any:
+    """``nudge_ulp`` of a float tensor."""
+    import keras
+
+    ops = keras.ops
     magnitude = ops.abs(x)
-    ulp = ops.power(2.0, ops.floor(ops.log2(magnitude)) - 23.0)  # 0 at 0, non-finite beside non-finite values
-    moved = ops.isfinite(ulp) & (ulp > 0) & ops.not_equal(x, ops.round(x))
+    exponent = ops.floor(ops.log2(magnitude)) - 23.0  # -inf at 0, non-finite beside non-finite values
+    exponent = ops.where(ops.isfinite(exponent), ops.clip(exponent, _LOWEST, _HIGHEST), _LOWEST)
+    ulp = ops.take(ops.cast(_POWERS, x.dtype), ops.cast(exponent, "int32") - _LOWEST)  # 0 where not finite
+    moved = (ulp > 0) & ops.not_equal(x, ops.round(x))
     ulp = ops.where(moved, ulp, 1.0)
     turn = ops.floor(magnitude / ulp) * _GOLDEN
     sign = ops.cast(ops.where(turn - ops.floor(turn) < 0.5, 1.0, -1.0), x.dtype)
     return ops.where(moved, x + sign * (ulp * ulps), x)
+
+
+@functools.cache
+def _jax_nudge() -> Callable[[Any, float], Any]:
+    """``_nudge`` compiled by JAX (one XLA program per shape and dtype, not one per operation)."""
+    import jax
+
+    return jax.jit(_nudge)
 
 
 def _terms(layer: Any) -> int:
