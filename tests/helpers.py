@@ -85,6 +85,13 @@ def assert_user_error(capsys: Any, tmp_path: Path, args: list[Any], *fragments: 
     assert set(os.listdir(tmp_path)) == before, "a user error must leave no file behind"
 
 
+def assert_refused(keras: Any, capsys: Any, tmp_path: Path, x: Any, parts: list[Any], *fragments: str) -> None:
+    """A model of ``x`` joining its flattened ``parts`` is refused by the CLI with every fragment at once."""
+    L = keras.layers
+    model = keras.Model(x, L.Concatenate()([L.Flatten()(p) for p in parts]))
+    assert_user_error(capsys, tmp_path, [saved(model, tmp_path), "-o", tmp_path / "m.c"], *fragments)
+
+
 def randomize(model: Any, seed: int = 0) -> Any:
     """Give every weight a random value so no term of a layer hides behind a zero.
 

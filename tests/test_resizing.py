@@ -17,7 +17,7 @@ from exporter.check.batch_bits import build_and_run
 from exporter.frontends.keras.resizing import aspect_pads
 from exporter.ir.resize import table
 
-from helpers import assert_user_error, saved
+from helpers import assert_refused, saved
 
 
 def _resizing(keras):
@@ -75,11 +75,12 @@ def test_resizing_it_cannot_take_is_refused_by_name(keras, tmp_path, capsys):
         L.Resizing(4, 6, pad_to_aspect_ratio=True, fill_value=1.0, name="filled")(x),
         L.UpSampling2D(2, interpolation="lanczos3", name="lanczos")(x),
     ]
-    model = keras.Model(x, L.Concatenate()([L.Flatten()(p) for p in parts]))
-    assert_user_error(
+    assert_refused(
+        keras,
         capsys,
         tmp_path,
-        [saved(model, tmp_path), "-o", tmp_path / "m.c"],
+        x,
+        parts,
         "'cubic' (Resizing): interpolation 'bicubic': only bilinear and nearest are supported",
         "'smooth' (Resizing): antialias=True is not supported",
         "'filled' (Resizing): pad_to_aspect_ratio with fill_value 1.0: only zeros are supported",

@@ -17,7 +17,7 @@ from exporter.check.batch_bits import build_and_run
 from exporter.ir import Conv, Pool
 from exporter.ir.convolution import Grid
 
-from helpers import assert_user_error, saved, strict_compile
+from helpers import assert_refused, saved, strict_compile
 
 
 def _volume(keras):
@@ -119,11 +119,12 @@ def test_volumes_the_family_does_not_take_are_refused_by_name(keras, tmp_path, c
         L.Conv3D(2, 2, data_format="channels_first", name="first")(x),
         L.UpSampling3D(2, data_format="channels_first", name="up")(x),
     ]
-    model = keras.Model(x, L.Concatenate()([L.Flatten()(p) for p in parts]))
-    assert_user_error(
+    assert_refused(
+        keras,
         capsys,
         tmp_path,
-        [saved(model, tmp_path), "-o", tmp_path / "m.c"],
+        x,
+        parts,
         "'first' (Conv3D): data_format 'channels_first': only channels_last is supported",
         "'up' (UpSampling3D): data_format 'channels_first': only channels_last is supported",
     )
