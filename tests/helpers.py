@@ -212,6 +212,16 @@ def export_and_check(model: Any, tmp_path: Path, **check: Any) -> ParityReport:
     return ex.check(ex.compile(tmp_path, one_row=True), **check)
 
 
+def assert_parity_and_batch_bits(model: Any, tmp_path: Path) -> None:
+    """``export_and_check`` on at least 10,000 rows, then one row and a batch in every variant give the same bits."""
+    ex = export_keras(saved(model, tmp_path))
+    report = ex.check(ex.compile(tmp_path, one_row=True))
+    assert report.rows >= 10_000
+    assert report.passed, report.table()
+    bits = build_and_run(ex.source, tmp_path)
+    assert bits.passed and bits.results, bits.verdict()
+
+
 def models_in_one_file(name: str, models: list[tuple[str, Any]]) -> CSource:
     """Every (name, Keras model) exported and laid end to end in one C file: one build per compiler for a sweep."""
     return render_set(name, "test", [export_keras(m, name=n).source for n, m in models])

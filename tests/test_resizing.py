@@ -12,12 +12,10 @@ import numpy as np
 import pytest
 from test_convolution import spread
 
-from exporter import export_keras
-from exporter.check.batch_bits import build_and_run
 from exporter.frontends.keras.resizing import aspect_pads
 from exporter.ir.resize import table
 
-from helpers import assert_refused, saved
+from helpers import assert_parity_and_batch_bits, assert_refused
 
 
 def _resizing(keras):
@@ -38,12 +36,7 @@ def _resizing(keras):
 
 
 def test_resizing_matches_keras(keras, tmp_path):
-    ex = export_keras(saved(spread(_resizing(keras)), tmp_path))
-    report = ex.check(ex.compile(tmp_path, one_row=True))
-    assert report.rows >= 10_000
-    assert report.passed, report.table()
-    bits = build_and_run(ex.source, tmp_path)
-    assert bits.passed and bits.results, bits.verdict()
+    assert_parity_and_batch_bits(spread(_resizing(keras)), tmp_path)
 
 
 @pytest.mark.parametrize(("n", "m"), [(6, 11), (8, 3), (5, 5), (19, 53), (53, 19), (4, 5)])

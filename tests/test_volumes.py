@@ -13,11 +13,10 @@ import numpy as np
 from test_convolution import spread
 
 from exporter import export_keras
-from exporter.check.batch_bits import build_and_run
 from exporter.ir import Conv, Pool
 from exporter.ir.convolution import Grid
 
-from helpers import assert_refused, saved, strict_compile
+from helpers import assert_parity_and_batch_bits, assert_refused, saved, strict_compile
 
 
 def _volume(keras):
@@ -48,12 +47,7 @@ def _volume(keras):
 
 
 def test_volume_and_time_distributed_models_match_keras(keras, tmp_path):
-    ex = export_keras(saved(spread(_volume(keras)), tmp_path))
-    report = ex.check(ex.compile(tmp_path, one_row=True))
-    assert report.rows >= 10_000
-    assert report.passed, report.table()
-    bits = build_and_run(ex.source, tmp_path)
-    assert bits.passed and bits.results, bits.verdict()
+    assert_parity_and_batch_bits(spread(_volume(keras)), tmp_path)
 
 
 def test_the_new_templates_compile_under_the_strict_flags(keras, tmp_path):
