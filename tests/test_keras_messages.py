@@ -117,3 +117,61 @@ def test_a_trace_that_fails_is_told_in_a_line(capsys, softmax_file, tmp_path, mo
     assert code == 0
     (line,) = [line for line in out.splitlines() if "trace: could not run" in line]
     assert line.endswith("the reason)") and len(line) < 100, line
+
+
+def _rewritten(path, folder, edit) -> object:
+    """A copy of the ``.keras`` file ``path`` whose stored configuration ``edit`` changed in place."""
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    edit(config)
+    files["config.json"] = json.dumps(config).encode()
+    copy = folder / "rewritten.keras"
+    with zipfile.ZipFile(copy, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return copy
+
+
+def _layer(index: int, key: str, value, inner: bool = False):
+    def edit(config) -> None:
+        entry = config["config"]["layers"][index]
+        (entry["config"] if inner else entry)[key] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (_layer(1, "class_name", 1000000), "layer #1: 'class_name' is 1000000, expected text"),
+        (_layer(2, "class_name", ["Dense"]), "layer #2: 'class_name' is ['Dense'], expected text"),
+        (_layer(1, "name", -1, inner=True), "layer #1 (Dense): 'name' is -1, expected text"),
+        (_layer(2, "config", [], inner=False), "layer #2 (Dense): 'config' is list, expected an object"),
+        (_layer(1, "module", 7), "layer #1: 'module' is 7, expected text"),
+        (lambda c: c["config"].update(layers={"a": 1}), "'layers' is dict, expected a list"),
+        (lambda c: c["config"]["layers"].append("Dense"), "layer #3 is str, expected an object"),
+    ],
+)
+def test_a_malformed_configuration_is_refused_naming_the_field(capsys, softmax_file, tmp_path, edit, fragment):
+    """Types the screening reads before Keras (a crafted file's class names, layer names, lists) are checked first:
+    found by a fuzz of config.json, which crashed the screening with TypeErrors (exit 3)."""
+    bad = _rewritten(softmax_file, tmp_path, edit)
+    assert_user_error(capsys, tmp_path, [bad, "-o", tmp_path / "m.c"], "malformed model configuration", fragment)
+
+
+def test_a_model_keras_loads_but_cannot_run_is_the_files_error(capsys, softmax_file, tmp_path, monkeypatch):
+    """A crafted configuration Keras builds but then fails to run (``keepdims=[]`` on the JAX backend: a TypeError
+    inside the layer's call) is the file's error, exit 2 naming the file, not an internal error (exit 3). The
+    backends differ in what they reject, so Keras' failure is made here, the rest is the real command."""
+    import exporter.frontends.keras.load as load
+
+    def failing(model):
+        def reference(*_):
+            raise TypeError("Exception encountered when calling GlobalMaxPooling1D.call().\n\nmore")
+
+        return reference
+
+    monkeypatch.setattr(load, "keras_reference", failing)
+    fragments = ("soft.keras: Keras cannot run this model", "TypeError: Exception encountered when calling")
+    assert_user_error(capsys, tmp_path, [softmax_file, "-o", tmp_path / "m.c"], *fragments)

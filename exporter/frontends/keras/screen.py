@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import reprlib
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -156,9 +157,44 @@ def read_stored_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ExportError(f"{path}: expected a Keras model file ({', '.join(SUFFIXES)}) or SavedModel folder")
     else:
         config = _stored_config(path)
-    if config.get("class_name") not in MODEL_CLASSES:
-        raise ExportError(f"{path}: stores a {config.get('class_name')!r}, not a Keras model")
+    if not isinstance(config, dict) or config.get("class_name") not in MODEL_CLASSES:
+        what = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+        raise ExportError(f"{path}: stores a {what!r}, not a Keras model")
+    if problem := _malformed(config):
+        raise ExportError(f"{path}: malformed model configuration: {problem}")
     return config
+
+
+_TEXT_FIELDS = (("class_name", False), ("module", True), ("registered_name", True))
+
+
+def _malformed(model: dict[str, Any], prefix: str = "") -> str | None:
+    """The first field of the configuration's layer list that is not of the kind Keras writes (a layer's class and
+    name as text, its config an object), or None: the screening and the walk read these before Keras does, so a
+    crafted file is refused here by name rather than failing deep inside either."""
+    inner = model.get("config", {})
+    if not isinstance(inner, dict):
+        return f"{prefix or 'the model'}: 'config' is {type(inner).__name__}, expected an object"
+    layers = inner.get("layers", [])
+    if not isinstance(layers, list):
+        return f"{prefix or 'the model'}: 'layers' is {type(layers).__name__}, expected a list"
+    for number, entry in enumerate(layers):
+        where = f"{prefix}layer #{number}"
+        if not isinstance(entry, dict):
+            return f"{where} is {type(entry).__name__}, expected an object"
+        for field, optional in _TEXT_FIELDS:
+            value = entry.get(field)
+            if not isinstance(value, str) and not (optional and value is None):
+                return f"{where}: {field!r} is {reprlib.repr(value)}, expected text"
+        config = entry.get("config", {})
+        if not isinstance(config, dict):
+            return f"{where} ({entry['class_name']}): 'config' is {type(config).__name__}, expected an object"
+        name = config.get("name", entry.get("name", "?"))
+        if not isinstance(name, str):
+            return f"{where} ({entry['class_name']}): 'name' is {reprlib.repr(name)}, expected text"
+        if entry["class_name"] in MODEL_CLASSES and (problem := _malformed(entry, f"{prefix}{name}/")):
+            return problem
+    return None
 
 
 def saved_version(path: Path, config: dict[str, Any]) -> str:
