@@ -273,6 +273,8 @@ HOSTILE_JSON = {
     "a feature outside": (lambda d: _tree0(d)["split_indices"].__setitem__(0, 99), "feature 99"),
     "no learner": (lambda d: d.update(learner=[]), "learner"),
     "a huge count": (lambda d: d["learner"]["learner_model_param"].update(num_feature="99999999999"), "outside"),
+    "a child beyond integers": (lambda d: _tree0(d)["right_children"].__setitem__(0, 1e300), "beyond 2^53"),
+    "a threshold beyond float32": (lambda d: _tree0(d)["split_conditions"].__setitem__(0, 1e300), "float32's range"),
     "a NaN base": (lambda d: d["learner"]["learner_model_param"].update(base_score="[NaN]"), "base_score"),
 }
 

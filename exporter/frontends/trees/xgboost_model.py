@@ -77,8 +77,11 @@ def _array(tree: dict[str, Any], key: str, n: int | None, where: str, dtype: typ
         values = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
         raise FileError(f"{where}.{key} holds something other than numbers") from None
-    if dtype is not np.float64 and not np.array_equal(values, np.round(values)):
-        raise FileError(f"{where}.{key} holds numbers that are not integers")
+    integral = np.issubdtype(dtype, np.integer)
+    if integral and not (np.array_equal(values, np.round(values)) and np.all(np.abs(values) < 2**53)):
+        raise FileError(f"{where}.{key} holds numbers that are not integers (or beyond 2^53)")
+    if dtype is np.float32 and np.any(np.isfinite(values) & (np.abs(values) > np.finfo(np.float32).max)):
+        raise FileError(f"{where}.{key} holds numbers beyond float32's range, which XGBoost does not write")
     return values.astype(dtype) if dtype is not np.float64 else values
 
 
@@ -121,7 +124,7 @@ def _tree(tree: Any, t: int, width: int, budget: list[int]) -> Tree:
         raise FileError(f"{where} node {node} has split_type {split_type[node]}, neither 0 (numerical) nor 1")
     categorical = (split_type == 1) & ~is_leaf
     category, sets = _categories(tree, t, categorical, budget)
-    condition = _array(tree, "split_conditions", n, where).astype(np.float32)  # a leaf's value, too
+    condition = _array(tree, "split_conditions", n, where, np.float32)  # a leaf's value, too
     bad = ~is_leaf & ~categorical & ~(condition > -np.inf)
     if np.any(bad):
         node = int(np.flatnonzero(bad)[0])
@@ -186,7 +189,7 @@ def read_xgboost(doc: Any) -> tuple[Ensemble, int, str]:
     budget = set_budget()
     read = [_tree(tree, t, 1, budget) for t, tree in enumerate(trees)]
     if name == "dart":
-        weights = _array(booster, "weight_drop", len(trees), "gradient_booster").astype(np.float32)
+        weights = _array(booster, "weight_drop", len(trees), "gradient_booster", np.float32)
         for tree, w in zip(read, weights, strict=True):
             tree.values = (tree.values.astype(np.float32) * w).astype(np.float64)  # as XGBoost scales, in float
     ensemble = Ensemble(read, groups.tolist(), _base_margin(param.get("base_score"), base, n_groups), link)
