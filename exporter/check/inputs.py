@@ -22,7 +22,7 @@ from exporter.ir.chain import Chain
 from exporter.ir.columns import UNDO, ColumnStage, Function, Select
 from exporter.ir.graph import Graph
 from exporter.ir.layout import Reshape, Slice
-from exporter.ir.ops import Activate, size
+from exporter.ir.ops import Activate, Op, size
 from exporter.ir.trees import TreeEnsemble
 
 
@@ -134,10 +134,9 @@ _INDEX_PATHS: dict[str, Callable[..., float]] = {
 }
 
 
-def _run_start(graph: Graph, value: str, low: int, high: int) -> int | None:
+def _run_start(graph: Graph, producers: dict[str, Op], value: str, low: int, high: int) -> int | None:
     """Where in the input row the run of columns that ``value`` holds starts, following it back through
     reshapes, slices and ``_INDEX_PATHS`` activations that keep the indices in range (None: computed)."""
-    producers = {op.output: op for op in graph.ops}
     start = 0
     while value != graph.input:
         op = producers.get(value)
@@ -153,34 +152,29 @@ def _run_start(graph: Graph, value: str, low: int, high: int) -> int | None:
     return start
 
 
-def index_columns(graph: Graph) -> dict[int, tuple[int, int]]:
+def index_columns(graph: Graph, source: str | None = None) -> dict[int, tuple[int, int]]:
     """The input columns an op reads as indices (an ``Embedding``'s, an ``Encode``'s: ``Op.index_range``),
     directly or through reshapes and slices of the input and activations that keep them in range
     (``_INDEX_PATHS``), each with its range ``[low, high)``: parity rows draw whole numbers in range there, as a
-    model's real inputs are (elsewhere the C follows the op's rule, where Keras may raise)."""
+    model's real inputs are (elsewhere the C follows the op's rule, where Keras may raise).
+
+    With the chain's ``source``: ``ExportError`` for indices the network computes instead, as no parity row can
+    keep them in range (TensorFlow raises on the first outside it), so the check cannot run."""
+    producers = {op.output: op for op in graph.ops}
     columns: dict[int, tuple[int, int]] = {}
     for op in graph.ops:
         span = op.index_range()
-        start = None if span is None else _run_start(graph, op.inputs[0], *span)
+        start = None if span is None else _run_start(graph, producers, op.inputs[0], *span)
         if start is not None:
             columns.update(dict.fromkeys(range(start, start + graph.widths[op.inputs[0]]), span))
-    return columns
-
-
-def refuse_computed_indices(chain: Chain) -> None:
-    """``ExportError`` for an op reading indices (an Embedding, a CategoryEncoding) that the network computes: no
-    parity row can keep them in range (TensorFlow raises on the first outside it), so the check cannot run."""
-    graph = chain.net
-    producers = {op.output: op for op in graph.ops} if graph is not None else {}
-    for op in graph.ops if graph is not None else ():
-        span = op.index_range()
-        if span is not None and _run_start(graph, op.inputs[0], *span) is None:
+        elif span is not None and source is not None:
             by = producers[op.inputs[0]]
             raise ExportError(
-                f"{chain.source}: {op.name!r} ({type(op).__name__}) reads indices that {by.name!r} ({by.describe()}) "
+                f"{source}: {op.name!r} ({type(op).__name__}) reads indices that {by.name!r} ({by.describe()}) "
                 "computes: the parity check draws indices in range only where they are input columns (through "
                 "reshapes, slices and activations that keep them: docs/keras-layers.md); export it with --no-check"
             )
+    return columns
 
 
 def with_indices(rows: np.ndarray, columns: dict[int, tuple[int, int]], seed: int) -> np.ndarray:
@@ -200,8 +194,7 @@ def with_indices(rows: np.ndarray, columns: dict[int, tuple[int, int]], seed: in
 def chain_inputs(chain: Chain, samples: int, seed: int = 0, user_rows: np.ndarray | None = None) -> np.ndarray:
     """Rows for the parity check of ``chain``: domain-aware when it starts with preprocessing, masks made 0/1."""
     if chain.pre is None:
-        refuse_computed_indices(chain)
-        indices = index_columns(chain.net) if chain.net is not None else {}
+        indices = index_columns(chain.net, chain.source) if chain.net is not None else {}
         rows = with_masks(chain.net, with_indices(make_inputs(chain.n_inputs, samples, seed), indices, seed), seed)
         given = [] if user_rows is None else [np.asarray(user_rows, dtype=np.float32).reshape(-1, chain.n_inputs)]
         return np.concatenate([rows, *given, *_tree_rows(chain, seed)])
