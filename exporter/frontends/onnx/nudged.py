@@ -47,8 +47,8 @@ def _terms(node: Any, shapes: dict[str, tuple[int, ...]], constants: dict[str, n
     attrs = {a.name: a for a in node.attribute}
     first = shapes.get(node.input[0], ()) if node.input else ()
     weight = shapes.get(node.input[1], ()) if len(node.input) > 1 else ()
-    if node.op_type == "Gemm" and len(first) == 2:
-        return first[0] if "transA" in attrs and attrs["transA"].i else first[1]
+    if node.op_type == "Gemm" and len(first) == 2:  # the bias too: the C's sum starts from it
+        return (first[0] if "transA" in attrs and attrs["transA"].i else first[1]) + (len(node.input) > 2)
     if node.op_type == "MatMul" and first:
         return first[-1]
     if node.op_type == "Conv" and len(weight) > 2:
