@@ -31,7 +31,6 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from exporter.frontends.onnx import load_onnx  # noqa: E402
 
-CHAOTIC = dict(n=4, width=8, depth=16, gain=3.0)  # tanh layers of gain 3: every layer's rounding amplified
 NORMED = dict(n=12, width=32, depth=6, gain=1.0, norm=3)  # six tanh layers, a LayerNorm after the fourth
 
 
@@ -98,16 +97,20 @@ def onnx_chain(n, width, depth, gain, seed, norm=None, **options):
     return export_chain(load_onnx(model), name="net", **options)
 
 
-CHAINS = {"flax": (flax_chain, 1), "onnx": (onnx_chain, 3)}  # seeds the inputs-only twin called wrong
-NETWORKS = {"chaotic": CHAOTIC, "normed": NORMED}
+# tanh layers of gain 2 or 3, 8 wide, whose right C the inputs-only twin called wrong (1.8 and 2.0 times a
+# per-value bound; nudged: 0.31 and 0.27)
+CHAINS = {
+    "flax": (flax_chain, dict(n=4, width=8, depth=16, gain=2.0), 2),
+    "onnx": (onnx_chain, dict(n=4, width=8, depth=12, gain=3.0), 2),
+}
 _EXPORTED: dict[tuple[str, str], tuple] = {}
 
 
 def exported(framework: str, network: str) -> tuple:
     """``(export, rows, report)``: the network exported and checked, right, once per module."""
     if (framework, network) not in _EXPORTED:
-        make, seed = CHAINS[framework]
-        ex = make(**NETWORKS[network], seed=seed)
+        make, chaotic, seed = CHAINS[framework]
+        ex = make(**(chaotic if network == "chaotic" else NORMED), seed=seed)
         rows = ex.inputs(1000)
         _EXPORTED[framework, network] = ex, rows, ex.check(ex.compile(one_row=True), inputs=rows)
     return _EXPORTED[framework, network]
@@ -117,15 +120,15 @@ def exported(framework: str, network: str) -> tuple:
 def test_a_right_chaotic_chain_passes_and_is_right_in_double(framework):
     _, _, report = exported(framework, "chaotic")
     assert report.judgement is not None and report.passed, report.table()
-    make, seed = CHAINS[framework]
-    double = make(**CHAOTIC, seed=seed, dtype="double")
+    make, chaotic, seed = CHAINS[framework]
+    double = make(**chaotic, seed=seed, dtype="double")
     rows = double.inputs(300)
     c, r = double.compile(one_row=True)(rows), double.reference64(rows)
     assert c.dtype == np.float64 and np.max(np.abs(c - r)) <= 1e-12 * np.max(np.abs(r))
 
 
 BREAKS = [
-    ("chaotic", "net_0_kernel", 0),  # the first layer of the chain of gain 3
+    ("chaotic", "net_0_kernel", 0),  # the first layer of the chain of gain 2 or 3
     ("chaotic", "net_8_kernel", 0),  # its ninth
     ("normed", "net_2_kernel", 0),  # the third of six tanh layers
     ("normed", "net_4_scale", 0),  # the LayerNorm's scale
