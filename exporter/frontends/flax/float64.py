@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from exporter.common.errors import Float64Unavailable
-from exporter.frontends.nudge import nudge_jax, sum_ulps
+from exporter.frontends.nudge import jax_nudge, sum_ulps
 
 # primitives whose float32 result is exact (no rounding to move): data movement, selection, comparison, sign
 EXACT = frozenset(
@@ -72,6 +72,8 @@ def _rebound(closed: Any) -> Any:
 
 def _apply(eqn: Any, args: list[Any]) -> list[Any]:
     """``eqn`` on ``args``, its float outputs nudged (nested jaxprs evaluated nudged)."""
+    import jax.numpy as jnp
+
     name, params = eqn.primitive.name, dict(eqn.params)
     if name in CALLS:
         body = next(params[key] for key in INLINED if key in params)
@@ -87,7 +89,7 @@ def _apply(eqn: Any, args: list[Any]) -> list[Any]:
     if name in EXACT:
         return outs
     ulps = sum_ulps(_terms(eqn))
-    return [nudge_jax(out, ulps) for out in outs]
+    return [jax_nudge()(out, ulps) if jnp.issubdtype(out.dtype, jnp.floating) else out for out in outs]
 
 
 def evaluate(jaxpr: Any, consts: Sequence[Any], args: Sequence[Any]) -> list[Any]:
