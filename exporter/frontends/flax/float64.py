@@ -31,7 +31,8 @@ EXACT = frozenset(
     "reshape broadcast_in_dim transpose squeeze expand_dims slice dynamic_slice dynamic_update_slice gather "
     "scatter concatenate pad rev select_n max min reduce_max reduce_min argmax argmin neg abs sign floor ceil "
     "round convert_element_type copy copy_p stop_gradient clamp iota sort reduce_precision split eq ne lt le "
-    "gt ge and or not xor is_finite reduce_and reduce_or sharding_constraint optimization_barrier".split()
+    "gt ge and or not xor is_finite reduce_and reduce_or reduce_window_max reduce_window_min cummax cummin "
+    "sharding_constraint optimization_barrier".split()
 )
 INLINED = ("jaxpr", "call_jaxpr", "fun_jaxpr")  # the parameter holding a call's or a custom rule's body
 CALLS = frozenset("pjit jit closed_call core_call custom_jvp_call custom_vjp_call custom_vjp_call_jaxpr".split())
