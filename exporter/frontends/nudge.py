@@ -2,10 +2,14 @@
 moves each layer's or op's output by, so that the float32 rule's envelope holds the rounding between layers
 that later layers amplify (docs/parity.md).
 
-One formula, written over an array namespace (``keras.ops``, ``jax.numpy`` or ``numpy``): the value moved by
-``ulps`` float32 ULPs of itself, the sign drawn from its own float32 mantissa (a Weyl sequence: no random state,
-so it runs inside a scan, a graph or a jitted function alike); whole numbers (an index, a 0/1 mask, a ReLU's
-zeros: float32 holds them exactly) and non-finite values stay. A sum of n terms moves by ``sum_ulps(n)``.
+One formula, written over an array namespace (``keras.ops``, ``jax.numpy`` or ``numpy``) on the value's bits
+(float64 or float32): the value moved by ``ulps`` float32 ULPs of itself (2 to the power of its binary
+exponent minus 23, made from the exponent's bits: exact, and a few integer operations where a logarithm and
+a table of powers cost an XLA compile twice as long), the sign drawn from its own float32 mantissa (a Weyl
+sequence over its 24 leading bits: no random state, so it runs inside a scan, a graph or a jitted function
+alike); whole numbers (an index, a 0/1 mask, a ReLU's zeros: float32 holds them exactly), values whose
+float32 ULP would be below the smallest normal number and non-finite values stay. A sum of n terms moves by
+``sum_ulps(n)``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,6 @@ from typing import Any
 import numpy as np
 
 GOLDEN = 0.6180339887498949  # the Weyl sequence's step: signs of consecutive mantissas spread evenly
-# 2**k for every exponent a float64's ULP-in-float32 can have, looked up: TensorFlow's pow runs a scalar
-# std::pow per element, 10x the rest of the nudge; the table's powers are exact (0 below 2**-1074, as pow's).
-LOWEST, HIGHEST = -1100, 1001
-POWERS = np.ldexp(1.0, np.arange(LOWEST, HIGHEST + 1))
 
 
 def sum_ulps(n: int) -> float:
@@ -29,35 +29,48 @@ def sum_ulps(n: int) -> float:
     return math.sqrt(max(n, 1))
 
 
-def nudge_with(ops: Any, cast: Callable[[Any, Any], Any], x: Any, ulps: Any) -> Any:
-    """``x`` (a float tensor) moved by ``ulps`` float32 ULPs, computed with ``ops`` (a numpy-like namespace) and
-    ``cast(tensor, dtype)``; whole numbers and non-finite values unchanged."""
-    magnitude = ops.abs(x)
-    exponent = ops.floor(ops.log2(magnitude)) - 23.0  # -inf at 0, non-finite beside non-finite values
-    exponent = ops.where(ops.isfinite(exponent), ops.clip(exponent, LOWEST, HIGHEST), LOWEST)
-    ulp = ops.take(cast(POWERS, x.dtype), cast(exponent, "int32") - LOWEST)  # 0 where not finite
-    moved = (ulp > 0) & ops.not_equal(x, ops.round(x))
-    ulp = ops.where(moved, ulp, 1.0)
-    turn = ops.floor(magnitude / ulp) * GOLDEN
-    sign = cast(ops.where(turn - ops.floor(turn) < 0.5, 1.0, -1.0), x.dtype)
-    return ops.where(moved, x + sign * (ulp * ulps), x)
+LAYOUTS = {"float64": ("int64", 52, 0x7FF), "float32": ("int32", 23, 0xFF)}  # bits, mantissa, exponent mask
+
+
+def nudge_with(
+    ops: Any, view: Callable[[Any, str], Any], cast: Callable[[Any, str], Any], x: Any, ulps: Any, dtype: str
+) -> Any:
+    """``x`` (a tensor of ``dtype``, float64 or float32) moved by ``ulps`` float32 ULPs, computed with ``ops`` (a
+    numpy-like namespace), ``view(tensor, dtype)`` (its bits as another type) and ``cast(tensor, dtype)``;
+    whole numbers, values whose float32 ULP would be below the smallest normal and non-finite values unchanged."""
+    ints, mantissa, top = LAYOUTS[dtype]
+    bits = view(x, ints)
+    exponent = ops.bitwise_and(ops.right_shift(bits, mantissa), top)  # biased; ``top``: not finite
+    ulp = view(ops.left_shift(ops.maximum(exponent - 23, 0), mantissa), dtype)  # 2**(e - 23): float32's ULP
+    leading = ops.bitwise_or(ops.bitwise_and(ops.right_shift(bits, mantissa - 23), 0x7FFFFF), 0x800000)
+    turn = cast(leading, dtype) * GOLDEN  # the 24 leading bits: floor(|x| / ulp)
+    sign = cast(ops.where(turn - ops.floor(turn) < 0.5, 1.0, -1.0), dtype)  # TensorFlow: floatx otherwise
+    moved = (exponent > 23) & (exponent < top) & ops.not_equal(x, ops.round(x))
+    return ops.where(moved, x + sign * cast(ulp * ulps, dtype), x)
 
 
 def nudge_array(x: np.ndarray, ulps: float = 1.0) -> np.ndarray:
-    """``nudge_with`` in numpy: a float array moved, any other array as it is."""
+    """``nudge_with`` in numpy: a float array moved (a narrower float in float32), any other as it is."""
     if not np.issubdtype(x.dtype, np.floating):
         return x
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return nudge_with(np, lambda a, dtype: np.asarray(a).astype(dtype), x, ulps)
+    wide = x if x.dtype.name in LAYOUTS else x.astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        moved = nudge_with(
+            np, lambda a, d: a.view(d), lambda a, d: np.asarray(a).astype(d), wide, ulps, wide.dtype.name
+        )
+    return moved.astype(x.dtype)
 
 
 def nudge_jax(x: Any, ulps: Any = 1.0) -> Any:
-    """``nudge_with`` in ``jax.numpy``, traced where it is called (inside a jitted function)."""
+    """``nudge_with`` in ``jax.numpy``, traced where it is called."""
+    import jax
     import jax.numpy as jnp
 
     if not jnp.issubdtype(x.dtype, jnp.floating):
         return x
-    return nudge_with(jnp, lambda a, dtype: jnp.asarray(a).astype(dtype), x, ulps)
+    wide = x if str(x.dtype) in LAYOUTS else x.astype(jnp.float32)
+    cast = lambda a, d: jnp.asarray(a).astype(d)  # noqa: E731
+    return nudge_with(jnp, jax.lax.bitcast_convert_type, cast, wide, ulps, str(wide.dtype)).astype(x.dtype)
 
 
 @functools.cache

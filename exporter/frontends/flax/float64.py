@@ -36,7 +36,7 @@ EXACT = frozenset(
 )
 INLINED = ("jaxpr", "call_jaxpr", "fun_jaxpr")  # the parameter holding a call's or a custom rule's body
 CALLS = frozenset("pjit jit closed_call core_call custom_jvp_call custom_vjp_call custom_vjp_call_jaxpr".split())
-BODIES = {"scan": ("jaxpr",), "while": ("body_jaxpr",), "cond": ("branches",)}  # rebound, nudged inside
+LOOPS = ("scan", "while", "cond")  # rebound with their bodies nudged
 
 
 def _terms(eqn: Any) -> int:
@@ -64,37 +64,50 @@ def _closed(jaxpr: Any) -> tuple[Any, Sequence[Any]]:
 
 
 def _rebound(closed: Any) -> Any:
-    """``closed`` (a ``ClosedJaxpr``) with every primitive of it nudged: a jaxpr of the nudged evaluation."""
+    """``closed`` (a ``ClosedJaxpr``) evaluated nudged, as a jaxpr taking the nudge's scale first."""
     import jax
 
-    avals = [v.aval for v in closed.jaxpr.invars]
-    return jax.make_jaxpr(lambda *args: evaluate(closed.jaxpr, closed.consts, args))(*avals)
+    avals = [jax.ShapeDtypeStruct((), np.float64), *(v.aval for v in closed.jaxpr.invars)]
+    return jax.make_jaxpr(lambda scale, *args: evaluate(closed.jaxpr, closed.consts, args, scale))(*avals)
 
 
-def _apply(eqn: Any, args: list[Any]) -> list[Any]:
-    """``eqn`` on ``args``, its float outputs nudged (nested jaxprs evaluated nudged)."""
+def _loop(name: str, params: dict[str, Any], args: list[Any], scale: Any) -> tuple[dict[str, Any], list[Any]]:
+    """A ``scan``'s, ``while``'s or ``cond``'s parameters and operands with its bodies evaluated nudged: each
+    body takes the scale as one more operand, a constant of the loop (the first of its constants)."""
+    if name == "scan":
+        params = {**params, "jaxpr": _rebound(params["jaxpr"]), "num_consts": params["num_consts"] + 1}
+        if "linear" in params:  # older JAX: which operands are linear
+            params["linear"] = (False, *params["linear"])
+        return params, [scale, *args]
+    if name == "while":
+        k = params["cond_nconsts"]
+        params = {**params, "body_jaxpr": _rebound(params["body_jaxpr"]), "body_nconsts": params["body_nconsts"] + 1}
+        return params, [*args[:k], scale, *args[k:]]
+    return {**params, "branches": tuple(map(_rebound, params["branches"]))}, [args[0], scale, *args[1:]]
+
+
+def _apply(eqn: Any, args: list[Any], scale: Any) -> list[Any]:
+    """``eqn`` on ``args``, its float outputs nudged by ``scale`` times their ULPs (nested jaxprs too)."""
     import jax.numpy as jnp
 
     name, params = eqn.primitive.name, dict(eqn.params)
     if name in CALLS:
         body = next(params[key] for key in INLINED if key in params)
-        return evaluate(*_closed(body), args)
-    if name in BODIES:
-        for key in BODIES[name]:
-            body = params[key]
-            params[key] = tuple(map(_rebound, body)) if isinstance(body, tuple) else _rebound(body)
-        outs = eqn.primitive.bind(*args, **params)
-        return list(outs)
+        return evaluate(*_closed(body), args, scale)
+    if name in LOOPS:
+        params, args = _loop(name, params, args, scale)
+        return list(eqn.primitive.bind(*args, **params))
     outs = eqn.primitive.bind(*args, **params)
     outs = list(outs) if eqn.primitive.multiple_results else [outs]
     if name in EXACT:
         return outs
-    ulps = sum_ulps(_terms(eqn))
+    ulps = sum_ulps(_terms(eqn)) * scale
     return [jax_nudge()(out, ulps) if jnp.issubdtype(out.dtype, jnp.floating) else out for out in outs]
 
 
-def evaluate(jaxpr: Any, consts: Sequence[Any], args: Sequence[Any]) -> list[Any]:
-    """``jaxpr`` evaluated on ``args``, primitive by primitive, every float value it computes nudged."""
+def evaluate(jaxpr: Any, consts: Sequence[Any], args: Sequence[Any], scale: Any) -> list[Any]:
+    """``jaxpr`` evaluated on ``args``, primitive by primitive, every float value it computes moved by ``scale``
+    times its float32 ULPs (0: not moved, the plain twin)."""
     from jax.extend.core import Literal
 
     env: dict[Any, Any] = {}
@@ -105,7 +118,7 @@ def evaluate(jaxpr: Any, consts: Sequence[Any], args: Sequence[Any]) -> list[Any
     env.update(zip(jaxpr.constvars, consts, strict=True))
     env.update(zip(jaxpr.invars, args, strict=True))
     for eqn in jaxpr.eqns:
-        outs = _apply(eqn, [read(v) for v in eqn.invars])
+        outs = _apply(eqn, [read(v) for v in eqn.invars], scale)
         env.update(zip(eqn.outvars, outs, strict=True))
     return [read(v) for v in jaxpr.outvars]
 
@@ -113,31 +126,31 @@ def evaluate(jaxpr: Any, consts: Sequence[Any], args: Sequence[Any]) -> list[Any
 def flax_reference64(
     fn: Callable[[Any, Any], Any], params: Any, n_inputs: int
 ) -> tuple[Callable[..., np.ndarray], Callable[..., np.ndarray]]:
-    """``(plain, nudged)``: ``fn(params, row)`` in float64 over rows of ``n_inputs`` (float64 rows in and out),
-    each compiled once on first use; ``nudged``: every primitive's float output moved (the module's docstring)."""
+    """``(plain, nudged)``: ``fn(params, row)`` in float64 over rows of ``n_inputs`` (float64 rows in and out);
+    ``nudged``: every primitive's float output moved (the module's docstring). One program, compiled on first
+    use, computes both: the nudges' scale is its argument (0 for the plain twin, whose values it leaves)."""
     import jax
 
     def cast(leaf: Any) -> Any:  # floats only: an nnx state also holds integers and random keys
         dtype = getattr(leaf, "dtype", None)
         floating = dtype is not None and jax.numpy.issubdtype(dtype, np.floating)
-        return jax.numpy.asarray(leaf, np.float64) if floating else leaf
+        return np.asarray(leaf, np.float64) if floating else leaf  # numpy: JAX compiles a cast per shape
 
-    compiled: dict[bool, Any] = {}
+    compiled: list[Any] = []
 
-    def build(nudged: bool) -> Any:
+    def build() -> Any:
         params64 = jax.tree_util.tree_map(cast, params)
-        row = lambda x: fn(params64, x)  # noqa: E731
-        if nudged:
-            closed = jax.make_jaxpr(row)(jax.ShapeDtypeStruct((n_inputs,), np.float64))
-            row = lambda x: evaluate(closed.jaxpr, closed.consts, [x])[0]  # noqa: E731
-        return jax.jit(jax.vmap(row))
+        closed = jax.make_jaxpr(lambda x: fn(params64, x))(jax.ShapeDtypeStruct((n_inputs,), np.float64))
+        row = lambda x, scale: evaluate(closed.jaxpr, closed.consts, [x], scale)[0]  # noqa: E731
+        return jax.jit(jax.vmap(row, in_axes=(0, None)))
 
     def reference(rows: np.ndarray, nudged: bool = False) -> np.ndarray:
         with jax.enable_x64(True):
             try:
-                if nudged not in compiled:
-                    compiled[nudged] = build(nudged)
-                out = np.asarray(compiled[nudged](np.asarray(rows, dtype=np.float64)))
+                if not compiled:
+                    compiled.append(build())
+                scale = np.float64(1.0 if nudged else 0.0)
+                out = np.asarray(compiled[0](np.asarray(rows, dtype=np.float64), scale))
             except TypeError as err:  # nn.RNN: a scan whose carry the module starts in float32
                 raise Float64Unavailable(f"the model mixes float32 into float64 ({str(err).splitlines()[0]})") from None
         if out.dtype != np.float64:

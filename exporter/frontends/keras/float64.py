@@ -36,7 +36,7 @@ import numpy as np
 
 from exporter.common.errors import Float64Unavailable
 from exporter.frontends.keras.inputs import model_rows
-from exporter.frontends.nudge import jax_nudge, nudge_with, sum_ulps
+from exporter.frontends.nudge import LAYOUTS, jax_nudge, nudge_array, nudge_with, sum_ulps
 
 _NARROW = ("float32", "float16", "bfloat16")
 
@@ -113,7 +113,11 @@ def nudge_ulp(x: Any, ulps: float = 1.0) -> Any:
         return x
     if keras.backend.backend() == "jax":  # eager JAX compiles each op for each new shape: the nudge compiled once
         return jax_nudge()(x, ulps)
-    return nudge_with(keras.ops, keras.ops.cast, x, ulps)
+    if keras.backend.backend() == "numpy":  # its tensors are numpy arrays (and its int64 narrows to int32)
+        return nudge_array(x, ulps)
+    ops, dtype = keras.ops, keras.backend.standardize_dtype(x.dtype)
+    wide = x if dtype in LAYOUTS else ops.cast(x, "float32")
+    return ops.cast(nudge_with(ops, ops.view, ops.cast, wide, ulps, keras.backend.standardize_dtype(wide.dtype)), dtype)
 
 
 def _terms(layer: Any) -> int:
