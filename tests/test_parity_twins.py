@@ -161,21 +161,42 @@ def test_the_shared_nudge_is_one_float32_ulp_in_numpy_and_jax():
     steps = moved[kept] - x[kept]
     assert np.allclose(np.abs(steps), 2.0 * ulp[kept], rtol=1e-6) and (steps > 0).any() and (steps < 0).any()
     assert nudge_array(np.arange(3)).dtype == np.int64  # integers pass
+    x32 = x.astype(np.float32)  # a float32 value by its own ULP
+    kept32 = np.isfinite(x32) & (x32 != np.round(x32)) & (np.abs(x32) > 1e-30)
+    assert np.array_equal(np.abs(nudge_array(x32)[kept32] - x32[kept32]), np.spacing(np.abs(x32[kept32])))
 
 
-def test_the_flax_twin_nudges_inside_scans_and_custom_rules():
-    """Each step of a scan and the inside of jax.nn's custom derivatives (softplus, gelu) nudged: the twin
-    moves by a few float32 ULPs per step."""
+def test_the_flax_twin_nudges_inside_loops_and_custom_rules():
+    """Each step of a scan, a while loop and the branch of a cond, and the inside of jax.nn's custom derivatives
+    (softplus, gelu), nudged: the plain twin is float64 (numpy's), the nudged one a few float32 ULPs per step
+    from it."""
 
-    def f(params, x):
-        def step(h, _):
-            return jax.nn.gelu(jnp.dot(params, h)) + jax.nn.softplus(h), None
+    def f(w, x):
+        x = jax.lax.scan(lambda h, _: (jax.nn.gelu(jnp.dot(w, h)) + jax.nn.softplus(h), None), x, length=6)[0]
+        x = jax.lax.while_loop(lambda h: h[0] < 10.0, lambda h: h + 3.3, x)
+        return jax.lax.cond(x[1] > 0, jnp.exp, lambda h: jnp.log1p(h * h), x / 10.0)
 
-        return jax.lax.scan(step, x, length=12)[0]
+    def numpy_f(w, x):
+        for _ in range(6):
+            z = w @ x
+            x = 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z**3))) + np.logaddexp(0.0, x)
+        while x[0] < 10.0:
+            x = x + 3.3
+        return np.exp(x / 10.0) if x[1] > 0 else np.log1p((x / 10.0) ** 2)
 
-    w = np.random.default_rng(0).standard_normal((5, 5)) / np.sqrt(5)
-    plain, nudged = flax_reference64(f, w.astype(np.float32), 5)
+    w = (np.random.default_rng(0).standard_normal((5, 5)) / np.sqrt(5)).astype(np.float32)
+    plain, nudged = flax_reference64(f, w, 5)
     rows = np.random.default_rng(1).standard_normal((50, 5))
     r, n = plain(rows), nudged(rows)
-    scale = np.max(np.abs(r))
-    assert 1e-7 * scale < np.max(np.abs(n - r)) < 1e-4 * scale
+    expected = np.array([numpy_f(w.astype(np.float64), x) for x in rows])
+    assert np.max(np.abs(r - expected) / np.abs(expected)) < 1e-13
+    assert 1e-7 < np.max(np.abs(n - r) / np.abs(r)) < 1e-4
+    loops = [  # each alone: nothing outside its body to move
+        lambda w, x: jax.lax.scan(lambda h, _: (jnp.tanh(jnp.dot(w, h)), None), x, length=3)[0],
+        lambda w, x: jax.lax.while_loop(lambda h: h[0] < 10.0, lambda h: h + 3.3, x),
+        lambda w, x: jax.lax.cond(x[0] > 0, jnp.sin, jnp.cos, x),
+    ]
+    for loop in loops:
+        plain, nudged = flax_reference64(loop, w, 5)
+        r, n = plain(rows), nudged(rows)
+        assert 0 < np.max(np.abs(n - r) / np.abs(r)) < 1e-4
