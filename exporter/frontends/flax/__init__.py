@@ -1,7 +1,8 @@
 """Flax / JAX frontend: flax.linen and flax.nnx modules with their parameters, or any ``f(params, x)``.
 
 The function is traced for one input row (``jax.make_jaxpr``) and its primitives mapped to IR
-(``jaxpr.py``); its reference is the same function, jitted and vmapped over rows, in float32.
+(``jaxpr.py``); its reference is the same function, jitted and vmapped over rows, in float32 (in float64, and
+nudged, for the float32 rule: ``float64.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from exporter.common import interrupt
-from exporter.common.errors import ExportError, Float64Unavailable, InputError
+from exporter.common.errors import ExportError, InputError
+from exporter.frontends.flax.float64 import flax_reference64
 from exporter.frontends.flax.jaxpr import jaxpr_to_ir
 from exporter.frontends.flax.modules import marking
 from exporter.frontends.loaded import LoadedModel
@@ -75,36 +77,8 @@ def load_flax(model: Any, params: Any, n_inputs: int, source: str) -> LoadedMode
         return out.reshape(len(out), -1)
 
     version = f"{flax.__version__}, JAX {jax.__version__}"
-    return LoadedModel(graph, reference, "Flax", version, pre=pre, reference64=_reference64(fn, params))
-
-
-def _reference64(fn: Callable[[Any, Any], Any], params: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """The same function in float64: JAX with x64 on, the params cast (floats only), float64 rows.
-
-    A module that fixes float32 in its own code (``dtype=jnp.float32``) computes float32 anyway: the
-    output's dtype is checked, and ``Float64Unavailable`` says so (the fixed rule then decides)."""
-    jax = _import_jax()
-
-    def cast(leaf: Any) -> Any:  # floats only: an nnx state also holds integers and random keys
-        dtype = getattr(leaf, "dtype", None)
-        return (
-            jax.numpy.asarray(leaf, np.float64)
-            if dtype is not None and jax.numpy.issubdtype(dtype, np.floating)
-            else leaf
-        )
-
-    def reference(rows: np.ndarray) -> np.ndarray:
-        with jax.enable_x64(True):
-            params64 = jax.tree_util.tree_map(cast, params)
-            try:
-                out = np.asarray(jax.jit(jax.vmap(lambda x: fn(params64, x)))(np.asarray(rows, dtype=np.float64)))
-            except TypeError as err:  # nn.RNN: a scan whose carry the module starts in float32
-                raise Float64Unavailable(f"the model mixes float32 into float64 ({str(err).splitlines()[0]})") from None
-        if out.dtype != np.float64:
-            raise Float64Unavailable(f"the model computes {out.dtype} with float64 params and rows")
-        return out.reshape(len(out), -1)
-
-    return reference
+    reference64, nudged = flax_reference64(fn, params, n_inputs)
+    return LoadedModel(graph, reference, "Flax", version, pre=pre, reference64=reference64, reference64_nudged=nudged)
 
 
 def load_linen(

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,13 +36,9 @@ import numpy as np
 
 from exporter.common.errors import Float64Unavailable
 from exporter.frontends.keras.inputs import model_rows
+from exporter.frontends.nudge import LAYOUTS, jax_nudge, nudge_array, nudge_with, sum_ulps
 
 _NARROW = ("float32", "float16", "bfloat16")
-_GOLDEN = 0.6180339887498949  # the Weyl sequence's step: signs of consecutive mantissas spread evenly
-# 2**k for every exponent a float64's ULP-in-float32 can have, looked up: TensorFlow's pow runs a scalar
-# std::pow per element, 10x the rest of the nudge; the table's powers are exact (0 below 2**-1074, as pow's).
-_LOWEST, _HIGHEST = -1100, 1001
-_POWERS = np.ldexp(1.0, np.arange(_LOWEST, _HIGHEST + 1))
 
 
 def float64_config(config: Any) -> Any:
@@ -117,32 +112,12 @@ def nudge_ulp(x: Any, ulps: float = 1.0) -> Any:
     if getattr(x, "dtype", None) is None or not keras.backend.standardize_dtype(x.dtype).startswith("float"):
         return x
     if keras.backend.backend() == "jax":  # eager JAX compiles each op for each new shape: the nudge compiled once
-        return _jax_nudge()(x, ulps)
-    return _nudge(x, ulps)
-
-
-def _nudge(x: Any, ulps: Any) -> Any:
-    """``nudge_ulp`` of a float tensor."""
-    import keras
-
-    ops = keras.ops
-    magnitude = ops.abs(x)
-    exponent = ops.floor(ops.log2(magnitude)) - 23.0  # -inf at 0, non-finite beside non-finite values
-    exponent = ops.where(ops.isfinite(exponent), ops.clip(exponent, _LOWEST, _HIGHEST), _LOWEST)
-    ulp = ops.take(ops.cast(_POWERS, x.dtype), ops.cast(exponent, "int32") - _LOWEST)  # 0 where not finite
-    moved = (ulp > 0) & ops.not_equal(x, ops.round(x))
-    ulp = ops.where(moved, ulp, 1.0)
-    turn = ops.floor(magnitude / ulp) * _GOLDEN
-    sign = ops.cast(ops.where(turn - ops.floor(turn) < 0.5, 1.0, -1.0), x.dtype)
-    return ops.where(moved, x + sign * (ulp * ulps), x)
-
-
-@functools.cache
-def _jax_nudge() -> Callable[[Any, float], Any]:
-    """``_nudge`` compiled by JAX (one XLA program per shape and dtype, not one per operation)."""
-    import jax
-
-    return jax.jit(_nudge)
+        return jax_nudge()(x, ulps)
+    if keras.backend.backend() == "numpy":  # its tensors are numpy arrays (and its int64 narrows to int32)
+        return nudge_array(x, ulps)
+    ops, dtype = keras.ops, keras.backend.standardize_dtype(x.dtype)
+    wide = x if dtype in LAYOUTS else ops.cast(x, "float32")
+    return ops.cast(nudge_with(ops, ops.view, ops.cast, wide, ulps, keras.backend.standardize_dtype(wide.dtype)), dtype)
 
 
 def _terms(layer: Any) -> int:
@@ -177,7 +152,7 @@ def _nudging(twin: Any, active: list[bool]) -> None:
         layer.call = outputs(layer.call)
         for name in ("activation", "recurrent_activation"):  # an RNN's own are its cell's (properties)
             if callable(getattr(layer, name, None)) and not isinstance(getattr(type(layer), name, None), property):
-                setattr(layer, name, inputs(getattr(layer, name), math.sqrt(_terms(layer))))
+                setattr(layer, name, inputs(getattr(layer, name), sum_ulps(_terms(layer))))
 
 
 def keras_reference64(model: Any, stored: dict[str, Any] | None = None) -> Callable[..., np.ndarray]:

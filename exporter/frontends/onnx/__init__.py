@@ -99,6 +99,7 @@ def load_onnx(model: Any, input_shape: Any = None, noise: int = 0) -> LoadedMode
         version,
         intermediates=Intermediates(reference),
         reference64=reference.reference64,
+        reference64_nudged=reference.reference64_nudged,
     )
 
 

@@ -19,7 +19,19 @@ from typing import Any
 import numpy as np
 
 from exporter.frontends.builder import Builder, Unsupported
-from exporter.frontends.onnx.declare import Node, Row, Value, flat, handles, scalar, tensor, transposed
+from exporter.frontends.onnx.declare import (
+    Node,
+    Row,
+    Sizes,
+    Value,
+    attribute,
+    exact,
+    flat,
+    handles,
+    scalar,
+    tensor,
+    transposed,
+)
 from exporter.frontends.onnx.elementwise import affine
 from exporter.ir import Conv, ConvTranspose, Op, Pad, Pool, Reduce
 from exporter.ir.convolution import Pairs, same_padding, windowed
@@ -94,7 +106,18 @@ def _weighted(node: Node) -> tuple[Row, np.ndarray, Shape, Shape, Shape, int]:
     return row, weight, window, strides, dilation, int(node.attr("group", 1))
 
 
-@handles("Conv", since=(11, 22))
+def _window_terms(node: Any, sizes: Sizes) -> int:
+    """A convolution's fan-in: its weight's size over the output channels (``Conv``: ``(M, C / group, *window)``;
+    ``ConvTranspose``: ``(C, M / group, *window)``, each input channel of the group reaching every output one)."""
+    weight = sizes.of(node, 1)
+    if len(weight) < 3:
+        return 1
+    if node.op_type == "Conv":
+        return math.prod(weight[1:])
+    return weight[0] // max(attribute(node, "group", 1), 1) * math.prod(weight[2:])
+
+
+@handles("Conv", since=(11, 22), terms=_window_terms)
 def conv(node: Node, b: Builder) -> list[Value]:
     """``Conv`` with a constant weight ``(M, C / group, *window)`` and optional bias ``(M,)``."""
     row, weight, window, strides, dilation, groups = _weighted(node)
@@ -145,7 +168,7 @@ def _transposed_crop(node: Node, positions: Shape, window: Shape, strides: Shape
     return tuple((a, z - e) for (a, z), e in zip(pads, extra, strict=True))
 
 
-@handles("ConvTranspose", since=(11, 22))
+@handles("ConvTranspose", since=(11, 22), terms=_window_terms)
 def conv_transpose(node: Node, b: Builder) -> list[Value]:
     """``ConvTranspose`` with a constant weight ``(C, M / group, *window)`` and optional bias ``(M,)``."""
     row, weight, window, strides, dilation, groups = _weighted(node)
@@ -194,19 +217,24 @@ def _pool(node: Node, b: Builder, kind: str) -> list[Value]:
     return [channels_first(b, node.name, y)]
 
 
-@handles("MaxPool", since=(12, 22))
+@handles("MaxPool", since=(12, 22), terms=exact)
 def max_pool(node: Node, b: Builder) -> list[Value]:
     if node.attr("storage_order", 0):
         raise Unsupported("storage_order 1 (column-major indices)")
     return _pool(node, b, "max")
 
 
-@handles("AveragePool", since=(11, 19, 22))
+@handles("AveragePool", since=(11, 19, 22), terms=lambda node, sizes: math.prod(attribute(node, "kernel_shape", [1])))
 def average_pool(node: Node, b: Builder) -> list[Value]:
     return _pool(node, b, "average")
 
 
-@handles("GlobalAveragePool", "GlobalMaxPool", since=(1, 22))
+def _positions(node: Any, sizes: Sizes) -> int:
+    """The positions an average adds (a maximum: 0)."""
+    return 0 if node.op_type == "GlobalMaxPool" else math.prod(sizes.of(node, 0)[2:])
+
+
+@handles("GlobalAveragePool", "GlobalMaxPool", since=(1, 22), terms=_positions)
 def global_pool(node: Node, b: Builder) -> list[Value]:
     """Each channel's positions reduced to one value: a ``Reduce`` per channel (``steps``), channels-first."""
     row = node.row(0)
@@ -220,7 +248,7 @@ def global_pool(node: Node, b: Builder) -> list[Value]:
     return [affine(b, node, y, 1.0 / count, 0.0) if kind == "sum" else y]
 
 
-@handles("Pad", since=(13, 18, 19, 21, 23, 24, 25))
+@handles("Pad", since=(13, 18, 19, 21, 23, 24, 25), terms=exact)
 def pad(node: Node, b: Builder) -> list[Value]:
     """Zeros around the positions of a channels-first tensor, the batch and the channels unpadded (negative
     pads, a crop, are refused: onnx's reference evaluator, the float64 reference, does not take them)."""

@@ -172,22 +172,61 @@ Mapping = Callable[[Node, Builder], list[Value]]
 
 
 @dataclass(frozen=True)
+class Sizes:
+    """What an op's ``terms`` reads of the file's model (a node there, not the walk's ``Node``): each tensor's
+    dimensions as ONNX infers them (0 where unknown), and the initializers."""
+
+    shapes: dict[str, tuple[int, ...]]
+    constants: dict[str, np.ndarray]
+
+    def of(self, node: Any, i: int) -> tuple[int, ...]:
+        """The dimensions of ``node``'s input ``i`` (``()``: absent, or not inferred)."""
+        return self.shapes.get(node.input[i], ()) if i < len(node.input) else ()
+
+
+# How many terms each value an op writes sums, for the float64 twin's nudge (sqrt of that many float32 ULPs:
+# exporter/frontends/onnx/nudged.py); 0: float32 computes it exactly (moving, selecting, comparing), not moved.
+Terms = Callable[[Any, Sizes], int]
+
+
+def one(node: Any, sizes: Sizes) -> int:
+    """An op that rounds each value it writes once (an activation, an arithmetic op, a normalization)."""
+    return 1
+
+
+def exact(node: Any, sizes: Sizes) -> int:
+    """An op float32 computes exactly: what it writes is not moved."""
+    return 0
+
+
+def attribute(node: Any, name: str, default: Any = None) -> Any:
+    """An attribute of a node of the file's model (``terms`` functions read those)."""
+    import onnx
+
+    found = [a for a in node.attribute if a.name == name]
+    return onnx.helper.get_attribute_value(found[0]) if found else default
+
+
+@dataclass(frozen=True)
 class OnnxOp:
-    """An op type's mapping and the versions of its schema (``since_version``) it reads."""
+    """An op type's mapping, the versions of its schema (``since_version``) it reads, and how float32 rounds
+    what it writes (``terms``)."""
 
     mapping: Mapping
     since: frozenset[int]
+    terms: Terms = one
 
 
 OPS: Registry[str, OnnxOp] = Registry("ONNX op")
 
 
-def handles(*op_types: str, since: Sequence[int]) -> Callable[[Mapping], Mapping]:
-    """Declare the decorated mapping as the one of ``op_types`` (standard domain), for those schema versions."""
+def handles(*op_types: str, since: Sequence[int], terms: Terms = one) -> Callable[[Mapping], Mapping]:
+    """Declare the decorated mapping as the one of ``op_types`` (standard domain), for those schema versions;
+    ``terms``: how many terms each value it writes sums (``exact``: none rounded)."""
 
     def declare(fn: Mapping) -> Mapping:
         for op_type in op_types:
-            OPS.add(op_type, OnnxOp(fn, frozenset(since)))
+            OPS.add(op_type, OnnxOp(fn, frozenset(since), terms))
         return fn
 
     return declare

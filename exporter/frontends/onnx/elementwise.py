@@ -25,7 +25,9 @@ from exporter.frontends.onnx.declare import (
     along_last,
     broadcast_dims,
     const_dims,
+    exact,
     handles,
+    one,
     per_feature,
     scalar,
     to_dims,
@@ -91,6 +93,7 @@ UNARY: dict[str, tuple[dict[str, tuple[str, float]], tuple[int, ...]]] = {
     "Erf": ({}, (13,)),
 }
 RENAMED = {"HardSwish": "hard_silu", "Exp": "exponential"}
+EXACT = ("Relu", "Abs")  # what float32 computes exactly: the float64 twin does not move it (``declare.Terms``)
 
 
 def _unary(params: dict[str, tuple[str, float]]) -> Callable[[Node, Builder], list[Value]]:
@@ -102,7 +105,7 @@ def _unary(params: dict[str, tuple[str, float]]) -> Callable[[Node, Builder], li
 
 
 for _op, (_params, _since) in UNARY.items():
-    handles(_op, since=_since)(_unary(_params))
+    handles(_op, since=_since, terms=exact if _op in EXACT else one)(_unary(_params))
 
 
 @handles("Softmax", "LogSoftmax", since=(13,))
@@ -148,7 +151,7 @@ def hard_sigmoid(node: Node, b: Builder) -> list[Value]:
     return [activate(b, node, line, "relu_general", negative_slope=0.0, max_value=1.0, threshold=0.0)]
 
 
-@handles("Neg", since=(13,))
+@handles("Neg", since=(13,), terms=exact)
 def negative(node: Node, b: Builder) -> list[Value]:
     return [affine(b, node, node.row(), -1.0, 0.0)]
 
@@ -167,7 +170,7 @@ def _bound(node: Node, i: int, what: str, unbounded: float) -> float | None:
     return None if bound == unbounded else bound
 
 
-@handles("Clip", since=(13,))
+@handles("Clip", since=(13,), terms=exact)
 def clip(node: Node, b: Builder) -> list[Value]:
     row = node.row()
     low, high = _bound(node, 1, "min", -np.inf), _bound(node, 2, "max", np.inf)
@@ -250,7 +253,7 @@ def arithmetic(node: Node, b: Builder) -> list[Value]:
     raise Unsupported(f"{node.op_type} of a computed tensor and a constant or of two computed tensors is supported")
 
 
-@handles(*VARIADIC, since=(13,))
+@handles(*VARIADIC, since=(13,), terms=lambda node, sizes: len(node.input) if node.op_type in ("Sum", "Mean") else 0)
 def variadic(node: Node, b: Builder) -> list[Value]:
     rows = [node.row(i) for i in range(len(node.inputs))]
     return [rows[0] if len(rows) == 1 else merge_rows(node, b, VARIADIC[node.op_type], rows)]

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -14,8 +15,10 @@ from exporter.frontends.onnx.convolution import channels_first, channels_last
 from exporter.frontends.onnx.declare import (
     Node,
     Row,
+    Sizes,
     Value,
     along_last,
+    attribute,
     axis_of,
     flat,
     handles,
@@ -45,7 +48,13 @@ def _dense(node: Node, b: Builder, row: Row, kernel: np.ndarray, bias: np.ndarra
     return Row(value, dims, row.batch, row.groups)
 
 
-@handles("Gemm", since=(13,))
+def _gemm_terms(node: Any, sizes: Sizes) -> int:
+    """A's columns (rows, transposed), and the bias: the C's sum starts from it."""
+    a = sizes.of(node, 0)
+    return (a[0] if attribute(node, "transA", 0) else a[-1]) + (len(node.input) > 2) if len(a) == 2 else 1
+
+
+@handles("Gemm", since=(13,), terms=_gemm_terms)
 def gemm(node: Node, b: Builder) -> list[Value]:
     """``alpha * A' B' + beta * C``: A the rows (not transposed: a transposed A would mix them), B constant."""
     row = node.moved(0, grouped=True)
@@ -62,7 +71,7 @@ def gemm(node: Node, b: Builder) -> list[Value]:
     return [_dense(node, b, row, kernel, bias)]
 
 
-@handles("MatMul", since=(13,))
+@handles("MatMul", since=(13,), terms=lambda node, sizes: (sizes.of(node, 0) or (1,))[-1])
 def matmul(node: Node, b: Builder) -> list[Value]:
     """Rows times a constant matrix (or vector) over the last axis, any axes before it (the batch's among
     them: each a step); or a product of two computed tensors (``products``)."""
@@ -135,7 +144,17 @@ def instance_normalization(node: Node, b: Builder) -> list[Value]:
     return [channels_first(b, node.name, y)]
 
 
-@handles("ReduceMean", "ReduceSum", "ReduceMax", since=(13, 18, 20))
+def _reduced(node: Any, sizes: Sizes) -> int:
+    """The values each output of a sum or mean adds (every one where the axes are not known); a maximum: 0."""
+    if node.op_type == "ReduceMax":
+        return 0
+    dims = sizes.of(node, 0)
+    given = sizes.constants.get(node.input[1]) if len(node.input) > 1 else None
+    axes = attribute(node, "axes", []) if given is None else [int(a) for a in given.reshape(-1)]
+    return math.prod(dims[a] for a in axes) if axes else math.prod(dims)
+
+
+@handles("ReduceMean", "ReduceSum", "ReduceMax", since=(13, 18, 20), terms=_reduced)
 def reduce(node: Node, b: Builder) -> list[Value]:
     """A reduction over every feature of the row (axes may name the axes of size 1 too, not the batch)."""
     row = node.row(0)

@@ -23,6 +23,7 @@ from exporter.frontends.onnx.declare import (
     Row,
     Value,
     broadcast_dims,
+    exact,
     feature_grid,
     flat,
     handles,
@@ -75,7 +76,7 @@ def _side(b: Builder, node: Node, value: Value | None, what: str) -> float | Row
     raise Unsupported(f"{what} is {'not float' if isinstance(value, Const) else 'computed from the batch size'}")
 
 
-@handles("Where", since=(9, 16))
+@handles("Where", since=(9, 16), terms=exact)
 def where(node: Node, b: Builder) -> list[Value]:
     """A computed condition (a bool input, a comparison...) picking one constant value (a mask's ``-inf``) or
     a computed tensor on each side; one side at most computed. A constant condition (a causal mask) picks
@@ -110,7 +111,7 @@ def _constant_condition(node: Node, b: Builder, cond: np.ndarray) -> Row:
     return Row(b.add(Masked, node.name, [row.value], row.width, mask=mask, fill=fill), row.dims)
 
 
-@handles("Expand", since=(13,))
+@handles("Expand", since=(13,), terms=exact)
 def expand(node: Node, b: Builder) -> list[Value]:
     """The row repeated to a constant shape (or one computed from the batch size, its batch entry the batch)."""
     row = node.row(0)

@@ -1,6 +1,6 @@
 """What the C is checked against: ONNX Runtime on the same model (CPU, one thread), in float32; onnx's
-reference evaluator on its float64 twin, for the float32 rule; and ONNX Runtime's value of any tensor, for
-the trace.
+reference evaluator on its float64 twin, for the float32 rule (and the twin nudged after every node:
+``nudged.py``); and ONNX Runtime's value of any tensor, for the trace.
 
 The float64 twin is the model with every float32 tensor, input, output and cast made float64, evaluated by
 onnx's own numpy implementation of the standard ops (ONNX Runtime has no float64 kernels for most
@@ -27,6 +27,7 @@ import numpy as np
 
 from exporter.common.errors import ExportError, Float64Unavailable
 from exporter.common.escaping import terminal_line
+from exporter.frontends.onnx.nudged import nudge_op, nudged_twin
 
 FLOAT, DOUBLE = 1, 11  # onnx.TensorProto's element types
 
@@ -91,20 +92,32 @@ class OnnxReference:
     def __call__(self, x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         return self.feeds.run(lambda inputs: self._session.run(None, inputs)[:1], np.float32, x, noise)[0]
 
-    @functools.cached_property
-    def _twin(self) -> Any:
+    def _evaluator(self, nudged: bool) -> Any:
         from onnx.reference import ReferenceEvaluator
 
         try:
-            return ReferenceEvaluator(float64_twin(self.model), new_ops=float64_ops())
+            twin = float64_twin(self.model)
+            return ReferenceEvaluator(
+                nudged_twin(twin, self.model) if nudged else twin, new_ops=[*float64_ops(), nudge_op()]
+            )
         except Float64Unavailable:
             raise
         except Exception as err:  # the evaluator refuses an op it does not implement
             raise Float64Unavailable(f"onnx's reference evaluator cannot run the model in float64 ({err})") from None
 
-    def reference64(self, x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+    @functools.cached_property
+    def _twin(self) -> Any:
+        return self._evaluator(nudged=False)
+
+    @functools.cached_property
+    def _nudged(self) -> Any:
+        return self._evaluator(nudged=True)
+
+    def reference64(self, x: np.ndarray, noise: np.ndarray | None = None, nudged: bool = False) -> np.ndarray:
+        """The float64 twin's outputs; ``nudged``: every node's output moved where float32 rounds (``nudged.py``)."""
         try:
-            (out,) = self.feeds.run(lambda inputs: self._twin.run(None, inputs)[:1], np.float64, x, noise)
+            twin = self._nudged if nudged else self._twin
+            (out,) = self.feeds.run(lambda inputs: twin.run(None, inputs)[:1], np.float64, x, noise)
         except Float64Unavailable:
             raise
         except Exception as err:
@@ -112,6 +125,9 @@ class OnnxReference:
         if out.dtype != np.float64:
             raise Float64Unavailable(f"onnx's reference evaluator computed {out.dtype}, not float64")
         return out
+
+    def reference64_nudged(self, x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+        return self.reference64(x, noise, nudged=True)
 
     def knows(self, value: str) -> bool:
         return value in self.origins

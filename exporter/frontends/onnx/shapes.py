@@ -28,6 +28,7 @@ from exporter.frontends.onnx.declare import (
     axis_of,
     concrete,
     entry,
+    exact,
     feature_grid,
     flat,
     handles,
@@ -82,7 +83,7 @@ def _target(node: Node, row: Row, values: tuple[int | str | None, ...]) -> Row |
     return Row(row.value, tuple(d for d in split if d is not None), split.index(None), groups)  # type: ignore[misc]
 
 
-@handles("Flatten", since=SHAPED)
+@handles("Flatten", since=SHAPED, terms=exact)
 def flatten(node: Node, b: Builder) -> list[Value]:
     row = node.row(0)
     axis = int(node.attr("axis", 1))
@@ -92,7 +93,7 @@ def flatten(node: Node, b: Builder) -> list[Value]:
     return [Row(row.value, (row.width,))]
 
 
-@handles("Squeeze", "Unsqueeze", since=SHAPED)
+@handles("Squeeze", "Unsqueeze", since=SHAPED, terms=exact)
 def squeezed(node: Node, b: Builder) -> list[Value]:
     """Axes of size 1 taken out or put in, never the batch (which may move: ``Row.batch``)."""
     row = node.moved(0)
@@ -119,7 +120,7 @@ def squeezed(node: Node, b: Builder) -> list[Value]:
     return [Row(row.value, tuple(d for d in kept if d is not None), kept.index(None))]
 
 
-@handles("Reshape", since=SHAPED)
+@handles("Reshape", since=SHAPED, terms=exact)
 def reshape(node: Node, b: Builder) -> list[Value]:
     """The row under its new shape, when that shape keeps each row whole: the target as the walk knows it
     (a constant, or a shape computed from the batch size), else the output shape ONNX infers."""
@@ -146,12 +147,12 @@ def reshape(node: Node, b: Builder) -> list[Value]:
     return [Row(row.value, tuple(dims))]
 
 
-@handles("Identity", since=SHAPED)
+@handles("Identity", since=SHAPED, terms=exact)
 def identity(node: Node, b: Builder) -> list[Value]:
     return [node.row(0)]
 
 
-@handles("Dropout", since=(13, 22))
+@handles("Dropout", since=(13, 22), terms=exact)
 def dropout(node: Node, b: Builder) -> list[Value]:
     """Identity at inference (``training_mode`` false or omitted); its mask is not computed."""
     training = node.optional(2, "training_mode")
@@ -174,7 +175,7 @@ def cast(node: Node, b: Builder) -> list[Value]:
     return [row]
 
 
-@handles("Shape", since=(13, 15, 19, 21, 23, 24, 25))
+@handles("Shape", since=(13, 15, 19, 21, 23, 24, 25), terms=exact)
 def shape(node: Node, b: Builder) -> list[Value]:
     """The dimensions after the batch are constants; a shape that includes the batch is known to inference only."""
     row = node.moved(0, grouped=True)
@@ -194,7 +195,7 @@ def _row_indices(node: Node, row: Row, grid: np.ndarray, out_dims: tuple[int, ..
     return select(b, node.name, row, grid.reshape(-1), out_dims)
 
 
-@handles("Transpose", since=SHAPED)
+@handles("Transpose", since=SHAPED, terms=exact)
 def transpose(node: Node, b: Builder) -> list[Value]:
     """The IR's ``Transpose`` of each row's axes; a ``perm`` that moves the batch axis moves ``Row.batch``
     (a recurrence's ``[steps, batch, features]``): each row's own floats stay where they are."""
@@ -213,7 +214,7 @@ def transpose(node: Node, b: Builder) -> list[Value]:
     return [Row(flat(b, node.name, out, b.shape(out)).value, b.shape(out), batch, groups)]
 
 
-@handles("Slice", since=(13,))
+@handles("Slice", since=(13,), terms=exact)
 def slice_(node: Node, b: Builder) -> list[Value]:
     row = node.row(0)
     starts, ends = node.const(1, "starts").reshape(-1), node.const(2, "ends").reshape(-1)
@@ -235,7 +236,7 @@ def slice_(node: Node, b: Builder) -> list[Value]:
     return [_row_indices(node, row, grid, tuple(grid.shape), b)]
 
 
-@handles("Gather", since=(13,))
+@handles("Gather", since=(13,), terms=exact)
 def gather(node: Node, b: Builder) -> list[Value]:
     """Constant indices along an axis of the row (which may come before a moved batch: ``Row.batch``)."""
     row = node.moved(0)
@@ -250,7 +251,7 @@ def gather(node: Node, b: Builder) -> list[Value]:
     return [Row(out.value, out.dims, batch)]
 
 
-@handles("Split", since=(13, 18))
+@handles("Split", since=(13, 18), terms=exact)
 def split(node: Node, b: Builder) -> list[Value]:
     row = node.row(0)
     axis = axis_of(row, int(node.attr("axis", 0)))
@@ -273,7 +274,7 @@ def split(node: Node, b: Builder) -> list[Value]:
     ]
 
 
-@handles("Concat", since=(13,))
+@handles("Concat", since=(13,), terms=exact)
 def concat(node: Node, b: Builder) -> list[Value]:
     """Rows laid end to end; along another axis than the last, their features interleaved by a selection."""
     rows = [node.row(i) for i in range(len(node.inputs))]
