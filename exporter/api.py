@@ -327,7 +327,7 @@ def export_chain(
     def reference(rows: np.ndarray, *noise: np.ndarray) -> np.ndarray:
         x = prepare(rows)
         if net_loaded is not None:
-            x = framework_run(net_loaded, x.astype(np.float32), *noise)
+            x = net_loaded.run(x.astype(np.float32), *noise)
         values = after_network(x)
         return np.asarray(values[-1][1] if values else x, dtype=np.float32)
 
@@ -353,21 +353,6 @@ def export_chain(
     ex = Export(*parts, scikinc_names, after_network=after_network, reference64=reference64)
     ex.warnings += notes
     return ex
-
-
-def framework_run(loaded: LoadedModel, rows: np.ndarray, *noise: np.ndarray) -> np.ndarray:
-    """The framework's own forward pass on the check's rows. A model the framework loaded but cannot run (a crafted
-    configuration it accepted, ``keepdims=[]``) is the file's error, named as such, not a bug of the exporter."""
-    try:
-        return loaded.reference(rows, *noise)
-    except (ExportError, KeyboardInterrupt, MemoryError):
-        raise
-    except Exception as err:  # any framework's own exception, stated in the message
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ExportError(
-            f"{loaded.graph.source}: {loaded.framework} cannot run this model on the check's rows "
-            f"({type(err).__name__}{': ' + reason if reason else ''}); check the model with {loaded.framework} itself"
-        ) from None
 
 
 def export_flax(

@@ -8,6 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
+from exporter.common.errors import ExportError
 from exporter.ir import Graph
 from exporter.ir.columns import ColumnStage
 
@@ -39,3 +40,17 @@ class LoadedModel:
         """The float64 reference; ``nudged``: with each layer's output moved where the framework can."""
         assert self.reference64 is not None, "asked for only where the framework gives one"
         return (nudged and self.reference64_nudged) or self.reference64
+
+    def run(self, rows: np.ndarray, *noise: np.ndarray) -> np.ndarray:
+        """``reference`` on the check's rows. A model the framework loaded but cannot run (a crafted configuration
+        it accepted, ``keepdims=[]`` on Keras' JAX backend) is the file's error, named as such, not the exporter's."""
+        try:
+            return self.reference(rows, *noise)
+        except (ExportError, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as err:  # any framework's own exception, stated in the message
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise ExportError(
+                f"{self.graph.source}: {self.framework} cannot run this model on the check's rows "
+                f"({type(err).__name__}{': ' + reason if reason else ''}); check the model with {self.framework} itself"
+            ) from None
