@@ -126,6 +126,25 @@ static int flax_tracking_isa(void)
 #define flax_tracking_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define flax_tracking_ALIGNED __attribute__((aligned(64)))
+#else
+#define flax_tracking_ALIGNED
+#endif
+
+/* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
+   inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
+   1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
+#if defined(__clang__)
+#define flax_tracking_UNROLL2 _Pragma("clang loop unroll_count(2)")
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define flax_tracking_UNROLL2 _Pragma("GCC unroll 2")
+#else
+#define flax_tracking_UNROLL2
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define flax_tracking_INLINE static inline __attribute__((always_inline))
@@ -298,7 +317,8 @@ static const double flax_tracking_preprocess_1_scale[3] = {
 };
 
 /* Model/Dense_0+relu */
-static const float flax_tracking_dnn_0_kernel[384] = {
+static const float flax_tracking_dnn_0_kernel[8 + 384] flax_tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.578869164f, 0.443271488f, -0.500145853f, -0.810282826f, 0.304994911f, 1.02106977f, 0.0216921717f, -1.02744174f,
     -0.765592575f, -0.563320577f, 0.858134806f, 0.258859098f, 0.386127412f, 0.291006267f, -0.390405595f, 0.338231713f,
     -0.231988907f, -0.671928406f, -0.517995f, 0.366558462f, 0.277534813f, 0.226574168f, 0.50112623f, -0.313835233f,
@@ -368,7 +388,8 @@ static const float flax_tracking_dnn_0_bias[128] = {
 };
 
 /* Model/Dense_1+relu */
-static const float flax_tracking_dnn_1_kernel[16384] = {
+static const float flax_tracking_dnn_1_kernel[8 + 16384] flax_tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.0584074035f, 0.0242238026f, -0.0173942614f, 0.00163069076f, -0.0546889417f, -0.0362324156f, 0.00975567102f, 0.0569427647f,
     0.0126227643f, 0.0969521627f, -0.16433318f, 0.0572157353f, -0.0433588661f, 0.06321574f, -0.0404056832f, -0.0451802127f,
     -0.0250611994f, -0.148300216f, 0.066318199f, 0.0853505284f, 0.044142928f, 0.108340174f, 0.0668216422f, -0.00350458687f,
@@ -2438,7 +2459,8 @@ static const float flax_tracking_dnn_1_bias[128] = {
 };
 
 /* Model/Dense_2+relu */
-static const float flax_tracking_dnn_2_kernel[16384] = {
+static const float flax_tracking_dnn_2_kernel[8 + 16384] flax_tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.0139297079f, -0.0369411707f, -0.0222698133f, 0.0231844299f, -0.0298617594f, 0.173202828f, -0.0966842398f, -0.133393332f,
     -0.0300842822f, 0.048165381f, -0.0851545855f, -0.153968066f, -0.142224997f, -0.0056710816f, -0.0232500639f, -0.174331352f,
     -0.138509795f, 0.0294738784f, 0.015544585f, -0.176073596f, -0.039818909f, 0.156222522f, 0.069718197f, -0.145612061f,
@@ -4508,7 +4530,8 @@ static const float flax_tracking_dnn_2_bias[128] = {
 };
 
 /* Model/Dense_3+output sigmoid */
-static const float flax_tracking_dnn_3_kernel[128] = {
+static const float flax_tracking_dnn_3_kernel[8 + 128] flax_tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.0697876289f, 0.181808859f, -0.0139829088f, 0.0852942318f, 0.182292104f, -0.0719764307f, 0.0652847812f, 0.0601116493f,
     0.14919439f, -0.00879623555f, -0.167773411f, -0.0514433756f, -0.148693234f, -0.0424762629f, -0.0510171354f, -0.0959227607f,
     -0.0996864662f, -0.0449333079f, -0.101107001f, 0.00859709922f, 0.0411099382f, 0.0214308873f, -0.15630354f, -0.0635422543f,
@@ -4584,7 +4607,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
     float flax_tracking_dnn_buf0[128];
     float flax_tracking_dnn_buf1[128];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
+        const float *kernel = flax_tracking_dnn_0_kernel + 8, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
@@ -4615,7 +4638,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = flax_tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4639,7 +4662,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = flax_tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4660,16 +4683,17 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = flax_tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_3_kernel + i * 1;
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
+                const float *w = flax_tracking_dnn_3_kernel + 8 + i * 1;
                 flax_tracking_KEEP_SUMS();
-                const float xi = flax_tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi;
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[i + q];
             }
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
             for (int j = 0; j < 1; ++j) {
-                const float x = acc[j];
+                const float x = part0[0][j];
                 output[j] = flax_tracking_sigmoid(x);
             }
 
@@ -4685,7 +4709,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
     float flax_tracking_dnn_buf0[256];
     float flax_tracking_dnn_buf1[256];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
+        const float *kernel = flax_tracking_dnn_0_kernel + 8, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
@@ -4717,7 +4741,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -4742,7 +4766,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
@@ -4764,19 +4788,27 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[2][1];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = flax_tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_3_kernel + i * 1;
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            float part1[16][1];
+            for (int j = 0; j < 1; ++j) part1[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
+                const float *w = flax_tracking_dnn_3_kernel + 8 + i * 1;
                 flax_tracking_KEEP_SUMS();
-                const float x0 = flax_tracking_dnn_buf0[i];
-                const float x1 = flax_tracking_dnn_buf0[128 + i];
-                acc[0][0] += w[0] * x0;
-                acc[1][0] += w[0] * x1;
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[128 + i + q];
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) {
-                const float x = acc[r][j];
-                output[r * 1 + j] = flax_tracking_sigmoid(x);
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += part1[q + h][j];
+            for (int j = 0; j < 1; ++j) {
+                const float x = part0[0][j];
+                output[j] = flax_tracking_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part1[0][j];
+                output[1 + j] = flax_tracking_sigmoid(x);
             }
 
         }
@@ -4804,7 +4836,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
     float flax_tracking_dnn_buf0[128];
     float flax_tracking_dnn_buf1[128];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
+        const float *kernel = flax_tracking_dnn_0_kernel + 8, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
@@ -4843,7 +4875,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = flax_tracking_dnn_1_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 64;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 64;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4875,7 +4907,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = flax_tracking_dnn_2_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 64;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 64;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4904,16 +4936,17 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = flax_tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_3_kernel + i * 1;
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
+                const float *w = flax_tracking_dnn_3_kernel + 8 + i * 1;
                 flax_tracking_KEEP_SUMS();
-                const float xi = flax_tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi;
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[i + q];
             }
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
             for (int j = 0; j < 1; ++j) {
-                const float x = acc[j];
+                const float x = part0[0][j];
                 output[j] = flax_tracking_v3_sigmoid(x);
             }
 
@@ -4929,7 +4962,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
     float flax_tracking_dnn_buf0[512];
     float flax_tracking_dnn_buf1[512];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
+        const float *kernel = flax_tracking_dnn_0_kernel + 8, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
@@ -4971,7 +5004,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -5006,7 +5039,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
@@ -5038,23 +5071,45 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[4][1];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = flax_tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_3_kernel + i * 1;
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            float part1[16][1];
+            for (int j = 0; j < 1; ++j) part1[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
+            float part2[16][1];
+            for (int j = 0; j < 1; ++j) part2[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part2[q][j] = 0;
+            float part3[16][1];
+            for (int j = 0; j < 1; ++j) part3[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
+                const float *w = flax_tracking_dnn_3_kernel + 8 + i * 1;
                 flax_tracking_KEEP_SUMS();
-                const float x0 = flax_tracking_dnn_buf0[i];
-                const float x1 = flax_tracking_dnn_buf0[128 + i];
-                const float x2 = flax_tracking_dnn_buf0[256 + i];
-                const float x3 = flax_tracking_dnn_buf0[384 + i];
-                acc[0][0] += w[0] * x0;
-                acc[1][0] += w[0] * x1;
-                acc[2][0] += w[0] * x2;
-                acc[3][0] += w[0] * x3;
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[128 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part2[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[256 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[384 + i + q];
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
-                const float x = acc[r][j];
-                output[r * 1 + j] = flax_tracking_v3_sigmoid(x);
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += part1[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part2[q][j] += part2[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part3[q][j] += part3[q + h][j];
+            for (int j = 0; j < 1; ++j) {
+                const float x = part0[0][j];
+                output[j] = flax_tracking_v3_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part1[0][j];
+                output[1 + j] = flax_tracking_v3_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part2[0][j];
+                output[2 + j] = flax_tracking_v3_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part3[0][j];
+                output[3 + j] = flax_tracking_v3_sigmoid(x);
             }
 
         }
@@ -5081,8 +5136,10 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
 {
     float flax_tracking_dnn_buf0[128];
     float flax_tracking_dnn_buf1[128];
+    float flax_tracking_dnn_buf_tmp[128];  /* the ops' working memory, each op's while it runs */
+    (void)flax_tracking_dnn_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
+        const float *kernel = flax_tracking_dnn_0_kernel + 8, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         flax_tracking_OPAQUE(bias);
         {
@@ -5091,7 +5148,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 3; ++i) {
+            flax_tracking_UNROLL2 for (int i = 0; i < 3; ++i) {
                 const float *w = kernel + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = input[i];
@@ -5101,8 +5158,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                flax_tracking_dnn_buf0[g * 32 + j] = flax_tracking_v4_max(0.0f, x);
+                flax_tracking_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -5114,8 +5170,17 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
             for (int j = 0; j < 32; ++j) acc0[1][j] = flax_tracking_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = flax_tracking_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = flax_tracking_dnn_1_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128;
+            for (int t = 0; t < 0 + 32; ++t) {
+                const float x = flax_tracking_dnn_buf_tmp[t];
+                flax_tracking_dnn_buf0[t] = flax_tracking_v4_max(0.0f, x);
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = (b + 1) * 32; t < (b + 1) * 32 + 32; ++t) {
+                const float x = flax_tracking_dnn_buf_tmp[t];
+                flax_tracking_dnn_buf0[t] = flax_tracking_v4_max(0.0f, x);
+            }
+            flax_tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -5123,9 +5188,9 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
+            }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                flax_tracking_dnn_buf1[g * 32 + j] = flax_tracking_v4_max(0.0f, x);
+                flax_tracking_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -5137,14 +5202,24 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
             for (int j = 0; j < 32; ++j) acc0[1][j] = flax_tracking_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = flax_tracking_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = flax_tracking_dnn_2_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128;
+            for (int t = 0; t < 0 + 32; ++t) {
+                const float x = flax_tracking_dnn_buf_tmp[t];
+                flax_tracking_dnn_buf1[t] = flax_tracking_v4_max(0.0f, x);
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = (b + 1) * 32; t < (b + 1) * 32 + 32; ++t) {
+                const float x = flax_tracking_dnn_buf_tmp[t];
+                flax_tracking_dnn_buf1[t] = flax_tracking_v4_max(0.0f, x);
+            }
+            flax_tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+            }
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
@@ -5155,16 +5230,17 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = flax_tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_3_kernel + i * 1;
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
+                const float *w = flax_tracking_dnn_3_kernel + 8 + i * 1;
                 flax_tracking_KEEP_SUMS();
-                const float xi = flax_tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi;
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[i + q];
             }
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
             for (int j = 0; j < 1; ++j) {
-                const float x = acc[j];
+                const float x = part0[0][j];
                 output[j] = flax_tracking_v4_sigmoid(x);
             }
 
@@ -5180,7 +5256,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows8(fl
     float flax_tracking_dnn_buf0[1024];
     float flax_tracking_dnn_buf1[1024];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
+        const float *kernel = flax_tracking_dnn_0_kernel + 8, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
@@ -5274,7 +5350,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows8(fl
             for (int j = 0; j < 32; ++j) acc6[0][j] = flax_tracking_dnn_1_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = flax_tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -5347,7 +5423,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows8(fl
             for (int j = 0; j < 32; ++j) acc6[0][j] = flax_tracking_dnn_2_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = flax_tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
@@ -5403,31 +5479,81 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows8(fl
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[8][1];
-            for (int r = 0; r < 8; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = flax_tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_3_kernel + i * 1;
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            float part1[16][1];
+            for (int j = 0; j < 1; ++j) part1[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
+            float part2[16][1];
+            for (int j = 0; j < 1; ++j) part2[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part2[q][j] = 0;
+            float part3[16][1];
+            for (int j = 0; j < 1; ++j) part3[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] = 0;
+            float part4[16][1];
+            for (int j = 0; j < 1; ++j) part4[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part4[q][j] = 0;
+            float part5[16][1];
+            for (int j = 0; j < 1; ++j) part5[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part5[q][j] = 0;
+            float part6[16][1];
+            for (int j = 0; j < 1; ++j) part6[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part6[q][j] = 0;
+            float part7[16][1];
+            for (int j = 0; j < 1; ++j) part7[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part7[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
+                const float *w = flax_tracking_dnn_3_kernel + 8 + i * 1;
                 flax_tracking_KEEP_SUMS();
-                const float x0 = flax_tracking_dnn_buf0[i];
-                const float x1 = flax_tracking_dnn_buf0[128 + i];
-                const float x2 = flax_tracking_dnn_buf0[256 + i];
-                const float x3 = flax_tracking_dnn_buf0[384 + i];
-                const float x4 = flax_tracking_dnn_buf0[512 + i];
-                const float x5 = flax_tracking_dnn_buf0[640 + i];
-                const float x6 = flax_tracking_dnn_buf0[768 + i];
-                const float x7 = flax_tracking_dnn_buf0[896 + i];
-                acc[0][0] += w[0] * x0;
-                acc[1][0] += w[0] * x1;
-                acc[2][0] += w[0] * x2;
-                acc[3][0] += w[0] * x3;
-                acc[4][0] += w[0] * x4;
-                acc[5][0] += w[0] * x5;
-                acc[6][0] += w[0] * x6;
-                acc[7][0] += w[0] * x7;
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[128 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part2[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[256 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[384 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part4[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[512 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part5[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[640 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part6[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[768 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part7[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[896 + i + q];
             }
-            for (int r = 0; r < 8; ++r) for (int j = 0; j < 1; ++j) {
-                const float x = acc[r][j];
-                output[r * 1 + j] = flax_tracking_v4_sigmoid(x);
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += part1[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part2[q][j] += part2[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part3[q][j] += part3[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part4[q][j] += part4[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part5[q][j] += part5[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part6[q][j] += part6[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part7[q][j] += part7[q + h][j];
+            for (int j = 0; j < 1; ++j) {
+                const float x = part0[0][j];
+                output[j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part1[0][j];
+                output[1 + j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part2[0][j];
+                output[2 + j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part3[0][j];
+                output[3 + j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part4[0][j];
+                output[4 + j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part5[0][j];
+                output[5 + j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part6[0][j];
+                output[6 + j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part7[0][j];
+                output[7 + j] = flax_tracking_v4_sigmoid(x);
             }
 
         }

@@ -126,6 +126,25 @@ static int tracking_isa(void)
 #define tracking_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define tracking_ALIGNED __attribute__((aligned(64)))
+#else
+#define tracking_ALIGNED
+#endif
+
+/* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
+   inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
+   1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
+#if defined(__clang__)
+#define tracking_UNROLL2 _Pragma("clang loop unroll_count(2)")
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define tracking_UNROLL2 _Pragma("GCC unroll 2")
+#else
+#define tracking_UNROLL2
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define tracking_INLINE static inline __attribute__((always_inline))
@@ -298,7 +317,8 @@ static const double tracking_preprocess_1_scale[3] = {
 };
 
 /* hidden_0 */
-static const float tracking_dnn_0_kernel[384] = {
+static const float tracking_dnn_0_kernel[8 + 384] tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.00711882487f, -0.0332096368f, 0.167174399f, -0.221059352f, 0.0100984164f, -0.120379113f, -0.0463035218f, 0.225115374f,
     0.0315338746f, 0.037091665f, 0.069577381f, 0.0234402642f, -0.0163160022f, 0.03930654f, -0.188028172f, 0.040560998f,
     -0.0294935275f, 0.168510631f, -0.132270813f, -0.106043518f, 0.0600179285f, 0.0476951599f, 0.0607828833f, 0.0852916315f,
@@ -368,7 +388,8 @@ static const float tracking_dnn_0_bias[128] = {
 };
 
 /* hidden_1 */
-static const float tracking_dnn_1_kernel[16384] = {
+static const float tracking_dnn_1_kernel[8 + 16384] tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.0437043756f, -0.0687894672f, -0.0673570335f, 0.0115376888f, 0.0222040825f, -0.0666398853f, -0.0836117566f, -0.00935420208f,
     -0.0665682107f, -0.0450061075f, 0.132804707f, -0.134589255f, -0.045367755f, -0.14504315f, -0.120510355f, 0.155753821f,
     -0.145776659f, 0.0767240673f, -0.082152158f, 0.128197253f, -0.0240722205f, 0.102475405f, -0.0189543851f, -0.121146232f,
@@ -2438,7 +2459,8 @@ static const float tracking_dnn_1_bias[128] = {
 };
 
 /* hidden_2 */
-static const float tracking_dnn_2_kernel[16384] = {
+static const float tracking_dnn_2_kernel[8 + 16384] tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.0107965497f, -0.0907487422f, 0.0863250718f, 0.108850904f, 0.0299726352f, -0.0798786655f, 0.106724158f, -0.184904695f,
     -0.0104774022f, -0.0205150098f, -0.0209070202f, -0.137968838f, 0.114285491f, 0.0798467547f, 0.0207303241f, -0.145158514f,
     0.079436183f, 0.064020209f, -0.0592036135f, 0.146643385f, 0.00446069473f, -0.029539559f, 0.0354339853f, 0.0968440473f,
@@ -4508,7 +4530,8 @@ static const float tracking_dnn_2_bias[128] = {
 };
 
 /* logit+output sigmoid */
-static const float tracking_dnn_3_kernel[128] = {
+static const float tracking_dnn_3_kernel[8 + 128] tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.0334752835f, 0.148146033f, -0.0481194034f, -0.0240725707f, 0.0404684171f, -0.226954997f, 0.130340129f, -0.0407840237f,
     0.17877236f, -0.222125322f, -0.186032876f, -0.0224797875f, -0.135129973f, -0.0925722644f, 0.1144787f, 0.120938763f,
     -0.145255581f, -0.0308893938f, -0.180109546f, -0.0825518891f, -0.187273666f, 0.116151474f, 0.245643497f, 0.0630144179f,
@@ -4584,7 +4607,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
-        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        const float *kernel = tracking_dnn_0_kernel + 8, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
@@ -4615,7 +4638,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4639,7 +4662,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4660,16 +4683,17 @@ static void tracking_dnn_rows1(float *output, const float *input)
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_3_kernel + i * 1;
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
+                const float *w = tracking_dnn_3_kernel + 8 + i * 1;
                 tracking_KEEP_SUMS();
-                const float xi = tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi;
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * tracking_dnn_buf0[i + q];
             }
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
             for (int j = 0; j < 1; ++j) {
-                const float x = acc[j];
+                const float x = part0[0][j];
                 output[j] = tracking_sigmoid(x);
             }
 
@@ -4685,7 +4709,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
     float tracking_dnn_buf0[256];
     float tracking_dnn_buf1[256];
     {   /* hidden_0: Dense 3->128, relu */
-        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        const float *kernel = tracking_dnn_0_kernel + 8, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
@@ -4717,7 +4741,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
@@ -4742,7 +4766,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
@@ -4764,19 +4788,27 @@ static void tracking_dnn_rows2(float *output, const float *input)
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[2][1];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_3_kernel + i * 1;
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            float part1[16][1];
+            for (int j = 0; j < 1; ++j) part1[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
+                const float *w = tracking_dnn_3_kernel + 8 + i * 1;
                 tracking_KEEP_SUMS();
-                const float x0 = tracking_dnn_buf0[i];
-                const float x1 = tracking_dnn_buf0[128 + i];
-                acc[0][0] += w[0] * x0;
-                acc[1][0] += w[0] * x1;
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * tracking_dnn_buf0[i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += w[q * 1 + j] * tracking_dnn_buf0[128 + i + q];
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) {
-                const float x = acc[r][j];
-                output[r * 1 + j] = tracking_sigmoid(x);
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += part1[q + h][j];
+            for (int j = 0; j < 1; ++j) {
+                const float x = part0[0][j];
+                output[j] = tracking_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part1[0][j];
+                output[1 + j] = tracking_sigmoid(x);
             }
 
         }
@@ -4804,7 +4836,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
-        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        const float *kernel = tracking_dnn_0_kernel + 8, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
@@ -4843,7 +4875,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_1_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 64;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 64;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4875,7 +4907,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_2_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 64;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 64;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4904,16 +4936,17 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_3_kernel + i * 1;
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
+                const float *w = tracking_dnn_3_kernel + 8 + i * 1;
                 tracking_KEEP_SUMS();
-                const float xi = tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi;
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * tracking_dnn_buf0[i + q];
             }
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
             for (int j = 0; j < 1; ++j) {
-                const float x = acc[j];
+                const float x = part0[0][j];
                 output[j] = tracking_v3_sigmoid(x);
             }
 
@@ -4929,7 +4962,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
     float tracking_dnn_buf0[512];
     float tracking_dnn_buf1[512];
     {   /* hidden_0: Dense 3->128, relu */
-        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        const float *kernel = tracking_dnn_0_kernel + 8, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
@@ -4971,7 +5004,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
@@ -5006,7 +5039,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
@@ -5038,23 +5071,45 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[4][1];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_3_kernel + i * 1;
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            float part1[16][1];
+            for (int j = 0; j < 1; ++j) part1[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
+            float part2[16][1];
+            for (int j = 0; j < 1; ++j) part2[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part2[q][j] = 0;
+            float part3[16][1];
+            for (int j = 0; j < 1; ++j) part3[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
+                const float *w = tracking_dnn_3_kernel + 8 + i * 1;
                 tracking_KEEP_SUMS();
-                const float x0 = tracking_dnn_buf0[i];
-                const float x1 = tracking_dnn_buf0[128 + i];
-                const float x2 = tracking_dnn_buf0[256 + i];
-                const float x3 = tracking_dnn_buf0[384 + i];
-                acc[0][0] += w[0] * x0;
-                acc[1][0] += w[0] * x1;
-                acc[2][0] += w[0] * x2;
-                acc[3][0] += w[0] * x3;
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * tracking_dnn_buf0[i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += w[q * 1 + j] * tracking_dnn_buf0[128 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part2[q][j] += w[q * 1 + j] * tracking_dnn_buf0[256 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] += w[q * 1 + j] * tracking_dnn_buf0[384 + i + q];
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
-                const float x = acc[r][j];
-                output[r * 1 + j] = tracking_v3_sigmoid(x);
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += part1[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part2[q][j] += part2[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part3[q][j] += part3[q + h][j];
+            for (int j = 0; j < 1; ++j) {
+                const float x = part0[0][j];
+                output[j] = tracking_v3_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part1[0][j];
+                output[1 + j] = tracking_v3_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part2[0][j];
+                output[2 + j] = tracking_v3_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part3[0][j];
+                output[3 + j] = tracking_v3_sigmoid(x);
             }
 
         }
@@ -5081,8 +5136,10 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
 {
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
+    float tracking_dnn_buf_tmp[128];  /* the ops' working memory, each op's while it runs */
+    (void)tracking_dnn_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* hidden_0: Dense 3->128, relu */
-        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        const float *kernel = tracking_dnn_0_kernel + 8, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         {
@@ -5091,7 +5148,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 3; ++i) {
+            tracking_UNROLL2 for (int i = 0; i < 3; ++i) {
                 const float *w = kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
@@ -5101,8 +5158,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                tracking_dnn_buf0[g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -5114,8 +5170,17 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_1_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128;
+            for (int t = 0; t < 0 + 32; ++t) {
+                const float x = tracking_dnn_buf_tmp[t];
+                tracking_dnn_buf0[t] = tracking_v4_max(0.0f, x);
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = (b + 1) * 32; t < (b + 1) * 32 + 32; ++t) {
+                const float x = tracking_dnn_buf_tmp[t];
+                tracking_dnn_buf0[t] = tracking_v4_max(0.0f, x);
+            }
+            tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -5123,9 +5188,9 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
+            }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                tracking_dnn_buf1[g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -5137,14 +5202,24 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_2_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128;
+            for (int t = 0; t < 0 + 32; ++t) {
+                const float x = tracking_dnn_buf_tmp[t];
+                tracking_dnn_buf1[t] = tracking_v4_max(0.0f, x);
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = (b + 1) * 32; t < (b + 1) * 32 + 32; ++t) {
+                const float x = tracking_dnn_buf_tmp[t];
+                tracking_dnn_buf1[t] = tracking_v4_max(0.0f, x);
+            }
+            tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+            }
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
@@ -5155,16 +5230,17 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_3_kernel + i * 1;
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
+                const float *w = tracking_dnn_3_kernel + 8 + i * 1;
                 tracking_KEEP_SUMS();
-                const float xi = tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi;
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * tracking_dnn_buf0[i + q];
             }
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
             for (int j = 0; j < 1; ++j) {
-                const float x = acc[j];
+                const float x = part0[0][j];
                 output[j] = tracking_v4_sigmoid(x);
             }
 
@@ -5180,7 +5256,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows8(float *outpu
     float tracking_dnn_buf0[1024];
     float tracking_dnn_buf1[1024];
     {   /* hidden_0: Dense 3->128, relu */
-        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
+        const float *kernel = tracking_dnn_0_kernel + 8, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
@@ -5274,7 +5350,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows8(float *outpu
             for (int j = 0; j < 32; ++j) acc6[0][j] = tracking_dnn_1_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
@@ -5347,7 +5423,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows8(float *outpu
             for (int j = 0; j < 32; ++j) acc6[0][j] = tracking_dnn_2_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
@@ -5403,31 +5479,81 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows8(float *outpu
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[8][1];
-            for (int r = 0; r < 8; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_3_kernel + i * 1;
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            float part1[16][1];
+            for (int j = 0; j < 1; ++j) part1[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
+            float part2[16][1];
+            for (int j = 0; j < 1; ++j) part2[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part2[q][j] = 0;
+            float part3[16][1];
+            for (int j = 0; j < 1; ++j) part3[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] = 0;
+            float part4[16][1];
+            for (int j = 0; j < 1; ++j) part4[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part4[q][j] = 0;
+            float part5[16][1];
+            for (int j = 0; j < 1; ++j) part5[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part5[q][j] = 0;
+            float part6[16][1];
+            for (int j = 0; j < 1; ++j) part6[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part6[q][j] = 0;
+            float part7[16][1];
+            for (int j = 0; j < 1; ++j) part7[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part7[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
+                const float *w = tracking_dnn_3_kernel + 8 + i * 1;
                 tracking_KEEP_SUMS();
-                const float x0 = tracking_dnn_buf0[i];
-                const float x1 = tracking_dnn_buf0[128 + i];
-                const float x2 = tracking_dnn_buf0[256 + i];
-                const float x3 = tracking_dnn_buf0[384 + i];
-                const float x4 = tracking_dnn_buf0[512 + i];
-                const float x5 = tracking_dnn_buf0[640 + i];
-                const float x6 = tracking_dnn_buf0[768 + i];
-                const float x7 = tracking_dnn_buf0[896 + i];
-                acc[0][0] += w[0] * x0;
-                acc[1][0] += w[0] * x1;
-                acc[2][0] += w[0] * x2;
-                acc[3][0] += w[0] * x3;
-                acc[4][0] += w[0] * x4;
-                acc[5][0] += w[0] * x5;
-                acc[6][0] += w[0] * x6;
-                acc[7][0] += w[0] * x7;
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * tracking_dnn_buf0[i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += w[q * 1 + j] * tracking_dnn_buf0[128 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part2[q][j] += w[q * 1 + j] * tracking_dnn_buf0[256 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] += w[q * 1 + j] * tracking_dnn_buf0[384 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part4[q][j] += w[q * 1 + j] * tracking_dnn_buf0[512 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part5[q][j] += w[q * 1 + j] * tracking_dnn_buf0[640 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part6[q][j] += w[q * 1 + j] * tracking_dnn_buf0[768 + i + q];
+                for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part7[q][j] += w[q * 1 + j] * tracking_dnn_buf0[896 + i + q];
             }
-            for (int r = 0; r < 8; ++r) for (int j = 0; j < 1; ++j) {
-                const float x = acc[r][j];
-                output[r * 1 + j] = tracking_v4_sigmoid(x);
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += part1[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part2[q][j] += part2[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part3[q][j] += part3[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part4[q][j] += part4[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part5[q][j] += part5[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part6[q][j] += part6[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part7[q][j] += part7[q + h][j];
+            for (int j = 0; j < 1; ++j) {
+                const float x = part0[0][j];
+                output[j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part1[0][j];
+                output[1 + j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part2[0][j];
+                output[2 + j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part3[0][j];
+                output[3 + j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part4[0][j];
+                output[4 + j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part5[0][j];
+                output[5 + j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part6[0][j];
+                output[6 + j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part7[0][j];
+                output[7 + j] = tracking_v4_sigmoid(x);
             }
 
         }

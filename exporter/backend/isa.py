@@ -57,10 +57,17 @@ class Variant:
     batch_columns: int
     chunk: int = 0  # columns per loop over the sums (0: one statement per column); see ``chunk_of``
     fma: bool = False  # its hardware has fused multiply-add: under --math fma its sums call fmaf, inlined
+    row_unroll: int = 1  # inputs per pass of a per-row Dense's loop (``unroll``)
 
     def columns(self, rows: int, real: str) -> int:
         per_row = self.row_columns if rows == 1 else self.batch_columns
         return max(1, per_row // 2) if real == "double" else per_row
+
+    def unroll(self, rows: int) -> int:
+        """Inputs a Dense's loop takes per pass (each sum still adds them in order). Measured on Zen 5 (one call
+        per row of the efficiency network): two per pass took AVX-512's time from 1.81 to 1.74 us, with the
+        kernels off their 64-byte boundary (``KERNEL_OFFSET``); four made GCC spill its sums (2.63 us)."""
+        return self.row_unroll if rows == 1 else 1
 
     def chunk_of(self, real: str) -> int:
         """Columns summed by one loop of two vectors (AVX-512: 32 floats) instead of one statement each.
@@ -90,6 +97,7 @@ V4 = Variant(
     batch_columns=32,
     chunk=32,
     fma=True,
+    row_unroll=2,
 )
 VARIANTS = {"auto": (BASELINE, V3, V4), "none": (BASELINE,)}  # per Options.dispatch (exporter.common.options)
 
@@ -98,6 +106,18 @@ def contract(maths: Iterable[str]) -> str:
     """The contract of a function whose parts are written under these ``math`` options, as ``SYMBOL_info`` states it:
     "fma" if any part's sums are fused, else "bit-identical" (docs/c-contract.md)."""
     return "fma" if "fma" in set(maths) else "bit-identical"
+
+
+KERNEL_OFFSET = 32  # bytes past a 64-byte boundary where each Dense kernel starts (``kernel_pad``)
+
+
+def kernel_pad(real: str) -> int:
+    """Zeros before each Dense kernel's first weight, in its 64-byte aligned array (GCC, Clang): one call per row
+    reads the kernels once from L2, and on Zen 5 a stream of 64-byte loads 32 bytes off the cache lines reads
+    faster than aligned ones (benchmarks/stream.c's malloc'd buffer, 16 bytes off: 240 GB/s; 64-byte aligned:
+    200 GB/s). 32 bytes keeps AVX2's and SSE2's loads within lines. One call per row of the efficiency network
+    took 1.81 us instead of 1.90 (x86-64-v4), the batch 2% longer (docs/speed.md)."""
+    return KERNEL_OFFSET // (4 if real == "float" else 8)
 
 
 CPUINFO_NAMES = {"bmi": "bmi1"}  # Linux's /proc/cpuinfo name where it differs from __builtin_cpu_supports'
