@@ -683,8 +683,7 @@ static const double efficiency_preprocess_1_bref[100] = {
 };
 
 /* hidden */
-static const float efficiency_dnn_0_kernel[8 + 1536] efficiency_ALIGNED = {
-0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
+static const float efficiency_dnn_0_kernel[1536] efficiency_ALIGNED = {
     0.484826297f, -0.197876841f, 0.177025706f, 0.218265414f, 0.0970659256f, -0.132309794f, 0.22111322f, -0.286662191f,
     -0.142895639f, 0.232951775f, -0.401447654f, -0.269275934f, 0.102092035f, -0.483659774f, 0.070275031f, 0.168653354f,
     -0.423535049f, 0.431530386f, -0.200241759f, 0.0311203208f, -0.00204414944f, -0.458970279f, 0.0673702061f, 0.510434628f,
@@ -11253,8 +11252,7 @@ static const float efficiency_dnn_5_bias[128] = {
 };
 
 /* logits+probabilities */
-static const float efficiency_dnn_6_kernel[8 + 512] efficiency_ALIGNED = {
-0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
+static const float efficiency_dnn_6_kernel[512] efficiency_ALIGNED = {
     0.155014813f, -0.0196998324f, -0.0475390106f, 0.096442081f, -0.019389214f, 0.0725264475f, -0.0869679078f, -0.0623921119f,
     -0.0368149281f, -0.088784501f, -0.213259831f, 0.13065742f, -0.16995652f, -0.174485728f, -0.156492561f, -0.0366695523f,
     -0.118316852f, 0.0253539309f, 0.0234691724f, -0.0740257576f, 0.23344928f, -0.191540867f, 0.110522084f, 0.0145828025f,
@@ -11503,7 +11501,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel + 8, *bias = efficiency_dnn_0_bias;
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
         efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
@@ -11655,7 +11653,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
             for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
             for (int i = 0; i < 128; i += 4) {
-                const float *w = efficiency_dnn_6_kernel + 8 + i * 4;
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 for (int q = 0; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += w[q * 4 + j] * efficiency_dnn_buf1[i + q];
             }
@@ -11681,7 +11679,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     float efficiency_dnn_buf0[256];
     float efficiency_dnn_buf1[256];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel + 8, *bias = efficiency_dnn_0_bias;
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
         efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
@@ -11842,7 +11840,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             for (int j = 0; j < 4; ++j) part1[0][j] = efficiency_dnn_6_bias[j];
             for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part1[q][j] = 0;
             for (int i = 0; i < 128; i += 4) {
-                const float *w = efficiency_dnn_6_kernel + 8 + i * 4;
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 for (int q = 0; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += w[q * 4 + j] * efficiency_dnn_buf1[i + q];
                 for (int q = 0; q < 4; ++q) for (int j = 0; j < 4; ++j) part1[q][j] += w[q * 4 + j] * efficiency_dnn_buf1[128 + i + q];
@@ -11884,7 +11882,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel + 8, *bias = efficiency_dnn_0_bias;
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
         efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
@@ -12084,7 +12082,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
             for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
             for (int i = 0; i < 128; i += 4) {
-                const float *w = efficiency_dnn_6_kernel + 8 + i * 4;
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 for (int q = 0; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += w[q * 4 + j] * efficiency_dnn_buf1[i + q];
             }
@@ -12110,7 +12108,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     float efficiency_dnn_buf0[512];
     float efficiency_dnn_buf1[512];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel + 8, *bias = efficiency_dnn_0_bias;
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
         efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
@@ -12337,7 +12335,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             for (int j = 0; j < 4; ++j) part3[0][j] = efficiency_dnn_6_bias[j];
             for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part3[q][j] = 0;
             for (int i = 0; i < 128; i += 4) {
-                const float *w = efficiency_dnn_6_kernel + 8 + i * 4;
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 for (int q = 0; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += w[q * 4 + j] * efficiency_dnn_buf1[i + q];
                 for (int q = 0; q < 4; ++q) for (int j = 0; j < 4; ++j) part1[q][j] += w[q * 4 + j] * efficiency_dnn_buf1[128 + i + q];
@@ -12387,7 +12385,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     float efficiency_dnn_buf_tmp[128];  /* the ops' working memory, each op's while it runs */
     (void)efficiency_dnn_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel + 8, *bias = efficiency_dnn_0_bias;
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
         efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         {
@@ -12578,7 +12576,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
             for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
             for (int i = 0; i < 128; i += 4) {
-                const float *w = efficiency_dnn_6_kernel + 8 + i * 4;
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 for (int q = 0; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += w[q * 4 + j] * efficiency_dnn_buf1[i + q];
             }
@@ -12604,7 +12602,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
     float efficiency_dnn_buf0[1024];
     float efficiency_dnn_buf1[1024];
     {   /* hidden: Dense 12->128, tanh */
-        const float *kernel = efficiency_dnn_0_kernel + 8, *bias = efficiency_dnn_0_bias;
+        const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
         efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         efficiency_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
@@ -13071,7 +13069,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 4; ++j) part7[0][j] = efficiency_dnn_6_bias[j];
             for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part7[q][j] = 0;
             for (int i = 0; i < 128; i += 4) {
-                const float *w = efficiency_dnn_6_kernel + 8 + i * 4;
+                const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
                 for (int q = 0; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += w[q * 4 + j] * efficiency_dnn_buf1[i + q];
                 for (int q = 0; q < 4; ++q) for (int j = 0; j < 4; ++j) part1[q][j] += w[q * 4 + j] * efficiency_dnn_buf1[128 + i + q];

@@ -317,8 +317,7 @@ static const double flax_tracking_preprocess_1_scale[3] = {
 };
 
 /* Model/Dense_0+relu */
-static const float flax_tracking_dnn_0_kernel[8 + 384] flax_tracking_ALIGNED = {
-0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
+static const float flax_tracking_dnn_0_kernel[384] flax_tracking_ALIGNED = {
     0.578869164f, 0.443271488f, -0.500145853f, -0.810282826f, 0.304994911f, 1.02106977f, 0.0216921717f, -1.02744174f,
     -0.765592575f, -0.563320577f, 0.858134806f, 0.258859098f, 0.386127412f, 0.291006267f, -0.390405595f, 0.338231713f,
     -0.231988907f, -0.671928406f, -0.517995f, 0.366558462f, 0.277534813f, 0.226574168f, 0.50112623f, -0.313835233f,
@@ -4530,8 +4529,7 @@ static const float flax_tracking_dnn_2_bias[128] = {
 };
 
 /* Model/Dense_3+output sigmoid */
-static const float flax_tracking_dnn_3_kernel[8 + 128] flax_tracking_ALIGNED = {
-0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
+static const float flax_tracking_dnn_3_kernel[128] flax_tracking_ALIGNED = {
     -0.0697876289f, 0.181808859f, -0.0139829088f, 0.0852942318f, 0.182292104f, -0.0719764307f, 0.0652847812f, 0.0601116493f,
     0.14919439f, -0.00879623555f, -0.167773411f, -0.0514433756f, -0.148693234f, -0.0424762629f, -0.0510171354f, -0.0959227607f,
     -0.0996864662f, -0.0449333079f, -0.101107001f, 0.00859709922f, 0.0411099382f, 0.0214308873f, -0.15630354f, -0.0635422543f,
@@ -4607,7 +4605,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
     float flax_tracking_dnn_buf0[128];
     float flax_tracking_dnn_buf1[128];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel + 8, *bias = flax_tracking_dnn_0_bias;
+        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
@@ -4687,7 +4685,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
             for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
             for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
             for (int i = 0; i < 128; i += 16) {
-                const float *w = flax_tracking_dnn_3_kernel + 8 + i * 1;
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[i + q];
             }
@@ -4709,7 +4707,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
     float flax_tracking_dnn_buf0[256];
     float flax_tracking_dnn_buf1[256];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel + 8, *bias = flax_tracking_dnn_0_bias;
+        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
@@ -4795,7 +4793,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
             for (int j = 0; j < 1; ++j) part1[0][j] = flax_tracking_dnn_3_bias[j];
             for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
             for (int i = 0; i < 128; i += 16) {
-                const float *w = flax_tracking_dnn_3_kernel + 8 + i * 1;
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[i + q];
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[128 + i + q];
@@ -4836,7 +4834,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
     float flax_tracking_dnn_buf0[128];
     float flax_tracking_dnn_buf1[128];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel + 8, *bias = flax_tracking_dnn_0_bias;
+        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
@@ -4940,7 +4938,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
             for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
             for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
             for (int i = 0; i < 128; i += 16) {
-                const float *w = flax_tracking_dnn_3_kernel + 8 + i * 1;
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[i + q];
             }
@@ -4962,7 +4960,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
     float flax_tracking_dnn_buf0[512];
     float flax_tracking_dnn_buf1[512];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel + 8, *bias = flax_tracking_dnn_0_bias;
+        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
@@ -5084,7 +5082,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
             for (int j = 0; j < 1; ++j) part3[0][j] = flax_tracking_dnn_3_bias[j];
             for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] = 0;
             for (int i = 0; i < 128; i += 16) {
-                const float *w = flax_tracking_dnn_3_kernel + 8 + i * 1;
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[i + q];
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[128 + i + q];
@@ -5139,7 +5137,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
     float flax_tracking_dnn_buf_tmp[128];  /* the ops' working memory, each op's while it runs */
     (void)flax_tracking_dnn_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel + 8, *bias = flax_tracking_dnn_0_bias;
+        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         flax_tracking_OPAQUE(bias);
         {
@@ -5234,7 +5232,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
             for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
             for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
             for (int i = 0; i < 128; i += 16) {
-                const float *w = flax_tracking_dnn_3_kernel + 8 + i * 1;
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[i + q];
             }
@@ -5256,7 +5254,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows8(fl
     float flax_tracking_dnn_buf0[1024];
     float flax_tracking_dnn_buf1[1024];
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
-        const float *kernel = flax_tracking_dnn_0_kernel + 8, *bias = flax_tracking_dnn_0_bias;
+        const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         flax_tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
@@ -5504,7 +5502,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows8(fl
             for (int j = 0; j < 1; ++j) part7[0][j] = flax_tracking_dnn_3_bias[j];
             for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part7[q][j] = 0;
             for (int i = 0; i < 128; i += 16) {
-                const float *w = flax_tracking_dnn_3_kernel + 8 + i * 1;
+                const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[i + q];
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += w[q * 1 + j] * flax_tracking_dnn_buf0[128 + i + q];

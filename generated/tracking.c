@@ -317,8 +317,7 @@ static const double tracking_preprocess_1_scale[3] = {
 };
 
 /* hidden_0 */
-static const float tracking_dnn_0_kernel[8 + 384] tracking_ALIGNED = {
-0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
+static const float tracking_dnn_0_kernel[384] tracking_ALIGNED = {
     -0.00711882487f, -0.0332096368f, 0.167174399f, -0.221059352f, 0.0100984164f, -0.120379113f, -0.0463035218f, 0.225115374f,
     0.0315338746f, 0.037091665f, 0.069577381f, 0.0234402642f, -0.0163160022f, 0.03930654f, -0.188028172f, 0.040560998f,
     -0.0294935275f, 0.168510631f, -0.132270813f, -0.106043518f, 0.0600179285f, 0.0476951599f, 0.0607828833f, 0.0852916315f,
@@ -4530,8 +4529,7 @@ static const float tracking_dnn_2_bias[128] = {
 };
 
 /* logit+output sigmoid */
-static const float tracking_dnn_3_kernel[8 + 128] tracking_ALIGNED = {
-0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
+static const float tracking_dnn_3_kernel[128] tracking_ALIGNED = {
     -0.0334752835f, 0.148146033f, -0.0481194034f, -0.0240725707f, 0.0404684171f, -0.226954997f, 0.130340129f, -0.0407840237f,
     0.17877236f, -0.222125322f, -0.186032876f, -0.0224797875f, -0.135129973f, -0.0925722644f, 0.1144787f, 0.120938763f,
     -0.145255581f, -0.0308893938f, -0.180109546f, -0.0825518891f, -0.187273666f, 0.116151474f, 0.245643497f, 0.0630144179f,
@@ -4607,7 +4605,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
-        const float *kernel = tracking_dnn_0_kernel + 8, *bias = tracking_dnn_0_bias;
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
@@ -4687,7 +4685,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
             for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
             for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
             for (int i = 0; i < 128; i += 16) {
-                const float *w = tracking_dnn_3_kernel + 8 + i * 1;
+                const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * tracking_dnn_buf0[i + q];
             }
@@ -4709,7 +4707,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
     float tracking_dnn_buf0[256];
     float tracking_dnn_buf1[256];
     {   /* hidden_0: Dense 3->128, relu */
-        const float *kernel = tracking_dnn_0_kernel + 8, *bias = tracking_dnn_0_bias;
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
@@ -4795,7 +4793,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
             for (int j = 0; j < 1; ++j) part1[0][j] = tracking_dnn_3_bias[j];
             for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
             for (int i = 0; i < 128; i += 16) {
-                const float *w = tracking_dnn_3_kernel + 8 + i * 1;
+                const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * tracking_dnn_buf0[i + q];
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += w[q * 1 + j] * tracking_dnn_buf0[128 + i + q];
@@ -4836,7 +4834,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
     {   /* hidden_0: Dense 3->128, relu */
-        const float *kernel = tracking_dnn_0_kernel + 8, *bias = tracking_dnn_0_bias;
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 2; ++b) {
@@ -4940,7 +4938,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
             for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
             for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
             for (int i = 0; i < 128; i += 16) {
-                const float *w = tracking_dnn_3_kernel + 8 + i * 1;
+                const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * tracking_dnn_buf0[i + q];
             }
@@ -4962,7 +4960,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
     float tracking_dnn_buf0[512];
     float tracking_dnn_buf1[512];
     {   /* hidden_0: Dense 3->128, relu */
-        const float *kernel = tracking_dnn_0_kernel + 8, *bias = tracking_dnn_0_bias;
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 8; ++b) {
@@ -5084,7 +5082,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
             for (int j = 0; j < 1; ++j) part3[0][j] = tracking_dnn_3_bias[j];
             for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] = 0;
             for (int i = 0; i < 128; i += 16) {
-                const float *w = tracking_dnn_3_kernel + 8 + i * 1;
+                const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * tracking_dnn_buf0[i + q];
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += w[q * 1 + j] * tracking_dnn_buf0[128 + i + q];
@@ -5139,7 +5137,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
     float tracking_dnn_buf_tmp[128];  /* the ops' working memory, each op's while it runs */
     (void)tracking_dnn_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* hidden_0: Dense 3->128, relu */
-        const float *kernel = tracking_dnn_0_kernel + 8, *bias = tracking_dnn_0_bias;
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         {
@@ -5234,7 +5232,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
             for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
             for (int i = 0; i < 128; i += 16) {
-                const float *w = tracking_dnn_3_kernel + 8 + i * 1;
+                const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * tracking_dnn_buf0[i + q];
             }
@@ -5256,7 +5254,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows8(float *outpu
     float tracking_dnn_buf0[1024];
     float tracking_dnn_buf1[1024];
     {   /* hidden_0: Dense 3->128, relu */
-        const float *kernel = tracking_dnn_0_kernel + 8, *bias = tracking_dnn_0_bias;
+        const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
         tracking_OPAQUE(bias);
         for (int b = 0; b < 4; ++b) {
@@ -5504,7 +5502,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows8(float *outpu
             for (int j = 0; j < 1; ++j) part7[0][j] = tracking_dnn_3_bias[j];
             for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part7[q][j] = 0;
             for (int i = 0; i < 128; i += 16) {
-                const float *w = tracking_dnn_3_kernel + 8 + i * 1;
+                const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += w[q * 1 + j] * tracking_dnn_buf0[i + q];
                 for (int q = 0; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += w[q * 1 + j] * tracking_dnn_buf0[128 + i + q];

@@ -108,16 +108,23 @@ def contract(maths: Iterable[str]) -> str:
     return "fma" if "fma" in set(maths) else "bit-identical"
 
 
-KERNEL_OFFSET = 32  # bytes past a 64-byte boundary where each Dense kernel starts (``kernel_pad``)
+KERNEL_OFFSET = 32  # bytes past a 64-byte boundary where a streamed Dense kernel starts (``kernel_pad``)
+STREAMED = 32768  # bytes of a Dense kernel from which it starts there
 
 
-def kernel_pad(real: str) -> int:
-    """Zeros before each Dense kernel's first weight, in its 64-byte aligned array (GCC, Clang): one call per row
-    reads the kernels once from L2, and on Zen 5 a stream of 64-byte loads 32 bytes off the cache lines reads
-    faster than aligned ones (benchmarks/stream.c's malloc'd buffer, 16 bytes off: 240 GB/s; 64-byte aligned:
-    200 GB/s). 32 bytes keeps AVX2's and SSE2's loads within lines. One call per row of the efficiency network
-    took 1.81 us instead of 1.90 (x86-64-v4), the batch 2% longer (docs/speed.md)."""
-    return KERNEL_OFFSET // (4 if real == "float" else 8)
+def kernel_pad(real: str, variants: tuple[Variant, ...], weights: int) -> int:
+    """Zeros before the first of a Dense kernel's ``weights`` in its 64-byte aligned array (GCC, Clang): in a float
+    file holding a variant that reads whole rows of 128 weights per input (AVX-512's one call per row), for a
+    kernel of at least ``STREAMED`` bytes, which one call per row reads from L2 whatever the core.
+
+    On Zen 5 a stream of 64-byte loads 32 bytes off the cache lines reads L2 faster than aligned ones
+    (benchmarks/stream.c over a malloc'd buffer, 16 bytes off: 240 GB/s; 64-byte aligned: 200 GB/s): the efficiency
+    network's one call per row took 1.50 us instead of 1.67 (x86-64-v4). The variants that read a row in pieces of
+    32 or 64 columns (SSE2, AVX2) then touch one cache line more per piece and lose: 2.28 -> 2.40 us per row
+    (AVX2), 3.97 -> 4.39 (SSE2), their batches 1 to 3%. Kernels that stay in L1 lose more: split loads cost L1
+    reads, and the PID networks' batches (64-wide, 51 kB of kernels) took 13 to 21% longer (docs/speed.md)."""
+    wide = real == "float" and any(v.row_columns >= 128 for v in variants) and 4 * weights >= STREAMED
+    return KERNEL_OFFSET // 4 if wide else 0
 
 
 CPUINFO_NAMES = {"bmi": "bmi1"}  # Linux's /proc/cpuinfo name where it differs from __builtin_cpu_supports'

@@ -81,8 +81,8 @@ class Step:
         instructions (GCC 12, even without contraction: other bits than the baseline's one row). Wider
         layers read the arrays themselves: their loops are never unrolled, and the pointers cost the AVX2
         blocks of rows 23% more instructions on the example network. A kernel starts ``kernel_pad`` past its array's."""
-        pad = f" + {kernel_pad(self.m.real)}" if array == "kernel" else ""
-        return array if self.op.n_in <= UNROLLED_INPUTS else f"{self.id}_{array}{pad}"
+        pad = kernel_pad(self.m.real, self.m.variants, self.op.kernel.size) if array == "kernel" else 0
+        return array if self.op.n_in <= UNROLLED_INPUTS else f"{self.id}_{array}" + (f" + {pad}" if pad else "")
 
     def chunks(self, n: int) -> tuple[int, int]:
         """How a Dense block of ``n`` columns keeps its sums: (loops, tail), ``loops`` arrays of ``chunk``
