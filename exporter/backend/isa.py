@@ -8,8 +8,9 @@ because the variants differ in their source (register blocking), not only in the
 it needs no ifunc (musl, C++ builds of the file) and no mutable state of ours.
 
 Every output's sum is bias + x[0] w[0] + x[1] w[1] + ... in that order in every variant, for
-every block shape: the blocking only chooses which sums are in registers together, so the
-variants give the same bits (ISO C mode, no FMA contraction; Clang is told so by a pragma).
+every block shape (a narrow layer's in the interleaved partial sums of ``exporter/ir/sums.py``): the blocking
+only chooses which sums are in registers together, so the variants give the same bits (ISO C mode, no FMA
+contraction; Clang is told so by a pragma).
 
 That is the default contract, ``bit-identical``. Under ``--math fma`` the contract is ``fma``: each
 step of those sums is one explicit fused multiply-add, ``acc = fmaf(w, x, acc)`` (``fma`` in double),
@@ -65,7 +66,7 @@ class Variant:
 
     def unroll(self, rows: int) -> int:
         """Inputs a Dense's loop takes per pass (each sum still adds them in order). Measured on Zen 5 (one call
-        per row of the efficiency network): two per pass took AVX-512's time from 1.81 to 1.74 us, with the
+        per row of the efficiency network): two per pass took AVX-512's time from 1.84 to 1.74 us, with the
         kernels off their 64-byte boundary (``KERNEL_OFFSET``); four made GCC spill its sums (2.63 us)."""
         return self.row_unroll if rows == 1 else 1
 
@@ -119,9 +120,9 @@ def kernel_pad(real: str, variants: tuple[Variant, ...], weights: int) -> int:
 
     On Zen 5 a stream of 64-byte loads 32 bytes off the cache lines reads L2 faster than aligned ones
     (benchmarks/stream.c over a malloc'd buffer, 16 bytes off: 240 GB/s; 64-byte aligned: 200 GB/s): the efficiency
-    network's one call per row took 1.50 us instead of 1.67 (x86-64-v4). The variants that read a row in pieces of
-    32 or 64 columns (SSE2, AVX2) then touch one cache line more per piece and lose: 2.28 -> 2.40 us per row
-    (AVX2), 3.97 -> 4.39 (SSE2), their batches 1 to 3%. Kernels that stay in L1 lose more: split loads cost L1
+    network's one call per row took 1.57 us instead of 1.68 (x86-64-v4). The variants that read a row in pieces of
+    32 or 64 columns (SSE2, AVX2) then touch one cache line more per piece and lose: 2.29 -> 2.46 us per row
+    (AVX2), 4.20 -> 4.55 (SSE2), their batches 1 to 2%. Kernels that stay in L1 lose more: split loads cost L1
     reads, and the PID networks' batches (64-wide, 51 kB of kernels) took 13 to 21% longer (docs/speed.md)."""
     wide = real == "float" and any(v.row_columns >= 128 for v in variants) and 4 * weights >= STREAMED
     return KERNEL_OFFSET // 4 if wide else 0
