@@ -12416,14 +12416,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
-            for (int t = 0; t < 0 + 32; ++t) {
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
                 const float x = efficiency_dnn_buf_tmp[t];
                 efficiency_dnn_buf0[t] = efficiency_v4_tanh(x);
             }
             for (int b = 0; b < 4; ++b) {
-            if (b + 1 < 4) for (int t = (b + 1) * 32; t < (b + 1) * 32 + 32; ++t) {
-                const float x = efficiency_dnn_buf_tmp[t];
-                efficiency_dnn_buf0[t] = efficiency_v4_tanh(x);
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x);
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
                 const float *w = efficiency_dnn_1_kernel + 8 + i * 128;
@@ -12448,14 +12448,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
-            for (int t = 0; t < 0 + 32; ++t) {
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
                 const float x = efficiency_dnn_buf_tmp[t];
                 efficiency_dnn_buf1[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[t];
             }
             for (int b = 0; b < 4; ++b) {
-            if (b + 1 < 4) for (int t = (b + 1) * 32; t < (b + 1) * 32 + 32; ++t) {
-                const float x = efficiency_dnn_buf_tmp[t];
-                efficiency_dnn_buf1[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[t];
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf1[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[(b + 1) * 32 + t];
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
                 const float *w = efficiency_dnn_2_kernel + 8 + i * 128;
@@ -12480,14 +12480,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
-            for (int t = 0; t < 0 + 32; ++t) {
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
                 const float x = efficiency_dnn_buf_tmp[t];
                 efficiency_dnn_buf0[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[t];
             }
             for (int b = 0; b < 4; ++b) {
-            if (b + 1 < 4) for (int t = (b + 1) * 32; t < (b + 1) * 32 + 32; ++t) {
-                const float x = efficiency_dnn_buf_tmp[t];
-                efficiency_dnn_buf0[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[t];
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[(b + 1) * 32 + t];
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
                 const float *w = efficiency_dnn_3_kernel + 8 + i * 128;
@@ -12512,14 +12512,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
-            for (int t = 0; t < 0 + 32; ++t) {
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
                 const float x = efficiency_dnn_buf_tmp[t];
                 efficiency_dnn_buf1[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[t];
             }
             for (int b = 0; b < 4; ++b) {
-            if (b + 1 < 4) for (int t = (b + 1) * 32; t < (b + 1) * 32 + 32; ++t) {
-                const float x = efficiency_dnn_buf_tmp[t];
-                efficiency_dnn_buf1[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[t];
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf1[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[(b + 1) * 32 + t];
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
                 const float *w = efficiency_dnn_4_kernel + 8 + i * 128;
@@ -12544,14 +12544,14 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
-            for (int t = 0; t < 0 + 32; ++t) {
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
                 const float x = efficiency_dnn_buf_tmp[t];
                 efficiency_dnn_buf0[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[t];
             }
             for (int b = 0; b < 4; ++b) {
-            if (b + 1 < 4) for (int t = (b + 1) * 32; t < (b + 1) * 32 + 32; ++t) {
-                const float x = efficiency_dnn_buf_tmp[t];
-                efficiency_dnn_buf0[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[t];
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[(b + 1) * 32 + t];
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
                 const float *w = efficiency_dnn_5_kernel + 8 + i * 128;

@@ -5168,14 +5168,14 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_1_bias[96 + j];
-            for (int t = 0; t < 0 + 32; ++t) {
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
                 const float x = tracking_dnn_buf_tmp[t];
                 tracking_dnn_buf0[t] = tracking_v4_max(0.0f, x);
             }
             for (int b = 0; b < 4; ++b) {
-            if (b + 1 < 4) for (int t = (b + 1) * 32; t < (b + 1) * 32 + 32; ++t) {
-                const float x = tracking_dnn_buf_tmp[t];
-                tracking_dnn_buf0[t] = tracking_v4_max(0.0f, x);
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = tracking_dnn_buf_tmp[(b + 1) * 32 + t];
+                tracking_dnn_buf0[(b + 1) * 32 + t] = tracking_v4_max(0.0f, x);
             }
             tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
                 const float *w = tracking_dnn_1_kernel + 8 + i * 128;
@@ -5200,14 +5200,14 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_2_bias[96 + j];
-            for (int t = 0; t < 0 + 32; ++t) {
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
                 const float x = tracking_dnn_buf_tmp[t];
                 tracking_dnn_buf1[t] = tracking_v4_max(0.0f, x);
             }
             for (int b = 0; b < 4; ++b) {
-            if (b + 1 < 4) for (int t = (b + 1) * 32; t < (b + 1) * 32 + 32; ++t) {
-                const float x = tracking_dnn_buf_tmp[t];
-                tracking_dnn_buf1[t] = tracking_v4_max(0.0f, x);
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = tracking_dnn_buf_tmp[(b + 1) * 32 + t];
+                tracking_dnn_buf1[(b + 1) * 32 + t] = tracking_v4_max(0.0f, x);
             }
             tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
                 const float *w = tracking_dnn_2_kernel + 8 + i * 128;
