@@ -129,6 +129,25 @@ static int efficiency_isa(void)
 #define efficiency_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define efficiency_ALIGNED __attribute__((aligned(64)))
+#else
+#define efficiency_ALIGNED
+#endif
+
+/* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
+   inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
+   1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
+#if defined(__clang__)
+#define efficiency_UNROLL2 _Pragma("clang loop unroll_count(2)")
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define efficiency_UNROLL2 _Pragma("GCC unroll 2")
+#else
+#define efficiency_UNROLL2
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define efficiency_INLINE static inline __attribute__((always_inline))
@@ -664,7 +683,7 @@ static const double efficiency_preprocess_1_bref[100] = {
 };
 
 /* hidden */
-static const float efficiency_dnn_0_kernel[1536] = {
+static const float efficiency_dnn_0_kernel[1536] efficiency_ALIGNED = {
     0.484826297f, -0.197876841f, 0.177025706f, 0.218265414f, 0.0970659256f, -0.132309794f, 0.22111322f, -0.286662191f,
     -0.142895639f, 0.232951775f, -0.401447654f, -0.269275934f, 0.102092035f, -0.483659774f, 0.070275031f, 0.168653354f,
     -0.423535049f, 0.431530386f, -0.200241759f, 0.0311203208f, -0.00204414944f, -0.458970279f, 0.0673702061f, 0.510434628f,
@@ -878,7 +897,8 @@ static const float efficiency_dnn_0_bias[128] = {
 };
 
 /* residual_0+skip_0 */
-static const float efficiency_dnn_1_kernel[16384] = {
+static const float efficiency_dnn_1_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.192270055f, 0.0754971057f, -0.199384093f, -0.101415493f, 0.038787514f, 0.101579614f, -0.0320469923f, 0.13873525f,
     0.0344644822f, 0.0490746275f, 0.0082573453f, -0.129803494f, 0.134061873f, 0.0773811638f, -0.199319333f, 0.0892826691f,
     0.0602000952f, -0.144206628f, 0.0915759429f, 0.0119691249f, 0.0211598277f, 0.0669416338f, -0.185335755f, -0.0569704473f,
@@ -2948,7 +2968,8 @@ static const float efficiency_dnn_1_bias[128] = {
 };
 
 /* residual_1+skip_1 */
-static const float efficiency_dnn_2_kernel[16384] = {
+static const float efficiency_dnn_2_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.0513272174f, 0.117788076f, -0.00725817913f, 0.0662231967f, 0.0379439369f, -0.0171420146f, 0.0983487219f, 0.0898239315f,
     -0.152202144f, 0.243511602f, -0.0927462578f, -0.121097051f, 0.0427696556f, -0.0106048658f, 0.108975448f, -0.2379044f,
     -0.262028486f, 0.081873104f, 0.0807541981f, 0.129586548f, 0.0498036891f, -0.121651411f, -0.0375806242f, 0.162130341f,
@@ -5018,7 +5039,8 @@ static const float efficiency_dnn_2_bias[128] = {
 };
 
 /* residual_2+skip_2 */
-static const float efficiency_dnn_3_kernel[16384] = {
+static const float efficiency_dnn_3_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.228006124f, -0.0112253651f, 0.0953959972f, -0.151875541f, -0.158770949f, -0.0344347283f, -0.0260700025f, -0.106663756f,
     -0.132876247f, 0.142313793f, -0.0296225287f, -0.0631740689f, -0.119067334f, -0.0222249664f, -0.0123540033f, -0.0317367539f,
     -0.116861723f, -0.110516176f, 0.0645543039f, 0.0732156485f, 0.0249993466f, 0.0426816866f, -0.14044562f, 0.0998048186f,
@@ -7088,7 +7110,8 @@ static const float efficiency_dnn_3_bias[128] = {
 };
 
 /* residual_3+skip_3 */
-static const float efficiency_dnn_4_kernel[16384] = {
+static const float efficiency_dnn_4_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.1628488f, 0.0637382567f, 0.109511323f, 0.0377858989f, 0.245556101f, -0.138438076f, 0.132974595f, 0.134537295f,
     -0.0908712894f, -0.0343408771f, 0.0937723294f, 0.227838814f, 0.195623562f, -0.0372656584f, -0.0105366157f, 0.175861314f,
     -0.079647325f, -0.0810257643f, -0.213892564f, 0.0651416779f, 0.176580876f, -0.0296503846f, -0.138220608f, -0.131806269f,
@@ -9158,7 +9181,8 @@ static const float efficiency_dnn_4_bias[128] = {
 };
 
 /* residual_4+skip_4 */
-static const float efficiency_dnn_5_kernel[16384] = {
+static const float efficiency_dnn_5_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.208071262f, 0.0425520353f, -0.106150262f, 0.0250539463f, -0.186443821f, 0.123727776f, -0.012921961f, -0.214163586f,
     -0.00382048078f, -0.107840955f, 0.0178214796f, 0.230345458f, 0.140279964f, 0.13441731f, 0.0709518418f, 0.00363660674f,
     -0.137125626f, -0.00325241871f, -0.0661916584f, 0.258629739f, -0.0642867088f, 0.21774739f, 0.0342828967f, 0.00779095478f,
@@ -11228,7 +11252,7 @@ static const float efficiency_dnn_5_bias[128] = {
 };
 
 /* logits+probabilities */
-static const float efficiency_dnn_6_kernel[512] = {
+static const float efficiency_dnn_6_kernel[512] efficiency_ALIGNED = {
     0.155014813f, -0.0196998324f, -0.0475390106f, 0.096442081f, -0.019389214f, 0.0725264475f, -0.0869679078f, -0.0623921119f,
     -0.0368149281f, -0.088784501f, -0.213259831f, 0.13065742f, -0.16995652f, -0.174485728f, -0.156492561f, -0.0366695523f,
     -0.118316852f, 0.0253539309f, 0.0234691724f, -0.0740257576f, 0.23344928f, -0.191540867f, 0.110522084f, 0.0145828025f,
@@ -11508,7 +11532,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11532,7 +11556,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11556,7 +11580,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11580,7 +11604,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11604,7 +11628,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11625,15 +11649,23 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[4][4];
+            for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 4) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float xi = efficiency_dnn_buf1[i];
-                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                const float x0_0 = efficiency_dnn_buf1[i];
+                part0[0][0] += w[0] * x0_0; part0[0][1] += w[1] * x0_0; part0[0][2] += w[2] * x0_0; part0[0][3] += w[3] * x0_0;
+                const float x0_1 = efficiency_dnn_buf1[i + 1];
+                part0[1][0] += w[4] * x0_1; part0[1][1] += w[5] * x0_1; part0[1][2] += w[6] * x0_1; part0[1][3] += w[7] * x0_1;
+                const float x0_2 = efficiency_dnn_buf1[i + 2];
+                part0[2][0] += w[8] * x0_2; part0[2][1] += w[9] * x0_2; part0[2][2] += w[10] * x0_2; part0[2][3] += w[11] * x0_2;
+                const float x0_3 = efficiency_dnn_buf1[i + 3];
+                part0[3][0] += w[12] * x0_3; part0[3][1] += w[13] * x0_3; part0[3][2] += w[14] * x0_3; part0[3][3] += w[15] * x0_3;
             }
-            for (int j = 0; j < 4; ++j) output[j] = acc[j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += part0[q + h][j];
+            for (int j = 0; j < 4; ++j) output[j] = part0[0][j];
 
         }
         {
@@ -11686,7 +11718,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -11711,7 +11743,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -11736,7 +11768,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -11761,7 +11793,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -11786,7 +11818,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -11808,17 +11840,36 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[2][4];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[4][4];
+            for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
+            float part1[4][4];
+            for (int j = 0; j < 4; ++j) part1[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part1[q][j] = 0;
+            for (int i = 0; i < 128; i += 4) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float x0 = efficiency_dnn_buf1[i];
-                const float x1 = efficiency_dnn_buf1[128 + i];
-                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
-                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                const float x0_0 = efficiency_dnn_buf1[i];
+                part0[0][0] += w[0] * x0_0; part0[0][1] += w[1] * x0_0; part0[0][2] += w[2] * x0_0; part0[0][3] += w[3] * x0_0;
+                const float x0_1 = efficiency_dnn_buf1[i + 1];
+                part0[1][0] += w[4] * x0_1; part0[1][1] += w[5] * x0_1; part0[1][2] += w[6] * x0_1; part0[1][3] += w[7] * x0_1;
+                const float x0_2 = efficiency_dnn_buf1[i + 2];
+                part0[2][0] += w[8] * x0_2; part0[2][1] += w[9] * x0_2; part0[2][2] += w[10] * x0_2; part0[2][3] += w[11] * x0_2;
+                const float x0_3 = efficiency_dnn_buf1[i + 3];
+                part0[3][0] += w[12] * x0_3; part0[3][1] += w[13] * x0_3; part0[3][2] += w[14] * x0_3; part0[3][3] += w[15] * x0_3;
+                const float x1_0 = efficiency_dnn_buf1[128 + i];
+                part1[0][0] += w[0] * x1_0; part1[0][1] += w[1] * x1_0; part1[0][2] += w[2] * x1_0; part1[0][3] += w[3] * x1_0;
+                const float x1_1 = efficiency_dnn_buf1[128 + i + 1];
+                part1[1][0] += w[4] * x1_1; part1[1][1] += w[5] * x1_1; part1[1][2] += w[6] * x1_1; part1[1][3] += w[7] * x1_1;
+                const float x1_2 = efficiency_dnn_buf1[128 + i + 2];
+                part1[2][0] += w[8] * x1_2; part1[2][1] += w[9] * x1_2; part1[2][2] += w[10] * x1_2; part1[2][3] += w[11] * x1_2;
+                const float x1_3 = efficiency_dnn_buf1[128 + i + 3];
+                part1[3][0] += w[12] * x1_3; part1[3][1] += w[13] * x1_3; part1[3][2] += w[14] * x1_3; part1[3][3] += w[15] * x1_3;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part1[q][j] += part1[q + h][j];
+            for (int j = 0; j < 4; ++j) output[j] = part0[0][j];
+            for (int j = 0; j < 4; ++j) output[4 + j] = part1[0][j];
 
         }
         for (int r = 0; r < 2; ++r) {
@@ -11891,7 +11942,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_1_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11923,7 +11974,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_2_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11955,7 +12006,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_3_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11987,7 +12038,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_4_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -12019,7 +12070,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_5_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -12048,15 +12099,23 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[4][4];
+            for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 4) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float xi = efficiency_dnn_buf1[i];
-                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                const float x0_0 = efficiency_dnn_buf1[i];
+                part0[0][0] += w[0] * x0_0; part0[0][1] += w[1] * x0_0; part0[0][2] += w[2] * x0_0; part0[0][3] += w[3] * x0_0;
+                const float x0_1 = efficiency_dnn_buf1[i + 1];
+                part0[1][0] += w[4] * x0_1; part0[1][1] += w[5] * x0_1; part0[1][2] += w[6] * x0_1; part0[1][3] += w[7] * x0_1;
+                const float x0_2 = efficiency_dnn_buf1[i + 2];
+                part0[2][0] += w[8] * x0_2; part0[2][1] += w[9] * x0_2; part0[2][2] += w[10] * x0_2; part0[2][3] += w[11] * x0_2;
+                const float x0_3 = efficiency_dnn_buf1[i + 3];
+                part0[3][0] += w[12] * x0_3; part0[3][1] += w[13] * x0_3; part0[3][2] += w[14] * x0_3; part0[3][3] += w[15] * x0_3;
             }
-            for (int j = 0; j < 4; ++j) output[j] = acc[j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += part0[q + h][j];
+            for (int j = 0; j < 4; ++j) output[j] = part0[0][j];
 
         }
         {
@@ -12119,7 +12178,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12154,7 +12213,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -12189,7 +12248,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12224,7 +12283,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -12259,7 +12318,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12291,21 +12350,62 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4][4];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[4][4];
+            for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
+            float part1[4][4];
+            for (int j = 0; j < 4; ++j) part1[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part1[q][j] = 0;
+            float part2[4][4];
+            for (int j = 0; j < 4; ++j) part2[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part2[q][j] = 0;
+            float part3[4][4];
+            for (int j = 0; j < 4; ++j) part3[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part3[q][j] = 0;
+            for (int i = 0; i < 128; i += 4) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float x0 = efficiency_dnn_buf1[i];
-                const float x1 = efficiency_dnn_buf1[128 + i];
-                const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
-                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
-                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                const float x0_0 = efficiency_dnn_buf1[i];
+                part0[0][0] += w[0] * x0_0; part0[0][1] += w[1] * x0_0; part0[0][2] += w[2] * x0_0; part0[0][3] += w[3] * x0_0;
+                const float x0_1 = efficiency_dnn_buf1[i + 1];
+                part0[1][0] += w[4] * x0_1; part0[1][1] += w[5] * x0_1; part0[1][2] += w[6] * x0_1; part0[1][3] += w[7] * x0_1;
+                const float x0_2 = efficiency_dnn_buf1[i + 2];
+                part0[2][0] += w[8] * x0_2; part0[2][1] += w[9] * x0_2; part0[2][2] += w[10] * x0_2; part0[2][3] += w[11] * x0_2;
+                const float x0_3 = efficiency_dnn_buf1[i + 3];
+                part0[3][0] += w[12] * x0_3; part0[3][1] += w[13] * x0_3; part0[3][2] += w[14] * x0_3; part0[3][3] += w[15] * x0_3;
+                const float x1_0 = efficiency_dnn_buf1[128 + i];
+                part1[0][0] += w[0] * x1_0; part1[0][1] += w[1] * x1_0; part1[0][2] += w[2] * x1_0; part1[0][3] += w[3] * x1_0;
+                const float x1_1 = efficiency_dnn_buf1[128 + i + 1];
+                part1[1][0] += w[4] * x1_1; part1[1][1] += w[5] * x1_1; part1[1][2] += w[6] * x1_1; part1[1][3] += w[7] * x1_1;
+                const float x1_2 = efficiency_dnn_buf1[128 + i + 2];
+                part1[2][0] += w[8] * x1_2; part1[2][1] += w[9] * x1_2; part1[2][2] += w[10] * x1_2; part1[2][3] += w[11] * x1_2;
+                const float x1_3 = efficiency_dnn_buf1[128 + i + 3];
+                part1[3][0] += w[12] * x1_3; part1[3][1] += w[13] * x1_3; part1[3][2] += w[14] * x1_3; part1[3][3] += w[15] * x1_3;
+                const float x2_0 = efficiency_dnn_buf1[256 + i];
+                part2[0][0] += w[0] * x2_0; part2[0][1] += w[1] * x2_0; part2[0][2] += w[2] * x2_0; part2[0][3] += w[3] * x2_0;
+                const float x2_1 = efficiency_dnn_buf1[256 + i + 1];
+                part2[1][0] += w[4] * x2_1; part2[1][1] += w[5] * x2_1; part2[1][2] += w[6] * x2_1; part2[1][3] += w[7] * x2_1;
+                const float x2_2 = efficiency_dnn_buf1[256 + i + 2];
+                part2[2][0] += w[8] * x2_2; part2[2][1] += w[9] * x2_2; part2[2][2] += w[10] * x2_2; part2[2][3] += w[11] * x2_2;
+                const float x2_3 = efficiency_dnn_buf1[256 + i + 3];
+                part2[3][0] += w[12] * x2_3; part2[3][1] += w[13] * x2_3; part2[3][2] += w[14] * x2_3; part2[3][3] += w[15] * x2_3;
+                const float x3_0 = efficiency_dnn_buf1[384 + i];
+                part3[0][0] += w[0] * x3_0; part3[0][1] += w[1] * x3_0; part3[0][2] += w[2] * x3_0; part3[0][3] += w[3] * x3_0;
+                const float x3_1 = efficiency_dnn_buf1[384 + i + 1];
+                part3[1][0] += w[4] * x3_1; part3[1][1] += w[5] * x3_1; part3[1][2] += w[6] * x3_1; part3[1][3] += w[7] * x3_1;
+                const float x3_2 = efficiency_dnn_buf1[384 + i + 2];
+                part3[2][0] += w[8] * x3_2; part3[2][1] += w[9] * x3_2; part3[2][2] += w[10] * x3_2; part3[2][3] += w[11] * x3_2;
+                const float x3_3 = efficiency_dnn_buf1[384 + i + 3];
+                part3[3][0] += w[12] * x3_3; part3[3][1] += w[13] * x3_3; part3[3][2] += w[14] * x3_3; part3[3][3] += w[15] * x3_3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part1[q][j] += part1[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part2[q][j] += part2[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part3[q][j] += part3[q + h][j];
+            for (int j = 0; j < 4; ++j) output[j] = part0[0][j];
+            for (int j = 0; j < 4; ++j) output[4 + j] = part1[0][j];
+            for (int j = 0; j < 4; ++j) output[8 + j] = part2[0][j];
+            for (int j = 0; j < 4; ++j) output[12 + j] = part3[0][j];
 
         }
         for (int r = 0; r < 4; ++r) {
@@ -12338,6 +12438,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
 {
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
+    float efficiency_dnn_buf_tmp[128];  /* the ops' working memory, each op's while it runs */
+    (void)efficiency_dnn_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
         efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
@@ -12348,7 +12450,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 12; ++i) {
+            efficiency_UNROLL2 for (int i = 0; i < 12; ++i) {
                 const float *w = kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
@@ -12358,8 +12460,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x);
+                efficiency_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -12371,8 +12472,17 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[t];
+                efficiency_dnn_buf0[t] = efficiency_v4_tanh(x);
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x);
+            }
+            efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12380,9 +12490,9 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
+            }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -12394,8 +12504,17 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[t];
+                efficiency_dnn_buf1[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[t];
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf1[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[(b + 1) * 32 + t];
+            }
+            efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12403,9 +12522,9 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
+            }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -12417,8 +12536,17 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[t];
+                efficiency_dnn_buf0[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[t];
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[(b + 1) * 32 + t];
+            }
+            efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12426,9 +12554,9 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
+            }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -12440,8 +12568,17 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[t];
+                efficiency_dnn_buf1[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[t];
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf1[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[(b + 1) * 32 + t];
+            }
+            efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12449,9 +12586,9 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
+            }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -12463,14 +12600,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[t];
+                efficiency_dnn_buf0[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[t];
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[(b + 1) * 32 + t];
+            }
+            efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+            }
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
@@ -12481,15 +12628,23 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[4][4];
+            for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 4) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float xi = efficiency_dnn_buf1[i];
-                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                const float x0_0 = efficiency_dnn_buf1[i];
+                part0[0][0] += w[0] * x0_0; part0[0][1] += w[1] * x0_0; part0[0][2] += w[2] * x0_0; part0[0][3] += w[3] * x0_0;
+                const float x0_1 = efficiency_dnn_buf1[i + 1];
+                part0[1][0] += w[4] * x0_1; part0[1][1] += w[5] * x0_1; part0[1][2] += w[6] * x0_1; part0[1][3] += w[7] * x0_1;
+                const float x0_2 = efficiency_dnn_buf1[i + 2];
+                part0[2][0] += w[8] * x0_2; part0[2][1] += w[9] * x0_2; part0[2][2] += w[10] * x0_2; part0[2][3] += w[11] * x0_2;
+                const float x0_3 = efficiency_dnn_buf1[i + 3];
+                part0[3][0] += w[12] * x0_3; part0[3][1] += w[13] * x0_3; part0[3][2] += w[14] * x0_3; part0[3][3] += w[15] * x0_3;
             }
-            for (int j = 0; j < 4; ++j) output[j] = acc[j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += part0[q + h][j];
+            for (int j = 0; j < 4; ++j) output[j] = part0[0][j];
 
         }
         {
@@ -12604,7 +12759,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12677,7 +12832,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -12750,7 +12905,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12823,7 +12978,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -12896,7 +13051,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12952,29 +13107,114 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[8][4];
-            for (int r = 0; r < 8; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[4][4];
+            for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
+            float part1[4][4];
+            for (int j = 0; j < 4; ++j) part1[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part1[q][j] = 0;
+            float part2[4][4];
+            for (int j = 0; j < 4; ++j) part2[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part2[q][j] = 0;
+            float part3[4][4];
+            for (int j = 0; j < 4; ++j) part3[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part3[q][j] = 0;
+            float part4[4][4];
+            for (int j = 0; j < 4; ++j) part4[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part4[q][j] = 0;
+            float part5[4][4];
+            for (int j = 0; j < 4; ++j) part5[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part5[q][j] = 0;
+            float part6[4][4];
+            for (int j = 0; j < 4; ++j) part6[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part6[q][j] = 0;
+            float part7[4][4];
+            for (int j = 0; j < 4; ++j) part7[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part7[q][j] = 0;
+            for (int i = 0; i < 128; i += 4) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float x0 = efficiency_dnn_buf1[i];
-                const float x1 = efficiency_dnn_buf1[128 + i];
-                const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
-                const float x4 = efficiency_dnn_buf1[512 + i];
-                const float x5 = efficiency_dnn_buf1[640 + i];
-                const float x6 = efficiency_dnn_buf1[768 + i];
-                const float x7 = efficiency_dnn_buf1[896 + i];
-                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
-                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[4][0] += w[0] * x4; acc[4][1] += w[1] * x4; acc[4][2] += w[2] * x4; acc[4][3] += w[3] * x4;
-                acc[5][0] += w[0] * x5; acc[5][1] += w[1] * x5; acc[5][2] += w[2] * x5; acc[5][3] += w[3] * x5;
-                acc[6][0] += w[0] * x6; acc[6][1] += w[1] * x6; acc[6][2] += w[2] * x6; acc[6][3] += w[3] * x6;
-                acc[7][0] += w[0] * x7; acc[7][1] += w[1] * x7; acc[7][2] += w[2] * x7; acc[7][3] += w[3] * x7;
+                const float x0_0 = efficiency_dnn_buf1[i];
+                part0[0][0] += w[0] * x0_0; part0[0][1] += w[1] * x0_0; part0[0][2] += w[2] * x0_0; part0[0][3] += w[3] * x0_0;
+                const float x0_1 = efficiency_dnn_buf1[i + 1];
+                part0[1][0] += w[4] * x0_1; part0[1][1] += w[5] * x0_1; part0[1][2] += w[6] * x0_1; part0[1][3] += w[7] * x0_1;
+                const float x0_2 = efficiency_dnn_buf1[i + 2];
+                part0[2][0] += w[8] * x0_2; part0[2][1] += w[9] * x0_2; part0[2][2] += w[10] * x0_2; part0[2][3] += w[11] * x0_2;
+                const float x0_3 = efficiency_dnn_buf1[i + 3];
+                part0[3][0] += w[12] * x0_3; part0[3][1] += w[13] * x0_3; part0[3][2] += w[14] * x0_3; part0[3][3] += w[15] * x0_3;
+                const float x1_0 = efficiency_dnn_buf1[128 + i];
+                part1[0][0] += w[0] * x1_0; part1[0][1] += w[1] * x1_0; part1[0][2] += w[2] * x1_0; part1[0][3] += w[3] * x1_0;
+                const float x1_1 = efficiency_dnn_buf1[128 + i + 1];
+                part1[1][0] += w[4] * x1_1; part1[1][1] += w[5] * x1_1; part1[1][2] += w[6] * x1_1; part1[1][3] += w[7] * x1_1;
+                const float x1_2 = efficiency_dnn_buf1[128 + i + 2];
+                part1[2][0] += w[8] * x1_2; part1[2][1] += w[9] * x1_2; part1[2][2] += w[10] * x1_2; part1[2][3] += w[11] * x1_2;
+                const float x1_3 = efficiency_dnn_buf1[128 + i + 3];
+                part1[3][0] += w[12] * x1_3; part1[3][1] += w[13] * x1_3; part1[3][2] += w[14] * x1_3; part1[3][3] += w[15] * x1_3;
+                const float x2_0 = efficiency_dnn_buf1[256 + i];
+                part2[0][0] += w[0] * x2_0; part2[0][1] += w[1] * x2_0; part2[0][2] += w[2] * x2_0; part2[0][3] += w[3] * x2_0;
+                const float x2_1 = efficiency_dnn_buf1[256 + i + 1];
+                part2[1][0] += w[4] * x2_1; part2[1][1] += w[5] * x2_1; part2[1][2] += w[6] * x2_1; part2[1][3] += w[7] * x2_1;
+                const float x2_2 = efficiency_dnn_buf1[256 + i + 2];
+                part2[2][0] += w[8] * x2_2; part2[2][1] += w[9] * x2_2; part2[2][2] += w[10] * x2_2; part2[2][3] += w[11] * x2_2;
+                const float x2_3 = efficiency_dnn_buf1[256 + i + 3];
+                part2[3][0] += w[12] * x2_3; part2[3][1] += w[13] * x2_3; part2[3][2] += w[14] * x2_3; part2[3][3] += w[15] * x2_3;
+                const float x3_0 = efficiency_dnn_buf1[384 + i];
+                part3[0][0] += w[0] * x3_0; part3[0][1] += w[1] * x3_0; part3[0][2] += w[2] * x3_0; part3[0][3] += w[3] * x3_0;
+                const float x3_1 = efficiency_dnn_buf1[384 + i + 1];
+                part3[1][0] += w[4] * x3_1; part3[1][1] += w[5] * x3_1; part3[1][2] += w[6] * x3_1; part3[1][3] += w[7] * x3_1;
+                const float x3_2 = efficiency_dnn_buf1[384 + i + 2];
+                part3[2][0] += w[8] * x3_2; part3[2][1] += w[9] * x3_2; part3[2][2] += w[10] * x3_2; part3[2][3] += w[11] * x3_2;
+                const float x3_3 = efficiency_dnn_buf1[384 + i + 3];
+                part3[3][0] += w[12] * x3_3; part3[3][1] += w[13] * x3_3; part3[3][2] += w[14] * x3_3; part3[3][3] += w[15] * x3_3;
+                const float x4_0 = efficiency_dnn_buf1[512 + i];
+                part4[0][0] += w[0] * x4_0; part4[0][1] += w[1] * x4_0; part4[0][2] += w[2] * x4_0; part4[0][3] += w[3] * x4_0;
+                const float x4_1 = efficiency_dnn_buf1[512 + i + 1];
+                part4[1][0] += w[4] * x4_1; part4[1][1] += w[5] * x4_1; part4[1][2] += w[6] * x4_1; part4[1][3] += w[7] * x4_1;
+                const float x4_2 = efficiency_dnn_buf1[512 + i + 2];
+                part4[2][0] += w[8] * x4_2; part4[2][1] += w[9] * x4_2; part4[2][2] += w[10] * x4_2; part4[2][3] += w[11] * x4_2;
+                const float x4_3 = efficiency_dnn_buf1[512 + i + 3];
+                part4[3][0] += w[12] * x4_3; part4[3][1] += w[13] * x4_3; part4[3][2] += w[14] * x4_3; part4[3][3] += w[15] * x4_3;
+                const float x5_0 = efficiency_dnn_buf1[640 + i];
+                part5[0][0] += w[0] * x5_0; part5[0][1] += w[1] * x5_0; part5[0][2] += w[2] * x5_0; part5[0][3] += w[3] * x5_0;
+                const float x5_1 = efficiency_dnn_buf1[640 + i + 1];
+                part5[1][0] += w[4] * x5_1; part5[1][1] += w[5] * x5_1; part5[1][2] += w[6] * x5_1; part5[1][3] += w[7] * x5_1;
+                const float x5_2 = efficiency_dnn_buf1[640 + i + 2];
+                part5[2][0] += w[8] * x5_2; part5[2][1] += w[9] * x5_2; part5[2][2] += w[10] * x5_2; part5[2][3] += w[11] * x5_2;
+                const float x5_3 = efficiency_dnn_buf1[640 + i + 3];
+                part5[3][0] += w[12] * x5_3; part5[3][1] += w[13] * x5_3; part5[3][2] += w[14] * x5_3; part5[3][3] += w[15] * x5_3;
+                const float x6_0 = efficiency_dnn_buf1[768 + i];
+                part6[0][0] += w[0] * x6_0; part6[0][1] += w[1] * x6_0; part6[0][2] += w[2] * x6_0; part6[0][3] += w[3] * x6_0;
+                const float x6_1 = efficiency_dnn_buf1[768 + i + 1];
+                part6[1][0] += w[4] * x6_1; part6[1][1] += w[5] * x6_1; part6[1][2] += w[6] * x6_1; part6[1][3] += w[7] * x6_1;
+                const float x6_2 = efficiency_dnn_buf1[768 + i + 2];
+                part6[2][0] += w[8] * x6_2; part6[2][1] += w[9] * x6_2; part6[2][2] += w[10] * x6_2; part6[2][3] += w[11] * x6_2;
+                const float x6_3 = efficiency_dnn_buf1[768 + i + 3];
+                part6[3][0] += w[12] * x6_3; part6[3][1] += w[13] * x6_3; part6[3][2] += w[14] * x6_3; part6[3][3] += w[15] * x6_3;
+                const float x7_0 = efficiency_dnn_buf1[896 + i];
+                part7[0][0] += w[0] * x7_0; part7[0][1] += w[1] * x7_0; part7[0][2] += w[2] * x7_0; part7[0][3] += w[3] * x7_0;
+                const float x7_1 = efficiency_dnn_buf1[896 + i + 1];
+                part7[1][0] += w[4] * x7_1; part7[1][1] += w[5] * x7_1; part7[1][2] += w[6] * x7_1; part7[1][3] += w[7] * x7_1;
+                const float x7_2 = efficiency_dnn_buf1[896 + i + 2];
+                part7[2][0] += w[8] * x7_2; part7[2][1] += w[9] * x7_2; part7[2][2] += w[10] * x7_2; part7[2][3] += w[11] * x7_2;
+                const float x7_3 = efficiency_dnn_buf1[896 + i + 3];
+                part7[3][0] += w[12] * x7_3; part7[3][1] += w[13] * x7_3; part7[3][2] += w[14] * x7_3; part7[3][3] += w[15] * x7_3;
             }
-            for (int r = 0; r < 8; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part1[q][j] += part1[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part2[q][j] += part2[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part3[q][j] += part3[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part4[q][j] += part4[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part5[q][j] += part5[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part6[q][j] += part6[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part7[q][j] += part7[q + h][j];
+            for (int j = 0; j < 4; ++j) output[j] = part0[0][j];
+            for (int j = 0; j < 4; ++j) output[4 + j] = part1[0][j];
+            for (int j = 0; j < 4; ++j) output[8 + j] = part2[0][j];
+            for (int j = 0; j < 4; ++j) output[12 + j] = part3[0][j];
+            for (int j = 0; j < 4; ++j) output[16 + j] = part4[0][j];
+            for (int j = 0; j < 4; ++j) output[20 + j] = part5[0][j];
+            for (int j = 0; j < 4; ++j) output[24 + j] = part6[0][j];
+            for (int j = 0; j < 4; ++j) output[28 + j] = part7[0][j];
 
         }
         for (int r = 0; r < 8; ++r) {

@@ -126,6 +126,25 @@ static int flax_tracking_isa(void)
 #define flax_tracking_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define flax_tracking_ALIGNED __attribute__((aligned(64)))
+#else
+#define flax_tracking_ALIGNED
+#endif
+
+/* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
+   inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
+   1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
+#if defined(__clang__)
+#define flax_tracking_UNROLL2 _Pragma("clang loop unroll_count(2)")
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define flax_tracking_UNROLL2 _Pragma("GCC unroll 2")
+#else
+#define flax_tracking_UNROLL2
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define flax_tracking_INLINE static inline __attribute__((always_inline))
@@ -298,7 +317,7 @@ static const double flax_tracking_preprocess_1_scale[3] = {
 };
 
 /* Model/Dense_0+relu */
-static const float flax_tracking_dnn_0_kernel[384] = {
+static const float flax_tracking_dnn_0_kernel[384] flax_tracking_ALIGNED = {
     0.578869164f, 0.443271488f, -0.500145853f, -0.810282826f, 0.304994911f, 1.02106977f, 0.0216921717f, -1.02744174f,
     -0.765592575f, -0.563320577f, 0.858134806f, 0.258859098f, 0.386127412f, 0.291006267f, -0.390405595f, 0.338231713f,
     -0.231988907f, -0.671928406f, -0.517995f, 0.366558462f, 0.277534813f, 0.226574168f, 0.50112623f, -0.313835233f,
@@ -368,7 +387,8 @@ static const float flax_tracking_dnn_0_bias[128] = {
 };
 
 /* Model/Dense_1+relu */
-static const float flax_tracking_dnn_1_kernel[16384] = {
+static const float flax_tracking_dnn_1_kernel[8 + 16384] flax_tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.0584074035f, 0.0242238026f, -0.0173942614f, 0.00163069076f, -0.0546889417f, -0.0362324156f, 0.00975567102f, 0.0569427647f,
     0.0126227643f, 0.0969521627f, -0.16433318f, 0.0572157353f, -0.0433588661f, 0.06321574f, -0.0404056832f, -0.0451802127f,
     -0.0250611994f, -0.148300216f, 0.066318199f, 0.0853505284f, 0.044142928f, 0.108340174f, 0.0668216422f, -0.00350458687f,
@@ -2438,7 +2458,8 @@ static const float flax_tracking_dnn_1_bias[128] = {
 };
 
 /* Model/Dense_2+relu */
-static const float flax_tracking_dnn_2_kernel[16384] = {
+static const float flax_tracking_dnn_2_kernel[8 + 16384] flax_tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.0139297079f, -0.0369411707f, -0.0222698133f, 0.0231844299f, -0.0298617594f, 0.173202828f, -0.0966842398f, -0.133393332f,
     -0.0300842822f, 0.048165381f, -0.0851545855f, -0.153968066f, -0.142224997f, -0.0056710816f, -0.0232500639f, -0.174331352f,
     -0.138509795f, 0.0294738784f, 0.015544585f, -0.176073596f, -0.039818909f, 0.156222522f, 0.069718197f, -0.145612061f,
@@ -4508,7 +4529,7 @@ static const float flax_tracking_dnn_2_bias[128] = {
 };
 
 /* Model/Dense_3+output sigmoid */
-static const float flax_tracking_dnn_3_kernel[128] = {
+static const float flax_tracking_dnn_3_kernel[128] flax_tracking_ALIGNED = {
     -0.0697876289f, 0.181808859f, -0.0139829088f, 0.0852942318f, 0.182292104f, -0.0719764307f, 0.0652847812f, 0.0601116493f,
     0.14919439f, -0.00879623555f, -0.167773411f, -0.0514433756f, -0.148693234f, -0.0424762629f, -0.0510171354f, -0.0959227607f,
     -0.0996864662f, -0.0449333079f, -0.101107001f, 0.00859709922f, 0.0411099382f, 0.0214308873f, -0.15630354f, -0.0635422543f,
@@ -4615,7 +4636,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = flax_tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4639,7 +4660,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = flax_tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4660,16 +4681,48 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = flax_tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
                 const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
-                const float xi = flax_tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi;
+                const float x0_0 = flax_tracking_dnn_buf0[i];
+                part0[0][0] += w[0] * x0_0;
+                const float x0_1 = flax_tracking_dnn_buf0[i + 1];
+                part0[1][0] += w[1] * x0_1;
+                const float x0_2 = flax_tracking_dnn_buf0[i + 2];
+                part0[2][0] += w[2] * x0_2;
+                const float x0_3 = flax_tracking_dnn_buf0[i + 3];
+                part0[3][0] += w[3] * x0_3;
+                const float x0_4 = flax_tracking_dnn_buf0[i + 4];
+                part0[4][0] += w[4] * x0_4;
+                const float x0_5 = flax_tracking_dnn_buf0[i + 5];
+                part0[5][0] += w[5] * x0_5;
+                const float x0_6 = flax_tracking_dnn_buf0[i + 6];
+                part0[6][0] += w[6] * x0_6;
+                const float x0_7 = flax_tracking_dnn_buf0[i + 7];
+                part0[7][0] += w[7] * x0_7;
+                const float x0_8 = flax_tracking_dnn_buf0[i + 8];
+                part0[8][0] += w[8] * x0_8;
+                const float x0_9 = flax_tracking_dnn_buf0[i + 9];
+                part0[9][0] += w[9] * x0_9;
+                const float x0_10 = flax_tracking_dnn_buf0[i + 10];
+                part0[10][0] += w[10] * x0_10;
+                const float x0_11 = flax_tracking_dnn_buf0[i + 11];
+                part0[11][0] += w[11] * x0_11;
+                const float x0_12 = flax_tracking_dnn_buf0[i + 12];
+                part0[12][0] += w[12] * x0_12;
+                const float x0_13 = flax_tracking_dnn_buf0[i + 13];
+                part0[13][0] += w[13] * x0_13;
+                const float x0_14 = flax_tracking_dnn_buf0[i + 14];
+                part0[14][0] += w[14] * x0_14;
+                const float x0_15 = flax_tracking_dnn_buf0[i + 15];
+                part0[15][0] += w[15] * x0_15;
             }
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
             for (int j = 0; j < 1; ++j) {
-                const float x = acc[j];
+                const float x = part0[0][j];
                 output[j] = flax_tracking_sigmoid(x);
             }
 
@@ -4717,7 +4770,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -4742,7 +4795,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
@@ -4764,19 +4817,89 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[2][1];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = flax_tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            float part1[16][1];
+            for (int j = 0; j < 1; ++j) part1[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
                 const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
-                const float x0 = flax_tracking_dnn_buf0[i];
-                const float x1 = flax_tracking_dnn_buf0[128 + i];
-                acc[0][0] += w[0] * x0;
-                acc[1][0] += w[0] * x1;
+                const float x0_0 = flax_tracking_dnn_buf0[i];
+                part0[0][0] += w[0] * x0_0;
+                const float x0_1 = flax_tracking_dnn_buf0[i + 1];
+                part0[1][0] += w[1] * x0_1;
+                const float x0_2 = flax_tracking_dnn_buf0[i + 2];
+                part0[2][0] += w[2] * x0_2;
+                const float x0_3 = flax_tracking_dnn_buf0[i + 3];
+                part0[3][0] += w[3] * x0_3;
+                const float x0_4 = flax_tracking_dnn_buf0[i + 4];
+                part0[4][0] += w[4] * x0_4;
+                const float x0_5 = flax_tracking_dnn_buf0[i + 5];
+                part0[5][0] += w[5] * x0_5;
+                const float x0_6 = flax_tracking_dnn_buf0[i + 6];
+                part0[6][0] += w[6] * x0_6;
+                const float x0_7 = flax_tracking_dnn_buf0[i + 7];
+                part0[7][0] += w[7] * x0_7;
+                const float x0_8 = flax_tracking_dnn_buf0[i + 8];
+                part0[8][0] += w[8] * x0_8;
+                const float x0_9 = flax_tracking_dnn_buf0[i + 9];
+                part0[9][0] += w[9] * x0_9;
+                const float x0_10 = flax_tracking_dnn_buf0[i + 10];
+                part0[10][0] += w[10] * x0_10;
+                const float x0_11 = flax_tracking_dnn_buf0[i + 11];
+                part0[11][0] += w[11] * x0_11;
+                const float x0_12 = flax_tracking_dnn_buf0[i + 12];
+                part0[12][0] += w[12] * x0_12;
+                const float x0_13 = flax_tracking_dnn_buf0[i + 13];
+                part0[13][0] += w[13] * x0_13;
+                const float x0_14 = flax_tracking_dnn_buf0[i + 14];
+                part0[14][0] += w[14] * x0_14;
+                const float x0_15 = flax_tracking_dnn_buf0[i + 15];
+                part0[15][0] += w[15] * x0_15;
+                const float x1_0 = flax_tracking_dnn_buf0[128 + i];
+                part1[0][0] += w[0] * x1_0;
+                const float x1_1 = flax_tracking_dnn_buf0[128 + i + 1];
+                part1[1][0] += w[1] * x1_1;
+                const float x1_2 = flax_tracking_dnn_buf0[128 + i + 2];
+                part1[2][0] += w[2] * x1_2;
+                const float x1_3 = flax_tracking_dnn_buf0[128 + i + 3];
+                part1[3][0] += w[3] * x1_3;
+                const float x1_4 = flax_tracking_dnn_buf0[128 + i + 4];
+                part1[4][0] += w[4] * x1_4;
+                const float x1_5 = flax_tracking_dnn_buf0[128 + i + 5];
+                part1[5][0] += w[5] * x1_5;
+                const float x1_6 = flax_tracking_dnn_buf0[128 + i + 6];
+                part1[6][0] += w[6] * x1_6;
+                const float x1_7 = flax_tracking_dnn_buf0[128 + i + 7];
+                part1[7][0] += w[7] * x1_7;
+                const float x1_8 = flax_tracking_dnn_buf0[128 + i + 8];
+                part1[8][0] += w[8] * x1_8;
+                const float x1_9 = flax_tracking_dnn_buf0[128 + i + 9];
+                part1[9][0] += w[9] * x1_9;
+                const float x1_10 = flax_tracking_dnn_buf0[128 + i + 10];
+                part1[10][0] += w[10] * x1_10;
+                const float x1_11 = flax_tracking_dnn_buf0[128 + i + 11];
+                part1[11][0] += w[11] * x1_11;
+                const float x1_12 = flax_tracking_dnn_buf0[128 + i + 12];
+                part1[12][0] += w[12] * x1_12;
+                const float x1_13 = flax_tracking_dnn_buf0[128 + i + 13];
+                part1[13][0] += w[13] * x1_13;
+                const float x1_14 = flax_tracking_dnn_buf0[128 + i + 14];
+                part1[14][0] += w[14] * x1_14;
+                const float x1_15 = flax_tracking_dnn_buf0[128 + i + 15];
+                part1[15][0] += w[15] * x1_15;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) {
-                const float x = acc[r][j];
-                output[r * 1 + j] = flax_tracking_sigmoid(x);
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += part1[q + h][j];
+            for (int j = 0; j < 1; ++j) {
+                const float x = part0[0][j];
+                output[j] = flax_tracking_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part1[0][j];
+                output[1 + j] = flax_tracking_sigmoid(x);
             }
 
         }
@@ -4843,7 +4966,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = flax_tracking_dnn_1_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 64;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 64;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4875,7 +4998,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = flax_tracking_dnn_2_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 64;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 64;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4904,16 +5027,48 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = flax_tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
                 const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
-                const float xi = flax_tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi;
+                const float x0_0 = flax_tracking_dnn_buf0[i];
+                part0[0][0] += w[0] * x0_0;
+                const float x0_1 = flax_tracking_dnn_buf0[i + 1];
+                part0[1][0] += w[1] * x0_1;
+                const float x0_2 = flax_tracking_dnn_buf0[i + 2];
+                part0[2][0] += w[2] * x0_2;
+                const float x0_3 = flax_tracking_dnn_buf0[i + 3];
+                part0[3][0] += w[3] * x0_3;
+                const float x0_4 = flax_tracking_dnn_buf0[i + 4];
+                part0[4][0] += w[4] * x0_4;
+                const float x0_5 = flax_tracking_dnn_buf0[i + 5];
+                part0[5][0] += w[5] * x0_5;
+                const float x0_6 = flax_tracking_dnn_buf0[i + 6];
+                part0[6][0] += w[6] * x0_6;
+                const float x0_7 = flax_tracking_dnn_buf0[i + 7];
+                part0[7][0] += w[7] * x0_7;
+                const float x0_8 = flax_tracking_dnn_buf0[i + 8];
+                part0[8][0] += w[8] * x0_8;
+                const float x0_9 = flax_tracking_dnn_buf0[i + 9];
+                part0[9][0] += w[9] * x0_9;
+                const float x0_10 = flax_tracking_dnn_buf0[i + 10];
+                part0[10][0] += w[10] * x0_10;
+                const float x0_11 = flax_tracking_dnn_buf0[i + 11];
+                part0[11][0] += w[11] * x0_11;
+                const float x0_12 = flax_tracking_dnn_buf0[i + 12];
+                part0[12][0] += w[12] * x0_12;
+                const float x0_13 = flax_tracking_dnn_buf0[i + 13];
+                part0[13][0] += w[13] * x0_13;
+                const float x0_14 = flax_tracking_dnn_buf0[i + 14];
+                part0[14][0] += w[14] * x0_14;
+                const float x0_15 = flax_tracking_dnn_buf0[i + 15];
+                part0[15][0] += w[15] * x0_15;
             }
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
             for (int j = 0; j < 1; ++j) {
-                const float x = acc[j];
+                const float x = part0[0][j];
                 output[j] = flax_tracking_v3_sigmoid(x);
             }
 
@@ -4971,7 +5126,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -5006,7 +5161,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
@@ -5038,23 +5193,169 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[4][1];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = flax_tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            float part1[16][1];
+            for (int j = 0; j < 1; ++j) part1[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
+            float part2[16][1];
+            for (int j = 0; j < 1; ++j) part2[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part2[q][j] = 0;
+            float part3[16][1];
+            for (int j = 0; j < 1; ++j) part3[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
                 const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
-                const float x0 = flax_tracking_dnn_buf0[i];
-                const float x1 = flax_tracking_dnn_buf0[128 + i];
-                const float x2 = flax_tracking_dnn_buf0[256 + i];
-                const float x3 = flax_tracking_dnn_buf0[384 + i];
-                acc[0][0] += w[0] * x0;
-                acc[1][0] += w[0] * x1;
-                acc[2][0] += w[0] * x2;
-                acc[3][0] += w[0] * x3;
+                const float x0_0 = flax_tracking_dnn_buf0[i];
+                part0[0][0] += w[0] * x0_0;
+                const float x0_1 = flax_tracking_dnn_buf0[i + 1];
+                part0[1][0] += w[1] * x0_1;
+                const float x0_2 = flax_tracking_dnn_buf0[i + 2];
+                part0[2][0] += w[2] * x0_2;
+                const float x0_3 = flax_tracking_dnn_buf0[i + 3];
+                part0[3][0] += w[3] * x0_3;
+                const float x0_4 = flax_tracking_dnn_buf0[i + 4];
+                part0[4][0] += w[4] * x0_4;
+                const float x0_5 = flax_tracking_dnn_buf0[i + 5];
+                part0[5][0] += w[5] * x0_5;
+                const float x0_6 = flax_tracking_dnn_buf0[i + 6];
+                part0[6][0] += w[6] * x0_6;
+                const float x0_7 = flax_tracking_dnn_buf0[i + 7];
+                part0[7][0] += w[7] * x0_7;
+                const float x0_8 = flax_tracking_dnn_buf0[i + 8];
+                part0[8][0] += w[8] * x0_8;
+                const float x0_9 = flax_tracking_dnn_buf0[i + 9];
+                part0[9][0] += w[9] * x0_9;
+                const float x0_10 = flax_tracking_dnn_buf0[i + 10];
+                part0[10][0] += w[10] * x0_10;
+                const float x0_11 = flax_tracking_dnn_buf0[i + 11];
+                part0[11][0] += w[11] * x0_11;
+                const float x0_12 = flax_tracking_dnn_buf0[i + 12];
+                part0[12][0] += w[12] * x0_12;
+                const float x0_13 = flax_tracking_dnn_buf0[i + 13];
+                part0[13][0] += w[13] * x0_13;
+                const float x0_14 = flax_tracking_dnn_buf0[i + 14];
+                part0[14][0] += w[14] * x0_14;
+                const float x0_15 = flax_tracking_dnn_buf0[i + 15];
+                part0[15][0] += w[15] * x0_15;
+                const float x1_0 = flax_tracking_dnn_buf0[128 + i];
+                part1[0][0] += w[0] * x1_0;
+                const float x1_1 = flax_tracking_dnn_buf0[128 + i + 1];
+                part1[1][0] += w[1] * x1_1;
+                const float x1_2 = flax_tracking_dnn_buf0[128 + i + 2];
+                part1[2][0] += w[2] * x1_2;
+                const float x1_3 = flax_tracking_dnn_buf0[128 + i + 3];
+                part1[3][0] += w[3] * x1_3;
+                const float x1_4 = flax_tracking_dnn_buf0[128 + i + 4];
+                part1[4][0] += w[4] * x1_4;
+                const float x1_5 = flax_tracking_dnn_buf0[128 + i + 5];
+                part1[5][0] += w[5] * x1_5;
+                const float x1_6 = flax_tracking_dnn_buf0[128 + i + 6];
+                part1[6][0] += w[6] * x1_6;
+                const float x1_7 = flax_tracking_dnn_buf0[128 + i + 7];
+                part1[7][0] += w[7] * x1_7;
+                const float x1_8 = flax_tracking_dnn_buf0[128 + i + 8];
+                part1[8][0] += w[8] * x1_8;
+                const float x1_9 = flax_tracking_dnn_buf0[128 + i + 9];
+                part1[9][0] += w[9] * x1_9;
+                const float x1_10 = flax_tracking_dnn_buf0[128 + i + 10];
+                part1[10][0] += w[10] * x1_10;
+                const float x1_11 = flax_tracking_dnn_buf0[128 + i + 11];
+                part1[11][0] += w[11] * x1_11;
+                const float x1_12 = flax_tracking_dnn_buf0[128 + i + 12];
+                part1[12][0] += w[12] * x1_12;
+                const float x1_13 = flax_tracking_dnn_buf0[128 + i + 13];
+                part1[13][0] += w[13] * x1_13;
+                const float x1_14 = flax_tracking_dnn_buf0[128 + i + 14];
+                part1[14][0] += w[14] * x1_14;
+                const float x1_15 = flax_tracking_dnn_buf0[128 + i + 15];
+                part1[15][0] += w[15] * x1_15;
+                const float x2_0 = flax_tracking_dnn_buf0[256 + i];
+                part2[0][0] += w[0] * x2_0;
+                const float x2_1 = flax_tracking_dnn_buf0[256 + i + 1];
+                part2[1][0] += w[1] * x2_1;
+                const float x2_2 = flax_tracking_dnn_buf0[256 + i + 2];
+                part2[2][0] += w[2] * x2_2;
+                const float x2_3 = flax_tracking_dnn_buf0[256 + i + 3];
+                part2[3][0] += w[3] * x2_3;
+                const float x2_4 = flax_tracking_dnn_buf0[256 + i + 4];
+                part2[4][0] += w[4] * x2_4;
+                const float x2_5 = flax_tracking_dnn_buf0[256 + i + 5];
+                part2[5][0] += w[5] * x2_5;
+                const float x2_6 = flax_tracking_dnn_buf0[256 + i + 6];
+                part2[6][0] += w[6] * x2_6;
+                const float x2_7 = flax_tracking_dnn_buf0[256 + i + 7];
+                part2[7][0] += w[7] * x2_7;
+                const float x2_8 = flax_tracking_dnn_buf0[256 + i + 8];
+                part2[8][0] += w[8] * x2_8;
+                const float x2_9 = flax_tracking_dnn_buf0[256 + i + 9];
+                part2[9][0] += w[9] * x2_9;
+                const float x2_10 = flax_tracking_dnn_buf0[256 + i + 10];
+                part2[10][0] += w[10] * x2_10;
+                const float x2_11 = flax_tracking_dnn_buf0[256 + i + 11];
+                part2[11][0] += w[11] * x2_11;
+                const float x2_12 = flax_tracking_dnn_buf0[256 + i + 12];
+                part2[12][0] += w[12] * x2_12;
+                const float x2_13 = flax_tracking_dnn_buf0[256 + i + 13];
+                part2[13][0] += w[13] * x2_13;
+                const float x2_14 = flax_tracking_dnn_buf0[256 + i + 14];
+                part2[14][0] += w[14] * x2_14;
+                const float x2_15 = flax_tracking_dnn_buf0[256 + i + 15];
+                part2[15][0] += w[15] * x2_15;
+                const float x3_0 = flax_tracking_dnn_buf0[384 + i];
+                part3[0][0] += w[0] * x3_0;
+                const float x3_1 = flax_tracking_dnn_buf0[384 + i + 1];
+                part3[1][0] += w[1] * x3_1;
+                const float x3_2 = flax_tracking_dnn_buf0[384 + i + 2];
+                part3[2][0] += w[2] * x3_2;
+                const float x3_3 = flax_tracking_dnn_buf0[384 + i + 3];
+                part3[3][0] += w[3] * x3_3;
+                const float x3_4 = flax_tracking_dnn_buf0[384 + i + 4];
+                part3[4][0] += w[4] * x3_4;
+                const float x3_5 = flax_tracking_dnn_buf0[384 + i + 5];
+                part3[5][0] += w[5] * x3_5;
+                const float x3_6 = flax_tracking_dnn_buf0[384 + i + 6];
+                part3[6][0] += w[6] * x3_6;
+                const float x3_7 = flax_tracking_dnn_buf0[384 + i + 7];
+                part3[7][0] += w[7] * x3_7;
+                const float x3_8 = flax_tracking_dnn_buf0[384 + i + 8];
+                part3[8][0] += w[8] * x3_8;
+                const float x3_9 = flax_tracking_dnn_buf0[384 + i + 9];
+                part3[9][0] += w[9] * x3_9;
+                const float x3_10 = flax_tracking_dnn_buf0[384 + i + 10];
+                part3[10][0] += w[10] * x3_10;
+                const float x3_11 = flax_tracking_dnn_buf0[384 + i + 11];
+                part3[11][0] += w[11] * x3_11;
+                const float x3_12 = flax_tracking_dnn_buf0[384 + i + 12];
+                part3[12][0] += w[12] * x3_12;
+                const float x3_13 = flax_tracking_dnn_buf0[384 + i + 13];
+                part3[13][0] += w[13] * x3_13;
+                const float x3_14 = flax_tracking_dnn_buf0[384 + i + 14];
+                part3[14][0] += w[14] * x3_14;
+                const float x3_15 = flax_tracking_dnn_buf0[384 + i + 15];
+                part3[15][0] += w[15] * x3_15;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
-                const float x = acc[r][j];
-                output[r * 1 + j] = flax_tracking_v3_sigmoid(x);
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += part1[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part2[q][j] += part2[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part3[q][j] += part3[q + h][j];
+            for (int j = 0; j < 1; ++j) {
+                const float x = part0[0][j];
+                output[j] = flax_tracking_v3_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part1[0][j];
+                output[1 + j] = flax_tracking_v3_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part2[0][j];
+                output[2 + j] = flax_tracking_v3_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part3[0][j];
+                output[3 + j] = flax_tracking_v3_sigmoid(x);
             }
 
         }
@@ -5081,6 +5382,8 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
 {
     float flax_tracking_dnn_buf0[128];
     float flax_tracking_dnn_buf1[128];
+    float flax_tracking_dnn_buf_tmp[128];  /* the ops' working memory, each op's while it runs */
+    (void)flax_tracking_dnn_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* Model/Dense_0+relu: Dense 3->128, relu */
         const float *kernel = flax_tracking_dnn_0_kernel, *bias = flax_tracking_dnn_0_bias;
         flax_tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
@@ -5091,7 +5394,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 3; ++i) {
+            flax_tracking_UNROLL2 for (int i = 0; i < 3; ++i) {
                 const float *w = kernel + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = input[i];
@@ -5101,8 +5404,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                flax_tracking_dnn_buf0[g * 32 + j] = flax_tracking_v4_max(0.0f, x);
+                flax_tracking_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -5114,8 +5416,17 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
             for (int j = 0; j < 32; ++j) acc0[1][j] = flax_tracking_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = flax_tracking_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = flax_tracking_dnn_1_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = flax_tracking_dnn_buf_tmp[t];
+                flax_tracking_dnn_buf0[t] = flax_tracking_v4_max(0.0f, x);
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = flax_tracking_dnn_buf_tmp[(b + 1) * 32 + t];
+                flax_tracking_dnn_buf0[(b + 1) * 32 + t] = flax_tracking_v4_max(0.0f, x);
+            }
+            flax_tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -5123,9 +5434,9 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
+            }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                flax_tracking_dnn_buf1[g * 32 + j] = flax_tracking_v4_max(0.0f, x);
+                flax_tracking_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -5137,14 +5448,24 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
             for (int j = 0; j < 32; ++j) acc0[1][j] = flax_tracking_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = flax_tracking_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = flax_tracking_dnn_2_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = flax_tracking_dnn_buf_tmp[t];
+                flax_tracking_dnn_buf1[t] = flax_tracking_v4_max(0.0f, x);
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = flax_tracking_dnn_buf_tmp[(b + 1) * 32 + t];
+                flax_tracking_dnn_buf1[(b + 1) * 32 + t] = flax_tracking_v4_max(0.0f, x);
+            }
+            flax_tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+            }
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
@@ -5155,16 +5476,48 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = flax_tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
                 const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
-                const float xi = flax_tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi;
+                const float x0_0 = flax_tracking_dnn_buf0[i];
+                part0[0][0] += w[0] * x0_0;
+                const float x0_1 = flax_tracking_dnn_buf0[i + 1];
+                part0[1][0] += w[1] * x0_1;
+                const float x0_2 = flax_tracking_dnn_buf0[i + 2];
+                part0[2][0] += w[2] * x0_2;
+                const float x0_3 = flax_tracking_dnn_buf0[i + 3];
+                part0[3][0] += w[3] * x0_3;
+                const float x0_4 = flax_tracking_dnn_buf0[i + 4];
+                part0[4][0] += w[4] * x0_4;
+                const float x0_5 = flax_tracking_dnn_buf0[i + 5];
+                part0[5][0] += w[5] * x0_5;
+                const float x0_6 = flax_tracking_dnn_buf0[i + 6];
+                part0[6][0] += w[6] * x0_6;
+                const float x0_7 = flax_tracking_dnn_buf0[i + 7];
+                part0[7][0] += w[7] * x0_7;
+                const float x0_8 = flax_tracking_dnn_buf0[i + 8];
+                part0[8][0] += w[8] * x0_8;
+                const float x0_9 = flax_tracking_dnn_buf0[i + 9];
+                part0[9][0] += w[9] * x0_9;
+                const float x0_10 = flax_tracking_dnn_buf0[i + 10];
+                part0[10][0] += w[10] * x0_10;
+                const float x0_11 = flax_tracking_dnn_buf0[i + 11];
+                part0[11][0] += w[11] * x0_11;
+                const float x0_12 = flax_tracking_dnn_buf0[i + 12];
+                part0[12][0] += w[12] * x0_12;
+                const float x0_13 = flax_tracking_dnn_buf0[i + 13];
+                part0[13][0] += w[13] * x0_13;
+                const float x0_14 = flax_tracking_dnn_buf0[i + 14];
+                part0[14][0] += w[14] * x0_14;
+                const float x0_15 = flax_tracking_dnn_buf0[i + 15];
+                part0[15][0] += w[15] * x0_15;
             }
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
             for (int j = 0; j < 1; ++j) {
-                const float x = acc[j];
+                const float x = part0[0][j];
                 output[j] = flax_tracking_v4_sigmoid(x);
             }
 
@@ -5274,7 +5627,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows8(fl
             for (int j = 0; j < 32; ++j) acc6[0][j] = flax_tracking_dnn_1_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = flax_tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -5347,7 +5700,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows8(fl
             for (int j = 0; j < 32; ++j) acc6[0][j] = flax_tracking_dnn_2_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = flax_tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
@@ -5403,31 +5756,329 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows8(fl
     }
     {   /* Model/Dense_3+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[8][1];
-            for (int r = 0; r < 8; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = flax_tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            float part1[16][1];
+            for (int j = 0; j < 1; ++j) part1[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
+            float part2[16][1];
+            for (int j = 0; j < 1; ++j) part2[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part2[q][j] = 0;
+            float part3[16][1];
+            for (int j = 0; j < 1; ++j) part3[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] = 0;
+            float part4[16][1];
+            for (int j = 0; j < 1; ++j) part4[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part4[q][j] = 0;
+            float part5[16][1];
+            for (int j = 0; j < 1; ++j) part5[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part5[q][j] = 0;
+            float part6[16][1];
+            for (int j = 0; j < 1; ++j) part6[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part6[q][j] = 0;
+            float part7[16][1];
+            for (int j = 0; j < 1; ++j) part7[0][j] = flax_tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part7[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
                 const float *w = flax_tracking_dnn_3_kernel + i * 1;
                 flax_tracking_KEEP_SUMS();
-                const float x0 = flax_tracking_dnn_buf0[i];
-                const float x1 = flax_tracking_dnn_buf0[128 + i];
-                const float x2 = flax_tracking_dnn_buf0[256 + i];
-                const float x3 = flax_tracking_dnn_buf0[384 + i];
-                const float x4 = flax_tracking_dnn_buf0[512 + i];
-                const float x5 = flax_tracking_dnn_buf0[640 + i];
-                const float x6 = flax_tracking_dnn_buf0[768 + i];
-                const float x7 = flax_tracking_dnn_buf0[896 + i];
-                acc[0][0] += w[0] * x0;
-                acc[1][0] += w[0] * x1;
-                acc[2][0] += w[0] * x2;
-                acc[3][0] += w[0] * x3;
-                acc[4][0] += w[0] * x4;
-                acc[5][0] += w[0] * x5;
-                acc[6][0] += w[0] * x6;
-                acc[7][0] += w[0] * x7;
+                const float x0_0 = flax_tracking_dnn_buf0[i];
+                part0[0][0] += w[0] * x0_0;
+                const float x0_1 = flax_tracking_dnn_buf0[i + 1];
+                part0[1][0] += w[1] * x0_1;
+                const float x0_2 = flax_tracking_dnn_buf0[i + 2];
+                part0[2][0] += w[2] * x0_2;
+                const float x0_3 = flax_tracking_dnn_buf0[i + 3];
+                part0[3][0] += w[3] * x0_3;
+                const float x0_4 = flax_tracking_dnn_buf0[i + 4];
+                part0[4][0] += w[4] * x0_4;
+                const float x0_5 = flax_tracking_dnn_buf0[i + 5];
+                part0[5][0] += w[5] * x0_5;
+                const float x0_6 = flax_tracking_dnn_buf0[i + 6];
+                part0[6][0] += w[6] * x0_6;
+                const float x0_7 = flax_tracking_dnn_buf0[i + 7];
+                part0[7][0] += w[7] * x0_7;
+                const float x0_8 = flax_tracking_dnn_buf0[i + 8];
+                part0[8][0] += w[8] * x0_8;
+                const float x0_9 = flax_tracking_dnn_buf0[i + 9];
+                part0[9][0] += w[9] * x0_9;
+                const float x0_10 = flax_tracking_dnn_buf0[i + 10];
+                part0[10][0] += w[10] * x0_10;
+                const float x0_11 = flax_tracking_dnn_buf0[i + 11];
+                part0[11][0] += w[11] * x0_11;
+                const float x0_12 = flax_tracking_dnn_buf0[i + 12];
+                part0[12][0] += w[12] * x0_12;
+                const float x0_13 = flax_tracking_dnn_buf0[i + 13];
+                part0[13][0] += w[13] * x0_13;
+                const float x0_14 = flax_tracking_dnn_buf0[i + 14];
+                part0[14][0] += w[14] * x0_14;
+                const float x0_15 = flax_tracking_dnn_buf0[i + 15];
+                part0[15][0] += w[15] * x0_15;
+                const float x1_0 = flax_tracking_dnn_buf0[128 + i];
+                part1[0][0] += w[0] * x1_0;
+                const float x1_1 = flax_tracking_dnn_buf0[128 + i + 1];
+                part1[1][0] += w[1] * x1_1;
+                const float x1_2 = flax_tracking_dnn_buf0[128 + i + 2];
+                part1[2][0] += w[2] * x1_2;
+                const float x1_3 = flax_tracking_dnn_buf0[128 + i + 3];
+                part1[3][0] += w[3] * x1_3;
+                const float x1_4 = flax_tracking_dnn_buf0[128 + i + 4];
+                part1[4][0] += w[4] * x1_4;
+                const float x1_5 = flax_tracking_dnn_buf0[128 + i + 5];
+                part1[5][0] += w[5] * x1_5;
+                const float x1_6 = flax_tracking_dnn_buf0[128 + i + 6];
+                part1[6][0] += w[6] * x1_6;
+                const float x1_7 = flax_tracking_dnn_buf0[128 + i + 7];
+                part1[7][0] += w[7] * x1_7;
+                const float x1_8 = flax_tracking_dnn_buf0[128 + i + 8];
+                part1[8][0] += w[8] * x1_8;
+                const float x1_9 = flax_tracking_dnn_buf0[128 + i + 9];
+                part1[9][0] += w[9] * x1_9;
+                const float x1_10 = flax_tracking_dnn_buf0[128 + i + 10];
+                part1[10][0] += w[10] * x1_10;
+                const float x1_11 = flax_tracking_dnn_buf0[128 + i + 11];
+                part1[11][0] += w[11] * x1_11;
+                const float x1_12 = flax_tracking_dnn_buf0[128 + i + 12];
+                part1[12][0] += w[12] * x1_12;
+                const float x1_13 = flax_tracking_dnn_buf0[128 + i + 13];
+                part1[13][0] += w[13] * x1_13;
+                const float x1_14 = flax_tracking_dnn_buf0[128 + i + 14];
+                part1[14][0] += w[14] * x1_14;
+                const float x1_15 = flax_tracking_dnn_buf0[128 + i + 15];
+                part1[15][0] += w[15] * x1_15;
+                const float x2_0 = flax_tracking_dnn_buf0[256 + i];
+                part2[0][0] += w[0] * x2_0;
+                const float x2_1 = flax_tracking_dnn_buf0[256 + i + 1];
+                part2[1][0] += w[1] * x2_1;
+                const float x2_2 = flax_tracking_dnn_buf0[256 + i + 2];
+                part2[2][0] += w[2] * x2_2;
+                const float x2_3 = flax_tracking_dnn_buf0[256 + i + 3];
+                part2[3][0] += w[3] * x2_3;
+                const float x2_4 = flax_tracking_dnn_buf0[256 + i + 4];
+                part2[4][0] += w[4] * x2_4;
+                const float x2_5 = flax_tracking_dnn_buf0[256 + i + 5];
+                part2[5][0] += w[5] * x2_5;
+                const float x2_6 = flax_tracking_dnn_buf0[256 + i + 6];
+                part2[6][0] += w[6] * x2_6;
+                const float x2_7 = flax_tracking_dnn_buf0[256 + i + 7];
+                part2[7][0] += w[7] * x2_7;
+                const float x2_8 = flax_tracking_dnn_buf0[256 + i + 8];
+                part2[8][0] += w[8] * x2_8;
+                const float x2_9 = flax_tracking_dnn_buf0[256 + i + 9];
+                part2[9][0] += w[9] * x2_9;
+                const float x2_10 = flax_tracking_dnn_buf0[256 + i + 10];
+                part2[10][0] += w[10] * x2_10;
+                const float x2_11 = flax_tracking_dnn_buf0[256 + i + 11];
+                part2[11][0] += w[11] * x2_11;
+                const float x2_12 = flax_tracking_dnn_buf0[256 + i + 12];
+                part2[12][0] += w[12] * x2_12;
+                const float x2_13 = flax_tracking_dnn_buf0[256 + i + 13];
+                part2[13][0] += w[13] * x2_13;
+                const float x2_14 = flax_tracking_dnn_buf0[256 + i + 14];
+                part2[14][0] += w[14] * x2_14;
+                const float x2_15 = flax_tracking_dnn_buf0[256 + i + 15];
+                part2[15][0] += w[15] * x2_15;
+                const float x3_0 = flax_tracking_dnn_buf0[384 + i];
+                part3[0][0] += w[0] * x3_0;
+                const float x3_1 = flax_tracking_dnn_buf0[384 + i + 1];
+                part3[1][0] += w[1] * x3_1;
+                const float x3_2 = flax_tracking_dnn_buf0[384 + i + 2];
+                part3[2][0] += w[2] * x3_2;
+                const float x3_3 = flax_tracking_dnn_buf0[384 + i + 3];
+                part3[3][0] += w[3] * x3_3;
+                const float x3_4 = flax_tracking_dnn_buf0[384 + i + 4];
+                part3[4][0] += w[4] * x3_4;
+                const float x3_5 = flax_tracking_dnn_buf0[384 + i + 5];
+                part3[5][0] += w[5] * x3_5;
+                const float x3_6 = flax_tracking_dnn_buf0[384 + i + 6];
+                part3[6][0] += w[6] * x3_6;
+                const float x3_7 = flax_tracking_dnn_buf0[384 + i + 7];
+                part3[7][0] += w[7] * x3_7;
+                const float x3_8 = flax_tracking_dnn_buf0[384 + i + 8];
+                part3[8][0] += w[8] * x3_8;
+                const float x3_9 = flax_tracking_dnn_buf0[384 + i + 9];
+                part3[9][0] += w[9] * x3_9;
+                const float x3_10 = flax_tracking_dnn_buf0[384 + i + 10];
+                part3[10][0] += w[10] * x3_10;
+                const float x3_11 = flax_tracking_dnn_buf0[384 + i + 11];
+                part3[11][0] += w[11] * x3_11;
+                const float x3_12 = flax_tracking_dnn_buf0[384 + i + 12];
+                part3[12][0] += w[12] * x3_12;
+                const float x3_13 = flax_tracking_dnn_buf0[384 + i + 13];
+                part3[13][0] += w[13] * x3_13;
+                const float x3_14 = flax_tracking_dnn_buf0[384 + i + 14];
+                part3[14][0] += w[14] * x3_14;
+                const float x3_15 = flax_tracking_dnn_buf0[384 + i + 15];
+                part3[15][0] += w[15] * x3_15;
+                const float x4_0 = flax_tracking_dnn_buf0[512 + i];
+                part4[0][0] += w[0] * x4_0;
+                const float x4_1 = flax_tracking_dnn_buf0[512 + i + 1];
+                part4[1][0] += w[1] * x4_1;
+                const float x4_2 = flax_tracking_dnn_buf0[512 + i + 2];
+                part4[2][0] += w[2] * x4_2;
+                const float x4_3 = flax_tracking_dnn_buf0[512 + i + 3];
+                part4[3][0] += w[3] * x4_3;
+                const float x4_4 = flax_tracking_dnn_buf0[512 + i + 4];
+                part4[4][0] += w[4] * x4_4;
+                const float x4_5 = flax_tracking_dnn_buf0[512 + i + 5];
+                part4[5][0] += w[5] * x4_5;
+                const float x4_6 = flax_tracking_dnn_buf0[512 + i + 6];
+                part4[6][0] += w[6] * x4_6;
+                const float x4_7 = flax_tracking_dnn_buf0[512 + i + 7];
+                part4[7][0] += w[7] * x4_7;
+                const float x4_8 = flax_tracking_dnn_buf0[512 + i + 8];
+                part4[8][0] += w[8] * x4_8;
+                const float x4_9 = flax_tracking_dnn_buf0[512 + i + 9];
+                part4[9][0] += w[9] * x4_9;
+                const float x4_10 = flax_tracking_dnn_buf0[512 + i + 10];
+                part4[10][0] += w[10] * x4_10;
+                const float x4_11 = flax_tracking_dnn_buf0[512 + i + 11];
+                part4[11][0] += w[11] * x4_11;
+                const float x4_12 = flax_tracking_dnn_buf0[512 + i + 12];
+                part4[12][0] += w[12] * x4_12;
+                const float x4_13 = flax_tracking_dnn_buf0[512 + i + 13];
+                part4[13][0] += w[13] * x4_13;
+                const float x4_14 = flax_tracking_dnn_buf0[512 + i + 14];
+                part4[14][0] += w[14] * x4_14;
+                const float x4_15 = flax_tracking_dnn_buf0[512 + i + 15];
+                part4[15][0] += w[15] * x4_15;
+                const float x5_0 = flax_tracking_dnn_buf0[640 + i];
+                part5[0][0] += w[0] * x5_0;
+                const float x5_1 = flax_tracking_dnn_buf0[640 + i + 1];
+                part5[1][0] += w[1] * x5_1;
+                const float x5_2 = flax_tracking_dnn_buf0[640 + i + 2];
+                part5[2][0] += w[2] * x5_2;
+                const float x5_3 = flax_tracking_dnn_buf0[640 + i + 3];
+                part5[3][0] += w[3] * x5_3;
+                const float x5_4 = flax_tracking_dnn_buf0[640 + i + 4];
+                part5[4][0] += w[4] * x5_4;
+                const float x5_5 = flax_tracking_dnn_buf0[640 + i + 5];
+                part5[5][0] += w[5] * x5_5;
+                const float x5_6 = flax_tracking_dnn_buf0[640 + i + 6];
+                part5[6][0] += w[6] * x5_6;
+                const float x5_7 = flax_tracking_dnn_buf0[640 + i + 7];
+                part5[7][0] += w[7] * x5_7;
+                const float x5_8 = flax_tracking_dnn_buf0[640 + i + 8];
+                part5[8][0] += w[8] * x5_8;
+                const float x5_9 = flax_tracking_dnn_buf0[640 + i + 9];
+                part5[9][0] += w[9] * x5_9;
+                const float x5_10 = flax_tracking_dnn_buf0[640 + i + 10];
+                part5[10][0] += w[10] * x5_10;
+                const float x5_11 = flax_tracking_dnn_buf0[640 + i + 11];
+                part5[11][0] += w[11] * x5_11;
+                const float x5_12 = flax_tracking_dnn_buf0[640 + i + 12];
+                part5[12][0] += w[12] * x5_12;
+                const float x5_13 = flax_tracking_dnn_buf0[640 + i + 13];
+                part5[13][0] += w[13] * x5_13;
+                const float x5_14 = flax_tracking_dnn_buf0[640 + i + 14];
+                part5[14][0] += w[14] * x5_14;
+                const float x5_15 = flax_tracking_dnn_buf0[640 + i + 15];
+                part5[15][0] += w[15] * x5_15;
+                const float x6_0 = flax_tracking_dnn_buf0[768 + i];
+                part6[0][0] += w[0] * x6_0;
+                const float x6_1 = flax_tracking_dnn_buf0[768 + i + 1];
+                part6[1][0] += w[1] * x6_1;
+                const float x6_2 = flax_tracking_dnn_buf0[768 + i + 2];
+                part6[2][0] += w[2] * x6_2;
+                const float x6_3 = flax_tracking_dnn_buf0[768 + i + 3];
+                part6[3][0] += w[3] * x6_3;
+                const float x6_4 = flax_tracking_dnn_buf0[768 + i + 4];
+                part6[4][0] += w[4] * x6_4;
+                const float x6_5 = flax_tracking_dnn_buf0[768 + i + 5];
+                part6[5][0] += w[5] * x6_5;
+                const float x6_6 = flax_tracking_dnn_buf0[768 + i + 6];
+                part6[6][0] += w[6] * x6_6;
+                const float x6_7 = flax_tracking_dnn_buf0[768 + i + 7];
+                part6[7][0] += w[7] * x6_7;
+                const float x6_8 = flax_tracking_dnn_buf0[768 + i + 8];
+                part6[8][0] += w[8] * x6_8;
+                const float x6_9 = flax_tracking_dnn_buf0[768 + i + 9];
+                part6[9][0] += w[9] * x6_9;
+                const float x6_10 = flax_tracking_dnn_buf0[768 + i + 10];
+                part6[10][0] += w[10] * x6_10;
+                const float x6_11 = flax_tracking_dnn_buf0[768 + i + 11];
+                part6[11][0] += w[11] * x6_11;
+                const float x6_12 = flax_tracking_dnn_buf0[768 + i + 12];
+                part6[12][0] += w[12] * x6_12;
+                const float x6_13 = flax_tracking_dnn_buf0[768 + i + 13];
+                part6[13][0] += w[13] * x6_13;
+                const float x6_14 = flax_tracking_dnn_buf0[768 + i + 14];
+                part6[14][0] += w[14] * x6_14;
+                const float x6_15 = flax_tracking_dnn_buf0[768 + i + 15];
+                part6[15][0] += w[15] * x6_15;
+                const float x7_0 = flax_tracking_dnn_buf0[896 + i];
+                part7[0][0] += w[0] * x7_0;
+                const float x7_1 = flax_tracking_dnn_buf0[896 + i + 1];
+                part7[1][0] += w[1] * x7_1;
+                const float x7_2 = flax_tracking_dnn_buf0[896 + i + 2];
+                part7[2][0] += w[2] * x7_2;
+                const float x7_3 = flax_tracking_dnn_buf0[896 + i + 3];
+                part7[3][0] += w[3] * x7_3;
+                const float x7_4 = flax_tracking_dnn_buf0[896 + i + 4];
+                part7[4][0] += w[4] * x7_4;
+                const float x7_5 = flax_tracking_dnn_buf0[896 + i + 5];
+                part7[5][0] += w[5] * x7_5;
+                const float x7_6 = flax_tracking_dnn_buf0[896 + i + 6];
+                part7[6][0] += w[6] * x7_6;
+                const float x7_7 = flax_tracking_dnn_buf0[896 + i + 7];
+                part7[7][0] += w[7] * x7_7;
+                const float x7_8 = flax_tracking_dnn_buf0[896 + i + 8];
+                part7[8][0] += w[8] * x7_8;
+                const float x7_9 = flax_tracking_dnn_buf0[896 + i + 9];
+                part7[9][0] += w[9] * x7_9;
+                const float x7_10 = flax_tracking_dnn_buf0[896 + i + 10];
+                part7[10][0] += w[10] * x7_10;
+                const float x7_11 = flax_tracking_dnn_buf0[896 + i + 11];
+                part7[11][0] += w[11] * x7_11;
+                const float x7_12 = flax_tracking_dnn_buf0[896 + i + 12];
+                part7[12][0] += w[12] * x7_12;
+                const float x7_13 = flax_tracking_dnn_buf0[896 + i + 13];
+                part7[13][0] += w[13] * x7_13;
+                const float x7_14 = flax_tracking_dnn_buf0[896 + i + 14];
+                part7[14][0] += w[14] * x7_14;
+                const float x7_15 = flax_tracking_dnn_buf0[896 + i + 15];
+                part7[15][0] += w[15] * x7_15;
             }
-            for (int r = 0; r < 8; ++r) for (int j = 0; j < 1; ++j) {
-                const float x = acc[r][j];
-                output[r * 1 + j] = flax_tracking_v4_sigmoid(x);
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += part1[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part2[q][j] += part2[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part3[q][j] += part3[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part4[q][j] += part4[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part5[q][j] += part5[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part6[q][j] += part6[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part7[q][j] += part7[q + h][j];
+            for (int j = 0; j < 1; ++j) {
+                const float x = part0[0][j];
+                output[j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part1[0][j];
+                output[1 + j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part2[0][j];
+                output[2 + j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part3[0][j];
+                output[3 + j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part4[0][j];
+                output[4 + j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part5[0][j];
+                output[5 + j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part6[0][j];
+                output[6 + j] = flax_tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part7[0][j];
+                output[7 + j] = flax_tracking_v4_sigmoid(x);
             }
 
         }

@@ -145,6 +145,25 @@ static int acceptance_isa(void)
 #define acceptance_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define acceptance_ALIGNED __attribute__((aligned(64)))
+#else
+#define acceptance_ALIGNED
+#endif
+
+/* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
+   inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
+   1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
+#if defined(__clang__)
+#define acceptance_UNROLL2 _Pragma("clang loop unroll_count(2)")
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define acceptance_UNROLL2 _Pragma("GCC unroll 2")
+#else
+#define acceptance_UNROLL2
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define acceptance_INLINE static inline __attribute__((always_inline))
@@ -701,7 +720,7 @@ static const double acceptance_preprocess_1_bref[100] = {
 };
 
 /* dense_1 */
-static const float acceptance_dnn_0_kernel[384] = {
+static const float acceptance_dnn_0_kernel[384] acceptance_ALIGNED = {
     -0.133134857f, -0.241153613f, -0.144163743f, 0.127227709f, 0.118631184f, -0.122342527f, -0.137343302f, -0.0395339243f,
     -0.195056006f, -0.113979459f, 0.27993241f, -0.312581331f, -0.159939677f, -0.267912865f, -0.222375974f, 0.278439522f,
     -0.335892856f, 0.149672225f, -0.267315298f, 0.252910048f, -0.145464018f, 0.298218548f, -0.144056991f, -0.256170779f,
@@ -759,7 +778,7 @@ static const float acceptance_dnn_0_bias[32] = {
 };
 
 /* dense_2+add */
-static const float acceptance_dnn_1_kernel[1024] = {
+static const float acceptance_dnn_1_kernel[1024] acceptance_ALIGNED = {
     0.103929371f, -0.250577509f, 0.247046679f, 0.285593987f, 0.0902574956f, -0.104842879f, 0.198298305f, -0.315196723f,
     -0.0784389153f, 0.0210284442f, 0.0304609649f, -0.265631318f, 0.288892865f, 0.242159486f, -0.0240954868f, -0.309945881f,
     0.286465466f, 0.19200179f, 0.000983518083f, 0.265210688f, 0.0488024242f, -0.130448908f, 0.00167034182f, 0.200720757f,
@@ -897,7 +916,7 @@ static const float acceptance_dnn_1_bias[32] = {
 };
 
 /* dense_3+add_1 */
-static const float acceptance_dnn_2_kernel[1024] = {
+static const float acceptance_dnn_2_kernel[1024] acceptance_ALIGNED = {
     -0.103007399f, 0.165774807f, -0.0472701266f, -0.0710012093f, 0.0721153319f, -0.270853162f, 0.167811319f, -0.0932037011f,
     0.248976499f, -0.229916945f, -0.226297632f, -0.0325554982f, -0.186730146f, -0.117418803f, 0.0941454694f, 0.206533164f,
     -0.201513737f, -0.0287762061f, -0.25192526f, -0.0916276872f, -0.28291586f, 0.112336785f, 0.304070562f, 0.105708294f,
@@ -1035,7 +1054,7 @@ static const float acceptance_dnn_2_bias[32] = {
 };
 
 /* dense_4+add_2 */
-static const float acceptance_dnn_3_kernel[1024] = {
+static const float acceptance_dnn_3_kernel[1024] acceptance_ALIGNED = {
     -0.0297649466f, -0.192595214f, 0.14572385f, -0.195176303f, -0.0527090281f, 0.156771868f, 0.2235616f, 0.0200578477f,
     0.180859894f, -0.271447539f, -0.047004275f, -0.00477382028f, -0.0650890097f, 0.00544603076f, -0.281433851f, -0.280665785f,
     0.154392079f, 0.0843792558f, -0.169824734f, 0.0829601735f, 0.267621249f, 0.119814374f, -0.00490568811f, -0.230191633f,
@@ -1173,7 +1192,7 @@ static const float acceptance_dnn_3_bias[32] = {
 };
 
 /* dense_5+add_3 */
-static const float acceptance_dnn_4_kernel[1024] = {
+static const float acceptance_dnn_4_kernel[1024] acceptance_ALIGNED = {
     -0.126887754f, -0.163522527f, 0.157834426f, 0.174530193f, 0.247037888f, 0.0764131919f, 0.066607289f, -0.0384070426f,
     0.288142592f, -0.242687881f, 0.149686471f, -0.136234537f, 0.257620126f, 0.0498167127f, 0.145560145f, -0.0674826354f,
     -0.235291541f, 0.297527134f, -0.00597510906f, 0.229508266f, -0.32294637f, 0.138568282f, 0.209961474f, -0.0488412566f,
@@ -1311,7 +1330,7 @@ static const float acceptance_dnn_4_bias[32] = {
 };
 
 /* dense_6+add_4 */
-static const float acceptance_dnn_5_kernel[1024] = {
+static const float acceptance_dnn_5_kernel[1024] acceptance_ALIGNED = {
     -0.0522277728f, -0.117464423f, 0.152445465f, 0.255513728f, 0.308764935f, -0.277032197f, -0.222127348f, 0.156742245f,
     0.257225037f, -0.0629059151f, 0.276260614f, -0.108664602f, -0.0491633713f, -0.116423577f, -0.134820983f, -0.188098624f,
     0.132544219f, -0.246978521f, -0.0205609836f, -0.177056059f, 0.00347269862f, -0.176945359f, 0.286566883f, 0.128757447f,
@@ -1449,7 +1468,7 @@ static const float acceptance_dnn_5_bias[32] = {
 };
 
 /* dense_7+add_5 */
-static const float acceptance_dnn_6_kernel[1024] = {
+static const float acceptance_dnn_6_kernel[1024] acceptance_ALIGNED = {
     -0.254259229f, 0.0160849653f, 0.291237175f, -0.0582338572f, -0.253905594f, 0.0323465951f, 0.050442934f, 0.140049636f,
     -0.0664900243f, 0.127559721f, 0.14669168f, 0.266108453f, 0.110848971f, 0.236117512f, 0.251094133f, -0.0116584962f,
     -0.193971142f, 0.202245295f, 0.287491679f, -0.068490088f, -0.123346902f, 0.228803799f, 0.248740792f, -0.211003631f,
@@ -1587,7 +1606,7 @@ static const float acceptance_dnn_6_bias[32] = {
 };
 
 /* dense_8+add_6 */
-static const float acceptance_dnn_7_kernel[1024] = {
+static const float acceptance_dnn_7_kernel[1024] acceptance_ALIGNED = {
     0.216499105f, 0.201213479f, -0.251521528f, -0.151476398f, -0.116327778f, 0.214522317f, -0.283181816f, 0.242523894f,
     0.103951089f, -0.0352934524f, -0.00108099019f, 0.149802223f, 0.207199335f, -0.106785677f, 0.0110349329f, 0.143240109f,
     -0.240567476f, 0.275733799f, 0.299935311f, -0.171645537f, -0.107865721f, -0.224074304f, 0.103846192f, 0.258887857f,
@@ -1725,7 +1744,7 @@ static const float acceptance_dnn_7_bias[32] = {
 };
 
 /* dense_9+add_7 */
-static const float acceptance_dnn_8_kernel[1024] = {
+static const float acceptance_dnn_8_kernel[1024] acceptance_ALIGNED = {
     0.20956412f, -0.235265091f, -0.213791102f, 0.0863425061f, -0.0118687013f, -0.0484621041f, 0.0509186387f, 0.222622961f,
     0.184736252f, -0.252398431f, 0.204398647f, 0.167229816f, -0.0360820331f, 0.224965885f, -0.236482173f, -0.0660396963f,
     -0.0400494747f, 0.0777495354f, 0.06160051f, -0.217798635f, 0.0222410765f, 0.266385496f, 0.266066611f, 0.13657178f,
@@ -1863,7 +1882,7 @@ static const float acceptance_dnn_8_bias[32] = {
 };
 
 /* dense_10+add_8 */
-static const float acceptance_dnn_9_kernel[1024] = {
+static const float acceptance_dnn_9_kernel[1024] acceptance_ALIGNED = {
     0.0805275068f, -0.123377204f, 0.301474631f, 0.183488637f, -0.0472047366f, 0.228232637f, -0.00295474054f, -0.15394254f,
     -0.0649592578f, 0.000251841149f, 0.183241889f, -0.261629939f, -0.122727178f, 0.175656796f, 0.159174725f, 0.26704821f,
     -0.00647667376f, -0.167219296f, -0.122414507f, -0.134717077f, -0.061371699f, -0.110004015f, 0.0267450679f, 0.203507885f,
@@ -2001,7 +2020,7 @@ static const float acceptance_dnn_9_bias[32] = {
 };
 
 /* dense_11+add_9 */
-static const float acceptance_dnn_10_kernel[1024] = {
+static const float acceptance_dnn_10_kernel[1024] acceptance_ALIGNED = {
     -0.23050569f, 0.213904664f, 0.166229099f, -0.0963331163f, 0.117007263f, -0.141968563f, 0.0710994303f, 0.151722118f,
     0.151386559f, 0.156110466f, -0.198342741f, 0.102281824f, -0.318539321f, 0.121665418f, 0.0602694377f, -0.216451034f,
     0.00168781367f, -0.0394897498f, -0.140512615f, -0.119838104f, 0.0568967797f, 0.293637604f, -0.0562463067f, 0.26407972f,
@@ -2139,7 +2158,7 @@ static const float acceptance_dnn_10_bias[32] = {
 };
 
 /* dense */
-static const float acceptance_dnn_11_kernel[32] = {
+static const float acceptance_dnn_11_kernel[32] acceptance_ALIGNED = {
     0.00475283153f, -0.156105757f, 0.260960221f, -0.332843989f, -0.0801976472f, -0.25977397f, 0.00381652568f, 0.382799715f,
     0.0549362153f, -0.0504012853f, 0.237534925f, 0.0727433264f, 0.0123338848f, -0.0259592291f, -0.276783139f, 0.130593091f,
     -0.0151875708f, 0.368557215f, -0.229432076f, -0.307843f, 0.205820471f, 0.156012371f, 0.147447258f, 0.291605383f,
@@ -3672,7 +3691,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = bias[j];
-            for (int i = 0; i < 12; ++i) {
+            acceptance_UNROLL2 for (int i = 0; i < 12; ++i) {
                 const float *w = kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = input[i];
@@ -3689,7 +3708,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_1_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            acceptance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_1_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3706,7 +3725,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_2_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            acceptance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_2_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3723,7 +3742,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_3_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            acceptance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_3_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3740,7 +3759,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_4_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            acceptance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_4_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3757,7 +3776,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_5_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            acceptance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_5_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3774,7 +3793,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_6_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            acceptance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_6_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3791,7 +3810,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_7_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            acceptance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_7_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3808,7 +3827,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_8_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            acceptance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_8_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3825,7 +3844,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_9_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            acceptance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_9_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf0[i];
@@ -3842,7 +3861,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = acceptance_dnn_10_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            acceptance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_10_kernel + i * 32;
                 acceptance_KEEP_SUMS();
                 const float x0 = acceptance_dnn_buf1[i];
@@ -3859,7 +3878,7 @@ acceptance_TARGET("arch=x86-64-v4") static void acceptance_dnn_v4_rows1(float *o
         {
             float acc[1];
             for (int j = 0; j < 1; ++j) acc[j] = acceptance_dnn_11_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            acceptance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = acceptance_dnn_11_kernel + i * 1;
                 acceptance_KEEP_SUMS();
                 const float xi = acceptance_dnn_buf0[i];
@@ -4957,6 +4976,25 @@ static int efficiency_isa(void)
 #define efficiency_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define efficiency_ALIGNED __attribute__((aligned(64)))
+#else
+#define efficiency_ALIGNED
+#endif
+
+/* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
+   inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
+   1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
+#if defined(__clang__)
+#define efficiency_UNROLL2 _Pragma("clang loop unroll_count(2)")
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define efficiency_UNROLL2 _Pragma("GCC unroll 2")
+#else
+#define efficiency_UNROLL2
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define efficiency_INLINE static inline __attribute__((always_inline))
@@ -5492,7 +5530,7 @@ static const double efficiency_preprocess_1_bref[100] = {
 };
 
 /* hidden */
-static const float efficiency_dnn_0_kernel[1536] = {
+static const float efficiency_dnn_0_kernel[1536] efficiency_ALIGNED = {
     0.484826297f, -0.197876841f, 0.177025706f, 0.218265414f, 0.0970659256f, -0.132309794f, 0.22111322f, -0.286662191f,
     -0.142895639f, 0.232951775f, -0.401447654f, -0.269275934f, 0.102092035f, -0.483659774f, 0.070275031f, 0.168653354f,
     -0.423535049f, 0.431530386f, -0.200241759f, 0.0311203208f, -0.00204414944f, -0.458970279f, 0.0673702061f, 0.510434628f,
@@ -5706,7 +5744,8 @@ static const float efficiency_dnn_0_bias[128] = {
 };
 
 /* residual_0+skip_0 */
-static const float efficiency_dnn_1_kernel[16384] = {
+static const float efficiency_dnn_1_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.192270055f, 0.0754971057f, -0.199384093f, -0.101415493f, 0.038787514f, 0.101579614f, -0.0320469923f, 0.13873525f,
     0.0344644822f, 0.0490746275f, 0.0082573453f, -0.129803494f, 0.134061873f, 0.0773811638f, -0.199319333f, 0.0892826691f,
     0.0602000952f, -0.144206628f, 0.0915759429f, 0.0119691249f, 0.0211598277f, 0.0669416338f, -0.185335755f, -0.0569704473f,
@@ -7776,7 +7815,8 @@ static const float efficiency_dnn_1_bias[128] = {
 };
 
 /* residual_1+skip_1 */
-static const float efficiency_dnn_2_kernel[16384] = {
+static const float efficiency_dnn_2_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.0513272174f, 0.117788076f, -0.00725817913f, 0.0662231967f, 0.0379439369f, -0.0171420146f, 0.0983487219f, 0.0898239315f,
     -0.152202144f, 0.243511602f, -0.0927462578f, -0.121097051f, 0.0427696556f, -0.0106048658f, 0.108975448f, -0.2379044f,
     -0.262028486f, 0.081873104f, 0.0807541981f, 0.129586548f, 0.0498036891f, -0.121651411f, -0.0375806242f, 0.162130341f,
@@ -9846,7 +9886,8 @@ static const float efficiency_dnn_2_bias[128] = {
 };
 
 /* residual_2+skip_2 */
-static const float efficiency_dnn_3_kernel[16384] = {
+static const float efficiency_dnn_3_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.228006124f, -0.0112253651f, 0.0953959972f, -0.151875541f, -0.158770949f, -0.0344347283f, -0.0260700025f, -0.106663756f,
     -0.132876247f, 0.142313793f, -0.0296225287f, -0.0631740689f, -0.119067334f, -0.0222249664f, -0.0123540033f, -0.0317367539f,
     -0.116861723f, -0.110516176f, 0.0645543039f, 0.0732156485f, 0.0249993466f, 0.0426816866f, -0.14044562f, 0.0998048186f,
@@ -11916,7 +11957,8 @@ static const float efficiency_dnn_3_bias[128] = {
 };
 
 /* residual_3+skip_3 */
-static const float efficiency_dnn_4_kernel[16384] = {
+static const float efficiency_dnn_4_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.1628488f, 0.0637382567f, 0.109511323f, 0.0377858989f, 0.245556101f, -0.138438076f, 0.132974595f, 0.134537295f,
     -0.0908712894f, -0.0343408771f, 0.0937723294f, 0.227838814f, 0.195623562f, -0.0372656584f, -0.0105366157f, 0.175861314f,
     -0.079647325f, -0.0810257643f, -0.213892564f, 0.0651416779f, 0.176580876f, -0.0296503846f, -0.138220608f, -0.131806269f,
@@ -13986,7 +14028,8 @@ static const float efficiency_dnn_4_bias[128] = {
 };
 
 /* residual_4+skip_4 */
-static const float efficiency_dnn_5_kernel[16384] = {
+static const float efficiency_dnn_5_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.208071262f, 0.0425520353f, -0.106150262f, 0.0250539463f, -0.186443821f, 0.123727776f, -0.012921961f, -0.214163586f,
     -0.00382048078f, -0.107840955f, 0.0178214796f, 0.230345458f, 0.140279964f, 0.13441731f, 0.0709518418f, 0.00363660674f,
     -0.137125626f, -0.00325241871f, -0.0661916584f, 0.258629739f, -0.0642867088f, 0.21774739f, 0.0342828967f, 0.00779095478f,
@@ -16056,7 +16099,7 @@ static const float efficiency_dnn_5_bias[128] = {
 };
 
 /* logits+probabilities */
-static const float efficiency_dnn_6_kernel[512] = {
+static const float efficiency_dnn_6_kernel[512] efficiency_ALIGNED = {
     0.155014813f, -0.0196998324f, -0.0475390106f, 0.096442081f, -0.019389214f, 0.0725264475f, -0.0869679078f, -0.0623921119f,
     -0.0368149281f, -0.088784501f, -0.213259831f, 0.13065742f, -0.16995652f, -0.174485728f, -0.156492561f, -0.0366695523f,
     -0.118316852f, 0.0253539309f, 0.0234691724f, -0.0740257576f, 0.23344928f, -0.191540867f, 0.110522084f, 0.0145828025f,
@@ -16336,7 +16379,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16360,7 +16403,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16384,7 +16427,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16408,7 +16451,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16432,7 +16475,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16453,15 +16496,23 @@ static void efficiency_dnn_rows1(float *output, const float *input)
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[4][4];
+            for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 4) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float xi = efficiency_dnn_buf1[i];
-                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                const float x0_0 = efficiency_dnn_buf1[i];
+                part0[0][0] += w[0] * x0_0; part0[0][1] += w[1] * x0_0; part0[0][2] += w[2] * x0_0; part0[0][3] += w[3] * x0_0;
+                const float x0_1 = efficiency_dnn_buf1[i + 1];
+                part0[1][0] += w[4] * x0_1; part0[1][1] += w[5] * x0_1; part0[1][2] += w[6] * x0_1; part0[1][3] += w[7] * x0_1;
+                const float x0_2 = efficiency_dnn_buf1[i + 2];
+                part0[2][0] += w[8] * x0_2; part0[2][1] += w[9] * x0_2; part0[2][2] += w[10] * x0_2; part0[2][3] += w[11] * x0_2;
+                const float x0_3 = efficiency_dnn_buf1[i + 3];
+                part0[3][0] += w[12] * x0_3; part0[3][1] += w[13] * x0_3; part0[3][2] += w[14] * x0_3; part0[3][3] += w[15] * x0_3;
             }
-            for (int j = 0; j < 4; ++j) output[j] = acc[j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += part0[q + h][j];
+            for (int j = 0; j < 4; ++j) output[j] = part0[0][j];
 
         }
         {
@@ -16514,7 +16565,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16539,7 +16590,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -16564,7 +16615,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16589,7 +16640,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -16614,7 +16665,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16636,17 +16687,36 @@ static void efficiency_dnn_rows2(float *output, const float *input)
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[2][4];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[4][4];
+            for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
+            float part1[4][4];
+            for (int j = 0; j < 4; ++j) part1[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part1[q][j] = 0;
+            for (int i = 0; i < 128; i += 4) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float x0 = efficiency_dnn_buf1[i];
-                const float x1 = efficiency_dnn_buf1[128 + i];
-                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
-                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
+                const float x0_0 = efficiency_dnn_buf1[i];
+                part0[0][0] += w[0] * x0_0; part0[0][1] += w[1] * x0_0; part0[0][2] += w[2] * x0_0; part0[0][3] += w[3] * x0_0;
+                const float x0_1 = efficiency_dnn_buf1[i + 1];
+                part0[1][0] += w[4] * x0_1; part0[1][1] += w[5] * x0_1; part0[1][2] += w[6] * x0_1; part0[1][3] += w[7] * x0_1;
+                const float x0_2 = efficiency_dnn_buf1[i + 2];
+                part0[2][0] += w[8] * x0_2; part0[2][1] += w[9] * x0_2; part0[2][2] += w[10] * x0_2; part0[2][3] += w[11] * x0_2;
+                const float x0_3 = efficiency_dnn_buf1[i + 3];
+                part0[3][0] += w[12] * x0_3; part0[3][1] += w[13] * x0_3; part0[3][2] += w[14] * x0_3; part0[3][3] += w[15] * x0_3;
+                const float x1_0 = efficiency_dnn_buf1[128 + i];
+                part1[0][0] += w[0] * x1_0; part1[0][1] += w[1] * x1_0; part1[0][2] += w[2] * x1_0; part1[0][3] += w[3] * x1_0;
+                const float x1_1 = efficiency_dnn_buf1[128 + i + 1];
+                part1[1][0] += w[4] * x1_1; part1[1][1] += w[5] * x1_1; part1[1][2] += w[6] * x1_1; part1[1][3] += w[7] * x1_1;
+                const float x1_2 = efficiency_dnn_buf1[128 + i + 2];
+                part1[2][0] += w[8] * x1_2; part1[2][1] += w[9] * x1_2; part1[2][2] += w[10] * x1_2; part1[2][3] += w[11] * x1_2;
+                const float x1_3 = efficiency_dnn_buf1[128 + i + 3];
+                part1[3][0] += w[12] * x1_3; part1[3][1] += w[13] * x1_3; part1[3][2] += w[14] * x1_3; part1[3][3] += w[15] * x1_3;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part1[q][j] += part1[q + h][j];
+            for (int j = 0; j < 4; ++j) output[j] = part0[0][j];
+            for (int j = 0; j < 4; ++j) output[4 + j] = part1[0][j];
 
         }
         for (int r = 0; r < 2; ++r) {
@@ -16719,7 +16789,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_1_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16751,7 +16821,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_2_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16783,7 +16853,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_3_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16815,7 +16885,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_4_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16847,7 +16917,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_5_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16876,15 +16946,23 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[4][4];
+            for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 4) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float xi = efficiency_dnn_buf1[i];
-                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                const float x0_0 = efficiency_dnn_buf1[i];
+                part0[0][0] += w[0] * x0_0; part0[0][1] += w[1] * x0_0; part0[0][2] += w[2] * x0_0; part0[0][3] += w[3] * x0_0;
+                const float x0_1 = efficiency_dnn_buf1[i + 1];
+                part0[1][0] += w[4] * x0_1; part0[1][1] += w[5] * x0_1; part0[1][2] += w[6] * x0_1; part0[1][3] += w[7] * x0_1;
+                const float x0_2 = efficiency_dnn_buf1[i + 2];
+                part0[2][0] += w[8] * x0_2; part0[2][1] += w[9] * x0_2; part0[2][2] += w[10] * x0_2; part0[2][3] += w[11] * x0_2;
+                const float x0_3 = efficiency_dnn_buf1[i + 3];
+                part0[3][0] += w[12] * x0_3; part0[3][1] += w[13] * x0_3; part0[3][2] += w[14] * x0_3; part0[3][3] += w[15] * x0_3;
             }
-            for (int j = 0; j < 4; ++j) output[j] = acc[j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += part0[q + h][j];
+            for (int j = 0; j < 4; ++j) output[j] = part0[0][j];
 
         }
         {
@@ -16947,7 +17025,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16982,7 +17060,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17017,7 +17095,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17052,7 +17130,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17087,7 +17165,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17119,21 +17197,62 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4][4];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[4][4];
+            for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
+            float part1[4][4];
+            for (int j = 0; j < 4; ++j) part1[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part1[q][j] = 0;
+            float part2[4][4];
+            for (int j = 0; j < 4; ++j) part2[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part2[q][j] = 0;
+            float part3[4][4];
+            for (int j = 0; j < 4; ++j) part3[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part3[q][j] = 0;
+            for (int i = 0; i < 128; i += 4) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float x0 = efficiency_dnn_buf1[i];
-                const float x1 = efficiency_dnn_buf1[128 + i];
-                const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
-                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
-                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
+                const float x0_0 = efficiency_dnn_buf1[i];
+                part0[0][0] += w[0] * x0_0; part0[0][1] += w[1] * x0_0; part0[0][2] += w[2] * x0_0; part0[0][3] += w[3] * x0_0;
+                const float x0_1 = efficiency_dnn_buf1[i + 1];
+                part0[1][0] += w[4] * x0_1; part0[1][1] += w[5] * x0_1; part0[1][2] += w[6] * x0_1; part0[1][3] += w[7] * x0_1;
+                const float x0_2 = efficiency_dnn_buf1[i + 2];
+                part0[2][0] += w[8] * x0_2; part0[2][1] += w[9] * x0_2; part0[2][2] += w[10] * x0_2; part0[2][3] += w[11] * x0_2;
+                const float x0_3 = efficiency_dnn_buf1[i + 3];
+                part0[3][0] += w[12] * x0_3; part0[3][1] += w[13] * x0_3; part0[3][2] += w[14] * x0_3; part0[3][3] += w[15] * x0_3;
+                const float x1_0 = efficiency_dnn_buf1[128 + i];
+                part1[0][0] += w[0] * x1_0; part1[0][1] += w[1] * x1_0; part1[0][2] += w[2] * x1_0; part1[0][3] += w[3] * x1_0;
+                const float x1_1 = efficiency_dnn_buf1[128 + i + 1];
+                part1[1][0] += w[4] * x1_1; part1[1][1] += w[5] * x1_1; part1[1][2] += w[6] * x1_1; part1[1][3] += w[7] * x1_1;
+                const float x1_2 = efficiency_dnn_buf1[128 + i + 2];
+                part1[2][0] += w[8] * x1_2; part1[2][1] += w[9] * x1_2; part1[2][2] += w[10] * x1_2; part1[2][3] += w[11] * x1_2;
+                const float x1_3 = efficiency_dnn_buf1[128 + i + 3];
+                part1[3][0] += w[12] * x1_3; part1[3][1] += w[13] * x1_3; part1[3][2] += w[14] * x1_3; part1[3][3] += w[15] * x1_3;
+                const float x2_0 = efficiency_dnn_buf1[256 + i];
+                part2[0][0] += w[0] * x2_0; part2[0][1] += w[1] * x2_0; part2[0][2] += w[2] * x2_0; part2[0][3] += w[3] * x2_0;
+                const float x2_1 = efficiency_dnn_buf1[256 + i + 1];
+                part2[1][0] += w[4] * x2_1; part2[1][1] += w[5] * x2_1; part2[1][2] += w[6] * x2_1; part2[1][3] += w[7] * x2_1;
+                const float x2_2 = efficiency_dnn_buf1[256 + i + 2];
+                part2[2][0] += w[8] * x2_2; part2[2][1] += w[9] * x2_2; part2[2][2] += w[10] * x2_2; part2[2][3] += w[11] * x2_2;
+                const float x2_3 = efficiency_dnn_buf1[256 + i + 3];
+                part2[3][0] += w[12] * x2_3; part2[3][1] += w[13] * x2_3; part2[3][2] += w[14] * x2_3; part2[3][3] += w[15] * x2_3;
+                const float x3_0 = efficiency_dnn_buf1[384 + i];
+                part3[0][0] += w[0] * x3_0; part3[0][1] += w[1] * x3_0; part3[0][2] += w[2] * x3_0; part3[0][3] += w[3] * x3_0;
+                const float x3_1 = efficiency_dnn_buf1[384 + i + 1];
+                part3[1][0] += w[4] * x3_1; part3[1][1] += w[5] * x3_1; part3[1][2] += w[6] * x3_1; part3[1][3] += w[7] * x3_1;
+                const float x3_2 = efficiency_dnn_buf1[384 + i + 2];
+                part3[2][0] += w[8] * x3_2; part3[2][1] += w[9] * x3_2; part3[2][2] += w[10] * x3_2; part3[2][3] += w[11] * x3_2;
+                const float x3_3 = efficiency_dnn_buf1[384 + i + 3];
+                part3[3][0] += w[12] * x3_3; part3[3][1] += w[13] * x3_3; part3[3][2] += w[14] * x3_3; part3[3][3] += w[15] * x3_3;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part1[q][j] += part1[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part2[q][j] += part2[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part3[q][j] += part3[q + h][j];
+            for (int j = 0; j < 4; ++j) output[j] = part0[0][j];
+            for (int j = 0; j < 4; ++j) output[4 + j] = part1[0][j];
+            for (int j = 0; j < 4; ++j) output[8 + j] = part2[0][j];
+            for (int j = 0; j < 4; ++j) output[12 + j] = part3[0][j];
 
         }
         for (int r = 0; r < 4; ++r) {
@@ -17166,6 +17285,8 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
 {
     float efficiency_dnn_buf0[128];
     float efficiency_dnn_buf1[128];
+    float efficiency_dnn_buf_tmp[128];  /* the ops' working memory, each op's while it runs */
+    (void)efficiency_dnn_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* hidden: Dense 12->128, tanh */
         const float *kernel = efficiency_dnn_0_kernel, *bias = efficiency_dnn_0_bias;
         efficiency_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
@@ -17176,7 +17297,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 12; ++i) {
+            efficiency_UNROLL2 for (int i = 0; i < 12; ++i) {
                 const float *w = kernel + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = input[i];
@@ -17186,8 +17307,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x);
+                efficiency_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -17199,8 +17319,17 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_1_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[t];
+                efficiency_dnn_buf0[t] = efficiency_v4_tanh(x);
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x);
+            }
+            efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17208,9 +17337,9 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
+            }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -17222,8 +17351,17 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_2_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[t];
+                efficiency_dnn_buf1[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[t];
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf1[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[(b + 1) * 32 + t];
+            }
+            efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17231,9 +17369,9 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
+            }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -17245,8 +17383,17 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_3_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_3_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_3_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[t];
+                efficiency_dnn_buf0[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[t];
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[(b + 1) * 32 + t];
+            }
+            efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17254,9 +17401,9 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
+            }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                efficiency_dnn_buf1[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[g * 32 + j];
+                efficiency_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -17268,8 +17415,17 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_4_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_4_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_4_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[t];
+                efficiency_dnn_buf1[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[t];
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf1[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[(b + 1) * 32 + t];
+            }
+            efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17277,9 +17433,9 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
+            }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                efficiency_dnn_buf0[g * 32 + j] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[g * 32 + j];
+                efficiency_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -17291,14 +17447,24 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
             for (int j = 0; j < 32; ++j) acc0[1][j] = efficiency_dnn_5_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = efficiency_dnn_5_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = efficiency_dnn_5_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[t];
+                efficiency_dnn_buf0[t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[t];
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = efficiency_dnn_buf_tmp[(b + 1) * 32 + t];
+                efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[(b + 1) * 32 + t];
+            }
+            efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+            }
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
@@ -17309,15 +17475,23 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[4];
-            for (int j = 0; j < 4; ++j) acc[j] = efficiency_dnn_6_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[4][4];
+            for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 4) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float xi = efficiency_dnn_buf1[i];
-                acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
+                const float x0_0 = efficiency_dnn_buf1[i];
+                part0[0][0] += w[0] * x0_0; part0[0][1] += w[1] * x0_0; part0[0][2] += w[2] * x0_0; part0[0][3] += w[3] * x0_0;
+                const float x0_1 = efficiency_dnn_buf1[i + 1];
+                part0[1][0] += w[4] * x0_1; part0[1][1] += w[5] * x0_1; part0[1][2] += w[6] * x0_1; part0[1][3] += w[7] * x0_1;
+                const float x0_2 = efficiency_dnn_buf1[i + 2];
+                part0[2][0] += w[8] * x0_2; part0[2][1] += w[9] * x0_2; part0[2][2] += w[10] * x0_2; part0[2][3] += w[11] * x0_2;
+                const float x0_3 = efficiency_dnn_buf1[i + 3];
+                part0[3][0] += w[12] * x0_3; part0[3][1] += w[13] * x0_3; part0[3][2] += w[14] * x0_3; part0[3][3] += w[15] * x0_3;
             }
-            for (int j = 0; j < 4; ++j) output[j] = acc[j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += part0[q + h][j];
+            for (int j = 0; j < 4; ++j) output[j] = part0[0][j];
 
         }
         {
@@ -17432,7 +17606,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17505,7 +17679,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17578,7 +17752,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17651,7 +17825,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17724,7 +17898,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17780,29 +17954,114 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
     }
     {   /* logits+probabilities: Dense 128->4, softmax */
         {
-            float acc[8][4];
-            for (int r = 0; r < 8; ++r) for (int j = 0; j < 4; ++j) acc[r][j] = efficiency_dnn_6_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[4][4];
+            for (int j = 0; j < 4; ++j) part0[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part0[q][j] = 0;
+            float part1[4][4];
+            for (int j = 0; j < 4; ++j) part1[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part1[q][j] = 0;
+            float part2[4][4];
+            for (int j = 0; j < 4; ++j) part2[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part2[q][j] = 0;
+            float part3[4][4];
+            for (int j = 0; j < 4; ++j) part3[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part3[q][j] = 0;
+            float part4[4][4];
+            for (int j = 0; j < 4; ++j) part4[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part4[q][j] = 0;
+            float part5[4][4];
+            for (int j = 0; j < 4; ++j) part5[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part5[q][j] = 0;
+            float part6[4][4];
+            for (int j = 0; j < 4; ++j) part6[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part6[q][j] = 0;
+            float part7[4][4];
+            for (int j = 0; j < 4; ++j) part7[0][j] = efficiency_dnn_6_bias[j];
+            for (int q = 1; q < 4; ++q) for (int j = 0; j < 4; ++j) part7[q][j] = 0;
+            for (int i = 0; i < 128; i += 4) {
                 const float *w = efficiency_dnn_6_kernel + i * 4;
                 efficiency_KEEP_SUMS();
-                const float x0 = efficiency_dnn_buf1[i];
-                const float x1 = efficiency_dnn_buf1[128 + i];
-                const float x2 = efficiency_dnn_buf1[256 + i];
-                const float x3 = efficiency_dnn_buf1[384 + i];
-                const float x4 = efficiency_dnn_buf1[512 + i];
-                const float x5 = efficiency_dnn_buf1[640 + i];
-                const float x6 = efficiency_dnn_buf1[768 + i];
-                const float x7 = efficiency_dnn_buf1[896 + i];
-                acc[0][0] += w[0] * x0; acc[0][1] += w[1] * x0; acc[0][2] += w[2] * x0; acc[0][3] += w[3] * x0;
-                acc[1][0] += w[0] * x1; acc[1][1] += w[1] * x1; acc[1][2] += w[2] * x1; acc[1][3] += w[3] * x1;
-                acc[2][0] += w[0] * x2; acc[2][1] += w[1] * x2; acc[2][2] += w[2] * x2; acc[2][3] += w[3] * x2;
-                acc[3][0] += w[0] * x3; acc[3][1] += w[1] * x3; acc[3][2] += w[2] * x3; acc[3][3] += w[3] * x3;
-                acc[4][0] += w[0] * x4; acc[4][1] += w[1] * x4; acc[4][2] += w[2] * x4; acc[4][3] += w[3] * x4;
-                acc[5][0] += w[0] * x5; acc[5][1] += w[1] * x5; acc[5][2] += w[2] * x5; acc[5][3] += w[3] * x5;
-                acc[6][0] += w[0] * x6; acc[6][1] += w[1] * x6; acc[6][2] += w[2] * x6; acc[6][3] += w[3] * x6;
-                acc[7][0] += w[0] * x7; acc[7][1] += w[1] * x7; acc[7][2] += w[2] * x7; acc[7][3] += w[3] * x7;
+                const float x0_0 = efficiency_dnn_buf1[i];
+                part0[0][0] += w[0] * x0_0; part0[0][1] += w[1] * x0_0; part0[0][2] += w[2] * x0_0; part0[0][3] += w[3] * x0_0;
+                const float x0_1 = efficiency_dnn_buf1[i + 1];
+                part0[1][0] += w[4] * x0_1; part0[1][1] += w[5] * x0_1; part0[1][2] += w[6] * x0_1; part0[1][3] += w[7] * x0_1;
+                const float x0_2 = efficiency_dnn_buf1[i + 2];
+                part0[2][0] += w[8] * x0_2; part0[2][1] += w[9] * x0_2; part0[2][2] += w[10] * x0_2; part0[2][3] += w[11] * x0_2;
+                const float x0_3 = efficiency_dnn_buf1[i + 3];
+                part0[3][0] += w[12] * x0_3; part0[3][1] += w[13] * x0_3; part0[3][2] += w[14] * x0_3; part0[3][3] += w[15] * x0_3;
+                const float x1_0 = efficiency_dnn_buf1[128 + i];
+                part1[0][0] += w[0] * x1_0; part1[0][1] += w[1] * x1_0; part1[0][2] += w[2] * x1_0; part1[0][3] += w[3] * x1_0;
+                const float x1_1 = efficiency_dnn_buf1[128 + i + 1];
+                part1[1][0] += w[4] * x1_1; part1[1][1] += w[5] * x1_1; part1[1][2] += w[6] * x1_1; part1[1][3] += w[7] * x1_1;
+                const float x1_2 = efficiency_dnn_buf1[128 + i + 2];
+                part1[2][0] += w[8] * x1_2; part1[2][1] += w[9] * x1_2; part1[2][2] += w[10] * x1_2; part1[2][3] += w[11] * x1_2;
+                const float x1_3 = efficiency_dnn_buf1[128 + i + 3];
+                part1[3][0] += w[12] * x1_3; part1[3][1] += w[13] * x1_3; part1[3][2] += w[14] * x1_3; part1[3][3] += w[15] * x1_3;
+                const float x2_0 = efficiency_dnn_buf1[256 + i];
+                part2[0][0] += w[0] * x2_0; part2[0][1] += w[1] * x2_0; part2[0][2] += w[2] * x2_0; part2[0][3] += w[3] * x2_0;
+                const float x2_1 = efficiency_dnn_buf1[256 + i + 1];
+                part2[1][0] += w[4] * x2_1; part2[1][1] += w[5] * x2_1; part2[1][2] += w[6] * x2_1; part2[1][3] += w[7] * x2_1;
+                const float x2_2 = efficiency_dnn_buf1[256 + i + 2];
+                part2[2][0] += w[8] * x2_2; part2[2][1] += w[9] * x2_2; part2[2][2] += w[10] * x2_2; part2[2][3] += w[11] * x2_2;
+                const float x2_3 = efficiency_dnn_buf1[256 + i + 3];
+                part2[3][0] += w[12] * x2_3; part2[3][1] += w[13] * x2_3; part2[3][2] += w[14] * x2_3; part2[3][3] += w[15] * x2_3;
+                const float x3_0 = efficiency_dnn_buf1[384 + i];
+                part3[0][0] += w[0] * x3_0; part3[0][1] += w[1] * x3_0; part3[0][2] += w[2] * x3_0; part3[0][3] += w[3] * x3_0;
+                const float x3_1 = efficiency_dnn_buf1[384 + i + 1];
+                part3[1][0] += w[4] * x3_1; part3[1][1] += w[5] * x3_1; part3[1][2] += w[6] * x3_1; part3[1][3] += w[7] * x3_1;
+                const float x3_2 = efficiency_dnn_buf1[384 + i + 2];
+                part3[2][0] += w[8] * x3_2; part3[2][1] += w[9] * x3_2; part3[2][2] += w[10] * x3_2; part3[2][3] += w[11] * x3_2;
+                const float x3_3 = efficiency_dnn_buf1[384 + i + 3];
+                part3[3][0] += w[12] * x3_3; part3[3][1] += w[13] * x3_3; part3[3][2] += w[14] * x3_3; part3[3][3] += w[15] * x3_3;
+                const float x4_0 = efficiency_dnn_buf1[512 + i];
+                part4[0][0] += w[0] * x4_0; part4[0][1] += w[1] * x4_0; part4[0][2] += w[2] * x4_0; part4[0][3] += w[3] * x4_0;
+                const float x4_1 = efficiency_dnn_buf1[512 + i + 1];
+                part4[1][0] += w[4] * x4_1; part4[1][1] += w[5] * x4_1; part4[1][2] += w[6] * x4_1; part4[1][3] += w[7] * x4_1;
+                const float x4_2 = efficiency_dnn_buf1[512 + i + 2];
+                part4[2][0] += w[8] * x4_2; part4[2][1] += w[9] * x4_2; part4[2][2] += w[10] * x4_2; part4[2][3] += w[11] * x4_2;
+                const float x4_3 = efficiency_dnn_buf1[512 + i + 3];
+                part4[3][0] += w[12] * x4_3; part4[3][1] += w[13] * x4_3; part4[3][2] += w[14] * x4_3; part4[3][3] += w[15] * x4_3;
+                const float x5_0 = efficiency_dnn_buf1[640 + i];
+                part5[0][0] += w[0] * x5_0; part5[0][1] += w[1] * x5_0; part5[0][2] += w[2] * x5_0; part5[0][3] += w[3] * x5_0;
+                const float x5_1 = efficiency_dnn_buf1[640 + i + 1];
+                part5[1][0] += w[4] * x5_1; part5[1][1] += w[5] * x5_1; part5[1][2] += w[6] * x5_1; part5[1][3] += w[7] * x5_1;
+                const float x5_2 = efficiency_dnn_buf1[640 + i + 2];
+                part5[2][0] += w[8] * x5_2; part5[2][1] += w[9] * x5_2; part5[2][2] += w[10] * x5_2; part5[2][3] += w[11] * x5_2;
+                const float x5_3 = efficiency_dnn_buf1[640 + i + 3];
+                part5[3][0] += w[12] * x5_3; part5[3][1] += w[13] * x5_3; part5[3][2] += w[14] * x5_3; part5[3][3] += w[15] * x5_3;
+                const float x6_0 = efficiency_dnn_buf1[768 + i];
+                part6[0][0] += w[0] * x6_0; part6[0][1] += w[1] * x6_0; part6[0][2] += w[2] * x6_0; part6[0][3] += w[3] * x6_0;
+                const float x6_1 = efficiency_dnn_buf1[768 + i + 1];
+                part6[1][0] += w[4] * x6_1; part6[1][1] += w[5] * x6_1; part6[1][2] += w[6] * x6_1; part6[1][3] += w[7] * x6_1;
+                const float x6_2 = efficiency_dnn_buf1[768 + i + 2];
+                part6[2][0] += w[8] * x6_2; part6[2][1] += w[9] * x6_2; part6[2][2] += w[10] * x6_2; part6[2][3] += w[11] * x6_2;
+                const float x6_3 = efficiency_dnn_buf1[768 + i + 3];
+                part6[3][0] += w[12] * x6_3; part6[3][1] += w[13] * x6_3; part6[3][2] += w[14] * x6_3; part6[3][3] += w[15] * x6_3;
+                const float x7_0 = efficiency_dnn_buf1[896 + i];
+                part7[0][0] += w[0] * x7_0; part7[0][1] += w[1] * x7_0; part7[0][2] += w[2] * x7_0; part7[0][3] += w[3] * x7_0;
+                const float x7_1 = efficiency_dnn_buf1[896 + i + 1];
+                part7[1][0] += w[4] * x7_1; part7[1][1] += w[5] * x7_1; part7[1][2] += w[6] * x7_1; part7[1][3] += w[7] * x7_1;
+                const float x7_2 = efficiency_dnn_buf1[896 + i + 2];
+                part7[2][0] += w[8] * x7_2; part7[2][1] += w[9] * x7_2; part7[2][2] += w[10] * x7_2; part7[2][3] += w[11] * x7_2;
+                const float x7_3 = efficiency_dnn_buf1[896 + i + 3];
+                part7[3][0] += w[12] * x7_3; part7[3][1] += w[13] * x7_3; part7[3][2] += w[14] * x7_3; part7[3][3] += w[15] * x7_3;
             }
-            for (int r = 0; r < 8; ++r) for (int j = 0; j < 4; ++j) output[r * 4 + j] = acc[r][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part1[q][j] += part1[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part2[q][j] += part2[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part3[q][j] += part3[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part4[q][j] += part4[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part5[q][j] += part5[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part6[q][j] += part6[q + h][j];
+            for (int h = 2; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 4; ++j) part7[q][j] += part7[q + h][j];
+            for (int j = 0; j < 4; ++j) output[j] = part0[0][j];
+            for (int j = 0; j < 4; ++j) output[4 + j] = part1[0][j];
+            for (int j = 0; j < 4; ++j) output[8 + j] = part2[0][j];
+            for (int j = 0; j < 4; ++j) output[12 + j] = part3[0][j];
+            for (int j = 0; j < 4; ++j) output[16 + j] = part4[0][j];
+            for (int j = 0; j < 4; ++j) output[20 + j] = part5[0][j];
+            for (int j = 0; j < 4; ++j) output[24 + j] = part6[0][j];
+            for (int j = 0; j < 4; ++j) output[28 + j] = part7[0][j];
 
         }
         for (int r = 0; r < 8; ++r) {
@@ -18056,6 +18315,25 @@ static int resolution_isa(void)
 #define resolution_OPAQUE(p) __asm__("" : "+r"(p))
 #else
 #define resolution_OPAQUE(p) ((void)0)
+#endif
+
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define resolution_ALIGNED __attribute__((aligned(64)))
+#else
+#define resolution_ALIGNED
+#endif
+
+/* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
+   inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
+   1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
+#if defined(__clang__)
+#define resolution_UNROLL2 _Pragma("clang loop unroll_count(2)")
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define resolution_UNROLL2 _Pragma("GCC unroll 2")
+#else
+#define resolution_UNROLL2
 #endif
 
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
@@ -18503,7 +18781,7 @@ static const double resolution_preprocess_1_bref[100] = {
 };
 
 /* dense_12 */
-static const float resolution_dnn_1_kernel[4480] = {
+static const float resolution_dnn_1_kernel[4480] resolution_ALIGNED = {
     -0.123304769f, -0.165798888f, 0.0618132576f, 0.0129892025f, 0.110965677f, 0.0356014371f, -0.105517708f, -0.0551644862f,
     -0.159125805f, 0.108959764f, -0.0575205944f, 0.0920659676f, 0.0983977392f, -0.0206505563f, -0.107504256f, 0.119599149f,
     -0.154775709f, 0.123457283f, 0.0339739695f, 0.0526740141f, 0.0295884851f, 0.141305193f, 0.0957693309f, 0.0346548446f,
@@ -19073,7 +19351,7 @@ static const float resolution_dnn_1_bias[32] = {
 };
 
 /* dense_13+add_10 */
-static const float resolution_dnn_2_kernel[1024] = {
+static const float resolution_dnn_2_kernel[1024] resolution_ALIGNED = {
     0.124267936f, 0.285080463f, 0.15636225f, -0.0457493588f, -0.0801799595f, 0.0965176597f, 0.282573611f, 0.154783368f,
     -0.296443999f, -0.04328027f, -0.220351607f, 0.0925511941f, -0.152176425f, 0.287855387f, 0.242457643f, -0.211556792f,
     0.0119827464f, -0.104026057f, 0.0869422257f, -0.205540568f, -0.185725048f, 0.265559345f, -0.0673265383f, -0.2690036f,
@@ -19211,7 +19489,7 @@ static const float resolution_dnn_2_bias[32] = {
 };
 
 /* dense_14+add_11 */
-static const float resolution_dnn_3_kernel[1024] = {
+static const float resolution_dnn_3_kernel[1024] resolution_ALIGNED = {
     -0.223916352f, 0.239290088f, 0.127417132f, 0.0976186991f, -0.0161310825f, 0.187327549f, -0.0573497042f, 0.185999766f,
     -0.0275796689f, -0.0806277394f, 0.255845875f, 0.231714889f, -0.169727072f, -0.0235965084f, 0.0989962369f, 0.125618935f,
     0.0428268984f, 0.140774488f, 0.314639002f, -0.123767219f, -0.0149320401f, -0.118792884f, 0.0965452567f, 0.300331056f,
@@ -19349,7 +19627,7 @@ static const float resolution_dnn_3_bias[32] = {
 };
 
 /* dense_15+add_12 */
-static const float resolution_dnn_4_kernel[1024] = {
+static const float resolution_dnn_4_kernel[1024] resolution_ALIGNED = {
     -0.288607568f, 0.280519068f, -0.162992179f, -0.0516177714f, 0.134089768f, -0.296414018f, -0.00232123816f, -0.296353519f,
     -0.165215388f, -0.250833035f, 0.289072573f, 0.201903328f, 0.181081548f, -0.135132402f, 0.0281158704f, 0.25648278f,
     0.191432431f, -0.0239152201f, -0.182080552f, -0.253463537f, 0.112328999f, -0.23841776f, 0.186562672f, -0.00451271376f,
@@ -19487,7 +19765,7 @@ static const float resolution_dnn_4_bias[32] = {
 };
 
 /* dense_16+add_13 */
-static const float resolution_dnn_5_kernel[1024] = {
+static const float resolution_dnn_5_kernel[1024] resolution_ALIGNED = {
     0.139701545f, -0.282332808f, 0.0542651489f, -0.0102498252f, 0.0182750095f, -0.0641218349f, -0.298401982f, -0.058878772f,
     0.298835129f, -0.0784471855f, -0.0929983109f, -0.267252266f, -0.244204953f, -0.175528899f, -0.0549384281f, -0.258222967f,
     -0.106312551f, 0.146068588f, -0.236305133f, -0.202561244f, -0.2475539f, -0.236474529f, -0.124499559f, 0.181317031f,
@@ -19625,7 +19903,7 @@ static const float resolution_dnn_5_bias[32] = {
 };
 
 /* dense_17 */
-static const float resolution_dnn_6_kernel[288] = {
+static const float resolution_dnn_6_kernel[288] resolution_ALIGNED = {
     0.213471323f, 0.0437639505f, -0.297015667f, 0.306369036f, -0.190445587f, -0.198515505f, -0.222268105f, -0.240720674f,
     0.13172929f, -0.0957857892f, -0.0842051879f, -0.0721054599f, -0.0612297058f, 0.263927639f, -0.321103871f, -0.000379790145f,
     0.11508631f, -0.181372553f, -0.200622261f, -0.11154452f, -0.112582691f, 0.139266565f, -0.0790825114f, 0.240488023f,
@@ -20725,7 +21003,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_1_bias[j];
-            for (int i = 0; i < 140; ++i) {
+            resolution_UNROLL2 for (int i = 0; i < 140; ++i) {
                 const float *w = resolution_dnn_1_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -20742,7 +21020,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_2_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            resolution_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_2_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -20759,7 +21037,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_3_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            resolution_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_3_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -20776,7 +21054,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_4_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            resolution_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_4_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf1[i];
@@ -20793,7 +21071,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = resolution_dnn_5_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            resolution_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_5_kernel + i * 32;
                 resolution_KEEP_SUMS();
                 const float x0 = resolution_dnn_buf0[i];
@@ -20810,7 +21088,7 @@ resolution_TARGET("arch=x86-64-v4") static void resolution_dnn_v4_rows1(float *o
         {
             float acc[9];
             for (int j = 0; j < 9; ++j) acc[j] = resolution_dnn_6_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            resolution_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = resolution_dnn_6_kernel + i * 9;
                 resolution_KEEP_SUMS();
                 const float xi = resolution_dnn_buf1[i];
@@ -21493,6 +21771,25 @@ static int covariance_isa(void)
 #define covariance_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define covariance_ALIGNED __attribute__((aligned(64)))
+#else
+#define covariance_ALIGNED
+#endif
+
+/* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
+   inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
+   1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
+#if defined(__clang__)
+#define covariance_UNROLL2 _Pragma("clang loop unroll_count(2)")
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define covariance_UNROLL2 _Pragma("GCC unroll 2")
+#else
+#define covariance_UNROLL2
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define covariance_INLINE static inline __attribute__((always_inline))
@@ -21636,7 +21933,7 @@ static const double covariance_preprocess_0_scale[15] = {
 };
 
 /* dense_18 */
-static const float covariance_dnn_1_kernel[4576] = {
+static const float covariance_dnn_1_kernel[4576] covariance_ALIGNED = {
     -0.131340623f, 0.118679434f, 0.0745067969f, 0.0337883346f, -0.129169032f, -0.0240272805f, -0.154294118f, -0.0164969172f,
     -0.142575368f, 0.0600342713f, 0.0669006705f, 0.0884238034f, 0.103602014f, -0.139247462f, 0.124679655f, 0.0385399424f,
     0.122805938f, -0.120208785f, 0.0642182902f, -0.00160787243f, 0.0163572729f, -0.00939575583f, 0.0207494404f, -0.0908449963f,
@@ -22218,7 +22515,7 @@ static const float covariance_dnn_1_bias[32] = {
 };
 
 /* dense_19+add_14 */
-static const float covariance_dnn_2_kernel[1024] = {
+static const float covariance_dnn_2_kernel[1024] covariance_ALIGNED = {
     -0.274292529f, 0.127753645f, 0.0281039122f, 0.230546951f, -0.0201486852f, 0.11308863f, 0.265832394f, -0.171739355f,
     -0.112436995f, -0.124469385f, -0.120598011f, 0.0302740801f, 0.154100567f, -0.0579078719f, 0.0166274961f, 0.0134538449f,
     -0.138426259f, -0.128058985f, -0.128768831f, 0.0447625443f, -0.136269063f, -0.175763831f, 0.267568499f, 0.0400874689f,
@@ -22356,7 +22653,7 @@ static const float covariance_dnn_2_bias[32] = {
 };
 
 /* dense_20+add_15 */
-static const float covariance_dnn_3_kernel[1024] = {
+static const float covariance_dnn_3_kernel[1024] covariance_ALIGNED = {
     -0.0951841399f, 0.0826649144f, 0.304479599f, -0.0730577484f, -0.0713953301f, -0.263201565f, 0.00523898052f, -0.225296557f,
     -0.138585418f, -0.082820937f, -0.0132389925f, 0.0672291443f, -0.261256725f, 0.0208694991f, 0.0493936129f, -0.283611834f,
     0.0208636634f, 0.0433329158f, -0.282368392f, -0.248932526f, 0.165589646f, 0.252059549f, 0.293025613f, -0.159767017f,
@@ -22494,7 +22791,7 @@ static const float covariance_dnn_3_bias[32] = {
 };
 
 /* dense_21+add_16 */
-static const float covariance_dnn_4_kernel[1024] = {
+static const float covariance_dnn_4_kernel[1024] covariance_ALIGNED = {
     -0.116405591f, 0.0794733539f, 0.0196407586f, 0.0522524938f, -0.163127393f, 0.212000921f, 0.254247695f, -0.251736164f,
     0.214569703f, -0.193203449f, 0.03136364f, 0.00557389576f, 0.253081262f, 0.213697538f, -0.29808706f, 0.132073581f,
     0.0627908111f, 0.151102304f, -0.238628462f, 0.150228932f, 0.0118853059f, 0.161058947f, -0.122664928f, 0.247450188f,
@@ -22632,7 +22929,7 @@ static const float covariance_dnn_4_bias[32] = {
 };
 
 /* dense_22+add_17 */
-static const float covariance_dnn_5_kernel[1024] = {
+static const float covariance_dnn_5_kernel[1024] covariance_ALIGNED = {
     -0.217266038f, 0.172921479f, -0.223088443f, 0.309324831f, -0.0376946852f, -0.0306252558f, -0.0342973322f, 0.246780351f,
     0.117897518f, -0.312286913f, 0.220860228f, -0.0273286272f, 0.053009063f, -0.24136734f, -0.196328446f, -0.144932002f,
     -0.0240514968f, 0.298464656f, -0.00383965345f, -0.145834237f, -0.0846642479f, 0.261668712f, 0.0566839427f, -0.116576776f,
@@ -22770,7 +23067,7 @@ static const float covariance_dnn_5_bias[32] = {
 };
 
 /* dense_23 */
-static const float covariance_dnn_6_kernel[480] = {
+static const float covariance_dnn_6_kernel[480] covariance_ALIGNED = {
     0.167218283f, 0.3196899f, -0.172733724f, -0.0950269774f, -0.00610886328f, -0.271112531f, 0.0895408243f, -0.0974900275f,
     0.172876f, -0.0410379097f, -0.281328559f, 0.0366234332f, -0.304705918f, -0.237779707f, 0.323129058f, -0.00452792225f,
     0.243963018f, 0.0346670002f, -0.258773923f, 0.100794949f, -0.216301635f, -0.016339751f, -0.063723132f, -0.152275875f,
@@ -23907,7 +24204,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_1_bias[j];
-            for (int i = 0; i < 143; ++i) {
+            covariance_UNROLL2 for (int i = 0; i < 143; ++i) {
                 const float *w = covariance_dnn_1_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -23924,7 +24221,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_2_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            covariance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_2_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
@@ -23941,7 +24238,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_3_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            covariance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_3_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -23958,7 +24255,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_4_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            covariance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_4_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf1[i];
@@ -23975,7 +24272,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         {
             float acc0[1][32];
             for (int j = 0; j < 32; ++j) acc0[0][j] = covariance_dnn_5_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            covariance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_5_kernel + i * 32;
                 covariance_KEEP_SUMS();
                 const float x0 = covariance_dnn_buf0[i];
@@ -23992,7 +24289,7 @@ covariance_TARGET("arch=x86-64-v4") static void covariance_dnn_v4_rows1(float *o
         {
             float acc[15];
             for (int j = 0; j < 15; ++j) acc[j] = covariance_dnn_6_bias[j];
-            for (int i = 0; i < 32; ++i) {
+            covariance_UNROLL2 for (int i = 0; i < 32; ++i) {
                 const float *w = covariance_dnn_6_kernel + i * 15;
                 covariance_KEEP_SUMS();
                 const float xi = covariance_dnn_buf1[i];

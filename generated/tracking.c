@@ -126,6 +126,25 @@ static int tracking_isa(void)
 #define tracking_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define tracking_ALIGNED __attribute__((aligned(64)))
+#else
+#define tracking_ALIGNED
+#endif
+
+/* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
+   inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
+   1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
+#if defined(__clang__)
+#define tracking_UNROLL2 _Pragma("clang loop unroll_count(2)")
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define tracking_UNROLL2 _Pragma("GCC unroll 2")
+#else
+#define tracking_UNROLL2
+#endif
+
 /* inlined even where -O2 would not: a call in a loop stops its vectorization */
 #if defined(__GNUC__)
 #define tracking_INLINE static inline __attribute__((always_inline))
@@ -298,7 +317,7 @@ static const double tracking_preprocess_1_scale[3] = {
 };
 
 /* hidden_0 */
-static const float tracking_dnn_0_kernel[384] = {
+static const float tracking_dnn_0_kernel[384] tracking_ALIGNED = {
     -0.00711882487f, -0.0332096368f, 0.167174399f, -0.221059352f, 0.0100984164f, -0.120379113f, -0.0463035218f, 0.225115374f,
     0.0315338746f, 0.037091665f, 0.069577381f, 0.0234402642f, -0.0163160022f, 0.03930654f, -0.188028172f, 0.040560998f,
     -0.0294935275f, 0.168510631f, -0.132270813f, -0.106043518f, 0.0600179285f, 0.0476951599f, 0.0607828833f, 0.0852916315f,
@@ -368,7 +387,8 @@ static const float tracking_dnn_0_bias[128] = {
 };
 
 /* hidden_1 */
-static const float tracking_dnn_1_kernel[16384] = {
+static const float tracking_dnn_1_kernel[8 + 16384] tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.0437043756f, -0.0687894672f, -0.0673570335f, 0.0115376888f, 0.0222040825f, -0.0666398853f, -0.0836117566f, -0.00935420208f,
     -0.0665682107f, -0.0450061075f, 0.132804707f, -0.134589255f, -0.045367755f, -0.14504315f, -0.120510355f, 0.155753821f,
     -0.145776659f, 0.0767240673f, -0.082152158f, 0.128197253f, -0.0240722205f, 0.102475405f, -0.0189543851f, -0.121146232f,
@@ -2438,7 +2458,8 @@ static const float tracking_dnn_1_bias[128] = {
 };
 
 /* hidden_2 */
-static const float tracking_dnn_2_kernel[16384] = {
+static const float tracking_dnn_2_kernel[8 + 16384] tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.0107965497f, -0.0907487422f, 0.0863250718f, 0.108850904f, 0.0299726352f, -0.0798786655f, 0.106724158f, -0.184904695f,
     -0.0104774022f, -0.0205150098f, -0.0209070202f, -0.137968838f, 0.114285491f, 0.0798467547f, 0.0207303241f, -0.145158514f,
     0.079436183f, 0.064020209f, -0.0592036135f, 0.146643385f, 0.00446069473f, -0.029539559f, 0.0354339853f, 0.0968440473f,
@@ -4508,7 +4529,7 @@ static const float tracking_dnn_2_bias[128] = {
 };
 
 /* logit+output sigmoid */
-static const float tracking_dnn_3_kernel[128] = {
+static const float tracking_dnn_3_kernel[128] tracking_ALIGNED = {
     -0.0334752835f, 0.148146033f, -0.0481194034f, -0.0240725707f, 0.0404684171f, -0.226954997f, 0.130340129f, -0.0407840237f,
     0.17877236f, -0.222125322f, -0.186032876f, -0.0224797875f, -0.135129973f, -0.0925722644f, 0.1144787f, 0.120938763f,
     -0.145255581f, -0.0308893938f, -0.180109546f, -0.0825518891f, -0.187273666f, 0.116151474f, 0.245643497f, 0.0630144179f,
@@ -4615,7 +4636,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4639,7 +4660,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4660,16 +4681,48 @@ static void tracking_dnn_rows1(float *output, const float *input)
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
-                const float xi = tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi;
+                const float x0_0 = tracking_dnn_buf0[i];
+                part0[0][0] += w[0] * x0_0;
+                const float x0_1 = tracking_dnn_buf0[i + 1];
+                part0[1][0] += w[1] * x0_1;
+                const float x0_2 = tracking_dnn_buf0[i + 2];
+                part0[2][0] += w[2] * x0_2;
+                const float x0_3 = tracking_dnn_buf0[i + 3];
+                part0[3][0] += w[3] * x0_3;
+                const float x0_4 = tracking_dnn_buf0[i + 4];
+                part0[4][0] += w[4] * x0_4;
+                const float x0_5 = tracking_dnn_buf0[i + 5];
+                part0[5][0] += w[5] * x0_5;
+                const float x0_6 = tracking_dnn_buf0[i + 6];
+                part0[6][0] += w[6] * x0_6;
+                const float x0_7 = tracking_dnn_buf0[i + 7];
+                part0[7][0] += w[7] * x0_7;
+                const float x0_8 = tracking_dnn_buf0[i + 8];
+                part0[8][0] += w[8] * x0_8;
+                const float x0_9 = tracking_dnn_buf0[i + 9];
+                part0[9][0] += w[9] * x0_9;
+                const float x0_10 = tracking_dnn_buf0[i + 10];
+                part0[10][0] += w[10] * x0_10;
+                const float x0_11 = tracking_dnn_buf0[i + 11];
+                part0[11][0] += w[11] * x0_11;
+                const float x0_12 = tracking_dnn_buf0[i + 12];
+                part0[12][0] += w[12] * x0_12;
+                const float x0_13 = tracking_dnn_buf0[i + 13];
+                part0[13][0] += w[13] * x0_13;
+                const float x0_14 = tracking_dnn_buf0[i + 14];
+                part0[14][0] += w[14] * x0_14;
+                const float x0_15 = tracking_dnn_buf0[i + 15];
+                part0[15][0] += w[15] * x0_15;
             }
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
             for (int j = 0; j < 1; ++j) {
-                const float x = acc[j];
+                const float x = part0[0][j];
                 output[j] = tracking_sigmoid(x);
             }
 
@@ -4717,7 +4770,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
@@ -4742,7 +4795,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
@@ -4764,19 +4817,89 @@ static void tracking_dnn_rows2(float *output, const float *input)
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[2][1];
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            float part1[16][1];
+            for (int j = 0; j < 1; ++j) part1[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
-                const float x0 = tracking_dnn_buf0[i];
-                const float x1 = tracking_dnn_buf0[128 + i];
-                acc[0][0] += w[0] * x0;
-                acc[1][0] += w[0] * x1;
+                const float x0_0 = tracking_dnn_buf0[i];
+                part0[0][0] += w[0] * x0_0;
+                const float x0_1 = tracking_dnn_buf0[i + 1];
+                part0[1][0] += w[1] * x0_1;
+                const float x0_2 = tracking_dnn_buf0[i + 2];
+                part0[2][0] += w[2] * x0_2;
+                const float x0_3 = tracking_dnn_buf0[i + 3];
+                part0[3][0] += w[3] * x0_3;
+                const float x0_4 = tracking_dnn_buf0[i + 4];
+                part0[4][0] += w[4] * x0_4;
+                const float x0_5 = tracking_dnn_buf0[i + 5];
+                part0[5][0] += w[5] * x0_5;
+                const float x0_6 = tracking_dnn_buf0[i + 6];
+                part0[6][0] += w[6] * x0_6;
+                const float x0_7 = tracking_dnn_buf0[i + 7];
+                part0[7][0] += w[7] * x0_7;
+                const float x0_8 = tracking_dnn_buf0[i + 8];
+                part0[8][0] += w[8] * x0_8;
+                const float x0_9 = tracking_dnn_buf0[i + 9];
+                part0[9][0] += w[9] * x0_9;
+                const float x0_10 = tracking_dnn_buf0[i + 10];
+                part0[10][0] += w[10] * x0_10;
+                const float x0_11 = tracking_dnn_buf0[i + 11];
+                part0[11][0] += w[11] * x0_11;
+                const float x0_12 = tracking_dnn_buf0[i + 12];
+                part0[12][0] += w[12] * x0_12;
+                const float x0_13 = tracking_dnn_buf0[i + 13];
+                part0[13][0] += w[13] * x0_13;
+                const float x0_14 = tracking_dnn_buf0[i + 14];
+                part0[14][0] += w[14] * x0_14;
+                const float x0_15 = tracking_dnn_buf0[i + 15];
+                part0[15][0] += w[15] * x0_15;
+                const float x1_0 = tracking_dnn_buf0[128 + i];
+                part1[0][0] += w[0] * x1_0;
+                const float x1_1 = tracking_dnn_buf0[128 + i + 1];
+                part1[1][0] += w[1] * x1_1;
+                const float x1_2 = tracking_dnn_buf0[128 + i + 2];
+                part1[2][0] += w[2] * x1_2;
+                const float x1_3 = tracking_dnn_buf0[128 + i + 3];
+                part1[3][0] += w[3] * x1_3;
+                const float x1_4 = tracking_dnn_buf0[128 + i + 4];
+                part1[4][0] += w[4] * x1_4;
+                const float x1_5 = tracking_dnn_buf0[128 + i + 5];
+                part1[5][0] += w[5] * x1_5;
+                const float x1_6 = tracking_dnn_buf0[128 + i + 6];
+                part1[6][0] += w[6] * x1_6;
+                const float x1_7 = tracking_dnn_buf0[128 + i + 7];
+                part1[7][0] += w[7] * x1_7;
+                const float x1_8 = tracking_dnn_buf0[128 + i + 8];
+                part1[8][0] += w[8] * x1_8;
+                const float x1_9 = tracking_dnn_buf0[128 + i + 9];
+                part1[9][0] += w[9] * x1_9;
+                const float x1_10 = tracking_dnn_buf0[128 + i + 10];
+                part1[10][0] += w[10] * x1_10;
+                const float x1_11 = tracking_dnn_buf0[128 + i + 11];
+                part1[11][0] += w[11] * x1_11;
+                const float x1_12 = tracking_dnn_buf0[128 + i + 12];
+                part1[12][0] += w[12] * x1_12;
+                const float x1_13 = tracking_dnn_buf0[128 + i + 13];
+                part1[13][0] += w[13] * x1_13;
+                const float x1_14 = tracking_dnn_buf0[128 + i + 14];
+                part1[14][0] += w[14] * x1_14;
+                const float x1_15 = tracking_dnn_buf0[128 + i + 15];
+                part1[15][0] += w[15] * x1_15;
             }
-            for (int r = 0; r < 2; ++r) for (int j = 0; j < 1; ++j) {
-                const float x = acc[r][j];
-                output[r * 1 + j] = tracking_sigmoid(x);
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += part1[q + h][j];
+            for (int j = 0; j < 1; ++j) {
+                const float x = part0[0][j];
+                output[j] = tracking_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part1[0][j];
+                output[1 + j] = tracking_sigmoid(x);
             }
 
         }
@@ -4843,7 +4966,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_1_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 64;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 64;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4875,7 +4998,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_2_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 64;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 64;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4904,16 +5027,48 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
-                const float xi = tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi;
+                const float x0_0 = tracking_dnn_buf0[i];
+                part0[0][0] += w[0] * x0_0;
+                const float x0_1 = tracking_dnn_buf0[i + 1];
+                part0[1][0] += w[1] * x0_1;
+                const float x0_2 = tracking_dnn_buf0[i + 2];
+                part0[2][0] += w[2] * x0_2;
+                const float x0_3 = tracking_dnn_buf0[i + 3];
+                part0[3][0] += w[3] * x0_3;
+                const float x0_4 = tracking_dnn_buf0[i + 4];
+                part0[4][0] += w[4] * x0_4;
+                const float x0_5 = tracking_dnn_buf0[i + 5];
+                part0[5][0] += w[5] * x0_5;
+                const float x0_6 = tracking_dnn_buf0[i + 6];
+                part0[6][0] += w[6] * x0_6;
+                const float x0_7 = tracking_dnn_buf0[i + 7];
+                part0[7][0] += w[7] * x0_7;
+                const float x0_8 = tracking_dnn_buf0[i + 8];
+                part0[8][0] += w[8] * x0_8;
+                const float x0_9 = tracking_dnn_buf0[i + 9];
+                part0[9][0] += w[9] * x0_9;
+                const float x0_10 = tracking_dnn_buf0[i + 10];
+                part0[10][0] += w[10] * x0_10;
+                const float x0_11 = tracking_dnn_buf0[i + 11];
+                part0[11][0] += w[11] * x0_11;
+                const float x0_12 = tracking_dnn_buf0[i + 12];
+                part0[12][0] += w[12] * x0_12;
+                const float x0_13 = tracking_dnn_buf0[i + 13];
+                part0[13][0] += w[13] * x0_13;
+                const float x0_14 = tracking_dnn_buf0[i + 14];
+                part0[14][0] += w[14] * x0_14;
+                const float x0_15 = tracking_dnn_buf0[i + 15];
+                part0[15][0] += w[15] * x0_15;
             }
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
             for (int j = 0; j < 1; ++j) {
-                const float x = acc[j];
+                const float x = part0[0][j];
                 output[j] = tracking_v3_sigmoid(x);
             }
 
@@ -4971,7 +5126,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
@@ -5006,7 +5161,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
@@ -5038,23 +5193,169 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[4][1];
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            float part1[16][1];
+            for (int j = 0; j < 1; ++j) part1[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
+            float part2[16][1];
+            for (int j = 0; j < 1; ++j) part2[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part2[q][j] = 0;
+            float part3[16][1];
+            for (int j = 0; j < 1; ++j) part3[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
-                const float x0 = tracking_dnn_buf0[i];
-                const float x1 = tracking_dnn_buf0[128 + i];
-                const float x2 = tracking_dnn_buf0[256 + i];
-                const float x3 = tracking_dnn_buf0[384 + i];
-                acc[0][0] += w[0] * x0;
-                acc[1][0] += w[0] * x1;
-                acc[2][0] += w[0] * x2;
-                acc[3][0] += w[0] * x3;
+                const float x0_0 = tracking_dnn_buf0[i];
+                part0[0][0] += w[0] * x0_0;
+                const float x0_1 = tracking_dnn_buf0[i + 1];
+                part0[1][0] += w[1] * x0_1;
+                const float x0_2 = tracking_dnn_buf0[i + 2];
+                part0[2][0] += w[2] * x0_2;
+                const float x0_3 = tracking_dnn_buf0[i + 3];
+                part0[3][0] += w[3] * x0_3;
+                const float x0_4 = tracking_dnn_buf0[i + 4];
+                part0[4][0] += w[4] * x0_4;
+                const float x0_5 = tracking_dnn_buf0[i + 5];
+                part0[5][0] += w[5] * x0_5;
+                const float x0_6 = tracking_dnn_buf0[i + 6];
+                part0[6][0] += w[6] * x0_6;
+                const float x0_7 = tracking_dnn_buf0[i + 7];
+                part0[7][0] += w[7] * x0_7;
+                const float x0_8 = tracking_dnn_buf0[i + 8];
+                part0[8][0] += w[8] * x0_8;
+                const float x0_9 = tracking_dnn_buf0[i + 9];
+                part0[9][0] += w[9] * x0_9;
+                const float x0_10 = tracking_dnn_buf0[i + 10];
+                part0[10][0] += w[10] * x0_10;
+                const float x0_11 = tracking_dnn_buf0[i + 11];
+                part0[11][0] += w[11] * x0_11;
+                const float x0_12 = tracking_dnn_buf0[i + 12];
+                part0[12][0] += w[12] * x0_12;
+                const float x0_13 = tracking_dnn_buf0[i + 13];
+                part0[13][0] += w[13] * x0_13;
+                const float x0_14 = tracking_dnn_buf0[i + 14];
+                part0[14][0] += w[14] * x0_14;
+                const float x0_15 = tracking_dnn_buf0[i + 15];
+                part0[15][0] += w[15] * x0_15;
+                const float x1_0 = tracking_dnn_buf0[128 + i];
+                part1[0][0] += w[0] * x1_0;
+                const float x1_1 = tracking_dnn_buf0[128 + i + 1];
+                part1[1][0] += w[1] * x1_1;
+                const float x1_2 = tracking_dnn_buf0[128 + i + 2];
+                part1[2][0] += w[2] * x1_2;
+                const float x1_3 = tracking_dnn_buf0[128 + i + 3];
+                part1[3][0] += w[3] * x1_3;
+                const float x1_4 = tracking_dnn_buf0[128 + i + 4];
+                part1[4][0] += w[4] * x1_4;
+                const float x1_5 = tracking_dnn_buf0[128 + i + 5];
+                part1[5][0] += w[5] * x1_5;
+                const float x1_6 = tracking_dnn_buf0[128 + i + 6];
+                part1[6][0] += w[6] * x1_6;
+                const float x1_7 = tracking_dnn_buf0[128 + i + 7];
+                part1[7][0] += w[7] * x1_7;
+                const float x1_8 = tracking_dnn_buf0[128 + i + 8];
+                part1[8][0] += w[8] * x1_8;
+                const float x1_9 = tracking_dnn_buf0[128 + i + 9];
+                part1[9][0] += w[9] * x1_9;
+                const float x1_10 = tracking_dnn_buf0[128 + i + 10];
+                part1[10][0] += w[10] * x1_10;
+                const float x1_11 = tracking_dnn_buf0[128 + i + 11];
+                part1[11][0] += w[11] * x1_11;
+                const float x1_12 = tracking_dnn_buf0[128 + i + 12];
+                part1[12][0] += w[12] * x1_12;
+                const float x1_13 = tracking_dnn_buf0[128 + i + 13];
+                part1[13][0] += w[13] * x1_13;
+                const float x1_14 = tracking_dnn_buf0[128 + i + 14];
+                part1[14][0] += w[14] * x1_14;
+                const float x1_15 = tracking_dnn_buf0[128 + i + 15];
+                part1[15][0] += w[15] * x1_15;
+                const float x2_0 = tracking_dnn_buf0[256 + i];
+                part2[0][0] += w[0] * x2_0;
+                const float x2_1 = tracking_dnn_buf0[256 + i + 1];
+                part2[1][0] += w[1] * x2_1;
+                const float x2_2 = tracking_dnn_buf0[256 + i + 2];
+                part2[2][0] += w[2] * x2_2;
+                const float x2_3 = tracking_dnn_buf0[256 + i + 3];
+                part2[3][0] += w[3] * x2_3;
+                const float x2_4 = tracking_dnn_buf0[256 + i + 4];
+                part2[4][0] += w[4] * x2_4;
+                const float x2_5 = tracking_dnn_buf0[256 + i + 5];
+                part2[5][0] += w[5] * x2_5;
+                const float x2_6 = tracking_dnn_buf0[256 + i + 6];
+                part2[6][0] += w[6] * x2_6;
+                const float x2_7 = tracking_dnn_buf0[256 + i + 7];
+                part2[7][0] += w[7] * x2_7;
+                const float x2_8 = tracking_dnn_buf0[256 + i + 8];
+                part2[8][0] += w[8] * x2_8;
+                const float x2_9 = tracking_dnn_buf0[256 + i + 9];
+                part2[9][0] += w[9] * x2_9;
+                const float x2_10 = tracking_dnn_buf0[256 + i + 10];
+                part2[10][0] += w[10] * x2_10;
+                const float x2_11 = tracking_dnn_buf0[256 + i + 11];
+                part2[11][0] += w[11] * x2_11;
+                const float x2_12 = tracking_dnn_buf0[256 + i + 12];
+                part2[12][0] += w[12] * x2_12;
+                const float x2_13 = tracking_dnn_buf0[256 + i + 13];
+                part2[13][0] += w[13] * x2_13;
+                const float x2_14 = tracking_dnn_buf0[256 + i + 14];
+                part2[14][0] += w[14] * x2_14;
+                const float x2_15 = tracking_dnn_buf0[256 + i + 15];
+                part2[15][0] += w[15] * x2_15;
+                const float x3_0 = tracking_dnn_buf0[384 + i];
+                part3[0][0] += w[0] * x3_0;
+                const float x3_1 = tracking_dnn_buf0[384 + i + 1];
+                part3[1][0] += w[1] * x3_1;
+                const float x3_2 = tracking_dnn_buf0[384 + i + 2];
+                part3[2][0] += w[2] * x3_2;
+                const float x3_3 = tracking_dnn_buf0[384 + i + 3];
+                part3[3][0] += w[3] * x3_3;
+                const float x3_4 = tracking_dnn_buf0[384 + i + 4];
+                part3[4][0] += w[4] * x3_4;
+                const float x3_5 = tracking_dnn_buf0[384 + i + 5];
+                part3[5][0] += w[5] * x3_5;
+                const float x3_6 = tracking_dnn_buf0[384 + i + 6];
+                part3[6][0] += w[6] * x3_6;
+                const float x3_7 = tracking_dnn_buf0[384 + i + 7];
+                part3[7][0] += w[7] * x3_7;
+                const float x3_8 = tracking_dnn_buf0[384 + i + 8];
+                part3[8][0] += w[8] * x3_8;
+                const float x3_9 = tracking_dnn_buf0[384 + i + 9];
+                part3[9][0] += w[9] * x3_9;
+                const float x3_10 = tracking_dnn_buf0[384 + i + 10];
+                part3[10][0] += w[10] * x3_10;
+                const float x3_11 = tracking_dnn_buf0[384 + i + 11];
+                part3[11][0] += w[11] * x3_11;
+                const float x3_12 = tracking_dnn_buf0[384 + i + 12];
+                part3[12][0] += w[12] * x3_12;
+                const float x3_13 = tracking_dnn_buf0[384 + i + 13];
+                part3[13][0] += w[13] * x3_13;
+                const float x3_14 = tracking_dnn_buf0[384 + i + 14];
+                part3[14][0] += w[14] * x3_14;
+                const float x3_15 = tracking_dnn_buf0[384 + i + 15];
+                part3[15][0] += w[15] * x3_15;
             }
-            for (int r = 0; r < 4; ++r) for (int j = 0; j < 1; ++j) {
-                const float x = acc[r][j];
-                output[r * 1 + j] = tracking_v3_sigmoid(x);
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += part1[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part2[q][j] += part2[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part3[q][j] += part3[q + h][j];
+            for (int j = 0; j < 1; ++j) {
+                const float x = part0[0][j];
+                output[j] = tracking_v3_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part1[0][j];
+                output[1 + j] = tracking_v3_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part2[0][j];
+                output[2 + j] = tracking_v3_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part3[0][j];
+                output[3 + j] = tracking_v3_sigmoid(x);
             }
 
         }
@@ -5081,6 +5382,8 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
 {
     float tracking_dnn_buf0[128];
     float tracking_dnn_buf1[128];
+    float tracking_dnn_buf_tmp[128];  /* the ops' working memory, each op's while it runs */
+    (void)tracking_dnn_buf_tmp;  /* some instruction sets' code of an op keeps its sums in registers instead */
     {   /* hidden_0: Dense 3->128, relu */
         const float *kernel = tracking_dnn_0_kernel, *bias = tracking_dnn_0_bias;
         tracking_OPAQUE(kernel);  /* few inputs: GCC must not see the weights (ops/helpers.c.j2) */
@@ -5091,7 +5394,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             for (int j = 0; j < 32; ++j) acc0[1][j] = bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = bias[96 + j];
-            for (int i = 0; i < 3; ++i) {
+            tracking_UNROLL2 for (int i = 0; i < 3; ++i) {
                 const float *w = kernel + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = input[i];
@@ -5101,8 +5404,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                tracking_dnn_buf0[g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -5114,8 +5416,17 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_1_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_1_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_1_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = tracking_dnn_buf_tmp[t];
+                tracking_dnn_buf0[t] = tracking_v4_max(0.0f, x);
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = tracking_dnn_buf_tmp[(b + 1) * 32 + t];
+                tracking_dnn_buf0[(b + 1) * 32 + t] = tracking_v4_max(0.0f, x);
+            }
+            tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -5123,9 +5434,9 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
             }
+            }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
-                const float x = acc0[g][j];
-                tracking_dnn_buf1[g * 32 + j] = tracking_v4_max(0.0f, x);
+                tracking_dnn_buf_tmp[g * 32 + j] = acc0[g][j];  /* activated by the next Dense (exporter/backend/steps.py) */
             }
 
         }
@@ -5137,14 +5448,24 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
             for (int j = 0; j < 32; ++j) acc0[1][j] = tracking_dnn_2_bias[32 + j];
             for (int j = 0; j < 32; ++j) acc0[2][j] = tracking_dnn_2_bias[64 + j];
             for (int j = 0; j < 32; ++j) acc0[3][j] = tracking_dnn_2_bias[96 + j];
-            for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128;
+            for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = tracking_dnn_buf_tmp[t];
+                tracking_dnn_buf1[t] = tracking_v4_max(0.0f, x);
+            }
+            for (int b = 0; b < 4; ++b) {
+            if (b + 1 < 4) for (int t = 0; t < 32; ++t) {  /* from 0: GCC's -O2 vectorizes the loop then */
+                const float x = tracking_dnn_buf_tmp[(b + 1) * 32 + t];
+                tracking_dnn_buf1[(b + 1) * 32 + t] = tracking_v4_max(0.0f, x);
+            }
+            tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[1][j] += w[32 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[2][j] += w[64 + j] * x0;
                 for (int j = 0; j < 32; ++j) acc0[3][j] += w[96 + j] * x0;
+            }
             }
             for (int g = 0; g < 4; ++g) for (int j = 0; j < 32; ++j) {
                 const float x = acc0[g][j];
@@ -5155,16 +5476,48 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[1];
-            for (int j = 0; j < 1; ++j) acc[j] = tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
-                const float xi = tracking_dnn_buf0[i];
-                acc[0] += w[0] * xi;
+                const float x0_0 = tracking_dnn_buf0[i];
+                part0[0][0] += w[0] * x0_0;
+                const float x0_1 = tracking_dnn_buf0[i + 1];
+                part0[1][0] += w[1] * x0_1;
+                const float x0_2 = tracking_dnn_buf0[i + 2];
+                part0[2][0] += w[2] * x0_2;
+                const float x0_3 = tracking_dnn_buf0[i + 3];
+                part0[3][0] += w[3] * x0_3;
+                const float x0_4 = tracking_dnn_buf0[i + 4];
+                part0[4][0] += w[4] * x0_4;
+                const float x0_5 = tracking_dnn_buf0[i + 5];
+                part0[5][0] += w[5] * x0_5;
+                const float x0_6 = tracking_dnn_buf0[i + 6];
+                part0[6][0] += w[6] * x0_6;
+                const float x0_7 = tracking_dnn_buf0[i + 7];
+                part0[7][0] += w[7] * x0_7;
+                const float x0_8 = tracking_dnn_buf0[i + 8];
+                part0[8][0] += w[8] * x0_8;
+                const float x0_9 = tracking_dnn_buf0[i + 9];
+                part0[9][0] += w[9] * x0_9;
+                const float x0_10 = tracking_dnn_buf0[i + 10];
+                part0[10][0] += w[10] * x0_10;
+                const float x0_11 = tracking_dnn_buf0[i + 11];
+                part0[11][0] += w[11] * x0_11;
+                const float x0_12 = tracking_dnn_buf0[i + 12];
+                part0[12][0] += w[12] * x0_12;
+                const float x0_13 = tracking_dnn_buf0[i + 13];
+                part0[13][0] += w[13] * x0_13;
+                const float x0_14 = tracking_dnn_buf0[i + 14];
+                part0[14][0] += w[14] * x0_14;
+                const float x0_15 = tracking_dnn_buf0[i + 15];
+                part0[15][0] += w[15] * x0_15;
             }
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
             for (int j = 0; j < 1; ++j) {
-                const float x = acc[j];
+                const float x = part0[0][j];
                 output[j] = tracking_v4_sigmoid(x);
             }
 
@@ -5274,7 +5627,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows8(float *outpu
             for (int j = 0; j < 32; ++j) acc6[0][j] = tracking_dnn_1_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
@@ -5347,7 +5700,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows8(float *outpu
             for (int j = 0; j < 32; ++j) acc6[0][j] = tracking_dnn_2_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
@@ -5403,31 +5756,329 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows8(float *outpu
     }
     {   /* logit+output sigmoid: Dense 128->1, sigmoid */
         {
-            float acc[8][1];
-            for (int r = 0; r < 8; ++r) for (int j = 0; j < 1; ++j) acc[r][j] = tracking_dnn_3_bias[j];
-            for (int i = 0; i < 128; ++i) {
+            float part0[16][1];
+            for (int j = 0; j < 1; ++j) part0[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part0[q][j] = 0;
+            float part1[16][1];
+            for (int j = 0; j < 1; ++j) part1[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part1[q][j] = 0;
+            float part2[16][1];
+            for (int j = 0; j < 1; ++j) part2[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part2[q][j] = 0;
+            float part3[16][1];
+            for (int j = 0; j < 1; ++j) part3[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part3[q][j] = 0;
+            float part4[16][1];
+            for (int j = 0; j < 1; ++j) part4[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part4[q][j] = 0;
+            float part5[16][1];
+            for (int j = 0; j < 1; ++j) part5[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part5[q][j] = 0;
+            float part6[16][1];
+            for (int j = 0; j < 1; ++j) part6[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part6[q][j] = 0;
+            float part7[16][1];
+            for (int j = 0; j < 1; ++j) part7[0][j] = tracking_dnn_3_bias[j];
+            for (int q = 1; q < 16; ++q) for (int j = 0; j < 1; ++j) part7[q][j] = 0;
+            for (int i = 0; i < 128; i += 16) {
                 const float *w = tracking_dnn_3_kernel + i * 1;
                 tracking_KEEP_SUMS();
-                const float x0 = tracking_dnn_buf0[i];
-                const float x1 = tracking_dnn_buf0[128 + i];
-                const float x2 = tracking_dnn_buf0[256 + i];
-                const float x3 = tracking_dnn_buf0[384 + i];
-                const float x4 = tracking_dnn_buf0[512 + i];
-                const float x5 = tracking_dnn_buf0[640 + i];
-                const float x6 = tracking_dnn_buf0[768 + i];
-                const float x7 = tracking_dnn_buf0[896 + i];
-                acc[0][0] += w[0] * x0;
-                acc[1][0] += w[0] * x1;
-                acc[2][0] += w[0] * x2;
-                acc[3][0] += w[0] * x3;
-                acc[4][0] += w[0] * x4;
-                acc[5][0] += w[0] * x5;
-                acc[6][0] += w[0] * x6;
-                acc[7][0] += w[0] * x7;
+                const float x0_0 = tracking_dnn_buf0[i];
+                part0[0][0] += w[0] * x0_0;
+                const float x0_1 = tracking_dnn_buf0[i + 1];
+                part0[1][0] += w[1] * x0_1;
+                const float x0_2 = tracking_dnn_buf0[i + 2];
+                part0[2][0] += w[2] * x0_2;
+                const float x0_3 = tracking_dnn_buf0[i + 3];
+                part0[3][0] += w[3] * x0_3;
+                const float x0_4 = tracking_dnn_buf0[i + 4];
+                part0[4][0] += w[4] * x0_4;
+                const float x0_5 = tracking_dnn_buf0[i + 5];
+                part0[5][0] += w[5] * x0_5;
+                const float x0_6 = tracking_dnn_buf0[i + 6];
+                part0[6][0] += w[6] * x0_6;
+                const float x0_7 = tracking_dnn_buf0[i + 7];
+                part0[7][0] += w[7] * x0_7;
+                const float x0_8 = tracking_dnn_buf0[i + 8];
+                part0[8][0] += w[8] * x0_8;
+                const float x0_9 = tracking_dnn_buf0[i + 9];
+                part0[9][0] += w[9] * x0_9;
+                const float x0_10 = tracking_dnn_buf0[i + 10];
+                part0[10][0] += w[10] * x0_10;
+                const float x0_11 = tracking_dnn_buf0[i + 11];
+                part0[11][0] += w[11] * x0_11;
+                const float x0_12 = tracking_dnn_buf0[i + 12];
+                part0[12][0] += w[12] * x0_12;
+                const float x0_13 = tracking_dnn_buf0[i + 13];
+                part0[13][0] += w[13] * x0_13;
+                const float x0_14 = tracking_dnn_buf0[i + 14];
+                part0[14][0] += w[14] * x0_14;
+                const float x0_15 = tracking_dnn_buf0[i + 15];
+                part0[15][0] += w[15] * x0_15;
+                const float x1_0 = tracking_dnn_buf0[128 + i];
+                part1[0][0] += w[0] * x1_0;
+                const float x1_1 = tracking_dnn_buf0[128 + i + 1];
+                part1[1][0] += w[1] * x1_1;
+                const float x1_2 = tracking_dnn_buf0[128 + i + 2];
+                part1[2][0] += w[2] * x1_2;
+                const float x1_3 = tracking_dnn_buf0[128 + i + 3];
+                part1[3][0] += w[3] * x1_3;
+                const float x1_4 = tracking_dnn_buf0[128 + i + 4];
+                part1[4][0] += w[4] * x1_4;
+                const float x1_5 = tracking_dnn_buf0[128 + i + 5];
+                part1[5][0] += w[5] * x1_5;
+                const float x1_6 = tracking_dnn_buf0[128 + i + 6];
+                part1[6][0] += w[6] * x1_6;
+                const float x1_7 = tracking_dnn_buf0[128 + i + 7];
+                part1[7][0] += w[7] * x1_7;
+                const float x1_8 = tracking_dnn_buf0[128 + i + 8];
+                part1[8][0] += w[8] * x1_8;
+                const float x1_9 = tracking_dnn_buf0[128 + i + 9];
+                part1[9][0] += w[9] * x1_9;
+                const float x1_10 = tracking_dnn_buf0[128 + i + 10];
+                part1[10][0] += w[10] * x1_10;
+                const float x1_11 = tracking_dnn_buf0[128 + i + 11];
+                part1[11][0] += w[11] * x1_11;
+                const float x1_12 = tracking_dnn_buf0[128 + i + 12];
+                part1[12][0] += w[12] * x1_12;
+                const float x1_13 = tracking_dnn_buf0[128 + i + 13];
+                part1[13][0] += w[13] * x1_13;
+                const float x1_14 = tracking_dnn_buf0[128 + i + 14];
+                part1[14][0] += w[14] * x1_14;
+                const float x1_15 = tracking_dnn_buf0[128 + i + 15];
+                part1[15][0] += w[15] * x1_15;
+                const float x2_0 = tracking_dnn_buf0[256 + i];
+                part2[0][0] += w[0] * x2_0;
+                const float x2_1 = tracking_dnn_buf0[256 + i + 1];
+                part2[1][0] += w[1] * x2_1;
+                const float x2_2 = tracking_dnn_buf0[256 + i + 2];
+                part2[2][0] += w[2] * x2_2;
+                const float x2_3 = tracking_dnn_buf0[256 + i + 3];
+                part2[3][0] += w[3] * x2_3;
+                const float x2_4 = tracking_dnn_buf0[256 + i + 4];
+                part2[4][0] += w[4] * x2_4;
+                const float x2_5 = tracking_dnn_buf0[256 + i + 5];
+                part2[5][0] += w[5] * x2_5;
+                const float x2_6 = tracking_dnn_buf0[256 + i + 6];
+                part2[6][0] += w[6] * x2_6;
+                const float x2_7 = tracking_dnn_buf0[256 + i + 7];
+                part2[7][0] += w[7] * x2_7;
+                const float x2_8 = tracking_dnn_buf0[256 + i + 8];
+                part2[8][0] += w[8] * x2_8;
+                const float x2_9 = tracking_dnn_buf0[256 + i + 9];
+                part2[9][0] += w[9] * x2_9;
+                const float x2_10 = tracking_dnn_buf0[256 + i + 10];
+                part2[10][0] += w[10] * x2_10;
+                const float x2_11 = tracking_dnn_buf0[256 + i + 11];
+                part2[11][0] += w[11] * x2_11;
+                const float x2_12 = tracking_dnn_buf0[256 + i + 12];
+                part2[12][0] += w[12] * x2_12;
+                const float x2_13 = tracking_dnn_buf0[256 + i + 13];
+                part2[13][0] += w[13] * x2_13;
+                const float x2_14 = tracking_dnn_buf0[256 + i + 14];
+                part2[14][0] += w[14] * x2_14;
+                const float x2_15 = tracking_dnn_buf0[256 + i + 15];
+                part2[15][0] += w[15] * x2_15;
+                const float x3_0 = tracking_dnn_buf0[384 + i];
+                part3[0][0] += w[0] * x3_0;
+                const float x3_1 = tracking_dnn_buf0[384 + i + 1];
+                part3[1][0] += w[1] * x3_1;
+                const float x3_2 = tracking_dnn_buf0[384 + i + 2];
+                part3[2][0] += w[2] * x3_2;
+                const float x3_3 = tracking_dnn_buf0[384 + i + 3];
+                part3[3][0] += w[3] * x3_3;
+                const float x3_4 = tracking_dnn_buf0[384 + i + 4];
+                part3[4][0] += w[4] * x3_4;
+                const float x3_5 = tracking_dnn_buf0[384 + i + 5];
+                part3[5][0] += w[5] * x3_5;
+                const float x3_6 = tracking_dnn_buf0[384 + i + 6];
+                part3[6][0] += w[6] * x3_6;
+                const float x3_7 = tracking_dnn_buf0[384 + i + 7];
+                part3[7][0] += w[7] * x3_7;
+                const float x3_8 = tracking_dnn_buf0[384 + i + 8];
+                part3[8][0] += w[8] * x3_8;
+                const float x3_9 = tracking_dnn_buf0[384 + i + 9];
+                part3[9][0] += w[9] * x3_9;
+                const float x3_10 = tracking_dnn_buf0[384 + i + 10];
+                part3[10][0] += w[10] * x3_10;
+                const float x3_11 = tracking_dnn_buf0[384 + i + 11];
+                part3[11][0] += w[11] * x3_11;
+                const float x3_12 = tracking_dnn_buf0[384 + i + 12];
+                part3[12][0] += w[12] * x3_12;
+                const float x3_13 = tracking_dnn_buf0[384 + i + 13];
+                part3[13][0] += w[13] * x3_13;
+                const float x3_14 = tracking_dnn_buf0[384 + i + 14];
+                part3[14][0] += w[14] * x3_14;
+                const float x3_15 = tracking_dnn_buf0[384 + i + 15];
+                part3[15][0] += w[15] * x3_15;
+                const float x4_0 = tracking_dnn_buf0[512 + i];
+                part4[0][0] += w[0] * x4_0;
+                const float x4_1 = tracking_dnn_buf0[512 + i + 1];
+                part4[1][0] += w[1] * x4_1;
+                const float x4_2 = tracking_dnn_buf0[512 + i + 2];
+                part4[2][0] += w[2] * x4_2;
+                const float x4_3 = tracking_dnn_buf0[512 + i + 3];
+                part4[3][0] += w[3] * x4_3;
+                const float x4_4 = tracking_dnn_buf0[512 + i + 4];
+                part4[4][0] += w[4] * x4_4;
+                const float x4_5 = tracking_dnn_buf0[512 + i + 5];
+                part4[5][0] += w[5] * x4_5;
+                const float x4_6 = tracking_dnn_buf0[512 + i + 6];
+                part4[6][0] += w[6] * x4_6;
+                const float x4_7 = tracking_dnn_buf0[512 + i + 7];
+                part4[7][0] += w[7] * x4_7;
+                const float x4_8 = tracking_dnn_buf0[512 + i + 8];
+                part4[8][0] += w[8] * x4_8;
+                const float x4_9 = tracking_dnn_buf0[512 + i + 9];
+                part4[9][0] += w[9] * x4_9;
+                const float x4_10 = tracking_dnn_buf0[512 + i + 10];
+                part4[10][0] += w[10] * x4_10;
+                const float x4_11 = tracking_dnn_buf0[512 + i + 11];
+                part4[11][0] += w[11] * x4_11;
+                const float x4_12 = tracking_dnn_buf0[512 + i + 12];
+                part4[12][0] += w[12] * x4_12;
+                const float x4_13 = tracking_dnn_buf0[512 + i + 13];
+                part4[13][0] += w[13] * x4_13;
+                const float x4_14 = tracking_dnn_buf0[512 + i + 14];
+                part4[14][0] += w[14] * x4_14;
+                const float x4_15 = tracking_dnn_buf0[512 + i + 15];
+                part4[15][0] += w[15] * x4_15;
+                const float x5_0 = tracking_dnn_buf0[640 + i];
+                part5[0][0] += w[0] * x5_0;
+                const float x5_1 = tracking_dnn_buf0[640 + i + 1];
+                part5[1][0] += w[1] * x5_1;
+                const float x5_2 = tracking_dnn_buf0[640 + i + 2];
+                part5[2][0] += w[2] * x5_2;
+                const float x5_3 = tracking_dnn_buf0[640 + i + 3];
+                part5[3][0] += w[3] * x5_3;
+                const float x5_4 = tracking_dnn_buf0[640 + i + 4];
+                part5[4][0] += w[4] * x5_4;
+                const float x5_5 = tracking_dnn_buf0[640 + i + 5];
+                part5[5][0] += w[5] * x5_5;
+                const float x5_6 = tracking_dnn_buf0[640 + i + 6];
+                part5[6][0] += w[6] * x5_6;
+                const float x5_7 = tracking_dnn_buf0[640 + i + 7];
+                part5[7][0] += w[7] * x5_7;
+                const float x5_8 = tracking_dnn_buf0[640 + i + 8];
+                part5[8][0] += w[8] * x5_8;
+                const float x5_9 = tracking_dnn_buf0[640 + i + 9];
+                part5[9][0] += w[9] * x5_9;
+                const float x5_10 = tracking_dnn_buf0[640 + i + 10];
+                part5[10][0] += w[10] * x5_10;
+                const float x5_11 = tracking_dnn_buf0[640 + i + 11];
+                part5[11][0] += w[11] * x5_11;
+                const float x5_12 = tracking_dnn_buf0[640 + i + 12];
+                part5[12][0] += w[12] * x5_12;
+                const float x5_13 = tracking_dnn_buf0[640 + i + 13];
+                part5[13][0] += w[13] * x5_13;
+                const float x5_14 = tracking_dnn_buf0[640 + i + 14];
+                part5[14][0] += w[14] * x5_14;
+                const float x5_15 = tracking_dnn_buf0[640 + i + 15];
+                part5[15][0] += w[15] * x5_15;
+                const float x6_0 = tracking_dnn_buf0[768 + i];
+                part6[0][0] += w[0] * x6_0;
+                const float x6_1 = tracking_dnn_buf0[768 + i + 1];
+                part6[1][0] += w[1] * x6_1;
+                const float x6_2 = tracking_dnn_buf0[768 + i + 2];
+                part6[2][0] += w[2] * x6_2;
+                const float x6_3 = tracking_dnn_buf0[768 + i + 3];
+                part6[3][0] += w[3] * x6_3;
+                const float x6_4 = tracking_dnn_buf0[768 + i + 4];
+                part6[4][0] += w[4] * x6_4;
+                const float x6_5 = tracking_dnn_buf0[768 + i + 5];
+                part6[5][0] += w[5] * x6_5;
+                const float x6_6 = tracking_dnn_buf0[768 + i + 6];
+                part6[6][0] += w[6] * x6_6;
+                const float x6_7 = tracking_dnn_buf0[768 + i + 7];
+                part6[7][0] += w[7] * x6_7;
+                const float x6_8 = tracking_dnn_buf0[768 + i + 8];
+                part6[8][0] += w[8] * x6_8;
+                const float x6_9 = tracking_dnn_buf0[768 + i + 9];
+                part6[9][0] += w[9] * x6_9;
+                const float x6_10 = tracking_dnn_buf0[768 + i + 10];
+                part6[10][0] += w[10] * x6_10;
+                const float x6_11 = tracking_dnn_buf0[768 + i + 11];
+                part6[11][0] += w[11] * x6_11;
+                const float x6_12 = tracking_dnn_buf0[768 + i + 12];
+                part6[12][0] += w[12] * x6_12;
+                const float x6_13 = tracking_dnn_buf0[768 + i + 13];
+                part6[13][0] += w[13] * x6_13;
+                const float x6_14 = tracking_dnn_buf0[768 + i + 14];
+                part6[14][0] += w[14] * x6_14;
+                const float x6_15 = tracking_dnn_buf0[768 + i + 15];
+                part6[15][0] += w[15] * x6_15;
+                const float x7_0 = tracking_dnn_buf0[896 + i];
+                part7[0][0] += w[0] * x7_0;
+                const float x7_1 = tracking_dnn_buf0[896 + i + 1];
+                part7[1][0] += w[1] * x7_1;
+                const float x7_2 = tracking_dnn_buf0[896 + i + 2];
+                part7[2][0] += w[2] * x7_2;
+                const float x7_3 = tracking_dnn_buf0[896 + i + 3];
+                part7[3][0] += w[3] * x7_3;
+                const float x7_4 = tracking_dnn_buf0[896 + i + 4];
+                part7[4][0] += w[4] * x7_4;
+                const float x7_5 = tracking_dnn_buf0[896 + i + 5];
+                part7[5][0] += w[5] * x7_5;
+                const float x7_6 = tracking_dnn_buf0[896 + i + 6];
+                part7[6][0] += w[6] * x7_6;
+                const float x7_7 = tracking_dnn_buf0[896 + i + 7];
+                part7[7][0] += w[7] * x7_7;
+                const float x7_8 = tracking_dnn_buf0[896 + i + 8];
+                part7[8][0] += w[8] * x7_8;
+                const float x7_9 = tracking_dnn_buf0[896 + i + 9];
+                part7[9][0] += w[9] * x7_9;
+                const float x7_10 = tracking_dnn_buf0[896 + i + 10];
+                part7[10][0] += w[10] * x7_10;
+                const float x7_11 = tracking_dnn_buf0[896 + i + 11];
+                part7[11][0] += w[11] * x7_11;
+                const float x7_12 = tracking_dnn_buf0[896 + i + 12];
+                part7[12][0] += w[12] * x7_12;
+                const float x7_13 = tracking_dnn_buf0[896 + i + 13];
+                part7[13][0] += w[13] * x7_13;
+                const float x7_14 = tracking_dnn_buf0[896 + i + 14];
+                part7[14][0] += w[14] * x7_14;
+                const float x7_15 = tracking_dnn_buf0[896 + i + 15];
+                part7[15][0] += w[15] * x7_15;
             }
-            for (int r = 0; r < 8; ++r) for (int j = 0; j < 1; ++j) {
-                const float x = acc[r][j];
-                output[r * 1 + j] = tracking_v4_sigmoid(x);
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part0[q][j] += part0[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part1[q][j] += part1[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part2[q][j] += part2[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part3[q][j] += part3[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part4[q][j] += part4[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part5[q][j] += part5[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part6[q][j] += part6[q + h][j];
+            for (int h = 8; h > 0; h /= 2) for (int q = 0; q < h; ++q) for (int j = 0; j < 1; ++j) part7[q][j] += part7[q + h][j];
+            for (int j = 0; j < 1; ++j) {
+                const float x = part0[0][j];
+                output[j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part1[0][j];
+                output[1 + j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part2[0][j];
+                output[2 + j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part3[0][j];
+                output[3 + j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part4[0][j];
+                output[4 + j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part5[0][j];
+                output[5 + j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part6[0][j];
+                output[6 + j] = tracking_v4_sigmoid(x);
+            }
+            for (int j = 0; j < 1; ++j) {
+                const float x = part7[0][j];
+                output[7 + j] = tracking_v4_sigmoid(x);
             }
 
         }

@@ -267,10 +267,18 @@ def perturb_weight(c_source: str, op_name: str, delta: float = 0.5) -> str:
     return c_source[: literal.start()] + f"{value:.6e}f" + c_source[literal.end() :]
 
 
+def first_value(c_source: str, array: str) -> int:
+    """Where the first value of the static array ``array`` starts in the C text: past the zeros before a Dense
+    kernel's weights, which end in a comment (exporter/backend/isa.py ``kernel_pad``)."""
+    start = c_source.index("{", c_source.index(f" {array}[")) + 1
+    pad_end = c_source.find("*/", start, c_source.find("\n", start + 1))
+    return pad_end + 2 if pad_end >= 0 else start
+
+
 def change_4th_digit(c_source: str, array: str, index: int = 0) -> str:
     """Test hook for ``Export.c_edit``: value ``index`` of the weight array ``array`` changed in its 4th
     significant digit (the weakest break the float32 rule was measured against: docs/parity.md)."""
-    start = c_source.index("{", c_source.index(f" {array}[")) + 1
+    start = first_value(c_source, array)
     for _ in range(index):
         start = c_source.index(",", start) + 1
     end = min(c_source.index(",", start), c_source.index("}", start))

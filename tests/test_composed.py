@@ -19,7 +19,7 @@ from exporter.sets.manifest import read_manifest
 from exporter.sets.pipelines import PipelineSpec, StageSpec
 from exporter.sets.slices import parse_slice
 
-from helpers import ROOT, assert_user_error, randomize, run_cli, saved, strict_compile
+from helpers import ROOT, assert_user_error, first_value, randomize, run_cli, saved, strict_compile
 
 MODELS = """
 [models.rich]
@@ -263,7 +263,7 @@ def _pipeline_and_library(manifest, name, edit=None):
 
 def _add_to_first(array: str, delta: float, c: str) -> str:
     """Add ``delta`` to the first value of the static array ``array`` in the C text."""
-    value = c.index("{", c.index(f" {array}[")) + 1
+    value = first_value(c, array)
     end = min(c.index(",", value), c.index("}", value))
     return c[:value] + f"{float(c[value:end].strip().rstrip('f')) + delta:.9e}f" + c[end:]
 

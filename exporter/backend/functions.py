@@ -14,84 +14,15 @@ from typing import Any, ClassVar
 
 from exporter.backend.buffers import INPUT, OUTPUT, RANDOM, BufferPlan, block_rows, plan_buffers, sliced, stored_reads
 from exporter.backend.isa import Variant
+from exporter.backend.steps import Step, defer_activations
 from exporter.backend.target import Target
 from exporter.backend.templates import environment
 from exporter.common.errors import NotInvertible
-from exporter.ir import Graph, Op
+from exporter.ir import Graph
 from exporter.ir.chain import Chain
 from exporter.ir.columns import ColumnOp, ColumnStage
 
 REAL_SIZE = {"float": 4, "double": 8}  # bytes of each C type the backend can compute in
-UNROLLED_INPUTS = 16  # GCC's max-completely-peel-times: the longest loop -O2/-O3 unroll completely (``Step.weights``)
-
-
-@dataclass
-class Step:
-    """One network op as a template sees it: the op, its static-name prefix, its buffers and its row block.
-
-    ``x(i, k)`` and ``y(k)`` are the C lvalues of element ``k`` of input ``i`` and of the output
-    in row ``r`` of a block of ``rows`` rows (plain ``buf[k]`` when ``rows`` is 1). ``tmp`` is the stack
-    array of the op's working memory (``Op.scratch_floats`` per row; row ``r`` of a block from
-    ``r * scratch_floats``), which all ops of the function share, each only while it runs. ``block`` is
-    the number of output columns a Dense sums at once (the variant's register blocking), ``chunk``
-    how many of them one loop sums (0: a statement per column; ``Variant.chunk_of``).
-    """
-
-    op: Op
-    id: str
-    ins: list[str]
-    out: str
-    in_widths: list[int]
-    template: Any
-    m: Target
-    rows: int
-    strides: dict[str, int]
-    block: int
-    chunk: int = 0
-    tmp: str = ""
-    reads: list[tuple[str, str]] = field(default_factory=list)  # (pointer, array): ``buffers.stored_reads``
-
-    def _at(self, buf: str, k: str, flat: bool) -> str:
-        return f"{buf}[{k}]" if self.rows == 1 or flat else f"{buf}[r * {self.strides[buf]} + {k}]"
-
-    def _at_row(self, buf: str, k: str, row: int) -> str:
-        return f"{buf}[{k}]" if row == 0 else f"{buf}[{row * self.strides[buf]} + {k}]"
-
-    def x_row(self, i: int, k: str, row: int) -> str:
-        """Element ``k`` of input ``i`` in the block's row number ``row`` (a constant)."""
-        return self._at_row(self.ins[i], k, row)
-
-    def y_row(self, k: str, row: int) -> str:
-        """Element ``k`` of the output in the block's row number ``row`` (a constant)."""
-        return self._at_row(self.out, k, row)
-
-    def weights(self, array: str) -> str:
-        """The C name a Dense reads its ``kernel`` or ``bias`` through. With at most ``UNROLLED_INPUTS`` inputs,
-        a local pointer passed through ``SYMBOL_OPAQUE``: GCC may unroll the loop over so few inputs, see each
-        weight, turn ``acc + w * x`` with w < 0 into ``acc - |w| * x`` and fuse the mix into FMADDSUB
-        instructions (GCC 12, even without contraction: other bits than the baseline's one row). Wider
-        layers read the arrays themselves: their loops are never unrolled, and the pointers cost the AVX2
-        blocks of rows 23% more instructions on the example network."""
-        return array if self.op.n_in <= UNROLLED_INPUTS else f"{self.id}_{array}"
-
-    def chunks(self, n: int) -> tuple[int, int]:
-        """How a Dense block of ``n`` columns keeps its sums: (loops, tail), ``loops`` arrays of ``chunk``
-        columns summed by a loop each, then ``tail`` columns a statement each (all ``n`` without chunks)."""
-        c = self.chunk
-        return (n // c, n % c) if c and n >= c else (0, n)
-
-    def x(self, i: int, k: str, flat: bool = False) -> str:
-        return self._at(self.ins[i], k, flat)
-
-    def y(self, k: str, flat: bool = False) -> str:
-        return self._at(self.out, k, flat)
-
-    def flat(self, width: int, inputs: list[int]) -> bool:
-        """Whether the output and ``inputs`` hold the block's rows back to back (row stride ``width``):
-        an elementwise pass is then one loop over all the block's values, which GCC vectorizes at
-        -O2 where it does not vectorize the same loop nested in a loop over rows."""
-        buffers = [self.out, *(self.ins[i] for i in inputs)]
-        return self.rows > 1 and all(self.strides[b] == width for b in buffers)
 
 
 @dataclass
@@ -279,11 +210,13 @@ def _row_block(graph: Graph, plan: BufferPlan, name: str, m: Target, rows: int, 
             strides=strides,
             block=variant.columns(rows, m.real),
             chunk=variant.chunk_of(m.real),
+            unroll=variant.unroll(rows),
             tmp=f"{scratch}_tmp" if op.scratch_floats() else "",
             reads=reads,
         )
         steps.append(step)
     working = rows * max((op.scratch_floats() for op in graph.ops), default=0)
+    working = max(working, defer_activations(steps, rows, f"{scratch}_tmp"))
     return RowBlock(
         name=f"{name}{variant.suffix}_rows{rows}",
         rows=rows,

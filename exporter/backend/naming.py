@@ -64,9 +64,10 @@ GENERATED_NAMES = set(
     isa level target visibility always_inline defined STDC FP_CONTRACT OFF
     kernel bias scale shift mean variance inverse base cut end half leaf leaves low step dot kept score
     GCC optimize push_options pop_options recurrent gx gh ti xt rr hh in o
-    od oh ow id ih iw tih tiw at count row_a row_b col_a col_b frac_y frac_x v00 v01 v10 v11 noipa""".split()
+    od oh ow id ih iw tih tiw at count row_a row_b col_a col_b frac_y frac_x v00 v01 v10 v11 noipa
+    part aligned""".split()
 )
-_NUMBERED = re.compile(r"(?:x|acc|tail|r)\d+\Z")  # one per row of a block of rows (x0, acc3, tail1, r2...)
+_NUMBERED = re.compile(r"(?:x\d+_|x|acc|tail|part|r)\d+\Z")  # one per row of a block (x0, acc3, part1, x2_3...)
 GUARD_SUFFIX = "_H_INCLUDED"  # a header's include guard: SYMBOL_H_INCLUDED, in capitals
 # C99's library (every header but <math.h>, above) and POSIX's common functions and objects: a
 # function exported under one of these names replaces the library's own for the whole program
