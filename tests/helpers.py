@@ -320,7 +320,7 @@ def exported_symbols(library: Path) -> list[str]:
 def export_through_cli_and_manifest(capsys: Any, tmp_path: Path, model: Path, samples: int = 500, **keys: Any) -> str:
     """Export ``model`` from the command line and from a one-entry manifest with the same ``keys``
     (manifest key -> value; CLI flag ``--key-with-dashes``); each must pass parity and compile
-    under the strict flags. Returns the CLI's output."""
+    under the strict flags (the library ``strict.so`` beside each C file). Returns the CLI's output."""
     flags: list[Any] = []
     lines = [f'model = "{model}"']
     for key, value in keys.items():

@@ -36,6 +36,16 @@ def test_a_report_under_a_file(capsys, tmp_path):
     assert_user_error(capsys, tmp_path, args, "taken is a file, not a folder")
 
 
+@pytest.mark.parametrize("clash", ["--report", "-o"])
+def test_an_output_that_is_or_must_become_a_folder(capsys, tmp_path, clash):
+    """``--report x.c`` beside ``-o x.c`` (the report's files would go inside the C file), or ``-o`` naming a folder."""
+    (tmp_path / "folder.c").mkdir()
+    args = [EXAMPLE, "-o", tmp_path / "x.c", "--report", tmp_path / "x.c"]
+    if clash == "-o":
+        args = [EXAMPLE, "-o", tmp_path / "folder.c"]
+    assert_user_error(capsys, tmp_path, args, ": is a folder (or must become one), cannot write the file there")
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="a Linux /proc file system")
 def test_a_file_system_that_refuses_files(capsys, tmp_path):
     assert_user_error(capsys, tmp_path, [EXAMPLE, "-o", "/proc/m.c"], "cannot create files in /proc")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 from exporter.common.errors import ExportError
@@ -30,16 +31,22 @@ def check_writable(path: Path) -> None:
         raise ExportError(f"{path}: cannot create files in {existing} (the file system refuses: {reason})") from None
 
 
+def refuse_folders(paths: Collection[Path]) -> None:
+    """Refuse a path that is a folder, or that another of ``paths`` needs as its folder: before any work is
+    done (a run's outputs) and again before anything is written."""
+    folders = {parent.resolve() for path in paths for parent in path.parents}
+    for path in paths:
+        if path.is_dir() or path.resolve() in folders:
+            raise ExportError(f"{path}: is a folder (or must become one), cannot write the file there")
+
+
 def write_atomically(files: dict[Path, bytes]) -> None:
     """Write every file to a temporary name first, then rename them all into place.
 
     A path that is a folder, or that another path needs as its folder, is refused before anything is
     written; any other failure to write is the user's to fix too (permissions, a full disk).
     """
-    folders = {parent.resolve() for path in files for parent in path.parents}
-    for path in files:
-        if path.is_dir() or path.resolve() in folders:
-            raise ExportError(f"{path}: is a folder (or must become one), cannot write the file there")
+    refuse_folders(files.keys())
     staged: list[tuple[Path, Path]] = []
     path = next(iter(files), Path("output"))
     try:

@@ -11,7 +11,7 @@ import numpy as np
 
 from exporter.check.inputs import DEFAULT_SAMPLES
 from exporter.common.errors import ExportError
-from exporter.common.files import check_writable
+from exporter.common.files import check_writable, refuse_folders
 
 if TYPE_CHECKING:
     from exporter.backend import CSource
@@ -92,16 +92,16 @@ class Outputs:
     card: bool = False  # also NAME.plugins.json: what SQLamarr's plugins need (exporter/check/library_card.py)
 
     def check(self, inputs: list[Path]) -> None:
-        """No output may be one of the ``inputs`` or another output: refused before anything is read or written.
+        """No output may be one of the ``inputs``, another output or a folder (one another output needs): refused
+        before anything is read or written.
 
         Files are compared as the file system knows them (symbolic and hard links, ``..``), so two
         spellings of one file are one file.
         """
         read = {_identity(Path(p)): p for p in inputs}
         written: dict[object, str] = {}
-        for kind, path in self.names().items():
-            if path is None:
-                continue
+        outputs = {kind: path for kind, path in self.names().items() if path is not None}
+        for kind, path in outputs.items():
             key = _identity(path)
             what = OUTPUT_KINDS[kind]
             if key in read:
@@ -110,6 +110,7 @@ class Outputs:
                 raise ExportError(f"{path}: both the {written[key]} and the {what} would be written there")
             written[key] = what
             check_writable(path)
+        refuse_folders(list(outputs.values()))  # e.g. --report x.c beside -o x.c
 
     def names(self) -> dict[str, Path | None]:
         """Every output file by kind, as the JSON document lists them."""
