@@ -14,7 +14,7 @@
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 1036 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 1548 bytes of
  * scratch on the stack per call of flax_tracking. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: sigmoid 3 (--math libm for libm's functions)

@@ -57,7 +57,7 @@
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 808 bytes of
  * scratch on the stack per call of rich_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -155,7 +155,7 @@ float *rich_muon_tY_inverse_batch(float *output, const float *input, size_t n);
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 808 bytes of
  * scratch on the stack per call of muon_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -253,7 +253,7 @@ float *muon_muon_tY_inverse_batch(float *output, const float *input, size_t n);
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 856 bytes of
  * scratch on the stack per call of gpidmu_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -355,7 +355,7 @@ float *gpidmu_muon_tY_inverse_batch(float *output, const float *input, size_t n)
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 856 bytes of
  * scratch on the stack per call of gpidh_muon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -523,7 +523,7 @@ float *ismuon_muon_preprocess_inverse_batch(float *output, const float *input, s
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 808 bytes of
  * scratch on the stack per call of rich_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -621,7 +621,7 @@ float *rich_pion_tY_inverse_batch(float *output, const float *input, size_t n);
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 808 bytes of
  * scratch on the stack per call of muon_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -719,7 +719,7 @@ float *muon_pion_tY_inverse_batch(float *output, const float *input, size_t n);
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 856 bytes of
  * scratch on the stack per call of gpidmu_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -821,7 +821,7 @@ float *gpidmu_pion_tY_inverse_batch(float *output, const float *input, size_t n)
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 856 bytes of
  * scratch on the stack per call of gpidh_pion. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -989,7 +989,7 @@ float *ismuon_pion_preprocess_inverse_batch(float *output, const float *input, s
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 808 bytes of
  * scratch on the stack per call of rich_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -1087,7 +1087,7 @@ float *rich_kaon_tY_inverse_batch(float *output, const float *input, size_t n);
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 808 bytes of
  * scratch on the stack per call of muon_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -1185,7 +1185,7 @@ float *muon_kaon_tY_inverse_batch(float *output, const float *input, size_t n);
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 856 bytes of
  * scratch on the stack per call of gpidmu_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -1287,7 +1287,7 @@ float *gpidmu_kaon_tY_inverse_batch(float *output, const float *input, size_t n)
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 856 bytes of
  * scratch on the stack per call of gpidh_kaon. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -1455,7 +1455,7 @@ float *ismuon_kaon_preprocess_inverse_batch(float *output, const float *input, s
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 808 bytes of
  * scratch on the stack per call of rich_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -1553,7 +1553,7 @@ float *rich_proton_tY_inverse_batch(float *output, const float *input, size_t n)
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 552 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 808 bytes of
  * scratch on the stack per call of muon_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -1651,7 +1651,7 @@ float *muon_proton_tY_inverse_batch(float *output, const float *input, size_t n)
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 856 bytes of
  * scratch on the stack per call of gpidmu_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)
@@ -1753,7 +1753,7 @@ float *gpidmu_proton_tY_inverse_batch(float *output, const float *input, size_t 
  * Instruction sets: baseline, x86-64-v3, x86-64-v4; each call runs the best one the
  * CPU supports (x86-64, GCC >= 12 or Clang >= 14; elsewhere the baseline), all with the same bits.
  * Contract: bit-identical: the same bits in every instruction-set variant, one row or a batch.
- * Reentrant and thread-safe: no heap, no mutable static state; at most 600 bytes of
+ * Reentrant and thread-safe: no heap, no mutable static state; at most 856 bytes of
  * scratch on the stack per call of gpidh_proton. C99, needs only the standard library's headers and
  * <math.h> (link with -lm).
  * Math: fast: branch-free inline float approximations that vectorize without -march or -ffast-math; largest error in ULP: none used (--math libm for libm's functions)

@@ -241,7 +241,7 @@ def _network(graph: Graph, name: str, m: Target) -> NetworkFunction:
         name,
         graph.n_inputs,
         graph.n_outputs,
-        variants[0].blocks[0].stack_bytes,
+        max(v.blocks[0].stack_bytes for v in variants),  # one row, in whichever variant the CPU runs
         scratch=f"{name}_buf",
         real=m.real,
         n_noise=graph.n_noise,
