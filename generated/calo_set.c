@@ -135,6 +135,14 @@ static int calo_set_isa(void)
 #define calo_set_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define calo_set_ALIGNED __attribute__((aligned(64)))
+#else
+#define calo_set_ALIGNED
+#endif
+
 /* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
    inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
    1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
@@ -285,7 +293,7 @@ calo_set_TARGET("arch=x86-64-v4") calo_set_INLINE float calo_set_v4_exp(float x)
 #endif
 
 /* embed */
-static const float calo_set_4_kernel[64] = {
+static const float calo_set_4_kernel[64] calo_set_ALIGNED = {
     0.0346016809f, -0.219095096f, 0.316981822f, -0.477615863f, -0.0766354278f, -0.330500305f, -0.131656215f, 0.540731907f,
     -0.00101004366f, -0.112526268f, 0.275673807f, 0.11966297f, 0.0226073284f, -0.00526894629f, -0.383069068f, 0.122702718f,
     -0.200414643f, 0.432638645f, -0.285281688f, -0.537696183f, 0.33532387f, 0.219675615f, 0.501134932f, 0.448640555f,
@@ -301,7 +309,7 @@ static const float calo_set_4_bias[16] = {
 };
 
 /* attention_0/query */
-static const float calo_set_5_kernel[256] = {
+static const float calo_set_5_kernel[256] calo_set_ALIGNED = {
     0.156139925f, -0.542910874f, 0.785170257f, 0.594875872f, 0.174910814f, -0.130211517f, 0.208826929f, -0.422205329f,
     -0.152951822f, 0.14412187f, -0.00885550864f, -0.405640364f, 0.410051525f, 0.345348299f, 0.0216751043f, -0.407968611f,
     0.436800271f, 0.280573666f, -0.106473915f, 0.367175072f, 0.148507208f, -0.146464095f, 0.104925498f, 0.171986446f,
@@ -341,7 +349,7 @@ static const float calo_set_5_bias[16] = {
 };
 
 /* attention_0/key */
-static const float calo_set_6_kernel[256] = {
+static const float calo_set_6_kernel[256] calo_set_ALIGNED = {
     -0.0887546167f, 0.222967446f, -0.108093351f, -0.131677821f, 0.13391605f, -0.403536826f, 0.241000086f, -0.0762915239f,
     0.369741291f, -0.390924662f, -0.409934521f, -0.0828747377f, -0.254140228f, -0.26576069f, 0.136383057f, 0.247405127f,
     -0.312896371f, 0.00628741365f, -0.538584113f, -0.186808318f, -0.363781899f, 0.175174609f, 0.343074977f, 0.128370821f,
@@ -381,7 +389,7 @@ static const float calo_set_6_bias[16] = {
 };
 
 /* attention_0/value */
-static const float calo_set_7_kernel[256] = {
+static const float calo_set_7_kernel[256] calo_set_ALIGNED = {
     -0.0239033382f, -0.21849823f, 0.270793796f, -0.108859807f, -0.00307936966f, 0.101300403f, 0.33469528f, 0.108909205f,
     0.282543719f, -0.434753329f, -0.0743413642f, 0.00613330584f, -0.00397061231f, 0.0924571082f, -0.347030848f, -0.438076615f,
     0.217486754f, 0.058808323f, -0.21533829f, 0.0469266623f, 0.406168818f, 0.182655334f, -0.0210779235f, -0.357155114f,
@@ -421,7 +429,7 @@ static const float calo_set_7_bias[16] = {
 };
 
 /* attention_0/output+skip_a0 */
-static const float calo_set_9_kernel[256] = {
+static const float calo_set_9_kernel[256] calo_set_ALIGNED = {
     -0.104263328f, -0.256019652f, 0.255844593f, 0.298122793f, 0.338575274f, 0.208923325f, 0.0998818502f, -0.00993721187f,
     0.38261801f, -0.348289132f, 0.140304208f, -0.248174891f, 0.341157049f, 0.088075228f, 0.0580208264f, -0.164975464f,
     -0.206639782f, 0.392837793f, 0.0446506664f, 0.334787905f, -0.38125211f, 0.00923628546f, 0.199089602f, -0.113027878f,
@@ -471,7 +479,7 @@ static const float calo_set_10_bias[16] = {
 };
 
 /* ff_in0 */
-static const float calo_set_11_kernel[512] = {
+static const float calo_set_11_kernel[512] calo_set_ALIGNED = {
     -0.00998963229f, -0.16958639f, 0.169619456f, 0.283575594f, 0.280636907f, -0.25847885f, -0.257858813f, 0.190644085f,
     0.309703588f, -0.0711123869f, 0.315885097f, -0.0881088823f, -0.179056734f, -0.251420915f, -0.101463266f, -0.20810765f,
     0.161431313f, -0.220083788f, -0.0398219079f, -0.251292765f, 0.0432582721f, -0.254782468f, 0.373986632f, 0.126487151f,
@@ -545,7 +553,7 @@ static const float calo_set_11_bias[32] = {
 };
 
 /* ff_out0+skip_f0 */
-static const float calo_set_12_kernel[512] = {
+static const float calo_set_12_kernel[512] calo_set_ALIGNED = {
     -0.218572408f, 0.0364415757f, 0.240259781f, -0.168335035f, -0.381230772f, 0.063850224f, 0.0616641976f, 0.22468704f,
     -0.0969541594f, 0.0450650938f, 0.19326365f, 0.384467572f, 0.224928185f, 0.32718873f, 0.276892304f, -0.0466367342f,
     -0.183961987f, 0.202043921f, 0.282272279f, -0.147425652f, -0.127659529f, 0.330290169f, 0.357186407f, -0.223551422f,
@@ -627,7 +635,7 @@ static const float calo_set_13_bias[16] = {
 };
 
 /* attention_1/query */
-static const float calo_set_14_kernel[256] = {
+static const float calo_set_14_kernel[256] calo_set_ALIGNED = {
     0.316095054f, -0.383387476f, -0.283578128f, 0.124329895f, -0.0569613837f, -0.127384529f, 0.145549104f, 0.306056708f,
     0.213773489f, -0.316171587f, 0.27900663f, 0.198215991f, -0.113282323f, 0.368743092f, -0.3276335f, -0.0966707245f,
     -0.105015978f, 0.177341968f, 0.101241931f, -0.352544874f, -0.0450244658f, 0.448301017f, 0.340908468f, 0.248815149f,
@@ -667,7 +675,7 @@ static const float calo_set_14_bias[16] = {
 };
 
 /* attention_1/key */
-static const float calo_set_15_kernel[256] = {
+static const float calo_set_15_kernel[256] calo_set_ALIGNED = {
     0.123622797f, -0.175639912f, 0.483916193f, 0.20064567f, -0.0756095275f, 0.27640605f, 0.143444911f, -0.241856799f,
     -0.176715285f, -0.00763563951f, 0.223640651f, -0.366105586f, -0.130421504f, 0.245963976f, 0.214990065f, 0.422696471f,
     0.052934356f, -0.384689718f, -0.20258379f, -0.176399112f, -0.115267254f, -0.142057583f, 0.261801273f, 0.210266113f,
@@ -707,7 +715,7 @@ static const float calo_set_15_bias[16] = {
 };
 
 /* attention_1/value */
-static const float calo_set_16_kernel[256] = {
+static const float calo_set_16_kernel[256] calo_set_ALIGNED = {
     -0.371075898f, 0.287451148f, 0.242730007f, -0.164221898f, 0.142003208f, -0.226547644f, 0.127544567f, 0.285922676f,
     0.211632222f, 0.145895541f, -0.226923421f, 0.131541431f, -0.43249768f, 0.157386214f, 0.0981112048f, -0.287337542f,
     0.0493387096f, -0.0497956201f, -0.216166958f, -0.19518277f, 0.0704560131f, 0.38379246f, -0.0635184199f, 0.380260259f,
@@ -747,7 +755,7 @@ static const float calo_set_16_bias[16] = {
 };
 
 /* attention_1/output+skip_a1 */
-static const float calo_set_18_kernel[256] = {
+static const float calo_set_18_kernel[256] calo_set_ALIGNED = {
     -0.210193694f, -0.390848517f, 0.161375105f, 0.120239832f, 0.239942178f, 0.142049789f, -0.241818741f, -0.105263621f,
     -0.487093627f, 0.293560594f, -0.263329804f, 0.286147416f, 0.174329787f, -0.0954896808f, -0.296796322f, 0.279703647f,
     -0.249443918f, 0.373528093f, 0.0172001589f, 0.117658913f, -0.00532182492f, 0.43560946f, 0.349310964f, -0.0402733386f,
@@ -797,7 +805,7 @@ static const float calo_set_19_bias[16] = {
 };
 
 /* ff_in1 */
-static const float calo_set_20_kernel[512] = {
+static const float calo_set_20_kernel[512] calo_set_ALIGNED = {
     0.262545109f, 0.306058407f, 0.18460837f, 0.00473499671f, -0.0238042492f, 0.0511811227f, 0.30643934f, 0.23342222f,
     -0.327840179f, -0.0851798281f, -0.338974535f, 0.180186272f, -0.279898494f, 0.389319986f, 0.230016962f, -0.305037558f,
     0.0213062521f, -0.0894237906f, 0.114573434f, -0.156137004f, -0.155411541f, 0.310454577f, -0.158009097f, -0.296067834f,
@@ -871,7 +879,7 @@ static const float calo_set_20_bias[32] = {
 };
 
 /* ff_out1+skip_f1 */
-static const float calo_set_21_kernel[512] = {
+static const float calo_set_21_kernel[512] calo_set_ALIGNED = {
     -0.149092108f, 0.208290949f, 0.135518223f, 0.0878956541f, -0.022343453f, 0.251777023f, -0.12624298f, 0.309744805f,
     0.063632153f, -0.184610292f, 0.269230217f, 0.326143861f, -0.153672606f, 0.0529169962f, 0.0820539147f, 0.198004827f,
     0.0474896654f, 0.128364548f, 0.310406506f, -0.180411622f, -0.0438074321f, -0.188918203f, 0.0791857764f, 0.347255528f,
@@ -953,7 +961,7 @@ static const float calo_set_22_bias[16] = {
 };
 
 /* deposit */
-static const float calo_set_23_kernel[32] = {
+static const float calo_set_23_kernel[32] calo_set_ALIGNED = {
     -0.447613835f, 0.486371368f, -0.196695343f, -0.0323512293f, 0.308599859f, -0.549150646f, -0.0667572245f, -0.550140679f,
     -0.26656732f, -0.585481107f, 0.524408817f, 0.32207334f, 0.320763856f, -0.363932043f, 0.0690072626f, 0.534872174f,
     0.259651393f, -0.0563335307f, -0.324031323f, -0.540884078f, 0.263187081f, -0.391813427f, 0.291910142f, -0.0728109553f,

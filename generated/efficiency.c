@@ -129,6 +129,14 @@ static int efficiency_isa(void)
 #define efficiency_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define efficiency_ALIGNED __attribute__((aligned(64)))
+#else
+#define efficiency_ALIGNED
+#endif
+
 /* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
    inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
    1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
@@ -675,7 +683,7 @@ static const double efficiency_preprocess_1_bref[100] = {
 };
 
 /* hidden */
-static const float efficiency_dnn_0_kernel[1536] = {
+static const float efficiency_dnn_0_kernel[1536] efficiency_ALIGNED = {
     0.484826297f, -0.197876841f, 0.177025706f, 0.218265414f, 0.0970659256f, -0.132309794f, 0.22111322f, -0.286662191f,
     -0.142895639f, 0.232951775f, -0.401447654f, -0.269275934f, 0.102092035f, -0.483659774f, 0.070275031f, 0.168653354f,
     -0.423535049f, 0.431530386f, -0.200241759f, 0.0311203208f, -0.00204414944f, -0.458970279f, 0.0673702061f, 0.510434628f,
@@ -889,7 +897,8 @@ static const float efficiency_dnn_0_bias[128] = {
 };
 
 /* residual_0+skip_0 */
-static const float efficiency_dnn_1_kernel[16384] = {
+static const float efficiency_dnn_1_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.192270055f, 0.0754971057f, -0.199384093f, -0.101415493f, 0.038787514f, 0.101579614f, -0.0320469923f, 0.13873525f,
     0.0344644822f, 0.0490746275f, 0.0082573453f, -0.129803494f, 0.134061873f, 0.0773811638f, -0.199319333f, 0.0892826691f,
     0.0602000952f, -0.144206628f, 0.0915759429f, 0.0119691249f, 0.0211598277f, 0.0669416338f, -0.185335755f, -0.0569704473f,
@@ -2959,7 +2968,8 @@ static const float efficiency_dnn_1_bias[128] = {
 };
 
 /* residual_1+skip_1 */
-static const float efficiency_dnn_2_kernel[16384] = {
+static const float efficiency_dnn_2_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.0513272174f, 0.117788076f, -0.00725817913f, 0.0662231967f, 0.0379439369f, -0.0171420146f, 0.0983487219f, 0.0898239315f,
     -0.152202144f, 0.243511602f, -0.0927462578f, -0.121097051f, 0.0427696556f, -0.0106048658f, 0.108975448f, -0.2379044f,
     -0.262028486f, 0.081873104f, 0.0807541981f, 0.129586548f, 0.0498036891f, -0.121651411f, -0.0375806242f, 0.162130341f,
@@ -5029,7 +5039,8 @@ static const float efficiency_dnn_2_bias[128] = {
 };
 
 /* residual_2+skip_2 */
-static const float efficiency_dnn_3_kernel[16384] = {
+static const float efficiency_dnn_3_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.228006124f, -0.0112253651f, 0.0953959972f, -0.151875541f, -0.158770949f, -0.0344347283f, -0.0260700025f, -0.106663756f,
     -0.132876247f, 0.142313793f, -0.0296225287f, -0.0631740689f, -0.119067334f, -0.0222249664f, -0.0123540033f, -0.0317367539f,
     -0.116861723f, -0.110516176f, 0.0645543039f, 0.0732156485f, 0.0249993466f, 0.0426816866f, -0.14044562f, 0.0998048186f,
@@ -7099,7 +7110,8 @@ static const float efficiency_dnn_3_bias[128] = {
 };
 
 /* residual_3+skip_3 */
-static const float efficiency_dnn_4_kernel[16384] = {
+static const float efficiency_dnn_4_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.1628488f, 0.0637382567f, 0.109511323f, 0.0377858989f, 0.245556101f, -0.138438076f, 0.132974595f, 0.134537295f,
     -0.0908712894f, -0.0343408771f, 0.0937723294f, 0.227838814f, 0.195623562f, -0.0372656584f, -0.0105366157f, 0.175861314f,
     -0.079647325f, -0.0810257643f, -0.213892564f, 0.0651416779f, 0.176580876f, -0.0296503846f, -0.138220608f, -0.131806269f,
@@ -9169,7 +9181,8 @@ static const float efficiency_dnn_4_bias[128] = {
 };
 
 /* residual_4+skip_4 */
-static const float efficiency_dnn_5_kernel[16384] = {
+static const float efficiency_dnn_5_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.208071262f, 0.0425520353f, -0.106150262f, 0.0250539463f, -0.186443821f, 0.123727776f, -0.012921961f, -0.214163586f,
     -0.00382048078f, -0.107840955f, 0.0178214796f, 0.230345458f, 0.140279964f, 0.13441731f, 0.0709518418f, 0.00363660674f,
     -0.137125626f, -0.00325241871f, -0.0661916584f, 0.258629739f, -0.0642867088f, 0.21774739f, 0.0342828967f, 0.00779095478f,
@@ -11239,7 +11252,7 @@ static const float efficiency_dnn_5_bias[128] = {
 };
 
 /* logits+probabilities */
-static const float efficiency_dnn_6_kernel[512] = {
+static const float efficiency_dnn_6_kernel[512] efficiency_ALIGNED = {
     0.155014813f, -0.0196998324f, -0.0475390106f, 0.096442081f, -0.019389214f, 0.0725264475f, -0.0869679078f, -0.0623921119f,
     -0.0368149281f, -0.088784501f, -0.213259831f, 0.13065742f, -0.16995652f, -0.174485728f, -0.156492561f, -0.0366695523f,
     -0.118316852f, 0.0253539309f, 0.0234691724f, -0.0740257576f, 0.23344928f, -0.191540867f, 0.110522084f, 0.0145828025f,
@@ -11519,7 +11532,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11543,7 +11556,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11567,7 +11580,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11591,7 +11604,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11615,7 +11628,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11705,7 +11718,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -11730,7 +11743,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -11755,7 +11768,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -11780,7 +11793,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -11805,7 +11818,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -11929,7 +11942,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_1_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11961,7 +11974,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_2_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -11993,7 +12006,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_3_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -12025,7 +12038,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_4_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -12057,7 +12070,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_5_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -12165,7 +12178,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12200,7 +12213,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -12235,7 +12248,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12270,7 +12283,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -12305,7 +12318,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12469,7 +12482,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x);
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12501,7 +12514,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 efficiency_dnn_buf1[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[(b + 1) * 32 + t];
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12533,7 +12546,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[(b + 1) * 32 + t];
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12565,7 +12578,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 efficiency_dnn_buf1[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[(b + 1) * 32 + t];
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12597,7 +12610,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[(b + 1) * 32 + t];
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -12746,7 +12759,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12819,7 +12832,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -12892,7 +12905,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -12965,7 +12978,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -13038,7 +13051,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];

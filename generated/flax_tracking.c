@@ -126,6 +126,14 @@ static int flax_tracking_isa(void)
 #define flax_tracking_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define flax_tracking_ALIGNED __attribute__((aligned(64)))
+#else
+#define flax_tracking_ALIGNED
+#endif
+
 /* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
    inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
    1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
@@ -309,7 +317,7 @@ static const double flax_tracking_preprocess_1_scale[3] = {
 };
 
 /* Model/Dense_0+relu */
-static const float flax_tracking_dnn_0_kernel[384] = {
+static const float flax_tracking_dnn_0_kernel[384] flax_tracking_ALIGNED = {
     0.578869164f, 0.443271488f, -0.500145853f, -0.810282826f, 0.304994911f, 1.02106977f, 0.0216921717f, -1.02744174f,
     -0.765592575f, -0.563320577f, 0.858134806f, 0.258859098f, 0.386127412f, 0.291006267f, -0.390405595f, 0.338231713f,
     -0.231988907f, -0.671928406f, -0.517995f, 0.366558462f, 0.277534813f, 0.226574168f, 0.50112623f, -0.313835233f,
@@ -379,7 +387,8 @@ static const float flax_tracking_dnn_0_bias[128] = {
 };
 
 /* Model/Dense_1+relu */
-static const float flax_tracking_dnn_1_kernel[16384] = {
+static const float flax_tracking_dnn_1_kernel[8 + 16384] flax_tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.0584074035f, 0.0242238026f, -0.0173942614f, 0.00163069076f, -0.0546889417f, -0.0362324156f, 0.00975567102f, 0.0569427647f,
     0.0126227643f, 0.0969521627f, -0.16433318f, 0.0572157353f, -0.0433588661f, 0.06321574f, -0.0404056832f, -0.0451802127f,
     -0.0250611994f, -0.148300216f, 0.066318199f, 0.0853505284f, 0.044142928f, 0.108340174f, 0.0668216422f, -0.00350458687f,
@@ -2449,7 +2458,8 @@ static const float flax_tracking_dnn_1_bias[128] = {
 };
 
 /* Model/Dense_2+relu */
-static const float flax_tracking_dnn_2_kernel[16384] = {
+static const float flax_tracking_dnn_2_kernel[8 + 16384] flax_tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.0139297079f, -0.0369411707f, -0.0222698133f, 0.0231844299f, -0.0298617594f, 0.173202828f, -0.0966842398f, -0.133393332f,
     -0.0300842822f, 0.048165381f, -0.0851545855f, -0.153968066f, -0.142224997f, -0.0056710816f, -0.0232500639f, -0.174331352f,
     -0.138509795f, 0.0294738784f, 0.015544585f, -0.176073596f, -0.039818909f, 0.156222522f, 0.069718197f, -0.145612061f,
@@ -4519,7 +4529,7 @@ static const float flax_tracking_dnn_2_bias[128] = {
 };
 
 /* Model/Dense_3+output sigmoid */
-static const float flax_tracking_dnn_3_kernel[128] = {
+static const float flax_tracking_dnn_3_kernel[128] flax_tracking_ALIGNED = {
     -0.0697876289f, 0.181808859f, -0.0139829088f, 0.0852942318f, 0.182292104f, -0.0719764307f, 0.0652847812f, 0.0601116493f,
     0.14919439f, -0.00879623555f, -0.167773411f, -0.0514433756f, -0.148693234f, -0.0424762629f, -0.0510171354f, -0.0959227607f,
     -0.0996864662f, -0.0449333079f, -0.101107001f, 0.00859709922f, 0.0411099382f, 0.0214308873f, -0.15630354f, -0.0635422543f,
@@ -4626,7 +4636,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = flax_tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4650,7 +4660,7 @@ static void flax_tracking_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = flax_tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4760,7 +4770,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -4785,7 +4795,7 @@ static void flax_tracking_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
@@ -4956,7 +4966,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = flax_tracking_dnn_1_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 64;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 64;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4988,7 +4998,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows1(fl
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = flax_tracking_dnn_2_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 64;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 64;
                 flax_tracking_KEEP_SUMS();
                 const float xi = flax_tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -5116,7 +5126,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -5151,7 +5161,7 @@ flax_tracking_TARGET("arch=x86-64-v3") static void flax_tracking_dnn_v3_rows4(fl
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = flax_tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 16;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];
@@ -5416,7 +5426,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
                 flax_tracking_dnn_buf0[(b + 1) * 32 + t] = flax_tracking_v4_max(0.0f, x);
             }
             flax_tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -5448,7 +5458,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows1(fl
                 flax_tracking_dnn_buf1[(b + 1) * 32 + t] = flax_tracking_v4_max(0.0f, x);
             }
             flax_tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -5617,7 +5627,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows8(fl
             for (int j = 0; j < 32; ++j) acc6[0][j] = flax_tracking_dnn_1_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = flax_tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_1_kernel + 8 + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf0[i];
                 const float x1 = flax_tracking_dnn_buf0[128 + i];
@@ -5690,7 +5700,7 @@ flax_tracking_TARGET("arch=x86-64-v4") static void flax_tracking_dnn_v4_rows8(fl
             for (int j = 0; j < 32; ++j) acc6[0][j] = flax_tracking_dnn_2_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = flax_tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = flax_tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = flax_tracking_dnn_2_kernel + 8 + i * 128 + b * 32;
                 flax_tracking_KEEP_SUMS();
                 const float x0 = flax_tracking_dnn_buf1[i];
                 const float x1 = flax_tracking_dnn_buf1[128 + i];

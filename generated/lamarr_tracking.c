@@ -145,6 +145,14 @@ static int acceptance_isa(void)
 #define acceptance_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define acceptance_ALIGNED __attribute__((aligned(64)))
+#else
+#define acceptance_ALIGNED
+#endif
+
 /* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
    inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
    1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
@@ -712,7 +720,7 @@ static const double acceptance_preprocess_1_bref[100] = {
 };
 
 /* dense_1 */
-static const float acceptance_dnn_0_kernel[384] = {
+static const float acceptance_dnn_0_kernel[384] acceptance_ALIGNED = {
     -0.133134857f, -0.241153613f, -0.144163743f, 0.127227709f, 0.118631184f, -0.122342527f, -0.137343302f, -0.0395339243f,
     -0.195056006f, -0.113979459f, 0.27993241f, -0.312581331f, -0.159939677f, -0.267912865f, -0.222375974f, 0.278439522f,
     -0.335892856f, 0.149672225f, -0.267315298f, 0.252910048f, -0.145464018f, 0.298218548f, -0.144056991f, -0.256170779f,
@@ -770,7 +778,7 @@ static const float acceptance_dnn_0_bias[32] = {
 };
 
 /* dense_2+add */
-static const float acceptance_dnn_1_kernel[1024] = {
+static const float acceptance_dnn_1_kernel[1024] acceptance_ALIGNED = {
     0.103929371f, -0.250577509f, 0.247046679f, 0.285593987f, 0.0902574956f, -0.104842879f, 0.198298305f, -0.315196723f,
     -0.0784389153f, 0.0210284442f, 0.0304609649f, -0.265631318f, 0.288892865f, 0.242159486f, -0.0240954868f, -0.309945881f,
     0.286465466f, 0.19200179f, 0.000983518083f, 0.265210688f, 0.0488024242f, -0.130448908f, 0.00167034182f, 0.200720757f,
@@ -908,7 +916,7 @@ static const float acceptance_dnn_1_bias[32] = {
 };
 
 /* dense_3+add_1 */
-static const float acceptance_dnn_2_kernel[1024] = {
+static const float acceptance_dnn_2_kernel[1024] acceptance_ALIGNED = {
     -0.103007399f, 0.165774807f, -0.0472701266f, -0.0710012093f, 0.0721153319f, -0.270853162f, 0.167811319f, -0.0932037011f,
     0.248976499f, -0.229916945f, -0.226297632f, -0.0325554982f, -0.186730146f, -0.117418803f, 0.0941454694f, 0.206533164f,
     -0.201513737f, -0.0287762061f, -0.25192526f, -0.0916276872f, -0.28291586f, 0.112336785f, 0.304070562f, 0.105708294f,
@@ -1046,7 +1054,7 @@ static const float acceptance_dnn_2_bias[32] = {
 };
 
 /* dense_4+add_2 */
-static const float acceptance_dnn_3_kernel[1024] = {
+static const float acceptance_dnn_3_kernel[1024] acceptance_ALIGNED = {
     -0.0297649466f, -0.192595214f, 0.14572385f, -0.195176303f, -0.0527090281f, 0.156771868f, 0.2235616f, 0.0200578477f,
     0.180859894f, -0.271447539f, -0.047004275f, -0.00477382028f, -0.0650890097f, 0.00544603076f, -0.281433851f, -0.280665785f,
     0.154392079f, 0.0843792558f, -0.169824734f, 0.0829601735f, 0.267621249f, 0.119814374f, -0.00490568811f, -0.230191633f,
@@ -1184,7 +1192,7 @@ static const float acceptance_dnn_3_bias[32] = {
 };
 
 /* dense_5+add_3 */
-static const float acceptance_dnn_4_kernel[1024] = {
+static const float acceptance_dnn_4_kernel[1024] acceptance_ALIGNED = {
     -0.126887754f, -0.163522527f, 0.157834426f, 0.174530193f, 0.247037888f, 0.0764131919f, 0.066607289f, -0.0384070426f,
     0.288142592f, -0.242687881f, 0.149686471f, -0.136234537f, 0.257620126f, 0.0498167127f, 0.145560145f, -0.0674826354f,
     -0.235291541f, 0.297527134f, -0.00597510906f, 0.229508266f, -0.32294637f, 0.138568282f, 0.209961474f, -0.0488412566f,
@@ -1322,7 +1330,7 @@ static const float acceptance_dnn_4_bias[32] = {
 };
 
 /* dense_6+add_4 */
-static const float acceptance_dnn_5_kernel[1024] = {
+static const float acceptance_dnn_5_kernel[1024] acceptance_ALIGNED = {
     -0.0522277728f, -0.117464423f, 0.152445465f, 0.255513728f, 0.308764935f, -0.277032197f, -0.222127348f, 0.156742245f,
     0.257225037f, -0.0629059151f, 0.276260614f, -0.108664602f, -0.0491633713f, -0.116423577f, -0.134820983f, -0.188098624f,
     0.132544219f, -0.246978521f, -0.0205609836f, -0.177056059f, 0.00347269862f, -0.176945359f, 0.286566883f, 0.128757447f,
@@ -1460,7 +1468,7 @@ static const float acceptance_dnn_5_bias[32] = {
 };
 
 /* dense_7+add_5 */
-static const float acceptance_dnn_6_kernel[1024] = {
+static const float acceptance_dnn_6_kernel[1024] acceptance_ALIGNED = {
     -0.254259229f, 0.0160849653f, 0.291237175f, -0.0582338572f, -0.253905594f, 0.0323465951f, 0.050442934f, 0.140049636f,
     -0.0664900243f, 0.127559721f, 0.14669168f, 0.266108453f, 0.110848971f, 0.236117512f, 0.251094133f, -0.0116584962f,
     -0.193971142f, 0.202245295f, 0.287491679f, -0.068490088f, -0.123346902f, 0.228803799f, 0.248740792f, -0.211003631f,
@@ -1598,7 +1606,7 @@ static const float acceptance_dnn_6_bias[32] = {
 };
 
 /* dense_8+add_6 */
-static const float acceptance_dnn_7_kernel[1024] = {
+static const float acceptance_dnn_7_kernel[1024] acceptance_ALIGNED = {
     0.216499105f, 0.201213479f, -0.251521528f, -0.151476398f, -0.116327778f, 0.214522317f, -0.283181816f, 0.242523894f,
     0.103951089f, -0.0352934524f, -0.00108099019f, 0.149802223f, 0.207199335f, -0.106785677f, 0.0110349329f, 0.143240109f,
     -0.240567476f, 0.275733799f, 0.299935311f, -0.171645537f, -0.107865721f, -0.224074304f, 0.103846192f, 0.258887857f,
@@ -1736,7 +1744,7 @@ static const float acceptance_dnn_7_bias[32] = {
 };
 
 /* dense_9+add_7 */
-static const float acceptance_dnn_8_kernel[1024] = {
+static const float acceptance_dnn_8_kernel[1024] acceptance_ALIGNED = {
     0.20956412f, -0.235265091f, -0.213791102f, 0.0863425061f, -0.0118687013f, -0.0484621041f, 0.0509186387f, 0.222622961f,
     0.184736252f, -0.252398431f, 0.204398647f, 0.167229816f, -0.0360820331f, 0.224965885f, -0.236482173f, -0.0660396963f,
     -0.0400494747f, 0.0777495354f, 0.06160051f, -0.217798635f, 0.0222410765f, 0.266385496f, 0.266066611f, 0.13657178f,
@@ -1874,7 +1882,7 @@ static const float acceptance_dnn_8_bias[32] = {
 };
 
 /* dense_10+add_8 */
-static const float acceptance_dnn_9_kernel[1024] = {
+static const float acceptance_dnn_9_kernel[1024] acceptance_ALIGNED = {
     0.0805275068f, -0.123377204f, 0.301474631f, 0.183488637f, -0.0472047366f, 0.228232637f, -0.00295474054f, -0.15394254f,
     -0.0649592578f, 0.000251841149f, 0.183241889f, -0.261629939f, -0.122727178f, 0.175656796f, 0.159174725f, 0.26704821f,
     -0.00647667376f, -0.167219296f, -0.122414507f, -0.134717077f, -0.061371699f, -0.110004015f, 0.0267450679f, 0.203507885f,
@@ -2012,7 +2020,7 @@ static const float acceptance_dnn_9_bias[32] = {
 };
 
 /* dense_11+add_9 */
-static const float acceptance_dnn_10_kernel[1024] = {
+static const float acceptance_dnn_10_kernel[1024] acceptance_ALIGNED = {
     -0.23050569f, 0.213904664f, 0.166229099f, -0.0963331163f, 0.117007263f, -0.141968563f, 0.0710994303f, 0.151722118f,
     0.151386559f, 0.156110466f, -0.198342741f, 0.102281824f, -0.318539321f, 0.121665418f, 0.0602694377f, -0.216451034f,
     0.00168781367f, -0.0394897498f, -0.140512615f, -0.119838104f, 0.0568967797f, 0.293637604f, -0.0562463067f, 0.26407972f,
@@ -2150,7 +2158,7 @@ static const float acceptance_dnn_10_bias[32] = {
 };
 
 /* dense */
-static const float acceptance_dnn_11_kernel[32] = {
+static const float acceptance_dnn_11_kernel[32] acceptance_ALIGNED = {
     0.00475283153f, -0.156105757f, 0.260960221f, -0.332843989f, -0.0801976472f, -0.25977397f, 0.00381652568f, 0.382799715f,
     0.0549362153f, -0.0504012853f, 0.237534925f, 0.0727433264f, 0.0123338848f, -0.0259592291f, -0.276783139f, 0.130593091f,
     -0.0151875708f, 0.368557215f, -0.229432076f, -0.307843f, 0.205820471f, 0.156012371f, 0.147447258f, 0.291605383f,
@@ -4968,6 +4976,14 @@ static int efficiency_isa(void)
 #define efficiency_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define efficiency_ALIGNED __attribute__((aligned(64)))
+#else
+#define efficiency_ALIGNED
+#endif
+
 /* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
    inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
    1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
@@ -5514,7 +5530,7 @@ static const double efficiency_preprocess_1_bref[100] = {
 };
 
 /* hidden */
-static const float efficiency_dnn_0_kernel[1536] = {
+static const float efficiency_dnn_0_kernel[1536] efficiency_ALIGNED = {
     0.484826297f, -0.197876841f, 0.177025706f, 0.218265414f, 0.0970659256f, -0.132309794f, 0.22111322f, -0.286662191f,
     -0.142895639f, 0.232951775f, -0.401447654f, -0.269275934f, 0.102092035f, -0.483659774f, 0.070275031f, 0.168653354f,
     -0.423535049f, 0.431530386f, -0.200241759f, 0.0311203208f, -0.00204414944f, -0.458970279f, 0.0673702061f, 0.510434628f,
@@ -5728,7 +5744,8 @@ static const float efficiency_dnn_0_bias[128] = {
 };
 
 /* residual_0+skip_0 */
-static const float efficiency_dnn_1_kernel[16384] = {
+static const float efficiency_dnn_1_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.192270055f, 0.0754971057f, -0.199384093f, -0.101415493f, 0.038787514f, 0.101579614f, -0.0320469923f, 0.13873525f,
     0.0344644822f, 0.0490746275f, 0.0082573453f, -0.129803494f, 0.134061873f, 0.0773811638f, -0.199319333f, 0.0892826691f,
     0.0602000952f, -0.144206628f, 0.0915759429f, 0.0119691249f, 0.0211598277f, 0.0669416338f, -0.185335755f, -0.0569704473f,
@@ -7798,7 +7815,8 @@ static const float efficiency_dnn_1_bias[128] = {
 };
 
 /* residual_1+skip_1 */
-static const float efficiency_dnn_2_kernel[16384] = {
+static const float efficiency_dnn_2_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.0513272174f, 0.117788076f, -0.00725817913f, 0.0662231967f, 0.0379439369f, -0.0171420146f, 0.0983487219f, 0.0898239315f,
     -0.152202144f, 0.243511602f, -0.0927462578f, -0.121097051f, 0.0427696556f, -0.0106048658f, 0.108975448f, -0.2379044f,
     -0.262028486f, 0.081873104f, 0.0807541981f, 0.129586548f, 0.0498036891f, -0.121651411f, -0.0375806242f, 0.162130341f,
@@ -9868,7 +9886,8 @@ static const float efficiency_dnn_2_bias[128] = {
 };
 
 /* residual_2+skip_2 */
-static const float efficiency_dnn_3_kernel[16384] = {
+static const float efficiency_dnn_3_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.228006124f, -0.0112253651f, 0.0953959972f, -0.151875541f, -0.158770949f, -0.0344347283f, -0.0260700025f, -0.106663756f,
     -0.132876247f, 0.142313793f, -0.0296225287f, -0.0631740689f, -0.119067334f, -0.0222249664f, -0.0123540033f, -0.0317367539f,
     -0.116861723f, -0.110516176f, 0.0645543039f, 0.0732156485f, 0.0249993466f, 0.0426816866f, -0.14044562f, 0.0998048186f,
@@ -11938,7 +11957,8 @@ static const float efficiency_dnn_3_bias[128] = {
 };
 
 /* residual_3+skip_3 */
-static const float efficiency_dnn_4_kernel[16384] = {
+static const float efficiency_dnn_4_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.1628488f, 0.0637382567f, 0.109511323f, 0.0377858989f, 0.245556101f, -0.138438076f, 0.132974595f, 0.134537295f,
     -0.0908712894f, -0.0343408771f, 0.0937723294f, 0.227838814f, 0.195623562f, -0.0372656584f, -0.0105366157f, 0.175861314f,
     -0.079647325f, -0.0810257643f, -0.213892564f, 0.0651416779f, 0.176580876f, -0.0296503846f, -0.138220608f, -0.131806269f,
@@ -14008,7 +14028,8 @@ static const float efficiency_dnn_4_bias[128] = {
 };
 
 /* residual_4+skip_4 */
-static const float efficiency_dnn_5_kernel[16384] = {
+static const float efficiency_dnn_5_kernel[8 + 16384] efficiency_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.208071262f, 0.0425520353f, -0.106150262f, 0.0250539463f, -0.186443821f, 0.123727776f, -0.012921961f, -0.214163586f,
     -0.00382048078f, -0.107840955f, 0.0178214796f, 0.230345458f, 0.140279964f, 0.13441731f, 0.0709518418f, 0.00363660674f,
     -0.137125626f, -0.00325241871f, -0.0661916584f, 0.258629739f, -0.0642867088f, 0.21774739f, 0.0342828967f, 0.00779095478f,
@@ -16078,7 +16099,7 @@ static const float efficiency_dnn_5_bias[128] = {
 };
 
 /* logits+probabilities */
-static const float efficiency_dnn_6_kernel[512] = {
+static const float efficiency_dnn_6_kernel[512] efficiency_ALIGNED = {
     0.155014813f, -0.0196998324f, -0.0475390106f, 0.096442081f, -0.019389214f, 0.0725264475f, -0.0869679078f, -0.0623921119f,
     -0.0368149281f, -0.088784501f, -0.213259831f, 0.13065742f, -0.16995652f, -0.174485728f, -0.156492561f, -0.0366695523f,
     -0.118316852f, 0.0253539309f, 0.0234691724f, -0.0740257576f, 0.23344928f, -0.191540867f, 0.110522084f, 0.0145828025f,
@@ -16358,7 +16379,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16382,7 +16403,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16406,7 +16427,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16430,7 +16451,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16454,7 +16475,7 @@ static void efficiency_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16544,7 +16565,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16569,7 +16590,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -16594,7 +16615,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16619,7 +16640,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -16644,7 +16665,7 @@ static void efficiency_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -16768,7 +16789,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_1_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16800,7 +16821,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_2_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16832,7 +16853,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_3_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16864,7 +16885,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_4_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -16896,7 +16917,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows1(float *o
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = efficiency_dnn_5_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 64;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 64;
                 efficiency_KEEP_SUMS();
                 const float xi = efficiency_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -17004,7 +17025,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17039,7 +17060,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17074,7 +17095,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_3_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17109,7 +17130,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_4_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17144,7 +17165,7 @@ efficiency_TARGET("arch=x86-64-v3") static void efficiency_dnn_v3_rows4(float *o
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = efficiency_dnn_5_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 16;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 16;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17308,7 +17329,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x);
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17340,7 +17361,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 efficiency_dnn_buf1[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[(b + 1) * 32 + t];
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17372,7 +17393,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[(b + 1) * 32 + t];
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17404,7 +17425,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 efficiency_dnn_buf1[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf0[(b + 1) * 32 + t];
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17436,7 +17457,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows1(float *o
                 efficiency_dnn_buf0[(b + 1) * 32 + t] = efficiency_v4_tanh(x) + efficiency_dnn_buf1[(b + 1) * 32 + t];
             }
             efficiency_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -17585,7 +17606,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_1_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17658,7 +17679,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_2_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17731,7 +17752,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_3_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_3_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_3_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -17804,7 +17825,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_4_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_4_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_4_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf1[i];
                 const float x1 = efficiency_dnn_buf1[128 + i];
@@ -17877,7 +17898,7 @@ efficiency_TARGET("arch=x86-64-v4") static void efficiency_dnn_v4_rows8(float *o
             for (int j = 0; j < 32; ++j) acc6[0][j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = efficiency_dnn_5_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = efficiency_dnn_5_kernel + i * 128 + b * 32;
+                const float *w = efficiency_dnn_5_kernel + 8 + i * 128 + b * 32;
                 efficiency_KEEP_SUMS();
                 const float x0 = efficiency_dnn_buf0[i];
                 const float x1 = efficiency_dnn_buf0[128 + i];
@@ -18294,6 +18315,14 @@ static int resolution_isa(void)
 #define resolution_OPAQUE(p) __asm__("" : "+r"(p))
 #else
 #define resolution_OPAQUE(p) ((void)0)
+#endif
+
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define resolution_ALIGNED __attribute__((aligned(64)))
+#else
+#define resolution_ALIGNED
 #endif
 
 /* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
@@ -18752,7 +18781,7 @@ static const double resolution_preprocess_1_bref[100] = {
 };
 
 /* dense_12 */
-static const float resolution_dnn_1_kernel[4480] = {
+static const float resolution_dnn_1_kernel[4480] resolution_ALIGNED = {
     -0.123304769f, -0.165798888f, 0.0618132576f, 0.0129892025f, 0.110965677f, 0.0356014371f, -0.105517708f, -0.0551644862f,
     -0.159125805f, 0.108959764f, -0.0575205944f, 0.0920659676f, 0.0983977392f, -0.0206505563f, -0.107504256f, 0.119599149f,
     -0.154775709f, 0.123457283f, 0.0339739695f, 0.0526740141f, 0.0295884851f, 0.141305193f, 0.0957693309f, 0.0346548446f,
@@ -19322,7 +19351,7 @@ static const float resolution_dnn_1_bias[32] = {
 };
 
 /* dense_13+add_10 */
-static const float resolution_dnn_2_kernel[1024] = {
+static const float resolution_dnn_2_kernel[1024] resolution_ALIGNED = {
     0.124267936f, 0.285080463f, 0.15636225f, -0.0457493588f, -0.0801799595f, 0.0965176597f, 0.282573611f, 0.154783368f,
     -0.296443999f, -0.04328027f, -0.220351607f, 0.0925511941f, -0.152176425f, 0.287855387f, 0.242457643f, -0.211556792f,
     0.0119827464f, -0.104026057f, 0.0869422257f, -0.205540568f, -0.185725048f, 0.265559345f, -0.0673265383f, -0.2690036f,
@@ -19460,7 +19489,7 @@ static const float resolution_dnn_2_bias[32] = {
 };
 
 /* dense_14+add_11 */
-static const float resolution_dnn_3_kernel[1024] = {
+static const float resolution_dnn_3_kernel[1024] resolution_ALIGNED = {
     -0.223916352f, 0.239290088f, 0.127417132f, 0.0976186991f, -0.0161310825f, 0.187327549f, -0.0573497042f, 0.185999766f,
     -0.0275796689f, -0.0806277394f, 0.255845875f, 0.231714889f, -0.169727072f, -0.0235965084f, 0.0989962369f, 0.125618935f,
     0.0428268984f, 0.140774488f, 0.314639002f, -0.123767219f, -0.0149320401f, -0.118792884f, 0.0965452567f, 0.300331056f,
@@ -19598,7 +19627,7 @@ static const float resolution_dnn_3_bias[32] = {
 };
 
 /* dense_15+add_12 */
-static const float resolution_dnn_4_kernel[1024] = {
+static const float resolution_dnn_4_kernel[1024] resolution_ALIGNED = {
     -0.288607568f, 0.280519068f, -0.162992179f, -0.0516177714f, 0.134089768f, -0.296414018f, -0.00232123816f, -0.296353519f,
     -0.165215388f, -0.250833035f, 0.289072573f, 0.201903328f, 0.181081548f, -0.135132402f, 0.0281158704f, 0.25648278f,
     0.191432431f, -0.0239152201f, -0.182080552f, -0.253463537f, 0.112328999f, -0.23841776f, 0.186562672f, -0.00451271376f,
@@ -19736,7 +19765,7 @@ static const float resolution_dnn_4_bias[32] = {
 };
 
 /* dense_16+add_13 */
-static const float resolution_dnn_5_kernel[1024] = {
+static const float resolution_dnn_5_kernel[1024] resolution_ALIGNED = {
     0.139701545f, -0.282332808f, 0.0542651489f, -0.0102498252f, 0.0182750095f, -0.0641218349f, -0.298401982f, -0.058878772f,
     0.298835129f, -0.0784471855f, -0.0929983109f, -0.267252266f, -0.244204953f, -0.175528899f, -0.0549384281f, -0.258222967f,
     -0.106312551f, 0.146068588f, -0.236305133f, -0.202561244f, -0.2475539f, -0.236474529f, -0.124499559f, 0.181317031f,
@@ -19874,7 +19903,7 @@ static const float resolution_dnn_5_bias[32] = {
 };
 
 /* dense_17 */
-static const float resolution_dnn_6_kernel[288] = {
+static const float resolution_dnn_6_kernel[288] resolution_ALIGNED = {
     0.213471323f, 0.0437639505f, -0.297015667f, 0.306369036f, -0.190445587f, -0.198515505f, -0.222268105f, -0.240720674f,
     0.13172929f, -0.0957857892f, -0.0842051879f, -0.0721054599f, -0.0612297058f, 0.263927639f, -0.321103871f, -0.000379790145f,
     0.11508631f, -0.181372553f, -0.200622261f, -0.11154452f, -0.112582691f, 0.139266565f, -0.0790825114f, 0.240488023f,
@@ -21742,6 +21771,14 @@ static int covariance_isa(void)
 #define covariance_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define covariance_ALIGNED __attribute__((aligned(64)))
+#else
+#define covariance_ALIGNED
+#endif
+
 /* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
    inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
    1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
@@ -21896,7 +21933,7 @@ static const double covariance_preprocess_0_scale[15] = {
 };
 
 /* dense_18 */
-static const float covariance_dnn_1_kernel[4576] = {
+static const float covariance_dnn_1_kernel[4576] covariance_ALIGNED = {
     -0.131340623f, 0.118679434f, 0.0745067969f, 0.0337883346f, -0.129169032f, -0.0240272805f, -0.154294118f, -0.0164969172f,
     -0.142575368f, 0.0600342713f, 0.0669006705f, 0.0884238034f, 0.103602014f, -0.139247462f, 0.124679655f, 0.0385399424f,
     0.122805938f, -0.120208785f, 0.0642182902f, -0.00160787243f, 0.0163572729f, -0.00939575583f, 0.0207494404f, -0.0908449963f,
@@ -22478,7 +22515,7 @@ static const float covariance_dnn_1_bias[32] = {
 };
 
 /* dense_19+add_14 */
-static const float covariance_dnn_2_kernel[1024] = {
+static const float covariance_dnn_2_kernel[1024] covariance_ALIGNED = {
     -0.274292529f, 0.127753645f, 0.0281039122f, 0.230546951f, -0.0201486852f, 0.11308863f, 0.265832394f, -0.171739355f,
     -0.112436995f, -0.124469385f, -0.120598011f, 0.0302740801f, 0.154100567f, -0.0579078719f, 0.0166274961f, 0.0134538449f,
     -0.138426259f, -0.128058985f, -0.128768831f, 0.0447625443f, -0.136269063f, -0.175763831f, 0.267568499f, 0.0400874689f,
@@ -22616,7 +22653,7 @@ static const float covariance_dnn_2_bias[32] = {
 };
 
 /* dense_20+add_15 */
-static const float covariance_dnn_3_kernel[1024] = {
+static const float covariance_dnn_3_kernel[1024] covariance_ALIGNED = {
     -0.0951841399f, 0.0826649144f, 0.304479599f, -0.0730577484f, -0.0713953301f, -0.263201565f, 0.00523898052f, -0.225296557f,
     -0.138585418f, -0.082820937f, -0.0132389925f, 0.0672291443f, -0.261256725f, 0.0208694991f, 0.0493936129f, -0.283611834f,
     0.0208636634f, 0.0433329158f, -0.282368392f, -0.248932526f, 0.165589646f, 0.252059549f, 0.293025613f, -0.159767017f,
@@ -22754,7 +22791,7 @@ static const float covariance_dnn_3_bias[32] = {
 };
 
 /* dense_21+add_16 */
-static const float covariance_dnn_4_kernel[1024] = {
+static const float covariance_dnn_4_kernel[1024] covariance_ALIGNED = {
     -0.116405591f, 0.0794733539f, 0.0196407586f, 0.0522524938f, -0.163127393f, 0.212000921f, 0.254247695f, -0.251736164f,
     0.214569703f, -0.193203449f, 0.03136364f, 0.00557389576f, 0.253081262f, 0.213697538f, -0.29808706f, 0.132073581f,
     0.0627908111f, 0.151102304f, -0.238628462f, 0.150228932f, 0.0118853059f, 0.161058947f, -0.122664928f, 0.247450188f,
@@ -22892,7 +22929,7 @@ static const float covariance_dnn_4_bias[32] = {
 };
 
 /* dense_22+add_17 */
-static const float covariance_dnn_5_kernel[1024] = {
+static const float covariance_dnn_5_kernel[1024] covariance_ALIGNED = {
     -0.217266038f, 0.172921479f, -0.223088443f, 0.309324831f, -0.0376946852f, -0.0306252558f, -0.0342973322f, 0.246780351f,
     0.117897518f, -0.312286913f, 0.220860228f, -0.0273286272f, 0.053009063f, -0.24136734f, -0.196328446f, -0.144932002f,
     -0.0240514968f, 0.298464656f, -0.00383965345f, -0.145834237f, -0.0846642479f, 0.261668712f, 0.0566839427f, -0.116576776f,
@@ -23030,7 +23067,7 @@ static const float covariance_dnn_5_bias[32] = {
 };
 
 /* dense_23 */
-static const float covariance_dnn_6_kernel[480] = {
+static const float covariance_dnn_6_kernel[480] covariance_ALIGNED = {
     0.167218283f, 0.3196899f, -0.172733724f, -0.0950269774f, -0.00610886328f, -0.271112531f, 0.0895408243f, -0.0974900275f,
     0.172876f, -0.0410379097f, -0.281328559f, 0.0366234332f, -0.304705918f, -0.237779707f, 0.323129058f, -0.00452792225f,
     0.243963018f, 0.0346670002f, -0.258773923f, 0.100794949f, -0.216301635f, -0.016339751f, -0.063723132f, -0.152275875f,

@@ -126,6 +126,14 @@ static int tracking_isa(void)
 #define tracking_OPAQUE(p) ((void)0)
 #endif
 
+/* On a Dense kernel: its array starts on a cache line, so that its weights start where the backend chose
+   (exporter/backend/isa.py kernel_pad). Elsewhere only the speed of one call per row may differ. */
+#if defined(__GNUC__)
+#define tracking_ALIGNED __attribute__((aligned(64)))
+#else
+#define tracking_ALIGNED
+#endif
+
 /* Before a Dense's loop over its inputs: two inputs per pass, each sum still adding them in order. Written as two
    inputs per pass in C, GCC 12 interleaves the loads of the two rows of weights, and one call per row took
    1.6 times as long; its own unrolling keeps each row's loads in address order (docs/speed.md). */
@@ -309,7 +317,7 @@ static const double tracking_preprocess_1_scale[3] = {
 };
 
 /* hidden_0 */
-static const float tracking_dnn_0_kernel[384] = {
+static const float tracking_dnn_0_kernel[384] tracking_ALIGNED = {
     -0.00711882487f, -0.0332096368f, 0.167174399f, -0.221059352f, 0.0100984164f, -0.120379113f, -0.0463035218f, 0.225115374f,
     0.0315338746f, 0.037091665f, 0.069577381f, 0.0234402642f, -0.0163160022f, 0.03930654f, -0.188028172f, 0.040560998f,
     -0.0294935275f, 0.168510631f, -0.132270813f, -0.106043518f, 0.0600179285f, 0.0476951599f, 0.0607828833f, 0.0852916315f,
@@ -379,7 +387,8 @@ static const float tracking_dnn_0_bias[128] = {
 };
 
 /* hidden_1 */
-static const float tracking_dnn_1_kernel[16384] = {
+static const float tracking_dnn_1_kernel[8 + 16384] tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     -0.0437043756f, -0.0687894672f, -0.0673570335f, 0.0115376888f, 0.0222040825f, -0.0666398853f, -0.0836117566f, -0.00935420208f,
     -0.0665682107f, -0.0450061075f, 0.132804707f, -0.134589255f, -0.045367755f, -0.14504315f, -0.120510355f, 0.155753821f,
     -0.145776659f, 0.0767240673f, -0.082152158f, 0.128197253f, -0.0240722205f, 0.102475405f, -0.0189543851f, -0.121146232f,
@@ -2449,7 +2458,8 @@ static const float tracking_dnn_1_bias[128] = {
 };
 
 /* hidden_2 */
-static const float tracking_dnn_2_kernel[16384] = {
+static const float tracking_dnn_2_kernel[8 + 16384] tracking_ALIGNED = {
+0, 0, 0, 0, 0, 0, 0, 0, /* the weights start 8 past the array (exporter/backend/isa.py kernel_pad) */
     0.0107965497f, -0.0907487422f, 0.0863250718f, 0.108850904f, 0.0299726352f, -0.0798786655f, 0.106724158f, -0.184904695f,
     -0.0104774022f, -0.0205150098f, -0.0209070202f, -0.137968838f, 0.114285491f, 0.0798467547f, 0.0207303241f, -0.145158514f,
     0.079436183f, 0.064020209f, -0.0592036135f, 0.146643385f, 0.00446069473f, -0.029539559f, 0.0354339853f, 0.0968440473f,
@@ -4519,7 +4529,7 @@ static const float tracking_dnn_2_bias[128] = {
 };
 
 /* logit+output sigmoid */
-static const float tracking_dnn_3_kernel[128] = {
+static const float tracking_dnn_3_kernel[128] tracking_ALIGNED = {
     -0.0334752835f, 0.148146033f, -0.0481194034f, -0.0240725707f, 0.0404684171f, -0.226954997f, 0.130340129f, -0.0407840237f,
     0.17877236f, -0.222125322f, -0.186032876f, -0.0224797875f, -0.135129973f, -0.0925722644f, 0.1144787f, 0.120938763f,
     -0.145255581f, -0.0308893938f, -0.180109546f, -0.0825518891f, -0.187273666f, 0.116151474f, 0.245643497f, 0.0630144179f,
@@ -4626,7 +4636,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4650,7 +4660,7 @@ static void tracking_dnn_rows1(float *output, const float *input)
             float acc[32];
             for (int j = 0; j < 32; ++j) acc[j] = tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4760,7 +4770,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
@@ -4785,7 +4795,7 @@ static void tracking_dnn_rows2(float *output, const float *input)
             float acc[2][16];
             for (int r = 0; r < 2; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
@@ -4956,7 +4966,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_1_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 64;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 64;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf0[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -4988,7 +4998,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows1(float *outpu
             float acc[64];
             for (int j = 0; j < 64; ++j) acc[j] = tracking_dnn_2_bias[b * 64 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 64;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 64;
                 tracking_KEEP_SUMS();
                 const float xi = tracking_dnn_buf1[i];
                 acc[0] += w[0] * xi; acc[1] += w[1] * xi; acc[2] += w[2] * xi; acc[3] += w[3] * xi;
@@ -5116,7 +5126,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_1_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 16;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
@@ -5151,7 +5161,7 @@ tracking_TARGET("arch=x86-64-v3") static void tracking_dnn_v3_rows4(float *outpu
             float acc[4][16];
             for (int r = 0; r < 4; ++r) for (int j = 0; j < 16; ++j) acc[r][j] = tracking_dnn_2_bias[b * 16 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 16;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 16;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];
@@ -5416,7 +5426,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
                 tracking_dnn_buf0[(b + 1) * 32 + t] = tracking_v4_max(0.0f, x);
             }
             tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -5448,7 +5458,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows1(float *outpu
                 tracking_dnn_buf1[(b + 1) * 32 + t] = tracking_v4_max(0.0f, x);
             }
             tracking_UNROLL2 for (int i = b * 32; i < b * 32 + 32; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 for (int j = 0; j < 32; ++j) acc0[0][j] += w[j] * x0;
@@ -5617,7 +5627,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows8(float *outpu
             for (int j = 0; j < 32; ++j) acc6[0][j] = tracking_dnn_1_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = tracking_dnn_1_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_1_kernel + i * 128 + b * 32;
+                const float *w = tracking_dnn_1_kernel + 8 + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf0[i];
                 const float x1 = tracking_dnn_buf0[128 + i];
@@ -5690,7 +5700,7 @@ tracking_TARGET("arch=x86-64-v4") static void tracking_dnn_v4_rows8(float *outpu
             for (int j = 0; j < 32; ++j) acc6[0][j] = tracking_dnn_2_bias[b * 32 + j];
             for (int j = 0; j < 32; ++j) acc7[0][j] = tracking_dnn_2_bias[b * 32 + j];
             for (int i = 0; i < 128; ++i) {
-                const float *w = tracking_dnn_2_kernel + i * 128 + b * 32;
+                const float *w = tracking_dnn_2_kernel + 8 + i * 128 + b * 32;
                 tracking_KEEP_SUMS();
                 const float x0 = tracking_dnn_buf1[i];
                 const float x1 = tracking_dnn_buf1[128 + i];

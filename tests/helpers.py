@@ -268,8 +268,11 @@ def perturb_weight(c_source: str, op_name: str, delta: float = 0.5) -> str:
 
 
 def first_value(c_source: str, array: str) -> int:
-    """Where the first value of the static array ``array`` starts in the C text."""
-    return c_source.index("{", c_source.index(f" {array}[")) + 1
+    """Where the first value of the static array ``array`` starts in the C text: past the zeros before a Dense
+    kernel's weights, which end in a comment (exporter/backend/isa.py ``kernel_pad``)."""
+    start = c_source.index("{", c_source.index(f" {array}[")) + 1
+    pad_end = c_source.find("*/", start, c_source.find("\n", start + 1))
+    return pad_end + 2 if pad_end >= 0 else start
 
 
 def change_4th_digit(c_source: str, array: str, index: int = 0) -> str:

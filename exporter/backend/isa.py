@@ -66,8 +66,8 @@ class Variant:
 
     def unroll(self, rows: int) -> int:
         """Inputs a Dense's loop takes per pass (each sum still adds them in order). Measured on Zen 5 (one call
-        per row of the efficiency network): two per pass took AVX-512's time from 1.92 to 1.89 us (docs/speed.md);
-        four made GCC spill its sums (2.63 us)."""
+        per row of the efficiency network): two per pass took AVX-512's time from 1.84 to 1.74 us, with the
+        kernels off their 64-byte boundary (``KERNEL_OFFSET``); four made GCC spill its sums (2.63 us)."""
         return self.row_unroll if rows == 1 else 1
 
     def chunk_of(self, real: str) -> int:
@@ -107,6 +107,25 @@ def contract(maths: Iterable[str]) -> str:
     """The contract of a function whose parts are written under these ``math`` options, as ``SYMBOL_info`` states it:
     "fma" if any part's sums are fused, else "bit-identical" (docs/c-contract.md)."""
     return "fma" if "fma" in set(maths) else "bit-identical"
+
+
+KERNEL_OFFSET = 32  # bytes past a 64-byte boundary where a streamed Dense kernel starts (``kernel_pad``)
+STREAMED = 32768  # bytes of a Dense kernel from which it starts there
+
+
+def kernel_pad(real: str, variants: tuple[Variant, ...], weights: int) -> int:
+    """Zeros before the first of a Dense kernel's ``weights`` in its 64-byte aligned array (GCC, Clang): in a float
+    file holding a variant that reads whole rows of 128 weights per input (AVX-512's one call per row), for a
+    kernel of at least ``STREAMED`` bytes, which one call per row reads from L2 whatever the core.
+
+    On Zen 5 a stream of 64-byte loads 32 bytes off the cache lines reads L2 faster than aligned ones
+    (benchmarks/stream.c over a malloc'd buffer, 16 bytes off: 240 GB/s; 64-byte aligned: 200 GB/s): the efficiency
+    network's one call per row took 1.57 us instead of 1.68 (x86-64-v4). The variants that read a row in pieces of
+    32 or 64 columns (SSE2, AVX2) then touch one cache line more per piece and lose: 2.29 -> 2.46 us per row
+    (AVX2), 4.20 -> 4.55 (SSE2), their batches 1 to 2%. Kernels that stay in L1 lose more: split loads cost L1
+    reads, and the PID networks' batches (64-wide, 51 kB of kernels) took 13 to 21% longer (docs/speed.md)."""
+    wide = real == "float" and any(v.row_columns >= 128 for v in variants) and 4 * weights >= STREAMED
+    return KERNEL_OFFSET // 4 if wide else 0
 
 
 CPUINFO_NAMES = {"bmi": "bmi1"}  # Linux's /proc/cpuinfo name where it differs from __builtin_cpu_supports'

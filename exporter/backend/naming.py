@@ -65,7 +65,7 @@ GENERATED_NAMES = set(
     kernel bias scale shift mean variance inverse base cut end half leaf leaves low step dot kept score
     GCC optimize push_options pop_options recurrent gx gh ti xt rr hh in o
     od oh ow id ih iw tih tiw at count row_a row_b col_a col_b frac_y frac_x v00 v01 v10 v11 noipa
-    part""".split()
+    part aligned""".split()
 )
 _NUMBERED = re.compile(r"(?:x\d+_|x|acc|tail|part|r)\d+\Z")  # one per row of a block (x0, acc3, part1, x2_3...)
 GUARD_SUFFIX = "_H_INCLUDED"  # a header's include guard: SYMBOL_H_INCLUDED, in capitals
