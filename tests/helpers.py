@@ -222,6 +222,15 @@ def assert_parity_and_batch_bits(model: Any, tmp_path: Path) -> None:
     assert bits.passed and bits.results, bits.verdict()
 
 
+def one_layer_models(keras: Any, layers: list[tuple[str, tuple[int, ...], Any]]) -> list[tuple[str, Any]]:
+    """(name, model) for each (name, input shape, layer): the layer alone on its input, random weights (a seed each)."""
+    models = []
+    for i, (name, shape, layer) in enumerate(layers):
+        x = keras.Input(shape)
+        models.append((name, randomize(keras.Model(x, layer(x)), seed=i)))
+    return models
+
+
 def models_in_one_file(name: str, models: list[tuple[str, Any]]) -> CSource:
     """Every (name, Keras model) exported and laid end to end in one C file: one build per compiler for a sweep."""
     return render_set(name, "test", [export_keras(m, name=n).source for n, m in models])

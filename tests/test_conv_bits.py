@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import assert_same_bits_everywhere, models_in_one_file, randomize
+from helpers import assert_same_bits_everywhere, models_in_one_file, one_layer_models
 
 
 def conv_sweep(keras) -> list:
@@ -39,11 +39,7 @@ def conv_sweep(keras) -> list:
         layers.append((f"t{c}f{f}", (2, c), L.Conv1DTranspose(f, 2, strides=2)))
         layers.append((f"t2{c}f{f}", (1, 2, c), L.Conv2DTranspose(f, 3, padding="same")))
     layers.append(("v2f7", (1, 1, 1, 2), L.Conv3D(7, 1, padding="same", activation="celu")))  # the fuzz finding
-    models = []
-    for i, (name, shape, layer) in enumerate(layers):
-        x = keras.Input(shape)
-        models.append((name, randomize(keras.Model(x, layer(x)), seed=i)))
-    return models
+    return one_layer_models(keras, layers)
 
 
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])

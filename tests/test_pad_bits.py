@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import assert_same_bits_everywhere, models_in_one_file, randomize
+from helpers import assert_same_bits_everywhere, models_in_one_file, one_layer_models
 
 
 def pad_sweep(keras) -> list:
@@ -27,11 +27,7 @@ def pad_sweep(keras) -> list:
             (f"p2c{c}", (3, 5, c), L.ZeroPadding2D(((1, 0), (0, 2)))),
             (f"p3c{c}", (2, 2, 3, c), L.ZeroPadding3D(((0, 1), (1, 1), (2, 0)))),
         ]
-    models = []
-    for i, (name, shape, layer) in enumerate(layers):
-        x = keras.Input(shape)
-        models.append((name, randomize(keras.Model(x, layer(x)), seed=i)))
-    return models
+    return one_layer_models(keras, layers)
 
 
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
