@@ -121,9 +121,10 @@ def kernel_pad(real: str, variants: tuple[Variant, ...], weights: int) -> int:
     On Zen 5 a stream of 64-byte loads 32 bytes off the cache lines reads L2 faster than aligned ones
     (benchmarks/stream.c over a malloc'd buffer, 16 bytes off: 240 GB/s; 64-byte aligned: 200 GB/s): the efficiency
     network's one call per row took 1.57 us instead of 1.68 (x86-64-v4). The variants that read a row in pieces of
-    32 or 64 columns (SSE2, AVX2) then touch one cache line more per piece and lose: 2.29 -> 2.46 us per row
-    (AVX2), 4.20 -> 4.55 (SSE2), their batches 1 to 2%. Kernels that stay in L1 lose more: split loads cost L1
-    reads, and the PID networks' batches (64-wide, 51 kB of kernels) took 13 to 21% longer (docs/speed.md)."""
+    32 or 64 columns (SSE2, AVX2) then touch one cache line more per piece (their 16- and 32-byte loads never split
+    one): about 1% per row on a quiet machine, nothing on the batch (7-8% measured under load). Kernels that stay in
+    L1 lose more: split loads cost L1 reads, and the PID networks' batches (64-wide, 51 kB of kernels) took 13 to
+    21% longer (docs/speed.md). Intel's cost of AVX-512's split loads is not measured."""
     wide = real == "float" and any(v.row_columns >= 128 for v in variants) and 4 * weights >= STREAMED
     return KERNEL_OFFSET // 4 if wide else 0
 

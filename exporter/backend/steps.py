@@ -80,9 +80,14 @@ class Step:
         weight, turn ``acc + w * x`` with w < 0 into ``acc - |w| * x`` and fuse the mix into FMADDSUB
         instructions (GCC 12, even without contraction: other bits than the baseline's one row). Wider
         layers read the arrays themselves: their loops are never unrolled, and the pointers cost the AVX2
-        blocks of rows 23% more instructions on the example network. A kernel starts ``kernel_pad`` past its array's."""
-        pad = kernel_pad(self.m.real, self.m.variants, self.op.kernel.size) if array == "kernel" else 0
+        blocks of rows 23% more instructions on the example network. A kernel starts ``pad`` past its array's."""
+        pad = self.pad if array == "kernel" else 0
         return array if self.op.n_in <= UNROLLED_INPUTS else f"{self.id}_{array}" + (f" + {pad}" if pad else "")
+
+    @property
+    def pad(self) -> int:
+        """The zeros before a Dense kernel's first weight in its array (``isa.kernel_pad``); 0 for other ops."""
+        return kernel_pad(self.m.real, self.m.variants, self.op.kernel.size) if isinstance(self.op, Dense) else 0
 
     def chunks(self, n: int) -> tuple[int, int]:
         """How a Dense block of ``n`` columns keeps its sums: (loops, tail), ``loops`` arrays of ``chunk``

@@ -9,7 +9,6 @@ from typing import NoReturn
 
 import jinja2
 
-from exporter.backend.isa import kernel_pad
 from exporter.backend.literals import (
     c_array,
     c_bound,
@@ -57,5 +56,5 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(c_float=c_float, c_array=c_array, c_comment=c_comment, c_double=c_double, c_doubles=c_doubles)
     env.filters.update(c_bound=c_bound, c_bounds=c_bounds, c_ints=c_ints, c_values=c_values, c_words=c_words)
-    env.globals.update(fail=_fail, inf=math.inf, partial_sums=partial_sums, kernel_pad=kernel_pad)
+    env.globals.update(fail=_fail, inf=math.inf, partial_sums=partial_sums)
     return env
