@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from exporter.common.errors import ExportError
+from exporter.frontends.keras.quiet import brief  # Keras' texts quote whole configurations
 from exporter.ir import Graph
 from exporter.ir.columns import ColumnStage
 
@@ -49,8 +50,7 @@ class LoadedModel:
         except (ExportError, KeyboardInterrupt, MemoryError):
             raise
         except Exception as err:  # any framework's own exception, stated in the message
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
             raise ExportError(
                 f"{self.graph.source}: {self.framework} cannot run this model on the check's rows "
-                f"({type(err).__name__}{': ' + reason if reason else ''}); check the model with {self.framework} itself"
+                f"({type(err).__name__}: {brief(err)}); check the model with {self.framework} itself"
             ) from None
