@@ -28,20 +28,15 @@ def softmax_file(keras, tmp_path_factory):
 
 def edited(path, folder, layer: str, **changes):
     """A copy of the ``.keras`` file ``path`` with keys of one layer's stored configuration changed."""
-    with zipfile.ZipFile(path) as archive:
-        files = {name: archive.read(name) for name in archive.namelist()}
-    config = json.loads(files["config.json"])
-    for entry in config["config"]["layers"]:
-        if entry["name"] == layer:
-            for key, value in changes.items():
-                where = entry["build_config"] if key == "input_shape" else entry["config"]
-                where[key] = value
-    files["config.json"] = json.dumps(config).encode()
-    copy = folder / f"edited_{layer}.keras"
-    with zipfile.ZipFile(copy, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return copy
+
+    def edit(config) -> None:
+        for entry in config["config"]["layers"]:
+            if entry["name"] == layer:
+                for key, value in changes.items():
+                    where = entry["build_config"] if key == "input_shape" else entry["config"]
+                    where[key] = value
+
+    return rewritten(path, folder / f"edited_{layer}.keras", edit)
 
 
 @pytest.mark.parametrize(
@@ -119,14 +114,13 @@ def test_a_trace_that_fails_is_told_in_a_line(capsys, softmax_file, tmp_path, mo
     assert line.endswith("the reason)") and len(line) < 100, line
 
 
-def _rewritten(path, folder, edit) -> object:
-    """A copy of the ``.keras`` file ``path`` whose stored configuration ``edit`` changed in place."""
+def rewritten(path, copy, edit):
+    """A copy (at ``copy``) of the ``.keras`` file ``path`` whose stored configuration ``edit`` changed in place."""
     with zipfile.ZipFile(path) as archive:
         files = {name: archive.read(name) for name in archive.namelist()}
     config = json.loads(files["config.json"])
     edit(config)
     files["config.json"] = json.dumps(config).encode()
-    copy = folder / "rewritten.keras"
     with zipfile.ZipFile(copy, "w") as archive:
         for name, data in files.items():
             archive.writestr(name, data)
@@ -156,7 +150,7 @@ def _layer(index: int, key: str, value, inner: bool = False):
 def test_a_malformed_configuration_is_refused_naming_the_field(capsys, softmax_file, tmp_path, edit, fragment):
     """Types the screening reads before Keras (a crafted file's class names, layer names, lists) are checked first:
     found by a fuzz of config.json, which crashed the screening with TypeErrors (exit 3)."""
-    bad = _rewritten(softmax_file, tmp_path, edit)
+    bad = rewritten(softmax_file, tmp_path / "rewritten.keras", edit)
     assert_user_error(capsys, tmp_path, [bad, "-o", tmp_path / "m.c"], "malformed model configuration", fragment)
 
 
